@@ -1,0 +1,125 @@
+/* config.h - the daemon's configuration, parsed once into structs.
+ *
+ * pst_config_load() reads the main keyfile and then every `conf.d/*.conf`
+ * in the main file's directory, in name order; a later file's key replaces
+ * an earlier one's.  The merged keyfile is kept (plugins read their own
+ * `[plugin:NAME]` group from it).  Every key the core knows is validated
+ * against a schema table: an unknown group or key, a value of the wrong
+ * form, an unreadable file all fail with one message naming the file, the
+ * line where it is known, the group and key, what was expected, and how to
+ * fix it.  Nothing else in the daemon looks keys up by string.
+ *
+ * A PstConfig is immutable after loading and reference counted: a SIGHUP
+ * loads a new one, new sessions take it, and sessions in progress keep a
+ * reference to the one they started with.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include <postilion/plugin.h>
+
+G_BEGIN_DECLS
+
+#define PST_CONFIG_ERROR (pst_config_error_quark())
+GQuark pst_config_error_quark(void);
+typedef enum {
+  PST_CONFIG_ERROR_READ,    /* file unreadable or not a keyfile */
+  PST_CONFIG_ERROR_UNKNOWN, /* unknown group or key */
+  PST_CONFIG_ERROR_VALUE,   /* a value of the wrong form or range */
+  PST_CONFIG_ERROR_MISSING, /* a required key is absent */
+} PstConfigError;
+
+#define PST_CONFIG_DEFAULT_PATH "/etc/postilion/postilion.conf"
+
+typedef enum {
+  PST_LISTENER_MODE_PLAIN = 0,
+  PST_LISTENER_MODE_STARTTLS,
+  PST_LISTENER_MODE_TLS,
+} PstListenerMode;
+
+typedef struct {
+  char *name;          /* owned: NAME of [listener:NAME] */
+  char *address;       /* owned: as written, "127.0.0.1:2525", "[::1]:25" */
+  char *host;          /* owned: "127.0.0.1", "::1", "0.0.0.0", "::" */
+  guint16 port;
+  PstListenerMode mode;
+  gboolean require_auth;
+  gboolean require_tls;
+  char **plugins;      /* owned, nullable: this listener's chain; NULL = all */
+} PstListenerConfig;
+
+typedef struct {
+  char *name;          /* owned: plugin name as listed in [plugins] load */
+  char *group;         /* owned: "plugin:NAME" */
+  gboolean has_priority;
+  gint priority;       /* [plugin:NAME] priority, when has_priority */
+  guint timeout_ms;    /* [plugin:NAME] timeout, default 30 s */
+  PstVerdict on_timeout; /* default TEMPFAIL; CONTINUE, ACCEPT, REJECT, TEMPFAIL */
+  PstVerdict on_error;   /* default TEMPFAIL; same set */
+} PstPluginConfig;
+
+typedef struct {
+  char *hostname;            /* owned: default g_get_host_name() */
+  char **domains;            /* owned: lower case, may be empty */
+  char *spool;               /* owned: default /var/spool/postilion */
+  char *user;                /* owned, nullable: drop privileges to it */
+  guint64 max_message_size;  /* octets, default 35 MiB (35*1024*1024) */
+  guint max_recipients;      /* default 1000 */
+  guint max_connections;     /* default 1000 */
+  guint max_connections_per_ip; /* default 50 */
+  guint max_errors;          /* default 10, then 421 and close */
+  guint max_header_size;     /* octets, default 1 MiB */
+  guint timeout_command_ms;  /* idle between commands, default 300 s */
+  guint timeout_data_ms;     /* idle inside DATA/BDAT, default 180 s */
+  guint timeout_shutdown_ms; /* SIGTERM grace for sessions, default 30 s */
+  char *banner;              /* owned: text after "220 HOSTNAME ", default "ESMTP Postilion" */
+} PstServerConfig;
+
+typedef enum {
+  PST_DNSSEC_AUTO = 0, /* validate when the trust anchor file exists */
+  PST_DNSSEC_YES,      /* validate; a missing trust anchor is an error */
+  PST_DNSSEC_NO,
+} PstDnssecMode;
+
+typedef struct {
+  char **nameservers;    /* owned, nullable: "ADDR" or "ADDR@PORT" forwarders;
+                          * NULL = the system's /etc/resolv.conf */
+  guint timeout_ms;      /* per lookup, default 5 s */
+  PstDnssecMode dnssec;  /* [dns] dnssec = auto|yes|no, default auto */
+  char *trust_anchor;    /* owned: default /usr/share/dns/root.key */
+  guint cache_size;      /* entries, default 10000; 0 disables the cache */
+} PstDnsConfig;
+
+typedef struct {
+  volatile gint ref_count;
+  char *path;                /* owned: the main file */
+  char **files;              /* owned: every file read, in order */
+  GKeyFile *keyfile;         /* owned: the merged keyfile */
+  PstServerConfig server;
+  GPtrArray *listeners;      /* owned, of PstListenerConfig*, keyfile order */
+  char **plugin_path;        /* owned: [plugins] path, may be empty */
+  GPtrArray *plugins;        /* owned, of PstPluginConfig*, load order */
+  PstDnsConfig dns;
+} PstConfig;
+
+/* Loads and validates `path` and its conf.d drop-ins. */
+PstConfig *pst_config_load(const char *path, GError **error);
+PstConfig *pst_config_ref(PstConfig *config);
+void pst_config_unref(PstConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstConfig, pst_config_unref)
+
+const PstListenerConfig *pst_config_find_listener(const PstConfig *config,
+                                                  const char *name);
+const PstPluginConfig *pst_config_find_plugin(const PstConfig *config,
+                                              const char *name);
+/* TRUE when `domain` (any case, trailing dot ignored) is in domains. */
+gboolean pst_config_is_local_domain(const PstConfig *config,
+                                    const char *domain);
+/* "file:line: " for a key, or "file: " when the line is unknown, for
+ * error messages about a value found valid by the schema but refused
+ * later (a port in use, a plugin not found).  Newly allocated. */
+char *pst_config_describe_key(const PstConfig *config, const char *group,
+                              const char *key);
+
+G_END_DECLS

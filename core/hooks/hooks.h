@@ -1,0 +1,149 @@
+/* hooks.h - loading plugins and running their hooks (the core side of the
+ * SDK).
+ *
+ * A PstPluginSet is every plugin of one configuration generation: loaded
+ * from `[plugins] load` in order, each found on `[plugins] path` as
+ * NAME.so (or libpostilion-NAME.so), its descriptor's size and ABI checked
+ * before any of its code runs, its init() called with the merged keyfile.
+ * A SIGHUP that changes nothing about which plugins are loaded calls each
+ * plugin's reload() and keeps the set; the dispatcher builds new chains.
+ *
+ * A PstChain is the ordered list of hooks for one listener and stage:
+ * sorted by priority (the keyfile's `[plugin:NAME] priority` wins over the
+ * one the plugin registered), ties in load order, restricted to the
+ * listener's `plugins` list when it has one.
+ *
+ * pst_chain_run() runs one stage for one session: filter stages stop at the
+ * first verdict other than CONTINUE (ACCEPT ends the stage with yes);
+ * event stages run every hook.  A hook returning PENDING is given its
+ * plugin's timeout: its completion (from any thread) is marshalled back to
+ * the main context; on timeout or cancellation the plugin's on_timeout
+ * verdict applies and a late completion is ignored.
+ *
+ * Main thread only, except the pst_call_* / pst_result_* / pst_message_*
+ * functions the SDK marks "any thread".
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include <postilion/plugin.h>
+
+#include "config/config.h"
+#include "queue/envelope.h"
+#include "smtp/smtp-parse.h"
+
+G_BEGIN_DECLS
+
+#define PST_PLUGIN_ERROR (pst_plugin_error_quark())
+GQuark pst_plugin_error_quark(void);
+typedef enum {
+  PST_PLUGIN_ERROR_NOT_FOUND, /* no such file on the plugin path */
+  PST_PLUGIN_ERROR_OPEN,      /* dlopen() failed */
+  PST_PLUGIN_ERROR_ENTRY,     /* the descriptor symbol is missing */
+  PST_PLUGIN_ERROR_ABI,       /* wrong size or ABI version */
+  PST_PLUGIN_ERROR_INIT,      /* init() failed */
+  PST_PLUGIN_ERROR_DUPLICATE, /* the same name twice */
+} PstPluginError;
+
+typedef struct _PstPluginSet PstPluginSet;
+typedef struct _PstChainRun PstChainRun;
+
+/* Loads every plugin of `config`.  On failure nothing stays loaded and the
+ * error names the file (or the name searched) and the reason. */
+PstPluginSet *pst_plugin_set_load(PstConfig *config, GError **error);
+/* Applies a new configuration: each plugin's reload() (or nothing when it
+ * has none) and new chains.  When a plugin refuses, the set keeps the old
+ * configuration and chains and the error says which plugin and why.  The
+ * list of plugins must be the same (the server loads a new set otherwise). */
+gboolean pst_plugin_set_reload(PstPluginSet *set, PstConfig *config,
+                               GError **error);
+/* TRUE when `config` loads the same plugins, in the same order. */
+gboolean pst_plugin_set_matches(PstPluginSet *set, PstConfig *config);
+PstPluginSet *pst_plugin_set_ref(PstPluginSet *set);
+/* The last unref calls every plugin's shutdown() and unloads them. */
+void pst_plugin_set_unref(PstPluginSet *set);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstPluginSet, pst_plugin_set_unref)
+
+/* Writes the effective chain per listener and stage, for `postilion
+ * plugins` and `postiliond --check -v`: one line per hook,
+ * "LISTENER STAGE PRIORITY PLUGIN". */
+void pst_plugin_set_describe(PstPluginSet *set, PstConfig *config,
+                             GString *out);
+
+/* What a stage decided. */
+typedef struct {
+  PstVerdict verdict;   /* CONTINUE when no plugin decided */
+  guint code;           /* 0 = the core's standard reply for the verdict */
+  char *enhanced;       /* nullable */
+  char *text;           /* nullable */
+  gboolean disconnect;
+  const char *plugin;   /* the deciding plugin's name, NULL when none */
+  gboolean timed_out;   /* the verdict is the plugin's on_timeout */
+} PstHookOutcome;
+
+/* The stage's inputs that do not live on the session. */
+typedef struct {
+  const char *argument;     /* see pst_call_get_argument() */
+  const GPtrArray *params;  /* nullable, of PstEsmtpParam* (MAIL, RCPT) */
+  PstMessage *message;      /* EOM and QUEUED */
+  guint recipient_index;    /* RCPT: index of the recipient in the store */
+} PstHookArgs;
+
+/* Called once per run, on the main thread, possibly before
+ * pst_chain_run() returns.  `outcome` is only valid during the call. */
+typedef void (*PstChainDoneFunc)(const PstHookOutcome *outcome,
+                                 gpointer user_data);
+
+/* Runs `stage` for `session` on the chain of its listener.  Returns a
+ * handle while a hook is pending, NULL when the run already finished
+ * (done was called).  With no hooks for the stage this costs one lookup. */
+PstChainRun *pst_chain_run(PstPluginSet *set, const char *listener,
+                           PstStage stage, PstSession *session,
+                           const PstHookArgs *args, PstChainDoneFunc done,
+                           gpointer user_data);
+/* Cancels a pending run (client gone): the pending call's cancellable
+ * fires, `done` is NOT called, the handle is freed. */
+void pst_chain_run_cancel(PstChainRun *run);
+/* TRUE when the listener's chain has any hook for `stage`. */
+gboolean pst_chain_has_hooks(PstPluginSet *set, const char *listener,
+                             PstStage stage);
+
+/* --- The results store (results.c) -------------------------------------- */
+
+/* A thread-safe map of key -> GVariant for one scope instance. */
+typedef struct _PstResults PstResults;
+PstResults *pst_results_new(void);
+void pst_results_free(PstResults *results);
+void pst_results_set(PstResults *results, const char *key, GVariant *value);
+GVariant *pst_results_get(PstResults *results, const char *key); /* new ref */
+/* a{sv} of everything, for the queue file; NULL when empty.  New ref. */
+GVariant *pst_results_to_variant(PstResults *results);
+void pst_results_clear(PstResults *results);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstResults, pst_results_free)
+
+/* The daemon-wide store (PST_SCOPE_SERVER). */
+PstResults *pst_results_get_server(void);
+
+/* --- The message (message.c) -------------------------------------------- */
+
+/* Builds the EOM view of a message: takes ownership of `fields` (of
+ * PstHeaderField*) and copies the envelope.  The body is read lazily from
+ * `path` starting at `body_offset` (the spool's tmp file, flushed). */
+PstMessage *pst_message_new(const char *queue_id, GPtrArray *fields,
+                            const char *path, guint64 body_offset,
+                            guint64 size, const PstEnvelope *envelope);
+PstMessage *pst_message_ref(PstMessage *message);
+void pst_message_unref(PstMessage *message);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstMessage, pst_message_unref)
+/* TRUE once a header edit was made. */
+gboolean pst_message_headers_modified(PstMessage *message);
+/* The header block as it stands, each field "Name: value\r\n", then the
+ * blank line "\r\n".  New reference. */
+GBytes *pst_message_render_headers(PstMessage *message);
+/* Writes the envelope edits (sender, recipients added and removed) into
+ * `envelope`; recipients added get no DSN parameters, removed ones lose
+ * their results. */
+void pst_message_apply_envelope(PstMessage *message, PstEnvelope *envelope);
+
+G_END_DECLS

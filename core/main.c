@@ -1,0 +1,6 @@
+/* main.c - postiliond: everything happens in pst_daemon_main(). */
+#include "server/daemon.h"
+
+int main(int argc, char **argv) {
+  return pst_daemon_main(argc, argv);
+}

@@ -1,0 +1,114 @@
+/* spool.h - the durable message spool.
+ *
+ * Layout under the spool directory (created on open, mode 0700):
+ *   tmp/      files being received; removed on abort and on open
+ *   queue/    committed messages waiting for delivery, one file per message
+ *   hold/     committed messages held (QUARANTINE, operator hold)
+ *   corrupt/  files that failed to parse on recovery
+ *
+ * Invariant: a file appears in queue/ or hold/ only complete and durable.
+ * pst_spool_writer_commit_async() writes the envelope trailer, fdatasyncs
+ * the file, renames it out of tmp/ and fsyncs the directory before it
+ * reports success.  Commits from concurrent sessions are batched by one
+ * syncer thread (group commit), so many messages share each flush.
+ *
+ * The queue file cannot be forged by client text: every record is length
+ * prefixed, and the trailer is checksummed.  See spool-format.h.
+ *
+ * Threading: a PstSpool is used from the main thread; the syncer thread is
+ * internal.  Completion callbacks run on the thread-default main context of
+ * the thread that called the _async function.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "queue/envelope.h"
+
+G_BEGIN_DECLS
+
+#define PST_SPOOL_ERROR (pst_spool_error_quark())
+GQuark pst_spool_error_quark(void);
+typedef enum {
+  PST_SPOOL_ERROR_IO,      /* a read, write, fsync or rename failed */
+  PST_SPOOL_ERROR_CORRUPT, /* a queue file failed to parse */
+  PST_SPOOL_ERROR_NOT_FOUND,
+} PstSpoolError;
+
+typedef enum {
+  PST_SPOOL_QUEUE_ACTIVE = 0, /* queue/ */
+  PST_SPOOL_QUEUE_HOLD,       /* hold/ */
+} PstSpoolQueue;
+
+typedef struct _PstSpool PstSpool;
+typedef struct _PstSpoolWriter PstSpoolWriter;
+typedef struct _PstQueuedMessage PstQueuedMessage;
+
+/* Opens (creating as needed) the spool at `directory`, removes stale tmp/
+ * files, and starts the syncer thread.  Fails naming the directory. */
+PstSpool *pst_spool_open(const char *directory, GError **error);
+/* Stops the syncer after the commits already submitted, then frees. */
+void pst_spool_close(PstSpool *spool);
+const char *pst_spool_get_directory(PstSpool *spool);
+
+/* --- Receiving a message ------------------------------------------------ */
+
+/* Starts a new message: a file in tmp/ and a fresh, unique queue id. */
+PstSpoolWriter *pst_spool_writer_new(PstSpool *spool, GError **error);
+/* The queue id: 12 or more characters of [0-9A-Z], unique for the spool's
+ * lifetime and roughly sorted by time. */
+const char *pst_spool_writer_get_id(PstSpoolWriter *writer);
+/* Appends message bytes (CRLF lines, already dot-unstuffed).  Buffered;
+ * fails only on a write error (disk full), naming the file. */
+gboolean pst_spool_writer_write(PstSpoolWriter *writer, const void *data,
+                                gsize length, GError **error);
+/* Octets written so far. */
+guint64 pst_spool_writer_get_size(PstSpoolWriter *writer);
+/* The tmp/ path of the message content written so far (for reading the
+ * body at EOM, after pst_spool_writer_flush()). */
+const char *pst_spool_writer_get_path(PstSpoolWriter *writer);
+/* Flushes the write buffer to the file (not to disk). */
+gboolean pst_spool_writer_flush(PstSpoolWriter *writer, GError **error);
+
+/* Commits: appends the envelope trailer and, when `header_override` is not
+ * NULL, a replacement for the first `header_length` octets of the content
+ * (the header block, including its final blank line, after plugin edits);
+ * then makes the file durable and moves it to `queue`.  The callback runs
+ * once, after the file and its directory entry are on disk or after
+ * failure (then the tmp file is removed).  The writer must not be used
+ * afterwards except for pst_spool_writer_commit_finish() and _free(). */
+void pst_spool_writer_commit_async(PstSpoolWriter *writer,
+                                   const PstEnvelope *envelope,
+                                   GBytes *header_override,
+                                   guint64 header_length, PstSpoolQueue queue,
+                                   GAsyncReadyCallback callback,
+                                   gpointer user_data);
+gboolean pst_spool_writer_commit_finish(PstSpoolWriter *writer,
+                                        GAsyncResult *result, GError **error);
+/* Frees the writer; an uncommitted tmp file is removed. */
+void pst_spool_writer_free(PstSpoolWriter *writer);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSpoolWriter, pst_spool_writer_free)
+
+/* --- Reading the queue -------------------------------------------------- */
+
+/* The ids in `queue`, sorted.  Free with g_ptr_array_unref(). */
+GPtrArray *pst_spool_list(PstSpool *spool, PstSpoolQueue queue,
+                          GError **error);
+/* Loads one queued message: envelope and content.  A file that does not
+ * parse fails with PST_SPOOL_ERROR_CORRUPT naming it. */
+PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
+                                 const char *id, GError **error);
+const char *pst_queued_message_get_id(PstQueuedMessage *message);
+const PstEnvelope *pst_queued_message_get_envelope(PstQueuedMessage *message);
+/* The message as it will be delivered: the header block (replacement
+ * applied) followed by the body.  A new reference. */
+GBytes *pst_queued_message_get_content(PstQueuedMessage *message,
+                                       GError **error);
+void pst_queued_message_free(PstQueuedMessage *message);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstQueuedMessage, pst_queued_message_free)
+
+/* Moves unparsable files from queue/ and hold/ to corrupt/, logging each,
+ * and returns how many messages are queued.  Called on start. */
+gboolean pst_spool_recover(PstSpool *spool, guint *queued_r, GError **error);
+
+G_END_DECLS

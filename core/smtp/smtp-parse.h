@@ -1,0 +1,243 @@
+/* smtp-parse.h - pure parsers for what an SMTP client sends.
+ *
+ * Every function here is a pure function over a buffer: no I/O, no global
+ * state, no allocation that outlives its result.  They are unit-tested
+ * table by table and fuzzed (fuzz/).  Every refusal comes back as a
+ * constant PstSmtpReply with the RFC 5321/3463 code to send.
+ *
+ *   pst_smtp_command_parse()   one command line -> verb + argument
+ *   pst_smtp_path_parse()      "FROM:<a@b> SIZE=1" -> address + params
+ *   pst_smtp_mail_params_parse / pst_smtp_rcpt_params_parse
+ *                              ESMTP parameters -> typed values
+ *   PstDataReader              DATA/BDAT bytes -> message bytes, with
+ *                              the end-of-data and smuggling rules
+ *   pst_header_parse()         message bytes -> header fields
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "queue/envelope.h"
+#include "smtp/smtp-reply.h"
+
+G_BEGIN_DECLS
+
+/* Limits from RFC 5321 section 4.5.3.1. */
+#define PST_SMTP_MAX_COMMAND_LINE 512 /* octets, including CRLF */
+#define PST_SMTP_MAX_TEXT_LINE 1000   /* octets, including CRLF */
+#define PST_SMTP_MAX_LOCAL_PART 64
+#define PST_SMTP_MAX_DOMAIN 255
+#define PST_SMTP_MAX_PATH 256          /* including the angle brackets */
+
+/* --- Command lines ------------------------------------------------------ */
+
+typedef enum {
+  PST_SMTP_VERB_UNKNOWN = 0,
+  PST_SMTP_VERB_HELO,
+  PST_SMTP_VERB_EHLO,
+  PST_SMTP_VERB_MAIL,
+  PST_SMTP_VERB_RCPT,
+  PST_SMTP_VERB_DATA,
+  PST_SMTP_VERB_BDAT,
+  PST_SMTP_VERB_RSET,
+  PST_SMTP_VERB_NOOP,
+  PST_SMTP_VERB_QUIT,
+  PST_SMTP_VERB_VRFY,
+  PST_SMTP_VERB_EXPN,
+  PST_SMTP_VERB_HELP,
+  PST_SMTP_VERB_STARTTLS,
+  PST_SMTP_VERB_AUTH,
+  PST_SMTP_VERB_XCLIENT,
+  /* Not SMTP: the first line of an HTTP request ("GET / HTTP/1.1",
+   * "POST", "CONNECT", "HEAD", "PUT", "OPTIONS", "DELETE") or a TLS
+   * ClientHello where a command was expected. */
+  PST_SMTP_VERB_NOT_SMTP,
+  PST_SMTP_VERB_COUNT
+} PstSmtpVerb;
+
+typedef struct {
+  PstSmtpVerb verb;
+  /* The argument: what follows the verb and its separating space(s), with
+   * trailing spaces removed; "" when there is none.  Points into the line
+   * passed to the parser (not NUL-terminated there, hence the length). */
+  const char *argument;
+  gsize argument_length;
+} PstSmtpCommand;
+
+/* Parses one command line `line` of `length` octets without its CRLF.
+ * Verbs are case-insensitive.  Refuses (returning the reply):
+ *   - a NUL octet or a bare CR/LF inside the line: 500 5.5.2
+ *   - a line longer than PST_SMTP_MAX_COMMAND_LINE - 2: 500 5.5.2 line too long
+ *   - non-ASCII octets in the verb: 500 5.5.2
+ * An unknown verb is not a refusal: verb is PST_SMTP_VERB_UNKNOWN.
+ * Returns NULL on success. */
+const PstSmtpReply *pst_smtp_command_parse(const char *line, gsize length,
+                                           PstSmtpCommand *command_r);
+/* The verb's name in upper case ("MAIL"), "UNKNOWN" or "NOT-SMTP". */
+const char *pst_smtp_verb_to_string(PstSmtpVerb verb);
+
+/* --- MAIL and RCPT ------------------------------------------------------ */
+
+typedef struct {
+  char *keyword; /* owned, upper case */
+  char *value;   /* owned, nullable: NULL when the parameter has no '=' */
+} PstEsmtpParam;
+
+typedef struct {
+  char *address;    /* owned: "local@domain" as sent (quoted local parts keep
+                     * their quotes), "" for the null path <>,
+                     * "postmaster" for RCPT TO:<postmaster> */
+  char *local_part; /* owned: as sent, including quotes if quoted */
+  char *domain;     /* owned, nullable: NULL only for "" and "postmaster";
+                     * an address literal keeps its brackets "[192.0.2.1]" */
+  gboolean utf8;    /* the address contains non-ASCII (needs SMTPUTF8) */
+  gboolean source_route; /* an A-d-l "@a,@b:" was present and dropped */
+  GPtrArray *params;/* owned, of PstEsmtpParam*, in order */
+} PstSmtpPath;
+
+void pst_smtp_path_free(PstSmtpPath *path);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSmtpPath, pst_smtp_path_free)
+
+typedef enum {
+  PST_SMTP_PATH_MAIL, /* "FROM:<reverse-path> [params]"; <> allowed */
+  PST_SMTP_PATH_RCPT, /* "TO:<forward-path> [params]"; <postmaster> allowed */
+} PstSmtpPathKind;
+
+/* Parses the argument of MAIL or RCPT.  Accepts "FROM:" / "TO:" in any
+ * case, with optional spaces after the colon (as common clients send);
+ * requires the angle brackets; strips a source route; validates the
+ * mailbox against RFC 5321 (dot-string or quoted-string local part, domain
+ * or address literal, IPv4 and IPv6 literals checked) and RFC 6531 when
+ * `allow_utf8` (UTF-8 must be valid; otherwise non-ASCII is refused);
+ * enforces the length limits above; splits the ESMTP parameters
+ * (keyword ["=" value], keyword [A-Za-z0-9][A-Za-z0-9-]*, value printable
+ * ASCII without '=' or space; duplicates refused).
+ * Replies: 501 5.5.4 (syntax of the FROM:/TO: part or parameters),
+ * 553 5.1.3 (bad address syntax), 501 5.1.3 (too long: 5.5.4 for the
+ * path, local part 5.1.3). Returns NULL on success. */
+const PstSmtpReply *pst_smtp_path_parse(const char *argument, gsize length,
+                                        PstSmtpPathKind kind,
+                                        gboolean allow_utf8,
+                                        PstSmtpPath **path_r);
+
+/* Typed MAIL parameters. */
+typedef struct {
+  guint64 size;      /* SIZE=, 0 when absent */
+  PstBodyType body;  /* BODY=7BIT|8BITMIME */
+  gboolean smtputf8; /* SMTPUTF8 */
+  PstDsnRet ret;     /* RET=FULL|HDRS */
+  char *envid;       /* owned, nullable: ENVID=, xtext-decoded */
+  char *auth;        /* owned, nullable: AUTH=, xtext-decoded (RFC 4954) */
+} PstMailParams;
+
+/* Typed RCPT parameters. */
+typedef struct {
+  guint notify;      /* PstDsnNotify bits from NOTIFY=, 0 when absent */
+  char *orcpt;       /* owned, nullable: ORCPT=addr-type;xtext, decoded to
+                      * "rfc822;user@example.org" */
+} PstRcptParams;
+
+void pst_mail_params_clear(PstMailParams *params);
+void pst_rcpt_params_clear(PstRcptParams *params);
+
+/* Interprets the parameters of a parsed MAIL path.  Unknown keywords:
+ * 555 5.5.4.  A value of the wrong form: 501 5.5.4.  BODY=BINARYMIME is not
+ * offered: 555 5.5.4.  SIZE over `max_size` (when not 0): 552 5.3.4.
+ * SMTPUTF8 with a value: 501 5.5.4.  NULL on success. */
+const PstSmtpReply *pst_smtp_mail_params_parse(const GPtrArray *params,
+                                               guint64 max_size,
+                                               PstMailParams *out);
+/* Interprets the parameters of a parsed RCPT path: NOTIFY (NEVER alone,
+ * or a comma list of SUCCESS, FAILURE, DELAY), ORCPT (addr-type "rfc822"
+ * or "utf-8", xtext/utf-8-addr-xtext decoded and length checked).  Unknown
+ * keywords: 555 5.5.4.  NULL on success. */
+const PstSmtpReply *pst_smtp_rcpt_params_parse(const GPtrArray *params,
+                                               PstRcptParams *out);
+
+/* RFC 3461 xtext: decodes "+XX" hex escapes; FALSE for a malformed one
+ * or a character outside xchar. */
+gboolean pst_xtext_decode(const char *text, gsize length, char **decoded_r);
+/* Encodes for xtext (used when relaying ORCPT/ENVID). */
+char *pst_xtext_encode(const char *text);
+
+/* --- DATA and BDAT ------------------------------------------------------ */
+
+typedef enum {
+  PST_DATA_READER_DOT,   /* DATA: dot-stuffed, ends with CRLF.CRLF */
+  PST_DATA_READER_CHUNK, /* BDAT: raw octets, the caller counts the chunk */
+} PstDataReaderMode;
+
+typedef enum {
+  PST_DATA_MORE = 0,  /* all input consumed, more expected */
+  PST_DATA_DONE,      /* DATA: CRLF.CRLF seen; input after it not consumed */
+} PstDataStatus;
+
+/* Sticky faults found in the message.  The reader keeps consuming up to the
+ * end of data (so the session stays in sync with the client and a smuggled
+ * second message is never parsed as commands), discards output after the
+ * first fault, and the session refuses the message at the end. */
+typedef enum {
+  PST_DATA_FAULT_NONE = 0,
+  PST_DATA_FAULT_BARE_LF = 1 << 0,       /* LF not preceded by CR */
+  PST_DATA_FAULT_BARE_CR = 1 << 1,       /* CR not followed by LF */
+  PST_DATA_FAULT_NUL = 1 << 2,           /* a NUL octet */
+  PST_DATA_FAULT_LINE_TOO_LONG = 1 << 3, /* > PST_SMTP_MAX_TEXT_LINE with CRLF */
+  PST_DATA_FAULT_TOO_BIG = 1 << 4,       /* over max_size octets */
+} PstDataFault;
+
+typedef struct _PstDataReader PstDataReader;
+
+/* `max_size`: octets of output after which PST_DATA_FAULT_TOO_BIG is set
+ * (0 = no limit). */
+PstDataReader *pst_data_reader_new(PstDataReaderMode mode, guint64 max_size);
+void pst_data_reader_free(PstDataReader *reader);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDataReader, pst_data_reader_free)
+
+/* Feeds `length` octets.  Appends the message octets (dot-unstuffed, the
+ * final ".\r\n" removed, the CRLF before it kept) to `out`, unless a fault
+ * was seen.  In DOT mode returns DONE at the end of data, with
+ * `*consumed_r` telling how many input octets belong to the message (the
+ * rest are the client's next, pipelined commands).  In CHUNK mode always
+ * consumes everything and returns MORE; a CR at the end of one chunk is
+ * resolved by the next chunk or by pst_data_reader_finish(). */
+PstDataStatus pst_data_reader_feed(PstDataReader *reader, const guint8 *data,
+                                   gsize length, gsize *consumed_r,
+                                   GByteArray *out);
+/* CHUNK mode, after the LAST chunk: checks for a dangling CR and that the
+ * message ends with CRLF (appending one to `out` if the client's did not
+ * end so, as RFC 3030 allows the sender to rely on). */
+void pst_data_reader_finish(PstDataReader *reader, GByteArray *out);
+/* The PstDataFault bits seen so far. */
+guint pst_data_reader_get_faults(PstDataReader *reader);
+/* Message octets produced so far (including any discarded after a fault). */
+guint64 pst_data_reader_get_size(PstDataReader *reader);
+/* The reply for the most serious fault in `faults` (NULL when 0):
+ *   bare LF/CR: 550 5.6.0 (SMTP smuggling protection, RFC 5321 2.3.8)
+ *   NUL: 550 5.6.0; line too long: 500 5.5.2 (RFC 5321 4.5.3.1.6);
+ *   too big: 552 5.3.4 */
+const PstSmtpReply *pst_data_fault_reply(guint faults);
+
+/* --- Header fields ------------------------------------------------------ */
+
+typedef struct {
+  char *name;  /* owned, as sent */
+  char *value; /* owned: after "name:" and one optional space, folding kept
+                * (CRLF + WSP), final CRLF removed */
+} PstHeaderField;
+
+void pst_header_field_free(PstHeaderField *field);
+
+/* Parses the header block at the start of a message (CRLF lines).  Fills
+ * `fields` (of PstHeaderField*, caller-owned, with free func) and sets
+ * `*header_length_r` to the octets up to and including the blank line that
+ * ends the header (or the whole input when there is no body and no blank
+ * line).  Lines that are not fields (no colon, or a continuation with no
+ * field before it) end the header there, as RFC 5322 readers do: the rest
+ * is body.  Never fails; at most `max_fields` fields are kept. */
+void pst_header_parse(const guint8 *data, gsize length, guint max_fields,
+                      GPtrArray *fields, gsize *header_length_r);
+/* TRUE when `name` is a valid field name (printable ASCII 33..126 except
+ * ':', 1..76 octets). */
+gboolean pst_header_name_is_valid(const char *name);
+
+G_END_DECLS
