@@ -1,0 +1,369 @@
+/* daemon.c - postiliond's main(): options, start-up order, signals.
+ *
+ * Start-up is strict: the configuration, the spool, DNS, every plugin and
+ * every listener must come up, or the daemon prints one message naming the
+ * file, key and fix, and exits non-zero; it never runs half-configured.
+ * The order is fixed by privileges: all that needs root (binding port 25,
+ * reading keys in plugin init) happens before the drop to [server] user.
+ *
+ * Without -f the daemon detaches; the parent waits on a pipe until the
+ * child is serving (exit 0) or failed (the child's message, exit 1), so
+ * scripts see start-up errors either way.
+ *
+ * SIGHUP reloads (sessions in progress keep their configuration; a bad new
+ * file is refused and logged while the old one serves).  SIGTERM and SIGINT
+ * stop accepting, give sessions timeout_shutdown to finish, wait for every
+ * commit already under way, and exit 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pst-build-config.h"
+
+#include "config/config.h"
+#include "dns/dns.h"
+#include "hooks/hooks.h"
+#include "queue/spool.h"
+#include "server/daemon.h"
+#include "server/server.h"
+#include "util/log.h"
+
+typedef struct {
+  char *config_path;     /* owned */
+  PstConfig *config;     /* owned: the configuration in effect */
+  PstPluginSet *plugins; /* owned: the plugins in effect */
+  PstSpool *spool;       /* owned */
+  PstServer *server;     /* owned */
+  GMainLoop *loop;       /* owned */
+  int ready_fd;          /* the parent's pipe while detached, else -1 */
+} PstDaemon;
+
+/* --- Options ----------------------------------------------------------- */
+
+typedef struct {
+  char *config;
+  gboolean foreground;
+  gboolean check;
+  gboolean verbose;
+  gboolean version;
+} PstDaemonOptions;
+
+static gboolean daemon_parse_options(int *argc, char ***argv,
+                                     PstDaemonOptions *options) {
+  GOptionEntry entries[] = {
+      {"config", 'c', 0, G_OPTION_ARG_FILENAME, &options->config,
+       "Configuration file (default " PST_CONFIG_DEFAULT_PATH ")", "FILE"},
+      {"foreground", 'f', 0, G_OPTION_ARG_NONE, &options->foreground,
+       "Stay in the foreground and log to stderr", NULL},
+      {"check", 0, 0, G_OPTION_ARG_NONE, &options->check,
+       "Check the configuration and the plugins, then exit (0 when valid)",
+       NULL},
+      {"verbose", 'v', 0, G_OPTION_ARG_NONE, &options->verbose,
+       "Log debug messages; with --check, print the plugin chains", NULL},
+      {"version", 0, 0, G_OPTION_ARG_NONE, &options->version,
+       "Print the version and exit", NULL},
+      {NULL},
+  };
+  g_autoptr(GOptionContext) context =
+      g_option_context_new("- the Postilion mail transfer agent");
+  g_option_context_set_summary(
+      context, "Receives mail over SMTP into a durable queue, with policy "
+               "plugins listed in the\nconfiguration file "
+               "(see postiliond(8) and postilion.conf(5)).");
+  g_option_context_add_main_entries(context, entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(context, argc, argv, &error)) {
+    fprintf(stderr, "postiliond: %s (see postiliond --help)\n",
+            error->message);
+    return FALSE;
+  }
+  if (*argc > 1) {
+    fprintf(stderr, "postiliond: unexpected argument '%s' (see postiliond "
+                    "--help)\n", (*argv)[1]);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* --- Detaching --------------------------------------------------------- */
+
+/* Forks; the parent waits for the child's word and exits with it. */
+static int daemon_detach(void) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid > 0) {
+    close(fds[1]);
+    char buffer[4096];
+    GString *said = g_string_new(NULL);
+    ssize_t n;
+    while ((n = read(fds[0], buffer, sizeof buffer)) > 0)
+      g_string_append_len(said, buffer, n);
+    int status = g_str_equal(said->str, "ready\n") ? 0 : 1;
+    if (status != 0)
+      fputs(said->len > 0 ? said->str : "postiliond: exited at start-up\n",
+            stderr);
+    _exit(status);
+  }
+  close(fds[0]);
+  setsid();
+  if (chdir("/") < 0)
+    return -1;
+  int null = open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    if (null > STDERR_FILENO)
+      close(null);
+  }
+  return fds[1];
+}
+
+/* Reports a start-up failure where the admin will see it. */
+static void daemon_fail(PstDaemon *daemon, const char *message) {
+  g_autofree char *line = g_strdup_printf("postiliond: %s\n", message);
+  if (daemon->ready_fd >= 0) {
+    ssize_t ignored = write(daemon->ready_fd, line, strlen(line));
+    (void)ignored;
+    g_warning("%s", message);
+  } else {
+    fputs(line, stderr);
+  }
+}
+
+static void daemon_report_ready(PstDaemon *daemon) {
+  if (daemon->ready_fd < 0)
+    return;
+  ssize_t ignored = write(daemon->ready_fd, "ready\n", 6);
+  (void)ignored;
+  close(daemon->ready_fd);
+  daemon->ready_fd = -1;
+}
+
+/* --- Privileges -------------------------------------------------------- */
+
+/* Gives the spool and what is directly in it to the daemon's user. */
+static gboolean daemon_chown_spool(const char *directory, uid_t uid, gid_t gid,
+                                   int depth, GError **error) {
+  if (chown(directory, uid, gid) < 0) {
+    int saved = errno;
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved),
+                "cannot give %s to the daemon's user: %s", directory,
+                g_strerror(saved));
+    return FALSE;
+  }
+  if (depth == 0)
+    return TRUE;
+  g_autoptr(GDir) dir = g_dir_open(directory, 0, NULL);
+  const char *name;
+  while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+    g_autofree char *path = g_build_filename(directory, name, NULL);
+    if (!daemon_chown_spool(path, uid, gid, depth - 1, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean daemon_drop_privileges(PstDaemon *daemon, GError **error) {
+  const char *user = daemon->config->server.user;
+  if (geteuid() != 0)
+    return TRUE;
+  if (user == NULL) {
+    g_warning("running as root: set [server] user in %s to run as an "
+              "unprivileged user", daemon->config_path);
+    return TRUE;
+  }
+  struct passwd *entry = getpwnam(user);
+  if (entry == NULL) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                "[server] user = %s: no such user; create it (adduser "
+                "--system %s) or change the key", user, user);
+    return FALSE;
+  }
+  if (!daemon_chown_spool(pst_spool_get_directory(daemon->spool),
+                          entry->pw_uid, entry->pw_gid, 2, error))
+    return FALSE;
+  if (initgroups(user, entry->pw_gid) < 0 || setgid(entry->pw_gid) < 0 ||
+      setuid(entry->pw_uid) < 0) {
+    int saved = errno;
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved),
+                "cannot switch to user %s: %s", user, g_strerror(saved));
+    return FALSE;
+  }
+  g_message("running as user %s", user);
+  return TRUE;
+}
+
+/* --- Signals ----------------------------------------------------------- */
+
+/* Loads the plugins for a new configuration: the same set reloaded in
+ * place when the list did not change, a new set otherwise. */
+static PstPluginSet *daemon_reload_plugins(PstDaemon *daemon,
+                                           PstConfig *config, GError **error) {
+  if (pst_plugin_set_matches(daemon->plugins, config)) {
+    if (!pst_plugin_set_reload(daemon->plugins, config, error))
+      return NULL;
+    return pst_plugin_set_ref(daemon->plugins);
+  }
+  return pst_plugin_set_load(config, error);
+}
+
+/* Reasons a new configuration needs a restart instead of a reload. */
+static gboolean daemon_check_reloadable(PstDaemon *daemon, PstConfig *config,
+                                        GError **error) {
+  if (g_strcmp0(config->server.spool, daemon->config->server.spool) != 0 ||
+      g_strcmp0(config->server.user, daemon->config->server.user) != 0) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "[server] spool and user change only with a restart");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean daemon_reload(gpointer user_data) {
+  PstDaemon *daemon = user_data;
+  g_autoptr(GError) error = NULL;
+  g_message("reload: reading %s", daemon->config_path);
+  g_autoptr(PstConfig) config = pst_config_load(daemon->config_path, &error);
+  g_autoptr(PstPluginSet) plugins = NULL;
+  if (config != NULL && daemon_check_reloadable(daemon, config, &error))
+    plugins = daemon_reload_plugins(daemon, config, &error);
+  if (plugins != NULL && !pst_dns_reconfigure(&config->dns, &error))
+    g_clear_pointer(&plugins, pst_plugin_set_unref);
+  if (plugins == NULL ||
+      !pst_server_reload(daemon->server, config, plugins, &error)) {
+    g_warning("reload refused, the running configuration stays: %s",
+              error->message);
+    return G_SOURCE_CONTINUE;
+  }
+  pst_config_unref(daemon->config);
+  daemon->config = g_steal_pointer(&config);
+  pst_plugin_set_unref(daemon->plugins);
+  daemon->plugins = g_steal_pointer(&plugins);
+  g_message("reload: new sessions use the configuration of %s",
+            daemon->config_path);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean daemon_stopped(gpointer user_data) {
+  PstDaemon *daemon = user_data;
+  g_main_loop_quit(daemon->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean daemon_terminate(gpointer user_data) {
+  PstDaemon *daemon = user_data;
+  g_message("stopping: no new connections; sessions have %u ms to finish",
+            daemon->config->server.timeout_shutdown_ms);
+  pst_server_stop(daemon->server, daemon_stopped, daemon);
+  return G_SOURCE_CONTINUE;
+}
+
+/* --- Start and stop ---------------------------------------------------- */
+
+/* Brings up spool, DNS, plugins and listeners, in that order. */
+static gboolean daemon_start(PstDaemon *daemon, GError **error) {
+  PstConfig *config = daemon->config;
+  daemon->spool = pst_spool_open(config->server.spool, error);
+  guint queued = 0;
+  if (daemon->spool == NULL || !pst_spool_recover(daemon->spool, &queued, error))
+    return FALSE;
+  if (!pst_dns_start(&config->dns, error))
+    return FALSE;
+  daemon->plugins = pst_plugin_set_load(config, error);
+  if (daemon->plugins == NULL)
+    return FALSE;
+  daemon->server =
+      pst_server_new(config, daemon->plugins, daemon->spool, error);
+  if (daemon->server == NULL || !daemon_drop_privileges(daemon, error))
+    return FALSE;
+  g_message("postiliond %s started: %u messages in the queue", PST_VERSION,
+            queued);
+  return TRUE;
+}
+
+static void daemon_free(PstDaemon *daemon) {
+  g_clear_pointer(&daemon->server, pst_server_free);
+  g_clear_pointer(&daemon->plugins, pst_plugin_set_unref);
+  pst_dns_stop();
+  /* Waits for every commit already handed to the syncer. */
+  g_clear_pointer(&daemon->spool, pst_spool_close);
+  g_clear_pointer(&daemon->config, pst_config_unref);
+  g_clear_pointer(&daemon->loop, g_main_loop_unref);
+  g_free(daemon->config_path);
+}
+
+/* --check: the configuration and every plugin's init, no sockets. */
+static int daemon_check(PstDaemon *daemon, gboolean verbose) {
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstPluginSet) plugins = pst_plugin_set_load(daemon->config, &error);
+  if (plugins == NULL) {
+    daemon_fail(daemon, error->message);
+    return 1;
+  }
+  g_autofree char *files = g_strjoinv(", ", daemon->config->files);
+  printf("postiliond: configuration OK (%s)\n", files);
+  if (verbose) {
+    g_autoptr(GString) chains = g_string_new(NULL);
+    pst_plugin_set_describe(plugins, daemon->config, chains);
+    fputs(chains->str, stdout);
+  }
+  return 0;
+}
+
+int pst_daemon_main(int argc, char **argv) {
+  PstDaemonOptions options = {0};
+  if (!daemon_parse_options(&argc, &argv, &options))
+    return 2;
+  if (options.version) {
+    printf("postiliond %s (plugin ABI %d.%d)\n", PST_VERSION, PST_ABI_MAJOR,
+           PST_ABI_MINOR);
+    return 0;
+  }
+  pst_log_init(PST_LOG_STDERR, options.verbose);
+  signal(SIGPIPE, SIG_IGN);
+
+  PstDaemon daemon = {.ready_fd = -1};
+  daemon.config_path =
+      options.config != NULL ? options.config : g_strdup(PST_CONFIG_DEFAULT_PATH);
+  g_autoptr(GError) error = NULL;
+  daemon.config = pst_config_load(daemon.config_path, &error);
+  int status = 1;
+  if (daemon.config == NULL) {
+    daemon_fail(&daemon, error->message);
+  } else if (options.check) {
+    status = daemon_check(&daemon, options.verbose);
+  } else {
+    if (!options.foreground) {
+      daemon.ready_fd = daemon_detach();
+      pst_log_init(PST_LOG_SYSLOG, options.verbose);
+    }
+    daemon.loop = g_main_loop_new(NULL, FALSE);
+    if (!daemon_start(&daemon, &error)) {
+      daemon_fail(&daemon, error->message);
+    } else {
+      g_unix_signal_add(SIGHUP, daemon_reload, &daemon);
+      g_unix_signal_add(SIGTERM, daemon_terminate, &daemon);
+      g_unix_signal_add(SIGINT, daemon_terminate, &daemon);
+      pst_server_start(daemon.server);
+      daemon_report_ready(&daemon);
+      g_main_loop_run(daemon.loop);
+      g_message("stopped");
+      status = 0;
+    }
+  }
+  daemon_free(&daemon);
+  return status;
+}

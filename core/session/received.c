@@ -1,0 +1,93 @@
+/* received.c - the Received: header the core prepends to every message.
+ *
+ *   Received: from HELO (HOSTNAME [ADDRESS])
+ *   	by OURHOST (Postilion listener=NAME) with ESMTPSA id QUEUEID
+ *   	for <RECIPIENT>; Sun, 22 Nov 2026 03:00:00 +0000
+ *
+ * As RFC 5321 section 4.4 and Postfix write it: the client's own HELO name,
+ * its reverse DNS name ("unknown" without one) and address, our name, the
+ * protocol of RFC 3848/6531, the queue id, and the recipient only when
+ * there is exactly one (more would tell each recipient about the others).
+ * Text from the client is reduced to safe characters, so nothing it sends
+ * can break the header's structure.
+ */
+#include <string.h>
+
+#include "session/session-private.h"
+
+const char *pst_session_protocol(PstSession *session) {
+  static const char *const names[2][2][2] = {
+      /* [utf8][tls][auth] */
+      {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+      {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+  };
+  if (!session->esmtp)
+    return "SMTP";
+  gboolean utf8 = session->envelope != NULL && session->envelope->smtputf8;
+  return names[utf8][session->tls != FALSE][session->auth_user != NULL];
+}
+
+/* Appends `text` with printable ASCII kept, except what could end a
+ * clause or a comment ("()<>;\\"); those and controls become '?'.
+ * UTF-8 is kept only in a message that declared SMTPUTF8. */
+static void received_append_safe(GString *out, const char *text,
+                                 gboolean utf8) {
+  for (const guchar *p = (const guchar *)text; *p != '\0'; p++) {
+    gboolean safe = (*p > 0x20 && *p < 0x7f && !strchr("()<>;\\", *p)) ||
+                    (*p >= 0x80 && utf8);
+    g_string_append_c(out, safe ? (char)*p : '?');
+  }
+}
+
+/* RFC 5322 date-time in the local zone, with English names whatever the
+ * locale. */
+static void received_append_date(GString *out) {
+  static const char *const days[] = {"Mon", "Tue", "Wed", "Thu",
+                                     "Fri", "Sat", "Sun"};
+  static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
+                                       "May", "Jun", "Jul", "Aug",
+                                       "Sep", "Oct", "Nov", "Dec"};
+  g_autoptr(GDateTime) now = g_date_time_new_now_local();
+  gint64 offset = g_date_time_get_utc_offset(now) / G_TIME_SPAN_MINUTE;
+  char sign = offset < 0 ? '-' : '+';
+  offset = ABS(offset);
+  g_string_append_printf(
+      out, "%s, %d %s %d %02d:%02d:%02d %c%02d%02d",
+      days[g_date_time_get_day_of_week(now) - 1],
+      g_date_time_get_day_of_month(now),
+      months[g_date_time_get_month(now) - 1], g_date_time_get_year(now),
+      g_date_time_get_hour(now), g_date_time_get_minute(now),
+      g_date_time_get_second(now), sign, (int)(offset / 60),
+      (int)(offset % 60));
+}
+
+void pst_received_format(PstSession *session, const char *queue_id,
+                         GString *out) {
+  gboolean utf8 = session->envelope->smtputf8;
+  g_string_append(out, "Received: from ");
+  received_append_safe(out, session->helo != NULL ? session->helo : "unknown",
+                       FALSE);
+  g_string_append(out, " (");
+  received_append_safe(out,
+                       session->client_hostname != NULL
+                           ? session->client_hostname
+                           : "unknown",
+                       FALSE);
+  g_string_append_printf(out, " [%s%s])\r\n",
+                         strchr(session->client_address, ':') ? "IPv6:" : "",
+                         session->client_address);
+  g_string_append_printf(out, "\tby %s (Postilion listener=%s) with %s id %s",
+                         session->config->server.hostname,
+                         session->listener->name,
+                         pst_session_protocol(session), queue_id);
+  PstEnvelope *envelope = session->envelope;
+  if (envelope->recipients->len == 1) {
+    PstEnvelopeRecipient *recipient = envelope->recipients->pdata[0];
+    g_string_append(out, "\r\n\tfor <");
+    received_append_safe(out, recipient->address, utf8);
+    g_string_append_c(out, '>');
+  }
+  g_string_append(out, ";\r\n\t");
+  received_append_date(out);
+  g_string_append(out, "\r\n");
+}

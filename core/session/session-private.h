@@ -1,0 +1,203 @@
+/* session-private.h - the session struct, shared by the session's files.
+ *
+ * session.c          lifecycle, socket I/O, reply buffer, timers
+ * session-commands.c the command table and the non-transaction commands
+ * session-mail.c     MAIL and RCPT: the envelope
+ * session-data.c     DATA, BDAT, end of message and the spool commit
+ * session-stage.c    running a hook stage and turning its verdict into a reply
+ * session-sdk.c      the SDK's pst_session_* accessors
+ * received.c         the Received: header
+ *
+ * Ownership: the session owns its socket, buffers, envelope, spool writer
+ * and results stores.  It is reference counted because pending hook runs
+ * and spool commits can outlive the connection: each holds a reference.
+ */
+#pragma once
+
+#include "hooks/hooks.h"
+#include "queue/spool.h"
+#include "session/session.h"
+#include "session/session-internal.h"
+#include "smtp/smtp-parse.h"
+
+G_BEGIN_DECLS
+
+/* Where the SMTP dialogue is.  Every change goes through
+ * pst_session_set_state(), which logs it at debug level. */
+typedef enum {
+  PST_SESSION_STATE_CONNECT = 0, /* CONNECT hooks running, no banner yet */
+  PST_SESSION_STATE_GREETED,     /* banner sent, no HELO/EHLO yet */
+  PST_SESSION_STATE_READY,       /* HELO/EHLO done, no transaction */
+  PST_SESSION_STATE_MAIL,        /* MAIL accepted, no recipient yet */
+  PST_SESSION_STATE_RCPT,        /* at least one recipient */
+  PST_SESSION_STATE_DATA,        /* reading DATA up to CRLF.CRLF */
+  PST_SESSION_STATE_BDAT,        /* reading a BDAT chunk */
+  PST_SESSION_STATE_REFUSED,     /* CONNECT refused: only QUIT is served */
+  PST_SESSION_STATE_CLOSING,     /* flushing the last reply, then close */
+  PST_SESSION_STATE_CLOSED,      /* socket closed, waiting for references */
+} PstSessionState;
+
+/* What the session waits for before it reads the next command. */
+typedef enum {
+  PST_SESSION_WAIT_NONE = 0,
+  PST_SESSION_WAIT_HOOK,   /* a pending plugin call */
+  PST_SESSION_WAIT_COMMIT, /* the spool commit of a message */
+} PstSessionWait;
+
+/* How the current transaction ends when it ends well. */
+typedef enum {
+  PST_DISPOSITION_QUEUE = 0,
+  PST_DISPOSITION_HOLD,    /* QUARANTINE: the hold queue */
+  PST_DISPOSITION_DISCARD, /* DISCARD: say 250, keep nothing */
+} PstDisposition;
+
+typedef void (*PstStageNextFunc)(PstSession *session,
+                                 const PstHookOutcome *outcome);
+
+typedef struct _PstSessionSource PstSessionSource;
+
+struct _PstSession {
+  volatile gint ref_count;
+  char id[16];                       /* "s" + base32, for the logs */
+  PstSessionState state;
+  PstSessionWait waiting;
+  gboolean processing;               /* inside the input loop */
+  gboolean shutting_down;            /* the daemon is stopping */
+
+  PstGeneration *generation;         /* owned reference */
+  const PstConfig *config;           /* generation->config */
+  const PstListenerConfig *listener; /* in config */
+  PstSpool *spool;                   /* not owned */
+  PstSessionClosedFunc closed;
+  gpointer closed_data;
+
+  /* The connection. */
+  int fd;                            /* -1 once closed */
+  PstSessionSource *source;          /* owned: fd watch and idle timer */
+  char *client_address;              /* owned */
+  guint16 client_port;
+  char *client_hostname;             /* owned, nullable */
+  char *local_address;               /* owned */
+  guint16 local_port;
+  GByteArray *input;                 /* owned, nullable: unread bytes */
+  gsize input_offset;                /* first unread byte in input */
+  gboolean discarding_line;          /* skipping the rest of a long line */
+  gboolean peer_closed;              /* read() returned 0 */
+  GString *output;                   /* owned: replies not yet written */
+  gsize output_offset;
+
+  /* Dialogue state. */
+  char *helo;                        /* owned, nullable */
+  gboolean esmtp;
+  gboolean tls;
+  char *auth_user;                   /* owned, nullable */
+  gboolean relay_allowed;
+  PstDisposition session_disposition;/* a CONNECT/HELO DISCARD or QUARANTINE */
+  guint errors;
+  guint command_counts[PST_SMTP_VERB_COUNT];
+  guint command_total;
+
+  /* The current transaction; NULL outside one. */
+  PstEnvelope *envelope;             /* owned, nullable */
+  PstDisposition disposition;
+  guint discarded_recipients;        /* RCPTs a plugin DISCARDed */
+  PstSpoolWriter *writer;            /* owned, nullable: DATA/BDAT */
+  PstDataReader *reader;             /* owned, nullable */
+  GByteArray *header;                /* owned, nullable: the header block so far */
+  gboolean header_complete;          /* the blank line was seen */
+  gboolean header_overflow;          /* no blank line within max_header_size */
+  guint64 header_length;             /* octets of the header block, at EOM */
+  gboolean write_failed;             /* the spool refused a write */
+  GByteArray *scratch;               /* owned, nullable: reader output */
+  gboolean bdat_used;                /* this transaction used BDAT */
+  guint64 bdat_remaining;            /* octets left in the current chunk */
+  gboolean bdat_last;                /* the current chunk is LAST */
+  gboolean bdat_discard;             /* the chunk is read and dropped */
+  PstMessage *message;               /* owned, nullable: at EOM */
+  PstSmtpPath *command_path;         /* owned, nullable: MAIL/RCPT in flight */
+  PstRcptParams rcpt_params;         /* the RCPT in flight (owned strings) */
+
+  /* Plugins. */
+  PstResults *session_results;       /* owned */
+  PstResults *transaction_results;   /* owned, nullable */
+  GPtrArray *recipient_results;      /* owned, nullable, of PstResults* */
+  PstChainRun *run;                  /* nullable: a pending hook run */
+  PstStageNextFunc stage_next;       /* what to do when `run` ends */
+  PstStage stage;                    /* the stage being run */
+};
+
+/* session.c */
+PstSession *pst_session_ref(PstSession *session);
+void pst_session_unref(PstSession *session);
+void pst_session_set_state(PstSession *session, PstSessionState state);
+/* Queues a reply line; `text` gets no CR/LF.  A 4xx/5xx counts as an
+ * error, and past max_errors the session answers 421 and closes. */
+void pst_session_reply(PstSession *session, guint code, const char *enhanced,
+                       const char *format, ...) G_GNUC_PRINTF(4, 5);
+void pst_session_reply_static(PstSession *session, const PstSmtpReply *reply);
+/* Queues one line of a multi-line reply: "250-..." unless `last`. */
+void pst_session_reply_line(PstSession *session, guint code, gboolean last,
+                            const char *text);
+/* Sends what is queued and closes the connection. */
+void pst_session_close_after_reply(PstSession *session);
+/* Reads pipelined input again after an asynchronous step finished. */
+void pst_session_resume(PstSession *session);
+/* Idle timeout for the state: data or command. */
+void pst_session_touch(PstSession *session);
+/* Drops the transaction (RSET, end of message, refusal). */
+void pst_session_reset_transaction(PstSession *session);
+
+/* session-commands.c */
+/* Runs the CONNECT stage, then greets (or refuses) the client. */
+void pst_session_start_connect(PstSession *session);
+/* Runs one command line (without its line ending). */
+void pst_session_dispatch_line(PstSession *session, const char *line,
+                               gsize length);
+
+/* session-mail.c */
+void pst_session_command_mail(PstSession *session, const PstSmtpCommand *cmd);
+void pst_session_command_rcpt(PstSession *session, const PstSmtpCommand *cmd);
+
+/* session-data.c */
+void pst_session_command_data(PstSession *session, const PstSmtpCommand *cmd);
+void pst_session_command_bdat(PstSession *session, const PstSmtpCommand *cmd);
+/* Consumes message bytes in DATA/BDAT; returns how many were used. */
+gsize pst_session_feed_message(PstSession *session, const guint8 *data,
+                               gsize length);
+
+/* session-stage.c */
+/* Replies for a stage that went well: the plugin's 2xx reply when an
+ * ACCEPT carried one, the standard one otherwise. */
+void pst_session_reply_success(PstSession *session,
+                               const PstHookOutcome *outcome, guint code,
+                               const char *enhanced, const char *text);
+/* Runs `stage`; `next` gets the outcome (maybe before this returns). */
+void pst_session_run_stage(PstSession *session, PstStage stage,
+                           const PstHookArgs *args, PstStageNextFunc next);
+/* Fires an event stage (QUEUED, DISCONNECT); nobody waits for it. */
+void pst_session_fire_event(PstSession *session, PstStage stage,
+                            PstMessage *message);
+/* For a refusing outcome (REJECT, TEMPFAIL): sends the reply (the
+ * plugin's or the standard one for the stage), logs the rejection, and
+ * closes when asked.  Returns TRUE when the outcome refused. */
+gboolean pst_session_outcome_refuses(PstSession *session, PstStage stage,
+                                     const PstHookOutcome *outcome,
+                                     const char *detail);
+/* Logs "ID: reject: STAGE from [ADDR]:PORT: REPLY; from=<> to=<> ..." */
+void pst_session_log_reject(PstSession *session, const char *stage,
+                            guint code, const char *enhanced,
+                            const char *text, const char *recipient,
+                            const char *plugin);
+/* Applies DISCARD/QUARANTINE of a non-refusing outcome to the
+ * transaction (or to the whole session at CONNECT/HELO). */
+void pst_session_apply_disposition(PstSession *session, PstStage stage,
+                                   const PstHookOutcome *outcome);
+
+/* received.c */
+/* Appends the Received: header for the current transaction. */
+void pst_received_format(PstSession *session, const char *queue_id,
+                         GString *out);
+/* "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA", "SMTP", "UTF8SMTPS", ... */
+const char *pst_session_protocol(PstSession *session);
+
+G_END_DECLS

@@ -1,0 +1,590 @@
+/* session.c - one SMTP connection: lifecycle, socket I/O, replies, timers.
+ *
+ * A session is driven by one GSource that watches its socket and carries its
+ * idle deadline as the source's ready time, so resetting the timer costs a
+ * store, not a new timer.  Reading appends to nothing when it can: complete
+ * command lines and message bytes are processed straight from the read
+ * buffer on the stack, and only a partial line is kept (session->input),
+ * which keeps an idle session small.
+ *
+ * Replies are queued in session->output and written when the session runs
+ * out of complete input or starts to wait (RFC 2920: replies to a pipelined
+ * group go out together).  While a plugin call or a spool commit is
+ * pending the session keeps reading, bounded, so that a client that leaves
+ * is noticed and the pending work cancelled.
+ *
+ * Entry points: pst_session_start() (server), the event dispatch below,
+ * and the helpers in session-private.h used by the session's other files.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "session/session-private.h"
+
+/* Input kept while a command waits, before the session stops reading. */
+#define SESSION_INPUT_LIMIT (256 * 1024)
+/* Replies queued for a client that does not read, before it is dropped. */
+#define SESSION_OUTPUT_LIMIT (1024 * 1024)
+#define SESSION_READ_SIZE (64 * 1024)
+
+struct _PstSessionSource {
+  GSource source;
+  PstSession *session; /* not owned: the session owns the source */
+  gpointer fd_tag;
+};
+
+static void session_handle_events(PstSession *session, GIOCondition events);
+static void session_finish(PstSession *session);
+
+/* --- Generations ------------------------------------------------------- */
+
+PstGeneration *pst_generation_new(PstConfig *config, PstPluginSet *plugins) {
+  PstGeneration *generation = g_new0(PstGeneration, 1);
+  generation->ref_count = 1;
+  generation->config = pst_config_ref(config);
+  generation->plugins = plugins != NULL ? pst_plugin_set_ref(plugins) : NULL;
+  return generation;
+}
+
+PstGeneration *pst_generation_ref(PstGeneration *generation) {
+  g_atomic_int_inc(&generation->ref_count);
+  return generation;
+}
+
+void pst_generation_unref(PstGeneration *generation) {
+  if (!g_atomic_int_dec_and_test(&generation->ref_count))
+    return;
+  if (generation->plugins != NULL)
+    pst_plugin_set_unref(generation->plugins);
+  pst_config_unref(generation->config);
+  g_free(generation);
+}
+
+/* --- The GSource ------------------------------------------------------- */
+
+static gboolean session_source_dispatch(GSource *source, GSourceFunc callback,
+                                        gpointer user_data) {
+  PstSessionSource *self = (PstSessionSource *)source;
+  GIOCondition events = g_source_query_unix_fd(source, self->fd_tag);
+  PstSession *session = pst_session_ref(self->session);
+  session_handle_events(session, events);
+  pst_session_unref(session);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs session_source_funcs = {
+    .dispatch = session_source_dispatch,
+};
+
+static void session_watch(PstSession *session, GIOCondition condition) {
+  if (session->source != NULL)
+    g_source_modify_unix_fd(&session->source->source, session->source->fd_tag,
+                            condition);
+}
+
+/* The conditions the session wants now: input unless it holds too much,
+ * output while replies are unwritten. */
+static void session_update_watch(PstSession *session) {
+  GIOCondition condition = 0;
+  gsize buffered = session->input != NULL
+                       ? session->input->len - session->input_offset
+                       : 0;
+  if (!session->peer_closed && session->state != PST_SESSION_STATE_CLOSING &&
+      buffered < SESSION_INPUT_LIMIT)
+    condition |= G_IO_IN;
+  if (session->output->len > session->output_offset)
+    condition |= G_IO_OUT;
+  session_watch(session, condition);
+}
+
+void pst_session_touch(PstSession *session) {
+  if (session->source == NULL)
+    return;
+  const PstServerConfig *server = &session->config->server;
+  guint timeout_ms = session->state == PST_SESSION_STATE_DATA ||
+                             session->state == PST_SESSION_STATE_BDAT
+                         ? server->timeout_data_ms
+                         : server->timeout_command_ms;
+  if (session->waiting != PST_SESSION_WAIT_NONE) {
+    /* Plugins and the spool have deadlines of their own. */
+    g_source_set_ready_time(&session->source->source, -1);
+    return;
+  }
+  g_source_set_ready_time(&session->source->source,
+                          g_get_monotonic_time() + (gint64)timeout_ms * 1000);
+}
+
+/* --- Lifecycle --------------------------------------------------------- */
+
+static void session_make_id(char *buffer, gsize size) {
+  static const char alphabet[] = "0123456789abcdefghijklmnopqrstuv";
+  static guint32 counter;
+  guint64 value = ((guint64)(g_get_real_time() / 1000000) << 24) |
+                  (++counter & 0xffffff);
+  char digits[14];
+  int n = 0;
+  for (; n < 13; n++, value >>= 5)
+    digits[12 - n] = alphabet[value & 31];
+  digits[13] = '\0';
+  g_snprintf(buffer, size, "s%s", digits + 3);
+}
+
+PstSession *pst_session_start(const PstSessionSetup *setup) {
+  PstSession *session = g_new0(PstSession, 1);
+  session->ref_count = 1;
+  session_make_id(session->id, sizeof session->id);
+  session->generation = pst_generation_ref(setup->generation);
+  session->config = session->generation->config;
+  session->listener = setup->listener;
+  session->spool = setup->spool;
+  session->closed = setup->closed;
+  session->closed_data = setup->closed_data;
+  session->fd = setup->fd;
+  session->client_address = g_strdup(setup->client_address);
+  session->client_port = setup->client_port;
+  session->local_address = g_strdup(setup->local_address);
+  session->local_port = setup->local_port;
+  session->output = g_string_sized_new(256);
+  session->session_results = pst_results_new();
+
+  GSource *source = g_source_new(&session_source_funcs,
+                                 sizeof(PstSessionSource));
+  session->source = (PstSessionSource *)source;
+  session->source->session = session;
+  session->source->fd_tag = g_source_add_unix_fd(source, session->fd, 0);
+  g_source_attach(source, NULL);
+
+  g_message("%s: connect from [%s]:%u to listener %s", session->id,
+            session->client_address, session->client_port,
+            session->listener->name);
+  pst_session_set_state(session, PST_SESSION_STATE_CONNECT);
+  pst_session_start_connect(session);
+  return session;
+}
+
+PstSession *pst_session_ref(PstSession *session) {
+  g_atomic_int_inc(&session->ref_count);
+  return session;
+}
+
+void pst_session_unref(PstSession *session) {
+  if (!g_atomic_int_dec_and_test(&session->ref_count))
+    return;
+  g_assert(session->fd < 0);
+  pst_session_reset_transaction(session);
+  g_clear_pointer(&session->session_results, pst_results_free);
+  g_clear_pointer(&session->input, g_byte_array_unref);
+  g_string_free(session->output, TRUE);
+  g_free(session->client_address);
+  g_free(session->client_hostname);
+  g_free(session->local_address);
+  g_free(session->helo);
+  g_free(session->auth_user);
+  pst_generation_unref(session->generation);
+  g_free(session);
+}
+
+static const char *session_state_name(PstSessionState state) {
+  static const char *const names[] = {
+      "connect", "greeted", "ready",   "mail",   "rcpt",
+      "data",    "bdat",    "refused", "closing", "closed",
+  };
+  return state < G_N_ELEMENTS(names) ? names[state] : "?";
+}
+
+void pst_session_set_state(PstSession *session, PstSessionState state) {
+  /* Once closing, only closed follows: a handler that replied with an
+   * error that ended the session must not reopen it. */
+  if ((session->state == PST_SESSION_STATE_CLOSING &&
+       state != PST_SESSION_STATE_CLOSED) ||
+      session->state == PST_SESSION_STATE_CLOSED)
+    return;
+  g_debug("%s: state %s -> %s", session->id,
+          session_state_name(session->state), session_state_name(state));
+  session->state = state;
+}
+
+void pst_session_reset_transaction(PstSession *session) {
+  g_clear_pointer(&session->envelope, pst_envelope_free);
+  g_clear_pointer(&session->writer, pst_spool_writer_free);
+  g_clear_pointer(&session->reader, pst_data_reader_free);
+  g_clear_pointer(&session->header, g_byte_array_unref);
+  g_clear_pointer(&session->scratch, g_byte_array_unref);
+  g_clear_pointer(&session->message, pst_message_unref);
+  g_clear_pointer(&session->transaction_results, pst_results_free);
+  g_clear_pointer(&session->recipient_results, g_ptr_array_unref);
+  session->disposition = session->session_disposition;
+  session->discarded_recipients = 0;
+  g_clear_pointer(&session->command_path, pst_smtp_path_free);
+  pst_rcpt_params_clear(&session->rcpt_params);
+  session->header_complete = FALSE;
+  session->header_overflow = FALSE;
+  session->header_length = 0;
+  session->write_failed = FALSE;
+  session->bdat_used = FALSE;
+  session->bdat_remaining = 0;
+  session->bdat_last = FALSE;
+  session->bdat_discard = FALSE;
+}
+
+/* Logs the disconnect line with the command counts, Postfix style. */
+static void session_log_disconnect(PstSession *session) {
+  g_autoptr(GString) counts = g_string_new(NULL);
+  for (guint verb = 0; verb < PST_SMTP_VERB_COUNT; verb++) {
+    if (session->command_counts[verb] == 0)
+      continue;
+    g_autofree char *name =
+        g_ascii_strdown(pst_smtp_verb_to_string(verb), -1);
+    g_string_append_printf(counts, " %s=%u", name,
+                           session->command_counts[verb]);
+  }
+  g_message("%s: disconnect from [%s]:%u%s commands=%u", session->id,
+            session->client_address, session->client_port, counts->str,
+            session->command_total);
+}
+
+/* Closes the socket, cancels pending work, fires DISCONNECT.  Idempotent. */
+static void session_finish(PstSession *session) {
+  if (session->fd < 0)
+    return;
+  if (session->run != NULL) {
+    /* A cancelled run never calls back: drop the reference it held. */
+    pst_chain_run_cancel(session->run);
+    session->run = NULL;
+    session->waiting = PST_SESSION_WAIT_NONE;
+    pst_session_unref(session);
+  }
+  g_source_destroy(&session->source->source);
+  g_source_unref(&session->source->source);
+  session->source = NULL;
+  close(session->fd);
+  session->fd = -1;
+  pst_session_set_state(session, PST_SESSION_STATE_CLOSED);
+  session_log_disconnect(session);
+  pst_session_fire_event(session, PST_STAGE_DISCONNECT, NULL);
+  if (session->closed != NULL)
+    session->closed(session, session->closed_data);
+  pst_session_unref(session);
+}
+
+/* --- Output ------------------------------------------------------------ */
+
+/* Writes queued replies; FALSE when the connection failed. */
+static gboolean session_flush(PstSession *session) {
+  while (session->output->len > session->output_offset) {
+    ssize_t n = send(session->fd, session->output->str + session->output_offset,
+                     session->output->len - session->output_offset,
+                     MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      break;
+    if (n <= 0) {
+      g_debug("%s: write to client failed: %s", session->id,
+              n < 0 ? g_strerror(errno) : "closed");
+      return FALSE;
+    }
+    session->output_offset += n;
+  }
+  if (session->output_offset == session->output->len) {
+    g_string_truncate(session->output, 0);
+    session->output_offset = 0;
+  }
+  return TRUE;
+}
+
+static void session_append_reply(PstSession *session, guint code, char sep,
+                                 const char *enhanced, const char *text) {
+  g_string_append_printf(session->output, "%03u%c", code, sep);
+  /* Enhanced codes go out always, as Postfix does: clients that did not
+   * ask for them (HELO) read them as part of the text. */
+  if (enhanced != NULL) {
+    g_string_append(session->output, enhanced);
+    g_string_append_c(session->output, ' ');
+  }
+  gsize start = session->output->len;
+  g_string_append(session->output, text);
+  /* A reply is one line: whatever a plugin wrote, no CR/LF reaches the
+   * client. */
+  for (gsize i = start; i < session->output->len; i++) {
+    char c = session->output->str[i];
+    if (c == '\r' || c == '\n' || c == '\0')
+      session->output->str[i] = ' ';
+  }
+  g_string_append(session->output, "\r\n");
+}
+
+void pst_session_reply_line(PstSession *session, guint code, gboolean last,
+                            const char *text) {
+  session_append_reply(session, code, last ? ' ' : '-', NULL, text);
+}
+
+static void session_count_error(PstSession *session, guint code) {
+  if (code < 400 || session->state == PST_SESSION_STATE_CLOSING)
+    return;
+  session->errors++;
+  if (session->errors <= session->config->server.max_errors)
+    return;
+  g_message("%s: too many errors from [%s]:%u", session->id,
+            session->client_address, session->client_port);
+  g_autofree char *text = g_strdup_printf(
+      "%s Error: too many errors", session->config->server.hostname);
+  session_append_reply(session, 421, ' ', "4.7.0", text);
+  pst_session_close_after_reply(session);
+}
+
+void pst_session_reply(PstSession *session, guint code, const char *enhanced,
+                       const char *format, ...) {
+  va_list args;
+  va_start(args, format);
+  g_autofree char *text = g_strdup_vprintf(format, args);
+  va_end(args);
+  session_append_reply(session, code, ' ', enhanced, text);
+  session_count_error(session, code);
+}
+
+void pst_session_reply_static(PstSession *session, const PstSmtpReply *reply) {
+  session_append_reply(session, reply->code, ' ', reply->enhanced,
+                       reply->text);
+  session_count_error(session, reply->code);
+}
+
+void pst_session_close_after_reply(PstSession *session) {
+  if (session->state == PST_SESSION_STATE_CLOSED)
+    return;
+  pst_session_set_state(session, PST_SESSION_STATE_CLOSING);
+  /* Nothing the client sent after this is read. */
+  g_clear_pointer(&session->input, g_byte_array_unref);
+  session->input_offset = 0;
+  if (!session->processing) {
+    if (!session_flush(session) ||
+        session->output->len == session->output_offset)
+      session_finish(session);
+    else
+      session_update_watch(session);
+  }
+}
+
+/* --- Input ------------------------------------------------------------- */
+
+/* TRUE while the session may consume more input now. */
+static gboolean session_can_process(PstSession *session) {
+  switch (session->state) {
+  case PST_SESSION_STATE_CONNECT:
+  case PST_SESSION_STATE_CLOSING:
+  case PST_SESSION_STATE_CLOSED:
+    return FALSE;
+  default:
+    return session->waiting == PST_SESSION_WAIT_NONE &&
+           session->output->len - session->output_offset <
+               SESSION_OUTPUT_LIMIT;
+  }
+}
+
+/* Handles one line of command input: a line too long is refused once and
+ * the rest of it skipped. */
+static gsize session_process_command(PstSession *session, const guint8 *data,
+                                     gsize length, gboolean at_eof) {
+  const guint8 *newline = memchr(data, '\n', length);
+  if (newline == NULL) {
+    if (length < PST_SMTP_MAX_COMMAND_LINE && !at_eof)
+      return 0; /* wait for the rest of the line */
+    if (!session->discarding_line)
+      pst_session_reply(session, 500, "5.5.2", "Error: line too long");
+    session->discarding_line = TRUE;
+    return length;
+  }
+  gsize consumed = newline - data + 1;
+  gsize line_length = consumed - 1;
+  if (line_length > 0 && data[line_length - 1] == '\r')
+    line_length--;
+  if (session->discarding_line) {
+    session->discarding_line = FALSE;
+    return consumed;
+  }
+  if (line_length > PST_SMTP_MAX_COMMAND_LINE - 2) {
+    pst_session_reply(session, 500, "5.5.2", "Error: line too long");
+    return consumed;
+  }
+  pst_session_dispatch_line(session, (const char *)data, line_length);
+  return consumed;
+}
+
+/* Consumes as much of data[0..length) as the state allows; returns the
+ * number of octets used. */
+static gsize session_process(PstSession *session, const guint8 *data,
+                             gsize length) {
+  gsize offset = 0;
+  session->processing = TRUE;
+  while (offset < length && session_can_process(session)) {
+    gsize used;
+    if (session->state == PST_SESSION_STATE_DATA ||
+        session->state == PST_SESSION_STATE_BDAT)
+      used = pst_session_feed_message(session, data + offset, length - offset);
+    else
+      used = session_process_command(session, data + offset, length - offset,
+                                     session->peer_closed);
+    if (used == 0)
+      break;
+    offset += used;
+  }
+  session->processing = FALSE;
+  return offset;
+}
+
+/* Processes buffered input (after a read or when resuming). */
+static void session_process_buffered(PstSession *session) {
+  if (session->input == NULL)
+    return;
+  gsize used = session_process(session,
+                               session->input->data + session->input_offset,
+                               session->input->len - session->input_offset);
+  session->input_offset += used;
+  if (session->input != NULL &&
+      session->input_offset == session->input->len) {
+    /* Idle sessions keep no buffer. */
+    g_clear_pointer(&session->input, g_byte_array_unref);
+    session->input_offset = 0;
+  } else if (session->input != NULL && session->input_offset > 4096) {
+    g_byte_array_remove_range(session->input, 0, session->input_offset);
+    session->input_offset = 0;
+  }
+}
+
+static void session_keep_input(PstSession *session, const guint8 *data,
+                               gsize length) {
+  if (length == 0 || session->state == PST_SESSION_STATE_CLOSING)
+    return;
+  if (session->input == NULL)
+    session->input = g_byte_array_sized_new(MAX(length, 512));
+  g_byte_array_append(session->input, data, length);
+}
+
+/* Reads what the socket has; returns FALSE when the connection is gone. */
+static gboolean session_read(PstSession *session) {
+  guint8 buffer[SESSION_READ_SIZE];
+  for (int rounds = 0; rounds < 4; rounds++) {
+    ssize_t n = recv(session->fd, buffer, sizeof buffer, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return TRUE;
+    if (n < 0) {
+      g_debug("%s: read from client failed: %s", session->id,
+              g_strerror(errno));
+      return FALSE;
+    }
+    if (n == 0) {
+      session->peer_closed = TRUE;
+      return TRUE;
+    }
+    if (session->input != NULL) {
+      /* Earlier bytes wait: keep order. */
+      session_keep_input(session, buffer, n);
+      session_process_buffered(session);
+    } else {
+      gsize used = session_process(session, buffer, n);
+      session_keep_input(session, buffer + used, n - used);
+    }
+    if ((gsize)n < sizeof buffer || !session_can_process(session))
+      return TRUE;
+  }
+  return TRUE;
+}
+
+/* Called after every event and every asynchronous completion: writes the
+ * replies, notices the end of the connection, re-arms the watch. */
+static void session_settle(PstSession *session) {
+  if (session->fd < 0)
+    return;
+  if (!session_flush(session)) {
+    session_finish(session);
+    return;
+  }
+  gboolean drained = session->output->len == session->output_offset;
+  if (session->state == PST_SESSION_STATE_CLOSING && drained) {
+    session_finish(session);
+    return;
+  }
+  if (session->peer_closed && session->state != PST_SESSION_STATE_CLOSING &&
+      (session->waiting == PST_SESSION_WAIT_NONE ||
+       session->waiting == PST_SESSION_WAIT_HOOK)) {
+    /* The client left: no reply can reach it.  A pending commit still
+     * finishes (it holds a reference), a pending plugin call is cancelled. */
+    if (session->state != PST_SESSION_STATE_REFUSED &&
+        session->state != PST_SESSION_STATE_GREETED &&
+        session->command_counts[PST_SMTP_VERB_QUIT] == 0)
+      g_message("%s: lost connection from [%s]:%u in state %s", session->id,
+                session->client_address, session->client_port,
+                session_state_name(session->state));
+    session_finish(session);
+    return;
+  }
+  session_update_watch(session);
+  pst_session_touch(session);
+}
+
+static void session_handle_events(PstSession *session, GIOCondition events) {
+  if (session->fd < 0)
+    return;
+  if (events == 0) {
+    /* The ready time passed: the idle timeout. */
+    g_source_set_ready_time(&session->source->source, -1);
+    if (session->waiting != PST_SESSION_WAIT_NONE)
+      return;
+    g_message("%s: timeout after %s from [%s]:%u", session->id,
+              session_state_name(session->state), session->client_address,
+              session->client_port);
+    pst_session_reply(session, 421, "4.4.2", "%s Error: timeout exceeded",
+                      session->config->server.hostname);
+    pst_session_close_after_reply(session);
+    session_settle(session);
+    return;
+  }
+  if (events & (G_IO_ERR | G_IO_NVAL)) {
+    session_finish(session);
+    return;
+  }
+  if ((events & (G_IO_IN | G_IO_HUP)) && !session_read(session)) {
+    session_finish(session);
+    return;
+  }
+  if (session->peer_closed && session->fd >= 0)
+    session_process_buffered(session);
+  session_settle(session);
+}
+
+void pst_session_resume(PstSession *session) {
+  if (session->fd < 0)
+    return;
+  pst_session_ref(session);
+  if (session->state != PST_SESSION_STATE_CLOSING)
+    session_process_buffered(session);
+  session_settle(session);
+  pst_session_unref(session);
+}
+
+/* --- Shutdown ---------------------------------------------------------- */
+
+void pst_session_shutdown(PstSession *session) {
+  session->shutting_down = TRUE;
+  if (session->fd < 0 || session->envelope != NULL ||
+      session->waiting != PST_SESSION_WAIT_NONE)
+    return; /* the transaction ends first: see pst_session_dispatch_line */
+  pst_session_abort(session);
+}
+
+void pst_session_abort(PstSession *session) {
+  if (session->fd < 0 || session->state == PST_SESSION_STATE_CLOSING)
+    return;
+  if (session->waiting == PST_SESSION_WAIT_COMMIT)
+    return; /* the commit is quick and its 250 is owed */
+  pst_session_ref(session);
+  pst_session_reply(session, 421, "4.3.2", "%s Service shutting down",
+                    session->config->server.hostname);
+  pst_session_close_after_reply(session);
+  session_settle(session);
+  pst_session_unref(session);
+}

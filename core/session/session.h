@@ -1,0 +1,57 @@
+/* session.h - one SMTP server connection (the server's view).
+ *
+ * The server accepts a socket and hands it to pst_session_start() with the
+ * configuration generation it belongs to; the session then runs on the main
+ * loop by itself until the client leaves, and tells the server through the
+ * `closed` callback.  What plugins see of a session is the SDK's
+ * pst_session_* accessors (<postilion/plugin.h>).
+ */
+#pragma once
+
+#include <postilion/plugin.h>
+
+#include "config/config.h"
+#include "hooks/hooks.h"
+#include "queue/spool.h"
+
+G_BEGIN_DECLS
+
+/* A configuration generation: the config and the plugins loaded for it.
+ * Sessions keep the generation they started with until they end, so a
+ * reload never changes the rules under a client's feet. */
+typedef struct {
+  volatile gint ref_count;
+  PstConfig *config;     /* owned reference */
+  PstPluginSet *plugins; /* owned reference */
+} PstGeneration;
+
+PstGeneration *pst_generation_new(PstConfig *config, PstPluginSet *plugins);
+PstGeneration *pst_generation_ref(PstGeneration *generation);
+void pst_generation_unref(PstGeneration *generation);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstGeneration, pst_generation_unref)
+
+typedef void (*PstSessionClosedFunc)(PstSession *session, gpointer user_data);
+
+typedef struct {
+  PstGeneration *generation;         /* a reference is taken */
+  const PstListenerConfig *listener; /* inside generation->config */
+  PstSpool *spool;                   /* outlives every session */
+  int fd;                            /* connected, non-blocking; taken */
+  const char *client_address;        /* text, IPv4-mapped already unmapped */
+  guint16 client_port;
+  const char *local_address;
+  guint16 local_port;
+  PstSessionClosedFunc closed;       /* called once, after the fd is closed */
+  gpointer closed_data;
+} PstSessionSetup;
+
+/* Starts serving a connection: CONNECT hooks, then the banner. */
+PstSession *pst_session_start(const PstSessionSetup *setup);
+/* The daemon is stopping: close now when idle between transactions,
+ * otherwise when the current transaction ends. */
+void pst_session_shutdown(PstSession *session);
+/* The grace period is over: send 421 and close at once.  A message whose
+ * commit is already under way is still committed. */
+void pst_session_abort(PstSession *session);
+
+G_END_DECLS

@@ -1,0 +1,24 @@
+/* log.h - where the daemon's log lines go.
+ *
+ * Every module logs with GLib's g_message/g_warning/g_info/g_debug and starts
+ * the text with the session or queue id ("4F2A1B: ..."), so one grep finds a
+ * message's whole story.  pst_log_init() installs the writer: the systemd
+ * journal when stderr is connected to it, stderr otherwise, and syslog when
+ * the daemon detached from its terminal.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+  PST_LOG_STDERR = 0, /* stderr, or the journal when stderr is a journal stream */
+  PST_LOG_SYSLOG,     /* syslog(3), facility mail */
+} PstLogTarget;
+
+/* Installs the log writer.  `verbose` enables debug messages. */
+void pst_log_init(PstLogTarget target, gboolean verbose);
+gboolean pst_log_is_verbose(void);
+
+G_END_DECLS
