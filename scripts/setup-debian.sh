@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# setup-debian.sh - install everything Postilion needs to build and test on
+# a fresh Debian 12 (bookworm).  Idempotent and non-interactive: when every
+# package is already installed it changes nothing and touches no network.
+# Run as root, or as a user who may sudo.
+#
+# The package list is PACKAGES below, in one place: add a component's needs
+# there (with a comment saying who needs it).
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  meson ninja-build pkg-config gcc clang
+  libglib2.0-dev libunbound-dev libevent-dev
+  # sanitizer runtime for clang builds (gcc's comes with gcc)
+  libclang-rt-14-dev
+  # tests: python3 with Debian's modules, SMTP client, TLS clients, DNS
+  python3 python3-pytest python3-dnslib python3-dnspython
+  swaks gnutls-bin openssl dns-root-data
+  # debugging
+  valgrind
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null \
+      | grep -q '^install ok installed$'; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup-debian: all ${#PACKAGES[@]} packages installed"
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
+else
+  echo "setup-debian: missing packages (${missing[*]}) and not root: run as root" >&2
+  exit 1
+fi
+
+echo "setup-debian: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -q
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+  --no-install-recommends "${missing[@]}"

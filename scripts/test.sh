@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# test.sh - Postilion's full test suite, as CI runs it (.ci/run).
+#
+# 1. installs the build and test dependencies (scripts/setup-debian.sh);
+# 2. builds `build` (normal) and `build-asan` (-Db_sanitize=address,undefined);
+# 3. runs the meson tests (unit tests, fuzz corpus replays) and the pytest
+#    end-to-end suite (tests/e2e) against both builds, with every sanitizer
+#    report fatal;
+# 4. counts the results from meson's testlog.json (each TAP subtest counts)
+#    and pytest's JUnit XML, and prints as its last line
+#        N passed, N failed[, N skipped]
+#    exiting non-zero when anything failed (a build that fails counts as
+#    one failure, and its tests do not run).
+#
+# Environment: BUILDS="build build-asan" picks the builds; PYTEST_ARGS adds
+# pytest arguments (e.g. "-k smuggling -x"); JOBS sets build parallelism.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILDS=${BUILDS:-"build build-asan"}
+JOBS=${JOBS:-$(nproc)}
+PYTHON=/usr/bin/python3   # Debian's python3, with python3-pytest & co.
+
+# Sanitizers: any report is fatal; the e2e harness also fails a test whose
+# daemon logged one.  G_SLICE/G_DEBUG make GLib's allocations visible to ASan.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-"halt_on_error=1:abort_on_error=0:detect_leaks=1:print_summary=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-"halt_on_error=1:print_stacktrace=1:report_error_type=1"}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-"print_suppressions=0:suppressions=$ROOT/scripts/lsan.supp"}
+
+build_failures=0
+declare -a RESULT_FILES=()
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! bash scripts/setup-debian.sh; then
+  echo "test.sh: installing dependencies failed" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+configure() {  # configure BUILDDIR [meson options...]
+  local dir=$1; shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson configure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@"
+  fi
+}
+
+for build in $BUILDS; do
+  case $build in
+    build-asan) options=(-Db_sanitize=address,undefined -Db_lundef=false) ;;
+    *)          options=() ;;
+  esac
+  step "building $build"
+  if ! configure "$build" "${options[@]}" || ! ninja -C "$build" -j "$JOBS"; then
+    echo "test.sh: building $build failed" >&2
+    build_failures=$((build_failures + 1))
+    continue
+  fi
+
+  step "meson tests in $build"
+  multiplier=1
+  [ "$build" = build-asan ] && multiplier=3
+  meson test -C "$build" --print-errorlogs --timeout-multiplier "$multiplier" \
+    --num-processes "$JOBS"
+  RESULT_FILES+=("meson:$build/meson-logs/testlog.json")
+
+  step "end-to-end tests against $build"
+  junit="$build/meson-logs/e2e-junit.xml"
+  rm -f "$junit"
+  # shellcheck disable=SC2086
+  POSTILION_BUILD="$ROOT/$build" "$PYTHON" -m pytest tests/e2e -q -p no:cacheprovider \
+    -o junit_family=xunit2 --junitxml="$junit" ${PYTEST_ARGS:-}
+  status=$?
+  if [ ! -s "$junit" ]; then
+    echo "test.sh: pytest wrote no results (exit $status)" >&2
+    build_failures=$((build_failures + 1))
+  else
+    RESULT_FILES+=("junit:$junit")
+    # Exit 5 is "no tests collected": an empty suite is a failure here.
+    [ "$status" -eq 5 ] && build_failures=$((build_failures + 1))
+  fi
+done
+
+step "summary"
+"$PYTHON" - "$build_failures" "${RESULT_FILES[@]}" <<'PY'
+"""Counts test results: meson testlog.json (TAP subtests counted one by
+one) and pytest JUnit XML (a test with a failure or error in any phase is
+one failure).  Prints per-file lines, then the closing line."""
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+passed = failed = skipped = 0
+extra_failures = int(sys.argv[1])
+TAP = re.compile(r"^(not ok|ok)\b(.*)$")
+
+
+def count_meson(path):
+    p = f = s = 0
+    try:
+        lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+    except OSError:
+        return 0, 1, 0
+    for line in lines:
+        if not line.strip():
+            continue
+        test = json.loads(line)
+        result = test.get("result", "")
+        tap_ok = tap_fail = tap_skip = 0
+        for out in (test.get("stdout") or "").splitlines():
+            m = TAP.match(out.strip())
+            if not m:
+                continue
+            directive = m.group(2)
+            if re.search(r"#\s*SKIP", directive, re.I):
+                tap_skip += 1
+            elif m.group(1) == "ok" or re.search(r"#\s*TODO", directive, re.I):
+                tap_ok += 1
+            else:
+                tap_fail += 1
+        bad = result not in ("OK", "SKIP", "EXPECTEDFAIL")
+        if tap_ok + tap_fail + tap_skip:
+            p, f, s = p + tap_ok, f + tap_fail, s + tap_skip
+            if bad and tap_fail == 0:
+                f += 1  # crashed or timed out after its last subtest
+                print(f"  {test.get('name')}: {result}")
+        elif result == "SKIP":
+            s += 1
+        elif bad:
+            f += 1
+            print(f"  {test.get('name')}: {result}")
+        else:
+            p += 1
+    return p, f, s
+
+
+def count_junit(path):
+    """One outcome per test id: failed beats skipped beats passed."""
+    rank = {"passed": 0, "skipped": 1, "failed": 2}
+    outcome = {}
+    for case in ET.parse(path).iter("testcase"):
+        key = (case.get("classname"), case.get("name"))
+        tags = {child.tag for child in case}
+        state = ("failed" if tags & {"failure", "error"}
+                 else "skipped" if "skipped" in tags else "passed")
+        if key not in outcome or rank[state] > rank[outcome[key]]:
+            outcome[key] = state
+    values = list(outcome.values())
+    return values.count("passed"), values.count("failed"), values.count("skipped")
+
+
+for spec in sys.argv[2:]:
+    kind, path = spec.split(":", 1)
+    p, f, s = count_meson(path) if kind == "meson" else count_junit(path)
+    print(f"{path}: {p} passed, {f} failed, {s} skipped")
+    passed, failed, skipped = passed + p, failed + f, skipped + s
+
+if extra_failures:
+    print(f"builds or runners that failed: {extra_failures}")
+failed += extra_failures
+line = f"{passed} passed, {failed} failed"
+if skipped:
+    line += f", {skipped} skipped"
+print(line)
+sys.exit(1 if failed or passed == 0 else 0)
+PY
