@@ -1,6 +1,6 @@
 /* config.h - the daemon's configuration, parsed once into structs.
  *
- * pst_config_load() reads the main keyfile and then every `conf.d/*.conf`
+ * pst_config_load() reads the main keyfile and then every `conf.d/NAME.conf`
  * in the main file's directory, in name order; a later file's key replaces
  * an earlier one's.  The merged keyfile is kept (plugins read their own
  * `[plugin:NAME]` group from it).  Every key the core knows is validated
