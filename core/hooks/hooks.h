@@ -55,11 +55,29 @@ PstPluginSet *pst_plugin_set_load(PstConfig *config, GError **error);
 /* Applies a new configuration: each plugin's reload() (or nothing when it
  * has none) and new chains.  When a plugin refuses, the set keeps the old
  * configuration and chains and the error says which plugin and why.  The
- * list of plugins must be the same (the server loads a new set otherwise). */
+ * list of plugins must be the same (the server loads a new set otherwise).
+ * A plugin whose reload() registers hooks gets exactly those; one whose
+ * reload() registers none, or that has no reload(), keeps its hooks.
+ * Runs in progress keep the chains they started on. */
 gboolean pst_plugin_set_reload(PstPluginSet *set, PstConfig *config,
                                GError **error);
+/* Like pst_plugin_set_reload(), but leaves `set` and its chains untouched
+ * and returns a new set (a new reference) that shares the loaded plugins
+ * and has the new chains: sessions holding `set` finish on the old chains,
+ * sessions given the new set use the new ones.  The plugins are shut down
+ * when the last set sharing them goes.  NULL with `error` when a plugin
+ * refuses (the plugins that accepted are given the old keyfile again). */
+PstPluginSet *pst_plugin_set_reload_new(PstPluginSet *set, PstConfig *config,
+                                        GError **error);
 /* TRUE when `config` loads the same plugins, in the same order. */
 gboolean pst_plugin_set_matches(PstPluginSet *set, PstConfig *config);
+/* Loads plugins whose descriptors are linked into the program instead of
+ * found on the plugin path (unit tests, static builds): `descriptors`
+ * (NULL-terminated) must name, in order, the plugins of `config`.  The
+ * same checks as for files apply. */
+PstPluginSet *pst_plugin_set_load_builtin(
+    PstConfig *config, const PstPluginDescriptor *const *descriptors,
+    GError **error);
 PstPluginSet *pst_plugin_set_ref(PstPluginSet *set);
 /* The last unref calls every plugin's shutdown() and unloads them. */
 void pst_plugin_set_unref(PstPluginSet *set);
@@ -80,7 +98,13 @@ typedef struct {
   gboolean disconnect;
   const char *plugin;   /* the deciding plugin's name, NULL when none */
   gboolean timed_out;   /* the verdict is the plugin's on_timeout */
+  gboolean failed;      /* the verdict is the plugin's on_error (it
+                         * returned an invalid verdict) */
 } PstHookOutcome;
+/* For a TEMPFAIL that comes from on_timeout / on_error at a command stage
+ * (not CONNECT), the outcome carries the reply "451 4.3.0 Error: policy
+ * check unavailable, try again later"; at CONNECT code is 0 and the
+ * session sends its standard 421. */
 
 /* The stage's inputs that do not live on the session. */
 typedef struct {
@@ -91,13 +115,18 @@ typedef struct {
 } PstHookArgs;
 
 /* Called once per run, on the main thread, possibly before
- * pst_chain_run() returns.  `outcome` is only valid during the call. */
+ * pst_chain_run() returns.  `outcome` is only valid during the call.  The
+ * run handle is gone when it is called: do not cancel it from there. */
 typedef void (*PstChainDoneFunc)(const PstHookOutcome *outcome,
                                  gpointer user_data);
 
-/* Runs `stage` for `session` on the chain of its listener.  Returns a
+/* Runs `stage` for `session` on the chain of its listener (a listener the
+ * configuration does not name, or NULL, gets every plugin).  Returns a
  * handle while a hook is pending, NULL when the run already finished
- * (done was called).  With no hooks for the stage this costs one lookup. */
+ * (done was called).  With no hooks for the stage this costs one lookup
+ * and allocates nothing.  `args` is copied; its `message` is referenced.
+ * The run keeps a reference to the chains it started on, so a reload does
+ * not change a run in progress. */
 PstChainRun *pst_chain_run(PstPluginSet *set, const char *listener,
                            PstStage stage, PstSession *session,
                            const PstHookArgs *args, PstChainDoneFunc done,
@@ -108,6 +137,19 @@ void pst_chain_run_cancel(PstChainRun *run);
 /* TRUE when the listener's chain has any hook for `stage`. */
 gboolean pst_chain_has_hooks(PstPluginSet *set, const char *listener,
                              PstStage stage);
+
+/* --- Names (hooks-names.c) ---------------------------------------------- */
+
+/* TRUE for the event stages (QUEUED, DISCONNECT): every hook runs and the
+ * verdicts are ignored. */
+gboolean pst_stage_is_event(PstStage stage);
+/* Parses a lower- or upper-case stage / verdict name as printed by
+ * pst_stage_to_string() / pst_verdict_to_string(); FALSE when unknown. */
+gboolean pst_stage_from_string(const char *name, PstStage *stage_r);
+gboolean pst_verdict_from_string(const char *name, PstVerdict *verdict_r);
+/* TRUE when a hook at `stage` may return `verdict` (DISCARD only at RCPT
+ * and EOM, QUARANTINE only at EOM, PENDING never as a final verdict). */
+gboolean pst_verdict_is_valid_at(PstVerdict verdict, PstStage stage);
 
 /* --- The results store (results.c) -------------------------------------- */
 
@@ -124,6 +166,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstResults, pst_results_free)
 
 /* The daemon-wide store (PST_SCOPE_SERVER). */
 PstResults *pst_results_get_server(void);
+/* TRUE when the plugin `plugin_name` may write `key`: "NAME.rest" (rest of
+ * [A-Za-z0-9_-] words joined by single dots) or exactly "auth.NAME". */
+gboolean pst_results_key_is_writable(const char *plugin_name,
+                                     const char *key);
 
 /* --- The message (message.c) -------------------------------------------- */
 

@@ -1,0 +1,203 @@
+/* hooks-private.h - the structures the hooks module's files share.
+ *
+ * Not for the rest of the core (which uses hooks.h) and never for plugins
+ * (which see only <postilion/plugin.h>).
+ *
+ * Lifetimes, from the longest:
+ *   PstPluginGroup  the loaded plugins (dlopen handles, descriptors, hooks,
+ *                   private data).  Shared by every PstPluginSet made from
+ *                   it by reload; shut down and unloaded on the last unref,
+ *                   always on the main thread.
+ *   PstChainTable   the ordered hooks per listener and stage for one
+ *                   configuration.  Holds the group; held by its set and by
+ *                   every run started on it, so a reload never changes a
+ *                   run in progress.
+ *   PstHook         one registration.  Reference counted: a plugin whose
+ *                   reload() registers new hooks drops its old ones, which
+ *                   live on (with their user_data) in the older tables.
+ *   PstCall         one invocation; see call.c for its states.
+ */
+#pragma once
+
+#include "hooks/hooks.h"
+
+G_BEGIN_DECLS
+
+typedef struct _PstPluginGroup PstPluginGroup;
+
+typedef struct {
+  gint ref_count;
+  PstPlugin *plugin; /* not owned: the group outlives every hook */
+  PstStage stage;
+  int priority;      /* as registered */
+  guint sequence;    /* registration order within the plugin */
+  PstHookFunc func;
+  gpointer user_data;     /* owned through destroy */
+  GDestroyNotify destroy; /* nullable */
+} PstHook;
+
+PstHook *pst_hook_ref(PstHook *hook);
+void pst_hook_unref(PstHook *hook);
+
+struct _PstPlugin {
+  PstPluginGroup *group; /* not owned: the group owns the plugin */
+  char *name;            /* owned */
+  char *path;            /* owned: the file, or "(built-in)" */
+  char *config_group;    /* owned: "plugin:NAME" */
+  void *module;          /* nullable: the dlopen() handle */
+  const PstPluginDescriptor *descriptor;
+  guint load_index;      /* position in `[plugins] load` */
+  GPtrArray *hooks;      /* owned, of PstHook* (references) */
+  GPtrArray *staged;     /* owned, nullable: registered during init/reload */
+  gpointer data;              /* owned through data_destroy */
+  GDestroyNotify data_destroy; /* nullable */
+  guint next_sequence;
+  gboolean initialized;  /* init() succeeded: shutdown() is due */
+};
+
+struct _PstPluginGroup {
+  gint ref_count;
+  GPtrArray *plugins; /* owned, of PstPlugin*, load order */
+};
+
+PstPluginGroup *pst_plugin_group_ref(PstPluginGroup *group);
+/* The last reference shuts the plugins down; must be the main thread. */
+void pst_plugin_group_unref(PstPluginGroup *group);
+
+/* One hook as placed in a chain, with the configuration of its plugin in
+ * that chain's generation. */
+typedef struct {
+  PstHook *hook;         /* owned reference */
+  int priority;          /* effective: [plugin:NAME] priority wins */
+  guint timeout_ms;
+  PstVerdict on_timeout;
+  PstVerdict on_error;
+} PstChainEntry;
+
+/* The chains of one listener: one array of PstChainEntry per stage, NULL
+ * when the stage has no hooks (the dispatcher's fast path). */
+typedef struct {
+  GArray *stages[PST_STAGE_COUNT];
+} PstListenerChains;
+
+typedef struct {
+  gint ref_count;
+  PstPluginGroup *group;  /* owned reference */
+  GHashTable *listeners;  /* owned: name -> PstListenerChains* */
+  PstListenerChains *all; /* owned: every plugin (unnamed listeners) */
+} PstChainTable;
+
+/* chain.c */
+PstChainTable *pst_chain_table_new(PstPluginGroup *group, PstConfig *config);
+PstChainTable *pst_chain_table_ref(PstChainTable *table);
+void pst_chain_table_unref(PstChainTable *table);
+const PstListenerChains *pst_chain_table_lookup(PstChainTable *table,
+                                                const char *listener);
+
+/* plugin-loader.c: the chains `set` runs now (borrowed). */
+PstChainTable *pst_plugin_set_get_chains(PstPluginSet *set);
+
+/* --- Calls (call.c) ----------------------------------------------------- */
+
+/* One log line about a plugin: "SESSION: plugin NAME: message" (or without
+ * the session), with PST_SESSION / PST_PLUGIN fields.  Any thread. */
+void pst_hooks_log(GLogLevelFlags level, const char *session_id,
+                   const char *plugin, const char *message);
+
+typedef enum {
+  PST_CALL_IN_HOOK = 0, /* the hook function is running */
+  PST_CALL_PENDING,     /* it returned PENDING; waiting for completion */
+  PST_CALL_COMPLETED,   /* completed; the core is told on the main context */
+  PST_CALL_DONE,        /* the core has the verdict */
+  PST_CALL_TIMED_OUT,   /* the deadline passed first */
+  PST_CALL_CANCELLED,   /* the run was cancelled (client gone) */
+} PstCallState;
+
+/* How a call ended, told to the run on the main thread. */
+typedef void (*PstCallFinishFunc)(PstCall *call, PstVerdict verdict,
+                                  gboolean timed_out, gpointer user_data);
+
+/* A result written while the call was not on its hook's stack. */
+typedef struct {
+  PstScope scope;
+  guint recipient_index;
+  char *key;       /* owned */
+  GVariant *value; /* owned */
+} PstPendingResult;
+
+struct _PstCall {
+  gint ref_count;
+  PstStage stage;
+  PstSession *session;       /* not owned: valid while the run lives */
+  PstPlugin *plugin;         /* not owned: `group` keeps it */
+  PstPluginGroup *group;     /* owned reference */
+  PstHook *hook;             /* owned reference */
+  guint timeout_ms;
+  PstVerdict on_timeout;
+  PstVerdict on_error;
+  char *session_id;          /* owned: for logs from any thread */
+  char *argument;            /* owned, nullable */
+  GPtrArray *params;         /* owned reference, nullable */
+  PstMessage *message;       /* owned reference, nullable */
+  guint recipient_index;
+  GMainContext *context;     /* owned reference: where the run lives */
+  GThread *owner_thread;     /* the thread that runs the hooks */
+  gint64 deadline;           /* monotonic, microseconds */
+
+  /* Everything below is guarded by `lock`. */
+  GMutex lock;
+  PstCallState state;
+  gboolean plugin_holds_ref; /* the plugin's reference is not released */
+  gboolean plugin_completed; /* pst_call_complete() was called */
+  PstVerdict completed_verdict;
+  GCancellable *cancellable; /* owned, nullable: made on demand */
+  GSource *timeout_source;   /* owned, nullable */
+  GSource *finish_source;    /* owned, nullable */
+  PstCallFinishFunc finish;
+  gpointer finish_data;
+  guint reply_code;          /* 0 = none */
+  char *reply_enhanced;      /* owned, nullable */
+  char *reply_text;          /* owned, nullable, sanitized */
+  gboolean disconnect;
+  GPtrArray *results;        /* owned, nullable, of PstPendingResult* */
+};
+
+PstCall *pst_call_new(PstStage stage, PstSession *session,
+                      const PstChainEntry *entry, const PstHookArgs *args,
+                      GMainContext *context);
+/* Runs the hook.  Returns its verdict when it finished synchronously
+ * (PENDING never); returns PENDING when `finish` will be called later on
+ * the call's context (with the plugin's verdict, or on_timeout when the
+ * deadline passed).  The results the call wrote are applied before a
+ * synchronous return or before `finish`. */
+PstVerdict pst_call_invoke(PstCall *call, PstCallFinishFunc finish,
+                           gpointer user_data);
+/* Cancels a pending call: `finish` will not be called. */
+void pst_call_cancel(PstCall *call);
+/* The core's reference: the call is freed once the plugin let go too. */
+void pst_call_release(PstCall *call);
+/* The reply set by the plugin, checked against `verdict`: FALSE (with a
+ * warning logged) when there is none or it does not fit.  Main thread. */
+gboolean pst_call_take_reply(PstCall *call, PstVerdict verdict,
+                             guint *code_r, char **enhanced_r,
+                             char **text_r);
+gboolean pst_call_get_disconnect(PstCall *call);
+
+/* Pure checks, exposed for the unit tests. */
+/* TRUE when `code` (200..599) fits `verdict`'s class. */
+gboolean pst_reply_code_fits(PstVerdict verdict, guint code);
+/* TRUE when `enhanced` is "C.S.D" with C the first digit of `code`, S and
+ * D 1-3 digits. */
+gboolean pst_reply_enhanced_is_valid(const char *enhanced, guint code);
+/* CR, LF, NUL and other controls -> space, invalid UTF-8 repaired, cut to
+ * PST_REPLY_TEXT_MAX octets at a character boundary.  Newly allocated. */
+#define PST_REPLY_TEXT_MAX 400
+char *pst_reply_text_sanitize(const char *text);
+
+/* --- Results (results.c) ------------------------------------------------ */
+
+void pst_pending_result_free(PstPendingResult *result);
+/* Writes the results buffered in `call` to their stores.  Main thread. */
+void pst_call_apply_results(PstCall *call);
+
+G_END_DECLS

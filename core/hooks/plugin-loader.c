@@ -1,0 +1,574 @@
+/* plugin-loader.c - finding, checking, starting and stopping plugins.
+ *
+ * Entry points: pst_plugin_set_load() (the daemon's start and a SIGHUP that
+ * changes `[plugins] load`), pst_plugin_set_reload() / _reload_new() (a
+ * SIGHUP that keeps the list), pst_plugin_set_unref(), and the SDK's
+ * pst_plugin_* functions that init() calls.
+ *
+ * For each name in `[plugins] load`, in order: look for NAME.so, then
+ * libpostilion-NAME.so, in each `[plugins] path` directory and then in
+ * PST_PLUGINDIR; dlopen() it with RTLD_NOW | RTLD_LOCAL (ELF constructors
+ * are the only plugin code that can run before the checks); read the
+ * `postilion_plugin` descriptor's ABI version and size before anything
+ * else; then call init().  Any failure unloads what was loaded (shutdown()
+ * in reverse order) and returns one GError naming the file, the reason
+ * and the fix.  Nothing here ever exits: the caller decides.
+ *
+ * Ownership: a PstPluginSet holds a PstPluginGroup (the plugins) and the
+ * PstChainTable it dispatches on.  Sets made by pst_plugin_set_reload_new()
+ * share the group.  The group is torn down on its last unref, which the
+ * dispatcher makes sure happens on the main thread.
+ */
+#define G_LOG_DOMAIN "postilion"
+
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <glib.h>
+
+#include "pst-build-config.h"
+
+#include "hooks/hooks-private.h"
+
+/* The 1.0 descriptor ends with reload(); a smaller one cannot be a 1.x
+ * descriptor.  The first 8 octets (size and version) never move. */
+#define PST_DESCRIPTOR_SIZE_1_0                                               \
+  (offsetof(PstPluginDescriptor, reload) + sizeof(void *))
+
+struct _PstPluginSet {
+  gint ref_count;
+  PstPluginGroup *group; /* owned reference */
+  PstChainTable *chains; /* owned reference: what new runs use */
+  GKeyFile *keyfile;     /* owned reference: the configuration in force */
+  char **names;          /* owned: the plugins' names, load order */
+};
+
+/* ------------------------------------------------------------------ */
+/* Hooks and groups                                                    */
+/* ------------------------------------------------------------------ */
+
+PstHook *pst_hook_ref(PstHook *hook) {
+  g_atomic_int_inc(&hook->ref_count);
+  return hook;
+}
+
+void pst_hook_unref(PstHook *hook) {
+  if (!g_atomic_int_dec_and_test(&hook->ref_count))
+    return;
+  if (hook->destroy != NULL)
+    hook->destroy(hook->user_data);
+  g_free(hook);
+}
+
+static void plugin_free(PstPlugin *plugin) {
+  /* Hooks and data hold pointers into the module: free them first. */
+  g_clear_pointer(&plugin->staged, g_ptr_array_unref);
+  g_clear_pointer(&plugin->hooks, g_ptr_array_unref);
+  if (plugin->data_destroy != NULL)
+    plugin->data_destroy(plugin->data);
+  plugin->data = NULL;
+  plugin->data_destroy = NULL;
+  if (plugin->module != NULL)
+    dlclose(plugin->module);
+  g_free(plugin->name);
+  g_free(plugin->path);
+  g_free(plugin->config_group);
+  g_free(plugin);
+}
+
+static void plugin_shutdown(PstPlugin *plugin) {
+  if (plugin->initialized && plugin->descriptor->shutdown != NULL)
+    plugin->descriptor->shutdown(plugin);
+  plugin->initialized = FALSE;
+}
+
+static PstPluginGroup *plugin_group_new(void) {
+  PstPluginGroup *group = g_new0(PstPluginGroup, 1);
+  group->ref_count = 1;
+  group->plugins = g_ptr_array_new();
+  return group;
+}
+
+PstPluginGroup *pst_plugin_group_ref(PstPluginGroup *group) {
+  g_atomic_int_inc(&group->ref_count);
+  return group;
+}
+
+void pst_plugin_group_unref(PstPluginGroup *group) {
+  if (!g_atomic_int_dec_and_test(&group->ref_count))
+    return;
+  /* Reverse load order: a plugin may use what an earlier one set up. */
+  for (guint i = group->plugins->len; i > 0; i--)
+    plugin_shutdown(g_ptr_array_index(group->plugins, i - 1));
+  for (guint i = group->plugins->len; i > 0; i--)
+    plugin_free(g_ptr_array_index(group->plugins, i - 1));
+  g_ptr_array_unref(group->plugins);
+  g_free(group);
+}
+
+/* ------------------------------------------------------------------ */
+/* Finding and checking                                                */
+/* ------------------------------------------------------------------ */
+
+static gboolean plugin_name_is_valid(const char *name) {
+  if (name == NULL || *name == '\0' || strlen(name) > 64)
+    return FALSE;
+  for (const char *p = name; *p != '\0'; p++) {
+    if (!g_ascii_islower(*p) && !g_ascii_isdigit(*p) && *p != '_' &&
+        *p != '-')
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* The file for `name`, or NULL with an error listing what was tried. */
+static char *plugin_find(PstConfig *config, const char *name,
+                         GError **error) {
+  g_autoptr(GPtrArray) dirs = g_ptr_array_new();
+  for (guint i = 0; config->plugin_path && config->plugin_path[i]; i++)
+    g_ptr_array_add(dirs, config->plugin_path[i]);
+  g_ptr_array_add(dirs, (gpointer)PST_PLUGINDIR);
+
+  g_autoptr(GString) tried = g_string_new(NULL);
+  g_autofree char *so = g_strconcat(name, ".so", NULL);
+  g_autofree char *libso = g_strconcat("libpostilion-", name, ".so", NULL);
+  for (guint i = 0; i < dirs->len; i++) {
+    const char *files[] = {so, libso};
+    for (guint j = 0; j < G_N_ELEMENTS(files); j++) {
+      g_autofree char *path =
+          g_build_filename(g_ptr_array_index(dirs, i), files[j], NULL);
+      if (g_file_test(path, G_FILE_TEST_IS_REGULAR))
+        return g_steal_pointer(&path);
+      g_string_append_printf(tried, "%s%s", tried->len ? ", " : "", path);
+    }
+  }
+  g_autofree char *where = pst_config_describe_key(config, "plugins", "load");
+  g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_NOT_FOUND,
+              "%s[plugins] load: plugin \"%s\" not found (tried %s): install "
+              "it, or add its directory to [plugins] path",
+              where, name, tried->str);
+  return NULL;
+}
+
+/* The checks made before any plugin function is called. */
+static gboolean descriptor_check(const PstPluginDescriptor *descriptor,
+                                 const char *path, const char *name,
+                                 GError **error) {
+  if (descriptor->abi_major != PST_ABI_MAJOR) {
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_ABI,
+                "%s: built for plugin ABI %u.%u, this postiliond provides "
+                "%d.%d: rebuild the plugin against this SDK",
+                path, descriptor->abi_major, descriptor->abi_minor,
+                PST_ABI_MAJOR, PST_ABI_MINOR);
+    return FALSE;
+  }
+  if (descriptor->abi_minor > PST_ABI_MINOR) {
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_ABI,
+                "%s: built for plugin ABI %u.%u, this postiliond provides "
+                "only %d.%d: upgrade postiliond, or rebuild the plugin "
+                "against this SDK",
+                path, descriptor->abi_major, descriptor->abi_minor,
+                PST_ABI_MAJOR, PST_ABI_MINOR);
+    return FALSE;
+  }
+  if (descriptor->struct_size < PST_DESCRIPTOR_SIZE_1_0) {
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_ABI,
+                "%s: the plugin descriptor has %u octets, ABI %d.0 needs at "
+                "least %zu: rebuild the plugin with POSTILION_PLUGIN_DEFINE()",
+                path, descriptor->struct_size, PST_ABI_MAJOR,
+                (size_t)PST_DESCRIPTOR_SIZE_1_0);
+    return FALSE;
+  }
+  if (descriptor->name == NULL || g_strcmp0(descriptor->name, name) != 0) {
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_ABI,
+                "%s: the plugin calls itself \"%s\" but [plugins] load names "
+                "it \"%s\": fix the name in [plugins] load or the file name",
+                path, descriptor->name ? descriptor->name : "(null)", name);
+    return FALSE;
+  }
+  if (descriptor->init == NULL) {
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_ABI,
+                "%s: the plugin has no init function: rebuild it with "
+                "POSTILION_PLUGIN_DEFINE()",
+                path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* dlopen()s `path` and returns its checked descriptor. */
+static const PstPluginDescriptor *plugin_open(const char *path,
+                                              const char *name,
+                                              void **module_r,
+                                              GError **error) {
+  void *module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (module == NULL) {
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_OPEN,
+                "%s: cannot load plugin \"%s\": %s: check that the file is "
+                "a plugin built for this system and its libraries are "
+                "installed",
+                path, name, dlerror());
+    return NULL;
+  }
+  const PstPluginDescriptor *descriptor =
+      dlsym(module, POSTILION_PLUGIN_SYMBOL);
+  if (descriptor == NULL) {
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_ENTRY,
+                "%s: not a Postilion plugin: it does not export the symbol "
+                "\"%s\": define it with POSTILION_PLUGIN_DEFINE()",
+                path, POSTILION_PLUGIN_SYMBOL);
+    dlclose(module);
+    return NULL;
+  }
+  if (!descriptor_check(descriptor, path, name, error)) {
+    dlclose(module);
+    return NULL;
+  }
+  *module_r = module;
+  return descriptor;
+}
+
+/* ------------------------------------------------------------------ */
+/* Starting                                                            */
+/* ------------------------------------------------------------------ */
+
+static void plugin_begin_registration(PstPlugin *plugin) {
+  g_assert(plugin->staged == NULL);
+  plugin->staged = g_ptr_array_new_with_free_func((GDestroyNotify)pst_hook_unref);
+}
+
+/* Calls init(); on success the plugin joins `group`, on failure it is
+ * unloaded.  Takes `module` (nullable). */
+static gboolean plugin_start(PstPluginGroup *group, PstConfig *config,
+                             const PstPluginConfig *plugin_config,
+                             const char *path, void *module,
+                             const PstPluginDescriptor *descriptor,
+                             GError **error) {
+  PstPlugin *plugin = g_new0(PstPlugin, 1);
+  plugin->group = group;
+  plugin->name = g_strdup(plugin_config->name);
+  plugin->path = g_strdup(path);
+  plugin->config_group = g_strdup(plugin_config->group);
+  plugin->module = module;
+  plugin->descriptor = descriptor;
+  plugin->load_index = group->plugins->len;
+  plugin->hooks = g_ptr_array_new_with_free_func((GDestroyNotify)pst_hook_unref);
+
+  g_autoptr(GError) local_error = NULL;
+  plugin_begin_registration(plugin);
+  gboolean ok = descriptor->init(plugin, config->keyfile, plugin->config_group,
+                                 &local_error);
+  if (!ok) {
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_INIT,
+                "%s: plugin \"%s\" failed to start: %s", path, plugin->name,
+                local_error ? local_error->message
+                            : "init() failed without saying why");
+    plugin_free(plugin);
+    return FALSE;
+  }
+  if (local_error != NULL)
+    g_warning("%s: plugin \"%s\": init() succeeded but set an error: %s",
+              path, plugin->name, local_error->message);
+  g_ptr_array_extend_and_steal(plugin->hooks, g_steal_pointer(&plugin->staged));
+  plugin->initialized = TRUE;
+  g_ptr_array_add(group->plugins, plugin);
+  g_debug("plugin \"%s\" %s loaded from %s", plugin->name,
+          descriptor->version ? descriptor->version : "", path);
+  return TRUE;
+}
+
+static const PstPluginConfig *plugin_config_find(PstConfig *config,
+                                                 const char *name) {
+  for (guint i = 0; i < config->plugins->len; i++) {
+    const PstPluginConfig *plugin_config = g_ptr_array_index(config->plugins, i);
+    if (g_strcmp0(plugin_config->name, name) == 0)
+      return plugin_config;
+  }
+  return NULL;
+}
+
+/* Every listener's `plugins` must name loaded plugins. */
+static gboolean listeners_check(PstConfig *config, GError **error) {
+  for (guint i = 0; config->listeners && i < config->listeners->len; i++) {
+    const PstListenerConfig *listener = g_ptr_array_index(config->listeners, i);
+    for (guint j = 0; listener->plugins && listener->plugins[j]; j++) {
+      if (plugin_config_find(config, listener->plugins[j]) != NULL)
+        continue;
+      g_autofree char *group = g_strconcat("listener:", listener->name, NULL);
+      g_autofree char *where = pst_config_describe_key(config, group, "plugins");
+      g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_NOT_FOUND,
+                  "%s[%s] plugins: \"%s\" is not in [plugins] load: add it "
+                  "there or remove it from this list",
+                  where, group, listener->plugins[j]);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static gboolean plugin_config_check(PstConfig *config,
+                                    const PstPluginConfig *plugin_config,
+                                    GError **error) {
+  g_autofree char *where = pst_config_describe_key(config, "plugins", "load");
+  if (!plugin_name_is_valid(plugin_config->name)) {
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_NOT_FOUND,
+                "%s[plugins] load: \"%s\" is not a plugin name: use lower "
+                "case letters, digits, '-' and '_'",
+                where, plugin_config->name);
+    return FALSE;
+  }
+  if (plugin_config_find(config, plugin_config->name) != plugin_config) {
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_DUPLICATE,
+                "%s[plugins] load: \"%s\" is listed twice: remove one",
+                where, plugin_config->name);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static PstPluginSet *plugin_set_new(PstPluginGroup *group, PstConfig *config) {
+  PstPluginSet *set = g_new0(PstPluginSet, 1);
+  set->ref_count = 1;
+  set->group = group;
+  set->chains = pst_chain_table_new(group, config);
+  set->keyfile = g_key_file_ref(config->keyfile);
+  set->names = g_new0(char *, group->plugins->len + 1);
+  for (guint i = 0; i < group->plugins->len; i++)
+    set->names[i] = g_strdup(((PstPlugin *)group->plugins->pdata[i])->name);
+  return set;
+}
+
+/* Loads from files (`builtin` NULL) or from linked-in descriptors. */
+static PstPluginSet *plugin_set_load(PstConfig *config,
+                                     const PstPluginDescriptor *const *builtin,
+                                     GError **error) {
+  /* Refuse a bad list before any plugin code runs. */
+  for (guint i = 0; i < config->plugins->len; i++) {
+    if (!plugin_config_check(config, g_ptr_array_index(config->plugins, i),
+                             error))
+      return NULL;
+  }
+  if (!listeners_check(config, error))
+    return NULL;
+  PstPluginGroup *group = plugin_group_new();
+  for (guint i = 0; i < config->plugins->len; i++) {
+    const PstPluginConfig *plugin_config = g_ptr_array_index(config->plugins, i);
+    g_autofree char *path = NULL;
+    void *module = NULL;
+    const PstPluginDescriptor *descriptor = NULL;
+    if (builtin == NULL) {
+      path = plugin_find(config, plugin_config->name, error);
+      descriptor = path ? plugin_open(path, plugin_config->name, &module, error)
+                        : NULL;
+    } else {
+      g_assert(builtin[i] != NULL);
+      path = g_strdup("(built-in)");
+      descriptor = descriptor_check(builtin[i], path, plugin_config->name, error)
+                       ? builtin[i]
+                       : NULL;
+    }
+    if (descriptor == NULL ||
+        !plugin_start(group, config, plugin_config, path, module, descriptor,
+                      error)) {
+      pst_plugin_group_unref(group);
+      return NULL;
+    }
+  }
+  return plugin_set_new(group, config);
+}
+
+PstPluginSet *pst_plugin_set_load(PstConfig *config, GError **error) {
+  g_return_val_if_fail(config != NULL, NULL);
+  return plugin_set_load(config, NULL, error);
+}
+
+PstPluginSet *pst_plugin_set_load_builtin(
+    PstConfig *config, const PstPluginDescriptor *const *descriptors,
+    GError **error) {
+  g_return_val_if_fail(config != NULL && descriptors != NULL, NULL);
+  guint count = 0;
+  while (descriptors[count] != NULL)
+    count++;
+  g_return_val_if_fail(count == config->plugins->len, NULL);
+  return plugin_set_load(config, descriptors, error);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reloading                                                           */
+/* ------------------------------------------------------------------ */
+
+static gboolean plugin_call_reload(PstPlugin *plugin, GKeyFile *keyfile,
+                                   GError **error) {
+  plugin_begin_registration(plugin);
+  g_autoptr(GError) local_error = NULL;
+  gboolean ok = plugin->descriptor->reload(plugin, keyfile,
+                                           plugin->config_group, &local_error);
+  if (!ok)
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_INIT,
+                "plugin \"%s\" refused the new configuration: %s; keeping "
+                "the old one",
+                plugin->name,
+                local_error ? local_error->message
+                            : "reload() failed without saying why");
+  return ok;
+}
+
+/* Gives every plugin with a reload() the new keyfile; on a refusal, gives
+ * those that accepted the old one back and drops what they registered. */
+static gboolean group_reload(PstPluginGroup *group, GKeyFile *old_keyfile,
+                             GKeyFile *keyfile, GError **error) {
+  GPtrArray *plugins = group->plugins;
+  for (guint i = 0; i < plugins->len; i++) {
+    PstPlugin *plugin = g_ptr_array_index(plugins, i);
+    if (plugin->descriptor->reload == NULL)
+      continue;
+    if (plugin_call_reload(plugin, keyfile, error))
+      continue;
+    g_clear_pointer(&plugin->staged, g_ptr_array_unref);
+    for (guint j = 0; j < i; j++) {
+      PstPlugin *done = g_ptr_array_index(plugins, j);
+      if (done->descriptor->reload == NULL)
+        continue;
+      g_clear_pointer(&done->staged, g_ptr_array_unref);
+      g_autoptr(GError) again = NULL;
+      if (!plugin_call_reload(done, old_keyfile, &again))
+        g_warning("%s", again->message);
+      g_clear_pointer(&done->staged, g_ptr_array_unref);
+    }
+    return FALSE;
+  }
+  /* Everyone accepted: new registrations replace the old ones. */
+  for (guint i = 0; i < plugins->len; i++) {
+    PstPlugin *plugin = g_ptr_array_index(plugins, i);
+    if (plugin->staged != NULL && plugin->staged->len > 0) {
+      g_ptr_array_unref(plugin->hooks);
+      plugin->hooks = g_steal_pointer(&plugin->staged);
+    }
+    g_clear_pointer(&plugin->staged, g_ptr_array_unref);
+  }
+  return TRUE;
+}
+
+static gboolean plugin_set_reload_check(PstPluginSet *set, PstConfig *config,
+                                        GError **error) {
+  g_return_val_if_fail(pst_plugin_set_matches(set, config), FALSE);
+  return listeners_check(config, error);
+}
+
+gboolean pst_plugin_set_reload(PstPluginSet *set, PstConfig *config,
+                               GError **error) {
+  g_return_val_if_fail(set != NULL && config != NULL, FALSE);
+  if (!plugin_set_reload_check(set, config, error) ||
+      !group_reload(set->group, set->keyfile, config->keyfile, error))
+    return FALSE;
+  PstChainTable *old = set->chains;
+  set->chains = pst_chain_table_new(set->group, config);
+  pst_chain_table_unref(old);
+  g_key_file_unref(set->keyfile);
+  set->keyfile = g_key_file_ref(config->keyfile);
+  return TRUE;
+}
+
+PstPluginSet *pst_plugin_set_reload_new(PstPluginSet *set, PstConfig *config,
+                                        GError **error) {
+  g_return_val_if_fail(set != NULL && config != NULL, NULL);
+  if (!plugin_set_reload_check(set, config, error) ||
+      !group_reload(set->group, set->keyfile, config->keyfile, error))
+    return NULL;
+  return plugin_set_new(pst_plugin_group_ref(set->group), config);
+}
+
+gboolean pst_plugin_set_matches(PstPluginSet *set, PstConfig *config) {
+  g_return_val_if_fail(set != NULL && config != NULL, FALSE);
+  if (g_strv_length(set->names) != config->plugins->len)
+    return FALSE;
+  for (guint i = 0; i < config->plugins->len; i++) {
+    const PstPluginConfig *plugin_config = g_ptr_array_index(config->plugins, i);
+    if (g_strcmp0(set->names[i], plugin_config->name) != 0)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+PstPluginSet *pst_plugin_set_ref(PstPluginSet *set) {
+  g_return_val_if_fail(set != NULL, NULL);
+  g_atomic_int_inc(&set->ref_count);
+  return set;
+}
+
+void pst_plugin_set_unref(PstPluginSet *set) {
+  if (set == NULL || !g_atomic_int_dec_and_test(&set->ref_count))
+    return;
+  pst_chain_table_unref(set->chains);
+  g_key_file_unref(set->keyfile);
+  g_strfreev(set->names);
+  pst_plugin_group_unref(set->group);
+  g_free(set);
+}
+
+PstChainTable *pst_plugin_set_get_chains(PstPluginSet *set) {
+  return set->chains;
+}
+
+/* ------------------------------------------------------------------ */
+/* The SDK side                                                        */
+/* ------------------------------------------------------------------ */
+
+PST_API void pst_plugin_register_hook(PstPlugin *plugin, PstStage stage,
+                                      int priority, PstHookFunc func,
+                                      gpointer user_data,
+                                      GDestroyNotify destroy) {
+  g_return_if_fail(plugin != NULL);
+  g_return_if_fail((guint)stage < PST_STAGE_COUNT);
+  g_return_if_fail(func != NULL);
+  if (plugin->staged == NULL) {
+    g_critical("plugin \"%s\" registered a hook outside init() and "
+               "reload(): ignored",
+               plugin->name);
+    if (destroy != NULL)
+      destroy(user_data);
+    return;
+  }
+  PstHook *hook = g_new0(PstHook, 1);
+  hook->ref_count = 1;
+  hook->plugin = plugin;
+  hook->stage = stage;
+  hook->priority = priority;
+  hook->sequence = plugin->next_sequence++;
+  hook->func = func;
+  hook->user_data = user_data;
+  hook->destroy = destroy;
+  g_ptr_array_add(plugin->staged, hook);
+}
+
+PST_API const char *pst_plugin_get_name(PstPlugin *plugin) {
+  g_return_val_if_fail(plugin != NULL, NULL);
+  return plugin->name;
+}
+
+PST_API void pst_plugin_set_data(PstPlugin *plugin, gpointer data,
+                                 GDestroyNotify destroy) {
+  g_return_if_fail(plugin != NULL);
+  gpointer old = plugin->data;
+  GDestroyNotify old_destroy = plugin->data_destroy;
+  plugin->data = data;
+  plugin->data_destroy = destroy;
+  if (old_destroy != NULL && old != data)
+    old_destroy(old);
+}
+
+PST_API gpointer pst_plugin_get_data(PstPlugin *plugin) {
+  g_return_val_if_fail(plugin != NULL, NULL);
+  return plugin->data;
+}
+
+PST_API void pst_plugin_log(PstPlugin *plugin, GLogLevelFlags level,
+                            const char *format, ...) {
+  g_return_if_fail(plugin != NULL && format != NULL);
+  va_list args;
+  va_start(args, format);
+  g_autofree char *message = g_strdup_vprintf(format, args);
+  va_end(args);
+  pst_hooks_log(level, NULL, plugin->name, message);
+}

@@ -1,0 +1,317 @@
+/* results.c - the typed store plugins share their findings through.
+ *
+ * A PstResults is a thread-safe map key -> GVariant for one scope
+ * instance.  The server scope is one process-wide store
+ * (pst_results_get_server()); session, transaction and recipient stores
+ * belong to the session, which hands them out through
+ * pst_session_get_results() (core/session/session-internal.h).
+ *
+ * The SDK's pst_result_* functions add the rules:
+ *   - a plugin writes only its own namespace, "NAME.word[.word...]", or
+ *     exactly "auth.NAME", the core-defined RFC 8601 result, which must be
+ *     an a{sv} holding at least "result" as a string (the core renders the
+ *     Authentication-Results header from these);
+ *   - writes are buffered in the call and reach the stores when the call
+ *     ends with a verdict of its own (pst_call_apply_results(), on the main
+ *     thread), so a timed-out or cancelled call writes nothing and writes
+ *     from a worker never touch a session store;
+ *   - reads see the stores plus the call's own buffered writes.
+ * Floating references are always sunk, also when a write is refused.
+ */
+#define G_LOG_DOMAIN "postilion"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "hooks/hooks-private.h"
+#include "session/session-internal.h"
+
+#define PST_RESULT_KEY_MAX 128
+
+struct _PstResults {
+  GMutex lock;
+  GHashTable *values; /* owned: char* -> GVariant* */
+};
+
+/* ------------------------------------------------------------------ */
+/* Stores                                                              */
+/* ------------------------------------------------------------------ */
+
+PstResults *pst_results_new(void) {
+  PstResults *results = g_new0(PstResults, 1);
+  g_mutex_init(&results->lock);
+  results->values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify)g_variant_unref);
+  return results;
+}
+
+void pst_results_free(PstResults *results) {
+  if (results == NULL)
+    return;
+  g_hash_table_unref(results->values);
+  g_mutex_clear(&results->lock);
+  g_free(results);
+}
+
+void pst_results_set(PstResults *results, const char *key, GVariant *value) {
+  g_return_if_fail(results != NULL && key != NULL && value != NULL);
+  g_variant_ref_sink(value);
+  g_mutex_lock(&results->lock);
+  g_hash_table_replace(results->values, g_strdup(key), value);
+  g_mutex_unlock(&results->lock);
+}
+
+GVariant *pst_results_get(PstResults *results, const char *key) {
+  g_return_val_if_fail(results != NULL && key != NULL, NULL);
+  g_mutex_lock(&results->lock);
+  GVariant *value = g_hash_table_lookup(results->values, key);
+  if (value != NULL)
+    g_variant_ref(value);
+  g_mutex_unlock(&results->lock);
+  return value;
+}
+
+static gint key_compare(gconstpointer a, gconstpointer b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+GVariant *pst_results_to_variant(PstResults *results) {
+  g_return_val_if_fail(results != NULL, NULL);
+  g_mutex_lock(&results->lock);
+  guint count = 0;
+  g_autofree gpointer *keys =
+      g_hash_table_get_keys_as_array(results->values, &count);
+  GVariant *dict = NULL;
+  if (count > 0) {
+    /* Sorted, so equal stores give equal queue files. */
+    qsort(keys, count, sizeof(gpointer), key_compare);
+    GVariantBuilder builder;
+    g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
+    for (guint i = 0; i < count; i++)
+      g_variant_builder_add(&builder, "{sv}", (const char *)keys[i],
+                            g_hash_table_lookup(results->values, keys[i]));
+    dict = g_variant_ref_sink(g_variant_builder_end(&builder));
+  }
+  g_mutex_unlock(&results->lock);
+  return dict;
+}
+
+void pst_results_clear(PstResults *results) {
+  g_return_if_fail(results != NULL);
+  g_mutex_lock(&results->lock);
+  g_hash_table_remove_all(results->values);
+  g_mutex_unlock(&results->lock);
+}
+
+static PstResults *server_results;
+
+PstResults *pst_results_get_server(void) {
+  if (g_once_init_enter(&server_results)) {
+    PstResults *results = pst_results_new();
+    g_once_init_leave(&server_results, results);
+  }
+  return server_results;
+}
+
+/* ------------------------------------------------------------------ */
+/* The rules                                                           */
+/* ------------------------------------------------------------------ */
+
+static gboolean key_words_are_valid(const char *p) {
+  gboolean word = FALSE;
+  for (; *p != '\0'; p++) {
+    if (g_ascii_isalnum(*p) || *p == '_' || *p == '-') {
+      word = TRUE;
+    } else if (*p == '.' && word) {
+      word = FALSE;
+    } else {
+      return FALSE;
+    }
+  }
+  return word;
+}
+
+gboolean pst_results_key_is_writable(const char *plugin_name,
+                                     const char *key) {
+  g_return_val_if_fail(plugin_name != NULL && key != NULL, FALSE);
+  if (strlen(key) > PST_RESULT_KEY_MAX)
+    return FALSE;
+  /* "auth." belongs to the core, even for a plugin called "auth": each
+   * plugin owns exactly one key there. */
+  if (g_str_has_prefix(key, "auth."))
+    return strcmp(key + 5, plugin_name) == 0;
+  gsize length = strlen(plugin_name);
+  return strncmp(key, plugin_name, length) == 0 && key[length] == '.' &&
+         key_words_are_valid(key + length + 1);
+}
+
+/* RFC 8601 results: {"result": s, "reason": s (optional), ...}. */
+static gboolean auth_value_is_valid(GVariant *value) {
+  if (!g_variant_is_of_type(value, G_VARIANT_TYPE_VARDICT))
+    return FALSE;
+  g_autoptr(GVariant) result =
+      g_variant_lookup_value(value, "result", G_VARIANT_TYPE_STRING);
+  return result != NULL;
+}
+
+static const char *scope_to_string(PstScope scope) {
+  static const char *const names[] = {"server", "session", "transaction",
+                                      "recipient"};
+  return (guint)scope < G_N_ELEMENTS(names) ? names[scope] : "invalid";
+}
+
+static PstResults *scope_store(PstCall *call, PstScope scope, guint index) {
+  if (scope == PST_SCOPE_SERVER)
+    return pst_results_get_server();
+  if (call->session == NULL)
+    return NULL;
+  return pst_session_get_results(call->session, scope, index);
+}
+
+static void result_warn(PstCall *call, const char *key, const char *why) {
+  g_autofree char *message =
+      g_strdup_printf("result \"%s\" not written: %s", key, why);
+  pst_hooks_log(G_LOG_LEVEL_WARNING, call->session_id, call->plugin->name,
+                message);
+}
+
+void pst_pending_result_free(PstPendingResult *result) {
+  g_free(result->key);
+  g_variant_unref(result->value);
+  g_free(result);
+}
+
+/* Buffers one checked write in the call. */
+static gboolean result_buffer(PstCall *call, PstScope scope, guint index,
+                              const char *key, GVariant *value) {
+  if (g_thread_self() == call->owner_thread &&
+      scope_store(call, scope, index) == NULL) {
+    result_warn(call, key, "there is no such scope now");
+    return FALSE;
+  }
+  PstPendingResult *result = g_new0(PstPendingResult, 1);
+  result->scope = scope;
+  result->recipient_index = index;
+  result->key = g_strdup(key);
+  result->value = g_variant_ref(value);
+  g_mutex_lock(&call->lock);
+  gboolean open = call->state == PST_CALL_IN_HOOK ||
+                  call->state == PST_CALL_PENDING;
+  if (open) {
+    if (call->results == NULL)
+      call->results = g_ptr_array_new_with_free_func(
+          (GDestroyNotify)pst_pending_result_free);
+    g_ptr_array_add(call->results, g_steal_pointer(&result));
+  }
+  g_mutex_unlock(&call->lock);
+  if (!open) {
+    pst_pending_result_free(result);
+    result_warn(call, key, "the call has ended");
+  }
+  return open;
+}
+
+static gboolean result_set(PstCall *call, PstScope scope, guint index,
+                           const char *key, GVariant *floating) {
+  g_autoptr(GVariant) value = g_variant_ref_sink(floating);
+  if ((guint)scope > PST_SCOPE_RECIPIENT) {
+    result_warn(call, key, "invalid scope");
+    return FALSE;
+  }
+  if (!pst_results_key_is_writable(call->plugin->name, key)) {
+    result_warn(call, key,
+                "a plugin writes only its own keys, \"NAME.word\", and "
+                "\"auth.NAME\"");
+    return FALSE;
+  }
+  if (g_str_has_prefix(key, "auth.") && !auth_value_is_valid(value)) {
+    result_warn(call, key,
+                "an auth.* result is an a{sv} with at least \"result\" (s)");
+    return FALSE;
+  }
+  return result_buffer(call, scope, index, key, value);
+}
+
+/* The call's own latest buffered write of `key`, or NULL.  New ref. */
+static GVariant *result_buffered(PstCall *call, PstScope scope, guint index,
+                                 const char *key) {
+  GVariant *value = NULL;
+  g_mutex_lock(&call->lock);
+  for (guint i = call->results ? call->results->len : 0; i > 0; i--) {
+    PstPendingResult *result = g_ptr_array_index(call->results, i - 1);
+    if (result->scope == scope && strcmp(result->key, key) == 0 &&
+        (scope != PST_SCOPE_RECIPIENT || result->recipient_index == index)) {
+      value = g_variant_ref(result->value);
+      break;
+    }
+  }
+  g_mutex_unlock(&call->lock);
+  return value;
+}
+
+static GVariant *result_get(PstCall *call, PstScope scope, guint index,
+                            const char *key) {
+  GVariant *value = result_buffered(call, scope, index, key);
+  if (value != NULL)
+    return value;
+  PstResults *store = scope_store(call, scope, index);
+  return store ? pst_results_get(store, key) : NULL;
+}
+
+void pst_call_apply_results(PstCall *call) {
+  g_mutex_lock(&call->lock);
+  g_autoptr(GPtrArray) results = g_steal_pointer(&call->results);
+  g_mutex_unlock(&call->lock);
+  for (guint i = 0; results && i < results->len; i++) {
+    PstPendingResult *result = g_ptr_array_index(results, i);
+    PstResults *store =
+        scope_store(call, result->scope, result->recipient_index);
+    if (store == NULL) {
+      g_autofree char *why = g_strdup_printf(
+          "there is no %s scope now", scope_to_string(result->scope));
+      result_warn(call, result->key, why);
+      continue;
+    }
+    pst_results_set(store, result->key, g_variant_ref(result->value));
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* The SDK side                                                        */
+/* ------------------------------------------------------------------ */
+
+PST_API gboolean pst_result_set(PstCall *call, PstScope scope,
+                                const char *key, GVariant *value) {
+  g_return_val_if_fail(call != NULL && key != NULL && value != NULL, FALSE);
+  if (scope == PST_SCOPE_RECIPIENT && call->stage != PST_STAGE_RCPT) {
+    g_variant_unref(g_variant_ref_sink(value));
+    result_warn(call, key,
+                "PST_SCOPE_RECIPIENT names a recipient only at RCPT: use "
+                "pst_result_set_recipient()");
+    return FALSE;
+  }
+  return result_set(call, scope, call->recipient_index, key, value);
+}
+
+PST_API GVariant *pst_result_get(PstCall *call, PstScope scope,
+                                 const char *key) {
+  g_return_val_if_fail(call != NULL && key != NULL, NULL);
+  if ((guint)scope > PST_SCOPE_RECIPIENT ||
+      (scope == PST_SCOPE_RECIPIENT && call->stage != PST_STAGE_RCPT))
+    return NULL;
+  return result_get(call, scope, call->recipient_index, key);
+}
+
+PST_API gboolean pst_result_set_recipient(PstCall *call, guint index,
+                                          const char *key, GVariant *value) {
+  g_return_val_if_fail(call != NULL && key != NULL && value != NULL, FALSE);
+  return result_set(call, PST_SCOPE_RECIPIENT, index, key, value);
+}
+
+PST_API GVariant *pst_result_get_recipient(PstCall *call, guint index,
+                                           const char *key) {
+  g_return_val_if_fail(call != NULL && key != NULL, NULL);
+  return result_get(call, PST_SCOPE_RECIPIENT, index, key);
+}
