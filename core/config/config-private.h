@@ -1,16 +1,20 @@
 /* config-private.h - what the files of core/config share, nothing else.
  *
- * Four parts, one per source file:
+ * The parts, by source file:
  * - origins (config-origin.c): where each group and key of a merged
  *   keyfile came from (file and line), and a registry from a GKeyFile to
  *   its origins so the SDK helpers can name the file and line too;
  * - values (config-values.c): the pure parsers of durations, sizes,
  *   booleans, numbers and lists, the message builder every value error
  *   goes through, and the typed readers the SDK helpers wrap;
+ * - key names (config-sdk.c): unknown-key checks with suggestions, beside
+ *   the exported SDK helpers themselves;
  * - schema (config-schema.c): the table of groups and keys;
+ * - sections (config-server.c, config-listener.c): the rules a type cannot
+ *   say, filling the PstConfig structs;
  * - loading (config-load.c): reading the main file and conf.d into one
  *   keyfile with its origins.
- * config.c turns the checked keyfile into a PstConfig.
+ * config.c runs these in order and owns the PstConfig's lifetime.
  */
 #pragma once
 

@@ -20,8 +20,6 @@
  */
 #include <string.h>
 
-#include "pst-build-config.h"
-
 #include "config/config-private.h"
 
 static const char *const listener_modes[] = {"plain", "starttls", "tls",
@@ -95,8 +93,9 @@ const PstConfigKey pst_config_keys[] = {
      "this listener's plugins, from [plugins] load"},
 
     /* [plugins] */
-    {"plugins", "path", PST_CONFIG_TYPE_LIST, PST_PLUGINDIR, NULL, 0, 0, NULL,
-     "directories searched for plugins, in order"},
+    {"plugins", "path", PST_CONFIG_TYPE_LIST, "",
+     "none: only the built-in plugin directory", 0, 0, NULL,
+     "directories searched for plugins before the built-in one"},
     {"plugins", "load", PST_CONFIG_TYPE_LIST, "", "none", 0, 0, NULL,
      "plugins to load, in order"},
 

@@ -437,8 +437,7 @@ static void assert_defaults(const PstConfig *config) {
   g_assert_cmpuint(server->timeout_data_ms, ==, 180000);
   g_assert_cmpuint(server->timeout_shutdown_ms, ==, 30000);
   g_assert_cmpstr(server->banner, ==, "ESMTP Postilion");
-  g_assert_cmpuint(g_strv_length(config->plugin_path), ==, 1);
-  g_assert_cmpstr(config->plugin_path[0], ==, PST_PLUGINDIR);
+  g_assert_cmpuint(g_strv_length(config->plugin_path), ==, 0);
   g_assert_cmpuint(config->plugins->len, ==, 0);
   g_assert_null(config->dns.nameservers);
   g_assert_cmpuint(config->dns.timeout_ms, ==, 5000);
