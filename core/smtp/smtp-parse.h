@@ -65,12 +65,18 @@ typedef struct {
 } PstSmtpCommand;
 
 /* Parses one command line `line` of `length` octets without its CRLF.
- * Verbs are case-insensitive.  Refuses (returning the reply):
- *   - a NUL octet or a bare CR/LF inside the line: 500 5.5.2
- *   - a line longer than PST_SMTP_MAX_COMMAND_LINE - 2: 500 5.5.2 line too long
- *   - non-ASCII octets in the verb: 500 5.5.2
- * An unknown verb is not a refusal: verb is PST_SMTP_VERB_UNKNOWN.
- * Returns NULL on success. */
+ * Verbs are case-insensitive; the verb ends at the first space (only SP
+ * separates, as RFC 5321 says).  Refuses (returning the reply):
+ *   - a NUL octet: 500 5.5.2 (pst_smtp_reply_nul_in_command)
+ *   - a bare CR/LF inside the line: 500 5.5.2
+ *     (pst_smtp_reply_bare_cr_lf_in_command)
+ *   - a line longer than PST_SMTP_MAX_COMMAND_LINE - 2: 500 5.5.2 line too
+ *     long (pst_smtp_reply_line_too_long)
+ *   - non-ASCII octets in the verb: 500 5.5.2 command not recognized
+ * An unknown verb is not a refusal: verb is PST_SMTP_VERB_UNKNOWN.  A line
+ * starting with a TLS record header (0x16 0x03) is NOT_SMTP whatever its
+ * length or content; an HTTP method as the verb (any case) is NOT_SMTP.
+ * Never allocates.  Returns NULL on success. */
 const PstSmtpReply *pst_smtp_command_parse(const char *line, gsize length,
                                            PstSmtpCommand *command_r);
 /* The verb's name in upper case ("MAIL"), "UNKNOWN" or "NOT-SMTP". */
@@ -83,16 +89,22 @@ typedef struct {
   char *value;   /* owned, nullable: NULL when the parameter has no '=' */
 } PstEsmtpParam;
 
+/* Frees a parameter (the free func of PstSmtpPath.params). */
+void pst_esmtp_param_free(PstEsmtpParam *param);
+
 typedef struct {
   char *address;    /* owned: "local@domain" as sent (quoted local parts keep
                      * their quotes), "" for the null path <>,
-                     * "postmaster" for RCPT TO:<postmaster> */
-  char *local_part; /* owned: as sent, including quotes if quoted */
+                     * "postmaster" (lower case, whatever case was sent)
+                     * for RCPT TO:<postmaster> */
+  char *local_part; /* owned: as sent, including quotes if quoted; "" for
+                     * <>; "Postmaster" as sent for <Postmaster> */
   char *domain;     /* owned, nullable: NULL only for "" and "postmaster";
                      * an address literal keeps its brackets "[192.0.2.1]" */
   gboolean utf8;    /* the address contains non-ASCII (needs SMTPUTF8) */
   gboolean source_route; /* an A-d-l "@a,@b:" was present and dropped */
-  GPtrArray *params;/* owned, of PstEsmtpParam*, in order */
+  GPtrArray *params;/* owned, of PstEsmtpParam*, in order; never NULL
+                     * (empty without parameters), frees its elements */
 } PstSmtpPath;
 
 void pst_smtp_path_free(PstSmtpPath *path);
@@ -107,14 +119,28 @@ typedef enum {
  * case, with optional spaces after the colon (as common clients send);
  * requires the angle brackets; strips a source route; validates the
  * mailbox against RFC 5321 (dot-string or quoted-string local part, domain
- * or address literal, IPv4 and IPv6 literals checked) and RFC 6531 when
- * `allow_utf8` (UTF-8 must be valid; otherwise non-ASCII is refused);
- * enforces the length limits above; splits the ESMTP parameters
- * (keyword ["=" value], keyword [A-Za-z0-9][A-Za-z0-9-]*, value printable
- * ASCII without '=' or space; duplicates refused).
- * Replies: 501 5.5.4 (syntax of the FROM:/TO: part or parameters),
- * 553 5.1.3 (bad address syntax), 501 5.1.3 (too long: 5.5.4 for the
- * path, local part 5.1.3). Returns NULL on success. */
+ * or address literal, IPv4, "IPv6:" and General-address-literal checked)
+ * and RFC 6531 (UTF-8 must be valid, without C0/C1 controls; a U-label's
+ * A-label form must fit in 63 octets); enforces the length limits above;
+ * splits the ESMTP parameters (keyword ["=" value], keyword
+ * [A-Za-z0-9][A-Za-z0-9-]*, value printable ASCII without '=' or space,
+ * or UTF-8 when allowed; duplicates refused).
+ *
+ * Non-ASCII is allowed when `allow_utf8` (the transaction is SMTPUTF8),
+ * or for MAIL when this very argument carries the SMTPUTF8 parameter; so
+ * the session may pass FALSE for MAIL and envelope->smtputf8 for RCPT.
+ * Percent hacks ("a%b@c") and bang paths ("b!a@c") are valid local parts
+ * and come back as sent: relay policy decides about them.
+ *
+ * Replies, in the order checked:
+ *   501 5.5.4 Syntax: MAIL FROM:<address> (or RCPT TO:) for the FROM:/TO:
+ *     part, missing '<' or '>', text glued after '>', bad parameters;
+ *   501 5.1.3 address too long: path over 256 octets, local part over 64,
+ *     domain over 255;
+ *   553 5.1.3 bad address syntax (also: no '@', two '@', <> for RCPT,
+ *     a domain with a trailing dot, invalid UTF-8);
+ *   553 5.6.7 SMTPUTF8 required: a non-ASCII address not allowed.
+ * Returns NULL on success and sets *path_r (NULL on a refusal). */
 const PstSmtpReply *pst_smtp_path_parse(const char *argument, gsize length,
                                         PstSmtpPathKind kind,
                                         gboolean allow_utf8,
@@ -122,43 +148,74 @@ const PstSmtpReply *pst_smtp_path_parse(const char *argument, gsize length,
 
 /* Typed MAIL parameters. */
 typedef struct {
-  guint64 size;      /* SIZE=, 0 when absent */
+  guint64 size;      /* SIZE=, 0 when absent (G_MAXUINT64 when larger) */
   PstBodyType body;  /* BODY=7BIT|8BITMIME */
   gboolean smtputf8; /* SMTPUTF8 */
   PstDsnRet ret;     /* RET=FULL|HDRS */
-  char *envid;       /* owned, nullable: ENVID=, xtext-decoded */
-  char *auth;        /* owned, nullable: AUTH=, xtext-decoded (RFC 4954) */
+  char *envid;       /* owned, nullable: ENVID=, xtext-decoded, printable
+                      * ASCII, 1..100 octets */
+  char *auth;        /* owned, nullable: AUTH=, xtext-decoded (RFC 4954):
+                      * "<>" or a mailbox, UTF-8 without controls */
+  /* Not owned, nullable: after a refusal, the keyword of the parameter at
+   * fault (points into the params passed in), for logs. */
+  const char *bad_keyword;
 } PstMailParams;
 
 /* Typed RCPT parameters. */
 typedef struct {
   guint notify;      /* PstDsnNotify bits from NOTIFY=, 0 when absent */
   char *orcpt;       /* owned, nullable: ORCPT=addr-type;xtext, decoded to
-                      * "rfc822;user@example.org" */
+                      * "rfc822;user@example.org" (printable ASCII) or
+                      * "utf-8;..." (UTF-8 without controls); the
+                      * addr-type is written in lower case */
+  const char *bad_keyword; /* not owned, nullable: as in PstMailParams */
 } PstRcptParams;
 
 void pst_mail_params_clear(PstMailParams *params);
 void pst_rcpt_params_clear(PstRcptParams *params);
 
-/* Interprets the parameters of a parsed MAIL path.  Unknown keywords:
- * 555 5.5.4.  A value of the wrong form: 501 5.5.4.  BODY=BINARYMIME is not
- * offered: 555 5.5.4.  SIZE over `max_size` (when not 0): 552 5.3.4.
- * SMTPUTF8 with a value: 501 5.5.4.  NULL on success. */
+/* Interprets the parameters of a parsed MAIL path.  `out` is overwritten
+ * (what it held is not freed); after a refusal it holds nothing to free.
+ * Unknown keywords: 555 5.5.4 unsupported parameter.  A value of the wrong
+ * form: 501 5.5.4 bad parameter value.  BODY=BINARYMIME is not offered:
+ * 555 5.5.4.  SIZE over `max_size` (when not 0): 552 5.3.4.  SMTPUTF8 with
+ * a value: 501 5.5.4.  The texts are generic (they do not name the
+ * keyword); out->bad_keyword names it.  NULL on success. */
 const PstSmtpReply *pst_smtp_mail_params_parse(const GPtrArray *params,
                                                guint64 max_size,
                                                PstMailParams *out);
 /* Interprets the parameters of a parsed RCPT path: NOTIFY (NEVER alone,
- * or a comma list of SUCCESS, FAILURE, DELAY), ORCPT (addr-type "rfc822"
- * or "utf-8", xtext/utf-8-addr-xtext decoded and length checked).  Unknown
- * keywords: 555 5.5.4.  NULL on success. */
+ * or a comma list of SUCCESS, FAILURE, DELAY, each once), ORCPT (addr-type
+ * "rfc822" or "utf-8", xtext/utf-8-addr-xtext decoded, at most 500 octets
+ * as sent).  Unknown keywords: 555 5.5.4; bad values: 501 5.5.4; `out` as
+ * for MAIL.  NULL on success. */
 const PstSmtpReply *pst_smtp_rcpt_params_parse(const GPtrArray *params,
                                                PstRcptParams *out);
 
-/* RFC 3461 xtext: decodes "+XX" hex escapes; FALSE for a malformed one
- * or a character outside xchar. */
+/* RFC 3461 xtext: decodes "+XX" hex escapes; FALSE for a malformed one,
+ * one that decodes to NUL, or a character outside xchar.  Sets *decoded_r
+ * (owned, NUL-terminated) on success, NULL otherwise. */
 gboolean pst_xtext_decode(const char *text, gsize length, char **decoded_r);
 /* Encodes for xtext (used when relaying ORCPT/ENVID). */
 char *pst_xtext_encode(const char *text);
+/* RFC 6533 utf-8-addr-xtext / utf-8-addr-unitext: decodes "\x{HEX}" escapes
+ * (1..6 hex digits, no surrogates, no NUL) and passes UTF-8 through; FALSE
+ * for '+', '=', a malformed escape or invalid UTF-8. */
+gboolean pst_utf8_addr_xtext_decode(const char *text, gsize length,
+                                    char **decoded_r);
+
+/* TRUE for a domain name of RFC 5321 (letters, digits, hyphens; no empty
+ * label, no hyphen at either end of a label, labels up to 63 octets, 255
+ * in all, no trailing dot) or, when `allow_utf8`, with U-labels (valid
+ * UTF-8, no controls, at most 63 octets as an A-label).  Not an address
+ * literal.  For HELO/EHLO arguments too. */
+gboolean pst_smtp_domain_is_valid(const char *domain, gsize length,
+                                  gboolean allow_utf8);
+/* TRUE for an RFC 5321 address literal with its brackets: "[192.0.2.1]"
+ * (no leading zeros), "[IPv6:2001:db8::1]", or a General-address-literal
+ * "[tag:content]" (content without '@'). */
+gboolean pst_smtp_address_literal_is_valid(const char *literal,
+                                           gsize length);
 
 /* --- DATA and BDAT ------------------------------------------------------ */
 
@@ -194,20 +251,24 @@ void pst_data_reader_free(PstDataReader *reader);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDataReader, pst_data_reader_free)
 
 /* Feeds `length` octets.  Appends the message octets (dot-unstuffed, the
- * final ".\r\n" removed, the CRLF before it kept) to `out`, unless a fault
- * was seen.  In DOT mode returns DONE at the end of data, with
+ * final ".\r\n" removed, the CRLF before it kept) to `out` (nullable: to
+ * read and drop), unless a fault was seen.  A ".\r\n" first of all is the
+ * empty message.  In DOT mode returns DONE at the end of data, with
  * `*consumed_r` telling how many input octets belong to the message (the
- * rest are the client's next, pipelined commands).  In CHUNK mode always
- * consumes everything and returns MORE; a CR at the end of one chunk is
- * resolved by the next chunk or by pst_data_reader_finish(). */
+ * rest are the client's next, pipelined commands); later feeds consume
+ * nothing.  In CHUNK mode always consumes everything and returns MORE; a
+ * CR at the end of one chunk is resolved by the next chunk or by
+ * pst_data_reader_finish(). */
 PstDataStatus pst_data_reader_feed(PstDataReader *reader, const guint8 *data,
                                    gsize length, gsize *consumed_r,
                                    GByteArray *out);
 /* CHUNK mode, after the LAST chunk: checks for a dangling CR and that the
  * message ends with CRLF (appending one to `out` if the client's did not
- * end so, as RFC 3030 allows the sender to rely on). */
+ * end so, as RFC 3030 allows the sender to rely on; an empty message stays
+ * empty).  `out` is nullable. */
 void pst_data_reader_finish(PstDataReader *reader, GByteArray *out);
-/* The PstDataFault bits seen so far. */
+/* The PstDataFault bits seen so far.  After a fault nothing more is
+ * appended to `out`, and what was appended must be dropped. */
 guint pst_data_reader_get_faults(PstDataReader *reader);
 /* Message octets produced so far (including any discarded after a fault). */
 guint64 pst_data_reader_get_size(PstDataReader *reader);
@@ -220,7 +281,8 @@ const PstSmtpReply *pst_data_fault_reply(guint faults);
 /* --- Header fields ------------------------------------------------------ */
 
 typedef struct {
-  char *name;  /* owned, as sent */
+  char *name;  /* owned, as sent (white space before the colon, allowed by
+                * RFC 5322 obs-optional, is dropped) */
   char *value; /* owned: after "name:" and one optional space, folding kept
                 * (CRLF + WSP), final CRLF removed */
 } PstHeaderField;
@@ -233,7 +295,11 @@ void pst_header_field_free(PstHeaderField *field);
  * ends the header (or the whole input when there is no body and no blank
  * line).  Lines that are not fields (no colon, or a continuation with no
  * field before it) end the header there, as RFC 5322 readers do: the rest
- * is body.  Never fails; at most `max_fields` fields are kept. */
+ * is body; so is everything after an mbox "From " line (not a field).
+ * Continuation lines (SP or HTAB first, obs-fold lines of white space
+ * only too) extend the field before them.  A line holding a NUL ends the
+ * header.  Never fails; at most `max_fields` fields are kept (parsing goes
+ * on to find the header's end). */
 void pst_header_parse(const guint8 *data, gsize length, guint max_fields,
                       GPtrArray *fields, gsize *header_length_r);
 /* TRUE when `name` is a valid field name (printable ASCII 33..126 except
