@@ -169,7 +169,7 @@ gboolean pst_config_schema_get_string(GKeyFile *keyfile,
                                       char **value_r, GError **error) {
   const PstConfigKey *row = row_of(group, key, PST_CONFIG_TYPE_STRING);
   return pst_config_read_string(keyfile, origins, group, key, row->fallback,
-                                value_r, error);
+                                row->shown_default, value_r, error);
 }
 
 gboolean pst_config_schema_get_boolean(GKeyFile *keyfile,

@@ -126,7 +126,7 @@ PST_API gboolean pst_config_get_string(GKeyFile *config, const char *group,
                                        char **value_r, GError **error) {
   g_return_val_if_fail(config && group && key && value_r, FALSE);
   g_autoptr(PstConfigOrigins) origins = pst_config_origins_lookup(config);
-  return pst_config_read_string(config, origins, group, key, fallback,
+  return pst_config_read_string(config, origins, group, key, fallback, NULL,
                                 value_r, error);
 }
 

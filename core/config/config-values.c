@@ -266,7 +266,8 @@ static char *range_text(const char *min, const char *max, gboolean has_min,
 gboolean pst_config_read_string(GKeyFile *keyfile,
                                 const PstConfigOrigins *origins,
                                 const char *group, const char *key,
-                                const char *fallback, char **value_r,
+                                const char *fallback,
+                                const char *shown_default, char **value_r,
                                 GError **error) {
   g_autofree char *raw = NULL;
   g_autofree char *bad = NULL;
@@ -282,7 +283,7 @@ gboolean pst_config_read_string(GKeyFile *keyfile,
     g_autofree char *expected =
         g_strdup_printf("%s; \"%s\" is not one", escape_help, bad);
     pst_config_set_value_error(error, origins, group, key, raw, expected,
-                               fallback);
+                               shown_default ? shown_default : fallback);
     return FALSE;
   }
   *value_r = g_strdup(parts[0]);

@@ -219,6 +219,10 @@ static const BadCase bad_cases[] = {
      {"[server] user = \"no-such-user-pst-test\": expected the name of an "
       "existing user",
       "default (none: keep the user postiliond runs as)"}},
+    {"user-escape", BASE "[server]\nuser = a\\qb\n", {{0}},
+     PST_CONFIG_ERROR_VALUE, "postilion.conf", 7,
+     {"[server] user = \"a\\qb\": expected text where a backslash",
+      "default (none: keep the user postiliond runs as)"}},
     {"banner-newline", BASE "[server]\nbanner = two\\nlines\n", {{0}},
      PST_CONFIG_ERROR_VALUE, "postilion.conf", 7,
      {"[server] banner = \"two\\nlines\": expected printable ASCII text of "
