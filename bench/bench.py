@@ -1,0 +1,698 @@
+#!/usr/bin/python3
+"""bench.py - Postilion and Postfix side by side, in one run (see README.md).
+
+Started by bench/run.  Steps:
+  1. check preconditions (root, Debian's postfix tools, a C compiler,
+     gnuplot, free loopback ports) and say what is missing;
+  2. build bench/loadgen with cc -O2, and postiliond (meson, release)
+     unless --postiliond names a binary;
+  3. measure each generator's own ceiling against smtp-sink;
+  4. run the scenarios (accept, relay, idle, plugins) against a private
+     Postfix instance and postiliond, each bounded in messages and time;
+  5. write bench/results/: throughput.csv, idle.csv, summary.md,
+     throughput.png, env.txt.
+A side that cannot run (postiliond not built, no outbound relay yet, a
+plugin not built) is reported as "not available" with the reason; nothing
+is ever estimated in its place.  Every server listens on 127.0.0.1 only and
+is stopped at the end, also on errors and Ctrl-C.
+"""
+import argparse
+import datetime
+import os
+import platform
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import mta
+import plugins_bench
+import procstat
+import report
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+PORT_POSTFIX = 2625
+PORT_POSTILION = 2725
+PORT_RELAY_SINK = 2925
+PORT_CEILING_SINK = 2926
+PORT_DNS = 2953
+
+SENDER = "loadgen@bench.invalid"
+RCPT_LOCAL = "user@" + mta.BENCH_DOMAIN
+RCPT_RELAY = "user@" + mta.RELAY_DOMAIN
+
+# Messages per run.  Postfix needs ~5-8 s for these at its usual rates; the
+# time cap bounds every run whatever happens.
+PROFILES = {
+    "full": dict(sizes=[1024, 65536], sessions=[1, 10, 50],
+                 per_session=["1", "many"], idle=[1000, 5000],
+                 count={1024: 6000, 65536: 2000}, single_session_div=3,
+                 ceiling_factor=5, time_cap=20.0, idle_hold=4.0, probes=20,
+                 warm_up_per_session=4, plugin_count=2000),
+    "quick": dict(sizes=[1024], sessions=[50], per_session=["1", "many"],
+                  idle=[1000], count={1024: 2000, 65536: 600},
+                  single_session_div=3, ceiling_factor=5, time_cap=10.0, idle_hold=2.0,
+                  probes=10, warm_up_per_session=4, plugin_count=600),
+}
+
+ALL_SCENARIOS = ["ceiling", "accept", "relay", "idle", "plugins"]
+
+
+def log(msg):
+    stamp = datetime.datetime.now().strftime("%H:%M:%S")
+    print(f"[{stamp}] {msg}", flush=True)
+
+
+# --- Preconditions --------------------------------------------------------
+
+def check_preconditions(args):
+    """Returns a list of (what is missing, how to fix it); empty when fine."""
+    missing = []
+    if os.geteuid() != 0:
+        missing.append(("root", "run as root: Postfix's master and smtp-sink "
+                        "need it to drop to their users"))
+    for tool, pkg in (("postfix", "postfix"), ("postconf", "postfix"),
+                      ("postsuper", "postfix"), ("smtp-source", "postfix"),
+                      ("smtp-sink", "postfix")):
+        if not shutil.which(tool):
+            missing.append((tool, f"apt-get install -y {pkg} (preseed "
+                            "'postfix postfix/main_mailer_type select No "
+                            "configuration' first: see README.md)"))
+    if not shutil.which("cc"):
+        missing.append(("cc", "apt-get install -y gcc"))
+    try:
+        import pwd
+        pwd.getpwnam("postfix")
+        pwd.getpwnam("nobody")
+    except KeyError:
+        missing.append(("user postfix", "the postfix package creates it"))
+    if not shutil.which("dnsmasq"):
+        missing.append(("dnsmasq", "apt-get install -y dnsmasq-base (postiliond's "
+                        "lookups go to it on loopback, never to the system's "
+                        "resolvers)"))
+    for port in (PORT_POSTFIX, PORT_POSTILION, PORT_RELAY_SINK, PORT_CEILING_SINK,
+                 PORT_DNS):
+        if mta.port_open(port):
+            missing.append((f"127.0.0.1:{port} free",
+                            "another server listens there: stop it (an "
+                            "earlier bench run? see README.md)"))
+    if args.postiliond is None and not args.no_postilion:
+        for tool in ("meson", "ninja"):
+            if not shutil.which(tool):
+                missing.append((tool, f"apt-get install -y {tool} (or pass "
+                                "--postiliond PATH)"))
+    return missing
+
+
+def soft_warnings():
+    notes = []
+    if not shutil.which("gnuplot"):
+        notes.append("gnuplot not found: no throughput.png (apt-get install -y "
+                     "gnuplot-nox)")
+    return notes
+
+
+def check_filesystem(workdir):
+    """The queues must be on a real disk: refuse tmpfs."""
+    out = subprocess.run(["stat", "-f", "-c", "%T", workdir],
+                         stdout=subprocess.PIPE, text=True).stdout.strip()
+    if out in ("tmpfs", "ramfs"):
+        sys.exit(f"bench: {workdir} is on {out}: the queues must be on disk; "
+                 "pass --workdir on a disk filesystem")
+    return out
+
+
+# --- Builds ---------------------------------------------------------------
+
+def build_loadgen(workdir):
+    out = os.path.join(workdir, "loadgen")
+    src = os.path.join(HERE, "loadgen.c")
+    r = subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-o", out, src],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        sys.exit("bench: building loadgen failed:\n" + r.stdout)
+    return out
+
+
+def build_postiliond(builddir):
+    """Returns (path, None) or (None, reason)."""
+    logf = os.path.join(builddir + ".log")
+    os.makedirs(os.path.dirname(builddir), exist_ok=True)
+    with open(logf, "w") as f:
+        if not os.path.exists(os.path.join(builddir, "build.ninja")):
+            # a half-made build dir from a failed setup: start over
+            shutil.rmtree(builddir, ignore_errors=True)
+            r = subprocess.run(["meson", "setup", "--buildtype=release",
+                                "-Dtests=false", builddir, REPO],
+                               stdout=f, stderr=subprocess.STDOUT)
+            if r.returncode != 0:
+                return None, f"meson setup failed (see {logf})"
+        r = subprocess.run(["ninja", "-C", builddir, "postiliond"],
+                           stdout=f, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            return None, f"building postiliond failed (see {logf})"
+    return os.path.join(builddir, "postiliond"), None
+
+
+# --- Generators -----------------------------------------------------------
+
+def generator_command(gen, loadgen, port, size, sessions, per_session, count,
+                      cap, rcpt, sender=SENDER):
+    if gen == "smtp-source":
+        cmd = ["smtp-source", "-c", "-s", str(sessions), "-m", str(count),
+               "-l", str(size), "-f", sender, "-t", rcpt,
+               "-M", "smtp-source.bench.invalid"]
+        if per_session == "many":
+            cmd.append("-d")
+        return cmd + [f"127.0.0.1:{port}"]
+    return [loadgen, "-q", "-c", str(sessions), "-n", str(count),
+            "-m", "1" if per_session == "1" else "0", "-l", str(size),
+            "-t", str(cap), "-f", sender, "-r", rcpt, f"127.0.0.1:{port}"]
+
+
+def parse_kv(line):
+    out = {}
+    for item in line.split()[1:]:
+        if "=" in item:
+            k, v = item.split("=", 1)
+            out[k] = v
+    return out
+
+
+def run_generator(cmd, gen, cap):
+    """Runs one generator to completion (killed at cap + 15 s)."""
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=mta.raise_nofile)
+    killed = False
+    try:
+        out, err = proc.communicate(timeout=cap + 15)
+    except subprocess.TimeoutExpired:
+        killed = True
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+    t1 = time.monotonic()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = out.decode(errors="replace")
+    err = err.decode(errors="replace")
+    res = dict(elapsed=t1 - t0, rc=proc.returncode, killed=killed,
+               gen_cpu=(ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime),
+               stderr=err.strip()[-500:])
+    if gen == "smtp-source":
+        counts = [int(x) for x in out.replace("\r", "\n").split() if x.isdigit()]
+        res["ok"] = counts[-1] if counts else 0
+        res["lat_p50"] = res["lat_p99"] = None
+    else:
+        line = next((l for l in out.splitlines() if l.startswith("RESULT ")), "")
+        kv = parse_kv(line)
+        res["ok"] = int(kv.get("ok", 0))
+        res["failed"] = int(kv.get("failed", 0))
+        res["lat_p50"] = float(kv["lat_p50_ms"]) if "lat_p50_ms" in kv else None
+        res["lat_p99"] = float(kv["lat_p99_ms"]) if "lat_p99_ms" in kv else None
+    return res
+
+
+# --- One measured run -----------------------------------------------------
+
+class Bench:
+    def __init__(self, args, profile, workdir, loadgen):
+        self.args = args
+        self.p = profile
+        self.workdir = workdir
+        self.loadgen = loadgen
+        self.rows = []
+        self.ports = dict(postfix=PORT_POSTFIX, postilion=PORT_POSTILION,
+                          dns=PORT_DNS)
+        self.idle_rows = []
+        self.notes = []
+
+    def count_for(self, size, sessions, scenario):
+        n = self.p["count"][size]
+        if scenario == "plugins":
+            return self.p["plugin_count"]
+        if scenario == "ceiling":
+            n *= self.p["ceiling_factor"]
+        return n // self.p["single_session_div"] if sessions == 1 else n
+
+    def base_row(self, scenario, server_name, gen, size, sessions, per_session,
+                 chain=""):
+        return dict(scenario=scenario, chain=chain, mta=server_name, generator=gen,
+                    size=size, sessions=sessions, per_session=per_session)
+
+    def unavailable(self, scenario, server_name, gen, size, sessions,
+                    per_session, reason, chain=""):
+        row = self.base_row(scenario, server_name, gen, size, sessions, per_session,
+                            chain)
+        row.update(status="not available", note=reason)
+        self.rows.append(row)
+
+    def measure(self, scenario, server, gen, size, sessions, per_session,
+                rcpt, sink=None, sender=SENDER, chain=""):
+        """Drives `server` once and appends a row with the figures.  The
+        MTA's CPU and memory are those of its process tree, plus the trees
+        of server.extra_roots() (milters) when it has that."""
+        count = self.count_for(size, sessions, scenario)
+        cap = self.p["time_cap"]
+        row = self.base_row(scenario, server.name, gen, size, sessions, per_session,
+                            chain)
+        extra = getattr(server, "extra_roots", lambda: [])
+        roots = [server.pid] + extra()
+        cmd = generator_command(gen, self.loadgen, server.port, size, sessions,
+                                per_session, count, cap, rcpt, sender)
+        sink_base = sink.received() if sink else 0
+        cpu0 = procstat.cpu_seconds(roots)
+        with procstat.PeakSampler(roots) as sampler:
+            t0 = time.monotonic()
+            res = run_generator(cmd, gen, cap)
+            end = t0 + res["elapsed"]
+            if sink is not None:
+                # end to end: until the sink has every accepted message
+                target = sink_base + res["ok"]
+                procstat.wait_for(lambda: sink.received() >= target, cap + 30)
+                end = time.monotonic()
+                row["delivered"] = sink.received() - sink_base
+        cpu1 = procstat.cpu_seconds(roots)
+        elapsed = end - t0
+        done = row.get("delivered", res["ok"]) if sink else res["ok"]
+        row.update(messages=count, ok=res["ok"], elapsed_s=round(elapsed, 3),
+                   msgs_per_s=round(done / elapsed, 1) if elapsed > 0 else 0,
+                   mta_cpu_s=round(cpu1 - cpu0, 3),
+                   cpu_ms_per_msg=round((cpu1 - cpu0) * 1000 / done, 3) if done else None,
+                   gen_cpu_s=round(res["gen_cpu"], 3),
+                   peak_rss_mib=round(sampler.peak_kib / 1024, 1),
+                   peak_pss_mib=round(sampler.peak_pss_kib / 1024, 1),
+                   lat_p50_ms=res["lat_p50"], lat_p99_ms=res["lat_p99"])
+        status = "ok"
+        if res["ok"] < count:
+            # stopped by the time cap with no failure: the rate stands
+            if gen == "loadgen":
+                failed = res.get("failed", 0) > 0
+            else:
+                failed = res["rc"] != 0 and not res["killed"]
+            status = "incomplete" if failed else "time-capped"
+        if sink is None and hasattr(server, "queued"):
+            queued, _ = server.queued()
+            row["queued"] = queued
+            if queued != res["ok"]:
+                status = "mismatch"
+                row["note"] = f"{queued} queued for {res['ok']} accepted"
+        if sink is not None and row["delivered"] < res["ok"]:
+            status = "incomplete"
+            row["note"] = f"sink got {row['delivered']} of {res['ok']}"
+        if res["ok"] < count and res["stderr"]:
+            row["note"] = (row.get("note", "") + " " + res["stderr"].splitlines()[-1])[:200]
+        check = getattr(server, "verify_chain", None)
+        if check is not None and status in ("ok", "time-capped"):
+            problem = check()
+            if problem:
+                status = "unverified"
+                row["note"] = problem
+        row["status"] = status
+        self.rows.append(row)
+        log(f"  {scenario:7} {chain + ' ' if chain else ''}{server.name:9} {gen:11} {size:>6}B "
+            f"{sessions:>2}x{per_session:4} {row['msgs_per_s']:>9} msg/s "
+            f"cpu {row['cpu_ms_per_msg']} ms/msg rss {row['peak_rss_mib']} MiB "
+            f"p50/p99 {row['lat_p50_ms']}/{row['lat_p99_ms']} ms [{status}]")
+        return row
+
+    def warm_up(self, server, rcpt, sender=SENDER, drain=False):
+        """Unmeasured traffic at the highest concurrency right after a
+        start, so that no measured run pays for process start-up (Postfix
+        forks its smtpd and cleanup pool, policyd-spf's Python starts)."""
+        sessions = max(self.p["sessions"])
+        n = sessions * self.p["warm_up_per_session"]
+        cmd = generator_command("loadgen", self.loadgen, server.port, 1024, sessions,
+                                "1", n, 30, rcpt, sender)
+        run_generator(cmd, "loadgen", 30)
+        if drain:
+            # relay: let every warm-up message reach the sink, so that none
+            # is counted in the measured run
+            procstat.wait_for(lambda: sum(server.queued()) == 0, 60, 0.1)
+        else:
+            server.clear_queue()
+
+    def combos(self):
+        for size in self.p["sizes"]:
+            for sessions in self.p["sessions"]:
+                for per_session in self.p["per_session"]:
+                    for gen in self.args.generators:
+                        yield size, sessions, per_session, gen
+
+    # --- scenarios -------------------------------------------------------
+
+    def ceiling(self):
+        log("ceiling: each generator against smtp-sink")
+        sink = mta.Sink(PORT_CEILING_SINK, self.workdir)
+        sink.start()
+        try:
+            sink.name, sink.pid = "smtp-sink", sink.proc.pid
+            for size, sessions, per_session, gen in self.combos():
+                self.measure("ceiling", sink, gen, size, sessions, per_session,
+                             RCPT_LOCAL)
+                # the sink keeps nothing: no queue to check
+        finally:
+            sink.stop()
+
+    def accept(self, postilion_bin, postilion_reason):
+        log("accept: mail for a local domain, queued and not delivered")
+        pf = mta.Postfix(os.path.join(self.workdir, "postfix-accept"),
+                         self.args.postfix_accept, PORT_POSTFIX)
+        pf.setup()
+        pf.start()
+        self.versions["postfix"] = pf.version()
+        self.warm_up(pf, RCPT_LOCAL)
+        try:
+            for size, sessions, per_session, gen in self.combos():
+                pf.clear_queue()
+                self.measure("accept", pf, gen, size, sessions, per_session,
+                             RCPT_LOCAL)
+        finally:
+            pf.clear_queue()
+            pf.stop()
+        if postilion_bin is None:
+            for size, sessions, per_session, gen in self.combos():
+                self.unavailable("accept", "postilion", gen, size, sessions,
+                                 per_session, postilion_reason)
+            return
+        pst = mta.Postilion(postilion_bin, os.path.join(self.workdir, "postilion-accept"),
+                            "accept", PORT_POSTILION, PORT_DNS)
+        pst.setup()
+        self.versions["postilion"] = pst.version()
+        for size, sessions, per_session, gen in self.combos():
+            pst.start()  # a fresh process and an empty spool for every run
+            try:
+                self.warm_up(pst, RCPT_LOCAL)
+                self.measure("accept", pst, gen, size, sessions, per_session,
+                             RCPT_LOCAL)
+            finally:
+                pst.stop()
+
+    def relay(self, postilion_bin, postilion_reason):
+        log("relay: routed onward to smtp-sink, end to end")
+        sink = mta.Sink(PORT_RELAY_SINK, self.workdir, counting=True)
+        sink.start()
+        try:
+            pf = mta.Postfix(os.path.join(self.workdir, "postfix-relay"), "relay",
+                             PORT_POSTFIX, sink_port=PORT_RELAY_SINK)
+            pf.setup()
+            pf.start()
+            try:
+                self.warm_up(pf, RCPT_RELAY, drain=True)
+                for size, sessions, per_session, gen in self.combos():
+                    self.measure("relay", pf, gen, size, sessions, per_session,
+                                 RCPT_RELAY, sink=sink)
+            finally:
+                pf.clear_queue()
+                pf.stop()
+            reason = postilion_reason
+            if postilion_bin is not None:
+                reason = self.postilion_relays(postilion_bin, sink)
+            if reason is not None:
+                for size, sessions, per_session, gen in self.combos():
+                    self.unavailable("relay", "postilion", gen, size, sessions,
+                                     per_session, reason)
+                return
+            pst = mta.Postilion(postilion_bin, os.path.join(self.workdir, "postilion-relay"),
+                                "relay", PORT_POSTILION, PORT_DNS,
+                                sink_port=PORT_RELAY_SINK)
+            pst.setup()
+            for size, sessions, per_session, gen in self.combos():
+                pst.start()
+                try:
+                    self.warm_up(pst, RCPT_RELAY, drain=True)
+                    self.measure("relay", pst, gen, size, sessions, per_session,
+                                 RCPT_RELAY, sink=sink)
+                finally:
+                    pst.stop()
+        finally:
+            sink.stop()
+
+    def postilion_relays(self, binary, sink):
+        """None when postiliond relays to a relayhost, else why not.
+
+        Detected, never assumed: postiliond must accept a [delivery]
+        relayhost in its configuration and one test message must then
+        reach the sink within 10 seconds."""
+        pst = mta.Postilion(binary, os.path.join(self.workdir, "postilion-relay-probe"),
+                            "relay", PORT_POSTILION, PORT_DNS,
+                                sink_port=PORT_RELAY_SINK)
+        pst.setup()
+        try:
+            pst.start()
+        except RuntimeError as e:
+            first = [l for l in str(e).splitlines()[1:] if l.strip()][:1]
+            return ("not available yet: postiliond refuses a [delivery] "
+                    "relayhost" + (f" ({first[0].strip()[:120]})" if first else ""))
+        try:
+            base = sink.received()
+            res = run_generator(generator_command("loadgen", self.loadgen,
+                                                  PORT_POSTILION, 1024, 1, "1", 1,
+                                                  10, RCPT_RELAY), "loadgen", 10)
+            if res["ok"] != 1:
+                return "not available yet: postiliond did not accept relay mail"
+            if not procstat.wait_for(lambda: sink.received() > base, 10, 0.1):
+                return ("not available yet: postiliond queued the message but "
+                        "did not deliver it to the relayhost within 10 s")
+            return None
+        finally:
+            pst.stop()
+
+    def idle(self, postilion_bin, postilion_reason):
+        log("idle: sessions held open after EHLO")
+        servers = []
+        pf = mta.Postfix(os.path.join(self.workdir, "postfix-idle"), "hold",
+                         PORT_POSTFIX)
+        pf.setup()
+        servers.append(pf)
+        if postilion_bin is not None:
+            pst = mta.Postilion(postilion_bin, os.path.join(self.workdir, "postilion-idle"),
+                                "accept", PORT_POSTILION, PORT_DNS)
+            pst.setup()
+            servers.append(pst)
+        for n in self.p["idle"]:
+            for server in servers:
+                server.start()  # fresh, so that the baseline is clean
+                try:
+                    self.idle_run(server, n)
+                finally:
+                    server.stop()
+            if postilion_bin is None:
+                self.idle_rows.append(dict(mta="postilion", idle=n,
+                                           status="not available",
+                                           note=postilion_reason))
+
+    def idle_run(self, server, n):
+        time.sleep(1.0)
+        rss0, pss0, procs0 = procstat.memory_kib(server.pid, pss=True)
+        avail0 = procstat.mem_available_kib()
+        cpu0 = procstat.cpu_seconds(server.pid)
+        hold = self.p["idle_hold"]
+        cmd = [self.loadgen, "-q", "-I", str(n), "-w", str(hold),
+               "-p", str(self.p["probes"]), "-t", "90", f"127.0.0.1:{server.port}"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, preexec_fn=mta.raise_nofile)
+        row = dict(mta=server.name, idle=n)
+        ready = None
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            r, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if r:
+                line = proc.stdout.readline()
+                if not line or line.startswith("READY"):
+                    ready = parse_kv(line) if line else None
+                    break
+        if ready is not None:
+            time.sleep(min(1.0, hold / 2))
+            rss1, pss1, procs1 = procstat.memory_kib(server.pid, pss=True)
+            avail1 = procstat.mem_available_kib()
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        cpu1 = procstat.cpu_seconds(server.pid)
+        result = next((parse_kv(l) for l in out.splitlines()
+                       if l.startswith("RESULT ")), {})
+        est = int(result.get("established", ready.get("established", 0) if ready else 0))
+        if ready is None or est == 0:
+            row.update(status="failed", note=(err.strip().splitlines() or ["no READY"])[-1][:200])
+            self.idle_rows.append(row)
+            log(f"  idle    {server.name:9} {n:>5} sessions: failed")
+            return
+        row.update(established=est, held=int(result.get("held", 0)),
+                   ramp_s=float(ready.get("ramp_s", 0)),
+                   processes=procs1 - procs0,
+                   rss_kib_per_session=round((rss1 - rss0) / est, 1),
+                   pss_kib_per_session=round((pss1 - pss0) / est, 1),
+                   memavail_kib_per_session=round((avail0 - avail1) / est, 1),
+                   rss_total_mib=round(rss1 / 1024, 1),
+                   cpu_s=round(cpu1 - cpu0, 2),
+                   banner_p50_ms=float(result.get("banner_p50_ms", "nan")),
+                   banner_max_ms=float(result.get("banner_max_ms", "nan")),
+                   probes=int(result.get("probes", 0)),
+                   probe_failed=int(result.get("probe_failed", 0)))
+        row["status"] = "ok" if (est == n and row["held"] == est and
+                                 row["probe_failed"] == 0) else "incomplete"
+        self.idle_rows.append(row)
+        log(f"  idle    {server.name:9} {n:>5} sessions: "
+            f"{row['rss_kib_per_session']} KiB RSS/session "
+            f"({row['pss_kib_per_session']} PSS, {row['memavail_kib_per_session']} "
+            f"MemAvailable), banner p50/max {row['banner_p50_ms']}/"
+            f"{row['banner_max_ms']} ms [{row['status']}]")
+
+    def plugins(self, postilion_bin, postilion_reason, builddir):
+        """Plugin chains: measured where both sides can run them."""
+        log("plugins: policy chains")
+        plugins_bench.run(self, postilion_bin, postilion_reason, builddir)
+
+
+# --- Main -----------------------------------------------------------------
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="a short run: 1 KiB, 50 sessions, 1,000 idle (~2 min)")
+    ap.add_argument("--scenarios", default=",".join(ALL_SCENARIOS),
+                    help="comma-separated subset of " + ",".join(ALL_SCENARIOS))
+    ap.add_argument("--generators", default="smtp-source,loadgen",
+                    help="comma-separated: smtp-source, loadgen")
+    ap.add_argument("--postiliond", help="use this postiliond binary instead of "
+                    "building one")
+    ap.add_argument("--builddir", default="/work/build-bench",
+                    help="where bench/run builds postiliond (release build)")
+    ap.add_argument("--no-postilion", action="store_true",
+                    help="measure Postfix and the generators only")
+    ap.add_argument("--workdir", default="/var/lib/postilion-bench",
+                    help="queues, spools, configs and logs (on disk, not tmpfs; "
+                    "no world-writable parent: OpenDKIM refuses those)")
+    ap.add_argument("--results", default=os.path.join(HERE, "results"),
+                    help="where CSV, Markdown and PNG go")
+    ap.add_argument("--postfix-accept", choices=["hold", "discard"], default="hold",
+                    help="how Postfix keeps accepted mail from going anywhere")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the workdir (configs, logs) afterwards")
+    args = ap.parse_args(argv)
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    args.generators = [g for g in args.generators.split(",") if g]
+    for s in args.scenarios:
+        if s not in ALL_SCENARIOS:
+            ap.error(f"unknown scenario {s}")
+    for g in args.generators:
+        if g not in ("smtp-source", "loadgen"):
+            ap.error(f"unknown generator {g}")
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    profile = PROFILES["quick" if args.quick else "full"]
+    missing = check_preconditions(args)
+    if missing:
+        print("bench: cannot run, missing:", file=sys.stderr)
+        for what, fix in missing:
+            print(f"  - {what}: {fix}", file=sys.stderr)
+        return 2
+    for note in soft_warnings():
+        log("note: " + note)
+    mta.raise_nofile()
+    if os.path.isdir(args.workdir):
+        shutil.rmtree(args.workdir)
+    os.makedirs(args.workdir)
+    os.chmod(args.workdir, 0o755)
+    fstype = check_filesystem(args.workdir)
+    loadgen = build_loadgen(args.workdir)
+
+    postilion_bin, postilion_reason = None, "postiliond not measured (--no-postilion)"
+    if not args.no_postilion:
+        if args.postiliond:
+            postilion_bin = os.path.abspath(args.postiliond)
+            if not os.access(postilion_bin, os.X_OK):
+                postilion_bin, postilion_reason = None, f"{args.postiliond} is not executable"
+        else:
+            log(f"building postiliond in {args.builddir}")
+            postilion_bin, postilion_reason = build_postiliond(args.builddir)
+        if postilion_bin is None:
+            log(f"Postilion side not available: {postilion_reason}")
+
+    bench = Bench(args, profile, args.workdir, loadgen)
+    bench.versions = {}
+    load_start = procstat.busy_cores(3.0)
+    if load_start > 0.3:
+        log(f"warning: {load_start:.1f} cores busy with other work before the run: "
+            "the figures will be noisy")
+    started = time.time()
+    dns = mta.Dns(PORT_DNS, args.workdir, plugins_bench.dns_records())
+    # stop everything we started on Ctrl-C too
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        dns.start()
+        for scenario in ALL_SCENARIOS:
+            if scenario not in args.scenarios:
+                continue
+            try:
+                if scenario == "ceiling":
+                    bench.ceiling()
+                elif scenario == "plugins":
+                    bench.plugins(postilion_bin, postilion_reason, args.builddir)
+                else:
+                    getattr(bench, scenario)(postilion_bin, postilion_reason)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                msg = f"scenario {scenario} stopped: {e}"
+                log(msg)
+                bench.notes.append(msg)
+    except KeyboardInterrupt:
+        log("interrupted: writing what was measured")
+    finally:
+        dns.stop()
+        env = dict(date=datetime.datetime.now().isoformat(timespec="seconds"),
+                   profile="quick" if args.quick else "full",
+                   kernel=platform.release(), cpus=os.cpu_count(),
+                   cpu_model=cpu_model(), filesystem=fstype, workdir=args.workdir,
+                   postfix=bench.versions.get("postfix", "?"),
+                   postilion=bench.versions.get("postilion", postilion_reason),
+                   postilion_commit=git_commit(),
+                   postfix_accept_mode=args.postfix_accept,
+                   load_start=round(load_start, 2),
+                   load_end=round(procstat.busy_cores(2.0), 2),
+                   duration_s=round(time.time() - started))
+        report.write_all(args.results, bench.rows, bench.idle_rows, env,
+                         bench.notes)
+        if not args.keep:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+    log(f"results in {args.results} ({round(time.time() - started)} s)")
+    return 0
+
+
+def on_sigterm(signum, frame):
+    raise KeyboardInterrupt()
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def git_commit():
+    r = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return r.stdout.strip() or "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,870 @@
+/* loadgen.c - an event-driven SMTP load generator for Postilion's benchmarks.
+ *
+ * One thread, one epoll set, many SMTP client sessions.  Unlike Postfix's
+ * smtp-source it pipelines (RFC 2920) when the server offers PIPELINING:
+ * MAIL, RCPT and DATA go out in one write, and the message content goes out
+ * together with the next transaction's MAIL/RCPT/DATA (or QUIT).  So its own
+ * ceiling is far above smtp-source's, and bench/run reports that ceiling
+ * against smtp-sink so that no MTA figure is secretly the generator's limit.
+ *
+ * Modes:
+ *   send (default)  keep -c sessions busy until -n messages were sent or -t
+ *                   seconds passed; -m messages per connection (0: as many
+ *                   as remain).  Every message's latency is recorded: from
+ *                   connect() for a connection's first message, from the
+ *                   moment its MAIL was written for later ones, to the 250
+ *                   after its final dot.
+ *   idle (-I N)     open N sessions, EHLO each, then hold them idle; print a
+ *                   READY line, wait -w seconds, then time -p fresh sessions
+ *                   from connect() to their 220 banner, and exit.
+ *
+ * Output: progress and errors on stderr; one machine-readable line on
+ * stdout starting with "RESULT " and made of key=value pairs.  The exit
+ * status is 0 when every message (or session) succeeded, 1 otherwise,
+ * 2 on a usage error.
+ *
+ * Every loop is bounded: by the message count, the time cap (-t, default
+ * 60 s) and a hard stop 10 s after it.  Build: cc -O2 -o loadgen loadgen.c
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define INBUF_SIZE 8192
+#define CMDBUF_SIZE 1024
+#define MAX_EXPECT 16
+#define HARD_STOP_GRACE_S 10.0
+#define IDLE_MAX_CONNECTING 200
+
+/* What the next reply answers. */
+typedef enum {
+  EXPECT_BANNER,
+  EXPECT_EHLO,
+  EXPECT_MAIL,
+  EXPECT_RCPT,
+  EXPECT_DATA,
+  EXPECT_EOM,
+  EXPECT_QUIT,
+} Expect;
+
+typedef enum {
+  STATE_CONNECTING,
+  STATE_ACTIVE,
+  STATE_IDLE,   /* idle mode: after EHLO, holding */
+  STATE_CLOSING, /* after 221, waiting for the server's EOF */
+} SessionState;
+
+typedef struct {
+  int fd;
+  int index;
+  int in_use;
+  SessionState state;
+  int pipelining;        /* server offered PIPELINING */
+  double connect_time;
+  /* replies we are waiting for, oldest first */
+  Expect expect[MAX_EXPECT];
+  int expect_head, expect_count;
+  /* message starts of the transactions in flight, oldest first */
+  double txn_start[4];
+  int txn_head, txn_count;
+  int msgs_started;      /* on this connection */
+  int msgs_limit;        /* for this connection */
+  /* input */
+  char in[INBUF_SIZE];
+  size_t in_len;
+  /* output: body bytes first, then commands */
+  const char *body;      /* shared message content, nullable */
+  size_t body_left;
+  char cmd[CMDBUF_SIZE];
+  size_t cmd_off, cmd_len;
+  int want_write;
+} Session;
+
+typedef struct {
+  /* options */
+  struct sockaddr_storage addr;
+  socklen_t addr_len;
+  int sessions;
+  long total;
+  int per_conn;
+  size_t size;
+  double time_cap;
+  int no_pipelining;
+  const char *from, *rcpt, *helo;
+  int idle;
+  double hold;
+  int probes;
+  int quiet;
+  /* state */
+  int epfd;
+  Session *sess;
+  int nsess;
+  char *message;        /* content with the final ".\r\n" */
+  size_t message_len;
+  double start;
+  long started, ok, failed;
+  long conns, conn_failed;
+  long idle_ready, idle_dropped;
+  int connecting;
+  int stopping;         /* time cap reached: start nothing new */
+  uint32_t *lat_us;
+  long lat_count, lat_cap;
+} Gen;
+
+static volatile sig_atomic_t interrupted;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "loadgen: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  exit(2);
+}
+
+static void on_signal(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+/* --- Message content -------------------------------------------------- */
+
+/* The same header fields smtp-source sends (From, To, Date, Message-Id),
+ * then lines of 78 characters up to `size` octets of body, then the dot.
+ * No body line starts with '.', so no dot-stuffing is needed. */
+static void build_message(Gen *g) {
+  char date[64];
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000 (UTC)", &tm);
+  char header[1024];
+  int hl = snprintf(header, sizeof header,
+                    "From: <%s>\r\nTo: <%s>\r\nDate: %s\r\n"
+                    "Message-Id: <%ld.loadgen@%s>\r\n\r\n",
+                    g->from, g->rcpt, date, (long)getpid(), g->helo);
+  g->message = malloc((size_t)hl + g->size + 128);
+  if (!g->message)
+    die("out of memory");
+  memcpy(g->message, header, (size_t)hl);
+  size_t len = (size_t)hl, body = 0;
+  int line = 0;
+  while (body < g->size) {
+    size_t n = g->size - body < 80 ? g->size - body : 80;
+    char *p = g->message + len;
+    if (n < 3)
+      n = 3;
+    p[0] = (char)('0' + line % 10);
+    memset(p + 1, 'X', n - 3);
+    p[n - 2] = '\r';
+    p[n - 1] = '\n';
+    len += n;
+    body += n;
+    line++;
+  }
+  memcpy(g->message + len, ".\r\n", 3);
+  g->message_len = len + 3;
+}
+
+/* --- Latency samples -------------------------------------------------- */
+
+static void record_latency(Gen *g, double seconds) {
+  if (g->lat_count == g->lat_cap) {
+    long cap = g->lat_cap ? g->lat_cap * 2 : 65536;
+    uint32_t *p = realloc(g->lat_us, (size_t)cap * sizeof *p);
+    if (!p)
+      die("out of memory");
+    g->lat_us = p;
+    g->lat_cap = cap;
+  }
+  double us = seconds * 1e6;
+  g->lat_us[g->lat_count++] = us > 4e9 ? 4000000000u : (uint32_t)us;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Percentile in milliseconds of the sorted samples (nearest rank). */
+static double percentile_ms(const uint32_t *v, long n, double p) {
+  if (n == 0)
+    return 0.0;
+  long rank = (long)(p / 100.0 * (double)n + 0.999999);
+  if (rank < 1)
+    rank = 1;
+  if (rank > n)
+    rank = n;
+  return (double)v[rank - 1] / 1000.0;
+}
+
+/* --- Session plumbing ------------------------------------------------- */
+
+static void expect_push(Session *s, Expect e) {
+  if (s->expect_count == MAX_EXPECT)
+    die("internal: expect queue overflow");
+  s->expect[(s->expect_head + s->expect_count) % MAX_EXPECT] = e;
+  s->expect_count++;
+}
+
+static int expect_pop(Session *s, Expect *e) {
+  if (s->expect_count == 0)
+    return 0;
+  *e = s->expect[s->expect_head];
+  s->expect_head = (s->expect_head + 1) % MAX_EXPECT;
+  s->expect_count--;
+  return 1;
+}
+
+static void txn_push(Session *s, double t) {
+  if (s->txn_count == 4)
+    die("internal: transaction queue overflow");
+  s->txn_start[(s->txn_head + s->txn_count) % 4] = t;
+  s->txn_count++;
+}
+
+static double txn_pop(Session *s) {
+  double t = s->txn_start[s->txn_head];
+  s->txn_head = (s->txn_head + 1) % 4;
+  s->txn_count--;
+  return t;
+}
+
+static void cmd_append(Session *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  size_t room = CMDBUF_SIZE - s->cmd_len;
+  int n = vsnprintf(s->cmd + s->cmd_len, room, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= room)
+    die("internal: command buffer overflow");
+  s->cmd_len += (size_t)n;
+}
+
+static void set_events(Gen *g, Session *s, int want_write) {
+  if (s->want_write == want_write)
+    return;
+  struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0),
+                           .data.u32 = (uint32_t)s->index};
+  if (epoll_ctl(g->epfd, EPOLL_CTL_MOD, s->fd, &ev) < 0)
+    die("epoll_ctl: %s", strerror(errno));
+  s->want_write = want_write;
+}
+
+static void session_close(Gen *g, Session *s);
+
+/* Writes what is pending: the body remainder, then the commands. */
+static int session_flush(Gen *g, Session *s) {
+  while (s->body_left > 0 || s->cmd_off < s->cmd_len) {
+    struct iovec iov[2];
+    int n = 0;
+    if (s->body_left > 0)
+      iov[n++] = (struct iovec){(void *)s->body, s->body_left};
+    if (s->cmd_off < s->cmd_len)
+      iov[n++] = (struct iovec){s->cmd + s->cmd_off, s->cmd_len - s->cmd_off};
+    ssize_t w = writev(s->fd, iov, n);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        set_events(g, s, 1);
+        return 0;
+      }
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    size_t done = (size_t)w;
+    size_t b = done < s->body_left ? done : s->body_left;
+    s->body += b;
+    s->body_left -= b;
+    s->cmd_off += done - b;
+  }
+  s->cmd_off = s->cmd_len = 0;
+  s->body = NULL;
+  set_events(g, s, 0);
+  return 0;
+}
+
+/* May this connection start one more transaction?  Claims it if so. */
+static int claim_message(Gen *g, Session *s) {
+  if (g->stopping || g->started >= g->total)
+    return 0;
+  if (s->msgs_limit > 0 && s->msgs_started >= s->msgs_limit)
+    return 0;
+  g->started++;
+  s->msgs_started++;
+  return 1;
+}
+
+static void queue_envelope(Gen *g, Session *s, double start) {
+  txn_push(s, start);
+  if (s->pipelining && !g->no_pipelining) {
+    cmd_append(s, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", g->from,
+               g->rcpt);
+    expect_push(s, EXPECT_MAIL);
+    expect_push(s, EXPECT_RCPT);
+    expect_push(s, EXPECT_DATA);
+  } else {
+    cmd_append(s, "MAIL FROM:<%s>\r\n", g->from);
+    expect_push(s, EXPECT_MAIL);
+  }
+}
+
+static void queue_quit(Session *s) {
+  cmd_append(s, "QUIT\r\n");
+  expect_push(s, EXPECT_QUIT);
+}
+
+/* After EHLO: the first transaction, or QUIT when there is nothing left. */
+static void session_begin(Gen *g, Session *s) {
+  if (g->idle) {
+    s->state = STATE_IDLE;
+    g->idle_ready++;
+    return;
+  }
+  if (claim_message(g, s))
+    queue_envelope(g, s, s->connect_time);
+  else
+    queue_quit(s);
+}
+
+/* After 354: the content, pipelined with what comes next when allowed. */
+static void session_send_content(Gen *g, Session *s) {
+  s->body = g->message;
+  s->body_left = g->message_len;
+  expect_push(s, EXPECT_EOM);
+  if (s->pipelining && !g->no_pipelining) {
+    if (claim_message(g, s))
+      queue_envelope(g, s, now());
+    else
+      queue_quit(s);
+  }
+}
+
+/* After the 250 for a message, without pipelining: the next step. */
+static void session_after_eom(Gen *g, Session *s) {
+  if (s->pipelining && !g->no_pipelining)
+    return; /* already queued with the content */
+  if (claim_message(g, s))
+    queue_envelope(g, s, now());
+  else
+    queue_quit(s);
+}
+
+static void fail_session(Gen *g, Session *s, const char *why) {
+  /* every transaction in flight on it is lost */
+  g->failed += s->txn_count;
+  if (!g->quiet)
+    fprintf(stderr, "loadgen: session %d: %s\n", s->index, why);
+  if (s->state == STATE_IDLE)
+    g->idle_dropped++;
+  session_close(g, s);
+}
+
+/* One complete reply line (the last of a multi-line reply). */
+static int handle_reply(Gen *g, Session *s, int code, const char *line) {
+  Expect e;
+  if (!expect_pop(s, &e)) {
+    if (s->state == STATE_IDLE && code == 421)
+      return -1; /* timeout or shutdown of an idle session */
+    return -1;
+  }
+  switch (e) {
+  case EXPECT_BANNER:
+    if (code != 220)
+      return -1;
+    s->state = STATE_ACTIVE;
+    cmd_append(s, "EHLO %s\r\n", g->helo);
+    expect_push(s, EXPECT_EHLO);
+    break;
+  case EXPECT_EHLO:
+    if (code != 250)
+      return -1;
+    session_begin(g, s);
+    break;
+  case EXPECT_MAIL:
+    if (code != 250)
+      return -1;
+    if (!s->pipelining || g->no_pipelining) {
+      cmd_append(s, "RCPT TO:<%s>\r\n", g->rcpt);
+      expect_push(s, EXPECT_RCPT);
+    }
+    break;
+  case EXPECT_RCPT:
+    if (code != 250)
+      return -1;
+    if (!s->pipelining || g->no_pipelining) {
+      cmd_append(s, "DATA\r\n");
+      expect_push(s, EXPECT_DATA);
+    }
+    break;
+  case EXPECT_DATA:
+    if (code != 354)
+      return -1;
+    session_send_content(g, s);
+    break;
+  case EXPECT_EOM:
+    if (code != 250)
+      return -1;
+    record_latency(g, now() - txn_pop(s));
+    g->ok++;
+    session_after_eom(g, s);
+    break;
+  case EXPECT_QUIT:
+    s->state = STATE_CLOSING;
+    break;
+  }
+  (void)line;
+  return 0;
+}
+
+/* Parses complete lines from the input buffer. */
+static int session_parse(Gen *g, Session *s) {
+  size_t pos = 0;
+  for (;;) {
+    char *nl = memchr(s->in + pos, '\n', s->in_len - pos);
+    if (!nl)
+      break;
+    char *line = s->in + pos;
+    size_t len = (size_t)(nl - line);
+    pos += len + 1;
+    if (len < 3)
+      return -1;
+    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    if (len > 4 && code == 250 && strncasecmp(line + 4, "PIPELINING", 10) == 0)
+      s->pipelining = 1;
+    if (len > 3 && line[3] == '-')
+      continue; /* more lines of this reply follow */
+    if (handle_reply(g, s, code, line) < 0) {
+      char buf[128];
+      snprintf(buf, sizeof buf, "unexpected reply: %.*s", (int)(len < 100 ? len : 100),
+               line);
+      fail_session(g, s, buf);
+      return -2;
+    }
+  }
+  memmove(s->in, s->in + pos, s->in_len - pos);
+  s->in_len -= pos;
+  if (s->in_len == sizeof s->in)
+    return -1;
+  return 0;
+}
+
+static void session_readable(Gen *g, Session *s) {
+  for (;;) {
+    ssize_t r = read(s->fd, s->in + s->in_len, sizeof s->in - s->in_len);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        break;
+      if (errno == EINTR)
+        continue;
+      fail_session(g, s, strerror(errno));
+      return;
+    }
+    if (r == 0) {
+      if (s->state == STATE_CLOSING && s->txn_count == 0)
+        session_close(g, s);
+      else
+        fail_session(g, s, "connection closed by server");
+      return;
+    }
+    s->in_len += (size_t)r;
+    int rc = session_parse(g, s);
+    if (rc == -2)
+      return;
+    if (rc < 0) {
+      fail_session(g, s, "protocol error");
+      return;
+    }
+  }
+  if (session_flush(g, s) < 0)
+    fail_session(g, s, "write failed");
+}
+
+/* --- Connections ------------------------------------------------------ */
+
+static Session *session_slot(Gen *g) {
+  for (int i = 0; i < g->nsess; i++)
+    if (!g->sess[i].in_use)
+      return &g->sess[i];
+  return NULL;
+}
+
+static int session_open(Gen *g) {
+  Session *s = session_slot(g);
+  if (!s)
+    return -1;
+  int fd = socket(g->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  0);
+  if (fd < 0) {
+    fprintf(stderr, "loadgen: socket: %s\n", strerror(errno));
+    g->conn_failed++;
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int index = s->index;
+  memset(s, 0, sizeof *s);
+  s->index = index;
+  s->fd = fd;
+  s->in_use = 1;
+  s->state = STATE_CONNECTING;
+  s->connect_time = now();
+  s->msgs_limit = g->per_conn;
+  if (connect(fd, (struct sockaddr *)&g->addr, g->addr_len) < 0 &&
+      errno != EINPROGRESS) {
+    fprintf(stderr, "loadgen: connect: %s\n", strerror(errno));
+    close(fd);
+    s->in_use = 0;
+    g->conn_failed++;
+    return -1;
+  }
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
+                           .data.u32 = (uint32_t)s->index};
+  s->want_write = 1;
+  if (epoll_ctl(g->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+    die("epoll_ctl: %s", strerror(errno));
+  expect_push(s, EXPECT_BANNER);
+  g->conns++;
+  g->connecting++;
+  return 0;
+}
+
+static void session_close(Gen *g, Session *s) {
+  if (!s->in_use)
+    return;
+  if (s->state == STATE_CONNECTING)
+    g->connecting--;
+  epoll_ctl(g->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+  close(s->fd);
+  s->in_use = 0;
+}
+
+static void session_event(Gen *g, Session *s, uint32_t events) {
+  if (s->state == STATE_CONNECTING) {
+    int err = 0;
+    socklen_t el = sizeof err;
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+      g->conn_failed++;
+      fail_session(g, s, err ? strerror(err) : "connect failed");
+      return;
+    }
+    g->connecting--;
+    s->state = STATE_ACTIVE;
+    set_events(g, s, 0);
+  }
+  if (events & EPOLLOUT) {
+    if (session_flush(g, s) < 0) {
+      fail_session(g, s, "write failed");
+      return;
+    }
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    session_readable(g, s);
+}
+
+static int active_sessions(Gen *g) {
+  int n = 0;
+  for (int i = 0; i < g->nsess; i++)
+    n += g->sess[i].in_use;
+  return n;
+}
+
+static void run_loop_once(Gen *g, int timeout_ms) {
+  struct epoll_event evs[256];
+  int n = epoll_wait(g->epfd, evs, 256, timeout_ms);
+  if (n < 0 && errno != EINTR)
+    die("epoll_wait: %s", strerror(errno));
+  for (int i = 0; i < n; i++) {
+    Session *s = &g->sess[evs[i].data.u32];
+    if (s->in_use)
+      session_event(g, s, evs[i].events);
+  }
+}
+
+/* --- Send mode -------------------------------------------------------- */
+
+static int run_send(Gen *g) {
+  g->start = now();
+  double last_report = g->start;
+  for (;;) {
+    double t = now();
+    if (t - g->start >= g->time_cap || interrupted)
+      g->stopping = 1;
+    if (t - g->start >= g->time_cap + HARD_STOP_GRACE_S) {
+      fprintf(stderr, "loadgen: hard stop, abandoning in-flight sessions\n");
+      break;
+    }
+    /* keep `sessions` connections open while unclaimed messages remain;
+     * a session that has not yet claimed its first message will take one */
+    int open = active_sessions(g);
+    int unclaimed_open = 0;
+    for (int i = 0; i < g->nsess; i++)
+      if (g->sess[i].in_use && g->sess[i].msgs_started == 0 &&
+          g->sess[i].state != STATE_CLOSING)
+        unclaimed_open++;
+    while (!g->stopping && open < g->sessions &&
+           g->started + unclaimed_open < g->total) {
+      if (session_open(g) < 0)
+        break;
+      open++;
+      unclaimed_open++;
+    }
+    if (open == 0 && (g->stopping || g->started >= g->total))
+      break;
+    run_loop_once(g, 50);
+    if (!g->quiet && t - last_report >= 5.0) {
+      fprintf(stderr, "loadgen: %.0fs ok=%ld failed=%ld open=%d\n", t - g->start,
+              g->ok, g->failed, open);
+      last_report = t;
+    }
+  }
+  double elapsed = now() - g->start;
+  for (int i = 0; i < g->nsess; i++)
+    if (g->sess[i].in_use) {
+      g->failed += g->sess[i].txn_count;
+      session_close(g, &g->sess[i]);
+    }
+  qsort(g->lat_us, (size_t)g->lat_count, sizeof *g->lat_us, cmp_u32);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu_ms = (double)ru.ru_utime.tv_sec * 1e3 + ru.ru_utime.tv_usec / 1e3 +
+                  (double)ru.ru_stime.tv_sec * 1e3 + ru.ru_stime.tv_usec / 1e3;
+  double mean = 0;
+  for (long i = 0; i < g->lat_count; i++)
+    mean += g->lat_us[i];
+  mean = g->lat_count ? mean / (double)g->lat_count / 1000.0 : 0;
+  printf("RESULT mode=send sessions=%d per_conn=%d size=%zu pipelining=%d "
+         "ok=%ld failed=%ld conns=%ld conn_failed=%ld elapsed_s=%.3f "
+         "rate=%.1f lat_mean_ms=%.3f lat_p50_ms=%.3f lat_p90_ms=%.3f "
+         "lat_p99_ms=%.3f lat_max_ms=%.3f cpu_ms=%.0f capped=%d\n",
+         g->sessions, g->per_conn, g->size, !g->no_pipelining, g->ok, g->failed,
+         g->conns, g->conn_failed, elapsed,
+         elapsed > 0 ? (double)g->ok / elapsed : 0.0, mean,
+         percentile_ms(g->lat_us, g->lat_count, 50),
+         percentile_ms(g->lat_us, g->lat_count, 90),
+         percentile_ms(g->lat_us, g->lat_count, 99),
+         percentile_ms(g->lat_us, g->lat_count, 100), cpu_ms,
+         g->ok + g->failed < g->total);
+  fflush(stdout);
+  return g->failed == 0 && g->conn_failed == 0 && g->ok == g->total ? 0 : 1;
+}
+
+/* --- Idle mode -------------------------------------------------------- */
+
+/* Times one fresh session from connect() to its 220 banner, in seconds;
+ * negative on failure.  Blocking, with a 5 s receive timeout. */
+static double probe_banner(Gen *g) {
+  int fd = socket(g->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  struct timeval tv = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  double t0 = now();
+  double result = -1;
+  if (connect(fd, (struct sockaddr *)&g->addr, g->addr_len) == 0) {
+    char buf[512];
+    size_t len = 0;
+    while (len < sizeof buf - 1) {
+      ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
+      if (r <= 0)
+        break;
+      len += (size_t)r;
+      if (memchr(buf, '\n', len))
+        break;
+    }
+    if (len >= 4 && memcmp(buf, "220", 3) == 0 && memchr(buf, '\n', len))
+      result = now() - t0;
+    if (write(fd, "QUIT\r\n", 6) < 0) {
+      /* the probe already has its figure */
+    }
+  }
+  close(fd);
+  return result;
+}
+
+static int run_idle(Gen *g) {
+  g->start = now();
+  /* ramp up: at most IDLE_MAX_CONNECTING handshakes at once */
+  long opened = 0;
+  while (!interrupted && now() - g->start < g->time_cap) {
+    int in_handshake = 0;
+    for (int i = 0; i < g->nsess; i++)
+      if (g->sess[i].in_use && g->sess[i].state != STATE_IDLE)
+        in_handshake++;
+    while (opened < g->idle && in_handshake < IDLE_MAX_CONNECTING) {
+      if (session_open(g) < 0)
+        break;
+      opened++;
+      in_handshake++;
+    }
+    if (opened >= g->idle && in_handshake == 0)
+      break;
+    run_loop_once(g, 50);
+  }
+  double ramp = now() - g->start;
+  long held = active_sessions(g);
+  printf("READY idle=%d established=%ld failed=%ld ramp_s=%.3f\n", g->idle, held,
+         (long)g->idle - held, ramp);
+  fflush(stdout);
+  /* hold, noticing sessions the server drops */
+  double hold_end = now() + g->hold;
+  while (!interrupted && now() < hold_end)
+    run_loop_once(g, 100);
+  long still = active_sessions(g);
+  /* probe while the idle sessions are still held */
+  double *probe = calloc((size_t)g->probes + 1, sizeof *probe);
+  int probe_ok = 0, probe_failed = 0;
+  for (int i = 0; i < g->probes && !interrupted; i++) {
+    double p = probe_banner(g);
+    if (p < 0)
+      probe_failed++;
+    else
+      probe[probe_ok++] = p;
+    run_loop_once(g, 20);
+  }
+  uint32_t *us = calloc((size_t)probe_ok + 1, sizeof *us);
+  for (int i = 0; i < probe_ok; i++)
+    us[i] = (uint32_t)(probe[i] * 1e6);
+  qsort(us, (size_t)probe_ok, sizeof *us, cmp_u32);
+  printf("RESULT mode=idle idle=%d established=%ld held=%ld ramp_s=%.3f "
+         "probes=%d probe_failed=%d banner_p50_ms=%.3f banner_max_ms=%.3f\n",
+         g->idle, held, still, ramp, probe_ok, probe_failed,
+         percentile_ms(us, probe_ok, 50), percentile_ms(us, probe_ok, 100));
+  fflush(stdout);
+  free(probe);
+  free(us);
+  for (int i = 0; i < g->nsess; i++)
+    session_close(g, &g->sess[i]);
+  return held == g->idle && still == held && probe_failed == 0 ? 0 : 1;
+}
+
+/* --- Options ---------------------------------------------------------- */
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: loadgen [options] HOST:PORT\n"
+          "  -c N     concurrent sessions (default 1)\n"
+          "  -n N     messages in total (default 100)\n"
+          "  -m N     messages per connection, 0 = unlimited (default 1)\n"
+          "  -l N     body size in octets (default 1024)\n"
+          "  -t S     time cap in seconds (default 60)\n"
+          "  -P       do not pipeline even when PIPELINING is offered\n"
+          "  -f ADDR  envelope sender (default loadgen@bench.invalid)\n"
+          "  -r ADDR  recipient (default user@bench.test)\n"
+          "  -H NAME  EHLO name (default loadgen.bench.invalid)\n"
+          "  -I N     idle mode: hold N sessions after EHLO\n"
+          "  -w S     idle mode: seconds to hold before probing (default 5)\n"
+          "  -p N     idle mode: banner probes (default 20)\n"
+          "  -q       quiet: no per-session error lines\n");
+  exit(2);
+}
+
+static void parse_address(Gen *g, const char *arg) {
+  char host[256];
+  const char *colon = strrchr(arg, ':');
+  if (!colon || (size_t)(colon - arg) >= sizeof host)
+    die("address must be HOST:PORT: %s", arg);
+  memcpy(host, arg, (size_t)(colon - arg));
+  host[colon - arg] = '\0';
+  char *h = host;
+  if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+    h[strlen(h) - 1] = '\0';
+    h++;
+  }
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+  struct addrinfo *ai;
+  if (getaddrinfo(h, colon + 1, &hints, &ai) != 0)
+    die("not a numeric address: %s", arg);
+  memcpy(&g->addr, ai->ai_addr, ai->ai_addrlen);
+  g->addr_len = ai->ai_addrlen;
+  freeaddrinfo(ai);
+  /* benchmarks stay on this machine */
+  int loopback = 0;
+  if (g->addr.ss_family == AF_INET) {
+    uint32_t a = ntohl(((struct sockaddr_in *)&g->addr)->sin_addr.s_addr);
+    loopback = (a >> 24) == 127;
+  } else if (g->addr.ss_family == AF_INET6) {
+    loopback = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&g->addr)->sin6_addr);
+  }
+  if (!loopback)
+    die("refusing a non-loopback target: %s", arg);
+}
+
+int main(int argc, char **argv) {
+  Gen g = {.sessions = 1, .total = 100, .per_conn = 1, .size = 1024,
+           .time_cap = 60, .from = "loadgen@bench.invalid",
+           .rcpt = "user@bench.test", .helo = "loadgen.bench.invalid",
+           .hold = 5, .probes = 20};
+  int opt;
+  while ((opt = getopt(argc, argv, "c:n:m:l:t:Pf:r:H:I:w:p:q")) != -1) {
+    switch (opt) {
+    case 'c': g.sessions = atoi(optarg); break;
+    case 'n': g.total = atol(optarg); break;
+    case 'm': g.per_conn = atoi(optarg); break;
+    case 'l': g.size = (size_t)atol(optarg); break;
+    case 't': g.time_cap = atof(optarg); break;
+    case 'P': g.no_pipelining = 1; break;
+    case 'f': g.from = optarg; break;
+    case 'r': g.rcpt = optarg; break;
+    case 'H': g.helo = optarg; break;
+    case 'I': g.idle = atoi(optarg); break;
+    case 'w': g.hold = atof(optarg); break;
+    case 'p': g.probes = atoi(optarg); break;
+    case 'q': g.quiet = 1; break;
+    default: usage();
+    }
+  }
+  if (optind + 1 != argc)
+    usage();
+  if (g.sessions < 1 || g.sessions > 100000 || g.total < 0 || g.per_conn < 0 ||
+      g.time_cap <= 0 || g.idle < 0 || g.idle > 100000 || g.probes < 0 ||
+      g.size > 64 * 1024 * 1024)
+    die("option out of range");
+  parse_address(&g, argv[optind]);
+
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  g.nsess = g.idle ? g.idle : g.sessions;
+  g.sess = calloc((size_t)g.nsess, sizeof *g.sess);
+  if (!g.sess)
+    die("out of memory");
+  for (int i = 0; i < g.nsess; i++)
+    g.sess[i].index = i;
+  g.epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (g.epfd < 0)
+    die("epoll_create1: %s", strerror(errno));
+  build_message(&g);
+  return g.idle ? run_idle(&g) : run_send(&g);
+}

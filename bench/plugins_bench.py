@@ -1,0 +1,400 @@
+"""plugins_bench.py - accept with policy chains: Postilion's plugins against
+Postfix with its usual helpers (policyd-spf, OpenDKIM, OpenDMARC milters).
+
+Traffic: accept, 1 KiB, 50 sessions, loadgen, one and many messages per
+session; the sender is loadgen@sender.test, a domain with SPF and DMARC
+records served by the bench's own DNS server (dnsmasq on loopback), and the
+DKIM signers sign for it.  Chains, cumulative as in issue 4:
+
+  relay             relay checks only
+  spf               + SPF (MAIL FROM and HELO)
+  dkim-rsa          + DKIM signing, RSA-2048
+  dkim-ed25519      + DKIM signing, Ed25519 (instead of RSA)
+  dmarc             + DMARC (SPF, DKIM signing RSA-2048, DMARC)
+
+Postfix side: relay checks are Postfix's default smtpd_relay_restrictions;
+SPF is policyd-spf (postfix-policyd-spf-python) as a check_policy_service;
+DKIM is OpenDKIM and DMARC is OpenDMARC, as milters on 127.0.0.1.  Their DNS
+lookups go to a second dnsmasq on 127.0.2.53:53 through a private mount
+namespace whose /etc/resolv.conf names it (the system file is untouched).
+A missing package makes that side "not available" with the apt-get line.
+
+Postilion side: a chain runs only when every plugin in it is built (a
+NAME.so under the build directory's plugins/) and postiliond accepts the
+configuration: [plugins] load = the chain, plus the settings in
+bench/plugins/COMPONENT.conf when that file exists (placeholders {rsa_key},
+{ed25519_key}, {sender_domain}, {workdir}).  Otherwise the row says why it
+is not available; nothing is estimated.
+"""
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import time
+
+import mta
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+SENDER_DOMAIN = "sender.test"
+SENDER = "loadgen@" + SENDER_DOMAIN
+MILTER_DNS_ADDRESS = "127.0.2.53"
+PORT_OPENDKIM = 2891
+PORT_OPENDMARC = 2892
+
+# (chain name, Postilion plugins, Postfix components)
+CHAINS = [
+    ("relay", ["relay"], []),
+    ("spf", ["relay", "spf"], ["spf"]),
+    ("dkim-rsa", ["relay", "spf", "dkim-rsa"], ["spf", "dkim-rsa"]),
+    ("dkim-ed25519", ["relay", "spf", "dkim-ed25519"], ["spf", "dkim-ed25519"]),
+    ("dmarc", ["relay", "spf", "dkim-rsa", "dmarc"], ["spf", "dkim-rsa", "dmarc"]),
+]
+
+DNS_TXT = [
+    (SENDER_DOMAIN, "v=spf1 ip4:127.0.0.0/8 -all"),
+    (f"_dmarc.{SENDER_DOMAIN}", "v=DMARC1; p=none"),
+]
+
+PACKAGES = {
+    "spf": ("/usr/bin/policyd-spf", "postfix-policyd-spf-python"),
+    "dkim-rsa": ("/usr/sbin/opendkim", "opendkim"),
+    "dkim-ed25519": ("/usr/sbin/opendkim", "opendkim"),
+    "dmarc": ("/usr/sbin/opendmarc", "opendmarc"),
+}
+
+
+# What a queued message must contain once a component has run.
+MARKERS = {
+    "spf": (b"Received-SPF:", b"spf="),
+    "dkim-rsa": (b"DKIM-Signature:",),
+    "dkim-ed25519": (b"DKIM-Signature:",),
+    "dmarc": (b"dmarc=",),
+}
+
+
+def verify_queue_files(directories, components):
+    """None when a queued message shows every component's work, else what
+    is missing.  Reads one file: the bench checks that the chain ran, not
+    each message."""
+    for d in directories:
+        for root, _, files in os.walk(d):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    data = f.read(1 << 20)
+                absent = [c for c in components
+                          if not any(m in data for m in MARKERS.get(c, (b"",)))]
+                if absent:
+                    return ("queued message lacks the trace of " + ", ".join(absent)
+                            + f" ({os.path.join(root, name)})")
+                return None
+    return "no queued message to check"
+
+
+def plugin_name(component):
+    return component.split("-")[0]
+
+
+def dns_records():
+    return list(DNS_TXT)
+
+
+# --- keys -------------------------------------------------------------------
+
+def make_keys(workdir):
+    keydir = os.path.join(workdir, "dkim-keys")
+    os.makedirs(keydir, exist_ok=True)
+    rsa = os.path.join(keydir, "rsa.key")
+    ed = os.path.join(keydir, "ed25519.key")
+    for path, args in ((rsa, ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]),
+                       (ed, ["-algorithm", "ed25519"])):
+        if not os.path.exists(path):
+            r = subprocess.run(["openssl", "genpkey"] + args + ["-out", path],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if r.returncode != 0:
+                raise RuntimeError("openssl genpkey failed: " + r.stdout[-300:])
+        os.chmod(path, 0o600)
+    return keydir, rsa, ed
+
+
+# --- Postfix with policyd-spf and milters -----------------------------------
+
+class MilterStack:
+    """policyd-spf, OpenDKIM and OpenDMARC set up for one chain."""
+
+    def __init__(self, workdir, components, rsa_key, ed_key, wrapper):
+        self.dir = os.path.join(workdir, "milters-" + "-".join(components or ["none"]))
+        self.components = components
+        self.rsa_key, self.ed_key = rsa_key, ed_key
+        self.wrapper = wrapper
+        self.procs = []
+
+    def missing(self):
+        out = []
+        for c in self.components:
+            path, pkg = PACKAGES[c]
+            if not os.path.exists(path):
+                out.append(f"apt-get install -y {pkg}")
+        return sorted(set(out))
+
+    def postfix_settings(self):
+        """(extra main.cf, extra master.cf) for this chain."""
+        main, master, milters = "", "", []
+        if "spf" in self.components:
+            conf = os.path.join(self.dir, "policyd-spf.conf")
+            main += ("smtpd_recipient_restrictions = reject_unauth_destination, "
+                     "check_policy_service unix:private/policyd-spf\n"
+                     "policyd-spf_time_limit = 3600\n")
+            master += ("policyd-spf unix -    n       n       -       0       spawn\n"
+                       f"  user=policyd-spf argv=/usr/bin/policyd-spf {conf}\n")
+        if "dkim-rsa" in self.components or "dkim-ed25519" in self.components:
+            milters.append(f"inet:127.0.0.1:{PORT_OPENDKIM}")
+        if "dmarc" in self.components:
+            milters.append(f"inet:127.0.0.1:{PORT_OPENDMARC}")
+        if milters:
+            main += (f"smtpd_milters = {', '.join(milters)}\n"
+                     "milter_default_action = tempfail\nmilter_protocol = 6\n")
+        return main, master
+
+    def setup(self):
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        if "spf" in self.components:
+            with open(os.path.join(self.dir, "policyd-spf.conf"), "w") as f:
+                # Debian's default skips 127.0.0.0/8: the bench client is there
+                f.write("debugLevel = 0\nTestOnly = 1\nHELO_reject = Fail\n"
+                        "Mail_From_reject = Fail\nPermError_reject = False\n"
+                        "TempError_Defer = False\nskip_addresses = 192.0.2.1/32\n")
+        for c in self.components:
+            if c.startswith("dkim"):
+                self._setup_opendkim(c)
+            if c == "dmarc":
+                self._setup_opendmarc()
+
+    def _setup_opendkim(self, component):
+        ed = component == "dkim-ed25519"
+        key = os.path.join(self.dir, "dkim.key")
+        shutil.copy(self.ed_key if ed else self.rsa_key, key)
+        pw = pwd.getpwnam("opendkim")
+        os.chown(key, pw.pw_uid, pw.pw_gid)
+        os.chmod(key, 0o600)
+        with open(os.path.join(self.dir, "opendkim.conf"), "w") as f:
+            f.write(f"Syslog no\nMode s\nDomain {SENDER_DOMAIN}\n"
+                    f"Selector {'ed' if ed else 'rsa'}\nKeyFile {key}\n"
+                    f"SignatureAlgorithm {'ed25519-sha256' if ed else 'rsa-sha256'}\n"
+                    "Canonicalization relaxed/simple\n"
+                    f"Socket inet:{PORT_OPENDKIM}@127.0.0.1\n"
+                    f"PidFile {self.dir}/opendkim.pid\nUserID opendkim:opendkim\n"
+                    "InternalHosts 127.0.0.1\nUMask 002\n")
+
+    def _setup_opendmarc(self):
+        ignore = os.path.join(self.dir, "dmarc-ignore-hosts")
+        with open(ignore, "w") as f:
+            # the default ignores 127.0.0.1, the bench client
+            f.write("192.0.2.1\n")
+        with open(os.path.join(self.dir, "opendmarc.conf"), "w") as f:
+            f.write(f"Socket inet:{PORT_OPENDMARC}@127.0.0.1\n"
+                    f"PidFile {self.dir}/opendmarc.pid\nUserID opendmarc:opendmarc\n"
+                    "Syslog false\nAuthservID postfix.bench.invalid\n"
+                    f"IgnoreHosts {ignore}\nIgnoreAuthenticatedClients false\n"
+                    "SPFSelfValidate true\nSPFIgnoreResults false\n"
+                    "RejectFailures false\n"
+                    "PublicSuffixList /usr/share/publicsuffix/public_suffix_list.dat\n")
+
+    def start(self):
+        for c in self.components:
+            if c.startswith("dkim"):
+                self._spawn(["/usr/sbin/opendkim", "-f", "-x",
+                             os.path.join(self.dir, "opendkim.conf")], PORT_OPENDKIM)
+            if c == "dmarc":
+                self._spawn(["/usr/sbin/opendmarc", "-f", "-c",
+                             os.path.join(self.dir, "opendmarc.conf")], PORT_OPENDMARC)
+
+    def _spawn(self, cmd, port):
+        if mta.port_open(port):
+            raise RuntimeError(f"port 127.0.0.1:{port} is already in use")
+        log = open(os.path.join(self.dir, os.path.basename(cmd[0]) + ".log"), "w")
+        proc = subprocess.Popen(self.wrapper + cmd, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.procs.append(proc)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not mta.port_open(port):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd[0]} exited at start, see {self.dir}")
+            time.sleep(0.1)
+        if not mta.port_open(port):
+            raise RuntimeError(f"{cmd[0]} does not listen on 127.0.0.1:{port}")
+
+    def pids(self):
+        return [p.pid for p in self.procs if p.poll() is None]
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = []
+
+
+class PostfixWithHelpers:
+    """Postfix plus its milters, measured as one: CPU and memory are summed
+    over the Postfix master's tree and the milter processes (policyd-spf is
+    spawned by the master, so it is in the tree already)."""
+
+    name = "postfix"
+
+    def __init__(self, postfix, stack):
+        self.postfix = postfix
+        self.stack = stack
+        self.port = postfix.port
+
+    @property
+    def pid(self):
+        return self.postfix.pid
+
+    def extra_roots(self):
+        return self.stack.pids()
+
+    def queued(self):
+        return self.postfix.queued()
+
+    def clear_queue(self):
+        self.postfix.clear_queue()
+
+    def verify_chain(self):
+        return verify_queue_files([os.path.join(self.postfix.queue, "hold")],
+                                  self.stack.components)
+
+
+# --- Postilion ----------------------------------------------------------------
+
+def postilion_plugin_files(builddir, plugins):
+    """{plugin: path of its .so} for those built, under builddir/plugins."""
+    found = {}
+    for name in plugins:
+        for pattern in (f"plugins/{name}/{name}.so", f"plugins/{name}/*{name}*.so",
+                        f"plugins/**/{name}.so"):
+            hits = glob.glob(os.path.join(builddir, pattern), recursive=True)
+            if hits:
+                found[name] = hits[0]
+                break
+    return found
+
+
+def postilion_chain_conf(components, so_files, placeholders):
+    names = [plugin_name(c) for c in components]
+    dirs = sorted({os.path.dirname(so_files[n]) for n in names})
+    text = f"\n[plugins]\npath = {';'.join(dirs)}\nload = {';'.join(names)}\n"
+    for c in components:
+        for candidate in (c, plugin_name(c)):
+            path = os.path.join(HERE, "plugins", candidate + ".conf")
+            if os.path.exists(path):
+                with open(path) as f:
+                    text += "\n" + f.read().format(**placeholders)
+                break
+    return text
+
+
+# --- The scenario ---------------------------------------------------------------
+
+def run(bench, postilion_bin, postilion_reason, builddir):
+    workdir = bench.workdir
+    keydir, rsa, ed = make_keys(workdir)
+    placeholders = dict(rsa_key=rsa, ed25519_key=ed, sender_domain=SENDER_DOMAIN,
+                        workdir=workdir)
+    resolv = os.path.join(workdir, "resolv.conf.milters")
+    with open(resolv, "w") as f:
+        f.write(f"nameserver {MILTER_DNS_ADDRESS}\n")
+    os.chmod(resolv, 0o644)
+    wrapper = mta.resolv_namespace(resolv)
+    milter_dns = mta.Dns(53, workdir, dns_records(), address=MILTER_DNS_ADDRESS)
+    milter_dns.start()
+    try:
+        for chain, plugins, components in CHAINS:
+            run_chain_postfix(bench, chain, components, rsa, ed, wrapper,
+                              bench.ports["postfix"])
+            run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
+                                builddir, placeholders, bench.ports["postilion"],
+                                bench.ports["dns"])
+    finally:
+        milter_dns.stop()
+
+
+def traffic(bench):
+    for per_session in bench.p["per_session"]:
+        yield 1024, 50, per_session, "loadgen"
+
+
+def run_chain_postfix(bench, chain, components, rsa, ed, wrapper, port):
+    stack = MilterStack(bench.workdir, components, rsa, ed, wrapper)
+    missing = stack.missing()
+    if missing:
+        for size, sessions, per, gen in traffic(bench):
+            bench.unavailable("plugins", "postfix", gen, size, sessions, per,
+                              "not available: " + "; ".join(missing), chain=chain)
+        return
+    stack.setup()
+    main, master = stack.postfix_settings()
+    pf = mta.Postfix(os.path.join(bench.workdir, f"postfix-chain-{chain}"), "hold",
+                     port, extra_main=main, extra_master=master, wrapper=wrapper)
+    pf.setup()
+    try:
+        stack.start()
+        pf.start()
+        server = PostfixWithHelpers(pf, stack)
+        bench.warm_up(server, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
+        for size, sessions, per, gen in traffic(bench):
+            pf.clear_queue()
+            bench.measure("plugins", server, gen, size, sessions, per,
+                          "user@" + mta.BENCH_DOMAIN, sender=SENDER, chain=chain)
+    finally:
+        pf.clear_queue()
+        pf.stop()
+        stack.stop()
+
+
+def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
+                        builddir, placeholders, port, dns_port):
+    reason = None
+    if postilion_bin is None:
+        reason = postilion_reason
+    else:
+        names = sorted({plugin_name(c) for c in plugins})
+        so_files = postilion_plugin_files(builddir, names)
+        absent = [n for n in names if n not in so_files]
+        if absent:
+            reason = ("not available yet: plugin " + ", ".join(absent) +
+                      " not built")
+    if reason is None:
+        extra = postilion_chain_conf(plugins, so_files, placeholders)
+        pst = mta.Postilion(postilion_bin, os.path.join(bench.workdir, f"postilion-chain-{chain}"),
+                            "accept", port, dns_port, extra_conf=extra)
+        pst.setup()
+        try:
+            pst.start()
+            pst.stop()
+        except RuntimeError as e:
+            lines = [l for l in str(e).splitlines()[1:] if l.strip()]
+            reason = ("not available: postiliond refused the chain's configuration"
+                      + (f" ({lines[-1].strip()[:160]})" if lines else ""))
+    if reason is not None:
+        for size, sessions, per, gen in traffic(bench):
+            bench.unavailable("plugins", "postilion", gen, size, sessions, per,
+                              reason, chain=chain)
+        return
+    pst.verify_chain = lambda: verify_queue_files(
+        [os.path.join(pst.spool, "queue"), os.path.join(pst.spool, "hold")],
+        [c for c in plugins if c != "relay"])
+    for size, sessions, per, gen in traffic(bench):
+        pst.start()
+        try:
+            bench.warm_up(pst, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
+            bench.measure("plugins", pst, gen, size, sessions, per,
+                          "user@" + mta.BENCH_DOMAIN, sender=SENDER, chain=chain)
+        finally:
+            pst.stop()
