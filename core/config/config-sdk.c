@@ -24,17 +24,17 @@
 /* ------------------------------------------------------------------ */
 
 /* Levenshtein distance, ignoring ASCII case. */
-static guint edit_distance(const char *a, const char *b) {
+static gsize edit_distance(const char *a, const char *b) {
   gsize la = strlen(a), lb = strlen(b);
-  g_autofree guint *row = g_new(guint, lb + 1);
+  g_autofree gsize *row = g_new(gsize, lb + 1);
   for (gsize j = 0; j <= lb; j++)
     row[j] = j;
   for (gsize i = 1; i <= la; i++) {
-    guint diagonal = row[0];
+    gsize diagonal = row[0];
     row[0] = i;
     for (gsize j = 1; j <= lb; j++) {
-      guint above = row[j];
-      guint cost = g_ascii_tolower(a[i - 1]) != g_ascii_tolower(b[j - 1]);
+      gsize above = row[j];
+      gsize cost = g_ascii_tolower(a[i - 1]) != g_ascii_tolower(b[j - 1]);
       row[j] = MIN(MIN(row[j] + 1, row[j - 1] + 1), diagonal + cost);
       diagonal = above;
     }
@@ -44,9 +44,9 @@ static guint edit_distance(const char *a, const char *b) {
 
 const char *pst_config_suggest(const char *word, const char *const *allowed) {
   const char *best = NULL;
-  guint best_distance = G_MAXUINT;
+  gsize best_distance = G_MAXSIZE;
   for (guint i = 0; allowed != NULL && allowed[i] != NULL; i++) {
-    guint distance = edit_distance(word, allowed[i]);
+    gsize distance = edit_distance(word, allowed[i]);
     if (distance < best_distance) {
       best = allowed[i];
       best_distance = distance;

@@ -105,6 +105,8 @@ static gboolean build_domains(PstConfig *config,
     return FALSE;
   g_autoptr(GPtrArray) domains =
       g_ptr_array_new_null_terminated(4, g_free, TRUE);
+  /* A hosting site may list many thousands: no quadratic duplicate scan. */
+  g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
   for (guint i = 0; items[i] != NULL; i++) {
     g_autofree char *domain = canonical_domain(items[i]);
     if (domain == NULL) {
@@ -116,7 +118,7 @@ static gboolean build_domains(PstConfig *config,
                                "domains", expected);
       return FALSE;
     }
-    if (!g_strv_contains((const char *const *)domains->pdata, domain))
+    if (g_hash_table_add(seen, domain))
       g_ptr_array_add(domains, g_steal_pointer(&domain));
   }
   config->server.domains = (char **)g_ptr_array_free(
