@@ -103,7 +103,12 @@ typedef struct {
   PstDnsConfig dns;
 } PstConfig;
 
-/* Loads and validates `path` and its conf.d drop-ins. */
+/* Loads and validates `path` and its conf.d drop-ins (DIR/conf.d/NAME.conf,
+ * in byte order of NAME; names starting with '.' are skipped).  On failure
+ * returns NULL and sets one PST_CONFIG_ERROR message, on one line:
+ * "FILE:LINE: [GROUP] KEY = "VALUE": expected ...; fix ...".  The merged
+ * keyfile is registered so that plugins' pst_config_get_* messages name
+ * the file and line too, until the last unref. */
 PstConfig *pst_config_load(const char *path, GError **error);
 PstConfig *pst_config_ref(PstConfig *config);
 void pst_config_unref(PstConfig *config);
