@@ -48,8 +48,8 @@ static gboolean build_plugin_path(PstConfig *config,
     g_autofree char *expected = g_strdup_printf(
         "absolute directory paths separated by ';' (\"%s\" is relative)",
         config->plugin_path[i]);
-    pst_config_set_key_error(error, config->keyfile, origins, "plugins",
-                             "path", expected);
+    pst_config_set_key_error(error, config->keyfile, origins, "plugins", "path",
+                             expected);
     return FALSE;
   }
   return TRUE;
@@ -62,10 +62,10 @@ static PstPluginConfig *read_plugin(GKeyFile *keyfile,
   g_autofree char *group = g_strconcat("plugin:", name, NULL);
   gint64 priority = 0;
   guint on_timeout = 0, on_error = 0, timeout_ms = 0;
-  if (!pst_config_schema_get_int(keyfile, origins, group, "priority",
-                                 &priority, error) ||
-      !pst_config_schema_get_ms(keyfile, origins, group, "timeout",
-                                &timeout_ms, error) ||
+  if (!pst_config_schema_get_int(keyfile, origins, group, "priority", &priority,
+                                 error) ||
+      !pst_config_schema_get_ms(keyfile, origins, group, "timeout", &timeout_ms,
+                                error) ||
       !pst_config_schema_get_choice(keyfile, origins, group, "on_timeout",
                                     &on_timeout, error) ||
       !pst_config_schema_get_choice(keyfile, origins, group, "on_error",
@@ -188,8 +188,8 @@ gboolean pst_config_parse_address(const char *text, char **host_r,
   }
   guint64 port = 0;
   if (!g_ascii_string_to_unsigned(port_text, 10, 1, 65535, &port, NULL)) {
-    *problem_r = g_strdup_printf("\"%s\" is not a port from 1 to 65535",
-                                 port_text);
+    *problem_r =
+        g_strdup_printf("\"%s\" is not a port from 1 to 65535", port_text);
     return FALSE;
   }
   if (family == G_SOCKET_FAMILY_IPV6 && copy[0] != '[') {
@@ -212,8 +212,7 @@ gboolean pst_config_parse_address(const char *text, char **host_r,
 
 /* A listener's own error about its group (not one key). */
 static void set_group_error(GError **error, const PstConfigOrigins *origins,
-                            gint code, const char *group,
-                            const char *message) {
+                            gint code, const char *group, const char *message) {
   g_autofree char *where = pst_config_origins_describe(origins, group, NULL);
   g_set_error(error, PST_CONFIG_ERROR, code, "%s[%s]: %s", where, group,
               message);
@@ -247,8 +246,8 @@ static gboolean check_name(const PstConfig *config,
 static gboolean read_address(const PstConfig *config, const char *group,
                              const PstConfigOrigins *origins,
                              PstListenerConfig *listener, GError **error) {
-  if (!pst_config_schema_get_string(config->keyfile, origins, group,
-                                    "address", &listener->address, error))
+  if (!pst_config_schema_get_string(config->keyfile, origins, group, "address",
+                                    &listener->address, error))
     return FALSE;
   if (listener->address == NULL) {
     set_group_error(error, origins, PST_CONFIG_ERROR_MISSING, group,
@@ -259,12 +258,12 @@ static gboolean read_address(const PstConfig *config, const char *group,
   g_autofree char *problem = NULL;
   if (!pst_config_parse_address(listener->address, &listener->host,
                                 &listener->port, &problem)) {
-    g_autofree char *expected = g_strdup_printf(
-        "a literal IP address and port such as 0.0.0.0:25, "
-        "127.0.0.1:2525 or [::1]:2525 (%s)",
-        problem);
-    pst_config_set_key_error(error, config->keyfile, origins, group,
-                             "address", expected);
+    g_autofree char *expected =
+        g_strdup_printf("a literal IP address and port such as 0.0.0.0:25, "
+                        "127.0.0.1:2525 or [::1]:2525 (%s)",
+                        problem);
+    pst_config_set_key_error(error, config->keyfile, origins, group, "address",
+                             expected);
     return FALSE;
   }
   for (guint i = 0; i < config->listeners->len; i++) {
@@ -275,8 +274,8 @@ static gboolean read_address(const PstConfig *config, const char *group,
     g_autofree char *expected = g_strdup_printf(
         "an address no other listener uses ([listener:%s] has it)",
         other->name);
-    pst_config_set_key_error(error, config->keyfile, origins, group,
-                             "address", expected);
+    pst_config_set_key_error(error, config->keyfile, origins, group, "address",
+                             expected);
     return FALSE;
   }
   return TRUE;
@@ -286,8 +285,8 @@ static gboolean read_address(const PstConfig *config, const char *group,
 static gboolean read_chain(const PstConfig *config, const char *group,
                            const PstConfigOrigins *origins,
                            PstListenerConfig *listener, GError **error) {
-  if (!pst_config_schema_get_list(config->keyfile, origins, group,
-                                  "plugins", &listener->plugins, error))
+  if (!pst_config_schema_get_list(config->keyfile, origins, group, "plugins",
+                                  &listener->plugins, error))
     return FALSE;
   for (guint i = 0; listener->plugins && listener->plugins[i]; i++) {
     const char *name = listener->plugins[i];
@@ -304,8 +303,8 @@ static gboolean read_chain(const PstConfig *config, const char *group,
       continue;
     g_autofree char *expected = g_strdup_printf(
         "names of loaded plugins separated by ';', each once (%s)", problem);
-    pst_config_set_key_error(error, config->keyfile, origins, group,
-                             "plugins", expected);
+    pst_config_set_key_error(error, config->keyfile, origins, group, "plugins",
+                             expected);
     return FALSE;
   }
   return TRUE;
@@ -315,14 +314,14 @@ static gboolean read_mode(const PstConfig *config, const char *group,
                           const PstConfigOrigins *origins,
                           PstListenerConfig *listener, GError **error) {
   guint mode = 0;
-  if (!pst_config_schema_get_choice(config->keyfile, origins, group,
-                                    "mode", &mode, error) ||
-      !pst_config_schema_get_boolean(config->keyfile, origins,
-                                     group, "require_auth",
-                                     &listener->require_auth, error) ||
-      !pst_config_schema_get_boolean(config->keyfile, origins,
-                                     group, "require_tls",
-                                     &listener->require_tls, error))
+  if (!pst_config_schema_get_choice(config->keyfile, origins, group, "mode",
+                                    &mode, error) ||
+      !pst_config_schema_get_boolean(config->keyfile, origins, group,
+                                     "require_auth", &listener->require_auth,
+                                     error) ||
+      !pst_config_schema_get_boolean(config->keyfile, origins, group,
+                                     "require_tls", &listener->require_tls,
+                                     error))
     return FALSE;
   listener->mode = (PstListenerMode)mode;
   /* A plain listener can never become encrypted: no mail would pass. */
@@ -358,8 +357,8 @@ gboolean pst_config_build_listeners(PstConfig *config,
                                     const PstConfigOrigins *origins,
                                     GError **error) {
   g_auto(GStrv) groups = g_key_file_get_groups(config->keyfile, NULL);
-  config->listeners = g_ptr_array_new_with_free_func(
-      (GDestroyNotify)pst_config_listener_free);
+  config->listeners =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_config_listener_free);
   for (guint i = 0; groups[i] != NULL; i++)
     if (g_str_has_prefix(groups[i], "listener:") &&
         !read_listener(config, origins, groups[i], error))

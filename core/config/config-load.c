@@ -112,8 +112,8 @@ static guint line_of(const char *text, const char *position) {
 }
 
 /* The file must be UTF-8 without NUL bytes. */
-static gboolean check_encoding(const char *path, const char *text,
-                               gsize length, GError **error) {
+static gboolean check_encoding(const char *path, const char *text, gsize length,
+                               GError **error) {
   const char *end = NULL;
   if (g_utf8_validate_len(text, length, &end))
     return TRUE;
@@ -141,9 +141,9 @@ static gboolean check_encoding(const char *path, const char *text,
 typedef struct {
   PstConfigOrigins *origins; /* not owned */
   guint file;
-  char *group;   /* owned, nullable: the current group */
+  char *group;    /* owned, nullable: the current group */
   guint bad_line; /* 0 until a line GLib would refuse is seen */
-  char *problem; /* owned, nullable: why that line is refused */
+  char *problem;  /* owned, nullable: why that line is refused */
 } PstConfigScan;
 
 static void scan_refuse(PstConfigScan *scan, guint line, char *problem) {
@@ -202,8 +202,7 @@ static gboolean scan_group(PstConfigScan *scan, const char *line,
 }
 
 /* "key = value": the key is what precedes '=', less trailing blanks. */
-static gboolean scan_key(PstConfigScan *scan, const char *line,
-                         guint number) {
+static gboolean scan_key(PstConfigScan *scan, const char *line, guint number) {
   const char *equals = strchr(line, '=');
   if (equals == NULL || equals == line)
     return FALSE;
@@ -301,8 +300,7 @@ static gboolean load_one(const char *path, GKeyFile *merged,
                                  G_KEY_FILE_KEEP_TRANSLATIONS, &local)) {
     if (bad_line > 0)
       g_set_error(error, PST_CONFIG_ERROR, PST_CONFIG_ERROR_READ,
-                  "%s:%u: %s; fix or remove the line", path, bad_line,
-                  problem);
+                  "%s:%u: %s; fix or remove the line", path, bad_line, problem);
     else
       g_set_error(error, PST_CONFIG_ERROR, PST_CONFIG_ERROR_READ,
                   "%s: not a valid keyfile: %s", path, local->message);

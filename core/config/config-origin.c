@@ -24,8 +24,8 @@ typedef struct {
 } PstConfigLocation;
 
 struct _PstConfigOrigins {
-  GPtrArray *files;  /* owned, of char*, NULL-terminated */
-  GHashTable *keys;  /* owned: "GROUP\nKEY" -> PstConfigLocation* */
+  GPtrArray *files;   /* owned, of char*, NULL-terminated */
+  GHashTable *keys;   /* owned: "GROUP\nKEY" -> PstConfigLocation* */
   GHashTable *groups; /* owned: GROUP -> PstConfigLocation* */
 };
 
@@ -42,10 +42,10 @@ static void origins_clear(gpointer data) {
 PstConfigOrigins *pst_config_origins_new(void) {
   PstConfigOrigins *origins = g_atomic_rc_box_new0(PstConfigOrigins);
   origins->files = g_ptr_array_new_null_terminated(4, g_free, TRUE);
-  origins->keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                        g_free);
-  origins->groups = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                          g_free);
+  origins->keys =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  origins->groups =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   return origins;
 }
 
@@ -57,8 +57,7 @@ void pst_config_origins_unref(PstConfigOrigins *origins) {
   g_atomic_rc_box_release_full(origins, origins_clear);
 }
 
-guint pst_config_origins_add_file(PstConfigOrigins *origins,
-                                  const char *path) {
+guint pst_config_origins_add_file(PstConfigOrigins *origins, const char *path) {
   g_ptr_array_add(origins->files, g_strdup(path));
   return origins->files->len - 1;
 }
@@ -103,21 +102,19 @@ char *pst_config_origins_describe(const PstConfigOrigins *origins,
   if (location == NULL && group != NULL)
     location = g_hash_table_lookup(origins->groups, group);
   if (location != NULL)
-    return g_strdup_printf("%s:%u: ",
-                           (const char *)origins->files->pdata[location->file],
-                           location->line);
+    return g_strdup_printf(
+        "%s:%u: ", (const char *)origins->files->pdata[location->file],
+        location->line);
   if (origins->files->len > 0)
     return g_strdup_printf("%s: ", (const char *)origins->files->pdata[0]);
   return g_strdup("");
 }
 
-void pst_config_origins_register(GKeyFile *keyfile,
-                                 PstConfigOrigins *origins) {
+void pst_config_origins_register(GKeyFile *keyfile, PstConfigOrigins *origins) {
   g_mutex_lock(&registry_lock);
   if (registry == NULL)
-    registry = g_hash_table_new_full(
-        g_direct_hash, g_direct_equal, NULL,
-        (GDestroyNotify)pst_config_origins_unref);
+    registry = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                     (GDestroyNotify)pst_config_origins_unref);
   g_hash_table_replace(registry, keyfile, pst_config_origins_ref(origins));
   g_mutex_unlock(&registry_lock);
 }

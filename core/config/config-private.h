@@ -42,8 +42,7 @@ guint pst_config_origins_add_file(PstConfigOrigins *origins, const char *path);
 const char *const *pst_config_origins_get_files(PstConfigOrigins *origins);
 /* A key's origin: a later call for the same key replaces it (override). */
 void pst_config_origins_set_key(PstConfigOrigins *origins, guint file,
-                                const char *group, const char *key,
-                                guint line);
+                                const char *group, const char *key, guint line);
 /* A group's origin: the first header seen is kept. */
 void pst_config_origins_set_group(PstConfigOrigins *origins, guint file,
                                   const char *group, guint line);
@@ -86,8 +85,7 @@ char *pst_config_format_size(guint64 size);
  * `LOCATION[GROUP] KEY = "RAW": EXPECTED; fix the value or remove the key to
  * use the default (SHOWN_DEFAULT)` (", fix the value" alone when
  * `shown_default` is NULL). */
-void pst_config_set_value_error(GError **error,
-                                const PstConfigOrigins *origins,
+void pst_config_set_value_error(GError **error, const PstConfigOrigins *origins,
                                 const char *group, const char *key,
                                 const char *raw, const char *expected,
                                 const char *shown_default);
@@ -103,16 +101,14 @@ gboolean pst_config_get_raw(GKeyFile *keyfile, const PstConfigOrigins *origins,
 gboolean pst_config_read_string(GKeyFile *keyfile,
                                 const PstConfigOrigins *origins,
                                 const char *group, const char *key,
-                                const char *fallback,
-                                const char *shown_default, char **value_r,
-                                GError **error);
+                                const char *fallback, const char *shown_default,
+                                char **value_r, GError **error);
 gboolean pst_config_read_boolean(GKeyFile *keyfile,
                                  const PstConfigOrigins *origins,
                                  const char *group, const char *key,
                                  gboolean fallback, gboolean *value_r,
                                  GError **error);
-gboolean pst_config_read_int(GKeyFile *keyfile,
-                             const PstConfigOrigins *origins,
+gboolean pst_config_read_int(GKeyFile *keyfile, const PstConfigOrigins *origins,
                              const char *group, const char *key,
                              gint64 fallback, gint64 min, gint64 max,
                              const char *shown_default, gint64 *value_r,
@@ -144,12 +140,10 @@ gboolean pst_config_read_list(GKeyFile *keyfile,
 /* Fails on the first key of `group` that is not in `allowed` nor in
  * `also_allowed` (both NULL-terminated, nullable), suggesting the nearest
  * allowed name. */
-gboolean pst_config_check_group_keys(GKeyFile *keyfile,
-                                     const PstConfigOrigins *origins,
-                                     const char *group,
-                                     const char *const *allowed,
-                                     const char *const *also_allowed,
-                                     GError **error);
+gboolean
+pst_config_check_group_keys(GKeyFile *keyfile, const PstConfigOrigins *origins,
+                            const char *group, const char *const *allowed,
+                            const char *const *also_allowed, GError **error);
 /* The allowed name closest to `word` by edit distance (ignoring case), if
  * it is near enough to be a likely typo; NULL otherwise. */
 const char *pst_config_suggest(const char *word, const char *const *allowed);
@@ -175,22 +169,22 @@ typedef enum {
 
 /* One row of the schema: a key of the groups matching `group`. */
 typedef struct {
-  const char *group;   /* "server", or a pattern "listener:*" */
+  const char *group; /* "server", or a pattern "listener:*" */
   const char *key;
   PstConfigType type;
   /* The default in the key's own syntax, parsed like a value; NULL when
    * there is none or it is computed (then `shown_default` says which). */
   const char *fallback;
-  const char *shown_default; /* nullable: for messages, instead of fallback */
-  gint64 min, max;     /* INT, DURATION (ms) and SIZE ranges */
+  const char *shown_default;  /* nullable: for messages, instead of fallback */
+  gint64 min, max;            /* INT, DURATION (ms) and SIZE ranges */
   const char *const *choices; /* CHOICE: the accepted words, in order */
-  const char *doc;     /* one line */
+  const char *doc;            /* one line */
 } PstConfigKey;
 
 /* One kind of group.  `pattern` is a name, or "prefix:*". */
 typedef struct {
   const char *pattern;
-  const char *shown;   /* as written for people: "[listener:NAME]" */
+  const char *shown; /* as written for people: "[listener:NAME]" */
   /* Keys outside the table are the plugin's business, not errors. */
   gboolean open;
   const char *doc;
@@ -257,8 +251,7 @@ gboolean pst_config_build_server(PstConfig *config,
                                  const PstConfigOrigins *origins,
                                  GError **error);
 gboolean pst_config_build_dns(PstConfig *config,
-                              const PstConfigOrigins *origins,
-                              GError **error);
+                              const PstConfigOrigins *origins, GError **error);
 gboolean pst_config_build_plugins(PstConfig *config,
                                   const PstConfigOrigins *origins,
                                   GError **error);
@@ -282,8 +275,8 @@ gboolean pst_config_parse_nameserver(const char *text, char **problem_r);
 /* Loading                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Reads `path`, then each `DIR/conf.d/NAME.conf` in name order, into one keyfile
- * (later keys replace earlier ones) and the origins of its groups and
+/* Reads `path`, then each `DIR/conf.d/NAME.conf` in name order, into one
+ * keyfile (later keys replace earlier ones) and the origins of its groups and
  * keys.  Fails on the first file that cannot be read or parsed. */
 gboolean pst_config_read_files(const char *path, GKeyFile **keyfile_r,
                                PstConfigOrigins **origins_r, GError **error);

@@ -22,8 +22,7 @@
 
 #include "config/config-private.h"
 
-static const char *const listener_modes[] = {"plain", "starttls", "tls",
-                                             NULL};
+static const char *const listener_modes[] = {"plain", "starttls", "tls", NULL};
 /* In PstVerdict order: CONTINUE, ACCEPT, REJECT, TEMPFAIL. */
 static const char *const plugin_verdicts[] = {"continue", "accept", "reject",
                                               "tempfail", NULL};
@@ -53,8 +52,8 @@ const PstConfigKey pst_config_keys[] = {
      "this host's name, in the greeting and in Received: headers"},
     {"server", "domains", PST_CONFIG_TYPE_LIST, "", "none", 0, 0, NULL,
      "the domains we receive mail for, ';'-separated"},
-    {"server", "spool", PST_CONFIG_TYPE_STRING, "/var/spool/postilion", NULL,
-     0, 0, NULL, "the queue directory, an absolute path"},
+    {"server", "spool", PST_CONFIG_TYPE_STRING, "/var/spool/postilion", NULL, 0,
+     0, NULL, "the queue directory, an absolute path"},
     {"server", "user", PST_CONFIG_TYPE_STRING, NULL,
      "none: keep the user postiliond runs as", 0, 0, NULL,
      "when started as root, drop privileges to this user"},
@@ -62,16 +61,16 @@ const PstConfigKey pst_config_keys[] = {
      4 * GIB, NULL, "largest message accepted, in octets"},
     {"server", "max_recipients", PST_CONFIG_TYPE_INT, "1000", NULL, 1, 100000,
      NULL, "most recipients in one message"},
-    {"server", "max_connections", PST_CONFIG_TYPE_INT, "1000", NULL, 1,
-     1000000, NULL, "most client connections at once"},
+    {"server", "max_connections", PST_CONFIG_TYPE_INT, "1000", NULL, 1, 1000000,
+     NULL, "most client connections at once"},
     {"server", "max_connections_per_ip", PST_CONFIG_TYPE_INT, "50", NULL, 1,
      1000000, NULL, "most connections at once from one client address"},
     {"server", "max_errors", PST_CONFIG_TYPE_INT, "10", NULL, 1, 1000, NULL,
      "errors in one session before it is closed with 421"},
     {"server", "max_header_size", PST_CONFIG_TYPE_SIZE, "1M", NULL, KIB, GIB,
      NULL, "largest message header, in octets"},
-    {"server", "timeout_command", PST_CONFIG_TYPE_DURATION, "5m", NULL,
-     SECOND, DAY, NULL, "idle time allowed between commands"},
+    {"server", "timeout_command", PST_CONFIG_TYPE_DURATION, "5m", NULL, SECOND,
+     DAY, NULL, "idle time allowed between commands"},
     {"server", "timeout_data", PST_CONFIG_TYPE_DURATION, "3m", NULL, SECOND,
      DAY, NULL, "idle time allowed inside DATA or BDAT"},
     {"server", "timeout_shutdown", PST_CONFIG_TYPE_DURATION, "30s", NULL, 0,
@@ -84,13 +83,12 @@ const PstConfigKey pst_config_keys[] = {
      "literal IP address and port: 0.0.0.0:25, [::1]:2525 (required)"},
     {"listener:*", "mode", PST_CONFIG_TYPE_CHOICE, "plain", NULL, 0, 0,
      listener_modes, "plain, starttls (offered) or tls (implicit)"},
-    {"listener:*", "require_auth", PST_CONFIG_TYPE_BOOLEAN, "false", NULL, 0,
-     0, NULL, "refuse MAIL until the client has authenticated"},
-    {"listener:*", "require_tls", PST_CONFIG_TYPE_BOOLEAN, "false", NULL, 0,
-     0, NULL, "refuse MAIL until the connection is encrypted"},
-    {"listener:*", "plugins", PST_CONFIG_TYPE_LIST, NULL,
-     "all loaded plugins", 0, 0, NULL,
-     "this listener's plugins, from [plugins] load"},
+    {"listener:*", "require_auth", PST_CONFIG_TYPE_BOOLEAN, "false", NULL, 0, 0,
+     NULL, "refuse MAIL until the client has authenticated"},
+    {"listener:*", "require_tls", PST_CONFIG_TYPE_BOOLEAN, "false", NULL, 0, 0,
+     NULL, "refuse MAIL until the connection is encrypted"},
+    {"listener:*", "plugins", PST_CONFIG_TYPE_LIST, NULL, "all loaded plugins",
+     0, 0, NULL, "this listener's plugins, from [plugins] load"},
 
     /* [plugins] */
     {"plugins", "path", PST_CONFIG_TYPE_LIST, "",
@@ -103,8 +101,8 @@ const PstConfigKey pst_config_keys[] = {
     {"plugin:*", "priority", PST_CONFIG_TYPE_INT, NULL,
      "the priority the plugin registers", -1000000, 1000000, NULL,
      "overrides the priority of all the plugin's hooks"},
-    {"plugin:*", "timeout", PST_CONFIG_TYPE_DURATION, "30s", NULL,
-     10, HOUR, NULL, "deadline of each hook call"},
+    {"plugin:*", "timeout", PST_CONFIG_TYPE_DURATION, "30s", NULL, 10, HOUR,
+     NULL, "deadline of each hook call"},
     {"plugin:*", "on_timeout", PST_CONFIG_TYPE_CHOICE, "tempfail", NULL, 0, 0,
      plugin_verdicts, "verdict when a call misses its deadline"},
     {"plugin:*", "on_error", PST_CONFIG_TYPE_CHOICE, "tempfail", NULL, 0, 0,
@@ -116,12 +114,12 @@ const PstConfigKey pst_config_keys[] = {
      "forward queries to these: ADDR or ADDR@PORT"},
     {"dns", "timeout", PST_CONFIG_TYPE_DURATION, "5s", NULL, 100, 5 * MINUTE,
      NULL, "deadline of each lookup"},
-    {"dns", "dnssec", PST_CONFIG_TYPE_CHOICE, "auto", NULL, 0, 0,
-     dnssec_modes, "validate answers: auto, yes or no"},
+    {"dns", "dnssec", PST_CONFIG_TYPE_CHOICE, "auto", NULL, 0, 0, dnssec_modes,
+     "validate answers: auto, yes or no"},
     {"dns", "trust_anchor", PST_CONFIG_TYPE_STRING, "/usr/share/dns/root.key",
      NULL, 0, 0, NULL, "the DNSSEC root trust anchor file"},
-    {"dns", "cache_size", PST_CONFIG_TYPE_INT, "10000", NULL, 0, 10000000,
-     NULL, "answers kept in the cache; 0 disables it"},
+    {"dns", "cache_size", PST_CONFIG_TYPE_INT, "10000", NULL, 0, 10000000, NULL,
+     "answers kept in the cache; 0 disables it"},
 
     {NULL, NULL, 0, NULL, NULL, 0, 0, NULL, NULL},
 };
@@ -141,8 +139,7 @@ static const PstConfigGroup *find_group(const char *group) {
   return NULL;
 }
 
-const PstConfigKey *pst_config_schema_find(const char *group,
-                                           const char *key) {
+const PstConfigKey *pst_config_schema_find(const char *group, const char *key) {
   const PstConfigGroup *kind = find_group(group);
   if (kind == NULL)
     return NULL;
@@ -218,8 +215,8 @@ gboolean pst_config_schema_get_size(GKeyFile *keyfile,
   const PstConfigKey *row = row_of(group, key, PST_CONFIG_TYPE_SIZE);
   guint64 fallback = 0;
   g_assert(pst_config_parse_size(row->fallback, &fallback));
-  return pst_config_read_size(keyfile, origins, group, key, fallback,
-                              row->min, row->max, value_r, error);
+  return pst_config_read_size(keyfile, origins, group, key, fallback, row->min,
+                              row->max, value_r, error);
 }
 
 gboolean pst_config_schema_get_choice(GKeyFile *keyfile,
@@ -274,17 +271,17 @@ static gboolean check_value(GKeyFile *keyfile, const PstConfigOrigins *origins,
     return pst_config_schema_get_boolean(keyfile, origins, group, row->key,
                                          &flag, error);
   case PST_CONFIG_TYPE_INT:
-    return pst_config_schema_get_int(keyfile, origins, group, row->key,
-                                     &number, error);
+    return pst_config_schema_get_int(keyfile, origins, group, row->key, &number,
+                                     error);
   case PST_CONFIG_TYPE_DURATION:
     return pst_config_schema_get_ms(keyfile, origins, group, row->key, &ms,
                                     error);
   case PST_CONFIG_TYPE_SIZE:
-    return pst_config_schema_get_size(keyfile, origins, group, row->key,
-                                      &size, error);
+    return pst_config_schema_get_size(keyfile, origins, group, row->key, &size,
+                                      error);
   case PST_CONFIG_TYPE_LIST:
-    return pst_config_schema_get_list(keyfile, origins, group, row->key,
-                                      &list, error);
+    return pst_config_schema_get_list(keyfile, origins, group, row->key, &list,
+                                      error);
   case PST_CONFIG_TYPE_CHOICE:
     return pst_config_schema_get_choice(keyfile, origins, group, row->key,
                                         &index, error);
@@ -304,15 +301,13 @@ static GPtrArray *key_names(const PstConfigGroup *kind) {
 static void set_unknown_group_error(GError **error,
                                     const PstConfigOrigins *origins,
                                     const char *group) {
-  g_autoptr(GPtrArray) candidates = g_ptr_array_new_null_terminated(
-      8, g_free, TRUE);
+  g_autoptr(GPtrArray) candidates =
+      g_ptr_array_new_null_terminated(8, g_free, TRUE);
   g_autoptr(GString) shown = g_string_new(NULL);
   const char *colon = strchr(group, ':');
-  for (const PstConfigGroup *kind = pst_config_groups; kind->pattern;
-       kind++) {
+  for (const PstConfigGroup *kind = pst_config_groups; kind->pattern; kind++) {
     gsize length = strlen(kind->pattern);
-    g_string_append_printf(shown, "%s%s", shown->len ? ", " : "",
-                           kind->shown);
+    g_string_append_printf(shown, "%s%s", shown->len ? ", " : "", kind->shown);
     /* "[listner:smtp]" is near "listener:smtp", not "listener:*". */
     if (kind->pattern[length - 1] == '*')
       g_ptr_array_add(candidates,

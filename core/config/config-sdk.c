@@ -71,12 +71,10 @@ static gboolean is_in(const char *const *names, const char *name) {
   return names != NULL && g_strv_contains(names, name);
 }
 
-gboolean pst_config_check_group_keys(GKeyFile *keyfile,
-                                     const PstConfigOrigins *origins,
-                                     const char *group,
-                                     const char *const *allowed,
-                                     const char *const *also_allowed,
-                                     GError **error) {
+gboolean
+pst_config_check_group_keys(GKeyFile *keyfile, const PstConfigOrigins *origins,
+                            const char *group, const char *const *allowed,
+                            const char *const *also_allowed, GError **error) {
   g_auto(GStrv) keys = g_key_file_get_keys(keyfile, group, NULL, NULL);
   for (guint i = 0; keys != NULL && keys[i] != NULL; i++) {
     if (is_in(allowed, keys[i]) || is_in(also_allowed, keys[i]))
@@ -90,11 +88,11 @@ gboolean pst_config_check_group_keys(GKeyFile *keyfile,
     for (guint j = 0; also_allowed != NULL && also_allowed[j] != NULL; j++)
       g_ptr_array_add(all, (gpointer)also_allowed[j]);
     const char *near = pst_config_suggest(keys[i], (const char **)all->pdata);
-    g_autofree char *hint =
-        near != NULL ? g_strdup_printf(" (did you mean %s?)", near)
-                     : g_strdup("");
-    g_autofree char *where = pst_config_origins_describe(origins, group,
-                                                         keys[i]);
+    g_autofree char *hint = near != NULL
+                                ? g_strdup_printf(" (did you mean %s?)", near)
+                                : g_strdup("");
+    g_autofree char *where =
+        pst_config_origins_describe(origins, group, keys[i]);
     g_set_error(error, PST_CONFIG_ERROR, PST_CONFIG_ERROR_UNKNOWN,
                 "%s[%s] %s: unknown key%s; expected one of: %s; fix the name "
                 "or remove the line",
@@ -135,8 +133,8 @@ PST_API gboolean pst_config_get_boolean(GKeyFile *config, const char *group,
                                         gboolean *value_r, GError **error) {
   g_return_val_if_fail(config && group && key && value_r, FALSE);
   g_autoptr(PstConfigOrigins) origins = pst_config_origins_lookup(config);
-  return pst_config_read_boolean(config, origins, group, key, fallback,
-                                 value_r, error);
+  return pst_config_read_boolean(config, origins, group, key, fallback, value_r,
+                                 error);
 }
 
 PST_API gboolean pst_config_get_int(GKeyFile *config, const char *group,

@@ -97,11 +97,10 @@ static char *canonical_domain(const char *item) {
 }
 
 static gboolean build_domains(PstConfig *config,
-                              const PstConfigOrigins *origins,
-                              GError **error) {
+                              const PstConfigOrigins *origins, GError **error) {
   g_auto(GStrv) items = NULL;
-  if (!pst_config_schema_get_list(config->keyfile, origins, "server",
-                                  "domains", &items, error))
+  if (!pst_config_schema_get_list(config->keyfile, origins, "server", "domains",
+                                  &items, error))
     return FALSE;
   g_autoptr(GPtrArray) domains =
       g_ptr_array_new_null_terminated(4, g_free, TRUE);
@@ -110,10 +109,10 @@ static gboolean build_domains(PstConfig *config,
   for (guint i = 0; items[i] != NULL; i++) {
     g_autofree char *domain = canonical_domain(items[i]);
     if (domain == NULL) {
-      g_autofree char *expected = g_strdup_printf(
-          "domain names separated by ';' such as example.org; "
-          "example.net (\"%s\" is not a domain name%s)",
-          items[i], separator_hint(items[i]));
+      g_autofree char *expected =
+          g_strdup_printf("domain names separated by ';' such as example.org; "
+                          "example.net (\"%s\" is not a domain name%s)",
+                          items[i], separator_hint(items[i]));
       pst_config_set_key_error(error, config->keyfile, origins, "server",
                                "domains", expected);
       return FALSE;
@@ -121,8 +120,8 @@ static gboolean build_domains(PstConfig *config,
     if (g_hash_table_add(seen, domain))
       g_ptr_array_add(domains, g_steal_pointer(&domain));
   }
-  config->server.domains = (char **)g_ptr_array_free(
-      g_steal_pointer(&domains), FALSE);
+  config->server.domains =
+      (char **)g_ptr_array_free(g_steal_pointer(&domains), FALSE);
   return TRUE;
 }
 
@@ -131,8 +130,8 @@ static gboolean user_exists(const char *name, GError **error) {
   struct passwd entry, *found = NULL;
   long size = sysconf(_SC_GETPW_R_SIZE_MAX);
   g_autofree char *buffer = g_malloc(size > 0 ? size : 16384);
-  int status = getpwnam_r(name, &entry, buffer, size > 0 ? size : 16384,
-                          &found);
+  int status =
+      getpwnam_r(name, &entry, buffer, size > 0 ? size : 16384, &found);
   if (status != 0 && status != ENOENT && status != ESRCH) {
     g_set_error(error, PST_CONFIG_ERROR, PST_CONFIG_ERROR_VALUE, "%s",
                 g_strerror(status));
@@ -159,8 +158,8 @@ static gboolean build_user(PstConfig *config, const PstConfigOrigins *origins,
                               local->message)
             : g_strdup("the name of an existing user (see getent passwd; "
                        "create it with adduser --system)");
-    pst_config_set_key_error(error, config->keyfile, origins, "server",
-                             "user", expected);
+    pst_config_set_key_error(error, config->keyfile, origins, "server", "user",
+                             expected);
     return FALSE;
   }
   config->server.user = g_steal_pointer(&user);
@@ -178,14 +177,13 @@ static gboolean is_banner(const char *text) {
 static gboolean build_texts(PstConfig *config, const PstConfigOrigins *origins,
                             GError **error) {
   PstServerConfig *server = &config->server;
-  if (!pst_config_schema_get_string(config->keyfile, origins, "server",
-                                    "spool", &server->spool, error) ||
+  if (!pst_config_schema_get_string(config->keyfile, origins, "server", "spool",
+                                    &server->spool, error) ||
       !pst_config_schema_get_string(config->keyfile, origins, "server",
                                     "banner", &server->banner, error))
     return FALSE;
   if (!g_path_is_absolute(server->spool)) {
-    pst_config_set_key_error(error, config->keyfile, origins, "server",
-                             "spool",
+    pst_config_set_key_error(error, config->keyfile, origins, "server", "spool",
                              "an absolute path such as /var/spool/postilion");
     return FALSE;
   }
@@ -202,8 +200,7 @@ static gboolean build_texts(PstConfig *config, const PstConfigOrigins *origins,
 }
 
 /* The limits: ranges come from the schema, so the casts cannot truncate. */
-static gboolean build_limits(PstConfig *config,
-                             const PstConfigOrigins *origins,
+static gboolean build_limits(PstConfig *config, const PstConfigOrigins *origins,
                              GError **error) {
   static const struct {
     const char *key;
@@ -235,16 +232,15 @@ static gboolean build_limits(PstConfig *config,
     G_STRUCT_MEMBER(guint, server, counts[i].offset) = (guint)value;
   }
   for (guint i = 0; i < G_N_ELEMENTS(timeouts); i++)
-    if (!pst_config_schema_get_ms(keyfile, origins, "server", timeouts[i].key,
-                                  &G_STRUCT_MEMBER(guint, server,
-                                                   timeouts[i].offset),
-                                  error))
+    if (!pst_config_schema_get_ms(
+            keyfile, origins, "server", timeouts[i].key,
+            &G_STRUCT_MEMBER(guint, server, timeouts[i].offset), error))
       return FALSE;
   if (!pst_config_schema_get_size(keyfile, origins, "server",
-                                  "max_message_size",
-                                  &server->max_message_size, error) ||
-      !pst_config_schema_get_size(keyfile, origins, "server",
-                                  "max_header_size", &header_size, error))
+                                  "max_message_size", &server->max_message_size,
+                                  error) ||
+      !pst_config_schema_get_size(keyfile, origins, "server", "max_header_size",
+                                  &header_size, error))
     return FALSE;
   server->max_header_size = (guint)header_size;
   return TRUE;
@@ -345,8 +341,7 @@ static gboolean check_trust_anchor(PstConfig *config,
 }
 
 gboolean pst_config_build_dns(PstConfig *config,
-                              const PstConfigOrigins *origins,
-                              GError **error) {
+                              const PstConfigOrigins *origins, GError **error) {
   PstDnsConfig *dns = &config->dns;
   GKeyFile *keyfile = config->keyfile;
   gint64 cache_size = 0;
@@ -354,8 +349,8 @@ gboolean pst_config_build_dns(PstConfig *config,
   if (!build_nameservers(config, origins, error) ||
       !pst_config_schema_get_ms(keyfile, origins, "dns", "timeout",
                                 &dns->timeout_ms, error) ||
-      !pst_config_schema_get_choice(keyfile, origins, "dns", "dnssec",
-                                    &dnssec, error) ||
+      !pst_config_schema_get_choice(keyfile, origins, "dns", "dnssec", &dnssec,
+                                    error) ||
       !pst_config_schema_get_string(keyfile, origins, "dns", "trust_anchor",
                                     &dns->trust_anchor, error) ||
       !pst_config_schema_get_int(keyfile, origins, "dns", "cache_size",

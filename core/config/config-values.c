@@ -1,5 +1,5 @@
-/* config-values.c - the forms a configuration value may take, and the SDK's
- * configuration helpers built on them.
+/* config-values.c - the forms a configuration value may take, and the
+ * readers that fetch, check and explain them.
  *
  * The pure parsers (pst_config_parse_*) turn one value's text into a
  * number, a boolean or a list and know nothing of keyfiles; they are what
@@ -172,7 +172,10 @@ char *pst_config_format_duration(guint64 ms) {
     const char *suffix;
     guint64 ms;
   } units[] = {
-      {"d", 24 * 3600 * 1000}, {"h", 3600 * 1000}, {"m", 60000}, {"s", 1000},
+      {"d", 24 * 3600 * 1000},
+      {"h", 3600 * 1000},
+      {"m", 60000},
+      {"s", 1000},
   };
   for (guint i = 0; i < G_N_ELEMENTS(units) && ms != 0; i++)
     if (ms % units[i].ms == 0)
@@ -205,8 +208,7 @@ static char *shown_value(const char *raw) {
   return g_strconcat(start, "...", NULL);
 }
 
-void pst_config_set_value_error(GError **error,
-                                const PstConfigOrigins *origins,
+void pst_config_set_value_error(GError **error, const PstConfigOrigins *origins,
                                 const char *group, const char *key,
                                 const char *raw, const char *expected,
                                 const char *shown_default) {
@@ -216,8 +218,7 @@ void pst_config_set_value_error(GError **error,
       shown_default != NULL
           ? g_strdup_printf("fix the value or remove the key to use the "
                             "default (%s)",
-                            shown_default[0] != '\0' ? shown_default
-                                                     : "empty")
+                            shown_default[0] != '\0' ? shown_default : "empty")
           : g_strdup("fix the value");
   g_set_error(error, PST_CONFIG_ERROR, PST_CONFIG_ERROR_VALUE,
               "%s[%s] %s = \"%s\": expected %s; %s", where, group, key, value,
@@ -266,9 +267,8 @@ static char *range_text(const char *min, const char *max, gboolean has_min,
 gboolean pst_config_read_string(GKeyFile *keyfile,
                                 const PstConfigOrigins *origins,
                                 const char *group, const char *key,
-                                const char *fallback,
-                                const char *shown_default, char **value_r,
-                                GError **error) {
+                                const char *fallback, const char *shown_default,
+                                char **value_r, GError **error) {
   g_autofree char *raw = NULL;
   g_autofree char *bad = NULL;
   if (!pst_config_get_raw(keyfile, origins, group, key, &raw, error))
@@ -310,8 +310,7 @@ gboolean pst_config_read_boolean(GKeyFile *keyfile,
   return FALSE;
 }
 
-gboolean pst_config_read_int(GKeyFile *keyfile,
-                             const PstConfigOrigins *origins,
+gboolean pst_config_read_int(GKeyFile *keyfile, const PstConfigOrigins *origins,
                              const char *group, const char *key,
                              gint64 fallback, gint64 min, gint64 max,
                              const char *shown_default, gint64 *value_r,
@@ -330,8 +329,8 @@ gboolean pst_config_read_int(GKeyFile *keyfile,
   }
   g_autofree char *min_text = g_strdup_printf("%" G_GINT64_FORMAT, min);
   g_autofree char *max_text = g_strdup_printf("%" G_GINT64_FORMAT, max);
-  g_autofree char *range = range_text(min_text, max_text, min != G_MININT64,
-                                      max != G_MAXINT64);
+  g_autofree char *range =
+      range_text(min_text, max_text, min != G_MININT64, max != G_MAXINT64);
   g_autofree char *expected = g_strdup_printf("a whole number%s", range);
   g_autofree char *fallback_text =
       g_strdup_printf("%" G_GINT64_FORMAT, fallback);

@@ -17,7 +17,7 @@
 
 #include "config/config-private.h"
 
-G_DEFINE_QUARK(pst-config-error-quark, pst_config_error)
+G_DEFINE_QUARK(pst - config - error - quark, pst_config_error)
 
 static void config_free(PstConfig *config) {
   g_free(config->path);
@@ -46,8 +46,7 @@ PstConfig *pst_config_load(const char *path, GError **error) {
   PstConfig *config = g_new0(PstConfig, 1);
   config->ref_count = 1;
   config->path = g_strdup(path);
-  config->files =
-      g_strdupv((char **)pst_config_origins_get_files(origins));
+  config->files = g_strdupv((char **)pst_config_origins_get_files(origins));
   config->keyfile = g_steal_pointer(&keyfile);
   if (!pst_config_build_server(config, origins, error) ||
       !pst_config_build_plugins(config, origins, error) ||
@@ -86,8 +85,7 @@ const PstListenerConfig *pst_config_find_listener(const PstConfig *config,
 const PstPluginConfig *pst_config_find_plugin(const PstConfig *config,
                                               const char *name) {
   g_return_val_if_fail(config != NULL && name != NULL, NULL);
-  for (guint i = 0; config->plugins != NULL && i < config->plugins->len;
-       i++) {
+  for (guint i = 0; config->plugins != NULL && i < config->plugins->len; i++) {
     const PstPluginConfig *plugin = config->plugins->pdata[i];
     if (strcmp(plugin->name, name) == 0)
       return plugin;

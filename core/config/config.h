@@ -39,41 +39,43 @@ typedef enum {
 } PstListenerMode;
 
 typedef struct {
-  char *name;          /* owned: NAME of [listener:NAME] */
-  char *address;       /* owned: as written, "127.0.0.1:2525", "[::1]:25" */
-  char *host;          /* owned: "127.0.0.1", "::1", "0.0.0.0", "::" */
+  char *name;    /* owned: NAME of [listener:NAME] */
+  char *address; /* owned: as written, "127.0.0.1:2525", "[::1]:25" */
+  char *host;    /* owned: "127.0.0.1", "::1", "0.0.0.0", "::" */
   guint16 port;
   PstListenerMode mode;
   gboolean require_auth;
   gboolean require_tls;
-  char **plugins;      /* owned, nullable: this listener's chain; NULL = all */
+  char **plugins; /* owned, nullable: this listener's chain; NULL = all */
 } PstListenerConfig;
 
 typedef struct {
-  char *name;          /* owned: plugin name as listed in [plugins] load */
-  char *group;         /* owned: "plugin:NAME" */
+  char *name;  /* owned: plugin name as listed in [plugins] load */
+  char *group; /* owned: "plugin:NAME" */
   gboolean has_priority;
-  gint priority;       /* [plugin:NAME] priority, when has_priority */
-  guint timeout_ms;    /* [plugin:NAME] timeout, default 30 s */
-  PstVerdict on_timeout; /* default TEMPFAIL; CONTINUE, ACCEPT, REJECT, TEMPFAIL */
-  PstVerdict on_error;   /* default TEMPFAIL; same set */
+  gint priority;    /* [plugin:NAME] priority, when has_priority */
+  guint timeout_ms; /* [plugin:NAME] timeout, default 30 s */
+  /* CONTINUE, ACCEPT, REJECT or TEMPFAIL; default TEMPFAIL. */
+  PstVerdict on_timeout;
+  PstVerdict on_error; /* the same set and default */
 } PstPluginConfig;
 
 typedef struct {
-  char *hostname;            /* owned: default g_get_host_name() */
-  char **domains;            /* owned: lower case, may be empty */
-  char *spool;               /* owned: default /var/spool/postilion */
-  char *user;                /* owned, nullable: drop privileges to it */
-  guint64 max_message_size;  /* octets, default 35 MiB (35*1024*1024) */
-  guint max_recipients;      /* default 1000 */
-  guint max_connections;     /* default 1000 */
+  char *hostname;               /* owned: default g_get_host_name() */
+  char **domains;               /* owned: lower case, may be empty */
+  char *spool;                  /* owned: default /var/spool/postilion */
+  char *user;                   /* owned, nullable: drop privileges to it */
+  guint64 max_message_size;     /* octets, default 35 MiB (35*1024*1024) */
+  guint max_recipients;         /* default 1000 */
+  guint max_connections;        /* default 1000 */
   guint max_connections_per_ip; /* default 50 */
-  guint max_errors;          /* default 10, then 421 and close */
-  guint max_header_size;     /* octets, default 1 MiB */
-  guint timeout_command_ms;  /* idle between commands, default 300 s */
-  guint timeout_data_ms;     /* idle inside DATA/BDAT, default 180 s */
-  guint timeout_shutdown_ms; /* SIGTERM grace for sessions, default 30 s */
-  char *banner;              /* owned: text after "220 HOSTNAME ", default "ESMTP Postilion" */
+  guint max_errors;             /* default 10, then 421 and close */
+  guint max_header_size;        /* octets, default 1 MiB */
+  guint timeout_command_ms;     /* idle between commands, default 300 s */
+  guint timeout_data_ms;        /* idle inside DATA/BDAT, default 180 s */
+  guint timeout_shutdown_ms;    /* SIGTERM grace for sessions, default 30 s */
+  /* owned: text after "220 HOSTNAME ", default "ESMTP Postilion" */
+  char *banner;
 } PstServerConfig;
 
 typedef enum {
@@ -83,23 +85,23 @@ typedef enum {
 } PstDnssecMode;
 
 typedef struct {
-  char **nameservers;    /* owned, nullable: "ADDR" or "ADDR@PORT" forwarders;
-                          * NULL = the system's /etc/resolv.conf */
-  guint timeout_ms;      /* per lookup, default 5 s */
-  PstDnssecMode dnssec;  /* [dns] dnssec = auto|yes|no, default auto */
-  char *trust_anchor;    /* owned: default /usr/share/dns/root.key */
-  guint cache_size;      /* entries, default 10000; 0 disables the cache */
+  char **nameservers;   /* owned, nullable: "ADDR" or "ADDR@PORT" forwarders;
+                         * NULL = the system's /etc/resolv.conf */
+  guint timeout_ms;     /* per lookup, default 5 s */
+  PstDnssecMode dnssec; /* [dns] dnssec = auto|yes|no, default auto */
+  char *trust_anchor;   /* owned: default /usr/share/dns/root.key */
+  guint cache_size;     /* entries, default 10000; 0 disables the cache */
 } PstDnsConfig;
 
 typedef struct {
   volatile gint ref_count;
-  char *path;                /* owned: the main file */
-  char **files;              /* owned: every file read, in order */
-  GKeyFile *keyfile;         /* owned: the merged keyfile */
+  char *path;        /* owned: the main file */
+  char **files;      /* owned: every file read, in order */
+  GKeyFile *keyfile; /* owned: the merged keyfile */
   PstServerConfig server;
-  GPtrArray *listeners;      /* owned, of PstListenerConfig*, keyfile order */
-  char **plugin_path;        /* owned: [plugins] path, may be empty */
-  GPtrArray *plugins;        /* owned, of PstPluginConfig*, load order */
+  GPtrArray *listeners; /* owned, of PstListenerConfig*, keyfile order */
+  char **plugin_path;   /* owned: [plugins] path, may be empty */
+  GPtrArray *plugins;   /* owned, of PstPluginConfig*, load order */
   PstDnsConfig dns;
 } PstConfig;
 

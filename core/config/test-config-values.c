@@ -18,10 +18,10 @@ typedef struct {
 
 static void test_boolean(void) {
   static const NumberCase cases[] = {
-      {"true", TRUE, 1},   {"TRUE", TRUE, 1}, {"yes", TRUE, 1},
-      {" Yes ", TRUE, 1},  {"1", TRUE, 1},    {"false", TRUE, 0},
-      {"No", TRUE, 0},     {"0", TRUE, 0},    {"", FALSE, 0},
-      {"on", FALSE, 0},    {"2", FALSE, 0},   {"truth", FALSE, 0},
+      {"true", TRUE, 1},    {"TRUE", TRUE, 1}, {"yes", TRUE, 1},
+      {" Yes ", TRUE, 1},   {"1", TRUE, 1},    {"false", TRUE, 0},
+      {"No", TRUE, 0},      {"0", TRUE, 0},    {"", FALSE, 0},
+      {"on", FALSE, 0},     {"2", FALSE, 0},   {"truth", FALSE, 0},
       {"yes no", FALSE, 0},
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -217,7 +217,9 @@ static void test_dns_name(void) {
       {"under_score.org", FALSE},
       {"sp ace.org", FALSE},
       {"a,b", FALSE},
-      {"b\xc3\xbc" "cher.de", FALSE},
+      {"b\xc3\xbc"
+       "cher.de",
+       FALSE},
       {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.org",
        FALSE},
   };
@@ -279,10 +281,12 @@ static void test_nameserver(void) {
     const char *text;
     gboolean ok;
   } cases[] = {
-      {"127.0.0.1", TRUE},     {"::1", TRUE},          {"192.0.2.53@5353", TRUE},
-      {"::1@5353", TRUE},      {"2001:db8::53@53", TRUE}, {"", FALSE},
-      {"127.0.0.1@", FALSE},   {"127.0.0.1@0", FALSE},  {"127.0.0.1@70000", FALSE},
-      {"ns1.example", FALSE},  {"[::1]:53", FALSE},     {"127.0.0.1:53", FALSE},
+      {"127.0.0.1", TRUE},         {"::1", TRUE},
+      {"192.0.2.53@5353", TRUE},   {"::1@5353", TRUE},
+      {"2001:db8::53@53", TRUE},   {"", FALSE},
+      {"127.0.0.1@", FALSE},       {"127.0.0.1@0", FALSE},
+      {"127.0.0.1@70000", FALSE},  {"ns1.example", FALSE},
+      {"[::1]:53", FALSE},         {"127.0.0.1:53", FALSE},
       {"1.1.1.1, 8.8.8.8", FALSE},
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -361,11 +365,11 @@ static void test_sdk_good(void) {
   g_assert_true(pst_config_get_duration(keyfile, "plugin:demo", "wait", 0,
                                         &wait, &error));
   g_assert_cmpuint(wait, ==, 250);
-  g_assert_true(pst_config_get_size(keyfile, "plugin:demo", "limit", 0,
-                                    &limit, &error));
+  g_assert_true(
+      pst_config_get_size(keyfile, "plugin:demo", "limit", 0, &limit, &error));
   g_assert_cmpuint(limit, ==, 10240);
-  g_assert_true(pst_config_get_list(keyfile, "plugin:demo", "items", &items,
-                                    &error));
+  g_assert_true(
+      pst_config_get_list(keyfile, "plugin:demo", "items", &items, &error));
   g_assert_cmpuint(g_strv_length(items), ==, 3);
   g_assert_cmpstr(items[2], ==, "c");
   g_assert_true(pst_config_get_list(keyfile, "plugin:demo", "nothing",
@@ -383,8 +387,8 @@ static void test_sdk_absent_group(void) {
   g_assert_true(pst_config_get_int(keyfile, "plugin:other", "count", 7, 0, 9,
                                    &count, &error));
   g_assert_cmpint(count, ==, 7);
-  g_assert_true(pst_config_get_duration(keyfile, "plugin:other", "wait",
-                                        1500, &wait, &error));
+  g_assert_true(pst_config_get_duration(keyfile, "plugin:other", "wait", 1500,
+                                        &wait, &error));
   g_assert_cmpuint(wait, ==, 1500);
   g_assert_true(pst_config_get_boolean(keyfile, "plugin:other", "flag", TRUE,
                                        &flag, &error));
@@ -430,8 +434,7 @@ static void test_sdk_bad(void) {
       ok = pst_config_get_duration(keyfile, "plugin:demo", key, 1000, &big,
                                    &error);
     else if (strcmp(key, "bad_size") == 0)
-      ok = pst_config_get_size(keyfile, "plugin:demo", key, 1000, &big,
-                               &error);
+      ok = pst_config_get_size(keyfile, "plugin:demo", key, 1000, &big, &error);
     else
       ok = pst_config_get_string(keyfile, "plugin:demo", key, NULL, &text,
                                  &error);
@@ -457,16 +460,14 @@ static void test_sdk_count_range(void) {
 }
 
 static void test_sdk_check_keys(void) {
-  static const char *const allowed[] = {"name",     "flag",     "count",
-                                        "wait",     "limit",    "items",
-                                        "bad_int",  "bad_flag", "bad_wait",
-                                        "bad_size", "bad_text", "empty",
-                                        NULL};
+  static const char *const allowed[] = {
+      "name",     "flag",    "count",    "wait",     "limit",
+      "items",    "bad_int", "bad_flag", "bad_wait", "bad_size",
+      "bad_text", "empty",   NULL};
   static const char *const too_few[] = {"name", NULL};
   g_autoptr(GKeyFile) keyfile = keyfile_from(sdk_text);
   g_autoptr(GError) error = NULL;
-  g_assert_true(pst_config_check_keys(keyfile, "plugin:demo", allowed,
-                                      &error));
+  g_assert_true(pst_config_check_keys(keyfile, "plugin:demo", allowed, &error));
   g_assert_no_error(error);
 
   g_autoptr(GKeyFile) with_core = keyfile_from("[plugin:x]\npriority = 5\n"
@@ -475,8 +476,8 @@ static void test_sdk_check_keys(void) {
   g_assert_true(pst_config_check_keys(with_core, "plugin:x", NULL, &error));
   g_assert_no_error(error);
 
-  g_assert_false(pst_config_check_keys(keyfile, "plugin:demo", too_few,
-                                       &error));
+  g_assert_false(
+      pst_config_check_keys(keyfile, "plugin:demo", too_few, &error));
   g_assert_error(error, PST_CONFIG_ERROR, PST_CONFIG_ERROR_UNKNOWN);
   g_assert_cmpstr(error->message, ==,
                   "[plugin:demo] flag: unknown key; expected one of: name, "
@@ -501,9 +502,9 @@ static void test_schema_rows(void) {
       known_group |= strcmp(kind->pattern, row->group) == 0;
     g_assert_true(known_group);
     g_assert_true(row->doc != NULL && row->doc[0] != '\0');
-    g_assert_true(row->fallback != NULL || row->type == PST_CONFIG_TYPE_STRING ||
-                  row->type == PST_CONFIG_TYPE_LIST ||
-                  row->type == PST_CONFIG_TYPE_INT);
+    g_assert_true(
+        row->fallback != NULL || row->type == PST_CONFIG_TYPE_STRING ||
+        row->type == PST_CONFIG_TYPE_LIST || row->type == PST_CONFIG_TYPE_INT);
     for (const PstConfigKey *other = row + 1; other->group; other++)
       g_assert_false(strcmp(other->group, row->group) == 0 &&
                      strcmp(other->key, row->key) == 0);
@@ -552,8 +553,7 @@ static char *read_source(const char *relative) {
 
 /* The text of a section: from `start` to the next line starting with
  * `next` (or the end). */
-static char *section_of(const char *text, const char *start,
-                        const char *next) {
+static char *section_of(const char *text, const char *start, const char *next) {
   const char *begin = strstr(text, start);
   g_assert_nonnull(begin);
   const char *end = strstr(begin + strlen(start), next);
@@ -563,20 +563,19 @@ static char *section_of(const char *text, const char *start,
 static void test_schema_documented(void) {
   g_autofree char *man = read_source("doc/postilion.conf.5");
   g_autofree char *example = read_source("etc/postilion.conf");
-  for (const PstConfigGroup *kind = pst_config_groups; kind->pattern;
-       kind++) {
+  for (const PstConfigGroup *kind = pst_config_groups; kind->pattern; kind++) {
     g_autofree char *heading = g_strdup_printf("\n.SS \"%s\"\n", kind->shown);
     g_autofree char *man_section = section_of(man, heading, "\n.SS ");
     /* The example writes [listener:NAME] as [listener:smtp] etc. */
-    g_autofree char *prefix = g_strndup(kind->shown,
-                                        strcspn(kind->shown, "N]"));
+    g_autofree char *prefix =
+        g_strndup(kind->shown, strcspn(kind->shown, "N]"));
     g_autofree char *example_start = g_strdup_printf("\n%s", prefix);
     if (strstr(example, example_start) == NULL) {
       g_free(example_start);
       example_start = g_strdup_printf("\n#%s", prefix);
     }
-    g_autofree char *example_section = section_of(example, example_start,
-                                                  "\n[");
+    g_autofree char *example_section =
+        section_of(example, example_start, "\n[");
     for (const PstConfigKey *row = pst_config_keys; row->group; row++) {
       if (strcmp(row->group, kind->pattern) != 0)
         continue;

@@ -86,11 +86,11 @@ static char *tree_file(const TestTree *tree, const char *relative) {
 }
 
 /* Lines 1-5; a case's own text starts at line 6. */
-#define BASE                                                                  \
-  "[server]\n"                                                                \
-  "hostname = mx.example.org\n"                                               \
-  "\n"                                                                        \
-  "[listener:smtp]\n"                                                         \
+#define BASE                                                                   \
+  "[server]\n"                                                                 \
+  "hostname = mx.example.org\n"                                                \
+  "\n"                                                                         \
+  "[listener:smtp]\n"                                                          \
   "address = 127.0.0.1:2525\n"
 
 /* ------------------------------------------------------------------ */
@@ -98,15 +98,16 @@ static char *tree_file(const TestTree *tree, const char *relative) {
 /* ------------------------------------------------------------------ */
 
 typedef struct {
-  const char *test;    /* /config/bad/TEST */
+  const char *test; /* /config/bad/TEST */
   const char *main;
   DropIn dropins[3];
   PstConfigError code;
-  const char *file;    /* relative to the tree: where the error is */
-  guint line;          /* 0: the message starts "FILE: " */
+  const char *file; /* relative to the tree: where the error is */
+  guint line;       /* 0: the message starts "FILE: " */
   const char *contains[3];
 } BadCase;
 
+/* clang-format off */
 static const BadCase bad_cases[] = {
     /* Unknown groups and keys. */
     {"unknown-server-key", BASE "[server]\nmax_recipient = 5\n", {{0}},
@@ -367,6 +368,7 @@ static const BadCase bad_cases[] = {
      {"the file is not UTF-8 (byte 0xE9 at column 13); expected UTF-8 text: "
       "save the file as UTF-8"}},
 };
+/* clang-format on */
 
 static void test_bad(gconstpointer data) {
   const BadCase *bad = data;
@@ -383,12 +385,11 @@ static void test_bad(gconstpointer data) {
   g_assert_error(error, PST_CONFIG_ERROR, (gint)bad->code);
 
   g_autofree char *file = tree_file(tree, bad->file);
-  g_autofree char *location =
-      bad->line ? g_strdup_printf("%s:%u: ", file, bad->line)
-                : g_strdup_printf("%s: ", file);
+  g_autofree char *location = bad->line
+                                  ? g_strdup_printf("%s:%u: ", file, bad->line)
+                                  : g_strdup_printf("%s: ", file);
   g_assert_true(g_str_has_prefix(error->message, location));
-  for (guint i = 0; i < G_N_ELEMENTS(bad->contains) && bad->contains[i];
-       i++) {
+  for (guint i = 0; i < G_N_ELEMENTS(bad->contains) && bad->contains[i]; i++) {
     g_test_message("expecting \"%s\"", bad->contains[i]);
     g_assert_nonnull(strstr(error->message, bad->contains[i]));
   }
@@ -488,7 +489,8 @@ static const char full_text[] =
     "# Every key set.\n"
     "[server]\n"
     "hostname = MX.Example.ORG.\n"
-    "domains = Example.ORG; example.net.;; b\xc3\xbc" "cher.example; "
+    "domains = Example.ORG; example.net.;; b\xc3\xbc"
+    "cher.example; "
     "example.org\n"
     "spool = /srv/spool\n"
     "user = root\n"
@@ -612,8 +614,8 @@ static void test_full(void) {
   g_assert_cmpuint(config->dns.cache_size, ==, 0);
 
   /* The plugins' own keys stay in the merged keyfile for them. */
-  g_autofree char *networks = g_key_file_get_string(
-      config->keyfile, "plugin:relay", "networks", NULL);
+  g_autofree char *networks =
+      g_key_file_get_string(config->keyfile, "plugin:relay", "networks", NULL);
   g_assert_cmpstr(networks, ==, "10.0.0.0/8");
 }
 
@@ -632,10 +634,10 @@ static void test_local_domain(void) {
 }
 
 static void test_empty_values(void) {
-  g_autoptr(PstConfig) config = load_text(
-      BASE "[server]\nuser =\n[plugins]\npath =\nload =\n"
-           "[dns]\nnameservers = ;\n",
-      NULL);
+  g_autoptr(PstConfig) config =
+      load_text(BASE "[server]\nuser =\n[plugins]\npath =\nload =\n"
+                     "[dns]\nnameservers = ;\n",
+                NULL);
   g_assert_null(config->server.user);
   g_assert_cmpuint(g_strv_length(config->plugin_path), ==, 0);
   g_assert_cmpuint(config->plugins->len, ==, 0);
@@ -657,10 +659,10 @@ static void test_crlf_and_bom(void) {
   g_assert_cmpstr(where, ==, expected);
 
   /* CRLF also keeps the line numbers of errors right. */
-  g_autoptr(TestTree) bad = tree_new(
-      "[server]\r\nhostname = a.example\r\n[listener:smtp]\r\n"
-      "address = 127.0.0.1:25\r\nmode = bogus\r\n",
-      NULL, 0);
+  g_autoptr(TestTree) bad =
+      tree_new("[server]\r\nhostname = a.example\r\n[listener:smtp]\r\n"
+               "address = 127.0.0.1:25\r\nmode = bogus\r\n",
+               NULL, 0);
   g_autoptr(GError) error = NULL;
   g_assert_null(pst_config_load(bad->path, &error));
   g_autofree char *location = g_strdup_printf("%s:5: ", bad->path);
@@ -681,9 +683,9 @@ static void test_dropin_order(void) {
       {"50-d.conf.dpkg-old", "[server]\nmax_recipients = 97\n"},
       {"05-e.conf", "[listener:smtp]\nmode = tls\n"},
   };
-  g_autoptr(TestTree) tree = tree_new(
-      BASE "[server]\nmax_recipients = 10\nmax_connections = 7\n", dropins,
-      G_N_ELEMENTS(dropins));
+  g_autoptr(TestTree) tree =
+      tree_new(BASE "[server]\nmax_recipients = 10\nmax_connections = 7\n",
+               dropins, G_N_ELEMENTS(dropins));
   g_autoptr(GError) error = NULL;
   g_autoptr(PstConfig) config = pst_config_load(tree->path, &error);
   g_assert_no_error(error);
@@ -703,8 +705,8 @@ static void test_dropin_order(void) {
   g_assert_cmpint(smtp->mode, ==, PST_LISTENER_MODE_TLS);
   g_assert_cmpuint(smtp->port, ==, 2525);
   g_assert_cmpuint(config->listeners->len, ==, 2);
-  g_assert_cmpstr(((PstListenerConfig *)config->listeners->pdata[1])->name,
-                  ==, "extra");
+  g_assert_cmpstr(((PstListenerConfig *)config->listeners->pdata[1])->name, ==,
+                  "extra");
 
   /* Each key remembers the file and line its value came from. */
   g_autofree char *b = tree_file(tree, "conf.d/20-b.conf");
@@ -769,9 +771,9 @@ static void test_directory(void) {
   g_autoptr(GError) error = NULL;
   g_assert_null(pst_config_load(tree->path, &error));
   g_assert_error(error, PST_CONFIG_ERROR, PST_CONFIG_ERROR_READ);
-  g_autofree char *expected = g_strdup_printf(
-      "%s: cannot read the configuration file: %s", tree->path,
-      g_strerror(EISDIR));
+  g_autofree char *expected =
+      g_strdup_printf("%s: cannot read the configuration file: %s", tree->path,
+                      g_strerror(EISDIR));
   g_assert_true(g_str_has_prefix(error->message, expected));
 }
 
@@ -875,8 +877,8 @@ static void test_sdk_locations(void) {
   g_autofree char *file = tree_file(tree, "conf.d/20-demo.conf");
   gint64 count = 0;
 
-  g_assert_false(pst_config_get_int(keyfile, "plugin:demo", "count", 1, 1,
-                                    10, &count, &error));
+  g_assert_false(pst_config_get_int(keyfile, "plugin:demo", "count", 1, 1, 10,
+                                    &count, &error));
   g_autofree char *expected = g_strdup_printf(
       "%s:3: [plugin:demo] count = \"99\": expected a whole number from 1 "
       "to 10; fix the value or remove the key to use the default (1)",
@@ -896,8 +898,8 @@ static void test_sdk_locations(void) {
 
   /* Once the configuration is gone, its keyfile has no locations. */
   pst_config_unref(config);
-  g_assert_false(pst_config_get_int(keyfile, "plugin:demo", "count", 1, 1,
-                                    10, &count, &error));
+  g_assert_false(pst_config_get_int(keyfile, "plugin:demo", "count", 1, 1, 10,
+                                    &count, &error));
   g_assert_true(g_str_has_prefix(error->message, "[plugin:demo] count"));
 }
 
@@ -961,8 +963,8 @@ static void test_example_defaults(void) {
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   for (guint i = 0; i < G_N_ELEMENTS(bad_cases); i++) {
-    g_autofree char *path = g_strdup_printf("/config/bad/%s",
-                                            bad_cases[i].test);
+    g_autofree char *path =
+        g_strdup_printf("/config/bad/%s", bad_cases[i].test);
     g_test_add_data_func(path, &bad_cases[i], test_bad);
   }
   g_test_add_func("/config/bad/exact-message", test_bad_exact);
