@@ -23,7 +23,6 @@
 
 #include <dlfcn.h>
 #include <stddef.h>
-#include <stdio.h>
 
 #include <glib.h>
 
