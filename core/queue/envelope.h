@@ -41,27 +41,29 @@ typedef struct {
 } PstEnvelopeRecipient;
 
 typedef struct {
-  char *sender;         /* owned, "" for <> */
-  char *envid;          /* owned, nullable: RFC 3461 ENVID, xtext-decoded */
-  PstDsnRet ret;        /* RFC 3461 RET */
-  PstBodyType body;     /* RFC 6152 BODY */
-  gboolean smtputf8;    /* RFC 6531 SMTPUTF8 given */
-  guint64 size_declared;/* SIZE= from MAIL, 0 when absent */
-  GPtrArray *recipients;/* owned, of PstEnvelopeRecipient* (freed with it) */
+  char *sender;          /* owned, "" for <> */
+  char *envid;           /* owned, nullable: RFC 3461 ENVID, xtext-decoded */
+  PstDsnRet ret;         /* RFC 3461 RET */
+  PstBodyType body;      /* RFC 6152 BODY */
+  gboolean smtputf8;     /* RFC 6531 SMTPUTF8 given */
+  guint64 size_declared; /* SIZE= from MAIL, 0 when absent */
+  GPtrArray *recipients; /* owned, of PstEnvelopeRecipient* (freed with it) */
 
   /* Where the message came from, for Received:, logs and bounces. */
-  char *client_address; /* owned */
-  char *client_hostname;/* owned, nullable */
-  char *helo;           /* owned, nullable */
-  char *listener;       /* owned */
-  char *protocol;       /* owned: "ESMTP", "ESMTPSA", ... */
-  char *auth_user;      /* owned, nullable */
-  char *session_id;     /* owned */
-  gint64 arrival_time;  /* g_get_real_time() when the DATA ended */
+  char *client_address;  /* owned */
+  char *client_hostname; /* owned, nullable */
+  char *helo;            /* owned, nullable */
+  char *listener;        /* owned */
+  char *protocol;        /* owned: "ESMTP", "ESMTPSA", ... */
+  char *auth_user;       /* owned, nullable */
+  char *session_id;      /* owned */
+  gint64 arrival_time;   /* g_get_real_time() when the DATA ended */
 
-  GVariant *results;    /* owned, nullable: transaction-scope results a{sv} */
+  GVariant *results; /* owned, nullable: transaction-scope results a{sv} */
 } PstEnvelope;
 
+/* An empty envelope: every string NULL (the session sets them), no
+ * recipients, defaults for the rest. */
 PstEnvelope *pst_envelope_new(void);
 void pst_envelope_free(PstEnvelope *envelope);
 /* Appends a recipient and returns it (owned by the envelope). */
@@ -69,6 +71,8 @@ PstEnvelopeRecipient *pst_envelope_add_recipient(PstEnvelope *envelope,
                                                  const char *address);
 /* Deep copy. */
 PstEnvelope *pst_envelope_copy(const PstEnvelope *envelope);
+/* TRUE when every field is equal (strings by content, results by value). */
+gboolean pst_envelope_equal(const PstEnvelope *a, const PstEnvelope *b);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstEnvelope, pst_envelope_free)
 

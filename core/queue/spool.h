@@ -33,6 +33,8 @@ typedef enum {
   PST_SPOOL_ERROR_IO,      /* a read, write, fsync or rename failed */
   PST_SPOOL_ERROR_CORRUPT, /* a queue file failed to parse */
   PST_SPOOL_ERROR_NOT_FOUND,
+  PST_SPOOL_ERROR_LIMIT, /* an envelope value exceeds the format's limits */
+  PST_SPOOL_ERROR_BUSY,  /* another process has the spool open */
 } PstSpoolError;
 
 typedef enum {
@@ -45,7 +47,9 @@ typedef struct _PstSpoolWriter PstSpoolWriter;
 typedef struct _PstQueuedMessage PstQueuedMessage;
 
 /* Opens (creating as needed) the spool at `directory`, removes stale tmp/
- * files, and starts the syncer thread.  Fails naming the directory. */
+ * files, and starts the syncer thread.  Fails naming the directory.  Takes
+ * an exclusive lock (the file `lock` in the spool; PST_SPOOL_ERROR_BUSY
+ * when another process holds it), so two daemons never share a spool. */
 PstSpool *pst_spool_open(const char *directory, GError **error);
 /* Stops the syncer after the commits already submitted, then frees. */
 void pst_spool_close(PstSpool *spool);
@@ -92,8 +96,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSpoolWriter, pst_spool_writer_free)
 /* --- Reading the queue -------------------------------------------------- */
 
 /* The ids in `queue`, sorted.  Free with g_ptr_array_unref(). */
-GPtrArray *pst_spool_list(PstSpool *spool, PstSpoolQueue queue,
-                          GError **error);
+GPtrArray *pst_spool_list(PstSpool *spool, PstSpoolQueue queue, GError **error);
 /* Loads one queued message: envelope and content.  A file that does not
  * parse fails with PST_SPOOL_ERROR_CORRUPT naming it. */
 PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
@@ -108,7 +111,33 @@ void pst_queued_message_free(PstQueuedMessage *message);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstQueuedMessage, pst_queued_message_free)
 
 /* Moves unparsable files from queue/ and hold/ to corrupt/, logging each,
- * and returns how many messages are queued.  Called on start. */
+ * and returns how many messages are queued (in queue/ and hold/).  Only
+ * the footer and trailer are checked; the content's checksum is checked
+ * by pst_queued_message_get_content().  Called on start. */
 gboolean pst_spool_recover(PstSpool *spool, guint *queued_r, GError **error);
+
+/* --- Additions ----------------------------------------------------------- */
+
+/* Opens an existing spool for reading only (pst-spool-dump, admin tools):
+ * nothing is created, cleaned or locked, and no syncer runs, so it is safe
+ * while the daemon runs.  pst_spool_writer_new() fails on it. */
+PstSpool *pst_spool_open_readonly(const char *directory, GError **error);
+
+/* Moves `id` from `queue` to corrupt/ (under a new name if one is taken),
+ * syncs both directories and logs a line naming both paths and `reason`.
+ * For recovery, and for delivery when the content checksum fails. */
+gboolean pst_spool_move_to_corrupt(PstSpool *spool, PstSpoolQueue queue,
+                                   const char *id, const char *reason,
+                                   GError **error);
+
+/* Counters since pst_spool_open(), for `postilion status` and benchmarks. */
+typedef struct {
+  guint64 commits;         /* messages made durable */
+  guint64 failures;        /* commits that failed */
+  guint64 batches;         /* group commits run */
+  guint64 file_syncs;      /* fdatasync() calls */
+  guint64 directory_syncs; /* fsync() calls on queue/ and hold/ */
+} PstSpoolStats;
+void pst_spool_get_stats(PstSpool *spool, PstSpoolStats *stats);
 
 G_END_DECLS

@@ -1,0 +1,358 @@
+/* spool-reader.c - reading the queue back: list, load, recover.
+ *
+ * Entry points: pst_spool_list(), pst_spool_load() and the
+ * pst_queued_message_* accessors (the queue manager, pst-spool-dump),
+ * pst_spool_recover() (the daemon at start), pst_spool_move_to_corrupt().
+ *
+ * Loading reads only the footer and the trailer (pread at the end of the
+ * file) and keeps the file open, so a large queue is scanned quickly and
+ * the content is read, and its checksum verified, only when asked for.
+ * Names are checked to be queue ids before they reach the file system, and
+ * files are opened with O_NOFOLLOW and must be regular, so a stray symlink
+ * or directory in queue/ is "corrupt", not followed.
+ *
+ * Recovery moves anything in queue/ or hold/ that is not a valid message to
+ * corrupt/ with a warning naming it; nothing is deleted.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "queue/queue-id.h"
+#include "queue/spool-format.h"
+#include "queue/spool-private.h"
+
+/* Corrupt files that share a name get suffixes .1 to .N. */
+#define CORRUPT_NAME_ATTEMPTS 1000
+
+struct _PstQueuedMessage {
+  PstSpoolTrailer *trailer; /* owned */
+  char *path;               /* owned: for error messages */
+  int fd;                   /* owned: the queue file, for the content */
+};
+
+static int spool_queue_fd(PstSpool *spool, PstSpoolQueue queue) {
+  return spool->dir_fds[pst_spool_dir_of_queue(queue)];
+}
+
+static char *spool_path(PstSpool *spool, PstSpoolDir dir, const char *name) {
+  return g_build_filename(spool->directory, pst_spool_dir_name(dir), name,
+                          NULL);
+}
+
+/* Every name in a directory but . and ..; NULL with an error. */
+static GPtrArray *spool_read_names(PstSpool *spool, PstSpoolDir which,
+                                   GError **error) {
+  int fd = dup(spool->dir_fds[which]);
+  DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+  if (dir == NULL) {
+    int saved = errno;
+    if (fd >= 0)
+      close(fd);
+    g_autofree char *path = spool_path(spool, which, NULL);
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                "Cannot read spool directory “%s”: %s", path,
+                g_strerror(saved));
+    return NULL;
+  }
+  /* The duplicate shares its offset with the first descriptor. */
+  rewinddir(dir);
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    if (!g_str_equal(entry->d_name, ".") && !g_str_equal(entry->d_name, ".."))
+      g_ptr_array_add(names, g_strdup(entry->d_name));
+  }
+  closedir(dir);
+  return names;
+}
+
+static gint compare_names(gconstpointer a, gconstpointer b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+GPtrArray *pst_spool_list(PstSpool *spool, PstSpoolQueue queue,
+                          GError **error) {
+  g_return_val_if_fail(spool != NULL, NULL);
+  GPtrArray *names =
+      spool_read_names(spool, pst_spool_dir_of_queue(queue), error);
+  if (names == NULL)
+    return NULL;
+  for (guint i = names->len; i > 0; i--) {
+    if (!pst_queue_id_is_valid(names->pdata[i - 1]))
+      g_ptr_array_remove_index_fast(names, i - 1);
+  }
+  g_ptr_array_sort(names, compare_names);
+  return names;
+}
+
+/* pread(2) exactly `length` octets at `offset`. */
+static gboolean read_exactly(int fd, void *buffer, gsize length, guint64 offset,
+                             const char *path, GError **error) {
+  guint8 *out = buffer;
+  while (length > 0) {
+    ssize_t got = pread(fd, out, length, (off_t)offset);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0) {
+      g_set_error(error, PST_SPOOL_ERROR,
+                  got == 0 ? PST_SPOOL_ERROR_CORRUPT : PST_SPOOL_ERROR_IO,
+                  "Cannot read queue file “%s”: %s", path,
+                  got == 0 ? "file shrank while reading" : g_strerror(errno));
+      return FALSE;
+    }
+    out += got;
+    length -= (gsize)got;
+    offset += (guint64)got;
+  }
+  return TRUE;
+}
+
+/* Opens a queue file: a regular file, never through a symlink. */
+static int spool_open_file(int dir_fd, const char *name, const char *path,
+                           struct stat *st, GError **error) {
+  int fd = openat(dir_fd, name,
+                  O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    int saved = errno;
+    g_set_error(error, PST_SPOOL_ERROR,
+                saved == ENOENT  ? PST_SPOOL_ERROR_NOT_FOUND
+                : saved == ELOOP ? PST_SPOOL_ERROR_CORRUPT
+                                 : PST_SPOOL_ERROR_IO,
+                "Cannot open queue file “%s”: %s", path,
+                saved == ELOOP ? "is a symbolic link" : g_strerror(saved));
+    return -1;
+  }
+  if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
+                "Queue file “%s” is not a regular file", path);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Reads and decodes the footer and trailer of an open file. */
+static PstSpoolTrailer *spool_read_trailer(int fd, guint64 file_size,
+                                           const char *path, GError **error) {
+  guint8 footer[PST_SPOOL_FOOTER_SIZE];
+  guint64 trailer_offset = 0;
+  gsize trailer_length = 0;
+  if (file_size >= PST_SPOOL_FOOTER_SIZE &&
+      !read_exactly(fd, footer, sizeof footer,
+                    file_size - PST_SPOOL_FOOTER_SIZE, path, error))
+    return NULL;
+  g_autoptr(GError) local = NULL;
+  if (!pst_spool_format_decode_footer(footer, file_size, &trailer_offset,
+                                      &trailer_length, &local)) {
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
+                "Queue file “%s” is corrupt: %s", path, local->message);
+    return NULL;
+  }
+  /* Bounded by PST_SPOOL_MAX_TRAILER and by the file's real size. */
+  gsize tail_length = trailer_length + PST_SPOOL_FOOTER_SIZE;
+  g_autofree guint8 *tail = g_malloc(tail_length);
+  if (!read_exactly(fd, tail, tail_length, trailer_offset, path, error))
+    return NULL;
+  PstSpoolTrailer *trailer =
+      pst_spool_format_decode_tail(tail, tail_length, trailer_offset, &local);
+  if (trailer == NULL)
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
+                "Queue file “%s” is corrupt: %s", path, local->message);
+  return trailer;
+}
+
+PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
+                                 const char *id, GError **error) {
+  g_return_val_if_fail(spool != NULL && id != NULL, NULL);
+  g_autofree char *path = spool_path(spool, pst_spool_dir_of_queue(queue), id);
+  if (!pst_queue_id_is_valid(id)) {
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND,
+                "“%s” is not a queue id", id);
+    return NULL;
+  }
+  struct stat st;
+  int fd = spool_open_file(spool_queue_fd(spool, queue), id, path, &st, error);
+  if (fd < 0)
+    return NULL;
+  PstSpoolTrailer *trailer =
+      spool_read_trailer(fd, (guint64)st.st_size, path, error);
+  if (trailer != NULL && !g_str_equal(trailer->queue_id, id)) {
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
+                "Queue file “%s” is corrupt: it was written as %s", path,
+                trailer->queue_id);
+    g_clear_pointer(&trailer, pst_spool_trailer_free);
+  }
+  if (trailer == NULL) {
+    close(fd);
+    return NULL;
+  }
+  PstQueuedMessage *message = g_new0(PstQueuedMessage, 1);
+  message->trailer = trailer;
+  message->path = g_steal_pointer(&path);
+  message->fd = fd;
+  return message;
+}
+
+const char *pst_queued_message_get_id(PstQueuedMessage *message) {
+  g_return_val_if_fail(message != NULL, NULL);
+  return message->trailer->queue_id;
+}
+
+const PstEnvelope *pst_queued_message_get_envelope(PstQueuedMessage *message) {
+  g_return_val_if_fail(message != NULL, NULL);
+  return message->trailer->envelope;
+}
+
+GBytes *pst_queued_message_get_content(PstQueuedMessage *message,
+                                       GError **error) {
+  g_return_val_if_fail(message != NULL, NULL);
+  const PstSpoolTrailer *trailer = message->trailer;
+  if (trailer->content_length > G_MAXSSIZE) {
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
+                "Queue file “%s” is corrupt: content too large", message->path);
+    return NULL;
+  }
+  gsize length = (gsize)trailer->content_length;
+  g_autofree guint8 *content = g_malloc(length > 0 ? length : 1);
+  if (!read_exactly(message->fd, content, length, 0, message->path, error))
+    return NULL;
+  if (pst_spool_crc32c(0, content, length) != trailer->content_crc) {
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
+                "Queue file “%s” is corrupt: content checksum mismatch",
+                message->path);
+    return NULL;
+  }
+  if (trailer->header_override == NULL)
+    return g_bytes_new_take(g_steal_pointer(&content), length);
+  /* The header block as edited, then the body as received. */
+  gsize header_size = g_bytes_get_size(trailer->header_override);
+  gsize body_size = length - (gsize)trailer->header_length;
+  guint8 *joined = g_malloc(header_size + body_size + 1);
+  memcpy(joined, g_bytes_get_data(trailer->header_override, NULL), header_size);
+  memcpy(joined + header_size, content + trailer->header_length, body_size);
+  return g_bytes_new_take(joined, header_size + body_size);
+}
+
+void pst_queued_message_free(PstQueuedMessage *message) {
+  if (message == NULL)
+    return;
+  pst_spool_trailer_free(message->trailer);
+  g_free(message->path);
+  if (message->fd >= 0)
+    close(message->fd);
+  g_free(message);
+}
+
+/* Renames `name` into corrupt/, under NAME.N when NAME is taken; returns
+ * the new name. */
+static char *spool_rename_corrupt(PstSpool *spool, int from_fd,
+                                  const char *name, GError **error) {
+  int corrupt_fd = spool->dir_fds[PST_SPOOL_DIR_CORRUPT];
+  for (guint attempt = 0; attempt <= CORRUPT_NAME_ATTEMPTS; attempt++) {
+    g_autofree char *target =
+        attempt == 0 ? g_strdup(name) : g_strdup_printf("%s.%u", name, attempt);
+    if (renameat2(from_fd, name, corrupt_fd, target, RENAME_NOREPLACE) == 0)
+      return g_steal_pointer(&target);
+    if (errno != EEXIST) {
+      int saved = errno;
+      g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                  "Cannot move corrupt queue file “%s” to “%s/corrupt”: %s",
+                  name, spool->directory, g_strerror(saved));
+      return NULL;
+    }
+  }
+  g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+              "Cannot move corrupt queue file “%s” to “%s/corrupt”: too "
+              "many files of that name",
+              name, spool->directory);
+  return NULL;
+}
+
+/* Moves any name (not only ids: recovery moves stray files too). */
+static gboolean spool_move_name_to_corrupt(PstSpool *spool, PstSpoolDir from,
+                                           const char *name, const char *reason,
+                                           GError **error) {
+  g_return_val_if_fail(spool->lock_fd >= 0, FALSE);
+  g_autofree char *target =
+      spool_rename_corrupt(spool, spool->dir_fds[from], name, error);
+  if (target == NULL)
+    return FALSE;
+  if (fsync(spool->dir_fds[PST_SPOOL_DIR_CORRUPT]) != 0 ||
+      fsync(spool->dir_fds[from]) != 0) {
+    int saved = errno;
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                "Cannot sync spool directory “%s”: %s", spool->directory,
+                g_strerror(saved));
+    return FALSE;
+  }
+  /* Names from disk may hold anything; the log line stays one line. */
+  g_autofree char *shown = g_strescape(name, NULL);
+  g_autofree char *shown_target = g_strescape(target, NULL);
+  g_warning("%s: corrupt queue file %s/%s/%s moved to %s/corrupt/%s: %s", shown,
+            spool->directory, pst_spool_dir_name(from), shown, spool->directory,
+            shown_target, reason);
+  return TRUE;
+}
+
+gboolean pst_spool_move_to_corrupt(PstSpool *spool, PstSpoolQueue queue,
+                                   const char *id, const char *reason,
+                                   GError **error) {
+  g_return_val_if_fail(spool != NULL && reason != NULL, FALSE);
+  if (!pst_queue_id_is_valid(id)) {
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND,
+                "“%s” is not a queue id", id);
+    return FALSE;
+  }
+  return spool_move_name_to_corrupt(spool, pst_spool_dir_of_queue(queue), id,
+                                    reason, error);
+}
+
+/* Checks one entry of queue/ or hold/; TRUE when it is a valid message
+ * (counted), or when it was moved away. */
+static gboolean spool_recover_one(PstSpool *spool, PstSpoolDir which,
+                                  const char *name, guint *queued,
+                                  GError **error) {
+  g_autoptr(GError) local = NULL;
+  if (!pst_queue_id_is_valid(name))
+    return spool_move_name_to_corrupt(spool, which, name,
+                                      "not a queue file name", error);
+  PstSpoolQueue queue = which == PST_SPOOL_DIR_HOLD ? PST_SPOOL_QUEUE_HOLD
+                                                    : PST_SPOOL_QUEUE_ACTIVE;
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(spool, queue, name, &local);
+  if (message != NULL) {
+    (*queued)++;
+    return TRUE;
+  }
+  if (g_error_matches(local, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
+    return TRUE; /* removed meanwhile */
+  if (!g_error_matches(local, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT)) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  return spool_move_name_to_corrupt(spool, which, name, local->message, error);
+}
+
+gboolean pst_spool_recover(PstSpool *spool, guint *queued_r, GError **error) {
+  g_return_val_if_fail(spool != NULL, FALSE);
+  g_return_val_if_fail(spool->lock_fd >= 0, FALSE);
+  guint queued = 0;
+  const PstSpoolDir dirs[] = {PST_SPOOL_DIR_QUEUE, PST_SPOOL_DIR_HOLD};
+  for (guint d = 0; d < G_N_ELEMENTS(dirs); d++) {
+    g_autoptr(GPtrArray) names = spool_read_names(spool, dirs[d], error);
+    if (names == NULL)
+      return FALSE;
+    for (guint i = 0; i < names->len; i++) {
+      if (!spool_recover_one(spool, dirs[d], names->pdata[i], &queued, error))
+        return FALSE;
+    }
+  }
+  if (queued_r != NULL)
+    *queued_r = queued;
+  return TRUE;
+}

@@ -1,0 +1,304 @@
+/* spool-syncer.c - group commit: one thread makes batches of messages
+ * durable (see spool-syncer.h for the contract).
+ *
+ * Entry points: pst_spool_syncer_new(), _submit(), _free(), and the knobs
+ * for tests and benchmarks (_set_batch_limit, _set_sync_func, _get_stats).
+ *
+ * Order per batch, which is what makes a 250 safe:
+ *   1. write the rest of every file;
+ *   2. start writeback of all of them (sync_file_range), so that the disk
+ *      sees one burst instead of one write per fdatasync;
+ *   3. fdatasync each file;
+ *   4. rename each into queue/ or hold/ (never replacing a file);
+ *   5. fsync each target directory once;
+ *   6. complete the tasks.
+ * A message whose step fails gets an error and its file is unlinked; the
+ * others go on.  When a directory fsync fails, every message renamed into
+ * that directory in this batch is unlinked again and fails: it may not be
+ * durable, and the client will retry after the 451.
+ *
+ * Locking: `lock` guards `pending`, `stopping` and the knobs; `stats` is
+ * written by the thread and read under `lock`.  The thread never touches
+ * a PstSpool or a PstSpoolWriter, only the commits it owns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "queue/spool-syncer.h"
+
+struct _PstSpoolSyncer {
+  GMutex lock;
+  GCond wake;
+  GQueue pending; /* of PstSpoolCommit*, owned */
+  gboolean stopping;
+  guint batch_limit; /* 0 = unlimited */
+  PstSpoolSyncFunc sync_func;
+  gpointer sync_data;
+  PstSpoolStats stats;
+  GThread *thread; /* owned */
+};
+
+void pst_spool_commit_free(PstSpoolCommit *commit) {
+  if (commit == NULL)
+    return;
+  if (commit->fd >= 0)
+    close(commit->fd);
+  g_free(commit->id);
+  g_free(commit->tmp_path);
+  if (commit->tail != NULL)
+    g_byte_array_unref(commit->tail);
+  g_clear_object(&commit->task);
+  g_clear_error(&commit->error);
+  g_free(commit);
+}
+
+static int sync_default(int fd, gboolean directory, gpointer data) {
+  return directory ? fsync(fd) : fdatasync(fd);
+}
+
+static void commit_fail(PstSpoolCommit *commit, const char *what, int saved) {
+  if (commit->error == NULL)
+    g_set_error(&commit->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                "Cannot %s queue file “%s”: %s", what, commit->tmp_path,
+                g_strerror(saved));
+}
+
+/* Step 1: write(2) until done; short writes and EINTR are retried. */
+static void commit_write_tail(PstSpoolCommit *commit) {
+  const guint8 *data = commit->tail->data;
+  gsize left = commit->tail->len;
+  while (left > 0) {
+    ssize_t written = write(commit->fd, data, left);
+    if (written < 0 && errno == EINTR)
+      continue;
+    if (written <= 0) {
+      commit_fail(commit, "write", written < 0 ? errno : ENOSPC);
+      return;
+    }
+    data += written;
+    left -= (gsize)written;
+  }
+}
+
+/* Steps 1 to 4 for one batch; returns the number of file syncs. */
+static guint syncer_write_and_rename(GPtrArray *batch,
+                                     PstSpoolSyncFunc sync_func,
+                                     gpointer sync_data) {
+  guint syncs = 0;
+  for (guint i = 0; i < batch->len; i++)
+    commit_write_tail(batch->pdata[i]);
+  for (guint i = 0; batch->len > 1 && i < batch->len; i++) {
+    PstSpoolCommit *commit = batch->pdata[i];
+    if (commit->error == NULL)
+      sync_file_range(commit->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  }
+  for (guint i = 0; i < batch->len; i++) {
+    PstSpoolCommit *commit = batch->pdata[i];
+    if (commit->error != NULL)
+      continue;
+    syncs++;
+    if (sync_func(commit->fd, FALSE, sync_data) != 0)
+      commit_fail(commit, "sync", errno);
+  }
+  for (guint i = 0; i < batch->len; i++) {
+    PstSpoolCommit *commit = batch->pdata[i];
+    /* Closing reports delayed write errors on some file systems (NFS). */
+    if (close(commit->fd) != 0 && errno != EINTR)
+      commit_fail(commit, "close", errno);
+    commit->fd = -1;
+    if (commit->error != NULL)
+      continue;
+    if (renameat2(commit->tmp_dir_fd, commit->id, commit->target_dir_fd,
+                  commit->id, RENAME_NOREPLACE) != 0)
+      commit_fail(commit, "rename", errno);
+    else
+      commit->renamed = TRUE;
+  }
+  return syncs;
+}
+
+/* Step 5: one fsync per directory that received files; a failure undoes
+ * the renames into it.  Returns the number of directory syncs. */
+static guint syncer_sync_directories(GPtrArray *batch,
+                                     PstSpoolSyncFunc sync_func,
+                                     gpointer sync_data) {
+  guint syncs = 0;
+  for (guint i = 0; i < batch->len; i++) {
+    PstSpoolCommit *commit = batch->pdata[i];
+    int dir_fd = commit->target_dir_fd;
+    gboolean first = commit->renamed;
+    for (guint j = 0; first && j < i; j++) {
+      PstSpoolCommit *earlier = batch->pdata[j];
+      first = !(earlier->renamed && earlier->target_dir_fd == dir_fd);
+    }
+    if (!first)
+      continue;
+    syncs++;
+    if (sync_func(dir_fd, TRUE, sync_data) == 0)
+      continue;
+    int saved = errno;
+    for (guint j = i; j < batch->len; j++) {
+      PstSpoolCommit *other = batch->pdata[j];
+      if (other->renamed && other->target_dir_fd == dir_fd) {
+        unlinkat(dir_fd, other->id, 0);
+        other->renamed = FALSE;
+        commit_fail(other, "sync the directory of", saved);
+      }
+    }
+  }
+  return syncs;
+}
+
+/* Runs on the task's main context: every callback of one batch. */
+static gboolean syncer_complete_batch(gpointer data) {
+  GPtrArray *done = data;
+  for (guint i = 0; i < done->len; i++) {
+    PstSpoolCommit *commit = done->pdata[i];
+    if (commit->error != NULL)
+      g_task_return_error(commit->task, g_steal_pointer(&commit->error));
+    else
+      g_task_return_boolean(commit->task, TRUE);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+/* Step 6: one idle source per main context in the batch. */
+static void syncer_dispatch(GPtrArray *batch) {
+  while (batch->len > 0) {
+    PstSpoolCommit *first = batch->pdata[0];
+    GMainContext *context = g_task_get_context(first->task);
+    GPtrArray *done =
+        g_ptr_array_new_with_free_func((GDestroyNotify)pst_spool_commit_free);
+    for (guint i = 0; i < batch->len;) {
+      PstSpoolCommit *commit = batch->pdata[i];
+      if (g_task_get_context(commit->task) == context)
+        g_ptr_array_add(done, g_ptr_array_steal_index(batch, i));
+      else
+        i++;
+    }
+    GSource *source = g_idle_source_new();
+    g_source_set_priority(source, G_PRIORITY_DEFAULT);
+    g_source_set_callback(source, syncer_complete_batch, done,
+                          (GDestroyNotify)g_ptr_array_unref);
+    g_source_set_static_name(source, "pst-spool-commit");
+    g_source_attach(source, context);
+    g_source_unref(source);
+  }
+}
+
+static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
+  g_mutex_lock(&syncer->lock);
+  PstSpoolSyncFunc sync_func = syncer->sync_func;
+  gpointer sync_data = syncer->sync_data;
+  g_mutex_unlock(&syncer->lock);
+
+  guint file_syncs = syncer_write_and_rename(batch, sync_func, sync_data);
+  guint directory_syncs = syncer_sync_directories(batch, sync_func, sync_data);
+  guint failures = 0;
+  for (guint i = 0; i < batch->len; i++) {
+    PstSpoolCommit *commit = batch->pdata[i];
+    if (commit->error == NULL)
+      continue;
+    failures++;
+    unlinkat(commit->tmp_dir_fd, commit->id, 0);
+  }
+
+  g_mutex_lock(&syncer->lock);
+  syncer->stats.batches++;
+  syncer->stats.commits += batch->len - failures;
+  syncer->stats.failures += failures;
+  syncer->stats.file_syncs += file_syncs;
+  syncer->stats.directory_syncs += directory_syncs;
+  g_mutex_unlock(&syncer->lock);
+  syncer_dispatch(batch);
+}
+
+/* Takes the next batch, waiting for one; NULL when stopping and idle. */
+static GPtrArray *syncer_take_batch(PstSpoolSyncer *syncer) {
+  g_mutex_lock(&syncer->lock);
+  while (g_queue_is_empty(&syncer->pending) && !syncer->stopping)
+    g_cond_wait(&syncer->wake, &syncer->lock);
+  GPtrArray *batch = NULL;
+  if (!g_queue_is_empty(&syncer->pending)) {
+    batch =
+        g_ptr_array_new_with_free_func((GDestroyNotify)pst_spool_commit_free);
+    while (!g_queue_is_empty(&syncer->pending) &&
+           (syncer->batch_limit == 0 || batch->len < syncer->batch_limit))
+      g_ptr_array_add(batch, g_queue_pop_head(&syncer->pending));
+  }
+  g_mutex_unlock(&syncer->lock);
+  return batch;
+}
+
+static gpointer syncer_thread(gpointer data) {
+  PstSpoolSyncer *syncer = data;
+  GPtrArray *batch;
+  while ((batch = syncer_take_batch(syncer)) != NULL) {
+    syncer_run_batch(syncer, batch);
+    g_ptr_array_unref(batch);
+  }
+  return NULL;
+}
+
+PstSpoolSyncer *pst_spool_syncer_new(GError **error) {
+  PstSpoolSyncer *syncer = g_new0(PstSpoolSyncer, 1);
+  g_mutex_init(&syncer->lock);
+  g_cond_init(&syncer->wake);
+  g_queue_init(&syncer->pending);
+  syncer->sync_func = sync_default;
+  syncer->thread =
+      g_thread_try_new("pst-spool-sync", syncer_thread, syncer, error);
+  if (syncer->thread == NULL) {
+    g_prefix_error(error, "Cannot start the spool's sync thread: ");
+    g_mutex_clear(&syncer->lock);
+    g_cond_clear(&syncer->wake);
+    g_free(syncer);
+    return NULL;
+  }
+  return syncer;
+}
+
+void pst_spool_syncer_submit(PstSpoolSyncer *syncer, PstSpoolCommit *commit) {
+  g_return_if_fail(syncer != NULL && commit != NULL);
+  g_mutex_lock(&syncer->lock);
+  g_warn_if_fail(!syncer->stopping);
+  g_queue_push_tail(&syncer->pending, commit);
+  g_cond_signal(&syncer->wake);
+  g_mutex_unlock(&syncer->lock);
+}
+
+void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
+  if (syncer == NULL)
+    return;
+  g_mutex_lock(&syncer->lock);
+  syncer->stopping = TRUE;
+  g_cond_signal(&syncer->wake);
+  g_mutex_unlock(&syncer->lock);
+  g_thread_join(syncer->thread);
+  g_mutex_clear(&syncer->lock);
+  g_cond_clear(&syncer->wake);
+  g_free(syncer);
+}
+
+void pst_spool_syncer_set_batch_limit(PstSpoolSyncer *syncer, guint limit) {
+  g_mutex_lock(&syncer->lock);
+  syncer->batch_limit = limit;
+  g_mutex_unlock(&syncer->lock);
+}
+
+void pst_spool_syncer_set_sync_func(PstSpoolSyncer *syncer,
+                                    PstSpoolSyncFunc func, gpointer data) {
+  g_mutex_lock(&syncer->lock);
+  syncer->sync_func = func != NULL ? func : sync_default;
+  syncer->sync_data = func != NULL ? data : NULL;
+  g_mutex_unlock(&syncer->lock);
+}
+
+void pst_spool_syncer_get_stats(PstSpoolSyncer *syncer, PstSpoolStats *stats) {
+  g_mutex_lock(&syncer->lock);
+  *stats = syncer->stats;
+  g_mutex_unlock(&syncer->lock);
+}

@@ -1,0 +1,58 @@
+/* spool-syncer.h - the group-commit thread behind
+ * pst_spool_writer_commit_async().
+ *
+ * The writer hands each finished message over as a PstSpoolCommit: the
+ * open tmp/ file, what remains to be written (the end of the content, the
+ * trailer, the footer) and the GTask to complete.  One thread takes every
+ * commit waiting, writes them, starts writeback for all, fdatasyncs each,
+ * renames each into its queue, and fsyncs each target directory once for
+ * the whole batch; then it completes the tasks on their own main contexts,
+ * one idle source per context and batch.  A failed message is removed from
+ * tmp/ (or from its queue, when the directory sync failed) and fails alone.
+ *
+ * Internal to core/queue; spool.c is the only caller.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "queue/spool.h"
+
+G_BEGIN_DECLS
+
+typedef struct _PstSpoolSyncer PstSpoolSyncer;
+
+/* One message on its way to disk.  Owned by the syncer from submission. */
+typedef struct {
+  char *id;          /* owned: the file's name in tmp/ and in the queue */
+  char *tmp_path;    /* owned: for error messages */
+  int fd;            /* owned: the tmp/ file, open for writing */
+  int tmp_dir_fd;    /* borrowed from the spool */
+  int target_dir_fd; /* borrowed from the spool: queue/ or hold/ */
+  GByteArray *tail;  /* owned: octets still to write */
+  GTask *task;       /* owned: returns a boolean */
+  GError *error;     /* owned, nullable: why it failed */
+  gboolean renamed;  /* moved into the target directory */
+} PstSpoolCommit;
+
+void pst_spool_commit_free(PstSpoolCommit *commit);
+
+/* Syncs a file (`directory` FALSE: fdatasync) or a directory (fsync);
+ * returns 0 or -1 with errno set.  Replaceable for tests. */
+typedef int (*PstSpoolSyncFunc)(int fd, gboolean directory, gpointer data);
+
+PstSpoolSyncer *pst_spool_syncer_new(GError **error);
+/* Queues `commit` (takes ownership) and wakes the thread. */
+void pst_spool_syncer_submit(PstSpoolSyncer *syncer, PstSpoolCommit *commit);
+/* Finishes every submitted commit, stops the thread, frees. */
+void pst_spool_syncer_free(PstSpoolSyncer *syncer);
+
+/* At most `limit` messages per batch; 0 = no limit (the default).  1 turns
+ * group commit off: one fdatasync and one directory fsync per message. */
+void pst_spool_syncer_set_batch_limit(PstSpoolSyncer *syncer, guint limit);
+/* NULL restores fdatasync()/fsync(). */
+void pst_spool_syncer_set_sync_func(PstSpoolSyncer *syncer,
+                                    PstSpoolSyncFunc func, gpointer data);
+void pst_spool_syncer_get_stats(PstSpoolSyncer *syncer, PstSpoolStats *stats);
+
+G_END_DECLS

@@ -1,0 +1,213 @@
+/* spool-writer.c - receiving one message into the spool.
+ *
+ * Entry points: pst_spool_writer_new(), _write(), _flush(), the getters,
+ * _commit_async()/_commit_finish(), _free().  The SMTP session calls them
+ * on the main thread as DATA or BDAT arrives.
+ *
+ * A writer owns a file tmp/ID (O_EXCL, mode 0600) and a buffer: content is
+ * checksummed (CRC32C) and buffered, and written out only when the buffer
+ * fills or on _flush(), so a small message costs no write on the main
+ * thread at all.  The first write error sticks: later writes and the commit
+ * fail with it.  At commit the trailer is encoded here (cheap), appended
+ * to the buffer, and buffer and file descriptor are handed to the syncer
+ * thread, which writes, syncs and renames.  From then on the writer keeps
+ * only its id, path and size, for the session's log lines; freeing it
+ * before the commit completes is allowed.  An uncommitted writer's file is
+ * unlinked by _free().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "queue/queue-id.h"
+#include "queue/spool-format.h"
+#include "queue/spool-private.h"
+
+/* Content is written out in pieces of about this size. */
+#define WRITER_BUFFER_SIZE (64 * 1024)
+/* Attempts at a fresh id when one exists in tmp/ already. */
+#define WRITER_ID_ATTEMPTS 8
+
+struct _PstSpoolWriter {
+  PstSpool *spool; /* not owned: outlives its writers */
+  char id[PST_QUEUE_ID_LENGTH + 1];
+  char *path;         /* owned: DIRECTORY/tmp/ID */
+  int fd;             /* owned; -1 once committed */
+  GByteArray *buffer; /* owned, nullable: NULL once committed */
+  guint64 size;       /* content octets accepted */
+  guint32 crc;        /* CRC32C of those octets */
+  GError *error;      /* owned, nullable: the first failure */
+  gboolean committed;
+};
+
+PstSpoolWriter *pst_spool_writer_new(PstSpool *spool, GError **error) {
+  g_return_val_if_fail(spool != NULL, NULL);
+  if (spool->syncer == NULL) {
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                "Spool directory “%s” is open read-only", spool->directory);
+    return NULL;
+  }
+  g_autoptr(PstSpoolWriter) writer = g_new0(PstSpoolWriter, 1);
+  writer->spool = spool;
+  writer->fd = -1;
+  int tmp_fd = spool->dir_fds[PST_SPOOL_DIR_TMP];
+  for (guint attempt = 0; writer->fd < 0; attempt++) {
+    pst_queue_id_new(writer->id);
+    writer->fd = openat(tmp_fd, writer->id,
+                        O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (writer->fd >= 0 || (errno == EEXIST && attempt < WRITER_ID_ATTEMPTS))
+      continue;
+    int saved = errno;
+    g_autofree char *path =
+        g_build_filename(spool->directory, "tmp", writer->id, NULL);
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                "Cannot create queue file “%s”: %s", path, g_strerror(saved));
+    return NULL;
+  }
+  writer->path = g_build_filename(spool->directory, "tmp", writer->id, NULL);
+  writer->buffer = g_byte_array_sized_new(4096);
+  return g_steal_pointer(&writer);
+}
+
+const char *pst_spool_writer_get_id(PstSpoolWriter *writer) {
+  g_return_val_if_fail(writer != NULL, NULL);
+  return writer->id;
+}
+
+guint64 pst_spool_writer_get_size(PstSpoolWriter *writer) {
+  g_return_val_if_fail(writer != NULL, 0);
+  return writer->size;
+}
+
+const char *pst_spool_writer_get_path(PstSpoolWriter *writer) {
+  g_return_val_if_fail(writer != NULL, NULL);
+  return writer->path;
+}
+
+/* The sticky error, copied for the caller. */
+static gboolean writer_failed(PstSpoolWriter *writer, GError **error) {
+  if (error != NULL)
+    *error = g_error_copy(writer->error);
+  return FALSE;
+}
+
+/* write(2) everything or record the error. */
+static gboolean writer_write_out(PstSpoolWriter *writer, const guint8 *data,
+                                 gsize length, GError **error) {
+  while (length > 0) {
+    ssize_t written = write(writer->fd, data, length);
+    if (written < 0 && errno == EINTR)
+      continue;
+    if (written <= 0) {
+      int saved = written < 0 ? errno : ENOSPC;
+      g_set_error(&writer->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                  "Cannot write queue file “%s”: %s", writer->path,
+                  g_strerror(saved));
+      return writer_failed(writer, error);
+    }
+    data += written;
+    length -= (gsize)written;
+  }
+  return TRUE;
+}
+
+gboolean pst_spool_writer_flush(PstSpoolWriter *writer, GError **error) {
+  g_return_val_if_fail(writer != NULL && !writer->committed, FALSE);
+  if (writer->error != NULL)
+    return writer_failed(writer, error);
+  gboolean ok = writer_write_out(writer, writer->buffer->data,
+                                 writer->buffer->len, error);
+  g_byte_array_set_size(writer->buffer, 0);
+  return ok;
+}
+
+gboolean pst_spool_writer_write(PstSpoolWriter *writer, const void *data,
+                                gsize length, GError **error) {
+  g_return_val_if_fail(writer != NULL && !writer->committed, FALSE);
+  g_return_val_if_fail(data != NULL || length == 0, FALSE);
+  if (writer->error != NULL)
+    return writer_failed(writer, error);
+  writer->crc = pst_spool_crc32c(writer->crc, data, length);
+  writer->size += length;
+  if (writer->buffer->len + length <= WRITER_BUFFER_SIZE) {
+    g_byte_array_append(writer->buffer, data, length);
+    return TRUE;
+  }
+  if (!pst_spool_writer_flush(writer, error))
+    return FALSE;
+  if (length >= WRITER_BUFFER_SIZE)
+    return writer_write_out(writer, data, length, error);
+  g_byte_array_append(writer->buffer, data, length);
+  return TRUE;
+}
+
+/* Closes and unlinks the tmp file of a message that will not be queued. */
+static void writer_discard_file(PstSpoolWriter *writer) {
+  if (writer->fd < 0)
+    return;
+  close(writer->fd);
+  writer->fd = -1;
+  unlinkat(writer->spool->dir_fds[PST_SPOOL_DIR_TMP], writer->id, 0);
+}
+
+void pst_spool_writer_commit_async(PstSpoolWriter *writer,
+                                   const PstEnvelope *envelope,
+                                   GBytes *header_override,
+                                   guint64 header_length, PstSpoolQueue queue,
+                                   GAsyncReadyCallback callback,
+                                   gpointer user_data) {
+  g_return_if_fail(writer != NULL && !writer->committed);
+  g_return_if_fail(envelope != NULL);
+  g_autoptr(GTask) task = g_task_new(NULL, NULL, callback, user_data);
+  g_task_set_source_tag(task, pst_spool_writer_commit_async);
+  g_task_set_name(task, "pst_spool_writer_commit_async");
+  writer->committed = TRUE;
+  if (writer->error != NULL) {
+    writer_discard_file(writer);
+    g_task_return_error(task, g_error_copy(writer->error));
+    return;
+  }
+  GError *error = NULL;
+  g_autoptr(GBytes) trailer =
+      pst_spool_format_encode(writer->id, envelope, header_override,
+                              header_length, writer->size, writer->crc, &error);
+  if (trailer == NULL) {
+    g_prefix_error(&error, "Cannot queue “%s”: ", writer->path);
+    writer_discard_file(writer);
+    g_task_return_error(task, error);
+    return;
+  }
+  PstSpool *spool = writer->spool;
+  PstSpoolCommit *commit = g_new0(PstSpoolCommit, 1);
+  commit->id = g_strdup(writer->id);
+  commit->tmp_path = g_strdup(writer->path);
+  commit->fd = writer->fd;
+  writer->fd = -1;
+  commit->tmp_dir_fd = spool->dir_fds[PST_SPOOL_DIR_TMP];
+  commit->target_dir_fd = spool->dir_fds[pst_spool_dir_of_queue(queue)];
+  commit->tail = g_steal_pointer(&writer->buffer);
+  g_byte_array_append(commit->tail, g_bytes_get_data(trailer, NULL),
+                      g_bytes_get_size(trailer));
+  commit->task = g_steal_pointer(&task);
+  pst_spool_syncer_submit(spool->syncer, commit);
+}
+
+gboolean pst_spool_writer_commit_finish(PstSpoolWriter *writer,
+                                        GAsyncResult *result, GError **error) {
+  g_return_val_if_fail(g_task_is_valid(result, NULL), FALSE);
+  g_return_val_if_fail(g_task_get_source_tag(G_TASK(result)) ==
+                           pst_spool_writer_commit_async,
+                       FALSE);
+  return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+void pst_spool_writer_free(PstSpoolWriter *writer) {
+  if (writer == NULL)
+    return;
+  writer_discard_file(writer);
+  if (writer->buffer != NULL)
+    g_byte_array_unref(writer->buffer);
+  g_clear_error(&writer->error);
+  g_free(writer->path);
+  g_free(writer);
+}

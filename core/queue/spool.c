@@ -1,0 +1,224 @@
+/* spool.c - opening and closing the spool directory.
+ *
+ * Entry points: pst_spool_open() (the daemon, once at start),
+ * pst_spool_open_readonly() (pst-spool-dump, admin tools), pst_spool_close(),
+ * and the accessors.  Writing messages is spool-writer.c, reading them
+ * spool-reader.c, making them durable spool-syncer.c.
+ *
+ * pst_spool_open() creates the directory and its subdirectories (mode
+ * 0700; existing ones keep their mode), takes an exclusive flock() on
+ * `lock` so that a second daemon on the same spool fails instead of
+ * deleting the first one's files, removes whatever tmp/ holds (messages
+ * whose sessions died with the previous process: never acknowledged),
+ * proves that tmp/ is writable by creating a file, and starts the syncer.
+ * Every failure names the path and the errno text.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "queue/spool-private.h"
+
+static const char *const spool_dir_names[PST_SPOOL_N_DIRS] = {
+    [PST_SPOOL_DIR_TMP] = "tmp",
+    [PST_SPOOL_DIR_QUEUE] = "queue",
+    [PST_SPOOL_DIR_HOLD] = "hold",
+    [PST_SPOOL_DIR_CORRUPT] = "corrupt",
+};
+
+const char *pst_spool_dir_name(PstSpoolDir dir) {
+  g_return_val_if_fail(dir < PST_SPOOL_N_DIRS, NULL);
+  return spool_dir_names[dir];
+}
+
+PstSpoolDir pst_spool_dir_of_queue(PstSpoolQueue queue) {
+  return queue == PST_SPOOL_QUEUE_HOLD ? PST_SPOOL_DIR_HOLD
+                                       : PST_SPOOL_DIR_QUEUE;
+}
+
+static gboolean spool_io_error(GError **error, int saved, const char *what,
+                               const char *directory, const char *name) {
+  g_autofree char *path = name != NULL ? g_build_filename(directory, name, NULL)
+                                       : g_strdup(directory);
+  g_set_error(error, PST_SPOOL_ERROR,
+              saved == ENOENT ? PST_SPOOL_ERROR_NOT_FOUND : PST_SPOOL_ERROR_IO,
+              "%s spool directory “%s”: %s", what, path, g_strerror(saved));
+  return FALSE;
+}
+
+static PstSpool *spool_new(const char *directory) {
+  PstSpool *spool = g_new0(PstSpool, 1);
+  spool->directory = g_strdup(directory);
+  spool->root_fd = -1;
+  spool->lock_fd = -1;
+  for (guint i = 0; i < PST_SPOOL_N_DIRS; i++)
+    spool->dir_fds[i] = -1;
+  return spool;
+}
+
+/* Frees a spool whose syncer has stopped (or never started). */
+static void spool_free(PstSpool *spool) {
+  for (guint i = 0; i < PST_SPOOL_N_DIRS; i++) {
+    if (spool->dir_fds[i] >= 0)
+      close(spool->dir_fds[i]);
+  }
+  if (spool->root_fd >= 0)
+    close(spool->root_fd);
+  if (spool->lock_fd >= 0)
+    close(spool->lock_fd); /* releases the flock */
+  g_free(spool->directory);
+  g_free(spool);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSpool, spool_free)
+
+/* Opens each subdirectory, creating it first unless `read_only`. */
+static gboolean spool_open_dirs(PstSpool *spool, gboolean read_only,
+                                GError **error) {
+  gboolean created = FALSE;
+  for (guint i = 0; i < PST_SPOOL_N_DIRS; i++) {
+    const char *name = spool_dir_names[i];
+    if (!read_only) {
+      if (mkdirat(spool->root_fd, name, 0700) == 0)
+        created = TRUE;
+      else if (errno != EEXIST)
+        return spool_io_error(error, errno, "Cannot create", spool->directory,
+                              name);
+    }
+    spool->dir_fds[i] =
+        openat(spool->root_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (spool->dir_fds[i] < 0)
+      return spool_io_error(error, errno, "Cannot open", spool->directory,
+                            name);
+  }
+  /* New directory entries are durable before any message relies on them. */
+  if (created && fsync(spool->root_fd) != 0)
+    return spool_io_error(error, errno, "Cannot sync", spool->directory, NULL);
+  return TRUE;
+}
+
+static gboolean spool_lock(PstSpool *spool, GError **error) {
+  spool->lock_fd = openat(spool->root_fd, "lock",
+                          O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (spool->lock_fd < 0)
+    return spool_io_error(error, errno, "Cannot create the lock file in",
+                          spool->directory, NULL);
+  if (flock(spool->lock_fd, LOCK_EX | LOCK_NB) == 0)
+    return TRUE;
+  if (errno != EWOULDBLOCK)
+    return spool_io_error(error, errno, "Cannot lock", spool->directory, NULL);
+  g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_BUSY,
+              "Spool directory “%s” is in use by another process (it holds "
+              "the lock on “%s/lock”)",
+              spool->directory, spool->directory);
+  return FALSE;
+}
+
+/* Removes what a previous process left in tmp/: never acknowledged. */
+static gboolean spool_clean_tmp(PstSpool *spool, GError **error) {
+  int fd = dup(spool->dir_fds[PST_SPOOL_DIR_TMP]);
+  DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+  if (dir == NULL) {
+    int saved = errno;
+    if (fd >= 0)
+      close(fd);
+    return spool_io_error(error, saved, "Cannot read", spool->directory, "tmp");
+  }
+  guint removed = 0;
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    if (g_str_equal(entry->d_name, ".") || g_str_equal(entry->d_name, ".."))
+      continue;
+    if (unlinkat(spool->dir_fds[PST_SPOOL_DIR_TMP], entry->d_name, 0) == 0)
+      removed++;
+    else
+      g_warning("spool %s: cannot remove stale tmp/%s: %s", spool->directory,
+                entry->d_name, g_strerror(errno));
+  }
+  closedir(dir);
+  if (removed > 0)
+    g_message("spool %s: removed %u incomplete message files from tmp/",
+              spool->directory, removed);
+  return TRUE;
+}
+
+/* Creating a file is the only honest test of writability (root ignores
+ * modes; a read-only mount says so only on write). */
+static gboolean spool_probe_writable(PstSpool *spool, GError **error) {
+  int tmp_fd = spool->dir_fds[PST_SPOOL_DIR_TMP];
+  int fd =
+      openat(tmp_fd, ".probe", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return spool_io_error(error, errno, "Cannot write to", spool->directory,
+                          "tmp");
+  close(fd);
+  unlinkat(tmp_fd, ".probe", 0);
+  return TRUE;
+}
+
+static PstSpool *spool_open_root(const char *directory, GError **error) {
+  g_autoptr(PstSpool) spool = spool_new(directory);
+  spool->root_fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (spool->root_fd < 0) {
+    spool_io_error(error, errno, "Cannot open", directory, NULL);
+    return NULL;
+  }
+  return g_steal_pointer(&spool);
+}
+
+PstSpool *pst_spool_open(const char *directory, GError **error) {
+  g_return_val_if_fail(directory != NULL, NULL);
+  if (g_mkdir_with_parents(directory, 0700) != 0) {
+    spool_io_error(error, errno, "Cannot create", directory, NULL);
+    return NULL;
+  }
+  g_autoptr(PstSpool) spool = spool_open_root(directory, error);
+  if (spool == NULL || !spool_lock(spool, error) ||
+      !spool_open_dirs(spool, FALSE, error) || !spool_clean_tmp(spool, error) ||
+      !spool_probe_writable(spool, error))
+    return NULL;
+  spool->syncer = pst_spool_syncer_new(error);
+  if (spool->syncer == NULL)
+    return NULL;
+  return g_steal_pointer(&spool);
+}
+
+PstSpool *pst_spool_open_readonly(const char *directory, GError **error) {
+  g_return_val_if_fail(directory != NULL, NULL);
+  g_autoptr(PstSpool) spool = spool_open_root(directory, error);
+  if (spool == NULL || !spool_open_dirs(spool, TRUE, error))
+    return NULL;
+  return g_steal_pointer(&spool);
+}
+
+void pst_spool_close(PstSpool *spool) {
+  if (spool == NULL)
+    return;
+  pst_spool_syncer_free(spool->syncer);
+  spool_free(spool);
+}
+
+const char *pst_spool_get_directory(PstSpool *spool) {
+  g_return_val_if_fail(spool != NULL, NULL);
+  return spool->directory;
+}
+
+void pst_spool_get_stats(PstSpool *spool, PstSpoolStats *stats) {
+  g_return_if_fail(spool != NULL && stats != NULL);
+  *stats = (PstSpoolStats){0};
+  if (spool->syncer != NULL)
+    pst_spool_syncer_get_stats(spool->syncer, stats);
+}
+
+void pst_spool_set_batch_limit(PstSpool *spool, guint limit) {
+  g_return_if_fail(spool != NULL && spool->syncer != NULL);
+  pst_spool_syncer_set_batch_limit(spool->syncer, limit);
+}
+
+void pst_spool_set_sync_func(PstSpool *spool, PstSpoolSyncFunc func,
+                             gpointer data) {
+  g_return_if_fail(spool != NULL && spool->syncer != NULL);
+  pst_spool_syncer_set_sync_func(spool->syncer, func, data);
+}

@@ -1,0 +1,813 @@
+/* test-queue-spool.c - unit tests for the spool: open, write, group commit,
+ * read back, recover, and the failure paths.
+ *
+ * Paths: /queue/spool/...  Each test gets a fresh spool directory under
+ * $TMPDIR and removes it.  Commits complete on the main context, so tests
+ * iterate it (bounded by a timeout) until their callbacks ran.  Log lines
+ * go to a capturing writer: tests that expect a warning check for it, and
+ * every test ends with no unexpected one.  Failures are injected through
+ * the syncer's sync function (fdatasync/fsync returning EIO) and through
+ * RLIMIT_FSIZE with SIGXFSZ ignored (writes fail with EFBIG, as on a full
+ * disk).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "queue/queue-id.h"
+#include "queue/spool-private.h"
+
+/* --- Captured log lines ------------------------------------------------- */
+
+static GMutex log_lock;
+static GPtrArray *log_lines; /* of char*, owned */
+
+static GLogWriterOutput capture_writer(GLogLevelFlags level,
+                                       const GLogField *fields, gsize n_fields,
+                                       gpointer data) {
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+    return g_log_writer_default(level, fields, n_fields, data);
+  if (level & G_LOG_LEVEL_DEBUG)
+    return G_LOG_WRITER_HANDLED;
+  for (gsize i = 0; i < n_fields; i++) {
+    if (!g_str_equal(fields[i].key, "MESSAGE"))
+      continue;
+    g_mutex_lock(&log_lock);
+    g_ptr_array_add(log_lines, g_strdup(fields[i].value));
+    g_mutex_unlock(&log_lock);
+  }
+  return G_LOG_WRITER_HANDLED;
+}
+
+/* TRUE (and forgets the line) when a captured line contains every
+ * string of the NULL-terminated list. */
+static gboolean log_take(const char *first, ...) G_GNUC_NULL_TERMINATED;
+static gboolean log_take(const char *first, ...) {
+  gboolean found = FALSE;
+  g_mutex_lock(&log_lock);
+  for (guint i = 0; i < log_lines->len && !found; i++) {
+    const char *line = log_lines->pdata[i];
+    va_list args;
+    va_start(args, first);
+    found = TRUE;
+    for (const char *s = first; s != NULL; s = va_arg(args, const char *))
+      found = found && strstr(line, s) != NULL;
+    va_end(args);
+    if (found)
+      g_ptr_array_remove_index(log_lines, i);
+  }
+  g_mutex_unlock(&log_lock);
+  return found;
+}
+
+static void log_assert_empty(void) {
+  g_mutex_lock(&log_lock);
+  for (guint i = 0; i < log_lines->len; i++)
+    g_test_message("unexpected log line: %s", (char *)log_lines->pdata[i]);
+  g_assert_cmpuint(log_lines->len, ==, 0);
+  g_mutex_unlock(&log_lock);
+}
+
+/* --- Fixture -------------------------------------------------------------- */
+
+typedef struct {
+  char *base;      /* owned: the temporary directory */
+  char *directory; /* owned: BASE/spool */
+  PstSpool *spool; /* owned, nullable */
+} Fixture;
+
+static void remove_tree(const char *path) {
+  GStatBuf st;
+  if (g_lstat(path, &st) != 0)
+    return;
+  if (S_ISDIR(st.st_mode)) {
+    g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+    const char *name;
+    while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+      g_autofree char *child = g_build_filename(path, name, NULL);
+      remove_tree(child);
+    }
+    g_rmdir(path);
+  } else {
+    g_unlink(path);
+  }
+}
+
+static void fixture_set_up(Fixture *f, gconstpointer data) {
+  g_autoptr(GError) error = NULL;
+  /* A test's subprocess works in its parent's directory. */
+  if (g_test_subprocess())
+    return;
+  f->base = g_dir_make_tmp("pst-queue-XXXXXX", &error);
+  g_assert_no_error(error);
+  f->directory = g_build_filename(f->base, "spool", NULL);
+  if (data == NULL) {
+    f->spool = pst_spool_open(f->directory, &error);
+    g_assert_no_error(error);
+  }
+}
+
+static void fixture_tear_down(Fixture *f, gconstpointer data) {
+  pst_spool_close(f->spool);
+  if (f->base != NULL)
+    remove_tree(f->base);
+  g_free(f->base);
+  g_free(f->directory);
+  log_assert_empty();
+}
+
+static char *fixture_path(Fixture *f, const char *dir, const char *name) {
+  return g_build_filename(f->directory, dir, name, NULL);
+}
+
+static guint count_files(Fixture *f, const char *dir) {
+  g_autofree char *path = fixture_path(f, dir, NULL);
+  g_autoptr(GDir) handle = g_dir_open(path, 0, NULL);
+  g_assert_nonnull(handle);
+  guint count = 0;
+  while (g_dir_read_name(handle) != NULL)
+    count++;
+  return count;
+}
+
+/* --- Helpers -------------------------------------------------------------- */
+
+static void write_file(Fixture *f, const char *dir, const char *name,
+                       const void *data, gsize length) {
+  g_autofree char *path = fixture_path(f, dir, name);
+  g_autoptr(GError) error = NULL;
+  g_assert_true(g_file_set_contents(path, data, (gssize)length, &error));
+  g_assert_no_error(error);
+}
+
+static gboolean timeout_reached(gpointer data) {
+  *(gboolean *)data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Iterates the main context until *done reaches `count` (30 s at most). */
+static void wait_for(guint *done, guint count) {
+  gboolean timed_out = FALSE;
+  guint timer = g_timeout_add_seconds(30, timeout_reached, &timed_out);
+  while (*done < count && !timed_out)
+    g_main_context_iteration(NULL, TRUE);
+  g_assert_false(timed_out);
+  g_source_remove(timer);
+}
+
+static PstEnvelope *envelope_new(const char *sender, guint recipients) {
+  PstEnvelope *envelope = pst_envelope_new();
+  envelope->sender = g_strdup(sender);
+  envelope->client_address = g_strdup("192.0.2.1");
+  envelope->client_hostname = g_strdup("client.example");
+  envelope->helo = g_strdup("client.example");
+  envelope->listener = g_strdup("smtp");
+  envelope->protocol = g_strdup("ESMTP");
+  envelope->session_id = g_strdup("S1");
+  envelope->arrival_time = g_get_real_time();
+  envelope->results =
+      g_variant_ref_sink(g_variant_new_parsed("@a{sv} {'auth.spf': <'pass'>}"));
+  for (guint i = 0; i < recipients; i++) {
+    g_autofree char *address = g_strdup_printf("rcpt%u@example.org", i);
+    PstEnvelopeRecipient *r = pst_envelope_add_recipient(envelope, address);
+    r->notify = PST_DSN_NOTIFY_FAILURE;
+  }
+  return envelope;
+}
+
+/* One commit: its result lands here. */
+typedef struct {
+  PstSpoolWriter *writer; /* owned, nullable */
+  GError *error;          /* owned, nullable */
+  gboolean ok;
+  guint *done; /* incremented on completion */
+} Commit;
+
+static void commit_done(GObject *source, GAsyncResult *result,
+                        gpointer user_data) {
+  Commit *commit = user_data;
+  g_assert_null(source);
+  commit->ok =
+      pst_spool_writer_commit_finish(commit->writer, result, &commit->error);
+  (*commit->done)++;
+}
+
+static void commit_clear(Commit *commit) {
+  pst_spool_writer_free(commit->writer);
+  g_clear_error(&commit->error);
+}
+
+/* Writes `content` in pieces of `piece` octets and starts the commit. */
+static void commit_start(PstSpool *spool, Commit *commit, guint *done,
+                         const char *content, gsize length, gsize piece,
+                         const PstEnvelope *envelope, GBytes *override,
+                         guint64 header_length, PstSpoolQueue queue) {
+  g_autoptr(GError) error = NULL;
+  *commit = (Commit){.done = done};
+  commit->writer = pst_spool_writer_new(spool, &error);
+  g_assert_no_error(error);
+  for (gsize at = 0; at < length; at += piece) {
+    gsize n = MIN(piece, length - at);
+    if (!pst_spool_writer_write(commit->writer, content + at, n, &error))
+      break;
+  }
+  pst_spool_writer_commit_async(commit->writer, envelope, override,
+                                header_length, queue, commit_done, commit);
+}
+
+/* --- Tests ---------------------------------------------------------------- */
+
+static void test_open_layout(Fixture *f, gconstpointer data) {
+  static const char *const dirs[] = {"tmp", "queue", "hold", "corrupt"};
+  for (gsize i = 0; i < G_N_ELEMENTS(dirs); i++) {
+    g_autofree char *path = fixture_path(f, dirs[i], NULL);
+    GStatBuf st;
+    g_assert_cmpint(g_stat(path, &st), ==, 0);
+    g_assert_true(S_ISDIR(st.st_mode));
+    g_assert_cmpint(st.st_mode & 0777, ==, 0700);
+  }
+  g_assert_cmpstr(pst_spool_get_directory(f->spool), ==, f->directory);
+
+  /* A second daemon is refused; a reader is not. */
+  g_autoptr(GError) error = NULL;
+  PstSpool *second = pst_spool_open(f->directory, &error);
+  g_assert_null(second);
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_BUSY);
+  g_assert_nonnull(strstr(error->message, f->directory));
+  g_clear_error(&error);
+  PstSpool *reader = pst_spool_open_readonly(f->directory, &error);
+  g_assert_no_error(error);
+  g_assert_null(pst_spool_writer_new(reader, &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO);
+  pst_spool_close(reader);
+}
+
+static void test_open_stale_tmp(Fixture *f, gconstpointer data) {
+  /* What a crash leaves: a message being received, and anything else. */
+  write_file(f, "tmp", "0000000000000001", "Subject: half", 13);
+  write_file(f, "tmp", "left-over", "junk", 4);
+  g_autoptr(GError) error = NULL;
+  pst_spool_close(f->spool);
+  f->spool = pst_spool_open(f->directory, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+  g_assert_true(log_take("removed 2", "tmp/", f->directory, NULL));
+}
+
+static void test_open_missing_readonly(Fixture *f, gconstpointer data) {
+  g_autoptr(GError) error = NULL;
+  g_assert_null(pst_spool_open_readonly(f->directory, &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND);
+  g_assert_nonnull(strstr(error->message, f->directory));
+}
+
+/* The parent's directory for the child of test_open_not_writable(). */
+static char *not_writable_directory(pid_t parent) {
+  g_autofree char *name = g_strdup_printf("pst-queue-ro-%d", (int)parent);
+  return g_build_filename(g_get_tmp_dir(), name, "spool", NULL);
+}
+
+/* Root ignores modes, so the child becomes nobody first. */
+static void test_open_not_writable(Fixture *f, gconstpointer data) {
+  if (g_test_subprocess()) {
+    g_autofree char *directory = not_writable_directory(getppid());
+    if (geteuid() == 0)
+      g_assert_cmpint(setresuid(65534, 65534, 65534), ==, 0);
+    g_autoptr(GError) error = NULL;
+    PstSpool *spool = pst_spool_open(directory, &error);
+    g_assert_null(spool);
+    /* Raw UTF-8: g_printerr() would convert to the C locale. */
+    fprintf(stderr, "%s\n", error->message);
+    return;
+  }
+  g_autofree char *directory = not_writable_directory(getpid());
+  g_autofree char *base = g_path_get_dirname(directory);
+  g_assert_cmpint(g_mkdir(base, 0755), ==, 0);
+  g_assert_cmpint(g_mkdir(directory, 0555), ==, 0);
+  g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_autofree char *expected = g_strdup_printf("*spool directory “%s”: %s*",
+                                              directory, g_strerror(EACCES));
+  remove_tree(base);
+  g_test_trap_assert_passed();
+  g_test_trap_assert_stderr(expected);
+}
+
+static void test_commit_roundtrip(Fixture *f, gconstpointer data) {
+  /* Larger than the writer's buffer, written in odd pieces. */
+  g_autoptr(GString) content = g_string_new("Received: by test\r\n");
+  g_string_append(content, "Subject: roundtrip\r\n\r\n");
+  for (guint i = 0; content->len < 200000; i++)
+    g_string_append_printf(content, "line %u with a NUL \x01 and 8bit \xe9\r\n",
+                           i);
+  g_autoptr(PstEnvelope) envelope = envelope_new("sender@example.org", 3);
+  guint done = 0;
+  Commit commit;
+  commit_start(f->spool, &commit, &done, content->str, content->len, 777,
+               envelope, NULL, 0, PST_SPOOL_QUEUE_ACTIVE);
+  g_autofree char *id = g_strdup(pst_spool_writer_get_id(commit.writer));
+  g_assert_cmpuint(pst_spool_writer_get_size(commit.writer), ==, content->len);
+  wait_for(&done, 1);
+  g_assert_no_error(commit.error);
+  g_assert_true(commit.ok);
+  /* The session still reads id and size after the commit. */
+  g_assert_cmpstr(pst_spool_writer_get_id(commit.writer), ==, id);
+  commit_clear(&commit);
+
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) ids =
+      pst_spool_list(f->spool, PST_SPOOL_QUEUE_ACTIVE, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(ids->len, ==, 1);
+  g_assert_cmpstr(ids->pdata[0], ==, id);
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(f->spool, PST_SPOOL_QUEUE_ACTIVE, id, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(pst_queued_message_get_id(message), ==, id);
+  g_assert_true(
+      pst_envelope_equal(pst_queued_message_get_envelope(message), envelope));
+  g_autoptr(GBytes) loaded = pst_queued_message_get_content(message, &error);
+  g_assert_no_error(error);
+  g_assert_cmpmem(g_bytes_get_data(loaded, NULL), g_bytes_get_size(loaded),
+                  content->str, content->len);
+
+  PstSpoolStats stats;
+  pst_spool_get_stats(f->spool, &stats);
+  g_assert_cmpuint(stats.commits, ==, 1);
+  g_assert_cmpuint(stats.file_syncs, ==, 1);
+  g_assert_cmpuint(stats.directory_syncs, ==, 1);
+}
+
+static void test_commit_header_override_hold(Fixture *f, gconstpointer data) {
+  static const char content[] = "A: 1\r\nB: 2\r\n\r\nbody\r\n";
+  g_autoptr(PstEnvelope) envelope = envelope_new("", 1);
+  g_autoptr(GBytes) override =
+      g_bytes_new_static("DKIM: x\r\nA: 1\r\n\r\n", 17);
+  guint done = 0;
+  Commit commit;
+  commit_start(f->spool, &commit, &done, content, strlen(content), 5, envelope,
+               override, 14, PST_SPOOL_QUEUE_HOLD);
+  g_autofree char *id = g_strdup(pst_spool_writer_get_id(commit.writer));
+  wait_for(&done, 1);
+  g_assert_no_error(commit.error);
+  commit_clear(&commit);
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) active =
+      pst_spool_list(f->spool, PST_SPOOL_QUEUE_ACTIVE, &error);
+  g_assert_cmpuint(active->len, ==, 0);
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(f->spool, PST_SPOOL_QUEUE_HOLD, id, &error);
+  g_assert_no_error(error);
+  g_autoptr(GBytes) loaded = pst_queued_message_get_content(message, &error);
+  g_assert_no_error(error);
+  static const char expected[] = "DKIM: x\r\nA: 1\r\n\r\nbody\r\n";
+  g_assert_cmpmem(g_bytes_get_data(loaded, NULL), g_bytes_get_size(loaded),
+                  expected, strlen(expected));
+}
+
+/* Holds the syncer in its first sync until the test opens the gate, so
+ * that the commits behind it pile up however fast the disk is. */
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  gboolean open;
+} Gate;
+
+static int sync_behind_gate(int fd, gboolean directory, gpointer data) {
+  Gate *gate = data;
+  g_mutex_lock(&gate->lock);
+  while (!gate->open)
+    g_cond_wait(&gate->cond, &gate->lock);
+  g_mutex_unlock(&gate->lock);
+  return directory ? fsync(fd) : fdatasync(fd);
+}
+
+/* Many sessions at once: every commit succeeds, and they share syncs. */
+static void test_commit_group(Fixture *f, gconstpointer data) {
+  enum { N = 300 };
+  Gate gate = {.open = FALSE};
+  g_mutex_init(&gate.lock);
+  g_cond_init(&gate.cond);
+  pst_spool_set_sync_func(f->spool, sync_behind_gate, &gate);
+  g_autoptr(PstEnvelope) envelope = envelope_new("group@example.org", 2);
+  Commit *commits = g_new0(Commit, N);
+  guint done = 0;
+  for (guint i = 0; i < N; i++) {
+    g_autofree char *content =
+        g_strdup_printf("Subject: %u\r\n\r\nmessage %u\r\n", i, i);
+    commit_start(f->spool, &commits[i], &done, content, strlen(content), 1000,
+                 envelope, NULL, 0, PST_SPOOL_QUEUE_ACTIVE);
+  }
+  g_mutex_lock(&gate.lock);
+  gate.open = TRUE;
+  g_cond_broadcast(&gate.cond);
+  g_mutex_unlock(&gate.lock);
+  wait_for(&done, N);
+  pst_spool_set_sync_func(f->spool, NULL, NULL);
+  for (guint i = 0; i < N; i++) {
+    g_assert_no_error(commits[i].error);
+    g_assert_true(commits[i].ok);
+    commit_clear(&commits[i]);
+  }
+  g_free(commits);
+  g_mutex_clear(&gate.lock);
+  g_cond_clear(&gate.cond);
+  PstSpoolStats stats;
+  pst_spool_get_stats(f->spool, &stats);
+  g_test_message("%" G_GUINT64_FORMAT " commits in %" G_GUINT64_FORMAT
+                 " batches, %" G_GUINT64_FORMAT " directory syncs",
+                 stats.commits, stats.batches, stats.directory_syncs);
+  g_assert_cmpuint(stats.commits, ==, N);
+  g_assert_cmpuint(stats.failures, ==, 0);
+  g_assert_cmpuint(stats.file_syncs, ==, N);
+  /* The batch held at the gate, then everything that piled up behind it
+   * (submitted meanwhile) in one more. */
+  g_assert_cmpuint(stats.batches, <=, 2);
+  g_assert_cmpuint(stats.directory_syncs, ==, stats.batches);
+  g_assert_cmpuint(count_files(f, "queue"), ==, N);
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+}
+
+static void test_commit_one_at_a_time(Fixture *f, gconstpointer data) {
+  enum { N = 20 };
+  pst_spool_set_batch_limit(f->spool, 1);
+  g_autoptr(PstEnvelope) envelope = envelope_new("one@example.org", 1);
+  Commit commits[N];
+  guint done = 0;
+  for (guint i = 0; i < N; i++)
+    commit_start(f->spool, &commits[i], &done, "x\r\n", 3, 3, envelope, NULL, 0,
+                 PST_SPOOL_QUEUE_ACTIVE);
+  wait_for(&done, N);
+  for (guint i = 0; i < N; i++) {
+    g_assert_true(commits[i].ok);
+    commit_clear(&commits[i]);
+  }
+  PstSpoolStats stats;
+  pst_spool_get_stats(f->spool, &stats);
+  g_assert_cmpuint(stats.batches, ==, N);
+  g_assert_cmpuint(stats.directory_syncs, ==, N);
+}
+
+static void test_abort_removes_tmp(Fixture *f, gconstpointer data) {
+  g_autoptr(GError) error = NULL;
+  PstSpoolWriter *writer = pst_spool_writer_new(f->spool, &error);
+  g_assert_no_error(error);
+  g_assert_true(pst_spool_writer_write(writer, "abc", 3, &error));
+  g_assert_true(pst_spool_writer_flush(writer, &error));
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 1);
+  g_autofree char *contents = NULL;
+  g_assert_true(g_file_get_contents(pst_spool_writer_get_path(writer),
+                                    &contents, NULL, &error));
+  g_assert_cmpstr(contents, ==, "abc");
+  pst_spool_writer_free(writer);
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+}
+
+/* The session may drop its writer before the commit completes. */
+static void test_free_while_committing(Fixture *f, gconstpointer data) {
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  guint done = 0;
+  Commit commit;
+  commit_start(f->spool, &commit, &done, "x\r\n", 3, 3, envelope, NULL, 0,
+               PST_SPOOL_QUEUE_ACTIVE);
+  g_clear_pointer(&commit.writer, pst_spool_writer_free);
+  wait_for(&done, 1);
+  g_assert_true(commit.ok);
+  g_assert_cmpuint(count_files(f, "queue"), ==, 1);
+}
+
+/* Closing waits for the commits already submitted. */
+static void test_close_drains(Fixture *f, gconstpointer data) {
+  enum { N = 10 };
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  Commit commits[N];
+  guint done = 0;
+  for (guint i = 0; i < N; i++)
+    commit_start(f->spool, &commits[i], &done, "x\r\n", 3, 3, envelope, NULL, 0,
+                 PST_SPOOL_QUEUE_ACTIVE);
+  for (guint i = 0; i < N; i++)
+    g_clear_pointer(&commits[i].writer, pst_spool_writer_free);
+  g_clear_pointer(&f->spool, pst_spool_close);
+  g_assert_cmpuint(count_files(f, "queue"), ==, N);
+  wait_for(&done, N);
+  for (guint i = 0; i < N; i++)
+    g_assert_true(commits[i].ok);
+}
+
+/* --- Failures ------------------------------------------------------------- */
+
+typedef struct {
+  gint calls;
+  gint fail_file_call; /* 1-based call number of a file sync to fail; 0 none */
+  gboolean fail_files;
+  gboolean fail_directories;
+} SyncFault;
+
+static int sync_with_faults(int fd, gboolean directory, gpointer data) {
+  SyncFault *fault = data;
+  if (directory) {
+    if (fault->fail_directories) {
+      errno = EIO;
+      return -1;
+    }
+    return fsync(fd);
+  }
+  gint call = g_atomic_int_add(&fault->calls, 1) + 1;
+  if (fault->fail_files || call == fault->fail_file_call) {
+    errno = EIO;
+    return -1;
+  }
+  return fdatasync(fd);
+}
+
+static void assert_commits_failed(Commit *commits, guint n) {
+  for (guint i = 0; i < n; i++) {
+    g_assert_false(commits[i].ok);
+    g_assert_error(commits[i].error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO);
+    g_assert_nonnull(strstr(commits[i].error->message, g_strerror(EIO)));
+    g_assert_nonnull(strstr(commits[i].error->message,
+                            pst_spool_writer_get_id(commits[i].writer)));
+  }
+}
+
+static void test_fail_file_sync(Fixture *f, gconstpointer data) {
+  SyncFault fault = {.fail_files = TRUE};
+  pst_spool_set_sync_func(f->spool, sync_with_faults, &fault);
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  Commit commits[3];
+  guint done = 0;
+  for (guint i = 0; i < 3; i++)
+    commit_start(f->spool, &commits[i], &done, "x\r\n", 3, 3, envelope, NULL, 0,
+                 PST_SPOOL_QUEUE_ACTIVE);
+  wait_for(&done, 3);
+  assert_commits_failed(commits, 3);
+  for (guint i = 0; i < 3; i++)
+    commit_clear(&commits[i]);
+  g_assert_cmpuint(count_files(f, "queue"), ==, 0);
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+  pst_spool_set_sync_func(f->spool, NULL, NULL);
+}
+
+/* One message of a batch fails; the others are queued. */
+static void test_fail_one_of_batch(Fixture *f, gconstpointer data) {
+  enum { N = 5 };
+  SyncFault fault = {.fail_file_call = 3};
+  pst_spool_set_sync_func(f->spool, sync_with_faults, &fault);
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  Commit commits[N];
+  guint done = 0;
+  for (guint i = 0; i < N; i++)
+    commit_start(f->spool, &commits[i], &done, "x\r\n", 3, 3, envelope, NULL, 0,
+                 PST_SPOOL_QUEUE_ACTIVE);
+  wait_for(&done, N);
+  guint failed = 0;
+  for (guint i = 0; i < N; i++) {
+    if (!commits[i].ok) {
+      failed++;
+      assert_commits_failed(&commits[i], 1);
+    }
+    commit_clear(&commits[i]);
+  }
+  g_assert_cmpuint(failed, ==, 1);
+  g_assert_cmpuint(count_files(f, "queue"), ==, N - 1);
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+  pst_spool_set_sync_func(f->spool, NULL, NULL);
+}
+
+/* The directory sync fails after the renames: they are undone. */
+static void test_fail_directory_sync(Fixture *f, gconstpointer data) {
+  SyncFault fault = {.fail_directories = TRUE};
+  pst_spool_set_sync_func(f->spool, sync_with_faults, &fault);
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  Commit commits[4];
+  guint done = 0;
+  for (guint i = 0; i < 4; i++)
+    commit_start(f->spool, &commits[i], &done, "x\r\n", 3, 3, envelope, NULL, 0,
+                 i % 2 ? PST_SPOOL_QUEUE_HOLD : PST_SPOOL_QUEUE_ACTIVE);
+  wait_for(&done, 4);
+  assert_commits_failed(commits, 4);
+  for (guint i = 0; i < 4; i++)
+    commit_clear(&commits[i]);
+  g_assert_cmpuint(count_files(f, "queue"), ==, 0);
+  g_assert_cmpuint(count_files(f, "hold"), ==, 0);
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+  pst_spool_set_sync_func(f->spool, NULL, NULL);
+}
+
+/* A full disk, as RLIMIT_FSIZE makes it: EFBIG from write(). */
+static void with_file_size_limit(rlim_t limit, void (*body)(Fixture *),
+                                 Fixture *f) {
+  struct rlimit saved;
+  g_assert_cmpint(getrlimit(RLIMIT_FSIZE, &saved), ==, 0);
+  void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+  struct rlimit tight = {limit, saved.rlim_max};
+  g_assert_cmpint(setrlimit(RLIMIT_FSIZE, &tight), ==, 0);
+  body(f);
+  g_assert_cmpint(setrlimit(RLIMIT_FSIZE, &saved), ==, 0);
+  signal(SIGXFSZ, old_handler);
+}
+
+/* Big enough to overflow the writer's buffer: write() itself fails. */
+static void disk_full_large(Fixture *f) {
+  g_autoptr(GError) error = NULL;
+  PstSpoolWriter *writer = pst_spool_writer_new(f->spool, &error);
+  g_assert_no_error(error);
+  g_autofree char *chunk = g_strnfill(32 * 1024, 'x');
+  gboolean ok = TRUE;
+  for (guint i = 0; i < 8 && ok; i++)
+    ok = pst_spool_writer_write(writer, chunk, 32 * 1024, &error);
+  g_assert_false(ok);
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO);
+  g_assert_nonnull(strstr(error->message, g_strerror(EFBIG)));
+  g_assert_nonnull(strstr(error->message, pst_spool_writer_get_path(writer)));
+  g_clear_error(&error);
+  /* The error sticks, and the commit reports it. */
+  g_assert_false(pst_spool_writer_write(writer, "x", 1, &error));
+  g_clear_error(&error);
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  guint done = 0;
+  Commit commit = {.writer = writer, .done = &done};
+  pst_spool_writer_commit_async(writer, envelope, NULL, 0,
+                                PST_SPOOL_QUEUE_ACTIVE, commit_done, &commit);
+  wait_for(&done, 1);
+  g_assert_false(commit.ok);
+  g_assert_error(commit.error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO);
+  commit_clear(&commit);
+}
+
+/* Small: the buffer holds it, and the syncer's write fails. */
+static void disk_full_small(Fixture *f) {
+  g_autofree char *content = g_strnfill(5000, 'y');
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  guint done = 0;
+  Commit commit;
+  commit_start(f->spool, &commit, &done, content, 5000, 5000, envelope, NULL, 0,
+               PST_SPOOL_QUEUE_ACTIVE);
+  wait_for(&done, 1);
+  g_assert_false(commit.ok);
+  g_assert_error(commit.error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO);
+  g_assert_nonnull(strstr(commit.error->message, g_strerror(EFBIG)));
+  commit_clear(&commit);
+}
+
+static void test_fail_disk_full(Fixture *f, gconstpointer data) {
+  with_file_size_limit(100 * 1024, disk_full_large, f);
+  with_file_size_limit(4096, disk_full_small, f);
+  g_assert_cmpuint(count_files(f, "queue"), ==, 0);
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+  /* And the spool works again once there is room. */
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  guint done = 0;
+  Commit commit;
+  commit_start(f->spool, &commit, &done, "x\r\n", 3, 3, envelope, NULL, 0,
+               PST_SPOOL_QUEUE_ACTIVE);
+  wait_for(&done, 1);
+  g_assert_true(commit.ok);
+  commit_clear(&commit);
+}
+
+static void test_fail_limit(Fixture *f, gconstpointer data) {
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  g_free(envelope->helo);
+  envelope->helo = g_strnfill(70000, 'h');
+  guint done = 0;
+  Commit commit;
+  commit_start(f->spool, &commit, &done, "x\r\n", 3, 3, envelope, NULL, 0,
+               PST_SPOOL_QUEUE_ACTIVE);
+  wait_for(&done, 1);
+  g_assert_error(commit.error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_LIMIT);
+  commit_clear(&commit);
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+}
+
+/* --- Reading and recovery ------------------------------------------------- */
+
+/* Queues one small message and returns its id. */
+static char *queue_one(Fixture *f, const char *sender, PstSpoolQueue queue) {
+  g_autoptr(PstEnvelope) envelope = envelope_new(sender, 1);
+  guint done = 0;
+  Commit commit;
+  commit_start(f->spool, &commit, &done, "Subject: s\r\n\r\nb\r\n", 17, 17,
+               envelope, NULL, 0, queue);
+  wait_for(&done, 1);
+  g_assert_true(commit.ok);
+  char *id = g_strdup(pst_spool_writer_get_id(commit.writer));
+  commit_clear(&commit);
+  return id;
+}
+
+static void test_load_errors(Fixture *f, gconstpointer data) {
+  g_autoptr(GError) error = NULL;
+  g_assert_null(pst_spool_load(f->spool, PST_SPOOL_QUEUE_ACTIVE,
+                               "0000000000000000", &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND);
+  g_clear_error(&error);
+  g_assert_null(
+      pst_spool_load(f->spool, PST_SPOOL_QUEUE_ACTIVE, "../lock", &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND);
+  g_clear_error(&error);
+
+  /* A flipped content octet: the trailer loads, the content does not. */
+  g_autofree char *id = queue_one(f, "a@b", PST_SPOOL_QUEUE_ACTIVE);
+  g_autofree char *path = fixture_path(f, "queue", id);
+  int fd = open(path, O_WRONLY);
+  g_assert_cmpint(pwrite(fd, "T", 1, 0), ==, 1);
+  close(fd);
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(f->spool, PST_SPOOL_QUEUE_ACTIVE, id, &error);
+  g_assert_no_error(error);
+  g_assert_null(pst_queued_message_get_content(message, &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+  g_assert_nonnull(strstr(error->message, path));
+  g_clear_error(&error);
+
+  g_assert_true(pst_spool_move_to_corrupt(f->spool, PST_SPOOL_QUEUE_ACTIVE, id,
+                                          "content checksum mismatch", &error));
+  g_assert_no_error(error);
+  g_assert_true(log_take(id, "corrupt/", "content checksum mismatch", NULL));
+  g_assert_cmpuint(count_files(f, "queue"), ==, 0);
+  g_assert_cmpuint(count_files(f, "corrupt"), ==, 1);
+}
+
+static void test_recover(Fixture *f, gconstpointer data) {
+  g_autofree char *good = queue_one(f, "good@x", PST_SPOOL_QUEUE_ACTIVE);
+  g_autofree char *held = queue_one(f, "held@x", PST_SPOOL_QUEUE_HOLD);
+  g_autofree char *victim = queue_one(f, "victim@x", PST_SPOOL_QUEUE_ACTIVE);
+  g_autoptr(GError) error = NULL;
+
+  /* Truncate one message: the tail of its trailer is gone. */
+  g_autofree char *victim_path = fixture_path(f, "queue", victim);
+  g_autofree char *contents = NULL;
+  gsize length = 0;
+  g_assert_true(g_file_get_contents(victim_path, &contents, &length, &error));
+  write_file(f, "queue", victim, contents, length - 10);
+  /* Garbage under an id-like name, a stray name, a symlink. */
+  write_file(f, "hold", "00000000000000ZZ", "garbage", 7);
+  write_file(f, "queue", "notes.txt", "hello", 5);
+  g_autofree char *link = fixture_path(f, "queue", "1111111111111111");
+  g_assert_cmpint(symlink(good, link), ==, 0);
+  /* A corrupt file of the same name was moved before. */
+  write_file(f, "corrupt", victim, "older", 5);
+
+  guint queued = 0;
+  g_assert_true(pst_spool_recover(f->spool, &queued, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(queued, ==, 2);
+  g_assert_cmpuint(count_files(f, "queue"), ==, 1);
+  g_assert_cmpuint(count_files(f, "hold"), ==, 1);
+  g_assert_cmpuint(count_files(f, "corrupt"), ==, 5);
+  g_autofree char *renamed = g_strdup_printf("%s.1", victim);
+  g_autofree char *renamed_path = fixture_path(f, "corrupt", renamed);
+  g_assert_true(g_file_test(renamed_path, G_FILE_TEST_EXISTS));
+
+  g_autofree char *victim_line = g_strdup_printf("queue/%s", victim);
+  g_assert_true(log_take(victim_line, "corrupt/", renamed, NULL));
+  g_assert_true(
+      log_take("hold/00000000000000ZZ", "corrupt/00000000000000ZZ", NULL));
+  g_assert_true(log_take("queue/notes.txt", "not a queue file name", NULL));
+  g_assert_true(log_take("queue/1111111111111111", "symbolic link", NULL));
+
+  /* What is left loads. */
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(f->spool, PST_SPOOL_QUEUE_HOLD, held, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(pst_queued_message_get_envelope(message)->sender, ==,
+                  "held@x");
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  log_lines = g_ptr_array_new_with_free_func(g_free);
+  g_log_set_writer_func(capture_writer, NULL, NULL);
+#define ADD(path, func, no_open)                                               \
+  g_test_add("/queue/spool/" path, Fixture, no_open, fixture_set_up, func,     \
+             fixture_tear_down)
+  ADD("open/layout", test_open_layout, NULL);
+  ADD("open/stale-tmp", test_open_stale_tmp, NULL);
+  ADD("open/missing-readonly", test_open_missing_readonly, "no");
+  ADD("open/not-writable", test_open_not_writable, "no");
+  ADD("commit/roundtrip", test_commit_roundtrip, NULL);
+  ADD("commit/header-override-hold", test_commit_header_override_hold, NULL);
+  ADD("commit/group", test_commit_group, NULL);
+  ADD("commit/one-at-a-time", test_commit_one_at_a_time, NULL);
+  ADD("commit/abort", test_abort_removes_tmp, NULL);
+  ADD("commit/free-while-committing", test_free_while_committing, NULL);
+  ADD("commit/close-drains", test_close_drains, NULL);
+  ADD("fail/file-sync", test_fail_file_sync, NULL);
+  ADD("fail/one-of-batch", test_fail_one_of_batch, NULL);
+  ADD("fail/directory-sync", test_fail_directory_sync, NULL);
+  ADD("fail/disk-full", test_fail_disk_full, NULL);
+  ADD("fail/limit", test_fail_limit, NULL);
+  ADD("read/load-errors", test_load_errors, NULL);
+  ADD("read/recover", test_recover, NULL);
+#undef ADD
+  return g_test_run();
+}
