@@ -13,8 +13,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void path_check(const char *argument, gsize length,
-                       PstSmtpPathKind kind, gboolean allow_utf8) {
+static void path_check(const char *argument, gsize length, PstSmtpPathKind kind,
+                       gboolean allow_utf8) {
   g_autoptr(PstSmtpPath) path = NULL;
   const PstSmtpReply *reply =
       pst_smtp_path_parse(argument, length, kind, allow_utf8, &path);
@@ -55,7 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     g_assert_true(command.argument[0] != ' ');
     g_assert_true(command.argument[command.argument_length - 1] != ' ');
   }
-  if (command.verb == PST_SMTP_VERB_MAIL || command.verb == PST_SMTP_VERB_RCPT) {
+  if (command.verb == PST_SMTP_VERB_MAIL ||
+      command.verb == PST_SMTP_VERB_RCPT) {
     PstSmtpPathKind kind = command.verb == PST_SMTP_VERB_MAIL
                                ? PST_SMTP_PATH_MAIL
                                : PST_SMTP_PATH_RCPT;

@@ -35,8 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     seed = seed * 1103515245 + 12345;
     gsize piece = MIN(length - offset, 1 + (seed >> 16) % 17);
     gsize consumed = 0;
-    status = pst_data_reader_feed(reader, input + offset, piece, &consumed,
-                                  out);
+    status =
+        pst_data_reader_feed(reader, input + offset, piece, &consumed, out);
     g_assert_cmpuint(consumed, <=, piece);
     consumed_total += consumed;
     offset += piece;

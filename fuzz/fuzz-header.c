@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const PstHeaderField *field = g_ptr_array_index(fields, i);
     g_assert_true(pst_header_name_is_valid(field->name));
     g_assert_cmpuint(strlen(field->value), <=, header_length);
-    g_assert_nonnull(memmem(message, header_length, field->value,
-                            strlen(field->value)));
+    g_assert_nonnull(
+        memmem(message, header_length, field->value, strlen(field->value)));
   }
 
   /* The header alone parses to the same fields. */

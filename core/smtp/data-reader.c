@@ -25,9 +25,9 @@
 typedef enum {
   STATE_LINE_START, /* after CR LF, or at the start */
   STATE_IN_LINE,
-  STATE_CR,         /* the last octet was a CR inside a line (output) */
-  STATE_DOT,        /* DOT mode: "." at a line start (dropped) */
-  STATE_DOT_CR,     /* DOT mode: "." CR at a line start (both held back) */
+  STATE_CR,     /* the last octet was a CR inside a line (output) */
+  STATE_DOT,    /* DOT mode: "." at a line start (dropped) */
+  STATE_DOT_CR, /* DOT mode: "." CR at a line start (both held back) */
   STATE_DONE,
 } ReaderState;
 
@@ -43,10 +43,10 @@ struct _PstDataReader {
 /* One call of pst_data_reader_feed(). */
 typedef struct {
   PstDataReader *reader;
-  GByteArray *out;     /* nullable */
+  GByteArray *out; /* nullable */
   const guint8 *end;
-  const guint8 *run;   /* first octet of output not yet appended */
-  const guint8 *nul;   /* the first NUL at or after the scan, or end */
+  const guint8 *run; /* first octet of output not yet appended */
+  const guint8 *nul; /* the first NUL at or after the scan, or end */
 } Feed;
 
 PstDataReader *pst_data_reader_new(PstDataReaderMode mode, guint64 max_size) {
@@ -107,8 +107,8 @@ static const guint8 *line_scan(Feed *feed, const guint8 *p) {
   /* The only CR allowed is the one right before the LF (or, when the line
    * goes on in the next feed, as the last octet). */
   gboolean crlf = lf != NULL && lf > p && lf[-1] == '\r';
-  const guint8 *last = crlf || (lf == NULL && stop[-1] == '\r') ? stop - 1
-                                                                 : stop;
+  const guint8 *last =
+      crlf || (lf == NULL && stop[-1] == '\r') ? stop - 1 : stop;
   if (memchr(p, '\r', (gsize)(last - p)) != NULL)
     reader->faults |= PST_DATA_FAULT_BARE_CR;
 

@@ -26,8 +26,8 @@
 
 /* The field whose value is still growing over continuation lines. */
 typedef struct {
-  gboolean open;      /* a field line was seen and not yet closed */
-  gboolean kept;      /* it goes into the array (max_fields not reached) */
+  gboolean open; /* a field line was seen and not yet closed */
+  gboolean kept; /* it goes into the array (max_fields not reached) */
   gsize name_start, name_end;
   gsize value_start, value_end;
 } OpenField;
@@ -76,8 +76,8 @@ static gboolean field_open(const guint8 *data, gsize start, gsize end,
   if (colon == NULL)
     return FALSE;
   gsize name_end = (gsize)(colon - data);
-  while (name_end > start && (data[name_end - 1] == ' ' ||
-                              data[name_end - 1] == '\t'))
+  while (name_end > start &&
+         (data[name_end - 1] == ' ' || data[name_end - 1] == '\t'))
     name_end--;
   if (!name_octets_are_valid(data + start, name_end - start))
     return FALSE;
@@ -85,8 +85,8 @@ static gboolean field_open(const guint8 *data, gsize start, gsize end,
   gsize value_start = (gsize)(colon - data) + 1;
   if (value_start < end && data[value_start] == ' ')
     value_start++;
-  *field = (OpenField){TRUE, fields->len < max_fields, start, name_end,
-                       value_start, end};
+  *field = (OpenField){
+      TRUE, fields->len < max_fields, start, name_end, value_start, end};
   return TRUE;
 }
 

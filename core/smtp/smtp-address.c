@@ -139,8 +139,8 @@ static gsize punycode_length(const gunichar *points, gsize count) {
 
 gsize pst_smtp_a_label_length(const char *label, gsize length) {
   glong count = 0;
-  g_autofree gunichar *points = g_utf8_to_ucs4(label, (glong)length, NULL,
-                                               &count, NULL);
+  g_autofree gunichar *points =
+      g_utf8_to_ucs4(label, (glong)length, NULL, &count, NULL);
   g_return_val_if_fail(points != NULL, G_MAXSIZE);
   return strlen("xn--") + punycode_length(points, (gsize)count);
 }
@@ -278,8 +278,7 @@ static gboolean general_literal_is_valid(const char *text, gsize length,
   return TRUE;
 }
 
-gboolean pst_smtp_address_literal_is_valid(const char *literal,
-                                           gsize length) {
+gboolean pst_smtp_address_literal_is_valid(const char *literal, gsize length) {
   g_return_val_if_fail(literal != NULL || length == 0, FALSE);
   if (length < 3 || literal[0] != '[' || literal[length - 1] != ']')
     return FALSE;
@@ -309,9 +308,10 @@ const PstSmtpReply *pst_smtp_mailbox_check(const char *text, gsize length,
   gsize domain_length = length - local - 1;
   if (domain_length > PST_SMTP_MAX_DOMAIN)
     return &pst_smtp_reply_address_too_long;
-  gboolean valid = domain_length > 0 && domain[0] == '['
-                       ? pst_smtp_address_literal_is_valid(domain, domain_length)
-                       : pst_smtp_domain_is_valid(domain, domain_length, TRUE);
+  gboolean valid =
+      domain_length > 0 && domain[0] == '['
+          ? pst_smtp_address_literal_is_valid(domain, domain_length)
+          : pst_smtp_domain_is_valid(domain, domain_length, TRUE);
   if (!valid)
     return &pst_smtp_reply_bad_address;
   *at_r = local;

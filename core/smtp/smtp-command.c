@@ -70,7 +70,8 @@ static const PstSmtpReply *check_octets(const char *line, gsize length) {
 
 const PstSmtpReply *pst_smtp_command_parse(const char *line, gsize length,
                                            PstSmtpCommand *command_r) {
-  g_return_val_if_fail(line != NULL || length == 0, &pst_smtp_reply_unrecognized);
+  g_return_val_if_fail(line != NULL || length == 0,
+                       &pst_smtp_reply_unrecognized);
   g_return_val_if_fail(command_r != NULL, &pst_smtp_reply_unrecognized);
   if (line == NULL)
     line = "";

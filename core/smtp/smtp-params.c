@@ -17,9 +17,9 @@
 #include "smtp/smtp-address.h"
 #include "smtp/smtp-parse.h"
 
-#define MAX_SIZE_DIGITS 20   /* RFC 1870 size-value */
-#define MAX_ENVID 100        /* RFC 3461 4.4 */
-#define MAX_ORCPT 500        /* RFC 3461 4.2 */
+#define MAX_SIZE_DIGITS 20 /* RFC 1870 size-value */
+#define MAX_ENVID 100      /* RFC 3461 4.4 */
+#define MAX_ORCPT 500      /* RFC 3461 4.2 */
 
 static gboolean value_equal(const char *value, const char *word) {
   return value != NULL && g_ascii_strcasecmp(value, word) == 0;

@@ -27,7 +27,7 @@ G_BEGIN_DECLS
 #define PST_SMTP_MAX_TEXT_LINE 1000   /* octets, including CRLF */
 #define PST_SMTP_MAX_LOCAL_PART 64
 #define PST_SMTP_MAX_DOMAIN 255
-#define PST_SMTP_MAX_PATH 256          /* including the angle brackets */
+#define PST_SMTP_MAX_PATH 256 /* including the angle brackets */
 
 /* --- Command lines ------------------------------------------------------ */
 
@@ -103,8 +103,8 @@ typedef struct {
                      * an address literal keeps its brackets "[192.0.2.1]" */
   gboolean utf8;    /* the address contains non-ASCII (needs SMTPUTF8) */
   gboolean source_route; /* an A-d-l "@a,@b:" was present and dropped */
-  GPtrArray *params;/* owned, of PstEsmtpParam*, in order; never NULL
-                     * (empty without parameters), frees its elements */
+  GPtrArray *params;     /* owned, of PstEsmtpParam*, in order; never NULL
+                          * (empty without parameters), frees its elements */
 } PstSmtpPath;
 
 void pst_smtp_path_free(PstSmtpPath *path);
@@ -163,11 +163,11 @@ typedef struct {
 
 /* Typed RCPT parameters. */
 typedef struct {
-  guint notify;      /* PstDsnNotify bits from NOTIFY=, 0 when absent */
-  char *orcpt;       /* owned, nullable: ORCPT=addr-type;xtext, decoded to
-                      * "rfc822;user@example.org" (printable ASCII) or
-                      * "utf-8;..." (UTF-8 without controls); the
-                      * addr-type is written in lower case */
+  guint notify;            /* PstDsnNotify bits from NOTIFY=, 0 when absent */
+  char *orcpt;             /* owned, nullable: ORCPT=addr-type;xtext, decoded to
+                            * "rfc822;user@example.org" (printable ASCII) or
+                            * "utf-8;..." (UTF-8 without controls); the
+                            * addr-type is written in lower case */
   const char *bad_keyword; /* not owned, nullable: as in PstMailParams */
 } PstRcptParams;
 
@@ -214,8 +214,7 @@ gboolean pst_smtp_domain_is_valid(const char *domain, gsize length,
 /* TRUE for an RFC 5321 address literal with its brackets: "[192.0.2.1]"
  * (no leading zeros), "[IPv6:2001:db8::1]", or a General-address-literal
  * "[tag:content]" (content without '@'). */
-gboolean pst_smtp_address_literal_is_valid(const char *literal,
-                                           gsize length);
+gboolean pst_smtp_address_literal_is_valid(const char *literal, gsize length);
 
 /* --- DATA and BDAT ------------------------------------------------------ */
 
@@ -225,8 +224,8 @@ typedef enum {
 } PstDataReaderMode;
 
 typedef enum {
-  PST_DATA_MORE = 0,  /* all input consumed, more expected */
-  PST_DATA_DONE,      /* DATA: CRLF.CRLF seen; input after it not consumed */
+  PST_DATA_MORE = 0, /* all input consumed, more expected */
+  PST_DATA_DONE,     /* DATA: CRLF.CRLF seen; input after it not consumed */
 } PstDataStatus;
 
 /* Sticky faults found in the message.  The reader keeps consuming up to the
@@ -235,11 +234,12 @@ typedef enum {
  * first fault, and the session refuses the message at the end. */
 typedef enum {
   PST_DATA_FAULT_NONE = 0,
-  PST_DATA_FAULT_BARE_LF = 1 << 0,       /* LF not preceded by CR */
-  PST_DATA_FAULT_BARE_CR = 1 << 1,       /* CR not followed by LF */
-  PST_DATA_FAULT_NUL = 1 << 2,           /* a NUL octet */
-  PST_DATA_FAULT_LINE_TOO_LONG = 1 << 3, /* > PST_SMTP_MAX_TEXT_LINE with CRLF */
-  PST_DATA_FAULT_TOO_BIG = 1 << 4,       /* over max_size octets */
+  PST_DATA_FAULT_BARE_LF = 1 << 0, /* LF not preceded by CR */
+  PST_DATA_FAULT_BARE_CR = 1 << 1, /* CR not followed by LF */
+  PST_DATA_FAULT_NUL = 1 << 2,     /* a NUL octet */
+  PST_DATA_FAULT_LINE_TOO_LONG = 1
+                                 << 3, /* > PST_SMTP_MAX_TEXT_LINE with CRLF */
+  PST_DATA_FAULT_TOO_BIG = 1 << 4,     /* over max_size octets */
 } PstDataFault;
 
 typedef struct _PstDataReader PstDataReader;

@@ -229,8 +229,8 @@ const PstSmtpReply *pst_smtp_path_parse(const char *argument, gsize length,
   /* Parameters; their UTF-8 is checked once for all of them. */
   const char *params = argument + close + 1;
   gsize params_length = length - close - 1;
-  path->params = g_ptr_array_new_with_free_func(
-      (GDestroyNotify)pst_esmtp_param_free);
+  path->params =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_esmtp_param_free);
   if (!params_split(params, params_length, path->params))
     return syntax;
   gboolean params_utf8 = has_non_ascii(params, params_length);

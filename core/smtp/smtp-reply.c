@@ -6,23 +6,23 @@
  */
 #include "smtp/smtp-reply.h"
 
-const PstSmtpReply pst_smtp_reply_line_too_long = {
-    500, "5.5.2", "Error: line too long"};
+const PstSmtpReply pst_smtp_reply_line_too_long = {500, "5.5.2",
+                                                   "Error: line too long"};
 const PstSmtpReply pst_smtp_reply_nul_in_command = {
     500, "5.5.2", "Error: NUL character in command"};
 const PstSmtpReply pst_smtp_reply_bare_cr_lf_in_command = {
     500, "5.5.2", "Error: bare CR or LF in command"};
 const PstSmtpReply pst_smtp_reply_unrecognized = {
     500, "5.5.2", "Error: command not recognized"};
-const PstSmtpReply pst_smtp_reply_non_smtp = {
-    554, "5.7.0", "Error: non-SMTP command"};
+const PstSmtpReply pst_smtp_reply_non_smtp = {554, "5.7.0",
+                                              "Error: non-SMTP command"};
 
-const PstSmtpReply pst_smtp_reply_mail_syntax = {
-    501, "5.5.4", "Syntax: MAIL FROM:<address>"};
-const PstSmtpReply pst_smtp_reply_rcpt_syntax = {
-    501, "5.5.4", "Syntax: RCPT TO:<address>"};
-const PstSmtpReply pst_smtp_reply_bad_address = {
-    553, "5.1.3", "Error: bad address syntax"};
+const PstSmtpReply pst_smtp_reply_mail_syntax = {501, "5.5.4",
+                                                 "Syntax: MAIL FROM:<address>"};
+const PstSmtpReply pst_smtp_reply_rcpt_syntax = {501, "5.5.4",
+                                                 "Syntax: RCPT TO:<address>"};
+const PstSmtpReply pst_smtp_reply_bad_address = {553, "5.1.3",
+                                                 "Error: bad address syntax"};
 const PstSmtpReply pst_smtp_reply_address_too_long = {
     501, "5.1.3", "Error: address too long"};
 const PstSmtpReply pst_smtp_reply_utf8_required = {

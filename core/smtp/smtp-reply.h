@@ -19,8 +19,8 @@ typedef struct {
 } PstSmtpReply;
 
 /* Command lines (pst_smtp_command_parse). */
-extern const PstSmtpReply pst_smtp_reply_line_too_long;  /* 500 5.5.2 */
-extern const PstSmtpReply pst_smtp_reply_nul_in_command; /* 500 5.5.2 */
+extern const PstSmtpReply pst_smtp_reply_line_too_long;         /* 500 5.5.2 */
+extern const PstSmtpReply pst_smtp_reply_nul_in_command;        /* 500 5.5.2 */
 extern const PstSmtpReply pst_smtp_reply_bare_cr_lf_in_command; /* 500 */
 /* Also for a verb with non-ASCII octets; the session sends it for an
  * unknown verb too. */
@@ -29,19 +29,19 @@ extern const PstSmtpReply pst_smtp_reply_unrecognized; /* 500 5.5.2 */
 extern const PstSmtpReply pst_smtp_reply_non_smtp; /* 554 5.7.0 */
 
 /* MAIL and RCPT (pst_smtp_path_parse, pst_smtp_*_params_parse). */
-extern const PstSmtpReply pst_smtp_reply_mail_syntax;     /* 501 5.5.4 */
-extern const PstSmtpReply pst_smtp_reply_rcpt_syntax;     /* 501 5.5.4 */
-extern const PstSmtpReply pst_smtp_reply_bad_address;     /* 553 5.1.3 */
-extern const PstSmtpReply pst_smtp_reply_address_too_long;/* 501 5.1.3 */
-extern const PstSmtpReply pst_smtp_reply_utf8_required;   /* 553 5.6.7 */
+extern const PstSmtpReply pst_smtp_reply_mail_syntax;       /* 501 5.5.4 */
+extern const PstSmtpReply pst_smtp_reply_rcpt_syntax;       /* 501 5.5.4 */
+extern const PstSmtpReply pst_smtp_reply_bad_address;       /* 553 5.1.3 */
+extern const PstSmtpReply pst_smtp_reply_address_too_long;  /* 501 5.1.3 */
+extern const PstSmtpReply pst_smtp_reply_utf8_required;     /* 553 5.6.7 */
 extern const PstSmtpReply pst_smtp_reply_unsupported_param; /* 555 5.5.4 */
-extern const PstSmtpReply pst_smtp_reply_bad_param_value; /* 501 5.5.4 */
-extern const PstSmtpReply pst_smtp_reply_size_exceeded;   /* 552 5.3.4 */
+extern const PstSmtpReply pst_smtp_reply_bad_param_value;   /* 501 5.5.4 */
+extern const PstSmtpReply pst_smtp_reply_size_exceeded;     /* 552 5.3.4 */
 
 /* DATA and BDAT (pst_data_fault_reply). */
-extern const PstSmtpReply pst_smtp_reply_bare_cr_lf;      /* 550 5.6.0 */
-extern const PstSmtpReply pst_smtp_reply_nul_in_message;  /* 550 5.6.0 */
+extern const PstSmtpReply pst_smtp_reply_bare_cr_lf;         /* 550 5.6.0 */
+extern const PstSmtpReply pst_smtp_reply_nul_in_message;     /* 550 5.6.0 */
 extern const PstSmtpReply pst_smtp_reply_text_line_too_long; /* 500 5.5.2 */
-extern const PstSmtpReply pst_smtp_reply_message_too_big; /* 552 5.3.4 */
+extern const PstSmtpReply pst_smtp_reply_message_too_big;    /* 552 5.3.4 */
 
 G_END_DECLS

@@ -12,7 +12,7 @@
 
 typedef struct {
   PstDataStatus status;
-  gsize consumed;  /* DOT mode: octets up to the end of data; else all */
+  gsize consumed; /* DOT mode: octets up to the end of data; else all */
   guint faults;
   guint64 size;
   GByteArray *out; /* owned: the message, valid when faults == 0 */

@@ -27,9 +27,10 @@ typedef struct {
   gssize input_length; /* -1: strlen */
   const char *output;  /* when faults == 0 */
   guint faults;
-  gssize consumed;     /* DOT: octets up to the end of data, END or ALL */
+  gssize consumed; /* DOT: octets up to the end of data, END or ALL */
 } DataCase;
 
+/* clang-format off */
 static const DataCase data_cases[] = {
     /* Plain DATA. */
     {"simple", DOT, "Subject: x\r\n\r\nbody\r\n.\r\n", -1,
@@ -54,31 +55,45 @@ static const DataCase data_cases[] = {
     {"dot-dot-crlf-is-not-end", DOT, "a\r\n..\r\nb\r\n.\r\n", -1,
      "a\r\n.\r\nb\r\n", 0, 13},
     /* SMTP smuggling: none of these ends the data. */
-    {"lf-dot-lf", DOT, "a\n.\nMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, LF_F, ALL},
-    {"cr-dot-cr", DOT, "a\r.\rMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, CR_F, ALL},
-    {"lf-dot-crlf", DOT, "a\n.\r\nMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, LF_F, ALL},
-    {"crlf-dot-lf", DOT, "a\r\n.\nMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, LF_F, ALL},
-    {"cr-dot-crlf", DOT, "a\r.\r\nMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, CR_F, ALL},
-    {"crlf-dot-cr", DOT, "a\r\n.\rMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, CR_F, ALL},
-    {"crlf-dot-cr-cr-lf", DOT, "a\r\n.\r\r\n.\r\n", -1, NULL, CR_F, ALL},
-    {"crlf-dot-lf-cr", DOT, "a\r\n.\n\r\n.\r\n", -1, NULL, LF_F, ALL},
+    {"lf-dot-lf", DOT, "a\n.\nMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, LF_F,
+     ALL},
+    {"cr-dot-cr", DOT, "a\r.\rMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, CR_F,
+     ALL},
+    {"lf-dot-crlf", DOT, "a\n.\r\nMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, LF_F,
+     ALL},
+    {"crlf-dot-lf", DOT, "a\r\n.\nMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, LF_F,
+     ALL},
+    {"cr-dot-crlf", DOT, "a\r.\r\nMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, CR_F,
+     ALL},
+    {"crlf-dot-cr", DOT, "a\r\n.\rMAIL FROM:<x@y>\r\n.\r\n", -1, NULL, CR_F,
+     ALL},
+    {"crlf-dot-cr-cr-lf", DOT, "a\r\n.\r\r\n.\r\n", -1, NULL, CR_F,
+     ALL},
+    {"crlf-dot-lf-cr", DOT, "a\r\n.\n\r\n.\r\n", -1, NULL, LF_F,
+     ALL},
     {"lf-dot-lf-unterminated", DOT, "a\n.\nRSET\n", -1, NULL, LF_F, END},
     {"lf-first", DOT, "\n.\r\n", -1, NULL, LF_F, END},
     {"cr-first", DOT, "\r.\r\n", -1, NULL, CR_F, END},
     {"dot-lf-first", DOT, ".\n", -1, NULL, LF_F, END},
     {"dot-cr-first", DOT, ".\r", -1, "", 0, END},
     {"dot-cr-x-first", DOT, ".\rx", -1, NULL, CR_F, END},
-    {"bare-lf", DOT, "a\nb\r\n.\r\n", -1, NULL, LF_F, ALL},
-    {"bare-cr", DOT, "a\rb\r\n.\r\n", -1, NULL, CR_F, ALL},
-    {"cr-cr-lf", DOT, "a\r\r\n.\r\n", -1, NULL, CR_F, ALL},
-    {"lf-cr-lf", DOT, "a\n\r\n.\r\n", -1, NULL, LF_F, ALL},
-    {"lf-lf", DOT, "a\n\n.\r\n\r\n.\r\n", -1, NULL, LF_F, ALL},
+    {"bare-lf", DOT, "a\nb\r\n.\r\n", -1, NULL, LF_F,
+     ALL},
+    {"bare-cr", DOT, "a\rb\r\n.\r\n", -1, NULL, CR_F,
+     ALL},
+    {"cr-cr-lf", DOT, "a\r\r\n.\r\n", -1, NULL, CR_F,
+     ALL},
+    {"lf-cr-lf", DOT, "a\n\r\n.\r\n", -1, NULL, LF_F,
+     ALL},
+    {"lf-lf", DOT, "a\n\n.\r\n\r\n.\r\n", -1, NULL, LF_F,
+     ALL},
     {"bare-lf-after-end", DOT, "a\r\n.\r\nb\nc", -1, "a\r\n", 0, 6},
     /* NUL. */
     {"nul", DOT, "a\0b\r\n.\r\n", 8, NULL, NUL_F, ALL},
     {"nul-first", DOT, "\0\r\n.\r\n", 6, NULL, NUL_F, ALL},
     {"nul-after-dot", DOT, "a\r\n.\0\r\n.\r\n", 10, NULL, NUL_F, ALL},
-    {"nul-after-dot-cr", DOT, "a\r\n.\r\0\r\n.\r\n", 11, NULL, CR_F | NUL_F, ALL},
+    {"nul-after-dot-cr", DOT, "a\r\n.\r\0\r\n.\r\n", 11, NULL,
+     CR_F | NUL_F, ALL},
     {"nul-after-cr", DOT, "a\r\0\n.\r\n", 7, NULL, CR_F | NUL_F | LF_F, END},
     {"nul-after-end", DOT, "a\r\n.\r\n\0", 7, "a\r\n", 0, 6},
     /* BDAT chunks: no dots, no end, same line rules; finish() runs. */
@@ -95,6 +110,7 @@ static const DataCase data_cases[] = {
     {"chunk-lone-lf", CHUNK, "\n", -1, NULL, LF_F, END},
     {"chunk-nul", CHUNK, "a\0\r\n", 4, NULL, NUL_F, END},
 };
+/* clang-format on */
 
 /* What one run of the reader produced. */
 typedef struct {
@@ -205,8 +221,8 @@ static GByteArray *long_line_message(gsize content, gboolean stuffed) {
   if (stuffed)
     g_byte_array_append(message, (const guint8 *)".", 1);
   for (gsize i = 0; i < content; i++)
-    g_byte_array_append(message, (const guint8 *)(stuffed && i == 0 ? "." : "x"),
-                        1);
+    g_byte_array_append(message,
+                        (const guint8 *)(stuffed && i == 0 ? "." : "x"), 1);
   g_byte_array_append(message, (const guint8 *)"\r\n.\r\n", 5);
   return message;
 }
@@ -240,8 +256,7 @@ static void test_data_limits(void) {
     g_byte_array_append(chunk, (const guint8 *)"x", 1);
   g_assert_cmphex(faults_of(CHUNK, 0, chunk), ==, 0);
   g_byte_array_append(chunk, (const guint8 *)"x", 1);
-  g_assert_cmphex(faults_of(CHUNK, 0, chunk), ==,
-                  PST_DATA_FAULT_LINE_TOO_LONG);
+  g_assert_cmphex(faults_of(CHUNK, 0, chunk), ==, PST_DATA_FAULT_LINE_TOO_LONG);
 
   /* max_size: the message octets (CRLF before the dot included). */
   g_autoptr(GByteArray) small = g_byte_array_new();
@@ -253,8 +268,7 @@ static void test_data_limits(void) {
   g_autoptr(GByteArray) small_chunk = g_byte_array_new();
   g_byte_array_append(small_chunk, (const guint8 *)"abc", 3);
   g_assert_cmphex(faults_of(CHUNK, 5, small_chunk), ==, 0);
-  g_assert_cmphex(faults_of(CHUNK, 4, small_chunk), ==,
-                  PST_DATA_FAULT_TOO_BIG);
+  g_assert_cmphex(faults_of(CHUNK, 4, small_chunk), ==, PST_DATA_FAULT_TOO_BIG);
 }
 
 /* After a fault the reader appends nothing more but still finds the end. */
@@ -273,9 +287,9 @@ static void test_data_fault_discards(void) {
                    strlen("good\r\nbad\nstill\r\nmore\r\n"));
   /* A NULL output reads and drops. */
   g_autoptr(PstDataReader) dropper = pst_data_reader_new(CHUNK, 0);
-  g_assert_cmpint(pst_data_reader_feed(dropper, (const guint8 *)"ab", 2,
-                                       &consumed, NULL),
-                  ==, PST_DATA_MORE);
+  g_assert_cmpint(
+      pst_data_reader_feed(dropper, (const guint8 *)"ab", 2, &consumed, NULL),
+      ==, PST_DATA_MORE);
   pst_data_reader_finish(dropper, NULL);
   g_assert_cmpuint(pst_data_reader_get_size(dropper), ==, 4);
 }
@@ -371,8 +385,10 @@ static void test_data_perf(void) {
   g_autoptr(GByteArray) out = g_byte_array_sized_new(message->len);
   gdouble scan = perf_time(message, NULL, 5);
   gdouble copy = perf_time(message, out, 5);
-  g_test_minimized_result(copy, "DOT mode, 80-octet lines, into a buffer: "
-                          "%.0f MB/s", message->len / copy / 1e6);
+  g_test_minimized_result(copy,
+                          "DOT mode, 80-octet lines, into a buffer: "
+                          "%.0f MB/s",
+                          message->len / copy / 1e6);
   g_print("# data reader, %u octets: %.0f MB/s scanning only, %.0f MB/s "
           "into a buffer\n",
           message->len, message->len / scan / 1e6, message->len / copy / 1e6);
@@ -381,7 +397,8 @@ static void test_data_perf(void) {
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   for (gsize i = 0; i < G_N_ELEMENTS(data_cases); i++) {
-    g_autofree char *path = g_strdup_printf("/smtp/data/%s", data_cases[i].name);
+    g_autofree char *path =
+        g_strdup_printf("/smtp/data/%s", data_cases[i].name);
     g_test_add_data_func(path, &data_cases[i], test_data_case);
   }
   g_test_add_func("/smtp/data/limits", test_data_limits);

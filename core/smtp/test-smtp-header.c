@@ -20,6 +20,7 @@ typedef struct {
   const char *body;      /* what follows the header */
 } HeaderCase;
 
+/* clang-format off */
 static const HeaderCase header_cases[] = {
     {"simple", "From: a@b\r\nTo: c@d\r\n\r\nbody\r\n", -1, 50,
      {"From", "a@b", "To", "c@d"}, "body\r\n"},
@@ -45,7 +46,8 @@ static const HeaderCase header_cases[] = {
     {"blank-first", "\r\nbody", -1, 50, {NULL}, "body"},
     {"blank-lf-first", "\nbody", -1, 50, {NULL}, "body"},
     {"mbox-from", "From a@b Mon Jan  1 00:00:00 2024\r\nSubject: x\r\n\r\nb",
-     -1, 50, {NULL}, "From a@b Mon Jan  1 00:00:00 2024\r\nSubject: x\r\n\r\nb"},
+     -1, 50, {NULL},
+     "From a@b Mon Jan  1 00:00:00 2024\r\nSubject: x\r\n\r\nb"},
     {"mbox-from-later", "Subject: x\r\nFrom a@b Mon Jan  1 00:00:00 2024\r\n",
      -1, 50, {"Subject", "x"}, "From a@b Mon Jan  1 00:00:00 2024\r\n"},
     {"from-space-colon", "From : a@b\r\n\r\n", -1, 50, {"From", "a@b"}, ""},
@@ -80,6 +82,7 @@ static const HeaderCase header_cases[] = {
      "\r\n", -1, 50,
      {"DKIM-Signature", "v=1; a=rsa-sha256;\r\n\tb=abc\r\n def"}, ""},
 };
+/* clang-format on */
 
 static void test_header_case(gconstpointer data) {
   const HeaderCase *c = data;

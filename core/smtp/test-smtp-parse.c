@@ -37,6 +37,7 @@ typedef struct {
   const char *argument;
 } CommandCase;
 
+/* clang-format off */
 static const CommandCase command_cases[] = {
     {"helo", "HELO example.org", -1, OK, PST_SMTP_VERB_HELO, "example.org"},
     {"helo-lower-spaces", "helo   example.org   ", -1, OK, PST_SMTP_VERB_HELO,
@@ -75,7 +76,8 @@ static const CommandCase command_cases[] = {
      "a\tb\t"},
     {"argument-utf8", "MAIL FROM:<pel\xc3\xa9@x.example>", -1, OK,
      PST_SMTP_VERB_MAIL, "FROM:<pel\xc3\xa9@x.example>"},
-    {"http-get", "GET / HTTP/1.1", -1, OK, PST_SMTP_VERB_NOT_SMTP, "/ HTTP/1.1"},
+    {"http-get", "GET / HTTP/1.1", -1, OK, PST_SMTP_VERB_NOT_SMTP,
+     "/ HTTP/1.1"},
     {"http-get-lower", "get / http/1.0", -1, OK, PST_SMTP_VERB_NOT_SMTP,
      "/ http/1.0"},
     {"http-post", "POST /cgi HTTP/1.0", -1, OK, PST_SMTP_VERB_NOT_SMTP,
@@ -116,6 +118,7 @@ static const CommandCase command_cases[] = {
     {"high-octet-verb", "\xff", -1, &pst_smtp_reply_unrecognized,
      PST_SMTP_VERB_UNKNOWN, ""},
 };
+/* clang-format on */
 
 static void test_command(gconstpointer data) {
   const CommandCase *c = data;
@@ -184,17 +187,18 @@ typedef struct {
   gboolean allow_utf8;
   const char *argument;
   const PstSmtpReply *reply;
-  const char *address;  /* expected on success */
+  const char *address; /* expected on success */
   const char *local_part;
-  const char *domain;   /* NULL for "" and postmaster */
+  const char *domain; /* NULL for "" and postmaster */
   gboolean source_route;
   gboolean utf8;
-  const char *params;   /* "K=V K2" as rebuilt from the array */
+  const char *params; /* "K=V K2" as rebuilt from the array */
 } PathCase;
 
 #define M PST_SMTP_PATH_MAIL
 #define R PST_SMTP_PATH_RCPT
 
+/* clang-format off */
 static const PathCase path_cases[] = {
     /* Framing. */
     {"plain", M, FALSE, "FROM:<user@example.org>", OK, "user@example.org",
@@ -245,7 +249,8 @@ static const PathCase path_cases[] = {
     {"param-utf8-value-with-smtputf8", M, FALSE,
      "FROM:<a@b.example> X=\xc3\xa9 SMTPUTF8", OK, "a@b.example", "a",
      "b.example", FALSE, FALSE, "X=\xc3\xa9 SMTPUTF8"},
-    {"param-utf8-value-invalid", M, TRUE, "FROM:<a@b.example> X=\xc3", SYNTAX_M},
+    {"param-utf8-value-invalid", M, TRUE, "FROM:<a@b.example> X=\xc3",
+     SYNTAX_M},
     {"param-c1-value", M, TRUE, "FROM:<a@b.example> X=\xc2\x85", SYNTAX_M},
     {"param-value-bracket", M, FALSE, "FROM:<a@b.example> X=>", OK,
      "a@b.example", "a", "b.example", FALSE, FALSE, "X=>"},
@@ -290,7 +295,8 @@ static const PathCase path_cases[] = {
      "\"a>b\"@example.org", "\"a>b\"", "example.org", FALSE, FALSE, "SIZE=1"},
     {"quoted-at", M, FALSE, "FROM:<\"a@b\"@example.org>", OK,
      "\"a@b\"@example.org", "\"a@b\"", "example.org", FALSE, FALSE, ""},
-    {"quoted-empty", M, FALSE, "FROM:<\"\"@example.org>", OK, "\"\"@example.org",
+    {"quoted-empty", M, FALSE, "FROM:<\"\"@example.org>", OK,
+     "\"\"@example.org",
      "\"\"", "example.org", FALSE, FALSE, ""},
     {"quoted-control", M, FALSE, "FROM:<\"a\x01\"@example.org>", BAD},
     {"quoted-escaped-control", M, FALSE, "FROM:<\"a\\\x01\"@example.org>", BAD},
@@ -431,10 +437,13 @@ static const PathCase path_cases[] = {
      "\xcf\x80\xce\xb1\xcf\x81\xce\xac\xce\xb4\xce\xb5\xce\xb9\xce\xb3\xce\xbc"
      "\xce\xb1.\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae",
      FALSE, TRUE, ""},
-    {"utf8-cjk", R, TRUE, "TO:<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90"
+    {"utf8-cjk", R, TRUE,
+     "TO:<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90"
      ".\xe5\xb9\xbf\xe5\x91\x8a>", OK,
-     "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a",
-     "\xe7\x94\xa8\xe6\x88\xb7", "\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a",
+     "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf"
+     "\xe5\x91\x8a",
+     "\xe7\x94\xa8\xe6\x88\xb7",
+     "\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a",
      FALSE, TRUE, ""},
     {"utf8-quoted", R, TRUE, "TO:<\"j\xc3\xb6 d\"@example.org>", OK,
      "\"j\xc3\xb6 d\"@example.org", "\"j\xc3\xb6 d\"", "example.org", FALSE,
@@ -454,6 +463,7 @@ static const PathCase path_cases[] = {
     {"utf8-literal", R, TRUE, "TO:<a@[tag:\xc3\xa9]>", BAD},
     {"utf8-ipv6-literal", R, TRUE, "TO:<a@[IPv6:\xc3\xa9::1]>", BAD},
 };
+/* clang-format on */
 
 static char *params_join(GPtrArray *params) {
   GString *joined = g_string_new("");
@@ -591,10 +601,10 @@ static void test_domain(void) {
   /* 255 octets in all (four labels of 63), not 256. */
   g_autofree char *label = g_strnfill(63, 'a');
   g_autofree char *label61 = g_strnfill(61, 'b');
-  g_autofree char *d255 = g_strdup_printf("%s.%s.%s.%s", label, label, label,
-                                          label);
-  g_autofree char *d256 = g_strdup_printf("%s.%s.%s.%s.ab", label, label,
-                                          label, label61);
+  g_autofree char *d255 =
+      g_strdup_printf("%s.%s.%s.%s", label, label, label, label);
+  g_autofree char *d256 =
+      g_strdup_printf("%s.%s.%s.%s.ab", label, label, label, label61);
   g_assert_cmpuint(strlen(d255), ==, 255);
   g_assert_true(pst_smtp_domain_is_valid(d255, 255, FALSE));
   g_assert_cmpuint(strlen(d256), ==, 256);
@@ -617,13 +627,17 @@ static void test_a_label_length(void) {
     const char *a_label;
   } cases[] = {
       {"m\xc3\xbcnchen", "xn--mnchen-3ya"},
-      {"b\xc3\xbc" "cher", "xn--bcher-kva"},
+      {"b\xc3\xbc"
+       "cher",
+       "xn--bcher-kva"},
       {"\xe4\xbe\x8b\xe5\xad\x90", "xn--fsqu00a"},
       {"\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae", "xn--jxalpdlp"},
-      {"\xcf\x80\xce\xb1\xcf\x81\xce\xac\xce\xb4\xce\xb5\xce\xb9\xce\xb3\xce\xbc"
+      {"\xcf\x80\xce\xb1\xcf\x81\xce\xac\xce\xb4\xce\xb5\xce\xb9\xce\xb3\xce"
+       "\xbc"
        "\xce\xb1",
        "xn--hxajbheg2az3al"},
-      {"\xd0\xb8\xd1\x81\xd0\xbf\xd1\x8b\xd1\x82\xd0\xb0\xd0\xbd\xd0\xb8\xd0\xb5",
+      {"\xd0\xb8\xd1\x81\xd0\xbf\xd1\x8b\xd1\x82\xd0\xb0\xd0\xbd\xd0\xb8\xd0"
+       "\xb5",
        "xn--80akhbyknj4f"},
       {"\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88", "xn--zckzah"},
   };
@@ -640,7 +654,8 @@ static void test_address_literal(void) {
   g_assert_false(pst_smtp_address_literal_is_valid("[", 1));
   g_assert_false(pst_smtp_address_literal_is_valid("", 0));
   g_assert_true(pst_smtp_address_literal_is_valid("[IPv6:::1]", 10));
-  g_assert_true(pst_smtp_address_literal_is_valid("[IPv6:0:0:0:0:0:0:0:1]", 22));
+  g_assert_true(
+      pst_smtp_address_literal_is_valid("[IPv6:0:0:0:0:0:0:0:1]", 22));
 }
 
 /* --- MAIL and RCPT parameters -------------------------------------------- */
@@ -659,6 +674,7 @@ typedef struct {
   const char *auth;
 } MailParamsCase;
 
+/* clang-format off */
 static const MailParamsCase mail_params_cases[] = {
     {"none", "", 0, OK},
     {"size", "SIZE=1000", 0, OK, NULL, 1000},
@@ -708,15 +724,16 @@ static const MailParamsCase mail_params_cases[] = {
     {"all", "SIZE=10 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id AUTH=<>", 100, OK,
      NULL, 10, PST_BODY_8BITMIME, TRUE, PST_DSN_RET_HDRS, "id", "<>"},
 };
+/* clang-format on */
 
 /* Parses "FROM:<a@b.example> " + params into a path. */
 static PstSmtpPath *params_path(PstSmtpPathKind kind, const char *params) {
-  g_autofree char *argument = g_strdup_printf(
-      "%s<a@b.example> %s", kind == PST_SMTP_PATH_MAIL ? "FROM:" : "TO:",
-      params);
+  g_autofree char *argument =
+      g_strdup_printf("%s<a@b.example> %s",
+                      kind == PST_SMTP_PATH_MAIL ? "FROM:" : "TO:", params);
   PstSmtpPath *path = NULL;
-  g_assert_null(pst_smtp_path_parse(argument, strlen(argument), kind, TRUE,
-                                    &path));
+  g_assert_null(
+      pst_smtp_path_parse(argument, strlen(argument), kind, TRUE, &path));
   return path;
 }
 
@@ -752,6 +769,7 @@ typedef struct {
   const char *orcpt;
 } RcptParamsCase;
 
+/* clang-format off */
 static const RcptParamsCase rcpt_params_cases[] = {
     {"none", "", OK, 0, NULL},
     {"never", "NOTIFY=NEVER", OK, PST_DSN_NOTIFY_NEVER},
@@ -804,6 +822,7 @@ static const RcptParamsCase rcpt_params_cases[] = {
      PST_DSN_NOTIFY_FAILURE, "rfc822;x@y.example"},
     {"unknown", "SIZE=1", UNSUPPORTED},
 };
+/* clang-format on */
 
 static void test_rcpt_params(gconstpointer data) {
   const RcptParamsCase *c = data;
@@ -859,27 +878,17 @@ static void test_xtext(void) {
     const char *encoded;
     const char *decoded; /* NULL: refused */
   } cases[] = {
-      {"", ""},
-      {"abc", "abc"},
-      {"a+2Bb", "a+b"},
+      {"", ""},         {"abc", "abc"},   {"a+2Bb", "a+b"},
       {"a+2bb", "a+b"}, /* lower-case hex accepted */
-      {"+3D", "="},
-      {"+20+7E", " ~"},
-      {"+FF", "\xff"},
-      {"+", NULL},
-      {"+2", NULL},
-      {"a+", NULL},
-      {"+G0", NULL},
-      {"+00", NULL},
-      {"a=b", NULL},
-      {"a b", NULL},
-      {"a\x7f", NULL},
-      {"\xc3\xa9", NULL},
+      {"+3D", "="},     {"+20+7E", " ~"}, {"+FF", "\xff"},
+      {"+", NULL},      {"+2", NULL},     {"a+", NULL},
+      {"+G0", NULL},    {"+00", NULL},    {"a=b", NULL},
+      {"a b", NULL},    {"a\x7f", NULL},  {"\xc3\xa9", NULL},
   };
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autofree char *decoded = NULL;
-    gboolean ok = pst_xtext_decode(cases[i].encoded, strlen(cases[i].encoded),
-                                   &decoded);
+    gboolean ok =
+        pst_xtext_decode(cases[i].encoded, strlen(cases[i].encoded), &decoded);
     g_assert_cmpint(ok, ==, cases[i].decoded != NULL);
     g_assert_cmpstr(decoded, ==, cases[i].decoded);
   }
@@ -920,11 +929,11 @@ static void test_text_is_clean(void) {
 
 /* --- Registration -------------------------------------------------------- */
 
-#define ADD_CASES(prefix, cases, func)                                        \
-  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {                           \
-    g_autofree char *test_path_name =                                         \
-        g_strdup_printf("%s/%s", prefix, cases[i].name);                      \
-    g_test_add_data_func(test_path_name, &cases[i], func);                    \
+#define ADD_CASES(prefix, cases, func)                                         \
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {                            \
+    g_autofree char *test_path_name =                                          \
+        g_strdup_printf("%s/%s", prefix, cases[i].name);                       \
+    g_test_add_data_func(test_path_name, &cases[i], func);                     \
   }
 
 int main(int argc, char **argv) {
