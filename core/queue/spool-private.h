@@ -35,6 +35,7 @@ PstSpoolDir pst_spool_dir_of_queue(PstSpoolQueue queue);
 /* For tests and the benchmark: see pst_spool_syncer_set_batch_limit() and
  * pst_spool_syncer_set_sync_func(). */
 void pst_spool_set_batch_limit(PstSpool *spool, guint limit);
+void pst_spool_set_sync_threads(PstSpool *spool, guint count);
 void pst_spool_set_sync_func(PstSpool *spool, PstSpoolSyncFunc func,
                              gpointer data);
 

@@ -39,6 +39,15 @@ struct _PstSpoolSyncer {
   gpointer sync_data;
   PstSpoolStats stats;
   GThread *thread; /* owned */
+
+  /* Concurrent fdatasync() within a batch (syncer_sync_files). */
+  guint sync_threads;   /* the knob, under `lock` */
+  GThreadPool *helpers; /* owned, nullable: NULL = one at a time; only the
+                         * syncer thread replaces it, between batches */
+  guint syncs_pending;  /* under `lock` */
+  GCond syncs_done;
+  PstSpoolSyncFunc batch_sync_func; /* the knobs' values for this batch */
+  gpointer batch_sync_data;
 };
 
 void pst_spool_commit_free(PstSpoolCommit *commit) {
@@ -83,11 +92,53 @@ static void commit_write_tail(PstSpoolCommit *commit) {
   }
 }
 
-/* Steps 1 to 4 for one batch; returns the number of file syncs. */
-static guint syncer_write_and_rename(GPtrArray *batch,
-                                     PstSpoolSyncFunc sync_func,
-                                     gpointer sync_data) {
+/* Step 3 for one file, on a helper thread; the last one wakes the syncer. */
+static void syncer_sync_one(gpointer data, gpointer user_data) {
+  PstSpoolCommit *commit = data;
+  PstSpoolSyncer *syncer = user_data;
+  if (syncer->batch_sync_func(commit->fd, FALSE, syncer->batch_sync_data) != 0)
+    commit_fail(commit, "sync", errno);
+  g_mutex_lock(&syncer->lock);
+  if (--syncer->syncs_pending == 0)
+    g_cond_signal(&syncer->syncs_done);
+  g_mutex_unlock(&syncer->lock);
+}
+
+/* Step 3: fdatasync every file that was written.  With helpers, the calls
+ * are made concurrently: the block layer then merges their cache flushes
+ * (and a journaling file system their commits) instead of doing one after
+ * the other.  Returns the number of file syncs. */
+static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch) {
   guint syncs = 0;
+  for (guint i = 0; i < batch->len; i++)
+    syncs += ((PstSpoolCommit *)batch->pdata[i])->error == NULL;
+  if (syncer->helpers == NULL || syncs < 2) {
+    for (guint i = 0; i < batch->len; i++) {
+      PstSpoolCommit *commit = batch->pdata[i];
+      if (commit->error == NULL &&
+          syncer->batch_sync_func(commit->fd, FALSE, syncer->batch_sync_data) !=
+              0)
+        commit_fail(commit, "sync", errno);
+    }
+    return syncs;
+  }
+  g_mutex_lock(&syncer->lock);
+  syncer->syncs_pending = syncs;
+  g_mutex_unlock(&syncer->lock);
+  for (guint i = 0; i < batch->len; i++) {
+    PstSpoolCommit *commit = batch->pdata[i];
+    if (commit->error == NULL)
+      g_thread_pool_push(syncer->helpers, commit, NULL);
+  }
+  g_mutex_lock(&syncer->lock);
+  while (syncer->syncs_pending > 0)
+    g_cond_wait(&syncer->syncs_done, &syncer->lock);
+  g_mutex_unlock(&syncer->lock);
+  return syncs;
+}
+
+/* Steps 1 to 4 for one batch; returns the number of file syncs. */
+static guint syncer_write_and_rename(PstSpoolSyncer *syncer, GPtrArray *batch) {
   for (guint i = 0; i < batch->len; i++)
     commit_write_tail(batch->pdata[i]);
   for (guint i = 0; batch->len > 1 && i < batch->len; i++) {
@@ -95,14 +146,7 @@ static guint syncer_write_and_rename(GPtrArray *batch,
     if (commit->error == NULL)
       sync_file_range(commit->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
-  for (guint i = 0; i < batch->len; i++) {
-    PstSpoolCommit *commit = batch->pdata[i];
-    if (commit->error != NULL)
-      continue;
-    syncs++;
-    if (sync_func(commit->fd, FALSE, sync_data) != 0)
-      commit_fail(commit, "sync", errno);
-  }
+  guint syncs = syncer_sync_files(syncer, batch);
   for (guint i = 0; i < batch->len; i++) {
     PstSpoolCommit *commit = batch->pdata[i];
     /* Closing reports delayed write errors on some file systems (NFS). */
@@ -189,14 +233,41 @@ static void syncer_dispatch(GPtrArray *batch) {
   }
 }
 
-static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
-  g_mutex_lock(&syncer->lock);
-  PstSpoolSyncFunc sync_func = syncer->sync_func;
-  gpointer sync_data = syncer->sync_data;
-  g_mutex_unlock(&syncer->lock);
+/* Makes the helper pool match the knob; pools change only between
+ * batches, so a thread is never created per message. */
+static void syncer_update_helpers(PstSpoolSyncer *syncer, guint wanted) {
+  guint current = syncer->helpers != NULL
+                      ? g_thread_pool_get_max_threads(syncer->helpers)
+                      : 0;
+  if (wanted < 2)
+    wanted = 0;
+  if (wanted == current)
+    return;
+  if (syncer->helpers != NULL)
+    g_thread_pool_free(g_steal_pointer(&syncer->helpers), FALSE, TRUE);
+  if (wanted == 0)
+    return;
+  g_autoptr(GError) error = NULL;
+  syncer->helpers =
+      g_thread_pool_new(syncer_sync_one, syncer, (gint)wanted, TRUE, &error);
+  if (syncer->helpers == NULL)
+    g_warning("spool: cannot start %u sync threads, syncing one file at a "
+              "time: %s",
+              wanted, error->message);
+}
 
-  guint file_syncs = syncer_write_and_rename(batch, sync_func, sync_data);
-  guint directory_syncs = syncer_sync_directories(batch, sync_func, sync_data);
+static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
+  /* The knobs hold for a whole batch (helpers read these copies). */
+  g_mutex_lock(&syncer->lock);
+  syncer->batch_sync_func = syncer->sync_func;
+  syncer->batch_sync_data = syncer->sync_data;
+  guint sync_threads = syncer->sync_threads;
+  g_mutex_unlock(&syncer->lock);
+  syncer_update_helpers(syncer, sync_threads);
+
+  guint file_syncs = syncer_write_and_rename(syncer, batch);
+  guint directory_syncs = syncer_sync_directories(
+      batch, syncer->batch_sync_func, syncer->batch_sync_data);
   guint failures = 0;
   for (guint i = 0; i < batch->len; i++) {
     PstSpoolCommit *commit = batch->pdata[i];
@@ -248,13 +319,16 @@ PstSpoolSyncer *pst_spool_syncer_new(GError **error) {
   g_mutex_init(&syncer->lock);
   g_cond_init(&syncer->wake);
   g_queue_init(&syncer->pending);
+  g_cond_init(&syncer->syncs_done);
   syncer->sync_func = sync_default;
+  syncer->sync_threads = PST_SPOOL_SYNC_THREADS;
   syncer->thread =
       g_thread_try_new("pst-spool-sync", syncer_thread, syncer, error);
   if (syncer->thread == NULL) {
     g_prefix_error(error, "Cannot start the spool's sync thread: ");
     g_mutex_clear(&syncer->lock);
     g_cond_clear(&syncer->wake);
+    g_cond_clear(&syncer->syncs_done);
     g_free(syncer);
     return NULL;
   }
@@ -278,14 +352,23 @@ void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
   g_cond_signal(&syncer->wake);
   g_mutex_unlock(&syncer->lock);
   g_thread_join(syncer->thread);
+  if (syncer->helpers != NULL)
+    g_thread_pool_free(syncer->helpers, FALSE, TRUE);
   g_mutex_clear(&syncer->lock);
   g_cond_clear(&syncer->wake);
+  g_cond_clear(&syncer->syncs_done);
   g_free(syncer);
 }
 
 void pst_spool_syncer_set_batch_limit(PstSpoolSyncer *syncer, guint limit) {
   g_mutex_lock(&syncer->lock);
   syncer->batch_limit = limit;
+  g_mutex_unlock(&syncer->lock);
+}
+
+void pst_spool_syncer_set_sync_threads(PstSpoolSyncer *syncer, guint count) {
+  g_mutex_lock(&syncer->lock);
+  syncer->sync_threads = count;
   g_mutex_unlock(&syncer->lock);
 }
 

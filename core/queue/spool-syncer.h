@@ -50,6 +50,11 @@ void pst_spool_syncer_free(PstSpoolSyncer *syncer);
 /* At most `limit` messages per batch; 0 = no limit (the default).  1 turns
  * group commit off: one fdatasync and one directory fsync per message. */
 void pst_spool_syncer_set_batch_limit(PstSpoolSyncer *syncer, guint limit);
+/* Files of a batch are fdatasync()ed by this many threads at once (a
+ * fixed pool, replaced only when this changes); 0 or 1 = one at a time
+ * on the syncer thread.  Default PST_SPOOL_SYNC_THREADS. */
+#define PST_SPOOL_SYNC_THREADS 8
+void pst_spool_syncer_set_sync_threads(PstSpoolSyncer *syncer, guint count);
 /* NULL restores fdatasync()/fsync(). */
 void pst_spool_syncer_set_sync_func(PstSpoolSyncer *syncer,
                                     PstSpoolSyncFunc func, gpointer data);

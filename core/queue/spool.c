@@ -217,6 +217,11 @@ void pst_spool_set_batch_limit(PstSpool *spool, guint limit) {
   pst_spool_syncer_set_batch_limit(spool->syncer, limit);
 }
 
+void pst_spool_set_sync_threads(PstSpool *spool, guint count) {
+  g_return_if_fail(spool != NULL && spool->syncer != NULL);
+  pst_spool_syncer_set_sync_threads(spool->syncer, count);
+}
+
 void pst_spool_set_sync_func(PstSpool *spool, PstSpoolSyncFunc func,
                              gpointer data) {
   g_return_if_fail(spool != NULL && spool->syncer != NULL);

@@ -391,7 +391,7 @@ static int sync_behind_gate(int fd, gboolean directory, gpointer data) {
 }
 
 /* Many sessions at once: every commit succeeds, and they share syncs. */
-static void test_commit_group(Fixture *f, gconstpointer data) {
+static void commit_group(Fixture *f) {
   enum { N = 300 };
   Gate gate = {.open = FALSE};
   g_mutex_init(&gate.lock);
@@ -434,6 +434,16 @@ static void test_commit_group(Fixture *f, gconstpointer data) {
   g_assert_cmpuint(stats.directory_syncs, ==, stats.batches);
   g_assert_cmpuint(count_files(f, "queue"), ==, N);
   g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+}
+
+static void test_commit_group(Fixture *f, gconstpointer data) {
+  commit_group(f);
+}
+
+/* The same with the files of a batch synced one after the other. */
+static void test_commit_group_sequential(Fixture *f, gconstpointer data) {
+  pst_spool_set_sync_threads(f->spool, 1);
+  commit_group(f);
 }
 
 static void test_commit_one_at_a_time(Fixture *f, gconstpointer data) {
@@ -797,6 +807,7 @@ int main(int argc, char **argv) {
   ADD("commit/roundtrip", test_commit_roundtrip, NULL);
   ADD("commit/header-override-hold", test_commit_header_override_hold, NULL);
   ADD("commit/group", test_commit_group, NULL);
+  ADD("commit/group-sequential", test_commit_group_sequential, NULL);
   ADD("commit/one-at-a-time", test_commit_one_at_a_time, NULL);
   ADD("commit/abort", test_abort_removes_tmp, NULL);
   ADD("commit/free-while-committing", test_free_while_committing, NULL);
