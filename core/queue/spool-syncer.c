@@ -2,13 +2,15 @@
  * durable (see spool-syncer.h for the contract).
  *
  * Entry points: pst_spool_syncer_new(), _submit(), _free(), and the knobs
- * for tests and benchmarks (_set_batch_limit, _set_sync_func, _get_stats).
+ * for tests and benchmarks (_set_batch_limit, _set_sync_threads,
+ * _set_sync_func, _get_stats).
  *
  * Order per batch, which is what makes a 250 safe:
  *   1. write the rest of every file;
  *   2. start writeback of all of them (sync_file_range), so that the disk
  *      sees one burst instead of one write per fdatasync;
- *   3. fdatasync each file;
+ *   3. fdatasync each file, from a fixed pool of helper threads at once
+ *      (concurrent flushes are merged by the block layer);
  *   4. rename each into queue/ or hold/ (never replacing a file);
  *   5. fsync each target directory once;
  *   6. complete the tasks.
@@ -17,9 +19,10 @@
  * that directory in this batch is unlinked again and fails: it may not be
  * durable, and the client will retry after the 451.
  *
- * Locking: `lock` guards `pending`, `stopping` and the knobs; `stats` is
- * written by the thread and read under `lock`.  The thread never touches
- * a PstSpool or a PstSpoolWriter, only the commits it owns.
+ * Locking: `lock` guards `pending`, `stopping`, the knobs, `stats` and
+ * `syncs_pending`.  During a batch the helpers touch only their own
+ * commit and the batch's copies of the knobs.  The threads never touch a
+ * PstSpool or a PstSpoolWriter, only the commits they own.
  */
 #include <errno.h>
 #include <fcntl.h>
