@@ -21,7 +21,7 @@
  * the plugin's is held from the hook's start until it returns a verdict or,
  * when it returned PENDING, until its first pst_call_complete().  The last
  * reference frees the call on the main thread (a worker's last unref is
- * posted there), because freeing may shut the plugins down.
+ * posted there), because freeing may shut its plugin down.
  */
 #define G_LOG_DOMAIN "postilion"
 
@@ -169,7 +169,7 @@ static void call_free(PstCall *call) {
   g_clear_pointer(&call->params, g_ptr_array_unref);
   g_clear_pointer(&call->message, pst_message_unref);
   pst_hook_unref(call->hook);
-  pst_plugin_group_unref(call->group);
+  pst_plugin_unref(call->plugin);
   g_main_context_unref(call->context);
   g_mutex_clear(&call->lock);
   g_free(call);
@@ -208,8 +208,7 @@ PstCall *pst_call_new(PstStage stage, PstSession *session,
   call->stage = stage;
   call->session = session;
   call->hook = pst_hook_ref(entry->hook);
-  call->plugin = entry->hook->plugin;
-  call->group = pst_plugin_group_ref(call->plugin->group);
+  call->plugin = pst_plugin_ref(entry->hook->plugin);
   call->timeout_ms = entry->timeout_ms;
   call->on_timeout = entry->on_timeout;
   call->on_error = entry->on_error;

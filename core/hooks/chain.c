@@ -61,8 +61,8 @@ static gint chain_entry_compare(gconstpointer a, gconstpointer b) {
   const PstChainEntry *x = a, *y = b;
   if (x->priority != y->priority)
     return x->priority < y->priority ? -1 : 1;
-  if (x->hook->plugin->load_index != y->hook->plugin->load_index)
-    return x->hook->plugin->load_index < y->hook->plugin->load_index ? -1 : 1;
+  if (x->load_index != y->load_index)
+    return x->load_index < y->load_index ? -1 : 1;
   if (x->hook->sequence != y->hook->sequence)
     return x->hook->sequence < y->hook->sequence ? -1 : 1;
   return 0;
@@ -79,12 +79,14 @@ static const PstPluginConfig *plugin_config_find(PstConfig *config,
 }
 
 static void chain_add_plugin(PstListenerChains *chains, PstPlugin *plugin,
+                             guint load_index,
                              const PstPluginConfig *plugin_config) {
   for (guint i = 0; i < plugin->hooks->len; i++) {
     PstHook *hook = g_ptr_array_index(plugin->hooks, i);
     PstChainEntry entry = {
         .hook = pst_hook_ref(hook),
         .priority = hook->priority,
+        .load_index = load_index,
         .timeout_ms = 30000,
         .on_timeout = PST_VERDICT_TEMPFAIL,
         .on_error = PST_VERDICT_TEMPFAIL,
@@ -115,7 +117,8 @@ static PstListenerChains *listener_chains_new(PstPluginGroup *group,
     if (only != NULL && !g_strv_contains((const char *const *)only,
                                          plugin->name))
       continue;
-    chain_add_plugin(chains, plugin, plugin_config_find(config, plugin->name));
+    chain_add_plugin(chains, plugin, i,
+                     plugin_config_find(config, plugin->name));
   }
   for (guint i = 0; i < PST_STAGE_COUNT; i++) {
     if (chains->stages[i] != NULL)

@@ -4,10 +4,16 @@
  * (which see only <postilion/plugin.h>).
  *
  * Lifetimes, from the longest:
- *   PstPluginGroup  the loaded plugins (dlopen handles, descriptors, hooks,
- *                   private data).  Shared by every PstPluginSet made from
- *                   it by reload; shut down and unloaded on the last unref,
- *                   always on the main thread.
+ *   PstPlugin       one loaded module and its instance: descriptor, hooks,
+ *                   private data.  One instance per module at any time
+ *                   (dlopen() hands out one copy of its static state): a
+ *                   set loaded while another lives reuses the instances
+ *                   they share, giving them reload() instead of a second
+ *                   init().  Reference counted by the groups and calls that
+ *                   use it; the last reference shuts it down and unloads
+ *                   it, always on the main thread.
+ *   PstPluginGroup  the plugins of one `[plugins] load` list, in order.
+ *                   Shared by every PstPluginSet made from it by reload.
  *   PstChainTable   the ordered hooks per listener and stage for one
  *                   configuration.  Holds the group; held by its set and by
  *                   every run started on it, so a reload never changes a
@@ -40,13 +46,13 @@ PstHook *pst_hook_ref(PstHook *hook);
 void pst_hook_unref(PstHook *hook);
 
 struct _PstPlugin {
-  PstPluginGroup *group; /* not owned: the group owns the plugin */
+  gint ref_count;        /* groups and calls using it; main thread only */
   char *name;            /* owned */
   char *path;            /* owned: the file, or "(built-in)" */
   char *config_group;    /* owned: "plugin:NAME" */
   void *module;          /* nullable: the dlopen() handle */
   const PstPluginDescriptor *descriptor;
-  guint load_index;      /* position in `[plugins] load` */
+  GKeyFile *keyfile;     /* owned reference: the configuration in force */
   GPtrArray *hooks;      /* owned, of PstHook* (references) */
   GPtrArray *staged;     /* owned, nullable: registered during init/reload */
   gpointer data;              /* owned through data_destroy */
@@ -60,8 +66,10 @@ struct _PstPluginGroup {
   GPtrArray *plugins; /* owned, of PstPlugin*, load order */
 };
 
+PstPlugin *pst_plugin_ref(PstPlugin *plugin);
+/* The last reference calls shutdown() and unloads; main thread only. */
+void pst_plugin_unref(PstPlugin *plugin);
 PstPluginGroup *pst_plugin_group_ref(PstPluginGroup *group);
-/* The last reference shuts the plugins down; must be the main thread. */
 void pst_plugin_group_unref(PstPluginGroup *group);
 
 /* One hook as placed in a chain, with the configuration of its plugin in
@@ -69,6 +77,7 @@ void pst_plugin_group_unref(PstPluginGroup *group);
 typedef struct {
   PstHook *hook;         /* owned reference */
   int priority;          /* effective: [plugin:NAME] priority wins */
+  guint load_index;      /* the plugin's place in `[plugins] load` */
   guint timeout_ms;
   PstVerdict on_timeout;
   PstVerdict on_error;
@@ -129,8 +138,7 @@ struct _PstCall {
   gint ref_count;
   PstStage stage;
   PstSession *session;       /* not owned: valid while the run lives */
-  PstPlugin *plugin;         /* not owned: `group` keeps it */
-  PstPluginGroup *group;     /* owned reference */
+  PstPlugin *plugin;         /* owned reference: loaded while we live */
   PstHook *hook;             /* owned reference */
   guint timeout_ms;
   PstVerdict on_timeout;

@@ -14,10 +14,12 @@
  * in reverse order) and returns one GError naming the file, the reason
  * and the fix.  Nothing here ever exits: the caller decides.
  *
- * Ownership: a PstPluginSet holds a PstPluginGroup (the plugins) and the
- * PstChainTable it dispatches on.  Sets made by pst_plugin_set_reload_new()
- * share the group.  The group is torn down on its last unref, which the
- * dispatcher makes sure happens on the main thread.
+ * One instance per module: dlopen() of a file already loaded returns the
+ * same copy of its code and static data, so a set loaded while an older
+ * one lives (SIGHUP with a new list) reuses the instances they share: they
+ * get reload() with the new keyfile, not a second init(), and are shut
+ * down only when the last set and call using them are gone.  `live` maps
+ * each descriptor to its instance.  Main thread only.
  */
 #define G_LOG_DOMAIN "postilion"
 
@@ -39,12 +41,14 @@ struct _PstPluginSet {
   gint ref_count;
   PstPluginGroup *group; /* owned reference */
   PstChainTable *chains; /* owned reference: what new runs use */
-  GKeyFile *keyfile;     /* owned reference: the configuration in force */
   char **names;          /* owned: the plugins' names, load order */
 };
 
+/* Every plugin instance alive: descriptor -> PstPlugin* (not owned). */
+static GHashTable *live;
+
 /* ------------------------------------------------------------------ */
-/* Hooks and groups                                                    */
+/* Hooks, plugins and groups                                           */
 /* ------------------------------------------------------------------ */
 
 PstHook *pst_hook_ref(PstHook *hook) {
@@ -70,16 +74,26 @@ static void plugin_free(PstPlugin *plugin) {
   plugin->data_destroy = NULL;
   if (plugin->module != NULL)
     dlclose(plugin->module);
+  g_clear_pointer(&plugin->keyfile, g_key_file_unref);
   g_free(plugin->name);
   g_free(plugin->path);
   g_free(plugin->config_group);
   g_free(plugin);
 }
 
-static void plugin_shutdown(PstPlugin *plugin) {
+PstPlugin *pst_plugin_ref(PstPlugin *plugin) {
+  plugin->ref_count++;
+  return plugin;
+}
+
+void pst_plugin_unref(PstPlugin *plugin) {
+  g_assert(plugin->ref_count > 0);
+  if (--plugin->ref_count > 0)
+    return;
   if (plugin->initialized && plugin->descriptor->shutdown != NULL)
     plugin->descriptor->shutdown(plugin);
-  plugin->initialized = FALSE;
+  g_hash_table_remove(live, plugin->descriptor);
+  plugin_free(plugin);
 }
 
 static PstPluginGroup *plugin_group_new(void) {
@@ -99,9 +113,7 @@ void pst_plugin_group_unref(PstPluginGroup *group) {
     return;
   /* Reverse load order: a plugin may use what an earlier one set up. */
   for (guint i = group->plugins->len; i > 0; i--)
-    plugin_shutdown(g_ptr_array_index(group->plugins, i - 1));
-  for (guint i = group->plugins->len; i > 0; i--)
-    plugin_free(g_ptr_array_index(group->plugins, i - 1));
+    pst_plugin_unref(g_ptr_array_index(group->plugins, i - 1));
   g_ptr_array_unref(group->plugins);
   g_free(group);
 }
@@ -237,21 +249,30 @@ static void plugin_begin_registration(PstPlugin *plugin) {
   plugin->staged = g_ptr_array_new_with_free_func((GDestroyNotify)pst_hook_unref);
 }
 
-/* Calls init(); on success the plugin joins `group`, on failure it is
- * unloaded.  Takes `module` (nullable). */
-static gboolean plugin_start(PstPluginGroup *group, PstConfig *config,
-                             const PstPluginConfig *plugin_config,
-                             const char *path, void *module,
-                             const PstPluginDescriptor *descriptor,
-                             GError **error) {
+/* What registered during init/reload replaces the hooks, if anything did. */
+static void plugin_commit_registration(PstPlugin *plugin) {
+  if (plugin->staged != NULL && plugin->staged->len > 0) {
+    g_ptr_array_unref(plugin->hooks);
+    plugin->hooks = g_steal_pointer(&plugin->staged);
+  }
+  g_clear_pointer(&plugin->staged, g_ptr_array_unref);
+}
+
+/* A new instance: init(); on failure it is unloaded.  Takes `module`
+ * (nullable). */
+static PstPlugin *plugin_start(PstConfig *config,
+                               const PstPluginConfig *plugin_config,
+                               const char *path, void *module,
+                               const PstPluginDescriptor *descriptor,
+                               GError **error) {
   PstPlugin *plugin = g_new0(PstPlugin, 1);
-  plugin->group = group;
+  plugin->ref_count = 1;
   plugin->name = g_strdup(plugin_config->name);
   plugin->path = g_strdup(path);
   plugin->config_group = g_strdup(plugin_config->group);
   plugin->module = module;
   plugin->descriptor = descriptor;
-  plugin->load_index = group->plugins->len;
+  plugin->keyfile = g_key_file_ref(config->keyfile);
   plugin->hooks = g_ptr_array_new_with_free_func((GDestroyNotify)pst_hook_unref);
 
   g_autoptr(GError) local_error = NULL;
@@ -264,17 +285,72 @@ static gboolean plugin_start(PstPluginGroup *group, PstConfig *config,
                 local_error ? local_error->message
                             : "init() failed without saying why");
     plugin_free(plugin);
-    return FALSE;
+    return NULL;
   }
   if (local_error != NULL)
     g_warning("%s: plugin \"%s\": init() succeeded but set an error: %s",
               path, plugin->name, local_error->message);
-  g_ptr_array_extend_and_steal(plugin->hooks, g_steal_pointer(&plugin->staged));
+  plugin_commit_registration(plugin);
   plugin->initialized = TRUE;
-  g_ptr_array_add(group->plugins, plugin);
+  if (live == NULL)
+    live = g_hash_table_new(NULL, NULL);
+  g_hash_table_insert(live, (gpointer)descriptor, plugin);
   g_debug("plugin \"%s\" %s loaded from %s", plugin->name,
           descriptor->version ? descriptor->version : "", path);
+  return plugin;
+}
+
+static gboolean plugin_call_reload(PstPlugin *plugin, GKeyFile *keyfile,
+                                   GError **error) {
+  plugin_begin_registration(plugin);
+  g_autoptr(GError) local_error = NULL;
+  gboolean ok = plugin->descriptor->reload(plugin, keyfile,
+                                           plugin->config_group, &local_error);
+  if (!ok)
+    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_INIT,
+                "plugin \"%s\" refused the new configuration: %s; keeping "
+                "the old one",
+                plugin->name,
+                local_error ? local_error->message
+                            : "reload() failed without saying why");
+  if (!ok)
+    g_clear_pointer(&plugin->staged, g_ptr_array_unref);
+  return ok;
+}
+
+/* Gives `plugins` that have a reload() the new keyfile, their hooks staged.
+ * On a refusal, those that accepted get their own keyfile back, nothing
+ * they registered is kept, and FALSE. */
+static gboolean plugins_reload(GPtrArray *plugins, GKeyFile *keyfile,
+                               GError **error) {
+  for (guint i = 0; i < plugins->len; i++) {
+    PstPlugin *plugin = g_ptr_array_index(plugins, i);
+    if (plugin->descriptor->reload == NULL ||
+        plugin_call_reload(plugin, keyfile, error))
+      continue;
+    for (guint j = 0; j < i; j++) {
+      PstPlugin *done = g_ptr_array_index(plugins, j);
+      if (done->descriptor->reload == NULL)
+        continue;
+      g_clear_pointer(&done->staged, g_ptr_array_unref);
+      g_autoptr(GError) again = NULL;
+      if (!plugin_call_reload(done, done->keyfile, &again))
+        g_warning("%s", again->message);
+      g_clear_pointer(&done->staged, g_ptr_array_unref);
+    }
+    return FALSE;
+  }
   return TRUE;
+}
+
+/* After plugins_reload() succeeded and everything else did too. */
+static void plugins_commit(GPtrArray *plugins, GKeyFile *keyfile) {
+  for (guint i = 0; i < plugins->len; i++) {
+    PstPlugin *plugin = g_ptr_array_index(plugins, i);
+    plugin_commit_registration(plugin);
+    g_key_file_unref(plugin->keyfile);
+    plugin->keyfile = g_key_file_ref(keyfile);
+  }
 }
 
 static const PstPluginConfig *plugin_config_find(PstConfig *config,
@@ -331,11 +407,27 @@ static PstPluginSet *plugin_set_new(PstPluginGroup *group, PstConfig *config) {
   set->ref_count = 1;
   set->group = group;
   set->chains = pst_chain_table_new(group, config);
-  set->keyfile = g_key_file_ref(config->keyfile);
   set->names = g_new0(char *, group->plugins->len + 1);
   for (guint i = 0; i < group->plugins->len; i++)
     set->names[i] = g_strdup(((PstPlugin *)group->plugins->pdata[i])->name);
   return set;
+}
+
+/* The checked descriptor of plugin `index`: from a file or `builtin`. */
+static const PstPluginDescriptor *plugin_locate(
+    PstConfig *config, const PstPluginDescriptor *const *builtin, guint index,
+    char **path_r, void **module_r, GError **error) {
+  const PstPluginConfig *plugin_config = g_ptr_array_index(config->plugins, index);
+  if (builtin == NULL) {
+    *path_r = plugin_find(config, plugin_config->name, error);
+    return *path_r ? plugin_open(*path_r, plugin_config->name, module_r, error)
+                   : NULL;
+  }
+  g_assert(builtin[index] != NULL);
+  *path_r = g_strdup("(built-in)");
+  return descriptor_check(builtin[index], *path_r, plugin_config->name, error)
+             ? builtin[index]
+             : NULL;
 }
 
 /* Loads from files (`builtin` NULL) or from linked-in descriptors. */
@@ -351,29 +443,38 @@ static PstPluginSet *plugin_set_load(PstConfig *config,
   if (!listeners_check(config, error))
     return NULL;
   PstPluginGroup *group = plugin_group_new();
-  for (guint i = 0; i < config->plugins->len; i++) {
-    const PstPluginConfig *plugin_config = g_ptr_array_index(config->plugins, i);
+  g_autoptr(GPtrArray) reused = g_ptr_array_new();
+  gboolean ok = TRUE;
+  for (guint i = 0; ok && i < config->plugins->len; i++) {
     g_autofree char *path = NULL;
     void *module = NULL;
-    const PstPluginDescriptor *descriptor = NULL;
-    if (builtin == NULL) {
-      path = plugin_find(config, plugin_config->name, error);
-      descriptor = path ? plugin_open(path, plugin_config->name, &module, error)
-                        : NULL;
-    } else {
-      g_assert(builtin[i] != NULL);
-      path = g_strdup("(built-in)");
-      descriptor = descriptor_check(builtin[i], path, plugin_config->name, error)
-                       ? builtin[i]
-                       : NULL;
+    const PstPluginDescriptor *descriptor =
+        plugin_locate(config, builtin, i, &path, &module, error);
+    PstPlugin *plugin = descriptor && live ? g_hash_table_lookup(live, descriptor)
+                                           : NULL;
+    if (plugin != NULL) {
+      /* Already running for an older set: that one dlopen() is enough. */
+      if (module != NULL)
+        dlclose(module);
+      g_ptr_array_add(reused, plugin);
+      g_ptr_array_add(group->plugins, pst_plugin_ref(plugin));
+    } else if (descriptor != NULL) {
+      plugin = plugin_start(config, g_ptr_array_index(config->plugins, i),
+                            path, module, descriptor, error);
+      if (plugin != NULL)
+        g_ptr_array_add(group->plugins, plugin);
     }
-    if (descriptor == NULL ||
-        !plugin_start(group, config, plugin_config, path, module, descriptor,
-                      error)) {
-      pst_plugin_group_unref(group);
-      return NULL;
-    }
+    ok = plugin != NULL;
   }
+  /* The instances reused get the new keyfile last: nothing can fail after
+   * that, so only a refusal among them needs undoing (plugins_reload()). */
+  if (ok)
+    ok = plugins_reload(reused, config->keyfile, error);
+  if (!ok) {
+    pst_plugin_group_unref(group);
+    return NULL;
+  }
+  plugins_commit(reused, config->keyfile);
   return plugin_set_new(group, config);
 }
 
@@ -397,83 +498,32 @@ PstPluginSet *pst_plugin_set_load_builtin(
 /* Reloading                                                           */
 /* ------------------------------------------------------------------ */
 
-static gboolean plugin_call_reload(PstPlugin *plugin, GKeyFile *keyfile,
-                                   GError **error) {
-  plugin_begin_registration(plugin);
-  g_autoptr(GError) local_error = NULL;
-  gboolean ok = plugin->descriptor->reload(plugin, keyfile,
-                                           plugin->config_group, &local_error);
-  if (!ok)
-    g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_INIT,
-                "plugin \"%s\" refused the new configuration: %s; keeping "
-                "the old one",
-                plugin->name,
-                local_error ? local_error->message
-                            : "reload() failed without saying why");
-  return ok;
-}
-
-/* Gives every plugin with a reload() the new keyfile; on a refusal, gives
- * those that accepted the old one back and drops what they registered. */
-static gboolean group_reload(PstPluginGroup *group, GKeyFile *old_keyfile,
-                             GKeyFile *keyfile, GError **error) {
-  GPtrArray *plugins = group->plugins;
-  for (guint i = 0; i < plugins->len; i++) {
-    PstPlugin *plugin = g_ptr_array_index(plugins, i);
-    if (plugin->descriptor->reload == NULL)
-      continue;
-    if (plugin_call_reload(plugin, keyfile, error))
-      continue;
-    g_clear_pointer(&plugin->staged, g_ptr_array_unref);
-    for (guint j = 0; j < i; j++) {
-      PstPlugin *done = g_ptr_array_index(plugins, j);
-      if (done->descriptor->reload == NULL)
-        continue;
-      g_clear_pointer(&done->staged, g_ptr_array_unref);
-      g_autoptr(GError) again = NULL;
-      if (!plugin_call_reload(done, old_keyfile, &again))
-        g_warning("%s", again->message);
-      g_clear_pointer(&done->staged, g_ptr_array_unref);
-    }
-    return FALSE;
-  }
-  /* Everyone accepted: new registrations replace the old ones. */
-  for (guint i = 0; i < plugins->len; i++) {
-    PstPlugin *plugin = g_ptr_array_index(plugins, i);
-    if (plugin->staged != NULL && plugin->staged->len > 0) {
-      g_ptr_array_unref(plugin->hooks);
-      plugin->hooks = g_steal_pointer(&plugin->staged);
-    }
-    g_clear_pointer(&plugin->staged, g_ptr_array_unref);
-  }
-  return TRUE;
-}
-
-static gboolean plugin_set_reload_check(PstPluginSet *set, PstConfig *config,
-                                        GError **error) {
+/* Reconfigures the set's plugins for `config`; the caller builds chains. */
+static gboolean plugin_set_reconfigure(PstPluginSet *set, PstConfig *config,
+                                       GError **error) {
   g_return_val_if_fail(pst_plugin_set_matches(set, config), FALSE);
-  return listeners_check(config, error);
+  if (!listeners_check(config, error) ||
+      !plugins_reload(set->group->plugins, config->keyfile, error))
+    return FALSE;
+  plugins_commit(set->group->plugins, config->keyfile);
+  return TRUE;
 }
 
 gboolean pst_plugin_set_reload(PstPluginSet *set, PstConfig *config,
                                GError **error) {
   g_return_val_if_fail(set != NULL && config != NULL, FALSE);
-  if (!plugin_set_reload_check(set, config, error) ||
-      !group_reload(set->group, set->keyfile, config->keyfile, error))
+  if (!plugin_set_reconfigure(set, config, error))
     return FALSE;
   PstChainTable *old = set->chains;
   set->chains = pst_chain_table_new(set->group, config);
   pst_chain_table_unref(old);
-  g_key_file_unref(set->keyfile);
-  set->keyfile = g_key_file_ref(config->keyfile);
   return TRUE;
 }
 
 PstPluginSet *pst_plugin_set_reload_new(PstPluginSet *set, PstConfig *config,
                                         GError **error) {
   g_return_val_if_fail(set != NULL && config != NULL, NULL);
-  if (!plugin_set_reload_check(set, config, error) ||
-      !group_reload(set->group, set->keyfile, config->keyfile, error))
+  if (!plugin_set_reconfigure(set, config, error))
     return NULL;
   return plugin_set_new(pst_plugin_group_ref(set->group), config);
 }
@@ -500,7 +550,6 @@ void pst_plugin_set_unref(PstPluginSet *set) {
   if (set == NULL || !g_atomic_int_dec_and_test(&set->ref_count))
     return;
   pst_chain_table_unref(set->chains);
-  g_key_file_unref(set->keyfile);
   g_strfreev(set->names);
   pst_plugin_group_unref(set->group);
   g_free(set);

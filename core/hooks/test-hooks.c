@@ -190,6 +190,7 @@ static const HookSpec *specs;     /* the table of the test running */
 static guint specs_count;
 static GString *trace;            /* "tag;" per hook run, and reads */
 static GPtrArray *workers;        /* of GThread*, joined at teardown */
+static guint inits;               /* init() calls */
 static guint shutdowns;           /* shutdown() calls */
 static guint destroys;            /* hook user_data destroyed */
 static gboolean second_complete;  /* MODE_TWICE: what the second call got */
@@ -339,6 +340,7 @@ static gboolean test_init(PstPlugin *plugin, GKeyFile *config,
   g_autofree char *expected =
       g_strconcat("plugin:", pst_plugin_get_name(plugin), NULL);
   g_assert_cmpstr(group, ==, expected);
+  inits++;
   if (init_fails && strcmp(pst_plugin_get_name(plugin), "gamma") == 0) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "gamma says no");
     return FALSE;
@@ -510,7 +512,7 @@ static void drain(guint ms) {
 
 static void fixture_setup(void) {
   g_string_truncate(trace, 0);
-  shutdowns = destroys = reloads = 0;
+  inits = shutdowns = destroys = reloads = 0;
   second_complete = late_complete = TRUE;
   init_fails = reload_fails = FALSE;
 }
@@ -1490,6 +1492,60 @@ static void test_reload_set(void) {
   fixture_teardown();
 }
 
+static const HookSpec shared_specs[] = {
+    H("alpha", PST_STAGE_MAIL, "a", PST_VERDICT_CONTINUE, MODE_SYNC),
+    H("beta", PST_STAGE_MAIL, "b", PST_VERDICT_CONTINUE, MODE_SYNC),
+    H("gamma", PST_STAGE_MAIL, "g", PST_VERDICT_CONTINUE, MODE_SYNC),
+};
+
+/* A set loaded while another lives shares its plugin instances: one
+ * instance per module, reload() instead of a second init(). */
+static void test_shared_instances(void) {
+  fixture_setup();
+  specs = shared_specs;
+  specs_count = G_N_ELEMENTS(shared_specs);
+  g_autoptr(TestConfig) config_ab = config_new("alpha,beta");
+  const PstPluginDescriptor *ab[] = {&alpha_descriptor, &beta_descriptor, NULL};
+  PstPluginSet *first = pst_plugin_set_load_builtin(config_ab, ab, NULL);
+  g_assert_cmpuint(inits, ==, 2);
+
+  /* gamma's init fails: beta, reloaded, gets its own keyfile back. */
+  g_autoptr(TestConfig) config_bg = config_new("beta,gamma");
+  const PstPluginDescriptor *bg[] = {&beta_descriptor, &gamma_descriptor, NULL};
+  init_fails = TRUE;
+  g_autoptr(GError) error = NULL;
+  g_assert_null(pst_plugin_set_load_builtin(config_bg, bg, &error));
+  g_assert_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_INIT);
+  g_clear_error(&error);
+  g_assert_cmpuint(inits, ==, 3);
+  g_assert_cmpuint(reloads, ==, 0); /* the failure came first */
+  g_assert_cmpuint(shutdowns, ==, 0);
+
+  init_fails = FALSE;
+  PstPluginSet *second = pst_plugin_set_load_builtin(config_bg, bg, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(inits, ==, 4);   /* gamma only */
+  g_assert_cmpuint(reloads, ==, 1); /* beta */
+
+  /* The order is the new list's: beta first now. */
+  PstSession *session = session_new(0);
+  RunResult result = {0};
+  run_stage(second, NULL, PST_STAGE_MAIL, session, NULL, &result);
+  g_assert_cmpstr(trace->str, ==, "b;g;");
+  run_result_clear(&result);
+
+  pst_plugin_set_unref(first);
+  g_assert_cmpuint(shutdowns, ==, 1); /* alpha; beta lives on */
+  g_string_truncate(trace, 0);
+  run_stage(second, NULL, PST_STAGE_MAIL, session, NULL, &result);
+  g_assert_cmpstr(trace->str, ==, "b;g;");
+  run_result_clear(&result);
+  pst_plugin_set_unref(second);
+  g_assert_cmpuint(shutdowns, ==, 3);
+  session_free(session);
+  fixture_teardown();
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   logged = g_ptr_array_new_with_free_func(g_free);
@@ -1522,6 +1578,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/hooks/message/edits-visible", test_message_edits_visible);
   g_test_add_func("/hooks/call/accessors", test_call_accessors);
   g_test_add_func("/hooks/reload", test_reload_set);
+  g_test_add_func("/hooks/load/shared-instances", test_shared_instances);
   int status = g_test_run();
   g_ptr_array_unref(workers);
   g_string_free(trace, TRUE);
