@@ -256,7 +256,7 @@ static char *spool_rename_corrupt(PstSpool *spool, int from_fd,
   for (guint attempt = 0; attempt <= CORRUPT_NAME_ATTEMPTS; attempt++) {
     g_autofree char *target =
         attempt == 0 ? g_strdup(name) : g_strdup_printf("%s.%u", name, attempt);
-    if (renameat2(from_fd, name, corrupt_fd, target, RENAME_NOREPLACE) == 0)
+    if (pst_spool_rename_noreplace(from_fd, name, corrupt_fd, target) == 0)
       return g_steal_pointer(&target);
     if (errno != EEXIST) {
       int saved = errno;

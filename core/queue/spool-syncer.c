@@ -67,6 +67,19 @@ void pst_spool_commit_free(PstSpoolCommit *commit) {
   g_free(commit);
 }
 
+int pst_spool_rename_noreplace(int from_dir_fd, const char *from, int to_dir_fd,
+                               const char *to) {
+  if (renameat2(from_dir_fd, from, to_dir_fd, to, RENAME_NOREPLACE) == 0)
+    return 0;
+  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+    return -1;
+  /* link() refuses an existing name too; the old name goes afterwards. */
+  if (linkat(from_dir_fd, from, to_dir_fd, to, 0) != 0)
+    return -1;
+  unlinkat(from_dir_fd, from, 0);
+  return 0;
+}
+
 static int sync_default(int fd, gboolean directory, gpointer data) {
   return directory ? fsync(fd) : fdatasync(fd);
 }
@@ -158,8 +171,8 @@ static guint syncer_write_and_rename(PstSpoolSyncer *syncer, GPtrArray *batch) {
     commit->fd = -1;
     if (commit->error != NULL)
       continue;
-    if (renameat2(commit->tmp_dir_fd, commit->id, commit->target_dir_fd,
-                  commit->id, RENAME_NOREPLACE) != 0)
+    if (pst_spool_rename_noreplace(commit->tmp_dir_fd, commit->id,
+                                   commit->target_dir_fd, commit->id) != 0)
       commit_fail(commit, "rename", errno);
     else
       commit->renamed = TRUE;

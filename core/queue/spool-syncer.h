@@ -37,6 +37,12 @@ typedef struct {
 
 void pst_spool_commit_free(PstSpoolCommit *commit);
 
+/* Renames without ever replacing an existing `to` (EEXIST then):
+ * renameat2(RENAME_NOREPLACE), or link + unlink on file systems without
+ * it.  Returns 0 or -1 with errno set. */
+int pst_spool_rename_noreplace(int from_dir_fd, const char *from, int to_dir_fd,
+                               const char *to);
+
 /* Syncs a file (`directory` FALSE: fdatasync) or a directory (fsync);
  * returns 0 or -1 with errno set.  Replaceable for tests. */
 typedef int (*PstSpoolSyncFunc)(int fd, gboolean directory, gpointer data);

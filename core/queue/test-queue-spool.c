@@ -684,6 +684,30 @@ static void test_fail_disk_full(Fixture *f, gconstpointer data) {
   commit_clear(&commit);
 }
 
+/* An id already in the queue (another process, a clock gone wrong) is
+ * never overwritten: the commit fails instead. */
+static void test_fail_id_taken(Fixture *f, gconstpointer data) {
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  g_autoptr(GError) error = NULL;
+  guint done = 0;
+  Commit commit = {.done = &done};
+  commit.writer = pst_spool_writer_new(f->spool, &error);
+  g_assert_no_error(error);
+  const char *id = pst_spool_writer_get_id(commit.writer);
+  write_file(f, "queue", id, "older message", 13);
+  pst_spool_writer_commit_async(commit.writer, envelope, NULL, 0,
+                                PST_SPOOL_QUEUE_ACTIVE, commit_done, &commit);
+  wait_for(&done, 1);
+  g_assert_error(commit.error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO);
+  g_assert_nonnull(strstr(commit.error->message, g_strerror(EEXIST)));
+  g_autofree char *path = fixture_path(f, "queue", id);
+  g_autofree char *contents = NULL;
+  g_assert_true(g_file_get_contents(path, &contents, NULL, NULL));
+  g_assert_cmpstr(contents, ==, "older message");
+  g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+  commit_clear(&commit);
+}
+
 static void test_fail_limit(Fixture *f, gconstpointer data) {
   g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
   g_free(envelope->helo);
@@ -816,6 +840,7 @@ int main(int argc, char **argv) {
   ADD("fail/one-of-batch", test_fail_one_of_batch, NULL);
   ADD("fail/directory-sync", test_fail_directory_sync, NULL);
   ADD("fail/disk-full", test_fail_disk_full, NULL);
+  ADD("fail/id-taken", test_fail_id_taken, NULL);
   ADD("fail/limit", test_fail_limit, NULL);
   ADD("read/load-errors", test_load_errors, NULL);
   ADD("read/recover", test_recover, NULL);
