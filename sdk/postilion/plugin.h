@@ -118,7 +118,10 @@ typedef struct {
   void (*shutdown)(PstPlugin *plugin);
   /* Called on SIGHUP with the new configuration.  Nullable: a plugin
    * without it keeps its settings.  Return FALSE to refuse the new
-   * configuration: the daemon then keeps serving with the old one. */
+   * configuration: the daemon then keeps serving with the old one.  A
+   * plugin stays loaded across a SIGHUP that keeps it in `[plugins] load`
+   * (even when the list changes): it gets reload(), never a second
+   * init(), and shutdown() only when it leaves the list. */
   gboolean (*reload)(PstPlugin *plugin, GKeyFile *config, const char *group,
                      GError **error);
 } PstPluginDescriptor;
@@ -151,13 +154,19 @@ typedef struct {
 
 /* A hook callback.  Return a verdict; or return PST_VERDICT_PENDING after
  * taking responsibility to call pst_call_complete() exactly once.  Event
- * stages (QUEUED, DISCONNECT) ignore the verdict. */
+ * stages (QUEUED, DISCONNECT) ignore the verdict.  A verdict the stage
+ * cannot take (an unknown value, DISCARD outside RCPT and EOM, QUARANTINE
+ * outside EOM) is logged and replaced by the plugin's `on_error` verdict. */
 typedef PstVerdict (*PstHookFunc)(PstCall *call, gpointer user_data);
 
 /* Registers `func` for `stage` with `priority` (lower runs first).  Call it
  * from init() or reload() only.  `destroy` (nullable) frees `user_data`
- * when the plugin is unloaded.  Bands: enrichment < -500, authentication
- * checks -500..-1, access policy 0, aggregation 1..499, actions >= 500. */
+ * when the hook is no longer used: after the plugin is unloaded, or after a
+ * reload() replaced it and the sessions still running on it ended.  A
+ * reload() that registers hooks replaces all of the plugin's hooks (for new
+ * sessions); one that registers none keeps them.  Bands: enrichment <
+ * -500, authentication checks -500..-1, access policy 0, aggregation
+ * 1..499, actions >= 500. */
 PST_API void pst_plugin_register_hook(PstPlugin *plugin, PstStage stage,
                                       int priority, PstHookFunc func,
                                       gpointer user_data,
@@ -214,8 +223,12 @@ PST_API gboolean pst_config_get_list(GKeyFile *config, const char *group,
 /* Calls                                                               */
 /* ------------------------------------------------------------------ */
 
+/* The stage the call is made for. */
 PST_API PstStage pst_call_get_stage(PstCall *call);
+/* The session the call is about.  Valid during the hook and, for a pending
+ * call, until the call's cancellable fires (the client may be gone then). */
 PST_API PstSession *pst_call_get_session(PstCall *call);
+/* The plugin whose hook is called. */
 PST_API PstPlugin *pst_call_get_plugin(PstCall *call);
 
 /* The stage's argument, as the client sent it, already parsed:
@@ -230,9 +243,14 @@ PST_API const char *pst_call_get_parameter(PstCall *call, const char *name);
 
 /* Sets the reply sent with the verdict.  `code` is a 3-digit SMTP code
  * matching the verdict's class (4xx for TEMPFAIL, 5xx for REJECT, 2xx for
- * ACCEPT); `enhanced` ("5.7.1", nullable) and `text` (nullable; CR and LF
- * are replaced) follow.  Without a reply the core uses a standard one.
- * Any thread while the call is pending. */
+ * ACCEPT, DISCARD, QUARANTINE); `enhanced` ("5.7.1", nullable) and `text`
+ * (nullable) follow.  Checked when the verdict is known: a code of the
+ * wrong class drops the reply (the standard one is sent, a warning
+ * logged); an enhanced status that is not "C.S.D" with C the code's first
+ * digit is dropped; in the text, CR, LF and other control characters
+ * become spaces and it is cut to 400 octets.  A later call replaces an
+ * earlier one.  Without a reply the core uses a standard one.  Any thread
+ * while the call is pending. */
 PST_API void pst_call_set_reply(PstCall *call, guint code,
                                 const char *enhanced, const char *text);
 /* Asks the core to close the connection after the reply (421-style). Any
@@ -310,17 +328,22 @@ PST_API gboolean pst_session_get_relay_allowed(PstSession *session);
 /* Stores `value` (floating references are sunk) under `key` in `scope`.
  * A plugin may write only keys in its own namespace, "NAME." or
  * "auth.NAME" (RFC 8601 results: "auth.spf", "auth.dkim", "auth.dmarc",
- * each an a{sv} with "result", "reason" and properties).  Other keys are
- * refused with a warning and FALSE.  PST_SCOPE_RECIPIENT addresses the
+ * each an a{sv} with "result", "reason" and properties; a value without a
+ * string "result" is refused).  "auth." keys other than "auth.NAME" are
+ * refused even to a plugin called "auth".  Other keys are refused with a
+ * warning and FALSE.  PST_SCOPE_RECIPIENT addresses the
  * recipient the call is about (RCPT); use pst_result_set_recipient() at
  * EOM.  Any thread while the call is pending: writes made then are applied
  * when the call completes, and dropped if it was cancelled. */
 PST_API gboolean pst_result_set(PstCall *call, PstScope scope,
                                 const char *key, GVariant *value);
-/* Returns a new reference to a stored value or NULL.  Main thread. */
+/* Returns a new reference to a stored value or NULL; the call's own
+ * writes not yet applied are seen too.  PST_SCOPE_RECIPIENT outside RCPT
+ * returns NULL (use pst_result_get_recipient()).  Main thread. */
 PST_API GVariant *pst_result_get(PstCall *call, PstScope scope,
                                  const char *key);
-/* Recipient scope by index into pst_session_get_recipient(). */
+/* Recipient scope by index into pst_session_get_recipient(), at any
+ * stage; writing an index with no recipient fails. */
 PST_API gboolean pst_result_set_recipient(PstCall *call, guint index,
                                           const char *key, GVariant *value);
 PST_API GVariant *pst_result_get_recipient(PstCall *call, guint index,
@@ -358,6 +381,9 @@ PST_API const char *pst_message_get_header(PstMessage *message,
 /* Header edits.  `name` must be a valid field name (printable ASCII, no
  * colon); `value` may be folded with "\r\n\t" or "\r\n " but has no other
  * CR or LF.  A bad name or value returns FALSE and edits nothing. */
+/* Values are refused, besides, when a line is only white space or longer
+ * than 998 octets (the first line counting "Name: ").  Strings returned by
+ * the getters stay valid until the message is freed, also across edits. */
 /* Appends a field after the last one. */
 PST_API gboolean pst_message_add_header(PstMessage *message, const char *name,
                                         const char *value);
@@ -377,12 +403,16 @@ PST_API gboolean pst_message_delete_header(PstMessage *message,
 
 /* The body (after the blank line that ends the header), with CRLF line
  * endings and no dot-stuffing.  The returned bytes are a new reference and
- * stay valid after the call ends. */
+ * stay valid after the call ends.  NULL, with a warning logged, when the
+ * spooled message cannot be read. */
 PST_API GBytes *pst_message_get_body(PstMessage *message);
 
 /* Envelope edits. `address` without angle brackets; "" is the null
- * sender.  Recipients added this way skip RCPT-stage policy: they are the
- * plugin's decision. */
+ * sender; an address with white space, control characters, angle brackets
+ * or no "local@domain" form returns FALSE.  Recipients added this way skip
+ * RCPT-stage policy: they are the plugin's decision; adding one already
+ * there does nothing and returns TRUE.  A message left without recipients
+ * is answered 250 and dropped. */
 PST_API gboolean pst_message_set_sender(PstMessage *message,
                                         const char *address);
 PST_API gboolean pst_message_add_recipient(PstMessage *message,
