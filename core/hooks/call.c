@@ -69,9 +69,9 @@ void pst_hooks_log(GLogLevelFlags level, const char *session_id,
                    const char *plugin, const char *message) {
   level = log_level_sanitize(level);
   g_autofree char *text =
-      session_id ? g_strdup_printf("%s: plugin %s: %s", session_id, plugin,
-                                   message)
-                 : g_strdup_printf("plugin %s: %s", plugin, message);
+      session_id
+          ? g_strdup_printf("%s: plugin %s: %s", session_id, plugin, message)
+          : g_strdup_printf("plugin %s: %s", plugin, message);
   GLogField fields[] = {
       {"MESSAGE", text, -1},
       {"PRIORITY", log_priority(level), -1},
@@ -313,7 +313,8 @@ static gboolean call_finish_cb(gpointer data) {
 
 static void call_start_timer(PstCall *call) {
   gint64 remaining = (call->deadline - g_get_monotonic_time()) / 1000;
-  call->timeout_source = g_timeout_source_new((guint)CLAMP(remaining, 0, G_MAXUINT));
+  call->timeout_source =
+      g_timeout_source_new((guint)CLAMP(remaining, 0, G_MAXUINT));
   g_source_set_callback(call->timeout_source, call_timeout_cb, call_ref(call),
                         (GDestroyNotify)call_unref);
   g_source_attach(call->timeout_source, call->context);
@@ -377,9 +378,8 @@ void pst_call_cancel(PstCall *call) {
   call_drop_results(call);
 }
 
-gboolean pst_call_take_reply(PstCall *call, PstVerdict verdict,
-                             guint *code_r, char **enhanced_r,
-                             char **text_r) {
+gboolean pst_call_take_reply(PstCall *call, PstVerdict verdict, guint *code_r,
+                             char **enhanced_r, char **text_r) {
   g_mutex_lock(&call->lock);
   guint code = call->reply_code;
   g_autofree char *enhanced = g_steal_pointer(&call->reply_enhanced);
@@ -460,8 +460,8 @@ static gboolean call_is_open(PstCall *call) {
   return call->state == PST_CALL_IN_HOOK || call->state == PST_CALL_PENDING;
 }
 
-PST_API void pst_call_set_reply(PstCall *call, guint code,
-                                const char *enhanced, const char *text) {
+PST_API void pst_call_set_reply(PstCall *call, guint code, const char *enhanced,
+                                const char *text) {
   g_return_if_fail(call != NULL);
   char *clean = text ? pst_reply_text_sanitize(text) : NULL;
   g_mutex_lock(&call->lock);
@@ -487,8 +487,8 @@ PST_API void pst_call_set_disconnect(PstCall *call, gboolean disconnect) {
 PST_API GCancellable *pst_call_get_cancellable(PstCall *call) {
   g_return_val_if_fail(call != NULL, NULL);
   g_mutex_lock(&call->lock);
-  gboolean ended = call->state == PST_CALL_TIMED_OUT ||
-                   call->state == PST_CALL_CANCELLED;
+  gboolean ended =
+      call->state == PST_CALL_TIMED_OUT || call->state == PST_CALL_CANCELLED;
   if (call->cancellable == NULL)
     call->cancellable = g_cancellable_new();
   GCancellable *cancellable = call->cancellable;

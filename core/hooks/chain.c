@@ -24,19 +24,19 @@
 
 #include "hooks/hooks-private.h"
 
-#define PST_POLICY_UNAVAILABLE_TEXT                                           \
+#define PST_POLICY_UNAVAILABLE_TEXT                                            \
   "Error: policy check unavailable, try again later"
 
 struct _PstChainRun {
-  PstChainTable *table;   /* owned reference */
-  GArray *entries;        /* of PstChainEntry, owned by `table` */
-  guint index;            /* the entry running now */
+  PstChainTable *table; /* owned reference */
+  GArray *entries;      /* of PstChainEntry, owned by `table` */
+  guint index;          /* the entry running now */
   PstStage stage;
-  PstSession *session;    /* not owned: the session outlives its runs */
-  PstHookArgs args;       /* `message` referenced, `params` referenced */
-  char *argument;         /* owned: args.argument points here */
-  GMainContext *context;  /* owned reference */
-  PstCall *call;          /* owned (core reference), nullable: pending */
+  PstSession *session;   /* not owned: the session outlives its runs */
+  PstHookArgs args;      /* `message` referenced, `params` referenced */
+  char *argument;        /* owned: args.argument points here */
+  GMainContext *context; /* owned reference */
+  PstCall *call;         /* owned (core reference), nullable: pending */
   PstChainDoneFunc done;
   gpointer user_data;
   PstHookOutcome outcome; /* enhanced and text owned */
@@ -71,7 +71,8 @@ static gint chain_entry_compare(gconstpointer a, gconstpointer b) {
 static const PstPluginConfig *plugin_config_find(PstConfig *config,
                                                  const char *name) {
   for (guint i = 0; config->plugins && i < config->plugins->len; i++) {
-    const PstPluginConfig *plugin_config = g_ptr_array_index(config->plugins, i);
+    const PstPluginConfig *plugin_config =
+        g_ptr_array_index(config->plugins, i);
     if (g_strcmp0(plugin_config->name, name) == 0)
       return plugin_config;
   }
@@ -109,13 +110,12 @@ static void chain_add_plugin(PstListenerChains *chains, PstPlugin *plugin,
 
 /* The chains of the plugins in `only` (NULL: all). */
 static PstListenerChains *listener_chains_new(PstPluginGroup *group,
-                                              PstConfig *config,
-                                              char **only) {
+                                              PstConfig *config, char **only) {
   PstListenerChains *chains = g_new0(PstListenerChains, 1);
   for (guint i = 0; i < group->plugins->len; i++) {
     PstPlugin *plugin = g_ptr_array_index(group->plugins, i);
-    if (only != NULL && !g_strv_contains((const char *const *)only,
-                                         plugin->name))
+    if (only != NULL &&
+        !g_strv_contains((const char *const *)only, plugin->name))
       continue;
     chain_add_plugin(chains, plugin, i,
                      plugin_config_find(config, plugin->name));
@@ -291,8 +291,8 @@ static gboolean run_advance(PstChainRun *run) {
   for (; run->index < run->entries->len; run->index++) {
     const PstChainEntry *entry =
         &g_array_index(run->entries, PstChainEntry, run->index);
-    PstCall *call = pst_call_new(run->stage, run->session, entry, &run->args,
-                                 run->context);
+    PstCall *call =
+        pst_call_new(run->stage, run->session, entry, &run->args, run->context);
     PstVerdict verdict = pst_call_invoke(call, run_call_finished, run);
     if (verdict == PST_VERDICT_PENDING) {
       run->call = call;

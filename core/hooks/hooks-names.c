@@ -14,17 +14,24 @@
 #include "hooks/hooks.h"
 
 static const char *const stage_names[PST_STAGE_COUNT] = {
-    [PST_STAGE_CONNECT] = "connect", [PST_STAGE_HELO] = "helo",
-    [PST_STAGE_AUTH] = "auth",       [PST_STAGE_MAIL] = "mail",
-    [PST_STAGE_RCPT] = "rcpt",       [PST_STAGE_DATA] = "data",
-    [PST_STAGE_EOM] = "eom",         [PST_STAGE_QUEUED] = "queued",
+    [PST_STAGE_CONNECT] = "connect",
+    [PST_STAGE_HELO] = "helo",
+    [PST_STAGE_AUTH] = "auth",
+    [PST_STAGE_MAIL] = "mail",
+    [PST_STAGE_RCPT] = "rcpt",
+    [PST_STAGE_DATA] = "data",
+    [PST_STAGE_EOM] = "eom",
+    [PST_STAGE_QUEUED] = "queued",
     [PST_STAGE_DISCONNECT] = "disconnect",
 };
 
 static const char *const verdict_names[] = {
-    [PST_VERDICT_CONTINUE] = "continue", [PST_VERDICT_ACCEPT] = "accept",
-    [PST_VERDICT_REJECT] = "reject",     [PST_VERDICT_TEMPFAIL] = "tempfail",
-    [PST_VERDICT_DISCARD] = "discard",   [PST_VERDICT_QUARANTINE] = "quarantine",
+    [PST_VERDICT_CONTINUE] = "continue",
+    [PST_VERDICT_ACCEPT] = "accept",
+    [PST_VERDICT_REJECT] = "reject",
+    [PST_VERDICT_TEMPFAIL] = "tempfail",
+    [PST_VERDICT_DISCARD] = "discard",
+    [PST_VERDICT_QUARANTINE] = "quarantine",
     [PST_VERDICT_PENDING] = "pending",
 };
 
@@ -85,4 +92,4 @@ gboolean pst_verdict_is_valid_at(PstVerdict verdict, PstStage stage) {
   }
 }
 
-G_DEFINE_QUARK(pst-plugin-error-quark, pst_plugin_error)
+G_DEFINE_QUARK(pst - plugin - error - quark, pst_plugin_error)

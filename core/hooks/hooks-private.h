@@ -35,8 +35,8 @@ typedef struct {
   gint ref_count;
   PstPlugin *plugin; /* not owned: the group outlives every hook */
   PstStage stage;
-  int priority;      /* as registered */
-  guint sequence;    /* registration order within the plugin */
+  int priority;   /* as registered */
+  guint sequence; /* registration order within the plugin */
   PstHookFunc func;
   gpointer user_data;     /* owned through destroy */
   GDestroyNotify destroy; /* nullable */
@@ -46,19 +46,19 @@ PstHook *pst_hook_ref(PstHook *hook);
 void pst_hook_unref(PstHook *hook);
 
 struct _PstPlugin {
-  gint ref_count;        /* groups and calls using it; main thread only */
-  char *name;            /* owned */
-  char *path;            /* owned: the file, or "(built-in)" */
-  char *config_group;    /* owned: "plugin:NAME" */
-  void *module;          /* nullable: the dlopen() handle */
+  gint ref_count;     /* groups and calls using it; main thread only */
+  char *name;         /* owned */
+  char *path;         /* owned: the file, or "(built-in)" */
+  char *config_group; /* owned: "plugin:NAME" */
+  void *module;       /* nullable: the dlopen() handle */
   const PstPluginDescriptor *descriptor;
-  GKeyFile *keyfile;     /* owned reference: the configuration in force */
-  GPtrArray *hooks;      /* owned, of PstHook* (references) */
-  GPtrArray *staged;     /* owned, nullable: registered during init/reload */
-  gpointer data;              /* owned through data_destroy */
+  GKeyFile *keyfile; /* owned reference: the configuration in force */
+  GPtrArray *hooks;  /* owned, of PstHook* (references) */
+  GPtrArray *staged; /* owned, nullable: registered during init/reload */
+  gpointer data;     /* owned through data_destroy */
   GDestroyNotify data_destroy; /* nullable */
   guint next_sequence;
-  gboolean initialized;  /* init() succeeded: shutdown() is due */
+  gboolean initialized; /* init() succeeded: shutdown() is due */
 };
 
 struct _PstPluginGroup {
@@ -75,9 +75,9 @@ void pst_plugin_group_unref(PstPluginGroup *group);
 /* One hook as placed in a chain, with the configuration of its plugin in
  * that chain's generation. */
 typedef struct {
-  PstHook *hook;         /* owned reference */
-  int priority;          /* effective: [plugin:NAME] priority wins */
-  guint load_index;      /* the plugin's place in `[plugins] load` */
+  PstHook *hook;    /* owned reference */
+  int priority;     /* effective: [plugin:NAME] priority wins */
+  guint load_index; /* the plugin's place in `[plugins] load` */
   guint timeout_ms;
   PstVerdict on_timeout;
   PstVerdict on_error;
@@ -137,20 +137,20 @@ typedef struct {
 struct _PstCall {
   gint ref_count;
   PstStage stage;
-  PstSession *session;       /* not owned: valid while the run lives */
-  PstPlugin *plugin;         /* owned reference: loaded while we live */
-  PstHook *hook;             /* owned reference */
+  PstSession *session; /* not owned: valid while the run lives */
+  PstPlugin *plugin;   /* owned reference: loaded while we live */
+  PstHook *hook;       /* owned reference */
   guint timeout_ms;
   PstVerdict on_timeout;
   PstVerdict on_error;
-  char *session_id;          /* owned: for logs from any thread */
-  char *argument;            /* owned, nullable */
-  GPtrArray *params;         /* owned reference, nullable */
-  PstMessage *message;       /* owned reference, nullable */
+  char *session_id;    /* owned: for logs from any thread */
+  char *argument;      /* owned, nullable */
+  GPtrArray *params;   /* owned reference, nullable */
+  PstMessage *message; /* owned reference, nullable */
   guint recipient_index;
-  GMainContext *context;     /* owned reference: where the run lives */
-  GThread *owner_thread;     /* the thread that runs the hooks */
-  gint64 deadline;           /* monotonic, microseconds */
+  GMainContext *context; /* owned reference: where the run lives */
+  GThread *owner_thread; /* the thread that runs the hooks */
+  gint64 deadline;       /* monotonic, microseconds */
 
   /* Everything below is guarded by `lock`. */
   GMutex lock;
@@ -163,11 +163,11 @@ struct _PstCall {
   GSource *finish_source;    /* owned, nullable */
   PstCallFinishFunc finish;
   gpointer finish_data;
-  guint reply_code;          /* 0 = none */
-  char *reply_enhanced;      /* owned, nullable */
-  char *reply_text;          /* owned, nullable, sanitized */
+  guint reply_code;     /* 0 = none */
+  char *reply_enhanced; /* owned, nullable */
+  char *reply_text;     /* owned, nullable, sanitized */
   gboolean disconnect;
-  GPtrArray *results;        /* owned, nullable, of PstPendingResult* */
+  GPtrArray *results; /* owned, nullable, of PstPendingResult* */
 };
 
 PstCall *pst_call_new(PstStage stage, PstSession *session,
@@ -186,9 +186,8 @@ void pst_call_cancel(PstCall *call);
 void pst_call_release(PstCall *call);
 /* The reply set by the plugin, checked against `verdict`: FALSE (with a
  * warning logged) when there is none or it does not fit.  Main thread. */
-gboolean pst_call_take_reply(PstCall *call, PstVerdict verdict,
-                             guint *code_r, char **enhanced_r,
-                             char **text_r);
+gboolean pst_call_take_reply(PstCall *call, PstVerdict verdict, guint *code_r,
+                             char **enhanced_r, char **text_r);
 gboolean pst_call_get_disconnect(PstCall *call);
 
 /* Pure checks, exposed for the unit tests. */

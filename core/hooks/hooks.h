@@ -75,9 +75,10 @@ gboolean pst_plugin_set_matches(PstPluginSet *set, PstConfig *config);
  * found on the plugin path (unit tests, static builds): `descriptors`
  * (NULL-terminated) must name, in order, the plugins of `config`.  The
  * same checks as for files apply. */
-PstPluginSet *pst_plugin_set_load_builtin(
-    PstConfig *config, const PstPluginDescriptor *const *descriptors,
-    GError **error);
+PstPluginSet *
+pst_plugin_set_load_builtin(PstConfig *config,
+                            const PstPluginDescriptor *const *descriptors,
+                            GError **error);
 PstPluginSet *pst_plugin_set_ref(PstPluginSet *set);
 /* The last unref calls every plugin's shutdown() and unloads them. */
 void pst_plugin_set_unref(PstPluginSet *set);
@@ -91,15 +92,15 @@ void pst_plugin_set_describe(PstPluginSet *set, PstConfig *config,
 
 /* What a stage decided. */
 typedef struct {
-  PstVerdict verdict;   /* CONTINUE when no plugin decided */
-  guint code;           /* 0 = the core's standard reply for the verdict */
-  char *enhanced;       /* nullable */
-  char *text;           /* nullable */
+  PstVerdict verdict; /* CONTINUE when no plugin decided */
+  guint code;         /* 0 = the core's standard reply for the verdict */
+  char *enhanced;     /* nullable */
+  char *text;         /* nullable */
   gboolean disconnect;
-  const char *plugin;   /* the deciding plugin's name, NULL when none */
-  gboolean timed_out;   /* the verdict is the plugin's on_timeout */
-  gboolean failed;      /* the verdict is the plugin's on_error (it
-                         * returned an invalid verdict) */
+  const char *plugin; /* the deciding plugin's name, NULL when none */
+  gboolean timed_out; /* the verdict is the plugin's on_timeout */
+  gboolean failed;    /* the verdict is the plugin's on_error (it
+                       * returned an invalid verdict) */
 } PstHookOutcome;
 /* For a TEMPFAIL that comes from on_timeout / on_error at a command stage
  * (not CONNECT), the outcome carries the reply "451 4.3.0 Error: policy
@@ -108,10 +109,10 @@ typedef struct {
 
 /* The stage's inputs that do not live on the session. */
 typedef struct {
-  const char *argument;     /* see pst_call_get_argument() */
-  const GPtrArray *params;  /* nullable, of PstEsmtpParam* (MAIL, RCPT) */
-  PstMessage *message;      /* EOM and QUEUED */
-  guint recipient_index;    /* RCPT: index of the recipient in the store */
+  const char *argument;    /* see pst_call_get_argument() */
+  const GPtrArray *params; /* nullable, of PstEsmtpParam* (MAIL, RCPT) */
+  PstMessage *message;     /* EOM and QUEUED */
+  guint recipient_index;   /* RCPT: index of the recipient in the store */
 } PstHookArgs;
 
 /* Called once per run, on the main thread, possibly before
@@ -168,8 +169,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstResults, pst_results_free)
 PstResults *pst_results_get_server(void);
 /* TRUE when the plugin `plugin_name` may write `key`: "NAME.rest" (rest of
  * [A-Za-z0-9_-] words joined by single dots) or exactly "auth.NAME". */
-gboolean pst_results_key_is_writable(const char *plugin_name,
-                                     const char *key);
+gboolean pst_results_key_is_writable(const char *plugin_name, const char *key);
 
 /* --- The message (message.c) -------------------------------------------- */
 
@@ -177,8 +177,8 @@ gboolean pst_results_key_is_writable(const char *plugin_name,
  * PstHeaderField*) and copies the envelope.  The body is read lazily from
  * `path` starting at `body_offset` (the spool's tmp file, flushed). */
 PstMessage *pst_message_new(const char *queue_id, GPtrArray *fields,
-                            const char *path, guint64 body_offset,
-                            guint64 size, const PstEnvelope *envelope);
+                            const char *path, guint64 body_offset, guint64 size,
+                            const PstEnvelope *envelope);
 PstMessage *pst_message_ref(PstMessage *message);
 void pst_message_unref(PstMessage *message);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstMessage, pst_message_unref)

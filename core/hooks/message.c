@@ -34,21 +34,21 @@
 
 struct _PstMessage {
   gint ref_count;
-  char *queue_id;        /* owned */
+  char *queue_id; /* owned */
   guint64 size;
-  char *path;            /* owned, nullable: the body's file */
-  int fd;                /* the body's file, -1 when not open */
+  char *path; /* owned, nullable: the body's file */
+  int fd;     /* the body's file, -1 when not open */
   guint64 body_offset;
 
-  GMutex lock;           /* guards everything below */
-  GBytes *body;          /* owned, nullable: mapped on first use */
-  GPtrArray *fields;     /* owned, of PstHeaderField* */
+  GMutex lock;       /* guards everything below */
+  GBytes *body;      /* owned, nullable: mapped on first use */
+  GPtrArray *fields; /* owned, of PstHeaderField* */
   gboolean headers_modified;
-  char *sender;          /* owned */
+  char *sender; /* owned */
   gboolean sender_modified;
   GPtrArray *recipients; /* owned, of char* */
   gboolean recipients_modified;
-  GPtrArray *graveyard;  /* owned: what edits replaced, freed with us */
+  GPtrArray *graveyard; /* owned: what edits replaced, freed with us */
 };
 
 static void field_free(PstHeaderField *field) {
@@ -65,8 +65,8 @@ static PstHeaderField *field_new(const char *name, const char *value) {
 }
 
 PstMessage *pst_message_new(const char *queue_id, GPtrArray *fields,
-                            const char *path, guint64 body_offset,
-                            guint64 size, const PstEnvelope *envelope) {
+                            const char *path, guint64 body_offset, guint64 size,
+                            const PstEnvelope *envelope) {
   g_return_val_if_fail(queue_id != NULL && fields != NULL, NULL);
   PstMessage *message = g_new0(PstMessage, 1);
   message->ref_count = 1;
@@ -209,9 +209,9 @@ PST_API guint pst_message_get_header_count(PstMessage *message) {
 
 static const PstHeaderField *header_at(PstMessage *message, guint index) {
   g_mutex_lock(&message->lock);
-  const PstHeaderField *field =
-      index < message->fields->len ? g_ptr_array_index(message->fields, index)
-                                   : NULL;
+  const PstHeaderField *field = index < message->fields->len
+                                    ? g_ptr_array_index(message->fields, index)
+                                    : NULL;
   g_mutex_unlock(&message->lock);
   return field; /* fields are never freed before the message */
 }
@@ -231,8 +231,7 @@ PST_API const char *pst_message_get_header_value(PstMessage *message,
 }
 
 PST_API const char *pst_message_get_header(PstMessage *message,
-                                           const char *name,
-                                           guint occurrence) {
+                                           const char *name, guint occurrence) {
   g_return_val_if_fail(message != NULL && name != NULL, NULL);
   g_mutex_lock(&message->lock);
   gint index = header_find(message, name, occurrence);
@@ -289,8 +288,7 @@ PST_API gboolean pst_message_change_header(PstMessage *message,
 }
 
 PST_API gboolean pst_message_delete_header(PstMessage *message,
-                                           const char *name,
-                                           guint occurrence) {
+                                           const char *name, guint occurrence) {
   g_return_val_if_fail(message != NULL && name != NULL, FALSE);
   g_mutex_lock(&message->lock);
   gint index = header_find(message, name, occurrence);
@@ -344,7 +342,8 @@ static GBytes *body_load(PstMessage *message) {
   g_autoptr(GBytes) content = g_mapped_file_get_bytes(file);
   gsize length = g_bytes_get_size(content);
   if (length < message->size) {
-    g_warning("%s: %s has %" G_GSIZE_FORMAT " octets, expected %" G_GUINT64_FORMAT,
+    g_warning("%s: %s has %" G_GSIZE_FORMAT
+              " octets, expected %" G_GUINT64_FORMAT,
               message->queue_id, message->path, length, message->size);
     return NULL;
   }

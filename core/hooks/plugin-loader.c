@@ -34,7 +34,7 @@
 
 /* The 1.0 descriptor ends with reload(); a smaller one cannot be a 1.x
  * descriptor.  The first 8 octets (size and version) never move. */
-#define PST_DESCRIPTOR_SIZE_1_0                                               \
+#define PST_DESCRIPTOR_SIZE_1_0                                                \
   (offsetof(PstPluginDescriptor, reload) + sizeof(void *))
 
 struct _PstPluginSet {
@@ -126,16 +126,14 @@ static gboolean plugin_name_is_valid(const char *name) {
   if (name == NULL || *name == '\0' || strlen(name) > 64)
     return FALSE;
   for (const char *p = name; *p != '\0'; p++) {
-    if (!g_ascii_islower(*p) && !g_ascii_isdigit(*p) && *p != '_' &&
-        *p != '-')
+    if (!g_ascii_islower(*p) && !g_ascii_isdigit(*p) && *p != '_' && *p != '-')
       return FALSE;
   }
   return TRUE;
 }
 
 /* The file for `name`, or NULL with an error listing what was tried. */
-static char *plugin_find(PstConfig *config, const char *name,
-                         GError **error) {
+static char *plugin_find(PstConfig *config, const char *name, GError **error) {
   g_autoptr(GPtrArray) dirs = g_ptr_array_new();
   for (guint i = 0; config->plugin_path && config->plugin_path[i]; i++)
     g_ptr_array_add(dirs, config->plugin_path[i]);
@@ -210,8 +208,7 @@ static gboolean descriptor_check(const PstPluginDescriptor *descriptor,
 
 /* dlopen()s `path` and returns its checked descriptor. */
 static const PstPluginDescriptor *plugin_open(const char *path,
-                                              const char *name,
-                                              void **module_r,
+                                              const char *name, void **module_r,
                                               GError **error) {
   void *module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (module == NULL) {
@@ -246,7 +243,8 @@ static const PstPluginDescriptor *plugin_open(const char *path,
 
 static void plugin_begin_registration(PstPlugin *plugin) {
   g_assert(plugin->staged == NULL);
-  plugin->staged = g_ptr_array_new_with_free_func((GDestroyNotify)pst_hook_unref);
+  plugin->staged =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_hook_unref);
 }
 
 /* What registered during init/reload replaces the hooks, if anything did. */
@@ -273,7 +271,8 @@ static PstPlugin *plugin_start(PstConfig *config,
   plugin->module = module;
   plugin->descriptor = descriptor;
   plugin->keyfile = g_key_file_ref(config->keyfile);
-  plugin->hooks = g_ptr_array_new_with_free_func((GDestroyNotify)pst_hook_unref);
+  plugin->hooks =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_hook_unref);
 
   g_autoptr(GError) local_error = NULL;
   plugin_begin_registration(plugin);
@@ -288,8 +287,8 @@ static PstPlugin *plugin_start(PstConfig *config,
     return NULL;
   }
   if (local_error != NULL)
-    g_warning("%s: plugin \"%s\": init() succeeded but set an error: %s",
-              path, plugin->name, local_error->message);
+    g_warning("%s: plugin \"%s\": init() succeeded but set an error: %s", path,
+              plugin->name, local_error->message);
   plugin_commit_registration(plugin);
   plugin->initialized = TRUE;
   if (live == NULL)
@@ -356,7 +355,8 @@ static void plugins_commit(GPtrArray *plugins, GKeyFile *keyfile) {
 static const PstPluginConfig *plugin_config_find(PstConfig *config,
                                                  const char *name) {
   for (guint i = 0; i < config->plugins->len; i++) {
-    const PstPluginConfig *plugin_config = g_ptr_array_index(config->plugins, i);
+    const PstPluginConfig *plugin_config =
+        g_ptr_array_index(config->plugins, i);
     if (g_strcmp0(plugin_config->name, name) == 0)
       return plugin_config;
   }
@@ -371,7 +371,8 @@ static gboolean listeners_check(PstConfig *config, GError **error) {
       if (plugin_config_find(config, listener->plugins[j]) != NULL)
         continue;
       g_autofree char *group = g_strconcat("listener:", listener->name, NULL);
-      g_autofree char *where = pst_config_describe_key(config, group, "plugins");
+      g_autofree char *where =
+          pst_config_describe_key(config, group, "plugins");
       g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_NOT_FOUND,
                   "%s[%s] plugins: \"%s\" is not in [plugins] load: add it "
                   "there or remove it from this list",
@@ -395,8 +396,8 @@ static gboolean plugin_config_check(PstConfig *config,
   }
   if (plugin_config_find(config, plugin_config->name) != plugin_config) {
     g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_DUPLICATE,
-                "%s[plugins] load: \"%s\" is listed twice: remove one",
-                where, plugin_config->name);
+                "%s[plugins] load: \"%s\" is listed twice: remove one", where,
+                plugin_config->name);
     return FALSE;
   }
   return TRUE;
@@ -414,10 +415,11 @@ static PstPluginSet *plugin_set_new(PstPluginGroup *group, PstConfig *config) {
 }
 
 /* The checked descriptor of plugin `index`: from a file or `builtin`. */
-static const PstPluginDescriptor *plugin_locate(
-    PstConfig *config, const PstPluginDescriptor *const *builtin, guint index,
-    char **path_r, void **module_r, GError **error) {
-  const PstPluginConfig *plugin_config = g_ptr_array_index(config->plugins, index);
+static const PstPluginDescriptor *
+plugin_locate(PstConfig *config, const PstPluginDescriptor *const *builtin,
+              guint index, char **path_r, void **module_r, GError **error) {
+  const PstPluginConfig *plugin_config =
+      g_ptr_array_index(config->plugins, index);
   if (builtin == NULL) {
     *path_r = plugin_find(config, plugin_config->name, error);
     return *path_r ? plugin_open(*path_r, plugin_config->name, module_r, error)
@@ -450,8 +452,8 @@ static PstPluginSet *plugin_set_load(PstConfig *config,
     void *module = NULL;
     const PstPluginDescriptor *descriptor =
         plugin_locate(config, builtin, i, &path, &module, error);
-    PstPlugin *plugin = descriptor && live ? g_hash_table_lookup(live, descriptor)
-                                           : NULL;
+    PstPlugin *plugin =
+        descriptor && live ? g_hash_table_lookup(live, descriptor) : NULL;
     if (plugin != NULL) {
       /* Already running for an older set: that one dlopen() is enough. */
       if (module != NULL)
@@ -459,8 +461,8 @@ static PstPluginSet *plugin_set_load(PstConfig *config,
       g_ptr_array_add(reused, plugin);
       g_ptr_array_add(group->plugins, pst_plugin_ref(plugin));
     } else if (descriptor != NULL) {
-      plugin = plugin_start(config, g_ptr_array_index(config->plugins, i),
-                            path, module, descriptor, error);
+      plugin = plugin_start(config, g_ptr_array_index(config->plugins, i), path,
+                            module, descriptor, error);
       if (plugin != NULL)
         g_ptr_array_add(group->plugins, plugin);
     }
@@ -483,9 +485,10 @@ PstPluginSet *pst_plugin_set_load(PstConfig *config, GError **error) {
   return plugin_set_load(config, NULL, error);
 }
 
-PstPluginSet *pst_plugin_set_load_builtin(
-    PstConfig *config, const PstPluginDescriptor *const *descriptors,
-    GError **error) {
+PstPluginSet *
+pst_plugin_set_load_builtin(PstConfig *config,
+                            const PstPluginDescriptor *const *descriptors,
+                            GError **error) {
   g_return_val_if_fail(config != NULL && descriptors != NULL, NULL);
   guint count = 0;
   while (descriptors[count] != NULL)
@@ -533,7 +536,8 @@ gboolean pst_plugin_set_matches(PstPluginSet *set, PstConfig *config) {
   if (g_strv_length(set->names) != config->plugins->len)
     return FALSE;
   for (guint i = 0; i < config->plugins->len; i++) {
-    const PstPluginConfig *plugin_config = g_ptr_array_index(config->plugins, i);
+    const PstPluginConfig *plugin_config =
+        g_ptr_array_index(config->plugins, i);
     if (g_strcmp0(set->names[i], plugin_config->name) != 0)
       return FALSE;
   }

@@ -133,8 +133,7 @@ static gboolean key_words_are_valid(const char *p) {
   return word;
 }
 
-gboolean pst_results_key_is_writable(const char *plugin_name,
-                                     const char *key) {
+gboolean pst_results_key_is_writable(const char *plugin_name, const char *key) {
   g_return_val_if_fail(plugin_name != NULL && key != NULL, FALSE);
   if (strlen(key) > PST_RESULT_KEY_MAX)
     return FALSE;
@@ -197,8 +196,8 @@ static gboolean result_buffer(PstCall *call, PstScope scope, guint index,
   result->key = g_strdup(key);
   result->value = g_variant_ref(value);
   g_mutex_lock(&call->lock);
-  gboolean open = call->state == PST_CALL_IN_HOOK ||
-                  call->state == PST_CALL_PENDING;
+  gboolean open =
+      call->state == PST_CALL_IN_HOOK || call->state == PST_CALL_PENDING;
   if (open) {
     if (call->results == NULL)
       call->results = g_ptr_array_new_with_free_func(
@@ -269,8 +268,8 @@ void pst_call_apply_results(PstCall *call) {
     PstResults *store =
         scope_store(call, result->scope, result->recipient_index);
     if (store == NULL) {
-      g_autofree char *why = g_strdup_printf(
-          "there is no %s scope now", scope_to_string(result->scope));
+      g_autofree char *why = g_strdup_printf("there is no %s scope now",
+                                             scope_to_string(result->scope));
       result_warn(call, result->key, why);
       continue;
     }
@@ -282,8 +281,8 @@ void pst_call_apply_results(PstCall *call) {
 /* The SDK side                                                        */
 /* ------------------------------------------------------------------ */
 
-PST_API gboolean pst_result_set(PstCall *call, PstScope scope,
-                                const char *key, GVariant *value) {
+PST_API gboolean pst_result_set(PstCall *call, PstScope scope, const char *key,
+                                GVariant *value) {
   g_return_val_if_fail(call != NULL && key != NULL && value != NULL, FALSE);
   if (scope == PST_SCOPE_RECIPIENT && call->stage != PST_STAGE_RCPT) {
     g_variant_unref(g_variant_ref_sink(value));

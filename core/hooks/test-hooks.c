@@ -119,8 +119,8 @@ static GMutex logged_lock;
 static GLogWriterOutput log_writer(GLogLevelFlags level,
                                    const GLogField *fields, gsize n_fields,
                                    gpointer user_data) {
-  if ((level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL |
-                G_LOG_LEVEL_WARNING)) == 0)
+  if ((level &
+       (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING)) == 0)
     return G_LOG_WRITER_HANDLED;
   for (gsize i = 0; i < n_fields; i++) {
     if (strcmp(fields[i].key, "MESSAGE") != 0)
@@ -180,23 +180,23 @@ typedef struct {
   gboolean disconnect;
   const char *write_key; /* a string result "TAG" written by the hook */
   PstScope write_scope;
-  const char *read_key;  /* a result read into the trace as "key=value" */
+  const char *read_key; /* a result read into the trace as "key=value" */
   PstScope read_scope;
-  const char *add_header; /* "Name: value" added at EOM */
+  const char *add_header;  /* "Name: value" added at EOM */
   const char *read_header; /* a header read into the trace */
 } HookSpec;
 
-static const HookSpec *specs;     /* the table of the test running */
+static const HookSpec *specs; /* the table of the test running */
 static guint specs_count;
-static GString *trace;            /* "tag;" per hook run, and reads */
-static GPtrArray *workers;        /* of GThread*, joined at teardown */
-static guint inits;               /* init() calls */
-static guint shutdowns;           /* shutdown() calls */
-static guint destroys;            /* hook user_data destroyed */
-static gboolean second_complete;  /* MODE_TWICE: what the second call got */
-static gboolean late_complete;    /* MODE_NEVER: what completing got */
-static gboolean init_fails;       /* "gamma"'s init fails */
-static gboolean reload_fails;     /* "beta"'s reload refuses */
+static GString *trace;           /* "tag;" per hook run, and reads */
+static GPtrArray *workers;       /* of GThread*, joined at teardown */
+static guint inits;              /* init() calls */
+static guint shutdowns;          /* shutdown() calls */
+static guint destroys;           /* hook user_data destroyed */
+static gboolean second_complete; /* MODE_TWICE: what the second call got */
+static gboolean late_complete;   /* MODE_NEVER: what completing got */
+static gboolean init_fails;      /* "gamma"'s init fails */
+static gboolean reload_fails;    /* "beta"'s reload refuses */
 static guint reloads;
 
 static void trace_add(const char *format, ...) G_GNUC_PRINTF(1, 2);
@@ -253,8 +253,8 @@ static gpointer worker_main(gpointer data) {
   g_async_queue_pop(worker->go);
   g_async_queue_unref(worker->go);
   g_free(worker);
-  const HookSpec *spec = g_object_get_data(
-      G_OBJECT(pst_call_get_cancellable(call)), "spec");
+  const HookSpec *spec =
+      g_object_get_data(G_OBJECT(pst_call_get_cancellable(call)), "spec");
   spec_reply(call, spec);
   if (spec->write_key != NULL)
     pst_result_set(call, spec->write_scope, spec->write_key,
@@ -271,8 +271,8 @@ static void never_cancelled(GCancellable *cancellable, gpointer data) {
 
 static gboolean twice_idle(gpointer data) {
   PstCall *call = data;
-  const HookSpec *spec = g_object_get_data(
-      G_OBJECT(pst_call_get_cancellable(call)), "spec");
+  const HookSpec *spec =
+      g_object_get_data(G_OBJECT(pst_call_get_cancellable(call)), "spec");
   spec_reply(call, spec);
   g_assert_true(pst_call_complete(call, spec->verdict));
   second_complete = pst_call_complete(call, PST_VERDICT_REJECT);
@@ -313,8 +313,7 @@ static PstVerdict spec_hook(PstCall *call, gpointer user_data) {
   }
   case MODE_NEVER:
     spec_write_and_read(call, spec); /* dropped on timeout */
-    g_cancellable_connect(cancellable, G_CALLBACK(never_cancelled), call,
-                          NULL);
+    g_cancellable_connect(cancellable, G_CALLBACK(never_cancelled), call, NULL);
     return PST_VERDICT_PENDING;
   case MODE_TWICE:
     g_idle_add(twice_idle, call);
@@ -366,17 +365,17 @@ static gboolean test_reload(PstPlugin *plugin, GKeyFile *config,
   return TRUE;
 }
 
-#define TEST_DESCRIPTOR(var, name_)                                           \
-  static const PstPluginDescriptor var = {                                    \
-      .struct_size = sizeof(PstPluginDescriptor),                             \
-      .abi_major = PST_ABI_MAJOR,                                             \
-      .abi_minor = PST_ABI_MINOR,                                             \
-      .name = name_,                                                          \
-      .version = "1",                                                         \
-      .description = "test",                                                  \
-      .init = test_init,                                                      \
-      .shutdown = test_shutdown,                                              \
-      .reload = test_reload,                                                  \
+#define TEST_DESCRIPTOR(var, name_)                                            \
+  static const PstPluginDescriptor var = {                                     \
+      .struct_size = sizeof(PstPluginDescriptor),                              \
+      .abi_major = PST_ABI_MAJOR,                                              \
+      .abi_minor = PST_ABI_MINOR,                                              \
+      .name = name_,                                                           \
+      .version = "1",                                                          \
+      .description = "test",                                                   \
+      .init = test_init,                                                       \
+      .shutdown = test_shutdown,                                               \
+      .reload = test_reload,                                                   \
   }
 TEST_DESCRIPTOR(alpha_descriptor, "alpha");
 TEST_DESCRIPTOR(beta_descriptor, "beta");
@@ -584,11 +583,11 @@ static void test_reply_checks(void) {
     guint code;
     gboolean fits;
   } codes[] = {
-      {PST_VERDICT_REJECT, 550, TRUE},     {PST_VERDICT_REJECT, 450, FALSE},
-      {PST_VERDICT_REJECT, 250, FALSE},    {PST_VERDICT_TEMPFAIL, 421, TRUE},
-      {PST_VERDICT_TEMPFAIL, 554, FALSE},  {PST_VERDICT_ACCEPT, 250, TRUE},
-      {PST_VERDICT_DISCARD, 250, TRUE},    {PST_VERDICT_QUARANTINE, 550, FALSE},
-      {PST_VERDICT_CONTINUE, 250, FALSE},  {PST_VERDICT_REJECT, 600, FALSE},
+      {PST_VERDICT_REJECT, 550, TRUE},    {PST_VERDICT_REJECT, 450, FALSE},
+      {PST_VERDICT_REJECT, 250, FALSE},   {PST_VERDICT_TEMPFAIL, 421, TRUE},
+      {PST_VERDICT_TEMPFAIL, 554, FALSE}, {PST_VERDICT_ACCEPT, 250, TRUE},
+      {PST_VERDICT_DISCARD, 250, TRUE},   {PST_VERDICT_QUARANTINE, 550, FALSE},
+      {PST_VERDICT_CONTINUE, 250, FALSE}, {PST_VERDICT_REJECT, 600, FALSE},
   };
   for (guint i = 0; i < G_N_ELEMENTS(codes); i++)
     g_assert_cmpint(pst_reply_code_fits(codes[i].verdict, codes[i].code), ==,
@@ -599,15 +598,17 @@ static void test_reply_checks(void) {
     guint code;
     gboolean valid;
   } enhanced[] = {
-      {"5.7.1", 550, TRUE},   {"4.7.1", 550, FALSE}, {"5.7.1", 451, FALSE},
-      {"2.0.0", 250, TRUE},   {"5.123.456", 554, TRUE}, {"5.1234.1", 554, FALSE},
-      {"5.7", 550, FALSE},    {"5..1", 550, FALSE},  {"5.7.1 ", 550, FALSE},
-      {"5.7.1\r\n", 550, FALSE}, {"", 550, FALSE},   {"x.7.1", 550, FALSE},
+      {"5.7.1", 550, TRUE},     {"4.7.1", 550, FALSE},
+      {"5.7.1", 451, FALSE},    {"2.0.0", 250, TRUE},
+      {"5.123.456", 554, TRUE}, {"5.1234.1", 554, FALSE},
+      {"5.7", 550, FALSE},      {"5..1", 550, FALSE},
+      {"5.7.1 ", 550, FALSE},   {"5.7.1\r\n", 550, FALSE},
+      {"", 550, FALSE},         {"x.7.1", 550, FALSE},
   };
   for (guint i = 0; i < G_N_ELEMENTS(enhanced); i++)
-    g_assert_cmpint(pst_reply_enhanced_is_valid(enhanced[i].enhanced,
-                                                enhanced[i].code),
-                    ==, enhanced[i].valid);
+    g_assert_cmpint(
+        pst_reply_enhanced_is_valid(enhanced[i].enhanced, enhanced[i].code), ==,
+        enhanced[i].valid);
 
   static const struct {
     const char *in;
@@ -639,13 +640,20 @@ static void test_results_keys(void) {
     const char *key;
     gboolean writable;
   } cases[] = {
-      {"spf", "spf.result", TRUE},     {"spf", "spf.helo.result", TRUE},
-      {"spf", "auth.spf", TRUE},       {"spf", "auth.dkim", FALSE},
-      {"spf", "dkim.result", FALSE},   {"spf", "spf", FALSE},
-      {"spf", "spf.", FALSE},          {"spf", "spf..x", FALSE},
-      {"spf", "spfx.result", FALSE},   {"spf", "spf.a b", FALSE},
-      {"spf", "auth.spf.x", FALSE},    {"auth", "auth.auth", TRUE},
-      {"auth", "auth.spf", FALSE},     {"auth", "auth.user", FALSE},
+      {"spf", "spf.result", TRUE},
+      {"spf", "spf.helo.result", TRUE},
+      {"spf", "auth.spf", TRUE},
+      {"spf", "auth.dkim", FALSE},
+      {"spf", "dkim.result", FALSE},
+      {"spf", "spf", FALSE},
+      {"spf", "spf.", FALSE},
+      {"spf", "spf..x", FALSE},
+      {"spf", "spfx.result", FALSE},
+      {"spf", "spf.a b", FALSE},
+      {"spf", "auth.spf.x", FALSE},
+      {"auth", "auth.auth", TRUE},
+      {"auth", "auth.spf", FALSE},
+      {"auth", "auth.user", FALSE},
       {"my-plugin", "my-plugin.x_1", TRUE},
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++)
@@ -690,7 +698,8 @@ static void test_load_checks(void) {
       {8, 1, 0, "alpha", TRUE, "the plugin descriptor has 8 octets"},
       {sizeof(PstPluginDescriptor), 1, 0, "other", TRUE,
        "calls itself \"other\" but [plugins] load names it \"alpha\""},
-      {sizeof(PstPluginDescriptor), 1, 0, NULL, TRUE, "calls itself \"(null)\""},
+      {sizeof(PstPluginDescriptor), 1, 0, NULL, TRUE,
+       "calls itself \"(null)\""},
       {sizeof(PstPluginDescriptor), 1, 0, "alpha", FALSE, "has no init"},
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -725,8 +734,9 @@ static void test_load_init_fails(void) {
   g_autoptr(GError) error = NULL;
   g_assert_null(pst_plugin_set_load_builtin(config, all_descriptors, &error));
   g_assert_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_INIT);
-  g_assert_cmpstr(error->message, ==,
-                  "(built-in): plugin \"gamma\" failed to start: gamma says no");
+  g_assert_cmpstr(
+      error->message, ==,
+      "(built-in): plugin \"gamma\" failed to start: gamma says no");
   /* alpha and beta were started, then stopped, their hooks freed. */
   g_assert_cmpuint(shutdowns, ==, 2);
   g_assert_cmpuint(destroys, ==, 2);
@@ -770,10 +780,11 @@ static void test_load_files(void) {
   config->plugin_path[0] = g_strdup(dir);
   g_assert_null(pst_plugin_set_load(config, &error));
   g_assert_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_NOT_FOUND);
-  g_autofree char *tried = g_strdup_printf("%s/nosuch.so, %s/libpostilion-nosuch.so",
-                                           dir, dir);
+  g_autofree char *tried =
+      g_strdup_printf("%s/nosuch.so, %s/libpostilion-nosuch.so", dir, dir);
   g_assert_nonnull(strstr(error->message, tried));
-  g_assert_nonnull(strstr(error->message, "add its directory to [plugins] path"));
+  g_assert_nonnull(
+      strstr(error->message, "add its directory to [plugins] path"));
   g_clear_error(&error);
 
   g_free(config_plugin(config, 0)->name);
@@ -808,8 +819,8 @@ static void test_order(void) {
   PstSession *session = session_new(0);
   RunResult result = {0};
 
-  g_assert_true(run_stage(set, "smtp", PST_STAGE_CONNECT, session, NULL,
-                          &result));
+  g_assert_true(
+      run_stage(set, "smtp", PST_STAGE_CONNECT, session, NULL, &result));
   g_assert_cmpint(result.outcome.verdict, ==, PST_VERDICT_CONTINUE);
   g_assert_null(result.outcome.plugin);
   g_assert_cmpstr(trace->str, ==, "a-5;b-5;g0;a10;a10bis;b10;");
@@ -871,8 +882,8 @@ static void test_empty_stage(void) {
   PstPluginSet *set = set_load(config, empty_specs, G_N_ELEMENTS(empty_specs));
   RunResult result = {0};
   /* No session is needed when nothing runs. */
-  g_assert_null(pst_chain_run(set, "smtp", PST_STAGE_MAIL, NULL, NULL,
-                              run_done, &result));
+  g_assert_null(pst_chain_run(set, "smtp", PST_STAGE_MAIL, NULL, NULL, run_done,
+                              &result));
   g_assert_true(result.done);
   g_assert_cmpint(result.outcome.verdict, ==, PST_VERDICT_CONTINUE);
   g_assert_cmpstr(trace->str, ==, "");
@@ -900,8 +911,8 @@ typedef struct {
   const char *log; /* a warning expected, or NULL */
 } DispatchCase;
 
-#define H(plugin, stage, tag, verdict, mode, ...)                            \
-  {plugin, stage, 0, tag, verdict, mode, __VA_ARGS__}
+#define H(plugin, stage, tag, verdict, mode, ...)                              \
+  { plugin, stage, 0, tag, verdict, mode, __VA_ARGS__ }
 
 static const DispatchCase dispatch_cases[] = {
     {"/hooks/dispatch/reject-stops",
@@ -909,76 +920,169 @@ static const DispatchCase dispatch_cases[] = {
       H("beta", PST_STAGE_MAIL, "b", PST_VERDICT_REJECT, MODE_SYNC, 554,
         "5.7.1", "no\r\nway", TRUE),
       H("gamma", PST_STAGE_MAIL, "g", PST_VERDICT_ACCEPT, MODE_SYNC)},
-     PST_STAGE_MAIL, TRUE, "a;b;", PST_VERDICT_REJECT, "beta", 554, "5.7.1",
-     "no  way", TRUE},
+     PST_STAGE_MAIL,
+     TRUE,
+     "a;b;",
+     PST_VERDICT_REJECT,
+     "beta",
+     554,
+     "5.7.1",
+     "no  way",
+     TRUE},
     {"/hooks/dispatch/accept-stops",
      {H("alpha", PST_STAGE_RCPT, "a", PST_VERDICT_ACCEPT, MODE_SYNC),
       H("beta", PST_STAGE_RCPT, "b", PST_VERDICT_REJECT, MODE_SYNC)},
-     PST_STAGE_RCPT, TRUE, "a;", PST_VERDICT_ACCEPT, "alpha"},
+     PST_STAGE_RCPT,
+     TRUE,
+     "a;",
+     PST_VERDICT_ACCEPT,
+     "alpha"},
     {"/hooks/dispatch/reply-class-mismatch",
      {H("alpha", PST_STAGE_RCPT, "a", PST_VERDICT_REJECT, MODE_SYNC, 250,
         "2.0.0", "fine")},
-     PST_STAGE_RCPT, TRUE, "a;", PST_VERDICT_REJECT, "alpha", 0, NULL, NULL,
+     PST_STAGE_RCPT,
+     TRUE,
+     "a;",
+     PST_VERDICT_REJECT,
+     "alpha",
+     0,
+     NULL,
+     NULL,
      .log = "reply code 250 does not fit verdict reject"},
     {"/hooks/dispatch/enhanced-mismatch",
      {H("alpha", PST_STAGE_RCPT, "a", PST_VERDICT_TEMPFAIL, MODE_SYNC, 450,
         "5.7.1", "later")},
-     PST_STAGE_RCPT, TRUE, "a;", PST_VERDICT_TEMPFAIL, "alpha", 450, NULL,
-     "later", .log = "enhanced status \"5.7.1\" is not valid"},
+     PST_STAGE_RCPT,
+     TRUE,
+     "a;",
+     PST_VERDICT_TEMPFAIL,
+     "alpha",
+     450,
+     NULL,
+     "later",
+     .log = "enhanced status \"5.7.1\" is not valid"},
     {"/hooks/dispatch/thread",
      {H("alpha", PST_STAGE_HELO, "a", PST_VERDICT_CONTINUE, MODE_SYNC),
       H("beta", PST_STAGE_HELO, "b", PST_VERDICT_TEMPFAIL, MODE_THREAD, 421,
         "4.7.0", "slow down", TRUE),
       H("gamma", PST_STAGE_HELO, "g", PST_VERDICT_REJECT, MODE_SYNC)},
-     PST_STAGE_HELO, FALSE, "a;b;", PST_VERDICT_TEMPFAIL, "beta", 421,
-     "4.7.0", "slow down", TRUE},
+     PST_STAGE_HELO,
+     FALSE,
+     "a;b;",
+     PST_VERDICT_TEMPFAIL,
+     "beta",
+     421,
+     "4.7.0",
+     "slow down",
+     TRUE},
     {"/hooks/dispatch/thread-continue",
      {H("alpha", PST_STAGE_HELO, "a", PST_VERDICT_CONTINUE, MODE_THREAD),
       H("beta", PST_STAGE_HELO, "b", PST_VERDICT_REJECT, MODE_SYNC)},
-     PST_STAGE_HELO, FALSE, "a;b;", PST_VERDICT_REJECT, "beta"},
+     PST_STAGE_HELO,
+     FALSE,
+     "a;b;",
+     PST_VERDICT_REJECT,
+     "beta"},
     {"/hooks/dispatch/thread-before-return",
      {H("alpha", PST_STAGE_HELO, "a", PST_VERDICT_REJECT, MODE_RACE, 550,
         "5.7.1", "fast")},
-     PST_STAGE_HELO, TRUE, "a;", PST_VERDICT_REJECT, "alpha", 550, "5.7.1",
+     PST_STAGE_HELO,
+     TRUE,
+     "a;",
+     PST_VERDICT_REJECT,
+     "alpha",
+     550,
+     "5.7.1",
      "fast"},
     {"/hooks/dispatch/complete-in-hook",
      {H("alpha", PST_STAGE_DATA, "a", PST_VERDICT_REJECT, MODE_IN_HOOK, 554,
         NULL, "x")},
-     PST_STAGE_DATA, TRUE, "a;", PST_VERDICT_REJECT, "alpha", 554, NULL, "x"},
+     PST_STAGE_DATA,
+     TRUE,
+     "a;",
+     PST_VERDICT_REJECT,
+     "alpha",
+     554,
+     NULL,
+     "x"},
     {"/hooks/dispatch/twice",
      {H("alpha", PST_STAGE_MAIL, "a", PST_VERDICT_ACCEPT, MODE_TWICE, 250,
         "2.1.0", "ok")},
-     PST_STAGE_MAIL, FALSE, "a;", PST_VERDICT_ACCEPT, "alpha", 250, "2.1.0",
-     "ok", .log = "plugin alpha: completed a mail call twice"},
+     PST_STAGE_MAIL,
+     FALSE,
+     "a;",
+     PST_VERDICT_ACCEPT,
+     "alpha",
+     250,
+     "2.1.0",
+     "ok",
+     .log = "plugin alpha: completed a mail call twice"},
     {"/hooks/dispatch/timeout",
      {H("alpha", PST_STAGE_RCPT, "a", PST_VERDICT_ACCEPT, MODE_NEVER),
       H("beta", PST_STAGE_RCPT, "b", PST_VERDICT_REJECT, MODE_SYNC)},
-     PST_STAGE_RCPT, FALSE, "a;cancelled;", PST_VERDICT_TEMPFAIL, "alpha", 451,
-     "4.3.0", "Error: policy check unavailable, try again later",
-     .timed_out = TRUE, .log = "plugin alpha: no verdict at rcpt within 50 ms"},
+     PST_STAGE_RCPT,
+     FALSE,
+     "a;cancelled;",
+     PST_VERDICT_TEMPFAIL,
+     "alpha",
+     451,
+     "4.3.0",
+     "Error: policy check unavailable, try again later",
+     .timed_out = TRUE,
+     .log = "plugin alpha: no verdict at rcpt within 50 ms"},
     {"/hooks/dispatch/invalid-verdict",
      {H("alpha", PST_STAGE_MAIL, "a", (PstVerdict)42, MODE_SYNC, 550, NULL,
         "ignored")},
-     PST_STAGE_MAIL, TRUE, "a;", PST_VERDICT_TEMPFAIL, "alpha", 451, "4.3.0",
-     "Error: policy check unavailable, try again later", .failed = TRUE,
+     PST_STAGE_MAIL,
+     TRUE,
+     "a;",
+     PST_VERDICT_TEMPFAIL,
+     "alpha",
+     451,
+     "4.3.0",
+     "Error: policy check unavailable, try again later",
+     .failed = TRUE,
      .log = "plugin alpha: invalid verdict 42 (invalid) at mail"},
     {"/hooks/dispatch/discard-at-helo",
      {H("alpha", PST_STAGE_HELO, "a", PST_VERDICT_DISCARD, MODE_SYNC)},
-     PST_STAGE_HELO, TRUE, "a;", PST_VERDICT_TEMPFAIL, "alpha", 451, "4.3.0",
-     "Error: policy check unavailable, try again later", .failed = TRUE,
+     PST_STAGE_HELO,
+     TRUE,
+     "a;",
+     PST_VERDICT_TEMPFAIL,
+     "alpha",
+     451,
+     "4.3.0",
+     "Error: policy check unavailable, try again later",
+     .failed = TRUE,
      .log = "invalid verdict 4 (discard) at helo"},
     {"/hooks/dispatch/error-at-connect",
      {H("alpha", PST_STAGE_CONNECT, "a", PST_VERDICT_PENDING, MODE_IN_HOOK)},
-     PST_STAGE_CONNECT, TRUE, "a;", PST_VERDICT_TEMPFAIL, "alpha", 0, NULL,
-     NULL, .failed = TRUE, .log = "invalid verdict 32767"},
+     PST_STAGE_CONNECT,
+     TRUE,
+     "a;",
+     PST_VERDICT_TEMPFAIL,
+     "alpha",
+     0,
+     NULL,
+     NULL,
+     .failed = TRUE,
+     .log = "invalid verdict 32767"},
     {"/hooks/dispatch/quarantine-at-eom",
      {H("alpha", PST_STAGE_EOM, "a", PST_VERDICT_QUARANTINE, MODE_SYNC)},
-     PST_STAGE_EOM, TRUE, "a;", PST_VERDICT_QUARANTINE, "alpha"},
+     PST_STAGE_EOM,
+     TRUE,
+     "a;",
+     PST_VERDICT_QUARANTINE,
+     "alpha"},
     {"/hooks/dispatch/event-runs-all",
      {H("alpha", PST_STAGE_QUEUED, "a", PST_VERDICT_REJECT, MODE_SYNC),
       H("beta", PST_STAGE_QUEUED, "b", PST_VERDICT_CONTINUE, MODE_THREAD),
       H("gamma", PST_STAGE_QUEUED, "g", (PstVerdict)42, MODE_SYNC)},
-     PST_STAGE_QUEUED, FALSE, "a;b;g;", PST_VERDICT_CONTINUE, NULL},
+     PST_STAGE_QUEUED,
+     FALSE,
+     "a;b;g;",
+     PST_VERDICT_CONTINUE,
+     NULL},
 };
 
 static void test_dispatch(gconstpointer data) {
@@ -988,8 +1092,8 @@ static void test_dispatch(gconstpointer data) {
   while (count < G_N_ELEMENTS(c->specs) && c->specs[count].plugin != NULL)
     count++;
   g_autoptr(TestConfig) config = config_new(count == 1   ? "alpha"
-                                           : count == 2 ? "alpha,beta"
-                                                        : "alpha,beta,gamma");
+                                            : count == 2 ? "alpha,beta"
+                                                         : "alpha,beta,gamma");
   if (c->timed_out)
     config_plugin(config, 0)->timeout_ms = 50;
   PstPluginSet *set = set_load(config, c->specs, count);
@@ -1044,7 +1148,8 @@ static void test_timeout_continue(void) {
   g_assert_cmpint(result.outcome.verdict, ==, PST_VERDICT_REJECT);
   g_assert_cmpstr(result.outcome.plugin, ==, "beta");
   g_assert_false(result.outcome.timed_out);
-  g_assert_true(log_take("no verdict at rcpt within 20 ms: on_timeout=continue"));
+  g_assert_true(
+      log_take("no verdict at rcpt within 20 ms: on_timeout=continue"));
   g_assert_true(log_take("after its deadline"));
   run_result_clear(&result);
   pst_plugin_set_unref(set);
@@ -1053,8 +1158,8 @@ static void test_timeout_continue(void) {
 }
 
 static const HookSpec cancel_specs[] = {
-    H("alpha", PST_STAGE_DATA, "a", PST_VERDICT_ACCEPT, MODE_NEVER, .write_key = "alpha.x",
-      .write_scope = PST_SCOPE_SESSION),
+    H("alpha", PST_STAGE_DATA, "a", PST_VERDICT_ACCEPT, MODE_NEVER,
+      .write_key = "alpha.x", .write_scope = PST_SCOPE_SESSION),
 };
 
 /* A cancelled run calls nobody; the plugin's completion releases it. */
@@ -1106,8 +1211,8 @@ static const HookSpec results_specs[] = {
 static void test_results_between_plugins(void) {
   fixture_setup();
   g_autoptr(TestConfig) config = config_new("alpha,beta,gamma");
-  PstPluginSet *set = set_load(config, results_specs,
-                               G_N_ELEMENTS(results_specs));
+  PstPluginSet *set =
+      set_load(config, results_specs, G_N_ELEMENTS(results_specs));
   PstSession *session = session_new(2);
   RunResult result = {0};
   PstHookArgs args = {.argument = "bob@example.org", .recipient_index = 1};
@@ -1120,8 +1225,8 @@ static void test_results_between_plugins(void) {
   g_autoptr(GVariant) value =
       pst_results_get(session->recipient_results->pdata[1], "alpha.rcpt");
   g_assert_cmpstr(g_variant_get_string(value, NULL), ==, "a");
-  g_assert_null(pst_results_get(session->recipient_results->pdata[0],
-                                "alpha.rcpt"));
+  g_assert_null(
+      pst_results_get(session->recipient_results->pdata[0], "alpha.rcpt"));
   g_assert_null(pst_results_get(session->session_results, "beta.stolen"));
   run_result_clear(&result);
 
@@ -1149,8 +1254,8 @@ static PstVerdict auth_hook(PstCall *call, gpointer user_data) {
   g_assert_false(pst_result_set(call, PST_SCOPE_RECIPIENT, "alpha.r",
                                 g_variant_new_boolean(TRUE)));
   /* The call reads its own writes. */
-  g_autoptr(GVariant) mine = pst_result_get(call, PST_SCOPE_TRANSACTION,
-                                            "auth.alpha");
+  g_autoptr(GVariant) mine =
+      pst_result_get(call, PST_SCOPE_TRANSACTION, "auth.alpha");
   g_assert_nonnull(mine);
   return PST_VERDICT_CONTINUE;
 }
@@ -1173,8 +1278,10 @@ static void test_results_auth(void) {
   PstSession *session = session_new(1);
   RunResult result = {0};
   run_stage(set, NULL, PST_STAGE_EOM, session, NULL, &result);
-  g_assert_true(log_take("result \"alpha.none\" not written: there is no such scope"));
-  g_assert_true(log_take("result \"alpha.r\" not written: PST_SCOPE_RECIPIENT"));
+  g_assert_true(
+      log_take("result \"alpha.none\" not written: there is no such scope"));
+  g_assert_true(
+      log_take("result \"alpha.r\" not written: PST_SCOPE_RECIPIENT"));
   g_autoptr(GVariant) auth =
       pst_results_get(session->transaction_results, "auth.alpha");
   const char *value = NULL;
@@ -1236,8 +1343,8 @@ static void test_message_headers(void) {
   static const struct {
     const char *name, *value;
   } bad[] = {
-      {"Bad:Name", "v"}, {"", "v"},  {"Sp ace", "v"},
-      {"X", "a\nb"},     {"X", "a\rb"}, {"X", "a\r\nb"},
+      {"Bad:Name", "v"},     {"", "v"},       {"Sp ace", "v"},
+      {"X", "a\nb"},         {"X", "a\rb"},   {"X", "a\r\nb"},
       {"X", "a\r\n \r\n b"}, {"X", "a\r\n "}, {"X", "nul\x01"},
   };
   for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
@@ -1303,8 +1410,8 @@ static void test_message_body(void) {
   /* The trailer the spool appends is not part of the body. */
   g_autofree char *longer = g_strconcat(content, "TRAILER", NULL);
   g_assert_true(g_file_set_contents(path, longer, -1, NULL));
-  g_autoptr(PstMessage) message = pst_message_new(
-      "Q1", g_ptr_array_new(), path, 14, strlen(content), NULL);
+  g_autoptr(PstMessage) message =
+      pst_message_new("Q1", g_ptr_array_new(), path, 14, strlen(content), NULL);
   /* The spool renames the file at commit: the body stays readable. */
   g_assert_cmpint(g_rename(path, moved), ==, 0);
   g_autoptr(GBytes) body = pst_message_get_body(message);
@@ -1428,8 +1535,8 @@ static void test_reload_set(void) {
 
   /* A run in progress on the old set... */
   RunResult result = {0};
-  PstChainRun *run = pst_chain_run(old_set, NULL, PST_STAGE_MAIL, session,
-                                   NULL, run_done, &result);
+  PstChainRun *run = pst_chain_run(old_set, NULL, PST_STAGE_MAIL, session, NULL,
+                                   run_done, &result);
   g_assert_nonnull(run);
 
   /* ...a reload where alpha registers new hooks, beta keeps its own... */

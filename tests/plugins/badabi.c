@@ -17,8 +17,8 @@
 #define BAD_MINOR 0
 #endif
 
-static gboolean bad_init(PstPlugin *plugin, GKeyFile *config,
-                         const char *group, GError **error) {
+static gboolean bad_init(PstPlugin *plugin, GKeyFile *config, const char *group,
+                         GError **error) {
   fprintf(stderr, "%s: init ran (it must not)\n", BAD_NAME);
   return TRUE;
 }

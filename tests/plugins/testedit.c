@@ -13,15 +13,15 @@
 #include <postilion/plugin.h>
 
 typedef struct {
-  char **add;          /* "Name: value" */
-  char **insert;       /* "INDEX:Name: value" */
-  char **change;       /* "Name: value" (first occurrence) */
-  char **delete;       /* "Name" (first occurrence) */
-  char *set_sender;    /* nullable; "<>" is the null sender */
+  char **add;       /* "Name: value" */
+  char **insert;    /* "INDEX:Name: value" */
+  char **change;    /* "Name: value" (first occurrence) */
+  char **delete;    /* "Name" (first occurrence) */
+  char *set_sender; /* nullable; "<>" is the null sender */
   char **add_rcpt;
   char **remove_rcpt;
   gboolean thread;
-  GPtrArray *threads;  /* of GThread*, joined at shutdown */
+  GPtrArray *threads; /* of GThread*, joined at shutdown */
   GMutex lock;
 } Edits;
 
@@ -29,8 +29,8 @@ static Edits *edits;
 
 static void log_edit(PstMessage *message, const char *what, const char *arg,
                      gboolean ok) {
-  g_message("testedit: %s: %s %s -> %s", pst_message_get_id(message), what,
-            arg, ok ? "ok" : "refused");
+  g_message("testedit: %s: %s %s -> %s", pst_message_get_id(message), what, arg,
+            ok ? "ok" : "refused");
 }
 
 /* Splits "Name: value"; FALSE when there is no ": ". */
@@ -65,7 +65,7 @@ static void edit_headers(PstMessage *message) {
                   pst_message_change_header(message, name, 0, value);
     log_edit(message, "change", edits->change[i], ok);
   }
-  for (guint i = 0; edits->delete && edits->delete[i]; i++)
+  for (guint i = 0; edits->delete &&edits->delete[i]; i++)
     log_edit(message, "delete", edits->delete[i],
              pst_message_delete_header(message, edits->delete[i], 0));
 }
@@ -124,10 +124,11 @@ static void edits_free(Edits *e) {
 
 static gboolean edits_load(Edits *e, GKeyFile *config, const char *group,
                            gint64 *priority_r, GError **error) {
-  static const char *const keys[] = {
-      "add_header",    "insert_header",    "change_header", "delete_header",
-      "set_sender",    "add_recipient",    "remove_recipient", "mode",
-      "hook_priority", NULL};
+  static const char *const keys[] = {"add_header",       "insert_header",
+                                     "change_header",    "delete_header",
+                                     "set_sender",       "add_recipient",
+                                     "remove_recipient", "mode",
+                                     "hook_priority",    NULL};
   g_autofree char *mode = NULL;
   if (!pst_config_check_keys(config, group, keys, error) ||
       !pst_config_get_list(config, group, "add_header", &e->add, error) ||
@@ -164,8 +165,8 @@ static gboolean testedit_init(PstPlugin *plugin, GKeyFile *config,
     return FALSE;
   }
   edits = e;
-  pst_plugin_register_hook(plugin, PST_STAGE_EOM, (int)priority, eom_hook,
-                           NULL, NULL);
+  pst_plugin_register_hook(plugin, PST_STAGE_EOM, (int)priority, eom_hook, NULL,
+                           NULL);
   return TRUE;
 }
 
@@ -174,5 +175,5 @@ static void testedit_shutdown(PstPlugin *plugin) {
 }
 
 POSTILION_PLUGIN_DEFINE("testedit", "1.0",
-                        "Test plugin: edits the message at EOM",
-                        testedit_init, testedit_shutdown, NULL);
+                        "Test plugin: edits the message at EOM", testedit_init,
+                        testedit_shutdown, NULL);

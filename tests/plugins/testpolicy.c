@@ -38,9 +38,9 @@ static const struct {
   const char *name;
   PstVerdict verdict;
 } verdict_names[] = {
-    {"continue", PST_VERDICT_CONTINUE},     {"accept", PST_VERDICT_ACCEPT},
-    {"reject", PST_VERDICT_REJECT},         {"tempfail", PST_VERDICT_TEMPFAIL},
-    {"discard", PST_VERDICT_DISCARD},       {"quarantine", PST_VERDICT_QUARANTINE},
+    {"continue", PST_VERDICT_CONTINUE}, {"accept", PST_VERDICT_ACCEPT},
+    {"reject", PST_VERDICT_REJECT},     {"tempfail", PST_VERDICT_TEMPFAIL},
+    {"discard", PST_VERDICT_DISCARD},   {"quarantine", PST_VERDICT_QUARANTINE},
     {"invalid", TEST_VERDICT_INVALID},
 };
 
@@ -49,10 +49,10 @@ typedef struct {
   PstStage stage;
   PstVerdict verdict;
   Mode mode;
-  char *match;     /* nullable: glob the argument must match */
-  guint code;      /* 0: no reply */
-  char *enhanced;  /* nullable */
-  char *text;      /* nullable */
+  char *match;    /* nullable: glob the argument must match */
+  guint code;     /* 0: no reply */
+  char *enhanced; /* nullable */
+  char *text;     /* nullable */
   gboolean disconnect;
   guint64 delay_ms;
 } StageSpec;
@@ -118,8 +118,8 @@ static gpointer thread_main(gpointer data) {
 static gboolean timer_fired(gpointer data) {
   Work *work = data;
   g_mutex_lock(&plugin_state->lock);
-  g_hash_table_remove(plugin_state->timers,
-                      GUINT_TO_POINTER(g_source_get_id(g_main_current_source())));
+  g_hash_table_remove(plugin_state->timers, GUINT_TO_POINTER(g_source_get_id(
+                                                g_main_current_source())));
   g_mutex_unlock(&plugin_state->lock);
   /* On the main thread the call lives until we return, even completed:
    * a second completion is safe to try. */
@@ -182,11 +182,11 @@ static PstVerdict stage_hook(PstCall *call, gpointer user_data) {
     work->call = call;
     work->spec = spec;
     g_mutex_lock(&plugin_state->lock);
-    g_hash_table_insert(plugin_state->timers,
-                        GUINT_TO_POINTER(g_timeout_add_full(
-                            G_PRIORITY_DEFAULT, spec->delay_ms, timer_fired,
-                            work, g_free)),
-                        call);
+    g_hash_table_insert(
+        plugin_state->timers,
+        GUINT_TO_POINTER(g_timeout_add_full(G_PRIORITY_DEFAULT, spec->delay_ms,
+                                            timer_fired, work, g_free)),
+        call);
     g_mutex_unlock(&plugin_state->lock);
     return PST_VERDICT_PENDING;
   case MODE_NEVER:
@@ -261,8 +261,8 @@ static char *stage_key(PstStage stage, const char *suffix) {
 }
 
 /* The spec for `stage`, or NULL (and no error) when not configured. */
-static StageSpec *spec_load(GKeyFile *config, const char *group,
-                            PstStage stage, GError **error) {
+static StageSpec *spec_load(GKeyFile *config, const char *group, PstStage stage,
+                            GError **error) {
   g_autofree char *verdict_key = stage_key(stage, "");
   g_autofree char *verdict = NULL;
   if (!pst_config_get_string(config, group, verdict_key, NULL, &verdict,
@@ -283,8 +283,7 @@ static StageSpec *spec_load(GKeyFile *config, const char *group,
       pst_config_get_string(config, group, mode_key, "sync", &mode, error) &&
       parse_mode(group, mode_key, mode, &spec->mode, error) &&
       pst_config_get_string(config, group, reply_key, NULL, &reply, error) &&
-      (reply == NULL ||
-       parse_reply(group, reply_key, reply, spec, error)) &&
+      (reply == NULL || parse_reply(group, reply_key, reply, spec, error)) &&
       pst_config_get_string(config, group, match_key, NULL, &spec->match,
                             error) &&
       pst_config_get_boolean(config, group, disconnect_key, FALSE,
@@ -305,8 +304,8 @@ static StageSpec *spec_load(GKeyFile *config, const char *group,
 
 static gboolean check_keys(GKeyFile *config, const char *group,
                            GError **error) {
-  static const char *const suffixes[] = {"", "_mode", "_reply", "_match",
-                                         "_disconnect", "_delay"};
+  static const char *const suffixes[] = {"",       "_mode",       "_reply",
+                                         "_match", "_disconnect", "_delay"};
   g_autoptr(GPtrArray) allowed = g_ptr_array_new_with_free_func(g_free);
   for (guint stage = 0; stage < PST_STAGE_COUNT; stage++)
     for (guint i = 0; i < G_N_ELEMENTS(suffixes); i++)

@@ -86,8 +86,8 @@ static gboolean testreader_init(PstPlugin *plugin, GKeyFile *config,
   watch_header = g_steal_pointer(&watch);
   pst_plugin_register_hook(plugin, PST_STAGE_RCPT, (int)priority, rcpt_hook,
                            NULL, NULL);
-  pst_plugin_register_hook(plugin, PST_STAGE_EOM, (int)priority, eom_hook,
-                           NULL, NULL);
+  pst_plugin_register_hook(plugin, PST_STAGE_EOM, (int)priority, eom_hook, NULL,
+                           NULL);
   return TRUE;
 }
 

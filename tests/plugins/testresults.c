@@ -55,9 +55,9 @@ static void write_eom(PstCall *call) {
   g_variant_dict_insert(&dict, "reason", "s", "test plugin");
   pst_result_set(call, PST_SCOPE_TRANSACTION, "auth.testresults",
                  g_variant_dict_end(&dict));
-  gboolean forged = pst_result_set(call, PST_SCOPE_TRANSACTION,
-                                   "testreader.forged",
-                                   g_variant_new_boolean(TRUE));
+  gboolean forged =
+      pst_result_set(call, PST_SCOPE_TRANSACTION, "testreader.forged",
+                     g_variant_new_boolean(TRUE));
   pst_result_set(call, PST_SCOPE_TRANSACTION, "testresults.forgery_refused",
                  g_variant_new_boolean(!forged));
 }
@@ -112,8 +112,7 @@ static gboolean testresults_init(PstPlugin *plugin, GKeyFile *config,
   pst_plugin_register_hook(plugin, PST_STAGE_CONNECT, p, connect_hook, NULL,
                            NULL);
   pst_plugin_register_hook(plugin, PST_STAGE_MAIL, p, mail_hook, NULL, NULL);
-  pst_plugin_register_hook(plugin, PST_STAGE_RCPT, p, write_hook, NULL,
-                           NULL);
+  pst_plugin_register_hook(plugin, PST_STAGE_RCPT, p, write_hook, NULL, NULL);
   pst_plugin_register_hook(plugin, PST_STAGE_EOM, p, write_hook, NULL, NULL);
   return TRUE;
 }

@@ -63,9 +63,8 @@ static gboolean hello_init(PstPlugin *plugin, GKeyFile *config,
   static const char *const keys[] = {"greeting", "refuse_helo", NULL};
   Hello *hello = g_new0(Hello, 1);
   if (!pst_config_check_keys(config, group, keys, error) ||
-      !pst_config_get_string(config, group, "greeting",
-                             "Hello from Postilion", &hello->greeting,
-                             error) ||
+      !pst_config_get_string(config, group, "greeting", "Hello from Postilion",
+                             &hello->greeting, error) ||
       !pst_config_get_list(config, group, "refuse_helo", &hello->refuse_helo,
                            error)) {
     hello_free(hello);
