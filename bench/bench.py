@@ -42,6 +42,9 @@ PORT_RELAY_SINK = 2925
 PORT_CEILING_SINK = 2926
 PORT_DNS = 2953
 
+# Opening 5,000 sessions on Postfix forks 5,000 smtpd processes: ~1-2 min.
+IDLE_RAMP_CAP_S = 150
+
 SENDER = "loadgen@bench.invalid"
 RCPT_LOCAL = "user@" + mta.BENCH_DOMAIN
 RCPT_RELAY = "user@" + mta.RELAY_DOMAIN
@@ -51,16 +54,19 @@ RCPT_RELAY = "user@" + mta.RELAY_DOMAIN
 PROFILES = {
     "full": dict(sizes=[1024, 65536], sessions=[1, 10, 50],
                  per_session=["1", "many"], idle=[1000, 5000],
-                 count={1024: 6000, 65536: 2000}, single_session_div=3,
-                 ceiling_factor=5, time_cap=20.0, idle_hold=4.0, probes=20,
+                 count={1024: 4000, 65536: 1500}, single_session_div=3,
+                 ceiling_factor=3, relay_factor=0.5, time_cap=20.0, idle_hold=4.0, probes=20,
                  warm_up_per_session=4, plugin_count=2000),
     "quick": dict(sizes=[1024], sessions=[50], per_session=["1", "many"],
                   idle=[1000], count={1024: 2000, 65536: 600},
-                  single_session_div=3, ceiling_factor=5, time_cap=10.0, idle_hold=2.0,
+                  single_session_div=3, ceiling_factor=3, relay_factor=0.5,
+                  time_cap=10.0, idle_hold=2.0,
                   probes=10, warm_up_per_session=4, plugin_count=600),
 }
 
 ALL_SCENARIOS = ["ceiling", "accept", "relay", "idle", "plugins"]
+# run only when named: postiliond under callgrind (slow, not a throughput)
+EXTRA_SCENARIOS = ["profile"]
 
 
 def log(msg):
@@ -242,6 +248,8 @@ class Bench:
             return self.p["plugin_count"]
         if scenario == "ceiling":
             n *= self.p["ceiling_factor"]
+        if scenario == "relay":
+            n = int(n * self.p["relay_factor"])
         return n // self.p["single_session_div"] if sessions == 1 else n
 
     def base_row(self, scenario, server_name, gen, size, sessions, per_session,
@@ -498,12 +506,13 @@ class Bench:
         cpu0 = procstat.cpu_seconds(server.pid)
         hold = self.p["idle_hold"]
         cmd = [self.loadgen, "-q", "-I", str(n), "-w", str(hold),
-               "-p", str(self.p["probes"]), "-t", "90", f"127.0.0.1:{server.port}"]
+               "-p", str(self.p["probes"]), "-t", str(IDLE_RAMP_CAP_S),
+               f"127.0.0.1:{server.port}"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, preexec_fn=mta.raise_nofile)
         row = dict(mta=server.name, idle=n)
         ready = None
-        end = time.monotonic() + 120
+        end = time.monotonic() + IDLE_RAMP_CAP_S + 30
         while time.monotonic() < end:
             r, _, _ = select.select([proc.stdout], [], [], 1.0)
             if r:
@@ -516,7 +525,7 @@ class Bench:
             rss1, pss1, procs1 = procstat.memory_kib(server.pid, pss=True)
             avail1 = procstat.mem_available_kib()
         try:
-            out, err = proc.communicate(timeout=120)
+            out, err = proc.communicate(timeout=hold + 120)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
@@ -543,12 +552,61 @@ class Bench:
                    probe_failed=int(result.get("probe_failed", 0)))
         row["status"] = "ok" if (est == n and row["held"] == est and
                                  row["probe_failed"] == 0) else "incomplete"
+        if est < n:
+            row["note"] = (f"{est} of {n} sessions established within "
+                           f"{IDLE_RAMP_CAP_S} s")
+        elif row["held"] < est:
+            row["note"] = f"the server dropped {est - row['held']} idle sessions"
+        elif row["probe_failed"]:
+            row["note"] = f"{row['probe_failed']} banner probes failed"
         self.idle_rows.append(row)
         log(f"  idle    {server.name:9} {n:>5} sessions: "
             f"{row['rss_kib_per_session']} KiB RSS/session "
             f"({row['pss_kib_per_session']} PSS, {row['memavail_kib_per_session']} "
             f"MemAvailable), banner p50/max {row['banner_p50_ms']}/"
             f"{row['banner_max_ms']} ms [{row['status']}]")
+
+    def profile(self, postilion_bin, postilion_reason, results):
+        """postiliond under callgrind while loadgen sends 1 KiB messages
+        from 50 sessions, one per session: where the instructions go.
+        Writes results/profile-postiliond.txt (callgrind_annotate)."""
+        if postilion_bin is None:
+            log(f"profile: {postilion_reason}")
+            return
+        if not shutil.which("valgrind"):
+            log("profile: valgrind missing (apt-get install -y valgrind)")
+            return
+        log("profile: postiliond under callgrind, 1 KiB, 50 sessions")
+        pst = mta.Postilion(postilion_bin, os.path.join(self.workdir, "postilion-profile"),
+                            "accept", PORT_POSTILION, PORT_DNS)
+        pst.setup()
+        out = os.path.join(self.workdir, "callgrind.out")
+        pst.command = lambda: ["valgrind", "--tool=callgrind",
+                               f"--callgrind-out-file={out}",
+                               postilion_bin, "--foreground", "--config", pst.conf]
+        pst.start()
+        try:
+            count = 3000
+            cmd = generator_command("loadgen", self.loadgen, pst.port, 1024, 50, "1",
+                                    count, 120, RCPT_LOCAL)
+            res = run_generator(cmd, "loadgen", 120)
+        finally:
+            pst.stop()
+        ann = subprocess.run(["callgrind_annotate", "--inclusive=no", out],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        incl = subprocess.run(["callgrind_annotate", "--inclusive=yes", out],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        os.makedirs(results, exist_ok=True)
+        path = os.path.join(results, "profile-postiliond.txt")
+        with open(path, "w") as f:
+            f.write(f"# postiliond under valgrind --tool=callgrind, {res['ok']} messages "
+                    f"of 1 KiB accepted from 50 sessions (1 per session), loadgen\n"
+                    f"# instructions per message = total Ir / {res['ok']}\n\n")
+            f.write("## exclusive (self) cost\n")
+            f.write("\n".join(ann.stdout.splitlines()[:70]) + "\n\n")
+            f.write("## inclusive cost\n")
+            f.write("\n".join(incl.stdout.splitlines()[:70]) + "\n")
+        log(f"profile: {path}")
 
     def plugins(self, postilion_bin, postilion_reason, builddir):
         """Plugin chains: measured where both sides can run them."""
@@ -563,7 +621,9 @@ def parse_args(argv):
     ap.add_argument("--quick", action="store_true",
                     help="a short run: 1 KiB, 50 sessions, 1,000 idle (~2 min)")
     ap.add_argument("--scenarios", default=",".join(ALL_SCENARIOS),
-                    help="comma-separated subset of " + ",".join(ALL_SCENARIOS))
+                    help="comma-separated subset of " + ",".join(ALL_SCENARIOS) +
+                    " (default: all of those), plus profile (postiliond under "
+                    "callgrind, only when named)")
     ap.add_argument("--generators", default="smtp-source,loadgen",
                     help="comma-separated: smtp-source, loadgen")
     ap.add_argument("--postiliond", help="use this postiliond binary instead of "
@@ -585,7 +645,7 @@ def parse_args(argv):
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.generators = [g for g in args.generators.split(",") if g]
     for s in args.scenarios:
-        if s not in ALL_SCENARIOS:
+        if s not in ALL_SCENARIOS + EXTRA_SCENARIOS:
             ap.error(f"unknown scenario {s}")
     for g in args.generators:
         if g not in ("smtp-source", "loadgen"):
@@ -636,12 +696,14 @@ def main(argv):
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
         dns.start()
-        for scenario in ALL_SCENARIOS:
+        for scenario in ALL_SCENARIOS + EXTRA_SCENARIOS:
             if scenario not in args.scenarios:
                 continue
             try:
                 if scenario == "ceiling":
                     bench.ceiling()
+                elif scenario == "profile":
+                    bench.profile(postilion_bin, postilion_reason, args.results)
                 elif scenario == "plugins":
                     bench.plugins(postilion_bin, postilion_reason, args.builddir)
                 else:

@@ -218,7 +218,15 @@ class Postfix:
         self.pid = None
 
     def clear_queue(self):
-        run(["postsuper", "-c", self.etc, "-d", "ALL"])
+        """Empties the queue between runs.  Held messages are plain files
+        that no Postfix daemon touches, so they are unlinked directly
+        (postsuper -d would take seconds per thousand); postsuper handles
+        the rest when anything is left in the other queues."""
+        for root, _, files in os.walk(os.path.join(self.queue, "hold")):
+            for name in files:
+                os.unlink(os.path.join(root, name))
+        if self.queued()[1]:
+            run(["postsuper", "-c", self.etc, "-d", "ALL"])
 
     def queued(self):
         """Messages in the queue: (held, not yet delivered)."""

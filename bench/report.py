@@ -356,7 +356,7 @@ def write_plot(results, rows):
               f"set output '{os.path.join(results, 'throughput.png')}'",
               f"set multiplot layout 1,{len(panels)}",
               "set logscale x", "set xtics (1, 10, 50)", "set xrange [0.8:65]",
-              "set logscale y", "set grid", "set key top left box opaque",
+              "set logscale y", "set grid", "set key below",
               "set xlabel 'concurrent sessions'", "set ylabel 'messages/s'"]
     colors = {"postfix": "#c0392b", "postilion": "#2166ac"}
     for i, (title, series) in enumerate(panels):
@@ -367,8 +367,8 @@ def write_plot(results, rows):
                 for x, y in pts:
                     f.write(f"{x} {y}\n")
             color = colors["postilion" if name.startswith("postilion") else "postfix"]
-            dash = 1 if ", 1 msg" in name else 2
-            plots.append(f"'{dat}' using 1:2 with linespoints lw 2 pt 7 dt {dash} "
+            dash, point = (1, 7) if ", 1 msg" in name else (2, 5)
+            plots.append(f"'{dat}' using 1:2 with linespoints lw 2 pt {point} dt {dash} "
                          f"lc rgb '{color}' title '{name}'")
         script.append(f"set title '{title}'")
         script.append("plot " + ", ".join(plots))
