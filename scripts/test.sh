@@ -50,7 +50,7 @@ configure() {  # configure BUILDDIR [meson options...]
 
 for build in $BUILDS; do
   case $build in
-    build-asan) options=(-Db_sanitize=address,undefined -Db_lundef=false) ;;
+    build-asan) options=(-Db_sanitize=address,undefined) ;;
     *)          options=() ;;
   esac
   step "building $build"

@@ -209,7 +209,6 @@ class Daemon:
         self.name = name
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.spool = self.directory / "spool"
         self.conf_path = self.directory / "postilion.conf"
         self.log_path = self.directory / "postiliond.log"
         self.env = env
@@ -221,7 +220,7 @@ class Daemon:
     # --- configuration ------------------------------------------------
 
     def _build_config(self, overrides, listeners, plugins) -> dict:
-        base = default_config(self.spool)
+        base = default_config(self.directory / "spool")
         for listener in listeners:
             base[f"listener:{listener}"] = {
                 "address": f"127.0.0.1:{free_port()}"}
@@ -237,6 +236,11 @@ class Daemon:
             if group.startswith("listener:") and keys and "address" in keys:
                 port = str(keys["address"]).rsplit(":", 1)[1]
                 self.ports[group.split(":", 1)[1]] = int(port)
+
+    @property
+    def spool(self) -> Path:
+        """The spool directory: [server] spool of the current config."""
+        return Path(self.config["server"]["spool"])
 
     @property
     def port(self) -> int:
@@ -421,6 +425,9 @@ class Daemon:
                 f"{proc.stderr.decode(errors='replace')}")
         messages = json.loads(proc.stdout)
         for message in messages:
+            if "error" in message:
+                raise HarnessError(f"queue file {message['id']} does not load: "
+                                   f"{message['error']}")
             message["content"] = base64.b64decode(message.get("content_b64", ""))
         return messages
 

@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+import harness
+
 from harness import (HOSTNAME, ConnectionClosed, HarnessError, dot_stuff, queue_id,
                      render_config, merge_config, scaled, simple_message,
                      transaction)
@@ -198,10 +200,25 @@ def test_sigterm_lets_open_session_finish(postiliond):
     assert m["content"].endswith(b"first half\r\nsecond half\r\n")
 
 
+def test_sigterm_closes_idle_session(postiliond):
+    """A session with no transaction in progress has nothing to finish."""
+    d = postiliond(config={"server": {"timeout_shutdown": "10s"}})
+    c = d.connect(timeout=15)
+    c.ehlo()
+    started = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert c.read_reply(timeout=10).last == f"421 4.3.2 {HOSTNAME} Service shutting down"
+    assert c.wait_closed() == b""
+    assert d.wait_exit(10) == 0
+    assert time.monotonic() - started < scaled(5)
+
+
 def test_sigterm_grace_is_bounded(postiliond):
+    """A transaction that does not finish within timeout_shutdown is cut."""
     d = postiliond(config={"server": {"timeout_shutdown": "1s"}})
     c = d.connect(timeout=15)
     c.ehlo()
+    assert c.cmd("MAIL FROM:<alice@client.test.example>").code == 250
     started = time.monotonic()
     d.signal(signal.SIGTERM)
     assert c.read_reply(timeout=10).last == f"421 4.3.2 {HOSTNAME} Service shutting down"
@@ -267,3 +284,72 @@ def test_restart_after_sigterm(postiliond):
     assert first.stop() == 0
     second = postiliond(name="second", config={"server": {"spool": str(first.spool)}})
     assert [m["id"] for m in second.spool_messages()] == [qid]
+
+
+# --- plugin chains across reloads ------------------------------------------
+
+POLICY_REJECT = "550 5.7.1 Error: recipient rejected by policy"
+
+
+def test_reload_changes_plugin_settings(postiliond):
+    d = postiliond(plugins=["testpolicy"], config={"plugin:testpolicy": {
+        "rcpt": "reject", "rcpt_match": "blocked@*"}})
+    old = d.connect()
+    old.ehlo()
+    old.cmd("MAIL FROM:<alice@client.test.example>")
+    d.reload(config={"plugin:testpolicy": {"rcpt_match": "other@*"},
+                     "server": {"banner": "ESMTP gen 2"}})
+    wait_for_banner(d, f"220 {HOSTNAME} ESMTP gen 2")
+    # The session that began before the reload keeps its chain...
+    assert old.cmd("RCPT TO:<blocked@example.org>").last == POLICY_REJECT
+    assert old.cmd("RCPT TO:<other@example.org>").last == "250 2.1.5 Ok"
+    old.close()
+    # ... new sessions get the new one.
+    with d.connect() as new:
+        new.ehlo()
+        new.cmd("MAIL FROM:<alice@client.test.example>")
+        assert new.cmd("RCPT TO:<blocked@example.org>").last == "250 2.1.5 Ok"
+        assert new.cmd("RCPT TO:<other@example.org>").last == POLICY_REJECT
+
+
+def test_reload_loads_and_unloads_plugins(postiliond):
+    d = postiliond()
+    old = d.connect()
+    old.ehlo()
+    d.reload(config={"plugins": {"path": str(harness.PLUGIN_DIR), "load": ["testpolicy"]},
+                     "plugin:testpolicy": {"mail": "reject"},
+                     "server": {"banner": "ESMTP with plugin"}})
+    wait_for_banner(d, f"220 {HOSTNAME} ESMTP with plugin")
+    assert old.cmd("MAIL FROM:<alice@client.test.example>").last == "250 2.1.0 Ok"
+    with d.connect() as new:
+        new.ehlo()
+        assert new.cmd("MAIL FROM:<alice@client.test.example>").last == \
+            "550 5.7.1 Error: sender rejected by policy"
+        d.wait_log(r": reject: MAIL from \[127\.0\.0\.1\]:\d+: 550 5\.7\.1 Error: sender "
+                   r"rejected by policy; from=<alice@client\.test\.example> .*"
+                   r"plugin=testpolicy$")
+    # Unload it again; the session that had it keeps it.
+    with d.connect() as mid:
+        mid.ehlo()
+        d.reload(config={"plugins": None, "plugin:testpolicy": None,
+                         "server": {"banner": "ESMTP without"}})
+        wait_for_banner(d, f"220 {HOSTNAME} ESMTP without")
+        assert mid.cmd("MAIL FROM:<alice@client.test.example>").code == 550
+    with d.connect() as last:
+        last.ehlo()
+        assert last.cmd("MAIL FROM:<alice@client.test.example>").code == 250
+    old.close()
+
+
+def test_reload_refused_by_plugin_keeps_old(postiliond):
+    """A new file whose plugin settings the plugin refuses (an unknown key
+    makes testpolicy's reload fail) is refused as a whole."""
+    d = postiliond(plugins=["testpolicy"], config={"plugin:testpolicy": {"mail": "reject"}})
+    mark = d.log_mark()
+    d.reload(config={"plugin:testpolicy": {"colour": "blue"},
+                     "server": {"banner": "ESMTP refused"}}, wait=0)
+    d.wait_log(r"colour", since=mark)
+    with d.connect() as c:
+        assert c.greeting.last == f"220 {HOSTNAME} ESMTP Postilion"
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<alice@client.test.example>").code == 550

@@ -177,7 +177,7 @@ BAD_ADDRESSES = ["a@b@example.org", "@example.org", "alice@", "a b@example.org",
                  ".alice@example.org", "alice.@example.org", "al..ice@example.org",
                  "alice@example..org", "alice@-example.org", "alice@example.org-",
                  "alice@[300.1.1.1]", "alice@[IPv6:zz::1]", "al(ice@example.org",
-                 "\"alice@example.org", "alice"]
+                 "alice"]
 
 
 @pytest.mark.parametrize("address", BAD_ADDRESSES)
@@ -243,25 +243,23 @@ def test_utf8_address_requires_smtputf8(client):
 @pytest.mark.parametrize("param", ["FOO=bar", "XYZZY", "AUTH2=<>"])
 def test_unknown_mail_parameter(client, param):
     client.ehlo()
-    keyword = param.split("=")[0]
     assert client.cmd(f"MAIL FROM:<alice@example.org> {param}").last == \
-        f"555 5.5.4 Error: unsupported parameter {keyword}"
+        "555 5.5.4 Error: unsupported parameter"
 
 
 def test_unknown_rcpt_parameter(client):
     client.ehlo()
     client.cmd("MAIL FROM:<alice@example.org>")
     assert client.cmd("RCPT TO:<bob@example.org> FOO=bar").last == \
-        "555 5.5.4 Error: unsupported parameter FOO"
+        "555 5.5.4 Error: unsupported parameter"
 
 
 @pytest.mark.parametrize("param", ["SIZE=abc", "SIZE=-1", "SIZE=1e6", "BODY=9BIT",
                                    "RET=NONE", "SMTPUTF8=yes", "ENVID=a+zz"])
 def test_bad_mail_parameter_value(client, param):
     client.ehlo()
-    keyword = param.split("=")[0]
     assert client.cmd(f"MAIL FROM:<alice@example.org> {param}").last == \
-        f"501 5.5.4 Error: bad {keyword} parameter value"
+        "501 5.5.4 Error: bad parameter value"
 
 
 @pytest.mark.parametrize("param", ["NOTIFY=NEVER,SUCCESS", "NOTIFY=SOMETIMES",
@@ -269,9 +267,8 @@ def test_bad_mail_parameter_value(client, param):
 def test_bad_rcpt_parameter_value(client, param):
     client.ehlo()
     client.cmd("MAIL FROM:<alice@example.org>")
-    keyword = param.split("=")[0]
     assert client.cmd(f"RCPT TO:<bob@example.org> {param}").last == \
-        f"501 5.5.4 Error: bad {keyword} parameter value"
+        "501 5.5.4 Error: bad parameter value"
 
 
 def test_duplicate_parameter_refused(client):
@@ -282,8 +279,8 @@ def test_duplicate_parameter_refused(client):
 
 def test_binarymime_not_offered(client):
     client.ehlo()
-    reply = client.cmd("MAIL FROM:<alice@example.org> BODY=BINARYMIME")
-    assert reply.code == 555 and reply.enhanced == "5.5.4"
+    assert client.cmd("MAIL FROM:<alice@example.org> BODY=BINARYMIME").last == \
+        "555 5.5.4 Error: unsupported parameter"
 
 
 # --- smtplib, as a real client library ------------------------------------

@@ -33,7 +33,9 @@ def test_local_recipient_accepted(client, address):
 def test_foreign_recipient_denied(daemon, client, address):
     client.ehlo()
     client.cmd("MAIL FROM:<alice@client.test.example>")
-    assert client.cmd(f"RCPT TO:<{address}>").last == denied(address)
+    # A source route is dropped: the reply names the mailbox alone.
+    mailbox = address.split(":", 1)[1] if address.startswith("@") else address
+    assert client.cmd(f"RCPT TO:<{address}>").last == denied(mailbox)
     assert client.cmd("DATA").last == "503 5.5.1 Error: need RCPT command"
     assert daemon.spool_messages() == []
 
@@ -92,3 +94,21 @@ def test_many_denials_queue_nothing(postiliond):
             c.cmd("RSET")
     assert d.spool_messages() == []
     assert d.spool_files("tmp") == []
+
+
+def test_plugin_accept_does_not_bypass_relay_rule(postiliond):
+    """A plugin saying ACCEPT at RCPT (and at CONNECT and MAIL) decides its
+    stage, but the core still refuses a foreign recipient."""
+    d = postiliond(plugins=["testpolicy"], config={"plugin:testpolicy": {
+        "connect": "accept", "mail": "accept", "rcpt": "accept"}})
+    with d.connect() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<alice@client.test.example>").code == 250
+        assert c.cmd("RCPT TO:<x@elsewhere.test>").last == denied("x@elsewhere.test")
+        assert c.cmd("RCPT TO:<bob@example.org>").last == "250 2.1.5 Ok"
+        assert c.cmd("DATA").code == 354
+        c.send(dot_stuff(simple_message()))
+        queue_id(c.read_reply())
+    (m,) = d.spool_messages()
+    assert [r["address"] for r in m["recipients"]] == ["bob@example.org"]
+

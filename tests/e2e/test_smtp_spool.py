@@ -97,7 +97,7 @@ def test_envid_with_line_ends_cannot_forge(daemon, client, param, decoded):
     client.ehlo()
     reply = client.cmd(f"MAIL FROM:<alice@client.test.example> {param}")
     if reply.code == 501:
-        assert reply.last == "501 5.5.4 Error: bad ENVID parameter value"
+        assert reply.last == "501 5.5.4 Error: bad parameter value"
         return
     assert reply.code == 250
     client.cmd("RCPT TO:<bob@example.org>")
@@ -115,7 +115,7 @@ def test_orcpt_with_line_ends_cannot_forge(daemon, client):
     reply = client.cmd("RCPT TO:<bob@example.org> "
                        "ORCPT=rfc822;bob+0D+0AR+3Amallory@elsewhere.test")
     if reply.code == 501:
-        assert reply.last == "501 5.5.4 Error: bad ORCPT parameter value"
+        assert reply.last == "501 5.5.4 Error: bad parameter value"
         return
     assert reply.code == 250
     client.cmd("DATA")
