@@ -15,15 +15,19 @@
  * a fresh spool under DIRECTORY (default /var/tmp), removed afterwards
  * unless --keep.
  *
- * Prints, per run: messages per second, main-thread CPU per message, file
- * and directory syncs per message, batches, and commit latency (the time
- * from commit_async to its callback, which is what a client waits for
- * after its final dot).
+ * Prints, per run: messages per second; CPU per message on the main thread
+ * and on all threads; the disk's cache flushes per message (from
+ * /proc/diskstats: the whole disk, so other programs' flushes count too);
+ * file and directory syncs per message; batches; how many messages started
+ * in a spare file; and commit latency (from commit_async to its callback:
+ * what a client waits for after its final dot).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <glib/gstdio.h>
 
@@ -156,8 +160,48 @@ static void remove_spool(const char *directory) {
   g_rmdir(directory);
 }
 
+/* Cache flushes the disk holding `directory` completed so far (field 15
+ * after the name in /proc/diskstats, Linux 5.5+); -1 when unknown.  The
+ * whole disk's count: other programs' flushes are included. */
+static gint64 disk_flushes(const char *directory) {
+  GStatBuf st;
+  g_autofree char *stats = NULL;
+  if (g_stat(directory, &st) != 0 ||
+      !g_file_get_contents("/proc/diskstats", &stats, NULL, NULL))
+    return -1;
+  g_auto(GStrv) lines = g_strsplit(stats, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++) {
+    guint major = 0, minor = 0;
+    gint64 flushes = -1;
+    if (sscanf(lines[i],
+               " %u %u %*s %*u %*u %*u %*u %*u %*u %*u %*u %*u %*u %*u %*u "
+               "%*u %*u %*u %" G_GINT64_FORMAT,
+               &major, &minor, &flushes) == 3 &&
+        major == major(st.st_dev) && minor == minor(st.st_dev))
+      return flushes;
+  }
+  return -1;
+}
+
+static gint64 process_cpu_us(void) {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return (gint64)usage.ru_utime.tv_sec * G_USEC_PER_SEC +
+         usage.ru_utime.tv_usec +
+         (gint64)usage.ru_stime.tv_sec * G_USEC_PER_SEC +
+         usage.ru_stime.tv_usec;
+}
+
+/* What a run cost, measured around it. */
+typedef struct {
+  gint64 elapsed;      /* µs */
+  gint64 main_cpu;     /* µs on the main thread */
+  gint64 process_cpu;  /* µs on all threads */
+  gint64 disk_flushes; /* -1 when unknown */
+} Costs;
+
 static void print_results(const char *mode, Bench *bench, guint producers,
-                          gint64 elapsed, gint64 cpu) {
+                          const Costs *costs) {
   PstSpoolStats stats;
   pst_spool_get_stats(bench->spool, &stats);
   g_array_sort(bench->latencies, compare_int64);
@@ -166,15 +210,21 @@ static void print_results(const char *mode, Bench *bench, guint producers,
   for (guint i = 0; i < l->len; i++)
     sum += g_array_index(l, gint64, i);
   double n = MAX(bench->committed, 1);
-  printf("%-6s threads=%u producers=%-4u messages=%-6u size=%-6" G_GSIZE_FORMAT
-         " %8.0f msgs/s | main-thread CPU %5.1f us/msg | syncs/msg %.3f "
-         "(file %.3f + dir %.3f) | batches %" G_GUINT64_FORMAT
-         " (%.1f msgs) | latency avg %.2f ms p50 %.2f p99 %.2f | failed %u\n",
+  printf("%-6s threads=%u producers=%u messages=%u size=%" G_GSIZE_FORMAT
+         ": %.0f msgs/s\n"
+         "  CPU us/msg: main thread %.1f, all threads %.1f\n"
+         "  disk cache flushes/msg %.3f (whole disk)\n"
+         "  syncs/msg %.3f (file %.3f + dir %.3f) | batches %" G_GUINT64_FORMAT
+         " (%.1f msgs) | spare files %.0f%%\n"
+         "  commit latency ms: avg %.2f p50 %.2f p99 %.2f | failed %u\n",
          mode, bench->sync_threads, producers, bench->committed, bench->size,
-         bench->committed / (elapsed / 1e6), cpu / n,
+         bench->committed / (costs->elapsed / 1e6), costs->main_cpu / n,
+         costs->process_cpu / n,
+         costs->disk_flushes >= 0 ? costs->disk_flushes / n : -1.0,
          (stats.file_syncs + stats.directory_syncs) / n, stats.file_syncs / n,
          stats.directory_syncs / n, stats.batches,
-         stats.commits / (double)MAX(stats.batches, 1), sum / n / 1000.0,
+         stats.commits / (double)MAX(stats.batches, 1),
+         100.0 * stats.spare_files / n, sum / n / 1000.0,
          l->len ? g_array_index(l, gint64, l->len / 2) / 1000.0 : 0.0,
          l->len ? g_array_index(l, gint64, l->len * 99 / 100) / 1000.0 : 0.0,
          bench->failed);
@@ -210,6 +260,8 @@ static gboolean bench_run(const char *mode, const char *parent, guint messages,
   bench.latencies = g_array_sized_new(FALSE, FALSE, sizeof(gint64), messages);
   bench.loop = g_main_loop_new(NULL, FALSE);
   Producer *all = g_new0(Producer, producers);
+  gint64 flushes_start = disk_flushes(directory);
+  gint64 process_start = process_cpu_us();
   gint64 cpu_start = thread_cpu_us();
   gint64 start = g_get_monotonic_time();
   for (guint i = 0; i < producers; i++) {
@@ -218,7 +270,16 @@ static gboolean bench_run(const char *mode, const char *parent, guint messages,
   }
   g_main_loop_run(bench.loop);
   gint64 elapsed = g_get_monotonic_time() - start;
-  print_results(mode, &bench, producers, elapsed, thread_cpu_us() - cpu_start);
+  gint64 flushes_end = disk_flushes(directory);
+  Costs costs = {
+      .elapsed = elapsed,
+      .main_cpu = thread_cpu_us() - cpu_start,
+      .process_cpu = process_cpu_us() - process_start,
+      .disk_flushes = flushes_start >= 0 && flushes_end >= 0
+                          ? flushes_end - flushes_start
+                          : -1,
+  };
+  print_results(mode, &bench, producers, &costs);
   pst_spool_close(bench.spool);
   if (!keep)
     remove_spool(directory);

@@ -51,7 +51,24 @@ struct _PstSpoolSyncer {
   GCond syncs_done;
   PstSpoolSyncFunc batch_sync_func; /* the knobs' values for this batch */
   gpointer batch_sync_data;
+
+  /* Spare files: empty files in tmp/ created by this thread, so that a
+   * new message costs the main thread no file creation (see below). */
+  int tmp_dir_fd;        /* borrowed from the spool */
+  GQueue spares;         /* of PstSpoolSpare*, owned, under `lock` */
+  guint spares_serial;   /* for their names */
+  gboolean spares_stuck; /* creating one failed; retried after a batch */
 };
+
+/* An empty file in tmp/, open for writing, named "spare.PID.N". */
+typedef struct {
+  char *name; /* owned */
+  int fd;     /* owned */
+} PstSpoolSpare;
+
+/* How many spares the thread keeps ready.  More than a batch's worth of
+ * arrivals at the rates the spool serves. */
+#define SPARES_WANTED 128
 
 void pst_spool_commit_free(PstSpoolCommit *commit) {
   if (commit == NULL)
@@ -59,6 +76,7 @@ void pst_spool_commit_free(PstSpoolCommit *commit) {
   if (commit->fd >= 0)
     close(commit->fd);
   g_free(commit->id);
+  g_free(commit->tmp_name);
   g_free(commit->tmp_path);
   if (commit->tail != NULL)
     g_byte_array_unref(commit->tail);
@@ -84,11 +102,86 @@ static int sync_default(int fd, gboolean directory, gpointer data) {
   return directory ? fsync(fd) : fdatasync(fd);
 }
 
+/* --- Spare files ---------------------------------------------------------
+ *
+ * Creating a file is the most expensive thing a new message costs (an
+ * inode and a directory entry, under the directory's lock, which the
+ * batch's renames out of tmp/ also take).  So this thread creates empty
+ * files ahead of need, while it would otherwise wait (idle, or while the
+ * helpers fdatasync), and pst_spool_writer_new() only takes one.  The
+ * queue id is still made when the message starts; the file gets that name
+ * only when it is renamed into the queue.  Spares are replaced only as
+ * they are used, so an idle spool does no work; they are unlinked on
+ * close, and any left by a crash are removed on open with the rest of
+ * tmp/.
+ */
+
+static void spare_free(PstSpoolSpare *spare) {
+  close(spare->fd);
+  g_free(spare->name);
+  g_free(spare);
+}
+
+/* Creates one spare if fewer than wanted are ready; FALSE when there is
+ * nothing to do (enough, or creating failed: then not again until the
+ * next batch).  Called without the lock. */
+static gboolean syncer_add_spare(PstSpoolSyncer *syncer) {
+  g_mutex_lock(&syncer->lock);
+  gboolean needed = !syncer->spares_stuck && !syncer->stopping &&
+                    syncer->spares.length < SPARES_WANTED;
+  guint serial = ++syncer->spares_serial;
+  g_mutex_unlock(&syncer->lock);
+  if (!needed)
+    return FALSE;
+  g_autofree char *name = g_strdup_printf("spare.%d.%u", (int)getpid(), serial);
+  int fd = openat(syncer->tmp_dir_fd, name,
+                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  g_mutex_lock(&syncer->lock);
+  if (fd < 0) {
+    /* The main thread creates files itself meanwhile, and reports why. */
+    syncer->spares_stuck = TRUE;
+  } else {
+    PstSpoolSpare *spare = g_new0(PstSpoolSpare, 1);
+    spare->name = g_steal_pointer(&name);
+    spare->fd = fd;
+    g_queue_push_tail(&syncer->spares, spare);
+  }
+  g_mutex_unlock(&syncer->lock);
+  return fd >= 0;
+}
+
+gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
+                                     int *fd_r) {
+  g_mutex_lock(&syncer->lock);
+  PstSpoolSpare *spare = g_queue_pop_head(&syncer->spares);
+  if (spare != NULL)
+    syncer->stats.spare_files++;
+  /* An idle thread refills at once; a busy one while its helpers sync. */
+  if (syncer->spares.length < SPARES_WANTED / 2)
+    g_cond_signal(&syncer->wake);
+  g_mutex_unlock(&syncer->lock);
+  if (spare == NULL)
+    return FALSE;
+  *name_r = g_steal_pointer(&spare->name);
+  *fd_r = spare->fd;
+  g_free(spare);
+  return TRUE;
+}
+
+/* Unlinks the spares (on close). */
+static void syncer_drop_spares(PstSpoolSyncer *syncer) {
+  PstSpoolSpare *spare;
+  while ((spare = g_queue_pop_head(&syncer->spares)) != NULL) {
+    unlinkat(syncer->tmp_dir_fd, spare->name, 0);
+    spare_free(spare);
+  }
+}
+
 static void commit_fail(PstSpoolCommit *commit, const char *what, int saved) {
   if (commit->error == NULL)
     g_set_error(&commit->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
-                "Cannot %s queue file “%s”: %s", what, commit->tmp_path,
-                g_strerror(saved));
+                "Cannot %s queue file “%s” of %s: %s", what, commit->tmp_path,
+                commit->id, g_strerror(saved));
 }
 
 /* Step 1: write(2) until done; short writes and EINTR are retried. */
@@ -146,9 +239,15 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch) {
     if (commit->error == NULL)
       g_thread_pool_push(syncer->helpers, commit, NULL);
   }
+  /* While the helpers wait on the disk, this thread makes spares. */
   g_mutex_lock(&syncer->lock);
-  while (syncer->syncs_pending > 0)
-    g_cond_wait(&syncer->syncs_done, &syncer->lock);
+  while (syncer->syncs_pending > 0) {
+    g_mutex_unlock(&syncer->lock);
+    gboolean added = syncer_add_spare(syncer);
+    g_mutex_lock(&syncer->lock);
+    if (!added && syncer->syncs_pending > 0)
+      g_cond_wait(&syncer->syncs_done, &syncer->lock);
+  }
   g_mutex_unlock(&syncer->lock);
   return syncs;
 }
@@ -171,7 +270,7 @@ static guint syncer_write_and_rename(PstSpoolSyncer *syncer, GPtrArray *batch) {
     commit->fd = -1;
     if (commit->error != NULL)
       continue;
-    if (pst_spool_rename_noreplace(commit->tmp_dir_fd, commit->id,
+    if (pst_spool_rename_noreplace(commit->tmp_dir_fd, commit->tmp_name,
                                    commit->target_dir_fd, commit->id) != 0)
       commit_fail(commit, "rename", errno);
     else
@@ -205,7 +304,9 @@ static guint syncer_sync_directories(GPtrArray *batch,
       if (other->renamed && other->target_dir_fd == dir_fd) {
         unlinkat(dir_fd, other->id, 0);
         other->renamed = FALSE;
-        commit_fail(other, "sync the directory of", saved);
+        g_set_error(&other->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                    "Cannot sync the queue directory after adding %s: %s",
+                    other->id, g_strerror(saved));
       }
     }
   }
@@ -290,7 +391,7 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
     if (commit->error == NULL)
       continue;
     failures++;
-    unlinkat(commit->tmp_dir_fd, commit->id, 0);
+    unlinkat(commit->tmp_dir_fd, commit->tmp_name, 0);
   }
 
   g_mutex_lock(&syncer->lock);
@@ -299,6 +400,7 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
   syncer->stats.failures += failures;
   syncer->stats.file_syncs += file_syncs;
   syncer->stats.directory_syncs += directory_syncs;
+  syncer->spares_stuck = FALSE;
   g_mutex_unlock(&syncer->lock);
   syncer_dispatch(batch);
 }
@@ -306,8 +408,14 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
 /* Takes the next batch, waiting for one; NULL when stopping and idle. */
 static GPtrArray *syncer_take_batch(PstSpoolSyncer *syncer) {
   g_mutex_lock(&syncer->lock);
-  while (g_queue_is_empty(&syncer->pending) && !syncer->stopping)
-    g_cond_wait(&syncer->wake, &syncer->lock);
+  while (g_queue_is_empty(&syncer->pending) && !syncer->stopping) {
+    /* Idle: make spares, one at a time, looking for commits in between. */
+    g_mutex_unlock(&syncer->lock);
+    gboolean added = syncer_add_spare(syncer);
+    g_mutex_lock(&syncer->lock);
+    if (!added && g_queue_is_empty(&syncer->pending) && !syncer->stopping)
+      g_cond_wait(&syncer->wake, &syncer->lock);
+  }
   GPtrArray *batch = NULL;
   if (!g_queue_is_empty(&syncer->pending)) {
     batch =
@@ -330,8 +438,10 @@ static gpointer syncer_thread(gpointer data) {
   return NULL;
 }
 
-PstSpoolSyncer *pst_spool_syncer_new(GError **error) {
+PstSpoolSyncer *pst_spool_syncer_new(int tmp_dir_fd, GError **error) {
   PstSpoolSyncer *syncer = g_new0(PstSpoolSyncer, 1);
+  syncer->tmp_dir_fd = tmp_dir_fd;
+  g_queue_init(&syncer->spares);
   g_mutex_init(&syncer->lock);
   g_cond_init(&syncer->wake);
   g_queue_init(&syncer->pending);
@@ -368,6 +478,7 @@ void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
   g_cond_signal(&syncer->wake);
   g_mutex_unlock(&syncer->lock);
   g_thread_join(syncer->thread);
+  syncer_drop_spares(syncer);
   if (syncer->helpers != NULL)
     g_thread_pool_free(syncer->helpers, FALSE, TRUE);
   g_mutex_clear(&syncer->lock);

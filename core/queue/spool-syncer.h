@@ -1,6 +1,9 @@
 /* spool-syncer.h - the group-commit thread behind
  * pst_spool_writer_commit_async().
  *
+ * It also keeps spare files ready in tmp/, so that starting a message
+ * costs the main thread no file creation (pst_spool_syncer_take_spare()).
+ *
  * The writer hands each finished message over as a PstSpoolCommit: the
  * open tmp/ file, what remains to be written (the end of the content, the
  * trailer, the footer) and the GTask to complete.  One thread takes every
@@ -24,7 +27,8 @@ typedef struct _PstSpoolSyncer PstSpoolSyncer;
 
 /* One message on its way to disk.  Owned by the syncer from submission. */
 typedef struct {
-  char *id;          /* owned: the file's name in tmp/ and in the queue */
+  char *id;          /* owned: the file's name in the queue */
+  char *tmp_name;    /* owned: its name in tmp/ */
   char *tmp_path;    /* owned: for error messages */
   int fd;            /* owned: the tmp/ file, open for writing */
   int tmp_dir_fd;    /* borrowed from the spool */
@@ -47,7 +51,13 @@ int pst_spool_rename_noreplace(int from_dir_fd, const char *from, int to_dir_fd,
  * returns 0 or -1 with errno set.  Replaceable for tests. */
 typedef int (*PstSpoolSyncFunc)(int fd, gboolean directory, gpointer data);
 
-PstSpoolSyncer *pst_spool_syncer_new(GError **error);
+/* Starts the thread; `tmp_dir_fd` (borrowed) is where it makes spares. */
+PstSpoolSyncer *pst_spool_syncer_new(int tmp_dir_fd, GError **error);
+/* Takes a spare: an empty file in tmp/ that the thread created ahead of
+ * need, open for writing (the caller owns `name_r` and `fd_r`).  FALSE
+ * when none is ready: the caller creates its file itself. */
+gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
+                                     int *fd_r);
 /* Queues `commit` (takes ownership) and wakes the thread. */
 void pst_spool_syncer_submit(PstSpoolSyncer *syncer, PstSpoolCommit *commit);
 /* Finishes every submitted commit, stops the thread, frees. */

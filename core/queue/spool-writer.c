@@ -4,7 +4,8 @@
  * _commit_async()/_commit_finish(), _free().  The SMTP session calls them
  * on the main thread as DATA or BDAT arrives.
  *
- * A writer owns a file tmp/ID (O_EXCL, mode 0600) and a buffer: content is
+ * A writer owns a file in tmp/ (mode 0600: a spare the syncer thread made
+ * ahead, or tmp/ID created here when none was ready) and a buffer: content is
  * checksummed (CRC32C) and buffered, and written out only when the buffer
  * fills or on _flush(), so a small message costs no write on the main
  * thread at all.  The first write error sticks: later writes and the commit
@@ -25,13 +26,12 @@
 
 /* Content is written out in pieces of about this size. */
 #define WRITER_BUFFER_SIZE (64 * 1024)
-/* Attempts at a fresh id when one exists in tmp/ already. */
-#define WRITER_ID_ATTEMPTS 8
 
 struct _PstSpoolWriter {
   PstSpool *spool; /* not owned: outlives its writers */
   char id[PST_QUEUE_ID_LENGTH + 1];
-  char *path;         /* owned: DIRECTORY/tmp/ID */
+  char *tmp_name;     /* owned: its name in tmp/ (a spare's, or the id) */
+  char *path;         /* owned: DIRECTORY/tmp/TMP_NAME */
   int fd;             /* owned; -1 once committed */
   GByteArray *buffer; /* owned, nullable: NULL once committed */
   guint64 size;       /* content octets accepted */
@@ -39,6 +39,23 @@ struct _PstSpoolWriter {
   GError *error;      /* owned, nullable: the first failure */
   gboolean committed;
 };
+
+/* Creates tmp/ID on the main thread, when no spare file was ready. */
+static gboolean writer_create_file(PstSpoolWriter *writer, GError **error) {
+  PstSpool *spool = writer->spool;
+  writer->fd = openat(spool->dir_fds[PST_SPOOL_DIR_TMP], writer->id,
+                      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (writer->fd < 0) {
+    int saved = errno;
+    g_autofree char *path =
+        g_build_filename(spool->directory, "tmp", writer->id, NULL);
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                "Cannot create queue file “%s”: %s", path, g_strerror(saved));
+    return FALSE;
+  }
+  writer->tmp_name = g_strdup(writer->id);
+  return TRUE;
+}
 
 PstSpoolWriter *pst_spool_writer_new(PstSpool *spool, GError **error) {
   g_return_val_if_fail(spool != NULL, NULL);
@@ -50,21 +67,13 @@ PstSpoolWriter *pst_spool_writer_new(PstSpool *spool, GError **error) {
   g_autoptr(PstSpoolWriter) writer = g_new0(PstSpoolWriter, 1);
   writer->spool = spool;
   writer->fd = -1;
-  int tmp_fd = spool->dir_fds[PST_SPOOL_DIR_TMP];
-  for (guint attempt = 0; writer->fd < 0; attempt++) {
-    pst_queue_id_new(writer->id);
-    writer->fd = openat(tmp_fd, writer->id,
-                        O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (writer->fd >= 0 || (errno == EEXIST && attempt < WRITER_ID_ATTEMPTS))
-      continue;
-    int saved = errno;
-    g_autofree char *path =
-        g_build_filename(spool->directory, "tmp", writer->id, NULL);
-    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
-                "Cannot create queue file “%s”: %s", path, g_strerror(saved));
+  pst_queue_id_new(writer->id);
+  if (!pst_spool_syncer_take_spare(spool->syncer, &writer->tmp_name,
+                                   &writer->fd) &&
+      !writer_create_file(writer, error))
     return NULL;
-  }
-  writer->path = g_build_filename(spool->directory, "tmp", writer->id, NULL);
+  writer->path =
+      g_build_filename(spool->directory, "tmp", writer->tmp_name, NULL);
   writer->buffer = g_byte_array_sized_new(4096);
   return g_steal_pointer(&writer);
 }
@@ -101,8 +110,8 @@ static gboolean writer_write_out(PstSpoolWriter *writer, const guint8 *data,
     if (written <= 0) {
       int saved = written < 0 ? errno : ENOSPC;
       g_set_error(&writer->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
-                  "Cannot write queue file “%s”: %s", writer->path,
-                  g_strerror(saved));
+                  "Cannot write queue file “%s” of %s: %s", writer->path,
+                  writer->id, g_strerror(saved));
       return writer_failed(writer, error);
     }
     data += written;
@@ -147,7 +156,7 @@ static void writer_discard_file(PstSpoolWriter *writer) {
     return;
   close(writer->fd);
   writer->fd = -1;
-  unlinkat(writer->spool->dir_fds[PST_SPOOL_DIR_TMP], writer->id, 0);
+  unlinkat(writer->spool->dir_fds[PST_SPOOL_DIR_TMP], writer->tmp_name, 0);
 }
 
 void pst_spool_writer_commit_async(PstSpoolWriter *writer,
@@ -180,6 +189,7 @@ void pst_spool_writer_commit_async(PstSpoolWriter *writer,
   PstSpool *spool = writer->spool;
   PstSpoolCommit *commit = g_new0(PstSpoolCommit, 1);
   commit->id = g_strdup(writer->id);
+  commit->tmp_name = g_strdup(writer->tmp_name);
   commit->tmp_path = g_strdup(writer->path);
   commit->fd = writer->fd;
   writer->fd = -1;
@@ -208,6 +218,7 @@ void pst_spool_writer_free(PstSpoolWriter *writer) {
   if (writer->buffer != NULL)
     g_byte_array_unref(writer->buffer);
   g_clear_error(&writer->error);
+  g_free(writer->tmp_name);
   g_free(writer->path);
   g_free(writer);
 }

@@ -131,8 +131,9 @@ static gboolean spool_clean_tmp(PstSpool *spool, GError **error) {
   while ((entry = readdir(dir)) != NULL) {
     if (g_str_equal(entry->d_name, ".") || g_str_equal(entry->d_name, ".."))
       continue;
+    /* Spare files (spool-syncer.c) are empty: not worth a mention. */
     if (unlinkat(spool->dir_fds[PST_SPOOL_DIR_TMP], entry->d_name, 0) == 0)
-      removed++;
+      removed += !g_str_has_prefix(entry->d_name, "spare.");
     else
       g_warning("spool %s: cannot remove stale tmp/%s: %s", spool->directory,
                 entry->d_name, g_strerror(errno));
@@ -179,7 +180,8 @@ PstSpool *pst_spool_open(const char *directory, GError **error) {
       !spool_open_dirs(spool, FALSE, error) || !spool_clean_tmp(spool, error) ||
       !spool_probe_writable(spool, error))
     return NULL;
-  spool->syncer = pst_spool_syncer_new(error);
+  spool->syncer =
+      pst_spool_syncer_new(spool->dir_fds[PST_SPOOL_DIR_TMP], error);
   if (spool->syncer == NULL)
     return NULL;
   return g_steal_pointer(&spool);

@@ -133,10 +133,11 @@ gboolean pst_spool_move_to_corrupt(PstSpool *spool, PstSpoolQueue queue,
 /* Counters since pst_spool_open(), for `postilion status` and benchmarks. */
 typedef struct {
   guint64 commits;         /* messages made durable */
-  guint64 failures;        /* commits that failed */
+  guint64 failures;        /* commits that failed on disk */
   guint64 batches;         /* group commits run */
   guint64 file_syncs;      /* fdatasync() calls */
   guint64 directory_syncs; /* fsync() calls on queue/ and hold/ */
+  guint64 spare_files;     /* messages started in a file made ahead */
 } PstSpoolStats;
 void pst_spool_get_stats(PstSpool *spool, PstSpoolStats *stats);
 

@@ -127,14 +127,21 @@ static char *fixture_path(Fixture *f, const char *dir, const char *name) {
   return g_build_filename(f->directory, dir, name, NULL);
 }
 
-static guint count_files(Fixture *f, const char *dir) {
+/* Files in a spool subdirectory, not counting the syncer's spare files
+ * (empty, "spare.PID.N") unless `spares` is set. */
+static guint count_files_full(Fixture *f, const char *dir, gboolean spares) {
   g_autofree char *path = fixture_path(f, dir, NULL);
   g_autoptr(GDir) handle = g_dir_open(path, 0, NULL);
   g_assert_nonnull(handle);
   guint count = 0;
-  while (g_dir_read_name(handle) != NULL)
-    count++;
+  const char *name;
+  while ((name = g_dir_read_name(handle)) != NULL)
+    count += spares || !g_str_has_prefix(name, "spare.");
   return count;
+}
+
+static guint count_files(Fixture *f, const char *dir) {
+  return count_files_full(f, dir, FALSE);
 }
 
 /* --- Helpers -------------------------------------------------------------- */
@@ -434,6 +441,9 @@ static void commit_group(Fixture *f) {
   g_assert_cmpuint(stats.directory_syncs, ==, stats.batches);
   g_assert_cmpuint(count_files(f, "queue"), ==, N);
   g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+  /* Closing removes the spare files the syncer made ahead. */
+  g_clear_pointer(&f->spool, pst_spool_close);
+  g_assert_cmpuint(count_files_full(f, "tmp", TRUE), ==, 0);
 }
 
 static void test_commit_group(Fixture *f, gconstpointer data) {
@@ -444,6 +454,33 @@ static void test_commit_group(Fixture *f, gconstpointer data) {
 static void test_commit_group_sequential(Fixture *f, gconstpointer data) {
   pst_spool_set_sync_threads(f->spool, 1);
   commit_group(f);
+}
+
+/* An idle syncer makes spare files; a new message takes one, and is
+ * still queued under its own id. */
+static void test_commit_spare_files(Fixture *f, gconstpointer data) {
+  for (guint i = 0; i < 1000 && count_files_full(f, "tmp", TRUE) == 0; i++)
+    g_usleep(10000);
+  g_assert_cmpuint(count_files_full(f, "tmp", TRUE), >, 0);
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  guint done = 0;
+  Commit commit;
+  commit_start(f->spool, &commit, &done, "x\r\n", 3, 3, envelope, NULL, 0,
+               PST_SPOOL_QUEUE_ACTIVE);
+  g_autofree char *base =
+      g_path_get_basename(pst_spool_writer_get_path(commit.writer));
+  g_assert_true(g_str_has_prefix(base, "spare."));
+  g_autofree char *id = g_strdup(pst_spool_writer_get_id(commit.writer));
+  wait_for(&done, 1);
+  g_assert_true(commit.ok);
+  commit_clear(&commit);
+  g_autofree char *path = fixture_path(f, "queue", id);
+  g_assert_true(g_file_test(path, G_FILE_TEST_IS_REGULAR));
+  PstSpoolStats stats;
+  pst_spool_get_stats(f->spool, &stats);
+  g_assert_cmpuint(stats.spare_files, ==, 1);
+  g_clear_pointer(&f->spool, pst_spool_close);
+  g_assert_cmpuint(count_files_full(f, "tmp", TRUE), ==, 0);
 }
 
 static void test_commit_one_at_a_time(Fixture *f, gconstpointer data) {
@@ -832,6 +869,7 @@ int main(int argc, char **argv) {
   ADD("commit/header-override-hold", test_commit_header_override_hold, NULL);
   ADD("commit/group", test_commit_group, NULL);
   ADD("commit/group-sequential", test_commit_group_sequential, NULL);
+  ADD("commit/spare-files", test_commit_spare_files, NULL);
   ADD("commit/one-at-a-time", test_commit_one_at_a_time, NULL);
   ADD("commit/abort", test_abort_removes_tmp, NULL);
   ADD("commit/free-while-committing", test_free_while_committing, NULL);
