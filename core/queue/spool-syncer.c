@@ -58,6 +58,7 @@ struct _PstSpoolSyncer {
   GQueue spares;         /* of PstSpoolSpare*, owned, under `lock` */
   guint spares_serial;   /* for their names */
   gboolean spares_stuck; /* creating one failed; retried after a batch */
+  gboolean spares_asked; /* a writer wanted one: we run as the right user */
 };
 
 /* An empty file in tmp/, open for writing, named "spare.PID.N". */
@@ -113,7 +114,9 @@ static int sync_default(int fd, gboolean directory, gpointer data) {
  * only when it is renamed into the queue.  Spares are replaced only as
  * they are used, so an idle spool does no work; they are unlinked on
  * close, and any left by a crash are removed on open with the rest of
- * tmp/.
+ * tmp/.  None is made before the first message asks for one: the daemon
+ * opens the spool as root and drops privileges afterwards, and a file
+ * made in between would be root's, unreadable to the daemon later.
  */
 
 static void spare_free(PstSpoolSpare *spare) {
@@ -127,8 +130,8 @@ static void spare_free(PstSpoolSpare *spare) {
  * next batch).  Called without the lock. */
 static gboolean syncer_add_spare(PstSpoolSyncer *syncer) {
   g_mutex_lock(&syncer->lock);
-  gboolean needed = !syncer->spares_stuck && !syncer->stopping &&
-                    syncer->spares.length < SPARES_WANTED;
+  gboolean needed = syncer->spares_asked && !syncer->spares_stuck &&
+                    !syncer->stopping && syncer->spares.length < SPARES_WANTED;
   guint serial = ++syncer->spares_serial;
   g_mutex_unlock(&syncer->lock);
   if (!needed)
@@ -153,6 +156,7 @@ static gboolean syncer_add_spare(PstSpoolSyncer *syncer) {
 gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
                                      int *fd_r) {
   g_mutex_lock(&syncer->lock);
+  syncer->spares_asked = TRUE;
   PstSpoolSpare *spare = g_queue_pop_head(&syncer->spares);
   if (spare != NULL)
     syncer->stats.spare_files++;
