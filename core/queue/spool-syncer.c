@@ -240,8 +240,10 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch) {
   g_mutex_unlock(&syncer->lock);
   for (guint i = 0; i < batch->len; i++) {
     PstSpoolCommit *commit = batch->pdata[i];
-    if (commit->error == NULL)
-      g_thread_pool_push(syncer->helpers, commit, NULL);
+    /* A push that fails (no thread could start) is done here instead. */
+    if (commit->error == NULL &&
+        !g_thread_pool_push(syncer->helpers, commit, NULL))
+      syncer_sync_one(commit, syncer);
   }
   /* While the helpers wait on the disk, this thread makes spares. */
   g_mutex_lock(&syncer->lock);
