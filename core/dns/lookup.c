@@ -1,0 +1,543 @@
+/* lookup.c - the DNS service: lookups, timeouts, cancellation, lifecycle.
+ *
+ * Entry points: pst_dns_start(), pst_dns_reconfigure(), pst_dns_stop(),
+ * pst_dns_get_stats() (the daemon, main thread), pst_dns_lookup() (main
+ * thread) and pst_dns_lookup_sync() (worker threads), both in the SDK.
+ *
+ * Every lookup is a PstDnsRequest sent with ub_resolve_async() to the
+ * current resolver.  libunbound answers through its fd, which the main
+ * loop watches (resolver.c), so on_answer() always runs on the main
+ * thread, inside ub_process().  An async request then calls its callback;
+ * a sync request stores the answer and wakes its waiting worker.
+ *
+ * Invariants:
+ *  - `service.lock` guards the resolver pointers, each resolver's
+ *    `requests` set, and every request's `in_unbound`, `finished` and sync
+ *    fields.  Threads other than the main one touch a ub_ctx only under it,
+ *    and the main thread deletes contexts only under it.
+ *  - A request is in its resolver's `requests` set exactly while
+ *    libunbound holds it (`in_unbound`): that holder owns one reference,
+ *    dropped by on_answer(), by a successful ub_cancel() or by stop.
+ *  - An async request finishes exactly once (request_finish_async()): by
+ *    its answer, its timer, its cancellable or pst_dns_stop(); its
+ *    callback runs then, on the main thread, never inside pst_dns_lookup()
+ *    or g_cancellable_cancel().  A request cancelled before it finishes is
+ *    reported as CANCELLED whatever else happened.
+ *  - A retired resolver (after SIGHUP) is closed from an idle callback once
+ *    its last request has left libunbound: never inside ub_process().
+ */
+#define G_LOG_DOMAIN "postilion"
+
+#include <string.h>
+
+#include "dns/dns.h"
+#include "dns/rdata-parse.h"
+#include "dns/resolver.h"
+#include "dns/result.h"
+
+typedef struct {
+  gint ref_count;           /* atomic */
+  PstDnsType type;
+  char *name;               /* owned */
+  GMainContext *context;    /* owned: where async callbacks run */
+  PstDnsResolver *resolver; /* owned, nullable: set once sent */
+  int async_id;             /* libunbound's id, valid while in_unbound */
+  gboolean in_unbound;      /* locked */
+  gboolean finished;        /* locked */
+  gboolean sync;
+  /* Async requests, main thread. */
+  PstDnsCallback callback;
+  gpointer user_data;
+  GCancellable *cancellable; /* owned, nullable */
+  gulong cancel_handler;
+  GSource *timeout_source;  /* owned, nullable */
+  PstDnsResult *immediate;  /* owned, nullable: known without a query */
+  /* Sync requests, locked. */
+  GCond cond;
+  gboolean cancel_requested;
+  PstDnsResult *result;     /* owned, nullable: the answer for the waiter */
+} PstDnsRequest;
+
+static struct {
+  GMutex lock;
+  PstDnsResolver *current;   /* owned, nullable: NULL when stopped */
+  GPtrArray *retired;        /* owned, of owned PstDnsResolver*, nullable */
+  GMainContext *context;     /* owned, nullable: the main thread's */
+  GThread *thread;           /* the main thread, NULL when stopped */
+  GHashTable *async_pending; /* main thread: unfinished async requests */
+  PstDnsStats stats;         /* locked */
+} service;
+
+static PstDnsRequest *request_ref(PstDnsRequest *request) {
+  g_atomic_int_inc(&request->ref_count);
+  return request;
+}
+
+static void request_unref(gpointer data) {
+  PstDnsRequest *request = data;
+  if (!g_atomic_int_dec_and_test(&request->ref_count))
+    return;
+  g_free(request->name);
+  g_main_context_unref(request->context);
+  g_clear_pointer(&request->resolver, pst_dns_resolver_unref);
+  g_clear_object(&request->cancellable);
+  if (request->timeout_source != NULL) {
+    g_source_destroy(request->timeout_source);
+    g_source_unref(request->timeout_source);
+  }
+  pst_dns_result_free(request->immediate);
+  pst_dns_result_free(request->result);
+  g_cond_clear(&request->cond);
+  g_free(request);
+}
+
+static PstDnsRequest *request_new(PstDnsType type, const char *name) {
+  PstDnsRequest *request = g_new0(PstDnsRequest, 1);
+  request->ref_count = 1;
+  request->type = type;
+  request->name = g_strdup(name);
+  request->context = service.context != NULL
+                         ? g_main_context_ref(service.context)
+                         : g_main_context_ref_thread_default();
+  g_cond_init(&request->cond);
+  return request;
+}
+
+static gboolean on_close_retired(gpointer data) {
+  PstDnsResolver *resolver = data;
+  g_mutex_lock(&service.lock);
+  if (resolver->ctx != NULL && g_hash_table_size(resolver->requests) == 0) {
+    pst_dns_resolver_close(resolver);
+    if (service.retired != NULL)
+      g_ptr_array_remove_fast(service.retired, resolver); /* unrefs */
+  }
+  g_mutex_unlock(&service.lock);
+  return G_SOURCE_REMOVE;
+}
+
+/* Closes a retired resolver soon, from the main loop. */
+static void schedule_close_locked(PstDnsResolver *resolver) {
+  GSource *idle = g_idle_source_new();
+  g_source_set_callback(idle, on_close_retired, pst_dns_resolver_ref(resolver),
+                        (GDestroyNotify)pst_dns_resolver_unref);
+  g_source_attach(idle, service.context);
+  g_source_unref(idle);
+}
+
+/* The request left libunbound (answered or cancelled). */
+static void unregister_locked(PstDnsRequest *request) {
+  PstDnsResolver *resolver = request->resolver;
+  request->in_unbound = FALSE;
+  g_hash_table_remove(resolver->requests, request);
+  if (resolver->retired && resolver->ctx != NULL &&
+      g_hash_table_size(resolver->requests) == 0)
+    schedule_close_locked(resolver);
+}
+
+/* Withdraws the query from libunbound.  TRUE when libunbound let go of
+ * the request: the caller then drops libunbound's reference (after
+ * unlocking).  FALSE when the answer is being delivered concurrently:
+ * on_answer() will find the request finished and drop it. */
+static gboolean cancel_in_unbound_locked(PstDnsRequest *request) {
+  if (!request->in_unbound || request->resolver->ctx == NULL)
+    return FALSE;
+  if (ub_cancel(request->resolver->ctx, request->async_id) != 0)
+    return FALSE;
+  unregister_locked(request);
+  return TRUE;
+}
+
+static void on_answer(void *data, int error, struct ub_result *ub);
+
+/* Hands the query to libunbound.  On failure `*reason` says why. */
+static gboolean send_locked(PstDnsRequest *request, char **reason) {
+  PstDnsResolver *resolver = service.current;
+  if (resolver == NULL) {
+    *reason = g_strdup("the DNS resolver is not running");
+    return FALSE;
+  }
+  int status = ub_resolve_async(resolver->ctx, request->name,
+                                (int)request->type, 1 /* IN */, request,
+                                on_answer, &request->async_id);
+  if (status != 0) {
+    *reason = g_strdup_printf("resolver error: %s", ub_strerror(status));
+    return FALSE;
+  }
+  request->resolver = pst_dns_resolver_ref(resolver);
+  request->in_unbound = TRUE;
+  /* libunbound's reference; the set itself holds none. */
+  g_hash_table_add(resolver->requests, request_ref(request));
+  service.stats.lookups++;
+  return TRUE;
+}
+
+/* Ends an async request: exactly one callback, then its reference goes. */
+static void request_finish_async(PstDnsRequest *request,
+                                 PstDnsResult *result) {
+  g_mutex_lock(&service.lock);
+  gboolean already = request->finished;
+  request->finished = TRUE;
+  g_mutex_unlock(&service.lock);
+  if (already) {
+    pst_dns_result_free(result);
+    return;
+  }
+  if (service.async_pending != NULL)
+    g_hash_table_remove(service.async_pending, request);
+  if (request->timeout_source != NULL) {
+    g_source_destroy(request->timeout_source);
+    g_clear_pointer(&request->timeout_source, g_source_unref);
+  }
+  if (request->cancel_handler != 0)
+    g_cancellable_disconnect(request->cancellable, request->cancel_handler);
+  request->cancel_handler = 0;
+  if (request->cancellable != NULL &&
+      g_cancellable_is_cancelled(request->cancellable) &&
+      pst_dns_result_get_status(result) != PST_DNS_CANCELLED) {
+    PstDnsResult *cancelled = pst_dns_result_new_cancelled(result);
+    pst_dns_result_free(result);
+    result = cancelled;
+  }
+  request->callback(result, request->user_data);
+  request_unref(request);
+}
+
+/* libunbound's callback, on the main thread inside ub_process(). */
+static void on_answer(void *data, int error, struct ub_result *ub) {
+  PstDnsRequest *request = data;
+  PstDnsResult *result =
+      pst_dns_result_new_from_unbound(request->type, request->name, error, ub);
+  if (ub != NULL)
+    ub_resolve_free(ub);
+
+  g_mutex_lock(&service.lock);
+  if (request->in_unbound)
+    unregister_locked(request);
+  if (request->sync && !request->finished) {
+    request->finished = TRUE;
+    request->result = g_steal_pointer(&result);
+    g_cond_broadcast(&request->cond);
+  }
+  g_mutex_unlock(&service.lock);
+
+  if (!request->sync)
+    request_finish_async(request, g_steal_pointer(&result));
+  pst_dns_result_free(result); /* a sync request that gave up already */
+  request_unref(request);      /* libunbound's reference */
+}
+
+static gboolean on_immediate(gpointer data) {
+  PstDnsRequest *request = data;
+  request_finish_async(request, g_steal_pointer(&request->immediate));
+  return G_SOURCE_REMOVE;
+}
+
+/* Delivers an answer known without a query, from the main loop. */
+static void deliver_later(PstDnsRequest *request, PstDnsResult *result) {
+  request->immediate = result;
+  GSource *idle = g_idle_source_new();
+  g_source_set_callback(idle, on_immediate, request_ref(request),
+                        request_unref);
+  g_source_attach(idle, request->context);
+  g_source_unref(idle);
+}
+
+/* Ends a request that libunbound still holds: timeout or cancellation. */
+static void abandon_async(PstDnsRequest *request, PstDnsResult *result) {
+  g_mutex_lock(&service.lock);
+  gboolean finished = request->finished;
+  gboolean released = !finished && cancel_in_unbound_locked(request);
+  g_mutex_unlock(&service.lock);
+  if (released)
+    request_unref(request);
+  request_finish_async(request, result);
+}
+
+static gboolean on_timeout(gpointer data) {
+  PstDnsRequest *request = data;
+  g_mutex_lock(&service.lock);
+  service.stats.timeouts++;
+  guint timeout_ms = request->resolver->timeout_ms;
+  g_mutex_unlock(&service.lock);
+  g_autofree char *reason = g_strdup_printf("timeout after %u ms", timeout_ms);
+  abandon_async(request, pst_dns_result_new_status(request->type, request->name,
+                                                   PST_DNS_TEMPFAIL, reason));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean on_cancel_idle(gpointer data) {
+  PstDnsRequest *request = data;
+  g_mutex_lock(&service.lock);
+  gboolean finished = request->finished;
+  if (!finished)
+    service.stats.cancelled++;
+  g_mutex_unlock(&service.lock);
+  if (!finished)
+    abandon_async(request, pst_dns_result_new_status(request->type,
+                                                     request->name,
+                                                     PST_DNS_CANCELLED,
+                                                     "cancelled"));
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread (the one that cancelled): defer to the main loop. */
+static void on_cancelled(GCancellable *cancellable, gpointer data) {
+  PstDnsRequest *request = data;
+  GSource *idle = g_idle_source_new();
+  g_source_set_priority(idle, G_PRIORITY_DEFAULT);
+  g_source_set_callback(idle, on_cancel_idle, request_ref(request),
+                        request_unref);
+  g_source_attach(idle, request->context);
+  g_source_unref(idle);
+}
+
+void pst_dns_lookup(PstDnsType type, const char *name,
+                    GCancellable *cancellable, PstDnsCallback callback,
+                    gpointer user_data) {
+  g_return_if_fail(name != NULL && callback != NULL);
+  g_return_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable));
+  g_return_if_fail(service.thread == NULL || service.thread == g_thread_self());
+
+  PstDnsRequest *request = request_new(type, name);
+  request->callback = callback;
+  request->user_data = user_data;
+  request->cancellable = cancellable != NULL ? g_object_ref(cancellable) : NULL;
+  if (service.async_pending != NULL)
+    g_hash_table_add(service.async_pending, request);
+
+  if (!pst_dns_query_name_is_valid(name) || type == 0) {
+    deliver_later(request, pst_dns_result_new_status(
+                               type, name, PST_DNS_INVALID,
+                               "not a valid domain name or type"));
+    return;
+  }
+  if (cancellable != NULL && g_cancellable_is_cancelled(cancellable)) {
+    deliver_later(request, pst_dns_result_new_status(
+                               type, name, PST_DNS_CANCELLED, "cancelled"));
+    return;
+  }
+  g_autofree char *reason = NULL;
+  g_mutex_lock(&service.lock);
+  gboolean sent = send_locked(request, &reason);
+  guint timeout_ms = sent ? request->resolver->timeout_ms : 0;
+  g_mutex_unlock(&service.lock);
+  if (!sent) {
+    deliver_later(request, pst_dns_result_new_status(type, name,
+                                                     PST_DNS_TEMPFAIL, reason));
+    return;
+  }
+  request->timeout_source = g_timeout_source_new(timeout_ms);
+  g_source_set_callback(request->timeout_source, on_timeout, request, NULL);
+  g_source_attach(request->timeout_source, request->context);
+  if (cancellable != NULL)
+    request->cancel_handler =
+        g_cancellable_connect(cancellable, G_CALLBACK(on_cancelled), request,
+                              NULL);
+}
+
+/* Any thread: wakes the sync waiter. */
+static void on_sync_cancelled(GCancellable *cancellable, gpointer data) {
+  PstDnsRequest *request = data;
+  g_mutex_lock(&service.lock);
+  request->cancel_requested = TRUE;
+  g_cond_broadcast(&request->cond);
+  g_mutex_unlock(&service.lock);
+}
+
+/* Waits for the answer; on timeout or cancellation withdraws the query.
+ * Called and returns with the lock held. */
+static PstDnsResult *sync_wait_locked(PstDnsRequest *request,
+                                      gboolean *released) {
+  gint64 deadline =
+      g_get_monotonic_time() + request->resolver->timeout_ms * G_TIME_SPAN_MILLISECOND;
+  while (!request->finished && !request->cancel_requested)
+    if (!g_cond_wait_until(&request->cond, &service.lock, deadline))
+      break;
+  if (request->finished)
+    return g_steal_pointer(&request->result);
+  request->finished = TRUE;
+  *released = cancel_in_unbound_locked(request);
+  if (request->cancel_requested) {
+    service.stats.cancelled++;
+    return pst_dns_result_new_status(request->type, request->name,
+                                     PST_DNS_CANCELLED, "cancelled");
+  }
+  service.stats.timeouts++;
+  g_autofree char *reason =
+      g_strdup_printf("timeout after %u ms", request->resolver->timeout_ms);
+  return pst_dns_result_new_status(request->type, request->name,
+                                   PST_DNS_TEMPFAIL, reason);
+}
+
+PstDnsResult *pst_dns_lookup_sync(PstDnsType type, const char *name,
+                                  GCancellable *cancellable) {
+  if (name == NULL || !pst_dns_query_name_is_valid(name) || type == 0)
+    return pst_dns_result_new_status(type, name, PST_DNS_INVALID,
+                                     "not a valid domain name or type");
+  if (service.thread == g_thread_self()) {
+    g_critical("pst_dns_lookup_sync(%s) called on the main thread; use "
+               "pst_dns_lookup() there",
+               name);
+    return pst_dns_result_new_status(type, name, PST_DNS_TEMPFAIL,
+                                     "blocking lookup on the main thread");
+  }
+  if (cancellable != NULL && g_cancellable_is_cancelled(cancellable))
+    return pst_dns_result_new_status(type, name, PST_DNS_CANCELLED,
+                                     "cancelled");
+
+  PstDnsRequest *request = request_new(type, name);
+  request->sync = TRUE;
+  /* Connected before locking: a cancellable already cancelled calls the
+   * handler at once, and the handler takes the lock. */
+  gulong handler = cancellable != NULL
+                       ? g_cancellable_connect(cancellable,
+                                               G_CALLBACK(on_sync_cancelled),
+                                               request, NULL)
+                       : 0;
+  g_autofree char *reason = NULL;
+  PstDnsResult *result = NULL;
+  gboolean released = FALSE;
+  g_mutex_lock(&service.lock);
+  if (send_locked(request, &reason))
+    result = sync_wait_locked(request, &released);
+  g_mutex_unlock(&service.lock);
+
+  if (handler != 0)
+    g_cancellable_disconnect(cancellable, handler);
+  if (released)
+    request_unref(request); /* libunbound's reference */
+  if (result == NULL)
+    result = pst_dns_result_new_status(type, name, PST_DNS_TEMPFAIL,
+                                       reason != NULL ? reason
+                                                      : "resolver stopped");
+  request_unref(request);
+  return result;
+}
+
+gboolean pst_dns_start(const PstDnsConfig *config, GError **error) {
+  g_return_val_if_fail(config != NULL, FALSE);
+  g_return_val_if_fail(service.current == NULL, FALSE);
+
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default();
+  PstDnsResolver *resolver = pst_dns_resolver_new(config, context, error);
+  if (resolver == NULL)
+    return FALSE;
+  g_message("dns: %s", resolver->description);
+  g_mutex_lock(&service.lock);
+  service.context = g_steal_pointer(&context);
+  service.thread = g_thread_self();
+  service.current = resolver;
+  service.retired = g_ptr_array_new_with_free_func(
+      (GDestroyNotify)pst_dns_resolver_unref);
+  service.async_pending = g_hash_table_new(NULL, NULL);
+  memset(&service.stats, 0, sizeof service.stats);
+  g_mutex_unlock(&service.lock);
+  return TRUE;
+}
+
+gboolean pst_dns_reconfigure(const PstDnsConfig *config, GError **error) {
+  g_return_val_if_fail(config != NULL, FALSE);
+  if (service.current == NULL)
+    return pst_dns_start(config, error);
+  g_return_val_if_fail(service.thread == g_thread_self(), FALSE);
+
+  PstDnsResolver *resolver =
+      pst_dns_resolver_new(config, service.context, error);
+  if (resolver == NULL) {
+    g_prefix_error(error, "keeping the previous DNS configuration: ");
+    return FALSE;
+  }
+  g_message("dns: reconfigured: %s", resolver->description);
+  g_mutex_lock(&service.lock);
+  PstDnsResolver *old = g_steal_pointer(&service.current);
+  service.current = resolver;
+  old->retired = TRUE;
+  g_ptr_array_add(service.retired, old);
+  if (g_hash_table_size(old->requests) == 0)
+    schedule_close_locked(old);
+  g_mutex_unlock(&service.lock);
+  return TRUE;
+}
+
+/* Takes every request out of `resolver` and closes it; sync waiters are
+ * woken with TEMPFAIL, async requests are appended to `async` and every
+ * request to `held` (libunbound's references, dropped by the caller). */
+static void drain_resolver_locked(PstDnsResolver *resolver, GPtrArray *async,
+                                  GPtrArray *held) {
+  GHashTableIter iter;
+  gpointer key;
+  g_hash_table_iter_init(&iter, resolver->requests);
+  while (g_hash_table_iter_next(&iter, &key, NULL)) {
+    PstDnsRequest *request = key;
+    request->in_unbound = FALSE;
+    g_ptr_array_add(held, request);
+    if (!request->sync) {
+      g_ptr_array_add(async, request_ref(request));
+    } else if (!request->finished) {
+      request->finished = TRUE;
+      request->result = pst_dns_result_new_status(
+          request->type, request->name, PST_DNS_TEMPFAIL, "resolver stopped");
+      g_cond_broadcast(&request->cond);
+    }
+  }
+  g_hash_table_remove_all(resolver->requests);
+  pst_dns_resolver_close(resolver);
+}
+
+void pst_dns_stop(void) {
+  if (service.current == NULL)
+    return;
+  g_return_if_fail(service.thread == g_thread_self());
+  g_return_if_fail(!service.current->dispatching);
+
+  g_autoptr(GPtrArray) async = g_ptr_array_new_with_free_func(request_unref);
+  g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func(request_unref);
+  g_mutex_lock(&service.lock);
+  drain_resolver_locked(service.current, async, held);
+  for (guint i = 0; i < service.retired->len; i++)
+    drain_resolver_locked(g_ptr_array_index(service.retired, i), async, held);
+  g_clear_pointer(&service.current, pst_dns_resolver_unref);
+  g_clear_pointer(&service.retired, g_ptr_array_unref);
+  g_mutex_unlock(&service.lock);
+
+  /* Callbacks run without the lock: they may start lookups (which now
+   * fail at once) or cancel others. */
+  GHashTable *pending = g_steal_pointer(&service.async_pending);
+  GHashTableIter iter;
+  gpointer key;
+  g_hash_table_iter_init(&iter, pending);
+  while (g_hash_table_iter_next(&iter, &key, NULL))
+    if (!g_ptr_array_find(async, key, NULL))
+      g_ptr_array_add(async, request_ref(key));
+  g_hash_table_unref(pending);
+  for (guint i = 0; i < async->len; i++) {
+    PstDnsRequest *request = g_ptr_array_index(async, i);
+    PstDnsResult *result = g_steal_pointer(&request->immediate);
+    if (result == NULL)
+      result = pst_dns_result_new_status(request->type, request->name,
+                                         PST_DNS_TEMPFAIL, "resolver stopped");
+    request_finish_async(request, result);
+  }
+  g_mutex_lock(&service.lock);
+  service.thread = NULL;
+  g_clear_pointer(&service.context, g_main_context_unref);
+  g_mutex_unlock(&service.lock);
+}
+
+void pst_dns_get_stats(PstDnsStats *stats) {
+  g_return_if_fail(stats != NULL);
+  g_mutex_lock(&service.lock);
+  *stats = service.stats;
+  stats->in_flight = 0;
+  stats->contexts = 0;
+  if (service.current != NULL) {
+    stats->in_flight += g_hash_table_size(service.current->requests);
+    stats->contexts++;
+  }
+  for (guint i = 0; service.retired != NULL && i < service.retired->len; i++) {
+    PstDnsResolver *resolver = g_ptr_array_index(service.retired, i);
+    stats->in_flight += g_hash_table_size(resolver->requests);
+    stats->contexts += resolver->ctx != NULL;
+  }
+  g_mutex_unlock(&service.lock);
+}
