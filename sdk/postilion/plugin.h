@@ -427,3 +427,6 @@ PST_API const char *pst_message_get_recipient(PstMessage *message,
                                               guint index);
 
 G_END_DECLS
+
+/* DNS lookups through the daemon's resolver. */
+#include <postilion/dns.h>
