@@ -21,6 +21,7 @@ ROOT=$PWD
 BUILDS=${BUILDS:-"build build-asan"}
 JOBS=${JOBS:-$(nproc)}
 PYTHON=/usr/bin/python3   # Debian's python3, with python3-pytest & co.
+export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in the source tree
 
 # Sanitizers: any report is fatal; the e2e harness also fails a test whose
 # daemon logged one.  G_SLICE/G_DEBUG make GLib's allocations visible to ASan.

@@ -436,6 +436,14 @@ class Daemon:
         path = self.spool / subdir
         return sorted(os.listdir(path)) if path.is_dir() else []
 
+    def tmp_leftovers(self) -> list[str]:
+        """Files in tmp/ that hold message data.  The spool keeps empty
+        spare files there, made ahead for the next messages; those are not
+        leftovers of a refused or aborted message."""
+        path = self.spool / "tmp"
+        return [name for name in self.spool_files("tmp")
+                if (path / name).stat().st_size > 0]
+
 
 # --------------------------------------------------------------------------
 # Raw SMTP client

@@ -239,7 +239,7 @@ def test_sigterm_grace_over_in_data_queues_nothing(postiliond):
     assert c.read_reply(timeout=10).last == f"421 4.3.2 {HOSTNAME} Service shutting down"
     assert d.wait_exit(10) == 0
     assert d.spool_messages() == []
-    assert d.spool_files("tmp") == []
+    assert d.tmp_leftovers() == []
 
 
 def test_nothing_accepted_is_lost(postiliond):

@@ -207,7 +207,7 @@ def test_body_over_limit_after_dot(small):
         # The next message, within the limit, goes through.
         queue_id(transaction(c))
     assert len(small.spool_messages()) == 1
-    assert small.spool_files("tmp") == []
+    assert small.tmp_leftovers() == []
 
 
 def test_body_over_declared_size_still_checked_against_limit(small):
@@ -333,7 +333,7 @@ def test_idle_timeout_in_data(quick):
         assert c.read_reply().last == TIMEOUT_REPLY
         assert c.wait_closed() == b""
     assert quick.spool_messages() == []
-    assert quick.spool_files("tmp") == []
+    assert quick.tmp_leftovers() == []
 
 
 def test_idle_timeout_in_bdat(quick):
@@ -466,7 +466,7 @@ def test_client_disconnect_mid_data_leaves_nothing(daemon):
     c.close()
     daemon.wait_log(r"disconnect from")
     assert daemon.spool_messages() == []
-    assert daemon.spool_files("tmp") == []
+    assert daemon.tmp_leftovers() == []
     # Still serving.
     with daemon.connect() as again:
         again.ehlo()

@@ -93,7 +93,7 @@ def test_many_denials_queue_nothing(postiliond):
             assert c.cmd(f"RCPT TO:<u{i}@elsewhere.test>").code == 554
             c.cmd("RSET")
     assert d.spool_messages() == []
-    assert d.spool_files("tmp") == []
+    assert d.tmp_leftovers() == []
 
 
 def test_plugin_accept_does_not_bypass_relay_rule(postiliond):

@@ -31,7 +31,7 @@ def test_queued_before_the_reply(daemon, client):
     client.ehlo()
     qid = queue_id(transaction(client))
     assert [m["id"] for m in daemon.spool_messages()] == [qid]
-    assert daemon.spool_files("tmp") == []
+    assert daemon.tmp_leftovers() == []
 
 
 def test_survives_sigkill_right_after_250(postiliond, tmp_path):
@@ -64,7 +64,7 @@ def test_refused_messages_leave_no_file(postiliond):
             c.send(payload + b".\r\n")
             assert c.read_reply().code in (500, 550, 552)
     assert d.spool_messages() == []
-    assert d.spool_files("tmp") == []
+    assert d.tmp_leftovers() == []
     assert d.spool_files("queue") == []
 
 
@@ -158,4 +158,4 @@ def test_restart_keeps_queue_and_tmp_is_cleaned(postiliond):
         first.wait_exit()
     second = postiliond(name="second", config={"server": {"spool": str(first.spool)}})
     assert sorted(m["id"] for m in second.spool_messages()) == sorted(ids)
-    assert second.spool_files("tmp") == []
+    assert second.tmp_leftovers() == []
