@@ -21,6 +21,18 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 ninja -C "$BUILD"
 
+# The SDK's example plugin, compiled against this build's SDK header and
+# libpostilion (sdk/examples/hello/README.md builds it against an installed
+# SDK instead).
+mkdir -p "$BUILD/sdk/examples/hello"
+if [ ! "$BUILD/sdk/examples/hello/hello.so" -nt sdk/examples/hello/hello.c ]; then
+  # shellcheck disable=SC2046
+  cc -std=gnu11 -Wall -Wextra -Wno-unused-parameter -O2 -g -shared -fPIC \
+    -fvisibility=hidden -I sdk $(pkg-config --cflags glib-2.0 gio-2.0) \
+    -o "$BUILD/sdk/examples/hello/hello.so" sdk/examples/hello/hello.c \
+    -L "$BUILD" -lpostilion -Wl,-rpath,"$ROOT/$BUILD"
+fi
+
 mkdir -p var/spool
 sed -e "s|@ROOT@|$ROOT|g" -e "s|@BUILD@|$ROOT/$BUILD|g" \
   etc/postilion-dev.conf > var/postilion-dev.conf

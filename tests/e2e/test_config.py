@@ -5,6 +5,7 @@ conf.d drop-ins."""
 
 import re
 import socket
+import subprocess
 
 import pytest
 
@@ -231,4 +232,29 @@ def test_check_reads_dropins(conf):
     write(conf)
     dropin(conf, "10-ok.conf", "[server]\nmax_recipients = 10\n")
     code, output = run("check", conf.conf_path)
+    assert code == 0, output
+
+
+# --- the shipped development configuration ---------------------------------
+
+
+def test_dev_config_is_valid(tmp_path):
+    """etc/postilion-dev.conf (rendered as scripts/dev-run.sh does, with the
+    example plugin compiled as it does) passes --check."""
+    root, build = tmp_path / "root", tmp_path / "build"
+    plugin_dir = build / "sdk" / "examples" / "hello"
+    plugin_dir.mkdir(parents=True)
+    (root / "var" / "spool").mkdir(parents=True)
+    cflags = subprocess.run(["pkg-config", "--cflags", "glib-2.0", "gio-2.0"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    subprocess.run(["cc", "-std=gnu11", "-shared", "-fPIC", "-fvisibility=hidden",
+                    "-I", str(harness.REPO / "sdk"), *cflags,
+                    "-o", str(plugin_dir / "hello.so"),
+                    str(harness.REPO / "sdk" / "examples" / "hello" / "hello.c"),
+                    "-L", str(harness.BUILD), "-lpostilion"],
+                   check=True, timeout=120, stdin=subprocess.DEVNULL)
+    template = (harness.REPO / "etc" / "postilion-dev.conf").read_text()
+    conf = root / "var" / "postilion-dev.conf"
+    conf.write_text(template.replace("@ROOT@", str(root)).replace("@BUILD@", str(build)))
+    code, output = run("check", conf)
     assert code == 0, output
