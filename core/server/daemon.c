@@ -208,15 +208,13 @@ static gboolean daemon_drop_privileges(PstDaemon *daemon, GError **error) {
 
 /* --- Signals ----------------------------------------------------------- */
 
-/* Loads the plugins for a new configuration: the same set reloaded in
- * place when the list did not change, a new set otherwise. */
+/* Loads the plugins for a new configuration. */
 static PstPluginSet *daemon_reload_plugins(PstDaemon *daemon,
                                            PstConfig *config, GError **error) {
-  if (pst_plugin_set_matches(daemon->plugins, config)) {
-    if (!pst_plugin_set_reload(daemon->plugins, config, error))
-      return NULL;
-    return pst_plugin_set_ref(daemon->plugins);
-  }
+  /* A new set either way: sessions in progress keep the old set and its
+   * chains; plugins loaded by both are shared and told to reload. */
+  if (pst_plugin_set_matches(daemon->plugins, config))
+    return pst_plugin_set_reload_new(daemon->plugins, config, error);
   return pst_plugin_set_load(config, error);
 }
 
@@ -334,6 +332,8 @@ int pst_daemon_main(int argc, char **argv) {
   }
   pst_log_init(PST_LOG_STDERR, options.verbose);
   signal(SIGPIPE, SIG_IGN);
+  /* A file size limit makes a spool write fail (451), not kill us. */
+  signal(SIGXFSZ, SIG_IGN);
 
   PstDaemon daemon = {.ready_fd = -1};
   daemon.config_path =

@@ -176,7 +176,9 @@ static void server_accept_one(PstListener *listener, int fd,
       .closed = server_session_closed,
       .closed_data = connection,
   };
-  g_hash_table_add(server->sessions, pst_session_start(&setup));
+  PstSession *session = pst_session_start(&setup);
+  if (session != NULL)
+    g_hash_table_add(server->sessions, session);
 }
 
 static gboolean server_accept(gint fd, GIOCondition condition,

@@ -37,6 +37,7 @@ struct _PstSessionSource {
 
 static void session_handle_events(PstSession *session, GIOCondition events);
 static void session_finish(PstSession *session);
+static void session_settle(PstSession *session);
 
 /* --- Generations ------------------------------------------------------- */
 
@@ -161,6 +162,16 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
             session->listener->name);
   pst_session_set_state(session, PST_SESSION_STATE_CONNECT);
   pst_session_start_connect(session);
+  /* A CONNECT stage that decided at once queued the banner: write it.  That
+   * may end the session (a refusal that disconnects): then NULL. */
+  if (session->waiting == PST_SESSION_WAIT_NONE) {
+    pst_session_ref(session);
+    session_settle(session);
+    gboolean open = session->fd >= 0;
+    pst_session_unref(session);
+    if (!open)
+      return NULL;
+  }
   return session;
 }
 

@@ -45,7 +45,8 @@ typedef struct {
   gpointer closed_data;
 } PstSessionSetup;
 
-/* Starts serving a connection: CONNECT hooks, then the banner. */
+/* Starts serving a connection: CONNECT hooks, then the banner.  Returns
+ * NULL when the session already ended (`closed` was called). */
 PstSession *pst_session_start(const PstSessionSetup *setup);
 /* The daemon is stopping: close now when idle between transactions,
  * otherwise when the current transaction ends. */
