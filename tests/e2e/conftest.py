@@ -32,6 +32,7 @@ Guarantees
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
@@ -65,18 +66,16 @@ def pytest_runtest_makereport(item, call):
                  daemon.log_text() or "(empty)"))
 
 
-class TestTimeout(Exception):
-    pass
+class WallClockExceeded(Exception):
+    """A test ran longer than POSTILION_TEST_TIMEOUT."""
 
 
 @pytest.fixture(autouse=True)
 def _wall_clock_limit():
-    import os
-
     limit = int(harness.scaled(float(os.environ.get("POSTILION_TEST_TIMEOUT", "90"))))
 
     def expired(signum, frame):
-        raise TestTimeout(f"test exceeded {limit}s")
+        raise WallClockExceeded(f"test exceeded {limit}s")
 
     previous = signal.signal(signal.SIGALRM, expired)
     signal.alarm(limit)
