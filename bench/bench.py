@@ -278,6 +278,7 @@ class Bench:
         cmd = generator_command(gen, self.loadgen, server.port, size, sessions,
                                 per_session, count, cap, rcpt, sender)
         sink_base = sink.received() if sink else 0
+        queued_before = server.queued()[0] if sink is None and hasattr(server, "queued") else 0
         cpu0 = procstat.cpu_seconds(roots)
         with procstat.PeakSampler(roots) as sampler:
             t0 = time.monotonic()
@@ -309,7 +310,7 @@ class Bench:
                 failed = res["rc"] != 0 and not res["killed"]
             status = "incomplete" if failed else "time-capped"
         if sink is None and hasattr(server, "queued"):
-            queued, _ = server.queued()
+            queued = server.queued()[0] - queued_before
             row["queued"] = queued
             if queued != res["ok"]:
                 status = "mismatch"
@@ -723,6 +724,7 @@ def main(argv):
                    postfix=bench.versions.get("postfix", "?"),
                    postilion=bench.versions.get("postilion", postilion_reason),
                    postilion_commit=git_commit(),
+                   postiliond_binary=postilion_bin or "-",
                    postfix_accept_mode=args.postfix_accept,
                    load_start=round(load_start, 2),
                    load_end=round(procstat.busy_cores(2.0), 2),

@@ -264,7 +264,8 @@ def write_markdown(path, rows, idle_rows, env, notes):
           f"{env['duration_s']} s). Machine: {env['cpus']} x {env['cpu_model']}, "
           f"Linux {env['kernel']}; queues on {env['filesystem']} ({env['workdir']}). "
           f"Postfix {env['postfix']} (accept mode: {env['postfix_accept_mode']}); "
-          f"Postilion {env['postilion']} at commit {env['postilion_commit']}.", "",
+          f"Postilion {env['postilion']} at commit {env['postilion_commit']} "
+          f"(binary {env.get('postiliond_binary', '-')}).", "",
           "Rates count messages answered 250 after the final dot (accept) or "
           "received by smtp-sink (relay, end to end). CPU is the MTA's own "
           "(all its processes), divided by messages. Latency is measured by "
