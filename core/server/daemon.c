@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -269,11 +270,27 @@ static gboolean daemon_terminate(gpointer user_data) {
   return G_SOURCE_CONTINUE;
 }
 
+/* Every session and spool file is a descriptor: take the whole hard
+ * limit, since the usual soft limit (1024) is less than max_connections. */
+static void daemon_raise_file_limit(const PstConfig *config) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
+    return;
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+  guint wanted = config->server.max_connections + 256;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted)
+    g_warning("the open files limit (%lu) is below max_connections + 256 "
+              "(%u): raise it (LimitNOFILE= in the systemd unit, ulimit -n)",
+              (unsigned long)limit.rlim_cur, wanted);
+}
+
 /* --- Start and stop ---------------------------------------------------- */
 
 /* Brings up spool, DNS, plugins and listeners, in that order. */
 static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   PstConfig *config = daemon->config;
+  daemon_raise_file_limit(config);
   daemon->spool = pst_spool_open(config->server.spool, error);
   guint queued = 0;
   if (daemon->spool == NULL || !pst_spool_recover(daemon->spool, &queued, error))

@@ -409,10 +409,25 @@ static gsize session_process_command(PstSession *session, const guint8 *data,
   }
   gsize consumed = newline - data + 1;
   gsize line_length = consumed - 1;
-  if (line_length > 0 && data[line_length - 1] == '\r')
+  gboolean crlf = line_length > 0 && data[line_length - 1] == '\r';
+  if (crlf)
     line_length--;
   if (session->discarding_line) {
     session->discarding_line = FALSE;
+    return consumed;
+  }
+  /* Only CRLF ends a line (RFC 5321 section 2.3.8): a bare LF is refused,
+   * never taken as the end of a command, so no two programs on the path
+   * can split this client's input differently. */
+  PstSmtpCommand command;
+  if (!crlf && (pst_smtp_command_parse((const char *)data, line_length,
+                                       &command) != NULL ||
+                command.verb != PST_SMTP_VERB_NOT_SMTP)) {
+    /* Web and TLS clients end lines their own way: they still get the
+     * non-SMTP reply below. */
+    session->command_total++;
+    session->command_counts[PST_SMTP_VERB_UNKNOWN]++;
+    pst_session_reply_static(session, &pst_smtp_reply_bare_cr_lf_in_command);
     return consumed;
   }
   if (line_length > PST_SMTP_MAX_COMMAND_LINE - 2) {

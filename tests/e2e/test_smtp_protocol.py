@@ -102,6 +102,27 @@ def test_quit_closes(client):
     assert client.wait_closed() == b""
 
 
+def test_bare_lf_does_not_end_a_command(client):
+    """Only CRLF ends a line (RFC 5321 2.3.8): "NOOP<LF>RSET<CRLF>" is one
+    line with a bare LF in it, refused as one command, never run as two."""
+    client.ehlo()
+    client.send(b"NOOP\nRSET\r\n")
+    assert client.read_reply().last == "500 5.5.2 Error: bare CR or LF in command"
+    client.expect_silence()
+    assert client.cmd("NOOP").last == "250 2.0.0 Ok"
+
+
+def test_bare_lf_terminated_transaction_is_not_accepted(daemon, client):
+    """A client that ends its commands with LF alone gets one refusal per
+    line, none of them is run, and nothing is queued."""
+    client.send(b"EHLO client.example\nMAIL FROM:<a@client.example>\n"
+                b"RCPT TO:<bob@example.org>\nDATA\n")
+    for reply in client.read_replies(4):
+        assert reply.last == "500 5.5.2 Error: bare CR or LF in command"
+    assert client.cmd("DATA").last == "503 5.5.1 Error: need MAIL command"
+    assert daemon.spool_messages() == []
+
+
 def test_rset_ends_the_transaction(client):
     client.ehlo()
     client.cmd("MAIL FROM:<alice@client.test.example>")
