@@ -30,7 +30,8 @@ static void fuzz_answer(guint8 selector, const guint8 *data, gsize size) {
   gsize position = 0;
   while (position < size && count < 32) {
     gsize length = MIN((gsize)data[position], size - position - 1);
-    records[count] = g_memdup2(data + position + 1, length ? length : 1);
+    records[count] = g_malloc0(length + 1); /* never NULL, even empty */
+    memcpy(records[count], data + position + 1, length);
     lengths[count] = (int)length;
     count++;
     position += 1 + length;

@@ -121,6 +121,12 @@ static gboolean nameserver_check(const char *server, GError **error) {
 static gboolean configure_forwarders(struct ub_ctx *ctx,
                                      const PstDnsConfig *config,
                                      GString *description, GError **error) {
+  if ((config->nameservers == NULL || config->nameservers[0] == NULL) &&
+      !g_file_test(RESOLV_CONF, G_FILE_TEST_EXISTS)) {
+    /* resolv.conf(5): without the file, the resolver is on this host. */
+    g_string_append(description, "forwarding to 127.0.0.1 (no " RESOLV_CONF ")");
+    return ub_ctx_set_fwd(ctx, "127.0.0.1") == 0;
+  }
   if (config->nameservers == NULL || config->nameservers[0] == NULL) {
     int status = ub_ctx_resolvconf(ctx, RESOLV_CONF);
     if (status != 0) {

@@ -332,7 +332,9 @@ const guint8 *pst_dns_result_get_rdata(const PstDnsResult *result,
                                        guint index, gsize *length) {
   const PstDnsRecord *record = record_at(result, index);
   g_return_val_if_fail(record != NULL, NULL);
-  return g_bytes_get_data(record->rdata, length);
+  /* GBytes gives NULL for zero octets; callers get a valid pointer. */
+  const guint8 *data = g_bytes_get_data(record->rdata, length);
+  return data != NULL ? data : (const guint8 *)"";
 }
 
 const guint8 *pst_dns_result_get_answer_packet(const PstDnsResult *result,

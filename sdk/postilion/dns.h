@@ -148,7 +148,8 @@ PST_API gboolean pst_dns_result_get_tlsa(const PstDnsResult *result,
                                          guint8 *selector,
                                          guint8 *matching_type,
                                          const guint8 **data, gsize *length);
-/* The raw RDATA of record `index`, for any type. */
+/* The raw RDATA of record `index`, for any type (never NULL, even for
+ * an empty RDATA). */
 PST_API const guint8 *pst_dns_result_get_rdata(const PstDnsResult *result,
                                                guint index, gsize *length);
 /* The whole response in wire format (for libopendkim's resolver hooks);
