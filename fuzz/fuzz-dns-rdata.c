@@ -21,9 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void fuzz_answer(guint8 selector, const guint8 *data, gsize size) {
   static const PstDnsType types[] = {
-      PST_DNS_TYPE_A,   PST_DNS_TYPE_AAAA, PST_DNS_TYPE_MX,
-      PST_DNS_TYPE_TXT, PST_DNS_TYPE_PTR,  PST_DNS_TYPE_TLSA,
-      PST_DNS_TYPE_CNAME, (PstDnsType)99};
+      PST_DNS_TYPE_A,   PST_DNS_TYPE_AAAA, PST_DNS_TYPE_MX,    PST_DNS_TYPE_TXT,
+      PST_DNS_TYPE_PTR, PST_DNS_TYPE_TLSA, PST_DNS_TYPE_CNAME, (PstDnsType)99};
   char *records[33] = {0};
   int lengths[33] = {0};
   guint count = 0;

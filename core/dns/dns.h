@@ -27,10 +27,10 @@ G_BEGIN_DECLS
 #define PST_DNS_ERROR (pst_dns_error_quark())
 GQuark pst_dns_error_quark(void);
 typedef enum {
-  PST_DNS_ERROR_CONFIG,      /* a [dns] value libunbound refuses */
-  PST_DNS_ERROR_RESOLV_CONF, /* /etc/resolv.conf unreadable or unusable */
+  PST_DNS_ERROR_CONFIG,       /* a [dns] value libunbound refuses */
+  PST_DNS_ERROR_RESOLV_CONF,  /* /etc/resolv.conf unreadable or unusable */
   PST_DNS_ERROR_TRUST_ANCHOR, /* dnssec=yes without a usable trust anchor */
-  PST_DNS_ERROR_UNBOUND,     /* libunbound failed to start */
+  PST_DNS_ERROR_UNBOUND,      /* libunbound failed to start */
 } PstDnsError;
 
 /* Creates the resolver from `config`.  Main thread; once (until stop). */
@@ -46,11 +46,11 @@ void pst_dns_stop(void);
 
 /* Counters for `postilion status` and the tests. */
 typedef struct {
-  guint in_flight;      /* lookups sent to libunbound, not yet answered */
-  guint contexts;       /* libunbound contexts alive (current + retiring) */
-  guint64 lookups;      /* lookups started since pst_dns_start() */
-  guint64 timeouts;     /* lookups ended by [dns] timeout */
-  guint64 cancelled;    /* lookups ended by their cancellable */
+  guint in_flight;   /* lookups sent to libunbound, not yet answered */
+  guint contexts;    /* libunbound contexts alive (current + retiring) */
+  guint64 lookups;   /* lookups started since pst_dns_start() */
+  guint64 timeouts;  /* lookups ended by [dns] timeout */
+  guint64 cancelled; /* lookups ended by their cancellable */
 } PstDnsStats;
 void pst_dns_get_stats(PstDnsStats *stats);
 

@@ -36,7 +36,7 @@
 #include "dns/result.h"
 
 typedef struct {
-  gint ref_count;           /* atomic */
+  gint ref_count; /* atomic */
   PstDnsType type;
   char *name;               /* owned */
   GMainContext *context;    /* owned: where async callbacks run */
@@ -50,12 +50,12 @@ typedef struct {
   gpointer user_data;
   GCancellable *cancellable; /* owned, nullable */
   gulong cancel_handler;
-  GSource *timeout_source;  /* owned, nullable */
-  PstDnsResult *immediate;  /* owned, nullable: known without a query */
+  GSource *timeout_source; /* owned, nullable */
+  PstDnsResult *immediate; /* owned, nullable: known without a query */
   /* Sync requests, locked. */
   GCond cond;
   gboolean cancel_requested;
-  PstDnsResult *result;     /* owned, nullable: the answer for the waiter */
+  PstDnsResult *result; /* owned, nullable: the answer for the waiter */
 } PstDnsRequest;
 
 static struct {
@@ -156,9 +156,9 @@ static gboolean send_locked(PstDnsRequest *request, char **reason) {
     *reason = g_strdup("the DNS resolver is not running");
     return FALSE;
   }
-  int status = ub_resolve_async(resolver->ctx, request->name,
-                                (int)request->type, 1 /* IN */, request,
-                                on_answer, &request->async_id);
+  int status =
+      ub_resolve_async(resolver->ctx, request->name, (int)request->type,
+                       1 /* IN */, request, on_answer, &request->async_id);
   if (status != 0) {
     *reason = g_strdup_printf("resolver error: %s", ub_strerror(status));
     return FALSE;
@@ -172,8 +172,7 @@ static gboolean send_locked(PstDnsRequest *request, char **reason) {
 }
 
 /* Ends an async request: exactly one callback, then its reference goes. */
-static void request_finish_async(PstDnsRequest *request,
-                                 PstDnsResult *result) {
+static void request_finish_async(PstDnsRequest *request, PstDnsResult *result) {
   g_mutex_lock(&service.lock);
   gboolean already = request->finished;
   request->finished = TRUE;
@@ -273,10 +272,9 @@ static gboolean on_cancel_idle(gpointer data) {
     service.stats.cancelled++;
   g_mutex_unlock(&service.lock);
   if (!finished)
-    abandon_async(request, pst_dns_result_new_status(request->type,
-                                                     request->name,
-                                                     PST_DNS_CANCELLED,
-                                                     "cancelled"));
+    abandon_async(request,
+                  pst_dns_result_new_status(request->type, request->name,
+                                            PST_DNS_CANCELLED, "cancelled"));
   return G_SOURCE_REMOVE;
 }
 
@@ -306,9 +304,9 @@ void pst_dns_lookup(PstDnsType type, const char *name,
     g_hash_table_add(service.async_pending, request);
 
   if (!pst_dns_query_name_is_valid(name) || type == 0) {
-    deliver_later(request, pst_dns_result_new_status(
-                               type, name, PST_DNS_INVALID,
-                               "not a valid domain name or type"));
+    deliver_later(request,
+                  pst_dns_result_new_status(type, name, PST_DNS_INVALID,
+                                            "not a valid domain name or type"));
     return;
   }
   if (cancellable != NULL && g_cancellable_is_cancelled(cancellable)) {
@@ -330,9 +328,8 @@ void pst_dns_lookup(PstDnsType type, const char *name,
   g_source_set_callback(request->timeout_source, on_timeout, request, NULL);
   g_source_attach(request->timeout_source, request->context);
   if (cancellable != NULL)
-    request->cancel_handler =
-        g_cancellable_connect(cancellable, G_CALLBACK(on_cancelled), request,
-                              NULL);
+    request->cancel_handler = g_cancellable_connect(
+        cancellable, G_CALLBACK(on_cancelled), request, NULL);
 }
 
 /* Any thread: wakes the sync waiter. */
@@ -348,8 +345,8 @@ static void on_sync_cancelled(GCancellable *cancellable, gpointer data) {
  * Called and returns with the lock held. */
 static PstDnsResult *sync_wait_locked(PstDnsRequest *request,
                                       gboolean *released) {
-  gint64 deadline =
-      g_get_monotonic_time() + request->resolver->timeout_ms * G_TIME_SPAN_MILLISECOND;
+  gint64 deadline = g_get_monotonic_time() +
+                    request->resolver->timeout_ms * G_TIME_SPAN_MILLISECOND;
   while (!request->finished && !request->cancel_requested)
     if (!g_cond_wait_until(&request->cond, &service.lock, deadline))
       break;
@@ -389,11 +386,11 @@ PstDnsResult *pst_dns_lookup_sync(PstDnsType type, const char *name,
   request->sync = TRUE;
   /* Connected before locking: a cancellable already cancelled calls the
    * handler at once, and the handler takes the lock. */
-  gulong handler = cancellable != NULL
-                       ? g_cancellable_connect(cancellable,
-                                               G_CALLBACK(on_sync_cancelled),
-                                               request, NULL)
-                       : 0;
+  gulong handler =
+      cancellable != NULL
+          ? g_cancellable_connect(cancellable, G_CALLBACK(on_sync_cancelled),
+                                  request, NULL)
+          : 0;
   g_autofree char *reason = NULL;
   PstDnsResult *result = NULL;
   gboolean released = FALSE;
@@ -407,9 +404,9 @@ PstDnsResult *pst_dns_lookup_sync(PstDnsType type, const char *name,
   if (released)
     request_unref(request); /* libunbound's reference */
   if (result == NULL)
-    result = pst_dns_result_new_status(type, name, PST_DNS_TEMPFAIL,
-                                       reason != NULL ? reason
-                                                      : "resolver stopped");
+    result =
+        pst_dns_result_new_status(type, name, PST_DNS_TEMPFAIL,
+                                  reason != NULL ? reason : "resolver stopped");
   request_unref(request);
   return result;
 }
@@ -427,8 +424,8 @@ gboolean pst_dns_start(const PstDnsConfig *config, GError **error) {
   service.context = g_steal_pointer(&context);
   service.thread = g_thread_self();
   service.current = resolver;
-  service.retired = g_ptr_array_new_with_free_func(
-      (GDestroyNotify)pst_dns_resolver_unref);
+  service.retired =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_dns_resolver_unref);
   service.async_pending = g_hash_table_new(NULL, NULL);
   memset(&service.stats, 0, sizeof service.stats);
   g_mutex_unlock(&service.lock);

@@ -18,7 +18,7 @@
 
 #include "dns/rdata-parse.h"
 
-G_DEFINE_QUARK(pst-dns-parse-error-quark, pst_dns_parse_error)
+G_DEFINE_QUARK(pst - dns - parse - error - quark, pst_dns_parse_error)
 
 static gboolean parse_fail(GError **error, const char *what) {
   g_set_error(error, PST_DNS_PARSE_ERROR, 0, "malformed DNS data: %s", what);
@@ -220,7 +220,7 @@ char *pst_dns_reverse_name_build(const guint8 *address, gsize length,
   } else {
     return NULL;
   }
-  const char *suffix = zone != NULL ? zone
+  const char *suffix = zone != NULL  ? zone
                        : length == 4 ? "in-addr.arpa"
                                      : "ip6.arpa";
   gsize suffix_length = strlen(suffix);

@@ -54,7 +54,7 @@
 #include "dns/dns.h"
 #include "dns/resolver.h"
 
-G_DEFINE_QUARK(pst-dns-error-quark, pst_dns_error)
+G_DEFINE_QUARK(pst - dns - error - quark, pst_dns_error)
 
 #define RESOLV_CONF "/etc/resolv.conf"
 #define MIN_RTT_MS 400
@@ -74,8 +74,8 @@ guint pst_dns_resolver_retries_for_timeout(guint timeout_ms) {
    * 12 s), longer once the server's RTT has backed off.  Take the smallest
    * n that outlasts our own timer by a margin, so that our timer decides. */
   guint retries = 1;
-  while (retries < MAX_RETRIES &&
-         (guint64)MIN_RTT_MS * ((2u << retries) - 2) < (guint64)timeout_ms + 200)
+  while (retries < MAX_RETRIES && (guint64)MIN_RTT_MS * ((2u << retries) - 2) <
+                                      (guint64)timeout_ms + 200)
     retries++;
   return retries;
 }
@@ -124,7 +124,8 @@ static gboolean configure_forwarders(struct ub_ctx *ctx,
   if ((config->nameservers == NULL || config->nameservers[0] == NULL) &&
       !g_file_test(RESOLV_CONF, G_FILE_TEST_EXISTS)) {
     /* resolv.conf(5): without the file, the resolver is on this host. */
-    g_string_append(description, "forwarding to 127.0.0.1 (no " RESOLV_CONF ")");
+    g_string_append(description,
+                    "forwarding to 127.0.0.1 (no " RESOLV_CONF ")");
     return ub_ctx_set_fwd(ctx, "127.0.0.1") == 0;
   }
   if (config->nameservers == NULL || config->nameservers[0] == NULL) {
@@ -148,8 +149,7 @@ static gboolean configure_forwarders(struct ub_ctx *ctx,
     int status = ub_ctx_set_fwd(ctx, server);
     if (status != 0) {
       g_set_error(error, PST_DNS_ERROR, PST_DNS_ERROR_CONFIG,
-                  "[dns] nameservers: \"%s\": %s", server,
-                  ub_strerror(status));
+                  "[dns] nameservers: \"%s\": %s", server, ub_strerror(status));
       return FALSE;
     }
     g_string_append_printf(description, " %s", server);
@@ -228,7 +228,8 @@ static gboolean configure_tuning(struct ub_ctx *ctx, const PstDnsConfig *config,
   /* About 0.5 KiB per message and 1 KiB of RRsets per cached answer. */
   guint64 entries = MAX(config->cache_size, 128u);
   g_autofree char *msg = g_strdup_printf("%" G_GUINT64_FORMAT, entries * 512);
-  g_autofree char *rrset = g_strdup_printf("%" G_GUINT64_FORMAT, entries * 1024);
+  g_autofree char *rrset =
+      g_strdup_printf("%" G_GUINT64_FORMAT, entries * 1024);
   g_string_append_printf(description, ", cache %u entries", config->cache_size);
   return set_option(ctx, "msg-cache-size:", msg, error) &&
          set_option(ctx, "rrset-cache-size:", rrset, error);

@@ -12,17 +12,17 @@ G_BEGIN_DECLS
 typedef struct _PstDnsResolver PstDnsResolver;
 
 struct _PstDnsResolver {
-  gint ref_count;        /* atomic */
-  struct ub_ctx *ctx;    /* owned, nullable: NULL once closed.  Other threads
-                          * use it only under lookup.c's service lock. */
-  GSource *watch;        /* owned, nullable: ub_fd() on the main context */
-  guint timeout_ms;      /* [dns] timeout */
-  gboolean validating;   /* a trust anchor is loaded */
+  gint ref_count;          /* atomic */
+  struct ub_ctx *ctx;      /* owned, nullable: NULL once closed.  Other threads
+                            * use it only under lookup.c's service lock. */
+  GSource *watch;          /* owned, nullable: ub_fd() on the main context */
+  guint timeout_ms;        /* [dns] timeout */
+  gboolean validating;     /* a trust anchor is loaded */
   gboolean cache_disabled; /* [dns] cache_size = 0 */
-  char *description;     /* owned: for the log line at start */
-  GHashTable *requests;  /* owned: lookups inside libunbound (lookup.c) */
-  gboolean retired;      /* replaced by a reconfiguration */
-  gboolean dispatching;  /* inside ub_process(): closing is a bug */
+  char *description;       /* owned: for the log line at start */
+  GHashTable *requests;    /* owned: lookups inside libunbound (lookup.c) */
+  gboolean retired;        /* replaced by a reconfiguration */
+  gboolean dispatching;    /* inside ub_process(): closing is a bug */
 };
 
 /* Creates and finalizes a context from `config` (reading resolv.conf and

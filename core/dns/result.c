@@ -26,10 +26,10 @@
 #include "dns/result.h"
 
 typedef struct {
-  char *text;        /* owned, nullable: see pst_dns_result_get_string() */
-  gsize text_length; /* octets of text (TXT may hold NUL octets) */
+  char *text;         /* owned, nullable: see pst_dns_result_get_string() */
+  gsize text_length;  /* octets of text (TXT may hold NUL octets) */
   guint16 preference; /* MX only */
-  GBytes *rdata;     /* owned: the raw RDATA */
+  GBytes *rdata;      /* owned: the raw RDATA */
 } PstDnsRecord;
 
 struct _PstDnsResult {
@@ -37,12 +37,12 @@ struct _PstDnsResult {
   char *name;           /* owned: as asked */
   char *canonical_name; /* owned: end of the CNAME chain, no final dot */
   PstDnsStatus status;
-  int rcode;            /* -1 without a response */
+  int rcode; /* -1 without a response */
   gboolean secure;
   gboolean bogus;
   guint32 ttl;
-  char *reason;         /* owned */
-  GArray *records;      /* owned, of PstDnsRecord */
+  char *reason;          /* owned */
+  GArray *records;       /* owned, of PstDnsRecord */
   GBytes *answer_packet; /* owned, nullable */
 };
 
@@ -90,8 +90,8 @@ PstDnsResult *pst_dns_result_new_cancelled(const PstDnsResult *result) {
 }
 
 static const char *rcode_to_string(int rcode) {
-  static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL",
-                                      "NXDOMAIN", "NOTIMP", "REFUSED"};
+  static const char *const names[] = {"NOERROR",  "FORMERR", "SERVFAIL",
+                                      "NXDOMAIN", "NOTIMP",  "REFUSED"};
   if (rcode >= 0 && rcode < (int)G_N_ELEMENTS(names))
     return names[rcode];
   return NULL;
@@ -104,8 +104,8 @@ static gboolean record_parse(PstDnsType type, const guint8 *data, gsize length,
   switch ((int)type) {
   case PST_DNS_TYPE_A:
   case PST_DNS_TYPE_AAAA:
-    record->text = pst_dns_address_rdata_parse((guint16)type, data, length,
-                                               error);
+    record->text =
+        pst_dns_address_rdata_parse((guint16)type, data, length, error);
     break;
   case PST_DNS_TYPE_PTR:
   case PST_DNS_TYPE_CNAME:
@@ -113,8 +113,8 @@ static gboolean record_parse(PstDnsType type, const guint8 *data, gsize length,
     record->text = pst_dns_name_rdata_parse(data, length, error);
     break;
   case PST_DNS_TYPE_TXT:
-    record->text = pst_dns_txt_rdata_parse(data, length, &record->text_length,
-                                           error);
+    record->text =
+        pst_dns_txt_rdata_parse(data, length, &record->text_length, error);
     break;
   case PST_DNS_TYPE_MX:
     if (!pst_dns_mx_rdata_parse(data, length, &record->preference,
@@ -122,8 +122,8 @@ static gboolean record_parse(PstDnsType type, const guint8 *data, gsize length,
       return FALSE;
     break;
   case PST_DNS_TYPE_TLSA:
-    return pst_dns_tlsa_rdata_parse(data, length, NULL, NULL, NULL, NULL,
-                                    NULL, error);
+    return pst_dns_tlsa_rdata_parse(data, length, NULL, NULL, NULL, NULL, NULL,
+                                    error);
   default:
     return TRUE; /* raw RDATA only */
   }
@@ -144,8 +144,8 @@ static void result_add_records(PstDnsResult *result,
                       (gsize)ub->len[i], &record, &error)) {
       /* Info, not warning: a hostile zone must not fill the logs. */
       g_info("dns: %s/%s: record %u dropped: %s", result->name,
-                pst_dns_type_to_string(result->type), i,
-                error != NULL ? error->message : "negative length");
+             pst_dns_type_to_string(result->type), i,
+             error != NULL ? error->message : "negative length");
       record_clear(&record);
       continue;
     }
@@ -159,18 +159,17 @@ static void result_classify(PstDnsResult *result, const struct ub_result *ub) {
   if (ub->bogus) {
     result->status = PST_DNS_TEMPFAIL;
     result->bogus = TRUE;
-    result->reason = g_strdup_printf(
-        "DNSSEC validation failed: %s",
-        ub->why_bogus != NULL ? ub->why_bogus : "bogus answer");
+    result->reason =
+        g_strdup_printf("DNSSEC validation failed: %s",
+                        ub->why_bogus != NULL ? ub->why_bogus : "bogus answer");
   } else if (ub->rcode == 3) {
     result->status = PST_DNS_NXDOMAIN;
     result->reason = g_strdup("NXDOMAIN");
   } else if (ub->rcode == 0 && ub->havedata) {
     result_add_records(result, ub);
     result->status = result->records->len > 0 ? PST_DNS_OK : PST_DNS_TEMPFAIL;
-    result->reason = g_strdup(result->records->len > 0
-                                  ? "NOERROR"
-                                  : "every record was malformed");
+    result->reason = g_strdup(
+        result->records->len > 0 ? "NOERROR" : "every record was malformed");
   } else if (ub->rcode == 0) {
     result->status = PST_DNS_NODATA;
     result->reason = g_strdup("NODATA");
@@ -182,14 +181,14 @@ static void result_classify(PstDnsResult *result, const struct ub_result *ub) {
   }
 }
 
-PstDnsResult *pst_dns_result_new_from_unbound(PstDnsType type,
-                                              const char *name, int ub_error,
+PstDnsResult *pst_dns_result_new_from_unbound(PstDnsType type, const char *name,
+                                              int ub_error,
                                               const struct ub_result *ub) {
   PstDnsResult *result = result_new(type, name);
   if (ub_error != 0 || ub == NULL) {
     result->status = PST_DNS_TEMPFAIL;
-    result->reason = g_strdup_printf("resolver error: %s",
-                                     ub_strerror(ub_error));
+    result->reason =
+        g_strdup_printf("resolver error: %s", ub_strerror(ub_error));
     return result;
   }
   result->rcode = ub->rcode;
@@ -199,8 +198,8 @@ PstDnsResult *pst_dns_result_new_from_unbound(PstDnsType type,
     result->canonical_name = name_without_final_dot(ub->canonname);
   }
   if (ub->answer_packet != NULL && ub->answer_len > 0)
-    result->answer_packet = g_bytes_new(ub->answer_packet,
-                                        (gsize)ub->answer_len);
+    result->answer_packet =
+        g_bytes_new(ub->answer_packet, (gsize)ub->answer_len);
   result_classify(result, ub);
   if (result->status != PST_DNS_TEMPFAIL && ub->ttl > 0)
     result->ttl = (guint32)ub->ttl;
@@ -277,8 +276,7 @@ static const PstDnsRecord *record_at(const PstDnsResult *result, guint index) {
   return &g_array_index(result->records, PstDnsRecord, index);
 }
 
-const char *pst_dns_result_get_string(const PstDnsResult *result,
-                                      guint index) {
+const char *pst_dns_result_get_string(const PstDnsResult *result, guint index) {
   const PstDnsRecord *record = record_at(result, index);
   g_return_val_if_fail(record != NULL, NULL);
   return record->text;
@@ -308,10 +306,10 @@ GInetAddress *pst_dns_result_get_address(const PstDnsResult *result,
   g_return_val_if_fail(record != NULL, NULL);
   if (result->type != PST_DNS_TYPE_A && result->type != PST_DNS_TYPE_AAAA)
     return NULL;
-  return g_inet_address_new_from_bytes(
-      g_bytes_get_data(record->rdata, NULL),
-      result->type == PST_DNS_TYPE_A ? G_SOCKET_FAMILY_IPV4
-                                     : G_SOCKET_FAMILY_IPV6);
+  return g_inet_address_new_from_bytes(g_bytes_get_data(record->rdata, NULL),
+                                       result->type == PST_DNS_TYPE_A
+                                           ? G_SOCKET_FAMILY_IPV4
+                                           : G_SOCKET_FAMILY_IPV6);
 }
 
 gboolean pst_dns_result_get_tlsa(const PstDnsResult *result, guint index,
@@ -328,8 +326,8 @@ gboolean pst_dns_result_get_tlsa(const PstDnsResult *result, guint index,
                                   data, length, NULL);
 }
 
-const guint8 *pst_dns_result_get_rdata(const PstDnsResult *result,
-                                       guint index, gsize *length) {
+const guint8 *pst_dns_result_get_rdata(const PstDnsResult *result, guint index,
+                                       gsize *length) {
   const PstDnsRecord *record = record_at(result, index);
   g_return_val_if_fail(record != NULL, NULL);
   /* GBytes gives NULL for zero octets; callers get a valid pointer. */
@@ -393,7 +391,7 @@ const char *pst_dns_type_to_string(PstDnsType type) {
 
 char *pst_dns_reverse_name(GInetAddress *address, const char *zone) {
   g_return_val_if_fail(G_IS_INET_ADDRESS(address), NULL);
-  static const guint8 mapped_prefix[12] = {0, 0, 0, 0, 0, 0,
+  static const guint8 mapped_prefix[12] = {0, 0, 0, 0, 0,    0,
                                            0, 0, 0, 0, 0xff, 0xff};
   const guint8 *bytes = g_inet_address_to_bytes(address);
   gsize size = g_inet_address_get_native_size(address);

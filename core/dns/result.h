@@ -21,8 +21,8 @@ PstDnsResult *pst_dns_result_new_status(PstDnsType type, const char *name,
  * argument; `ub` (nullable when ub_error != 0) is only read, the caller
  * still frees it.  Records that do not parse are dropped (logged at info);
  * an answer left without records is TEMPFAIL. */
-PstDnsResult *pst_dns_result_new_from_unbound(PstDnsType type,
-                                              const char *name, int ub_error,
+PstDnsResult *pst_dns_result_new_from_unbound(PstDnsType type, const char *name,
+                                              int ub_error,
                                               const struct ub_result *ub);
 
 /* A copy of `result` with status CANCELLED and no records. */

@@ -41,8 +41,8 @@ static const NameCase name_cases[] = {
 static void test_name(gconstpointer data) {
   const NameCase *c = data;
   g_autoptr(GError) error = NULL;
-  g_autofree char *name = pst_dns_name_rdata_parse(
-      (const guint8 *)c->data, c->length, &error);
+  g_autofree char *name =
+      pst_dns_name_rdata_parse((const guint8 *)c->data, c->length, &error);
   g_assert_cmpstr(name, ==, c->expected);
   if (c->expected == NULL)
     g_assert_error(error, PST_DNS_PARSE_ERROR, 0);
@@ -90,8 +90,8 @@ static void test_txt(gconstpointer data) {
   const TxtCase *c = data;
   gsize length = 99;
   g_autoptr(GError) error = NULL;
-  g_autofree char *text = pst_dns_txt_rdata_parse(
-      (const guint8 *)c->data, c->length, &length, &error);
+  g_autofree char *text = pst_dns_txt_rdata_parse((const guint8 *)c->data,
+                                                  c->length, &length, &error);
   if (c->expected == NULL) {
     g_assert_null(text);
     g_assert_error(error, PST_DNS_PARSE_ERROR, 0);
@@ -200,8 +200,8 @@ static void test_query_names(void) {
   g_autofree char *label63 = g_strnfill(63, 'a');
   g_autofree char *label64 = g_strnfill(64, 'a');
   /* 4 x 62 + 3 dots = 251; +".ab" = 254 (too long), +".a" = 253. */
-  g_autofree char *base = g_strjoin(".", label63 + 1, label63 + 1,
-                                    label63 + 1, label63 + 1, NULL);
+  g_autofree char *base =
+      g_strjoin(".", label63 + 1, label63 + 1, label63 + 1, label63 + 1, NULL);
   g_autofree char *name253 = g_strconcat(base, ".a", NULL);
   g_autofree char *name253dot = g_strconcat(base, ".a.", NULL);
   g_autofree char *name254 = g_strconcat(base, ".ab", NULL);
@@ -316,8 +316,8 @@ static void test_classify(void) {
   /* Only malformed records: TEMPFAIL. */
   fake_answer_init(&fake, 0, 1);
   fake_answer_add(&fake, BYTES("\1\2\3"));
-  g_autoptr(PstDnsResult) broken = pst_dns_result_new_from_unbound(
-      PST_DNS_TYPE_A, "a.test", 0, &fake.ub);
+  g_autoptr(PstDnsResult) broken =
+      pst_dns_result_new_from_unbound(PST_DNS_TYPE_A, "a.test", 0, &fake.ub);
   g_assert_cmpint(pst_dns_result_get_status(broken), ==, PST_DNS_TEMPFAIL);
   g_assert_cmpuint(pst_dns_result_get_count(broken), ==, 0);
   g_assert_cmpuint(pst_dns_result_get_ttl(broken), ==, 0);
@@ -347,8 +347,8 @@ static void test_classify_negative(void) {
     fake.ub.bogus = cases[i].bogus;
     fake.ub.why_bogus = cases[i].bogus ? (char *)"forged" : NULL;
     fake.ub.secure = cases[i].bogus; /* never reported with bogus */
-    g_autoptr(PstDnsResult) result = pst_dns_result_new_from_unbound(
-        PST_DNS_TYPE_A, "n.test", 0, &fake.ub);
+    g_autoptr(PstDnsResult) result =
+        pst_dns_result_new_from_unbound(PST_DNS_TYPE_A, "n.test", 0, &fake.ub);
     g_assert_cmpint(pst_dns_result_get_status(result), ==, cases[i].expected);
     g_assert_cmpstr(pst_dns_result_get_reason(result), ==, cases[i].reason);
     g_assert_cmpuint(pst_dns_result_get_count(result), ==, 0);
@@ -374,8 +374,8 @@ static void test_accessors_by_type(void) {
   guint8 usage = 0;
   const guint8 *data = NULL;
   gsize length = 0;
-  g_assert_true(pst_dns_result_get_tlsa(tlsa, 0, &usage, NULL, NULL, &data,
-                                        &length));
+  g_assert_true(
+      pst_dns_result_get_tlsa(tlsa, 0, &usage, NULL, NULL, &data, &length));
   g_assert_cmpuint(usage, ==, 3);
   g_assert_cmpmem(data, length, "\xab\xcd", 2);
   g_assert_null(pst_dns_result_get_string(tlsa, 0));
@@ -384,8 +384,8 @@ static void test_accessors_by_type(void) {
 
   fake_answer_init(&fake, 0, 1);
   fake_answer_add(&fake, BYTES("\300\0\2\1"));
-  g_autoptr(PstDnsResult) a = pst_dns_result_new_from_unbound(
-      PST_DNS_TYPE_A, "a.test", 0, &fake.ub);
+  g_autoptr(PstDnsResult) a =
+      pst_dns_result_new_from_unbound(PST_DNS_TYPE_A, "a.test", 0, &fake.ub);
   g_autoptr(GInetAddress) address = pst_dns_result_get_address(a, 0);
   g_autofree char *text = g_inet_address_to_string(address);
   g_assert_cmpstr(text, ==, "192.0.2.1");
@@ -397,8 +397,8 @@ static void test_accessors_by_type(void) {
 
   fake_answer_init(&fake, 0, 1);
   fake_answer_add(&fake, BYTES("\1\2\3\4\5"));
-  g_autoptr(PstDnsResult) other = pst_dns_result_new_from_unbound(
-      (PstDnsType)99, "a.test", 0, &fake.ub);
+  g_autoptr(PstDnsResult) other =
+      pst_dns_result_new_from_unbound((PstDnsType)99, "a.test", 0, &fake.ub);
   g_assert_cmpint(pst_dns_result_get_status(other), ==, PST_DNS_OK);
   g_assert_null(pst_dns_result_get_string(other, 0));
   g_assert_cmpstr(pst_dns_type_to_string((PstDnsType)99), ==, "TYPE99");
@@ -413,8 +413,7 @@ static void test_status_results(void) {
   g_assert_cmpstr(pst_dns_result_get_reason(invalid), ==, "bad name");
   g_assert_cmpint(pst_dns_result_get_rcode(invalid), ==, -1);
   g_autoptr(PstDnsResult) cancelled = pst_dns_result_new_cancelled(invalid);
-  g_assert_cmpint(pst_dns_result_get_status(cancelled), ==,
-                  PST_DNS_CANCELLED);
+  g_assert_cmpint(pst_dns_result_get_status(cancelled), ==, PST_DNS_CANCELLED);
   g_assert_cmpstr(pst_dns_result_get_name(cancelled), ==, "a..b");
   pst_dns_result_free(NULL);
 }

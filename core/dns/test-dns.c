@@ -49,14 +49,22 @@ static void testdns_start(void) {
       g_build_filename(PST_TEST_SRCDIR, "tests", "dns", "basic.zone", NULL);
   g_autofree char *secure =
       g_build_filename(PST_TEST_SRCDIR, "tests", "dns", "secure.zone", NULL);
-  const char *argv[] = {"/usr/bin/python3", script, basic, secure,
-                        "--sign", "secure.test", "--trust-anchor",
-                        testdns.trust_anchor, "--query-log", testdns.query_log,
-                        "--exit-with-stdin", NULL};
+  const char *argv[] = {"/usr/bin/python3",
+                        script,
+                        basic,
+                        secure,
+                        "--sign",
+                        "secure.test",
+                        "--trust-anchor",
+                        testdns.trust_anchor,
+                        "--query-log",
+                        testdns.query_log,
+                        "--exit-with-stdin",
+                        NULL};
   int stdout_fd = -1;
-  g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
-                           G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &testdns.pid,
-                           &testdns.stdin_fd, &stdout_fd, NULL, &error);
+  g_spawn_async_with_pipes(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                           NULL, NULL, &testdns.pid, &testdns.stdin_fd,
+                           &stdout_fd, NULL, &error);
   g_assert_no_error(error);
   g_autoptr(GIOChannel) channel = g_io_channel_unix_new(stdout_fd);
   g_io_channel_set_close_on_unref(channel, TRUE);
@@ -155,7 +163,7 @@ static void run_for(guint ms) {
 typedef struct {
   PstDnsResult *result; /* owned: the last answer */
   guint calls;
-  GThread *thread;      /* where the callback ran */
+  GThread *thread; /* where the callback ran */
 } Answer;
 
 static void on_answer(PstDnsResult *result, gpointer data) {
@@ -191,10 +199,10 @@ static char *records_text(const PstDnsResult *result) {
   for (guint i = 0; i < pst_dns_result_get_count(result); i++) {
     PstDnsType type = pst_dns_result_get_type(result);
     if (type == PST_DNS_TYPE_MX) {
-      g_ptr_array_add(items,
-                      g_strdup_printf("%u %s",
-                                      pst_dns_result_get_mx_preference(result, i),
-                                      pst_dns_result_get_string(result, i)));
+      g_ptr_array_add(
+          items,
+          g_strdup_printf("%u %s", pst_dns_result_get_mx_preference(result, i),
+                          pst_dns_result_get_string(result, i)));
     } else if (type == PST_DNS_TYPE_TLSA) {
       guint8 usage, selector, matching;
       const guint8 *data;
@@ -275,8 +283,8 @@ static const ResultCase result_cases[] = {
      "", NULL, 0},
     {"nxdomain", PST_DNS_TYPE_A, "nx.example.test", PST_DNS_NXDOMAIN, 0, "",
      NULL, 60},
-    {"nodata", PST_DNS_TYPE_MX, "mx1.example.test", PST_DNS_NODATA, 0, "",
-     NULL, 60},
+    {"nodata", PST_DNS_TYPE_MX, "mx1.example.test", PST_DNS_NODATA, 0, "", NULL,
+     60},
     {"nodata-empty-non-terminal", PST_DNS_TYPE_A, "b.ent.example.test",
      PST_DNS_NODATA, 0, "", NULL, 0},
     {"servfail", PST_DNS_TYPE_A, "x.servfail.test", PST_DNS_TEMPFAIL, 0, "",
@@ -346,7 +354,8 @@ static char *expected_long_txt(void) {
 
 static void test_txt_long(void) {
   service_start_default();
-  g_autoptr(PstDnsResult) result = lookup(PST_DNS_TYPE_TXT, "long.example.test");
+  g_autoptr(PstDnsResult) result =
+      lookup(PST_DNS_TYPE_TXT, "long.example.test");
   g_assert_cmpint(pst_dns_result_get_status(result), ==, PST_DNS_OK);
   gsize length = 0;
   const char *text = pst_dns_result_get_txt(result, 0, &length);
@@ -359,7 +368,8 @@ static void test_txt_long(void) {
 /* 3000 octets: the UDP answer is truncated, libunbound retries over TCP. */
 static void test_txt_over_tcp(void) {
   service_start_default();
-  g_autoptr(PstDnsResult) result = lookup(PST_DNS_TYPE_TXT, "huge.example.test");
+  g_autoptr(PstDnsResult) result =
+      lookup(PST_DNS_TYPE_TXT, "huge.example.test");
   g_assert_cmpint(pst_dns_result_get_status(result), ==, PST_DNS_OK);
   gsize length = 0;
   const char *text = pst_dns_result_get_txt(result, 0, &length);
@@ -373,13 +383,14 @@ static void test_txt_over_tcp(void) {
 static void test_invalid_names(void) {
   service_start_default();
   g_autofree char *label64 = g_strnfill(64, 'a');
-  const char *names[] = {"", "a..b", "with space.test", "back\\slash.test",
-                         label64, ".leading.test"};
+  const char *names[] = {
+      "",      "a..b",         "with space.test", "back\\slash.test",
+      label64, ".leading.test"};
   for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
     g_autoptr(PstDnsResult) result = lookup(PST_DNS_TYPE_A, names[i]);
     g_assert_cmpint(pst_dns_result_get_status(result), ==, PST_DNS_INVALID);
-    g_autoptr(PstDnsResult) sync = pst_dns_lookup_sync(PST_DNS_TYPE_A, names[i],
-                                                       NULL);
+    g_autoptr(PstDnsResult) sync =
+        pst_dns_lookup_sync(PST_DNS_TYPE_A, names[i], NULL);
     g_assert_cmpint(pst_dns_result_get_status(sync), ==, PST_DNS_INVALID);
   }
   g_assert_cmpuint(queries_seen("a..b", "A"), ==, 0);
@@ -560,8 +571,8 @@ static void test_cancel_frees_state(void) {
     state->done = &done;
     state->scratch = g_strdup("state");
     g_autofree char *name = g_strdup_printf("free%u.slow.test", i);
-    pst_dns_lookup(i % 2 ? PST_DNS_TYPE_A : PST_DNS_TYPE_TXT, name,
-                   cancellable, on_answer_free_state, state);
+    pst_dns_lookup(i % 2 ? PST_DNS_TYPE_A : PST_DNS_TYPE_TXT, name, cancellable,
+                   on_answer_free_state, state);
   }
   run_for(20);
   g_cancellable_cancel(cancellable);
@@ -608,9 +619,10 @@ static void test_500_in_flight(void) {
     pst_dns_result_free(answers[i].result);
   }
   gint64 elapsed_ms = (g_get_monotonic_time() - start) / 1000;
-  g_test_message("%u lookups (server delay 300 ms) answered in %" G_GINT64_FORMAT
-                 " ms, %u OK",
-                 (guint)COUNT, elapsed_ms, ok);
+  g_test_message(
+      "%u lookups (server delay 300 ms) answered in %" G_GINT64_FORMAT
+      " ms, %u OK",
+      (guint)COUNT, elapsed_ms, ok);
   g_assert_cmpuint(ok, ==, COUNT);
   g_assert_cmpint(elapsed_ms, <, 4000);
   g_free(answers);
@@ -707,8 +719,8 @@ static void test_sync_timeout_and_cancel(void) {
   service_start_default();
   SyncJob silent = {PST_DNS_TYPE_TXT, "s1.timeout.test", NULL, NULL, 0, 0};
   g_autoptr(GCancellable) cancellable = g_cancellable_new();
-  SyncJob cancelled = {PST_DNS_TYPE_A, "s2.timeout.test", cancellable, NULL, 0,
-                       0};
+  SyncJob cancelled = {
+      PST_DNS_TYPE_A, "s2.timeout.test", cancellable, NULL, 0, 0};
   GThread *silent_thread = sync_job_start(&silent);
   GThread *cancelled_thread = sync_job_start(&cancelled);
   run_for(200);
@@ -752,8 +764,8 @@ static void test_sync_on_main_thread(void) {
 
 static void test_cache_ttl(void) {
   service_start_default();
-  g_autofree char *name = g_strdup_printf("cache%d.wild.example.test",
-                                          (int)getpid());
+  g_autofree char *name =
+      g_strdup_printf("cache%d.wild.example.test", (int)getpid());
   g_autoptr(PstDnsResult) first = lookup(PST_DNS_TYPE_A, name);
   g_autoptr(PstDnsResult) second = lookup(PST_DNS_TYPE_A, name);
   g_assert_cmpint(pst_dns_result_get_status(second), ==, PST_DNS_OK);
@@ -762,7 +774,8 @@ static void test_cache_ttl(void) {
   g_assert_cmpuint(pst_dns_result_get_ttl(second), >=, 298);
 
   /* Negative answers are cached too (the SOA's 60 s). */
-  g_autofree char *missing = g_strdup_printf("nx%d.example.test", (int)getpid());
+  g_autofree char *missing =
+      g_strdup_printf("nx%d.example.test", (int)getpid());
   g_autoptr(PstDnsResult) nx1 = lookup(PST_DNS_TYPE_A, missing);
   g_autoptr(PstDnsResult) nx2 = lookup(PST_DNS_TYPE_A, missing);
   g_assert_cmpint(pst_dns_result_get_status(nx2), ==, PST_DNS_NXDOMAIN);
@@ -783,8 +796,8 @@ static void test_cache_disabled(void) {
   g_autofree TestConfig *test = test_config_new(TIMEOUT_MS);
   test->config.cache_size = 0;
   service_start(test);
-  g_autofree char *name = g_strdup_printf("nocache%d.wild.example.test",
-                                          (int)getpid());
+  g_autofree char *name =
+      g_strdup_printf("nocache%d.wild.example.test", (int)getpid());
   g_autoptr(PstDnsResult) first = lookup(PST_DNS_TYPE_A, name);
   g_autoptr(PstDnsResult) second = lookup(PST_DNS_TYPE_A, name);
   g_assert_cmpint(pst_dns_result_get_status(second), ==, PST_DNS_OK);
@@ -841,8 +854,8 @@ static void test_dnssec(void) {
 static void test_dnssec_anchor_read_once(void) {
   g_autofree char *copy = g_build_filename(testdns.dir, "copy.key", NULL);
   g_autofree char *contents = NULL;
-  g_assert_true(g_file_get_contents(testdns.trust_anchor, &contents, NULL,
-                                    NULL));
+  g_assert_true(
+      g_file_get_contents(testdns.trust_anchor, &contents, NULL, NULL));
   g_assert_true(g_file_set_contents(copy, contents, -1, NULL));
   g_autofree TestConfig *test = test_config_new(TIMEOUT_MS);
   test->config.dnssec = PST_DNSSEC_AUTO;
@@ -895,7 +908,7 @@ static void test_dnssec_modes(void) {
 /* --- Configuration, reconfiguration, stop ---------------------------- */
 
 static void test_config_errors(void) {
-  const char *bad[] = {"not-an-address", "127.0.0.1@", "127.0.0.1@0",
+  const char *bad[] = {"not-an-address",  "127.0.0.1@",    "127.0.0.1@0",
                        "127.0.0.1@70000", "127.0.0.1@53x", "[::1]:53"};
   for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
     g_autofree TestConfig *test = test_config_new(TIMEOUT_MS);

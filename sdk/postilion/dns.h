@@ -61,7 +61,8 @@ typedef enum {
 
 typedef enum {
   PST_DNS_OK = 0,    /* at least one record of the type asked */
-  PST_DNS_NXDOMAIN,  /* the name (or the end of its CNAME chain) does not exist */
+  PST_DNS_NXDOMAIN,  /* the name (or the end of its CNAME chain) does not exist
+                      */
   PST_DNS_NODATA,    /* the name exists but has no record of that type */
   PST_DNS_TEMPFAIL,  /* SERVFAIL, REFUSED, timeout, network, DNSSEC bogus */
   PST_DNS_INVALID,   /* the name cannot be queried; nothing was sent */
@@ -101,8 +102,8 @@ PST_API PstDnsType pst_dns_result_get_type(const PstDnsResult *result);
 PST_API const char *pst_dns_result_get_name(const PstDnsResult *result);
 /* The name the records belong to after following CNAMEs, without final
  * dot; the asked name when there was no CNAME. */
-PST_API const char *pst_dns_result_get_canonical_name(
-    const PstDnsResult *result);
+PST_API const char *
+pst_dns_result_get_canonical_name(const PstDnsResult *result);
 /* The DNS response code (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED, ...)
  * or -1 when no response was received (timeout, cancelled, invalid). */
 PST_API int pst_dns_result_get_rcode(const PstDnsResult *result);
@@ -154,8 +155,8 @@ PST_API const guint8 *pst_dns_result_get_rdata(const PstDnsResult *result,
                                                guint index, gsize *length);
 /* The whole response in wire format (for libopendkim's resolver hooks);
  * NULL when no response was received. */
-PST_API const guint8 *pst_dns_result_get_answer_packet(
-    const PstDnsResult *result, gsize *length);
+PST_API const guint8 *
+pst_dns_result_get_answer_packet(const PstDnsResult *result, gsize *length);
 
 /* "ok", "nxdomain", "nodata", "tempfail", "invalid", "cancelled". */
 PST_API const char *pst_dns_status_to_string(PstDnsStatus status);

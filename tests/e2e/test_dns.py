@@ -390,3 +390,23 @@ def test_check_config_names_a_bad_nameserver(postiliond):
     status, _, stderr = harness.run_cli(["--check", "-c", str(daemon.conf_path)])
     assert status != 0
     assert "nameservers" in stderr and "not-an-address" in stderr
+
+
+def test_sigterm_with_lookups_in_flight(dns_daemon):
+    """Async and blocking lookups still waiting when the daemon stops end
+    with a callback each (cancelled, or "resolver stopped"), and the
+    daemon exits cleanly."""
+    daemon = dns_daemon(dns={"timeout": "5s"})
+    with daemon.connect() as burst, daemon.connect() as sync:
+        burst.ehlo()
+        burst.line("MAIL FROM:<burst50-a@timeout.test>")
+        sync.ehlo()
+        sync.line("MAIL FROM:<sync-a@stop.timeout.test>")
+        time.sleep(0.2)
+        assert daemon.stop() == 0
+    log = daemon.log_text()
+    assert re.search(r"mail burst 50 A timeout\.test: .*cancelled=50", log)
+    # The session's close cancels the blocking lookup, unless the
+    # resolver's stop gets there first.
+    assert re.search(r"mail sync A stop\.timeout\.test: (cancelled|tempfail)",
+                     log)

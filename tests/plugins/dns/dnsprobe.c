@@ -29,10 +29,10 @@ static const struct {
   const char *name;
   PstDnsType type;
 } type_names[] = {
-    {"a", PST_DNS_TYPE_A},         {"aaaa", PST_DNS_TYPE_AAAA},
-    {"mx", PST_DNS_TYPE_MX},       {"txt", PST_DNS_TYPE_TXT},
-    {"ptr", PST_DNS_TYPE_PTR},     {"cname", PST_DNS_TYPE_CNAME},
-    {"ns", PST_DNS_TYPE_NS},       {"tlsa", PST_DNS_TYPE_TLSA},
+    {"a", PST_DNS_TYPE_A},     {"aaaa", PST_DNS_TYPE_AAAA},
+    {"mx", PST_DNS_TYPE_MX},   {"txt", PST_DNS_TYPE_TXT},
+    {"ptr", PST_DNS_TYPE_PTR}, {"cname", PST_DNS_TYPE_CNAME},
+    {"ns", PST_DNS_TYPE_NS},   {"tlsa", PST_DNS_TYPE_TLSA},
 };
 
 typedef struct {
@@ -47,8 +47,8 @@ typedef struct {
   PstCall *call;
   PstStage stage;
   PstDnsType type;
-  char *name;            /* owned */
-  guint remaining;       /* burst: answers still expected */
+  char *name;      /* owned */
+  guint remaining; /* burst: answers still expected */
   guint total;
   guint counts[PST_DNS_CANCELLED + 1];
   gint64 started;
@@ -80,14 +80,14 @@ static char *records_text(const PstDnsResult *result) {
     PstDnsType type = pst_dns_result_get_type(result);
     gsize length = 0;
     if (type == PST_DNS_TYPE_MX) {
-      g_ptr_array_add(items, g_strdup_printf(
-                                 "%u %s",
-                                 pst_dns_result_get_mx_preference(result, i),
-                                 pst_dns_result_get_string(result, i)));
+      g_ptr_array_add(
+          items,
+          g_strdup_printf("%u %s", pst_dns_result_get_mx_preference(result, i),
+                          pst_dns_result_get_string(result, i)));
     } else if (type == PST_DNS_TYPE_TXT) {
       const char *text = pst_dns_result_get_txt(result, i, &length);
-      g_ptr_array_add(items, g_strdup_printf("%" G_GSIZE_FORMAT ":%s", length,
-                                             text));
+      g_ptr_array_add(items,
+                      g_strdup_printf("%" G_GSIZE_FORMAT ":%s", length, text));
     } else if (pst_dns_result_get_string(result, i) != NULL) {
       g_ptr_array_add(items, g_strdup(pst_dns_result_get_string(result, i)));
     } else {
@@ -115,9 +115,8 @@ static char *describe(const PstDnsResult *result, gsize max_records) {
       pst_dns_result_get_name(result),
       pst_dns_status_to_string(pst_dns_result_get_status(result)),
       pst_dns_result_is_secure(result), pst_dns_result_is_bogus(result),
-      pst_dns_result_get_ttl(result),
-      pst_dns_result_get_canonical_name(result), records,
-      pst_dns_result_get_reason(result));
+      pst_dns_result_get_ttl(result), pst_dns_result_get_canonical_name(result),
+      records, pst_dns_result_get_reason(result));
 }
 
 /* Sets the MAIL reply from a result; returns the verdict.  Any thread. */
@@ -195,8 +194,8 @@ static Lookup *lookup_new(PstCall *call, PstDnsType type, const char *name) {
   return lookup;
 }
 
-static PstVerdict start_burst(PstCall *call, const char *count,
-                              PstDnsType type, const char *domain) {
+static PstVerdict start_burst(PstCall *call, const char *count, PstDnsType type,
+                              const char *domain) {
   guint64 total = g_ascii_strtoull(count, NULL, 10);
   if (total == 0 || total > 5000)
     return PST_VERDICT_CONTINUE;
@@ -204,8 +203,8 @@ static PstVerdict start_burst(PstCall *call, const char *count,
   lookup->total = lookup->remaining = (guint)total;
   for (guint i = 0; i < total; i++) {
     g_autofree char *name = g_strdup_printf("i%u.%s", i, domain);
-    pst_dns_lookup(type, name, pst_call_get_cancellable(call),
-                   on_burst_answer, lookup);
+    pst_dns_lookup(type, name, pst_call_get_cancellable(call), on_burst_answer,
+                   lookup);
   }
   return PST_VERDICT_PENDING;
 }
@@ -219,8 +218,7 @@ static PstVerdict on_mail(PstCall *call, gpointer user_data) {
   const char *domain = at + 1;
   PstDnsType type;
   if (g_str_has_prefix(local, "sync-") && parse_type(local + 5, &type)) {
-    g_thread_pool_push(probe_state->pool, lookup_new(call, type, domain),
-                       NULL);
+    g_thread_pool_push(probe_state->pool, lookup_new(call, type, domain), NULL);
     return PST_VERDICT_PENDING;
   }
   if (g_str_has_prefix(local, "burst")) {
