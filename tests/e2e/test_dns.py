@@ -395,7 +395,9 @@ def test_check_config_names_a_bad_nameserver(postiliond):
 def test_sigterm_with_lookups_in_flight(dns_daemon):
     """Async and blocking lookups still waiting when the daemon stops end
     with a callback each (cancelled, or "resolver stopped"), and the
-    daemon exits cleanly."""
+    daemon exits cleanly.  This needs the daemon to call pst_dns_stop()
+    while the plugins are still loaded (before it drops its plugin set):
+    the last callbacks run inside pst_dns_stop(), in plugin code."""
     daemon = dns_daemon(dns={"timeout": "5s"})
     with daemon.connect() as burst, daemon.connect() as sync:
         burst.ehlo()
