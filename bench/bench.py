@@ -640,6 +640,10 @@ def parse_args(argv):
                     help="where CSV, Markdown and PNG go")
     ap.add_argument("--postfix-accept", choices=["hold", "discard"], default="hold",
                     help="how Postfix keeps accepted mail from going anywhere")
+    ap.add_argument("--queue-fs", choices=["dir", "loop"], default="loop",
+                    help="dir: the queues in --workdir on its filesystem; loop: "
+                    "on a fresh journaled ext4 image loop-mounted in --workdir "
+                    "(isolates the run from other work's file churn)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the workdir (configs, logs) afterwards")
     args = ap.parse_args(argv)
@@ -666,12 +670,21 @@ def main(argv):
     for note in soft_warnings():
         log("note: " + note)
     mta.raise_nofile()
-    if os.path.isdir(args.workdir):
-        shutil.rmtree(args.workdir)
-    os.makedirs(args.workdir)
-    os.chmod(args.workdir, 0o755)
+    base_workdir = args.workdir
+    loop_mount = os.path.join(base_workdir, "fs")
+    unmount_loop(loop_mount)
+    if os.path.isdir(base_workdir):
+        shutil.rmtree(base_workdir)
+    os.makedirs(base_workdir)
+    os.chmod(base_workdir, 0o755)
+    if args.queue_fs == "loop":
+        make_loop_fs(base_workdir, loop_mount)
+        args.workdir = loop_mount
     fstype = check_filesystem(args.workdir)
     loadgen = build_loadgen(args.workdir)
+    probe_start = procstat.fs_probe(args.workdir)
+    log(f"filesystem: {probe_start[0]} µs CPU to create a file, "
+        f"{probe_start[1]} ms per fsync of a new file")
 
     postilion_bin, postilion_reason = None, "postiliond not measured (--no-postilion)"
     if not args.no_postilion:
@@ -717,10 +730,18 @@ def main(argv):
         log("interrupted: writing what was measured")
     finally:
         dns.stop()
+        try:
+            probe_end = procstat.fs_probe(args.workdir)
+        except OSError as e:
+            log(f"filesystem probe after the run failed: {e}")
+            probe_end = ("?", "?", None)
         env = dict(date=datetime.datetime.now().isoformat(timespec="seconds"),
                    profile="quick" if args.quick else "full",
                    kernel=platform.release(), cpus=os.cpu_count(),
                    cpu_model=cpu_model(), filesystem=fstype, workdir=args.workdir,
+                   queue_fs=args.queue_fs,
+                   file_create_us_start=probe_start[0], fsync_ms_start=probe_start[1],
+                   file_create_us_end=probe_end[0], fsync_ms_end=probe_end[1],
                    postfix=bench.versions.get("postfix", "?"),
                    postilion=bench.versions.get("postilion", postilion_reason),
                    postilion_commit=git_commit(),
@@ -732,9 +753,29 @@ def main(argv):
         report.write_all(args.results, bench.rows, bench.idle_rows, env,
                          bench.notes)
         if not args.keep:
-            shutil.rmtree(args.workdir, ignore_errors=True)
+            unmount_loop(loop_mount)
+            shutil.rmtree(base_workdir, ignore_errors=True)
     log(f"results in {args.results} ({round(time.time() - started)} s)")
     return 0
+
+
+def make_loop_fs(base, mount_point, size="12G"):
+    """A fresh ext4 (with its journal, as on a mail server) in an image
+    file under `base`, loop-mounted at mount_point: both MTAs' queues then
+    live on one filesystem that nothing else on the machine touches."""
+    image = os.path.join(base, "queues.img")
+    subprocess.run(["truncate", "-s", size, image], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
+    os.makedirs(mount_point)
+    subprocess.run(["mount", "-o", "loop", image, mount_point], check=True)
+    os.chmod(mount_point, 0o755)
+
+
+def unmount_loop(mount_point):
+    with open("/proc/mounts") as f:
+        mounted = any(line.split()[1] == mount_point for line in f)
+    if mounted:
+        subprocess.run(["umount", mount_point], check=False)
 
 
 def on_sigterm(signum, frame):

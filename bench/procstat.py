@@ -156,6 +156,31 @@ def busy_cores(seconds=2.0):
     return (b1 - b0) / (t1 - t0) * os.cpu_count() if t1 > t0 else 0.0
 
 
+def fs_probe(directory, files=1000, syncs=100):
+    """(system CPU µs to create one 1 KiB file, ms per write+fsync of a new
+    1 KiB file) in `directory`: what the filesystem charges every queue
+    file.  On a shared machine this moves (ext4 without a journal scans
+    past recently deleted inodes when creating files), so the bench
+    records it before and after the run."""
+    probe = os.path.join(directory, f".fsprobe-{os.getpid()}-{time.monotonic_ns()}")
+    os.makedirs(probe)
+    r0 = os.times()
+    for i in range(files):
+        fd = os.open(os.path.join(probe, f"c{i}"), os.O_CREAT | os.O_WRONLY, 0o600)
+        os.write(fd, b"x" * 1024)
+        os.close(fd)
+    r1 = os.times()
+    t0 = time.monotonic()
+    for i in range(syncs):
+        fd = os.open(os.path.join(probe, f"s{i}"), os.O_CREAT | os.O_WRONLY, 0o600)
+        os.write(fd, b"x" * 1024)
+        os.fsync(fd)
+        os.close(fd)
+    t1 = time.monotonic()
+    create_us = (r1.system - r0.system) * 1e6 / files
+    return round(create_us, 1), round((t1 - t0) * 1000 / syncs, 3), probe
+
+
 def wait_for(predicate, timeout, interval=0.01):
     """Polls predicate() until true or timeout; returns the last value."""
     end = time.monotonic() + timeout

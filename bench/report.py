@@ -262,7 +262,11 @@ def write_markdown(path, rows, idle_rows, env, notes):
     md = ["# Postilion vs Postfix: benchmark results", "",
           f"Written by `bench/run` on {env['date']} ({env['profile']} run, "
           f"{env['duration_s']} s). Machine: {env['cpus']} x {env['cpu_model']}, "
-          f"Linux {env['kernel']}; queues on {env['filesystem']} ({env['workdir']}). "
+          f"Linux {env['kernel']}; queues on {env['filesystem']} ({env['workdir']}, "
+          f"--queue-fs {env.get('queue_fs', 'dir')}): creating a 1 KiB file cost "
+          f"{env.get('file_create_us_start')} µs of CPU before the run and "
+          f"{env.get('file_create_us_end')} µs after, a write+fsync of a new file "
+          f"{env.get('fsync_ms_start')} / {env.get('fsync_ms_end')} ms. "
           f"Postfix {env['postfix']} (accept mode: {env['postfix_accept_mode']}); "
           f"Postilion {env['postilion']} at commit {env['postilion_commit']} "
           f"(binary {env.get('postiliond_binary', '-')}).", "",
