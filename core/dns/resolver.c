@@ -263,16 +263,21 @@ static gboolean finalize(struct ub_ctx *ctx, const PstDnsConfig *config,
 static gboolean on_readable(gint fd, GIOCondition condition,
                             gpointer user_data) {
   PstDnsResolver *resolver = pst_dns_resolver_ref(user_data);
+  int status = UB_NOERROR;
   if (resolver->ctx != NULL) {
     resolver->dispatching = TRUE;
-    int status = ub_process(resolver->ctx);
+    status = ub_process(resolver->ctx);
     resolver->dispatching = FALSE;
-    if (status != 0)
-      g_warning("dns: reading answers from libunbound: %s",
-                ub_strerror(status));
   }
   pst_dns_resolver_unref(resolver);
-  return G_SOURCE_CONTINUE;
+  if (status == UB_NOERROR)
+    return G_SOURCE_CONTINUE;
+  /* The pipe from libunbound's thread is broken: it would stay readable
+   * forever.  Stop watching; lookups in flight end by their timers. */
+  g_warning("dns: reading answers from libunbound: %s; DNS lookups will "
+            "time out until the next reload",
+            ub_strerror(status));
+  return G_SOURCE_REMOVE;
 }
 
 PstDnsResolver *pst_dns_resolver_new(const PstDnsConfig *config,
