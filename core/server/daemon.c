@@ -311,8 +311,10 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
 
 static void daemon_free(PstDaemon *daemon) {
   g_clear_pointer(&daemon->server, pst_server_free);
-  g_clear_pointer(&daemon->plugins, pst_plugin_set_unref);
+  /* DNS before the plugins: stopping it runs the last callbacks of the
+   * lookups in flight, which are plugin code. */
   pst_dns_stop();
+  g_clear_pointer(&daemon->plugins, pst_plugin_set_unref);
   /* Waits for every commit already handed to the syncer. */
   g_clear_pointer(&daemon->spool, pst_spool_close);
   g_clear_pointer(&daemon->config, pst_config_unref);

@@ -162,17 +162,14 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
             session->listener->name);
   pst_session_set_state(session, PST_SESSION_STATE_CONNECT);
   pst_session_start_connect(session);
-  /* A CONNECT stage that decided at once queued the banner: write it.  That
+  /* Write the banner when CONNECT decided at once, or watch the socket
+   * while it is pending, so a client that leaves cancels the call.  That
    * may end the session (a refusal that disconnects): then NULL. */
-  if (session->waiting == PST_SESSION_WAIT_NONE) {
-    pst_session_ref(session);
-    session_settle(session);
-    gboolean open = session->fd >= 0;
-    pst_session_unref(session);
-    if (!open)
-      return NULL;
-  }
-  return session;
+  pst_session_ref(session);
+  session_settle(session);
+  gboolean open = session->fd >= 0;
+  pst_session_unref(session);
+  return open ? session : NULL;
 }
 
 PstSession *pst_session_ref(PstSession *session) {
