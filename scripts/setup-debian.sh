@@ -15,8 +15,10 @@ PACKAGES=(
   # sanitizer runtime for clang builds (gcc's comes with gcc)
   libclang-rt-14-dev
   # tests: python3 with Debian's modules, SMTP client, TLS clients, DNS
-  python3 python3-pytest python3-dnslib python3-dnspython
+  python3 python3-pytest python3-dnslib python3-dnspython python3-cryptography
   swaks gnutls-bin openssl dns-root-data
+  # the plugin ABI check against sdk/abi/libpostilion.abi
+  abigail-tools
   # debugging
   valgrind
 )
