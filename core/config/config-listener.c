@@ -321,7 +321,10 @@ static gboolean read_mode(const PstConfig *config, const char *group,
                                      error) ||
       !pst_config_schema_get_boolean(config->keyfile, origins, group,
                                      "require_tls", &listener->require_tls,
-                                     error))
+                                     error) ||
+      !pst_config_schema_get_boolean(config->keyfile, origins, group,
+                                     "proxy_protocol",
+                                     &listener->proxy_protocol, error))
     return FALSE;
   listener->mode = (PstListenerMode)mode;
   /* A plain listener can never become encrypted: no mail would pass. */

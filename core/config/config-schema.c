@@ -77,6 +77,8 @@ const PstConfigKey pst_config_keys[] = {
      HOUR, NULL, "on SIGTERM, how long sessions may finish"},
     {"server", "banner", PST_CONFIG_TYPE_STRING, "ESMTP Postilion", NULL, 0, 0,
      NULL, "the greeting's text after \"220 HOSTNAME \""},
+    {"server", "xclient_hosts", PST_CONFIG_TYPE_LIST, "", "none", 0, 0, NULL,
+     "networks (CIDR) allowed to send XCLIENT, such as a mail proxy"},
 
     /* [listener:NAME] */
     {"listener:*", "address", PST_CONFIG_TYPE_STRING, NULL, NULL, 0, 0, NULL,
@@ -89,6 +91,8 @@ const PstConfigKey pst_config_keys[] = {
      NULL, "refuse MAIL until the connection is encrypted"},
     {"listener:*", "plugins", PST_CONFIG_TYPE_LIST, NULL, "all loaded plugins",
      0, 0, NULL, "this listener's plugins, from [plugins] load"},
+    {"listener:*", "proxy_protocol", PST_CONFIG_TYPE_BOOLEAN, "false", NULL, 0,
+     0, NULL, "connections start with a HAProxy PROXY v1/v2 header"},
 
     /* [plugins] */
     {"plugins", "path", PST_CONFIG_TYPE_LIST, "",

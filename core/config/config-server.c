@@ -246,6 +246,46 @@ static gboolean build_limits(PstConfig *config, const PstConfigOrigins *origins,
   return TRUE;
 }
 
+/* xclient_hosts: CIDR networks, "192.0.2.0/24", "2001:db8::/32", or a
+ * single address; GLib refuses host bits set after the prefix. */
+static gboolean build_xclient_hosts(PstConfig *config,
+                                    const PstConfigOrigins *origins,
+                                    GError **error) {
+  g_auto(GStrv) items = NULL;
+  if (!pst_config_schema_get_list(config->keyfile, origins, "server",
+                                  "xclient_hosts", &items, error))
+    return FALSE;
+  PstServerConfig *server = &config->server;
+  server->xclient_hosts = g_ptr_array_new_with_free_func(g_object_unref);
+  for (guint i = 0; items[i] != NULL; i++) {
+    GInetAddressMask *mask =
+        g_inet_address_mask_new_from_string(items[i], NULL);
+    if (mask == NULL) {
+      g_autofree char *expected = g_strdup_printf(
+          "networks separated by ';' such as 192.0.2.0/24; 2001:db8::/32 "
+          "(\"%s\" is not an address or a network without host bits%s)",
+          items[i], separator_hint(items[i]));
+      pst_config_set_key_error(error, config->keyfile, origins, "server",
+                               "xclient_hosts", expected);
+      return FALSE;
+    }
+    g_ptr_array_add(server->xclient_hosts, mask);
+  }
+  return TRUE;
+}
+
+gboolean pst_config_is_xclient_host(const PstConfig *config,
+                                    const char *address) {
+  GPtrArray *hosts = config->server.xclient_hosts;
+  if (hosts == NULL || hosts->len == 0)
+    return FALSE;
+  g_autoptr(GInetAddress) parsed = g_inet_address_new_from_string(address);
+  for (guint i = 0; parsed != NULL && i < hosts->len; i++)
+    if (g_inet_address_mask_matches(hosts->pdata[i], parsed))
+      return TRUE;
+  return FALSE;
+}
+
 gboolean pst_config_build_server(PstConfig *config,
                                  const PstConfigOrigins *origins,
                                  GError **error) {
@@ -253,7 +293,8 @@ gboolean pst_config_build_server(PstConfig *config,
          build_domains(config, origins, error) &&
          build_texts(config, origins, error) &&
          build_user(config, origins, error) &&
-         build_limits(config, origins, error);
+         build_limits(config, origins, error) &&
+         build_xclient_hosts(config, origins, error);
 }
 
 void pst_config_server_clear(PstServerConfig *server) {
@@ -262,6 +303,7 @@ void pst_config_server_clear(PstServerConfig *server) {
   g_clear_pointer(&server->spool, g_free);
   g_clear_pointer(&server->user, g_free);
   g_clear_pointer(&server->banner, g_free);
+  g_clear_pointer(&server->xclient_hosts, g_ptr_array_unref);
 }
 
 /* ------------------------------------------------------------------ */

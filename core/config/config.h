@@ -46,6 +46,7 @@ typedef struct {
   PstListenerMode mode;
   gboolean require_auth;
   gboolean require_tls;
+  gboolean proxy_protocol; /* a HAProxy PROXY v1/v2 header comes first */
   char **plugins; /* owned, nullable: this listener's chain; NULL = all */
 } PstListenerConfig;
 
@@ -76,6 +77,8 @@ typedef struct {
   guint timeout_shutdown_ms;    /* SIGTERM grace for sessions, default 30 s */
   /* owned: text after "220 HOSTNAME ", default "ESMTP Postilion" */
   char *banner;
+  /* owned, of GInetAddressMask*: clients allowed XCLIENT; empty = none */
+  GPtrArray *xclient_hosts;
 } PstServerConfig;
 
 typedef enum {
@@ -123,6 +126,9 @@ const PstPluginConfig *pst_config_find_plugin(const PstConfig *config,
 /* TRUE when `domain` (any case, trailing dot ignored) is in domains. */
 gboolean pst_config_is_local_domain(const PstConfig *config,
                                     const char *domain);
+/* TRUE when `address` (text, unmapped) is in [server] xclient_hosts. */
+gboolean pst_config_is_xclient_host(const PstConfig *config,
+                                    const char *address);
 /* "file:line: " for a key, or "file: " when the line is unknown, for
  * error messages about a value found valid by the schema but refused
  * later (a port in use, a plugin not found).  Newly allocated. */

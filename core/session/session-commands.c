@@ -55,6 +55,18 @@ static const PstSmtpReply *check_mail(PstSession *session) {
   return NULL;
 }
 
+static const PstSmtpReply reply_xclient_in_transaction = {
+    503, "5.5.1", "Error: MAIL transaction in progress"};
+
+/* XCLIENT from a host not in xclient_hosts is an unknown command. */
+static const PstSmtpReply *check_xclient(PstSession *session) {
+  if (!session->xclient_allowed)
+    return &reply_unknown;
+  if (session->envelope != NULL)
+    return &reply_xclient_in_transaction;
+  return NULL;
+}
+
 static const PstSmtpReply *check_rcpt(PstSession *session) {
   if (session->envelope == NULL)
     return &reply_need_mail;
@@ -122,6 +134,11 @@ static void session_send_ehlo(PstSession *session) {
       "ENHANCEDSTATUSCODES",     "DSN",      "CHUNKING",
   };
   pst_session_reply_line(session, 250, FALSE, server->hostname);
+  /* Only the hosts that may use it learn of XCLIENT. */
+  if (session->xclient_allowed)
+    pst_session_reply_line(session, 250, FALSE,
+                           "XCLIENT NAME ADDR PORT PROTO HELO LOGIN "
+                           "DESTADDR DESTPORT");
   for (gsize i = 0; i < G_N_ELEMENTS(extensions); i++)
     pst_session_reply_line(session, 250, i + 1 == G_N_ELEMENTS(extensions),
                            extensions[i]);
@@ -229,7 +246,8 @@ static const PstCommandSpec command_table[PST_SMTP_VERB_COUNT] = {
                             proceed_not_implemented},
     /* XCLIENT is refused like any unknown command unless the client is
      * one of the configured xclient hosts. */
-    [PST_SMTP_VERB_XCLIENT] = {PST_SMTP_VERB_XCLIENT, NULL, proceed_unknown},
+    [PST_SMTP_VERB_XCLIENT] = {PST_SMTP_VERB_XCLIENT, check_xclient,
+                               pst_session_command_xclient},
     [PST_SMTP_VERB_NOT_SMTP] = {PST_SMTP_VERB_NOT_SMTP, NULL,
                                 proceed_not_smtp},
 };

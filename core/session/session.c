@@ -147,6 +147,8 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
   session->client_port = setup->client_port;
   session->local_address = g_strdup(setup->local_address);
   session->local_port = setup->local_port;
+  session->xclient_allowed =
+      pst_config_is_xclient_host(session->config, setup->client_address);
   session->output = g_string_sized_new(256);
   session->session_results = pst_results_new();
 
