@@ -750,8 +750,11 @@ def main(argv):
                    load_start=round(load_start, 2),
                    load_end=round(procstat.busy_cores(2.0), 2),
                    duration_s=round(time.time() - started))
-        report.write_all(args.results, bench.rows, bench.idle_rows, env,
-                         bench.notes)
+        if bench.rows or bench.idle_rows:
+            report.write_all(args.results, bench.rows, bench.idle_rows, env,
+                             bench.notes)
+        else:
+            log("no throughput or idle figures: summary and CSV left as they were")
         if not args.keep:
             unmount_loop(loop_mount)
             shutil.rmtree(base_workdir, ignore_errors=True)

@@ -309,7 +309,11 @@ def write_markdown(path, rows, idle_rows, env, notes):
     if all_notes:
         md += ["", "## Notes", ""] + [f"- {n}" for n in dict.fromkeys(all_notes)]
     md += ["", "Raw figures: `throughput.csv`, `idle.csv`; plot: `throughput.png`; "
-           "machine: `env.txt`.", ""]
+           "machine: `env.txt`."]
+    if os.path.exists(os.path.join(os.path.dirname(path), "NOTES.md")):
+        md += ["Analysis of the missed targets and profiles (written by hand for "
+               "a given run, see its date): `NOTES.md`."]
+    md.append("")
     with open(path, "w") as f:
         f.write("\n".join(md))
 
@@ -357,9 +361,11 @@ def write_plot(results, rows):
         return "nothing measured to plot"
     datadir = os.path.join(results, ".plot")
     os.makedirs(datadir, exist_ok=True)
-    script = [f"set terminal pngcairo size {520 * len(panels)},440 font 'sans,9'",
+    cols = min(2, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    script = [f"set terminal pngcairo size {560 * cols},{460 * rows} font 'sans,9'",
               f"set output '{os.path.join(results, 'throughput.png')}'",
-              f"set multiplot layout 1,{len(panels)}",
+              f"set multiplot layout {rows},{cols}",
               "set logscale x", "set xtics (1, 10, 50)", "set xrange [0.8:65]",
               "set logscale y", "set grid", "set key below",
               "set xlabel 'concurrent sessions'", "set ylabel 'messages/s'"]
