@@ -260,6 +260,11 @@ gboolean pst_config_build_listeners(PstConfig *config,
                                     GError **error);
 void pst_config_server_clear(PstServerConfig *server);
 void pst_config_dns_clear(PstDnsConfig *dns);
+/* [delivery] (config-delivery.c). */
+gboolean pst_config_build_delivery(PstConfig *config,
+                                   const PstConfigOrigins *origins,
+                                   GError **error);
+void pst_config_delivery_clear(PstDeliveryConfig *delivery);
 void pst_config_listener_free(PstListenerConfig *listener);
 void pst_config_plugin_free(PstPluginConfig *plugin);
 

@@ -42,6 +42,8 @@ const PstConfigGroup pst_config_groups[] = {
     {"plugins", "[plugins]", FALSE, "which plugins to load, from where"},
     {"plugin:*", "[plugin:NAME]", TRUE, "one plugin's settings"},
     {"dns", "[dns]", FALSE, "the resolver used by the core and plugins"},
+    {"delivery", "[delivery]", FALSE,
+     "local delivery: mailboxes, aliases, Maildir, LMTP, retries"},
     {NULL, NULL, FALSE, NULL},
 };
 
@@ -124,6 +126,26 @@ const PstConfigKey pst_config_keys[] = {
      NULL, 0, 0, NULL, "the DNSSEC root trust anchor file"},
     {"dns", "cache_size", PST_CONFIG_TYPE_INT, "10000", NULL, 0, 10000000, NULL,
      "answers kept in the cache; 0 disables it"},
+
+    /* [delivery] */
+    {"delivery", "mailboxes", PST_CONFIG_TYPE_STRING, NULL, "none", 0, 0, NULL,
+     "file of virtual mailboxes: one address or *@domain per line"},
+    {"delivery", "aliases", PST_CONFIG_TYPE_STRING, NULL, "none", 0, 0, NULL,
+     "aliases file in the /etc/aliases format"},
+    {"delivery", "maildir_root", PST_CONFIG_TYPE_STRING, NULL, "none", 0, 0,
+     NULL, "virtual mailboxes are Maildirs DIR/DOMAIN/LOCALPART/"},
+    {"delivery", "system_users", PST_CONFIG_TYPE_BOOLEAN, "false", NULL, 0, 0,
+     NULL, "local parts naming system users are mailboxes (~/Maildir/)"},
+    {"delivery", "lmtp", PST_CONFIG_TYPE_STRING, NULL, "none", 0, 0, NULL,
+     "deliver over LMTP instead: unix:/PATH or ADDRESS:PORT"},
+    {"delivery", "retry_first", PST_CONFIG_TYPE_DURATION, "5m", NULL, 100,
+     DAY, NULL, "delay before the first retry; doubled after each"},
+    {"delivery", "retry_max", PST_CONFIG_TYPE_DURATION, "4h", NULL, 100, DAY,
+     NULL, "longest delay between two attempts"},
+    {"delivery", "max_lifetime", PST_CONFIG_TYPE_DURATION, "5d", NULL, SECOND,
+     30 * DAY, NULL, "how long a temporary failure is retried before bouncing"},
+    {"delivery", "max_parallel", PST_CONFIG_TYPE_INT, "8", NULL, 1, 256, NULL,
+     "deliveries run at once"},
 
     {NULL, NULL, 0, NULL, NULL, 0, 0, NULL, NULL},
 };

@@ -27,6 +27,7 @@ static void config_free(PstConfig *config) {
   g_strfreev(config->plugin_path);
   g_clear_pointer(&config->plugins, g_ptr_array_unref);
   pst_config_dns_clear(&config->dns);
+  pst_config_delivery_clear(&config->delivery);
   if (config->keyfile != NULL) {
     pst_config_origins_unregister(config->keyfile);
     g_key_file_unref(config->keyfile);
@@ -51,7 +52,8 @@ PstConfig *pst_config_load(const char *path, GError **error) {
   if (!pst_config_build_server(config, origins, error) ||
       !pst_config_build_plugins(config, origins, error) ||
       !pst_config_build_listeners(config, origins, error) ||
-      !pst_config_build_dns(config, origins, error)) {
+      !pst_config_build_dns(config, origins, error) ||
+      !pst_config_build_delivery(config, origins, error)) {
     config_free(config);
     return NULL;
   }

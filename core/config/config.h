@@ -97,6 +97,22 @@ typedef struct {
 } PstDnsConfig;
 
 typedef struct {
+  char *mailboxes;      /* owned, nullable: virtual mailboxes file */
+  char *aliases;        /* owned, nullable: aliases file */
+  char *maildir_root;   /* owned, nullable: DIR/DOMAIN/LOCALPART/ */
+  gboolean system_users;
+  char *lmtp;           /* owned, nullable: "unix:/path" or "host:port" */
+  guint retry_first_ms; /* default 5 min */
+  guint retry_max_ms;   /* default 4 h */
+  guint max_lifetime_ms; /* default 5 days */
+  guint max_parallel;   /* default 8 */
+} PstDeliveryConfig;
+
+/* TRUE when [delivery] names a way to deliver (a Maildir root, system
+ * users or LMTP); without one, accepted mail stays queued. */
+gboolean pst_config_delivery_enabled(const PstDeliveryConfig *delivery);
+
+typedef struct {
   volatile gint ref_count;
   char *path;        /* owned: the main file */
   char **files;      /* owned: every file read, in order */
@@ -106,6 +122,7 @@ typedef struct {
   char **plugin_path;   /* owned: [plugins] path, may be empty */
   GPtrArray *plugins;   /* owned, of PstPluginConfig*, load order */
   PstDnsConfig dns;
+  PstDeliveryConfig delivery;
 } PstConfig;
 
 /* Loads and validates `path` and its conf.d drop-ins (DIR/conf.d/NAME.conf,

@@ -30,6 +30,8 @@
 #include "pst-build-config.h"
 
 #include "config/config.h"
+#include "deliver/control.h"
+#include "deliver/queue-manager.h"
 #include "dns/dns.h"
 #include "hooks/hooks.h"
 #include "queue/spool.h"
@@ -43,6 +45,8 @@ typedef struct {
   PstPluginSet *plugins; /* owned: the plugins in effect */
   PstSpool *spool;       /* owned */
   PstServer *server;     /* owned */
+  PstQueueManager *queue_manager; /* owned: delivery (core/deliver) */
+  PstControl *control;   /* owned: SPOOL/control, for `postilion` */
   GMainLoop *loop;       /* owned */
   int ready_fd;          /* the parent's pipe while detached, else -1 */
 } PstDaemon;
@@ -251,6 +255,7 @@ static gboolean daemon_reload(gpointer user_data) {
   daemon->config = g_steal_pointer(&config);
   pst_plugin_set_unref(daemon->plugins);
   daemon->plugins = g_steal_pointer(&plugins);
+  pst_queue_manager_reconfigure(daemon->queue_manager, daemon->config);
   g_message("reload: new sessions use the configuration of %s",
             daemon->config_path);
   return G_SOURCE_CONTINUE;
@@ -287,7 +292,20 @@ static void daemon_raise_file_limit(const PstConfig *config) {
 
 /* --- Start and stop ---------------------------------------------------- */
 
-/* Brings up spool, DNS, plugins and listeners, in that order. */
+/* The queue manager and its control socket, before the privilege drop
+ * (their files in the spool are then given to [server] user). */
+static gboolean daemon_start_delivery(PstDaemon *daemon, GError **error) {
+  daemon->queue_manager =
+      pst_queue_manager_new(daemon->config, daemon->spool, error);
+  if (daemon->queue_manager == NULL)
+    return FALSE;
+  g_autofree char *path = g_build_filename(
+      pst_spool_get_directory(daemon->spool), "control", NULL);
+  daemon->control = pst_control_new(path, daemon->queue_manager, error);
+  return daemon->control != NULL;
+}
+
+/* Brings up spool, DNS, plugins, listeners and delivery, in that order. */
 static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   PstConfig *config = daemon->config;
   daemon_raise_file_limit(config);
@@ -302,8 +320,10 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
     return FALSE;
   daemon->server =
       pst_server_new(config, daemon->plugins, daemon->spool, error);
-  if (daemon->server == NULL || !daemon_drop_privileges(daemon, error))
+  if (daemon->server == NULL || !daemon_start_delivery(daemon, error) ||
+      !daemon_drop_privileges(daemon, error))
     return FALSE;
+  pst_queue_manager_start(daemon->queue_manager);
   g_message("postiliond %s started: %u messages in the queue", PST_VERSION,
             queued);
   return TRUE;
@@ -311,6 +331,9 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
 
 static void daemon_free(PstDaemon *daemon) {
   g_clear_pointer(&daemon->server, pst_server_free);
+  g_clear_pointer(&daemon->control, pst_control_free);
+  /* Waits for the delivery attempts under way. */
+  g_clear_pointer(&daemon->queue_manager, pst_queue_manager_free);
   /* DNS before the plugins: stopping it runs the last callbacks of the
    * lookups in flight, which are plugin code. */
   pst_dns_stop();

@@ -13,6 +13,7 @@
  */
 #include <string.h>
 
+#include "queue/queue-notify.h"
 #include "session/session-private.h"
 
 static const PstSmtpReply reply_need_mail = {503, "5.5.1",
@@ -431,6 +432,9 @@ static void session_commit_done(GObject *source, GAsyncResult *result,
   if (pst_spool_writer_commit_finish(session->writer, result, &error)) {
     session_log_queued(session, id);
     pst_session_reply(session, 250, "2.0.0", "Ok: queued as %s", id);
+    pst_queue_notify_committed(id, session->disposition == PST_DISPOSITION_HOLD
+                                       ? PST_SPOOL_QUEUE_HOLD
+                                       : PST_SPOOL_QUEUE_ACTIVE);
     if (session->message != NULL)
       pst_session_fire_event(session, PST_STAGE_QUEUED, session->message);
   } else {

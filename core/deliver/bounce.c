@@ -1,0 +1,138 @@
+/* bounce.c - building RFC 3464 delivery status notifications.
+ *
+ * Entry point: pst_dsn_build(), called by the queue manager's worker when
+ * every recipient of a message is final and some need a report (failed
+ * ones unless NOTIFY=NEVER or NOTIFY without FAILURE; delivered ones with
+ * NOTIFY=SUCCESS).  Pure: envelope and content in, message out.  The
+ * report carries ENVID (Original-Envelope-Id), ORCPT (Original-Recipient)
+ * and honours RET (FULL, the default, returns the whole message; HDRS
+ * only its header).  The caller never sends one to the null sender.
+ */
+#include <string.h>
+
+#include "deliver/bounce.h"
+
+char *pst_dsn_format_date(gint64 time) {
+  g_autoptr(GDateTime) date = g_date_time_new_from_unix_local(
+      time / G_USEC_PER_SEC);
+  return g_date_time_format(date, "%a, %d %b %Y %H:%M:%S %z");
+}
+
+/* The header block of `original` (up to and including its blank line). */
+static gsize header_length(const char *data, gsize length) {
+  for (gsize i = 0; i + 3 < length; i++)
+    if (memcmp(data + i, "\r\n\r\n", 4) == 0)
+      return i + 4;
+  return length;
+}
+
+static void append_human_part(GString *out, const char *host, const char *id,
+                              GPtrArray *recipients, gboolean failed) {
+  g_string_append(out, "Content-Type: text/plain; charset=us-ascii\r\n"
+                       "Content-Description: Notification\r\n\r\n");
+  g_string_append_printf(out, "This is the mail system at host %s.\r\n\r\n",
+                         host);
+  if (failed)
+    g_string_append(out, "I'm sorry to have to inform you that your message "
+                         "could not\r\nbe delivered to one or more "
+                         "recipients.\r\n\r\n");
+  else
+    g_string_append(out, "Your message was successfully delivered to the "
+                         "destination(s)\r\nlisted below.\r\n\r\n");
+  for (guint i = 0; i < recipients->len; i++) {
+    const PstDsnRecipient *r = recipients->pdata[i];
+    g_string_append_printf(out, "<%s>: %s\r\n", r->address,
+                           r->diagnostic != NULL ? r->diagnostic : r->action);
+  }
+  g_string_append_printf(out, "\r\nQueue id: %s\r\n", id);
+}
+
+static void append_status_part(GString *out, const char *host,
+                               const PstEnvelope *envelope,
+                               GPtrArray *recipients) {
+  g_autofree char *arrival = pst_dsn_format_date(envelope->arrival_time);
+  g_string_append(out, "Content-Type: message/delivery-status\r\n"
+                       "Content-Description: Delivery report\r\n\r\n");
+  g_string_append_printf(out, "Reporting-MTA: dns; %s\r\n", host);
+  if (envelope->envid != NULL)
+    g_string_append_printf(out, "Original-Envelope-Id: %s\r\n",
+                           envelope->envid);
+  g_string_append_printf(out, "Arrival-Date: %s\r\n", arrival);
+  for (guint i = 0; i < recipients->len; i++) {
+    const PstDsnRecipient *r = recipients->pdata[i];
+    g_string_append_printf(out, "\r\nFinal-Recipient: rfc822; %s\r\n",
+                           r->address);
+    if (r->orcpt != NULL) {
+      const char *semicolon = strchr(r->orcpt, ';');
+      if (semicolon != NULL)
+        g_string_append_printf(out, "Original-Recipient: %.*s; %s\r\n",
+                               (int)(semicolon - r->orcpt), r->orcpt,
+                               semicolon + 1);
+    }
+    g_string_append_printf(out, "Action: %s\r\nStatus: %s\r\n", r->action,
+                           r->status);
+    if (r->diagnostic != NULL)
+      g_string_append_printf(out, "Diagnostic-Code: smtp; %s\r\n",
+                             r->diagnostic);
+    if (r->last_attempt > 0) {
+      g_autofree char *last = pst_dsn_format_date(r->last_attempt);
+      g_string_append_printf(out, "Last-Attempt-Date: %s\r\n", last);
+    }
+  }
+}
+
+static void append_original_part(GString *out, const PstEnvelope *envelope,
+                                 GBytes *original, gboolean headers_only) {
+  gsize length = 0;
+  const char *data = original != NULL ? g_bytes_get_data(original, &length)
+                                      : NULL;
+  if (envelope->ret == PST_DSN_RET_HDRS)
+    headers_only = TRUE;
+  if (headers_only) {
+    g_string_append(out, "Content-Type: text/rfc822-headers\r\n"
+                         "Content-Description: Undelivered Message Headers"
+                         "\r\n\r\n");
+    length = data != NULL ? header_length(data, length) : 0;
+  } else {
+    g_string_append(out, "Content-Type: message/rfc822\r\n"
+                         "Content-Description: Undelivered Message\r\n\r\n");
+  }
+  if (data != NULL)
+    g_string_append_len(out, data, (gssize)length);
+  if (out->len < 2 || strcmp(out->str + out->len - 2, "\r\n") != 0)
+    g_string_append(out, "\r\n");
+}
+
+GBytes *pst_dsn_build(const char *reporting_host, const char *id,
+                      const PstEnvelope *envelope, GPtrArray *recipients,
+                      GBytes *original, gint64 now) {
+  gboolean failed = FALSE;
+  for (guint i = 0; i < recipients->len; i++)
+    if (!g_str_equal(((PstDsnRecipient *)recipients->pdata[i])->action,
+                     "delivered"))
+      failed = TRUE;
+  g_autofree char *date = pst_dsn_format_date(now);
+  g_autofree char *boundary = g_strdup_printf("%s.%" G_GINT64_FORMAT "/%s",
+                                              id, now, reporting_host);
+  GString *out = g_string_new(NULL);
+  g_string_append_printf(
+      out,
+      "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+      "To: <%s>\r\nSubject: %s\r\nDate: %s\r\n"
+      "Message-ID: <%s.%" G_GINT64_FORMAT ".dsn@%s>\r\n"
+      "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+      "\tboundary=\"%s\"\r\n\r\n"
+      "This is a MIME-encapsulated message.\r\n\r\n--%s\r\n",
+      reporting_host, envelope->sender,
+      failed ? "Undelivered Mail Returned to Sender"
+             : "Successful Mail Delivery Report",
+      date, id, now, reporting_host, boundary, boundary);
+  append_human_part(out, reporting_host, id, recipients, failed);
+  g_string_append_printf(out, "\r\n--%s\r\n", boundary);
+  append_status_part(out, reporting_host, envelope, recipients);
+  g_string_append_printf(out, "\r\n--%s\r\n", boundary);
+  append_original_part(out, envelope, original, !failed);
+  g_string_append_printf(out, "\r\n--%s--\r\n", boundary);
+  return g_string_free_to_bytes(out);
+}

@@ -1,0 +1,32 @@
+/* bounce.h - delivery status notifications (RFC 3464) for a queued message.
+ * Pure: builds the message text; the queue manager queues it from <> to
+ * the envelope sender. */
+#pragma once
+
+#include <glib.h>
+
+#include "queue/envelope.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  const char *address;    /* the recipient as given at RCPT */
+  const char *orcpt;      /* nullable: "rfc822;user@example.org" */
+  const char *action;     /* "failed", "delivered", "delayed" */
+  const char *status;     /* "5.1.1" */
+  const char *diagnostic; /* nullable: "550 5.1.1 User unknown" */
+  gint64 last_attempt;    /* µs since the epoch, 0 when never tried */
+} PstDsnRecipient;
+
+/* The whole DSN message, CRLF lines: a multipart/report with the text for
+ * people, the message/delivery-status part, and the original message
+ * (message/rfc822) or only its header (text/rfc822-headers) as RET asks,
+ * only the header for success reports.  `id` is the original queue id;
+ * `now` in µs. */
+GBytes *pst_dsn_build(const char *reporting_host, const char *id,
+                      const PstEnvelope *envelope, GPtrArray *recipients,
+                      GBytes *original, gint64 now);
+/* The RFC 5322 date of `time` (µs since the epoch), in local time. */
+char *pst_dsn_format_date(gint64 time);
+
+G_END_DECLS

@@ -1,0 +1,520 @@
+/* delivery-job.c - one delivery attempt of one message (worker thread).
+ *
+ * Entry point: pst_delivery_job_run().  Steps: load the message from
+ * queue/ (a file that does not parse, or whose content fails its checksum,
+ * goes to corrupt/), read its state journal (repairing a torn tail), and
+ * for every recipient not yet final: resolve it through the aliases,
+ * deliver to each target not already done (Maildir, LMTP, or "deferred:
+ * no outbound transport yet" for a remote target), and append the result
+ * to the journal, fdatasynced, before moving on.  One log line per target
+ * and attempt.  Then: every recipient final -> build the DSN if one is due
+ * (never to <>) or remove the message; else report when to retry.
+ *
+ * Invariants: a recipient is marked delivered only after its message is
+ * durable in the mailbox; nothing is acted on before its journal record is
+ * durable; a failure to journal leaves the recipient to be tried again.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deliver/bounce.h"
+#include "deliver/delivery-job.h"
+#include "deliver/maildir.h"
+#include "queue/spool-manage.h"
+#include "queue/state-journal.h"
+
+/* The result of delivering to one target. */
+typedef struct {
+  PstRecipientStatus status; /* DELIVERED, DEFERRED or BOUNCED */
+  char *reply;               /* "250 2.0.0 ...", "451 4.3.0 ..." */
+  const char *relay;         /* "maildir", "lmtp", "none" */
+  gboolean no_transport;
+} TargetResult;
+
+typedef struct {
+  PstDeliveryJob *job;
+  const PstEnvelope *envelope;
+  GBytes *content;
+  const PstConfig *config;
+  GPtrArray *records; /* of PstStateRecord*, pending the next append */
+} Attempt;
+
+PstDeliveryJob *pst_delivery_job_new(const char *id, PstSpool *spool,
+                                     PstDeliverTables *tables) {
+  PstDeliveryJob *job = g_new0(PstDeliveryJob, 1);
+  job->id = g_strdup(id);
+  job->spool = spool;
+  job->tables = pst_deliver_tables_ref(tables);
+  return job;
+}
+
+void pst_delivery_job_free(PstDeliveryJob *job) {
+  if (job == NULL)
+    return;
+  g_free(job->id);
+  pst_deliver_tables_unref(job->tables);
+  g_clear_pointer(&job->dsn, g_bytes_unref);
+  g_free(job->dsn_to);
+  g_free(job);
+}
+
+/* --- Mailbox paths ------------------------------------------------------ */
+
+/* A local part as one safe path component: bytes outside a conservative
+ * set, and a leading dot, become %XX, so "../x" or "a/b" stay inside. */
+static char *safe_component(const char *text) {
+  GString *out = g_string_new(NULL);
+  for (const char *p = text; *p; p++) {
+    guchar c = (guchar)*p;
+    if (g_ascii_isalnum(c) || (strchr("!#$&'*+-=?^_`{|}~", c) && c) ||
+        (c == '.' && p != text))
+      g_string_append_c(out, (char)c);
+    else
+      g_string_append_printf(out, "%%%02X", c);
+  }
+  return g_string_free(out, FALSE);
+}
+
+static char *virtual_maildir(const PstConfig *config, const char *address) {
+  const char *at = strrchr(address, '@');
+  g_autofree char *local = g_strndup(address, at - address);
+  g_autofree char *safe_local = safe_component(local);
+  g_autofree char *safe_domain = safe_component(at + 1);
+  return g_build_filename(config->delivery.maildir_root, safe_domain,
+                          safe_local, NULL);
+}
+
+/* --- Delivering to one target ------------------------------------------ */
+
+static void result_set(TargetResult *result, PstRecipientStatus status,
+                       const char *relay, char *reply) {
+  result->status = status;
+  result->relay = relay;
+  g_free(result->reply);
+  result->reply = reply;
+}
+
+static void deliver_maildir(Attempt *attempt, const char *maildir,
+                            const PstTarget *target, TargetResult *result) {
+  g_autofree char *prelude =
+      g_strdup_printf("Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+                      attempt->envelope->sender, target->address);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = NULL;
+  if (pst_maildir_deliver(maildir, prelude, attempt->content, &path, &error)) {
+    result_set(result, PST_RECIPIENT_DELIVERED, "maildir",
+               g_strdup_printf("250 2.0.0 delivered to maildir %s", path));
+    return;
+  }
+  result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
+             g_strdup_printf("451 4.3.0 %s", error->message));
+}
+
+static void deliver_system(Attempt *attempt, const PstTarget *target,
+                           TargetResult *result) {
+  struct passwd entry, *found = NULL;
+  char buffer[4096];
+  if (getpwnam_r(target->user, &entry, buffer, sizeof buffer, &found) != 0 ||
+      found == NULL) {
+    result_set(result, PST_RECIPIENT_BOUNCED, "maildir",
+               g_strdup_printf("550 5.1.1 %s: User unknown", target->address));
+    return;
+  }
+  if (geteuid() != found->pw_uid) {
+    result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
+               g_strdup_printf("451 4.3.0 delivery as user %s needs the "
+                               "privileged delivery helper, which is not "
+                               "running", target->user));
+    return;
+  }
+  g_autofree char *maildir = g_build_filename(found->pw_dir, "Maildir", NULL);
+  deliver_maildir(attempt, maildir, target, result);
+}
+
+static void deliver_target(Attempt *attempt, const PstTarget *target,
+                           TargetResult *result) {
+  const PstDeliveryConfig *delivery = &attempt->config->delivery;
+  if (target->kind == PST_TARGET_REMOTE) {
+    result_set(result, PST_RECIPIENT_DEFERRED, "none",
+               g_strdup("451 4.4.0 deferred (no outbound transport yet)"));
+    result->no_transport = TRUE;
+  } else if (target->kind == PST_TARGET_SYSTEM) {
+    deliver_system(attempt, target, result);
+  } else if (delivery->maildir_root != NULL) {
+    g_autofree char *maildir =
+        virtual_maildir(attempt->config, target->address);
+    deliver_maildir(attempt, maildir, target, result);
+  } else {
+    result_set(result, PST_RECIPIENT_DEFERRED, "none",
+               g_strdup("451 4.3.5 no delivery method for virtual mailboxes: "
+                        "set [delivery] maildir_root or lmtp"));
+  }
+}
+
+/* --- Logging and journaling --------------------------------------------- */
+
+static void log_attempt(Attempt *attempt, const char *to, const char *orig_to,
+                        const TargetResult *result) {
+  double delay = (double)(g_get_real_time() - attempt->envelope->arrival_time) /
+                 G_USEC_PER_SEC;
+  const char *status = result->status == PST_RECIPIENT_DELIVERED ? "sent"
+                       : result->status == PST_RECIPIENT_BOUNCED ? "bounced"
+                                                                 : "deferred";
+  g_autofree char *orig = orig_to != NULL && !g_str_equal(orig_to, to)
+                              ? g_strdup_printf(", orig_to=<%s>", orig_to)
+                              : g_strdup("");
+  g_message("%s: to=<%s>%s, relay=%s, delay=%.2f, status=%s (%s)",
+            attempt->job->id, to, orig, result->relay, delay, status,
+            result->reply);
+}
+
+static void add_record(Attempt *attempt, PstRecipientStatus status,
+                       guint index, guint attempts, const char *reply,
+                       const char *relay, const char *target) {
+  PstStateRecord *record = g_new0(PstStateRecord, 1);
+  record->status = status;
+  record->index = index;
+  record->time = g_get_real_time();
+  record->attempts = attempts;
+  record->reply = g_strdup(reply);
+  record->relay = g_strdup(relay);
+  record->target = g_strdup(target);
+  g_ptr_array_add(attempt->records, record);
+}
+
+/* Makes the pending records durable; FALSE (logged) when it fails. */
+static gboolean flush_records(Attempt *attempt) {
+  if (attempt->records->len == 0)
+    return TRUE;
+  g_autoptr(GError) error = NULL;
+  gboolean ok = pst_state_journal_append(
+      pst_spool_get_directory(attempt->job->spool), attempt->job->id,
+      attempt->records, &error);
+  if (!ok)
+    g_warning("%s: cannot record delivery state: %s", attempt->job->id,
+              error->message);
+  g_ptr_array_set_size(attempt->records, 0);
+  return ok;
+}
+
+/* --- One recipient ------------------------------------------------------ */
+
+typedef struct {
+  guint index;
+  GPtrArray *targets;  /* owned, of PstTarget*: those not yet done */
+  TargetResult *results; /* owned: one per target */
+  guint attempts;       /* this attempt's number */
+  gboolean multiple;    /* more than one target: journal each one */
+} RecipientPlan;
+
+static void plan_free(RecipientPlan *plan) {
+  for (guint i = 0; plan->targets != NULL && i < plan->targets->len; i++)
+    g_free(plan->results[i].reply);
+  g_free(plan->results);
+  g_clear_pointer(&plan->targets, g_ptr_array_unref);
+  g_free(plan);
+}
+
+/* Resolves recipient `index`; NULL after journaling a permanent failure. */
+static RecipientPlan *plan_recipient(Attempt *attempt, guint index,
+                                     const PstRecipientState *state) {
+  const PstEnvelopeRecipient *recipient =
+      attempt->envelope->recipients->pdata[index];
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) targets = pst_deliver_tables_resolve(
+      attempt->job->tables, recipient->address, &error);
+  guint attempts = state->attempts + 1;
+  if (targets == NULL) {
+    gboolean loop =
+        g_error_matches(error, PST_DELIVER_ERROR, PST_DELIVER_ERROR_LOOP);
+    TargetResult result = {0};
+    result_set(&result, PST_RECIPIENT_BOUNCED, "none",
+               g_strdup_printf(loop ? "554 5.4.6 %s" : "550 5.1.1 %s",
+                               error->message));
+    log_attempt(attempt, recipient->address, NULL, &result);
+    add_record(attempt, PST_RECIPIENT_BOUNCED, index, attempts, result.reply,
+               result.relay, NULL);
+    g_free(result.reply);
+    flush_records(attempt);
+    return NULL;
+  }
+  RecipientPlan *plan = g_new0(RecipientPlan, 1);
+  plan->index = index;
+  plan->attempts = attempts;
+  plan->multiple = targets->len > 1;
+  for (guint i = targets->len; i-- > 0;) {
+    const PstTarget *target = targets->pdata[i];
+    if (g_hash_table_contains(state->done, target->address))
+      g_ptr_array_remove_index(targets, i);
+  }
+  plan->results = g_new0(TargetResult, MAX(targets->len, 1));
+  plan->targets = g_steal_pointer(&targets);
+  return plan;
+}
+
+static gboolean goes_by_lmtp(Attempt *attempt, const PstTarget *target) {
+  return target->kind == PST_TARGET_VIRTUAL &&
+         attempt->config->delivery.lmtp != NULL;
+}
+
+/* Every LMTP target of every plan, in one LMTP session. */
+static void deliver_lmtp_batch(Attempt *attempt, GPtrArray *plans) {
+  g_autoptr(GPtrArray) targets = g_ptr_array_new();
+  g_autoptr(GPtrArray) results = g_ptr_array_new();
+  for (guint p = 0; p < plans->len; p++) {
+    RecipientPlan *plan = plans->pdata[p];
+    for (guint i = 0; i < plan->targets->len; i++)
+      if (goes_by_lmtp(attempt, plan->targets->pdata[i])) {
+        g_ptr_array_add(targets, plan->targets->pdata[i]);
+        g_ptr_array_add(results, &plan->results[i]);
+      }
+  }
+  if (targets->len == 0)
+    return;
+  g_autoptr(GPtrArray) replies = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GError) error = NULL;
+  gboolean ok = pst_lmtp_deliver(attempt->config->delivery.lmtp,
+                                 attempt->envelope->sender, targets,
+                                 attempt->content, replies, &error);
+  for (guint i = 0; i < targets->len; i++) {
+    TargetResult *result = results->pdata[i];
+    if (!ok) {
+      result_set(result, PST_RECIPIENT_DEFERRED, "lmtp",
+                 g_strdup_printf("451 4.4.1 %s", error->message));
+      continue;
+    }
+    const char *reply = replies->pdata[i];
+    PstRecipientStatus status = reply[0] == '2'   ? PST_RECIPIENT_DELIVERED
+                                : reply[0] == '5' ? PST_RECIPIENT_BOUNCED
+                                                  : PST_RECIPIENT_DEFERRED;
+    result_set(result, status, "lmtp", g_strdup(reply));
+  }
+}
+
+/* Folds the targets' results into the recipient's and journals it. */
+static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
+                             const PstRecipientState *state) {
+  const PstEnvelopeRecipient *recipient =
+      attempt->envelope->recipients->pdata[plan->index];
+  PstRecipientStatus status = PST_RECIPIENT_DELIVERED;
+  const char *reply = state->reply, *relay = "none";
+  gboolean no_transport = FALSE;
+  for (guint i = 0; i < plan->targets->len; i++) {
+    const PstTarget *target = plan->targets->pdata[i];
+    TargetResult *result = &plan->results[i];
+    log_attempt(attempt, target->address, recipient->address, result);
+    if (result->status == PST_RECIPIENT_DELIVERED && plan->multiple)
+      add_record(attempt, PST_RECIPIENT_TARGET_DONE, plan->index,
+                 plan->attempts, result->reply, result->relay,
+                 target->address);
+    if (status != PST_RECIPIENT_DEFERRED &&
+        result->status != PST_RECIPIENT_DELIVERED) {
+      status = result->status;
+      reply = result->reply;
+      relay = result->relay;
+    }
+    if (status == PST_RECIPIENT_DELIVERED) {
+      reply = result->reply;
+      relay = result->relay;
+    }
+    no_transport |= result->no_transport;
+  }
+  PstDeliveryJob *job = attempt->job;
+  g_autofree char *expired = NULL;
+  gint64 lifetime =
+      (gint64)attempt->config->delivery.max_lifetime_ms * G_TIME_SPAN_MILLISECOND;
+  if (status == PST_RECIPIENT_DEFERRED && !no_transport &&
+      g_get_real_time() - attempt->envelope->arrival_time > lifetime) {
+    status = PST_RECIPIENT_BOUNCED;
+    expired = g_strdup_printf("421 4.4.7 message expired after %u days in "
+                              "the queue; last error: %s",
+                              attempt->config->delivery.max_lifetime_ms /
+                                  86400000u, reply != NULL ? reply : "none");
+    reply = expired;
+    TargetResult shown = {PST_RECIPIENT_BOUNCED, expired, relay, FALSE};
+    log_attempt(attempt, recipient->address, NULL, &shown);
+  }
+  add_record(attempt, status, plan->index, plan->attempts, reply, relay, NULL);
+  gboolean recorded = flush_records(attempt);
+  if (!recorded || status == PST_RECIPIENT_DEFERRED) {
+    job->attempts = MAX(job->attempts, plan->attempts);
+    if (!recorded || !no_transport)
+      job->waits_for_transport = FALSE;
+  }
+}
+
+/* --- The message -------------------------------------------------------- */
+
+/* The DSN's recipients: failed ones unless NOTIFY excludes FAILURE,
+ * delivered ones that asked for SUCCESS. */
+static GPtrArray *dsn_recipients(const PstEnvelope *envelope,
+                                 const PstRecipientState *states) {
+  GPtrArray *list = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; i < envelope->recipients->len; i++) {
+    const PstEnvelopeRecipient *recipient = envelope->recipients->pdata[i];
+    const PstRecipientState *state = &states[i];
+    gboolean failed = state->status == PST_RECIPIENT_BOUNCED;
+    gboolean wanted =
+        failed ? recipient->notify == 0 ||
+                     (recipient->notify & PST_DSN_NOTIFY_FAILURE) != 0
+               : (recipient->notify & PST_DSN_NOTIFY_SUCCESS) != 0;
+    if (!wanted)
+      continue;
+    PstDsnRecipient *entry = g_new0(PstDsnRecipient, 1);
+    entry->address = recipient->address;
+    entry->orcpt = recipient->orcpt;
+    entry->action = failed ? "failed" : "delivered";
+    entry->diagnostic = state->reply;
+    entry->last_attempt = state->time;
+    /* "550 5.1.1 ..." carries the status; else a generic one. */
+    static const char generic_failed[] = "5.0.0", generic_ok[] = "2.0.0";
+    entry->status = failed ? generic_failed : generic_ok;
+    if (state->reply != NULL && strlen(state->reply) > 9 &&
+        state->reply[3] == ' ' && state->reply[5] == '.')
+      entry->status = NULL;
+    g_ptr_array_add(list, entry);
+  }
+  return list;
+}
+
+/* Copies each recipient's status code out of its reply ("550 5.1.1 x"). */
+static void dsn_fill_status(GPtrArray *list, GPtrArray *storage) {
+  for (guint i = 0; i < list->len; i++) {
+    PstDsnRecipient *entry = list->pdata[i];
+    if (entry->status != NULL)
+      continue;
+    const char *code = entry->diagnostic + 4;
+    gsize length = strcspn(code, " ");
+    char *status = g_strndup(code, length);
+    g_ptr_array_add(storage, status);
+    entry->status = status;
+  }
+}
+
+static void job_remove_files(PstDeliveryJob *job) {
+  g_autoptr(GError) error = NULL;
+  if (!pst_spool_remove(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id, &error) &&
+      !g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND)) {
+    g_warning("%s: %s", job->id, error->message);
+    job->outcome = PST_JOB_RETRY;
+    return;
+  }
+  g_clear_error(&error);
+  if (!pst_state_journal_remove(pst_spool_get_directory(job->spool), job->id,
+                                &error))
+    g_warning("%s: %s", job->id, error->message);
+  g_message("%s: removed", job->id);
+  job->outcome = PST_JOB_DONE;
+}
+
+/* Every recipient is final: a DSN if one is due, else the end. */
+static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
+                         const PstRecipientState *states, GBytes *content) {
+  g_autoptr(GPtrArray) list = dsn_recipients(envelope, states);
+  if (list->len == 0 || envelope->sender[0] == '\0') {
+    if (list->len > 0)
+      g_message("%s: no DSN: the sender is <>", job->id);
+    job_remove_files(job);
+    return;
+  }
+  g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
+  dsn_fill_status(list, storage);
+  const PstConfig *config = pst_deliver_tables_get_config(job->tables);
+  job->dsn = pst_dsn_build(config->server.hostname, job->id, envelope, list,
+                           content, g_get_real_time());
+  job->dsn_to = g_strdup(envelope->sender);
+  job->outcome = PST_JOB_NEEDS_DSN;
+}
+
+static void job_corrupt(PstDeliveryJob *job, const char *reason) {
+  g_autoptr(GError) error = NULL;
+  if (!pst_spool_move_to_corrupt(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id,
+                                 reason, &error)) {
+    g_warning("%s: %s", job->id, error->message);
+    job->outcome = PST_JOB_RETRY;
+    return;
+  }
+  job->outcome = PST_JOB_CORRUPT;
+}
+
+/* Tries every recipient that is not final. */
+static void job_attempt(Attempt *attempt, PstRecipientState *states) {
+  guint n = attempt->envelope->recipients->len;
+  g_autoptr(GPtrArray) plans =
+      g_ptr_array_new_with_free_func((GDestroyNotify)plan_free);
+  for (guint i = 0; i < n; i++) {
+    if (pst_recipient_status_is_final(states[i].status))
+      continue;
+    RecipientPlan *plan = plan_recipient(attempt, i, &states[i]);
+    if (plan != NULL)
+      g_ptr_array_add(plans, plan);
+  }
+  deliver_lmtp_batch(attempt, plans);
+  for (guint p = 0; p < plans->len; p++) {
+    RecipientPlan *plan = plans->pdata[p];
+    for (guint i = 0; i < plan->targets->len; i++)
+      if (!goes_by_lmtp(attempt, plan->targets->pdata[i]))
+        deliver_target(attempt, plan->targets->pdata[i], &plan->results[i]);
+    finish_recipient(attempt, plan, &states[plan->index]);
+  }
+}
+
+void pst_delivery_job_run(PstDeliveryJob *job) {
+  job->outcome = PST_JOB_RETRY;
+  job->waits_for_transport = TRUE;
+  if (job->finish_only) {
+    job_remove_files(job);
+    return;
+  }
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id, &error);
+  if (message == NULL) {
+    if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
+      job->outcome = PST_JOB_GONE;
+    else if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT))
+      job_corrupt(job, error->message);
+    else
+      g_warning("%s: %s", job->id, error->message);
+    return;
+  }
+  g_autoptr(GBytes) content = pst_queued_message_get_content(message, &error);
+  if (content == NULL) {
+    job_corrupt(job, error->message);
+    return;
+  }
+  const PstEnvelope *envelope = pst_queued_message_get_envelope(message);
+  job->arrival_time = envelope->arrival_time;
+  const char *spool_dir = pst_spool_get_directory(job->spool);
+  g_autoptr(GPtrArray) records =
+      pst_state_journal_read(spool_dir, job->id, TRUE, &error);
+  if (records == NULL) {
+    g_warning("%s: %s", job->id, error->message);
+    return;
+  }
+  guint n = envelope->recipients->len;
+  PstRecipientState *states = pst_recipient_states_fold(records, n);
+  g_autoptr(GPtrArray) pending =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
+  Attempt attempt = {job, envelope, content,
+                     pst_deliver_tables_get_config(job->tables), pending};
+  job_attempt(&attempt, states);
+  pst_recipient_states_free(states, n);
+
+  /* What is durable decides, not what we meant to write. */
+  g_autoptr(GPtrArray) after =
+      pst_state_journal_read(spool_dir, job->id, FALSE, &error);
+  if (after == NULL) {
+    g_warning("%s: %s", job->id, error->message);
+    return;
+  }
+  states = pst_recipient_states_fold(after, n);
+  gboolean all_final = TRUE;
+  for (guint i = 0; i < n; i++)
+    all_final &= pst_recipient_status_is_final(states[i].status);
+  if (all_final)
+    job_conclude(job, envelope, states, content);
+  pst_recipient_states_free(states, n);
+}

@@ -1,0 +1,52 @@
+/* delivery-job.h - one delivery attempt of one queued message, run on a
+ * worker thread of the queue manager (queue-manager.c). */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "deliver/tables.h"
+#include "queue/spool.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  PST_JOB_RETRY = 0,   /* some recipients deferred: try again later */
+  PST_JOB_DONE,        /* every recipient final; files removed */
+  PST_JOB_NEEDS_DSN,   /* every recipient final; queue `dsn`, then finish */
+  PST_JOB_GONE,        /* the message is not in queue/ (held, deleted) */
+  PST_JOB_CORRUPT,     /* moved to corrupt/ */
+} PstJobOutcome;
+
+typedef struct {
+  /* In: set by the queue manager. */
+  char *id;                 /* owned */
+  PstSpool *spool;          /* borrowed: outlives every job */
+  PstDeliverTables *tables; /* owned (a reference) */
+  gboolean finish_only;     /* only remove the files (after a DSN) */
+  /* Out: set by pst_delivery_job_run(). */
+  PstJobOutcome outcome;
+  guint attempts;           /* most attempts of a deferred recipient */
+  gint64 arrival_time;      /* µs */
+  gboolean waits_for_transport; /* deferred only for want of a transport */
+  GBytes *dsn;              /* owned, nullable: for PST_JOB_NEEDS_DSN */
+  char *dsn_to;             /* owned, nullable: the envelope sender */
+} PstDeliveryJob;
+
+PstDeliveryJob *pst_delivery_job_new(const char *id, PstSpool *spool,
+                                     PstDeliverTables *tables);
+void pst_delivery_job_free(PstDeliveryJob *job);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDeliveryJob, pst_delivery_job_free)
+/* Blocking: loads the message and its journal, delivers every recipient
+ * that is not final, journals each result before the next, and decides
+ * what happens next.  Worker threads only. */
+void pst_delivery_job_run(PstDeliveryJob *job);
+
+/* "unix:/path" or "host:port": delivers `targets` (PstTarget*) of one
+ * message over LMTP; fills `replies` (one "CODE X.Y.Z text" per target,
+ * in order) and returns TRUE when the session reached the DATA replies,
+ * else FALSE with `error` (all targets deferred).  Blocking (lmtp.c). */
+gboolean pst_lmtp_deliver(const char *where, const char *sender,
+                          GPtrArray *targets, GBytes *content, GPtrArray *replies,
+                          GError **error);
+
+G_END_DECLS

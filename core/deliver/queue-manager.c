@@ -1,0 +1,498 @@
+/* queue-manager.c - scheduling delivery attempts (see queue-manager.h).
+ *
+ * Entry points: pst_queue_manager_new/start/reconfigure/free (the daemon),
+ * pst_queue_manager_add (new messages, through queue-notify.h), and the
+ * operator's flush/hold/release/delete (control.c).
+ *
+ * Each message in queue/ has an Entry: idle with a retry timer, waiting in
+ * the ready queue, or busy (a PstDeliveryJob on the worker pool, at most
+ * [delivery] max_parallel at once).  A job's result comes back on the main
+ * context (job_done) and decides: retry after a backoff, queue a DSN then
+ * remove the message, or forget it (done, held, deleted, corrupt).
+ * Operator actions on a busy message wait for its job (pending_op).
+ * Invariant: at most one job per message at any time.
+ */
+#include <string.h>
+
+#include "deliver/delivery-job.h"
+#include "deliver/queue-manager.h"
+#include "queue/queue-id.h"
+#include "queue/queue-notify.h"
+#include "queue/spool-manage.h"
+#include "queue/state-journal.h"
+
+typedef enum { OP_NONE = 0, OP_HOLD, OP_DELETE } PendingOp;
+
+typedef struct {
+  char *id;           /* owned */
+  guint timer;        /* the retry timer, 0 when none */
+  gboolean ready;     /* in manager->ready */
+  gboolean busy;      /* a job runs */
+  gboolean rerun;     /* flushed while busy: run again at once */
+  PendingOp pending;  /* operator action after the job */
+  guint attempts;
+} Entry;
+
+struct _PstQueueManager {
+  PstConfig *config;        /* owned (a reference) */
+  PstSpool *spool;          /* borrowed: the daemon's */
+  PstDeliverTables *tables; /* owned */
+  GHashTable *entries;      /* owned: id -> Entry* */
+  GQueue ready;             /* of Entry* (borrowed from entries) */
+  GThreadPool *pool;        /* owned */
+  GMainContext *context;    /* owned (a reference) */
+  guint running;
+  gboolean enabled;         /* a delivery method is configured */
+  gboolean stopping;
+};
+
+typedef struct {
+  PstQueueManager *manager;
+  PstDeliveryJob *job; /* owned */
+} JobHandle;
+
+static void entry_free(Entry *entry) {
+  if (entry->timer != 0)
+    g_source_remove(entry->timer);
+  g_free(entry->id);
+  g_free(entry);
+}
+
+static void manager_dispatch(PstQueueManager *manager);
+
+/* --- Scheduling --------------------------------------------------------- */
+
+static Entry *manager_entry(PstQueueManager *manager, const char *id) {
+  Entry *entry = g_hash_table_lookup(manager->entries, id);
+  if (entry == NULL) {
+    entry = g_new0(Entry, 1);
+    entry->id = g_strdup(id);
+    g_hash_table_insert(manager->entries, entry->id, entry);
+  }
+  return entry;
+}
+
+static void manager_forget(PstQueueManager *manager, Entry *entry) {
+  if (entry->ready)
+    g_queue_remove(&manager->ready, entry);
+  g_hash_table_remove(manager->entries, entry->id);
+}
+
+static void entry_make_ready(PstQueueManager *manager, Entry *entry) {
+  if (entry->timer != 0) {
+    g_source_remove(entry->timer);
+    entry->timer = 0;
+  }
+  if (entry->busy) {
+    entry->rerun = TRUE;
+    return;
+  }
+  if (!entry->ready) {
+    entry->ready = TRUE;
+    g_queue_push_tail(&manager->ready, entry);
+  }
+  manager_dispatch(manager);
+}
+
+typedef struct {
+  PstQueueManager *manager;
+  char *id;
+} TimerData;
+
+static void timer_data_free(gpointer data) {
+  TimerData *timer = data;
+  g_free(timer->id);
+  g_free(timer);
+}
+
+static gboolean entry_timer_fired(gpointer data) {
+  TimerData *timer = data;
+  Entry *entry = g_hash_table_lookup(timer->manager->entries, timer->id);
+  if (entry != NULL) {
+    entry->timer = 0;
+    entry_make_ready(timer->manager, entry);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+/* The delay before attempt `attempts` + 1: retry_first doubled per
+ * attempt, at most retry_max. */
+static guint retry_delay_ms(const PstDeliveryConfig *delivery,
+                            guint attempts, gboolean waits_for_transport) {
+  if (waits_for_transport)
+    return delivery->retry_max_ms;
+  guint64 delay = delivery->retry_first_ms;
+  for (guint i = 1; i < attempts && delay < delivery->retry_max_ms; i++)
+    delay *= 2;
+  return (guint)MIN(delay, (guint64)delivery->retry_max_ms);
+}
+
+static void entry_schedule_retry(PstQueueManager *manager, Entry *entry,
+                                 guint delay_ms) {
+  TimerData *timer = g_new0(TimerData, 1);
+  timer->manager = manager;
+  timer->id = g_strdup(entry->id);
+  entry->timer = g_timeout_add_full(G_PRIORITY_DEFAULT, delay_ms,
+                                    entry_timer_fired, timer, timer_data_free);
+}
+
+/* --- Jobs ---------------------------------------------------------------- */
+
+static void job_worker(gpointer data, gpointer user_data);
+static gboolean job_done(gpointer data);
+
+static void manager_run_job(PstQueueManager *manager, PstDeliveryJob *job) {
+  JobHandle *handle = g_new0(JobHandle, 1);
+  handle->manager = manager;
+  handle->job = job;
+  manager->running++;
+  g_thread_pool_push(manager->pool, handle, NULL);
+}
+
+static void manager_dispatch(PstQueueManager *manager) {
+  while (!manager->stopping &&
+         manager->running < manager->config->delivery.max_parallel &&
+         !g_queue_is_empty(&manager->ready)) {
+    Entry *entry = g_queue_pop_head(&manager->ready);
+    entry->ready = FALSE;
+    entry->busy = TRUE;
+    manager_run_job(manager, pst_delivery_job_new(entry->id, manager->spool,
+                                                  manager->tables));
+  }
+}
+
+static void job_worker(gpointer data, gpointer user_data) {
+  JobHandle *handle = data;
+  pst_delivery_job_run(handle->job);
+  g_main_context_invoke(handle->manager->context, job_done, handle);
+}
+
+/* The operator's action once no job runs. */
+static void entry_apply_pending(PstQueueManager *manager, Entry *entry);
+
+typedef struct {
+  PstQueueManager *manager;
+  PstSpoolWriter *writer; /* owned */
+  char *id;               /* owned: the message the DSN reports on */
+} DsnCommit;
+
+static void dsn_committed(GObject *source, GAsyncResult *result,
+                          gpointer user_data);
+
+/* Queues the DSN a job built; the original goes once it is durable. */
+static void manager_queue_dsn(PstQueueManager *manager, PstDeliveryJob *job) {
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstSpoolWriter) writer =
+      pst_spool_writer_new(manager->spool, &error);
+  gsize length = 0;
+  const void *data = g_bytes_get_data(job->dsn, &length);
+  if (writer == NULL || !pst_spool_writer_write(writer, data, length, &error)) {
+    g_warning("%s: cannot queue the delivery status notification: %s",
+              job->id, error->message);
+    entry_schedule_retry(manager, manager_entry(manager, job->id),
+                         manager->config->delivery.retry_first_ms);
+    return;
+  }
+  g_autoptr(PstEnvelope) envelope = pst_envelope_new();
+  envelope->sender = g_strdup("");
+  pst_envelope_add_recipient(envelope, job->dsn_to);
+  envelope->client_address = g_strdup("127.0.0.1");
+  envelope->listener = g_strdup("bounce");
+  envelope->protocol = g_strdup("local");
+  envelope->session_id = g_strdup(job->id);
+  envelope->arrival_time = g_get_real_time();
+  DsnCommit *commit = g_new0(DsnCommit, 1);
+  commit->manager = manager;
+  commit->id = g_strdup(job->id);
+  commit->writer = g_steal_pointer(&writer);
+  manager_entry(manager, job->id)->busy = TRUE;
+  manager->running++; /* the commit is work under way */
+  pst_spool_writer_commit_async(commit->writer, envelope, NULL, 0,
+                                PST_SPOOL_QUEUE_ACTIVE, dsn_committed, commit);
+}
+
+static void dsn_committed(GObject *source, GAsyncResult *result,
+                          gpointer user_data) {
+  DsnCommit *commit = user_data;
+  PstQueueManager *manager = commit->manager;
+  g_autoptr(GError) error = NULL;
+  const char *dsn_id = pst_spool_writer_get_id(commit->writer);
+  manager->running--;
+  Entry *entry = manager_entry(manager, commit->id);
+  entry->busy = FALSE;
+  if (pst_spool_writer_commit_finish(commit->writer, result, &error)) {
+    g_message("%s: sender delivery status notification: %s", commit->id,
+              dsn_id);
+    pst_queue_manager_add(manager, dsn_id);
+    /* Removing the original is disk work: a finishing job. */
+    PstDeliveryJob *job =
+        pst_delivery_job_new(commit->id, manager->spool, manager->tables);
+    job->finish_only = TRUE;
+    entry->busy = TRUE;
+    if (!manager->stopping) {
+      manager_run_job(manager, job);
+    } else {
+      pst_delivery_job_free(job);
+      entry->busy = FALSE;
+    }
+  } else {
+    g_warning("%s: cannot queue the delivery status notification: %s",
+              commit->id, error->message);
+    entry_schedule_retry(manager, entry,
+                         manager->config->delivery.retry_first_ms);
+  }
+  pst_spool_writer_free(commit->writer);
+  g_free(commit->id);
+  g_free(commit);
+  manager_dispatch(manager);
+}
+
+/* Back on the main context with a job's outcome. */
+static gboolean job_done(gpointer data) {
+  JobHandle *handle = data;
+  PstQueueManager *manager = handle->manager;
+  g_autoptr(PstDeliveryJob) job = handle->job;
+  g_free(handle);
+  manager->running--;
+  Entry *entry = manager_entry(manager, job->id);
+  entry->busy = FALSE;
+  switch (job->outcome) {
+  case PST_JOB_NEEDS_DSN:
+    manager_queue_dsn(manager, job);
+    break;
+  case PST_JOB_RETRY:
+    entry->attempts = MAX(job->attempts, 1);
+    if (entry->pending != OP_NONE) {
+      entry_apply_pending(manager, entry);
+    } else if (entry->rerun) {
+      entry->rerun = FALSE;
+      entry_make_ready(manager, entry);
+    } else if (!manager->stopping) {
+      entry_schedule_retry(manager, entry,
+                           retry_delay_ms(&manager->config->delivery,
+                                          entry->attempts,
+                                          job->waits_for_transport));
+    }
+    break;
+  case PST_JOB_DONE:
+  case PST_JOB_GONE:
+  case PST_JOB_CORRUPT:
+  default:
+    manager_forget(manager, entry);
+    break;
+  }
+  manager_dispatch(manager);
+  return G_SOURCE_REMOVE;
+}
+
+/* --- Operator actions ----------------------------------------------------- */
+
+static gboolean manager_check_id(const char *id, GError **error) {
+  if (id != NULL && pst_queue_id_is_valid(id))
+    return TRUE;
+  g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND,
+              "“%s” is not a queue id", id != NULL ? id : "");
+  return FALSE;
+}
+
+static void entry_apply_pending(PstQueueManager *manager, Entry *entry) {
+  g_autoptr(GError) error = NULL;
+  PendingOp op = entry->pending;
+  entry->pending = OP_NONE;
+  g_autofree char *id = g_strdup(entry->id);
+  manager_forget(manager, entry);
+  if (op == OP_HOLD) {
+    if (pst_spool_move(manager->spool, PST_SPOOL_QUEUE_ACTIVE,
+                       PST_SPOOL_QUEUE_HOLD, id, &error))
+      g_message("%s: held by the operator", id);
+  } else if (op == OP_DELETE) {
+    if (pst_spool_remove(manager->spool, PST_SPOOL_QUEUE_ACTIVE, id, &error) &&
+        pst_state_journal_remove(pst_spool_get_directory(manager->spool), id,
+                                 &error))
+      g_message("%s: deleted by the operator", id);
+  }
+  if (error != NULL &&
+      !g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
+    g_warning("%s: %s", id, error->message);
+}
+
+gboolean pst_queue_manager_flush(PstQueueManager *manager, const char *id,
+                                 GError **error) {
+  if (id == NULL) {
+    g_autoptr(GPtrArray) ids =
+        pst_spool_list(manager->spool, PST_SPOOL_QUEUE_ACTIVE, error);
+    if (ids == NULL)
+      return FALSE;
+    for (guint i = 0; i < ids->len; i++)
+      pst_queue_manager_add(manager, ids->pdata[i]);
+    g_message("flush: %u messages", ids->len);
+    return TRUE;
+  }
+  if (!manager_check_id(id, error))
+    return FALSE;
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(manager->spool, PST_SPOOL_QUEUE_ACTIVE, id, error);
+  if (message == NULL)
+    return FALSE;
+  g_message("%s: flush requested", id);
+  pst_queue_manager_add(manager, id);
+  return TRUE;
+}
+
+gboolean pst_queue_manager_hold(PstQueueManager *manager, const char *id,
+                                GError **error) {
+  if (!manager_check_id(id, error))
+    return FALSE;
+  Entry *entry = g_hash_table_lookup(manager->entries, id);
+  if (entry != NULL && entry->busy) {
+    entry->pending = OP_HOLD;
+    return TRUE;
+  }
+  if (!pst_spool_move(manager->spool, PST_SPOOL_QUEUE_ACTIVE,
+                      PST_SPOOL_QUEUE_HOLD, id, error))
+    return FALSE;
+  if (entry != NULL)
+    manager_forget(manager, entry);
+  g_message("%s: held by the operator", id);
+  return TRUE;
+}
+
+gboolean pst_queue_manager_release(PstQueueManager *manager, const char *id,
+                                   GError **error) {
+  if (!manager_check_id(id, error) ||
+      !pst_spool_move(manager->spool, PST_SPOOL_QUEUE_HOLD,
+                      PST_SPOOL_QUEUE_ACTIVE, id, error))
+    return FALSE;
+  g_message("%s: released by the operator", id);
+  pst_queue_manager_add(manager, id);
+  return TRUE;
+}
+
+gboolean pst_queue_manager_delete(PstQueueManager *manager, const char *id,
+                                  GError **error) {
+  if (!manager_check_id(id, error))
+    return FALSE;
+  Entry *entry = g_hash_table_lookup(manager->entries, id);
+  if (entry != NULL && entry->busy) {
+    entry->pending = OP_DELETE;
+    return TRUE;
+  }
+  PstSpoolQueue queue = PST_SPOOL_QUEUE_ACTIVE;
+  g_autoptr(GError) local = NULL;
+  if (!pst_spool_remove(manager->spool, queue, id, &local)) {
+    if (!g_error_matches(local, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
+    if (!pst_spool_remove(manager->spool, PST_SPOOL_QUEUE_HOLD, id, error))
+      return FALSE;
+  }
+  if (entry != NULL)
+    manager_forget(manager, entry);
+  if (!pst_state_journal_remove(pst_spool_get_directory(manager->spool), id,
+                                error))
+    return FALSE;
+  g_message("%s: deleted by the operator", id);
+  return TRUE;
+}
+
+/* --- Life cycle ----------------------------------------------------------- */
+
+static void manager_committed(const char *id, PstSpoolQueue queue,
+                              gpointer user_data) {
+  if (queue == PST_SPOOL_QUEUE_ACTIVE)
+    pst_queue_manager_add(user_data, id);
+}
+
+PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
+                                       GError **error) {
+  g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, error);
+  if (tables == NULL ||
+      !pst_state_journal_prepare(pst_spool_get_directory(spool), error))
+    return NULL;
+  PstQueueManager *manager = g_new0(PstQueueManager, 1);
+  manager->config = pst_config_ref(config);
+  manager->spool = spool;
+  manager->enabled = pst_config_delivery_enabled(&config->delivery);
+  manager->tables = g_steal_pointer(&tables);
+  manager->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                           (GDestroyNotify)entry_free);
+  g_queue_init(&manager->ready);
+  manager->context = g_main_context_ref_thread_default();
+  manager->pool = g_thread_pool_new(job_worker, manager, 256, FALSE, NULL);
+  if (manager->enabled)
+    pst_deliver_tables_set_current(manager->tables);
+  pst_queue_set_committed_handler(manager_committed, manager);
+  return manager;
+}
+
+void pst_queue_manager_start(PstQueueManager *manager) {
+  guint orphans =
+      pst_state_journal_remove_orphans(pst_spool_get_directory(manager->spool));
+  if (orphans > 0)
+    g_message("removed %u state journals of messages no longer queued",
+              orphans);
+  if (!manager->enabled) {
+    g_message("delivery: no delivery method in [delivery]; accepted mail "
+              "stays queued");
+    return;
+  }
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) ids =
+      pst_spool_list(manager->spool, PST_SPOOL_QUEUE_ACTIVE, &error);
+  if (ids == NULL) {
+    g_warning("delivery: cannot list the queue: %s", error->message);
+    return;
+  }
+  for (guint i = 0; i < ids->len; i++)
+    pst_queue_manager_add(manager, ids->pdata[i]);
+}
+
+void pst_queue_manager_add(PstQueueManager *manager, const char *id) {
+  if (!manager->enabled || manager->stopping)
+    return;
+  entry_make_ready(manager, manager_entry(manager, id));
+}
+
+void pst_queue_manager_reconfigure(PstQueueManager *manager,
+                                   PstConfig *config) {
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, &error);
+  if (tables == NULL) {
+    g_warning("reload: %s; the last good mailbox and alias tables stay",
+              error->message);
+    return;
+  }
+  pst_config_unref(manager->config);
+  manager->config = pst_config_ref(config);
+  pst_deliver_tables_unref(manager->tables);
+  manager->tables = g_steal_pointer(&tables);
+  gboolean was_enabled = manager->enabled;
+  manager->enabled = pst_config_delivery_enabled(&config->delivery);
+  pst_deliver_tables_set_current(manager->enabled ? manager->tables : NULL);
+  if (manager->enabled && !was_enabled)
+    pst_queue_manager_start(manager);
+  manager_dispatch(manager);
+}
+
+PstDeliverTables *pst_queue_manager_get_tables(PstQueueManager *manager) {
+  return manager->tables;
+}
+
+void pst_queue_manager_free(PstQueueManager *manager) {
+  if (manager == NULL)
+    return;
+  manager->stopping = TRUE;
+  pst_queue_set_committed_handler(NULL, NULL);
+  /* Let the attempts under way finish and report. */
+  while (manager->running > 0)
+    g_main_context_iteration(manager->context, TRUE);
+  g_thread_pool_free(manager->pool, FALSE, TRUE);
+  pst_deliver_tables_set_current(NULL);
+  g_queue_clear(&manager->ready);
+  g_hash_table_unref(manager->entries);
+  pst_deliver_tables_unref(manager->tables);
+  pst_config_unref(manager->config);
+  g_main_context_unref(manager->context);
+  g_free(manager);
+}

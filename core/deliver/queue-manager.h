@@ -1,0 +1,54 @@
+/* queue-manager.h - scheduling delivery of the queued messages.
+ *
+ * Runs on the main loop.  Messages are tried as soon as they are queued
+ * (pst_queue_notify_committed() from the SMTP session) and at start (every
+ * message in queue/); each attempt runs on a worker thread
+ * (delivery-job.c).  Temporary failures are retried with exponential
+ * backoff ([delivery] retry_first, doubled up to retry_max) until
+ * max_lifetime, then bounced.  Messages in hold/ are never tried.
+ *
+ * Without a delivery method in [delivery] (pst_config_delivery_enabled()),
+ * the manager schedules nothing and messages stay queued, as before it
+ * existed; hold, release and delete still work.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "config/config.h"
+#include "deliver/tables.h"
+#include "queue/spool.h"
+
+G_BEGIN_DECLS
+
+typedef struct _PstQueueManager PstQueueManager;
+
+/* Loads the tables [delivery] names (a bad file fails, naming it). */
+PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
+                                       GError **error);
+/* Schedules every message in queue/. */
+void pst_queue_manager_start(PstQueueManager *manager);
+/* A new configuration (SIGHUP): new tables; when the files do not load,
+ * the last good tables stay and the problem is logged. */
+void pst_queue_manager_reconfigure(PstQueueManager *manager,
+                                   PstConfig *config);
+/* Tries `id` (in queue/) now. */
+void pst_queue_manager_add(PstQueueManager *manager, const char *id);
+/* Tries `id` now, or every message when `id` is NULL.  FALSE when `id`
+ * is not queued (or held). */
+gboolean pst_queue_manager_flush(PstQueueManager *manager, const char *id,
+                                 GError **error);
+/* Operator actions on one message; a delivery in progress finishes first
+ * (the action is then applied, and TRUE is returned at once). */
+gboolean pst_queue_manager_hold(PstQueueManager *manager, const char *id,
+                                GError **error);
+gboolean pst_queue_manager_release(PstQueueManager *manager, const char *id,
+                                   GError **error);
+gboolean pst_queue_manager_delete(PstQueueManager *manager, const char *id,
+                                  GError **error);
+/* Stops scheduling and waits for the attempts under way. */
+void pst_queue_manager_free(PstQueueManager *manager);
+/* The tables in effect (for the control socket's check-config). */
+PstDeliverTables *pst_queue_manager_get_tables(PstQueueManager *manager);
+
+G_END_DECLS

@@ -1,0 +1,67 @@
+/* test-deliver-bounce.c - the DSN builder: parts, fields from the
+ * envelope (ENVID, ORCPT), RET=HDRS, success reports.  The full format is
+ * parsed back with Python's email module in tests/e2e. */
+#include <string.h>
+
+#include "deliver/bounce.h"
+
+static const char original[] =
+    "Subject: hi\r\nFrom: a@client.example\r\n\r\nbody line\r\n";
+
+static char *build(PstDsnRet ret, const char *action) {
+  g_autoptr(PstEnvelope) envelope = pst_envelope_new();
+  envelope->sender = g_strdup("a@client.example");
+  envelope->envid = g_strdup("ENV-1");
+  envelope->ret = ret;
+  envelope->arrival_time = 1700000000000000;
+  PstDsnRecipient recipient = {"bob@example.org", "rfc822;Bob@example.org",
+                               action, "5.1.1",
+                               "550 5.1.1 bob@example.org: User unknown",
+                               1700000001000000};
+  g_autoptr(GPtrArray) list = g_ptr_array_new();
+  g_ptr_array_add(list, &recipient);
+  g_autoptr(GBytes) content = g_bytes_new_static(original, strlen(original));
+  g_autoptr(GBytes) dsn = pst_dsn_build("mx.example.org", "0N6Q3J8Z2K4M0000",
+                                        envelope, list, content,
+                                        1700000002000000);
+  return g_strndup(g_bytes_get_data(dsn, NULL), g_bytes_get_size(dsn));
+}
+
+static void test_failed_full(void) {
+  g_autofree char *text = build(PST_DSN_RET_DEFAULT, "failed");
+  static const char *const wanted[] = {
+      "To: <a@client.example>\r\n",
+      "Subject: Undelivered Mail Returned to Sender\r\n",
+      "Auto-Submitted: auto-replied\r\n",
+      "report-type=delivery-status",
+      "Reporting-MTA: dns; mx.example.org\r\n",
+      "Original-Envelope-Id: ENV-1\r\n",
+      "Final-Recipient: rfc822; bob@example.org\r\n",
+      "Original-Recipient: rfc822; Bob@example.org\r\n",
+      "Action: failed\r\nStatus: 5.1.1\r\n",
+      "Diagnostic-Code: smtp; 550 5.1.1 bob@example.org: User unknown\r\n",
+      "Content-Type: message/rfc822\r\n",
+      "body line\r\n",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(wanted); i++)
+    if (strstr(text, wanted[i]) == NULL)
+      g_error("missing \"%s\" in:\n%s", wanted[i], text);
+  g_assert_null(strstr(text, "\r\n\r\n\r\n\r\n"));
+  g_assert_null(strstr(text, "\n\n"));
+}
+
+static void test_headers_only(void) {
+  g_autofree char *text = build(PST_DSN_RET_HDRS, "failed");
+  g_assert_nonnull(strstr(text, "Content-Type: text/rfc822-headers\r\n"));
+  g_assert_null(strstr(text, "body line"));
+  g_autofree char *success = build(PST_DSN_RET_DEFAULT, "delivered");
+  g_assert_nonnull(strstr(success, "Successful Mail Delivery Report"));
+  g_assert_null(strstr(success, "body line"));
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/deliver/bounce/failed-full", test_failed_full);
+  g_test_add_func("/deliver/bounce/headers-only", test_headers_only);
+  return g_test_run();
+}
