@@ -1,0 +1,32 @@
+/* postilion-tool.h - what the parts of the `postilion` command share. */
+#pragma once
+
+#include <glib.h>
+
+#include "config/config.h"
+
+G_BEGIN_DECLS
+
+/* sysexits.h values, as sendmail uses them. */
+enum {
+  PST_EXIT_OK = 0,
+  PST_EXIT_USAGE = 64,
+  PST_EXIT_DATAERR = 65,
+  PST_EXIT_NOINPUT = 66,
+  PST_EXIT_NOUSER = 67,
+  PST_EXIT_UNAVAILABLE = 69,
+  PST_EXIT_SOFTWARE = 70,
+  PST_EXIT_OSERR = 71,
+  PST_EXIT_TEMPFAIL = 75,
+  PST_EXIT_CONFIG = 78,
+};
+
+/* `postilion queue ...` (queue-cmd.c); argv[0] is "queue". */
+int pst_tool_queue(PstConfig *config, int argc, char **argv);
+/* `postilion check-config` (queue-cmd.c). */
+int pst_tool_check_config(const char *path);
+/* `postilion sendmail ...` and the sendmail link (sendmail.c); argv
+ * starts with the program name. */
+int pst_tool_sendmail(const char *config_path, int argc, char **argv);
+
+G_END_DECLS

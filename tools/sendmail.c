@@ -1,0 +1,346 @@
+/* sendmail.c - the sendmail-compatible entry point (`postilion sendmail`
+ * and the `sendmail` link), for mailx, cron and scripts.
+ *
+ * Reads the message from standard input and submits it over SMTP to the
+ * daemon's first listener (0.0.0.0 and :: become the loopback address), so
+ * it passes the same checks as any message.  Options, as sendmail's:
+ *   -f SENDER   envelope sender (default: the invoking user @ hostname)
+ *   -F NAME     full name for a From: header we add when there is none
+ *   -t          recipients from To:, Cc: and Bcc: (Bcc: is removed)
+ *   -i, -oi     a line with a single "." does not end the message
+ *   -o..., -B..., -bm, -v and other common options are accepted and ignored
+ * Recipients on the command line add to those.  Date: and From: are added
+ * when missing.  Exit status: sysexits(3), as sendmail: 0 queued, 64 bad
+ * usage, 67 recipient refused, 69 daemon unreachable, 75 temporary failure.
+ */
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+
+#include "deliver/bounce.h"
+#include "tools/postilion-tool.h"
+
+#define INPUT_MAX (1024 * 1024 * 1024)
+
+typedef struct {
+  char *sender;          /* owned, nullable */
+  char *full_name;       /* owned, nullable */
+  gboolean from_headers; /* -t */
+  gboolean dot_ends;     /* without -i */
+  GPtrArray *recipients; /* owned, of char* */
+} SendmailOptions;
+
+/* --- Options ------------------------------------------------------------ */
+
+static gboolean parse_options(int argc, char **argv, SendmailOptions *o) {
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (arg[0] != '-') {
+      g_ptr_array_add(o->recipients, g_strdup(arg));
+      continue;
+    }
+    if (g_str_equal(arg, "--")) {
+      for (i++; i < argc; i++)
+        g_ptr_array_add(o->recipients, g_strdup(argv[i]));
+      break;
+    }
+    char flag = arg[1];
+    if (flag == 'f' || flag == 'F' || flag == 'r') {
+      const char *value = arg[2] ? arg + 2 : (i + 1 < argc ? argv[++i] : NULL);
+      if (value == NULL)
+        return FALSE;
+      char **slot = flag == 'F' ? &o->full_name : &o->sender;
+      g_free(*slot);
+      *slot = g_strdup(value);
+    } else if (flag == 't' && arg[2] == '\0') {
+      o->from_headers = TRUE;
+    } else if (g_str_equal(arg, "-i") || g_str_equal(arg, "-oi")) {
+      o->dot_ends = FALSE;
+    } else if (flag == 'o' || flag == 'B' || flag == 'b' || flag == 'v' ||
+               flag == 'N' || flag == 'R' || flag == 'V' || flag == 'X' ||
+               flag == 'L' || flag == 'h' || flag == 'q' || flag == 'd') {
+      /* Accepted for compatibility; -N/-R/-V/-X/-L take a value. */
+      if (strchr("NRVXLh", flag) != NULL && arg[2] == '\0' && i + 1 < argc)
+        i++;
+    } else {
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* --- The message -------------------------------------------------------- */
+
+/* Standard input as CRLF lines; stops at a lone "." unless -i. */
+static GString *read_message(gboolean dot_ends) {
+  GString *out = g_string_new(NULL);
+  char *line = NULL;
+  size_t capacity = 0;
+  ssize_t n;
+  while ((n = getline(&line, &capacity, stdin)) > 0 && out->len < INPUT_MAX) {
+    gsize length = (gsize)n;
+    if (line[length - 1] == '\n')
+      length--;
+    if (length > 0 && line[length - 1] == '\r')
+      length--;
+    if (dot_ends && length == 1 && line[0] == '.')
+      break;
+    g_string_append_len(out, line, (gssize)length);
+    g_string_append(out, "\r\n");
+  }
+  free(line);
+  return out;
+}
+
+/* The header block's length, including the blank line (or 0). */
+static gsize header_end(const GString *message) {
+  if (g_str_has_prefix(message->str, "\r\n"))
+    return 2;
+  const char *end = strstr(message->str, "\r\n\r\n");
+  return end != NULL ? (gsize)(end - message->str) + 4 : message->len;
+}
+
+/* TRUE when the header block has field `name`. */
+static gboolean has_field(const char *header, gsize length, const char *name) {
+  gsize name_length = strlen(name);
+  for (gsize i = 0; i < length; i++) {
+    if ((i == 0 || header[i - 1] == '\n') && i + name_length < length &&
+        g_ascii_strncasecmp(header + i, name, name_length) == 0 &&
+        header[i + name_length] == ':')
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* -t: the addresses of To:, Cc:, Bcc: (with their folded lines); Bcc:
+ * fields are cut out of the message. */
+static void take_header_recipients(GString *message, GPtrArray *recipients) {
+  gsize end = header_end(message);
+  gsize i = 0;
+  while (i < end) {
+    gsize line_end = i;
+    do {
+      const char *nl = strstr(message->str + line_end, "\r\n");
+      line_end = nl != NULL ? (gsize)(nl - message->str) + 2 : end;
+    } while (line_end < end && (message->str[line_end] == ' ' ||
+                                message->str[line_end] == '\t'));
+    g_autofree char *field = g_strndup(message->str + i, line_end - i);
+    gboolean bcc = g_ascii_strncasecmp(field, "bcc:", 4) == 0;
+    if (bcc || g_ascii_strncasecmp(field, "to:", 3) == 0 ||
+        g_ascii_strncasecmp(field, "cc:", 3) == 0) {
+      g_autoptr(GRegex) regex = g_regex_new(
+          "[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+", 0, 0, NULL);
+      g_autoptr(GMatchInfo) match = NULL;
+      g_regex_match(regex, strchr(field, ':') + 1, 0, &match);
+      while (g_match_info_matches(match)) {
+        g_ptr_array_add(recipients, g_match_info_fetch(match, 0));
+        g_match_info_next(match, NULL);
+      }
+    }
+    if (bcc) {
+      g_string_erase(message, (gssize)i, (gssize)(line_end - i));
+      end -= line_end - i;
+    } else {
+      i = line_end;
+    }
+  }
+}
+
+static void add_missing_fields(GString *message, const SendmailOptions *o) {
+  gsize end = header_end(message);
+  GString *added = g_string_new(NULL);
+  if (!has_field(message->str, end, "From")) {
+    if (o->full_name != NULL)
+      g_string_append_printf(added, "From: \"%s\" <%s>\r\n", o->full_name,
+                             o->sender);
+    else
+      g_string_append_printf(added, "From: <%s>\r\n", o->sender);
+  }
+  if (!has_field(message->str, end, "Date")) {
+    g_autofree char *date = pst_dsn_format_date(g_get_real_time());
+    g_string_append_printf(added, "Date: %s\r\n", date);
+  }
+  /* No header at all (the first line is no field): all of it is body. */
+  gsize name = strspn(message->str, "!\"#$%&'()*+,-./0123456789;<=>?@ABCDEFG"
+                                    "HIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklm"
+                                    "nopqrstuvwxyz{|}~");
+  if (name == 0 || message->str[name] != ':')
+    g_string_prepend(message, "\r\n");
+  g_string_prepend(message, added->str);
+  g_string_free(added, TRUE);
+}
+
+/* --- SMTP submission ---------------------------------------------------- */
+
+typedef struct {
+  GSocketConnection *connection; /* owned */
+  GDataInputStream *input;       /* owned */
+  GOutputStream *output;         /* borrowed */
+} Submission;
+
+/* A whole reply; its code, or 0 on a broken connection. */
+static int smtp_reply(Submission *s, char **text_r) {
+  for (int lines = 0; lines < 100; lines++) {
+    g_autofree char *line =
+        g_data_input_stream_read_line(s->input, NULL, NULL, NULL);
+    if (line == NULL || strlen(line) < 3)
+      return 0;
+    g_strchomp(line);
+    if (line[3] != '-') {
+      if (text_r != NULL)
+        *text_r = g_strdup(line);
+      return atoi(line);
+    }
+  }
+  return 0;
+}
+
+static int smtp_command(Submission *s, char **text_r, const char *format,
+                        ...) G_GNUC_PRINTF(3, 4);
+static int smtp_command(Submission *s, char **text_r, const char *format,
+                        ...) {
+  va_list args;
+  va_start(args, format);
+  g_autofree char *line = g_strdup_vprintf(format, args);
+  va_end(args);
+  g_autofree char *wire = g_strconcat(line, "\r\n", NULL);
+  if (!g_output_stream_write_all(s->output, wire, strlen(wire), NULL, NULL,
+                                 NULL))
+    return 0;
+  return smtp_reply(s, text_r);
+}
+
+/* The first listener's address, loopback for a wildcard. */
+static char *listener_address(const PstConfig *config) {
+  const PstListenerConfig *listener = config->listeners->pdata[0];
+  const char *host = listener->host;
+  if (g_str_equal(host, "0.0.0.0"))
+    host = "127.0.0.1";
+  else if (g_str_equal(host, "::"))
+    host = "::1";
+  return strchr(host, ':') != NULL
+             ? g_strdup_printf("[%s]:%u", host, listener->port)
+             : g_strdup_printf("%s:%u", host, listener->port);
+}
+
+static int exit_for(int code) {
+  if (code == 0 || code == 421)
+    return PST_EXIT_TEMPFAIL;
+  return code >= 500 ? PST_EXIT_UNAVAILABLE : PST_EXIT_TEMPFAIL;
+}
+
+static GString *dot_stuffed(const GString *message) {
+  GString *out = g_string_sized_new(message->len + 16);
+  gboolean line_start = TRUE;
+  for (gsize i = 0; i < message->len; i++) {
+    if (line_start && message->str[i] == '.')
+      g_string_append_c(out, '.');
+    g_string_append_c(out, message->str[i]);
+    line_start = message->str[i] == '\n';
+  }
+  g_string_append(out, ".\r\n");
+  return out;
+}
+
+/* The transaction; an exit status. */
+static int submit_transaction(Submission *s, const SendmailOptions *o,
+                              const GString *message) {
+  g_autofree char *text = NULL;
+  int code = smtp_reply(s, &text);
+  if (code != 220)
+    return exit_for(code);
+  if (smtp_command(s, NULL, "EHLO localhost") != 250 ||
+      (code = smtp_command(s, &text, "MAIL FROM:<%s>", o->sender)) != 250) {
+    fprintf(stderr, "sendmail: sender refused: %s\n", text ? text : "");
+    return code >= 500 ? PST_EXIT_DATAERR : exit_for(code);
+  }
+  for (guint i = 0; i < o->recipients->len; i++) {
+    g_clear_pointer(&text, g_free);
+    code = smtp_command(s, &text, "RCPT TO:<%s>",
+                        (char *)o->recipients->pdata[i]);
+    if (code != 250) {
+      fprintf(stderr, "sendmail: <%s>: %s\n",
+              (char *)o->recipients->pdata[i], text ? text : "no answer");
+      return code >= 500 ? PST_EXIT_NOUSER : exit_for(code);
+    }
+  }
+  if (smtp_command(s, NULL, "DATA") != 354)
+    return PST_EXIT_TEMPFAIL;
+  g_autoptr(GString) wire = dot_stuffed(message);
+  g_clear_pointer(&text, g_free);
+  if (!g_output_stream_write_all(s->output, wire->str, wire->len, NULL, NULL,
+                                 NULL) ||
+      (code = smtp_reply(s, &text)) != 250) {
+    fprintf(stderr, "sendmail: message refused: %s\n", text ? text : "");
+    return code >= 500 ? PST_EXIT_DATAERR : exit_for(code);
+  }
+  smtp_command(s, NULL, "QUIT");
+  return PST_EXIT_OK;
+}
+
+static int submit(const PstConfig *config, const SendmailOptions *o,
+                  const GString *message) {
+  g_autofree char *where = listener_address(config);
+  g_autoptr(GSocketClient) client = g_socket_client_new();
+  g_socket_client_set_timeout(client, 300);
+  g_autoptr(GError) error = NULL;
+  Submission s = {0};
+  s.connection = g_socket_client_connect_to_host(client, where, 25, NULL,
+                                                 &error);
+  if (s.connection == NULL) {
+    fprintf(stderr, "sendmail: cannot reach postiliond at %s: %s\n", where,
+            error->message);
+    return PST_EXIT_UNAVAILABLE;
+  }
+  s.input = g_data_input_stream_new(
+      g_io_stream_get_input_stream(G_IO_STREAM(s.connection)));
+  s.output = g_io_stream_get_output_stream(G_IO_STREAM(s.connection));
+  int status = submit_transaction(&s, o, message);
+  g_object_unref(s.input);
+  g_object_unref(s.connection);
+  return status;
+}
+
+static char *default_sender(const PstConfig *config) {
+  struct passwd *entry = getpwuid(getuid());
+  const char *user = entry != NULL ? entry->pw_name : "nobody";
+  return g_strdup_printf("%s@%s", user, config->server.hostname);
+}
+
+int pst_tool_sendmail(const char *config_path, int argc, char **argv) {
+  SendmailOptions o = {.dot_ends = TRUE};
+  o.recipients = g_ptr_array_new_with_free_func(g_free);
+  int status = PST_EXIT_USAGE;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstConfig) config = NULL;
+  if (!parse_options(argc, argv, &o)) {
+    fputs("usage: sendmail [-t] [-i] [-f sender] [-F name] [recipient ...]"
+          "\n", stderr);
+  } else if ((config = pst_config_load(config_path, &error)) == NULL) {
+    fprintf(stderr, "sendmail: %s\n", error->message);
+    status = PST_EXIT_CONFIG;
+  } else {
+    if (o.sender == NULL)
+      o.sender = default_sender(config);
+    g_autoptr(GString) message = NULL;
+    message = read_message(o.dot_ends);
+    if (o.from_headers)
+      take_header_recipients(message, o.recipients);
+    add_missing_fields(message, &o);
+    if (o.recipients->len == 0) {
+      fputs("sendmail: no recipients (give them as arguments, or -t)\n",
+            stderr);
+      status = PST_EXIT_USAGE;
+    } else {
+      status = submit(config, &o, message);
+    }
+  }
+  g_free(o.sender);
+  g_free(o.full_name);
+  g_ptr_array_unref(o.recipients);
+  return status;
+}
