@@ -427,7 +427,8 @@ static void test_timeout(void) {
                   "timeout after 1000 ms");
   g_assert_cmpint(pst_dns_result_get_rcode(result), ==, -1);
   g_assert_cmpint(elapsed_ms, >=, 950);
-  g_assert_cmpint(elapsed_ms, <, 1600);
+  /* Our timer, not libunbound's 17 s; generous for loaded machines. */
+  g_assert_cmpint(elapsed_ms, <, 6000);
   PstDnsStats stats;
   pst_dns_get_stats(&stats);
   g_assert_cmpuint(stats.timeouts, ==, 1);
@@ -611,7 +612,9 @@ static void test_500_in_flight(void) {
   g_test_message("fast lookup took %" G_GINT64_FORMAT " ms with %u in flight",
                  fast_ms, stats.in_flight);
   g_assert_cmpuint(stats.in_flight, >, COUNT / 2);
-  g_assert_cmpint(fast_ms, <, 250);
+  /* Not a speed test (machines are shared and sanitizers slow): a loop
+   * blocked behind the slow server would take COUNT * 300 ms = 150 s. */
+  g_assert_cmpint(fast_ms, <, 5000);
   guint ok = 0;
   for (guint i = 0; i < COUNT; i++) {
     wait_for(&answers[i], 1);
@@ -624,7 +627,8 @@ static void test_500_in_flight(void) {
       " ms, %u OK",
       (guint)COUNT, elapsed_ms, ok);
   g_assert_cmpuint(ok, ==, COUNT);
-  g_assert_cmpint(elapsed_ms, <, 4000);
+  /* In parallel: one after another would take COUNT * 300 ms. */
+  g_assert_cmpint(elapsed_ms, <, 30000);
   g_free(answers);
   service_stop();
 }
@@ -729,13 +733,14 @@ static void test_sync_timeout_and_cancel(void) {
   sync_job_finish(&silent, silent_thread);
   g_assert_cmpint(pst_dns_result_get_status(cancelled.result), ==,
                   PST_DNS_CANCELLED);
-  g_assert_cmpint(cancelled.elapsed_ms, <, 600);
+  /* Well before the 1 s lookup timeout would have ended it. */
+  g_assert_cmpint(cancelled.elapsed_ms, <, 900);
   g_assert_cmpint(pst_dns_result_get_status(silent.result), ==,
                   PST_DNS_TEMPFAIL);
   g_assert_cmpstr(pst_dns_result_get_reason(silent.result), ==,
                   "timeout after 1000 ms");
   g_assert_cmpint(silent.elapsed_ms, >=, 950);
-  g_assert_cmpint(silent.elapsed_ms, <, 1600);
+  g_assert_cmpint(silent.elapsed_ms, <, 6000);
   pst_dns_result_free(silent.result);
   pst_dns_result_free(cancelled.result);
   PstDnsStats stats;

@@ -181,7 +181,7 @@ def test_timeout_is_a_tempfail_after_the_configured_time(dns_daemon):
         elapsed = time.monotonic() - start
     assert reply.code == 451
     assert "(timeout after 1000 ms)" in reply.text
-    assert 0.9 <= elapsed < scaled(2.0)
+    assert 0.9 <= elapsed < scaled(5.0)  # our 1 s timer, not libunbound's 17 s
 
 
 # --------------------------------------------------------------------------
@@ -280,9 +280,10 @@ def test_hundreds_of_lookups_in_flight_while_sessions_go_on(dns_daemon):
     assert burst.code == 250, burst
     assert "burst 300 A slow.test: ok=300 nxdomain=0 nodata=0 tempfail=0" \
         in burst.text
-    # The burst takes at least the server's 300 ms; the other sessions
-    # did not wait for it.
-    assert max(durations) < scaled(0.25), durations
+    # Not a speed test (machines are shared, sanitizers slow): sessions
+    # queued behind the burst's lookups (300 x 300 ms, one at a time) would
+    # take 90 s; they ran beside it.
+    assert max(durations) < scaled(5), durations
 
 
 def test_five_hundred_lookups_from_twenty_sessions(dns_daemon):
@@ -317,7 +318,7 @@ def test_connect_lookup_times_out_then_the_banner_comes(dns_daemon):
         elapsed = time.monotonic() - start
         client.ehlo()
         assert probe(client, "a@mx1.example.test").code == 250
-    assert 1.9 <= elapsed < scaled(3.0)
+    assert 1.9 <= elapsed < scaled(6.0)
     daemon.wait_log(r"connect A hang\.timeout\.test: tempfail .*"
                     r"\(timeout after 2000 ms\)")
 
