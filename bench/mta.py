@@ -437,8 +437,10 @@ def resolv_namespace(resolv_conf):
 class Dns:
     """dnsmasq serving only local data; unknown names get REFUSED at once."""
 
-    def __init__(self, port, base, txt_records=(), address="127.0.0.1"):
+    def __init__(self, port, base, txt_records=(), address="127.0.0.1",
+                 host_records=()):
         self.address = address
+        self.host_records = list(host_records)
         self.port = port
         self.base = base
         self.txt_records = list(txt_records)
@@ -453,6 +455,8 @@ class Dns:
                "--ptr-record=1.0.0.127.in-addr.arpa,localhost",
                "--host-record=localhost,127.0.0.1", "--local-ttl=300",
                "--cache-size=10000", "--log-facility=/dev/null"]
+        for name, addr in self.host_records:
+            cmd.append(f"--host-record={name},{addr}")
         for name, text in self.txt_records:
             cmd.append(f"--txt-record={name},{text}")
         out = open(os.path.join(self.base, f"dnsmasq-{self.address}-{self.port}.log"),

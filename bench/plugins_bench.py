@@ -2,7 +2,9 @@
 Postfix with its usual helpers (policyd-spf, OpenDKIM, OpenDMARC milters).
 
 Traffic: accept, 1 KiB, 50 sessions, loadgen, one and many messages per
-session; the sender is loadgen@sender.test, a domain with SPF and DMARC
+session, from an outside client (neither Postfix's mynetworks nor the relay
+plugin's internal_networks holds 127.0.0.1, so every inbound check runs);
+the sender is loadgen@sender.test, a domain with SPF and DMARC
 records served by the bench's own DNS server (dnsmasq on loopback), and the
 DKIM signers sign for it.  Chains, cumulative as in issue 4:
 
@@ -12,7 +14,9 @@ DKIM signers sign for it.  Chains, cumulative as in issue 4:
   dkim-ed25519      + DKIM signing, Ed25519 (instead of RSA)
   dmarc             + DMARC (SPF, DKIM signing RSA-2048, DMARC)
 
-Postfix side: relay checks are Postfix's default smtpd_relay_restrictions;
+Postfix side: relay checks are the restrictions of the Postfix HOWTOs that
+the relay plugin reproduces (sender/recipient domain checks, HELO checks,
+permit_mynetworks, reject_unauth_destination);
 SPF is policyd-spf (postfix-policyd-spf-python) as a check_policy_service;
 DKIM is OpenDKIM and DMARC is OpenDMARC, as milters on 127.0.0.1.  Their DNS
 lookups go to a second dnsmasq on 127.0.2.53:53 through a private mount
@@ -96,8 +100,26 @@ def plugin_name(component):
     return component.split("-")[0]
 
 
+# The sender's domain must resolve: both sides refuse unknown sender
+# domains (Postfix's reject_unknown_sender_domain, the relay plugin's
+# default).
+DNS_HOSTS = [(SENDER_DOMAIN, "127.0.0.1")]
+
+# Postfix's side of "relay checks": the restrictions the Postfix HOWTOs
+# write and the relay plugin reproduces (plugins/relay/README.md).
+POSTFIX_RELAY_CHECKS = [
+    "reject_non_fqdn_sender", "reject_unknown_sender_domain",
+    "reject_non_fqdn_recipient", "reject_unknown_recipient_domain",
+    "permit_mynetworks", "permit_sasl_authenticated", "reject_unauth_destination",
+]
+
+
 def dns_records():
     return list(DNS_TXT)
+
+
+def dns_hosts():
+    return list(DNS_HOSTS)
 
 
 # --- keys -------------------------------------------------------------------
@@ -140,18 +162,26 @@ class MilterStack:
 
     def postfix_settings(self):
         """(extra main.cf, extra master.cf) for this chain."""
-        main, master, milters = "", "", []
+        master, milters = "", []
+        restrictions = list(POSTFIX_RELAY_CHECKS)
+        # the bench client (127.0.0.1) is an outside client: inbound mail,
+        # every check runs (bench/plugins/relay.conf does the same)
+        main = ("mynetworks = 127.0.0.2/32\n"
+                "smtpd_helo_required = yes\n"
+                "smtpd_helo_restrictions = permit_mynetworks, "
+                "permit_sasl_authenticated, reject_invalid_helo_hostname, "
+                "reject_non_fqdn_helo_hostname\n")
         if "spf" in self.components:
             conf = os.path.join(self.dir, "policyd-spf.conf")
-            main += ("smtpd_recipient_restrictions = reject_unauth_destination, "
-                     "check_policy_service unix:private/policyd-spf\n"
-                     "policyd-spf_time_limit = 3600\n")
+            restrictions.append("check_policy_service unix:private/policyd-spf")
+            main += "policyd-spf_time_limit = 3600\n"
             master += ("policyd-spf unix -    n       n       -       0       spawn\n"
                        f"  user=policyd-spf argv=/usr/bin/policyd-spf {conf}\n")
         if "dkim-rsa" in self.components or "dkim-ed25519" in self.components:
             milters.append(f"inet:127.0.0.1:{PORT_OPENDKIM}")
         if "dmarc" in self.components:
             milters.append(f"inet:127.0.0.1:{PORT_OPENDMARC}")
+        main += f"smtpd_recipient_restrictions = {', '.join(restrictions)}\n"
         if milters:
             main += (f"smtpd_milters = {', '.join(milters)}\n"
                      "milter_default_action = tempfail\nmilter_protocol = 6\n")
@@ -312,7 +342,8 @@ def run(bench, postilion_bin, postilion_reason, builddir):
         f.write(f"nameserver {MILTER_DNS_ADDRESS}\n")
     os.chmod(resolv, 0o644)
     wrapper = mta.resolv_namespace(resolv)
-    milter_dns = mta.Dns(53, workdir, dns_records(), address=MILTER_DNS_ADDRESS)
+    milter_dns = mta.Dns(53, workdir, dns_records(), address=MILTER_DNS_ADDRESS,
+                         host_records=dns_hosts())
     milter_dns.start()
     try:
         for chain, plugins, components in CHAINS:
