@@ -35,26 +35,25 @@ static char *format_age(gint64 arrival) {
 static void print_message(PstSpool *spool, PstSpoolQueue queue,
                           const char *id) {
   g_autoptr(GError) error = NULL;
-  g_autoptr(PstQueuedMessage) message = pst_spool_load(spool, queue, id,
-                                                       &error);
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(spool, queue, id, &error);
   const char *queue_name = queue == PST_SPOOL_QUEUE_HOLD ? "hold" : "active";
   if (message == NULL) {
     printf("%s  %s  (cannot read: %s)\n", id, queue_name, error->message);
     return;
   }
   const PstEnvelope *envelope = pst_queued_message_get_envelope(message);
-  g_autofree char *path = g_build_filename(pst_spool_get_directory(spool),
-                                           queue_name[0] == 'h' ? "hold"
-                                                                : "queue",
-                                           id, NULL);
+  g_autofree char *path =
+      g_build_filename(pst_spool_get_directory(spool),
+                       queue_name[0] == 'h' ? "hold" : "queue", id, NULL);
   GStatBuf st = {0};
   g_stat(path, &st);
   g_autofree char *age = format_age(envelope->arrival_time);
   printf("%s  %-6s  %8" G_GINT64_FORMAT "  %4s  <%s>\n", id, queue_name,
          (gint64)st.st_size, age, envelope->sender);
   guint n = envelope->recipients->len;
-  g_autoptr(GPtrArray) records = pst_state_journal_read(
-      pst_spool_get_directory(spool), id, FALSE, NULL);
+  g_autoptr(GPtrArray) records =
+      pst_state_journal_read(pst_spool_get_directory(spool), id, FALSE, NULL);
   g_autoptr(GPtrArray) none =
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
   PstRecipientState *states =
@@ -145,8 +144,9 @@ static int queue_control(PstConfig *config, const char *request) {
   g_autoptr(GSocketConnection) connection = g_socket_client_connect(
       client, G_SOCKET_CONNECTABLE(address), NULL, &error);
   if (connection == NULL) {
-    fprintf(stderr, "postilion: cannot reach the daemon at %s: %s (is "
-                    "postiliond running, and are you its user or root?)\n",
+    fprintf(stderr,
+            "postilion: cannot reach the daemon at %s: %s (is "
+            "postiliond running, and are you its user or root?)\n",
             path, error->message);
     return PST_EXIT_UNAVAILABLE;
   }
@@ -202,8 +202,10 @@ int pst_tool_queue(PstConfig *config, int argc, char **argv) {
   else if (g_str_equal(verb, "show") && id != NULL)
     status = queue_show(spool, id);
   else
-    fprintf(stderr, "postilion: unknown queue command \"%s\" (list, show, "
-                    "flush, delete, hold, release)\n", verb);
+    fprintf(stderr,
+            "postilion: unknown queue command \"%s\" (list, show, "
+            "flush, delete, hold, release)\n",
+            verb);
   pst_spool_close(spool);
   return status;
 }

@@ -126,8 +126,8 @@ static void take_header_recipients(GString *message, GPtrArray *recipients) {
     do {
       const char *nl = strstr(message->str + line_end, "\r\n");
       line_end = nl != NULL ? (gsize)(nl - message->str) + 2 : end;
-    } while (line_end < end && (message->str[line_end] == ' ' ||
-                                message->str[line_end] == '\t'));
+    } while (line_end < end &&
+             (message->str[line_end] == ' ' || message->str[line_end] == '\t'));
     g_autofree char *field = g_strndup(message->str + i, line_end - i);
     gboolean bcc = g_ascii_strncasecmp(field, "bcc:", 4) == 0;
     if (bcc || g_ascii_strncasecmp(field, "to:", 3) == 0 ||
@@ -199,10 +199,9 @@ static int smtp_reply(Submission *s, char **text_r) {
   return 0;
 }
 
-static int smtp_command(Submission *s, char **text_r, const char *format,
-                        ...) G_GNUC_PRINTF(3, 4);
-static int smtp_command(Submission *s, char **text_r, const char *format,
-                        ...) {
+static int smtp_command(Submission *s, char **text_r, const char *format, ...)
+    G_GNUC_PRINTF(3, 4);
+static int smtp_command(Submission *s, char **text_r, const char *format, ...) {
   va_list args;
   va_start(args, format);
   g_autofree char *line = g_strdup_vprintf(format, args);
@@ -260,11 +259,11 @@ static int submit_transaction(Submission *s, const SendmailOptions *o,
   }
   for (guint i = 0; i < o->recipients->len; i++) {
     g_clear_pointer(&text, g_free);
-    code = smtp_command(s, &text, "RCPT TO:<%s>",
-                        (char *)o->recipients->pdata[i]);
+    code =
+        smtp_command(s, &text, "RCPT TO:<%s>", (char *)o->recipients->pdata[i]);
     if (code != 250) {
-      fprintf(stderr, "sendmail: <%s>: %s\n",
-              (char *)o->recipients->pdata[i], text ? text : "no answer");
+      fprintf(stderr, "sendmail: <%s>: %s\n", (char *)o->recipients->pdata[i],
+              text ? text : "no answer");
       return code >= 500 ? PST_EXIT_NOUSER : exit_for(code);
     }
   }
@@ -289,8 +288,8 @@ static int submit(const PstConfig *config, const SendmailOptions *o,
   g_socket_client_set_timeout(client, 300);
   g_autoptr(GError) error = NULL;
   Submission s = {0};
-  s.connection = g_socket_client_connect_to_host(client, where, 25, NULL,
-                                                 &error);
+  s.connection =
+      g_socket_client_connect_to_host(client, where, 25, NULL, &error);
   if (s.connection == NULL) {
     fprintf(stderr, "sendmail: cannot reach postiliond at %s: %s\n", where,
             error->message);
@@ -319,7 +318,8 @@ int pst_tool_sendmail(const char *config_path, int argc, char **argv) {
   g_autoptr(PstConfig) config = NULL;
   if (!parse_options(argc, argv, &o)) {
     fputs("usage: sendmail [-t] [-i] [-f sender] [-F name] [recipient ...]"
-          "\n", stderr);
+          "\n",
+          stderr);
   } else if ((config = pst_config_load(config_path, &error)) == NULL) {
     fprintf(stderr, "sendmail: %s\n", error->message);
     status = PST_EXIT_CONFIG;

@@ -18,9 +18,8 @@ gboolean pst_config_delivery_enabled(const PstDeliveryConfig *delivery) {
 }
 
 static gboolean check_absolute(PstConfig *config,
-                               const PstConfigOrigins *origins,
-                               const char *key, const char *value,
-                               GError **error) {
+                               const PstConfigOrigins *origins, const char *key,
+                               const char *value, GError **error) {
   if (value == NULL || g_path_is_absolute(value))
     return TRUE;
   pst_config_set_key_error(error, config->keyfile, origins, "delivery", key,

@@ -13,8 +13,8 @@
 #include "deliver/bounce.h"
 
 char *pst_dsn_format_date(gint64 time) {
-  g_autoptr(GDateTime) date = g_date_time_new_from_unix_local(
-      time / G_USEC_PER_SEC);
+  g_autoptr(GDateTime) date =
+      g_date_time_new_from_unix_local(time / G_USEC_PER_SEC);
   return g_date_time_format(date, "%a, %d %b %Y %H:%M:%S %z");
 }
 
@@ -84,8 +84,8 @@ static void append_status_part(GString *out, const char *host,
 static void append_original_part(GString *out, const PstEnvelope *envelope,
                                  GBytes *original, gboolean headers_only) {
   gsize length = 0;
-  const char *data = original != NULL ? g_bytes_get_data(original, &length)
-                                      : NULL;
+  const char *data =
+      original != NULL ? g_bytes_get_data(original, &length) : NULL;
   if (envelope->ret == PST_DSN_RET_HDRS)
     headers_only = TRUE;
   if (headers_only) {
@@ -112,8 +112,8 @@ GBytes *pst_dsn_build(const char *reporting_host, const char *id,
                      "delivered"))
       failed = TRUE;
   g_autofree char *date = pst_dsn_format_date(now);
-  g_autofree char *boundary = g_strdup_printf("%s.%" G_GINT64_FORMAT "/%s",
-                                              id, now, reporting_host);
+  g_autofree char *boundary =
+      g_strdup_printf("%s.%" G_GINT64_FORMAT "/%s", id, now, reporting_host);
   GString *out = g_string_new(NULL);
   g_string_append_printf(
       out,

@@ -17,9 +17,9 @@
 #define REQUEST_MAX 1024
 
 struct _PstControl {
-  char *path;                /* owned */
-  GSocketService *service;   /* owned */
-  PstQueueManager *manager;  /* borrowed: outlives the control socket */
+  char *path;               /* owned */
+  GSocketService *service;  /* owned */
+  PstQueueManager *manager; /* borrowed: outlives the control socket */
 };
 
 typedef struct {
@@ -81,8 +81,8 @@ static void control_read_done(GObject *source, GAsyncResult *result,
 }
 
 static gboolean control_incoming(GSocketService *service,
-                                 GSocketConnection *connection,
-                                 GObject *source, gpointer user_data) {
+                                 GSocketConnection *connection, GObject *source,
+                                 gpointer user_data) {
   ControlClient *client = g_new0(ControlClient, 1);
   client->control = user_data;
   client->connection = g_object_ref(connection);

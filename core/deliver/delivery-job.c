@@ -126,7 +126,8 @@ static void deliver_system(Attempt *attempt, const PstTarget *target,
     result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
                g_strdup_printf("451 4.3.0 delivery as user %s needs the "
                                "privileged delivery helper, which is not "
-                               "running", target->user));
+                               "running",
+                               target->user));
     return;
   }
   g_autofree char *maildir = g_build_filename(found->pw_dir, "Maildir", NULL);
@@ -170,9 +171,9 @@ static void log_attempt(Attempt *attempt, const char *to, const char *orig_to,
             result->reply);
 }
 
-static void add_record(Attempt *attempt, PstRecipientStatus status,
-                       guint index, guint attempts, const char *reply,
-                       const char *relay, const char *target) {
+static void add_record(Attempt *attempt, PstRecipientStatus status, guint index,
+                       guint attempts, const char *reply, const char *relay,
+                       const char *target) {
   PstStateRecord *record = g_new0(PstStateRecord, 1);
   record->status = status;
   record->index = index;
@@ -189,9 +190,9 @@ static gboolean flush_records(Attempt *attempt) {
   if (attempt->records->len == 0)
     return TRUE;
   g_autoptr(GError) error = NULL;
-  gboolean ok = pst_state_journal_append(
-      pst_spool_get_directory(attempt->job->spool), attempt->job->id,
-      attempt->records, &error);
+  gboolean ok =
+      pst_state_journal_append(pst_spool_get_directory(attempt->job->spool),
+                               attempt->job->id, attempt->records, &error);
   if (!ok)
     g_warning("%s: cannot record delivery state: %s", attempt->job->id,
               error->message);
@@ -203,10 +204,10 @@ static gboolean flush_records(Attempt *attempt) {
 
 typedef struct {
   guint index;
-  GPtrArray *targets;  /* owned, of PstTarget*: those not yet done */
+  GPtrArray *targets;    /* owned, of PstTarget*: those not yet done */
   TargetResult *results; /* owned: one per target */
-  guint attempts;       /* this attempt's number */
-  gboolean multiple;    /* more than one target: journal each one */
+  guint attempts;        /* this attempt's number */
+  gboolean multiple;     /* more than one target: journal each one */
 } RecipientPlan;
 
 static void plan_free(RecipientPlan *plan) {
@@ -307,8 +308,7 @@ static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
     log_attempt(attempt, target->address, recipient->address, result);
     if (result->status == PST_RECIPIENT_DELIVERED && plan->multiple)
       add_record(attempt, PST_RECIPIENT_TARGET_DONE, plan->index,
-                 plan->attempts, result->reply, result->relay,
-                 target->address);
+                 plan->attempts, result->reply, result->relay, target->address);
     if (status != PST_RECIPIENT_DEFERRED &&
         result->status != PST_RECIPIENT_DELIVERED) {
       status = result->status;
@@ -323,15 +323,16 @@ static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
   }
   PstDeliveryJob *job = attempt->job;
   g_autofree char *expired = NULL;
-  gint64 lifetime =
-      (gint64)attempt->config->delivery.max_lifetime_ms * G_TIME_SPAN_MILLISECOND;
+  gint64 lifetime = (gint64)attempt->config->delivery.max_lifetime_ms *
+                    G_TIME_SPAN_MILLISECOND;
   if (status == PST_RECIPIENT_DEFERRED && !no_transport &&
       g_get_real_time() - attempt->envelope->arrival_time > lifetime) {
     status = PST_RECIPIENT_BOUNCED;
-    expired = g_strdup_printf("421 4.4.7 message expired after %u days in "
-                              "the queue; last error: %s",
-                              attempt->config->delivery.max_lifetime_ms /
-                                  86400000u, reply != NULL ? reply : "none");
+    expired =
+        g_strdup_printf("421 4.4.7 message expired after %u days in "
+                        "the queue; last error: %s",
+                        attempt->config->delivery.max_lifetime_ms / 86400000u,
+                        reply != NULL ? reply : "none");
     reply = expired;
     TargetResult shown = {PST_RECIPIENT_BOUNCED, expired, relay, FALSE};
     log_attempt(attempt, recipient->address, NULL, &shown);

@@ -10,11 +10,11 @@
 G_BEGIN_DECLS
 
 typedef enum {
-  PST_JOB_RETRY = 0,   /* some recipients deferred: try again later */
-  PST_JOB_DONE,        /* every recipient final; files removed */
-  PST_JOB_NEEDS_DSN,   /* every recipient final; queue `dsn`, then finish */
-  PST_JOB_GONE,        /* the message is not in queue/ (held, deleted) */
-  PST_JOB_CORRUPT,     /* moved to corrupt/ */
+  PST_JOB_RETRY = 0, /* some recipients deferred: try again later */
+  PST_JOB_DONE,      /* every recipient final; files removed */
+  PST_JOB_NEEDS_DSN, /* every recipient final; queue `dsn`, then finish */
+  PST_JOB_GONE,      /* the message is not in queue/ (held, deleted) */
+  PST_JOB_CORRUPT,   /* moved to corrupt/ */
 } PstJobOutcome;
 
 typedef struct {
@@ -25,11 +25,11 @@ typedef struct {
   gboolean finish_only;     /* only remove the files (after a DSN) */
   /* Out: set by pst_delivery_job_run(). */
   PstJobOutcome outcome;
-  guint attempts;           /* most attempts of a deferred recipient */
-  gint64 arrival_time;      /* µs */
+  guint attempts;               /* most attempts of a deferred recipient */
+  gint64 arrival_time;          /* µs */
   gboolean waits_for_transport; /* deferred only for want of a transport */
-  GBytes *dsn;              /* owned, nullable: for PST_JOB_NEEDS_DSN */
-  char *dsn_to;             /* owned, nullable: the envelope sender */
+  GBytes *dsn;                  /* owned, nullable: for PST_JOB_NEEDS_DSN */
+  char *dsn_to;                 /* owned, nullable: the envelope sender */
 } PstDeliveryJob;
 
 PstDeliveryJob *pst_delivery_job_new(const char *id, PstSpool *spool,
@@ -46,7 +46,7 @@ void pst_delivery_job_run(PstDeliveryJob *job);
  * in order) and returns TRUE when the session reached the DATA replies,
  * else FALSE with `error` (all targets deferred).  Blocking (lmtp.c). */
 gboolean pst_lmtp_deliver(const char *where, const char *sender,
-                          GPtrArray *targets, GBytes *content, GPtrArray *replies,
-                          GError **error);
+                          GPtrArray *targets, GBytes *content,
+                          GPtrArray *replies, GError **error);
 
 G_END_DECLS

@@ -103,7 +103,7 @@ static char *lmtp_read_reply(LmtpClient *client, GError **error) {
       return NULL;
     }
     if (line[3] != '-')
-      return g_strdup(line[3] == '\0' ? line : line);
+      return g_steal_pointer(&line);
   }
   g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
               "the LMTP server sent a reply of more than %d lines",
@@ -166,8 +166,8 @@ static gboolean lmtp_expect(char *reply, char first, GPtrArray *targets,
 static gboolean lmtp_transaction(LmtpClient *client, const char *sender,
                                  GPtrArray *targets, GBytes *content,
                                  GPtrArray *replies, GError **error) {
-  g_autofree char *reply = lmtp_command(client, error, "LHLO %s",
-                                        g_get_host_name());
+  g_autofree char *reply =
+      lmtp_command(client, error, "LHLO %s", g_get_host_name());
   if (reply == NULL || !lmtp_expect(reply, '2', targets, replies))
     return reply != NULL;
   g_free(reply);

@@ -24,12 +24,12 @@
 typedef enum { OP_NONE = 0, OP_HOLD, OP_DELETE } PendingOp;
 
 typedef struct {
-  char *id;           /* owned */
-  guint timer;        /* the retry timer, 0 when none */
-  gboolean ready;     /* in manager->ready */
-  gboolean busy;      /* a job runs */
-  gboolean rerun;     /* flushed while busy: run again at once */
-  PendingOp pending;  /* operator action after the job */
+  char *id;          /* owned */
+  guint timer;       /* the retry timer, 0 when none */
+  gboolean ready;    /* in manager->ready */
+  gboolean busy;     /* a job runs */
+  gboolean rerun;    /* flushed while busy: run again at once */
+  PendingOp pending; /* operator action after the job */
   guint attempts;
 } Entry;
 
@@ -42,7 +42,7 @@ struct _PstQueueManager {
   GThreadPool *pool;        /* owned */
   GMainContext *context;    /* owned (a reference) */
   guint running;
-  gboolean enabled;         /* a delivery method is configured */
+  gboolean enabled; /* a delivery method is configured */
   gboolean stopping;
 };
 
@@ -117,8 +117,8 @@ static gboolean entry_timer_fired(gpointer data) {
 
 /* The delay before attempt `attempts` + 1: retry_first doubled per
  * attempt, at most retry_max. */
-static guint retry_delay_ms(const PstDeliveryConfig *delivery,
-                            guint attempts, gboolean waits_for_transport) {
+static guint retry_delay_ms(const PstDeliveryConfig *delivery, guint attempts,
+                            gboolean waits_for_transport) {
   if (waits_for_transport)
     return delivery->retry_max_ms;
   guint64 delay = delivery->retry_first_ms;
@@ -187,8 +187,8 @@ static void manager_queue_dsn(PstQueueManager *manager, PstDeliveryJob *job) {
   gsize length = 0;
   const void *data = g_bytes_get_data(job->dsn, &length);
   if (writer == NULL || !pst_spool_writer_write(writer, data, length, &error)) {
-    g_warning("%s: cannot queue the delivery status notification: %s",
-              job->id, error->message);
+    g_warning("%s: cannot queue the delivery status notification: %s", job->id,
+              error->message);
     entry_schedule_retry(manager, manager_entry(manager, job->id),
                          manager->config->delivery.retry_first_ms);
     return;
@@ -318,6 +318,12 @@ static void entry_apply_pending(PstQueueManager *manager, Entry *entry) {
 
 gboolean pst_queue_manager_flush(PstQueueManager *manager, const char *id,
                                  GError **error) {
+  if (!manager->enabled) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "no delivery method in [delivery] (maildir_root, "
+                "system_users or lmtp): mail stays queued");
+    return FALSE;
+  }
   if (id == NULL) {
     g_autoptr(GPtrArray) ids =
         pst_spool_list(manager->spool, PST_SPOOL_QUEUE_ACTIVE, error);

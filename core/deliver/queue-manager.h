@@ -30,8 +30,7 @@ PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
 void pst_queue_manager_start(PstQueueManager *manager);
 /* A new configuration (SIGHUP): new tables; when the files do not load,
  * the last good tables stay and the problem is logged. */
-void pst_queue_manager_reconfigure(PstQueueManager *manager,
-                                   PstConfig *config);
+void pst_queue_manager_reconfigure(PstQueueManager *manager, PstConfig *config);
 /* Tries `id` (in queue/) now. */
 void pst_queue_manager_add(PstQueueManager *manager, const char *id);
 /* Tries `id` now, or every message when `id` is NULL.  FALSE when `id`

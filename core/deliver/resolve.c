@@ -252,9 +252,9 @@ gboolean pst_deliver_recipient_exists(const char *address, char **reason_r) {
   if (targets != NULL)
     return TRUE;
   if (reason_r != NULL)
-    *reason_r = g_strdup(g_error_matches(error, PST_DELIVER_ERROR,
-                                         PST_DELIVER_ERROR_LOOP)
-                             ? "Alias loop"
-                             : "User unknown");
+    *reason_r = g_strdup(
+        g_error_matches(error, PST_DELIVER_ERROR, PST_DELIVER_ERROR_LOOP)
+            ? "Alias loop"
+            : "User unknown");
   return FALSE;
 }

@@ -30,13 +30,12 @@ struct _PstAliases {
   GHashTable *names; /* owned: lower-case name -> GPtrArray of char* */
 };
 
-
 /* --- Lines ---------------------------------------------------------------- */
 
 static gboolean syntax_error(GError **error, const char *filename, guint line,
                              const char *what) {
-  g_set_error(error, PST_DELIVER_ERROR, PST_DELIVER_ERROR_SYNTAX,
-              "%s:%u: %s", filename, line, what);
+  g_set_error(error, PST_DELIVER_ERROR, PST_DELIVER_ERROR_SYNTAX, "%s:%u: %s",
+              filename, line, what);
   return FALSE;
 }
 
@@ -70,10 +69,10 @@ PstMailboxes *pst_mailboxes_parse(const char *text, gsize length,
   g_autofree char *copy = g_strndup(text, length);
   g_auto(GStrv) lines = g_strsplit(copy, "\n", -1);
   PstMailboxes *mailboxes = g_new0(PstMailboxes, 1);
-  mailboxes->addresses = g_hash_table_new_full(g_str_hash, g_str_equal,
-                                               g_free, NULL);
-  mailboxes->catchall = g_hash_table_new_full(g_str_hash, g_str_equal,
-                                              g_free, NULL);
+  mailboxes->addresses =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  mailboxes->catchall =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; lines[i] != NULL; i++) {
     g_autofree char *entry = line_content(lines[i]);
     if (*entry == '\0')
@@ -81,7 +80,8 @@ PstMailboxes *pst_mailboxes_parse(const char *text, gsize length,
     if (!address_is_plausible(entry, TRUE)) {
       g_autofree char *what = g_strdup_printf(
           "\"%s\" is not an address: write one address (user@example.org) "
-          "or a catch-all (*@example.org) per line", entry);
+          "or a catch-all (*@example.org) per line",
+          entry);
       syntax_error(error, filename, i + 1, what);
       pst_mailboxes_free(mailboxes);
       return NULL;
@@ -134,12 +134,13 @@ static gboolean aliases_add_targets(GPtrArray *targets, const char *list,
         g_ascii_strncasecmp(target, ":include:", 9) == 0) {
       g_autofree char *what = g_strdup_printf(
           "\"%s\": only local names and addresses are supported as alias "
-          "targets (no :include:, |command or /file)", target);
+          "targets (no :include:, |command or /file)",
+          target);
       return syntax_error(error, filename, line, what);
     }
     if (!address_is_plausible(target, FALSE)) {
-      g_autofree char *what = g_strdup_printf(
-          "\"%s\" is not a local name or an address", target);
+      g_autofree char *what =
+          g_strdup_printf("\"%s\" is not a local name or an address", target);
       return syntax_error(error, filename, line, what);
     }
     g_ptr_array_add(targets, g_utf8_strdown(target, -1));
@@ -164,8 +165,7 @@ static gboolean aliases_add_entry(PstAliases *aliases, const char *entry,
   }
   if (g_hash_table_contains(aliases->names, name)) {
     g_autofree char *what = g_strdup_printf(
-        "alias \"%s\" is defined twice; merge its targets into one line",
-        name);
+        "alias \"%s\" is defined twice; merge its targets into one line", name);
     return syntax_error(error, filename, line, what);
   }
   GPtrArray *targets = g_ptr_array_new_with_free_func(g_free);
@@ -186,8 +186,8 @@ PstAliases *pst_aliases_parse(const char *text, gsize length,
   g_autofree char *copy = g_strndup(text, length);
   g_auto(GStrv) lines = g_strsplit(copy, "\n", -1);
   PstAliases *aliases = g_new0(PstAliases, 1);
-  aliases->names = g_hash_table_new_full(
-      g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
+  aliases->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify)g_ptr_array_unref);
   g_autoptr(GString) entry = g_string_new(NULL);
   guint entry_line = 0;
   gboolean ok = TRUE;

@@ -26,8 +26,8 @@ G_BEGIN_DECLS
 #define PST_DELIVER_ERROR (pst_deliver_error_quark())
 GQuark pst_deliver_error_quark(void);
 typedef enum {
-  PST_DELIVER_ERROR_SYNTAX, /* a bad line in a mailboxes or aliases file */
-  PST_DELIVER_ERROR_LOOP,   /* an alias loop or too deep an expansion */
+  PST_DELIVER_ERROR_SYNTAX,  /* a bad line in a mailboxes or aliases file */
+  PST_DELIVER_ERROR_LOOP,    /* an alias loop or too deep an expansion */
   PST_DELIVER_ERROR_UNKNOWN, /* no such mailbox */
 } PstDeliverError;
 

@@ -14,16 +14,18 @@ static char *build(PstDsnRet ret, const char *action) {
   envelope->envid = g_strdup("ENV-1");
   envelope->ret = ret;
   envelope->arrival_time = 1700000000000000;
-  PstDsnRecipient recipient = {"bob@example.org", "rfc822;Bob@example.org",
-                               action, "5.1.1",
+  PstDsnRecipient recipient = {"bob@example.org",
+                               "rfc822;Bob@example.org",
+                               action,
+                               "5.1.1",
                                "550 5.1.1 bob@example.org: User unknown",
                                1700000001000000};
   g_autoptr(GPtrArray) list = g_ptr_array_new();
   g_ptr_array_add(list, &recipient);
   g_autoptr(GBytes) content = g_bytes_new_static(original, strlen(original));
-  g_autoptr(GBytes) dsn = pst_dsn_build("mx.example.org", "0N6Q3J8Z2K4M0000",
-                                        envelope, list, content,
-                                        1700000002000000);
+  g_autoptr(GBytes) dsn =
+      pst_dsn_build("mx.example.org", "0N6Q3J8Z2K4M0000", envelope, list,
+                    content, 1700000002000000);
   return g_strndup(g_bytes_get_data(dsn, NULL), g_bytes_get_size(dsn));
 }
 

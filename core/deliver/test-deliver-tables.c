@@ -48,7 +48,8 @@ static void test_mailboxes_parse(void) {
     }
   }
   const char *text = mailbox_cases[0].text;
-  g_autoptr(PstMailboxes) m = pst_mailboxes_parse(text, strlen(text), "f", NULL);
+  g_autoptr(PstMailboxes) m =
+      pst_mailboxes_parse(text, strlen(text), "f", NULL);
   g_assert_true(pst_mailboxes_contains(m, "ALICE@example.org"));
   g_assert_true(pst_mailboxes_contains(m, "anyone@example.net"));
   g_assert_false(pst_mailboxes_contains(m, "bob@example.org"));
@@ -84,7 +85,9 @@ static PstDeliverTables *make_tables(const char *mailboxes,
   g_autofree char *path = g_build_filename(dir, "p.conf", NULL);
   g_autofree char *text = g_strdup_printf(
       "[server]\nhostname = mx.example.org\ndomains = example.org;example.net\n"
-      "spool = %s\n[listener:smtp]\naddress = 127.0.0.1:2525\n[delivery]\nmaildir_root = %s\n", dir, dir);
+      "spool = %s\n[listener:smtp]\naddress = "
+      "127.0.0.1:2525\n[delivery]\nmaildir_root = %s\n",
+      dir, dir);
   g_assert_true(g_file_set_contents(path, text, -1, NULL));
   g_autoptr(GError) error = NULL;
   g_autoptr(PstConfig) config = pst_config_load(path, &error);
@@ -105,8 +108,8 @@ static char *resolve_text(PstDeliverTables *tables, const char *address) {
   GString *out = g_string_new(NULL);
   for (guint i = 0; i < targets->len; i++) {
     const PstTarget *t = targets->pdata[i];
-    g_string_append_printf(out, "%s%c:%s", i ? " " : "",
-                           "vsr"[t->kind], t->address);
+    g_string_append_printf(out, "%s%c:%s", i ? " " : "", "vsr"[t->kind],
+                           t -> address);
   }
   return g_string_free(out, FALSE);
 }

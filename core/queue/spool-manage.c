@@ -18,8 +18,7 @@
 #include "queue/spool-private.h"
 
 static gboolean manage_error(GError **error, int saved, const char *what,
-                             PstSpool *spool, PstSpoolDir dir,
-                             const char *id) {
+                             PstSpool *spool, PstSpoolDir dir, const char *id) {
   g_set_error(error, PST_SPOOL_ERROR,
               saved == ENOENT ? PST_SPOOL_ERROR_NOT_FOUND : PST_SPOOL_ERROR_IO,
               "cannot %s %s/%s/%s: %s", what, spool->directory,

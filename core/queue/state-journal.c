@@ -141,8 +141,8 @@ PstRecipientState *pst_recipient_states_fold(GPtrArray *records,
                                              guint n_recipients) {
   PstRecipientState *states = g_new0(PstRecipientState, MAX(n_recipients, 1));
   for (guint i = 0; i < n_recipients; i++)
-    states[i].done = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                           NULL);
+    states[i].done =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; i < records->len; i++) {
     const PstStateRecord *record = records->pdata[i];
     if (record->index >= n_recipients)
@@ -234,8 +234,8 @@ gboolean pst_state_journal_append(const char *spool_directory, const char *id,
   for (guint i = 0; i < records->len; i++)
     pst_state_record_encode(records->pdata[i], buffer);
   gboolean created = access(path, F_OK) != 0;
-  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                0600);
+  int fd =
+      open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0)
     return io_error(error, errno, "open", path);
   gsize done = 0;
@@ -279,9 +279,10 @@ GPtrArray *pst_state_journal_read(const char *spool_directory, const char *id,
   }
   gsize valid = pst_state_records_decode((const guint8 *)data, length, records);
   if (repair && valid < length) {
-    g_warning("%s: state journal %s has a torn record at offset %" G_GSIZE_FORMAT
-              "; it is cut off (the recipient is tried again)",
-              id, path, valid);
+    g_warning(
+        "%s: state journal %s has a torn record at offset %" G_GSIZE_FORMAT
+        "; it is cut off (the recipient is tried again)",
+        id, path, valid);
     if (truncate(path, (off_t)valid) < 0)
       g_warning("%s: cannot truncate %s: %s", id, path, g_strerror(errno));
   }
@@ -304,7 +305,8 @@ guint pst_state_journal_remove_orphans(const char *spool_directory) {
   while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
     g_autofree char *queued =
         g_build_filename(spool_directory, "queue", name, NULL);
-    g_autofree char *held = g_build_filename(spool_directory, "hold", name, NULL);
+    g_autofree char *held =
+        g_build_filename(spool_directory, "hold", name, NULL);
     if (access(queued, F_OK) == 0 || access(held, F_OK) == 0)
       continue;
     g_autofree char *path = g_build_filename(state, name, NULL);

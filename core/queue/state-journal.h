@@ -48,10 +48,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstStateRecord, pst_state_record_free)
 typedef struct {
   PstRecipientStatus status; /* last status record, PENDING when none */
   guint32 attempts;
-  gint64 time;       /* of the last record, 0 when none */
-  char *reply;       /* owned, nullable: of the last status record */
-  char *relay;       /* owned, nullable */
-  GHashTable *done;  /* owned: targets already delivered (set of char*) */
+  gint64 time;      /* of the last record, 0 when none */
+  char *reply;      /* owned, nullable: of the last status record */
+  char *relay;      /* owned, nullable */
+  GHashTable *done; /* owned: targets already delivered (set of char*) */
 } PstRecipientState;
 
 /* Appends the encoding of `record` to `buffer`. */
@@ -74,8 +74,7 @@ const char *pst_recipient_status_name(PstRecipientStatus status);
 /* --- Files: SPOOL/state/ID ---------------------------------------------- */
 
 /* Creates SPOOL/state (0700) when missing. */
-gboolean pst_state_journal_prepare(const char *spool_directory,
-                                   GError **error);
+gboolean pst_state_journal_prepare(const char *spool_directory, GError **error);
 /* Appends the records and fdatasyncs the file (and fsyncs state/ when the
  * file was created).  Blocking. */
 gboolean pst_state_journal_append(const char *spool_directory, const char *id,

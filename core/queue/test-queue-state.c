@@ -23,12 +23,11 @@ static PstStateRecord *make(PstRecipientStatus status, guint index,
 static GPtrArray *sample(void) {
   GPtrArray *records =
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
-  g_ptr_array_add(records, make(PST_RECIPIENT_DEFERRED, 0, 1, "451 4.3.0 x",
-                                NULL));
+  g_ptr_array_add(records,
+                  make(PST_RECIPIENT_DEFERRED, 0, 1, "451 4.3.0 x", NULL));
   g_ptr_array_add(records, make(PST_RECIPIENT_TARGET_DONE, 1, 1, "250 ok",
                                 "a@example.org"));
-  g_ptr_array_add(records, make(PST_RECIPIENT_DELIVERED, 0, 2, "250 ok",
-                                NULL));
+  g_ptr_array_add(records, make(PST_RECIPIENT_DELIVERED, 0, 2, "250 ok", NULL));
   return records;
 }
 
@@ -103,8 +102,7 @@ static void test_files(void) {
   fclose(file);
   /* The repair is logged as a warning: not fatal here. */
   g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
-  g_autoptr(GPtrArray) read =
-      pst_state_journal_read(spool, id, TRUE, &error);
+  g_autoptr(GPtrArray) read = pst_state_journal_read(spool, id, TRUE, &error);
   g_assert_nonnull(read);
   g_assert_cmpuint(read->len, ==, 3);
   g_autoptr(GByteArray) expected = encode_all(records);

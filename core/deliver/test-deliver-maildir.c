@@ -1,0 +1,102 @@
+/* test-deliver-maildir.c - Maildir delivery: the file lands in new/ with
+ * LF line ends and the prelude, names are unique, and a write that fails
+ * part way (a file size limit standing in for a full disk) leaves nothing
+ * in tmp/ or new/. */
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "deliver/maildir.h"
+
+static guint count_entries(const char *maildir, const char *sub) {
+  g_autofree char *path = g_build_filename(maildir, sub, NULL);
+  g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+  guint n = 0;
+  while (dir != NULL && g_dir_read_name(dir) != NULL)
+    n++;
+  return n;
+}
+
+static void remove_tree(const char *path) {
+  g_autoptr(GFile) file = g_file_new_for_path(path);
+  g_autoptr(GFileEnumerator) children = g_file_enumerate_children(
+      file, "standard::name", G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, NULL, NULL);
+  GFileInfo *info;
+  while (children != NULL &&
+         (info = g_file_enumerator_next_file(children, NULL, NULL)) != NULL) {
+    g_autofree char *child =
+        g_build_filename(path, g_file_info_get_name(info), NULL);
+    if (g_file_info_get_file_type(info) == G_FILE_TYPE_DIRECTORY)
+      remove_tree(child);
+    else
+      g_unlink(child);
+    g_object_unref(info);
+  }
+  g_rmdir(path);
+}
+
+static void test_deliver(void) {
+  g_autofree char *root = g_dir_make_tmp("test-maildir-XXXXXX", NULL);
+  g_autofree char *maildir = g_build_filename(root, "example.org", "bob", NULL);
+  static const char content[] = "Subject: x\r\n\r\nline\r\n";
+  g_autoptr(GBytes) bytes = g_bytes_new_static(content, strlen(content));
+  g_autoptr(GError) error = NULL;
+  g_autofree char *first = NULL, *second = NULL;
+  g_assert_true(pst_maildir_deliver(maildir, "Delivered-To: bob\r\n", bytes,
+                                    &first, &error));
+  g_assert_true(pst_maildir_deliver(maildir, "", bytes, &second, &error));
+  g_assert_cmpstr(first, !=, second);
+  g_autofree char *text = NULL;
+  g_assert_true(g_file_get_contents(first, &text, NULL, NULL));
+  g_assert_cmpstr(text, ==, "Delivered-To: bob\nSubject: x\n\nline\n");
+  g_assert_cmpuint(count_entries(maildir, "new"), ==, 2);
+  g_assert_cmpuint(count_entries(maildir, "tmp"), ==, 0);
+  g_assert_cmpuint(count_entries(maildir, "cur"), ==, 0);
+  remove_tree(root);
+}
+
+static void test_write_failure_leaves_nothing(void) {
+  g_autofree char *root = g_dir_make_tmp("test-maildir-XXXXXX", NULL);
+  g_autofree char *maildir = g_build_filename(root, "m", NULL);
+  gsize size = 4 * 1024 * 1024;
+  g_autofree char *big = g_malloc(size);
+  memset(big, 'a', size);
+  g_autoptr(GBytes) bytes = g_bytes_new_static(big, size);
+  struct rlimit old, limit = {1024 * 1024, 1024 * 1024};
+  signal(SIGXFSZ, SIG_IGN);
+  g_assert_cmpint(getrlimit(RLIMIT_FSIZE, &old), ==, 0);
+  limit.rlim_max = old.rlim_max;
+  g_assert_cmpint(setrlimit(RLIMIT_FSIZE, &limit), ==, 0);
+  g_autoptr(GError) error = NULL;
+  gboolean ok = pst_maildir_deliver(maildir, "", bytes, NULL, &error);
+  setrlimit(RLIMIT_FSIZE, &old);
+  g_assert_false(ok);
+  g_assert_nonnull(strstr(error->message, "cannot write"));
+  g_assert_cmpuint(count_entries(maildir, "tmp"), ==, 0);
+  g_assert_cmpuint(count_entries(maildir, "new"), ==, 0);
+  remove_tree(root);
+}
+
+static void test_unwritable(void) {
+  g_autofree char *root = g_dir_make_tmp("test-maildir-XXXXXX", NULL);
+  g_autofree char *file = g_build_filename(root, "file", NULL);
+  g_assert_true(g_file_set_contents(file, "x", 1, NULL));
+  g_autofree char *maildir = g_build_filename(file, "bob", NULL);
+  g_autoptr(GBytes) bytes = g_bytes_new_static("x\r\n", 3);
+  g_autoptr(GError) error = NULL;
+  g_assert_false(pst_maildir_deliver(maildir, "", bytes, NULL, &error));
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_NOT_DIRECTORY);
+  remove_tree(root);
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/deliver/maildir/deliver", test_deliver);
+  g_test_add_func("/deliver/maildir/write-failure",
+                  test_write_failure_leaves_nothing);
+  g_test_add_func("/deliver/maildir/unwritable", test_unwritable);
+  return g_test_run();
+}
