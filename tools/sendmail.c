@@ -252,6 +252,7 @@ static int submit_transaction(Submission *s, const SendmailOptions *o,
   int code = smtp_reply(s, &text);
   if (code != 220)
     return exit_for(code);
+  g_clear_pointer(&text, g_free);
   if (smtp_command(s, NULL, "EHLO localhost") != 250 ||
       (code = smtp_command(s, &text, "MAIL FROM:<%s>", o->sender)) != 250) {
     fprintf(stderr, "sendmail: sender refused: %s\n", text ? text : "");
