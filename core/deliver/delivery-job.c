@@ -21,6 +21,7 @@
 
 #include "deliver/bounce.h"
 #include "deliver/delivery-job.h"
+#include "deliver/local-helper.h"
 #include "deliver/maildir.h"
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
@@ -112,6 +113,32 @@ static void deliver_maildir(Attempt *attempt, const char *maildir,
              g_strdup_printf("451 4.3.0 %s", error->message));
 }
 
+/* Another user's ~/Maildir: written by the privileged helper, as them. */
+static void deliver_through_helper(Attempt *attempt, const PstTarget *target,
+                                   TargetResult *result) {
+  if (!pst_local_helper_available()) {
+    result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
+               g_strdup_printf("451 4.3.0 delivery as user %s needs the "
+                               "privileged delivery helper (postiliond "
+                               "started as root with system_users = true)",
+                               target->user));
+    return;
+  }
+  g_autofree char *prelude =
+      g_strdup_printf("Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+                      attempt->envelope->sender, target->address);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = NULL;
+  if (pst_local_helper_deliver(target->user, prelude, attempt->content, &path,
+                               &error)) {
+    result_set(result, PST_RECIPIENT_DELIVERED, "maildir",
+               g_strdup_printf("250 2.0.0 delivered to maildir %s", path));
+    return;
+  }
+  result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
+             g_strdup_printf("451 4.3.0 %s", error->message));
+}
+
 static void deliver_system(Attempt *attempt, const PstTarget *target,
                            TargetResult *result) {
   struct passwd entry, *found = NULL;
@@ -123,11 +150,7 @@ static void deliver_system(Attempt *attempt, const PstTarget *target,
     return;
   }
   if (geteuid() != found->pw_uid) {
-    result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
-               g_strdup_printf("451 4.3.0 delivery as user %s needs the "
-                               "privileged delivery helper, which is not "
-                               "running",
-                               target->user));
+    deliver_through_helper(attempt, target, result);
     return;
   }
   g_autofree char *maildir = g_build_filename(found->pw_dir, "Maildir", NULL);

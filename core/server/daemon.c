@@ -31,6 +31,7 @@
 
 #include "config/config.h"
 #include "deliver/control.h"
+#include "deliver/local-helper.h"
 #include "deliver/queue-manager.h"
 #include "dns/dns.h"
 #include "hooks/hooks.h"
@@ -309,6 +310,9 @@ static gboolean daemon_start_delivery(PstDaemon *daemon, GError **error) {
 static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   PstConfig *config = daemon->config;
   daemon_raise_file_limit(config);
+  /* Before any thread: the helper that delivers as system users. */
+  if (config->delivery.system_users && !pst_local_helper_start(error))
+    return FALSE;
   daemon->spool = pst_spool_open(config->server.spool, error);
   guint queued = 0;
   if (daemon->spool == NULL || !pst_spool_recover(daemon->spool, &queued, error))
@@ -334,6 +338,7 @@ static void daemon_free(PstDaemon *daemon) {
   g_clear_pointer(&daemon->control, pst_control_free);
   /* Waits for the delivery attempts under way. */
   g_clear_pointer(&daemon->queue_manager, pst_queue_manager_free);
+  pst_local_helper_stop();
   /* DNS before the plugins: stopping it runs the last callbacks of the
    * lookups in flight, which are plugin code. */
   pst_dns_stop();
