@@ -11,6 +11,12 @@
  * not change keeps its socket (no connection is refused during a reload);
  * a new one is bound before anything else changes, so a reload that cannot
  * bind changes nothing.
+ *
+ * A listener with proxy_protocol first reads the HAProxy PROXY header
+ * (proxy-protocol.c parses it) before any session exists: the bytes are
+ * peeked, and only the header's own octets consumed, so nothing the client
+ * sends after it is lost.  The session then starts with the real client's
+ * address; the connection counts stay with the proxy's.
  */
 #include <errno.h>
 #include <glib-unix.h>
@@ -20,6 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "server/proxy-protocol.h"
 #include "server/server.h"
 #include "util/net.h"
 
@@ -38,6 +45,8 @@ struct _PstServer {
   GPtrArray *listeners;      /* owned, of PstListener* */
   GHashTable *sessions;      /* owned set of live PstSession* */
   GHashTable *per_address;   /* owned: client address -> count */
+  GHashTable *proxy_waits;   /* owned set of PstProxyWait* (they own
+                              * themselves; freed when they end) */
   guint connections;
   gboolean stopping;
   guint shutdown_timer;
@@ -82,8 +91,25 @@ typedef struct {
   char *address; /* owned: the per_address key */
 } PstConnection;
 
-static void server_session_closed(PstSession *session, gpointer user_data) {
-  PstConnection *connection = user_data;
+/* How long a proxy_protocol connection may take to send its header. */
+#define PROXY_HEADER_TIMEOUT_S 10
+
+/* A proxy_protocol connection waiting for its header. */
+typedef struct {
+  PstServer *server;         /* not owned */
+  char *listener;            /* owned: the listener's name */
+  int fd;
+  PstConnection *connection; /* owned until a session takes it */
+  char *client;              /* owned: the proxy's address */
+  guint16 client_port;
+  char *local;               /* owned */
+  guint16 local_port;
+  GByteArray *head;          /* owned: header octets already read */
+  guint watch;
+  guint timer;
+} PstProxyWait;
+
+static void server_connection_release(PstConnection *connection) {
   PstServer *server = connection->server;
   guint count = GPOINTER_TO_UINT(
       g_hash_table_lookup(server->per_address, connection->address));
@@ -93,10 +119,15 @@ static void server_session_closed(PstSession *session, gpointer user_data) {
     g_hash_table_insert(server->per_address, g_strdup(connection->address),
                         GUINT_TO_POINTER(count - 1));
   server->connections--;
-  g_hash_table_remove(server->sessions, session);
   g_free(connection->address);
   g_free(connection);
   server_check_stopped(server);
+}
+
+static void server_session_closed(PstSession *session, gpointer user_data) {
+  PstConnection *connection = user_data;
+  g_hash_table_remove(connection->server->sessions, session);
+  server_connection_release(connection);
 }
 
 /* --- Accepting --------------------------------------------------------- */
@@ -139,6 +170,140 @@ static gboolean server_admit(PstServer *server, int fd, const char *address) {
   return TRUE;
 }
 
+static void server_start_session(PstServer *server, const char *listener,
+                                 int fd, PstConnection *connection,
+                                 const char *client, guint16 client_port,
+                                 const char *local, guint16 local_port) {
+  PstSessionSetup setup = {
+      .generation = server->generation,
+      .listener = pst_config_find_listener(server->generation->config,
+                                           listener),
+      .spool = server->spool,
+      .fd = fd,
+      .client_address = client,
+      .client_port = client_port,
+      .local_address = local,
+      .local_port = local_port,
+      .closed = server_session_closed,
+      .closed_data = connection,
+  };
+  PstSession *session = pst_session_start(&setup);
+  if (session != NULL)
+    g_hash_table_add(server->sessions, session);
+}
+
+/* --- PROXY protocol ---------------------------------------------------- */
+
+/* Ends a wait; with `release` the connection is closed and uncounted. */
+static void proxy_wait_free(PstProxyWait *wait, gboolean release) {
+  g_hash_table_remove(wait->server->proxy_waits, wait);
+  if (wait->watch != 0)
+    g_source_remove(wait->watch);
+  if (wait->timer != 0)
+    g_source_remove(wait->timer);
+  if (release) {
+    close(wait->fd);
+    server_connection_release(wait->connection);
+  }
+  g_free(wait->listener);
+  g_free(wait->client);
+  g_free(wait->local);
+  g_byte_array_unref(wait->head);
+  g_free(wait);
+}
+
+static gboolean proxy_wait_timeout(gpointer user_data) {
+  PstProxyWait *wait = user_data;
+  wait->timer = 0;
+  g_message("proxy: no PROXY header from [%s]:%u within %u s; closing",
+            wait->client, wait->client_port, PROXY_HEADER_TIMEOUT_S);
+  proxy_wait_free(wait, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+/* The header is consumed: start the session with the real client. */
+static void proxy_wait_done(PstProxyWait *wait, const PstProxyHeader *header) {
+  const char *client = header->local ? wait->client : header->source;
+  guint16 client_port = header->local ? wait->client_port : header->source_port;
+  const char *local = header->local ? wait->local : header->destination;
+  guint16 local_port = header->local ? wait->local_port
+                                     : header->destination_port;
+  g_message("proxy: [%s]:%u is [%s]:%u (PROXY v%u%s)", wait->client,
+            wait->client_port, client, client_port, header->version,
+            header->local ? ", local" : "");
+  PstServer *server = wait->server;
+  g_autofree char *listener = g_strdup(wait->listener);
+  g_autofree char *client_copy = g_strdup(client);
+  g_autofree char *local_copy = g_strdup(local);
+  int fd = wait->fd;
+  PstConnection *connection = wait->connection;
+  proxy_wait_free(wait, FALSE);
+  server_start_session(server, listener, fd, connection, client_copy,
+                       client_port, local_copy, local_port);
+}
+
+/* Reads `count` octets the peek already saw (so they are there). */
+static gboolean proxy_wait_consume(PstProxyWait *wait, gsize count) {
+  gsize start = wait->head->len;
+  g_byte_array_set_size(wait->head, start + count);
+  ssize_t n = recv(wait->fd, wait->head->data + start, count, 0);
+  return n >= 0 && (gsize)n == count;
+}
+
+/* Peeks at what arrived and consumes only octets that belong to the
+ * header: a partial header is moved into `head` (so a level-triggered
+ * watch does not spin on it), a whole one ends the wait. */
+static gboolean proxy_wait_readable(gint fd, GIOCondition condition,
+                                    gpointer user_data) {
+  PstProxyWait *wait = user_data;
+  gsize have = wait->head->len;
+  g_autofree guint8 *buffer = g_malloc(PST_PROXY_MAX_HEADER);
+  memcpy(buffer, wait->head->data, have);
+  ssize_t n = recv(fd, buffer + have, PST_PROXY_MAX_HEADER - have, MSG_PEEK);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return G_SOURCE_CONTINUE;
+  PstProxyHeader header;
+  PstProxyStatus status =
+      n > 0 ? pst_proxy_parse(buffer, have + n, &header) : PST_PROXY_INVALID;
+  if (status == PST_PROXY_NEED_MORE && proxy_wait_consume(wait, n))
+    return G_SOURCE_CONTINUE;
+  wait->watch = 0;
+  if (status == PST_PROXY_OK &&
+      proxy_wait_consume(wait, header.length - have)) {
+    proxy_wait_done(wait, &header);
+    return G_SOURCE_REMOVE;
+  }
+  if (n <= 0)
+    g_message("proxy: [%s]:%u left before its PROXY header", wait->client,
+              wait->client_port);
+  else
+    g_message("proxy: bad PROXY header from [%s]:%u; closing", wait->client,
+              wait->client_port);
+  proxy_wait_free(wait, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+static void proxy_wait_start(PstServer *server, const char *listener, int fd,
+                             PstConnection *connection, const char *client,
+                             guint16 client_port, const char *local,
+                             guint16 local_port) {
+  PstProxyWait *wait = g_new0(PstProxyWait, 1);
+  wait->server = server;
+  wait->listener = g_strdup(listener);
+  wait->fd = fd;
+  wait->connection = connection;
+  wait->client = g_strdup(client);
+  wait->client_port = client_port;
+  wait->local = g_strdup(local);
+  wait->local_port = local_port;
+  wait->head = g_byte_array_new();
+  wait->watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
+                              proxy_wait_readable, wait);
+  wait->timer = g_timeout_add_seconds(PROXY_HEADER_TIMEOUT_S,
+                                      proxy_wait_timeout, wait);
+  g_hash_table_add(server->proxy_waits, wait);
+}
+
 static void server_accept_one(PstListener *listener, int fd,
                               const struct sockaddr *peer,
                               socklen_t peer_length) {
@@ -163,22 +328,14 @@ static void server_accept_one(PstListener *listener, int fd,
   PstConnection *connection = g_new0(PstConnection, 1);
   connection->server = server;
   connection->address = g_strdup(client);
-  PstSessionSetup setup = {
-      .generation = server->generation,
-      .listener =
-          pst_config_find_listener(server->generation->config, listener->name),
-      .spool = server->spool,
-      .fd = fd,
-      .client_address = client,
-      .client_port = client_port,
-      .local_address = local,
-      .local_port = local_port,
-      .closed = server_session_closed,
-      .closed_data = connection,
-  };
-  PstSession *session = pst_session_start(&setup);
-  if (session != NULL)
-    g_hash_table_add(server->sessions, session);
+  const PstListenerConfig *config =
+      pst_config_find_listener(server->generation->config, listener->name);
+  if (config->proxy_protocol)
+    proxy_wait_start(server, listener->name, fd, connection, client,
+                     client_port, local, local_port);
+  else
+    server_start_session(server, listener->name, fd, connection, client,
+                         client_port, local, local_port);
 }
 
 static gboolean server_accept(gint fd, GIOCondition condition,
@@ -292,6 +449,7 @@ PstServer *pst_server_new(PstConfig *config, PstPluginSet *plugins,
   PstServer *server = g_new0(PstServer, 1);
   server->spool = spool;
   server->sessions = g_hash_table_new(NULL, NULL);
+  server->proxy_waits = g_hash_table_new(NULL, NULL);
   server->per_address = g_hash_table_new_full(g_str_hash, g_str_equal,
                                               g_free, NULL);
   server->listeners = server_bind_listeners(server, config, NULL, error);
@@ -361,6 +519,19 @@ static gboolean server_shutdown_timeout(gpointer user_data) {
   return G_SOURCE_REMOVE;
 }
 
+/* Connections still without their PROXY header have no session to end
+ * gracefully: they are closed at once. */
+static void server_close_proxy_waits(PstServer *server) {
+  GHashTableIter iter;
+  gpointer wait;
+  g_autoptr(GPtrArray) waits = g_ptr_array_new();
+  g_hash_table_iter_init(&iter, server->proxy_waits);
+  while (g_hash_table_iter_next(&iter, &wait, NULL))
+    g_ptr_array_add(waits, wait);
+  for (guint i = 0; i < waits->len; i++)
+    proxy_wait_free(waits->pdata[i], TRUE);
+}
+
 void pst_server_stop(PstServer *server, GSourceFunc done, gpointer data) {
   if (server->stopping)
     return;
@@ -369,6 +540,7 @@ void pst_server_stop(PstServer *server, GSourceFunc done, gpointer data) {
   server->stopped_data = data;
   /* Closing the sockets refuses new connections at once. */
   g_ptr_array_set_size(server->listeners, 0);
+  server_close_proxy_waits(server);
   g_autoptr(GPtrArray) sessions =
       server_list_sessions(server);
   for (guint i = 0; i < sessions->len; i++)
@@ -384,6 +556,9 @@ void pst_server_free(PstServer *server) {
     g_source_remove(server->shutdown_timer);
   g_clear_pointer(&server->listeners, g_ptr_array_unref);
   g_clear_pointer(&server->sessions, g_hash_table_unref);
+  if (server->proxy_waits != NULL)
+    server_close_proxy_waits(server);
+  g_clear_pointer(&server->proxy_waits, g_hash_table_unref);
   g_clear_pointer(&server->per_address, g_hash_table_unref);
   g_clear_pointer(&server->generation, pst_generation_unref);
   g_free(server);

@@ -111,7 +111,11 @@ static void session_connect_done(PstSession *session,
   g_autofree char *banner =
       g_strdup_printf("%s %s", host, session->config->server.banner);
   pst_session_reply_line(session, 220, TRUE, banner);
-  pst_session_set_state(session, PST_SESSION_STATE_GREETED);
+  /* Only XCLIENT HELO= can name a HELO before the banner: it counts as
+   * the client's HELO, as in Postfix. */
+  pst_session_set_state(session, session->helo != NULL
+                                     ? PST_SESSION_STATE_READY
+                                     : PST_SESSION_STATE_GREETED);
   if (outcome->disconnect)
     pst_session_close_after_reply(session);
 }

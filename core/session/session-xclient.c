@@ -8,9 +8,11 @@
  * (NAME, REVERSE_NAME, ADDR, PORT, PROTO, HELO, LOGIN, DESTADDR,
  * DESTPORT), values are xtext (RFC 3461), "[UNAVAILABLE]" and
  * "[TEMPUNAVAIL]" mean unknown, an IPv6 ADDR carries the "IPV6:" prefix,
- * attributes not sent keep their values.  Success answers with a new 220
+ * attributes not sent keep their values.  A HELO name known after XCLIENT
+ * (HELO=, or the EHLO before it) counts as the client's HELO, so MAIL may
+ * follow the 220 at once, as in Postfix.  Success answers with a new 220
  * greeting: the session starts again as a new connection from that
- * client, so the transaction and HELO are forgotten, relay permission is
+ * client, so the transaction is forgotten, relay permission is
  * dropped, and the CONNECT plugins run again with the new address (the
  * relay plugin decides anew).  XCLIENT inside a transaction is refused.
  * Only clients in [server] xclient_hosts may use it (checked against the
