@@ -767,7 +767,11 @@ def main(argv):
             log("no throughput or idle figures: summary and CSV left as they were")
         if not args.keep:
             unmount_loop(loop_mount)
-            shutil.rmtree(base_workdir, ignore_errors=True)
+            for _ in range(10):  # the mount point can stay busy a moment
+                shutil.rmtree(base_workdir, ignore_errors=True)
+                if not os.path.exists(base_workdir):
+                    break
+                time.sleep(0.5)
     log(f"results in {args.results} ({round(time.time() - started)} s)")
     return 0
 
