@@ -258,7 +258,8 @@ static gboolean proxy_wait_readable(gint fd, GIOCondition condition,
   PstProxyWait *wait = user_data;
   gsize have = wait->head->len;
   g_autofree guint8 *buffer = g_malloc(PST_PROXY_MAX_HEADER);
-  memcpy(buffer, wait->head->data, have);
+  if (have > 0)
+    memcpy(buffer, wait->head->data, have);
   ssize_t n = recv(fd, buffer + have, PST_PROXY_MAX_HEADER - have, MSG_PEEK);
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
     return G_SOURCE_CONTINUE;
