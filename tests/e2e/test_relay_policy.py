@@ -430,6 +430,37 @@ def test_ipv4_mapped_addresses(relay_daemon):
     assert "is [192.0.2.7]:" in log and "is [198.51.100.7]:" in log, log
 
 
+def test_reload_changes_rules_for_new_sessions(relay_daemon):
+    """SIGHUP with new [plugin:relay] keys: new sessions get them, a
+    session already open keeps the rules it began with."""
+    daemon = relay_daemon()
+    old = connect(daemon, OUTSIDE)
+    old.ehlo()
+    daemon.reload(config={"plugin:relay": {
+        "internal_networks": f"{INTERNAL}/32;{OUTSIDE}/32"}})
+    with connect(daemon, OUTSIDE) as client:
+        client.ehlo()
+        expect(mail_rcpt(client, "a@good.relay.test", "b@good.relay.test"),
+               250)
+    expect(mail_rcpt(old, "a@good.relay.test", "b@good.relay.test"), 554,
+           "5.7.1")
+    old.close()
+
+
+def test_bad_reload_keeps_old_rules(relay_daemon):
+    daemon = relay_daemon()
+    daemon.reload(config={"plugin:relay": {"internal_networks": "nonsense"}})
+    with connect(daemon, INTERNAL) as client:
+        client.ehlo()
+        expect(mail_rcpt(client, "a@good.relay.test", "b@good.relay.test"),
+               250)
+    with connect(daemon, OUTSIDE) as client:
+        client.ehlo()
+        expect(mail_rcpt(client, "a@good.relay.test", "b@good.relay.test"),
+               554, "5.7.1")
+    assert "internal_networks" in daemon.log_text()
+
+
 # --------------------------------------------------------------------------
 # Configuration and the chain
 # --------------------------------------------------------------------------
