@@ -7,6 +7,7 @@
  * session-stage.c    running a hook stage and turning its verdict into a reply
  * session-sdk.c      the SDK's pst_session_* accessors
  * session-xclient.c  XCLIENT: a trusted proxy passes the client's attributes
+ * xclient-parse.c    the pure parser of XCLIENT's argument (fuzzed)
  * received.c         the Received: header
  *
  * Ownership: the session owns its socket, buffers, envelope, spool writer
@@ -19,6 +20,7 @@
 #include "queue/spool.h"
 #include "session/session.h"
 #include "session/session-internal.h"
+#include "session/xclient-parse.h"
 #include "smtp/smtp-parse.h"
 
 G_BEGIN_DECLS
@@ -195,39 +197,7 @@ void pst_session_log_reject(PstSession *session, const char *stage,
 void pst_session_apply_disposition(PstSession *session, PstStage stage,
                                    const PstHookOutcome *outcome);
 
-/* session-xclient.c */
-/* Which attributes an XCLIENT command set. */
-typedef enum {
-  PST_XCLIENT_NAME = 1 << 0,
-  PST_XCLIENT_ADDR = 1 << 1,
-  PST_XCLIENT_PORT = 1 << 2,
-  PST_XCLIENT_PROTO = 1 << 3,
-  PST_XCLIENT_HELO = 1 << 4,
-  PST_XCLIENT_LOGIN = 1 << 5,
-  PST_XCLIENT_DESTADDR = 1 << 6,
-  PST_XCLIENT_DESTPORT = 1 << 7,
-} PstXclientFlags;
-
-/* A parsed XCLIENT argument.  A flag set with a NULL string (or port 0)
- * means the value was [UNAVAILABLE] or [TEMPUNAVAIL]. */
-typedef struct {
-  guint set;          /* PstXclientFlags */
-  char *name;         /* owned, nullable */
-  char *addr;         /* owned, nullable: text, IPv4-mapped unmapped */
-  guint16 port;
-  gboolean esmtp;     /* PROTO=ESMTP */
-  char *helo;         /* owned, nullable */
-  char *login;        /* owned, nullable */
-  char *destaddr;     /* owned, nullable */
-  guint16 destport;
-} PstXclientAttrs;
-
-/* Parses "NAME=VALUE ..." (xtext values).  Returns NULL on success, else
- * the text of the 501 5.5.4 reply (newly allocated; `attrs` then holds
- * nothing).  Pure. */
-char *pst_xclient_parse(const char *argument, gsize length,
-                        PstXclientAttrs *attrs);
-void pst_xclient_attrs_clear(PstXclientAttrs *attrs);
+/* session-xclient.c (the parser: xclient-parse.h) */
 /* Applies XCLIENT and restarts the session with CONNECT and a 220. */
 void pst_session_command_xclient(PstSession *session,
                                  const PstSmtpCommand *cmd);
