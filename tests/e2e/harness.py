@@ -683,3 +683,32 @@ def split_message(content: bytes) -> tuple[list[tuple[str, str]], bytes]:
             name, _, value = line.partition(":")
             fields.append([name, value.lstrip(" ")])
     return [(n, v) for n, v in fields], body
+
+
+class TestDnsServer:
+    """One tests/dns/testdns.py process serving `zones` on a free loopback
+    port (.port); `args` adds options.  It exits with the test run (it
+    watches its stdin) and on stop()."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, zones, args=()):
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", str(REPO / "tests" / "dns" / "testdns.py"),
+             *map(str, zones), *args, "--exit-with-stdin"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode()
+        match = re.search(r"port=(\d+)", line)
+        if not match:
+            self.stop()
+            raise HarnessError(f"testdns.py did not start: {line!r}")
+        self.port = int(match.group(1))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)

@@ -16,7 +16,6 @@ disconnects, TTL caching, and SIGHUP with a new [dns] group.
 from __future__ import annotations
 
 import re
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -26,31 +25,22 @@ import pytest
 import harness
 from harness import PLUGIN_DIR, scaled
 
-TESTDNS = harness.REPO / "tests" / "dns" / "testdns.py"
 ZONES = [harness.REPO / "tests" / "dns" / "basic.zone",
          harness.REPO / "tests" / "dns" / "secure.zone"]
 # Meson builds dnsprobe.so in its own subdirectory of tests/plugins.
 PROBE_PATH = [str(PLUGIN_DIR / "dns"), str(PLUGIN_DIR)]
 
 
-class DnsServer:
-    """One testdns.py process: .port, .trust_anchor, .queries(name, type)."""
+class DnsServer(harness.TestDnsServer):
+    """testdns.py with the basic and signed zones: .port, .trust_anchor,
+    .queries(name, type)."""
 
     def __init__(self, directory: Path):
         self.trust_anchor = directory / "secure.key"
         self.query_log = directory / "queries.log"
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", str(TESTDNS), *map(str, ZONES),
-             "--sign", "secure.test", "--trust-anchor", str(self.trust_anchor),
-             "--query-log", str(self.query_log), "--exit-with-stdin"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode()
-        match = re.search(r"port=(\d+)", line)
-        if not match:
-            self.stop()
-            raise harness.HarnessError(f"testdns.py did not start: {line!r}")
-        self.port = int(match.group(1))
+        super().__init__(ZONES, ["--sign", "secure.test", "--trust-anchor",
+                                 str(self.trust_anchor), "--query-log",
+                                 str(self.query_log)])
 
     def queries(self, name: str, rtype: str) -> int:
         try:
@@ -59,14 +49,6 @@ class DnsServer:
             return 0
         return sum(1 for line in lines
                    if line.lower() == f"{name} {rtype}".lower())
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

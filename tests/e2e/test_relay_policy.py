@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ import pytest
 import harness
 from harness import BUILD, scaled
 
-TESTDNS = harness.REPO / "tests" / "dns" / "testdns.py"
 RELAY_PATH = [str(BUILD / "plugins" / "relay")]
 
 INTERNAL = "127.0.0.1"
@@ -48,28 +46,13 @@ nodata     IN TXT "no address here"
 """
 
 
-class DnsServer:
+class DnsServer(harness.TestDnsServer):
+    """testdns.py serving ZONE."""
+
     def __init__(self, directory: Path):
         zone = directory / "relay.zone"
         zone.write_text(ZONE)
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", str(TESTDNS), str(zone), "--exit-with-stdin"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode()
-        match = re.search(r"port=(\d+)", line)
-        if not match:
-            self.stop()
-            raise harness.HarnessError(f"testdns.py did not start: {line!r}")
-        self.port = int(match.group(1))
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        super().__init__([zone])
 
 
 @pytest.fixture(scope="module")
