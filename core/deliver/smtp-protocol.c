@@ -1,0 +1,442 @@
+/* smtp-protocol.c - the outbound SMTP client's pure protocol layer: reply
+ * parser, EHLO keywords, DATA encoding and the transaction state machine
+ * (contracts in smtp-protocol.h).
+ *
+ * Nothing here does I/O or keeps global state; every function is safe on
+ * any thread.  The transaction keeps the commands it was built with and a
+ * count of commands sent and replies received: replies come back in
+ * command order (RFC 2920), so the reply number says which command it
+ * answers.  Commands after the first are sent at once when the server
+ * offered PIPELINING (at most PIPELINE_WINDOW outstanding), one by one
+ * otherwise.
+ */
+#include <string.h>
+
+#include "deliver/smtp-protocol.h"
+
+#define PIPELINE_WINDOW 100
+
+/* --- Replies -------------------------------------------------------------- */
+
+void pst_smtp_reply_free(PstSmtpReply *reply) {
+  if (reply == NULL)
+    return;
+  g_free(reply->text);
+  g_clear_pointer(&reply->lines, g_ptr_array_unref);
+  g_free(reply);
+}
+
+static PstSmtpReply *reply_copy(const PstSmtpReply *reply) {
+  PstSmtpReply *copy = g_new0(PstSmtpReply, 1);
+  copy->code = reply->code;
+  memcpy(copy->enhanced, reply->enhanced, sizeof copy->enhanced);
+  copy->text = g_strdup(reply->text);
+  copy->lines = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; reply->lines != NULL && i < reply->lines->len; i++)
+    g_ptr_array_add(copy->lines, g_strdup(reply->lines->pdata[i]));
+  return copy;
+}
+
+PstSmtpReply *pst_smtp_reply_new(guint code, const char *enhanced,
+                                 const char *text) {
+  PstSmtpReply *reply = g_new0(PstSmtpReply, 1);
+  reply->code = code;
+  g_strlcpy(reply->enhanced, enhanced, sizeof reply->enhanced);
+  reply->text = g_strndup(text, PST_SMTP_REPLY_TEXT_MAX);
+  reply->lines = g_ptr_array_new_with_free_func(g_free);
+  g_ptr_array_add(reply->lines, g_strdup(reply->text));
+  return reply;
+}
+
+char *pst_smtp_reply_to_string(const PstSmtpReply *reply) {
+  return g_strdup_printf("%u %s %s", reply->code, reply->enhanced, reply->text);
+}
+
+/* "DDD" with a first digit 2-5 and a second 0-5 (RFC 5321 4.2). */
+static gboolean code_is_valid(const char *line, gsize length) {
+  return length >= 3 && line[0] >= '2' && line[0] <= '5' && line[1] >= '0' &&
+         line[1] <= '5' && g_ascii_isdigit(line[2]) &&
+         (length == 3 || line[3] == ' ' || line[3] == '-');
+}
+
+/* Length of an enhanced status code "C.SSS.DDD" at `text` whose class is
+ * `class`, followed by a space or the end; 0 when there is none. */
+static gsize enhanced_length(const char *text, char class) {
+  if (text[0] != class || text[1] != '.')
+    return 0;
+  const char *p = text + 2;
+  for (int part = 0; part < 2; part++) {
+    gsize digits = 0;
+    while (g_ascii_isdigit(p[digits]))
+      digits++;
+    if (digits == 0 || digits > 3)
+      return 0;
+    p += digits;
+    if (part == 0) {
+      if (*p != '.')
+        return 0;
+      p++;
+    }
+  }
+  if (*p != ' ' && *p != '\0')
+    return 0;
+  return (gsize)(p - text);
+}
+
+/* Appends `text` as printable ASCII (others become '?'), bounded. */
+static void append_printable(GString *out, const char *text) {
+  for (const char *p = text; *p && out->len < PST_SMTP_REPLY_TEXT_MAX; p++)
+    g_string_append_c(out, (*p >= 0x20 && *p < 0x7f) ? *p : '?');
+}
+
+/* The reply from its lines (each "DDD[ -]text", validated). */
+static PstSmtpReply *reply_build(GPtrArray *lines) {
+  PstSmtpReply *reply = g_new0(PstSmtpReply, 1);
+  const char *first = lines->pdata[0];
+  reply->code = (guint)g_ascii_strtoull(first, NULL, 10) % 1000;
+  reply->lines = g_ptr_array_new_with_free_func(g_free);
+  GString *text = g_string_new(NULL);
+  for (guint i = 0; i < lines->len; i++) {
+    const char *line = lines->pdata[i];
+    const char *body = strlen(line) > 3 ? line + 4 : "";
+    g_ptr_array_add(reply->lines, g_strdup(body));
+    gsize skip = enhanced_length(body, first[0]);
+    if (skip > 0 && reply->enhanced[0] == '\0')
+      g_strlcpy(reply->enhanced, body, MIN(skip + 1, sizeof reply->enhanced));
+    body += skip;
+    while (*body == ' ')
+      body++;
+    if (text->len > 0 && *body != '\0' && text->len < PST_SMTP_REPLY_TEXT_MAX)
+      g_string_append_c(text, ' ');
+    append_printable(text, body);
+  }
+  if (reply->enhanced[0] == '\0')
+    g_snprintf(reply->enhanced, sizeof reply->enhanced, "%c.0.0", first[0]);
+  reply->text = g_string_free(text, FALSE);
+  return reply;
+}
+
+PstSmtpParseStatus pst_smtp_reply_parse(const char *data, gsize length,
+                                        gsize *consumed_r,
+                                        PstSmtpReply **reply_r,
+                                        char **problem_r) {
+  g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
+  gsize offset = 0;
+  while (offset < length) {
+    const char *start = data + offset;
+    gsize available = length - offset;
+    const char *end =
+        memchr(start, '\n', MIN(available, PST_SMTP_REPLY_LINE_MAX));
+    if (end == NULL) {
+      if (available < PST_SMTP_REPLY_LINE_MAX)
+        return PST_SMTP_PARSE_NEED_MORE;
+      *problem_r = g_strdup_printf("a reply line longer than %d octets",
+                                   PST_SMTP_REPLY_LINE_MAX);
+      return PST_SMTP_PARSE_ERROR;
+    }
+    gsize line_length = (gsize)(end - start);
+    if (line_length > 0 && start[line_length - 1] == '\r')
+      line_length--;
+    if (!code_is_valid(start, line_length) ||
+        memchr(start, '\0', line_length) != NULL ||
+        (lines->len > 0 && memcmp(start, lines->pdata[0], 3) != 0)) {
+      g_autofree char *shown = g_strndup(start, MIN(line_length, 60));
+      g_autoptr(GString) printable = g_string_new(NULL);
+      append_printable(printable, shown);
+      *problem_r = g_strdup_printf("a reply without a valid code: \"%s\"",
+                                   printable->str);
+      return PST_SMTP_PARSE_ERROR;
+    }
+    g_ptr_array_add(lines, g_strndup(start, line_length));
+    offset += (gsize)(end - start) + 1;
+    if (line_length == 3 || start[3] == ' ') {
+      *reply_r = reply_build(lines);
+      *consumed_r = offset;
+      return PST_SMTP_PARSE_OK;
+    }
+    if (lines->len >= PST_SMTP_REPLY_LINES_MAX) {
+      *problem_r = g_strdup_printf("a reply of more than %d lines",
+                                   PST_SMTP_REPLY_LINES_MAX);
+      return PST_SMTP_PARSE_ERROR;
+    }
+  }
+  return PST_SMTP_PARSE_NEED_MORE;
+}
+
+/* --- EHLO ----------------------------------------------------------------- */
+
+void pst_smtp_extensions_parse(const PstSmtpReply *ehlo,
+                               PstSmtpExtensions *extensions) {
+  static const struct {
+    const char *keyword;
+    PstSmtpExtension flag;
+  } known[] = {
+      {"PIPELINING", PST_SMTP_EXT_PIPELINING},
+      {"STARTTLS", PST_SMTP_EXT_STARTTLS},
+      {"8BITMIME", PST_SMTP_EXT_8BITMIME},
+      {"SMTPUTF8", PST_SMTP_EXT_SMTPUTF8},
+      {"SIZE", PST_SMTP_EXT_SIZE},
+      {"ENHANCEDSTATUSCODES", PST_SMTP_EXT_ENHANCEDSTATUSCODES},
+      {"AUTH", PST_SMTP_EXT_AUTH},
+      {"DSN", PST_SMTP_EXT_DSN},
+  };
+  memset(extensions, 0, sizeof *extensions);
+  for (guint i = 1; ehlo->lines != NULL && i < ehlo->lines->len; i++) {
+    g_auto(GStrv) words = g_strsplit(ehlo->lines->pdata[i], " ", 0);
+    if (words[0] == NULL)
+      continue;
+    for (gsize k = 0; k < G_N_ELEMENTS(known); k++) {
+      if (g_ascii_strcasecmp(words[0], known[k].keyword) != 0)
+        continue;
+      extensions->flags |= known[k].flag;
+      if (known[k].flag == PST_SMTP_EXT_SIZE && words[1] != NULL)
+        extensions->size = g_ascii_strtoull(words[1], NULL, 10);
+      if (known[k].flag == PST_SMTP_EXT_AUTH) {
+        g_autofree char *joined = g_strjoinv(" ", words + 1);
+        g_autofree char *upper = g_ascii_strup(joined, -1);
+        g_strlcpy(extensions->auth, upper, sizeof extensions->auth);
+      }
+    }
+  }
+}
+
+/* --- DATA ----------------------------------------------------------------- */
+
+GBytes *pst_smtp_encode_content(const guint8 *data, gsize length) {
+  GByteArray *out = g_byte_array_sized_new(length + length / 64 + 8);
+  gboolean line_start = TRUE;
+  for (gsize i = 0; i < length; i++) {
+    guint8 c = data[i];
+    if (c == '\r' || c == '\n') {
+      /* CRLF, a bare CR and a bare LF all end one line. */
+      if (c == '\r' && i + 1 < length && data[i + 1] == '\n')
+        i++;
+      g_byte_array_append(out, (const guint8 *)"\r\n", 2);
+      line_start = TRUE;
+      continue;
+    }
+    if (line_start && c == '.')
+      g_byte_array_append(out, (const guint8 *)".", 1);
+    g_byte_array_append(out, &c, 1);
+    line_start = FALSE;
+  }
+  if (!line_start)
+    g_byte_array_append(out, (const guint8 *)"\r\n", 2);
+  g_byte_array_append(out, (const guint8 *)".\r\n", 3);
+  return g_byte_array_free_to_bytes(out);
+}
+
+gboolean pst_smtp_content_is_8bit(const guint8 *data, gsize length) {
+  for (gsize i = 0; i < length; i++)
+    if (data[i] & 0x80)
+      return TRUE;
+  return FALSE;
+}
+
+/* --- The transaction ------------------------------------------------------ */
+
+typedef enum {
+  PHASE_ENVELOPE = 0, /* MAIL, RCPTs, DATA: sending and answering */
+  PHASE_CONTENT,      /* DATA said 354: the content is to be sent */
+  PHASE_EMPTY,        /* 354 without any recipient: "." to be sent */
+  PHASE_DOT,          /* waiting for the reply to the final dot */
+  PHASE_DONE,
+} Phase;
+
+typedef struct {
+  PstSmtpReply *reply; /* owned, nullable */
+  PstSmtpStage stage;
+  gboolean accepted; /* RCPT said 2xx: the data's reply decides */
+} RecipientResult;
+
+struct _PstSmtpTransaction {
+  GPtrArray *commands; /* owned: MAIL, RCPT..., DATA */
+  guint recipients;
+  gboolean pipelining;
+  guint sent, answered;
+  guint accepted;
+  gboolean mail_failed;
+  gboolean completed; /* the final dot was answered */
+  Phase phase;
+  RecipientResult *results; /* owned: one per recipient */
+};
+
+const char *pst_smtp_stage_to_string(PstSmtpStage stage) {
+  switch (stage) {
+  case PST_SMTP_STAGE_MAIL:
+    return "MAIL FROM";
+  case PST_SMTP_STAGE_RCPT:
+    return "RCPT TO";
+  case PST_SMTP_STAGE_DATA:
+    return "DATA";
+  case PST_SMTP_STAGE_DOT:
+    return "end of DATA";
+  case PST_SMTP_STAGE_SESSION:
+    return "connection";
+  case PST_SMTP_STAGE_NONE:
+  default:
+    return "none";
+  }
+}
+
+PstSmtpTransaction *pst_smtp_transaction_new(const char *mail,
+                                             const char *const *rcpts,
+                                             gboolean pipelining) {
+  PstSmtpTransaction *transaction = g_new0(PstSmtpTransaction, 1);
+  transaction->commands = g_ptr_array_new_with_free_func(g_free);
+  g_ptr_array_add(transaction->commands, g_strdup(mail));
+  for (const char *const *rcpt = rcpts; *rcpt != NULL; rcpt++)
+    g_ptr_array_add(transaction->commands, g_strdup(*rcpt));
+  g_ptr_array_add(transaction->commands, g_strdup("DATA"));
+  transaction->recipients = transaction->commands->len - 2;
+  transaction->pipelining = pipelining;
+  transaction->results = g_new0(RecipientResult, transaction->recipients);
+  return transaction;
+}
+
+void pst_smtp_transaction_free(PstSmtpTransaction *transaction) {
+  if (transaction == NULL)
+    return;
+  for (guint i = 0; i < transaction->recipients; i++)
+    pst_smtp_reply_free(transaction->results[i].reply);
+  g_free(transaction->results);
+  g_ptr_array_unref(transaction->commands);
+  g_free(transaction);
+}
+
+static void result_set(PstSmtpTransaction *transaction, guint index,
+                       const PstSmtpReply *reply, PstSmtpStage stage) {
+  RecipientResult *result = &transaction->results[index];
+  pst_smtp_reply_free(result->reply);
+  result->reply = reply_copy(reply);
+  result->stage = stage;
+}
+
+/* Every recipient RCPT accepted gets `reply`. */
+static void accepted_set(PstSmtpTransaction *transaction,
+                         const PstSmtpReply *reply, PstSmtpStage stage) {
+  for (guint i = 0; i < transaction->recipients; i++)
+    if (transaction->results[i].accepted)
+      result_set(transaction, i, reply, stage);
+}
+
+PstSmtpSend pst_smtp_transaction_next(PstSmtpTransaction *transaction,
+                                      GString *out) {
+  switch (transaction->phase) {
+  case PHASE_CONTENT:
+    transaction->phase = PHASE_DOT;
+    return PST_SMTP_SEND_CONTENT;
+  case PHASE_EMPTY:
+    transaction->phase = PHASE_DOT;
+    return PST_SMTP_SEND_EMPTY;
+  case PHASE_ENVELOPE:
+    break;
+  case PHASE_DOT:
+  case PHASE_DONE:
+  default:
+    return PST_SMTP_SEND_NOTHING;
+  }
+  guint window = transaction->pipelining ? PIPELINE_WINDOW : 1;
+  gboolean any = FALSE;
+  while (transaction->sent < transaction->commands->len &&
+         transaction->sent - transaction->answered < window) {
+    g_string_append_printf(
+        out, "%s\r\n",
+        (char *)transaction->commands->pdata[transaction->sent++]);
+    any = TRUE;
+  }
+  return any ? PST_SMTP_SEND_COMMANDS : PST_SMTP_SEND_NOTHING;
+}
+
+static void reply_to_mail(PstSmtpTransaction *transaction,
+                          const PstSmtpReply *reply) {
+  if (reply->code / 100 == 2)
+    return;
+  transaction->mail_failed = TRUE;
+  for (guint i = 0; i < transaction->recipients; i++)
+    result_set(transaction, i, reply, PST_SMTP_STAGE_MAIL);
+  if (!transaction->pipelining)
+    transaction->phase = PHASE_DONE;
+}
+
+static void reply_to_rcpt(PstSmtpTransaction *transaction, guint index,
+                          const PstSmtpReply *reply) {
+  if (transaction->mail_failed)
+    return;
+  result_set(transaction, index, reply, PST_SMTP_STAGE_RCPT);
+  if (reply->code / 100 == 2) {
+    transaction->results[index].accepted = TRUE;
+    transaction->accepted++;
+  }
+  /* One by one: no DATA when nobody was accepted. */
+  if (!transaction->pipelining && index + 1 == transaction->recipients &&
+      transaction->accepted == 0)
+    transaction->phase = PHASE_DONE;
+}
+
+static void reply_to_data(PstSmtpTransaction *transaction,
+                          const PstSmtpReply *reply) {
+  gboolean useful = !transaction->mail_failed && transaction->accepted > 0;
+  if (reply->code == 354) {
+    transaction->phase = useful ? PHASE_CONTENT : PHASE_EMPTY;
+    return;
+  }
+  if (useful)
+    accepted_set(transaction, reply, PST_SMTP_STAGE_DATA);
+  transaction->phase = PHASE_DONE;
+}
+
+void pst_smtp_transaction_reply(PstSmtpTransaction *transaction,
+                                const PstSmtpReply *reply) {
+  if (transaction->phase == PHASE_DONE)
+    return;
+  if (transaction->phase == PHASE_DOT) {
+    if (!transaction->mail_failed && transaction->accepted > 0) {
+      accepted_set(transaction, reply, PST_SMTP_STAGE_DOT);
+      transaction->completed = TRUE;
+    }
+    transaction->phase = PHASE_DONE;
+    return;
+  }
+  if (transaction->phase != PHASE_ENVELOPE ||
+      transaction->answered >= transaction->sent)
+    return; /* a reply nobody asked for: ignored */
+  guint index = transaction->answered++;
+  if (index == 0)
+    reply_to_mail(transaction, reply);
+  else if (index <= transaction->recipients)
+    reply_to_rcpt(transaction, index - 1, reply);
+  else
+    reply_to_data(transaction, reply);
+}
+
+void pst_smtp_transaction_fail(PstSmtpTransaction *transaction,
+                               const PstSmtpReply *reply) {
+  for (guint i = 0; i < transaction->recipients; i++) {
+    RecipientResult *result = &transaction->results[i];
+    if (result->reply == NULL || (result->accepted && !transaction->completed))
+      result_set(transaction, i, reply, PST_SMTP_STAGE_SESSION);
+  }
+  transaction->phase = PHASE_DONE;
+}
+
+gboolean pst_smtp_transaction_is_done(const PstSmtpTransaction *transaction) {
+  return transaction->phase == PHASE_DONE;
+}
+
+gboolean
+pst_smtp_transaction_needs_reset(const PstSmtpTransaction *transaction) {
+  return !transaction->completed;
+}
+
+const PstSmtpReply *
+pst_smtp_transaction_get_result(const PstSmtpTransaction *transaction,
+                                guint index, PstSmtpStage *stage_r) {
+  g_return_val_if_fail(index < transaction->recipients, NULL);
+  if (transaction->phase != PHASE_DONE)
+    return NULL;
+  const RecipientResult *result = &transaction->results[index];
+  if (stage_r != NULL)
+    *stage_r = result->stage;
+  return result->reply;
+}

@@ -1,0 +1,142 @@
+/* smtp-protocol.h - the outbound SMTP client's protocol, without sockets.
+ *
+ * Pure functions and a state machine over buffers, unit-tested
+ * (test-deliver-smtp-protocol.c) and fuzzed (fuzz/fuzz-smtp-reply.c):
+ *
+ *  - pst_smtp_reply_parse(): one reply (single or multi-line) from the
+ *    start of what the server sent.  The server is hostile: a line longer
+ *    than PST_SMTP_REPLY_LINE_MAX, more than PST_SMTP_REPLY_LINES_MAX
+ *    lines, a line without a valid code, or lines whose codes differ, is
+ *    an error, which the client turns into a temporary failure.
+ *  - pst_smtp_extensions_parse(): the EHLO keywords we use.
+ *  - pst_smtp_encode_content(): the message as DATA sends it: CRLF line
+ *    ends only (a bare CR or LF becomes CRLF: a message is never a
+ *    smuggling vector outbound), dot-stuffed, ended by ".".
+ *  - PstSmtpTransaction: MAIL, RCPT..., DATA, content, final reply, with
+ *    or without PIPELINING (RFC 2920), and the result of each recipient.
+ *    The I/O layer (smtp-client.c) asks it what to send next and feeds it
+ *    every reply in order; it never touches a socket.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define PST_SMTP_REPLY_LINE_MAX 2048 /* octets in one reply line, with CRLF */
+#define PST_SMTP_REPLY_LINES_MAX 100 /* lines in one reply */
+#define PST_SMTP_REPLY_TEXT_MAX 400  /* octets of text kept for logs, DSNs */
+
+typedef struct {
+  guint code;        /* 200..599 */
+  char enhanced[16]; /* "5.1.1": the server's, or derived from the code */
+  char *text;        /* owned: every line's text after the enhanced code,
+                      * joined by " ", printable ASCII only, at most
+                      * PST_SMTP_REPLY_TEXT_MAX octets */
+  GPtrArray *lines;  /* owned, of char*: each line after "DDD-", raw but
+                      * without CR/LF and NUL (for EHLO keywords) */
+} PstSmtpReply;
+
+void pst_smtp_reply_free(PstSmtpReply *reply);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSmtpReply, pst_smtp_reply_free)
+/* "550 5.1.1 text" (a new string). */
+char *pst_smtp_reply_to_string(const PstSmtpReply *reply);
+/* A reply made by us (a connection failure, a local refusal). */
+PstSmtpReply *pst_smtp_reply_new(guint code, const char *enhanced,
+                                 const char *text);
+
+typedef enum {
+  PST_SMTP_PARSE_OK = 0,    /* *reply_r set, *consumed_r octets used */
+  PST_SMTP_PARSE_NEED_MORE, /* no complete reply yet */
+  PST_SMTP_PARSE_ERROR,     /* *problem_r says why (a new string) */
+} PstSmtpParseStatus;
+
+/* Parses the first reply in `data`.  Lines end with CRLF (a bare LF is
+ * accepted as well).  Never reads beyond `length`. */
+PstSmtpParseStatus pst_smtp_reply_parse(const char *data, gsize length,
+                                        gsize *consumed_r,
+                                        PstSmtpReply **reply_r,
+                                        char **problem_r);
+
+/* EHLO keywords (RFC 5321 section 4.1.1.1 and the extensions' RFCs). */
+typedef enum {
+  PST_SMTP_EXT_PIPELINING = 1 << 0,
+  PST_SMTP_EXT_STARTTLS = 1 << 1,
+  PST_SMTP_EXT_8BITMIME = 1 << 2,
+  PST_SMTP_EXT_SMTPUTF8 = 1 << 3,
+  PST_SMTP_EXT_SIZE = 1 << 4,
+  PST_SMTP_EXT_ENHANCEDSTATUSCODES = 1 << 5,
+  PST_SMTP_EXT_AUTH = 1 << 6,
+  PST_SMTP_EXT_DSN = 1 << 7,
+} PstSmtpExtension;
+
+typedef struct {
+  guint flags;    /* PstSmtpExtension bits */
+  guint64 size;   /* SIZE's limit, 0 when none was given */
+  char auth[256]; /* AUTH's mechanisms, space-separated, upper case */
+} PstSmtpExtensions;
+
+/* Reads the keywords of a 250 reply to EHLO (its first line, the
+ * greeting, is skipped). */
+void pst_smtp_extensions_parse(const PstSmtpReply *ehlo,
+                               PstSmtpExtensions *extensions);
+
+/* The content as sent after DATA's 354: CRLF only, dot-stuffed, ending
+ * with "\r\n.\r\n" (a missing final line end is added). */
+GBytes *pst_smtp_encode_content(const guint8 *data, gsize length);
+/* TRUE when an octet of `data` has its high bit set. */
+gboolean pst_smtp_content_is_8bit(const guint8 *data, gsize length);
+
+/* --- The transaction ----------------------------------------------------- */
+
+typedef enum {
+  PST_SMTP_STAGE_NONE = 0, /* not answered yet */
+  PST_SMTP_STAGE_MAIL,     /* MAIL FROM decided it */
+  PST_SMTP_STAGE_RCPT,     /* RCPT TO */
+  PST_SMTP_STAGE_DATA,     /* DATA */
+  PST_SMTP_STAGE_DOT,      /* the end of the data */
+  PST_SMTP_STAGE_SESSION,  /* the connection (lost, timeout, garbage) */
+} PstSmtpStage;
+
+/* "MAIL FROM", "RCPT TO", "DATA", "end of DATA", "connection". */
+const char *pst_smtp_stage_to_string(PstSmtpStage stage);
+
+typedef struct _PstSmtpTransaction PstSmtpTransaction;
+
+/* `mail` is the whole MAIL command without CRLF, `rcpts` the RCPT
+ * commands (NULL-terminated, copied). */
+PstSmtpTransaction *pst_smtp_transaction_new(const char *mail,
+                                             const char *const *rcpts,
+                                             gboolean pipelining);
+void pst_smtp_transaction_free(PstSmtpTransaction *transaction);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSmtpTransaction, pst_smtp_transaction_free)
+
+typedef enum {
+  PST_SMTP_SEND_NOTHING = 0, /* wait for a reply (or done) */
+  PST_SMTP_SEND_COMMANDS,    /* send the CRLF-terminated commands given */
+  PST_SMTP_SEND_CONTENT,     /* send the encoded content */
+  PST_SMTP_SEND_EMPTY,       /* send ".\r\n" (354 without recipients) */
+} PstSmtpSend;
+
+/* What to send now; commands are appended to `out`.  Call it, send, and
+ * read a reply while it is not done. */
+PstSmtpSend pst_smtp_transaction_next(PstSmtpTransaction *transaction,
+                                      GString *out);
+/* The next reply, in the order of the commands sent. */
+void pst_smtp_transaction_reply(PstSmtpTransaction *transaction,
+                                const PstSmtpReply *reply);
+/* The connection failed: every recipient without a final reply gets
+ * `reply` (stage SESSION); the transaction is done. */
+void pst_smtp_transaction_fail(PstSmtpTransaction *transaction,
+                               const PstSmtpReply *reply);
+gboolean pst_smtp_transaction_is_done(const PstSmtpTransaction *transaction);
+/* Done without the final reply to the data: send RSET before reuse. */
+gboolean
+pst_smtp_transaction_needs_reset(const PstSmtpTransaction *transaction);
+/* Recipient `index`'s final reply (NULL until the transaction is done)
+ * and the command it answered. */
+const PstSmtpReply *
+pst_smtp_transaction_get_result(const PstSmtpTransaction *transaction,
+                                guint index, PstSmtpStage *stage_r);
+
+G_END_DECLS

@@ -1,0 +1,286 @@
+/* test-deliver-smtp-protocol.c - the outbound client's pure protocol layer:
+ * reply parsing (limits, garbage, enhanced codes), EHLO keywords, DATA
+ * encoding, and transactions with and without PIPELINING. */
+#include <string.h>
+
+#include "deliver/smtp-protocol.h"
+
+typedef struct {
+  const char *input;
+  PstSmtpParseStatus status;
+  guint code;
+  const char *enhanced;
+  const char *text;
+  gsize consumed; /* 0: the whole input */
+} ParseCase;
+
+static void test_reply_parse(void) {
+  static const ParseCase cases[] = {
+      {"250 2.0.0 Ok\r\n", PST_SMTP_PARSE_OK, 250, "2.0.0", "Ok", 0},
+      {"250 Ok\r\n", PST_SMTP_PARSE_OK, 250, "2.0.0", "Ok", 0},
+      {"250\r\n", PST_SMTP_PARSE_OK, 250, "2.0.0", "", 0},
+      {"550-5.1.1 no\r\n550 5.1.1 such user\r\n", PST_SMTP_PARSE_OK, 550,
+       "5.1.1", "no such user", 0},
+      {"451 4.3.0 a\r\n250 next\r\n", PST_SMTP_PARSE_OK, 451, "4.3.0", "a", 13},
+      {"220 bare LF\n", PST_SMTP_PARSE_OK, 220, "2.0.0", "bare LF", 0},
+      /* A 5.x.x code inside a 4xx reply is not its enhanced code. */
+      {"421 5.0.0 odd\r\n", PST_SMTP_PARSE_OK, 421, "4.0.0", "5.0.0 odd", 0},
+      {"250 text\x01\xff\r\n", PST_SMTP_PARSE_OK, 250, "2.0.0", "text??", 0},
+      {"250 2.0.0 Ok", PST_SMTP_PARSE_NEED_MORE, 0, NULL, NULL, 0},
+      {"250-first\r\n", PST_SMTP_PARSE_NEED_MORE, 0, NULL, NULL, 0},
+      {"", PST_SMTP_PARSE_NEED_MORE, 0, NULL, NULL, 0},
+      {"hello\r\n", PST_SMTP_PARSE_ERROR, 0, NULL, NULL, 0},
+      {"650 bad class\r\n", PST_SMTP_PARSE_ERROR, 0, NULL, NULL, 0},
+      {"25 short\r\n", PST_SMTP_PARSE_ERROR, 0, NULL, NULL, 0},
+      {"250x\r\n", PST_SMTP_PARSE_ERROR, 0, NULL, NULL, 0},
+      {"250-a\r\n550 b\r\n", PST_SMTP_PARSE_ERROR, 0, NULL, NULL, 0},
+      {"\r\n", PST_SMTP_PARSE_ERROR, 0, NULL, NULL, 0},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    const ParseCase *c = &cases[i];
+    gsize consumed = 0;
+    g_autoptr(PstSmtpReply) reply = NULL;
+    g_autofree char *problem = NULL;
+    PstSmtpParseStatus status = pst_smtp_reply_parse(
+        c->input, strlen(c->input), &consumed, &reply, &problem);
+    g_test_message("case %zu: %s", i, c->input);
+    g_assert_cmpint(status, ==, c->status);
+    if (status == PST_SMTP_PARSE_ERROR)
+      g_assert_nonnull(problem);
+    if (status != PST_SMTP_PARSE_OK)
+      continue;
+    g_assert_cmpuint(reply->code, ==, c->code);
+    g_assert_cmpstr(reply->enhanced, ==, c->enhanced);
+    g_assert_cmpstr(reply->text, ==, c->text);
+    g_assert_cmpuint(consumed, ==,
+                     c->consumed ? c->consumed : strlen(c->input));
+  }
+}
+
+static void test_reply_limits(void) {
+  /* A line without its end, as long as the limit: an error, not a wait. */
+  g_autofree char *long_line = g_strnfill(PST_SMTP_REPLY_LINE_MAX, 'a');
+  memcpy(long_line, "250 ", 4);
+  gsize consumed = 0;
+  PstSmtpReply *reply = NULL;
+  g_autofree char *problem = NULL;
+  g_assert_cmpint(pst_smtp_reply_parse(long_line, strlen(long_line), &consumed,
+                                       &reply, &problem),
+                  ==, PST_SMTP_PARSE_ERROR);
+  g_assert_nonnull(strstr(problem, "longer than"));
+  g_clear_pointer(&problem, g_free);
+  /* Too many lines. */
+  GString *many = g_string_new(NULL);
+  for (int i = 0; i < PST_SMTP_REPLY_LINES_MAX + 1; i++)
+    g_string_append(many, "250-more\r\n");
+  g_string_append(many, "250 end\r\n");
+  g_assert_cmpint(
+      pst_smtp_reply_parse(many->str, many->len, &consumed, &reply, &problem),
+      ==, PST_SMTP_PARSE_ERROR);
+  g_assert_nonnull(strstr(problem, "lines"));
+  g_string_free(many, TRUE);
+  /* Long text is cut for logs and DSNs. */
+  GString *wide = g_string_new(NULL);
+  for (int i = 0; i < 20; i++)
+    g_string_append_printf(wide, "550-%s\r\n",
+                           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                           "xxxxxxxxxxxxxxxxxxxxxxxxxx");
+  g_string_append(wide, "550 end\r\n");
+  g_assert_cmpint(
+      pst_smtp_reply_parse(wide->str, wide->len, &consumed, &reply, &problem),
+      ==, PST_SMTP_PARSE_OK);
+  g_assert_cmpuint(strlen(reply->text), <=, PST_SMTP_REPLY_TEXT_MAX);
+  g_assert_cmpuint(reply->lines->len, ==, 21);
+  pst_smtp_reply_free(reply);
+  g_string_free(wide, TRUE);
+}
+
+static PstSmtpReply *parse_one(const char *text) {
+  gsize consumed = 0;
+  PstSmtpReply *reply = NULL;
+  g_autofree char *problem = NULL;
+  g_assert_cmpint(
+      pst_smtp_reply_parse(text, strlen(text), &consumed, &reply, &problem), ==,
+      PST_SMTP_PARSE_OK);
+  return reply;
+}
+
+static void test_extensions(void) {
+  g_autoptr(PstSmtpReply) ehlo =
+      parse_one("250-mx.example greets you\r\n250-PIPELINING\r\n"
+                "250-SIZE 1000000\r\n250-8bitmime\r\n250-STARTTLS\r\n"
+                "250-AUTH PLAIN login\r\n250 ENHANCEDSTATUSCODES\r\n");
+  PstSmtpExtensions extensions;
+  pst_smtp_extensions_parse(ehlo, &extensions);
+  g_assert_cmpuint(extensions.flags, ==,
+                   PST_SMTP_EXT_PIPELINING | PST_SMTP_EXT_SIZE |
+                       PST_SMTP_EXT_8BITMIME | PST_SMTP_EXT_STARTTLS |
+                       PST_SMTP_EXT_AUTH | PST_SMTP_EXT_ENHANCEDSTATUSCODES);
+  g_assert_cmpuint(extensions.size, ==, 1000000);
+  g_assert_cmpstr(extensions.auth, ==, "PLAIN LOGIN");
+  /* The greeting line is not a keyword. */
+  g_autoptr(PstSmtpReply) plain = parse_one("250 PIPELINING\r\n");
+  pst_smtp_extensions_parse(plain, &extensions);
+  g_assert_cmpuint(extensions.flags, ==, 0);
+}
+
+static void test_encode(void) {
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"a\r\nb\r\n", "a\r\nb\r\n.\r\n"},
+      {"a\r\nb", "a\r\nb\r\n.\r\n"},
+      {".x\r\n..\r\n.\r\n", "..x\r\n...\r\n..\r\n.\r\n"},
+      {"bare\nlf\rcr\r\n", "bare\r\nlf\r\ncr\r\n.\r\n"},
+      {"a\r\n.\nb\r.", "a\r\n..\r\nb\r\n..\r\n.\r\n"},
+      {"", ".\r\n"},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(GBytes) out = pst_smtp_encode_content((const guint8 *)cases[i].in,
+                                                    strlen(cases[i].in));
+    g_autofree char *text =
+        g_strndup(g_bytes_get_data(out, NULL), g_bytes_get_size(out));
+    g_assert_cmpstr(text, ==, cases[i].out);
+  }
+  g_assert_false(pst_smtp_content_is_8bit((const guint8 *)"abc", 3));
+  g_assert_true(pst_smtp_content_is_8bit((const guint8 *)"a\xc3\xa9", 3));
+}
+
+/* Runs a transaction against scripted replies; returns the commands sent
+ * (content as "<content>") joined. */
+static char *run(PstSmtpTransaction *transaction, const char *const *replies) {
+  GString *wire = g_string_new(NULL);
+  guint next = 0;
+  for (int round = 0; round < 100 && !pst_smtp_transaction_is_done(transaction);
+       round++) {
+    PstSmtpSend send = pst_smtp_transaction_next(transaction, wire);
+    if (send == PST_SMTP_SEND_CONTENT)
+      g_string_append(wire, "<content>");
+    else if (send == PST_SMTP_SEND_EMPTY)
+      g_string_append(wire, "<empty>");
+    if (replies[next] == NULL) {
+      g_autoptr(PstSmtpReply) lost =
+          pst_smtp_reply_new(451, "4.4.2", "lost connection");
+      pst_smtp_transaction_fail(transaction, lost);
+      break;
+    }
+    g_autoptr(PstSmtpReply) reply = parse_one(replies[next++]);
+    pst_smtp_transaction_reply(transaction, reply);
+  }
+  g_assert_true(pst_smtp_transaction_is_done(transaction));
+  return g_string_free(wire, FALSE);
+}
+
+static void assert_result(PstSmtpTransaction *transaction, guint index,
+                          guint code, PstSmtpStage stage) {
+  PstSmtpStage got = PST_SMTP_STAGE_NONE;
+  const PstSmtpReply *reply =
+      pst_smtp_transaction_get_result(transaction, index, &got);
+  g_assert_nonnull(reply);
+  g_assert_cmpuint(reply->code, ==, code);
+  g_assert_cmpint(got, ==, stage);
+}
+
+static const char *const three[] = {"RCPT TO:<a@x>", "RCPT TO:<b@x>",
+                                    "RCPT TO:<c@x>", NULL};
+
+static void test_transaction_pipelined_mixed(void) {
+  g_autoptr(PstSmtpTransaction) t =
+      pst_smtp_transaction_new("MAIL FROM:<s@y>", three, TRUE);
+  static const char *const replies[] = {"250 ok\r\n",
+                                        "250 ok\r\n",
+                                        "450 4.2.0 later\r\n",
+                                        "550 5.1.1 no\r\n",
+                                        "354 go\r\n",
+                                        "250 2.0.0 queued as X\r\n",
+                                        NULL};
+  g_autofree char *wire = run(t, replies);
+  g_assert_cmpstr(wire, ==,
+                  "MAIL FROM:<s@y>\r\nRCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\n"
+                  "RCPT TO:<c@x>\r\nDATA\r\n<content>");
+  assert_result(t, 0, 250, PST_SMTP_STAGE_DOT);
+  assert_result(t, 1, 450, PST_SMTP_STAGE_RCPT);
+  assert_result(t, 2, 550, PST_SMTP_STAGE_RCPT);
+  g_assert_false(pst_smtp_transaction_needs_reset(t));
+}
+
+static void test_transaction_one_by_one(void) {
+  g_autoptr(PstSmtpTransaction) t =
+      pst_smtp_transaction_new("MAIL FROM:<s@y>", three, FALSE);
+  static const char *const replies[] = {"250 ok\r\n",    "550 no\r\n",
+                                        "550 no\r\n",    "550 no\r\n",
+                                        "250 never\r\n", NULL};
+  g_autofree char *wire = run(t, replies);
+  /* Nobody accepted: no DATA. */
+  g_assert_cmpstr(wire, ==,
+                  "MAIL FROM:<s@y>\r\nRCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\n"
+                  "RCPT TO:<c@x>\r\n");
+  assert_result(t, 1, 550, PST_SMTP_STAGE_RCPT);
+  g_assert_true(pst_smtp_transaction_needs_reset(t));
+}
+
+static void test_transaction_mail_refused(void) {
+  g_autoptr(PstSmtpTransaction) t =
+      pst_smtp_transaction_new("MAIL FROM:<s@y>", three, TRUE);
+  static const char *const replies[] = {"452 4.3.1 full\r\n", "503 no\r\n",
+                                        "503 no\r\n",         "503 no\r\n",
+                                        "503 no\r\n",         NULL};
+  g_autofree char *wire = run(t, replies);
+  for (guint i = 0; i < 3; i++)
+    assert_result(t, i, 452, PST_SMTP_STAGE_MAIL);
+}
+
+static void test_transaction_data_refused_and_lost(void) {
+  g_autoptr(PstSmtpTransaction) t =
+      pst_smtp_transaction_new("MAIL FROM:<s@y>", three, TRUE);
+  static const char *const refused[] = {"250 ok\r\n",
+                                        "250 ok\r\n",
+                                        "550 no\r\n",
+                                        "250 ok\r\n",
+                                        "554 5.3.0 no data\r\n",
+                                        NULL};
+  g_autofree char *wire = run(t, refused);
+  assert_result(t, 0, 554, PST_SMTP_STAGE_DATA);
+  assert_result(t, 1, 550, PST_SMTP_STAGE_RCPT);
+  assert_result(t, 2, 554, PST_SMTP_STAGE_DATA);
+
+  /* The connection drops after the content: accepted ones are deferred. */
+  g_autoptr(PstSmtpTransaction) lost =
+      pst_smtp_transaction_new("MAIL FROM:<s@y>", three, TRUE);
+  static const char *const cut[] = {"250 ok\r\n", "250 ok\r\n", "550 no\r\n",
+                                    "250 ok\r\n", "354 go\r\n", NULL};
+  g_autofree char *wire2 = run(lost, cut);
+  assert_result(lost, 0, 451, PST_SMTP_STAGE_SESSION);
+  assert_result(lost, 1, 550, PST_SMTP_STAGE_RCPT);
+  g_assert_true(pst_smtp_transaction_needs_reset(lost));
+}
+
+static void test_transaction_354_without_recipients(void) {
+  g_autoptr(PstSmtpTransaction) t =
+      pst_smtp_transaction_new("MAIL FROM:<s@y>", three, TRUE);
+  static const char *const replies[] = {
+      "250 ok\r\n", "550 a\r\n",       "550 b\r\n", "550 c\r\n",
+      "354 go\r\n", "554 nothing\r\n", NULL};
+  g_autofree char *wire = run(t, replies);
+  g_assert_true(g_str_has_suffix(wire, "DATA\r\n<empty>"));
+  assert_result(t, 2, 550, PST_SMTP_STAGE_RCPT);
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/deliver/smtp-protocol/reply/parse", test_reply_parse);
+  g_test_add_func("/deliver/smtp-protocol/reply/limits", test_reply_limits);
+  g_test_add_func("/deliver/smtp-protocol/extensions", test_extensions);
+  g_test_add_func("/deliver/smtp-protocol/encode", test_encode);
+  g_test_add_func("/deliver/smtp-protocol/transaction/pipelined-mixed",
+                  test_transaction_pipelined_mixed);
+  g_test_add_func("/deliver/smtp-protocol/transaction/one-by-one",
+                  test_transaction_one_by_one);
+  g_test_add_func("/deliver/smtp-protocol/transaction/mail-refused",
+                  test_transaction_mail_refused);
+  g_test_add_func("/deliver/smtp-protocol/transaction/data-refused-and-lost",
+                  test_transaction_data_refused_and_lost);
+  g_test_add_func("/deliver/smtp-protocol/transaction/354-without-recipients",
+                  test_transaction_354_without_recipients);
+  return g_test_run();
+}
