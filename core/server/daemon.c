@@ -50,6 +50,7 @@ typedef struct {
   PstControl *control;   /* owned: SPOOL/control, for `postilion` */
   GMainLoop *loop;       /* owned */
   int ready_fd;          /* the parent's pipe while detached, else -1 */
+  gboolean started_as_root; /* the delivery helper could have been forked */
 } PstDaemon;
 
 /* --- Options ----------------------------------------------------------- */
@@ -233,6 +234,15 @@ static gboolean daemon_check_reloadable(PstDaemon *daemon, PstConfig *config,
                 "[server] spool and user change only with a restart");
     return FALSE;
   }
+  /* The helper is forked as root before any thread: too late now. */
+  if (config->delivery.system_users && daemon->started_as_root &&
+      !pst_local_helper_available()) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "[delivery] system_users = true needs a restart of "
+                "postiliond: the privileged delivery helper is started "
+                "only at start-up, before the privilege drop");
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -310,6 +320,7 @@ static gboolean daemon_start_delivery(PstDaemon *daemon, GError **error) {
 static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   PstConfig *config = daemon->config;
   daemon_raise_file_limit(config);
+  daemon->started_as_root = geteuid() == 0;
   /* Before any thread: the helper that delivers as system users. */
   if (config->delivery.system_users && !pst_local_helper_start(error))
     return FALSE;

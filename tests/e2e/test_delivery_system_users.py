@@ -4,6 +4,7 @@ helper writes ~user/Maildir/ as that user.  Needs root, like the daemon in
 production (the test suite runs as root: it creates a throwaway user with
 useradd and removes it)."""
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from delivery import parse, wait_messages, wait_queue_empty
-from harness import queue_id, transaction
+from harness import Daemon, queue_id, transaction
 
 
 @pytest.fixture
@@ -62,3 +63,64 @@ def test_delivered_as_the_user_by_the_helper(postiliond, system_user):
     d.wait_log(rf"{qid}: to=<{name}@example.org>, relay=maildir, .*"
                r"status=sent")
     wait_queue_empty(d)
+
+
+@contextlib.contextmanager
+def readable_daemon(base: Path, config: dict):
+    """A daemon whose directory and config file [server] user can read (a
+    reload after the privilege drop rereads the file; pytest's tmp_path is
+    root-only)."""
+    d = Daemon(base / "daemon", config=config)
+    try:
+        d.start()
+        yield d
+    finally:
+        if d.running:
+            assert d.stop() == 0, d.log_text()
+
+
+def test_reload_turning_system_users_on_is_refused(system_user):
+    """The helper is forked as root before the privilege drop: a SIGHUP
+    cannot start it, so turning system_users on is refused (restart
+    needed) and the running configuration stays."""
+    name, home, base = system_user
+    (base / "mailboxes").write_text("bob@example.org\n")
+    with readable_daemon(base, {
+        "server": {"user": "nobody", "spool": str(base / "spool")},
+        "delivery": {"maildir_root": str(base / "maildir"),
+                     "mailboxes": str(base / "mailboxes"),
+                     "retry_first": "200ms", "retry_max": "1s"},
+    }) as d:
+        d.wait_log(r"running as user nobody")
+        assert "delivery helper" not in d.log_text()
+        mark = d.log_mark()
+        d.reload(config={"delivery": {"system_users": True}}, wait=0)
+        d.wait_log(r"reload refused, the running configuration stays: "
+                   r"\[delivery\] system_users = true needs a restart",
+                   since=mark)
+        with d.connect() as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<a@client.test.example>").code == 250
+            # The old configuration: system users are not mailboxes.
+            assert c.cmd(f"RCPT TO:<{name}@example.org>").code == 550
+        assert d.running
+
+
+def test_reload_keeping_system_users_on_works(system_user):
+    name, home, base = system_user
+    with readable_daemon(base, {
+        "server": {"user": "nobody", "spool": str(base / "spool")},
+        "delivery": {"system_users": True, "retry_first": "200ms",
+                     "retry_max": "1s"},
+    }) as d:
+        d.wait_log(r"running as user nobody")
+        mark = d.log_mark()
+        d.reload(config={"server": {"max_recipients": 50}}, wait=0)
+        d.wait_log(r"reload: new sessions use the configuration", since=mark)
+        with d.connect() as c:
+            c.ehlo()
+            qid = queue_id(transaction(c, recipients=[f"{name}@example.org"]))
+        d.wait_log(rf"{qid}: to=<{name}@example.org>, relay=maildir, .*"
+                   r"status=sent")
+        (raw,) = wait_messages(home / "Maildir")
+        assert parse(raw)["Delivered-To"] == f"{name}@example.org"
