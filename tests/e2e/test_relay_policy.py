@@ -218,6 +218,18 @@ def test_helo_checks(relay_daemon, helo, code, enhanced, text):
         expect(mail_rcpt(client, "a@good.relay.test"), 250)
 
 
+@pytest.mark.parametrize("source", [OUTSIDE, INTERNAL])
+def test_helo_required(relay_daemon, source):
+    """helo_required = true (the default, and explicit here): MAIL before
+    HELO/EHLO is refused for every client kind."""
+    daemon = relay_daemon(relay={"helo_required": "true"})
+    with connect(daemon, source) as client:
+        expect(client.cmd("MAIL FROM:<a@good.relay.test>"), 503, "5.5.1",
+               "Error: send HELO/EHLO first")
+        client.ehlo("mail.good.relay.test")
+        expect(client.cmd("MAIL FROM:<a@good.relay.test>"), 250)
+
+
 def test_helo_checks_switch_off(relay_daemon):
     daemon = relay_daemon(relay={"reject_invalid_helo_hostname": "no",
                                  "reject_non_fqdn_helo_hostname": "no"})
@@ -457,6 +469,8 @@ def test_bad_reload_keeps_old_rules(relay_daemon):
     ("sender_login_map", "/nonexistent/map", "cannot read it"),
     ("reject_relay_trick", "true", "reject_relay_trick"),
     ("sender_login_required", "maybe", "sender_login_required"),
+    ("helo_required", "false", "helo_required = false: not supported"),
+    ("helo_required", "maybe", "helo_required"),
 ])
 def test_bad_config_refused(postiliond, key, value, message):
     daemon = postiliond(config={"plugins": {"path": RELAY_PATH},
