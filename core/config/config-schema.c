@@ -81,6 +81,10 @@ const PstConfigKey pst_config_keys[] = {
      NULL, "the greeting's text after \"220 HOSTNAME \""},
     {"server", "xclient_hosts", PST_CONFIG_TYPE_LIST, "", "none", 0, 0, NULL,
      "networks (CIDR) allowed to send XCLIENT, such as a mail proxy"},
+    {"server", "reverse_dns", PST_CONFIG_TYPE_BOOLEAN, "true", NULL, 0, 0,
+     NULL,
+     "look up the client's verified reverse name (PTR, then A/AAAA) before "
+     "the greeting"},
 
     /* [listener:NAME] */
     {"listener:*", "address", PST_CONFIG_TYPE_STRING, NULL, NULL, 0, 0, NULL,

@@ -294,6 +294,9 @@ gboolean pst_config_build_server(PstConfig *config,
          build_texts(config, origins, error) &&
          build_user(config, origins, error) &&
          build_limits(config, origins, error) &&
+         pst_config_schema_get_boolean(config->keyfile, origins, "server",
+                                       "reverse_dns",
+                                       &config->server.reverse_dns, error) &&
          build_xclient_hosts(config, origins, error);
 }
 

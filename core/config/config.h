@@ -79,6 +79,8 @@ typedef struct {
   char *banner;
   /* owned, of GInetAddressMask*: clients allowed XCLIENT; empty = none */
   GPtrArray *xclient_hosts;
+  /* look up the client's forward-confirmed reverse name, default TRUE */
+  gboolean reverse_dns;
 } PstServerConfig;
 
 typedef enum {

@@ -7,6 +7,7 @@
  * session-stage.c    running a hook stage and turning its verdict into a reply
  * session-sdk.c      the SDK's pst_session_* accessors
  * session-xclient.c  XCLIENT: a trusted proxy passes the client's attributes
+ * session-rdns.c     the client's verified reverse name, before CONNECT
  * xclient-parse.c    the pure parser of XCLIENT's argument (fuzzed)
  * received.c         the Received: header
  *
@@ -45,6 +46,7 @@ typedef enum {
   PST_SESSION_WAIT_NONE = 0,
   PST_SESSION_WAIT_HOOK,   /* a pending plugin call */
   PST_SESSION_WAIT_COMMIT, /* the spool commit of a message */
+  PST_SESSION_WAIT_DNS,    /* the client's reverse name (session-rdns.c) */
 } PstSessionWait;
 
 /* How the current transaction ends when it ends well. */
@@ -58,6 +60,9 @@ typedef void (*PstStageNextFunc)(PstSession *session,
                                  const PstHookOutcome *outcome);
 
 typedef struct _PstSessionSource PstSessionSource;
+
+/* What runs when the client's name is known (session-rdns.c). */
+typedef void (*PstSessionRdnsDone)(PstSession *session);
 
 struct _PstSession {
   volatile gint ref_count;
@@ -79,7 +84,8 @@ struct _PstSession {
   PstSessionSource *source;          /* owned: fd watch and idle timer */
   char *client_address;              /* owned */
   guint16 client_port;
-  char *client_hostname;             /* owned, nullable */
+  char *client_hostname;             /* owned, nullable: verified name */
+  GCancellable *rdns_cancellable;    /* owned, nullable: name lookup */
   char *local_address;               /* owned */
   guint16 local_port;
   GByteArray *input;                 /* owned, nullable: unread bytes */
@@ -150,6 +156,12 @@ void pst_session_resume(PstSession *session);
 void pst_session_touch(PstSession *session);
 /* Drops the transaction (RSET, end of message, refusal). */
 void pst_session_reset_transaction(PstSession *session);
+
+/* session-rdns.c */
+/* Looks up the client's forward-confirmed reverse name (unless disabled or
+ * already known), then calls `done`, at once or later from the loop. */
+void pst_session_lookup_client_name(PstSession *session,
+                                    PstSessionRdnsDone done);
 
 /* session-commands.c */
 /* Runs the CONNECT stage, then greets (or refuses) the client. */

@@ -43,6 +43,10 @@ static void session_xclient_apply(PstSession *session,
   if (attrs->set & PST_XCLIENT_NAME) {
     g_free(session->client_hostname);
     session->client_hostname = g_steal_pointer(&attrs->name);
+  } else if (attrs->set & PST_XCLIENT_ADDR) {
+    /* The proxy's own name does not belong to the new address, and XCLIENT
+     * never looks names up: the proxy passes NAME when it knows it. */
+    g_clear_pointer(&session->client_hostname, g_free);
   }
   if (attrs->set & PST_XCLIENT_HELO) {
     g_free(session->helo);

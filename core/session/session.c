@@ -163,7 +163,7 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
             session->client_address, session->client_port,
             session->listener->name);
   pst_session_set_state(session, PST_SESSION_STATE_CONNECT);
-  pst_session_start_connect(session);
+  pst_session_lookup_client_name(session, pst_session_start_connect);
   /* Write the banner when CONNECT decided at once, or watch the socket
    * while it is pending, so a client that leaves cancels the call.  That
    * may end the session (a refusal that disconnects): then NULL. */
@@ -189,6 +189,7 @@ void pst_session_unref(PstSession *session) {
   g_string_free(session->output, TRUE);
   g_free(session->client_address);
   g_free(session->client_hostname);
+  g_clear_object(&session->rdns_cancellable);
   g_free(session->local_address);
   g_free(session->helo);
   g_free(session->auth_user);
@@ -259,6 +260,8 @@ static void session_log_disconnect(PstSession *session) {
 static void session_finish(PstSession *session) {
   if (session->fd < 0)
     return;
+  if (session->rdns_cancellable != NULL)
+    g_cancellable_cancel(session->rdns_cancellable);
   if (session->run != NULL) {
     /* A cancelled run never calls back: drop the reference it held. */
     pst_chain_run_cancel(session->run);
@@ -535,7 +538,8 @@ static void session_settle(PstSession *session) {
   }
   if (session->peer_closed && session->state != PST_SESSION_STATE_CLOSING &&
       (session->waiting == PST_SESSION_WAIT_NONE ||
-       session->waiting == PST_SESSION_WAIT_HOOK)) {
+       session->waiting == PST_SESSION_WAIT_HOOK ||
+       session->waiting == PST_SESSION_WAIT_DNS)) {
     /* The client left: no reply can reach it.  A pending commit still
      * finishes (it holds a reference), a pending plugin call is cancelled. */
     if (session->state != PST_SESSION_STATE_REFUSED &&

@@ -130,9 +130,24 @@ def merge_config(base: dict, overrides: dict | None) -> dict:
     return merged
 
 
+_loopback_dns = None
+
+
+def loopback_dns_port() -> int:
+    """The port of one test DNS server (tests/dns/loopback.zone) shared by
+    every daemon of the run whose test brings no zones of its own: the
+    daemon's lookups (the client's reverse name, plugins' checks) stay on
+    loopback and never reach the machine's resolver."""
+    global _loopback_dns
+    if _loopback_dns is None:
+        _loopback_dns = TestDnsServer([REPO / "tests" / "dns" / "loopback.zone"])
+    return _loopback_dns.port
+
+
 def default_config(spool: Path) -> dict:
     """What every test daemon starts from.  Short timeouts so tests about
-    them run fast; the shutdown grace is short so teardown is quick."""
+    them run fast; the shutdown grace is short so teardown is quick; DNS
+    goes to the loopback test server (a test's own [dns] overrides it)."""
     return {
         "server": {
             "hostname": HOSTNAME,
@@ -140,6 +155,8 @@ def default_config(spool: Path) -> dict:
             "spool": str(spool),
             "timeout_shutdown": "3s",
         },
+        "dns": {"nameservers": f"127.0.0.1@{loopback_dns_port()}",
+                "dnssec": "no"},
     }
 
 

@@ -1,0 +1,158 @@
+/* session-rdns.c - the client's verified reverse name, before CONNECT.
+ *
+ * Postfix's rule (smtpd_peername_lookup): the client's name is the result
+ * of a PTR lookup of its address only when a forward lookup of that name
+ * (A for IPv4, AAAA for IPv6) gives the address back (FCrDNS).  Otherwise
+ * the name is unknown and the logs and the Received: header say "unknown",
+ * so a client cannot borrow a name by controlling its reverse zone.
+ *
+ * pst_session_lookup_client_name() runs when a connection is accepted (and
+ * after a PROXY header: the address is then the real client's), unless
+ * `[server] reverse_dns = false`.  XCLIENT never starts a lookup: the proxy
+ * passes NAME itself.  While it runs the session waits (WAIT_DNS: nothing
+ * is read as a command, a client that leaves is noticed); the lookups take
+ * the session's cancellable, so a disconnect ends them at once.  Every
+ * lookup is bounded by `[dns] timeout`; a DNS failure leaves the name
+ * unknown and never refuses the client (plugins that want to refuse
+ * unknown clients can, at CONNECT).
+ *
+ * Owner: one PstRdnsLookup per session, holding a session reference until
+ * its last callback ran.
+ */
+#include <string.h>
+
+#include "session/session-private.h"
+
+/* PTR names tried, at most: a client with many names gets no more work. */
+#define RDNS_MAX_NAMES 4
+
+typedef struct {
+  PstSession *session;            /* owned reference */
+  GInetAddress *address;          /* owned: the client's, unmapped */
+  char *names[RDNS_MAX_NAMES];    /* owned: PTR answers still to confirm */
+  guint name_count;
+  guint next;                     /* the name whose forward lookup runs */
+  PstSessionRdnsDone done;
+} PstRdnsLookup;
+
+static void rdns_lookup_free(PstRdnsLookup *lookup) {
+  for (guint i = 0; i < lookup->name_count; i++)
+    g_free(lookup->names[i]);
+  g_clear_object(&lookup->address);
+  pst_session_unref(lookup->session);
+  g_free(lookup);
+}
+
+/* Ends the lookup: the session goes on with CONNECT, unless it closed. */
+static void rdns_finish(PstRdnsLookup *lookup, const char *name) {
+  PstSession *session = lookup->session;
+  if (session->waiting == PST_SESSION_WAIT_DNS)
+    session->waiting = PST_SESSION_WAIT_NONE;
+  g_clear_object(&session->rdns_cancellable);
+  if (session->fd >= 0) {
+    if (name != NULL) {
+      g_free(session->client_hostname);
+      session->client_hostname = g_ascii_strdown(name, -1);
+      g_message("%s: client [%s] is %s (verified reverse DNS)", session->id,
+                session->client_address, session->client_hostname);
+    }
+    lookup->done(session);
+    pst_session_resume(session);
+  }
+  rdns_lookup_free(lookup);
+}
+
+static gboolean rdns_name_is_usable(const char *name) {
+  /* A PTR target must be a host name: a root "." or a name with odd
+   * characters would end up in headers and logs. */
+  if (name == NULL || *name == '\0' || strlen(name) > 253)
+    return FALSE;
+  for (const char *p = name; *p != '\0'; p++)
+    if (!g_ascii_isalnum(*p) && *p != '-' && *p != '.' && *p != '_')
+      return FALSE;
+  return TRUE;
+}
+
+static void rdns_confirm_next(PstRdnsLookup *lookup);
+
+static void rdns_forward_done(PstDnsResult *result, gpointer user_data) {
+  g_autoptr(PstDnsResult) owned = result;
+  PstRdnsLookup *lookup = user_data;
+  PstDnsStatus status = pst_dns_result_get_status(result);
+  if (status == PST_DNS_CANCELLED || lookup->session->fd < 0) {
+    rdns_finish(lookup, NULL);
+    return;
+  }
+  for (guint i = 0; i < pst_dns_result_get_count(result); i++) {
+    g_autoptr(GInetAddress) address = pst_dns_result_get_address(result, i);
+    if (address != NULL && g_inet_address_equal(address, lookup->address)) {
+      rdns_finish(lookup, lookup->names[lookup->next]);
+      return;
+    }
+  }
+  lookup->next++;
+  rdns_confirm_next(lookup);
+}
+
+/* Looks the next PTR name up forward; none left: the name is unknown. */
+static void rdns_confirm_next(PstRdnsLookup *lookup) {
+  if (lookup->next >= lookup->name_count) {
+    rdns_finish(lookup, NULL);
+    return;
+  }
+  PstDnsType type =
+      g_inet_address_get_family(lookup->address) == G_SOCKET_FAMILY_IPV6
+          ? PST_DNS_TYPE_AAAA
+          : PST_DNS_TYPE_A;
+  pst_dns_lookup(type, lookup->names[lookup->next],
+                 lookup->session->rdns_cancellable, rdns_forward_done,
+                 lookup);
+}
+
+static void rdns_ptr_done(PstDnsResult *result, gpointer user_data) {
+  g_autoptr(PstDnsResult) owned = result;
+  PstRdnsLookup *lookup = user_data;
+  PstDnsStatus status = pst_dns_result_get_status(result);
+  if (status != PST_DNS_OK || lookup->session->fd < 0) {
+    if (status == PST_DNS_TEMPFAIL)
+      g_debug("%s: reverse lookup of %s: %s", lookup->session->id,
+              lookup->session->client_address,
+              pst_dns_result_get_reason(result));
+    rdns_finish(lookup, NULL);
+    return;
+  }
+  for (guint i = 0; i < pst_dns_result_get_count(result) &&
+                    lookup->name_count < RDNS_MAX_NAMES;
+       i++) {
+    const char *name = pst_dns_result_get_string(result, i);
+    if (rdns_name_is_usable(name))
+      lookup->names[lookup->name_count++] = g_strdup(name);
+  }
+  rdns_confirm_next(lookup);
+}
+
+/* The client's address as the forward lookups will return it: IPv4 for an
+ * IPv4-mapped IPv6 address (session addresses are already unmapped, this
+ * only parses). */
+static GInetAddress *rdns_client_address(PstSession *session) {
+  return g_inet_address_new_from_string(session->client_address);
+}
+
+void pst_session_lookup_client_name(PstSession *session,
+                                    PstSessionRdnsDone done) {
+  g_autoptr(GInetAddress) address = rdns_client_address(session);
+  if (!session->config->server.reverse_dns || address == NULL ||
+      session->client_hostname != NULL) {
+    done(session);
+    return;
+  }
+  PstRdnsLookup *lookup = g_new0(PstRdnsLookup, 1);
+  lookup->session = pst_session_ref(session);
+  lookup->address = g_steal_pointer(&address);
+  lookup->done = done;
+  session->rdns_cancellable = g_cancellable_new();
+  session->waiting = PST_SESSION_WAIT_DNS;
+  g_autofree char *ptr_name = pst_dns_reverse_name(lookup->address, NULL);
+  pst_dns_lookup(PST_DNS_TYPE_PTR, ptr_name, session->rdns_cancellable,
+                 rdns_ptr_done, lookup);
+}
