@@ -324,6 +324,13 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   /* Before any thread: the helper that delivers as system users. */
   if (config->delivery.system_users && !pst_local_helper_start(error))
     return FALSE;
+  /* Before the listeners exist: a SIGHUP or SIGTERM that arrives once a
+   * port accepts (an admin, a supervisor, a test) must not take the default
+   * action and kill us; it waits for the loop instead.  After the helper's
+   * fork: GLib starts its worker thread here. */
+  g_unix_signal_add(SIGHUP, daemon_reload, daemon);
+  g_unix_signal_add(SIGTERM, daemon_terminate, daemon);
+  g_unix_signal_add(SIGINT, daemon_terminate, daemon);
   daemon->spool = pst_spool_open(config->server.spool, error);
   guint queued = 0;
   if (daemon->spool == NULL || !pst_spool_recover(daemon->spool, &queued, error))
@@ -412,9 +419,6 @@ int pst_daemon_main(int argc, char **argv) {
     if (!daemon_start(&daemon, &error)) {
       daemon_fail(&daemon, error->message);
     } else {
-      g_unix_signal_add(SIGHUP, daemon_reload, &daemon);
-      g_unix_signal_add(SIGTERM, daemon_terminate, &daemon);
-      g_unix_signal_add(SIGINT, daemon_terminate, &daemon);
       pst_server_start(daemon.server);
       daemon_report_ready(&daemon);
       g_main_loop_run(daemon.loop);

@@ -353,3 +353,24 @@ def test_reload_refused_by_plugin_keeps_old(postiliond):
         assert c.greeting.last == f"220 {HOSTNAME} ESMTP Postilion"
         c.ehlo()
         assert c.cmd("MAIL FROM:<alice@client.test.example>").code == 550
+
+
+def test_sighup_as_soon_as_the_port_listens(postiliond):
+    # A supervisor may signal the daemon the moment its port accepts: the
+    # signal must wait for the loop, never take its default action (exit).
+    d = postiliond(start=False)
+    for _ in range(5):
+        d.start(wait=False)
+        deadline = time.monotonic() + harness.scaled(10)
+        while d.port not in harness.listening_ports():
+            assert d.running(), d.log_text()
+            assert time.monotonic() < deadline, "never listened"
+            time.sleep(0.001)
+        mark = d.log_mark()
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"reload: reading", since=mark)
+        assert d.running()
+        with d.connect() as c:
+            assert c.greeting.code == 220
+        d.signal(signal.SIGTERM)
+        assert d.wait_exit() == 0
