@@ -296,7 +296,16 @@ class Postilion:
         text = POSTILION_CONF.format(domain=BENCH_DOMAIN, spool=self.spool,
                                      port=self.port, dns_port=self.dns_port)
         if self.mode == "relay":
-            text += f"\n[delivery]\nrelayhost = [127.0.0.1]:{self.sink_port}\n"
+            # The core relays only for clients a plugin trusts: the relay
+            # plugin (built next to postiliond) marks 127.0.0.1 internal;
+            # relay.test is not in the bench's DNS, so no domain checks.
+            plugin_dir = os.path.join(os.path.dirname(self.binary), "plugins",
+                                      "relay")
+            text += (f"\n[plugins]\npath = {plugin_dir}\nload = relay\n"
+                     "\n[plugin:relay]\ninternal_networks = 127.0.0.1/32\n"
+                     "reject_unknown_sender_domain = false\n"
+                     "reject_unknown_recipient_domain = false\n"
+                     f"\n[delivery]\nrelayhost = [127.0.0.1]:{self.sink_port}\n")
         return text + self.extra_conf
 
     def setup(self):

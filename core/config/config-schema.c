@@ -27,6 +27,8 @@ static const char *const listener_modes[] = {"plain", "starttls", "tls", NULL};
 static const char *const plugin_verdicts[] = {"continue", "accept", "reject",
                                               "tempfail", NULL};
 static const char *const dnssec_modes[] = {"auto", "yes", "no", NULL};
+/* In PstDeliveryTls order. */
+static const char *const tls_levels[] = {"may", "encrypt", "verify", NULL};
 
 #define SECOND G_GINT64_CONSTANT(1000)
 #define MINUTE (60 * SECOND)
@@ -43,7 +45,9 @@ const PstConfigGroup pst_config_groups[] = {
     {"plugin:*", "[plugin:NAME]", TRUE, "one plugin's settings"},
     {"dns", "[dns]", FALSE, "the resolver used by the core and plugins"},
     {"delivery", "[delivery]", FALSE,
-     "local delivery: mailboxes, aliases, Maildir, LMTP, retries"},
+     "delivery: mailboxes, aliases, Maildir, LMTP, SMTP out, retries"},
+    {"delivery:*", "[delivery:DOMAIN]", FALSE,
+     "outbound SMTP settings for one destination domain"},
     {NULL, NULL, FALSE, NULL},
 };
 
@@ -150,6 +154,23 @@ const PstConfigKey pst_config_keys[] = {
      30 * DAY, NULL, "how long a temporary failure is retried before bouncing"},
     {"delivery", "max_parallel", PST_CONFIG_TYPE_INT, "8", NULL, 1, 256, NULL,
      "deliveries run at once"},
+    {"delivery", "smtp_port", PST_CONFIG_TYPE_INT, "25", NULL, 1, 65535, NULL,
+     "port of the MX hosts that outbound SMTP connects to"},
+    {"delivery", "relayhost", PST_CONFIG_TYPE_STRING, NULL,
+     "none: deliver to each domain's MX hosts", 0, 0, NULL,
+     "send all outbound mail via host (its MX) or [host]:port (no MX)"},
+    {"delivery", "tls", PST_CONFIG_TYPE_CHOICE, "may", NULL, 0, 0, tls_levels,
+     "outbound STARTTLS: may (opportunistic), encrypt, verify"},
+    {"delivery", "smtp_connect_timeout", PST_CONFIG_TYPE_DURATION, "30s", NULL,
+     100, 10 * MINUTE, NULL, "deadline to connect to an SMTP server"},
+    {"delivery", "smtp_timeout", PST_CONFIG_TYPE_DURATION, "5m", NULL, 100,
+     HOUR, NULL, "deadline of each SMTP reply and each write"},
+    {"delivery", "destination_concurrency", PST_CONFIG_TYPE_INT, "20", NULL, 1,
+     1000, NULL, "connections at once to one destination (domain or relayhost)"},
+
+    /* [delivery:DOMAIN] */
+    {"delivery:*", "tls", PST_CONFIG_TYPE_CHOICE, "may", "the [delivery] tls",
+     0, 0, tls_levels, "outbound STARTTLS level for this domain"},
 
     {NULL, NULL, 0, NULL, NULL, 0, 0, NULL, NULL},
 };

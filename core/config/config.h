@@ -98,6 +98,13 @@ typedef struct {
   guint cache_size;     /* entries, default 10000; 0 disables the cache */
 } PstDnsConfig;
 
+/* [delivery] tls: how the SMTP client uses STARTTLS. */
+typedef enum {
+  PST_DELIVERY_TLS_MAY = 0, /* when offered; any certificate (default) */
+  PST_DELIVERY_TLS_ENCRYPT, /* never in clear; any certificate */
+  PST_DELIVERY_TLS_VERIFY,  /* never in clear; chain and name verified */
+} PstDeliveryTls;
+
 typedef struct {
   char *mailboxes;      /* owned, nullable: virtual mailboxes file */
   char *aliases;        /* owned, nullable: aliases file */
@@ -108,7 +115,30 @@ typedef struct {
   guint retry_max_ms;   /* default 4 h */
   guint max_lifetime_ms; /* default 5 days */
   guint max_parallel;   /* default 8 */
+  /* Outbound SMTP. */
+  guint smtp_port;             /* MX delivery's port, default 25 */
+  char *relayhost;             /* owned, nullable: as written */
+  char *relayhost_host;        /* owned, nullable: its host name or address */
+  guint16 relayhost_port;      /* its port (smtp_port when not given) */
+  gboolean relayhost_mx;       /* TRUE: MX of the name; FALSE: [host] */
+  PstDeliveryTls tls;          /* default may */
+  GHashTable *tls_domains;     /* owned: lower-case domain -> PstDeliveryTls
+                                * + 1, from [delivery:DOMAIN] tls */
+  guint smtp_connect_timeout_ms; /* default 30 s */
+  guint smtp_timeout_ms;         /* per reply and per write, default 5 min */
+  guint destination_concurrency; /* connections per destination, default 20 */
 } PstDeliveryConfig;
+
+/* Parses a relayhost: "host" or "host:port" (MX of host), "[host]" or
+ * "[host]:port" (that host, no MX lookup); host is a DNS name or a literal
+ * address.  `port_r` is 0 when none is given.  Pure. */
+gboolean pst_config_parse_relayhost(const char *text, char **host_r,
+                                    guint16 *port_r, gboolean *mx_r);
+/* The tls level for `domain` ([delivery:DOMAIN] tls, else [delivery]). */
+PstDeliveryTls pst_config_delivery_tls(const PstDeliveryConfig *delivery,
+                                       const char *domain);
+/* TRUE when some setting requires TLS (encrypt or verify). */
+gboolean pst_config_delivery_requires_tls(const PstDeliveryConfig *delivery);
 
 /* TRUE when [delivery] names a way to deliver (a Maildir root, system
  * users or LMTP); without one, accepted mail stays queued. */

@@ -567,8 +567,9 @@ static void test_schema_documented(void) {
     g_autofree char *heading = g_strdup_printf("\n.SS \"%s\"\n", kind->shown);
     g_autofree char *man_section = section_of(man, heading, "\n.SS ");
     /* The example writes [listener:NAME] as [listener:smtp] etc. */
+    gsize cut = strcspn(kind->shown, ":]");
     g_autofree char *prefix =
-        g_strndup(kind->shown, strcspn(kind->shown, "N]"));
+        g_strndup(kind->shown, cut + (kind->shown[cut] == ':'));
     g_autofree char *example_start = g_strdup_printf("\n%s", prefix);
     if (strstr(example, example_start) == NULL) {
       g_free(example_start);

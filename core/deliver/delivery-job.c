@@ -4,8 +4,8 @@
  * queue/ (a file that does not parse, or whose content fails its checksum,
  * goes to corrupt/), read its state journal (repairing a torn tail), and
  * for every recipient not yet final: resolve it through the aliases,
- * deliver to each target not already done (Maildir, LMTP, or "deferred:
- * no outbound transport yet" for a remote target), and append the result
+ * deliver to each target not already done (Maildir, LMTP, or SMTP for a
+ * remote target, one destination at a time), and append the result
  * to the journal, fdatasynced, before moving on.  One log line per target
  * and attempt.  Then: every recipient final -> build the DSN if one is due
  * (never to <>) or remove the message; else report when to retry.
@@ -23,6 +23,7 @@
 #include "deliver/delivery-job.h"
 #include "deliver/local-helper.h"
 #include "deliver/maildir.h"
+#include "deliver/smtp-deliver.h"
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
 
@@ -30,8 +31,10 @@
 typedef struct {
   PstRecipientStatus status; /* DELIVERED, DEFERRED or BOUNCED */
   char *reply;               /* "250 2.0.0 ...", "451 4.3.0 ..." */
-  const char *relay;         /* "maildir", "lmtp", "none" */
+  const char *relay;         /* "maildir", "lmtp", "none", or smtp_relay */
   gboolean no_transport;
+  char *smtp_relay; /* owned, nullable: "mx.example[192.0.2.1]:25" */
+  char *tls;        /* owned, nullable: SMTP only, "none" or the version */
 } TargetResult;
 
 typedef struct {
@@ -160,11 +163,7 @@ static void deliver_system(Attempt *attempt, const PstTarget *target,
 static void deliver_target(Attempt *attempt, const PstTarget *target,
                            TargetResult *result) {
   const PstDeliveryConfig *delivery = &attempt->config->delivery;
-  if (target->kind == PST_TARGET_REMOTE) {
-    result_set(result, PST_RECIPIENT_DEFERRED, "none",
-               g_strdup("451 4.4.0 deferred (no outbound transport yet)"));
-    result->no_transport = TRUE;
-  } else if (target->kind == PST_TARGET_SYSTEM) {
+  if (target->kind == PST_TARGET_SYSTEM) {
     deliver_system(attempt, target, result);
   } else if (delivery->maildir_root != NULL) {
     g_autofree char *maildir =
@@ -189,8 +188,11 @@ static void log_attempt(Attempt *attempt, const char *to, const char *orig_to,
   g_autofree char *orig = orig_to != NULL && !g_str_equal(orig_to, to)
                               ? g_strdup_printf(", orig_to=<%s>", orig_to)
                               : g_strdup("");
-  g_message("%s: to=<%s>%s, relay=%s, delay=%.2f, status=%s (%s)",
-            attempt->job->id, to, orig, result->relay, delay, status,
+  g_autofree char *tls = result->tls != NULL
+                             ? g_strdup_printf(", tls=%s", result->tls)
+                             : g_strdup("");
+  g_message("%s: to=<%s>%s, relay=%s, delay=%.2f%s, status=%s (%s)",
+            attempt->job->id, to, orig, result->relay, delay, tls, status,
             result->reply);
 }
 
@@ -234,8 +236,11 @@ typedef struct {
 } RecipientPlan;
 
 static void plan_free(RecipientPlan *plan) {
-  for (guint i = 0; plan->targets != NULL && i < plan->targets->len; i++)
+  for (guint i = 0; plan->targets != NULL && i < plan->targets->len; i++) {
     g_free(plan->results[i].reply);
+    g_free(plan->results[i].smtp_relay);
+    g_free(plan->results[i].tls);
+  }
   g_free(plan->results);
   g_clear_pointer(&plan->targets, g_ptr_array_unref);
   g_free(plan);
@@ -283,6 +288,29 @@ static gboolean goes_by_lmtp(Attempt *attempt, const PstTarget *target) {
          attempt->config->delivery.lmtp != NULL;
 }
 
+/* `group`: (TargetResult*, PstTarget*) pairs of one destination. */
+static void deliver_smtp_group(Attempt *attempt, const char *domain,
+                               GPtrArray *group) {
+  guint count = group->len / 2;
+  g_autofree PstSmtpDelivery *recipients = g_new0(PstSmtpDelivery, count);
+  for (guint k = 0; k < count; k++)
+    recipients[k].address = ((PstTarget *)group->pdata[2 * k + 1])->address;
+  pst_smtp_deliver(attempt->config, attempt->envelope, attempt->content, domain,
+                   recipients, count);
+  for (guint k = 0; k < count; k++) {
+    TargetResult *result = group->pdata[2 * k];
+    char *reply = g_steal_pointer(&recipients[k].reply);
+    PstRecipientStatus status = reply[0] == '2'   ? PST_RECIPIENT_DELIVERED
+                                : reply[0] == '5' ? PST_RECIPIENT_BOUNCED
+                                                  : PST_RECIPIENT_DEFERRED;
+    g_free(result->smtp_relay);
+    result->smtp_relay = g_steal_pointer(&recipients[k].relay);
+    g_free(result->tls);
+    result->tls = g_steal_pointer(&recipients[k].tls);
+    result_set(result, status, result->smtp_relay, reply);
+  }
+}
+
 /* Every LMTP target of every plan, in one LMTP session. */
 static void deliver_lmtp_batch(Attempt *attempt, GPtrArray *plans) {
   g_autoptr(GPtrArray) targets = g_ptr_array_new();
@@ -315,6 +343,36 @@ static void deliver_lmtp_batch(Attempt *attempt, GPtrArray *plans) {
                                                   : PST_RECIPIENT_DEFERRED;
     result_set(result, status, "lmtp", g_strdup(reply));
   }
+}
+
+/* Every remote target of every plan by SMTP, one destination (domain, or
+ * the relayhost) at a time. */
+static void deliver_smtp_batch(Attempt *attempt, GPtrArray *plans) {
+  g_autoptr(GHashTable) by_domain = g_hash_table_new_full(
+      g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
+  gboolean relayhost = attempt->config->delivery.relayhost_host != NULL;
+  for (guint p = 0; p < plans->len; p++) {
+    RecipientPlan *plan = plans->pdata[p];
+    for (guint i = 0; i < plan->targets->len; i++) {
+      const PstTarget *target = plan->targets->pdata[i];
+      if (target->kind != PST_TARGET_REMOTE)
+        continue;
+      const char *domain = relayhost ? "" : strrchr(target->address, '@') + 1;
+      GPtrArray *group = g_hash_table_lookup(by_domain, domain);
+      if (group == NULL) {
+        group = g_ptr_array_new();
+        g_hash_table_insert(by_domain, (gpointer)domain, group);
+      }
+      g_ptr_array_add(group, &plan->results[i]);
+      g_ptr_array_add(group, (gpointer)target);
+    }
+  }
+  GHashTableIter iter;
+  const char *domain;
+  GPtrArray *group;
+  g_hash_table_iter_init(&iter, by_domain);
+  while (g_hash_table_iter_next(&iter, (gpointer *)&domain, (gpointer *)&group))
+    deliver_smtp_group(attempt, domain, group);
 }
 
 /* Folds the targets' results into the recipient's and journals it. */
@@ -476,10 +534,12 @@ static void job_attempt(Attempt *attempt, PstRecipientState *states) {
       g_ptr_array_add(plans, plan);
   }
   deliver_lmtp_batch(attempt, plans);
+  deliver_smtp_batch(attempt, plans);
   for (guint p = 0; p < plans->len; p++) {
     RecipientPlan *plan = plans->pdata[p];
     for (guint i = 0; i < plan->targets->len; i++)
-      if (!goes_by_lmtp(attempt, plan->targets->pdata[i]))
+      if (!goes_by_lmtp(attempt, plan->targets->pdata[i]) &&
+          ((PstTarget *)plan->targets->pdata[i])->kind != PST_TARGET_REMOTE)
         deliver_target(attempt, plan->targets->pdata[i], &plan->results[i]);
     finish_recipient(attempt, plan, &states[plan->index]);
   }

@@ -16,6 +16,8 @@
 
 #include "deliver/delivery-job.h"
 #include "deliver/queue-manager.h"
+#include "deliver/smtp-client.h"
+#include "deliver/smtp-deliver.h"
 #include "queue/queue-id.h"
 #include "queue/queue-notify.h"
 #include "queue/spool-manage.h"
@@ -44,6 +46,7 @@ struct _PstQueueManager {
   guint running;
   gboolean enabled; /* a delivery method is configured */
   gboolean stopping;
+  guint cache_timer; /* closes idle outbound SMTP connections */
 };
 
 typedef struct {
@@ -410,8 +413,15 @@ static void manager_committed(const char *id, PstSpoolQueue queue,
     pst_queue_manager_add(user_data, id);
 }
 
+static gboolean cache_timer_fired(gpointer user_data) {
+  pst_smtp_cache_expire(FALSE);
+  return G_SOURCE_CONTINUE;
+}
+
 PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
                                        GError **error) {
+  if (!pst_smtp_client_check_config(&config->delivery, error))
+    return NULL;
   g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, error);
   if (tables == NULL ||
       !pst_state_journal_prepare(pst_spool_get_directory(spool), error))
@@ -429,6 +439,7 @@ PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
   if (manager->enabled)
     pst_deliver_tables_set_current(manager->tables);
   pst_queue_set_committed_handler(manager_committed, manager);
+  manager->cache_timer = g_timeout_add_seconds(1, cache_timer_fired, NULL);
   return manager;
 }
 
@@ -463,6 +474,11 @@ void pst_queue_manager_add(PstQueueManager *manager, const char *id) {
 void pst_queue_manager_reconfigure(PstQueueManager *manager,
                                    PstConfig *config) {
   g_autoptr(GError) error = NULL;
+  if (!pst_smtp_client_check_config(&config->delivery, &error)) {
+    g_warning("reload: %s; the last good delivery settings stay",
+              error->message);
+    return;
+  }
   g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, &error);
   if (tables == NULL) {
     g_warning("reload: %s; the last good mailbox and alias tables stay",
@@ -494,6 +510,8 @@ void pst_queue_manager_free(PstQueueManager *manager) {
   while (manager->running > 0)
     g_main_context_iteration(manager->context, TRUE);
   g_thread_pool_free(manager->pool, FALSE, TRUE);
+  g_source_remove(manager->cache_timer);
+  pst_smtp_cache_expire(TRUE);
   pst_deliver_tables_set_current(NULL);
   g_queue_clear(&manager->ready);
   g_hash_table_unref(manager->entries);

@@ -1,0 +1,296 @@
+/* smtp-client.c - one outbound SMTP connection on a worker thread (see
+ * smtp-client.h).
+ *
+ * The socket is non-blocking; every read, write and connect waits with
+ * g_socket_condition_timed_wait() for at most the configured timeout, so
+ * a stalling server costs one timeout, never a hung worker.  Received
+ * octets collect in `input` and are parsed with pst_smtp_reply_parse();
+ * more than one reply's worth may be buffered (PIPELINING).  Invariants:
+ * once `broken` is set (I/O failure, timeout, garbage) nothing more is
+ * sent; after STARTTLS's 220 the buffer is emptied before the handshake,
+ * so nothing the server sent in clear is read as if it came over TLS.
+ */
+#include <string.h>
+
+#include "deliver/smtp-client.h"
+
+#define READ_CHUNK 4096
+
+struct _PstSmtpConnection {
+  GSocket *socket;   /* owned */
+  GByteArray *input; /* owned: received, not parsed yet */
+  char *relay;       /* owned: "name[address]:port" */
+  char *name;        /* owned: the host name (SNI, verification) */
+  const char *tls;   /* static: "none" until STARTTLS succeeds */
+  guint timeout_ms;  /* per reply and per write */
+  gboolean broken;   /* the connection can no longer be used */
+  PstSmtpExtensions extensions;
+};
+
+gboolean pst_smtp_client_tls_available(void) {
+  /* STARTTLS needs the TLS provider's client API (postilion/transport.h),
+   * which the core does not have yet. */
+  return FALSE;
+}
+
+gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
+                                      GError **error) {
+  if (!pst_config_delivery_requires_tls(delivery) ||
+      pst_smtp_client_tls_available())
+    return TRUE;
+  g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+              "[delivery] tls (or a [delivery:DOMAIN] tls) is encrypt or "
+              "verify, but no TLS provider plugin is loaded: load the tls "
+              "plugin, or set tls = may");
+  return FALSE;
+}
+
+/* --- I/O ------------------------------------------------------------------ */
+
+static PstSmtpReply *failure(PstSmtpConnection *connection, guint code,
+                             const char *enhanced, const char *problem) {
+  connection->broken = TRUE;
+  g_autofree char *text = g_strdup_printf("%s: %s", connection->relay, problem);
+  return pst_smtp_reply_new(code, enhanced, text);
+}
+
+static gboolean wait_for(PstSmtpConnection *connection, GIOCondition condition,
+                         guint timeout_ms, GError **error) {
+  return g_socket_condition_timed_wait(connection->socket, condition,
+                                       (gint64)timeout_ms * 1000, NULL, error);
+}
+
+/* Writes all of `data`; a reply describing the failure, or NULL. */
+static PstSmtpReply *connection_write(PstSmtpConnection *connection,
+                                      const char *data, gsize length) {
+  gsize done = 0;
+  while (done < length) {
+    g_autoptr(GError) error = NULL;
+    gssize sent = g_socket_send_with_blocking(
+        connection->socket, data + done, length - done, FALSE, NULL, &error);
+    if (sent > 0) {
+      done += (gsize)sent;
+      continue;
+    }
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+      g_clear_error(&error);
+      if (wait_for(connection, G_IO_OUT, connection->timeout_ms, &error))
+        continue;
+    }
+    return failure(connection, 451, "4.4.2",
+                   error != NULL ? error->message : "write failed");
+  }
+  return NULL;
+}
+
+/* Reads the next reply; a made-up failure reply when there is none. */
+static PstSmtpReply *connection_read_reply(PstSmtpConnection *connection,
+                                           guint timeout_ms) {
+  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+  for (;;) {
+    gsize consumed = 0;
+    PstSmtpReply *reply = NULL;
+    g_autofree char *problem = NULL;
+    PstSmtpParseStatus status = pst_smtp_reply_parse(
+        (const char *)connection->input->data, connection->input->len,
+        &consumed, &reply, &problem);
+    if (status == PST_SMTP_PARSE_OK) {
+      g_byte_array_remove_range(connection->input, 0, (guint)consumed);
+      return reply;
+    }
+    if (status == PST_SMTP_PARSE_ERROR)
+      return failure(connection, 451, "4.5.0", problem);
+    gint64 left = deadline - g_get_monotonic_time();
+    g_autoptr(GError) error = NULL;
+    if (left <= 0 || !g_socket_condition_timed_wait(connection->socket, G_IO_IN,
+                                                    left, NULL, &error))
+      return failure(connection, 451, "4.4.2",
+                     "timeout waiting for the server's reply");
+    guint8 buffer[READ_CHUNK];
+    gssize got = g_socket_receive_with_blocking(
+        connection->socket, (char *)buffer, sizeof buffer, FALSE, NULL, &error);
+    if (got == 0)
+      return failure(connection, 451, "4.4.2",
+                     "the server closed the connection");
+    if (got < 0 && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+      return failure(connection, 451, "4.4.2", error->message);
+    if (got > 0)
+      g_byte_array_append(connection->input, buffer, (guint)got);
+  }
+}
+
+/* Sends one command and reads its reply. */
+static PstSmtpReply *connection_command(PstSmtpConnection *connection,
+                                        const char *command) {
+  g_autofree char *line = g_strdup_printf("%s\r\n", command);
+  PstSmtpReply *failed = connection_write(connection, line, strlen(line));
+  if (failed != NULL)
+    return failed;
+  return connection_read_reply(connection, connection->timeout_ms);
+}
+
+/* --- Opening -------------------------------------------------------------- */
+
+static PstSmtpReply *connection_connect(PstSmtpConnection *connection,
+                                        const PstRouteHost *host,
+                                        guint timeout_ms) {
+  g_autoptr(GError) error = NULL;
+  connection->socket =
+      g_socket_new(g_inet_address_get_family(host->address),
+                   G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  if (connection->socket == NULL)
+    return failure(connection, 451, "4.4.1", error->message);
+  g_socket_set_blocking(connection->socket, FALSE);
+  g_autoptr(GSocketAddress) address =
+      g_inet_socket_address_new(host->address, host->port);
+  if (g_socket_connect(connection->socket, address, NULL, &error))
+    return NULL;
+  if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_PENDING)) {
+    g_clear_error(&error);
+    if (wait_for(connection, G_IO_OUT, timeout_ms, &error) &&
+        g_socket_check_connect_result(connection->socket, &error))
+      return NULL;
+  }
+  g_autofree char *problem = g_strdup_printf(
+      "connect: %s", g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)
+                         ? "timeout"
+                         : error->message);
+  return failure(connection, 451, "4.4.1", problem);
+}
+
+/* EHLO, or HELO when EHLO is refused; NULL when the server said 250. */
+static PstSmtpReply *connection_hello(PstSmtpConnection *connection,
+                                      const char *helo_name) {
+  g_autofree char *ehlo = g_strdup_printf("EHLO %s", helo_name);
+  PstSmtpReply *reply = connection_command(connection, ehlo);
+  if (connection->broken)
+    return reply;
+  if (reply->code / 100 == 2) {
+    pst_smtp_extensions_parse(reply, &connection->extensions);
+    pst_smtp_reply_free(reply);
+    return NULL;
+  }
+  pst_smtp_reply_free(reply);
+  memset(&connection->extensions, 0, sizeof connection->extensions);
+  g_autofree char *helo = g_strdup_printf("HELO %s", helo_name);
+  reply = connection_command(connection, helo);
+  if (connection->broken || reply->code / 100 != 2)
+    return reply;
+  pst_smtp_reply_free(reply);
+  return NULL;
+}
+
+/* The TLS level: STARTTLS is the one place TLS plugs in.  No TLS
+ * provider exists yet, so `may` goes on in clear, and `encrypt`/`verify`
+ * (which the daemon refuses to start with, see main.c) cannot get here
+ * with a server that offers it; without STARTTLS they refuse. */
+static PstSmtpReply *connection_apply_tls(PstSmtpConnection *connection,
+                                          PstDeliveryTls tls) {
+  if (tls == PST_DELIVERY_TLS_MAY)
+    return NULL;
+  connection->broken = TRUE;
+  if (!(connection->extensions.flags & PST_SMTP_EXT_STARTTLS))
+    return failure(connection, 454, "4.7.4",
+                   "TLS is required, but was not offered by the host");
+  return failure(connection, 454, "4.7.5",
+                 "TLS is required, but no TLS provider plugin is loaded");
+}
+
+PstSmtpConnection *pst_smtp_connection_open(const PstDeliveryConfig *delivery,
+                                            const char *helo_name,
+                                            const PstRouteHost *host,
+                                            PstDeliveryTls tls,
+                                            PstSmtpReply **failure_r) {
+  g_autoptr(PstSmtpConnection) connection = g_new0(PstSmtpConnection, 1);
+  connection->input = g_byte_array_new();
+  connection->relay = pst_route_host_describe(host);
+  connection->name = g_strdup(host->name);
+  connection->tls = "none";
+  connection->timeout_ms = delivery->smtp_timeout_ms;
+  PstSmtpReply *reply =
+      connection_connect(connection, host, delivery->smtp_connect_timeout_ms);
+  if (reply == NULL)
+    reply = connection_read_reply(connection, connection->timeout_ms);
+  if (!connection->broken && reply->code / 100 == 2) {
+    pst_smtp_reply_free(reply);
+    reply = connection_hello(connection, helo_name);
+  } else if (!connection->broken) {
+    connection->broken = TRUE; /* a greeting that refuses: close */
+  }
+  if (reply == NULL)
+    reply = connection_apply_tls(connection, tls);
+  if (reply != NULL) {
+    *failure_r = reply;
+    return NULL;
+  }
+  return g_steal_pointer(&connection);
+}
+
+/* --- Using ---------------------------------------------------------------- */
+
+const PstSmtpExtensions *
+pst_smtp_connection_get_extensions(PstSmtpConnection *connection) {
+  return &connection->extensions;
+}
+
+const char *pst_smtp_connection_get_relay(PstSmtpConnection *connection) {
+  return connection->relay;
+}
+
+const char *pst_smtp_connection_get_tls(PstSmtpConnection *connection) {
+  return connection->tls;
+}
+
+gboolean pst_smtp_connection_is_usable(PstSmtpConnection *connection) {
+  return !connection->broken;
+}
+
+void pst_smtp_connection_run(PstSmtpConnection *connection,
+                             PstSmtpTransaction *transaction, GBytes *content) {
+  g_autoptr(GString) out = g_string_new(NULL);
+  while (!pst_smtp_transaction_is_done(transaction)) {
+    g_string_truncate(out, 0);
+    PstSmtpSend send = pst_smtp_transaction_next(transaction, out);
+    g_autoptr(PstSmtpReply) failed = NULL;
+    if (send == PST_SMTP_SEND_COMMANDS)
+      failed = connection_write(connection, out->str, out->len);
+    else if (send == PST_SMTP_SEND_CONTENT)
+      failed = connection_write(connection, g_bytes_get_data(content, NULL),
+                                g_bytes_get_size(content));
+    else if (send == PST_SMTP_SEND_EMPTY)
+      failed = connection_write(connection, ".\r\n", 3);
+    if (failed == NULL)
+      failed = connection_read_reply(connection, connection->timeout_ms);
+    if (connection->broken) {
+      pst_smtp_transaction_fail(transaction, failed);
+      return;
+    }
+    pst_smtp_transaction_reply(transaction, failed);
+  }
+}
+
+gboolean pst_smtp_connection_reset(PstSmtpConnection *connection) {
+  if (connection->broken)
+    return FALSE;
+  g_autoptr(PstSmtpReply) reply = connection_command(connection, "RSET");
+  if (reply->code != 250)
+    connection->broken = TRUE;
+  return !connection->broken;
+}
+
+void pst_smtp_connection_close(PstSmtpConnection *connection) {
+  if (connection == NULL)
+    return;
+  /* QUIT without waiting for the 221: closing never blocks (it also runs
+   * on the main thread, for idle cached connections). */
+  if (connection->socket != NULL && !connection->broken)
+    g_socket_send_with_blocking(connection->socket, "QUIT\r\n", 6, FALSE, NULL,
+                                NULL);
+  if (connection->socket != NULL)
+    g_socket_close(connection->socket, NULL);
+  g_clear_object(&connection->socket);
+  g_byte_array_unref(connection->input);
+  g_free(connection->relay);
+  g_free(connection->name);
+  g_free(connection);
+}

@@ -1,0 +1,65 @@
+/* smtp-client.h - one outbound SMTP connection, driven from a delivery
+ * worker thread (blocking, every wait bounded).
+ *
+ * pst_smtp_connection_open() connects, reads the greeting, says EHLO (HELO
+ * when EHLO is refused) and applies the TLS level: STARTTLS when offered
+ * (the only place where TLS plugs in), refusing to go on in clear for
+ * `encrypt` and `verify`.  pst_smtp_connection_run() runs one
+ * PstSmtpTransaction over it (smtp-protocol.h).  A connection can be kept
+ * for the next message to the same host: pst_smtp_connection_reset() says
+ * RSET and tells whether it is still usable.
+ *
+ * Failures are replies, as if the server had sent them, so the caller
+ * treats every outcome alike: "451 4.4.1 connect to ...: Connection
+ * refused", "451 4.4.2 ...: timeout", "451 4.5.0 ...: a reply without a
+ * valid code", "454 4.7.4 TLS is required, but was not offered", or the
+ * server's own greeting/EHLO refusal.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "config/config.h"
+#include "deliver/route.h"
+#include "deliver/smtp-protocol.h"
+
+G_BEGIN_DECLS
+
+typedef struct _PstSmtpConnection PstSmtpConnection;
+
+/* FALSE while no TLS provider is loaded: then [delivery] tls = encrypt or
+ * verify cannot be honoured and the daemon refuses to start with them. */
+gboolean pst_smtp_client_tls_available(void);
+/* Fails, naming the keys, when the configuration requires TLS that
+ * cannot be had (pst_smtp_client_tls_available()). */
+gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
+                                      GError **error);
+
+/* Opens a session to `host`; NULL with `failure_r` (a reply). */
+PstSmtpConnection *pst_smtp_connection_open(const PstDeliveryConfig *delivery,
+                                            const char *helo_name,
+                                            const PstRouteHost *host,
+                                            PstDeliveryTls tls,
+                                            PstSmtpReply **failure_r);
+/* The server's EHLO keywords. */
+const PstSmtpExtensions *
+pst_smtp_connection_get_extensions(PstSmtpConnection *connection);
+/* "mx.example.net[192.0.2.1]:25". */
+const char *pst_smtp_connection_get_relay(PstSmtpConnection *connection);
+/* "none", or the TLS version once STARTTLS succeeded. */
+const char *pst_smtp_connection_get_tls(PstSmtpConnection *connection);
+/* Runs `transaction` to its end; `content` is the encoded DATA
+ * (pst_smtp_encode_content()).  A failure of the connection ends the
+ * transaction with pst_smtp_transaction_fail(); afterwards the connection
+ * is no longer usable (pst_smtp_connection_is_usable()). */
+void pst_smtp_connection_run(PstSmtpConnection *connection,
+                             PstSmtpTransaction *transaction, GBytes *content);
+gboolean pst_smtp_connection_is_usable(PstSmtpConnection *connection);
+/* RSET; FALSE when the server does not answer 250. */
+gboolean pst_smtp_connection_reset(PstSmtpConnection *connection);
+/* QUIT (when usable, without waiting for the reply) and close; never
+ * blocks. */
+void pst_smtp_connection_close(PstSmtpConnection *connection);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSmtpConnection, pst_smtp_connection_close)
+
+G_END_DECLS

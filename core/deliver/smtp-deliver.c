@@ -1,0 +1,364 @@
+/* smtp-deliver.c - one message to one destination by SMTP (see
+ * smtp-deliver.h).
+ *
+ * Steps: route (route.c); take a slot of the destination's concurrency
+ * limit ([delivery] destination_concurrency, waiting at most
+ * smtp_timeout); then for each host in order while recipients are left:
+ * a cached connection to it or a new one, the message checks that the
+ * peer's keywords decide (SMTPUTF8, 8BITMIME, SIZE: refused at once with
+ * the reason), one transaction, and each recipient's result.  A failure
+ * of the connection or a 4xx to MAIL leaves the recipients for the next
+ * host; any other reply is final for this attempt.  Remote refusals are
+ * quoted in the reply kept for the log and the DSN:
+ * "550 5.1.1 host mx[192.0.2.1]:25 said: No such user (in reply to RCPT TO)".
+ *
+ * Shared state (the cache of idle connections, the count of connections
+ * per destination) is guarded by one mutex; a connection belongs to one
+ * worker at a time, and idle ones are closed after CACHE_IDLE_MAX.
+ */
+#include <string.h>
+
+#include "deliver/route.h"
+#include "deliver/smtp-client.h"
+#include "deliver/smtp-deliver.h"
+
+#define CACHE_IDLE_MAX (5 * G_USEC_PER_SEC)
+
+typedef struct {
+  PstSmtpConnection *connection; /* owned */
+  gint64 since;                  /* monotonic µs: idle since */
+} CachedConnection;
+
+static GMutex shared_lock;
+static GCond shared_released;
+static GHashTable *active_by_destination; /* char* -> count */
+static GHashTable *idle_by_relay;         /* char* -> GQueue* of Cached */
+
+void pst_smtp_delivery_clear(PstSmtpDelivery *delivery) {
+  g_clear_pointer(&delivery->reply, g_free);
+  g_clear_pointer(&delivery->relay, g_free);
+  g_clear_pointer(&delivery->tls, g_free);
+}
+
+/* --- Concurrency per destination ----------------------------------------- */
+
+static void shared_init_locked(void) {
+  if (active_by_destination != NULL)
+    return;
+  active_by_destination =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  idle_by_relay = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+}
+
+static gboolean destination_acquire(const char *destination, guint limit,
+                                    guint timeout_ms) {
+  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+  g_mutex_lock(&shared_lock);
+  shared_init_locked();
+  guint active;
+  while ((active = GPOINTER_TO_UINT(g_hash_table_lookup(
+              active_by_destination, destination))) >= limit) {
+    if (!g_cond_wait_until(&shared_released, &shared_lock, deadline)) {
+      g_mutex_unlock(&shared_lock);
+      return FALSE;
+    }
+  }
+  g_hash_table_replace(active_by_destination, g_strdup(destination),
+                       GUINT_TO_POINTER(active + 1));
+  g_mutex_unlock(&shared_lock);
+  return TRUE;
+}
+
+static void destination_release(const char *destination) {
+  g_mutex_lock(&shared_lock);
+  guint active =
+      GPOINTER_TO_UINT(g_hash_table_lookup(active_by_destination, destination));
+  if (active <= 1)
+    g_hash_table_remove(active_by_destination, destination);
+  else
+    g_hash_table_replace(active_by_destination, g_strdup(destination),
+                         GUINT_TO_POINTER(active - 1));
+  g_cond_broadcast(&shared_released);
+  g_mutex_unlock(&shared_lock);
+}
+
+/* --- The connection cache --------------------------------------------------
+ */
+
+static char *cache_key(const PstRouteHost *host, PstDeliveryTls tls) {
+  g_autofree char *relay = pst_route_host_describe(host);
+  return g_strdup_printf("%s tls=%d", relay, (int)tls);
+}
+
+static PstSmtpConnection *cache_take(const char *key) {
+  PstSmtpConnection *connection = NULL;
+  g_mutex_lock(&shared_lock);
+  shared_init_locked();
+  GQueue *queue = g_hash_table_lookup(idle_by_relay, key);
+  CachedConnection *cached = queue != NULL ? g_queue_pop_head(queue) : NULL;
+  if (cached != NULL) {
+    connection = cached->connection;
+    g_free(cached);
+  }
+  g_mutex_unlock(&shared_lock);
+  /* The server may have closed it meanwhile: RSET proves it alive. */
+  if (connection != NULL && !pst_smtp_connection_reset(connection))
+    g_clear_pointer(&connection, pst_smtp_connection_close);
+  return connection;
+}
+
+static void cache_put(const char *key, PstSmtpConnection *connection) {
+  CachedConnection *cached = g_new0(CachedConnection, 1);
+  cached->connection = connection;
+  cached->since = g_get_monotonic_time();
+  g_mutex_lock(&shared_lock);
+  shared_init_locked();
+  GQueue *queue = g_hash_table_lookup(idle_by_relay, key);
+  if (queue == NULL) {
+    queue = g_queue_new();
+    g_hash_table_insert(idle_by_relay, g_strdup(key), queue);
+  }
+  g_queue_push_tail(queue, cached);
+  g_mutex_unlock(&shared_lock);
+}
+
+void pst_smtp_cache_expire(gboolean all) {
+  g_autoptr(GPtrArray) closing =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_smtp_connection_close);
+  gint64 now = g_get_monotonic_time();
+  g_mutex_lock(&shared_lock);
+  shared_init_locked();
+  GHashTableIter iter;
+  GQueue *queue;
+  g_hash_table_iter_init(&iter, idle_by_relay);
+  while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&queue)) {
+    while (!g_queue_is_empty(queue)) {
+      CachedConnection *cached = g_queue_peek_head(queue);
+      if (!all && now - cached->since < CACHE_IDLE_MAX)
+        break;
+      g_queue_pop_head(queue);
+      g_ptr_array_add(closing, cached->connection);
+      g_free(cached);
+    }
+    if (g_queue_is_empty(queue)) {
+      g_queue_free(queue);
+      g_hash_table_iter_remove(&iter);
+    }
+  }
+  g_mutex_unlock(&shared_lock);
+  /* Closed (QUIT sent) outside the lock, when `closing` goes. */
+}
+
+/* --- One message ------------------------------------------------------------
+ */
+
+typedef struct {
+  const PstConfig *config;
+  const PstEnvelope *envelope;
+  GBytes *content;             /* borrowed */
+  GBytes *encoded;             /* owned, nullable: made on first use */
+  PstSmtpDelivery *recipients; /* borrowed */
+  guint count;
+  PstDeliveryTls tls;
+  char *last_failure; /* owned, nullable: for recipients left at the end */
+  char *last_relay;   /* owned, nullable */
+} Delivery;
+
+static void recipient_finish(Delivery *delivery, guint index, char *reply,
+                             const char *relay, const char *tls) {
+  PstSmtpDelivery *recipient = &delivery->recipients[index];
+  pst_smtp_delivery_clear(recipient);
+  recipient->reply = reply;
+  recipient->relay = g_strdup(relay);
+  recipient->tls = g_strdup(tls);
+}
+
+static void failure_note(Delivery *delivery, char *reply, const char *relay) {
+  g_free(delivery->last_failure);
+  g_free(delivery->last_relay);
+  delivery->last_failure = reply;
+  delivery->last_relay = g_strdup(relay);
+}
+
+/* A refusal decided by the peer's keywords, or NULL. */
+static char *message_check(Delivery *delivery, PstSmtpConnection *connection) {
+  const PstSmtpExtensions *extensions =
+      pst_smtp_connection_get_extensions(connection);
+  const char *relay = pst_smtp_connection_get_relay(connection);
+  gsize size = g_bytes_get_size(delivery->content);
+  if (delivery->envelope->smtputf8 &&
+      !(extensions->flags & PST_SMTP_EXT_SMTPUTF8))
+    return g_strdup_printf("550 5.6.7 SMTPUTF8 is required, but was not "
+                           "offered by host %s",
+                           relay);
+  gboolean eight_bit =
+      delivery->envelope->body == PST_BODY_8BITMIME ||
+      pst_smtp_content_is_8bit(g_bytes_get_data(delivery->content, NULL), size);
+  if (eight_bit && !(extensions->flags & PST_SMTP_EXT_8BITMIME))
+    return g_strdup_printf("554 5.6.3 the message has 8-bit content, host %s "
+                           "does not offer 8BITMIME, and Postilion does not "
+                           "convert to 7 bit",
+                           relay);
+  if ((extensions->flags & PST_SMTP_EXT_SIZE) && extensions->size > 0 &&
+      size > extensions->size)
+    return g_strdup_printf("552 5.3.4 the message (%" G_GSIZE_FORMAT
+                           " octets) exceeds the size limit of host %s "
+                           "(%" G_GUINT64_FORMAT " octets)",
+                           size, relay, extensions->size);
+  return NULL;
+}
+
+static char *mail_command(Delivery *delivery, PstSmtpConnection *connection) {
+  const PstSmtpExtensions *extensions =
+      pst_smtp_connection_get_extensions(connection);
+  GString *mail = g_string_new(NULL);
+  g_string_printf(mail, "MAIL FROM:<%s>", delivery->envelope->sender);
+  if (extensions->flags & PST_SMTP_EXT_SIZE)
+    g_string_append_printf(mail, " SIZE=%" G_GSIZE_FORMAT,
+                           g_bytes_get_size(delivery->content));
+  if ((extensions->flags & PST_SMTP_EXT_8BITMIME) &&
+      (delivery->envelope->body == PST_BODY_8BITMIME ||
+       pst_smtp_content_is_8bit(g_bytes_get_data(delivery->content, NULL),
+                                g_bytes_get_size(delivery->content))))
+    g_string_append(mail, " BODY=8BITMIME");
+  if (delivery->envelope->smtputf8)
+    g_string_append(mail, " SMTPUTF8");
+  return g_string_free(mail, FALSE);
+}
+
+/* The text kept for the log and the DSN. */
+static char *result_text(const PstSmtpReply *reply, PstSmtpStage stage,
+                         const char *relay) {
+  if (stage == PST_SMTP_STAGE_SESSION ||
+      (stage == PST_SMTP_STAGE_DOT && reply->code / 100 == 2))
+    return pst_smtp_reply_to_string(reply);
+  return g_strdup_printf("%u %s host %s said: %s (in reply to %s)", reply->code,
+                         reply->enhanced, relay, reply->text,
+                         pst_smtp_stage_to_string(stage));
+}
+
+/* One transaction for the recipients still pending on `connection`. */
+static void deliver_on(Delivery *delivery, PstSmtpConnection *connection,
+                       const gboolean *pending) {
+  const char *relay = pst_smtp_connection_get_relay(connection);
+  const char *tls = pst_smtp_connection_get_tls(connection);
+  g_autofree char *refusal = message_check(delivery, connection);
+  g_autoptr(GArray) indexes = g_array_new(FALSE, FALSE, sizeof(guint));
+  g_autoptr(GPtrArray) rcpts = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; i < delivery->count; i++) {
+    if (!pending[i])
+      continue;
+    if (refusal != NULL) {
+      recipient_finish(delivery, i, g_strdup(refusal), relay, tls);
+      continue;
+    }
+    g_array_append_val(indexes, i);
+    g_ptr_array_add(rcpts, g_strdup_printf("RCPT TO:<%s>",
+                                           delivery->recipients[i].address));
+  }
+  if (refusal != NULL)
+    return;
+  g_ptr_array_add(rcpts, NULL);
+  g_autofree char *mail = mail_command(delivery, connection);
+  g_autoptr(PstSmtpTransaction) transaction = pst_smtp_transaction_new(
+      mail, (const char *const *)rcpts->pdata,
+      (pst_smtp_connection_get_extensions(connection)->flags &
+       PST_SMTP_EXT_PIPELINING) != 0);
+  if (delivery->encoded == NULL)
+    delivery->encoded =
+        pst_smtp_encode_content(g_bytes_get_data(delivery->content, NULL),
+                                g_bytes_get_size(delivery->content));
+  pst_smtp_connection_run(connection, transaction, delivery->encoded);
+  for (guint k = 0; k < indexes->len; k++) {
+    guint i = g_array_index(indexes, guint, k);
+    PstSmtpStage stage = PST_SMTP_STAGE_NONE;
+    const PstSmtpReply *reply =
+        pst_smtp_transaction_get_result(transaction, k, &stage);
+    char *text = result_text(reply, stage, relay);
+    gboolean next_host =
+        stage == PST_SMTP_STAGE_SESSION ||
+        (stage == PST_SMTP_STAGE_MAIL && reply->code / 100 == 4);
+    if (next_host)
+      failure_note(delivery, text, relay);
+    else
+      recipient_finish(delivery, i, text, relay, tls);
+  }
+  if (pst_smtp_transaction_needs_reset(transaction))
+    pst_smtp_connection_reset(connection);
+}
+
+/* Tries `host` for the recipients without a result. */
+static void deliver_to_host(Delivery *delivery, const PstRouteHost *host) {
+  g_autofree gboolean *pending = g_new0(gboolean, delivery->count);
+  guint left = 0;
+  for (guint i = 0; i < delivery->count; i++)
+    left += pending[i] = delivery->recipients[i].reply == NULL;
+  if (left == 0)
+    return;
+  g_autofree char *key = cache_key(host, delivery->tls);
+  PstSmtpConnection *connection = cache_take(key);
+  if (connection == NULL) {
+    g_autoptr(PstSmtpReply) failure = NULL;
+    connection = pst_smtp_connection_open(&delivery->config->delivery,
+                                          delivery->config->server.hostname,
+                                          host, delivery->tls, &failure);
+    if (connection == NULL) {
+      g_autofree char *relay = pst_route_host_describe(host);
+      failure_note(delivery, pst_smtp_reply_to_string(failure), relay);
+      return;
+    }
+  }
+  deliver_on(delivery, connection, pending);
+  if (pst_smtp_connection_is_usable(connection))
+    cache_put(key, connection);
+  else
+    pst_smtp_connection_close(connection);
+}
+
+void pst_smtp_deliver(const PstConfig *config, const PstEnvelope *envelope,
+                      GBytes *content, const char *domain,
+                      PstSmtpDelivery *recipients, guint count) {
+  const PstDeliveryConfig *settings = &config->delivery;
+  const char *destination =
+      settings->relayhost_host != NULL ? settings->relayhost_host : domain;
+  Delivery delivery = {config,
+                       envelope,
+                       content,
+                       NULL,
+                       recipients,
+                       count,
+                       pst_config_delivery_tls(settings, destination),
+                       NULL,
+                       NULL};
+  g_autofree char *routing_failure = NULL;
+  g_autoptr(GPtrArray) hosts =
+      pst_route_lookup(settings, domain, &routing_failure);
+  if (hosts == NULL) {
+    failure_note(&delivery, g_steal_pointer(&routing_failure), "none");
+  } else if (!destination_acquire(destination,
+                                  settings->destination_concurrency,
+                                  settings->smtp_timeout_ms)) {
+    failure_note(&delivery,
+                 g_strdup_printf("451 4.4.5 too many connections to %s "
+                                 "already ([delivery] "
+                                 "destination_concurrency)",
+                                 destination),
+                 "none");
+  } else {
+    for (guint h = 0; h < hosts->len; h++)
+      deliver_to_host(&delivery, hosts->pdata[h]);
+    destination_release(destination);
+  }
+  /* Recipients left: the last failure, temporary or not. */
+  for (guint i = 0; i < count; i++)
+    if (recipients[i].reply == NULL)
+      recipient_finish(
+          &delivery, i,
+          g_strdup(delivery.last_failure != NULL
+                       ? delivery.last_failure
+                       : "451 4.4.0 no mail host was tried"),
+          delivery.last_relay != NULL ? delivery.last_relay : "none", NULL);
+  g_free(delivery.last_failure);
+  g_free(delivery.last_relay);
+  g_clear_pointer(&delivery.encoded, g_bytes_unref);
+}
