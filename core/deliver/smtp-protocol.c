@@ -386,8 +386,30 @@ static void reply_to_data(PstSmtpTransaction *transaction,
   transaction->phase = PHASE_DONE;
 }
 
+/* A reply of a class the command cannot get (a 3xx to RCPT, a 250 to
+ * DATA) means the dialogue is out of step: a temporary failure. */
+static PstSmtpReply *reply_unexpected(const PstSmtpReply *reply) {
+  g_autofree char *text =
+      g_strdup_printf("unexpected reply \"%u %s\" (protocol out of step)",
+                      reply->code, reply->text);
+  return pst_smtp_reply_new(451, "4.5.0", text);
+}
+
+static gboolean reply_expected(const PstSmtpTransaction *transaction,
+                               const PstSmtpReply *reply) {
+  gboolean to_data = transaction->phase == PHASE_ENVELOPE &&
+                     transaction->answered == transaction->recipients + 1;
+  guint class = reply->code / 100;
+  if (to_data)
+    return reply->code == 354 || class == 4 || class == 5;
+  return class == 2 || class == 4 || class == 5;
+}
+
 void pst_smtp_transaction_reply(PstSmtpTransaction *transaction,
                                 const PstSmtpReply *reply) {
+  g_autoptr(PstSmtpReply) replaced = NULL;
+  if (!reply_expected(transaction, reply))
+    reply = replaced = reply_unexpected(reply);
   if (transaction->phase == PHASE_DONE)
     return;
   if (transaction->phase == PHASE_DOT) {

@@ -266,6 +266,27 @@ static void test_transaction_354_without_recipients(void) {
   assert_result(t, 2, 550, PST_SMTP_STAGE_RCPT);
 }
 
+static void test_transaction_out_of_step(void) {
+  /* 250 to DATA: nothing was sent, so nobody is delivered. */
+  g_autoptr(PstSmtpTransaction) t =
+      pst_smtp_transaction_new("MAIL FROM:<s@y>", three, TRUE);
+  static const char *const replies[] = {"250 ok\r\n", "250 ok\r\n",
+                                        "250 ok\r\n", "250 ok\r\n",
+                                        "250 ok\r\n", NULL};
+  g_autofree char *wire = run(t, replies);
+  for (guint i = 0; i < 3; i++)
+    assert_result(t, i, 451, PST_SMTP_STAGE_DATA);
+  /* 354 to RCPT. */
+  g_autoptr(PstSmtpTransaction) u =
+      pst_smtp_transaction_new("MAIL FROM:<s@y>", three, FALSE);
+  static const char *const odd[] = {
+      "250 ok\r\n", "354 what\r\n", "250 ok\r\n", "250 ok\r\n",
+      "354 go\r\n", "250 done\r\n", NULL};
+  g_autofree char *wire2 = run(u, odd);
+  assert_result(u, 0, 451, PST_SMTP_STAGE_RCPT);
+  assert_result(u, 1, 250, PST_SMTP_STAGE_DOT);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/deliver/smtp-protocol/reply/parse", test_reply_parse);
@@ -282,5 +303,7 @@ int main(int argc, char **argv) {
                   test_transaction_data_refused_and_lost);
   g_test_add_func("/deliver/smtp-protocol/transaction/354-without-recipients",
                   test_transaction_354_without_recipients);
+  g_test_add_func("/deliver/smtp-protocol/transaction/out-of-step",
+                  test_transaction_out_of_step);
   return g_test_run();
 }
