@@ -12,6 +12,8 @@ PACKAGES=(
   # build
   meson ninja-build pkg-config gcc clang
   libglib2.0-dev libunbound-dev libevent-dev
+  # plugins/spf (libspf2), and pyspf to cross-check it in tests/e2e
+  libspf2-dev python3-spf
   # sanitizer runtime for clang builds (gcc's comes with gcc)
   libclang-rt-14-dev
   # tests: python3 with Debian's modules, SMTP client, TLS clients, DNS

@@ -1,0 +1,302 @@
+/* spf-dns.c - libspf2's DNS layer over the core resolver, and the RFC 7208
+ * section 4.6.4 limits libspf2 does not enforce across includes.
+ *
+ * libspf2 calls lookup() synchronously for every query; this layer asks
+ * an SpfResolveFunc (the core's pst_dns_lookup_sync() in the daemon, a
+ * table in the unit tests) and turns the answer into libspf2's RR form.
+ *
+ * The limits.  libspf2 counts DNS mechanisms per record only, so nested
+ * includes go past 10 (its issue #51), and it has no void-lookup limit.
+ * The layer sees queries, not terms, so it classifies each query:
+ *   - the first TXT query is the checked domain's own record: not a term;
+ *   - every later TXT query is an include or redirect (one term), except
+ *     the exp= lookup, which comes last and is never counted: a TXT query
+ *     past the limit whose answer holds no "v=spf1" record is let through;
+ *   - MX and PTR queries are terms (mx, ptr, the %{p} macro);
+ *   - an A/AAAA query for a name an MX or PTR answer of this evaluation
+ *     returned belongs to that term (libspf2 caps those at 10 itself);
+ *   - any other A/AAAA query is a term (a, exists).
+ * A term past max_lookups, or a term's NXDOMAIN/NODATA past max_void (TXT
+ * excepted: an include or redirect of nothing is a permerror anyway),
+ * marks the layer and answers TRY_AGAIN, which makes libspf2 stop at
+ * once; spf-eval.c then reports permerror with the layer's problem.
+ * The exp= text has its spaces written as "%_" for libspf2's sake.
+ * A PTR answer is cut to its first 10 names (section 4.6.4 says ignore
+ * the rest; libspf2 would call it a permerror).
+ */
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include "spf-dns.h"
+
+#define SPF_MAX_PTR_NAMES 10
+
+struct _SpfDnsLayer {
+  SPF_dns_server_t server; /* server.hook points back here */
+  const SpfQuery *query;   /* borrowed: outlives the layer */
+  gboolean seen_top_txt;
+  guint lookups;
+  guint voids;
+  char *limit_problem;      /* owned, nullable */
+  GHashTable *subordinates; /* owned: names from MX/PTR answers */
+};
+
+typedef enum {
+  SPF_QUERY_TOP,         /* the domain's own record */
+  SPF_QUERY_TERM,        /* a DNS-querying term */
+  SPF_QUERY_SUBORDINATE, /* an MX host's or PTR name's addresses */
+} SpfQueryKind;
+
+SpfAnswer *spf_answer_new(PstDnsStatus status) {
+  SpfAnswer *answer = g_new0(SpfAnswer, 1);
+  answer->status = status;
+  answer->records = g_ptr_array_new_with_free_func(g_free);
+  return answer;
+}
+
+void spf_answer_free(SpfAnswer *answer) {
+  if (answer == NULL)
+    return;
+  g_ptr_array_unref(answer->records);
+  g_free(answer);
+}
+
+/* --- The core resolver -------------------------------------------------- */
+
+SpfAnswer *spf_resolve_core(PstDnsType type, const char *name,
+                            gpointer user_data) {
+  g_autoptr(PstDnsResult) result =
+      pst_dns_lookup_sync(type, name, G_CANCELLABLE(user_data));
+  SpfAnswer *answer = spf_answer_new(pst_dns_result_get_status(result));
+  for (guint i = 0; i < pst_dns_result_get_count(result); i++) {
+    const char *text = type == PST_DNS_TYPE_TXT
+                           ? pst_dns_result_get_txt(result, i, NULL)
+                           : pst_dns_result_get_string(result, i);
+    if (text != NULL)
+      g_ptr_array_add(answer->records, g_strdup(text));
+  }
+  return answer;
+}
+
+/* --- Answers to libspf2 ------------------------------------------------- */
+
+static int spf_dns_herrno(PstDnsStatus status) {
+  switch (status) {
+  case PST_DNS_OK:
+    return NETDB_SUCCESS;
+  case PST_DNS_NODATA:
+    return NO_DATA;
+  case PST_DNS_NXDOMAIN:
+  case PST_DNS_INVALID: /* a name that cannot exist */
+    return HOST_NOT_FOUND;
+  case PST_DNS_TEMPFAIL:
+  case PST_DNS_CANCELLED:
+    break;
+  }
+  return TRY_AGAIN;
+}
+
+/* Fills record `n` of `rr` from `text`; FALSE to skip it. */
+static gboolean spf_dns_fill(SPF_dns_rr_t *rr, int n, ns_type type,
+                             const char *text) {
+  switch (type) {
+  case ns_t_a: {
+    struct in_addr address;
+    if (inet_pton(AF_INET, text, &address) != 1 ||
+        SPF_dns_rr_buf_realloc(rr, n, sizeof address) != SPF_E_SUCCESS)
+      return FALSE;
+    rr->rr[n]->a = address;
+    return TRUE;
+  }
+  case ns_t_aaaa: {
+    struct in6_addr address;
+    if (inet_pton(AF_INET6, text, &address) != 1 ||
+        SPF_dns_rr_buf_realloc(rr, n, sizeof address) != SPF_E_SUCCESS)
+      return FALSE;
+    rr->rr[n]->aaaa = address;
+    return TRUE;
+  }
+  case ns_t_mx:
+  case ns_t_ptr:
+  case ns_t_txt:
+    if (type == ns_t_mx && strcmp(text, ".") == 0)
+      return FALSE; /* a null MX names no host */
+    if (SPF_dns_rr_buf_realloc(rr, n, strlen(text) + 1) != SPF_E_SUCCESS)
+      return FALSE;
+    /* The union's members all start at the same place. */
+    memcpy(rr->rr[n]->txt, text, strlen(text) + 1);
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
+static SPF_dns_rr_t *spf_dns_rr_new(SpfDnsLayer *layer, const char *domain,
+                                    ns_type type, const SpfAnswer *answer) {
+  SPF_dns_rr_t *rr = SPF_dns_rr_new_init(&layer->server, domain, type, 0,
+                                         spf_dns_herrno(answer->status));
+  if (rr == NULL || answer->status != PST_DNS_OK)
+    return rr;
+  int n = 0;
+  for (guint i = 0; i < answer->records->len; i++)
+    if (spf_dns_fill(rr, n, type, answer->records->pdata[i]))
+      n++;
+  rr->num_rr = n;
+  return rr;
+}
+
+static SPF_dns_rr_t *spf_dns_rr_try_again(SpfDnsLayer *layer,
+                                          const char *domain, ns_type type) {
+  return SPF_dns_rr_new_init(&layer->server, domain, type, 0, TRY_AGAIN);
+}
+
+/* --- Classification and limits ------------------------------------------ */
+
+static char *spf_dns_name_key(const char *name) {
+  char *key = g_ascii_strdown(name, -1);
+  gsize length = strlen(key);
+  if (length > 0 && key[length - 1] == '.')
+    key[length - 1] = '\0';
+  return key;
+}
+
+static SpfQueryKind spf_dns_classify(SpfDnsLayer *layer, const char *domain,
+                                     ns_type type) {
+  if (type == ns_t_txt && !layer->seen_top_txt) {
+    layer->seen_top_txt = TRUE;
+    return SPF_QUERY_TOP;
+  }
+  if (type == ns_t_a || type == ns_t_aaaa) {
+    g_autofree char *key = spf_dns_name_key(domain);
+    if (g_hash_table_contains(layer->subordinates, key))
+      return SPF_QUERY_SUBORDINATE;
+  }
+  return SPF_QUERY_TERM;
+}
+
+static gboolean spf_answer_has_spf(const SpfAnswer *answer) {
+  for (guint i = 0; i < answer->records->len; i++) {
+    const char *text = answer->records->pdata[i];
+    if (g_ascii_strncasecmp(text, "v=spf1", 6) == 0 &&
+        (text[6] == '\0' || text[6] == ' '))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static gboolean spf_answer_is_void(const SpfAnswer *answer) {
+  return answer->status == PST_DNS_NXDOMAIN ||
+         answer->status == PST_DNS_NODATA ||
+         (answer->status == PST_DNS_OK && answer->records->len == 0);
+}
+
+static void spf_dns_exceed(SpfDnsLayer *layer, gboolean void_lookups) {
+  const SpfQuery *query = layer->query;
+  if (layer->limit_problem != NULL)
+    return;
+  layer->limit_problem =
+      void_lookups
+          ? g_strdup_printf("more than %u void DNS lookups", query->max_void)
+          : g_strdup_printf("more than %u DNS-querying terms",
+                            query->max_lookups);
+}
+
+static void spf_dns_remember(SpfDnsLayer *layer, ns_type type,
+                             const SpfAnswer *answer) {
+  if ((type != ns_t_mx && type != ns_t_ptr) || answer->status != PST_DNS_OK)
+    return;
+  for (guint i = 0; i < answer->records->len; i++)
+    g_hash_table_add(layer->subordinates,
+                     spf_dns_name_key(answer->records->pdata[i]));
+}
+
+/* libspf2 1.2.10 stops expanding an explanation at its first space and
+ * turns the spaces after it into '%'; "%_" is the macro for a space
+ * (section 7.2), which it expands everywhere.  Only answers that hold no
+ * SPF record get here: the exp= text (or an include of nothing). */
+static void spf_dns_escape_spaces(SpfAnswer *answer) {
+  for (guint i = 0; i < answer->records->len; i++) {
+    g_auto(GStrv) words = g_strsplit(answer->records->pdata[i], " ", -1);
+    g_free(answer->records->pdata[i]);
+    answer->records->pdata[i] = g_strjoinv("%_", words);
+  }
+}
+
+static PstDnsType spf_dns_type(ns_type type) {
+  return (PstDnsType)type; /* both are the IANA numbers */
+}
+
+static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *server,
+                                    const char *domain, ns_type type,
+                                    int should_cache) {
+  (void)should_cache;
+  SpfDnsLayer *layer = server->hook;
+  const SpfQuery *query = layer->query;
+  if (layer->limit_problem != NULL)
+    return spf_dns_rr_try_again(layer, domain, type);
+  SpfQueryKind kind = spf_dns_classify(layer, domain, type);
+  gboolean over =
+      kind == SPF_QUERY_TERM && ++layer->lookups > query->max_lookups;
+  if (over && type != ns_t_txt) {
+    spf_dns_exceed(layer, FALSE);
+    return spf_dns_rr_try_again(layer, domain, type);
+  }
+  g_autoptr(SpfAnswer) answer =
+      query->resolve(spf_dns_type(type), domain, query->resolve_data);
+  if (over && spf_answer_has_spf(answer)) {
+    spf_dns_exceed(layer, FALSE);
+    return spf_dns_rr_try_again(layer, domain, type);
+  }
+  if (kind == SPF_QUERY_TERM && type != ns_t_txt &&
+      spf_answer_is_void(answer) && ++layer->voids > query->max_void) {
+    spf_dns_exceed(layer, TRUE);
+    return spf_dns_rr_try_again(layer, domain, type);
+  }
+  /* RFC 7208 section 4.6.4: names past the 10th PTR record are ignored
+   * (libspf2 would make them a permerror). */
+  if (type == ns_t_ptr && answer->records->len > SPF_MAX_PTR_NAMES)
+    g_ptr_array_set_size(answer->records, SPF_MAX_PTR_NAMES);
+  if (kind == SPF_QUERY_TERM && type == ns_t_txt && !spf_answer_has_spf(answer))
+    spf_dns_escape_spaces(answer);
+  spf_dns_remember(layer, type, answer);
+  return spf_dns_rr_new(layer, domain, type, answer);
+}
+
+/* --- The layer ---------------------------------------------------------- */
+
+SpfDnsLayer *spf_dns_layer_new(const SpfQuery *query) {
+  SpfDnsLayer *layer = g_new0(SpfDnsLayer, 1);
+  layer->query = query;
+  layer->server.destroy = NULL;
+  layer->server.lookup = spf_dns_lookup;
+  layer->server.name = "postilion";
+  layer->server.hook = layer;
+  layer->subordinates =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  return layer;
+}
+
+void spf_dns_layer_free(SpfDnsLayer *layer) {
+  if (layer == NULL)
+    return;
+  g_hash_table_unref(layer->subordinates);
+  g_free(layer->limit_problem);
+  g_free(layer);
+}
+
+SPF_dns_server_t *spf_dns_layer_get_server(SpfDnsLayer *layer) {
+  return &layer->server;
+}
+
+const char *spf_dns_layer_get_limit_problem(SpfDnsLayer *layer) {
+  return layer->limit_problem;
+}
+
+guint spf_dns_layer_get_lookups(SpfDnsLayer *layer) {
+  return MIN(layer->lookups, layer->query->max_lookups + 1);
+}
+
+guint spf_dns_layer_get_voids(SpfDnsLayer *layer) {
+  return layer->voids;
+}

@@ -1,0 +1,449 @@
+/* spf-eval.c - one SPF check_host() through libspf2, and what the plugin
+ * makes of its result: the Received-SPF header and the policy decision.
+ *
+ * spf_evaluate() builds a libspf2 server over its own DNS layer
+ * (spf-dns.c) for each evaluation, so nothing is shared between threads
+ * but libspf2's log hooks.  It maps libspf2's results to RFC 7208's:
+ *   - INVALID with SPF_E_DNS_ERROR (the top-level TXT lookup failed) is a
+ *     temperror, any other INVALID (a syntax error) a permerror;
+ *   - a limit the DNS layer enforced makes the result a permerror;
+ *   - IPv4-mapped IPv6 clients are checked as IPv4 (section 5 note).
+ * libspf2 answers "pass" for every 127/8 and ::1 client without looking
+ * at DNS; the plugin's skip rules keep local clients away from it.
+ *
+ * spf_received_spf(), spf_decide() and spf_format_text() are pure: every
+ * client-supplied string (sender, HELO) and the domain's explanation is
+ * quoted or cleaned before it reaches a header or a reply.  Callers: spf.c
+ * (worker threads), the unit tests.
+ */
+#include <string.h>
+
+#include "spf-dns.h"
+
+/* What libspf2 expands when the domain gives no exp= (section 6.2); "%_"
+ * is a space (libspf2 stops expanding at a literal one, see spf-dns.c). */
+#define SPF_DEFAULT_EXPLANATION                                                \
+  "%{d}%_does%_not%_designate%_%{i}%_as%_permitted%_sender"
+
+const char *spf_result_to_string(SpfResult result) {
+  static const char *const names[] = {
+      "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"};
+  return (guint)result < G_N_ELEMENTS(names) ? names[result] : "permerror";
+}
+
+void spf_outcome_free(SpfOutcome *outcome) {
+  if (outcome == NULL)
+    return;
+  g_free(outcome->domain);
+  g_free(outcome->identity);
+  g_free(outcome->comment);
+  g_free(outcome->problem);
+  g_free(outcome->explanation);
+  g_free(outcome);
+}
+
+/* --- Identities --------------------------------------------------------- */
+
+static gboolean spf_name_is_domain(const char *name) {
+  if (name == NULL || name[0] == '\0' || name[0] == '[')
+    return FALSE;
+  const char *dot = strchr(name, '.');
+  if (dot == NULL || dot == name || dot[1] == '\0')
+    return FALSE;
+  /* A bare address is not a domain either. */
+  g_autoptr(GInetAddress) address = g_inet_address_new_from_string(name);
+  return address == NULL;
+}
+
+char *spf_identity_domain(const char *sender, const char *helo,
+                          SpfIdentity identity) {
+  const char *domain = helo;
+  if (identity == SPF_IDENTITY_MAIL_FROM && sender != NULL &&
+      sender[0] != '\0') {
+    const char *at = strrchr(sender, '@');
+    domain = at != NULL ? at + 1 : NULL;
+  }
+  if (!spf_name_is_domain(domain))
+    return NULL;
+  char *ascii = g_hostname_to_ascii(domain);
+  if (ascii == NULL || !spf_name_is_domain(ascii)) {
+    g_free(ascii);
+    return NULL;
+  }
+  return ascii;
+}
+
+/* The identity as RFC 7208 names it: the sender, or postmaster@HELO for
+ * the HELO identity and the null sender (section 2.4). */
+static char *spf_identity_mailbox(const SpfQuery *query) {
+  if (query->identity == SPF_IDENTITY_MAIL_FROM && query->sender != NULL &&
+      query->sender[0] != '\0')
+    return g_strdup(query->sender);
+  return g_strdup_printf("postmaster@%s",
+                         query->helo != NULL ? query->helo : "");
+}
+
+/* --- Text hygiene ------------------------------------------------------- */
+
+/* Printable ASCII only, and none of `forbidden`: others become '?'. */
+static void spf_append_clean(GString *out, const char *text,
+                             const char *forbidden) {
+  for (const guchar *p = (const guchar *)text; *p != '\0'; p++)
+    g_string_append_c(out,
+                      (*p < 0x20 || *p > 0x7e || strchr(forbidden, *p) != NULL)
+                          ? '?'
+                          : (char)*p);
+}
+
+static gboolean spf_is_ascii_printable(const char *text) {
+  for (const guchar *p = (const guchar *)text; *p != '\0'; p++)
+    if (*p < 0x20 || *p > 0x7e)
+      return FALSE;
+  return TRUE;
+}
+
+/* A dot-atom stays as it is; anything else becomes a quoted-string. */
+static void spf_append_value(GString *out, const char *value) {
+  static const char atext[] = "!#$%&'*+-/=?^_`{|}~.";
+  gboolean atom = value[0] != '\0' && value[0] != '.';
+  for (const char *p = value; atom && *p != '\0'; p++)
+    atom = g_ascii_isalnum(*p) || strchr(atext, *p) != NULL;
+  if (atom) {
+    g_string_append(out, value);
+    return;
+  }
+  g_string_append_c(out, '"');
+  for (const guchar *p = (const guchar *)value; *p != '\0'; p++) {
+    if (*p == '"' || *p == '\\')
+      g_string_append_c(out, '\\');
+    g_string_append_c(out, (*p < 0x20 || *p > 0x7e) ? '?' : (char)*p);
+  }
+  g_string_append_c(out, '"');
+}
+
+/* --- Comments ----------------------------------------------------------- */
+
+static char *spf_comment(const SpfOutcome *outcome, const SpfQuery *query) {
+  const char *who = outcome->identity;
+  const char *ip = query->ip;
+  switch (outcome->result) {
+  case SPF_RES_PASS:
+    return g_strdup_printf("domain of %s designates %s as permitted sender",
+                           who, ip);
+  case SPF_RES_FAIL:
+    return g_strdup_printf(
+        "domain of %s does not designate %s as permitted sender", who, ip);
+  case SPF_RES_SOFTFAIL:
+    return g_strdup_printf("domain of transitioning %s does not designate "
+                           "%s as permitted sender",
+                           who, ip);
+  case SPF_RES_NEUTRAL:
+    return g_strdup_printf("%s is neither permitted nor denied by domain of %s",
+                           ip, who);
+  case SPF_RES_NONE:
+    return outcome->domain == NULL
+               ? g_strdup_printf("%s has no domain to check", who)
+               : g_strdup_printf("domain of %s does not designate permitted "
+                                 "sender hosts",
+                                 who);
+  case SPF_RES_TEMPERROR:
+    return g_strdup_printf("temporary error checking domain of %s: %s", who,
+                           outcome->problem);
+  case SPF_RES_PERMERROR:
+    return g_strdup_printf("permanent error in the SPF record of %s: %s", who,
+                           outcome->problem);
+  }
+  return g_strdup("");
+}
+
+/* "RECEIVER: TEXT" with every character a comment may not hold cleaned. */
+static char *spf_comment_clean(const char *receiver, const char *text) {
+  GString *out = g_string_new(NULL);
+  spf_append_clean(out, receiver, "()\\");
+  g_string_append(out, ": ");
+  spf_append_clean(out, text, "()\\");
+  return g_string_free(out, FALSE);
+}
+
+/* --- libspf2 ------------------------------------------------------------ */
+
+static void spf_log_error(const char *file, int line,
+                          const char *message) G_GNUC_NORETURN;
+static void spf_log_error(const char *file, int line, const char *message) {
+  /* libspf2 calls this for broken invariants only; it must not return. */
+  g_critical("libspf2: %s:%d: %s", file, line, message);
+  abort();
+}
+
+static void spf_log_debug(const char *file, int line, const char *message) {
+  /* Warnings are about records from the network: debug, not noise. */
+  g_debug("libspf2: %s:%d: %s", file, line, message);
+}
+
+void spf_library_init(void) {
+  static gsize once = 0;
+  if (g_once_init_enter(&once)) {
+    SPF_error_handler = spf_log_error;
+    SPF_warning_handler = spf_log_debug;
+    SPF_info_handler = spf_log_debug;
+    SPF_debug_handler = spf_log_debug;
+    g_once_init_leave(&once, 1);
+  }
+}
+
+/* The client address as libspf2 takes it; mapped IPv6 as IPv4.  FALSE
+ * for something that is not an address. */
+static gboolean spf_request_set_ip(SPF_request_t *request, const char *ip) {
+  g_autoptr(GInetAddress) address = g_inet_address_new_from_string(ip);
+  if (address == NULL)
+    return FALSE;
+  const guint8 *bytes = g_inet_address_to_bytes(address);
+  static const guint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (g_inet_address_get_family(address) == G_SOCKET_FAMILY_IPV6 &&
+      memcmp(bytes, mapped, sizeof mapped) == 0) {
+    g_autoptr(GInetAddress) v4 =
+        g_inet_address_new_from_bytes(bytes + 12, G_SOCKET_FAMILY_IPV4);
+    g_autofree char *text = g_inet_address_to_string(v4);
+    return SPF_request_set_ipv4_str(request, text) == SPF_E_SUCCESS;
+  }
+  g_autofree char *text = g_inet_address_to_string(address);
+  if (g_inet_address_get_family(address) == G_SOCKET_FAMILY_IPV4)
+    return SPF_request_set_ipv4_str(request, text) == SPF_E_SUCCESS;
+  return SPF_request_set_ipv6_str(request, text) == SPF_E_SUCCESS;
+}
+
+static SpfResult spf_result_from_libspf2(SPF_result_t result,
+                                         SPF_errcode_t error) {
+  switch (result) {
+  case SPF_RESULT_NEUTRAL:
+    return SPF_RES_NEUTRAL;
+  case SPF_RESULT_PASS:
+    return SPF_RES_PASS;
+  case SPF_RESULT_FAIL:
+    return SPF_RES_FAIL;
+  case SPF_RESULT_SOFTFAIL:
+    return SPF_RES_SOFTFAIL;
+  case SPF_RESULT_NONE:
+    return SPF_RES_NONE;
+  case SPF_RESULT_TEMPERROR:
+    return SPF_RES_TEMPERROR;
+  case SPF_RESULT_PERMERROR:
+    return SPF_RES_PERMERROR;
+  case SPF_RESULT_INVALID:
+  default:
+    /* libspf2's catch-all: a DNS failure or a syntax error. */
+    return error == SPF_E_DNS_ERROR ? SPF_RES_TEMPERROR : SPF_RES_PERMERROR;
+  }
+}
+
+/* The domain's explanation for a fail, when it is printable ASCII
+ * (section 6.2: otherwise it is ignored). */
+static char *spf_explanation(SPF_response_t *response) {
+  const char *text = SPF_response_get_explanation(response);
+  if (text == NULL || text[0] == '\0' || !spf_is_ascii_printable(text))
+    return NULL;
+  return g_strdup(text);
+}
+
+/* Runs libspf2 for `query` into `outcome` (result, problem,
+ * explanation). */
+static void spf_evaluate_libspf2(const SpfQuery *query, const char *domain,
+                                 SpfOutcome *outcome) {
+  g_autoptr(SpfDnsLayer) layer = spf_dns_layer_new(query);
+  SPF_server_t *server = SPF_server_new_dns(spf_dns_layer_get_server(layer), 0);
+  SPF_response_t *response = NULL;
+  SPF_server_set_rec_dom(server, query->receiver);
+  SPF_server_set_explanation(server, SPF_DEFAULT_EXPLANATION, &response);
+  SPF_response_free(response);
+  response = NULL;
+  SPF_server_set_max_dns_mx(server, 10);
+  SPF_server_set_max_dns_ptr(server, 10);
+  SPF_request_t *request = SPF_request_new(server);
+  if (!spf_request_set_ip(request, query->ip)) {
+    outcome->result = SPF_RES_PERMERROR;
+    outcome->problem = g_strdup("the client address is not an IP address");
+  } else {
+    if (query->helo != NULL)
+      SPF_request_set_helo_dom(request, query->helo);
+    if (query->identity == SPF_IDENTITY_MAIL_FROM && query->sender != NULL &&
+        query->sender[0] != '\0') {
+      /* The local part as sent, the domain in its ASCII form. */
+      const char *at = strrchr(query->sender, '@');
+      g_autofree char *local = g_strndup(query->sender, at - query->sender);
+      g_autofree char *from = g_strdup_printf("%s@%s", local, domain);
+      SPF_request_set_env_from(request, from);
+    } else {
+      SPF_request_set_helo_dom(request, domain);
+    }
+    /* The INVALID result's cause is in the return value; the response's
+     * error code says "no error" then. */
+    SPF_errcode_t error = SPF_request_query_mailfrom(request, &response);
+    if (error == SPF_E_SUCCESS)
+      error = SPF_response_errcode(response);
+    outcome->result =
+        spf_result_from_libspf2(SPF_response_result(response), error);
+    const char *limit = spf_dns_layer_get_limit_problem(layer);
+    if (limit != NULL) {
+      outcome->result = SPF_RES_PERMERROR;
+      outcome->problem = g_strdup(limit);
+    } else if (outcome->result == SPF_RES_TEMPERROR ||
+               outcome->result == SPF_RES_PERMERROR) {
+      outcome->problem = g_strdup(SPF_strerror(error));
+    } else if (outcome->result == SPF_RES_FAIL) {
+      outcome->explanation = spf_explanation(response);
+    }
+  }
+  outcome->lookups = spf_dns_layer_get_lookups(layer);
+  outcome->voids = spf_dns_layer_get_voids(layer);
+  SPF_response_free(response);
+  SPF_request_free(request);
+  SPF_server_free(server);
+}
+
+SpfOutcome *spf_evaluate(const SpfQuery *query) {
+  SpfOutcome *outcome = g_new0(SpfOutcome, 1);
+  outcome->identity = spf_identity_mailbox(query);
+  outcome->domain =
+      spf_identity_domain(query->sender, query->helo, query->identity);
+  if (outcome->domain == NULL)
+    outcome->result = SPF_RES_NONE; /* section 2.3, 4.3: nothing to check */
+  else
+    spf_evaluate_libspf2(query, outcome->domain, outcome);
+  g_autofree char *comment = spf_comment(outcome, query);
+  outcome->comment = spf_comment_clean(query->receiver, comment);
+  return outcome;
+}
+
+/* --- Received-SPF ------------------------------------------------------- */
+
+char *spf_received_spf(const SpfOutcome *outcome, const SpfQuery *query) {
+  GString *out = g_string_new(spf_result_to_string(outcome->result));
+  g_string_append_printf(out, " (%s)\r\n\tclient-ip=", outcome->comment);
+  spf_append_value(out, query->ip);
+  g_string_append(out, "; envelope-from=");
+  spf_append_value(out, outcome->identity);
+  g_string_append(out, ";");
+  if (query->helo != NULL) {
+    g_string_append(out, " helo=");
+    spf_append_value(out, query->helo);
+    g_string_append(out, ";");
+  }
+  g_string_append(out, "\r\n\treceiver=");
+  spf_append_value(out, query->receiver);
+  g_string_append_printf(out, "; identity=%s;",
+                         query->identity == SPF_IDENTITY_HELO ? "helo"
+                                                              : "mailfrom");
+  if (outcome->problem != NULL) {
+    g_string_append(out, " problem=");
+    spf_append_value(out, outcome->problem);
+    g_string_append(out, ";");
+  }
+  return g_string_free(out, FALSE);
+}
+
+/* --- Replies ------------------------------------------------------------ */
+
+static const char *spf_placeholder(const char *name, gsize length,
+                                   const SpfOutcome *outcome,
+                                   const SpfQuery *query, char **owned_r) {
+  const struct {
+    const char *name;
+    const char *value;
+  } table[] = {
+      {"result", spf_result_to_string(outcome->result)},
+      {"domain", outcome->domain != NULL ? outcome->domain : "(none)"},
+      {"sender", outcome->identity},
+      {"ip", query->ip},
+      {"helo", query->helo != NULL ? query->helo : ""},
+      {"identity", query->identity == SPF_IDENTITY_HELO ? "helo" : "mailfrom"},
+      {"problem", outcome->problem != NULL ? outcome->problem : ""},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(table); i++)
+    if (strlen(table[i].name) == length &&
+        memcmp(table[i].name, name, length) == 0)
+      return table[i].value;
+  if (length == 11 && memcmp(name, "explanation", 11) == 0) {
+    if (outcome->explanation != NULL)
+      return outcome->explanation;
+    *owned_r = g_strdup_printf("%s does not designate %s as permitted sender",
+                               outcome->domain != NULL ? outcome->domain
+                                                       : outcome->identity,
+                               query->ip);
+    return *owned_r;
+  }
+  return NULL;
+}
+
+char *spf_format_text(const char *template, const SpfOutcome *outcome,
+                      const SpfQuery *query) {
+  GString *out = g_string_new(NULL);
+  const char *p = template;
+  while (*p != '\0') {
+    const char *close = p[0] == '{' ? strchr(p, '}') : NULL;
+    g_autofree char *owned = NULL;
+    const char *value = close != NULL
+                            ? spf_placeholder(p + 1, (gsize)(close - p - 1),
+                                              outcome, query, &owned)
+                            : NULL;
+    if (value == NULL) {
+      g_string_append_c(out, *p++);
+      continue;
+    }
+    spf_append_clean(out, value, "");
+    p = close + 1;
+  }
+  return g_string_free(out, FALSE);
+}
+
+static void spf_decide_action(const SpfAction *action, const char *text,
+                              const char *enhanced, const SpfOutcome *outcome,
+                              const SpfQuery *query, SpfDecision *decision) {
+  if (action->code == 0)
+    return;
+  decision->verdict =
+      action->code >= 500 ? PST_VERDICT_REJECT : PST_VERDICT_TEMPFAIL;
+  decision->code = action->code;
+  g_strlcpy(decision->enhanced,
+            action->enhanced != NULL ? action->enhanced : enhanced,
+            sizeof decision->enhanced);
+  if (action->enhanced == NULL)
+    decision->enhanced[0] = action->code >= 500 ? '5' : '4';
+  decision->text = spf_format_text(action->text != NULL ? action->text : text,
+                                   outcome, query);
+}
+
+void spf_decide(const SpfConfig *config, const SpfOutcome *outcome,
+                const SpfQuery *query, SpfDecision *decision) {
+  memset(decision, 0, sizeof *decision);
+  decision->verdict = PST_VERDICT_CONTINUE;
+  if (config->policy == SPF_POLICY_NONE)
+    return;
+  switch (outcome->result) {
+  case SPF_RES_SOFTFAIL:
+    if (config->policy != SPF_POLICY_STRICT)
+      return;
+    /* fall through */
+  case SPF_RES_FAIL:
+    decision->verdict = PST_VERDICT_REJECT;
+    decision->code = 550;
+    g_strlcpy(decision->enhanced, "5.7.23", sizeof decision->enhanced);
+    decision->text = spf_format_text(config->reject_text, outcome, query);
+    return;
+  case SPF_RES_TEMPERROR:
+    spf_decide_action(&config->temperror,
+                      "SPF {result} for {domain}: {problem}; try again later",
+                      "4.4.3", outcome, query, decision);
+    return;
+  case SPF_RES_PERMERROR:
+    spf_decide_action(&config->permerror,
+                      "SPF {result} for {domain}: {problem}", "5.7.24", outcome,
+                      query, decision);
+    return;
+  default:
+    return;
+  }
+}
+
+void spf_decision_clear(SpfDecision *decision) {
+  g_clear_pointer(&decision->text, g_free);
+}

@@ -1,0 +1,234 @@
+/* spf.c - the SPF plugin: checks the client's right to use the HELO name
+ * and the envelope sender's domain (RFC 7208), stores the result for
+ * DMARC and adds a Received-SPF header.
+ *
+ * MAIL (priority -400, the authentication-checks band) decides whether
+ * the session is checked at all (authenticated and relay-allowed sessions
+ * are not: their mail is outgoing), copies what the check needs out of the
+ * session and hands a job to a GThreadPool: libspf2's DNS callback is
+ * synchronous, so the evaluation blocks a worker on the core resolver
+ * (pst_dns_lookup_sync()) and never the main loop.  The hook returns
+ * PENDING; the worker writes the results, sets the reply and completes the
+ * call.  The HELO identity is checked at MAIL too, when the session's
+ * authentication is known (clients authenticate after EHLO).  With both
+ * identities, a HELO result that refuses the mail decides it (section 2.3)
+ * and MAIL FROM is not evaluated; otherwise MAIL FROM decides.
+ *
+ * Cancellation: the job holds the call's cancellable; when the client
+ * leaves, every later lookup returns at once, libspf2 finishes with a
+ * temperror, and the completion is ignored by the core.
+ *
+ * Results (transaction scope): auth.spf {result, reason, smtp.mailfrom or
+ * smtp.helo} for the identity that decided (MAIL FROM when it was
+ * checked), spf.helo the same for the HELO identity, spf.received the
+ * Received-SPF values that EOM (priority -400) prepends to the message.
+ */
+#include <string.h>
+
+#include "spf.h"
+
+#define SPF_PRIORITY (-400)
+#define SPF_WORKERS 8
+
+typedef struct {
+  PstCall *call;
+  GCancellable *cancellable; /* owned reference */
+  SpfConfig *config;         /* owned reference */
+  char *ip;                  /* owned */
+  char *helo;                /* owned, nullable */
+  char *sender;              /* owned */
+} SpfJob;
+
+static void spf_job_free(SpfJob *job) {
+  g_clear_object(&job->cancellable);
+  spf_config_unref(job->config);
+  g_free(job->ip);
+  g_free(job->helo);
+  g_free(job->sender);
+  g_free(job);
+}
+
+/* --- Results ------------------------------------------------------------ */
+
+static GVariant *spf_auth_value(const SpfOutcome *outcome,
+                                const SpfQuery *query) {
+  GVariantBuilder builder;
+  g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add(
+      &builder, "{sv}", "result",
+      g_variant_new_string(spf_result_to_string(outcome->result)));
+  g_variant_builder_add(&builder, "{sv}", "reason",
+                        g_variant_new_string(outcome->problem != NULL
+                                                 ? outcome->problem
+                                                 : outcome->comment));
+  if (query->identity == SPF_IDENTITY_HELO)
+    g_variant_builder_add(
+        &builder, "{sv}", "smtp.helo",
+        g_variant_new_string(query->helo != NULL ? query->helo : ""));
+  else
+    g_variant_builder_add(&builder, "{sv}", "smtp.mailfrom",
+                          g_variant_new_string(outcome->identity));
+  return g_variant_builder_end(&builder);
+}
+
+/* --- The worker --------------------------------------------------------- */
+
+static void spf_query_init(SpfQuery *query, const SpfJob *job,
+                           SpfIdentity identity) {
+  memset(query, 0, sizeof *query);
+  query->ip = job->ip;
+  query->helo = job->helo;
+  query->sender = job->sender;
+  query->identity = identity;
+  query->receiver = job->config->receiver;
+  query->max_lookups = job->config->max_lookups;
+  query->max_void = job->config->max_void;
+  query->resolve = spf_resolve_core;
+  query->resolve_data = job->cancellable;
+}
+
+/* Evaluates one identity, records it, and returns its decision. */
+static void spf_job_check(SpfJob *job, SpfIdentity identity, GPtrArray *headers,
+                          SpfDecision *decision_r) {
+  SpfQuery query;
+  spf_query_init(&query, job, identity);
+  g_autoptr(SpfOutcome) outcome = spf_evaluate(&query);
+  pst_call_log(job->call, G_LOG_LEVEL_INFO,
+               "%s %s: %s (%s) client=%s lookups=%u voids=%u",
+               identity == SPF_IDENTITY_HELO ? "helo" : "mailfrom",
+               outcome->identity, spf_result_to_string(outcome->result),
+               outcome->problem != NULL ? outcome->problem : "ok", job->ip,
+               outcome->lookups, outcome->voids);
+  g_ptr_array_add(headers, spf_received_spf(outcome, &query));
+  GVariant *value = spf_auth_value(outcome, &query);
+  g_variant_ref_sink(value);
+  if (identity == SPF_IDENTITY_HELO)
+    pst_result_set(job->call, PST_SCOPE_TRANSACTION, "spf.helo", value);
+  if (identity == SPF_IDENTITY_MAIL_FROM ||
+      !(job->config->identities & SPF_IDENTITY_MAIL_FROM))
+    pst_result_set(job->call, PST_SCOPE_TRANSACTION, "auth.spf", value);
+  g_variant_unref(value);
+  spf_decide(job->config, outcome, &query, decision_r);
+}
+
+static void spf_job_run(gpointer data, gpointer user_data) {
+  (void)user_data;
+  SpfJob *job = data;
+  g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func(g_free);
+  SpfDecision decision = {.verdict = PST_VERDICT_CONTINUE};
+  if (job->config->identities & SPF_IDENTITY_HELO)
+    spf_job_check(job, SPF_IDENTITY_HELO, headers, &decision);
+  if ((job->config->identities & SPF_IDENTITY_MAIL_FROM) &&
+      decision.verdict == PST_VERDICT_CONTINUE) {
+    spf_decision_clear(&decision);
+    spf_job_check(job, SPF_IDENTITY_MAIL_FROM, headers, &decision);
+  }
+  g_ptr_array_add(headers, NULL);
+  pst_result_set(job->call, PST_SCOPE_TRANSACTION, "spf.received",
+                 g_variant_new_strv((const char *const *)headers->pdata, -1));
+  if (decision.verdict != PST_VERDICT_CONTINUE)
+    pst_call_set_reply(job->call, decision.code, decision.enhanced,
+                       decision.text);
+  PstCall *call = job->call;
+  PstVerdict verdict = decision.verdict;
+  spf_decision_clear(&decision);
+  spf_job_free(job);
+  pst_call_complete(call, verdict);
+}
+
+/* --- Hooks -------------------------------------------------------------- */
+
+typedef struct {
+  SpfConfig *config; /* owned reference */
+  GThreadPool *pool; /* borrowed: the plugin's data owns it */
+} SpfHookData;
+
+static void spf_hook_data_free(SpfHookData *data) {
+  spf_config_unref(data->config);
+  g_free(data);
+}
+
+/* Why this session is not checked, or NULL. */
+static const char *spf_skip_reason(const SpfConfig *config,
+                                   PstSession *session) {
+  if (config->skip_authenticated && pst_session_get_auth_user(session) != NULL)
+    return "authenticated";
+  if (config->skip_internal && pst_session_get_relay_allowed(session))
+    return "internal (allowed to relay)";
+  return NULL;
+}
+
+static PstVerdict spf_mail(PstCall *call, gpointer user_data) {
+  SpfHookData *data = user_data;
+  PstSession *session = pst_call_get_session(call);
+  const char *skip = spf_skip_reason(data->config, session);
+  if (skip != NULL) {
+    pst_call_log(call, G_LOG_LEVEL_DEBUG, "not checked: client is %s", skip);
+    return PST_VERDICT_CONTINUE;
+  }
+  SpfJob *job = g_new0(SpfJob, 1);
+  job->call = call;
+  job->cancellable = g_object_ref(pst_call_get_cancellable(call));
+  job->config = spf_config_ref(data->config);
+  job->ip = g_strdup(pst_session_get_client_address(session));
+  job->helo = g_strdup(pst_session_get_helo(session));
+  job->sender = g_strdup(pst_call_get_argument(call));
+  g_thread_pool_push(data->pool, job, NULL);
+  return PST_VERDICT_PENDING;
+}
+
+/* EOM: the Received-SPF fields, on top (section 9.1: prepended). */
+static PstVerdict spf_eom(PstCall *call, gpointer user_data) {
+  (void)user_data;
+  g_autoptr(GVariant) value =
+      pst_result_get(call, PST_SCOPE_TRANSACTION, "spf.received");
+  if (value == NULL ||
+      !g_variant_is_of_type(value, G_VARIANT_TYPE_STRING_ARRAY))
+    return PST_VERDICT_CONTINUE;
+  PstMessage *message = pst_call_get_message(call);
+  gsize count = 0;
+  g_autofree const char **fields = g_variant_get_strv(value, &count);
+  /* Inserted in reverse at the top, so they read in evaluation order. */
+  for (gsize i = count; i > 0; i--)
+    if (!pst_message_insert_header(message, 0, "Received-SPF", fields[i - 1]))
+      pst_call_log(call, G_LOG_LEVEL_WARNING,
+                   "Received-SPF not added: the value was refused");
+  return PST_VERDICT_CONTINUE;
+}
+
+/* --- The plugin --------------------------------------------------------- */
+
+static void spf_pool_free(gpointer pool) {
+  /* Lets queued jobs run: each must complete its call. */
+  g_thread_pool_free(pool, FALSE, TRUE);
+}
+
+static gboolean spf_init(PstPlugin *plugin, GKeyFile *keyfile,
+                         const char *group, GError **error) {
+  SpfConfig *config = spf_config_load(keyfile, group, error);
+  if (config == NULL)
+    return FALSE;
+  spf_library_init();
+  GThreadPool *pool = pst_plugin_get_data(plugin);
+  if (pool == NULL) {
+    pool = g_thread_pool_new(spf_job_run, NULL, SPF_WORKERS, FALSE, NULL);
+    pst_plugin_set_data(plugin, pool, spf_pool_free);
+  }
+  SpfHookData *mail = g_new0(SpfHookData, 1);
+  mail->config = spf_config_ref(config);
+  mail->pool = pool;
+  pst_plugin_register_hook(plugin, PST_STAGE_MAIL, SPF_PRIORITY, spf_mail, mail,
+                           (GDestroyNotify)spf_hook_data_free);
+  pst_plugin_register_hook(plugin, PST_STAGE_EOM, SPF_PRIORITY, spf_eom, NULL,
+                           NULL);
+  static const char *const identities[] = {"", "mail_from", "helo", "both"};
+  static const char *const policies[] = {"none", "soft", "strict"};
+  pst_plugin_log(plugin, G_LOG_LEVEL_INFO, "identities %s, policy %s",
+                 identities[config->identities], policies[config->policy]);
+  spf_config_unref(config);
+  return TRUE;
+}
+
+POSTILION_PLUGIN_DEFINE("spf", "1.0",
+                        "SPF (RFC 7208) with libspf2: Received-SPF, auth.spf",
+                        spf_init, NULL, spf_init);

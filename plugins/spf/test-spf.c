@@ -1,0 +1,302 @@
+/* test-spf.c - unit tests of the SPF plugin's pure parts and of libspf2
+ * through the plugin's DNS layer, against an in-memory zone table (no
+ * daemon, no DNS server): configuration, result mapping, the RFC 7208
+ * lookup limits, the Received-SPF value and the policy decisions.
+ */
+#include <string.h>
+
+#include "spf.h"
+
+/* --- A zone in a table -------------------------------------------------- */
+
+typedef struct {
+  const char *name;
+  PstDnsType type;
+  const char *records; /* '|'-separated; "!NX", "!TEMP" for errors */
+} ZoneEntry;
+
+static const ZoneEntry zone[] = {
+    {"pass.test", PST_DNS_TYPE_TXT, "v=spf1 ip4:192.0.2.0/24 -all"},
+    {"soft.test", PST_DNS_TYPE_TXT, "v=spf1 ~all"},
+    {"neutral.test", PST_DNS_TYPE_TXT, "v=spf1 ?all"},
+    {"nospf.test", PST_DNS_TYPE_TXT, "some other text"},
+    {"syntax.test", PST_DNS_TYPE_TXT, "v=spf1 ip4:300.1.1.1 -all"},
+    {"two.test", PST_DNS_TYPE_TXT, "v=spf1 -all|v=spf1 +all"},
+    {"temp.test", PST_DNS_TYPE_TXT, "!TEMP"},
+    {"a.test", PST_DNS_TYPE_TXT, "v=spf1 a:host.a.test -all"},
+    {"host.a.test", PST_DNS_TYPE_A, "198.51.100.7"},
+    {"atemp.test", PST_DNS_TYPE_TXT, "v=spf1 a:x.temp.test -all"},
+    {"x.temp.test", PST_DNS_TYPE_A, "!TEMP"},
+    {"exp.test", PST_DNS_TYPE_TXT, "v=spf1 -all exp=why.exp.test"},
+    {"why.exp.test", PST_DNS_TYPE_TXT, "%{i} is not one of %{d}'s servers"},
+    /* eleven includes in a chain: the 11th term is one too many */
+    {"chain0.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain1.test -all"},
+    {"chain1.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain2.test -all"},
+    {"chain2.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain3.test -all"},
+    {"chain3.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain4.test -all"},
+    {"chain4.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain5.test -all"},
+    {"chain5.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain6.test -all"},
+    {"chain6.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain7.test -all"},
+    {"chain7.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain8.test -all"},
+    {"chain8.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain9.test -all"},
+    {"chain9.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain10.test -all"},
+    {"chain10.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain11.test -all"},
+    {"chain11.test", PST_DNS_TYPE_TXT, "v=spf1 +all"},
+    /* ten includes exactly: allowed */
+    {"ten.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain2.test -all"},
+    /* three void lookups */
+    {"void.test", PST_DNS_TYPE_TXT,
+     "v=spf1 a:nx1.void.test a:nx2.void.test a:nx3.void.test +all"},
+    {"void2.test", PST_DNS_TYPE_TXT,
+     "v=spf1 a:nx1.void.test a:nx2.void.test +all"},
+    {"mx.test", PST_DNS_TYPE_TXT, "v=spf1 mx -all"},
+    {"mx.test", PST_DNS_TYPE_MX, "m1.mx.test|m2.mx.test"},
+    {"m1.mx.test", PST_DNS_TYPE_A, "203.0.113.1"},
+    {"m2.mx.test", PST_DNS_TYPE_A, "203.0.113.2"},
+    {"v6.test", PST_DNS_TYPE_TXT, "v=spf1 ip6:2001:db8::/32 -all"},
+    {"helo.test", PST_DNS_TYPE_TXT, "v=spf1 ip4:192.0.2.1 -all"},
+};
+
+static SpfAnswer *zone_resolve(PstDnsType type, const char *name,
+                               gpointer user_data) {
+  guint *queries = user_data;
+  (*queries)++;
+  gboolean name_exists = FALSE;
+  for (gsize i = 0; i < G_N_ELEMENTS(zone); i++) {
+    if (g_ascii_strcasecmp(zone[i].name, name) != 0)
+      continue;
+    name_exists = TRUE;
+    if (zone[i].type != type)
+      continue;
+    if (strcmp(zone[i].records, "!TEMP") == 0)
+      return spf_answer_new(PST_DNS_TEMPFAIL);
+    SpfAnswer *answer = spf_answer_new(PST_DNS_OK);
+    g_auto(GStrv) records = g_strsplit(zone[i].records, "|", -1);
+    for (guint j = 0; records[j] != NULL; j++)
+      g_ptr_array_add(answer->records, g_strdup(records[j]));
+    return answer;
+  }
+  return spf_answer_new(name_exists ? PST_DNS_NODATA : PST_DNS_NXDOMAIN);
+}
+
+static guint query_count;
+
+static void query_setup(SpfQuery *query, const char *ip, const char *helo,
+                        const char *sender) {
+  memset(query, 0, sizeof *query);
+  query->ip = ip;
+  query->helo = helo;
+  query->sender = sender;
+  query->identity = SPF_IDENTITY_MAIL_FROM;
+  query->receiver = "mx.receiver.test";
+  query->max_lookups = 10;
+  query->max_void = 2;
+  query->resolve = zone_resolve;
+  query->resolve_data = &query_count;
+}
+
+/* --- Evaluation --------------------------------------------------------- */
+
+static const struct {
+  const char *ip;
+  const char *sender;
+  SpfResult result;
+  const char *problem; /* substring, nullable */
+} eval_cases[] = {
+    {"192.0.2.9", "a@pass.test", SPF_RES_PASS, NULL},
+    {"198.51.100.1", "a@pass.test", SPF_RES_FAIL, NULL},
+    {"198.51.100.1", "a@soft.test", SPF_RES_SOFTFAIL, NULL},
+    {"198.51.100.1", "a@neutral.test", SPF_RES_NEUTRAL, NULL},
+    {"198.51.100.1", "a@nospf.test", SPF_RES_NONE, NULL},
+    {"198.51.100.1", "a@nowhere.test", SPF_RES_NONE, NULL},
+    {"198.51.100.1", "a@syntax.test", SPF_RES_PERMERROR, NULL},
+    {"198.51.100.1", "a@two.test", SPF_RES_PERMERROR, NULL},
+    {"198.51.100.1", "a@temp.test", SPF_RES_TEMPERROR, NULL},
+    {"198.51.100.1", "a@atemp.test", SPF_RES_TEMPERROR, NULL},
+    {"198.51.100.7", "a@a.test", SPF_RES_PASS, NULL},
+    {"::ffff:192.0.2.9", "a@pass.test", SPF_RES_PASS, NULL},
+    {"2001:db8::1", "a@v6.test", SPF_RES_PASS, NULL},
+    {"2001:db9::1", "a@v6.test", SPF_RES_FAIL, NULL},
+    {"203.0.113.2", "a@mx.test", SPF_RES_PASS, NULL},
+    {"203.0.113.3", "a@mx.test", SPF_RES_FAIL, NULL},
+    {"192.0.2.1", "a@chain0.test", SPF_RES_PERMERROR, "more than 10"},
+    {"192.0.2.1", "a@ten.test", SPF_RES_PASS, NULL},
+    {"192.0.2.1", "a@void.test", SPF_RES_PERMERROR, "void"},
+    {"192.0.2.1", "a@void2.test", SPF_RES_PASS, NULL},
+    {"192.0.2.1", "a@[192.0.2.1]", SPF_RES_NONE, NULL},
+    {"192.0.2.1", "a@localhost", SPF_RES_NONE, NULL},
+};
+
+static void test_evaluate(void) {
+  for (gsize i = 0; i < G_N_ELEMENTS(eval_cases); i++) {
+    SpfQuery query;
+    query_setup(&query, eval_cases[i].ip, "client.test", eval_cases[i].sender);
+    g_autoptr(SpfOutcome) outcome = spf_evaluate(&query);
+    g_test_message("%s from %s: %s (%s)", eval_cases[i].sender,
+                   eval_cases[i].ip, spf_result_to_string(outcome->result),
+                   outcome->problem ? outcome->problem : "-");
+    g_assert_cmpstr(spf_result_to_string(outcome->result), ==,
+                    spf_result_to_string(eval_cases[i].result));
+    if (eval_cases[i].problem != NULL)
+      g_assert_nonnull(strstr(outcome->problem, eval_cases[i].problem));
+  }
+}
+
+static void test_explanation(void) {
+  SpfQuery query;
+  query_setup(&query, "198.51.100.1", "client.test", "a@exp.test");
+  g_autoptr(SpfOutcome) outcome = spf_evaluate(&query);
+  g_assert_cmpint(outcome->result, ==, SPF_RES_FAIL);
+  g_assert_cmpstr(outcome->explanation, ==,
+                  "198.51.100.1 is not one of exp.test's servers");
+  query_setup(&query, "198.51.100.1", "client.test", "a@pass.test");
+  g_autoptr(SpfOutcome) fallback = spf_evaluate(&query);
+  g_assert_cmpstr(fallback->explanation, ==,
+                  "pass.test does not designate 198.51.100.1 as permitted "
+                  "sender");
+}
+
+static void test_helo_identity(void) {
+  SpfQuery query;
+  query_setup(&query, "192.0.2.1", "helo.test", "");
+  query.identity = SPF_IDENTITY_HELO;
+  g_autoptr(SpfOutcome) pass = spf_evaluate(&query);
+  g_assert_cmpint(pass->result, ==, SPF_RES_PASS);
+  g_assert_cmpstr(pass->identity, ==, "postmaster@helo.test");
+  query.ip = "192.0.2.2";
+  g_autoptr(SpfOutcome) fail = spf_evaluate(&query);
+  g_assert_cmpint(fail->result, ==, SPF_RES_FAIL);
+  /* The null sender's MAIL FROM identity is postmaster@HELO. */
+  query.identity = SPF_IDENTITY_MAIL_FROM;
+  g_autoptr(SpfOutcome) null = spf_evaluate(&query);
+  g_assert_cmpint(null->result, ==, SPF_RES_FAIL);
+  /* An address literal or a dotless HELO is not checked, no query. */
+  query.identity = SPF_IDENTITY_HELO;
+  query.helo = "[192.0.2.1]";
+  query_count = 0;
+  g_autoptr(SpfOutcome) literal = spf_evaluate(&query);
+  g_assert_cmpint(literal->result, ==, SPF_RES_NONE);
+  g_assert_cmpuint(query_count, ==, 0);
+}
+
+/* --- Headers and replies ------------------------------------------------ */
+
+static void test_received_spf(void) {
+  SpfQuery query;
+  query_setup(&query, "192.0.2.9", "client.test", "a@pass.test");
+  g_autoptr(SpfOutcome) outcome = spf_evaluate(&query);
+  g_autofree char *value = spf_received_spf(outcome, &query);
+  g_assert_cmpstr(value, ==,
+                  "pass (mx.receiver.test: domain of a@pass.test designates "
+                  "192.0.2.9 as permitted sender)\r\n\tclient-ip=192.0.2.9; "
+                  "envelope-from=\"a@pass.test\"; helo=client.test;\r\n\t"
+                  "receiver=mx.receiver.test; identity=mailfrom;");
+  /* Hostile text is quoted, never structure. */
+  query_setup(&query, "192.0.2.9", "evil\"(x);\\", "a(b)\"c;@nospf.test");
+  g_autoptr(SpfOutcome) evil = spf_evaluate(&query);
+  g_autofree char *quoted = spf_received_spf(evil, &query);
+  g_assert_nonnull(strstr(quoted, "helo=\"evil\\\"(x);\\\\\";"));
+  g_assert_nonnull(strstr(quoted, "domain of a?b?\"c;@nospf.test"));
+  g_assert_null(strchr(quoted, '\n') == NULL ? NULL : strstr(quoted, "\n\n"));
+}
+
+static SpfConfig *config_from(const char *text, GError **error) {
+  g_autoptr(GKeyFile) keyfile = g_key_file_new();
+  g_assert_true(g_key_file_load_from_data(keyfile, text, -1, 0, NULL));
+  return spf_config_load(keyfile, "plugin:spf", error);
+}
+
+static void test_decide(void) {
+  static const struct {
+    const char *config;
+    SpfResult result;
+    PstVerdict verdict;
+    guint code;
+    const char *enhanced;
+  } cases[] = {
+      {"", SPF_RES_FAIL, PST_VERDICT_REJECT, 550, "5.7.23"},
+      {"", SPF_RES_SOFTFAIL, PST_VERDICT_CONTINUE, 0, ""},
+      {"policy=strict", SPF_RES_SOFTFAIL, PST_VERDICT_REJECT, 550, "5.7.23"},
+      {"policy=none", SPF_RES_FAIL, PST_VERDICT_CONTINUE, 0, ""},
+      {"policy=none", SPF_RES_TEMPERROR, PST_VERDICT_CONTINUE, 0, ""},
+      {"", SPF_RES_TEMPERROR, PST_VERDICT_TEMPFAIL, 451, "4.4.3"},
+      {"temperror_action=continue", SPF_RES_TEMPERROR, PST_VERDICT_CONTINUE, 0,
+       ""},
+      {"", SPF_RES_PERMERROR, PST_VERDICT_CONTINUE, 0, ""},
+      {"permerror_action=550", SPF_RES_PERMERROR, PST_VERDICT_REJECT, 550,
+       "5.7.24"},
+      {"permerror_action=550 5.7.1 broken {domain}", SPF_RES_PERMERROR,
+       PST_VERDICT_REJECT, 550, "5.7.1"},
+      {"", SPF_RES_PASS, PST_VERDICT_CONTINUE, 0, ""},
+      {"", SPF_RES_NEUTRAL, PST_VERDICT_CONTINUE, 0, ""},
+      {"", SPF_RES_NONE, PST_VERDICT_CONTINUE, 0, ""},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *text =
+        g_strdup_printf("[plugin:spf]\n%s\n", cases[i].config);
+    g_autoptr(GError) error = NULL;
+    SpfConfig *config = config_from(text, &error);
+    g_assert_no_error(error);
+    SpfQuery query;
+    query_setup(&query, "192.0.2.9", "client.test", "a@x.test");
+    SpfOutcome outcome = {.result = cases[i].result,
+                          .domain = (char *)"x.test",
+                          .identity = (char *)"a@x.test",
+                          .problem = (char *)"DNS lookup failure"};
+    SpfDecision decision;
+    spf_decide(config, &outcome, &query, &decision);
+    g_assert_cmpint(decision.verdict, ==, cases[i].verdict);
+    g_assert_cmpuint(decision.code, ==, cases[i].code);
+    g_assert_cmpstr(decision.enhanced, ==, cases[i].enhanced);
+    if (strstr(cases[i].config, "{domain}") != NULL)
+      g_assert_cmpstr(decision.text, ==, "broken x.test");
+    spf_decision_clear(&decision);
+    spf_config_unref(config);
+  }
+}
+
+static void test_config_errors(void) {
+  static const struct {
+    const char *text;
+    const char *message;
+  } cases[] = {
+      {"identities=all", "[plugin:spf] identities: \"all\""},
+      {"policy=hard", "[plugin:spf] policy: \"hard\""},
+      {"temperror_action=550 5.7.1", "never a permanent refusal"},
+      {"temperror_action=maybe", "[plugin:spf] temperror_action"},
+      {"permerror_action=250", "[plugin:spf] permerror_action"},
+      {"skip_internal=perhaps", "skip_internal"},
+      {"reject=yes", "reject"},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *text =
+        g_strdup_printf("[plugin:spf]\n%s\n", cases[i].text);
+    g_autoptr(GError) error = NULL;
+    g_assert_null(config_from(text, &error));
+    g_assert_nonnull(error);
+    g_test_message("%s -> %s", cases[i].text, error->message);
+    g_assert_nonnull(strstr(error->message, cases[i].message));
+  }
+  g_autoptr(GError) error = NULL;
+  SpfConfig *config = config_from("[server]\nhostname=mx.example\n", &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(config->identities, ==,
+                   SPF_IDENTITY_MAIL_FROM | SPF_IDENTITY_HELO);
+  g_assert_cmpint(config->policy, ==, SPF_POLICY_SOFT);
+  g_assert_cmpuint(config->temperror.code, ==, 451);
+  g_assert_cmpuint(config->permerror.code, ==, 0);
+  g_assert_cmpstr(config->receiver, ==, "mx.example");
+  spf_config_unref(config);
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  spf_library_init();
+  g_test_add_func("/spf/evaluate", test_evaluate);
+  g_test_add_func("/spf/explanation", test_explanation);
+  g_test_add_func("/spf/helo-identity", test_helo_identity);
+  g_test_add_func("/spf/received-spf", test_received_spf);
+  g_test_add_func("/spf/decide", test_decide);
+  g_test_add_func("/spf/config-errors", test_config_errors);
+  return g_test_run();
+}
