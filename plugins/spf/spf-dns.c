@@ -20,7 +20,8 @@
  * excepted: an include or redirect of nothing is a permerror anyway),
  * marks the layer and answers TRY_AGAIN, which makes libspf2 stop at
  * once; spf-eval.c then reports permerror with the layer's problem.
- * The exp= text has its spaces written as "%_" for libspf2's sake.
+ * The exp= text has its spaces written as "%_" for libspf2's sake, and
+ * an exp= name with several TXT records gives none (section 6.2).
  * A PTR answer is cut to its first 10 names (section 4.6.4 says ignore
  * the rest; libspf2 would call it a permerror).
  */
@@ -215,7 +216,11 @@ static void spf_dns_remember(SpfDnsLayer *layer, ns_type type,
  * turns the spaces after it into '%'; "%_" is the macro for a space
  * (section 7.2), which it expands everywhere.  Only answers that hold no
  * SPF record get here: the exp= text (or an include of nothing). */
-static void spf_dns_escape_spaces(SpfAnswer *answer) {
+static void spf_dns_explanation(SpfAnswer *answer) {
+  /* Section 6.2: more than one record is no explanation at all (libspf2
+   * would take one of them). */
+  if (answer->records->len > 1)
+    g_ptr_array_set_size(answer->records, 0);
   for (guint i = 0; i < answer->records->len; i++) {
     g_auto(GStrv) words = g_strsplit(answer->records->pdata[i], " ", -1);
     g_free(answer->records->pdata[i]);
@@ -257,8 +262,9 @@ static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *server,
    * (libspf2 would make them a permerror). */
   if (type == ns_t_ptr && answer->records->len > SPF_MAX_PTR_NAMES)
     g_ptr_array_set_size(answer->records, SPF_MAX_PTR_NAMES);
-  if (kind == SPF_QUERY_TERM && type == ns_t_txt && !spf_answer_has_spf(answer))
-    spf_dns_escape_spaces(answer);
+  if (kind == SPF_QUERY_TERM && type == ns_t_txt &&
+      !spf_answer_has_spf(answer))
+    spf_dns_explanation(answer);
   spf_dns_remember(layer, type, answer);
   return spf_dns_rr_new(layer, domain, type, answer);
 }
