@@ -31,6 +31,7 @@
 #include "pst-build-config.h"
 
 #include "hooks/hooks-private.h"
+#include "transport/transport.h"
 
 /* The 1.0 descriptor ends with reload(); a smaller one cannot be a 1.x
  * descriptor.  The first 8 octets (size and version) never move. */
@@ -65,6 +66,7 @@ void pst_hook_unref(PstHook *hook) {
 }
 
 static void plugin_free(PstPlugin *plugin) {
+  pst_transport_forget_plugin(plugin);
   /* Hooks and data hold pointers into the module: free them first. */
   g_clear_pointer(&plugin->staged, g_ptr_array_unref);
   g_clear_pointer(&plugin->hooks, g_ptr_array_unref);

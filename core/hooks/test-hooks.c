@@ -682,6 +682,9 @@ static void test_results_store(void) {
 /* Loading                                                             */
 /* ------------------------------------------------------------------ */
 
+/* The daemon's own ABI as the loader prints it. */
+#define TEST_ABI G_STRINGIFY(PST_ABI_MAJOR) "." G_STRINGIFY(PST_ABI_MINOR)
+
 static void test_load_checks(void) {
   static const struct {
     guint32 size;
@@ -691,10 +694,10 @@ static void test_load_checks(void) {
     const char *message;
   } cases[] = {
       {sizeof(PstPluginDescriptor), 2, 0, "alpha", TRUE,
-       "built for plugin ABI 2.0, this postiliond provides 1.0: rebuild the "
-       "plugin against this SDK"},
+       "built for plugin ABI 2.0, this postiliond provides " TEST_ABI
+       ": rebuild the plugin against this SDK"},
       {sizeof(PstPluginDescriptor), 1, 9, "alpha", TRUE,
-       "built for plugin ABI 1.9, this postiliond provides only 1.0"},
+       "built for plugin ABI 1.9, this postiliond provides only " TEST_ABI},
       {8, 1, 0, "alpha", TRUE, "the plugin descriptor has 8 octets"},
       {sizeof(PstPluginDescriptor), 1, 0, "other", TRUE,
        "calls itself \"other\" but [plugins] load names it \"alpha\""},

@@ -32,7 +32,7 @@ G_BEGIN_DECLS
 /* ABI version.  The major changes only when an existing function or type
  * changes incompatibly; the minor grows when functions are added. */
 #define PST_ABI_MAJOR 1
-#define PST_ABI_MINOR 0
+#define PST_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define PST_API __attribute__((visibility("default")))
@@ -430,3 +430,5 @@ G_END_DECLS
 
 /* DNS lookups through the daemon's resolver. */
 #include <postilion/dns.h>
+/* The transport service: TLS connections and a session's TLS state. */
+#include <postilion/transport.h>

@@ -67,9 +67,9 @@ def elapsed(function):
 
 REFUSALS = {
     "badabi": r"badabi\.so: built for plugin ABI 99\.0, this postiliond "
-              r"provides 1\.0: rebuild the plugin against this SDK",
+              r"provides 1\.\d+: rebuild the plugin against this SDK",
     "badminor": r"badminor\.so: built for plugin ABI 1\.99, this postiliond "
-                r"provides only 1\.0",
+                r"provides only 1\.\d+",
     "noentry": r"noentry\.so: not a Postilion plugin: it does not export the "
                r"symbol \"postilion_plugin\"",
     "failinit": r"failinit\.so: plugin \"failinit\" failed to start: "
