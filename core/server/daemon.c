@@ -38,6 +38,7 @@
 #include "queue/spool.h"
 #include "server/daemon.h"
 #include "server/server.h"
+#include "transport/transport.h"
 #include "util/log.h"
 
 typedef struct {
@@ -254,7 +255,8 @@ static gboolean daemon_reload(gpointer user_data) {
   g_autoptr(PstPluginSet) plugins = NULL;
   if (config != NULL && daemon_check_reloadable(daemon, config, &error))
     plugins = daemon_reload_plugins(daemon, config, &error);
-  if (plugins != NULL && !pst_dns_reconfigure(&config->dns, &error))
+  if (plugins != NULL && (!pst_transport_check_listeners(config, &error) ||
+                          !pst_dns_reconfigure(&config->dns, &error)))
     g_clear_pointer(&plugins, pst_plugin_set_unref);
   if (plugins == NULL ||
       !pst_server_reload(daemon->server, config, plugins, &error)) {
@@ -338,7 +340,7 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   if (!pst_dns_start(&config->dns, error))
     return FALSE;
   daemon->plugins = pst_plugin_set_load(config, error);
-  if (daemon->plugins == NULL)
+  if (daemon->plugins == NULL || !pst_transport_check_listeners(config, error))
     return FALSE;
   daemon->server =
       pst_server_new(config, daemon->plugins, daemon->spool, error);
@@ -372,7 +374,8 @@ static void daemon_free(PstDaemon *daemon) {
 static int daemon_check(PstDaemon *daemon, gboolean verbose) {
   g_autoptr(GError) error = NULL;
   g_autoptr(PstPluginSet) plugins = pst_plugin_set_load(daemon->config, &error);
-  if (plugins == NULL) {
+  if (plugins == NULL ||
+      !pst_transport_check_listeners(daemon->config, &error)) {
     daemon_fail(daemon, error->message);
     return 1;
   }

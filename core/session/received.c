@@ -1,6 +1,7 @@
 /* received.c - the Received: header the core prepends to every message.
  *
  *   Received: from HELO (HOSTNAME [ADDRESS])
+ *   	(using TLS1.3 with cipher TLS_AES_256_GCM_SHA384 (256 bits))
  *   	by OURHOST (Postilion listener=NAME) with ESMTPSA id QUEUEID
  *   	for <RECIPIENT>; Sun, 22 Nov 2026 03:00:00 +0000
  *
@@ -8,6 +9,8 @@
  * its reverse DNS name ("unknown" without one) and address, our name, the
  * protocol of RFC 3848/6531, the queue id, and the recipient only when
  * there is exactly one (more would tell each recipient about the others).
+ * Over TLS the protocol says ESMTPS and a comment records the TLS version
+ * and cipher, as Postfix's smtpd_tls_received_header does.
  * Text from the client is reduced to safe characters, so nothing it sends
  * can break the header's structure.
  */
@@ -76,6 +79,16 @@ void pst_received_format(PstSession *session, const char *queue_id,
   g_string_append_printf(out, " [%s%s])\r\n",
                          strchr(session->client_address, ':') ? "IPv6:" : "",
                          session->client_address);
+  if (session->tls) {
+    g_string_append(out, "\t(using ");
+    received_append_safe(
+        out, pst_session_get_tls_version(session) ?: "unknown", FALSE);
+    g_string_append(out, " with cipher ");
+    received_append_safe(
+        out, pst_session_get_tls_cipher(session) ?: "unknown", FALSE);
+    g_string_append_printf(out, " (%u bits))\r\n",
+                           pst_session_get_tls_cipher_bits(session));
+  }
   g_string_append_printf(out, "\tby %s (Postilion listener=%s) with %s id %s",
                          session->config->server.hostname,
                          session->listener->name,

@@ -143,6 +143,8 @@ static void session_send_ehlo(PstSession *session) {
     pst_session_reply_line(session, 250, FALSE,
                            "XCLIENT NAME ADDR PORT PROTO HELO LOGIN "
                            "DESTADDR DESTPORT");
+  if (pst_session_offers_starttls(session))
+    pst_session_reply_line(session, 250, FALSE, "STARTTLS");
   for (gsize i = 0; i < G_N_ELEMENTS(extensions); i++)
     pst_session_reply_line(session, 250, i + 1 == G_N_ELEMENTS(extensions),
                            extensions[i]);
@@ -244,8 +246,9 @@ static const PstCommandSpec command_table[PST_SMTP_VERB_COUNT] = {
     [PST_SMTP_VERB_VRFY] = {PST_SMTP_VERB_VRFY, NULL, proceed_disabled},
     [PST_SMTP_VERB_EXPN] = {PST_SMTP_VERB_EXPN, NULL, proceed_disabled},
     [PST_SMTP_VERB_HELP] = {PST_SMTP_VERB_HELP, NULL, proceed_help},
-    [PST_SMTP_VERB_STARTTLS] = {PST_SMTP_VERB_STARTTLS, NULL,
-                                proceed_not_implemented},
+    [PST_SMTP_VERB_STARTTLS] = {PST_SMTP_VERB_STARTTLS,
+                                pst_session_check_starttls,
+                                pst_session_command_starttls},
     [PST_SMTP_VERB_AUTH] = {PST_SMTP_VERB_AUTH, NULL,
                             proceed_not_implemented},
     /* XCLIENT is refused like any unknown command unless the client is

@@ -8,6 +8,7 @@
  * session-sdk.c      the SDK's pst_session_* accessors
  * session-xclient.c  XCLIENT: a trusted proxy passes the client's attributes
  * session-rdns.c     the client's verified reverse name, before CONNECT
+ * session-tls.c      STARTTLS and implicit TLS: the core's side of TLS
  * xclient-parse.c    the pure parser of XCLIENT's argument (fuzzed)
  * received.c         the Received: header
  *
@@ -47,6 +48,7 @@ typedef enum {
   PST_SESSION_WAIT_HOOK,   /* a pending plugin call */
   PST_SESSION_WAIT_COMMIT, /* the spool commit of a message */
   PST_SESSION_WAIT_DNS,    /* the client's reverse name (session-rdns.c) */
+  PST_SESSION_WAIT_TLS,    /* STARTTLS's 220 going out, or the handshake */
 } PstSessionWait;
 
 /* How the current transaction ends when it ends well. */
@@ -81,6 +83,10 @@ struct _PstSession {
 
   /* The connection. */
   int fd;                            /* -1 once closed */
+  PstTransport *transport;           /* owned: plain, then maybe TLS */
+  GCancellable *handshake;           /* owned, nullable: TLS handshake */
+  gboolean starttls_pending;         /* 220 queued, handshake not begun */
+  gboolean read_pending;             /* TLS holds decrypted input */
   PstSessionSource *source;          /* owned: fd watch and idle timer */
   char *client_address;              /* owned */
   guint16 client_port;
@@ -208,6 +214,21 @@ void pst_session_log_reject(PstSession *session, const char *stage,
  * transaction (or to the whole session at CONNECT/HELO). */
 void pst_session_apply_disposition(PstSession *session, PstStage stage,
                                    const PstHookOutcome *outcome);
+
+/* Closes the connection at once, without a reply (a failed handshake). */
+void pst_session_drop(PstSession *session);
+
+/* session-tls.c */
+/* TRUE when EHLO offers STARTTLS: a starttls listener, a TLS provider
+ * loaded, and no TLS yet. */
+gboolean pst_session_offers_starttls(PstSession *session);
+/* The STARTTLS row of the command table. */
+const PstSmtpReply *pst_session_check_starttls(PstSession *session);
+void pst_session_command_starttls(PstSession *session,
+                                  const PstSmtpCommand *cmd);
+/* Starts the server handshake on the socket (implicit TLS at accept, or
+ * once STARTTLS's 220 is written and the plaintext after it dropped). */
+void pst_session_tls_begin(PstSession *session);
 
 /* session-xclient.c (the parser: xclient-parse.h) */
 /* Applies XCLIENT and restarts the session with CONNECT and a 220. */

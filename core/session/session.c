@@ -13,12 +13,17 @@
  * pending the session keeps reading, bounded, so that a client that leaves
  * is noticed and the pending work cancelled.
  *
+ * Every byte goes through session->transport (<postilion/transport.h>):
+ * plain at first, TLS after STARTTLS or from the start on a mode=tls
+ * listener.  While the handshake runs (PST_SESSION_WAIT_TLS) the session
+ * watches nothing: the handshake driver owns the socket.  Decrypted input
+ * that TLS holds does not make the socket readable, so read_pending makes
+ * the source dispatch at once instead.
+ *
  * Entry points: pst_session_start() (server), the event dispatch below,
  * and the helpers in session-private.h used by the session's other files.
  */
-#include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "session/session-private.h"
@@ -89,6 +94,14 @@ static void session_watch(PstSession *session, GIOCondition condition) {
  * output while replies are unwritten. */
 static void session_update_watch(PstSession *session) {
   GIOCondition condition = 0;
+  session->read_pending = FALSE;
+  if (session->waiting == PST_SESSION_WAIT_TLS) {
+    /* Only STARTTLS's 220 may still go out; the handshake owns input. */
+    if (session->output->len > session->output_offset)
+      condition |= G_IO_OUT;
+    session_watch(session, condition);
+    return;
+  }
   gsize buffered = session->input != NULL
                        ? session->input->len - session->input_offset
                        : 0;
@@ -97,6 +110,8 @@ static void session_update_watch(PstSession *session) {
     condition |= G_IO_IN;
   if (session->output->len > session->output_offset)
     condition |= G_IO_OUT;
+  session->read_pending = (condition & G_IO_IN) &&
+                          pst_transport_has_pending(session->transport);
   session_watch(session, condition);
 }
 
@@ -108,8 +123,14 @@ void pst_session_touch(PstSession *session) {
                              session->state == PST_SESSION_STATE_BDAT
                          ? server->timeout_data_ms
                          : server->timeout_command_ms;
+  if (session->read_pending) {
+    /* Dispatch now: TLS holds input the socket will not announce. */
+    g_source_set_ready_time(&session->source->source, 0);
+    return;
+  }
   if (session->waiting != PST_SESSION_WAIT_NONE) {
-    /* Plugins and the spool have deadlines of their own. */
+    /* Plugins, the spool and the TLS handshake have deadlines of their
+     * own. */
     g_source_set_ready_time(&session->source->source, -1);
     return;
   }
@@ -143,6 +164,7 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
   session->closed = setup->closed;
   session->closed_data = setup->closed_data;
   session->fd = setup->fd;
+  session->transport = pst_transport_new_plain(setup->fd);
   session->client_address = g_strdup(setup->client_address);
   session->client_port = setup->client_port;
   session->local_address = g_strdup(setup->local_address);
@@ -163,11 +185,16 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
             session->client_address, session->client_port,
             session->listener->name);
   pst_session_set_state(session, PST_SESSION_STATE_CONNECT);
-  pst_session_lookup_client_name(session, pst_session_start_connect);
+  pst_session_ref(session);
+  /* Implicit TLS: the handshake comes first (nothing may read the
+   * ClientHello as SMTP), the reverse name and CONNECT after it. */
+  if (session->listener->mode == PST_LISTENER_MODE_TLS)
+    pst_session_tls_begin(session);
+  else
+    pst_session_lookup_client_name(session, pst_session_start_connect);
   /* Write the banner when CONNECT decided at once, or watch the socket
    * while it is pending, so a client that leaves cancels the call.  That
    * may end the session (a refusal that disconnects): then NULL. */
-  pst_session_ref(session);
   session_settle(session);
   gboolean open = session->fd >= 0;
   pst_session_unref(session);
@@ -186,6 +213,7 @@ void pst_session_unref(PstSession *session) {
   pst_session_reset_transaction(session);
   g_clear_pointer(&session->session_results, pst_results_free);
   g_clear_pointer(&session->input, g_byte_array_unref);
+  g_clear_pointer(&session->transport, pst_transport_unref);
   g_string_free(session->output, TRUE);
   g_free(session->client_address);
   g_free(session->client_hostname);
@@ -269,9 +297,17 @@ static void session_finish(PstSession *session) {
     session->waiting = PST_SESSION_WAIT_NONE;
     pst_session_unref(session);
   }
+  if (session->handshake != NULL) {
+    /* The handshake's callback still runs, and holds a reference. */
+    g_cancellable_cancel(session->handshake);
+    g_clear_object(&session->handshake);
+  }
   g_source_destroy(&session->source->source);
   g_source_unref(&session->source->source);
   session->source = NULL;
+  /* The transport lives until the session goes: DISCONNECT hooks may
+   * still read its TLS state. */
+  pst_transport_shutdown(session->transport);
   close(session->fd);
   session->fd = -1;
   pst_session_set_state(session, PST_SESSION_STATE_CLOSED);
@@ -282,21 +318,24 @@ static void session_finish(PstSession *session) {
   pst_session_unref(session);
 }
 
+void pst_session_drop(PstSession *session) {
+  session_finish(session);
+}
+
 /* --- Output ------------------------------------------------------------ */
 
 /* Writes queued replies; FALSE when the connection failed. */
 static gboolean session_flush(PstSession *session) {
   while (session->output->len > session->output_offset) {
-    ssize_t n = send(session->fd, session->output->str + session->output_offset,
-                     session->output->len - session->output_offset,
-                     MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    g_autoptr(GError) error = NULL;
+    gssize n = pst_transport_write(
+        session->transport, session->output->str + session->output_offset,
+        session->output->len - session->output_offset, &error);
+    if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
       break;
     if (n <= 0) {
       g_debug("%s: write to client failed: %s", session->id,
-              n < 0 ? g_strerror(errno) : "closed");
+              n < 0 ? error->message : "closed");
       return FALSE;
     }
     session->output_offset += n;
@@ -494,14 +533,14 @@ static void session_keep_input(PstSession *session, const guint8 *data,
 static gboolean session_read(PstSession *session) {
   guint8 buffer[SESSION_READ_SIZE];
   for (int rounds = 0; rounds < 4; rounds++) {
-    ssize_t n = recv(session->fd, buffer, sizeof buffer, 0);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    g_autoptr(GError) error = NULL;
+    gssize n =
+        pst_transport_read(session->transport, buffer, sizeof buffer, &error);
+    if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
       return TRUE;
     if (n < 0) {
       g_debug("%s: read from client failed: %s", session->id,
-              g_strerror(errno));
+              error->message);
       return FALSE;
     }
     if (n == 0) {
@@ -516,7 +555,9 @@ static gboolean session_read(PstSession *session) {
       gsize used = session_process(session, buffer, n);
       session_keep_input(session, buffer + used, n - used);
     }
-    if ((gsize)n < sizeof buffer || !session_can_process(session))
+    if (((gsize)n < sizeof buffer &&
+         !pst_transport_has_pending(session->transport)) ||
+        !session_can_process(session))
       return TRUE;
   }
   return TRUE;
@@ -535,6 +576,13 @@ static void session_settle(PstSession *session) {
   if (session->state == PST_SESSION_STATE_CLOSING && drained) {
     session_finish(session);
     return;
+  }
+  if (session->starttls_pending && drained) {
+    /* STARTTLS's 220 is out: the handshake starts on a clean stream. */
+    session->starttls_pending = FALSE;
+    pst_session_tls_begin(session);
+    if (session->fd < 0)
+      return;
   }
   if (session->peer_closed && session->state != PST_SESSION_STATE_CLOSING &&
       (session->waiting == PST_SESSION_WAIT_NONE ||
@@ -558,6 +606,11 @@ static void session_settle(PstSession *session) {
 static void session_handle_events(PstSession *session, GIOCondition events) {
   if (session->fd < 0)
     return;
+  if (events == 0 && session->read_pending) {
+    /* Not a timeout: TLS holds decrypted input (see session_touch). */
+    events = G_IO_IN;
+    session->read_pending = FALSE;
+  }
   if (events == 0) {
     /* The ready time passed: the idle timeout. */
     g_source_set_ready_time(&session->source->source, -1);
@@ -574,6 +627,11 @@ static void session_handle_events(PstSession *session, GIOCondition events) {
   }
   if (events & (G_IO_ERR | G_IO_NVAL)) {
     session_finish(session);
+    return;
+  }
+  if (session->waiting == PST_SESSION_WAIT_TLS) {
+    /* Nothing is read before the handshake: it reads for itself. */
+    session_settle(session);
     return;
   }
   if ((events & (G_IO_IN | G_IO_HUP)) && !session_read(session)) {
@@ -610,6 +668,11 @@ void pst_session_abort(PstSession *session) {
     return;
   if (session->waiting == PST_SESSION_WAIT_COMMIT)
     return; /* the commit is quick and its 250 is owed */
+  if (session->waiting == PST_SESSION_WAIT_TLS) {
+    /* No reply can be sent in the middle of a handshake. */
+    session_finish(session);
+    return;
+  }
   pst_session_ref(session);
   pst_session_reply(session, 421, "4.3.2", "%s Service shutting down",
                     session->config->server.hostname);
