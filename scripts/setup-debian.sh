@@ -14,6 +14,8 @@ PACKAGES=(
   libglib2.0-dev libunbound-dev libevent-dev
   # plugins/spf (libspf2), and pyspf to cross-check it in tests/e2e
   libspf2-dev python3-spf
+  # plugins/tls (GnuTLS >= 3.7.3)
+  libgnutls28-dev
   # sanitizer runtime for clang builds (gcc's comes with gcc)
   libclang-rt-14-dev
   # tests: python3 with Debian's modules, SMTP client, TLS clients, DNS
