@@ -9,9 +9,7 @@
  * includes go past 10 (its issue #51), and it has no void-lookup limit.
  * The layer sees queries, not terms, so it classifies each query:
  *   - the first TXT query is the checked domain's own record: not a term;
- *   - every later TXT query is an include or redirect (one term), except
- *     the exp= lookup, which comes last and is never counted: a TXT query
- *     past the limit whose answer holds no "v=spf1" record is let through;
+ *   - every later TXT query is an include or redirect (one term);
  *   - MX and PTR queries are terms (mx, ptr, the %{p} macro);
  *   - an A/AAAA query for a name an MX or PTR answer of this evaluation
  *     returned belongs to that term (libspf2 caps those at 10 itself);
@@ -20,10 +18,16 @@
  * excepted: an include or redirect of nothing is a permerror anyway),
  * marks the layer and answers TRY_AGAIN, which makes libspf2 stop at
  * once; spf-eval.c then reports permerror with the layer's problem.
- * The exp= text has its spaces written as "%_" for libspf2's sake, and
- * an exp= name with several TXT records gives none (section 6.2).
- * A PTR answer is cut to its first 10 names (section 4.6.4 says ignore
- * the rest; libspf2 would call it a permerror).
+ * Every SPF record goes through spf_record_prepare() (spf-record.c),
+ * whose permerrors are reported the same way.  A PTR answer is cut to
+ * its first 10 names (section 4.6.4 says ignore the rest; libspf2 would
+ * call it a permerror).
+ *
+ * The exp= lookup does not go through lookup(): the layer's get_exp()
+ * does it (so it is never counted) and expands the text itself with
+ * libspf2's macro expander, because libspf2's own path leaks its answer
+ * on every error, takes one of several records (section 6.2: several are
+ * no explanation), and stops expanding at the first space.
  */
 #include <string.h>
 
@@ -39,8 +43,10 @@ struct _SpfDnsLayer {
   gboolean seen_top_txt;
   guint lookups;
   guint voids;
-  char *limit_problem;      /* owned, nullable */
-  GHashTable *subordinates; /* owned: names from MX/PTR answers */
+  char *problem;                   /* owned, nullable */
+  GHashTable *subordinates;        /* owned: names from MX/PTR answers */
+  SPF_request_t *request;          /* borrowed, nullable: for get_exp() */
+  const char *default_explanation; /* borrowed: a macro-string */
 };
 
 typedef enum {
@@ -176,14 +182,30 @@ static SpfQueryKind spf_dns_classify(SpfDnsLayer *layer, const char *domain,
   return SPF_QUERY_TERM;
 }
 
-static gboolean spf_answer_has_spf(const SpfAnswer *answer) {
+static gboolean spf_text_is_spf(const char *text) {
+  return g_ascii_strncasecmp(text, "v=spf1", 6) == 0 &&
+         (text[6] == '\0' || text[6] == ' ');
+}
+
+/* Rewrites the answer's SPF records for libspf2 (spf-record.c); FALSE,
+ * with the layer's problem set, when one is a permerror. */
+static gboolean spf_dns_prepare_records(SpfDnsLayer *layer, SpfAnswer *answer) {
   for (guint i = 0; i < answer->records->len; i++) {
-    const char *text = answer->records->pdata[i];
-    if (g_ascii_strncasecmp(text, "v=spf1", 6) == 0 &&
-        (text[6] == '\0' || text[6] == ' '))
-      return TRUE;
+    if (!spf_text_is_spf(answer->records->pdata[i]))
+      continue;
+    char *problem = NULL;
+    char *prepared = spf_record_prepare(answer->records->pdata[i], &problem);
+    if (prepared == NULL) {
+      if (layer->problem == NULL)
+        layer->problem = problem;
+      else
+        g_free(problem);
+      return FALSE;
+    }
+    g_free(answer->records->pdata[i]);
+    answer->records->pdata[i] = prepared;
   }
-  return FALSE;
+  return TRUE;
 }
 
 static gboolean spf_answer_is_void(const SpfAnswer *answer) {
@@ -194,9 +216,9 @@ static gboolean spf_answer_is_void(const SpfAnswer *answer) {
 
 static void spf_dns_exceed(SpfDnsLayer *layer, gboolean void_lookups) {
   const SpfQuery *query = layer->query;
-  if (layer->limit_problem != NULL)
+  if (layer->problem != NULL)
     return;
-  layer->limit_problem =
+  layer->problem =
       void_lookups
           ? g_strdup_printf("more than %u void DNS lookups", query->max_void)
           : g_strdup_printf("more than %u DNS-querying terms",
@@ -212,22 +234,6 @@ static void spf_dns_remember(SpfDnsLayer *layer, ns_type type,
                      spf_dns_name_key(answer->records->pdata[i]));
 }
 
-/* libspf2 1.2.10 stops expanding an explanation at its first space and
- * turns the spaces after it into '%'; "%_" is the macro for a space
- * (section 7.2), which it expands everywhere.  Only answers that hold no
- * SPF record get here: the exp= text (or an include of nothing). */
-static void spf_dns_explanation(SpfAnswer *answer) {
-  /* Section 6.2: more than one record is no explanation at all (libspf2
-   * would take one of them). */
-  if (answer->records->len > 1)
-    g_ptr_array_set_size(answer->records, 0);
-  for (guint i = 0; i < answer->records->len; i++) {
-    g_auto(GStrv) words = g_strsplit(answer->records->pdata[i], " ", -1);
-    g_free(answer->records->pdata[i]);
-    answer->records->pdata[i] = g_strjoinv("%_", words);
-  }
-}
-
 static PstDnsType spf_dns_type(ns_type type) {
   return (PstDnsType)type; /* both are the IANA numbers */
 }
@@ -238,21 +244,15 @@ static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *server,
   (void)should_cache;
   SpfDnsLayer *layer = server->hook;
   const SpfQuery *query = layer->query;
-  if (layer->limit_problem != NULL)
+  if (layer->problem != NULL)
     return spf_dns_rr_try_again(layer, domain, type);
   SpfQueryKind kind = spf_dns_classify(layer, domain, type);
-  gboolean over =
-      kind == SPF_QUERY_TERM && ++layer->lookups > query->max_lookups;
-  if (over && type != ns_t_txt) {
+  if (kind == SPF_QUERY_TERM && ++layer->lookups > query->max_lookups) {
     spf_dns_exceed(layer, FALSE);
     return spf_dns_rr_try_again(layer, domain, type);
   }
   g_autoptr(SpfAnswer) answer =
       query->resolve(spf_dns_type(type), domain, query->resolve_data);
-  if (over && spf_answer_has_spf(answer)) {
-    spf_dns_exceed(layer, FALSE);
-    return spf_dns_rr_try_again(layer, domain, type);
-  }
   if (kind == SPF_QUERY_TERM && type != ns_t_txt &&
       spf_answer_is_void(answer) && ++layer->voids > query->max_void) {
     spf_dns_exceed(layer, TRUE);
@@ -262,11 +262,58 @@ static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *server,
    * (libspf2 would make them a permerror). */
   if (type == ns_t_ptr && answer->records->len > SPF_MAX_PTR_NAMES)
     g_ptr_array_set_size(answer->records, SPF_MAX_PTR_NAMES);
-  if (kind == SPF_QUERY_TERM && type == ns_t_txt &&
-      !spf_answer_has_spf(answer))
-    spf_dns_explanation(answer);
+  if (type == ns_t_txt && !spf_dns_prepare_records(layer, answer))
+    return spf_dns_rr_try_again(layer, domain, type);
   spf_dns_remember(layer, type, answer);
   return spf_dns_rr_new(layer, domain, type, answer);
+}
+
+/* --- Explanations ------------------------------------------------------ */
+
+/* Expands `text` (an explanation macro-string) into *bufp; FALSE when it
+ * does not compile. */
+static gboolean spf_dns_expand(SpfDnsLayer *layer, SPF_server_t *server,
+                               const char *text, char **bufp, size_t *buflenp) {
+  SPF_response_t *scratch = SPF_response_new(layer->request);
+  SPF_macro_t *macro = NULL;
+  SPF_errcode_t error = SPF_record_compile_macro(server, scratch, &macro, text);
+  if (error == SPF_E_SUCCESS)
+    /* The compiled data follows the header (libspf2's SPF_macro_data()). */
+    error = SPF_record_expand_data(server, layer->request, scratch,
+                                   (SPF_data_t *)(macro + 1), macro->macro_len,
+                                   bufp, buflenp);
+  if (macro != NULL)
+    SPF_macro_free(macro);
+  SPF_response_free(scratch);
+  return error == SPF_E_SUCCESS;
+}
+
+/* libspf2 stops expanding at a literal space; "%_" is the macro for one
+ * (section 7.2), which it expands everywhere. */
+static char *spf_dns_escape_spaces(const char *text) {
+  g_auto(GStrv) words = g_strsplit(text, " ", -1);
+  return g_strjoinv("%_", words);
+}
+
+/* libspf2's get_exp hook: the explanation at `name` (section 6.2), or
+ * the server's default when there is not exactly one TXT record, or it
+ * does not expand. */
+static SPF_errcode_t spf_dns_get_exp(SPF_server_t *server, const char *name,
+                                     char **bufp, size_t *buflenp) {
+  SpfDnsLayer *layer = server->resolver->hook;
+  const SpfQuery *query = layer->query;
+  g_autofree char *domain = g_strdup(name); /* `name` may be *bufp */
+  g_autoptr(SpfAnswer) answer =
+      query->resolve(PST_DNS_TYPE_TXT, domain, query->resolve_data);
+  if (answer->status == PST_DNS_OK && answer->records->len == 1) {
+    g_autofree char *text = spf_dns_escape_spaces(answer->records->pdata[0]);
+    if (spf_dns_expand(layer, server, text, bufp, buflenp))
+      return SPF_E_SUCCESS;
+  }
+  return spf_dns_expand(layer, server, layer->default_explanation, bufp,
+                        buflenp)
+             ? SPF_E_SUCCESS
+             : SPF_E_INVALID_CHAR;
 }
 
 /* --- The layer ---------------------------------------------------------- */
@@ -276,6 +323,7 @@ SpfDnsLayer *spf_dns_layer_new(const SpfQuery *query) {
   layer->query = query;
   layer->server.destroy = NULL;
   layer->server.lookup = spf_dns_lookup;
+  layer->server.get_exp = spf_dns_get_exp;
   layer->server.name = "postilion";
   layer->server.hook = layer;
   layer->subordinates =
@@ -287,16 +335,22 @@ void spf_dns_layer_free(SpfDnsLayer *layer) {
   if (layer == NULL)
     return;
   g_hash_table_unref(layer->subordinates);
-  g_free(layer->limit_problem);
+  g_free(layer->problem);
   g_free(layer);
+}
+
+void spf_dns_layer_set_request(SpfDnsLayer *layer, SPF_request_t *request,
+                               const char *default_explanation) {
+  layer->request = request;
+  layer->default_explanation = default_explanation;
 }
 
 SPF_dns_server_t *spf_dns_layer_get_server(SpfDnsLayer *layer) {
   return &layer->server;
 }
 
-const char *spf_dns_layer_get_limit_problem(SpfDnsLayer *layer) {
-  return layer->limit_problem;
+const char *spf_dns_layer_get_problem(SpfDnsLayer *layer) {
+  return layer->problem;
 }
 
 guint spf_dns_layer_get_lookups(SpfDnsLayer *layer) {

@@ -6,7 +6,8 @@
  * but libspf2's log hooks.  It maps libspf2's results to RFC 7208's:
  *   - INVALID with SPF_E_DNS_ERROR (the top-level TXT lookup failed) is a
  *     temperror, any other INVALID (a syntax error) a permerror;
- *   - a limit the DNS layer enforced makes the result a permerror;
+ *   - a limit the DNS layer enforced, or a record it refused
+ *     (spf-record.c), makes the result a permerror;
  *   - IPv4-mapped IPv6 clients are checked as IPv4 (section 5 note).
  * libspf2 answers "pass" for every 127/8 and ::1 client without looking
  * at DNS; the plugin's skip rules keep local clients away from it.
@@ -259,6 +260,7 @@ static void spf_evaluate_libspf2(const SpfQuery *query, const char *domain,
   SPF_server_set_max_dns_mx(server, 10);
   SPF_server_set_max_dns_ptr(server, 10);
   SPF_request_t *request = SPF_request_new(server);
+  spf_dns_layer_set_request(layer, request, SPF_DEFAULT_EXPLANATION);
   if (!spf_request_set_ip(request, query->ip)) {
     outcome->result = SPF_RES_PERMERROR;
     outcome->problem = g_strdup("the client address is not an IP address");
@@ -282,7 +284,7 @@ static void spf_evaluate_libspf2(const SpfQuery *query, const char *domain,
       error = SPF_response_errcode(response);
     outcome->result =
         spf_result_from_libspf2(SPF_response_result(response), error);
-    const char *limit = spf_dns_layer_get_limit_problem(layer);
+    const char *limit = spf_dns_layer_get_problem(layer);
     if (limit != NULL) {
       outcome->result = SPF_RES_PERMERROR;
       outcome->problem = g_strdup(limit);

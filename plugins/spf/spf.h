@@ -3,6 +3,7 @@
  *   spf-config.c  [plugin:spf] read into an immutable SpfConfig
  *   spf-dns.c     libspf2's DNS layer over the core resolver, with the
  *                 RFC 7208 section 4.6.4 limits libspf2 does not enforce
+ *   spf-record.c  records rewritten where libspf2 departs from the RFC
  *   spf-eval.c    one check_host() through libspf2 -> SpfOutcome; the
  *                 Received-SPF header; the policy decision (pure)
  *   spf.c         the hooks, the worker threads, the results store
@@ -147,6 +148,12 @@ void spf_decision_clear(SpfDecision *decision);
  * {explanation} {problem} in `template`; unknown names stay as they are. */
 char *spf_format_text(const char *template, const SpfOutcome *outcome,
                       const SpfQuery *query);
+
+/* An SPF record ("v=spf1 ...") rewritten into what libspf2 evaluates the
+ * RFC 7208 way (spf-record.c): redirect= moved last, "ip4:X/0" split.
+ * NULL, with `problem_r` set to a new string, when the record is a
+ * permerror that libspf2 would not call one. */
+char *spf_record_prepare(const char *record, char **problem_r);
 
 /* Routes libspf2's process-global log hooks to GLib (once). */
 void spf_library_init(void);

@@ -55,6 +55,9 @@ static const ZoneEntry zone[] = {
     {"m2.mx.test", PST_DNS_TYPE_A, "203.0.113.2"},
     {"v6.test", PST_DNS_TYPE_TXT, "v=spf1 ip6:2001:db8::/32 -all"},
     {"helo.test", PST_DNS_TYPE_TXT, "v=spf1 ip4:192.0.2.1 -all"},
+    {"order.test", PST_DNS_TYPE_TXT, "v=spf1 redirect=soft.test ip4:192.0.2.9"},
+    {"zero.test", PST_DNS_TYPE_TXT, "v=spf1 ip4:0.0.0.0/0 -all"},
+    {"emptya.test", PST_DNS_TYPE_TXT, "v=spf1 a: -all"},
 };
 
 static SpfAnswer *zone_resolve(PstDnsType type, const char *name,
@@ -125,6 +128,10 @@ static const struct {
     {"192.0.2.1", "a@void2.test", SPF_RES_PASS, NULL},
     {"192.0.2.1", "a@[192.0.2.1]", SPF_RES_NONE, NULL},
     {"192.0.2.1", "a@localhost", SPF_RES_NONE, NULL},
+    {"192.0.2.9", "a@order.test", SPF_RES_PASS, NULL},
+    {"192.0.2.8", "a@order.test", SPF_RES_SOFTFAIL, NULL},
+    {"203.0.113.1", "a@zero.test", SPF_RES_PASS, NULL},
+    {"192.0.2.1", "a@emptya.test", SPF_RES_PERMERROR, "empty domain"},
 };
 
 static void test_evaluate(void) {
@@ -198,6 +205,48 @@ static void test_received_spf(void) {
   g_assert_nonnull(strstr(quoted, "helo=\"evil\\\"(x);\\\\\";"));
   g_assert_nonnull(strstr(quoted, "domain of a?b?\"c;@nospf.test"));
   g_assert_null(strchr(quoted, '\n') == NULL ? NULL : strstr(quoted, "\n\n"));
+}
+
+static void test_record_prepare(void) {
+  static const struct {
+    const char *record;
+    const char *prepared; /* NULL: a permerror containing `problem` */
+    const char *problem;
+  } cases[] = {
+      {"v=spf1 -all", "v=spf1 -all", NULL},
+      {"v=spf1", "v=spf1", NULL},
+      {"v=spf1  a   -all  ", "v=spf1 a -all", NULL},
+      {"v=spf1 redirect=x.test ip4:192.0.2.1",
+       "v=spf1 ip4:192.0.2.1 redirect=x.test", NULL},
+      {"v=spf1 REDIRECT=x.test a", "v=spf1 a REDIRECT=x.test", NULL},
+      {"v=spf1 redirect=x.test redirect=y.test", NULL, "redirect="},
+      {"v=spf1 -all exp=e.test exp=e.test", NULL, "exp="},
+      {"v=spf1 a: -all", NULL, "empty domain in \"a:\""},
+      {"v=spf1 -mx:/24 -all", NULL, "empty domain"},
+      {"v=spf1 include: -all", NULL, "empty domain"},
+      {"v=spf1 exists: -all", NULL, "empty domain"},
+      {"v=spf1 a:x.test/24 mx ptr include:y.test",
+       "v=spf1 a:x.test/24 mx ptr include:y.test", NULL},
+      {"v=spf1 ip4:0.0.0.0/0 -all", "v=spf1 ip4:0.0.0.0/1 ip4:128.0.0.0/1 -all",
+       NULL},
+      {"v=spf1 -ip4:10.0.0.0/0", "v=spf1 -ip4:0.0.0.0/1 -ip4:128.0.0.0/1",
+       NULL},
+      {"v=spf1 ~ip6:::/0", "v=spf1 ~ip6:::/1 ~ip6:8000::/1", NULL},
+      {"v=spf1 ip4:192.0.2.0/20 ip6:2001:db8::/0/0",
+       "v=spf1 ip4:192.0.2.0/20 ip6:2001:db8::/0/0", NULL},
+      {"v=spf1 foo=bar =x a=", "v=spf1 foo=bar =x a=", NULL},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *problem = NULL;
+    g_autofree char *prepared = spf_record_prepare(cases[i].record, &problem);
+    g_test_message("%s -> %s (%s)", cases[i].record,
+                   prepared ? prepared : "NULL", problem ? problem : "-");
+    g_assert_cmpstr(prepared, ==, cases[i].prepared);
+    if (cases[i].problem != NULL)
+      g_assert_nonnull(strstr(problem, cases[i].problem));
+    else
+      g_assert_null(problem);
+  }
 }
 
 static SpfConfig *config_from(const char *text, GError **error) {
@@ -297,6 +346,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/helo-identity", test_helo_identity);
   g_test_add_func("/spf/received-spf", test_received_spf);
   g_test_add_func("/spf/decide", test_decide);
+  g_test_add_func("/spf/record-prepare", test_record_prepare);
   g_test_add_func("/spf/config-errors", test_config_errors);
   return g_test_run();
 }
