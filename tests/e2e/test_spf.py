@@ -176,9 +176,16 @@ def test_results_and_replies(spf):
      "domain of a@nospf.spf.test does not designate permitted sender hosts"),
     (STRANGER, "a@perm.spf.test", "permerror",
      "permanent error in the SPF record of a@perm.spf.test: "),
+    (STRANGER, "a@pass.spf.test", "fail",
+     f"domain of a@pass.spf.test does not designate {STRANGER} as "
+     f"permitted sender"),
+    (STRANGER, "a@x.servfail.test", "temperror",
+     "temporary error checking domain of a@x.servfail.test: DNS lookup "
+     "failure"),
 ])
 def test_received_spf_header(spf, ip, sender, result, comment):
-    daemon = spf.configure(identities="mail_from")
+    # policy none: fail and temperror are delivered too, with the header.
+    daemon = spf.configure(identities="mail_from", policy="none")
     message = deliver(daemon, ip, sender)
     (header,) = received_spf(message)
     assert header.startswith(f"{result} ({harness.HOSTNAME}: {comment}"), \
@@ -186,14 +193,14 @@ def test_received_spf_header(spf, ip, sender, result, comment):
     assert (f"client-ip={ip}; envelope-from=\"{sender}\"; helo={HELO}; "
             f"receiver={harness.HOSTNAME}; identity=mailfrom;") in header, \
         header
-    if result == "permerror":
+    if result in ("permerror", "temperror"):
         assert "problem=" in header, header
     # Received-SPF goes on top, above the core's Received (RFC 7208 9.1).
     headers, _ = harness.split_message(message["content"])
     assert [name for name, _ in headers[:2]] == ["Received-SPF", "Received"]
-    assert f"'auth.spf'" in str(message["results"]) or \
-        "auth.spf" in str(message["results"]), message["results"]
-    assert result in str(message["results"]), message["results"]
+    stored = str(message["results"])
+    assert f"'auth.spf': <{{'result': <'{result}'>" in stored, stored
+    assert f"'smtp.mailfrom': <'{sender}'>" in stored, stored
 
 
 # --------------------------------------------------------------------------
