@@ -15,9 +15,11 @@
 #include <string.h>
 
 #include "deliver/delivery-job.h"
+#include "deliver/main-call.h"
 #include "deliver/queue-manager.h"
 #include "deliver/smtp-client.h"
 #include "deliver/smtp-deliver.h"
+#include "deliver/smtp-tls.h"
 #include "queue/queue-id.h"
 #include "queue/queue-notify.h"
 #include "queue/spool-manage.h"
@@ -420,6 +422,9 @@ static gboolean cache_timer_fired(gpointer user_data) {
 
 PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
                                        GError **error) {
+  /* Main-thread services of the SMTP client run here (main-call.h). */
+  pst_main_call_set_context(g_main_context_get_thread_default());
+  pst_smtp_tls_update_available();
   if (!pst_smtp_client_check_config(&config->delivery, error))
     return NULL;
   g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, error);
@@ -474,6 +479,7 @@ void pst_queue_manager_add(PstQueueManager *manager, const char *id) {
 void pst_queue_manager_reconfigure(PstQueueManager *manager,
                                    PstConfig *config) {
   g_autoptr(GError) error = NULL;
+  pst_smtp_tls_update_available();
   if (!pst_smtp_client_check_config(&config->delivery, &error)) {
     g_warning("reload: %s; the last good delivery settings stay",
               error->message);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "deliver/smtp-client.h"
+#include "deliver/smtp-tls.h"
 
 #define READ_CHUNK 4096
 
@@ -21,16 +22,14 @@ struct _PstSmtpConnection {
   GByteArray *input; /* owned: received, not parsed yet */
   char *relay;       /* owned: "name[address]:port" */
   char *name;        /* owned: the host name (SNI, verification) */
-  const char *tls;   /* static: "none" until STARTTLS succeeds */
+  PstSmtpTls *tls;   /* owned, nullable: after STARTTLS */
   guint timeout_ms;  /* per reply and per write */
   gboolean broken;   /* the connection can no longer be used */
   PstSmtpExtensions extensions;
 };
 
 gboolean pst_smtp_client_tls_available(void) {
-  /* STARTTLS needs the TLS provider's client API (postilion/transport.h),
-   * which the core does not have yet. */
-  return FALSE;
+  return pst_smtp_tls_available();
 }
 
 gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
@@ -60,22 +59,53 @@ static gboolean wait_for(PstSmtpConnection *connection, GIOCondition condition,
                                        (gint64)timeout_ms * 1000, NULL, error);
 }
 
-/* Writes all of `data`; a reply describing the failure, or NULL. */
+/* One non-blocking send or receive, through TLS once it is up. */
+static gssize connection_transfer(PstSmtpConnection *connection, void *buffer,
+                                  gsize size, gboolean write, GError **error) {
+  if (connection->tls != NULL)
+    return write ? pst_smtp_tls_write(connection->tls, buffer, size, error)
+                 : pst_smtp_tls_read(connection->tls, buffer, size, error);
+  return write ? g_socket_send_with_blocking(connection->socket, buffer, size,
+                                             FALSE, NULL, error)
+               : g_socket_receive_with_blocking(connection->socket, buffer,
+                                                size, FALSE, NULL, error);
+}
+
+/* After G_IO_ERROR_WOULD_BLOCK: waits until the socket is ready for what
+ * the transfer needs, or `deadline` (monotonic µs).  FALSE on timeout. */
+static gboolean connection_wait(PstSmtpConnection *connection, gboolean write,
+                                gint64 deadline) {
+  if (connection->tls != NULL && !write &&
+      pst_smtp_tls_has_pending(connection->tls))
+    return TRUE;
+  GIOCondition condition = connection->tls != NULL
+                               ? pst_smtp_tls_get_condition(connection->tls)
+                           : write ? G_IO_OUT
+                                   : G_IO_IN;
+  gint64 left = deadline - g_get_monotonic_time();
+  return left > 0 && g_socket_condition_timed_wait(connection->socket,
+                                                   condition, left, NULL, NULL);
+}
+
+/* Writes all of `data`; a reply describing the failure, or NULL.  The
+ * timeout applies to each step that makes no progress. */
 static PstSmtpReply *connection_write(PstSmtpConnection *connection,
                                       const char *data, gsize length) {
   gsize done = 0;
   while (done < length) {
     g_autoptr(GError) error = NULL;
-    gssize sent = g_socket_send_with_blocking(
-        connection->socket, data + done, length - done, FALSE, NULL, &error);
+    gint64 deadline =
+        g_get_monotonic_time() + (gint64)connection->timeout_ms * 1000;
+    gssize sent = connection_transfer(connection, (char *)data + done,
+                                      length - done, TRUE, &error);
     if (sent > 0) {
       done += (gsize)sent;
       continue;
     }
     if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-      g_clear_error(&error);
-      if (wait_for(connection, G_IO_OUT, connection->timeout_ms, &error))
+      if (connection_wait(connection, TRUE, deadline))
         continue;
+      return failure(connection, 451, "4.4.2", "timeout sending to the server");
     }
     return failure(connection, 451, "4.4.2",
                    error != NULL ? error->message : "write failed");
@@ -100,22 +130,22 @@ static PstSmtpReply *connection_read_reply(PstSmtpConnection *connection,
     }
     if (status == PST_SMTP_PARSE_ERROR)
       return failure(connection, 451, "4.5.0", problem);
-    gint64 left = deadline - g_get_monotonic_time();
     g_autoptr(GError) error = NULL;
-    if (left <= 0 || !g_socket_condition_timed_wait(connection->socket, G_IO_IN,
-                                                    left, NULL, &error))
-      return failure(connection, 451, "4.4.2",
-                     "timeout waiting for the server's reply");
     guint8 buffer[READ_CHUNK];
-    gssize got = g_socket_receive_with_blocking(
-        connection->socket, (char *)buffer, sizeof buffer, FALSE, NULL, &error);
+    gssize got =
+        connection_transfer(connection, buffer, sizeof buffer, FALSE, &error);
     if (got == 0)
       return failure(connection, 451, "4.4.2",
                      "the server closed the connection");
-    if (got < 0 && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-      return failure(connection, 451, "4.4.2", error->message);
-    if (got > 0)
+    if (got > 0) {
       g_byte_array_append(connection->input, buffer, (guint)got);
+      continue;
+    }
+    if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+      return failure(connection, 451, "4.4.2", error->message);
+    if (!connection_wait(connection, FALSE, deadline))
+      return failure(connection, 451, "4.4.2",
+                     "timeout waiting for the server's reply");
   }
 }
 
@@ -180,32 +210,82 @@ static PstSmtpReply *connection_hello(PstSmtpConnection *connection,
   return NULL;
 }
 
-/* The TLS level: STARTTLS is the one place TLS plugs in.  No TLS
- * provider exists yet, so `may` goes on in clear, and `encrypt`/`verify`
- * (which the daemon refuses to start with, see main.c) cannot get here
- * with a server that offers it; without STARTTLS they refuse. */
-static PstSmtpReply *connection_apply_tls(PstSmtpConnection *connection,
-                                          PstDeliveryTls tls) {
+/* STARTTLS, the handshake and the new EHLO; NULL when TLS is up.
+ * `handshake_failed_r` tells a failed handshake from a refusal. */
+static PstSmtpReply *connection_starttls(PstSmtpConnection *connection,
+                                         const char *helo_name,
+                                         PstDeliveryTls tls, const char *log_id,
+                                         gboolean *handshake_failed_r) {
+  PstSmtpReply *reply = connection_command(connection, "STARTTLS");
+  if (connection->broken || reply->code != 220)
+    return reply;
+  pst_smtp_reply_free(reply);
+  /* Whatever the server sent in clear after its 220 is not trusted. */
+  g_byte_array_set_size(connection->input, 0);
+  g_autoptr(GError) error = NULL;
+  connection->tls = pst_smtp_tls_start(
+      g_socket_get_fd(connection->socket), connection->name,
+      tls == PST_DELIVERY_TLS_VERIFY, connection->timeout_ms, &error);
+  if (connection->tls == NULL) {
+    *handshake_failed_r = TRUE;
+    g_autofree char *problem =
+        g_strdup_printf("TLS handshake failed: %s", error->message);
+    return failure(connection, 454, "4.7.5", problem);
+  }
+  const char *why = pst_smtp_tls_get_verify_message(connection->tls);
+  g_message("%s: %s TLS connection established to %s: %s with cipher %s "
+            "(%u bits)%s%s",
+            log_id,
+            pst_smtp_tls_get_verified(connection->tls) ? "Verified"
+                                                       : "Untrusted",
+            connection->relay, pst_smtp_tls_get_version(connection->tls),
+            pst_smtp_tls_get_cipher(connection->tls),
+            pst_smtp_tls_get_bits(connection->tls), why != NULL ? ": " : "",
+            why != NULL ? why : "");
+  return connection_hello(connection, helo_name);
+}
+
+/* The TLS level, once EHLO told whether STARTTLS is offered.  `may` goes
+ * on in clear when TLS cannot be had; `encrypt` and `verify` refuse. */
+static PstSmtpReply *
+connection_apply_tls(PstSmtpConnection *connection, const char *helo_name,
+                     PstDeliveryTls tls, gboolean try_starttls,
+                     const char *log_id, gboolean *handshake_failed_r) {
+  gboolean offered =
+      (connection->extensions.flags & PST_SMTP_EXT_STARTTLS) != 0;
+  if (offered && try_starttls && pst_smtp_tls_available()) {
+    PstSmtpReply *reply = connection_starttls(connection, helo_name, tls,
+                                              log_id, handshake_failed_r);
+    if (reply == NULL || connection->broken)
+      return reply;
+    if (tls == PST_DELIVERY_TLS_MAY) {
+      pst_smtp_reply_free(reply); /* STARTTLS refused: go on in clear */
+      return NULL;
+    }
+    g_autofree char *text = pst_smtp_reply_to_string(reply);
+    g_autofree char *problem =
+        g_strdup_printf("TLS is required, but STARTTLS was refused: %s", text);
+    pst_smtp_reply_free(reply);
+    return failure(connection, 454, "4.7.4", problem);
+  }
   if (tls == PST_DELIVERY_TLS_MAY)
     return NULL;
-  connection->broken = TRUE;
-  if (!(connection->extensions.flags & PST_SMTP_EXT_STARTTLS))
+  if (!offered)
     return failure(connection, 454, "4.7.4",
                    "TLS is required, but was not offered by the host");
   return failure(connection, 454, "4.7.5",
                  "TLS is required, but no TLS provider plugin is loaded");
 }
 
-PstSmtpConnection *pst_smtp_connection_open(const PstDeliveryConfig *delivery,
-                                            const char *helo_name,
-                                            const PstRouteHost *host,
-                                            PstDeliveryTls tls,
-                                            PstSmtpReply **failure_r) {
+static PstSmtpConnection *
+connection_open_once(const PstDeliveryConfig *delivery, const char *helo_name,
+                     const PstRouteHost *host, PstDeliveryTls tls,
+                     gboolean try_starttls, const char *log_id,
+                     gboolean *handshake_failed_r, PstSmtpReply **failure_r) {
   g_autoptr(PstSmtpConnection) connection = g_new0(PstSmtpConnection, 1);
   connection->input = g_byte_array_new();
   connection->relay = pst_route_host_describe(host);
   connection->name = g_strdup(host->name);
-  connection->tls = "none";
   connection->timeout_ms = delivery->smtp_timeout_ms;
   PstSmtpReply *reply =
       connection_connect(connection, host, delivery->smtp_connect_timeout_ms);
@@ -218,12 +298,33 @@ PstSmtpConnection *pst_smtp_connection_open(const PstDeliveryConfig *delivery,
     connection->broken = TRUE; /* a greeting that refuses: close */
   }
   if (reply == NULL)
-    reply = connection_apply_tls(connection, tls);
+    reply = connection_apply_tls(connection, helo_name, tls, try_starttls,
+                                 log_id, handshake_failed_r);
   if (reply != NULL) {
     *failure_r = reply;
     return NULL;
   }
   return g_steal_pointer(&connection);
+}
+
+PstSmtpConnection *pst_smtp_connection_open(const PstDeliveryConfig *delivery,
+                                            const char *helo_name,
+                                            const PstRouteHost *host,
+                                            PstDeliveryTls tls,
+                                            const char *log_id,
+                                            PstSmtpReply **failure_r) {
+  gboolean handshake_failed = FALSE;
+  PstSmtpConnection *connection =
+      connection_open_once(delivery, helo_name, host, tls, TRUE, log_id,
+                           &handshake_failed, failure_r);
+  if (connection != NULL || !handshake_failed || tls != PST_DELIVERY_TLS_MAY)
+    return connection;
+  /* Opportunistic TLS that fails: log it, and deliver in clear (RFC 7435). */
+  g_autofree char *text = pst_smtp_reply_to_string(*failure_r);
+  g_message("%s: %s; trying again without STARTTLS", log_id, text);
+  g_clear_pointer(failure_r, pst_smtp_reply_free);
+  return connection_open_once(delivery, helo_name, host, tls, FALSE, log_id,
+                              &handshake_failed, failure_r);
 }
 
 /* --- Using ---------------------------------------------------------------- */
@@ -238,7 +339,8 @@ const char *pst_smtp_connection_get_relay(PstSmtpConnection *connection) {
 }
 
 const char *pst_smtp_connection_get_tls(PstSmtpConnection *connection) {
-  return connection->tls;
+  return connection->tls != NULL ? pst_smtp_tls_get_version(connection->tls)
+                                 : "none";
 }
 
 gboolean pst_smtp_connection_is_usable(PstSmtpConnection *connection) {
@@ -286,6 +388,7 @@ void pst_smtp_connection_close(PstSmtpConnection *connection) {
   if (connection->socket != NULL && !connection->broken)
     g_socket_send_with_blocking(connection->socket, "QUIT\r\n", 6, FALSE, NULL,
                                 NULL);
+  g_clear_pointer(&connection->tls, pst_smtp_tls_free);
   if (connection->socket != NULL)
     g_socket_close(connection->socket, NULL);
   g_clear_object(&connection->socket);

@@ -35,11 +35,14 @@ gboolean pst_smtp_client_tls_available(void);
 gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
                                       GError **error);
 
-/* Opens a session to `host`; NULL with `failure_r` (a reply). */
+/* Opens a session to `host`; NULL with `failure_r` (a reply).  With tls
+ * `may`, a failed TLS handshake is logged and the host tried again in
+ * clear (RFC 7435).  `log_id` (the queue id) starts the TLS log line. */
 PstSmtpConnection *pst_smtp_connection_open(const PstDeliveryConfig *delivery,
                                             const char *helo_name,
                                             const PstRouteHost *host,
                                             PstDeliveryTls tls,
+                                            const char *log_id,
                                             PstSmtpReply **failure_r);
 /* The server's EHLO keywords. */
 const PstSmtpExtensions *

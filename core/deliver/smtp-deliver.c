@@ -154,6 +154,7 @@ void pst_smtp_cache_expire(gboolean all) {
 
 typedef struct {
   const PstConfig *config;
+  const char *queue_id;
   const PstEnvelope *envelope;
   GBytes *content;             /* borrowed */
   GBytes *encoded;             /* owned, nullable: made on first use */
@@ -299,9 +300,9 @@ static void deliver_to_host(Delivery *delivery, const PstRouteHost *host) {
   PstSmtpConnection *connection = cache_take(key);
   if (connection == NULL) {
     g_autoptr(PstSmtpReply) failure = NULL;
-    connection = pst_smtp_connection_open(&delivery->config->delivery,
-                                          delivery->config->server.hostname,
-                                          host, delivery->tls, &failure);
+    connection = pst_smtp_connection_open(
+        &delivery->config->delivery, delivery->config->server.hostname, host,
+        delivery->tls, delivery->queue_id, &failure);
     if (connection == NULL) {
       g_autofree char *relay = pst_route_host_describe(host);
       failure_note(delivery, pst_smtp_reply_to_string(failure), relay);
@@ -315,21 +316,18 @@ static void deliver_to_host(Delivery *delivery, const PstRouteHost *host) {
     pst_smtp_connection_close(connection);
 }
 
-void pst_smtp_deliver(const PstConfig *config, const PstEnvelope *envelope,
-                      GBytes *content, const char *domain,
-                      PstSmtpDelivery *recipients, guint count) {
+void pst_smtp_deliver(const PstConfig *config, const char *queue_id,
+                      const PstEnvelope *envelope, GBytes *content,
+                      const char *domain, PstSmtpDelivery *recipients,
+                      guint count) {
   const PstDeliveryConfig *settings = &config->delivery;
   const char *destination =
       settings->relayhost_host != NULL ? settings->relayhost_host : domain;
-  Delivery delivery = {config,
-                       envelope,
-                       content,
-                       NULL,
-                       recipients,
-                       count,
-                       pst_config_delivery_tls(settings, destination),
-                       NULL,
-                       NULL};
+  Delivery delivery = {config,   queue_id,
+                       envelope, content,
+                       NULL,     recipients,
+                       count,    pst_config_delivery_tls(settings, destination),
+                       NULL,     NULL};
   g_autofree char *routing_failure = NULL;
   g_autoptr(GPtrArray) hosts =
       pst_route_lookup(settings, domain, &routing_failure);

@@ -26,9 +26,10 @@ void pst_smtp_delivery_clear(PstSmtpDelivery *delivery);
 /* Delivers `content` to `recipients` (all of domain `domain`).  Every
  * recipient gets a reply: 2xx delivered, 4xx try later, 5xx bounce.
  * Blocking; worker threads only. */
-void pst_smtp_deliver(const PstConfig *config, const PstEnvelope *envelope,
-                      GBytes *content, const char *domain,
-                      PstSmtpDelivery *recipients, guint count);
+void pst_smtp_deliver(const PstConfig *config, const char *queue_id,
+                      const PstEnvelope *envelope, GBytes *content,
+                      const char *domain, PstSmtpDelivery *recipients,
+                      guint count);
 
 /* Closes cached connections idle for too long (a main-loop timer of the
  * queue manager), or all of them (at shutdown). */

@@ -10,6 +10,9 @@ every session and message, and can be told to misbehave:
     r.greeting = "554 go away"                r.drop_at = "rcpt" / "dot"
     r.stall_at = "mail"                       r.oversized = True
     r.garbage = True                          r.keywords = [...]
+    r.tls_context = ssl.SSLContext(...)       (offers STARTTLS)
+    r.tls_broken = True  (220 to STARTTLS, then garbage instead of TLS)
+    r.tls_inject = b"250 injected\r\n"       (sent in clear after the 220)
 
 Replies are sent per command in order, so PIPELINING works as the RFC
 says.  Every socket wait is bounded.
@@ -18,6 +21,7 @@ says.  Every socket wait is bounded.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -63,6 +67,10 @@ class Receiver:
         self.stall_at = None
         self.oversized = False
         self.garbage = False
+        self.tls_context: ssl.SSLContext | None = None
+        self.tls_broken = False
+        self.tls_inject = b""
+        self.tls_sessions: list[str] = []   # TLS version of each STARTTLS
         self.messages: list[Message] = []
         self.commands: list[bytes] = []
         self.connections = 0
@@ -114,13 +122,14 @@ class Receiver:
 
     def _session(self, conn):
         buf = bytearray()
+        state = {"conn": conn}
 
         def say(text: str):
-            conn.sendall(text.encode() + b"\r\n")
+            state["conn"].sendall(text.encode() + b"\r\n")
 
         def line():
             while b"\r\n" not in buf:
-                data = conn.recv(65536)
+                data = state["conn"].recv(65536)
                 if not data:
                     raise ConnectionError("closed")
                 buf.extend(data)
@@ -151,8 +160,22 @@ class Receiver:
                     say(self.ehlo_reply)
                     continue
                 lines = [self.name] + self.keywords
+                if self.tls_context is not None and "tls" not in state:
+                    lines.append("STARTTLS")
                 for i, text in enumerate(lines):
                     say(("250 " if i == len(lines) - 1 else "250-") + text)
+            elif verb == "STARTTLS" and self.tls_context is not None:
+                state["conn"].sendall(b"220 2.0.0 Ready to start TLS\r\n"
+                                      + self.tls_inject)
+                if self.tls_broken:
+                    state["conn"].sendall(b"this is not a TLS handshake\r\n")
+                    return
+                buf.clear()
+                state["conn"] = self.tls_context.wrap_socket(
+                    state["conn"], server_side=True)
+                state["tls"] = state["conn"].version()
+                self.tls_sessions.append(state["tls"])
+                sender, recipients = None, []
             elif verb == "HELO":
                 say(f"250 {self.name}")
             elif verb == "MAIL":
@@ -182,7 +205,7 @@ class Receiver:
                     say(self.data_reply)
                     continue
                 say("354 End data with <CR><LF>.<CR><LF>")
-                raw = self._read_data(conn, buf)
+                raw = self._read_data(state["conn"], buf)
                 if self.drop_at == "dot" or self._stall("dot", conn):
                     return
                 if self.dot_reply:

@@ -67,18 +67,25 @@ def outbound(postiliond, tmp_path, dns, net):
     """Factory: a daemon that relays for 127.0.0.1 and delivers remote
     mail by SMTP to port net.port; `delivery` adds [delivery] keys."""
 
-    def make(start=True, extra: dict | None = None, **delivery):
+    def make(start=True, extra: dict | None = None,
+             plugins: dict | None = None, **delivery):
+        """`plugins`: {name: [plugin:name] keys} loaded after relay, from
+        BUILD/plugins/NAME."""
         config = delivery_config(tmp_path, **{
             "smtp_port": net.port, "smtp_timeout": "1500ms",
             "smtp_connect_timeout": "1500ms", **delivery})
+        more = plugins or {}
         config.update({
             "dns": {"nameservers": f"127.0.0.1@{dns.port}", "timeout": "1s",
                     "dnssec": "no"},
-            "plugins": {"path": RELAY_PATH},
+            "plugins": {"path": RELAY_PATH + [str(BUILD / "plugins" / name)
+                                              for name in more]},
             "plugin:relay": {"internal_networks": "127.0.0.1/32"},
+            **{f"plugin:{name}": keys for name, keys in more.items()},
             **(extra or {}),
         })
-        return postiliond(config=config, plugins=["relay"], start=start)
+        return postiliond(config=config, plugins=["relay", *more],
+                          start=start)
 
     return make
 
