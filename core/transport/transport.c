@@ -83,24 +83,9 @@ PST_API gboolean pst_transport_tls_available(void) {
   return registered_provider != NULL;
 }
 
-gboolean pst_transport_check_listeners(const PstConfig *config,
-                                       GError **error) {
-  if (registered_provider != NULL)
-    return TRUE;
-  for (guint i = 0; i < config->listeners->len; i++) {
-    const PstListenerConfig *listener = config->listeners->pdata[i];
-    if (listener->mode != PST_LISTENER_MODE_TLS && !listener->require_tls)
-      continue;
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                "%s: [listener:%s] %s needs TLS, but no plugin provides it; "
-                "add tls to [plugins] load (with [plugin:tls] certificate "
-                "and private_key)",
-                config->path, listener->name,
-                listener->mode == PST_LISTENER_MODE_TLS ? "mode = tls"
-                                                        : "require_tls = true");
-    return FALSE;
-  }
-  return TRUE;
+const char *pst_transport_provider_name(void) {
+  return registered_plugin != NULL ? pst_plugin_get_name(registered_plugin)
+                                   : NULL;
 }
 
 /* --- Construction ------------------------------------------------------ */

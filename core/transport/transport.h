@@ -23,6 +23,9 @@ PstTransport *pst_transport_new_tls_server(int fd, const char *listener,
  * plugins of `config` started (start, reload, --check). */
 gboolean pst_transport_check_listeners(const PstConfig *config, GError **error);
 
+/* The name of the plugin that provides TLS, or NULL. */
+const char *pst_transport_provider_name(void);
+
 /* Called when a plugin is unloaded: if it provided TLS, nothing does now.
  * (Transports made by it hold a reference to it, so none is alive.) */
 void pst_transport_forget_plugin(PstPlugin *plugin);
