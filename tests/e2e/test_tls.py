@@ -451,6 +451,49 @@ def test_reload_new_certificate_keeps_connections(tls_daemon, pki, tmp_path):
             == "renewed.example.org"
 
 
+def test_reload_without_the_plugin_is_refused(tls_daemon, pki):
+    daemon = tls_daemon()
+    mark = daemon.log_mark()
+    daemon.reload(config={"plugins": {"load": []}}, wait=0)
+    daemon.wait_log(r"reload refused.*\[listener:submission\] "
+                    r"require_tls = true needs TLS", since=mark)
+    with daemon.connect("smtp") as client:
+        assert "250-STARTTLS" in client.ehlo().lines
+
+
+# --- What plugins see --------------------------------------------------------
+
+
+def test_plugin_reads_tls_state(postiliond, pki):
+    """A policy plugin (tests/plugins/testtls) reads version, cipher, SNI
+    and the client's certificate, and denies unencrypted mail."""
+    config = tls_config(pki, {"smtp": {"mode": "starttls"}},
+                        tls={"request_client_certificate": True})
+    config["plugins"] = {"path": TLS_PATH + [str(harness.PLUGIN_DIR)],
+                         "load": ["tls", "testtls"]}
+    config["plugin:testtls"] = {"deny_unencrypted": True}
+    daemon = postiliond(config=config)
+    with daemon.connect() as client:
+        client.ehlo()
+        reply = client.cmd("MAIL FROM:<a@example.com>")
+        assert reply.last == "530 5.7.0 Encryption required"
+        daemon.wait_log(r"testtls: tls=no version=- cipher=- bits=0 sni=- "
+                        r"peer_certificate=0 octets")
+        reply = client.cmd("STARTTLS")
+        context = client_context(pki)
+        context.load_cert_chain(str(pki.net[0]), str(pki.net[1]))
+        client.sock = context.wrap_socket(client.sock,
+                                          server_hostname="example.org")
+        client.ehlo()
+        assert client.cmd("MAIL FROM:<a@example.com>").code == 250
+        assert client.cmd("QUIT").code == 221
+    match = daemon.wait_log(r"testtls: tls=yes version=TLS1\.3 "
+                            r"cipher=TLS_\w+ bits=(\d+) sni=example\.org "
+                            r"peer_certificate=(\d+) octets")
+    assert int(match.group(1)) >= 128 and int(match.group(2)) > 300
+    daemon.wait_log(r"testtls: disconnect version=TLS1\.3")
+
+
 # --- Start-up checks ------------------------------------------------------------
 
 
