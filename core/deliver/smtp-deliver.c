@@ -6,7 +6,8 @@
  * smtp_timeout); then for each host in order while recipients are left:
  * a cached connection to it or a new one, the message checks that the
  * peer's keywords decide (SMTPUTF8, 8BITMIME, SIZE: refused at once with
- * the reason), one transaction, and each recipient's result.  A failure
+ * the reason), transactions of at most RCPT_MAX recipients, and each
+ * recipient's result.  A failure
  * of the connection or a 4xx to MAIL leaves the recipients for the next
  * host; any other reply is final for this attempt.  Remote refusals are
  * quoted in the reply kept for the log and the DSN:
@@ -23,6 +24,9 @@
 #include "deliver/smtp-deliver.h"
 
 #define CACHE_IDLE_MAX (5 * G_USEC_PER_SEC)
+/* Recipients in one transaction: every server must take 100 (RFC 5321
+ * 4.5.3.1.8); more are sent in further transactions. */
+#define RCPT_MAX 100
 
 typedef struct {
   PstSmtpConnection *connection; /* owned */
@@ -240,15 +244,16 @@ static char *result_text(const PstSmtpReply *reply, PstSmtpStage stage,
 
 /* One transaction for the recipients still pending on `connection`. */
 static void deliver_on(Delivery *delivery, PstSmtpConnection *connection,
-                       const gboolean *pending) {
+                       gboolean *pending) {
   const char *relay = pst_smtp_connection_get_relay(connection);
   const char *tls = pst_smtp_connection_get_tls(connection);
   g_autofree char *refusal = message_check(delivery, connection);
   g_autoptr(GArray) indexes = g_array_new(FALSE, FALSE, sizeof(guint));
   g_autoptr(GPtrArray) rcpts = g_ptr_array_new_with_free_func(g_free);
-  for (guint i = 0; i < delivery->count; i++) {
+  for (guint i = 0; i < delivery->count && indexes->len < RCPT_MAX; i++) {
     if (!pending[i])
       continue;
+    pending[i] = FALSE; /* tried on this connection */
     if (refusal != NULL) {
       recipient_finish(delivery, i, g_strdup(refusal), relay, tls);
       continue;
@@ -309,7 +314,13 @@ static void deliver_to_host(Delivery *delivery, const PstRouteHost *host) {
       return;
     }
   }
-  deliver_on(delivery, connection, pending);
+  /* At most RCPT_MAX recipients a transaction, as many as it takes. */
+  while (left > 0 && pst_smtp_connection_is_usable(connection)) {
+    deliver_on(delivery, connection, pending);
+    left = 0;
+    for (guint i = 0; i < delivery->count; i++)
+      left += pending[i];
+  }
   if (pst_smtp_connection_is_usable(connection))
     cache_put(key, connection);
   else

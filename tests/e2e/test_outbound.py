@@ -390,3 +390,15 @@ def test_required_tls_without_provider_refuses_start(outbound, where):
     d.start(wait=False)
     assert d.wait_exit() == 1
     assert "no TLS provider plugin is loaded" in d.log_text()
+
+
+def test_more_than_100_recipients_take_several_transactions(outbound, net):
+    r = net.receiver("127.0.0.5", "implicit")
+    d = outbound()
+    recipients = [f"u{i}@implicit.test" for i in range(150)]
+    qid = send(d, recipients)
+    d.wait_log(rf"{qid}: removed", timeout=15)
+    assert [len(m.recipients) for m in r.messages] == [100, 50]
+    assert r.connections == 1
+    assert sorted(sum((m.recipients for m in r.messages), [])) == \
+        sorted(recipients)
