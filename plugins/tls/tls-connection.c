@@ -232,6 +232,11 @@ static gssize tls_read(gpointer data, void *buffer, gsize size,
   ssize_t ret = gnutls_record_recv(connection->session, buffer, size);
   if (ret >= 0)
     return ret;
+  /* Most SMTP peers close after QUIT without close_notify: that is the
+   * end of the stream, not an error (the SMTP dialogue says whether the
+   * peer left early). */
+  if (ret == GNUTLS_E_PREMATURE_TERMINATION)
+    return 0;
   if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED ||
       !gnutls_error_is_fatal(ret))
     return would_block(error);

@@ -10,7 +10,9 @@ certificate_directory) and example.org (ECDSA, by SNI through a
 
 from __future__ import annotations
 
+import os
 import re
+import selectors
 import shutil
 import smtplib
 import socket
@@ -197,6 +199,18 @@ def test_starttls_resets_the_session(tls_daemon, pki):
         assert client.cmd("QUIT").code == 221
 
 
+def test_client_leaving_inside_tls_is_logged(tls_daemon, pki):
+    daemon = tls_daemon()
+    client = daemon.connect("smtp")
+    client.ehlo()
+    starttls(client, pki)
+    client.ehlo()
+    assert client.cmd("MAIL FROM:<a@example.com>").code == 250
+    client.sock.close()  # no close_notify, no QUIT
+    daemon.wait_log(r"lost connection from \[127\.0\.0\.1\]:\d+ in state "
+                    r"mail")
+
+
 def test_starttls_refusals(tls_daemon, pki):
     daemon = tls_daemon()
     with daemon.connect("smtp") as client:
@@ -325,11 +339,24 @@ def test_sni_with_openssl_s_client(tls_daemon, pki):
     assert "221" in output
 
 
+def read_until(proc, pattern: bytes, timeout: float) -> bytes:
+    """Reads proc's stdout until `pattern` shows up (or EOF / deadline)."""
+    data = b""
+    deadline = time.monotonic() + scaled(timeout)
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while pattern not in data and time.monotonic() < deadline:
+            if not selector.select(timeout=0.1):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
 def test_gnutls_cli_starttls_full_message(tls_daemon, pki):
     daemon = tls_daemon()
-    script = (b"EHLO gnutls.test\r\nMAIL FROM:<a@example.com>\r\n"
-              b"RCPT TO:<b@example.org>\r\nDATA\r\n" + MESSAGE +
-              b".\r\nQUIT\r\n")
     proc = subprocess.Popen(
         ["gnutls-cli", "--starttls-proto=smtp", "--x509cafile",
          str(pki.ca_cert), "--sni-hostname", "example.org",
@@ -337,13 +364,21 @@ def test_gnutls_cli_starttls_full_message(tls_daemon, pki):
          str(daemon.ports["smtp"]), "127.0.0.1"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT)
-    # gnutls-cli reads stdin only after its handshake: feed it slowly.
-    time.sleep(scaled(1.0))
-    out, _ = proc.communicate(script, timeout=scaled(20))
-    text = out.decode(errors="replace")
-    assert "Handshake was completed" in text, text
-    assert "250 2.0.0 Ok: queued as" in text or \
-        re.search(r"250 [\d.]+ .*queued", text), text
+    try:
+        text = read_until(proc, b"- Handshake was completed", 20)
+        assert b"- Handshake was completed" in text, text
+        proc.stdin.write(b"EHLO gnutls.test\r\nMAIL FROM:<a@example.com>\r\n"
+                         b"RCPT TO:<b@example.org>\r\nDATA\r\n" + MESSAGE +
+                         b".\r\n")
+        proc.stdin.flush()
+        text = read_until(proc, b"queued as", 20)
+        assert b"250 2.0.0 Ok: queued as" in text, text
+        proc.stdin.write(b"QUIT\r\n")
+        proc.stdin.close()
+        assert b"221" in read_until(proc, b"221", 10)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
     assert len(daemon.spool_messages()) == 1
 
 
