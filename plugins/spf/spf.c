@@ -11,8 +11,9 @@
  * PENDING; the worker writes the results, sets the reply and completes the
  * call.  The HELO identity is checked at MAIL too, when the session's
  * authentication is known (clients authenticate after EHLO).  With both
- * identities, a HELO result that refuses the mail decides it (section 2.3)
- * and MAIL FROM is not evaluated; otherwise MAIL FROM decides.
+ * identities, a HELO fail (or softfail, by policy) decides it (section 2.3)
+ * and MAIL FROM is not evaluated; otherwise MAIL FROM decides (a HELO
+ * temperror or permerror does not refuse the mail then).
  *
  * Cancellation: the job holds the call's cancellable; when the client
  * leaves, every later lookup returns at once, libspf2 finishes with a
@@ -87,9 +88,10 @@ static void spf_query_init(SpfQuery *query, const SpfJob *job,
   query->resolve_data = job->cancellable;
 }
 
-/* Evaluates one identity, records it, and returns its decision. */
-static void spf_job_check(SpfJob *job, SpfIdentity identity, GPtrArray *headers,
-                          SpfDecision *decision_r) {
+/* Evaluates one identity, records it, and returns its decision and
+ * result. */
+static SpfResult spf_job_check(SpfJob *job, SpfIdentity identity,
+                               GPtrArray *headers, SpfDecision *decision_r) {
   SpfQuery query;
   spf_query_init(&query, job, identity);
   g_autoptr(SpfOutcome) outcome = spf_evaluate(&query);
@@ -109,6 +111,7 @@ static void spf_job_check(SpfJob *job, SpfIdentity identity, GPtrArray *headers,
     pst_result_set(job->call, PST_SCOPE_TRANSACTION, "auth.spf", value);
   g_variant_unref(value);
   spf_decide(job->config, outcome, &query, decision_r);
+  return outcome->result;
 }
 
 static void spf_job_run(gpointer data, gpointer user_data) {
@@ -116,10 +119,17 @@ static void spf_job_run(gpointer data, gpointer user_data) {
   SpfJob *job = data;
   g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func(g_free);
   SpfDecision decision = {.verdict = PST_VERDICT_CONTINUE};
-  if (job->config->identities & SPF_IDENTITY_HELO)
-    spf_job_check(job, SPF_IDENTITY_HELO, headers, &decision);
-  if ((job->config->identities & SPF_IDENTITY_MAIL_FROM) &&
-      decision.verdict == PST_VERDICT_CONTINUE) {
+  gboolean mail_from = (job->config->identities & SPF_IDENTITY_MAIL_FROM);
+  if (job->config->identities & SPF_IDENTITY_HELO) {
+    SpfResult helo = spf_job_check(job, SPF_IDENTITY_HELO, headers, &decision);
+    /* Only a HELO fail (softfail) is conclusive (section 2.3); a broken
+     * or unreachable HELO domain leaves the decision to MAIL FROM. */
+    if (mail_from && (helo == SPF_RES_TEMPERROR || helo == SPF_RES_PERMERROR)) {
+      spf_decision_clear(&decision);
+      decision.verdict = PST_VERDICT_CONTINUE;
+    }
+  }
+  if (mail_from && decision.verdict == PST_VERDICT_CONTINUE) {
     spf_decision_clear(&decision);
     spf_job_check(job, SPF_IDENTITY_MAIL_FROM, headers, &decision);
   }

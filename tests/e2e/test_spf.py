@@ -276,6 +276,9 @@ def test_identity_helo(spf):
                      helo="helo-fail.spf.test")
         assert (reply.code, reply.enhanced) == (550, "5.7.23"), reply
         assert "helo-fail.spf.test does not designate" in reply.text
+        # With the HELO identity alone, its temperror is the answer.
+        reply = mail(client, GOOD, "a@pass.spf.test", helo="h.servfail.test")
+        assert (reply.code, reply.enhanced) == (451, "4.4.3"), reply
         # An address literal HELO is not checked (RFC 7208 2.3).
         assert mail(client, STRANGER, "a@pass.spf.test",
                     helo="[192.0.2.1]").code == 250
@@ -300,6 +303,11 @@ def test_identity_both(spf):
         assert reply.code == 250
         assert mail(client, STRANGER, "a@pass.spf.test",
                     helo="helo-soft.spf.test").code == 550
+        # A HELO domain whose DNS fails does not decide: MAIL FROM does.
+        assert mail(client, GOOD, "a@pass.spf.test",
+                    helo="h.servfail.test").code == 250
+        assert mail(client, STRANGER, "a@pass.spf.test",
+                    helo="h.servfail.test").code == 550
     message = deliver(daemon, GOOD, "a@pass.spf.test",
                       helo="helo-pass.spf.test")
     headers = received_spf(message)
