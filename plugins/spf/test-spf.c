@@ -29,6 +29,12 @@ static const ZoneEntry zone[] = {
     {"x.temp.test", PST_DNS_TYPE_A, "!TEMP"},
     {"exp.test", PST_DNS_TYPE_TXT, "v=spf1 -all exp=why.exp.test"},
     {"why.exp.test", PST_DNS_TYPE_TXT, "%{i} is not one of %{d}'s servers"},
+    {"exp2.test", PST_DNS_TYPE_TXT, "v=spf1 -all exp=two.exp.test"},
+    {"two.exp.test", PST_DNS_TYPE_TXT, "one|two"},
+    {"expnx.test", PST_DNS_TYPE_TXT, "v=spf1 -all exp=nx.exp.test"},
+    {"exptemp.test", PST_DNS_TYPE_TXT, "v=spf1 -all exp=x.temp.test"},
+    {"expbad.test", PST_DNS_TYPE_TXT, "v=spf1 -all exp=bad.exp.test"},
+    {"bad.exp.test", PST_DNS_TYPE_TXT, "broken %{z macro"},
     /* eleven includes in a chain: the 11th term is one too many */
     {"chain0.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain1.test -all"},
     {"chain1.test", PST_DNS_TYPE_TXT, "v=spf1 include:chain2.test -all"},
@@ -156,6 +162,20 @@ static void test_explanation(void) {
   g_assert_cmpint(outcome->result, ==, SPF_RES_FAIL);
   g_assert_cmpstr(outcome->explanation, ==,
                   "198.51.100.1 is not one of exp.test's servers");
+  /* Several records, none, a DNS failure, a bad macro: the default
+   * (section 6.2), and the result stays fail. */
+  static const char *const no_explanation[] = {"exp2.test", "expnx.test",
+                                               "exptemp.test", "expbad.test"};
+  for (gsize i = 0; i < G_N_ELEMENTS(no_explanation); i++) {
+    g_autofree char *sender = g_strdup_printf("a@%s", no_explanation[i]);
+    g_autofree char *expected = g_strdup_printf(
+        "%s does not designate 198.51.100.1 as permitted sender",
+        no_explanation[i]);
+    query_setup(&query, "198.51.100.1", "client.test", sender);
+    g_autoptr(SpfOutcome) other = spf_evaluate(&query);
+    g_assert_cmpint(other->result, ==, SPF_RES_FAIL);
+    g_assert_cmpstr(other->explanation, ==, expected);
+  }
   query_setup(&query, "198.51.100.1", "client.test", "a@pass.test");
   g_autoptr(SpfOutcome) fallback = spf_evaluate(&query);
   g_assert_cmpstr(fallback->explanation, ==,
