@@ -11,8 +11,9 @@
  *   - the first TXT query is the checked domain's own record: not a term;
  *   - every later TXT query is an include or redirect (one term);
  *   - MX and PTR queries are terms (mx, ptr, the %{p} macro);
- *   - an A/AAAA query for a name an MX or PTR answer of this evaluation
- *     returned belongs to that term (libspf2 caps those at 10 itself);
+ *   - the A/AAAA queries libspf2 makes right after an MX or PTR answer,
+ *     for its names in order, belong to that term (libspf2 caps them at
+ *     10 itself);
  *   - any other A/AAAA query is a term (a, exists).
  * A term past max_lookups, or a term's NXDOMAIN/NODATA past max_void (TXT
  * excepted: an include or redirect of nothing is a permerror anyway),
@@ -43,8 +44,10 @@ struct _SpfDnsLayer {
   gboolean seen_top_txt;
   guint lookups;
   guint voids;
-  char *problem;                   /* owned, nullable */
-  GHashTable *subordinates;        /* owned: names from MX/PTR answers */
+  char *problem;       /* owned, nullable */
+  GPtrArray *expected; /* owned: the last MX/PTR answer's names, whose
+                        * addresses libspf2 asks next, in this order */
+  guint next_expected;
   SPF_request_t *request;          /* borrowed, nullable: for get_exp() */
   const char *default_explanation; /* borrowed: a macro-string */
 };
@@ -174,11 +177,19 @@ static SpfQueryKind spf_dns_classify(SpfDnsLayer *layer, const char *domain,
     layer->seen_top_txt = TRUE;
     return SPF_QUERY_TOP;
   }
-  if (type == ns_t_a || type == ns_t_aaaa) {
+  /* libspf2 asks for the addresses of an MX or PTR answer's names right
+   * after it, in the answer's order: those belong to that term.  Anything
+   * else starts a new term (so a name from an old answer counts again). */
+  if ((type == ns_t_a || type == ns_t_aaaa) &&
+      layer->next_expected < layer->expected->len) {
     g_autofree char *key = spf_dns_name_key(domain);
-    if (g_hash_table_contains(layer->subordinates, key))
+    if (strcmp(key, layer->expected->pdata[layer->next_expected]) == 0) {
+      layer->next_expected++;
       return SPF_QUERY_SUBORDINATE;
+    }
   }
+  g_ptr_array_set_size(layer->expected, 0);
+  layer->next_expected = 0;
   return SPF_QUERY_TERM;
 }
 
@@ -225,13 +236,16 @@ static void spf_dns_exceed(SpfDnsLayer *layer, gboolean void_lookups) {
                             query->max_lookups);
 }
 
+/* Remembers the names libspf2 will look up next (it skips a null MX). */
 static void spf_dns_remember(SpfDnsLayer *layer, ns_type type,
                              const SpfAnswer *answer) {
   if ((type != ns_t_mx && type != ns_t_ptr) || answer->status != PST_DNS_OK)
     return;
-  for (guint i = 0; i < answer->records->len; i++)
-    g_hash_table_add(layer->subordinates,
-                     spf_dns_name_key(answer->records->pdata[i]));
+  for (guint i = 0; i < answer->records->len; i++) {
+    const char *name = answer->records->pdata[i];
+    if (!(type == ns_t_mx && strcmp(name, ".") == 0))
+      g_ptr_array_add(layer->expected, spf_dns_name_key(name));
+  }
 }
 
 static PstDnsType spf_dns_type(ns_type type) {
@@ -326,15 +340,14 @@ SpfDnsLayer *spf_dns_layer_new(const SpfQuery *query) {
   layer->server.get_exp = spf_dns_get_exp;
   layer->server.name = "postilion";
   layer->server.hook = layer;
-  layer->subordinates =
-      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  layer->expected = g_ptr_array_new_with_free_func(g_free);
   return layer;
 }
 
 void spf_dns_layer_free(SpfDnsLayer *layer) {
   if (layer == NULL)
     return;
-  g_hash_table_unref(layer->subordinates);
+  g_ptr_array_unref(layer->expected);
   g_free(layer->problem);
   g_free(layer);
 }

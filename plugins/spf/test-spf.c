@@ -60,6 +60,12 @@ static const ZoneEntry zone[] = {
     {"m1.mx.test", PST_DNS_TYPE_A, "203.0.113.1"},
     {"m2.mx.test", PST_DNS_TYPE_A, "203.0.113.2"},
     {"v6.test", PST_DNS_TYPE_TXT, "v=spf1 ip6:2001:db8::/32 -all"},
+    /* MX host names asked again by later terms: those count */
+    {"reuse.test", PST_DNS_TYPE_TXT,
+     "v=spf1 mx:mx.test include:reuse2.test -all"},
+    {"reuse2.test", PST_DNS_TYPE_TXT,
+     "v=spf1 a:m1.mx.test a:m1.mx.test a:m1.mx.test a:m1.mx.test "
+     "a:m1.mx.test a:m1.mx.test a:m1.mx.test a:m1.mx.test a:m1.mx.test -all"},
     {"helo.test", PST_DNS_TYPE_TXT, "v=spf1 ip4:192.0.2.1 -all"},
     {"order.test", PST_DNS_TYPE_TXT, "v=spf1 redirect=soft.test ip4:192.0.2.9"},
     {"zero.test", PST_DNS_TYPE_TXT, "v=spf1 ip4:0.0.0.0/0 -all"},
@@ -132,6 +138,8 @@ static const struct {
     {"192.0.2.1", "a@ten.test", SPF_RES_PASS, NULL},
     {"192.0.2.1", "a@void.test", SPF_RES_PERMERROR, "void"},
     {"192.0.2.1", "a@void2.test", SPF_RES_PASS, NULL},
+    {"198.51.100.1", "a@reuse.test", SPF_RES_PERMERROR, "more than 10"},
+    {"203.0.113.2", "a@reuse.test", SPF_RES_PASS, NULL},
     {"192.0.2.1", "a@[192.0.2.1]", SPF_RES_NONE, NULL},
     {"192.0.2.1", "a@localhost", SPF_RES_NONE, NULL},
     {"192.0.2.9", "a@order.test", SPF_RES_PASS, NULL},
