@@ -199,6 +199,8 @@ gboolean pst_config_build_delivery(PstConfig *config,
                                 &delivery->retry_max_ms, error) ||
       !pst_config_schema_get_ms(keyfile, origins, "delivery", "max_lifetime",
                                 &delivery->max_lifetime_ms, error) ||
+      !pst_config_schema_get_ms(keyfile, origins, "delivery", "delay_warning",
+                                &delivery->delay_warning_ms, error) ||
       !pst_config_schema_get_int(keyfile, origins, "delivery", "max_parallel",
                                  &parallel, error))
     return FALSE;

@@ -114,6 +114,7 @@ typedef struct {
   guint retry_first_ms; /* default 5 min */
   guint retry_max_ms;   /* default 4 h */
   guint max_lifetime_ms; /* default 5 days */
+  guint delay_warning_ms; /* default 4 h; 0: no "delayed" DSNs */
   guint max_parallel;   /* default 8 */
   /* Outbound SMTP. */
   guint smtp_port;             /* MX delivery's port, default 25 */

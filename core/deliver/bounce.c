@@ -6,7 +6,11 @@
  * NOTIFY=SUCCESS).  Pure: envelope and content in, message out.  The
  * report carries ENVID (Original-Envelope-Id), ORCPT (Original-Recipient)
  * and honours RET (FULL, the default, returns the whole message; HDRS
- * only its header).  The caller never sends one to the null sender.
+ * only its header).  "Delayed" reports (Action: delayed, for [delivery]
+ * delay_warning) have their own subject and text, Will-Retry-Until, and
+ * the header only.  A message accepted with SMTPUTF8 gets an RFC 6533
+ * report (message/global-delivery-status; utf-8 address types).  The
+ * caller never sends one to the null sender.
  */
 #include <string.h>
 
@@ -26,16 +30,40 @@ static gsize header_length(const char *data, gsize length) {
   return length;
 }
 
+typedef enum { REPORT_SUCCESS, REPORT_DELAY, REPORT_FAILURE } ReportKind;
+
+static gboolean is_ascii(const char *text) {
+  for (const char *p = text; *p; p++)
+    if ((guchar)*p >= 0x80)
+      return FALSE;
+  return TRUE;
+}
+
+/* RFC 6533 section 3: an address with non-ASCII octets is of type utf-8
+ * (in message/global-delivery-status); an ASCII one stays rfc822. */
+static const char *address_type(const char *address) {
+  return is_ascii(address) ? "rfc822" : "utf-8";
+}
+
 static void append_human_part(GString *out, const char *host, const char *id,
-                              GPtrArray *recipients, gboolean failed) {
-  g_string_append(out, "Content-Type: text/plain; charset=us-ascii\r\n"
-                       "Content-Description: Notification\r\n\r\n");
+                              GPtrArray *recipients, ReportKind kind,
+                              gboolean utf8) {
+  g_string_append_printf(out,
+                         "Content-Type: text/plain; charset=%s\r\n%s"
+                         "Content-Description: Notification\r\n\r\n",
+                         utf8 ? "utf-8" : "us-ascii",
+                         utf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
   g_string_append_printf(out, "This is the mail system at host %s.\r\n\r\n",
                          host);
-  if (failed)
+  if (kind == REPORT_FAILURE)
     g_string_append(out, "I'm sorry to have to inform you that your message "
                          "could not\r\nbe delivered to one or more "
                          "recipients.\r\n\r\n");
+  else if (kind == REPORT_DELAY)
+    g_string_append(out, "Your message could not be delivered yet to the "
+                         "recipients listed\r\nbelow.  The mail system will "
+                         "keep trying; you do not need to\r\nresend it.  "
+                         "You will be told if it finally fails.\r\n\r\n");
   else
     g_string_append(out, "Your message was successfully delivered to the "
                          "destination(s)\r\nlisted below.\r\n\r\n");
@@ -49,10 +77,12 @@ static void append_human_part(GString *out, const char *host, const char *id,
 
 static void append_status_part(GString *out, const char *host,
                                const PstEnvelope *envelope,
-                               GPtrArray *recipients) {
+                               GPtrArray *recipients, gboolean utf8) {
   g_autofree char *arrival = pst_dsn_format_date(envelope->arrival_time);
-  g_string_append(out, "Content-Type: message/delivery-status\r\n"
-                       "Content-Description: Delivery report\r\n\r\n");
+  g_string_append_printf(out,
+                         "Content-Type: message/%sdelivery-status\r\n"
+                         "Content-Description: Delivery report\r\n\r\n",
+                         utf8 ? "global-" : "");
   g_string_append_printf(out, "Reporting-MTA: dns; %s\r\n", host);
   if (envelope->envid != NULL)
     g_string_append_printf(out, "Original-Envelope-Id: %s\r\n",
@@ -60,7 +90,8 @@ static void append_status_part(GString *out, const char *host,
   g_string_append_printf(out, "Arrival-Date: %s\r\n", arrival);
   for (guint i = 0; i < recipients->len; i++) {
     const PstDsnRecipient *r = recipients->pdata[i];
-    g_string_append_printf(out, "\r\nFinal-Recipient: rfc822; %s\r\n",
+    g_string_append_printf(out, "\r\nFinal-Recipient: %s; %s\r\n",
+                           utf8 ? address_type(r->address) : "rfc822",
                            r->address);
     if (r->orcpt != NULL) {
       const char *semicolon = strchr(r->orcpt, ';');
@@ -78,24 +109,34 @@ static void append_status_part(GString *out, const char *host,
       g_autofree char *last = pst_dsn_format_date(r->last_attempt);
       g_string_append_printf(out, "Last-Attempt-Date: %s\r\n", last);
     }
+    if (r->retry_until > 0) {
+      g_autofree char *until = pst_dsn_format_date(r->retry_until);
+      g_string_append_printf(out, "Will-Retry-Until: %s\r\n", until);
+    }
   }
 }
 
 static void append_original_part(GString *out, const PstEnvelope *envelope,
-                                 GBytes *original, gboolean headers_only) {
+                                 GBytes *original, gboolean headers_only,
+                                 gboolean utf8) {
   gsize length = 0;
   const char *data =
       original != NULL ? g_bytes_get_data(original, &length) : NULL;
   if (envelope->ret == PST_DSN_RET_HDRS)
     headers_only = TRUE;
   if (headers_only) {
-    g_string_append(out, "Content-Type: text/rfc822-headers\r\n"
-                         "Content-Description: Undelivered Message Headers"
-                         "\r\n\r\n");
+    g_string_append_printf(out,
+                           "Content-Type: %s\r\n"
+                           "Content-Description: Undelivered Message Headers"
+                           "\r\n\r\n",
+                           utf8 ? "message/global-headers"
+                                : "text/rfc822-headers");
     length = data != NULL ? header_length(data, length) : 0;
   } else {
-    g_string_append(out, "Content-Type: message/rfc822\r\n"
-                         "Content-Description: Undelivered Message\r\n\r\n");
+    g_string_append_printf(out,
+                           "Content-Type: message/%s\r\n"
+                           "Content-Description: Undelivered Message\r\n\r\n",
+                           utf8 ? "global" : "rfc822");
   }
   if (data != NULL)
     g_string_append_len(out, data, (gssize)length);
@@ -106,11 +147,20 @@ static void append_original_part(GString *out, const PstEnvelope *envelope,
 GBytes *pst_dsn_build(const char *reporting_host, const char *id,
                       const PstEnvelope *envelope, GPtrArray *recipients,
                       GBytes *original, gint64 now) {
-  gboolean failed = FALSE;
-  for (guint i = 0; i < recipients->len; i++)
-    if (!g_str_equal(((PstDsnRecipient *)recipients->pdata[i])->action,
-                     "delivered"))
-      failed = TRUE;
+  ReportKind kind = REPORT_SUCCESS;
+  for (guint i = 0; i < recipients->len; i++) {
+    const char *action = ((PstDsnRecipient *)recipients->pdata[i])->action;
+    if (g_str_equal(action, "failed"))
+      kind = REPORT_FAILURE;
+    else if (g_str_equal(action, "delayed") && kind == REPORT_SUCCESS)
+      kind = REPORT_DELAY;
+  }
+  gboolean utf8 = envelope->smtputf8;
+  static const char *const subjects[] = {
+      [REPORT_SUCCESS] = "Successful Mail Delivery Report",
+      [REPORT_DELAY] = "Delayed Mail (still being retried)",
+      [REPORT_FAILURE] = "Undelivered Mail Returned to Sender",
+  };
   g_autofree char *date = pst_dsn_format_date(now);
   g_autofree char *boundary =
       g_strdup_printf("%s.%" G_GINT64_FORMAT "/%s", id, now, reporting_host);
@@ -121,18 +171,16 @@ GBytes *pst_dsn_build(const char *reporting_host, const char *id,
       "To: <%s>\r\nSubject: %s\r\nDate: %s\r\n"
       "Message-ID: <%s.%" G_GINT64_FORMAT ".dsn@%s>\r\n"
       "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
-      "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+      "Content-Type: multipart/report; report-type=%sdelivery-status;\r\n"
       "\tboundary=\"%s\"\r\n\r\n"
       "This is a MIME-encapsulated message.\r\n\r\n--%s\r\n",
-      reporting_host, envelope->sender,
-      failed ? "Undelivered Mail Returned to Sender"
-             : "Successful Mail Delivery Report",
-      date, id, now, reporting_host, boundary, boundary);
-  append_human_part(out, reporting_host, id, recipients, failed);
+      reporting_host, envelope->sender, subjects[kind], date, id, now,
+      reporting_host, utf8 ? "global-" : "", boundary, boundary);
+  append_human_part(out, reporting_host, id, recipients, kind, utf8);
   g_string_append_printf(out, "\r\n--%s\r\n", boundary);
-  append_status_part(out, reporting_host, envelope, recipients);
+  append_status_part(out, reporting_host, envelope, recipients, utf8);
   g_string_append_printf(out, "\r\n--%s\r\n", boundary);
-  append_original_part(out, envelope, original, !failed);
+  append_original_part(out, envelope, original, kind != REPORT_FAILURE, utf8);
   g_string_append_printf(out, "\r\n--%s--\r\n", boundary);
   return g_string_free_to_bytes(out);
 }

@@ -8,7 +8,15 @@
  * remote target, one destination at a time), and append the result
  * to the journal, fdatasynced, before moving on.  One log line per target
  * and attempt.  Then: every recipient final -> build the DSN if one is due
- * (never to <>) or remove the message; else report when to retry.
+ * (never to <>) or remove the message; else report when to retry, with a
+ * "delayed" DSN for the recipients that have waited [delivery]
+ * delay_warning (each noted in the journal first, so it is sent once).
+ *
+ * A final DSN is sent once even across a crash: the queue manager journals
+ * its queue id (PST_RECIPIENT_DSN_QUEUED) before committing it.  A job that
+ * finds that note and the DSN in the queue only removes the message; the
+ * DSN's own first job removes the original it reports on before anything
+ * else, so a DSN already delivered implies its original is gone.
  *
  * Invariants: a recipient is marked delivered only after its message is
  * durable in the mailbox; nothing is acted on before its journal record is
@@ -429,6 +437,12 @@ static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
 
 /* --- The message -------------------------------------------------------- */
 
+/* "550 5.1.1 ..." carries the status; else NULL. */
+static gboolean reply_has_status(const char *reply) {
+  return reply != NULL && strlen(reply) > 9 && reply[3] == ' ' &&
+         reply[5] == '.';
+}
+
 /* The DSN's recipients: failed ones unless NOTIFY excludes FAILURE,
  * delivered ones that asked for SUCCESS. */
 static GPtrArray *dsn_recipients(const PstEnvelope *envelope,
@@ -453,8 +467,7 @@ static GPtrArray *dsn_recipients(const PstEnvelope *envelope,
     /* "550 5.1.1 ..." carries the status; else a generic one. */
     static const char generic_failed[] = "5.0.0", generic_ok[] = "2.0.0";
     entry->status = failed ? generic_failed : generic_ok;
-    if (state->reply != NULL && strlen(state->reply) > 9 &&
-        state->reply[3] == ' ' && state->reply[5] == '.')
+    if (reply_has_status(state->reply))
       entry->status = NULL;
     g_ptr_array_add(list, entry);
   }
@@ -475,6 +488,118 @@ static void dsn_fill_status(GPtrArray *list, GPtrArray *storage) {
   }
 }
 
+/* Whether recipient `r` wants a "delayed" DSN (RFC 3461: NOTIFY=DELAY, or
+ * no NOTIFY at all, where it is the MTA's choice). */
+static gboolean wants_delay_notice(const PstEnvelopeRecipient *r) {
+  return r->notify == 0 || ((r->notify & PST_DSN_NOTIFY_DELAY) != 0 &&
+                            (r->notify & PST_DSN_NOTIFY_NEVER) == 0);
+}
+
+/* The recipients due a "delayed" DSN now: deferred, not yet notified,
+ * waiting delay_warning or longer, and asking for it. */
+static GPtrArray *delay_recipients(const PstConfig *config,
+                                   const PstEnvelope *envelope,
+                                   const PstRecipientState *states,
+                                   gint64 now) {
+  GPtrArray *list = g_ptr_array_new_with_free_func(g_free);
+  gint64 warning =
+      (gint64)config->delivery.delay_warning_ms * G_TIME_SPAN_MILLISECOND;
+  if (warning == 0 || envelope->sender[0] == '\0' ||
+      now - envelope->arrival_time < warning)
+    return list;
+  for (guint i = 0; i < envelope->recipients->len; i++) {
+    const PstEnvelopeRecipient *recipient = envelope->recipients->pdata[i];
+    const PstRecipientState *state = &states[i];
+    if (state->status != PST_RECIPIENT_DEFERRED || state->delay_notified ||
+        !wants_delay_notice(recipient))
+      continue;
+    PstDsnRecipient *entry = g_new0(PstDsnRecipient, 1);
+    entry->address = recipient->address;
+    entry->orcpt = recipient->orcpt;
+    entry->action = "delayed";
+    entry->diagnostic = state->reply;
+    entry->last_attempt = state->time;
+    entry->retry_until =
+        envelope->arrival_time +
+        (gint64)config->delivery.max_lifetime_ms * G_TIME_SPAN_MILLISECOND;
+    static const char generic_delayed[] = "4.0.0";
+    entry->status = reply_has_status(state->reply) ? NULL : generic_delayed;
+    g_ptr_array_add(list, entry);
+  }
+  return list;
+}
+
+/* Builds the "delayed" DSN for the recipients due one, after journaling
+ * that they have had it (a crash in between loses a warning, never sends
+ * two). */
+static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
+                             const PstRecipientState *states, GBytes *content) {
+  const PstConfig *config = pst_deliver_tables_get_config(job->tables);
+  gint64 now = g_get_real_time();
+  g_autoptr(GPtrArray) list = delay_recipients(config, envelope, states, now);
+  if (list->len == 0)
+    return;
+  g_autoptr(GPtrArray) notes =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
+  for (guint i = 0; i < envelope->recipients->len; i++)
+    for (guint j = 0; j < list->len; j++)
+      if (((PstDsnRecipient *)list->pdata[j])->address ==
+          ((PstEnvelopeRecipient *)envelope->recipients->pdata[i])->address) {
+        PstStateRecord *note = g_new0(PstStateRecord, 1);
+        note->status = PST_RECIPIENT_DELAY_NOTIFIED;
+        note->index = i;
+        note->time = now;
+        g_ptr_array_add(notes, note);
+      }
+  g_autoptr(GError) error = NULL;
+  if (!pst_state_journal_append(pst_spool_get_directory(job->spool), job->id,
+                                notes, &error)) {
+    g_warning("%s: no delay notice: cannot record it: %s", job->id,
+              error->message);
+    return;
+  }
+  g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
+  dsn_fill_status(list, storage);
+  job->dsn = pst_dsn_build(config->server.hostname, job->id, envelope, list,
+                           content, now);
+  job->dsn_to = g_strdup(envelope->sender);
+  job->dsn_smtputf8 = envelope->smtputf8;
+  g_message("%s: delay notice for %u recipient%s", job->id, list->len,
+            list->len == 1 ? "" : "s");
+}
+
+static gboolean spool_has(PstDeliveryJob *job, const char *queue,
+                          const char *id) {
+  g_autofree char *path =
+      g_build_filename(pst_spool_get_directory(job->spool), queue, id, NULL);
+  return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+/* A DSN's first job: the original it reports on goes first, when its
+ * journal names this DSN (the manager may have crashed before removing
+ * it).  Then a DSN delivered implies its original is gone. */
+static void job_finish_original(PstDeliveryJob *job,
+                                const PstEnvelope *envelope) {
+  const char *original = envelope->session_id;
+  if (g_strcmp0(envelope->listener, "bounce") != 0 || original == NULL ||
+      !spool_has(job, "queue", original))
+    return;
+  const char *spool_dir = pst_spool_get_directory(job->spool);
+  g_autoptr(GPtrArray) records =
+      pst_state_journal_read(spool_dir, original, FALSE, NULL);
+  if (g_strcmp0(pst_state_records_dsn_id(records), job->id) != 0)
+    return;
+  g_autoptr(GError) error = NULL;
+  if (pst_spool_remove(job->spool, PST_SPOOL_QUEUE_ACTIVE, original, &error)) {
+    if (pst_state_journal_remove(spool_dir, original, &error))
+      g_message("%s: removed (its DSN %s is queued)", original, job->id);
+  }
+  /* NOT_FOUND: its own finishing job was first. */
+  if (error != NULL &&
+      !g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
+    g_warning("%s: %s", original, error->message);
+}
+
 static void job_remove_files(PstDeliveryJob *job) {
   g_autoptr(GError) error = NULL;
   if (!pst_spool_remove(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id, &error) &&
@@ -491,9 +616,26 @@ static void job_remove_files(PstDeliveryJob *job) {
   job->outcome = PST_JOB_DONE;
 }
 
-/* Every recipient is final: a DSN if one is due, else the end. */
+/* Every recipient is final: a DSN if one is due, else the end.  `records`
+ * is the journal: a DSN already queued (before a crash) is not sent
+ * again. */
 static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
-                         const PstRecipientState *states, GBytes *content) {
+                         const PstRecipientState *states, GBytes *content,
+                         GPtrArray *records) {
+  const char *queued = pst_state_records_dsn_id(records);
+  if (queued != NULL) {
+    if (spool_has(job, "queue", queued) || spool_has(job, "hold", queued)) {
+      g_message("%s: DSN already queued as %s", job->id, queued);
+      job_remove_files(job);
+      return;
+    }
+    /* Absent: delivered (its job removed us first: then we are gone) or
+     * never committed. */
+    if (!spool_has(job, "queue", job->id)) {
+      job->outcome = PST_JOB_GONE;
+      return;
+    }
+  }
   g_autoptr(GPtrArray) list = dsn_recipients(envelope, states);
   if (list->len == 0 || envelope->sender[0] == '\0') {
     if (list->len > 0)
@@ -507,6 +649,7 @@ static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
   job->dsn = pst_dsn_build(config->server.hostname, job->id, envelope, list,
                            content, g_get_real_time());
   job->dsn_to = g_strdup(envelope->sender);
+  job->dsn_smtputf8 = envelope->smtputf8;
   job->outcome = PST_JOB_NEEDS_DSN;
 }
 
@@ -571,6 +714,7 @@ void pst_delivery_job_run(PstDeliveryJob *job) {
   }
   const PstEnvelope *envelope = pst_queued_message_get_envelope(message);
   job->arrival_time = envelope->arrival_time;
+  job_finish_original(job, envelope);
   const char *spool_dir = pst_spool_get_directory(job->spool);
   g_autoptr(GPtrArray) records =
       pst_state_journal_read(spool_dir, job->id, TRUE, &error);
@@ -599,6 +743,8 @@ void pst_delivery_job_run(PstDeliveryJob *job) {
   for (guint i = 0; i < n; i++)
     all_final &= pst_recipient_status_is_final(states[i].status);
   if (all_final)
-    job_conclude(job, envelope, states, content);
+    job_conclude(job, envelope, states, content, after);
+  else
+    job_delay_notice(job, envelope, states, content);
   pst_recipient_states_free(states, n);
 }

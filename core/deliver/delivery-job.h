@@ -28,8 +28,10 @@ typedef struct {
   guint attempts;               /* most attempts of a deferred recipient */
   gint64 arrival_time;          /* µs */
   gboolean waits_for_transport; /* deferred only for want of a transport */
-  GBytes *dsn;                  /* owned, nullable: for PST_JOB_NEEDS_DSN */
+  GBytes *dsn;                  /* owned, nullable: for PST_JOB_NEEDS_DSN,
+                                 * or a "delayed" DSN with PST_JOB_RETRY */
   char *dsn_to;                 /* owned, nullable: the envelope sender */
+  gboolean dsn_smtputf8;        /* queue the DSN with SMTPUTF8 */
 } PstDeliveryJob;
 
 PstDeliveryJob *pst_delivery_job_new(const char *id, PstSpool *spool,

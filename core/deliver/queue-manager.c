@@ -7,8 +7,12 @@
  * Each message in queue/ has an Entry: idle with a retry timer, waiting in
  * the ready queue, or busy (a PstDeliveryJob on the worker pool, at most
  * [delivery] max_parallel at once).  A job's result comes back on the main
- * context (job_done) and decides: retry after a backoff, queue a DSN then
- * remove the message, or forget it (done, held, deleted, corrupt).
+ * context (job_done) and decides: retry after a backoff (queuing a
+ * "delayed" DSN the job built, if any), queue the final DSN then remove the
+ * message, or forget it (done, held, deleted, corrupt).  The final DSN's
+ * queue id is journaled in the original's state before it is committed,
+ * so a crash before the original is removed does not send it twice
+ * (delivery-job.c).
  * Operator actions on a busy message wait for its job (pending_op).
  * Invariant: at most one job per message at any time.
  */
@@ -179,23 +183,55 @@ typedef struct {
   PstQueueManager *manager;
   PstSpoolWriter *writer; /* owned */
   char *id;               /* owned: the message the DSN reports on */
+  gboolean delay;         /* a "delayed" DSN: the original stays */
 } DsnCommit;
 
 static void dsn_committed(GObject *source, GAsyncResult *result,
                           gpointer user_data);
 
-/* Queues the DSN a job built; the original goes once it is durable. */
-static void manager_queue_dsn(PstQueueManager *manager, PstDeliveryJob *job) {
+/* Notes in the original's journal, durably, that its final DSN is `dsn_id`
+ * (before the DSN is committed: see delivery-job.c). */
+static gboolean manager_note_dsn(PstQueueManager *manager, const char *id,
+                                 const char *dsn_id, GError **error) {
+  g_autoptr(GPtrArray) notes =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
+  PstStateRecord *note = g_new0(PstStateRecord, 1);
+  note->status = PST_RECIPIENT_DSN_QUEUED;
+  note->time = g_get_real_time();
+  note->target = g_strdup(dsn_id);
+  g_ptr_array_add(notes, note);
+  return pst_state_journal_append(pst_spool_get_directory(manager->spool), id,
+                                  notes, error);
+}
+
+/* Writes the DSN a job built into a new spool file; NULL (logged) when it
+ * cannot. */
+static PstSpoolWriter *manager_write_dsn(PstQueueManager *manager,
+                                         PstDeliveryJob *job, gboolean delay) {
   g_autoptr(GError) error = NULL;
   g_autoptr(PstSpoolWriter) writer =
       pst_spool_writer_new(manager->spool, &error);
   gsize length = 0;
   const void *data = g_bytes_get_data(job->dsn, &length);
-  if (writer == NULL || !pst_spool_writer_write(writer, data, length, &error)) {
-    g_warning("%s: cannot queue the delivery status notification: %s", job->id,
-              error->message);
-    entry_schedule_retry(manager, manager_entry(manager, job->id),
-                         manager->config->delivery.retry_first_ms);
+  if (writer == NULL || !pst_spool_writer_write(writer, data, length, &error) ||
+      (!delay && !manager_note_dsn(manager, job->id,
+                                   pst_spool_writer_get_id(writer), &error))) {
+    g_warning("%s: cannot queue the %sdelivery status notification: %s",
+              job->id, delay ? "\"delayed\" " : "", error->message);
+    return NULL;
+  }
+  return g_steal_pointer(&writer);
+}
+
+/* Queues the DSN a job built; after a final one, the original goes once
+ * it is durable. */
+static void manager_queue_dsn(PstQueueManager *manager, PstDeliveryJob *job,
+                              gboolean delay) {
+  g_autoptr(PstSpoolWriter) writer = manager_write_dsn(manager, job, delay);
+  if (writer == NULL) {
+    if (!delay)
+      entry_schedule_retry(manager, manager_entry(manager, job->id),
+                           manager->config->delivery.retry_first_ms);
     return;
   }
   g_autoptr(PstEnvelope) envelope = pst_envelope_new();
@@ -206,11 +242,14 @@ static void manager_queue_dsn(PstQueueManager *manager, PstDeliveryJob *job) {
   envelope->protocol = g_strdup("local");
   envelope->session_id = g_strdup(job->id);
   envelope->arrival_time = g_get_real_time();
+  envelope->smtputf8 = job->dsn_smtputf8;
   DsnCommit *commit = g_new0(DsnCommit, 1);
   commit->manager = manager;
   commit->id = g_strdup(job->id);
+  commit->delay = delay;
   commit->writer = g_steal_pointer(&writer);
-  manager_entry(manager, job->id)->busy = TRUE;
+  if (!delay)
+    manager_entry(manager, job->id)->busy = TRUE;
   manager->running++; /* the commit is work under way */
   pst_spool_writer_commit_async(commit->writer, envelope, NULL, 0,
                                 PST_SPOOL_QUEUE_ACTIVE, dsn_committed, commit);
@@ -223,6 +262,22 @@ static void dsn_committed(GObject *source, GAsyncResult *result,
   g_autoptr(GError) error = NULL;
   const char *dsn_id = pst_spool_writer_get_id(commit->writer);
   manager->running--;
+  if (commit->delay) {
+    if (pst_spool_writer_commit_finish(commit->writer, result, &error)) {
+      g_message("%s: sender \"delayed\" delivery status notification: %s",
+                commit->id, dsn_id);
+      pst_queue_manager_add(manager, dsn_id);
+    } else {
+      g_warning("%s: cannot queue the \"delayed\" delivery status "
+                "notification: %s",
+                commit->id, error->message);
+    }
+    pst_spool_writer_free(commit->writer);
+    g_free(commit->id);
+    g_free(commit);
+    manager_dispatch(manager);
+    return;
+  }
   Entry *entry = manager_entry(manager, commit->id);
   entry->busy = FALSE;
   if (pst_spool_writer_commit_finish(commit->writer, result, &error)) {
@@ -263,9 +318,11 @@ static gboolean job_done(gpointer data) {
   entry->busy = FALSE;
   switch (job->outcome) {
   case PST_JOB_NEEDS_DSN:
-    manager_queue_dsn(manager, job);
+    manager_queue_dsn(manager, job, FALSE);
     break;
   case PST_JOB_RETRY:
+    if (job->dsn != NULL)
+      manager_queue_dsn(manager, job, TRUE);
     entry->attempts = MAX(job->attempts, 1);
     if (entry->pending != OP_NONE) {
       entry_apply_pending(manager, entry);

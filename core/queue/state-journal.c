@@ -105,8 +105,7 @@ static PstStateRecord *decode_payload(const guint8 *data, gsize length) {
   gint64 time;
   g_autoptr(PstStateRecord) record = g_new0(PstStateRecord, 1);
   if (!take(&cursor, head, 2) || head[0] != RECORD_VERSION ||
-      head[1] < PST_RECIPIENT_DELIVERED ||
-      head[1] > PST_RECIPIENT_TARGET_DONE ||
+      head[1] < PST_RECIPIENT_DELIVERED || head[1] > PST_RECIPIENT_DSN_QUEUED ||
       !take_u32(&cursor, &record->index) || !take(&cursor, &time, 8) ||
       !take_u32(&cursor, &record->attempts) ||
       !take_string(&cursor, &record->reply) ||
@@ -148,6 +147,12 @@ PstRecipientState *pst_recipient_states_fold(GPtrArray *records,
     if (record->index >= n_recipients)
       continue;
     PstRecipientState *state = &states[record->index];
+    /* Notes: not attempts. */
+    if (record->status == PST_RECIPIENT_DELAY_NOTIFIED)
+      state->delay_notified = TRUE;
+    if (record->status == PST_RECIPIENT_DELAY_NOTIFIED ||
+        record->status == PST_RECIPIENT_DSN_QUEUED)
+      continue;
     state->attempts = MAX(state->attempts, record->attempts);
     state->time = record->time;
     if (record->status == PST_RECIPIENT_TARGET_DONE) {
@@ -175,6 +180,16 @@ void pst_recipient_states_free(PstRecipientState *states, guint n_recipients) {
   g_free(states);
 }
 
+const char *pst_state_records_dsn_id(GPtrArray *records) {
+  const char *id = NULL;
+  for (guint i = 0; records != NULL && i < records->len; i++) {
+    const PstStateRecord *record = records->pdata[i];
+    if (record->status == PST_RECIPIENT_DSN_QUEUED && record->target != NULL)
+      id = record->target;
+  }
+  return id;
+}
+
 gboolean pst_recipient_status_is_final(PstRecipientStatus status) {
   return status == PST_RECIPIENT_DELIVERED || status == PST_RECIPIENT_BOUNCED;
 }
@@ -189,6 +204,10 @@ const char *pst_recipient_status_name(PstRecipientStatus status) {
     return "bounced";
   case PST_RECIPIENT_TARGET_DONE:
     return "partly delivered";
+  case PST_RECIPIENT_DELAY_NOTIFIED:
+    return "delay notified";
+  case PST_RECIPIENT_DSN_QUEUED:
+    return "DSN queued";
   case PST_RECIPIENT_PENDING:
   default:
     return "pending";

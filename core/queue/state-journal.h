@@ -29,6 +29,11 @@ typedef enum {
   PST_RECIPIENT_DEFERRED = 2,    /* temporary failure, retried */
   PST_RECIPIENT_BOUNCED = 3,     /* final: permanent failure or expired */
   PST_RECIPIENT_TARGET_DONE = 4, /* one alias target delivered */
+  /* Not states but notes; a recipient's state is unchanged by them. */
+  PST_RECIPIENT_DELAY_NOTIFIED = 5, /* a "delayed" DSN was queued for it */
+  PST_RECIPIENT_DSN_QUEUED = 6,     /* message level (index 0): the final
+                                     * DSN, queue id in `target`, is being
+                                     * committed (written before it) */
 } PstRecipientStatus;
 
 typedef struct {
@@ -52,6 +57,7 @@ typedef struct {
   char *reply;      /* owned, nullable: of the last status record */
   char *relay;      /* owned, nullable */
   GHashTable *done; /* owned: targets already delivered (set of char*) */
+  gboolean delay_notified; /* a "delayed" DSN covered it already */
 } PstRecipientState;
 
 /* Appends the encoding of `record` to `buffer`. */
@@ -67,6 +73,9 @@ gsize pst_state_records_decode(const guint8 *data, gsize length,
 PstRecipientState *pst_recipient_states_fold(GPtrArray *records,
                                              guint n_recipients);
 void pst_recipient_states_free(PstRecipientState *states, guint n_recipients);
+/* The queue id of the last PST_RECIPIENT_DSN_QUEUED record, or NULL
+ * (borrowed from `records`). */
+const char *pst_state_records_dsn_id(GPtrArray *records);
 /* TRUE for DELIVERED and BOUNCED. */
 gboolean pst_recipient_status_is_final(PstRecipientStatus status);
 const char *pst_recipient_status_name(PstRecipientStatus status);

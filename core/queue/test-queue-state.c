@@ -118,11 +118,43 @@ static void test_files(void) {
   g_rmdir(spool);
 }
 
+/* Notes (delay notified, DSN queued) survive the codec, leave the state
+ * as it was, and the last DSN note names the DSN. */
+static void test_notes(void) {
+  g_autoptr(GPtrArray) records = sample();
+  g_ptr_array_add(records,
+                  make(PST_RECIPIENT_DEFERRED, 1, 3, "451 4.3.0 y", NULL));
+  g_ptr_array_add(records,
+                  make(PST_RECIPIENT_DELAY_NOTIFIED, 1, 0, NULL, NULL));
+  g_ptr_array_add(records,
+                  make(PST_RECIPIENT_DSN_QUEUED, 0, 0, NULL, "OLDDSN"));
+  g_ptr_array_add(records,
+                  make(PST_RECIPIENT_DSN_QUEUED, 0, 0, NULL, "NEWDSN"));
+  g_autoptr(GByteArray) buffer = encode_all(records);
+  g_autoptr(GPtrArray) decoded =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
+  g_assert_cmpuint(pst_state_records_decode(buffer->data, buffer->len, decoded),
+                   ==, buffer->len);
+  g_assert_cmpuint(decoded->len, ==, records->len);
+  g_assert_cmpstr(pst_state_records_dsn_id(decoded), ==, "NEWDSN");
+  PstRecipientState *states = pst_recipient_states_fold(decoded, 2);
+  g_assert_cmpint(states[0].status, ==, PST_RECIPIENT_DELIVERED);
+  g_assert_false(states[0].delay_notified);
+  g_assert_cmpint(states[1].status, ==, PST_RECIPIENT_DEFERRED);
+  g_assert_cmpuint(states[1].attempts, ==, 3);
+  g_assert_cmpstr(states[1].reply, ==, "451 4.3.0 y");
+  g_assert_true(states[1].delay_notified);
+  pst_recipient_states_free(states, 2);
+  g_autoptr(GPtrArray) none = sample();
+  g_assert_null(pst_state_records_dsn_id(none));
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/queue/state/roundtrip", test_roundtrip);
   g_test_add_func("/queue/state/damage", test_damage);
   g_test_add_func("/queue/state/fold", test_fold);
+  g_test_add_func("/queue/state/notes", test_notes);
   g_test_add_func("/queue/state/files", test_files);
   return g_test_run();
 }
