@@ -25,6 +25,9 @@ enum {
 int pst_tool_queue(PstConfig *config, int argc, char **argv);
 /* `postilion check-config` (queue-cmd.c). */
 int pst_tool_check_config(const char *path);
+/* `postilion plugins [--config-only]` (plugins-cmd.c); argv[0] is
+ * "plugins". */
+int pst_tool_plugins(const char *config_path, int argc, char **argv);
 /* `postilion sendmail ...` and the sendmail link (sendmail.c); argv
  * starts with the program name. */
 int pst_tool_sendmail(const char *config_path, int argc, char **argv);

@@ -2,13 +2,15 @@
  *
  *   postilion [-c FILE] queue list|show ID|flush [ID]|delete ID|hold ID|
  *                             release ID
+ *   postilion [-c FILE] plugins [--config-only]
  *   postilion [-c FILE] check-config
  *   postilion [-c FILE] sendmail [sendmail options] [recipient ...]
  *   sendmail ...            (a link to postilion: the same as above)
  *
  * Reading commands (list, show) read the spool directly, so they work with
  * the daemon down; changing commands go through the daemon's control
- * socket (SPOOL/control), whose file permissions decide who may use them.
+ * socket (SPOOL/control), whose file permissions decide who may use them,
+ * and so does `plugins` (the chains in effect are the daemon's).
  * See postilion(8).  Exit status: 0 on success, sysexits(3) codes else.
  */
 #include <stdio.h>
@@ -19,6 +21,7 @@
 static int usage(void) {
   fputs("usage: postilion [-c FILE] queue list|show ID|flush [ID]|delete ID|"
         "hold ID|release ID\n"
+        "       postilion [-c FILE] plugins [--config-only]\n"
         "       postilion [-c FILE] check-config\n"
         "       postilion [-c FILE] sendmail [options] [recipient ...]\n"
         "(see postilion(8))\n",
@@ -49,6 +52,10 @@ int main(int argc, char **argv) {
   const char *command = argv[i];
   if (g_str_equal(command, "sendmail"))
     return pst_tool_sendmail(config_path, argc - i, argv + i);
+  if (g_str_equal(command, "plugins")) {
+    int status = pst_tool_plugins(config_path, argc - i, argv + i);
+    return status == PST_EXIT_USAGE ? usage() : status;
+  }
   if (g_str_equal(command, "check-config"))
     return i + 1 == argc ? pst_tool_check_config(config_path) : usage();
   if (!g_str_equal(command, "queue"))

@@ -1,8 +1,9 @@
 /* control.c - the control socket (see control.h).
  *
  * Entry points: pst_control_new()/free() (the daemon), pst_control_handle()
- * (one request line to one reply line).  Each connection is read
- * asynchronously on the main loop (one line of at most 1024 octets),
+ * (one request line to one reply line; "plugins" is answered here, from
+ * the daemon's describe callback, with several lines).  Each connection is
+ * read asynchronously on the main loop (one line of at most 1024 octets),
  * answered, and closed; the actions themselves are the queue manager's.
  */
 #include <errno.h>
@@ -20,6 +21,8 @@ struct _PstControl {
   char *path;               /* owned */
   GSocketService *service;  /* owned */
   PstQueueManager *manager; /* borrowed: outlives the control socket */
+  PstControlDescribeFunc describe; /* nullable: "plugins" */
+  gpointer describe_data;
 };
 
 typedef struct {
@@ -68,10 +71,19 @@ static void control_read_done(GObject *source, GAsyncResult *result,
   g_autofree char *line = g_data_input_stream_read_line_finish(
       client->input, result, &length, NULL);
   g_autofree char *reply = NULL;
-  if (line == NULL || length > REQUEST_MAX)
+  PstControl *control = client->control;
+  if (line == NULL || length > REQUEST_MAX) {
     reply = g_strdup("error no request line");
-  else
-    reply = pst_control_handle(client->control->manager, g_strchomp(line));
+  } else if (g_str_equal(g_strchomp(line), "plugins") &&
+             control->describe != NULL) {
+    GString *text = g_string_new("ok\n");
+    control->describe(text, control->describe_data);
+    g_strchomp(text->str);
+    text->len = strlen(text->str);
+    reply = g_string_free(text, FALSE);
+  } else {
+    reply = pst_control_handle(control->manager, line);
+  }
   g_autofree char *wire = g_strconcat(reply, "\n", NULL);
   GOutputStream *output =
       g_io_stream_get_output_stream(G_IO_STREAM(client->connection));
@@ -120,6 +132,12 @@ PstControl *pst_control_new(const char *path, PstQueueManager *manager,
                    control);
   g_socket_service_start(control->service);
   return control;
+}
+
+void pst_control_set_describe(PstControl *control, PstControlDescribeFunc func,
+                              gpointer user_data) {
+  control->describe = func;
+  control->describe_data = user_data;
 }
 
 void pst_control_free(PstControl *control) {

@@ -4,6 +4,8 @@
  * so only the daemon's user and root reach it).  One request per
  * connection, one line: "flush [ID]", "hold ID", "release ID",
  * "delete ID" or "ping"; one reply line: "ok[ TEXT]" or "error TEXT".
+ * "plugins" answers "ok" and then the daemon's effective plugin chains
+ * (pst_plugin_set_describe() lines), up to the end of the connection.
  * Main loop.
  */
 #pragma once
@@ -19,6 +21,10 @@ typedef struct _PstControl PstControl;
 /* Listens on `path` (a stale socket file is replaced). */
 PstControl *pst_control_new(const char *path, PstQueueManager *manager,
                             GError **error);
+/* Writes the plugin chains in effect (for "plugins"). */
+typedef void (*PstControlDescribeFunc)(GString *out, gpointer user_data);
+void pst_control_set_describe(PstControl *control, PstControlDescribeFunc func,
+                              gpointer user_data);
 /* Stops listening and removes the socket file. */
 void pst_control_free(PstControl *control);
 

@@ -190,6 +190,14 @@ void pst_plugin_set_describe(PstPluginSet *set, PstConfig *config,
     describe_listener(out, listener->name,
                       pst_chain_table_lookup(table, listener->name));
   }
+  PstPluginGroup *group = table->group;
+  for (guint i = 0; i < group->plugins->len; i++) {
+    const PstPlugin *plugin = g_ptr_array_index(group->plugins, i);
+    const PstPluginDescriptor *d = plugin->descriptor;
+    g_string_append_printf(out, "plugin\t%s\t%s\t%s\n", plugin->name,
+                           d->version != NULL ? d->version : "",
+                           d->description != NULL ? d->description : "");
+  }
   pst_chain_table_unref(table);
 }
 

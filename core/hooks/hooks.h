@@ -86,7 +86,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstPluginSet, pst_plugin_set_unref)
 
 /* Writes the effective chain per listener and stage, for `postilion
  * plugins` and `postiliond --check -v`: one line per hook,
- * "LISTENER STAGE PRIORITY PLUGIN". */
+ * "LISTENER STAGE PRIORITY PLUGIN", then one line per loaded plugin,
+ * "plugin<TAB>NAME<TAB>VERSION<TAB>DESCRIPTION". */
 void pst_plugin_set_describe(PstPluginSet *set, PstConfig *config,
                              GString *out);
 

@@ -863,7 +863,10 @@ static void test_order(void) {
                   "submission connect -5 beta\n"
                   "submission connect 0 gamma\n"
                   "submission connect 10 beta\n"
-                  "submission helo 0 gamma\n");
+                  "submission helo 0 gamma\n"
+                  "plugin\talpha\t1\ttest\n"
+                  "plugin\tbeta\t1\ttest\n"
+                  "plugin\tgamma\t1\ttest\n");
 
   g_assert_true(pst_chain_has_hooks(set, "smtp", PST_STAGE_HELO));
   g_assert_false(pst_chain_has_hooks(set, "smtp", PST_STAGE_MAIL));

@@ -305,6 +305,12 @@ static void daemon_raise_file_limit(const PstConfig *config) {
 
 /* --- Start and stop ---------------------------------------------------- */
 
+/* The control socket's "plugins": the chains in effect now. */
+static void daemon_describe_plugins(GString *out, gpointer user_data) {
+  PstDaemon *daemon = user_data;
+  pst_plugin_set_describe(daemon->plugins, daemon->config, out);
+}
+
 /* The queue manager and its control socket, before the privilege drop
  * (their files in the spool are then given to [server] user). */
 static gboolean daemon_start_delivery(PstDaemon *daemon, GError **error) {
@@ -315,7 +321,10 @@ static gboolean daemon_start_delivery(PstDaemon *daemon, GError **error) {
   g_autofree char *path = g_build_filename(
       pst_spool_get_directory(daemon->spool), "control", NULL);
   daemon->control = pst_control_new(path, daemon->queue_manager, error);
-  return daemon->control != NULL;
+  if (daemon->control == NULL)
+    return FALSE;
+  pst_control_set_describe(daemon->control, daemon_describe_plugins, daemon);
+  return TRUE;
 }
 
 /* Brings up spool, DNS, plugins, listeners and delivery, in that order. */
