@@ -21,6 +21,8 @@ PACKAGES=(
   # tests: python3 with Debian's modules, SMTP client, TLS clients, DNS
   python3 python3-pytest python3-dnslib python3-dnspython python3-cryptography
   swaks gnutls-bin openssl dns-root-data
+  # tests/e2e/test_delivery_dovecot.py: a real LMTP server (Dovecot's lmtp)
+  dovecot-lmtpd
   # the plugin ABI check against sdk/abi/libpostilion.abi
   abigail-tools
   # debugging
