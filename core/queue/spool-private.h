@@ -6,10 +6,19 @@
  */
 #pragma once
 
+#include <errno.h>
+
 #include "queue/spool-syncer.h"
 #include "queue/spool.h"
 
 G_BEGIN_DECLS
+
+/* The error code for a failed write(2)/fsync(2)/open(2): a full file
+ * system or quota is told apart (452 4.3.1 to the client, not 451). */
+static inline PstSpoolError pst_spool_errno_code(int saved) {
+  return saved == ENOSPC || saved == EDQUOT ? PST_SPOOL_ERROR_NO_SPACE
+                                            : PST_SPOOL_ERROR_IO;
+}
 
 typedef enum {
   PST_SPOOL_DIR_TMP = 0,

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "queue/spool-private.h"
 #include "queue/spool-syncer.h"
 
 struct _PstSpoolSyncer {
@@ -183,7 +184,7 @@ static void syncer_drop_spares(PstSpoolSyncer *syncer) {
 
 static void commit_fail(PstSpoolCommit *commit, const char *what, int saved) {
   if (commit->error == NULL)
-    g_set_error(&commit->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+    g_set_error(&commit->error, PST_SPOOL_ERROR, pst_spool_errno_code(saved),
                 "Cannot %s queue file “%s” of %s: %s", what, commit->tmp_path,
                 commit->id, g_strerror(saved));
 }

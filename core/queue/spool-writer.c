@@ -49,7 +49,7 @@ static gboolean writer_create_file(PstSpoolWriter *writer, GError **error) {
     int saved = errno;
     g_autofree char *path =
         g_build_filename(spool->directory, "tmp", writer->id, NULL);
-    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+    g_set_error(error, PST_SPOOL_ERROR, pst_spool_errno_code(saved),
                 "Cannot create queue file “%s”: %s", path, g_strerror(saved));
     return FALSE;
   }
@@ -109,7 +109,7 @@ static gboolean writer_write_out(PstSpoolWriter *writer, const guint8 *data,
       continue;
     if (written <= 0) {
       int saved = written < 0 ? errno : ENOSPC;
-      g_set_error(&writer->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+      g_set_error(&writer->error, PST_SPOOL_ERROR, pst_spool_errno_code(saved),
                   "Cannot write queue file “%s” of %s: %s", writer->path,
                   writer->id, g_strerror(saved));
       return writer_failed(writer, error);

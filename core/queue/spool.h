@@ -35,6 +35,7 @@ typedef enum {
   PST_SPOOL_ERROR_NOT_FOUND,
   PST_SPOOL_ERROR_LIMIT, /* an envelope value exceeds the format's limits */
   PST_SPOOL_ERROR_BUSY,  /* another process has the spool open */
+  PST_SPOOL_ERROR_NO_SPACE, /* a write failed with ENOSPC or EDQUOT */
 } PstSpoolError;
 
 typedef enum {

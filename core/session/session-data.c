@@ -27,6 +27,16 @@ static const PstSmtpReply reply_bdat_syntax = {501, "5.5.4",
                                                "Syntax: BDAT count [LAST]"};
 static const PstSmtpReply reply_write_error = {
     451, "4.3.0", "Error: queue file write error"};
+static const PstSmtpReply reply_no_space = {
+    452, "4.3.1", "Error: insufficient system storage"};
+
+/* The reply for a spool failure: a full file system is 452 4.3.1 (RFC
+ * 3463 "mail system full"), anything else 451 4.3.0. */
+static const PstSmtpReply *session_spool_reply(const GError *error) {
+  return g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NO_SPACE)
+             ? &reply_no_space
+             : &reply_write_error;
+}
 static const PstSmtpReply reply_header_too_big = {
     552, "5.3.4", "Error: message header too big"};
 
@@ -69,15 +79,16 @@ static void session_fill_origin(PstSession *session) {
   envelope->session_id = g_strdup(session->id);
 }
 
-/* Opens the spool file and writes the Received: header. */
-static gboolean session_begin_message(PstSession *session,
-                                      PstDataReaderMode mode) {
+/* Opens the spool file and writes the Received: header; NULL, or the
+ * reply that refuses the message. */
+static const PstSmtpReply *session_begin_message(PstSession *session,
+                                                 PstDataReaderMode mode) {
   g_autoptr(GError) error = NULL;
   session->writer = pst_spool_writer_new(session->spool, &error);
   if (session->writer == NULL) {
     g_warning("%s: cannot start a queue file: %s", session->id,
               error->message);
-    return FALSE;
+    return session_spool_reply(error);
   }
   session_fill_origin(session);
   g_autoptr(GString) received = g_string_sized_new(256);
@@ -86,7 +97,7 @@ static gboolean session_begin_message(PstSession *session,
   if (!pst_spool_writer_write(session->writer, received->str, received->len,
                               &error)) {
     g_warning("%s: %s", session->id, error->message);
-    return FALSE;
+    return session_spool_reply(error);
   }
   session->header = g_byte_array_sized_new(received->len + 1024);
   g_byte_array_append(session->header, (const guint8 *)received->str,
@@ -94,7 +105,7 @@ static gboolean session_begin_message(PstSession *session,
   session->reader = pst_data_reader_new(
       mode, session->config->server.max_message_size);
   session->scratch = g_byte_array_sized_new(16 * 1024);
-  return TRUE;
+  return NULL;
 }
 
 /* --- DATA -------------------------------------------------------------- */
@@ -106,8 +117,10 @@ static void session_data_done(PstSession *session,
     return;
   }
   pst_session_apply_disposition(session, PST_STAGE_DATA, outcome);
-  if (!session_begin_message(session, PST_DATA_READER_DOT)) {
-    pst_session_reply_static(session, &reply_write_error);
+  const PstSmtpReply *refusal =
+      session_begin_message(session, PST_DATA_READER_DOT);
+  if (refusal != NULL) {
+    pst_session_reply_static(session, refusal);
     session_end_transaction(session);
     return;
   }
@@ -258,8 +271,10 @@ static void session_bdat_done(PstSession *session,
   }
   pst_session_apply_disposition(session, PST_STAGE_DATA, outcome);
   session->bdat_used = TRUE;
-  if (!session_begin_message(session, PST_DATA_READER_CHUNK)) {
-    pst_session_reply_static(session, &reply_write_error);
+  const PstSmtpReply *refusal =
+      session_begin_message(session, PST_DATA_READER_CHUNK);
+  if (refusal != NULL) {
+    pst_session_reply_static(session, refusal);
     session_discard_chunk(session);
     return;
   }
@@ -306,11 +321,12 @@ static const PstSmtpReply *session_message_fault(PstSession *session) {
   if (fault != NULL)
     return fault;
   g_autoptr(GError) error = NULL;
-  if (session->write_failed ||
-      !pst_spool_writer_flush(session->writer, &error)) {
+  /* After a failed write the flush fails too, with that first error. */
+  gboolean flushed = pst_spool_writer_flush(session->writer, &error);
+  if (session->write_failed || !flushed) {
     if (error != NULL)
       g_warning("%s: %s", session->id, error->message);
-    return &reply_write_error;
+    return session_spool_reply(error);
   }
   return NULL;
 }
@@ -439,7 +455,7 @@ static void session_commit_done(GObject *source, GAsyncResult *result,
       pst_session_fire_event(session, PST_STAGE_QUEUED, session->message);
   } else {
     g_warning("%s: queue file write error: %s", id, error->message);
-    pst_session_reply_static(session, &reply_write_error);
+    pst_session_reply_static(session, session_spool_reply(error));
   }
   session_end_transaction(session);
   if (session->shutting_down)
