@@ -44,7 +44,7 @@ static const PstSmtpReply reply_need_auth = {530, "5.7.0",
 /* --- Checks ------------------------------------------------------------ */
 
 static const PstSmtpReply *check_mail(PstSession *session) {
-  if (session->state == PST_SESSION_STATE_GREETED)
+  if (session->state == PST_SESSION_STATE_GREETED && !session->helo_optional)
     return &reply_need_helo;
   if (session->envelope != NULL)
     return &reply_nested_mail;

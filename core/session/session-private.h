@@ -107,6 +107,7 @@ struct _PstSession {
   gboolean tls;
   char *auth_user;                   /* owned, nullable */
   gboolean relay_allowed;
+  gboolean helo_optional;            /* a plugin let MAIL come before HELO */
   gboolean xclient_allowed;          /* connected from [server] xclient_hosts */
   PstDisposition session_disposition;/* a CONNECT/HELO DISCARD or QUARANTINE */
   guint errors;

@@ -94,6 +94,15 @@ PST_API gboolean pst_session_get_relay_allowed(PstSession *session) {
   return session->relay_allowed;
 }
 
+PST_API void pst_session_set_helo_required(PstSession *session,
+                                           gboolean required) {
+  session->helo_optional = !required;
+}
+
+PST_API gboolean pst_session_get_helo_required(PstSession *session) {
+  return !session->helo_optional;
+}
+
 PstResults *pst_session_get_results(PstSession *session, PstScope scope,
                                     guint recipient_index) {
   switch (scope) {

@@ -88,6 +88,7 @@ void pst_session_command_xclient(PstSession *session,
   /* A new connection from the new client, as far as policy is concerned. */
   pst_session_reset_transaction(session);
   session->relay_allowed = FALSE;
+  session->helo_optional = FALSE;
   session->session_disposition = PST_DISPOSITION_QUEUE;
   session->disposition = PST_DISPOSITION_QUEUE;
   pst_session_set_state(session, PST_SESSION_STATE_CONNECT);

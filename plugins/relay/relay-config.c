@@ -202,33 +202,13 @@ static gboolean read_login_map(GKeyFile *keyfile, const char *group,
   return TRUE;
 }
 
-/* helo_required (Postfix's smtpd_helo_required): the core always refuses
- * MAIL before HELO/EHLO (503 5.5.1, RFC 5321 section 4.1.4), for every
- * client, so true is the only value that describes what happens; false is
- * refused rather than silently ignored. */
-static gboolean read_helo_required(GKeyFile *keyfile, const char *group,
-                                   GError **error) {
-  gboolean required = TRUE;
-  if (!pst_config_get_boolean(keyfile, group, "helo_required", TRUE, &required,
-                              error))
-    return FALSE;
-  if (!required) {
-    g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
-                "[%s] helo_required = false: not supported: the core always "
-                "refuses MAIL before HELO/EHLO with 503 5.5.1 (RFC 5321 "
-                "section 4.1.4); remove the key or set it to true",
-                group);
-    return FALSE;
-  }
-  return TRUE;
-}
-
 static gboolean read_switches(GKeyFile *keyfile, const char *group,
                               RelayConfig *config, GError **error) {
   const struct {
     const char *key;
     gboolean *value;
   } switches[] = {
+      {"helo_required", &config->helo_required},
       {"sender_login_required", &config->sender_login_required},
       {"reject_invalid_helo_hostname", &config->reject_invalid_helo},
       {"reject_non_fqdn_helo_hostname", &config->reject_non_fqdn_helo},
@@ -242,7 +222,7 @@ static gboolean read_switches(GKeyFile *keyfile, const char *group,
     if (!pst_config_get_boolean(keyfile, group, switches[i].key, TRUE,
                                 switches[i].value, error))
       return FALSE;
-  return read_helo_required(keyfile, group, error);
+  return TRUE;
 }
 
 RelayConfig *relay_config_load(GKeyFile *keyfile, const char *group,

@@ -75,10 +75,13 @@ static gboolean relay_client_is_trusted(const RelayConfig *config,
 }
 
 /* CONNECT (and again after XCLIENT, which runs CONNECT anew): internal
- * networks, and a login XCLIENT passed along, may relay. */
+ * networks, and a login XCLIENT passed along, may relay; helo_required =
+ * false lets every client send MAIL without HELO/EHLO. */
 static PstVerdict relay_connect(PstCall *call, gpointer user_data) {
   RelayConfig *config = user_data;
   PstSession *session = pst_call_get_session(call);
+  if (!config->helo_required)
+    pst_session_set_helo_required(session, FALSE);
   gboolean internal = relay_client_is_internal(config, session);
   if (internal || pst_session_get_auth_user(session) != NULL) {
     pst_session_set_relay_allowed(session, TRUE);

@@ -23,6 +23,7 @@ typedef struct {
                            * "@domain" -> GPtrArray of owner names */
   char *login_map_path;   /* owned, nullable */
   GPtrArray *dnsbl;       /* owned, of RelayDnsbl* */
+  gboolean helo_required;
   gboolean sender_login_required;
   gboolean reject_invalid_helo;
   gboolean reject_non_fqdn_helo;

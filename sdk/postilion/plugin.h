@@ -320,6 +320,15 @@ PST_API gboolean pst_session_is_local_domain(PstSession *session,
 PST_API void pst_session_set_relay_allowed(PstSession *session,
                                            gboolean allowed);
 PST_API gboolean pst_session_get_relay_allowed(PstSession *session);
+/* Whether MAIL needs HELO/EHLO first (Postfix's smtpd_helo_required).
+ * The core's default is TRUE: MAIL before HELO/EHLO gets `503 5.5.1`.  A
+ * plugin may relax it for this connection at CONNECT (the relay plugin's
+ * `helo_required = false`, for old devices that never say HELLO); the
+ * session then takes MAIL as plain SMTP with an unknown HELO name.  Since
+ * ABI 1.1. */
+PST_API void pst_session_set_helo_required(PstSession *session,
+                                           gboolean required);
+PST_API gboolean pst_session_get_helo_required(PstSession *session);
 
 /* ------------------------------------------------------------------ */
 /* The results store                                                   */
