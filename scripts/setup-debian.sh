@@ -23,6 +23,9 @@ PACKAGES=(
   swaks gnutls-bin openssl dns-root-data
   # tests/e2e/test_delivery_dovecot.py: a real LMTP server (Dovecot's lmtp)
   dovecot-lmtpd
+  # plugins/auth: Cyrus SASL (PLAIN, LOGIN, CRAM-MD5, SCRAM, sasldb), and
+  # saslpasswd2 / saslauthd for its tests
+  libsasl2-dev libsasl2-modules libsasl2-modules-db sasl2-bin
   # the plugin ABI check against sdk/abi/libpostilion.abi
   abigail-tools
   # debugging

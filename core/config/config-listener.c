@@ -324,7 +324,10 @@ static gboolean read_mode(const PstConfig *config, const char *group,
                                      error) ||
       !pst_config_schema_get_boolean(config->keyfile, origins, group,
                                      "proxy_protocol",
-                                     &listener->proxy_protocol, error))
+                                     &listener->proxy_protocol, error) ||
+      !pst_config_schema_get_boolean(config->keyfile, origins, group,
+                                     "allow_plaintext_auth",
+                                     &listener->allow_plaintext_auth, error))
     return FALSE;
   listener->mode = (PstListenerMode)mode;
   /* A plain listener can never become encrypted: no mail would pass. */

@@ -89,6 +89,12 @@ const PstConfigKey pst_config_keys[] = {
      NULL,
      "look up the client's verified reverse name (PTR, then A/AAAA) before "
      "the greeting"},
+    {"server", "auth_failure_delay", PST_CONFIG_TYPE_DURATION, "1s", NULL, 0,
+     MINUTE, NULL, "a failed AUTH is answered after this times the failures"},
+    {"server", "auth_max_failures", PST_CONFIG_TYPE_INT, "3", NULL, 1, 100,
+     NULL, "failed AUTH attempts in one connection before 421 and close"},
+    {"server", "auth_failures_per_minute", PST_CONFIG_TYPE_INT, "10", NULL, 1,
+     1000000, NULL, "failed AUTHs per client address and minute before 454"},
 
     /* [listener:NAME] */
     {"listener:*", "address", PST_CONFIG_TYPE_STRING, NULL, NULL, 0, 0, NULL,
@@ -103,6 +109,8 @@ const PstConfigKey pst_config_keys[] = {
      0, 0, NULL, "this listener's plugins, from [plugins] load"},
     {"listener:*", "proxy_protocol", PST_CONFIG_TYPE_BOOLEAN, "false", NULL, 0,
      0, NULL, "connections start with a HAProxy PROXY v1/v2 header"},
+    {"listener:*", "allow_plaintext_auth", PST_CONFIG_TYPE_BOOLEAN, "false",
+     NULL, 0, 0, NULL, "offer AUTH PLAIN/LOGIN without TLS (test networks)"},
 
     /* [plugins] */
     {"plugins", "path", PST_CONFIG_TYPE_LIST, "",

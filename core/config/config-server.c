@@ -211,6 +211,10 @@ static gboolean build_limits(PstConfig *config, const PstConfigOrigins *origins,
       {"max_connections_per_ip",
        G_STRUCT_OFFSET(PstServerConfig, max_connections_per_ip)},
       {"max_errors", G_STRUCT_OFFSET(PstServerConfig, max_errors)},
+      {"auth_max_failures",
+       G_STRUCT_OFFSET(PstServerConfig, auth_max_failures)},
+      {"auth_failures_per_minute",
+       G_STRUCT_OFFSET(PstServerConfig, auth_failures_per_minute)},
   };
   static const struct {
     const char *key;
@@ -220,6 +224,8 @@ static gboolean build_limits(PstConfig *config, const PstConfigOrigins *origins,
       {"timeout_data", G_STRUCT_OFFSET(PstServerConfig, timeout_data_ms)},
       {"timeout_shutdown",
        G_STRUCT_OFFSET(PstServerConfig, timeout_shutdown_ms)},
+      {"auth_failure_delay",
+       G_STRUCT_OFFSET(PstServerConfig, auth_failure_delay_ms)},
   };
   PstServerConfig *server = &config->server;
   GKeyFile *keyfile = config->keyfile;

@@ -47,6 +47,8 @@ typedef struct {
   gboolean require_auth;
   gboolean require_tls;
   gboolean proxy_protocol; /* a HAProxy PROXY v1/v2 header comes first */
+  /* AUTH PLAIN/LOGIN without TLS (an internal test network only) */
+  gboolean allow_plaintext_auth;
   char **plugins; /* owned, nullable: this listener's chain; NULL = all */
 } PstListenerConfig;
 
@@ -81,6 +83,10 @@ typedef struct {
   GPtrArray *xclient_hosts;
   /* look up the client's forward-confirmed reverse name, default TRUE */
   gboolean reverse_dns;
+  /* AUTH failures (session-auth.c): the 535 waits failures x delay */
+  guint auth_failure_delay_ms;   /* default 1 s */
+  guint auth_max_failures;       /* per connection, then 421; default 3 */
+  guint auth_failures_per_minute; /* per client address, then 454; 10 */
 } PstServerConfig;
 
 typedef enum {

@@ -26,6 +26,7 @@
 #pragma once
 
 #include "hooks/hooks.h"
+#include "hooks/sasl-service.h"
 
 G_BEGIN_DECLS
 
@@ -59,6 +60,10 @@ struct _PstPlugin {
   GDestroyNotify data_destroy; /* nullable */
   guint next_sequence;
   gboolean initialized; /* init() succeeded: shutdown() is due */
+  /* The SASL service (sasl-service.c), nullable: not owned, valid until
+   * shutdown(). */
+  const PstSaslFuncs *sasl_funcs;
+  gpointer sasl_data;
 };
 
 struct _PstPluginGroup {
@@ -105,6 +110,11 @@ const PstListenerChains *pst_chain_table_lookup(PstChainTable *table,
 
 /* plugin-loader.c: the chains `set` runs now (borrowed). */
 PstChainTable *pst_plugin_set_get_chains(PstPluginSet *set);
+/* plugin-loader.c: TRUE while init() or reload() runs (registration). */
+gboolean pst_plugin_is_registering(PstPlugin *plugin);
+
+/* sasl-service.c: the plugin is being freed; forget it as a provider. */
+void pst_sasl_plugin_forget(PstPlugin *plugin);
 
 /* --- Calls (call.c) ----------------------------------------------------- */
 

@@ -67,6 +67,7 @@ void pst_hook_unref(PstHook *hook) {
 
 static void plugin_free(PstPlugin *plugin) {
   pst_transport_forget_plugin(plugin);
+  pst_sasl_plugin_forget(plugin);
   /* Hooks and data hold pointers into the module: free them first. */
   g_clear_pointer(&plugin->staged, g_ptr_array_unref);
   g_clear_pointer(&plugin->hooks, g_ptr_array_unref);
@@ -563,6 +564,24 @@ void pst_plugin_set_unref(PstPluginSet *set) {
 
 PstChainTable *pst_plugin_set_get_chains(PstPluginSet *set) {
   return set->chains;
+}
+
+gboolean pst_plugin_is_registering(PstPlugin *plugin) {
+  return plugin->staged != NULL;
+}
+
+PstPlugin *pst_plugin_set_find_sasl(PstPluginSet *set,
+                                    const PstListenerConfig *listener) {
+  GPtrArray *plugins = set->group->plugins;
+  for (guint i = 0; i < plugins->len; i++) {
+    PstPlugin *plugin = plugins->pdata[i];
+    if (plugin->sasl_funcs == NULL)
+      continue;
+    if (listener == NULL || listener->plugins == NULL ||
+        g_strv_contains((const char *const *)listener->plugins, plugin->name))
+      return plugin;
+  }
+  return NULL;
 }
 
 /* ------------------------------------------------------------------ */

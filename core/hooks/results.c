@@ -139,8 +139,12 @@ gboolean pst_results_key_is_writable(const char *plugin_name, const char *key) {
     return FALSE;
   /* "auth." belongs to the core, even for a plugin called "auth": each
    * plugin owns exactly one key there. */
+  /* auth.user and auth.mechanism are the core's (SMTP AUTH), even for
+   * plugins called "user" or "mechanism". */
   if (g_str_has_prefix(key, "auth."))
-    return strcmp(key + 5, plugin_name) == 0;
+    return strcmp(key + 5, plugin_name) == 0 &&
+           strcmp(plugin_name, "user") != 0 &&
+           strcmp(plugin_name, "mechanism") != 0;
   gsize length = strlen(plugin_name);
   return strncmp(key, plugin_name, length) == 0 && key[length] == '.' &&
          key_words_are_valid(key + length + 1);

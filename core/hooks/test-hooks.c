@@ -654,6 +654,8 @@ static void test_results_keys(void) {
       {"auth", "auth.auth", TRUE},
       {"auth", "auth.spf", FALSE},
       {"auth", "auth.user", FALSE},
+      {"user", "auth.user", FALSE},
+      {"mechanism", "auth.mechanism", FALSE},
       {"my-plugin", "my-plugin.x_1", TRUE},
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++)

@@ -2,6 +2,7 @@
  *
  *   Received: from HELO (HOSTNAME [ADDRESS])
  *   	(using TLS1.3 with cipher TLS_AES_256_GCM_SHA384 (256 bits))
+ *   	(Authenticated sender: USER)             after AUTH only
  *   	by OURHOST (Postilion listener=NAME) with ESMTPSA id QUEUEID
  *   	for <RECIPIENT>; Sun, 22 Nov 2026 03:00:00 +0000
  *
@@ -88,6 +89,13 @@ void pst_received_format(PstSession *session, const char *queue_id,
         out, pst_session_get_tls_cipher(session) ?: "unknown", FALSE);
     g_string_append_printf(out, " (%u bits))\r\n",
                            pst_session_get_tls_cipher_bits(session));
+  }
+  /* The authenticated identity, as Postfix's
+   * smtpd_sasl_authenticated_header writes it; never a password. */
+  if (session->auth_user != NULL) {
+    g_string_append(out, "\t(Authenticated sender: ");
+    received_append_safe(out, session->auth_user, utf8);
+    g_string_append(out, ")\r\n");
   }
   g_string_append_printf(out, "\tby %s (Postilion listener=%s) with %s id %s",
                          session->config->server.hostname,

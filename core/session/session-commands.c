@@ -138,6 +138,10 @@ static void session_send_ehlo(PstSession *session) {
       "ENHANCEDSTATUSCODES",     "DSN",      "CHUNKING",
   };
   pst_session_reply_line(session, 250, FALSE, server->hostname);
+  /* AUTH only with a SASL plugin and usable mechanisms (session-auth.c). */
+  g_autofree char *auth = pst_session_auth_ehlo_keyword(session);
+  if (auth != NULL)
+    pst_session_reply_line(session, 250, FALSE, auth);
   /* Only the hosts that may use it learn of XCLIENT. */
   if (session->xclient_allowed)
     pst_session_reply_line(session, 250, FALSE,
@@ -249,8 +253,8 @@ static const PstCommandSpec command_table[PST_SMTP_VERB_COUNT] = {
     [PST_SMTP_VERB_STARTTLS] = {PST_SMTP_VERB_STARTTLS,
                                 pst_session_check_starttls,
                                 pst_session_command_starttls},
-    [PST_SMTP_VERB_AUTH] = {PST_SMTP_VERB_AUTH, NULL,
-                            proceed_not_implemented},
+    [PST_SMTP_VERB_AUTH] = {PST_SMTP_VERB_AUTH, pst_session_check_auth,
+                            pst_session_command_auth},
     /* XCLIENT is refused like any unknown command unless the client is
      * one of the configured xclient hosts. */
     [PST_SMTP_VERB_XCLIENT] = {PST_SMTP_VERB_XCLIENT, check_xclient,

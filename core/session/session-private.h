@@ -9,6 +9,7 @@
  * session-xclient.c  XCLIENT: a trusted proxy passes the client's attributes
  * session-rdns.c     the client's verified reverse name, before CONNECT
  * session-tls.c      STARTTLS and implicit TLS: the core's side of TLS
+ * session-auth.c     AUTH: the SASL exchange's framing, limits, outcome
  * xclient-parse.c    the pure parser of XCLIENT's argument (fuzzed)
  * received.c         the Received: header
  *
@@ -40,6 +41,7 @@ typedef enum {
   PST_SESSION_STATE_REFUSED,     /* CONNECT refused: only QUIT is served */
   PST_SESSION_STATE_CLOSING,     /* flushing the last reply, then close */
   PST_SESSION_STATE_CLOSED,      /* socket closed, waiting for references */
+  PST_SESSION_STATE_AUTH,        /* after a 334: the next line is SASL data */
 } PstSessionState;
 
 /* What the session waits for before it reads the next command. */
@@ -49,6 +51,7 @@ typedef enum {
   PST_SESSION_WAIT_COMMIT, /* the spool commit of a message */
   PST_SESSION_WAIT_DNS,    /* the client's reverse name (session-rdns.c) */
   PST_SESSION_WAIT_TLS,    /* STARTTLS's 220 going out, or the handshake */
+  PST_SESSION_WAIT_AUTH,   /* a SASL step, or the delay after a failure */
 } PstSessionWait;
 
 /* How the current transaction ends when it ends well. */
@@ -62,6 +65,7 @@ typedef void (*PstStageNextFunc)(PstSession *session,
                                  const PstHookOutcome *outcome);
 
 typedef struct _PstSessionSource PstSessionSource;
+typedef struct _PstSessionAuth PstSessionAuth;
 
 /* What runs when the client's name is known (session-rdns.c). */
 typedef void (*PstSessionRdnsDone)(PstSession *session);
@@ -106,6 +110,7 @@ struct _PstSession {
   gboolean esmtp;
   gboolean tls;
   char *auth_user;                   /* owned, nullable */
+  PstSessionAuth *auth;              /* owned, nullable: session-auth.c */
   gboolean relay_allowed;
   gboolean helo_optional;            /* a plugin let MAIL come before HELO */
   gboolean xclient_allowed;          /* connected from [server] xclient_hosts */
@@ -235,6 +240,21 @@ void pst_session_tls_begin(PstSession *session);
 /* Applies XCLIENT and restarts the session with CONNECT and a 220. */
 void pst_session_command_xclient(PstSession *session,
                                  const PstSmtpCommand *cmd);
+
+/* session-auth.c */
+/* The EHLO keyword "AUTH MECH ..." or NULL when AUTH is not offered. */
+char *pst_session_auth_ehlo_keyword(PstSession *session);
+/* The command table's check and proceed for AUTH. */
+const PstSmtpReply *pst_session_check_auth(PstSession *session);
+void pst_session_command_auth(PstSession *session, const PstSmtpCommand *cmd);
+/* One client line in PST_SESSION_STATE_AUTH (without its line ending). */
+void pst_session_auth_line(PstSession *session, const char *line,
+                           gsize length);
+/* A line over PST_SMTP_MAX_AUTH_LINE: 500 5.5.6, the exchange ends. */
+void pst_session_auth_line_too_long(PstSession *session);
+/* The connection ended: cancels a pending step or delay, closes the
+ * plugin's side.  Idempotent. */
+void pst_session_auth_finish(PstSession *session);
 
 /* received.c */
 /* Appends the Received: header for the current transaction. */

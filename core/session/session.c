@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "session/session-private.h"
+#include "smtp/smtp-auth.h"
 
 /* Input kept while a command waits, before the session stops reading. */
 #define SESSION_INPUT_LIMIT (256 * 1024)
@@ -228,7 +229,7 @@ void pst_session_unref(PstSession *session) {
 static const char *session_state_name(PstSessionState state) {
   static const char *const names[] = {
       "connect", "greeted", "ready",   "mail",   "rcpt",
-      "data",    "bdat",    "refused", "closing", "closed",
+      "data",    "bdat",    "refused", "closing", "closed", "auth",
   };
   return state < G_N_ELEMENTS(names) ? names[state] : "?";
 }
@@ -302,6 +303,7 @@ static void session_finish(PstSession *session) {
     g_cancellable_cancel(session->handshake);
     g_clear_object(&session->handshake);
   }
+  pst_session_auth_finish(session);
   g_source_destroy(&session->source->source);
   g_source_unref(&session->source->source);
   session->source = NULL;
@@ -440,10 +442,18 @@ static gboolean session_can_process(PstSession *session) {
 static gsize session_process_command(PstSession *session, const guint8 *data,
                                      gsize length, gboolean at_eof) {
   const guint8 *newline = memchr(data, '\n', length);
+  /* AUTH lines may be longer (RFC 4954 section 4). */
+  gboolean auth_line =
+      session->state == PST_SESSION_STATE_AUTH ||
+      pst_smtp_line_is_auth((const char *)data, length);
+  gsize limit =
+      auth_line ? PST_SMTP_MAX_AUTH_LINE : PST_SMTP_MAX_COMMAND_LINE;
   if (newline == NULL) {
-    if (length < PST_SMTP_MAX_COMMAND_LINE && !at_eof)
+    if (length < limit && !at_eof)
       return 0; /* wait for the rest of the line */
-    if (!session->discarding_line)
+    if (!session->discarding_line && auth_line)
+      pst_session_auth_line_too_long(session);
+    else if (!session->discarding_line)
       pst_session_reply(session, 500, "5.5.2", "Error: line too long");
     session->discarding_line = TRUE;
     return length;
@@ -455,6 +465,13 @@ static gsize session_process_command(PstSession *session, const guint8 *data,
     line_length--;
   if (session->discarding_line) {
     session->discarding_line = FALSE;
+    return consumed;
+  }
+  if (session->state == PST_SESSION_STATE_AUTH) {
+    if (line_length > PST_SMTP_MAX_AUTH_LINE - 2)
+      pst_session_auth_line_too_long(session);
+    else
+      pst_session_auth_line(session, (const char *)data, line_length);
     return consumed;
   }
   /* Only CRLF ends a line (RFC 5321 section 2.3.8): a bare LF is refused,
@@ -471,8 +488,11 @@ static gsize session_process_command(PstSession *session, const guint8 *data,
     pst_session_reply_static(session, &pst_smtp_reply_bare_cr_lf_in_command);
     return consumed;
   }
-  if (line_length > PST_SMTP_MAX_COMMAND_LINE - 2) {
-    pst_session_reply(session, 500, "5.5.2", "Error: line too long");
+  if (line_length > limit - 2) {
+    if (auth_line)
+      pst_session_auth_line_too_long(session);
+    else
+      pst_session_reply(session, 500, "5.5.2", "Error: line too long");
     return consumed;
   }
   pst_session_dispatch_line(session, (const char *)data, line_length);
@@ -587,7 +607,8 @@ static void session_settle(PstSession *session) {
   if (session->peer_closed && session->state != PST_SESSION_STATE_CLOSING &&
       (session->waiting == PST_SESSION_WAIT_NONE ||
        session->waiting == PST_SESSION_WAIT_HOOK ||
-       session->waiting == PST_SESSION_WAIT_DNS)) {
+       session->waiting == PST_SESSION_WAIT_DNS ||
+       session->waiting == PST_SESSION_WAIT_AUTH)) {
     /* The client left: no reply can reach it.  A pending commit still
      * finishes (it holds a reference), a pending plugin call is cancelled. */
     if (session->state != PST_SESSION_STATE_REFUSED &&

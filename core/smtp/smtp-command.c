@@ -15,6 +15,7 @@
  */
 #include <string.h>
 
+#include "smtp/smtp-auth.h"
 #include "smtp/smtp-parse.h"
 
 typedef struct {
@@ -83,7 +84,10 @@ const PstSmtpReply *pst_smtp_command_parse(const char *line, gsize length,
     command_r->verb = PST_SMTP_VERB_NOT_SMTP;
     return NULL;
   }
-  if (length > PST_SMTP_MAX_COMMAND_LINE - 2)
+  /* AUTH with an initial response may be longer (RFC 4954 section 4). */
+  if (length > (pst_smtp_line_is_auth(line, length) ? PST_SMTP_MAX_AUTH_LINE
+                                                     : PST_SMTP_MAX_COMMAND_LINE) -
+                   2)
     return &pst_smtp_reply_line_too_long;
   const PstSmtpReply *refusal = check_octets(line, length);
   if (refusal != NULL)

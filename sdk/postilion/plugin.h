@@ -441,3 +441,5 @@ G_END_DECLS
 #include <postilion/dns.h>
 /* The transport service: TLS connections and a session's TLS state. */
 #include <postilion/transport.h>
+/* The SASL service: SMTP AUTH, server and client side. */
+#include <postilion/sasl.h>
