@@ -33,8 +33,25 @@
  * `[delivery] relayhost_credentials`): pst_sasl_client_new() and friends
  * below, implemented by the core on top of the providing plugin's client
  * functions.  They speak SMTP text (base64 lines) so the caller needs no
- * SASL knowledge.  PLAIN and LOGIN only, and only over TLS unless the
- * caller says otherwise.
+ * SASL knowledge.  PLAIN and LOGIN only, and only over TLS (a client made
+ * with `encrypted` FALSE refuses to start).  The outbound client's steps:
+ *
+ *   // core/util/credentials.h parses [delivery] relayhost_credentials:
+ *   // pst_credentials_load(path) once, pst_credentials_lookup(host, port)
+ *   g_autoptr(PstSaslClient) sasl =
+ *       pst_sasl_client_new(host, user, password, tls_active, &error);
+ *   char *line = pst_sasl_client_start(sasl, ehlo_auth_list, &error);
+ *   send(line); reply = read();          // "AUTH PLAIN AGFs..."
+ *   while (reply.code == 334) {
+ *     g_free(line);
+ *     line = pst_sasl_client_step(sasl, reply.text, &error);
+ *     if (line == NULL) { send("*"); reply = read(); break; }
+ *     send(line); reply = read();
+ *   }
+ *   // 235: authenticated; 535: wrong credentials (a permanent error for
+ *   // this relayhost); 454/4xx: try later
+ *
+ * The lines hold the password in base64: never log them.
  *
  * Everything here runs on the main thread except pst_sasl_step_complete().
  */
