@@ -629,3 +629,85 @@ def test_saslauthd_backend(auth_daemon, saslauthd):
                       "--quit-after", "AUTH")
     assert code == 0, out
     assert "Sh4dow-pw" not in daemon.log_text()
+
+
+# --------------------------------------------------------------------------
+# The results store and the client side (tests/plugins/testsaslclient.c)
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client_daemon(postiliond, sasldb):
+    config = {
+        "server": {"auth_failure_delay": f"{DELAY_MS}ms"},
+        "plugins": {"path": PLUGIN_PATH + [str(harness.PLUGIN_DIR)]},
+        "plugin:auth": {"sasldb_path": str(sasldb), "realm": REALM},
+        "plugin:testsaslclient": {"user": "alice@example.org",
+                                  "password": "pa:ss word"},
+        "listener:lab": {"allow_plaintext_auth": "true"},
+    }
+    return postiliond(config=config, plugins=["auth", "testsaslclient"],
+                      listeners=("lab",))
+
+
+def client_lines(daemon, mode: str) -> list[str]:
+    with daemon.connect("lab") as client:
+        reply = client.cmd(f"EHLO saslclient-{mode}")
+        assert (reply.code, reply.enhanced) == (550, "5.7.1"), reply
+        text = reply.text.split(" ", 1)[1]
+        assert text.startswith("saslclient:"), reply
+        return [part.strip() for part in text[len("saslclient:"):].split("|")]
+
+
+def test_results_store(client_daemon):
+    with client_daemon.connect("lab") as client:
+        client.ehlo()
+        reply = client.cmd("MAIL FROM:<whoami@example.org>")
+        assert "auth.user=- auth.mechanism=-" in reply.text, reply
+        assert client.cmd("AUTH LOGIN").code == 334
+        assert client.cmd(b64("alice")).code == 334
+        assert client.cmd(b64(USERS["alice"])).code == 235
+        reply = client.cmd("MAIL FROM:<whoami@example.org>")
+        assert "auth.user=alice@example.org auth.mechanism=LOGIN" in \
+            reply.text, reply
+
+
+def test_client_plain(client_daemon):
+    (line,) = client_lines(client_daemon, "plain")
+    verb, mechanism, response = line.split(" ")
+    assert (verb, mechanism) == ("AUTH", "PLAIN")
+    assert base64.b64decode(response) == b"\0alice@example.org\0pa:ss word"
+
+
+@pytest.mark.parametrize("mode", ["login", "choose"])
+def test_client_login(client_daemon, mode):
+    lines = client_lines(client_daemon, mode)
+    if mode == "choose" and lines[0].startswith("AUTH PLAIN"):
+        return  # Cyrus prefers PLAIN when both are offered: also fine
+    assert lines[0] == "AUTH LOGIN"
+    assert [base64.b64decode(x) for x in lines[1:]] == [
+        b"alice@example.org", b"pa:ss word"]
+
+
+@pytest.mark.parametrize("mode,message", [
+    ("notls", "refusing to send a password without TLS"),
+    ("cram", "offers no PLAIN or LOGIN"),
+    ("badchallenge", "not base64"),
+])
+def test_client_refusals(client_daemon, mode, message):
+    with client_daemon.connect("lab") as client:
+        reply = client.cmd(f"EHLO saslclient-{mode}")
+        assert message in reply.text, reply
+
+
+def test_client_against_our_server(client_daemon, tmp_path):
+    """The client's PLAIN line, sent to our own server, authenticates."""
+    (tmp_path / "other").mkdir()
+    other = make_sasldb(tmp_path / "other", users={"alice": "pa:ss word"})
+    (line,) = client_lines(client_daemon, "plain")
+    client_daemon.config["plugin:auth"]["sasldb_path"] = str(other)
+    client_daemon.reload()
+    client_daemon.wait_log(r"plugin auth: reloaded")
+    with client_daemon.connect("lab") as client:
+        client.ehlo()
+        assert client.cmd(line).code == 235
