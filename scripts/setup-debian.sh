@@ -26,6 +26,8 @@ PACKAGES=(
   # plugins/auth: Cyrus SASL (PLAIN, LOGIN, CRAM-MD5, SCRAM, sasldb), and
   # saslpasswd2 / saslauthd for its tests
   libsasl2-dev libsasl2-modules libsasl2-modules-db sasl2-bin
+  # swaks --tls / --tlsc in the AUTH-over-TLS tests
+  libnet-ssleay-perl
   # the plugin ABI check against sdk/abi/libpostilion.abi
   abigail-tools
   # debugging

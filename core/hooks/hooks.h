@@ -164,6 +164,8 @@ GVariant *pst_results_get(PstResults *results, const char *key); /* new ref */
 /* a{sv} of everything, for the queue file; NULL when empty.  New ref. */
 GVariant *pst_results_to_variant(PstResults *results);
 void pst_results_clear(PstResults *results);
+/* Removes one key (nothing when absent). */
+void pst_results_remove(PstResults *results, const char *key);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstResults, pst_results_free)
 
 /* The daemon-wide store (PST_SCOPE_SERVER). */

@@ -63,6 +63,13 @@ void pst_results_set(PstResults *results, const char *key, GVariant *value) {
   g_mutex_unlock(&results->lock);
 }
 
+void pst_results_remove(PstResults *results, const char *key) {
+  g_return_if_fail(results != NULL && key != NULL);
+  g_mutex_lock(&results->lock);
+  g_hash_table_remove(results->values, key);
+  g_mutex_unlock(&results->lock);
+}
+
 GVariant *pst_results_get(PstResults *results, const char *key) {
   g_return_val_if_fail(results != NULL && key != NULL, NULL);
   g_mutex_lock(&results->lock);

@@ -165,6 +165,20 @@ static void auth_end_exchange(PstSession *session) {
     pst_session_set_state(session, PST_SESSION_STATE_READY);
 }
 
+void pst_session_auth_forget(PstSession *session) {
+  PstSessionAuth *auth = session->auth;
+  if (auth == NULL || session->auth_user == NULL)
+    return;
+  g_autoptr(GVariant) user =
+      pst_results_get(session->session_results, "auth.user");
+  if (user == NULL)
+    return;
+  /* Undo what a successful AUTH did (XCLIENT LOGIN is not ours). */
+  session->relay_allowed = auth->relay_before;
+  pst_results_remove(session->session_results, "auth.user");
+  pst_results_remove(session->session_results, "auth.mechanism");
+}
+
 void pst_session_auth_finish(PstSession *session) {
   PstSessionAuth *auth = session->auth;
   if (auth == NULL)

@@ -30,8 +30,6 @@ static const PstSmtpReply reply_nested_mail = {503, "5.5.1",
                                                "Error: nested MAIL command"};
 static const PstSmtpReply reply_need_mail = {503, "5.5.1",
                                              "Error: need MAIL command"};
-static const PstSmtpReply reply_not_implemented = {
-    502, "5.5.1", "Error: command not implemented"};
 static const PstSmtpReply reply_unknown = {500, "5.5.2",
                                            "Error: command not recognized"};
 static const PstSmtpReply reply_no_service = {503, "5.5.1",
@@ -210,11 +208,6 @@ static void proceed_help(PstSession *session, const PstSmtpCommand *command) {
   pst_session_reply(
       session, 214, "2.0.0",
       "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP");
-}
-
-static void proceed_not_implemented(PstSession *session,
-                                    const PstSmtpCommand *command) {
-  pst_session_reply_static(session, &reply_not_implemented);
 }
 
 static void proceed_unknown(PstSession *session,

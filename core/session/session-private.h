@@ -252,6 +252,10 @@ void pst_session_auth_line(PstSession *session, const char *line,
                            gsize length);
 /* A line over PST_SMTP_MAX_AUTH_LINE: 500 5.5.6, the exchange ends. */
 void pst_session_auth_line_too_long(PstSession *session);
+/* STARTTLS forgets the client (RFC 3207 section 4.2): undoes a
+ * successful AUTH's relay permission and results.  Call before clearing
+ * auth_user. */
+void pst_session_auth_forget(PstSession *session);
 /* The connection ended: cancels a pending step or delay, closes the
  * plugin's side.  Idempotent. */
 void pst_session_auth_finish(PstSession *session);

@@ -66,6 +66,7 @@ void pst_session_command_starttls(PstSession *session,
 static void session_tls_forget(PstSession *session) {
   pst_session_reset_transaction(session);
   g_clear_pointer(&session->helo, g_free);
+  pst_session_auth_forget(session);
   g_clear_pointer(&session->auth_user, g_free);
   session->esmtp = FALSE;
   pst_session_set_state(session, PST_SESSION_STATE_GREETED);
