@@ -143,6 +143,9 @@ static gboolean build_outbound(PstConfig *config,
                                  &port, error) ||
       !pst_config_schema_get_string(keyfile, origins, "delivery", "relayhost",
                                     &delivery->relayhost, error) ||
+      !pst_config_schema_get_string(keyfile, origins, "delivery",
+                                    "relayhost_credentials",
+                                    &delivery->relayhost_credentials, error) ||
       !pst_config_schema_get_choice(keyfile, origins, "delivery", "tls", &tls,
                                     error) ||
       !pst_config_schema_get_ms(keyfile, origins, "delivery",
@@ -172,7 +175,9 @@ static gboolean build_outbound(PstConfig *config,
                          g_ascii_strdown(groups[i] + strlen("delivery:"), -1),
                          GUINT_TO_POINTER(level + 1));
   }
-  return check_relayhost(config, origins, error);
+  return check_relayhost(config, origins, error) &&
+         check_absolute(config, origins, "relayhost_credentials",
+                        delivery->relayhost_credentials, error);
 }
 
 gboolean pst_config_build_delivery(PstConfig *config,
@@ -228,5 +233,6 @@ void pst_config_delivery_clear(PstDeliveryConfig *delivery) {
   g_clear_pointer(&delivery->lmtp, g_free);
   g_clear_pointer(&delivery->relayhost, g_free);
   g_clear_pointer(&delivery->relayhost_host, g_free);
+  g_clear_pointer(&delivery->relayhost_credentials, g_free);
   g_clear_pointer(&delivery->tls_domains, g_hash_table_unref);
 }

@@ -170,6 +170,8 @@ const PstConfigKey pst_config_keys[] = {
     {"delivery", "relayhost", PST_CONFIG_TYPE_STRING, NULL,
      "none: deliver to each domain's MX hosts", 0, 0, NULL,
      "send all outbound mail via host (its MX) or [host]:port (no MX)"},
+    {"delivery", "relayhost_credentials", PST_CONFIG_TYPE_STRING, NULL, "none",
+     0, 0, NULL, "SASL logins for relayhosts: [host]:port user:password lines"},
     {"delivery", "tls", PST_CONFIG_TYPE_CHOICE, "may", NULL, 0, 0, tls_levels,
      "outbound STARTTLS: may (opportunistic), encrypt, verify"},
     {"delivery", "smtp_connect_timeout", PST_CONFIG_TYPE_DURATION, "30s", NULL,

@@ -128,6 +128,7 @@ typedef struct {
   char *relayhost_host;        /* owned, nullable: its host name or address */
   guint16 relayhost_port;      /* its port (smtp_port when not given) */
   gboolean relayhost_mx;       /* TRUE: MX of the name; FALSE: [host] */
+  char *relayhost_credentials; /* owned, nullable: "[host]:port user:pass" file */
   PstDeliveryTls tls;          /* default may */
   GHashTable *tls_domains;     /* owned: lower-case domain -> PstDeliveryTls
                                 * + 1, from [delivery:DOMAIN] tls */

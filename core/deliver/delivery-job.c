@@ -303,8 +303,10 @@ static void deliver_smtp_group(Attempt *attempt, const char *domain,
   g_autofree PstSmtpDelivery *recipients = g_new0(PstSmtpDelivery, count);
   for (guint k = 0; k < count; k++)
     recipients[k].address = ((PstTarget *)group->pdata[2 * k + 1])->address;
-  pst_smtp_deliver(attempt->config, attempt->job->id, attempt->envelope,
-                   attempt->content, domain, recipients, count);
+  pst_smtp_deliver(attempt->config,
+                   pst_deliver_tables_get_credentials(attempt->job->tables),
+                   attempt->job->id, attempt->envelope, attempt->content,
+                   domain, recipients, count);
   for (guint k = 0; k < count; k++) {
     TargetResult *result = group->pdata[2 * k];
     char *reply = g_steal_pointer(&recipients[k].reply);

@@ -21,6 +21,7 @@
 #include "deliver/delivery-job.h"
 #include "deliver/main-call.h"
 #include "deliver/queue-manager.h"
+#include "deliver/smtp-auth.h"
 #include "deliver/smtp-client.h"
 #include "deliver/smtp-deliver.h"
 #include "deliver/smtp-tls.h"
@@ -482,6 +483,7 @@ PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
   /* Main-thread services of the SMTP client run here (main-call.h). */
   pst_main_call_set_context(g_main_context_get_thread_default());
   pst_smtp_tls_update_available();
+  pst_smtp_auth_update_available();
   if (!pst_smtp_client_check_config(&config->delivery, error))
     return NULL;
   g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, error);
@@ -537,6 +539,7 @@ void pst_queue_manager_reconfigure(PstQueueManager *manager,
                                    PstConfig *config) {
   g_autoptr(GError) error = NULL;
   pst_smtp_tls_update_available();
+  pst_smtp_auth_update_available();
   if (!pst_smtp_client_check_config(&config->delivery, &error)) {
     g_warning("reload: %s; the last good delivery settings stay",
               error->message);

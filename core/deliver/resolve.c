@@ -15,9 +15,10 @@
 
 struct _PstDeliverTables {
   gint ref_count;
-  PstConfig *config;       /* owned (a reference) */
-  PstMailboxes *mailboxes; /* owned, nullable */
-  PstAliases *aliases;     /* owned, nullable */
+  PstConfig *config;           /* owned (a reference) */
+  PstMailboxes *mailboxes;     /* owned, nullable */
+  PstAliases *aliases;         /* owned, nullable */
+  PstCredentials *credentials; /* owned, nullable: relayhost logins */
 };
 
 static PstDeliverTables *current_tables; /* owned, nullable */
@@ -75,8 +76,18 @@ PstDeliverTables *pst_deliver_tables_load(const PstConfig *config,
     if (aliases == NULL)
       return NULL;
   }
-  return pst_deliver_tables_new(config, g_steal_pointer(&mailboxes),
-                                g_steal_pointer(&aliases));
+  g_autoptr(PstCredentials) credentials = NULL;
+  if (delivery->relayhost_credentials != NULL) {
+    credentials = pst_credentials_load(delivery->relayhost_credentials, error);
+    if (credentials == NULL) {
+      g_prefix_error(error, "[delivery] relayhost_credentials: ");
+      return NULL;
+    }
+  }
+  PstDeliverTables *tables = pst_deliver_tables_new(
+      config, g_steal_pointer(&mailboxes), g_steal_pointer(&aliases));
+  tables->credentials = g_steal_pointer(&credentials);
+  return tables;
 }
 
 PstDeliverTables *pst_deliver_tables_ref(PstDeliverTables *tables) {
@@ -90,11 +101,17 @@ void pst_deliver_tables_unref(PstDeliverTables *tables) {
   pst_config_unref(tables->config);
   pst_mailboxes_free(tables->mailboxes);
   pst_aliases_free(tables->aliases);
+  pst_credentials_free(tables->credentials);
   g_free(tables);
 }
 
 const PstConfig *pst_deliver_tables_get_config(PstDeliverTables *tables) {
   return tables->config;
+}
+
+const PstCredentials *
+pst_deliver_tables_get_credentials(PstDeliverTables *tables) {
+  return tables->credentials;
 }
 
 PstDeliverTables *pst_deliver_tables_get_current(void) {

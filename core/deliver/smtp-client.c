@@ -12,6 +12,7 @@
  */
 #include <string.h>
 
+#include "deliver/smtp-auth.h"
 #include "deliver/smtp-client.h"
 #include "deliver/smtp-tls.h"
 
@@ -34,6 +35,13 @@ gboolean pst_smtp_client_tls_available(void) {
 
 gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
                                       GError **error) {
+  if (delivery->relayhost_credentials != NULL && !pst_smtp_auth_available()) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "[delivery] relayhost_credentials is set, but no plugin "
+                "provides the SASL client: load the auth plugin, or remove "
+                "the key");
+    return FALSE;
+  }
   if (!pst_config_delivery_requires_tls(delivery) ||
       pst_smtp_client_tls_available())
     return TRUE;
@@ -277,11 +285,64 @@ connection_apply_tls(PstSmtpConnection *connection, const char *helo_name,
                  "TLS is required, but no TLS provider plugin is loaded");
 }
 
+/* AUTH with `login` (user, password) when the server offers it; NULL on
+ * success (or when there is nothing to do), else a temporary failure:
+ * wrong credentials are our configuration's problem, never a bounce.  The
+ * lines sent hold the password: they are never logged. */
+static PstSmtpReply *connection_authenticate(PstSmtpConnection *connection,
+                                             const PstSmtpLogin *login,
+                                             const char *log_id) {
+  if (login == NULL)
+    return NULL;
+  if (!(connection->extensions.flags & PST_SMTP_EXT_AUTH)) {
+    g_message("%s: %s does not offer AUTH; sending without logging in", log_id,
+              connection->relay);
+    return NULL;
+  }
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstSmtpAuth) auth =
+      pst_smtp_auth_new(connection->name, login->user, login->password,
+                        connection->tls != NULL, &error);
+  g_autofree char *line =
+      auth != NULL
+          ? pst_smtp_auth_start(auth, connection->extensions.auth, &error)
+          : NULL;
+  if (line == NULL) {
+    g_autofree char *problem =
+        g_strdup_printf("cannot log in as %s: %s", login->user, error->message);
+    return failure(connection, 454, "4.7.0", problem);
+  }
+  PstSmtpReply *reply = connection_command(connection, line);
+  for (guint round = 0; round < 10 && !connection->broken && reply->code == 334;
+       round++) {
+    g_clear_pointer(&line, g_free);
+    const char *challenge = reply->lines->len > 0 ? reply->lines->pdata[0] : "";
+    line = pst_smtp_auth_step(auth, challenge, &error);
+    pst_smtp_reply_free(reply);
+    reply = connection_command(connection, line != NULL ? line : "*");
+  }
+  if (connection->broken)
+    return reply;
+  if (reply->code == 235) {
+    g_message("%s: authenticated to %s as %s (%s)", log_id, connection->relay,
+              login->user, pst_smtp_auth_get_mechanism(auth));
+    pst_smtp_reply_free(reply);
+    return NULL;
+  }
+  g_autofree char *said = pst_smtp_reply_to_string(reply);
+  pst_smtp_reply_free(reply);
+  g_autofree char *problem =
+      g_strdup_printf("SASL login as %s failed: %s", login->user,
+                      error != NULL ? error->message : said);
+  return failure(connection, 454, "4.7.0", problem);
+}
+
 static PstSmtpConnection *
 connection_open_once(const PstDeliveryConfig *delivery, const char *helo_name,
                      const PstRouteHost *host, PstDeliveryTls tls,
-                     gboolean try_starttls, const char *log_id,
-                     gboolean *handshake_failed_r, PstSmtpReply **failure_r) {
+                     gboolean try_starttls, const PstSmtpLogin *login,
+                     const char *log_id, gboolean *handshake_failed_r,
+                     PstSmtpReply **failure_r) {
   g_autoptr(PstSmtpConnection) connection = g_new0(PstSmtpConnection, 1);
   connection->input = g_byte_array_new();
   connection->relay = pst_route_host_describe(host);
@@ -300,6 +361,8 @@ connection_open_once(const PstDeliveryConfig *delivery, const char *helo_name,
   if (reply == NULL)
     reply = connection_apply_tls(connection, helo_name, tls, try_starttls,
                                  log_id, handshake_failed_r);
+  if (reply == NULL)
+    reply = connection_authenticate(connection, login, log_id);
   if (reply != NULL) {
     *failure_r = reply;
     return NULL;
@@ -307,15 +370,14 @@ connection_open_once(const PstDeliveryConfig *delivery, const char *helo_name,
   return g_steal_pointer(&connection);
 }
 
-PstSmtpConnection *pst_smtp_connection_open(const PstDeliveryConfig *delivery,
-                                            const char *helo_name,
-                                            const PstRouteHost *host,
-                                            PstDeliveryTls tls,
-                                            const char *log_id,
-                                            PstSmtpReply **failure_r) {
+PstSmtpConnection *
+pst_smtp_connection_open(const PstDeliveryConfig *delivery,
+                         const char *helo_name, const PstRouteHost *host,
+                         PstDeliveryTls tls, const PstSmtpLogin *login,
+                         const char *log_id, PstSmtpReply **failure_r) {
   gboolean handshake_failed = FALSE;
   PstSmtpConnection *connection =
-      connection_open_once(delivery, helo_name, host, tls, TRUE, log_id,
+      connection_open_once(delivery, helo_name, host, tls, TRUE, login, log_id,
                            &handshake_failed, failure_r);
   if (connection != NULL || !handshake_failed || tls != PST_DELIVERY_TLS_MAY)
     return connection;
@@ -323,8 +385,8 @@ PstSmtpConnection *pst_smtp_connection_open(const PstDeliveryConfig *delivery,
   g_autofree char *text = pst_smtp_reply_to_string(*failure_r);
   g_message("%s: %s; trying again without STARTTLS", log_id, text);
   g_clear_pointer(failure_r, pst_smtp_reply_free);
-  return connection_open_once(delivery, helo_name, host, tls, FALSE, log_id,
-                              &handshake_failed, failure_r);
+  return connection_open_once(delivery, helo_name, host, tls, FALSE, login,
+                              log_id, &handshake_failed, failure_r);
 }
 
 /* --- Using ---------------------------------------------------------------- */

@@ -4,7 +4,8 @@
  * pst_smtp_connection_open() connects, reads the greeting, says EHLO (HELO
  * when EHLO is refused) and applies the TLS level: STARTTLS when offered
  * (the only place where TLS plugs in), refusing to go on in clear for
- * `encrypt` and `verify`.  pst_smtp_connection_run() runs one
+ * `encrypt` and `verify`, then AUTH when a login is given (smtp-auth.c;
+ * never in clear).  pst_smtp_connection_run() runs one
  * PstSmtpTransaction over it (smtp-protocol.h).  A connection can be kept
  * for the next message to the same host: pst_smtp_connection_reset() says
  * RSET and tells whether it is still usable.
@@ -27,6 +28,12 @@ G_BEGIN_DECLS
 
 typedef struct _PstSmtpConnection PstSmtpConnection;
 
+/* A SASL login for AUTH ([delivery] relayhost_credentials). */
+typedef struct {
+  const char *user;
+  const char *password;
+} PstSmtpLogin;
+
 /* FALSE while no TLS provider is loaded: then [delivery] tls = encrypt or
  * verify cannot be honoured and the daemon refuses to start with them. */
 gboolean pst_smtp_client_tls_available(void);
@@ -37,13 +44,14 @@ gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
 
 /* Opens a session to `host`; NULL with `failure_r` (a reply).  With tls
  * `may`, a failed TLS handshake is logged and the host tried again in
- * clear (RFC 7435).  `log_id` (the queue id) starts the TLS log line. */
-PstSmtpConnection *pst_smtp_connection_open(const PstDeliveryConfig *delivery,
-                                            const char *helo_name,
-                                            const PstRouteHost *host,
-                                            PstDeliveryTls tls,
-                                            const char *log_id,
-                                            PstSmtpReply **failure_r);
+ * clear (RFC 7435).  With `login` (nullable), AUTH after STARTTLS when
+ * the server offers it.  `log_id` (the queue id) starts the log lines
+ * about TLS and AUTH. */
+PstSmtpConnection *
+pst_smtp_connection_open(const PstDeliveryConfig *delivery,
+                         const char *helo_name, const PstRouteHost *host,
+                         PstDeliveryTls tls, const PstSmtpLogin *login,
+                         const char *log_id, PstSmtpReply **failure_r);
 /* The server's EHLO keywords. */
 const PstSmtpExtensions *
 pst_smtp_connection_get_extensions(PstSmtpConnection *connection);

@@ -159,6 +159,7 @@ void pst_smtp_cache_expire(gboolean all) {
 typedef struct {
   const PstConfig *config;
   const char *queue_id;
+  const PstCredentials *credentials; /* nullable */
   const PstEnvelope *envelope;
   GBytes *content;             /* borrowed */
   GBytes *encoded;             /* owned, nullable: made on first use */
@@ -293,6 +294,21 @@ static void deliver_on(Delivery *delivery, PstSmtpConnection *connection,
     pst_smtp_connection_reset(connection);
 }
 
+/* The relayhost's login: by the relayhost as configured, else by the
+ * host connected to. */
+static gboolean delivery_login(Delivery *delivery, const PstRouteHost *host,
+                               PstSmtpLogin *login) {
+  const PstDeliveryConfig *settings = &delivery->config->delivery;
+  if (delivery->credentials == NULL)
+    return FALSE;
+  return (settings->relayhost_host != NULL &&
+          pst_credentials_lookup(
+              delivery->credentials, settings->relayhost_host,
+              settings->relayhost_port, &login->user, &login->password)) ||
+         pst_credentials_lookup(delivery->credentials, host->name, host->port,
+                                &login->user, &login->password);
+}
+
 /* Tries `host` for the recipients without a result. */
 static void deliver_to_host(Delivery *delivery, const PstRouteHost *host) {
   g_autofree gboolean *pending = g_new0(gboolean, delivery->count);
@@ -305,9 +321,11 @@ static void deliver_to_host(Delivery *delivery, const PstRouteHost *host) {
   PstSmtpConnection *connection = cache_take(key);
   if (connection == NULL) {
     g_autoptr(PstSmtpReply) failure = NULL;
+    PstSmtpLogin login = {NULL, NULL};
     connection = pst_smtp_connection_open(
         &delivery->config->delivery, delivery->config->server.hostname, host,
-        delivery->tls, delivery->queue_id, &failure);
+        delivery->tls, delivery_login(delivery, host, &login) ? &login : NULL,
+        delivery->queue_id, &failure);
     if (connection == NULL) {
       g_autofree char *relay = pst_route_host_describe(host);
       failure_note(delivery, pst_smtp_reply_to_string(failure), relay);
@@ -327,18 +345,22 @@ static void deliver_to_host(Delivery *delivery, const PstRouteHost *host) {
     pst_smtp_connection_close(connection);
 }
 
-void pst_smtp_deliver(const PstConfig *config, const char *queue_id,
+void pst_smtp_deliver(const PstConfig *config,
+                      const PstCredentials *credentials, const char *queue_id,
                       const PstEnvelope *envelope, GBytes *content,
                       const char *domain, PstSmtpDelivery *recipients,
                       guint count) {
   const PstDeliveryConfig *settings = &config->delivery;
   const char *destination =
       settings->relayhost_host != NULL ? settings->relayhost_host : domain;
-  Delivery delivery = {config,   queue_id,
-                       envelope, content,
-                       NULL,     recipients,
-                       count,    pst_config_delivery_tls(settings, destination),
-                       NULL,     NULL};
+  Delivery delivery = {.config = config,
+                       .queue_id = queue_id,
+                       .credentials = credentials,
+                       .envelope = envelope,
+                       .content = content,
+                       .recipients = recipients,
+                       .count = count,
+                       .tls = pst_config_delivery_tls(settings, destination)};
   g_autofree char *routing_failure = NULL;
   g_autoptr(GPtrArray) hosts =
       pst_route_lookup(settings, domain, &routing_failure);

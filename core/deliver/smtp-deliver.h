@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "queue/envelope.h"
+#include "util/credentials.h"
 
 G_BEGIN_DECLS
 
@@ -23,10 +24,12 @@ typedef struct {
 
 void pst_smtp_delivery_clear(PstSmtpDelivery *delivery);
 
-/* Delivers `content` to `recipients` (all of domain `domain`).  Every
+/* Delivers `content` to `recipients` (all of domain `domain`), logging
+ * in with `credentials` (nullable) where they name the host.  Every
  * recipient gets a reply: 2xx delivered, 4xx try later, 5xx bounce.
  * Blocking; worker threads only. */
-void pst_smtp_deliver(const PstConfig *config, const char *queue_id,
+void pst_smtp_deliver(const PstConfig *config,
+                      const PstCredentials *credentials, const char *queue_id,
                       const PstEnvelope *envelope, GBytes *content,
                       const char *domain, PstSmtpDelivery *recipients,
                       guint count);

@@ -20,6 +20,7 @@
 #include <glib.h>
 
 #include "config/config.h"
+#include "util/credentials.h"
 
 G_BEGIN_DECLS
 
@@ -84,6 +85,9 @@ PstDeliverTables *pst_deliver_tables_ref(PstDeliverTables *tables);
 void pst_deliver_tables_unref(PstDeliverTables *tables);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDeliverTables, pst_deliver_tables_unref)
 const PstConfig *pst_deliver_tables_get_config(PstDeliverTables *tables);
+/* [delivery] relayhost_credentials, loaded with the tables; nullable. */
+const PstCredentials *
+pst_deliver_tables_get_credentials(PstDeliverTables *tables);
 
 /* Expands `address` through the aliases (recursively, with loop detection)
  * into the mailboxes it reaches: an array of PstTarget*.  Fails with

@@ -13,6 +13,8 @@ every session and message, and can be told to misbehave:
     r.tls_context = ssl.SSLContext(...)       (offers STARTTLS)
     r.tls_broken = True  (220 to STARTTLS, then garbage instead of TLS)
     r.tls_inject = b"250 injected\r\n"       (sent in clear after the 220)
+    r.auth_users = {"alice": "secret"}        (offers AUTH PLAIN LOGIN over
+    r.auth_in_clear = True                     TLS, or also in clear)
 
 Replies are sent per command in order, so PIPELINING works as the RFC
 says.  Every socket wait is bounded.
@@ -20,6 +22,7 @@ says.  Every socket wait is bounded.
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
 import threading
@@ -71,6 +74,9 @@ class Receiver:
         self.tls_broken = False
         self.tls_inject = b""
         self.tls_sessions: list[str] = []   # TLS version of each STARTTLS
+        self.auth_users: dict[str, str] = {}
+        self.auth_in_clear = False
+        self.logins: list[tuple[str, str, bool]] = []  # user, mech, ok
         self.messages: list[Message] = []
         self.commands: list[bytes] = []
         self.connections = 0
@@ -162,6 +168,8 @@ class Receiver:
                 lines = [self.name] + self.keywords
                 if self.tls_context is not None and "tls" not in state:
                     lines.append("STARTTLS")
+                if self.auth_users and ("tls" in state or self.auth_in_clear):
+                    lines.append("AUTH PLAIN LOGIN")
                 for i, text in enumerate(lines):
                     say(("250 " if i == len(lines) - 1 else "250-") + text)
             elif verb == "STARTTLS" and self.tls_context is not None:
@@ -176,6 +184,8 @@ class Receiver:
                 state["tls"] = state["conn"].version()
                 self.tls_sessions.append(state["tls"])
                 sender, recipients = None, []
+            elif verb == "AUTH" and self.auth_users:
+                self._auth(cmd, say, line)
             elif verb == "HELO":
                 say(f"250 {self.name}")
             elif verb == "MAIL":
@@ -225,6 +235,36 @@ class Receiver:
                 return
             else:
                 say("502 5.5.2 unknown command")
+
+    def _auth(self, cmd, say, line):
+        words = cmd.split()
+        mech = words[1].upper() if len(words) > 1 else ""
+
+        def b64(text):
+            try:
+                return base64.b64decode(text, validate=True).decode()
+            except ValueError:
+                return None
+        if mech == "PLAIN":
+            if len(words) > 2:
+                answer = words[2]
+            else:
+                say("334 ")
+                answer = line().decode()
+            parts = (b64(answer) or "").split("\0")
+            user, password = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
+        elif mech == "LOGIN":
+            say("334 VXNlcm5hbWU6")
+            user = b64(line().decode()) or ""
+            say("334 UGFzc3dvcmQ6")
+            password = b64(line().decode()) or ""
+        else:
+            say("504 5.5.4 mechanism not supported")
+            return
+        ok = self.auth_users.get(user) == password
+        self.logins.append((user, mech, ok))
+        say("235 2.7.0 Authentication successful" if ok else
+            "535 5.7.8 Authentication credentials invalid")
 
     def _read_data(self, conn, buf) -> bytes:
         while b"\r\n.\r\n" not in buf and not bytes(buf).startswith(b".\r\n"):
