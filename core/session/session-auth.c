@@ -33,6 +33,7 @@ struct _PstSessionAuth {
   gpointer connection; /* the plugin's, nullable when open failed */
   char *mechanism;     /* owned, nullable: the exchange's */
   PstSaslStep *step;   /* nullable: pending start()/step() */
+  GSource *deadline;   /* owned, nullable: while `step` is pending */
   GSource *delay;      /* owned, nullable: before a 535/421 */
   guint failures;
   gboolean relay_before; /* relay_allowed before the AUTH stage */
@@ -165,6 +166,20 @@ static void auth_end_exchange(PstSession *session) {
     pst_session_set_state(session, PST_SESSION_STATE_READY);
 }
 
+/* Drops a pending step (its completion is then ignored) and its
+ * deadline. */
+static void auth_cancel_step(PstSession *session) {
+  PstSessionAuth *auth = session->auth;
+  if (auth->deadline != NULL) {
+    g_source_destroy(auth->deadline);
+    g_clear_pointer(&auth->deadline, g_source_unref);
+  }
+  if (auth->step != NULL) {
+    pst_sasl_step_cancel(g_steal_pointer(&auth->step));
+    pst_session_unref(session); /* the step's */
+  }
+}
+
 void pst_session_auth_forget(PstSession *session) {
   PstSessionAuth *auth = session->auth;
   if (auth == NULL || session->auth_user == NULL)
@@ -183,10 +198,7 @@ void pst_session_auth_finish(PstSession *session) {
   PstSessionAuth *auth = session->auth;
   if (auth == NULL)
     return;
-  if (auth->step != NULL) {
-    pst_sasl_step_cancel(g_steal_pointer(&auth->step));
-    pst_session_unref(session); /* the step's */
-  }
+  auth_cancel_step(session);
   if (auth->delay != NULL) {
     g_source_destroy(auth->delay);
     g_clear_pointer(&auth->delay, g_source_unref);
@@ -316,6 +328,10 @@ static void auth_step_done(PstSaslStatus status, GBytes *challenge,
                            const char *user, gpointer data) {
   PstSession *session = data;
   session->auth->step = NULL;
+  if (session->auth->deadline != NULL) {
+    g_source_destroy(session->auth->deadline);
+    g_clear_pointer(&session->auth->deadline, g_source_unref);
+  }
   session->waiting = PST_SESSION_WAIT_NONE;
   if (session->fd >= 0)
     auth_handle(session, status, challenge, user);
@@ -323,11 +339,41 @@ static void auth_step_done(PstSaslStatus status, GBytes *challenge,
   pst_session_unref(session);
 }
 
-/* A step for the plugin; the session waits for it. */
+/* The plugin missed its deadline ([plugin:NAME] timeout): 454, the
+ * exchange ends, a late completion is ignored. */
+static gboolean auth_deadline_passed(gpointer data) {
+  PstSession *session = data;
+  PstSessionAuth *auth = session->auth;
+  g_clear_pointer(&auth->deadline, g_source_unref);
+  pst_session_ref(session);
+  auth_cancel_step(session);
+  session->waiting = PST_SESSION_WAIT_NONE;
+  auth_log_failure(session, "the SASL plugin did not answer in time");
+  pst_session_reply_static(session, &reply_tempfail);
+  auth_end_exchange(session);
+  pst_session_resume(session);
+  pst_session_unref(session);
+  return G_SOURCE_REMOVE;
+}
+
+/* The deadline of a step: the providing plugin's `timeout`. */
+static guint auth_step_timeout_ms(PstSession *session) {
+  const PstPluginConfig *plugin = pst_config_find_plugin(
+      session->config, pst_plugin_get_name(session->auth->plugin));
+  return plugin != NULL && plugin->timeout_ms > 0 ? plugin->timeout_ms : 30000;
+}
+
+/* A step for the plugin; the session waits for it, until the deadline. */
 static PstSaslStep *auth_new_step(PstSession *session) {
   PstSaslStep *step =
       pst_sasl_step_new(auth_step_done, pst_session_ref(session));
   session->auth->step = step;
+  /* The step holds the session: the deadline's source needs no
+   * reference of its own (auth_cancel_step() removes it first). */
+  session->auth->deadline = g_timeout_source_new(auth_step_timeout_ms(session));
+  g_source_set_callback(session->auth->deadline, auth_deadline_passed, session,
+                        NULL);
+  g_source_attach(session->auth->deadline, NULL);
   session->waiting = PST_SESSION_WAIT_AUTH;
   pst_session_touch(session);
   return step;

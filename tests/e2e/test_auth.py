@@ -711,3 +711,56 @@ def test_client_against_our_server(client_daemon, tmp_path):
     with client_daemon.connect("lab") as client:
         client.ehlo()
         assert client.cmd(line).code == 235
+
+
+# --------------------------------------------------------------------------
+# A backend that never answers
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def silent_saslauthd(tmp_path):
+    """A unix socket that accepts saslauthd requests and never answers
+    (until the test ends: then every connection is closed)."""
+    import socket
+    import threading
+    path = tmp_path / "mux"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(8)
+    server.settimeout(0.2)
+    held, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+                held.append(connection)
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield path
+    stop.set()
+    thread.join(timeout=5)
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+def test_backend_deadline(postiliond, silent_saslauthd):
+    daemon = postiliond(
+        config={"plugins": {"path": PLUGIN_PATH},
+                "plugin:auth": {"backend": "saslauthd", "timeout": "1s",
+                                "saslauthd_path": str(silent_saslauthd)},
+                "listener:smtp": {"allow_plaintext_auth": "true"}},
+        plugins=["auth"])
+    with daemon.connect() as client:
+        client.ehlo()
+        start = time.monotonic()
+        reply = auth_plain(client, "someone", "pw")
+        assert (reply.code, reply.enhanced) == (454, "4.7.0"), reply
+        assert 0.9 <= time.monotonic() - start < scaled(10)
+        assert client.cmd("NOOP").code == 250
+    daemon.wait_log(r"the SASL plugin did not answer in time")
