@@ -363,6 +363,7 @@ static void session_commit(PstSession *session) {
   }
   g_autoptr(GBytes) header_override = NULL;
   if (session->message != NULL) {
+    pst_session_authres_add(session, session->message);
     pst_message_apply_envelope(session->message, envelope);
     if (pst_message_headers_modified(session->message))
       header_override = pst_message_render_headers(session->message);
@@ -416,9 +417,13 @@ static void session_end_of_data(PstSession *session) {
   envelope->arrival_time = g_get_real_time();
   PstPluginSet *plugins = session->generation->plugins;
   const char *listener = session->listener->name;
-  if (plugins == NULL ||
-      (!pst_chain_has_hooks(plugins, listener, PST_STAGE_EOM) &&
-       !pst_chain_has_hooks(plugins, listener, PST_STAGE_QUEUED))) {
+  gboolean hooks =
+      plugins != NULL &&
+      (pst_chain_has_hooks(plugins, listener, PST_STAGE_EOM) ||
+       pst_chain_has_hooks(plugins, listener, PST_STAGE_QUEUED));
+  /* Without plugins at EOM the message is only built when the
+   * Authentication-Results field needs edits. */
+  if (!hooks && !pst_session_authres_needed(session, fields)) {
     session_commit(session);
     return;
   }
@@ -426,6 +431,11 @@ static void session_end_of_data(PstSession *session) {
       pst_spool_writer_get_id(session->writer), g_steal_pointer(&fields),
       pst_spool_writer_get_path(session->writer), session->header_length,
       pst_spool_writer_get_size(session->writer), envelope);
+  pst_session_authres_strip(session, session->message);
+  if (!hooks) {
+    session_commit(session);
+    return;
+  }
   PstHookArgs args = {.message = session->message};
   pst_session_run_stage(session, PST_STAGE_EOM, &args, session_eom_done);
 }

@@ -8,6 +8,7 @@
  * session-sdk.c      the SDK's pst_session_* accessors
  * session-xclient.c  XCLIENT: a trusted proxy passes the client's attributes
  * session-rdns.c     the client's verified reverse name, before CONNECT
+ * session-authres.c  the Authentication-Results field (RFC 8601)
  * session-tls.c      STARTTLS and implicit TLS: the core's side of TLS
  * session-auth.c     AUTH: the SASL exchange's framing, limits, outcome
  * xclient-parse.c    the pure parser of XCLIENT's argument (fuzzed)
@@ -168,6 +169,15 @@ void pst_session_resume(PstSession *session);
 void pst_session_touch(PstSession *session);
 /* Drops the transaction (RSET, end of message, refusal). */
 void pst_session_reset_transaction(PstSession *session);
+
+/* session-authres.c */
+/* TRUE when the message needs header edits for Authentication-Results:
+ * a client field carries our authserv-id, or auth.* results exist. */
+gboolean pst_session_authres_needed(PstSession *session, GPtrArray *fields);
+/* Deletes the client's fields that carry our authserv-id (before EOM). */
+void pst_session_authres_strip(PstSession *session, PstMessage *message);
+/* Inserts our field on top, from the auth.* results (after EOM). */
+void pst_session_authres_add(PstSession *session, PstMessage *message);
 
 /* session-rdns.c */
 /* Looks up the client's forward-confirmed reverse name (unless disabled or

@@ -289,6 +289,19 @@ typedef struct {
 
 void pst_header_field_free(PstHeaderField *field);
 
+/* --- Authentication-Results (auth-results.c) ---------------------------- */
+
+/* The authserv-id of an Authentication-Results field's value (after the
+ * colon), CFWS and comments skipped; NULL when there is none.  Free with
+ * g_free(). */
+char *pst_auth_results_authserv_id(const char *value);
+/* TRUE when the field's authserv-id is `authserv_id`, case-insensitively. */
+gboolean pst_auth_results_is_from(const char *value, const char *authserv_id);
+/* The value of our field from `results` (an a{sv} of stored results; the
+ * "auth.METHOD" entries are used): "ID;\r\n\tspf=pass smtp.mailfrom=...",
+ * one folded line per method.  NULL when no entry is usable. */
+char *pst_auth_results_format(const char *authserv_id, GVariant *results);
+
 /* Parses the header block at the start of a message (CRLF lines).  Fills
  * `fields` (of PstHeaderField*, caller-owned, with free func) and sets
  * `*header_length_r` to the octets up to and including the blank line that

@@ -340,10 +340,18 @@ PST_API gboolean pst_session_get_helo_required(PstSession *session);
  * each an a{sv} with "result", "reason" and properties; a value without a
  * string "result" is refused).  "auth." keys other than "auth.NAME" are
  * refused even to a plugin called "auth".  Other keys are refused with a
- * warning and FALSE.  PST_SCOPE_RECIPIENT addresses the
- * recipient the call is about (RCPT); use pst_result_set_recipient() at
+ * warning and FALSE.  PST_SCOPE_RECIPIENT addresses the recipient the
+ * call is about (RCPT); use pst_result_set_recipient() at
  * EOM.  Any thread while the call is pending: writes made then are applied
- * when the call completes, and dropped if it was cancelled. */
+ * when the call completes, and dropped if it was cancelled.
+ *
+ * The core renders the "auth.*" results of the session and the transaction
+ * as one Authentication-Results field (RFC 8601, authserv-id = [server]
+ * hostname) on top of the message after EOM: "auth.spf" = {"result":
+ * "pass", "reason": "...", "smtp.mailfrom": "a@example.com"} becomes
+ * `spf=pass reason="..." smtp.mailfrom=a@example.com`; properties are the
+ * string entries named "ptype.property".  Fields a client sent with our
+ * authserv-id are deleted before EOM. */
 PST_API gboolean pst_result_set(PstCall *call, PstScope scope,
                                 const char *key, GVariant *value);
 /* Returns a new reference to a stored value or NULL; the call's own

@@ -195,9 +195,15 @@ def test_received_spf_header(spf, ip, sender, result, comment):
         header
     if result in ("permerror", "temperror"):
         assert "problem=" in header, header
-    # Received-SPF goes on top, above the core's Received (RFC 7208 9.1).
+    # Received-SPF goes on top, above the core's Received (RFC 7208 9.1);
+    # the core's Authentication-Results (RFC 8601), written after EOM from
+    # auth.spf, above both.
     headers, _ = harness.split_message(message["content"])
-    assert [name for name, _ in headers[:2]] == ["Received-SPF", "Received"]
+    assert [name for name, _ in headers[:3]] == [
+        "Authentication-Results", "Received-SPF", "Received"]
+    authres = re.sub(r"\r\n\s+", " ", headers[0][1])
+    assert authres.startswith(f"{harness.HOSTNAME}; spf={result} "), authres
+    assert f"smtp.mailfrom={sender}" in authres, authres
     stored = str(message["results"])
     assert f"'auth.spf': <{{'result': <'{result}'>" in stored, stored
     assert f"'smtp.mailfrom': <'{sender}'>" in stored, stored

@@ -1,0 +1,222 @@
+/* auth-results.c - the Authentication-Results header field (RFC 8601).
+ *
+ * Two pure functions over strings, used by the session at the end of a
+ * message (core/session/session-auth-results.c):
+ *
+ *  - pst_auth_results_authserv_id() reads the authserv-id of a field a
+ *    client sent, so that fields claiming to come from us can be removed
+ *    (RFC 8601 section 5: an MTA that adds the field MUST remove forged
+ *    ones carrying its own authserv-id, or a later filter would trust
+ *    them).  It skips CFWS, nested comments and folding, and takes a token
+ *    or a quoted-string.  Hostile input: never reads past the string, no
+ *    recursion (comments are counted, not recursed into).
+ *
+ *  - pst_auth_results_format() renders the results plugins stored under
+ *    "auth.METHOD" (each an a{sv} with a string "result", an optional
+ *    "reason" and "ptype.property" strings such as "smtp.mailfrom") as the
+ *    field's value, one resinfo per folded line.  Anything that is not
+ *    RFC 8601 syntax (a method or result that is not a keyword, a property
+ *    name out of ptype.property form, a value that cannot be quoted) is
+ *    left out rather than written broken; reasons and values are cut so
+ *    that no line passes 998 octets.
+ */
+#include <string.h>
+
+#include "smtp/smtp-parse.h"
+
+/* Longest reason and property value written, in octets. */
+#define AUTH_RESULTS_REASON_MAX 200
+#define AUTH_RESULTS_VALUE_MAX 256
+
+/* --- Reading the authserv-id ------------------------------------------- */
+
+/* Skips white space, folding and comments; NULL on an unclosed comment. */
+static const char *skip_cfws(const char *p) {
+  for (;;) {
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+      p++;
+    if (*p != '(')
+      return p;
+    guint depth = 0;
+    do {
+      if (*p == '\0')
+        return NULL;
+      if (*p == '\\' && p[1] != '\0')
+        p++;
+      else if (*p == '(')
+        depth++;
+      else if (*p == ')')
+        depth--;
+      p++;
+    } while (depth > 0);
+  }
+}
+
+static gboolean is_token_char(char c) {
+  return c > ' ' && c < 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
+}
+
+char *pst_auth_results_authserv_id(const char *value) {
+  const char *p = skip_cfws(value);
+  if (p == NULL)
+    return NULL;
+  if (*p == '"') {
+    g_autoptr(GString) id = g_string_new(NULL);
+    for (p++; *p != '"'; p++) {
+      if (*p == '\0')
+        return NULL;
+      if (*p == '\\' && p[1] != '\0')
+        p++;
+      if (*p != '\r' && *p != '\n')
+        g_string_append_c(id, *p);
+    }
+    return g_string_free(g_steal_pointer(&id), FALSE);
+  }
+  const char *start = p;
+  while (is_token_char(*p))
+    p++;
+  /* RFC 8601 2.2 allows a version after the id, and requires ';' or the
+   * end after it; the id itself is what matters here. */
+  return p > start ? g_strndup(start, (gsize)(p - start)) : NULL;
+}
+
+gboolean pst_auth_results_is_from(const char *value, const char *authserv_id) {
+  g_autofree char *id = pst_auth_results_authserv_id(value);
+  return id != NULL && g_ascii_strcasecmp(id, authserv_id) == 0;
+}
+
+/* --- Writing ----------------------------------------------------------- */
+
+/* RFC 8601 keyword (methods, results, ptypes, properties): letters,
+ * digits and '-', starting and ending with a letter or digit. */
+static gboolean is_keyword(const char *s) {
+  gsize n = strlen(s);
+  if (n == 0 || n > 64 || !g_ascii_isalnum(s[0]) || !g_ascii_isalnum(s[n - 1]))
+    return FALSE;
+  for (gsize i = 0; i < n; i++)
+    if (!g_ascii_isalnum(s[i]) && s[i] != '-' && s[i] != '_')
+      return FALSE;
+  return TRUE;
+}
+
+/* "smtp.mailfrom", "header.d": a ptype and a property, both keywords. */
+static gboolean is_property_name(const char *s) {
+  const char *dot = strchr(s, '.');
+  if (dot == NULL || strchr(dot + 1, '.') != NULL)
+    return FALSE;
+  g_autofree char *ptype = g_strndup(s, (gsize)(dot - s));
+  return is_keyword(ptype) && is_keyword(dot + 1);
+}
+
+/* A value as written: bare when it is a token or an address (token
+ * characters and '@') unless `quote`, quoted otherwise; control characters
+ * and non-ASCII are dropped, quotes and backslashes escaped. */
+static void append_value(GString *out, const char *value, gsize limit,
+                         gboolean quote) {
+  gboolean bare = !quote && *value != '\0';
+  for (const char *p = value; *p != '\0' && bare; p++)
+    bare = is_token_char(*p) || *p == '@';
+  gsize n = 0;
+  if (!bare)
+    g_string_append_c(out, '"');
+  for (const char *p = value; *p != '\0' && n < limit; p++, n++) {
+    guchar c = (guchar)*p;
+    if (c < ' ' || c >= 0x7f)
+      continue;
+    if (!bare && (c == '"' || c == '\\'))
+      g_string_append_c(out, '\\');
+    g_string_append_c(out, (char)c);
+  }
+  if (!bare)
+    g_string_append_c(out, '"');
+}
+
+/* Appends " PIECE", folding first when the line would grow past 900
+ * octets (a piece is at most ~650: a 129-octet name and 514 of value). */
+static void append_piece(GString *out, gsize *line_start, GString *piece) {
+  if (out->len - *line_start + 1 + piece->len > 900) {
+    g_string_append(out, "\r\n\t");
+    *line_start = out->len - 1;
+  } else {
+    g_string_append_c(out, ' ');
+  }
+  g_string_append_len(out, piece->str, (gssize)piece->len);
+}
+
+/* One resinfo: ";\r\n\tMETHOD=RESULT reason=... ptype.prop=value ...". */
+static gboolean append_resinfo(GString *out, const char *method,
+                               GVariant *result) {
+  if (!is_keyword(method) ||
+      !g_variant_is_of_type(result, G_VARIANT_TYPE_VARDICT))
+    return FALSE;
+  const char *verdict = NULL;
+  if (!g_variant_lookup(result, "result", "&s", &verdict) ||
+      !is_keyword(verdict))
+    return FALSE;
+  g_string_append(out, ";\r\n\t");
+  gsize line_start = out->len - 1;
+  g_string_append_printf(out, "%s=%s", method, verdict);
+  g_autoptr(GString) piece = g_string_new(NULL);
+  const char *reason = NULL;
+  if (g_variant_lookup(result, "reason", "&s", &reason) && *reason != '\0') {
+    g_string_assign(piece, "reason=");
+    append_value(piece, reason, AUTH_RESULTS_REASON_MAX, TRUE);
+    append_piece(out, &line_start, piece);
+  }
+  GVariantIter iter;
+  const char *key;
+  GVariant *value;
+  g_variant_iter_init(&iter, result);
+  while (g_variant_iter_loop(&iter, "{&sv}", &key, &value)) {
+    if (!is_property_name(key) ||
+        !g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
+      continue;
+    g_string_printf(piece, "%s=", key);
+    append_value(piece, g_variant_get_string(value, NULL),
+                 AUTH_RESULTS_VALUE_MAX, FALSE);
+    append_piece(out, &line_start, piece);
+  }
+  return TRUE;
+}
+
+/* Methods in a stable, readable order: these first, then by name. */
+static int method_rank(const char *method) {
+  static const char *const order[] = {"auth", "spf", "dkim", "dmarc", "arc"};
+  for (guint i = 0; i < G_N_ELEMENTS(order); i++)
+    if (strcmp(method, order[i]) == 0)
+      return (int)i;
+  return G_N_ELEMENTS(order);
+}
+
+static int compare_methods(gconstpointer a, gconstpointer b) {
+  const char *x = *(const char *const *)a;
+  const char *y = *(const char *const *)b;
+  int rank = method_rank(x) - method_rank(y);
+  return rank != 0 ? rank : strcmp(x, y);
+}
+
+char *pst_auth_results_format(const char *authserv_id, GVariant *results) {
+  if (results == NULL || !g_variant_is_of_type(results, G_VARIANT_TYPE_VARDICT))
+    return NULL;
+  g_autoptr(GPtrArray) methods = g_ptr_array_new();
+  GVariantIter iter;
+  const char *key;
+  g_variant_iter_init(&iter, results);
+  while (g_variant_iter_next(&iter, "{&sv}", &key, NULL))
+    if (g_str_has_prefix(key, "auth."))
+      g_ptr_array_add(methods, (gpointer)(key + 5));
+  g_ptr_array_sort(methods, compare_methods);
+  g_autoptr(GString) out = g_string_new(NULL);
+  g_string_append(out, authserv_id);
+  guint written = 0;
+  for (guint i = 0; i < methods->len; i++) {
+    g_autofree char *name = g_strconcat("auth.", methods->pdata[i], NULL);
+    g_autoptr(GVariant) result =
+        g_variant_lookup_value(results, name, NULL);
+    if (result != NULL && append_resinfo(out, methods->pdata[i], result))
+      written++;
+  }
+  if (written == 0)
+    return NULL;
+  return g_string_free(g_steal_pointer(&out), FALSE);
+}

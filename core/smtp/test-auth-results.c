@@ -1,0 +1,137 @@
+/* test-auth-results.c - Authentication-Results reading and writing. */
+#include <string.h>
+
+#include "smtp/smtp-parse.h"
+
+static void test_authserv_id(void) {
+  static const struct {
+    const char *value;
+    const char *id; /* NULL: none */
+  } cases[] = {
+      {"mx.example.org; spf=pass smtp.mailfrom=example.com", "mx.example.org"},
+      {" mx.example.org 1; none", "mx.example.org"},
+      {"MX.Example.ORG;none", "MX.Example.ORG"},
+      {"\r\n\tmx.example.org;\r\n\tdkim=pass", "mx.example.org"},
+      {"(c) mx.example.org; none", "mx.example.org"},
+      {"(a (nested \\) comment) here) mx.example.org; none", "mx.example.org"},
+      {"\"mx.example.org\"; none", "mx.example.org"},
+      {"\"mx.\\\"odd\"; none", "mx.\"odd"},
+      {"(unclosed mx.example.org; none", NULL},
+      {"\"unclosed", NULL},
+      {"", NULL},
+      {"   ", NULL},
+      {"; spf=pass", NULL},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *id = pst_auth_results_authserv_id(cases[i].value);
+    g_assert_cmpstr(id, ==, cases[i].id);
+  }
+  g_assert_true(pst_auth_results_is_from("MX.example.org; none",
+                                         "mx.example.org"));
+  g_assert_false(pst_auth_results_is_from("mx.example.org.evil; none",
+                                          "mx.example.org"));
+  g_assert_false(pst_auth_results_is_from("(mx.example.org) other; none",
+                                          "mx.example.org"));
+}
+
+static GVariant *result_new(const char *result, const char *reason,
+                            const char *property, const char *value) {
+  GVariantBuilder builder;
+  g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add(&builder, "{sv}", "result",
+                        g_variant_new_string(result));
+  if (reason != NULL)
+    g_variant_builder_add(&builder, "{sv}", "reason",
+                          g_variant_new_string(reason));
+  if (property != NULL)
+    g_variant_builder_add(&builder, "{sv}", property,
+                          g_variant_new_string(value));
+  return g_variant_builder_end(&builder);
+}
+
+static char *format_one(const char *method, GVariant *result) {
+  GVariantBuilder all;
+  g_variant_builder_init(&all, G_VARIANT_TYPE_VARDICT);
+  g_autofree char *key = g_strconcat("auth.", method, NULL);
+  g_variant_builder_add(&all, "{sv}", key, result);
+  g_variant_builder_add(&all, "{sv}", "spf.helo",
+                        g_variant_new_string("not a method"));
+  g_autoptr(GVariant) results = g_variant_ref_sink(g_variant_builder_end(&all));
+  return pst_auth_results_format("mx.example.org", results);
+}
+
+static void test_format(void) {
+  static const struct {
+    const char *method, *result, *reason, *property, *value;
+    const char *expected; /* NULL: nothing written */
+  } cases[] = {
+      {"spf", "pass", NULL, "smtp.mailfrom", "example.com",
+       "mx.example.org;\r\n\tspf=pass smtp.mailfrom=example.com"},
+      {"spf", "fail", "not permitted", "smtp.mailfrom", "bob@example.com",
+       "mx.example.org;\r\n\tspf=fail reason=\"not permitted\" "
+       "smtp.mailfrom=bob@example.com"},
+      {"dkim", "pass", NULL, "header.d", "a b",
+       "mx.example.org;\r\n\tdkim=pass header.d=\"a b\""},
+      {"dkim", "pass", "say \"hi\"\r\nX-Evil: 1", NULL, NULL,
+       "mx.example.org;\r\n\tdkim=pass reason=\"say \\\"hi\\\"X-Evil: 1\""},
+      {"spf", "pass", NULL, "smtp.mailfrom", "x\"y;z",
+       "mx.example.org;\r\n\tspf=pass smtp.mailfrom=\"x\\\"y;z\""},
+      /* Not RFC 8601 syntax: left out. */
+      {"spf", "pass ed", NULL, NULL, NULL, NULL},
+      {"sp f", "pass", NULL, NULL, NULL, NULL},
+      {"spf", "pass", NULL, "mailfrom", "example.com",
+       "mx.example.org;\r\n\tspf=pass"},
+      {"spf", "pass", NULL, "smtp.mail.from", "example.com",
+       "mx.example.org;\r\n\tspf=pass"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *value = format_one(
+        cases[i].method, result_new(cases[i].result, cases[i].reason,
+                                    cases[i].property, cases[i].value));
+    g_assert_cmpstr(value, ==, cases[i].expected);
+  }
+}
+
+static void test_format_order_and_limits(void) {
+  GVariantBuilder all;
+  g_variant_builder_init(&all, G_VARIANT_TYPE_VARDICT);
+  g_autofree char *long_reason = g_strnfill(5000, '"');
+  g_autofree char *long_value = g_strnfill(5000, 'v');
+  g_variant_builder_add(&all, "{sv}", "auth.zzz",
+                        result_new("pass", NULL, NULL, NULL));
+  g_variant_builder_add(&all, "{sv}", "auth.dmarc",
+                        result_new("pass", NULL, NULL, NULL));
+  g_variant_builder_add(&all, "{sv}", "auth.dkim",
+                        result_new("fail", long_reason, "header.d",
+                                   long_value));
+  g_variant_builder_add(&all, "{sv}", "auth.spf",
+                        result_new("pass", NULL, NULL, NULL));
+  g_variant_builder_add(&all, "{sv}", "auth.broken",
+                        g_variant_new_string("no result"));
+  g_autoptr(GVariant) results = g_variant_ref_sink(g_variant_builder_end(&all));
+  g_autofree char *value = pst_auth_results_format("mx.example.org", results);
+  g_assert_nonnull(value);
+  const char *spf = strstr(value, "spf=pass");
+  const char *dkim = strstr(value, "dkim=fail");
+  const char *dmarc = strstr(value, "dmarc=pass");
+  const char *zzz = strstr(value, "zzz=pass");
+  g_assert_true(spf != NULL && spf < dkim && dkim < dmarc && dmarc < zzz);
+  g_assert_null(strstr(value, "broken"));
+  g_auto(GStrv) lines = g_strsplit(value, "\r\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    g_assert_cmpuint(strlen(lines[i]), <, 998);
+
+  g_autoptr(GVariant) empty =
+      g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0));
+  g_assert_null(pst_auth_results_format("mx.example.org", empty));
+  g_assert_null(pst_auth_results_format("mx.example.org", NULL));
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/smtp/auth-results/authserv-id", test_authserv_id);
+  g_test_add_func("/smtp/auth-results/format", test_format);
+  g_test_add_func("/smtp/auth-results/format-order-limits",
+                  test_format_order_and_limits);
+  return g_test_run();
+}

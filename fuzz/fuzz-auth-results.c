@@ -1,0 +1,59 @@
+/* fuzz-auth-results.c - fuzzes the Authentication-Results readers and
+ * writer.
+ *
+ * Input: a field value as a client could send it.  Checks that the
+ * authserv-id reader never reads past the value and returns an id without
+ * CR, LF or NUL; and that formatting stored results whose method, result,
+ * reason and property come from the input gives a value whose lines are
+ * all under 998 octets and contain only printable ASCII and TAB.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "smtp/smtp-parse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_value(const char *value) {
+  g_auto(GStrv) lines = g_strsplit(value, "\r\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++) {
+    g_assert_cmpuint(strlen(lines[i]), <, 998);
+    for (const char *p = lines[i]; *p != '\0'; p++)
+      g_assert_true((*p >= ' ' && *p < 0x7f) || *p == '\t');
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  g_autofree char *value = g_strndup((const char *)data, size);
+  g_autofree char *id = pst_auth_results_authserv_id(value);
+  if (id != NULL) {
+    g_assert_null(strchr(id, '\r'));
+    g_assert_null(strchr(id, '\n'));
+    g_assert_cmpuint(strlen(id), <=, strlen(value));
+  }
+  /* The same bytes as every part a plugin could store. */
+  g_auto(GStrv) parts = g_strsplit(value, "|", 4);
+  guint n = g_strv_length(parts);
+  GVariantBuilder result;
+  g_variant_builder_init(&result, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add(&result, "{sv}", "result",
+                        g_variant_new_string(n > 1 && g_utf8_validate(parts[1], -1, NULL) ? parts[1] : "pass"));
+  if (n > 2 && g_utf8_validate(parts[2], -1, NULL))
+    g_variant_builder_add(&result, "{sv}", "reason",
+                          g_variant_new_string(parts[2]));
+  if (n > 3 && g_utf8_validate(parts[3], -1, NULL))
+    g_variant_builder_add(&result, "{sv}", "smtp.mailfrom",
+                          g_variant_new_string(parts[3]));
+  g_autofree char *key = g_strconcat(
+      "auth.", n > 0 && g_utf8_validate(parts[0], -1, NULL) ? parts[0] : "x",
+      NULL);
+  GVariantBuilder all;
+  g_variant_builder_init(&all, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add(&all, "{sv}", key, g_variant_builder_end(&result));
+  g_autoptr(GVariant) results = g_variant_ref_sink(g_variant_builder_end(&all));
+  g_autofree char *formatted =
+      pst_auth_results_format("mx.example.org", results);
+  if (formatted != NULL)
+    check_value(formatted);
+  return 0;
+}
