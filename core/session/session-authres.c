@@ -62,8 +62,12 @@ gboolean pst_session_authres_needed(PstSession *session, GPtrArray *fields) {
     if (authres_is_forged(session, field->name, field->value))
       return TRUE;
   }
+  /* Only results that render: auth.user and auth.mechanism (strings, the
+   * core's record of SMTP AUTH) alone need no field. */
   g_autoptr(GVariant) results = authres_collect(session);
-  return g_variant_n_children(results) > 0;
+  g_autofree char *value =
+      pst_auth_results_format(session->config->server.hostname, results);
+  return value != NULL;
 }
 
 void pst_session_authres_strip(PstSession *session, PstMessage *message) {
