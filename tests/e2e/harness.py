@@ -241,6 +241,9 @@ class Daemon:
         for listener in listeners:
             base[f"listener:{listener}"] = {
                 "address": f"127.0.0.1:{free_port()}"}
+        self._auto_addresses = {
+            f"listener:{name}": base[f"listener:{name}"]["address"]
+            for name in listeners}
         if plugins is not None:
             base["plugins"] = {"path": str(PLUGIN_DIR), "load": list(plugins)}
         merged = merge_config(base, overrides)
@@ -287,8 +290,34 @@ class Daemon:
         finally:
             log.close()
         if wait:
-            self.wait_listening(timeout)
+            try:
+                self.wait_listening(timeout)
+            except HarnessError:
+                if not self._repick_taken_ports():
+                    raise
+                return self.start(wait, timeout)
         return self
+
+    def _repick_taken_ports(self) -> bool:
+        """After a start that failed because a port the harness picked was
+        taken meanwhile (free_port() cannot reserve it: another process may
+        bind it first), picks new ones; FALSE when that was not the cause
+        or after three tries."""
+        self._port_retries = getattr(self, "_port_retries", 0) + 1
+        if (self._port_retries > 3 or self.running()
+                or "Address already in use" not in self.log_text()):
+            return False
+        changed = False
+        for group, address in self._auto_addresses.items():
+            keys = self.config.get(group) or {}
+            if keys.get("address") == address:
+                keys["address"] = address = f"127.0.0.1:{free_port()}"
+                self._auto_addresses[group] = address
+                changed = True
+        if changed:
+            self._note_ports(self.config)
+            self.write_config()
+        return changed
 
     def wait_listening(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + scaled(timeout)
