@@ -764,3 +764,23 @@ def test_backend_deadline(postiliond, silent_saslauthd):
         assert 0.9 <= time.monotonic() - start < scaled(10)
         assert client.cmd("NOOP").code == 250
     daemon.wait_log(r"the SASL plugin did not answer in time")
+
+
+def test_reload_unloads_and_loads_again(auth_daemon):
+    """A SIGHUP that drops auth from [plugins] load shuts Cyrus down; one
+    that brings it back starts it again, and AUTH works."""
+    daemon = auth_daemon(listeners=("smtp", "lab"))
+    mark = daemon.log_mark()
+    daemon.reload(config={"plugins": {"load": []}})
+    daemon.wait_log(r"reload: new sessions use", timeout=scaled(5),
+                    since=mark)
+    with daemon.connect("lab") as client:
+        client.ehlo()
+        assert auth_plain(client).code == 502
+    mark = daemon.log_mark()
+    daemon.reload(config={"plugins": {"load": ["auth"]}})
+    daemon.wait_log(r"reload: new sessions use", timeout=scaled(5),
+                    since=mark)
+    with daemon.connect("lab") as client:
+        client.ehlo()
+        assert auth_plain(client).code == 235

@@ -42,7 +42,7 @@ def daemon(postiliond, pki, tmp_path):
         "lab": {"mode": "starttls", "allow_plaintext_auth": "true"},
     }
     config = {
-        "server": {"auth_failure_delay": "100ms"},
+        "server": {"auth_failure_delay": "100ms", "max_errors": "100"},
         "plugins": {"path": PATH},
         "plugin:tls": {"certificate": str(cert), "private_key": str(key)},
         "plugin:auth": {"sasldb_path": str(sasldb), "realm": REALM},
@@ -194,3 +194,23 @@ def test_starttls_forgets_plaintext_auth(daemon, pki):
             f"AUTH PLAIN {plain('alice', USERS['alice'])}").code == 235
         assert client.cmd("MAIL FROM:<alice@example.org>").code == 250
         assert client.cmd("RCPT TO:<friend@far.example>").code == 250
+
+
+def test_relay_trick_matrix_after_starttls_and_auth(daemon, pki):
+    """Issue 6: the relay-trick matrix as an outside client that used
+    STARTTLS and AUTH: everything but the syntax errors may relay."""
+    from test_relay_tricks import TRICKS, attempt
+    with daemon.connect("smtp", source=OUTSIDE) as client:
+        client.ehlo()
+        starttls(client, pki)
+        client.ehlo()
+        assert client.cmd(
+            f"AUTH PLAIN {plain('alice', USERS['alice'])}").code == 235
+        for sender, recipient, outcome in TRICKS:
+            reply = attempt(client, sender, recipient)
+            if outcome == "syntax":
+                assert (reply.code, reply.enhanced) == (553, "5.1.3"), reply
+            else:
+                assert reply.code == 250, (recipient, reply)
+    expected = sum(1 for trick in TRICKS if trick[2] != "syntax")
+    assert len(daemon.spool_messages()) == expected

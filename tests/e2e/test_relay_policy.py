@@ -6,7 +6,8 @@ Client kinds come from the source address: the daemon listens on
 127.0.0.1 and internal_networks is 127.0.0.1/32, so a client bound to
 127.0.0.1 is internal and one bound to 127.0.0.5 is outside; 127.0.0.2 is
 listed in the test DNSBL.  Authenticated clients come through XCLIENT
-LOGIN= (the AUTH plugin does not exist yet).  IPv6 clients use ::1.
+LOGIN= here; tests/e2e/test_auth.py runs the same rules (and the
+relay-trick matrix) with real SMTP AUTH through plugins/auth.  IPv6 clients use ::1.
 """
 
 from __future__ import annotations
