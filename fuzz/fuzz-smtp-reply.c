@@ -15,14 +15,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_reply(const PstSmtpReply *reply) {
+static void check_reply(const PstSmtpResponse *reply) {
   g_assert_cmpuint(reply->code, >=, 200);
   g_assert_cmpuint(reply->code, <=, 559);
-  g_assert_cmpuint(strlen(reply->text), <=, PST_SMTP_REPLY_TEXT_MAX);
+  g_assert_cmpuint(strlen(reply->text), <=, PST_SMTP_RESPONSE_TEXT_MAX);
   for (const char *p = reply->text; *p; p++)
     g_assert_true(*p >= 0x20 && *p < 0x7f);
   g_assert_cmpint(reply->enhanced[0], ==, '0' + (int)(reply->code / 100));
-  g_assert_cmpuint(reply->lines->len, <=, PST_SMTP_REPLY_LINES_MAX);
+  g_assert_cmpuint(reply->lines->len, <=, PST_SMTP_RESPONSE_LINES_MAX);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -35,11 +35,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   while (offset < size && !pst_smtp_transaction_is_done(transaction)) {
     pst_smtp_transaction_next(transaction, wire);
     gsize consumed = 0;
-    PstSmtpReply *reply = NULL;
+    PstSmtpResponse *reply = NULL;
     char *problem = NULL;
     PstSmtpParseStatus status =
-        pst_smtp_reply_parse((const char *)data + offset, size - offset,
-                             &consumed, &reply, &problem);
+        pst_smtp_response_parse((const char *)data + offset, size - offset,
+                                &consumed, &reply, &problem);
     if (status != PST_SMTP_PARSE_OK) {
       g_assert_true(status == PST_SMTP_PARSE_NEED_MORE || problem != NULL);
       g_free(problem);
@@ -54,9 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       pst_smtp_extensions_parse(reply, &extensions);
     }
     pst_smtp_transaction_reply(transaction, reply);
-    pst_smtp_reply_free(reply);
+    pst_smtp_response_free(reply);
   }
-  g_autoptr(PstSmtpReply) lost = pst_smtp_reply_new(451, "4.4.2", "lost");
+  g_autoptr(PstSmtpResponse) lost = pst_smtp_response_new(451, "4.4.2", "lost");
   pst_smtp_transaction_fail(transaction, lost);
   for (guint i = 0; i < 3; i++)
     g_assert_nonnull(pst_smtp_transaction_get_result(transaction, i, NULL));

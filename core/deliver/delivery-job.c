@@ -31,7 +31,9 @@
 #include "deliver/delivery-job.h"
 #include "deliver/local-helper.h"
 #include "deliver/maildir.h"
+#include "deliver/route-stage.h"
 #include "deliver/smtp-deliver.h"
+#include "hooks/hooks.h"
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
 
@@ -41,8 +43,10 @@ typedef struct {
   char *reply;               /* "250 2.0.0 ...", "451 4.3.0 ..." */
   const char *relay;         /* "maildir", "lmtp", "none", or smtp_relay */
   gboolean no_transport;
-  char *smtp_relay; /* owned, nullable: "mx.example[192.0.2.1]:25" */
-  char *tls;        /* owned, nullable: SMTP only, "none" or the version */
+  char *smtp_relay;     /* owned, nullable: "mx.example[192.0.2.1]:25" */
+  char *tls;            /* owned, nullable: SMTP only, "none" or the version */
+  PstRouteChoice route; /* the DELIVERY stage's choice (owned strings) */
+  gboolean decided;     /* the DELIVERY stage already gave the result */
 } TargetResult;
 
 typedef struct {
@@ -69,6 +73,8 @@ void pst_delivery_job_free(PstDeliveryJob *job) {
   pst_deliver_tables_unref(job->tables);
   g_clear_pointer(&job->dsn, g_bytes_unref);
   g_free(job->dsn_to);
+  if (job->plugins != NULL)
+    pst_plugin_set_unref(job->plugins);
   g_free(job);
 }
 
@@ -248,6 +254,7 @@ static void plan_free(RecipientPlan *plan) {
     g_free(plan->results[i].reply);
     g_free(plan->results[i].smtp_relay);
     g_free(plan->results[i].tls);
+    pst_route_choice_clear(&plan->results[i].route);
   }
   g_free(plan->results);
   g_clear_pointer(&plan->targets, g_ptr_array_unref);
@@ -291,14 +298,64 @@ static RecipientPlan *plan_recipient(Attempt *attempt, guint index,
   return plan;
 }
 
-static gboolean goes_by_lmtp(Attempt *attempt, const PstTarget *target) {
-  return target->kind == PST_TARGET_VIRTUAL &&
+/* The transport of target `i` of `plan`, after the DELIVERY stage. */
+static gboolean goes_by_smtp(const RecipientPlan *plan, guint i) {
+  const PstTarget *target = plan->targets->pdata[i];
+  const TargetResult *result = &plan->results[i];
+  return !result->decided && (result->route.kind == PST_ROUTE_SMTP ||
+                              (result->route.kind == PST_ROUTE_DEFAULT &&
+                               target->kind == PST_TARGET_REMOTE));
+}
+
+static gboolean goes_by_lmtp(Attempt *attempt, const RecipientPlan *plan,
+                             guint i) {
+  const PstTarget *target = plan->targets->pdata[i];
+  return !plan->results[i].decided && !goes_by_smtp(plan, i) &&
+         target->kind == PST_TARGET_VIRTUAL &&
          attempt->config->delivery.lmtp != NULL;
+}
+
+/* The DELIVERY stage for every target of every plan, when a plugin has a
+ * hook there: routes to follow, or results already decided. */
+static void choose_routes(Attempt *attempt, GPtrArray *plans) {
+  if (attempt->job->plugins == NULL)
+    return;
+  for (guint p = 0; p < plans->len; p++) {
+    RecipientPlan *plan = plans->pdata[p];
+    for (guint i = 0; i < plan->targets->len; i++) {
+      const PstTarget *target = plan->targets->pdata[i];
+      TargetResult *result = &plan->results[i];
+      pst_route_stage_run(attempt->job->plugins, attempt->job->id,
+                          target->address, &result->route);
+      const char *problem = NULL;
+      if (result->route.kind == PST_ROUTE_LOCAL &&
+          target->kind == PST_TARGET_REMOTE)
+        problem = "451 4.3.5 route local for a recipient outside our domains";
+      else if (result->route.kind == PST_ROUTE_SMTP &&
+               target->kind != PST_TARGET_REMOTE &&
+               result->route.nexthop == NULL &&
+               attempt->config->delivery.relayhost_host == NULL)
+        problem = "451 4.3.5 route smtp for a recipient in our domains needs "
+                  "smtp:NEXTHOP (its MX hosts are this server)";
+      if (problem != NULL) {
+        pst_route_choice_clear(&result->route);
+        result->route.kind = PST_ROUTE_REFUSED;
+        result->route.reply = g_strdup(problem);
+      }
+      if (result->route.kind != PST_ROUTE_REFUSED)
+        continue;
+      PstRecipientStatus status = result->route.reply[0] == '5'
+                                      ? PST_RECIPIENT_BOUNCED
+                                      : PST_RECIPIENT_DEFERRED;
+      result_set(result, status, "none", g_strdup(result->route.reply));
+      result->decided = TRUE;
+    }
+  }
 }
 
 /* `group`: (TargetResult*, PstTarget*) pairs of one destination. */
 static void deliver_smtp_group(Attempt *attempt, const char *domain,
-                               GPtrArray *group) {
+                               const char *nexthop, GPtrArray *group) {
   guint count = group->len / 2;
   g_autofree PstSmtpDelivery *recipients = g_new0(PstSmtpDelivery, count);
   for (guint k = 0; k < count; k++)
@@ -306,7 +363,7 @@ static void deliver_smtp_group(Attempt *attempt, const char *domain,
   pst_smtp_deliver(attempt->config,
                    pst_deliver_tables_get_credentials(attempt->job->tables),
                    attempt->job->id, attempt->envelope, attempt->content,
-                   domain, recipients, count);
+                   domain, nexthop, recipients, count);
   for (guint k = 0; k < count; k++) {
     TargetResult *result = group->pdata[2 * k];
     char *reply = g_steal_pointer(&recipients[k].reply);
@@ -328,7 +385,7 @@ static void deliver_lmtp_batch(Attempt *attempt, GPtrArray *plans) {
   for (guint p = 0; p < plans->len; p++) {
     RecipientPlan *plan = plans->pdata[p];
     for (guint i = 0; i < plan->targets->len; i++)
-      if (goes_by_lmtp(attempt, plan->targets->pdata[i])) {
+      if (goes_by_lmtp(attempt, plan, i)) {
         g_ptr_array_add(targets, plan->targets->pdata[i]);
         g_ptr_array_add(results, &plan->results[i]);
       }
@@ -358,20 +415,25 @@ static void deliver_lmtp_batch(Attempt *attempt, GPtrArray *plans) {
 /* Every remote target of every plan by SMTP, one destination (domain, or
  * the relayhost) at a time. */
 static void deliver_smtp_batch(Attempt *attempt, GPtrArray *plans) {
+  /* Keys: "DOMAIN" (MX), "" (the relayhost), "[NEXTHOP" (a route). */
   g_autoptr(GHashTable) by_domain = g_hash_table_new_full(
-      g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
   gboolean relayhost = attempt->config->delivery.relayhost_host != NULL;
   for (guint p = 0; p < plans->len; p++) {
     RecipientPlan *plan = plans->pdata[p];
     for (guint i = 0; i < plan->targets->len; i++) {
       const PstTarget *target = plan->targets->pdata[i];
-      if (target->kind != PST_TARGET_REMOTE)
+      if (!goes_by_smtp(plan, i))
         continue;
-      const char *domain = relayhost ? "" : strrchr(target->address, '@') + 1;
-      GPtrArray *group = g_hash_table_lookup(by_domain, domain);
+      const char *nexthop = plan->results[i].route.nexthop;
+      g_autofree char *key = nexthop != NULL ? g_strconcat("[", nexthop, NULL)
+                             : relayhost
+                                 ? g_strdup("")
+                                 : g_strdup(strrchr(target->address, '@') + 1);
+      GPtrArray *group = g_hash_table_lookup(by_domain, key);
       if (group == NULL) {
         group = g_ptr_array_new();
-        g_hash_table_insert(by_domain, (gpointer)domain, group);
+        g_hash_table_insert(by_domain, g_steal_pointer(&key), group);
       }
       g_ptr_array_add(group, &plan->results[i]);
       g_ptr_array_add(group, (gpointer)target);
@@ -382,7 +444,10 @@ static void deliver_smtp_batch(Attempt *attempt, GPtrArray *plans) {
   GPtrArray *group;
   g_hash_table_iter_init(&iter, by_domain);
   while (g_hash_table_iter_next(&iter, (gpointer *)&domain, (gpointer *)&group))
-    deliver_smtp_group(attempt, domain, group);
+    if (domain[0] == '[')
+      deliver_smtp_group(attempt, NULL, domain + 1, group);
+    else
+      deliver_smtp_group(attempt, domain, NULL, group);
 }
 
 /* Folds the targets' results into the recipient's and journals it. */
@@ -678,13 +743,14 @@ static void job_attempt(Attempt *attempt, PstRecipientState *states) {
     if (plan != NULL)
       g_ptr_array_add(plans, plan);
   }
+  choose_routes(attempt, plans);
   deliver_lmtp_batch(attempt, plans);
   deliver_smtp_batch(attempt, plans);
   for (guint p = 0; p < plans->len; p++) {
     RecipientPlan *plan = plans->pdata[p];
     for (guint i = 0; i < plan->targets->len; i++)
-      if (!goes_by_lmtp(attempt, plan->targets->pdata[i]) &&
-          ((PstTarget *)plan->targets->pdata[i])->kind != PST_TARGET_REMOTE)
+      if (!plan->results[i].decided && !goes_by_lmtp(attempt, plan, i) &&
+          !goes_by_smtp(plan, i))
         deliver_target(attempt, plan->targets->pdata[i], &plan->results[i]);
     finish_recipient(attempt, plan, &states[plan->index]);
   }

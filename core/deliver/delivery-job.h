@@ -9,6 +9,9 @@
 
 G_BEGIN_DECLS
 
+/* hooks/hooks.h's; not included here (its smtp/ types are the server's). */
+typedef struct _PstPluginSet PstPluginSet;
+
 typedef enum {
   PST_JOB_RETRY = 0, /* some recipients deferred: try again later */
   PST_JOB_DONE,      /* every recipient final; files removed */
@@ -23,6 +26,7 @@ typedef struct {
   PstSpool *spool;          /* borrowed: outlives every job */
   PstDeliverTables *tables; /* owned (a reference) */
   gboolean finish_only;     /* only remove the files (after a DSN) */
+  PstPluginSet *plugins;    /* owned, nullable: DELIVERY hooks to run */
   /* Out: set by pst_delivery_job_run(). */
   PstJobOutcome outcome;
   guint attempts;               /* most attempts of a deferred recipient */

@@ -25,6 +25,7 @@
 #include "deliver/smtp-client.h"
 #include "deliver/smtp-deliver.h"
 #include "deliver/smtp-tls.h"
+#include "hooks/hooks.h"
 #include "queue/queue-id.h"
 #include "queue/queue-notify.h"
 #include "queue/spool-manage.h"
@@ -53,7 +54,8 @@ struct _PstQueueManager {
   guint running;
   gboolean enabled; /* a delivery method is configured */
   gboolean stopping;
-  guint cache_timer; /* closes idle outbound SMTP connections */
+  guint cache_timer;     /* closes idle outbound SMTP connections */
+  PstPluginSet *plugins; /* owned, nullable: for the DELIVERY stage */
 };
 
 typedef struct {
@@ -166,8 +168,12 @@ static void manager_dispatch(PstQueueManager *manager) {
     Entry *entry = g_queue_pop_head(&manager->ready);
     entry->ready = FALSE;
     entry->busy = TRUE;
-    manager_run_job(manager, pst_delivery_job_new(entry->id, manager->spool,
-                                                  manager->tables));
+    PstDeliveryJob *job =
+        pst_delivery_job_new(entry->id, manager->spool, manager->tables);
+    if (manager->plugins != NULL &&
+        pst_chain_has_hooks(manager->plugins, NULL, PST_STAGE_DELIVERY))
+      job->plugins = pst_plugin_set_ref(manager->plugins);
+    manager_run_job(manager, job);
   }
 }
 
@@ -563,6 +569,14 @@ void pst_queue_manager_reconfigure(PstQueueManager *manager,
   manager_dispatch(manager);
 }
 
+void pst_queue_manager_set_plugins(PstQueueManager *manager,
+                                   PstPluginSet *plugins) {
+  PstPluginSet *old = manager->plugins;
+  manager->plugins = plugins != NULL ? pst_plugin_set_ref(plugins) : NULL;
+  if (old != NULL)
+    pst_plugin_set_unref(old);
+}
+
 PstDeliverTables *pst_queue_manager_get_tables(PstQueueManager *manager) {
   return manager->tables;
 }
@@ -582,6 +596,8 @@ void pst_queue_manager_free(PstQueueManager *manager) {
   g_queue_clear(&manager->ready);
   g_hash_table_unref(manager->entries);
   pst_deliver_tables_unref(manager->tables);
+  if (manager->plugins != NULL)
+    pst_plugin_set_unref(manager->plugins);
   pst_config_unref(manager->config);
   g_main_context_unref(manager->context);
   g_free(manager);

@@ -22,6 +22,7 @@
 G_BEGIN_DECLS
 
 typedef struct _PstQueueManager PstQueueManager;
+typedef struct _PstPluginSet PstPluginSet; /* hooks/hooks.h */
 
 /* Loads the tables [delivery] names (a bad file fails, naming it). */
 PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
@@ -31,6 +32,10 @@ void pst_queue_manager_start(PstQueueManager *manager);
 /* A new configuration (SIGHUP): new tables; when the files do not load,
  * the last good tables stay and the problem is logged. */
 void pst_queue_manager_reconfigure(PstQueueManager *manager, PstConfig *config);
+/* The plugins whose DELIVERY hooks choose routes (a reference is kept);
+ * at start and after each reload. */
+void pst_queue_manager_set_plugins(PstQueueManager *manager,
+                                   PstPluginSet *plugins);
 /* Tries `id` (in queue/) now. */
 void pst_queue_manager_add(PstQueueManager *manager, const char *id);
 /* Tries `id` now, or every message when `id` is NULL.  FALSE when `id`

@@ -4,7 +4,7 @@
  * The socket is non-blocking; every read, write and connect waits with
  * g_socket_condition_timed_wait() for at most the configured timeout, so
  * a stalling server costs one timeout, never a hung worker.  Received
- * octets collect in `input` and are parsed with pst_smtp_reply_parse();
+ * octets collect in `input` and are parsed with pst_smtp_response_parse();
  * more than one reply's worth may be buffered (PIPELINING).  Invariants:
  * once `broken` is set (I/O failure, timeout, garbage) nothing more is
  * sent; after STARTTLS's 220 the buffer is emptied before the handshake,
@@ -54,11 +54,11 @@ gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
 
 /* --- I/O ------------------------------------------------------------------ */
 
-static PstSmtpReply *failure(PstSmtpConnection *connection, guint code,
-                             const char *enhanced, const char *problem) {
+static PstSmtpResponse *failure(PstSmtpConnection *connection, guint code,
+                                const char *enhanced, const char *problem) {
   connection->broken = TRUE;
   g_autofree char *text = g_strdup_printf("%s: %s", connection->relay, problem);
-  return pst_smtp_reply_new(code, enhanced, text);
+  return pst_smtp_response_new(code, enhanced, text);
 }
 
 static gboolean wait_for(PstSmtpConnection *connection, GIOCondition condition,
@@ -97,8 +97,8 @@ static gboolean connection_wait(PstSmtpConnection *connection, gboolean write,
 
 /* Writes all of `data`; a reply describing the failure, or NULL.  The
  * timeout applies to each step that makes no progress. */
-static PstSmtpReply *connection_write(PstSmtpConnection *connection,
-                                      const char *data, gsize length) {
+static PstSmtpResponse *connection_write(PstSmtpConnection *connection,
+                                         const char *data, gsize length) {
   gsize done = 0;
   while (done < length) {
     g_autoptr(GError) error = NULL;
@@ -122,14 +122,14 @@ static PstSmtpReply *connection_write(PstSmtpConnection *connection,
 }
 
 /* Reads the next reply; a made-up failure reply when there is none. */
-static PstSmtpReply *connection_read_reply(PstSmtpConnection *connection,
-                                           guint timeout_ms) {
+static PstSmtpResponse *connection_read_reply(PstSmtpConnection *connection,
+                                              guint timeout_ms) {
   gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
   for (;;) {
     gsize consumed = 0;
-    PstSmtpReply *reply = NULL;
+    PstSmtpResponse *reply = NULL;
     g_autofree char *problem = NULL;
-    PstSmtpParseStatus status = pst_smtp_reply_parse(
+    PstSmtpParseStatus status = pst_smtp_response_parse(
         (const char *)connection->input->data, connection->input->len,
         &consumed, &reply, &problem);
     if (status == PST_SMTP_PARSE_OK) {
@@ -158,10 +158,10 @@ static PstSmtpReply *connection_read_reply(PstSmtpConnection *connection,
 }
 
 /* Sends one command and reads its reply. */
-static PstSmtpReply *connection_command(PstSmtpConnection *connection,
-                                        const char *command) {
+static PstSmtpResponse *connection_command(PstSmtpConnection *connection,
+                                           const char *command) {
   g_autofree char *line = g_strdup_printf("%s\r\n", command);
-  PstSmtpReply *failed = connection_write(connection, line, strlen(line));
+  PstSmtpResponse *failed = connection_write(connection, line, strlen(line));
   if (failed != NULL)
     return failed;
   return connection_read_reply(connection, connection->timeout_ms);
@@ -169,9 +169,9 @@ static PstSmtpReply *connection_command(PstSmtpConnection *connection,
 
 /* --- Opening -------------------------------------------------------------- */
 
-static PstSmtpReply *connection_connect(PstSmtpConnection *connection,
-                                        const PstRouteHost *host,
-                                        guint timeout_ms) {
+static PstSmtpResponse *connection_connect(PstSmtpConnection *connection,
+                                           const PstRouteHost *host,
+                                           guint timeout_ms) {
   g_autoptr(GError) error = NULL;
   connection->socket =
       g_socket_new(g_inet_address_get_family(host->address),
@@ -197,37 +197,38 @@ static PstSmtpReply *connection_connect(PstSmtpConnection *connection,
 }
 
 /* EHLO, or HELO when EHLO is refused; NULL when the server said 250. */
-static PstSmtpReply *connection_hello(PstSmtpConnection *connection,
-                                      const char *helo_name) {
+static PstSmtpResponse *connection_hello(PstSmtpConnection *connection,
+                                         const char *helo_name) {
   g_autofree char *ehlo = g_strdup_printf("EHLO %s", helo_name);
-  PstSmtpReply *reply = connection_command(connection, ehlo);
+  PstSmtpResponse *reply = connection_command(connection, ehlo);
   if (connection->broken)
     return reply;
   if (reply->code / 100 == 2) {
     pst_smtp_extensions_parse(reply, &connection->extensions);
-    pst_smtp_reply_free(reply);
+    pst_smtp_response_free(reply);
     return NULL;
   }
-  pst_smtp_reply_free(reply);
+  pst_smtp_response_free(reply);
   memset(&connection->extensions, 0, sizeof connection->extensions);
   g_autofree char *helo = g_strdup_printf("HELO %s", helo_name);
   reply = connection_command(connection, helo);
   if (connection->broken || reply->code / 100 != 2)
     return reply;
-  pst_smtp_reply_free(reply);
+  pst_smtp_response_free(reply);
   return NULL;
 }
 
 /* STARTTLS, the handshake and the new EHLO; NULL when TLS is up.
  * `handshake_failed_r` tells a failed handshake from a refusal. */
-static PstSmtpReply *connection_starttls(PstSmtpConnection *connection,
-                                         const char *helo_name,
-                                         PstDeliveryTls tls, const char *log_id,
-                                         gboolean *handshake_failed_r) {
-  PstSmtpReply *reply = connection_command(connection, "STARTTLS");
+static PstSmtpResponse *connection_starttls(PstSmtpConnection *connection,
+                                            const char *helo_name,
+                                            PstDeliveryTls tls,
+                                            const char *log_id,
+                                            gboolean *handshake_failed_r) {
+  PstSmtpResponse *reply = connection_command(connection, "STARTTLS");
   if (connection->broken || reply->code != 220)
     return reply;
-  pst_smtp_reply_free(reply);
+  pst_smtp_response_free(reply);
   /* Whatever the server sent in clear after its 220 is not trusted. */
   g_byte_array_set_size(connection->input, 0);
   g_autoptr(GError) error = NULL;
@@ -255,25 +256,25 @@ static PstSmtpReply *connection_starttls(PstSmtpConnection *connection,
 
 /* The TLS level, once EHLO told whether STARTTLS is offered.  `may` goes
  * on in clear when TLS cannot be had; `encrypt` and `verify` refuse. */
-static PstSmtpReply *
+static PstSmtpResponse *
 connection_apply_tls(PstSmtpConnection *connection, const char *helo_name,
                      PstDeliveryTls tls, gboolean try_starttls,
                      const char *log_id, gboolean *handshake_failed_r) {
   gboolean offered =
       (connection->extensions.flags & PST_SMTP_EXT_STARTTLS) != 0;
   if (offered && try_starttls && pst_smtp_tls_available()) {
-    PstSmtpReply *reply = connection_starttls(connection, helo_name, tls,
-                                              log_id, handshake_failed_r);
+    PstSmtpResponse *reply = connection_starttls(connection, helo_name, tls,
+                                                 log_id, handshake_failed_r);
     if (reply == NULL || connection->broken)
       return reply;
     if (tls == PST_DELIVERY_TLS_MAY) {
-      pst_smtp_reply_free(reply); /* STARTTLS refused: go on in clear */
+      pst_smtp_response_free(reply); /* STARTTLS refused: go on in clear */
       return NULL;
     }
-    g_autofree char *text = pst_smtp_reply_to_string(reply);
+    g_autofree char *text = pst_smtp_response_to_string(reply);
     g_autofree char *problem =
         g_strdup_printf("TLS is required, but STARTTLS was refused: %s", text);
-    pst_smtp_reply_free(reply);
+    pst_smtp_response_free(reply);
     return failure(connection, 454, "4.7.4", problem);
   }
   if (tls == PST_DELIVERY_TLS_MAY)
@@ -289,9 +290,9 @@ connection_apply_tls(PstSmtpConnection *connection, const char *helo_name,
  * success (or when there is nothing to do), else a temporary failure:
  * wrong credentials are our configuration's problem, never a bounce.  The
  * lines sent hold the password: they are never logged. */
-static PstSmtpReply *connection_authenticate(PstSmtpConnection *connection,
-                                             const PstSmtpLogin *login,
-                                             const char *log_id) {
+static PstSmtpResponse *connection_authenticate(PstSmtpConnection *connection,
+                                                const PstSmtpLogin *login,
+                                                const char *log_id) {
   if (login == NULL)
     return NULL;
   if (!(connection->extensions.flags & PST_SMTP_EXT_AUTH)) {
@@ -312,13 +313,13 @@ static PstSmtpReply *connection_authenticate(PstSmtpConnection *connection,
         g_strdup_printf("cannot log in as %s: %s", login->user, error->message);
     return failure(connection, 454, "4.7.0", problem);
   }
-  PstSmtpReply *reply = connection_command(connection, line);
+  PstSmtpResponse *reply = connection_command(connection, line);
   for (guint round = 0; round < 10 && !connection->broken && reply->code == 334;
        round++) {
     g_clear_pointer(&line, g_free);
     const char *challenge = reply->lines->len > 0 ? reply->lines->pdata[0] : "";
     line = pst_smtp_auth_step(auth, challenge, &error);
-    pst_smtp_reply_free(reply);
+    pst_smtp_response_free(reply);
     reply = connection_command(connection, line != NULL ? line : "*");
   }
   if (connection->broken)
@@ -326,11 +327,11 @@ static PstSmtpReply *connection_authenticate(PstSmtpConnection *connection,
   if (reply->code == 235) {
     g_message("%s: authenticated to %s as %s (%s)", log_id, connection->relay,
               login->user, pst_smtp_auth_get_mechanism(auth));
-    pst_smtp_reply_free(reply);
+    pst_smtp_response_free(reply);
     return NULL;
   }
-  g_autofree char *said = pst_smtp_reply_to_string(reply);
-  pst_smtp_reply_free(reply);
+  g_autofree char *said = pst_smtp_response_to_string(reply);
+  pst_smtp_response_free(reply);
   g_autofree char *problem =
       g_strdup_printf("SASL login as %s failed: %s", login->user,
                       error != NULL ? error->message : said);
@@ -342,18 +343,18 @@ connection_open_once(const PstDeliveryConfig *delivery, const char *helo_name,
                      const PstRouteHost *host, PstDeliveryTls tls,
                      gboolean try_starttls, const PstSmtpLogin *login,
                      const char *log_id, gboolean *handshake_failed_r,
-                     PstSmtpReply **failure_r) {
+                     PstSmtpResponse **failure_r) {
   g_autoptr(PstSmtpConnection) connection = g_new0(PstSmtpConnection, 1);
   connection->input = g_byte_array_new();
   connection->relay = pst_route_host_describe(host);
   connection->name = g_strdup(host->name);
   connection->timeout_ms = delivery->smtp_timeout_ms;
-  PstSmtpReply *reply =
+  PstSmtpResponse *reply =
       connection_connect(connection, host, delivery->smtp_connect_timeout_ms);
   if (reply == NULL)
     reply = connection_read_reply(connection, connection->timeout_ms);
   if (!connection->broken && reply->code / 100 == 2) {
-    pst_smtp_reply_free(reply);
+    pst_smtp_response_free(reply);
     reply = connection_hello(connection, helo_name);
   } else if (!connection->broken) {
     connection->broken = TRUE; /* a greeting that refuses: close */
@@ -374,7 +375,7 @@ PstSmtpConnection *
 pst_smtp_connection_open(const PstDeliveryConfig *delivery,
                          const char *helo_name, const PstRouteHost *host,
                          PstDeliveryTls tls, const PstSmtpLogin *login,
-                         const char *log_id, PstSmtpReply **failure_r) {
+                         const char *log_id, PstSmtpResponse **failure_r) {
   gboolean handshake_failed = FALSE;
   PstSmtpConnection *connection =
       connection_open_once(delivery, helo_name, host, tls, TRUE, login, log_id,
@@ -382,9 +383,9 @@ pst_smtp_connection_open(const PstDeliveryConfig *delivery,
   if (connection != NULL || !handshake_failed || tls != PST_DELIVERY_TLS_MAY)
     return connection;
   /* Opportunistic TLS that fails: log it, and deliver in clear (RFC 7435). */
-  g_autofree char *text = pst_smtp_reply_to_string(*failure_r);
+  g_autofree char *text = pst_smtp_response_to_string(*failure_r);
   g_message("%s: %s; trying again without STARTTLS", log_id, text);
-  g_clear_pointer(failure_r, pst_smtp_reply_free);
+  g_clear_pointer(failure_r, pst_smtp_response_free);
   return connection_open_once(delivery, helo_name, host, tls, FALSE, login,
                               log_id, &handshake_failed, failure_r);
 }
@@ -415,7 +416,7 @@ void pst_smtp_connection_run(PstSmtpConnection *connection,
   while (!pst_smtp_transaction_is_done(transaction)) {
     g_string_truncate(out, 0);
     PstSmtpSend send = pst_smtp_transaction_next(transaction, out);
-    g_autoptr(PstSmtpReply) failed = NULL;
+    g_autoptr(PstSmtpResponse) failed = NULL;
     if (send == PST_SMTP_SEND_COMMANDS)
       failed = connection_write(connection, out->str, out->len);
     else if (send == PST_SMTP_SEND_CONTENT)
@@ -436,7 +437,7 @@ void pst_smtp_connection_run(PstSmtpConnection *connection,
 gboolean pst_smtp_connection_reset(PstSmtpConnection *connection) {
   if (connection->broken)
     return FALSE;
-  g_autoptr(PstSmtpReply) reply = connection_command(connection, "RSET");
+  g_autoptr(PstSmtpResponse) reply = connection_command(connection, "RSET");
   if (reply->code != 250)
     connection->broken = TRUE;
   return !connection->broken;

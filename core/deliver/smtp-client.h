@@ -51,7 +51,7 @@ PstSmtpConnection *
 pst_smtp_connection_open(const PstDeliveryConfig *delivery,
                          const char *helo_name, const PstRouteHost *host,
                          PstDeliveryTls tls, const PstSmtpLogin *login,
-                         const char *log_id, PstSmtpReply **failure_r);
+                         const char *log_id, PstSmtpResponse **failure_r);
 /* The server's EHLO keywords. */
 const PstSmtpExtensions *
 pst_smtp_connection_get_extensions(PstSmtpConnection *connection);

@@ -160,6 +160,7 @@ typedef struct {
   const PstConfig *config;
   const char *queue_id;
   const PstCredentials *credentials; /* nullable */
+  const PstDeliveryConfig *settings; /* [delivery], or a route's copy */
   const PstEnvelope *envelope;
   GBytes *content;             /* borrowed */
   GBytes *encoded;             /* owned, nullable: made on first use */
@@ -233,11 +234,11 @@ static char *mail_command(Delivery *delivery, PstSmtpConnection *connection) {
 }
 
 /* The text kept for the log and the DSN. */
-static char *result_text(const PstSmtpReply *reply, PstSmtpStage stage,
+static char *result_text(const PstSmtpResponse *reply, PstSmtpStage stage,
                          const char *relay) {
   if (stage == PST_SMTP_STAGE_SESSION ||
       (stage == PST_SMTP_STAGE_DOT && reply->code / 100 == 2))
-    return pst_smtp_reply_to_string(reply);
+    return pst_smtp_response_to_string(reply);
   return g_strdup_printf("%u %s host %s said: %s (in reply to %s)", reply->code,
                          reply->enhanced, relay, reply->text,
                          pst_smtp_stage_to_string(stage));
@@ -279,7 +280,7 @@ static void deliver_on(Delivery *delivery, PstSmtpConnection *connection,
   for (guint k = 0; k < indexes->len; k++) {
     guint i = g_array_index(indexes, guint, k);
     PstSmtpStage stage = PST_SMTP_STAGE_NONE;
-    const PstSmtpReply *reply =
+    const PstSmtpResponse *reply =
         pst_smtp_transaction_get_result(transaction, k, &stage);
     char *text = result_text(reply, stage, relay);
     gboolean next_host =
@@ -298,7 +299,7 @@ static void deliver_on(Delivery *delivery, PstSmtpConnection *connection,
  * host connected to. */
 static gboolean delivery_login(Delivery *delivery, const PstRouteHost *host,
                                PstSmtpLogin *login) {
-  const PstDeliveryConfig *settings = &delivery->config->delivery;
+  const PstDeliveryConfig *settings = delivery->settings;
   if (delivery->credentials == NULL)
     return FALSE;
   return (settings->relayhost_host != NULL &&
@@ -320,15 +321,15 @@ static void deliver_to_host(Delivery *delivery, const PstRouteHost *host) {
   g_autofree char *key = cache_key(host, delivery->tls);
   PstSmtpConnection *connection = cache_take(key);
   if (connection == NULL) {
-    g_autoptr(PstSmtpReply) failure = NULL;
+    g_autoptr(PstSmtpResponse) failure = NULL;
     PstSmtpLogin login = {NULL, NULL};
     connection = pst_smtp_connection_open(
-        &delivery->config->delivery, delivery->config->server.hostname, host,
+        delivery->settings, delivery->config->server.hostname, host,
         delivery->tls, delivery_login(delivery, host, &login) ? &login : NULL,
         delivery->queue_id, &failure);
     if (connection == NULL) {
       g_autofree char *relay = pst_route_host_describe(host);
-      failure_note(delivery, pst_smtp_reply_to_string(failure), relay);
+      failure_note(delivery, pst_smtp_response_to_string(failure), relay);
       return;
     }
   }
@@ -348,14 +349,27 @@ static void deliver_to_host(Delivery *delivery, const PstRouteHost *host) {
 void pst_smtp_deliver(const PstConfig *config,
                       const PstCredentials *credentials, const char *queue_id,
                       const PstEnvelope *envelope, GBytes *content,
-                      const char *domain, PstSmtpDelivery *recipients,
-                      guint count) {
-  const PstDeliveryConfig *settings = &config->delivery;
+                      const char *domain, const char *nexthop,
+                      PstSmtpDelivery *recipients, guint count) {
+  /* A route's NEXTHOP stands in for the relayhost ([delivery] is
+   * copied shallowly: the strings stay the configuration's or ours). */
+  PstDeliveryConfig routed = config->delivery;
+  g_autofree char *nexthop_host = NULL;
+  if (nexthop != NULL &&
+      pst_config_parse_relayhost(nexthop, &nexthop_host, &routed.relayhost_port,
+                                 &routed.relayhost_mx)) {
+    routed.relayhost = (char *)nexthop;
+    routed.relayhost_host = nexthop_host;
+    if (routed.relayhost_port == 0)
+      routed.relayhost_port = (guint16)routed.smtp_port;
+  }
+  const PstDeliveryConfig *settings = &routed;
   const char *destination =
       settings->relayhost_host != NULL ? settings->relayhost_host : domain;
   Delivery delivery = {.config = config,
                        .queue_id = queue_id,
                        .credentials = credentials,
+                       .settings = settings,
                        .envelope = envelope,
                        .content = content,
                        .recipients = recipients,

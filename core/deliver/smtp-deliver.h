@@ -24,15 +24,17 @@ typedef struct {
 
 void pst_smtp_delivery_clear(PstSmtpDelivery *delivery);
 
-/* Delivers `content` to `recipients` (all of domain `domain`), logging
+/* Delivers `content` to `recipients` (all of domain `domain`; or, with
+ * `nexthop` (nullable, relayhost syntax: a DELIVERY route), via that host
+ * whatever their domain), logging
  * in with `credentials` (nullable) where they name the host.  Every
  * recipient gets a reply: 2xx delivered, 4xx try later, 5xx bounce.
  * Blocking; worker threads only. */
 void pst_smtp_deliver(const PstConfig *config,
                       const PstCredentials *credentials, const char *queue_id,
                       const PstEnvelope *envelope, GBytes *content,
-                      const char *domain, PstSmtpDelivery *recipients,
-                      guint count);
+                      const char *domain, const char *nexthop,
+                      PstSmtpDelivery *recipients, guint count);
 
 /* Closes cached connections idle for too long (a main-loop timer of the
  * queue manager), or all of them (at shutdown). */

@@ -18,7 +18,7 @@
 
 /* --- Replies -------------------------------------------------------------- */
 
-void pst_smtp_reply_free(PstSmtpReply *reply) {
+void pst_smtp_response_free(PstSmtpResponse *reply) {
   if (reply == NULL)
     return;
   g_free(reply->text);
@@ -26,8 +26,8 @@ void pst_smtp_reply_free(PstSmtpReply *reply) {
   g_free(reply);
 }
 
-static PstSmtpReply *reply_copy(const PstSmtpReply *reply) {
-  PstSmtpReply *copy = g_new0(PstSmtpReply, 1);
+static PstSmtpResponse *reply_copy(const PstSmtpResponse *reply) {
+  PstSmtpResponse *copy = g_new0(PstSmtpResponse, 1);
   copy->code = reply->code;
   memcpy(copy->enhanced, reply->enhanced, sizeof copy->enhanced);
   copy->text = g_strdup(reply->text);
@@ -37,18 +37,18 @@ static PstSmtpReply *reply_copy(const PstSmtpReply *reply) {
   return copy;
 }
 
-PstSmtpReply *pst_smtp_reply_new(guint code, const char *enhanced,
-                                 const char *text) {
-  PstSmtpReply *reply = g_new0(PstSmtpReply, 1);
+PstSmtpResponse *pst_smtp_response_new(guint code, const char *enhanced,
+                                       const char *text) {
+  PstSmtpResponse *reply = g_new0(PstSmtpResponse, 1);
   reply->code = code;
   g_strlcpy(reply->enhanced, enhanced, sizeof reply->enhanced);
-  reply->text = g_strndup(text, PST_SMTP_REPLY_TEXT_MAX);
+  reply->text = g_strndup(text, PST_SMTP_RESPONSE_TEXT_MAX);
   reply->lines = g_ptr_array_new_with_free_func(g_free);
   g_ptr_array_add(reply->lines, g_strdup(reply->text));
   return reply;
 }
 
-char *pst_smtp_reply_to_string(const PstSmtpReply *reply) {
+char *pst_smtp_response_to_string(const PstSmtpResponse *reply) {
   return g_strdup_printf("%u %s %s", reply->code, reply->enhanced, reply->text);
 }
 
@@ -85,13 +85,13 @@ static gsize enhanced_length(const char *text, char class) {
 
 /* Appends `text` as printable ASCII (others become '?'), bounded. */
 static void append_printable(GString *out, const char *text) {
-  for (const char *p = text; *p && out->len < PST_SMTP_REPLY_TEXT_MAX; p++)
+  for (const char *p = text; *p && out->len < PST_SMTP_RESPONSE_TEXT_MAX; p++)
     g_string_append_c(out, (*p >= 0x20 && *p < 0x7f) ? *p : '?');
 }
 
 /* The reply from its lines (each "DDD[ -]text", validated). */
-static PstSmtpReply *reply_build(GPtrArray *lines) {
-  PstSmtpReply *reply = g_new0(PstSmtpReply, 1);
+static PstSmtpResponse *reply_build(GPtrArray *lines) {
+  PstSmtpResponse *reply = g_new0(PstSmtpResponse, 1);
   const char *first = lines->pdata[0];
   reply->code = (guint)g_ascii_strtoull(first, NULL, 10) % 1000;
   reply->lines = g_ptr_array_new_with_free_func(g_free);
@@ -106,7 +106,8 @@ static PstSmtpReply *reply_build(GPtrArray *lines) {
     body += skip;
     while (*body == ' ')
       body++;
-    if (text->len > 0 && *body != '\0' && text->len < PST_SMTP_REPLY_TEXT_MAX)
+    if (text->len > 0 && *body != '\0' &&
+        text->len < PST_SMTP_RESPONSE_TEXT_MAX)
       g_string_append_c(text, ' ');
     append_printable(text, body);
   }
@@ -116,22 +117,22 @@ static PstSmtpReply *reply_build(GPtrArray *lines) {
   return reply;
 }
 
-PstSmtpParseStatus pst_smtp_reply_parse(const char *data, gsize length,
-                                        gsize *consumed_r,
-                                        PstSmtpReply **reply_r,
-                                        char **problem_r) {
+PstSmtpParseStatus pst_smtp_response_parse(const char *data, gsize length,
+                                           gsize *consumed_r,
+                                           PstSmtpResponse **reply_r,
+                                           char **problem_r) {
   g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
   gsize offset = 0;
   while (offset < length) {
     const char *start = data + offset;
     gsize available = length - offset;
     const char *end =
-        memchr(start, '\n', MIN(available, PST_SMTP_REPLY_LINE_MAX));
+        memchr(start, '\n', MIN(available, PST_SMTP_RESPONSE_LINE_MAX));
     if (end == NULL) {
-      if (available < PST_SMTP_REPLY_LINE_MAX)
+      if (available < PST_SMTP_RESPONSE_LINE_MAX)
         return PST_SMTP_PARSE_NEED_MORE;
       *problem_r = g_strdup_printf("a reply line longer than %d octets",
-                                   PST_SMTP_REPLY_LINE_MAX);
+                                   PST_SMTP_RESPONSE_LINE_MAX);
       return PST_SMTP_PARSE_ERROR;
     }
     gsize line_length = (gsize)(end - start);
@@ -154,9 +155,9 @@ PstSmtpParseStatus pst_smtp_reply_parse(const char *data, gsize length,
       *consumed_r = offset;
       return PST_SMTP_PARSE_OK;
     }
-    if (lines->len >= PST_SMTP_REPLY_LINES_MAX) {
+    if (lines->len >= PST_SMTP_RESPONSE_LINES_MAX) {
       *problem_r = g_strdup_printf("a reply of more than %d lines",
-                                   PST_SMTP_REPLY_LINES_MAX);
+                                   PST_SMTP_RESPONSE_LINES_MAX);
       return PST_SMTP_PARSE_ERROR;
     }
   }
@@ -165,7 +166,7 @@ PstSmtpParseStatus pst_smtp_reply_parse(const char *data, gsize length,
 
 /* --- EHLO ----------------------------------------------------------------- */
 
-void pst_smtp_extensions_parse(const PstSmtpReply *ehlo,
+void pst_smtp_extensions_parse(const PstSmtpResponse *ehlo,
                                PstSmtpExtensions *extensions) {
   static const struct {
     const char *keyword;
@@ -244,7 +245,7 @@ typedef enum {
 } Phase;
 
 typedef struct {
-  PstSmtpReply *reply; /* owned, nullable */
+  PstSmtpResponse *reply; /* owned, nullable */
   PstSmtpStage stage;
   gboolean accepted; /* RCPT said 2xx: the data's reply decides */
 } RecipientResult;
@@ -298,23 +299,23 @@ void pst_smtp_transaction_free(PstSmtpTransaction *transaction) {
   if (transaction == NULL)
     return;
   for (guint i = 0; i < transaction->recipients; i++)
-    pst_smtp_reply_free(transaction->results[i].reply);
+    pst_smtp_response_free(transaction->results[i].reply);
   g_free(transaction->results);
   g_ptr_array_unref(transaction->commands);
   g_free(transaction);
 }
 
 static void result_set(PstSmtpTransaction *transaction, guint index,
-                       const PstSmtpReply *reply, PstSmtpStage stage) {
+                       const PstSmtpResponse *reply, PstSmtpStage stage) {
   RecipientResult *result = &transaction->results[index];
-  pst_smtp_reply_free(result->reply);
+  pst_smtp_response_free(result->reply);
   result->reply = reply_copy(reply);
   result->stage = stage;
 }
 
 /* Every recipient RCPT accepted gets `reply`. */
 static void accepted_set(PstSmtpTransaction *transaction,
-                         const PstSmtpReply *reply, PstSmtpStage stage) {
+                         const PstSmtpResponse *reply, PstSmtpStage stage) {
   for (guint i = 0; i < transaction->recipients; i++)
     if (transaction->results[i].accepted)
       result_set(transaction, i, reply, stage);
@@ -349,7 +350,7 @@ PstSmtpSend pst_smtp_transaction_next(PstSmtpTransaction *transaction,
 }
 
 static void reply_to_mail(PstSmtpTransaction *transaction,
-                          const PstSmtpReply *reply) {
+                          const PstSmtpResponse *reply) {
   if (reply->code / 100 == 2)
     return;
   transaction->mail_failed = TRUE;
@@ -360,7 +361,7 @@ static void reply_to_mail(PstSmtpTransaction *transaction,
 }
 
 static void reply_to_rcpt(PstSmtpTransaction *transaction, guint index,
-                          const PstSmtpReply *reply) {
+                          const PstSmtpResponse *reply) {
   if (transaction->mail_failed)
     return;
   result_set(transaction, index, reply, PST_SMTP_STAGE_RCPT);
@@ -375,7 +376,7 @@ static void reply_to_rcpt(PstSmtpTransaction *transaction, guint index,
 }
 
 static void reply_to_data(PstSmtpTransaction *transaction,
-                          const PstSmtpReply *reply) {
+                          const PstSmtpResponse *reply) {
   gboolean useful = !transaction->mail_failed && transaction->accepted > 0;
   if (reply->code == 354) {
     transaction->phase = useful ? PHASE_CONTENT : PHASE_EMPTY;
@@ -388,15 +389,15 @@ static void reply_to_data(PstSmtpTransaction *transaction,
 
 /* A reply of a class the command cannot get (a 3xx to RCPT, a 250 to
  * DATA) means the dialogue is out of step: a temporary failure. */
-static PstSmtpReply *reply_unexpected(const PstSmtpReply *reply) {
+static PstSmtpResponse *reply_unexpected(const PstSmtpResponse *reply) {
   g_autofree char *text =
       g_strdup_printf("unexpected reply \"%u %s\" (protocol out of step)",
                       reply->code, reply->text);
-  return pst_smtp_reply_new(451, "4.5.0", text);
+  return pst_smtp_response_new(451, "4.5.0", text);
 }
 
 static gboolean reply_expected(const PstSmtpTransaction *transaction,
-                               const PstSmtpReply *reply) {
+                               const PstSmtpResponse *reply) {
   gboolean to_data = transaction->phase == PHASE_ENVELOPE &&
                      transaction->answered == transaction->recipients + 1;
   guint class = reply->code / 100;
@@ -406,8 +407,8 @@ static gboolean reply_expected(const PstSmtpTransaction *transaction,
 }
 
 void pst_smtp_transaction_reply(PstSmtpTransaction *transaction,
-                                const PstSmtpReply *reply) {
-  g_autoptr(PstSmtpReply) replaced = NULL;
+                                const PstSmtpResponse *reply) {
+  g_autoptr(PstSmtpResponse) replaced = NULL;
   if (!reply_expected(transaction, reply))
     reply = replaced = reply_unexpected(reply);
   if (transaction->phase == PHASE_DONE)
@@ -433,7 +434,7 @@ void pst_smtp_transaction_reply(PstSmtpTransaction *transaction,
 }
 
 void pst_smtp_transaction_fail(PstSmtpTransaction *transaction,
-                               const PstSmtpReply *reply) {
+                               const PstSmtpResponse *reply) {
   for (guint i = 0; i < transaction->recipients; i++) {
     RecipientResult *result = &transaction->results[i];
     if (result->reply == NULL || (result->accepted && !transaction->completed))
@@ -451,7 +452,7 @@ pst_smtp_transaction_needs_reset(const PstSmtpTransaction *transaction) {
   return !transaction->completed;
 }
 
-const PstSmtpReply *
+const PstSmtpResponse *
 pst_smtp_transaction_get_result(const PstSmtpTransaction *transaction,
                                 guint index, PstSmtpStage *stage_r) {
   g_return_val_if_fail(index < transaction->recipients, NULL);

@@ -3,9 +3,9 @@
  * Pure functions and a state machine over buffers, unit-tested
  * (test-deliver-smtp-protocol.c) and fuzzed (fuzz/fuzz-smtp-reply.c):
  *
- *  - pst_smtp_reply_parse(): one reply (single or multi-line) from the
+ *  - pst_smtp_response_parse(): one reply (single or multi-line) from the
  *    start of what the server sent.  The server is hostile: a line longer
- *    than PST_SMTP_REPLY_LINE_MAX, more than PST_SMTP_REPLY_LINES_MAX
+ *    than PST_SMTP_RESPONSE_LINE_MAX, more than PST_SMTP_RESPONSE_LINES_MAX
  *    lines, a line without a valid code, or lines whose codes differ, is
  *    an error, which the client turns into a temporary failure.
  *  - pst_smtp_extensions_parse(): the EHLO keywords we use.
@@ -23,27 +23,29 @@
 
 G_BEGIN_DECLS
 
-#define PST_SMTP_REPLY_LINE_MAX 2048 /* octets in one reply line, with CRLF */
-#define PST_SMTP_REPLY_LINES_MAX 100 /* lines in one reply */
-#define PST_SMTP_REPLY_TEXT_MAX 400  /* octets of text kept for logs, DSNs */
+#define PST_SMTP_RESPONSE_LINE_MAX                                             \
+  2048 /* octets in one reply line, with CRLF */
+#define PST_SMTP_RESPONSE_LINES_MAX 100 /* lines in one reply */
+#define PST_SMTP_RESPONSE_TEXT_MAX 400  /* octets of text kept for logs, DSNs  \
+                                         */
 
 typedef struct {
   guint code;        /* 200..599 */
   char enhanced[16]; /* "5.1.1": the server's, or derived from the code */
   char *text;        /* owned: every line's text after the enhanced code,
                       * joined by " ", printable ASCII only, at most
-                      * PST_SMTP_REPLY_TEXT_MAX octets */
+                      * PST_SMTP_RESPONSE_TEXT_MAX octets */
   GPtrArray *lines;  /* owned, of char*: each line after "DDD-", raw but
                       * without CR/LF and NUL (for EHLO keywords) */
-} PstSmtpReply;
+} PstSmtpResponse;
 
-void pst_smtp_reply_free(PstSmtpReply *reply);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSmtpReply, pst_smtp_reply_free)
+void pst_smtp_response_free(PstSmtpResponse *reply);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSmtpResponse, pst_smtp_response_free)
 /* "550 5.1.1 text" (a new string). */
-char *pst_smtp_reply_to_string(const PstSmtpReply *reply);
+char *pst_smtp_response_to_string(const PstSmtpResponse *reply);
 /* A reply made by us (a connection failure, a local refusal). */
-PstSmtpReply *pst_smtp_reply_new(guint code, const char *enhanced,
-                                 const char *text);
+PstSmtpResponse *pst_smtp_response_new(guint code, const char *enhanced,
+                                       const char *text);
 
 typedef enum {
   PST_SMTP_PARSE_OK = 0,    /* *reply_r set, *consumed_r octets used */
@@ -53,10 +55,10 @@ typedef enum {
 
 /* Parses the first reply in `data`.  Lines end with CRLF (a bare LF is
  * accepted as well).  Never reads beyond `length`. */
-PstSmtpParseStatus pst_smtp_reply_parse(const char *data, gsize length,
-                                        gsize *consumed_r,
-                                        PstSmtpReply **reply_r,
-                                        char **problem_r);
+PstSmtpParseStatus pst_smtp_response_parse(const char *data, gsize length,
+                                           gsize *consumed_r,
+                                           PstSmtpResponse **reply_r,
+                                           char **problem_r);
 
 /* EHLO keywords (RFC 5321 section 4.1.1.1 and the extensions' RFCs). */
 typedef enum {
@@ -78,7 +80,7 @@ typedef struct {
 
 /* Reads the keywords of a 250 reply to EHLO (its first line, the
  * greeting, is skipped). */
-void pst_smtp_extensions_parse(const PstSmtpReply *ehlo,
+void pst_smtp_extensions_parse(const PstSmtpResponse *ehlo,
                                PstSmtpExtensions *extensions);
 
 /* The content as sent after DATA's 354: CRLF only, dot-stuffed, ending
@@ -124,18 +126,18 @@ PstSmtpSend pst_smtp_transaction_next(PstSmtpTransaction *transaction,
                                       GString *out);
 /* The next reply, in the order of the commands sent. */
 void pst_smtp_transaction_reply(PstSmtpTransaction *transaction,
-                                const PstSmtpReply *reply);
+                                const PstSmtpResponse *reply);
 /* The connection failed: every recipient without a final reply gets
  * `reply` (stage SESSION); the transaction is done. */
 void pst_smtp_transaction_fail(PstSmtpTransaction *transaction,
-                               const PstSmtpReply *reply);
+                               const PstSmtpResponse *reply);
 gboolean pst_smtp_transaction_is_done(const PstSmtpTransaction *transaction);
 /* Done without the final reply to the data: send RSET before reuse. */
 gboolean
 pst_smtp_transaction_needs_reset(const PstSmtpTransaction *transaction);
 /* Recipient `index`'s final reply (NULL until the transaction is done)
  * and the command it answered. */
-const PstSmtpReply *
+const PstSmtpResponse *
 pst_smtp_transaction_get_result(const PstSmtpTransaction *transaction,
                                 guint index, PstSmtpStage *stage_r);
 

@@ -39,9 +39,9 @@ static void test_reply_parse(void) {
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
     const ParseCase *c = &cases[i];
     gsize consumed = 0;
-    g_autoptr(PstSmtpReply) reply = NULL;
+    g_autoptr(PstSmtpResponse) reply = NULL;
     g_autofree char *problem = NULL;
-    PstSmtpParseStatus status = pst_smtp_reply_parse(
+    PstSmtpParseStatus status = pst_smtp_response_parse(
         c->input, strlen(c->input), &consumed, &reply, &problem);
     g_test_message("case %zu: %s", i, c->input);
     g_assert_cmpint(status, ==, c->status);
@@ -59,24 +59,24 @@ static void test_reply_parse(void) {
 
 static void test_reply_limits(void) {
   /* A line without its end, as long as the limit: an error, not a wait. */
-  g_autofree char *long_line = g_strnfill(PST_SMTP_REPLY_LINE_MAX, 'a');
+  g_autofree char *long_line = g_strnfill(PST_SMTP_RESPONSE_LINE_MAX, 'a');
   memcpy(long_line, "250 ", 4);
   gsize consumed = 0;
-  PstSmtpReply *reply = NULL;
+  PstSmtpResponse *reply = NULL;
   g_autofree char *problem = NULL;
-  g_assert_cmpint(pst_smtp_reply_parse(long_line, strlen(long_line), &consumed,
-                                       &reply, &problem),
+  g_assert_cmpint(pst_smtp_response_parse(long_line, strlen(long_line),
+                                          &consumed, &reply, &problem),
                   ==, PST_SMTP_PARSE_ERROR);
   g_assert_nonnull(strstr(problem, "longer than"));
   g_clear_pointer(&problem, g_free);
   /* Too many lines. */
   GString *many = g_string_new(NULL);
-  for (int i = 0; i < PST_SMTP_REPLY_LINES_MAX + 1; i++)
+  for (int i = 0; i < PST_SMTP_RESPONSE_LINES_MAX + 1; i++)
     g_string_append(many, "250-more\r\n");
   g_string_append(many, "250 end\r\n");
-  g_assert_cmpint(
-      pst_smtp_reply_parse(many->str, many->len, &consumed, &reply, &problem),
-      ==, PST_SMTP_PARSE_ERROR);
+  g_assert_cmpint(pst_smtp_response_parse(many->str, many->len, &consumed,
+                                          &reply, &problem),
+                  ==, PST_SMTP_PARSE_ERROR);
   g_assert_nonnull(strstr(problem, "lines"));
   g_string_free(many, TRUE);
   /* Long text is cut for logs and DSNs. */
@@ -86,27 +86,27 @@ static void test_reply_limits(void) {
                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
                            "xxxxxxxxxxxxxxxxxxxxxxxxxx");
   g_string_append(wide, "550 end\r\n");
-  g_assert_cmpint(
-      pst_smtp_reply_parse(wide->str, wide->len, &consumed, &reply, &problem),
-      ==, PST_SMTP_PARSE_OK);
-  g_assert_cmpuint(strlen(reply->text), <=, PST_SMTP_REPLY_TEXT_MAX);
+  g_assert_cmpint(pst_smtp_response_parse(wide->str, wide->len, &consumed,
+                                          &reply, &problem),
+                  ==, PST_SMTP_PARSE_OK);
+  g_assert_cmpuint(strlen(reply->text), <=, PST_SMTP_RESPONSE_TEXT_MAX);
   g_assert_cmpuint(reply->lines->len, ==, 21);
-  pst_smtp_reply_free(reply);
+  pst_smtp_response_free(reply);
   g_string_free(wide, TRUE);
 }
 
-static PstSmtpReply *parse_one(const char *text) {
+static PstSmtpResponse *parse_one(const char *text) {
   gsize consumed = 0;
-  PstSmtpReply *reply = NULL;
+  PstSmtpResponse *reply = NULL;
   g_autofree char *problem = NULL;
   g_assert_cmpint(
-      pst_smtp_reply_parse(text, strlen(text), &consumed, &reply, &problem), ==,
-      PST_SMTP_PARSE_OK);
+      pst_smtp_response_parse(text, strlen(text), &consumed, &reply, &problem),
+      ==, PST_SMTP_PARSE_OK);
   return reply;
 }
 
 static void test_extensions(void) {
-  g_autoptr(PstSmtpReply) ehlo =
+  g_autoptr(PstSmtpResponse) ehlo =
       parse_one("250-mx.example greets you\r\n250-PIPELINING\r\n"
                 "250-SIZE 1000000\r\n250-8bitmime\r\n250-STARTTLS\r\n"
                 "250-AUTH PLAIN login\r\n250 ENHANCEDSTATUSCODES\r\n");
@@ -119,7 +119,7 @@ static void test_extensions(void) {
   g_assert_cmpuint(extensions.size, ==, 1000000);
   g_assert_cmpstr(extensions.auth, ==, "PLAIN LOGIN");
   /* The greeting line is not a keyword. */
-  g_autoptr(PstSmtpReply) plain = parse_one("250 PIPELINING\r\n");
+  g_autoptr(PstSmtpResponse) plain = parse_one("250 PIPELINING\r\n");
   pst_smtp_extensions_parse(plain, &extensions);
   g_assert_cmpuint(extensions.flags, ==, 0);
 }
@@ -159,12 +159,12 @@ static char *run(PstSmtpTransaction *transaction, const char *const *replies) {
     else if (send == PST_SMTP_SEND_EMPTY)
       g_string_append(wire, "<empty>");
     if (replies[next] == NULL) {
-      g_autoptr(PstSmtpReply) lost =
-          pst_smtp_reply_new(451, "4.4.2", "lost connection");
+      g_autoptr(PstSmtpResponse) lost =
+          pst_smtp_response_new(451, "4.4.2", "lost connection");
       pst_smtp_transaction_fail(transaction, lost);
       break;
     }
-    g_autoptr(PstSmtpReply) reply = parse_one(replies[next++]);
+    g_autoptr(PstSmtpResponse) reply = parse_one(replies[next++]);
     pst_smtp_transaction_reply(transaction, reply);
   }
   g_assert_true(pst_smtp_transaction_is_done(transaction));
@@ -174,7 +174,7 @@ static char *run(PstSmtpTransaction *transaction, const char *const *replies) {
 static void assert_result(PstSmtpTransaction *transaction, guint index,
                           guint code, PstSmtpStage stage) {
   PstSmtpStage got = PST_SMTP_STAGE_NONE;
-  const PstSmtpReply *reply =
+  const PstSmtpResponse *reply =
       pst_smtp_transaction_get_result(transaction, index, &got);
   g_assert_nonnull(reply);
   g_assert_cmpuint(reply->code, ==, code);

@@ -164,6 +164,7 @@ static void call_free(PstCall *call) {
   g_clear_object(&call->cancellable);
   g_free(call->reply_enhanced);
   g_free(call->reply_text);
+  g_free(call->route);
   g_free(call->session_id);
   g_free(call->argument);
   g_clear_pointer(&call->params, g_ptr_array_unref);
@@ -474,6 +475,23 @@ PST_API void pst_call_set_reply(PstCall *call, guint code, const char *enhanced,
   }
   g_mutex_unlock(&call->lock);
   g_free(clean);
+}
+
+PST_API void pst_call_set_route(PstCall *call, const char *route) {
+  g_return_if_fail(call != NULL);
+  g_mutex_lock(&call->lock);
+  if (call_is_open(call)) {
+    g_free(call->route);
+    call->route = g_strdup(route);
+  }
+  g_mutex_unlock(&call->lock);
+}
+
+char *pst_call_take_route(PstCall *call) {
+  g_mutex_lock(&call->lock);
+  char *route = g_steal_pointer(&call->route);
+  g_mutex_unlock(&call->lock);
+  return route;
 }
 
 PST_API void pst_call_set_disconnect(PstCall *call, gboolean disconnect) {

@@ -221,6 +221,7 @@ static void run_free(PstChainRun *run) {
   g_assert(run->call == NULL);
   g_free(run->outcome.enhanced);
   g_free(run->outcome.text);
+  g_free(run->outcome.route);
   g_free(run->argument);
   if (run->args.params != NULL)
     g_ptr_array_unref((GPtrArray *)run->args.params);
@@ -284,6 +285,8 @@ static gboolean run_take_verdict(PstChainRun *run, PstCall *call,
     pst_call_take_reply(call, verdict, &run->outcome.code,
                         &run->outcome.enhanced, &run->outcome.text);
     run->outcome.disconnect = pst_call_get_disconnect(call);
+    if (verdict == PST_VERDICT_ACCEPT)
+      run->outcome.route = pst_call_take_route(call);
   }
   g_debug("%s: %s: plugin %s says %s", call->session_id,
           pst_stage_to_string(run->stage), call->plugin->name,

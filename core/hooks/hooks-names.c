@@ -23,6 +23,7 @@ static const char *const stage_names[PST_STAGE_COUNT] = {
     [PST_STAGE_EOM] = "eom",
     [PST_STAGE_QUEUED] = "queued",
     [PST_STAGE_DISCONNECT] = "disconnect",
+    [PST_STAGE_DELIVERY] = "delivery",
 };
 
 static const char *const verdict_names[] = {

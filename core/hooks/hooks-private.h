@@ -176,6 +176,7 @@ struct _PstCall {
   guint reply_code;     /* 0 = none */
   char *reply_enhanced; /* owned, nullable */
   char *reply_text;     /* owned, nullable, sanitized */
+  char *route;          /* owned, nullable: DELIVERY's pst_call_set_route() */
   gboolean disconnect;
   GPtrArray *results; /* owned, nullable, of PstPendingResult* */
 };
@@ -210,6 +211,8 @@ gboolean pst_reply_enhanced_is_valid(const char *enhanced, guint code);
  * PST_REPLY_TEXT_MAX octets at a character boundary.  Newly allocated. */
 #define PST_REPLY_TEXT_MAX 400
 char *pst_reply_text_sanitize(const char *text);
+/* The route set by pst_call_set_route() (DELIVERY), handed over. */
+char *pst_call_take_route(PstCall *call);
 
 /* --- Results (results.c) ------------------------------------------------ */
 

@@ -102,13 +102,15 @@ typedef struct {
   gboolean timed_out; /* the verdict is the plugin's on_timeout */
   gboolean failed;    /* the verdict is the plugin's on_error (it
                        * returned an invalid verdict) */
+  char *route;        /* nullable: DELIVERY's route, with ACCEPT */
 } PstHookOutcome;
 /* For a TEMPFAIL that comes from on_timeout / on_error at a command stage
  * (not CONNECT), the outcome carries the reply "451 4.3.0 Error: policy
  * check unavailable, try again later"; at CONNECT code is 0 and the
  * session sends its standard 421. */
 
-/* The stage's inputs that do not live on the session. */
+/* The stage's inputs that do not live on the session (DELIVERY has no
+ * session: its argument is the recipient). */
 typedef struct {
   const char *argument;    /* see pst_call_get_argument() */
   const GPtrArray *params; /* nullable, of PstEsmtpParam* (MAIL, RCPT) */

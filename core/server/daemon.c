@@ -269,6 +269,7 @@ static gboolean daemon_reload(gpointer user_data) {
   pst_plugin_set_unref(daemon->plugins);
   daemon->plugins = g_steal_pointer(&plugins);
   pst_queue_manager_reconfigure(daemon->queue_manager, daemon->config);
+  pst_queue_manager_set_plugins(daemon->queue_manager, daemon->plugins);
   g_message("reload: new sessions use the configuration of %s",
             daemon->config_path);
   return G_SOURCE_CONTINUE;
@@ -318,6 +319,7 @@ static gboolean daemon_start_delivery(PstDaemon *daemon, GError **error) {
       pst_queue_manager_new(daemon->config, daemon->spool, error);
   if (daemon->queue_manager == NULL)
     return FALSE;
+  pst_queue_manager_set_plugins(daemon->queue_manager, daemon->plugins);
   g_autofree char *path = g_build_filename(
       pst_spool_get_directory(daemon->spool), "control", NULL);
   daemon->control = pst_control_new(path, daemon->queue_manager, error);

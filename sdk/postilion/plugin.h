@@ -69,6 +69,9 @@ typedef enum {
   PST_STAGE_EOM,         /* whole message received, before the reply (filter) */
   PST_STAGE_QUEUED,      /* message is durably queued (event) */
   PST_STAGE_DISCONNECT,  /* once per connection, always (event) */
+  /* ABI 1.1: each recipient of a queued message, when the queue picks its
+   * route (filter; no session: pst_call_get_session() is NULL). */
+  PST_STAGE_DELIVERY,
   PST_STAGE_COUNT
 } PstStage;
 
@@ -234,7 +237,8 @@ PST_API PstPlugin *pst_call_get_plugin(PstCall *call);
 /* The stage's argument, as the client sent it, already parsed:
  * HELO: the HELO/EHLO name; MAIL: the reverse-path address without angle
  * brackets ("" for the null sender); RCPT: the forward-path address; AUTH:
- * the authenticated identity; otherwise NULL. */
+ * the authenticated identity; DELIVERY: the recipient's address after
+ * alias expansion (lower case); otherwise NULL. */
 PST_API const char *pst_call_get_argument(PstCall *call);
 /* MAIL and RCPT: an ESMTP parameter's value by name, case-insensitively
  * ("SIZE", "BODY", "NOTIFY", "ORCPT" ...).  A parameter without value
@@ -256,6 +260,18 @@ PST_API void pst_call_set_reply(PstCall *call, guint code,
 /* Asks the core to close the connection after the reply (421-style). Any
  * thread while the call is pending. */
 PST_API void pst_call_set_disconnect(PstCall *call, gboolean disconnect);
+/* DELIVERY (ABI 1.1): the route of the recipient the call is about (its
+ * address is pst_call_get_argument()), taken with the verdict ACCEPT:
+ *   "local"          our own mailboxes (Maildir, LMTP), for our domains;
+ *   "smtp"           SMTP: the relayhost when one is set, else the MX
+ *                    hosts of the recipient's domain;
+ *   "smtp:NEXTHOP"   SMTP via NEXTHOP: "host" (its MX hosts), "[host]"
+ *                    or "[host]:port" (that host, no MX lookup).
+ * CONTINUE keeps the default (our domains local, others SMTP), REJECT
+ * bounces the recipient and TEMPFAIL defers it, with the call's reply.  A
+ * route the core cannot use defers the recipient, logged.  Any thread
+ * while the call is pending. */
+PST_API void pst_call_set_route(PstCall *call, const char *route);
 
 /* Cancelled when the client disconnects or the call's deadline passes.
  * Valid until the call is completed. */

@@ -13,7 +13,7 @@ import pytest
 
 from delivery import (delivery_config, maildir_of, parse, wait_for,
                       wait_messages, wait_queue_empty)
-from harness import BUILD, TestDnsServer, queue_id, simple_message, transaction
+from harness import BUILD, PLUGIN_DIR, TestDnsServer, queue_id, simple_message, transaction
 from receivers import Receiver, shared_port, write_zone
 
 RELAY_PATH = [str(BUILD / "plugins" / "relay")]
@@ -70,7 +70,7 @@ def outbound(postiliond, tmp_path, dns, net):
     def make(start=True, extra: dict | None = None,
              plugins: dict | None = None, **delivery):
         """`plugins`: {name: [plugin:name] keys} loaded after relay, from
-        BUILD/plugins/NAME."""
+        BUILD/plugins/NAME, or BUILD/tests/plugins for test plugins."""
         config = delivery_config(tmp_path, **{
             "smtp_port": net.port, "smtp_timeout": "1500ms",
             "smtp_connect_timeout": "1500ms", **delivery})
@@ -79,7 +79,8 @@ def outbound(postiliond, tmp_path, dns, net):
             "dns": {"nameservers": f"127.0.0.1@{dns.port}", "timeout": "1s",
                     "dnssec": "no"},
             "plugins": {"path": RELAY_PATH + [str(BUILD / "plugins" / name)
-                                              for name in more]},
+                                              for name in more] +
+                        [str(PLUGIN_DIR)]},
             "plugin:relay": {"internal_networks": "127.0.0.1/32"},
             **{f"plugin:{name}": keys for name, keys in more.items()},
             **(extra or {}),
