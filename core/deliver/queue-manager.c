@@ -484,6 +484,13 @@ static gboolean cache_timer_fired(gpointer user_data) {
   return G_SOURCE_CONTINUE;
 }
 
+gboolean pst_queue_manager_check_config(const PstConfig *config,
+                                        GError **error) {
+  pst_smtp_tls_update_available();
+  pst_smtp_auth_update_available();
+  return pst_smtp_client_check_config(&config->delivery, error);
+}
+
 PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
                                        GError **error) {
   /* Main-thread services of the SMTP client run here (main-call.h). */

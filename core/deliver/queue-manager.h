@@ -24,6 +24,11 @@ G_BEGIN_DECLS
 typedef struct _PstQueueManager PstQueueManager;
 typedef struct _PstPluginSet PstPluginSet; /* hooks/hooks.h */
 
+/* What pst_queue_manager_new() refuses besides the tables: outbound TLS
+ * or AUTH required without the plugin that provides it.  Main thread,
+ * after the plugins are loaded (postiliond --check). */
+gboolean pst_queue_manager_check_config(const PstConfig *config,
+                                        GError **error);
 /* Loads the tables [delivery] names (a bad file fails, naming it). */
 PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
                                        GError **error);

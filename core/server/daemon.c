@@ -386,7 +386,8 @@ static int daemon_check(PstDaemon *daemon, gboolean verbose) {
   g_autoptr(GError) error = NULL;
   g_autoptr(PstPluginSet) plugins = pst_plugin_set_load(daemon->config, &error);
   if (plugins == NULL ||
-      !pst_transport_check_listeners(daemon->config, &error)) {
+      !pst_transport_check_listeners(daemon->config, &error) ||
+      !pst_queue_manager_check_config(daemon->config, &error)) {
     daemon_fail(daemon, error->message);
     return 1;
   }

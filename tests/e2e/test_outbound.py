@@ -13,7 +13,7 @@ import pytest
 
 from delivery import (delivery_config, maildir_of, parse, wait_for,
                       wait_messages, wait_queue_empty)
-from harness import BUILD, PLUGIN_DIR, TestDnsServer, queue_id, simple_message, transaction
+from harness import BUILD, PLUGIN_DIR, TestDnsServer, run_cli, queue_id, simple_message, transaction
 from receivers import Receiver, shared_port, write_zone
 
 RELAY_PATH = [str(BUILD / "plugins" / "relay")]
@@ -391,6 +391,9 @@ def test_required_tls_without_provider_refuses_start(outbound, where):
     d.start(wait=False)
     assert d.wait_exit() == 1
     assert "no TLS provider plugin is loaded" in d.log_text()
+    # postiliond --check says the same.
+    code, _, err = run_cli(["--check", "-c", str(d.conf_path)])
+    assert code == 1 and "no TLS provider plugin is loaded" in err
 
 
 def test_more_than_100_recipients_take_several_transactions(outbound, net):
