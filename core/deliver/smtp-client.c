@@ -338,6 +338,17 @@ static PstSmtpResponse *connection_authenticate(PstSmtpConnection *connection,
   return failure(connection, 454, "4.7.0", problem);
 }
 
+/* TRUE when the greeting names us: the MX (or relayhost) is this server,
+ * and sending would only loop (RFC 5321 5.1: a host must not deliver to
+ * itself through its MX records). */
+static gboolean greeting_is_ours(const PstSmtpResponse *greeting,
+                                 const char *helo_name) {
+  const char *text = greeting->lines->len > 0 ? greeting->lines->pdata[0] : "";
+  gsize length = strcspn(text, " ");
+  return length == strlen(helo_name) &&
+         g_ascii_strncasecmp(text, helo_name, length) == 0;
+}
+
 static PstSmtpConnection *
 connection_open_once(const PstDeliveryConfig *delivery, const char *helo_name,
                      const PstRouteHost *host, PstDeliveryTls tls,
@@ -353,7 +364,13 @@ connection_open_once(const PstDeliveryConfig *delivery, const char *helo_name,
       connection_connect(connection, host, delivery->smtp_connect_timeout_ms);
   if (reply == NULL)
     reply = connection_read_reply(connection, connection->timeout_ms);
-  if (!connection->broken && reply->code / 100 == 2) {
+  if (!connection->broken && reply->code / 100 == 2 &&
+      greeting_is_ours(reply, helo_name)) {
+    pst_smtp_response_free(reply);
+    reply = failure(connection, 554, "5.4.6",
+                    "mail loops back to myself (the server greets with our "
+                    "own name)");
+  } else if (!connection->broken && reply->code / 100 == 2) {
     pst_smtp_response_free(reply);
     reply = connection_hello(connection, helo_name);
   } else if (!connection->broken) {

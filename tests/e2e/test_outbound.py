@@ -406,3 +406,14 @@ def test_more_than_100_recipients_take_several_transactions(outbound, net):
     assert r.connections == 1
     assert sorted(sum((m.recipients for m in r.messages), [])) == \
         sorted(recipients)
+
+
+def test_mail_looping_back_to_us_bounces(outbound, net):
+    # implicit.test's host greets with our own [server] hostname.
+    r = net.receiver("127.0.0.5", "implicit")
+    r.greeting = "220 mx.test.example ESMTP Postilion"
+    d = outbound()
+    qid = send(d, ["a@implicit.test"], sender="")
+    d.wait_log(rf"{qid}: to=<a@implicit\.test>, .*status=bounced \(554 5\.4\.6 "
+               r"implicit\.test\[127\.0\.0\.5\]:\d+: mail loops back to myself")
+    assert not r.messages
