@@ -73,6 +73,8 @@ const PstConfigKey pst_config_keys[] = {
      1000000, NULL, "most connections at once from one client address"},
     {"server", "max_errors", PST_CONFIG_TYPE_INT, "10", NULL, 1, 1000, NULL,
      "errors in one session before it is closed with 421"},
+    {"server", "max_hops", PST_CONFIG_TYPE_INT, "50", NULL, 1, 1000, NULL,
+     "Received: fields a message may carry before it is refused as a loop"},
     {"server", "max_header_size", PST_CONFIG_TYPE_SIZE, "1M", NULL, KIB, GIB,
      NULL, "largest message header, in octets"},
     {"server", "timeout_command", PST_CONFIG_TYPE_DURATION, "5m", NULL, SECOND,

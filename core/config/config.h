@@ -74,6 +74,7 @@ typedef struct {
   guint max_connections_per_ip; /* default 50 */
   guint max_errors;             /* default 10, then 421 and close */
   guint max_header_size;        /* octets, default 1 MiB */
+  guint max_hops;               /* Received: fields, default 50 */
   guint timeout_command_ms;     /* idle between commands, default 300 s */
   guint timeout_data_ms;        /* idle inside DATA/BDAT, default 180 s */
   guint timeout_shutdown_ms;    /* SIGTERM grace for sessions, default 30 s */

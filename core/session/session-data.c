@@ -39,6 +39,21 @@ static const PstSmtpReply *session_spool_reply(const GError *error) {
 }
 static const PstSmtpReply reply_header_too_big = {
     552, "5.3.4", "Error: message header too big"};
+static const PstSmtpReply reply_too_many_hops = {
+    554, "5.4.6", "Error: too many hops (mail forwarding loop?)"};
+
+/* Postfix's hopcount_limit: a message that passed more than max_hops
+ * servers (our own Received: counts) is looping; refusing it ends the
+ * loop with one bounce instead of a storm. */
+static gboolean session_too_many_hops(PstSession *session, GPtrArray *fields) {
+  guint hops = 0;
+  for (guint i = 0; i < fields->len; i++) {
+    const PstHeaderField *field = fields->pdata[i];
+    if (g_ascii_strcasecmp(field->name, "Received") == 0)
+      hops++;
+  }
+  return hops > session->config->server.max_hops;
+}
 
 static const PstSmtpReply *session_check_data(PstSession *session) {
   if (session->envelope == NULL)
@@ -401,6 +416,8 @@ static void session_end_of_data(PstSession *session) {
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_header_field_free);
   if (fault == NULL && !session_parse_header(session, fields))
     fault = &reply_header_too_big;
+  if (fault == NULL && session_too_many_hops(session, fields))
+    fault = &reply_too_many_hops;
   if (fault != NULL) {
     pst_session_log_reject(session, "END-OF-MESSAGE", fault->code,
                            fault->enhanced, fault->text, NULL, "core");

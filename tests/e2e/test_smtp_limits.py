@@ -242,6 +242,30 @@ def test_header_over_max_header_size(postiliond):
     assert d.spool_messages() == []
 
 
+@pytest.mark.parametrize("max_hops", [None, "5"])
+def test_mail_loop_refused_by_hop_count(postiliond, max_hops):
+    limit = int(max_hops or 50)
+    config = {"server": {"max_hops": max_hops}} if max_hops else None
+    d = postiliond(config=config)
+
+    def send(received_fields):
+        with d.connect() as c:
+            start_data(c)
+            header = b"".join(b"Received: from hop%d.example by hop%d.example;"
+                              b" Sun, 1 Nov 2026 10:00:00 +0000\r\n" % (i, i + 1)
+                              for i in range(received_fields))
+            c.send(header + b"Subject: loop\r\n\r\nbody\r\n.\r\n")
+            reply = c.read_reply()
+            assert_session_alive(c)
+            return reply
+
+    # Ours makes one more: limit - 1 earlier hops pass, limit do not.
+    queue_id(send(limit - 1))
+    assert send(limit).last == \
+        "554 5.4.6 Error: too many hops (mail forwarding loop?)"
+    assert len(d.spool_messages()) == 1
+
+
 # --- errors ---------------------------------------------------------------
 
 
