@@ -451,6 +451,21 @@ static void deliver_smtp_batch(Attempt *attempt, GPtrArray *plans) {
 }
 
 /* Folds the targets' results into the recipient's and journals it. */
+
+/* The queue lifetime for a DSN's text: "5 days", "1 day", "12 hours",
+ * "30 minutes", "2 seconds" (the largest unit that divides it evenly). */
+static char *format_lifetime(guint64 ms) {
+  static const struct {
+    guint64 ms;
+    const char *unit;
+  } units[] = {{86400000, "day"}, {3600000, "hour"}, {60000, "minute"},
+               {1000, "second"}};
+  for (guint i = 0; i < G_N_ELEMENTS(units); i++)
+    if (ms >= units[i].ms && ms % units[i].ms == 0)
+      return g_strdup_printf("%" G_GUINT64_FORMAT " %s%s", ms / units[i].ms,
+                             units[i].unit, ms / units[i].ms == 1 ? "" : "s");
+  return g_strdup_printf("%" G_GUINT64_FORMAT " ms", ms);
+}
 static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
                              const PstRecipientState *state) {
   const PstEnvelopeRecipient *recipient =
@@ -484,11 +499,11 @@ static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
   if (status == PST_RECIPIENT_DEFERRED && !no_transport &&
       g_get_real_time() - attempt->envelope->arrival_time > lifetime) {
     status = PST_RECIPIENT_BOUNCED;
-    expired =
-        g_strdup_printf("421 4.4.7 message expired after %u days in "
-                        "the queue; last error: %s",
-                        attempt->config->delivery.max_lifetime_ms / 86400000u,
-                        reply != NULL ? reply : "none");
+    g_autofree char *age =
+        format_lifetime(attempt->config->delivery.max_lifetime_ms);
+    expired = g_strdup_printf("421 4.4.7 message expired after %s in "
+                              "the queue; last error: %s",
+                              age, reply != NULL ? reply : "none");
     reply = expired;
     TargetResult shown = {PST_RECIPIENT_BOUNCED, expired, relay, FALSE};
     log_attempt(attempt, recipient->address, NULL, &shown);
