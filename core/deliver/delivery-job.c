@@ -47,6 +47,10 @@ typedef struct {
   char *tls;            /* owned, nullable: SMTP only, "none" or the version */
   PstRouteChoice route; /* the DELIVERY stage's choice (owned strings) */
   gboolean decided;     /* the DELIVERY stage already gave the result */
+  /* borrowed, nullable: the envelope recipient whose DSN parameters go
+   * with this target (not for alias expansions, RFC 3461 6.2.7) */
+  const PstEnvelopeRecipient *dsn_origin;
+  gboolean dsn_passed; /* a DSN-capable server took it with them */
 } TargetResult;
 
 typedef struct {
@@ -358,8 +362,14 @@ static void deliver_smtp_group(Attempt *attempt, const char *domain,
                                const char *nexthop, GPtrArray *group) {
   guint count = group->len / 2;
   g_autofree PstSmtpDelivery *recipients = g_new0(PstSmtpDelivery, count);
-  for (guint k = 0; k < count; k++)
+  for (guint k = 0; k < count; k++) {
+    const TargetResult *result = group->pdata[2 * k];
     recipients[k].address = ((PstTarget *)group->pdata[2 * k + 1])->address;
+    if (result->dsn_origin != NULL) {
+      recipients[k].notify = result->dsn_origin->notify;
+      recipients[k].orcpt = result->dsn_origin->orcpt;
+    }
+  }
   pst_smtp_deliver(attempt->config,
                    pst_deliver_tables_get_credentials(attempt->job->tables),
                    attempt->job->id, attempt->envelope, attempt->content,
@@ -374,6 +384,7 @@ static void deliver_smtp_group(Attempt *attempt, const char *domain,
     result->smtp_relay = g_steal_pointer(&recipients[k].relay);
     g_free(result->tls);
     result->tls = g_steal_pointer(&recipients[k].tls);
+    result->dsn_passed = recipients[k].dsn_passed && result->dsn_origin;
     result_set(result, status, result->smtp_relay, reply);
   }
 }
@@ -435,6 +446,13 @@ static void deliver_smtp_batch(Attempt *attempt, GPtrArray *plans) {
         group = g_ptr_array_new();
         g_hash_table_insert(by_domain, g_steal_pointer(&key), group);
       }
+      if (!plan->multiple &&
+          g_ascii_strcasecmp(target->address,
+                             ((PstEnvelopeRecipient *)attempt->envelope
+                                  ->recipients->pdata[plan->index])
+                                 ->address) == 0)
+        plan->results[i].dsn_origin =
+            attempt->envelope->recipients->pdata[plan->index];
       g_ptr_array_add(group, &plan->results[i]);
       g_ptr_array_add(group, (gpointer)target);
     }
@@ -450,8 +468,6 @@ static void deliver_smtp_batch(Attempt *attempt, GPtrArray *plans) {
       deliver_smtp_group(attempt, domain, NULL, group);
 }
 
-/* Folds the targets' results into the recipient's and journals it. */
-
 /* The queue lifetime for a DSN's text: "5 days", "1 day", "12 hours",
  * "30 minutes", "2 seconds" (the largest unit that divides it evenly). */
 static char *format_lifetime(guint64 ms) {
@@ -466,6 +482,8 @@ static char *format_lifetime(guint64 ms) {
                              units[i].unit, ms / units[i].ms == 1 ? "" : "s");
   return g_strdup_printf("%" G_GUINT64_FORMAT " ms", ms);
 }
+
+/* Folds the targets' results into the recipient's and journals it. */
 static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
                              const PstRecipientState *state) {
   const PstEnvelopeRecipient *recipient =
@@ -508,6 +526,12 @@ static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
     TargetResult shown = {PST_RECIPIENT_BOUNCED, expired, relay, FALSE};
     log_attempt(attempt, recipient->address, NULL, &shown);
   }
+  /* Journaled with the result, in the same append: no success notice of
+   * ours for a recipient the next server will report on. */
+  if (status == PST_RECIPIENT_DELIVERED && !plan->multiple &&
+      plan->targets->len == 1 && plan->results[0].dsn_passed)
+    add_record(attempt, PST_RECIPIENT_DSN_PASSED, plan->index,
+               plan->attempts, NULL, relay, NULL);
   add_record(attempt, status, plan->index, plan->attempts, reply, relay, NULL);
   gboolean recorded = flush_records(attempt);
   if (!recorded || status == PST_RECIPIENT_DEFERRED) {
@@ -525,8 +549,15 @@ static gboolean reply_has_status(const char *reply) {
          reply[5] == '.';
 }
 
+/* TRUE when `relay` (a journaled recipient's) is an SMTP server: its
+ * success is "relayed" (RFC 3464 2.3.3), not "delivered". */
+static gboolean relay_is_smtp(const char *relay) {
+  return relay != NULL && strchr(relay, '[') != NULL;
+}
+
 /* The DSN's recipients: failed ones unless NOTIFY excludes FAILURE,
- * delivered ones that asked for SUCCESS. */
+ * delivered ones that asked for SUCCESS, unless a DSN-capable server took
+ * the request over (RFC 3461 6.2.1). */
 static GPtrArray *dsn_recipients(const PstEnvelope *envelope,
                                  const PstRecipientState *states) {
   GPtrArray *list = g_ptr_array_new_with_free_func(g_free);
@@ -537,13 +568,16 @@ static GPtrArray *dsn_recipients(const PstEnvelope *envelope,
     gboolean wanted =
         failed ? recipient->notify == 0 ||
                      (recipient->notify & PST_DSN_NOTIFY_FAILURE) != 0
-               : (recipient->notify & PST_DSN_NOTIFY_SUCCESS) != 0;
+               : (recipient->notify & PST_DSN_NOTIFY_SUCCESS) != 0 &&
+                     !state->dsn_passed;
     if (!wanted)
       continue;
     PstDsnRecipient *entry = g_new0(PstDsnRecipient, 1);
     entry->address = recipient->address;
     entry->orcpt = recipient->orcpt;
-    entry->action = failed ? "failed" : "delivered";
+    entry->action = failed                      ? "failed"
+                    : relay_is_smtp(state->relay) ? "relayed"
+                                                  : "delivered";
     entry->diagnostic = state->reply;
     entry->last_attempt = state->time;
     /* "550 5.1.1 ..." carries the status; else a generic one. */

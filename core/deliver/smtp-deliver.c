@@ -22,6 +22,7 @@
 #include "deliver/route.h"
 #include "deliver/smtp-client.h"
 #include "deliver/smtp-deliver.h"
+#include "smtp/smtp-parse.h"
 
 #define CACHE_IDLE_MAX (5 * G_USEC_PER_SEC)
 /* Recipients in one transaction: every server must take 100 (RFC 5321
@@ -176,6 +177,7 @@ static void recipient_finish(Delivery *delivery, guint index, char *reply,
   PstSmtpDelivery *recipient = &delivery->recipients[index];
   pst_smtp_delivery_clear(recipient);
   recipient->reply = reply;
+  recipient->dsn_passed = FALSE;
   recipient->relay = g_strdup(relay);
   recipient->tls = g_strdup(tls);
 }
@@ -230,7 +232,54 @@ static char *mail_command(Delivery *delivery, PstSmtpConnection *connection) {
     g_string_append(mail, " BODY=8BITMIME");
   if (delivery->envelope->smtputf8)
     g_string_append(mail, " SMTPUTF8");
+  /* RFC 3461 6.2: a DSN-capable next hop gets the DSN parameters, and the
+   * notices are then its job. */
+  if (extensions->flags & PST_SMTP_EXT_DSN) {
+    if (delivery->envelope->ret != PST_DSN_RET_DEFAULT)
+      g_string_append(mail, delivery->envelope->ret == PST_DSN_RET_FULL
+                                ? " RET=FULL"
+                                : " RET=HDRS");
+    if (delivery->envelope->envid != NULL) {
+      g_autofree char *envid = pst_xtext_encode(delivery->envelope->envid);
+      g_string_append_printf(mail, " ENVID=%s", envid);
+    }
+  }
   return g_string_free(mail, FALSE);
+}
+
+/* "RCPT TO:<a@b>", with NOTIFY and ORCPT for a DSN-capable next hop. */
+static char *rcpt_command(const PstSmtpDelivery *recipient, gboolean dsn) {
+  GString *rcpt = g_string_new(NULL);
+  g_string_printf(rcpt, "RCPT TO:<%s>", recipient->address);
+  if (dsn && recipient->notify != 0) {
+    static const struct {
+      guint bit;
+      const char *name;
+    } names[] = {{PST_DSN_NOTIFY_SUCCESS, "SUCCESS"},
+                 {PST_DSN_NOTIFY_FAILURE, "FAILURE"},
+                 {PST_DSN_NOTIFY_DELAY, "DELAY"}};
+    if (recipient->notify & PST_DSN_NOTIFY_NEVER) {
+      g_string_append(rcpt, " NOTIFY=NEVER");
+    } else {
+      char separator = '=';
+      g_string_append(rcpt, " NOTIFY");
+      for (guint i = 0; i < G_N_ELEMENTS(names); i++)
+        if (recipient->notify & names[i].bit) {
+          g_string_append_printf(rcpt, "%c%s", separator, names[i].name);
+          separator = ',';
+        }
+    }
+  }
+  /* ORCPT of type rfc822 only: a utf-8 one needs RFC 6533's encoding,
+   * which only an SMTPUTF8 peer may get; it is left out then. */
+  const char *semicolon =
+      recipient->orcpt != NULL ? strchr(recipient->orcpt, ';') : NULL;
+  if (dsn && semicolon != NULL &&
+      g_ascii_strncasecmp(recipient->orcpt, "rfc822;", 7) == 0) {
+    g_autofree char *address = pst_xtext_encode(semicolon + 1);
+    g_string_append_printf(rcpt, " ORCPT=rfc822;%s", address);
+  }
+  return g_string_free(rcpt, FALSE);
 }
 
 /* The text kept for the log and the DSN. */
@@ -250,6 +299,8 @@ static void deliver_on(Delivery *delivery, PstSmtpConnection *connection,
   const char *relay = pst_smtp_connection_get_relay(connection);
   const char *tls = pst_smtp_connection_get_tls(connection);
   g_autofree char *refusal = message_check(delivery, connection);
+  gboolean dsn = (pst_smtp_connection_get_extensions(connection)->flags &
+                  PST_SMTP_EXT_DSN) != 0;
   g_autoptr(GArray) indexes = g_array_new(FALSE, FALSE, sizeof(guint));
   g_autoptr(GPtrArray) rcpts = g_ptr_array_new_with_free_func(g_free);
   for (guint i = 0; i < delivery->count && indexes->len < RCPT_MAX; i++) {
@@ -261,8 +312,7 @@ static void deliver_on(Delivery *delivery, PstSmtpConnection *connection,
       continue;
     }
     g_array_append_val(indexes, i);
-    g_ptr_array_add(rcpts, g_strdup_printf("RCPT TO:<%s>",
-                                           delivery->recipients[i].address));
+    g_ptr_array_add(rcpts, rcpt_command(&delivery->recipients[i], dsn));
   }
   if (refusal != NULL)
     return;
@@ -286,10 +336,12 @@ static void deliver_on(Delivery *delivery, PstSmtpConnection *connection,
     gboolean next_host =
         stage == PST_SMTP_STAGE_SESSION ||
         (stage == PST_SMTP_STAGE_MAIL && reply->code / 100 == 4);
-    if (next_host)
+    if (next_host) {
       failure_note(delivery, text, relay);
-    else
+    } else {
       recipient_finish(delivery, i, text, relay, tls);
+      delivery->recipients[i].dsn_passed = dsn && reply->code / 100 == 2;
+    }
   }
   if (pst_smtp_transaction_needs_reset(transaction))
     pst_smtp_connection_reset(connection);

@@ -17,6 +17,9 @@ G_BEGIN_DECLS
 
 typedef struct {
   const char *address; /* in: the recipient, borrowed */
+  guint notify;        /* in: RFC 3461 NOTIFY bits to pass on, 0 = none */
+  const char *orcpt;   /* in, nullable: "rfc822;a@b" to pass on, borrowed */
+  gboolean dsn_passed; /* out: accepted by a server that offered DSN */
   char *reply;         /* out, owned: "250 2.0.0 ...", "550 5.1.1 ..." */
   char *relay;         /* out, owned: "mx.example[192.0.2.1]:25" or "none" */
   char *tls;           /* out, owned, nullable: "none", "TLSv1.3" */

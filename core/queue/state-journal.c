@@ -105,7 +105,7 @@ static PstStateRecord *decode_payload(const guint8 *data, gsize length) {
   gint64 time;
   g_autoptr(PstStateRecord) record = g_new0(PstStateRecord, 1);
   if (!take(&cursor, head, 2) || head[0] != RECORD_VERSION ||
-      head[1] < PST_RECIPIENT_DELIVERED || head[1] > PST_RECIPIENT_DSN_QUEUED ||
+      head[1] < PST_RECIPIENT_DELIVERED || head[1] > PST_RECIPIENT_DSN_PASSED ||
       !take_u32(&cursor, &record->index) || !take(&cursor, &time, 8) ||
       !take_u32(&cursor, &record->attempts) ||
       !take_string(&cursor, &record->reply) ||
@@ -150,8 +150,11 @@ PstRecipientState *pst_recipient_states_fold(GPtrArray *records,
     /* Notes: not attempts. */
     if (record->status == PST_RECIPIENT_DELAY_NOTIFIED)
       state->delay_notified = TRUE;
+    if (record->status == PST_RECIPIENT_DSN_PASSED)
+      state->dsn_passed = TRUE;
     if (record->status == PST_RECIPIENT_DELAY_NOTIFIED ||
-        record->status == PST_RECIPIENT_DSN_QUEUED)
+        record->status == PST_RECIPIENT_DSN_QUEUED ||
+        record->status == PST_RECIPIENT_DSN_PASSED)
       continue;
     state->attempts = MAX(state->attempts, record->attempts);
     state->time = record->time;

@@ -34,6 +34,10 @@ typedef enum {
   PST_RECIPIENT_DSN_QUEUED = 6,     /* message level (index 0): the final
                                      * DSN, queue id in `target`, is being
                                      * committed (written before it) */
+  PST_RECIPIENT_DSN_PASSED = 7,     /* handed to a DSN-capable server with
+                                     * the NOTIFY/ORCPT parameters: success
+                                     * notices are that server's job now
+                                     * (RFC 3461 6.2.1) */
 } PstRecipientStatus;
 
 typedef struct {
@@ -58,6 +62,7 @@ typedef struct {
   char *relay;      /* owned, nullable */
   GHashTable *done; /* owned: targets already delivered (set of char*) */
   gboolean delay_notified; /* a "delayed" DSN covered it already */
+  gboolean dsn_passed;     /* the next server took over its DSN */
 } PstRecipientState;
 
 /* Appends the encoding of `record` to `buffer`. */

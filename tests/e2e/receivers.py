@@ -39,6 +39,7 @@ class Message:
         self.recipients = recipients
         self.raw = raw            # as on the wire, dot-stuffed, with final dot
         self.params = params      # MAIL FROM parameters
+        self.rcpt_params = {}     # recipient -> its RCPT TO parameters
         self.data = unstuff(raw)
 
 
@@ -158,6 +159,7 @@ class Receiver:
         if not self.greeting.startswith("2"):
             return
         sender, recipients, params = None, [], ""
+        rcpt_params = {}
         while True:
             cmd = line().decode("utf-8", "replace")
             verb = cmd.split(" ", 1)[0].upper()
@@ -199,7 +201,9 @@ class Receiver:
             elif verb == "RCPT":
                 if self.drop_at == "rcpt":
                     return
-                addr = cmd[8:].strip().strip("<>")
+                addr, _, rparams = cmd[8:].strip().partition(">")
+                addr = addr.lstrip("<")
+                rcpt_params[addr] = rparams.strip()
                 if sender is None:
                     say("503 5.5.1 need MAIL")
                     continue
@@ -222,8 +226,11 @@ class Receiver:
                     say(self.dot_reply)
                 else:
                     with self.lock:
-                        self.messages.append(Message(sender, recipients, raw,
-                                                     params.strip()))
+                        message = Message(sender, recipients, raw,
+                                          params.strip())
+                        message.rcpt_params = {a: rcpt_params.get(a, "")
+                                               for a in recipients}
+                        self.messages.append(message)
                         n = len(self.messages)
                     say(f"250 2.0.0 Ok: queued as {self.name}-{n}")
                 sender, recipients = None, []

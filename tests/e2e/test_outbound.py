@@ -417,3 +417,56 @@ def test_mail_looping_back_to_us_bounces(outbound, net):
     d.wait_log(rf"{qid}: to=<a@implicit\.test>, .*status=bounced \(554 5\.4\.6 "
                r"implicit\.test\[127\.0\.0\.5\]:\d+: mail loops back to myself")
     assert not r.messages
+
+
+def test_dsn_parameters_passed_on_to_a_dsn_server(outbound, net, tmp_path):
+    # RFC 3461 6.2: a next hop that offers DSN gets RET, ENVID, NOTIFY and
+    # ORCPT, and then sends the success notice itself: none from us.
+    r = net.receiver("127.0.0.5", "implicit")
+    r.keywords = ["PIPELINING", "DSN", "8BITMIME"]
+    d = outbound()
+    qid = send(d, ["a@implicit.test", "b@implicit.test"],
+               mail_params="RET=HDRS ENVID=env+2B1")
+    wait_queue_empty(d)
+    (m,) = r.messages
+    assert "RET=HDRS" in m.params and "ENVID=env+2B1" in m.params
+    assert m.rcpt_params == {"a@implicit.test": "", "b@implicit.test": ""}
+    d2 = outbound()
+    with d2.connect(source="127.0.0.1") as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<bob@example.org>").code == 250
+        assert c.cmd("RCPT TO:<c@implicit.test> NOTIFY=SUCCESS,FAILURE "
+                     "ORCPT=rfc822;Carol+2Bx@implicit.test").code == 250
+        assert c.cmd("RCPT TO:<n@implicit.test> NOTIFY=NEVER").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: dsn\r\n\r\nbody\r\n.\r\n")
+        qid = queue_id(c.read_reply())
+    d2.wait_log(rf"{qid}: to=<c@implicit\.test>, .*status=sent")
+    wait_queue_empty(d2)
+    m = r.messages[-1]
+    assert m.rcpt_params == {
+        "c@implicit.test": "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Carol+2Bx@implicit.test",
+        "n@implicit.test": "NOTIFY=NEVER"}
+    time.sleep(0.5)
+    assert not list(maildir_of(tmp_path, "bob@example.org").glob("new/*"))
+
+
+def test_success_notice_relayed_to_a_server_without_dsn(outbound, net, tmp_path):
+    # Without DSN at the next hop, NOTIFY=SUCCESS gets our notice, with the
+    # action "relayed" (RFC 3464 2.3.3), and no DSN parameters go out.
+    r = net.receiver("127.0.0.5", "implicit")
+    d = outbound()
+    with d.connect(source="127.0.0.1") as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<bob@example.org> RET=HDRS").code == 250
+        assert c.cmd("RCPT TO:<c@implicit.test> NOTIFY=SUCCESS").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: dsn\r\n\r\nbody\r\n.\r\n")
+        queue_id(c.read_reply())
+    wait_queue_empty(d)
+    (m,) = r.messages
+    assert "RET=" not in m.params and m.rcpt_params == {"c@implicit.test": ""}
+    (dsn,) = wait_messages(maildir_of(tmp_path, "bob@example.org"))
+    text = dsn.decode()
+    assert "Final-Recipient: rfc822; c@implicit.test" in text
+    assert "Action: relayed" in text
