@@ -288,6 +288,10 @@ static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *server,
  * does not compile. */
 static gboolean spf_dns_expand(SpfDnsLayer *layer, SPF_server_t *server,
                                const char *text, char **bufp, size_t *buflenp) {
+  /* Section 6.2: a syntax error means the default explanation; and only
+   * checked macros reach libspf2's compiler (CVE-2023-42118). */
+  if (!spf_macro_string_is_valid(text, TRUE))
+    return FALSE;
   SPF_response_t *scratch = SPF_response_new(layer->request);
   SPF_macro_t *macro = NULL;
   SPF_errcode_t error = SPF_record_compile_macro(server, scratch, &macro, text);

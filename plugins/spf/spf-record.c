@@ -12,6 +12,13 @@
  *     current domain;
  *   - "ip4:ADDR/0" and "ip6:ADDR/0" match every address (section 5.6);
  *     libspf2 refuses a zero prefix, so each becomes its two halves.
+ *   - every '%' must start a macro of RFC 7208 section 7.1's grammar
+ *     ("%%", "%_", "%-", "%{" letter [digits] ["r"] *delimiter "}"), with
+ *     a digit transformer of 1 to 128 and no c, r or t letter outside
+ *     explanation text (section 7.2); anything else is a permerror.
+ *     libspf2 takes odd macros as literals, and its macro compiler has an
+ *     unfixed integer underflow (CVE-2023-42118, libraries.md): records
+ *     from the network reach it only in this checked form.
  * Anything else is left to libspf2, which refuses what it does not parse.
  *
  * Pure: a string in, a new string (or a problem) out; the record comes
@@ -78,6 +85,48 @@ static gboolean spf_append_zero_prefix(GString *out, const char *term) {
   return TRUE;
 }
 
+/* The macro at `p` (just after its '%'); the octets it spans after the
+ * '%', or 0 when it is not a valid macro. */
+static gsize spf_macro_length(const char *p, gboolean explanation) {
+  if (*p == '%' || *p == '_' || *p == '-')
+    return 1;
+  if (*p != '{')
+    return 0;
+  const char *q = p + 1;
+  char letter = g_ascii_tolower(*q);
+  if (strchr("slodiphv", letter) == NULL &&
+      !(explanation && strchr("crt", letter) != NULL))
+    return 0;
+  if (*q == '\0')
+    return 0;
+  q++;
+  if (g_ascii_isdigit(*q)) {
+    guint value = 0, count = 0;
+    for (; g_ascii_isdigit(*q) && count < 3; q++, count++)
+      value = value * 10 + (guint)(*q - '0');
+    /* Section 7.3: nonzero; 127 labels is the most a name has. */
+    if (value == 0 || value > 128 || g_ascii_isdigit(*q))
+      return 0;
+  }
+  if (*q == 'r' || *q == 'R')
+    q++;
+  while (*q != '\0' && strchr(".-+,/_=", *q) != NULL)
+    q++;
+  return *q == '}' ? (gsize)(q - p) + 1 : 0;
+}
+
+gboolean spf_macro_string_is_valid(const char *text, gboolean explanation) {
+  for (const char *p = text; *p != '\0'; p++) {
+    if (*p != '%')
+      continue;
+    gsize length = spf_macro_length(p + 1, explanation);
+    if (length == 0)
+      return FALSE;
+    p += length;
+  }
+  return TRUE;
+}
+
 char *spf_record_prepare(const char *record, char **problem_r) {
   g_auto(GStrv) terms = g_strsplit(record, " ", -1);
   g_autoptr(GString) out = g_string_new(NULL);
@@ -88,6 +137,10 @@ char *spf_record_prepare(const char *record, char **problem_r) {
     gsize name_length = 0;
     if (term[0] == '\0')
       continue; /* 1*SP between terms */
+    if (!spf_macro_string_is_valid(term, FALSE)) {
+      *problem_r = g_strdup_printf("invalid macro in \"%s\"", term);
+      return NULL;
+    }
     if (i > 0 && spf_term_is_modifier(term, &name_length)) {
       if (spf_modifier_is(term, name_length, "redirect")) {
         redirect_count++;

@@ -154,6 +154,9 @@ char *spf_format_text(const char *template, const SpfOutcome *outcome,
  * NULL, with `problem_r` set to a new string, when the record is a
  * permerror that libspf2 would not call one. */
 char *spf_record_prepare(const char *record, char **problem_r);
+/* TRUE when every '%' in `text` starts a macro of RFC 7208 section 7.1
+ * (c, r and t only in `explanation` text). */
+gboolean spf_macro_string_is_valid(const char *text, gboolean explanation);
 
 /* Routes libspf2's process-global log hooks to GLib (once). */
 void spf_library_init(void);

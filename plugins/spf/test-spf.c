@@ -263,6 +263,22 @@ static void test_record_prepare(void) {
       {"v=spf1 ip4:192.0.2.0/20 ip6:2001:db8::/0/0",
        "v=spf1 ip4:192.0.2.0/20 ip6:2001:db8::/0/0", NULL},
       {"v=spf1 foo=bar =x a=", "v=spf1 foo=bar =x a=", NULL},
+      /* Section 7.1 macros: valid ones pass, anything else is refused. */
+      {"v=spf1 exists:%{ir}.%{l1r+-}._spf.%{d2} a:%%%_%-.x -all",
+       "v=spf1 exists:%{ir}.%{l1r+-}._spf.%{d2} a:%%%_%-.x -all", NULL},
+      {"v=spf1 exists:%{S}.%{D128R.-+,/_=}.x", "v=spf1 exists:%{S}.%{D128R.-+,/_=}.x",
+       NULL},
+      {"v=spf1 exists:%{x}.x", NULL, "invalid macro"},
+      {"v=spf1 exists:%{s", NULL, "invalid macro"},
+      {"v=spf1 exists:%{", NULL, "invalid macro"},
+      {"v=spf1 exists:x%", NULL, "invalid macro"},
+      {"v=spf1 exists:%x.y", NULL, "invalid macro"},
+      {"v=spf1 exists:%{d0}.x", NULL, "invalid macro"},
+      {"v=spf1 exists:%{d129}.x", NULL, "invalid macro"},
+      {"v=spf1 exists:%{d99999}.x", NULL, "invalid macro"},
+      {"v=spf1 exists:%{c}.x", NULL, "invalid macro"},
+      {"v=spf1 exists:%{l;}.x", NULL, "invalid macro"},
+      {"v=spf1 redirect=%{d", NULL, "invalid macro"},
   };
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autofree char *problem = NULL;
@@ -274,6 +290,35 @@ static void test_record_prepare(void) {
       g_assert_nonnull(strstr(problem, cases[i].problem));
     else
       g_assert_null(problem);
+  }
+}
+
+static void test_macro_string(void) {
+  static const struct {
+    const char *text;
+    gboolean record, explanation;
+  } cases[] = {
+      {"", TRUE, TRUE},
+      {"no macros at all", TRUE, TRUE},
+      {"%{i} is not one of %{d}'s servers", TRUE, TRUE},
+      {"%{c} at %{r} on %{t}", FALSE, TRUE},
+      {"%{C}", FALSE, TRUE},
+      {"%{d1}%{d128}%{d127r}", TRUE, TRUE},
+      {"%{d0}", FALSE, FALSE},
+      {"%{d007}", TRUE, TRUE},
+      {"%{d0128}", FALSE, FALSE},
+      {"100%", FALSE, FALSE},
+      {"%{i", FALSE, FALSE},
+      {"%{}", FALSE, FALSE},
+      {"%{ir.}x%{", FALSE, FALSE},
+      {"%%%%%_%-", TRUE, TRUE},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_test_message("%s", cases[i].text);
+    g_assert_cmpint(spf_macro_string_is_valid(cases[i].text, FALSE), ==,
+                    cases[i].record);
+    g_assert_cmpint(spf_macro_string_is_valid(cases[i].text, TRUE), ==,
+                    cases[i].explanation);
   }
 }
 
@@ -375,6 +420,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/received-spf", test_received_spf);
   g_test_add_func("/spf/decide", test_decide);
   g_test_add_func("/spf/record-prepare", test_record_prepare);
+  g_test_add_func("/spf/macro-string", test_macro_string);
   g_test_add_func("/spf/config-errors", test_config_errors);
   return g_test_run();
 }
