@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <gio/gio.h>
-#include <gio/gunixsocketaddress.h>
 
 #include "tools/postilion-tool.h"
 
@@ -112,15 +111,12 @@ static gboolean print_table(const char *text) {
 /* Asks the running daemon; the reply text after "ok", or NULL with a
  * message printed. */
 static char *ask_daemon(PstConfig *config, int *status_r) {
-  g_autofree char *path =
-      g_build_filename(config->server.spool, "control", NULL);
-  g_autoptr(GSocketAddress) address = g_unix_socket_address_new(path);
-  g_autoptr(GSocketClient) client = g_socket_client_new();
-  g_socket_client_set_timeout(client, 30);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GSocketConnection) connection = g_socket_client_connect(
-      client, G_SOCKET_CONNECTABLE(address), NULL, &error);
-  if (connection == NULL) {
+  gboolean unreachable = FALSE;
+  g_autoptr(GSocketConnection) connection =
+      pst_tool_control_send(config, "plugins", &unreachable, &error);
+  if (unreachable) {
+    g_autofree char *path = pst_tool_control_path(config);
     fprintf(stderr,
             "postilion: postiliond is not running, or not reachable at %s: "
             "%s.\nStart it, or run `postilion plugins --config-only` for the "
@@ -130,16 +126,18 @@ static char *ask_daemon(PstConfig *config, int *status_r) {
     *status_r = PST_EXIT_UNAVAILABLE;
     return NULL;
   }
-  GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
-  GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(connection));
   g_autoptr(GByteArray) reply = g_byte_array_new();
   guint8 buffer[4096];
-  gssize got = 0;
-  if (g_output_stream_write_all(out, "plugins\n", 8, NULL, NULL, &error))
-    while ((got = g_input_stream_read(in, buffer, sizeof buffer, NULL,
-                                      &error)) > 0 &&
-           reply->len < 16 * 1024 * 1024)
-      g_byte_array_append(reply, buffer, (guint)got);
+  gssize got = -1;
+  GInputStream *in =
+      connection != NULL
+          ? g_io_stream_get_input_stream(G_IO_STREAM(connection))
+          : NULL;
+  while (in != NULL &&
+         (got = g_input_stream_read(in, buffer, sizeof buffer, NULL,
+                                    &error)) > 0 &&
+         reply->len < 16 * 1024 * 1024)
+    g_byte_array_append(reply, buffer, (guint)got);
   g_byte_array_append(reply, (const guint8 *)"", 1);
   const char *text = (const char *)reply->data;
   if (got < 0 || reply->len <= 1) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <gio/gio.h>
 
 #include "config/config.h"
 
@@ -20,6 +21,17 @@ enum {
   PST_EXIT_TEMPFAIL = 75,
   PST_EXIT_CONFIG = 78,
 };
+
+/* The daemon's control socket, SPOOL/control (control-client.c). */
+char *pst_tool_control_path(const PstConfig *config);
+/* Connects and sends `request` (one line, without its newline); the
+ * connection to read the answer from, or NULL with `error` set and
+ * `*unreachable_r` TRUE when nothing listens there (or it may not be
+ * used), FALSE when the request could not be sent. */
+GSocketConnection *pst_tool_control_send(const PstConfig *config,
+                                         const char *request,
+                                         gboolean *unreachable_r,
+                                         GError **error);
 
 /* `postilion queue ...` (queue-cmd.c); argv[0] is "queue". */
 int pst_tool_queue(PstConfig *config, int argc, char **argv);

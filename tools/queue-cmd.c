@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include <gio/gio.h>
-#include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
 
 #include "deliver/tables.h"
@@ -135,28 +134,24 @@ static int queue_show(PstSpool *spool, const char *id) {
 
 /* One request on the control socket; prints the daemon's answer. */
 static int queue_control(PstConfig *config, const char *request) {
-  g_autofree char *path =
-      g_build_filename(config->server.spool, "control", NULL);
-  g_autoptr(GSocketAddress) address = g_unix_socket_address_new(path);
-  g_autoptr(GSocketClient) client = g_socket_client_new();
-  g_socket_client_set_timeout(client, 30);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GSocketConnection) connection = g_socket_client_connect(
-      client, G_SOCKET_CONNECTABLE(address), NULL, &error);
-  if (connection == NULL) {
+  gboolean unreachable = FALSE;
+  g_autoptr(GSocketConnection) connection =
+      pst_tool_control_send(config, request, &unreachable, &error);
+  if (unreachable) {
+    g_autofree char *path = pst_tool_control_path(config);
     fprintf(stderr,
             "postilion: cannot reach the daemon at %s: %s (is "
             "postiliond running, and are you its user or root?)\n",
             path, error->message);
     return PST_EXIT_UNAVAILABLE;
   }
-  g_autofree char *line = g_strconcat(request, "\n", NULL);
-  GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
-  g_autoptr(GDataInputStream) in = g_data_input_stream_new(
-      g_io_stream_get_input_stream(G_IO_STREAM(connection)));
   g_autofree char *reply = NULL;
-  if (g_output_stream_write_all(out, line, strlen(line), NULL, NULL, &error))
+  if (connection != NULL) {
+    g_autoptr(GDataInputStream) in = g_data_input_stream_new(
+        g_io_stream_get_input_stream(G_IO_STREAM(connection)));
     reply = g_data_input_stream_read_line(in, NULL, NULL, &error);
+  }
   if (reply == NULL) {
     fprintf(stderr, "postilion: no answer from the daemon: %s\n",
             error != NULL ? error->message : "connection closed");
