@@ -43,7 +43,9 @@ static void test_reply_parse(void) {
     g_autofree char *problem = NULL;
     PstSmtpParseStatus status = pst_smtp_response_parse(
         c->input, strlen(c->input), &consumed, &reply, &problem);
-    g_test_message("case %zu: %s", i, c->input);
+    /* Escaped: TAP output must stay valid UTF-8. */
+    g_autofree char *shown = g_strescape(c->input, NULL);
+    g_test_message("case %zu: %s", i, shown);
     g_assert_cmpint(status, ==, c->status);
     if (status == PST_SMTP_PARSE_ERROR)
       g_assert_nonnull(problem);
