@@ -204,10 +204,15 @@ static void proceed_disabled(PstSession *session,
   pst_session_reply(session, 502, "5.5.1", "Error: command disabled");
 }
 
+/* The commands this session can use now: STARTTLS and AUTH as EHLO
+ * would offer them. */
 static void proceed_help(PstSession *session, const PstSmtpCommand *command) {
+  g_autofree char *auth = pst_session_auth_ehlo_keyword(session);
   pst_session_reply(
       session, 214, "2.0.0",
-      "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP");
+      "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP%s%s",
+      pst_session_offers_starttls(session) ? " STARTTLS" : "",
+      auth != NULL ? " AUTH" : "");
 }
 
 static void proceed_unknown(PstSession *session,

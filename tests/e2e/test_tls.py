@@ -220,6 +220,7 @@ def test_starttls_refusals(tls_daemon, pki):
         reply = client.cmd("STARTTLS now")
         assert (reply.code, reply.enhanced) == (501, "5.5.4")
         assert client.cmd("NOOP").code == 250  # still plaintext, still fine
+        assert client.cmd("HELP").last.endswith(" HELP STARTTLS")
 
 
 def test_plain_listener_does_not_offer_starttls(postiliond, pki):
@@ -227,6 +228,7 @@ def test_plain_listener_does_not_offer_starttls(postiliond, pki):
     daemon = postiliond(config=config)
     with daemon.connect() as client:
         assert "250-STARTTLS" not in client.ehlo().lines
+        assert "STARTTLS" not in client.cmd("HELP").last
         reply = client.cmd("STARTTLS")
         assert (reply.code, reply.enhanced) == (502, "5.5.1")
 
