@@ -58,20 +58,6 @@ typedef enum {
   SPF_QUERY_SUBORDINATE, /* an MX host's or PTR name's addresses */
 } SpfQueryKind;
 
-SpfAnswer *spf_answer_new(PstDnsStatus status) {
-  SpfAnswer *answer = g_new0(SpfAnswer, 1);
-  answer->status = status;
-  answer->records = g_ptr_array_new_with_free_func(g_free);
-  return answer;
-}
-
-void spf_answer_free(SpfAnswer *answer) {
-  if (answer == NULL)
-    return;
-  g_ptr_array_unref(answer->records);
-  g_free(answer);
-}
-
 /* --- The core resolver -------------------------------------------------- */
 
 SpfAnswer *spf_resolve_core(PstDnsType type, const char *name,

@@ -32,17 +32,6 @@ const char *spf_result_to_string(SpfResult result) {
   return (guint)result < G_N_ELEMENTS(names) ? names[result] : "permerror";
 }
 
-void spf_outcome_free(SpfOutcome *outcome) {
-  if (outcome == NULL)
-    return;
-  g_free(outcome->domain);
-  g_free(outcome->identity);
-  g_free(outcome->comment);
-  g_free(outcome->problem);
-  g_free(outcome->explanation);
-  g_free(outcome);
-}
-
 /* --- Identities --------------------------------------------------------- */
 
 static gboolean spf_name_is_domain(const char *name) {
@@ -311,6 +300,19 @@ SpfOutcome *spf_evaluate(const SpfQuery *query) {
     outcome->result = SPF_RES_NONE; /* section 2.3, 4.3: nothing to check */
   else
     spf_evaluate_libspf2(query, outcome->domain, outcome);
+  g_autofree char *comment = spf_comment(outcome, query);
+  outcome->comment = spf_comment_clean(query->receiver, comment);
+  return outcome;
+}
+
+SpfOutcome *spf_outcome_new_temperror(const SpfQuery *query,
+                                      const char *problem) {
+  SpfOutcome *outcome = g_new0(SpfOutcome, 1);
+  outcome->identity = spf_identity_mailbox(query);
+  outcome->domain =
+      spf_identity_domain(query->sender, query->helo, query->identity);
+  outcome->result = SPF_RES_TEMPERROR;
+  outcome->problem = g_strdup(problem);
   g_autofree char *comment = spf_comment(outcome, query);
   outcome->comment = spf_comment_clean(query->receiver, comment);
   return outcome;

@@ -15,6 +15,16 @@
  * and MAIL FROM is not evaluated; otherwise MAIL FROM decides (a HELO
  * temperror or permerror does not refuse the mail then).
  *
+ * Isolation: libspf2 never runs in the daemon.  Each job evaluates in its
+ * own pst-spf-eval process (spf-child.c, spf-eval-main.c), spawned on
+ * first use, asked for both identities, and killed and reaped when the job
+ * ends.  The child asks every DNS question through the job's worker,
+ * which answers with pst_dns_lookup_sync().  If the child dies, times out
+ * or misbehaves, the identity's result is temperror (the temperror
+ * action applies), the reason is logged once, and the next evaluation
+ * gets a fresh child.  One process per job also means that a corrupted
+ * child never evaluates another client's mail.
+ *
  * Cancellation: the job holds the call's cancellable; when the client
  * leaves, every later lookup returns at once, libspf2 finishes with a
  * temperror, and the completion is ignored by the core.
@@ -30,6 +40,8 @@
 
 #define SPF_PRIORITY (-400)
 #define SPF_WORKERS 8
+/* When the call has no deadline of its own. */
+#define SPF_DEFAULT_DEADLINE_MS (5 * 60 * 1000)
 
 typedef struct {
   PstCall *call;
@@ -38,9 +50,13 @@ typedef struct {
   char *ip;                  /* owned */
   char *helo;                /* owned, nullable */
   char *sender;              /* owned */
+  const char *evaluator;     /* the plugin's: pst-spf-eval's path */
+  gint64 deadline;           /* monotonic microseconds: the call's */
+  SpfChild *child;           /* owned, nullable: spawned on first use */
 } SpfJob;
 
 static void spf_job_free(SpfJob *job) {
+  g_free(spf_child_free(job->child, FALSE));
   g_clear_object(&job->cancellable);
   spf_config_unref(job->config);
   g_free(job->ip);
@@ -88,13 +104,39 @@ static void spf_query_init(SpfQuery *query, const SpfJob *job,
   query->resolve_data = job->cancellable;
 }
 
+/* Evaluates `query` in the job's child (spawned on first use); a child
+ * that fails is discarded, logged, and the result is temperror. */
+static SpfOutcome *spf_job_evaluate(SpfJob *job, const SpfQuery *query) {
+  g_autoptr(GError) error = NULL;
+  if (job->child == NULL)
+    job->child = spf_child_spawn(job->evaluator, &error);
+  SpfOutcome *outcome = NULL;
+  if (job->child != NULL)
+    outcome = spf_child_evaluate(job->child, query, job->deadline,
+                                 job->cancellable, &error);
+  if (outcome != NULL)
+    return outcome;
+  g_autofree char *how =
+      job->child != NULL ? spf_child_free(job->child, TRUE) : NULL;
+  job->child = NULL;
+  if (g_cancellable_is_cancelled(job->cancellable))
+    pst_call_log(job->call, G_LOG_LEVEL_INFO,
+                 "evaluation cancelled (client gone or call timed out)");
+  else
+    pst_call_log(job->call, G_LOG_LEVEL_WARNING,
+                 "SPF evaluator failed: %s%s%s; result temperror",
+                 error->message, how != NULL ? ", process " : "",
+                 how != NULL ? how : "");
+  return spf_outcome_new_temperror(query, "SPF evaluator failure");
+}
+
 /* Evaluates one identity, records it, and returns its decision and
  * result. */
 static SpfResult spf_job_check(SpfJob *job, SpfIdentity identity,
                                GPtrArray *headers, SpfDecision *decision_r) {
   SpfQuery query;
   spf_query_init(&query, job, identity);
-  g_autoptr(SpfOutcome) outcome = spf_evaluate(&query);
+  g_autoptr(SpfOutcome) outcome = spf_job_evaluate(job, &query);
   pst_call_log(job->call, G_LOG_LEVEL_INFO,
                "%s %s: %s (%s) client=%s lookups=%u voids=%u",
                identity == SPF_IDENTITY_HELO ? "helo" : "mailfrom",
@@ -115,8 +157,8 @@ static SpfResult spf_job_check(SpfJob *job, SpfIdentity identity,
 }
 
 static void spf_job_run(gpointer data, gpointer user_data) {
-  (void)user_data;
   SpfJob *job = data;
+  job->evaluator = user_data;
   g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func(g_free);
   SpfDecision decision = {.verdict = PST_VERDICT_CONTINUE};
   gboolean mail_from = (job->config->identities & SPF_IDENTITY_MAIL_FROM);
@@ -183,6 +225,9 @@ static PstVerdict spf_mail(PstCall *call, gpointer user_data) {
   job->ip = g_strdup(pst_session_get_client_address(session));
   job->helo = g_strdup(pst_session_get_helo(session));
   job->sender = g_strdup(pst_call_get_argument(call));
+  gint64 remaining = pst_call_get_remaining_ms(call);
+  job->deadline = g_get_monotonic_time() +
+                  (remaining > 0 ? remaining : SPF_DEFAULT_DEADLINE_MS) * 1000;
   g_thread_pool_push(data->pool, job, NULL);
   return PST_VERDICT_PENDING;
 }
@@ -208,9 +253,34 @@ static PstVerdict spf_eom(PstCall *call, gpointer user_data) {
 
 /* --- The plugin --------------------------------------------------------- */
 
-static void spf_pool_free(gpointer pool) {
-  /* Lets queued jobs run: each must complete its call. */
-  g_thread_pool_free(pool, FALSE, TRUE);
+typedef struct {
+  GThreadPool *pool;
+  char *evaluator; /* owned: pst-spf-eval, next to spf.so */
+} SpfPluginData;
+
+static void spf_plugin_data_free(gpointer data) {
+  SpfPluginData *plugin = data;
+  /* Lets queued jobs run: each must complete its call, and kills and
+   * reaps its evaluator. */
+  g_thread_pool_free(plugin->pool, FALSE, TRUE);
+  g_free(plugin->evaluator);
+  g_free(plugin);
+}
+
+static SpfPluginData *spf_plugin_data_new(GError **error) {
+  g_autofree char *evaluator = spf_child_default_path();
+  if (evaluator == NULL || !g_file_test(evaluator, G_FILE_TEST_IS_EXECUTABLE)) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                "plugin spf: the SPF evaluator %s is missing or not "
+                "executable; install pst-spf-eval next to spf.so",
+                evaluator != NULL ? evaluator : "pst-spf-eval");
+    return NULL;
+  }
+  SpfPluginData *plugin = g_new0(SpfPluginData, 1);
+  plugin->evaluator = g_steal_pointer(&evaluator);
+  plugin->pool = g_thread_pool_new(spf_job_run, plugin->evaluator,
+                                   SPF_WORKERS, FALSE, NULL);
+  return plugin;
 }
 
 static gboolean spf_init(PstPlugin *plugin, GKeyFile *keyfile,
@@ -219,11 +289,16 @@ static gboolean spf_init(PstPlugin *plugin, GKeyFile *keyfile,
   if (config == NULL)
     return FALSE;
   spf_library_init();
-  GThreadPool *pool = pst_plugin_get_data(plugin);
-  if (pool == NULL) {
-    pool = g_thread_pool_new(spf_job_run, NULL, SPF_WORKERS, FALSE, NULL);
-    pst_plugin_set_data(plugin, pool, spf_pool_free);
+  SpfPluginData *data = pst_plugin_get_data(plugin);
+  if (data == NULL) {
+    data = spf_plugin_data_new(error);
+    if (data == NULL) {
+      spf_config_unref(config);
+      return FALSE;
+    }
+    pst_plugin_set_data(plugin, data, spf_plugin_data_free);
   }
+  GThreadPool *pool = data->pool;
   SpfHookData *mail = g_new0(SpfHookData, 1);
   mail->config = spf_config_ref(config);
   mail->pool = pool;

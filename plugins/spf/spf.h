@@ -6,6 +6,10 @@
  *   spf-record.c  records rewritten where libspf2 departs from the RFC
  *   spf-eval.c    one check_host() through libspf2 -> SpfOutcome; the
  *                 Received-SPF header; the policy decision (pure)
+ *   spf-wire.c    the messages between the plugin and pst-spf-eval (pure
+ *                 codecs) and their length-prefixed framing
+ *   spf-child.c   the plugin's side of one pst-spf-eval process
+ *   spf-eval-main.c  pst-spf-eval: spf_evaluate() in its own process
  *   spf.c         the hooks, the worker threads, the results store
  */
 #pragma once
@@ -122,6 +126,12 @@ SpfOutcome *spf_evaluate(const SpfQuery *query);
 void spf_outcome_free(SpfOutcome *outcome);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfOutcome, spf_outcome_free)
 
+/* A temperror outcome for `query` without evaluating it (the evaluator
+ * process failed): identity, domain and comment as spf_evaluate() makes
+ * them, `problem` copied. */
+SpfOutcome *spf_outcome_new_temperror(const SpfQuery *query,
+                                      const char *problem);
+
 /* The domain an identity is about: the part after the last '@' of the
  * sender, or the HELO name; NULL when it cannot be checked (an address
  * literal, a name without a dot, no HELO).  A new string. */
@@ -157,6 +167,76 @@ char *spf_record_prepare(const char *record, char **problem_r);
 /* TRUE when every '%' in `text` starts a macro of RFC 7208 section 7.1
  * (c, r and t only in `explanation` text). */
 gboolean spf_macro_string_is_valid(const char *text, gboolean explanation);
+
+/* --- The evaluator process (spf-wire.c, spf-child.c) -------------------- */
+
+/* Every message is a 4-byte big-endian length, then that many bytes: a
+ * type byte and fields (u32 big-endian; strings as a u32 length, or
+ * 0xffffffff for NULL, and bytes without NUL).  Decoders take a whole
+ * payload, refuse anything malformed or left over, and return NULL. */
+#define SPF_WIRE_MAX_MESSAGE (256u * 1024u)
+#define SPF_WIRE_MAX_RECORDS 1024u
+#define SPF_WIRE_MAX_NAME 1024u
+
+typedef enum {
+  SPF_WIRE_QUERY = 'Q',    /* plugin -> evaluator: one SpfQuery */
+  SPF_WIRE_QUESTION = 'D', /* evaluator -> plugin: one DNS question */
+  SPF_WIRE_ANSWER = 'A',   /* plugin -> evaluator: its SpfAnswer */
+  SPF_WIRE_OUTCOME = 'O',  /* evaluator -> plugin: the SpfOutcome */
+} SpfWireType;
+
+/* A decoded query: `query` points into the strings it owns; resolve and
+ * resolve_data are unset. */
+typedef struct {
+  SpfQuery query;
+  char *ip, *helo, *sender, *receiver; /* owned; helo nullable */
+} SpfWireQuery;
+
+void spf_wire_query_free(SpfWireQuery *wire);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfWireQuery, spf_wire_query_free)
+
+/* The type of a payload, or 0 when it is empty. */
+guint8 spf_wire_type(GBytes *payload);
+GBytes *spf_wire_encode_query(const SpfQuery *query);
+SpfWireQuery *spf_wire_decode_query(GBytes *payload);
+GBytes *spf_wire_encode_question(PstDnsType type, const char *name);
+/* The name, a new string, with its type in `type_r`. */
+char *spf_wire_decode_question(GBytes *payload, PstDnsType *type_r);
+GBytes *spf_wire_encode_answer(const SpfAnswer *answer);
+SpfAnswer *spf_wire_decode_answer(GBytes *payload);
+/* Only result, comment, problem, explanation, lookups and voids travel;
+ * the plugin sets identity and domain from the query itself. */
+GBytes *spf_wire_encode_outcome(const SpfOutcome *outcome);
+/* Also refuses what spf_evaluate() never makes: a result out of range,
+ * text that is not printable ASCII, a comment with ( ) or \. */
+SpfOutcome *spf_wire_decode_outcome(GBytes *payload);
+
+/* Writes one framed message to `fd` (a socket; no SIGPIPE). */
+gboolean spf_wire_send(int fd, GBytes *payload, GError **error);
+/* Reads one framed message from `fd`, waiting until `deadline` (monotonic
+ * microseconds; 0: forever) or until `cancellable` fires.  NULL and
+ * G_IO_ERROR_CLOSED at a clean end of stream. */
+GBytes *spf_wire_recv(int fd, gint64 deadline, GCancellable *cancellable,
+                      GError **error);
+
+/* One pst-spf-eval process and its socket (spf-child.c). */
+typedef struct SpfChild SpfChild;
+
+/* The evaluator next to the module holding this code: DIR/pst-spf-eval. */
+char *spf_child_default_path(void);
+SpfChild *spf_child_spawn(const char *path, GError **error);
+GPid spf_child_get_pid(const SpfChild *child);
+/* Evaluates `query` in the child, answering its DNS questions with
+ * query->resolve; NULL with `error` set when the child fails, dies,
+ * misbehaves or misses `deadline` (then it is of no further use). */
+SpfOutcome *spf_child_evaluate(SpfChild *child, const SpfQuery *query,
+                               gint64 deadline, GCancellable *cancellable,
+                               GError **error);
+/* Kills (SIGKILL) and reaps the child; returns how it ended ("killed by
+ * signal SIGSEGV", "exited with status 1", "killed" when it was still
+ * running), a new string.  After a `failed` evaluation it first gives a
+ * dying child 100 ms to end on its own. */
+char *spf_child_free(SpfChild *child, gboolean failed);
 
 /* Routes libspf2's process-global log hooks to GLib (once). */
 void spf_library_init(void);

@@ -1,0 +1,152 @@
+"""plugins/spf isolation: libspf2 runs in pst-spf-eval, one process per
+check, never in postiliond.  The test DNS server never answers
+*.timeout.test; while a check waits for such an answer (the daemon asks
+for the evaluator, [dns] timeout 3s), the test kills the check's
+evaluator with SIGKILL, as a crash in libspf2 would.  The session must get
+451 4.4.3 (temperror), the daemon must log the evaluator's death by
+SIGKILL (not a DNS failure) and keep serving, the next check must run in
+a fresh process and pass, and no evaluator (nor zombie) may be left
+behind, also when the daemon stops in the middle of a check.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+import harness
+from harness import BUILD, REPO
+
+ZONE = REPO / "tests" / "dns" / "spf-e2e.zone"
+PLUGIN_PATH = [str(BUILD / "plugins" / "relay"), str(BUILD / "plugins" / "spf")]
+GOOD = "192.0.2.10"
+DNS_TIMEOUT = 3
+
+pytestmark = pytest.mark.skipif(
+    not (BUILD / "plugins" / "spf" / "spf.so").exists(),
+    reason="spf.so not built (libspf2-dev missing)")
+
+
+def config(dns_port: int) -> dict:
+    return {
+        "server": {"xclient_hosts": "127.0.0.0/8"},
+        "dns": {"nameservers": f"127.0.0.1@{dns_port}",
+                "timeout": f"{DNS_TIMEOUT}s",
+                "dnssec": "no"},
+        "plugins": {"path": PLUGIN_PATH, "load": ["relay", "spf"]},
+        "plugin:relay": {"internal_networks": "127.0.0.1/32",
+                         "reject_unknown_sender_domain": "no",
+                         "reject_unknown_recipient_domain": "no"},
+        "plugin:spf": {"identities": "mail_from"},
+    }
+
+
+def children(pid: int) -> dict[int, tuple[str, str]]:
+    """The processes whose parent is `pid`: {pid: (name, state)}."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        state, ppid = text[text.rindex(")") + 2:].split()[:2]
+        if int(ppid) == pid:
+            found[int(entry)] = (name, state)
+    return found
+
+
+def evaluators(pid: int) -> dict[int, str]:
+    return {child: state for child, (name, state) in children(pid).items()
+            if name == "pst-spf-eval"}
+
+
+def wait_evaluator(pid: int, timeout: float = 5.0) -> int:
+    deadline = time.monotonic() + harness.scaled(timeout)
+    while time.monotonic() < deadline:
+        found = evaluators(pid)
+        if found:
+            (child,) = found
+            return child
+        time.sleep(0.05)
+    raise AssertionError("no pst-spf-eval process appeared")
+
+
+def wait_no_children(pid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + harness.scaled(timeout)
+    while children(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert children(pid) == {}, children(pid)
+
+
+@pytest.fixture(scope="module")
+def dns():
+    server = harness.TestDnsServer([ZONE])
+    yield server
+    server.stop()
+
+
+def start(directory, dns) -> harness.Daemon:
+    daemon = harness.Daemon(directory / "postiliond", config=config(dns.port))
+    daemon.start()
+    return daemon
+
+
+def test_killed_evaluator_is_a_temperror_and_the_next_check_works(
+        tmp_path, dns):
+    daemon = start(tmp_path, dns)
+    try:
+        with daemon.connect() as client:
+            client.ehlo()
+            assert client.cmd(f"XCLIENT ADDR={GOOD}").code == 220
+            mark = daemon.log_mark()
+            client.send("MAIL FROM:<a@x.timeout.test>\r\n")
+            victim = wait_evaluator(daemon.pid)
+            # It is waiting for an answer that never comes.
+            time.sleep(harness.scaled(0.5))
+            os.kill(victim, signal.SIGKILL)
+            reply = client.read_reply(timeout=harness.scaled(DNS_TIMEOUT + 10))
+            assert (reply.code, reply.enhanced) == (451, "4.4.3"), reply
+            assert "temperror" in reply.text, reply
+            daemon.wait_log(r"SPF evaluator failed: .*process killed by "
+                            r"signal SIGKILL; result temperror", since=mark)
+            assert victim not in children(daemon.pid)
+            # The daemon goes on; the next check, in a fresh evaluator,
+            # passes.
+            mark = daemon.log_mark()
+            reply = client.cmd("MAIL FROM:<a@pass.spf.test>")
+            assert (reply.code, reply.enhanced) == (250, "2.1.0"), reply
+            daemon.wait_log(r"mailfrom a@pass\.spf\.test: pass", since=mark)
+            assert client.cmd("RSET").code == 250
+        wait_no_children(daemon.pid)
+        assert daemon.running
+    finally:
+        status = daemon.stop()
+    assert status == 0, daemon.log_text()
+    report = daemon.sanitizer_report()
+    assert report is None, report
+
+
+def test_stop_during_a_check_leaves_no_evaluator(tmp_path, dns):
+    daemon = start(tmp_path, dns)
+    with daemon.connect() as client:
+        client.ehlo()
+        assert client.cmd(f"XCLIENT ADDR={GOOD}").code == 220
+        client.send("MAIL FROM:<b@y.timeout.test>\r\n")
+        evaluator = wait_evaluator(daemon.pid)
+        time.sleep(harness.scaled(0.3))
+        status = daemon.stop()
+    assert status == 0, daemon.log_text()
+    # Reaped by the plugin (or killed with its parent thread): gone.
+    deadline = time.monotonic() + harness.scaled(5)
+    while os.path.exists(f"/proc/{evaluator}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{evaluator}")
+    report = daemon.sanitizer_report()
+    assert report is None, report
