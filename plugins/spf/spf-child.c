@@ -9,7 +9,8 @@
  * cancellable), and decodes its outcome (spf-wire.c).  Any failure (the
  * child died, wrote garbage, asked something odd, missed the deadline)
  * is an error, and the caller discards the child with spf_child_free(),
- * which kills and reaps it: no zombie is left behind.
+ * which ends it (killing it if need be) and reaps it: no zombie is left
+ * behind.
  *
  * The child is spawned with posix_spawn() (vfork semantics, safe in a
  * threaded daemon) from the worker thread that uses it, so it runs as the
@@ -105,8 +106,7 @@ static gboolean spf_child_answer(SpfChild *child, const SpfQuery *query,
                 "the SPF evaluator sent a malformed DNS question");
     return FALSE;
   }
-  g_autoptr(SpfAnswer) answer =
-      query->resolve(type, name, query->resolve_data);
+  g_autoptr(SpfAnswer) answer = query->resolve(type, name, query->resolve_data);
   g_autoptr(GBytes) reply = spf_wire_encode_answer(answer);
   return spf_wire_send(child->fd, reply, error);
 }
@@ -154,16 +154,17 @@ static pid_t spf_child_wait(pid_t pid, int *status, int flags) {
   return done;
 }
 
-char *spf_child_free(SpfChild *child, gboolean failed) {
+char *spf_child_free(SpfChild *child) {
   if (child == NULL)
     return NULL;
   close(child->fd);
-  /* A child that just died closed its socket before it became a zombie:
-   * give it a moment, so its own end is what gets reported. */
+  /* A healthy child exits at the end of its stream, and one that just
+   * died closed its socket before it became a zombie: give either 100 ms
+   * to end on its own, so its own end is what gets reported. */
   int status = 0;
   pid_t done = spf_child_wait(child->pid, &status, WNOHANG);
-  for (guint i = 0; failed && done == 0 && i < 20; i++) {
-    g_usleep(5 * 1000);
+  for (guint i = 0; done == 0 && i < 100; i++) {
+    g_usleep(1000);
     done = spf_child_wait(child->pid, &status, WNOHANG);
   }
   char *how = NULL;
@@ -178,9 +179,9 @@ char *spf_child_free(SpfChild *child, gboolean failed) {
     how = g_strdup_printf("not reaped: %s", g_strerror(errno));
   } else if (WIFSIGNALED(status)) {
     const char *name = sigabbrev_np(WTERMSIG(status));
-    how = name != NULL ? g_strdup_printf("killed by signal SIG%s", name)
-                       : g_strdup_printf("killed by signal %d",
-                                         WTERMSIG(status));
+    how = name != NULL
+              ? g_strdup_printf("killed by signal SIG%s", name)
+              : g_strdup_printf("killed by signal %d", WTERMSIG(status));
   } else {
     how = g_strdup_printf("exited with status %d", WEXITSTATUS(status));
   }

@@ -8,7 +8,8 @@
  * tests: test-spf-wire.c; fuzzed: fuzz/fuzz-spf-wire.c); spf_wire_send()
  * and spf_wire_recv() move one length-prefixed payload over a socket with
  * a deadline.  SpfAnswer and SpfOutcome are allocated and freed here too,
- * so the codecs stand alone (the fuzz target links only this file).  Callers: spf-child.c (plugin), spf-eval-main.c (evaluator).
+ * so the codecs stand alone (the fuzz target links only this file).
+ * Callers: spf-child.c (plugin), spf-eval-main.c (evaluator).
  */
 #include <errno.h>
 #include <poll.h>
@@ -134,8 +135,8 @@ static gboolean spf_reader_init(SpfReader *reader, GBytes *payload,
   gsize size = 0;
   reader->p = g_bytes_get_data(payload, &size);
   reader->left = size;
-  reader->ok = size >= 1 && size <= SPF_WIRE_MAX_MESSAGE &&
-               reader->p[0] == (guint8)type;
+  reader->ok =
+      size >= 1 && size <= SPF_WIRE_MAX_MESSAGE && reader->p[0] == (guint8)type;
   if (reader->ok)
     reader->p++, reader->left--;
   return reader->ok;
@@ -203,8 +204,8 @@ SpfWireQuery *spf_wire_decode_query(GBytes *payload) {
   wire->receiver = spf_get_str(&reader, FALSE);
   wire->query.max_lookups = spf_get_u32(&reader);
   wire->query.max_void = spf_get_u32(&reader);
-  if (!spf_reader_done(&reader) || (identity != SPF_IDENTITY_MAIL_FROM &&
-                                    identity != SPF_IDENTITY_HELO))
+  if (!spf_reader_done(&reader) ||
+      (identity != SPF_IDENTITY_MAIL_FROM && identity != SPF_IDENTITY_HELO))
     return NULL;
   wire->query.ip = wire->ip;
   wire->query.helo = wire->helo;

@@ -17,7 +17,7 @@
  *
  * Isolation: libspf2 never runs in the daemon.  Each job evaluates in its
  * own pst-spf-eval process (spf-child.c, spf-eval-main.c), spawned on
- * first use, asked for both identities, and killed and reaped when the job
+ * first use, asked for both identities, and ended and reaped when the job
  * ends.  The child asks every DNS question through the job's worker,
  * which answers with pst_dns_lookup_sync().  If the child dies, times out
  * or misbehaves, the identity's result is temperror (the temperror
@@ -56,7 +56,7 @@ typedef struct {
 } SpfJob;
 
 static void spf_job_free(SpfJob *job) {
-  g_free(spf_child_free(job->child, FALSE));
+  g_free(spf_child_free(job->child));
   g_clear_object(&job->cancellable);
   spf_config_unref(job->config);
   g_free(job->ip);
@@ -117,7 +117,7 @@ static SpfOutcome *spf_job_evaluate(SpfJob *job, const SpfQuery *query) {
   if (outcome != NULL)
     return outcome;
   g_autofree char *how =
-      job->child != NULL ? spf_child_free(job->child, TRUE) : NULL;
+      job->child != NULL ? spf_child_free(job->child) : NULL;
   job->child = NULL;
   if (g_cancellable_is_cancelled(job->cancellable))
     pst_call_log(job->call, G_LOG_LEVEL_INFO,

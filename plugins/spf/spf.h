@@ -232,11 +232,11 @@ GPid spf_child_get_pid(const SpfChild *child);
 SpfOutcome *spf_child_evaluate(SpfChild *child, const SpfQuery *query,
                                gint64 deadline, GCancellable *cancellable,
                                GError **error);
-/* Kills (SIGKILL) and reaps the child; returns how it ended ("killed by
- * signal SIGSEGV", "exited with status 1", "killed" when it was still
- * running), a new string.  After a `failed` evaluation it first gives a
- * dying child 100 ms to end on its own. */
-char *spf_child_free(SpfChild *child, gboolean failed);
+/* Closes the socket, gives the child 100 ms to end (it exits at the end
+ * of its stream), kills it (SIGKILL) if it has not, and reaps it; returns
+ * how it ended ("killed by signal SIGSEGV", "exited with status 0",
+ * "killed" when it had to be), a new string. */
+char *spf_child_free(SpfChild *child);
 
 /* Routes libspf2's process-global log hooks to GLib (once). */
 void spf_library_init(void);
