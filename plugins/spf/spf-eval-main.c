@@ -10,7 +10,8 @@
  * a socket).  It never touches the network: each DNS question goes to the
  * plugin as a message and the answer comes back (spf-wire.c).  Queries
  * are served one after the other until the socket closes.  Exit status: 0
- * at the end of the stream, 2 for a malformed message or a lost socket.
+ * at the end of the stream (or when the plugin gave up on a check), 2 for
+ * a malformed message or a lost socket.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -60,8 +61,12 @@ static SpfAnswer *spf_eval_resolve(PstDnsType type, const char *name,
   (void)user_data;
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) question = spf_wire_encode_question(type, name);
-  if (!spf_wire_send(SPF_EVAL_FD, question, &error))
+  if (!spf_wire_send(SPF_EVAL_FD, question, &error)) {
+    /* The plugin gave up on this check (cancelled): nothing to say. */
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE))
+      _exit(0);
     spf_eval_die("cannot ask", error);
+  }
   g_autoptr(GBytes) reply = spf_wire_recv(SPF_EVAL_FD, 0, NULL, &error);
   if (reply == NULL)
     spf_eval_die("no answer", error);

@@ -125,14 +125,15 @@ static SpfOutcome *spf_job_evaluate(SpfJob *job, const SpfQuery *query) {
   g_autofree char *how =
       job->child != NULL ? spf_child_free(job->child) : NULL;
   job->child = NULL;
-  if (g_cancellable_is_cancelled(job->cancellable))
+  if (g_cancellable_is_cancelled(job->cancellable)) {
     pst_call_log(job->call, G_LOG_LEVEL_INFO,
                  "evaluation cancelled (client gone or call timed out)");
-  else
-    pst_call_log(job->call, G_LOG_LEVEL_WARNING,
-                 "SPF evaluator failed: %s%s%s; result temperror",
-                 error->message, how != NULL ? ", process " : "",
-                 how != NULL ? how : "");
+    return spf_outcome_new_temperror(query, "check cancelled");
+  }
+  pst_call_log(job->call, G_LOG_LEVEL_WARNING,
+               "SPF evaluator failed: %s%s%s; result temperror",
+               error->message, how != NULL ? ", process " : "",
+               how != NULL ? how : "");
   return spf_outcome_new_temperror(query, "SPF evaluator failure");
 }
 
