@@ -160,12 +160,22 @@ def default_config(spool: Path) -> dict:
     }
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
+    """A TCP port nothing listens on right now, and not one this process
+    handed out before: the kernel may give a just-released port again, and
+    two listeners of one daemon on the same port is a config error."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise HarnessError("no fresh free port after 100 tries")
 
 
 def listening_ports() -> set[int]:
