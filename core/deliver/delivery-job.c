@@ -423,6 +423,19 @@ static void deliver_lmtp_batch(Attempt *attempt, GPtrArray *plans) {
   }
 }
 
+/* The envelope recipient whose DSN parameters go with `target`: only the
+ * recipient itself, never an alias expansion (RFC 3461 6.2.7). */
+static const PstEnvelopeRecipient *dsn_origin_of(Attempt *attempt,
+                                                 const RecipientPlan *plan,
+                                                 const PstTarget *target) {
+  const PstEnvelopeRecipient *recipient =
+      attempt->envelope->recipients->pdata[plan->index];
+  if (plan->multiple ||
+      g_ascii_strcasecmp(target->address, recipient->address) != 0)
+    return NULL;
+  return recipient;
+}
+
 /* Every remote target of every plan by SMTP, one destination (domain, or
  * the relayhost) at a time. */
 static void deliver_smtp_batch(Attempt *attempt, GPtrArray *plans) {
@@ -446,13 +459,7 @@ static void deliver_smtp_batch(Attempt *attempt, GPtrArray *plans) {
         group = g_ptr_array_new();
         g_hash_table_insert(by_domain, g_steal_pointer(&key), group);
       }
-      if (!plan->multiple &&
-          g_ascii_strcasecmp(target->address,
-                             ((PstEnvelopeRecipient *)attempt->envelope
-                                  ->recipients->pdata[plan->index])
-                                 ->address) == 0)
-        plan->results[i].dsn_origin =
-            attempt->envelope->recipients->pdata[plan->index];
+      plan->results[i].dsn_origin = dsn_origin_of(attempt, plan, target);
       g_ptr_array_add(group, &plan->results[i]);
       g_ptr_array_add(group, (gpointer)target);
     }

@@ -48,8 +48,6 @@ static const PstSmtpReply reply_twice = {503, "5.5.1",
                                          "Error: already authenticated"};
 static const PstSmtpReply reply_in_transaction = {
     503, "5.5.1", "Error: MAIL transaction in progress"};
-static const PstSmtpReply reply_not_available = {
-    502, "5.5.1", "Error: command not implemented"};
 static const PstSmtpReply reply_encryption = {
     538, "5.7.11",
     "Encryption required for requested authentication "
@@ -390,7 +388,7 @@ const PstSmtpReply *pst_session_check_auth(PstSession *session) {
     return &reply_in_transaction;
   PstSessionAuth *auth = auth_get(session);
   if (auth == NULL || auth->connection == NULL)
-    return &reply_not_available;
+    return &pst_session_reply_not_offered;
   return NULL;
 }
 

@@ -24,12 +24,15 @@ typedef struct {
   PstCommandProceed proceed;
 } PstCommandSpec;
 
-static const PstSmtpReply reply_need_helo = {503, "5.5.1",
-                                             "Error: send HELO/EHLO first"};
+/* Shared with the session's other files (session-private.h). */
+const PstSmtpReply pst_session_reply_need_helo = {
+    503, "5.5.1", "Error: send HELO/EHLO first"};
+const PstSmtpReply pst_session_reply_need_mail = {503, "5.5.1",
+                                                  "Error: need MAIL command"};
+const PstSmtpReply pst_session_reply_not_offered = {
+    502, "5.5.1", "Error: command not implemented"};
 static const PstSmtpReply reply_nested_mail = {503, "5.5.1",
                                                "Error: nested MAIL command"};
-static const PstSmtpReply reply_need_mail = {503, "5.5.1",
-                                             "Error: need MAIL command"};
 static const PstSmtpReply reply_unknown = {500, "5.5.2",
                                            "Error: command not recognized"};
 static const PstSmtpReply reply_no_service = {503, "5.5.1",
@@ -43,7 +46,7 @@ static const PstSmtpReply reply_need_auth = {530, "5.7.0",
 
 static const PstSmtpReply *check_mail(PstSession *session) {
   if (session->state == PST_SESSION_STATE_GREETED && !session->helo_optional)
-    return &reply_need_helo;
+    return &pst_session_reply_need_helo;
   if (session->envelope != NULL)
     return &reply_nested_mail;
   if (session->listener->require_tls && !session->tls)
@@ -67,7 +70,7 @@ static const PstSmtpReply *check_xclient(PstSession *session) {
 
 static const PstSmtpReply *check_rcpt(PstSession *session) {
   if (session->envelope == NULL)
-    return &reply_need_mail;
+    return &pst_session_reply_need_mail;
   return NULL;
 }
 

@@ -16,8 +16,6 @@
 #include "queue/queue-notify.h"
 #include "session/session-private.h"
 
-static const PstSmtpReply reply_need_mail = {503, "5.5.1",
-                                             "Error: need MAIL command"};
 static const PstSmtpReply reply_need_rcpt = {503, "5.5.1",
                                              "Error: need RCPT command"};
 static const PstSmtpReply reply_data_after_bdat = {
@@ -57,7 +55,7 @@ static gboolean session_too_many_hops(PstSession *session, GPtrArray *fields) {
 
 static const PstSmtpReply *session_check_data(PstSession *session) {
   if (session->envelope == NULL)
-    return &reply_need_mail;
+    return &pst_session_reply_need_mail;
   if (session->envelope->recipients->len == 0 &&
       session->discarded_recipients == 0)
     return &reply_need_rcpt;

@@ -186,6 +186,11 @@ void pst_session_lookup_client_name(PstSession *session,
                                     PstSessionRdnsDone done);
 
 /* session-commands.c */
+/* Replies more than one command sends: 503 before HELO/EHLO, 503 before
+ * MAIL, 502 for a command this session does not offer (STARTTLS, AUTH). */
+extern const PstSmtpReply pst_session_reply_need_helo;
+extern const PstSmtpReply pst_session_reply_need_mail;
+extern const PstSmtpReply pst_session_reply_not_offered;
 /* Runs the CONNECT stage, then greets (or refuses) the client. */
 void pst_session_start_connect(PstSession *session);
 /* Runs one command line (without its line ending). */

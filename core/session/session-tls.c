@@ -28,10 +28,6 @@
 
 static const PstSmtpReply reply_tls_active = {503, "5.5.1",
                                               "Error: TLS already active"};
-static const PstSmtpReply reply_need_helo = {503, "5.5.1",
-                                             "Error: send HELO/EHLO first"};
-static const PstSmtpReply reply_not_offered = {
-    502, "5.5.1", "Error: command not implemented"};
 
 gboolean pst_session_offers_starttls(PstSession *session) {
   return session->listener->mode == PST_LISTENER_MODE_STARTTLS &&
@@ -43,9 +39,9 @@ const PstSmtpReply *pst_session_check_starttls(PstSession *session) {
     return &reply_tls_active;
   if (session->listener->mode != PST_LISTENER_MODE_STARTTLS ||
       !pst_transport_tls_available())
-    return &reply_not_offered;
+    return &pst_session_reply_not_offered;
   if (session->state == PST_SESSION_STATE_GREETED)
-    return &reply_need_helo;
+    return &pst_session_reply_need_helo;
   return NULL;
 }
 
