@@ -691,6 +691,30 @@ static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
             list->len == 1 ? "" : "s");
 }
 
+/* Messages a job is working on.  A DSN's job removes its original (below)
+ * only while no job works on the original: both can run at once (after a
+ * restart both are queued), and an original whose files vanish under its
+ * own job would be tried again from an empty journal, and bounce twice. */
+static GMutex busy_lock;
+static GHashTable *busy_ids; /* owned keys, under busy_lock */
+
+static gboolean job_claim(const char *id) {
+  g_mutex_lock(&busy_lock);
+  if (busy_ids == NULL)
+    busy_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  gboolean claimed = !g_hash_table_contains(busy_ids, id);
+  if (claimed)
+    g_hash_table_add(busy_ids, g_strdup(id));
+  g_mutex_unlock(&busy_lock);
+  return claimed;
+}
+
+static void job_release(const char *id) {
+  g_mutex_lock(&busy_lock);
+  g_hash_table_remove(busy_ids, id);
+  g_mutex_unlock(&busy_lock);
+}
+
 static gboolean spool_has(PstDeliveryJob *job, const char *queue,
                           const char *id) {
   g_autofree char *path =
@@ -710,13 +734,17 @@ static void job_finish_original(PstDeliveryJob *job,
   const char *spool_dir = pst_spool_get_directory(job->spool);
   g_autoptr(GPtrArray) records =
       pst_state_journal_read(spool_dir, original, FALSE, NULL);
-  if (g_strcmp0(pst_state_records_dsn_id(records), job->id) != 0)
+  /* Its own job is running: that job sees this DSN in the journal and
+   * removes the original itself. */
+  if (g_strcmp0(pst_state_records_dsn_id(records), job->id) != 0 ||
+      !job_claim(original))
     return;
   g_autoptr(GError) error = NULL;
   if (pst_spool_remove(job->spool, PST_SPOOL_QUEUE_ACTIVE, original, &error)) {
     if (pst_state_journal_remove(spool_dir, original, &error))
       g_message("%s: removed (its DSN %s is queued)", original, job->id);
   }
+  job_release(original);
   /* NOT_FOUND: its own finishing job was first. */
   if (error != NULL &&
       !g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
@@ -812,9 +840,7 @@ static void job_attempt(Attempt *attempt, PstRecipientState *states) {
   }
 }
 
-void pst_delivery_job_run(PstDeliveryJob *job) {
-  job->outcome = PST_JOB_RETRY;
-  job->waits_for_transport = TRUE;
+static void job_run_claimed(PstDeliveryJob *job) {
   if (job->finish_only) {
     job_remove_files(job);
     return;
@@ -871,4 +897,17 @@ void pst_delivery_job_run(PstDeliveryJob *job) {
   else
     job_delay_notice(job, envelope, states, content);
   pst_recipient_states_free(states, n);
+}
+
+void pst_delivery_job_run(PstDeliveryJob *job) {
+  job->outcome = PST_JOB_RETRY;
+  job->waits_for_transport = TRUE;
+  /* Busy: a DSN's job is removing this original just now; the next try
+   * finds it gone. */
+  if (!job_claim(job->id)) {
+    job->waits_for_transport = FALSE;
+    return;
+  }
+  job_run_claimed(job);
+  job_release(job->id);
 }
