@@ -142,6 +142,7 @@ typedef struct {
   guint recipient_index;
   char *key;       /* owned */
   GVariant *value; /* owned */
+  gboolean append; /* pst_result_append(): add to the list, not replace */
 } PstPendingResult;
 
 struct _PstCall {

@@ -14,7 +14,10 @@
  * one mutex; and since plugins hold `const char *` results across calls,
  * nothing a getter returned is freed before the message: replaced fields
  * and addresses move to a graveyard freed with it.  The body file is opened
- * at creation (the spool renames it at commit) and mapped on first use.
+ * at creation (the spool renames it at commit) and mapped on first use by
+ * pst_message_get_body(), or read in pieces with pread() by a
+ * PstBodyReader (ABI 1.2), which holds a reference to the message so the
+ * descriptor outlives the call that opened it.
  */
 #define G_LOG_DOMAIN "postilion"
 
@@ -359,6 +362,58 @@ PST_API GBytes *pst_message_get_body(PstMessage *message) {
   GBytes *body = message->body ? g_bytes_ref(message->body) : NULL;
   g_mutex_unlock(&message->lock);
   return body;
+}
+
+struct _PstBodyReader {
+  PstMessage *message; /* owned reference */
+  guint64 offset;      /* next octet to read, in the file */
+  guint64 end;         /* the file's size as received: the body's end */
+};
+
+PST_API PstBodyReader *pst_message_open_body(PstMessage *message,
+                                             GError **error) {
+  g_return_val_if_fail(message != NULL, NULL);
+  if (message->path != NULL && message->fd < 0) {
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_IO,
+                "%s: the spooled message %s cannot be read",
+                message->queue_id, message->path);
+    return NULL;
+  }
+  PstBodyReader *reader = g_new0(PstBodyReader, 1);
+  reader->message = pst_message_ref(message);
+  reader->offset = message->body_offset;
+  reader->end = message->path != NULL ? message->size : message->body_offset;
+  return reader;
+}
+
+PST_API gssize pst_body_reader_read(PstBodyReader *reader, void *buffer,
+                                    gsize size, GError **error) {
+  g_return_val_if_fail(reader != NULL && (buffer != NULL || size == 0), -1);
+  if (reader->offset >= reader->end || size == 0)
+    return 0;
+  gsize wanted = (gsize)MIN((guint64)size, reader->end - reader->offset);
+  wanted = MIN(wanted, (gsize)G_MAXSSIZE);
+  ssize_t got;
+  do {
+    got = pread(reader->message->fd, buffer, wanted, (off_t)reader->offset);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0 || (got == 0 && wanted > 0)) {
+    int saved = got < 0 ? errno : EIO;
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
+                "%s: cannot read the body from %s: %s",
+                reader->message->queue_id, reader->message->path,
+                got < 0 ? g_strerror(saved) : "the file is shorter than the message");
+    return -1;
+  }
+  reader->offset += (guint64)got;
+  return got;
+}
+
+PST_API void pst_body_reader_free(PstBodyReader *reader) {
+  if (reader == NULL)
+    return;
+  pst_message_unref(reader->message);
+  g_free(reader);
 }
 
 /* ------------------------------------------------------------------ */

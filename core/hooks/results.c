@@ -15,7 +15,11 @@
  *     ends with a verdict of its own (pst_call_apply_results(), on the main
  *     thread), so a timed-out or cancelled call writes nothing and writes
  *     from a worker never touch a session store;
- *   - reads see the stores plus the call's own buffered writes.
+ *   - reads see the stores plus the call's own buffered writes;
+ *   - pst_result_append() (ABI 1.2) keeps several results under one key,
+ *     stored as an "aa{sv}" in append order (one per DKIM signature); a
+ *     single a{sv} already there becomes the list's first element, and a
+ *     later pst_result_set() replaces the whole list.
  * Floating references are always sunk, also when a write is refused.
  */
 #define G_LOG_DOMAIN "postilion"
@@ -195,7 +199,8 @@ void pst_pending_result_free(PstPendingResult *result) {
 
 /* Buffers one checked write in the call. */
 static gboolean result_buffer(PstCall *call, PstScope scope, guint index,
-                              const char *key, GVariant *value) {
+                              const char *key, GVariant *value,
+                              gboolean append) {
   if (g_thread_self() == call->owner_thread &&
       scope_store(call, scope, index) == NULL) {
     result_warn(call, key, "there is no such scope now");
@@ -206,6 +211,7 @@ static gboolean result_buffer(PstCall *call, PstScope scope, guint index,
   result->recipient_index = index;
   result->key = g_strdup(key);
   result->value = g_variant_ref(value);
+  result->append = append;
   g_mutex_lock(&call->lock);
   gboolean open =
       call->state == PST_CALL_IN_HOOK || call->state == PST_CALL_PENDING;
@@ -224,7 +230,8 @@ static gboolean result_buffer(PstCall *call, PstScope scope, guint index,
 }
 
 static gboolean result_set(PstCall *call, PstScope scope, guint index,
-                           const char *key, GVariant *floating) {
+                           const char *key, GVariant *floating,
+                           gboolean append) {
   g_autoptr(GVariant) value = g_variant_ref_sink(floating);
   if ((guint)scope > PST_SCOPE_RECIPIENT) {
     result_warn(call, key, "invalid scope");
@@ -241,33 +248,55 @@ static gboolean result_set(PstCall *call, PstScope scope, guint index,
                 "an auth.* result is an a{sv} with at least \"result\" (s)");
     return FALSE;
   }
-  return result_buffer(call, scope, index, key, value);
+  return result_buffer(call, scope, index, key, value, append);
 }
 
-/* The call's own latest buffered write of `key`, or NULL.  New ref. */
-static GVariant *result_buffered(PstCall *call, PstScope scope, guint index,
-                                 const char *key) {
-  GVariant *value = NULL;
-  g_mutex_lock(&call->lock);
-  for (guint i = call->results ? call->results->len : 0; i > 0; i--) {
-    PstPendingResult *result = g_ptr_array_index(call->results, i - 1);
-    if (result->scope == scope && strcmp(result->key, key) == 0 &&
-        (scope != PST_SCOPE_RECIPIENT || result->recipient_index == index)) {
-      value = g_variant_ref(result->value);
-      break;
+/* `base` (nullable) with `element` appended, as a new floating "aa{sv}":
+ * a list's elements are kept, a single a{sv} becomes the first one, any
+ * other value is dropped. */
+static GVariant *result_list_append(GVariant *base, GVariant *element) {
+  GVariantBuilder builder;
+  g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
+  if (base != NULL && g_variant_is_of_type(base, G_VARIANT_TYPE("aa{sv}"))) {
+    GVariantIter iter;
+    GVariant *child;
+    g_variant_iter_init(&iter, base);
+    while ((child = g_variant_iter_next_value(&iter)) != NULL) {
+      g_variant_builder_add_value(&builder, child);
+      g_variant_unref(child);
     }
+  } else if (base != NULL && g_variant_is_of_type(base, G_VARIANT_TYPE_VARDICT)) {
+    g_variant_builder_add_value(&builder, base);
+  }
+  g_variant_builder_add_value(&builder, element);
+  return g_variant_builder_end(&builder);
+}
+
+/* Applies one write to what is stored under its key: a new reference. */
+static GVariant *result_apply(GVariant *stored, const PstPendingResult *write) {
+  if (!write->append)
+    return g_variant_ref(write->value);
+  return g_variant_ref_sink(result_list_append(stored, write->value));
+}
+
+/* The stored value with the call's buffered writes of `key` applied in
+ * order, or NULL.  New ref. */
+static GVariant *result_get(PstCall *call, PstScope scope, guint index,
+                            const char *key) {
+  PstResults *store = scope_store(call, scope, index);
+  GVariant *value = store ? pst_results_get(store, key) : NULL;
+  g_mutex_lock(&call->lock);
+  for (guint i = 0; call->results != NULL && i < call->results->len; i++) {
+    const PstPendingResult *write = g_ptr_array_index(call->results, i);
+    if (write->scope != scope || strcmp(write->key, key) != 0 ||
+        (scope == PST_SCOPE_RECIPIENT && write->recipient_index != index))
+      continue;
+    GVariant *next = result_apply(value, write);
+    g_clear_pointer(&value, g_variant_unref);
+    value = next;
   }
   g_mutex_unlock(&call->lock);
   return value;
-}
-
-static GVariant *result_get(PstCall *call, PstScope scope, guint index,
-                            const char *key) {
-  GVariant *value = result_buffered(call, scope, index, key);
-  if (value != NULL)
-    return value;
-  PstResults *store = scope_store(call, scope, index);
-  return store ? pst_results_get(store, key) : NULL;
 }
 
 void pst_call_apply_results(PstCall *call) {
@@ -284,7 +313,9 @@ void pst_call_apply_results(PstCall *call) {
       result_warn(call, result->key, why);
       continue;
     }
-    pst_results_set(store, result->key, g_variant_ref(result->value));
+    g_autoptr(GVariant) stored =
+        result->append ? pst_results_get(store, result->key) : NULL;
+    pst_results_set(store, result->key, result_apply(stored, result));
   }
 }
 
@@ -302,7 +333,7 @@ PST_API gboolean pst_result_set(PstCall *call, PstScope scope, const char *key,
                 "pst_result_set_recipient()");
     return FALSE;
   }
-  return result_set(call, scope, call->recipient_index, key, value);
+  return result_set(call, scope, call->recipient_index, key, value, FALSE);
 }
 
 PST_API GVariant *pst_result_get(PstCall *call, PstScope scope,
@@ -317,11 +348,40 @@ PST_API GVariant *pst_result_get(PstCall *call, PstScope scope,
 PST_API gboolean pst_result_set_recipient(PstCall *call, guint index,
                                           const char *key, GVariant *value) {
   g_return_val_if_fail(call != NULL && key != NULL && value != NULL, FALSE);
-  return result_set(call, PST_SCOPE_RECIPIENT, index, key, value);
+  return result_set(call, PST_SCOPE_RECIPIENT, index, key, value, FALSE);
 }
 
 PST_API GVariant *pst_result_get_recipient(PstCall *call, guint index,
                                            const char *key) {
   g_return_val_if_fail(call != NULL && key != NULL, NULL);
   return result_get(call, PST_SCOPE_RECIPIENT, index, key);
+}
+
+PST_API gboolean pst_result_append(PstCall *call, PstScope scope,
+                                   const char *key, GVariant *value) {
+  g_return_val_if_fail(call != NULL && key != NULL && value != NULL, FALSE);
+  if (scope == PST_SCOPE_RECIPIENT && call->stage != PST_STAGE_RCPT) {
+    g_variant_unref(g_variant_ref_sink(value));
+    result_warn(call, key,
+                "PST_SCOPE_RECIPIENT names a recipient only at RCPT");
+    return FALSE;
+  }
+  g_autoptr(GVariant) element = g_variant_ref_sink(value);
+  if (!g_variant_is_of_type(element, G_VARIANT_TYPE_VARDICT)) {
+    result_warn(call, key, "pst_result_append() takes an a{sv}");
+    return FALSE;
+  }
+  return result_set(call, scope, call->recipient_index, key, element, TRUE);
+}
+
+PST_API GVariant *pst_result_get_all(PstCall *call, PstScope scope,
+                                     const char *key) {
+  g_autoptr(GVariant) value = pst_result_get(call, scope, key);
+  if (value == NULL)
+    return NULL;
+  if (g_variant_is_of_type(value, G_VARIANT_TYPE("aa{sv}")))
+    return g_steal_pointer(&value);
+  if (g_variant_is_of_type(value, G_VARIANT_TYPE_VARDICT))
+    return g_variant_ref_sink(result_list_append(NULL, value));
+  return NULL;
 }

@@ -1306,6 +1306,80 @@ static void test_results_auth(void) {
   fixture_teardown();
 }
 
+static GVariant *auth_result_new(const char *result, const char *domain) {
+  GVariantDict dict;
+  g_variant_dict_init(&dict, NULL);
+  g_variant_dict_insert(&dict, "result", "s", result);
+  g_variant_dict_insert(&dict, "header.d", "s", domain);
+  return g_variant_dict_end(&dict);
+}
+
+/* The domains of an aa{sv}, joined with ",". */
+static char *auth_list_domains(GVariant *list) {
+  g_assert_true(g_variant_is_of_type(list, G_VARIANT_TYPE("aa{sv}")));
+  g_autoptr(GString) out = g_string_new(NULL);
+  for (gsize i = 0; i < g_variant_n_children(list); i++) {
+    g_autoptr(GVariant) element = g_variant_get_child_value(list, i);
+    const char *domain = "?";
+    g_variant_lookup(element, "header.d", "&s", &domain);
+    g_string_append_printf(out, "%s%s", i ? "," : "", domain);
+  }
+  return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+/* ABI 1.2: a set, then appends: the single value becomes the list's first
+ * element; reads inside the call see the list; a non-a{sv} is refused. */
+static PstVerdict append_hook(PstCall *call, gpointer user_data) {
+  g_assert_true(pst_result_set(call, PST_SCOPE_TRANSACTION, "auth.alpha",
+                               auth_result_new("pass", "a.example")));
+  g_assert_true(pst_result_append(call, PST_SCOPE_TRANSACTION, "auth.alpha",
+                                  auth_result_new("fail", "b.example")));
+  g_assert_false(pst_result_append(call, PST_SCOPE_TRANSACTION, "auth.alpha",
+                                   g_variant_new_string("no")));
+  g_assert_false(pst_result_append(call, PST_SCOPE_TRANSACTION, "auth.beta",
+                                   auth_result_new("pass", "x.example")));
+  g_autoptr(GVariant) all =
+      pst_result_get_all(call, PST_SCOPE_TRANSACTION, "auth.alpha");
+  g_autofree char *domains = auth_list_domains(all);
+  g_assert_cmpstr(domains, ==, "a.example,b.example");
+  g_assert_null(pst_result_get_all(call, PST_SCOPE_TRANSACTION, "auth.none"));
+  return PST_VERDICT_CONTINUE;
+}
+
+static gboolean append_init(PstPlugin *plugin, GKeyFile *config,
+                            const char *group, GError **error) {
+  pst_plugin_register_hook(plugin, PST_STAGE_EOM, 0, append_hook, NULL, NULL);
+  return TRUE;
+}
+
+static void test_results_append(void) {
+  fixture_setup();
+  g_autoptr(TestConfig) config = config_new("alpha");
+  PstPluginDescriptor descriptor = alpha_descriptor;
+  descriptor.init = append_init;
+  const PstPluginDescriptor *descriptors[] = {&descriptor, NULL};
+  g_autoptr(GError) error = NULL;
+  PstPluginSet *set = pst_plugin_set_load_builtin(config, descriptors, &error);
+  g_assert_no_error(error);
+  PstSession *session = session_new(1);
+  /* A list already in the store is extended by the next run's appends. */
+  pst_results_set(session->transaction_results, "auth.alpha",
+                  auth_result_new("neutral", "old.example"));
+  RunResult result = {0};
+  run_stage(set, NULL, PST_STAGE_EOM, session, NULL, &result);
+  g_assert_true(log_take("result \"auth.alpha\" not written: "
+                         "pst_result_append() takes an a{sv}"));
+  g_assert_true(log_take("result \"auth.beta\" not written"));
+  g_autoptr(GVariant) stored =
+      pst_results_get(session->transaction_results, "auth.alpha");
+  g_autofree char *domains = auth_list_domains(stored);
+  g_assert_cmpstr(domains, ==, "a.example,b.example");
+  run_result_clear(&result);
+  pst_plugin_set_unref(set);
+  session_free(session);
+  fixture_teardown();
+}
+
 /* ------------------------------------------------------------------ */
 /* The message                                                         */
 /* ------------------------------------------------------------------ */
@@ -1428,10 +1502,49 @@ static void test_message_body(void) {
   g_autoptr(GBytes) again = pst_message_get_body(message);
   g_assert_true(again == body);
 
+  /* ABI 1.2: the same body in pieces, also after the message is gone. */
+  PstBodyReader *reader = pst_message_open_body(message, &error);
+  g_assert_no_error(error);
+  g_autoptr(PstBodyReader) second = pst_message_open_body(message, &error);
+  g_clear_pointer(&message, pst_message_unref);
+  char piece[4];
+  g_autoptr(GString) read = g_string_new(NULL);
+  gssize got;
+  while ((got = pst_body_reader_read(reader, piece, sizeof(piece), &error)) > 0)
+    g_string_append_len(read, piece, got);
+  g_assert_no_error(error);
+  g_assert_cmpint(got, ==, 0);
+  g_assert_cmpstr(read->str, ==, "body line\r\n");
+  g_assert_cmpint(pst_body_reader_read(reader, piece, sizeof(piece), NULL), ==,
+                  0);
+  pst_body_reader_free(reader);
+  char all[64];
+  g_assert_cmpint(pst_body_reader_read(second, all, sizeof(all), &error), ==,
+                  11);
+
   g_autoptr(PstMessage) empty =
       pst_message_new("Q2", g_ptr_array_new(), moved, 30, 30, NULL);
   g_autoptr(GBytes) none = pst_message_get_body(empty);
   g_assert_cmpuint(g_bytes_get_size(none), ==, 0);
+  g_autoptr(PstBodyReader) nothing = pst_message_open_body(empty, &error);
+  g_assert_cmpint(pst_body_reader_read(nothing, piece, sizeof(piece), &error),
+                  ==, 0);
+  g_autoptr(PstMessage) bodiless =
+      pst_message_new("Q3", g_ptr_array_new(), NULL, 0, 0, NULL);
+  g_autoptr(PstBodyReader) none_read = pst_message_open_body(bodiless, &error);
+  g_assert_cmpint(pst_body_reader_read(none_read, piece, sizeof(piece), &error),
+                  ==, 0);
+  /* The file is shorter than the message said: an error, not a short body. */
+  g_autoptr(PstMessage) short_file =
+      pst_message_new("Q4", g_ptr_array_new(), moved, 14, 4000, NULL);
+  g_autoptr(PstBodyReader) truncated = pst_message_open_body(short_file, &error);
+  g_assert_no_error(error);
+  while ((got = pst_body_reader_read(truncated, piece, sizeof(piece), &error)) >
+         0)
+    ;
+  g_assert_cmpint(got, ==, -1);
+  g_assert_error(error, G_FILE_ERROR, G_FILE_ERROR_IO);
+  g_clear_error(&error);
   g_unlink(moved);
   g_rmdir(dir);
 }
@@ -1687,6 +1800,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/hooks/results/between-plugins",
                   test_results_between_plugins);
   g_test_add_func("/hooks/results/auth", test_results_auth);
+  g_test_add_func("/hooks/results/append", test_results_append);
   g_test_add_func("/hooks/message/headers", test_message_headers);
   g_test_add_func("/hooks/message/envelope", test_message_envelope);
   g_test_add_func("/hooks/message/body", test_message_body);

@@ -14,7 +14,9 @@
  *  - pst_auth_results_format() renders the results plugins stored under
  *    "auth.METHOD" (each an a{sv} with a string "result", an optional
  *    "reason" and "ptype.property" strings such as "smtp.mailfrom") as the
- *    field's value, one resinfo per folded line.  Anything that is not
+ *    field's value, one resinfo per folded line.  A method stored as a
+ *    list ("aa{sv}", pst_result_append()) gives one resinfo per element,
+ *    in order, at most AUTH_RESULTS_PER_METHOD of them.  Anything that is not
  *    RFC 8601 syntax (a method or result that is not a keyword, a property
  *    name out of ptype.property form, a value that cannot be quoted) is
  *    left out rather than written broken; reasons and values are cut so
@@ -27,6 +29,9 @@
 /* Longest reason and property value written, in octets. */
 #define AUTH_RESULTS_REASON_MAX 200
 #define AUTH_RESULTS_VALUE_MAX 256
+/* Most resinfos written for one method (a message may carry a hundred
+ * DKIM signatures; the verifier reports at most max_signatures). */
+#define AUTH_RESULTS_PER_METHOD 50
 
 /* --- Reading the authserv-id ------------------------------------------- */
 
@@ -179,6 +184,21 @@ static gboolean append_resinfo(GString *out, const char *method,
   return TRUE;
 }
 
+/* One method's resinfos: one for an a{sv}, one per element of an
+ * aa{sv}.  Returns how many were written. */
+static guint append_method(GString *out, const char *method, GVariant *result) {
+  if (!g_variant_is_of_type(result, G_VARIANT_TYPE("aa{sv}")))
+    return append_resinfo(out, method, result) ? 1 : 0;
+  guint written = 0;
+  gsize count = g_variant_n_children(result);
+  for (gsize i = 0; i < count && written < AUTH_RESULTS_PER_METHOD; i++) {
+    g_autoptr(GVariant) element = g_variant_get_child_value(result, i);
+    if (append_resinfo(out, method, element))
+      written++;
+  }
+  return written;
+}
+
 /* Methods in a stable, readable order: these first, then by name. */
 static int method_rank(const char *method) {
   static const char *const order[] = {"auth", "spf", "dkim", "dmarc", "arc"};
@@ -213,8 +233,8 @@ char *pst_auth_results_format(const char *authserv_id, GVariant *results) {
     g_autofree char *name = g_strconcat("auth.", methods->pdata[i], NULL);
     g_autoptr(GVariant) result =
         g_variant_lookup_value(results, name, NULL);
-    if (result != NULL && append_resinfo(out, methods->pdata[i], result))
-      written++;
+    if (result != NULL)
+      written += append_method(out, methods->pdata[i], result);
   }
   if (written == 0)
     return NULL;

@@ -127,11 +127,47 @@ static void test_format_order_and_limits(void) {
   g_assert_null(pst_auth_results_format("mx.example.org", NULL));
 }
 
+/* A list under one method (pst_result_append()): one resinfo per element,
+ * in order, elements without a result left out, at most 50. */
+static void test_format_list(void) {
+  GVariantBuilder list;
+  g_variant_builder_init(&list, G_VARIANT_TYPE("aa{sv}"));
+  g_variant_builder_add_value(
+      &list, result_new("pass", NULL, "header.d", "example.org"));
+  g_variant_builder_add_value(
+      &list, g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0));
+  g_variant_builder_add_value(
+      &list, result_new("fail", "body hash", "header.d", "example.net"));
+  GVariantBuilder all;
+  g_variant_builder_init(&all, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add(&all, "{sv}", "auth.dkim",
+                        g_variant_builder_end(&list));
+  g_autoptr(GVariant) results = g_variant_ref_sink(g_variant_builder_end(&all));
+  g_autofree char *value = pst_auth_results_format("mx.example.org", results);
+  g_assert_cmpstr(value, ==,
+                  "mx.example.org;\r\n\tdkim=pass header.d=example.org;"
+                  "\r\n\tdkim=fail reason=\"body hash\" header.d=example.net");
+
+  g_variant_builder_init(&list, G_VARIANT_TYPE("aa{sv}"));
+  for (guint i = 0; i < 120; i++)
+    g_variant_builder_add_value(&list, result_new("neutral", NULL, NULL, NULL));
+  g_variant_builder_init(&all, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add(&all, "{sv}", "auth.dkim",
+                        g_variant_builder_end(&list));
+  g_autoptr(GVariant) many = g_variant_ref_sink(g_variant_builder_end(&all));
+  g_autofree char *capped = pst_auth_results_format("mx.example.org", many);
+  guint count = 0;
+  for (const char *p = capped; (p = strstr(p, "dkim=neutral")) != NULL; p++)
+    count++;
+  g_assert_cmpuint(count, ==, 50);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/smtp/auth-results/authserv-id", test_authserv_id);
   g_test_add_func("/smtp/auth-results/format", test_format);
   g_test_add_func("/smtp/auth-results/format-order-limits",
                   test_format_order_and_limits);
+  g_test_add_func("/smtp/auth-results/format-list", test_format_list);
   return g_test_run();
 }

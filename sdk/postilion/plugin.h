@@ -32,7 +32,7 @@ G_BEGIN_DECLS
 /* ABI version.  The major changes only when an existing function or type
  * changes incompatibly; the minor grows when functions are added. */
 #define PST_ABI_MAJOR 1
-#define PST_ABI_MINOR 1
+#define PST_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define PST_API __attribute__((visibility("default")))
@@ -382,6 +382,24 @@ PST_API gboolean pst_result_set_recipient(PstCall *call, guint index,
 PST_API GVariant *pst_result_get_recipient(PstCall *call, guint index,
                                            const char *key);
 
+/* Several results for one method, one per DKIM signature say (ABI 1.2).
+ * Appends `value` (an a{sv}; floating references are sunk; the key rules
+ * and, for "auth.NAME", the "result" rule of pst_result_set() apply) to
+ * the list stored under `key`: the stored value becomes an "aa{sv}" in
+ * append order, a single a{sv} stored before being its first element.  A
+ * later pst_result_set() replaces the whole list.  The core renders each
+ * element of an "auth.NAME" list as its own Authentication-Results resinfo
+ * (`dkim=pass header.d=a.example; dkim=fail header.d=b.example`), at most
+ * 50 per method.  PST_SCOPE_RECIPIENT only at RCPT.  Any thread while the
+ * call is pending, as pst_result_set(). */
+PST_API gboolean pst_result_append(PstCall *call, PstScope scope,
+                                   const char *key, GVariant *value);
+/* Every result under `key` as a new "aa{sv}" reference: a list as stored,
+ * a single a{sv} as a one-element list; NULL when nothing is stored or the
+ * value is neither (ABI 1.2).  Main thread, as pst_result_get(). */
+PST_API GVariant *pst_result_get_all(PstCall *call, PstScope scope,
+                                     const char *key);
+
 /* ------------------------------------------------------------------ */
 /* The message at EOM                                                  */
 /* ------------------------------------------------------------------ */
@@ -439,6 +457,23 @@ PST_API gboolean pst_message_delete_header(PstMessage *message,
  * stay valid after the call ends.  NULL, with a warning logged, when the
  * spooled message cannot be read. */
 PST_API GBytes *pst_message_get_body(PstMessage *message);
+
+/* The body in pieces (ABI 1.2): what pst_message_get_body() returns, read
+ * from the spool with pread() so that memory does not grow with the
+ * message (DKIM hashing, milters, content scanners).  Any thread; each
+ * reader has its own position and holds its own reference to the message,
+ * so it stays valid after the call ends; free it with
+ * pst_body_reader_free().  NULL with `error` set when the spooled file
+ * cannot be read. */
+typedef struct _PstBodyReader PstBodyReader;
+PST_API PstBodyReader *pst_message_open_body(PstMessage *message,
+                                             GError **error);
+/* Reads up to `size` octets into `buffer`: the count, 0 at the end of the
+ * body, -1 with `error` set on an I/O error. */
+PST_API gssize pst_body_reader_read(PstBodyReader *reader, void *buffer,
+                                    gsize size, GError **error);
+PST_API void pst_body_reader_free(PstBodyReader *reader);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstBodyReader, pst_body_reader_free)
 
 /* Envelope edits. `address` without angle brackets; "" is the null
  * sender; an address with white space, control characters, angle brackets
