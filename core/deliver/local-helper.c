@@ -7,9 +7,11 @@
  *   request: u32 user length | u32 prelude length | user | prelude, with
  *            the content's memfd attached (SCM_RIGHTS);
  *   reply:   i32 errno (0: delivered) | text (the path, or the error).
- * The helper trusts only what it checks: the user must exist and not be
- * root; it writes nowhere but that user's ~/Maildir/, as that user, in a
- * child process, so a mistake cannot write as root.
+ * The helper trusts only what it checks: the user must exist and pass
+ * pst_system_user_check() (uid 1000 or above, not nobody, a plain
+ * absolute home); it writes nowhere but that user's ~/Maildir/, never
+ * through a symbolic link, as that user, in a child process, so a mistake
+ * cannot write as root.
  */
 #include <errno.h>
 #include <grp.h>
@@ -24,6 +26,7 @@
 
 #include "deliver/local-helper.h"
 #include "deliver/maildir.h"
+#include "deliver/system-user.h"
 
 #define REQUEST_MAX (64 * 1024)
 #define REPLY_MAX 4096
@@ -54,12 +57,14 @@ static void helper_child(const struct passwd *entry, const char *prelude,
     g_autoptr(GBytes) content =
         g_bytes_new_static(map != MAP_FAILED ? map : "",
                            map != MAP_FAILED ? (gsize)st.st_size : 0);
-    g_autofree char *maildir =
-        g_build_filename(entry->pw_dir, "Maildir", NULL);
-    if (pst_maildir_deliver(maildir, prelude, content, &path, &error)) {
+    g_autofree char *maildir = g_build_filename(entry->pw_dir, "Maildir", NULL);
+    if (pst_system_user_check_maildir(maildir, &error) &&
+        pst_maildir_deliver(maildir, prelude, content, &path, &error)) {
       g_strlcpy(reply, path, sizeof reply);
     } else {
-      code = error->code == G_IO_ERROR_NO_SPACE ? ENOSPC : EIO;
+      code = error->code == G_IO_ERROR_NO_SPACE         ? ENOSPC
+             : error->code == G_IO_ERROR_TOO_MANY_LINKS ? ELOOP
+                                                        : EIO;
       g_strlcpy(reply, error->message, sizeof reply);
     }
   }
@@ -73,11 +78,14 @@ static void helper_child(const struct passwd *entry, const char *prelude,
 static gsize helper_run(const char *user, const char *prelude, int content_fd,
                         char *reply, gsize reply_size) {
   gint32 code = 0;
-  struct passwd *entry = getpwnam(user);
-  if (entry == NULL || entry->pw_uid == 0) {
-    code = ENOENT;
-    gsize n = (gsize)g_snprintf(reply + 4, reply_size - 4,
-                                "no such user %s (or root)", user);
+  struct passwd *entry = strchr(user, '/') == NULL ? getpwnam(user) : NULL;
+  g_autoptr(GError) error = NULL;
+  if (entry == NULL || !pst_system_user_check(entry, &error)) {
+    code = entry == NULL ? ENOENT : EACCES;
+    g_autofree char *text = error != NULL
+                                ? g_strdup(error->message)
+                                : g_strdup_printf("no such user %s", user);
+    gsize n = (gsize)g_snprintf(reply + 4, reply_size - 4, "%s", text);
     memcpy(reply, &code, 4);
     return 4 + MIN(n, reply_size - 5);
   }
@@ -107,7 +115,8 @@ static void helper_serve(int fd) {
   for (;;) {
     char control[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {request, REQUEST_MAX};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
                          .msg_control = control,
                          .msg_controllen = sizeof control};
     ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
@@ -208,7 +217,8 @@ static gboolean helper_exchange(const char *user, const char *prelude,
   g_byte_array_append(request, (const guint8 *)prelude, lengths[1]);
   char control[CMSG_SPACE(sizeof(int))] = {0};
   struct iovec iov = {request->data, request->len};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+  struct msghdr msg = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
                        .msg_control = control,
                        .msg_controllen = sizeof control};
   struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
@@ -236,8 +246,8 @@ gboolean pst_local_helper_deliver(const char *user, const char *prelude,
   char reply[REPLY_MAX];
   gssize got = 0;
   g_mutex_lock(&helper_lock);
-  gboolean ok = helper_fd >= 0 &&
-                helper_exchange(user, prelude, content_fd, reply, &got);
+  gboolean ok =
+      helper_fd >= 0 && helper_exchange(user, prelude, content_fd, reply, &got);
   g_mutex_unlock(&helper_lock);
   close(content_fd);
   if (!ok) {

@@ -6,9 +6,13 @@
  * drops to [server] user.  Delivery workers send it requests: a user name,
  * the prelude, and the content as a sealed memfd.  For each request the
  * helper forks a child that switches to the user (initgroups, setgid,
- * setuid; root is refused) and delivers into ~user/Maildir/ with
- * pst_maildir_deliver(), and replies with the path or the error.  The
- * helper exits when the daemon closes the socket (or dies).
+ * setuid) and delivers into ~user/Maildir/ with pst_maildir_deliver(),
+ * and replies with the path or the error.  The helper exits when the
+ * daemon closes the socket (or dies).
+ *
+ * What the helper refuses, whatever the daemon asks (doc/security.md): a
+ * user that pst_system_user_check() refuses, and a Maildir that
+ * pst_system_user_check_maildir() refuses (system-user.h).
  */
 #pragma once
 

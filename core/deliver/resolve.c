@@ -9,6 +9,7 @@
 #include <pwd.h>
 #include <string.h>
 
+#include "deliver/system-user.h"
 #include "deliver/tables.h"
 
 #define ALIAS_DEPTH_MAX 20
@@ -157,7 +158,7 @@ static gboolean resolve_mailbox(Resolver *resolver, const char *address,
   }
   if (config->delivery.system_users) {
     struct passwd *entry = getpwnam(local);
-    if (entry != NULL && entry->pw_uid != 0) {
+    if (entry != NULL && pst_system_user_check(entry, NULL)) {
       add_target(resolver, PST_TARGET_SYSTEM, address, local);
       return TRUE;
     }

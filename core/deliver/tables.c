@@ -11,9 +11,9 @@
  * classic "alice: alice, backup"); the chain of names being expanded is
  * the loop check, and 20 levels the depth limit.  A name that is no alias
  * is a mailbox when the mailboxes file lists it (or has *@domain), or when
- * system_users is on and a non-root user of that name exists; without a
- * mailboxes file and without system_users, every local part is a virtual
- * mailbox.  A target outside our domains is remote.
+ * system_users is on and a user of that name passes pst_system_user_check()
+ * (system-user.h); without a mailboxes file and without system_users, every
+ * local part is a virtual mailbox.  A target outside our domains is remote.
  */
 #include <string.h>
 

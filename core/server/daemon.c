@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -334,6 +335,15 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   PstConfig *config = daemon->config;
   daemon_raise_file_limit(config);
   daemon->started_as_root = geteuid() == 0;
+  /* No program the daemon runs (the SPF evaluators) may gain a privilege
+   * through a set-uid file; set before any thread, since the flag is
+   * per-thread and inherited (the privilege drop's setuid() then clears
+   * every capability). */
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+                "cannot set no_new_privs: %s", g_strerror(errno));
+    return FALSE;
+  }
   /* Before any thread: the helper that delivers as system users. */
   if (config->delivery.system_users && !pst_local_helper_start(error))
     return FALSE;
