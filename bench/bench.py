@@ -239,6 +239,45 @@ def run_generator(cmd, gen, cap):
 
 # --- One measured run -----------------------------------------------------
 
+MEDIAN_FIELDS = ("msgs_per_s", "cpu_ms_per_msg", "mta_cpu_s", "gen_cpu_s",
+                 "elapsed_s", "peak_rss_mib", "peak_pss_mib", "lat_p50_ms",
+                 "lat_p99_ms")
+SPREAD_FIELDS = ("msgs_per_s", "cpu_ms_per_msg", "lat_p99_ms")
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    if n == 0:
+        return None
+    mid = n // 2
+    return values[mid] if n % 2 else round((values[mid - 1] + values[mid]) / 2, 3)
+
+
+def combine_runs(runs):
+    """One row from repeated runs: the last run's identity and status (the
+    worst status when a run failed), each figure's median, and the range of
+    the rate, CPU cost and p99 latency.  spread_pct = (max - min) / median
+    of the rate."""
+    row = dict(runs[-1])
+    row["runs"] = len(runs)
+    bad = [r for r in runs if r["status"] not in ("ok", "time-capped")]
+    if bad:
+        row.update(status=bad[0]["status"], note=bad[0].get("note", ""))
+    for field in MEDIAN_FIELDS:
+        values = [r[field] for r in runs if r.get(field) is not None]
+        row[field] = median(values) if values else None
+    for field in SPREAD_FIELDS:
+        values = [r[field] for r in runs if r.get(field) is not None]
+        if values:
+            row[field + "_min"], row[field + "_max"] = min(values), max(values)
+    rate = row.get("msgs_per_s")
+    if rate and "msgs_per_s_min" in row:
+        row["spread_pct"] = round(100.0 * (row["msgs_per_s_max"] -
+                                           row["msgs_per_s_min"]) / rate, 1)
+    return row
+
+
 class Bench:
     def __init__(self, args, profile, workdir, loadgen):
         self.args = args
@@ -275,11 +314,43 @@ class Bench:
 
     def measure(self, scenario, server, gen, size, sessions, per_session,
                 rcpt, sink=None, sender=SENDER, chain=""):
-        """Drives `server` once and appends a row with the figures.  The
+        """Measures one combination --repeat times (default 3) and appends
+        one row: the median of each figure, with the smallest and largest
+        rate and CPU cost beside it (`*_min`, `*_max`, `spread_pct`), so a
+        ratio that moves between runs shows as noise.  Each kept run lasts
+        at least --min-seconds (default 10): when a run at the profile's
+        message count is shorter, it is taken as a calibration (not kept)
+        and the count is scaled up for the runs that are."""
+        count = self.count_for(size, sessions, scenario)
+        runs, calibrated = [], False
+        while len(runs) < self.args.repeat:
+            row = self.measure_once(scenario, server, gen, size, sessions,
+                                    per_session, rcpt, sink, sender, chain, count)
+            usable = row["status"] in ("ok", "time-capped")
+            short = row["elapsed_s"] < self.args.min_seconds
+            if usable and short and not calibrated and row["ok"] > 0:
+                calibrated = True
+                scale = self.args.min_seconds * 1.3 / max(row["elapsed_s"], 0.05)
+                count = int(count * scale) + 1
+                log(f"    calibration: {row['elapsed_s']} s, next runs send {count}")
+                continue
+            runs.append(row)
+            if not usable:
+                break
+        row = combine_runs(runs)
+        self.rows.append(row)
+        log(f"  {scenario:7} {chain + ' ' if chain else ''}{server.name:9} {gen:11} {size:>6}B "
+            f"{sessions:>2}x{per_session:4} median {row['msgs_per_s']} msg/s "
+            f"({row.get('msgs_per_s_min')}-{row.get('msgs_per_s_max')}, "
+            f"spread {row.get('spread_pct')}%) of {len(runs)} runs [{row['status']}]")
+        return row
+
+    def measure_once(self, scenario, server, gen, size, sessions, per_session,
+                     rcpt, sink, sender, chain, count):
+        """Drives `server` once and returns a row with the figures.  The
         MTA's CPU and memory are those of its process tree, plus the trees
         of server.extra_roots() (milters) when it has that."""
-        count = self.count_for(size, sessions, scenario)
-        cap = self.p["time_cap"]
+        cap = max(self.p["time_cap"], self.args.min_seconds * 3)
         row = self.base_row(scenario, server.name, gen, size, sessions, per_session,
                             chain)
         extra = getattr(server, "extra_roots", lambda: [])
@@ -336,9 +407,7 @@ class Bench:
                 status = "unverified"
                 row["note"] = problem
         row["status"] = status
-        self.rows.append(row)
-        log(f"  {scenario:7} {chain + ' ' if chain else ''}{server.name:9} {gen:11} {size:>6}B "
-            f"{sessions:>2}x{per_session:4} {row['msgs_per_s']:>9} msg/s "
+        log(f"    run {count} msgs in {row['elapsed_s']} s: {row['msgs_per_s']} msg/s "
             f"cpu {row['cpu_ms_per_msg']} ms/msg rss {row['peak_rss_mib']} MiB "
             f"p50/p99 {row['lat_p50_ms']}/{row['lat_p99_ms']} ms [{status}]")
         return row
@@ -638,7 +707,13 @@ def parse_args(argv):
                     help="comma-separated: smtp-source, loadgen")
     ap.add_argument("--postiliond", help="use this postiliond binary instead of "
                     "building one")
-    ap.add_argument("--builddir", default="/work/build-bench",
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="measured runs per combination; the median is "
+                    "reported with the range (default 3)")
+    ap.add_argument("--min-seconds", type=float, default=10.0,
+                    help="each kept run lasts at least this long: a shorter "
+                    "first run only calibrates the message count (default 10)")
+    ap.add_argument("--builddir", default=os.path.join(REPO, "build-bench"),
                     help="where bench/run builds postiliond (release build)")
     ap.add_argument("--no-postilion", action="store_true",
                     help="measure Postfix and the generators only")
@@ -676,6 +751,7 @@ def main(argv):
         for what, fix in missing:
             print(f"  - {what}: {fix}", file=sys.stderr)
         return 2
+    lock = take_bench_lock()
     for note in soft_warnings():
         log("note: " + note)
     mta.raise_nofile()
@@ -746,7 +822,8 @@ def main(argv):
             log(f"filesystem probe after the run failed: {e}")
             probe_end = ("?", "?", None)
         env = dict(date=datetime.datetime.now().isoformat(timespec="seconds"),
-                   profile="quick" if args.quick else "full",
+                   profile="quick" if args.quick else "full", repeat=args.repeat,
+                   min_seconds=args.min_seconds,
                    kernel=platform.release(), cpus=os.cpu_count(),
                    cpu_model=cpu_model(), filesystem=fstype, workdir=args.workdir,
                    queue_fs=args.queue_fs,
@@ -774,6 +851,25 @@ def main(argv):
                 time.sleep(0.5)
     log(f"results in {args.results} ({round(time.time() - started)} s)")
     return 0
+
+
+BENCH_LOCK = "/run/lock/postilion-bench.lock"
+
+
+def take_bench_lock():
+    """One bench at a time on a machine: runs share fixed loopback ports
+    and the workdir, and two at once would measure each other.  Waits for
+    a run in progress (from another checkout, say) instead of failing; the
+    lock goes with the process."""
+    import fcntl
+    os.makedirs(os.path.dirname(BENCH_LOCK), exist_ok=True)
+    handle = open(BENCH_LOCK, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"another bench run holds {BENCH_LOCK}: waiting for it to end")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
 
 
 def make_loop_fs(base, mount_point, size="12G"):

@@ -21,7 +21,9 @@ import subprocess
 COLUMNS = ["scenario", "chain", "mta", "generator", "size", "sessions",
            "per_session", "messages", "ok", "queued", "delivered", "elapsed_s",
            "msgs_per_s", "mta_cpu_s", "cpu_ms_per_msg", "gen_cpu_s",
-           "peak_rss_mib", "peak_pss_mib", "lat_p50_ms", "lat_p99_ms", "status", "note"]
+           "peak_rss_mib", "peak_pss_mib", "lat_p50_ms", "lat_p99_ms", "runs",
+           "msgs_per_s_min", "msgs_per_s_max", "spread_pct", "cpu_ms_per_msg_min",
+           "cpu_ms_per_msg_max", "lat_p99_ms_min", "lat_p99_ms_max", "status", "note"]
 IDLE_COLUMNS = ["mta", "idle", "established", "held", "ramp_s", "processes",
                 "rss_kib_per_session", "pss_kib_per_session",
                 "memavail_kib_per_session", "rss_total_mib", "cpu_s",
@@ -94,10 +96,14 @@ def ceiling_for(rows, r):
 
 
 def side(r, field, digits=1):
+    """A figure as "median (min-max)" when the row holds repeated runs."""
     if r is None:
         return "-"
     if r.get("status") == "not available":
         return "n/a"
+    low, high = r.get(field + "_min"), r.get(field + "_max")
+    if low is not None and high is not None and r.get("runs", 1) > 1:
+        return f"{fmt(r.get(field), digits)} ({fmt(low, digits)}-{fmt(high, digits)})"
     return fmt(r.get(field), digits)
 
 
@@ -279,7 +285,11 @@ def write_markdown(path, rows, idle_rows, env, notes):
           "trivial-rewrite, qmgr, ...), which counts shared library pages once "
           "per process; PSS, in parentheses, shares them fairly. PF = Postfix, "
           "PST = Postilion. Status time-capped: the run reached its time cap "
-          "before its message count, with no failure (the rate stands).", ""]
+          "before its message count, with no failure (the rate stands). "
+          f"Each figure is the median of {env.get('repeat', 1)} runs of at least "
+          f"{env.get('min_seconds', 0)} s each, with the smallest and largest "
+          "value in parentheses: a ratio whose two ranges overlap is within "
+          "the noise.", ""]
     if env.get("load_start", 0.0) > 0.3 or env.get("load_end", 0.0) > 0.3:
         md[4:4] = [f"**Warning: other work shared the machine during this run "
                    f"({env.get('load_start')} cores busy before it started, "
