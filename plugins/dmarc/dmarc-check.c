@@ -1,0 +1,431 @@
+/* dmarc-check.c - one message's DMARC evaluation (RFC 9989 "Determine
+ * Handling Policy") as a pure state machine over DNS answers.
+ *
+ * A DmarcCheck asks questions (dmarc_check_questions()) and takes answers
+ * (dmarc_check_answer()); it never does I/O itself, so the plugin drives
+ * it with the core's asynchronous DNS service and the unit tests with a
+ * zone in a table.  Steps:
+ *   1. the tree walk for the RFC5322.From domain: its policy record and
+ *      its Organizational Domain (a gap in it is temperror, no record is
+ *      none, an unusable record is permerror);
+ *   2. for relaxed alignment, a tree walk for each passing identifier (the
+ *      SPF domain, each DKIM d=) that differs from the From domain and
+ *      lies within the From domain's Organizational Domain (any other one
+ *      cannot share it: an Organizational Domain is always one of the
+ *      domain's own suffixes, so no query is spent on it); walks for the
+ *      same domain are made once, and questions shared by walks are asked
+ *      once; in parallel, when the policy comes from a parent record with
+ *      np=, whether the From domain exists (RFC 9989 "Non-existent
+ *      Domains": NXDOMAIN or NODATA for A, AAAA and MX);
+ *   3. the result: pass when an aligned identifier passed; otherwise
+ *      temperror when a temporary error kept one from passing ("cannot
+ *      apply the advertised DMARC policy"), else fail.
+ */
+#include <string.h>
+
+#include "dmarc.h"
+
+typedef enum {
+  CHECK_FROM_WALK,
+  CHECK_ALIGNMENT,
+  CHECK_DONE,
+} CheckStage;
+
+struct _DmarcCheck {
+  CheckStage stage;
+  char *from_domain;      /* owned */
+  DmarcAuth *spf;         /* owned, nullable */
+  GPtrArray *dkim;        /* owned, of DmarcAuth* */
+  DmarcWalk *from_walk;   /* owned */
+  GHashTable *walks;      /* owned: domain -> DmarcWalk*, identifiers' */
+  GHashTable *asked;      /* owned: question keys awaiting an answer */
+  GHashTable *answers;    /* owned: _dmarc name -> DmarcAnswer*, answered */
+  guint exist_answers;    /* of the 3 existence questions */
+  gboolean exist_asked;
+  gboolean exists;        /* an A, AAAA or MX record answered */
+  gboolean exist_tempfail;
+  /* The outcome. */
+  DmarcResult result;
+  char *reason;           /* owned, nullable */
+  const DmarcRecord *record;
+  const char *policy_domain;
+  const char *org_domain;
+  gboolean subdomain, psd, needs_existence;
+  gboolean spf_aligned, dkim_aligned;
+};
+
+const char *dmarc_result_to_string(DmarcResult result) {
+  static const char *const names[] = {"none", "pass", "fail", "temperror",
+                                      "permerror"};
+  return result <= DMARC_RESULT_PERMERROR ? names[result] : "permerror";
+}
+
+DmarcAuth *dmarc_auth_new(const char *domain, const char *selector,
+                          const char *result, const char *scope) {
+  DmarcAuth *auth = g_new0(DmarcAuth, 1);
+  auth->domain = dmarc_domain_normalize(domain);
+  auth->selector = g_strdup(selector);
+  auth->result = g_ascii_strdown(result != NULL ? result : "none", -1);
+  auth->scope = g_strdup(scope);
+  return auth;
+}
+
+void dmarc_auth_free(DmarcAuth *auth) {
+  if (auth == NULL)
+    return;
+  g_free(auth->domain);
+  g_free(auth->selector);
+  g_free(auth->result);
+  g_free(auth->scope);
+  g_free(auth->human);
+  g_free(auth);
+}
+
+/* A TXT answer kept so that a later walk through the same name (the
+ * From domain's walk and an identifier's share their upper part) needs no
+ * second query. */
+typedef struct {
+  PstDnsStatus status;
+  GStrv records; /* owned; NUL octets cut (such records are no DMARC) */
+  char *reason;  /* owned, nullable */
+} DmarcAnswer;
+
+static void dmarc_answer_free(DmarcAnswer *answer) {
+  g_strfreev(answer->records);
+  g_free(answer->reason);
+  g_free(answer);
+}
+
+void dmarc_question_free(DmarcQuestion *question) {
+  g_free(question->name);
+  g_free(question);
+}
+
+DmarcCheck *dmarc_check_new(const char *from_domain, DmarcAuth *spf,
+                            GPtrArray *dkim) {
+  DmarcCheck *check = g_new0(DmarcCheck, 1);
+  check->from_domain = g_strdup(from_domain);
+  check->spf = spf;
+  check->dkim = dkim != NULL ? dkim : g_ptr_array_new();
+  g_ptr_array_set_free_func(check->dkim, (GDestroyNotify)dmarc_auth_free);
+  check->from_walk = dmarc_walk_new(from_domain);
+  check->walks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify)dmarc_walk_free);
+  check->asked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  check->answers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify)dmarc_answer_free);
+  return check;
+}
+
+void dmarc_check_free(DmarcCheck *check) {
+  if (check == NULL)
+    return;
+  g_free(check->from_domain);
+  dmarc_auth_free(check->spf);
+  g_ptr_array_unref(check->dkim);
+  dmarc_walk_free(check->from_walk);
+  g_hash_table_unref(check->walks);
+  g_hash_table_unref(check->asked);
+  g_hash_table_unref(check->answers);
+  g_free(check->reason);
+  g_free(check);
+}
+
+gboolean dmarc_check_is_done(const DmarcCheck *check) {
+  return check->stage == CHECK_DONE;
+}
+
+static char *dmarc_question_key(PstDnsType type, const char *name) {
+  return g_strdup_printf("%d %s", (int)type, name);
+}
+
+/* Adds the question unless it awaits its answer already. */
+static void dmarc_check_ask(DmarcCheck *check, GPtrArray *questions,
+                            PstDnsType type, const char *name) {
+  char *key = dmarc_question_key(type, name);
+  if (!g_hash_table_add(check->asked, key))
+    return;
+  DmarcQuestion *question = g_new0(DmarcQuestion, 1);
+  question->type = type;
+  question->name = g_strdup(name);
+  g_ptr_array_add(questions, question);
+}
+
+/* Feeds `walk` what is known already, then asks for the rest. */
+static void dmarc_check_ask_walk(DmarcCheck *check, GPtrArray *questions,
+                                 DmarcWalk *walk) {
+  const char *target;
+  while ((target = dmarc_walk_next(walk)) != NULL) {
+    g_autofree char *name = g_strconcat("_dmarc.", target, NULL);
+    const DmarcAnswer *answer = g_hash_table_lookup(check->answers, name);
+    if (answer == NULL) {
+      dmarc_check_ask(check, questions, PST_DNS_TYPE_TXT, name);
+      return;
+    }
+    guint count = g_strv_length(answer->records);
+    g_autofree gsize *lengths = g_new0(gsize, count + 1);
+    for (guint i = 0; i < count; i++)
+      lengths[i] = strlen(answer->records[i]);
+    dmarc_walk_feed(walk, answer->status,
+                    (const char *const *)answer->records, lengths, count,
+                    answer->reason);
+  }
+}
+
+static void dmarc_check_keep_answer(DmarcCheck *check, const char *name,
+                                    PstDnsStatus status,
+                                    const char *const *records, guint count,
+                                    const char *reason) {
+  DmarcAnswer *answer = g_new0(DmarcAnswer, 1);
+  answer->status = status;
+  answer->records = g_new0(char *, count + 1);
+  for (guint i = 0; i < count; i++)
+    answer->records[i] = g_strdup(records[i]);
+  answer->reason = g_strdup(reason);
+  g_hash_table_replace(check->answers, g_strdup(name), answer);
+}
+
+static gboolean dmarc_check_alignment_ready(const DmarcCheck *check);
+static void dmarc_check_conclude(DmarcCheck *check);
+
+static void dmarc_check_ask_alignment(DmarcCheck *check, GPtrArray *questions) {
+  GHashTableIter iter;
+  gpointer walk;
+  g_hash_table_iter_init(&iter, check->walks);
+  while (g_hash_table_iter_next(&iter, NULL, &walk))
+    dmarc_check_ask_walk(check, questions, walk);
+  if (check->needs_existence && !check->exist_asked) {
+    check->exist_asked = TRUE;
+    static const PstDnsType types[] = {PST_DNS_TYPE_A, PST_DNS_TYPE_AAAA,
+                                       PST_DNS_TYPE_MX};
+    for (guint i = 0; i < G_N_ELEMENTS(types); i++)
+      dmarc_check_ask(check, questions, types[i], check->from_domain);
+  }
+  /* Walks fed entirely from kept answers may have finished the check. */
+  if (questions->len == 0 && dmarc_check_alignment_ready(check))
+    dmarc_check_conclude(check);
+}
+
+GPtrArray *dmarc_check_questions(DmarcCheck *check) {
+  GPtrArray *questions =
+      g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_question_free);
+  if (check->stage == CHECK_FROM_WALK)
+    dmarc_check_ask_walk(check, questions, check->from_walk);
+  else if (check->stage == CHECK_ALIGNMENT)
+    dmarc_check_ask_alignment(check, questions);
+  return questions;
+}
+
+/* --- Alignment ------------------------------------------------------------- */
+
+static gboolean dmarc_auth_passed(const DmarcAuth *auth) {
+  return auth != NULL && auth->domain != NULL &&
+         g_str_equal(auth->result, "pass");
+}
+
+/* The walk `domain` needs for relaxed alignment, or NULL when the answer
+ * is known without one. */
+static gboolean dmarc_needs_walk(const DmarcCheck *check, const DmarcAuth *auth,
+                                 gboolean strict) {
+  return dmarc_auth_passed(auth) && !strict &&
+         !g_str_equal(auth->domain, check->from_domain) &&
+         dmarc_domain_is_within(auth->domain, check->org_domain);
+}
+
+static void dmarc_check_plan_walk(DmarcCheck *check, const DmarcAuth *auth,
+                                  gboolean strict) {
+  if (dmarc_needs_walk(check, auth, strict) &&
+      !g_hash_table_contains(check->walks, auth->domain))
+    g_hash_table_insert(check->walks, g_strdup(auth->domain),
+                        dmarc_walk_new(auth->domain));
+}
+
+typedef enum { ALIGN_NO, ALIGN_YES, ALIGN_UNKNOWN } Alignment;
+
+static Alignment dmarc_check_aligned(const DmarcCheck *check,
+                                     const DmarcAuth *auth, gboolean strict) {
+  if (!dmarc_auth_passed(auth))
+    return ALIGN_NO;
+  if (g_str_equal(auth->domain, check->from_domain))
+    return ALIGN_YES;
+  if (!dmarc_needs_walk(check, auth, strict))
+    return ALIGN_NO;
+  const DmarcWalk *walk = g_hash_table_lookup(check->walks, auth->domain);
+  if (walk->tempfail)
+    return ALIGN_UNKNOWN;
+  return g_str_equal(dmarc_walk_organizational_domain(walk), check->org_domain)
+             ? ALIGN_YES
+             : ALIGN_NO;
+}
+
+static gboolean dmarc_auth_is_temperror(const DmarcAuth *auth) {
+  return auth != NULL && g_str_equal(auth->result, "temperror");
+}
+
+static void dmarc_check_finish(DmarcCheck *check, DmarcResult result,
+                               char *reason) {
+  check->result = result;
+  g_free(check->reason);
+  check->reason = reason;
+  check->stage = CHECK_DONE;
+}
+
+static void dmarc_check_conclude(DmarcCheck *check) {
+  const DmarcRecord *record = check->record;
+  gboolean unknown = dmarc_auth_is_temperror(check->spf);
+  Alignment spf = dmarc_check_aligned(check, check->spf, record->aspf_strict);
+  check->spf_aligned = spf == ALIGN_YES;
+  unknown = unknown || spf == ALIGN_UNKNOWN;
+  for (guint i = 0; i < check->dkim->len; i++) {
+    const DmarcAuth *dkim = check->dkim->pdata[i];
+    Alignment aligned = dmarc_check_aligned(check, dkim, record->adkim_strict);
+    check->dkim_aligned = check->dkim_aligned || aligned == ALIGN_YES;
+    unknown = unknown || aligned == ALIGN_UNKNOWN ||
+              dmarc_auth_is_temperror(dkim);
+  }
+  if (check->spf_aligned || check->dkim_aligned)
+    dmarc_check_finish(check, DMARC_RESULT_PASS, NULL);
+  else if (unknown)
+    dmarc_check_finish(check, DMARC_RESULT_TEMPERROR,
+                       g_strdup("temporary error in SPF, DKIM or DNS"));
+  else
+    dmarc_check_finish(check, DMARC_RESULT_FAIL,
+                       g_strdup("no aligned identifier passed"));
+}
+
+/* --- Steps ------------------------------------------------------------------ */
+
+/* The From domain's walk is complete: policy, Organizational Domain, and
+ * the walks alignment needs. */
+static void dmarc_check_after_from_walk(DmarcCheck *check) {
+  const DmarcWalk *walk = check->from_walk;
+  if (walk->tempfail) {
+    dmarc_check_finish(check, DMARC_RESULT_TEMPERROR, g_strdup(walk->problem));
+    return;
+  }
+  check->record = dmarc_walk_policy(walk, &check->policy_domain,
+                                    &check->subdomain, &check->psd);
+  if (check->record == NULL) {
+    dmarc_check_finish(check, DMARC_RESULT_NONE, g_strdup("no DMARC record"));
+    return;
+  }
+  check->org_domain = dmarc_walk_organizational_domain(walk);
+  if (!check->record->usable) {
+    dmarc_check_finish(check, DMARC_RESULT_PERMERROR,
+                       g_strdup_printf("unusable DMARC record at %s: %s",
+                                       check->policy_domain,
+                                       check->record->problem));
+    return;
+  }
+  check->stage = CHECK_ALIGNMENT;
+  check->needs_existence =
+      check->subdomain && check->record->np != DMARC_POLICY_UNSET;
+  dmarc_check_plan_walk(check, check->spf, check->record->aspf_strict);
+  for (guint i = 0; i < check->dkim->len; i++)
+    dmarc_check_plan_walk(check, check->dkim->pdata[i],
+                          check->record->adkim_strict);
+}
+
+static gboolean dmarc_check_alignment_ready(const DmarcCheck *check) {
+  if (check->needs_existence && check->exist_answers < 3)
+    return FALSE;
+  GHashTableIter iter;
+  gpointer walk;
+  g_hash_table_iter_init(&iter, check->walks);
+  while (g_hash_table_iter_next(&iter, NULL, &walk))
+    if (!((DmarcWalk *)walk)->done)
+      return FALSE;
+  return TRUE;
+}
+
+/* Feeds a _dmarc TXT answer to every walk waiting for that name. */
+static void dmarc_check_feed_walks(DmarcCheck *check, const char *name,
+                                   PstDnsStatus status,
+                                   const char *const *records,
+                                   const gsize *lengths, guint count,
+                                   const char *reason) {
+  if (!g_str_has_prefix(name, "_dmarc."))
+    return;
+  const char *target = name + strlen("_dmarc.");
+  GPtrArray *walks = g_ptr_array_new();
+  if (check->stage == CHECK_FROM_WALK)
+    g_ptr_array_add(walks, check->from_walk);
+  GHashTableIter iter;
+  gpointer walk;
+  g_hash_table_iter_init(&iter, check->walks);
+  while (g_hash_table_iter_next(&iter, NULL, &walk))
+    g_ptr_array_add(walks, walk);
+  for (guint i = 0; i < walks->len; i++) {
+    const char *next = dmarc_walk_next(walks->pdata[i]);
+    if (next != NULL && g_str_equal(next, target))
+      dmarc_walk_feed(walks->pdata[i], status, records, lengths, count,
+                      reason);
+  }
+  g_ptr_array_unref(walks);
+}
+
+static void dmarc_check_feed_existence(DmarcCheck *check, PstDnsType type,
+                                       const char *name, PstDnsStatus status) {
+  if (!check->needs_existence || !g_str_equal(name, check->from_domain) ||
+      type == PST_DNS_TYPE_TXT)
+    return;
+  check->exist_answers++;
+  if (status == PST_DNS_OK)
+    check->exists = TRUE;
+  else if (status != PST_DNS_NXDOMAIN && status != PST_DNS_NODATA)
+    check->exist_tempfail = TRUE;
+}
+
+void dmarc_check_answer(DmarcCheck *check, PstDnsType type, const char *name,
+                        PstDnsStatus status, const char *const *records,
+                        const gsize *lengths, guint count,
+                        const char *reason) {
+  g_autofree char *key = dmarc_question_key(type, name);
+  if (check->stage == CHECK_DONE || !g_hash_table_remove(check->asked, key))
+    return;
+  if (type == PST_DNS_TYPE_TXT) {
+    dmarc_check_keep_answer(check, name, status, records, count, reason);
+    dmarc_check_feed_walks(check, name, status, records, lengths, count,
+                           reason);
+  }
+  else
+    dmarc_check_feed_existence(check, type, name, status);
+  if (check->stage == CHECK_FROM_WALK && check->from_walk->done)
+    dmarc_check_after_from_walk(check);
+  if (check->stage == CHECK_ALIGNMENT && dmarc_check_alignment_ready(check))
+    dmarc_check_conclude(check);
+}
+
+/* --- The outcome ------------------------------------------------------------ */
+
+static DmarcPolicy dmarc_check_policy(const DmarcCheck *check,
+                                      gboolean *nonexistent_r) {
+  const DmarcRecord *record = check->record;
+  *nonexistent_r = FALSE;
+  if (record == NULL)
+    return DMARC_POLICY_UNSET;
+  if (!check->subdomain)
+    return record->p;
+  /* A temporary failure proves nothing: the domain counts as existing. */
+  if (check->needs_existence && !check->exists && !check->exist_tempfail) {
+    *nonexistent_r = TRUE;
+    return record->np;
+  }
+  return record->sp != DMARC_POLICY_UNSET ? record->sp : record->p;
+}
+
+void dmarc_check_get_outcome(const DmarcCheck *check, DmarcOutcome *outcome) {
+  memset(outcome, 0, sizeof *outcome);
+  outcome->result = check->result;
+  outcome->reason = check->reason;
+  outcome->from_domain = check->from_domain;
+  outcome->policy_domain = check->policy_domain;
+  outcome->org_domain = check->org_domain;
+  outcome->record = check->record;
+  outcome->policy = dmarc_check_policy(check, &outcome->nonexistent);
+  outcome->psd = check->psd;
+  outcome->spf_aligned = check->spf_aligned;
+  outcome->dkim_aligned = check->dkim_aligned;
+  outcome->spf = check->spf;
+  outcome->dkim = check->dkim;
+}

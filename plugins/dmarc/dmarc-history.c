@@ -1,0 +1,330 @@
+/* dmarc-history.c - history rows and the plugin's writer thread.
+ *
+ * The EOM hook hands each evaluated message to dmarc_history_add(), which
+ * only pushes onto a queue: the SMTP session never waits for a database.
+ * One thread per writer takes rows in batches (up to DMARC_BATCH rows, or
+ * what arrived within a second) and writes each batch in one transaction,
+ * opening the store on first use and again after a failure (at most every
+ * DMARC_RETRY_SECONDS).  When the database is down or refuses a batch, the
+ * rows are dropped, counted and logged (mail flow never depends on the
+ * history); so are rows beyond DMARC_QUEUE_MAX waiting.  The writer lives
+ * as long as its last reference (hooks of a configuration, jobs in
+ * flight); the last unref writes what is queued and joins the thread.
+ */
+#include <string.h>
+
+#include "dmarc-history.h"
+
+#define DMARC_BATCH 500
+#define DMARC_QUEUE_MAX 100000
+#define DMARC_RETRY_SECONDS 10
+
+/* --- Rows ------------------------------------------------------------------ */
+
+static char *dmarc_dkim_lines(const GPtrArray *dkim) {
+  GString *out = g_string_new(NULL);
+  for (guint i = 0; i < dkim->len; i++) {
+    const DmarcAuth *auth = dkim->pdata[i];
+    if (auth->domain == NULL)
+      continue;
+    g_string_append_printf(out, "%s%s %s %s", out->len > 0 ? "\n" : "",
+                           auth->domain,
+                           auth->selector != NULL && auth->selector[0] != '\0'
+                                   && strpbrk(auth->selector, " \n") == NULL
+                               ? auth->selector
+                               : "-",
+                           auth->result);
+  }
+  return g_string_free(out, FALSE);
+}
+
+static char *dmarc_fo_string(guint fo) {
+  GString *out = g_string_new(NULL);
+  static const struct {
+    guint bit;
+    const char *name;
+  } options[] = {{DMARC_FO_0, "0"}, {DMARC_FO_1, "1"}, {DMARC_FO_D, "d"},
+                 {DMARC_FO_S, "s"}};
+  for (guint i = 0; i < G_N_ELEMENTS(options); i++)
+    if (fo & options[i].bit)
+      g_string_append_printf(out, "%s%s", out->len > 0 ? ":" : "",
+                             options[i].name);
+  return g_string_free(out, FALSE);
+}
+
+static void dmarc_row_set_policy(DmarcHistoryRow *row,
+                                 const DmarcRecord *record) {
+  row->p = g_strdup(dmarc_policy_to_string(record->p));
+  row->sp = g_strdup(dmarc_policy_to_string(record->sp));
+  row->np = g_strdup(dmarc_policy_to_string(record->np));
+  row->adkim = g_strdup(record->adkim_strict ? "s" : "r");
+  row->aspf = g_strdup(record->aspf_strict ? "s" : "r");
+  row->testing = g_strdup(record->testing ? "y" : "n");
+  row->psd = g_strdup(record->psd == DMARC_PSD_Y   ? "y"
+                      : record->psd == DMARC_PSD_N ? "n"
+                                                   : "u");
+  row->fo = dmarc_fo_string(record->fo);
+  g_ptr_array_add(record->rua, NULL);
+  row->rua = g_strjoinv(",", (char **)record->rua->pdata);
+  g_ptr_array_remove_index(record->rua, record->rua->len - 1);
+}
+
+DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
+                                       const char *source_ip,
+                                       const char *envelope_from,
+                                       const char *envelope_to) {
+  DmarcHistoryRow *row = g_new0(DmarcHistoryRow, 1);
+  row->received = g_get_real_time() / G_USEC_PER_SEC;
+  row->policy_domain = g_strdup(outcome->policy_domain);
+  row->source_ip = g_strdup(source_ip != NULL ? source_ip : "");
+  row->header_from = g_strdup(outcome->from_domain);
+  row->envelope_from = g_strdup(envelope_from != NULL ? envelope_from : "");
+  row->envelope_to = g_strdup(envelope_to != NULL ? envelope_to : "");
+  row->result = g_strdup(dmarc_result_to_string(outcome->result));
+  row->spf_aligned = outcome->spf_aligned;
+  row->dkim_aligned = outcome->dkim_aligned;
+  const DmarcAuth *spf = outcome->spf;
+  row->spf_domain = g_strdup(spf != NULL && spf->domain ? spf->domain : "");
+  row->spf_scope = g_strdup(spf != NULL && spf->scope ? spf->scope : "");
+  row->spf_result = g_strdup(spf != NULL ? spf->result : "none");
+  row->dkim = dmarc_dkim_lines(outcome->dkim);
+  dmarc_row_set_policy(row, outcome->record);
+  return row;
+}
+
+void dmarc_history_row_free(DmarcHistoryRow *row) {
+  char **fields[] = {
+      &row->policy_domain, &row->source_ip,  &row->header_from,
+      &row->envelope_from, &row->envelope_to, &row->result,
+      &row->spf_domain,    &row->spf_scope,  &row->spf_result,
+      &row->dkim,          &row->disposition, &row->override,
+      &row->p,             &row->sp,         &row->np,
+      &row->adkim,         &row->aspf,       &row->testing,
+      &row->psd,           &row->fo,         &row->rua,
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(fields); i++)
+    g_free(*fields[i]);
+  g_free(row);
+}
+
+gboolean dmarc_history_row_insert(DmarcStore *store,
+                                  const DmarcHistoryRow *row, GError **error) {
+  g_autofree char *received =
+      g_strdup_printf("%" G_GINT64_FORMAT, row->received);
+#define S(x) ((x) != NULL ? (x) : "")
+  const char *params[] = {
+      received,           S(row->policy_domain), S(row->source_ip),
+      S(row->header_from), S(row->envelope_from), S(row->envelope_to),
+      S(row->result),     row->spf_aligned ? "y" : "n",
+      row->dkim_aligned ? "y" : "n", S(row->spf_domain), S(row->spf_scope),
+      S(row->spf_result), S(row->dkim),         S(row->disposition),
+      S(row->override),   S(row->p),            S(row->sp),
+      S(row->np),         S(row->adkim),        S(row->aspf),
+      S(row->testing),    S(row->psd),          S(row->fo),
+      S(row->rua),        NULL,
+  };
+#undef S
+  return dmarc_store_exec(
+      store,
+      "INSERT INTO dmarc_messages (received, policy_domain, source_ip,"
+      " header_from, envelope_from, envelope_to, result, spf_aligned,"
+      " dkim_aligned, spf_domain, spf_scope, spf_result, dkim, disposition,"
+      " override, p, sp, np, adkim, aspf, testing, psd, fo, rua) VALUES"
+      " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+      " $16, $17, $18, $19, $20, $21, $22, $23, $24)",
+      params, error);
+}
+
+/* --- The writer ---------------------------------------------------------------- */
+
+/* Markers share the queue with rows: a row with received = -1.  A flush
+ * marker has `spf_aligned` FALSE and is answered by setting its
+ * `dkim_aligned` (its sender frees it); the stop marker has `spf_aligned`
+ * TRUE and ends the thread. */
+struct _DmarcHistory {
+  gint refs;
+  char *uri;           /* owned */
+  PstPlugin *plugin;   /* for log lines */
+  GAsyncQueue *queue;  /* of DmarcHistoryRow* or DmarcFlush* */
+  GThread *thread;
+  GMutex lock;         /* guards the counts and markers' answers */
+  GCond flushed_cond;  /* a flush marker was answered */
+  guint64 written, lost;
+  /* The thread's own. */
+  DmarcStore *store;
+  gint64 next_open;    /* monotonic time of the next open attempt */
+  gboolean down;       /* the last write failed (logged once per outage) */
+};
+
+static gboolean dmarc_history_is_marker(gpointer item, GPtrArray *markers) {
+  if (((DmarcHistoryRow *)item)->received != -1)
+    return FALSE;
+  g_ptr_array_add(markers, item);
+  return TRUE;
+}
+
+static void dmarc_history_count(DmarcHistory *history, guint64 written,
+                                guint64 lost) {
+  g_mutex_lock(&history->lock);
+  history->written += written;
+  history->lost += lost;
+  g_mutex_unlock(&history->lock);
+}
+
+static DmarcStore *dmarc_history_store(DmarcHistory *history,
+                                       GError **error) {
+  if (history->store != NULL)
+    return history->store;
+  gint64 now = g_get_monotonic_time();
+  if (now < history->next_open) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                "database unreachable, next attempt in %" G_GINT64_FORMAT " s",
+                (history->next_open - now) / G_USEC_PER_SEC + 1);
+    return NULL;
+  }
+  history->store = dmarc_store_open(history->uri, error);
+  if (history->store == NULL)
+    history->next_open = now + DMARC_RETRY_SECONDS * G_USEC_PER_SEC;
+  return history->store;
+}
+
+static gboolean dmarc_history_write(DmarcHistory *history, GPtrArray *rows,
+                                    GError **error) {
+  DmarcStore *store = dmarc_history_store(history, error);
+  if (store == NULL || !dmarc_store_exec(store, "BEGIN", NULL, error))
+    return FALSE;
+  for (guint i = 0; i < rows->len; i++)
+    if (!dmarc_history_row_insert(store, rows->pdata[i], error)) {
+      dmarc_store_exec(store, "ROLLBACK", NULL, NULL);
+      return FALSE;
+    }
+  return dmarc_store_exec(store, "COMMIT", NULL, error);
+}
+
+static void dmarc_history_write_batch(DmarcHistory *history, GPtrArray *rows) {
+  if (rows->len == 0)
+    return;
+  g_autoptr(GError) error = NULL;
+  if (dmarc_history_write(history, rows, &error)) {
+    dmarc_history_count(history, rows->len, 0);
+    if (history->down)
+      pst_plugin_log(history->plugin, G_LOG_LEVEL_MESSAGE,
+                     "history: writing to %s again", history->uri);
+    history->down = FALSE;
+    return;
+  }
+  dmarc_history_count(history, 0, rows->len);
+  /* A broken connection is reopened later. */
+  g_clear_pointer(&history->store, dmarc_store_close);
+  if (history->next_open == 0 || !history->down)
+    history->next_open =
+        g_get_monotonic_time() + DMARC_RETRY_SECONDS * G_USEC_PER_SEC;
+  pst_plugin_log(history->plugin, G_LOG_LEVEL_WARNING,
+                 "history: %u rows lost (%" G_GUINT64_FORMAT
+                 " so far; mail is not affected): %s",
+                 rows->len, history->lost, error->message);
+  history->down = TRUE;
+}
+
+static void dmarc_history_answer_markers(DmarcHistory *history,
+                                          GPtrArray *markers,
+                                          gboolean *stop_r) {
+  g_mutex_lock(&history->lock);
+  for (guint i = 0; i < markers->len; i++) {
+    DmarcHistoryRow *marker = markers->pdata[i];
+    if (marker->spf_aligned) {
+      *stop_r = TRUE;
+      dmarc_history_row_free(marker);
+    } else {
+      marker->dkim_aligned = TRUE;
+    }
+  }
+  g_cond_broadcast(&history->flushed_cond);
+  g_mutex_unlock(&history->lock);
+}
+
+static gpointer dmarc_history_thread(gpointer data) {
+  DmarcHistory *history = data;
+  gboolean stop = FALSE;
+  while (!stop) {
+    g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)dmarc_history_row_free);
+    g_autoptr(GPtrArray) markers = g_ptr_array_new();
+    gpointer item = g_async_queue_timeout_pop(history->queue, G_USEC_PER_SEC);
+    gint64 deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+    while (item != NULL) {
+      if (!dmarc_history_is_marker(item, markers))
+        g_ptr_array_add(rows, item);
+      if (markers->len > 0 || rows->len >= DMARC_BATCH)
+        break;
+      gint64 left = deadline - g_get_monotonic_time();
+      item = left > 0 ? g_async_queue_timeout_pop(history->queue, left) : NULL;
+    }
+    dmarc_history_write_batch(history, rows);
+    dmarc_history_answer_markers(history, markers, &stop);
+  }
+  return NULL;
+}
+
+DmarcHistory *dmarc_history_new(const char *uri, PstPlugin *plugin) {
+  DmarcHistory *history = g_new0(DmarcHistory, 1);
+  history->refs = 1;
+  history->uri = g_strdup(uri);
+  history->plugin = plugin;
+  history->queue = g_async_queue_new();
+  g_mutex_init(&history->lock);
+  g_cond_init(&history->flushed_cond);
+  history->thread =
+      g_thread_new("dmarc-history", dmarc_history_thread, history);
+  return history;
+}
+
+DmarcHistory *dmarc_history_ref(DmarcHistory *history) {
+  g_atomic_int_inc(&history->refs);
+  return history;
+}
+
+void dmarc_history_flush(DmarcHistory *history) {
+  /* Rows queued before the marker are written before it is answered. */
+  DmarcHistoryRow *marker = g_new0(DmarcHistoryRow, 1);
+  marker->received = -1;
+  g_async_queue_push(history->queue, marker);
+  g_mutex_lock(&history->lock);
+  while (!marker->dkim_aligned)
+    g_cond_wait(&history->flushed_cond, &history->lock);
+  g_mutex_unlock(&history->lock);
+  dmarc_history_row_free(marker);
+}
+
+void dmarc_history_unref(DmarcHistory *history) {
+  if (!g_atomic_int_dec_and_test(&history->refs))
+    return;
+  DmarcHistoryRow *stop = g_new0(DmarcHistoryRow, 1);
+  stop->received = -1;
+  stop->spf_aligned = TRUE;
+  g_async_queue_push(history->queue, stop);
+  g_thread_join(history->thread);
+  g_async_queue_unref(history->queue);
+  dmarc_store_close(history->store);
+  g_mutex_clear(&history->lock);
+  g_cond_clear(&history->flushed_cond);
+  g_free(history->uri);
+  g_free(history);
+}
+
+void dmarc_history_add(DmarcHistory *history, DmarcHistoryRow *row) {
+  if (g_async_queue_length(history->queue) >= DMARC_QUEUE_MAX) {
+    dmarc_history_row_free(row);
+    dmarc_history_count(history, 0, 1);
+    return;
+  }
+  g_async_queue_push(history->queue, row);
+}
+
+void dmarc_history_get_counts(DmarcHistory *history, guint64 *written_r,
+                              guint64 *lost_r) {
+  g_mutex_lock(&history->lock);
+  *written_r = history->written;
+  *lost_r = history->lost;
+  g_mutex_unlock(&history->lock);
+}

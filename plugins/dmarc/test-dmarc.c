@@ -1,0 +1,489 @@
+/* test-dmarc.c - unit tests of the DMARC plugin's pure parts, table by
+ * table, written section by section from RFC 9989: the record format
+ * ("General Record Format", "Formal Definition"), the author domain
+ * ("Extract Author Domain"), the tree walk ("DNS Tree Walk"), policy and
+ * Organizational Domain discovery, alignment and the result ("Identifier
+ * Alignment Explained", "Determine Handling Policy"), and the
+ * configuration's errors.  DNS answers come from a zone in a table; no
+ * daemon, no server.
+ */
+#include <string.h>
+
+#include "dmarc.h"
+
+/* --- Records ---------------------------------------------------------------- */
+
+typedef struct {
+  const char *text;
+  gboolean is_dmarc;
+  DmarcPolicy p, sp, np;
+  const char *modes; /* adkim, aspf: "rr", "sr", ... */
+  DmarcPsd psd;
+  gboolean testing;
+  guint fo;
+  guint rua;
+  gboolean usable;
+} RecordCase;
+
+#define N DMARC_POLICY_NONE
+#define Q DMARC_POLICY_QUARANTINE
+#define R DMARC_POLICY_REJECT
+#define U DMARC_POLICY_UNSET
+
+static const RecordCase record_cases[] = {
+    /* v=DMARC1 first and exact (case-sensitive value). */
+    {"v=DMARC1; p=reject", TRUE, R, U, U, "rr", DMARC_PSD_U, FALSE, DMARC_FO_0,
+     0, TRUE},
+    {"v=DMARC1;p=reject;", TRUE, R, U, U, "rr", DMARC_PSD_U, FALSE, DMARC_FO_0,
+     0, TRUE},
+    {"v = DMARC1 ; p = quarantine ; sp = none", TRUE, Q, N, U, "rr",
+     DMARC_PSD_U, FALSE, DMARC_FO_0, 0, TRUE},
+    {"v=dmarc1; p=reject", FALSE},
+    {"v=DMARC2; p=reject", FALSE},
+    {"p=reject; v=DMARC1", FALSE},
+    {"v=DMARC1x; p=reject", FALSE},
+    {"v=spf1 -all", FALSE},
+    {"", FALSE},
+    /* No p: treated as p=none. */
+    {"v=DMARC1", TRUE, N, U, U, "rr", DMARC_PSD_U, FALSE, DMARC_FO_0, 0,
+     TRUE},
+    {"v=DMARC1; rua=mailto:a@example.com", TRUE, N, U, U, "rr", DMARC_PSD_U,
+     FALSE, DMARC_FO_0, 1, TRUE},
+    /* New tags np, psd, t; case-insensitive values. */
+    {"v=DMARC1; p=Reject; sp=quarantine; np=reject; psd=y; t=y", TRUE, R, Q,
+     R, "rr", DMARC_PSD_Y, TRUE, DMARC_FO_0, 0, TRUE},
+    {"v=DMARC1; p=none; psd=n; t=n", TRUE, N, U, U, "rr", DMARC_PSD_N, FALSE,
+     DMARC_FO_0, 0, TRUE},
+    {"v=DMARC1; p=none; adkim=s; aspf=s", TRUE, N, U, U, "ss", DMARC_PSD_U,
+     FALSE, DMARC_FO_0, 0, TRUE},
+    /* Removed tags (pct, rf, ri) and unknown tags are ignored. */
+    {"v=DMARC1; p=reject; pct=10; rf=afrf; ri=3600; foo=bar", TRUE, R, U, U,
+     "rr", DMARC_PSD_U, FALSE, DMARC_FO_0, 0, TRUE},
+    /* Invalid values of other tags fall back to the defaults. */
+    {"v=DMARC1; p=reject; adkim=x; aspf=; psd=maybe; t=yes; fo=z", TRUE, R, U,
+     U, "rr", DMARC_PSD_U, FALSE, DMARC_FO_0, 0, TRUE},
+    {"v=DMARC1; p=reject; fo=1:d:s", TRUE, R, U, U, "rr", DMARC_PSD_U, FALSE,
+     DMARC_FO_1 | DMARC_FO_D | DMARC_FO_S, 0, TRUE},
+    /* Invalid p/sp/np: p=none with a valid rua, unusable without. */
+    {"v=DMARC1; p=bogus", TRUE, U, U, U, "rr", DMARC_PSD_U, FALSE, DMARC_FO_0,
+     0, FALSE},
+    {"v=DMARC1; p=reject; sp=bogus", TRUE, R, U, U, "rr", DMARC_PSD_U, FALSE,
+     DMARC_FO_0, 0, FALSE},
+    {"v=DMARC1; p=bogus; rua=mailto:r@example.com", TRUE, N, U, U, "rr",
+     DMARC_PSD_U, FALSE, DMARC_FO_0, 1, TRUE},
+    {"v=DMARC1; p=reject; np=x; rua=mailto:r@example.com", TRUE, N, U, U, "rr",
+     DMARC_PSD_U, FALSE, DMARC_FO_0, 1, TRUE},
+    /* URI lists: white space around commas, invalid URIs dropped. */
+    {"v=DMARC1; p=none; rua=mailto:a@x.example , mailto:b@y.example, bad uri",
+     TRUE, N, U, U, "rr", DMARC_PSD_U, FALSE, DMARC_FO_0, 2, TRUE},
+    /* A repeated tag: the first counts. */
+    {"v=DMARC1; p=none; p=reject", TRUE, N, U, U, "rr", DMARC_PSD_U, FALSE,
+     DMARC_FO_0, 0, TRUE},
+};
+
+static void test_record_parse(void) {
+  for (guint i = 0; i < G_N_ELEMENTS(record_cases); i++) {
+    const RecordCase *c = &record_cases[i];
+    g_autoptr(DmarcRecord) record =
+        dmarc_record_parse(c->text, strlen(c->text));
+    g_test_message("record %s", c->text);
+    g_assert_cmpint(record != NULL, ==, c->is_dmarc);
+    if (record == NULL)
+      continue;
+    g_assert_cmpint(record->usable, ==, c->usable);
+    if (!c->usable)
+      continue;
+    g_assert_cmpint(record->p, ==, c->p);
+    g_assert_cmpint(record->sp, ==, c->sp);
+    g_assert_cmpint(record->np, ==, c->np);
+    g_assert_cmpint(record->adkim_strict, ==, c->modes[0] == 's');
+    g_assert_cmpint(record->aspf_strict, ==, c->modes[1] == 's');
+    g_assert_cmpint(record->psd, ==, c->psd);
+    g_assert_cmpint(record->testing, ==, c->testing);
+    g_assert_cmpuint(record->fo, ==, c->fo);
+    g_assert_cmpuint(record->rua->len, ==, c->rua);
+  }
+}
+
+static void test_record_nul(void) {
+  static const char text[] = "v=DMARC1; p=reject\0; p=none";
+  g_assert_null(dmarc_record_parse(text, sizeof text - 1));
+}
+
+static void test_uri_mailto(void) {
+  static const struct {
+    const char *uri, *address;
+  } cases[] = {
+      {"mailto:dmarc@example.com", "dmarc@example.com"},
+      {"MAILTO:dmarc@Example.COM!10m", "dmarc@example.com"},
+      {"mailto:d%2Bx@example.com?subject=x", "d+x@example.com"},
+      {"https://example.com/report", NULL},
+      {"mailto:nobody", NULL},
+      {"mailto:a%0d@example.com", NULL},
+      {"mailto:a%zz@example.com", NULL},
+      {"mailto:a@exa mple.com", NULL},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *address = dmarc_uri_mailto_address(cases[i].uri);
+    g_assert_cmpstr(address, ==, cases[i].address);
+  }
+}
+
+/* --- The author domain -------------------------------------------------------- */
+
+static void test_from_domain(void) {
+  static const struct {
+    const char *value;
+    const char *domain; /* NULL: malformed */
+  } cases[] = {
+      {"alice@example.com", "example.com"},
+      {"Alice <alice@Example.COM>", "example.com"},
+      {"\"Doe, John\" <john@example.org>", "example.org"},
+      {"\"a@evil.example\" <b@good.example>", "good.example"},
+      {"(comment) alice@example.com (more (nested))", "example.com"},
+      {"Alice\r\n <alice@example.com>", "example.com"},
+      {"<@route.example:alice@example.com>", "example.com"},
+      {"\"quoted@local\"@example.net", "example.net"},
+      {"a@example.com, b@example.com", "example.com"},
+      {"team: a@example.com, b@example.com;", "example.com"},
+      {"alice@b\xc3\xbc" "cher.example", "xn--bcher-kva.example"},
+      {"alice@example.com.", "example.com"},
+      {"a@example.com, b@other.example", NULL},
+      {"undisclosed-recipients:;", NULL},
+      {"", NULL},
+      {"alice", NULL},
+      {"alice@[192.0.2.1]", NULL},
+      {"alice@", NULL},
+      {"alice@exa..mple.com", NULL},
+      {"Alice <alice@example.com", NULL},
+      {"Alice (unclosed <alice@example.com>", NULL},
+      {"\"unclosed <alice@example.com>", NULL},
+      {"<a@example.com> <b@example.com>", NULL},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    const char *values[] = {cases[i].value};
+    const char *problem = NULL;
+    g_autofree char *domain = dmarc_from_domain(values, 1, &problem);
+    g_test_message("From: %s", cases[i].value);
+    g_assert_cmpstr(domain, ==, cases[i].domain);
+    g_assert_true((domain == NULL) == (problem != NULL));
+  }
+  const char *two[] = {"a@example.com", "a@example.com"};
+  const char *problem = NULL;
+  g_assert_null(dmarc_from_domain(two, 2, &problem));
+  g_assert_cmpstr(problem, ==, "several From: fields");
+  g_assert_null(dmarc_from_domain(two, 0, &problem));
+  g_assert_cmpstr(problem, ==, "no From: field");
+}
+
+/* --- The tree walk ---------------------------------------------------------------- */
+
+static void test_walk_targets(void) {
+  static const struct {
+    const char *domain;
+    const char *targets; /* ' '-separated */
+  } cases[] = {
+      {"com", "com"},
+      {"example.com", "example.com com"},
+      {"a.mail.example.com", "a.mail.example.com mail.example.com example.com "
+                             "com"},
+      /* 8 labels or more: the jump to 7, then one by one: 8 queries. */
+      {"a.b.c.d.e.f.g.h.example.com",
+       "a.b.c.d.e.f.g.h.example.com d.e.f.g.h.example.com e.f.g.h.example.com "
+       "f.g.h.example.com g.h.example.com h.example.com example.com com"},
+      {"b.c.d.e.f.g.example.com",
+       "b.c.d.e.f.g.example.com c.d.e.f.g.example.com d.e.f.g.example.com "
+       "e.f.g.example.com f.g.example.com g.example.com example.com com"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(GPtrArray) targets = dmarc_walk_targets(cases[i].domain);
+    g_ptr_array_add(targets, NULL);
+    g_autofree char *joined = g_strjoinv(" ", (char **)targets->pdata);
+    g_assert_cmpstr(joined, ==, cases[i].targets);
+    g_assert_cmpuint(targets->len - 1, <=, DMARC_WALK_MAX_QUERIES);
+  }
+  g_autoptr(GPtrArray) long_one =
+      dmarc_walk_targets("1.2.3.4.5.6.7.8.9.10.11.12.example.com");
+  g_assert_cmpuint(long_one->len, ==, DMARC_WALK_MAX_QUERIES);
+}
+
+/* A zone: name -> TXT records ('|'-separated), "!NX" NXDOMAIN, "!TEMP"
+ * SERVFAIL, "!OK" an A/AAAA/MX that exists.  Names not listed: NXDOMAIN. */
+typedef struct {
+  const char *name;
+  const char *records;
+} ZoneEntry;
+
+static const ZoneEntry zone[] = {
+    {"_dmarc.example.com", "v=DMARC1; p=reject; rua=mailto:r@example.com"},
+    {"_dmarc.sub.example.com", "v=DMARC1; p=none"},
+    {"_dmarc.strict.test", "v=DMARC1; p=reject; adkim=s; aspf=s"},
+    {"_dmarc.parent.test", "v=DMARC1; p=none; sp=quarantine; np=reject"},
+    {"exists.parent.test", "!OK"},
+    {"_dmarc.nosp.test", "v=DMARC1; p=quarantine"},
+    {"_dmarc.psd", "v=DMARC1; p=reject; psd=y"},
+    {"_dmarc.org.psd", "v=DMARC1; p=none; psd=y"},
+    {"_dmarc.n.org.psd", "v=DMARC1; p=quarantine; psd=n"},
+    {"_dmarc.two.test", "v=DMARC1; p=reject|v=DMARC1; p=none"},
+    {"_dmarc.sub.two.test", "v=DMARC1; p=quarantine"},
+    {"_dmarc.noise.test", "google-site-verification=x|v=DMARC1; p=reject"},
+    {"_dmarc.temp.test", "!TEMP"},
+    {"_dmarc.broken.test", "v=DMARC1; p=nonsense"},
+    {"_dmarc.testing.test", "v=DMARC1; p=reject; t=y"},
+    {"_dmarc.deep.test", "v=DMARC1; p=reject"},
+};
+
+static const char *zone_lookup(const char *name) {
+  for (guint i = 0; i < G_N_ELEMENTS(zone); i++)
+    if (g_ascii_strcasecmp(zone[i].name, name) == 0)
+      return zone[i].records;
+  return NULL;
+}
+
+/* Answers every question from the zone until the check is done; returns
+ * the number of questions asked. */
+static guint check_run(DmarcCheck *check, GString *log) {
+  guint asked = 0;
+  for (guint round = 0; round < 64 && !dmarc_check_is_done(check); round++) {
+    g_autoptr(GPtrArray) questions = dmarc_check_questions(check);
+    g_assert_true(questions->len > 0 || dmarc_check_is_done(check));
+    for (guint i = 0; i < questions->len; i++) {
+      const DmarcQuestion *q = questions->pdata[i];
+      asked++;
+      if (log != NULL)
+        g_string_append_printf(log, "%s%s", log->len ? " " : "", q->name);
+      const char *records = zone_lookup(q->name);
+      PstDnsStatus status = PST_DNS_NXDOMAIN;
+      g_auto(GStrv) texts = NULL;
+      guint count = 0;
+      if (records != NULL && g_str_equal(records, "!TEMP"))
+        status = PST_DNS_TEMPFAIL;
+      else if (records != NULL && g_str_equal(records, "!OK"))
+        status = PST_DNS_OK;
+      else if (records != NULL && q->type == PST_DNS_TYPE_TXT) {
+        status = PST_DNS_OK;
+        texts = g_strsplit(records, "|", -1);
+        count = g_strv_length(texts);
+      } else if (records != NULL)
+        status = PST_DNS_NODATA;
+      gsize lengths[8] = {0};
+      for (guint k = 0; k < count; k++)
+        lengths[k] = strlen(texts[k]);
+      dmarc_check_answer(check, q->type, q->name, status,
+                         (const char *const *)texts, lengths, count,
+                         status == PST_DNS_TEMPFAIL ? "SERVFAIL" : NULL);
+    }
+  }
+  g_assert_true(dmarc_check_is_done(check));
+  return asked;
+}
+
+typedef struct {
+  const char *title;
+  const char *from;
+  const char *spf;  /* "RESULT DOMAIN" or NULL */
+  const char *dkim; /* "RESULT DOMAIN" pairs, ','-separated, or NULL */
+  DmarcResult result;
+  DmarcPolicy policy;
+  const char *policy_domain;
+  const char *org_domain;
+  guint max_questions; /* 0: not checked */
+} CheckCase;
+
+static const CheckCase check_cases[] = {
+    /* Policy discovery: the domain's own record, p applies. */
+    {"own record, SPF aligned", "example.com", "pass example.com", NULL,
+     DMARC_RESULT_PASS, R, "example.com", "example.com", 2},
+    {"own record, nothing passes", "example.com", "fail example.com",
+     "fail example.com", DMARC_RESULT_FAIL, R, "example.com", "example.com"},
+    /* A subdomain with its own record: p of that record, org from the walk. */
+    {"subdomain record", "sub.example.com", "softfail x.test", NULL,
+     DMARC_RESULT_FAIL, N, "sub.example.com", "example.com"},
+    /* No record at the domain: the Organizational Domain's sp, else p. */
+    {"org record, sp absent", "a.b.example.com", NULL, NULL, DMARC_RESULT_FAIL,
+     R, "example.com", "example.com"},
+    {"org record, sp", "exists.parent.test", NULL, NULL, DMARC_RESULT_FAIL, Q,
+     "parent.test", "parent.test"},
+    /* np for a non-existent subdomain (NXDOMAIN for A, AAAA, MX). */
+    {"np for a non-existent subdomain", "ghost.parent.test", NULL, NULL,
+     DMARC_RESULT_FAIL, R, "parent.test", "parent.test"},
+    {"no np: sp, then p", "ghost.nosp.test", NULL, NULL, DMARC_RESULT_FAIL, Q,
+     "nosp.test", "nosp.test"},
+    /* No record anywhere: none, no policy. */
+    {"no record", "nowhere.test", "pass nowhere.test", NULL, DMARC_RESULT_NONE,
+     U, NULL, NULL},
+    /* Relaxed alignment: a subdomain's identifiers share the org. */
+    {"relaxed DKIM from a subdomain", "example.com", NULL,
+     "pass mail.example.com", DMARC_RESULT_PASS, R, "example.com",
+     "example.com"},
+    {"relaxed SPF from a sibling", "news.example.com", "pass bounce.example.com",
+     NULL, DMARC_RESULT_PASS, R, "example.com", "example.com"},
+    /* Strict: only the exact domain. */
+    {"strict DKIM refuses a subdomain", "strict.test", NULL,
+     "pass a.strict.test", DMARC_RESULT_FAIL, R, "strict.test", "strict.test"},
+    {"strict SPF exact", "strict.test", "pass strict.test", NULL,
+     DMARC_RESULT_PASS, R, "strict.test", "strict.test"},
+    /* Several signatures where only one aligns. */
+    {"one of three signatures aligns", "example.com", "fail example.com",
+     "pass mailer.test,fail example.com,pass s.example.com", DMARC_RESULT_PASS,
+     R, "example.com", "example.com"},
+    /* An unrelated passing identifier costs no query. */
+    {"third-party signature, no walk", "example.com", NULL, "pass mailer.test",
+     DMARC_RESULT_FAIL, R, "example.com", "example.com", 2},
+    /* d=com never aligns ("com" has no record, it is its own org). */
+    {"d=com", "example.com", NULL, "pass com", DMARC_RESULT_FAIL, R,
+     "example.com", "example.com"},
+    /* PSD: psd=y above the start makes the org one label below it. */
+    {"PSD policy for an org without a record", "a.shop.psd", NULL, NULL,
+     DMARC_RESULT_FAIL, R, "psd", "shop.psd"},
+    {"psd=y at org.psd: org is one label below", "x.y.org.psd", NULL,
+     "pass z.y.org.psd", DMARC_RESULT_PASS, N, "org.psd", "y.org.psd"},
+    {"psd=n stops the walk", "m.n.org.psd", NULL, "pass k.n.org.psd",
+     DMARC_RESULT_PASS, Q, "n.org.psd", "n.org.psd"},
+    /* Several DMARC records at one name are all discarded. */
+    {"two records discarded", "two.test", NULL, NULL, DMARC_RESULT_NONE, U,
+     NULL, NULL},
+    {"two records at the parent: subdomain alone", "sub.two.test", NULL, NULL,
+     DMARC_RESULT_FAIL, Q, "sub.two.test", "sub.two.test"},
+    {"non-DMARC TXT beside the record", "noise.test", NULL, NULL,
+     DMARC_RESULT_FAIL, R, "noise.test", "noise.test"},
+    /* DNS trouble: temperror; SPF/DKIM temperror prevents a fail. */
+    {"walk tempfail", "a.temp.test", NULL, NULL, DMARC_RESULT_TEMPERROR, U,
+     NULL, NULL},
+    {"DKIM temperror, nothing passes", "example.com", "fail example.com",
+     "temperror example.com", DMARC_RESULT_TEMPERROR, R, "example.com",
+     "example.com"},
+    /* An invalid p without rua: no DMARC processing (permerror). */
+    {"unusable record", "broken.test", NULL, NULL, DMARC_RESULT_PERMERROR, U,
+     "broken.test", "broken.test"},
+    /* t=y: the result is fail; the plugin does not enforce. */
+    {"test mode still fails", "testing.test", NULL, NULL, DMARC_RESULT_FAIL, R,
+     "testing.test", "testing.test"},
+    /* A deep name: 8 queries at most. */
+    {"deep name", "a.b.c.d.e.f.g.h.i.deep.test", NULL, NULL, DMARC_RESULT_FAIL,
+     R, "deep.test", "deep.test", 8},
+};
+
+static DmarcAuth *auth_parse(const char *text) {
+  g_auto(GStrv) words = g_strsplit(text, " ", 2);
+  return dmarc_auth_new(words[1], "sel", words[0], "mfrom");
+}
+
+static void test_check(void) {
+  for (guint i = 0; i < G_N_ELEMENTS(check_cases); i++) {
+    const CheckCase *c = &check_cases[i];
+    g_test_message("check: %s", c->title);
+    GPtrArray *dkim =
+        g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_auth_free);
+    g_auto(GStrv) signatures = g_strsplit(c->dkim ? c->dkim : "", ",", -1);
+    for (guint k = 0; signatures[k] != NULL; k++)
+      g_ptr_array_add(dkim, auth_parse(signatures[k]));
+    g_autoptr(DmarcCheck) check = dmarc_check_new(
+        c->from, c->spf ? auth_parse(c->spf) : NULL, dkim);
+    g_autoptr(GString) log = g_string_new(NULL);
+    guint asked = check_run(check, log);
+    g_test_message("  asked: %s", log->str);
+    DmarcOutcome outcome;
+    dmarc_check_get_outcome(check, &outcome);
+    g_assert_cmpstr(dmarc_result_to_string(outcome.result), ==,
+                    dmarc_result_to_string(c->result));
+    g_assert_cmpint(outcome.policy, ==, c->policy);
+    g_assert_cmpstr(outcome.policy_domain, ==, c->policy_domain);
+    g_assert_cmpstr(outcome.org_domain, ==, c->org_domain);
+    if (c->max_questions > 0)
+      g_assert_cmpuint(asked, <=, c->max_questions);
+  }
+}
+
+/* The questions of the walk for a deep name: the jump after the first. */
+static void test_check_questions(void) {
+  g_autoptr(DmarcCheck) check =
+      dmarc_check_new("a.b.c.d.e.f.g.h.example.com", NULL, NULL);
+  g_autoptr(GString) log = g_string_new(NULL);
+  check_run(check, log);
+  g_assert_cmpstr(log->str, ==,
+                  "_dmarc.a.b.c.d.e.f.g.h.example.com "
+                  "_dmarc.d.e.f.g.h.example.com _dmarc.e.f.g.h.example.com "
+                  "_dmarc.f.g.h.example.com "
+                  "_dmarc.g.h.example.com _dmarc.h.example.com "
+                  "_dmarc.example.com _dmarc.com");
+}
+
+/* --- Configuration ------------------------------------------------------------------ */
+
+static void test_config_errors(void) {
+  static const struct {
+    const char *text;
+    const char *error; /* a part of the message; NULL: loads */
+  } cases[] = {
+      {"", NULL},
+      {"enforce=false\nquarantine=header\ntemperror_action=tempfail\n"
+       "malformed_from=accept\ntrusted_forwarders=192.0.2.0/24; 2001:db8::/32\n"
+       "history=postgresql://localhost/dmarc\nreport_email=r@example.com\n",
+       NULL},
+      {"history=\n", NULL},
+      {"quarantine=junk\n", "quarantine: \"junk\" is not hold or header"},
+      {"temperror_action=reject\n", "temperror_action"},
+      {"malformed_from=drop\n", "malformed_from"},
+      {"reject_reply=450 4.7.1 no\n", "reject_reply"},
+      {"reject_reply=550 5.7.1\n", "reject_reply"},
+      {"trusted_forwarders=not-a-net\n", "trusted_forwarders"},
+      {"history=mysql://x\n", "history"},
+      {"history=sqlite:relative.db\n", "history"},
+      {"report_email=nobody\n", "report_email"},
+      {"pct=100\n", "pct"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *text =
+        g_strconcat("[plugin:dmarc]\n", cases[i].text, NULL);
+    g_autoptr(GKeyFile) keyfile = g_key_file_new();
+    g_assert_true(g_key_file_load_from_data(keyfile, text, -1,
+                                            G_KEY_FILE_NONE, NULL));
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DmarcConfig) config =
+        dmarc_config_load(keyfile, "plugin:dmarc", &error);
+    g_test_message("config %s", cases[i].text);
+    if (cases[i].error == NULL) {
+      g_assert_no_error(error);
+      g_assert_nonnull(config);
+    } else {
+      g_assert_null(config);
+      g_assert_nonnull(strstr(error->message, cases[i].error));
+    }
+  }
+}
+
+static void test_config_defaults(void) {
+  g_autoptr(GKeyFile) keyfile = g_key_file_new();
+  g_key_file_set_string(keyfile, "server", "hostname", "mx.example.net");
+  g_autoptr(DmarcConfig) config =
+      dmarc_config_load(keyfile, "plugin:dmarc", NULL);
+  g_assert_true(config->enforce);
+  g_assert_cmpuint(config->reject.code, ==, 550);
+  g_assert_cmpstr(config->reject.enhanced, ==, "5.7.1");
+  g_assert_cmpint(config->quarantine, ==, DMARC_QUARANTINE_HOLD);
+  g_assert_false(config->temperror_tempfail);
+  g_assert_true(config->malformed_reject);
+  g_assert_cmpstr(config->history, ==, "sqlite:/var/lib/postilion/dmarc.db");
+  g_assert_cmpstr(config->report_org_name, ==, "mx.example.net");
+  g_assert_cmpstr(config->report_email, ==, "dmarc-noreply@mx.example.net");
+  g_assert_true(config->reports);
+  g_assert_false(config->failure_reports);
+  g_autofree char *text = dmarc_reply_format(config->reject.text,
+                                             "example.com", "reject");
+  g_assert_cmpstr(text, ==, "Email rejected per DMARC policy for example.com");
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/dmarc/record/parse", test_record_parse);
+  g_test_add_func("/dmarc/record/nul", test_record_nul);
+  g_test_add_func("/dmarc/record/mailto", test_uri_mailto);
+  g_test_add_func("/dmarc/from/domain", test_from_domain);
+  g_test_add_func("/dmarc/walk/targets", test_walk_targets);
+  g_test_add_func("/dmarc/check/cases", test_check);
+  g_test_add_func("/dmarc/check/questions", test_check_questions);
+  g_test_add_func("/dmarc/config/errors", test_config_errors);
+  g_test_add_func("/dmarc/config/defaults", test_config_defaults);
+  return g_test_run();
+}
