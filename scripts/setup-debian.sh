@@ -31,6 +31,8 @@ PACKAGES=(
   libsasl2-dev libsasl2-modules libsasl2-modules-db sasl2-bin
   # swaks --tls / --tlsc in the AUTH-over-TLS tests
   libnet-ssleay-perl
+  # tests/e2e/test_tls_hardening.py: a TLS scanner (renegotiation, LUCKY13)
+  testssl.sh
   # the plugin ABI check against sdk/abi/libpostilion.abi
   abigail-tools
   # debugging

@@ -17,6 +17,15 @@
  * Writes: after GNUTLS_E_AGAIN GnuTLS holds the record it was sending;
  * the next write flushes it with (NULL, 0), which returns the length of
  * the earlier attempt (the caller retries with the same leading octets).
+ *
+ * Renegotiation (TLS 1.2; 1.3 has none) is refused on both sides with a
+ * no_renegotiation warning alert (RFC 5246 7.2.2): a ClientHello (or a
+ * HelloRequest) in the middle of a session makes gnutls_record_recv()
+ * return GNUTLS_E_REHANDSHAKE, and a peer that is never answered waits
+ * forever.  The alert goes out before any later write; a peer that asks
+ * more than MAX_RENEGOTIATIONS times is dropped.  GnuTLS keeps the refused
+ * hello for a gnutls_handshake() we never call, and the next read drops it
+ * with GNUTLS_E_UNEXPECTED_PACKET: that one is expected, not an error.
  */
 #include <string.h>
 
@@ -34,8 +43,13 @@ typedef struct {
   gboolean verified;
   char *verify_message;   /* owned, nullable */
   gboolean write_blocked; /* a record waits to be flushed */
+  gboolean alert_pending; /* no_renegotiation not sent (or not flushed) */
+  guint renegotiations;   /* refused so far */
+  gboolean hello_kept;    /* GnuTLS still holds the refused hello */
   gboolean shut;
 } TlsConnection;
+
+#define MAX_RENEGOTIATIONS 3
 
 static void connection_free(gpointer data) {
   TlsConnection *connection = data;
@@ -226,27 +240,82 @@ static gssize would_block(GError **error) {
   return -1;
 }
 
+/* Sends (or flushes) the no_renegotiation alert: 1 sent or nothing to
+ * send, 0 blocked (GnuTLS holds the alert: call again), -1 failed. */
+static int alert_flush(TlsConnection *connection, GError **error) {
+  if (!connection->alert_pending || connection->write_blocked)
+    return 1;
+  int ret = gnutls_alert_send(connection->session, GNUTLS_AL_WARNING,
+                              GNUTLS_A_NO_RENEGOTIATION);
+  if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
+    return 0;
+  connection->alert_pending = FALSE;
+  if (ret >= 0)
+    return 1;
+  set_gnutls_error(error, "TLS alert", ret);
+  return -1;
+}
+
+/* A renegotiation request arrived: refuse it (after a write in progress). */
+static gboolean refuse_renegotiation(TlsConnection *connection,
+                                     GError **error) {
+  if (++connection->renegotiations > MAX_RENEGOTIATIONS) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                "TLS read: the peer asked %u times for a renegotiation, "
+                "which is refused",
+                connection->renegotiations);
+    return FALSE;
+  }
+  connection->alert_pending = TRUE;
+  connection->hello_kept = TRUE;
+  return TRUE;
+}
+
 static gssize tls_read(gpointer data, void *buffer, gsize size,
                        GError **error) {
   TlsConnection *connection = data;
-  ssize_t ret = gnutls_record_recv(connection->session, buffer, size);
-  if (ret >= 0)
-    return ret;
-  /* Most SMTP peers close after QUIT without close_notify: that is the
-   * end of the stream, not an error (the SMTP dialogue says whether the
-   * peer left early). */
-  if (ret == GNUTLS_E_PREMATURE_TERMINATION)
-    return 0;
-  if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED ||
-      !gnutls_error_is_fatal(ret))
-    return would_block(error);
-  set_gnutls_error(error, "TLS read", (int)ret);
-  return -1;
+  for (;;) {
+    int flushed = alert_flush(connection, error);
+    if (flushed < 0)
+      return -1;
+    if (flushed == 0)
+      return would_block(error);
+    ssize_t ret = gnutls_record_recv(connection->session, buffer, size);
+    if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED &&
+        ret != GNUTLS_E_REHANDSHAKE && ret != GNUTLS_E_UNEXPECTED_PACKET)
+      connection->hello_kept = FALSE;
+    if (ret >= 0)
+      return ret;
+    if (ret == GNUTLS_E_REHANDSHAKE) {
+      if (!refuse_renegotiation(connection, error))
+        return -1;
+      continue; /* the alert, then whatever else the peer sent */
+    }
+    if (ret == GNUTLS_E_UNEXPECTED_PACKET && connection->hello_kept) {
+      connection->hello_kept = FALSE; /* the refused hello, dropped */
+      continue;
+    }
+    /* Most SMTP peers close after QUIT without close_notify: that is the
+     * end of the stream, not an error (the SMTP dialogue says whether the
+     * peer left early). */
+    if (ret == GNUTLS_E_PREMATURE_TERMINATION)
+      return 0;
+    if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED ||
+        !gnutls_error_is_fatal(ret))
+      return would_block(error);
+    set_gnutls_error(error, "TLS read", (int)ret);
+    return -1;
+  }
 }
 
 static gssize tls_write(gpointer data, const void *buffer, gsize size,
                         GError **error) {
   TlsConnection *connection = data;
+  int flushed = alert_flush(connection, error);
+  if (flushed < 0)
+    return -1;
+  if (flushed == 0)
+    return would_block(error);
   ssize_t ret = connection->write_blocked
                     ? gnutls_record_send(connection->session, NULL, 0)
                     : gnutls_record_send(connection->session, buffer, size);

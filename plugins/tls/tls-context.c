@@ -251,16 +251,37 @@ static gboolean make_priority(const char *group, const char *text,
   return FALSE;
 }
 
+/* The server's default: NORMAL without CBC suites (LUCKY13 and its kin),
+ * keeping the AEAD suites of TLS 1.2 and every TLS 1.3 suite. */
+#define SERVER_DEFAULT_PRIORITY                                                \
+  "NORMAL:-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:"           \
+  "+AES-256-CCM:+AES-128-CCM:-MAC-ALL:+AEAD"
+
+/* TLS 1.0 and 1.1 have no AEAD suite: an admin who enables them for old
+ * clients gets NORMAL's CBC suites on the server too. */
+static const char *server_default_priority(const char *versions) {
+  if (strstr(versions, "+VERS-TLS1.0") != NULL ||
+      strstr(versions, "+VERS-TLS1.1") != NULL)
+    return "NORMAL";
+  return SERVER_DEFAULT_PRIORITY;
+}
+
+/* `priority` set: both sides use it.  Unset: the server drops CBC, the
+ * outbound client keeps NORMAL (for opportunistic STARTTLS an old server's
+ * CBC suite beats plain text). */
 static gboolean read_priorities(TlsContext *context, GKeyFile *config,
                                 const char *group, GError **error) {
   g_autofree char *base = NULL;
   g_autofree char *versions = protocols_priority(config, group, error);
   if (versions == NULL ||
-      !pst_config_get_string(config, group, "priority", "NORMAL", &base, error))
+      !pst_config_get_string(config, group, "priority", NULL, &base, error))
     return FALSE;
+  const char *server_base =
+      base != NULL ? base : server_default_priority(versions);
+  const char *client_base = base != NULL ? base : "NORMAL";
   g_autofree char *server =
-      g_strconcat(base, versions, ":%SERVER_PRECEDENCE", NULL);
-  g_autofree char *client = g_strconcat(base, versions, NULL);
+      g_strconcat(server_base, versions, ":%SERVER_PRECEDENCE", NULL);
+  g_autofree char *client = g_strconcat(client_base, versions, NULL);
   return make_priority(group, server, &context->server_priority, error) &&
          make_priority(group, client, &context->client_priority, error);
 }

@@ -66,17 +66,27 @@ static void tls_schedule_rotation(TlsPlugin *tls) {
       g_timeout_add_seconds((guint)MAX(period / 1000, 60), tls_rotate, tls);
 }
 
+/* "loaded 2 certificates: default mx.example.org; by SNI example.net": the
+ * default is named by the DNS names it carries (it has no configured
+ * name), the others by the name that selects them. */
 static void tls_log_loaded(TlsPlugin *tls, const char *verb) {
   TlsContext *context = tls->context;
-  g_autoptr(GString) names = g_string_new(NULL);
+  TlsCertificate *fallback = context->certificates->pdata[0];
+  g_autoptr(GString) text = g_string_new(NULL);
+  g_string_append_printf(text, "%s %u certificate%s: default ", verb,
+                         context->certificates->len,
+                         context->certificates->len == 1 ? "" : "s");
+  if (fallback->names->len == 0)
+    g_string_append(text, "(a certificate without DNS names)");
+  for (guint i = 0; i < fallback->names->len; i++)
+    g_string_append_printf(text, "%s%s", i > 0 ? "," : "",
+                           (const char *)fallback->names->pdata[i]);
   for (guint i = 1; i < context->certificates->len; i++) {
     TlsCertificate *certificate = context->certificates->pdata[i];
-    g_string_append_printf(names, " %s", certificate->name);
+    g_string_append_printf(text, "%s%s", i == 1 ? "; by SNI " : " ",
+                           certificate->name);
   }
-  pst_plugin_log(tls->plugin, G_LOG_LEVEL_INFO,
-                 "%s %u certificate%s (default%s)", verb,
-                 context->certificates->len,
-                 context->certificates->len == 1 ? "" : "s", names->str);
+  pst_plugin_log(tls->plugin, G_LOG_LEVEL_INFO, "%s", text->str);
 }
 
 static gboolean tls_init(PstPlugin *plugin, GKeyFile *config, const char *group,
