@@ -35,6 +35,10 @@ PACKAGES=(
   testssl.sh
   # the plugin ABI check against sdk/abi/libpostilion.abi
   abigail-tools
+  # tests/e2e/test_interop_*.py (issue 17): Postfix as a real upstream and
+  # downstream peer (run privately with `postfix -c DIR`; the system
+  # instance stays unconfigured, see below), and s-nail as mail(1)
+  postfix s-nail
   # debugging
   valgrind
 )
@@ -63,6 +67,9 @@ fi
 
 echo "setup-debian: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Postfix is only a test peer here: never configure the system instance.
+echo "postfix postfix/main_mailer_type select No configuration" \
+  | "${as_root[@]}" debconf-set-selections
 "${as_root[@]}" apt-get update -q
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
   --no-install-recommends "${missing[@]}"

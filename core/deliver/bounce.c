@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "deliver/bounce.h"
+#include "smtp/smtp-parse.h"
 
 char *pst_dsn_format_date(gint64 time) {
   g_autoptr(GDateTime) date =
@@ -75,6 +76,26 @@ static void append_human_part(GString *out, const char *host, const char *id,
   g_string_append_printf(out, "\r\nQueue id: %s\r\n", id);
 }
 
+/* "Original-Recipient: type; address".  A non-ASCII address is of type
+ * utf-8 (RFC 6533 section 3): as it is in a message/global-delivery-status,
+ * as utf-8-addr-xtext in a plain one, which must stay ASCII. */
+static void append_original_recipient(GString *out, const char *orcpt,
+                                      gboolean utf8) {
+  const char *semicolon = strchr(orcpt, ';');
+  if (semicolon == NULL)
+    return;
+  const char *address = semicolon + 1;
+  if (is_ascii(address)) {
+    g_string_append_printf(out, "Original-Recipient: %.*s; %s\r\n",
+                           (int)(semicolon - orcpt), orcpt, address);
+  } else if (utf8) {
+    g_string_append_printf(out, "Original-Recipient: utf-8; %s\r\n", address);
+  } else {
+    g_autofree char *encoded = pst_utf8_addr_xtext_encode(address);
+    g_string_append_printf(out, "Original-Recipient: utf-8; %s\r\n", encoded);
+  }
+}
+
 static void append_status_part(GString *out, const char *host,
                                const PstEnvelope *envelope,
                                GPtrArray *recipients, gboolean utf8) {
@@ -93,13 +114,8 @@ static void append_status_part(GString *out, const char *host,
     g_string_append_printf(out, "\r\nFinal-Recipient: %s; %s\r\n",
                            utf8 ? address_type(r->address) : "rfc822",
                            r->address);
-    if (r->orcpt != NULL) {
-      const char *semicolon = strchr(r->orcpt, ';');
-      if (semicolon != NULL)
-        g_string_append_printf(out, "Original-Recipient: %.*s; %s\r\n",
-                               (int)(semicolon - r->orcpt), r->orcpt,
-                               semicolon + 1);
-    }
+    if (r->orcpt != NULL)
+      append_original_recipient(out, r->orcpt, utf8);
     g_string_append_printf(out, "Action: %s\r\nStatus: %s\r\n", r->action,
                            r->status);
     if (r->diagnostic != NULL)

@@ -247,6 +247,21 @@ static char *mail_command(Delivery *delivery, PstSmtpConnection *connection) {
   return g_string_free(mail, FALSE);
 }
 
+/* The ORCPT value to pass on, in the type it came with: "rfc822;" and
+ * xtext (UTF-8 octets too, as Postfix sends them), or "utf-8;" and RFC
+ * 6533's utf-8-addr-xtext (ASCII, so any DSN peer may get it).  NULL for
+ * a value without a type. */
+static char *orcpt_encode(const char *orcpt) {
+  const char *semicolon = strchr(orcpt, ';');
+  if (semicolon == NULL)
+    return NULL;
+  g_autofree char *address =
+      g_ascii_strncasecmp(orcpt, "utf-8;", 6) == 0
+          ? pst_utf8_addr_xtext_encode(semicolon + 1)
+          : pst_xtext_encode(semicolon + 1);
+  return g_strdup_printf("%.*s;%s", (int)(semicolon - orcpt), orcpt, address);
+}
+
 /* "RCPT TO:<a@b>", with NOTIFY and ORCPT for a DSN-capable next hop. */
 static char *rcpt_command(const PstSmtpDelivery *recipient, gboolean dsn) {
   GString *rcpt = g_string_new(NULL);
@@ -270,14 +285,10 @@ static char *rcpt_command(const PstSmtpDelivery *recipient, gboolean dsn) {
         }
     }
   }
-  /* ORCPT of type rfc822 only: a utf-8 one needs RFC 6533's encoding,
-   * which only an SMTPUTF8 peer may get; it is left out then. */
-  const char *semicolon =
-      recipient->orcpt != NULL ? strchr(recipient->orcpt, ';') : NULL;
-  if (dsn && semicolon != NULL &&
-      g_ascii_strncasecmp(recipient->orcpt, "rfc822;", 7) == 0) {
-    g_autofree char *address = pst_xtext_encode(semicolon + 1);
-    g_string_append_printf(rcpt, " ORCPT=rfc822;%s", address);
+  if (dsn && recipient->orcpt != NULL) {
+    g_autofree char *orcpt = orcpt_encode(recipient->orcpt);
+    if (orcpt != NULL)
+      g_string_append_printf(rcpt, " ORCPT=%s", orcpt);
   }
   return g_string_free(rcpt, FALSE);
 }

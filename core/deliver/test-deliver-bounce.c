@@ -10,7 +10,7 @@ static const char original[] =
     "Subject: hi\r\nFrom: a@client.example\r\n\r\nbody line\r\n";
 
 static char *build_for(PstDsnRet ret, const char *action, gboolean utf8,
-                       const char *address) {
+                       const char *address, const char *orcpt) {
   g_autoptr(PstEnvelope) envelope = pst_envelope_new();
   envelope->sender = g_strdup("a@client.example");
   envelope->smtputf8 = utf8;
@@ -18,7 +18,7 @@ static char *build_for(PstDsnRet ret, const char *action, gboolean utf8,
   envelope->ret = ret;
   envelope->arrival_time = 1700000000000000;
   PstDsnRecipient recipient = {address,
-                               "rfc822;Bob@example.org",
+                               orcpt,
                                action,
                                "5.1.1",
                                "550 5.1.1 bob@example.org: User unknown",
@@ -35,7 +35,8 @@ static char *build_for(PstDsnRet ret, const char *action, gboolean utf8,
 }
 
 static char *build(PstDsnRet ret, const char *action) {
-  return build_for(ret, action, FALSE, "bob@example.org");
+  return build_for(ret, action, FALSE, "bob@example.org",
+                   "rfc822;Bob@example.org");
 }
 
 static void test_failed_full(void) {
@@ -86,7 +87,8 @@ static void test_delayed(void) {
 static void test_smtputf8(void) {
   g_autofree char *text = build_for(PST_DSN_RET_DEFAULT, "failed", TRUE,
                                     "b\xc3\xb8"
-                                    "b@example.org");
+                                    "b@example.org",
+                                    "rfc822;Bob@example.org");
   static const char *const wanted[] = {
       "report-type=global-delivery-status",
       "Content-Type: text/plain; charset=utf-8\r\n",
@@ -99,9 +101,25 @@ static void test_smtputf8(void) {
     if (strstr(text, wanted[i]) == NULL)
       g_error("missing \"%s\" in:\n%s", wanted[i], text);
   g_autofree char *ascii =
-      build_for(PST_DSN_RET_HDRS, "failed", TRUE, "bob@example.org");
+      build_for(PST_DSN_RET_HDRS, "failed", TRUE, "bob@example.org",
+                "rfc822;Bob@example.org");
   g_assert_nonnull(strstr(ascii, "Final-Recipient: rfc822; bob@example.org"));
   g_assert_nonnull(strstr(ascii, "Content-Type: message/global-headers\r\n"));
+}
+
+/* A UTF-8 ORCPT (kept decoded, whatever type it came with) is of type
+ * utf-8: as it is in a global report, as utf-8-addr-xtext in a plain one. */
+static void test_utf8_orcpt(void) {
+  g_autofree char *global =
+      build_for(PST_DSN_RET_HDRS, "delivered", TRUE,
+                "j\xc3\xbcrgen@example.net", "rfc822;J\xc3\xbcrgen@example.net");
+  g_assert_nonnull(strstr(global, "Original-Recipient: utf-8; "
+                                  "J\xc3\xbcrgen@example.net\r\n"));
+  g_autofree char *plain =
+      build_for(PST_DSN_RET_HDRS, "delivered", FALSE, "jurgen@example.net",
+                "utf-8;J\xc3\xbcrgen+x@example.net");
+  g_assert_nonnull(strstr(plain, "Original-Recipient: utf-8; "
+                                 "J\\x{FC}rgen\\x{2B}x@example.net\r\n"));
 }
 
 int main(int argc, char **argv) {
@@ -110,5 +128,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/deliver/bounce/headers-only", test_headers_only);
   g_test_add_func("/deliver/bounce/delayed", test_delayed);
   g_test_add_func("/deliver/bounce/smtputf8", test_smtputf8);
+  g_test_add_func("/deliver/bounce/utf8-orcpt", test_utf8_orcpt);
   return g_test_run();
 }

@@ -18,6 +18,27 @@
 static const PstSmtpReply reply_need_utf8 = {
     553, "5.6.7", "Error: SMTPUTF8 is required for this address"};
 
+/* Logs a MAIL or RCPT parameter that was refused, with its keyword and
+ * value (printable ASCII or UTF-8: the path parser checked them), so an
+ * admin sees why a peer's mail bounced. */
+static void session_log_param_refused(PstSession *session, const char *stage,
+                                      const PstSmtpReply *refusal,
+                                      const PstSmtpPath *path,
+                                      const char *keyword) {
+  const char *value = NULL;
+  for (guint i = 0; path->params != NULL && i < path->params->len; i++) {
+    const PstEsmtpParam *param = g_ptr_array_index(path->params, i);
+    if (param->keyword == keyword)
+      value = param->value;
+  }
+  g_autofree char *text =
+      g_strdup_printf("%s (%s%s%s)", refusal->text, keyword,
+                      value != NULL ? "=" : "", value != NULL ? value : "");
+  pst_session_log_reject(session, stage, refusal->code, refusal->enhanced, text,
+                         g_str_equal(stage, "RCPT") ? path->address : NULL,
+                         "core");
+}
+
 static void session_clear_command(PstSession *session) {
   g_clear_pointer(&session->command_path, pst_smtp_path_free);
   pst_rcpt_params_clear(&session->rcpt_params);
@@ -66,9 +87,9 @@ void pst_session_command_mail(PstSession *session,
   if (refusal == NULL && path->utf8 && !params.smtputf8)
     refusal = &reply_need_utf8;
   if (refusal != NULL) {
-    if (refusal->code == 552)
-      pst_session_log_reject(session, "MAIL", refusal->code,
-                             refusal->enhanced, refusal->text, NULL, "core");
+    if (params.bad_keyword != NULL)
+      session_log_param_refused(session, "MAIL", refusal, path,
+                                params.bad_keyword);
     pst_mail_params_clear(&params);
     pst_smtp_path_free(path);
     pst_session_reply_static(session, refusal);
@@ -169,6 +190,9 @@ void pst_session_command_rcpt(PstSession *session,
   if (refusal == NULL)
     refusal = pst_smtp_rcpt_params_parse(path->params, &params);
   if (refusal != NULL) {
+    if (params.bad_keyword != NULL)
+      session_log_param_refused(session, "RCPT", refusal, path,
+                                params.bad_keyword);
     pst_rcpt_params_clear(&params);
     g_clear_pointer(&path, pst_smtp_path_free);
     pst_session_reply_static(session, refusal);

@@ -153,7 +153,10 @@ static guint notify_parse(const char *value) {
 }
 
 /* addr-type ";" xtext (RFC 3461 4.2) or "utf-8;" utf-8-addr (RFC 6533),
- * decoded to "rfc822;user@example.org" / "utf-8;...".  NULL if malformed. */
+ * decoded to "rfc822;user@example.org" / "utf-8;...".  An rfc822 value
+ * may decode to UTF-8: Postfix and others xtext-encode an SMTPUTF8
+ * address that way ("rfc822;j+C3+BCrgen@example.net").  NULL if
+ * malformed. */
 static char *orcpt_parse(const char *value) {
   if (value == NULL || strlen(value) > MAX_ORCPT)
     return NULL;
@@ -165,7 +168,7 @@ static char *orcpt_parse(const char *value) {
   g_autofree char *decoded = NULL;
   if (type_length == 6 && g_ascii_strncasecmp(value, "rfc822", 6) == 0) {
     if (!pst_xtext_decode(encoded, strlen(encoded), &decoded) ||
-        !is_printable_ascii(decoded))
+        !pst_smtp_text_is_clean(decoded, strlen(decoded)))
       return NULL;
     return g_strconcat("rfc822;", decoded, NULL);
   }

@@ -165,9 +165,9 @@ typedef struct {
 typedef struct {
   guint notify;            /* PstDsnNotify bits from NOTIFY=, 0 when absent */
   char *orcpt;             /* owned, nullable: ORCPT=addr-type;xtext, decoded to
-                            * "rfc822;user@example.org" (printable ASCII) or
-                            * "utf-8;..." (UTF-8 without controls); the
-                            * addr-type is written in lower case */
+                            * "rfc822;user@example.org" or "utf-8;..." (both
+                            * UTF-8 without controls: an rfc822 xtext may
+                            * encode UTF-8); the addr-type in lower case */
   const char *bad_keyword; /* not owned, nullable: as in PstMailParams */
 } PstRcptParams;
 
@@ -198,6 +198,11 @@ const PstSmtpReply *pst_smtp_rcpt_params_parse(const GPtrArray *params,
 gboolean pst_xtext_decode(const char *text, gsize length, char **decoded_r);
 /* Encodes for xtext (used when relaying ORCPT/ENVID). */
 char *pst_xtext_encode(const char *text);
+/* Encodes UTF-8 `text` as RFC 6533 utf-8-addr-xtext: ASCII only, with
+ * "\x{HEX}" for non-ASCII characters and for '+', '=', '\', space and
+ * controls (used when relaying a "utf-8" ORCPT, and in a delivery-status
+ * field that must stay ASCII). */
+char *pst_utf8_addr_xtext_encode(const char *text);
 /* RFC 6533 utf-8-addr-xtext / utf-8-addr-unitext: decodes "\x{HEX}" escapes
  * (1..6 hex digits, no surrogates, no NUL) and passes UTF-8 through; FALSE
  * for '+', '=', a malformed escape or invalid UTF-8. */

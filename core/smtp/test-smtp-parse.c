@@ -797,7 +797,11 @@ static const RcptParamsCase rcpt_params_cases[] = {
     {"orcpt-empty-type", "ORCPT=;user@example.org", BAD_VALUE},
     {"orcpt-unknown-type", "ORCPT=x400;abc", BAD_VALUE},
     {"orcpt-control", "ORCPT=rfc822;a+0Db@example.org", BAD_VALUE},
-    {"orcpt-8bit-rfc822", "ORCPT=rfc822;a+C3+A9@example.org", BAD_VALUE},
+    /* UTF-8 in an rfc822 xtext, as Postfix relays an SMTPUTF8 address */
+    {"orcpt-utf8-in-rfc822", "ORCPT=rfc822;j+C3+BCrgen@example.net", OK, 0,
+     "rfc822;j\xc3\xbcrgen@example.net"},
+    {"orcpt-latin1-in-rfc822", "ORCPT=rfc822;a+E9@example.org", BAD_VALUE},
+    {"orcpt-c1-in-rfc822", "ORCPT=rfc822;a+C2+85@example.org", BAD_VALUE},
     {"orcpt-bad-xtext", "ORCPT=rfc822;a+G1@example.org", BAD_VALUE},
     {"orcpt-no-value", "ORCPT", BAD_VALUE},
     {"orcpt-utf8-escape", "ORCPT=utf-8;user\\x{E9}@example.org", OK, 0,
@@ -917,6 +921,27 @@ static void test_xtext(void) {
   g_assert_cmpstr(decoded, ==, all);
 }
 
+/* RFC 6533 utf-8-addr-xtext: ASCII out, and decode gives the input back. */
+static void test_utf8_addr_xtext_encode(void) {
+  static const struct {
+    const char *plain;
+    const char *encoded;
+  } cases[] = {
+      {"user@example.org", "user@example.org"},
+      {"j\xc3\xbcrgen@example.net", "j\\x{FC}rgen@example.net"},
+      {"a+b=c\\d e", "a\\x{2B}b\\x{3D}c\\x{5C}d\\x{20}e"},
+      {"\xf0\x9f\x98\x80@x", "\\x{1F600}@x"},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *encoded = pst_utf8_addr_xtext_encode(cases[i].plain);
+    g_assert_cmpstr(encoded, ==, cases[i].encoded);
+    g_autofree char *decoded = NULL;
+    g_assert_true(
+        pst_utf8_addr_xtext_decode(encoded, strlen(encoded), &decoded));
+    g_assert_cmpstr(decoded, ==, cases[i].plain);
+  }
+}
+
 static void test_text_is_clean(void) {
   g_assert_true(pst_smtp_text_is_clean("", 0));
   g_assert_true(pst_smtp_text_is_clean("a b", 3));
@@ -951,6 +976,7 @@ int main(int argc, char **argv) {
   ADD_CASES("/smtp/rcpt-params", rcpt_params_cases, test_rcpt_params);
   g_test_add_func("/smtp/params/limits", test_params_limits);
   g_test_add_func("/smtp/xtext/table", test_xtext);
+  g_test_add_func("/smtp/xtext/utf8-addr-encode", test_utf8_addr_xtext_encode);
   g_test_add_func("/smtp/text/clean", test_text_is_clean);
   return g_test_run();
 }

@@ -2,8 +2,8 @@
  *
  * Entry points: pst_xtext_decode() and pst_xtext_encode() (RFC 3461
  * section 4: ENVID, ORCPT rfc822, and RFC 4954's AUTH=), and
- * pst_utf8_addr_xtext_decode() (RFC 6533 section 3: ORCPT "utf-8;",
- * whose escapes are "\x{HEX}").  Called by smtp-params.c when it reads
+ * pst_utf8_addr_xtext_decode() and _encode() (RFC 6533 section 3: ORCPT
+ * "utf-8;", whose escapes are "\x{HEX}").  Called by smtp-params.c when it reads
  * MAIL and RCPT parameters, and by the queue when it relays them.
  *
  * The decoders never produce a NUL octet: a value that would decode to one
@@ -109,4 +109,23 @@ gboolean pst_utf8_addr_xtext_decode(const char *text, gsize length,
   }
   *decoded_r = g_string_free(g_steal_pointer(&decoded), FALSE);
   return TRUE;
+}
+
+char *pst_utf8_addr_xtext_encode(const char *text) {
+  g_return_val_if_fail(text != NULL, NULL);
+  GString *encoded = g_string_sized_new(strlen(text));
+  const char *p = text;
+  while (*p != '\0') {
+    gunichar point = g_utf8_get_char_validated(p, -1);
+    if (point == (gunichar)-1 || point == (gunichar)-2) {
+      point = (guint8)*p++; /* not UTF-8: escape the octet as it is */
+    } else {
+      p = g_utf8_next_char(p);
+    }
+    if (point < 0x80 && is_qchar((guint8)point))
+      g_string_append_c(encoded, (char)point);
+    else
+      g_string_append_printf(encoded, "\\x{%X}", (guint)point);
+  }
+  return g_string_free(encoded, FALSE);
 }
