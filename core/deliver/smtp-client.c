@@ -237,8 +237,11 @@ static PstSmtpResponse *connection_starttls(PstSmtpConnection *connection,
       tls == PST_DELIVERY_TLS_VERIFY, connection->timeout_ms, &error);
   if (connection->tls == NULL) {
     *handshake_failed_r = TRUE;
+    /* The provider's own message may already say it (plugins/tls does). */
     g_autofree char *problem =
-        g_strdup_printf("TLS handshake failed: %s", error->message);
+        g_str_has_prefix(error->message, "TLS handshake failed")
+            ? g_strdup(error->message)
+            : g_strdup_printf("TLS handshake failed: %s", error->message);
     return failure(connection, 454, "4.7.5", problem);
   }
   const char *why = pst_smtp_tls_get_verify_message(connection->tls);
@@ -464,10 +467,11 @@ void pst_smtp_connection_close(PstSmtpConnection *connection) {
   if (connection == NULL)
     return;
   /* QUIT without waiting for the 221: closing never blocks (it also runs
-   * on the main thread, for idle cached connections). */
+   * on the main thread, for idle cached connections).  On a TLS
+   * connection it goes inside TLS, and freeing the TLS state then sends
+   * the close_notify alert. */
   if (connection->socket != NULL && !connection->broken)
-    g_socket_send_with_blocking(connection->socket, "QUIT\r\n", 6, FALSE, NULL,
-                                NULL);
+    connection_transfer(connection, "QUIT\r\n", 6, TRUE, NULL);
   g_clear_pointer(&connection->tls, pst_smtp_tls_free);
   if (connection->socket != NULL)
     g_socket_close(connection->socket, NULL);
