@@ -37,6 +37,10 @@
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
 
+/* A success reply never names a file (it may reach an outside sender in a
+ * success DSN); the file is in the debug log. */
+#define REPLY_DELIVERED "250 2.0.0 delivered to mailbox"
+
 /* The result of delivering to one target. */
 typedef struct {
   PstRecipientStatus status; /* DELIVERED, DEFERRED or BOUNCED */
@@ -127,7 +131,9 @@ static void deliver_maildir(Attempt *attempt, const char *maildir,
   g_autofree char *path = NULL;
   if (pst_maildir_deliver(maildir, prelude, attempt->content, &path, &error)) {
     result_set(result, PST_RECIPIENT_DELIVERED, "maildir",
-               g_strdup_printf("250 2.0.0 delivered to maildir %s", path));
+               g_strdup(REPLY_DELIVERED));
+    g_debug("%s: to=<%s>: written to %s", attempt->job->id, target->address,
+            path);
     return;
   }
   result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
@@ -153,7 +159,9 @@ static void deliver_through_helper(Attempt *attempt, const PstTarget *target,
   if (pst_local_helper_deliver(target->user, prelude, attempt->content, &path,
                                &error)) {
     result_set(result, PST_RECIPIENT_DELIVERED, "maildir",
-               g_strdup_printf("250 2.0.0 delivered to maildir %s", path));
+               g_strdup(REPLY_DELIVERED));
+    g_debug("%s: to=<%s>: written to %s", attempt->job->id, target->address,
+            path);
     return;
   }
   result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
@@ -751,9 +759,13 @@ static void job_finish_original(PstDeliveryJob *job,
     g_warning("%s: %s", original, error->message);
 }
 
+/* Removes the message and its journal.  "removed" is logged once per
+ * message: not when its DSN's job was first (and logged it). */
 static void job_remove_files(PstDeliveryJob *job) {
   g_autoptr(GError) error = NULL;
-  if (!pst_spool_remove(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id, &error) &&
+  gboolean was_there =
+      pst_spool_remove(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id, &error);
+  if (!was_there &&
       !g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND)) {
     g_warning("%s: %s", job->id, error->message);
     job->outcome = PST_JOB_RETRY;
@@ -763,7 +775,8 @@ static void job_remove_files(PstDeliveryJob *job) {
   if (!pst_state_journal_remove(pst_spool_get_directory(job->spool), job->id,
                                 &error))
     g_warning("%s: %s", job->id, error->message);
-  g_message("%s: removed", job->id);
+  if (was_there)
+    g_message("%s: removed", job->id);
   job->outcome = PST_JOB_DONE;
 }
 

@@ -27,7 +27,7 @@ def test_delivered_into_maildir(postiliond, tmp_path):
     assert raw.endswith(b"line\n.dot\n")
     line = d.wait_log(rf"{qid}: to=<bob@example.org>, orig_to=<Bob@example.org>"
                       r", relay=maildir, delay=\d+\.\d\d, status=sent "
-                      r"\(250 2\.0\.0 delivered to maildir ")
+                      r"\(250 2\.0\.0 delivered to mailbox\)")
     assert line
     wait_queue_empty(d)
     wait_for(lambda: not list((d.spool / "state").iterdir()), 5,
