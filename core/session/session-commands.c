@@ -268,13 +268,12 @@ void pst_session_dispatch_line(PstSession *session, const char *line,
                                gsize length) {
   PstSmtpCommand command;
   const PstSmtpReply *refusal = pst_smtp_command_parse(line, length, &command);
-  session->command_total++;
+  pst_session_count_command(session, refusal != NULL ? PST_SMTP_VERB_UNKNOWN
+                                                     : command.verb);
   if (refusal != NULL) {
-    session->command_counts[PST_SMTP_VERB_UNKNOWN]++;
     pst_session_reply_static(session, refusal);
     return;
   }
-  session->command_counts[command.verb]++;
 
   if (session->state == PST_SESSION_STATE_REFUSED &&
       command.verb != PST_SMTP_VERB_QUIT) {

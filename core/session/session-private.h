@@ -119,6 +119,12 @@ struct _PstSession {
   guint errors;
   guint command_counts[PST_SMTP_VERB_COUNT];
   guint command_total;
+  /* Commands answered with 4xx/5xx, per verb (the disconnect line's
+   * "rcpt=0/1"): the verb being answered, and whether it already failed */
+  guint command_failures[PST_SMTP_VERB_COUNT];
+  guint command_failures_total;
+  PstSmtpVerb answering;             /* PST_SMTP_VERB_COUNT: none */
+  gboolean answering_failed;
 
   /* The current transaction; NULL outside one. */
   PstEnvelope *envelope;             /* owned, nullable */
@@ -163,6 +169,9 @@ void pst_session_reply_line(PstSession *session, guint code, gboolean last,
                             const char *text);
 /* Sends what is queued and closes the connection. */
 void pst_session_close_after_reply(PstSession *session);
+/* Counts a command received (for the disconnect line); the replies until
+ * the next one answer it. */
+void pst_session_count_command(PstSession *session, PstSmtpVerb verb);
 /* Reads pipelined input again after an asynchronous step finished. */
 void pst_session_resume(PstSession *session);
 /* Idle timeout for the state: data or command. */

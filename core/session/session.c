@@ -165,6 +165,7 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
   session->closed = setup->closed;
   session->closed_data = setup->closed_data;
   session->fd = setup->fd;
+  session->answering = PST_SMTP_VERB_COUNT;
   session->transport = pst_transport_new_plain(setup->fd);
   session->client_address = g_strdup(setup->client_address);
   session->client_port = setup->client_port;
@@ -269,6 +270,16 @@ void pst_session_reset_transaction(PstSession *session) {
   session->bdat_discard = FALSE;
 }
 
+/* " name=N", or " name=OK/N" when some of the N were refused (Postfix's
+ * "rcpt=0/1"). */
+static void session_append_count(GString *counts, const char *name,
+                                 guint total, guint failed) {
+  if (failed == 0)
+    g_string_append_printf(counts, " %s=%u", name, total);
+  else
+    g_string_append_printf(counts, " %s=%u/%u", name, total - failed, total);
+}
+
 /* Logs the disconnect line with the command counts, Postfix style. */
 static void session_log_disconnect(PstSession *session) {
   g_autoptr(GString) counts = g_string_new(NULL);
@@ -277,12 +288,13 @@ static void session_log_disconnect(PstSession *session) {
       continue;
     g_autofree char *name =
         g_ascii_strdown(pst_smtp_verb_to_string(verb), -1);
-    g_string_append_printf(counts, " %s=%u", name,
-                           session->command_counts[verb]);
+    session_append_count(counts, name, session->command_counts[verb],
+                         session->command_failures[verb]);
   }
-  g_message("%s: disconnect from [%s]:%u%s commands=%u", session->id,
-            session->client_address, session->client_port, counts->str,
-            session->command_total);
+  session_append_count(counts, "commands", session->command_total,
+                       session->command_failures_total);
+  g_message("%s: disconnect from [%s]:%u%s", session->id,
+            session->client_address, session->client_port, counts->str);
 }
 
 /* Closes the socket, cancels pending work, fires DISCONNECT.  Idempotent. */
@@ -349,8 +361,27 @@ static gboolean session_flush(PstSession *session) {
   return TRUE;
 }
 
+/* Counts a 4xx/5xx to the command being answered, once per command. */
+static void session_count_failure(PstSession *session, guint code) {
+  if (code < 400 || session->answering >= PST_SMTP_VERB_COUNT ||
+      session->answering_failed)
+    return;
+  session->answering_failed = TRUE;
+  session->command_failures[session->answering]++;
+  session->command_failures_total++;
+}
+
+void pst_session_count_command(PstSession *session, PstSmtpVerb verb) {
+  session->command_total++;
+  session->command_counts[verb]++;
+  session->answering = verb;
+  session->answering_failed = FALSE;
+}
+
 static void session_append_reply(PstSession *session, guint code, char sep,
                                  const char *enhanced, const char *text) {
+  if (sep == ' ')
+    session_count_failure(session, code);
   g_string_append_printf(session->output, "%03u%c", code, sep);
   /* Enhanced codes go out always, as Postfix does: clients that did not
    * ask for them (HELO) read them as part of the text. */
@@ -483,8 +514,7 @@ static gsize session_process_command(PstSession *session, const guint8 *data,
                 command.verb != PST_SMTP_VERB_NOT_SMTP)) {
     /* Web and TLS clients end lines their own way: they still get the
      * non-SMTP reply below. */
-    session->command_total++;
-    session->command_counts[PST_SMTP_VERB_UNKNOWN]++;
+    pst_session_count_command(session, PST_SMTP_VERB_UNKNOWN);
     pst_session_reply_static(session, &pst_smtp_reply_bare_cr_lf_in_command);
     return consumed;
   }
