@@ -44,4 +44,12 @@ int pst_tool_plugins(const char *config_path, int argc, char **argv);
  * starts with the program name. */
 int pst_tool_sendmail(const char *config_path, int argc, char **argv);
 
+/* Submits `message` (CRLF lines, not dot-stuffed) from `sender` to
+ * `recipients` (NULL-terminated) like `sendmail` does (sendmail.c); an
+ * exit status, problems printed on stderr. */
+int pst_tool_submit(const PstConfig *config, const char *sender,
+                    const char *const *recipients, const char *message);
+/* `postilion dmarc report ...` (dmarc-cmd.c); argv[0] is "dmarc". */
+int pst_tool_dmarc(const PstConfig *config, int argc, char **argv);
+
 G_END_DECLS

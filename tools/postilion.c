@@ -4,6 +4,7 @@
  *                             release ID
  *   postilion [-c FILE] plugins [--config-only]
  *   postilion [-c FILE] check-config
+ *   postilion [-c FILE] dmarc report [--day YYYY-MM-DD] [--dry-run DIR]
  *   postilion [-c FILE] sendmail [sendmail options] [recipient ...]
  *   sendmail ...            (a link to postilion: the same as above)
  *
@@ -23,6 +24,10 @@ static int usage(void) {
         "hold ID|release ID\n"
         "       postilion [-c FILE] plugins [--config-only]\n"
         "       postilion [-c FILE] check-config\n"
+#ifdef PST_TOOL_DMARC
+        "       postilion [-c FILE] dmarc report [--day YYYY-MM-DD] "
+        "[--dry-run DIR]\n"
+#endif
         "       postilion [-c FILE] sendmail [options] [recipient ...]\n"
         "(see postilion(8))\n",
         stderr);
@@ -58,7 +63,12 @@ int main(int argc, char **argv) {
   }
   if (g_str_equal(command, "check-config"))
     return i + 1 == argc ? pst_tool_check_config(config_path) : usage();
-  if (!g_str_equal(command, "queue"))
+#ifdef PST_TOOL_DMARC
+  gboolean dmarc = g_str_equal(command, "dmarc");
+#else
+  gboolean dmarc = FALSE;
+#endif
+  if (!g_str_equal(command, "queue") && !dmarc)
     return usage();
   g_autoptr(GError) error = NULL;
   g_autoptr(PstConfig) config = pst_config_load(config_path, &error);
@@ -66,5 +76,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "postilion: %s\n", error->message);
     return PST_EXIT_CONFIG;
   }
+#ifdef PST_TOOL_DMARC
+  if (dmarc)
+    return pst_tool_dmarc(config, argc - i, argv + i);
+#endif
   return pst_tool_queue(config, argc - i, argv + i);
 }

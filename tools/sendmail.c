@@ -12,6 +12,8 @@
  * Recipients on the command line add to those.  Date: and From: are added
  * when missing.  Exit status: sysexits(3), as sendmail: 0 queued, 64 bad
  * usage, 67 recipient refused, 69 daemon unreachable, 75 temporary failure.
+ * pst_tool_submit() is the same submission for other commands (`postilion
+ * dmarc report` sends its reports through it).
  */
 #include <pwd.h>
 #include <stdio.h>
@@ -302,6 +304,18 @@ static int submit(const PstConfig *config, const SendmailOptions *o,
   int status = submit_transaction(&s, o, message);
   g_object_unref(s.input);
   g_object_unref(s.connection);
+  return status;
+}
+
+int pst_tool_submit(const PstConfig *config, const char *sender,
+                    const char *const *recipients, const char *message) {
+  SendmailOptions o = {.sender = (char *)sender};
+  o.recipients = g_ptr_array_new();
+  for (guint i = 0; recipients[i] != NULL; i++)
+    g_ptr_array_add(o.recipients, (gpointer)recipients[i]);
+  g_autoptr(GString) content = g_string_new(message);
+  int status = submit(config, &o, content);
+  g_ptr_array_unref(o.recipients);
   return status;
 }
 

@@ -8,8 +8,11 @@
  * daemon, no server.
  */
 #include <string.h>
+#include <unistd.h>
 
-#include "dmarc.h"
+#include <glib/gstdio.h>
+
+#include "dmarc-report.h"
 
 /* --- Records ---------------------------------------------------------------- */
 
@@ -474,6 +477,115 @@ static void test_config_defaults(void) {
   g_assert_cmpstr(text, ==, "Email rejected per DMARC policy for example.com");
 }
 
+/* --- Aggregate reports (RFC 9990) ------------------------------------------------ */
+
+static DmarcReportRecord *report_record(const char *ip, const char *result,
+                                        const char *disposition,
+                                        const char *override,
+                                        const char *dkim, guint64 count) {
+  DmarcReportRecord *r = g_new0(DmarcReportRecord, 1);
+  r->source_ip = g_strdup(ip);
+  r->result = g_strdup(result);
+  r->disposition = g_strdup(disposition);
+  r->override = g_strdup(override);
+  r->header_from = g_strdup("example.com");
+  r->envelope_from = g_strdup("");
+  r->envelope_to = g_strdup("example.net");
+  r->dkim_aligned = g_str_equal(result, "pass");
+  r->spf_domain = g_strdup("bounce.example.com");
+  r->spf_result = g_strdup("fail");
+  r->dkim = g_strdup(dkim);
+  r->count = count;
+  return r;
+}
+
+static void test_report_xml(void) {
+  g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func(
+      (GDestroyNotify)dmarc_report_record_free);
+  g_ptr_array_add(records, report_record("192.0.2.1", "pass", "none", "",
+                                         "example.com s1 pass\n"
+                                         "evil<&>.example - fail", 3));
+  g_ptr_array_add(records, report_record("2001:db8::7", "fail", "none",
+                                         "trusted_forwarder", "", 1));
+  g_autofree char *id = dmarc_report_id("example.com", 1796515200,
+                                        "mx.example.net");
+  DmarcReportHeader header = {
+      .org_name = "Example & Co", .email = "dmarc@mx.example.net",
+      .report_id = id, .generator = "Postilion test",
+      .begin = 1796515200, .end = 1796515200 + 86400,
+      .domain = "example.com", .p = "reject", .sp = "quarantine", .np = "",
+      .fo = "0", .adkim = "r", .aspf = "s", .testing = "n"};
+  g_autofree char *xml = dmarc_report_xml(&header, records);
+  g_assert_nonnull(strstr(xml, "xmlns=\"urn:ietf:params:xml:ns:dmarc-2.0\""));
+  g_assert_nonnull(strstr(xml, "<org_name>Example &amp; Co</org_name>"));
+  g_assert_nonnull(strstr(xml, "<domain>evil&lt;&amp;&gt;.example</domain>"));
+  g_assert_nonnull(strstr(xml, "<disposition>pass</disposition>"));
+  g_assert_nonnull(strstr(xml, "<type>trusted_forwarder</type>"));
+  g_assert_nonnull(strstr(xml, "<end>1796601599</end>"));
+  g_assert_nonnull(strstr(xml, "<envelope_from></envelope_from>"));
+  g_assert_null(strstr(xml, "<np>"));
+  /* Validated against the XSD written from RFC 9990, when xmllint is
+   * installed (it is on every test machine: scripts/setup-debian.sh). */
+  g_autofree char *xmllint = g_find_program_in_path("xmllint");
+  if (xmllint == NULL) {
+    g_test_skip("xmllint not installed");
+    return;
+  }
+  g_autofree char *path = NULL;
+  int fd = g_file_open_tmp("dmarc-report-XXXXXX.xml", &path, NULL);
+  g_assert_cmpint(fd, >=, 0);
+  close(fd);
+  g_assert_true(g_file_set_contents(path, xml, -1, NULL));
+  g_autofree char *xsd =
+      g_test_build_filename(G_TEST_DIST, "dmarc-aggregate.xsd", NULL);
+  const char *argv[] = {xmllint, "--noout", "--schema", xsd, path, NULL};
+  int status = -1;
+  g_autofree char *errors = NULL;
+  g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL,
+                             NULL, NULL, &errors, &status, NULL));
+  g_unlink(path);
+  g_autofree char *validates = g_strconcat(path, " validates\n", NULL);
+  g_assert_cmpstr(errors, ==, validates);
+  g_assert_cmpint(status, ==, 0);
+}
+
+static void test_report_names(void) {
+  g_autofree char *id = dmarc_report_id("example.com", 100, "mx.example.net");
+  g_assert_cmpstr(id, ==, "100.example.com@mx.example.net");
+  g_autofree char *name = dmarc_report_filename("mx.example.net", "example.com",
+                                                100, 200, id);
+  g_assert_true(g_regex_match_simple(
+      "^mx\\.example\\.net!example\\.com!100!199![0-9a-f]{16}\\.xml\\.gz$",
+      name, 0, 0));
+  g_autofree char *again = dmarc_report_filename("mx.example.net",
+                                                 "example.com", 100, 200, id);
+  g_assert_cmpstr(name, ==, again); /* a resent report keeps its name */
+  g_autofree char *subject = dmarc_report_subject("example.com",
+                                                  "mx.example.net", id);
+  g_assert_cmpstr(subject, ==,
+                  "Report Domain: example.com Submitter: mx.example.net "
+                  "Report-ID: <100.example.com@mx.example.net>");
+}
+
+static void test_report_gzip_message(void) {
+  static const char text[] = "<feedback/>";
+  g_autoptr(GBytes) gz = dmarc_gzip(text, strlen(text), NULL);
+  gsize size = 0;
+  const guint8 *data = g_bytes_get_data(gz, &size);
+  g_assert_cmpuint(size, >, 10);
+  g_assert_cmpuint(data[0], ==, 0x1f); /* the gzip magic (RFC 1952) */
+  g_assert_cmpuint(data[1], ==, 0x8b);
+  g_autoptr(GDateTime) date = g_date_time_new_utc(2026, 12, 6, 1, 2, 3);
+  g_autofree char *message = dmarc_report_message(
+      "r@mx.example.net", "dmarc@example.com", "Report Domain: x", "1.x@y",
+      "mx!x!1!2!ab.xml.gz", gz, date);
+  g_assert_nonnull(strstr(message, "Content-Type: application/gzip; "
+                                   "name=\"mx!x!1!2!ab.xml.gz\"\r\n"));
+  g_assert_nonnull(strstr(message, "Message-ID: <1.x@y>\r\n"));
+  g_assert_nonnull(strstr(message, "Date: Sun, 06 Dec 2026 01:02:03 +0000\r\n"));
+  g_assert_null(strstr(message, "\n\n"));
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/dmarc/record/parse", test_record_parse);
@@ -485,5 +597,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/dmarc/check/questions", test_check_questions);
   g_test_add_func("/dmarc/config/errors", test_config_errors);
   g_test_add_func("/dmarc/config/defaults", test_config_defaults);
+  g_test_add_func("/dmarc/report/xml", test_report_xml);
+  g_test_add_func("/dmarc/report/names", test_report_names);
+  g_test_add_func("/dmarc/report/gzip-message", test_report_gzip_message);
   return g_test_run();
 }

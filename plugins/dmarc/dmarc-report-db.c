@@ -1,0 +1,132 @@
+/* dmarc-report-db.c - the history queries behind the aggregate reports.
+ *
+ * The database does the counting: one GROUP BY per policy domain and
+ * period turns the messages into <record>s (RFC 9990: "One record per
+ * (IP, result, IDs Auths) tuples"), so a busy day costs one query, not
+ * one row per message in memory.  dmarc_reports remembers which report
+ * went to which destination: a report is sent once, and a run that failed
+ * halfway can be repeated.  SQL is the dialect both SQLite and PostgreSQL
+ * speak (dmarc-store.c).
+ */
+#include "dmarc-report.h"
+
+static char *dmarc_int_text(gint64 value) {
+  return g_strdup_printf("%" G_GINT64_FORMAT, value);
+}
+
+GPtrArray *dmarc_report_db_domains(DmarcStore *store, gint64 begin,
+                                   gint64 end, GError **error) {
+  g_autofree char *from = dmarc_int_text(begin), *to = dmarc_int_text(end);
+  const char *params[] = {from, to, NULL};
+  g_autoptr(GPtrArray) rows = dmarc_store_query(
+      store,
+      "SELECT DISTINCT policy_domain FROM dmarc_messages"
+      " WHERE received >= $1 AND received < $2 ORDER BY policy_domain",
+      params, error);
+  if (rows == NULL)
+    return NULL;
+  GPtrArray *domains = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; i < rows->len; i++)
+    g_ptr_array_add(domains, g_strdup(((char **)rows->pdata[i])[0]));
+  return domains;
+}
+
+static DmarcReportRecord *dmarc_record_from_row(char **row) {
+  DmarcReportRecord *record = g_new0(DmarcReportRecord, 1);
+  record->source_ip = g_strdup(row[0]);
+  record->result = g_strdup(row[1]);
+  record->disposition = g_strdup(row[2]);
+  record->override = g_strdup(row[3]);
+  record->header_from = g_strdup(row[4]);
+  record->envelope_from = g_strdup(row[5]);
+  record->envelope_to = g_strdup(row[6]);
+  record->dkim_aligned = g_str_equal(row[7], "y");
+  record->spf_aligned = g_str_equal(row[8], "y");
+  record->spf_domain = g_strdup(row[9]);
+  record->spf_result = g_strdup(row[10]);
+  record->dkim = g_strdup(row[11]);
+  record->count = g_ascii_strtoull(row[12], NULL, 10);
+  return record;
+}
+
+GPtrArray *dmarc_report_db_records(DmarcStore *store, const char *domain,
+                                   gint64 begin, gint64 end,
+                                   GStrv *policy_r, GError **error) {
+  g_autofree char *from = dmarc_int_text(begin), *to = dmarc_int_text(end);
+  const char *params[] = {domain, from, to, NULL};
+  g_autoptr(GPtrArray) policy = dmarc_store_query(
+      store,
+      "SELECT p, sp, np, adkim, aspf, testing, psd, fo, rua"
+      " FROM dmarc_messages WHERE policy_domain = $1 AND received >= $2"
+      " AND received < $3 ORDER BY received DESC LIMIT 1",
+      params, error);
+  if (policy == NULL)
+    return NULL;
+  g_autoptr(GPtrArray) rows = dmarc_store_query(
+      store,
+      "SELECT source_ip, result, disposition, override, header_from,"
+      " envelope_from, envelope_to, dkim_aligned, spf_aligned, spf_domain,"
+      " spf_result, dkim, COUNT(*) FROM dmarc_messages"
+      " WHERE policy_domain = $1 AND received >= $2 AND received < $3"
+      " GROUP BY source_ip, result, disposition, override, header_from,"
+      " envelope_from, envelope_to, dkim_aligned, spf_aligned, spf_domain,"
+      " spf_result, dkim"
+      " ORDER BY source_ip, header_from, result, disposition, dkim",
+      params, error);
+  if (rows == NULL)
+    return NULL;
+  GPtrArray *records = g_ptr_array_new_with_free_func(
+      (GDestroyNotify)dmarc_report_record_free);
+  for (guint i = 0; i < rows->len; i++)
+    g_ptr_array_add(records, dmarc_record_from_row(rows->pdata[i]));
+  *policy_r = policy->len > 0 ? g_strdupv(policy->pdata[0]) : NULL;
+  return records;
+}
+
+gboolean dmarc_report_db_was_sent(DmarcStore *store, const char *domain,
+                                  gint64 begin, const char *destination,
+                                  gboolean *sent_r, GError **error) {
+  g_autofree char *from = dmarc_int_text(begin);
+  const char *params[] = {domain, from, destination, NULL};
+  g_autoptr(GPtrArray) rows = dmarc_store_query(
+      store,
+      "SELECT report_id FROM dmarc_reports WHERE policy_domain = $1"
+      " AND period_begin = $2 AND destination = $3",
+      params, error);
+  if (rows == NULL)
+    return FALSE;
+  *sent_r = rows->len > 0;
+  return TRUE;
+}
+
+gboolean dmarc_report_db_mark_sent(DmarcStore *store, const char *domain,
+                                   gint64 begin, const char *destination,
+                                   const char *report_id, GError **error) {
+  g_autofree char *from = dmarc_int_text(begin);
+  g_autofree char *now = dmarc_int_text(g_get_real_time() / G_USEC_PER_SEC);
+  const char *params[] = {domain, from, destination, report_id, now, NULL};
+  return dmarc_store_exec(
+      store,
+      "INSERT INTO dmarc_reports (policy_domain, period_begin, destination,"
+      " report_id, sent) VALUES ($1, $2, $3, $4, $5)",
+      params, error);
+}
+
+gboolean dmarc_report_db_sent_since(DmarcStore *store,
+                                    const char *destination, gint64 since,
+                                    guint *count_r, GError **error) {
+  g_autofree char *from = dmarc_int_text(since);
+  const char *params[] = {destination, from, NULL};
+  g_autoptr(GPtrArray) rows = dmarc_store_query(
+      store,
+      "SELECT COUNT(*) FROM dmarc_reports WHERE destination = $1"
+      " AND sent >= $2",
+      params, error);
+  if (rows == NULL)
+    return FALSE;
+  *count_r = rows->len > 0
+                 ? (guint)g_ascii_strtoull(((char **)rows->pdata[0])[0], NULL,
+                                           10)
+                 : 0;
+  return TRUE;
+}

@@ -1,0 +1,347 @@
+"""`postilion dmarc report` end to end (RFC 9990): a day of test traffic
+through the real daemon (relay, spf, the DKIM test plugin, dmarc) is kept
+in the history, once in SQLite and once in a private PostgreSQL instance
+the test starts (initdb + pg_ctl on a Unix socket in a temporary
+directory); then the reports are checked for content (the counts add up
+to the messages sent), validated with xmllint against
+plugins/dmarc/dmarc-aggregate.xsd, sent through our own queue to a local
+receiver (the MX of the rua domains is 127.0.0.2), never twice, never to a
+rua whose destination does not authorize it, and held back by the
+per-destination rate limit.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+import harness
+from delivery import delivery_config
+from harness import BUILD, REPO
+from receivers import Receiver, shared_port, unstuff
+
+ZONE = REPO / "tests" / "dns" / "dmarc-e2e.zone"
+XSD = REPO / "plugins" / "dmarc" / "dmarc-aggregate.xsd"
+POSTILION = BUILD / "tools" / "postilion"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+NS = {"d": "urn:ietf:params:xml:ns:dmarc-2.0"}
+PLUGIN_PATH = [str(BUILD / "plugins" / "relay"), str(BUILD / "plugins" / "spf"),
+               str(BUILD / "plugins" / "dmarc"),
+               str(BUILD / "tests" / "plugins" / "fakedkim")]
+GOOD = "192.0.2.10"
+STRANGER = "198.51.100.10"
+
+pytestmark = pytest.mark.skipif(
+    not (BUILD / "plugins" / "dmarc" / "dmarc.so").exists()
+    or not (BUILD / "plugins" / "spf" / "spf.so").exists()
+    or shutil.which("xmllint") is None,
+    reason="dmarc.so, spf.so or xmllint missing")
+
+
+# --------------------------------------------------------------------------
+# History backends
+# --------------------------------------------------------------------------
+
+class PrivatePostgres:
+    """A PostgreSQL instance of our own on a Unix socket in a temporary
+    directory (run as the unprivileged `postgres` user when the test runs
+    as root: pytest's own temporary directories are private to root, so
+    this one is made apart and removed by stop())."""
+
+    def __init__(self):
+        directory = Path(tempfile.mkdtemp(prefix="pst-dmarc-pg-"))
+        self.dir = directory
+        self.data = directory / "data"
+        self.socket = directory / "socket"
+        self.socket.mkdir(parents=True)
+        self.prefix = []
+        if os.getuid() == 0:
+            user = pwd.getpwnam("postgres")
+            for path in (directory, self.socket):
+                os.chown(path, user.pw_uid, user.pw_gid)
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self._run(PG_BIN / "initdb", "-D", self.data, "-A", "trust",
+                  "-U", "postilion", "--no-sync")
+        self._run(PG_BIN / "pg_ctl", "-D", self.data, "-w", "-t", "30",
+                  "-l", directory / "postgres.log", "-o",
+                  f"-k {self.socket} -c listen_addresses='' -c fsync=off",
+                  "start")
+        self.databases = 0
+
+    def new_database(self) -> str:
+        """A fresh database; its URI."""
+        self.databases += 1
+        name = f"dmarc{self.databases}"
+        self._run(PG_BIN / "createdb", "-h", self.socket, "-U", "postilion",
+                  name)
+        return f"postgresql:///{name}?host={self.socket}&user=postilion"
+
+    def _run(self, *args):
+        proc = subprocess.run([*self.prefix, *map(str, args)],
+                              capture_output=True, text=True,
+                              timeout=harness.scaled(60), cwd=self.dir)
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+
+    def stop(self):
+        try:
+            self._run(PG_BIN / "pg_ctl", "-D", self.data, "-m", "fast", "-w",
+                      "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """One private instance for the module (each test gets a database)."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip("PostgreSQL (Debian's postgresql) is not installed")
+    pg = PrivatePostgres()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history(request, tmp_path_factory):
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path_factory.mktemp('history') / 'dmarc.db'}"
+    return request.getfixturevalue("postgres").new_database()
+
+
+# --------------------------------------------------------------------------
+# The daemon, its receiver and the tool
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def site(history, tmp_path):
+    dns = harness.TestDnsServer([ZONE])
+    port = shared_port(["127.0.0.2"])
+    receiver = Receiver("127.0.0.2", port, "mx.reports.test")
+    config = delivery_config(tmp_path / "mail", smtp_port=port,
+                             smtp_timeout="1500ms")
+    config.update({
+        "server": {"xclient_hosts": "127.0.0.0/8"},
+        "dns": {"nameservers": f"127.0.0.1@{dns.port}", "timeout": "1s",
+                "dnssec": "no"},
+        "plugins": {"path": PLUGIN_PATH,
+                    "load": ["relay", "spf", "dkim", "dmarc"]},
+        # The report command submits from 127.0.0.1: allowed to relay.
+        "plugin:relay": {"internal_networks": "127.0.0.1/32",
+                         "reject_unknown_sender_domain": "no",
+                         "reject_unknown_recipient_domain": "no"},
+        "plugin:spf": {"policy": "none", "identities": "mail_from"},
+        "plugin:dmarc": {"history": history,
+                         "trusted_forwarders": "203.0.113.0/24",
+                         "report_org_name": "Postilion Test",
+                         "report_email": "dmarc-reports@mx.test.example"},
+    })
+    daemon = harness.Daemon(tmp_path / "postiliond", config=config)
+    daemon.start()
+    yield daemon, receiver
+    status = daemon.stop()
+    receiver.close()
+    dns.stop()
+    assert daemon.sanitizer_report() is None, daemon.sanitizer_report()
+    assert status == 0, daemon.log_text()
+
+
+def report_cmd(daemon, *args, timeout=30):
+    proc = subprocess.run(
+        [str(POSTILION), "-c", str(daemon.conf_path), "dmarc", "report",
+         *args], capture_output=True, text=True,
+        timeout=harness.scaled(timeout), stdin=subprocess.DEVNULL)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def send(daemon, ip: str, sender: str, from_domain: str,
+         dkim: str | None = None) -> int:
+    content = (f"From: a@{from_domain}\r\nTo: bob@example.org\r\n"
+               f"Subject: report test\r\n"
+               + (f"X-Test-DKIM: {dkim}\r\n" if dkim else "")
+               + "\r\nHello.\r\n").encode()
+    with daemon.connect() as client:
+        client.ehlo()
+        assert client.cmd(f"XCLIENT ADDR={ip} HELO=client.test").code == 220
+        return harness.transaction(client, sender=sender,
+                                   message=content).code
+
+
+# A day of traffic: (client, sender, From domain, DKIM, expected reply)
+TRAFFIC = [
+    (GOOD, "a@reject.test", "reject.test", None, 250),
+    (GOOD, "a@reject.test", "reject.test", None, 250),
+    (GOOD, "a@reject.test", "reject.test", "pass d=reject.test s=sel", 250),
+    (STRANGER, "a@reject.test", "reject.test", None, 550),
+    (STRANGER, "a@reject.test", "reject.test", "fail d=reject.test s=sel", 550),
+    ("203.0.113.5", "a@reject.test", "reject.test", None, 250),
+    (GOOD, "a@quarantine.test", "quarantine.test", None, 250),
+    (STRANGER, "a@quarantine.test", "quarantine.test", None, 250),
+    (STRANGER, "b@none.test", "none.test", None, 250),
+]
+COUNTS = {"reject.test": 6, "quarantine.test": 2, "none.test": 1}
+
+
+def send_traffic(daemon):
+    for ip, sender, domain, dkim, code in TRAFFIC:
+        assert send(daemon, ip, sender, domain, dkim) == code
+
+
+def dry_run(daemon, directory: Path) -> dict[str, Path]:
+    """Runs --dry-run until the history holds the whole day (it is written
+    in batches, at most a second late); the files by policy domain."""
+    deadline = time.monotonic() + harness.scaled(10)
+    while True:
+        for old in directory.glob("*"):
+            old.unlink()
+        status, output = report_cmd(daemon, "--day", today(),
+                                    "--dry-run", str(directory))
+        files = {p.name.split("!")[1]: p for p in directory.glob("*.xml.gz")}
+        total = {d: sum(int(c.text) for c in ET.fromstring(
+                    gzip.decompress(p.read_bytes())).iterfind(
+                    "d:record/d:row/d:count", NS)) for d, p in files.items()}
+        if total == COUNTS or time.monotonic() > deadline:
+            return status, output, files, total
+        time.sleep(0.3)
+
+
+# --------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------
+
+def test_reports_of_a_day(site, tmp_path):
+    daemon, receiver = site
+    send_traffic(daemon)
+    status, output, files, total = dry_run(daemon, tmp_path / "dry")
+    assert total == COUNTS, output
+    assert status == 0, output
+    assert "not sent to dmarc@unauthorized.test" in output
+    assert not receiver.messages  # a dry run sends nothing
+    for domain, path in files.items():
+        # The RFC's file name: receiver!domain!begin!end!unique.xml.gz
+        assert re.fullmatch(rf"mx\.test\.example!{re.escape(domain)}!\d+!\d+"
+                            rf"![A-Za-z0-9]+\.xml\.gz", path.name), path.name
+        xml = tmp_path / (path.name[:-3])
+        xml.write_bytes(gzip.decompress(path.read_bytes()))
+        check = subprocess.run(["xmllint", "--noout", "--schema", str(XSD),
+                                str(xml)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr + xml.read_text()
+    root = ET.fromstring(gzip.decompress(files["reject.test"].read_bytes()))
+    published = root.find("d:policy_published", NS)
+    assert published.findtext("d:p", namespaces=NS) == "reject"
+    assert published.findtext("d:discovery_method", namespaces=NS) == "treewalk"
+    assert published.findtext("d:testing", namespaces=NS) == "n"
+    rows: dict = {}
+    for r in root.iterfind("d:record", NS):
+        key = (r.findtext("d:row/d:source_ip", namespaces=NS),
+               r.findtext("d:row/d:policy_evaluated/d:disposition",
+                          namespaces=NS),
+               r.findtext("d:row/d:policy_evaluated/d:reason/d:type",
+                          namespaces=NS))
+        rows[key] = rows.get(key, 0) + int(r.findtext("d:row/d:count",
+                                                      namespaces=NS))
+    assert rows[(STRANGER, "reject", None)] == 2
+    assert rows[("203.0.113.5", "none", "trusted_forwarder")] == 1
+    assert sum(v for (ip, disp, _), v in rows.items()
+               if ip == GOOD and disp == "pass") == 3
+
+    # Sent through our queue to the rua's MX (the local receiver), once.
+    status, output = report_cmd(daemon, "--day", today())
+    assert status == 0, output
+    deadline = time.monotonic() + harness.scaled(15)
+    while len(receiver.messages) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    by_rcpt = {}
+    for m in receiver.messages:
+        mail = message_from_bytes(unstuff(m.raw), policy=policy.default)
+        by_rcpt.setdefault(tuple(m.recipients), []).append(mail)
+    assert sorted(by_rcpt) == [("dmarc@quarantine.test",),
+                               ("dmarc@reports.test",)], by_rcpt
+    subjects = sorted(str(mail["Subject"]) for mails in by_rcpt.values()
+                      for mail in mails)
+    assert len(subjects) == 3
+    for subject in subjects:
+        assert re.fullmatch(r"Report Domain: \S+ Submitter: mx\.test\.example "
+                            r"Report-ID: <\S+>", subject), subject
+    mail = next(m for m in by_rcpt[("dmarc@quarantine.test",)])
+    (attachment,) = [p for p in mail.iter_attachments()]
+    assert attachment.get_content_type() == "application/gzip"
+    assert attachment.get_filename().startswith(
+        "mx.test.example!quarantine.test!")
+    root = ET.fromstring(gzip.decompress(attachment.get_content()))
+    assert sum(int(c.text) for c in root.iterfind(
+        "d:record/d:row/d:count", NS)) == 2
+
+    # Never twice: a second run sends nothing new.
+    status, output = report_cmd(daemon, "--day", today())
+    assert status == 0, output
+    assert output.count("already sent") == 3, output
+    time.sleep(harness.scaled(1))
+    assert len(receiver.messages) == 3
+
+
+def test_rate_limit_per_destination(site, tmp_path):
+    """reject.test and none.test both report to dmarc@reports.test: with
+    report_rate_limit = 1, the second waits for a later run (75)."""
+    daemon, receiver = site
+    send_traffic(daemon)
+    dry_run(daemon, tmp_path / "dry")
+    daemon.config["plugin:dmarc"]["report_rate_limit"] = "1"
+    daemon.write_config()
+    status, output = report_cmd(daemon, "--day", today())
+    assert status == 75, output
+    assert "held back: 1 reports in 24 hours" in output, output
+    deadline = time.monotonic() + harness.scaled(15)
+    while len(receiver.messages) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sorted(m.recipients[0] for m in receiver.messages) == [
+        "dmarc@quarantine.test", "dmarc@reports.test"]
+
+
+def test_usage_and_empty_day(site):
+    daemon, _ = site
+    status, output = report_cmd(daemon, "--day", "2026-13-01")
+    assert status == 64 and "usage:" in output
+    status, output = report_cmd(daemon, "--day", "2001-01-01")
+    assert status == 0 and "no DMARC history" in output, output
+
+
+def test_database_down_loses_no_mail(tmp_path):
+    """The history's database is unreachable: mail flows on, the rows lost
+    are logged and counted."""
+    dns = harness.TestDnsServer([ZONE])
+    try:
+        daemon = harness.Daemon(tmp_path / "postiliond", config={
+            "server": {"xclient_hosts": "127.0.0.0/8"},
+            "dns": {"nameservers": f"127.0.0.1@{dns.port}", "timeout": "1s",
+                    "dnssec": "no"},
+            "plugins": {"path": PLUGIN_PATH,
+                        "load": ["relay", "spf", "dkim", "dmarc"]},
+            "plugin:relay": {"reject_unknown_sender_domain": "no",
+                             "reject_unknown_recipient_domain": "no"},
+            "plugin:spf": {"policy": "none", "identities": "mail_from"},
+            "plugin:dmarc": {"history": "postgresql:///dmarc?host="
+                                        f"{tmp_path}/no-such-socket"}})
+        daemon.start()
+        assert send(daemon, GOOD, "a@reject.test", "reject.test") == 250
+        assert send(daemon, STRANGER, "a@reject.test", "reject.test") == 550
+        daemon.wait_log(r"history: \d+ rows lost \(2 so far; mail is not "
+                        r"affected\)|history: 1 rows lost \(1 so far",
+                        timeout=harness.scaled(5))
+        assert len(daemon.spool_messages()) == 1
+        assert daemon.stop() == 0
+    finally:
+        dns.stop()
