@@ -1,11 +1,13 @@
-/* fuzz-spf-record.c - fuzzes spf_record_prepare() (plugins/spf), which
- * rewrites SPF records from DNS before libspf2 sees them.
+/* fuzz-spf-record.c - fuzzes spf_record_prepare() (plugins/spf), the
+ * strict RFC 7208 parser that decides which records libspf2 ever sees,
+ * and the form it sees them in.
  *
- * Input: the record text after "v=spf1 " (a NUL ends it early).  Beyond
- * "no crash, no leak" it checks the contract: exactly one of the result
- * and the problem is set; a result starts with "v=spf1", has no empty
- * term, at most one redirect= and it last, and preparing it again gives
- * it back unchanged.
+ * Input: one byte choosing the client's family, then the record text
+ * after "v=spf1 " (a NUL ends it early).  Beyond "no crash, no leak" it
+ * checks the contract: exactly one of the result and the problem is set;
+ * a result starts with "v=spf1", is visible ASCII with single spaces, has
+ * at most one redirect= and it last, and preparing it again gives it back
+ * unchanged.
  */
 #include <stdint.h>
 #include <string.h>
@@ -14,8 +16,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_prepared(const char *prepared) {
+static void check_prepared(const char *prepared, gboolean ipv6) {
   g_assert_true(g_str_has_prefix(prepared, "v=spf1"));
+  for (const char *p = prepared; *p != '\0'; p++)
+    g_assert_true(*p >= 0x20 && *p <= 0x7e);
   g_assert_null(strstr(prepared, "  "));
   g_assert_false(g_str_has_suffix(prepared, " "));
   const char *redirect = NULL;
@@ -25,18 +29,21 @@ static void check_prepared(const char *prepared) {
   if (redirect != NULL)
     g_assert_null(strchr(redirect + 1, ' '));
   g_autofree char *problem = NULL;
-  g_autofree char *again = spf_record_prepare(prepared, &problem);
+  g_autofree char *again = spf_record_prepare(prepared, ipv6, &problem);
   g_assert_null(problem);
   g_assert_cmpstr(again, ==, prepared);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  g_autofree char *body = g_strndup((const char *)data, size);
+  if (size == 0)
+    return 0;
+  gboolean ipv6 = (data[0] & 1) != 0;
+  g_autofree char *body = g_strndup((const char *)data + 1, size - 1);
   g_autofree char *record = g_strconcat("v=spf1 ", body, NULL);
   g_autofree char *problem = NULL;
-  g_autofree char *prepared = spf_record_prepare(record, &problem);
+  g_autofree char *prepared = spf_record_prepare(record, ipv6, &problem);
   g_assert_true((prepared == NULL) != (problem == NULL));
   if (prepared != NULL)
-    check_prepared(prepared);
+    check_prepared(prepared, ipv6);
   return 0;
 }

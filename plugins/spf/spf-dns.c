@@ -19,10 +19,15 @@
  * excepted: an include or redirect of nothing is a permerror anyway),
  * marks the layer and answers TRY_AGAIN, which makes libspf2 stop at
  * once; spf-eval.c then reports permerror with the layer's problem.
- * Every SPF record goes through spf_record_prepare() (spf-record.c),
- * whose permerrors are reported the same way.  A PTR answer is cut to
- * its first 10 names (section 4.6.4 says ignore the rest; libspf2 would
- * call it a permerror).
+ * Every SPF record goes through spf_record_prepare() (spf-record.c, the
+ * strict parser), whose permerrors are reported the same way.  An MX
+ * answer of more than 10 names is a permerror the same way; a PTR answer
+ * is cut to its first 10 names (section 4.6.4 says ignore the rest;
+ * libspf2 would call it a permerror), and a PTR name whose addresses
+ * fail to resolve is skipped (section 5.5), not a temperror.  A name
+ * ending in SPF_ZERO_PREFIX_SUFFIX ("a/0", "mx/0" as spf-record.c
+ * rewrites them) is looked up without it, and any address it has is
+ * answered as the client's own.
  *
  * The exp= lookup does not go through lookup(): the layer's get_exp()
  * does it (so it is never counted) and expands the text itself with
@@ -37,10 +42,13 @@
 #include "spf-dns.h"
 
 #define SPF_MAX_PTR_NAMES 10
+#define SPF_MAX_MX_NAMES 10
 
 struct _SpfDnsLayer {
   SPF_dns_server_t server; /* server.hook points back here */
   const SpfQuery *query;   /* borrowed: outlives the layer */
+  gboolean client_ipv6;    /* an IPv6 client (a mapped one is IPv4) */
+  char *client_address;    /* owned: as the A or AAAA record it matches */
   gboolean seen_top_txt;
   guint lookups;
   guint voids;
@@ -48,7 +56,8 @@ struct _SpfDnsLayer {
   GPtrArray *expected; /* owned: the last MX/PTR answer's names, whose
                         * addresses libspf2 asks next, in this order */
   guint next_expected;
-  SPF_request_t *request;          /* borrowed, nullable: for get_exp() */
+  ns_type expected_from;  /* ns_t_mx or ns_t_ptr: the answer they came from */
+  SPF_request_t *request; /* borrowed, nullable: for get_exp() */
   const char *default_explanation; /* borrowed: a macro-string */
 };
 
@@ -66,11 +75,23 @@ SpfAnswer *spf_resolve_core(PstDnsType type, const char *name,
       pst_dns_lookup_sync(type, name, G_CANCELLABLE(user_data));
   SpfAnswer *answer = spf_answer_new(pst_dns_result_get_status(result));
   for (guint i = 0; i < pst_dns_result_get_count(result); i++) {
+    gsize length = 0;
     const char *text = type == PST_DNS_TYPE_TXT
-                           ? pst_dns_result_get_txt(result, i, NULL)
+                           ? pst_dns_result_get_txt(result, i, &length)
                            : pst_dns_result_get_string(result, i);
-    if (text != NULL)
-      g_ptr_array_add(answer->records, g_strdup(text));
+    if (text == NULL)
+      continue;
+    char *copy = g_strdup(text);
+    /* A NUL octet inside a TXT record would cut it short: it becomes DEL,
+     * which no SPF record or explanation may hold (section 4.6.1). */
+    if (type == PST_DNS_TYPE_TXT && strlen(text) != length) {
+      g_free(copy);
+      copy = g_memdup2(text, length + 1);
+      for (gsize j = 0; j < length; j++)
+        if (copy[j] == '\0')
+          copy[j] = '\x7f';
+    }
+    g_ptr_array_add(answer->records, copy);
   }
   return answer;
 }
@@ -176,6 +197,7 @@ static SpfQueryKind spf_dns_classify(SpfDnsLayer *layer, const char *domain,
   }
   g_ptr_array_set_size(layer->expected, 0);
   layer->next_expected = 0;
+  layer->expected_from = type;
   return SPF_QUERY_TERM;
 }
 
@@ -191,7 +213,8 @@ static gboolean spf_dns_prepare_records(SpfDnsLayer *layer, SpfAnswer *answer) {
     if (!spf_text_is_spf(answer->records->pdata[i]))
       continue;
     char *problem = NULL;
-    char *prepared = spf_record_prepare(answer->records->pdata[i], &problem);
+    char *prepared = spf_record_prepare(answer->records->pdata[i],
+                                        layer->client_ipv6, &problem);
     if (prepared == NULL) {
       if (layer->problem == NULL)
         layer->problem = problem;
@@ -238,6 +261,50 @@ static PstDnsType spf_dns_type(ns_type type) {
   return (PstDnsType)type; /* both are the IANA numbers */
 }
 
+/* The name without SPF_ZERO_PREFIX_SUFFIX (a new string), or NULL when
+ * it does not end with it (spf-record.c puts it on "a/0" and "mx/0"). */
+static char *spf_dns_strip_zero_prefix(const char *name) {
+  g_autofree char *key = spf_dns_name_key(name);
+  gsize length = strlen(key), suffix = strlen(SPF_ZERO_PREFIX_SUFFIX);
+  if (length <= suffix ||
+      strcmp(key + length - suffix, SPF_ZERO_PREFIX_SUFFIX) != 0)
+    return NULL;
+  return g_strndup(name, length - suffix);
+}
+
+/* A zero prefix matches any address (section 5.3): an MX answer's names
+ * keep the suffix, so their address lookups come back here, and any
+ * address of the client's family becomes the client's own. */
+static void spf_dns_apply_zero_prefix(SpfDnsLayer *layer, ns_type type,
+                                      SpfAnswer *answer) {
+  if (answer->status != PST_DNS_OK || answer->records->len == 0)
+    return;
+  GPtrArray *records = answer->records;
+  if (type == ns_t_mx) {
+    for (guint i = 0; i < records->len; i++) {
+      g_autofree char *name = spf_dns_name_key(records->pdata[i]);
+      if (name[0] == '\0')
+        continue; /* a null MX */
+      g_free(records->pdata[i]);
+      records->pdata[i] = g_strconcat(name, SPF_ZERO_PREFIX_SUFFIX, NULL);
+    }
+  } else if (type == (layer->client_ipv6 ? ns_t_aaaa : ns_t_a)) {
+    g_ptr_array_set_size(records, 0);
+    g_ptr_array_add(records, g_strdup(layer->client_address));
+  }
+}
+
+/* Section 4.6.4: more than 10 MX names make the "mx" a permerror. */
+static gboolean spf_dns_check_mx_names(SpfDnsLayer *layer,
+                                       const SpfAnswer *answer) {
+  if (answer->records->len <= SPF_MAX_MX_NAMES)
+    return TRUE;
+  if (layer->problem == NULL)
+    layer->problem =
+        g_strdup_printf("more than %u MX names", (guint)SPF_MAX_MX_NAMES);
+  return FALSE;
+}
+
 static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *server,
                                     const char *domain, ns_type type,
                                     int should_cache) {
@@ -251,19 +318,30 @@ static SPF_dns_rr_t *spf_dns_lookup(SPF_dns_server_t *server,
     spf_dns_exceed(layer, FALSE);
     return spf_dns_rr_try_again(layer, domain, type);
   }
-  g_autoptr(SpfAnswer) answer =
-      query->resolve(spf_dns_type(type), domain, query->resolve_data);
+  g_autofree char *zero = spf_dns_strip_zero_prefix(domain);
+  g_autoptr(SpfAnswer) answer = query->resolve(
+      spf_dns_type(type), zero != NULL ? zero : domain, query->resolve_data);
   if (kind == SPF_QUERY_TERM && type != ns_t_txt &&
       spf_answer_is_void(answer) && ++layer->voids > query->max_void) {
     spf_dns_exceed(layer, TRUE);
     return spf_dns_rr_try_again(layer, domain, type);
   }
+  /* Section 5.5: a PTR name whose addresses cannot be looked up (a
+   * CNAME loop, a failing server) is skipped, not an error. */
+  if (kind == SPF_QUERY_SUBORDINATE && layer->expected_from == ns_t_ptr &&
+      answer->status == PST_DNS_TEMPFAIL)
+    answer->status = PST_DNS_NXDOMAIN;
+  if (type == ns_t_mx && answer->status == PST_DNS_OK &&
+      !spf_dns_check_mx_names(layer, answer))
+    return spf_dns_rr_try_again(layer, domain, type);
   /* RFC 7208 section 4.6.4: names past the 10th PTR record are ignored
    * (libspf2 would make them a permerror). */
   if (type == ns_t_ptr && answer->records->len > SPF_MAX_PTR_NAMES)
     g_ptr_array_set_size(answer->records, SPF_MAX_PTR_NAMES);
   if (type == ns_t_txt && !spf_dns_prepare_records(layer, answer))
     return spf_dns_rr_try_again(layer, domain, type);
+  if (zero != NULL)
+    spf_dns_apply_zero_prefix(layer, type, answer);
   spf_dns_remember(layer, type, answer);
   return spf_dns_rr_new(layer, domain, type, answer);
 }
@@ -322,6 +400,29 @@ static SPF_errcode_t spf_dns_get_exp(SPF_server_t *server, const char *name,
 
 /* --- The layer ---------------------------------------------------------- */
 
+/* The client's family, and its address as an A or AAAA record holds it
+ * (an IPv4-mapped IPv6 client is IPv4, section 5). */
+static void spf_dns_layer_set_client(SpfDnsLayer *layer, const char *ip) {
+  g_autoptr(GInetAddress) address =
+      ip != NULL ? g_inet_address_new_from_string(ip) : NULL;
+  if (address == NULL) {
+    layer->client_address = g_strdup("");
+    return;
+  }
+  const guint8 *bytes = g_inet_address_to_bytes(address);
+  static const guint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (g_inet_address_get_family(address) == G_SOCKET_FAMILY_IPV6 &&
+      memcmp(bytes, mapped, sizeof mapped) == 0) {
+    g_autoptr(GInetAddress) v4 =
+        g_inet_address_new_from_bytes(bytes + 12, G_SOCKET_FAMILY_IPV4);
+    layer->client_address = g_inet_address_to_string(v4);
+    return;
+  }
+  layer->client_ipv6 =
+      g_inet_address_get_family(address) == G_SOCKET_FAMILY_IPV6;
+  layer->client_address = g_inet_address_to_string(address);
+}
+
 SpfDnsLayer *spf_dns_layer_new(const SpfQuery *query) {
   SpfDnsLayer *layer = g_new0(SpfDnsLayer, 1);
   layer->query = query;
@@ -331,6 +432,7 @@ SpfDnsLayer *spf_dns_layer_new(const SpfQuery *query) {
   layer->server.name = "postilion";
   layer->server.hook = layer;
   layer->expected = g_ptr_array_new_with_free_func(g_free);
+  spf_dns_layer_set_client(layer, query->ip);
   return layer;
 }
 
@@ -338,6 +440,7 @@ void spf_dns_layer_free(SpfDnsLayer *layer) {
   if (layer == NULL)
     return;
   g_ptr_array_unref(layer->expected);
+  g_free(layer->client_address);
   g_free(layer->problem);
   g_free(layer);
 }

@@ -3,7 +3,8 @@
  *   spf-config.c  [plugin:spf] read into an immutable SpfConfig
  *   spf-dns.c     libspf2's DNS layer over the core resolver, with the
  *                 RFC 7208 section 4.6.4 limits libspf2 does not enforce
- *   spf-record.c  records rewritten where libspf2 departs from the RFC
+ *   spf-record.c  the strict RFC 7208 record parser, and the record
+ *                 libspf2 is handed (only ones the parser accepted)
  *   spf-eval.c    one check_host() through libspf2 -> SpfOutcome; the
  *                 Received-SPF header; the policy decision (pure)
  *   spf-wire.c    the messages between the plugin and pst-spf-eval (pure
@@ -159,11 +160,26 @@ void spf_decision_clear(SpfDecision *decision);
 char *spf_format_text(const char *template, const SpfOutcome *outcome,
                       const SpfQuery *query);
 
-/* An SPF record ("v=spf1 ...") rewritten into what libspf2 evaluates the
- * RFC 7208 way (spf-record.c): redirect= moved last, "ip4:X/0" split.
- * NULL, with `problem_r` set to a new string, when the record is a
- * permerror that libspf2 would not call one. */
-char *spf_record_prepare(const char *record, char **problem_r);
+/* A "v=spf1" record parsed by RFC 7208's grammar (spf-record.c). */
+typedef struct SpfRecord SpfRecord;
+
+/* NULL, with `problem_r` set to a new string naming the error, when
+ * `text` is not a valid record (a permerror). */
+SpfRecord *spf_record_parse(const char *text, char **problem_r);
+void spf_record_free(SpfRecord *record);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfRecord, spf_record_free)
+/* The record as libspf2 evaluates it the RFC 7208 way for a client of
+ * this family: redirect= last, unknown modifiers dropped, a zero prefix
+ * rewritten (see spf-record.c).  A new string. */
+char *spf_record_render(const SpfRecord *record, gboolean client_ipv6);
+/* Parse, then render; NULL with `problem_r` set for a permerror. */
+char *spf_record_prepare(const char *text, gboolean client_ipv6,
+                         char **problem_r);
+/* Appended to the name of an "a" or "mx" whose prefix length is 0 for the
+ * client's family: the DNS layer strips it and answers any address of the
+ * name with the client's own (section 5.3: "a/0" matches any address).
+ * Under .invalid (RFC 6761), so it never names a real host. */
+#define SPF_ZERO_PREFIX_SUFFIX ".zero-prefix.spf.invalid"
 /* TRUE when every '%' in `text` starts a macro of RFC 7208 section 7.1
  * (c, r and t only in `explanation` text). */
 gboolean spf_macro_string_is_valid(const char *text, gboolean explanation);

@@ -26,7 +26,8 @@ import harness
 from harness import BUILD, REPO
 
 ZONES = [REPO / "tests" / "dns" / "spf-rfc7208.zone",
-         REPO / "tests" / "dns" / "spf-rfc7208-reverse.zone"]
+         REPO / "tests" / "dns" / "spf-rfc7208-reverse.zone",
+         REPO / "tests" / "dns" / "spf-rfc7208-suite.zone"]
 PLUGIN_PATH = [str(BUILD / "plugins" / "relay"), str(BUILD / "plugins" / "spf")]
 D = "rfc7208.test"
 HELO = f"helo-none.{D}"  # no SPF record: the HELO identity is "none"
@@ -204,6 +205,251 @@ CASES = [
     case("8", "192.0.2.1", f"a@s8-badqual.{D}", "permerror"),
 ]
 
+
+def suite(group, ip, sender, result, helo=HELO, exp=None):
+    """A row from the openspf.org RFC 7208 test suite (2014.04): its facts
+    with example.com renamed os-GROUP.test (tests/dns/spf-rfc7208-suite.zone)."""
+    return (f"suite {group}", ip, helo, sender, M, result, exp)
+
+
+LONG = "a12345678901234567890123456789012345678901234567890123456789012"
+SUITE = [
+    # --- Initial processing ----------------------------------------------
+    # (a 64-octet label and an empty one: the SMTP core refuses such a
+    # sender with 501 before any check, so they are not rows here)
+    suite("init", "1.2.3.5", f"l@{LONG}.os-init.test", "fail"),
+    suite("init", "1.2.3.5", "foo@[1.2.3.5]", "none"),
+    suite("init", "1.2.3.4", "foobar@hosed.os-init.test", "permerror"),
+    suite("init", "1.2.3.4", "foobar@hosed2.os-init.test", "permerror"),
+    suite("init", "1.2.3.4", "foobar@hosed3.os-init.test", "permerror"),
+    suite("init", "1.2.3.4", "foobar@nothosed.os-init.test", "fail",
+          exp=DEFAULT_EXP),
+    suite("init", "192.0.2.3", "foobar@ctrl.os-init.test", "permerror"),
+    suite("init", "1.2.3.4", "actually@fine.os-init.test", "fail"),
+    # --- Selecting records -----------------------------------------------
+    suite("sel", "1.2.3.4", "foo@ex2.os-sel.test", "none"),
+    suite("sel", "1.2.3.4", "foo@ex1.os-sel.test", "neutral"),
+    suite("sel", "1.2.3.4", "foo@ex3.os-sel.test", "pass"),
+    suite("sel", "1.2.3.4", "foo@ex6.os-sel.test", "permerror"),
+    suite("sel", "1.2.3.4", "foo@mail.ex1.os-sel.test", "none"),
+    suite("sel", "1.2.3.4", "foo@ex9.os-sel.test", "softfail"),
+    # --- Record evaluation -----------------------------------------------
+    suite("eval", "1.2.3.4", "foo@t1.os-eval.test", "permerror"),
+    suite("eval", "1.2.3.4", "foo@t2.os-eval.test", "pass"),
+    suite("eval", "1.2.3.4", "foo@t3.os-eval.test", "permerror"),
+    suite("eval", "1.2.3.4", "foo@t4.os-eval.test", "permerror"),
+    suite("eval", "1.2.3.4", "foo@t5.os-eval.test", "softfail"),
+    suite("eval", "1.2.3.5", "foo@t6.os-eval.test", "fail"),
+    suite("eval", "1.2.3.5", "foo@t7.os-eval.test", "neutral"),
+    suite("eval", "1.2.3.4", "foo@t8.os-eval.test", "permerror"),
+    suite("eval", "1.2.3.4", "foo@t9.os-eval.test", "permerror"),
+    suite("eval", "1.2.3.4", "foo@t10.os-eval.test", "fail"),
+    suite("eval", "1.2.3.4", "foo@t11.os-eval.test", "fail"),
+    # --- all ---------------------------------------------------------------
+    suite("all", "1.2.3.4", "foo@e1.os-all.test", "permerror"),
+    suite("all", "1.2.3.4", "foo@e2.os-all.test", "permerror"),
+    suite("all", "1.2.3.4", "foo@e3.os-all.test", "permerror"),
+    suite("all", "1.2.3.4", "foo@e4.os-all.test", "neutral"),
+    suite("all", "1.2.3.4", "foo@e5.os-all.test", "pass"),
+    # --- ptr ---------------------------------------------------------------
+    suite("ptr", "1.2.3.4", "foo@e1.os-ptr.test", "permerror"),
+    suite("ptr", "1.2.3.4", "foo@e2.os-ptr.test", "pass"),
+    suite("ptr", "1.2.3.4", "foo@e3.os-ptr.test", "pass"),
+    suite("ptr", "1.2.3.4", "foo@e4.os-ptr.test", "fail"),
+    suite("ptr", "cafe:babe::1", "foo@e3.os-ptr.test", "pass"),
+    suite("ptr", "1.2.3.4", "foo@e5.os-ptr.test", "permerror"),
+    suite("ptr", "2001:db8:ff::1", "bar@e6.os-ptr.test", "pass"),
+    # --- a -----------------------------------------------------------------
+    suite("a", "1.2.3.4", "foo@e6.os-a.test", "fail"),
+    suite("a", "1.2.3.4", "foo@e6a.os-a.test", "permerror"),
+    suite("a", "1.2.3.4", "foo@e7.os-a.test", "permerror"),
+    suite("a", "1.2.3.4", "foo@e8.os-a.test", "pass"),
+    suite("a", "1.2.3.4", "foo@e8e.os-a.test", "permerror"),
+    suite("a", "2001:db8:1234::cafe:babe", "foo@e8.os-a.test", "pass"),
+    suite("a", "1.2.3.4", "foo@e8b.os-a.test", "fail"),
+    suite("a", "2001:db8:1234::cafe:babe", "foo@e8a.os-a.test", "fail"),
+    suite("a", "1.2.3.4", "foo@e10.os-a.test", "pass"),
+    suite("a", "1.2.3.4", "foo@e9.os-a.test", "permerror"),
+    suite("a", "1.2.3.4", "foo@e1.os-a.test", "fail"),
+    suite("a", "1.2.3.4", "foo@e2.os-a.test", "pass"),
+    suite("a", "1234::1", "foo@e2.os-a.test", "fail"),
+    suite("a", "1.2.3.4", "foo@e2a.os-a.test", "fail"),
+    suite("a", "::ffff:1.2.3.4", "foo@e2a.os-a.test", "fail"),
+    suite("a", "1234::1", "foo@e2a.os-a.test", "pass"),
+    suite("a", "1234::1", "foo@ipv6.os-a.test", "pass"),
+    suite("a", "1234::1", "foo@e2b.os-a.test", "fail"),
+    suite("a", "1.2.3.5", "foo@e3.os-a.test", "permerror"),
+    suite("a", "1.2.3.4", "foo@e4.os-a.test", "permerror"),
+    suite("a", "1.2.3.4", "foo@e5.os-a.test", "permerror"),
+    suite("a", "1.2.3.4", "foo@e14.os-a.test", "pass"),
+    suite("a", "1.2.3.4", "foo@e12.os-a.test", "permerror"),
+    suite("a", "1.2.3.4", "foo@e11.os-a.test", "pass"),
+    suite("a", "::ffff:1.2.3.4", "foo@e11.os-a.test", "pass"),
+    suite("a", "1.2.3.4", "foo@e5a.os-a.test", "permerror"),
+    suite("a", "1.2.3.4", "foo@e5b.os-a.test", "permerror"),
+    suite("a", "1.2.3.4", "foo@e13.os-a.test", "permerror"),
+    # --- include -----------------------------------------------------------
+    suite("include", "1.2.3.4", "foo@e1.os-inc.test", "softfail"),
+    suite("include", "1.2.3.4", "foo@e2.os-inc.test", "pass"),
+    suite("include", "1.2.3.4", "foo@e3.os-inc.test", "fail"),
+    suite("include", "1.2.3.4", "foo@e4.os-inc.test", "temperror"),
+    suite("include", "1.2.3.4", "foo@e5.os-inc.test", "permerror"),
+    suite("include", "1.2.3.4", "foo@e6.os-inc.test", "permerror"),
+    suite("include", "1.2.3.4", "foo@e9.os-inc.test", "permerror"),
+    suite("include", "1.2.3.4", "foo@e7.os-inc.test", "permerror"),
+    suite("include", "1.2.3.4", "foo@e8.os-inc.test", "permerror"),
+    # --- mx ----------------------------------------------------------------
+    suite("mx", "1.2.3.4", "foo@e6.os-mx.test", "fail"),
+    suite("mx", "1.2.3.4", "foo@e6a.os-mx.test", "permerror"),
+    suite("mx", "1.2.3.4", "foo@e7.os-mx.test", "permerror"),
+    suite("mx", "1.2.3.4", "foo@e10.os-mx.test", "pass"),
+    suite("mx", "1.2.3.4", "foo@e9.os-mx.test", "permerror"),
+    suite("mx", "1.2.3.4", "foo@e1.os-mx.test", "fail"),
+    suite("mx", "1.2.3.4", "foo@e2.os-mx.test", "pass"),
+    suite("mx", "1234::1", "foo@e2.os-mx.test", "fail"),
+    suite("mx", "1.2.3.4", "foo@e2a.os-mx.test", "fail"),
+    suite("mx", "::ffff:1.2.3.4", "foo@e2a.os-mx.test", "fail"),
+    suite("mx", "1234::1", "foo@e2a.os-mx.test", "pass"),
+    suite("mx", "1234::1", "foo@e2b.os-mx.test", "fail"),
+    suite("mx", "1.2.3.5", "foo@e3.os-mx.test", "permerror"),
+    suite("mx", "1.2.3.4", "foo@e5.os-mx.test", "permerror"),
+    suite("mx", "1.2.3.4", "foo@e12.os-mx.test", "permerror"),
+    suite("mx", "1.2.3.4", "foo@e11.os-mx.test", "pass"),
+    suite("mx", "::ffff:1.2.3.4", "foo@e11.os-mx.test", "pass"),
+    suite("mx", "1.2.3.4", "", "neutral", helo="mail.os-mx.test"),
+    suite("mx", "1.2.3.4", "foo@e4.os-mx.test", "neutral"),
+    suite("mx", "1.2.3.4", "foo@e13.os-mx.test", "permerror"),
+    # --- exists ------------------------------------------------------------
+    suite("exists", "1.2.3.4", "foo@e1.os-ex.test", "permerror"),
+    suite("exists", "1.2.3.4", "foo@e2.os-ex.test", "permerror"),
+    suite("exists", "1.2.3.4", "foo@e3.os-ex.test", "permerror"),
+    suite("exists", "1.2.3.4", "foo@e4.os-ex.test", "pass"),
+    suite("exists", "cafe:babe::3", "foo@e4.os-ex.test", "pass"),
+    suite("exists", "cafe:babe::3", "foo@e5.os-ex.test", "fail"),
+    suite("exists", "cafe:babe::3", "foo@e6.os-ex.test", "temperror"),
+    # --- ip4, ip6 ----------------------------------------------------------
+    suite("ip4", "1.2.3.4", "foo@e1.os-ip4.test", "pass"),
+    suite("ip4", "1.2.3.4", "foo@e2.os-ip4.test", "pass"),
+    suite("ip4", "1.2.3.4", "foo@e3.os-ip4.test", "permerror"),
+    suite("ip4", "1.2.3.4", "foo@e4.os-ip4.test", "permerror"),
+    suite("ip4", "1.2.3.4", "foo@e5.os-ip4.test", "permerror"),
+    suite("ip4", "1.2.3.4", "foo@e8.os-ip4.test", "permerror"),
+    suite("ip4", "1.2.3.4", "foo@e9.os-ip4.test", "permerror"),
+    suite("ip4", "1.2.3.4", "foo@e6.os-ip4.test", "permerror"),
+    suite("ip4", "::ffff:1.2.3.4", "foo@e7.os-ip4.test", "fail"),
+    suite("ip6", "1.2.3.4", "foo@e1.os-ip6.test", "permerror"),
+    suite("ip6", "1.2.3.4", "foo@e2.os-ip6.test", "neutral"),
+    suite("ip6", "::ffff:1.2.3.4", "foo@e2.os-ip6.test", "neutral"),
+    suite("ip6", "deaf:babe::cab:fee", "foo@e2.os-ip6.test", "pass"),
+    suite("ip6", "1.2.3.4", "foo@e3.os-ip6.test", "permerror"),
+    suite("ip6", "1.2.3.4", "foo@e4.os-ip6.test", "permerror"),
+    suite("ip6", "cafe:babe:8000::", "foo@e5.os-ip6.test", "pass"),
+    suite("ip6", "1.2.3.4", "foo@e5.os-ip6.test", "neutral"),
+    suite("ip6", "1.2.3.4", "foo@e6.os-ip6.test", "permerror"),
+    # --- exp and other modifiers -------------------------------------------
+    suite("modifiers", "1.2.3.4", "foo@e10.os-mod.test", "permerror"),
+    suite("modifiers", "1.2.3.4", "foo@e1.os-mod.test", "fail"),
+    suite("modifiers", "1.2.3.4", "foo@e17.os-mod.test", "permerror"),
+    suite("modifiers", "1.2.3.4", "foo@e7.os-mod.test", "fail",
+          exp="Correct!"),
+    suite("modifiers", "1.2.3.4", "foo@e3.os-mod.test", "fail",
+          exp="See me."),
+    suite("modifiers", "1.2.3.4", "foo@e5.os-mod.test", "permerror"),
+    suite("modifiers", "1.2.3.4", "foo@e6.os-mod.test", "permerror"),
+    suite("modifiers", "1.2.3.4", "foo@e11.os-mod.test", "fail",
+          exp=DEFAULT_EXP),
+    suite("modifiers", "1.2.3.4", "foo@e22.os-mod.test", "fail",
+          exp=DEFAULT_EXP),
+    suite("modifiers", "1.2.3.4", "foo@e21.os-mod.test", "fail",
+          exp=DEFAULT_EXP),
+    suite("modifiers", "1.2.3.4", "foo@e12.os-mod.test", "permerror"),
+    suite("modifiers", "1.2.3.4", "foo@e13.os-mod.test", "fail",
+          exp=DEFAULT_EXP),
+    suite("modifiers", "1.2.3.4", "foo@e16.os-mod.test", "permerror"),
+    suite("modifiers", "1.2.3.4", "foo@e14.os-mod.test", "permerror"),
+    suite("modifiers", "1.2.3.4", "foo@e18.os-mod.test", "permerror"),
+    suite("modifiers", "1.2.3.4", "foo@e15.os-mod.test", "permerror"),
+    suite("modifiers", "1.2.3.4", "foo@e9.os-mod.test", "permerror"),
+    suite("modifiers", "1.2.3.4", "foo@e19.os-mod.test", "neutral"),
+    suite("modifiers", "1.2.3.4", "foo@e20.os-mod.test", "neutral"),
+    suite("modifiers", "1.2.3.4", "foobar@nonascii.os-mod.test", "fail",
+          exp=DEFAULT_EXP),
+    suite("modifiers", "1.2.3.4", "foo@e23.os-mod.test", "fail"),
+    suite("modifiers", "192.0.2.2", "bar@e24.os-mod.test", "pass",
+          helo="e24.os-mod.test"),
+    # --- Macros ------------------------------------------------------------
+    suite("macros", "192.168.218.40", "test@os-mac.test", "pass"),
+    suite("macros", "192.168.218.40", "test@exp.os-mac.test", "fail",
+          exp="This is a test."),
+    suite("macros", "192.168.218.40", "test@e2.os-mac.test", "permerror"),
+    suite("macros", "192.168.218.40", "test@e1.os-mac.test", "permerror"),
+    suite("macros", "192.168.218.40", "test@e1e.os-mac.test", "permerror"),
+    suite("macros", "192.168.218.40", "test@e1t.os-mac.test", "permerror"),
+    suite("macros", "192.168.218.40", "test@e3.os-mac.test", "fail",
+          exp="Connections from 192.168.218.40 not authorized."),
+    suite("macros", "192.168.218.40", "test@e4.os-mac.test", "fail",
+          exp="192.168.218.40 is queried as 40.218.168.192.in-addr.arpa"),
+    suite("macros", "cafe:babe::192.168.218.40", "test@e5.os-mac.test",
+          "permerror"),
+    suite("macros", "192.168.218.40", "test@e6.os-mac.test", "fail",
+          exp="connect from unknown"),
+    suite("macros", "192.168.218.41", "test@e6.os-mac.test", "fail",
+          exp="connect from mx.os-mac.test"),
+    suite("macros", "cafe:babe:1::1", "test@e6.os-mac.test", "fail",
+          exp="connect from unknown"),
+    suite("macros", "cafe:babe:1::3", "test@e6.os-mac.test", "fail",
+          exp="connect from mx.os-mac.test"),
+    # libspf2 writes the escapes in lower case ("%3d" for the suite's
+    # "%3D"): the same octet (RFC 3986 section 2.1).
+    suite("macros", "192.168.218.42", "~jack&jill=up-a_b3.c@e8.os-mac.test",
+          "fail", exp="http://os-mac.test/why.html?l=~jack%26jill%3dup-a_b3.c"),
+    suite("macros", "192.168.218.40", "test@e9.os-mac.test", "pass",
+          helo="msgbas2x.cos.os-mac.test"),
+    # (HELO "[192.168.218.40]" as %{H}: our test server refuses a name
+    # outside its zones, so both implementations say temperror here)
+    suite("macros", "1.2.3.4", "philip-gladstone-test@e11.os-mac.test",
+          "pass"),
+    suite("macros", "1.2.3.4", "foo-bar+zip+quux@e12.os-mac.test", "pass"),
+    # --- Processing limits -------------------------------------------------
+    suite("limits", "1.2.3.4", "foo@e1.os-lim.test", "permerror"),
+    suite("limits", "1.2.3.4", "foo@e2.os-lim.test", "permerror"),
+    suite("limits", "1.2.3.5", "foo@e4.os-lim.test", "permerror"),
+    # The 11th PTR name matches; the resolver may shuffle them (4.6.4).
+    suite("limits", "1.2.3.5", "foo@e5.os-lim.test", "neutral|pass"),
+    suite("limits", "1.2.3.12", "foo@e10.os-lim.test", "pass"),
+    suite("limits", "1.2.3.4", "foo@e6.os-lim.test", "pass"),
+    suite("limits", "1.2.3.4", "foo@e7.os-lim.test", "permerror"),
+    suite("limits", "1.2.3.4", "foo@e8.os-lim.test", "pass"),
+    suite("limits", "1.2.3.4", "foo@e9.os-lim.test", "permerror"),
+    suite("limits", "1.2.3.4", "foo@e12.os-lim.test", "neutral"),
+    suite("limits", "1.2.3.4", "foo@e11.os-lim.test", "permerror"),
+]
+
+# Our own rows for each class issue 16 named (fixtures in the suite zone,
+# marked "our own" there).
+OWN = [
+    # 5.3, 5.4: a zero prefix is an ordinary match, on any name.
+    case("5.3", "1.1.1.1", "a@e15.os-a.test", "pass"),
+    case("5.3", "1234::9", "a@e15.os-a.test", "pass"),
+    case("5.3", "::ffff:1.1.1.1", "a@e15.os-a.test", "pass"),
+    case("5.3", "192.0.2.1", "a@e16.os-a.test", "pass"),
+    case("5.4", "192.0.2.1", "a@e14.os-mx.test", "pass"),
+    # 7.1, 5.6: a CIDR length with a leading zero; a NUL octet.
+    case("7.1", "1.2.3.4", "a@e17.os-a.test", "permerror"),
+    case("7.1", "1.2.3.4", "a@nul.os-init.test", "permerror"),
+    # 6: modifier names with "-", "_", "."; "exp:" as a mechanism.
+    case("6", "1.2.3.4", "a@e25.os-mod.test", "softfail"),
+    case("6", "1.2.3.4", "a@e26.os-mod.test", "permerror"),
+    # 4.6.4: more than 10 MX names, even when one of the first ten matches.
+    case("4.6.4", "1.2.3.13", "a@e13.os-lim.test", "permerror"),
+    # 5.5: a PTR name that is a CNAME loop is skipped, the next one matches.
+    case("5.5", "1.2.3.6", "a@e7.os-ptr.test", "pass"),
+    # 7.1: a name with "%" built by a macro is looked up as it is.
+    case("7.1", "1.2.3.4", "a@e13.os-mac.test", "pass"),
+]
+
+CASES += OWN + SUITE
+
 # Rows where pyspf 2.0.14 answers differently, and why.  Keyed by
 # (sender or HELO, client address).
 PYSPF_DIFFERS: dict[tuple[str, str], str] = {
@@ -211,6 +457,15 @@ PYSPF_DIFFERS: dict[tuple[str, str], str] = {
         "section 4.3: a domain that is not multi-label gives none at once; "
         "pyspf looks it up, and our test server refuses the query "
         "(temperror)",
+    ("foo@[1.2.3.5]", "1.2.3.5"):
+        "section 4.3: a domain literal is not a domain, the result is none "
+        "at once; pyspf looks \"[1.2.3.5]\" up, which our test server "
+        "refuses (temperror)",
+    ("a@e7.os-ptr.test", "1.2.3.6"):
+        "section 5.5: \"if a DNS error occurs while doing an A RR lookup, "
+        "then that domain name is skipped and the search continues\"; "
+        "pyspf 2.0.14 stops at the CNAME loop of the first PTR name with "
+        "temperror",
 }
 
 # Rows pyspf is not asked about: they wait for a DNS timeout.
@@ -285,9 +540,18 @@ def test_conformance_cases(rfc):
         client.ehlo()
         for row in CASES:
             result, _ = run_row(daemon, client, row)
-            if result != row[5]:
+            if result not in row[5].split("|"):
                 failures.append(f"{row_id(row)}: got {result}")
     assert not failures, "\n".join(failures)
+
+
+def check_explanation(daemon, client, row) -> None:
+    _, ip, _, sender, _, _, exp = row
+    _, reply = run_row(daemon, client, row)
+    domain = sender.rsplit("@", 1)[1]
+    expected = exp.format(d=domain, ip=ip)
+    assert reply.lines == [f"550 5.7.23 SPF fail: {expected}"], \
+        (row_id(row), reply)
 
 
 def test_explanations(rfc):
@@ -299,16 +563,14 @@ def test_explanations(rfc):
                                    "policy": "soft"}
     daemon.reload(text=harness.render_config(daemon.config), wait=0)
     daemon.wait_log(r"plugin spf: identities mail_from", since=mark)
+    rows = [r for r in CASES if r[6] is not None]
     try:
-        with daemon.connect(timeout=10) as client:
-            client.ehlo()
-            for row in (r for r in CASES if r[6] is not None):
-                _, ip, _, sender, _, _, exp = row
-                _, reply = run_row(daemon, client, row)
-                domain = sender.rsplit("@", 1)[1]
-                expected = exp.format(d=domain, ip=ip)
-                assert reply.lines == [f"550 5.7.23 SPF fail: {expected}"], \
-                    (row_id(row), reply)
+        # A few rows per connection: each 550 counts as a client error.
+        for start in range(0, len(rows), 5):
+            with daemon.connect(timeout=10) as client:
+                client.ehlo()
+                for row in rows[start:start + 5]:
+                    check_explanation(daemon, client, row)
     finally:
         mark = daemon.log_mark()
         daemon.config["plugin:spf"] = {"identities": "both",
@@ -330,7 +592,11 @@ def pyspf_result(dns_port: int, row) -> str:
         if helo.startswith("[") or "." not in helo:
             return "none"  # RFC 7208 2.3: not checked (pyspf would try)
         sender = ""
-    result, _ = spf.check2(i=ip, s=sender, h=helo, timeout=5, querytime=5)
+    try:
+        result, _ = spf.check2(i=ip, s=sender, h=helo, timeout=5,
+                               querytime=5)
+    except Exception as error:  # pyspf bugs (PYSPF_DIFFERS)
+        return f"crash ({type(error).__name__})"
     return result
 
 
@@ -346,7 +612,7 @@ def test_pyspf_agrees(rfc):
         expected = row[5]
         got = pyspf_result(dns_server.port, row)
         key = (identity_name(row), row[1])
-        if got != expected and key not in PYSPF_DIFFERS:
+        if got not in expected.split("|") and key not in PYSPF_DIFFERS:
             disagreements.append(f"{row_id(row)}: pyspf says {got}")
     assert not disagreements, "\n".join(disagreements)
 
