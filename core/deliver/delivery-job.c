@@ -413,9 +413,9 @@ static void deliver_lmtp_batch(Attempt *attempt, GPtrArray *plans) {
     return;
   g_autoptr(GPtrArray) replies = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GError) error = NULL;
-  gboolean ok = pst_lmtp_deliver(attempt->config->delivery.lmtp,
-                                 attempt->envelope->sender, targets,
-                                 attempt->content, replies, &error);
+  gboolean ok =
+      pst_lmtp_deliver(attempt->config->delivery.lmtp, attempt->envelope,
+                       targets, attempt->content, replies, &error);
   for (guint i = 0; i < targets->len; i++) {
     TargetResult *result = results->pdata[i];
     if (!ok) {

@@ -48,10 +48,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDeliveryJob, pst_delivery_job_free)
 void pst_delivery_job_run(PstDeliveryJob *job);
 
 /* "unix:/path" or "host:port": delivers `targets` (PstTarget*) of one
- * message over LMTP; fills `replies` (one "CODE X.Y.Z text" per target,
- * in order) and returns TRUE when the session reached the DATA replies,
- * else FALSE with `error` (all targets deferred).  Blocking (lmtp.c). */
-gboolean pst_lmtp_deliver(const char *where, const char *sender,
+ * message (its sender, SMTPUTF8 and BODY from `envelope`) over LMTP;
+ * fills `replies` (one "CODE X.Y.Z text" per target, in order) and
+ * returns TRUE when every target has its reply (also a refusal decided
+ * by LHLO's keywords), else FALSE with `error` (all targets deferred).
+ * Blocking (lmtp.c). */
+gboolean pst_lmtp_deliver(const char *where, const PstEnvelope *envelope,
                           GPtrArray *targets, GBytes *content,
                           GPtrArray *replies, GError **error);
 

@@ -9,6 +9,12 @@
  * temporary failure.  After DATA, LMTP gives one reply per accepted
  * recipient, so each target gets its own result: 250 for one and 452 for
  * another means only the second is retried.
+ *
+ * LHLO's keywords count as EHLO's do for SMTP (smtp-protocol.c): a
+ * message the server cannot take (SMTPUTF8 needed and not offered,
+ * 8BITMIME not offered, over its SIZE) is refused for every target with
+ * the same reason an SMTP peer would give, before MAIL; MAIL carries SIZE=, BODY=8BITMIME and SMTPUTF8
+ * when offered; with PIPELINING, MAIL and the RCPTs go in one write.
  */
 #include <string.h>
 
@@ -16,6 +22,7 @@
 #include <gio/gunixsocketaddress.h>
 
 #include "deliver/delivery-job.h"
+#include "deliver/smtp-protocol.h"
 
 #define LINE_MAX_OCTETS 4096
 #define REPLY_MAX_LINES 100
@@ -86,8 +93,10 @@ static char *lmtp_read_line(LmtpClient *client, GError **error) {
   return NULL;
 }
 
-/* A whole (multi-line) reply: "CODE text of the last line". */
-static char *lmtp_read_reply(LmtpClient *client, GError **error) {
+/* A whole (multi-line) reply: "CODE text of the last line".  `all`
+ * (nullable) collects every line, CRLF-ended (LHLO's keywords). */
+static char *lmtp_read_reply_lines(LmtpClient *client, GString *all,
+                                   GError **error) {
   for (guint n = 0; n < REPLY_MAX_LINES; n++) {
     g_autofree char *line = lmtp_read_line(client, error);
     if (line == NULL)
@@ -102,6 +111,8 @@ static char *lmtp_read_reply(LmtpClient *client, GError **error) {
                   "the LMTP server replied garbage: \"%.80s\"", shown);
       return NULL;
     }
+    if (all != NULL)
+      g_string_append_printf(all, "%s\r\n", line);
     if (line[3] != '-')
       return g_steal_pointer(&line);
   }
@@ -109,6 +120,10 @@ static char *lmtp_read_reply(LmtpClient *client, GError **error) {
               "the LMTP server sent a reply of more than %d lines",
               REPLY_MAX_LINES);
   return NULL;
+}
+
+static char *lmtp_read_reply(LmtpClient *client, GError **error) {
+  return lmtp_read_reply_lines(client, NULL, error);
 }
 
 static gboolean lmtp_send(LmtpClient *client, const char *data, gsize length,
@@ -162,32 +177,93 @@ static gboolean lmtp_expect(char *reply, char first, GPtrArray *targets,
   return FALSE;
 }
 
-/* The session after the greeting; TRUE once every target has a reply. */
-static gboolean lmtp_transaction(LmtpClient *client, const char *sender,
-                                 GPtrArray *targets, GBytes *content,
-                                 GPtrArray *replies, GError **error) {
-  g_autofree char *reply =
-      lmtp_command(client, error, "LHLO %s", g_get_host_name());
-  if (reply == NULL || !lmtp_expect(reply, '2', targets, replies))
-    return reply != NULL;
-  g_free(reply);
-  reply = lmtp_command(client, error, "MAIL FROM:<%s>", sender);
-  if (reply == NULL || !lmtp_expect(reply, '2', targets, replies))
-    return reply != NULL;
-  g_autoptr(GArray) accepted = g_array_new(FALSE, FALSE, sizeof(guint));
+/* LHLO and its keywords; the reply, or NULL on an I/O error. */
+static char *lmtp_hello(LmtpClient *client, PstSmtpExtensions *extensions,
+                        GError **error) {
+  memset(extensions, 0, sizeof(*extensions));
+  g_autofree char *wire = g_strdup_printf("LHLO %s\r\n", g_get_host_name());
+  if (!lmtp_send(client, wire, strlen(wire), error))
+    return NULL;
+  g_autoptr(GString) all = g_string_new(NULL);
+  char *reply = lmtp_read_reply_lines(client, all, error);
+  gsize consumed = 0;
+  g_autoptr(PstSmtpResponse) parsed = NULL;
+  g_autofree char *problem = NULL;
+  if (reply != NULL && reply[0] == '2' &&
+      pst_smtp_response_parse(all->str, all->len, &consumed, &parsed,
+                              &problem) == PST_SMTP_PARSE_OK)
+    pst_smtp_extensions_parse(parsed, extensions);
+  return reply;
+}
+
+/* "MAIL FROM:<a@b>" with the parameters the keywords allow. */
+static char *lmtp_mail_command(const PstEnvelope *envelope, GBytes *content,
+                               const PstSmtpExtensions *extensions,
+                               gboolean eight_bit) {
+  GString *mail = g_string_new(NULL);
+  g_string_printf(mail, "MAIL FROM:<%s>", envelope->sender);
+  if (extensions->flags & PST_SMTP_EXT_SIZE)
+    g_string_append_printf(mail, " SIZE=%" G_GSIZE_FORMAT,
+                           g_bytes_get_size(content));
+  if (eight_bit && (extensions->flags & PST_SMTP_EXT_8BITMIME))
+    g_string_append(mail, " BODY=8BITMIME");
+  if (envelope->smtputf8 && (extensions->flags & PST_SMTP_EXT_SMTPUTF8))
+    g_string_append(mail, " SMTPUTF8");
+  return g_string_free(mail, FALSE);
+}
+
+/* Sends MAIL and every RCPT (in one write with PIPELINING, else one at a
+ * time) and reads their replies: FALSE on an I/O error; *mail_r is MAIL's
+ * reply, and `replies` gets one RCPT reply per target. */
+static gboolean lmtp_envelope(LmtpClient *client, const char *mail,
+                              GPtrArray *targets, gboolean pipelining,
+                              char **mail_r, GPtrArray *replies,
+                              GError **error) {
+  g_autoptr(GString) wire = g_string_new(NULL);
+  g_string_append_printf(wire, "%s\r\n", mail);
   for (guint i = 0; i < targets->len; i++) {
     const PstTarget *target = targets->pdata[i];
-    char *rcpt = lmtp_command(client, error, "RCPT TO:<%s>", target->address);
+    if (!pipelining && i == 0) {
+      if (!lmtp_send(client, wire->str, wire->len, error) ||
+          (*mail_r = lmtp_read_reply(client, error)) == NULL)
+        return FALSE;
+      if ((*mail_r)[0] != '2')
+        return TRUE;
+      g_string_truncate(wire, 0);
+    }
+    g_string_append_printf(wire, "RCPT TO:<%s>\r\n", target->address);
+    if (!pipelining) {
+      char *rcpt = NULL;
+      if (!lmtp_send(client, wire->str, wire->len, error) ||
+          (rcpt = lmtp_read_reply(client, error)) == NULL)
+        return FALSE;
+      g_ptr_array_add(replies, rcpt);
+      g_string_truncate(wire, 0);
+    }
+  }
+  if (!pipelining)
+    return TRUE;
+  /* Pipelined: MAIL's reply, then one per RCPT, all read even after a
+   * refused MAIL (the RCPTs are answered 503 then). */
+  if (!lmtp_send(client, wire->str, wire->len, error) ||
+      (*mail_r = lmtp_read_reply(client, error)) == NULL)
+    return FALSE;
+  for (guint i = 0; i < targets->len; i++) {
+    char *rcpt = lmtp_read_reply(client, error);
     if (rcpt == NULL)
       return FALSE;
     g_ptr_array_add(replies, rcpt);
-    if (rcpt[0] == '2')
-      g_array_append_val(accepted, i);
   }
-  if (accepted->len == 0)
-    return TRUE;
-  g_free(reply);
-  reply = lmtp_command(client, error, "DATA");
+  if ((*mail_r)[0] != '2')
+    g_ptr_array_set_size(replies, 0);
+  return TRUE;
+}
+
+/* DATA, the content and one reply per accepted target. */
+static gboolean lmtp_data(LmtpClient *client, GBytes *content,
+                          GArray *accepted, GPtrArray *replies,
+                          GError **error) {
+  g_autofree char *reply = lmtp_command(client, error, "DATA");
   if (reply == NULL)
     return FALSE;
   if (reply[0] != '3') {
@@ -211,7 +287,58 @@ static gboolean lmtp_transaction(LmtpClient *client, const char *sender,
   return TRUE;
 }
 
-gboolean pst_lmtp_deliver(const char *where, const char *sender,
+/* SMTPUTF8 was asked for and is needed (as smtp-deliver.c decides). */
+static gboolean lmtp_needs_smtputf8(const PstEnvelope *envelope,
+                                    GPtrArray *targets, GBytes *content) {
+  if (!envelope->smtputf8)
+    return FALSE;
+  if (!g_str_is_ascii(envelope->sender))
+    return TRUE;
+  for (guint i = 0; i < targets->len; i++)
+    if (!g_str_is_ascii(((const PstTarget *)targets->pdata[i])->address))
+      return TRUE;
+  return pst_smtp_header_is_8bit(g_bytes_get_data(content, NULL),
+                                 g_bytes_get_size(content));
+}
+
+/* The session after the greeting; TRUE once every target has a reply. */
+static gboolean lmtp_transaction(LmtpClient *client,
+                                 const PstEnvelope *envelope,
+                                 GPtrArray *targets, GBytes *content,
+                                 GPtrArray *replies, GError **error) {
+  PstSmtpExtensions extensions;
+  g_autofree char *reply = lmtp_hello(client, &extensions, error);
+  if (reply == NULL || !lmtp_expect(reply, '2', targets, replies))
+    return reply != NULL;
+  /* What the server said it cannot take is refused here, clearly. */
+  gsize size = g_bytes_get_size(content);
+  gboolean eight_bit =
+      envelope->body == PST_BODY_8BITMIME ||
+      pst_smtp_content_is_8bit(g_bytes_get_data(content, NULL), size);
+  g_autofree char *refusal = pst_smtp_extensions_refusal(
+      &extensions, lmtp_needs_smtputf8(envelope, targets, content), eight_bit,
+      size, "the LMTP server");
+  if (refusal != NULL)
+    return !lmtp_expect(refusal, '2', targets, replies);
+  g_autofree char *mail =
+      lmtp_mail_command(envelope, content, &extensions, eight_bit);
+  g_clear_pointer(&reply, g_free);
+  if (!lmtp_envelope(client, mail, targets,
+                     (extensions.flags & PST_SMTP_EXT_PIPELINING) != 0,
+                     &reply, replies, error))
+    return FALSE;
+  if (!lmtp_expect(reply, '2', targets, replies))
+    return TRUE;
+  g_autoptr(GArray) accepted = g_array_new(FALSE, FALSE, sizeof(guint));
+  for (guint i = 0; i < targets->len; i++)
+    if (((const char *)replies->pdata[i])[0] == '2')
+      g_array_append_val(accepted, i);
+  if (accepted->len == 0)
+    return TRUE;
+  return lmtp_data(client, content, accepted, replies, error);
+}
+
+gboolean pst_lmtp_deliver(const char *where, const PstEnvelope *envelope,
                           GPtrArray *targets, GBytes *content,
                           GPtrArray *replies, GError **error) {
   LmtpClient client = {0};
@@ -224,7 +351,8 @@ gboolean pst_lmtp_deliver(const char *where, const char *sender,
                 "the LMTP server %s greeted with \"%s\"", where, greeting);
   }
   if (ok)
-    ok = lmtp_transaction(&client, sender, targets, content, replies, error);
+    ok = lmtp_transaction(&client, envelope, targets, content, replies,
+                          error);
   if (ok) {
     g_autofree char *bye = lmtp_command(&client, NULL, "QUIT");
   }

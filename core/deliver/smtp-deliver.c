@@ -189,32 +189,31 @@ static void failure_note(Delivery *delivery, char *reply, const char *relay) {
   delivery->last_relay = g_strdup(relay);
 }
 
+/* SMTPUTF8 was asked for and is needed: a non-ASCII sender, recipient or
+ * header field (pst_smtp_header_is_8bit()). */
+static gboolean needs_smtputf8(const Delivery *delivery) {
+  if (!delivery->envelope->smtputf8)
+    return FALSE;
+  if (!g_str_is_ascii(delivery->envelope->sender))
+    return TRUE;
+  for (guint i = 0; i < delivery->count; i++)
+    if (!g_str_is_ascii(delivery->recipients[i].address))
+      return TRUE;
+  return pst_smtp_header_is_8bit(g_bytes_get_data(delivery->content, NULL),
+                                 g_bytes_get_size(delivery->content));
+}
+
 /* A refusal decided by the peer's keywords, or NULL. */
 static char *message_check(Delivery *delivery, PstSmtpConnection *connection) {
-  const PstSmtpExtensions *extensions =
-      pst_smtp_connection_get_extensions(connection);
-  const char *relay = pst_smtp_connection_get_relay(connection);
   gsize size = g_bytes_get_size(delivery->content);
-  if (delivery->envelope->smtputf8 &&
-      !(extensions->flags & PST_SMTP_EXT_SMTPUTF8))
-    return g_strdup_printf("550 5.6.7 SMTPUTF8 is required, but was not "
-                           "offered by host %s",
-                           relay);
   gboolean eight_bit =
       delivery->envelope->body == PST_BODY_8BITMIME ||
       pst_smtp_content_is_8bit(g_bytes_get_data(delivery->content, NULL), size);
-  if (eight_bit && !(extensions->flags & PST_SMTP_EXT_8BITMIME))
-    return g_strdup_printf("554 5.6.3 the message has 8-bit content, host %s "
-                           "does not offer 8BITMIME, and Postilion does not "
-                           "convert to 7 bit",
-                           relay);
-  if ((extensions->flags & PST_SMTP_EXT_SIZE) && extensions->size > 0 &&
-      size > extensions->size)
-    return g_strdup_printf("552 5.3.4 the message (%" G_GSIZE_FORMAT
-                           " octets) exceeds the size limit of host %s "
-                           "(%" G_GUINT64_FORMAT " octets)",
-                           size, relay, extensions->size);
-  return NULL;
+  g_autofree char *peer = g_strdup_printf(
+      "host %s", pst_smtp_connection_get_relay(connection));
+  return pst_smtp_extensions_refusal(
+      pst_smtp_connection_get_extensions(connection), needs_smtputf8(delivery),
+      eight_bit, size, peer);
 }
 
 static char *mail_command(Delivery *delivery, PstSmtpConnection *connection) {
@@ -230,7 +229,8 @@ static char *mail_command(Delivery *delivery, PstSmtpConnection *connection) {
        pst_smtp_content_is_8bit(g_bytes_get_data(delivery->content, NULL),
                                 g_bytes_get_size(delivery->content))))
     g_string_append(mail, " BODY=8BITMIME");
-  if (delivery->envelope->smtputf8)
+  if (delivery->envelope->smtputf8 &&
+      (extensions->flags & PST_SMTP_EXT_SMTPUTF8))
     g_string_append(mail, " SMTPUTF8");
   /* RFC 3461 6.2: a DSN-capable next hop gets the DSN parameters, and the
    * notices are then its job. */

@@ -234,6 +234,42 @@ gboolean pst_smtp_content_is_8bit(const guint8 *data, gsize length) {
   return FALSE;
 }
 
+gboolean pst_smtp_header_is_8bit(const guint8 *data, gsize length) {
+  if ((length > 0 && data[0] == '\n') ||
+      (length > 1 && data[0] == '\r' && data[1] == '\n'))
+    return FALSE; /* no header at all */
+  for (gsize i = 0; i < length; i++) {
+    if (data[i] & 0x80)
+      return TRUE;
+    if (data[i] == '\n' &&
+        ((i + 1 < length && data[i + 1] == '\n') ||
+         (i + 2 < length && data[i + 1] == '\r' && data[i + 2] == '\n')))
+      return FALSE; /* the blank line: the body follows */
+  }
+  return FALSE;
+}
+
+char *pst_smtp_extensions_refusal(const PstSmtpExtensions *extensions,
+                                  gboolean smtputf8, gboolean eight_bit,
+                                  gsize size, const char *peer) {
+  if (smtputf8 && !(extensions->flags & PST_SMTP_EXT_SMTPUTF8))
+    return g_strdup_printf("550 5.6.7 SMTPUTF8 is required, but was not "
+                           "offered by %s",
+                           peer);
+  if (eight_bit && !(extensions->flags & PST_SMTP_EXT_8BITMIME))
+    return g_strdup_printf("554 5.6.3 the message has 8-bit content, %s "
+                           "does not offer 8BITMIME, and Postilion does not "
+                           "convert to 7 bit",
+                           peer);
+  if ((extensions->flags & PST_SMTP_EXT_SIZE) && extensions->size > 0 &&
+      size > extensions->size)
+    return g_strdup_printf("552 5.3.4 the message (%" G_GSIZE_FORMAT
+                           " octets) exceeds the size limit of %s "
+                           "(%" G_GUINT64_FORMAT " octets)",
+                           size, peer, extensions->size);
+  return NULL;
+}
+
 /* --- The transaction ------------------------------------------------------ */
 
 typedef enum {

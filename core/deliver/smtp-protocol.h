@@ -83,6 +83,22 @@ typedef struct {
 void pst_smtp_extensions_parse(const PstSmtpResponse *ehlo,
                                PstSmtpExtensions *extensions);
 
+/* TRUE when the header block of `data` (up to its blank line) has an
+ * octet with the high bit set: with a non-ASCII envelope address, what
+ * makes a message need SMTPUTF8 (RFC 6531/6532).  A message that came
+ * with SMTPUTF8 but needs none goes to a peer without it as it is, as
+ * Postfix does. */
+gboolean pst_smtp_header_is_8bit(const guint8 *data, gsize length);
+
+/* Why a message cannot go to a peer with these keywords (SMTP's EHLO or
+ * LMTP's LHLO): SMTPUTF8 needed and not offered (550 5.6.7), 8-bit
+ * content without 8BITMIME (554 5.6.3), larger than its SIZE (552 5.3.4).
+ * `peer` names it in the text: "host mx[192.0.2.1]:25", "the LMTP
+ * server".  A new "CODE X.Y.Z text", or NULL when the message may go. */
+char *pst_smtp_extensions_refusal(const PstSmtpExtensions *extensions,
+                                  gboolean smtputf8, gboolean eight_bit,
+                                  gsize size, const char *peer);
+
 /* The content as sent after DATA's 354: CRLF only, dot-stuffed, ending
  * with "\r\n.\r\n" (a missing final line end is added). */
 GBytes *pst_smtp_encode_content(const guint8 *data, gsize length);

@@ -126,6 +126,49 @@ static void test_extensions(void) {
   g_assert_cmpuint(extensions.flags, ==, 0);
 }
 
+/* The same refusals for SMTP's EHLO and LMTP's LHLO keywords. */
+static void test_extensions_refusal(void) {
+  PstSmtpExtensions none = {0};
+  PstSmtpExtensions all = {PST_SMTP_EXT_SMTPUTF8 | PST_SMTP_EXT_8BITMIME |
+                               PST_SMTP_EXT_SIZE,
+                           100, ""};
+  g_assert_null(pst_smtp_extensions_refusal(&none, FALSE, FALSE, 10, "x"));
+  g_assert_null(pst_smtp_extensions_refusal(&all, TRUE, TRUE, 100, "x"));
+  g_autofree char *utf8 =
+      pst_smtp_extensions_refusal(&none, TRUE, TRUE, 10, "the LMTP server");
+  g_assert_cmpstr(utf8, ==,
+                  "550 5.6.7 SMTPUTF8 is required, but was not offered by "
+                  "the LMTP server");
+  g_autofree char *eight = pst_smtp_extensions_refusal(
+      &none, FALSE, TRUE, 10, "host mx[192.0.2.1]:25");
+  g_assert_true(g_str_has_prefix(eight, "554 5.6.3 the message has 8-bit "
+                                        "content, host mx[192.0.2.1]:25 "
+                                        "does not offer 8BITMIME"));
+  g_autofree char *big =
+      pst_smtp_extensions_refusal(&all, FALSE, FALSE, 101, "the LMTP server");
+  g_assert_cmpstr(big, ==,
+                  "552 5.3.4 the message (101 octets) exceeds the size "
+                  "limit of the LMTP server (100 octets)");
+}
+
+static void test_header_is_8bit(void) {
+  static const struct {
+    const char *message;
+    gboolean eight_bit;
+  } cases[] = {
+      {"Subject: hi\r\n\r\ncaf\xc3\xa9\r\n", FALSE},
+      {"Subject: caf\xc3\xa9\r\n\r\nbody\r\n", TRUE},
+      {"Subject: hi\n\ncaf\xc3\xa9\n", FALSE},
+      {"Subject: hi\r\nFrom: j\xc3\xb6\r\n", TRUE},
+      {"\r\n\xc3\xa9", FALSE},
+      {"", FALSE},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++)
+    g_assert_cmpint(pst_smtp_header_is_8bit((const guint8 *)cases[i].message,
+                                            strlen(cases[i].message)),
+                    ==, cases[i].eight_bit);
+}
+
 static void test_encode(void) {
   static const struct {
     const char *in, *out;
@@ -294,6 +337,10 @@ int main(int argc, char **argv) {
   g_test_add_func("/deliver/smtp-protocol/reply/parse", test_reply_parse);
   g_test_add_func("/deliver/smtp-protocol/reply/limits", test_reply_limits);
   g_test_add_func("/deliver/smtp-protocol/extensions", test_extensions);
+  g_test_add_func("/deliver/smtp-protocol/extensions-refusal",
+                  test_extensions_refusal);
+  g_test_add_func("/deliver/smtp-protocol/header-is-8bit",
+                  test_header_is_8bit);
   g_test_add_func("/deliver/smtp-protocol/encode", test_encode);
   g_test_add_func("/deliver/smtp-protocol/transaction/pipelined-mixed",
                   test_transaction_pipelined_mixed);

@@ -206,3 +206,43 @@ def test_dovecot_down_then_up_is_retried(postiliond, tmp_path, dovecot):
                       timeout=15, what="bob's message after the restart")
     assert parse(raw)["Subject"] == "later"
     wait_queue_empty(d)
+
+
+def test_dovecot_lhlo_keywords_are_honoured(postiliond, tmp_path, dovecot):
+    """Dovecot's LHLO offers 8BITMIME and PIPELINING but not SMTPUTF8: an
+    SMTPUTF8 message bounces with the reason an SMTP peer would give (not
+    Dovecot's syntax error on a UTF-8 RCPT), while 8-bit content goes
+    with BODY=8BITMIME."""
+    (tmp_path / "mailboxes").write_text(
+        "bob@example.org\ncarol@example.org\nbøb@example.org\n")
+    d = postiliond(config={"delivery": {
+        "lmtp": f"unix:{dovecot.socket}",
+        "mailboxes": str(tmp_path / "mailboxes"),
+        "retry_first": "200ms", "retry_max": "1s"}})
+    with d.connect() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<carol@example.org> SMTPUTF8").code == 250
+        assert c.cmd("RCPT TO:<bøb@example.org>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send("Subject: grüße\r\n\r\nHallo\r\n.\r\n".encode())
+        utf8_qid = queue_id(c.read_reply())
+        assert c.cmd("MAIL FROM:<carol@example.org>").code == 250
+        assert c.cmd("RCPT TO:<bob@example.org>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send("Subject: 8bit\r\n\r\nGrüße\r\n.\r\n".encode())
+        eight_qid = queue_id(c.read_reply())
+    d.wait_log(rf"{utf8_qid}: to=<bøb@example.org>, relay=lmtp, .*"
+               r"status=bounced \(550 5\.6\.7 SMTPUTF8 is required, but was "
+               r"not offered by the LMTP server\)")
+    d.wait_log(rf"{eight_qid}: to=<bob@example.org>, relay=lmtp, .*"
+               r"status=sent \(250 2\.0\.0 <bob@example.org> \S+ Saved\)")
+    (raw,) = wait_for(lambda: messages(dovecot.maildir("bob@example.org")),
+                      what="bob's 8-bit message in Dovecot's Maildir")
+    assert "Grüße".encode() in raw
+    (dsn_raw,) = wait_for(
+        lambda: messages(dovecot.maildir("carol@example.org")),
+        what="the DSN in carol's Maildir")
+    assert b"SMTPUTF8 is required, but was not offered by the LMTP server" \
+        in dsn_raw
+    assert "syntax" not in dovecot.log().lower()
+    wait_queue_empty(d)

@@ -317,12 +317,28 @@ def test_8bitmime_and_smtputf8_passed_on_when_offered(outbound, net):
 def test_smtputf8_not_offered_bounces(outbound, net):
     r = net.receiver("127.0.0.5", "implicit")
     d = outbound()
-    qid = send(d, ["a@implicit.test"], sender="",
-               mail_params="SMTPUTF8")
+    message = "Subject: grüße\r\n\r\nbody\r\n".encode()
+    qid = send(d, ["a@implicit.test"], sender="", message=message,
+               mail_params="SMTPUTF8 BODY=8BITMIME")
     d.wait_log(rf"{qid}: to=<a@implicit\.test>, .*status=bounced \(550 "
                r"5\.6\.7 SMTPUTF8 is required, but was not offered by host "
                r"implicit\.test")
     assert not r.messages
+
+
+def test_smtputf8_not_needed_goes_without_it(outbound, net):
+    """SMTPUTF8 asked for, but every address and header field is ASCII:
+    the message goes as it is to a peer without SMTPUTF8 (as Postfix
+    does; our own DSNs of SMTPUTF8 mail are such messages)."""
+    r = net.receiver("127.0.0.5", "implicit")
+    r.keywords = ["8BITMIME"]
+    d = outbound()
+    message = "Subject: plain\r\n\r\ngrüße\r\n".encode()
+    qid = send(d, ["a@implicit.test"], sender="", message=message,
+               mail_params="SMTPUTF8 BODY=8BITMIME")
+    d.wait_log(rf"{qid}: to=<a@implicit\.test>, .*status=sent")
+    (m,) = r.messages
+    assert "SMTPUTF8" not in m.params and "BODY=8BITMIME" in m.params
 
 
 def test_alias_pointing_outside_is_delivered(outbound, net, tmp_path):
