@@ -17,7 +17,10 @@
  * daemon's first listener like `sendmail` does (sendmail.c), so it gets
  * DKIM-signed and retried like any outgoing mail.  Only after the daemon
  * accepted it is it marked sent, so a failed run can simply be repeated.
- * --dry-run DIR writes the gzip files into DIR and sends and marks
+ * Then, with failure_reports = true, the failure reports (RFC 9991) the
+ * plugin kept during the last 7 days and did not send yet, to every ruf=
+ * destination under the same checks.  --dry-run DIR writes the gzip files
+ * (and failure reports as .eml files) into DIR and sends and marks
  * nothing.  DNS goes through the core's resolver with the daemon's [dns]
  * settings.  Exit status: 0, 64 usage, 75 when something must be retried
  * (a report not submitted, DNS or database trouble), 78 configuration.
@@ -168,57 +171,65 @@ static gboolean report_store_ok(ReportRun *run, gboolean ok, GError *error) {
   return ok;
 }
 
-/* May `address` get the report now: not sent yet, under the rate limit. */
-static gboolean report_may_send(ReportRun *run, const Report *report,
-                                const char *address) {
+/* Under the rate limit: fewer than report_rate_limit reports (aggregate
+ * and failure) to `address` in 24 hours. */
+static gboolean report_under_limit(ReportRun *run, const char *domain,
+                                   const char *address) {
   g_autoptr(GError) error = NULL;
-  gboolean sent = FALSE;
   guint recent = 0;
-  if (!report_store_ok(run,
-                       dmarc_report_db_was_sent(run->store, report->domain,
-                                                run->begin, address, &sent,
-                                                &error),
-                       error) ||
-      !report_store_ok(run,
-                       dmarc_report_db_sent_since(
-                           run->store, address,
-                           g_get_real_time() / G_USEC_PER_SEC -
-                               DMARC_DAY_SECONDS,
-                           &recent, &error),
-                       error))
+  if (!report_store_ok(
+          run,
+          dmarc_report_db_sent_since(run->store, address,
+                                     g_get_real_time() / G_USEC_PER_SEC -
+                                         DMARC_DAY_SECONDS,
+                                     &recent, &error),
+          error))
     return FALSE;
-  if (sent) {
-    printf("%s: report %s already sent to %s\n", report->domain,
-           report->report_id, address);
-    return FALSE;
-  }
-  if (recent >= run->dmarc->report_rate_limit) {
-    printf("%s: report to %s held back: %u reports in 24 hours "
-           "(report_rate_limit); run again later\n",
-           report->domain, address, recent);
-    run->retry = TRUE;
-    return FALSE;
-  }
-  return TRUE;
+  if (recent < run->dmarc->report_rate_limit)
+    return TRUE;
+  printf("%s: report to %s held back: %u reports in 24 hours "
+         "(report_rate_limit); run again later\n",
+         domain, address, recent);
+  run->retry = TRUE;
+  return FALSE;
+}
+
+/* Hands `message` to the daemon; FALSE (and a retry) when it refused. */
+static gboolean report_submit(ReportRun *run, const char *domain,
+                              const char *address, const char *message) {
+  const char *recipients[] = {address, NULL};
+  if (pst_tool_submit(run->config, run->dmarc->report_email, recipients,
+                      message) == PST_EXIT_OK)
+    return TRUE;
+  printf("%s: report to %s not submitted; run again later\n", domain,
+         address);
+  run->retry = TRUE;
+  return FALSE;
 }
 
 static void report_send(ReportRun *run, const Report *report,
                         const char *address) {
-  if (!report_may_send(run, report, address))
+  g_autoptr(GError) error = NULL;
+  gboolean sent = FALSE;
+  if (!report_store_ok(run,
+                       dmarc_report_db_was_sent(run->store, report->domain,
+                                                run->begin, address, &sent,
+                                                &error),
+                       error))
+    return;
+  if (sent) {
+    printf("%s: report %s already sent to %s\n", report->domain,
+           report->report_id, address);
+    return;
+  }
+  if (!report_under_limit(run, report->domain, address))
     return;
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *message = dmarc_report_message(
       run->dmarc->report_email, address, report->subject, report->report_id,
       report->filename, report->gzip, now);
-  const char *recipients[] = {address, NULL};
-  if (pst_tool_submit(run->config, run->dmarc->report_email, recipients,
-                      message) != PST_EXIT_OK) {
-    printf("%s: report to %s not submitted; run again later\n",
-           report->domain, address);
-    run->retry = TRUE;
+  if (!report_submit(run, report->domain, address, message))
     return;
-  }
-  g_autoptr(GError) error = NULL;
   report_store_ok(run,
                   dmarc_report_db_mark_sent(run->store, report->domain,
                                             run->begin, address,
@@ -305,6 +316,80 @@ static void report_domain(ReportRun *run, const char *domain) {
   report_deliver(run, &report, header.rua);
 }
 
+/* --- Failure reports (RFC 9991) ------------------------------------------------------ */
+
+/* Failure reports older than this are not sent any more. */
+#define DMARC_FAILURE_MAX_AGE (7 * DMARC_DAY_SECONDS)
+
+/* One kept failure report (id, domain, ruf, subject, feedback, headers)
+ * to one verified address. */
+static void report_failure_send(ReportRun *run, char **row,
+                                const char *address) {
+  g_autoptr(GError) error = NULL;
+  gboolean sent = FALSE;
+  if (!report_store_ok(run,
+                       dmarc_report_db_failure_was_sent(run->store, row[0],
+                                                        address, &sent,
+                                                        &error),
+                       error) ||
+      sent || !report_under_limit(run, row[1], address))
+    return;
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+  g_autofree char *message =
+      dmarc_failure_message(run->dmarc->report_email, address, row[3], row[0],
+                            row[4], row[5], now);
+  if (run->dry_run != NULL) {
+    g_autofree char *name = g_strdup_printf("failure-%s-%s.eml", row[0],
+                                            address);
+    g_autofree char *path = g_build_filename(run->dry_run, name, NULL);
+    if (!g_file_set_contents(path, message, -1, &error)) {
+      fprintf(stderr, "postilion dmarc report: %s\n", error->message);
+      run->retry = TRUE;
+      return;
+    }
+    printf("%s: failure report %s for %s (dry run: not sent)\n", row[1],
+           path, address);
+    return;
+  }
+  if (!report_submit(run, row[1], address, message))
+    return;
+  report_store_ok(run,
+                  dmarc_report_db_failure_mark_sent(run->store, row[0],
+                                                    address, &error),
+                  error);
+  printf("%s: failure report %s sent to %s\n", row[1], row[0], address);
+}
+
+/* Every failure report of the last days not yet sent, to each ruf=
+ * destination that passes the same checks as aggregate reports (RFC 9991
+ * "Verifying External Destinations"). */
+static void report_failures(ReportRun *run) {
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = dmarc_report_db_failures(
+      run->store,
+      g_get_real_time() / G_USEC_PER_SEC - DMARC_FAILURE_MAX_AGE, &error);
+  if (!report_store_ok(run, rows != NULL, error))
+    return;
+  for (guint i = 0; i < rows->len; i++) {
+    char **row = rows->pdata[i];
+    g_auto(GStrv) uris = g_strsplit(row[2], ",", -1);
+    g_autofree char *domain_org = report_organizational_domain(row[1]);
+    for (guint k = 0; uris[k] != NULL; k++) {
+      g_autofree char *address = dmarc_uri_mailto_address(uris[k]);
+      const char *why = "only mailto: URIs are supported";
+      Verdict verdict = address != NULL
+                            ? report_verify(row[1], domain_org, &address, &why)
+                            : DEST_NO;
+      if (verdict == DEST_YES)
+        report_failure_send(run, row, address);
+      else
+        printf("%s: failure report not sent to %s: %s\n", row[1],
+               address != NULL ? address : uris[k], why);
+      run->retry = run->retry || verdict == DEST_RETRY;
+    }
+  }
+}
+
 /* --- The command ---------------------------------------------------------------------- */
 
 /* --day YYYY-MM-DD as [begin, end) in UTC; yesterday without it. */
@@ -367,9 +452,11 @@ static int report_run(ReportRun *run) {
   }
   for (guint i = 0; i < domains->len; i++)
     report_domain(run, domains->pdata[i]);
-  pst_dns_stop();
   if (domains->len == 0)
     printf("no DMARC history for that day: no reports\n");
+  if (run->dmarc->failure_reports)
+    report_failures(run);
+  pst_dns_stop();
   return run->retry ? PST_EXIT_TEMPFAIL : PST_EXIT_OK;
 }
 

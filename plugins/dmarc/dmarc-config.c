@@ -31,6 +31,7 @@ static void dmarc_config_free_contents(DmarcConfig *config) {
   g_free(config->history);
   g_free(config->report_org_name);
   g_free(config->report_email);
+  g_free(config->hostname);
 }
 
 DmarcConfig *dmarc_config_ref(DmarcConfig *config) {
@@ -160,6 +161,7 @@ static gboolean dmarc_read_reporting(GKeyFile *keyfile, const char *group,
                           &limit, error))
     return FALSE;
   config->report_rate_limit = (guint)limit;
+  config->hostname = g_strdup(hostname);
   const char *at = strchr(config->report_email, '@');
   if (at != NULL && at != config->report_email && strchr(at + 1, '@') == NULL &&
       at[1] != '\0' && strpbrk(config->report_email, " <>\"") == NULL)

@@ -104,7 +104,23 @@ void dmarc_history_row_free(DmarcHistoryRow *row) {
   };
   for (guint i = 0; i < G_N_ELEMENTS(fields); i++)
     g_free(*fields[i]);
+  dmarc_failure_free(row->failure);
   g_free(row);
+}
+
+gboolean dmarc_failure_insert(DmarcStore *store, const DmarcFailure *failure,
+                              GError **error) {
+  g_autofree char *received =
+      g_strdup_printf("%" G_GINT64_FORMAT, failure->received);
+  const char *params[] = {failure->id,       received,
+                          failure->policy_domain, failure->ruf,
+                          failure->subject,  failure->feedback,
+                          failure->headers,  NULL};
+  return dmarc_store_exec(
+      store,
+      "INSERT INTO dmarc_failures (id, received, policy_domain, ruf, subject,"
+      " feedback, headers) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+      params, error);
 }
 
 gboolean dmarc_history_row_insert(DmarcStore *store,
@@ -150,6 +166,8 @@ struct _DmarcHistory {
   GMutex lock;         /* guards the counts and markers' answers */
   GCond flushed_cond;  /* a flush marker was answered */
   guint64 written, lost;
+  GHashTable *failures; /* domain -> reports this hour (GUINT_TO_POINTER) */
+  gint64 failures_hour; /* the hour they count, Unix time / 3600 */
   /* The thread's own. */
   DmarcStore *store;
   gint64 next_open;    /* monotonic time of the next open attempt */
@@ -193,11 +211,15 @@ static gboolean dmarc_history_write(DmarcHistory *history, GPtrArray *rows,
   DmarcStore *store = dmarc_history_store(history, error);
   if (store == NULL || !dmarc_store_exec(store, "BEGIN", NULL, error))
     return FALSE;
-  for (guint i = 0; i < rows->len; i++)
-    if (!dmarc_history_row_insert(store, rows->pdata[i], error)) {
+  for (guint i = 0; i < rows->len; i++) {
+    const DmarcHistoryRow *row = rows->pdata[i];
+    if (!dmarc_history_row_insert(store, row, error) ||
+        (row->failure != NULL &&
+         !dmarc_failure_insert(store, row->failure, error))) {
       dmarc_store_exec(store, "ROLLBACK", NULL, NULL);
       return FALSE;
     }
+  }
   return dmarc_store_exec(store, "COMMIT", NULL, error);
 }
 
@@ -274,6 +296,8 @@ DmarcHistory *dmarc_history_new(const char *uri, PstPlugin *plugin) {
   history->queue = g_async_queue_new();
   g_mutex_init(&history->lock);
   g_cond_init(&history->flushed_cond);
+  history->failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                            NULL);
   history->thread =
       g_thread_new("dmarc-history", dmarc_history_thread, history);
   return history;
@@ -308,6 +332,7 @@ void dmarc_history_unref(DmarcHistory *history) {
   dmarc_store_close(history->store);
   g_mutex_clear(&history->lock);
   g_cond_clear(&history->flushed_cond);
+  g_hash_table_unref(history->failures);
   g_free(history->uri);
   g_free(history);
 }
@@ -327,4 +352,22 @@ void dmarc_history_get_counts(DmarcHistory *history, guint64 *written_r,
   *written_r = history->written;
   *lost_r = history->lost;
   g_mutex_unlock(&history->lock);
+}
+
+gboolean dmarc_history_failure_allowed(DmarcHistory *history,
+                                       const char *domain) {
+  gint64 hour = g_get_real_time() / G_USEC_PER_SEC / 3600;
+  g_mutex_lock(&history->lock);
+  if (hour != history->failures_hour) {
+    g_hash_table_remove_all(history->failures);
+    history->failures_hour = hour;
+  }
+  guint count = GPOINTER_TO_UINT(g_hash_table_lookup(history->failures,
+                                                     domain));
+  gboolean allowed = count < DMARC_FAILURES_PER_HOUR;
+  if (allowed)
+    g_hash_table_replace(history->failures, g_strdup(domain),
+                         GUINT_TO_POINTER(count + 1));
+  g_mutex_unlock(&history->lock);
+  return allowed;
 }

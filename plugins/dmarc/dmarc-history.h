@@ -27,6 +27,43 @@ gboolean dmarc_store_exec(DmarcStore *store, const char *sql,
 GPtrArray *dmarc_store_query(DmarcStore *store, const char *sql,
                              const char *const *params, GError **error);
 
+/* --- Failure reports (RFC 9991, dmarc-failure.c) ------------------------- */
+
+/* One failure report, kept in dmarc_failures until sent. */
+typedef struct {
+  char *id;            /* owned: unique, also the report's Message-ID */
+  gint64 received;     /* Unix time */
+  char *policy_domain; /* owned */
+  char *ruf;           /* owned: the record's ruf= URIs, ','-joined */
+  char *subject;       /* owned */
+  char *feedback;      /* owned: the message/feedback-report part */
+  char *headers;       /* owned: the reported message's header */
+} DmarcFailure;
+
+/* What the evaluation does not know about the message. */
+typedef struct {
+  const char *hostname;    /* ours, for Authentication-Results and ids */
+  const char *client;      /* the client's address */
+  const char *sender;      /* the envelope sender ("" for <>) */
+  const char *disposition; /* none, quarantine, reject */
+  const char *headers;     /* the header fields, CRLF-terminated */
+} DmarcFailureContext;
+
+/* A report when the record's fo= asks for one (and has ruf=, and is no
+ * PSD's), else NULL. */
+DmarcFailure *dmarc_failure_new(const DmarcOutcome *outcome,
+                                const DmarcFailureContext *context);
+void dmarc_failure_free(DmarcFailure *failure);
+/* "dmarc", "dkim", "spf" (Auth-Failure) as fo= asks, or NULL. */
+const char *dmarc_failure_type(const DmarcOutcome *outcome);
+/* The ARF message to `to` (CRLF lines). */
+char *dmarc_failure_message(const char *from, const char *to,
+                            const char *subject, const char *id,
+                            const char *feedback, const char *headers,
+                            GDateTime *date);
+gboolean dmarc_failure_insert(DmarcStore *store, const DmarcFailure *failure,
+                              GError **error);
+
 /* --- Rows ------------------------------------------------------------------- */
 
 /* One evaluated message, as the tables keep it. */
@@ -41,6 +78,7 @@ typedef struct {
   /* The policy published: p, sp, np ("" when absent), adkim, aspf ("r" or
    * "s"), testing ("y" or "n"), psd, fo, rua (','-joined). */
   char *p, *sp, *np, *adkim, *aspf, *testing, *psd, *fo, *rua;
+  DmarcFailure *failure; /* owned, nullable: a failure report to keep */
 } DmarcHistoryRow;
 
 DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
@@ -63,6 +101,12 @@ DmarcHistory *dmarc_history_ref(DmarcHistory *history);
 void dmarc_history_unref(DmarcHistory *history);
 /* Queues `row` (taken over); never blocks.  Main thread or any. */
 void dmarc_history_add(DmarcHistory *history, DmarcHistoryRow *row);
+/* Whether one more failure report for `domain` is allowed this hour (at
+ * most DMARC_FAILURES_PER_HOUR: RFC 9991 asks receivers to keep their
+ * volume down).  Counts it when allowed.  Any thread. */
+#define DMARC_FAILURES_PER_HOUR 10
+gboolean dmarc_history_failure_allowed(DmarcHistory *history,
+                                       const char *domain);
 /* Rows written, and rows lost (database down, queue full), so far. */
 void dmarc_history_get_counts(DmarcHistory *history, guint64 *written_r,
                               guint64 *lost_r);

@@ -119,8 +119,9 @@ gboolean dmarc_report_db_sent_since(DmarcStore *store,
   const char *params[] = {destination, from, NULL};
   g_autoptr(GPtrArray) rows = dmarc_store_query(
       store,
-      "SELECT COUNT(*) FROM dmarc_reports WHERE destination = $1"
-      " AND sent >= $2",
+      "SELECT (SELECT COUNT(*) FROM dmarc_reports WHERE destination = $1"
+      " AND sent >= $2) + (SELECT COUNT(*) FROM dmarc_failures_sent"
+      " WHERE destination = $1 AND sent >= $2)",
       params, error);
   if (rows == NULL)
     return FALSE;
@@ -129,4 +130,41 @@ gboolean dmarc_report_db_sent_since(DmarcStore *store,
                                            10)
                  : 0;
   return TRUE;
+}
+
+GPtrArray *dmarc_report_db_failures(DmarcStore *store, gint64 since,
+                                    GError **error) {
+  g_autofree char *from = dmarc_int_text(since);
+  const char *params[] = {from, NULL};
+  return dmarc_store_query(
+      store,
+      "SELECT id, policy_domain, ruf, subject, feedback, headers"
+      " FROM dmarc_failures WHERE received >= $1 ORDER BY received, id",
+      params, error);
+}
+
+gboolean dmarc_report_db_failure_was_sent(DmarcStore *store, const char *id,
+                                          const char *destination,
+                                          gboolean *sent_r, GError **error) {
+  const char *params[] = {id, destination, NULL};
+  g_autoptr(GPtrArray) rows = dmarc_store_query(
+      store,
+      "SELECT sent FROM dmarc_failures_sent WHERE id = $1"
+      " AND destination = $2",
+      params, error);
+  if (rows == NULL)
+    return FALSE;
+  *sent_r = rows->len > 0;
+  return TRUE;
+}
+
+gboolean dmarc_report_db_failure_mark_sent(DmarcStore *store, const char *id,
+                                           const char *destination,
+                                           GError **error) {
+  g_autofree char *now = dmarc_int_text(g_get_real_time() / G_USEC_PER_SEC);
+  const char *params[] = {id, destination, now, NULL};
+  return dmarc_store_exec(store,
+                          "INSERT INTO dmarc_failures_sent (id, destination,"
+                          " sent) VALUES ($1, $2, $3)",
+                          params, error);
 }

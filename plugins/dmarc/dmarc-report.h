@@ -74,7 +74,17 @@ gboolean dmarc_report_db_was_sent(DmarcStore *store, const char *domain,
 gboolean dmarc_report_db_mark_sent(DmarcStore *store, const char *domain,
                                    gint64 begin, const char *destination,
                                    const char *report_id, GError **error);
-/* Reports sent to `destination` since `since`. */
+/* Failure reports kept since `since`, oldest first: each row is id,
+ * policy_domain, ruf, subject, feedback, headers. */
+GPtrArray *dmarc_report_db_failures(DmarcStore *store, gint64 since,
+                                    GError **error);
+gboolean dmarc_report_db_failure_was_sent(DmarcStore *store, const char *id,
+                                          const char *destination,
+                                          gboolean *sent_r, GError **error);
+gboolean dmarc_report_db_failure_mark_sent(DmarcStore *store, const char *id,
+                                           const char *destination,
+                                           GError **error);
+/* Reports (aggregate and failure) sent to `destination` since `since`. */
 gboolean dmarc_report_db_sent_since(DmarcStore *store,
                                     const char *destination, gint64 since,
                                     guint *count_r, GError **error);

@@ -7,7 +7,8 @@
  * travels as text, and the schema uses only types both know.  Opening
  * creates the tables (dmarc_messages: one row per evaluated message;
  * dmarc_reports: one row per report sent, so a report is never sent twice
- * and a failed run can be repeated).  Blocking: used by the plugin's
+ * and a failed run can be repeated; dmarc_failures and
+ * dmarc_failures_sent: the same for failure reports).  Blocking: used by the plugin's
  * writer thread and by `postilion dmarc report`, never the main loop.
  */
 #include <string.h>
@@ -49,6 +50,13 @@ static const char *const dmarc_schema[] = {
     " destination TEXT NOT NULL, report_id TEXT NOT NULL,"
     " sent BIGINT NOT NULL,"
     " PRIMARY KEY (policy_domain, period_begin, destination))",
+    "CREATE TABLE IF NOT EXISTS dmarc_failures ("
+    " id TEXT PRIMARY KEY, received BIGINT NOT NULL,"
+    " policy_domain TEXT NOT NULL, ruf TEXT NOT NULL, subject TEXT NOT NULL,"
+    " feedback TEXT NOT NULL, headers TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dmarc_failures_sent ("
+    " id TEXT NOT NULL, destination TEXT NOT NULL, sent BIGINT NOT NULL,"
+    " PRIMARY KEY (id, destination))",
 };
 
 #define DMARC_STORE_ERROR g_quark_from_static_string("dmarc-store")

@@ -44,6 +44,7 @@ typedef struct {
   gboolean completed;
   gboolean trusted_forwarder;
   char *client;              /* owned: the client's address */
+  char *sender;              /* owned: the envelope sender ("" for <>) */
   char *envelope_from;       /* owned: the MAIL FROM domain, nullable */
   char *envelope_to;         /* owned: the first recipient's domain */
 } DmarcJob;
@@ -55,6 +56,7 @@ static void dmarc_job_free(DmarcJob *job) {
     dmarc_history_unref(job->history);
   dmarc_check_free(job->check);
   g_free(job->client);
+  g_free(job->sender);
   g_free(job->envelope_from);
   g_free(job->envelope_to);
   g_free(job);
@@ -222,6 +224,56 @@ static void dmarc_job_log(const DmarcJob *job, const DmarcOutcome *outcome,
                outcome->reason != NULL ? outcome->reason : "");
 }
 
+/* The message's header fields, CRLF-terminated, for failure reports. */
+static char *dmarc_message_header(PstMessage *message) {
+  GString *out = g_string_new(NULL);
+  guint count = pst_message_get_header_count(message);
+  for (guint i = 0; i < count; i++)
+    g_string_append_printf(out, "%s: %s\r\n",
+                           pst_message_get_header_name(message, i),
+                           pst_message_get_header_value(message, i));
+  return g_string_free(out, FALSE);
+}
+
+/* A failure report (RFC 9991) when enabled, asked for, and within the
+ * hourly limit; NULL otherwise. */
+static DmarcFailure *dmarc_job_failure(DmarcJob *job,
+                                       const DmarcOutcome *outcome,
+                                       const char *disposition) {
+  if (!job->config->failure_reports || outcome->record->ruf->len == 0 ||
+      dmarc_failure_type(outcome) == NULL)
+    return NULL;
+  g_autofree char *headers =
+      dmarc_message_header(pst_call_get_message(job->call));
+  DmarcFailureContext context = {
+      .hostname = job->config->hostname, .client = job->client,
+      .sender = job->sender, .disposition = disposition, .headers = headers};
+  DmarcFailure *failure = dmarc_failure_new(outcome, &context);
+  if (failure != NULL &&
+      !dmarc_history_failure_allowed(job->history, outcome->policy_domain)) {
+    pst_call_log(job->call, G_LOG_LEVEL_INFO,
+                 "no failure report for %s: %d this hour already",
+                 outcome->policy_domain, DMARC_FAILURES_PER_HOUR);
+    g_clear_pointer(&failure, dmarc_failure_free);
+  }
+  return failure;
+}
+
+/* The evaluation goes to the history (unless the client left). */
+static void dmarc_job_record(DmarcJob *job, const DmarcOutcome *outcome,
+                             const char *disposition, const char *override) {
+  if (job->history == NULL || outcome->record == NULL ||
+      !outcome->record->usable ||
+      g_cancellable_is_cancelled(job->cancellable))
+    return;
+  DmarcHistoryRow *row = dmarc_history_row_new(
+      outcome, job->client, job->envelope_from, job->envelope_to);
+  row->disposition = g_strdup(disposition);
+  row->override = g_strdup(override);
+  row->failure = dmarc_job_failure(job, outcome, disposition);
+  dmarc_history_add(job->history, row);
+}
+
 static void dmarc_job_finish(DmarcJob *job) {
   DmarcOutcome outcome;
   dmarc_check_get_outcome(job->check, &outcome);
@@ -229,16 +281,7 @@ static void dmarc_job_finish(DmarcJob *job) {
   const char *disposition = NULL, *override = NULL;
   PstVerdict verdict = dmarc_decide(job, &outcome, &disposition, &override);
   dmarc_job_log(job, &outcome, disposition, override);
-  if (job->history != NULL && outcome.record != NULL &&
-      outcome.record->usable &&
-      !g_cancellable_is_cancelled(job->cancellable)) {
-    DmarcHistoryRow *row = dmarc_history_row_new(&outcome, job->client,
-                                                 job->envelope_from,
-                                                 job->envelope_to);
-    row->disposition = g_strdup(disposition);
-    row->override = g_strdup(override);
-    dmarc_history_add(job->history, row);
-  }
+  dmarc_job_record(job, &outcome, disposition, override);
   job->completed = TRUE;
   pst_call_complete(job->call, verdict);
 }
@@ -361,6 +404,7 @@ static DmarcJob *dmarc_job_new(PstCall *call, DmarcHookData *data,
   job->trusted_forwarder =
       address != NULL &&
       dmarc_config_is_trusted_forwarder(data->config, address);
+  job->sender = g_strdup(sender != NULL ? sender : "");
   job->envelope_from = dmarc_address_domain(sender);
   if (pst_session_get_recipient_count(session) > 0)
     job->envelope_to =

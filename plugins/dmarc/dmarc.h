@@ -254,6 +254,7 @@ typedef struct {
   char *history;          /* owned: "sqlite:PATH", "postgresql://...", "" */
   char *report_org_name;  /* owned */
   char *report_email;     /* owned */
+  char *hostname;         /* owned: [server] hostname, the receiver */
   gboolean reports;
   gboolean failure_reports;
   guint report_rate_limit; /* reports per destination per day */

@@ -586,6 +586,80 @@ static void test_report_gzip_message(void) {
   g_assert_null(strstr(message, "\n\n"));
 }
 
+/* --- Failure reports (RFC 9991) -------------------------------------------------- */
+
+static void test_failure_type(void) {
+  static const struct {
+    const char *record;
+    DmarcResult result;
+    gboolean spf_aligned, dkim_aligned;
+    const char *dkim_result, *spf_result;
+    const char *type;
+  } cases[] = {
+      /* fo=0 (default): only when DMARC fails. */
+      {"v=DMARC1; p=reject; ruf=mailto:f@x.example", DMARC_RESULT_FAIL, FALSE,
+       FALSE, "fail", "fail", "dmarc"},
+      {"v=DMARC1; p=reject; ruf=mailto:f@x.example", DMARC_RESULT_PASS, TRUE,
+       FALSE, "fail", "pass", NULL},
+      /* fo=1: when any mechanism did not produce an aligned pass. */
+      {"v=DMARC1; p=reject; fo=1; ruf=mailto:f@x.example", DMARC_RESULT_PASS,
+       TRUE, FALSE, "fail", "pass", "dmarc"},
+      {"v=DMARC1; p=reject; fo=1; ruf=mailto:f@x.example", DMARC_RESULT_PASS,
+       TRUE, TRUE, "pass", "pass", NULL},
+      /* fo=d / fo=s: a failed signature / SPF, aligned or not. */
+      {"v=DMARC1; p=reject; fo=d; ruf=mailto:f@x.example", DMARC_RESULT_PASS,
+       TRUE, FALSE, "fail", "pass", "dkim"},
+      {"v=DMARC1; p=reject; fo=s; ruf=mailto:f@x.example", DMARC_RESULT_PASS,
+       FALSE, TRUE, "pass", "softfail", "spf"},
+      {"v=DMARC1; p=reject; fo=s; ruf=mailto:f@x.example", DMARC_RESULT_PASS,
+       TRUE, TRUE, "pass", "pass", NULL},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(DmarcRecord) record =
+        dmarc_record_parse(cases[i].record, strlen(cases[i].record));
+    g_autoptr(GPtrArray) dkim =
+        g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_auth_free);
+    g_ptr_array_add(dkim, dmarc_auth_new("x.example", "s",
+                                         cases[i].dkim_result, NULL));
+    DmarcAuth *spf = dmarc_auth_new("x.example", NULL, cases[i].spf_result,
+                                    "mfrom");
+    DmarcOutcome outcome = {.result = cases[i].result,
+                            .from_domain = "x.example",
+                            .policy_domain = "x.example",
+                            .org_domain = "x.example",
+                            .record = record,
+                            .spf_aligned = cases[i].spf_aligned,
+                            .dkim_aligned = cases[i].dkim_aligned,
+                            .spf = spf,
+                            .dkim = dkim};
+    g_assert_cmpstr(dmarc_failure_type(&outcome), ==, cases[i].type);
+    DmarcFailureContext context = {"mx.example.net", "192.0.2.1", "",
+                                   "reject", "Subject: hi\r\n"};
+    DmarcFailure *failure = dmarc_failure_new(&outcome, &context);
+    g_assert_true((failure != NULL) == (cases[i].type != NULL));
+    if (failure != NULL) {
+      g_assert_nonnull(strstr(failure->feedback, "Identity-Alignment: "));
+      g_assert_nonnull(strstr(failure->feedback, "Original-Mail-From: <>"));
+      g_assert_cmpstr(failure->ruf, ==, "mailto:f@x.example");
+    }
+    dmarc_failure_free(failure);
+    dmarc_auth_free(spf);
+  }
+}
+
+static void test_failure_psd(void) {
+  static const char text[] = "v=DMARC1; p=reject; psd=y; ruf=mailto:f@x.example";
+  g_autoptr(DmarcRecord) record = dmarc_record_parse(text, strlen(text));
+  g_autoptr(GPtrArray) dkim = g_ptr_array_new();
+  DmarcOutcome outcome = {.result = DMARC_RESULT_FAIL, .from_domain = "a.x",
+                          .policy_domain = "x", .record = record,
+                          .dkim = dkim};
+  DmarcFailureContext context = {"mx.example.net", "192.0.2.1", "a@a.x",
+                                 "reject", ""};
+  /* RFC 9991: ruf= of a psd=y record is not considered. */
+  g_assert_null(dmarc_failure_new(&outcome, &context));
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/dmarc/record/parse", test_record_parse);
@@ -600,5 +674,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/dmarc/report/xml", test_report_xml);
   g_test_add_func("/dmarc/report/names", test_report_names);
   g_test_add_func("/dmarc/report/gzip-message", test_report_gzip_message);
+  g_test_add_func("/dmarc/failure/type", test_failure_type);
+  g_test_add_func("/dmarc/failure/psd", test_failure_psd);
   return g_test_run();
 }

@@ -319,6 +319,51 @@ def test_usage_and_empty_day(site):
     assert status == 0 and "no DMARC history" in output, output
 
 
+def test_failure_reports(site, tmp_path):
+    """failure_reports = true: a message from forensic.test (fo=1) that
+    fails is reported to its ruf= address (authorized external host) as
+    an ARF auth-failure report with the header only; once."""
+    daemon, receiver = site
+    daemon.config["plugin:dmarc"]["failure_reports"] = "true"
+    mark = daemon.log_mark()
+    daemon.reload(text=harness.render_config(daemon.config), wait=0)
+    daemon.wait_log(r"plugin dmarc: enforce", since=mark)
+    assert send(daemon, STRANGER, "a@forensic.test", "forensic.test") == 550
+    deadline = time.monotonic() + harness.scaled(10)
+    output = ""
+    while "failure report" not in output and time.monotonic() < deadline:
+        time.sleep(0.3)
+        status, output = report_cmd(daemon, "--day", today(),
+                                    "--dry-run", str(tmp_path / "dry"))
+    assert "failure report" in output, output
+    status, output = report_cmd(daemon, "--day", today())
+    assert status == 0, output
+    assert "failure report" in output and "sent to ruf@reports.test" in output
+    deadline = time.monotonic() + harness.scaled(15)
+    while not any(m.recipients == ["ruf@reports.test"]
+                  for m in receiver.messages) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (arf,) = [message_from_bytes(unstuff(m.raw), policy=policy.default)
+              for m in receiver.messages if m.recipients == ["ruf@reports.test"]]
+    assert arf.get_content_type() == "multipart/report"
+    assert arf["Content-Type"].params["report-type"] == "feedback-report"
+    parts = list(arf.iter_parts())
+    assert [p.get_content_type() for p in parts] == [
+        "text/plain", "message/feedback-report", "text/rfc822-headers"]
+    feedback = parts[1].get_payload()
+    feedback = (feedback[0].as_string() if isinstance(feedback, list)
+                else str(feedback))
+    for field in ("Feedback-Type: auth-failure", "Auth-Failure: dmarc",
+                  "Identity-Alignment: dkim, spf", "Delivery-Result: reject",
+                  "Reported-Domain: forensic.test",
+                  f"Source-IP: {STRANGER}"):
+        assert field in feedback, feedback
+    headers = parts[2].get_payload(decode=True).decode()
+    assert "Subject: report test" in headers and "Hello." not in headers
+    status, output = report_cmd(daemon, "--day", today())
+    assert "sent to ruf@reports.test" not in output, output
+
+
 def test_database_down_loses_no_mail(tmp_path):
     """The history's database is unreachable: mail flows on, the rows lost
     are logged and counted."""
