@@ -4,7 +4,10 @@
  * threads.  The sequence is what makes "delivered" true: the file is
  * complete and fsynced in tmp/ before the rename makes it visible in new/,
  * and new/ is fsynced before we return, so a crash leaves either nothing
- * (the recipient is tried again) or the whole message.  Unique names are
+ * (the recipient is tried again) or the whole message.  Directories the
+ * delivery creates (the Maildir, its parents, tmp/ new/ cur/) are synced
+ * into their parents first, so a power cut cannot take a delivered
+ * message away with its Maildir.  Unique names are
  * TIME.MUSECPPIDQCOUNTER.HOST, so concurrent workers never collide; O_EXCL
  * makes a collision an error rather than an overwrite.  Lines are stored
  * with LF ends, as Maildir readers (Dovecot, mutt) expect.
@@ -16,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/durable.h"
+
 #include "deliver/maildir.h"
 
 static gboolean maildir_error(GError **error, int saved, const char *what,
@@ -25,13 +30,16 @@ static gboolean maildir_error(GError **error, int saved, const char *what,
   return FALSE;
 }
 
+/* Creates what is missing of the Maildir, each new directory synced into
+ * its parent: a message synced into new/ must not vanish at a power cut
+ * with a Maildir whose own name was never on disk. */
 static gboolean maildir_prepare(const char *maildir, GError **error) {
   static const char *const subdirs[] = {"tmp", "new", "cur"};
-  if (g_mkdir_with_parents(maildir, 0700) < 0)
+  if (pst_durable_mkdir_with_parents(maildir, 0700) < 0)
     return maildir_error(error, errno, "create", maildir);
   for (guint i = 0; i < G_N_ELEMENTS(subdirs); i++) {
     g_autofree char *path = g_build_filename(maildir, subdirs[i], NULL);
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+    if (pst_durable_mkdir_with_parents(path, 0700) < 0)
       return maildir_error(error, errno, "create", path);
   }
   return TRUE;

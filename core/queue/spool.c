@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/durable.h"
+
 #include "queue/spool-private.h"
 
 static const char *const spool_dir_names[PST_SPOOL_N_DIRS] = {
@@ -171,7 +173,8 @@ static PstSpool *spool_open_root(const char *directory, GError **error) {
 
 PstSpool *pst_spool_open(const char *directory, GError **error) {
   g_return_val_if_fail(directory != NULL, NULL);
-  if (g_mkdir_with_parents(directory, 0700) != 0) {
+  /* Durable: a spool whose own name is not on disk loses every message. */
+  if (pst_durable_mkdir_with_parents(directory, 0700) != 0) {
     spool_io_error(error, errno, "Cannot create", directory, NULL);
     return NULL;
   }

@@ -18,6 +18,8 @@
 
 #include <gio/gio.h>
 
+#include "util/durable.h"
+
 #include "queue/queue-id.h"
 #include "queue/spool-format.h"
 #include "queue/state-journal.h"
@@ -243,7 +245,7 @@ static gboolean sync_directory(const char *path, GError **error) {
 gboolean pst_state_journal_prepare(const char *spool_directory,
                                    GError **error) {
   g_autofree char *path = g_build_filename(spool_directory, "state", NULL);
-  if (mkdir(path, 0700) < 0 && errno != EEXIST)
+  if (pst_durable_mkdir_with_parents(path, 0700) < 0)
     return io_error(error, errno, "create", path);
   return TRUE;
 }

@@ -1,0 +1,233 @@
+"""Power loss: the spool and the Maildirs live on powercutfs.py, a FUSE
+file system that keeps every unsynced write, create, rename, link and
+unlink only until the cut, as a power cut would.  Clients send a steady
+stream of messages (two recipients each) while the power is cut at random
+moments, across accepting, queue-manager work and Maildir delivery; after
+each cut the daemon restarts on what survived.  At the end every message
+that got a 250 must be delivered to each recipient (duplicates allowed,
+losses not), and every file in a Maildir's new/ must be a whole message
+(its last line and its line count are checked).
+
+The default run makes POWERCUT_CUTS cuts (6, a few seconds each); set
+POSTILION_POWERCUT_CUTS=50 (or more) for the long run.  Needs root and
+/dev/fuse (skipped otherwise)."""
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from delivery import wait_for
+from harness import REPO, SMTPRaw, dot_stuff, scaled
+
+CUTS = int(os.environ.get("POSTILION_POWERCUT_CUTS", "6"))
+RECIPIENTS = ("bob@example.org", "alice@example.org")
+FS = REPO / "tests" / "e2e" / "powercutfs.py"
+
+
+def fuse_usable() -> bool:
+    try:
+        import pyfuse3  # noqa: F401
+        import trio  # noqa: F401
+    except ImportError:
+        return False
+    return os.geteuid() == 0 and os.path.exists("/dev/fuse")
+
+
+pytestmark = pytest.mark.skipif(
+    not fuse_usable(), reason="needs root, /dev/fuse and python3-pyfuse3")
+
+
+def mounted(path: Path) -> bool:
+    return any(line.split()[1] == str(path)
+               for line in Path("/proc/mounts").read_text().splitlines())
+
+
+class PowerCutFS:
+    """One mount of powercutfs.py over `backing`; cut() writes the
+    surviving disk to `snapshot`."""
+
+    def __init__(self, backing: Path, mountpoint: Path, snapshot: Path):
+        self.mountpoint = mountpoint
+        self.snapshot = snapshot
+        self.log = open(mountpoint.parent / "powercutfs.log", "ab")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", str(FS), str(backing), str(mountpoint),
+             str(snapshot)], stdout=self.log, stderr=self.log)
+        wait_for(lambda: mounted(mountpoint) or self.proc.poll() is not None,
+                 10, "the FUSE mount")
+        assert self.proc.poll() is None, "powercutfs.py exited"
+
+    def cut(self) -> dict:
+        with open(self.mountpoint / ".powercut", "w") as f:
+            f.write("now")
+        return json.loads(Path(str(self.snapshot) + ".json").read_text())
+
+    def unmount(self) -> None:
+        for _ in range(100):
+            if not mounted(self.mountpoint) or subprocess.run(
+                    ["umount", str(self.mountpoint)],
+                    capture_output=True).returncode == 0:
+                break
+            time.sleep(0.05)
+        else:
+            subprocess.run(["umount", "-l", str(self.mountpoint)])
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class Sender(threading.Thread):
+    """Sends one message after the other (reconnecting after failures);
+    remembers the tokens that got 250."""
+
+    def __init__(self, port: int, name: str):
+        super().__init__(daemon=True)
+        self.port = port
+        self.name_prefix = name
+        self.stop = threading.Event()
+        self.acknowledged: set[str] = set()
+        self.sent = 0
+        self.count = 0
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                with SMTPRaw("127.0.0.1", self.port, timeout=3) as c:
+                    if c.read_reply().code != 220 or c.ehlo().code != 250:
+                        raise ConnectionError("greeting")
+                    while not self.stop.is_set():
+                        self.count += 1
+                        token = f"{self.name_prefix}{self.count}"
+                        if self.one(c, token):
+                            self.acknowledged.add(token)
+            except Exception:
+                time.sleep(0.02)
+
+    def one(self, c: SMTPRaw, token: str) -> bool:
+        self.sent += 1
+        if c.cmd("MAIL FROM:<s@client.test.example>").code != 250:
+            raise ConnectionError("MAIL")
+        for rcpt in RECIPIENTS:
+            if c.cmd(f"RCPT TO:<{rcpt}>").code != 250:
+                raise ConnectionError("RCPT")
+        if c.cmd("DATA").code != 354:
+            raise ConnectionError("DATA")
+        lines = random.randint(1, 200)
+        body = "".join(f"{token} line {i} {'x' * random.randint(0, 70)}\r\n"
+                       for i in range(lines))
+        message = (f"Subject: {token}\r\nX-Token: {token}\r\n"
+                   f"X-Lines: {lines}\r\n\r\n{body}END {token}\r\n").encode()
+        c.send(dot_stuff(message))
+        reply = c.read_reply()
+        if reply.code >= 400:
+            raise ConnectionError(f"DATA: {reply.code}")
+        return reply.code == 250
+
+
+TOKEN = re.compile(rb"X-Token: (\S+)\nX-Lines: (\d+)\n")
+
+
+def read_maildir(maildir: Path) -> list[str]:
+    """The tokens in new/ and cur/; asserts each file is whole."""
+    tokens = []
+    for sub in ("new", "cur"):
+        directory = maildir / sub
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            data = path.read_bytes()
+            match = TOKEN.search(data)
+            assert match, f"{path}: no token: a half-written file? {data[-200:]!r}"
+            token, lines = match.group(1).decode(), int(match.group(2))
+            body = data.split(b"\n\n", 1)[1]
+            assert body.endswith(f"END {token}\n".encode()), \
+                f"{path}: truncated message {token}"
+            assert body.count(b"\n") == lines + 1, f"{path}: lines missing"
+            tokens.append(token)
+    return tokens
+
+
+def daemon_config(disk: Path, work: Path) -> dict:
+    (work / "mailboxes").write_text("\n".join(RECIPIENTS) + "\n")
+    return {
+        "server": {"spool": str(disk / "spool")},
+        "delivery": {"maildir_root": str(disk / "maildir"),
+                     "mailboxes": str(work / "mailboxes"),
+                     "retry_first": "200ms", "retry_max": "1s"},
+    }
+
+
+def test_no_acknowledged_message_lost_across_power_cuts(postiliond, tmp_path):
+    rng = random.Random()
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    disks = [tmp_path / "disk0"]
+    disks[0].mkdir()
+    d = postiliond(config=daemon_config(mountpoint, tmp_path), start=False)
+    senders: list[Sender] = []
+    in_flight: dict[str, int] = {}
+    fs = None
+    try:
+        for cut in range(CUTS):
+            disks.append(tmp_path / f"disk{cut + 1}")
+            fs = PowerCutFS(disks[-2], mountpoint, disks[-1])
+            d.start()
+            if not senders:
+                senders = [Sender(d.port, f"s{i}-") for i in range(2)]
+                for s in senders:
+                    s.start()
+            time.sleep(rng.uniform(0.3, 1.5))
+            summary = fs.cut()
+            for top, count in summary["unsynced_names"].items():
+                in_flight[top] = in_flight.get(top, 0) + (count > 0)
+            d.kill()
+            fs.unmount()
+            fs = None
+            shutil.rmtree(disks[-2])
+        for s in senders:
+            s.stop.set()
+        for s in senders:
+            s.join(timeout=10)
+    finally:
+        for s in senders:
+            s.stop.set()
+        if d.running:
+            d.kill()
+        if fs is not None:
+            fs.unmount()
+
+    # Power back for good: the last disk, without the cutting layer.
+    for group, keys in daemon_config(disks[-1], tmp_path).items():
+        d.config[group].update(keys)
+    d.write_config()
+    d.start()
+    wait_for(lambda: not list((disks[-1] / "spool" / "queue").iterdir()),
+             scaled(60), "the queue to drain")
+    acknowledged = set().union(*(s.acknowledged for s in senders))
+    sent = sum(s.sent for s in senders)
+    corrupt = list((disks[-1] / "spool" / "corrupt").iterdir())
+    report = (f"powercut: {CUTS} cuts, {sent} sent, {len(acknowledged)} "
+              f"acknowledged, cuts with unsynced names per directory: "
+              f"{in_flight}, {len(corrupt)} queue files moved to corrupt/")
+    for rcpt in RECIPIENTS:
+        local, domain = rcpt.split("@")
+        tokens = read_maildir(disks[-1] / "maildir" / domain / local)
+        lost = acknowledged - set(tokens)
+        assert not lost, f"{rcpt}: {len(lost)} acknowledged messages " \
+            f"lost: {sorted(lost)[:10]}; {report}"
+        report += f"; {rcpt}: {len(set(tokens))} delivered, " \
+            f"{len(tokens) - len(set(tokens))} duplicates"
+    print(report, file=sys.stderr)
+    assert len(acknowledged) >= CUTS * 2, report
