@@ -21,6 +21,8 @@ PACKAGES=(
   libgnutls28-dev
   # sanitizer runtime for clang builds (gcc's comes with gcc)
   libclang-rt-14-dev
+  # hardening tests: the power-cut FUSE file system (tests/e2e/powercutfs.py)
+  fuse3 python3-pyfuse3 python3-trio
   # tests: python3 with Debian's modules, SMTP client, TLS clients, DNS
   python3 python3-pytest python3-dnslib python3-dnspython python3-cryptography
   swaks gnutls-bin openssl dns-root-data
