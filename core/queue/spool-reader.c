@@ -12,7 +12,13 @@
  * or directory in queue/ is "corrupt", not followed.
  *
  * Recovery moves anything in queue/ or hold/ that is not a valid message to
- * corrupt/ with a warning naming it; nothing is deleted.
+ * corrupt/ with a warning naming it; nothing is deleted.  A valid message
+ * whose state journal names a recipient it does not have goes too, with
+ * its journal (corrupt/ID.state): the two do not belong together, and
+ * delivering by either could lose or repeat mail.  The content's checksum
+ * is checked when the message is first delivered (reading every message
+ * at start would make a large queue slow to start); a mismatch then moves
+ * it the same way.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +31,7 @@
 #include "queue/queue-id.h"
 #include "queue/spool-format.h"
 #include "queue/spool-private.h"
+#include "queue/state-journal.h"
 
 /* Corrupt files that share a name get suffixes .1 to .N. */
 #define CORRUPT_NAME_ATTEMPTS 1000
@@ -312,6 +319,39 @@ gboolean pst_spool_move_to_corrupt(PstSpool *spool, PstSpoolQueue queue,
                                     reason, error);
 }
 
+/* NULL when the message's state journal (state/ID) names only recipients
+ * the message has; otherwise why not.  A journal that cannot be read is
+ * the delivery's business (it retries), not corruption. */
+static char *spool_journal_mismatch(PstSpool *spool, const char *id,
+                                    guint n_recipients) {
+  g_autoptr(GPtrArray) records =
+      pst_state_journal_read(spool->directory, id, FALSE, NULL);
+  for (guint i = 0; records != NULL && i < records->len; i++) {
+    const PstStateRecord *record = records->pdata[i];
+    /* DSN_QUEUED is message-level, always index 0. */
+    if (record->status != PST_RECIPIENT_DSN_QUEUED &&
+        record->index >= n_recipients)
+      return g_strdup_printf("its state journal names recipient #%u, the "
+                             "message has %u",
+                             record->index + 1, n_recipients);
+  }
+  return NULL;
+}
+
+/* Moves state/ID beside its message in corrupt/, as ID.state (a new name
+ * if that is taken); nothing when there is none. */
+static void spool_move_journal_to_corrupt(PstSpool *spool, const char *id) {
+  g_autofree char *from = g_build_filename("state", id, NULL);
+  int corrupt_fd = spool->dir_fds[PST_SPOOL_DIR_CORRUPT];
+  for (guint n = 0; n < CORRUPT_NAME_ATTEMPTS; n++) {
+    g_autofree char *to = n == 0 ? g_strdup_printf("%s.state", id)
+                                 : g_strdup_printf("%s.state.%u", id, n);
+    if (pst_spool_rename_noreplace(spool->root_fd, from, corrupt_fd, to) == 0 ||
+        errno != EEXIST)
+      return;
+  }
+}
+
 /* Checks one entry of queue/ or hold/; TRUE when it is a valid message
  * (counted), or when it was moved away. */
 static gboolean spool_recover_one(PstSpool *spool, PstSpoolDir which,
@@ -326,8 +366,16 @@ static gboolean spool_recover_one(PstSpool *spool, PstSpoolDir which,
   g_autoptr(PstQueuedMessage) message =
       pst_spool_load(spool, queue, name, &local);
   if (message != NULL) {
-    (*queued)++;
-    return TRUE;
+    guint n = pst_queued_message_get_envelope(message)->recipients->len;
+    g_autofree char *mismatch = spool_journal_mismatch(spool, name, n);
+    if (mismatch == NULL) {
+      (*queued)++;
+      return TRUE;
+    }
+    spool_move_journal_to_corrupt(spool, name);
+    g_autofree char *reason = g_strdup_printf(
+        "%s (the journal is moved to corrupt/%s.state)", mismatch, name);
+    return spool_move_name_to_corrupt(spool, which, name, reason, error);
   }
   if (g_error_matches(local, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
     return TRUE; /* removed meanwhile */
