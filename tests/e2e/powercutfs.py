@@ -13,6 +13,9 @@ model of what is durable, as POSIX promises it and no more:
   durable until the directory holding that name is synced;
 - everything in BACKING at mount time is durable (the machine came up).
 
+Writing rules to MOUNTPOINT/.faults makes chosen operations fail with EIO
+(a failing disk; see PowerCutFS.set_faults).
+
 Writing anything to MOUNTPOINT/.powercut cuts the power: the durable model
 is written out as a fresh directory tree SNAPSHOT (the disk as it would be
 found after the cut), and from then on every operation fails with EIO, as
@@ -42,9 +45,11 @@ import threading
 import pyfuse3
 import trio
 
-CONTROL = b".powercut"
-CONTROL_INODE = 1 << 62
-CONTROL_FH = 1 << 62  # no descriptor number is that large
+# The control files, in the root: their inode numbers double as their
+# file handles (no descriptor number is that large).
+CUT = 1 << 62
+FAULTS = CUT + 1
+CONTROLS = {b".powercut": CUT, b".faults": FAULTS}
 
 
 class Model:
@@ -196,6 +201,9 @@ class PowerCutFS(pyfuse3.Operations):
         self.root_ino = os.lstat(backing).st_ino
         self.paths: dict[int, set[str]] = {pyfuse3.ROOT_INODE: {backing}}
         self.fds: dict[int, int] = {}  # fh (the backing fd) -> model id
+        self.fd_paths: dict[int, str] = {}  # fh -> its path at open
+        self.faults: list[list] = []  # [operation, path part, times left]
+        self.injected = 0
 
     # --- helpers -----------------------------------------------------------
 
@@ -241,9 +249,9 @@ class PowerCutFS(pyfuse3.Operations):
         entry.st_blocks = (st.st_size + 511) // 512
         return entry
 
-    def control_attributes(self) -> pyfuse3.EntryAttributes:
+    def control_attributes(self, inode: int) -> pyfuse3.EntryAttributes:
         entry = pyfuse3.EntryAttributes()
-        entry.st_ino = CONTROL_INODE
+        entry.st_ino = inode
         entry.st_mode = stat.S_IFREG | 0o600
         entry.st_nlink = 1
         entry.entry_timeout = 0
@@ -265,11 +273,28 @@ class PowerCutFS(pyfuse3.Operations):
         self.remember(path, st)
         return self.attributes(st)
 
+    def set_faults(self, text: str) -> None:
+        """Replaces the fault rules: one per line, `OPERATION PATH-PART
+        COUNT`: the next COUNT calls of OPERATION (write, fsync, fsyncdir,
+        rename) on a path containing PATH-PART fail with EIO."""
+        self.faults = []
+        for line in text.splitlines():
+            if line.strip():
+                op, part, count = line.split()
+                self.faults.append([op, part, int(count)])
+
+    def fault(self, op: str, path: str) -> None:
+        for rule in self.faults:
+            if rule[0] == op and rule[1] in path and rule[2] > 0:
+                rule[2] -= 1
+                self.injected += 1
+                raise pyfuse3.FUSEError(errno.EIO)
+
     # --- names -------------------------------------------------------------
 
     async def lookup(self, parent_inode, name, ctx=None):
-        if parent_inode == pyfuse3.ROOT_INODE and name == CONTROL:
-            return self.control_attributes()
+        if parent_inode == pyfuse3.ROOT_INODE and name in CONTROLS:
+            return self.control_attributes(CONTROLS[name])
         self.alive()
         path = self.child(parent_inode, name)
         st = self.lstat(path)
@@ -277,14 +302,14 @@ class PowerCutFS(pyfuse3.Operations):
         return self.attributes(st)
 
     async def getattr(self, inode, ctx=None):
-        if inode == CONTROL_INODE:
-            return self.control_attributes()
+        if inode in CONTROLS.values():
+            return self.control_attributes(inode)
         self.alive()
         return self.attributes(self.lstat(self.path(inode)))
 
     async def setattr(self, inode, attr, fields, fh, ctx):
-        if inode == CONTROL_INODE:
-            return self.control_attributes()
+        if inode in CONTROLS.values():
+            return self.control_attributes(inode)
         self.alive()
         path = self.path(inode)
         try:
@@ -370,6 +395,7 @@ class PowerCutFS(pyfuse3.Operations):
         self.alive()
         old = self.child(parent_old, name_old)
         new = self.child(parent_new, name_new)
+        self.fault("rename", old + " " + new)
         if flags & pyfuse3.RENAME_EXCHANGE:
             raise pyfuse3.FUSEError(errno.EINVAL)
         if flags & pyfuse3.RENAME_NOREPLACE and os.path.lexists(new):
@@ -412,17 +438,19 @@ class PowerCutFS(pyfuse3.Operations):
             ident = self.model.new_id(st) if created else self.model.id_of(st)
             self.model.open_fds.setdefault(ident, set()).add(fd)
         self.fds[fd] = ident
+        self.fd_paths[fd] = path
         return fd
 
     async def open(self, inode, flags, ctx):
-        if inode == CONTROL_INODE:
-            return pyfuse3.FileInfo(fh=CONTROL_FH)
+        if inode in CONTROLS.values():
+            return pyfuse3.FileInfo(fh=inode)
         self.alive()
         return pyfuse3.FileInfo(fh=self.open_backing(self.path(inode), flags))
 
     async def create(self, parent_inode, name, mode, flags, ctx):
-        if parent_inode == pyfuse3.ROOT_INODE and name == CONTROL:
-            return pyfuse3.FileInfo(fh=CONTROL_FH), self.control_attributes()
+        if parent_inode == pyfuse3.ROOT_INODE and name in CONTROLS:
+            inode = CONTROLS[name]
+            return pyfuse3.FileInfo(fh=inode), self.control_attributes(inode)
         self.alive()
         path = self.child(parent_inode, name)
         fd = self.open_backing(path, flags | os.O_CREAT | os.O_EXCL, mode,
@@ -437,19 +465,24 @@ class PowerCutFS(pyfuse3.Operations):
         return os.pread(fh, size, off)
 
     async def write(self, fh, off, buf):
-        if fh == CONTROL_FH:
+        if fh == CUT:
             self.model.cut(self.snapshot)
             return len(buf)
+        if fh == FAULTS:
+            self.set_faults(buf.decode())
+            return len(buf)
         self.alive()
+        self.fault("write", self.fd_paths.get(fh, ""))
         try:
             return os.pwrite(fh, buf, off)
         except OSError as e:
             raise pyfuse3.FUSEError(e.errno)
 
     async def fsync(self, fh, datasync):
-        if fh == CONTROL_FH:
+        if fh in CONTROLS.values():
             return
         self.alive()
+        self.fault("fsync", self.fd_paths.get(fh, ""))
         content = os.pread(fh, 1 << 30, 0)
         with self.model.lock:
             if self.model.dead:
@@ -461,8 +494,9 @@ class PowerCutFS(pyfuse3.Operations):
         pass
 
     async def release(self, fh):
-        if fh == CONTROL_FH:
+        if fh in CONTROLS.values():
             return
+        self.fd_paths.pop(fh, None)
         ident = self.fds.pop(fh, None)
         with self.model.lock:
             self.model.open_fds.get(ident, set()).discard(fh)
@@ -480,7 +514,7 @@ class PowerCutFS(pyfuse3.Operations):
         path = self.path(fh)
         names = sorted(os.listdir(path))
         if fh == pyfuse3.ROOT_INODE:
-            names = [n for n in names if n != os.fsdecode(CONTROL)]
+            names = [n for n in names if os.fsencode(n) not in CONTROLS]
         for index in range(start_id, len(names)):
             child = os.path.join(path, names[index])
             try:
@@ -498,6 +532,7 @@ class PowerCutFS(pyfuse3.Operations):
     async def fsyncdir(self, fh, datasync):
         self.alive()
         path = self.path(fh)
+        self.fault("fsyncdir", path)
         stats = {}
         for name in os.listdir(path):
             try:

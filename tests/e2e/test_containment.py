@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from delivery import wait_for
 from harness import BUILD, transaction
 
 pytestmark = pytest.mark.skipif(

@@ -12,12 +12,10 @@ The default run makes POWERCUT_CUTS cuts (6, a few seconds each); set
 POSTILION_POWERCUT_CUTS=50 (or more) for the long run.  Needs root and
 /dev/fuse (skipped otherwise)."""
 
-import json
 import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -26,66 +24,14 @@ from pathlib import Path
 import pytest
 
 from delivery import wait_for
-from harness import REPO, SMTPRaw, dot_stuff, scaled
+from harness import SMTPRaw, dot_stuff, scaled
+from powercut import PowerCutFS, fuse_usable
 
 CUTS = int(os.environ.get("POSTILION_POWERCUT_CUTS", "6"))
 RECIPIENTS = ("bob@example.org", "alice@example.org")
-FS = REPO / "tests" / "e2e" / "powercutfs.py"
-
-
-def fuse_usable() -> bool:
-    try:
-        import pyfuse3  # noqa: F401
-        import trio  # noqa: F401
-    except ImportError:
-        return False
-    return os.geteuid() == 0 and os.path.exists("/dev/fuse")
-
 
 pytestmark = pytest.mark.skipif(
     not fuse_usable(), reason="needs root, /dev/fuse and python3-pyfuse3")
-
-
-def mounted(path: Path) -> bool:
-    return any(line.split()[1] == str(path)
-               for line in Path("/proc/mounts").read_text().splitlines())
-
-
-class PowerCutFS:
-    """One mount of powercutfs.py over `backing`; cut() writes the
-    surviving disk to `snapshot`."""
-
-    def __init__(self, backing: Path, mountpoint: Path, snapshot: Path):
-        self.mountpoint = mountpoint
-        self.snapshot = snapshot
-        self.log = open(mountpoint.parent / "powercutfs.log", "ab")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", str(FS), str(backing), str(mountpoint),
-             str(snapshot)], stdout=self.log, stderr=self.log)
-        wait_for(lambda: mounted(mountpoint) or self.proc.poll() is not None,
-                 10, "the FUSE mount")
-        assert self.proc.poll() is None, "powercutfs.py exited"
-
-    def cut(self) -> dict:
-        with open(self.mountpoint / ".powercut", "w") as f:
-            f.write("now")
-        return json.loads(Path(str(self.snapshot) + ".json").read_text())
-
-    def unmount(self) -> None:
-        for _ in range(100):
-            if not mounted(self.mountpoint) or subprocess.run(
-                    ["umount", str(self.mountpoint)],
-                    capture_output=True).returncode == 0:
-                break
-            time.sleep(0.05)
-        else:
-            subprocess.run(["umount", "-l", str(self.mountpoint)])
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 class Sender(threading.Thread):
