@@ -125,6 +125,11 @@ struct _PstSession {
   guint command_failures_total;
   PstSmtpVerb answering;             /* PST_SMTP_VERB_COUNT: none */
   gboolean answering_failed;
+  /* The timeout (session.c, pst_session_touch): the deadline, and the
+   * command count and state it was set for. */
+  gint64 command_deadline;
+  guint command_deadline_total;
+  PstSessionState command_deadline_state;
 
   /* The current transaction; NULL outside one. */
   PstEnvelope *envelope;             /* owned, nullable */

@@ -135,8 +135,21 @@ void pst_session_touch(PstSession *session) {
     g_source_set_ready_time(&session->source->source, -1);
     return;
   }
-  g_source_set_ready_time(&session->source->source,
-                          g_get_monotonic_time() + (gint64)timeout_ms * 1000);
+  /* Between commands the deadline runs from the end of the last command
+   * (or the state change) to the end of the next line, not from the last
+   * octet: a client that trickles a byte at a time is closed after
+   * timeout_command all the same.  In DATA and BDAT it is an idle timer. */
+  gboolean in_message = session->state == PST_SESSION_STATE_DATA ||
+                        session->state == PST_SESSION_STATE_BDAT;
+  if (in_message || session->command_deadline == 0 ||
+      session->command_deadline_total != session->command_total ||
+      session->command_deadline_state != session->state) {
+    session->command_deadline =
+        g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    session->command_deadline_total = session->command_total;
+    session->command_deadline_state = session->state;
+  }
+  g_source_set_ready_time(&session->source->source, session->command_deadline);
 }
 
 /* --- Lifecycle --------------------------------------------------------- */
