@@ -83,20 +83,27 @@ GPtrArray *dmarc_report_db_records(DmarcStore *store, const char *domain,
   return records;
 }
 
+/* Whether `sql` with `params` returns a row. */
+static gboolean dmarc_query_has_rows(DmarcStore *store, const char *sql,
+                                     const char *const *params,
+                                     gboolean *found_r, GError **error) {
+  g_autoptr(GPtrArray) rows = dmarc_store_query(store, sql, params, error);
+  if (rows == NULL)
+    return FALSE;
+  *found_r = rows->len > 0;
+  return TRUE;
+}
+
 gboolean dmarc_report_db_was_sent(DmarcStore *store, const char *domain,
                                   gint64 begin, const char *destination,
                                   gboolean *sent_r, GError **error) {
   g_autofree char *from = dmarc_int_text(begin);
   const char *params[] = {domain, from, destination, NULL};
-  g_autoptr(GPtrArray) rows = dmarc_store_query(
+  return dmarc_query_has_rows(
       store,
       "SELECT report_id FROM dmarc_reports WHERE policy_domain = $1"
       " AND period_begin = $2 AND destination = $3",
-      params, error);
-  if (rows == NULL)
-    return FALSE;
-  *sent_r = rows->len > 0;
-  return TRUE;
+      params, sent_r, error);
 }
 
 gboolean dmarc_report_db_mark_sent(DmarcStore *store, const char *domain,
@@ -147,15 +154,10 @@ gboolean dmarc_report_db_failure_was_sent(DmarcStore *store, const char *id,
                                           const char *destination,
                                           gboolean *sent_r, GError **error) {
   const char *params[] = {id, destination, NULL};
-  g_autoptr(GPtrArray) rows = dmarc_store_query(
-      store,
-      "SELECT sent FROM dmarc_failures_sent WHERE id = $1"
-      " AND destination = $2",
-      params, error);
-  if (rows == NULL)
-    return FALSE;
-  *sent_r = rows->len > 0;
-  return TRUE;
+  return dmarc_query_has_rows(store,
+                              "SELECT sent FROM dmarc_failures_sent"
+                              " WHERE id = $1 AND destination = $2",
+                              params, sent_r, error);
 }
 
 gboolean dmarc_report_db_failure_mark_sent(DmarcStore *store, const char *id,

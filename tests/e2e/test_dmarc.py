@@ -38,6 +38,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def base_config(dns_port: int, history: str) -> dict:
+    """relay, spf (annotating only), the DKIM test plugin and dmarc, with
+    DNS from the test server; shared with test_dmarc_report.py."""
     return {
         "server": {"xclient_hosts": "127.0.0.0/8"},
         "dns": {"nameservers": f"127.0.0.1@{dns_port}", "timeout": "1s",

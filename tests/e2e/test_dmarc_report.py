@@ -30,15 +30,13 @@ import harness
 from delivery import delivery_config
 from harness import BUILD, REPO
 from receivers import Receiver, shared_port, unstuff
+from test_dmarc import PLUGIN_PATH, base_config
 
 ZONE = REPO / "tests" / "dns" / "dmarc-e2e.zone"
 XSD = REPO / "plugins" / "dmarc" / "dmarc-aggregate.xsd"
 POSTILION = BUILD / "tools" / "postilion"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 NS = {"d": "urn:ietf:params:xml:ns:dmarc-2.0"}
-PLUGIN_PATH = [str(BUILD / "plugins" / "relay"), str(BUILD / "plugins" / "spf"),
-               str(BUILD / "plugins" / "dmarc"),
-               str(BUILD / "tests" / "plugins" / "fakedkim")]
 GOOD = "192.0.2.10"
 STRANGER = "198.51.100.10"
 
@@ -127,24 +125,15 @@ def site(history, tmp_path):
     dns = harness.TestDnsServer([ZONE])
     port = shared_port(["127.0.0.2"])
     receiver = Receiver("127.0.0.2", port, "mx.reports.test")
-    config = delivery_config(tmp_path / "mail", smtp_port=port,
-                             smtp_timeout="1500ms")
-    config.update({
-        "server": {"xclient_hosts": "127.0.0.0/8"},
-        "dns": {"nameservers": f"127.0.0.1@{dns.port}", "timeout": "1s",
-                "dnssec": "no"},
-        "plugins": {"path": PLUGIN_PATH,
-                    "load": ["relay", "spf", "dkim", "dmarc"]},
-        # The report command submits from 127.0.0.1: allowed to relay.
-        "plugin:relay": {"internal_networks": "127.0.0.1/32",
-                         "reject_unknown_sender_domain": "no",
-                         "reject_unknown_recipient_domain": "no"},
-        "plugin:spf": {"policy": "none", "identities": "mail_from"},
-        "plugin:dmarc": {"history": history,
-                         "trusted_forwarders": "203.0.113.0/24",
-                         "report_org_name": "Postilion Test",
-                         "report_email": "dmarc-reports@mx.test.example"},
-    })
+    config = base_config(dns.port, history)
+    config.update(delivery_config(tmp_path / "mail", smtp_port=port,
+                                  smtp_timeout="1500ms"))
+    # The report command submits from 127.0.0.1: allowed to relay.
+    config["plugin:relay"]["internal_networks"] = "127.0.0.1/32"
+    config["plugin:dmarc"].update({
+        "trusted_forwarders": "203.0.113.0/24",
+        "report_org_name": "Postilion Test",
+        "report_email": "dmarc-reports@mx.test.example"})
     daemon = harness.Daemon(tmp_path / "postiliond", config=config)
     daemon.start()
     yield daemon, receiver
@@ -369,17 +358,8 @@ def test_database_down_loses_no_mail(tmp_path):
     are logged and counted."""
     dns = harness.TestDnsServer([ZONE])
     try:
-        daemon = harness.Daemon(tmp_path / "postiliond", config={
-            "server": {"xclient_hosts": "127.0.0.0/8"},
-            "dns": {"nameservers": f"127.0.0.1@{dns.port}", "timeout": "1s",
-                    "dnssec": "no"},
-            "plugins": {"path": PLUGIN_PATH,
-                        "load": ["relay", "spf", "dkim", "dmarc"]},
-            "plugin:relay": {"reject_unknown_sender_domain": "no",
-                             "reject_unknown_recipient_domain": "no"},
-            "plugin:spf": {"policy": "none", "identities": "mail_from"},
-            "plugin:dmarc": {"history": "postgresql:///dmarc?host="
-                                        f"{tmp_path}/no-such-socket"}})
+        daemon = harness.Daemon(tmp_path / "postiliond", config=base_config(
+            dns.port, f"postgresql:///dmarc?host={tmp_path}/no-such-socket"))
         daemon.start()
         assert send(daemon, GOOD, "a@reject.test", "reject.test") == 250
         assert send(daemon, STRANGER, "a@reject.test", "reject.test") == 550
