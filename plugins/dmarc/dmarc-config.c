@@ -139,6 +139,11 @@ static gboolean dmarc_read_history(GKeyFile *keyfile, const char *group,
   return FALSE;
 }
 
+static void dmarc_set_string(char **slot, const char *value) {
+  g_free(*slot);
+  *slot = g_strdup(value);
+}
+
 static gboolean dmarc_read_reporting(GKeyFile *keyfile, const char *group,
                                      DmarcConfig *config, GError **error) {
   g_autofree char *hostname =
@@ -161,6 +166,11 @@ static gboolean dmarc_read_reporting(GKeyFile *keyfile, const char *group,
                           &limit, error))
     return FALSE;
   config->report_rate_limit = (guint)limit;
+  /* An empty value (as in a copied dmarc.conf) means the default. */
+  if (config->report_org_name[0] == '\0')
+    dmarc_set_string(&config->report_org_name, hostname);
+  if (config->report_email[0] == '\0')
+    dmarc_set_string(&config->report_email, email);
   config->hostname = g_strdup(hostname);
   const char *at = strchr(config->report_email, '@');
   if (at != NULL && at != config->report_email && strchr(at + 1, '@') == NULL &&

@@ -425,6 +425,7 @@ static void test_config_errors(void) {
        "history=postgresql://localhost/dmarc\nreport_email=r@example.com\n",
        NULL},
       {"history=\n", NULL},
+      {"report_email=\nreport_org_name=\ntrusted_forwarders=\n", NULL},
       {"quarantine=junk\n", "quarantine: \"junk\" is not hold or header"},
       {"temperror_action=reject\n", "temperror_action"},
       {"malformed_from=drop\n", "malformed_from"},
