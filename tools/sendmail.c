@@ -3,13 +3,21 @@
  *
  * Reads the message from standard input and submits it over SMTP to the
  * daemon's first listener (0.0.0.0 and :: become the loopback address), so
- * it passes the same checks as any message.  Options, as sendmail's:
+ * it passes the same checks as any message.  It says EHLO with [server]
+ * hostname (a fully-qualified name, so the relay plugin's HELO checks pass
+ * whether or not loopback is an internal network) and always ends with
+ * QUIT.  Options, as sendmail's:
  *   -f SENDER   envelope sender (default: the invoking user @ hostname)
  *   -F NAME     full name for a From: header we add when there is none
  *   -t          recipients from To:, Cc: and Bcc: (Bcc: is removed)
  *   -i, -oi     a line with a single "." does not end the message
- *   -o..., -B..., -bm, -v and other common options are accepted and ignored
- * Recipients on the command line add to those.  Date: and From: are added
+ *   -C FILE     the configuration (also $POSTILION_CONFIG), as Postfix's -C
+ *   -o..., -B..., -bm, -v, -m and other common options are accepted and
+ *               ignored (cron: -FCronDaemon -i -B8BITMIME -oem)
+ * Recipients on the command line add to those.  A bare local name
+ * ("root") gets @ the first of [server] domains (hostname when there are
+ * none), as Postfix's append_at_myorigin, so the daemon's aliases apply; a
+ * bare sender gets @ hostname.  Date:, Message-ID: and From: are added
  * when missing.  Exit status: sysexits(3), as sendmail: 0 queued, 64 bad
  * usage, 67 recipient refused, 69 daemon unreachable, 75 temporary failure.
  * pst_tool_submit() is the same submission for other commands (`postilion
@@ -31,6 +39,7 @@
 typedef struct {
   char *sender;          /* owned, nullable */
   char *full_name;       /* owned, nullable */
+  char *config_path;     /* owned, nullable: -C FILE */
   gboolean from_headers; /* -t */
   gboolean dot_ends;     /* without -i */
   GPtrArray *recipients; /* owned, of char* */
@@ -51,20 +60,20 @@ static gboolean parse_options(int argc, char **argv, SendmailOptions *o) {
       break;
     }
     char flag = arg[1];
-    if (flag == 'f' || flag == 'F' || flag == 'r') {
+    if (flag == 'f' || flag == 'F' || flag == 'r' || flag == 'C') {
       const char *value = arg[2] ? arg + 2 : (i + 1 < argc ? argv[++i] : NULL);
       if (value == NULL)
         return FALSE;
-      char **slot = flag == 'F' ? &o->full_name : &o->sender;
+      char **slot = flag == 'F'   ? &o->full_name
+                    : flag == 'C' ? &o->config_path
+                                  : &o->sender;
       g_free(*slot);
       *slot = g_strdup(value);
     } else if (flag == 't' && arg[2] == '\0') {
       o->from_headers = TRUE;
     } else if (g_str_equal(arg, "-i") || g_str_equal(arg, "-oi")) {
       o->dot_ends = FALSE;
-    } else if (flag == 'o' || flag == 'B' || flag == 'b' || flag == 'v' ||
-               flag == 'N' || flag == 'R' || flag == 'V' || flag == 'X' ||
-               flag == 'L' || flag == 'h' || flag == 'q' || flag == 'd') {
+    } else if (flag != '\0' && strchr("oBbvNRVXLhqdmnU", flag) != NULL) {
       /* Accepted for compatibility; -N/-R/-V/-X/-L take a value. */
       if (strchr("NRVXLh", flag) != NULL && arg[2] == '\0' && i + 1 < argc)
         i++;
@@ -152,7 +161,8 @@ static void take_header_recipients(GString *message, GPtrArray *recipients) {
   }
 }
 
-static void add_missing_fields(GString *message, const SendmailOptions *o) {
+static void add_missing_fields(GString *message, const SendmailOptions *o,
+                               const char *hostname) {
   gsize end = header_end(message);
   GString *added = g_string_new(NULL);
   if (!has_field(message->str, end, "From")) {
@@ -165,6 +175,12 @@ static void add_missing_fields(GString *message, const SendmailOptions *o) {
   if (!has_field(message->str, end, "Date")) {
     g_autofree char *date = pst_dsn_format_date(g_get_real_time());
     g_string_append_printf(added, "Date: %s\r\n", date);
+  }
+  if (!has_field(message->str, end, "Message-ID")) {
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    g_autofree char *stamp = g_date_time_format(now, "%Y%m%d%H%M%S");
+    g_string_append_printf(added, "Message-ID: <%s.%08X%08X@%s>\r\n", stamp,
+                           g_random_int(), g_random_int(), hostname);
   }
   /* No header at all (the first line is no field): all of it is body. */
   gsize name = strspn(message->str, "!\"#$%&'()*+,-./0123456789;<=>?@ABCDEFG"
@@ -247,16 +263,32 @@ static GString *dot_stuffed(const GString *message) {
   return out;
 }
 
-/* The transaction; an exit status. */
-static int submit_transaction(Submission *s, const SendmailOptions *o,
+/* BODY=8BITMIME for 8-bit content, SMTPUTF8 for a non-ASCII address. */
+static char *mail_params(const SendmailOptions *o, const GString *message) {
+  GString *params = g_string_new(NULL);
+  if (!g_str_is_ascii(message->str))
+    g_string_append(params, " BODY=8BITMIME");
+  gboolean utf8 = !g_str_is_ascii(o->sender);
+  for (guint i = 0; i < o->recipients->len; i++)
+    utf8 |= !g_str_is_ascii(o->recipients->pdata[i]);
+  if (utf8)
+    g_string_append(params, " SMTPUTF8");
+  return g_string_free(params, FALSE);
+}
+
+/* The transaction after the greeting; an exit status. */
+static int submit_transaction(Submission *s, const char *hostname,
+                              const SendmailOptions *o,
                               const GString *message) {
   g_autofree char *text = NULL;
   int code = smtp_reply(s, &text);
   if (code != 220)
     return exit_for(code);
   g_clear_pointer(&text, g_free);
-  if (smtp_command(s, NULL, "EHLO localhost") != 250 ||
-      (code = smtp_command(s, &text, "MAIL FROM:<%s>", o->sender)) != 250) {
+  g_autofree char *params = mail_params(o, message);
+  if (smtp_command(s, NULL, "EHLO %s", hostname) != 250 ||
+      (code = smtp_command(s, &text, "MAIL FROM:<%s>%s", o->sender, params)) !=
+          250) {
     fprintf(stderr, "sendmail: sender refused: %s\n", text ? text : "");
     return code >= 500 ? PST_EXIT_DATAERR : exit_for(code);
   }
@@ -280,7 +312,6 @@ static int submit_transaction(Submission *s, const SendmailOptions *o,
     fprintf(stderr, "sendmail: message refused: %s\n", text ? text : "");
     return code >= 500 ? PST_EXIT_DATAERR : exit_for(code);
   }
-  smtp_command(s, NULL, "QUIT");
   return PST_EXIT_OK;
 }
 
@@ -301,7 +332,10 @@ static int submit(const PstConfig *config, const SendmailOptions *o,
   s.input = g_data_input_stream_new(
       g_io_stream_get_input_stream(G_IO_STREAM(s.connection)));
   s.output = g_io_stream_get_output_stream(G_IO_STREAM(s.connection));
-  int status = submit_transaction(&s, o, message);
+  int status = submit_transaction(&s, config->server.hostname, o, message);
+  /* QUIT before hanging up, whatever happened (the server logs a lost
+   * connection otherwise); its reply does not matter. */
+  smtp_command(&s, NULL, "QUIT");
   g_object_unref(s.input);
   g_object_unref(s.connection);
   return status;
@@ -325,6 +359,42 @@ static char *default_sender(const PstConfig *config) {
   return g_strdup_printf("%s@%s", user, config->server.hostname);
 }
 
+/* "name" -> "name@DOMAIN" (Postfix's append_at_myorigin); an address
+ * with a domain, and the null sender, stay as they are. */
+static void qualify(char **address, const char *domain) {
+  if (strchr(*address, '@') != NULL || (*address)[0] == '\0')
+    return;
+  char *qualified = g_strdup_printf("%s@%s", *address, domain);
+  g_free(*address);
+  *address = qualified;
+}
+
+/* Recipients get our first mail domain, so the daemon's aliases and
+ * mailboxes apply ("root", "alice"); the sender gets the host name, as
+ * the default sender does ("-f <>" is the null sender). */
+static void qualify_addresses(const PstConfig *config, SendmailOptions *o) {
+  const char *domain =
+      config->server.domains != NULL && config->server.domains[0] != NULL
+          ? config->server.domains[0]
+          : config->server.hostname;
+  for (guint i = 0; i < o->recipients->len; i++)
+    qualify((char **)&o->recipients->pdata[i], domain);
+  if (g_str_equal(o->sender, "<>"))
+    o->sender[0] = '\0';
+  qualify(&o->sender, config->server.hostname);
+}
+
+/* -C FILE, else $POSTILION_CONFIG, else what the caller was given. */
+static const char *config_choice(const SendmailOptions *o,
+                                 const char *config_path) {
+  const char *from_environment = g_getenv("POSTILION_CONFIG");
+  if (o->config_path != NULL)
+    return o->config_path;
+  if (from_environment != NULL && from_environment[0] != '\0')
+    return from_environment;
+  return config_path;
+}
+
 int pst_tool_sendmail(const char *config_path, int argc, char **argv) {
   SendmailOptions o = {.dot_ends = TRUE};
   o.recipients = g_ptr_array_new_with_free_func(g_free);
@@ -332,10 +402,11 @@ int pst_tool_sendmail(const char *config_path, int argc, char **argv) {
   g_autoptr(GError) error = NULL;
   g_autoptr(PstConfig) config = NULL;
   if (!parse_options(argc, argv, &o)) {
-    fputs("usage: sendmail [-t] [-i] [-f sender] [-F name] [recipient ...]"
-          "\n",
+    fputs("usage: sendmail [-t] [-i] [-C file] [-f sender] [-F name] "
+          "[recipient ...]\n",
           stderr);
-  } else if ((config = pst_config_load(config_path, &error)) == NULL) {
+  } else if ((config = pst_config_load(config_choice(&o, config_path),
+                                       &error)) == NULL) {
     fprintf(stderr, "sendmail: %s\n", error->message);
     status = PST_EXIT_CONFIG;
   } else {
@@ -345,7 +416,8 @@ int pst_tool_sendmail(const char *config_path, int argc, char **argv) {
     message = read_message(o.dot_ends);
     if (o.from_headers)
       take_header_recipients(message, o.recipients);
-    add_missing_fields(message, &o);
+    qualify_addresses(config, &o);
+    add_missing_fields(message, &o, config->server.hostname);
     if (o.recipients->len == 0) {
       fputs("sendmail: no recipients (give them as arguments, or -t)\n",
             stderr);
@@ -356,6 +428,7 @@ int pst_tool_sendmail(const char *config_path, int argc, char **argv) {
   }
   g_free(o.sender);
   g_free(o.full_name);
+  g_free(o.config_path);
   g_ptr_array_unref(o.recipients);
   return status;
 }

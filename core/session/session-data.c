@@ -438,7 +438,8 @@ static void session_end_of_data(PstSession *session) {
        pst_chain_has_hooks(plugins, listener, PST_STAGE_QUEUED));
   /* Without plugins at EOM the message is only built when the
    * Authentication-Results field needs edits. */
-  if (!hooks && !pst_session_authres_needed(session, fields)) {
+  if (!hooks && !pst_session_authres_needed(session, fields) &&
+      !pst_session_submission_needed(session, fields)) {
     session_commit(session);
     return;
   }
@@ -447,6 +448,7 @@ static void session_end_of_data(PstSession *session) {
       pst_spool_writer_get_path(session->writer), session->header_length,
       pst_spool_writer_get_size(session->writer), envelope);
   pst_session_authres_strip(session, session->message);
+  pst_session_submission_complete(session, session->message);
   if (!hooks) {
     session_commit(session);
     return;

@@ -9,6 +9,7 @@
  * session-xclient.c  XCLIENT: a trusted proxy passes the client's attributes
  * session-rdns.c     the client's verified reverse name, before CONNECT
  * session-authres.c  the Authentication-Results field (RFC 8601)
+ * session-submission.c Date: and Message-ID: for submitted mail
  * session-tls.c      STARTTLS and implicit TLS: the core's side of TLS
  * session-auth.c     AUTH: the SASL exchange's framing, limits, outcome
  * xclient-parse.c    the pure parser of XCLIENT's argument (fuzzed)
@@ -192,6 +193,13 @@ gboolean pst_session_authres_needed(PstSession *session, GPtrArray *fields);
 void pst_session_authres_strip(PstSession *session, PstMessage *message);
 /* Inserts our field on top, from the auth.* results (after EOM). */
 void pst_session_authres_add(PstSession *session, PstMessage *message);
+
+/* session-submission.c */
+/* TRUE when a client we complete mail for (authenticated, allowed to
+ * relay) sent a header block without Date: or Message-ID:. */
+gboolean pst_session_submission_needed(PstSession *session, GPtrArray *fields);
+/* Adds the missing Date: and Message-ID: for such a client (before EOM). */
+void pst_session_submission_complete(PstSession *session, PstMessage *message);
 
 /* session-rdns.c */
 /* Looks up the client's forward-confirmed reverse name (unless disabled or
