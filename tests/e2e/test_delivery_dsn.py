@@ -7,6 +7,7 @@ to the sender's own Maildir and parsed back with Python's email module."""
 
 import email
 import email.policy
+import re
 import struct
 import time
 
@@ -198,7 +199,7 @@ def test_ascii_bounce_stays_rfc3464(postiliond, tmp_path):
     d = postiliond(config=delivery_config(tmp_path, mailboxes=MAILBOXES,
                                           max_lifetime="1s"))
     block(tmp_path, "bob@example.org")
-    send(d, "alice@example.org", ["bob@example.org"])
+    qid = send(d, "alice@example.org", ["bob@example.org"])
     (raw,) = wait_messages(maildir_of(tmp_path, "alice@example.org"),
                            timeout=15)
     dsn = parse(raw)
@@ -206,6 +207,29 @@ def test_ascii_bounce_stays_rfc3464(postiliond, tmp_path):
     _, status, original = dsn.get_payload()
     assert status.get_content_type() == "message/delivery-status"
     assert original.get_content_type() == "message/rfc822"
+    # The original is removed once, by whichever job came first (issue 17:
+    # it was logged twice, by the DSN's job and by its own).
+    wait_queue_empty(d)
+    time.sleep(scaled(0.3))
+    assert len(re.findall(rf"^\S+ {qid}: removed", d.log_text(), re.M)) == 1, \
+        d.log_text()
+
+
+def test_success_dsn_names_no_file(postiliond, tmp_path):
+    """A success notice may go to an outside sender: it says "delivered to
+    mailbox", never the Maildir file's path (issue 17, item 7)."""
+    d = postiliond(config=delivery_config(tmp_path, mailboxes=MAILBOXES))
+    send(d, "alice@example.org", ["bob@example.org"],
+         params={"bob@example.org": " NOTIFY=SUCCESS"})
+    (raw,) = wait_messages(maildir_of(tmp_path, "alice@example.org"))
+    dsn = parse(raw)
+    human, status, _ = dsn.get_payload()
+    _, per_rcpt = status_blocks(status)
+    assert per_rcpt["Action"] == "delivered"
+    assert per_rcpt["Diagnostic-Code"] == \
+        "smtp; 250 2.0.0 delivered to mailbox"
+    assert str(tmp_path) not in raw.decode(errors="replace")
+    assert "/new/" not in raw.decode(errors="replace")
 
 
 # --------------------------------------------------------------------------
