@@ -196,22 +196,6 @@ static char *lmtp_hello(LmtpClient *client, PstSmtpExtensions *extensions,
   return reply;
 }
 
-/* "MAIL FROM:<a@b>" with the parameters the keywords allow. */
-static char *lmtp_mail_command(const PstEnvelope *envelope, GBytes *content,
-                               const PstSmtpExtensions *extensions,
-                               gboolean eight_bit) {
-  GString *mail = g_string_new(NULL);
-  g_string_printf(mail, "MAIL FROM:<%s>", envelope->sender);
-  if (extensions->flags & PST_SMTP_EXT_SIZE)
-    g_string_append_printf(mail, " SIZE=%" G_GSIZE_FORMAT,
-                           g_bytes_get_size(content));
-  if (eight_bit && (extensions->flags & PST_SMTP_EXT_8BITMIME))
-    g_string_append(mail, " BODY=8BITMIME");
-  if (envelope->smtputf8 && (extensions->flags & PST_SMTP_EXT_SMTPUTF8))
-    g_string_append(mail, " SMTPUTF8");
-  return g_string_free(mail, FALSE);
-}
-
 /* Sends MAIL and every RCPT (in one write with PIPELINING, else one at a
  * time) and reads their replies: FALSE on an I/O error; *mail_r is MAIL's
  * reply, and `replies` gets one RCPT reply per target. */
@@ -320,12 +304,12 @@ static gboolean lmtp_transaction(LmtpClient *client,
       size, "the LMTP server");
   if (refusal != NULL)
     return !lmtp_expect(refusal, '2', targets, replies);
-  g_autofree char *mail =
-      lmtp_mail_command(envelope, content, &extensions, eight_bit);
+  g_autoptr(GString) mail = pst_smtp_mail_command_new(
+      &extensions, envelope->sender, size, eight_bit, envelope->smtputf8);
   g_clear_pointer(&reply, g_free);
-  if (!lmtp_envelope(client, mail, targets,
-                     (extensions.flags & PST_SMTP_EXT_PIPELINING) != 0,
-                     &reply, replies, error))
+  if (!lmtp_envelope(client, mail->str, targets,
+                     (extensions.flags & PST_SMTP_EXT_PIPELINING) != 0, &reply,
+                     replies, error))
     return FALSE;
   if (!lmtp_expect(reply, '2', targets, replies))
     return TRUE;

@@ -219,19 +219,13 @@ static char *message_check(Delivery *delivery, PstSmtpConnection *connection) {
 static char *mail_command(Delivery *delivery, PstSmtpConnection *connection) {
   const PstSmtpExtensions *extensions =
       pst_smtp_connection_get_extensions(connection);
-  GString *mail = g_string_new(NULL);
-  g_string_printf(mail, "MAIL FROM:<%s>", delivery->envelope->sender);
-  if (extensions->flags & PST_SMTP_EXT_SIZE)
-    g_string_append_printf(mail, " SIZE=%" G_GSIZE_FORMAT,
-                           g_bytes_get_size(delivery->content));
-  if ((extensions->flags & PST_SMTP_EXT_8BITMIME) &&
-      (delivery->envelope->body == PST_BODY_8BITMIME ||
-       pst_smtp_content_is_8bit(g_bytes_get_data(delivery->content, NULL),
-                                g_bytes_get_size(delivery->content))))
-    g_string_append(mail, " BODY=8BITMIME");
-  if (delivery->envelope->smtputf8 &&
-      (extensions->flags & PST_SMTP_EXT_SMTPUTF8))
-    g_string_append(mail, " SMTPUTF8");
+  gsize size = g_bytes_get_size(delivery->content);
+  GString *mail = pst_smtp_mail_command_new(
+      extensions, delivery->envelope->sender, size,
+      delivery->envelope->body == PST_BODY_8BITMIME ||
+          pst_smtp_content_is_8bit(g_bytes_get_data(delivery->content, NULL),
+                                   size),
+      delivery->envelope->smtputf8);
   /* RFC 3461 6.2: a DSN-capable next hop gets the DSN parameters, and the
    * notices are then its job. */
   if (extensions->flags & PST_SMTP_EXT_DSN) {

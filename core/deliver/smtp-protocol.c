@@ -249,6 +249,20 @@ gboolean pst_smtp_header_is_8bit(const guint8 *data, gsize length) {
   return FALSE;
 }
 
+GString *pst_smtp_mail_command_new(const PstSmtpExtensions *extensions,
+                                   const char *sender, gsize size,
+                                   gboolean eight_bit, gboolean smtputf8) {
+  GString *mail = g_string_new(NULL);
+  g_string_printf(mail, "MAIL FROM:<%s>", sender);
+  if (extensions->flags & PST_SMTP_EXT_SIZE)
+    g_string_append_printf(mail, " SIZE=%" G_GSIZE_FORMAT, size);
+  if (eight_bit && (extensions->flags & PST_SMTP_EXT_8BITMIME))
+    g_string_append(mail, " BODY=8BITMIME");
+  if (smtputf8 && (extensions->flags & PST_SMTP_EXT_SMTPUTF8))
+    g_string_append(mail, " SMTPUTF8");
+  return mail;
+}
+
 char *pst_smtp_extensions_refusal(const PstSmtpExtensions *extensions,
                                   gboolean smtputf8, gboolean eight_bit,
                                   gsize size, const char *peer) {

@@ -90,6 +90,13 @@ void pst_smtp_extensions_parse(const PstSmtpResponse *ehlo,
  * Postfix does. */
 gboolean pst_smtp_header_is_8bit(const guint8 *data, gsize length);
 
+/* "MAIL FROM:<sender>" with SIZE=, BODY=8BITMIME (for 8-bit content) and
+ * SMTPUTF8 (asked for) as far as the peer's keywords offer them; a new
+ * string the caller may extend (DSN parameters).  For SMTP and LMTP. */
+GString *pst_smtp_mail_command_new(const PstSmtpExtensions *extensions,
+                                   const char *sender, gsize size,
+                                   gboolean eight_bit, gboolean smtputf8);
+
 /* Why a message cannot go to a peer with these keywords (SMTP's EHLO or
  * LMTP's LHLO): SMTPUTF8 needed and not offered (550 5.6.7), 8-bit
  * content without 8BITMIME (554 5.6.3), larger than its SIZE (552 5.3.4).

@@ -151,6 +151,20 @@ static void test_extensions_refusal(void) {
                   "limit of the LMTP server (100 octets)");
 }
 
+static void test_mail_command(void) {
+  PstSmtpExtensions none = {0};
+  PstSmtpExtensions all = {
+      PST_SMTP_EXT_SMTPUTF8 | PST_SMTP_EXT_8BITMIME | PST_SMTP_EXT_SIZE, 0, ""};
+  g_autoptr(GString) plain =
+      pst_smtp_mail_command_new(&none, "a@b.example", 10, TRUE, TRUE);
+  g_assert_cmpstr(plain->str, ==, "MAIL FROM:<a@b.example>");
+  g_autoptr(GString) full = pst_smtp_mail_command_new(&all, "", 10, TRUE, TRUE);
+  g_assert_cmpstr(full->str, ==, "MAIL FROM:<> SIZE=10 BODY=8BITMIME SMTPUTF8");
+  g_autoptr(GString) seven =
+      pst_smtp_mail_command_new(&all, "", 10, FALSE, FALSE);
+  g_assert_cmpstr(seven->str, ==, "MAIL FROM:<> SIZE=10");
+}
+
 static void test_header_is_8bit(void) {
   static const struct {
     const char *message;
@@ -339,6 +353,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/deliver/smtp-protocol/extensions", test_extensions);
   g_test_add_func("/deliver/smtp-protocol/extensions-refusal",
                   test_extensions_refusal);
+  g_test_add_func("/deliver/smtp-protocol/mail-command", test_mail_command);
   g_test_add_func("/deliver/smtp-protocol/header-is-8bit",
                   test_header_is_8bit);
   g_test_add_func("/deliver/smtp-protocol/encode", test_encode);
