@@ -77,7 +77,6 @@ void dmarc_auth_free(DmarcAuth *auth) {
   g_free(auth->selector);
   g_free(auth->result);
   g_free(auth->scope);
-  g_free(auth->human);
   g_free(auth);
 }
 

@@ -328,6 +328,11 @@ void dmarc_history_unref(DmarcHistory *history) {
   stop->spf_aligned = TRUE;
   g_async_queue_push(history->queue, stop);
   g_thread_join(history->thread);
+  pst_plugin_log(history->plugin,
+                 history->lost > 0 ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_INFO,
+                 "history %s: %" G_GUINT64_FORMAT " rows written, %"
+                 G_GUINT64_FORMAT " lost",
+                 history->uri, history->written, history->lost);
   g_async_queue_unref(history->queue);
   dmarc_store_close(history->store);
   g_mutex_clear(&history->lock);
@@ -346,13 +351,6 @@ void dmarc_history_add(DmarcHistory *history, DmarcHistoryRow *row) {
   g_async_queue_push(history->queue, row);
 }
 
-void dmarc_history_get_counts(DmarcHistory *history, guint64 *written_r,
-                              guint64 *lost_r) {
-  g_mutex_lock(&history->lock);
-  *written_r = history->written;
-  *lost_r = history->lost;
-  g_mutex_unlock(&history->lock);
-}
 
 gboolean dmarc_history_failure_allowed(DmarcHistory *history,
                                        const char *domain) {

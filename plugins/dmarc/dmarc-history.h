@@ -107,9 +107,6 @@ void dmarc_history_add(DmarcHistory *history, DmarcHistoryRow *row);
 #define DMARC_FAILURES_PER_HOUR 10
 gboolean dmarc_history_failure_allowed(DmarcHistory *history,
                                        const char *domain);
-/* Rows written, and rows lost (database down, queue full), so far. */
-void dmarc_history_get_counts(DmarcHistory *history, guint64 *written_r,
-                              guint64 *lost_r);
 /* Waits until every row queued so far is written or counted lost (tests,
  * shutdown). */
 void dmarc_history_flush(DmarcHistory *history);

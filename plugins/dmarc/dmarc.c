@@ -95,8 +95,6 @@ static DmarcAuth *dmarc_read_spf(PstCall *call, const char *sender) {
   } else if (helo != NULL && (sender == NULL || sender[0] == '\0')) {
     auth = dmarc_auth_new(helo, NULL, result, "helo");
   }
-  if (auth != NULL)
-    auth->human = g_strdup(dmarc_dict_string(spf, "reason"));
   return auth;
 }
 
@@ -115,7 +113,6 @@ static GPtrArray *dmarc_read_dkim(PstCall *call) {
                                      dmarc_dict_string(signature, "header.s"),
                                      dmarc_dict_string(signature, "result"),
                                      NULL);
-    auth->human = g_strdup(dmarc_dict_string(signature, "reason"));
     g_ptr_array_add(dkim, auth);
     g_variant_unref(signature);
   }

@@ -167,7 +167,6 @@ typedef struct {
   char *selector; /* owned, nullable */
   char *result;   /* owned: "pass", "fail", "temperror", ... */
   char *scope;    /* owned, nullable: SPF "mfrom" or "helo" */
-  char *human;    /* owned, nullable: the reason, for failure reports */
 } DmarcAuth;
 
 DmarcAuth *dmarc_auth_new(const char *domain, const char *selector,
