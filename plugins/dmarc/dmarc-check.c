@@ -222,8 +222,9 @@ static gboolean dmarc_auth_passed(const DmarcAuth *auth) {
          g_str_equal(auth->result, "pass");
 }
 
-/* The walk `domain` needs for relaxed alignment, or NULL when the answer
- * is known without one. */
+/* Whether `auth` needs its own tree walk: it passed, alignment is relaxed,
+ * it is not the From domain itself, and it lies within the From domain's
+ * Organizational Domain (otherwise the answer is "not aligned" already). */
 static gboolean dmarc_needs_walk(const DmarcCheck *check, const DmarcAuth *auth,
                                  gboolean strict) {
   return dmarc_auth_passed(auth) && !strict &&
