@@ -59,10 +59,11 @@ def base_config(dns_port: int, history: str) -> dict:
 class DmarcDaemon:
     """The module's daemon and its current extra [plugin:dmarc] keys."""
 
-    def __init__(self, daemon: harness.Daemon, base: dict):
+    def __init__(self, daemon: harness.Daemon, base: dict, query_log):
         self.daemon = daemon
         self.base = base
         self.keys: dict = {}
+        self.query_log = query_log  # "NAME TYPE" per query the DNS got
 
     def configure(self, **keys) -> harness.Daemon:
         """Reloads with the base keys plus exactly these (if they differ)."""
@@ -78,12 +79,14 @@ class DmarcDaemon:
 
 @pytest.fixture(scope="module")
 def dmarc(tmp_path_factory):
-    dns = harness.TestDnsServer([ZONE])
     directory = tmp_path_factory.mktemp("dmarc")
+    dns = harness.TestDnsServer([ZONE], args=["--query-log",
+                                              str(directory / "queries")])
     config = base_config(dns.port, f"sqlite:{directory / 'dmarc.db'}")
     daemon = harness.Daemon(directory / "postiliond", config=config)
     daemon.start()
-    yield DmarcDaemon(daemon, dict(config["plugin:dmarc"]))
+    yield DmarcDaemon(daemon, dict(config["plugin:dmarc"]),
+                      directory / "queries")
     status = daemon.stop()
     dns.stop()
     report = daemon.sanitizer_report()
@@ -226,6 +229,24 @@ def test_psd_policy(dmarc):
     found = queued(d, send(d, GOOD, "b@bounce.shop.psdtld.test",
                            message("a@shop.psdtld.test")))
     assert dmarc_resinfo(found).startswith("dmarc=pass")
+
+
+def test_tree_walk_of_a_deep_name(dmarc):
+    """A From domain of 11 labels: the walk queries it, jumps to its last 7
+    labels, then drops one label at a time: 8 queries at most ("DNS Tree
+    Walk"), and finds reject.test's policy (p, as sp is absent)."""
+    d = dmarc.configure()
+    deep = "a.b.c.d.e.f.g.h.reject.test"
+    before = len(dmarc.query_log.read_text().splitlines())
+    reply = send(d, STRANGER, f"x@{deep}", message(f"x@{deep}"))
+    assert reply.code == 550 and deep in reply.last, reply
+    lines = dmarc.query_log.read_text().splitlines()[before:]
+    names = [line.split()[0].rstrip(".").lower() for line in lines
+             if line.startswith("_dmarc.") and " TXT" in line]
+    walk = [name for name in names if deep.endswith(name[len("_dmarc."):])]
+    # (the resolver's cache may answer the upper names of earlier tests)
+    assert walk[:2] == [f"_dmarc.{deep}", "_dmarc.d.e.f.g.h.reject.test"]
+    assert len(walk) <= 8
 
 
 def test_test_mode_is_not_enforced(dmarc):
