@@ -151,7 +151,7 @@ def memory_cgroup():
 
 
 def test_slow_large_messages_memory_bounded(postiliond, memory_cgroup):
-    limit_mib = 96
+    limit_mib = 64 + SESSIONS  # 1 MiB a session: less than one message
     d = postiliond(config={"server": {
         "max_connections_per_ip": SESSIONS + 20,
         "max_message_size": f"{MESSAGE_MIB * 2}M"}})

@@ -9,6 +9,7 @@ POSTILION_SLOW_TIMEOUT=30 (seconds; the octets then come every 10 s) run the
 issue's full numbers."""
 
 import os
+import resource
 import socket
 import threading
 import time
@@ -64,6 +65,9 @@ class Trickler(threading.Thread):
 
 
 def test_silent_and_trickling_clients_time_out(postiliond):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE,
+                       (max(soft, min(hard, SILENT + TRICKLING + 256)), hard))
     limit = SILENT + TRICKLING + 50
     d = postiliond(config={"server": {
         "timeout_command": f"{int(TIMEOUT)}s",
