@@ -177,3 +177,5 @@ def test_no_acknowledged_message_lost_across_power_cuts(postiliond, tmp_path):
             f"{len(tokens) - len(set(tokens))} duplicates"
     print(report, file=sys.stderr)
     assert len(acknowledged) >= CUTS * 2, report
+    # A file enters queue/ only whole and synced: none may be torn.
+    assert not corrupt, report
