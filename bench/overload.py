@@ -51,7 +51,7 @@ def memory(pid: int) -> dict:
 
 def loadgen(port: int, count: int, sessions: int, rcpt: str,
             cap: float) -> None:
-    exe = REPO / "bench" / "loadgen"
+    exe = Path(os.environ["POSTILION_BUILD"]) / "bench-loadgen"
     if not exe.exists():
         subprocess.run(["cc", "-O2", "-o", str(exe),
                         str(REPO / "bench" / "loadgen.c")], check=True)

@@ -41,7 +41,8 @@ def subjects(maildir) -> list[str]:
             if (m := re.search(rb"Subject: (\S+)", raw))]
 
 
-def test_eio_during_data_and_delivery(postiliond, disk, tmp_path):
+def test_eio_during_data_and_delivery(disk, postiliond, tmp_path):
+    # `disk` first: it is unmounted after the daemon is gone.
     mnt = disk.mountpoint
     (tmp_path / "mailboxes").write_text("bob@example.org\n")
     d = postiliond(config={

@@ -8,7 +8,7 @@ that got a 250 must be delivered to each recipient (duplicates allowed,
 losses not), and every file in a Maildir's new/ must be a whole message
 (its last line and its line count are checked).
 
-The default run makes POWERCUT_CUTS cuts (6, a few seconds each); set
+The default run makes 4 cuts (a few seconds each); set
 POSTILION_POWERCUT_CUTS=50 (or more) for the long run.  Needs root and
 /dev/fuse (skipped otherwise)."""
 
@@ -27,7 +27,7 @@ from delivery import wait_for
 from harness import SMTPRaw, dot_stuff, scaled
 from powercut import PowerCutFS, fuse_usable
 
-CUTS = int(os.environ.get("POSTILION_POWERCUT_CUTS", "6"))
+CUTS = int(os.environ.get("POSTILION_POWERCUT_CUTS", "4"))
 RECIPIENTS = ("bob@example.org", "alice@example.org")
 
 pytestmark = pytest.mark.skipif(
@@ -134,7 +134,7 @@ def test_no_acknowledged_message_lost_across_power_cuts(postiliond, tmp_path):
                 senders = [Sender(d.port, f"s{i}-") for i in range(2)]
                 for s in senders:
                     s.start()
-            time.sleep(rng.uniform(0.3, 1.5))
+            time.sleep(rng.uniform(0.3, 1.0))
             summary = fs.cut()
             for top, count in summary["unsynced_names"].items():
                 in_flight[top] = in_flight.get(top, 0) + (count > 0)

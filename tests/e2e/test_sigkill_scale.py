@@ -101,7 +101,7 @@ def test_no_loss_and_dsns_across_sigkills_at_scale(postiliond, tmp_path):
             s.join(timeout=scaled(600))
         assert not any(s.is_alive() for s in senders)
         wait_for(lambda: not list((d.spool / "queue").iterdir()),
-                 scaled(120), "the queue to drain")
+                 scaled(max(120, MESSAGES / 20)), "the queue to drain")
         time.sleep(0.5)
     finally:
         lmtp.close()
