@@ -145,7 +145,8 @@ static GPtrArray *from_scan(const char *value) {
       .addresses = g_ptr_array_new_with_free_func(g_free),
   };
   gboolean in_angle = FALSE;
-  for (gsize i = 0; value[i] != '\0' && !scan.broken; i++) {
+  /* broken first: an unclosed quote or comment leaves i on the NUL. */
+  for (gsize i = 0; !scan.broken && value[i] != '\0'; i++) {
     char c = value[i];
     if (c == '(')
       scan.broken = !from_skip_comment(value, &i);
