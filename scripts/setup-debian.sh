@@ -14,6 +14,8 @@ PACKAGES=(
   libglib2.0-dev libunbound-dev libevent-dev
   # plugins/spf (libspf2), and pyspf to cross-check it in tests/e2e
   libspf2-dev python3-spf
+  # plugins/spf: the evaluator's seccomp filter
+  libseccomp-dev
   # plugins/dmarc: history in SQLite or PostgreSQL (libpq), gzip (zlib);
   # its tests: a private PostgreSQL instance, xmllint for the RFC 9990 XSD
   libsqlite3-dev libpq-dev zlib1g-dev postgresql libxml2-utils

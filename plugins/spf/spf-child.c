@@ -13,10 +13,12 @@
  * behind.
  *
  * The child is spawned with posix_spawn() (vfork semantics, safe in a
- * threaded daemon) from the worker thread that uses it, so it runs as the
- * daemon's unprivileged user and its PR_SET_PDEATHSIG (set by the child)
- * follows that thread, which outlives it: spf.c frees the child before the
- * job ends.  Callers: spf.c (worker threads), test-spf-child.c.
+ * threaded daemon), so it runs as the daemon's unprivileged user; its
+ * PR_SET_PDEATHSIG (set by the child) follows the spawning thread, which
+ * is why spf-pool.c spawns from a thread of its own that outlives every
+ * child.  A child serves many queries, one after the other; it counts
+ * them and knows its age, which the pool retires it by.  Callers:
+ * spf-pool.c (worker threads), test-spf-wire.c.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -38,7 +40,11 @@ extern char **environ;
 
 struct SpfChild {
   GPid pid;
-  int fd; /* the socket to the child */
+  int fd;          /* the socket to the child */
+  gint64 started;  /* monotonic microseconds */
+  guint checks;    /* queries sent to it */
+  gboolean reaped; /* it ended and waitpid() collected `status` */
+  int status;
 };
 
 char *spf_child_default_path(void) {
@@ -89,11 +95,20 @@ SpfChild *spf_child_spawn(const char *path, GError **error) {
   SpfChild *child = g_new0(SpfChild, 1);
   child->pid = pid;
   child->fd = fds[0];
+  child->started = g_get_monotonic_time();
   return child;
 }
 
 GPid spf_child_get_pid(const SpfChild *child) {
   return child->pid;
+}
+
+guint spf_child_get_checks(const SpfChild *child) {
+  return child->checks;
+}
+
+gint64 spf_child_get_started(const SpfChild *child) {
+  return child->started;
 }
 
 /* Answers one DNS question of the child. */
@@ -115,6 +130,7 @@ SpfOutcome *spf_child_evaluate(SpfChild *child, const SpfQuery *query,
                                gint64 deadline, GCancellable *cancellable,
                                GError **error) {
   g_autoptr(GBytes) request = spf_wire_encode_query(query);
+  child->checks++;
   if (!spf_wire_send(child->fd, request, error))
     return NULL;
   for (guint questions = 0;; questions++) {
@@ -154,6 +170,13 @@ static pid_t spf_child_wait(pid_t pid, int *status, int flags) {
   return done;
 }
 
+gboolean spf_child_is_running(SpfChild *child) {
+  if (!child->reaped &&
+      spf_child_wait(child->pid, &child->status, WNOHANG) == child->pid)
+    child->reaped = TRUE;
+  return !child->reaped;
+}
+
 char *spf_child_free(SpfChild *child) {
   if (child == NULL)
     return NULL;
@@ -161,8 +184,9 @@ char *spf_child_free(SpfChild *child) {
   /* A healthy child exits at the end of its stream, and one that just
    * died closed its socket before it became a zombie: give either 100 ms
    * to end on its own, so its own end is what gets reported. */
-  int status = 0;
-  pid_t done = spf_child_wait(child->pid, &status, WNOHANG);
+  int status = child->status;
+  pid_t done =
+      child->reaped ? child->pid : spf_child_wait(child->pid, &status, WNOHANG);
   for (guint i = 0; done == 0 && i < 100; i++) {
     g_usleep(1000);
     done = spf_child_wait(child->pid, &status, WNOHANG);

@@ -12,15 +12,25 @@
 #include "spf.h"
 
 static const char *const spf_keys[] = {
-    "identities",       "policy",
-    "reject_text",      "temperror_action",
-    "permerror_action", "skip_authenticated",
-    "skip_internal",    NULL,
+    "identities",
+    "policy",
+    "reject_text",
+    "temperror_action",
+    "permerror_action",
+    "skip_authenticated",
+    "skip_internal",
+    "evaluators",
+    "evaluator_max_checks",
+    "evaluator_max_age",
+    NULL,
 };
 
 #define SPF_DEFAULT_REJECT_TEXT "SPF {result}: {explanation}"
 #define SPF_DEFAULT_TEMPERROR "451 4.4.3"
 #define SPF_DEFAULT_PERMERROR "continue"
+#define SPF_DEFAULT_EVALUATORS 4
+#define SPF_DEFAULT_EVALUATOR_MAX_CHECKS 1000
+#define SPF_DEFAULT_EVALUATOR_MAX_AGE_MS (5 * 60 * 1000)
 
 static void spf_action_clear(SpfAction *action) {
   g_clear_pointer(&action->enhanced, g_free);
@@ -145,6 +155,31 @@ static gboolean spf_read_choices(GKeyFile *keyfile, const char *group,
   return FALSE;
 }
 
+/* The evaluator pool: its size, and when an evaluator is retired. */
+static gboolean spf_read_pool(GKeyFile *keyfile, const char *group,
+                              SpfConfig *config, GError **error) {
+  gint64 evaluators = 0, max_checks = 0;
+  if (!pst_config_get_int(keyfile, group, "evaluators", SPF_DEFAULT_EVALUATORS,
+                          1, 64, &evaluators, error) ||
+      !pst_config_get_int(keyfile, group, "evaluator_max_checks",
+                          SPF_DEFAULT_EVALUATOR_MAX_CHECKS, 1, 1000000,
+                          &max_checks, error) ||
+      !pst_config_get_duration(keyfile, group, "evaluator_max_age",
+                               SPF_DEFAULT_EVALUATOR_MAX_AGE_MS,
+                               &config->evaluator_max_age_ms, error))
+    return FALSE;
+  if (config->evaluator_max_age_ms < 1000) {
+    g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                "[%s] evaluator_max_age: %" G_GUINT64_FORMAT " ms is too "
+                "short; give at least 1s (default: 5m)",
+                group, config->evaluator_max_age_ms);
+    return FALSE;
+  }
+  config->evaluators = (guint)evaluators;
+  config->evaluator_max_checks = (guint)max_checks;
+  return TRUE;
+}
+
 static gboolean spf_read_keys(GKeyFile *keyfile, const char *group,
                               SpfConfig *config, GError **error) {
   if (!pst_config_check_keys(keyfile, group, spf_keys, error) ||
@@ -161,7 +196,8 @@ static gboolean spf_read_keys(GKeyFile *keyfile, const char *group,
       !pst_config_get_boolean(keyfile, group, "skip_authenticated", TRUE,
                               &config->skip_authenticated, error) ||
       !pst_config_get_boolean(keyfile, group, "skip_internal", TRUE,
-                              &config->skip_internal, error))
+                              &config->skip_internal, error) ||
+      !spf_read_pool(keyfile, group, config, error))
     return FALSE;
   /* The receiver named in Received-SPF: our own host name. */
   g_autofree char *hostname =

@@ -4,20 +4,40 @@
  *
  * Started by spf-child.c as `pst-spf-eval PARENT-PID` with its socket to
  * the plugin on stdin.  It closes every other descriptor, dies with the
- * thread that started it (PR_SET_PDEATHSIG) or when its socket ends,
- * gains no privileges (PR_SET_NO_NEW_PRIVS), and caps its CPU time,
- * address space and descriptors (RLIMIT_NOFILE 3: it cannot open a file or
- * a socket).  It never touches the network: each DNS question goes to the
- * plugin as a message and the answer comes back (spf-wire.c).  Queries
- * are served one after the other until the socket closes.  Exit status: 0
- * at the end of the stream (or when the plugin gave up on a check), 2 for
- * a malformed message or a lost socket.
+ * thread that started it (PR_SET_PDEATHSIG; the pool's spawner thread,
+ * spf-pool.c) or when its socket ends, gains no privileges
+ * (PR_SET_NO_NEW_PRIVS), and caps its CPU time, address space and
+ * descriptors (RLIMIT_NOFILE 3).  After one warm-up evaluation (which
+ * runs every lazy initialisation of GLib and libspf2) it installs a
+ * seccomp filter that allows only what serving checks needs: reading and
+ * writing its socket and stderr, memory, the clock, its own signals and
+ * exit.  Any other system call (open, socket, execve, kill of another
+ * process...) kills it with SIGSYS; the plugin then reports a temperror.
+ * It never touches the network: each DNS question goes to the plugin as
+ * a message and the answer comes back (spf-wire.c).  Queries are served
+ * one after the other until the socket closes (the pool serves many
+ * checks with one process).  Exit status: 0 at the end of the stream (or
+ * when the plugin gave up on a check), 2 for a malformed message or a
+ * lost socket.
+ *
+ * Built a second time for the tests only, as test-spf-eval-forbidden
+ * (SPF_EVAL_FORBIDDEN_TEST): that one makes the system call a query's
+ * local part names ("open@", "socket@", "execve@") after the filter is
+ * in place, so the tests see the filter kill it.
  */
+#include <fcntl.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include "spf.h"
 
@@ -55,6 +75,125 @@ static void spf_eval_confine(const char *parent) {
 #endif
 }
 
+/* The answer of the warm-up evaluation: nothing exists. */
+static SpfAnswer *spf_eval_resolve_nothing(PstDnsType type, const char *name,
+                                           gpointer user_data) {
+  (void)type, (void)name, (void)user_data;
+  return spf_answer_new(PST_DNS_NXDOMAIN);
+}
+
+/* One evaluation of each address family before the filter: GLib's type
+ * system, GInetAddress and libspf2 initialise themselves on first use,
+ * and may make calls the filter forbids then. */
+static void spf_eval_warm_up(void) {
+  static const char *const ips[] = {"192.0.2.1", "2001:db8::1",
+                                    "::ffff:192.0.2.1"};
+  for (gsize i = 0; i < G_N_ELEMENTS(ips); i++) {
+    SpfQuery query = {
+        .ip = ips[i],
+        .helo = "warm.invalid",
+        .sender = "warm@up.invalid",
+        .identity = SPF_IDENTITY_MAIL_FROM,
+        .receiver = "localhost",
+        .max_lookups = 10,
+        .max_void = 2,
+        .resolve = spf_eval_resolve_nothing,
+    };
+    g_autoptr(SpfOutcome) outcome = spf_evaluate(&query);
+    g_autoptr(GBytes) encoded = spf_wire_encode_outcome(outcome);
+  }
+}
+
+/* Allows `name` (unknown names are skipped: not every architecture has
+ * every call). */
+static void spf_eval_allow(scmp_filter_ctx filter, const char *name) {
+  int number = seccomp_syscall_resolve_name(name);
+  if (number != __NR_SCMP_ERROR &&
+      seccomp_rule_add(filter, SCMP_ACT_ALLOW, number, 0) < 0)
+    spf_eval_die("seccomp rule failed", NULL);
+}
+
+/* The calls serving checks needs, and nothing else: the socket (fd 0)
+ * and stderr, memory, the clock, futexes (GLib), its own signals (abort)
+ * and exit.  Everything else kills the process. */
+static void spf_eval_seccomp(void) {
+  static const char *const allowed[] = {
+      "read",
+      "write",
+      "readv",
+      "writev",
+      "recvfrom",
+      "sendto",
+      "recvmsg",
+      "sendmsg",
+      "poll",
+      "ppoll",
+      "close",
+      "fstat",
+      "brk",
+      "mmap",
+      "munmap",
+      "mremap",
+      "madvise",
+      "mprotect",
+      "futex",
+      "clock_gettime",
+      "gettimeofday",
+      "time",
+      "getpid",
+      "gettid",
+      "uname",
+      "getrandom",
+      "rt_sigreturn",
+      "rt_sigprocmask",
+      "rt_sigaction",
+      "sched_yield",
+      "exit",
+      "exit_group",
+      "restart_syscall",
+  };
+  scmp_filter_ctx filter = seccomp_init(SCMP_ACT_KILL_PROCESS);
+  if (filter == NULL)
+    spf_eval_die("seccomp_init failed", NULL);
+  for (gsize i = 0; i < G_N_ELEMENTS(allowed); i++)
+    spf_eval_allow(filter, allowed[i]);
+  /* stdio's first write asks fstat of the descriptor (no path), a
+   * message to stderr asks whether it is a terminal, and abort() signals
+   * this process only. */
+  pid_t self = getpid();
+  if (seccomp_rule_add(
+          filter, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+          SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH)) < 0 ||
+      seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                       SCMP_A1(SCMP_CMP_EQ, TCGETS)) < 0 ||
+      seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+                       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self)) < 0 ||
+      seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+                       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self)) < 0)
+    spf_eval_die("seccomp rule failed", NULL);
+#ifdef __SANITIZE_ADDRESS__
+  /* LeakSanitizer's check at exit opens /proc files and traces threads:
+   * run it now, while nothing is forbidden (it then skips the one at
+   * exit). */
+  __lsan_do_leak_check();
+#endif
+  if (seccomp_load(filter) < 0)
+    spf_eval_die("seccomp_load failed", NULL);
+  seccomp_release(filter);
+}
+
+#ifdef SPF_EVAL_FORBIDDEN_TEST
+/* Test build only: the call a query's local part names. */
+static void spf_eval_forbidden_call(const char *sender) {
+  if (g_str_has_prefix(sender, "open@"))
+    (void)!open("/etc/hostname", O_RDONLY);
+  else if (g_str_has_prefix(sender, "socket@"))
+    (void)!socket(AF_INET, SOCK_STREAM, 0);
+  else if (g_str_has_prefix(sender, "execve@"))
+    execve("/bin/true", (char *[]){"true", NULL}, (char *[]){NULL});
+}
+#endif
+
 /* The SpfResolveFunc of the evaluator: asks the plugin. */
 static SpfAnswer *spf_eval_resolve(PstDnsType type, const char *name,
                                    gpointer user_data) {
@@ -79,6 +218,8 @@ static SpfAnswer *spf_eval_resolve(PstDnsType type, const char *name,
 int main(int argc, char **argv) {
   spf_eval_confine(argc == 2 ? argv[1] : NULL);
   spf_library_init();
+  spf_eval_warm_up();
+  spf_eval_seccomp();
   for (;;) {
     g_autoptr(GError) error = NULL;
     g_autoptr(GBytes) message = spf_wire_recv(SPF_EVAL_FD, 0, NULL, &error);
@@ -90,6 +231,9 @@ int main(int argc, char **argv) {
     g_autoptr(SpfWireQuery) wire = spf_wire_decode_query(message);
     if (wire == NULL)
       spf_eval_die("malformed query", NULL);
+#ifdef SPF_EVAL_FORBIDDEN_TEST
+    spf_eval_forbidden_call(wire->sender);
+#endif
     wire->query.resolve = spf_eval_resolve;
     g_autoptr(SpfOutcome) outcome = spf_evaluate(&wire->query);
     g_autoptr(GBytes) reply = spf_wire_encode_outcome(outcome);

@@ -15,15 +15,17 @@
  * and MAIL FROM is not evaluated; otherwise MAIL FROM decides (a HELO
  * temperror or permerror does not refuse the mail then).
  *
- * Isolation: libspf2 never runs in the daemon.  Each job evaluates in its
- * own pst-spf-eval process (spf-child.c, spf-eval-main.c), spawned on
- * first use, asked for both identities, and ended and reaped when the job
- * ends.  The child asks every DNS question through the job's worker,
- * which answers with pst_dns_lookup_sync().  If the child dies, times out
- * or misbehaves, the identity's result is temperror (the temperror
- * action applies), the reason is logged once, and the next evaluation
- * gets a fresh child.  One process per job also means that a corrupted
- * child never evaluates another client's mail.
+ * Isolation: libspf2 never runs in the daemon.  Each job takes a
+ * pst-spf-eval process from the plugin's pool (spf-pool.c, spf-child.c,
+ * spf-eval-main.c) on first use, asks it for both identities, and gives
+ * it back when the job ends; the pool retires an evaluator after a number
+ * of checks and an age.  The evaluator asks every DNS question through
+ * the job's worker, which answers with pst_dns_lookup_sync().  If it
+ * dies, times out or misbehaves, it is killed and reaped, the identity's
+ * result is temperror (the temperror action applies), the reason is
+ * logged once, and the next evaluation gets another evaluator.  The pool
+ * has as many evaluators at most as there are worker threads, so a job
+ * never waits for one.
  *
  * Cancellation: the job holds the call's cancellable; when the client
  * leaves, every later lookup returns at once, libspf2 finishes with a
@@ -39,7 +41,8 @@
 #include "spf.h"
 
 #define SPF_PRIORITY (-400)
-#define SPF_WORKERS 8
+/* Evaluators started at init; more on demand up to `evaluators`. */
+#define SPF_START_EVALUATORS 1
 /* When the call has no deadline of its own. */
 #define SPF_DEFAULT_DEADLINE_MS (5 * 60 * 1000)
 
@@ -50,19 +53,14 @@ typedef struct {
   char *ip;                  /* owned */
   char *helo;                /* owned, nullable */
   char *sender;              /* owned */
-  const char *evaluator;     /* the plugin's: pst-spf-eval's path */
+  SpfPool *evaluators;       /* the plugin's */
   gint64 deadline;           /* monotonic microseconds: the call's */
-  SpfChild *child;           /* owned, nullable: spawned on first use */
+  SpfChild *child;           /* nullable: the pool's, taken on first use */
 } SpfJob;
 
 static void spf_job_free(SpfJob *job) {
-  if (job->child != NULL) {
-    /* It exits 0 at the end of its stream; anything else is a problem
-     * (a sanitizer report, a crash after its last answer). */
-    g_autofree char *how = spf_child_free(job->child);
-    if (strcmp(how, "exited with status 0") != 0)
-      pst_call_log(job->call, G_LOG_LEVEL_WARNING, "SPF evaluator %s", how);
-  }
+  if (job->child != NULL)
+    spf_pool_release(job->evaluators, job->child);
   g_clear_object(&job->cancellable);
   spf_config_unref(job->config);
   g_free(job->ip);
@@ -110,31 +108,21 @@ static void spf_query_init(SpfQuery *query, const SpfJob *job,
   query->resolve_data = job->cancellable;
 }
 
-/* Evaluates `query` in the job's child (spawned on first use); a child
- * that fails is discarded, logged, and the result is temperror. */
+/* Evaluates `query` in the job's evaluator (taken from the pool on first
+ * use); one that fails is discarded, logged, and the result is
+ * temperror. */
 static SpfOutcome *spf_job_evaluate(SpfJob *job, const SpfQuery *query) {
-  g_autoptr(GError) error = NULL;
-  if (job->child == NULL)
-    job->child = spf_child_spawn(job->evaluator, &error);
-  SpfOutcome *outcome = NULL;
-  if (job->child != NULL)
-    outcome = spf_child_evaluate(job->child, query, job->deadline,
-                                 job->cancellable, &error);
-  if (outcome != NULL)
-    return outcome;
-  g_autofree char *how =
-      job->child != NULL ? spf_child_free(job->child) : NULL;
-  job->child = NULL;
-  if (g_cancellable_is_cancelled(job->cancellable)) {
+  g_autofree char *failure = NULL;
+  SpfOutcome *outcome =
+      spf_pool_evaluate(job->evaluators, &job->child, query, job->deadline,
+                        job->cancellable, &failure);
+  if (failure != NULL)
+    pst_call_log(job->call, G_LOG_LEVEL_WARNING,
+                 "SPF evaluator failed: %s; result temperror", failure);
+  else if (job->child == NULL)
     pst_call_log(job->call, G_LOG_LEVEL_INFO,
                  "evaluation cancelled (client gone or call timed out)");
-    return spf_outcome_new_temperror(query, "check cancelled");
-  }
-  pst_call_log(job->call, G_LOG_LEVEL_WARNING,
-               "SPF evaluator failed: %s%s%s; result temperror",
-               error->message, how != NULL ? ", process " : "",
-               how != NULL ? how : "");
-  return spf_outcome_new_temperror(query, "SPF evaluator failure");
+  return outcome;
 }
 
 /* Evaluates one identity, records it, and returns its decision and
@@ -165,7 +153,7 @@ static SpfResult spf_job_check(SpfJob *job, SpfIdentity identity,
 
 static void spf_job_run(gpointer data, gpointer user_data) {
   SpfJob *job = data;
-  job->evaluator = user_data;
+  job->evaluators = user_data;
   g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func(g_free);
   SpfDecision decision = {.verdict = PST_VERDICT_CONTINUE};
   gboolean mail_from = (job->config->identities & SPF_IDENTITY_MAIL_FROM);
@@ -262,16 +250,26 @@ static PstVerdict spf_eom(PstCall *call, gpointer user_data) {
 
 typedef struct {
   GThreadPool *pool;
-  char *evaluator; /* owned: pst-spf-eval, next to spf.so */
+  SpfPool *evaluators; /* owned: pst-spf-eval processes */
 } SpfPluginData;
 
 static void spf_plugin_data_free(gpointer data) {
   SpfPluginData *plugin = data;
-  /* Lets queued jobs run: each must complete its call, and kills and
-   * reaps its evaluator. */
+  /* Lets queued jobs run: each must complete its call and give its
+   * evaluator back; then every evaluator is ended and reaped. */
   g_thread_pool_free(plugin->pool, FALSE, TRUE);
-  g_free(plugin->evaluator);
+  spf_pool_free(plugin->evaluators);
   g_free(plugin);
+}
+
+/* The pool and the worker threads follow the configuration (init and
+ * every reload): as many workers as evaluators. */
+static void spf_plugin_data_configure(SpfPluginData *plugin,
+                                      const SpfConfig *config) {
+  spf_pool_set_limits(plugin->evaluators, config->evaluators,
+                      config->evaluator_max_checks,
+                      (gint64)config->evaluator_max_age_ms * 1000);
+  g_thread_pool_set_max_threads(plugin->pool, (gint)config->evaluators, NULL);
 }
 
 static SpfPluginData *spf_plugin_data_new(GError **error) {
@@ -283,10 +281,14 @@ static SpfPluginData *spf_plugin_data_new(GError **error) {
                 evaluator != NULL ? evaluator : "pst-spf-eval");
     return NULL;
   }
+  SpfPool *evaluators = spf_pool_new(evaluator, SPF_START_EVALUATORS, error);
+  if (evaluators == NULL) {
+    g_prefix_error(error, "plugin spf: ");
+    return NULL;
+  }
   SpfPluginData *plugin = g_new0(SpfPluginData, 1);
-  plugin->evaluator = g_steal_pointer(&evaluator);
-  plugin->pool = g_thread_pool_new(spf_job_run, plugin->evaluator,
-                                   SPF_WORKERS, FALSE, NULL);
+  plugin->evaluators = evaluators;
+  plugin->pool = g_thread_pool_new(spf_job_run, evaluators, 1, FALSE, NULL);
   return plugin;
 }
 
@@ -305,6 +307,7 @@ static gboolean spf_init(PstPlugin *plugin, GKeyFile *keyfile,
     }
     pst_plugin_set_data(plugin, data, spf_plugin_data_free);
   }
+  spf_plugin_data_configure(data, config);
   GThreadPool *pool = data->pool;
   SpfHookData *mail = g_new0(SpfHookData, 1);
   mail->config = spf_config_ref(config);
@@ -315,8 +318,10 @@ static gboolean spf_init(PstPlugin *plugin, GKeyFile *keyfile,
                            NULL);
   static const char *const identities[] = {"", "mail_from", "helo", "both"};
   static const char *const policies[] = {"none", "soft", "strict"};
-  pst_plugin_log(plugin, G_LOG_LEVEL_INFO, "identities %s, policy %s",
-                 identities[config->identities], policies[config->policy]);
+  pst_plugin_log(plugin, G_LOG_LEVEL_INFO,
+                 "identities %s, policy %s, evaluators %u",
+                 identities[config->identities], policies[config->policy],
+                 config->evaluators);
   spf_config_unref(config);
   return TRUE;
 }

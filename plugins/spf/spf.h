@@ -10,6 +10,7 @@
  *   spf-wire.c    the messages between the plugin and pst-spf-eval (pure
  *                 codecs) and their length-prefixed framing
  *   spf-child.c   the plugin's side of one pst-spf-eval process
+ *   spf-pool.c    the pool of long-lived pst-spf-eval processes
  *   spf-eval-main.c  pst-spf-eval: spf_evaluate() in its own process
  *   spf.c         the hooks, the worker threads, the results store
  */
@@ -68,6 +69,9 @@ typedef struct {
   char *receiver;    /* owned: [server] hostname, for headers */
   guint max_lookups; /* RFC 7208 section 4.6.4: 10 */
   guint max_void;    /* RFC 7208 section 4.6.4: 2 */
+  guint evaluators;  /* the pool's limit (and its worker threads) */
+  guint evaluator_max_checks;
+  guint64 evaluator_max_age_ms;
 } SpfConfig;
 
 SpfConfig *spf_config_load(GKeyFile *keyfile, const char *group,
@@ -242,6 +246,13 @@ typedef struct SpfChild SpfChild;
 char *spf_child_default_path(void);
 SpfChild *spf_child_spawn(const char *path, GError **error);
 GPid spf_child_get_pid(const SpfChild *child);
+/* Queries sent to it so far, and when it was started (monotonic
+ * microseconds): what the pool recycles it by. */
+guint spf_child_get_checks(const SpfChild *child);
+gint64 spf_child_get_started(const SpfChild *child);
+/* FALSE once it has ended (then it is reaped at once, and
+ * spf_child_free() reports how it ended). */
+gboolean spf_child_is_running(SpfChild *child);
 /* Evaluates `query` in the child, answering its DNS questions with
  * query->resolve; NULL with `error` set when the child fails, dies,
  * misbehaves or misses `deadline` (then it is of no further use). */
@@ -253,6 +264,35 @@ SpfOutcome *spf_child_evaluate(SpfChild *child, const SpfQuery *query,
  * how it ended ("killed by signal SIGSEGV", "exited with status 0",
  * "killed" when it had to be), a new string. */
 char *spf_child_free(SpfChild *child);
+
+/* A pool of long-lived evaluators (spf-pool.c).  Thread-safe. */
+typedef struct SpfPool SpfPool;
+
+/* Starts `start` evaluators at once (plugin init); NULL when one cannot
+ * be started. */
+SpfPool *spf_pool_new(const char *path, guint start, GError **error);
+/* At most `limit` evaluators; each retired after `max_checks` checks or
+ * `max_age_us` microseconds. */
+void spf_pool_set_limits(SpfPool *pool, guint limit, guint max_checks,
+                         gint64 max_age_us);
+/* An idle evaluator, or a new one while fewer than the limit run (else
+ * waits for one to come back).  NULL when it cannot be started. */
+SpfChild *spf_pool_acquire(SpfPool *pool, GError **error);
+/* Takes back a healthy evaluator after a job (retiring it when worn). */
+void spf_pool_release(SpfPool *pool, SpfChild *child);
+/* Kills and reaps one that failed; how it ended, a new string. */
+char *spf_pool_discard(SpfPool *pool, SpfChild *child);
+/* Evaluates `query` in `*child`, acquired first when NULL.  Never NULL:
+ * when the evaluator fails, it is discarded (`*child` becomes NULL) and
+ * the outcome is a temperror, "SPF evaluator failure" with the reason in
+ * `failure_r` (a new string), or "check cancelled" (no reason). */
+SpfOutcome *spf_pool_evaluate(SpfPool *pool, SpfChild **child,
+                              const SpfQuery *query, gint64 deadline,
+                              GCancellable *cancellable, char **failure_r);
+/* Evaluators alive, idle or in use. */
+guint spf_pool_get_running(SpfPool *pool);
+/* Ends and reaps every idle evaluator; none may be in use. */
+void spf_pool_free(SpfPool *pool);
 
 /* Routes libspf2's process-global log hooks to GLib (once). */
 void spf_library_init(void);

@@ -350,6 +350,116 @@ static void test_evaluator_refuses_other_parents(void) {
   g_assert_false(g_spawn_check_wait_status(status, NULL));
 }
 
+/* --- The pool and the seccomp filter ----------------------------------- */
+
+static SpfOutcome *pool_check(SpfPool *pool, SpfChild **child, const char *ip,
+                              const char *sender, char **failure_r) {
+  SpfQuery query = sample_query;
+  query.ip = ip;
+  query.sender = sender;
+  query.resolve = table_resolve;
+  query.resolve_data = &(Resolver){0};
+  return spf_pool_evaluate(pool, child, &query, 0, NULL, failure_r);
+}
+
+static void test_pool_reuses_and_recycles(void) {
+  g_autoptr(GError) error = NULL;
+  SpfPool *pool = spf_pool_new(g_getenv("SPF_EVALUATOR"), 1, &error);
+  g_assert_no_error(error);
+  spf_pool_set_limits(pool, 2, 3, G_MAXINT64);
+  g_assert_cmpuint(spf_pool_get_running(pool), ==, 1);
+  /* Sequential checks share one process until it served 3. */
+  GPid first = 0;
+  for (guint i = 0; i < 4; i++) {
+    SpfChild *child = NULL;
+    g_autofree char *failure = NULL;
+    g_autoptr(SpfOutcome) outcome =
+        pool_check(pool, &child, "192.0.2.1", "user@example.test", &failure);
+    g_assert_null(failure);
+    g_assert_cmpint(outcome->result, ==, SPF_RES_PASS);
+    if (i == 0)
+      first = spf_child_get_pid(child);
+    else if (i < 3)
+      g_assert_cmpint(spf_child_get_pid(child), ==, first);
+    else
+      g_assert_cmpint(spf_child_get_pid(child), !=, first);
+    spf_pool_release(pool, child);
+  }
+  /* Two at once: a second process, never more than the limit. */
+  SpfChild *one = spf_pool_acquire(pool, &error);
+  SpfChild *two = spf_pool_acquire(pool, &error);
+  g_assert_no_error(error);
+  g_assert_cmpint(spf_child_get_pid(one), !=, spf_child_get_pid(two));
+  g_assert_cmpuint(spf_pool_get_running(pool), ==, 2);
+  spf_pool_release(pool, one);
+  spf_pool_release(pool, two);
+  spf_pool_free(pool);
+  /* Every evaluator was reaped: no child of ours is left. */
+  g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
+}
+
+static void test_pool_replaces_a_killed_evaluator(void) {
+  g_autoptr(GError) error = NULL;
+  SpfPool *pool = spf_pool_new(g_getenv("SPF_EVALUATOR"), 1, &error);
+  g_assert_no_error(error);
+  spf_pool_set_limits(pool, 1, 100, G_MAXINT64);
+  SpfChild *child = spf_pool_acquire(pool, &error);
+  Resolver resolver = {.child = child, .kill_on = "slow.example.test"};
+  SpfQuery query = sample_query;
+  query.ip = "198.51.100.1";
+  query.resolve = table_resolve;
+  query.resolve_data = &resolver;
+  g_autofree char *failure = NULL;
+  g_autoptr(SpfOutcome) killed =
+      spf_pool_evaluate(pool, &child, &query, 0, NULL, &failure);
+  g_assert_cmpint(killed->result, ==, SPF_RES_TEMPERROR);
+  g_assert_cmpstr(killed->problem, ==, "SPF evaluator failure");
+  g_assert_nonnull(strstr(failure, "killed by signal SIGKILL"));
+  g_assert_null(child);
+  g_assert_cmpuint(spf_pool_get_running(pool), ==, 0);
+  /* The next check gets a fresh process. */
+  g_autofree char *none = NULL;
+  g_autoptr(SpfOutcome) pass =
+      pool_check(pool, &child, "192.0.2.1", "user@example.test", &none);
+  g_assert_cmpint(pass->result, ==, SPF_RES_PASS);
+  spf_pool_release(pool, child);
+  spf_pool_free(pool);
+  g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
+}
+
+/* The seccomp filter: open, socket and execve after start-up kill the
+ * evaluator (SIGSYS), and the check is a temperror. */
+static void test_seccomp_kills_forbidden_calls(void) {
+  static const char *const senders[] = {
+      "open@example.test", "socket@example.test", "execve@example.test"};
+  const char *path = g_getenv("SPF_EVALUATOR_FORBIDDEN");
+  g_assert_nonnull(path);
+  g_autoptr(GError) error = NULL;
+  SpfPool *pool = spf_pool_new(path, 1, &error);
+  g_assert_no_error(error);
+  spf_pool_set_limits(pool, 1, 100, G_MAXINT64);
+  for (gsize i = 0; i < G_N_ELEMENTS(senders); i++) {
+    SpfChild *child = NULL;
+    g_autofree char *failure = NULL;
+    g_autoptr(SpfOutcome) outcome =
+        pool_check(pool, &child, "192.0.2.1", senders[i], &failure);
+    g_test_message("%s: %s", senders[i], failure);
+    g_assert_cmpint(outcome->result, ==, SPF_RES_TEMPERROR);
+    g_assert_cmpstr(outcome->problem, ==, "SPF evaluator failure");
+    g_assert_nonnull(strstr(failure, "killed by signal SIGSYS"));
+    g_assert_null(child);
+  }
+  /* Without a forbidden call, the same program serves checks. */
+  SpfChild *child = NULL;
+  g_autofree char *failure = NULL;
+  g_autoptr(SpfOutcome) pass =
+      pool_check(pool, &child, "192.0.2.1", "user@example.test", &failure);
+  g_assert_cmpint(pass->result, ==, SPF_RES_PASS);
+  spf_pool_release(pool, child);
+  spf_pool_free(pool);
+  g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   spf_library_init();
@@ -364,5 +474,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/child/killed", test_evaluator_killed);
   g_test_add_func("/spf/child/deadline", test_evaluator_deadline);
   g_test_add_func("/spf/child/parent", test_evaluator_refuses_other_parents);
+  g_test_add_func("/spf/pool/reuse-recycle", test_pool_reuses_and_recycles);
+  g_test_add_func("/spf/pool/killed", test_pool_replaces_a_killed_evaluator);
+  g_test_add_func("/spf/pool/seccomp", test_seccomp_kills_forbidden_calls);
   return g_test_run();
 }

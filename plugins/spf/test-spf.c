@@ -461,6 +461,10 @@ static void test_config_errors(void) {
       {"permerror_action=250", "[plugin:spf] permerror_action"},
       {"skip_internal=perhaps", "skip_internal"},
       {"reject=yes", "reject"},
+      {"evaluators=0", "evaluators"},
+      {"evaluators=100", "evaluators"},
+      {"evaluator_max_checks=none", "evaluator_max_checks"},
+      {"evaluator_max_age=500ms", "evaluator_max_age: 500 ms is too short"},
   };
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autofree char *text =
@@ -480,6 +484,9 @@ static void test_config_errors(void) {
   g_assert_cmpuint(config->temperror.code, ==, 451);
   g_assert_cmpuint(config->permerror.code, ==, 0);
   g_assert_cmpstr(config->receiver, ==, "mx.example");
+  g_assert_cmpuint(config->evaluators, ==, 4);
+  g_assert_cmpuint(config->evaluator_max_checks, ==, 1000);
+  g_assert_cmpuint(config->evaluator_max_age_ms, ==, 300000);
   spf_config_unref(config);
 }
 

@@ -1,12 +1,14 @@
-"""plugins/spf isolation: libspf2 runs in pst-spf-eval, one process per
-check, never in postiliond.  The test DNS server never answers
-*.timeout.test; while a check waits for such an answer (the daemon asks
-for the evaluator, [dns] timeout 3s), the test kills the check's
+"""plugins/spf isolation: libspf2 runs in pst-spf-eval, a small pool of
+long-lived processes, never in postiliond.  The test DNS server never
+answers *.timeout.test; while a check waits for such an answer (the daemon
+asks for the evaluator, [dns] timeout 3s), the test kills the check's
 evaluator with SIGKILL, as a crash in libspf2 would.  The session must get
 451 4.4.3 (temperror), the daemon must log the evaluator's death by
 SIGKILL (not a DNS failure) and keep serving, the next check must run in
-a fresh process and pass, and no evaluator (nor zombie) may be left
-behind, also when the daemon stops in the middle of a check.
+a fresh process and pass, and no zombie may be left behind; when the
+daemon stops, in the middle of a check or not, no evaluator is left.  The
+pool serves check after check with one process and retires it after
+evaluator_max_checks, reaping it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ pytestmark = pytest.mark.skipif(
     reason="spf.so not built (libspf2-dev missing)")
 
 
-def config(dns_port: int) -> dict:
+def config(dns_port: int, **spf) -> dict:
     return {
         "server": {"xclient_hosts": "127.0.0.0/8"},
         "dns": {"nameservers": f"127.0.0.1@{dns_port}",
@@ -40,7 +42,7 @@ def config(dns_port: int) -> dict:
         "plugin:relay": {"internal_networks": "127.0.0.1/32",
                          "reject_unknown_sender_domain": "no",
                          "reject_unknown_recipient_domain": "no"},
-        "plugin:spf": {"identities": "mail_from"},
+        "plugin:spf": {"identities": "mail_from", "evaluators": "1", **spf},
     }
 
 
@@ -78,11 +80,24 @@ def wait_evaluator(pid: int, timeout: float = 5.0) -> int:
     raise AssertionError("no pst-spf-eval process appeared")
 
 
-def wait_no_children(pid: int, timeout: float = 5.0) -> None:
+def wait_no_zombies(pid: int, timeout: float = 5.0) -> None:
+    """Every child left is a live pst-spf-eval of the pool: no zombie."""
+    def others():
+        return {child: entry for child, entry in children(pid).items()
+                if entry != ("pst-spf-eval", "S")
+                and entry != ("pst-spf-eval", "R")}
     deadline = time.monotonic() + harness.scaled(timeout)
-    while children(pid) and time.monotonic() < deadline:
+    while others() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert children(pid) == {}, children(pid)
+    assert others() == {}, children(pid)
+
+
+def wait_gone(pids, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + harness.scaled(timeout)
+    while any(os.path.exists(f"/proc/{p}") for p in pids) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in pids if os.path.exists(f"/proc/{p}")]
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +107,9 @@ def dns():
     server.stop()
 
 
-def start(directory, dns) -> harness.Daemon:
-    daemon = harness.Daemon(directory / "postiliond", config=config(dns.port))
+def start(directory, dns, **spf) -> harness.Daemon:
+    daemon = harness.Daemon(directory / "postiliond",
+                            config=config(dns.port, **spf))
     daemon.start()
     return daemon
 
@@ -124,10 +140,14 @@ def test_killed_evaluator_is_a_temperror_and_the_next_check_works(
             assert (reply.code, reply.enhanced) == (250, "2.1.0"), reply
             daemon.wait_log(r"mailfrom a@pass\.spf\.test: pass", since=mark)
             assert client.cmd("RSET").code == 250
-        wait_no_children(daemon.pid)
+            assert victim not in evaluators(daemon.pid)
+            assert len(evaluators(daemon.pid)) == 1
+        wait_no_zombies(daemon.pid)
         assert daemon.running
+        pool = list(evaluators(daemon.pid))
     finally:
         status = daemon.stop()
+    wait_gone(pool)
     assert status == 0, daemon.log_text()
     report = daemon.sanitizer_report()
     assert report is None, report
@@ -144,9 +164,34 @@ def test_stop_during_a_check_leaves_no_evaluator(tmp_path, dns):
         status = daemon.stop()
     assert status == 0, daemon.log_text()
     # Reaped by the plugin (or killed with its parent thread): gone.
-    deadline = time.monotonic() + harness.scaled(5)
-    while os.path.exists(f"/proc/{evaluator}") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{evaluator}")
+    wait_gone([evaluator])
+    report = daemon.sanitizer_report()
+    assert report is None, report
+
+
+def test_pool_serves_many_checks_and_recycles(tmp_path, dns):
+    """Two evaluators at most, each retired after 3 checks: 7 checks in a
+    row use a process three times, then a new one; a retired one is
+    reaped (no zombie), and none is left after the daemon stops."""
+    daemon = start(tmp_path, dns, evaluators="2", evaluator_max_checks="3")
+    seen = set()
+    try:
+        with daemon.connect() as client:
+            client.ehlo()
+            assert client.cmd(f"XCLIENT ADDR={GOOD}").code == 220
+            for _ in range(7):
+                reply = client.cmd("MAIL FROM:<a@pass.spf.test>")
+                assert (reply.code, reply.enhanced) == (250, "2.1.0"), reply
+                assert client.cmd("RSET").code == 250
+                alive = evaluators(daemon.pid)
+                assert len(alive) <= 2, alive
+                seen.update(alive)
+        wait_no_zombies(daemon.pid)
+        assert len(seen) == 3, seen
+        pool = list(evaluators(daemon.pid))
+    finally:
+        status = daemon.stop()
+    assert status == 0, daemon.log_text()
+    wait_gone(pool)
     report = daemon.sanitizer_report()
     assert report is None, report
