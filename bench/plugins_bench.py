@@ -23,12 +23,15 @@ lookups go to a second dnsmasq on 127.0.2.53:53 through a private mount
 namespace whose /etc/resolv.conf names it (the system file is untouched).
 A missing package makes that side "not available" with the apt-get line.
 
-Postilion side: a chain runs only when every plugin in it is built (a
-NAME.so under the build directory's plugins/) and postiliond accepts the
-configuration: [plugins] load = the chain, plus the settings in
+Postilion side: bench.py builds the whole tree (every plugin and every
+program a plugin needs, such as plugins/spf's pst-spf-eval); a chain loads
+[plugins] load = the chain, plus the settings in
 bench/plugins/COMPONENT.conf when that file exists (placeholders {rsa_key},
-{ed25519_key}, {sender_domain}, {workdir}).  Otherwise the row says why it
-is not available; nothing is estimated.
+{ed25519_key}, {sender_domain}, {workdir}).  A chain whose plugin is in
+this tree but not built, or whose configuration postiliond refuses, stops
+the bench with the reason (it cannot measure what it was asked to); only a
+plugin that is not in this tree at all (plugins/NAME missing) makes its
+chain "not available".  Nothing is estimated.
 """
 import glob
 import os
@@ -40,6 +43,7 @@ import time
 import mta
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 
 SENDER_DOMAIN = "sender.test"
 SENDER = "loadgen@" + SENDER_DOMAIN
@@ -347,6 +351,8 @@ def run(bench, postilion_bin, postilion_reason, builddir):
     milter_dns.start()
     try:
         for chain, plugins, components in CHAINS:
+            if chain not in bench.args.chains:
+                continue
             run_chain_postfix(bench, chain, components, rsa, ed, wrapper,
                               bench.ports["postfix"])
             run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
@@ -398,9 +404,15 @@ def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
         names = sorted({plugin_name(c) for c in plugins})
         so_files = postilion_plugin_files(builddir, names)
         absent = [n for n in names if n not in so_files]
+        unbuilt = [n for n in absent if os.path.exists(
+            os.path.join(REPO, "plugins", n, "meson.build"))]
+        if unbuilt:
+            raise SystemExit(f"bench: chain {chain}: plugin "
+                             f"{', '.join(unbuilt)} is in the tree but not "
+                             f"built in {builddir}")
         if absent:
-            reason = ("not available yet: plugin " + ", ".join(absent) +
-                      " not built")
+            reason = ("not available: no plugins/" + ", plugins/".join(absent) +
+                      " in this tree")
     if reason is None:
         extra = postilion_chain_conf(plugins, so_files, placeholders)
         pst = mta.Postilion(postilion_bin, os.path.join(bench.workdir, f"postilion-chain-{chain}"),
@@ -411,8 +423,9 @@ def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
             pst.stop()
         except RuntimeError as e:
             lines = [l for l in str(e).splitlines()[1:] if l.strip()]
-            reason = ("not available: postiliond refused the chain's configuration"
-                      + (f" ({lines[-1].strip()[:160]})" if lines else ""))
+            raise SystemExit(f"bench: chain {chain}: postiliond refused the "
+                             "chain's configuration"
+                             + (f" ({lines[-1].strip()}" + ")" if lines else ""))
     if reason is not None:
         for size, sessions, per, gen in traffic(bench):
             bench.unavailable("plugins", "postilion", gen, size, sessions, per,

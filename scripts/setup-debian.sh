@@ -43,6 +43,8 @@ PACKAGES=(
   # downstream peer (run privately with `postfix -c DIR`; the system
   # instance stays unconfigured, see below), and s-nail as mail(1)
   postfix s-nail
+  # bench/run's plugins scenario: Postfix's side of the spf chain
+  postfix-policyd-spf-python
   # debugging
   valgrind
 )

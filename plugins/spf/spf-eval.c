@@ -9,8 +9,10 @@
  *   - a limit the DNS layer enforced, or a record it refused
  *     (spf-record.c), makes the result a permerror;
  *   - IPv4-mapped IPv6 clients are checked as IPv4 (section 5 note).
- * libspf2 answers "pass" for every 127/8 and ::1 client without looking
- * at DNS; the plugin's skip rules keep local clients away from it.
+ * libspf2's SPF_request_query_mailfrom() answers "pass" for every 127/8
+ * and ::1 client without looking at DNS; spf_query_check_host() is the
+ * same without that rule, so a loopback client is checked like any other
+ * (the plugin's skip rules keep local clients away by default).
  *
  * spf_received_spf(), spf_decide() and spf_format_text() are pure: every
  * client-supplied string (sender, HELO) and the domain's explanation is
@@ -226,6 +228,33 @@ static SpfResult spf_result_from_libspf2(SPF_result_t result,
   }
 }
 
+/* SPF_request_query_mailfrom() without its "localhost always passes"
+ * (RFC 7208 has no such rule: a 127.0.0.0/8 or ::1 client is checked
+ * like any other): the current domain, the record, its evaluation. */
+static SPF_errcode_t spf_query_check_host(SPF_request_t *request,
+                                          SPF_response_t **response_r) {
+  SPF_response_t *response = SPF_response_new(request);
+  *response_r = response;
+  if (response == NULL)
+    return SPF_E_NO_MEMORY;
+  request->cur_dom =
+      request->use_helo ? request->helo_dom : request->env_from_dp;
+  SPF_record_t *record = NULL;
+  SPF_errcode_t error =
+      SPF_server_get_record(request->spf_server, request, response, &record);
+  if (error != SPF_E_SUCCESS) {
+    if (record != NULL)
+      SPF_record_free(record);
+    SPF_i_done(response, response->result, response->reason, response->err);
+    return error;
+  }
+  response->spf_record_exp = record;
+  error = SPF_record_interpret(record, request, response, 0);
+  SPF_record_free(record);
+  response->spf_record_exp = NULL;
+  return error;
+}
+
 /* The domain's explanation for a fail, when it is printable ASCII
  * (section 6.2: otherwise it is ignored). */
 static char *spf_explanation(SPF_response_t *response) {
@@ -268,7 +297,7 @@ static void spf_evaluate_libspf2(const SpfQuery *query, const char *domain,
     }
     /* The INVALID result's cause is in the return value; the response's
      * error code says "no error" then. */
-    SPF_errcode_t error = SPF_request_query_mailfrom(request, &response);
+    SPF_errcode_t error = spf_query_check_host(request, &response);
     if (error == SPF_E_SUCCESS)
       error = SPF_response_errcode(response);
     outcome->result =

@@ -146,6 +146,9 @@ static const struct {
     {"192.0.2.8", "a@order.test", SPF_RES_SOFTFAIL, NULL},
     {"203.0.113.1", "a@zero.test", SPF_RES_PASS, NULL},
     {"192.0.2.1", "a@emptya.test", SPF_RES_PERMERROR, "empty domain"},
+    /* No free ride for loopback clients (libspf2 would say pass). */
+    {"127.0.0.1", "a@pass.test", SPF_RES_FAIL, NULL},
+    {"::1", "a@pass.test", SPF_RES_FAIL, NULL},
 };
 
 static void test_evaluate(void) {
