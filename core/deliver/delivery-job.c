@@ -660,6 +660,18 @@ static GPtrArray *delay_recipients(const PstConfig *config,
   return list;
 }
 
+/* A DSN as pst_dsn_build() writes it, signed by the own-mail signer a
+ * plugin provides (DKIM), if any: here, on the job's worker, since RSA
+ * signing a returned message is work the main loop must not do. */
+static GBytes *dsn_build_signed(const char *host, const char *id,
+                                const PstEnvelope *envelope,
+                                GPtrArray *recipients, GBytes *content,
+                                gint64 now) {
+  g_autoptr(GBytes) dsn =
+      pst_dsn_build(host, id, envelope, recipients, content, now);
+  return pst_signer_sign(dsn);
+}
+
 /* Builds the "delayed" DSN for the recipients due one, after journaling
  * that they have had it (a crash in between loses a warning, never sends
  * two). */
@@ -691,8 +703,8 @@ static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
   }
   g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
   dsn_fill_status(list, storage);
-  job->dsn = pst_dsn_build(config->server.hostname, job->id, envelope, list,
-                           content, now);
+  job->dsn = dsn_build_signed(config->server.hostname, job->id, envelope,
+                              list, content, now);
   job->dsn_to = g_strdup(envelope->sender);
   job->dsn_smtputf8 = envelope->smtputf8;
   g_message("%s: delay notice for %u recipient%s", job->id, list->len,
@@ -810,8 +822,8 @@ static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
   g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
   dsn_fill_status(list, storage);
   const PstConfig *config = pst_deliver_tables_get_config(job->tables);
-  job->dsn = pst_dsn_build(config->server.hostname, job->id, envelope, list,
-                           content, g_get_real_time());
+  job->dsn = dsn_build_signed(config->server.hostname, job->id, envelope,
+                              list, content, g_get_real_time());
   job->dsn_to = g_strdup(envelope->sender);
   job->dsn_smtputf8 = envelope->smtputf8;
   job->outcome = PST_JOB_NEEDS_DSN;

@@ -115,6 +115,9 @@ gboolean pst_plugin_is_registering(PstPlugin *plugin);
 
 /* sasl-service.c: the plugin is being freed; forget it as a provider. */
 void pst_sasl_plugin_forget(PstPlugin *plugin);
+/* signer.c: drops `plugin` as the provider of the own-mail signer, after
+ * the calls in progress. */
+void pst_signer_forget(PstPlugin *plugin);
 
 /* --- Calls (call.c) ----------------------------------------------------- */
 

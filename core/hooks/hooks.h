@@ -197,4 +197,10 @@ GBytes *pst_message_render_headers(PstMessage *message);
  * their results. */
 void pst_message_apply_envelope(PstMessage *message, PstEnvelope *envelope);
 
+/* The daemon's own message (a DSN), with the header fields the provided
+ * signer (pst_plugin_provide_signer(), signer.c) puts on top: a new
+ * reference, `message` itself when there is no signer or it added
+ * nothing.  Any thread; may block while the signer works. */
+GBytes *pst_signer_sign(GBytes *message);
+
 G_END_DECLS

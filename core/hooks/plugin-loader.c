@@ -68,6 +68,7 @@ void pst_hook_unref(PstHook *hook) {
 static void plugin_free(PstPlugin *plugin) {
   pst_transport_forget_plugin(plugin);
   pst_sasl_plugin_forget(plugin);
+  pst_signer_forget(plugin);
   /* Hooks and data hold pointers into the module: free them first. */
   g_clear_pointer(&plugin->staged, g_ptr_array_unref);
   g_clear_pointer(&plugin->hooks, g_ptr_array_unref);
@@ -93,6 +94,7 @@ void pst_plugin_unref(PstPlugin *plugin) {
   g_assert(plugin->ref_count > 0);
   if (--plugin->ref_count > 0)
     return;
+  pst_signer_forget(plugin); /* waits for its calls in progress */
   if (plugin->initialized && plugin->descriptor->shutdown != NULL)
     plugin->descriptor->shutdown(plugin);
   g_hash_table_remove(live, plugin->descriptor);

@@ -186,6 +186,21 @@ PST_API gpointer pst_plugin_get_data(PstPlugin *plugin);
 PST_API void pst_plugin_log(PstPlugin *plugin, GLogLevelFlags level,
                             const char *format, ...) PST_PRINTF(3, 4);
 
+/* ABI 1.2: the signer of the daemon's own mail.  Delivery status
+ * notifications and delay notices pass through it before they are queued,
+ * so that they can be DKIM-signed like a user's mail.  `func` gets the
+ * whole message (header and body, CRLF lines) and returns the header
+ * fields to put on top of it ("Name: value\r\n" each, folded with CRLF
+ * and a tab or space; freed by the core with g_free()), or NULL to leave
+ * the message as it is.  It runs on the core's delivery workers, several
+ * at once, so it must be thread-safe; it may take its time (RSA).  One
+ * signer per daemon: the plugin that provided one most recently.  Call it
+ * from init() only; the core forgets it (after the calls in progress
+ * return) before the plugin's shutdown(). */
+typedef char *(*PstSignerFunc)(GBytes *message, gpointer user_data);
+PST_API void pst_plugin_provide_signer(PstPlugin *plugin, PstSignerFunc func,
+                                       gpointer user_data);
+
 /* ------------------------------------------------------------------ */
 /* Configuration helpers                                               */
 /* ------------------------------------------------------------------ */

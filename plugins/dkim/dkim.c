@@ -1,0 +1,216 @@
+/* dkim.c - the DKIM plugin: signs outgoing mail, verifies incoming mail
+ * (RFC 6376, RFC 8463 Ed25519, RFC 8301 policy) with libopendkim.
+ *
+ * EOM, priority -450 (authentication checks, before DMARC): mail that is
+ * not ours to sign is verified (dkim-verify.c); every signature gets its
+ * auth.dkim entry, the verdict stays CONTINUE (DMARC decides).
+ * EOM, priority 900 (the action band, after every other header edit):
+ * mail ours to sign is signed (dkim-sign.c) with every selector of its
+ * From: domain (or that domain's signing_domain).  Ours to sign means: the
+ * client authenticated, or may relay (the relay plugin's internal
+ * networks), or is the local `sendmail` entry (a loopback client); mail
+ * from anyone else claiming one of our domains is verified, never signed.
+ * The daemon's own mail (DSNs, delay notices) is signed through the signer
+ * this plugin provides (pst_plugin_provide_signer) for the domain of
+ * [server] hostname.
+ *
+ * Heavy work (body hashing, RSA) runs on the plugin's GThreadPool; key
+ * lookups are asynchronous on the main loop.  init() and reload() read a
+ * new DkimConfig (keys included): a reload that fails keeps the old one;
+ * running jobs keep the configuration they started with.
+ */
+#include <string.h>
+
+#include "dkim.h"
+
+#define DKIM_VERIFY_PRIORITY (-450)
+#define DKIM_SIGN_PRIORITY 900
+#define DKIM_WORKERS 4
+
+typedef struct {
+  GThreadPool *pool; /* owned */
+  GMutex lock;
+  DkimConfig *current; /* owned reference, under lock: the own-mail signer's */
+  PstPlugin *plugin;
+} DkimPlugin;
+
+typedef struct {
+  DkimConfig *config; /* owned reference */
+  GThreadPool *pool;  /* borrowed from DkimPlugin */
+} DkimHookData;
+
+static void dkim_hook_data_free(DkimHookData *data) {
+  dkim_config_unref(data->config);
+  g_free(data);
+}
+
+void dkim_job_run(gpointer job, gpointer user_data) {
+  (void)user_data;
+  if (*(DkimJobKind *)job == DKIM_JOB_SIGN)
+    dkim_sign_job_run(job);
+  else
+    dkim_verify_job_run(job);
+}
+
+/* --- Who is signed -------------------------------------------------------- */
+
+static gboolean dkim_client_is_loopback(PstSession *session) {
+  g_autoptr(GInetAddress) address = pst_session_get_client_inet_address(session);
+  return address != NULL && g_inet_address_get_is_loopback(address);
+}
+
+/* Why the session's mail is ours to sign, or NULL. */
+static const char *dkim_sign_reason(PstSession *session) {
+  if (pst_session_get_auth_user(session) != NULL)
+    return "authenticated";
+  if (pst_session_get_relay_allowed(session))
+    return "internal";
+  if (dkim_client_is_loopback(session))
+    return "local submission";
+  return NULL;
+}
+
+/* The domain entry that signs this message, or NULL. */
+static const DkimDomain *dkim_signing_domain(PstCall *call,
+                                             const DkimConfig *config) {
+  PstMessage *message = pst_call_get_message(call);
+  if (pst_message_get_header(message, "From", 1) != NULL)
+    return NULL; /* several From: fields: no single author */
+  g_autofree char *domain =
+      dkim_from_domain(pst_message_get_header(message, "From", 0));
+  return dkim_config_find_domain(config, domain);
+}
+
+/* --- Hooks ---------------------------------------------------------------- */
+
+static PstVerdict dkim_eom_verify(PstCall *call, gpointer user_data) {
+  DkimHookData *data = user_data;
+  if (!data->config->verify)
+    return PST_VERDICT_CONTINUE;
+  if (data->config->sign &&
+      dkim_sign_reason(pst_call_get_session(call)) != NULL &&
+      dkim_signing_domain(call, data->config) != NULL)
+    return PST_VERDICT_CONTINUE; /* ours: signed later, not verified */
+  return dkim_verify_call(data->pool, call, data->config);
+}
+
+static PstVerdict dkim_eom_sign(PstCall *call, gpointer user_data) {
+  DkimHookData *data = user_data;
+  if (!data->config->sign)
+    return PST_VERDICT_CONTINUE;
+  const DkimDomain *domain = dkim_signing_domain(call, data->config);
+  if (domain == NULL)
+    return PST_VERDICT_CONTINUE;
+  const char *reason = dkim_sign_reason(pst_call_get_session(call));
+  if (reason == NULL) {
+    pst_call_log(call, G_LOG_LEVEL_INFO,
+                 "not signed: From: is %s but the client is outside "
+                 "(not authenticated, not internal)",
+                 domain->domain);
+    return PST_VERDICT_CONTINUE;
+  }
+  if (domain->keys->len == 0)
+    return PST_VERDICT_CONTINUE;
+  dkim_sign_call(data->pool, call, data->config, domain);
+  return PST_VERDICT_PENDING;
+}
+
+/* --- The daemon's own mail ------------------------------------------------ */
+
+static char *dkim_sign_own_mail(GBytes *message, gpointer user_data) {
+  DkimPlugin *plugin = user_data;
+  g_mutex_lock(&plugin->lock);
+  g_autoptr(DkimConfig) config =
+      plugin->current != NULL ? dkim_config_ref(plugin->current) : NULL;
+  g_mutex_unlock(&plugin->lock);
+  if (config == NULL || !config->sign)
+    return NULL;
+  const DkimDomain *domain = dkim_config_find_local(config);
+  if (domain == NULL || domain->keys->len == 0)
+    return NULL;
+  return dkim_sign_local(plugin->plugin, config, domain, message);
+}
+
+/* --- The plugin ----------------------------------------------------------- */
+
+static void dkim_plugin_free(gpointer data) {
+  DkimPlugin *plugin = data;
+  /* Lets queued jobs run: each completes its call. */
+  g_thread_pool_free(plugin->pool, FALSE, TRUE);
+  g_clear_pointer(&plugin->current, dkim_config_unref);
+  g_mutex_clear(&plugin->lock);
+  g_free(plugin);
+}
+
+static DkimPlugin *dkim_plugin_get(PstPlugin *plugin) {
+  DkimPlugin *data = pst_plugin_get_data(plugin);
+  if (data != NULL)
+    return data;
+  data = g_new0(DkimPlugin, 1);
+  g_mutex_init(&data->lock);
+  data->plugin = plugin;
+  data->pool = g_thread_pool_new(dkim_job_run, NULL, DKIM_WORKERS, FALSE, NULL);
+  pst_plugin_set_data(plugin, data, dkim_plugin_free);
+  pst_plugin_provide_signer(plugin, dkim_sign_own_mail, data);
+  return data;
+}
+
+static void dkim_register(PstPlugin *plugin, DkimPlugin *data,
+                          DkimConfig *config, int priority,
+                          PstHookFunc func) {
+  DkimHookData *hook = g_new0(DkimHookData, 1);
+  hook->config = dkim_config_ref(config);
+  hook->pool = data->pool;
+  pst_plugin_register_hook(plugin, PST_STAGE_EOM, priority, func,
+                           hook, (GDestroyNotify)dkim_hook_data_free);
+}
+
+/* Logs what will be signed, with a warning for short RSA keys. */
+static void dkim_log_domains(PstPlugin *plugin, const DkimConfig *config) {
+  GHashTableIter iter;
+  gpointer value = NULL;
+  g_hash_table_iter_init(&iter, config->domains);
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    const DkimDomain *domain = value;
+    for (guint i = 0; i < domain->keys->len; i++) {
+      const DkimKey *key = domain->keys->pdata[i];
+      pst_plugin_log(plugin, G_LOG_LEVEL_INFO, "%s: signs d=%s s=%s (%s, %u bits)",
+                     domain->domain, domain->signing_domain, key->selector,
+                     dkim_key_type_to_string(key->type), key->bits);
+      if (key->type == DKIM_KEY_RSA && key->bits < 2048)
+        pst_plugin_log(plugin, G_LOG_LEVEL_WARNING,
+                       "%s: a %u-bit RSA key; use 2048 bits (postilion dkim "
+                       "genkey %s NEW-SELECTOR --bits 2048)",
+                       key->path, key->bits, domain->signing_domain);
+    }
+  }
+}
+
+static gboolean dkim_init(PstPlugin *plugin, GKeyFile *keyfile,
+                          const char *group, GError **error) {
+  g_autofree char *user = g_key_file_get_string(keyfile, "server", "user", NULL);
+  const char *reader = user != NULL && user[0] != '\0' ? user : NULL;
+  g_autoptr(DkimConfig) config =
+      dkim_config_load(keyfile, group, reader, error);
+  if (config == NULL)
+    return FALSE;
+  DkimPlugin *data = dkim_plugin_get(plugin);
+  g_mutex_lock(&data->lock);
+  g_clear_pointer(&data->current, dkim_config_unref);
+  data->current = dkim_config_ref(config);
+  g_mutex_unlock(&data->lock);
+  dkim_register(plugin, data, config, DKIM_VERIFY_PRIORITY, dkim_eom_verify);
+  dkim_register(plugin, data, config, DKIM_SIGN_PRIORITY, dkim_eom_sign);
+  dkim_log_domains(plugin, config);
+  pst_plugin_log(plugin, G_LOG_LEVEL_INFO,
+                 "sign %s, verify %s, %u signing domain%s",
+                 config->sign ? "on" : "off", config->verify ? "on" : "off",
+                 g_hash_table_size(config->domains),
+                 g_hash_table_size(config->domains) == 1 ? "" : "s");
+  return TRUE;
+}
+
+POSTILION_PLUGIN_DEFINE("dkim", "1.0",
+                        "DKIM (RFC 6376, 8463) with libopendkim: signing, "
+                        "verification, auth.dkim",
+                        dkim_init, NULL, dkim_init);

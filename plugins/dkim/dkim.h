@@ -1,0 +1,236 @@
+/* dkim.h - what the DKIM plugin's files (and `postilion dkim`) share.
+ *
+ *   dkim-record.c  pure: domain and selector syntax, key records (v=DKIM1;
+ *                  k=; p=) parsed and split into zone-file strings, the
+ *                  verdict of one verified signature (DkimCheck -> result)
+ *   dkim-key.c     private key files: the permission checks, the
+ *                  algorithm, the public half as a p= value, generation
+ *   dkim-config.c  [plugin:dkim] and [plugin:dkim:DOMAIN] read into an
+ *                  immutable, reference-counted DkimConfig with its keys
+ *   dkim-sign.c    one signing job (worker thread) and the signer of mail
+ *                  the daemon writes itself
+ *   dkim-verify.c  one verification: key lookups through the core resolver
+ *                  (main thread), body and signatures on a worker
+ *   dkim.c         the hooks and the plugin's life cycle
+ */
+#pragma once
+
+#include <postilion/plugin.h>
+
+G_BEGIN_DECLS
+
+/* --- Pure parts (dkim-record.c) ------------------------------------------ */
+
+/* TRUE for a DNS domain name a DKIM d= may name and an
+ * Authentication-Results header.d may carry: two or more labels of
+ * letters, digits and hyphens (not first or last), 1..63 octets each, at
+ * most 253 in all; no final dot.  Anything else never reaches a header
+ * (the CVE-2020-12272 class of injection). */
+gboolean dkim_domain_is_valid(const char *domain);
+/* TRUE for a selector: one or more labels as above, underscores allowed. */
+gboolean dkim_selector_is_valid(const char *selector);
+
+typedef enum {
+  DKIM_KEY_RSA = 0,
+  DKIM_KEY_ED25519,
+} DkimKeyType;
+
+/* "rsa" or "ed25519" (the k= value). */
+const char *dkim_key_type_to_string(DkimKeyType type);
+
+/* A published key record (RFC 6376 section 3.6.1), parsed. */
+typedef struct {
+  DkimKeyType type; /* k=, rsa when absent */
+  char *public_key; /* owned: p= without white space; "" when revoked */
+} DkimRecord;
+
+void dkim_record_clear(DkimRecord *record);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(DkimRecord, dkim_record_clear)
+/* Parses `text` (the TXT strings concatenated).  FALSE, with `error`
+ * saying what is wrong, for: a v= that is not first or not DKIM1, a tag
+ * twice, a tag without '=', an unknown k=, no p=, a p= that is not
+ * base64. */
+gboolean dkim_record_parse(const char *text, DkimRecord *record,
+                           GError **error);
+/* The record for a key: "v=DKIM1; k=TYPE; p=KEY" (RSA keys get h=sha256,
+ * as amavis writes them). */
+char *dkim_record_format(DkimKeyType type, const char *public_key);
+/* The zone-file line for SELECTOR._domainkey.DOMAIN: the record split
+ * into quoted strings of at most 255 octets, in parentheses when there
+ * are several; newline-terminated. */
+char *dkim_record_zone_line(const char *domain, const char *selector,
+                            const char *record);
+
+/* Everything known about one verified signature, as libopendkim and the
+ * lookups left it; dkim_check_decide() turns it into a result. */
+typedef enum {
+  DKIM_LOOKUP_NONE = 0, /* no lookup made (bad d= or s=, skipped) */
+  DKIM_LOOKUP_FOUND,
+  DKIM_LOOKUP_NOT_FOUND, /* NXDOMAIN or NODATA */
+  DKIM_LOOKUP_TEMPFAIL,  /* timeout, SERVFAIL, cancelled */
+  DKIM_LOOKUP_MALFORMED, /* a TXT that is no key record (or several) */
+  DKIM_LOOKUP_REVOKED,   /* an empty p= */
+} DkimLookup;
+
+typedef struct {
+  const char *domain;    /* d=, nullable */
+  const char *algorithm; /* a= as libopendkim names it, nullable */
+  DkimLookup lookup;
+  const char *lookup_problem; /* nullable: why MALFORMED */
+  int library_error;          /* dkim_sig_geterror() */
+  const char *library_text;   /* dkim_sig_geterrorstr(), nullable */
+  gboolean passed;            /* DKIM_SIG_CHECK() */
+  gboolean body_mismatch;     /* bh= did not match */
+  gboolean ed25519;           /* the key is Ed25519 */
+  guint key_bits;             /* RSA key size; 0 for Ed25519 */
+  gssize signed_length;       /* l=, -1 when absent */
+  gssize body_length;         /* the canonicalised body */
+  guint min_key_bits;
+  gboolean allow_rsa_sha1;
+} DkimCheck;
+
+/* The RFC 8601 result ("pass", "fail", "neutral", "policy", "temperror",
+ * "permerror") and a short reason for it (static or *reason_r owned). */
+const char *dkim_check_decide(const DkimCheck *check, char **reason_r);
+
+/* The domain of the one address in a From: value (lower case), or NULL
+ * when there is none, several, or the domain is not valid. */
+char *dkim_from_domain(const char *from_value);
+
+/* --- Keys (dkim-key.c) ---------------------------------------------------- */
+
+typedef struct {
+  char *selector;   /* owned */
+  char *path;       /* owned: KEY_DIRECTORY/DOMAIN/SELECTOR.key */
+  guint8 *pem;      /* owned: the file, zeroed when freed */
+  gsize pem_length; /* without the NUL after it */
+  DkimKeyType type;
+  guint bits;       /* RSA modulus size; 256 for Ed25519 */
+  char *public_key; /* owned: the p= value of its DNS record */
+} DkimKey;
+
+void dkim_key_free(DkimKey *key);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DkimKey, dkim_key_free)
+
+/* Reads and checks KEY_DIRECTORY/DOMAIN/SELECTOR.key: it must be a
+ * regular file nobody but its owner and group can read or write, that
+ * `reader` (nullable: the [server] user the daemon will run as, so that a
+ * SIGHUP can read it again) can read, holding an RSA (at least
+ * `min_bits`) or Ed25519 private key; and a record file SELECTOR.txt next
+ * to it (as `postilion dkim genkey` writes) must name the same algorithm
+ * and public key.  Every failure names the file and the fix. */
+DkimKey *dkim_key_load(const char *directory, const char *domain,
+                       const char *selector, const char *reader,
+                       guint min_bits, GError **error);
+/* The public half of a PEM private key: type, bits and p= value. */
+gboolean dkim_key_describe(const guint8 *pem, gsize length,
+                           DkimKeyType *type_r, guint *bits_r,
+                           char **public_key_r, GError **error);
+/* A new private key as PKCS#8 PEM (bits: RSA only). */
+char *dkim_key_generate(DkimKeyType type, guint bits, GError **error);
+
+/* --- Configuration (dkim-config.c) --------------------------------------- */
+
+typedef enum {
+  DKIM_CANON_SIMPLE_ = 0,
+  DKIM_CANON_RELAXED_,
+} DkimCanon;
+
+typedef struct {
+  char *domain;         /* owned: the From: domain, lower case */
+  char *signing_domain; /* owned: d= */
+  GPtrArray *keys;      /* owned, of DkimKey*: one signature each */
+} DkimDomain;
+
+/* Immutable after dkim_config_load(); every hook and job holds a
+ * reference, so a SIGHUP never changes a running signature. */
+typedef struct {
+  char *key_directory; /* owned */
+  gboolean sign;
+  gboolean verify;
+  DkimCanon header_canon;
+  DkimCanon body_canon;
+  guint64 expire_seconds; /* x= = t= + this; 0: no x= */
+  char **headers;         /* owned: signed when present */
+  char **oversign;        /* owned: one more than present */
+  guint max_signatures;
+  guint min_key_bits;
+  gboolean allow_rsa_sha1;
+  GHashTable *domains; /* owned: lower-case domain -> DkimDomain* */
+  char *hostname;      /* owned: [server] hostname, lower case */
+  void *library;       /* owned: the DKIM_LIB with these options */
+} DkimConfig;
+
+/* Reads [plugin:dkim] (`group`) and every [plugin:dkim:DOMAIN] of
+ * `keyfile`, and loads every key (see dkim_key_load()).  `reader` as
+ * there. */
+DkimConfig *dkim_config_load(GKeyFile *keyfile, const char *group,
+                             const char *reader, GError **error);
+DkimConfig *dkim_config_ref(DkimConfig *config);
+void dkim_config_unref(DkimConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DkimConfig, dkim_config_unref)
+/* The domain entry for `domain` (any case), or NULL. */
+const DkimDomain *dkim_config_find_domain(const DkimConfig *config,
+                                          const char *domain);
+/* The entry signing the daemon's own mail: [server] hostname's, else that
+ * of its parent domains (mx.example.org -> example.org); nullable. */
+const DkimDomain *dkim_config_find_local(const DkimConfig *config);
+
+/* The default `headers` and `oversign` lists (';'-separated). */
+#define DKIM_DEFAULT_HEADERS                                                   \
+  "from;reply-to;subject;date;to;cc;resent-date;resent-from;resent-to;"       \
+  "resent-cc;in-reply-to;references;list-id;list-help;list-unsubscribe;"      \
+  "list-subscribe;list-post;list-owner;list-archive;message-id;"             \
+  "mime-version;content-type;content-transfer-encoding;content-id;"          \
+  "content-description;sender"
+#define DKIM_DEFAULT_OVERSIGN "from;to;cc;subject;date"
+
+/* --- Signing (dkim-sign.c) ------------------------------------------------ */
+
+/* Feeds every header field of `message` as "Name: value" (as the core
+ * stores it) to `feed`. */
+typedef void (*DkimFeedHeader)(const char *field, gsize length,
+                               gpointer data);
+void dkim_feed_headers(PstMessage *message, DkimFeedHeader feed,
+                       gpointer data);
+/* Streams the body from the spool to `feed` in pieces (ABI 1.2's reader);
+ * `feed` returns FALSE to stop early.  FALSE on a read error. */
+typedef gboolean (*DkimFeedBody)(const guint8 *chunk, gsize length,
+                                 gpointer data);
+gboolean dkim_feed_body(PstMessage *message, DkimFeedBody feed, gpointer data,
+                        GError **error);
+
+
+/* Signs the message the call is about with every key of `domain` and
+ * inserts the DKIM-Signature fields on top; runs on a worker, completes
+ * the call.  Takes a reference to `config`. */
+void dkim_sign_call(GThreadPool *pool, PstCall *call, DkimConfig *config,
+                    const DkimDomain *domain);
+/* Signs a whole message (CRLF lines) the daemon wrote itself; the
+ * DKIM-Signature fields to put on top ("DKIM-Signature: ...\r\n" each),
+ * or NULL (logged) when `domain` has no usable key.  Any thread. */
+char *dkim_sign_local(PstPlugin *plugin, DkimConfig *config,
+                      const DkimDomain *domain, GBytes *message);
+/* The worker function of the plugin's pool: a job from dkim_sign_call()
+ * or dkim_verify_call(). */
+void dkim_job_run(gpointer job, gpointer user_data);
+
+/* --- Verifying (dkim-verify.c) -------------------------------------------- */
+
+/* Verifies every DKIM-Signature of the call's message (main thread: the
+ * header and the key lookups; then the body on `pool`), appends one
+ * auth.dkim entry per signature and completes the call.  Returns the
+ * hook's verdict (PENDING, or CONTINUE when there is nothing to wait
+ * for). */
+PstVerdict dkim_verify_call(GThreadPool *pool, PstCall *call,
+                            DkimConfig *config);
+
+/* The library handle's callbacks (installed on every DKIM_LIB). */
+void dkim_verify_install_callbacks(void *library);
+
+/* A job on the pool: the first field says which. */
+typedef enum { DKIM_JOB_SIGN, DKIM_JOB_VERIFY } DkimJobKind;
+void dkim_sign_job_run(gpointer job);
+void dkim_verify_job_run(gpointer job);
+
+G_END_DECLS
