@@ -51,5 +51,8 @@ int pst_tool_submit(const PstConfig *config, const char *sender,
                     const char *const *recipients, const char *message);
 /* `postilion dmarc report ...` (dmarc-cmd.c); argv[0] is "dmarc". */
 int pst_tool_dmarc(const PstConfig *config, int argc, char **argv);
+/* `postilion dkim genkey|dns|testkey` (dkim-cmd.c, built with OpenSSL);
+ * argv[0] is "dkim". */
+int pst_tool_dkim(const PstConfig *config, int argc, char **argv);
 
 G_END_DECLS

@@ -5,6 +5,8 @@
  *   postilion [-c FILE] plugins [--config-only]
  *   postilion [-c FILE] check-config
  *   postilion [-c FILE] dmarc report [--day YYYY-MM-DD] [--dry-run DIR]
+ *   postilion [-c FILE] dkim genkey DOMAIN SELECTOR [--type T] [--bits N]|
+ *                            dns DOMAIN [SELECTOR]|testkey DOMAIN [SELECTOR]
  *   postilion [-c FILE] sendmail [sendmail options] [recipient ...]
  *   sendmail ...            (a link to postilion: the same as above)
  *
@@ -28,6 +30,9 @@ static int usage(void) {
         "       postilion [-c FILE] dmarc report [--day YYYY-MM-DD] "
         "[--dry-run DIR]\n"
 #endif
+        "       postilion [-c FILE] dkim genkey DOMAIN SELECTOR "
+        "[--type rsa|ed25519] [--bits 2048]\n"
+        "       postilion [-c FILE] dkim dns|testkey DOMAIN [SELECTOR]\n"
         "       postilion [-c FILE] sendmail [options] [recipient ...]\n"
         "(see postilion(8))\n",
         stderr);
@@ -68,7 +73,8 @@ int main(int argc, char **argv) {
 #else
   gboolean dmarc = FALSE;
 #endif
-  if (!g_str_equal(command, "queue") && !dmarc)
+  if (!g_str_equal(command, "queue") && !g_str_equal(command, "dkim") &&
+      !dmarc)
     return usage();
   g_autoptr(GError) error = NULL;
   g_autoptr(PstConfig) config = pst_config_load(config_path, &error);
@@ -79,6 +85,10 @@ int main(int argc, char **argv) {
 #ifdef PST_TOOL_DMARC
   if (dmarc)
     return pst_tool_dmarc(config, argc - i, argv + i);
+#endif
+#ifdef PST_TOOL_DKIM
+  if (g_str_equal(command, "dkim"))
+    return pst_tool_dkim(config, argc - i, argv + i);
 #endif
   return pst_tool_queue(config, argc - i, argv + i);
 }

@@ -218,6 +218,7 @@ static void test_key_files(void) {
 
   /* Not a private key at all. */
   g_assert_true(g_file_set_contents(ed, "hello\n", -1, NULL));
+  g_assert_cmpint(g_chmod(ed, 0600), ==, 0);
   g_assert_null(dkim_key_load(directory, "example.org", "ed", NULL, 1024,
                               &error));
   g_assert_nonnull(strstr(error->message, "no PEM private key"));

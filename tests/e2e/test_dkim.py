@@ -1,0 +1,666 @@
+"""plugins/dkim end to end: signing checked by independent verifiers
+(dkimpy, and OpenDKIM's opendkim-testmsg), verification of mail signed by
+dkimpy and by OpenDKIM's library, RFC 8301 policy, hostile signatures and
+key records, DNS that never answers, key files with unsafe permissions, and
+the `postilion dkim` tool.
+
+One daemon for the module (relay.so + dkim.so) delivers into Maildirs and
+resolves through tests/dns/testdns.py serving a zone the tests write: the
+keys `postilion dkim genkey` made, published under example.org, and the
+keys of an outside sender (sender.test) that dkimpy signs with.  Loopback
+clients are internal (the relay plugin's default internal_networks), so
+their mail is signed; XCLIENT ADDR= makes a session an outside one, whose
+mail is verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+import harness
+from delivery import delivery_config, maildir_of, wait_for, wait_messages
+from harness import BUILD, REPO
+
+dkim = pytest.importorskip("dkim")
+
+PLUGIN_PATH = [str(BUILD / "plugins" / "relay"), str(BUILD / "plugins" / "dkim")]
+TOOL = BUILD / "tools" / "postilion"
+OUTSIDE = "192.0.2.10"
+
+pytestmark = pytest.mark.skipif(
+    not (BUILD / "plugins" / "dkim" / "dkim.so").exists(),
+    reason="dkim.so not built (libopendkim-dev missing)")
+
+
+# --------------------------------------------------------------------------
+# Keys, zone and daemon
+
+def openssl(*args: str, data: bytes | None = None) -> bytes:
+    return subprocess.run(["openssl", *args], input=data, check=True,
+                          capture_output=True).stdout
+
+
+def rsa_key(bits: int = 2048) -> tuple[bytes, str]:
+    """(PEM private key, p= value)."""
+    pem = openssl("genpkey", "-algorithm", "RSA", "-pkeyopt",
+                  f"rsa_keygen_bits:{bits}")
+    der = openssl("pkey", "-pubout", "-outform", "DER", data=pem)
+    return pem, base64.b64encode(der).decode()
+
+
+def ed_key() -> tuple[bytes, str, bytes]:
+    """(PEM private key, p= value, dkimpy's base64 seed)."""
+    pem = openssl("genpkey", "-algorithm", "ED25519")
+    der_private = openssl("pkey", "-outform", "DER", data=pem)
+    der_public = openssl("pkey", "-pubout", "-outform", "DER", data=pem)
+    return (pem, base64.b64encode(der_public[-32:]).decode(),
+            base64.b64encode(der_private[-32:]))
+
+
+def txt(text: str) -> str:
+    """A TXT record's RDATA: strings of at most 255 octets."""
+    return " ".join(f'"{text[i:i + 255]}"' for i in range(0, len(text), 255))
+
+
+class World:
+    """The module's keys, zone, DNS server and daemon."""
+
+    def __init__(self, root):
+        self.root = root
+        self.keys = root / "keys"
+        self.mail = root / "mail"
+        self.records: dict[str, str] = {}
+        self.tool_config = root / "tool.conf"
+
+    def tool(self, *args, check=True) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(TOOL), "-c", str(self.tool_config), *args],
+                                capture_output=True, text=True, timeout=30)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def dnsfunc(self, name, timeout=5):
+        text = self.records.get(name.decode().rstrip(".").lower())
+        return text.encode() if text is not None else None
+
+
+def zone_text(records: dict[str, str]) -> str:
+    lines = ["$TTL 300", "$ORIGIN test.", "@ IN SOA ns.test. h.test. 1 3600 600 86400 60",
+             "@ IN NS ns.test.", "ns IN A 127.0.0.1"]
+    for origin in ("example.org", "sender.test", "other.test"):
+        lines.append(f"$ORIGIN {origin}.")
+        lines.append(f"@ IN SOA ns.test. h.test. 1 3600 600 86400 60")
+        for name, text in records.items():
+            if name.endswith("." + origin):
+                lines.append(f"{name}. IN TXT {txt(text)}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dkim")
+    w = World(root)
+    w.tool_config.write_text(
+        f"[server]\nhostname = mx.example.org\nspool = {root}/toolspool\n"
+        f"[listener:smtp]\naddress = 127.0.0.1:25\n"
+        f"[plugin:dkim]\nkey_directory = {w.keys}\n")
+    # Our keys, made and printed by the tool.
+    for selector, args in (("rsa", ()), ("ed", ("--type", "ed25519"))):
+        out = w.tool("dkim", "genkey", "example.org", selector, *args).stdout
+        record = "".join(re.findall(r'"([^"]*)"', out))
+        w.records[f"{selector}._domainkey.example.org"] = record
+    # The outside sender's keys, signed with by dkimpy.
+    w.sender_rsa, public = rsa_key()
+    w.records["py._domainkey.sender.test"] = f"v=DKIM1; k=rsa; p={public}"
+    w.sender_ed_pem, public, w.sender_ed = ed_key()
+    w.records["pyed._domainkey.sender.test"] = f"v=DKIM1; k=ed25519; p={public}"
+    w.sender_small, public = rsa_key(1024)
+    w.records["small._domainkey.sender.test"] = f"v=DKIM1; k=rsa; p={public}"
+    _, other = rsa_key()
+    w.records["other._domainkey.sender.test"] = f"v=DKIM1; k=rsa; p={other}"
+    w.records["revoked._domainkey.sender.test"] = "v=DKIM1; k=rsa; p="
+    w.records["junk._domainkey.sender.test"] = "v=DKIM1; k=rsa; p=@@@not-base64"
+    w.records["wrongk._domainkey.sender.test"] = (
+        "v=DKIM1; k=ed25519; p=" + w.records["py._domainkey.sender.test"].split("p=")[1])
+    w.records["huge._domainkey.sender.test"] = "v=DKIM1; k=rsa; p=" + "A" * 6000
+    w.records["dkimpyed._domainkey.sender.test"] = w.records["pyed._domainkey.sender.test"]
+    zone = root / "dkim.zone"
+    zone.write_text(zone_text(w.records))
+    w.dns = harness.TestDnsServer([zone])
+    config = delivery_config(w.mail, mailboxes=("bob@example.org",
+                                                 "alice@example.org"))
+    config.update({
+        "server": {"xclient_hosts": "127.0.0.0/8"},
+        "dns": {"nameservers": f"127.0.0.1@{w.dns.port}", "timeout": "2s",
+                "dnssec": "no"},
+        "plugins": {"path": PLUGIN_PATH, "load": ["relay", "dkim"]},
+        "plugin:relay": {"reject_unknown_sender_domain": "no",
+                         "reject_unknown_recipient_domain": "no"},
+        "plugin:dkim": {"key_directory": str(w.keys), "expire": "1d"},
+        "plugin:dkim:example.org": {"selectors": "rsa;ed"},
+    })
+    w.daemon = harness.Daemon(root / "postiliond", config=config)
+    w.daemon.start()
+    yield w
+    status = w.daemon.stop()
+    w.dns.stop()
+    report = w.daemon.sanitizer_report()
+    assert report is None, report
+    assert status == 0, w.daemon.log_text()
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+def message(subject="test", body=b"Hello.\r\n", sender="alice@example.org",
+            extra=b"") -> bytes:
+    return (f"From: Alice <{sender}>\r\nTo: bob@example.org\r\n"
+            f"Subject: {subject}\r\nDate: Sun, 06 Dec 2026 06:00:00 +0000\r\n"
+            f"Message-ID: <{time.monotonic_ns()}@example.org>\r\n".encode()
+            + extra + b"\r\n" + body)
+
+
+def send(world, content: bytes, outside: bool = False,
+         recipients=("bob@example.org",), sender="alice@example.org") -> bytes:
+    """Sends `content` and returns it as delivered (CRLF again)."""
+    box = maildir_of(world.mail, recipients[0])
+    before = len(list((box / "new").glob("*"))) if (box / "new").is_dir() else 0
+    with world.daemon.connect() as client:
+        client.ehlo()
+        if outside:
+            assert client.cmd(f"XCLIENT ADDR={OUTSIDE}").code == 220
+            client.ehlo()
+        harness.queue_id(harness.transaction(client, sender=sender,
+                                             recipients=recipients,
+                                             message=content))
+    raw = wait_messages(box, before + 1)[before]
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def strip_delivery_fields(raw: bytes) -> bytes:
+    """The message as it was signed: without Return-Path / Delivered-To."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = [l for l in head.split(b"\r\n")
+             if not l.lower().startswith((b"return-path:", b"delivered-to:"))]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def dkimpy_results(world, raw: bytes) -> list[bool]:
+    checker = dkim.DKIM(raw)
+    count = len([l for l in raw.split(b"\r\n\r\n")[0].split(b"\r\n")
+                 if l.lower().startswith(b"dkim-signature:")])
+    return [checker.verify(idx=i, dnsfunc=world.dnsfunc) for i in range(count)]
+
+
+def auth_results(raw: bytes) -> str:
+    headers, _ = harness.split_message(raw)
+    values = [re.sub(r"\r\n\s+", " ", v) for n, v in headers
+              if n.lower() == "authentication-results"]
+    return values[0] if values else ""
+
+
+def dkim_entries(raw: bytes) -> list[str]:
+    """The dkim= resinfos of our Authentication-Results, in order."""
+    return re.findall(r"dkim=[a-z]+[^;]*", auth_results(raw))
+
+
+def dkimpy_sign(content: bytes, selector: bytes, key: bytes,
+                algorithm=b"rsa-sha256", canon=(b"relaxed", b"simple"),
+                **kw) -> bytes:
+    signature = dkim.sign(content, selector, b"sender.test", key,
+                          canonicalize=canon, signature_algorithm=algorithm,
+                          include_headers=[b"from", b"to", b"subject", b"date"],
+                          **kw)
+    return signature + content
+
+
+# --------------------------------------------------------------------------
+# Signing
+
+BODIES = {
+    "plain": b"Hello.\r\n",
+    "empty": b"",
+    "trailing-blank-lines": b"text\r\n\r\n\r\n\r\n",
+    "8bit": "Grüße aus Köln, 東京\r\n".encode(),
+    "long-lines": (b"x" * 990 + b"\r\n") * 20,
+    "whitespace": b"  lead\t \r\n \t\r\nend  \r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BODIES))
+def test_signed_mail_verifies_in_dkimpy(world, name):
+    extra = (b"X-Folded: one\r\n\ttwo\r\n   three\r\n"
+             b"Received: from a\r\nReceived: from b\r\nCc: c@example.org\r\n")
+    raw = send(world, message(f"body {name}", BODIES[name], extra=extra))
+    headers, _ = harness.split_message(raw)
+    sigs = [v for n, v in headers if n == "DKIM-Signature"]
+    assert len(sigs) == 2
+    joined = " ".join(re.sub(r"\s+", "", s) for s in sigs)
+    assert "a=rsa-sha256" in joined and "a=ed25519-sha256" in joined
+    assert "c=relaxed/simple" in joined
+    assert re.search(r"x=\d+", joined) and re.search(r"t=\d+", joined)
+    # over-signing: From: is listed twice in h=
+    h = re.search(r"(?:^|;)\s*h=([^;]*)", sigs[0].replace("\r\n", "")).group(1)
+    assert re.sub(r"\s", "", h).lower().split(":").count("from") == 2
+    assert "received" not in h.lower()
+    assert dkimpy_results(world, strip_delivery_fields(raw)) == [True, True]
+
+
+def test_signed_mail_verifies_with_opendkim_testmsg(world, tmp_path):
+    """OpenDKIM's own verifier (opendkim-testmsg), keys from a file
+    through its test-keys option (it would use port 53 otherwise)."""
+    testmsg = "/usr/sbin/opendkim-testmsg"
+    if not os.path.exists(testmsg):
+        pytest.skip("opendkim-tools not installed")
+    raw = send(world, message("for opendkim", b"opendkim\r\n\r\n"))
+    keyfile = tmp_path / "keys"
+    keyfile.write_text("".join(f"{name} {text}\n"
+                               for name, text in world.records.items()))
+    signed = strip_delivery_fields(raw)
+    (tmp_path / "msg").write_bytes(signed)
+    result = subprocess.run([testmsg, "-K", str(keyfile)],
+                            input=signed, capture_output=True, timeout=20)
+    assert result.returncode == 0, result.stderr
+
+
+def test_simple_simple_and_10mb_body(world):
+    mark = world.daemon.log_mark()
+    world.daemon.config["plugin:dkim"]["canonicalization"] = "simple/simple"
+    world.daemon.reload(text=harness.render_config(world.daemon.config), wait=0)
+    world.daemon.wait_log(r"plugin dkim: sign on", since=mark)
+    try:
+        body = b"".join(b"line %07d of a big message\r\n" % i
+                        for i in range(360_000))
+        raw = send(world, message("big", body))
+        assert len(raw) > 10_000_000
+        joined = raw.split(b"\r\n\r\n")[0].decode()
+        assert "c=simple/simple" in re.sub(r"\s+", "", joined)
+        assert dkimpy_results(world, strip_delivery_fields(raw)) == [True, True]
+    finally:
+        mark = world.daemon.log_mark()
+        del world.daemon.config["plugin:dkim"]["canonicalization"]
+        world.daemon.reload(text=harness.render_config(world.daemon.config),
+                            wait=0)
+        world.daemon.wait_log(r"plugin dkim: sign on", since=mark)
+
+
+def test_outside_mail_claiming_our_domain_is_not_signed(world):
+    raw = send(world, message("forged"), outside=True, sender="x@sender.test")
+    headers, _ = harness.split_message(raw)
+    assert not [n for n, _ in headers if n == "DKIM-Signature"]
+    assert dkim_entries(raw) == ["dkim=none"] or \
+        dkim_entries(raw)[0].startswith("dkim=none")
+
+
+def test_signed_over_our_outbound_smtp_path(world, tmp_path):
+    """Relayed to an SMTP receiver (Python) that verifies what it got."""
+    got = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def receive():
+        conn, _ = server.accept()
+        f = conn.makefile("rb")
+        conn.sendall(b"220 receiver\r\n")
+        data = b""
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            cmd = line.upper()
+            if cmd.startswith((b"EHLO", b"HELO")):
+                conn.sendall(b"250 receiver\r\n")
+            elif cmd.startswith(b"DATA"):
+                conn.sendall(b"354 go\r\n")
+                while (l := f.readline()) not in (b".\r\n", b""):
+                    data += l[1:] if l.startswith(b"..") else l
+                got.append(data)
+                conn.sendall(b"250 ok\r\n")
+            elif cmd.startswith(b"QUIT"):
+                conn.sendall(b"221 bye\r\n")
+                break
+            else:
+                conn.sendall(b"250 ok\r\n")
+        conn.close()
+
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+    d = world.daemon
+    mark = d.log_mark()
+    d.config["delivery"]["relayhost"] = f"[127.0.0.1]:{port}"
+    d.reload(text=harness.render_config(d.config), wait=0)
+    d.wait_log(r"plugin dkim: sign on", since=mark)
+    try:
+        content = message("outbound", b"over SMTP\r\n.leading dot\r\n")
+        with d.connect() as client:
+            client.ehlo()
+            harness.transaction(client, sender="alice@example.org",
+                                recipients=["carol@remote.test"],
+                                message=content)
+        thread.join(harness.scaled(15))
+        assert got, d.log_text()[-3000:]
+        assert dkimpy_results(world, got[0]) == [True, True]
+    finally:
+        server.close()
+        mark = d.log_mark()
+        del d.config["delivery"]["relayhost"]
+        d.reload(text=harness.render_config(d.config), wait=0)
+        d.wait_log(r"plugin dkim: sign on", since=mark)
+
+
+# --------------------------------------------------------------------------
+# Verifying
+
+def test_dkimpy_signed_rsa_and_ed25519_pass(world):
+    content = message("from outside", sender="x@sender.test")
+    content = dkimpy_sign(content, b"py", world.sender_rsa)
+    content = dkimpy_sign(content, b"pyed", world.sender_ed,
+                          algorithm=b"ed25519-sha256")
+    raw = send(world, content, outside=True, sender="x@sender.test")
+    entries = dkim_entries(raw)
+    assert len(entries) == 2, auth_results(raw)
+    assert all(e.startswith("dkim=pass") for e in entries), entries
+    joined = " ".join(entries)
+    assert "header.d=sender.test" in joined
+    assert "header.s=pyed" in joined and "header.s=py " in joined + " "
+    assert "header.a=ed25519-sha256" in joined
+    assert "header.a=rsa-sha256" in joined
+    assert re.search(r"header\.b=[A-Za-z0-9+/]{8}\b", joined)
+    assert "0-bit" not in auth_results(raw)
+
+
+def test_one_octet_changed_in_body_fails_with_body_hash(world):
+    content = dkimpy_sign(message("tamper", b"original\r\n", sender="x@sender.test"),
+                          b"py", world.sender_rsa)
+    raw = send(world, content.replace(b"original", b"0riginal"), outside=True,
+               sender="x@sender.test")
+    (entry,) = dkim_entries(raw)
+    assert entry.startswith("dkim=fail") and "body hash" in entry, entry
+
+
+def test_changed_signed_header_fails(world):
+    content = dkimpy_sign(message("tamper header", sender="x@sender.test"),
+                          b"py", world.sender_rsa)
+    raw = send(world, content.replace(b"Subject: tamper header",
+                                      b"Subject: tampered header"),
+               outside=True, sender="x@sender.test")
+    (entry,) = dkim_entries(raw)
+    assert entry.startswith("dkim=fail") and "body hash" not in entry, entry
+
+
+def test_opendkim_signed_mail_passes(world, tmp_path):
+    """Signed by OpenDKIM's library (opendkim-testmsg, sign mode)."""
+    testmsg = "/usr/sbin/opendkim-testmsg"
+    if not os.path.exists(testmsg):
+        pytest.skip("opendkim-tools not installed")
+    keyfile = tmp_path / "py.key"
+    keyfile.write_bytes(world.sender_rsa)
+    content = message("opendkim signed", sender="x@sender.test")
+    result = subprocess.run([testmsg, "-d", "sender.test", "-s", "py",
+                             "-k", str(keyfile)], input=content,
+                            capture_output=True, timeout=20)
+    assert result.returncode == 0, result.stderr
+    signed = result.stdout.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    raw = send(world, signed, outside=True, sender="x@sender.test")
+    (entry,) = dkim_entries(raw)
+    assert entry.startswith("dkim=pass"), entry
+
+
+POLICY_CASES = [
+    ("rsa-sha1", dict(selector=b"py", algorithm=b"rsa-sha1"), "fail", "rsa-sha1"),
+    ("small key", dict(selector=b"small", key="small"), "pass", "1024-bit"),
+    ("revoked", dict(selector=b"revoked"), "fail", "revoked"),
+    ("wrong key", dict(selector=b"other"), "fail", ""),
+    ("no key", dict(selector=b"absent"), "permerror", "no key"),
+    ("malformed key", dict(selector=b"junk"), "permerror", "malformed"),
+    ("wrong k=", dict(selector=b"wrongk"), "permerror", ""),
+    ("huge record", dict(selector=b"huge"), "permerror", ""),
+    ("l= short", dict(selector=b"py", length=True, append=b"added\r\n"),
+     "policy", "l="),
+]
+
+
+@pytest.mark.parametrize("label,how,result,reason",
+                         POLICY_CASES, ids=[c[0] for c in POLICY_CASES])
+def test_verification_policy(world, label, how, result, reason):
+    key = world.sender_small if how.get("key") == "small" else world.sender_rsa
+    content = message(label, sender="x@sender.test")
+    kw = {"length": True} if how.get("length") else {}
+    content = dkimpy_sign(content, how["selector"], key,
+                          algorithm=how.get("algorithm", b"rsa-sha256"), **kw)
+    content += how.get("append", b"")
+    raw = send(world, content, outside=True, sender="x@sender.test")
+    (entry,) = dkim_entries(raw)
+    assert entry.startswith(f"dkim={result}"), entry
+    assert reason in entry, entry
+
+
+def test_min_key_bits_2048_fails_a_1024_bit_key(world):
+    d = world.daemon
+    mark = d.log_mark()
+    d.config["plugin:dkim"]["min_key_bits"] = "2048"
+    d.reload(text=harness.render_config(d.config), wait=0)
+    d.wait_log(r"plugin dkim: sign on", since=mark)
+    try:
+        content = dkimpy_sign(message("small", sender="x@sender.test"),
+                              b"small", world.sender_small)
+        (entry,) = dkim_entries(send(world, content, outside=True,
+                                     sender="x@sender.test"))
+        assert entry.startswith("dkim=fail") and "1024" in entry, entry
+    finally:
+        mark = d.log_mark()
+        del d.config["plugin:dkim"]["min_key_bits"]
+        d.reload(text=harness.render_config(d.config), wait=0)
+        d.wait_log(r"plugin dkim: sign on", since=mark)
+
+
+def test_future_signature_fails(world, monkeypatch):
+    content = message("future", sender="x@sender.test")
+    real = time.time
+    monkeypatch.setattr(dkim.time, "time", lambda: real() + 86400)
+    content = dkimpy_sign(content, b"py", world.sender_rsa)
+    monkeypatch.undo()
+    (entry,) = dkim_entries(send(world, content, outside=True,
+                                 sender="x@sender.test"))
+    assert entry.startswith("dkim=fail") and "future" in entry, entry
+
+
+def test_expired_signature_fails(world):
+    """Signed by us with expire = 1s, then sent in again from outside."""
+    d = world.daemon
+    mark = d.log_mark()
+    d.config["plugin:dkim"]["expire"] = "1s"
+    d.reload(text=harness.render_config(d.config), wait=0)
+    d.wait_log(r"plugin dkim: sign on", since=mark)
+    try:
+        raw = strip_delivery_fields(send(world, message("expiring")))
+    finally:
+        mark = d.log_mark()
+        d.config["plugin:dkim"]["expire"] = "1d"
+        d.reload(text=harness.render_config(d.config), wait=0)
+        d.wait_log(r"plugin dkim: sign on", since=mark)
+    time.sleep(2.1)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    head = re.sub(rb"Authentication-Results:.*?\r\n(?![ \t])", b"", head + b"\r\n",
+                  flags=re.S)
+    entries = dkim_entries(send(world, head + b"\r\n" + body, outside=True))
+    assert len(entries) == 2, entries
+    assert all(e.startswith("dkim=fail") and "expired" in e for e in entries), entries
+
+
+def hostile_signature(**tags) -> bytes:
+    base = {"v": "1", "a": "rsa-sha256", "c": "relaxed/simple",
+            "d": "sender.test", "s": "py", "h": "from:subject",
+            "bh": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpiWLG2Ah9Cs=",
+            "b": "AAAA"}
+    base.update(tags)
+    text = "; ".join(f"{k}={v}" for k, v in base.items() if v is not None)
+    return f"DKIM-Signature: {text}\r\n".encode()
+
+
+HOSTILE = [
+    ("bad d= injection", hostile_signature(d='sender.test"; dkim=pass')),
+    ("d= with parens", hostile_signature(d="(evil).test")),
+    ("duplicate tags", hostile_signature() .replace(b"s=py", b"s=py; s=py")),
+    ("bad base64", hostile_signature(b="!!!!")),
+    ("16 KB b=", hostile_signature(b="A" * 16384)),
+    ("no d=", hostile_signature(d=None)),
+    ("unknown a=", hostile_signature(a="rsa-md5")),
+    ("garbage", b"DKIM-Signature: ;;;===;;\r\n"),
+]
+
+
+@pytest.mark.parametrize("label,field", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_signatures_get_a_defined_result(world, label, field):
+    raw = send(world, field + message(label, sender="x@sender.test"),
+               outside=True, sender="x@sender.test")
+    entries = dkim_entries(raw)
+    assert len(entries) == 1, auth_results(raw)
+    assert re.match(r"dkim=(permerror|fail|neutral|none)\b", entries[0]), entries
+    ar = auth_results(raw)
+    assert "evil" not in ar and 'dkim=pass' not in ar, ar
+
+
+def test_a_hundred_signatures_verify_max_signatures(world):
+    content = message("many", sender="x@sender.test")
+    signed = dkimpy_sign(content, b"py", world.sender_rsa)
+    field = signed[:len(signed) - len(content)]
+    raw = send(world, field * 100 + content, outside=True,
+               sender="x@sender.test")
+    entries = dkim_entries(raw)
+    assert len(entries) == 10, auth_results(raw)
+    assert all(e.startswith("dkim=pass") for e in entries)
+    world.daemon.wait_log(r"90 of 100 signatures not verified")
+
+
+def test_silent_dns_temperror_while_banners_stay_prompt(world):
+    """50 verifications wait on a name server that never answers; new
+    connections still get their banner at once; each ends temperror."""
+    content = hostile_signature(d="x.timeout.test", s="sel") + \
+        message("timeout", sender="x@sender.test")
+    clients = []
+    for _ in range(50):
+        client = world.daemon.connect(timeout=harness.scaled(20))
+        client.read_reply()
+        client.cmd(f"EHLO {harness.CLIENT_NAME}")
+        assert client.cmd(f"XCLIENT ADDR={OUTSIDE}").code == 220
+        client.ehlo()
+        assert client.cmd("MAIL FROM:<x@sender.test>").code == 250
+        assert client.cmd("RCPT TO:<bob@example.org>").code == 250
+        assert client.cmd("DATA").code == 354
+        client.send(harness.dot_stuff(content))
+        clients.append(client)
+    # Every verification is now waiting for DNS.
+    delays = []
+    for _ in range(5):
+        start = time.monotonic()
+        with world.daemon.connect() as probe:
+            assert probe.read_reply().code == 220
+        delays.append(time.monotonic() - start)
+    assert max(delays) < harness.scaled(0.5), delays
+    replies = [c.read_reply(timeout=harness.scaled(20)) for c in clients]
+    for client in clients:
+        client.close()
+    assert all(r.code == 250 for r in replies), replies[:3]
+    box = maildir_of(world.mail, "bob@example.org")
+    wait_for(lambda: sum(b"timeout" in m and b"dkim=temperror" in m
+                         for m in (p.read_bytes() for p in (box / "new").iterdir()))
+             >= 50, 20, "50 temperror results")
+
+
+# --------------------------------------------------------------------------
+# The daemon's own mail
+
+def test_bounce_is_signed_for_the_hostname_domain(world):
+    """A DSN from MAILER-DAEMON@mx.example.org is signed d=example.org."""
+    d = world.daemon
+    with d.connect() as client:
+        client.ehlo()
+        # Outbound to a host that refuses: the DSN goes back to alice.
+        harness.transaction(client, sender="alice@example.org",
+                            recipients=["nobody@unroutable.invalid"],
+                            message=message("will bounce"))
+    box = maildir_of(world.mail, "alice@example.org")
+    (raw,) = wait_messages(box, 1, timeout=30)
+    raw = raw.replace(b"\n", b"\r\n")
+    assert b"MAILER-DAEMON@mx.example.org" in raw
+    assert dkimpy_results(world, strip_delivery_fields(raw)) == [True, True]
+
+
+# --------------------------------------------------------------------------
+# Key files and the tool
+
+def test_world_readable_key_refuses_start_and_reload(world, tmp_path):
+    keys = tmp_path / "keys"
+    (keys / "example.org").mkdir(parents=True)
+    key = keys / "example.org" / "s.key"
+    key.write_bytes(rsa_key()[0])
+    os.chmod(key, 0o644)
+    config = {"plugins": {"path": PLUGIN_PATH, "load": ["dkim"]},
+              "plugin:dkim": {"key_directory": str(keys)},
+              "plugin:dkim:example.org": {"selectors": "s"}}
+    d = harness.Daemon(tmp_path / "d", config=config)
+    d.start(wait=False)
+    assert d.wait_exit() != 0
+    assert f"{key}: the private key is readable" in d.log_text()
+    assert "chmod 0640" in d.log_text()
+
+
+def test_key_of_the_wrong_algorithm_for_its_record_refused(world, tmp_path):
+    keys = tmp_path / "keys"
+    (keys / "example.org").mkdir(parents=True)
+    key = keys / "example.org" / "s.key"
+    key.write_bytes(ed_key()[0])
+    os.chmod(key, 0o600)
+    (keys / "example.org" / "s.txt").write_text(
+        f'"{world.records["rsa._domainkey.example.org"]}"\n')
+    config = {"plugins": {"path": PLUGIN_PATH, "load": ["dkim"]},
+              "plugin:dkim": {"key_directory": str(keys)},
+              "plugin:dkim:example.org": {"selectors": "s"}}
+    d = harness.Daemon(tmp_path / "d", config=config)
+    d.start(wait=False)
+    assert d.wait_exit() != 0
+    assert "holds a ed25519 key but its record" in d.log_text()
+
+
+def test_reload_with_an_unsafe_key_keeps_the_old_configuration(world):
+    d = world.daemon
+    bad = world.keys / "example.org" / "rsa.key"
+    os.chmod(bad, 0o644)
+    try:
+        mark = d.log_mark()
+        d.signal(1)
+        d.wait_log(r"readable or writable by anyone", since=mark)
+        raw = send(world, message("after bad reload"))
+        assert dkimpy_results(world, strip_delivery_fields(raw)) == [True, True]
+    finally:
+        os.chmod(bad, 0o640)
+
+
+def test_tool_dns_and_testkey(world, tmp_path):
+    out = world.tool("dkim", "dns", "example.org").stdout
+    assert out.count("._domainkey.example.org.\tIN\tTXT\t") == 2
+    for line in re.findall(r'"([^"]*)"', out):
+        assert len(line) <= 255
+    config = world.tool_config.read_text() + (
+        f"[dns]\nnameservers = 127.0.0.1@{world.dns.port}\ndnssec = no\n"
+        "timeout = 2s\n")
+    world.tool_config.write_text(config)
+    result = world.tool("dkim", "testkey", "example.org")
+    assert "rsa._domainkey.example.org: matches" in result.stdout
+    assert "ed._domainkey.example.org: matches" in result.stdout
+    # A selector whose record is not published.
+    world.tool("dkim", "genkey", "example.org", "unpublished", "--type", "ed25519")
+    result = world.tool("dkim", "testkey", "example.org", "unpublished", check=False)
+    assert result.returncode != 0
+    assert "unpublished._domainkey.example.org: not published" in result.stdout
