@@ -25,8 +25,6 @@ static const char *const dkim_domain_keys[] = {"selectors", "signing_domain",
 
 #define DKIM_DEFAULT_KEY_DIRECTORY "/etc/postilion/dkim"
 #define DKIM_DEFAULT_EXPIRE_MS (10ULL * 24 * 3600 * 1000)
-/* Seconds of clock difference a t= may be ahead of ours. */
-#define DKIM_CLOCK_DRIFT 300
 
 static void dkim_domain_free(DkimDomain *domain) {
   g_free(domain->domain);

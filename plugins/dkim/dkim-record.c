@@ -331,6 +331,22 @@ const char *dkim_check_decide(const DkimCheck *check, char **reason_r) {
   const char *result = dkim_check_lookup(check, reason_r);
   if (result != NULL)
     return result;
+  if (check->key_type_known && check->algorithm != NULL &&
+      (check->key_type == DKIM_KEY_ED25519) !=
+          g_str_has_prefix(check->algorithm, "ed25519")) {
+    *reason_r = g_strdup_printf("key record k=%s does not fit a=%s",
+                                dkim_key_type_to_string(check->key_type),
+                                check->algorithm);
+    return "permerror";
+  }
+  if (check->expires_at >= 0 && check->expires_at < check->now) {
+    *reason_r = g_strdup("signature expired (x= is past)");
+    return "fail";
+  }
+  if (check->signed_at > check->now + DKIM_CLOCK_DRIFT) {
+    *reason_r = g_strdup("signature in the future (t= ahead of our clock)");
+    return "fail";
+  }
   int error = check->library_error;
   if (error == 3 /* EXPIRED */ || error == 4 /* FUTURE */ ||
       error == 46 /* KEYTOOSMALL */ || error == 42 /* KEYREVOKED */) {

@@ -36,6 +36,7 @@ typedef struct {
   DkimLookup status;
   char *text;    /* owned, nullable: the record, when FOUND or REVOKED */
   char *problem; /* owned, nullable: why MALFORMED */
+  DkimKeyType type; /* k=, when FOUND or REVOKED */
   gboolean done;
 } DkimKeyAnswer;
 
@@ -112,6 +113,7 @@ static void dkim_key_answer_fill(DkimKeyAnswer *answer, PstDnsResult *result) {
     }
     answer->status = record.public_key[0] == '\0' ? DKIM_LOOKUP_REVOKED
                                                   : DKIM_LOOKUP_FOUND;
+    answer->type = record.type;
     answer->text = g_strdup(text);
     return;
   }
@@ -254,6 +256,17 @@ static char *dkim_header_i(DKIM *dkim, DKIM_SIGINFO *sig) {
   return g_strdup(text);
 }
 
+/* A t= or x= tag as seconds, -1 when absent or not a number. */
+static gint64 dkim_sig_time_tag(DKIM_SIGINFO *sig, const char *tag) {
+  const char *value =
+      (const char *)dkim_sig_gettagvalue(sig, false, (unsigned char *)tag);
+  guint64 seconds = 0;
+  if (value == NULL ||
+      !g_ascii_string_to_unsigned(value, 10, 0, G_MAXINT64, &seconds, NULL))
+    return -1;
+  return (gint64)seconds;
+}
+
 static void dkim_check_fill(DkimVerifyJob *job, DKIM_SIGINFO *sig,
                             DkimCheck *check) {
   DkimConfig *config = job->config;
@@ -264,6 +277,9 @@ static void dkim_check_fill(DkimVerifyJob *job, DKIM_SIGINFO *sig,
       name != NULL ? g_hash_table_lookup(job->answers, name) : NULL;
   check->lookup = answer != NULL ? answer->status : DKIM_LOOKUP_NONE;
   check->lookup_problem = answer != NULL ? answer->problem : NULL;
+  check->key_type_known = answer != NULL &&
+                          answer->status == DKIM_LOOKUP_FOUND;
+  check->key_type = answer != NULL ? answer->type : DKIM_KEY_RSA;
   check->library_error = dkim_sig_geterror(sig);
   check->library_text = dkim_sig_geterrorstr(check->library_error);
   check->passed = DKIM_SIG_CHECK(sig);
@@ -276,11 +292,16 @@ static void dkim_check_fill(DkimVerifyJob *job, DKIM_SIGINFO *sig,
   ssize_t message_length = -1, canon_length = -1, signed_length = -1;
   if (dkim_sig_getcanonlen(job->dkim, sig, &message_length, &canon_length,
                            &signed_length) == DKIM_STAT_OK) {
+    /* The body as received: l= below it leaves octets unsigned (simple
+     * canonicalisation's trailing empty lines count as such). */
     check->signed_length = signed_length;
-    check->body_length = canon_length;
+    check->body_length = message_length;
   } else {
     check->signed_length = check->body_length = -1;
   }
+  check->signed_at = dkim_sig_time_tag(sig, "t");
+  check->expires_at = dkim_sig_time_tag(sig, "x");
+  check->now = g_get_real_time() / G_USEC_PER_SEC;
   check->min_key_bits = config->min_key_bits;
   check->allow_rsa_sha1 = config->allow_rsa_sha1;
 }

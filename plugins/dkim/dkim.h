@@ -82,12 +82,20 @@ typedef struct {
   gboolean passed;            /* DKIM_SIG_CHECK() */
   gboolean body_mismatch;     /* bh= did not match */
   gboolean ed25519;           /* the key is Ed25519 */
+  gboolean key_type_known;    /* the record's k= is known: */
+  DkimKeyType key_type;       /* it */
   guint key_bits;             /* RSA key size; 0 for Ed25519 */
   gssize signed_length;       /* l=, -1 when absent */
-  gssize body_length;         /* the canonicalised body */
+  gssize body_length;         /* the body received, -1 when unknown */
+  gint64 signed_at;           /* t=, -1 when absent */
+  gint64 expires_at;          /* x=, -1 when absent */
+  gint64 now;                 /* seconds since the epoch */
   guint min_key_bits;
   gboolean allow_rsa_sha1;
 } DkimCheck;
+
+/* Seconds a t= may be ahead of our clock. */
+#define DKIM_CLOCK_DRIFT 300
 
 /* The RFC 8601 result ("pass", "fail", "neutral", "policy", "temperror",
  * "permerror") and a short reason for it (static or *reason_r owned). */

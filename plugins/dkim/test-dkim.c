@@ -107,6 +107,9 @@ static DkimCheck good_check(void) {
                      .key_bits = 2048,
                      .signed_length = -1,
                      .body_length = 100,
+                     .signed_at = 1000000,
+                     .expires_at = -1,
+                     .now = 1000100,
                      .min_key_bits = 1024};
 }
 
@@ -146,6 +149,15 @@ static void test_decide_table(void) {
   DECIDE("1024 under 2048", (check.key_bits = 1024, check.min_key_bits = 2048),
          "fail");
   DECIDE("l= short", check.signed_length = 10, "policy");
+  DECIDE("x= past", check.expires_at = 1000099, "fail");
+  DECIDE("x= ahead", check.expires_at = 1000101, "pass");
+  DECIDE("t= within drift", check.signed_at = 1000100 + DKIM_CLOCK_DRIFT,
+         "pass");
+  DECIDE("t= beyond drift", check.signed_at = 1000101 + DKIM_CLOCK_DRIFT,
+         "fail");
+  DECIDE("k=ed25519 for rsa-sha256",
+         (check.key_type_known = TRUE, check.key_type = DKIM_KEY_ED25519),
+         "permerror");
   DECIDE("l= whole", check.signed_length = 100, "pass");
 }
 
