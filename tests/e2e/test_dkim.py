@@ -96,7 +96,7 @@ class World:
 def zone_text(records: dict[str, str]) -> str:
     lines = ["$TTL 300", "$ORIGIN test.", "@ IN SOA ns.test. h.test. 1 3600 600 86400 60",
              "@ IN NS ns.test.", "ns IN A 127.0.0.1"]
-    for origin in ("example.org", "sender.test", "other.test"):
+    for origin in ("example.org", "sender.test", "football.example.com"):
         lines.append(f"$ORIGIN {origin}.")
         lines.append(f"@ IN SOA ns.test. h.test. 1 3600 600 86400 60")
         for name, text in records.items():
@@ -132,7 +132,7 @@ def world(tmp_path_factory):
     w.records["wrongk._domainkey.sender.test"] = (
         "v=DKIM1; k=ed25519; p=" + w.records["py._domainkey.sender.test"].split("p=")[1])
     w.records["huge._domainkey.sender.test"] = "v=DKIM1; k=rsa; p=" + "A" * 6000
-    w.records["dkimpyed._domainkey.sender.test"] = w.records["pyed._domainkey.sender.test"]
+    w.records.update(RFC8463_RECORDS)
     zone = root / "dkim.zone"
     zone.write_text(zone_text(w.records))
     w.dns = harness.TestDnsServer([zone])
@@ -157,6 +157,46 @@ def world(tmp_path_factory):
     report = w.daemon.sanitizer_report()
     assert report is None, report
     assert status == 0, w.daemon.log_text()
+
+
+# RFC 8463 Appendix A: the signed example message and its published keys
+# (the RSA one is 1024 bits).
+RFC8463_MESSAGE = b"""DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;
+ d=football.example.com; i=@football.example.com;
+ q=dns/txt; s=brisbane; t=1528637909; h=from : to :
+ subject : date : message-id : from : subject : date;
+ bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;
+ b=/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9OdqQehSwhEIug4D11Bus
+ Fa3bT3FY5OsU7ZbnKELq+eXdp1Q1Dw==
+DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;
+ d=football.example.com; i=@football.example.com;
+ q=dns/txt; s=test; t=1528637909; h=from : to : subject :
+ date : message-id : from : subject : date;
+ bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;
+ b=F45dVWDfMbQDGHJFlXUNB2HKfbCeLRyhDXgFpEL8GwpsRe0IeIixNTe3
+ DhCVlUrSjV4BwcVcOF6+FF3Zo9Rpo1tFOeS9mPYQTnGdaSGsgeefOsk2Jz
+ dA+L10TeYt9BgDfQNZtKdN1WO//KgIqXP7OdEFE4LjFYNcUxZQ4FADY+8=
+From: Joe SixPack <joe@football.example.com>
+To: Suzie Q <suzie@shopping.example.net>
+Subject: Is dinner ready?
+Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)
+Message-ID: <20030712040037.46341.5F8J@football.example.com>
+
+Hi.
+
+We lost the game.  Are you hungry yet?
+
+Joe.
+""".replace(b"\n", b"\r\n")
+RFC8463_RECORDS = {
+    "brisbane._domainkey.football.example.com":
+        "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+    "test._domainkey.football.example.com":
+        "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWR"
+        "iGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutAC"
+        "DfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3"
+        "Ip3G+2kryOTIKT+l/K4w3QIDAQAB",
+}
 
 
 # --------------------------------------------------------------------------
@@ -452,7 +492,7 @@ def test_dkimpy_signed_rsa_and_ed25519_pass(world):
     assert "header.s=pyed" in joined and "header.s=py " in joined + " "
     assert "header.a=ed25519-sha256" in joined
     assert "header.a=rsa-sha256" in joined
-    assert re.search(r"header\.b=[A-Za-z0-9+/]{8}\b", joined)
+    assert re.search(r"header\.b=\"?[A-Za-z0-9+/]{8}\b", joined)
     assert "0-bit" not in auth_results(raw)
 
 
@@ -485,6 +525,19 @@ def test_opendkim_signed_mail_passes(world, ed25519):
     raw = send(world, content, outside=True, sender="x@sender.test")
     (entry,) = dkim_entries(raw)
     assert entry.startswith("dkim=pass"), entry
+
+
+def test_rfc8463_example_passes(world):
+    """The RFC's own Ed25519 (and RSA) signed example, with its keys."""
+    assert dkimpy_results(world, RFC8463_MESSAGE) == [True, True]
+    raw = send(world, RFC8463_MESSAGE, outside=True,
+               sender="joe@football.example.com")
+    entries = dkim_entries(raw)
+    assert len(entries) == 2, auth_results(raw)
+    assert entries[0].startswith("dkim=pass") and "header.s=brisbane" in entries[0]
+    assert "header.a=ed25519-sha256" in entries[0]
+    assert re.search(r"header\.b=\"?/gCrinpc\b", entries[0]), entries[0]
+    assert entries[1].startswith("dkim=pass") and "header.s=test" in entries[1]
 
 
 POLICY_CASES = [
