@@ -16,6 +16,7 @@ mail is verified.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import os
 import re
@@ -237,6 +238,33 @@ def send(world, content: bytes, outside: bool = False,
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
+def reload_daemon(world) -> None:
+    """SIGHUP with world.daemon.config; waits for the plugin's new
+    configuration."""
+    d = world.daemon
+    mark = d.log_mark()
+    d.reload(text=harness.render_config(d.config), wait=0)
+    d.wait_log(r"plugin dkim: sign on", since=mark)
+
+
+@contextlib.contextmanager
+def configured(world, group: str, **keys):
+    """The daemon reloaded with `keys` set in `group`, then restored."""
+    config = world.daemon.config.setdefault(group, {})
+    saved = {k: config.get(k) for k in keys}
+    config.update(keys)
+    reload_daemon(world)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = value
+        reload_daemon(world)
+
+
 def strip_delivery_fields(raw: bytes) -> bytes:
     """The message as it was signed: without Return-Path / Delivered-To."""
     head, _, body = raw.partition(b"\r\n\r\n")
@@ -385,28 +413,17 @@ def test_signed_mail_verifies_with_opendkim_testmsg(world, tmp_path):
 
 
 def test_simple_simple_and_10mb_body(world):
-    mark = world.daemon.log_mark()
-    world.daemon.config["plugin:dkim"]["canonicalization"] = "simple/simple"
-    world.daemon.reload(text=harness.render_config(world.daemon.config), wait=0)
-    world.daemon.wait_log(r"plugin dkim: sign on", since=mark)
-    try:
+    with configured(world, "plugin:dkim", canonicalization="simple/simple"):
         body = b"".join(b"line %07d of a big message\r\n" % i
                         for i in range(360_000))
         raw = send(world, message("big", body))
-        assert len(raw) > 10_000_000
-        joined = raw.split(b"\r\n\r\n")[0].decode()
-        joined = re.sub(r"\s+", "", joined)
-        # Ed25519 keeps relaxed headers (libopendkim's simple-header
-        # Ed25519 signatures verify nowhere else).
-        assert "a=rsa-sha256;c=simple/simple" in joined
-        assert "a=ed25519-sha256;c=relaxed/simple" in joined
-        assert dkimpy_results(world, strip_delivery_fields(raw)) == [True, True]
-    finally:
-        mark = world.daemon.log_mark()
-        del world.daemon.config["plugin:dkim"]["canonicalization"]
-        world.daemon.reload(text=harness.render_config(world.daemon.config),
-                            wait=0)
-        world.daemon.wait_log(r"plugin dkim: sign on", since=mark)
+    assert len(raw) > 10_000_000
+    joined = re.sub(r"\s+", "", raw.split(b"\r\n\r\n")[0].decode())
+    # Ed25519 keeps relaxed headers (libopendkim's simple-header Ed25519
+    # signatures verify nowhere else).
+    assert "a=rsa-sha256;c=simple/simple" in joined
+    assert "a=ed25519-sha256;c=relaxed/simple" in joined
+    assert dkimpy_results(world, strip_delivery_fields(raw)) == [True, True]
 
 
 def test_outside_mail_claiming_our_domain_is_not_signed(world):
@@ -453,26 +470,22 @@ def test_signed_over_our_outbound_smtp_path(world, tmp_path):
     thread = threading.Thread(target=receive, daemon=True)
     thread.start()
     d = world.daemon
-    mark = d.log_mark()
-    d.config["delivery"]["relayhost"] = f"[127.0.0.1]:{port}"
-    d.reload(text=harness.render_config(d.config), wait=0)
-    d.wait_log(r"plugin dkim: sign on", since=mark)
     try:
-        content = message("outbound", b"over SMTP\r\n.leading dot\r\n")
-        with d.connect() as client:
-            client.ehlo()
-            harness.transaction(client, sender="alice@example.org",
-                                recipients=["carol@remote.test"],
-                                message=content)
-        thread.join(harness.scaled(15))
+        with configured(world, "delivery", relayhost=f"[127.0.0.1]:{port}"):
+            send_outbound(world, message("outbound",
+                                         b"over SMTP\r\n.leading dot\r\n"))
+            thread.join(harness.scaled(15))
         assert got, d.log_text()[-3000:]
         assert dkimpy_results(world, got[0]) == [True, True]
     finally:
         server.close()
-        mark = d.log_mark()
-        del d.config["delivery"]["relayhost"]
-        d.reload(text=harness.render_config(d.config), wait=0)
-        d.wait_log(r"plugin dkim: sign on", since=mark)
+
+
+def send_outbound(world, content: bytes) -> None:
+    with world.daemon.connect() as client:
+        client.ehlo()
+        harness.transaction(client, sender="alice@example.org",
+                            recipients=["carol@remote.test"], message=content)
 
 
 # --------------------------------------------------------------------------
@@ -570,22 +583,12 @@ def test_verification_policy(world, label, how, result, reason):
 
 
 def test_min_key_bits_2048_fails_a_1024_bit_key(world):
-    d = world.daemon
-    mark = d.log_mark()
-    d.config["plugin:dkim"]["min_key_bits"] = "2048"
-    d.reload(text=harness.render_config(d.config), wait=0)
-    d.wait_log(r"plugin dkim: sign on", since=mark)
-    try:
-        content = dkimpy_sign(message("small", sender="x@sender.test"),
-                              b"small", world.sender_small)
+    content = dkimpy_sign(message("small", sender="x@sender.test"),
+                          b"small", world.sender_small)
+    with configured(world, "plugin:dkim", min_key_bits="2048"):
         (entry,) = dkim_entries(send(world, content, outside=True,
                                      sender="x@sender.test"))
-        assert entry.startswith("dkim=fail") and "1024" in entry, entry
-    finally:
-        mark = d.log_mark()
-        del d.config["plugin:dkim"]["min_key_bits"]
-        d.reload(text=harness.render_config(d.config), wait=0)
-        d.wait_log(r"plugin dkim: sign on", since=mark)
+    assert entry.startswith("dkim=fail") and "1024" in entry, entry
 
 
 def test_future_signature_fails(world, monkeypatch):
@@ -601,18 +604,8 @@ def test_future_signature_fails(world, monkeypatch):
 
 def test_expired_signature_fails(world):
     """Signed by us with expire = 1s, then sent in again from outside."""
-    d = world.daemon
-    mark = d.log_mark()
-    d.config["plugin:dkim"]["expire"] = "1s"
-    d.reload(text=harness.render_config(d.config), wait=0)
-    d.wait_log(r"plugin dkim: sign on", since=mark)
-    try:
+    with configured(world, "plugin:dkim", expire="1s"):
         raw = strip_delivery_fields(send(world, message("expiring")))
-    finally:
-        mark = d.log_mark()
-        d.config["plugin:dkim"]["expire"] = "1d"
-        d.reload(text=harness.render_config(d.config), wait=0)
-        d.wait_log(r"plugin dkim: sign on", since=mark)
     time.sleep(2.1)
     head, _, body = raw.partition(b"\r\n\r\n")
     head = re.sub(rb"Authentication-Results:.*?\r\n(?![ \t])", b"", head + b"\r\n",
@@ -725,37 +718,47 @@ def test_bounce_is_signed_for_the_hostname_domain(world):
 # --------------------------------------------------------------------------
 # Key files and the tool
 
-def test_world_readable_key_refuses_start_and_reload(world, tmp_path):
-    keys = tmp_path / "keys"
-    (keys / "example.org").mkdir(parents=True)
-    key = keys / "example.org" / "s.key"
-    key.write_bytes(rsa_key()[0])
-    os.chmod(key, 0o644)
+def start_refused(tmp_path, pem: bytes, mode: int, record: str | None = None,
+                  server: dict | None = None) -> tuple[str, str]:
+    """Starts a daemon signing example.org with key s (`pem`, `mode`, an
+    optional s.txt record); it must refuse.  (key path, log)."""
+    directory = tmp_path / "keys" / "example.org"
+    directory.mkdir(parents=True)
+    key = directory / "s.key"
+    key.write_bytes(pem)
+    os.chmod(key, mode)
+    if record is not None:
+        (directory / "s.txt").write_text(f'"{record}"\n')
     config = {"plugins": {"path": PLUGIN_PATH, "load": ["dkim"]},
-              "plugin:dkim": {"key_directory": str(keys)},
+              "plugin:dkim": {"key_directory": str(tmp_path / "keys")},
               "plugin:dkim:example.org": {"selectors": "s"}}
+    if server:
+        config["server"] = server
     d = harness.Daemon(tmp_path / "d", config=config)
     d.start(wait=False)
     assert d.wait_exit() != 0
-    assert f"{key}: the private key is readable" in d.log_text()
-    assert "chmod 0640" in d.log_text()
+    return str(key), d.log_text()
+
+
+def test_world_readable_key_refuses_start(world, tmp_path):
+    key, log = start_refused(tmp_path, rsa_key()[0], 0o644)
+    assert f"{key}: the private key is readable or writable by anyone" in log
+    assert f"chown root:postilion {key} && chmod 0640 {key}" in log
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_key_the_server_user_cannot_read_refuses_start(world, tmp_path):
+    """root:root 0600 loads as root, but not on SIGHUP after the drop."""
+    key, log = start_refused(tmp_path, ed_key()[0], 0o600,
+                             server={"user": "nobody"})
+    assert f"{key}: the [server] user nobody cannot read it" in log
+    assert f"chown root:nobody {key} && chmod 0640 {key}" in log
 
 
 def test_key_of_the_wrong_algorithm_for_its_record_refused(world, tmp_path):
-    keys = tmp_path / "keys"
-    (keys / "example.org").mkdir(parents=True)
-    key = keys / "example.org" / "s.key"
-    key.write_bytes(ed_key()[0])
-    os.chmod(key, 0o600)
-    (keys / "example.org" / "s.txt").write_text(
-        f'"{world.records["rsa._domainkey.example.org"]}"\n')
-    config = {"plugins": {"path": PLUGIN_PATH, "load": ["dkim"]},
-              "plugin:dkim": {"key_directory": str(keys)},
-              "plugin:dkim:example.org": {"selectors": "s"}}
-    d = harness.Daemon(tmp_path / "d", config=config)
-    d.start(wait=False)
-    assert d.wait_exit() != 0
-    assert "holds a ed25519 key but its record" in d.log_text()
+    key, log = start_refused(tmp_path, ed_key()[0], 0o600,
+                             record=world.records["rsa._domainkey.example.org"])
+    assert f"{key} holds a ed25519 key but its record" in log
 
 
 def test_reload_with_an_unsafe_key_keeps_the_old_configuration(world):
