@@ -2,7 +2,8 @@
  * and the `sendmail` link), for mailx, cron and scripts.
  *
  * Reads the message from standard input and submits it over SMTP to the
- * daemon's first listener (0.0.0.0 and :: become the loopback address), so
+ * daemon's first plain listener that requires neither AUTH nor TLS (else
+ * its first listener; 0.0.0.0 and :: become the loopback address), so
  * it passes the same checks as any message.  It says EHLO with [server]
  * hostname (a fully-qualified name, so the relay plugin's HELO checks pass
  * whether or not loopback is an internal network) and always ends with
@@ -231,9 +232,21 @@ static int smtp_command(Submission *s, char **text_r, const char *format, ...) {
   return smtp_reply(s, text_r);
 }
 
-/* The first listener's address, loopback for a wildcard. */
+/* The first listener a local program can use as it is (plain, no AUTH or
+ * TLS required, no PROXY header), else the first one. */
+static const PstListenerConfig *submission_listener(const PstConfig *config) {
+  for (guint i = 0; i < config->listeners->len; i++) {
+    const PstListenerConfig *listener = config->listeners->pdata[i];
+    if (listener->mode == PST_LISTENER_MODE_PLAIN && !listener->require_auth &&
+        !listener->require_tls && !listener->proxy_protocol)
+      return listener;
+  }
+  return config->listeners->pdata[0];
+}
+
+/* That listener's address, loopback for a wildcard. */
 static char *listener_address(const PstConfig *config) {
-  const PstListenerConfig *listener = config->listeners->pdata[0];
+  const PstListenerConfig *listener = submission_listener(config);
   const char *host = listener->host;
   if (g_str_equal(host, "0.0.0.0"))
     host = "127.0.0.1";

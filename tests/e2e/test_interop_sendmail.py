@@ -126,3 +126,16 @@ def test_mail_root_with_s_nail(local_daemon, tmp_path):
     assert message["Date"] and message["Message-ID"]
     d.wait_log(r"to=<bob@example\.org>, orig_to=<root@example\.org>, "
                r"relay=maildir, .*status=sent")
+
+
+def test_the_first_plain_listener_is_used(postiliond, tmp_path):
+    """A first listener that a local program cannot use as it is (here one
+    that expects a PROXY header) is passed over for a plain one."""
+    config = delivery_config(tmp_path, mailboxes=("bob@example.org",))
+    config["listener:proxied"] = {"proxy_protocol": "true"}
+    d = postiliond(config=config, listeners=("proxied", "smtp"))
+    rc, err = run([str(POSTILION), "-c", str(d.conf_path), "sendmail",
+                   "bob@example.org"], b"Subject: plain\n\nbody\n")
+    assert rc == 0, err
+    (raw,) = wait_messages(maildir_of(tmp_path, "bob@example.org"))
+    assert parse(raw)["Subject"] == "plain"
