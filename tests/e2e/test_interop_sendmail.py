@@ -104,9 +104,15 @@ def test_dash_c_selects_the_configuration(local_daemon, tmp_path):
     assert rc == 0, err
     (raw,) = wait_messages(maildir_of(tmp_path, "bob@example.org"))
     assert parse(raw)["Return-Path"] == "<cron@mx.test.example>"
-    # Without -C or the environment, the link reads the default file.
-    rc, err = run([str(link), "root"], b"x\n")
-    assert rc == 78 and "/etc/postilion/postilion.conf" in err
+    # -C wins over the environment, which wins over the default file.
+    missing = tmp_path / "missing.conf"
+    rc, err = run([str(link), "-C", str(d.conf_path), "root"],
+                  b"Subject: -C wins\n\nbody\n",
+                  {"POSTILION_CONFIG": str(missing)})
+    assert rc == 0, err
+    rc, err = run([str(link), "root"], b"x\n",
+                  {"POSTILION_CONFIG": str(missing)})
+    assert rc == 78 and str(missing) in err
 
 
 @pytest.mark.skipif(S_NAIL is None, reason="s-nail is not installed")
