@@ -1,5 +1,7 @@
 /* auth-config.c - [plugin:auth] read into an immutable, reference-counted
  * AuthConfig, and the options Cyrus SASL reads through SASL_CB_GETOPT.
+ * With backend = dovecot the config also owns the DovecotClient for its
+ * `socket` (auth-dovecot.c), made here without I/O.
  *
  * Cyrus normally reads /etc/sasl2/APPNAME.conf; here every option it asks
  * for (pwcheck_method, auxprop_plugin, sasldb_path, saslauthd_path,
@@ -17,12 +19,13 @@
 
 static const char *const auth_keys[] = {
     "mechanisms",   "backend", "sasldb_path", "saslauthd_path",
-    "service_name", "realm",   NULL,
+    "service_name", "realm",   "socket",      NULL,
 };
 
 #define DEFAULT_MECHANISMS "PLAIN;LOGIN"
 #define DEFAULT_SASLDB "/etc/sasldb2"
 #define DEFAULT_SASLAUTHD "/run/saslauthd/mux"
+#define DEFAULT_DOVECOT_SOCKET "/run/dovecot/auth-client"
 
 /* Mechanisms that need the plaintext password on the server: the only
  * ones saslauthd can check. */
@@ -38,6 +41,8 @@ static void auth_config_free_contents(AuthConfig *config) {
   g_free(config->mech_list);
   g_free(config->usable_plaintext);
   g_free(config->usable_secure);
+  g_free(config->dovecot_socket);
+  g_clear_pointer(&config->dovecot, dovecot_client_unref);
 }
 
 AuthConfig *auth_config_ref(AuthConfig *config) {
@@ -120,7 +125,9 @@ static gboolean mechanism_is_valid(const char *name) {
 static gboolean read_mechanisms(AuthConfig *config, GKeyFile *keyfile,
                                 const char *group, GError **error) {
   g_auto(GStrv) items = NULL;
-  if (!g_key_file_has_key(keyfile, group, "mechanisms", NULL))
+  config->mechanisms_set =
+      g_key_file_has_key(keyfile, group, "mechanisms", NULL);
+  if (!config->mechanisms_set)
     items = g_strsplit(DEFAULT_MECHANISMS, ";", -1);
   else if (!pst_config_get_list(keyfile, group, "mechanisms", &items, error))
     return FALSE;
@@ -168,20 +175,50 @@ static gboolean read_backend(AuthConfig *config, GKeyFile *keyfile,
     config->backend = AUTH_BACKEND_SASLDB;
   else if (strcmp(backend, "saslauthd") == 0)
     config->backend = AUTH_BACKEND_SASLAUTHD;
+  else if (strcmp(backend, "dovecot") == 0)
+    config->backend = AUTH_BACKEND_DOVECOT;
   else
     return auth_key_error(error, group, "backend", backend,
-                          "sasldb or saslauthd");
+                          "sasldb, saslauthd or dovecot");
   return pst_config_get_string(keyfile, group, "sasldb_path", DEFAULT_SASLDB,
                                &config->sasldb_path, error) &&
          pst_config_get_string(keyfile, group, "saslauthd_path",
                                DEFAULT_SASLAUTHD, &config->saslauthd_path,
-                               error);
+                               error) &&
+         pst_config_get_string(keyfile, group, "socket", DEFAULT_DOVECOT_SOCKET,
+                               &config->dovecot_socket, error);
+}
+
+/* backend = dovecot: the socket's syntax now; a socket that is not there
+ * yet (Dovecot starts later) is a warning. */
+static gboolean check_dovecot(AuthConfig *config, GKeyFile *keyfile,
+                              const char *group, GError **error) {
+  guint64 timeout_ms = 0;
+  if (!pst_config_get_duration(keyfile, group, "timeout", 30000, &timeout_ms,
+                               error))
+    return FALSE;
+  g_autoptr(GError) local_error = NULL;
+  config->dovecot = dovecot_client_new(
+      config->dovecot_socket, (guint)MIN(MAX(timeout_ms, 100), 3600000),
+      &local_error);
+  if (config->dovecot == NULL)
+    return auth_key_error(error, group, "socket", config->dovecot_socket,
+                          local_error->message);
+  if (g_path_is_absolute(config->dovecot_socket) &&
+      !g_file_test(config->dovecot_socket, G_FILE_TEST_EXISTS))
+    pst_plugin_log(auth_plugin(), G_LOG_LEVEL_WARNING,
+                   "socket %s does not exist (yet): AUTH gets 454 4.7.0 "
+                   "until Dovecot runs",
+                   config->dovecot_socket);
+  return TRUE;
 }
 
 /* The backend's file must be there now: a typo is found at start, not at
  * the first login. */
-static gboolean check_backend(AuthConfig *config, const char *group,
-                              GError **error) {
+static gboolean check_backend(AuthConfig *config, GKeyFile *keyfile,
+                              const char *group, GError **error) {
+  if (config->backend == AUTH_BACKEND_DOVECOT)
+    return check_dovecot(config, keyfile, group, error);
   if (config->backend == AUTH_BACKEND_SASLDB) {
     if (!g_path_is_absolute(config->sasldb_path))
       return auth_key_error(error, group, "sasldb_path", config->sasldb_path,
@@ -240,7 +277,7 @@ AuthConfig *auth_config_load(GKeyFile *keyfile, const char *group,
   auth_config_set_callbacks(config);
   if (!read_backend(config, keyfile, group, error) ||
       !read_mechanisms(config, keyfile, group, error) ||
-      !check_backend(config, group, error) ||
+      !check_backend(config, keyfile, group, error) ||
       !read_names(config, keyfile, group, error))
     return NULL;
   return g_steal_pointer(&config);

@@ -1,4 +1,8 @@
-/* auth-server.c - the server side of the SASL service with Cyrus SASL.
+/* auth-server.c - the server side of the SASL service: Cyrus SASL, or
+ * Dovecot's auth service for connections opened under backend = dovecot.
+ *
+ * Dovecot: every call goes straight to the config's DovecotClient on the
+ * main thread (auth-dovecot.c is non-blocking); the worker is not used.
  *
  * A password check may block (saslauthd asks PAM; sasldb reads a Berkeley
  * DB file), so every Cyrus server call of every connection runs on one
@@ -18,12 +22,14 @@
 
 typedef struct {
   gint ref_count;
-  AuthConfig *config; /* owned reference: the one of open() */
-  char *session_id;   /* owned */
-  char *local;        /* owned: "IP;PORT" for Cyrus */
-  char *remote;       /* owned */
-  gboolean plaintext; /* main thread: as last listed */
-  sasl_conn_t *conn;  /* worker only, nullable */
+  AuthConfig *config;  /* owned reference: the one of open() */
+  char *session_id;    /* owned */
+  char *local;         /* owned: "IP;PORT" for Cyrus */
+  char *remote;        /* owned */
+  gboolean plaintext;  /* main thread: as last listed */
+  sasl_conn_t *conn;   /* worker only, nullable */
+  PstSession *session; /* not owned: valid until close() */
+  guint dovecot_id;    /* main thread: Dovecot's request, 0 for none */
 } AuthConnection;
 
 typedef enum { JOB_START, JOB_STEP, JOB_CLOSE } AuthJobKind;
@@ -235,7 +241,42 @@ gpointer auth_server_open(gpointer data, PstSession *session, GError **error) {
                               pst_session_get_local_port(session));
   connection->remote = ip_port(pst_session_get_client_address(session),
                                pst_session_get_client_port(session));
+  connection->session = session;
   return connection;
+}
+
+static gboolean is_dovecot(AuthConnection *connection) {
+  return connection->config->backend == AUTH_BACKEND_DOVECOT;
+}
+
+static char *dovecot_list(AuthConnection *connection,
+                          gboolean plaintext_allowed) {
+  AuthConfig *config = connection->config;
+  dovecot_client_connect(config->dovecot);
+  return dovecot_client_list(config->dovecot, plaintext_allowed,
+                             config->mechanisms_set ? config->mechanisms : NULL,
+                             config->mechanisms);
+}
+
+static void dovecot_start(AuthConnection *connection, const char *mechanism,
+                          const guint8 *response, gsize length,
+                          gboolean has_response, PstSaslStep *step) {
+  PstSession *session = connection->session;
+  DovecotAuthRequest params = {
+      .mechanism = mechanism,
+      .service = connection->config->service_name,
+      .secured = pst_session_is_tls(session),
+      .session = connection->session_id,
+      .local_ip = pst_session_get_local_address(session),
+      .local_port = pst_session_get_local_port(session),
+      .remote_ip = pst_session_get_client_address(session),
+      .remote_port = pst_session_get_client_port(session),
+      .has_response = has_response,
+      .response = response,
+      .length = length,
+  };
+  connection->dovecot_id =
+      dovecot_client_start(connection->config->dovecot, &params, step);
 }
 
 char *auth_server_list(gpointer data, gboolean plaintext_allowed) {
@@ -243,6 +284,8 @@ char *auth_server_list(gpointer data, gboolean plaintext_allowed) {
   /* The core lists right before each start(): that is the setting the
    * next exchange uses. */
   connection->plaintext = plaintext_allowed;
+  if (is_dovecot(connection))
+    return dovecot_list(connection, plaintext_allowed);
   return g_strdup(plaintext_allowed ? connection->config->usable_plaintext
                                     : connection->config->usable_secure);
 }
@@ -250,16 +293,29 @@ char *auth_server_list(gpointer data, gboolean plaintext_allowed) {
 void auth_server_start(gpointer data, const char *mechanism,
                        const guint8 *response, gsize length,
                        gboolean has_response, PstSaslStep *step) {
+  if (is_dovecot(data)) {
+    dovecot_start(data, mechanism, response, length, has_response, step);
+    return;
+  }
   queue_job(data, JOB_START, mechanism, response, length, has_response, step);
 }
 
 void auth_server_step(gpointer data, const guint8 *response, gsize length,
                       PstSaslStep *step) {
+  AuthConnection *connection = data;
+  if (is_dovecot(connection)) {
+    dovecot_client_step(connection->config->dovecot, connection->dovecot_id,
+                        response, length, step);
+    return;
+  }
   queue_job(data, JOB_STEP, NULL, response, length, TRUE, step);
 }
 
 void auth_server_close(gpointer data) {
   AuthConnection *connection = data;
-  queue_job(connection, JOB_CLOSE, NULL, NULL, 0, FALSE, NULL);
+  if (is_dovecot(connection))
+    dovecot_client_abort(connection->config->dovecot, connection->dovecot_id);
+  else
+    queue_job(connection, JOB_CLOSE, NULL, NULL, 0, FALSE, NULL);
   connection_unref(connection);
 }

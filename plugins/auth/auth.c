@@ -1,4 +1,5 @@
-/* auth.c - the auth plugin: SMTP AUTH with Cyrus SASL (README.md).
+/* auth.c - the auth plugin: SMTP AUTH with Cyrus SASL or Dovecot's auth
+ * service (README.md).
  *
  * init() reads [plugin:auth], initialises Cyrus SASL once for the process
  * (server and client, with GLib mutexes and our GETOPT/LOG callbacks, so
@@ -96,10 +97,32 @@ static AuthConfig *auth_load(GKeyFile *keyfile, const char *group,
   g_autoptr(AuthConfig) config = auth_config_load(keyfile, group, error);
   if (config == NULL || !auth_cyrus_init(config, error))
     return NULL;
+  if (config->backend == AUTH_BACKEND_DOVECOT) {
+    dovecot_client_connect(config->dovecot);
+    return g_steal_pointer(&config);
+  }
   auth_cyrus_lock();
   gboolean ok = auth_config_probe(config, error);
   auth_cyrus_unlock();
   return ok ? g_steal_pointer(&config) : NULL;
+}
+
+/* "backend sasldb, ..." at start, "reloaded: backend ..." after SIGHUP. */
+static void auth_log_config(AuthConfig *config, const char *prefix) {
+  if (config->backend == AUTH_BACKEND_DOVECOT) {
+    pst_plugin_log(the_plugin, G_LOG_LEVEL_INFO,
+                   "%sbackend dovecot, socket %s, mechanisms %s", prefix,
+                   config->dovecot_socket,
+                   config->mechanisms_set ? config->mech_list
+                                          : "as Dovecot offers them");
+    return;
+  }
+  pst_plugin_log(
+      the_plugin, G_LOG_LEVEL_INFO,
+      "%sbackend %s, mechanisms over TLS: %s; without TLS: %s", prefix,
+      config->backend == AUTH_BACKEND_SASLDB ? "sasldb" : "saslauthd",
+      config->usable_plaintext,
+      config->usable_secure[0] != '\0' ? config->usable_secure : "none");
 }
 
 static void auth_install(AuthConfig *config) {
@@ -107,12 +130,7 @@ static void auth_install(AuthConfig *config) {
   if (service_config != NULL)
     auth_config_unref(service_config);
   service_config = auth_config_ref(config);
-  pst_plugin_log(
-      the_plugin, G_LOG_LEVEL_INFO,
-      "backend %s, mechanisms over TLS: %s; without TLS: %s",
-      config->backend == AUTH_BACKEND_SASLDB ? "sasldb" : "saslauthd",
-      config->usable_plaintext,
-      config->usable_secure[0] != '\0' ? config->usable_secure : "none");
+  auth_log_config(config, "");
 }
 
 static gboolean auth_init(PstPlugin *plugin, GKeyFile *keyfile,
@@ -133,8 +151,7 @@ static gboolean auth_reload(PstPlugin *plugin, GKeyFile *keyfile,
   if (config == NULL)
     return FALSE;
   auth_server_set_config(config);
-  pst_plugin_log(plugin, G_LOG_LEVEL_INFO, "reloaded: mechanisms %s",
-                 config->usable_plaintext);
+  auth_log_config(config, "reloaded: ");
   return TRUE;
 }
 
@@ -150,5 +167,6 @@ static void auth_shutdown(PstPlugin *plugin) {
 }
 
 POSTILION_PLUGIN_DEFINE("auth", "1.0",
-                        "SMTP AUTH with Cyrus SASL (sasldb or saslauthd)",
+                        "SMTP AUTH with Cyrus SASL (sasldb or saslauthd) "
+                        "or Dovecot's auth service",
                         auth_init, auth_shutdown, auth_reload);

@@ -6,6 +6,9 @@
  *   auth-server.c  the server side: one worker thread runs every Cyrus
  *                  server call, so no password check blocks the main loop
  *   auth-client.c  the client side (PLAIN/LOGIN to a relayhost)
+ *   auth-dovecot.c backend = dovecot: Dovecot's auth-client socket, on the
+ *                  main loop (no worker, no Cyrus on the server side)
+ *   dovecot-protocol.c  that protocol's pure parser and builders
  *
  * Cyrus SASL is initialised once per process (auth.c) with its options
  * coming from our callbacks, never from /etc/sasl2.
@@ -15,25 +18,38 @@
 #include <sasl/sasl.h>
 
 #include <postilion/plugin.h>
+#include <postilion/sasl.h>
+
+#include "dovecot-protocol.h"
 
 G_BEGIN_DECLS
 
 typedef enum {
   AUTH_BACKEND_SASLDB = 0, /* auxprop sasldb: a file made by saslpasswd2 */
   AUTH_BACKEND_SASLAUTHD,  /* pwcheck_method saslauthd: PAM, shadow ... */
+  AUTH_BACKEND_DOVECOT,    /* Dovecot's auth service (auth-dovecot.c) */
 } AuthBackend;
+
+/* auth-dovecot.c: one connection to Dovecot's auth service.  Main thread
+ * only; reference counted (the config holds one). */
+typedef struct _DovecotClient DovecotClient;
 
 /* Immutable after auth_config_load() (and auth_config_probe()); shared by
  * reference between the main thread and the worker. */
 typedef struct {
   char **mechanisms; /* owned: upper case, configured order */
   AuthBackend backend;
-  char *sasldb_path;    /* owned */
-  char *saslauthd_path; /* owned: the saslauthd socket ("mux") */
-  char *service_name;   /* owned: "smtp" */
-  char *realm;          /* owned, nullable */
-  char *hostname;       /* owned: [server] hostname, the server FQDN */
-  char *mech_list;      /* owned: mechanisms joined by spaces */
+  char *sasldb_path;       /* owned */
+  char *saslauthd_path;    /* owned: the saslauthd socket ("mux") */
+  char *service_name;      /* owned: "smtp" */
+  char *realm;             /* owned, nullable */
+  char *hostname;          /* owned: [server] hostname, the server FQDN */
+  char *mech_list;         /* owned: mechanisms joined by spaces */
+  gboolean mechanisms_set; /* `mechanisms` is in the file */
+  char *dovecot_socket;    /* owned: "/run/dovecot/auth-client", "inet:H:P" */
+  DovecotClient *dovecot;  /* owned, nullable: backend = dovecot; main
+                            * thread only (its config is never released
+                            * on the worker) */
   /* Set by auth_config_probe(): what Cyrus offers of `mechanisms`, with
    * plaintext mechanisms allowed or not.  Owned. */
   char *usable_plaintext;
@@ -70,6 +86,34 @@ void auth_server_start(gpointer connection, const char *mechanism,
 void auth_server_step(gpointer connection, const guint8 *response, gsize length,
                       PstSaslStep *step);
 void auth_server_close(gpointer connection);
+
+/* auth-dovecot.c */
+/* A client for `socket_spec` ("/path" or "inet:HOST:PORT"); no I/O yet.
+ * Requests Dovecot leaves unanswered fail after `timeout_ms`. */
+DovecotClient *dovecot_client_new(const char *socket_spec, guint timeout_ms,
+                                  GError **error);
+DovecotClient *dovecot_client_ref(DovecotClient *client);
+void dovecot_client_unref(DovecotClient *client);
+/* Connects (and learns the mechanisms) unless connected or connecting, or
+ * the last attempt failed less than a second ago. */
+void dovecot_client_connect(DovecotClient *client);
+/* The mechanisms to offer, space-separated: those Dovecot offers (in
+ * `wanted`'s order when not NULL), without the plaintext ones unless
+ * `plaintext_allowed`; before Dovecot ever answered, `fallback`. */
+char *dovecot_client_list(DovecotClient *client, gboolean plaintext_allowed,
+                          char **wanted, char **fallback);
+/* Starts an exchange (params->id is set here) and returns its id; `step`
+ * is completed when Dovecot answers, fails or times out (at once, and 0
+ * returned, for an unknown mechanism or while Dovecot is unreachable). */
+guint dovecot_client_start(DovecotClient *client, DovecotAuthRequest *params,
+                           PstSaslStep *step);
+/* The client's next response in exchange `id`. */
+void dovecot_client_step(DovecotClient *client, guint id,
+                         const guint8 *response, gsize length,
+                         PstSaslStep *step);
+/* The SMTP client left: a pending step completes (TEMPFAIL, ignored by
+ * the core) and Dovecot is told to forget the exchange. */
+void dovecot_client_abort(DovecotClient *client, guint id);
 
 /* auth-client.c */
 gpointer auth_client_open(gpointer data, const char *server_name,

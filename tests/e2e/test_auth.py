@@ -531,7 +531,7 @@ def test_relay_trick_matrix_authenticated(auth_daemon):
     ({"mechanisms": "PLAIN; ANONYMOUS"}, "ANONYMOUS and EXTERNAL are not"),
     ({"mechanisms": "PLAIN; PLAIN"}, "each mechanism once"),
     ({"mechanisms": "PLAIN, LOGIN"}, "mechanisms"),
-    ({"backend": "ldap"}, "sasldb or saslauthd"),
+    ({"backend": "ldap"}, "sasldb, saslauthd or dovecot"),
     ({"backend": "saslauthd", "mechanisms": "CRAM-MD5"},
      "only PLAIN and LOGIN with backend = saslauthd"),
     ({"sasldb_path": "/nonexistent/sasldb2"}, "create it with"),

@@ -72,12 +72,15 @@ def test_openssl_renegotiation_is_refused(tls_daemon, listener, starttls):
         assert client.ehlo().code == 250
 
 
-@pytest.mark.parametrize("listener,starttls", LISTENERS)
-def test_gnutls_rehandshake_is_refused(tls_daemon, pki, listener, starttls):
+def test_gnutls_rehandshake_is_refused(tls_daemon, pki):
     """gnutls-cli --rehandshake retries after each warning alert: it gets
     no_renegotiation every time, and the connection is closed after the
-    fourth try instead of looping."""
+    fourth try instead of looping.  STARTTLS only: gnutls-cli renegotiates
+    right after the handshake, and on the implicit-TLS listener our banner
+    may cross its new hello, which makes the client give up by itself (the
+    openssl test above covers that listener after the banner)."""
     daemon = tls_daemon()
+    listener, starttls = "smtp", True
     args = ["gnutls-cli", "--rehandshake", "--priority",
             "NORMAL:-VERS-ALL:+VERS-TLS1.2", "--x509cafile",
             str(pki.ca_cert), "--sni-hostname", DEFAULT_NAME,
