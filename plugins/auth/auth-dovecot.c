@@ -64,6 +64,8 @@ struct _DovecotClient {
   GSource *read_source;          /* owned, nullable */
   GSource *write_source;         /* owned, nullable */
   guint handshake_timer;
+  guint fail_source;              /* a failure found while sending */
+  char *fail_reason;              /* owned, nullable: its reason */
   GByteArray *input; /* owned: read, not yet a line */
   GString *output;   /* owned: not yet sent */
   gboolean version_seen;
@@ -79,6 +81,7 @@ struct _DovecotClient {
 static void client_fail(DovecotClient *client, const char *format, ...)
     G_GNUC_PRINTF(2, 3);
 static void client_flush(DovecotClient *client);
+static void client_fail_soon(DovecotClient *client, const char *reason);
 
 static void mech_free(gpointer data) {
   DovecotMech *mech = data;
@@ -125,8 +128,10 @@ static void request_finish(DovecotRequest *request, PstSaslStatus status,
   g_hash_table_remove(client->requests, GUINT_TO_POINTER(request->id));
 }
 
+/* Queues `line` and sends what the socket takes.  Never fails here (see
+ * client_fail_soon()), so callers may hold requests. */
 static void client_send(DovecotClient *client, const char *line) {
-  if (client->state < STATE_HANDSHAKE)
+  if (client->state < STATE_HANDSHAKE || client->fail_source != 0)
     return;
   g_string_append(client->output, line);
   client_flush(client);
@@ -184,6 +189,11 @@ static void client_close(DovecotClient *client) {
     g_source_remove(client->handshake_timer);
     client->handshake_timer = 0;
   }
+  if (client->fail_source != 0) {
+    g_source_remove(client->fail_source);
+    client->fail_source = 0;
+  }
+  g_clear_pointer(&client->fail_reason, g_free);
   if (client->connection != NULL) {
     g_io_stream_close(G_IO_STREAM(client->connection), NULL, NULL);
     g_clear_object(&client->connection);
@@ -222,9 +232,28 @@ static gboolean on_writable(GSocket *socket, GIOCondition condition,
   return G_SOURCE_REMOVE;
 }
 
+static gboolean on_fail_soon(gpointer data) {
+  DovecotClient *client = data;
+  client->fail_source = 0;
+  g_autofree char *reason = g_steal_pointer(&client->fail_reason);
+  client_fail(client, "%s", reason);
+  return G_SOURCE_REMOVE;
+}
+
+/* A failure found while sending, handled from the main loop: senders are
+ * in the middle of walking or finishing requests that client_fail()
+ * would free under them. */
+static void client_fail_soon(DovecotClient *client, const char *reason) {
+  if (client->fail_source != 0)
+    return;
+  client->fail_reason = g_strdup(reason);
+  client->fail_source = g_idle_add(on_fail_soon, client);
+}
+
 /* Sends what it can of `output`; waits for the socket for the rest. */
 static void client_flush(DovecotClient *client) {
-  if (client->write_source != NULL || client->connection == NULL)
+  if (client->write_source != NULL || client->connection == NULL ||
+      client->fail_source != 0)
     return;
   GSocket *socket = g_socket_connection_get_socket(client->connection);
   while (client->output->len > 0) {
@@ -234,8 +263,9 @@ static void client_flush(DovecotClient *client) {
     if (sent < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
       break;
     if (sent <= 0) {
-      client_fail(client, "cannot send: %s",
-                  error != NULL ? error->message : "closed");
+      g_autofree char *reason = g_strdup_printf(
+          "cannot send: %s", error != NULL ? error->message : "closed");
+      client_fail_soon(client, reason);
       return;
     }
     memset(client->output->str, 0, (gsize)sent);
@@ -244,7 +274,7 @@ static void client_flush(DovecotClient *client) {
   if (client->output->len == 0)
     return;
   if (client->output->len > MAX_OUTPUT) {
-    client_fail(client, "Dovecot does not read its socket");
+    client_fail_soon(client, "Dovecot does not read its socket");
     return;
   }
   client->write_source = g_socket_create_source(socket, G_IO_OUT, NULL);
