@@ -1,4 +1,5 @@
-/* fuzz-path.c - fuzzes the MAIL/RCPT path, parameter and xtext parsers.
+/* fuzz-path.c - fuzzes the MAIL/RCPT path, parameter and xtext parsers
+ * (RFC 3461 xtext and RFC 6533 utf-8-addr-xtext, both round-tripped).
  *
  * Input: one flags octet (bit 0: RCPT, bit 1: allow UTF-8, bits 2-7: the
  * SIZE limit), then the argument ("FROM:<a@b> SIZE=1").  Beyond "no crash,
@@ -59,9 +60,20 @@ static void xtext_round_trip(const char *text, gsize length) {
   g_autofree char *again = NULL;
   g_assert_true(pst_xtext_decode(encoded, strlen(encoded), &again));
   g_assert_cmpstr(again, ==, decoded);
+}
+
+/* utf-8-addr-xtext (RFC 6533): what decodes is UTF-8, and its encoding
+ * (as we relay a utf-8 ORCPT) is ASCII and decodes back to it. */
+static void utf8_addr_round_trip(const char *text, gsize length) {
   g_autofree char *utf8 = NULL;
-  if (pst_utf8_addr_xtext_decode(text, length, &utf8))
-    g_assert_true(g_utf8_validate(utf8, -1, NULL));
+  if (!pst_utf8_addr_xtext_decode(text, length, &utf8))
+    return;
+  g_assert_true(g_utf8_validate(utf8, -1, NULL));
+  g_autofree char *encoded = pst_utf8_addr_xtext_encode(utf8);
+  g_assert_true(g_str_is_ascii(encoded));
+  g_autofree char *again = NULL;
+  g_assert_true(pst_utf8_addr_xtext_decode(encoded, strlen(encoded), &again));
+  g_assert_cmpstr(again, ==, utf8);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -87,6 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       pst_rcpt_params_clear(&rcpt);
   }
   xtext_round_trip(argument, length);
+  utf8_addr_round_trip(argument, length);
   if (length > 0 && argument[0] == '[')
     if (pst_smtp_address_literal_is_valid(argument, length) &&
         memchr(argument, '\0', length) == NULL) {
