@@ -176,7 +176,7 @@ def build_postiliond(builddir):
 # --- Generators -----------------------------------------------------------
 
 def generator_command(gen, loadgen, port, size, sessions, per_session, count,
-                      cap, rcpt, sender=SENDER):
+                      cap, rcpt, sender=SENDER, message_file=None):
     if gen == "smtp-source":
         cmd = ["smtp-source", "-c", "-s", str(sessions), "-m", str(count),
                "-l", str(size), "-f", sender, "-t", rcpt,
@@ -184,9 +184,13 @@ def generator_command(gen, loadgen, port, size, sessions, per_session, count,
         if per_session == "many":
             cmd.append("-d")
         return cmd + [f"127.0.0.1:{port}"]
+    # A server may ask for a message of its own (plugins_bench.py: the
+    # DKIM verification chain sends a signed message).
+    message = ["-M", message_file] if message_file else []
     return [loadgen, "-q", "-c", str(sessions), "-n", str(count),
             "-m", "1" if per_session == "1" else "0", "-l", str(size),
-            "-t", str(cap), "-f", sender, "-r", rcpt, f"127.0.0.1:{port}"]
+            "-t", str(cap), "-f", sender, "-r", rcpt, *message,
+            f"127.0.0.1:{port}"]
 
 
 def parse_kv(line):
@@ -355,7 +359,8 @@ class Bench:
         extra = getattr(server, "extra_roots", lambda: [])
         roots = [server.pid] + extra()
         cmd = generator_command(gen, self.loadgen, server.port, size, sessions,
-                                per_session, count, cap, rcpt, sender)
+                                per_session, count, cap, rcpt, sender,
+                                getattr(server, "message_file", None))
         sink_base = sink.received() if sink else 0
         queued_before = server.queued()[0] if sink is None and hasattr(server, "queued") else 0
         cpu0 = procstat.cpu_seconds(roots)
@@ -418,7 +423,8 @@ class Bench:
         sessions = max(self.p["sessions"])
         n = sessions * self.p["warm_up_per_session"]
         cmd = generator_command("loadgen", self.loadgen, server.port, 1024, sessions,
-                                "1", n, 30, rcpt, sender)
+                                "1", n, 30, rcpt, sender,
+                                getattr(server, "message_file", None))
         run_generator(cmd, "loadgen", 30)
         if drain:
             # relay: let every warm-up message reach the sink, so that none
@@ -798,7 +804,7 @@ def main(argv):
         log(f"warning: {load_start:.1f} cores busy with other work before the run: "
             "the figures will be noisy")
     started = time.time()
-    dns = mta.Dns(PORT_DNS, args.workdir, plugins_bench.dns_records(),
+    dns = mta.Dns(PORT_DNS, args.workdir, plugins_bench.dns_records(args.workdir),
                   host_records=plugins_bench.dns_hosts())
     # stop everything we started on Ctrl-C too
     signal.signal(signal.SIGTERM, on_sigterm)

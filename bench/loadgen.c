@@ -18,6 +18,10 @@
  *                   READY line, wait -w seconds, then time -p fresh sessions
  *                   from connect() to their 220 banner, and exit.
  *
+ * -M FILE sends the message in FILE (header and body, LF or CRLF lines;
+ * dot-stuffed here) instead of the generated one: the DKIM verification
+ * bench sends a message dkimpy signed.
+ *
  * Output: progress and errors on stderr; one machine-readable line on
  * stdout starting with "RESULT " and made of key=value pairs.  The exit
  * status is 0 when every message (or session) succeeded, 1 otherwise,
@@ -107,6 +111,7 @@ typedef struct {
   double time_cap;
   int no_pipelining;
   const char *from, *rcpt, *helo;
+  const char *message_file; /* -M, nullable */
   int idle;
   double hold;
   int probes;
@@ -187,6 +192,49 @@ static void build_message(Gen *g) {
   }
   memcpy(g->message + len, ".\r\n", 3);
   g->message_len = len + 3;
+}
+
+/* The message of -M FILE: CRLF lines, dot-stuffed, then the final dot. */
+static void load_message(Gen *g) {
+  FILE *f = fopen(g->message_file, "rb");
+  if (!f)
+    die("%s: %s", g->message_file, strerror(errno));
+  char *data = NULL;
+  size_t cap = 0, len = 0;
+  for (;;) {
+    if (len + 4096 + 4 > cap) {
+      cap = (cap + 4096) * 2;
+      data = realloc(data, cap);
+      if (!data)
+        die("out of memory");
+    }
+    size_t n = fread(data + len, 1, 4096, f);
+    if (n == 0)
+      break;
+    len += n;
+  }
+  fclose(f);
+  g->message = malloc(len * 2 + 8);
+  if (!g->message)
+    die("out of memory");
+  size_t out = 0;
+  int line_start = 1;
+  for (size_t i = 0; i < len; i++) {
+    char c = data[i];
+    if (line_start && c == '.')
+      g->message[out++] = '.';
+    if (c == '\n' && (i == 0 || data[i - 1] != '\r'))
+      g->message[out++] = '\r';
+    g->message[out++] = c;
+    line_start = c == '\n';
+  }
+  if (!line_start) {
+    g->message[out++] = '\r';
+    g->message[out++] = '\n';
+  }
+  memcpy(g->message + out, ".\r\n", 3);
+  g->message_len = out + 3;
+  free(data);
 }
 
 /* --- Latency samples -------------------------------------------------- */
@@ -780,6 +828,7 @@ static void usage(void) {
           "  -I N     idle mode: hold N sessions after EHLO\n"
           "  -w S     idle mode: seconds to hold before probing (default 5)\n"
           "  -p N     idle mode: banner probes (default 20)\n"
+          "  -M FILE  send the message in FILE instead of a generated one\n"
           "  -q       quiet: no per-session error lines\n");
   exit(2);
 }
@@ -822,7 +871,7 @@ int main(int argc, char **argv) {
            .rcpt = "user@bench.test", .helo = "loadgen.bench.invalid",
            .hold = 5, .probes = 20};
   int opt;
-  while ((opt = getopt(argc, argv, "c:n:m:l:t:Pf:r:H:I:w:p:q")) != -1) {
+  while ((opt = getopt(argc, argv, "c:n:m:l:t:Pf:r:H:I:w:p:qM:")) != -1) {
     switch (opt) {
     case 'c': g.sessions = atoi(optarg); break;
     case 'n': g.total = atol(optarg); break;
@@ -837,6 +886,7 @@ int main(int argc, char **argv) {
     case 'w': g.hold = atof(optarg); break;
     case 'p': g.probes = atoi(optarg); break;
     case 'q': g.quiet = 1; break;
+    case 'M': g.message_file = optarg; break;
     default: usage();
     }
   }
@@ -865,6 +915,9 @@ int main(int argc, char **argv) {
   g.epfd = epoll_create1(EPOLL_CLOEXEC);
   if (g.epfd < 0)
     die("epoll_create1: %s", strerror(errno));
-  build_message(&g);
+  if (g.message_file)
+    load_message(&g);
+  else
+    build_message(&g);
   return g.idle ? run_idle(&g) : run_send(&g);
 }

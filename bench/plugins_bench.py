@@ -12,6 +12,8 @@ DKIM signers sign for it.  Chains, cumulative as in issue 4:
   spf               + SPF (MAIL FROM and HELO)
   dkim-rsa          + DKIM signing, RSA-2048
   dkim-ed25519      + DKIM signing, Ed25519 (instead of RSA)
+  dkim-verify       + DKIM verification of a message dkimpy signed
+                    (RSA-2048; the key is in the bench DNS)
   dmarc             + DMARC (SPF, DKIM signing RSA-2048, DMARC)
 
 Postfix side: relay checks are the restrictions of the Postfix HOWTOs that
@@ -33,6 +35,7 @@ the bench with the reason (it cannot measure what it was asked to); only a
 plugin that is not in this tree at all (plugins/NAME missing) makes its
 chain "not available".  Nothing is estimated.
 """
+import base64
 import glob
 import os
 import pwd
@@ -57,6 +60,7 @@ CHAINS = [
     ("spf", ["relay", "spf"], ["spf"]),
     ("dkim-rsa", ["relay", "spf", "dkim-rsa"], ["spf", "dkim-rsa"]),
     ("dkim-ed25519", ["relay", "spf", "dkim-ed25519"], ["spf", "dkim-ed25519"]),
+    ("dkim-verify", ["relay", "spf", "dkim-verify"], ["spf", "dkim-verify"]),
     ("dmarc", ["relay", "spf", "dkim-rsa", "dmarc"], ["spf", "dkim-rsa", "dmarc"]),
 ]
 
@@ -69,6 +73,7 @@ PACKAGES = {
     "spf": ("/usr/bin/policyd-spf", "postfix-policyd-spf-python"),
     "dkim-rsa": ("/usr/sbin/opendkim", "opendkim"),
     "dkim-ed25519": ("/usr/sbin/opendkim", "opendkim"),
+    "dkim-verify": ("/usr/sbin/opendkim", "opendkim"),
     "dmarc": ("/usr/sbin/opendmarc", "opendmarc"),
 }
 
@@ -78,6 +83,7 @@ MARKERS = {
     "spf": (b"Received-SPF:", b"spf="),
     "dkim-rsa": (b"DKIM-Signature:",),
     "dkim-ed25519": (b"DKIM-Signature:",),
+    "dkim-verify": (b"dkim=pass",),
     "dmarc": (b"dmarc=",),
 }
 
@@ -118,8 +124,17 @@ POSTFIX_RELAY_CHECKS = [
 ]
 
 
-def dns_records():
-    return list(DNS_TXT)
+def dns_records(workdir):
+    """The bench zone's TXT records: SPF, DMARC, and the DKIM keys of
+    sender.test (made here, in workdir, on first use)."""
+    _, rsa, ed = make_keys(workdir)
+    records = list(DNS_TXT)
+    for selector, path in (("rsa", rsa), ("ed", ed)):
+        record = dkim_record(path)
+        # dnsmasq: one string per comma-separated part, each <= 255 octets
+        parts = [record[i:i + 255] for i in range(0, len(record), 255)]
+        records.append((f"{selector}._domainkey.{SENDER_DOMAIN}", ",".join(parts)))
+    return records
 
 
 def dns_hosts():
@@ -141,7 +156,46 @@ def make_keys(workdir):
             if r.returncode != 0:
                 raise RuntimeError("openssl genpkey failed: " + r.stdout[-300:])
         os.chmod(path, 0o600)
+    # Postilion's layout: KEY_DIRECTORY/DOMAIN/SELECTOR.key, 0640
+    pst = os.path.join(keydir, "postilion", SENDER_DOMAIN)
+    os.makedirs(pst, exist_ok=True)
+    for path, selector in ((rsa, "rsa"), (ed, "ed")):
+        target = os.path.join(pst, selector + ".key")
+        shutil.copy(path, target)
+        os.chmod(target, 0o640)
     return keydir, rsa, ed
+
+
+def dkim_record(key):
+    """The v=DKIM1 record of a private key file (RSA or Ed25519)."""
+    der = subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-outform",
+                          "DER"], check=True, capture_output=True).stdout
+    if key.endswith("ed25519.key"):
+        return "v=DKIM1; k=ed25519; p=" + base64.b64encode(der[-32:]).decode()
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+
+
+def signed_message(workdir, rsa):
+    """A 1 KiB message from sender.test signed by dkimpy (relaxed/simple,
+    RSA-2048), for the verification chain; None without dkimpy."""
+    path = os.path.join(workdir, "dkimpy-signed.eml")
+    if os.path.exists(path):
+        return path
+    script = (
+        "import sys, dkim\n"
+        "key = open(sys.argv[1], 'rb').read()\n"
+        "body = b''.join(b'%d' % (i % 10) + b'X' * 75 + b'\\r\\n' for i in range(13))\n"
+        "msg = (b'From: <" + SENDER + ">\\r\\nTo: <user@" + mta.BENCH_DOMAIN + ">\\r\\n'\n"
+        "       b'Subject: bench\\r\\nDate: Sun, 06 Dec 2026 06:00:00 +0000\\r\\n'\n"
+        "       b'Message-Id: <dkimpy.bench@" + SENDER_DOMAIN + ">\\r\\n\\r\\n' + body)\n"
+        "sig = dkim.sign(msg, b'rsa', b'" + SENDER_DOMAIN + "', key,\n"
+        "                canonicalize=(b'relaxed', b'simple'))\n"
+        "open(sys.argv[2], 'wb').write(sig + msg)\n")
+    r = subprocess.run(["/usr/bin/python3", "-c", script, rsa, path],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    return path
 
 
 # --- Postfix with policyd-spf and milters -----------------------------------
@@ -181,7 +235,7 @@ class MilterStack:
             main += "policyd-spf_time_limit = 3600\n"
             master += ("policyd-spf unix -    n       n       -       0       spawn\n"
                        f"  user=policyd-spf argv=/usr/bin/policyd-spf {conf}\n")
-        if "dkim-rsa" in self.components or "dkim-ed25519" in self.components:
+        if any(c.startswith("dkim") for c in self.components):
             milters.append(f"inet:127.0.0.1:{PORT_OPENDKIM}")
         if "dmarc" in self.components:
             milters.append(f"inet:127.0.0.1:{PORT_OPENDMARC}")
@@ -207,6 +261,15 @@ class MilterStack:
                 self._setup_opendmarc()
 
     def _setup_opendkim(self, component):
+        if component == "dkim-verify":
+            # verify only: the bench client is outside (not InternalHosts)
+            with open(os.path.join(self.dir, "opendkim.conf"), "w") as f:
+                f.write("Syslog no\nMode v\nCanonicalization relaxed/simple\n"
+                        f"Socket inet:{PORT_OPENDKIM}@127.0.0.1\n"
+                        f"PidFile {self.dir}/opendkim.pid\n"
+                        "UserID opendkim:opendkim\nInternalHosts 127.0.0.2\n"
+                        "AuthservID postfix.bench.invalid\nUMask 002\n")
+            return
         ed = component == "dkim-ed25519"
         key = os.path.join(self.dir, "dkim.key")
         shutil.copy(self.ed_key if ed else self.rsa_key, key)
@@ -340,7 +403,9 @@ def run(bench, postilion_bin, postilion_reason, builddir):
     workdir = bench.workdir
     keydir, rsa, ed = make_keys(workdir)
     placeholders = dict(rsa_key=rsa, ed25519_key=ed, sender_domain=SENDER_DOMAIN,
-                        workdir=workdir)
+                        workdir=workdir,
+                        dkim_key_directory=os.path.join(keydir, "postilion"))
+    message = signed_message(workdir, rsa)
     resolv = os.path.join(workdir, "resolv.conf.milters")
     with open(resolv, "w") as f:
         f.write(f"nameserver {MILTER_DNS_ADDRESS}\n")
@@ -353,11 +418,15 @@ def run(bench, postilion_bin, postilion_reason, builddir):
         for chain, plugins, components in CHAINS:
             if chain not in bench.args.chains:
                 continue
+            chain_message = message if "dkim-verify" in components else None
+            if "dkim-verify" in components and message is None:
+                raise SystemExit("bench: chain dkim-verify needs dkimpy "
+                                 "(apt-get install -y python3-dkim)")
             run_chain_postfix(bench, chain, components, rsa, ed, wrapper,
-                              bench.ports["postfix"])
+                              bench.ports["postfix"], chain_message)
             run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
                                 builddir, placeholders, bench.ports["postilion"],
-                                bench.ports["dns"])
+                                bench.ports["dns"], chain_message)
     finally:
         milter_dns.stop()
 
@@ -367,7 +436,8 @@ def traffic(bench):
         yield 1024, 50, per_session, "loadgen"
 
 
-def run_chain_postfix(bench, chain, components, rsa, ed, wrapper, port):
+def run_chain_postfix(bench, chain, components, rsa, ed, wrapper, port,
+                      message=None):
     stack = MilterStack(bench.workdir, components, rsa, ed, wrapper)
     missing = stack.missing()
     if missing:
@@ -384,6 +454,7 @@ def run_chain_postfix(bench, chain, components, rsa, ed, wrapper, port):
         stack.start()
         pf.start()
         server = PostfixWithHelpers(pf, stack)
+        server.message_file = message
         bench.warm_up(server, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
         for size, sessions, per, gen in traffic(bench):
             pf.clear_queue()
@@ -396,7 +467,7 @@ def run_chain_postfix(bench, chain, components, rsa, ed, wrapper, port):
 
 
 def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
-                        builddir, placeholders, port, dns_port):
+                        builddir, placeholders, port, dns_port, message=None):
     reason = None
     if postilion_bin is None:
         reason = postilion_reason
@@ -431,6 +502,7 @@ def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
             bench.unavailable("plugins", "postilion", gen, size, sessions, per,
                               reason, chain=chain)
         return
+    pst.message_file = message
     pst.verify_chain = lambda: verify_queue_files(
         [os.path.join(pst.spool, "queue"), os.path.join(pst.spool, "hold")],
         [c for c in plugins if c != "relay"])
