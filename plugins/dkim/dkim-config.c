@@ -114,6 +114,8 @@ static gboolean dkim_read_list(GKeyFile *keyfile, const char *group,
     return FALSE;
   for (guint i = 0; (*list_r)[i] != NULL; i++) {
     char *name = g_strstrip((*list_r)[i]);
+    for (char *p = name; *p != '\0'; p++)
+      *p = g_ascii_tolower(*p);
     gboolean ok = name[0] != '\0';
     for (const char *p = name; *p != '\0'; p++)
       ok = ok && g_ascii_isgraph(*p) && *p != ':';
@@ -168,6 +170,13 @@ static gboolean dkim_read_main(GKeyFile *keyfile, const char *group,
                           &min_key_bits, error) ||
       !dkim_read_rsa_sha1(keyfile, group, config, error))
     return FALSE;
+  if (!g_strv_contains((const char *const *)config->headers, "from")) {
+    g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                "[%s] headers: From must be signed (RFC 6376 section 5.4); "
+                "add \"from\" to the list",
+                group);
+    return FALSE;
+  }
   if (!g_path_is_absolute(config->key_directory)) {
     g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
                 "[%s] key_directory: \"%s\" must be an absolute path", group,

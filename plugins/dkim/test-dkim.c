@@ -252,6 +252,77 @@ static void test_from_domain(void) {
   g_assert_null(dkim_from_domain(NULL));
 }
 
+/* --- Configuration --------------------------------------------------------- */
+
+/* Loads `text` (keys of [plugin:dkim]) and returns the error text, or NULL
+ * when it loads. */
+static char *config_error(const char *text) {
+  g_autoptr(GKeyFile) keyfile = g_key_file_new();
+  g_assert_true(g_key_file_load_from_data(keyfile, text, -1, 0, NULL));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DkimConfig) config =
+      dkim_config_load(keyfile, "plugin:dkim", NULL, &error);
+  g_assert_true((config == NULL) == (error != NULL));
+  return error != NULL ? g_strdup(error->message) : NULL;
+}
+
+static void test_config(void) {
+  static const struct {
+    const char *text;
+    const char *error; /* a part of it, or NULL */
+  } cases[] = {
+      {"[plugin:dkim]\n", NULL},
+      {"[plugin:dkim]\ncanonicalization = relaxed\n", NULL},
+      {"[plugin:dkim]\ncanonicalization = relaxd/simple\n",
+       "canonicalization: \"relaxd/simple\""},
+      {"[plugin:dkim]\nrsa_sha1 = maybe\n", "rsa_sha1"},
+      {"[plugin:dkim]\nheaders = to;subject\n", "From must be signed"},
+      {"[plugin:dkim]\nheaders = From;bad name\n", "not a header field name"},
+      {"[plugin:dkim]\nkey_directory = keys\n", "absolute path"},
+      {"[plugin:dkim]\nmax_signatures = 0\n", "max_signatures"},
+      {"[plugin:dkim]\nsigner = yes\n", "signer"},
+      {"[plugin:dkim]\nexpire = soon\n", "expire"},
+      {"[plugin:dkim:bad_domain]\nselectors = s\n", "not a domain name"},
+      {"[plugin:dkim:example.org]\nselectors = s\nsigning_domain = x\n",
+       "signing_domain"},
+      {"[plugin:dkim:example.org]\nselectors = a b\n", "not a selector"},
+      {"[plugin:dkim]\nkey_directory = /nonexistent\n"
+       "[plugin:dkim:example.org]\nselectors = s\n",
+       "/nonexistent/example.org/s.key"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *error = config_error(cases[i].text);
+    g_test_message("%s -> %s", cases[i].text, error ? error : "ok");
+    if (cases[i].error == NULL)
+      g_assert_null(error);
+    else
+      g_assert_nonnull(strstr(error, cases[i].error));
+  }
+}
+
+static void test_config_local_domain(void) {
+  g_autoptr(GKeyFile) keyfile = g_key_file_new();
+  g_autofree char *directory = g_dir_make_tmp("test-dkim-XXXXXX", NULL);
+  g_autofree char *key = write_key(directory, "s", DKIM_KEY_ED25519, 0, 0600);
+  g_autofree char *text = g_strdup_printf(
+      "[server]\nhostname = MX.mail.Example.ORG\n"
+      "[plugin:dkim]\nkey_directory = %s\n"
+      "[plugin:dkim:example.org]\nselectors = s\n",
+      directory);
+  g_assert_true(g_key_file_load_from_data(keyfile, text, -1, 0, NULL));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DkimConfig) config =
+      dkim_config_load(keyfile, "plugin:dkim", NULL, &error);
+  g_assert_no_error(error);
+  const DkimDomain *local = dkim_config_find_local(config);
+  g_assert_nonnull(local);
+  g_assert_cmpstr(local->signing_domain, ==, "example.org");
+  g_assert_true(dkim_config_find_domain(config, "EXAMPLE.org") == local);
+  g_assert_null(dkim_config_find_domain(config, "org"));
+  g_autofree char *command = g_strdup_printf("rm -rf '%s'", directory);
+  g_assert_cmpint(system(command), ==, 0);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/dkim/names", test_domain_names);
@@ -260,5 +331,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/dkim/decide", test_decide_table);
   g_test_add_func("/dkim/key-files", test_key_files);
   g_test_add_func("/dkim/from-domain", test_from_domain);
+  g_test_add_func("/dkim/config", test_config);
+  g_test_add_func("/dkim/config/local-domain", test_config_local_domain);
   return g_test_run();
 }
