@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from delivery import delivery_config, maildir_of, wait_for
-from harness import (BUILD, REPO, SMTPRaw, TestDnsServer, scaled,
+from harness import (BUILD, REPO, SANITIZED, SMTPRaw, TestDnsServer, scaled,
                      simple_message, transaction)
 
 BACKLOG = int(os.environ.get("POSTILION_OVERLOAD_BACKLOG", "300"))
@@ -103,7 +103,8 @@ def test_deferred_backlog_with_dns_down(postiliond, tmp_path):
     # The bench measures the 20 % bound; on a shared CI machine a coarse
     # guard against a collapse.
     assert rate_backlog >= rate_empty / 3, (rate_backlog, rate_empty)
-    assert per_message < 8192, per_message
+    # ASan's quarantine keeps freed memory: RSS says nothing there.
+    assert SANITIZED or per_message < 8192, per_message
     assert list_seconds < scaled(5), list_seconds
     assert out.stdout.count(b"\n") >= queued
 
@@ -182,5 +183,5 @@ def test_slow_large_messages_memory_bounded(postiliond, memory_cgroup):
     assert banner < 1.0, banner
     # Not one message's worth per session: at most 512 KiB each (buffers),
     # whatever the message size.
-    assert hwm - base < SESSIONS * 512, (hwm, base)
+    assert SANITIZED or hwm - base < SESSIONS * 512, (hwm, base)
     assert d.running
