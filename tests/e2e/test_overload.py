@@ -109,6 +109,33 @@ def test_deferred_backlog_with_dns_down(postiliond, tmp_path):
     assert out.stdout.count(b"\n") >= queued
 
 
+def test_local_mail_not_held_behind_a_dead_destination(postiliond, tmp_path):
+    """The destination's DNS never answers (each lookup waits for its
+    timeout): a backlog for it, queued just before, must not hold the
+    delivery workers so long that local mail waits behind it."""
+    dns = TestDnsServer([REPO / "tests" / "dns" / "loopback.zone"])
+    try:
+        config = delivery_config(tmp_path,
+                                 aliases="away: x@far.timeout.test\n",
+                                 retry_first="5m", retry_max="4h")
+        config["dns"] = {"nameservers": f"127.0.0.1@{dns.port}",
+                         "timeout": "2s"}
+        d = postiliond(config=config)
+        send_many(d, 160, "away@example.org")
+        bob = maildir_of(tmp_path, "bob@example.org")
+        start = time.monotonic()
+        send_many(d, 20, "bob@example.org")
+        wait_for(lambda: (bob / "new").is_dir() and
+                 len(list((bob / "new").iterdir())) >= 20, 30,
+                 "local mail behind the backlog")
+        waited = time.monotonic() - start
+        print(f"overload: local mail behind a dead destination: {waited:.2f} s")
+        # 160 lookups x 2 s / 8 workers would be 40 s.
+        assert waited < scaled(12), waited
+    finally:
+        dns.stop()
+
+
 class SlowSender(threading.Thread):
     """Sends one large message in pieces, spread over `seconds`."""
 
