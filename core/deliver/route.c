@@ -7,6 +7,14 @@
  * such domain, hosts without any address); a temporary one (SERVFAIL,
  * timeout).  An MX host whose own lookups fail temporarily is skipped as
  * long as another host has an address.
+ *
+ * A destination whose lookup failed temporarily is remembered for the
+ * first retry delay (at most a minute): messages for it meanwhile are
+ * deferred at once with that reply instead of waiting for the DNS again,
+ * so a backlog for a destination whose DNS is down does not hold every
+ * delivery worker while other mail (local mailboxes too) waits behind it
+ * (Postfix's "dead destination").  The only mutable state here: a cache
+ * private to this file, under its own lock.
  */
 #include <string.h>
 
@@ -16,6 +24,8 @@
 
 #define ROUTE_ADDRESSES_MAX 20
 #define ROUTE_MX_MAX 10
+#define ROUTE_DEAD_MAX_MS 60000
+#define ROUTE_DEAD_ENTRIES_MAX 10000
 
 void pst_route_host_free(PstRouteHost *host) {
   if (host == NULL)
@@ -51,6 +61,56 @@ void pst_route_order_mx(GArray *records, GRand *rand) {
 static void mx_record_clear(gpointer data) {
   PstMxRecord *record = data;
   g_free(record->name);
+}
+
+/* --- Destinations whose DNS failed ---------------------------------------- */
+
+typedef struct {
+  char *failure; /* owned: the reply of the failed lookup */
+  gint64 until;  /* monotonic µs */
+} DeadDestination;
+
+static GMutex dead_lock;
+static GHashTable *dead_destinations; /* name -> DeadDestination*, locked */
+
+static void dead_destination_free(gpointer data) {
+  DeadDestination *dead = data;
+  g_free(dead->failure);
+  g_free(dead);
+}
+
+/* The remembered failure of `name` (a new string), or NULL. */
+static char *route_dead_check(const char *name) {
+  char *failure = NULL;
+  g_mutex_lock(&dead_lock);
+  DeadDestination *dead = dead_destinations != NULL
+                              ? g_hash_table_lookup(dead_destinations, name)
+                              : NULL;
+  if (dead != NULL && dead->until > g_get_monotonic_time())
+    failure = g_strdup_printf(
+        "%s (remembered: not asked again for %" G_GINT64_FORMAT " s)",
+        dead->failure,
+        (dead->until - g_get_monotonic_time()) / G_USEC_PER_SEC + 1);
+  else if (dead != NULL)
+    g_hash_table_remove(dead_destinations, name);
+  g_mutex_unlock(&dead_lock);
+  return failure;
+}
+
+static void route_dead_note(const char *name, const char *failure,
+                            guint ttl_ms) {
+  DeadDestination *dead = g_new0(DeadDestination, 1);
+  dead->failure = g_strdup(failure);
+  dead->until = g_get_monotonic_time() + (gint64)ttl_ms * 1000;
+  g_mutex_lock(&dead_lock);
+  if (dead_destinations == NULL)
+    dead_destinations = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                              dead_destination_free);
+  /* Bounded: a flood of failing domains starts the memory afresh. */
+  if (g_hash_table_size(dead_destinations) >= ROUTE_DEAD_ENTRIES_MAX)
+    g_hash_table_remove_all(dead_destinations);
+  g_hash_table_replace(dead_destinations, g_ascii_strdown(name, -1), dead);
+  g_mutex_unlock(&dead_lock);
 }
 
 /* --- Lookups -------------------------------------------------------------- */
@@ -165,8 +225,27 @@ static gboolean lookup_destination(Lookup *lookup, const char *name,
   return TRUE;
 }
 
+static GPtrArray *route_lookup(const PstDeliveryConfig *delivery,
+                               const char *domain, char **failure_r);
+
 GPtrArray *pst_route_lookup(const PstDeliveryConfig *delivery,
                             const char *domain, char **failure_r) {
+  g_autofree char *name = g_ascii_strdown(
+      delivery->relayhost_host != NULL ? delivery->relayhost_host : domain, -1);
+  char *remembered = route_dead_check(name);
+  if (remembered != NULL) {
+    *failure_r = remembered;
+    return NULL;
+  }
+  GPtrArray *hosts = route_lookup(delivery, domain, failure_r);
+  if (hosts == NULL && (*failure_r)[0] == '4')
+    route_dead_note(name, *failure_r,
+                    MIN(delivery->retry_first_ms, ROUTE_DEAD_MAX_MS));
+  return hosts;
+}
+
+static GPtrArray *route_lookup(const PstDeliveryConfig *delivery,
+                               const char *domain, char **failure_r) {
   Lookup lookup = {
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_route_host_free),
       FALSE, NULL};

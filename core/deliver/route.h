@@ -38,7 +38,9 @@ void pst_route_order_mx(GArray *records, GRand *rand);
 /* The hosts for `domain` (or the relayhost when one is configured), or
  * NULL with `failure_r` set to a reply for every recipient: "556 5.1.10
  * ..." (null MX), "550 5.4.4 ..." (no such domain, no address), "451
- * 4.4.3 ..." (DNS failure: try later).  Blocking; worker threads. */
+ * 4.4.3 ..." (DNS failure: try later).  A temporary failure is remembered
+ * for the destination for delivery->retry_first_ms (at most a minute) and
+ * returned again meanwhile without a lookup.  Blocking; worker threads. */
 GPtrArray *pst_route_lookup(const PstDeliveryConfig *delivery,
                             const char *domain, char **failure_r);
 
