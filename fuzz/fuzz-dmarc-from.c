@@ -19,8 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   copy[size] = '\0';
   const char *values[4];
   guint count = 0;
-  for (const char *p = copy; p <= copy + size && count < 4;
-       p += strlen(p) + 1)
+  for (const char *p = copy; p <= copy + size && count < 4; p += strlen(p) + 1)
     values[count++] = p;
   const char *problem = NULL;
   g_autofree char *domain = dmarc_from_domain(values, count, &problem);

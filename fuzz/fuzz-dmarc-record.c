@@ -15,8 +15,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  g_autoptr(DmarcRecord) record =
-      dmarc_record_parse((const char *)data, size);
+  g_autoptr(DmarcRecord) record = dmarc_record_parse((const char *)data, size);
   if (record == NULL)
     return 0;
   g_assert_null(memchr(data, '\0', size));

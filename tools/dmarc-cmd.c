@@ -38,14 +38,15 @@
 
 typedef struct {
   const PstConfig *config;
-  DmarcConfig *dmarc;   /* owned */
-  DmarcStore *store;    /* owned */
-  const char *dry_run;  /* nullable: the directory */
+  DmarcConfig *dmarc;  /* owned */
+  DmarcStore *store;   /* owned */
+  const char *dry_run; /* nullable: the directory */
   gint64 begin, end;
-  gboolean retry;       /* something must be tried again later */
+  gboolean retry; /* something must be tried again later */
 } ReportRun;
 
-/* --- DNS on the tool's main thread ----------------------------------------- */
+/* --- DNS on the tool's main thread -----------------------------------------
+ */
 
 typedef struct {
   PstDnsResult *result;
@@ -95,7 +96,8 @@ static char *report_organizational_domain(const char *domain) {
                         : g_strdup(dmarc_walk_organizational_domain(walk));
 }
 
-/* --- Destinations ------------------------------------------------------------ */
+/* --- Destinations ------------------------------------------------------------
+ */
 
 typedef enum { DEST_NO, DEST_YES, DEST_RETRY } Verdict;
 
@@ -113,8 +115,8 @@ static Verdict report_verify_external(const char *domain, const char *host,
   }
   Verdict verdict = DEST_NO;
   *why_r = "the destination does not authorize reports for this domain";
-  for (guint i = 0; status == PST_DNS_OK && i < pst_dns_result_get_count(result);
-       i++) {
+  for (guint i = 0;
+       status == PST_DNS_OK && i < pst_dns_result_get_count(result); i++) {
     gsize length = 0;
     const char *text = pst_dns_result_get_txt(result, i, &length);
     g_autoptr(DmarcRecord) record = dmarc_record_parse(text, length);
@@ -151,7 +153,8 @@ static Verdict report_verify(const char *domain, const char *domain_org,
   return report_verify_external(domain, host, address_r, why_r);
 }
 
-/* --- One report to one destination --------------------------------------------- */
+/* --- One report to one destination
+ * --------------------------------------------- */
 
 typedef struct {
   const char *domain;
@@ -201,8 +204,7 @@ static gboolean report_submit(ReportRun *run, const char *domain,
   if (pst_tool_submit(run->config, run->dmarc->report_email, recipients,
                       message) == PST_EXIT_OK)
     return TRUE;
-  printf("%s: report to %s not submitted; run again later\n", domain,
-         address);
+  printf("%s: report to %s not submitted; run again later\n", domain, address);
   run->retry = TRUE;
   return FALSE;
 }
@@ -243,7 +245,8 @@ static void report_send(ReportRun *run, const Report *report,
 
 static void report_dry_run(ReportRun *run, const Report *report,
                            const char *address) {
-  g_autofree char *path = g_build_filename(run->dry_run, report->filename, NULL);
+  g_autofree char *path =
+      g_build_filename(run->dry_run, report->filename, NULL);
   gsize size = 0;
   const char *data = g_bytes_get_data(report->gzip, &size);
   g_autoptr(GError) error = NULL;
@@ -283,7 +286,8 @@ static void report_deliver(ReportRun *run, const Report *report,
   }
 }
 
-/* --- One policy domain ------------------------------------------------------------ */
+/* --- One policy domain
+ * ------------------------------------------------------------ */
 
 static void report_domain(ReportRun *run, const char *domain) {
   g_autoptr(GError) error = NULL;
@@ -300,15 +304,22 @@ static void report_domain(ReportRun *run, const char *domain) {
       .email = run->dmarc->report_email,
       .report_id = report_id,
       .generator = "Postilion " PST_TOOL_VERSION,
-      .begin = run->begin, .end = run->end, .domain = domain,
-      .p = policy[0], .sp = policy[1], .np = policy[2], .adkim = policy[3],
-      .aspf = policy[4], .testing = policy[5], .fo = policy[7],
+      .begin = run->begin,
+      .end = run->end,
+      .domain = domain,
+      .p = policy[0],
+      .sp = policy[1],
+      .np = policy[2],
+      .adkim = policy[3],
+      .aspf = policy[4],
+      .testing = policy[5],
+      .fo = policy[7],
       .rua = policy[8],
   };
   g_autofree char *xml = dmarc_report_xml(&header, records);
   g_autoptr(GBytes) gzip = dmarc_gzip(xml, strlen(xml), &error);
-  g_autofree char *filename = dmarc_report_filename(
-      hostname, domain, run->begin, run->end, report_id);
+  g_autofree char *filename =
+      dmarc_report_filename(hostname, domain, run->begin, run->end, report_id);
   g_autofree char *subject = dmarc_report_subject(domain, hostname, report_id);
   Report report = {domain, report_id, filename, subject, gzip, records->len, 0};
   for (guint i = 0; i < records->len; i++)
@@ -316,7 +327,8 @@ static void report_domain(ReportRun *run, const char *domain) {
   report_deliver(run, &report, header.rua);
 }
 
-/* --- Failure reports (RFC 9991) ------------------------------------------------------ */
+/* --- Failure reports (RFC 9991)
+ * ------------------------------------------------------ */
 
 /* Failure reports older than this are not sent any more. */
 #define DMARC_FAILURE_MAX_AGE (7 * DMARC_DAY_SECONDS)
@@ -329,34 +341,32 @@ static void report_failure_send(ReportRun *run, char **row,
   gboolean sent = FALSE;
   if (!report_store_ok(run,
                        dmarc_report_db_failure_was_sent(run->store, row[0],
-                                                        address, &sent,
-                                                        &error),
+                                                        address, &sent, &error),
                        error) ||
       sent || !report_under_limit(run, row[1], address))
     return;
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-  g_autofree char *message =
-      dmarc_failure_message(run->dmarc->report_email, address, row[3], row[0],
-                            row[4], row[5], now);
+  g_autofree char *message = dmarc_failure_message(
+      run->dmarc->report_email, address, row[3], row[0], row[4], row[5], now);
   if (run->dry_run != NULL) {
-    g_autofree char *name = g_strdup_printf("failure-%s-%s.eml", row[0],
-                                            address);
+    g_autofree char *name =
+        g_strdup_printf("failure-%s-%s.eml", row[0], address);
     g_autofree char *path = g_build_filename(run->dry_run, name, NULL);
     if (!g_file_set_contents(path, message, -1, &error)) {
       fprintf(stderr, "postilion dmarc report: %s\n", error->message);
       run->retry = TRUE;
       return;
     }
-    printf("%s: failure report %s for %s (dry run: not sent)\n", row[1],
-           path, address);
+    printf("%s: failure report %s for %s (dry run: not sent)\n", row[1], path,
+           address);
     return;
   }
   if (!report_submit(run, row[1], address, message))
     return;
-  report_store_ok(run,
-                  dmarc_report_db_failure_mark_sent(run->store, row[0],
-                                                    address, &error),
-                  error);
+  report_store_ok(
+      run,
+      dmarc_report_db_failure_mark_sent(run->store, row[0], address, &error),
+      error);
   printf("%s: failure report %s sent to %s\n", row[1], row[0], address);
 }
 
@@ -366,8 +376,8 @@ static void report_failure_send(ReportRun *run, char **row,
 static void report_failures(ReportRun *run) {
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) rows = dmarc_report_db_failures(
-      run->store,
-      g_get_real_time() / G_USEC_PER_SEC - DMARC_FAILURE_MAX_AGE, &error);
+      run->store, g_get_real_time() / G_USEC_PER_SEC - DMARC_FAILURE_MAX_AGE,
+      &error);
   if (!report_store_ok(run, rows != NULL, error))
     return;
   for (guint i = 0; i < rows->len; i++) {
@@ -390,7 +400,8 @@ static void report_failures(ReportRun *run) {
   }
 }
 
-/* --- The command ---------------------------------------------------------------------- */
+/* --- The command
+ * ---------------------------------------------------------------------- */
 
 /* --day YYYY-MM-DD as [begin, end) in UTC; yesterday without it. */
 static gboolean report_parse_day(const char *day, gint64 *begin_r) {
@@ -486,8 +497,8 @@ int pst_tool_dmarc(const PstConfig *config, int argc, char **argv) {
   }
   g_autoptr(DmarcStore) store = dmarc_store_open(dmarc->history, &error);
   if (store == NULL) {
-    fprintf(stderr, "postilion dmarc report: history %s: %s\n",
-            dmarc->history, error->message);
+    fprintf(stderr, "postilion dmarc report: history %s: %s\n", dmarc->history,
+            error->message);
     return PST_EXIT_TEMPFAIL;
   }
   run.store = store;

@@ -33,20 +33,20 @@ typedef enum {
 
 struct _DmarcCheck {
   CheckStage stage;
-  char *from_domain;      /* owned */
-  DmarcAuth *spf;         /* owned, nullable */
-  GPtrArray *dkim;        /* owned, of DmarcAuth* */
-  DmarcWalk *from_walk;   /* owned */
-  GHashTable *walks;      /* owned: domain -> DmarcWalk*, identifiers' */
-  GHashTable *asked;      /* owned: question keys awaiting an answer */
-  GHashTable *answers;    /* owned: _dmarc name -> DmarcAnswer*, answered */
-  guint exist_answers;    /* of the 3 existence questions */
+  char *from_domain;    /* owned */
+  DmarcAuth *spf;       /* owned, nullable */
+  GPtrArray *dkim;      /* owned, of DmarcAuth* */
+  DmarcWalk *from_walk; /* owned */
+  GHashTable *walks;    /* owned: domain -> DmarcWalk*, identifiers' */
+  GHashTable *asked;    /* owned: question keys awaiting an answer */
+  GHashTable *answers;  /* owned: _dmarc name -> DmarcAnswer*, answered */
+  guint exist_answers;  /* of the 3 existence questions */
   gboolean exist_asked;
-  gboolean exists;        /* an A, AAAA or MX record answered */
+  gboolean exists; /* an A, AAAA or MX record answered */
   gboolean exist_tempfail;
   /* The outcome. */
   DmarcResult result;
-  char *reason;           /* owned, nullable */
+  char *reason; /* owned, nullable */
   const DmarcRecord *record;
   const char *policy_domain;
   const char *org_domain;
@@ -165,9 +165,8 @@ static void dmarc_check_ask_walk(DmarcCheck *check, GPtrArray *questions,
     g_autofree gsize *lengths = g_new0(gsize, count + 1);
     for (guint i = 0; i < count; i++)
       lengths[i] = strlen(answer->records[i]);
-    dmarc_walk_feed(walk, answer->status,
-                    (const char *const *)answer->records, lengths, count,
-                    answer->reason);
+    dmarc_walk_feed(walk, answer->status, (const char *const *)answer->records,
+                    lengths, count, answer->reason);
   }
 }
 
@@ -215,7 +214,8 @@ GPtrArray *dmarc_check_questions(DmarcCheck *check) {
   return questions;
 }
 
-/* --- Alignment ------------------------------------------------------------- */
+/* --- Alignment -------------------------------------------------------------
+ */
 
 static gboolean dmarc_auth_passed(const DmarcAuth *auth) {
   return auth != NULL && auth->domain != NULL &&
@@ -280,8 +280,8 @@ static void dmarc_check_conclude(DmarcCheck *check) {
     const DmarcAuth *dkim = check->dkim->pdata[i];
     Alignment aligned = dmarc_check_aligned(check, dkim, record->adkim_strict);
     check->dkim_aligned = check->dkim_aligned || aligned == ALIGN_YES;
-    unknown = unknown || aligned == ALIGN_UNKNOWN ||
-              dmarc_auth_is_temperror(dkim);
+    unknown =
+        unknown || aligned == ALIGN_UNKNOWN || dmarc_auth_is_temperror(dkim);
   }
   if (check->spf_aligned || check->dkim_aligned)
     dmarc_check_finish(check, DMARC_RESULT_PASS, NULL);
@@ -293,7 +293,8 @@ static void dmarc_check_conclude(DmarcCheck *check) {
                        g_strdup("no aligned identifier passed"));
 }
 
-/* --- Steps ------------------------------------------------------------------ */
+/* --- Steps ------------------------------------------------------------------
+ */
 
 /* The From domain's walk is complete: policy, Organizational Domain, and
  * the walks alignment needs. */
@@ -358,8 +359,7 @@ static void dmarc_check_feed_walks(DmarcCheck *check, const char *name,
   for (guint i = 0; i < walks->len; i++) {
     const char *next = dmarc_walk_next(walks->pdata[i]);
     if (next != NULL && g_str_equal(next, target))
-      dmarc_walk_feed(walks->pdata[i], status, records, lengths, count,
-                      reason);
+      dmarc_walk_feed(walks->pdata[i], status, records, lengths, count, reason);
   }
   g_ptr_array_unref(walks);
 }
@@ -378,8 +378,7 @@ static void dmarc_check_feed_existence(DmarcCheck *check, PstDnsType type,
 
 void dmarc_check_answer(DmarcCheck *check, PstDnsType type, const char *name,
                         PstDnsStatus status, const char *const *records,
-                        const gsize *lengths, guint count,
-                        const char *reason) {
+                        const gsize *lengths, guint count, const char *reason) {
   g_autofree char *key = dmarc_question_key(type, name);
   if (check->stage == CHECK_DONE || !g_hash_table_remove(check->asked, key))
     return;
@@ -387,8 +386,7 @@ void dmarc_check_answer(DmarcCheck *check, PstDnsType type, const char *name,
     dmarc_check_keep_answer(check, name, status, records, count, reason);
     dmarc_check_feed_walks(check, name, status, records, lengths, count,
                            reason);
-  }
-  else
+  } else
     dmarc_check_feed_existence(check, type, name, status);
   if (check->stage == CHECK_FROM_WALK && check->from_walk->done)
     dmarc_check_after_from_walk(check);
@@ -396,7 +394,8 @@ void dmarc_check_answer(DmarcCheck *check, PstDnsType type, const char *name,
     dmarc_check_conclude(check);
 }
 
-/* --- The outcome ------------------------------------------------------------ */
+/* --- The outcome ------------------------------------------------------------
+ */
 
 static DmarcPolicy dmarc_check_policy(const DmarcCheck *check,
                                       gboolean *nonexistent_r) {

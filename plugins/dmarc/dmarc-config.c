@@ -13,14 +13,15 @@
 #include "dmarc.h"
 
 static const char *const dmarc_keys[] = {
-    "enforce",           "reject_reply",      "quarantine",
-    "temperror_action",  "malformed_from",    "skip_authenticated",
-    "skip_internal",     "trusted_forwarders", "history",
-    "report_org_name",   "report_email",      "reports",
-    "failure_reports",   "report_rate_limit", NULL,
+    "enforce",          "reject_reply",       "quarantine",
+    "temperror_action", "malformed_from",     "skip_authenticated",
+    "skip_internal",    "trusted_forwarders", "history",
+    "report_org_name",  "report_email",       "reports",
+    "failure_reports",  "report_rate_limit",  NULL,
 };
 
-#define DMARC_DEFAULT_REJECT "550 5.7.1 Email rejected per DMARC policy for {domain}"
+#define DMARC_DEFAULT_REJECT                                                   \
+  "550 5.7.1 Email rejected per DMARC policy for {domain}"
 #define DMARC_DEFAULT_HISTORY "sqlite:/var/lib/postilion/dmarc.db"
 
 static void dmarc_config_free_contents(DmarcConfig *config) {
@@ -55,8 +56,7 @@ static gboolean dmarc_reply_parse(const char *value, DmarcReply *reply) {
     return FALSE;
   for (guint i = 1; i < 3; i++) {
     gsize length = strlen(parts[i]);
-    if (length == 0 || length > 3 ||
-        strspn(parts[i], "0123456789") != length)
+    if (length == 0 || length > 3 || strspn(parts[i], "0123456789") != length)
       return FALSE;
   }
   reply->code = (guint)g_ascii_strtoull(words[0], NULL, 10);
@@ -158,8 +158,8 @@ static gboolean dmarc_read_reporting(GKeyFile *keyfile, const char *group,
                              &config->report_org_name, error) ||
       !pst_config_get_string(keyfile, group, "report_email", email,
                              &config->report_email, error) ||
-      !pst_config_get_boolean(keyfile, group, "reports", TRUE,
-                              &config->reports, error) ||
+      !pst_config_get_boolean(keyfile, group, "reports", TRUE, &config->reports,
+                              error) ||
       !pst_config_get_boolean(keyfile, group, "failure_reports", FALSE,
                               &config->failure_reports, error) ||
       !pst_config_get_int(keyfile, group, "report_rate_limit", 20, 1, 100000,
@@ -187,8 +187,8 @@ static gboolean dmarc_read_keys(GKeyFile *keyfile, const char *group,
                                 DmarcConfig *config, GError **error) {
   gboolean header = FALSE, tempfail = FALSE, accept = FALSE;
   if (!pst_config_check_keys(keyfile, group, dmarc_keys, error) ||
-      !pst_config_get_boolean(keyfile, group, "enforce", TRUE,
-                              &config->enforce, error) ||
+      !pst_config_get_boolean(keyfile, group, "enforce", TRUE, &config->enforce,
+                              error) ||
       !dmarc_read_reply(keyfile, group, config, error) ||
       !dmarc_read_choice(keyfile, group, "quarantine", "hold", "header",
                          &header, error) ||

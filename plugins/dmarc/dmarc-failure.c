@@ -78,8 +78,9 @@ static char *dmarc_field_text(const char *text) {
 
 static void dmarc_feedback_auth(GString *out, const DmarcOutcome *outcome,
                                 const char *hostname) {
-  g_string_append_printf(out, "Authentication-Results: %s;\r\n\tdmarc=%s "
-                              "header.from=%s",
+  g_string_append_printf(out,
+                         "Authentication-Results: %s;\r\n\tdmarc=%s "
+                         "header.from=%s",
                          hostname, dmarc_result_to_string(outcome->result),
                          outcome->from_domain);
   if (outcome->spf != NULL && outcome->spf->domain != NULL)
@@ -105,8 +106,9 @@ static void dmarc_feedback_dkim(GString *out, const DmarcOutcome *outcome) {
         !dmarc_domain_is_within(dkim->domain, outcome->org_domain))
       continue;
     g_autofree char *selector = dmarc_field_text(dkim->selector);
-    g_string_append_printf(out, "DKIM-Domain: %s\r\nDKIM-Identity: @%s\r\n"
-                                "DKIM-Selector: %s\r\n",
+    g_string_append_printf(out,
+                           "DKIM-Domain: %s\r\nDKIM-Identity: @%s\r\n"
+                           "DKIM-Selector: %s\r\n",
                            dkim->domain, dkim->domain, selector);
     return;
   }
@@ -129,12 +131,11 @@ static char *dmarc_failure_feedback(const DmarcOutcome *outcome,
   g_string_append_printf(out, "Identity-Alignment: %s\r\n",
                          dmarc_identity_alignment(outcome));
   if (context->disposition != NULL)
-    g_string_append_printf(out, "Delivery-Result: %s\r\n",
-                           g_str_equal(context->disposition, "reject")
-                               ? "reject"
-                           : g_str_equal(context->disposition, "quarantine")
-                               ? "spam"
-                               : "delivered");
+    g_string_append_printf(
+        out, "Delivery-Result: %s\r\n",
+        g_str_equal(context->disposition, "reject")       ? "reject"
+        : g_str_equal(context->disposition, "quarantine") ? "spam"
+                                                          : "delivered");
   dmarc_feedback_dkim(out, outcome);
   g_string_append_printf(out,
                          "Original-Mail-From: <%s>\r\nArrival-Date: %s\r\n"

@@ -49,12 +49,13 @@ char *dmarc_domain_normalize(const char *name) {
   return g_ascii_strdown(ascii, -1);
 }
 
-/* --- The scanner ----------------------------------------------------------- */
+/* --- The scanner -----------------------------------------------------------
+ */
 
 typedef struct {
-  GString *text;       /* the current mailbox outside <>, comments removed */
-  GString *angle;      /* inside <>, comments removed */
-  gboolean has_angle;  /* this mailbox had <...> */
+  GString *text;        /* the current mailbox outside <>, comments removed */
+  GString *angle;       /* inside <>, comments removed */
+  gboolean has_angle;   /* this mailbox had <...> */
   GPtrArray *addresses; /* of char*: the addr-specs found */
   gboolean broken;
 } FromScan;

@@ -19,7 +19,8 @@
 #define DMARC_QUEUE_MAX 100000
 #define DMARC_RETRY_SECONDS 10
 
-/* --- Rows ------------------------------------------------------------------ */
+/* --- Rows ------------------------------------------------------------------
+ */
 
 static char *dmarc_dkim_lines(const GPtrArray *dkim) {
   GString *out = g_string_new(NULL);
@@ -27,13 +28,13 @@ static char *dmarc_dkim_lines(const GPtrArray *dkim) {
     const DmarcAuth *auth = dkim->pdata[i];
     if (auth->domain == NULL)
       continue;
-    g_string_append_printf(out, "%s%s %s %s", out->len > 0 ? "\n" : "",
-                           auth->domain,
-                           auth->selector != NULL && auth->selector[0] != '\0'
-                                   && strpbrk(auth->selector, " \n") == NULL
-                               ? auth->selector
-                               : "-",
-                           auth->result);
+    g_string_append_printf(
+        out, "%s%s %s %s", out->len > 0 ? "\n" : "", auth->domain,
+        auth->selector != NULL && auth->selector[0] != '\0' &&
+                strpbrk(auth->selector, " \n") == NULL
+            ? auth->selector
+            : "-",
+        auth->result);
   }
   return g_string_free(out, FALSE);
 }
@@ -43,7 +44,9 @@ static char *dmarc_fo_string(guint fo) {
   static const struct {
     guint bit;
     const char *name;
-  } options[] = {{DMARC_FO_0, "0"}, {DMARC_FO_1, "1"}, {DMARC_FO_D, "d"},
+  } options[] = {{DMARC_FO_0, "0"},
+                 {DMARC_FO_1, "1"},
+                 {DMARC_FO_D, "d"},
                  {DMARC_FO_S, "s"}};
   for (guint i = 0; i < G_N_ELEMENTS(options); i++)
     if (fo & options[i].bit)
@@ -94,13 +97,27 @@ DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
 
 void dmarc_history_row_free(DmarcHistoryRow *row) {
   char **fields[] = {
-      &row->policy_domain, &row->source_ip,  &row->header_from,
-      &row->envelope_from, &row->envelope_to, &row->result,
-      &row->spf_domain,    &row->spf_scope,  &row->spf_result,
-      &row->dkim,          &row->disposition, &row->override,
-      &row->p,             &row->sp,         &row->np,
-      &row->adkim,         &row->aspf,       &row->testing,
-      &row->psd,           &row->fo,         &row->rua,
+      &row->policy_domain,
+      &row->source_ip,
+      &row->header_from,
+      &row->envelope_from,
+      &row->envelope_to,
+      &row->result,
+      &row->spf_domain,
+      &row->spf_scope,
+      &row->spf_result,
+      &row->dkim,
+      &row->disposition,
+      &row->override,
+      &row->p,
+      &row->sp,
+      &row->np,
+      &row->adkim,
+      &row->aspf,
+      &row->testing,
+      &row->psd,
+      &row->fo,
+      &row->rua,
   };
   for (guint i = 0; i < G_N_ELEMENTS(fields); i++)
     g_free(*fields[i]);
@@ -112,10 +129,9 @@ gboolean dmarc_failure_insert(DmarcStore *store, const DmarcFailure *failure,
                               GError **error) {
   g_autofree char *received =
       g_strdup_printf("%" G_GINT64_FORMAT, failure->received);
-  const char *params[] = {failure->id,       received,
-                          failure->policy_domain, failure->ruf,
-                          failure->subject,  failure->feedback,
-                          failure->headers,  NULL};
+  const char *params[] = {
+      failure->id,      received,          failure->policy_domain, failure->ruf,
+      failure->subject, failure->feedback, failure->headers,       NULL};
   return dmarc_store_exec(
       store,
       "INSERT INTO dmarc_failures (id, received, policy_domain, ruf, subject,"
@@ -123,21 +139,37 @@ gboolean dmarc_failure_insert(DmarcStore *store, const DmarcFailure *failure,
       params, error);
 }
 
-gboolean dmarc_history_row_insert(DmarcStore *store,
-                                  const DmarcHistoryRow *row, GError **error) {
+gboolean dmarc_history_row_insert(DmarcStore *store, const DmarcHistoryRow *row,
+                                  GError **error) {
   g_autofree char *received =
       g_strdup_printf("%" G_GINT64_FORMAT, row->received);
 #define S(x) ((x) != NULL ? (x) : "")
   const char *params[] = {
-      received,           S(row->policy_domain), S(row->source_ip),
-      S(row->header_from), S(row->envelope_from), S(row->envelope_to),
-      S(row->result),     row->spf_aligned ? "y" : "n",
-      row->dkim_aligned ? "y" : "n", S(row->spf_domain), S(row->spf_scope),
-      S(row->spf_result), S(row->dkim),         S(row->disposition),
-      S(row->override),   S(row->p),            S(row->sp),
-      S(row->np),         S(row->adkim),        S(row->aspf),
-      S(row->testing),    S(row->psd),          S(row->fo),
-      S(row->rua),        NULL,
+      received,
+      S(row->policy_domain),
+      S(row->source_ip),
+      S(row->header_from),
+      S(row->envelope_from),
+      S(row->envelope_to),
+      S(row->result),
+      row->spf_aligned ? "y" : "n",
+      row->dkim_aligned ? "y" : "n",
+      S(row->spf_domain),
+      S(row->spf_scope),
+      S(row->spf_result),
+      S(row->dkim),
+      S(row->disposition),
+      S(row->override),
+      S(row->p),
+      S(row->sp),
+      S(row->np),
+      S(row->adkim),
+      S(row->aspf),
+      S(row->testing),
+      S(row->psd),
+      S(row->fo),
+      S(row->rua),
+      NULL,
   };
 #undef S
   return dmarc_store_exec(
@@ -151,7 +183,8 @@ gboolean dmarc_history_row_insert(DmarcStore *store,
       params, error);
 }
 
-/* --- The writer ---------------------------------------------------------------- */
+/* --- The writer
+ * ---------------------------------------------------------------- */
 
 /* Markers share the queue with rows: a row with received = -1.  A flush
  * marker has `spf_aligned` FALSE and is answered by setting its
@@ -159,19 +192,19 @@ gboolean dmarc_history_row_insert(DmarcStore *store,
  * TRUE and ends the thread. */
 struct _DmarcHistory {
   gint refs;
-  char *uri;           /* owned */
-  PstPlugin *plugin;   /* for log lines */
-  GAsyncQueue *queue;  /* of DmarcHistoryRow* or DmarcFlush* */
+  char *uri;          /* owned */
+  PstPlugin *plugin;  /* for log lines */
+  GAsyncQueue *queue; /* of DmarcHistoryRow* or DmarcFlush* */
   GThread *thread;
-  GMutex lock;         /* guards the counts and markers' answers */
-  GCond flushed_cond;  /* a flush marker was answered */
+  GMutex lock;        /* guards the counts and markers' answers */
+  GCond flushed_cond; /* a flush marker was answered */
   guint64 written, lost;
   GHashTable *failures; /* domain -> reports this hour (GUINT_TO_POINTER) */
   gint64 failures_hour; /* the hour they count, Unix time / 3600 */
   /* The thread's own. */
   DmarcStore *store;
-  gint64 next_open;    /* monotonic time of the next open attempt */
-  gboolean down;       /* the last write failed (logged once per outage) */
+  gint64 next_open; /* monotonic time of the next open attempt */
+  gboolean down;    /* the last write failed (logged once per outage) */
 };
 
 static gboolean dmarc_history_is_marker(gpointer item, GPtrArray *markers) {
@@ -189,8 +222,7 @@ static void dmarc_history_count(DmarcHistory *history, guint64 written,
   g_mutex_unlock(&history->lock);
 }
 
-static DmarcStore *dmarc_history_store(DmarcHistory *history,
-                                       GError **error) {
+static DmarcStore *dmarc_history_store(DmarcHistory *history, GError **error) {
   if (history->store != NULL)
     return history->store;
   gint64 now = g_get_monotonic_time();
@@ -249,8 +281,7 @@ static void dmarc_history_write_batch(DmarcHistory *history, GPtrArray *rows) {
 }
 
 static void dmarc_history_answer_markers(DmarcHistory *history,
-                                          GPtrArray *markers,
-                                          gboolean *stop_r) {
+                                         GPtrArray *markers, gboolean *stop_r) {
   g_mutex_lock(&history->lock);
   for (guint i = 0; i < markers->len; i++) {
     DmarcHistoryRow *marker = markers->pdata[i];
@@ -269,8 +300,8 @@ static gpointer dmarc_history_thread(gpointer data) {
   DmarcHistory *history = data;
   gboolean stop = FALSE;
   while (!stop) {
-    g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)dmarc_history_row_free);
+    g_autoptr(GPtrArray) rows =
+        g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_history_row_free);
     g_autoptr(GPtrArray) markers = g_ptr_array_new();
     gpointer item = g_async_queue_timeout_pop(history->queue, G_USEC_PER_SEC);
     gint64 deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
@@ -296,8 +327,8 @@ DmarcHistory *dmarc_history_new(const char *uri, PstPlugin *plugin) {
   history->queue = g_async_queue_new();
   g_mutex_init(&history->lock);
   g_cond_init(&history->flushed_cond);
-  history->failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                            NULL);
+  history->failures =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   history->thread =
       g_thread_new("dmarc-history", dmarc_history_thread, history);
   return history;
@@ -330,8 +361,8 @@ void dmarc_history_unref(DmarcHistory *history) {
   g_thread_join(history->thread);
   pst_plugin_log(history->plugin,
                  history->lost > 0 ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_INFO,
-                 "history %s: %" G_GUINT64_FORMAT " rows written, %"
-                 G_GUINT64_FORMAT " lost",
+                 "history %s: %" G_GUINT64_FORMAT
+                 " rows written, %" G_GUINT64_FORMAT " lost",
                  history->uri, history->written, history->lost);
   g_async_queue_unref(history->queue);
   dmarc_store_close(history->store);
@@ -351,7 +382,6 @@ void dmarc_history_add(DmarcHistory *history, DmarcHistoryRow *row) {
   g_async_queue_push(history->queue, row);
 }
 
-
 gboolean dmarc_history_failure_allowed(DmarcHistory *history,
                                        const char *domain) {
   gint64 hour = g_get_real_time() / G_USEC_PER_SEC / 3600;
@@ -360,8 +390,8 @@ gboolean dmarc_history_failure_allowed(DmarcHistory *history,
     g_hash_table_remove_all(history->failures);
     history->failures_hour = hour;
   }
-  guint count = GPOINTER_TO_UINT(g_hash_table_lookup(history->failures,
-                                                     domain));
+  guint count =
+      GPOINTER_TO_UINT(g_hash_table_lookup(history->failures, domain));
   gboolean allowed = count < DMARC_FAILURES_PER_HOUR;
   if (allowed)
     g_hash_table_replace(history->failures, g_strdup(domain),

@@ -64,13 +64,14 @@ char *dmarc_failure_message(const char *from, const char *to,
 gboolean dmarc_failure_insert(DmarcStore *store, const DmarcFailure *failure,
                               GError **error);
 
-/* --- Rows ------------------------------------------------------------------- */
+/* --- Rows -------------------------------------------------------------------
+ */
 
 /* One evaluated message, as the tables keep it. */
 typedef struct {
   gint64 received; /* Unix time */
-  char *policy_domain, *source_ip, *header_from, *envelope_from,
-      *envelope_to, *result;
+  char *policy_domain, *source_ip, *header_from, *envelope_from, *envelope_to,
+      *result;
   gboolean spf_aligned, dkim_aligned;
   char *spf_domain, *spf_scope, *spf_result;
   char *dkim; /* "DOMAIN SELECTOR RESULT" lines, '\n'-separated */
@@ -87,10 +88,11 @@ DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
                                        const char *envelope_to);
 void dmarc_history_row_free(DmarcHistoryRow *row);
 /* Inserts one row (inside the caller's transaction, if any). */
-gboolean dmarc_history_row_insert(DmarcStore *store,
-                                  const DmarcHistoryRow *row, GError **error);
+gboolean dmarc_history_row_insert(DmarcStore *store, const DmarcHistoryRow *row,
+                                  GError **error);
 
-/* --- The writer --------------------------------------------------------------- */
+/* --- The writer
+ * --------------------------------------------------------------- */
 
 /* A writer thread that keeps rows for `uri`; reference-counted (each hook
  * and job holds one); the last unref flushes what is queued and joins. */

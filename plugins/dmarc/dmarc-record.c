@@ -88,8 +88,8 @@ static guint dmarc_fo_parse(const char *value) {
   g_auto(GStrv) options = g_strsplit(value, ":", -1);
   guint fo = 0;
   for (guint i = 0; options[i] != NULL; i++) {
-    g_autofree char *option = dmarc_strip_wsp(
-        options[i], options[i] + strlen(options[i]));
+    g_autofree char *option =
+        dmarc_strip_wsp(options[i], options[i] + strlen(options[i]));
     if (g_str_equal(option, "0"))
       fo |= DMARC_FO_0;
     else if (g_str_equal(option, "1"))
@@ -229,8 +229,7 @@ static void dmarc_tag_apply(DmarcRecord *record, DmarcParseState *state,
     break;
   case TAG_RUA:
   case TAG_RUF:
-    if (!dmarc_urilist_parse(value, bit == TAG_RUA ? record->rua
-                                                   : record->ruf))
+    if (!dmarc_urilist_parse(value, bit == TAG_RUA ? record->rua : record->ruf))
       dmarc_record_note(record, "invalid URI in %s=%s", name, value);
     break;
   }
@@ -241,8 +240,7 @@ static void dmarc_tag_apply(DmarcRecord *record, DmarcParseState *state,
 static void dmarc_tag_parse(DmarcRecord *record, DmarcParseState *state,
                             const char *start, const char *end) {
   const char *equals = memchr(start, '=', end - start);
-  g_autofree char *name =
-      dmarc_strip_wsp(start, equals != NULL ? equals : end);
+  g_autofree char *name = dmarc_strip_wsp(start, equals != NULL ? equals : end);
   if (name[0] == '\0' && equals == NULL)
     return; /* an empty tag: "p=none;;" or the optional final ";" */
   if (equals == NULL) {

@@ -14,8 +14,8 @@ static char *dmarc_int_text(gint64 value) {
   return g_strdup_printf("%" G_GINT64_FORMAT, value);
 }
 
-GPtrArray *dmarc_report_db_domains(DmarcStore *store, gint64 begin,
-                                   gint64 end, GError **error) {
+GPtrArray *dmarc_report_db_domains(DmarcStore *store, gint64 begin, gint64 end,
+                                   GError **error) {
   g_autofree char *from = dmarc_int_text(begin), *to = dmarc_int_text(end);
   const char *params[] = {from, to, NULL};
   g_autoptr(GPtrArray) rows = dmarc_store_query(
@@ -50,8 +50,8 @@ static DmarcReportRecord *dmarc_record_from_row(char **row) {
 }
 
 GPtrArray *dmarc_report_db_records(DmarcStore *store, const char *domain,
-                                   gint64 begin, gint64 end,
-                                   GStrv *policy_r, GError **error) {
+                                   gint64 begin, gint64 end, GStrv *policy_r,
+                                   GError **error) {
   g_autofree char *from = dmarc_int_text(begin), *to = dmarc_int_text(end);
   const char *params[] = {domain, from, to, NULL};
   g_autoptr(GPtrArray) policy = dmarc_store_query(
@@ -75,8 +75,8 @@ GPtrArray *dmarc_report_db_records(DmarcStore *store, const char *domain,
       params, error);
   if (rows == NULL)
     return NULL;
-  GPtrArray *records = g_ptr_array_new_with_free_func(
-      (GDestroyNotify)dmarc_report_record_free);
+  GPtrArray *records =
+      g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_report_record_free);
   for (guint i = 0; i < rows->len; i++)
     g_ptr_array_add(records, dmarc_record_from_row(rows->pdata[i]));
   *policy_r = policy->len > 0 ? g_strdupv(policy->pdata[0]) : NULL;
@@ -119,9 +119,9 @@ gboolean dmarc_report_db_mark_sent(DmarcStore *store, const char *domain,
       params, error);
 }
 
-gboolean dmarc_report_db_sent_since(DmarcStore *store,
-                                    const char *destination, gint64 since,
-                                    guint *count_r, GError **error) {
+gboolean dmarc_report_db_sent_since(DmarcStore *store, const char *destination,
+                                    gint64 since, guint *count_r,
+                                    GError **error) {
   g_autofree char *from = dmarc_int_text(since);
   const char *params[] = {destination, from, NULL};
   g_autoptr(GPtrArray) rows = dmarc_store_query(
@@ -132,10 +132,10 @@ gboolean dmarc_report_db_sent_since(DmarcStore *store,
       params, error);
   if (rows == NULL)
     return FALSE;
-  *count_r = rows->len > 0
-                 ? (guint)g_ascii_strtoull(((char **)rows->pdata[0])[0], NULL,
-                                           10)
-                 : 0;
+  *count_r =
+      rows->len > 0
+          ? (guint)g_ascii_strtoull(((char **)rows->pdata[0])[0], NULL, 10)
+          : 0;
   return TRUE;
 }
 

@@ -16,11 +16,11 @@
 #define DMARC_REPORT_MAX_SIGNATURES 100
 
 void dmarc_report_record_free(DmarcReportRecord *record) {
-  char **fields[] = {&record->source_ip,     &record->result,
-                     &record->disposition,   &record->override,
-                     &record->header_from,   &record->envelope_from,
-                     &record->envelope_to,   &record->spf_domain,
-                     &record->spf_result,    &record->dkim};
+  char **fields[] = {&record->source_ip,   &record->result,
+                     &record->disposition, &record->override,
+                     &record->header_from, &record->envelope_from,
+                     &record->envelope_to, &record->spf_domain,
+                     &record->spf_result,  &record->dkim};
   for (guint i = 0; i < G_N_ELEMENTS(fields); i++)
     g_free(*fields[i]);
   g_free(record);
@@ -87,8 +87,7 @@ static void dmarc_report_row(GString *out, const DmarcReportRecord *r) {
   g_string_append(out, "      </policy_evaluated>\n    </row>\n");
 }
 
-static void dmarc_report_identifiers(GString *out,
-                                     const DmarcReportRecord *r) {
+static void dmarc_report_identifiers(GString *out, const DmarcReportRecord *r) {
   g_string_append(out, "    <identifiers>\n");
   xml_element(out, 6, "header_from", r->header_from);
   /* Present but empty for the null reverse-path (RFC 9990). */
@@ -125,10 +124,10 @@ static void dmarc_report_auth_results(GString *out,
 
 char *dmarc_report_xml(const DmarcReportHeader *header,
                        const GPtrArray *records) {
-  GString *out = g_string_new(
-      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      "<feedback xmlns=\"urn:ietf:params:xml:ns:dmarc-2.0\">\n"
-      "  <version>1.0</version>\n");
+  GString *out =
+      g_string_new("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                   "<feedback xmlns=\"urn:ietf:params:xml:ns:dmarc-2.0\">\n"
+                   "  <version>1.0</version>\n");
   dmarc_report_metadata(out, header);
   dmarc_report_policy(out, header);
   for (guint i = 0; i < records->len; i++) {
@@ -143,8 +142,7 @@ char *dmarc_report_xml(const DmarcReportHeader *header,
   return g_string_free(out, FALSE);
 }
 
-char *dmarc_report_id(const char *domain, gint64 begin,
-                      const char *submitter) {
+char *dmarc_report_id(const char *domain, gint64 begin, const char *submitter) {
   return g_strdup_printf("%" G_GINT64_FORMAT ".%s@%s", begin, domain,
                          submitter);
 }
@@ -170,15 +168,13 @@ char *dmarc_report_subject(const char *domain, const char *submitter,
 GBytes *dmarc_gzip(const char *data, gsize length, GError **error) {
   g_autoptr(GZlibCompressor) compressor =
       g_zlib_compressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP, 9);
-  g_autoptr(GOutputStream) memory =
-      g_memory_output_stream_new_resizable();
+  g_autoptr(GOutputStream) memory = g_memory_output_stream_new_resizable();
   g_autoptr(GOutputStream) gzip =
       g_converter_output_stream_new(memory, G_CONVERTER(compressor));
   if (!g_output_stream_write_all(gzip, data, length, NULL, NULL, error) ||
       !g_output_stream_close(gzip, NULL, error))
     return NULL;
-  return g_memory_output_stream_steal_as_bytes(
-      G_MEMORY_OUTPUT_STREAM(memory));
+  return g_memory_output_stream_steal_as_bytes(G_MEMORY_OUTPUT_STREAM(memory));
 }
 
 /* Base64 in lines of 76 characters (RFC 2045), CRLF. */

@@ -53,20 +53,20 @@ GBytes *dmarc_gzip(const char *data, gsize length, GError **error);
  * application/gzip attachment named `filename`. */
 char *dmarc_report_message(const char *from, const char *to,
                            const char *subject, const char *report_id,
-                           const char *filename, GBytes *gzip,
-                           GDateTime *date);
+                           const char *filename, GBytes *gzip, GDateTime *date);
 
-/* --- The history's reports (dmarc-report-db.c) -------------------------------- */
+/* --- The history's reports (dmarc-report-db.c)
+ * -------------------------------- */
 
 /* Policy domains with messages in [begin, end). */
-GPtrArray *dmarc_report_db_domains(DmarcStore *store, gint64 begin,
-                                   gint64 end, GError **error);
+GPtrArray *dmarc_report_db_domains(DmarcStore *store, gint64 begin, gint64 end,
+                                   GError **error);
 /* The records of `domain` in [begin, end), grouped and counted; the
  * policy of the last message in `policy_r` (p, sp, np, adkim, aspf,
  * testing, psd, fo, rua: a NULL-terminated GStrv). */
 GPtrArray *dmarc_report_db_records(DmarcStore *store, const char *domain,
-                                   gint64 begin, gint64 end,
-                                   GStrv *policy_r, GError **error);
+                                   gint64 begin, gint64 end, GStrv *policy_r,
+                                   GError **error);
 /* Whether the report of (domain, begin) went to `destination`. */
 gboolean dmarc_report_db_was_sent(DmarcStore *store, const char *domain,
                                   gint64 begin, const char *destination,
@@ -85,8 +85,8 @@ gboolean dmarc_report_db_failure_mark_sent(DmarcStore *store, const char *id,
                                            const char *destination,
                                            GError **error);
 /* Reports (aggregate and failure) sent to `destination` since `since`. */
-gboolean dmarc_report_db_sent_since(DmarcStore *store,
-                                    const char *destination, gint64 since,
-                                    guint *count_r, GError **error);
+gboolean dmarc_report_db_sent_since(DmarcStore *store, const char *destination,
+                                    gint64 since, guint *count_r,
+                                    GError **error);
 
 G_END_DECLS

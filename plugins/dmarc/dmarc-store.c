@@ -8,8 +8,8 @@
  * creates the tables (dmarc_messages: one row per evaluated message;
  * dmarc_reports: one row per report sent, so a report is never sent twice
  * and a failed run can be repeated; dmarc_failures and
- * dmarc_failures_sent: the same for failure reports).  Blocking: used by the plugin's
- * writer thread and by `postilion dmarc report`, never the main loop.
+ * dmarc_failures_sent: the same for failure reports).  Blocking: used by the
+ * plugin's writer thread and by `postilion dmarc report`, never the main loop.
  */
 #include <string.h>
 
@@ -20,8 +20,7 @@
 
 typedef struct {
   gboolean (*exec)(DmarcStore *store, const char *sql,
-                   const char *const *params, GPtrArray *rows,
-                   GError **error);
+                   const char *const *params, GPtrArray *rows, GError **error);
   void (*close)(DmarcStore *store);
 } DmarcStoreClass;
 
@@ -61,7 +60,8 @@ static const char *const dmarc_schema[] = {
 
 #define DMARC_STORE_ERROR g_quark_from_static_string("dmarc-store")
 
-/* --- SQLite ------------------------------------------------------------------ */
+/* --- SQLite ------------------------------------------------------------------
+ */
 
 static void dmarc_sqlite_row(sqlite3_stmt *statement, GPtrArray *rows) {
   int columns = sqlite3_column_count(statement);
@@ -80,8 +80,8 @@ static gboolean dmarc_sqlite_exec(DmarcStore *store, const char *sql,
   int status = sqlite3_prepare_v2(store->sqlite, sql, -1, &statement, NULL);
   for (int i = 0; status == SQLITE_OK && params != NULL && params[i] != NULL;
        i++)
-    status = sqlite3_bind_text(statement, i + 1, params[i], -1,
-                               SQLITE_TRANSIENT);
+    status =
+        sqlite3_bind_text(statement, i + 1, params[i], -1, SQLITE_TRANSIENT);
   if (status == SQLITE_OK) {
     while ((status = sqlite3_step(statement)) == SQLITE_ROW)
       if (rows != NULL)
@@ -121,7 +121,8 @@ static gboolean dmarc_sqlite_open(DmarcStore *store, const char *path,
   return dmarc_store_exec(store, "PRAGMA journal_mode=WAL", NULL, error);
 }
 
-/* --- PostgreSQL ----------------------------------------------------------------- */
+/* --- PostgreSQL
+ * ----------------------------------------------------------------- */
 
 static gboolean dmarc_pg_exec(DmarcStore *store, const char *sql,
                               const char *const *params, GPtrArray *rows,
@@ -165,7 +166,8 @@ static gboolean dmarc_pg_open(DmarcStore *store, const char *uri,
   return FALSE;
 }
 
-/* --- The store ------------------------------------------------------------------ */
+/* --- The store
+ * ------------------------------------------------------------------ */
 
 DmarcStore *dmarc_store_open(const char *uri, GError **error) {
   g_autoptr(DmarcStore) store = g_new0(DmarcStore, 1);

@@ -30,8 +30,8 @@
 #define DMARC_PRIORITY 200
 
 typedef struct {
-  DmarcConfig *config;       /* owned reference */
-  DmarcHistory *history;     /* owned reference, nullable */
+  DmarcConfig *config;   /* owned reference */
+  DmarcHistory *history; /* owned reference, nullable */
 } DmarcHookData;
 
 typedef struct {
@@ -43,10 +43,10 @@ typedef struct {
   guint pending;             /* lookups not answered yet */
   gboolean completed;
   gboolean trusted_forwarder;
-  char *client;              /* owned: the client's address */
-  char *sender;              /* owned: the envelope sender ("" for <>) */
-  char *envelope_from;       /* owned: the MAIL FROM domain, nullable */
-  char *envelope_to;         /* owned: the first recipient's domain */
+  char *client;        /* owned: the client's address */
+  char *sender;        /* owned: the envelope sender ("" for <>) */
+  char *envelope_from; /* owned: the MAIL FROM domain, nullable */
+  char *envelope_to;   /* owned: the first recipient's domain */
 } DmarcJob;
 
 static void dmarc_job_free(DmarcJob *job) {
@@ -62,7 +62,8 @@ static void dmarc_job_free(DmarcJob *job) {
   g_free(job);
 }
 
-/* --- Reading the other plugins' results ------------------------------------ */
+/* --- Reading the other plugins' results ------------------------------------
+ */
 
 static const char *dmarc_dict_string(GVariant *dict, const char *key) {
   const char *value = NULL;
@@ -99,8 +100,8 @@ static DmarcAuth *dmarc_read_spf(PstCall *call, const char *sender) {
 }
 
 static GPtrArray *dmarc_read_dkim(PstCall *call) {
-  GPtrArray *dkim = g_ptr_array_new_with_free_func(
-      (GDestroyNotify)dmarc_auth_free);
+  GPtrArray *dkim =
+      g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_auth_free);
   g_autoptr(GVariant) all =
       pst_result_get_all(call, PST_SCOPE_TRANSACTION, "auth.dkim");
   if (all == NULL)
@@ -109,33 +110,34 @@ static GPtrArray *dmarc_read_dkim(PstCall *call) {
   GVariant *signature;
   g_variant_iter_init(&iter, all);
   while ((signature = g_variant_iter_next_value(&iter)) != NULL) {
-    DmarcAuth *auth = dmarc_auth_new(dmarc_dict_string(signature, "header.d"),
-                                     dmarc_dict_string(signature, "header.s"),
-                                     dmarc_dict_string(signature, "result"),
-                                     NULL);
+    DmarcAuth *auth =
+        dmarc_auth_new(dmarc_dict_string(signature, "header.d"),
+                       dmarc_dict_string(signature, "header.s"),
+                       dmarc_dict_string(signature, "result"), NULL);
     g_ptr_array_add(dkim, auth);
     g_variant_unref(signature);
   }
   return dkim;
 }
 
-/* --- The decision ------------------------------------------------------------ */
+/* --- The decision ------------------------------------------------------------
+ */
 
 static void dmarc_store_result(DmarcJob *job, const DmarcOutcome *outcome) {
   GVariantBuilder builder;
   g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
-  g_variant_builder_add(&builder, "{sv}", "result",
-                        g_variant_new_string(
-                            dmarc_result_to_string(outcome->result)));
+  g_variant_builder_add(
+      &builder, "{sv}", "result",
+      g_variant_new_string(dmarc_result_to_string(outcome->result)));
   if (outcome->reason != NULL && outcome->result != DMARC_RESULT_PASS)
     g_variant_builder_add(&builder, "{sv}", "reason",
                           g_variant_new_string(outcome->reason));
   g_variant_builder_add(&builder, "{sv}", "header.from",
                         g_variant_new_string(outcome->from_domain));
   if (outcome->policy != DMARC_POLICY_UNSET)
-    g_variant_builder_add(&builder, "{sv}", "policy.dmarc",
-                          g_variant_new_string(
-                              dmarc_policy_to_string(outcome->policy)));
+    g_variant_builder_add(
+        &builder, "{sv}", "policy.dmarc",
+        g_variant_new_string(dmarc_policy_to_string(outcome->policy)));
   pst_result_set(job->call, PST_SCOPE_TRANSACTION, "auth.dmarc",
                  g_variant_builder_end(&builder));
 }
@@ -160,8 +162,8 @@ static PstVerdict dmarc_enforce(DmarcJob *job, const DmarcOutcome *outcome,
   const DmarcConfig *config = job->config;
   const char *policy = dmarc_policy_to_string(outcome->policy);
   if (outcome->policy == DMARC_POLICY_REJECT) {
-    g_autofree char *text = dmarc_reply_format(
-        config->reject.text, outcome->from_domain, policy);
+    g_autofree char *text =
+        dmarc_reply_format(config->reject.text, outcome->from_domain, policy);
     pst_call_set_reply(job->call, config->reject.code, config->reject.enhanced,
                        text);
     *disposition_r = "reject";
@@ -172,8 +174,8 @@ static PstVerdict dmarc_enforce(DmarcJob *job, const DmarcOutcome *outcome,
   *disposition_r = "quarantine";
   if (config->quarantine == DMARC_QUARANTINE_HOLD)
     return PST_VERDICT_QUARANTINE;
-  g_autofree char *value = g_strdup_printf(
-      "quarantine (DMARC policy of %s)", outcome->policy_domain);
+  g_autofree char *value = g_strdup_printf("quarantine (DMARC policy of %s)",
+                                           outcome->policy_domain);
   if (!pst_message_insert_header(pst_call_get_message(job->call), 0,
                                  DMARC_QUARANTINE_HEADER_NAME, value))
     pst_call_log(job->call, G_LOG_LEVEL_WARNING,
@@ -242,9 +244,11 @@ static DmarcFailure *dmarc_job_failure(DmarcJob *job,
     return NULL;
   g_autofree char *headers =
       dmarc_message_header(pst_call_get_message(job->call));
-  DmarcFailureContext context = {
-      .hostname = job->config->hostname, .client = job->client,
-      .sender = job->sender, .disposition = disposition, .headers = headers};
+  DmarcFailureContext context = {.hostname = job->config->hostname,
+                                 .client = job->client,
+                                 .sender = job->sender,
+                                 .disposition = disposition,
+                                 .headers = headers};
   DmarcFailure *failure = dmarc_failure_new(outcome, &context);
   if (failure != NULL &&
       !dmarc_history_failure_allowed(job->history, outcome->policy_domain)) {
@@ -260,8 +264,7 @@ static DmarcFailure *dmarc_job_failure(DmarcJob *job,
 static void dmarc_job_record(DmarcJob *job, const DmarcOutcome *outcome,
                              const char *disposition, const char *override) {
   if (job->history == NULL || outcome->record == NULL ||
-      !outcome->record->usable ||
-      g_cancellable_is_cancelled(job->cancellable))
+      !outcome->record->usable || g_cancellable_is_cancelled(job->cancellable))
     return;
   DmarcHistoryRow *row = dmarc_history_row_new(
       outcome, job->client, job->envelope_from, job->envelope_to);
@@ -283,7 +286,8 @@ static void dmarc_job_finish(DmarcJob *job) {
   pst_call_complete(job->call, verdict);
 }
 
-/* --- DNS ------------------------------------------------------------------------ */
+/* --- DNS
+ * ------------------------------------------------------------------------ */
 
 typedef struct {
   DmarcJob *job;
@@ -335,7 +339,8 @@ static void dmarc_job_ask(DmarcJob *job) {
   }
 }
 
-/* --- The hook ---------------------------------------------------------------- */
+/* --- The hook ----------------------------------------------------------------
+ */
 
 /* Why this session is not checked, or NULL. */
 static const char *dmarc_skip_reason(const DmarcConfig *config,
@@ -398,9 +403,8 @@ static DmarcJob *dmarc_job_new(PstCall *call, DmarcHookData *data,
   job->client = g_strdup(pst_session_get_client_address(session));
   g_autoptr(GInetAddress) address =
       pst_session_get_client_inet_address(session);
-  job->trusted_forwarder =
-      address != NULL &&
-      dmarc_config_is_trusted_forwarder(data->config, address);
+  job->trusted_forwarder = address != NULL && dmarc_config_is_trusted_forwarder(
+                                                  data->config, address);
   job->sender = g_strdup(sender != NULL ? sender : "");
   job->envelope_from = dmarc_address_domain(sender);
   if (pst_session_get_recipient_count(session) > 0)
@@ -430,7 +434,8 @@ static PstVerdict dmarc_eom(PstCall *call, gpointer user_data) {
   return PST_VERDICT_PENDING;
 }
 
-/* --- The plugin ---------------------------------------------------------------- */
+/* --- The plugin
+ * ---------------------------------------------------------------- */
 
 typedef struct {
   DmarcHistory *history; /* owned, nullable */
@@ -484,12 +489,11 @@ static gboolean dmarc_init(PstPlugin *plugin, GKeyFile *keyfile,
   hook->history = history != NULL ? dmarc_history_ref(history) : NULL;
   pst_plugin_register_hook(plugin, PST_STAGE_EOM, DMARC_PRIORITY, dmarc_eom,
                            hook, (GDestroyNotify)dmarc_hook_data_free);
-  pst_plugin_log(plugin, G_LOG_LEVEL_INFO,
-                 "enforce %s, quarantine %s, history %s",
-                 config->enforce ? "yes" : "no",
-                 config->quarantine == DMARC_QUARANTINE_HOLD ? "hold"
-                                                             : "header",
-                 config->history[0] != '\0' ? config->history : "off");
+  pst_plugin_log(
+      plugin, G_LOG_LEVEL_INFO, "enforce %s, quarantine %s, history %s",
+      config->enforce ? "yes" : "no",
+      config->quarantine == DMARC_QUARANTINE_HOLD ? "hold" : "header",
+      config->history[0] != '\0' ? config->history : "off");
   return TRUE;
 }
 

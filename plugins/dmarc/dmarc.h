@@ -100,18 +100,18 @@ char *dmarc_domain_normalize(const char *name);
 
 /* A record found on the walk, longest domain first. */
 typedef struct {
-  char *domain;         /* owned */
-  DmarcRecord *record;  /* owned */
+  char *domain;        /* owned */
+  DmarcRecord *record; /* owned */
 } DmarcFound;
 
 typedef struct {
-  char *domain;        /* owned: where the walk starts */
-  GPtrArray *targets;  /* owned, of char*: every domain it may query */
-  guint next;          /* index into targets of the next query */
-  GPtrArray *found;    /* owned, of DmarcFound* */
+  char *domain;       /* owned: where the walk starts */
+  GPtrArray *targets; /* owned, of char*: every domain it may query */
+  guint next;         /* index into targets of the next query */
+  GPtrArray *found;   /* owned, of DmarcFound* */
   gboolean done;
-  gboolean tempfail;   /* a query failed: the walk says nothing */
-  char *problem;       /* owned, nullable: why it failed */
+  gboolean tempfail; /* a query failed: the walk says nothing */
+  char *problem;     /* owned, nullable: why it failed */
 } DmarcWalk;
 
 /* The domains a walk from `domain` queries (at _dmarc.DOMAIN), in order,
@@ -147,7 +147,8 @@ const DmarcRecord *dmarc_walk_policy(const DmarcWalk *walk,
 /* TRUE when `name` is `ancestor` or a subdomain of it (both normalized). */
 gboolean dmarc_domain_is_within(const char *name, const char *ancestor);
 
-/* --- One message's evaluation ----------------------------------------------- */
+/* --- One message's evaluation -----------------------------------------------
+ */
 
 typedef enum {
   DMARC_RESULT_NONE = 0,
@@ -198,14 +199,13 @@ GPtrArray *dmarc_check_questions(DmarcCheck *check);
 /* One answer: its TXT records (for TXT questions) or none. */
 void dmarc_check_answer(DmarcCheck *check, PstDnsType type, const char *name,
                         PstDnsStatus status, const char *const *records,
-                        const gsize *lengths, guint count,
-                        const char *reason);
+                        const gsize *lengths, guint count, const char *reason);
 gboolean dmarc_check_is_done(const DmarcCheck *check);
 
 /* What a finished check concluded. */
 typedef struct {
   DmarcResult result;
-  const char *reason;        /* nullable: for Authentication-Results */
+  const char *reason; /* nullable: for Authentication-Results */
   const char *from_domain;
   const char *policy_domain; /* nullable: no policy record */
   const char *org_domain;    /* nullable */
@@ -222,7 +222,8 @@ typedef struct {
 /* The outcome of a finished check; valid as long as the check. */
 void dmarc_check_get_outcome(const DmarcCheck *check, DmarcOutcome *outcome);
 
-/* --- Configuration ([plugin:dmarc], dmarc-config.c) ------------------------- */
+/* --- Configuration ([plugin:dmarc], dmarc-config.c) -------------------------
+ */
 
 typedef enum {
   DMARC_QUARANTINE_HOLD = 0, /* the QUARANTINE verdict: our held queue */
@@ -250,10 +251,10 @@ typedef struct {
   gboolean skip_authenticated;
   gboolean skip_internal;
   GPtrArray *trusted_forwarders; /* owned, of GInetAddressMask* */
-  char *history;          /* owned: "sqlite:PATH", "postgresql://...", "" */
-  char *report_org_name;  /* owned */
-  char *report_email;     /* owned */
-  char *hostname;         /* owned: [server] hostname, the receiver */
+  char *history;         /* owned: "sqlite:PATH", "postgresql://...", "" */
+  char *report_org_name; /* owned */
+  char *report_email;    /* owned */
+  char *hostname;        /* owned: [server] hostname, the receiver */
   gboolean reports;
   gboolean failure_reports;
   guint report_rate_limit; /* reports per destination per day */

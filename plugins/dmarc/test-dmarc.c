@@ -14,7 +14,8 @@
 
 #include "dmarc-report.h"
 
-/* --- Records ---------------------------------------------------------------- */
+/* --- Records ----------------------------------------------------------------
+ */
 
 typedef struct {
   const char *text;
@@ -48,13 +49,12 @@ static const RecordCase record_cases[] = {
     {"v=spf1 -all", FALSE},
     {"", FALSE},
     /* No p: treated as p=none. */
-    {"v=DMARC1", TRUE, N, U, U, "rr", DMARC_PSD_U, FALSE, DMARC_FO_0, 0,
-     TRUE},
+    {"v=DMARC1", TRUE, N, U, U, "rr", DMARC_PSD_U, FALSE, DMARC_FO_0, 0, TRUE},
     {"v=DMARC1; rua=mailto:a@example.com", TRUE, N, U, U, "rr", DMARC_PSD_U,
      FALSE, DMARC_FO_0, 1, TRUE},
     /* New tags np, psd, t; case-insensitive values. */
-    {"v=DMARC1; p=Reject; sp=quarantine; np=reject; psd=y; t=y", TRUE, R, Q,
-     R, "rr", DMARC_PSD_Y, TRUE, DMARC_FO_0, 0, TRUE},
+    {"v=DMARC1; p=Reject; sp=quarantine; np=reject; psd=y; t=y", TRUE, R, Q, R,
+     "rr", DMARC_PSD_Y, TRUE, DMARC_FO_0, 0, TRUE},
     {"v=DMARC1; p=none; psd=n; t=n", TRUE, N, U, U, "rr", DMARC_PSD_N, FALSE,
      DMARC_FO_0, 0, TRUE},
     {"v=DMARC1; p=none; adkim=s; aspf=s", TRUE, N, U, U, "ss", DMARC_PSD_U,
@@ -132,7 +132,8 @@ static void test_uri_mailto(void) {
   }
 }
 
-/* --- The author domain -------------------------------------------------------- */
+/* --- The author domain
+ * -------------------------------------------------------- */
 
 static void test_from_domain(void) {
   static const struct {
@@ -149,7 +150,9 @@ static void test_from_domain(void) {
       {"\"quoted@local\"@example.net", "example.net"},
       {"a@example.com, b@example.com", "example.com"},
       {"team: a@example.com, b@example.com;", "example.com"},
-      {"alice@b\xc3\xbc" "cher.example", "xn--bcher-kva.example"},
+      {"alice@b\xc3\xbc"
+       "cher.example",
+       "xn--bcher-kva.example"},
       {"alice@example.com.", "example.com"},
       {"a@example.com, b@other.example", NULL},
       {"undisclosed-recipients:;", NULL},
@@ -179,7 +182,8 @@ static void test_from_domain(void) {
   g_assert_cmpstr(problem, ==, "no From: field");
 }
 
-/* --- The tree walk ---------------------------------------------------------------- */
+/* --- The tree walk
+ * ---------------------------------------------------------------- */
 
 static void test_walk_targets(void) {
   static const struct {
@@ -319,8 +323,9 @@ static const CheckCase check_cases[] = {
     {"relaxed DKIM from a subdomain", "example.com", NULL,
      "pass mail.example.com", DMARC_RESULT_PASS, R, "example.com",
      "example.com"},
-    {"relaxed SPF from a sibling", "news.example.com", "pass bounce.example.com",
-     NULL, DMARC_RESULT_PASS, R, "example.com", "example.com"},
+    {"relaxed SPF from a sibling", "news.example.com",
+     "pass bounce.example.com", NULL, DMARC_RESULT_PASS, R, "example.com",
+     "example.com"},
     /* Strict: only the exact domain. */
     {"strict DKIM refuses a subdomain", "strict.test", NULL,
      "pass a.strict.test", DMARC_RESULT_FAIL, R, "strict.test", "strict.test"},
@@ -381,8 +386,8 @@ static void test_check(void) {
     g_auto(GStrv) signatures = g_strsplit(c->dkim ? c->dkim : "", ",", -1);
     for (guint k = 0; signatures[k] != NULL; k++)
       g_ptr_array_add(dkim, auth_parse(signatures[k]));
-    g_autoptr(DmarcCheck) check = dmarc_check_new(
-        c->from, c->spf ? auth_parse(c->spf) : NULL, dkim);
+    g_autoptr(DmarcCheck) check =
+        dmarc_check_new(c->from, c->spf ? auth_parse(c->spf) : NULL, dkim);
     g_autoptr(GString) log = g_string_new(NULL);
     guint asked = check_run(check, log);
     g_test_message("  asked: %s", log->str);
@@ -412,7 +417,8 @@ static void test_check_questions(void) {
                   "_dmarc.example.com _dmarc.com");
 }
 
-/* --- Configuration ------------------------------------------------------------------ */
+/* --- Configuration
+ * ------------------------------------------------------------------ */
 
 static void test_config_errors(void) {
   static const struct {
@@ -441,8 +447,8 @@ static void test_config_errors(void) {
     g_autofree char *text =
         g_strconcat("[plugin:dmarc]\n", cases[i].text, NULL);
     g_autoptr(GKeyFile) keyfile = g_key_file_new();
-    g_assert_true(g_key_file_load_from_data(keyfile, text, -1,
-                                            G_KEY_FILE_NONE, NULL));
+    g_assert_true(
+        g_key_file_load_from_data(keyfile, text, -1, G_KEY_FILE_NONE, NULL));
     g_autoptr(GError) error = NULL;
     g_autoptr(DmarcConfig) config =
         dmarc_config_load(keyfile, "plugin:dmarc", &error);
@@ -473,17 +479,18 @@ static void test_config_defaults(void) {
   g_assert_cmpstr(config->report_email, ==, "dmarc-noreply@mx.example.net");
   g_assert_true(config->reports);
   g_assert_false(config->failure_reports);
-  g_autofree char *text = dmarc_reply_format(config->reject.text,
-                                             "example.com", "reject");
+  g_autofree char *text =
+      dmarc_reply_format(config->reject.text, "example.com", "reject");
   g_assert_cmpstr(text, ==, "Email rejected per DMARC policy for example.com");
 }
 
-/* --- Aggregate reports (RFC 9990) ------------------------------------------------ */
+/* --- Aggregate reports (RFC 9990)
+ * ------------------------------------------------ */
 
 static DmarcReportRecord *report_record(const char *ip, const char *result,
                                         const char *disposition,
-                                        const char *override,
-                                        const char *dkim, guint64 count) {
+                                        const char *override, const char *dkim,
+                                        guint64 count) {
   DmarcReportRecord *r = g_new0(DmarcReportRecord, 1);
   r->source_ip = g_strdup(ip);
   r->result = g_strdup(result);
@@ -501,21 +508,30 @@ static DmarcReportRecord *report_record(const char *ip, const char *result,
 }
 
 static void test_report_xml(void) {
-  g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func(
-      (GDestroyNotify)dmarc_report_record_free);
+  g_autoptr(GPtrArray) records =
+      g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_report_record_free);
   g_ptr_array_add(records, report_record("192.0.2.1", "pass", "none", "",
                                          "example.com s1 pass\n"
-                                         "evil<&>.example - fail", 3));
+                                         "evil<&>.example - fail",
+                                         3));
   g_ptr_array_add(records, report_record("2001:db8::7", "fail", "none",
                                          "trusted_forwarder", "", 1));
-  g_autofree char *id = dmarc_report_id("example.com", 1796515200,
-                                        "mx.example.net");
-  DmarcReportHeader header = {
-      .org_name = "Example & Co", .email = "dmarc@mx.example.net",
-      .report_id = id, .generator = "Postilion test",
-      .begin = 1796515200, .end = 1796515200 + 86400,
-      .domain = "example.com", .p = "reject", .sp = "quarantine", .np = "",
-      .fo = "0", .adkim = "r", .aspf = "s", .testing = "n"};
+  g_autofree char *id =
+      dmarc_report_id("example.com", 1796515200, "mx.example.net");
+  DmarcReportHeader header = {.org_name = "Example & Co",
+                              .email = "dmarc@mx.example.net",
+                              .report_id = id,
+                              .generator = "Postilion test",
+                              .begin = 1796515200,
+                              .end = 1796515200 + 86400,
+                              .domain = "example.com",
+                              .p = "reject",
+                              .sp = "quarantine",
+                              .np = "",
+                              .fo = "0",
+                              .adkim = "r",
+                              .aspf = "s",
+                              .testing = "n"};
   g_autofree char *xml = dmarc_report_xml(&header, records);
   g_assert_nonnull(strstr(xml, "xmlns=\"urn:ietf:params:xml:ns:dmarc-2.0\""));
   g_assert_nonnull(strstr(xml, "<org_name>Example &amp; Co</org_name>"));
@@ -553,16 +569,16 @@ static void test_report_xml(void) {
 static void test_report_names(void) {
   g_autofree char *id = dmarc_report_id("example.com", 100, "mx.example.net");
   g_assert_cmpstr(id, ==, "100.example.com@mx.example.net");
-  g_autofree char *name = dmarc_report_filename("mx.example.net", "example.com",
-                                                100, 200, id);
+  g_autofree char *name =
+      dmarc_report_filename("mx.example.net", "example.com", 100, 200, id);
   g_assert_true(g_regex_match_simple(
       "^mx\\.example\\.net!example\\.com!100!199![0-9a-f]{16}\\.xml\\.gz$",
       name, 0, 0));
-  g_autofree char *again = dmarc_report_filename("mx.example.net",
-                                                 "example.com", 100, 200, id);
+  g_autofree char *again =
+      dmarc_report_filename("mx.example.net", "example.com", 100, 200, id);
   g_assert_cmpstr(name, ==, again); /* a resent report keeps its name */
-  g_autofree char *subject = dmarc_report_subject("example.com",
-                                                  "mx.example.net", id);
+  g_autofree char *subject =
+      dmarc_report_subject("example.com", "mx.example.net", id);
   g_assert_cmpstr(subject, ==,
                   "Report Domain: example.com Submitter: mx.example.net "
                   "Report-ID: <100.example.com@mx.example.net>");
@@ -583,11 +599,13 @@ static void test_report_gzip_message(void) {
   g_assert_nonnull(strstr(message, "Content-Type: application/gzip; "
                                    "name=\"mx!x!1!2!ab.xml.gz\"\r\n"));
   g_assert_nonnull(strstr(message, "Message-ID: <1.x@y>\r\n"));
-  g_assert_nonnull(strstr(message, "Date: Sun, 06 Dec 2026 01:02:03 +0000\r\n"));
+  g_assert_nonnull(
+      strstr(message, "Date: Sun, 06 Dec 2026 01:02:03 +0000\r\n"));
   g_assert_null(strstr(message, "\n\n"));
 }
 
-/* --- Failure reports (RFC 9991) -------------------------------------------------- */
+/* --- Failure reports (RFC 9991)
+ * -------------------------------------------------- */
 
 static void test_failure_type(void) {
   static const struct {
@@ -620,10 +638,10 @@ static void test_failure_type(void) {
         dmarc_record_parse(cases[i].record, strlen(cases[i].record));
     g_autoptr(GPtrArray) dkim =
         g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_auth_free);
-    g_ptr_array_add(dkim, dmarc_auth_new("x.example", "s",
-                                         cases[i].dkim_result, NULL));
-    DmarcAuth *spf = dmarc_auth_new("x.example", NULL, cases[i].spf_result,
-                                    "mfrom");
+    g_ptr_array_add(
+        dkim, dmarc_auth_new("x.example", "s", cases[i].dkim_result, NULL));
+    DmarcAuth *spf =
+        dmarc_auth_new("x.example", NULL, cases[i].spf_result, "mfrom");
     DmarcOutcome outcome = {.result = cases[i].result,
                             .from_domain = "x.example",
                             .policy_domain = "x.example",
@@ -634,8 +652,8 @@ static void test_failure_type(void) {
                             .spf = spf,
                             .dkim = dkim};
     g_assert_cmpstr(dmarc_failure_type(&outcome), ==, cases[i].type);
-    DmarcFailureContext context = {"mx.example.net", "192.0.2.1", "",
-                                   "reject", "Subject: hi\r\n"};
+    DmarcFailureContext context = {"mx.example.net", "192.0.2.1", "", "reject",
+                                   "Subject: hi\r\n"};
     DmarcFailure *failure = dmarc_failure_new(&outcome, &context);
     g_assert_true((failure != NULL) == (cases[i].type != NULL));
     if (failure != NULL) {
@@ -649,11 +667,14 @@ static void test_failure_type(void) {
 }
 
 static void test_failure_psd(void) {
-  static const char text[] = "v=DMARC1; p=reject; psd=y; ruf=mailto:f@x.example";
+  static const char text[] =
+      "v=DMARC1; p=reject; psd=y; ruf=mailto:f@x.example";
   g_autoptr(DmarcRecord) record = dmarc_record_parse(text, strlen(text));
   g_autoptr(GPtrArray) dkim = g_ptr_array_new();
-  DmarcOutcome outcome = {.result = DMARC_RESULT_FAIL, .from_domain = "a.x",
-                          .policy_domain = "x", .record = record,
+  DmarcOutcome outcome = {.result = DMARC_RESULT_FAIL,
+                          .from_domain = "a.x",
+                          .policy_domain = "x",
+                          .record = record,
                           .dkim = dkim};
   DmarcFailureContext context = {"mx.example.net", "192.0.2.1", "a@a.x",
                                  "reject", ""};
