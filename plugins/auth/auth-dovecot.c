@@ -64,8 +64,8 @@ struct _DovecotClient {
   GSource *read_source;          /* owned, nullable */
   GSource *write_source;         /* owned, nullable */
   guint handshake_timer;
-  guint fail_source;              /* a failure found while sending */
-  char *fail_reason;              /* owned, nullable: its reason */
+  guint fail_source; /* a failure found while sending */
+  char *fail_reason; /* owned, nullable: its reason */
   GByteArray *input; /* owned: read, not yet a line */
   GString *output;   /* owned: not yet sent */
   gboolean version_seen;
