@@ -315,6 +315,28 @@ def test_login_exchange_and_client_leaving_mid_exchange(dovecot, make_daemon,
         assert client.cmd("AUTH LOGIN").code == 503
 
 
+def test_reload_moves_to_another_socket(dovecot, make_daemon, pki):
+    """SIGHUP: an exchange in progress finishes on the old connection, new
+    sessions use the new socket, and the old client goes with its last
+    session."""
+    daemon = make_daemon(str(dovecot.socket))
+    with tls_client(daemon, pki) as old:
+        old.ehlo()
+        assert old.cmd("AUTH LOGIN").code == 334
+        mark = daemon.log_mark()
+        daemon.reload(config={"plugin:auth": {
+            "socket": f"inet:127.0.0.1:{dovecot.port}"}}, wait=0)
+        daemon.wait_log(r"auth: reloaded: backend dovecot, socket inet:",
+                        since=mark)
+        daemon.wait_log(r"auth: dovecot: connected to inet:", since=mark)
+        assert old.cmd(b64(ALICE)).code == 334
+        assert old.cmd(b64(USERS[ALICE])).code == 235
+    with tls_client(daemon, pki) as new:
+        new.ehlo()
+        reply = new.cmd("AUTH PLAIN " + b64(f"\0{ALICE}\0{USERS[ALICE]}"))
+        assert reply.code == 235, reply
+
+
 # --- Dovecot away, and peers that break the protocol ----------------------------
 
 
