@@ -570,6 +570,20 @@ static gboolean relay_is_smtp(const char *relay) {
   return relay != NULL && strchr(relay, '[') != NULL;
 }
 
+/* A recipient's diagnostic as a DSN shows it.  A DSN goes to the sender,
+ * often outside: the Maildir transport's own failures (always "451 4.3.0
+ * cannot ... PATH: why", see deliver_maildir()) name files of this host,
+ * so the DSN says what failed without them; the log and `postilion queue
+ * list` keep the whole text for the postmaster.  Replies that came from
+ * another server (SMTP, LMTP) are theirs to word and pass as they are. */
+static const char *dsn_diagnostic(const PstRecipientState *state) {
+  if (state->reply != NULL && g_strcmp0(state->relay, "maildir") == 0 &&
+      g_str_has_prefix(state->reply, "451 4.3.0 "))
+    return "451 4.3.0 the mailbox could not be written (the postmaster has "
+           "the details)";
+  return state->reply;
+}
+
 /* The DSN's recipients: failed ones unless NOTIFY excludes FAILURE,
  * delivered ones that asked for SUCCESS, unless a DSN-capable server took
  * the request over (RFC 3461 6.2.1). */
@@ -593,7 +607,7 @@ static GPtrArray *dsn_recipients(const PstEnvelope *envelope,
     entry->action = failed                      ? "failed"
                     : relay_is_smtp(state->relay) ? "relayed"
                                                   : "delivered";
-    entry->diagnostic = state->reply;
+    entry->diagnostic = dsn_diagnostic(state);
     entry->last_attempt = state->time;
     /* "550 5.1.1 ..." carries the status; else a generic one. */
     static const char generic_failed[] = "5.0.0", generic_ok[] = "2.0.0";
@@ -648,7 +662,7 @@ static GPtrArray *delay_recipients(const PstConfig *config,
     entry->address = recipient->address;
     entry->orcpt = recipient->orcpt;
     entry->action = "delayed";
-    entry->diagnostic = state->reply;
+    entry->diagnostic = dsn_diagnostic(state);
     entry->last_attempt = state->time;
     entry->retry_until =
         envelope->arrival_time +

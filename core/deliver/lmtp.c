@@ -57,7 +57,10 @@ static gboolean lmtp_connect(LmtpClient *client, const char *where,
   client->connection =
       g_socket_client_connect(socket_client, address, NULL, error);
   if (client->connection == NULL) {
-    g_prefix_error(error, "LMTP server %s: ", where);
+    /* The text reaches DSNs, which go outside: a socket's file name is
+     * this host's business (the log's relay= and the config say which). */
+    g_prefix_error(error, "LMTP server %s: ",
+                   g_str_has_prefix(where, "unix:") ? "(unix socket)" : where);
     return FALSE;
   }
   client->input = G_BUFFERED_INPUT_STREAM(g_buffered_input_stream_new(
@@ -332,7 +335,7 @@ gboolean pst_lmtp_deliver(const char *where, const PstEnvelope *envelope,
   if (ok && greeting[0] != '2') {
     ok = FALSE;
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                "the LMTP server %s greeted with \"%s\"", where, greeting);
+                "the LMTP server greeted with \"%s\"", greeting);
   }
   if (ok)
     ok = lmtp_transaction(&client, envelope, targets, content, replies,

@@ -81,6 +81,13 @@ def test_delay_notice_sent_once_then_delivered(postiliond, tmp_path):
     assert per_rcpt["Final-Recipient"] == "rfc822; bob@example.org"
     assert per_rcpt["Action"] == "delayed"
     assert per_rcpt["Status"] == "4.3.0"
+    # The Maildir's failure names no file of ours (the DSN goes outside);
+    # the log keeps the whole reason for the postmaster.
+    assert per_rcpt["Diagnostic-Code"].startswith(
+        "smtp; 451 4.3.0 the mailbox could not be written")
+    assert str(tmp_path).encode() not in raw
+    d.wait_log(rf"{qid}: to=<bob@example.org>.*status=deferred "
+               rf"\(451 4\.3\.0 cannot .*{re.escape(str(blocked))}")
     assert "Will-Retry-Until" in per_rcpt
     assert original.get_content_type() == "text/rfc822-headers"
     assert "the body" not in original.as_string()
