@@ -19,7 +19,9 @@
 #define DMARC_FROM_MAX_ADDRESSES 100
 
 char *dmarc_domain_normalize(const char *name) {
-  if (name == NULL || name[0] == '\0' || strlen(name) > 1024)
+  /* g_hostname_to_ascii() reads past the end of invalid UTF-8. */
+  if (name == NULL || name[0] == '\0' || strlen(name) > 1024 ||
+      !g_utf8_validate(name, -1, NULL))
     return NULL;
   g_autofree char *ascii = g_hostname_to_ascii(name);
   if (ascii == NULL)

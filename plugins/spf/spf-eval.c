@@ -55,7 +55,8 @@ char *spf_identity_domain(const char *sender, const char *helo,
     const char *at = strrchr(sender, '@');
     domain = at != NULL ? at + 1 : NULL;
   }
-  if (!spf_name_is_domain(domain))
+  /* g_hostname_to_ascii() reads past the end of invalid UTF-8. */
+  if (!spf_name_is_domain(domain) || !g_utf8_validate(domain, -1, NULL))
     return NULL;
   char *ascii = g_hostname_to_ascii(domain);
   if (ascii == NULL || !spf_name_is_domain(ascii)) {
