@@ -315,7 +315,10 @@ void pst_call_apply_results(PstCall *call) {
     }
     g_autoptr(GVariant) stored =
         result->append ? pst_results_get(store, result->key) : NULL;
-    pst_results_set(store, result->key, result_apply(stored, result));
+    /* result_apply() gives a full reference, which pst_results_set()'s
+     * ref_sink does not take over: drop ours after the store took its. */
+    g_autoptr(GVariant) applied = result_apply(stored, result);
+    pst_results_set(store, result->key, applied);
   }
 }
 
