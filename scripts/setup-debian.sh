@@ -40,6 +40,9 @@ PACKAGES=(
   libnet-ssleay-perl
   # tests/e2e/test_tls_hardening.py: a TLS scanner (renegotiation, LUCKY13)
   testssl.sh
+  # tests/e2e/test_auth_dovecot.py: Dovecot's auth service (backend = dovecot;
+  # dovecot-lmtpd pulls it in too, this says who needs it)
+  dovecot-core
   # the plugin ABI check against sdk/abi/libpostilion.abi
   abigail-tools
   # tests/e2e/test_interop_*.py (issue 17): Postfix as a real upstream and
