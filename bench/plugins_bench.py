@@ -411,7 +411,7 @@ def run(bench, postilion_bin, postilion_reason, builddir):
         f.write(f"nameserver {MILTER_DNS_ADDRESS}\n")
     os.chmod(resolv, 0o644)
     wrapper = mta.resolv_namespace(resolv)
-    milter_dns = mta.Dns(53, workdir, dns_records(), address=MILTER_DNS_ADDRESS,
+    milter_dns = mta.Dns(53, workdir, dns_records(workdir), address=MILTER_DNS_ADDRESS,
                          host_records=dns_hosts())
     milter_dns.start()
     try:
