@@ -847,11 +847,17 @@ def test_50_sessions_of_30mb_keep_memory_bounded(world, tmp_path, mode):
     content = message(f"big {mode}", body, sender=sender)
     if outside:
         content = dkimpy_sign(content, b"py", world.sender_rsa)
-    config = {k: v for k, v in world.daemon.config.items() if k != "delivery"}
-    config["plugin:dkim"] = dict(config["plugin:dkim"],
-                                 sign=str(mode == "sign").lower(),
-                                 verify=str(mode == "verify").lower())
-    config["server"] = dict(config["server"], max_message_size="64M")
+    base = world.daemon.config
+    config = {
+        "server": {"xclient_hosts": "127.0.0.0/8", "hostname": "mx.example.org",
+                   "max_connections_per_ip": "200", "max_message_size": "64M"},
+        "dns": base["dns"], "plugins": base["plugins"],
+        "plugin:relay": base["plugin:relay"],
+        "plugin:dkim": dict(base["plugin:dkim"], timeout="10m",
+                            sign=str(mode == "sign").lower(),
+                            verify=str(mode == "verify").lower()),
+        "plugin:dkim:example.org": base["plugin:dkim:example.org"],
+    }
     d = harness.Daemon(tmp_path / "d", config=config)
     d.start()
     errors = []
