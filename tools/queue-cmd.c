@@ -115,6 +115,8 @@ static int queue_show(PstSpool *spool, const char *id) {
     printf("auth: %s\n", e->auth_user);
   if (e->envid != NULL)
     printf("envid: %s\n", e->envid);
+  if (e->hold_reason != NULL)
+    printf("hold reason: %s\n", e->hold_reason);
   print_message(spool, queue, id);
   g_autoptr(GBytes) content = pst_queued_message_get_content(message, &error);
   if (content == NULL) {

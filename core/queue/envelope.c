@@ -38,6 +38,7 @@ void pst_envelope_free(PstEnvelope *envelope) {
   g_free(envelope->protocol);
   g_free(envelope->auth_user);
   g_free(envelope->session_id);
+  g_free(envelope->hold_reason);
   g_clear_pointer(&envelope->results, g_variant_unref);
   g_free(envelope);
 }
@@ -81,6 +82,7 @@ PstEnvelope *pst_envelope_copy(const PstEnvelope *envelope) {
   copy->session_id = g_strdup(envelope->session_id);
   copy->arrival_time = envelope->arrival_time;
   copy->results = variant_ref0(envelope->results);
+  copy->hold_reason = g_strdup(envelope->hold_reason);
   return copy;
 }
 
@@ -118,5 +120,6 @@ gboolean pst_envelope_equal(const PstEnvelope *a, const PstEnvelope *b) {
          g_strcmp0(a->auth_user, b->auth_user) == 0 &&
          g_strcmp0(a->session_id, b->session_id) == 0 &&
          a->arrival_time == b->arrival_time &&
+         g_strcmp0(a->hold_reason, b->hold_reason) == 0 &&
          variant_equal0(a->results, b->results);
 }

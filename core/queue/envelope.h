@@ -60,6 +60,9 @@ typedef struct {
   gint64 arrival_time;   /* g_get_real_time() when the DATA ended */
 
   GVariant *results; /* owned, nullable: transaction-scope results a{sv} */
+  /* Why the message is in the hold queue: the text of the QUARANTINE
+   * verdict that put it there ("Eicar-Test-Signature (milter clamav)"). */
+  char *hold_reason; /* owned, nullable */
 } PstEnvelope;
 
 /* An empty envelope: every string NULL (the session sets them), no

@@ -175,6 +175,7 @@ static PstEnvelope *envelope_full(void) {
   envelope->listener = g_strdup("smtp");
   envelope->protocol = g_strdup("ESMTPSA");
   envelope->auth_user = g_strdup("user\tname");
+  envelope->hold_reason = g_strdup("Eicar-Test-Signature (milter clamav)");
   envelope->session_id = g_strdup("S1234");
   envelope->arrival_time = G_GINT64_CONSTANT(-1);
   envelope->results = results_new("auth.spf", "pass");

@@ -160,11 +160,20 @@ void pst_session_apply_disposition(PstSession *session, PstStage stage,
     disposition = PST_DISPOSITION_HOLD;
   else
     return;
-  g_message("%s: %s: %s from [%s]:%u: plugin=%s", session->id,
+  /* A QUARANTINE's reply text is the hold reason: the client gets the
+   * stage's normal 2xx, the admin reads the reason in the log and in
+   * `postilion queue show`. */
+  const char *reason =
+      disposition == PST_DISPOSITION_HOLD ? outcome->text : NULL;
+  g_message("%s: %s: %s from [%s]:%u: plugin=%s%s%s", session->id,
             disposition == PST_DISPOSITION_DISCARD ? "discard" : "hold",
             stage_info[stage].log_name, session->client_address,
             session->client_port,
-            outcome->plugin != NULL ? outcome->plugin : "?");
+            outcome->plugin != NULL ? outcome->plugin : "?",
+            reason != NULL ? " reason=" : "", reason != NULL ? reason : "");
+  if (reason != NULL && session->envelope != NULL &&
+      session->envelope->hold_reason == NULL)
+    session->envelope->hold_reason = g_strdup(reason);
   /* DISCARD wins over HOLD: nothing is kept. */
   if (session->disposition != PST_DISPOSITION_DISCARD)
     session->disposition = disposition;
