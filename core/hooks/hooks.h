@@ -192,6 +192,9 @@ gboolean pst_message_headers_modified(PstMessage *message);
 /* The header block as it stands, each field "Name: value\r\n", then the
  * blank line "\r\n".  New reference. */
 GBytes *pst_message_render_headers(PstMessage *message);
+/* The body a plugin put in place with pst_message_replace_body() (new
+ * reference), or NULL when the body is the one received. */
+GBytes *pst_message_get_body_replacement(PstMessage *message);
 /* Writes the envelope edits (sender, recipients added and removed) into
  * `envelope`; recipients added get no DSN parameters, removed ones lose
  * their results. */

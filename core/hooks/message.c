@@ -17,7 +17,10 @@
  * at creation (the spool renames it at commit) and mapped on first use by
  * pst_message_get_body(), or read in pieces with pread() by a
  * PstBodyReader (ABI 1.2), which holds a reference to the message so the
- * descriptor outlives the call that opened it.
+ * descriptor outlives the call that opened it.  A body replaced with
+ * pst_message_replace_body() lives in memory from then on: getters and
+ * readers opened later return it, and the session writes it to the spool
+ * at commit (pst_message_get_body_replacement()).
  */
 #define G_LOG_DOMAIN "postilion"
 
@@ -44,7 +47,9 @@ struct _PstMessage {
   guint64 body_offset;
 
   GMutex lock;       /* guards everything below */
-  GBytes *body;      /* owned, nullable: mapped on first use */
+  GBytes *body;      /* owned, nullable: mapped on first use, or the
+                      * replacement */
+  gboolean body_replaced; /* pst_message_replace_body() was called */
   GPtrArray *fields; /* owned, of PstHeaderField* */
   gboolean headers_modified;
   char *sender; /* owned */
@@ -366,6 +371,8 @@ PST_API GBytes *pst_message_get_body(PstMessage *message) {
 
 struct _PstBodyReader {
   PstMessage *message; /* owned reference */
+  GBytes *replacement; /* owned, nullable: the body a plugin put in place
+                        * before the reader was opened; offsets are in it */
   guint64 offset;      /* next octet to read, in the file */
   guint64 end;         /* the file's size as received: the body's end */
 };
@@ -373,7 +380,8 @@ struct _PstBodyReader {
 PST_API PstBodyReader *pst_message_open_body(PstMessage *message,
                                              GError **error) {
   g_return_val_if_fail(message != NULL, NULL);
-  if (message->path != NULL && message->fd < 0) {
+  g_autoptr(GBytes) replacement = pst_message_get_body_replacement(message);
+  if (replacement == NULL && message->path != NULL && message->fd < 0) {
     g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_IO,
                 "%s: the spooled message %s cannot be read",
                 message->queue_id, message->path);
@@ -381,6 +389,11 @@ PST_API PstBodyReader *pst_message_open_body(PstMessage *message,
   }
   PstBodyReader *reader = g_new0(PstBodyReader, 1);
   reader->message = pst_message_ref(message);
+  reader->replacement = g_steal_pointer(&replacement);
+  if (reader->replacement != NULL) {
+    reader->end = g_bytes_get_size(reader->replacement);
+    return reader;
+  }
   reader->offset = message->body_offset;
   reader->end = message->path != NULL ? message->size : message->body_offset;
   return reader;
@@ -393,6 +406,12 @@ PST_API gssize pst_body_reader_read(PstBodyReader *reader, void *buffer,
     return 0;
   gsize wanted = (gsize)MIN((guint64)size, reader->end - reader->offset);
   wanted = MIN(wanted, (gsize)G_MAXSSIZE);
+  if (reader->replacement != NULL) {
+    const guint8 *data = g_bytes_get_data(reader->replacement, NULL);
+    memcpy(buffer, data + reader->offset, wanted);
+    reader->offset += wanted;
+    return (gssize)wanted;
+  }
   ssize_t got;
   do {
     got = pread(reader->message->fd, buffer, wanted, (off_t)reader->offset);
@@ -413,7 +432,52 @@ PST_API void pst_body_reader_free(PstBodyReader *reader) {
   if (reader == NULL)
     return;
   pst_message_unref(reader->message);
+  g_clear_pointer(&reader->replacement, g_bytes_unref);
   g_free(reader);
+}
+
+/* CRLF line endings only: no bare CR, no bare LF. */
+static gboolean body_is_crlf(const guint8 *data, gsize length) {
+  for (gsize i = 0; i < length; i++) {
+    if (data[i] == '\r' && (i + 1 == length || data[i + 1] != '\n'))
+      return FALSE;
+    if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+PST_API gboolean pst_message_replace_body(PstMessage *message, GBytes *body) {
+  g_return_val_if_fail(message != NULL && body != NULL, FALSE);
+  gsize length = 0;
+  const guint8 *data = g_bytes_get_data(body, &length);
+  if (!body_is_crlf(data, length))
+    return FALSE;
+  /* The stored message ends with a line break, as DATA requires. */
+  GBytes *replacement;
+  if (length > 0 && data[length - 1] != '\n') {
+    GByteArray *fixed = g_byte_array_sized_new(length + 2);
+    g_byte_array_append(fixed, data, length);
+    g_byte_array_append(fixed, (const guint8 *)"\r\n", 2);
+    replacement = g_byte_array_free_to_bytes(fixed);
+  } else {
+    replacement = g_bytes_ref(body);
+  }
+  g_mutex_lock(&message->lock);
+  /* Readers of the old body keep their own reference. */
+  g_clear_pointer(&message->body, g_bytes_unref);
+  message->body = replacement;
+  message->body_replaced = TRUE;
+  g_mutex_unlock(&message->lock);
+  return TRUE;
+}
+
+GBytes *pst_message_get_body_replacement(PstMessage *message) {
+  g_return_val_if_fail(message != NULL, NULL);
+  g_mutex_lock(&message->lock);
+  GBytes *body = message->body_replaced ? g_bytes_ref(message->body) : NULL;
+  g_mutex_unlock(&message->lock);
+  return body;
 }
 
 /* ------------------------------------------------------------------ */

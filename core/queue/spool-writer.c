@@ -150,6 +150,91 @@ gboolean pst_spool_writer_write(PstSpoolWriter *writer, const void *data,
   return TRUE;
 }
 
+/* Copies the first `length` octets of the current file into the writer's
+ * buffer (checksummed, counted), then the file can be replaced. */
+static gboolean writer_copy_head(PstSpoolWriter *writer, int from,
+                                 guint64 length, GError **error) {
+  guint8 piece[16 * 1024];
+  guint64 offset = 0;
+  while (offset < length) {
+    ssize_t got = pread(from, piece, MIN(sizeof piece, length - offset),
+                        (off_t)offset);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0) {
+      int saved = got < 0 ? errno : EIO;
+      g_set_error(&writer->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                  "Cannot read back queue file “%s” of %s: %s", writer->path,
+                  writer->id, g_strerror(saved));
+      return writer_failed(writer, error);
+    }
+    if (!pst_spool_writer_write(writer, piece, (gsize)got, error))
+      return FALSE;
+    offset += (guint64)got;
+  }
+  return TRUE;
+}
+
+/* Opens tmp/ID.body as the writer's new file; the old one stays open in
+ * `*old_fd_r` under `*old_name_r`. */
+static gboolean writer_open_replacement(PstSpoolWriter *writer,
+                                        int *old_fd_r, char **old_name_r,
+                                        GError **error) {
+  PstSpool *spool = writer->spool;
+  g_autofree char *name = g_strconcat(writer->id, ".body", NULL);
+  int fd = openat(spool->dir_fds[PST_SPOOL_DIR_TMP], name,
+                  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int saved = errno;
+    g_set_error(&writer->error, PST_SPOOL_ERROR, pst_spool_errno_code(saved),
+                "Cannot create queue file “%s/tmp/%s”: %s", spool->directory,
+                name, g_strerror(saved));
+    return writer_failed(writer, error);
+  }
+  *old_fd_r = writer->fd;
+  *old_name_r = writer->tmp_name;
+  writer->fd = fd;
+  writer->tmp_name = g_steal_pointer(&name);
+  g_free(writer->path);
+  writer->path =
+      g_build_filename(spool->directory, "tmp", writer->tmp_name, NULL);
+  writer->size = 0;
+  writer->crc = 0;
+  g_byte_array_set_size(writer->buffer, 0);
+  return TRUE;
+}
+
+gboolean pst_spool_writer_replace_body(PstSpoolWriter *writer,
+                                       guint64 header_length, GBytes *body,
+                                       GError **error) {
+  g_return_val_if_fail(writer != NULL && !writer->committed, FALSE);
+  g_return_val_if_fail(header_length <= writer->size, FALSE);
+  if (!pst_spool_writer_flush(writer, error))
+    return FALSE;
+  int dir = writer->spool->dir_fds[PST_SPOOL_DIR_TMP];
+  int reader = openat(dir, writer->tmp_name, O_RDONLY | O_CLOEXEC);
+  if (reader < 0) {
+    int saved = errno;
+    g_set_error(&writer->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                "Cannot read back queue file “%s” of %s: %s", writer->path,
+                writer->id, g_strerror(saved));
+    return writer_failed(writer, error);
+  }
+  int old_fd = -1;
+  g_autofree char *old_name = NULL;
+  gboolean ok = writer_open_replacement(writer, &old_fd, &old_name, error);
+  if (ok) {
+    ok = writer_copy_head(writer, reader, header_length, error) &&
+         pst_spool_writer_write(writer, g_bytes_get_data(body, NULL),
+                                g_bytes_get_size(body), error) &&
+         pst_spool_writer_flush(writer, error);
+    close(old_fd);
+    unlinkat(dir, old_name, 0);
+  }
+  close(reader);
+  return ok;
+}
+
 /* Closes and unlinks the tmp file of a message that will not be queued. */
 static void writer_discard_file(PstSpoolWriter *writer) {
   if (writer->fd < 0)

@@ -74,6 +74,15 @@ guint64 pst_spool_writer_get_size(PstSpoolWriter *writer);
 const char *pst_spool_writer_get_path(PstSpoolWriter *writer);
 /* Flushes the write buffer to the file (not to disk). */
 gboolean pst_spool_writer_flush(PstSpoolWriter *writer, GError **error);
+/* Replaces everything after the first `header_length` octets of the
+ * content with `body` (a plugin replaced the body at EOM).  The content
+ * moves to a new file in tmp/ (the header octets copied, then `body`);
+ * the old file is unlinked, so readers that hold it open or mapped keep
+ * seeing the old content.  Fails, leaving the writer failed (the commit
+ * then fails too), on a write error. */
+gboolean pst_spool_writer_replace_body(PstSpoolWriter *writer,
+                                       guint64 header_length, GBytes *body,
+                                       GError **error);
 
 /* Commits: appends the envelope trailer and, when `header_override` is not
  * NULL, a replacement for the first `header_length` octets of the content

@@ -366,6 +366,22 @@ static void session_discard_message(PstSession *session, const char *plugin) {
   session_end_transaction(session);
 }
 
+/* A body a plugin replaced goes into the queue file in place of the
+ * received one; FALSE (answered 451/452) when it cannot be written. */
+static gboolean session_store_replaced_body(PstSession *session) {
+  g_autoptr(GBytes) body = pst_message_get_body_replacement(session->message);
+  if (body == NULL)
+    return TRUE;
+  g_autoptr(GError) error = NULL;
+  if (pst_spool_writer_replace_body(session->writer, session->header_length,
+                                    body, &error))
+    return TRUE;
+  g_warning("%s: %s", session->id, error->message);
+  pst_session_reply_static(session, session_spool_reply(error));
+  session_end_transaction(session);
+  return FALSE;
+}
+
 static void session_commit(PstSession *session) {
   PstEnvelope *envelope = session->envelope;
   envelope->results = pst_results_to_variant(session->transaction_results);
@@ -385,6 +401,8 @@ static void session_commit(PstSession *session) {
     session_discard_message(session, "(all recipients removed)");
     return;
   }
+  if (session->message != NULL && !session_store_replaced_body(session))
+    return;
   session->waiting = PST_SESSION_WAIT_COMMIT;
   pst_session_touch(session);
   pst_spool_writer_commit_async(

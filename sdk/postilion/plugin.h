@@ -262,7 +262,8 @@ PST_API const char *pst_call_get_parameter(PstCall *call, const char *name);
 
 /* Sets the reply sent with the verdict.  `code` is a 3-digit SMTP code
  * matching the verdict's class (4xx for TEMPFAIL, 5xx for REJECT, 2xx for
- * ACCEPT, DISCARD, QUARANTINE); `enhanced` ("5.7.1", nullable) and `text`
+ * ACCEPT, DISCARD, QUARANTINE: there the text is the hold reason, logged
+ * and shown by `postilion queue show`); `enhanced` ("5.7.1", nullable) and `text`
  * (nullable) follow.  Checked when the verdict is known: a code of the
  * wrong class drops the reply (the standard one is sent, a warning
  * logged); an enhanced status that is not "C.S.D" with C the code's first
@@ -489,6 +490,16 @@ PST_API gssize pst_body_reader_read(PstBodyReader *reader, void *buffer,
                                     gsize size, GError **error);
 PST_API void pst_body_reader_free(PstBodyReader *reader);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstBodyReader, pst_body_reader_free)
+
+/* Replaces the body (ABI 1.2): `body` is the new body after the blank line
+ * that ends the header, with CRLF line endings and no dot-stuffing (a
+ * bare CR or LF returns FALSE and changes nothing).  From then on
+ * pst_message_get_body() and pst_message_open_body() return the new body,
+ * plugins later in the chain see it, and the spool stores it in place of
+ * the received one when the message is queued.  The header is not
+ * touched: a plugin that changes the body's MIME structure edits
+ * Content-Type and friends itself.  Any thread while the call is pending. */
+PST_API gboolean pst_message_replace_body(PstMessage *message, GBytes *body);
 
 /* Envelope edits. `address` without angle brackets; "" is the null
  * sender; an address with white space, control characters, angle brackets
