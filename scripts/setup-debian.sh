@@ -51,6 +51,9 @@ PACKAGES=(
   postfix s-nail
   # bench/run's plugins scenario: Postfix's side of the spf chain
   postfix-policyd-spf-python
+  # plugins/milter: real milters for tests/e2e/test_milter_real.py and
+  # bench/ (rspamd, clamav-milter with clamd, OpenDKIM; dkimpy verifies)
+  rspamd clamav-milter clamav-daemon opendkim opendkim-tools python3-dkim
   # debugging
   valgrind
 )

@@ -25,6 +25,7 @@ AREAS = {
     "core": (["core/session", "core/smtp", "core/hooks", "core/server"],
              "doc/smtp-replies.md"),
     "relay": (["plugins/relay"], "plugins/relay/README.md"),
+    "milter": (["plugins/milter"], "plugins/milter/README.md"),
 }
 
 # Calls whose arguments are (…, code, enhanced, format, …), where code and
