@@ -29,6 +29,7 @@ import sys
 import time
 
 import mta
+import milter_bench
 import plugins_bench
 import procstat
 import report
@@ -64,7 +65,7 @@ PROFILES = {
                   probes=10, warm_up_per_session=4, plugin_count=600),
 }
 
-ALL_SCENARIOS = ["ceiling", "accept", "relay", "idle", "plugins"]
+ALL_SCENARIOS = ["ceiling", "accept", "relay", "idle", "plugins", "milter"]
 # run only when named: postiliond under callgrind (slow, not a throughput)
 EXTRA_SCENARIOS = ["profile"]
 
@@ -295,7 +296,7 @@ class Bench:
 
     def count_for(self, size, sessions, scenario):
         n = self.p["count"][size]
-        if scenario == "plugins":
+        if scenario in ("plugins", "milter"):
             return self.p["plugin_count"]
         if scenario == "ceiling":
             n *= self.p["ceiling_factor"]
@@ -820,6 +821,10 @@ def main(argv):
                     bench.profile(postilion_bin, postilion_reason, args.results)
                 elif scenario == "plugins":
                     bench.plugins(postilion_bin, postilion_reason, args.builddir)
+                elif scenario == "milter":
+                    log("milter: through rspamd as a milter")
+                    milter_bench.run(bench, postilion_bin, postilion_reason,
+                                     args.builddir)
                 else:
                     getattr(bench, scenario)(postilion_bin, postilion_reason)
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:

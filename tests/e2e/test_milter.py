@@ -233,7 +233,8 @@ def test_edit_without_negotiated_action_is_a_protocol_error(postiliond,
                       "edits": [("b", b"sneaky\r\n")]})
     daemon = start(postiliond, milter)
     reply = send(daemon)
-    assert reply.code == 451
+    assert reply.code == 451, (milter.port, milter.last().commands,
+                               daemon.config)
     assert daemon.wait_log(r"milter m0 .*protocol error at eom.*"
                            r"default_action=tempfail")
 
