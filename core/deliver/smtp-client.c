@@ -237,11 +237,9 @@ static PstSmtpResponse *connection_starttls(PstSmtpConnection *connection,
       tls == PST_DELIVERY_TLS_VERIFY, connection->timeout_ms, &error);
   if (connection->tls == NULL) {
     *handshake_failed_r = TRUE;
-    /* The provider's own message may already say it (plugins/tls does). */
+    /* The provider says why (transport.h); we say what failed. */
     g_autofree char *problem =
-        g_str_has_prefix(error->message, "TLS handshake failed")
-            ? g_strdup(error->message)
-            : g_strdup_printf("TLS handshake failed: %s", error->message);
+        g_strdup_printf("TLS handshake failed: %s", error->message);
     return failure(connection, 454, "4.7.5", problem);
   }
   const char *why = pst_smtp_tls_get_verify_message(connection->tls);

@@ -221,7 +221,7 @@ static void handshake_step(GTask *task) {
   default:
     if (error == NULL)
       error = g_error_new_literal(G_IO_ERROR, G_IO_ERROR_FAILED,
-                                  "TLS handshake failed");
+                                  "the TLS provider gave no reason");
     handshake_return(task, error);
     return;
   }

@@ -186,12 +186,14 @@ static guint tls_handshake_timeout_ms(gpointer data) {
   return plugin->context->handshake_timeout_ms;
 }
 
-/* Why a handshake failed, as precisely as GnuTLS says. */
+/* Why a handshake failed, as precisely as GnuTLS says: the cause only;
+ * the caller (session-tls.c, the outbound client) says that it was the
+ * handshake, with whom. */
 static void handshake_error(TlsConnection *connection, int ret,
                             GError **error) {
   if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                "TLS handshake failed: the peer sent the alert \"%s\"",
+                "the peer sent the alert \"%s\"",
                 gnutls_alert_get_name(gnutls_alert_get(connection->session)));
     return;
   }
@@ -202,14 +204,14 @@ static void handshake_error(TlsConnection *connection, int ret,
     gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text,
                                                  0);
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                "TLS handshake failed: the certificate of %s is not "
+                "the certificate of %s is not "
                 "trusted: %.*s",
                 connection->server_name, (int)text.size,
                 text.data != NULL ? (char *)text.data : "");
     gnutls_free(text.data);
     return;
   }
-  g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "TLS handshake failed: %s",
+  g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s",
               gnutls_strerror(ret));
 }
 
@@ -231,7 +233,7 @@ static PstTransportStep tls_handshake(gpointer data, GError **error) {
     /* A warning alert: go on. */
   }
   g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                      "TLS handshake failed: too many warning alerts");
+                      "too many warning alerts");
   return PST_TRANSPORT_STEP_FAILED;
 }
 

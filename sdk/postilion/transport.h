@@ -188,7 +188,9 @@ typedef struct {
                          GError **error);
   /* The provider's handshake_timeout, for a timeout_ms of 0. */
   guint (*handshake_timeout_ms)(gpointer provider_data);
-  /* One non-blocking handshake step. */
+  /* One non-blocking handshake step.  On PST_TRANSPORT_STEP_FAILED the
+   * error says why ("the peer sent the alert ..."), not that it was a
+   * handshake: the core's callers add that, with the peer. */
   PstTransportStep (*handshake)(gpointer connection, GError **error);
   gssize (*read)(gpointer connection, void *buffer, gsize size, GError **error);
   gssize (*write)(gpointer connection, const void *buffer, gsize size,
