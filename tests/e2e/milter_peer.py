@@ -81,6 +81,7 @@ class TestMilter:
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.stopping = False
+        self.connections: list[socket.socket] = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -89,8 +90,18 @@ class TestMilter:
         return f"inet:127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        """Stops listening and drops every connection.  shutdown() first:
+        a bare close() leaves the accept() blocked in the other thread
+        holding the socket, which then may serve the next test's daemon
+        with this test's script."""
         self.stopping = True
-        self.listener.close()
+        for sock in [self.listener] + self.connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self.thread.join(timeout=5)
 
     def last(self, timeout: float = 5.0) -> MilterSession:
         deadline = time.monotonic() + timeout
@@ -109,9 +120,13 @@ class TestMilter:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
+            if self.stopping:
+                conn.close()
+                return
             session = MilterSession()
             with self.lock:
                 self.sessions.append(session)
+                self.connections.append(conn)
             threading.Thread(target=self._serve, args=(conn, session),
                              daemon=True).start()
 
