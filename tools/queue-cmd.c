@@ -218,6 +218,9 @@ int pst_tool_check_config(const char *path) {
   }
   g_autofree char *files = g_strjoinv(", ", config->files);
   printf("postilion: configuration OK (%s)\n", files);
+  g_autoptr(GString) origins = g_string_new(NULL);
+  pst_config_describe_plugins(config, "postilion", origins);
+  fputs(origins->str, stdout);
   if (!pst_config_delivery_enabled(&config->delivery))
     printf("postilion: no delivery method in [delivery]: mail stays "
            "queued\n");

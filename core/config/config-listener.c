@@ -1,17 +1,13 @@
-/* config-listener.c - the [plugins], [plugin:NAME] and [listener:NAME]
- * sections of a PstConfig.
+/* config-listener.c - the [listener:NAME] sections of a PstConfig.
  *
- * pst_config_build_plugins() reads `[plugins] path` (absolute directories)
- * and `load` (names [a-z0-9_-]+, each once), and for every loaded plugin
- * the keys the core reads in its [plugin:NAME] group: priority, timeout,
- * on_timeout, on_error.  pst_config_build_listeners() then reads each
- * [listener:NAME] group in keyfile order: the name ([A-Za-z0-9_-]+, unique
- * ignoring case), the address (a literal IP and port, parsed by the pure
+ * pst_config_build_listeners() reads each [listener:NAME] group in keyfile
+ * order: the name ([A-Za-z0-9_-]+, unique ignoring case), the address (a literal IP and port, parsed by the pure
  * pst_config_parse_address(); no two listeners on the same one), the mode,
  * the TLS and AUTH requirements, and the listener's plugin chain, whose
  * names must be loaded.  At least one listener must exist.
  *
- * Called once per load, by pst_config_load() only, plugins first.
+ * Called once per load, by pst_config_load() only, after
+ * pst_config_build_plugins() (config-plugins.c).
  */
 #include <string.h>
 
@@ -21,7 +17,7 @@
 
 #define NAME_MAX_LENGTH 64
 
-static gboolean is_name(const char *name, gboolean upper_allowed) {
+gboolean pst_config_is_name(const char *name, gboolean upper_allowed) {
   gsize length = strlen(name);
   if (length == 0 || length > NAME_MAX_LENGTH)
     return FALSE;
@@ -30,106 +26,6 @@ static gboolean is_name(const char *name, gboolean upper_allowed) {
           *p == '-' || (upper_allowed && g_ascii_isupper(*p))))
       return FALSE;
   return TRUE;
-}
-
-/* ------------------------------------------------------------------ */
-/* [plugins] and [plugin:NAME]                                         */
-/* ------------------------------------------------------------------ */
-
-static gboolean build_plugin_path(PstConfig *config,
-                                  const PstConfigOrigins *origins,
-                                  GError **error) {
-  if (!pst_config_schema_get_list(config->keyfile, origins, "plugins", "path",
-                                  &config->plugin_path, error))
-    return FALSE;
-  for (guint i = 0; config->plugin_path[i] != NULL; i++) {
-    if (g_path_is_absolute(config->plugin_path[i]))
-      continue;
-    g_autofree char *expected = g_strdup_printf(
-        "absolute directory paths separated by ';' (\"%s\" is relative)",
-        config->plugin_path[i]);
-    pst_config_set_key_error(error, config->keyfile, origins, "plugins", "path",
-                             expected);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* The keys the core reads in every loaded plugin's group. */
-static PstPluginConfig *read_plugin(GKeyFile *keyfile,
-                                    const PstConfigOrigins *origins,
-                                    const char *name, GError **error) {
-  g_autofree char *group = g_strconcat("plugin:", name, NULL);
-  gint64 priority = 0;
-  guint on_timeout = 0, on_error = 0, timeout_ms = 0;
-  if (!pst_config_schema_get_int(keyfile, origins, group, "priority", &priority,
-                                 error) ||
-      !pst_config_schema_get_ms(keyfile, origins, group, "timeout", &timeout_ms,
-                                error) ||
-      !pst_config_schema_get_choice(keyfile, origins, group, "on_timeout",
-                                    &on_timeout, error) ||
-      !pst_config_schema_get_choice(keyfile, origins, group, "on_error",
-                                    &on_error, error))
-    return NULL;
-  PstPluginConfig *plugin = g_new0(PstPluginConfig, 1);
-  plugin->name = g_strdup(name);
-  plugin->group = g_steal_pointer(&group);
-  plugin->has_priority =
-      g_key_file_has_key(keyfile, plugin->group, "priority", NULL);
-  plugin->priority = (gint)priority;
-  plugin->timeout_ms = timeout_ms;
-  /* The choices are listed in PstVerdict order. */
-  plugin->on_timeout = (PstVerdict)on_timeout;
-  plugin->on_error = (PstVerdict)on_error;
-  return plugin;
-}
-
-/* Why `name` cannot be in `[plugins] load`, or NULL when it can. */
-static char *load_problem(const PstConfig *config, const char *name) {
-  if (!is_name(name, FALSE))
-    return g_strdup_printf("\"%s\" is not a plugin name%s", name,
-                           strchr(name, ',') || strchr(name, ' ')
-                               ? "; separate names with ';'"
-                               : "");
-  if (pst_config_find_plugin(config, name) != NULL)
-    return g_strdup_printf("\"%s\" is listed twice", name);
-  return NULL;
-}
-
-gboolean pst_config_build_plugins(PstConfig *config,
-                                  const PstConfigOrigins *origins,
-                                  GError **error) {
-  g_auto(GStrv) names = NULL;
-  config->plugins =
-      g_ptr_array_new_with_free_func((GDestroyNotify)pst_config_plugin_free);
-  if (!build_plugin_path(config, origins, error) ||
-      !pst_config_schema_get_list(config->keyfile, origins, "plugins", "load",
-                                  &names, error))
-    return FALSE;
-  for (guint i = 0; names[i] != NULL; i++) {
-    g_autofree char *problem = load_problem(config, names[i]);
-    if (problem != NULL) {
-      g_autofree char *expected = g_strdup_printf(
-          "plugin names separated by ';', each once, of lower-case letters, "
-          "digits, '_' and '-' (%s)",
-          problem);
-      pst_config_set_key_error(error, config->keyfile, origins, "plugins",
-                               "load", expected);
-      return FALSE;
-    }
-    PstPluginConfig *plugin =
-        read_plugin(config->keyfile, origins, names[i], error);
-    if (plugin == NULL)
-      return FALSE;
-    g_ptr_array_add(config->plugins, plugin);
-  }
-  return TRUE;
-}
-
-void pst_config_plugin_free(PstPluginConfig *plugin) {
-  g_free(plugin->name);
-  g_free(plugin->group);
-  g_free(plugin);
 }
 
 /* ------------------------------------------------------------------ */
@@ -221,7 +117,7 @@ static void set_group_error(GError **error, const PstConfigOrigins *origins,
 static gboolean check_name(const PstConfig *config,
                            const PstConfigOrigins *origins, const char *group,
                            const char *name, GError **error) {
-  if (!is_name(name, TRUE)) {
+  if (!pst_config_is_name(name, TRUE)) {
     g_autofree char *message = g_strdup_printf(
         "\"%s\" is not a listener name; expected letters, digits, '_' and "
         "'-' ([listener:smtp]); fix the group name",

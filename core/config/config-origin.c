@@ -62,7 +62,7 @@ guint pst_config_origins_add_file(PstConfigOrigins *origins, const char *path) {
   return origins->files->len - 1;
 }
 
-const char *const *pst_config_origins_get_files(PstConfigOrigins *origins) {
+const char *const *pst_config_origins_get_files(const PstConfigOrigins *origins) {
   return (const char *const *)origins->files->pdata;
 }
 
@@ -88,6 +88,19 @@ void pst_config_origins_set_group(PstConfigOrigins *origins, guint file,
     return;
   g_hash_table_insert(origins->groups, g_strdup(group),
                       location_new(file, line));
+}
+
+gboolean pst_config_origins_locate(const PstConfigOrigins *origins,
+                                   const char *group, const char *key,
+                                   guint *file_r, guint *line_r) {
+  g_autofree char *id = g_strconcat(group, "\n", key, NULL);
+  const PstConfigLocation *location =
+      origins != NULL ? g_hash_table_lookup(origins->keys, id) : NULL;
+  if (location == NULL)
+    return FALSE;
+  *file_r = location->file;
+  *line_r = location->line;
+  return TRUE;
 }
 
 char *pst_config_origins_describe(const PstConfigOrigins *origins,

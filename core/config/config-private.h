@@ -39,7 +39,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstConfigOrigins, pst_config_origins_unref)
 /* Adds a file to the list; returns its index for the setters below. */
 guint pst_config_origins_add_file(PstConfigOrigins *origins, const char *path);
 /* The files added, in order (owned by `origins`). */
-const char *const *pst_config_origins_get_files(PstConfigOrigins *origins);
+const char *const *
+pst_config_origins_get_files(const PstConfigOrigins *origins);
 /* A key's origin: a later call for the same key replaces it (override). */
 void pst_config_origins_set_key(PstConfigOrigins *origins, guint file,
                                 const char *group, const char *key, guint line);
@@ -49,6 +50,11 @@ void pst_config_origins_set_group(PstConfigOrigins *origins, guint file,
 /* "file:line: " for the key (or the group when `key` is NULL or has no
  * origin), "file: " for the main file when neither is known, "" when
  * `origins` is NULL.  Newly allocated. */
+/* The file index and line that set `key` of `group` last; FALSE when
+ * nothing did (a default). */
+gboolean pst_config_origins_locate(const PstConfigOrigins *origins,
+                                   const char *group, const char *key,
+                                   guint *file_r, guint *line_r);
 char *pst_config_origins_describe(const PstConfigOrigins *origins,
                                   const char *group, const char *key);
 
@@ -234,7 +240,7 @@ gboolean pst_config_schema_get_list(GKeyFile *keyfile,
                                     char ***value_r, GError **error);
 
 /* ------------------------------------------------------------------ */
-/* Sections (config-server.c, config-listener.c)                       */
+/* Sections (config-server.c, config-plugins.c, config-listener.c) */
 /* ------------------------------------------------------------------ */
 
 /* A value error for a key that passed its type check but not a rule of
@@ -266,6 +272,9 @@ gboolean pst_config_build_delivery(PstConfig *config,
                                    GError **error);
 void pst_config_delivery_clear(PstDeliveryConfig *delivery);
 void pst_config_listener_free(PstListenerConfig *listener);
+/* A plugin or listener name: [a-z0-9_-]{1,64}, and A-Z when
+ * `upper_allowed`. */
+gboolean pst_config_is_name(const char *name, gboolean upper_allowed);
 void pst_config_plugin_free(PstPluginConfig *plugin);
 
 /* "0.0.0.0:25", "[::1]:2525": a literal IP address (IPv6 in brackets) and

@@ -12,7 +12,7 @@
  * with one message naming the file, line, group, key and what is expected.
  * Open groups ([plugin:NAME]) belong to their plugin, which checks its keys
  * with pst_config_check_keys(); the core only checks the types of the keys
- * it reads itself in every [plugin:NAME] group (priority, timeout,
+ * it reads itself in every [plugin:NAME] group (enable, priority, timeout,
  * on_timeout, on_error).  Groups [plugin:NAME:MORE] are the plugin's alone.
  *
  * The pst_config_schema_get_* readers give config.c a key's value with the
@@ -122,6 +122,8 @@ const PstConfigKey pst_config_keys[] = {
      "plugins to load, in order"},
 
     /* [plugin:NAME]: the keys the core reads for every plugin. */
+    {"plugin:*", "enable", PST_CONFIG_TYPE_BOOLEAN, "false", NULL, 0, 0, NULL,
+     "load the plugin when it is installed, after those in [plugins] load"},
     {"plugin:*", "priority", PST_CONFIG_TYPE_INT, NULL,
      "the priority the plugin registers", -1000000, 1000000, NULL,
      "overrides the priority of all the plugin's hooks"},

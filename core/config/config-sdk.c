@@ -107,8 +107,8 @@ pst_config_check_group_keys(GKeyFile *keyfile, const PstConfigOrigins *origins,
 /* The SDK                                                             */
 /* ------------------------------------------------------------------ */
 
-static const char *const core_plugin_keys[] = {"priority", "timeout",
-                                               "on_timeout", "on_error", NULL};
+static const char *const core_plugin_keys[] = {
+    "enable", "priority", "timeout", "on_timeout", "on_error", NULL};
 
 PST_API gboolean pst_config_check_keys(GKeyFile *config, const char *group,
                                        const char *const *allowed,

@@ -26,6 +26,7 @@ static void config_free(PstConfig *config) {
   g_clear_pointer(&config->listeners, g_ptr_array_unref);
   g_strfreev(config->plugin_path);
   g_clear_pointer(&config->plugins, g_ptr_array_unref);
+  g_strfreev(config->plugin_notes);
   pst_config_dns_clear(&config->dns);
   pst_config_delivery_clear(&config->delivery);
   if (config->keyfile != NULL) {

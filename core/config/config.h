@@ -55,6 +55,9 @@ typedef struct {
 typedef struct {
   char *name;  /* owned: plugin name as listed in [plugins] load */
   char *group; /* owned: "plugin:NAME" */
+  /* owned: what loaded it, "FILE:LINE [plugins] load" or
+   * "FILE:LINE [plugin:NAME] enable" */
+  char *origin;
   gboolean has_priority;
   gint priority;    /* [plugin:NAME] priority, when has_priority */
   guint timeout_ms; /* [plugin:NAME] timeout, default 30 s */
@@ -162,6 +165,9 @@ typedef struct {
   GPtrArray *listeners; /* owned, of PstListenerConfig*, keyfile order */
   char **plugin_path;   /* owned: [plugins] path, may be empty */
   GPtrArray *plugins;   /* owned, of PstPluginConfig*, load order */
+  /* owned: one message per plugin with enable = true that is not
+   * installed, and so not loaded (a removed package's snippet) */
+  char **plugin_notes;
   PstDnsConfig dns;
   PstDeliveryConfig delivery;
 } PstConfig;
@@ -181,6 +187,16 @@ const PstListenerConfig *pst_config_find_listener(const PstConfig *config,
                                                   const char *name);
 const PstPluginConfig *pst_config_find_plugin(const PstConfig *config,
                                               const char *name);
+/* The shared object of plugin `name`: NAME.so, then libpostilion-NAME.so,
+ * in each [plugins] path directory, then in the built-in plugin directory.
+ * NULL when there is none; then `*tried_r` (nullable) lists the paths
+ * tried.  Newly allocated. */
+char *pst_config_find_plugin_file(const PstConfig *config, const char *name,
+                                  char **tried_r);
+/* Appends one line per plugin, "PROGRAM: plugin NAME: loaded by FILE:LINE
+ * [GROUP] KEY", then the plugin notes: which file loaded what. */
+void pst_config_describe_plugins(const PstConfig *config, const char *program,
+                                 GString *out);
 /* TRUE when `domain` (any case, trailing dot ignored) is in domains. */
 gboolean pst_config_is_local_domain(const PstConfig *config,
                                     const char *domain);

@@ -481,8 +481,8 @@ static void test_sdk_check_keys(void) {
   g_assert_error(error, PST_CONFIG_ERROR, PST_CONFIG_ERROR_UNKNOWN);
   g_assert_cmpstr(error->message, ==,
                   "[plugin:demo] flag: unknown key; expected one of: name, "
-                  "priority, timeout, on_timeout, on_error; fix the name or "
-                  "remove the line");
+                  "enable, priority, timeout, on_timeout, on_error; fix the "
+                  "name or remove the line");
   g_clear_error(&error);
 
   g_autoptr(GKeyFile) typo = keyfile_from("[plugin:x]\nnmae = 1\n");

@@ -318,6 +318,15 @@ static const BadCase bad_cases[] = {
       {"20-spf.conf", "[plugin:spf]\n\non_error = panic\n"}},
      PST_CONFIG_ERROR_VALUE, "conf.d/20-spf.conf", 3,
      {"[plugin:spf] on_error = \"panic\""}},
+    {"plugin-enable-value", BASE,
+     {{"40-spf.conf", "[plugin:spf]\nenable = maybe\n"}},
+     PST_CONFIG_ERROR_VALUE, "conf.d/40-spf.conf", 2,
+     {"[plugin:spf] enable = \"maybe\": expected"}},
+    {"plugin-enable-name", BASE,
+     {{"40-spf.conf", "# SPF\n[plugin:SPF]\nenable = true\n"}},
+     PST_CONFIG_ERROR_VALUE, "conf.d/40-spf.conf", 3,
+     {"[plugin:SPF] enable = \"true\"",
+      "\"SPF\" is not: lower-case letters, digits"}},
 
     /* [dns]. */
     {"nameserver-name", BASE "[dns]\nnameservers = 127.0.0.1; ns1.example\n",
@@ -749,6 +758,60 @@ static void test_dropin_only_listener(void) {
   g_assert_cmpuint(config->listeners->len, ==, 1);
 }
 
+/* [plugin:NAME] enable: a drop-in adds its plugin to [plugins] load; one
+ * that is not installed (a removed package's snippet) is left out with a
+ * note; a later "enable = false" wins. */
+static void test_dropin_enable(void) {
+  static const DropIn dropins[] = {
+      {"20-beta.conf", "[plugin:beta]\nenable = true\n"},
+      {"10-gamma.conf", "[plugin:gamma]\nenable = true\n"
+                        "[plugin:alpha]\nenable = yes\n"},
+      {"30-gone.conf", "# a removed package's snippet\n[plugin:gone]\n"
+                       "enable = true\ntimeout = 5s\n"},
+      {"40-delta.conf", "[plugin:delta]\nenable = true\n"},
+      {"50-local.conf", "[plugin:delta]\nenable = false\n"},
+  };
+  g_autoptr(TestTree) tree = tree_new(NULL, dropins, G_N_ELEMENTS(dropins));
+  g_autofree char *plugins = tree_file(tree, "plugins");
+  g_assert_cmpint(g_mkdir(plugins, 0755), ==, 0);
+  const char *const installed[] = {"alpha.so", "libpostilion-beta.so",
+                                   "gamma.so", "delta.so"};
+  for (guint i = 0; i < G_N_ELEMENTS(installed); i++) {
+    g_autofree char *path = g_build_filename(plugins, installed[i], NULL);
+    write_file(path, "", 0);
+  }
+  g_autofree char *main_text =
+      g_strdup_printf(BASE "[plugins]\npath = %s\nload = alpha\n", plugins);
+  write_file(tree->path, main_text, -1);
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstConfig) config = pst_config_load(tree->path, &error);
+  g_assert_no_error(error);
+  /* load first, then by the enabling line's file and line. */
+  g_assert_cmpuint(config->plugins->len, ==, 3);
+  const char *const order[] = {"alpha", "gamma", "beta"};
+  for (guint i = 0; i < G_N_ELEMENTS(order); i++)
+    g_assert_cmpstr(((PstPluginConfig *)config->plugins->pdata[i])->name, ==,
+                    order[i]);
+  g_autofree char *gamma = tree_file(tree, "conf.d/10-gamma.conf");
+  g_autofree char *gone = tree_file(tree, "conf.d/30-gone.conf");
+  g_autofree char *expected = g_strdup_printf(
+      "postiliond: plugin alpha: loaded by %s:8 [plugins] load\n"
+      "postiliond: plugin gamma: loaded by %s:2 [plugin:gamma] enable\n"
+      "postiliond: plugin beta: loaded by %s/conf.d/20-beta.conf:2 "
+      "[plugin:beta] enable\n"
+      "postiliond: %s:3 [plugin:gone] enable = true: plugin \"gone\" is not "
+      "installed (tried %s/gone.so, %s/libpostilion-gone.so, ",
+      tree->path, gamma, tree->dir, gone, plugins, plugins);
+  g_autoptr(GString) described = g_string_new(NULL);
+  pst_config_describe_plugins(config, "postiliond", described);
+  g_assert_true(g_str_has_prefix(described->str, expected));
+  g_assert_true(g_str_has_suffix(described->str,
+                                 "), so it is not loaded; install it, or set "
+                                 "enable = false\n"));
+  g_assert_cmpuint(g_strv_length(config->plugin_notes), ==, 1);
+}
+
 /* ------------------------------------------------------------------ */
 /* Files that cannot be read                                           */
 /* ------------------------------------------------------------------ */
@@ -890,8 +953,8 @@ static void test_sdk_locations(void) {
       pst_config_check_keys(keyfile, "plugin:demo", allowed, &error));
   g_autofree char *unknown = g_strdup_printf(
       "%s:4: [plugin:demo] colour: unknown key; expected one of: count, "
-      "priority, timeout, on_timeout, on_error; fix the name or remove the "
-      "line",
+      "enable, priority, timeout, on_timeout, on_error; fix the name or "
+      "remove the line",
       file);
   g_assert_cmpstr(error->message, ==, unknown);
   g_clear_error(&error);
@@ -977,6 +1040,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/config/good/refcount", test_refcount);
   g_test_add_func("/config/dropin/order", test_dropin_order);
   g_test_add_func("/config/dropin/only-listener", test_dropin_only_listener);
+  g_test_add_func("/config/dropin/enable", test_dropin_enable);
   g_test_add_func("/config/files/missing", test_missing_file);
   g_test_add_func("/config/files/directory", test_directory);
   g_test_add_func("/config/files/dropin-kinds", test_dropin_unreadable_kinds);

@@ -5,14 +5,15 @@
  * SIGHUP that keeps the list), pst_plugin_set_unref(), and the SDK's
  * pst_plugin_* functions that init() calls.
  *
- * For each name in `[plugins] load`, in order: look for NAME.so, then
+ * For each plugin the configuration loads ([plugins] load, then those with
+ * [plugin:NAME] enable), in order: look for NAME.so, then
  * libpostilion-NAME.so, in each `[plugins] path` directory and then in
- * PST_PLUGINDIR; dlopen() it with RTLD_NOW | RTLD_LOCAL (ELF constructors
- * are the only plugin code that can run before the checks); read the
- * `postilion_plugin` descriptor's ABI version and size before anything
- * else; then call init().  Any failure unloads what was loaded (shutdown()
- * in reverse order) and returns one GError naming the file, the reason
- * and the fix.  Nothing here ever exits: the caller decides.
+ * PST_PLUGINDIR (pst_config_find_plugin_file()); dlopen() it with
+ * RTLD_NOW | RTLD_LOCAL (ELF constructors are the only plugin code that can run
+ * before the checks); read the `postilion_plugin` descriptor's ABI version and
+ * size before anything else; then call init().  Any failure unloads what was
+ * loaded (shutdown() in reverse order) and returns one GError naming the file,
+ * the reason and the fix.  Nothing here ever exits: the caller decides.
  *
  * One instance per module: dlopen() of a file already loaded returns the
  * same copy of its code and static data, so a set loaded while an older
@@ -27,8 +28,6 @@
 #include <stddef.h>
 
 #include <glib.h>
-
-#include "pst-build-config.h"
 
 #include "hooks/hooks-private.h"
 #include "transport/transport.h"
@@ -139,29 +138,15 @@ static gboolean plugin_name_is_valid(const char *name) {
 
 /* The file for `name`, or NULL with an error listing what was tried. */
 static char *plugin_find(PstConfig *config, const char *name, GError **error) {
-  g_autoptr(GPtrArray) dirs = g_ptr_array_new();
-  for (guint i = 0; config->plugin_path && config->plugin_path[i]; i++)
-    g_ptr_array_add(dirs, config->plugin_path[i]);
-  g_ptr_array_add(dirs, (gpointer)PST_PLUGINDIR);
-
-  g_autoptr(GString) tried = g_string_new(NULL);
-  g_autofree char *so = g_strconcat(name, ".so", NULL);
-  g_autofree char *libso = g_strconcat("libpostilion-", name, ".so", NULL);
-  for (guint i = 0; i < dirs->len; i++) {
-    const char *files[] = {so, libso};
-    for (guint j = 0; j < G_N_ELEMENTS(files); j++) {
-      g_autofree char *path =
-          g_build_filename(g_ptr_array_index(dirs, i), files[j], NULL);
-      if (g_file_test(path, G_FILE_TEST_IS_REGULAR))
-        return g_steal_pointer(&path);
-      g_string_append_printf(tried, "%s%s", tried->len ? ", " : "", path);
-    }
-  }
+  g_autofree char *tried = NULL;
+  char *path = pst_config_find_plugin_file(config, name, &tried);
+  if (path != NULL)
+    return path;
   g_autofree char *where = pst_config_describe_key(config, "plugins", "load");
   g_set_error(error, PST_PLUGIN_ERROR, PST_PLUGIN_ERROR_NOT_FOUND,
               "%s[plugins] load: plugin \"%s\" not found (tried %s): install "
               "it, or add its directory to [plugins] path",
-              where, name, tried->str);
+              where, name, tried);
   return NULL;
 }
 

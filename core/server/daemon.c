@@ -10,6 +10,10 @@
  * child is serving (exit 0) or failed (the child's message, exit 1), so
  * scripts see start-up errors either way.
  *
+ * Under systemd (Type=notify) the service manager hears READY=1 once the
+ * listeners accept and privileges are dropped, RELOADING=1 and READY=1
+ * around each reload, STOPPING=1 at SIGTERM (util/sd-notify.c).
+ *
  * SIGHUP reloads (sessions in progress keep their configuration; a bad new
  * file is refused and logged while the old one serves).  SIGTERM and SIGINT
  * stop accepting, give sessions timeout_shutdown to finish, wait for every
@@ -41,6 +45,7 @@
 #include "server/server.h"
 #include "transport/transport.h"
 #include "util/log.h"
+#include "util/sd-notify.h"
 
 typedef struct {
   char *config_path;     /* owned */
@@ -152,7 +157,18 @@ static void daemon_fail(PstDaemon *daemon, const char *message) {
   }
 }
 
+/* Tells the service manager, if one listens; a failure is only logged. */
+static void daemon_notify(const char *state) {
+  g_autoptr(GError) error = NULL;
+  if (!pst_sd_notify(state, &error))
+    g_warning("%s", error->message);
+}
+
 static void daemon_report_ready(PstDaemon *daemon) {
+  g_autofree char *state = g_strdup_printf(
+      "READY=1\nSTATUS=accepting mail (%u listeners)\nMAINPID=%ld",
+      daemon->config->listeners->len, (long)getpid());
+  daemon_notify(state);
   if (daemon->ready_fd < 0)
     return;
   ssize_t ignored = write(daemon->ready_fd, "ready\n", 6);
@@ -215,6 +231,13 @@ static gboolean daemon_drop_privileges(PstDaemon *daemon, GError **error) {
   return TRUE;
 }
 
+/* Plugins a snippet enables that are not installed (a removed package):
+ * not loaded, but worth a line at each start and reload. */
+static void daemon_log_plugin_notes(const PstConfig *config) {
+  for (guint i = 0; config->plugin_notes && config->plugin_notes[i]; i++)
+    g_warning("%s", config->plugin_notes[i]);
+}
+
 /* --- Signals ----------------------------------------------------------- */
 
 /* Loads the plugins for a new configuration. */
@@ -252,6 +275,7 @@ static gboolean daemon_reload(gpointer user_data) {
   PstDaemon *daemon = user_data;
   g_autoptr(GError) error = NULL;
   g_message("reload: reading %s", daemon->config_path);
+  daemon_notify("RELOADING=1\nSTATUS=reloading the configuration");
   g_autoptr(PstConfig) config = pst_config_load(daemon->config_path, &error);
   g_autoptr(PstPluginSet) plugins = NULL;
   if (config != NULL && daemon_check_reloadable(daemon, config, &error))
@@ -263,6 +287,7 @@ static gboolean daemon_reload(gpointer user_data) {
       !pst_server_reload(daemon->server, config, plugins, &error)) {
     g_warning("reload refused, the running configuration stays: %s",
               error->message);
+    daemon_notify("READY=1\nSTATUS=reload refused, see the log");
     return G_SOURCE_CONTINUE;
   }
   pst_config_unref(daemon->config);
@@ -273,6 +298,8 @@ static gboolean daemon_reload(gpointer user_data) {
   pst_queue_manager_set_plugins(daemon->queue_manager, daemon->plugins);
   g_message("reload: new sessions use the configuration of %s",
             daemon->config_path);
+  daemon_log_plugin_notes(daemon->config);
+  daemon_notify("READY=1\nSTATUS=accepting mail");
   return G_SOURCE_CONTINUE;
 }
 
@@ -286,6 +313,7 @@ static gboolean daemon_terminate(gpointer user_data) {
   PstDaemon *daemon = user_data;
   g_message("stopping: no new connections; sessions have %u ms to finish",
             daemon->config->server.timeout_shutdown_ms);
+  daemon_notify("STOPPING=1\nSTATUS=stopping");
   pst_server_stop(daemon->server, daemon_stopped, daemon);
   return G_SOURCE_CONTINUE;
 }
@@ -371,6 +399,7 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   pst_queue_manager_start(daemon->queue_manager);
   g_message("postiliond %s started: %u messages in the queue", PST_VERSION,
             queued);
+  daemon_log_plugin_notes(config);
   return TRUE;
 }
 
@@ -403,6 +432,9 @@ static int daemon_check(PstDaemon *daemon, gboolean verbose) {
   }
   g_autofree char *files = g_strjoinv(", ", daemon->config->files);
   printf("postiliond: configuration OK (%s)\n", files);
+  g_autoptr(GString) origins = g_string_new(NULL);
+  pst_config_describe_plugins(daemon->config, "postiliond", origins);
+  fputs(origins->str, stdout);
   if (verbose) {
     g_autoptr(GString) chains = g_string_new(NULL);
     pst_plugin_set_describe(plugins, daemon->config, chains);
