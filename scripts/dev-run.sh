@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # dev-run.sh - quick start: install the build dependencies, build, and run
-# postiliond in the foreground on 127.0.0.1:2525 with etc/postilion-dev.conf
-# (spool under var/, the example hello plugin loaded from the build).
-# Logs go to the terminal; Ctrl-C (SIGINT) or SIGTERM stops it, SIGHUP
-# re-reads var/postilion-dev.conf.
+# postiliond in the foreground with etc/postilion-dev.conf: mail for
+# example.org and localhost delivered to Maildirs under var/mail/, the
+# relay, tls, auth and spf plugins loaded (plus the SDK's hello example),
+# SMTP on 127.0.0.1:2525 and submission (STARTTLS + AUTH) on
+# 127.0.0.1:2587.  One command, no prompts.
 #
-# Try it from another terminal:
-#   swaks --server 127.0.0.1:2525 --to postmaster@example.org
+# The first run makes, under var/, a self-signed certificate for localhost
+# (var/tls/) and a SASL user "dev" with a random password (var/sasldb2,
+# var/dev-password); later runs reuse them.  It prints things to try, then
+# the daemon's log.  Ctrl-C (SIGINT) or SIGTERM stops it, SIGHUP re-reads
+# var/postilion-dev.conf.
 #
 # BUILD=dir picks the build directory (default: build).
 set -euo pipefail
@@ -33,8 +37,50 @@ if [ ! "$BUILD/sdk/examples/hello/hello.so" -nt sdk/examples/hello/hello.c ]; th
     -L "$BUILD" -lpostilion -Wl,-rpath,"$ROOT/$BUILD"
 fi
 
-mkdir -p var/spool
+mkdir -p var/spool var/mail var/tls
+# A throwaway certificate for localhost (the tls plugin).
+if [ ! -s var/tls/cert.pem ] || [ ! -s var/tls/key.pem ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -days 365 -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    -keyout var/tls/key.pem -out var/tls/cert.pem 2>/dev/null
+  chmod 600 var/tls/key.pem
+fi
+# A throwaway SASL user dev@localhost (the auth plugin).
+if [ ! -s var/sasldb2 ] || [ ! -s var/dev-password ]; then
+  rm -f var/sasldb2
+  head -c 12 /dev/urandom | base64 | tr -d '/+=' > var/dev-password
+  chmod 600 var/dev-password
+  tr -d '\n' < var/dev-password |
+    saslpasswd2 -p -c -f var/sasldb2 -u localhost dev
+fi
+password=$(cat var/dev-password)
+
 sed -e "s|@ROOT@|$ROOT|g" -e "s|@BUILD@|$ROOT/$BUILD|g" \
   etc/postilion-dev.conf > var/postilion-dev.conf
-echo "dev-run: postiliond on 127.0.0.1:2525, config var/postilion-dev.conf, spool var/spool"
+
+cat <<TRY
+dev-run: postiliond with var/postilion-dev.conf; spool var/spool, Maildirs var/mail
+  SMTP        127.0.0.1:2525  (STARTTLS offered)
+  submission  127.0.0.1:2587  (STARTTLS, then AUTH required)
+  SASL user   dev@localhost   password: $password
+
+Things to try, from a second terminal:
+  # plain delivery: lands in var/mail/example.org/postmaster/new/
+  swaks --server 127.0.0.1:2525 --from you@example.org --to postmaster@example.org
+  # a refused relay: 554 5.7.1 Relay access denied (XCLIENT plays a
+  # client from 192.0.2.1; 127.0.0.1 itself may relay)
+  swaks --server 127.0.0.1:2525 --xclient-addr 192.0.2.1 \\
+        --from someone@elsewhere.example --to other@elsewhere.example
+  # authenticated submission over STARTTLS
+  swaks --server 127.0.0.1:2587 --tls --auth PLAIN --auth-user dev@localhost \\
+        --auth-password '$password' --from dev@localhost --to postmaster@example.org
+  # what was delivered
+  ls var/mail/example.org/postmaster/new/ && cat var/mail/example.org/postmaster/new/*
+  # the plugins, their hooks and their order
+  $BUILD/tools/postilion -c var/postilion-dev.conf plugins
+  # the queue, and the configuration check (which file loaded each plugin)
+  $BUILD/tools/postilion -c var/postilion-dev.conf queue list
+  $BUILD/postiliond --check -c var/postilion-dev.conf
+
+TRY
 exec "$BUILD/postiliond" -f -c var/postilion-dev.conf

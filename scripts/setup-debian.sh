@@ -56,6 +56,9 @@ PACKAGES=(
   rspamd clamav-milter clamav-daemon opendkim opendkim-tools python3-dkim
   # debugging
   valgrind
+  # the Debian packages (debian/) and their install test (tests/packaging):
+  # dpkg-buildpackage, debhelper, lintian; ssl-cert for postilion-plugin-tls
+  dpkg-dev debhelper lintian adduser ssl-cert
 )
 
 missing=()

@@ -6,14 +6,17 @@
 # 3. runs the meson tests (unit tests, fuzz corpus replays) and the pytest
 #    end-to-end suite (tests/e2e) against both builds, with every sanitizer
 #    report fatal;
-# 4. counts the results from meson's testlog.json (each TAP subtest counts)
+# 4. then, as root only, the Debian packages' install test
+#    (tests/packaging: build the .debs, install, run, remove, purge);
+# 5. counts the results from meson's testlog.json (each TAP subtest counts)
 #    and pytest's JUnit XML, and prints as its last line
 #        N passed, N failed[, N skipped]
 #    exiting non-zero when anything failed (a build that fails counts as
 #    one failure, and its tests do not run).
 #
 # Environment: BUILDS="build build-asan" picks the builds; PYTEST_ARGS adds
-# pytest arguments (e.g. "-k smuggling -x"); JOBS sets build parallelism.
+# pytest arguments (e.g. "-k smuggling -x"); JOBS sets build parallelism;
+# PACKAGE_TEST=0 skips the packages' install test.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -84,6 +87,24 @@ for build in $BUILDS; do
     [ "$status" -eq 5 ] && build_failures=$((build_failures + 1))
   fi
 done
+
+# Last, so that it delays no build's tests: it builds the packages itself.
+if [ "${PACKAGE_TEST:-1}" != 0 ]; then
+  step "Debian packages: build, install, run, remove, purge"
+  mkdir -p var
+  junit="var/packaging-junit.xml"
+  rm -f "$junit"
+  started=$SECONDS
+  JOBS=$JOBS "$PYTHON" -m pytest tests/packaging -q -p no:cacheprovider \
+    -o junit_family=xunit2 --junitxml="$junit"
+  echo "packages: $((SECONDS - started)) s"
+  if [ -s "$junit" ]; then
+    RESULT_FILES+=("junit:$junit")
+  else
+    echo "test.sh: the packages' test wrote no results" >&2
+    build_failures=$((build_failures + 1))
+  fi
+fi
 
 step "summary"
 "$PYTHON" - "$build_failures" "${RESULT_FILES[@]}" <<'PY'
