@@ -7,7 +7,7 @@
 # 127.0.0.1:2587.  One command, no prompts.
 #
 # The first run makes, under var/, a self-signed certificate for localhost
-# (var/tls/) and a SASL user "dev" with a random password (var/sasldb2,
+# (var/tls/) and a SASL user dev@example.org with a random password (var/sasldb2,
 # var/dev-password); later runs reuse them.  It prints things to try, then
 # the daemon's log.  Ctrl-C (SIGINT) or SIGTERM stops it, SIGHUP re-reads
 # var/postilion-dev.conf.
@@ -45,24 +45,37 @@ if [ ! -s var/tls/cert.pem ] || [ ! -s var/tls/key.pem ]; then
     -keyout var/tls/key.pem -out var/tls/cert.pem 2>/dev/null
   chmod 600 var/tls/key.pem
 fi
-# A throwaway SASL user dev@localhost (the auth plugin).
+# A throwaway SASL user dev@example.org (the auth plugin).
 if [ ! -s var/sasldb2 ] || [ ! -s var/dev-password ]; then
   rm -f var/sasldb2
   head -c 12 /dev/urandom | base64 | tr -d '/+=' > var/dev-password
   chmod 600 var/dev-password
   tr -d '\n' < var/dev-password |
-    saslpasswd2 -p -c -f var/sasldb2 -u localhost dev
+    saslpasswd2 -p -c -f var/sasldb2 -u example.org dev
 fi
 password=$(cat var/dev-password)
 
 sed -e "s|@ROOT@|$ROOT|g" -e "s|@BUILD@|$ROOT/$BUILD|g" \
   etc/postilion-dev.conf > var/postilion-dev.conf
+# Plugins built only when their libraries are installed join through their
+# own group's "enable = true", as the packages' conf.d snippets do.
+plugins="tls, auth, relay, spf"
+if [ -f "$BUILD/plugins/dmarc/dmarc.so" ]; then
+  cat >> var/postilion-dev.conf <<DMARC
+
+[plugin:dmarc]
+enable = true
+history = sqlite:$ROOT/var/dmarc.db
+DMARC
+  plugins="$plugins, dmarc"
+fi
 
 cat <<TRY
 dev-run: postiliond with var/postilion-dev.conf; spool var/spool, Maildirs var/mail
   SMTP        127.0.0.1:2525  (STARTTLS offered)
   submission  127.0.0.1:2587  (STARTTLS, then AUTH required)
-  SASL user   dev@localhost   password: $password
+  SASL user   dev@example.org  password: $password
+  plugins     $plugins, hello (the SDK's example)
 
 Things to try, from a second terminal:
   # plain delivery: lands in var/mail/example.org/postmaster/new/
@@ -70,10 +83,11 @@ Things to try, from a second terminal:
   # a refused relay: 554 5.7.1 Relay access denied (XCLIENT plays a
   # client from 192.0.2.1; 127.0.0.1 itself may relay)
   swaks --server 127.0.0.1:2525 --xclient-addr 192.0.2.1 \\
-        --from someone@elsewhere.example --to other@elsewhere.example
+        --helo mx.elsewhere.example --from someone@elsewhere.example \\
+        --to other@elsewhere.example
   # authenticated submission over STARTTLS
-  swaks --server 127.0.0.1:2587 --tls --auth PLAIN --auth-user dev@localhost \\
-        --auth-password '$password' --from dev@localhost --to postmaster@example.org
+  swaks --server 127.0.0.1:2587 --tls --auth PLAIN --auth-user dev@example.org \\
+        --auth-password '$password' --from dev@example.org --to postmaster@example.org
   # what was delivered
   ls var/mail/example.org/postmaster/new/ && cat var/mail/example.org/postmaster/new/*
   # the plugins, their hooks and their order

@@ -240,11 +240,23 @@ def test_check_reads_dropins(conf):
 
 def test_dev_config_is_valid(tmp_path):
     """etc/postilion-dev.conf (rendered as scripts/dev-run.sh does, with the
-    example plugin compiled as it does) passes --check."""
+    example plugin compiled, the throwaway certificate and SASL user made
+    as it does, the first-party plugins from this build) passes --check."""
     root, build = tmp_path / "root", tmp_path / "build"
     plugin_dir = build / "sdk" / "examples" / "hello"
     plugin_dir.mkdir(parents=True)
-    (root / "var" / "spool").mkdir(parents=True)
+    (build / "plugins").symlink_to(harness.BUILD / "plugins")
+    var = root / "var"
+    for sub in ("spool", "mail", "tls"):
+        (var / sub).mkdir(parents=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(var / "tls" / "key.pem"),
+                    "-out", str(var / "tls" / "cert.pem")],
+                   check=True, capture_output=True, timeout=60)
+    subprocess.run(["saslpasswd2", "-p", "-c", "-f", str(var / "sasldb2"),
+                    "-u", "example.org", "dev"], input=b"secret", check=True,
+                   timeout=60)
     cflags = subprocess.run(["pkg-config", "--cflags", "glib-2.0", "gio-2.0"],
                             capture_output=True, text=True, check=True).stdout.split()
     subprocess.run(["cc", "-std=gnu11", "-shared", "-fPIC", "-fvisibility=hidden",

@@ -41,13 +41,12 @@ CONF_D = Path("/etc/postilion/conf.d")
 SPOOL = Path("/var/spool/postilion")
 SNAKEOIL = (Path("/etc/ssl/certs/ssl-cert-snakeoil.pem"),
             Path("/etc/ssl/private/ssl-cert-snakeoil.key"))
-PLUGINS = ("relay", "tls", "auth", "spf")
+PLUGINS = ("relay", "tls", "auth", "spf", "dmarc")
 PACKAGES = ("postilion", "libpostilion1", "libpostilion-dev",
             *(f"postilion-plugin-{name}" for name in PLUGINS))
-# Where the snapshot looks for files; dpkg's own database is compared by
-# package state instead (it changes for reasons of its own).
-SCANNED = ("/etc", "/usr", "/var/lib/systemd", "/var/lib/dpkg/info",
-           "/var/lib/dpkg/alternatives", "/var/spool", "/var/mail")
+# Where the snapshot looks for files (dpkg's status is compared by package
+# state: it changes for reasons of its own).
+SCANNED = ("/etc", "/usr", "/var/lib", "/var/spool", "/var/mail")
 APT = ["apt-get", "-y", "-q", "--no-install-recommends",
        "-o", "DPkg::Lock::Timeout=900"]
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -129,8 +128,11 @@ class Installation:
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
                "NOTIFY_SOCKET": str(path)}
 
-        def limits():
-            resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+        def limits():  # LimitNOFILE=65536, as far as this machine allows
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            if hard != resource.RLIM_INFINITY:
+                hard = min(hard, 65536)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
@@ -211,7 +213,8 @@ class Installation:
             if not existed:
                 path.unlink(missing_ok=True)
         for path in Path("/etc/ssl/certs").glob("*.0"):
-            if path.is_symlink() and not path.exists():
+            if (path.is_symlink() and not path.exists()
+                    and "ssl-cert-snakeoil" in os.readlink(path)):
                 path.unlink()
         if self.policy_added:
             Path("/usr/sbin/policy-rc.d").unlink(missing_ok=True)
@@ -302,9 +305,11 @@ def test_packages_install_what_they_should(installed):
             installed.sendmail_before
     else:
         assert os.path.realpath("/usr/sbin/sendmail") == "/usr/sbin/postilion"
-    # Enabled (the policy kept it from starting), not started.
+    # Enabled (the policy kept them from starting), not started.
     assert Path("/etc/systemd/system/multi-user.target.wants/"
                 "postiliond.service").is_symlink()
+    assert Path("/etc/systemd/system/timers.target.wants/"
+                "postilion-dmarc-report.timer").is_symlink()
 
 
 def test_installed_daemon_starts_like_the_unit_and_delivers(installed):
