@@ -2,13 +2,15 @@
 # dev-run.sh - quick start: install the build dependencies, build, and run
 # postiliond in the foreground with etc/postilion-dev.conf: mail for
 # example.org and localhost delivered to Maildirs under var/mail/, the
-# relay, tls, auth and spf plugins loaded (plus the SDK's hello example),
+# relay, tls, auth and spf plugins loaded (dkim with a generated key and
+# dmarc when they are built, and the SDK's hello example),
 # SMTP on 127.0.0.1:2525 and submission (STARTTLS + AUTH) on
 # 127.0.0.1:2587.  One command, no prompts.
 #
 # The first run makes, under var/, a self-signed certificate for localhost
 # (var/tls/) and a SASL user dev@example.org with a random password (var/sasldb2,
-# var/dev-password); later runs reuse them.  It prints things to try, then
+# var/dev-password), and a DKIM key for example.org (var/dkim/); later runs
+# reuse them.  It prints things to try, then
 # the daemon's log.  Ctrl-C (SIGINT) or SIGTERM stops it, SIGHUP re-reads
 # var/postilion-dev.conf.
 #
@@ -60,6 +62,22 @@ sed -e "s|@ROOT@|$ROOT|g" -e "s|@BUILD@|$ROOT/$BUILD|g" \
 # Plugins built only when their libraries are installed join through their
 # own group's "enable = true", as the packages' conf.d snippets do.
 plugins="tls, auth, relay, spf"
+if [ -f "$BUILD/plugins/dkim/dkim.so" ]; then
+  cat >> var/postilion-dev.conf <<DKIM
+
+[plugin:dkim]
+enable = true
+key_directory = $ROOT/var/dkim
+# Mail of our own clients from example.org is signed with var/dkim/example.org/dev.key.
+[plugin:dkim:example.org]
+selectors = dev
+DKIM
+  if [ ! -s var/dkim/example.org/dev.key ]; then
+    "$BUILD/tools/postilion" -c var/postilion-dev.conf dkim genkey example.org dev \
+      >/dev/null
+  fi
+  plugins="$plugins, dkim"
+fi
 if [ -f "$BUILD/plugins/dmarc/dmarc.so" ]; then
   cat >> var/postilion-dev.conf <<DMARC
 
@@ -88,7 +106,7 @@ Things to try, from a second terminal:
   # authenticated submission over STARTTLS
   swaks --server 127.0.0.1:2587 --tls --auth PLAIN --auth-user dev@example.org \\
         --auth-password '$password' --from dev@example.org --to postmaster@example.org
-  # what was delivered
+  # what was delivered (DKIM-signed: its client may relay)
   ls var/mail/example.org/postmaster/new/ && cat var/mail/example.org/postmaster/new/*
   # the plugins, their hooks and their order
   $BUILD/tools/postilion -c var/postilion-dev.conf plugins
