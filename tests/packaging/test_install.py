@@ -44,7 +44,7 @@ CONF_D = Path("/etc/postilion/conf.d")
 SPOOL = Path("/var/spool/postilion")
 SNAKEOIL = (Path("/etc/ssl/certs/ssl-cert-snakeoil.pem"),
             Path("/etc/ssl/private/ssl-cert-snakeoil.key"))
-PLUGINS = ("relay", "tls", "auth", "spf", "dkim", "dmarc")
+PLUGINS = ("relay", "tls", "auth", "spf", "dkim", "dmarc", "milter")
 PACKAGES = ("postilion", "libpostilion1", "libpostilion-dev",
             *(f"postilion-plugin-{name}" for name in PLUGINS))
 # Where the snapshot looks for files (dpkg's status is compared by package
