@@ -590,7 +590,9 @@ static void test_cancel_frees_state(void) {
 /* --- Load ------------------------------------------------------------ */
 
 static void test_500_in_flight(void) {
-  g_autofree TestConfig *config = test_config_new(5000);
+  /* A timeout far above the server's delay: on a loaded machine (CI with
+   * sanitizers, other builds) a 5 s timeout let some of the 500 expire. */
+  g_autofree TestConfig *config = test_config_new(30000);
   service_start(config);
   enum { COUNT = 500 };
   Answer *answers = g_new0(Answer, COUNT);
@@ -611,7 +613,10 @@ static void test_500_in_flight(void) {
   pst_dns_get_stats(&stats);
   g_test_message("fast lookup took %" G_GINT64_FORMAT " ms with %u in flight",
                  fast_ms, stats.in_flight);
-  g_assert_cmpuint(stats.in_flight, >, COUNT / 2);
+  /* Within the server's 300 ms delay none of the slow ones can have been
+   * answered; a loaded machine may take longer, and then only the fast
+   * answer's overtaking them is certain. */
+  g_assert_cmpuint(stats.in_flight, >, fast_ms < 250 ? COUNT / 2 : 0);
   /* Not a speed test (machines are shared and sanitizers slow): a loop
    * blocked behind the slow server would take COUNT * 300 ms = 150 s. */
   g_assert_cmpint(fast_ms, <, 5000);
@@ -628,7 +633,7 @@ static void test_500_in_flight(void) {
       (guint)COUNT, elapsed_ms, ok);
   g_assert_cmpuint(ok, ==, COUNT);
   /* In parallel: one after another would take COUNT * 300 ms. */
-  g_assert_cmpint(elapsed_ms, <, 30000);
+  g_assert_cmpint(elapsed_ms, <, 60000);
   g_free(answers);
   service_stop();
 }
