@@ -5,7 +5,7 @@
  * configured for Postfix reads the same things: j and {daemon_name} are
  * our host name, _ is "NAME [ADDRESS]" ("unknown" without a verified
  * name), {client_*}, {daemon_addr}/{daemon_port}, the TLS facts, the SASL
- * identity, {mail_addr}, {rcpt_addr} and their host/mailer companions, i
+ * identity and mechanism, {mail_addr}, {rcpt_addr} and their host/mailer companions, i
  * the queue id.  A name whose value is not known at this point (i before
  * the message exists: our queue id is made at DATA) is left out, as
  * Postfix leaves out unknown names.  Called by milter.c only.
@@ -84,6 +84,20 @@ static char *macro_cipher_bits(const MilterMacroContext *context,
 static char *macro_auth_authen(const MilterMacroContext *context,
                                PstSession *session) {
   return g_strdup(pst_session_get_auth_user(session));
+}
+
+/* The SASL mechanism, from the core's record of SMTP AUTH
+ * ("auth.mechanism", session scope), as Postfix's {auth_type}. */
+static char *macro_auth_type(const MilterMacroContext *context,
+                             PstSession *session) {
+  if (pst_session_get_auth_user(session) == NULL)
+    return NULL;
+  g_autoptr(GVariant) mechanism =
+      pst_result_get(context->call, PST_SCOPE_SESSION, "auth.mechanism");
+  if (mechanism == NULL ||
+      !g_variant_is_of_type(mechanism, G_VARIANT_TYPE_STRING))
+    return NULL;
+  return g_variant_dup_string(mechanism, NULL);
 }
 
 /* The sender as the message has it at EOM, else as MAIL gave it. */
@@ -173,6 +187,7 @@ static const struct {
     {"{tls_version}", macro_tls_version},
     {"{cipher}", macro_cipher},
     {"{cipher_bits}", macro_cipher_bits},
+    {"{auth_type}", macro_auth_type},
     {"{auth_authen}", macro_auth_authen},
     {"{mail_addr}", macro_mail_addr},
     {"{mail_host}", macro_mail_host},

@@ -84,11 +84,34 @@ def test_clean_message_passes_with_postfix_macros(postiliond, milters):
     assert macros["C"]["{daemon_addr}"] == "127.0.0.1"
     assert macros["C"]["v"].startswith("Postilion")
     assert macros["M"]["{mail_addr}"] == "alice@client.test.example"
+    assert "{auth_type}" not in macros["M"]  # no AUTH: not sent
     assert macros["R"]["{rcpt_addr}"] == "bob@example.org"
     assert macros["R"]["{rcpt_mailer}"] == "local"
     assert macros["E"]["i"] == qid
     assert macros["N"]["i"] == qid
     assert daemon.spool_messages(id=qid)
+
+
+def test_sasl_macros_of_an_authenticated_session(postiliond, milters,
+                                                 tmp_path):
+    """{auth_authen} and {auth_type} (the mechanism) at MAIL, as Postfix
+    sends them after a successful AUTH."""
+    from test_auth import REALM, USERS, auth_plain, make_sasldb
+    milter = milters()
+    config = milter_config(milter)
+    config["plugins"] = {"path": PLUGIN_PATH + [str(BUILD / "plugins" / "auth")],
+                         "load": ["milter", "auth"]}
+    config["plugin:auth"] = {"sasldb_path": str(make_sasldb(tmp_path)),
+                             "realm": REALM}
+    config["listener:smtp"] = {"allow_plaintext_auth": "true"}
+    daemon = postiliond(config=config)
+    with daemon.connect() as client:
+        client.ehlo()
+        assert auth_plain(client, "alice", USERS["alice"]).code == 235
+        queue_id(transaction(client, recipients=("bob@example.org",)))
+    macros = milter.last().macros
+    assert macros["M"]["{auth_type}"] == "PLAIN"
+    assert macros["M"]["{auth_authen}"].startswith("alice")
 
 
 def test_milter_symlist_and_configured_macros(postiliond, milters):
