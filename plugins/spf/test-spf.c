@@ -358,8 +358,11 @@ static void test_record_prepare(void) {
     g_autofree char *problem = NULL;
     g_autofree char *prepared =
         spf_record_prepare(cases[i].record, cases[i].ipv6, &problem);
-    g_test_message("%s -> %s (%s)", cases[i].record,
-                   prepared ? prepared : "NULL", problem ? problem : "-");
+    /* Escaped: a record may hold non-ASCII octets, and TAP output must
+     * stay valid UTF-8. */
+    g_autofree char *shown = g_strescape(cases[i].record, NULL);
+    g_test_message("%s -> %s (%s)", shown, prepared ? prepared : "NULL",
+                   problem ? problem : "-");
     g_assert_cmpstr(prepared, ==, cases[i].prepared);
     if (cases[i].problem != NULL)
       g_assert_nonnull(strstr(problem, cases[i].problem));

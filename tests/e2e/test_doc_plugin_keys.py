@@ -3,8 +3,9 @@ item 10).  The keys come from the plugins themselves: each built plugin
 under BUILD/plugins is loaded by `postiliond --check` with an unknown key,
 and its refusal names every key it accepts ("expected one of: ...").  Each
 must be a `.B KEY` paragraph tag in the plugin's own `.SS "[plugin:NAME]"`
-section of doc/postilion.conf.5 (the core's keys priority, timeout,
-on_timeout and on_error are in "[plugin:NAME]")."""
+section of doc/postilion.conf.5 (a heading such as "[plugin:milter] and
+[plugin:milter:NAME]" counts; the core's keys priority, timeout, on_timeout,
+on_error and enable are in "[plugin:NAME]")."""
 
 import re
 
@@ -13,7 +14,7 @@ import pytest
 from harness import BUILD, REPO, free_port, run_cli
 
 MANUAL = REPO / "doc" / "postilion.conf.5"
-CORE_KEYS = {"priority", "timeout", "on_timeout", "on_error"}
+CORE_KEYS = {"priority", "timeout", "on_timeout", "on_error", "enable"}
 PLUGINS = sorted(p.name for p in (BUILD / "plugins").iterdir()
                  if (p / f"{p.name}.so").exists())
 
@@ -34,8 +35,10 @@ def accepted_keys(tmp_path, name):
 
 def manual_section(name):
     text = MANUAL.read_text()
-    start = text.find(f'.SS "[plugin:{name}]"\n')
-    assert start >= 0, f'doc/postilion.conf.5 has no .SS "[plugin:{name}]"'
+    heading = re.search(rf'^\.SS "\[plugin:{re.escape(name)}\]( and [^"\n]*)?"$',
+                        text, re.M)
+    assert heading, f'doc/postilion.conf.5 has no .SS "[plugin:{name}]"'
+    start = heading.start()
     end = text.find("\n.SS ", start + 1)
     return text[start:end if end >= 0 else len(text)]
 
