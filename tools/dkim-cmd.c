@@ -152,7 +152,7 @@ static int dkim_genkey(const PstConfig *config, int argc, char **argv) {
   g_autofree char *public_key = NULL;
   if (pem == NULL ||
       !dkim_key_describe((const guint8 *)pem, strlen(pem), &type, &bits,
-                         &public_key, &error) ||
+                         &public_key, NULL, &error) ||
       !genkey_write(config, path, pem, 0640, &error)) {
     fprintf(stderr, "postilion: %s\n", error->message);
     return PST_EXIT_CANTCREAT_;

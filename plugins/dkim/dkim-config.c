@@ -281,17 +281,10 @@ static gboolean dkim_library_setup(DkimConfig *config, GError **error) {
   }
   config->library = library;
   guint flags = DKIM_LIBFLAGS_FIXCRLF;
-  uint64_t ttl = config->expire_seconds;
   uint64_t drift = DKIM_CLOCK_DRIFT;
   /* The library refuses small keys itself; dkim_check_decide() says why. */
   guint min_bits = MIN(config->min_key_bits, 1024);
   if (!dkim_library_set(library, DKIM_OPTS_FLAGS, &flags, sizeof flags,
-                        error) ||
-      !dkim_library_set(library, DKIM_OPTS_SIGNHDRS, config->headers,
-                        sizeof config->headers, error) ||
-      !dkim_library_set(library, DKIM_OPTS_OVERSIGNHDRS, config->oversign,
-                        sizeof config->oversign, error) ||
-      !dkim_library_set(library, DKIM_OPTS_SIGNATURETTL, &ttl, sizeof ttl,
                         error) ||
       !dkim_library_set(library, DKIM_OPTS_CLOCKDRIFT, &drift, sizeof drift,
                         error) ||

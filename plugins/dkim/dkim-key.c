@@ -10,7 +10,8 @@
  * must name the same algorithm and public key: a mismatch means the DNS
  * record an admin published does not belong to this key.  Every error
  * names the file and the fix.  OpenSSL (libcrypto) does the key work; the
- * key text is zeroed when freed.
+ * key is parsed here once (the signer uses the EVP_PKEY, never the PEM
+ * again); the key text is zeroed when freed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +42,7 @@ void dkim_key_free(DkimKey *key) {
   g_free(key->selector);
   g_free(key->path);
   g_free(key->public_key);
+  EVP_PKEY_free(key->pkey);
   g_free(key);
 }
 
@@ -152,7 +154,8 @@ static char *dkim_public_key(EVP_PKEY *key, DkimKeyType type) {
 
 gboolean dkim_key_describe(const guint8 *pem, gsize length,
                            DkimKeyType *type_r, guint *bits_r,
-                           char **public_key_r, GError **error) {
+                           char **public_key_r, EVP_PKEY **pkey_r,
+                           GError **error) {
   g_autoptr(BIO) bio = BIO_new_mem_buf(pem, (int)length);
   g_autoptr(EVP_PKEY) key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
   if (key == NULL) {
@@ -180,6 +183,8 @@ gboolean dkim_key_describe(const guint8 *pem, gsize length,
                 "cannot derive its public key");
     return FALSE;
   }
+  if (pkey_r != NULL)
+    *pkey_r = g_steal_pointer(&key);
   return TRUE;
 }
 
@@ -246,7 +251,7 @@ DkimKey *dkim_key_load(const char *directory, const char *domain,
     return NULL;
   g_autoptr(GError) local = NULL;
   if (!dkim_key_describe(key->pem, key->pem_length, &key->type, &key->bits,
-                         &key->public_key, &local)) {
+                         &key->public_key, &key->pkey, &local)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                 "%s: %s; fix: postilion dkim genkey %s %s [--type "
                 "rsa|ed25519]",

@@ -7,6 +7,10 @@
  *                  algorithm, the public half as a p= value, generation
  *   dkim-config.c  [plugin:dkim] and [plugin:dkim:DOMAIN] read into an
  *                  immutable, reference-counted DkimConfig with its keys
+ *   dkim-canon.c   pure: header and body canonicalization (RFC 6376 3.4),
+ *                  the folding of a DKIM-Signature value
+ *   dkim-signer.c  our signer: header selection, hashes, RSA-SHA256 and
+ *                  Ed25519-SHA256 (RFC 8463) with keys parsed once
  *   dkim-sign.c    one signing job (worker thread) and the signer of mail
  *                  the daemon writes itself
  *   dkim-verify.c  one verification: key lookups through the core resolver
@@ -14,6 +18,8 @@
  *   dkim.c         the hooks and the plugin's life cycle
  */
 #pragma once
+
+#include <openssl/types.h>
 
 #include <postilion/plugin.h>
 
@@ -115,6 +121,8 @@ typedef struct {
   DkimKeyType type;
   guint bits;       /* RSA modulus size; 256 for Ed25519 */
   char *public_key; /* owned: the p= value of its DNS record */
+  EVP_PKEY *pkey;   /* owned: the key, parsed once; read-only, so shared
+                       by every signing thread */
 } DkimKey;
 
 void dkim_key_free(DkimKey *key);
@@ -130,10 +138,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(DkimKey, dkim_key_free)
 DkimKey *dkim_key_load(const char *directory, const char *domain,
                        const char *selector, const char *reader,
                        guint min_bits, GError **error);
-/* The public half of a PEM private key: type, bits and p= value. */
+/* The public half of a PEM private key: type, bits and p= value;
+ * `pkey_r` (nullable) receives the parsed key. */
 gboolean dkim_key_describe(const guint8 *pem, gsize length,
                            DkimKeyType *type_r, guint *bits_r,
-                           char **public_key_r, GError **error);
+                           char **public_key_r, EVP_PKEY **pkey_r,
+                           GError **error);
 /* A new private key as PKCS#8 PEM (bits: RSA only). */
 char *dkim_key_generate(DkimKeyType type, guint bits, GError **error);
 
@@ -192,6 +202,77 @@ const DkimDomain *dkim_config_find_local(const DkimConfig *config);
   "mime-version;content-type;content-transfer-encoding;content-id;"          \
   "content-description;sender"
 #define DKIM_DEFAULT_OVERSIGN "from;to;cc;subject;date"
+
+/* --- Canonicalization (dkim-canon.c) -------------------------------------- */
+
+/* Appends the canonical form of one header field ("Name: value", folded
+ * lines inside, no CRLF at the end) to `out`, without a CRLF. */
+void dkim_canon_header(DkimCanon canon, const char *field, gsize length,
+                       GString *out);
+
+/* Receives canonical body octets. */
+typedef void (*DkimCanonEmit)(const void *bytes, gsize length, gpointer data);
+
+/* The state of one body canonicalization; the caller owns it. */
+typedef struct {
+  DkimCanon canon;
+  DkimCanonEmit emit;
+  gpointer data;
+  gboolean cr;      /* the last octet was a CR */
+  gboolean in_line; /* the current line has content */
+  gboolean space;   /* relaxed: white space pending inside the line */
+  guint64 blanks;   /* empty lines held back (dropped at the end) */
+  guint64 wrote;    /* octets emitted so far */
+} DkimBodyCanon;
+
+void dkim_body_canon_init(DkimBodyCanon *body, DkimCanon canon,
+                          DkimCanonEmit emit, gpointer data);
+/* Any number of pieces, cut anywhere. */
+void dkim_body_canon_feed(DkimBodyCanon *body, const guint8 *data,
+                          gsize length);
+void dkim_body_canon_finish(DkimBodyCanon *body);
+
+/* The tags of a signature ("v=1;", ..., "h=From:To;", "b=SIG"), laid out
+ * as libopendkim's dkim_getsighdr() does: lines of at most 75 columns
+ * where the tags allow, CRLF TAB between them, h= broken at colons and
+ * bh=/b= at the margin (CRLF TAB SP), b= always on a line of its own.
+ * `initial` is the width taken before the value ("DKIM-Signature: "). */
+char *dkim_signature_fold(const char *const *tags, gsize initial);
+
+/* --- Our signer (dkim-signer.c) -------------------------------------------- */
+
+/* One signature to make over a message. */
+typedef struct {
+  const DkimKey *key;
+  const char *domain; /* d= */
+  DkimCanon header_canon;
+  guint64 timestamp;                /* t= */
+  guint64 expire_seconds;           /* x= = t= + this; 0: no x= */
+  const char *const *headers;       /* signed when present (lower case) */
+  const char *const *oversign;      /* one more than present (lower case) */
+} DkimSignSpec;
+
+/* A message being signed: its header fields and its body hash (one body
+ * canonicalization, shared by every signature made over it). */
+typedef struct _DkimSigning DkimSigning;
+
+DkimSigning *dkim_signing_new(DkimCanon body_canon);
+void dkim_signing_free(DkimSigning *signing);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DkimSigning, dkim_signing_free)
+/* One header field, "Name: value" as it will be sent, no CRLF. */
+void dkim_signing_add_header(DkimSigning *signing, const char *field,
+                             gsize length);
+/* The body (CRLF lines), in pieces of any size. */
+void dkim_signing_add_body(DkimSigning *signing, const guint8 *data,
+                           gsize length);
+/* A whole message (header, empty line, body) at once. */
+void dkim_signing_add_message(DkimSigning *signing, const guint8 *data,
+                              gsize length);
+/* After the whole body: the DKIM-Signature value for `spec`, folded as
+ * dkim_signature_fold() does (without "DKIM-Signature: "), or NULL with
+ * `error` set when OpenSSL fails.  May be called once per key. */
+char *dkim_signing_sign(DkimSigning *signing, const DkimSignSpec *spec,
+                        GError **error);
 
 /* --- Signing (dkim-sign.c) ------------------------------------------------ */
 

@@ -1,0 +1,413 @@
+/* test-dkim-signer.c - our signer (dkim-signer.c, dkim-canon.c) against
+ * libopendkim's: the same messages, keys, t=, x= and header lists must
+ * give byte-identical DKIM-Signature values (RSA PKCS#1 v1.5 and Ed25519
+ * are deterministic, so b= compares too).
+ *
+ * Messages are generated from a fixed seed: folded, repeated and
+ * differently spelled header fields, 8-bit octets, white space runs and
+ * trailing white space, empty bodies, trailing empty lines, long lines;
+ * each side gets the body cut at other random places.  Every combination
+ * of RSA and simple/relaxed, and Ed25519 with relaxed headers (libopendkim
+ * hashes an Ed25519 simple-header signature with b= on another line than
+ * it sends, so those never verify anywhere; see dkim-sign.c).  The
+ * canonicalizer also gets every cut of short bodies, and RFC 6376's own
+ * example (section 3.4.6).
+ */
+#include <string.h>
+
+#include <opendkim/dkim.h>
+
+#include "dkim.h"
+
+#define MESSAGES 80
+#define SEED 20261206
+#define TIMESTAMP G_GUINT64_CONSTANT(1796000000)
+#define EXPIRE (10 * 24 * 3600)
+
+static const char *const signed_headers[] = {
+    "from",     "to",         "cc",           "subject",
+    "date",     "message-id", "mime-version", "content-type",
+    "reply-to", "references", "list-id",      NULL};
+static const char *const oversigned[] = {"from",    "to",   "cc",
+                                         "subject", "date", NULL};
+
+typedef struct {
+  GPtrArray *fields; /* owned, of char* */
+  GByteArray *body;  /* owned */
+} TestMessage;
+
+static void test_message_clear(TestMessage *message) {
+  g_ptr_array_unref(message->fields);
+  g_byte_array_unref(message->body);
+}
+
+/* --- Generated messages ----------------------------------------------------
+ */
+
+static void append_word(GString *out, GRand *rand) {
+  static const char *const words[] = {"hello",
+                                      "Gr\xc3\xbc\xc3\x9f"
+                                      "e",
+                                      "\xff\xfe",
+                                      "a",
+                                      "x-y",
+                                      "=?utf-8?q?z?=",
+                                      "<id@example.org>",
+                                      "\"quoted\"",
+                                      ";",
+                                      "\x80\x81"};
+  g_string_append(out, words[g_rand_int_range(rand, 0, G_N_ELEMENTS(words))]);
+}
+
+/* White space between words: one space mostly, sometimes runs and tabs. */
+static void append_space(GString *out, GRand *rand) {
+  static const char *const spaces[] = {" ",  " ",    " ",   "  ",
+                                       "\t", " \t ", "\t\t"};
+  g_string_append(out, spaces[g_rand_int_range(rand, 0, G_N_ELEMENTS(spaces))]);
+}
+
+static char *generate_field(GRand *rand, const char *name) {
+  GString *field = g_string_new(name);
+  g_string_append(field, g_rand_boolean(rand) ? ": " : ":");
+  if (g_rand_int_range(rand, 0, 6) == 0)
+    append_space(field, rand);
+  guint words = (guint)g_rand_int_range(rand, 1, 12);
+  if (g_rand_int_range(rand, 0, 10) == 0)
+    words = 150; /* a long field */
+  for (guint i = 0; i < words; i++) {
+    append_word(field, rand);
+    if (i + 1 == words)
+      break;
+    if (g_rand_int_range(rand, 0, 5) == 0)
+      g_string_append(field, g_rand_boolean(rand) ? "\r\n\t" : "\r\n ");
+    else
+      append_space(field, rand);
+  }
+  if (g_rand_int_range(rand, 0, 5) == 0)
+    append_space(field, rand); /* trailing white space */
+  return g_string_free(field, FALSE);
+}
+
+static GPtrArray *generate_fields(GRand *rand) {
+  static const char *const names[] = {
+      "To",       "TO",         "Cc",           "Subject",      "subject",
+      "Date",     "Message-ID", "MIME-Version", "Content-Type", "Received",
+      "X-Mailer", "Reply-To",   "References",   "List-Id",      "X-Other"};
+  GPtrArray *fields = g_ptr_array_new_with_free_func(g_free);
+  guint count = (guint)g_rand_int_range(rand, 1, 14);
+  guint from = (guint)g_rand_int_range(rand, 0, (gint32)count);
+  for (guint i = 0; i < count; i++) {
+    const char *name =
+        i == from ? (g_rand_boolean(rand) ? "From" : "FROM")
+                  : names[g_rand_int_range(rand, 0, G_N_ELEMENTS(names))];
+    g_ptr_array_add(fields, generate_field(rand, name));
+  }
+  return fields;
+}
+
+static void generate_line(GString *line, GRand *rand) {
+  switch (g_rand_int_range(rand, 0, 8)) {
+  case 0:
+    return; /* empty */
+  case 1:
+    append_space(line, rand); /* white space only */
+    return;
+  case 2:
+    for (guint i = 0; i < 400; i++) {
+      append_word(line, rand); /* long */
+      append_space(line, rand);
+    }
+    return;
+  default:
+    if (g_rand_boolean(rand))
+      append_space(line, rand); /* leading white space */
+    for (guint i = 0, n = (guint)g_rand_int_range(rand, 1, 10); i < n; i++) {
+      append_word(line, rand);
+      if (i + 1 < n || g_rand_int_range(rand, 0, 4) == 0)
+        append_space(line, rand);
+    }
+  }
+}
+
+/* CRLF lines, as the spool holds them: every body ends with CRLF or is
+ * empty; some end with empty or white-space lines. */
+static GByteArray *generate_body(GRand *rand) {
+  GString *body = g_string_new(NULL);
+  guint lines = (guint)g_rand_int_range(rand, 0, 40);
+  for (guint i = 0; i < lines; i++) {
+    generate_line(body, rand);
+    g_string_append(body, "\r\n");
+  }
+  for (guint i = 0, n = (guint)g_rand_int_range(rand, 0, 4); i < n; i++)
+    g_string_append(body, g_rand_boolean(rand) ? "\r\n" : " \t\r\n");
+  gsize length = body->len;
+  return g_byte_array_new_take((guint8 *)g_string_free(body, FALSE), length);
+}
+
+/* --- Keys ---------------------------------------------------------------- */
+
+static DkimKey *test_key(DkimKeyType type) {
+  g_autoptr(GError) error = NULL;
+  char *pem = dkim_key_generate(type, 2048, &error);
+  g_assert_no_error(error);
+  DkimKey *key = g_new0(DkimKey, 1);
+  key->selector = g_strdup(type == DKIM_KEY_RSA ? "sel-rsa" : "sel-ed");
+  key->path = g_strdup("generated");
+  key->pem = (guint8 *)pem;
+  key->pem_length = strlen(pem);
+  g_assert_true(dkim_key_describe(key->pem, key->pem_length, &key->type,
+                                  &key->bits, &key->public_key, &key->pkey,
+                                  &error));
+  return key;
+}
+
+static DKIM_LIB *test_library(void) {
+  DKIM_LIB *library = dkim_init(NULL, NULL);
+  guint flags = DKIM_LIBFLAGS_FIXCRLF;
+  uint64_t ttl = EXPIRE, fixed = TIMESTAMP;
+  g_assert_nonnull(library);
+  g_assert_cmpint(dkim_options(library, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
+                               sizeof flags),
+                  ==, DKIM_STAT_OK);
+  g_assert_cmpint(dkim_options(library, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS,
+                               (void *)signed_headers, sizeof(char **)),
+                  ==, DKIM_STAT_OK);
+  g_assert_cmpint(dkim_options(library, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS,
+                               (void *)oversigned, sizeof(char **)),
+                  ==, DKIM_STAT_OK);
+  g_assert_cmpint(dkim_options(library, DKIM_OP_SETOPT, DKIM_OPTS_SIGNATURETTL,
+                               &ttl, sizeof ttl),
+                  ==, DKIM_STAT_OK);
+  g_assert_cmpint(dkim_options(library, DKIM_OP_SETOPT, DKIM_OPTS_FIXEDTIME,
+                               &fixed, sizeof fixed),
+                  ==, DKIM_STAT_OK);
+  return library;
+}
+
+/* --- Both signers ----------------------------------------------------------
+ */
+
+/* Feeds `body` to `feed` in random pieces (some a single octet). */
+static void feed_cut(const GByteArray *body, GRand *rand,
+                     void (*feed)(gpointer, const guint8 *, gsize),
+                     gpointer target) {
+  gsize at = 0;
+  gsize largest = g_rand_int_range(rand, 0, 3) == 0 ? 2 : 700;
+  while (at < body->len) {
+    gsize n = (gsize)g_rand_int_range(rand, 1, (gint32)largest);
+    n = MIN(n, body->len - at); /* MIN() evaluates twice */
+    feed(target, body->data + at, n);
+    at += n;
+  }
+}
+
+static void feed_library(gpointer dkim, const guint8 *data, gsize length) {
+  g_assert_cmpint(dkim_body(dkim, (u_char *)data, length), ==, DKIM_STAT_OK);
+}
+
+static void feed_ours(gpointer signing, const guint8 *data, gsize length) {
+  dkim_signing_add_body(signing, data, length);
+}
+
+static char *sign_library(DKIM_LIB *library, const DkimKey *key,
+                          DkimCanon header, DkimCanon body,
+                          const TestMessage *message, GRand *rand) {
+  DKIM_STAT status = DKIM_STAT_OK;
+  DKIM *dkim = dkim_sign(
+      library, (const u_char *)"test", NULL, (dkim_sigkey_t)key->pem,
+      (const u_char *)key->selector, (const u_char *)"example.org",
+      header == DKIM_CANON_RELAXED_ ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
+      body == DKIM_CANON_RELAXED_ ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
+      key->type == DKIM_KEY_ED25519 ? DKIM_SIGN_ED25519SHA256
+                                    : DKIM_SIGN_RSASHA256,
+      -1, &status);
+  g_assert_nonnull(dkim);
+  for (guint i = 0; i < message->fields->len; i++) {
+    const char *field = message->fields->pdata[i];
+    g_assert_cmpint(dkim_header(dkim, (u_char *)field, strlen(field)), ==,
+                    DKIM_STAT_OK);
+  }
+  g_assert_cmpint(dkim_eoh(dkim), ==, DKIM_STAT_OK);
+  feed_cut(message->body, rand, feed_library, dkim);
+  g_assert_cmpint(dkim_eom(dkim, NULL), ==, DKIM_STAT_OK);
+  u_char *text = NULL;
+  size_t length = 0;
+  g_assert_cmpint(
+      dkim_getsighdr_d(dkim, strlen("DKIM-Signature: "), &text, &length), ==,
+      DKIM_STAT_OK);
+  char *value = g_strndup((const char *)text, length);
+  dkim_free(dkim);
+  return value;
+}
+
+static char *sign_ours(const DkimKey *key, DkimCanon header, DkimCanon body,
+                       const TestMessage *message, GRand *rand) {
+  g_autoptr(DkimSigning) signing = dkim_signing_new(body);
+  for (guint i = 0; i < message->fields->len; i++) {
+    const char *field = message->fields->pdata[i];
+    dkim_signing_add_header(signing, field, strlen(field));
+  }
+  feed_cut(message->body, rand, feed_ours, signing);
+  DkimSignSpec spec = {.key = key,
+                       .domain = "example.org",
+                       .header_canon = header,
+                       .timestamp = TIMESTAMP,
+                       .expire_seconds = EXPIRE,
+                       .headers = signed_headers,
+                       .oversign = oversigned};
+  g_autoptr(GError) error = NULL;
+  char *value = dkim_signing_sign(signing, &spec, &error);
+  g_assert_no_error(error);
+  return value;
+}
+
+static void test_differential(void) {
+  g_autoptr(GRand) rand = g_rand_new_with_seed(SEED);
+  g_autoptr(DkimKey) rsa = test_key(DKIM_KEY_RSA);
+  g_autoptr(DkimKey) ed = test_key(DKIM_KEY_ED25519);
+  DKIM_LIB *library = test_library();
+  static const struct {
+    gboolean ed;
+    DkimCanon header, body;
+  } combos[] = {
+      {FALSE, DKIM_CANON_SIMPLE_, DKIM_CANON_SIMPLE_},
+      {FALSE, DKIM_CANON_SIMPLE_, DKIM_CANON_RELAXED_},
+      {FALSE, DKIM_CANON_RELAXED_, DKIM_CANON_SIMPLE_},
+      {FALSE, DKIM_CANON_RELAXED_, DKIM_CANON_RELAXED_},
+      {TRUE, DKIM_CANON_RELAXED_, DKIM_CANON_SIMPLE_},
+      {TRUE, DKIM_CANON_RELAXED_, DKIM_CANON_RELAXED_},
+  };
+  guint compared = 0;
+  for (guint m = 0; m < MESSAGES; m++) {
+    TestMessage message = {generate_fields(rand), generate_body(rand)};
+    for (guint c = 0; c < G_N_ELEMENTS(combos); c++) {
+      const DkimKey *key = combos[c].ed ? ed : rsa;
+      g_autofree char *theirs = sign_library(library, key, combos[c].header,
+                                             combos[c].body, &message, rand);
+      g_autofree char *ours =
+          sign_ours(key, combos[c].header, combos[c].body, &message, rand);
+      if (g_strcmp0(theirs, ours) != 0)
+        g_test_message("message %u, combination %u:\nlibopendkim: %s\nours: "
+                       "%s",
+                       m, c, theirs, ours);
+      g_assert_cmpstr(ours, ==, theirs);
+      compared++;
+    }
+    test_message_clear(&message);
+  }
+  g_test_message("%u signatures byte-identical", compared);
+  dkim_close(library);
+}
+
+/* --- The canonicalizer alone ------------------------------------------------
+ */
+
+static void append_output(const void *bytes, gsize length, gpointer out) {
+  g_byte_array_append(out, bytes, (guint)length);
+}
+
+static GByteArray *canon_cut(DkimCanon canon, const guint8 *data, gsize length,
+                             gsize cut) {
+  GByteArray *out = g_byte_array_new();
+  DkimBodyCanon body;
+  dkim_body_canon_init(&body, canon, append_output, out);
+  dkim_body_canon_feed(&body, data, cut);
+  dkim_body_canon_feed(&body, data + cut, length - cut);
+  dkim_body_canon_finish(&body);
+  return out;
+}
+
+static void test_every_cut(void) {
+  g_autoptr(GRand) rand = g_rand_new_with_seed(SEED + 1);
+  for (guint m = 0; m < 40; m++) {
+    g_autoptr(GByteArray) body = generate_body(rand);
+    if (body->len > 3000)
+      continue;
+    for (DkimCanon canon = DKIM_CANON_SIMPLE_; canon <= DKIM_CANON_RELAXED_;
+         canon++) {
+      g_autoptr(GByteArray) whole = canon_cut(canon, body->data, body->len, 0);
+      for (gsize cut = 1; cut <= body->len; cut++) {
+        g_autoptr(GByteArray) split =
+            canon_cut(canon, body->data, body->len, cut);
+        g_assert_cmpmem(split->data, split->len, whole->data, whole->len);
+      }
+    }
+  }
+}
+
+static void test_rfc6376_example(void) {
+  static const char body[] = " C \r\nD \t E\r\n\r\n\r\n";
+  static const struct {
+    DkimCanon canon;
+    const char *a, *b, *body;
+  } cases[] = {
+      {DKIM_CANON_RELAXED_, "a:X", "b:Y Z", " C\r\nD E\r\n"},
+      {DKIM_CANON_SIMPLE_, "A: X", "B : Y\t\r\n\tZ  ", " C \r\nD \t E\r\n"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(GString) a = g_string_new(NULL), b = g_string_new(NULL);
+    static const char field_a[] = "A: X", field_b[] = "B : Y\t\r\n\tZ  ";
+    dkim_canon_header(cases[i].canon, field_a, strlen(field_a), a);
+    dkim_canon_header(cases[i].canon, field_b, strlen(field_b), b);
+    g_assert_cmpstr(a->str, ==, cases[i].a);
+    g_assert_cmpstr(b->str, ==, cases[i].b);
+    g_autoptr(GByteArray) out =
+        canon_cut(cases[i].canon, (const guint8 *)body, strlen(body), 0);
+    g_assert_cmpmem(out->data, out->len, cases[i].body, strlen(cases[i].body));
+  }
+}
+
+static void test_odd_bodies(void) {
+  static const struct {
+    DkimCanon canon;
+    const char *in, *out;
+  } cases[] = {
+      {DKIM_CANON_SIMPLE_, "", "\r\n"},
+      {DKIM_CANON_RELAXED_, "", ""},
+      {DKIM_CANON_SIMPLE_, "\r\n\r\n", "\r\n"},
+      {DKIM_CANON_RELAXED_, " \r\n\t\r\n", ""},
+      {DKIM_CANON_SIMPLE_, "no end", "no end\r\n"},
+      {DKIM_CANON_RELAXED_, "no end \t", "no end\r\n"},
+      {DKIM_CANON_SIMPLE_, "a\nb\rc\r", "a\r\nb\r\nc\r\n"},
+      {DKIM_CANON_RELAXED_, "a \n\n\nb", "a\r\n\r\n\r\nb\r\n"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(GByteArray) out = canon_cut(
+        cases[i].canon, (const guint8 *)cases[i].in, strlen(cases[i].in), 0);
+    g_assert_cmpmem(out->data, out->len, cases[i].out, strlen(cases[i].out));
+  }
+}
+
+/* A whole message split into fields and body as the fed form. */
+static void test_whole_message(void) {
+  g_autoptr(DkimKey) ed = test_key(DKIM_KEY_ED25519);
+  static const char raw[] = "From: a@example.org\r\nSubject: x\r\n\ty\r\n"
+                            "To: b@example.org\r\n\r\nbody\r\n\r\n";
+  g_autoptr(DkimSigning) whole = dkim_signing_new(DKIM_CANON_RELAXED_);
+  dkim_signing_add_message(whole, (const guint8 *)raw, strlen(raw));
+  g_autoptr(DkimSigning) fed = dkim_signing_new(DKIM_CANON_RELAXED_);
+  dkim_signing_add_header(fed, "From: a@example.org", 19);
+  dkim_signing_add_header(fed, "Subject: x\r\n\ty", 15);
+  dkim_signing_add_header(fed, "To: b@example.org", 17);
+  dkim_signing_add_body(fed, (const guint8 *)"body\r\n", 6);
+  DkimSignSpec spec = {.key = ed,
+                       .domain = "example.org",
+                       .header_canon = DKIM_CANON_SIMPLE_,
+                       .timestamp = TIMESTAMP,
+                       .headers = signed_headers,
+                       .oversign = oversigned};
+  g_autofree char *a = dkim_signing_sign(whole, &spec, NULL);
+  g_autofree char *b = dkim_signing_sign(fed, &spec, NULL);
+  g_assert_cmpstr(a, ==, b);
+  g_assert_nonnull(strstr(a, "h=From:Subject:To:from:to:cc:subject:"));
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/dkim/canon/rfc6376-example", test_rfc6376_example);
+  g_test_add_func("/dkim/canon/odd-bodies", test_odd_bodies);
+  g_test_add_func("/dkim/canon/every-cut", test_every_cut);
+  g_test_add_func("/dkim/signer/whole-message", test_whole_message);
+  g_test_add_func("/dkim/signer/same-as-libopendkim", test_differential);
+  return g_test_run();
+}
