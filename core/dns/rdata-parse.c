@@ -3,8 +3,10 @@
  * Entry points: pst_dns_name_from_wire(), pst_dns_name_rdata_parse(),
  * pst_dns_txt_rdata_parse(), pst_dns_mx_rdata_parse(),
  * pst_dns_tlsa_rdata_parse(), pst_dns_address_rdata_parse() (called by
- * result.c on every record libunbound returns), pst_dns_query_name_is_valid()
- * (lookup.c, before a name is handed to libunbound) and
+ * result.c on every record libunbound returns), pst_dns_message_answer_rdata()
+ * (result.c, for an answer libunbound could not hand over as records),
+ * pst_dns_query_name_is_valid() (lookup.c, before a name is handed to
+ * libunbound) and
  * pst_dns_reverse_name_build() (the SDK's pst_dns_reverse_name()).
  *
  * Invariants: every read is preceded by a bounds check against `length`;
@@ -95,11 +97,9 @@ char *pst_dns_txt_rdata_parse(const guint8 *data, gsize length,
                               gsize *text_length, GError **error) {
   g_return_val_if_fail(data != NULL || length == 0, NULL);
 
-  if (length == 0) {
-    parse_fail(error, "TXT record without any string");
-    return NULL;
-  }
-  /* The text is never longer than the RDATA, so one allocation does. */
+  /* RFC 1035 asks for one or more strings, but zones do publish records
+   * of none: that is the empty text, not a malformed record.  The text is
+   * never longer than the RDATA, so one allocation does. */
   g_autofree char *text = g_malloc(length + 1);
   gsize used = 0;
   gsize position = 0;
@@ -175,6 +175,81 @@ char *pst_dns_address_rdata_parse(guint16 rrtype, const guint8 *data,
     return NULL;
   }
   return g_strdup(text);
+}
+
+/* Skips the name at `*offset` in a whole DNS message (compression
+ * pointers end it: the name they point to is not needed here). */
+static gboolean message_skip_name(const guint8 *message, gsize length,
+                                  gsize *offset) {
+  gsize position = *offset;
+  for (guint labels = 0; labels <= PST_DNS_NAME_MAX_WIRE / 2; labels++) {
+    if (position >= length)
+      return FALSE;
+    guint8 octet = message[position];
+    if (octet == 0 || (octet & 0xc0) == 0xc0) {
+      position += octet == 0 ? 1 : 2;
+      if (position > length)
+        return FALSE;
+      *offset = position;
+      return TRUE;
+    }
+    if ((octet & 0xc0) != 0)
+      return FALSE;
+    position += 1 + (gsize)octet;
+  }
+  return FALSE;
+}
+
+static guint16 message_u16(const guint8 *p) {
+  return (guint16)(p[0] << 8 | p[1]);
+}
+
+GPtrArray *pst_dns_message_answer_rdata(const guint8 *message, gsize length,
+                                        guint16 rrtype, guint32 *ttl_r,
+                                        GError **error) {
+  g_return_val_if_fail(message != NULL || length == 0, NULL);
+
+  if (length < 12 || (message[3] & 0x0f) != 0) {
+    parse_fail(error, "not a NOERROR response");
+    return NULL;
+  }
+  guint questions = message_u16(message + 4);
+  guint answers = message_u16(message + 6);
+  gsize position = 12;
+  for (guint i = 0; i < questions; i++) {
+    if (!message_skip_name(message, length, &position) ||
+        length - position < 4) {
+      parse_fail(error, "question runs past the end of the message");
+      return NULL;
+    }
+    position += 4;
+  }
+  g_autoptr(GPtrArray) rdatas =
+      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  guint32 ttl = G_MAXUINT32;
+  for (guint i = 0; i < answers; i++) {
+    if (!message_skip_name(message, length, &position) ||
+        length - position < 10) {
+      parse_fail(error, "answer runs past the end of the message");
+      return NULL;
+    }
+    const guint8 *fixed = message + position;
+    gsize rdlength = message_u16(fixed + 8);
+    position += 10;
+    if (rdlength > length - position) {
+      parse_fail(error, "RDATA runs past the end of the message");
+      return NULL;
+    }
+    if (message_u16(fixed) == rrtype && message_u16(fixed + 2) == 1 /* IN */) {
+      g_ptr_array_add(rdatas, g_bytes_new(message + position, rdlength));
+      ttl = MIN(ttl, (guint32)fixed[4] << 24 | (guint32)fixed[5] << 16 |
+                         (guint32)fixed[6] << 8 | (guint32)fixed[7]);
+    }
+    position += rdlength;
+  }
+  if (ttl_r != NULL)
+    *ttl_r = rdatas->len > 0 ? ttl : 0;
+  return g_steal_pointer(&rdatas);
 }
 
 gboolean pst_dns_query_name_is_valid(const char *name) {

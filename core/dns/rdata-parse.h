@@ -41,7 +41,8 @@ char *pst_dns_name_rdata_parse(const guint8 *data, gsize length,
 /* TXT RDATA: the concatenation of its character-strings (RFC 7208 3.3,
  * RFC 6376 3.6.2.2), NUL-terminated; `*text_length` (nullable) receives its
  * length, which matters when a string holds a NUL octet.  An RDATA of zero
- * octets, or one whose last string runs past the end, is malformed. */
+ * octets (a record of no strings) is the empty text; one whose last string
+ * runs past the end is malformed. */
 char *pst_dns_txt_rdata_parse(const guint8 *data, gsize length,
                               gsize *text_length, GError **error);
 
@@ -65,6 +66,15 @@ gboolean pst_dns_tlsa_rdata_parse(const guint8 *data, gsize length,
 char *pst_dns_address_rdata_parse(guint16 rrtype, const guint8 *data,
                                   gsize length, GError **error);
 
+/* The RDATA of every answer-section record of type `rrtype` (class IN)
+ * in a whole DNS `message` (libunbound's answer_packet, names possibly
+ * compressed), as GBytes in answer order, and their smallest TTL in
+ * `*ttl_r` (nullable; 0 without records).  NULL with `error` when the
+ * message is malformed or its rcode is not NOERROR.  RDATA holding
+ * compressed names (MX, PTR, NS, CNAME, SOA) is returned as it is. */
+GPtrArray *pst_dns_message_answer_rdata(const guint8 *message, gsize length,
+                                        guint16 rrtype, guint32 *ttl_r,
+                                        GError **error);
 /* TRUE when `name` may be sent as a query: ASCII 0x21..0x7e without a
  * backslash (no escapes: names reach us from SMTP clients), non-empty
  * labels of at most 63 octets, at most 253 characters without the

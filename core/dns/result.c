@@ -8,7 +8,14 @@
  * Classification, in this order: a libunbound error is TEMPFAIL; a bogus
  * DNSSEC answer is TEMPFAIL with the bogus flag whatever its rcode (it
  * may be forged); NXDOMAIN; NOERROR with data is OK, without data NODATA;
- * every other rcode (SERVFAIL, REFUSED, FORMERR, ...) is TEMPFAIL.  The
+ * every other rcode (SERVFAIL, REFUSED, FORMERR, ...) is TEMPFAIL, with
+ * one exception.  libunbound 1.17 cannot hand over a record whose RDATA
+ * is empty (a TXT record of no strings): its fill_res() copies each RDATA
+ * with memdup(), which returns NULL for zero octets, takes that for "out
+ * of memory" and leaves the result at SERVFAIL, with the answer it did
+ * get, NOERROR, in answer_packet.  So a SERVFAIL whose answer_packet says
+ * NOERROR takes its records from that packet (types whose RDATA holds no
+ * compressed names only: for the others an empty RDATA is malformed).  The
  * records are parsed once, here, by rdata-parse.c; a record that does not
  * parse is dropped (logged at info level).
  *
@@ -153,6 +160,47 @@ static void result_add_records(PstDnsResult *result,
   }
 }
 
+/* Types whose RDATA may hold compressed names (RFC 3597 section 4): NS,
+ * MD, MF, CNAME, SOA, MB, MG, MR, PTR, MINFO, MX. */
+static gboolean type_has_compressed_names(PstDnsType type) {
+  static const int types[] = {2, 3, 4, 5, 6, 7, 8, 9, 12, 14, 15};
+  for (gsize i = 0; i < G_N_ELEMENTS(types); i++)
+    if ((int)type == types[i])
+      return TRUE;
+  return FALSE;
+}
+
+/* libunbound's SERVFAIL over an answer with an empty RDATA (see above):
+ * the records of the NOERROR packet it got.  FALSE when that is not what
+ * happened. */
+static gboolean result_add_packet_records(PstDnsResult *result,
+                                          const struct ub_result *ub) {
+  if (ub->answer_packet == NULL || ub->answer_len <= 0 ||
+      type_has_compressed_names(result->type))
+    return FALSE;
+  guint32 ttl = 0;
+  g_autoptr(GPtrArray) rdatas =
+      pst_dns_message_answer_rdata(ub->answer_packet, (gsize)ub->answer_len,
+                                   (guint16)result->type, &ttl, NULL);
+  if (rdatas == NULL || rdatas->len == 0)
+    return FALSE;
+  for (guint i = 0; i < rdatas->len; i++) {
+    PstDnsRecord record = {0};
+    gsize length = 0;
+    const guint8 *data = g_bytes_get_data(rdatas->pdata[i], &length);
+    if (record_parse(result->type, data != NULL ? data : (const guint8 *)"",
+                     length, &record, NULL))
+      g_array_append_val(result->records, record);
+    else
+      record_clear(&record);
+  }
+  if (result->records->len == 0)
+    return FALSE;
+  result->rcode = 0;
+  result->ttl = ttl;
+  return TRUE;
+}
+
 /* Sets status and reason from the rcode, the flags and the records. */
 static void result_classify(PstDnsResult *result, const struct ub_result *ub) {
   const char *rcode_name = rcode_to_string(ub->rcode);
@@ -173,6 +221,9 @@ static void result_classify(PstDnsResult *result, const struct ub_result *ub) {
   } else if (ub->rcode == 0) {
     result->status = PST_DNS_NODATA;
     result->reason = g_strdup("NODATA");
+  } else if (ub->rcode == 2 && result_add_packet_records(result, ub)) {
+    result->status = PST_DNS_OK;
+    result->reason = g_strdup("NOERROR");
   } else {
     result->status = PST_DNS_TEMPFAIL;
     result->reason = rcode_name != NULL

@@ -81,7 +81,7 @@ static const TxtCase txt_cases[] = {
     {"empty-string", BYTES("\0"), "", 0},
     {"empty-strings", BYTES("\0\0\1x\0"), "x", 1},
     {"nul-inside", BYTES("\3a\0b"), "a\0b", 3},
-    {"no-rdata", BYTES(""), NULL, 0},
+    {"no-strings", BYTES(""), "", 0},
     {"short", BYTES("\6hello"), NULL, 0},
     {"short-second", BYTES("\1a\3bc"), NULL, 0},
 };
@@ -365,6 +365,85 @@ static void test_classify_negative(void) {
   g_assert_null(pst_dns_result_get_answer_packet(failed, NULL));
 }
 
+/* What libunbound 1.17 answered for "both.e.test TXT" (a record of no
+ * strings and "v=spf1 -all") from the test DNS server: rcode SERVFAIL,
+ * no data, and this NOERROR packet in answer_packet (names compressed,
+ * an OPT record at the end). */
+static const char empty_txt_packet[] =
+    "\000\000\201\200\000\001\000\002\000\000\000\001"
+    "\004both\001e\004test\000\000\020\000\001"
+    "\300\014\000\020\000\001\000\000\001\054\000\000"
+    "\300\014\000\020\000\001\000\000\001\054\000\014"
+    "\013v=spf1 -all"
+    "\000\000\051\004\320\000\000\200\000\000\000";
+
+static void test_message_answer_rdata(void) {
+  guint32 ttl = 0;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rdatas = pst_dns_message_answer_rdata(
+      (const guint8 *)empty_txt_packet, sizeof empty_txt_packet - 1,
+      PST_DNS_TYPE_TXT, &ttl, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(rdatas->len, ==, 2);
+  g_assert_cmpuint(g_bytes_get_size(rdatas->pdata[0]), ==, 0);
+  g_assert_cmpuint(g_bytes_get_size(rdatas->pdata[1]), ==, 12);
+  g_assert_cmpuint(ttl, ==, 300);
+  g_autoptr(GPtrArray) none = pst_dns_message_answer_rdata(
+      (const guint8 *)empty_txt_packet, sizeof empty_txt_packet - 1,
+      PST_DNS_TYPE_A, &ttl, NULL);
+  g_assert_cmpuint(none->len, ==, 0);
+  g_assert_cmpuint(ttl, ==, 0);
+  /* Every truncation is refused, never read past. */
+  for (gsize length = 0; length < sizeof empty_txt_packet - 13; length++) {
+    g_autoptr(GError) short_error = NULL;
+    g_autoptr(GPtrArray) cut =
+        pst_dns_message_answer_rdata((const guint8 *)empty_txt_packet, length,
+                                     PST_DNS_TYPE_TXT, NULL, &short_error);
+    g_assert_null(cut);
+    g_assert_error(short_error, PST_DNS_PARSE_ERROR, 0);
+  }
+  /* Not NOERROR. */
+  g_autofree char *servfail =
+      g_memdup2(empty_txt_packet, sizeof empty_txt_packet);
+  servfail[3] = 2;
+  g_assert_null(pst_dns_message_answer_rdata((const guint8 *)servfail,
+                                             sizeof empty_txt_packet - 1,
+                                             PST_DNS_TYPE_TXT, NULL, NULL));
+}
+
+/* libunbound's SERVFAIL over a record of no strings is the records of the
+ * NOERROR answer it got; a real SERVFAIL stays one. */
+static void test_classify_empty_rdata(void) {
+  FakeAnswer fake;
+  fake_answer_init(&fake, 2, 0);
+  fake.ub.ttl = 0;
+  fake.ub.answer_packet = (void *)empty_txt_packet;
+  fake.ub.answer_len = sizeof empty_txt_packet - 1;
+  g_autoptr(PstDnsResult) txt = pst_dns_result_new_from_unbound(
+      PST_DNS_TYPE_TXT, "both.e.test", 0, &fake.ub);
+  g_assert_cmpint(pst_dns_result_get_status(txt), ==, PST_DNS_OK);
+  g_assert_cmpint(pst_dns_result_get_rcode(txt), ==, 0);
+  g_assert_cmpuint(pst_dns_result_get_count(txt), ==, 2);
+  gsize length = 99;
+  g_assert_cmpstr(pst_dns_result_get_txt(txt, 0, &length), ==, "");
+  g_assert_cmpuint(length, ==, 0);
+  g_assert_cmpstr(pst_dns_result_get_txt(txt, 1, NULL), ==, "v=spf1 -all");
+  g_assert_cmpuint(pst_dns_result_get_ttl(txt), ==, 300);
+  /* MX RDATA may hold compressed names: an empty one is malformed. */
+  g_autoptr(PstDnsResult) mx = pst_dns_result_new_from_unbound(
+      PST_DNS_TYPE_MX, "both.e.test", 0, &fake.ub);
+  g_assert_cmpint(pst_dns_result_get_status(mx), ==, PST_DNS_TEMPFAIL);
+  /* A real SERVFAIL packet. */
+  g_autofree char *servfail =
+      g_memdup2(empty_txt_packet, sizeof empty_txt_packet);
+  servfail[3] = (char)0x82;
+  fake.ub.answer_packet = servfail;
+  g_autoptr(PstDnsResult) failed = pst_dns_result_new_from_unbound(
+      PST_DNS_TYPE_TXT, "both.e.test", 0, &fake.ub);
+  g_assert_cmpint(pst_dns_result_get_status(failed), ==, PST_DNS_TEMPFAIL);
+  g_assert_cmpstr(pst_dns_result_get_reason(failed), ==, "SERVFAIL");
+}
+
 static void test_accessors_by_type(void) {
   FakeAnswer fake;
   fake_answer_init(&fake, 0, 1);
@@ -444,6 +523,9 @@ int main(int argc, char **argv) {
   g_test_add_func("/dns/result/classify/records", test_classify);
   g_test_add_func("/dns/result/classify/negative", test_classify_negative);
   g_test_add_func("/dns/result/accessors", test_accessors_by_type);
+  g_test_add_func("/dns/message/answer-rdata", test_message_answer_rdata);
+  g_test_add_func("/dns/result/classify/empty-rdata",
+                  test_classify_empty_rdata);
   g_test_add_func("/dns/result/status", test_status_results);
   return g_test_run();
 }

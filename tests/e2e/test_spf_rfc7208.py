@@ -60,6 +60,12 @@ CASES = [
     case("4", "192.0.2.1", f"a@s4-nospace.{D}", "none"),
     case("4", "192.0.2.1", f"a@s4-spfrr.{D}", "none"),
     case("4", "192.0.2.1", f"a@s4-cname.{D}", "fail"),
+    # A TXT record of no strings (RDLENGTH 0) is an empty record: no SPF
+    # record there (none), the other one counts, an include of it is one
+    # of a domain without a record (permerror).
+    case("4", "192.0.2.1", f"a@s4-nostr.{D}", "none"),
+    case("4", "192.0.2.1", f"a@s4-nostr2.{D}", "fail"),
+    case("4", "192.0.2.1", f"a@s4-nostr3.{D}", "permerror"),
     case("4", "192.0.2.1", "a@x.servfail.test", "temperror"),
     case("4", "192.0.2.1", "a@x.timeout.test", "temperror"),
     case("4", "192.0.2.1", "a@nodots", "none"),
@@ -466,6 +472,14 @@ PYSPF_DIFFERS: dict[tuple[str, str], str] = {
         "then that domain name is skipped and the search continues\"; "
         "pyspf 2.0.14 stops at the CNAME loop of the first PTR name with "
         "temperror",
+    (f"a@s4-nostr.{D}", "192.0.2.1"):
+        "section 4.5: a TXT record of no strings is an empty record, not an "
+        "SPF record (none); pyspf 2.0.14 indexes its first string and "
+        "crashes (IndexError)",
+    (f"a@s4-nostr3.{D}", "192.0.2.1"):
+        "section 5.2: an include of a domain whose only TXT record has no "
+        "strings is an include of no record (permerror); pyspf 2.0.14 "
+        "crashes on that record (IndexError)",
 }
 
 # Rows pyspf is not asked about: they wait for a DNS timeout.
