@@ -108,6 +108,10 @@ def check_preconditions(args):
             missing.append((f"127.0.0.1:{port} free",
                             "another server listens there: stop it (an "
                             "earlier bench run? see README.md)"))
+    if "plugins" in args.scenarios:
+        for path, pkg in plugins_bench.missing_packages(args.chains):
+            missing.append((path, "bash scripts/setup-debian.sh (installs every "
+                            f"bench package), or apt-get install -y {pkg}"))
     if args.postiliond is None and not args.no_postilion:
         for tool in ("meson", "ninja"):
             if not shutil.which(tool):
@@ -416,6 +420,13 @@ class Bench:
             f"cpu {row['cpu_ms_per_msg']} ms/msg rss {row['peak_rss_mib']} MiB "
             f"p50/p99 {row['lat_p50_ms']}/{row['lat_p99_ms']} ms [{status}]")
         return row
+
+    def send_one(self, server, rcpt, sender=SENDER):
+        """One message in one session, not measured (a chain's check)."""
+        cmd = generator_command("loadgen", self.loadgen, server.port, 1024, 1, "1",
+                                1, 30, rcpt, sender,
+                                getattr(server, "message_file", None))
+        return run_generator(cmd, "loadgen", 30)
 
     def warm_up(self, server, rcpt, sender=SENDER, drain=False):
         """Unmeasured traffic at the highest concurrency right after a

@@ -460,7 +460,7 @@ class Dns:
                f"--listen-address={self.address}",
                "--bind-interfaces", "--no-resolv", "--no-hosts",
                "--conf-file=/dev/null", "--pid-file=", "--user=nobody",
-               "--local=/test/", "--local=/invalid/", "--local=/127.in-addr.arpa/",
+               "--local=/test/", "--local=/example/", "--local=/invalid/", "--local=/127.in-addr.arpa/",
                "--ptr-record=1.0.0.127.in-addr.arpa,localhost",
                "--host-record=localhost,127.0.0.1", "--local-ttl=300",
                "--cache-size=10000", "--log-facility=/dev/null"]

@@ -4,7 +4,7 @@ Postfix with its usual helpers (policyd-spf, OpenDKIM, OpenDMARC milters).
 Traffic: accept, 1 KiB, 50 sessions, loadgen, one and many messages per
 session, from an outside client (neither Postfix's mynetworks nor the relay
 plugin's internal_networks holds 127.0.0.1, so every inbound check runs);
-the sender is loadgen@sender.test, a domain with SPF and DMARC
+the sender is loadgen@sender.example, a domain with SPF and DMARC
 records served by the bench's own DNS server (dnsmasq on loopback), and the
 DKIM signers sign for it.  Chains, cumulative as in issue 4:
 
@@ -25,7 +25,12 @@ SPF is policyd-spf (postfix-policyd-spf-python) as a check_policy_service;
 DKIM is OpenDKIM and DMARC is OpenDMARC, as milters on 127.0.0.1.  Their DNS
 lookups go to a second dnsmasq on 127.0.2.53:53 through a private mount
 namespace whose /etc/resolv.conf names it (the system file is untouched).
-A missing package makes that side "not available" with the apt-get line.
+A missing package stops the bench before it starts (bench.py's
+preconditions, with the apt-get line; scripts/setup-debian.sh installs
+them all).  Before a chain is measured, one message goes through it on
+each side and what was queued must say spf=pass, dkim=pass, dmarc=pass
+(MARKERS): a peer that cannot do the work (OpenDKIM not finding the key,
+say) stops the bench with its logs named, instead of printing a row.
 
 Postilion side: bench.py builds the whole tree (every plugin and every
 program a plugin needs, such as plugins/spf's pst-spf-eval); a chain loads
@@ -50,7 +55,15 @@ import mta
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
-SENDER_DOMAIN = "sender.test"
+# Not under test.: Debian's OpenDKIM resolves through libunbound, which
+# answers every name under test. itself (NXDOMAIN, a built-in local zone)
+# and so would never ask the bench DNS for the key.  OpenDKIM can lift
+# that only through an unbound configuration file (ResolverConfiguration),
+# which it parses again for every message, and libunbound's parser is not
+# thread-safe: at 50 sessions OpenDKIM died ("fatal flex scanner internal
+# error").  example. (RFC 2606) is no built-in zone; OpenDKIM's Nameservers
+# forwards to the bench DNS without a file.
+SENDER_DOMAIN = "sender.example"
 SENDER = "loadgen@" + SENDER_DOMAIN
 MILTER_DNS_ADDRESS = "127.0.2.53"
 PORT_OPENDKIM = 2891
@@ -72,22 +85,30 @@ DNS_TXT = [
     (f"_dmarc.{SENDER_DOMAIN}", "v=DMARC1; p=none"),
 ]
 
+# What each component needs on this machine: (file, Debian package).
+OPENSSL = ("/usr/bin/openssl", "openssl")
+OPENDKIM = ("/usr/sbin/opendkim", "opendkim")
+DKIMPY = ("/usr/lib/python3/dist-packages/dkim/__init__.py", "python3-dkim")
 PACKAGES = {
-    "spf": ("/usr/bin/policyd-spf", "postfix-policyd-spf-python"),
-    "dkim-rsa": ("/usr/sbin/opendkim", "opendkim"),
-    "dkim-ed25519": ("/usr/sbin/opendkim", "opendkim"),
-    "dkim-verify": ("/usr/sbin/opendkim", "opendkim"),
-    "dmarc": ("/usr/sbin/opendmarc", "opendmarc"),
+    "spf": [("/usr/bin/policyd-spf", "postfix-policyd-spf-python")],
+    "dkim-rsa": [OPENDKIM, OPENSSL],
+    "dkim-ed25519": [OPENDKIM, OPENSSL],
+    "dkim-verify": [OPENDKIM, OPENSSL, DKIMPY],
+    "dmarc": [("/usr/sbin/opendmarc", "opendmarc"),
+              ("/usr/share/publicsuffix/public_suffix_list.dat", "publicsuffix")],
 }
 
 
-# What a queued message must contain once a component has run.
+# What a queued message must contain once a component has done its work:
+# the bench's traffic passes SPF, its signature verifies and DMARC passes
+# on both sides, so anything but "pass" means a peer could not do the work
+# (a key not found, a policy not fetched) and the chain measures nothing.
 MARKERS = {
-    "spf": (b"Received-SPF:", b"spf="),
+    "spf": (b"Received-SPF: Pass", b"spf=pass"),
     "dkim-rsa": (b"DKIM-Signature:",),
     "dkim-ed25519": (b"DKIM-Signature:",),
     "dkim-verify": (b"dkim=pass",),
-    "dmarc": (b"dmarc=",),
+    "dmarc": (b"dmarc=pass",),
 }
 
 
@@ -107,6 +128,49 @@ def verify_queue_files(directories, components):
                             + f" ({os.path.join(root, name)})")
                 return None
     return "no queued message to check"
+
+
+def missing_packages(chains):
+    """["apt-get install -y PKG", ...] for Postfix's helpers that the
+    named chains need and this machine lacks (scripts/setup-debian.sh
+    installs them all)."""
+    out = set()
+    for chain, _, components in CHAINS:
+        if chain not in chains:
+            continue
+        for c in components:
+            for path, pkg in PACKAGES[c]:
+                if not os.path.exists(path):
+                    out.add((path, pkg))
+    return sorted(out)
+
+
+def check_chain(bench, server, chain, components, logs):
+    """One message through the chain before it is measured: what the server
+    queued must show every component's work (MARKERS), else the bench
+    stops here, naming the peer and its logs.  A row for a chain whose
+    peer cannot verify would compare work that was not done."""
+    res = bench.send_one(server, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
+    problem = None
+    if res["ok"] != 1:
+        problem = ("the check message was not accepted"
+                   + (f" ({res['stderr'].splitlines()[-1]})" if res["stderr"] else ""))
+    else:
+        problem = verify_queue_files(server.queue_directories(), components)
+    if problem:
+        raise SystemExit(f"bench: chain {chain}: {server.name} cannot do the "
+                         f"chain's work: {problem}; its logs: {logs} "
+                         "(bench/run --keep keeps them)")
+    server.clear_queue()
+
+
+def fail_unverified(row, chain):
+    """A measured run whose messages were refused or lack the chain's work
+    stops the bench: the check passed, so a peer broke under load (OpenDKIM
+    dying, a milter timing out), and the row would measure failures."""
+    if row.get("status") in ("unverified", "incomplete", "mismatch"):
+        raise SystemExit(f"bench: chain {chain}: {row['mta']} failed during a "
+                         f"measured run ({row['status']}): {row.get('note', '')}")
 
 
 def plugin_name(component):
@@ -129,7 +193,7 @@ POSTFIX_RELAY_CHECKS = [
 
 def dns_records(workdir):
     """The bench zone's TXT records: SPF, DMARC, and the DKIM keys of
-    sender.test (made here, in workdir, on first use)."""
+    sender.example (made here, in workdir, on first use)."""
     _, rsa, ed = make_keys(workdir)
     records = list(DNS_TXT)
     for selector, path in (("rsa", rsa), ("ed", ed)):
@@ -179,7 +243,7 @@ def dkim_record(key):
 
 
 def signed_message(workdir, rsa):
-    """A 1 KiB message from sender.test signed by dkimpy (relaxed/simple,
+    """A 1 KiB message from sender.example signed by dkimpy (relaxed/simple,
     RSA-2048), for the verification chain; None without dkimpy."""
     path = os.path.join(workdir, "dkimpy-signed.eml")
     if os.path.exists(path):
@@ -212,14 +276,6 @@ class MilterStack:
         self.rsa_key, self.ed_key = rsa_key, ed_key
         self.wrapper = wrapper
         self.procs = []
-
-    def missing(self):
-        out = []
-        for c in self.components:
-            path, pkg = PACKAGES[c]
-            if not os.path.exists(path):
-                out.append(f"apt-get install -y {pkg}")
-        return sorted(set(out))
 
     def postfix_settings(self):
         """(extra main.cf, extra master.cf) for this chain."""
@@ -271,7 +327,8 @@ class MilterStack:
                         f"Socket inet:{PORT_OPENDKIM}@127.0.0.1\n"
                         f"PidFile {self.dir}/opendkim.pid\n"
                         "UserID opendkim:opendkim\nInternalHosts 127.0.0.2\n"
-                        "AuthservID postfix.bench.invalid\nUMask 002\n")
+                        "AuthservID postfix.bench.invalid\nUMask 002\n"
+                        f"Nameservers {MILTER_DNS_ADDRESS}\n")
             return
         ed = component == "dkim-ed25519"
         key = os.path.join(self.dir, "dkim.key")
@@ -366,9 +423,11 @@ class PostfixWithHelpers:
     def clear_queue(self):
         self.postfix.clear_queue()
 
+    def queue_directories(self):
+        return [os.path.join(self.postfix.queue, "hold")]
+
     def verify_chain(self):
-        return verify_queue_files([os.path.join(self.postfix.queue, "hold")],
-                                  self.stack.components)
+        return verify_queue_files(self.queue_directories(), self.stack.components)
 
 
 # --- Postilion ----------------------------------------------------------------
@@ -442,12 +501,6 @@ def traffic(bench):
 def run_chain_postfix(bench, chain, components, rsa, ed, wrapper, port,
                       message=None):
     stack = MilterStack(bench.workdir, components, rsa, ed, wrapper)
-    missing = stack.missing()
-    if missing:
-        for size, sessions, per, gen in traffic(bench):
-            bench.unavailable("plugins", "postfix", gen, size, sessions, per,
-                              "not available: " + "; ".join(missing), chain=chain)
-        return
     stack.setup()
     main, master = stack.postfix_settings()
     pf = mta.Postfix(os.path.join(bench.workdir, f"postfix-chain-{chain}"), "hold",
@@ -458,11 +511,14 @@ def run_chain_postfix(bench, chain, components, rsa, ed, wrapper, port,
         pf.start()
         server = PostfixWithHelpers(pf, stack)
         server.message_file = message
+        check_chain(bench, server, chain, components,
+                    f"{stack.dir}, {pf.base}/maillog")
         bench.warm_up(server, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
         for size, sessions, per, gen in traffic(bench):
             pf.clear_queue()
-            bench.measure("plugins", server, gen, size, sessions, per,
-                          "user@" + mta.BENCH_DOMAIN, sender=SENDER, chain=chain)
+            fail_unverified(bench.measure("plugins", server, gen, size, sessions, per,
+                                          "user@" + mta.BENCH_DOMAIN, sender=SENDER,
+                                          chain=chain), chain)
     finally:
         pf.clear_queue()
         pf.stop()
@@ -506,14 +562,17 @@ def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
                               reason, chain=chain)
         return
     pst.message_file = message
-    pst.verify_chain = lambda: verify_queue_files(
-        [os.path.join(pst.spool, "queue"), os.path.join(pst.spool, "hold")],
-        [c for c in plugins if c != "relay"])
+    components = [c for c in plugins if c != "relay"]
+    pst.queue_directories = lambda: [os.path.join(pst.spool, "queue"),
+                                     os.path.join(pst.spool, "hold")]
+    pst.verify_chain = lambda: verify_queue_files(pst.queue_directories(), components)
     for size, sessions, per, gen in traffic(bench):
         pst.start()
         try:
+            check_chain(bench, pst, chain, components, pst.base)
             bench.warm_up(pst, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
-            bench.measure("plugins", pst, gen, size, sessions, per,
-                          "user@" + mta.BENCH_DOMAIN, sender=SENDER, chain=chain)
+            fail_unverified(bench.measure("plugins", pst, gen, size, sessions, per,
+                                          "user@" + mta.BENCH_DOMAIN, sender=SENDER,
+                                          chain=chain), chain)
         finally:
             pst.stop()

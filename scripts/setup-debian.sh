@@ -49,8 +49,12 @@ PACKAGES=(
   # downstream peer (run privately with `postfix -c DIR`; the system
   # instance stays unconfigured, see below), and s-nail as mail(1)
   postfix s-nail
-  # bench/run's plugins scenario: Postfix's side of the spf chain
-  postfix-policyd-spf-python
+  # bench/run (bench/README.md "Preconditions"): its own DNS servers,
+  # the loop-mounted queue filesystem, mount namespaces, the plot, and
+  # perf for profiles; the plugins scenario's Postfix side: policyd-spf,
+  # OpenDKIM (above), OpenDMARC with the public suffix list, dkimpy
+  dnsmasq-base e2fsprogs mount util-linux gnuplot-nox linux-perf
+  postfix-policyd-spf-python opendmarc publicsuffix
   # plugins/milter: real milters for tests/e2e/test_milter_real.py and
   # bench/ (rspamd, clamav-milter with clamd, OpenDKIM; dkimpy verifies)
   rspamd clamav-milter clamav-daemon opendkim opendkim-tools python3-dkim
@@ -84,6 +88,18 @@ else
 fi
 
 echo "setup-debian: installing ${missing[*]}"
+# No package starts its service on install (Postfix, OpenDKIM, OpenDMARC,
+# Dovecot, rspamd, clamd, PostgreSQL...): tests and bench/run start their
+# own instances privately on loopback.  invoke-rc.d asks policy-rc.d; when
+# the machine has none, one that refuses every action is in place for the
+# install and removed afterwards (a machine's own policy is left alone).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# scripts/setup-debian.sh: no service starts during its install\nexit 101\n' \
+    | "${as_root[@]}" tee "$policy" >/dev/null
+  "${as_root[@]}" chmod 755 "$policy"
+  trap '"${as_root[@]}" rm -f "$policy"' EXIT
+fi
 export DEBIAN_FRONTEND=noninteractive
 # Postfix is only a test peer here: never configure the system instance.
 echo "postfix postfix/main_mailer_type select No configuration" \
