@@ -1,16 +1,24 @@
-/* delivery-job.c - one delivery attempt of one message (worker thread).
+/* delivery-job.c - one delivery attempt of one message.
  *
- * Entry point: pst_delivery_job_run().  Steps: load the message from
- * queue/ (a file that does not parse, or whose content fails its checksum,
- * goes to corrupt/), read its state journal (repairing a torn tail), and
- * for every recipient not yet final: resolve it through the aliases,
- * deliver to each target not already done (Maildir, LMTP, or SMTP for a
- * remote target, one destination at a time), and append the result
- * to the journal, fdatasynced, before moving on.  One log line per target
- * and attempt.  Then: every recipient final -> build the DSN if one is due
- * (never to <>) or remove the message; else report when to retry, with a
- * "delayed" DSN for the recipients that have waited [delivery]
- * delay_warning (each noted in the journal first, so it is sent once).
+ * Entry point: pst_delivery_job_run(), on the main thread; the attempt
+ * runs in three steps and ends with the caller's callback:
+ *
+ *  1. prepare (a worker thread: the disk): load the message from queue/
+ *     (a file that does not parse, or whose content fails its checksum,
+ *     goes to corrupt/), read its state journal (repairing a torn tail),
+ *     and resolve every recipient not yet final through the aliases;
+ *  2. route and send (the main loop): the DELIVERY stage per target when
+ *     a plugin has a hook there, then each target's transport by its
+ *     route (delivery-transport.h), one batch per transport and
+ *     destination; the network transports (lmtp, smtp) run at once, side
+ *     by side, as non-blocking state machines;
+ *  3. write and record (a worker thread): the transports that write
+ *     mailboxes here (maildir, system-user), then each recipient's result
+ *     appended to the journal, fdatasynced, one log line per target and
+ *     attempt.  Then: every recipient final -> build the DSN if one is due
+ *     (never to <>) or remove the message; else report when to retry, with
+ *     a "delayed" DSN for the recipients that have waited [delivery]
+ *     delay_warning (each noted in the journal first, so it is sent once).
  *
  * A final DSN is sent once even across a crash: the queue manager journals
  * its queue id (PST_RECIPIENT_DSN_QUEUED) before committing it.  A job that
@@ -19,50 +27,46 @@
  * else, so a DSN already delivered implies its original is gone.
  *
  * Invariants: a recipient is marked delivered only after its message is
- * durable in the mailbox; nothing is acted on before its journal record is
- * durable; a failure to journal leaves the recipient to be tried again.
+ * durable in the mailbox (or accepted by the next hop); nothing is acted
+ * on before its journal record is durable; a failure to journal leaves
+ * the recipient to be tried again.  The Attempt is touched by one thread
+ * at a time: each step hands it to the next.
  */
-#include <errno.h>
-#include <pwd.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "deliver/bounce.h"
 #include "deliver/delivery-job.h"
-#include "deliver/local-helper.h"
-#include "deliver/maildir.h"
+#include "deliver/delivery-transport.h"
 #include "deliver/route-stage.h"
-#include "deliver/smtp-deliver.h"
 #include "hooks/hooks.h"
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
 
-/* A success reply never names a file (it may reach an outside sender in a
- * success DSN); the file is in the debug log. */
-#define REPLY_DELIVERED "250 2.0.0 delivered to mailbox"
-
-/* The result of delivering to one target. */
+/* One target's result and how it goes. */
 typedef struct {
-  PstRecipientStatus status; /* DELIVERED, DEFERRED or BOUNCED */
-  char *reply;               /* "250 2.0.0 ...", "451 4.3.0 ..." */
-  const char *relay;         /* "maildir", "lmtp", "none", or smtp_relay */
-  gboolean no_transport;
-  char *smtp_relay;     /* owned, nullable: "mx.example[192.0.2.1]:25" */
-  char *tls;            /* owned, nullable: SMTP only, "none" or the version */
+  PstDeliveryResult result;
   PstRouteChoice route; /* the DELIVERY stage's choice (owned strings) */
-  gboolean decided;     /* the DELIVERY stage already gave the result */
-  /* borrowed, nullable: the envelope recipient whose DSN parameters go
-   * with this target (not for alias expansions, RFC 3461 6.2.7) */
-  const PstEnvelopeRecipient *dsn_origin;
-  gboolean dsn_passed; /* a DSN-capable server took it with them */
+  gboolean decided;     /* the route already gave the result */
 } TargetResult;
 
 typedef struct {
-  PstDeliveryJob *job;
-  const PstEnvelope *envelope;
-  GBytes *content;
-  const PstConfig *config;
-  GPtrArray *records; /* of PstStateRecord*, pending the next append */
+  PstDeliveryJob *job;         /* borrowed: the caller's until done */
+  PstQueuedMessage *message;   /* owned, nullable: once loaded */
+  const PstEnvelope *envelope; /* of `message` */
+  GBytes *content;             /* owned, nullable */
+  const PstConfig *config;     /* of the job's tables */
+  GPtrArray *records;          /* of PstStateRecord*, pending the next append */
+  PstRecipientState *states;   /* owned, nullable: the journal folded */
+  GPtrArray *plans;            /* owned, of RecipientPlan* */
+  GPtrArray *batches;          /* owned, of PstDeliveryBatch* */
+  gboolean claimed;            /* holds the message's claim */
+  gboolean go_on;              /* prepared: there is something to deliver */
+  guint next_plan, next_target; /* the DELIVERY stage's progress */
+  gboolean routing;             /* in attempt_route_next()'s loop */
+  gboolean route_returned;      /* the stage finished inside the loop */
+  guint batches_running;
+  PstDeliveryJobFunc done;
+  gpointer user_data;
 } Attempt;
 
 PstDeliveryJob *pst_delivery_job_new(const char *id, PstSpool *spool,
@@ -86,126 +90,10 @@ void pst_delivery_job_free(PstDeliveryJob *job) {
   g_free(job);
 }
 
-/* --- Mailbox paths ------------------------------------------------------ */
-
-/* A local part as one safe path component: bytes outside a conservative
- * set, and a leading dot, become %XX, so "../x" or "a/b" stay inside. */
-static char *safe_component(const char *text) {
-  GString *out = g_string_new(NULL);
-  for (const char *p = text; *p; p++) {
-    guchar c = (guchar)*p;
-    if (g_ascii_isalnum(c) || (strchr("!#$&'*+-=?^_`{|}~", c) && c) ||
-        (c == '.' && p != text))
-      g_string_append_c(out, (char)c);
-    else
-      g_string_append_printf(out, "%%%02X", c);
-  }
-  return g_string_free(out, FALSE);
-}
-
-static char *virtual_maildir(const PstConfig *config, const char *address) {
-  const char *at = strrchr(address, '@');
-  g_autofree char *local = g_strndup(address, at - address);
-  g_autofree char *safe_local = safe_component(local);
-  g_autofree char *safe_domain = safe_component(at + 1);
-  return g_build_filename(config->delivery.maildir_root, safe_domain,
-                          safe_local, NULL);
-}
-
-/* --- Delivering to one target ------------------------------------------ */
-
-static void result_set(TargetResult *result, PstRecipientStatus status,
-                       const char *relay, char *reply) {
-  result->status = status;
-  result->relay = relay;
-  g_free(result->reply);
-  result->reply = reply;
-}
-
-static void deliver_maildir(Attempt *attempt, const char *maildir,
-                            const PstTarget *target, TargetResult *result) {
-  g_autofree char *prelude =
-      g_strdup_printf("Return-Path: <%s>\r\nDelivered-To: %s\r\n",
-                      attempt->envelope->sender, target->address);
-  g_autoptr(GError) error = NULL;
-  g_autofree char *path = NULL;
-  if (pst_maildir_deliver(maildir, prelude, attempt->content, &path, &error)) {
-    result_set(result, PST_RECIPIENT_DELIVERED, "maildir",
-               g_strdup(REPLY_DELIVERED));
-    g_debug("%s: to=<%s>: written to %s", attempt->job->id, target->address,
-            path);
-    return;
-  }
-  result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
-             g_strdup_printf("451 4.3.0 %s", error->message));
-}
-
-/* Another user's ~/Maildir: written by the privileged helper, as them. */
-static void deliver_through_helper(Attempt *attempt, const PstTarget *target,
-                                   TargetResult *result) {
-  if (!pst_local_helper_available()) {
-    result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
-               g_strdup_printf("451 4.3.0 delivery as user %s needs the "
-                               "privileged delivery helper (postiliond "
-                               "started as root with system_users = true)",
-                               target->user));
-    return;
-  }
-  g_autofree char *prelude =
-      g_strdup_printf("Return-Path: <%s>\r\nDelivered-To: %s\r\n",
-                      attempt->envelope->sender, target->address);
-  g_autoptr(GError) error = NULL;
-  g_autofree char *path = NULL;
-  if (pst_local_helper_deliver(target->user, prelude, attempt->content, &path,
-                               &error)) {
-    result_set(result, PST_RECIPIENT_DELIVERED, "maildir",
-               g_strdup(REPLY_DELIVERED));
-    g_debug("%s: to=<%s>: written to %s", attempt->job->id, target->address,
-            path);
-    return;
-  }
-  result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
-             g_strdup_printf("451 4.3.0 %s", error->message));
-}
-
-static void deliver_system(Attempt *attempt, const PstTarget *target,
-                           TargetResult *result) {
-  struct passwd entry, *found = NULL;
-  char buffer[4096];
-  if (getpwnam_r(target->user, &entry, buffer, sizeof buffer, &found) != 0 ||
-      found == NULL) {
-    result_set(result, PST_RECIPIENT_BOUNCED, "maildir",
-               g_strdup_printf("550 5.1.1 %s: User unknown", target->address));
-    return;
-  }
-  if (geteuid() != found->pw_uid) {
-    deliver_through_helper(attempt, target, result);
-    return;
-  }
-  g_autofree char *maildir = g_build_filename(found->pw_dir, "Maildir", NULL);
-  deliver_maildir(attempt, maildir, target, result);
-}
-
-static void deliver_target(Attempt *attempt, const PstTarget *target,
-                           TargetResult *result) {
-  const PstDeliveryConfig *delivery = &attempt->config->delivery;
-  if (target->kind == PST_TARGET_SYSTEM) {
-    deliver_system(attempt, target, result);
-  } else if (delivery->maildir_root != NULL) {
-    g_autofree char *maildir =
-        virtual_maildir(attempt->config, target->address);
-    deliver_maildir(attempt, maildir, target, result);
-  } else {
-    result_set(result, PST_RECIPIENT_DEFERRED, "none",
-               g_strdup("451 4.3.5 no delivery method for virtual mailboxes: "
-                        "set [delivery] maildir_root or lmtp"));
-  }
-}
-
 /* --- Logging and journaling --------------------------------------------- */
 
 static void log_attempt(Attempt *attempt, const char *to, const char *orig_to,
-                        const TargetResult *result) {
+                        const PstDeliveryResult *result) {
   double delay = (double)(g_get_real_time() - attempt->envelope->arrival_time) /
                  G_USEC_PER_SEC;
   const char *status = result->status == PST_RECIPIENT_DELIVERED ? "sent"
@@ -263,9 +151,7 @@ typedef struct {
 
 static void plan_free(RecipientPlan *plan) {
   for (guint i = 0; plan->targets != NULL && i < plan->targets->len; i++) {
-    g_free(plan->results[i].reply);
-    g_free(plan->results[i].smtp_relay);
-    g_free(plan->results[i].tls);
+    pst_delivery_result_clear(&plan->results[i].result);
     pst_route_choice_clear(&plan->results[i].route);
   }
   g_free(plan->results);
@@ -285,14 +171,15 @@ static RecipientPlan *plan_recipient(Attempt *attempt, guint index,
   if (targets == NULL) {
     gboolean loop =
         g_error_matches(error, PST_DELIVER_ERROR, PST_DELIVER_ERROR_LOOP);
-    TargetResult result = {0};
-    result_set(&result, PST_RECIPIENT_BOUNCED, "none",
-               g_strdup_printf(loop ? "554 5.4.6 %s" : "550 5.1.1 %s",
-                               error->message));
+    PstDeliveryResult result = {0};
+    pst_delivery_result_set(
+        &result, PST_RECIPIENT_BOUNCED, "none",
+        g_strdup_printf(loop ? "554 5.4.6 %s" : "550 5.1.1 %s",
+                        error->message));
     log_attempt(attempt, recipient->address, NULL, &result);
     add_record(attempt, PST_RECIPIENT_BOUNCED, index, attempts, result.reply,
                result.relay, NULL);
-    g_free(result.reply);
+    pst_delivery_result_clear(&result);
     flush_records(attempt);
     return NULL;
   }
@@ -310,130 +197,9 @@ static RecipientPlan *plan_recipient(Attempt *attempt, guint index,
   return plan;
 }
 
-/* The transport of target `i` of `plan`, after the DELIVERY stage. */
-static gboolean goes_by_smtp(const RecipientPlan *plan, guint i) {
-  const PstTarget *target = plan->targets->pdata[i];
-  const TargetResult *result = &plan->results[i];
-  return !result->decided && (result->route.kind == PST_ROUTE_SMTP ||
-                              (result->route.kind == PST_ROUTE_DEFAULT &&
-                               target->kind == PST_TARGET_REMOTE));
-}
-
-static gboolean goes_by_lmtp(Attempt *attempt, const RecipientPlan *plan,
-                             guint i) {
-  const PstTarget *target = plan->targets->pdata[i];
-  return !plan->results[i].decided && !goes_by_smtp(plan, i) &&
-         target->kind == PST_TARGET_VIRTUAL &&
-         attempt->config->delivery.lmtp != NULL;
-}
-
-/* The DELIVERY stage for every target of every plan, when a plugin has a
- * hook there: routes to follow, or results already decided. */
-static void choose_routes(Attempt *attempt, GPtrArray *plans) {
-  if (attempt->job->plugins == NULL)
-    return;
-  for (guint p = 0; p < plans->len; p++) {
-    RecipientPlan *plan = plans->pdata[p];
-    for (guint i = 0; i < plan->targets->len; i++) {
-      const PstTarget *target = plan->targets->pdata[i];
-      TargetResult *result = &plan->results[i];
-      pst_route_stage_run(attempt->job->plugins, attempt->job->id,
-                          target->address, &result->route);
-      const char *problem = NULL;
-      if (result->route.kind == PST_ROUTE_LOCAL &&
-          target->kind == PST_TARGET_REMOTE)
-        problem = "451 4.3.5 route local for a recipient outside our domains";
-      else if (result->route.kind == PST_ROUTE_SMTP &&
-               target->kind != PST_TARGET_REMOTE &&
-               result->route.nexthop == NULL &&
-               attempt->config->delivery.relayhost_host == NULL)
-        problem = "451 4.3.5 route smtp for a recipient in our domains needs "
-                  "smtp:NEXTHOP (its MX hosts are this server)";
-      if (problem != NULL) {
-        pst_route_choice_clear(&result->route);
-        result->route.kind = PST_ROUTE_REFUSED;
-        result->route.reply = g_strdup(problem);
-      }
-      if (result->route.kind != PST_ROUTE_REFUSED)
-        continue;
-      PstRecipientStatus status = result->route.reply[0] == '5'
-                                      ? PST_RECIPIENT_BOUNCED
-                                      : PST_RECIPIENT_DEFERRED;
-      result_set(result, status, "none", g_strdup(result->route.reply));
-      result->decided = TRUE;
-    }
-  }
-}
-
-/* `group`: (TargetResult*, PstTarget*) pairs of one destination. */
-static void deliver_smtp_group(Attempt *attempt, const char *domain,
-                               const char *nexthop, GPtrArray *group) {
-  guint count = group->len / 2;
-  g_autofree PstSmtpDelivery *recipients = g_new0(PstSmtpDelivery, count);
-  for (guint k = 0; k < count; k++) {
-    const TargetResult *result = group->pdata[2 * k];
-    recipients[k].address = ((PstTarget *)group->pdata[2 * k + 1])->address;
-    if (result->dsn_origin != NULL) {
-      recipients[k].notify = result->dsn_origin->notify;
-      recipients[k].orcpt = result->dsn_origin->orcpt;
-    }
-  }
-  pst_smtp_deliver(attempt->config,
-                   pst_deliver_tables_get_credentials(attempt->job->tables),
-                   attempt->job->id, attempt->envelope, attempt->content,
-                   domain, nexthop, recipients, count);
-  for (guint k = 0; k < count; k++) {
-    TargetResult *result = group->pdata[2 * k];
-    char *reply = g_steal_pointer(&recipients[k].reply);
-    PstRecipientStatus status = reply[0] == '2'   ? PST_RECIPIENT_DELIVERED
-                                : reply[0] == '5' ? PST_RECIPIENT_BOUNCED
-                                                  : PST_RECIPIENT_DEFERRED;
-    g_free(result->smtp_relay);
-    result->smtp_relay = g_steal_pointer(&recipients[k].relay);
-    g_free(result->tls);
-    result->tls = g_steal_pointer(&recipients[k].tls);
-    result->dsn_passed = recipients[k].dsn_passed && result->dsn_origin;
-    result_set(result, status, result->smtp_relay, reply);
-  }
-}
-
-/* Every LMTP target of every plan, in one LMTP session. */
-static void deliver_lmtp_batch(Attempt *attempt, GPtrArray *plans) {
-  g_autoptr(GPtrArray) targets = g_ptr_array_new();
-  g_autoptr(GPtrArray) results = g_ptr_array_new();
-  for (guint p = 0; p < plans->len; p++) {
-    RecipientPlan *plan = plans->pdata[p];
-    for (guint i = 0; i < plan->targets->len; i++)
-      if (goes_by_lmtp(attempt, plan, i)) {
-        g_ptr_array_add(targets, plan->targets->pdata[i]);
-        g_ptr_array_add(results, &plan->results[i]);
-      }
-  }
-  if (targets->len == 0)
-    return;
-  g_autoptr(GPtrArray) replies = g_ptr_array_new_with_free_func(g_free);
-  g_autoptr(GError) error = NULL;
-  gboolean ok =
-      pst_lmtp_deliver(attempt->config->delivery.lmtp, attempt->envelope,
-                       targets, attempt->content, replies, &error);
-  for (guint i = 0; i < targets->len; i++) {
-    TargetResult *result = results->pdata[i];
-    if (!ok) {
-      result_set(result, PST_RECIPIENT_DEFERRED, "lmtp",
-                 g_strdup_printf("451 4.4.1 %s", error->message));
-      continue;
-    }
-    const char *reply = replies->pdata[i];
-    PstRecipientStatus status = reply[0] == '2'   ? PST_RECIPIENT_DELIVERED
-                                : reply[0] == '5' ? PST_RECIPIENT_BOUNCED
-                                                  : PST_RECIPIENT_DEFERRED;
-    result_set(result, status, "lmtp", g_strdup(reply));
-  }
-}
-
 /* The envelope recipient whose DSN parameters go with `target`: only the
  * recipient itself, never an alias expansion (RFC 3461 6.2.7). */
-static const PstEnvelopeRecipient *dsn_origin_of(Attempt *attempt,
+static const PstEnvelopeRecipient *dsn_origin_of(const Attempt *attempt,
                                                  const RecipientPlan *plan,
                                                  const PstTarget *target) {
   const PstEnvelopeRecipient *recipient =
@@ -444,43 +210,160 @@ static const PstEnvelopeRecipient *dsn_origin_of(Attempt *attempt,
   return recipient;
 }
 
-/* Every remote target of every plan by SMTP, one destination (domain, or
- * the relayhost) at a time. */
-static void deliver_smtp_batch(Attempt *attempt, GPtrArray *plans) {
-  /* Keys: "DOMAIN" (MX), "" (the relayhost), "[NEXTHOP" (a route). */
-  g_autoptr(GHashTable) by_domain = g_hash_table_new_full(
-      g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
-  gboolean relayhost = attempt->config->delivery.relayhost_host != NULL;
-  for (guint p = 0; p < plans->len; p++) {
-    RecipientPlan *plan = plans->pdata[p];
-    for (guint i = 0; i < plan->targets->len; i++) {
-      const PstTarget *target = plan->targets->pdata[i];
-      if (!goes_by_smtp(plan, i))
-        continue;
-      const char *nexthop = plan->results[i].route.nexthop;
-      g_autofree char *key = nexthop != NULL ? g_strconcat("[", nexthop, NULL)
-                             : relayhost
-                                 ? g_strdup("")
-                                 : g_strdup(strrchr(target->address, '@') + 1);
-      GPtrArray *group = g_hash_table_lookup(by_domain, key);
-      if (group == NULL) {
-        group = g_ptr_array_new();
-        g_hash_table_insert(by_domain, g_steal_pointer(&key), group);
-      }
-      plan->results[i].dsn_origin = dsn_origin_of(attempt, plan, target);
-      g_ptr_array_add(group, &plan->results[i]);
-      g_ptr_array_add(group, (gpointer)target);
+/* --- Routes and transports ---------------------------------------------- */
+
+/* A route the stage chose that cannot be followed: refused (deferred). */
+static void route_check(Attempt *attempt, const PstTarget *target,
+                        TargetResult *result) {
+  const char *problem = NULL;
+  if (result->route.kind == PST_ROUTE_LOCAL &&
+      target->kind == PST_TARGET_REMOTE)
+    problem = "451 4.3.5 route local for a recipient outside our domains";
+  else if (result->route.kind == PST_ROUTE_SMTP &&
+           target->kind != PST_TARGET_REMOTE && result->route.nexthop == NULL &&
+           attempt->config->delivery.relayhost_host == NULL)
+    problem = "451 4.3.5 route smtp for a recipient in our domains needs "
+              "smtp:NEXTHOP (its MX hosts are this server)";
+  if (problem != NULL) {
+    pst_route_choice_clear(&result->route);
+    result->route.kind = PST_ROUTE_REFUSED;
+    result->route.reply = g_strdup(problem);
+  }
+  if (result->route.kind != PST_ROUTE_REFUSED)
+    return;
+  PstRecipientStatus status = result->route.reply[0] == '5'
+                                  ? PST_RECIPIENT_BOUNCED
+                                  : PST_RECIPIENT_DEFERRED;
+  pst_delivery_result_set(&result->result, status, "none",
+                          g_strdup(result->route.reply));
+  result->decided = TRUE;
+}
+
+static void attempt_dispatch(Attempt *attempt);
+static void attempt_route_next(Attempt *attempt);
+
+static void route_chosen(gpointer user_data) {
+  Attempt *attempt = user_data;
+  RecipientPlan *plan = attempt->plans->pdata[attempt->next_plan];
+  guint i = attempt->next_target++;
+  route_check(attempt, plan->targets->pdata[i], &plan->results[i]);
+  attempt->route_returned = TRUE;
+  if (!attempt->routing)
+    attempt_route_next(attempt);
+}
+
+/* The DELIVERY stage for every target of every plan, one after the other
+ * (a loop, not a recursion, when hooks answer at once). */
+static void attempt_route_next(Attempt *attempt) {
+  PstPluginSet *plugins = attempt->job->plugins;
+  attempt->routing = TRUE;
+  while (plugins != NULL && attempt->next_plan < attempt->plans->len) {
+    RecipientPlan *plan = attempt->plans->pdata[attempt->next_plan];
+    if (attempt->next_target >= plan->targets->len) {
+      attempt->next_plan++;
+      attempt->next_target = 0;
+      continue;
+    }
+    const PstTarget *target = plan->targets->pdata[attempt->next_target];
+    attempt->route_returned = FALSE;
+    pst_route_stage_run(plugins, attempt->job->id, target->address,
+                        &plan->results[attempt->next_target].route,
+                        route_chosen, attempt);
+    if (!attempt->route_returned) {
+      attempt->routing = FALSE; /* route_chosen() goes on later */
+      return;
     }
   }
-  GHashTableIter iter;
-  const char *domain;
-  GPtrArray *group;
-  g_hash_table_iter_init(&iter, by_domain);
-  while (g_hash_table_iter_next(&iter, (gpointer *)&domain, (gpointer *)&group))
-    if (domain[0] == '[')
-      deliver_smtp_group(attempt, NULL, domain + 1, group);
-    else
-      deliver_smtp_group(attempt, domain, NULL, group);
+  attempt->routing = FALSE;
+  attempt_dispatch(attempt);
+}
+
+/* The batch for `key`, made on first use. */
+static PstDeliveryBatch *attempt_batch(Attempt *attempt, GHashTable *by_key,
+                                       char *key,
+                                       const PstDeliveryTransport *transport,
+                                       const PstTarget *target,
+                                       const PstRouteChoice *route) {
+  PstDeliveryBatch *batch = g_hash_table_lookup(by_key, key);
+  if (batch != NULL) {
+    g_free(key);
+    return batch;
+  }
+  batch = g_new0(PstDeliveryBatch, 1);
+  batch->transport = transport;
+  batch->queue_id = attempt->job->id;
+  batch->tables = attempt->job->tables;
+  batch->envelope = attempt->envelope;
+  batch->content = attempt->content;
+  batch->nexthop = g_strdup(route->nexthop);
+  if (transport == &pst_delivery_transport_smtp && route->nexthop == NULL)
+    batch->domain = g_strdup(strrchr(target->address, '@') + 1);
+  batch->items = g_array_new(FALSE, TRUE, sizeof(PstDeliveryItem));
+  g_hash_table_insert(by_key, key, batch);
+  g_ptr_array_add(attempt->batches, batch);
+  return batch;
+}
+
+/* Groups the targets the route did not decide into batches. */
+static void attempt_group(Attempt *attempt) {
+  g_autoptr(GHashTable) by_key =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  for (guint p = 0; p < attempt->plans->len; p++) {
+    RecipientPlan *plan = attempt->plans->pdata[p];
+    for (guint i = 0; i < plan->targets->len; i++) {
+      const PstTarget *target = plan->targets->pdata[i];
+      TargetResult *result = &plan->results[i];
+      if (result->decided)
+        continue;
+      char *key = NULL;
+      const PstDeliveryTransport *transport = pst_delivery_transport_choose(
+          attempt->config, target, &result->route, &key);
+      if (transport == NULL) {
+        pst_delivery_result_set(
+            &result->result, PST_RECIPIENT_DEFERRED, "none",
+            g_strdup("451 4.3.5 no delivery method for virtual mailboxes: "
+                     "set [delivery] maildir_root or lmtp"));
+        result->decided = TRUE;
+        continue;
+      }
+      PstDeliveryBatch *batch = attempt_batch(attempt, by_key, key, transport,
+                                              target, &result->route);
+      PstDeliveryItem item = {target, dsn_origin_of(attempt, plan, target),
+                              &result->result};
+      g_array_append_val(batch->items, item);
+    }
+  }
+}
+
+static void attempt_in_worker(Attempt *attempt, GTaskThreadFunc work,
+                              GAsyncReadyCallback back);
+static void attempt_write(GTask *task, gpointer source, gpointer data,
+                          GCancellable *cancellable);
+static void attempt_written(GObject *source, GAsyncResult *result,
+                            gpointer user_data);
+
+static void batch_done(PstDeliveryBatch *batch, gpointer user_data) {
+  Attempt *attempt = user_data;
+  if (--attempt->batches_running == 0)
+    attempt_in_worker(attempt, attempt_write, attempt_written);
+}
+
+/* Starts the network transports; the disk ones wait for the worker. */
+static void attempt_dispatch(Attempt *attempt) {
+  attempt_group(attempt);
+  attempt->batches_running = 1; /* until every batch has started */
+  for (guint b = 0; b < attempt->batches->len; b++) {
+    PstDeliveryBatch *batch = attempt->batches->pdata[b];
+    if (batch->transport->blocking)
+      continue;
+    attempt->batches_running++;
+    batch->transport->deliver(batch, batch_done, attempt);
+  }
+  batch_done(NULL, attempt);
+}
+
+/* A blocking transport is done when deliver() returns. */
+static void local_batch_done(PstDeliveryBatch *batch, gpointer user_data) {
 }
 
 /* The queue lifetime for a DSN's text: "5 days", "1 day", "12 hours",
@@ -489,7 +372,9 @@ static char *format_lifetime(guint64 ms) {
   static const struct {
     guint64 ms;
     const char *unit;
-  } units[] = {{86400000, "day"}, {3600000, "hour"}, {60000, "minute"},
+  } units[] = {{86400000, "day"},
+               {3600000, "hour"},
+               {60000, "minute"},
                {1000, "second"}};
   for (guint i = 0; i < G_N_ELEMENTS(units); i++)
     if (ms >= units[i].ms && ms % units[i].ms == 0)
@@ -505,10 +390,9 @@ static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
       attempt->envelope->recipients->pdata[plan->index];
   PstRecipientStatus status = PST_RECIPIENT_DELIVERED;
   const char *reply = state->reply, *relay = "none";
-  gboolean no_transport = FALSE;
   for (guint i = 0; i < plan->targets->len; i++) {
     const PstTarget *target = plan->targets->pdata[i];
-    TargetResult *result = &plan->results[i];
+    const PstDeliveryResult *result = &plan->results[i].result;
     log_attempt(attempt, target->address, recipient->address, result);
     if (result->status == PST_RECIPIENT_DELIVERED && plan->multiple)
       add_record(attempt, PST_RECIPIENT_TARGET_DONE, plan->index,
@@ -523,13 +407,12 @@ static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
       reply = result->reply;
       relay = result->relay;
     }
-    no_transport |= result->no_transport;
   }
   PstDeliveryJob *job = attempt->job;
   g_autofree char *expired = NULL;
   gint64 lifetime = (gint64)attempt->config->delivery.max_lifetime_ms *
                     G_TIME_SPAN_MILLISECOND;
-  if (status == PST_RECIPIENT_DEFERRED && !no_transport &&
+  if (status == PST_RECIPIENT_DEFERRED &&
       g_get_real_time() - attempt->envelope->arrival_time > lifetime) {
     status = PST_RECIPIENT_BOUNCED;
     g_autofree char *age =
@@ -538,21 +421,21 @@ static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
                               "the queue; last error: %s",
                               age, reply != NULL ? reply : "none");
     reply = expired;
-    TargetResult shown = {PST_RECIPIENT_BOUNCED, expired, relay, FALSE};
+    PstDeliveryResult shown = {PST_RECIPIENT_BOUNCED, expired, (char *)relay,
+                               NULL, FALSE};
     log_attempt(attempt, recipient->address, NULL, &shown);
   }
   /* Journaled with the result, in the same append: no success notice of
    * ours for a recipient the next server will report on. */
   if (status == PST_RECIPIENT_DELIVERED && !plan->multiple &&
-      plan->targets->len == 1 && plan->results[0].dsn_passed)
-    add_record(attempt, PST_RECIPIENT_DSN_PASSED, plan->index,
-               plan->attempts, NULL, relay, NULL);
+      plan->targets->len == 1 && plan->results[0].result.dsn_passed)
+    add_record(attempt, PST_RECIPIENT_DSN_PASSED, plan->index, plan->attempts,
+               NULL, relay, NULL);
   add_record(attempt, status, plan->index, plan->attempts, reply, relay, NULL);
   gboolean recorded = flush_records(attempt);
   if (!recorded || status == PST_RECIPIENT_DEFERRED) {
     job->attempts = MAX(job->attempts, plan->attempts);
-    if (!recorded || !no_transport)
-      job->waits_for_transport = FALSE;
+    job->waits_for_transport = FALSE;
   }
 }
 
@@ -604,7 +487,7 @@ static GPtrArray *dsn_recipients(const PstEnvelope *envelope,
     PstDsnRecipient *entry = g_new0(PstDsnRecipient, 1);
     entry->address = recipient->address;
     entry->orcpt = recipient->orcpt;
-    entry->action = failed                      ? "failed"
+    entry->action = failed                        ? "failed"
                     : relay_is_smtp(state->relay) ? "relayed"
                                                   : "delivered";
     entry->diagnostic = dsn_diagnostic(state);
@@ -717,8 +600,8 @@ static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
   }
   g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
   dsn_fill_status(list, storage);
-  job->dsn = dsn_build_signed(config->server.hostname, job->id, envelope,
-                              list, content, now);
+  job->dsn = dsn_build_signed(config->server.hostname, job->id, envelope, list,
+                              content, now);
   job->dsn_to = g_strdup(envelope->sender);
   job->dsn_smtputf8 = envelope->smtputf8;
   g_message("%s: delay notice for %u recipient%s", job->id, list->len,
@@ -836,8 +719,8 @@ static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
   g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
   dsn_fill_status(list, storage);
   const PstConfig *config = pst_deliver_tables_get_config(job->tables);
-  job->dsn = dsn_build_signed(config->server.hostname, job->id, envelope,
-                              list, content, g_get_real_time());
+  job->dsn = dsn_build_signed(config->server.hostname, job->id, envelope, list,
+                              content, g_get_real_time());
   job->dsn_to = g_strdup(envelope->sender);
   job->dsn_smtputf8 = envelope->smtputf8;
   job->outcome = PST_JOB_NEEDS_DSN;
@@ -854,80 +737,19 @@ static void job_corrupt(PstDeliveryJob *job, const char *reason) {
   job->outcome = PST_JOB_CORRUPT;
 }
 
-/* Tries every recipient that is not final. */
-static void job_attempt(Attempt *attempt, PstRecipientState *states) {
-  guint n = attempt->envelope->recipients->len;
-  g_autoptr(GPtrArray) plans =
-      g_ptr_array_new_with_free_func((GDestroyNotify)plan_free);
-  for (guint i = 0; i < n; i++) {
-    if (pst_recipient_status_is_final(states[i].status))
-      continue;
-    RecipientPlan *plan = plan_recipient(attempt, i, &states[i]);
-    if (plan != NULL)
-      g_ptr_array_add(plans, plan);
-  }
-  choose_routes(attempt, plans);
-  deliver_lmtp_batch(attempt, plans);
-  deliver_smtp_batch(attempt, plans);
-  for (guint p = 0; p < plans->len; p++) {
-    RecipientPlan *plan = plans->pdata[p];
-    for (guint i = 0; i < plan->targets->len; i++)
-      if (!plan->results[i].decided && !goes_by_lmtp(attempt, plan, i) &&
-          !goes_by_smtp(plan, i))
-        deliver_target(attempt, plan->targets->pdata[i], &plan->results[i]);
-    finish_recipient(attempt, plan, &states[plan->index]);
-  }
-}
-
-static void job_run_claimed(PstDeliveryJob *job) {
-  if (job->finish_only) {
-    job_remove_files(job);
-    return;
-  }
+/* After the attempt: what is durable decides, not what we meant to
+ * write.  Every recipient final -> conclude; else a delay notice if due. */
+static void job_decide(PstDeliveryJob *job, const PstEnvelope *envelope,
+                       GBytes *content) {
   g_autoptr(GError) error = NULL;
-  g_autoptr(PstQueuedMessage) message =
-      pst_spool_load(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id, &error);
-  if (message == NULL) {
-    if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
-      job->outcome = PST_JOB_GONE;
-    else if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT))
-      job_corrupt(job, error->message);
-    else
-      g_warning("%s: %s", job->id, error->message);
-    return;
-  }
-  g_autoptr(GBytes) content = pst_queued_message_get_content(message, &error);
-  if (content == NULL) {
-    job_corrupt(job, error->message);
-    return;
-  }
-  const PstEnvelope *envelope = pst_queued_message_get_envelope(message);
-  job->arrival_time = envelope->arrival_time;
-  job_finish_original(job, envelope);
-  const char *spool_dir = pst_spool_get_directory(job->spool);
-  g_autoptr(GPtrArray) records =
-      pst_state_journal_read(spool_dir, job->id, TRUE, &error);
-  if (records == NULL) {
-    g_warning("%s: %s", job->id, error->message);
-    return;
-  }
-  guint n = envelope->recipients->len;
-  PstRecipientState *states = pst_recipient_states_fold(records, n);
-  g_autoptr(GPtrArray) pending =
-      g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
-  Attempt attempt = {job, envelope, content,
-                     pst_deliver_tables_get_config(job->tables), pending};
-  job_attempt(&attempt, states);
-  pst_recipient_states_free(states, n);
-
-  /* What is durable decides, not what we meant to write. */
-  g_autoptr(GPtrArray) after =
-      pst_state_journal_read(spool_dir, job->id, FALSE, &error);
+  g_autoptr(GPtrArray) after = pst_state_journal_read(
+      pst_spool_get_directory(job->spool), job->id, FALSE, &error);
   if (after == NULL) {
     g_warning("%s: %s", job->id, error->message);
     return;
   }
-  states = pst_recipient_states_fold(after, n);
+  guint n = envelope->recipients->len;
+  PstRecipientState *states = pst_recipient_states_fold(after, n);
   gboolean all_final = TRUE;
   for (guint i = 0; i < n; i++)
     all_final &= pst_recipient_status_is_final(states[i].status);
@@ -938,15 +760,147 @@ static void job_run_claimed(PstDeliveryJob *job) {
   pst_recipient_states_free(states, n);
 }
 
-void pst_delivery_job_run(PstDeliveryJob *job) {
+/* --- The steps -------------------------------------------------------------
+ */
+
+static void attempt_free(Attempt *attempt) {
+  if (attempt->states != NULL)
+    pst_recipient_states_free(attempt->states,
+                              attempt->envelope->recipients->len);
+  g_clear_pointer(&attempt->batches, g_ptr_array_unref);
+  g_clear_pointer(&attempt->plans, g_ptr_array_unref);
+  g_clear_pointer(&attempt->records, g_ptr_array_unref);
+  g_clear_pointer(&attempt->content, g_bytes_unref);
+  g_clear_pointer(&attempt->message, pst_queued_message_free);
+  g_free(attempt);
+}
+
+static void attempt_in_worker(Attempt *attempt, GTaskThreadFunc work,
+                              GAsyncReadyCallback back) {
+  g_autoptr(GTask) task = g_task_new(NULL, NULL, back, attempt);
+  g_task_set_task_data(task, attempt, NULL);
+  g_task_run_in_thread(task, work);
+}
+
+/* Loads the message and resolves its recipients; FALSE when there is
+ * nothing to deliver (the outcome says why). */
+static gboolean attempt_load(Attempt *attempt) {
+  PstDeliveryJob *job = attempt->job;
+  if (job->finish_only) {
+    job_remove_files(job);
+    return FALSE;
+  }
+  g_autoptr(GError) error = NULL;
+  attempt->message =
+      pst_spool_load(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id, &error);
+  if (attempt->message == NULL) {
+    if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
+      job->outcome = PST_JOB_GONE;
+    else if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT))
+      job_corrupt(job, error->message);
+    else
+      g_warning("%s: %s", job->id, error->message);
+    return FALSE;
+  }
+  attempt->content = pst_queued_message_get_content(attempt->message, &error);
+  if (attempt->content == NULL) {
+    job_corrupt(job, error->message);
+    return FALSE;
+  }
+  const PstEnvelope *envelope =
+      pst_queued_message_get_envelope(attempt->message);
+  attempt->envelope = envelope;
+  job->arrival_time = envelope->arrival_time;
+  job_finish_original(job, envelope);
+  g_autoptr(GPtrArray) records = pst_state_journal_read(
+      pst_spool_get_directory(job->spool), job->id, TRUE, &error);
+  if (records == NULL) {
+    g_warning("%s: %s", job->id, error->message);
+    return FALSE;
+  }
+  guint n = envelope->recipients->len;
+  attempt->states = pst_recipient_states_fold(records, n);
+  for (guint i = 0; i < n; i++) {
+    if (pst_recipient_status_is_final(attempt->states[i].status))
+      continue;
+    RecipientPlan *plan = plan_recipient(attempt, i, &attempt->states[i]);
+    if (plan != NULL)
+      g_ptr_array_add(attempt->plans, plan);
+  }
+  return TRUE;
+}
+
+/* Step 1 (worker thread). */
+static void attempt_prepare(GTask *task, gpointer source, gpointer data,
+                            GCancellable *cancellable) {
+  Attempt *attempt = data;
+  PstDeliveryJob *job = attempt->job;
   job->outcome = PST_JOB_RETRY;
   job->waits_for_transport = TRUE;
   /* Busy: a DSN's job is removing this original just now; the next try
    * finds it gone. */
-  if (!job_claim(job->id)) {
+  attempt->claimed = job_claim(job->id);
+  if (!attempt->claimed)
     job->waits_for_transport = FALSE;
+  else
+    attempt->go_on = attempt_load(attempt);
+  if (attempt->claimed && !attempt->go_on)
+    job_release(job->id);
+  g_task_return_boolean(task, TRUE);
+}
+
+static void attempt_end(Attempt *attempt) {
+  attempt->done(attempt->job, attempt->user_data);
+  attempt_free(attempt);
+}
+
+/* Step 2 (main loop). */
+static void attempt_prepared(GObject *source, GAsyncResult *result,
+                             gpointer user_data) {
+  Attempt *attempt = user_data;
+  if (!attempt->go_on) {
+    attempt_end(attempt);
     return;
   }
-  job_run_claimed(job);
+  attempt_route_next(attempt);
+}
+
+/* Step 3 (worker thread): the local mailboxes, the journal, and what
+ * happens next. */
+static void attempt_write(GTask *task, gpointer source, gpointer data,
+                          GCancellable *cancellable) {
+  Attempt *attempt = data;
+  PstDeliveryJob *job = attempt->job;
+  for (guint b = 0; b < attempt->batches->len; b++) {
+    PstDeliveryBatch *batch = attempt->batches->pdata[b];
+    if (batch->transport->blocking)
+      batch->transport->deliver(batch, local_batch_done, attempt);
+  }
+  for (guint p = 0; p < attempt->plans->len; p++) {
+    RecipientPlan *plan = attempt->plans->pdata[p];
+    finish_recipient(attempt, plan, &attempt->states[plan->index]);
+  }
+  job_decide(job, attempt->envelope, attempt->content);
   job_release(job->id);
+  g_task_return_boolean(task, TRUE);
+}
+
+static void attempt_written(GObject *source, GAsyncResult *result,
+                            gpointer user_data) {
+  attempt_end(user_data);
+}
+
+void pst_delivery_job_run(PstDeliveryJob *job, PstDeliveryJobFunc done,
+                          gpointer user_data) {
+  Attempt *attempt = g_new0(Attempt, 1);
+  attempt->job = job;
+  attempt->config = pst_deliver_tables_get_config(job->tables);
+  attempt->records =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
+  attempt->plans = g_ptr_array_new_with_free_func((GDestroyNotify)plan_free);
+  attempt->batches =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_delivery_batch_free);
+  attempt->done = done;
+  attempt->user_data = user_data;
+  attempt_in_worker(attempt, attempt_prepare, attempt_prepared);
 }

@@ -1,5 +1,7 @@
-/* delivery-job.h - one delivery attempt of one queued message, run on a
- * worker thread of the queue manager (queue-manager.c). */
+/* delivery-job.h - one delivery attempt of one queued message, started
+ * by the queue manager (queue-manager.c) on the main loop: the disk work
+ * runs on worker threads, the network on the main loop
+ * (delivery-job.c). */
 #pragma once
 
 #include <gio/gio.h>
@@ -42,19 +44,13 @@ PstDeliveryJob *pst_delivery_job_new(const char *id, PstSpool *spool,
                                      PstDeliverTables *tables);
 void pst_delivery_job_free(PstDeliveryJob *job);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDeliveryJob, pst_delivery_job_free)
-/* Blocking: loads the message and its journal, delivers every recipient
- * that is not final, journals each result before the next, and decides
- * what happens next.  Worker threads only. */
-void pst_delivery_job_run(PstDeliveryJob *job);
+typedef void (*PstDeliveryJobFunc)(PstDeliveryJob *job, gpointer user_data);
 
-/* "unix:/path" or "host:port": delivers `targets` (PstTarget*) of one
- * message (its sender, SMTPUTF8 and BODY from `envelope`) over LMTP;
- * fills `replies` (one "CODE X.Y.Z text" per target, in order) and
- * returns TRUE when every target has its reply (also a refusal decided
- * by LHLO's keywords), else FALSE with `error` (all targets deferred).
- * Blocking (lmtp.c). */
-gboolean pst_lmtp_deliver(const char *where, const PstEnvelope *envelope,
-                          GPtrArray *targets, GBytes *content,
-                          GPtrArray *replies, GError **error);
+/* Loads the message and its journal, delivers every recipient that is not
+ * final, journals each result, and decides what happens next (the Out
+ * fields); then calls `done` on the main loop, always later.  The job
+ * stays the caller's.  Main thread. */
+void pst_delivery_job_run(PstDeliveryJob *job, PstDeliveryJobFunc done,
+                          gpointer user_data);
 
 G_END_DECLS

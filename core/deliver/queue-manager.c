@@ -5,10 +5,11 @@
  * operator's flush/hold/release/delete (control.c).
  *
  * Each message in queue/ has an Entry: idle with a retry timer, waiting in
- * the ready queue, or busy (a PstDeliveryJob on the worker pool, at most
- * [delivery] max_parallel at once).  A job's result comes back on the main
- * context (job_done) and decides: retry after a backoff (queuing a
- * "delayed" DSN the job built, if any), queue the final DSN then remove the
+ * the ready queue, or busy (a PstDeliveryJob under way, at most [delivery]
+ * max_parallel at once; delivery-job.c runs its disk work on worker
+ * threads and its network I/O on the main loop).  A job's result comes
+ * back on the main loop (job_done) and decides: retry after a backoff (queuing
+ * a "delayed" DSN the job built, if any), queue the final DSN then remove the
  * message, or forget it (done, held, deleted, corrupt).  The final DSN's
  * queue id is journaled in the original's state before it is committed,
  * so a crash before the original is removed does not send it twice
@@ -19,12 +20,9 @@
 #include <string.h>
 
 #include "deliver/delivery-job.h"
-#include "deliver/main-call.h"
+#include "deliver/delivery-transport.h"
 #include "deliver/queue-manager.h"
-#include "deliver/smtp-auth.h"
 #include "deliver/smtp-client.h"
-#include "deliver/smtp-deliver.h"
-#include "deliver/smtp-tls.h"
 #include "hooks/hooks.h"
 #include "queue/queue-id.h"
 #include "queue/queue-notify.h"
@@ -49,7 +47,6 @@ struct _PstQueueManager {
   PstDeliverTables *tables; /* owned */
   GHashTable *entries;      /* owned: id -> Entry* */
   GQueue ready;             /* of Entry* (borrowed from entries) */
-  GThreadPool *pool;        /* owned */
   GMainContext *context;    /* owned (a reference) */
   guint running;
   gboolean enabled; /* a delivery method is configured */
@@ -57,11 +54,6 @@ struct _PstQueueManager {
   guint cache_timer;     /* closes idle outbound SMTP connections */
   PstPluginSet *plugins; /* owned, nullable: for the DELIVERY stage */
 };
-
-typedef struct {
-  PstQueueManager *manager;
-  PstDeliveryJob *job; /* owned */
-} JobHandle;
 
 static void entry_free(Entry *entry) {
   if (entry->timer != 0)
@@ -150,15 +142,11 @@ static void entry_schedule_retry(PstQueueManager *manager, Entry *entry,
 
 /* --- Jobs ---------------------------------------------------------------- */
 
-static void job_worker(gpointer data, gpointer user_data);
-static gboolean job_done(gpointer data);
+static void job_done(PstDeliveryJob *job, gpointer user_data);
 
 static void manager_run_job(PstQueueManager *manager, PstDeliveryJob *job) {
-  JobHandle *handle = g_new0(JobHandle, 1);
-  handle->manager = manager;
-  handle->job = job;
   manager->running++;
-  g_thread_pool_push(manager->pool, handle, NULL);
+  pst_delivery_job_run(job, job_done, manager);
 }
 
 static void manager_dispatch(PstQueueManager *manager) {
@@ -175,12 +163,6 @@ static void manager_dispatch(PstQueueManager *manager) {
       job->plugins = pst_plugin_set_ref(manager->plugins);
     manager_run_job(manager, job);
   }
-}
-
-static void job_worker(gpointer data, gpointer user_data) {
-  JobHandle *handle = data;
-  pst_delivery_job_run(handle->job);
-  g_main_context_invoke(handle->manager->context, job_done, handle);
 }
 
 /* The operator's action once no job runs. */
@@ -314,12 +296,10 @@ static void dsn_committed(GObject *source, GAsyncResult *result,
   manager_dispatch(manager);
 }
 
-/* Back on the main context with a job's outcome. */
-static gboolean job_done(gpointer data) {
-  JobHandle *handle = data;
-  PstQueueManager *manager = handle->manager;
-  g_autoptr(PstDeliveryJob) job = handle->job;
-  g_free(handle);
+/* Back on the main loop with a job's outcome (the job is ours). */
+static void job_done(PstDeliveryJob *finished, gpointer user_data) {
+  PstQueueManager *manager = user_data;
+  g_autoptr(PstDeliveryJob) job = finished;
   manager->running--;
   Entry *entry = manager_entry(manager, job->id);
   entry->busy = FALSE;
@@ -351,7 +331,6 @@ static gboolean job_done(gpointer data) {
     break;
   }
   manager_dispatch(manager);
-  return G_SOURCE_REMOVE;
 }
 
 /* --- Operator actions ----------------------------------------------------- */
@@ -486,17 +465,11 @@ static gboolean cache_timer_fired(gpointer user_data) {
 
 gboolean pst_queue_manager_check_config(const PstConfig *config,
                                         GError **error) {
-  pst_smtp_tls_update_available();
-  pst_smtp_auth_update_available();
   return pst_smtp_client_check_config(&config->delivery, error);
 }
 
 PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
                                        GError **error) {
-  /* Main-thread services of the SMTP client run here (main-call.h). */
-  pst_main_call_set_context(g_main_context_get_thread_default());
-  pst_smtp_tls_update_available();
-  pst_smtp_auth_update_available();
   if (!pst_smtp_client_check_config(&config->delivery, error))
     return NULL;
   g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, error);
@@ -512,7 +485,6 @@ PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
                                            (GDestroyNotify)entry_free);
   g_queue_init(&manager->ready);
   manager->context = g_main_context_ref_thread_default();
-  manager->pool = g_thread_pool_new(job_worker, manager, 256, FALSE, NULL);
   if (manager->enabled)
     pst_deliver_tables_set_current(manager->tables);
   pst_queue_set_committed_handler(manager_committed, manager);
@@ -551,8 +523,6 @@ void pst_queue_manager_add(PstQueueManager *manager, const char *id) {
 void pst_queue_manager_reconfigure(PstQueueManager *manager,
                                    PstConfig *config) {
   g_autoptr(GError) error = NULL;
-  pst_smtp_tls_update_available();
-  pst_smtp_auth_update_available();
   if (!pst_smtp_client_check_config(&config->delivery, &error)) {
     g_warning("reload: %s; the last good delivery settings stay",
               error->message);
@@ -596,7 +566,6 @@ void pst_queue_manager_free(PstQueueManager *manager) {
   /* Let the attempts under way finish and report. */
   while (manager->running > 0)
     g_main_context_iteration(manager->context, TRUE);
-  g_thread_pool_free(manager->pool, FALSE, TRUE);
   g_source_remove(manager->cache_timer);
   pst_smtp_cache_expire(TRUE);
   pst_deliver_tables_set_current(NULL);

@@ -1,9 +1,9 @@
 /* route-stage.c - the DELIVERY stage for one recipient (see
  * route-stage.h).
  *
- * The chain runs on the main context like every other stage; the worker
- * waits on a PstMainCallWaiter that the chain's done callback finishes
- * (exactly once, possibly before pst_chain_run() returns).  The outcome
+ * The chain runs on the main loop like every other stage; its done
+ * callback (exactly once, possibly before pst_chain_run() returns) fills
+ * the choice and calls the caller's callback.  The outcome
  * becomes a PstRouteChoice: ACCEPT with a route, REJECT (a bounce),
  * TEMPFAIL (a deferral) or the default.  A route that does not parse
  * ("smtp:" with a bad NEXTHOP, an unknown word) defers the recipient with
@@ -12,16 +12,15 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "deliver/main-call.h"
 #include "deliver/route-stage.h"
 #include "hooks/hooks.h"
 
 typedef struct {
-  PstMainCallWaiter waiter;
-  PstPluginSet *plugins;
-  const char *address;
-  PstRouteChoice *choice;
-  const char *queue_id;
+  char *address;          /* owned */
+  char *queue_id;         /* owned */
+  PstRouteChoice *choice; /* borrowed until the callback */
+  void (*callback)(gpointer user_data);
+  gpointer user_data;
 } StageRun;
 
 void pst_route_choice_clear(PstRouteChoice *choice) {
@@ -90,25 +89,25 @@ static void stage_done(const PstHookOutcome *outcome, gpointer user_data) {
               pst_verdict_to_string(outcome->verdict),
               outcome->route != NULL ? ", route " : "",
               outcome->route != NULL ? outcome->route : "");
-  pst_main_call_finish(&run->waiter);
-}
-
-static void stage_start(gpointer data) {
-  StageRun *run = data;
-  PstHookArgs args = {.argument = run->address};
-  /* The handle is only for cancelling, which we never do: the chain's own
-   * deadlines bound it. */
-  pst_chain_run(run->plugins, NULL, PST_STAGE_DELIVERY, NULL, &args, stage_done,
-                run);
+  run->callback(run->user_data);
+  g_free(run->address);
+  g_free(run->queue_id);
+  g_free(run);
 }
 
 void pst_route_stage_run(PstPluginSet *plugins, const char *queue_id,
-                         const char *address, PstRouteChoice *choice) {
-  StageRun run = {.plugins = plugins,
-                  .address = address,
-                  .choice = choice,
-                  .queue_id = queue_id};
-  pst_main_call_waiter_init(&run.waiter);
-  pst_main_call_run_async(&run.waiter, stage_start, &run);
-  pst_main_call_waiter_clear(&run.waiter);
+                         const char *address, PstRouteChoice *choice,
+                         void (*callback)(gpointer user_data),
+                         gpointer user_data) {
+  StageRun *run = g_new0(StageRun, 1);
+  run->address = g_strdup(address);
+  run->queue_id = g_strdup(queue_id);
+  run->choice = choice;
+  run->callback = callback;
+  run->user_data = user_data;
+  PstHookArgs args = {.argument = run->address};
+  /* The handle is only for cancelling, which we never do: the chain's own
+   * deadlines bound it. */
+  pst_chain_run(plugins, NULL, PST_STAGE_DELIVERY, NULL, &args, stage_done,
+                run);
 }

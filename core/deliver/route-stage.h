@@ -2,9 +2,8 @@
  * route (ARCHITECTURE.md section 3; pst_call_set_route() in the SDK).
  *
  * pst_route_stage_run() runs the DELIVERY chain for one recipient on the
- * main context (main-call.h) and waits for its outcome; delivery-job.c
- * calls it on its worker thread for each target when a loaded plugin has
- * a DELIVERY hook.
+ * main loop; delivery-job.c calls it for each target when a loaded plugin
+ * has a DELIVERY hook.
  */
 #pragma once
 
@@ -30,9 +29,12 @@ typedef struct {
 void pst_route_choice_clear(PstRouteChoice *choice);
 
 /* Runs DELIVERY for `address` (chains of every plugin: there is no
- * listener) and fills `choice`.  Worker threads only; blocks until the
- * chain is done (each hook bounded by its plugin's timeout). */
+ * listener), fills `choice` (borrowed until then) and calls `callback`
+ * exactly once, possibly before this returns (each hook is bounded by its
+ * plugin's timeout).  Main thread. */
 void pst_route_stage_run(PstPluginSet *plugins, const char *queue_id,
-                         const char *address, PstRouteChoice *choice);
+                         const char *address, PstRouteChoice *choice,
+                         void (*callback)(gpointer user_data),
+                         gpointer user_data);
 
 G_END_DECLS

@@ -1,8 +1,10 @@
 /* route.c - the hosts outbound SMTP tries for a destination (rules in
  * route.h).
  *
- * Entry points: pst_route_lookup() (smtp-deliver.c, worker threads) and
- * the pure pst_route_order_mx() (unit-tested).  DNS answers are sorted
+ * Entry points: pst_route_lookup() (smtp-deliver.c, main loop) and the
+ * pure pst_route_order_mx() (unit-tested).  A lookup is a chain of
+ * asynchronous DNS questions (MX, then AAAA and A of each host in order)
+ * whose state lives in a Lookup until its callback.  DNS answers are sorted
  * into three outcomes: hosts to try; a permanent refusal (null MX, no
  * such domain, hosts without any address); a temporary one (SERVFAIL,
  * timeout).  An MX host whose own lookups fail temporarily is skipped as
@@ -14,7 +16,7 @@
  * so a backlog for a destination whose DNS is down does not hold every
  * delivery worker while other mail (local mailboxes too) waits behind it
  * (Postfix's "dead destination").  The only mutable state here: a cache
- * private to this file, under its own lock.
+ * private to this file, used on the main thread only.
  */
 #include <string.h>
 
@@ -70,8 +72,7 @@ typedef struct {
   gint64 until;  /* monotonic µs */
 } DeadDestination;
 
-static GMutex dead_lock;
-static GHashTable *dead_destinations; /* name -> DeadDestination*, locked */
+static GHashTable *dead_destinations; /* name -> DeadDestination* */
 
 static void dead_destination_free(gpointer data) {
   DeadDestination *dead = data;
@@ -82,7 +83,6 @@ static void dead_destination_free(gpointer data) {
 /* The remembered failure of `name` (a new string), or NULL. */
 static char *route_dead_check(const char *name) {
   char *failure = NULL;
-  g_mutex_lock(&dead_lock);
   DeadDestination *dead = dead_destinations != NULL
                               ? g_hash_table_lookup(dead_destinations, name)
                               : NULL;
@@ -93,7 +93,6 @@ static char *route_dead_check(const char *name) {
         (dead->until - g_get_monotonic_time()) / G_USEC_PER_SEC + 1);
   else if (dead != NULL)
     g_hash_table_remove(dead_destinations, name);
-  g_mutex_unlock(&dead_lock);
   return failure;
 }
 
@@ -102,7 +101,6 @@ static void route_dead_note(const char *name, const char *failure,
   DeadDestination *dead = g_new0(DeadDestination, 1);
   dead->failure = g_strdup(failure);
   dead->until = g_get_monotonic_time() + (gint64)ttl_ms * 1000;
-  g_mutex_lock(&dead_lock);
   if (dead_destinations == NULL)
     dead_destinations = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                               dead_destination_free);
@@ -110,16 +108,25 @@ static void route_dead_note(const char *name, const char *failure,
   if (g_hash_table_size(dead_destinations) >= ROUTE_DEAD_ENTRIES_MAX)
     g_hash_table_remove_all(dead_destinations);
   g_hash_table_replace(dead_destinations, g_ascii_strdown(name, -1), dead);
-  g_mutex_unlock(&dead_lock);
 }
 
 /* --- Lookups -------------------------------------------------------------- */
 
 typedef struct {
-  GPtrArray *hosts;   /* of PstRouteHost* */
-  gboolean tempfail;  /* some lookup failed temporarily */
-  char *last_problem; /* owned, nullable: for the failure text */
+  const PstDeliveryConfig *delivery; /* borrowed until the callback */
+  char *domain;                      /* owned, nullable with a relayhost */
+  char *name;                        /* owned: what is looked up, lower case */
+  GPtrArray *hosts;                  /* owned, of PstRouteHost* */
+  gboolean tempfail;                 /* some lookup failed temporarily */
+  char *last_problem;                /* owned, nullable: for the failure text */
+  GPtrArray *names;                  /* owned, of char*: hosts to resolve */
+  guint16 port;
+  guint next_name, next_type; /* the address lookup under way */
+  PstRouteFunc callback;
+  gpointer user_data;
 } Lookup;
+
+static const PstDnsType address_types[] = {PST_DNS_TYPE_AAAA, PST_DNS_TYPE_A};
 
 static void lookup_note(Lookup *lookup, const PstDnsResult *result) {
   g_free(lookup->last_problem);
@@ -132,56 +139,99 @@ static void lookup_note(Lookup *lookup, const PstDnsResult *result) {
     lookup->tempfail = TRUE;
 }
 
-/* Adds `name`'s addresses: AAAA first, then A. */
-static void add_addresses(Lookup *lookup, const char *name, guint16 port) {
-  g_autoptr(GInetAddress) literal = g_inet_address_new_from_string(name);
-  if (literal != NULL) {
-    PstRouteHost *host = g_new0(PstRouteHost, 1);
-    host->name = g_strdup(name);
-    host->address = g_steal_pointer(&literal);
-    host->port = port;
-    g_ptr_array_add(lookup->hosts, host);
-    return;
+static void lookup_free(Lookup *lookup) {
+  g_free(lookup->domain);
+  g_free(lookup->name);
+  g_clear_pointer(&lookup->hosts, g_ptr_array_unref);
+  g_free(lookup->last_problem);
+  g_clear_pointer(&lookup->names, g_ptr_array_unref);
+  g_free(lookup);
+}
+
+/* The end: `failure` (owned, nullable) or the hosts found. */
+static void lookup_finish(Lookup *lookup, char *failure) {
+  const PstDeliveryConfig *delivery = lookup->delivery;
+  if (failure == NULL && lookup->hosts->len == 0) {
+    const char *name = delivery->relayhost_host != NULL
+                           ? delivery->relayhost_host
+                           : lookup->domain;
+    failure = lookup->tempfail
+                  ? g_strdup_printf("451 4.4.3 no address for the mail "
+                                    "hosts of %s: %s",
+                                    name, lookup->last_problem)
+                  : g_strdup_printf("550 5.4.4 the mail hosts of %s have "
+                                    "no address",
+                                    name);
   }
-  static const PstDnsType types[] = {PST_DNS_TYPE_AAAA, PST_DNS_TYPE_A};
-  for (gsize t = 0; t < G_N_ELEMENTS(types); t++) {
-    g_autoptr(PstDnsResult) result = pst_dns_lookup_sync(types[t], name, NULL);
-    if (pst_dns_result_get_status(result) != PST_DNS_OK) {
-      if (pst_dns_result_get_status(result) != PST_DNS_NODATA)
-        lookup_note(lookup, result);
-      continue;
-    }
+  if (failure != NULL && delivery->relayhost_host != NULL &&
+      failure[0] == '5') {
+    /* A relayhost that does not resolve is our setup's problem: retry. */
+    const char *text = strchr(failure + 4, ' ');
+    char *temporary =
+        g_strdup_printf("451 4.4.4 relayhost %s: %s", delivery->relayhost,
+                        text != NULL ? text + 1 : failure);
+    g_free(failure);
+    failure = temporary;
+  }
+  if (failure != NULL && failure[0] == '4')
+    route_dead_note(lookup->name, failure,
+                    MIN(delivery->retry_first_ms, ROUTE_DEAD_MAX_MS));
+  GPtrArray *hosts = failure == NULL ? g_steal_pointer(&lookup->hosts) : NULL;
+  lookup->callback(hosts, failure, lookup->user_data);
+  lookup_free(lookup);
+}
+
+static void addresses_next(Lookup *lookup);
+
+static void address_answer(PstDnsResult *answer, gpointer user_data) {
+  Lookup *lookup = user_data;
+  g_autoptr(PstDnsResult) result = answer;
+  const char *name = lookup->names->pdata[lookup->next_name];
+  if (pst_dns_result_get_status(result) != PST_DNS_OK) {
+    if (pst_dns_result_get_status(result) != PST_DNS_NODATA)
+      lookup_note(lookup, result);
+  } else {
     for (guint i = 0; i < pst_dns_result_get_count(result) &&
                       lookup->hosts->len < ROUTE_ADDRESSES_MAX;
          i++) {
       PstRouteHost *host = g_new0(PstRouteHost, 1);
       host->name = g_strdup(name);
       host->address = pst_dns_result_get_address(result, i);
-      host->port = port;
+      host->port = lookup->port;
       g_ptr_array_add(lookup->hosts, host);
     }
   }
+  if (++lookup->next_type == G_N_ELEMENTS(address_types)) {
+    lookup->next_type = 0;
+    lookup->next_name++;
+  }
+  addresses_next(lookup);
 }
 
-/* The MX hosts of `name` in order; NULL when it has no MX record (the
- * caller falls back to its addresses), with `null_mx_r` for RFC 7505. */
-static GArray *lookup_mx(Lookup *lookup, const char *name, gboolean *null_mx_r,
-                         gboolean *missing_r) {
-  g_autoptr(PstDnsResult) result =
-      pst_dns_lookup_sync(PST_DNS_TYPE_MX, name, NULL);
-  PstDnsStatus status = pst_dns_result_get_status(result);
-  if (status != PST_DNS_OK) {
-    if (status != PST_DNS_NODATA)
-      lookup_note(lookup, result);
-    *missing_r = status == PST_DNS_NXDOMAIN || status == PST_DNS_INVALID;
-    return NULL;
+/* Each name's addresses in turn: AAAA first, then A. */
+static void addresses_next(Lookup *lookup) {
+  while (lookup->next_name < lookup->names->len) {
+    const char *name = lookup->names->pdata[lookup->next_name];
+    g_autoptr(GInetAddress) literal = g_inet_address_new_from_string(name);
+    if (literal == NULL) {
+      pst_dns_lookup(address_types[lookup->next_type], name, NULL,
+                     address_answer, lookup);
+      return;
+    }
+    PstRouteHost *host = g_new0(PstRouteHost, 1);
+    host->name = g_strdup(name);
+    host->address = g_steal_pointer(&literal);
+    host->port = lookup->port;
+    g_ptr_array_add(lookup->hosts, host);
+    lookup->next_name++;
   }
+  lookup_finish(lookup, NULL);
+}
+
+/* The MX hosts of `result` in order, at most ROUTE_MX_MAX. */
+static void mx_names(Lookup *lookup, const PstDnsResult *result) {
   guint count = pst_dns_result_get_count(result);
-  if (count == 1 && g_str_equal(pst_dns_result_get_string(result, 0), ".")) {
-    *null_mx_r = TRUE;
-    return NULL;
-  }
-  GArray *records = g_array_new(FALSE, FALSE, sizeof(PstMxRecord));
+  g_autoptr(GArray) records = g_array_new(FALSE, FALSE, sizeof(PstMxRecord));
   g_array_set_clear_func(records, mx_record_clear);
   for (guint i = 0; i < count; i++) {
     const char *exchange = pst_dns_result_get_string(result, i);
@@ -193,98 +243,73 @@ static GArray *lookup_mx(Lookup *lookup, const char *name, gboolean *null_mx_r,
   }
   g_autoptr(GRand) rand = g_rand_new();
   pst_route_order_mx(records, rand);
-  if (records->len > ROUTE_MX_MAX)
-    g_array_set_size(records, ROUTE_MX_MAX);
-  return records;
+  for (guint i = 0; i < records->len && i < ROUTE_MX_MAX; i++)
+    g_ptr_array_add(lookup->names,
+                    g_strdup(g_array_index(records, PstMxRecord, i).name));
 }
 
-/* MX hosts of `name`, or its own addresses without MX records. */
-static gboolean lookup_destination(Lookup *lookup, const char *name,
-                                   guint16 port, char **failure_r) {
-  gboolean null_mx = FALSE, missing = FALSE;
-  g_autoptr(GArray) records = lookup_mx(lookup, name, &null_mx, &missing);
-  if (null_mx) {
-    *failure_r = g_strdup_printf(
-        "556 5.1.10 the domain %s does not accept mail (null MX)", name);
-    return FALSE;
+/* MX hosts of the name, or its own addresses without MX records. */
+static void mx_answer(PstDnsResult *answer, gpointer user_data) {
+  Lookup *lookup = user_data;
+  g_autoptr(PstDnsResult) result = answer;
+  const char *name = pst_dns_result_get_name(result);
+  PstDnsStatus status = pst_dns_result_get_status(result);
+  if (status == PST_DNS_OK && pst_dns_result_get_count(result) == 1 &&
+      g_str_equal(pst_dns_result_get_string(result, 0), ".")) {
+    lookup_finish(lookup, g_strdup_printf("556 5.1.10 the domain %s does not "
+                                          "accept mail (null MX)",
+                                          name));
+    return;
   }
-  if (missing) {
-    *failure_r = g_strdup_printf("550 5.4.4 Host or domain name not found: %s",
-                                 lookup->last_problem);
-    return FALSE;
+  if (status == PST_DNS_OK) {
+    mx_names(lookup, result);
+    addresses_next(lookup);
+    return;
   }
-  if (records == NULL && lookup->tempfail) {
-    *failure_r = g_strdup_printf("451 4.4.3 DNS lookup failed: %s",
-                                 lookup->last_problem);
-    return FALSE;
+  if (status != PST_DNS_NODATA)
+    lookup_note(lookup, result);
+  if (status == PST_DNS_NXDOMAIN || status == PST_DNS_INVALID)
+    lookup_finish(lookup,
+                  g_strdup_printf("550 5.4.4 Host or domain name not found: %s",
+                                  lookup->last_problem));
+  else if (lookup->tempfail)
+    lookup_finish(lookup, g_strdup_printf("451 4.4.3 DNS lookup failed: %s",
+                                          lookup->last_problem));
+  else {
+    g_ptr_array_add(lookup->names, g_strdup(name));
+    addresses_next(lookup);
   }
-  if (records == NULL)
-    add_addresses(lookup, name, port);
-  for (guint i = 0; records != NULL && i < records->len; i++)
-    add_addresses(lookup, g_array_index(records, PstMxRecord, i).name, port);
-  return TRUE;
 }
 
-static GPtrArray *route_lookup(const PstDeliveryConfig *delivery,
-                               const char *domain, char **failure_r);
-
-GPtrArray *pst_route_lookup(const PstDeliveryConfig *delivery,
-                            const char *domain, char **failure_r) {
-  g_autofree char *name = g_ascii_strdown(
+void pst_route_lookup(const PstDeliveryConfig *delivery, const char *domain,
+                      PstRouteFunc callback, gpointer user_data) {
+  Lookup *lookup = g_new0(Lookup, 1);
+  lookup->delivery = delivery;
+  lookup->domain = g_strdup(domain);
+  lookup->name = g_ascii_strdown(
       delivery->relayhost_host != NULL ? delivery->relayhost_host : domain, -1);
-  char *remembered = route_dead_check(name);
+  lookup->hosts =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_route_host_free);
+  lookup->names = g_ptr_array_new_with_free_func(g_free);
+  lookup->callback = callback;
+  lookup->user_data = user_data;
+  char *remembered = route_dead_check(lookup->name);
   if (remembered != NULL) {
-    *failure_r = remembered;
-    return NULL;
+    /* Not noted again: the memory keeps its first deadline. */
+    lookup->callback(NULL, remembered, lookup->user_data);
+    lookup_free(lookup);
+    return;
   }
-  GPtrArray *hosts = route_lookup(delivery, domain, failure_r);
-  if (hosts == NULL && (*failure_r)[0] == '4')
-    route_dead_note(name, *failure_r,
-                    MIN(delivery->retry_first_ms, ROUTE_DEAD_MAX_MS));
-  return hosts;
-}
-
-static GPtrArray *route_lookup(const PstDeliveryConfig *delivery,
-                               const char *domain, char **failure_r) {
-  Lookup lookup = {
-      g_ptr_array_new_with_free_func((GDestroyNotify)pst_route_host_free),
-      FALSE, NULL};
-  gboolean ok;
   if (delivery->relayhost_host != NULL && !delivery->relayhost_mx) {
-    add_addresses(&lookup, delivery->relayhost_host, delivery->relayhost_port);
-    ok = TRUE;
-  } else if (delivery->relayhost_host != NULL) {
-    ok = lookup_destination(&lookup, delivery->relayhost_host,
-                            delivery->relayhost_port, failure_r);
-  } else {
-    ok = lookup_destination(&lookup, domain, (guint16)delivery->smtp_port,
-                            failure_r);
+    lookup->port = delivery->relayhost_port;
+    g_ptr_array_add(lookup->names, g_strdup(delivery->relayhost_host));
+    addresses_next(lookup);
+    return;
   }
-  if (ok && lookup.hosts->len == 0) {
-    const char *name =
-        delivery->relayhost_host != NULL ? delivery->relayhost_host : domain;
-    *failure_r = lookup.tempfail
-                     ? g_strdup_printf("451 4.4.3 no address for the mail "
-                                       "hosts of %s: %s",
-                                       name, lookup.last_problem)
-                     : g_strdup_printf("550 5.4.4 the mail hosts of %s have "
-                                       "no address",
-                                       name);
-    ok = FALSE;
-  }
-  g_free(lookup.last_problem);
-  if (!ok && delivery->relayhost_host != NULL && (*failure_r)[0] == '5') {
-    /* A relayhost that does not resolve is our setup's problem: retry. */
-    char *permanent = *failure_r;
-    const char *text = strchr(permanent + 4, ' ');
-    *failure_r =
-        g_strdup_printf("451 4.4.4 relayhost %s: %s", delivery->relayhost,
-                        text != NULL ? text + 1 : permanent);
-    g_free(permanent);
-  }
-  if (!ok) {
-    g_ptr_array_unref(lookup.hosts);
-    return NULL;
-  }
-  return lookup.hosts;
+  const char *name =
+      delivery->relayhost_host != NULL ? delivery->relayhost_host : domain;
+  lookup->port = delivery->relayhost_host != NULL
+                     ? delivery->relayhost_port
+                     : (guint16)delivery->smtp_port;
+  pst_dns_lookup(PST_DNS_TYPE_MX, name, NULL, mx_answer, lookup);
 }

@@ -3,7 +3,7 @@
  *
  * A destination is a recipient domain (its MX hosts, RFC 5321 section 5)
  * or the configured relayhost.  pst_route_lookup() asks the core DNS
- * service (pst_dns_lookup_sync(): worker threads only) and applies the
+ * service (asynchronously, on the main loop) and applies the
  * rules: MX hosts by preference, in random order among equal preferences
  * (pst_route_order_mx(), pure); no MX record -> the domain's own A/AAAA
  * (implicit MX); a null MX (RFC 7505, a sole "." exchange) -> refused at
@@ -35,14 +35,21 @@ typedef struct {
  * with `rand`.  Pure but for `rand`. */
 void pst_route_order_mx(GArray *records, GRand *rand);
 
-/* The hosts for `domain` (or the relayhost when one is configured), or
- * NULL with `failure_r` set to a reply for every recipient: "556 5.1.10
+/* The end of a lookup: the hosts (of PstRouteHost*, owned by the callee),
+ * or NULL and `failure` (owned by the callee), a reply for every
+ * recipient. */
+typedef void (*PstRouteFunc)(GPtrArray *hosts, char *failure,
+                             gpointer user_data);
+
+/* Looks up the hosts for `domain` (or the relayhost when `delivery` names
+ * one; `delivery` is borrowed until the callback).  Failures: "556 5.1.10
  * ..." (null MX), "550 5.4.4 ..." (no such domain, no address), "451
  * 4.4.3 ..." (DNS failure: try later).  A temporary failure is remembered
  * for the destination for delivery->retry_first_ms (at most a minute) and
- * returned again meanwhile without a lookup.  Blocking; worker threads. */
-GPtrArray *pst_route_lookup(const PstDeliveryConfig *delivery,
-                            const char *domain, char **failure_r);
+ * returned again meanwhile without a lookup.  The callback runs exactly
+ * once, possibly before this returns.  Main thread. */
+void pst_route_lookup(const PstDeliveryConfig *delivery, const char *domain,
+                      PstRouteFunc callback, gpointer user_data);
 
 /* "mx.example.net[192.0.2.1]:25" (a new string). */
 char *pst_route_host_describe(const PstRouteHost *host);

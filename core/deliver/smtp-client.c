@@ -1,41 +1,72 @@
-/* smtp-client.c - one outbound SMTP connection on a worker thread (see
+/* smtp-client.c - one outbound SMTP connection on the main loop (see
  * smtp-client.h).
  *
- * The socket is non-blocking; every read, write and connect waits with
- * g_socket_condition_timed_wait() for at most the configured timeout, so
- * a stalling server costs one timeout, never a hung worker.  Received
- * octets collect in `input` and are parsed with pst_smtp_response_parse();
- * more than one reply's worth may be buffered (PIPELINING).  Invariants:
- * once `broken` is set (I/O failure, timeout, garbage) nothing more is
- * sent; after STARTTLS's 220 the buffer is emptied before the handshake,
- * so nothing the server sent in clear is read as if it came over TLS.
+ * Each step sends a command (or nothing) and names the function that gets
+ * the reply: connection_command(connection, "EHLO x", on_ehlo).  Bytes go
+ * through client-io.c, which never blocks and bounds every wait; received
+ * octets are parsed with pst_smtp_response_parse(), and more than one
+ * reply's worth may be buffered (PIPELINING).  Opening is a chain of such
+ * steps (greeting, EHLO/HELO, STARTTLS and the handshake, EHLO again,
+ * AUTH rounds with the SASL client service) whose state lives in an
+ * Opening until its callback.  Invariants: once `broken` is set (I/O
+ * failure, timeout, garbage) nothing more is sent; STARTTLS's handshake
+ * empties the input first, so nothing the server sent in clear is read
+ * as if it came over TLS; one operation at a time per connection.
  */
 #include <string.h>
 
-#include "deliver/smtp-auth.h"
-#include "deliver/smtp-client.h"
-#include "deliver/smtp-tls.h"
+#include <postilion/sasl.h>
 
-#define READ_CHUNK 4096
+#include "deliver/client-io.h"
+#include "deliver/smtp-client.h"
+
+typedef void (*ReplyFunc)(PstSmtpConnection *connection,
+                          PstSmtpResponse *reply);
+
+/* What pst_smtp_connection_open() needs until its callback. */
+typedef struct {
+  const PstDeliveryConfig *delivery; /* borrowed */
+  const char *helo_name;             /* borrowed */
+  const PstRouteHost *host;          /* borrowed */
+  PstDeliveryTls tls;
+  const PstSmtpLogin *login; /* borrowed, nullable */
+  const char *log_id;        /* borrowed */
+  gboolean try_starttls;
+  gboolean handshake_failed;
+  PstSaslClient *sasl; /* owned, nullable: during AUTH */
+  GError *sasl_error;  /* owned, nullable: the last step's */
+  guint round;
+  /* What follows EHLO/HELO: TLS after the first, AUTH after the second. */
+  void (*after_hello)(PstSmtpConnection *connection, PstSmtpResponse *reply);
+  PstSmtpOpenFunc callback;
+  gpointer user_data;
+} Opening;
 
 struct _PstSmtpConnection {
-  GSocket *socket;   /* owned */
-  GByteArray *input; /* owned: received, not parsed yet */
+  PstClientIo *io;   /* owned, nullable until the socket exists */
   char *relay;       /* owned: "name[address]:port" */
   char *name;        /* owned: the host name (SNI, verification) */
-  PstSmtpTls *tls;   /* owned, nullable: after STARTTLS */
+  char *tls_version; /* owned, nullable: "TLSv1.3" after STARTTLS */
   guint timeout_ms;  /* per reply and per write */
   gboolean broken;   /* the connection can no longer be used */
   PstSmtpExtensions extensions;
+  GString *out;       /* owned: the command being sent */
+  ReplyFunc on_reply; /* the step waiting for the next reply */
+  gint64 reply_deadline;
+  Opening *opening;                /* owned, nullable: while opening */
+  PstSmtpTransaction *transaction; /* borrowed: while run() */
+  GBytes *content;                 /* borrowed: while run() */
+  PstSmtpConnectionFunc done;      /* run() and reset() */
+  gpointer done_data;
 };
 
 gboolean pst_smtp_client_tls_available(void) {
-  return pst_smtp_tls_available();
+  return pst_transport_tls_available();
 }
 
 gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
                                       GError **error) {
-  if (delivery->relayhost_credentials != NULL && !pst_smtp_auth_available()) {
+  if (delivery->relayhost_credentials != NULL && !pst_sasl_client_available()) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                 "[delivery] relayhost_credentials is set, but no plugin "
                 "provides the SASL client: load the auth plugin, or remove "
@@ -52,7 +83,8 @@ gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
   return FALSE;
 }
 
-/* --- I/O ------------------------------------------------------------------ */
+/* --- Commands and replies -------------------------------------------------
+ */
 
 static PstSmtpResponse *failure(PstSmtpConnection *connection, guint code,
                                 const char *enhanced, const char *problem) {
@@ -61,282 +93,328 @@ static PstSmtpResponse *failure(PstSmtpConnection *connection, guint code,
   return pst_smtp_response_new(code, enhanced, text);
 }
 
-static gboolean wait_for(PstSmtpConnection *connection, GIOCondition condition,
-                         guint timeout_ms, GError **error) {
-  return g_socket_condition_timed_wait(connection->socket, condition,
-                                       (gint64)timeout_ms * 1000, NULL, error);
+static void reply_deliver(PstSmtpConnection *connection,
+                          PstSmtpResponse *reply) {
+  ReplyFunc next = connection->on_reply;
+  connection->on_reply = NULL;
+  next(connection, reply);
 }
 
-/* One non-blocking send or receive, through TLS once it is up. */
-static gssize connection_transfer(PstSmtpConnection *connection, void *buffer,
-                                  gsize size, gboolean write, GError **error) {
-  if (connection->tls != NULL)
-    return write ? pst_smtp_tls_write(connection->tls, buffer, size, error)
-                 : pst_smtp_tls_read(connection->tls, buffer, size, error);
-  return write ? g_socket_send_with_blocking(connection->socket, buffer, size,
-                                             FALSE, NULL, error)
-               : g_socket_receive_with_blocking(connection->socket, buffer,
-                                                size, FALSE, NULL, error);
-}
+static void reply_parse(PstSmtpConnection *connection);
 
-/* After G_IO_ERROR_WOULD_BLOCK: waits until the socket is ready for what
- * the transfer needs, or `deadline` (monotonic µs).  FALSE on timeout. */
-static gboolean connection_wait(PstSmtpConnection *connection, gboolean write,
-                                gint64 deadline) {
-  if (connection->tls != NULL && !write &&
-      pst_smtp_tls_has_pending(connection->tls))
-    return TRUE;
-  GIOCondition condition = connection->tls != NULL
-                               ? pst_smtp_tls_get_condition(connection->tls)
-                           : write ? G_IO_OUT
-                                   : G_IO_IN;
-  gint64 left = deadline - g_get_monotonic_time();
-  return left > 0 && g_socket_condition_timed_wait(connection->socket,
-                                                   condition, left, NULL, NULL);
-}
-
-/* Writes all of `data`; a reply describing the failure, or NULL.  The
- * timeout applies to each step that makes no progress. */
-static PstSmtpResponse *connection_write(PstSmtpConnection *connection,
-                                         const char *data, gsize length) {
-  gsize done = 0;
-  while (done < length) {
-    g_autoptr(GError) error = NULL;
-    gint64 deadline =
-        g_get_monotonic_time() + (gint64)connection->timeout_ms * 1000;
-    gssize sent = connection_transfer(connection, (char *)data + done,
-                                      length - done, TRUE, &error);
-    if (sent > 0) {
-      done += (gsize)sent;
-      continue;
-    }
-    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-      if (connection_wait(connection, TRUE, deadline))
-        continue;
-      return failure(connection, 451, "4.4.2", "timeout sending to the server");
-    }
-    return failure(connection, 451, "4.4.2",
-                   error != NULL ? error->message : "write failed");
+static void reply_received(PstClientIo *io, const GError *error,
+                           gpointer user_data) {
+  PstSmtpConnection *connection = user_data;
+  if (error == NULL) {
+    reply_parse(connection);
+    return;
   }
-  return NULL;
+  const char *problem =
+      g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)
+          ? "timeout waiting for the server's reply"
+      : g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED)
+          ? "the server closed the connection"
+          : error->message;
+  reply_deliver(connection, failure(connection, 451, "4.4.2", problem));
 }
 
-/* Reads the next reply; a made-up failure reply when there is none. */
-static PstSmtpResponse *connection_read_reply(PstSmtpConnection *connection,
-                                              guint timeout_ms) {
-  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-  for (;;) {
-    gsize consumed = 0;
-    PstSmtpResponse *reply = NULL;
-    g_autofree char *problem = NULL;
-    PstSmtpParseStatus status = pst_smtp_response_parse(
-        (const char *)connection->input->data, connection->input->len,
-        &consumed, &reply, &problem);
-    if (status == PST_SMTP_PARSE_OK) {
-      g_byte_array_remove_range(connection->input, 0, (guint)consumed);
-      return reply;
-    }
-    if (status == PST_SMTP_PARSE_ERROR)
-      return failure(connection, 451, "4.5.0", problem);
-    g_autoptr(GError) error = NULL;
-    guint8 buffer[READ_CHUNK];
-    gssize got =
-        connection_transfer(connection, buffer, sizeof buffer, FALSE, &error);
-    if (got == 0)
-      return failure(connection, 451, "4.4.2",
-                     "the server closed the connection");
-    if (got > 0) {
-      g_byte_array_append(connection->input, buffer, (guint)got);
-      continue;
-    }
-    if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-      return failure(connection, 451, "4.4.2", error->message);
-    if (!connection_wait(connection, FALSE, deadline))
-      return failure(connection, 451, "4.4.2",
-                     "timeout waiting for the server's reply");
+/* The next reply from what is buffered, or read more. */
+static void reply_parse(PstSmtpConnection *connection) {
+  GByteArray *input = pst_client_io_get_input(connection->io);
+  gsize consumed = 0;
+  PstSmtpResponse *reply = NULL;
+  g_autofree char *problem = NULL;
+  PstSmtpParseStatus status = pst_smtp_response_parse(
+      (const char *)input->data, input->len, &consumed, &reply, &problem);
+  if (status == PST_SMTP_PARSE_OK) {
+    g_byte_array_remove_range(input, 0, (guint)consumed);
+    reply_deliver(connection, reply);
+  } else if (status == PST_SMTP_PARSE_ERROR) {
+    reply_deliver(connection, failure(connection, 451, "4.5.0", problem));
+  } else {
+    pst_client_io_read(connection->io, connection->reply_deadline,
+                       reply_received, connection);
   }
 }
 
-/* Sends one command and reads its reply. */
-static PstSmtpResponse *connection_command(PstSmtpConnection *connection,
-                                           const char *command) {
-  g_autofree char *line = g_strdup_printf("%s\r\n", command);
-  PstSmtpResponse *failed = connection_write(connection, line, strlen(line));
-  if (failed != NULL)
-    return failed;
-  return connection_read_reply(connection, connection->timeout_ms);
+static void connection_expect_reply(PstSmtpConnection *connection,
+                                    ReplyFunc next) {
+  connection->on_reply = next;
+  connection->reply_deadline =
+      g_get_monotonic_time() + (gint64)connection->timeout_ms * 1000;
+  reply_parse(connection);
+}
+
+static void sent(PstClientIo *io, const GError *error, gpointer user_data) {
+  PstSmtpConnection *connection = user_data;
+  if (error == NULL) {
+    connection_expect_reply(connection, connection->on_reply);
+    return;
+  }
+  const char *problem = g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)
+                            ? "timeout sending to the server"
+                            : error->message;
+  reply_deliver(connection, failure(connection, 451, "4.4.2", problem));
+}
+
+/* Sends `data` (borrowed until the reply) and hands the reply to `next`. */
+static void connection_send(PstSmtpConnection *connection, const void *data,
+                            gsize length, ReplyFunc next) {
+  connection->on_reply = next;
+  pst_client_io_write(connection->io, data, length, connection->timeout_ms,
+                      sent, connection);
+}
+
+static void connection_command(PstSmtpConnection *connection,
+                               const char *command, ReplyFunc next) {
+  g_string_printf(connection->out, "%s\r\n", command);
+  connection_send(connection, connection->out->str, connection->out->len, next);
 }
 
 /* --- Opening -------------------------------------------------------------- */
 
-static PstSmtpResponse *connection_connect(PstSmtpConnection *connection,
-                                           const PstRouteHost *host,
-                                           guint timeout_ms) {
-  g_autoptr(GError) error = NULL;
-  connection->socket =
-      g_socket_new(g_inet_address_get_family(host->address),
-                   G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
-  if (connection->socket == NULL)
-    return failure(connection, 451, "4.4.1", error->message);
-  g_socket_set_blocking(connection->socket, FALSE);
-  g_autoptr(GSocketAddress) address =
-      g_inet_socket_address_new(host->address, host->port);
-  if (g_socket_connect(connection->socket, address, NULL, &error))
-    return NULL;
-  if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_PENDING)) {
-    g_clear_error(&error);
-    if (wait_for(connection, G_IO_OUT, timeout_ms, &error) &&
-        g_socket_check_connect_result(connection->socket, &error))
-      return NULL;
-  }
-  g_autofree char *problem = g_strdup_printf(
-      "connect: %s", g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)
-                         ? "timeout"
-                         : error->message);
-  return failure(connection, 451, "4.4.1", problem);
+static void opening_free(Opening *opening) {
+  g_clear_pointer(&opening->sasl, pst_sasl_client_free);
+  g_clear_error(&opening->sasl_error);
+  g_free(opening);
 }
 
-/* EHLO, or HELO when EHLO is refused; NULL when the server said 250. */
-static PstSmtpResponse *connection_hello(PstSmtpConnection *connection,
-                                         const char *helo_name) {
-  g_autofree char *ehlo = g_strdup_printf("EHLO %s", helo_name);
-  PstSmtpResponse *reply = connection_command(connection, ehlo);
-  if (connection->broken)
-    return reply;
+static void opening_start(Opening *opening);
+
+static void open_succeed(PstSmtpConnection *connection) {
+  Opening *opening = g_steal_pointer(&connection->opening);
+  opening->callback(connection, NULL, opening->user_data);
+  opening_free(opening);
+}
+
+/* Ends the attempt with `reply`; a failed opportunistic handshake is
+ * logged and the host tried again in clear (RFC 7435). */
+static void open_fail(PstSmtpConnection *connection, PstSmtpResponse *reply) {
+  Opening *opening = g_steal_pointer(&connection->opening);
+  pst_smtp_connection_close(connection);
+  if (opening->handshake_failed && opening->tls == PST_DELIVERY_TLS_MAY &&
+      opening->try_starttls) {
+    g_autofree char *text = pst_smtp_response_to_string(reply);
+    g_message("%s: %s; trying again without STARTTLS", opening->log_id, text);
+    pst_smtp_response_free(reply);
+    opening->try_starttls = FALSE;
+    opening->handshake_failed = FALSE;
+    opening_start(opening);
+    return;
+  }
+  opening->callback(NULL, reply, opening->user_data);
+  opening_free(opening);
+}
+
+/* EHLO, or HELO when EHLO is refused; then after_hello with NULL when the
+ * server said 250, else with its reply. */
+static void hello_done(PstSmtpConnection *connection, PstSmtpResponse *reply) {
+  connection->opening->after_hello(connection, reply);
+}
+
+static void on_helo(PstSmtpConnection *connection, PstSmtpResponse *reply) {
+  if (connection->broken || reply->code / 100 != 2) {
+    hello_done(connection, reply);
+    return;
+  }
+  pst_smtp_response_free(reply);
+  hello_done(connection, NULL);
+}
+
+static void on_ehlo(PstSmtpConnection *connection, PstSmtpResponse *reply) {
+  if (connection->broken) {
+    hello_done(connection, reply);
+    return;
+  }
   if (reply->code / 100 == 2) {
     pst_smtp_extensions_parse(reply, &connection->extensions);
     pst_smtp_response_free(reply);
-    return NULL;
+    hello_done(connection, NULL);
+    return;
   }
   pst_smtp_response_free(reply);
   memset(&connection->extensions, 0, sizeof connection->extensions);
-  g_autofree char *helo = g_strdup_printf("HELO %s", helo_name);
-  reply = connection_command(connection, helo);
-  if (connection->broken || reply->code / 100 != 2)
-    return reply;
-  pst_smtp_response_free(reply);
-  return NULL;
+  g_autofree char *helo =
+      g_strdup_printf("HELO %s", connection->opening->helo_name);
+  connection_command(connection, helo, on_helo);
 }
 
-/* STARTTLS, the handshake and the new EHLO; NULL when TLS is up.
- * `handshake_failed_r` tells a failed handshake from a refusal. */
-static PstSmtpResponse *connection_starttls(PstSmtpConnection *connection,
-                                            const char *helo_name,
-                                            PstDeliveryTls tls,
-                                            const char *log_id,
-                                            gboolean *handshake_failed_r) {
-  PstSmtpResponse *reply = connection_command(connection, "STARTTLS");
-  if (connection->broken || reply->code != 220)
-    return reply;
-  pst_smtp_response_free(reply);
-  /* Whatever the server sent in clear after its 220 is not trusted. */
-  g_byte_array_set_size(connection->input, 0);
-  g_autoptr(GError) error = NULL;
-  connection->tls = pst_smtp_tls_start(
-      g_socket_get_fd(connection->socket), connection->name,
-      tls == PST_DELIVERY_TLS_VERIFY, connection->timeout_ms, &error);
-  if (connection->tls == NULL) {
-    *handshake_failed_r = TRUE;
-    /* The provider says why (transport.h); we say what failed. */
-    g_autofree char *problem =
-        g_strdup_printf("TLS handshake failed: %s", error->message);
-    return failure(connection, 454, "4.7.5", problem);
-  }
-  const char *why = pst_smtp_tls_get_verify_message(connection->tls);
-  g_message("%s: %s TLS connection established to %s: %s with cipher %s "
-            "(%u bits)%s%s",
-            log_id,
-            pst_smtp_tls_get_verified(connection->tls) ? "Verified"
-                                                       : "Untrusted",
-            connection->relay, pst_smtp_tls_get_version(connection->tls),
-            pst_smtp_tls_get_cipher(connection->tls),
-            pst_smtp_tls_get_bits(connection->tls), why != NULL ? ": " : "",
-            why != NULL ? why : "");
-  return connection_hello(connection, helo_name);
+static void connection_hello(PstSmtpConnection *connection) {
+  g_autofree char *ehlo =
+      g_strdup_printf("EHLO %s", connection->opening->helo_name);
+  connection_command(connection, ehlo, on_ehlo);
 }
 
-/* The TLS level, once EHLO told whether STARTTLS is offered.  `may` goes
- * on in clear when TLS cannot be had; `encrypt` and `verify` refuse. */
-static PstSmtpResponse *
-connection_apply_tls(PstSmtpConnection *connection, const char *helo_name,
-                     PstDeliveryTls tls, gboolean try_starttls,
-                     const char *log_id, gboolean *handshake_failed_r) {
-  gboolean offered =
-      (connection->extensions.flags & PST_SMTP_EXT_STARTTLS) != 0;
-  if (offered && try_starttls && pst_smtp_tls_available()) {
-    PstSmtpResponse *reply = connection_starttls(connection, helo_name, tls,
-                                                 log_id, handshake_failed_r);
-    if (reply == NULL || connection->broken)
-      return reply;
-    if (tls == PST_DELIVERY_TLS_MAY) {
-      pst_smtp_response_free(reply); /* STARTTLS refused: go on in clear */
-      return NULL;
-    }
-    g_autofree char *text = pst_smtp_response_to_string(reply);
-    g_autofree char *problem =
-        g_strdup_printf("TLS is required, but STARTTLS was refused: %s", text);
+/* AUTH with the login (user, password) when the server offers it; a
+ * failure is temporary: wrong credentials are our configuration's
+ * problem, never a bounce.  The lines sent hold the password: they are
+ * never logged. */
+static void on_auth(PstSmtpConnection *connection, PstSmtpResponse *reply) {
+  Opening *opening = connection->opening;
+  const char *user = opening->login->user;
+  if (!connection->broken && reply->code == 334 && opening->round < 10) {
+    opening->round++;
+    const char *challenge = reply->lines->len > 0 ? reply->lines->pdata[0] : "";
+    g_clear_error(&opening->sasl_error);
+    g_autofree char *line =
+        pst_sasl_client_step(opening->sasl, challenge, &opening->sasl_error);
     pst_smtp_response_free(reply);
-    return failure(connection, 454, "4.7.4", problem);
+    connection_command(connection, line != NULL ? line : "*", on_auth);
+    return;
   }
-  if (tls == PST_DELIVERY_TLS_MAY)
-    return NULL;
-  if (!offered)
-    return failure(connection, 454, "4.7.4",
-                   "TLS is required, but was not offered by the host");
-  return failure(connection, 454, "4.7.5",
-                 "TLS is required, but no TLS provider plugin is loaded");
+  if (connection->broken) {
+    open_fail(connection, reply);
+    return;
+  }
+  if (reply->code == 235) {
+    const char *mechanism = pst_sasl_client_get_mechanism(opening->sasl);
+    g_message("%s: authenticated to %s as %s (%s)", opening->log_id,
+              connection->relay, user, mechanism != NULL ? mechanism : "none");
+    pst_smtp_response_free(reply);
+    open_succeed(connection);
+    return;
+  }
+  g_autofree char *said = pst_smtp_response_to_string(reply);
+  pst_smtp_response_free(reply);
+  g_autofree char *problem = g_strdup_printf(
+      "SASL login as %s failed: %s", user,
+      opening->sasl_error != NULL ? opening->sasl_error->message : said);
+  open_fail(connection, failure(connection, 454, "4.7.0", problem));
 }
 
-/* AUTH with `login` (user, password) when the server offers it; NULL on
- * success (or when there is nothing to do), else a temporary failure:
- * wrong credentials are our configuration's problem, never a bounce.  The
- * lines sent hold the password: they are never logged. */
-static PstSmtpResponse *connection_authenticate(PstSmtpConnection *connection,
-                                                const PstSmtpLogin *login,
-                                                const char *log_id) {
-  if (login == NULL)
-    return NULL;
+static void connection_authenticate(PstSmtpConnection *connection) {
+  Opening *opening = connection->opening;
+  const PstSmtpLogin *login = opening->login;
+  if (login == NULL) {
+    open_succeed(connection);
+    return;
+  }
   if (!(connection->extensions.flags & PST_SMTP_EXT_AUTH)) {
-    g_message("%s: %s does not offer AUTH; sending without logging in", log_id,
-              connection->relay);
-    return NULL;
+    g_message("%s: %s does not offer AUTH; sending without logging in",
+              opening->log_id, connection->relay);
+    open_succeed(connection);
+    return;
   }
   g_autoptr(GError) error = NULL;
-  g_autoptr(PstSmtpAuth) auth =
-      pst_smtp_auth_new(connection->name, login->user, login->password,
-                        connection->tls != NULL, &error);
+  opening->sasl =
+      pst_sasl_client_new(connection->name, login->user, login->password,
+                          connection->tls_version != NULL, &error);
   g_autofree char *line =
-      auth != NULL
-          ? pst_smtp_auth_start(auth, connection->extensions.auth, &error)
+      opening->sasl != NULL
+          ? pst_sasl_client_start(opening->sasl, connection->extensions.auth,
+                                  &error)
           : NULL;
   if (line == NULL) {
     g_autofree char *problem =
         g_strdup_printf("cannot log in as %s: %s", login->user, error->message);
-    return failure(connection, 454, "4.7.0", problem);
+    open_fail(connection, failure(connection, 454, "4.7.0", problem));
+    return;
   }
-  PstSmtpResponse *reply = connection_command(connection, line);
-  for (guint round = 0; round < 10 && !connection->broken && reply->code == 334;
-       round++) {
-    g_clear_pointer(&line, g_free);
-    const char *challenge = reply->lines->len > 0 ? reply->lines->pdata[0] : "";
-    line = pst_smtp_auth_step(auth, challenge, &error);
+  connection_command(connection, line, on_auth);
+}
+
+/* STARTTLS refused (or EHLO refused after it): `may` goes on in clear,
+ * `encrypt` and `verify` refuse. */
+static void tls_refused(PstSmtpConnection *connection, PstSmtpResponse *reply) {
+  if (connection->broken) {
+    open_fail(connection, reply);
+    return;
+  }
+  if (connection->opening->tls == PST_DELIVERY_TLS_MAY) {
     pst_smtp_response_free(reply);
-    reply = connection_command(connection, line != NULL ? line : "*");
+    connection_authenticate(connection);
+    return;
   }
-  if (connection->broken)
-    return reply;
-  if (reply->code == 235) {
-    g_message("%s: authenticated to %s as %s (%s)", log_id, connection->relay,
-              login->user, pst_smtp_auth_get_mechanism(auth));
-    pst_smtp_response_free(reply);
-    return NULL;
-  }
-  g_autofree char *said = pst_smtp_response_to_string(reply);
-  pst_smtp_response_free(reply);
+  g_autofree char *text = pst_smtp_response_to_string(reply);
   g_autofree char *problem =
-      g_strdup_printf("SASL login as %s failed: %s", login->user,
-                      error != NULL ? error->message : said);
-  return failure(connection, 454, "4.7.0", problem);
+      g_strdup_printf("TLS is required, but STARTTLS was refused: %s", text);
+  pst_smtp_response_free(reply);
+  open_fail(connection, failure(connection, 454, "4.7.4", problem));
+}
+
+static void after_tls_hello(PstSmtpConnection *connection,
+                            PstSmtpResponse *reply) {
+  if (reply != NULL)
+    tls_refused(connection, reply);
+  else
+    connection_authenticate(connection);
+}
+
+/* "TLS1.3" -> "TLSv1.3", the name mail logs use. */
+static char *tls_version_name(PstTransport *tls) {
+  const char *version = pst_transport_get_tls_version(tls);
+  return version != NULL && g_str_has_prefix(version, "TLS1")
+             ? g_strdup_printf("TLSv%s", version + 3)
+             : g_strdup(version != NULL ? version : "unknown");
+}
+
+static void tls_handshake_done(PstClientIo *io, const GError *error,
+                               gpointer user_data) {
+  PstSmtpConnection *connection = user_data;
+  Opening *opening = connection->opening;
+  if (error != NULL) {
+    opening->handshake_failed = TRUE;
+    /* The provider says why (transport.h); we say what failed. */
+    g_autofree char *problem =
+        g_strdup_printf("TLS handshake failed: %s", error->message);
+    open_fail(connection, failure(connection, 454, "4.7.5", problem));
+    return;
+  }
+  PstTransport *tls = pst_client_io_get_tls(io);
+  connection->tls_version = tls_version_name(tls);
+  const char *cipher = pst_transport_get_tls_cipher(tls);
+  const char *why = pst_transport_get_tls_verify_message(tls);
+  g_message("%s: %s TLS connection established to %s: %s with cipher %s "
+            "(%u bits)%s%s",
+            opening->log_id,
+            pst_transport_get_tls_verified(tls) ? "Verified" : "Untrusted",
+            connection->relay, connection->tls_version,
+            cipher != NULL ? cipher : "unknown",
+            pst_transport_get_tls_cipher_bits(tls), why != NULL ? ": " : "",
+            why != NULL ? why : "");
+  opening->after_hello = after_tls_hello;
+  connection_hello(connection);
+}
+
+static void on_starttls(PstSmtpConnection *connection, PstSmtpResponse *reply) {
+  if (connection->broken || reply->code != 220) {
+    tls_refused(connection, reply);
+    return;
+  }
+  pst_smtp_response_free(reply);
+  Opening *opening = connection->opening;
+  /* Whatever the server sent in clear after its 220 is not trusted:
+   * pst_client_io_start_tls() drops it. */
+  pst_client_io_start_tls(
+      connection->io, connection->name,
+      opening->tls == PST_DELIVERY_TLS_VERIFY ? PST_TLS_VERIFY_PEER
+                                              : PST_TLS_VERIFY_NONE,
+      connection->timeout_ms, tls_handshake_done, connection);
+}
+
+/* The TLS level, once EHLO told whether STARTTLS is offered. */
+static void after_first_hello(PstSmtpConnection *connection,
+                              PstSmtpResponse *reply) {
+  if (reply != NULL) {
+    open_fail(connection, reply);
+    return;
+  }
+  Opening *opening = connection->opening;
+  gboolean offered =
+      (connection->extensions.flags & PST_SMTP_EXT_STARTTLS) != 0;
+  if (offered && opening->try_starttls && pst_transport_tls_available()) {
+    connection_command(connection, "STARTTLS", on_starttls);
+  } else if (opening->tls == PST_DELIVERY_TLS_MAY) {
+    connection_authenticate(connection);
+  } else if (!offered) {
+    open_fail(connection,
+              failure(connection, 454, "4.7.4",
+                      "TLS is required, but was not offered by the host"));
+  } else {
+    open_fail(connection,
+              failure(connection, 454, "4.7.5",
+                      "TLS is required, but no TLS provider plugin is loaded"));
+  }
 }
 
 /* TRUE when the greeting names us: the MX (or relayhost) is this server,
@@ -350,62 +428,79 @@ static gboolean greeting_is_ours(const PstSmtpResponse *greeting,
          g_ascii_strncasecmp(text, helo_name, length) == 0;
 }
 
-static PstSmtpConnection *
-connection_open_once(const PstDeliveryConfig *delivery, const char *helo_name,
-                     const PstRouteHost *host, PstDeliveryTls tls,
-                     gboolean try_starttls, const PstSmtpLogin *login,
-                     const char *log_id, gboolean *handshake_failed_r,
-                     PstSmtpResponse **failure_r) {
-  g_autoptr(PstSmtpConnection) connection = g_new0(PstSmtpConnection, 1);
-  connection->input = g_byte_array_new();
-  connection->relay = pst_route_host_describe(host);
-  connection->name = g_strdup(host->name);
-  connection->timeout_ms = delivery->smtp_timeout_ms;
-  PstSmtpResponse *reply =
-      connection_connect(connection, host, delivery->smtp_connect_timeout_ms);
-  if (reply == NULL)
-    reply = connection_read_reply(connection, connection->timeout_ms);
-  if (!connection->broken && reply->code / 100 == 2 &&
-      greeting_is_ours(reply, helo_name)) {
-    pst_smtp_response_free(reply);
-    reply = failure(connection, 554, "5.4.6",
-                    "mail loops back to myself (the server greets with our "
-                    "own name)");
-  } else if (!connection->broken && reply->code / 100 == 2) {
-    pst_smtp_response_free(reply);
-    reply = connection_hello(connection, helo_name);
-  } else if (!connection->broken) {
+static void on_greeting(PstSmtpConnection *connection, PstSmtpResponse *reply) {
+  if (connection->broken) {
+    open_fail(connection, reply);
+    return;
+  }
+  if (reply->code / 100 != 2) {
     connection->broken = TRUE; /* a greeting that refuses: close */
+    open_fail(connection, reply);
+    return;
   }
-  if (reply == NULL)
-    reply = connection_apply_tls(connection, helo_name, tls, try_starttls,
-                                 log_id, handshake_failed_r);
-  if (reply == NULL)
-    reply = connection_authenticate(connection, login, log_id);
-  if (reply != NULL) {
-    *failure_r = reply;
-    return NULL;
+  gboolean ours = greeting_is_ours(reply, connection->opening->helo_name);
+  pst_smtp_response_free(reply);
+  if (ours) {
+    open_fail(connection,
+              failure(connection, 554, "5.4.6",
+                      "mail loops back to myself (the server greets with our "
+                      "own name)"));
+    return;
   }
-  return g_steal_pointer(&connection);
+  connection->opening->after_hello = after_first_hello;
+  connection_hello(connection);
 }
 
-PstSmtpConnection *
-pst_smtp_connection_open(const PstDeliveryConfig *delivery,
-                         const char *helo_name, const PstRouteHost *host,
-                         PstDeliveryTls tls, const PstSmtpLogin *login,
-                         const char *log_id, PstSmtpResponse **failure_r) {
-  gboolean handshake_failed = FALSE;
-  PstSmtpConnection *connection =
-      connection_open_once(delivery, helo_name, host, tls, TRUE, login, log_id,
-                           &handshake_failed, failure_r);
-  if (connection != NULL || !handshake_failed || tls != PST_DELIVERY_TLS_MAY)
-    return connection;
-  /* Opportunistic TLS that fails: log it, and deliver in clear (RFC 7435). */
-  g_autofree char *text = pst_smtp_response_to_string(*failure_r);
-  g_message("%s: %s; trying again without STARTTLS", log_id, text);
-  g_clear_pointer(failure_r, pst_smtp_response_free);
-  return connection_open_once(delivery, helo_name, host, tls, FALSE, login,
-                              log_id, &handshake_failed, failure_r);
+static void connected(PstClientIo *io, const GError *error,
+                      gpointer user_data) {
+  PstSmtpConnection *connection = user_data;
+  if (error != NULL) {
+    g_autofree char *problem = g_strdup_printf(
+        "connect: %s", g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)
+                           ? "timeout"
+                           : error->message);
+    open_fail(connection, failure(connection, 451, "4.4.1", problem));
+    return;
+  }
+  connection_expect_reply(connection, on_greeting);
+}
+
+static void opening_start(Opening *opening) {
+  PstSmtpConnection *connection = g_new0(PstSmtpConnection, 1);
+  connection->relay = pst_route_host_describe(opening->host);
+  connection->name = g_strdup(opening->host->name);
+  connection->timeout_ms = opening->delivery->smtp_timeout_ms;
+  connection->out = g_string_new(NULL);
+  connection->opening = opening;
+  g_autoptr(GSocketAddress) address =
+      g_inet_socket_address_new(opening->host->address, opening->host->port);
+  g_autoptr(GError) error = NULL;
+  connection->io = pst_client_io_new(address, &error);
+  if (connection->io == NULL) {
+    open_fail(connection, failure(connection, 451, "4.4.1", error->message));
+    return;
+  }
+  pst_client_io_connect(connection->io, address,
+                        opening->delivery->smtp_connect_timeout_ms, connected,
+                        connection);
+}
+
+void pst_smtp_connection_open(const PstDeliveryConfig *delivery,
+                              const char *helo_name, const PstRouteHost *host,
+                              PstDeliveryTls tls, const PstSmtpLogin *login,
+                              const char *log_id, PstSmtpOpenFunc callback,
+                              gpointer user_data) {
+  Opening *opening = g_new0(Opening, 1);
+  opening->delivery = delivery;
+  opening->helo_name = helo_name;
+  opening->host = host;
+  opening->tls = tls;
+  opening->login = login;
+  opening->log_id = log_id;
+  opening->try_starttls = TRUE;
+  opening->callback = callback;
+  opening->user_data = user_data;
+  opening_start(opening);
 }
 
 /* --- Using ---------------------------------------------------------------- */
@@ -420,62 +515,104 @@ const char *pst_smtp_connection_get_relay(PstSmtpConnection *connection) {
 }
 
 const char *pst_smtp_connection_get_tls(PstSmtpConnection *connection) {
-  return connection->tls != NULL ? pst_smtp_tls_get_version(connection->tls)
-                                 : "none";
+  return connection->tls_version != NULL ? connection->tls_version : "none";
 }
 
 gboolean pst_smtp_connection_is_usable(PstSmtpConnection *connection) {
   return !connection->broken;
 }
 
-void pst_smtp_connection_run(PstSmtpConnection *connection,
-                             PstSmtpTransaction *transaction, GBytes *content) {
-  g_autoptr(GString) out = g_string_new(NULL);
-  while (!pst_smtp_transaction_is_done(transaction)) {
-    g_string_truncate(out, 0);
-    PstSmtpSend send = pst_smtp_transaction_next(transaction, out);
-    g_autoptr(PstSmtpResponse) failed = NULL;
-    if (send == PST_SMTP_SEND_COMMANDS)
-      failed = connection_write(connection, out->str, out->len);
-    else if (send == PST_SMTP_SEND_CONTENT)
-      failed = connection_write(connection, g_bytes_get_data(content, NULL),
-                                g_bytes_get_size(content));
-    else if (send == PST_SMTP_SEND_EMPTY)
-      failed = connection_write(connection, ".\r\n", 3);
-    if (failed == NULL)
-      failed = connection_read_reply(connection, connection->timeout_ms);
-    if (connection->broken) {
-      pst_smtp_transaction_fail(transaction, failed);
-      return;
-    }
-    pst_smtp_transaction_reply(transaction, failed);
+static void operation_done(PstSmtpConnection *connection) {
+  PstSmtpConnectionFunc done = connection->done;
+  connection->done = NULL;
+  connection->transaction = NULL;
+  connection->content = NULL;
+  done(connection, connection->done_data);
+}
+
+static void run_step(PstSmtpConnection *connection);
+
+static void run_reply(PstSmtpConnection *connection, PstSmtpResponse *reply) {
+  if (connection->broken) {
+    pst_smtp_transaction_fail(connection->transaction, reply);
+    pst_smtp_response_free(reply);
+    operation_done(connection);
+    return;
+  }
+  pst_smtp_transaction_reply(connection->transaction, reply);
+  pst_smtp_response_free(reply);
+  run_step(connection);
+}
+
+/* Sends what the transaction asks for, then reads one reply. */
+static void run_step(PstSmtpConnection *connection) {
+  PstSmtpTransaction *transaction = connection->transaction;
+  if (pst_smtp_transaction_is_done(transaction)) {
+    operation_done(connection);
+    return;
+  }
+  g_string_truncate(connection->out, 0);
+  switch (pst_smtp_transaction_next(transaction, connection->out)) {
+  case PST_SMTP_SEND_COMMANDS:
+    connection_send(connection, connection->out->str, connection->out->len,
+                    run_reply);
+    break;
+  case PST_SMTP_SEND_CONTENT:
+    connection_send(connection, g_bytes_get_data(connection->content, NULL),
+                    g_bytes_get_size(connection->content), run_reply);
+    break;
+  case PST_SMTP_SEND_EMPTY:
+    connection_send(connection, ".\r\n", 3, run_reply);
+    break;
+  case PST_SMTP_SEND_NOTHING:
+  default:
+    connection_expect_reply(connection, run_reply);
+    break;
   }
 }
 
-gboolean pst_smtp_connection_reset(PstSmtpConnection *connection) {
-  if (connection->broken)
-    return FALSE;
-  g_autoptr(PstSmtpResponse) reply = connection_command(connection, "RSET");
+void pst_smtp_connection_run(PstSmtpConnection *connection,
+                             PstSmtpTransaction *transaction, GBytes *content,
+                             PstSmtpConnectionFunc callback,
+                             gpointer user_data) {
+  connection->transaction = transaction;
+  connection->content = content;
+  connection->done = callback;
+  connection->done_data = user_data;
+  run_step(connection);
+}
+
+static void reset_reply(PstSmtpConnection *connection, PstSmtpResponse *reply) {
   if (reply->code != 250)
     connection->broken = TRUE;
-  return !connection->broken;
+  pst_smtp_response_free(reply);
+  operation_done(connection);
+}
+
+void pst_smtp_connection_reset(PstSmtpConnection *connection,
+                               PstSmtpConnectionFunc callback,
+                               gpointer user_data) {
+  connection->done = callback;
+  connection->done_data = user_data;
+  if (connection->broken) {
+    operation_done(connection);
+    return;
+  }
+  connection_command(connection, "RSET", reset_reply);
 }
 
 void pst_smtp_connection_close(PstSmtpConnection *connection) {
   if (connection == NULL)
     return;
-  /* QUIT without waiting for the 221: closing never blocks (it also runs
-   * on the main thread, for idle cached connections).  On a TLS
-   * connection it goes inside TLS, and freeing the TLS state then sends
-   * the close_notify alert. */
-  if (connection->socket != NULL && !connection->broken)
-    connection_transfer(connection, "QUIT\r\n", 6, TRUE, NULL);
-  g_clear_pointer(&connection->tls, pst_smtp_tls_free);
-  if (connection->socket != NULL)
-    g_socket_close(connection->socket, NULL);
-  g_clear_object(&connection->socket);
-  g_byte_array_unref(connection->input);
+  /* QUIT without waiting for the 221: closing never blocks.  On a TLS
+   * connection it goes inside TLS, and closing then sends the
+   * close_notify alert. */
+  if (connection->io != NULL && !connection->broken)
+    pst_client_io_write_now(connection->io, "QUIT\r\n", 6);
+  g_clear_pointer(&connection->io, pst_client_io_free);
+  g_string_free(connection->out, TRUE);
   g_free(connection->relay);
   g_free(connection->name);
+  g_free(connection->tls_version);
   g_free(connection);
 }

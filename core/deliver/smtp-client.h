@@ -1,14 +1,15 @@
-/* smtp-client.h - one outbound SMTP connection, driven from a delivery
- * worker thread (blocking, every wait bounded).
+/* smtp-client.h - one outbound SMTP connection, a non-blocking state
+ * machine on the main loop (every wait bounded by a timeout).
  *
  * pst_smtp_connection_open() connects, reads the greeting, says EHLO (HELO
  * when EHLO is refused) and applies the TLS level: STARTTLS when offered
  * (the only place where TLS plugs in), refusing to go on in clear for
- * `encrypt` and `verify`, then AUTH when a login is given (smtp-auth.c;
- * never in clear).  pst_smtp_connection_run() runs one
+ * `encrypt` and `verify`, then AUTH when a login is given (the SASL
+ * client service; never in clear).  pst_smtp_connection_run() runs one
  * PstSmtpTransaction over it (smtp-protocol.h).  A connection can be kept
  * for the next message to the same host: pst_smtp_connection_reset() says
- * RSET and tells whether it is still usable.
+ * RSET and tells whether it is still usable.  Each operation ends with its
+ * callback, called exactly once, possibly before the call returns.
  *
  * Failures are replies, as if the server had sent them, so the caller
  * treats every outcome alike: "451 4.4.1 connect to ...: Connection
@@ -42,16 +43,22 @@ gboolean pst_smtp_client_tls_available(void);
 gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
                                       GError **error);
 
-/* Opens a session to `host`; NULL with `failure_r` (a reply).  With tls
- * `may`, a failed TLS handshake is logged and the host tried again in
- * clear (RFC 7435).  With `login` (nullable), AUTH after STARTTLS when
- * the server offers it.  `log_id` (the queue id) starts the log lines
- * about TLS and AUTH. */
-PstSmtpConnection *
-pst_smtp_connection_open(const PstDeliveryConfig *delivery,
-                         const char *helo_name, const PstRouteHost *host,
-                         PstDeliveryTls tls, const PstSmtpLogin *login,
-                         const char *log_id, PstSmtpResponse **failure_r);
+/* The end of pst_smtp_connection_open(): a usable connection (owned by
+ * the callee), or NULL and the failure (a reply, owned by the callee). */
+typedef void (*PstSmtpOpenFunc)(PstSmtpConnection *connection,
+                                PstSmtpResponse *failure, gpointer user_data);
+
+/* Opens a session to `host`.  With tls `may`, a failed TLS handshake is
+ * logged and the host tried again in clear (RFC 7435).  With `login`
+ * (nullable, borrowed until the callback), AUTH after STARTTLS when the
+ * server offers it.  `log_id` (the queue id) starts the log lines about
+ * TLS and AUTH.  `delivery` and the strings are borrowed until the
+ * callback. */
+void pst_smtp_connection_open(const PstDeliveryConfig *delivery,
+                              const char *helo_name, const PstRouteHost *host,
+                              PstDeliveryTls tls, const PstSmtpLogin *login,
+                              const char *log_id, PstSmtpOpenFunc callback,
+                              gpointer user_data);
 /* The server's EHLO keywords. */
 const PstSmtpExtensions *
 pst_smtp_connection_get_extensions(PstSmtpConnection *connection);
@@ -59,17 +66,24 @@ pst_smtp_connection_get_extensions(PstSmtpConnection *connection);
 const char *pst_smtp_connection_get_relay(PstSmtpConnection *connection);
 /* "none", or the TLS version once STARTTLS succeeded. */
 const char *pst_smtp_connection_get_tls(PstSmtpConnection *connection);
+typedef void (*PstSmtpConnectionFunc)(PstSmtpConnection *connection,
+                                      gpointer user_data);
 /* Runs `transaction` to its end; `content` is the encoded DATA
- * (pst_smtp_encode_content()).  A failure of the connection ends the
- * transaction with pst_smtp_transaction_fail(); afterwards the connection
- * is no longer usable (pst_smtp_connection_is_usable()). */
+ * (pst_smtp_encode_content()).  Both are borrowed until the callback.  A
+ * failure of the connection ends the transaction with
+ * pst_smtp_transaction_fail(); afterwards the connection is no longer
+ * usable (pst_smtp_connection_is_usable()). */
 void pst_smtp_connection_run(PstSmtpConnection *connection,
-                             PstSmtpTransaction *transaction, GBytes *content);
+                             PstSmtpTransaction *transaction, GBytes *content,
+                             PstSmtpConnectionFunc callback,
+                             gpointer user_data);
 gboolean pst_smtp_connection_is_usable(PstSmtpConnection *connection);
-/* RSET; FALSE when the server does not answer 250. */
-gboolean pst_smtp_connection_reset(PstSmtpConnection *connection);
+/* RSET; afterwards unusable when the server did not answer 250. */
+void pst_smtp_connection_reset(PstSmtpConnection *connection,
+                               PstSmtpConnectionFunc callback,
+                               gpointer user_data);
 /* QUIT (when usable, without waiting for the reply) and close; never
- * blocks. */
+ * blocks.  Not while an operation runs. */
 void pst_smtp_connection_close(PstSmtpConnection *connection);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSmtpConnection, pst_smtp_connection_close)
 

@@ -1,27 +1,35 @@
-/* smtp-deliver.c - one message to one destination by SMTP (see
- * smtp-deliver.h).
+/* smtp-deliver.c - the `smtp` delivery transport: one message to the
+ * recipients of one destination, on the main loop.  A batch's destination
+ * is a recipient domain (batch->domain), every remote recipient when a
+ * relayhost is set, or a DELIVERY route's next hop (batch->nexthop,
+ * relayhost syntax); every item gets a reply: 2xx delivered, 4xx try
+ * later, 5xx bounce.  Logging in uses [delivery] relayhost_credentials
+ * where they name the host.
  *
- * Steps: route (route.c); take a slot of the destination's concurrency
- * limit ([delivery] destination_concurrency, waiting at most
- * smtp_timeout); then for each host in order while recipients are left:
- * a cached connection to it or a new one, the message checks that the
+ * Steps, each ending in a callback: route (route.c, asynchronous DNS);
+ * take a slot of the destination's concurrency limit ([delivery]
+ * destination_concurrency, waiting at most smtp_timeout); then for each
+ * host in order while recipients are left: a cached connection to it
+ * (RSET proves it alive) or a new one, the message checks that the
  * peer's keywords decide (SMTPUTF8, 8BITMIME, SIZE: refused at once with
  * the reason), transactions of at most RCPT_MAX recipients, and each
- * recipient's result.  A failure
- * of the connection or a 4xx to MAIL leaves the recipients for the next
- * host; any other reply is final for this attempt.  Remote refusals are
- * quoted in the reply kept for the log and the DSN:
- * "550 5.1.1 host mx[192.0.2.1]:25 said: No such user (in reply to RCPT TO)".
+ * recipient's result.  A failure of the connection or a 4xx to MAIL
+ * leaves the recipients for the next host; any other reply is final for
+ * this attempt.  Remote refusals are quoted in the reply kept for the log
+ * and the DSN: "550 5.1.1 host mx[192.0.2.1]:25 said: No such user (in
+ * reply to RCPT TO)".  The state of one message's delivery lives in a
+ * Delivery until the batch's callback.
  *
  * Shared state (the cache of idle connections, the count of connections
- * per destination) is guarded by one mutex; a connection belongs to one
- * worker at a time, and idle ones are closed after CACHE_IDLE_MAX.
+ * and the deliveries waiting per destination) is private to this file
+ * and used on the main thread only; a connection belongs to one delivery
+ * at a time, and idle ones are closed after CACHE_IDLE_MAX.
  */
 #include <string.h>
 
+#include "deliver/delivery-transport.h"
 #include "deliver/route.h"
 #include "deliver/smtp-client.h"
-#include "deliver/smtp-deliver.h"
 #include "smtp/smtp-parse.h"
 
 #define CACHE_IDLE_MAX (5 * G_USEC_PER_SEC)
@@ -34,57 +42,148 @@ typedef struct {
   gint64 since;                  /* monotonic µs: idle since */
 } CachedConnection;
 
-static GMutex shared_lock;
-static GCond shared_released;
-static GHashTable *active_by_destination; /* char* -> count */
-static GHashTable *idle_by_relay;         /* char* -> GQueue* of Cached */
+typedef struct _Delivery Delivery;
 
-void pst_smtp_delivery_clear(PstSmtpDelivery *delivery) {
-  g_clear_pointer(&delivery->reply, g_free);
-  g_clear_pointer(&delivery->relay, g_free);
-  g_clear_pointer(&delivery->tls, g_free);
+typedef struct {
+  Delivery *delivery; /* waiting for a slot */
+  char *destination;  /* owned */
+  guint timer;        /* gives up after smtp_timeout */
+} Waiter;
+
+static GHashTable *active_by_destination;  /* char* -> count */
+static GHashTable *waiting_by_destination; /* char* -> GQueue* of Waiter* */
+static GHashTable *idle_by_relay; /* char* -> GQueue* of CachedConnection* */
+
+struct _Delivery {
+  PstDeliveryBatch *batch; /* borrowed until done */
+  const PstConfig *config;
+  const PstEnvelope *envelope;
+  GBytes *content; /* borrowed */
+  guint count;
+  PstDeliveryConfig settings; /* [delivery], or a route's copy */
+  char *nexthop_host;         /* owned, nullable */
+  char *destination;          /* owned: the relayhost or the domain */
+  PstDeliveryTls tls;
+  GBytes *encoded;   /* owned, nullable: made on first use */
+  GPtrArray *hosts;  /* owned, nullable: of PstRouteHost* */
+  guint next_host;   /* the host after the one being tried */
+  gboolean *pending; /* owned: per recipient, not yet tried on this host */
+  char *cache_key;   /* owned, nullable: of the host being tried */
+  PstSmtpConnection *connection; /* owned, nullable */
+  PstSmtpLogin login;
+  GArray *indexes;                 /* owned, nullable: of the transaction */
+  PstSmtpTransaction *transaction; /* owned, nullable */
+  gboolean acquired;               /* holds a slot of the destination */
+  char *last_failure; /* owned, nullable: for recipients left at the end */
+  char *last_relay;   /* owned, nullable */
+  PstDeliveryBatchFunc done;
+  gpointer user_data;
+};
+
+static void host_next(Delivery *delivery);
+static void host_loop(Delivery *delivery);
+
+static PstDeliveryItem *delivery_item(const Delivery *delivery, guint index) {
+  return &g_array_index(delivery->batch->items, PstDeliveryItem, index);
+}
+
+static void recipient_finish(Delivery *delivery, guint index, char *reply,
+                             const char *relay, const char *tls) {
+  PstDeliveryResult *result = delivery_item(delivery, index)->result;
+  pst_delivery_result_set_reply(result, relay, reply);
+  result->dsn_passed = FALSE;
+  g_free(result->tls);
+  result->tls = g_strdup(tls);
+}
+
+static void failure_note(Delivery *delivery, char *reply, const char *relay) {
+  g_free(delivery->last_failure);
+  g_free(delivery->last_relay);
+  delivery->last_failure = reply;
+  delivery->last_relay = g_strdup(relay);
 }
 
 /* --- Concurrency per destination ----------------------------------------- */
 
-static void shared_init_locked(void) {
+static void shared_init(void) {
   if (active_by_destination != NULL)
     return;
   active_by_destination =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  waiting_by_destination = g_hash_table_new_full(
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_queue_free);
   idle_by_relay = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 }
 
-static gboolean destination_acquire(const char *destination, guint limit,
-                                    guint timeout_ms) {
-  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-  g_mutex_lock(&shared_lock);
-  shared_init_locked();
-  guint active;
-  while ((active = GPOINTER_TO_UINT(g_hash_table_lookup(
-              active_by_destination, destination))) >= limit) {
-    if (!g_cond_wait_until(&shared_released, &shared_lock, deadline)) {
-      g_mutex_unlock(&shared_lock);
-      return FALSE;
-    }
-  }
-  g_hash_table_replace(active_by_destination, g_strdup(destination),
-                       GUINT_TO_POINTER(active + 1));
-  g_mutex_unlock(&shared_lock);
-  return TRUE;
-}
-
-static void destination_release(const char *destination) {
-  g_mutex_lock(&shared_lock);
+static void active_add(const char *destination, gint change) {
   guint active =
       GPOINTER_TO_UINT(g_hash_table_lookup(active_by_destination, destination));
-  if (active <= 1)
+  if (active + change == 0)
     g_hash_table_remove(active_by_destination, destination);
   else
     g_hash_table_replace(active_by_destination, g_strdup(destination),
-                         GUINT_TO_POINTER(active - 1));
-  g_cond_broadcast(&shared_released);
-  g_mutex_unlock(&shared_lock);
+                         GUINT_TO_POINTER(active + change));
+}
+
+static void delivery_acquired(Delivery *delivery, gboolean acquired);
+
+static void waiter_free(Waiter *waiter) {
+  g_free(waiter->destination);
+  g_free(waiter);
+}
+
+static gboolean waiter_timed_out(gpointer data) {
+  Waiter *waiter = data;
+  GQueue *queue =
+      g_hash_table_lookup(waiting_by_destination, waiter->destination);
+  g_queue_remove(queue, waiter);
+  if (g_queue_is_empty(queue))
+    g_hash_table_remove(waiting_by_destination, waiter->destination);
+  Delivery *delivery = waiter->delivery;
+  waiter->timer = 0;
+  waiter_free(waiter);
+  delivery_acquired(delivery, FALSE);
+  return G_SOURCE_REMOVE;
+}
+
+static void destination_acquire(Delivery *delivery) {
+  shared_init();
+  guint active = GPOINTER_TO_UINT(
+      g_hash_table_lookup(active_by_destination, delivery->destination));
+  if (active < delivery->settings.destination_concurrency) {
+    active_add(delivery->destination, 1);
+    delivery_acquired(delivery, TRUE);
+    return;
+  }
+  GQueue *queue =
+      g_hash_table_lookup(waiting_by_destination, delivery->destination);
+  if (queue == NULL) {
+    queue = g_queue_new();
+    g_hash_table_insert(waiting_by_destination, g_strdup(delivery->destination),
+                        queue);
+  }
+  Waiter *waiter = g_new0(Waiter, 1);
+  waiter->delivery = delivery;
+  waiter->destination = g_strdup(delivery->destination);
+  waiter->timer = g_timeout_add(delivery->settings.smtp_timeout_ms,
+                                waiter_timed_out, waiter);
+  g_queue_push_tail(queue, waiter);
+}
+
+/* Hands the slot to the first delivery waiting for it, if any. */
+static void destination_release(const char *destination) {
+  GQueue *queue = g_hash_table_lookup(waiting_by_destination, destination);
+  Waiter *waiter = queue != NULL ? g_queue_pop_head(queue) : NULL;
+  if (waiter == NULL) {
+    active_add(destination, -1);
+    return;
+  }
+  if (g_queue_is_empty(queue))
+    g_hash_table_remove(waiting_by_destination, destination);
+  Delivery *delivery = waiter->delivery;
+  g_source_remove(waiter->timer);
+  waiter_free(waiter);
+  delivery_acquired(delivery, TRUE);
 }
 
 /* --- The connection cache --------------------------------------------------
@@ -96,43 +195,32 @@ static char *cache_key(const PstRouteHost *host, PstDeliveryTls tls) {
 }
 
 static PstSmtpConnection *cache_take(const char *key) {
-  PstSmtpConnection *connection = NULL;
-  g_mutex_lock(&shared_lock);
-  shared_init_locked();
+  shared_init();
   GQueue *queue = g_hash_table_lookup(idle_by_relay, key);
   CachedConnection *cached = queue != NULL ? g_queue_pop_head(queue) : NULL;
-  if (cached != NULL) {
-    connection = cached->connection;
-    g_free(cached);
-  }
-  g_mutex_unlock(&shared_lock);
-  /* The server may have closed it meanwhile: RSET proves it alive. */
-  if (connection != NULL && !pst_smtp_connection_reset(connection))
-    g_clear_pointer(&connection, pst_smtp_connection_close);
+  if (cached == NULL)
+    return NULL;
+  PstSmtpConnection *connection = cached->connection;
+  g_free(cached);
   return connection;
 }
 
 static void cache_put(const char *key, PstSmtpConnection *connection) {
+  shared_init();
   CachedConnection *cached = g_new0(CachedConnection, 1);
   cached->connection = connection;
   cached->since = g_get_monotonic_time();
-  g_mutex_lock(&shared_lock);
-  shared_init_locked();
   GQueue *queue = g_hash_table_lookup(idle_by_relay, key);
   if (queue == NULL) {
     queue = g_queue_new();
     g_hash_table_insert(idle_by_relay, g_strdup(key), queue);
   }
   g_queue_push_tail(queue, cached);
-  g_mutex_unlock(&shared_lock);
 }
 
 void pst_smtp_cache_expire(gboolean all) {
-  g_autoptr(GPtrArray) closing =
-      g_ptr_array_new_with_free_func((GDestroyNotify)pst_smtp_connection_close);
+  shared_init();
   gint64 now = g_get_monotonic_time();
-  g_mutex_lock(&shared_lock);
-  shared_init_locked();
   GHashTableIter iter;
   GQueue *queue;
   g_hash_table_iter_init(&iter, idle_by_relay);
@@ -142,7 +230,7 @@ void pst_smtp_cache_expire(gboolean all) {
       if (!all && now - cached->since < CACHE_IDLE_MAX)
         break;
       g_queue_pop_head(queue);
-      g_ptr_array_add(closing, cached->connection);
+      pst_smtp_connection_close(cached->connection);
       g_free(cached);
     }
     if (g_queue_is_empty(queue)) {
@@ -150,44 +238,10 @@ void pst_smtp_cache_expire(gboolean all) {
       g_hash_table_iter_remove(&iter);
     }
   }
-  g_mutex_unlock(&shared_lock);
-  /* Closed (QUIT sent) outside the lock, when `closing` goes. */
 }
 
 /* --- One message ------------------------------------------------------------
  */
-
-typedef struct {
-  const PstConfig *config;
-  const char *queue_id;
-  const PstCredentials *credentials; /* nullable */
-  const PstDeliveryConfig *settings; /* [delivery], or a route's copy */
-  const PstEnvelope *envelope;
-  GBytes *content;             /* borrowed */
-  GBytes *encoded;             /* owned, nullable: made on first use */
-  PstSmtpDelivery *recipients; /* borrowed */
-  guint count;
-  PstDeliveryTls tls;
-  char *last_failure; /* owned, nullable: for recipients left at the end */
-  char *last_relay;   /* owned, nullable */
-} Delivery;
-
-static void recipient_finish(Delivery *delivery, guint index, char *reply,
-                             const char *relay, const char *tls) {
-  PstSmtpDelivery *recipient = &delivery->recipients[index];
-  pst_smtp_delivery_clear(recipient);
-  recipient->reply = reply;
-  recipient->dsn_passed = FALSE;
-  recipient->relay = g_strdup(relay);
-  recipient->tls = g_strdup(tls);
-}
-
-static void failure_note(Delivery *delivery, char *reply, const char *relay) {
-  g_free(delivery->last_failure);
-  g_free(delivery->last_relay);
-  delivery->last_failure = reply;
-  delivery->last_relay = g_strdup(relay);
-}
 
 /* SMTPUTF8 was asked for and is needed: a non-ASCII sender, recipient or
  * header field (pst_smtp_header_is_8bit()). */
@@ -197,7 +251,7 @@ static gboolean needs_smtputf8(const Delivery *delivery) {
   if (!g_str_is_ascii(delivery->envelope->sender))
     return TRUE;
   for (guint i = 0; i < delivery->count; i++)
-    if (!g_str_is_ascii(delivery->recipients[i].address))
+    if (!g_str_is_ascii(delivery_item(delivery, i)->target->address))
       return TRUE;
   return pst_smtp_header_is_8bit(g_bytes_get_data(delivery->content, NULL),
                                  g_bytes_get_size(delivery->content));
@@ -209,8 +263,8 @@ static char *message_check(Delivery *delivery, PstSmtpConnection *connection) {
   gboolean eight_bit =
       delivery->envelope->body == PST_BODY_8BITMIME ||
       pst_smtp_content_is_8bit(g_bytes_get_data(delivery->content, NULL), size);
-  g_autofree char *peer = g_strdup_printf(
-      "host %s", pst_smtp_connection_get_relay(connection));
+  g_autofree char *peer =
+      g_strdup_printf("host %s", pst_smtp_connection_get_relay(connection));
   return pst_smtp_extensions_refusal(
       pst_smtp_connection_get_extensions(connection), needs_smtputf8(delivery),
       eight_bit, size, peer);
@@ -249,40 +303,41 @@ static char *orcpt_encode(const char *orcpt) {
   const char *semicolon = strchr(orcpt, ';');
   if (semicolon == NULL)
     return NULL;
-  g_autofree char *address =
-      g_ascii_strncasecmp(orcpt, "utf-8;", 6) == 0
-          ? pst_utf8_addr_xtext_encode(semicolon + 1)
-          : pst_xtext_encode(semicolon + 1);
+  g_autofree char *address = g_ascii_strncasecmp(orcpt, "utf-8;", 6) == 0
+                                 ? pst_utf8_addr_xtext_encode(semicolon + 1)
+                                 : pst_xtext_encode(semicolon + 1);
   return g_strdup_printf("%.*s;%s", (int)(semicolon - orcpt), orcpt, address);
 }
 
 /* "RCPT TO:<a@b>", with NOTIFY and ORCPT for a DSN-capable next hop. */
-static char *rcpt_command(const PstSmtpDelivery *recipient, gboolean dsn) {
+static char *rcpt_command(const PstDeliveryItem *item, gboolean dsn) {
+  guint notify = item->dsn_origin != NULL ? item->dsn_origin->notify : 0;
+  const char *orcpt = item->dsn_origin != NULL ? item->dsn_origin->orcpt : NULL;
   GString *rcpt = g_string_new(NULL);
-  g_string_printf(rcpt, "RCPT TO:<%s>", recipient->address);
-  if (dsn && recipient->notify != 0) {
+  g_string_printf(rcpt, "RCPT TO:<%s>", item->target->address);
+  if (dsn && notify != 0) {
     static const struct {
       guint bit;
       const char *name;
     } names[] = {{PST_DSN_NOTIFY_SUCCESS, "SUCCESS"},
                  {PST_DSN_NOTIFY_FAILURE, "FAILURE"},
                  {PST_DSN_NOTIFY_DELAY, "DELAY"}};
-    if (recipient->notify & PST_DSN_NOTIFY_NEVER) {
+    if (notify & PST_DSN_NOTIFY_NEVER) {
       g_string_append(rcpt, " NOTIFY=NEVER");
     } else {
       char separator = '=';
       g_string_append(rcpt, " NOTIFY");
       for (guint i = 0; i < G_N_ELEMENTS(names); i++)
-        if (recipient->notify & names[i].bit) {
+        if (notify & names[i].bit) {
           g_string_append_printf(rcpt, "%c%s", separator, names[i].name);
           separator = ',';
         }
     }
   }
-  if (dsn && recipient->orcpt != NULL) {
-    g_autofree char *orcpt = orcpt_encode(recipient->orcpt);
-    if (orcpt != NULL)
-      g_string_append_printf(rcpt, " ORCPT=%s", orcpt);
+  if (dsn && orcpt != NULL) {
+    g_autofree char *encoded = orcpt_encode(orcpt);
+    if (encoded != NULL)
+      g_string_append_printf(rcpt, " ORCPT=%s", encoded);
   }
   return g_string_free(rcpt, FALSE);
 }
@@ -298,40 +353,46 @@ static char *result_text(const PstSmtpResponse *reply, PstSmtpStage stage,
                          pst_smtp_stage_to_string(stage));
 }
 
-/* One transaction for the recipients still pending on `connection`. */
-static void deliver_on(Delivery *delivery, PstSmtpConnection *connection,
-                       gboolean *pending) {
+/* The relayhost's login: by the relayhost as configured, else by the
+ * host connected to. */
+static gboolean delivery_login(Delivery *delivery, const PstRouteHost *host) {
+  const PstDeliveryConfig *settings = &delivery->settings;
+  const PstCredentials *credentials =
+      pst_deliver_tables_get_credentials(delivery->batch->tables);
+  PstSmtpLogin *login = &delivery->login;
+  if (credentials == NULL)
+    return FALSE;
+  return (settings->relayhost_host != NULL &&
+          pst_credentials_lookup(credentials, settings->relayhost_host,
+                                 settings->relayhost_port, &login->user,
+                                 &login->password)) ||
+         pst_credentials_lookup(credentials, host->name, host->port,
+                                &login->user, &login->password);
+}
+
+static guint delivery_left(Delivery *delivery) {
+  guint left = 0;
+  for (guint i = 0; i < delivery->count; i++)
+    left += delivery->pending[i];
+  return left;
+}
+
+static void transaction_reset(PstSmtpConnection *connection,
+                              gpointer user_data) {
+  host_loop(user_data);
+}
+
+/* Each recipient's reply to the transaction just run. */
+static void transaction_done(PstSmtpConnection *connection,
+                             gpointer user_data) {
+  Delivery *delivery = user_data;
   const char *relay = pst_smtp_connection_get_relay(connection);
   const char *tls = pst_smtp_connection_get_tls(connection);
-  g_autofree char *refusal = message_check(delivery, connection);
   gboolean dsn = (pst_smtp_connection_get_extensions(connection)->flags &
                   PST_SMTP_EXT_DSN) != 0;
-  g_autoptr(GArray) indexes = g_array_new(FALSE, FALSE, sizeof(guint));
-  g_autoptr(GPtrArray) rcpts = g_ptr_array_new_with_free_func(g_free);
-  for (guint i = 0; i < delivery->count && indexes->len < RCPT_MAX; i++) {
-    if (!pending[i])
-      continue;
-    pending[i] = FALSE; /* tried on this connection */
-    if (refusal != NULL) {
-      recipient_finish(delivery, i, g_strdup(refusal), relay, tls);
-      continue;
-    }
-    g_array_append_val(indexes, i);
-    g_ptr_array_add(rcpts, rcpt_command(&delivery->recipients[i], dsn));
-  }
-  if (refusal != NULL)
-    return;
-  g_ptr_array_add(rcpts, NULL);
-  g_autofree char *mail = mail_command(delivery, connection);
-  g_autoptr(PstSmtpTransaction) transaction = pst_smtp_transaction_new(
-      mail, (const char *const *)rcpts->pdata,
-      (pst_smtp_connection_get_extensions(connection)->flags &
-       PST_SMTP_EXT_PIPELINING) != 0);
-  if (delivery->encoded == NULL)
-    delivery->encoded =
-        pst_smtp_encode_content(g_bytes_get_data(delivery->content, NULL),
-                                g_bytes_get_size(delivery->content));
-  pst_smtp_connection_run(connection, transaction, delivery->encoded);
+  g_autoptr(PstSmtpTransaction) transaction =
+      g_steal_pointer(&delivery->transaction);
+  g_autoptr(GArray) indexes = g_steal_pointer(&delivery->indexes);
   for (guint k = 0; k < indexes->len; k++) {
     guint i = g_array_index(indexes, guint, k);
     PstSmtpStage stage = PST_SMTP_STAGE_NONE;
@@ -345,122 +406,220 @@ static void deliver_on(Delivery *delivery, PstSmtpConnection *connection,
       failure_note(delivery, text, relay);
     } else {
       recipient_finish(delivery, i, text, relay, tls);
-      delivery->recipients[i].dsn_passed = dsn && reply->code / 100 == 2;
+      /* Only the envelope recipient itself passes its DSN request on. */
+      PstDeliveryItem *item = delivery_item(delivery, i);
+      item->result->dsn_passed =
+          dsn && reply->code / 100 == 2 && item->dsn_origin != NULL;
     }
   }
   if (pst_smtp_transaction_needs_reset(transaction))
-    pst_smtp_connection_reset(connection);
+    pst_smtp_connection_reset(connection, transaction_reset, delivery);
+  else
+    host_loop(delivery);
 }
 
-/* The relayhost's login: by the relayhost as configured, else by the
- * host connected to. */
-static gboolean delivery_login(Delivery *delivery, const PstRouteHost *host,
-                               PstSmtpLogin *login) {
-  const PstDeliveryConfig *settings = delivery->settings;
-  if (delivery->credentials == NULL)
-    return FALSE;
-  return (settings->relayhost_host != NULL &&
-          pst_credentials_lookup(
-              delivery->credentials, settings->relayhost_host,
-              settings->relayhost_port, &login->user, &login->password)) ||
-         pst_credentials_lookup(delivery->credentials, host->name, host->port,
-                                &login->user, &login->password);
-}
-
-/* Tries `host` for the recipients without a result. */
-static void deliver_to_host(Delivery *delivery, const PstRouteHost *host) {
-  g_autofree gboolean *pending = g_new0(gboolean, delivery->count);
-  guint left = 0;
-  for (guint i = 0; i < delivery->count; i++)
-    left += pending[i] = delivery->recipients[i].reply == NULL;
-  if (left == 0)
-    return;
-  g_autofree char *key = cache_key(host, delivery->tls);
-  PstSmtpConnection *connection = cache_take(key);
-  if (connection == NULL) {
-    g_autoptr(PstSmtpResponse) failure = NULL;
-    PstSmtpLogin login = {NULL, NULL};
-    connection = pst_smtp_connection_open(
-        delivery->settings, delivery->config->server.hostname, host,
-        delivery->tls, delivery_login(delivery, host, &login) ? &login : NULL,
-        delivery->queue_id, &failure);
-    if (connection == NULL) {
-      g_autofree char *relay = pst_route_host_describe(host);
-      failure_note(delivery, pst_smtp_response_to_string(failure), relay);
-      return;
+/* One transaction for the recipients still pending on the connection. */
+static void deliver_on(Delivery *delivery) {
+  PstSmtpConnection *connection = delivery->connection;
+  const char *relay = pst_smtp_connection_get_relay(connection);
+  const char *tls = pst_smtp_connection_get_tls(connection);
+  g_autofree char *refusal = message_check(delivery, connection);
+  gboolean dsn = (pst_smtp_connection_get_extensions(connection)->flags &
+                  PST_SMTP_EXT_DSN) != 0;
+  g_autoptr(GArray) indexes = g_array_new(FALSE, FALSE, sizeof(guint));
+  g_autoptr(GPtrArray) rcpts = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; i < delivery->count && indexes->len < RCPT_MAX; i++) {
+    if (!delivery->pending[i])
+      continue;
+    delivery->pending[i] = FALSE; /* tried on this connection */
+    if (refusal != NULL) {
+      recipient_finish(delivery, i, g_strdup(refusal), relay, tls);
+      continue;
     }
+    g_array_append_val(indexes, i);
+    g_ptr_array_add(rcpts, rcpt_command(delivery_item(delivery, i), dsn));
   }
-  /* At most RCPT_MAX recipients a transaction, as many as it takes. */
-  while (left > 0 && pst_smtp_connection_is_usable(connection)) {
-    deliver_on(delivery, connection, pending);
-    left = 0;
-    for (guint i = 0; i < delivery->count; i++)
-      left += pending[i];
+  if (refusal != NULL) {
+    host_loop(delivery);
+    return;
   }
+  g_ptr_array_add(rcpts, NULL);
+  g_autofree char *mail = mail_command(delivery, connection);
+  delivery->transaction = pst_smtp_transaction_new(
+      mail, (const char *const *)rcpts->pdata,
+      (pst_smtp_connection_get_extensions(connection)->flags &
+       PST_SMTP_EXT_PIPELINING) != 0);
+  delivery->indexes = g_steal_pointer(&indexes);
+  if (delivery->encoded == NULL)
+    delivery->encoded =
+        pst_smtp_encode_content(g_bytes_get_data(delivery->content, NULL),
+                                g_bytes_get_size(delivery->content));
+  pst_smtp_connection_run(connection, delivery->transaction, delivery->encoded,
+                          transaction_done, delivery);
+}
+
+/* At most RCPT_MAX recipients a transaction, as many as it takes; then
+ * the connection goes back to the cache (or is closed) and the next host
+ * gets what is left. */
+static void host_loop(Delivery *delivery) {
+  PstSmtpConnection *connection = delivery->connection;
+  if (delivery_left(delivery) > 0 &&
+      pst_smtp_connection_is_usable(connection)) {
+    deliver_on(delivery);
+    return;
+  }
+  delivery->connection = NULL;
   if (pst_smtp_connection_is_usable(connection))
-    cache_put(key, connection);
+    cache_put(delivery->cache_key, connection);
   else
     pst_smtp_connection_close(connection);
+  host_next(delivery);
 }
 
-void pst_smtp_deliver(const PstConfig *config,
-                      const PstCredentials *credentials, const char *queue_id,
-                      const PstEnvelope *envelope, GBytes *content,
-                      const char *domain, const char *nexthop,
-                      PstSmtpDelivery *recipients, guint count) {
-  /* A route's NEXTHOP stands in for the relayhost ([delivery] is
-   * copied shallowly: the strings stay the configuration's or ours). */
-  PstDeliveryConfig routed = config->delivery;
-  g_autofree char *nexthop_host = NULL;
-  if (nexthop != NULL &&
-      pst_config_parse_relayhost(nexthop, &nexthop_host, &routed.relayhost_port,
-                                 &routed.relayhost_mx)) {
-    routed.relayhost = (char *)nexthop;
-    routed.relayhost_host = nexthop_host;
-    if (routed.relayhost_port == 0)
-      routed.relayhost_port = (guint16)routed.smtp_port;
+static void opened(PstSmtpConnection *connection, PstSmtpResponse *failure,
+                   gpointer user_data) {
+  Delivery *delivery = user_data;
+  if (connection == NULL) {
+    const PstRouteHost *host = delivery->hosts->pdata[delivery->next_host - 1];
+    g_autofree char *relay = pst_route_host_describe(host);
+    failure_note(delivery, pst_smtp_response_to_string(failure), relay);
+    pst_smtp_response_free(failure);
+    host_next(delivery);
+    return;
   }
-  const PstDeliveryConfig *settings = &routed;
-  const char *destination =
-      settings->relayhost_host != NULL ? settings->relayhost_host : domain;
-  Delivery delivery = {.config = config,
-                       .queue_id = queue_id,
-                       .credentials = credentials,
-                       .settings = settings,
-                       .envelope = envelope,
-                       .content = content,
-                       .recipients = recipients,
-                       .count = count,
-                       .tls = pst_config_delivery_tls(settings, destination)};
-  g_autofree char *routing_failure = NULL;
-  g_autoptr(GPtrArray) hosts =
-      pst_route_lookup(settings, domain, &routing_failure);
-  if (hosts == NULL) {
-    failure_note(&delivery, g_steal_pointer(&routing_failure), "none");
-  } else if (!destination_acquire(destination,
-                                  settings->destination_concurrency,
-                                  settings->smtp_timeout_ms)) {
-    failure_note(&delivery,
+  delivery->connection = connection;
+  host_loop(delivery);
+}
+
+static void host_open(Delivery *delivery) {
+  const PstRouteHost *host = delivery->hosts->pdata[delivery->next_host - 1];
+  gboolean login = delivery_login(delivery, host);
+  pst_smtp_connection_open(&delivery->settings,
+                           delivery->config->server.hostname, host,
+                           delivery->tls, login ? &delivery->login : NULL,
+                           delivery->batch->queue_id, opened, delivery);
+}
+
+/* A cached connection after RSET: alive, or closed and a new one. */
+static void cached_reset(PstSmtpConnection *connection, gpointer user_data) {
+  Delivery *delivery = user_data;
+  if (!pst_smtp_connection_is_usable(connection)) {
+    pst_smtp_connection_close(connection);
+    host_open(delivery);
+    return;
+  }
+  delivery->connection = connection;
+  host_loop(delivery);
+}
+
+static void delivery_finish(Delivery *delivery);
+
+/* Tries the next host for the recipients without a result. */
+static void host_next(Delivery *delivery) {
+  if (delivery->next_host >= delivery->hosts->len) {
+    delivery_finish(delivery);
+    return;
+  }
+  const PstRouteHost *host = delivery->hosts->pdata[delivery->next_host++];
+  for (guint i = 0; i < delivery->count; i++)
+    delivery->pending[i] = delivery_item(delivery, i)->result->reply == NULL;
+  if (delivery_left(delivery) == 0) {
+    delivery_finish(delivery);
+    return;
+  }
+  g_free(delivery->cache_key);
+  delivery->cache_key = cache_key(host, delivery->tls);
+  PstSmtpConnection *connection = cache_take(delivery->cache_key);
+  /* The server may have closed it meanwhile: RSET proves it alive. */
+  if (connection != NULL)
+    pst_smtp_connection_reset(connection, cached_reset, delivery);
+  else
+    host_open(delivery);
+}
+
+static void delivery_acquired(Delivery *delivery, gboolean acquired) {
+  if (!acquired) {
+    failure_note(delivery,
                  g_strdup_printf("451 4.4.5 too many connections to %s "
                                  "already ([delivery] "
                                  "destination_concurrency)",
-                                 destination),
+                                 delivery->destination),
                  "none");
-  } else {
-    for (guint h = 0; h < hosts->len; h++)
-      deliver_to_host(&delivery, hosts->pdata[h]);
-    destination_release(destination);
+    delivery_finish(delivery);
+    return;
   }
-  /* Recipients left: the last failure, temporary or not. */
-  for (guint i = 0; i < count; i++)
-    if (recipients[i].reply == NULL)
-      recipient_finish(
-          &delivery, i,
-          g_strdup(delivery.last_failure != NULL
-                       ? delivery.last_failure
-                       : "451 4.4.0 no mail host was tried"),
-          delivery.last_relay != NULL ? delivery.last_relay : "none", NULL);
-  g_free(delivery.last_failure);
-  g_free(delivery.last_relay);
-  g_clear_pointer(&delivery.encoded, g_bytes_unref);
+  delivery->acquired = TRUE;
+  host_next(delivery);
 }
+
+static void routed(GPtrArray *hosts, char *failure, gpointer user_data) {
+  Delivery *delivery = user_data;
+  if (hosts == NULL) {
+    failure_note(delivery, failure, "none");
+    delivery_finish(delivery);
+    return;
+  }
+  delivery->hosts = hosts;
+  destination_acquire(delivery);
+}
+
+/* Recipients left get the last failure, temporary or not. */
+static void delivery_finish(Delivery *delivery) {
+  for (guint i = 0; i < delivery->count; i++)
+    if (delivery_item(delivery, i)->result->reply == NULL)
+      recipient_finish(
+          delivery, i,
+          g_strdup(delivery->last_failure != NULL
+                       ? delivery->last_failure
+                       : "451 4.4.0 no mail host was tried"),
+          delivery->last_relay != NULL ? delivery->last_relay : "none", NULL);
+  g_autofree char *release =
+      delivery->acquired ? g_strdup(delivery->destination) : NULL;
+  delivery->done(delivery->batch, delivery->user_data);
+  g_free(delivery->last_failure);
+  g_free(delivery->last_relay);
+  g_clear_pointer(&delivery->encoded, g_bytes_unref);
+  g_clear_pointer(&delivery->hosts, g_ptr_array_unref);
+  g_free(delivery->pending);
+  g_free(delivery->cache_key);
+  g_free(delivery->nexthop_host);
+  g_free(delivery->destination);
+  g_free(delivery);
+  /* Last: the slot may start another delivery at once. */
+  if (release != NULL)
+    destination_release(release);
+}
+
+static void smtp_deliver(PstDeliveryBatch *batch, PstDeliveryBatchFunc done,
+                         gpointer user_data) {
+  Delivery *delivery = g_new0(Delivery, 1);
+  delivery->batch = batch;
+  delivery->config = pst_deliver_tables_get_config(batch->tables);
+  delivery->envelope = batch->envelope;
+  delivery->content = batch->content;
+  delivery->count = batch->items->len;
+  delivery->pending = g_new0(gboolean, delivery->count);
+  delivery->done = done;
+  delivery->user_data = user_data;
+  /* A route's NEXTHOP stands in for the relayhost ([delivery] is copied
+   * shallowly: the strings stay the configuration's or the batch's). */
+  delivery->settings = delivery->config->delivery;
+  PstDeliveryConfig *settings = &delivery->settings;
+  if (batch->nexthop != NULL &&
+      pst_config_parse_relayhost(batch->nexthop, &delivery->nexthop_host,
+                                 &settings->relayhost_port,
+                                 &settings->relayhost_mx)) {
+    settings->relayhost = batch->nexthop;
+    settings->relayhost_host = delivery->nexthop_host;
+    if (settings->relayhost_port == 0)
+      settings->relayhost_port = (guint16)settings->smtp_port;
+  }
+  delivery->destination =
+      g_strdup(settings->relayhost_host != NULL ? settings->relayhost_host
+                                                : batch->domain);
+  delivery->tls = pst_config_delivery_tls(settings, delivery->destination);
+  pst_route_lookup(settings, batch->domain, routed, delivery);
+}
+
+const PstDeliveryTransport pst_delivery_transport_smtp = {
+    .name = "smtp", .blocking = FALSE, .deliver = smtp_deliver};
