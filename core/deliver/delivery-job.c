@@ -38,6 +38,7 @@
 #include "deliver/delivery-job.h"
 #include "deliver/delivery-transport.h"
 #include "deliver/route-stage.h"
+#include "generation/generation.h"
 #include "hooks/hooks.h"
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
@@ -70,11 +71,15 @@ typedef struct {
 } Attempt;
 
 PstDeliveryJob *pst_delivery_job_new(const char *id, PstSpool *spool,
-                                     PstDeliverTables *tables) {
+                                     PstGeneration *generation) {
   PstDeliveryJob *job = g_new0(PstDeliveryJob, 1);
   job->id = g_strdup(id);
   job->spool = spool;
-  job->tables = pst_deliver_tables_ref(tables);
+  job->generation = pst_generation_ref(generation);
+  job->tables = pst_generation_get_tables(generation);
+  PstPluginSet *plugins = pst_generation_get_plugins(generation);
+  if (plugins != NULL && pst_chain_has_hooks(plugins, NULL, PST_STAGE_DELIVERY))
+    job->plugins = plugins;
   return job;
 }
 
@@ -82,11 +87,9 @@ void pst_delivery_job_free(PstDeliveryJob *job) {
   if (job == NULL)
     return;
   g_free(job->id);
-  pst_deliver_tables_unref(job->tables);
   g_clear_pointer(&job->dsn, g_bytes_unref);
   g_free(job->dsn_to);
-  if (job->plugins != NULL)
-    pst_plugin_set_unref(job->plugins);
+  pst_generation_unref(job->generation);
   g_free(job);
 }
 

@@ -13,6 +13,7 @@ G_BEGIN_DECLS
 
 /* hooks/hooks.h's; not included here (its smtp/ types are the server's). */
 typedef struct _PstPluginSet PstPluginSet;
+typedef struct _PstGeneration PstGeneration; /* generation/generation.h */
 
 typedef enum {
   PST_JOB_RETRY = 0, /* some recipients deferred: try again later */
@@ -26,9 +27,11 @@ typedef struct {
   /* In: set by the queue manager. */
   char *id;                 /* owned */
   PstSpool *spool;          /* borrowed: outlives every job */
-  PstDeliverTables *tables; /* owned (a reference) */
+  PstGeneration *generation; /* owned reference: what the job runs on */
+  PstDeliverTables *tables;  /* the generation's */
   gboolean finish_only;     /* only remove the files (after a DSN) */
-  PstPluginSet *plugins;    /* owned, nullable: DELIVERY hooks to run */
+  PstPluginSet *plugins;    /* the generation's, nullable: NULL when no
+                             * DELIVERY hook is registered */
   /* Out: set by pst_delivery_job_run(). */
   PstJobOutcome outcome;
   guint attempts;               /* most attempts of a deferred recipient */
@@ -40,8 +43,10 @@ typedef struct {
   gboolean dsn_smtputf8;        /* queue the DSN with SMTPUTF8 */
 } PstDeliveryJob;
 
+/* A job on `generation` (a reference is kept; the job is freed on the
+ * main thread, which may drop the generation's last reference). */
 PstDeliveryJob *pst_delivery_job_new(const char *id, PstSpool *spool,
-                                     PstDeliverTables *tables);
+                                     PstGeneration *generation);
 void pst_delivery_job_free(PstDeliveryJob *job);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDeliveryJob, pst_delivery_job_free)
 typedef void (*PstDeliveryJobFunc)(PstDeliveryJob *job, gpointer user_data);

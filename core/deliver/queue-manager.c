@@ -1,8 +1,13 @@
 /* queue-manager.c - scheduling delivery attempts (see queue-manager.h).
  *
- * Entry points: pst_queue_manager_new/start/reconfigure/free (the daemon),
- * pst_queue_manager_add (new messages, through queue-notify.h), and the
- * operator's flush/hold/release/delete (control.c).
+ * Entry points: pst_queue_manager_new/start/set_generation/free (the
+ * daemon), pst_queue_manager_add (new messages: the daemon's commit
+ * callback, which the sessions' generation carries), and the operator's
+ * flush/hold/release/delete (control.c).
+ *
+ * The manager works on one generation (generation.h) at a time: its
+ * configuration, tables and plugins; each job holds the generation it
+ * started on, so a reload never changes a delivery in progress.
  *
  * Each message in queue/ has an Entry: idle with a retry timer, waiting in
  * the ready queue, or busy (a PstDeliveryJob under way, at most [delivery]
@@ -23,9 +28,9 @@
 #include "deliver/delivery-transport.h"
 #include "deliver/queue-manager.h"
 #include "deliver/smtp-client.h"
+#include "generation/generation.h"
 #include "hooks/hooks.h"
 #include "queue/queue-id.h"
-#include "queue/queue-notify.h"
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
 
@@ -42,9 +47,10 @@ typedef struct {
 } Entry;
 
 struct _PstQueueManager {
-  PstConfig *config;        /* owned (a reference) */
+  PstGeneration *generation; /* owned reference: config, tables, plugins */
+  PstConfig *config;         /* the generation's */
   PstSpool *spool;          /* borrowed: the daemon's */
-  PstDeliverTables *tables; /* owned */
+  PstDeliverTables *tables; /* the generation's */
   GHashTable *entries;      /* owned: id -> Entry* */
   GQueue ready;             /* of Entry* (borrowed from entries) */
   GMainContext *context;    /* owned (a reference) */
@@ -52,7 +58,7 @@ struct _PstQueueManager {
   gboolean enabled; /* a delivery method is configured */
   gboolean stopping;
   guint cache_timer;     /* closes idle outbound SMTP connections */
-  PstPluginSet *plugins; /* owned, nullable: for the DELIVERY stage */
+  PstPluginSet *plugins; /* the generation's, nullable: DELIVERY stage */
 };
 
 static void entry_free(Entry *entry) {
@@ -157,10 +163,7 @@ static void manager_dispatch(PstQueueManager *manager) {
     entry->ready = FALSE;
     entry->busy = TRUE;
     PstDeliveryJob *job =
-        pst_delivery_job_new(entry->id, manager->spool, manager->tables);
-    if (manager->plugins != NULL &&
-        pst_chain_has_hooks(manager->plugins, NULL, PST_STAGE_DELIVERY))
-      job->plugins = pst_plugin_set_ref(manager->plugins);
+        pst_delivery_job_new(entry->id, manager->spool, manager->generation);
     manager_run_job(manager, job);
   }
 }
@@ -275,7 +278,7 @@ static void dsn_committed(GObject *source, GAsyncResult *result,
     pst_queue_manager_add(manager, dsn_id);
     /* Removing the original is disk work: a finishing job. */
     PstDeliveryJob *job =
-        pst_delivery_job_new(commit->id, manager->spool, manager->tables);
+        pst_delivery_job_new(commit->id, manager->spool, manager->generation);
     job->finish_only = TRUE;
     entry->busy = TRUE;
     if (!manager->stopping) {
@@ -452,12 +455,6 @@ gboolean pst_queue_manager_delete(PstQueueManager *manager, const char *id,
 
 /* --- Life cycle ----------------------------------------------------------- */
 
-static void manager_committed(const char *id, PstSpoolQueue queue,
-                              gpointer user_data) {
-  if (queue == PST_SPOOL_QUEUE_ACTIVE)
-    pst_queue_manager_add(user_data, id);
-}
-
 static gboolean cache_timer_fired(gpointer user_data) {
   pst_smtp_cache_expire(FALSE);
   return G_SOURCE_CONTINUE;
@@ -468,26 +465,37 @@ gboolean pst_queue_manager_check_config(const PstConfig *config,
   return pst_smtp_client_check_config(&config->delivery, error);
 }
 
-PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
-                                       GError **error) {
+/* Takes the generation's configuration, tables and plugins. */
+static void manager_take_generation(PstQueueManager *manager,
+                                    PstGeneration *generation) {
+  PstGeneration *old = manager->generation;
+  manager->generation = pst_generation_ref(generation);
+  manager->config = pst_generation_get_config(generation);
+  manager->tables = pst_generation_get_tables(generation);
+  manager->plugins = pst_generation_get_plugins(generation);
+  manager->enabled = pst_config_delivery_enabled(&manager->config->delivery);
+  pst_generation_unref(old);
+}
+
+PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
+                                       PstSpool *spool, GError **error) {
+  PstConfig *config = pst_generation_get_config(generation);
   if (!pst_smtp_client_check_config(&config->delivery, error))
     return NULL;
-  g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, error);
-  if (tables == NULL ||
-      !pst_state_journal_prepare(pst_spool_get_directory(spool), error))
+  if (pst_generation_get_tables(generation) == NULL) {
+    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "delivery needs the generation's recipient tables");
+    return NULL;
+  }
+  if (!pst_state_journal_prepare(pst_spool_get_directory(spool), error))
     return NULL;
   PstQueueManager *manager = g_new0(PstQueueManager, 1);
-  manager->config = pst_config_ref(config);
   manager->spool = spool;
-  manager->enabled = pst_config_delivery_enabled(&config->delivery);
-  manager->tables = g_steal_pointer(&tables);
+  manager_take_generation(manager, generation);
   manager->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                            (GDestroyNotify)entry_free);
   g_queue_init(&manager->ready);
   manager->context = g_main_context_ref_thread_default();
-  if (manager->enabled)
-    pst_deliver_tables_set_current(manager->tables);
-  pst_queue_set_committed_handler(manager_committed, manager);
   manager->cache_timer = g_timeout_add_seconds(1, cache_timer_fired, NULL);
   return manager;
 }
@@ -520,38 +528,20 @@ void pst_queue_manager_add(PstQueueManager *manager, const char *id) {
   entry_make_ready(manager, manager_entry(manager, id));
 }
 
-void pst_queue_manager_reconfigure(PstQueueManager *manager,
-                                   PstConfig *config) {
+void pst_queue_manager_set_generation(PstQueueManager *manager,
+                                      PstGeneration *generation) {
   g_autoptr(GError) error = NULL;
+  PstConfig *config = pst_generation_get_config(generation);
   if (!pst_smtp_client_check_config(&config->delivery, &error)) {
     g_warning("reload: %s; the last good delivery settings stay",
               error->message);
     return;
   }
-  g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, &error);
-  if (tables == NULL) {
-    g_warning("reload: %s; the last good mailbox and alias tables stay",
-              error->message);
-    return;
-  }
-  pst_config_unref(manager->config);
-  manager->config = pst_config_ref(config);
-  pst_deliver_tables_unref(manager->tables);
-  manager->tables = g_steal_pointer(&tables);
   gboolean was_enabled = manager->enabled;
-  manager->enabled = pst_config_delivery_enabled(&config->delivery);
-  pst_deliver_tables_set_current(manager->enabled ? manager->tables : NULL);
+  manager_take_generation(manager, generation);
   if (manager->enabled && !was_enabled)
     pst_queue_manager_start(manager);
   manager_dispatch(manager);
-}
-
-void pst_queue_manager_set_plugins(PstQueueManager *manager,
-                                   PstPluginSet *plugins) {
-  PstPluginSet *old = manager->plugins;
-  manager->plugins = plugins != NULL ? pst_plugin_set_ref(plugins) : NULL;
-  if (old != NULL)
-    pst_plugin_set_unref(old);
 }
 
 PstDeliverTables *pst_queue_manager_get_tables(PstQueueManager *manager) {
@@ -562,19 +552,14 @@ void pst_queue_manager_free(PstQueueManager *manager) {
   if (manager == NULL)
     return;
   manager->stopping = TRUE;
-  pst_queue_set_committed_handler(NULL, NULL);
   /* Let the attempts under way finish and report. */
   while (manager->running > 0)
     g_main_context_iteration(manager->context, TRUE);
   g_source_remove(manager->cache_timer);
   pst_smtp_cache_expire(TRUE);
-  pst_deliver_tables_set_current(NULL);
   g_queue_clear(&manager->ready);
   g_hash_table_unref(manager->entries);
-  pst_deliver_tables_unref(manager->tables);
-  if (manager->plugins != NULL)
-    pst_plugin_set_unref(manager->plugins);
-  pst_config_unref(manager->config);
+  pst_generation_unref(manager->generation);
   g_main_context_unref(manager->context);
   g_free(manager);
 }

@@ -1,7 +1,8 @@
 /* queue-manager.h - scheduling delivery of the queued messages.
  *
  * Runs on the main loop.  Messages are tried as soon as they are queued
- * (pst_queue_notify_committed() from the SMTP session) and at start (every
+ * (pst_queue_manager_add() from the daemon's commit callback, which the
+ * SMTP sessions' generation carries) and at start (every
  * message in queue/); each attempt runs on a worker thread
  * (delivery-job.c).  Temporary failures are retried with exponential
  * backoff ([delivery] retry_first, doubled up to retry_max) until
@@ -22,25 +23,25 @@
 G_BEGIN_DECLS
 
 typedef struct _PstQueueManager PstQueueManager;
-typedef struct _PstPluginSet PstPluginSet; /* hooks/hooks.h */
+typedef struct _PstGeneration PstGeneration; /* generation/generation.h */
 
 /* What pst_queue_manager_new() refuses besides the tables: outbound TLS
  * or AUTH required without the plugin that provides it.  Main thread,
  * after the plugins are loaded (postiliond --check). */
 gboolean pst_queue_manager_check_config(const PstConfig *config,
                                         GError **error);
-/* Loads the tables [delivery] names (a bad file fails, naming it). */
-PstQueueManager *pst_queue_manager_new(PstConfig *config, PstSpool *spool,
-                                       GError **error);
+/* Works on `generation` (a reference is kept): its configuration, its
+ * recipient tables (required) and its plugins (the DELIVERY stage). */
+PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
+                                       PstSpool *spool, GError **error);
 /* Schedules every message in queue/. */
 void pst_queue_manager_start(PstQueueManager *manager);
-/* A new configuration (SIGHUP): new tables; when the files do not load,
- * the last good tables stay and the problem is logged. */
-void pst_queue_manager_reconfigure(PstQueueManager *manager, PstConfig *config);
-/* The plugins whose DELIVERY hooks choose routes (a reference is kept);
- * at start and after each reload. */
-void pst_queue_manager_set_plugins(PstQueueManager *manager,
-                                   PstPluginSet *plugins);
+/* A new generation (SIGHUP) for the jobs started from now on; jobs in
+ * progress finish on theirs.  The daemon passes only generations whose
+ * tables loaded from their own configuration; when the new delivery
+ * settings are refused, the last good generation stays (logged). */
+void pst_queue_manager_set_generation(PstQueueManager *manager,
+                                      PstGeneration *generation);
 /* Tries `id` (in queue/) now. */
 void pst_queue_manager_add(PstQueueManager *manager, const char *id);
 /* Tries `id` now, or every message when `id` is NULL.  FALSE when `id`

@@ -1,10 +1,10 @@
-/* resolve.c - PstDeliverTables: loading, the current tables, and resolving
+/* resolve.c - PstDeliverTables: loading, reference counting, and resolving
  * a recipient into the mailboxes it reaches (rules in tables.c's header).
  *
  * Loading reads the files (blocking, small) on the main thread at start and
  * on SIGHUP.  Resolution is pure over the tables except for getpwnam() of
- * system users.  The current tables are a main-thread global, set by the
- * daemon; worker threads get their own reference.
+ * system users.  Tables are shared read-only by every thread that holds
+ * a reference (sessions through their generation, delivery jobs).
  */
 #include <pwd.h>
 #include <string.h>
@@ -21,8 +21,6 @@ struct _PstDeliverTables {
   PstAliases *aliases;         /* owned, nullable */
   PstCredentials *credentials; /* owned, nullable: relayhost logins */
 };
-
-static PstDeliverTables *current_tables; /* owned, nullable */
 
 void pst_target_free(PstTarget *target) {
   if (target == NULL)
@@ -113,16 +111,6 @@ const PstConfig *pst_deliver_tables_get_config(PstDeliverTables *tables) {
 const PstCredentials *
 pst_deliver_tables_get_credentials(PstDeliverTables *tables) {
   return tables->credentials;
-}
-
-PstDeliverTables *pst_deliver_tables_get_current(void) {
-  return current_tables;
-}
-
-void pst_deliver_tables_set_current(PstDeliverTables *tables) {
-  PstDeliverTables *old = current_tables;
-  current_tables = tables != NULL ? pst_deliver_tables_ref(tables) : NULL;
-  pst_deliver_tables_unref(old);
 }
 
 /* --- Resolving ------------------------------------------------------------ */
@@ -259,20 +247,4 @@ GPtrArray *pst_deliver_tables_resolve(PstDeliverTables *tables,
   if (!resolve_address(&resolver, address, error))
     return NULL;
   return g_steal_pointer(&targets);
-}
-
-gboolean pst_deliver_recipient_exists(const char *address, char **reason_r) {
-  if (current_tables == NULL)
-    return TRUE;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) targets =
-      pst_deliver_tables_resolve(current_tables, address, &error);
-  if (targets != NULL)
-    return TRUE;
-  if (reason_r != NULL)
-    *reason_r = g_strdup(
-        g_error_matches(error, PST_DELIVER_ERROR, PST_DELIVER_ERROR_LOOP)
-            ? "Alias loop"
-            : "User unknown");
-  return FALSE;
 }

@@ -2,8 +2,8 @@
  *
  * Entry points: pst_mailboxes_parse(), pst_aliases_parse() (pure, over a
  * buffer), pst_deliver_tables_load() (reads the files [delivery] names),
- * pst_deliver_tables_resolve() (alias expansion) and, for the SMTP
- * session's RCPT, pst_deliver_recipient_exists() on the current tables.
+ * pst_deliver_tables_resolve() (alias expansion: delivery jobs, and the
+ * SMTP session's RCPT through its generation, generation.h).
  *
  * Resolution of local@domain (both lower-cased): an alias keyed by the
  * full address, else by the local part, expands to its targets, each

@@ -11,9 +11,10 @@
  *     "/file" targets are refused with the file and line.
  *
  * PstDeliverTables bundles the parsed files with the [delivery] settings;
- * it is immutable once loaded and reference counted, so a SIGHUP reload
- * swaps the current one (pst_deliver_tables_set_current()) while jobs in
- * flight keep theirs.  A reload that fails keeps the last good tables.
+ * it is immutable once loaded and reference counted: each configuration
+ * generation (generation.h) carries its own, so a SIGHUP gives new
+ * sessions and jobs new tables while sessions and jobs in flight keep
+ * theirs.  A reload whose files fail keeps the last good tables.
  */
 #pragma once
 
@@ -96,16 +97,5 @@ pst_deliver_tables_get_credentials(PstDeliverTables *tables);
  * becomes a PST_TARGET_REMOTE. */
 GPtrArray *pst_deliver_tables_resolve(PstDeliverTables *tables,
                                       const char *address, GError **error);
-
-/* The tables in effect (main thread), NULL when delivery is not
- * configured: then every local part of our domains is accepted and kept
- * queued, as before the queue manager existed. */
-PstDeliverTables *pst_deliver_tables_get_current(void);
-void pst_deliver_tables_set_current(PstDeliverTables *tables);
-
-/* For RCPT: TRUE when `address` (in one of our domains) resolves to a
- * mailbox, or when no tables are in effect.  On FALSE, `reason_r` is
- * "User unknown" or the loop's description. */
-gboolean pst_deliver_recipient_exists(const char *address, char **reason_r);
 
 G_END_DECLS

@@ -36,9 +36,11 @@
 
 #include "config/config.h"
 #include "deliver/control.h"
+#include "deliver/tables.h"
 #include "deliver/local-helper.h"
 #include "deliver/queue-manager.h"
 #include "dns/dns.h"
+#include "generation/generation.h"
 #include "hooks/hooks.h"
 #include "queue/spool.h"
 #include "server/daemon.h"
@@ -50,7 +52,7 @@
 typedef struct {
   char *config_path;     /* owned */
   PstConfig *config;     /* owned: the configuration in effect */
-  PstPluginSet *plugins; /* owned: the plugins in effect */
+  PstGeneration *generation; /* owned: config, plugins, tables, services */
   PstSpool *spool;       /* owned */
   PstServer *server;     /* owned */
   PstQueueManager *queue_manager; /* owned: delivery (core/deliver) */
@@ -245,9 +247,32 @@ static PstPluginSet *daemon_reload_plugins(PstDaemon *daemon,
                                            PstConfig *config, GError **error) {
   /* A new set either way: sessions in progress keep the old set and its
    * chains; plugins loaded by both are shared and told to reload. */
-  if (pst_plugin_set_matches(daemon->plugins, config))
-    return pst_plugin_set_reload_new(daemon->plugins, config, error);
+  PstPluginSet *plugins = pst_generation_get_plugins(daemon->generation);
+  if (pst_plugin_set_matches(plugins, config))
+    return pst_plugin_set_reload_new(plugins, config, error);
   return pst_plugin_set_load(config, error);
+}
+
+/* The generation's commit callback: a message is queued. */
+static void daemon_committed(const char *id, PstSpoolQueue queue,
+                             gpointer user_data) {
+  PstDaemon *daemon = user_data;
+  if (queue == PST_SPOOL_QUEUE_ACTIVE && daemon->queue_manager != NULL)
+    pst_queue_manager_add(daemon->queue_manager, id);
+}
+
+static PstGeneration *daemon_generation_new(PstDaemon *daemon,
+                                            PstConfig *config,
+                                            PstPluginSet *plugins,
+                                            PstDeliverTables *tables) {
+  PstGenerationSetup setup = {
+      .config = config,
+      .plugins = plugins,
+      .tables = tables,
+      .committed = daemon_committed,
+      .committed_data = daemon,
+  };
+  return pst_generation_new(&setup);
 }
 
 /* Reasons a new configuration needs a restart instead of a reload. */
@@ -271,9 +296,21 @@ static gboolean daemon_check_reloadable(PstDaemon *daemon, PstConfig *config,
   return TRUE;
 }
 
+/* The tables of a new configuration; when its files do not load, the
+ * running generation's (`tables_error` says why). */
+static PstDeliverTables *daemon_reload_tables(PstDaemon *daemon,
+                                              PstConfig *config,
+                                              GError **tables_error) {
+  PstDeliverTables *tables = pst_deliver_tables_load(config, tables_error);
+  if (tables != NULL)
+    return tables;
+  return pst_deliver_tables_ref(pst_generation_get_tables(daemon->generation));
+}
+
 static gboolean daemon_reload(gpointer user_data) {
   PstDaemon *daemon = user_data;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GError) tables_error = NULL;
   g_message("reload: reading %s", daemon->config_path);
   daemon_notify("RELOADING=1\nSTATUS=reloading the configuration");
   g_autoptr(PstConfig) config = pst_config_load(daemon->config_path, &error);
@@ -283,8 +320,14 @@ static gboolean daemon_reload(gpointer user_data) {
   if (plugins != NULL && (!pst_transport_check_listeners(config, &error) ||
                           !pst_dns_reconfigure(&config->dns, &error)))
     g_clear_pointer(&plugins, pst_plugin_set_unref);
-  if (plugins == NULL ||
-      !pst_server_reload(daemon->server, config, plugins, &error)) {
+  g_autoptr(PstGeneration) generation = NULL;
+  if (plugins != NULL) {
+    g_autoptr(PstDeliverTables) tables =
+        daemon_reload_tables(daemon, config, &tables_error);
+    generation = daemon_generation_new(daemon, config, plugins, tables);
+  }
+  if (generation == NULL ||
+      !pst_server_reload(daemon->server, generation, &error)) {
     g_warning("reload refused, the running configuration stays: %s",
               error->message);
     daemon_notify("READY=1\nSTATUS=reload refused, see the log");
@@ -292,10 +335,14 @@ static gboolean daemon_reload(gpointer user_data) {
   }
   pst_config_unref(daemon->config);
   daemon->config = g_steal_pointer(&config);
-  pst_plugin_set_unref(daemon->plugins);
-  daemon->plugins = g_steal_pointer(&plugins);
-  pst_queue_manager_reconfigure(daemon->queue_manager, daemon->config);
-  pst_queue_manager_set_plugins(daemon->queue_manager, daemon->plugins);
+  pst_generation_unref(daemon->generation);
+  daemon->generation = g_steal_pointer(&generation);
+  /* Delivery stays on the last generation whose tables loaded. */
+  if (tables_error != NULL)
+    g_warning("reload: %s; the last good mailbox and alias tables stay",
+              tables_error->message);
+  else
+    pst_queue_manager_set_generation(daemon->queue_manager, daemon->generation);
   g_message("reload: new sessions use the configuration of %s",
             daemon->config_path);
   daemon_log_plugin_notes(daemon->config);
@@ -338,17 +385,17 @@ static void daemon_raise_file_limit(const PstConfig *config) {
 /* The control socket's "plugins": the chains in effect now. */
 static void daemon_describe_plugins(GString *out, gpointer user_data) {
   PstDaemon *daemon = user_data;
-  pst_plugin_set_describe(daemon->plugins, daemon->config, out);
+  pst_plugin_set_describe(pst_generation_get_plugins(daemon->generation),
+                          daemon->config, out);
 }
 
 /* The queue manager and its control socket, before the privilege drop
  * (their files in the spool are then given to [server] user). */
 static gboolean daemon_start_delivery(PstDaemon *daemon, GError **error) {
   daemon->queue_manager =
-      pst_queue_manager_new(daemon->config, daemon->spool, error);
+      pst_queue_manager_new(daemon->generation, daemon->spool, error);
   if (daemon->queue_manager == NULL)
     return FALSE;
-  pst_queue_manager_set_plugins(daemon->queue_manager, daemon->plugins);
   g_autofree char *path = g_build_filename(
       pst_spool_get_directory(daemon->spool), "control", NULL);
   daemon->control = pst_control_new(path, daemon->queue_manager, error);
@@ -388,11 +435,14 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
     return FALSE;
   if (!pst_dns_start(&config->dns, error))
     return FALSE;
-  daemon->plugins = pst_plugin_set_load(config, error);
-  if (daemon->plugins == NULL || !pst_transport_check_listeners(config, error))
+  g_autoptr(PstPluginSet) plugins = pst_plugin_set_load(config, error);
+  if (plugins == NULL || !pst_transport_check_listeners(config, error))
     return FALSE;
-  daemon->server =
-      pst_server_new(config, daemon->plugins, daemon->spool, error);
+  g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, error);
+  if (tables == NULL)
+    return FALSE;
+  daemon->generation = daemon_generation_new(daemon, config, plugins, tables);
+  daemon->server = pst_server_new(daemon->generation, daemon->spool, error);
   if (daemon->server == NULL || !daemon_start_delivery(daemon, error) ||
       !daemon_drop_privileges(daemon, error))
     return FALSE;
@@ -412,7 +462,7 @@ static void daemon_free(PstDaemon *daemon) {
   /* DNS before the plugins: stopping it runs the last callbacks of the
    * lookups in flight, which are plugin code. */
   pst_dns_stop();
-  g_clear_pointer(&daemon->plugins, pst_plugin_set_unref);
+  g_clear_pointer(&daemon->generation, pst_generation_unref);
   /* Waits for every commit already handed to the syncer. */
   g_clear_pointer(&daemon->spool, pst_spool_close);
   g_clear_pointer(&daemon->config, pst_config_unref);

@@ -146,7 +146,8 @@ static void server_refuse(int fd, const char *format, ...) {
 
 /* Counts the connection in; FALSE (after refusing it) when over a limit. */
 static gboolean server_admit(PstServer *server, int fd, const char *address) {
-  const PstServerConfig *config = &server->generation->config->server;
+  const PstServerConfig *config =
+      &pst_generation_get_config(server->generation)->server;
   guint from_address = GPOINTER_TO_UINT(
       g_hash_table_lookup(server->per_address, address));
   if (server->connections >= config->max_connections) {
@@ -176,8 +177,8 @@ static void server_start_session(PstServer *server, const char *listener,
                                  const char *local, guint16 local_port) {
   PstSessionSetup setup = {
       .generation = server->generation,
-      .listener = pst_config_find_listener(server->generation->config,
-                                           listener),
+      .listener = pst_config_find_listener(
+          pst_generation_get_config(server->generation), listener),
       .spool = server->spool,
       .fd = fd,
       .client_address = client,
@@ -329,8 +330,8 @@ static void server_accept_one(PstListener *listener, int fd,
   PstConnection *connection = g_new0(PstConnection, 1);
   connection->server = server;
   connection->address = g_strdup(client);
-  const PstListenerConfig *config =
-      pst_config_find_listener(server->generation->config, listener->name);
+  const PstListenerConfig *config = pst_config_find_listener(
+      pst_generation_get_config(server->generation), listener->name);
   if (config->proxy_protocol)
     proxy_wait_start(server, listener->name, fd, connection, client,
                      client_port, local, local_port);
@@ -445,8 +446,9 @@ static void server_watch_listeners(PstServer *server) {
 
 /* --- Lifecycle --------------------------------------------------------- */
 
-PstServer *pst_server_new(PstConfig *config, PstPluginSet *plugins,
-                          PstSpool *spool, GError **error) {
+PstServer *pst_server_new(PstGeneration *generation, PstSpool *spool,
+                          GError **error) {
+  PstConfig *config = pst_generation_get_config(generation);
   PstServer *server = g_new0(PstServer, 1);
   server->spool = spool;
   server->sessions = g_hash_table_new(NULL, NULL);
@@ -458,7 +460,7 @@ PstServer *pst_server_new(PstConfig *config, PstPluginSet *plugins,
     pst_server_free(server);
     return NULL;
   }
-  server->generation = pst_generation_new(config, plugins);
+  server->generation = pst_generation_ref(generation);
   return server;
 }
 
@@ -477,8 +479,9 @@ PstGeneration *pst_server_get_generation(PstServer *server) {
   return server->generation;
 }
 
-gboolean pst_server_reload(PstServer *server, PstConfig *config,
-                           PstPluginSet *plugins, GError **error) {
+gboolean pst_server_reload(PstServer *server, PstGeneration *generation,
+                           GError **error) {
+  PstConfig *config = pst_generation_get_config(generation);
   GPtrArray *old = server->listeners;
   GPtrArray *listeners = server_bind_listeners(server, config, old, error);
   if (listeners == NULL)
@@ -486,7 +489,7 @@ gboolean pst_server_reload(PstServer *server, PstConfig *config,
   server->listeners = listeners;
   g_ptr_array_unref(old); /* closes the listeners that were removed */
   pst_generation_unref(server->generation);
-  server->generation = pst_generation_new(config, plugins);
+  server->generation = pst_generation_ref(generation);
   server_watch_listeners(server);
   return TRUE;
 }
@@ -547,7 +550,7 @@ void pst_server_stop(PstServer *server, GSourceFunc done, gpointer data) {
   for (guint i = 0; i < sessions->len; i++)
     pst_session_shutdown(sessions->pdata[i]);
   server->shutdown_timer = g_timeout_add(
-      server->generation->config->server.timeout_shutdown_ms,
+      pst_generation_get_config(server->generation)->server.timeout_shutdown_ms,
       server_shutdown_timeout, server);
   server_check_stopped(server);
 }

@@ -9,7 +9,7 @@
 #pragma once
 
 #include "config/config.h"
-#include "hooks/hooks.h"
+#include "generation/generation.h"
 #include "queue/spool.h"
 #include "session/session.h"
 
@@ -17,16 +17,17 @@ G_BEGIN_DECLS
 
 typedef struct _PstServer PstServer;
 
-/* Binds every listener of `config`.  Fails naming the listener, the file
- * and line of its address, and the system's reason. */
-PstServer *pst_server_new(PstConfig *config, PstPluginSet *plugins,
-                          PstSpool *spool, GError **error);
+/* Binds every listener of the generation's configuration; new sessions
+ * run on `generation` (a reference is kept).  Fails naming the listener,
+ * the file and line of its address, and the system's reason. */
+PstServer *pst_server_new(PstGeneration *generation, PstSpool *spool,
+                          GError **error);
 /* Starts accepting connections. */
 void pst_server_start(PstServer *server);
-/* Applies a new configuration and plugin set for new sessions: binds new
- * listeners, closes removed ones.  On failure nothing changes. */
-gboolean pst_server_reload(PstServer *server, PstConfig *config,
-                           PstPluginSet *plugins, GError **error);
+/* Applies a new generation for new sessions: binds new listeners, closes
+ * removed ones.  On failure nothing changes. */
+gboolean pst_server_reload(PstServer *server, PstGeneration *generation,
+                           GError **error);
 PstGeneration *pst_server_get_generation(PstServer *server);
 /* Stops accepting, lets sessions finish within timeout_shutdown, then
  * calls `done` once no session is left. */

@@ -119,7 +119,7 @@ static gboolean auth_address_limited(PstSession *session) {
 static PstSessionAuth *auth_get(PstSession *session) {
   if (session->auth != NULL)
     return session->auth;
-  PstPluginSet *plugins = session->generation->plugins;
+  PstPluginSet *plugins = pst_generation_get_plugins(session->generation);
   PstPlugin *plugin = plugins != NULL
                           ? pst_plugin_set_find_sasl(plugins, session->listener)
                           : NULL;

@@ -13,7 +13,6 @@
  */
 #include <string.h>
 
-#include "queue/queue-notify.h"
 #include "session/session-private.h"
 
 static const PstSmtpReply reply_need_rcpt = {503, "5.5.1",
@@ -448,7 +447,7 @@ static void session_end_of_data(PstSession *session) {
   }
   PstEnvelope *envelope = session->envelope;
   envelope->arrival_time = g_get_real_time();
-  PstPluginSet *plugins = session->generation->plugins;
+  PstPluginSet *plugins = pst_generation_get_plugins(session->generation);
   const char *listener = session->listener->name;
   gboolean hooks =
       plugins != NULL &&
@@ -493,9 +492,10 @@ static void session_commit_done(GObject *source, GAsyncResult *result,
   if (pst_spool_writer_commit_finish(session->writer, result, &error)) {
     session_log_queued(session, id);
     pst_session_reply(session, 250, "2.0.0", "Ok: queued as %s", id);
-    pst_queue_notify_committed(id, session->disposition == PST_DISPOSITION_HOLD
-                                       ? PST_SPOOL_QUEUE_HOLD
-                                       : PST_SPOOL_QUEUE_ACTIVE);
+    pst_generation_notify_committed(session->generation, id,
+                                    session->disposition == PST_DISPOSITION_HOLD
+                                        ? PST_SPOOL_QUEUE_HOLD
+                                        : PST_SPOOL_QUEUE_ACTIVE);
     if (session->message != NULL)
       pst_session_fire_event(session, PST_STAGE_QUEUED, session->message);
   } else {

@@ -12,7 +12,6 @@
  */
 #include <string.h>
 
-#include "deliver/tables.h"
 #include "session/session-private.h"
 
 static const PstSmtpReply reply_need_utf8 = {
@@ -165,10 +164,12 @@ static gboolean session_rcpt_refused_by_core(PstSession *session,
     pst_session_reply(session, 554, "5.7.1", "%s", text);
     return TRUE;
   }
-  /* A local recipient must reach a mailbox (core/deliver's tables). */
+  /* A local recipient must reach a mailbox in the tables of the session's
+   * own generation (a reload does not change them mid-session). */
   g_autofree char *reason = NULL;
   if (session_domain_is_local(session, path->domain) &&
-      !pst_deliver_recipient_exists(path->address, &reason)) {
+      !pst_generation_recipient_exists(session->generation, path->address,
+                                       &reason)) {
     g_autofree char *text = g_strdup_printf("<%s>: %s", path->address, reason);
     pst_session_log_reject(session, "RCPT", 550, "5.1.1", text, path->address,
                            "core");

@@ -46,7 +46,7 @@ static void session_stage_done(const PstHookOutcome *outcome,
 
 void pst_session_run_stage(PstSession *session, PstStage stage,
                            const PstHookArgs *args, PstStageNextFunc next) {
-  PstPluginSet *plugins = session->generation->plugins;
+  PstPluginSet *plugins = pst_generation_get_plugins(session->generation);
   if (plugins == NULL ||
       !pst_chain_has_hooks(plugins, session->listener->name, stage)) {
     PstHookOutcome outcome = {.verdict = PST_VERDICT_CONTINUE};
@@ -72,7 +72,7 @@ static void session_event_done(const PstHookOutcome *outcome,
 
 void pst_session_fire_event(PstSession *session, PstStage stage,
                             PstMessage *message) {
-  PstPluginSet *plugins = session->generation->plugins;
+  PstPluginSet *plugins = pst_generation_get_plugins(session->generation);
   if (plugins == NULL ||
       !pst_chain_has_hooks(plugins, session->listener->name, stage))
     return;

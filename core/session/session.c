@@ -45,30 +45,6 @@ static void session_handle_events(PstSession *session, GIOCondition events);
 static void session_finish(PstSession *session);
 static void session_settle(PstSession *session);
 
-/* --- Generations ------------------------------------------------------- */
-
-PstGeneration *pst_generation_new(PstConfig *config, PstPluginSet *plugins) {
-  PstGeneration *generation = g_new0(PstGeneration, 1);
-  generation->ref_count = 1;
-  generation->config = pst_config_ref(config);
-  generation->plugins = plugins != NULL ? pst_plugin_set_ref(plugins) : NULL;
-  return generation;
-}
-
-PstGeneration *pst_generation_ref(PstGeneration *generation) {
-  g_atomic_int_inc(&generation->ref_count);
-  return generation;
-}
-
-void pst_generation_unref(PstGeneration *generation) {
-  if (!g_atomic_int_dec_and_test(&generation->ref_count))
-    return;
-  if (generation->plugins != NULL)
-    pst_plugin_set_unref(generation->plugins);
-  pst_config_unref(generation->config);
-  g_free(generation);
-}
-
 /* --- The GSource ------------------------------------------------------- */
 
 static gboolean session_source_dispatch(GSource *source, GSourceFunc callback,
@@ -172,7 +148,7 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
   session->ref_count = 1;
   session_make_id(session->id, sizeof session->id);
   session->generation = pst_generation_ref(setup->generation);
-  session->config = session->generation->config;
+  session->config = pst_generation_get_config(session->generation);
   session->listener = setup->listener;
   session->spool = setup->spool;
   session->closed = setup->closed;

@@ -11,29 +11,19 @@
 #include <postilion/plugin.h>
 
 #include "config/config.h"
+#include "generation/generation.h"
 #include "hooks/hooks.h"
 #include "queue/spool.h"
 
 G_BEGIN_DECLS
 
-/* A configuration generation: the config and the plugins loaded for it.
- * Sessions keep the generation they started with until they end, so a
- * reload never changes the rules under a client's feet. */
-typedef struct {
-  volatile gint ref_count;
-  PstConfig *config;     /* owned reference */
-  PstPluginSet *plugins; /* owned reference */
-} PstGeneration;
-
-PstGeneration *pst_generation_new(PstConfig *config, PstPluginSet *plugins);
-PstGeneration *pst_generation_ref(PstGeneration *generation);
-void pst_generation_unref(PstGeneration *generation);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstGeneration, pst_generation_unref)
-
 typedef void (*PstSessionClosedFunc)(PstSession *session, gpointer user_data);
 
 typedef struct {
-  PstGeneration *generation;         /* a reference is taken */
+  /* A reference is taken: the session keeps its generation (rules,
+   * plugins, recipient tables, services) until it ends, so a reload
+   * never changes them under a client's feet. */
+  PstGeneration *generation;
   const PstListenerConfig *listener; /* inside generation->config */
   PstSpool *spool;                   /* outlives every session */
   int fd;                            /* connected, non-blocking; taken */

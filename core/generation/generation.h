@@ -1,0 +1,69 @@
+/* generation.h - one configuration generation and the services it carries.
+ *
+ * A PstGeneration is what a SIGHUP swaps: the configuration, the plugins
+ * loaded for it (their hook chains and the service providers they
+ * registered), the recipient tables, and the daemon's services the
+ * session, the queue manager and delivery jobs use (the commit callback
+ * that tells the queue manager about a new message).  It is immutable
+ * once built and reference counted: whoever starts work on a generation
+ * keeps a reference until the work ends, so a reload never changes the
+ * rules, tables or providers under a session or a delivery in progress.
+ * A component gets its generation as an argument or a field set at
+ * construction; nothing looks services up in process globals.
+ *
+ * Built by the daemon (core/server/daemon.c) at start and on each
+ * successful reload.  Main thread, except the getters, which any thread
+ * holding a reference may call.  The last unref must happen on the main
+ * thread (it may unload plugins).
+ */
+#pragma once
+
+#include "config/config.h"
+#include "queue/spool.h"
+
+G_BEGIN_DECLS
+
+typedef struct _PstGeneration PstGeneration;
+typedef struct _PstPluginSet PstPluginSet;         /* hooks/hooks.h */
+typedef struct _PstDeliverTables PstDeliverTables; /* deliver/tables.h */
+
+/* Told on the main thread when a session committed message `id` into
+ * `queue` (queue/ or hold/). */
+typedef void (*PstCommittedFunc)(const char *id, PstSpoolQueue queue,
+                                 gpointer user_data);
+
+typedef struct {
+  PstConfig *config;        /* a reference is taken */
+  PstPluginSet *plugins;    /* nullable; a reference is taken */
+  PstDeliverTables *tables; /* nullable; a reference is taken */
+  /* The commit callback (nullable); `committed_data` must outlive every
+   * generation made with it (the daemon's queue manager). */
+  PstCommittedFunc committed;
+  gpointer committed_data;
+} PstGenerationSetup;
+
+PstGeneration *pst_generation_new(const PstGenerationSetup *setup);
+PstGeneration *pst_generation_ref(PstGeneration *generation);
+void pst_generation_unref(PstGeneration *generation);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstGeneration, pst_generation_unref)
+
+/* Borrowed: valid while the caller holds its reference. */
+PstConfig *pst_generation_get_config(PstGeneration *generation);
+/* Nullable (a generation without plugins: tests). */
+PstPluginSet *pst_generation_get_plugins(PstGeneration *generation);
+/* The recipient tables (mailboxes, aliases, relayhost credentials),
+ * nullable when none were loaded. */
+PstDeliverTables *pst_generation_get_tables(PstGeneration *generation);
+
+/* For RCPT: TRUE when `address` (in one of our domains) resolves to a
+ * mailbox in this generation's tables, or when delivery is not configured
+ * (then every local part is accepted and kept queued).  On FALSE,
+ * `reason_r` is "User unknown" or "Alias loop". */
+gboolean pst_generation_recipient_exists(PstGeneration *generation,
+                                         const char *address, char **reason_r);
+
+/* Calls the commit callback, if any.  Main thread. */
+void pst_generation_notify_committed(PstGeneration *generation, const char *id,
+                                     PstSpoolQueue queue);
+
+G_END_DECLS
