@@ -297,6 +297,14 @@ static void report_domain(ReportRun *run, const char *domain) {
   if (!report_store_ok(run, records != NULL, error) || records->len == 0 ||
       policy == NULL)
     return;
+  DmarcReportGap gap = {0};
+  gboolean gap_ok = dmarc_report_db_gap(run->store, domain, run->begin,
+                                        run->end, &gap, &error);
+  if (!report_store_ok(run, gap_ok, error))
+    return;
+  g_autofree char *gap_error =
+      gap.lost > 0 ? dmarc_report_gap_error(&gap) : NULL;
+  const char *errors[] = {gap_error, NULL};
   const char *hostname = run->config->server.hostname;
   g_autofree char *report_id = dmarc_report_id(domain, run->begin, hostname);
   DmarcReportHeader header = {
@@ -315,6 +323,7 @@ static void report_domain(ReportRun *run, const char *domain) {
       .testing = policy[5],
       .fo = policy[7],
       .rua = policy[8],
+      .errors = errors,
   };
   g_autofree char *xml = dmarc_report_xml(&header, records);
   g_autoptr(GBytes) gzip = dmarc_gzip(xml, strlen(xml), &error);

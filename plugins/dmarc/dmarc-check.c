@@ -77,7 +77,28 @@ void dmarc_auth_free(DmarcAuth *auth) {
   g_free(auth->selector);
   g_free(auth->result);
   g_free(auth->scope);
+  g_free(auth->human);
   g_free(auth);
+}
+
+void dmarc_auth_set_human(DmarcAuth *auth, const char *text) {
+  g_clear_pointer(&auth->human, g_free);
+  if (text == NULL)
+    return;
+  g_autofree char *valid = g_utf8_make_valid(text, -1);
+  g_autoptr(GString) out = g_string_new(NULL);
+  for (const char *p = valid; *p != '\0'; p = g_utf8_next_char(p)) {
+    gsize length = g_utf8_next_char(p) - p;
+    if (out->len + length > DMARC_HUMAN_MAX)
+      break;
+    if ((guchar)*p < 0x20 || *p == 0x7f)
+      g_string_append_c(out, ' ');
+    else
+      g_string_append_len(out, p, length);
+  }
+  g_strstrip(out->str);
+  if (out->str[0] != '\0')
+    auth->human = g_strdup(out->str);
 }
 
 /* A TXT answer kept so that a later walk through the same name (the

@@ -4,10 +4,14 @@
  * only pushes onto a queue: the SMTP session never waits for a database.
  * One thread per writer takes rows in batches (up to DMARC_BATCH rows, or
  * what arrived within a second) and writes each batch in one transaction,
- * opening the store on first use and again after a failure (at most every
- * DMARC_RETRY_SECONDS).  When the database is down or refuses a batch, the
- * rows are dropped, counted and logged (mail flow never depends on the
- * history); so are rows beyond DMARC_QUEUE_MAX waiting.  The writer lives
+ * opening the store on first use and again after a failure (after 1 s,
+ * backing off to every DMARC_RETRY_SECONDS).  When the database is down or
+ * refuses a batch, the rows are dropped, counted and logged (mail flow
+ * never depends on the history); so are rows beyond DMARC_QUEUE_MAX
+ * waiting.  What was lost is
+ * also noted per policy domain (count, first and last arrival) and stored
+ * in dmarc_gaps with the next batch that is written, so that the
+ * aggregate reports of those days say they undercount.  The writer lives
  * as long as its last reference (hooks of a configuration, jobs in
  * flight); the last unref writes what is queued and joins the thread.
  */
@@ -17,6 +21,9 @@
 
 #define DMARC_BATCH 500
 #define DMARC_QUEUE_MAX 100000
+/* After a failure the store is opened again after 1 s, then 2, 4, 8 and
+ * 10 s at most while it stays down. */
+#define DMARC_RETRY_FIRST_SECONDS 1
 #define DMARC_RETRY_SECONDS 10
 
 /* --- Rows ------------------------------------------------------------------
@@ -35,6 +42,9 @@ static char *dmarc_dkim_lines(const GPtrArray *dkim) {
             ? auth->selector
             : "-",
         auth->result);
+    /* dmarc_auth_set_human() left no control characters */
+    if (auth->human != NULL)
+      g_string_append_printf(out, " %s", auth->human);
   }
   return g_string_free(out, FALSE);
 }
@@ -90,6 +100,7 @@ DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
   row->spf_domain = g_strdup(spf != NULL && spf->domain ? spf->domain : "");
   row->spf_scope = g_strdup(spf != NULL && spf->scope ? spf->scope : "");
   row->spf_result = g_strdup(spf != NULL ? spf->result : "none");
+  row->spf_human = g_strdup(spf != NULL && spf->human ? spf->human : "");
   row->dkim = dmarc_dkim_lines(outcome->dkim);
   dmarc_row_set_policy(row, outcome->record);
   return row;
@@ -106,6 +117,7 @@ void dmarc_history_row_free(DmarcHistoryRow *row) {
       &row->spf_domain,
       &row->spf_scope,
       &row->spf_result,
+      &row->spf_human,
       &row->dkim,
       &row->disposition,
       &row->override,
@@ -157,6 +169,7 @@ gboolean dmarc_history_row_insert(DmarcStore *store, const DmarcHistoryRow *row,
       S(row->spf_domain),
       S(row->spf_scope),
       S(row->spf_result),
+      S(row->spf_human),
       S(row->dkim),
       S(row->disposition),
       S(row->override),
@@ -176,10 +189,10 @@ gboolean dmarc_history_row_insert(DmarcStore *store, const DmarcHistoryRow *row,
       store,
       "INSERT INTO dmarc_messages (received, policy_domain, source_ip,"
       " header_from, envelope_from, envelope_to, result, spf_aligned,"
-      " dkim_aligned, spf_domain, spf_scope, spf_result, dkim, disposition,"
-      " override, p, sp, np, adkim, aspf, testing, psd, fo, rua) VALUES"
-      " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-      " $16, $17, $18, $19, $20, $21, $22, $23, $24)",
+      " dkim_aligned, spf_domain, spf_scope, spf_result, spf_human, dkim,"
+      " disposition, override, p, sp, np, adkim, aspf, testing, psd, fo, rua)"
+      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+      " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)",
       params, error);
 }
 
@@ -199,13 +212,89 @@ struct _DmarcHistory {
   GMutex lock;        /* guards the counts and markers' answers */
   GCond flushed_cond; /* a flush marker was answered */
   guint64 written, lost;
+  GHashTable *gaps;     /* policy domain -> DmarcGap*, not yet stored */
   GHashTable *failures; /* domain -> reports this hour (GUINT_TO_POINTER) */
   gint64 failures_hour; /* the hour they count, Unix time / 3600 */
   /* The thread's own. */
   DmarcStore *store;
-  gint64 next_open; /* monotonic time of the next open attempt */
+  gint64 next_open;  /* monotonic time of the next open attempt */
+  gint retry_delay;  /* seconds from a failure to the next attempt */
   gboolean down;    /* the last write failed (logged once per outage) */
 };
+
+/* Rows of one policy domain that were lost, and when they arrived. */
+typedef struct {
+  gint64 first, last;
+  guint64 lost;
+} DmarcGap;
+
+/* Counts `row` as lost in its domain's gap.  Takes the lock. */
+static void dmarc_history_note_lost(DmarcHistory *history,
+                                    const DmarcHistoryRow *row) {
+  g_mutex_lock(&history->lock);
+  history->lost++;
+  DmarcGap *gap = g_hash_table_lookup(history->gaps, row->policy_domain);
+  if (gap == NULL) {
+    gap = g_new0(DmarcGap, 1);
+    gap->first = row->received;
+    g_hash_table_insert(history->gaps, g_strdup(row->policy_domain), gap);
+  }
+  gap->first = MIN(gap->first, row->received);
+  gap->last = MAX(gap->last, row->received);
+  gap->lost++;
+  g_mutex_unlock(&history->lock);
+}
+
+/* Writes the gaps noted so far into dmarc_gaps (inside the caller's
+ * transaction); they are forgotten once the transaction commits
+ * (dmarc_history_forget_gaps()). */
+static gboolean dmarc_history_store_gaps(DmarcHistory *history,
+                                         DmarcStore *store,
+                                         GHashTable *stored, GError **error) {
+  g_mutex_lock(&history->lock);
+  GHashTableIter iter;
+  gpointer domain, value;
+  g_hash_table_iter_init(&iter, history->gaps);
+  while (g_hash_table_iter_next(&iter, &domain, &value)) {
+    const DmarcGap *gap = value;
+    DmarcGap *copy = g_memdup2(gap, sizeof *gap);
+    g_hash_table_insert(stored, g_strdup(domain), copy);
+  }
+  g_mutex_unlock(&history->lock);
+  g_hash_table_iter_init(&iter, stored);
+  while (g_hash_table_iter_next(&iter, &domain, &value)) {
+    const DmarcGap *gap = value;
+    g_autofree char *first = g_strdup_printf("%" G_GINT64_FORMAT, gap->first);
+    g_autofree char *last = g_strdup_printf("%" G_GINT64_FORMAT, gap->last);
+    g_autofree char *lost = g_strdup_printf("%" G_GUINT64_FORMAT, gap->lost);
+    const char *params[] = {domain, first, last, lost, NULL};
+    if (!dmarc_store_exec(store,
+                          "INSERT INTO dmarc_gaps (policy_domain, first_lost,"
+                          " last_lost, lost) VALUES ($1, $2, $3, $4)",
+                          params, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* After a commit: what `stored` holds is in the database now (rows lost
+ * meanwhile stay noted). */
+static void dmarc_history_forget_gaps(DmarcHistory *history,
+                                      GHashTable *stored) {
+  g_mutex_lock(&history->lock);
+  GHashTableIter iter;
+  gpointer domain, value;
+  g_hash_table_iter_init(&iter, stored);
+  while (g_hash_table_iter_next(&iter, &domain, &value)) {
+    const DmarcGap *done = value;
+    DmarcGap *gap = g_hash_table_lookup(history->gaps, domain);
+    if (gap != NULL && gap->lost <= done->lost)
+      g_hash_table_remove(history->gaps, domain);
+    else if (gap != NULL)
+      gap->lost -= done->lost;
+  }
+  g_mutex_unlock(&history->lock);
+}
 
 static gboolean dmarc_history_is_marker(gpointer item, GPtrArray *markers) {
   if (((DmarcHistoryRow *)item)->received != -1)
@@ -214,12 +303,21 @@ static gboolean dmarc_history_is_marker(gpointer item, GPtrArray *markers) {
   return TRUE;
 }
 
-static void dmarc_history_count(DmarcHistory *history, guint64 written,
-                                guint64 lost) {
+static void dmarc_history_count_written(DmarcHistory *history,
+                                        guint64 written) {
   g_mutex_lock(&history->lock);
   history->written += written;
-  history->lost += lost;
   g_mutex_unlock(&history->lock);
+}
+
+/* The next open attempt after a failure now (backing off). */
+static void dmarc_history_back_off(DmarcHistory *history) {
+  history->retry_delay =
+      history->retry_delay == 0
+          ? DMARC_RETRY_FIRST_SECONDS
+          : MIN(history->retry_delay * 2, DMARC_RETRY_SECONDS);
+  history->next_open =
+      g_get_monotonic_time() + history->retry_delay * G_USEC_PER_SEC;
 }
 
 static DmarcStore *dmarc_history_store(DmarcHistory *history, GError **error) {
@@ -234,7 +332,7 @@ static DmarcStore *dmarc_history_store(DmarcHistory *history, GError **error) {
   }
   history->store = dmarc_store_open(history->uri, error);
   if (history->store == NULL)
-    history->next_open = now + DMARC_RETRY_SECONDS * G_USEC_PER_SEC;
+    dmarc_history_back_off(history);
   return history->store;
 }
 
@@ -243,16 +341,21 @@ static gboolean dmarc_history_write(DmarcHistory *history, GPtrArray *rows,
   DmarcStore *store = dmarc_history_store(history, error);
   if (store == NULL || !dmarc_store_exec(store, "BEGIN", NULL, error))
     return FALSE;
-  for (guint i = 0; i < rows->len; i++) {
+  g_autoptr(GHashTable) gaps =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  gboolean ok = dmarc_history_store_gaps(history, store, gaps, error);
+  for (guint i = 0; ok && i < rows->len; i++) {
     const DmarcHistoryRow *row = rows->pdata[i];
-    if (!dmarc_history_row_insert(store, row, error) ||
-        (row->failure != NULL &&
-         !dmarc_failure_insert(store, row->failure, error))) {
-      dmarc_store_exec(store, "ROLLBACK", NULL, NULL);
-      return FALSE;
-    }
+    ok = dmarc_history_row_insert(store, row, error) &&
+         (row->failure == NULL ||
+          dmarc_failure_insert(store, row->failure, error));
   }
-  return dmarc_store_exec(store, "COMMIT", NULL, error);
+  if (!ok || !dmarc_store_exec(store, "COMMIT", NULL, error)) {
+    dmarc_store_exec(store, "ROLLBACK", NULL, NULL);
+    return FALSE;
+  }
+  dmarc_history_forget_gaps(history, gaps);
+  return TRUE;
 }
 
 static void dmarc_history_write_batch(DmarcHistory *history, GPtrArray *rows) {
@@ -260,19 +363,22 @@ static void dmarc_history_write_batch(DmarcHistory *history, GPtrArray *rows) {
     return;
   g_autoptr(GError) error = NULL;
   if (dmarc_history_write(history, rows, &error)) {
-    dmarc_history_count(history, rows->len, 0);
+    dmarc_history_count_written(history, rows->len);
     if (history->down)
       pst_plugin_log(history->plugin, G_LOG_LEVEL_MESSAGE,
                      "history: writing to %s again", history->uri);
     history->down = FALSE;
+    history->retry_delay = 0;
     return;
   }
-  dmarc_history_count(history, 0, rows->len);
-  /* A broken connection is reopened later. */
-  g_clear_pointer(&history->store, dmarc_store_close);
-  if (history->next_open == 0 || !history->down)
-    history->next_open =
-        g_get_monotonic_time() + DMARC_RETRY_SECONDS * G_USEC_PER_SEC;
+  for (guint i = 0; i < rows->len; i++)
+    dmarc_history_note_lost(history, rows->pdata[i]);
+  /* A broken connection is reopened later (a failed open backed off in
+   * dmarc_history_store() already). */
+  if (history->store != NULL) {
+    g_clear_pointer(&history->store, dmarc_store_close);
+    dmarc_history_back_off(history);
+  }
   pst_plugin_log(history->plugin, G_LOG_LEVEL_WARNING,
                  "history: %u rows lost (%" G_GUINT64_FORMAT
                  " so far; mail is not affected): %s",
@@ -329,6 +435,7 @@ DmarcHistory *dmarc_history_new(const char *uri, PstPlugin *plugin) {
   g_cond_init(&history->flushed_cond);
   history->failures =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  history->gaps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   history->thread =
       g_thread_new("dmarc-history", dmarc_history_thread, history);
   return history;
@@ -369,14 +476,15 @@ void dmarc_history_unref(DmarcHistory *history) {
   g_mutex_clear(&history->lock);
   g_cond_clear(&history->flushed_cond);
   g_hash_table_unref(history->failures);
+  g_hash_table_unref(history->gaps);
   g_free(history->uri);
   g_free(history);
 }
 
 void dmarc_history_add(DmarcHistory *history, DmarcHistoryRow *row) {
   if (g_async_queue_length(history->queue) >= DMARC_QUEUE_MAX) {
+    dmarc_history_note_lost(history, row);
     dmarc_history_row_free(row);
-    dmarc_history_count(history, 0, 1);
     return;
   }
   g_async_queue_push(history->queue, row);

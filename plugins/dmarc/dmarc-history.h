@@ -74,7 +74,9 @@ typedef struct {
       *result;
   gboolean spf_aligned, dkim_aligned;
   char *spf_domain, *spf_scope, *spf_result;
-  char *dkim; /* "DOMAIN SELECTOR RESULT" lines, '\n'-separated */
+  char *spf_human; /* why SPF erred, or "" */
+  /* "DOMAIN SELECTOR RESULT[ HUMAN_RESULT]" lines, '\n'-separated */
+  char *dkim;
   char *disposition, *override;
   /* The policy published: p, sp, np ("" when absent), adkim, aspf ("r" or
    * "s"), testing ("y" or "n"), psd, fo, rua (','-joined). */

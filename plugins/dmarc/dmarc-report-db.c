@@ -44,8 +44,9 @@ static DmarcReportRecord *dmarc_record_from_row(char **row) {
   record->spf_aligned = g_str_equal(row[8], "y");
   record->spf_domain = g_strdup(row[9]);
   record->spf_result = g_strdup(row[10]);
-  record->dkim = g_strdup(row[11]);
-  record->count = g_ascii_strtoull(row[12], NULL, 10);
+  record->spf_human = g_strdup(row[11]);
+  record->dkim = g_strdup(row[12]);
+  record->count = g_ascii_strtoull(row[13], NULL, 10);
   return record;
 }
 
@@ -66,11 +67,11 @@ GPtrArray *dmarc_report_db_records(DmarcStore *store, const char *domain,
       store,
       "SELECT source_ip, result, disposition, override, header_from,"
       " envelope_from, envelope_to, dkim_aligned, spf_aligned, spf_domain,"
-      " spf_result, dkim, COUNT(*) FROM dmarc_messages"
+      " spf_result, spf_human, dkim, COUNT(*) FROM dmarc_messages"
       " WHERE policy_domain = $1 AND received >= $2 AND received < $3"
       " GROUP BY source_ip, result, disposition, override, header_from,"
       " envelope_from, envelope_to, dkim_aligned, spf_aligned, spf_domain,"
-      " spf_result, dkim"
+      " spf_result, spf_human, dkim"
       " ORDER BY source_ip, header_from, result, disposition, dkim",
       params, error);
   if (rows == NULL)
@@ -81,6 +82,26 @@ GPtrArray *dmarc_report_db_records(DmarcStore *store, const char *domain,
     g_ptr_array_add(records, dmarc_record_from_row(rows->pdata[i]));
   *policy_r = policy->len > 0 ? g_strdupv(policy->pdata[0]) : NULL;
   return records;
+}
+
+gboolean dmarc_report_db_gap(DmarcStore *store, const char *domain,
+                             gint64 begin, gint64 end, DmarcReportGap *gap_r,
+                             GError **error) {
+  g_autofree char *from = dmarc_int_text(begin), *to = dmarc_int_text(end);
+  const char *params[] = {domain, from, to, NULL};
+  g_autoptr(GPtrArray) rows = dmarc_store_query(
+      store,
+      "SELECT COALESCE(SUM(lost), 0), COALESCE(MIN(first_lost), 0),"
+      " COALESCE(MAX(last_lost), 0) FROM dmarc_gaps WHERE policy_domain = $1"
+      " AND last_lost >= $2 AND first_lost < $3",
+      params, error);
+  if (rows == NULL)
+    return FALSE;
+  char **row = rows->len > 0 ? rows->pdata[0] : NULL;
+  gap_r->lost = row != NULL ? g_ascii_strtoull(row[0], NULL, 10) : 0;
+  gap_r->first = row != NULL ? g_ascii_strtoll(row[1], NULL, 10) : 0;
+  gap_r->last = row != NULL ? g_ascii_strtoll(row[2], NULL, 10) : 0;
+  return TRUE;
 }
 
 /* Whether `sql` with `params` returns a row. */

@@ -20,7 +20,8 @@ void dmarc_report_record_free(DmarcReportRecord *record) {
                      &record->disposition, &record->override,
                      &record->header_from, &record->envelope_from,
                      &record->envelope_to, &record->spf_domain,
-                     &record->spf_result,  &record->dkim};
+                     &record->spf_result,  &record->spf_human,
+                     &record->dkim};
   for (guint i = 0; i < G_N_ELEMENTS(fields); i++)
     g_free(*fields[i]);
   g_free(record);
@@ -40,7 +41,52 @@ static void xml_optional(GString *out, guint indent, const char *name,
     xml_element(out, indent, name, text);
 }
 
-static void dmarc_report_metadata(GString *out, const DmarcReportHeader *h) {
+char *dmarc_report_gap_error(const DmarcReportGap *gap) {
+  g_autoptr(GDateTime) first = g_date_time_new_from_unix_utc(gap->first);
+  g_autoptr(GDateTime) last = g_date_time_new_from_unix_utc(gap->last);
+  g_autofree char *from =
+      first != NULL ? g_date_time_format_iso8601(first) : g_strdup("?");
+  g_autofree char *to =
+      last != NULL ? g_date_time_format_iso8601(last) : g_strdup("?");
+  return g_strdup_printf(
+      "%" G_GUINT64_FORMAT " evaluated message%s between %s and %s could not "
+      "be recorded (our history database was unavailable): the "
+      "counts in this report are short by that many",
+      gap->lost, gap->lost == 1 ? "" : "s", from, to);
+}
+
+static guint dmarc_report_signature_count(const DmarcReportRecord *r) {
+  guint count = 0;
+  for (const char *p = r->dkim; p != NULL && *p != '\0'; count++) {
+    p = strchr(p, '\n');
+    p = p != NULL ? p + 1 : NULL;
+  }
+  return count;
+}
+
+/* The "error" elements: the caller's, then records whose DKIM results
+ * were cut to DMARC_REPORT_MAX_SIGNATURES. */
+static void dmarc_report_errors(GString *out, const DmarcReportHeader *h,
+                                const GPtrArray *records) {
+  for (guint i = 0; h->errors != NULL && h->errors[i] != NULL; i++)
+    xml_element(out, 4, "error", h->errors[i]);
+  guint cut = 0;
+  for (guint i = 0; i < records->len; i++)
+    if (dmarc_report_signature_count(records->pdata[i]) >
+        DMARC_REPORT_MAX_SIGNATURES)
+      cut++;
+  if (cut == 0)
+    return;
+  g_autofree char *text = g_strdup_printf(
+      "%u record%s had more than %d DKIM signatures: only the first %d of "
+      "each are listed",
+      cut, cut == 1 ? "" : "s", DMARC_REPORT_MAX_SIGNATURES,
+      DMARC_REPORT_MAX_SIGNATURES);
+  xml_element(out, 4, "error", text);
+}
+
+static void dmarc_report_metadata(GString *out, const DmarcReportHeader *h,
+                                  const GPtrArray *records) {
   g_string_append(out, "  <report_metadata>\n");
   xml_element(out, 4, "org_name", h->org_name);
   xml_element(out, 4, "email", h->email);
@@ -51,6 +97,7 @@ static void dmarc_report_metadata(GString *out, const DmarcReportHeader *h) {
                          "      <end>%" G_GINT64_FORMAT "</end>\n"
                          "    </date_range>\n",
                          h->begin, h->end - 1);
+  dmarc_report_errors(out, h, records);
   xml_optional(out, 4, "generator", h->generator);
   g_string_append(out, "  </report_metadata>\n");
 }
@@ -102,13 +149,15 @@ static void dmarc_report_auth_results(GString *out,
   g_string_append(out, "    <auth_results>\n");
   g_auto(GStrv) lines = g_strsplit(r->dkim != NULL ? r->dkim : "", "\n", -1);
   for (guint i = 0; lines[i] != NULL && i < DMARC_REPORT_MAX_SIGNATURES; i++) {
-    g_auto(GStrv) words = g_strsplit(lines[i], " ", 3);
-    if (g_strv_length(words) != 3)
+    /* DOMAIN SELECTOR RESULT[ HUMAN_RESULT] */
+    g_auto(GStrv) words = g_strsplit(lines[i], " ", 4);
+    if (g_strv_length(words) < 3)
       continue;
     g_string_append(out, "      <dkim>\n");
     xml_element(out, 8, "domain", words[0]);
     xml_element(out, 8, "selector", g_str_equal(words[1], "-") ? "" : words[1]);
     xml_element(out, 8, "result", words[2]);
+    xml_optional(out, 8, "human_result", words[3]);
     g_string_append(out, "      </dkim>\n");
   }
   if (r->spf_domain != NULL && r->spf_domain[0] != '\0') {
@@ -117,6 +166,7 @@ static void dmarc_report_auth_results(GString *out,
     /* Only the MAIL FROM identity is used in DMARC: scope "mfrom". */
     xml_element(out, 8, "scope", "mfrom");
     xml_element(out, 8, "result", r->spf_result);
+    xml_optional(out, 8, "human_result", r->spf_human);
     g_string_append(out, "      </spf>\n");
   }
   g_string_append(out, "    </auth_results>\n");
@@ -128,7 +178,7 @@ char *dmarc_report_xml(const DmarcReportHeader *header,
       g_string_new("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                    "<feedback xmlns=\"urn:ietf:params:xml:ns:dmarc-2.0\">\n"
                    "  <version>1.0</version>\n");
-  dmarc_report_metadata(out, header);
+  dmarc_report_metadata(out, header, records);
   dmarc_report_policy(out, header);
   for (guint i = 0; i < records->len; i++) {
     const DmarcReportRecord *record = records->pdata[i];

@@ -16,7 +16,8 @@ typedef struct {
   char *header_from, *envelope_from, *envelope_to;
   gboolean dkim_aligned, spf_aligned;
   char *spf_domain, *spf_result;
-  char *dkim; /* "DOMAIN SELECTOR RESULT" lines */
+  char *spf_human; /* "" or why SPF erred */
+  char *dkim;      /* "DOMAIN SELECTOR RESULT[ HUMAN_RESULT]" lines */
   guint64 count;
 } DmarcReportRecord;
 
@@ -30,7 +31,19 @@ typedef struct {
   const char *domain;
   const char *p, *sp, *np, *fo, *adkim, *aspf, *testing;
   const char *rua; /* ','-joined */
+  /* Errors met while making the report (RFC 9990 "error"), nullable;
+   * dmarc_report_xml() adds its own. */
+  const char *const *errors;
 } DmarcReportHeader;
+
+/* Evaluations of a domain the history could not record (dmarc_gaps). */
+typedef struct {
+  guint64 lost;
+  gint64 first, last; /* Unix time of the first and last one */
+} DmarcReportGap;
+
+/* The "error" text for `gap` (lost > 0). */
+char *dmarc_report_gap_error(const DmarcReportGap *gap);
 
 /* The XML document (namespace urn:ietf:params:xml:ns:dmarc-2.0), valid
  * against plugins/dmarc/dmarc-aggregate.xsd when `records` is not empty. */
@@ -67,6 +80,11 @@ GPtrArray *dmarc_report_db_domains(DmarcStore *store, gint64 begin, gint64 end,
 GPtrArray *dmarc_report_db_records(DmarcStore *store, const char *domain,
                                    gint64 begin, gint64 end, GStrv *policy_r,
                                    GError **error);
+/* What the history lost of `domain` in [begin, end); lost is 0 when
+ * nothing was. */
+gboolean dmarc_report_db_gap(DmarcStore *store, const char *domain,
+                             gint64 begin, gint64 end, DmarcReportGap *gap_r,
+                             GError **error);
 /* Whether the report of (domain, begin) went to `destination`. */
 gboolean dmarc_report_db_was_sent(DmarcStore *store, const char *domain,
                                   gint64 begin, const char *destination,

@@ -8,7 +8,10 @@
  * creates the tables (dmarc_messages: one row per evaluated message;
  * dmarc_reports: one row per report sent, so a report is never sent twice
  * and a failed run can be repeated; dmarc_failures and
- * dmarc_failures_sent: the same for failure reports).  Blocking: used by the
+ * dmarc_failures_sent: the same for failure reports; dmarc_gaps:
+ * evaluations the writer could not record, per policy domain, so that a
+ * report says it undercounts).  Columns added later are added to an older
+ * history when it is opened (dmarc_added_columns).  Blocking: used by the
  * plugin's writer thread and by `postilion dmarc report`, never the main loop.
  */
 #include <string.h>
@@ -37,7 +40,8 @@ static const char *const dmarc_schema[] = {
     " envelope_from TEXT NOT NULL, envelope_to TEXT NOT NULL,"
     " result TEXT NOT NULL, spf_aligned TEXT NOT NULL,"
     " dkim_aligned TEXT NOT NULL, spf_domain TEXT NOT NULL,"
-    " spf_scope TEXT NOT NULL, spf_result TEXT NOT NULL, dkim TEXT NOT NULL,"
+    " spf_scope TEXT NOT NULL, spf_result TEXT NOT NULL,"
+    " spf_human TEXT NOT NULL DEFAULT '', dkim TEXT NOT NULL,"
     " disposition TEXT NOT NULL, override TEXT NOT NULL, p TEXT NOT NULL,"
     " sp TEXT NOT NULL, np TEXT NOT NULL, adkim TEXT NOT NULL,"
     " aspf TEXT NOT NULL, testing TEXT NOT NULL, psd TEXT NOT NULL,"
@@ -56,6 +60,17 @@ static const char *const dmarc_schema[] = {
     "CREATE TABLE IF NOT EXISTS dmarc_failures_sent ("
     " id TEXT NOT NULL, destination TEXT NOT NULL, sent BIGINT NOT NULL,"
     " PRIMARY KEY (id, destination))",
+    "CREATE TABLE IF NOT EXISTS dmarc_gaps ("
+    " policy_domain TEXT NOT NULL, first_lost BIGINT NOT NULL,"
+    " last_lost BIGINT NOT NULL, lost BIGINT NOT NULL)",
+};
+
+/* Columns added after a history was first created: an older one gets them
+ * when opened. */
+static const struct {
+  const char *table, *column, *definition;
+} dmarc_added_columns[] = {
+    {"dmarc_messages", "spf_human", "TEXT NOT NULL DEFAULT ''"},
 };
 
 #define DMARC_STORE_ERROR g_quark_from_static_string("dmarc-store")
@@ -169,6 +184,35 @@ static gboolean dmarc_pg_open(DmarcStore *store, const char *uri,
 /* --- The store
  * ------------------------------------------------------------------ */
 
+static gboolean dmarc_store_has_column(DmarcStore *store, const char *table,
+                                       const char *column) {
+  g_autofree char *sql =
+      g_strdup_printf("SELECT %s FROM %s WHERE 1 = 0", column, table);
+  return dmarc_store_exec(store, sql, NULL, NULL);
+}
+
+/* Adds the missing columns.  Another opener (the report tool, a second MX
+ * host) may add one at the same time: an ALTER that fails because the
+ * column now exists is no error. */
+static gboolean dmarc_store_upgrade(DmarcStore *store, GError **error) {
+  for (guint i = 0; i < G_N_ELEMENTS(dmarc_added_columns); i++) {
+    const char *table = dmarc_added_columns[i].table;
+    const char *column = dmarc_added_columns[i].column;
+    if (dmarc_store_has_column(store, table, column))
+      continue;
+    g_autofree char *sql =
+        g_strdup_printf("ALTER TABLE %s ADD COLUMN %s %s", table, column,
+                        dmarc_added_columns[i].definition);
+    g_autoptr(GError) local = NULL;
+    if (!dmarc_store_exec(store, sql, NULL, &local) &&
+        !dmarc_store_has_column(store, table, column)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 DmarcStore *dmarc_store_open(const char *uri, GError **error) {
   g_autoptr(DmarcStore) store = g_new0(DmarcStore, 1);
   gboolean ok = g_str_has_prefix(uri, "sqlite:")
@@ -176,6 +220,7 @@ DmarcStore *dmarc_store_open(const char *uri, GError **error) {
                     : dmarc_pg_open(store, uri, error);
   for (guint i = 0; ok && i < G_N_ELEMENTS(dmarc_schema); i++)
     ok = dmarc_store_exec(store, dmarc_schema[i], NULL, error);
+  ok = ok && dmarc_store_upgrade(store, error);
   return ok ? g_steal_pointer(&store) : NULL;
 }
 

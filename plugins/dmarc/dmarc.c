@@ -96,6 +96,12 @@ static DmarcAuth *dmarc_read_spf(PstCall *call, const char *sender) {
   } else if (helo != NULL && (sender == NULL || sender[0] == '\0')) {
     auth = dmarc_auth_new(helo, NULL, result, "helo");
   }
+  /* The report's human_result says why an SPF check erred; other reasons
+   * name the sender's address, which would split the report's records
+   * per sender. */
+  if (auth != NULL && (g_str_equal(auth->result, "temperror") ||
+                       g_str_equal(auth->result, "permerror")))
+    dmarc_auth_set_human(auth, dmarc_dict_string(spf, "reason"));
   return auth;
 }
 
@@ -114,6 +120,7 @@ static GPtrArray *dmarc_read_dkim(PstCall *call) {
         dmarc_auth_new(dmarc_dict_string(signature, "header.d"),
                        dmarc_dict_string(signature, "header.s"),
                        dmarc_dict_string(signature, "result"), NULL);
+    dmarc_auth_set_human(auth, dmarc_dict_string(signature, "reason"));
     g_ptr_array_add(dkim, auth);
     g_variant_unref(signature);
   }

@@ -168,11 +168,19 @@ typedef struct {
   char *selector; /* owned, nullable */
   char *result;   /* owned: "pass", "fail", "temperror", ... */
   char *scope;    /* owned, nullable: SPF "mfrom" or "helo" */
+  /* owned, nullable: why, in words, for the aggregate report's
+   * human_result (dmarc_auth_set_human()) */
+  char *human;
 } DmarcAuth;
 
 DmarcAuth *dmarc_auth_new(const char *domain, const char *selector,
                           const char *result, const char *scope);
 void dmarc_auth_free(DmarcAuth *auth);
+/* Sets `human` from a plugin's reason text: control characters become
+ * spaces, at most DMARC_HUMAN_MAX octets are kept (cut at a character
+ * boundary), and an empty text leaves it NULL. */
+#define DMARC_HUMAN_MAX 200
+void dmarc_auth_set_human(DmarcAuth *auth, const char *text);
 
 /* A DNS question a check needs answered. */
 typedef struct {

@@ -507,6 +507,8 @@ static DmarcReportRecord *report_record(const char *ip, const char *result,
   return r;
 }
 
+static void assert_valid_report(const char *xml);
+
 static void test_report_xml(void) {
   g_autoptr(GPtrArray) records =
       g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_report_record_free);
@@ -541,8 +543,90 @@ static void test_report_xml(void) {
   g_assert_nonnull(strstr(xml, "<end>1796601599</end>"));
   g_assert_nonnull(strstr(xml, "<envelope_from></envelope_from>"));
   g_assert_null(strstr(xml, "<np>"));
-  /* Validated against the XSD written from RFC 9990, when xmllint is
-   * installed (it is on every test machine: scripts/setup-debian.sh). */
+  /* Nothing to say: the optional elements are left out. */
+  g_assert_null(strstr(xml, "<error>"));
+  g_assert_null(strstr(xml, "<human_result>"));
+  assert_valid_report(xml);
+}
+
+/* "error" (RFC 9990 report_metadata: errors met while making the report)
+ * and "human_result" (why a DKIM or SPF result is what it is). */
+static void test_report_errors_and_human_results(void) {
+  g_autoptr(GPtrArray) records =
+      g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_report_record_free);
+  DmarcReportRecord *lost = report_record(
+      "192.0.2.1", "fail", "none", "",
+      "example.com s1 fail body hash mismatch (body changed)\n"
+      "example.com s2 pass",
+      2);
+  g_free(lost->spf_result);
+  lost->spf_result = g_strdup("permerror");
+  lost->spf_human = g_strdup("unknown mechanism <frob>");
+  g_ptr_array_add(records, lost);
+  /* 101 signatures: the report lists 100 and says so. */
+  GString *many = g_string_new(NULL);
+  for (guint i = 0; i < 101; i++)
+    g_string_append_printf(many, "%sd%u.example s fail", i ? "\n" : "", i);
+  g_ptr_array_add(records, report_record("192.0.2.2", "fail", "none", "",
+                                         many->str, 1));
+  g_string_free(many, TRUE);
+  DmarcReportGap gap = {.lost = 3, .first = 1796515200, .last = 1796518800};
+  g_autofree char *gap_error = dmarc_report_gap_error(&gap);
+  g_assert_cmpstr(gap_error, ==,
+                  "3 evaluated messages between 2026-12-06T00:00:00Z and "
+                  "2026-12-06T01:00:00Z could not be recorded (our history "
+                  "database was unavailable): the counts in this report "
+                  "are short by that many");
+  const char *errors[] = {gap_error, NULL};
+  DmarcReportHeader header = {.org_name = "Example",
+                              .email = "dmarc@mx.example.net",
+                              .report_id = "1.example.com@mx.example.net",
+                              .begin = 1796515200,
+                              .end = 1796515200 + 86400,
+                              .domain = "example.com",
+                              .p = "none",
+                              .errors = errors};
+  g_autofree char *xml = dmarc_report_xml(&header, records);
+  g_autofree char *expected_gap =
+      g_strdup_printf("<error>%s</error>", gap_error);
+  g_assert_nonnull(strstr(xml, expected_gap));
+  g_assert_nonnull(strstr(xml, "<error>1 record had more than 100 DKIM "
+                               "signatures: only the first 100 of each are "
+                               "listed</error>"));
+  g_assert_nonnull(strstr(xml, "<result>fail</result>\n        <human_result>"
+                               "body hash mismatch (body changed)"
+                               "</human_result>"));
+  g_assert_nonnull(strstr(xml, "<human_result>unknown mechanism &lt;frob&gt;"
+                               "</human_result>"));
+  g_assert_null(strstr(xml, "<domain>d100.example</domain>"));
+  g_assert_nonnull(strstr(xml, "<domain>d99.example</domain>"));
+  /* s2 passed without a reason: no human_result after its result. */
+  g_assert_nonnull(strstr(xml, "<result>pass</result>\n      </dkim>"));
+  assert_valid_report(xml);
+}
+
+static void test_auth_human(void) {
+  DmarcAuth *auth = dmarc_auth_new("example.com", "s", "fail", NULL);
+  dmarc_auth_set_human(auth, "  body\r\nhash\tmismatch\x7f ");
+  g_assert_cmpstr(auth->human, ==, "body  hash mismatch");
+  dmarc_auth_set_human(auth, " \n ");
+  g_assert_null(auth->human);
+  dmarc_auth_set_human(auth, "bad \xff octet");
+  g_assert_true(g_utf8_validate(auth->human, -1, NULL));
+  /* Cut at DMARC_HUMAN_MAX octets, between characters. */
+  GString *long_text = g_string_new(NULL);
+  while (long_text->len < 2 * DMARC_HUMAN_MAX)
+    g_string_append(long_text, "\xc3\xa9"); /* é */
+  dmarc_auth_set_human(auth, long_text->str);
+  g_string_free(long_text, TRUE);
+  g_assert_cmpuint(strlen(auth->human), ==, DMARC_HUMAN_MAX);
+  g_assert_true(g_utf8_validate(auth->human, -1, NULL));
+  dmarc_auth_free(auth);
+}
+
+/* Validates a report against the XSD written from RFC 9990 (xmllint is on
+ * every test machine: scripts/setup-debian.sh). */
+static void assert_valid_report(const char *xml) {
   g_autofree char *xmllint = g_find_program_in_path("xmllint");
   if (xmllint == NULL) {
     g_test_skip("xmllint not installed");
@@ -694,6 +778,9 @@ int main(int argc, char **argv) {
   g_test_add_func("/dmarc/config/errors", test_config_errors);
   g_test_add_func("/dmarc/config/defaults", test_config_defaults);
   g_test_add_func("/dmarc/report/xml", test_report_xml);
+  g_test_add_func("/dmarc/report/errors-human-results",
+                  test_report_errors_and_human_results);
+  g_test_add_func("/dmarc/report/auth-human", test_auth_human);
   g_test_add_func("/dmarc/report/names", test_report_names);
   g_test_add_func("/dmarc/report/gzip-message", test_report_gzip_message);
   g_test_add_func("/dmarc/failure/type", test_failure_type);

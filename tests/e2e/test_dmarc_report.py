@@ -229,6 +229,10 @@ def test_reports_of_a_day(site, tmp_path):
                                 str(xml)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr + xml.read_text()
     root = ET.fromstring(gzip.decompress(files["reject.test"].read_bytes()))
+    # Nothing went wrong and no result needed words: the optional "error"
+    # and "human_result" elements are left out.
+    assert root.find("d:report_metadata/d:error", NS) is None
+    assert root.find(".//d:human_result", NS) is None
     published = root.find("d:policy_published", NS)
     assert published.findtext("d:p", namespaces=NS) == "reject"
     assert published.findtext("d:discovery_method", namespaces=NS) == "treewalk"
@@ -367,6 +371,107 @@ def test_database_down_loses_no_mail(tmp_path):
                         r"affected\)|history: 1 rows lost \(1 so far",
                         timeout=harness.scaled(5))
         assert len(daemon.spool_messages()) == 1
+        assert daemon.stop() == 0
+    finally:
+        dns.stop()
+
+
+def test_report_says_what_it_lost_and_why(tmp_path):
+    """RFC 9990 "error" and "human_result": the history's database cannot
+    be opened for the first message (its directory appears only later), so
+    the day's report says how many evaluations it lacks; a DKIM
+    signature's failure reason and an SPF permerror's become the records'
+    human_result; the report still validates."""
+    dns = harness.TestDnsServer([ZONE])
+    late = tmp_path / "late"
+    try:
+        daemon = harness.Daemon(tmp_path / "postiliond", config=base_config(
+            dns.port, f"sqlite:{late}/dmarc.db"))
+        daemon.start()
+        assert send(daemon, GOOD, "a@none.test", "none.test") == 250
+        daemon.wait_log(r"history: 1 rows lost \(1 so far",
+                        timeout=harness.scaled(5))
+        late.mkdir()
+        time.sleep(1.2)  # the writer opens the database again after 1 s
+        dkim = "fail d=none.test s=sel reason=body hash mismatch (body changed)"
+        assert send(daemon, GOOD, "a@broken.none.test", "none.test",
+                    dkim) == 250
+        daemon.wait_log(r"history: writing to sqlite:\S+ again",
+                        timeout=harness.scaled(5))
+        directory = tmp_path / "dry"
+        status, output = report_cmd(daemon, "--day", today(),
+                                    "--dry-run", str(directory))
+        assert status == 0, output
+        (path,) = directory.glob("*!none.test!*.xml.gz")
+        xml = tmp_path / "report.xml"
+        xml.write_bytes(gzip.decompress(path.read_bytes()))
+        check = subprocess.run(["xmllint", "--noout", "--schema", str(XSD),
+                                str(xml)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr + xml.read_text()
+        root = ET.parse(xml).getroot()
+        (error,) = [e.text for e in root.iterfind("d:report_metadata/d:error",
+                                                   NS)]
+        assert re.fullmatch(r"1 evaluated message between \S+Z and \S+Z could"
+                            r" not be recorded \(our history database was "
+                            r"unavailable\): the counts in this report are "
+                            r"short by that many", error), error
+        assert sum(int(c.text) for c in root.iterfind(
+            "d:record/d:row/d:count", NS)) == 1
+        assert root.findtext("d:record/d:auth_results/d:dkim/d:human_result",
+                             namespaces=NS) == "body hash mismatch (body changed)"
+        spf = root.find("d:record/d:auth_results/d:spf", NS)
+        assert spf.findtext("d:result", namespaces=NS) == "permerror"
+        assert spf.findtext("d:human_result", namespaces=NS), xml.read_text()
+        assert daemon.stop() == 0
+    finally:
+        dns.stop()
+
+
+# The first release's table, before spf_human.
+OLD_SCHEMA = (
+    "CREATE TABLE dmarc_messages (received BIGINT NOT NULL, policy_domain"
+    " TEXT NOT NULL, source_ip TEXT NOT NULL, header_from TEXT NOT NULL,"
+    " envelope_from TEXT NOT NULL, envelope_to TEXT NOT NULL, result TEXT NOT"
+    " NULL, spf_aligned TEXT NOT NULL, dkim_aligned TEXT NOT NULL, spf_domain"
+    " TEXT NOT NULL, spf_scope TEXT NOT NULL, spf_result TEXT NOT NULL, dkim"
+    " TEXT NOT NULL, disposition TEXT NOT NULL, override TEXT NOT NULL, p TEXT"
+    " NOT NULL, sp TEXT NOT NULL, np TEXT NOT NULL, adkim TEXT NOT NULL, aspf"
+    " TEXT NOT NULL, testing TEXT NOT NULL, psd TEXT NOT NULL, fo TEXT NOT"
+    " NULL, rua TEXT NOT NULL)")
+
+
+def test_older_history_is_upgraded(tmp_path):
+    """A history written by the first release (no spf_human column) is
+    upgraded when opened: its old rows and the new ones are reported."""
+    import sqlite3
+    path = tmp_path / "dmarc.db"
+    with sqlite3.connect(path) as db:
+        db.execute(OLD_SCHEMA)
+        db.execute("INSERT INTO dmarc_messages VALUES (?, 'none.test', ?,"
+                   " 'none.test', 'none.test', 'example.org', 'pass', 'y', 'n',"
+                   " 'none.test', 'mfrom', 'pass', '', 'none', '', 'none', '',"
+                   " '', 'r', 'r', 'n', 'u', '0', 'mailto:dmarc@reports.test')",
+                   (int(time.time()), GOOD))
+    dns = harness.TestDnsServer([ZONE])
+    try:
+        daemon = harness.Daemon(tmp_path / "postiliond", config=base_config(
+            dns.port, f"sqlite:{path}"))
+        daemon.start()
+        assert send(daemon, GOOD, "a@none.test", "none.test") == 250
+        deadline = time.monotonic() + harness.scaled(10)
+        total = 0
+        while total != 2 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            directory = tmp_path / "dry"
+            shutil.rmtree(directory, ignore_errors=True)
+            status, output = report_cmd(daemon, "--day", today(),
+                                        "--dry-run", str(directory))
+            assert status == 0, output
+            total = sum(int(c.text) for p in directory.glob("*.xml.gz")
+                        for c in ET.fromstring(gzip.decompress(
+                            p.read_bytes())).iterfind(
+                                "d:record/d:row/d:count", NS))
+        assert total == 2, output
         assert daemon.stop() == 0
     finally:
         dns.stop()

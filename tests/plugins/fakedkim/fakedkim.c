@@ -1,20 +1,26 @@
 /* fakedkim.c - a test plugin named "dkim" that stores the DKIM results a
  * test dictates, one auth.dkim entry per "X-Test-DKIM:" field of the
- * message: "RESULT d=DOMAIN s=SELECTOR" (EOM, priority -300, the
+ * message: "RESULT d=DOMAIN s=SELECTOR[ reason=TEXT]" (TEXT is the rest of
+ * the field, spaces and all) (EOM, priority -300, the
  * authentication band, like DKIM verification).  The DMARC end-to-end
  * tests use it to produce any combination of signatures without keys.
  * The convention of the entries is the one of ABI 1.2 (result, header.d,
- * header.s, header.b).  Uses the SDK only.
+ * header.s, header.b, reason).  Uses the SDK only.
  */
 #include <string.h>
 
 #include <postilion/plugin.h>
 
 static GVariant *fake_entry(const char *value) {
-  g_auto(GStrv) words = g_strsplit_set(value, " \t", -1);
+  const char *reason = strstr(value, " reason=");
+  g_autofree char *head =
+      g_strndup(value, reason != NULL ? (gsize)(reason - value) : strlen(value));
+  g_auto(GStrv) words = g_strsplit_set(head, " \t", -1);
   GVariantDict dict;
   g_variant_dict_init(&dict, NULL);
   g_variant_dict_insert(&dict, "result", "s", "none");
+  if (reason != NULL)
+    g_variant_dict_insert(&dict, "reason", "s", reason + strlen(" reason="));
   for (guint i = 0; words[i] != NULL; i++) {
     const char *word = words[i];
     if (i == 0)
