@@ -12,7 +12,7 @@
 
 #include <gio/gio.h>
 
-#include "deliver/queue-manager.h"
+#include "queue/queue-manager.h"
 
 G_BEGIN_DECLS
 

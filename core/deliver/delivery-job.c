@@ -40,6 +40,7 @@
 #include "deliver/route-stage.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"
+#include "queue/queue-schedule.h"
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
 
@@ -89,6 +90,8 @@ void pst_delivery_job_free(PstDeliveryJob *job) {
   g_free(job->id);
   g_clear_pointer(&job->dsn, g_bytes_unref);
   g_free(job->dsn_to);
+  g_free(job->destination);
+  g_clear_pointer(&job->dead, g_hash_table_unref);
   pst_generation_unref(job->generation);
   g_free(job);
 }
@@ -386,6 +389,32 @@ static char *format_lifetime(guint64 ms) {
   return g_strdup_printf("%" G_GUINT64_FORMAT " ms", ms);
 }
 
+/* The queue manager's lane for a target (queue/queue-schedule.h): its SMTP
+ * destination, named by the transport's batch key, else "local". */
+static char *target_lane(const PstConfig *config, const PstTarget *target,
+                         const PstRouteChoice *route) {
+  g_autofree char *key = NULL;
+  if (pst_delivery_transport_choose(config, target, route, &key) !=
+      &pst_delivery_transport_smtp)
+    return g_strdup(PST_QUEUE_LANE_LOCAL);
+  return g_steal_pointer(&key);
+}
+
+/* Tells the queue manager where target `i` waits (the lane of the first
+ * deferred one) and whether SMTP delivered anything. */
+static void note_lane(Attempt *attempt, const RecipientPlan *plan, guint i) {
+  PstDeliveryJob *job = attempt->job;
+  const TargetResult *result = &plan->results[i];
+  g_autofree char *lane =
+      target_lane(attempt->config, plan->targets->pdata[i], &result->route);
+  gboolean by_smtp = strcmp(lane, PST_QUEUE_LANE_LOCAL) != 0;
+  if (result->result.status == PST_RECIPIENT_DELIVERED && by_smtp)
+    job->delivered = TRUE;
+  if (result->result.status == PST_RECIPIENT_DEFERRED &&
+      job->destination == NULL)
+    job->destination = g_steal_pointer(&lane);
+}
+
 /* Folds the targets' results into the recipient's and journals it. */
 static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
                              const PstRecipientState *state) {
@@ -397,6 +426,7 @@ static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
     const PstTarget *target = plan->targets->pdata[i];
     const PstDeliveryResult *result = &plan->results[i].result;
     log_attempt(attempt, target->address, recipient->address, result);
+    note_lane(attempt, plan, i);
     if (result->status == PST_RECIPIENT_DELIVERED && plan->multiple)
       add_record(attempt, PST_RECIPIENT_TARGET_DONE, plan->index,
                  plan->attempts, result->reply, result->relay, target->address);
@@ -766,6 +796,35 @@ static void job_decide(PstDeliveryJob *job, const PstEnvelope *envelope,
 /* --- The steps -------------------------------------------------------------
  */
 
+/* A message's first job, while some destinations are dead: when every
+ * target of its pending recipients goes to one of them, the message is
+ * not tried here but sorted into that destination's lane
+ * (PST_JOB_SORTED), where the manager tries one message at a time. */
+static gboolean attempt_sort(Attempt *attempt) {
+  PstDeliveryJob *job = attempt->job;
+  if (job->dead == NULL || g_hash_table_size(job->dead) == 0)
+    return FALSE;
+  g_autofree char *destination = NULL;
+  const PstRouteChoice route = {PST_ROUTE_DEFAULT};
+  for (guint p = 0; p < attempt->plans->len; p++) {
+    RecipientPlan *plan = attempt->plans->pdata[p];
+    for (guint i = 0; i < plan->targets->len; i++) {
+      g_autofree char *lane =
+          target_lane(attempt->config, plan->targets->pdata[i], &route);
+      if (destination == NULL)
+        destination = g_steal_pointer(&lane);
+      else if (strcmp(destination, lane) != 0)
+        return FALSE;
+    }
+  }
+  if (destination == NULL || !g_hash_table_contains(job->dead, destination))
+    return FALSE;
+  job->destination = g_steal_pointer(&destination);
+  job->outcome = PST_JOB_SORTED;
+  job->waits_for_transport = FALSE;
+  return TRUE;
+}
+
 static void attempt_free(Attempt *attempt) {
   if (attempt->states != NULL)
     pst_recipient_states_free(attempt->states,
@@ -830,7 +889,7 @@ static gboolean attempt_load(Attempt *attempt) {
     if (plan != NULL)
       g_ptr_array_add(attempt->plans, plan);
   }
-  return TRUE;
+  return !attempt_sort(attempt);
 }
 
 /* Step 1 (worker thread). */

@@ -21,6 +21,8 @@ typedef enum {
   PST_JOB_NEEDS_DSN, /* every recipient final; queue `dsn`, then finish */
   PST_JOB_GONE,      /* the message is not in queue/ (held, deleted) */
   PST_JOB_CORRUPT,   /* moved to corrupt/ */
+  PST_JOB_SORTED,    /* not tried: its only destination, `destination`,
+                      * is in `dead` (the manager queues it there) */
 } PstJobOutcome;
 
 typedef struct {
@@ -32,6 +34,8 @@ typedef struct {
   gboolean finish_only;     /* only remove the files (after a DSN) */
   PstPluginSet *plugins;    /* the generation's, nullable: NULL when no
                              * DELIVERY hook is registered */
+  GHashTable *dead;         /* owned, nullable: in a message's first job,
+                             * the dead destinations (PST_JOB_SORTED) */
   /* Out: set by pst_delivery_job_run(). */
   PstJobOutcome outcome;
   guint attempts;               /* most attempts of a deferred recipient */
@@ -41,6 +45,9 @@ typedef struct {
                                  * or a "delayed" DSN with PST_JOB_RETRY */
   char *dsn_to;                 /* owned, nullable: the envelope sender */
   gboolean dsn_smtputf8;        /* queue the DSN with SMTPUTF8 */
+  char *destination;            /* owned, nullable: the lane of the first
+                                 * deferred target (queue-schedule.h) */
+  gboolean delivered;           /* this attempt delivered something by SMTP */
 } PstDeliveryJob;
 
 /* A job on `generation` (a reference is kept; the job is freed on the

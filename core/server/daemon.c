@@ -38,7 +38,7 @@
 #include "deliver/control.h"
 #include "deliver/tables.h"
 #include "deliver/local-helper.h"
-#include "deliver/queue-manager.h"
+#include "queue/queue-manager.h"
 #include "dns/dns.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"

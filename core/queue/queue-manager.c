@@ -9,10 +9,15 @@
  * configuration, tables and plugins; each job holds the generation it
  * started on, so a reload never changes a delivery in progress.
  *
- * Each message in queue/ has an Entry: idle with a retry timer, waiting in
- * the ready queue, or busy (a PstDeliveryJob under way, at most [delivery]
- * max_parallel at once; delivery-job.c runs its disk work on worker
- * threads and its network I/O on the main loop).  A job's result comes
+ * Each message in queue/ has an Entry with its slot in the schedule
+ * (queue-schedule.h): idle, waiting for its retry time (one heap, one
+ * timer), ready in the lane of its destination, or busy (a PstDeliveryJob
+ * under way; the lanes take turns, each up to its window, all up to
+ * [delivery] max_parallel; delivery-job.c runs its disk work on worker
+ * threads and its network I/O on the main loop).  A job tells where the
+ * message waits (its lane) and whether that destination took anything;
+ * a message's first job, given the dead destinations, sorts a message
+ * only for one of them into its lane untried (PST_JOB_SORTED).  A job's result comes
  * back on the main loop (job_done) and decides: retry after a backoff (queuing
  * a "delayed" DSN the job built, if any), queue the final DSN then remove the
  * message, or forget it (done, held, deleted, corrupt).  The final DSN's
@@ -26,47 +31,42 @@
 
 #include "deliver/delivery-job.h"
 #include "deliver/delivery-transport.h"
-#include "deliver/queue-manager.h"
+#include "queue/queue-manager.h"
 #include "deliver/smtp-client.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"
 #include "queue/queue-id.h"
+#include "queue/queue-schedule.h"
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
 
 typedef enum { OP_NONE = 0, OP_HOLD, OP_DELETE } PendingOp;
 
 typedef struct {
+  PstQueueSlot slot; /* its place in the schedule (queue-schedule.h) */
   char *id;          /* owned */
-  guint timer;       /* the retry timer, 0 when none */
-  gboolean ready;    /* in manager->ready */
-  gboolean busy;     /* a job runs */
+  gboolean busy;     /* a job runs, or its DSN is being committed */
   gboolean rerun;    /* flushed while busy: run again at once */
   PendingOp pending; /* operator action after the job */
   guint attempts;
 } Entry;
 
 struct _PstQueueManager {
-  PstGeneration *generation; /* owned reference: config, tables, plugins */
-  PstConfig *config;         /* the generation's */
-  PstSpool *spool;          /* borrowed: the daemon's */
-  PstDeliverTables *tables; /* the generation's */
-  GHashTable *entries;      /* owned: id -> Entry* */
-  GQueue ready;             /* of Entry* (borrowed from entries) */
-  GMainContext *context;    /* owned (a reference) */
-  guint running;
-  gboolean enabled; /* a delivery method is configured */
+  PstGeneration *generation;  /* owned reference: config, tables, plugins */
+  PstConfig *config;          /* the generation's */
+  PstSpool *spool;            /* borrowed: the daemon's */
+  PstDeliverTables *tables;   /* the generation's */
+  GHashTable *entries;        /* owned: id -> Entry* */
+  PstQueueSchedule *schedule; /* owned: lanes, windows, retry times */
+  guint wake_timer;           /* the one retry timer, 0 when none */
+  gint64 wake_at;             /* monotonic µs it fires at */
+  GMainContext *context;      /* owned (a reference) */
+  guint running;              /* jobs and DSN commits under way */
+  gboolean enabled;           /* a delivery method is configured */
   gboolean stopping;
   guint cache_timer;     /* closes idle outbound SMTP connections */
   PstPluginSet *plugins; /* the generation's, nullable: DELIVERY stage */
 };
-
-static void entry_free(Entry *entry) {
-  if (entry->timer != 0)
-    g_source_remove(entry->timer);
-  g_free(entry->id);
-  g_free(entry);
-}
 
 static void manager_dispatch(PstQueueManager *manager);
 
@@ -77,51 +77,56 @@ static Entry *manager_entry(PstQueueManager *manager, const char *id) {
   if (entry == NULL) {
     entry = g_new0(Entry, 1);
     entry->id = g_strdup(id);
+    pst_queue_schedule_add(manager->schedule, &entry->slot, entry);
     g_hash_table_insert(manager->entries, entry->id, entry);
   }
   return entry;
 }
 
 static void manager_forget(PstQueueManager *manager, Entry *entry) {
-  if (entry->ready)
-    g_queue_remove(&manager->ready, entry);
+  pst_queue_schedule_remove(manager->schedule, &entry->slot);
   g_hash_table_remove(manager->entries, entry->id);
 }
 
+static void entry_free(Entry *entry) {
+  g_free(entry->id);
+  g_free(entry);
+}
+
 static void entry_make_ready(PstQueueManager *manager, Entry *entry) {
-  if (entry->timer != 0) {
-    g_source_remove(entry->timer);
-    entry->timer = 0;
-  }
   if (entry->busy) {
     entry->rerun = TRUE;
     return;
   }
-  if (!entry->ready) {
-    entry->ready = TRUE;
-    g_queue_push_tail(&manager->ready, entry);
-  }
+  pst_queue_schedule_ready(manager->schedule, &entry->slot);
   manager_dispatch(manager);
 }
 
-typedef struct {
-  PstQueueManager *manager;
-  char *id;
-} TimerData;
+static gboolean wake_timer_fired(gpointer data);
 
-static void timer_data_free(gpointer data) {
-  TimerData *timer = data;
-  g_free(timer->id);
-  g_free(timer);
+/* Sets the one timer to the earliest retry time. */
+static void manager_set_wake_timer(PstQueueManager *manager) {
+  gint64 due = pst_queue_schedule_next_due(manager->schedule);
+  if (manager->wake_timer != 0 && manager->wake_at == due)
+    return;
+  if (manager->wake_timer != 0)
+    g_source_remove(manager->wake_timer);
+  manager->wake_timer = 0;
+  if (due == G_MAXINT64 || manager->stopping)
+    return;
+  gint64 delay_ms = (due - g_get_monotonic_time() + 999) / 1000;
+  manager->wake_at = due;
+  manager->wake_timer = g_timeout_add_full(
+      G_PRIORITY_DEFAULT, (guint)CLAMP(delay_ms, 0, G_MAXUINT),
+      wake_timer_fired, manager, NULL);
 }
 
-static gboolean entry_timer_fired(gpointer data) {
-  TimerData *timer = data;
-  Entry *entry = g_hash_table_lookup(timer->manager->entries, timer->id);
-  if (entry != NULL) {
-    entry->timer = 0;
-    entry_make_ready(timer->manager, entry);
-  }
+static gboolean wake_timer_fired(gpointer data) {
+  PstQueueManager *manager = data;
+  manager->wake_timer = 0;
+  pst_queue_schedule_wake(manager->schedule, g_get_monotonic_time());
+  manager_set_wake_timer(manager);
+  manager_dispatch(manager);
   return G_SOURCE_REMOVE;
 }
 
@@ -139,11 +144,10 @@ static guint retry_delay_ms(const PstDeliveryConfig *delivery, guint attempts,
 
 static void entry_schedule_retry(PstQueueManager *manager, Entry *entry,
                                  guint delay_ms) {
-  TimerData *timer = g_new0(TimerData, 1);
-  timer->manager = manager;
-  timer->id = g_strdup(entry->id);
-  entry->timer = g_timeout_add_full(G_PRIORITY_DEFAULT, delay_ms,
-                                    entry_timer_fired, timer, timer_data_free);
+  pst_queue_schedule_wait(manager->schedule, &entry->slot,
+                          g_get_monotonic_time() +
+                              (gint64)delay_ms * G_TIME_SPAN_MILLISECOND);
+  manager_set_wake_timer(manager);
 }
 
 /* --- Jobs ---------------------------------------------------------------- */
@@ -155,15 +159,19 @@ static void manager_run_job(PstQueueManager *manager, PstDeliveryJob *job) {
   pst_delivery_job_run(job, job_done, manager);
 }
 
+/* Starts the jobs the schedule allows: the lanes in turn, each up to its
+ * window, all up to [delivery] max_parallel. */
 static void manager_dispatch(PstQueueManager *manager) {
+  Entry *entry;
   while (!manager->stopping &&
-         manager->running < manager->config->delivery.max_parallel &&
-         !g_queue_is_empty(&manager->ready)) {
-    Entry *entry = g_queue_pop_head(&manager->ready);
-    entry->ready = FALSE;
+         (entry = pst_queue_schedule_next(manager->schedule)) != NULL) {
     entry->busy = TRUE;
     PstDeliveryJob *job =
         pst_delivery_job_new(entry->id, manager->spool, manager->generation);
+    /* Not sorted yet: a message only for a dead destination goes to its
+     * lane instead of taking a worker here. */
+    if (pst_queue_slot_get_destination(&entry->slot) == NULL)
+      job->dead = pst_queue_schedule_dead(manager->schedule);
     manager_run_job(manager, job);
   }
 }
@@ -299,6 +307,39 @@ static void dsn_committed(GObject *source, GAsyncResult *result,
   manager_dispatch(manager);
 }
 
+/* What the job says about the destination it waits for. */
+static PstQueueLaneNews job_news(const PstDeliveryJob *job) {
+  switch (job->outcome) {
+  case PST_JOB_RETRY:
+    if (job->destination == NULL)
+      return PST_QUEUE_LANE_NO_NEWS;
+    return job->delivered ? PST_QUEUE_LANE_DELIVERED : PST_QUEUE_LANE_FAILED;
+  case PST_JOB_DONE:
+  case PST_JOB_NEEDS_DSN:
+    return job->delivered ? PST_QUEUE_LANE_DELIVERED : PST_QUEUE_LANE_NO_NEWS;
+  default:
+    return PST_QUEUE_LANE_NO_NEWS;
+  }
+}
+
+/* A deferred message: the operator's action, a flush that came meanwhile,
+ * or its retry time; a message sorted into its lane is ready there. */
+static void entry_deferred(PstQueueManager *manager, Entry *entry,
+                           const PstDeliveryJob *job) {
+  entry->attempts = MAX(job->attempts, 1);
+  if (entry->pending != OP_NONE) {
+    entry_apply_pending(manager, entry);
+  } else if (entry->rerun || job->outcome == PST_JOB_SORTED) {
+    entry->rerun = FALSE;
+    entry_make_ready(manager, entry);
+  } else if (!manager->stopping) {
+    entry_schedule_retry(manager, entry,
+                         retry_delay_ms(&manager->config->delivery,
+                                        entry->attempts,
+                                        job->waits_for_transport));
+  }
+}
+
 /* Back on the main loop with a job's outcome (the job is ours). */
 static void job_done(PstDeliveryJob *finished, gpointer user_data) {
   PstQueueManager *manager = user_data;
@@ -306,6 +347,9 @@ static void job_done(PstDeliveryJob *finished, gpointer user_data) {
   manager->running--;
   Entry *entry = manager_entry(manager, job->id);
   entry->busy = FALSE;
+  if (entry->slot.state == PST_QUEUE_SLOT_RUNNING)
+    pst_queue_schedule_done(manager->schedule, &entry->slot, job->destination,
+                            job_news(job));
   switch (job->outcome) {
   case PST_JOB_NEEDS_DSN:
     manager_queue_dsn(manager, job, FALSE);
@@ -313,18 +357,10 @@ static void job_done(PstDeliveryJob *finished, gpointer user_data) {
   case PST_JOB_RETRY:
     if (job->dsn != NULL)
       manager_queue_dsn(manager, job, TRUE);
-    entry->attempts = MAX(job->attempts, 1);
-    if (entry->pending != OP_NONE) {
-      entry_apply_pending(manager, entry);
-    } else if (entry->rerun) {
-      entry->rerun = FALSE;
-      entry_make_ready(manager, entry);
-    } else if (!manager->stopping) {
-      entry_schedule_retry(manager, entry,
-                           retry_delay_ms(&manager->config->delivery,
-                                          entry->attempts,
-                                          job->waits_for_transport));
-    }
+    entry_deferred(manager, entry, job);
+    break;
+  case PST_JOB_SORTED:
+    entry_deferred(manager, entry, job);
     break;
   case PST_JOB_DONE:
   case PST_JOB_GONE:
@@ -455,6 +491,12 @@ gboolean pst_queue_manager_delete(PstQueueManager *manager, const char *id,
 
 /* --- Life cycle ----------------------------------------------------------- */
 
+static void entry_unschedule(gpointer key, gpointer value, gpointer data) {
+  PstQueueManager *manager = data;
+  Entry *entry = value;
+  pst_queue_schedule_remove(manager->schedule, &entry->slot);
+}
+
 static gboolean cache_timer_fired(gpointer user_data) {
   pst_smtp_cache_expire(FALSE);
   return G_SOURCE_CONTINUE;
@@ -474,6 +516,10 @@ static void manager_take_generation(PstQueueManager *manager,
   manager->tables = pst_generation_get_tables(generation);
   manager->plugins = pst_generation_get_plugins(generation);
   manager->enabled = pst_config_delivery_enabled(&manager->config->delivery);
+  if (manager->schedule != NULL)
+    pst_queue_schedule_set_limits(
+        manager->schedule, manager->config->delivery.max_parallel,
+        manager->config->delivery.destination_concurrency);
   pst_generation_unref(old);
 }
 
@@ -494,7 +540,9 @@ PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
   manager_take_generation(manager, generation);
   manager->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                            (GDestroyNotify)entry_free);
-  g_queue_init(&manager->ready);
+  manager->schedule = pst_queue_schedule_new(
+      manager->config->delivery.max_parallel,
+      manager->config->delivery.destination_concurrency);
   manager->context = g_main_context_ref_thread_default();
   manager->cache_timer = g_timeout_add_seconds(1, cache_timer_fired, NULL);
   return manager;
@@ -557,8 +605,11 @@ void pst_queue_manager_free(PstQueueManager *manager) {
     g_main_context_iteration(manager->context, TRUE);
   g_source_remove(manager->cache_timer);
   pst_smtp_cache_expire(TRUE);
-  g_queue_clear(&manager->ready);
+  if (manager->wake_timer != 0)
+    g_source_remove(manager->wake_timer);
+  g_hash_table_foreach(manager->entries, entry_unschedule, manager);
   g_hash_table_unref(manager->entries);
+  pst_queue_schedule_free(manager->schedule);
   pst_generation_unref(manager->generation);
   g_main_context_unref(manager->context);
   g_free(manager);
