@@ -147,8 +147,9 @@ static DkimPlugin *dkim_plugin_get(PstPlugin *plugin) {
   DkimPlugin *data = pst_plugin_get_data(plugin);
   if (data != NULL)
     return data;
-  /* Keeps libopendkim mapped after the plugin is unloaded: the leak
-   * checker then names its Ed25519 key leak (scripts/lsan.supp). */
+  /* Keeps libopendkim mapped after the plugin is unloaded, so that a
+   * leak report at exit names its frames (it verifies; it no longer
+   * signs, and its Ed25519 signing leak is gone with that). */
   (void)dlopen("libopendkim.so.11", RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
   data = g_new0(DkimPlugin, 1);
   g_mutex_init(&data->lock);

@@ -187,6 +187,25 @@ static DKIM_LIB *test_library(void) {
 /* --- Both signers ----------------------------------------------------------
  */
 
+/* libopendkim's signer, the reference here, leaks the key it parses for
+ * every Ed25519 signature (dkim_privkey_load(); fixed upstream in OpenDKIM
+ * PR #321, not in Debian 12).  In sanitizer builds its allocations are
+ * left out of the leak check (LeakSanitizer's own interface, weak so that
+ * other builds need no runtime); nothing is suppressed anywhere else: the
+ * daemon no longer signs with libopendkim. */
+void __lsan_disable(void) __attribute__((weak));
+void __lsan_enable(void) __attribute__((weak));
+
+static void reference_begin(void) {
+  if (__lsan_disable != NULL)
+    __lsan_disable();
+}
+
+static void reference_end(void) {
+  if (__lsan_enable != NULL)
+    __lsan_enable();
+}
+
 /* Feeds `body` to `feed` in random pieces (some a single octet). */
 static void feed_cut(const GByteArray *body, GRand *rand,
                      void (*feed)(gpointer, const guint8 *, gsize),
@@ -213,6 +232,7 @@ static char *sign_library(DKIM_LIB *library, const DkimKey *key,
                           DkimCanon header, DkimCanon body,
                           const TestMessage *message, GRand *rand) {
   DKIM_STAT status = DKIM_STAT_OK;
+  reference_begin();
   DKIM *dkim = dkim_sign(
       library, (const u_char *)"test", NULL, (dkim_sigkey_t)key->pem,
       (const u_char *)key->selector, (const u_char *)"example.org",
@@ -237,6 +257,7 @@ static char *sign_library(DKIM_LIB *library, const DkimKey *key,
       DKIM_STAT_OK);
   char *value = g_strndup((const char *)text, length);
   dkim_free(dkim);
+  reference_end();
   return value;
 }
 
