@@ -38,14 +38,10 @@ static GPtrArray *dkim_sign_all(DkimSigning *signing, const DkimConfig *config,
   guint64 now = (guint64)(g_get_real_time() / G_USEC_PER_SEC);
   for (guint i = 0; i < domain->keys->len; i++) {
     const DkimKey *key = domain->keys->pdata[i];
-    /* Ed25519 keeps relaxed header canonicalization: libopendkim's
-     * simple-header Ed25519 signatures never verified, and receivers
-     * that have verified ours so far saw relaxed ones. */
     DkimSignSpec spec = {
         .key = key,
         .domain = domain->signing_domain,
-        .header_canon = key->type == DKIM_KEY_ED25519 ? DKIM_CANON_RELAXED_
-                                                      : config->header_canon,
+        .header_canon = config->header_canon,
         .timestamp = now,
         .expire_seconds = config->expire_seconds,
         .headers = (const char *const *)config->headers,

@@ -207,11 +207,6 @@ static gboolean dkim_init(PstPlugin *plugin, GKeyFile *keyfile,
   dkim_register(plugin, data, config, DKIM_VERIFY_PRIORITY, dkim_eom_verify);
   dkim_register(plugin, data, config, DKIM_SIGN_PRIORITY, dkim_eom_sign);
   dkim_log_domains(plugin, config);
-  if (config->header_canon == DKIM_CANON_SIMPLE_)
-    pst_plugin_log(plugin, G_LOG_LEVEL_INFO,
-                   "Ed25519 signatures use relaxed header canonicalization "
-                   "(libopendkim's simple-header Ed25519 signatures do not "
-                   "verify elsewhere)");
   pst_plugin_log(plugin, G_LOG_LEVEL_INFO,
                  "sign %s, verify %s, %u signing domain%s",
                  config->sign ? "on" : "off", config->verify ? "on" : "off",

@@ -9,7 +9,8 @@
  * each side gets the body cut at other random places.  Every combination
  * of RSA and simple/relaxed, and Ed25519 with relaxed headers (libopendkim
  * hashes an Ed25519 simple-header signature with b= on another line than
- * it sends, so those never verify anywhere; see dkim-sign.c).  The
+ * it sends, so its own never verify; ours are checked by dkimpy and
+ * opendkim-testmsg in tests/e2e/test_dkim.py).  The
  * canonicalizer also gets every cut of short bodies, and RFC 6376's own
  * example (section 3.4.6).
  */
