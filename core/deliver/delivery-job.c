@@ -591,15 +591,16 @@ static GPtrArray *delay_recipients(const PstConfig *config,
 }
 
 /* A DSN as pst_dsn_build() writes it, signed by the own-mail signer a
- * plugin provides (DKIM), if any: here, on the job's worker, since RSA
- * signing a returned message is work the main loop must not do. */
-static GBytes *dsn_build_signed(const char *host, const char *id,
+ * plugin of the job's generation provides (DKIM), if any: here, on the
+ * job's worker, since RSA signing a returned message is work the main
+ * loop must not do. */
+static GBytes *dsn_build_signed(PstDeliveryJob *job, const char *host,
                                 const PstEnvelope *envelope,
                                 GPtrArray *recipients, GBytes *content,
                                 gint64 now) {
   g_autoptr(GBytes) dsn =
-      pst_dsn_build(host, id, envelope, recipients, content, now);
-  return pst_signer_sign(dsn);
+      pst_dsn_build(host, job->id, envelope, recipients, content, now);
+  return pst_generation_sign(job->generation, dsn);
 }
 
 /* Builds the "delayed" DSN for the recipients due one, after journaling
@@ -633,7 +634,7 @@ static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
   }
   g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
   dsn_fill_status(list, storage);
-  job->dsn = dsn_build_signed(config->server.hostname, job->id, envelope, list,
+  job->dsn = dsn_build_signed(job, config->server.hostname, envelope, list,
                               content, now);
   job->dsn_to = g_strdup(envelope->sender);
   job->dsn_smtputf8 = envelope->smtputf8;
@@ -752,7 +753,7 @@ static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
   g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
   dsn_fill_status(list, storage);
   const PstConfig *config = pst_deliver_tables_get_config(job->tables);
-  job->dsn = dsn_build_signed(config->server.hostname, job->id, envelope, list,
+  job->dsn = dsn_build_signed(job, config->server.hostname, envelope, list,
                               content, g_get_real_time());
   job->dsn_to = g_strdup(envelope->sender);
   job->dsn_smtputf8 = envelope->smtputf8;

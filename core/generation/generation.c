@@ -1,20 +1,25 @@
 /* generation.c - PstGeneration: the configuration, plugins, tables and
  * services one generation carries (see generation.h).
  *
- * The struct is immutable after pst_generation_new(); its reference count
- * is atomic so delivery workers may hold one.  Dropping the last
+ * The struct is immutable after pst_generation_new(), which also picks
+ * the service providers from the plugin set; its reference count is
+ * atomic so delivery workers may hold one.  Dropping the last
  * reference unrefs the plugin set, which may shut plugins down: the
  * owners drop theirs on the main thread.
  */
 #include "deliver/tables.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"
+#include "transport/transport.h"
 
 struct _PstGeneration {
   gint ref_count;             /* atomic */
   PstConfig *config;          /* owned reference */
   PstPluginSet *plugins;      /* owned reference, nullable */
   PstDeliverTables *tables;   /* owned reference, nullable */
+  PstTransportService *transport; /* owned reference, nullable */
+  PstPlugin *sasl_client;         /* in plugins, nullable */
+  PstPlugin *signer;              /* in plugins, nullable */
   PstCommittedFunc committed; /* nullable */
   gpointer committed_data;    /* not owned: outlives the generation */
 };
@@ -24,8 +29,12 @@ PstGeneration *pst_generation_new(const PstGenerationSetup *setup) {
   PstGeneration *generation = g_new0(PstGeneration, 1);
   generation->ref_count = 1;
   generation->config = pst_config_ref(setup->config);
-  if (setup->plugins != NULL)
+  if (setup->plugins != NULL) {
     generation->plugins = pst_plugin_set_ref(setup->plugins);
+    generation->transport = pst_plugin_set_get_transport(setup->plugins);
+    generation->sasl_client = pst_plugin_set_get_sasl_client(setup->plugins);
+    generation->signer = pst_plugin_set_get_signer(setup->plugins);
+  }
   if (setup->tables != NULL)
     generation->tables = pst_deliver_tables_ref(setup->tables);
   generation->committed = setup->committed;
@@ -43,6 +52,7 @@ void pst_generation_unref(PstGeneration *generation) {
   if (generation == NULL || !g_atomic_int_dec_and_test(&generation->ref_count))
     return;
   pst_deliver_tables_unref(generation->tables);
+  pst_transport_service_unref(generation->transport);
   if (generation->plugins != NULL)
     pst_plugin_set_unref(generation->plugins);
   pst_config_unref(generation->config);
@@ -59,6 +69,18 @@ PstPluginSet *pst_generation_get_plugins(PstGeneration *generation) {
 
 PstDeliverTables *pst_generation_get_tables(PstGeneration *generation) {
   return generation->tables;
+}
+
+PstTransportService *pst_generation_get_transport(PstGeneration *generation) {
+  return generation->transport;
+}
+
+PstPlugin *pst_generation_get_sasl_client(PstGeneration *generation) {
+  return generation->sasl_client;
+}
+
+GBytes *pst_generation_sign(PstGeneration *generation, GBytes *message) {
+  return pst_signer_sign(generation->signer, message);
 }
 
 gboolean pst_generation_recipient_exists(PstGeneration *generation,

@@ -4,12 +4,15 @@
  * loaded for it (their hook chains and the service providers they
  * registered), the recipient tables, and the daemon's services the
  * session, the queue manager and delivery jobs use (the commit callback
- * that tells the queue manager about a new message).  It is immutable
- * once built and reference counted: whoever starts work on a generation
- * keeps a reference until the work ends, so a reload never changes the
- * rules, tables or providers under a session or a delivery in progress.
- * A component gets its generation as an argument or a field set at
- * construction; nothing looks services up in process globals.
+ * that tells the queue manager about a new message).  The providers are
+ * taken from the plugin set once, when the generation is made: the TLS
+ * transport, the SASL client (the SASL server side is per listener:
+ * pst_plugin_set_find_sasl()) and the signer of the daemon's own mail.  It is
+ * immutable once built and reference counted: whoever starts work on a
+ * generation keeps a reference until the work ends, so a reload never changes
+ * the rules, tables or providers under a session or a delivery in progress. A
+ * component gets its generation as an argument or a field set at construction;
+ * nothing looks services up in process globals.
  *
  * Built by the daemon (core/server/daemon.c) at start and on each
  * successful reload.  Main thread, except the getters, which any thread
@@ -17,6 +20,8 @@
  * thread (it may unload plugins).
  */
 #pragma once
+
+#include <postilion/plugin.h>
 
 #include "config/config.h"
 #include "queue/spool.h"
@@ -26,6 +31,7 @@ G_BEGIN_DECLS
 typedef struct _PstGeneration PstGeneration;
 typedef struct _PstPluginSet PstPluginSet;         /* hooks/hooks.h */
 typedef struct _PstDeliverTables PstDeliverTables; /* deliver/tables.h */
+typedef struct _PstTransportService PstTransportService; /* transport.h */
 
 /* Told on the main thread when a session committed message `id` into
  * `queue` (queue/ or hold/). */
@@ -54,6 +60,16 @@ PstPluginSet *pst_generation_get_plugins(PstGeneration *generation);
 /* The recipient tables (mailboxes, aliases, relayhost credentials),
  * nullable when none were loaded. */
 PstDeliverTables *pst_generation_get_tables(PstGeneration *generation);
+
+/* The TLS provider of this generation's plugins, nullable.  Borrowed. */
+PstTransportService *pst_generation_get_transport(PstGeneration *generation);
+/* The plugin that provides the SASL client side (pst_sasl_client_open()),
+ * nullable.  Borrowed. */
+PstPlugin *pst_generation_get_sasl_client(PstGeneration *generation);
+/* A DSN or delay notice with the header fields this generation's signer
+ * adds (pst_signer_sign()); `message` itself without a signer.  Any
+ * thread holding a reference. */
+GBytes *pst_generation_sign(PstGeneration *generation, GBytes *message);
 
 /* For RCPT: TRUE when `address` (in one of our domains) resolves to a
  * mailbox in this generation's tables, or when delivery is not configured

@@ -32,6 +32,23 @@ G_BEGIN_DECLS
 
 typedef struct _PstPluginGroup PstPluginGroup;
 
+/* The services a plugin can provide to the core (services.c).  Each is
+ * registered the same way, from init() or reload(), as a function table
+ * and its data recorded on the plugin; a generation picks its providers
+ * from its plugin set; nothing is kept in a process-wide slot. */
+typedef enum {
+  PST_SERVICE_TRANSPORT = 0, /* TLS (PstTransportProvider) */
+  PST_SERVICE_SASL_SERVER,   /* AUTH for a listener (PstSaslFuncs) */
+  PST_SERVICE_SASL_CLIENT,   /* AUTH to a relayhost (the same PstSaslFuncs) */
+  PST_SERVICE_SIGNER,        /* the daemon's own mail (PstSignerFunc) */
+  PST_SERVICE_COUNT,
+} PstServiceKind;
+
+typedef struct {
+  gconstpointer funcs; /* nullable: not provided; not owned */
+  gpointer data;       /* the plugin's, not owned */
+} PstProvided;
+
 typedef struct {
   gint ref_count;
   PstPlugin *plugin; /* not owned: the group outlives every hook */
@@ -60,10 +77,9 @@ struct _PstPlugin {
   GDestroyNotify data_destroy; /* nullable */
   guint next_sequence;
   gboolean initialized; /* init() succeeded: shutdown() is due */
-  /* The SASL service (sasl-service.c), nullable: not owned, valid until
-   * shutdown(). */
-  const PstSaslFuncs *sasl_funcs;
-  gpointer sasl_data;
+  guint64 init_sequence; /* order of init() among every plugin loaded */
+  /* The services it provides (services.c): valid until shutdown(). */
+  PstProvided provided[PST_SERVICE_COUNT];
 };
 
 struct _PstPluginGroup {
@@ -113,11 +129,27 @@ PstChainTable *pst_plugin_set_get_chains(PstPluginSet *set);
 /* plugin-loader.c: TRUE while init() or reload() runs (registration). */
 gboolean pst_plugin_is_registering(PstPlugin *plugin);
 
-/* sasl-service.c: the plugin is being freed; forget it as a provider. */
-void pst_sasl_plugin_forget(PstPlugin *plugin);
-/* signer.c: drops `plugin` as the provider of the own-mail signer, after
- * the calls in progress. */
-void pst_signer_forget(PstPlugin *plugin);
+/* services.c: records what `plugin` provides (replacing an earlier
+ * registration of the same kind).  Main thread. */
+void pst_plugin_provide(PstPlugin *plugin, PstServiceKind kind,
+                        gconstpointer funcs, gpointer data);
+/* services.c: the provider of `kind` among `set`'s plugins (for
+ * PST_SERVICE_SASL_SERVER the first of `listener`'s chain; for the others,
+ * which serve the whole daemon, the last in load order), or NULL. */
+PstPlugin *pst_plugin_set_find_provider(PstPluginSet *set, PstServiceKind kind,
+                                        const PstListenerConfig *listener);
+/* plugin-loader.c: the most recently initialised plugin alive that
+ * provides `kind` other than `except` (nullable), or NULL.  Only for the
+ * SDK functions that have no generation to ask (pst_transport_*,
+ * pst_sasl_client_* called by a plugin or a tool). */
+PstPlugin *pst_plugin_find_live_provider(PstServiceKind kind,
+                                         PstPlugin *except);
+static inline const PstSaslFuncs *pst_plugin_sasl_funcs(PstPlugin *plugin) {
+  return plugin->provided[PST_SERVICE_SASL_SERVER].funcs;
+}
+static inline gpointer pst_plugin_sasl_data(PstPlugin *plugin) {
+  return plugin->provided[PST_SERVICE_SASL_SERVER].data;
+}
 
 /* --- Calls (call.c) ----------------------------------------------------- */
 

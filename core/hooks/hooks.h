@@ -200,10 +200,25 @@ GBytes *pst_message_get_body_replacement(PstMessage *message);
  * their results. */
 void pst_message_apply_envelope(PstMessage *message, PstEnvelope *envelope);
 
-/* The daemon's own message (a DSN), with the header fields the provided
- * signer (pst_plugin_provide_signer(), signer.c) puts on top: a new
- * reference, `message` itself when there is no signer or it added
- * nothing.  Any thread; may block while the signer works. */
-GBytes *pst_signer_sign(GBytes *message);
+/* --- Services the plugins provide (services.c) --------------------------- */
+
+typedef struct _PstTransportService PstTransportService; /* transport.h */
+
+/* The TLS provider among `set`'s plugins: a new reference (which keeps
+ * the plugin loaded), or NULL when none provides TLS. */
+PstTransportService *pst_plugin_set_get_transport(PstPluginSet *set);
+/* The plugin of `set` that provides the SASL client side, or NULL.
+ * Borrowed: valid while `set` lives (pst_sasl_client_open()). */
+PstPlugin *pst_plugin_set_get_sasl_client(PstPluginSet *set);
+/* The plugin of `set` that signs the daemon's own mail, or NULL.
+ * Borrowed: valid while `set` lives. */
+PstPlugin *pst_plugin_set_get_signer(PstPluginSet *set);
+
+/* The daemon's own message (a DSN), with the header fields `signer`
+ * (nullable: pst_plugin_set_get_signer()) puts on top: a new reference,
+ * `message` itself when there is no signer or it added nothing.  Any
+ * thread holding a reference to the signer's set; may block while the
+ * signer works. */
+GBytes *pst_signer_sign(PstPlugin *signer, GBytes *message);
 
 G_END_DECLS

@@ -30,7 +30,6 @@
 #include <glib.h>
 
 #include "hooks/hooks-private.h"
-#include "transport/transport.h"
 
 /* The 1.0 descriptor ends with reload(); a smaller one cannot be a 1.x
  * descriptor.  The first 8 octets (size and version) never move. */
@@ -46,6 +45,8 @@ struct _PstPluginSet {
 
 /* Every plugin instance alive: descriptor -> PstPlugin* (not owned). */
 static GHashTable *live;
+/* init() calls so far: PstPlugin.init_sequence. */
+static guint64 init_count;
 
 /* ------------------------------------------------------------------ */
 /* Hooks, plugins and groups                                           */
@@ -65,9 +66,6 @@ void pst_hook_unref(PstHook *hook) {
 }
 
 static void plugin_free(PstPlugin *plugin) {
-  pst_transport_forget_plugin(plugin);
-  pst_sasl_plugin_forget(plugin);
-  pst_signer_forget(plugin);
   /* Hooks and data hold pointers into the module: free them first. */
   g_clear_pointer(&plugin->staged, g_ptr_array_unref);
   g_clear_pointer(&plugin->hooks, g_ptr_array_unref);
@@ -93,7 +91,8 @@ void pst_plugin_unref(PstPlugin *plugin) {
   g_assert(plugin->ref_count > 0);
   if (--plugin->ref_count > 0)
     return;
-  pst_signer_forget(plugin); /* waits for its calls in progress */
+  /* Every user of its services holds a reference (a generation, a
+   * transport, a SASL client): none is left. */
   if (plugin->initialized && plugin->descriptor->shutdown != NULL)
     plugin->descriptor->shutdown(plugin);
   g_hash_table_remove(live, plugin->descriptor);
@@ -281,6 +280,7 @@ static PstPlugin *plugin_start(PstConfig *config,
               plugin->name, local_error->message);
   plugin_commit_registration(plugin);
   plugin->initialized = TRUE;
+  plugin->init_sequence = ++init_count;
   if (live == NULL)
     live = g_hash_table_new(NULL, NULL);
   g_hash_table_insert(live, (gpointer)descriptor, plugin);
@@ -557,18 +557,40 @@ gboolean pst_plugin_is_registering(PstPlugin *plugin) {
   return plugin->staged != NULL;
 }
 
-PstPlugin *pst_plugin_set_find_sasl(PstPluginSet *set,
-                                    const PstListenerConfig *listener) {
+PstPlugin *pst_plugin_set_find_provider(PstPluginSet *set, PstServiceKind kind,
+                                        const PstListenerConfig *listener) {
   GPtrArray *plugins = set->group->plugins;
+  PstPlugin *found = NULL;
   for (guint i = 0; i < plugins->len; i++) {
     PstPlugin *plugin = plugins->pdata[i];
-    if (plugin->sasl_funcs == NULL)
+    if (plugin->provided[kind].funcs == NULL)
       continue;
-    if (listener == NULL || listener->plugins == NULL ||
-        g_strv_contains((const char *const *)listener->plugins, plugin->name))
+    if (kind != PST_SERVICE_SASL_SERVER)
+      found = plugin;
+    else if (listener == NULL || listener->plugins == NULL ||
+             g_strv_contains((const char *const *)listener->plugins,
+                             plugin->name))
       return plugin;
   }
-  return NULL;
+  return found;
+}
+
+PstPlugin *pst_plugin_find_live_provider(PstServiceKind kind,
+                                         PstPlugin *except) {
+  if (live == NULL)
+    return NULL;
+  PstPlugin *found = NULL;
+  GHashTableIter iter;
+  gpointer value;
+  g_hash_table_iter_init(&iter, live);
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    PstPlugin *plugin = value;
+    if (plugin == except || plugin->provided[kind].funcs == NULL)
+      continue;
+    if (found == NULL || plugin->init_sequence > found->init_sequence)
+      found = plugin;
+  }
+  return found;
 }
 
 /* ------------------------------------------------------------------ */

@@ -8,9 +8,12 @@
  * handed to the main context through an idle source, so `done` never runs
  * inside the plugin's start()/step(); a cancelled step drops it there.
  *
- * The client side uses the most recently initialised plugin that provides
- * client functions (one process-wide provider: the outbound client is not
- * tied to a listener); it is forgotten when that plugin is freed.
+ * Providers are registered like every plugin service (services.c): the
+ * server side is found per listener in the session's generation, the
+ * client side is the generation's (pst_sasl_client_open()); the SDK's
+ * pst_sasl_client_new(), which has no generation to ask, takes the most
+ * recently initialised plugin alive that provides it.  A PstSaslClient
+ * holds a reference to its plugin.
  *
  * Main thread only, except pst_sasl_step_complete().
  */
@@ -30,8 +33,6 @@ struct _PstSaslStep {
   GBytes *challenge; /* owned, nullable */
   char *user;        /* owned, nullable */
 };
-
-static PstPlugin *client_provider; /* not owned */
 
 PST_API const char *pst_sasl_status_to_string(PstSaslStatus status) {
   static const char *const names[] = {"continue", "ok",     "badauth",
@@ -66,10 +67,9 @@ static gboolean sasl_funcs_are_complete(const PstSaslFuncs *funcs) {
   return all || !any;
 }
 
-static gboolean sasl_has_client(const PstPlugin *plugin) {
-  return plugin->sasl_funcs != NULL &&
-         plugin->sasl_funcs->struct_size >= sizeof(PstSaslFuncs) &&
-         plugin->sasl_funcs->client_open != NULL;
+static gboolean sasl_funcs_have_client(const PstSaslFuncs *funcs) {
+  return funcs->struct_size >= sizeof(PstSaslFuncs) &&
+         funcs->client_open != NULL;
 }
 
 PST_API gboolean pst_plugin_provide_sasl(PstPlugin *plugin,
@@ -86,18 +86,15 @@ PST_API gboolean pst_plugin_provide_sasl(PstPlugin *plugin,
                plugin->name);
     return FALSE;
   }
-  plugin->sasl_funcs = funcs;
-  plugin->sasl_data = data;
-  if (sasl_has_client(plugin))
-    client_provider = plugin;
+  pst_plugin_provide(plugin, PST_SERVICE_SASL_SERVER, funcs, data);
+  pst_plugin_provide(plugin, PST_SERVICE_SASL_CLIENT,
+                     sasl_funcs_have_client(funcs) ? funcs : NULL, data);
   return TRUE;
 }
 
-void pst_sasl_plugin_forget(PstPlugin *plugin) {
-  if (client_provider == plugin)
-    client_provider = NULL;
-  plugin->sasl_funcs = NULL;
-  plugin->sasl_data = NULL;
+PstPlugin *pst_plugin_set_find_sasl(PstPluginSet *set,
+                                    const PstListenerConfig *listener) {
+  return pst_plugin_set_find_provider(set, PST_SERVICE_SASL_SERVER, listener);
 }
 
 /* --- Steps -------------------------------------------------------------- */
@@ -190,30 +187,32 @@ PST_API void pst_sasl_step_complete(PstSaslStep *step, PstSaslStatus status,
 
 gpointer pst_sasl_server_open(PstPlugin *plugin, PstSession *session,
                               GError **error) {
-  return plugin->sasl_funcs->open(plugin->sasl_data, session, error);
+  return pst_plugin_sasl_funcs(plugin)->open(pst_plugin_sasl_data(plugin),
+                                             session, error);
 }
 
 char *pst_sasl_server_list(PstPlugin *plugin, gpointer connection,
                            gboolean plaintext_allowed) {
-  return plugin->sasl_funcs->list_mechanisms(connection, plaintext_allowed);
+  return pst_plugin_sasl_funcs(plugin)->list_mechanisms(connection,
+                                                        plaintext_allowed);
 }
 
 void pst_sasl_server_start(PstPlugin *plugin, gpointer connection,
                            const char *mechanism, const guint8 *response,
                            gsize length, gboolean has_response,
                            PstSaslStep *step) {
-  plugin->sasl_funcs->start(connection, mechanism, response, length,
-                            has_response, step);
+  pst_plugin_sasl_funcs(plugin)->start(connection, mechanism, response, length,
+                                       has_response, step);
 }
 
 void pst_sasl_server_step(PstPlugin *plugin, gpointer connection,
                           const guint8 *response, gsize length,
                           PstSaslStep *step) {
-  plugin->sasl_funcs->step(connection, response, length, step);
+  pst_plugin_sasl_funcs(plugin)->step(connection, response, length, step);
 }
 
 void pst_sasl_server_close(PstPlugin *plugin, gpointer connection) {
-  plugin->sasl_funcs->close(connection);
+  pst_plugin_sasl_funcs(plugin)->close(connection);
 }
 
 /* --- Client side -------------------------------------------------------- */
@@ -225,30 +224,39 @@ struct _PstSaslClient {
 };
 
 PST_API gboolean pst_sasl_client_available(void) {
-  return client_provider != NULL;
+  return pst_plugin_find_live_provider(PST_SERVICE_SASL_CLIENT, NULL) != NULL;
+}
+
+PstSaslClient *pst_sasl_client_open(PstPlugin *provider,
+                                    const char *server_name, const char *user,
+                                    const char *password, gboolean encrypted,
+                                    GError **error) {
+  g_return_val_if_fail(server_name != NULL && user != NULL && password != NULL,
+                       NULL);
+  if (provider == NULL) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "no plugin provides SASL client authentication (add auth "
+                "to [plugins] load)");
+    return NULL;
+  }
+  gpointer client = pst_plugin_sasl_funcs(provider)->client_open(
+      pst_plugin_sasl_data(provider), server_name, user, password, encrypted,
+      error);
+  if (client == NULL)
+    return NULL;
+  PstSaslClient *self = g_new0(PstSaslClient, 1);
+  self->plugin = pst_plugin_ref(provider);
+  self->client = client;
+  return self;
 }
 
 PST_API PstSaslClient *pst_sasl_client_new(const char *server_name,
                                            const char *user,
                                            const char *password,
                                            gboolean encrypted, GError **error) {
-  g_return_val_if_fail(server_name != NULL && user != NULL && password != NULL,
-                       NULL);
-  if (client_provider == NULL) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                "no plugin provides SASL client authentication (add auth "
-                "to [plugins] load)");
-    return NULL;
-  }
-  PstPlugin *plugin = client_provider;
-  gpointer client = plugin->sasl_funcs->client_open(
-      plugin->sasl_data, server_name, user, password, encrypted, error);
-  if (client == NULL)
-    return NULL;
-  PstSaslClient *self = g_new0(PstSaslClient, 1);
-  self->plugin = pst_plugin_ref(plugin);
-  self->client = client;
-  return self;
+  return pst_sasl_client_open(
+      pst_plugin_find_live_provider(PST_SERVICE_SASL_CLIENT, NULL), server_name,
+      user, password, encrypted, error);
 }
 
 /* "AUTH MECH" or "AUTH MECH BASE64" ("=" for an empty response). */
@@ -282,8 +290,9 @@ PST_API char *pst_sasl_client_start(PstSaslClient *client,
   g_return_val_if_fail(client != NULL && server_mechanisms != NULL, NULL);
   const char *mechanism = NULL;
   GBytes *response = NULL;
-  PstSaslStatus status = client->plugin->sasl_funcs->client_start(
-      client->client, server_mechanisms, &mechanism, &response, error);
+  PstSaslStatus status = pst_plugin_sasl_funcs(client->plugin)
+                             ->client_start(client->client, server_mechanisms,
+                                            &mechanism, &response, error);
   if (status != PST_SASL_CONTINUE && status != PST_SASL_OK) {
     sasl_bytes_wipe(response);
     if (error != NULL && *error == NULL)
@@ -309,8 +318,9 @@ PST_API char *pst_sasl_client_step(PstSaslClient *client, const char *text,
     return NULL;
   }
   GBytes *response = NULL;
-  PstSaslStatus status = client->plugin->sasl_funcs->client_step(
-      client->client, challenge, length, &response, error);
+  PstSaslStatus status =
+      pst_plugin_sasl_funcs(client->plugin)
+          ->client_step(client->client, challenge, length, &response, error);
   if (status != PST_SASL_CONTINUE && status != PST_SASL_OK) {
     sasl_bytes_wipe(response);
     if (error != NULL && *error == NULL)
@@ -335,7 +345,7 @@ PST_API const char *pst_sasl_client_get_mechanism(PstSaslClient *client) {
 PST_API void pst_sasl_client_free(PstSaslClient *client) {
   if (client == NULL)
     return;
-  client->plugin->sasl_funcs->client_close(client->client);
+  pst_plugin_sasl_funcs(client->plugin)->client_close(client->client);
   g_free(client->mechanism);
   pst_plugin_unref(client->plugin);
   g_free(client);

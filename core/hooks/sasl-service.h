@@ -49,6 +49,15 @@ void pst_sasl_server_step(PstPlugin *plugin, gpointer connection,
                           PstSaslStep *step);
 void pst_sasl_server_close(PstPlugin *plugin, gpointer connection);
 
+/* A client exchange (<postilion/sasl.h>) through `provider`, the
+ * generation's SASL client plugin (pst_plugin_set_get_sasl_client());
+ * NULL with G_IO_ERROR_NOT_SUPPORTED when `provider` is NULL.  The client
+ * holds a reference to the plugin. */
+PstSaslClient *pst_sasl_client_open(PstPlugin *provider,
+                                    const char *server_name, const char *user,
+                                    const char *password, gboolean encrypted,
+                                    GError **error);
+
 /* TRUE when `mechanism` is a word of the space-separated `list`. */
 gboolean pst_sasl_list_contains(const char *list, const char *mechanism);
 

@@ -20,6 +20,7 @@
 #include <glib/gstdio.h>
 
 #include "hooks/hooks-private.h"
+#include "transport/transport.h"
 #include "session/session-internal.h"
 
 /* ------------------------------------------------------------------ */
@@ -1774,6 +1775,79 @@ static void test_shared_instances(void) {
   fixture_teardown();
 }
 
+/* ------------------------------------------------------------------ */
+/* Services: one shape, picked per plugin set                          */
+/* ------------------------------------------------------------------ */
+
+static gpointer services_fake_new(gpointer data, int fd, const char *name,
+                                  PstTlsVerify verify, GError **error) {
+  return NULL;
+}
+
+static const PstTransportProvider services_tls = {
+    .struct_size = sizeof(PstTransportProvider),
+    .client_new = services_fake_new,
+};
+
+static char *services_sign(GBytes *message, gpointer user_data) {
+  return g_strdup(user_data);
+}
+
+static gboolean services_init(PstPlugin *plugin, GKeyFile *config,
+                              const char *group, GError **error) {
+  if (!pst_plugin_provide_transport(plugin, &services_tls, NULL, error))
+    return FALSE;
+  pst_plugin_provide_signer(plugin, services_sign,
+                            (gpointer) "X-Signed: by alpha\r\n");
+  return TRUE;
+}
+
+static void test_services(void) {
+  fixture_setup();
+  PstPluginDescriptor alpha = alpha_descriptor;
+  alpha.init = services_init;
+  PstPluginDescriptor beta = beta_descriptor;
+  beta.init = services_init;
+  g_autoptr(GError) error = NULL;
+  g_assert_false(pst_transport_tls_available());
+
+  /* A second TLS provider is refused at init, naming the first. */
+  g_autoptr(TestConfig) both = config_new("alpha,beta");
+  const PstPluginDescriptor *ab[] = {&alpha, &beta, NULL};
+  g_assert_null(pst_plugin_set_load_builtin(both, ab, &error));
+  g_assert_nonnull(strstr(error->message, "\"alpha\" already provides TLS"));
+  g_clear_error(&error);
+  g_assert_false(pst_transport_tls_available());
+  shutdowns = 0; /* alpha's, when the set failed */
+
+  /* The set's providers: TLS and the signer; no SASL client. */
+  g_autoptr(TestConfig) config = config_new("alpha");
+  const PstPluginDescriptor *a[] = {&alpha, NULL};
+  PstPluginSet *set = pst_plugin_set_load_builtin(config, a, &error);
+  g_assert_no_error(error);
+  g_assert_true(pst_transport_tls_available());
+  PstTransportService *tls = pst_plugin_set_get_transport(set);
+  g_assert_cmpstr(pst_transport_service_get_name(tls), ==, "alpha");
+  g_assert_null(pst_plugin_set_get_sasl_client(set));
+  PstPlugin *signer = pst_plugin_set_get_signer(set);
+  g_assert_nonnull(signer);
+  g_autoptr(GBytes) message = g_bytes_new_static("Subject: x\r\n\r\n", 15);
+  g_autoptr(GBytes) signed_message = pst_signer_sign(signer, message);
+  g_assert_cmpmem(g_bytes_get_data(signed_message, NULL), 20,
+                  "X-Signed: by alpha\r\n", 20);
+  g_autoptr(GBytes) unsigned_message = pst_signer_sign(NULL, message);
+  g_assert_true(unsigned_message == message);
+
+  /* The service keeps the plugin loaded after its set is gone. */
+  pst_plugin_set_unref(set);
+  g_assert_cmpuint(shutdowns, ==, 0);
+  g_assert_true(pst_transport_tls_available());
+  pst_transport_service_unref(tls);
+  g_assert_cmpuint(shutdowns, ==, 1);
+  g_assert_false(pst_transport_tls_available());
+  fixture_teardown();
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   logged = g_ptr_array_new_with_free_func(g_free);
@@ -1808,6 +1882,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/hooks/call/accessors", test_call_accessors);
   g_test_add_func("/hooks/reload", test_reload_set);
   g_test_add_func("/hooks/load/shared-instances", test_shared_instances);
+  g_test_add_func("/hooks/services", test_services);
   int status = g_test_run();
   g_ptr_array_unref(workers);
   g_string_free(trace, TRUE);

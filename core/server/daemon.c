@@ -317,15 +317,17 @@ static gboolean daemon_reload(gpointer user_data) {
   g_autoptr(PstPluginSet) plugins = NULL;
   if (config != NULL && daemon_check_reloadable(daemon, config, &error))
     plugins = daemon_reload_plugins(daemon, config, &error);
-  if (plugins != NULL && (!pst_transport_check_listeners(config, &error) ||
-                          !pst_dns_reconfigure(&config->dns, &error)))
-    g_clear_pointer(&plugins, pst_plugin_set_unref);
   g_autoptr(PstGeneration) generation = NULL;
   if (plugins != NULL) {
     g_autoptr(PstDeliverTables) tables =
         daemon_reload_tables(daemon, config, &tables_error);
     generation = daemon_generation_new(daemon, config, plugins, tables);
   }
+  if (generation != NULL &&
+      (!pst_transport_check_listeners(
+           config, pst_generation_get_transport(generation), &error) ||
+       !pst_dns_reconfigure(&config->dns, &error)))
+    g_clear_pointer(&generation, pst_generation_unref);
   if (generation == NULL ||
       !pst_server_reload(daemon->server, generation, &error)) {
     g_warning("reload refused, the running configuration stays: %s",
@@ -436,12 +438,15 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   if (!pst_dns_start(&config->dns, error))
     return FALSE;
   g_autoptr(PstPluginSet) plugins = pst_plugin_set_load(config, error);
-  if (plugins == NULL || !pst_transport_check_listeners(config, error))
+  if (plugins == NULL)
     return FALSE;
   g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, error);
   if (tables == NULL)
     return FALSE;
   daemon->generation = daemon_generation_new(daemon, config, plugins, tables);
+  if (!pst_transport_check_listeners(
+          config, pst_generation_get_transport(daemon->generation), error))
+    return FALSE;
   daemon->server = pst_server_new(daemon->generation, daemon->spool, error);
   if (daemon->server == NULL || !daemon_start_delivery(daemon, error) ||
       !daemon_drop_privileges(daemon, error))
@@ -474,8 +479,10 @@ static void daemon_free(PstDaemon *daemon) {
 static int daemon_check(PstDaemon *daemon, gboolean verbose) {
   g_autoptr(GError) error = NULL;
   g_autoptr(PstPluginSet) plugins = pst_plugin_set_load(daemon->config, &error);
+  g_autoptr(PstTransportService) tls =
+      plugins != NULL ? pst_plugin_set_get_transport(plugins) : NULL;
   if (plugins == NULL ||
-      !pst_transport_check_listeners(daemon->config, &error) ||
+      !pst_transport_check_listeners(daemon->config, tls, &error) ||
       !pst_queue_manager_check_config(daemon->config, &error)) {
     daemon_fail(daemon, error->message);
     return 1;

@@ -31,14 +31,15 @@ static const PstSmtpReply reply_tls_active = {503, "5.5.1",
 
 gboolean pst_session_offers_starttls(PstSession *session) {
   return session->listener->mode == PST_LISTENER_MODE_STARTTLS &&
-         !session->tls && pst_transport_tls_available();
+         !session->tls &&
+         pst_generation_get_transport(session->generation) != NULL;
 }
 
 const PstSmtpReply *pst_session_check_starttls(PstSession *session) {
   if (session->tls)
     return &reply_tls_active;
   if (session->listener->mode != PST_LISTENER_MODE_STARTTLS ||
-      !pst_transport_tls_available())
+      pst_generation_get_transport(session->generation) == NULL)
     return &pst_session_reply_not_offered;
   if (session->state == PST_SESSION_STATE_GREETED)
     return &pst_session_reply_need_helo;
@@ -118,7 +119,8 @@ void pst_session_tls_begin(PstSession *session) {
 
   g_autoptr(GError) error = NULL;
   PstTransport *tls = pst_transport_new_tls_server(
-      session->fd, session->listener->name, &error);
+      pst_generation_get_transport(session->generation), session->fd,
+      session->listener->name, &error);
   if (tls == NULL) {
     g_warning("%s: cannot start TLS with [%s]:%u: %s", session->id,
               session->client_address, session->client_port, error->message);

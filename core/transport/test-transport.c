@@ -9,20 +9,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "hooks/hooks-private.h"
 #include "transport/transport.h"
 
-/* The loader's functions transport.c uses, without the loader. */
-static PstPlugin fake_plugin = {.ref_count = 1, .name = (char *)"fake"};
-PstPlugin *pst_plugin_ref(PstPlugin *plugin) {
-  plugin->ref_count++;
-  return plugin;
-}
-void pst_plugin_unref(PstPlugin *plugin) {
-  plugin->ref_count--;
-}
-PST_API const char *pst_plugin_get_name(PstPlugin *plugin) {
-  return plugin->name;
+/* What a service keeps alive (a plugin, in the daemon): counted here. */
+static int kept;
+static void fake_release(gpointer keep) {
+  g_assert_true(keep == &kept);
+  kept--;
 }
 
 typedef struct {
@@ -133,9 +126,11 @@ static void test_plain(void) {
 
 static void test_no_provider(void) {
   g_autoptr(GError) error = NULL;
-  g_assert_false(pst_transport_tls_available());
-  g_assert_null(
-      pst_transport_new_tls_client(0, "x", PST_TLS_VERIFY_NONE, &error));
+  g_assert_null(pst_transport_new_tls_client_with(NULL, 0, "x",
+                                                  PST_TLS_VERIFY_NONE, &error));
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  g_clear_error(&error);
+  g_assert_null(pst_transport_new_tls_server(NULL, 0, "smtp", &error));
   g_assert_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
 }
 
@@ -146,12 +141,16 @@ static void run_handshake(const char *peer, guint timeout_ms, gboolean cancel,
   g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair), ==,
                   0);
   g_autoptr(GError) error = NULL;
-  g_assert_true(
-      pst_plugin_provide_transport(&fake_plugin, &fake_provider, NULL, &error));
-  PstTransport *transport = pst_transport_new_tls_client(
-      pair[0], "mx.example", PST_TLS_VERIFY_NONE, &error);
+  kept = 1;
+  PstTransportService *service = pst_transport_service_new(
+      &fake_provider, NULL, "fake", &kept, fake_release);
+  g_assert_cmpstr(pst_transport_service_get_name(service), ==, "fake");
+  PstTransport *transport = pst_transport_new_tls_client_with(
+      service, pair[0], "mx.example", PST_TLS_VERIFY_NONE, &error);
   g_assert_nonnull(transport);
-  g_assert_cmpint(fake_plugin.ref_count, ==, 2);
+  /* The transport keeps the service (and so the provider) alive. */
+  pst_transport_service_unref(service);
+  g_assert_cmpint(kept, ==, 1);
   g_autoptr(GCancellable) cancellable = g_cancellable_new();
   pst_transport_handshake_async(transport, timeout_ms, cancellable, on_done,
                                 outcome);
@@ -172,8 +171,7 @@ static void run_handshake(const char *peer, guint timeout_ms, gboolean cancel,
   /* Every source and reference is gone with the task. */
   for (int i = 0; i < 10; i++)
     g_main_context_iteration(NULL, FALSE);
-  g_assert_cmpint(fake_plugin.ref_count, ==, 1);
-  pst_transport_forget_plugin(&fake_plugin);
+  g_assert_cmpint(kept, ==, 0);
   close(pair[0]);
   close(pair[1]);
 }
@@ -183,7 +181,6 @@ static void test_handshake_ok(void) {
   run_handshake("H", 0, FALSE, &outcome, FALSE);
   g_assert_no_error(outcome.error);
   g_assert_true(outcome.ok);
-  g_assert_false(pst_transport_tls_available());
 }
 
 static void test_handshake_garbage(void) {
@@ -209,18 +206,13 @@ static void test_handshake_cancel(void) {
   g_clear_error(&outcome.error);
 }
 
-static void test_second_provider(void) {
-  static PstPlugin other = {.ref_count = 1, .name = (char *)"other"};
+static void test_provider_too_small(void) {
+  PstTransportProvider old = fake_provider;
+  old.struct_size = G_STRUCT_OFFSET(PstTransportProvider, verify_message);
   g_autoptr(GError) error = NULL;
-  g_assert_true(
-      pst_plugin_provide_transport(&fake_plugin, &fake_provider, NULL, &error));
-  g_assert_false(
-      pst_plugin_provide_transport(&other, &fake_provider, NULL, &error));
-  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS);
-  pst_transport_forget_plugin(&other); /* not the provider: no effect */
-  g_assert_true(pst_transport_tls_available());
-  pst_transport_forget_plugin(&fake_plugin);
-  g_assert_false(pst_transport_tls_available());
+  g_assert_false(pst_transport_provider_check(&old, &error));
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_assert_true(pst_transport_provider_check(&fake_provider, NULL));
 }
 
 int main(int argc, char **argv) {
@@ -231,6 +223,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/transport/handshake/garbage", test_handshake_garbage);
   g_test_add_func("/transport/handshake/timeout", test_handshake_timeout);
   g_test_add_func("/transport/handshake/cancel", test_handshake_cancel);
-  g_test_add_func("/transport/second-provider", test_second_provider);
+  g_test_add_func("/transport/provider-too-small", test_provider_too_small);
   return g_test_run();
 }

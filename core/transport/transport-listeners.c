@@ -8,11 +8,11 @@
 #include "transport/transport.h"
 
 gboolean pst_transport_check_listeners(const PstConfig *config,
+                                       PstTransportService *service,
                                        GError **error) {
-  /* A reload that drops the provider from [plugins] load still finds it
-   * registered (the old plugin set lives on): the new configuration
-   * decides. */
-  const char *provider = pst_transport_provider_name();
+  /* The new configuration decides, whatever plugins older sets keep
+   * loaded. */
+  const char *provider = pst_transport_service_get_name(service);
   if (provider != NULL && pst_config_find_plugin(config, provider) != NULL)
     return TRUE;
   for (guint i = 0; i < config->listeners->len; i++) {

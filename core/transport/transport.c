@@ -5,11 +5,13 @@
  * writes the socket directly; otherwise every call goes to the provider's
  * connection object.  The transport never owns the socket.
  *
- * The provider registry is one slot: the plugin that called
- * pst_plugin_provide_transport() from init() (the plugin loader clears it
- * through pst_transport_forget_plugin() when the plugin is unloaded).
- * Every TLS transport holds a reference to that plugin, so its code stays
- * mapped while a connection uses it, across reloads.
+ * A PstTransportService is a provider as the core holds it: the plugin's
+ * vtable and data, its name, and a keep-alive (`keep`, released by
+ * `release` with the last reference) that keeps the provider's code
+ * loaded.  The hooks module makes one per generation from the plugin that
+ * provides TLS (hooks/services.c); every TLS transport holds a reference
+ * to its service, so a connection keeps its provider across reloads.
+ * This module knows nothing of plugins.
  *
  * The handshake is a GTask driven by three sources on the caller's
  * thread-default context: the socket (re-armed for what the provider asks
@@ -19,15 +21,23 @@
  * pst_transport_handshake_async().  Whichever source finishes first
  * destroys the others, so the task returns once.
  *
- * Main thread only (the plugin references are not atomic).
+ * Main thread only (the keep-alive of a provider is released there).
  */
 #include <errno.h>
 #include <sys/socket.h>
 
 #include <glib-unix.h>
 
-#include "hooks/hooks-private.h"
 #include "transport/transport.h"
+
+struct _PstTransportService {
+  gint ref_count; /* atomic */
+  const PstTransportProvider *provider;
+  gpointer provider_data; /* the provider's, not owned */
+  char *name;             /* owned: the providing plugin's */
+  gpointer keep;          /* released by `release` with the last ref */
+  GDestroyNotify release; /* nullable */
+};
 
 struct _PstTransport {
   gint ref_count;
@@ -35,57 +45,55 @@ struct _PstTransport {
   const PstTransportProvider *provider; /* NULL: plain */
   gpointer connection;                  /* owned by provider->free */
   gpointer provider_data;               /* the provider's, not owned */
-  PstPlugin *plugin;                    /* owned reference, nullable */
+  PstTransportService *service;         /* owned reference, nullable */
   gboolean handshaken;                  /* TLS is up */
   GIOCondition condition;               /* plain: what blocked last */
 };
 
-/* The registry: at most one provider. */
-static const PstTransportProvider *registered_provider;
-static gpointer registered_data;
-static PstPlugin *registered_plugin; /* not owned: it unregisters itself */
+/* --- Services ---------------------------------------------------------- */
 
-/* --- Providers --------------------------------------------------------- */
-
-PST_API gboolean pst_plugin_provide_transport(
-    PstPlugin *plugin, const PstTransportProvider *provider,
-    gpointer provider_data, GError **error) {
-  g_return_val_if_fail(plugin != NULL && provider != NULL, FALSE);
-  if (provider->struct_size < sizeof(PstTransportProvider)) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                "the transport provider's struct_size (%u) is smaller than "
-                "this daemon's (%zu): rebuild the plugin",
-                provider->struct_size, sizeof(PstTransportProvider));
-    return FALSE;
-  }
-  if (registered_plugin != NULL && registered_plugin != plugin) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                "plugin \"%s\" already provides TLS; load only one TLS "
-                "plugin in [plugins] load",
-                pst_plugin_get_name(registered_plugin));
-    return FALSE;
-  }
-  registered_provider = provider;
-  registered_data = provider_data;
-  registered_plugin = plugin;
-  return TRUE;
+gboolean pst_transport_provider_check(const PstTransportProvider *provider,
+                                      GError **error) {
+  if (provider->struct_size >= sizeof(PstTransportProvider))
+    return TRUE;
+  g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+              "the transport provider's struct_size (%u) is smaller than "
+              "this daemon's (%zu): rebuild the plugin",
+              provider->struct_size, sizeof(PstTransportProvider));
+  return FALSE;
 }
 
-void pst_transport_forget_plugin(PstPlugin *plugin) {
-  if (registered_plugin != plugin)
+PstTransportService *
+pst_transport_service_new(const PstTransportProvider *provider,
+                          gpointer provider_data, const char *name,
+                          gpointer keep, GDestroyNotify release) {
+  g_return_val_if_fail(provider != NULL && name != NULL, NULL);
+  PstTransportService *service = g_new0(PstTransportService, 1);
+  service->ref_count = 1;
+  service->provider = provider;
+  service->provider_data = provider_data;
+  service->name = g_strdup(name);
+  service->keep = keep;
+  service->release = release;
+  return service;
+}
+
+PstTransportService *pst_transport_service_ref(PstTransportService *service) {
+  g_atomic_int_inc(&service->ref_count);
+  return service;
+}
+
+void pst_transport_service_unref(PstTransportService *service) {
+  if (service == NULL || !g_atomic_int_dec_and_test(&service->ref_count))
     return;
-  registered_provider = NULL;
-  registered_data = NULL;
-  registered_plugin = NULL;
+  if (service->release != NULL)
+    service->release(service->keep);
+  g_free(service->name);
+  g_free(service);
 }
 
-PST_API gboolean pst_transport_tls_available(void) {
-  return registered_provider != NULL;
-}
-
-const char *pst_transport_provider_name(void) {
-  return registered_plugin != NULL ? pst_plugin_get_name(registered_plugin)
-                                   : NULL;
+const char *pst_transport_service_get_name(PstTransportService *service) {
+  return service != NULL ? service->name : NULL;
 }
 
 /* --- Construction ------------------------------------------------------ */
@@ -98,42 +106,45 @@ PST_API PstTransport *pst_transport_new_plain(int fd) {
   return transport;
 }
 
-static PstTransport *transport_new_tls(gpointer connection, int fd) {
+static PstTransport *transport_new_tls(PstTransportService *service,
+                                       gpointer connection, int fd) {
   PstTransport *transport = pst_transport_new_plain(fd);
-  transport->provider = registered_provider;
+  transport->provider = service->provider;
   transport->connection = connection;
-  transport->provider_data = registered_data;
-  transport->plugin = pst_plugin_ref(registered_plugin);
+  transport->provider_data = service->provider_data;
+  transport->service = pst_transport_service_ref(service);
   return transport;
 }
 
-static gboolean transport_check_provider(GError **error) {
-  if (registered_provider != NULL)
+static gboolean transport_check_service(PstTransportService *service,
+                                        GError **error) {
+  if (service != NULL)
     return TRUE;
   g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                       "TLS is not available: add tls to [plugins] load");
   return FALSE;
 }
 
-PstTransport *pst_transport_new_tls_server(int fd, const char *listener,
+PstTransport *pst_transport_new_tls_server(PstTransportService *service, int fd,
+                                           const char *listener,
                                            GError **error) {
-  if (!transport_check_provider(error))
+  if (!transport_check_service(service, error))
     return NULL;
-  gpointer connection =
-      registered_provider->server_new(registered_data, fd, listener, error);
-  return connection != NULL ? transport_new_tls(connection, fd) : NULL;
+  gpointer connection = service->provider->server_new(service->provider_data,
+                                                      fd, listener, error);
+  return connection != NULL ? transport_new_tls(service, connection, fd) : NULL;
 }
 
-PST_API PstTransport *pst_transport_new_tls_client(int fd,
-                                                   const char *server_name,
-                                                   PstTlsVerify verify,
-                                                   GError **error) {
+PstTransport *pst_transport_new_tls_client_with(PstTransportService *service,
+                                                int fd, const char *server_name,
+                                                PstTlsVerify verify,
+                                                GError **error) {
   g_return_val_if_fail(fd >= 0, NULL);
-  if (!transport_check_provider(error))
+  if (!transport_check_service(service, error))
     return NULL;
-  gpointer connection = registered_provider->client_new(
-      registered_data, fd, server_name, verify, error);
-  return connection != NULL ? transport_new_tls(connection, fd) : NULL;
+  gpointer connection = service->provider->client_new(
+      service->provider_data, fd, server_name, verify, error);
+  return connection != NULL ? transport_new_tls(service, connection, fd) : NULL;
 }
 
 PST_API PstTransport *pst_transport_ref(PstTransport *transport) {
@@ -147,8 +158,7 @@ PST_API void pst_transport_unref(PstTransport *transport) {
     return;
   if (transport->provider != NULL)
     transport->provider->free(transport->connection);
-  if (transport->plugin != NULL)
-    pst_plugin_unref(transport->plugin);
+  pst_transport_service_unref(transport->service);
   g_free(transport);
 }
 
