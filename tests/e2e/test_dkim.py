@@ -843,6 +843,20 @@ def peak_kib(pid: int) -> int:
     return 0
 
 
+def queue_only_config(world, server: dict, **dkim) -> dict:
+    """The module daemon's DNS, plugins and keys for a fresh daemon that
+    only queues (no delivery), with `server` and `dkim` keys added."""
+    base = world.daemon.config
+    return {
+        "server": {"xclient_hosts": "127.0.0.0/8", "hostname": "mx.example.org",
+                   "max_connections_per_ip": "200", **server},
+        "dns": base["dns"], "plugins": base["plugins"],
+        "plugin:relay": base["plugin:relay"],
+        "plugin:dkim": dict(base["plugin:dkim"], **dkim),
+        "plugin:dkim:example.org": base["plugin:dkim:example.org"],
+    }
+
+
 def heavy_50_sessions_of_30mb_keep_memory_bounded(world, tmp_path, mode):
     """50 sessions each send a 30 MB message at once to a fresh daemon
     that only queues it: with the plugin off (the core's own cost), signing
@@ -856,17 +870,9 @@ def heavy_50_sessions_of_30mb_keep_memory_bounded(world, tmp_path, mode):
     content = message(f"big {mode}", body, sender=sender)
     if outside:
         content = dkimpy_sign(content, b"py", world.sender_rsa)
-    base = world.daemon.config
-    config = {
-        "server": {"xclient_hosts": "127.0.0.0/8", "hostname": "mx.example.org",
-                   "max_connections_per_ip": "200", "max_message_size": "64M"},
-        "dns": base["dns"], "plugins": base["plugins"],
-        "plugin:relay": base["plugin:relay"],
-        "plugin:dkim": dict(base["plugin:dkim"], timeout="10m",
-                            sign=str(mode == "sign").lower(),
-                            verify=str(mode == "verify").lower()),
-        "plugin:dkim:example.org": base["plugin:dkim:example.org"],
-    }
+    config = queue_only_config(world, {"max_message_size": "64M"},
+                               timeout="10m", sign=str(mode == "sign").lower(),
+                               verify=str(mode == "verify").lower())
     d = harness.Daemon(tmp_path / "d", config=config)
     d.start()
     errors = []
@@ -928,15 +934,7 @@ def heavy_20000_dual_signed_messages_keep_memory_flat(world, tmp_path):
     first 4,000 (allocator and caches warm) must not grow by more than
     2 MiB to the end.  libopendkim's signer leaked its parsed Ed25519 key,
     about 0.7 KB per signature: 11 MiB over the last 16,000."""
-    base = world.daemon.config
-    config = {
-        "server": {"xclient_hosts": "127.0.0.0/8", "hostname": "mx.example.org",
-                   "max_connections_per_ip": "200"},
-        "dns": base["dns"], "plugins": base["plugins"],
-        "plugin:relay": base["plugin:relay"],
-        "plugin:dkim": dict(base["plugin:dkim"], verify="false"),
-        "plugin:dkim:example.org": base["plugin:dkim:example.org"],
-    }
+    config = queue_only_config(world, {}, verify="false")
     d = harness.Daemon(tmp_path / "d", config=config)
     d.start()
     content = message("memory", b"A short body.\r\n" * 40)
