@@ -267,14 +267,15 @@ static void handshake_done(GObject *source, GAsyncResult *result,
   io_complete(io, NULL);
 }
 
-void pst_client_io_start_tls(PstClientIo *io, const char *server_name,
-                             PstTlsVerify verify, guint timeout_ms,
-                             PstClientIoFunc callback, gpointer user_data) {
+void pst_client_io_start_tls(PstClientIo *io, PstTransportService *service,
+                             const char *server_name, PstTlsVerify verify,
+                             guint timeout_ms, PstClientIoFunc callback,
+                             gpointer user_data) {
   io_begin(io, OP_HANDSHAKE, timeout_ms, callback, user_data);
   g_byte_array_set_size(io->input, 0);
   g_autoptr(GError) error = NULL;
-  PstTransport *tls = pst_transport_new_tls_client(g_socket_get_fd(io->socket),
-                                                   server_name, verify, &error);
+  PstTransport *tls = pst_transport_new_tls_client_with(
+      service, g_socket_get_fd(io->socket), server_name, verify, &error);
   if (tls == NULL) {
     io_complete(io, error);
     return;

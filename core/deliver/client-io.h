@@ -16,6 +16,8 @@
 #include <gio/gio.h>
 #include <postilion/transport.h>
 
+#include "transport/transport.h"
+
 G_BEGIN_DECLS
 
 typedef struct _PstClientIo PstClientIo;
@@ -42,12 +44,14 @@ void pst_client_io_write(PstClientIo *io, const void *data, gsize length,
 void pst_client_io_read(PstClientIo *io, gint64 deadline,
                         PstClientIoFunc callback, gpointer user_data);
 GByteArray *pst_client_io_get_input(PstClientIo *io);
-/* Empties the input buffer and runs a TLS client handshake for
- * `server_name` within `timeout_ms`; afterwards every octet goes through
- * TLS.  Fails with G_IO_ERROR_NOT_SUPPORTED without a TLS provider. */
-void pst_client_io_start_tls(PstClientIo *io, const char *server_name,
-                             PstTlsVerify verify, guint timeout_ms,
-                             PstClientIoFunc callback, gpointer user_data);
+/* Empties the input buffer and runs a TLS client handshake through `tls`
+ * (the delivery's generation's provider) for `server_name` within
+ * `timeout_ms`; afterwards every octet goes through TLS.  Fails with
+ * G_IO_ERROR_NOT_SUPPORTED when `tls` is NULL. */
+void pst_client_io_start_tls(PstClientIo *io, PstTransportService *tls,
+                             const char *server_name, PstTlsVerify verify,
+                             guint timeout_ms, PstClientIoFunc callback,
+                             gpointer user_data);
 /* The TLS transport after pst_client_io_start_tls(), else NULL. */
 PstTransport *pst_client_io_get_tls(PstClientIo *io);
 /* Sends what the socket takes at once, never waiting (QUIT at close). */

@@ -299,6 +299,7 @@ static PstDeliveryBatch *attempt_batch(Attempt *attempt, GHashTable *by_key,
   batch->transport = transport;
   batch->queue_id = attempt->job->id;
   batch->tables = attempt->job->tables;
+  batch->generation = attempt->job->generation;
   batch->envelope = attempt->envelope;
   batch->content = attempt->content;
   batch->nexthop = g_strdup(route->nexthop);

@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "deliver/route-stage.h"
 #include "deliver/tables.h"
+#include "generation/generation.h"
 #include "queue/envelope.h"
 #include "queue/state-journal.h"
 
@@ -58,6 +59,7 @@ typedef struct {
   const PstDeliveryTransport *transport;
   const char *queue_id;        /* borrowed */
   PstDeliverTables *tables;    /* borrowed: the configuration, credentials */
+  PstGeneration *generation;   /* borrowed: the job's (TLS, SASL client) */
   const PstEnvelope *envelope; /* borrowed */
   GBytes *content;             /* borrowed */
   char *domain;  /* owned, nullable: SMTP to this domain's MX hosts */

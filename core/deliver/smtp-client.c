@@ -25,6 +25,7 @@ typedef void (*ReplyFunc)(PstSmtpConnection *connection,
 
 /* What pst_smtp_connection_open() needs until its callback. */
 typedef struct {
+  PstGeneration *generation;         /* borrowed: the TLS and SASL providers */
   const PstDeliveryConfig *delivery; /* borrowed */
   const char *helo_name;             /* borrowed */
   const PstRouteHost *host;          /* borrowed */
@@ -60,13 +61,11 @@ struct _PstSmtpConnection {
   gpointer done_data;
 };
 
-gboolean pst_smtp_client_tls_available(void) {
-  return pst_transport_tls_available();
-}
-
 gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
+                                      PstGeneration *generation,
                                       GError **error) {
-  if (delivery->relayhost_credentials != NULL && !pst_sasl_client_available()) {
+  if (delivery->relayhost_credentials != NULL &&
+      pst_generation_get_sasl_client(generation) == NULL) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                 "[delivery] relayhost_credentials is set, but no plugin "
                 "provides the SASL client: load the auth plugin, or remove "
@@ -74,7 +73,7 @@ gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
     return FALSE;
   }
   if (!pst_config_delivery_requires_tls(delivery) ||
-      pst_smtp_client_tls_available())
+      pst_generation_get_transport(generation) != NULL)
     return TRUE;
   g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
               "[delivery] tls (or a [delivery:DOMAIN] tls) is encrypt or "
@@ -296,9 +295,9 @@ static void connection_authenticate(PstSmtpConnection *connection) {
     return;
   }
   g_autoptr(GError) error = NULL;
-  opening->sasl =
-      pst_sasl_client_new(connection->name, login->user, login->password,
-                          connection->tls_version != NULL, &error);
+  opening->sasl = pst_generation_open_sasl_client(
+      opening->generation, connection->name, login->user, login->password,
+      connection->tls_version != NULL, &error);
   g_autofree char *line =
       opening->sasl != NULL
           ? pst_sasl_client_start(opening->sasl, connection->extensions.auth,
@@ -386,7 +385,8 @@ static void on_starttls(PstSmtpConnection *connection, PstSmtpResponse *reply) {
   /* Whatever the server sent in clear after its 220 is not trusted:
    * pst_client_io_start_tls() drops it. */
   pst_client_io_start_tls(
-      connection->io, connection->name,
+      connection->io, pst_generation_get_transport(opening->generation),
+      connection->name,
       opening->tls == PST_DELIVERY_TLS_VERIFY ? PST_TLS_VERIFY_PEER
                                               : PST_TLS_VERIFY_NONE,
       connection->timeout_ms, tls_handshake_done, connection);
@@ -402,7 +402,8 @@ static void after_first_hello(PstSmtpConnection *connection,
   Opening *opening = connection->opening;
   gboolean offered =
       (connection->extensions.flags & PST_SMTP_EXT_STARTTLS) != 0;
-  if (offered && opening->try_starttls && pst_transport_tls_available()) {
+  if (offered && opening->try_starttls &&
+      pst_generation_get_transport(opening->generation) != NULL) {
     connection_command(connection, "STARTTLS", on_starttls);
   } else if (opening->tls == PST_DELIVERY_TLS_MAY) {
     connection_authenticate(connection);
@@ -485,12 +486,14 @@ static void opening_start(Opening *opening) {
                         connection);
 }
 
-void pst_smtp_connection_open(const PstDeliveryConfig *delivery,
+void pst_smtp_connection_open(PstGeneration *generation,
+                              const PstDeliveryConfig *delivery,
                               const char *helo_name, const PstRouteHost *host,
                               PstDeliveryTls tls, const PstSmtpLogin *login,
                               const char *log_id, PstSmtpOpenFunc callback,
                               gpointer user_data) {
   Opening *opening = g_new0(Opening, 1);
+  opening->generation = generation;
   opening->delivery = delivery;
   opening->helo_name = helo_name;
   opening->host = host;

@@ -22,6 +22,7 @@
 #include <gio/gio.h>
 
 #include "config/config.h"
+#include "generation/generation.h"
 #include "deliver/route.h"
 #include "deliver/smtp-protocol.h"
 
@@ -35,12 +36,11 @@ typedef struct {
   const char *password;
 } PstSmtpLogin;
 
-/* FALSE while no TLS provider is loaded: then [delivery] tls = encrypt or
- * verify cannot be honoured and the daemon refuses to start with them. */
-gboolean pst_smtp_client_tls_available(void);
-/* Fails, naming the keys, when the configuration requires TLS that
- * cannot be had (pst_smtp_client_tls_available()). */
+/* Fails, naming the keys, when `delivery` requires what `generation`'s
+ * plugins do not provide: TLS ([delivery] tls = encrypt or verify) or the
+ * SASL client (relayhost_credentials). */
 gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
+                                      PstGeneration *generation,
                                       GError **error);
 
 /* The end of pst_smtp_connection_open(): a usable connection (owned by
@@ -48,13 +48,15 @@ gboolean pst_smtp_client_check_config(const PstDeliveryConfig *delivery,
 typedef void (*PstSmtpOpenFunc)(PstSmtpConnection *connection,
                                 PstSmtpResponse *failure, gpointer user_data);
 
-/* Opens a session to `host`.  With tls `may`, a failed TLS handshake is
- * logged and the host tried again in clear (RFC 7435).  With `login`
- * (nullable, borrowed until the callback), AUTH after STARTTLS when the
+/* Opens a session to `host`, with the TLS and SASL providers of
+ * `generation` (borrowed until the callback).  With tls `may`, a failed TLS
+ * handshake is logged and the host tried again in clear (RFC 7435).  With
+ * `login` (nullable, borrowed until the callback), AUTH after STARTTLS when the
  * server offers it.  `log_id` (the queue id) starts the log lines about
  * TLS and AUTH.  `delivery` and the strings are borrowed until the
  * callback. */
-void pst_smtp_connection_open(const PstDeliveryConfig *delivery,
+void pst_smtp_connection_open(PstGeneration *generation,
+                              const PstDeliveryConfig *delivery,
                               const char *helo_name, const PstRouteHost *host,
                               PstDeliveryTls tls, const PstSmtpLogin *login,
                               const char *log_id, PstSmtpOpenFunc callback,

@@ -494,7 +494,7 @@ static void opened(PstSmtpConnection *connection, PstSmtpResponse *failure,
 static void host_open(Delivery *delivery) {
   const PstRouteHost *host = delivery->hosts->pdata[delivery->next_host - 1];
   gboolean login = delivery_login(delivery, host);
-  pst_smtp_connection_open(&delivery->settings,
+  pst_smtp_connection_open(delivery->batch->generation, &delivery->settings,
                            delivery->config->server.hostname, host,
                            delivery->tls, login ? &delivery->login : NULL,
                            delivery->batch->queue_id, opened, delivery);

@@ -10,6 +10,7 @@
 #include "deliver/tables.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"
+#include "hooks/sasl-service.h"
 #include "transport/transport.h"
 
 struct _PstGeneration {
@@ -77,6 +78,13 @@ PstTransportService *pst_generation_get_transport(PstGeneration *generation) {
 
 PstPlugin *pst_generation_get_sasl_client(PstGeneration *generation) {
   return generation->sasl_client;
+}
+
+PstSaslClient *pst_generation_open_sasl_client(
+    PstGeneration *generation, const char *server_name, const char *user,
+    const char *password, gboolean encrypted, GError **error) {
+  return pst_sasl_client_open(generation->sasl_client, server_name, user,
+                              password, encrypted, error);
 }
 
 GBytes *pst_generation_sign(PstGeneration *generation, GBytes *message) {

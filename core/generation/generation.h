@@ -22,6 +22,7 @@
 #pragma once
 
 #include <postilion/plugin.h>
+#include <postilion/sasl.h>
 
 #include "config/config.h"
 #include "queue/spool.h"
@@ -66,6 +67,11 @@ PstTransportService *pst_generation_get_transport(PstGeneration *generation);
 /* The plugin that provides the SASL client side (pst_sasl_client_open()),
  * nullable.  Borrowed. */
 PstPlugin *pst_generation_get_sasl_client(PstGeneration *generation);
+/* A SASL client exchange (<postilion/sasl.h>) through this generation's
+ * provider; NULL with G_IO_ERROR_NOT_SUPPORTED when there is none. */
+PstSaslClient *pst_generation_open_sasl_client(
+    PstGeneration *generation, const char *server_name, const char *user,
+    const char *password, gboolean encrypted, GError **error);
 /* A DSN or delay notice with the header fields this generation's signer
  * adds (pst_signer_sign()); `message` itself without a signer.  Any
  * thread holding a reference. */

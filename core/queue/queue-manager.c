@@ -502,9 +502,10 @@ static gboolean cache_timer_fired(gpointer user_data) {
   return G_SOURCE_CONTINUE;
 }
 
-gboolean pst_queue_manager_check_config(const PstConfig *config,
+gboolean pst_queue_manager_check_config(PstGeneration *generation,
                                         GError **error) {
-  return pst_smtp_client_check_config(&config->delivery, error);
+  PstConfig *config = pst_generation_get_config(generation);
+  return pst_smtp_client_check_config(&config->delivery, generation, error);
 }
 
 /* Takes the generation's configuration, tables and plugins. */
@@ -526,7 +527,7 @@ static void manager_take_generation(PstQueueManager *manager,
 PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
                                        PstSpool *spool, GError **error) {
   PstConfig *config = pst_generation_get_config(generation);
-  if (!pst_smtp_client_check_config(&config->delivery, error))
+  if (!pst_smtp_client_check_config(&config->delivery, generation, error))
     return NULL;
   if (pst_generation_get_tables(generation) == NULL) {
     g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -580,7 +581,7 @@ void pst_queue_manager_set_generation(PstQueueManager *manager,
                                       PstGeneration *generation) {
   g_autoptr(GError) error = NULL;
   PstConfig *config = pst_generation_get_config(generation);
-  if (!pst_smtp_client_check_config(&config->delivery, &error)) {
+  if (!pst_smtp_client_check_config(&config->delivery, generation, &error)) {
     g_warning("reload: %s; the last good delivery settings stay",
               error->message);
     return;

@@ -26,9 +26,9 @@ typedef struct _PstQueueManager PstQueueManager;
 typedef struct _PstGeneration PstGeneration; /* generation/generation.h */
 
 /* What pst_queue_manager_new() refuses besides the tables: outbound TLS
- * or AUTH required without the plugin that provides it.  Main thread,
- * after the plugins are loaded (postiliond --check). */
-gboolean pst_queue_manager_check_config(const PstConfig *config,
+ * or AUTH required without a plugin of `generation` that provides it.
+ * Main thread (postiliond --check). */
+gboolean pst_queue_manager_check_config(PstGeneration *generation,
                                         GError **error);
 /* Works on `generation` (a reference is kept): its configuration, its
  * recipient tables (required) and its plugins (the DELIVERY stage). */

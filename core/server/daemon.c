@@ -479,11 +479,14 @@ static void daemon_free(PstDaemon *daemon) {
 static int daemon_check(PstDaemon *daemon, gboolean verbose) {
   g_autoptr(GError) error = NULL;
   g_autoptr(PstPluginSet) plugins = pst_plugin_set_load(daemon->config, &error);
-  g_autoptr(PstTransportService) tls =
-      plugins != NULL ? pst_plugin_set_get_transport(plugins) : NULL;
-  if (plugins == NULL ||
-      !pst_transport_check_listeners(daemon->config, tls, &error) ||
-      !pst_queue_manager_check_config(daemon->config, &error)) {
+  g_autoptr(PstGeneration) generation =
+      plugins != NULL
+          ? daemon_generation_new(daemon, daemon->config, plugins, NULL)
+          : NULL;
+  if (generation == NULL ||
+      !pst_transport_check_listeners(
+          daemon->config, pst_generation_get_transport(generation), &error) ||
+      !pst_queue_manager_check_config(generation, &error)) {
     daemon_fail(daemon, error->message);
     return 1;
   }
