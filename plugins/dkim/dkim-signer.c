@@ -175,26 +175,36 @@ static char *dkim_signing_header_list(DkimSigning *signing,
 }
 
 /* The canonical fields in hashing order: for each name of h= in turn, the
- * last instance not used yet (RFC 6376 section 5.4.2). */
+ * last instance not used yet (RFC 6376 section 5.4.2).  `chosen` is in
+ * message order and h= names exactly its fields, so each name's instances
+ * are taken from the end of its own list: linear in the field count (an
+ * authenticated client may send many thousands of To: fields). */
 static void dkim_signing_hash_fields(EVP_MD_CTX *hash, GPtrArray *chosen,
                                      DkimCanon canon) {
-  g_autofree gboolean *used = g_new0(gboolean, chosen->len);
+  g_autoptr(GHashTable) by_name = g_hash_table_new_full(
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
+  for (guint i = 0; i < chosen->len; i++) {
+    const char *field = chosen->pdata[i];
+    char *name = g_ascii_strdown(field, (gssize)dkim_field_name_length(field));
+    GPtrArray *same = g_hash_table_lookup(by_name, name);
+    if (same == NULL) {
+      same = g_ptr_array_new();
+      g_hash_table_insert(by_name, g_strdup(name), same);
+    }
+    g_ptr_array_add(same, (gpointer)field);
+    g_free(name);
+  }
   g_autoptr(GString) text = g_string_new(NULL);
   for (guint i = 0; i < chosen->len; i++) {
-    const char *name = chosen->pdata[i];
-    gsize length = dkim_field_name_length(name);
-    for (guint j = chosen->len; j > 0; j--) {
-      const char *field = chosen->pdata[j - 1];
-      if (used[j - 1] || dkim_field_name_length(field) != length ||
-          g_ascii_strncasecmp(field, name, length) != 0)
-        continue;
-      used[j - 1] = TRUE;
-      g_string_truncate(text, 0);
-      dkim_canon_header(canon, field, strlen(field), text);
-      g_string_append(text, "\r\n");
-      EVP_DigestUpdate(hash, text->str, text->len);
-      break;
-    }
+    const char *field = chosen->pdata[i];
+    g_autofree char *name =
+        g_ascii_strdown(field, (gssize)dkim_field_name_length(field));
+    GPtrArray *same = g_hash_table_lookup(by_name, name);
+    const char *last = g_ptr_array_steal_index(same, same->len - 1);
+    g_string_truncate(text, 0);
+    dkim_canon_header(canon, last, strlen(last), text);
+    g_string_append(text, "\r\n");
+    EVP_DigestUpdate(hash, text->str, text->len);
   }
 }
 
