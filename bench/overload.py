@@ -22,11 +22,31 @@ directory under /var/tmp):
 Messages are sent by bench/loadgen (built on first use).  Prints one line
 per figure and a RESULT line with key=value pairs.  Bounded: every wait has
 a time cap.
+
+    bench/overload.py --slow [--sessions S] [--size-mib M] [--spread SECONDS]
+                      [--memory-limit-mib L] [--plugin none|dkim-verify|
+                      dkim-sign|milter] [--build DIR]
+
+The other scenario (issue 21): S sessions (default 500) each send one
+message of M MiB (default 30) slowly, paced evenly over SECONDS, while a
+fresh client times its banner every 100 ms (bench/slowsend.c, built on
+first use).  postiliond runs in a memory cgroup (v1, the test makes it)
+limited to L MiB (default 256 + S/2), which counts its page cache too; the
+messages are queued for a domain whose DNS fails (so they stay in the
+spool, which lives in a temporary directory under /var/tmp, checked for
+room first and removed at the end).  --plugin adds a plugin that reads the
+whole body at the end of data: DKIM verification of a dkimpy-signed
+message, DKIM signing (RSA-2048), or a milter (a discarding peer from
+tests/e2e/milter_peer.py that receives every body chunk).  Figures: banner
+p50/p99/max (all probes, and "loaded" ones: taken while every session was
+in the middle of its message), the daemon's VmHWM, the cgroup's peak usage
+and how often it hit the limit, messages queued, seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import re
 import shutil
@@ -51,10 +71,7 @@ def memory(pid: int) -> dict:
 
 def loadgen(port: int, count: int, sessions: int, rcpt: str,
             cap: float) -> None:
-    exe = Path(os.environ["POSTILION_BUILD"]) / "bench-loadgen"
-    if not exe.exists():
-        subprocess.run(["cc", "-O2", "-o", str(exe),
-                        str(REPO / "bench" / "loadgen.c")], check=True)
+    exe = build_tool("loadgen")
     out = subprocess.run(
         [str(exe), "-c", str(sessions), "-n", str(count), "-l", "1024",
          "-r", rcpt, "-f", "sender@example.org", "-t", str(cap), "-q",
@@ -99,18 +116,228 @@ def local_rate(d, maildir: Path, messages: int, sessions: int,
     return messages / (time.monotonic() - start)
 
 
+CGROUP_V1 = Path("/sys/fs/cgroup/memory")
+
+
+def build_tool(name: str) -> Path:
+    """BUILD/bench-NAME from bench/NAME.c, built on first use."""
+    exe = Path(os.environ["POSTILION_BUILD"]) / f"bench-{name}"
+    if not exe.exists():
+        subprocess.run(["cc", "-O2", "-o", str(exe),
+                        str(REPO / "bench" / f"{name}.c")], check=True)
+    return exe
+
+
+class MemoryCgroup:
+    """A cgroup v1 memory group limited to `limit_mib`; removed on close()
+    (its processes go back to the root group first)."""
+
+    def __init__(self, limit_mib: int):
+        if os.geteuid() != 0 or not (CGROUP_V1 / "cgroup.procs").exists():
+            raise SystemExit("--slow needs root and the cgroup v1 memory "
+                             "controller (/sys/fs/cgroup/memory)")
+        self.path = CGROUP_V1 / f"pst-overload-{os.getpid()}"
+        self.path.mkdir()
+        (self.path / "memory.limit_in_bytes").write_text(f"{limit_mib}M")
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def read(self, name: str) -> int:
+        return int((self.path / f"memory.{name}").read_text())
+
+    def close(self) -> None:
+        for pid in (self.path / "cgroup.procs").read_text().split():
+            try:
+                (CGROUP_V1 / "cgroup.procs").write_text(pid)
+            except OSError:
+                pass  # already gone
+        self.path.rmdir()
+
+
+def slow_message(work: Path, size_mib: int, plugin: str) -> Path:
+    """The message every session sends: header and `size_mib` MiB of
+    80-octet lines, signed by dkimpy for dkim-verify (with the key the
+    zone in `work` publishes)."""
+    sender = "alice@example.org" if plugin == "dkim-sign" \
+        else "x@sender.test"
+    line = b"%07d a line of a large message sent slowly" + b"." * 33 + b"\r\n"
+    body = b"".join(line % i for i in range(size_mib * 1024 * 1024 // 80))
+    content = (f"From: <{sender}>\r\nTo: <bob@example.org>\r\n"
+               f"Subject: slow and large\r\n"
+               f"Date: Sun, 06 Dec 2026 06:00:00 +0000\r\n"
+               f"Message-ID: <slow.{os.getpid()}@example.org>\r\n\r\n"
+               ).encode() + body
+    if plugin == "dkim-verify":
+        import dkim
+        key = (work / "sender.pem").read_bytes()
+        content = dkim.sign(content, b"py", b"sender.test", key,
+                            include_headers=[b"from", b"to", b"subject",
+                                             b"date"]) + content
+    path = work / "message.eml"
+    path.write_bytes(content)
+    return path
+
+
+def dkim_setup(work: Path, plugin: str) -> tuple[list, dict]:
+    """(zones, config groups) for the dkim plugins: our signing key under
+    work/keys (made with openssl), the outside sender's key in a zone."""
+    def openssl(*args, data=None):
+        return subprocess.run(["openssl", *args], input=data, check=True,
+                              capture_output=True).stdout
+    pem = openssl("genpkey", "-algorithm", "RSA", "-pkeyopt",
+                  "rsa_keygen_bits:2048")
+    public = base64.b64encode(openssl("pkey", "-pubout", "-outform", "DER",
+                                      data=pem)).decode()
+    (work / "sender.pem").write_bytes(pem)
+    (work / "keys" / "example.org").mkdir(parents=True)
+    (work / "keys" / "example.org" / "s.key").write_bytes(pem)
+    (work / "keys" / "example.org" / "s.key").chmod(0o600)
+    record = " ".join(f'"{part}"' for part in
+                      (f"v=DKIM1; k=rsa; p={public}"[i:i + 255]
+                       for i in range(0, len(public) + 20, 255)))
+    zone = work / "dkim.zone"
+    zone.write_text("$TTL 300\n$ORIGIN sender.test.\n"
+                    "@ IN SOA ns.test. h.test. 1 3600 600 86400 60\n"
+                    f"py._domainkey IN TXT {record}\n")
+    return [zone], {
+        "plugins": {"load": ["relay", "dkim"]},
+        "plugin:relay": {"reject_unknown_sender_domain": "no",
+                         "reject_unknown_recipient_domain": "no"},
+        "plugin:dkim": {"key_directory": str(work / "keys"),
+                        "timeout": "10m",
+                        "sign": str(plugin == "dkim-sign").lower(),
+                        "verify": str(plugin == "dkim-verify").lower()},
+        "plugin:dkim:example.org": {"selectors": "s"}}
+
+
+def milter_setup():
+    """(peer, config groups): a milter that answers "continue" to
+    everything and keeps no body chunk (500 x 30 MB would not fit)."""
+    from milter_peer import TestMilter
+
+    class DiscardingMilter(TestMilter):
+        def _answer(self, conn, session, command, payload):
+            if command == "B":
+                session.commands.pop()
+            return super()._answer(conn, session, command, payload)
+
+    peer = DiscardingMilter()
+    return peer, {
+        "plugins": {"load": ["milter"]},
+        "plugin:milter": {"milters": "discard", "timeout": "10m"},
+        "plugin:milter:discard": {"socket": peer.socket_spec,
+                                  "eom_timeout": "10m",
+                                  "command_timeout": "5m"}}
+
+
+def slow_main(args) -> None:
+    from harness import Daemon, TestDnsServer
+    limit_mib = args.memory_limit_mib or 256 + args.sessions // 2
+    need = args.sessions * args.size_mib * 1.1 * 2**20 + 2 * 2**30
+    if shutil.disk_usage("/var/tmp").free < need:
+        raise SystemExit(f"/var/tmp has less than {need / 2**30:.1f} GiB "
+                         f"free for the spool")
+    exe = build_tool("slowsend")
+    work = Path(tempfile.mkdtemp(prefix="pst-overload-", dir="/var/tmp"))
+    cgroup = MemoryCgroup(limit_mib)
+    peer = dns = d = None
+    try:
+        zones, plugin_config = [], {}
+        if args.plugin.startswith("dkim"):
+            zones, plugin_config = dkim_setup(work, args.plugin)
+        elif args.plugin == "milter":
+            peer, plugin_config = milter_setup()
+        if plugin_config:
+            plugin_config["plugins"]["path"] = [
+                str(Path(args.build) / "plugins" / name)
+                for name in plugin_config["plugins"]["load"]]
+        message = slow_message(work, args.size_mib, args.plugin)
+        dns = TestDnsServer([REPO / "tests" / "dns" / "loopback.zone",
+                             *zones])
+        (work / "aliases").write_text("bob: someone@far.servfail.test\n")
+        d = Daemon(work / "daemon", config={
+            "server": {"max_connections_per_ip": args.sessions + 100,
+                       "max_connections": args.sessions + 200,
+                       "max_message_size": f"{args.size_mib * 2 + 1}M"},
+            "dns": {"nameservers": f"127.0.0.1@{dns.port}"},
+            "delivery": {"maildir_root": str(work / "maildir"),
+                         "aliases": str(work / "aliases"),
+                         "retry_first": "1h", "retry_max": "4h"},
+            **plugin_config})
+        d.start()
+        cgroup.add(d.pid)
+        start_rss = memory(d.pid)["VmRSS"]
+        print(f"{args.sessions} sessions x {message.stat().st_size >> 20} "
+              f"MiB over {args.spread:.0f} s, plugin {args.plugin}, "
+              f"memory cgroup limit {limit_mib} MiB", flush=True)
+        out = subprocess.run(
+            [str(exe), "-c", str(args.sessions), "-M", str(message),
+             "-d", str(args.spread), "-p", "100",
+             "-t", str(args.spread * 4 + 600), f"127.0.0.1:{d.port}"],
+            capture_output=True, text=True)
+        sys.stderr.write(out.stderr[-3000:])
+        figures = dict(item.split("=", 1) for item in
+                       out.stdout.split("RESULT", 1)[-1].split())
+        mem = memory(d.pid)
+        figures.update({
+            "plugin": args.plugin, "limit_mib": limit_mib,
+            "rss_start_mib": start_rss >> 20, "hwm_mib": mem["VmHWM"] >> 20,
+            "cgroup_peak_mib": cgroup.read("max_usage_in_bytes") >> 20,
+            "cgroup_failcnt": cgroup.read("failcnt"),
+            "queued": count_files(d.spool / "queue"),
+            "running": int(d.running())})
+        if args.plugin == "dkim-verify":
+            figures["dkim_pass"] = d.log_text().count("dkim=pass")
+        if args.plugin == "dkim-sign":
+            figures["dkim_signed"] = d.log_text().count("signed d=example.org")
+        print(f"banner: p50 {figures.get('banner_p50_ms')} ms, p99 "
+              f"{figures.get('banner_p99_ms')} ms, max "
+              f"{figures.get('banner_max_ms')} ms; VmHWM "
+              f"{figures['hwm_mib']} MiB; cgroup peak "
+              f"{figures['cgroup_peak_mib']} of {limit_mib} MiB, limit hit "
+              f"{figures['cgroup_failcnt']} times; {figures['queued']} queued",
+              flush=True)
+        print("RESULT " + " ".join(f"{k}={v}" for k, v in figures.items()))
+        if out.returncode != 0:
+            raise SystemExit("not every message was accepted")
+    finally:
+        if d is not None and d.running():
+            d.stop(timeout=120)
+        cgroup.close()
+        if dns is not None:
+            dns.stop()
+        if peer is not None:
+            peer.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--slow", action="store_true",
+                        help="slow large senders instead of the backlog")
     parser.add_argument("--deferred", type=int, default=100000)
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--sessions", type=int,
+                        help="default 20 (backlog) or 500 (--slow)")
     parser.add_argument("--dns-down", choices=("drop", "servfail"),
                         default="drop")
     parser.add_argument("--cap", type=float, default=600,
                         help="seconds to wait for the local messages")
+    parser.add_argument("--size-mib", type=int, default=30)
+    parser.add_argument("--spread", type=float, default=300)
+    parser.add_argument("--memory-limit-mib", type=int)
+    parser.add_argument("--plugin", default="none",
+                        choices=("none", "dkim-verify", "dkim-sign",
+                                 "milter"))
     parser.add_argument("--build", default=str(REPO / "build"))
     args = parser.parse_args()
     os.environ["POSTILION_BUILD"] = args.build
+    if args.slow:
+        args.sessions = args.sessions or 500
+        slow_main(args)
+        return
+    args.sessions = args.sessions or 20
     from harness import POSTILIOND, Daemon, TestDnsServer
 
     work = Path(tempfile.mkdtemp(prefix="pst-overload-", dir="/var/tmp"))

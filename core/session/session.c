@@ -29,6 +29,34 @@
 #include "session/session-private.h"
 #include "smtp/smtp-auth.h"
 
+/* Sessions receiving message content (DATA, BDAT: "bulk") must not delay
+ * a new client's banner, however many send at once:
+ *  - their sources run below everything else on the main loop (accepting,
+ *    DNS answers, TLS handshake steps, plugin and commit completions,
+ *    sessions between commands), so none of those waits for bulk data in
+ *    an iteration where both are ready;
+ *  - a bulk session reads one buffer per dispatch, and bulk reading in one
+ *    main-loop iteration stops after SESSION_BULK_SLICE_US, so the
+ *    listener and the resolver are polled again at least that often.  The
+ *    sessions left over stay readable and go first in the next iteration:
+ *    every session gets a turn number when it becomes bulk (GLib keeps
+ *    sources of one priority in the order they got it, so dispatch order
+ *    is turn order), and an iteration serves the turns after the last one
+ *    served, starting over from the first once one reached the end with
+ *    time to spare (session_bulk_may_read).
+ * Two GLib costs that grow with the number of sessions are avoided too:
+ * a source that may not recurse has its descriptor taken out of and put
+ * back into the context's sorted poll list around every dispatch (two
+ * walks of a list as long as the sessions), so session sources may
+ * recurse (nothing runs a nested main loop in a session's dispatch); and
+ * changing a source's descriptor events or ready time writes the
+ * context's wake-up eventfd, so the watch is changed only when it
+ * differs, and a later deadline is armed only when it moved by more than
+ * SESSION_TIMER_SLACK_US (a timer that fires early re-arms itself). */
+#define SESSION_PRIORITY_BULK G_PRIORITY_LOW
+#define SESSION_BULK_SLICE_US 2000
+#define SESSION_TIMER_SLACK_US G_USEC_PER_SEC
+#define SESSION_READ_ROUNDS 4
 /* Input kept while a command waits, before the session stops reading. */
 #define SESSION_INPUT_LIMIT (256 * 1024)
 /* Replies queued for a client that does not read, before it is dropped. */
@@ -39,7 +67,17 @@ struct _PstSessionSource {
   GSource source;
   PstSession *session; /* not owned: the session owns the source */
   gpointer fd_tag;
+  GIOCondition watched; /* the events fd_tag watches now */
+  guint64 bulk_turn;    /* its place among bulk sessions */
 };
+
+/* The bulk sessions' round (main thread only; see the top). */
+static struct {
+  guint64 last_turn;   /* handed out last */
+  guint64 served_turn; /* the last one that read in this round */
+  gint64 iteration;    /* the main-loop iteration seen last (its time) */
+  gboolean out_of_time; /* that iteration used its whole slice */
+} session_bulk;
 
 static void session_handle_events(PstSession *session, GIOCondition events);
 static void session_finish(PstSession *session);
@@ -61,10 +99,37 @@ static GSourceFuncs session_source_funcs = {
     .dispatch = session_source_dispatch,
 };
 
+static gboolean session_in_message(PstSession *session) {
+  return session->state == PST_SESSION_STATE_DATA ||
+         session->state == PST_SESSION_STATE_BDAT;
+}
+
 static void session_watch(PstSession *session, GIOCondition condition) {
-  if (session->source != NULL)
-    g_source_modify_unix_fd(&session->source->source, session->source->fd_tag,
-                            condition);
+  if (session->source == NULL)
+    return;
+  PstSessionSource *self = session->source;
+  if (self->watched != condition) {
+    g_source_modify_unix_fd(&self->source, self->fd_tag, condition);
+    self->watched = condition;
+  }
+  gint priority = session_in_message(session) ? SESSION_PRIORITY_BULK
+                                              : G_PRIORITY_DEFAULT;
+  if (g_source_get_priority(&self->source) != priority) {
+    g_source_set_priority(&self->source, priority);
+    if (priority == SESSION_PRIORITY_BULK)
+      self->bulk_turn = ++session_bulk.last_turn;
+  }
+}
+
+/* Sets the source's ready time, but leaves an armed deadline alone when
+ * the new one is only a little later (see the top). */
+static void session_arm(PstSession *session, gint64 ready_time) {
+  GSource *source = &session->source->source;
+  gint64 armed = g_source_get_ready_time(source);
+  if (armed > 0 && ready_time >= armed &&
+      ready_time - armed < SESSION_TIMER_SLACK_US)
+    return;
+  g_source_set_ready_time(source, ready_time);
 }
 
 /* The conditions the session wants now: input unless it holds too much,
@@ -96,28 +161,24 @@ void pst_session_touch(PstSession *session) {
   if (session->source == NULL)
     return;
   const PstServerConfig *server = &session->config->server;
-  guint timeout_ms = session->state == PST_SESSION_STATE_DATA ||
-                             session->state == PST_SESSION_STATE_BDAT
-                         ? server->timeout_data_ms
-                         : server->timeout_command_ms;
+  guint timeout_ms = session_in_message(session) ? server->timeout_data_ms
+                                                 : server->timeout_command_ms;
   if (session->read_pending) {
     /* Dispatch now: TLS holds input the socket will not announce. */
-    g_source_set_ready_time(&session->source->source, 0);
+    session_arm(session, 0);
     return;
   }
   if (session->waiting != PST_SESSION_WAIT_NONE) {
     /* Plugins, the spool and the TLS handshake have deadlines of their
      * own. */
-    g_source_set_ready_time(&session->source->source, -1);
+    session_arm(session, -1);
     return;
   }
   /* Between commands the deadline runs from the end of the last command
    * (or the state change) to the end of the next line, not from the last
    * octet: a client that trickles a byte at a time is closed after
    * timeout_command all the same.  In DATA and BDAT it is an idle timer. */
-  gboolean in_message = session->state == PST_SESSION_STATE_DATA ||
-                        session->state == PST_SESSION_STATE_BDAT;
-  if (in_message || session->command_deadline == 0 ||
+  if (session_in_message(session) || session->command_deadline == 0 ||
       session->command_deadline_total != session->command_total ||
       session->command_deadline_state != session->state) {
     session->command_deadline =
@@ -125,7 +186,7 @@ void pst_session_touch(PstSession *session) {
     session->command_deadline_total = session->command_total;
     session->command_deadline_state = session->state;
   }
-  g_source_set_ready_time(&session->source->source, session->command_deadline);
+  session_arm(session, session->command_deadline);
 }
 
 /* --- Lifecycle --------------------------------------------------------- */
@@ -170,6 +231,7 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
   session->source = (PstSessionSource *)source;
   session->source->session = session;
   session->source->fd_tag = g_source_add_unix_fd(source, session->fd, 0);
+  g_source_set_can_recurse(source, TRUE);
   g_source_attach(source, NULL);
 
   g_message("%s: connect from [%s]:%u to listener %s", session->id,
@@ -526,8 +588,7 @@ static gsize session_process(PstSession *session, const guint8 *data,
   session->processing = TRUE;
   while (offset < length && session_can_process(session)) {
     gsize used;
-    if (session->state == PST_SESSION_STATE_DATA ||
-        session->state == PST_SESSION_STATE_BDAT)
+    if (session_in_message(session))
       used = pst_session_feed_message(session, data + offset, length - offset);
     else
       used = session_process_command(session, data + offset, length - offset,
@@ -568,10 +629,34 @@ static void session_keep_input(PstSession *session, const guint8 *data,
   g_byte_array_append(session->input, data, length);
 }
 
+/* TRUE when this bulk session may read now: its turn has not come yet
+ * in this round and the iteration's slice has time left (see the top). */
+static gboolean session_bulk_may_read(PstSession *session) {
+  PstSessionSource *self = session->source;
+  gint64 iteration = g_source_get_time(&self->source);
+  if (iteration != session_bulk.iteration) {
+    if (!session_bulk.out_of_time)
+      session_bulk.served_turn = 0; /* the last round reached the end */
+    session_bulk.iteration = iteration;
+    session_bulk.out_of_time = FALSE;
+  }
+  if (self->bulk_turn <= session_bulk.served_turn)
+    return FALSE;
+  if (g_get_monotonic_time() - iteration > SESSION_BULK_SLICE_US) {
+    session_bulk.out_of_time = TRUE;
+    return FALSE;
+  }
+  session_bulk.served_turn = self->bulk_turn;
+  return TRUE;
+}
+
 /* Reads what the socket has; returns FALSE when the connection is gone. */
 static gboolean session_read(PstSession *session) {
   guint8 buffer[SESSION_READ_SIZE];
-  for (int rounds = 0; rounds < 4; rounds++) {
+  gboolean bulk = session_in_message(session);
+  if (bulk && !session_bulk_may_read(session))
+    return TRUE;
+  for (int round = 0; round < (bulk ? 1 : SESSION_READ_ROUNDS); round++) {
     g_autoptr(GError) error = NULL;
     gssize n =
         pst_transport_read(session->transport, buffer, sizeof buffer, &error);
@@ -652,7 +737,14 @@ static void session_handle_events(PstSession *session, GIOCondition events) {
     session->read_pending = FALSE;
   }
   if (events == 0) {
-    /* The ready time passed: the idle timeout. */
+    /* The ready time passed: the idle timeout, unless it was armed early
+     * (session_arm). */
+    if (session->waiting == PST_SESSION_WAIT_NONE &&
+        g_get_monotonic_time() < session->command_deadline) {
+      g_source_set_ready_time(&session->source->source,
+                              session->command_deadline);
+      return;
+    }
     g_source_set_ready_time(&session->source->source, -1);
     if (session->waiting != PST_SESSION_WAIT_NONE)
       return;
