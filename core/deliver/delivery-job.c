@@ -20,11 +20,15 @@
  *     a "delayed" DSN for the recipients that have waited [delivery]
  *     delay_warning (each noted in the journal first, so it is sent once).
  *
- * A final DSN is sent once even across a crash: the queue manager journals
- * its queue id (PST_RECIPIENT_DSN_QUEUED) before committing it.  A job that
- * finds that note and the DSN in the queue only removes the message; the
- * DSN's own first job removes the original it reports on before anything
- * else, so a DSN already delivered implies its original is gone.
+ * The message's files belong to its queue entry (queue/queue-entry.h),
+ * which the manager has claimed for the job: every load, journal append,
+ * removal and move goes through it.  A final DSN is sent once even across
+ * a crash: the queue manager journals its queue id
+ * (PST_RECIPIENT_DSN_QUEUED) before committing it.  A job that finds that
+ * note and the DSN in the queue only removes the message; a DSN whose
+ * original is still queued is not delivered (PST_JOB_ORIGINAL_FIRST) until
+ * the manager had the original checked and, when it names this DSN,
+ * removed, so a DSN already delivered implies its original is gone.
  *
  * Invariants: a recipient is marked delivered only after its message is
  * durable in the mailbox (or accepted by the next hop); nothing is acted
@@ -40,6 +44,7 @@
 #include "deliver/route-stage.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"
+#include "queue/queue-entry.h"
 #include "queue/queue-schedule.h"
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
@@ -61,7 +66,6 @@ typedef struct {
   PstRecipientState *states;   /* owned, nullable: the journal folded */
   GPtrArray *plans;            /* owned, of RecipientPlan* */
   GPtrArray *batches;          /* owned, of PstDeliveryBatch* */
-  gboolean claimed;            /* holds the message's claim */
   gboolean go_on;              /* prepared: there is something to deliver */
   guint next_plan, next_target; /* the DELIVERY stage's progress */
   gboolean routing;             /* in attempt_route_next()'s loop */
@@ -71,11 +75,12 @@ typedef struct {
   gpointer user_data;
 } Attempt;
 
-PstDeliveryJob *pst_delivery_job_new(const char *id, PstSpool *spool,
+PstDeliveryJob *pst_delivery_job_new(PstQueueEntry *entry,
                                      PstGeneration *generation) {
   PstDeliveryJob *job = g_new0(PstDeliveryJob, 1);
-  job->id = g_strdup(id);
-  job->spool = spool;
+  job->entry = entry;
+  job->id = g_strdup(pst_queue_entry_get_id(entry));
+  job->spool = pst_queue_entry_get_spool(entry);
   job->generation = pst_generation_ref(generation);
   job->tables = pst_generation_get_tables(generation);
   PstPluginSet *plugins = pst_generation_get_plugins(generation);
@@ -91,6 +96,7 @@ void pst_delivery_job_free(PstDeliveryJob *job) {
   g_clear_pointer(&job->dsn, g_bytes_unref);
   g_free(job->dsn_to);
   g_free(job->destination);
+  g_free(job->dsn_check);
   g_clear_pointer(&job->dead, g_hash_table_unref);
   pst_generation_unref(job->generation);
   g_free(job);
@@ -136,8 +142,7 @@ static gboolean flush_records(Attempt *attempt) {
     return TRUE;
   g_autoptr(GError) error = NULL;
   gboolean ok =
-      pst_state_journal_append(pst_spool_get_directory(attempt->job->spool),
-                               attempt->job->id, attempt->records, &error);
+      pst_queue_entry_append(attempt->job->entry, attempt->records, &error);
   if (!ok)
     g_warning("%s: cannot record delivery state: %s", attempt->job->id,
               error->message);
@@ -627,8 +632,7 @@ static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
         g_ptr_array_add(notes, note);
       }
   g_autoptr(GError) error = NULL;
-  if (!pst_state_journal_append(pst_spool_get_directory(job->spool), job->id,
-                                notes, &error)) {
+  if (!pst_queue_entry_append(job->entry, notes, &error)) {
     g_warning("%s: no delay notice: cannot record it: %s", job->id,
               error->message);
     return;
@@ -643,85 +647,42 @@ static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
             list->len == 1 ? "" : "s");
 }
 
-/* Messages a job is working on.  A DSN's job removes its original (below)
- * only while no job works on the original: both can run at once (after a
- * restart both are queued), and an original whose files vanish under its
- * own job would be tried again from an empty journal, and bounce twice. */
-static GMutex busy_lock;
-static GHashTable *busy_ids; /* owned keys, under busy_lock */
-
-static gboolean job_claim(const char *id) {
-  g_mutex_lock(&busy_lock);
-  if (busy_ids == NULL)
-    busy_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  gboolean claimed = !g_hash_table_contains(busy_ids, id);
-  if (claimed)
-    g_hash_table_add(busy_ids, g_strdup(id));
-  g_mutex_unlock(&busy_lock);
-  return claimed;
+/* A DSN's job: its original, when still queued, goes first (the manager
+ * has it checked and removed when its journal names this DSN: a crash may
+ * have come before the removal).  Then a DSN delivered implies its
+ * original is gone. */
+static gboolean job_original_first(PstDeliveryJob *job) {
+  const char *original = pst_queue_entry_get_original(job->entry);
+  if (original == NULL || job->original_checked ||
+      !pst_queue_entry_spool_has(job->entry, original))
+    return FALSE;
+  job->outcome = PST_JOB_ORIGINAL_FIRST;
+  job->waits_for_transport = FALSE;
+  return TRUE;
 }
 
-static void job_release(const char *id) {
-  g_mutex_lock(&busy_lock);
-  g_hash_table_remove(busy_ids, id);
-  g_mutex_unlock(&busy_lock);
-}
-
-static gboolean spool_has(PstDeliveryJob *job, const char *queue,
-                          const char *id) {
-  g_autofree char *path =
-      g_build_filename(pst_spool_get_directory(job->spool), queue, id, NULL);
-  return g_file_test(path, G_FILE_TEST_EXISTS);
-}
-
-/* A DSN's first job: the original it reports on goes first, when its
- * journal names this DSN (the manager may have crashed before removing
- * it).  Then a DSN delivered implies its original is gone. */
-static void job_finish_original(PstDeliveryJob *job,
-                                const PstEnvelope *envelope) {
-  const char *original = envelope->session_id;
-  if (g_strcmp0(envelope->listener, "bounce") != 0 || original == NULL ||
-      !spool_has(job, "queue", original))
-    return;
-  const char *spool_dir = pst_spool_get_directory(job->spool);
-  g_autoptr(GPtrArray) records =
-      pst_state_journal_read(spool_dir, original, FALSE, NULL);
-  /* Its own job is running: that job sees this DSN in the journal and
-   * removes the original itself. */
-  if (g_strcmp0(pst_state_records_dsn_id(records), job->id) != 0 ||
-      !job_claim(original))
-    return;
-  g_autoptr(GError) error = NULL;
-  if (pst_spool_remove(job->spool, PST_SPOOL_QUEUE_ACTIVE, original, &error)) {
-    if (pst_state_journal_remove(spool_dir, original, &error))
-      g_message("%s: removed (its DSN %s is queued)", original, job->id);
-  }
-  job_release(original);
-  /* NOT_FOUND: its own finishing job was first. */
-  if (error != NULL &&
-      !g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
-    g_warning("%s: %s", original, error->message);
-}
-
-/* Removes the message and its journal.  "removed" is logged once per
- * message: not when its DSN's job was first (and logged it). */
+/* Removes the message and its journal. */
 static void job_remove_files(PstDeliveryJob *job) {
   g_autoptr(GError) error = NULL;
-  gboolean was_there =
-      pst_spool_remove(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id, &error);
-  if (!was_there &&
-      !g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND)) {
+  if (!pst_queue_entry_remove(job->entry, NULL, &error)) {
     g_warning("%s: %s", job->id, error->message);
     job->outcome = PST_JOB_RETRY;
     return;
   }
-  g_clear_error(&error);
-  if (!pst_state_journal_remove(pst_spool_get_directory(job->spool), job->id,
-                                &error))
-    g_warning("%s: %s", job->id, error->message);
-  if (was_there)
-    g_message("%s: removed", job->id);
   job->outcome = PST_JOB_DONE;
+}
+
+/* The check the manager asks of an original before its DSN goes out:
+ * removed when its journal names that DSN, else left as it is. */
+static void job_check_dsn(PstDeliveryJob *job) {
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) records =
+      pst_queue_entry_read_journal(job->entry, FALSE, &error);
+  job->outcome = PST_JOB_KEPT;
+  if (records == NULL)
+    g_warning("%s: %s", job->id, error->message);
+  else if (g_strcmp0(pst_queue_entry_get_dsn(job->entry), job->dsn_check) == 0)
+    job_remove_files(job);
 }
 
 /* Every recipient is final: a DSN if one is due, else the end.  `records`
@@ -730,16 +691,16 @@ static void job_remove_files(PstDeliveryJob *job) {
 static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
                          const PstRecipientState *states, GBytes *content,
                          GPtrArray *records) {
-  const char *queued = pst_state_records_dsn_id(records);
+  const char *queued = pst_queue_entry_get_dsn(job->entry);
   if (queued != NULL) {
-    if (spool_has(job, "queue", queued) || spool_has(job, "hold", queued)) {
+    if (pst_queue_entry_spool_has(job->entry, queued)) {
       g_message("%s: DSN already queued as %s", job->id, queued);
       job_remove_files(job);
       return;
     }
     /* Absent: delivered (its job removed us first: then we are gone) or
      * never committed. */
-    if (!spool_has(job, "queue", job->id)) {
+    if (!pst_queue_entry_spool_has(job->entry, job->id)) {
       job->outcome = PST_JOB_GONE;
       return;
     }
@@ -763,8 +724,7 @@ static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
 
 static void job_corrupt(PstDeliveryJob *job, const char *reason) {
   g_autoptr(GError) error = NULL;
-  if (!pst_spool_move_to_corrupt(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id,
-                                 reason, &error)) {
+  if (!pst_queue_entry_move_to_corrupt(job->entry, reason, &error)) {
     g_warning("%s: %s", job->id, error->message);
     job->outcome = PST_JOB_RETRY;
     return;
@@ -777,8 +737,8 @@ static void job_corrupt(PstDeliveryJob *job, const char *reason) {
 static void job_decide(PstDeliveryJob *job, const PstEnvelope *envelope,
                        GBytes *content) {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) after = pst_state_journal_read(
-      pst_spool_get_directory(job->spool), job->id, FALSE, &error);
+  g_autoptr(GPtrArray) after =
+      pst_queue_entry_read_journal(job->entry, FALSE, &error);
   if (after == NULL) {
     g_warning("%s: %s", job->id, error->message);
     return;
@@ -854,9 +814,13 @@ static gboolean attempt_load(Attempt *attempt) {
     job_remove_files(job);
     return FALSE;
   }
+  if (job->dsn_check != NULL) {
+    job_check_dsn(job);
+    return FALSE;
+  }
   g_autoptr(GError) error = NULL;
   attempt->message =
-      pst_spool_load(job->spool, PST_SPOOL_QUEUE_ACTIVE, job->id, &error);
+      pst_queue_entry_load(job->entry, &error);
   if (attempt->message == NULL) {
     if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
       job->outcome = PST_JOB_GONE;
@@ -875,9 +839,10 @@ static gboolean attempt_load(Attempt *attempt) {
       pst_queued_message_get_envelope(attempt->message);
   attempt->envelope = envelope;
   job->arrival_time = envelope->arrival_time;
-  job_finish_original(job, envelope);
-  g_autoptr(GPtrArray) records = pst_state_journal_read(
-      pst_spool_get_directory(job->spool), job->id, TRUE, &error);
+  if (job_original_first(job))
+    return FALSE;
+  g_autoptr(GPtrArray) records =
+      pst_queue_entry_read_journal(job->entry, TRUE, &error);
   if (records == NULL) {
     g_warning("%s: %s", job->id, error->message);
     return FALSE;
@@ -901,15 +866,7 @@ static void attempt_prepare(GTask *task, gpointer source, gpointer data,
   PstDeliveryJob *job = attempt->job;
   job->outcome = PST_JOB_RETRY;
   job->waits_for_transport = TRUE;
-  /* Busy: a DSN's job is removing this original just now; the next try
-   * finds it gone. */
-  attempt->claimed = job_claim(job->id);
-  if (!attempt->claimed)
-    job->waits_for_transport = FALSE;
-  else
-    attempt->go_on = attempt_load(attempt);
-  if (attempt->claimed && !attempt->go_on)
-    job_release(job->id);
+  attempt->go_on = attempt_load(attempt);
   g_task_return_boolean(task, TRUE);
 }
 
@@ -945,7 +902,6 @@ static void attempt_write(GTask *task, gpointer source, gpointer data,
     finish_recipient(attempt, plan, &attempt->states[plan->index]);
   }
   job_decide(job, attempt->envelope, attempt->content);
-  job_release(job->id);
   g_task_return_boolean(task, TRUE);
 }
 

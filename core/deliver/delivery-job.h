@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "deliver/tables.h"
+#include "queue/queue-entry.h"
 #include "queue/spool.h"
 
 G_BEGIN_DECLS
@@ -23,15 +24,23 @@ typedef enum {
   PST_JOB_CORRUPT,   /* moved to corrupt/ */
   PST_JOB_SORTED,    /* not tried: its only destination, `destination`,
                       * is in `dead` (the manager queues it there) */
+  PST_JOB_ORIGINAL_FIRST, /* not tried: a DSN whose original is still
+                           * queued (the manager checks that first) */
+  PST_JOB_KEPT,      /* `dsn_check`: the original stays as it was */
 } PstJobOutcome;
 
 typedef struct {
   /* In: set by the queue manager. */
-  char *id;                 /* owned */
-  PstSpool *spool;          /* borrowed: outlives every job */
+  PstQueueEntry *entry;     /* borrowed, claimed for the job: its files */
+  char *id;                 /* owned: the entry's id */
+  PstSpool *spool;          /* borrowed: the entry's */
   PstGeneration *generation; /* owned reference: what the job runs on */
   PstDeliverTables *tables;  /* the generation's */
   gboolean finish_only;     /* only remove the files (after a DSN) */
+  char *dsn_check;          /* owned, nullable: only remove the files if
+                             * the journal names this DSN (PST_JOB_KEPT
+                             * when not) */
+  gboolean original_checked; /* a DSN: its original was checked */
   PstPluginSet *plugins;    /* the generation's, nullable: NULL when no
                              * DELIVERY hook is registered */
   GHashTable *dead;         /* owned, nullable: in a message's first job,
@@ -50,9 +59,10 @@ typedef struct {
   gboolean delivered;           /* this attempt delivered something by SMTP */
 } PstDeliveryJob;
 
-/* A job on `generation` (a reference is kept; the job is freed on the
+/* A job for `entry`, which the caller has claimed, on `generation` (a
+ * reference is kept; the job is freed on the
  * main thread, which may drop the generation's last reference). */
-PstDeliveryJob *pst_delivery_job_new(const char *id, PstSpool *spool,
+PstDeliveryJob *pst_delivery_job_new(PstQueueEntry *entry,
                                      PstGeneration *generation);
 void pst_delivery_job_free(PstDeliveryJob *job);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDeliveryJob, pst_delivery_job_free)

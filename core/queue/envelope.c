@@ -39,6 +39,7 @@ void pst_envelope_free(PstEnvelope *envelope) {
   g_free(envelope->auth_user);
   g_free(envelope->session_id);
   g_free(envelope->hold_reason);
+  g_free(envelope->dsn_original);
   g_clear_pointer(&envelope->results, g_variant_unref);
   g_free(envelope);
 }
@@ -83,7 +84,16 @@ PstEnvelope *pst_envelope_copy(const PstEnvelope *envelope) {
   copy->arrival_time = envelope->arrival_time;
   copy->results = variant_ref0(envelope->results);
   copy->hold_reason = g_strdup(envelope->hold_reason);
+  copy->dsn_original = g_strdup(envelope->dsn_original);
   return copy;
+}
+
+const char *pst_envelope_get_dsn_original(const PstEnvelope *envelope) {
+  if (envelope->dsn_original != NULL)
+    return envelope->dsn_original;
+  if (g_strcmp0(envelope->listener, "bounce") == 0)
+    return envelope->session_id; /* written before the explicit link */
+  return NULL;
 }
 
 /* GVariants compare by value; NULL equals only NULL. */
@@ -121,5 +131,6 @@ gboolean pst_envelope_equal(const PstEnvelope *a, const PstEnvelope *b) {
          g_strcmp0(a->session_id, b->session_id) == 0 &&
          a->arrival_time == b->arrival_time &&
          g_strcmp0(a->hold_reason, b->hold_reason) == 0 &&
+         g_strcmp0(a->dsn_original, b->dsn_original) == 0 &&
          variant_equal0(a->results, b->results);
 }

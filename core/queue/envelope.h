@@ -63,6 +63,11 @@ typedef struct {
   /* Why the message is in the hold queue: the text of the QUARANTINE
    * verdict that put it there ("Eicar-Test-Signature (milter clamav)"). */
   char *hold_reason; /* owned, nullable */
+  /* A final DSN's link to the message it reports on: that message's
+   * queue id (it is removed before the DSN is delivered).  Older spools
+   * said it with listener "bounce" and this id as session_id
+   * (pst_envelope_get_dsn_original() reads both). */
+  char *dsn_original; /* owned, nullable */
 } PstEnvelope;
 
 /* An empty envelope: every string NULL (the session sets them), no
@@ -74,6 +79,10 @@ PstEnvelopeRecipient *pst_envelope_add_recipient(PstEnvelope *envelope,
                                                  const char *address);
 /* Deep copy. */
 PstEnvelope *pst_envelope_copy(const PstEnvelope *envelope);
+/* The queue id of the message a DSN reports on: `dsn_original`, or for a
+ * DSN queued by an older version (listener "bounce"), its session_id;
+ * NULL for any other message.  Borrowed. */
+const char *pst_envelope_get_dsn_original(const PstEnvelope *envelope);
 /* TRUE when every field is equal (strings by content, results by value). */
 gboolean pst_envelope_equal(const PstEnvelope *a, const PstEnvelope *b);
 

@@ -9,21 +9,28 @@
  * configuration, tables and plugins; each job holds the generation it
  * started on, so a reload never changes a delivery in progress.
  *
- * Each message in queue/ has an Entry with its slot in the schedule
- * (queue-schedule.h): idle, waiting for its retry time (one heap, one
- * timer), ready in the lane of its destination, or busy (a PstDeliveryJob
- * under way; the lanes take turns, each up to its window, all up to
- * [delivery] max_parallel; delivery-job.c runs its disk work on worker
- * threads and its network I/O on the main loop).  A job tells where the
- * message waits (its lane) and whether that destination took anything;
- * a message's first job, given the dead destinations, sorts a message
- * only for one of them into its lane untried (PST_JOB_SORTED).  A job's result comes
- * back on the main loop (job_done) and decides: retry after a backoff (queuing
- * a "delayed" DSN the job built, if any), queue the final DSN then remove the
- * message, or forget it (done, held, deleted, corrupt).  The final DSN's
- * queue id is journaled in the original's state before it is committed,
- * so a crash before the original is removed does not send it twice
- * (delivery-job.c).
+ * Each message in queue/ has an Entry: its PstQueueEntry (queue-entry.h:
+ * the files, the journal, the claim a job holds, the DSN links) and its
+ * slot in the schedule (queue-schedule.h): idle, waiting for its retry
+ * time (one heap, one timer), ready in the lane of its destination, or
+ * running (the lanes take turns, each up to its window, all up to
+ * [delivery] max_parallel).  A job (delivery-job.c: disk work on worker
+ * threads, network I/O on the main loop) tells where the message waits
+ * (its lane) and whether that destination took anything; a message's
+ * first job, given the dead destinations, sorts a message only for one of
+ * them into its lane untried (PST_JOB_SORTED).  The result comes back on
+ * the main loop (job_done) and decides: retry after a backoff (queuing a
+ * "delayed" DSN the job built, if any), queue the final DSN, or forget
+ * the message (done, held, deleted, corrupt).
+ *
+ * DSNs: the final DSN's queue id is journaled in the original's state
+ * before it is committed, the original's id goes in the DSN's trailer,
+ * and the DSN is made ready only once the original's files are gone (a
+ * finishing job, `waiter`).  A DSN found with its original still queued
+ * (after a crash, or queued by an older version) is not delivered:
+ * manager_original_first() has the original checked and, when its
+ * journal names the DSN, removed first; so a DSN delivered implies its
+ * original is gone, and no DSN is sent twice.
  * Operator actions on a busy message wait for its job (pending_op).
  * Invariant: at most one job per message at any time.
  */
@@ -35,6 +42,7 @@
 #include "deliver/smtp-client.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"
+#include "queue/queue-entry.h"
 #include "queue/queue-id.h"
 #include "queue/queue-schedule.h"
 #include "queue/spool-manage.h"
@@ -43,13 +51,21 @@
 typedef enum { OP_NONE = 0, OP_HOLD, OP_DELETE } PendingOp;
 
 typedef struct {
-  PstQueueSlot slot; /* its place in the schedule (queue-schedule.h) */
-  char *id;          /* owned */
-  gboolean busy;     /* a job runs, or its DSN is being committed */
-  gboolean rerun;    /* flushed while busy: run again at once */
-  PendingOp pending; /* operator action after the job */
+  PstQueueSlot slot;    /* its place in the schedule (queue-schedule.h) */
+  PstQueueEntry *files; /* owned: its file, journal, claim and DSN links
+                         * (queue-entry.h); claimed while a job runs or
+                         * its DSN is being committed */
+  const char *id;       /* the entry's */
+  gboolean rerun;       /* flushed while busy: run again at once */
+  PendingOp pending;    /* operator action after the job */
   guint attempts;
+  gboolean original_checked; /* a DSN: its original went first */
+  char *waiter; /* owned, nullable: a DSN made ready when this job ends */
 } Entry;
+
+static gboolean entry_busy(const Entry *entry) {
+  return pst_queue_entry_is_claimed(entry->files);
+}
 
 struct _PstQueueManager {
   PstGeneration *generation;  /* owned reference: config, tables, plugins */
@@ -76,9 +92,10 @@ static Entry *manager_entry(PstQueueManager *manager, const char *id) {
   Entry *entry = g_hash_table_lookup(manager->entries, id);
   if (entry == NULL) {
     entry = g_new0(Entry, 1);
-    entry->id = g_strdup(id);
+    entry->files = pst_queue_entry_new(manager->spool, id);
+    entry->id = pst_queue_entry_get_id(entry->files);
     pst_queue_schedule_add(manager->schedule, &entry->slot, entry);
-    g_hash_table_insert(manager->entries, entry->id, entry);
+    g_hash_table_insert(manager->entries, (gpointer)entry->id, entry);
   }
   return entry;
 }
@@ -89,12 +106,13 @@ static void manager_forget(PstQueueManager *manager, Entry *entry) {
 }
 
 static void entry_free(Entry *entry) {
-  g_free(entry->id);
+  pst_queue_entry_free(entry->files);
+  g_free(entry->waiter);
   g_free(entry);
 }
 
 static void entry_make_ready(PstQueueManager *manager, Entry *entry) {
-  if (entry->busy) {
+  if (entry_busy(entry)) {
     entry->rerun = TRUE;
     return;
   }
@@ -165,9 +183,10 @@ static void manager_dispatch(PstQueueManager *manager) {
   Entry *entry;
   while (!manager->stopping &&
          (entry = pst_queue_schedule_next(manager->schedule)) != NULL) {
-    entry->busy = TRUE;
+    pst_queue_entry_claim(entry->files);
     PstDeliveryJob *job =
-        pst_delivery_job_new(entry->id, manager->spool, manager->generation);
+        pst_delivery_job_new(entry->files, manager->generation);
+    job->original_checked = entry->original_checked;
     /* Not sorted yet: a message only for a dead destination goes to its
      * lane instead of taking a worker here. */
     if (pst_queue_slot_get_destination(&entry->slot) == NULL)
@@ -189,21 +208,6 @@ typedef struct {
 static void dsn_committed(GObject *source, GAsyncResult *result,
                           gpointer user_data);
 
-/* Notes in the original's journal, durably, that its final DSN is `dsn_id`
- * (before the DSN is committed: see delivery-job.c). */
-static gboolean manager_note_dsn(PstQueueManager *manager, const char *id,
-                                 const char *dsn_id, GError **error) {
-  g_autoptr(GPtrArray) notes =
-      g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
-  PstStateRecord *note = g_new0(PstStateRecord, 1);
-  note->status = PST_RECIPIENT_DSN_QUEUED;
-  note->time = g_get_real_time();
-  note->target = g_strdup(dsn_id);
-  g_ptr_array_add(notes, note);
-  return pst_state_journal_append(pst_spool_get_directory(manager->spool), id,
-                                  notes, error);
-}
-
 /* Writes the DSN a job built into a new spool file; NULL (logged) when it
  * cannot. */
 static PstSpoolWriter *manager_write_dsn(PstQueueManager *manager,
@@ -214,8 +218,9 @@ static PstSpoolWriter *manager_write_dsn(PstQueueManager *manager,
   gsize length = 0;
   const void *data = g_bytes_get_data(job->dsn, &length);
   if (writer == NULL || !pst_spool_writer_write(writer, data, length, &error) ||
-      (!delay && !manager_note_dsn(manager, job->id,
-                                   pst_spool_writer_get_id(writer), &error))) {
+      (!delay && !pst_queue_entry_note_dsn(job->entry,
+                                           pst_spool_writer_get_id(writer),
+                                           &error))) {
     g_warning("%s: cannot queue the %sdelivery status notification: %s",
               job->id, delay ? "\"delayed\" " : "", error->message);
     return NULL;
@@ -238,9 +243,12 @@ static void manager_queue_dsn(PstQueueManager *manager, PstDeliveryJob *job,
   envelope->sender = g_strdup("");
   pst_envelope_add_recipient(envelope, job->dsn_to);
   envelope->client_address = g_strdup("127.0.0.1");
-  envelope->listener = g_strdup("bounce");
+  envelope->listener = g_strdup("dsn");
   envelope->protocol = g_strdup("local");
-  envelope->session_id = g_strdup(job->id);
+  envelope->session_id = g_strdup(pst_spool_writer_get_id(writer));
+  /* The explicit link: the original goes before its final DSN. */
+  if (!delay)
+    envelope->dsn_original = g_strdup(job->id);
   envelope->arrival_time = g_get_real_time();
   envelope->smtputf8 = job->dsn_smtputf8;
   DsnCommit *commit = g_new0(DsnCommit, 1);
@@ -249,7 +257,7 @@ static void manager_queue_dsn(PstQueueManager *manager, PstDeliveryJob *job,
   commit->delay = delay;
   commit->writer = g_steal_pointer(&writer);
   if (!delay)
-    manager_entry(manager, job->id)->busy = TRUE;
+    pst_queue_entry_claim(job->entry);
   manager->running++; /* the commit is work under way */
   pst_spool_writer_commit_async(commit->writer, envelope, NULL, 0,
                                 PST_SPOOL_QUEUE_ACTIVE, dsn_committed, commit);
@@ -279,23 +287,25 @@ static void dsn_committed(GObject *source, GAsyncResult *result,
     return;
   }
   Entry *entry = manager_entry(manager, commit->id);
-  entry->busy = FALSE;
   if (pst_spool_writer_commit_finish(commit->writer, result, &error)) {
     g_message("%s: sender delivery status notification: %s", commit->id,
               dsn_id);
-    pst_queue_manager_add(manager, dsn_id);
-    /* Removing the original is disk work: a finishing job. */
-    PstDeliveryJob *job =
-        pst_delivery_job_new(commit->id, manager->spool, manager->generation);
-    job->finish_only = TRUE;
-    entry->busy = TRUE;
-    if (!manager->stopping) {
+    /* The DSN waits for its original's removal (disk work: a finishing
+     * job, the claim still held); then a delivered DSN implies its
+     * original is gone. */
+    Entry *dsn = manager_entry(manager, dsn_id);
+    dsn->original_checked = TRUE;
+    if (!manager->stopping && manager->enabled) {
+      PstDeliveryJob *job =
+          pst_delivery_job_new(entry->files, manager->generation);
+      job->finish_only = TRUE;
+      entry->waiter = g_strdup(dsn_id);
       manager_run_job(manager, job);
     } else {
-      pst_delivery_job_free(job);
-      entry->busy = FALSE;
+      pst_queue_entry_release(entry->files);
     }
   } else {
+    pst_queue_entry_release(entry->files);
     g_warning("%s: cannot queue the delivery status notification: %s",
               commit->id, error->message);
     entry_schedule_retry(manager, entry,
@@ -305,6 +315,40 @@ static void dsn_committed(GObject *source, GAsyncResult *result,
   g_free(commit->id);
   g_free(commit);
   manager_dispatch(manager);
+}
+
+/* A DSN whose original is still queued: the original's own job removes it
+ * when it sees the DSN queued, so the DSN waits for that job; an idle
+ * original gets a check (removed when its journal names this DSN).
+ * Either way the DSN is ready again when that job ends. */
+static void manager_original_first(PstQueueManager *manager, Entry *dsn) {
+  const char *id = pst_queue_entry_get_original(dsn->files);
+  Entry *original = manager_entry(manager, id);
+  g_message("%s: waits for %s, the message it reports on, to go first",
+            dsn->id, id);
+  if (entry_busy(original) && original->waiter != NULL) {
+    entry_schedule_retry(manager, dsn, 1000); /* rare: check again soon */
+    return;
+  }
+  original->waiter = g_strdup(dsn->id);
+  if (entry_busy(original) || manager->stopping)
+    return;
+  pst_queue_entry_claim(original->files);
+  pst_queue_schedule_idle(manager->schedule, &original->slot);
+  PstDeliveryJob *job =
+      pst_delivery_job_new(original->files, manager->generation);
+  job->dsn_check = g_strdup(dsn->id);
+  manager_run_job(manager, job);
+}
+
+/* The DSN that waited for this job (its original's) goes on. */
+static void manager_wake_waiter(PstQueueManager *manager, const char *id) {
+  Entry *dsn = id != NULL ? g_hash_table_lookup(manager->entries, id) : NULL;
+  if (dsn == NULL)
+    return;
+  dsn->original_checked = TRUE;
+  if (manager->enabled && !manager->stopping)
+    entry_make_ready(manager, dsn);
 }
 
 /* What the job says about the destination it waits for. */
@@ -329,7 +373,8 @@ static void entry_deferred(PstQueueManager *manager, Entry *entry,
   entry->attempts = MAX(job->attempts, 1);
   if (entry->pending != OP_NONE) {
     entry_apply_pending(manager, entry);
-  } else if (entry->rerun || job->outcome == PST_JOB_SORTED) {
+  } else if (entry->rerun || job->outcome == PST_JOB_SORTED ||
+             job->outcome == PST_JOB_KEPT) {
     entry->rerun = FALSE;
     entry_make_ready(manager, entry);
   } else if (!manager->stopping) {
@@ -346,7 +391,8 @@ static void job_done(PstDeliveryJob *finished, gpointer user_data) {
   g_autoptr(PstDeliveryJob) job = finished;
   manager->running--;
   Entry *entry = manager_entry(manager, job->id);
-  entry->busy = FALSE;
+  g_autofree char *waiter = g_steal_pointer(&entry->waiter);
+  pst_queue_entry_release(entry->files);
   if (entry->slot.state == PST_QUEUE_SLOT_RUNNING)
     pst_queue_schedule_done(manager->schedule, &entry->slot, job->destination,
                             job_news(job));
@@ -360,7 +406,11 @@ static void job_done(PstDeliveryJob *finished, gpointer user_data) {
     entry_deferred(manager, entry, job);
     break;
   case PST_JOB_SORTED:
+  case PST_JOB_KEPT:
     entry_deferred(manager, entry, job);
+    break;
+  case PST_JOB_ORIGINAL_FIRST:
+    manager_original_first(manager, entry);
     break;
   case PST_JOB_DONE:
   case PST_JOB_GONE:
@@ -369,6 +419,7 @@ static void job_done(PstDeliveryJob *finished, gpointer user_data) {
     manager_forget(manager, entry);
     break;
   }
+  manager_wake_waiter(manager, waiter);
   manager_dispatch(manager);
 }
 
@@ -388,14 +439,12 @@ static void entry_apply_pending(PstQueueManager *manager, Entry *entry) {
   entry->pending = OP_NONE;
   g_autofree char *id = g_strdup(entry->id);
   manager_forget(manager, entry);
+  g_autoptr(PstQueueEntry) files = pst_queue_entry_new(manager->spool, id);
   if (op == OP_HOLD) {
-    if (pst_spool_move(manager->spool, PST_SPOOL_QUEUE_ACTIVE,
-                       PST_SPOOL_QUEUE_HOLD, id, &error))
+    if (pst_queue_entry_hold(files, &error))
       g_message("%s: held by the operator", id);
   } else if (op == OP_DELETE) {
-    if (pst_spool_remove(manager->spool, PST_SPOOL_QUEUE_ACTIVE, id, &error) &&
-        pst_state_journal_remove(pst_spool_get_directory(manager->spool), id,
-                                 &error))
+    if (pst_queue_entry_delete(files, &error))
       g_message("%s: deleted by the operator", id);
   }
   if (error != NULL &&
@@ -437,12 +486,12 @@ gboolean pst_queue_manager_hold(PstQueueManager *manager, const char *id,
   if (!manager_check_id(id, error))
     return FALSE;
   Entry *entry = g_hash_table_lookup(manager->entries, id);
-  if (entry != NULL && entry->busy) {
+  if (entry != NULL && entry_busy(entry)) {
     entry->pending = OP_HOLD;
     return TRUE;
   }
-  if (!pst_spool_move(manager->spool, PST_SPOOL_QUEUE_ACTIVE,
-                      PST_SPOOL_QUEUE_HOLD, id, error))
+  g_autoptr(PstQueueEntry) files = pst_queue_entry_new(manager->spool, id);
+  if (!pst_queue_entry_hold(files, error))
     return FALSE;
   if (entry != NULL)
     manager_forget(manager, entry);
@@ -466,25 +515,15 @@ gboolean pst_queue_manager_delete(PstQueueManager *manager, const char *id,
   if (!manager_check_id(id, error))
     return FALSE;
   Entry *entry = g_hash_table_lookup(manager->entries, id);
-  if (entry != NULL && entry->busy) {
+  if (entry != NULL && entry_busy(entry)) {
     entry->pending = OP_DELETE;
     return TRUE;
   }
-  PstSpoolQueue queue = PST_SPOOL_QUEUE_ACTIVE;
-  g_autoptr(GError) local = NULL;
-  if (!pst_spool_remove(manager->spool, queue, id, &local)) {
-    if (!g_error_matches(local, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND)) {
-      g_propagate_error(error, g_steal_pointer(&local));
-      return FALSE;
-    }
-    if (!pst_spool_remove(manager->spool, PST_SPOOL_QUEUE_HOLD, id, error))
-      return FALSE;
-  }
+  g_autoptr(PstQueueEntry) files = pst_queue_entry_new(manager->spool, id);
+  if (!pst_queue_entry_delete(files, error))
+    return FALSE;
   if (entry != NULL)
     manager_forget(manager, entry);
-  if (!pst_state_journal_remove(pst_spool_get_directory(manager->spool), id,
-                                error))
-    return FALSE;
   g_message("%s: deleted by the operator", id);
   return TRUE;
 }

@@ -213,6 +213,10 @@ void pst_queue_schedule_ready(PstQueueSchedule *schedule, PstQueueSlot *slot) {
   lane_update_round(schedule, lane);
 }
 
+void pst_queue_schedule_idle(PstQueueSchedule *schedule, PstQueueSlot *slot) {
+  slot_detach(schedule, slot);
+}
+
 void pst_queue_schedule_remove(PstQueueSchedule *schedule, PstQueueSlot *slot) {
   slot_detach(schedule, slot);
   PstQueueLane *lane = slot->lane != NULL ? slot->lane : &schedule->unsorted;

@@ -82,6 +82,8 @@ const char *pst_queue_slot_get_destination(const PstQueueSlot *slot);
 void pst_queue_schedule_wait(PstQueueSchedule *schedule, PstQueueSlot *slot,
                              gint64 due);
 void pst_queue_schedule_ready(PstQueueSchedule *schedule, PstQueueSlot *slot);
+/* Idle, in its lane (out of the heap or the FIFO). */
+void pst_queue_schedule_idle(PstQueueSchedule *schedule, PstQueueSlot *slot);
 /* Idle; and out of its lane (freed when nothing uses it). */
 void pst_queue_schedule_remove(PstQueueSchedule *schedule, PstQueueSlot *slot);
 

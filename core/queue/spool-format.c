@@ -46,6 +46,7 @@ enum {
   TAG_HEADER = 0x12,
   TAG_CONTENT = 0x13,
   TAG_HOLD_REASON = 0x94, /* optional (0x80): older readers skip it */
+  TAG_DSN_ORIGINAL = 0x95, /* optional: a final DSN's original */
   /* Inside a TAG_RECIPIENT record. */
   TAG_RCPT_ADDRESS = 0x01,
   TAG_RCPT_ORCPT = 0x02,
@@ -105,6 +106,7 @@ static const FieldSpec envelope_fields[] = {
     ENVELOPE_FIELD(TAG_ARRIVAL_TIME, FIELD_INT64, arrival_time, TRUE, 0),
     ENVELOPE_FIELD(TAG_RESULTS, FIELD_RESULTS, results, FALSE, 0),
     ENVELOPE_FIELD(TAG_HOLD_REASON, FIELD_STRING, hold_reason, FALSE, 0),
+    ENVELOPE_FIELD(TAG_DSN_ORIGINAL, FIELD_STRING, dsn_original, FALSE, 0),
 };
 
 static const FieldSpec recipient_fields[] = {

@@ -1,0 +1,182 @@
+/* queue-entry.c - a queued message's files, claim and DSN links (see
+ * queue-entry.h).
+ *
+ * Invariant: the file goes before the journal (pst_queue_entry_remove()):
+ * a crash in between leaves an orphan journal, which the next start
+ * removes (pst_state_journal_remove_orphans()), never a message without
+ * its state, which would be tried again from nothing.
+ */
+#include <string.h>
+
+#include "queue/queue-entry.h"
+#include "queue/spool-manage.h"
+#include "queue/state-journal.h"
+
+struct _PstQueueEntry {
+  char *id;         /* owned */
+  PstSpool *spool;  /* borrowed */
+  gboolean claimed; /* main thread */
+  char *original;   /* owned, nullable: a DSN's original */
+  char *dsn;        /* owned, nullable: the final DSN it caused */
+};
+
+PstQueueEntry *pst_queue_entry_new(PstSpool *spool, const char *id) {
+  PstQueueEntry *entry = g_new0(PstQueueEntry, 1);
+  entry->id = g_strdup(id);
+  entry->spool = spool;
+  return entry;
+}
+
+void pst_queue_entry_free(PstQueueEntry *entry) {
+  if (entry == NULL)
+    return;
+  g_free(entry->id);
+  g_free(entry->original);
+  g_free(entry->dsn);
+  g_free(entry);
+}
+
+const char *pst_queue_entry_get_id(const PstQueueEntry *entry) {
+  return entry->id;
+}
+
+PstSpool *pst_queue_entry_get_spool(const PstQueueEntry *entry) {
+  return entry->spool;
+}
+
+/* --- The claim ---------------------------------------------------------------- */
+
+gboolean pst_queue_entry_claim(PstQueueEntry *entry) {
+  if (entry->claimed)
+    return FALSE;
+  entry->claimed = TRUE;
+  return TRUE;
+}
+
+void pst_queue_entry_release(PstQueueEntry *entry) {
+  g_warn_if_fail(entry->claimed);
+  entry->claimed = FALSE;
+}
+
+gboolean pst_queue_entry_is_claimed(const PstQueueEntry *entry) {
+  return entry->claimed;
+}
+
+/* --- Files --------------------------------------------------------------------- */
+
+static const char *entry_directory(const PstQueueEntry *entry) {
+  return pst_spool_get_directory(entry->spool);
+}
+
+PstQueuedMessage *pst_queue_entry_load(PstQueueEntry *entry, GError **error) {
+  PstQueuedMessage *message =
+      pst_spool_load(entry->spool, PST_SPOOL_QUEUE_ACTIVE, entry->id, error);
+  if (message != NULL) {
+    const char *original =
+        pst_envelope_get_dsn_original(pst_queued_message_get_envelope(message));
+    g_free(entry->original);
+    entry->original = g_strdup(original);
+  }
+  return message;
+}
+
+GPtrArray *pst_queue_entry_read_journal(PstQueueEntry *entry, gboolean repair,
+                                        GError **error) {
+  GPtrArray *records = pst_state_journal_read(entry_directory(entry),
+                                              entry->id, repair, error);
+  const char *dsn = records != NULL ? pst_state_records_dsn_id(records) : NULL;
+  if (dsn != NULL) {
+    g_free(entry->dsn);
+    entry->dsn = g_strdup(dsn);
+  }
+  return records;
+}
+
+gboolean pst_queue_entry_append(PstQueueEntry *entry, GPtrArray *records,
+                                GError **error) {
+  return pst_state_journal_append(entry_directory(entry), entry->id, records,
+                                  error);
+}
+
+gboolean pst_queue_entry_note_dsn(PstQueueEntry *entry, const char *dsn_id,
+                                  GError **error) {
+  g_autoptr(GPtrArray) notes =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
+  PstStateRecord *note = g_new0(PstStateRecord, 1);
+  note->status = PST_RECIPIENT_DSN_QUEUED;
+  note->time = g_get_real_time();
+  note->target = g_strdup(dsn_id);
+  g_ptr_array_add(notes, note);
+  if (!pst_queue_entry_append(entry, notes, error))
+    return FALSE;
+  g_free(entry->dsn);
+  entry->dsn = g_strdup(dsn_id);
+  return TRUE;
+}
+
+gboolean pst_queue_entry_spool_has(PstQueueEntry *entry, const char *id) {
+  static const char *const queues[] = {"queue", "hold"};
+  for (guint i = 0; i < G_N_ELEMENTS(queues); i++) {
+    g_autofree char *path =
+        g_build_filename(entry_directory(entry), queues[i], id, NULL);
+    if (g_file_test(path, G_FILE_TEST_EXISTS))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+gboolean pst_queue_entry_remove(PstQueueEntry *entry, gboolean *was_there_r,
+                                GError **error) {
+  g_autoptr(GError) local = NULL;
+  gboolean was_there = pst_spool_remove(entry->spool, PST_SPOOL_QUEUE_ACTIVE,
+                                        entry->id, &local);
+  if (was_there_r != NULL)
+    *was_there_r = was_there;
+  if (!was_there &&
+      !g_error_matches(local, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND)) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  g_clear_error(&local);
+  if (!pst_state_journal_remove(entry_directory(entry), entry->id, &local))
+    g_warning("%s: %s", entry->id, local->message);
+  if (was_there)
+    g_message("%s: removed", entry->id);
+  return TRUE;
+}
+
+gboolean pst_queue_entry_hold(PstQueueEntry *entry, GError **error) {
+  return pst_spool_move(entry->spool, PST_SPOOL_QUEUE_ACTIVE,
+                        PST_SPOOL_QUEUE_HOLD, entry->id, error);
+}
+
+gboolean pst_queue_entry_delete(PstQueueEntry *entry, GError **error) {
+  g_autoptr(GError) local = NULL;
+  if (!pst_spool_remove(entry->spool, PST_SPOOL_QUEUE_ACTIVE, entry->id,
+                        &local)) {
+    if (!g_error_matches(local, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
+    if (!pst_spool_remove(entry->spool, PST_SPOOL_QUEUE_HOLD, entry->id,
+                          error))
+      return FALSE;
+  }
+  return pst_state_journal_remove(entry_directory(entry), entry->id, error);
+}
+
+gboolean pst_queue_entry_move_to_corrupt(PstQueueEntry *entry,
+                                         const char *reason, GError **error) {
+  return pst_spool_move_to_corrupt(entry->spool, PST_SPOOL_QUEUE_ACTIVE,
+                                   entry->id, reason, error);
+}
+
+/* --- Links ------------------------------------------------------------------------ */
+
+const char *pst_queue_entry_get_original(const PstQueueEntry *entry) {
+  return entry->original;
+}
+
+const char *pst_queue_entry_get_dsn(const PstQueueEntry *entry) {
+  return entry->dsn;
+}
