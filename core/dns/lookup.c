@@ -1,8 +1,9 @@
 /* lookup.c - the DNS service: lookups, timeouts, cancellation, lifecycle.
  *
  * Entry points: pst_dns_start(), pst_dns_reconfigure(), pst_dns_stop(),
- * pst_dns_get_stats() (the daemon, main thread), pst_dns_lookup() (main
- * thread) and pst_dns_lookup_sync() (worker threads), both in the SDK.
+ * pst_dns_get_stats() (the daemon, main thread), pst_dns_lookup() and
+ * pst_dns_lookup_full() (main thread) and pst_dns_lookup_sync() (worker
+ * threads), all in the SDK.
  *
  * Every lookup is a PstDnsRequest sent with ub_resolve_async() to the
  * current resolver.  libunbound answers through its fd, which the main
@@ -38,7 +39,8 @@
 typedef struct {
   gint ref_count; /* atomic */
   PstDnsType type;
-  char *name;               /* owned */
+  char *name;               /* owned: as the caller gave it */
+  char *query;              /* owned: as libunbound gets it (escaped) */
   GMainContext *context;    /* owned: where async callbacks run */
   PstDnsResolver *resolver; /* owned, nullable: set once sent */
   int async_id;             /* libunbound's id, valid while in_unbound */
@@ -78,6 +80,7 @@ static void request_unref(gpointer data) {
   if (!g_atomic_int_dec_and_test(&request->ref_count))
     return;
   g_free(request->name);
+  g_free(request->query);
   g_main_context_unref(request->context);
   g_clear_pointer(&request->resolver, pst_dns_resolver_unref);
   g_clear_object(&request->cancellable);
@@ -96,6 +99,7 @@ static PstDnsRequest *request_new(PstDnsType type, const char *name) {
   request->ref_count = 1;
   request->type = type;
   request->name = g_strdup(name);
+  request->query = g_strdup(name);
   request->context = service.context != NULL
                          ? g_main_context_ref(service.context)
                          : g_main_context_ref_thread_default();
@@ -157,7 +161,7 @@ static gboolean send_locked(PstDnsRequest *request, char **reason) {
     return FALSE;
   }
   int status =
-      ub_resolve_async(resolver->ctx, request->name, (int)request->type,
+      ub_resolve_async(resolver->ctx, request->query, (int)request->type,
                        1 /* IN */, request, on_answer, &request->async_id);
   if (status != 0) {
     *reason = g_strdup_printf("resolver error: %s", ub_strerror(status));
@@ -289,9 +293,24 @@ static void on_cancelled(GCancellable *cancellable, gpointer data) {
   g_source_unref(idle);
 }
 
+/* The name libunbound gets for `name`, a new string, or NULL when it
+ * cannot be a query: as it is, or escaped for a verbatim lookup. */
+static char *query_for_name(const char *name, PstDnsLookupFlags flags) {
+  if (flags & PST_DNS_LOOKUP_VERBATIM)
+    return pst_dns_query_name_escape(name);
+  return pst_dns_query_name_is_valid(name) ? g_strdup(name) : NULL;
+}
+
 void pst_dns_lookup(PstDnsType type, const char *name,
                     GCancellable *cancellable, PstDnsCallback callback,
                     gpointer user_data) {
+  pst_dns_lookup_full(type, name, PST_DNS_LOOKUP_DEFAULT, cancellable, callback,
+                      user_data);
+}
+
+void pst_dns_lookup_full(PstDnsType type, const char *name,
+                         PstDnsLookupFlags flags, GCancellable *cancellable,
+                         PstDnsCallback callback, gpointer user_data) {
   g_return_if_fail(name != NULL && callback != NULL);
   g_return_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable));
   g_return_if_fail(service.thread == NULL || service.thread == g_thread_self());
@@ -303,7 +322,9 @@ void pst_dns_lookup(PstDnsType type, const char *name,
   if (service.async_pending != NULL)
     g_hash_table_add(service.async_pending, request);
 
-  if (!pst_dns_query_name_is_valid(name) || type == 0) {
+  g_free(request->query);
+  request->query = query_for_name(name, flags);
+  if (request->query == NULL || type == 0) {
     deliver_later(request,
                   pst_dns_result_new_status(type, name, PST_DNS_INVALID,
                                             "not a valid domain name or type"));

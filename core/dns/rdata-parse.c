@@ -5,8 +5,8 @@
  * pst_dns_tlsa_rdata_parse(), pst_dns_address_rdata_parse() (called by
  * result.c on every record libunbound returns), pst_dns_message_answer_rdata()
  * (result.c, for an answer libunbound could not hand over as records),
- * pst_dns_query_name_is_valid() (lookup.c, before a name is handed to
- * libunbound) and
+ * pst_dns_query_name_is_valid() and pst_dns_query_name_escape() (lookup.c,
+ * before a name is handed to libunbound) and
  * pst_dns_reverse_name_build() (the SDK's pst_dns_reverse_name()).
  *
  * Invariants: every read is preceded by a bounds check against `length`;
@@ -277,6 +277,39 @@ gboolean pst_dns_query_name_is_valid(const char *name) {
       return FALSE;
   }
   return label > 0;
+}
+
+char *pst_dns_query_name_escape(const char *name) {
+  if (name == NULL || name[0] == '\0')
+    return NULL;
+  if (strcmp(name, ".") == 0)
+    return g_strdup(".");
+  gsize total = strlen(name);
+  if (name[total - 1] == '.')
+    total--;
+  if (total > 253)
+    return NULL;
+  g_autoptr(GString) out = g_string_sized_new(total * 2);
+  gsize label = 0;
+  for (gsize i = 0; i < total; i++) {
+    guchar c = (guchar)name[i];
+    if (c == '.') {
+      if (label == 0)
+        return NULL;
+      label = 0;
+      g_string_append_c(out, '.');
+      continue;
+    }
+    if (++label > PST_DNS_LABEL_MAX)
+      return NULL;
+    if (g_ascii_isalnum(c) || c == '-' || c == '_')
+      g_string_append_c(out, (char)c);
+    else
+      g_string_append_printf(out, "\\%03u", (unsigned)c);
+  }
+  if (label == 0)
+    return NULL;
+  return g_string_free(g_steal_pointer(&out), FALSE);
 }
 
 char *pst_dns_reverse_name_build(const guint8 *address, gsize length,

@@ -82,6 +82,12 @@ GPtrArray *pst_dns_message_answer_rdata(const guint8 *message, gsize length,
  * converted to A-labels first (g_hostname_to_ascii()). */
 gboolean pst_dns_query_name_is_valid(const char *name);
 
+/* `name` as the resolver must get it to look it up exactly as it is
+ * (PST_DNS_LOOKUP_VERBATIM): every octet outside [A-Za-z0-9_-] of a label
+ * written "\DDD", the dots between labels kept.  NULL when it cannot be
+ * a query: empty, an empty label, a label over 63 octets, over 253
+ * octets without the optional final dot.  "." is the root. */
+char *pst_dns_query_name_escape(const char *name);
 /* The reverse-lookup name of an address given as 4 or 16 octets:
  * "4.3.2.1" + "." + `zone`, or the nibble form for IPv6.  `zone` NULL
  * means "in-addr.arpa" / "ip6.arpa"; a DNSBL zone such as

@@ -234,6 +234,32 @@ static void test_query_names(void) {
   g_assert_false(pst_dns_query_name_is_valid(NULL));
 }
 
+static void test_query_name_escape(void) {
+  g_autofree char *label64 = g_strnfill(64, 'a');
+  const struct {
+    const char *name;
+    const char *expected; /* NULL: refused */
+  } cases[] = {
+      {"example.test", "example.test"},
+      {"example.test.", "example.test"},
+      {".", "."},
+      {"sp ace.test", "sp\\032ace.test"},
+      {"50%.test", "50\\037.test"},
+      {"a\\b.test", "a\\092b.test"},
+      {"caf\xc3\xa9.test", "caf\\195\\169.test"},
+      {"_spf.x-y.test", "_spf.x-y.test"},
+      {"", NULL},
+      {"a..b", NULL},
+      {".a", NULL},
+      {label64, NULL},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *escaped = pst_dns_query_name_escape(cases[i].name);
+    g_assert_cmpstr(escaped, ==, cases[i].expected);
+  }
+  g_assert_null(pst_dns_query_name_escape(NULL));
+}
+
 static void test_reverse_names(void) {
   const struct {
     const char *address;
@@ -520,6 +546,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/dns/rdata/address", test_address);
   g_test_add_func("/dns/name/query", test_query_names);
   g_test_add_func("/dns/name/reverse", test_reverse_names);
+  g_test_add_func("/dns/name/escape", test_query_name_escape);
   g_test_add_func("/dns/result/classify/records", test_classify);
   g_test_add_func("/dns/result/classify/negative", test_classify_negative);
   g_test_add_func("/dns/result/accessors", test_accessors_by_type);

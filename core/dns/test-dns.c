@@ -400,6 +400,40 @@ static void test_invalid_names(void) {
   service_stop();
 }
 
+/* PST_DNS_LOOKUP_VERBATIM: a name with a space, '%' or a backslash is
+ * looked up as it is; the default check is unchanged. */
+static void test_verbatim_names(void) {
+  service_start_default();
+  const struct {
+    const char *name;
+    const char *address; /* NULL: INVALID */
+  } cases[] = {
+      {"sp ace.example.test", "192.0.2.77"},
+      {"pct%sign.example.test.", "192.0.2.78"},
+      {"back\\sl.example.test", "192.0.2.79"},
+      {"a..b.example.test", NULL},
+      {"", NULL},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    Answer answer = {0};
+    pst_dns_lookup_full(PST_DNS_TYPE_A, cases[i].name, PST_DNS_LOOKUP_VERBATIM,
+                        NULL, on_answer, &answer);
+    g_assert_cmpuint(answer.calls, ==, 0);
+    wait_for(&answer, 1);
+    g_autoptr(PstDnsResult) result = answer.result;
+    g_assert_cmpstr(pst_dns_result_get_name(result), ==, cases[i].name);
+    if (cases[i].address == NULL) {
+      g_assert_cmpint(pst_dns_result_get_status(result), ==, PST_DNS_INVALID);
+      continue;
+    }
+    g_assert_cmpint(pst_dns_result_get_status(result), ==, PST_DNS_OK);
+    g_assert_cmpstr(pst_dns_result_get_string(result, 0), ==, cases[i].address);
+  }
+  g_autoptr(PstDnsResult) plain = lookup(PST_DNS_TYPE_A, "sp ace.example.test");
+  g_assert_cmpint(pst_dns_result_get_status(plain), ==, PST_DNS_INVALID);
+  service_stop();
+}
+
 static void test_not_started(void) {
   Answer answer = {0};
   pst_dns_lookup(PST_DNS_TYPE_A, "mx1.example.test", NULL, on_answer, &answer);
@@ -1042,6 +1076,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/dns/lookup/txt-over-tcp", test_txt_over_tcp);
   g_test_add_func("/dns/lookup/invalid-names", test_invalid_names);
   g_test_add_func("/dns/lookup/not-started", test_not_started);
+  g_test_add_func("/dns/lookup/verbatim-names", test_verbatim_names);
   g_test_add_func("/dns/timeout/silent-server", test_timeout);
   g_test_add_func("/dns/timeout/no-poisoning", test_timeouts_do_not_poison);
   g_test_add_func("/dns/cancel/in-flight", test_cancel_in_flight);

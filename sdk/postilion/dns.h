@@ -87,6 +87,25 @@ PST_API void pst_dns_lookup(PstDnsType type, const char *name,
                             GCancellable *cancellable, PstDnsCallback callback,
                             gpointer user_data);
 
+/* Flags of pst_dns_lookup_full(). */
+typedef enum {
+  PST_DNS_LOOKUP_DEFAULT = 0,
+  /* `name` is a name the caller built (an SPF domain-spec after macro
+   * expansion, RFC 7208 section 7.3), looked up exactly as it is: any
+   * octet but NUL may be in a label, a space, '%' and a backslash
+   * included (each is an octet of the name, never an escape).  Labels
+   * must still hold 1-63 octets and the name at most 253 (without a
+   * final dot).  Not for names a client sent: those get the default
+   * check. */
+  PST_DNS_LOOKUP_VERBATIM = 1 << 0,
+} PstDnsLookupFlags;
+
+/* pst_dns_lookup() with `flags` (PstDnsLookupFlags).  Since 1.2. */
+PST_API void pst_dns_lookup_full(PstDnsType type, const char *name,
+                                 PstDnsLookupFlags flags,
+                                 GCancellable *cancellable,
+                                 PstDnsCallback callback, gpointer user_data);
+
 /* Looks `name` up and blocks until the answer, `[dns] timeout` or the
  * cancellation of `cancellable` (nullable), whichever comes first.  Never
  * returns NULL.  Any thread except the main thread; thread-safe. */
