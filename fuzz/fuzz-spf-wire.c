@@ -5,7 +5,10 @@
  *
  * Input: one payload (type byte and fields).  Beyond "no crash, no leak"
  * it checks that whatever decodes encodes back to the same bytes (the
- * encoding is canonical, so nothing is lost or invented).
+ * encoding is canonical, so nothing is lost or invented).  The same bytes
+ * are also a stream as the plugin reads it from the evaluator's socket:
+ * spf_wire_frame_take() must take whole frames only, each framed back to
+ * the bytes it came from, and refuse a bad length.
  */
 #include <stdint.h>
 #include <string.h>
@@ -18,7 +21,29 @@ static void check_same(GBytes *input, GBytes *encoded) {
   g_assert_true(g_bytes_equal(input, encoded));
 }
 
+static void fuzz_frames(const uint8_t *data, size_t size) {
+  g_autoptr(GByteArray) in = g_byte_array_new();
+  g_byte_array_append(in, data, (guint)size);
+  gsize consumed = 0;
+  for (;;) {
+    GBytes *payload = NULL;
+    gsize before = in->len;
+    if (!spf_wire_frame_take(in, &payload, NULL) || payload == NULL) {
+      g_assert_null(payload);
+      g_assert_cmpuint(in->len, ==, before);
+      return;
+    }
+    g_autoptr(GByteArray) again = g_byte_array_new();
+    g_assert_true(spf_wire_frame_append(again, payload, NULL));
+    g_assert_cmpuint(again->len, ==, before - in->len);
+    g_assert_cmpmem(again->data, again->len, data + consumed, again->len);
+    consumed += again->len;
+    g_bytes_unref(payload);
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fuzz_frames(data, size);
   g_autoptr(GBytes) input = g_bytes_new(data, size);
   g_autoptr(SpfWireQuery) query = spf_wire_decode_query(input);
   if (query != NULL) {

@@ -2,8 +2,10 @@
  * section 4.6.4 limits libspf2 does not enforce across includes.
  *
  * libspf2 calls lookup() synchronously for every query; this layer asks
- * an SpfResolveFunc (the core's pst_dns_lookup_sync() in the daemon, a
- * table in the unit tests) and turns the answer into libspf2's RR form.
+ * an SpfResolveFunc (in pst-spf-eval: a question to the plugin over its
+ * socket, answered by the core's resolver; a table in the unit tests) and
+ * turns the answer into libspf2's RR form.  spf_answer_from_dns_result()
+ * makes the plugin's answer of a core resolver result.
  *
  * The limits.  libspf2 counts DNS mechanisms per record only, so nested
  * includes go past 10 (its issue #51), and it has no void-lookup limit.
@@ -67,12 +69,10 @@ typedef enum {
   SPF_QUERY_SUBORDINATE, /* an MX host's or PTR name's addresses */
 } SpfQueryKind;
 
-/* --- The core resolver -------------------------------------------------- */
+/* --- The core resolver's answers -------------------------------------- */
 
-SpfAnswer *spf_resolve_core(PstDnsType type, const char *name,
-                            gpointer user_data) {
-  g_autoptr(PstDnsResult) result =
-      pst_dns_lookup_sync(type, name, G_CANCELLABLE(user_data));
+SpfAnswer *spf_answer_from_dns_result(PstDnsType type,
+                                      const PstDnsResult *result) {
   SpfAnswer *answer = spf_answer_new(pst_dns_result_get_status(result));
   for (guint i = 0; i < pst_dns_result_get_count(result); i++) {
     gsize length = 0;

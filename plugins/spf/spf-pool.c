@@ -1,236 +1,333 @@
-/* spf-pool.c - a small pool of long-lived pst-spf-eval processes.
+/* spf-pool.c - a small pool of long-lived pst-spf-eval processes, on the
+ * main loop.
  *
  * Spawning an evaluator per check cost more than the rest of a message's
  * handling together, so evaluators live on and serve check after check
- * over their socketpair.  spf_pool_new() starts the first ones (plugin
- * init); spf_pool_acquire() hands a worker an idle evaluator, or starts
- * one while fewer than the limit run, or waits for one to come back;
- * spf_pool_release() takes it back after a job, and spf_pool_evaluate()
- * runs one check in the job's evaluator and turns any failure into a
- * temperror outcome.  An evaluator is retired (its socket closed, so it
- * exits, then reaped) once it has served `max_checks` checks or is older
- * than `max_age`: whatever a hostile record left in its memory does not
- * live long.  One that crashed, sent garbage, asked odd questions or
- * missed a deadline is killed and reaped at once (spf_child_free()), and
- * the next job gets a fresh one.
+ * over their socketpair.  spf_pool_evaluate() gives a check an idle
+ * evaluator, or starts one while fewer than the limit run, or queues the
+ * check until one comes back; spf-child.c drives the conversation from
+ * the main loop (no thread anywhere: the evaluator's DNS questions go to
+ * the core's async resolver and the answers back from the same loop).  An
+ * evaluator is retired (its socket closed, so it exits, then reaped from
+ * the main loop) once it has served `max_checks` checks or is older than
+ * `max_age`: whatever a hostile record left in its memory does not live
+ * long.  One that crashed, sent garbage, asked odd questions or missed a
+ * deadline is ended (killed after 100 ms) and reaped, and its check is a
+ * temperror that reports how it ended; the next check gets a fresh one.
  *
- * Every evaluator is spawned by the pool's own thread, which lives until
- * spf_pool_free(): the evaluator's PR_SET_PDEATHSIG follows the thread
- * that spawned it, and worker threads come and go.  spf_pool_free() (at
- * plugin unload, after the workers finished) ends and reaps every idle
- * evaluator: no process and no zombie is left behind.
+ * The first evaluators are started from the main loop's first iteration,
+ * not from plugin init: the daemon loads its plugins as root and drops
+ * privileges afterwards, and an evaluator must never run as root.  The
+ * main thread spawns them all (posix_spawn(), vfork semantics): their
+ * PR_SET_PDEATHSIG follows a thread that lives as long as the daemon.
  *
- * Thread-safe: one mutex guards the idle list and the counts.  Callers:
- * spf.c (worker threads), test-spf-wire.c.
+ * Main thread only; every callback runs from the main loop, never inside
+ * spf_pool_evaluate().  spf_pool_free() (plugin unload: every call, so
+ * every check, has completed by then) ends and reaps every evaluator,
+ * including the ones still being retired: no process and no zombie is
+ * left behind.  Callers: spf.c, test-spf-wire.c.
  */
 #include <string.h>
 
 #include "spf.h"
 
 struct SpfPool {
-  char *path; /* owned: pst-spf-eval */
-  GMutex lock;
-  GCond changed; /* an evaluator came back or ended: room to go on */
-  GQueue idle;   /* of SpfChild (owned), most recently used first */
-  guint running; /* evaluators alive: idle and in use */
-  guint limit;   /* at most this many */
+  char *path;     /* owned: pst-spf-eval */
+  GQueue idle;    /* of SpfChild (owned), most recently used first */
+  GQueue waiting; /* of SpfRequest (owned): checks waiting for one */
+  GList *ending;  /* of SpfChild (owned by spf-child.c until ended) */
+  guint running;  /* evaluators alive: idle and in use */
+  guint busy;     /* in use by a check */
+  guint limit;    /* at most this many */
   guint max_checks;
-  gint64 max_age; /* microseconds */
-  GThread *spawner;
-  GAsyncQueue *requests; /* of SpfSpawnRequest, to the spawner */
+  gint64 max_age;   /* microseconds */
+  guint prestart;   /* evaluators to start from the first iteration */
+  GSource *starter; /* owned, nullable: that first iteration */
 };
 
-/* One request to the spawner thread, on the asking thread's stack. */
 typedef struct {
-  GMutex lock;
-  GCond done_cond;
-  gboolean done;
-  SpfChild *child; /* the result, or NULL with `error` */
-  GError *error;
-} SpfSpawnRequest;
+  SpfPool *pool;
+  const SpfQuery *query; /* borrowed: the caller's, until `done` */
+  gint64 deadline;
+  GCancellable *cancellable; /* owned, nullable */
+  SpfLookupFunc lookup;
+  gpointer lookup_data;
+  SpfPoolDone done;
+  gpointer data;
+  SpfOutcome *outcome; /* owned, nullable: a result known before a check */
+  char *failure;       /* owned, nullable: its reason */
+  GSource *idle;       /* owned, nullable: delivering `outcome` */
+} SpfRequest;
 
-/* Pushed to stop the spawner thread. */
-static SpfSpawnRequest spf_pool_stop_request;
+static void spf_pool_dispatch(SpfPool *pool);
 
-static gpointer spf_pool_spawner(gpointer data) {
-  SpfPool *pool = data;
-  for (;;) {
-    SpfSpawnRequest *request = g_async_queue_pop(pool->requests);
-    if (request == &spf_pool_stop_request)
-      return NULL;
-    GError *error = NULL;
-    SpfChild *child = spf_child_spawn(pool->path, &error);
-    g_mutex_lock(&request->lock);
-    request->child = child;
-    request->error = error;
-    request->done = TRUE;
-    g_cond_signal(&request->done_cond);
-    g_mutex_unlock(&request->lock);
+static void spf_request_free(SpfRequest *request) {
+  g_clear_object(&request->cancellable);
+  spf_outcome_free(request->outcome);
+  g_free(request->failure);
+  if (request->idle != NULL) {
+    g_source_destroy(request->idle);
+    g_source_unref(request->idle);
   }
+  g_free(request);
 }
 
-/* A new evaluator, spawned by the spawner thread. */
-static SpfChild *spf_pool_spawn(SpfPool *pool, GError **error) {
-  SpfSpawnRequest request = {0};
-  g_mutex_init(&request.lock);
-  g_cond_init(&request.done_cond);
-  g_async_queue_push(pool->requests, &request);
-  g_mutex_lock(&request.lock);
-  while (!request.done)
-    g_cond_wait(&request.done_cond, &request.lock);
-  g_mutex_unlock(&request.lock);
-  g_mutex_clear(&request.lock);
-  g_cond_clear(&request.done_cond);
-  if (request.child == NULL)
-    g_propagate_error(error, request.error);
-  return request.child;
+/* Hands the caller its outcome (and failure) and frees the request. */
+static void spf_request_done(SpfRequest *request, SpfOutcome *outcome,
+                             const char *failure) {
+  request->done(outcome, failure, request->data);
+  spf_request_free(request);
 }
 
-/* Ends `child` (closing its socket makes a healthy one exit) and reaps
- * it; anything but a clean exit is worth a warning. */
-static void spf_pool_retire(SpfChild *child) {
-  GPid pid = spf_child_get_pid(child);
-  g_autofree char *how = spf_child_free(child);
+static gboolean spf_request_deliver(gpointer data) {
+  SpfRequest *request = data;
+  g_clear_pointer(&request->idle, g_source_unref);
+  spf_request_done(request, g_steal_pointer(&request->outcome),
+                   request->failure);
+  return G_SOURCE_REMOVE;
+}
+
+/* Ends the request with a temperror without an evaluator, from the main
+ * loop (never inside spf_pool_evaluate()). */
+static void spf_request_fail_later(SpfRequest *request, const char *problem,
+                                   const char *failure) {
+  request->outcome = spf_outcome_new_temperror(request->query, problem);
+  request->failure = g_strdup(failure);
+  request->idle = g_idle_source_new();
+  g_source_set_callback(request->idle, spf_request_deliver, request, NULL);
+  g_source_attach(request->idle, g_main_context_get_thread_default());
+}
+
+/* --- Retiring ----------------------------------------------------------- */
+
+/* A retired evaluator ended: anything but a clean exit is worth a
+ * warning. */
+static void spf_pool_on_retired(GPid pid, const char *how, gpointer data) {
+  (void)data;
   if (strcmp(how, "exited with status 0") != 0)
     g_warning("plugin spf: SPF evaluator %d %s", (int)pid, how);
 }
 
-/* Still fit to serve: alive, and neither worn nor old.  Under the lock. */
+typedef struct {
+  SpfRequest *request;
+  char *error; /* owned: what went wrong in the conversation */
+} SpfBurial;
+
+/* A failed evaluator ended: its check is a temperror naming both. */
+static void spf_pool_on_failed(GPid pid, const char *how, gpointer data) {
+  (void)pid;
+  SpfBurial *burial = data;
+  SpfRequest *request = burial->request;
+  g_autofree char *failure =
+      g_strdup_printf("%s, process %s", burial->error, how);
+  spf_request_done(
+      request,
+      spf_outcome_new_temperror(request->query, "SPF evaluator failure"),
+      failure);
+  g_free(burial->error);
+  g_free(burial);
+}
+
+/* An `ended` callback, wrapped so that the pool forgets the child
+ * first. */
+typedef struct {
+  SpfPool *pool;
+  SpfChild *child;
+  SpfChildEnded ended;
+  gpointer data;
+} SpfEnding;
+
+static void spf_pool_on_ended(GPid pid, const char *how, gpointer data) {
+  SpfEnding *ending = data;
+  ending->pool->ending = g_list_remove(ending->pool->ending, ending->child);
+  ending->ended(pid, how, ending->data);
+  g_free(ending);
+}
+
+/* Ends `child` from the main loop (spf_child_end()), then `ended`. */
+static void spf_pool_retire(SpfPool *pool, SpfChild *child, SpfChildEnded ended,
+                            gpointer data) {
+  SpfEnding *ending = g_new0(SpfEnding, 1);
+  ending->pool = pool;
+  ending->child = child;
+  ending->ended = ended;
+  ending->data = data;
+  pool->running--;
+  pool->ending = g_list_prepend(pool->ending, child);
+  spf_child_end(child, spf_pool_on_ended, ending);
+}
+
+/* Still fit to serve: alive, and neither worn nor old. */
 static gboolean spf_pool_is_fresh(SpfPool *pool, SpfChild *child) {
   gint64 age = g_get_monotonic_time() - spf_child_get_started(child);
   return spf_child_get_checks(child) < pool->max_checks &&
          age < pool->max_age && spf_child_is_running(child);
 }
 
+/* --- Checks ------------------------------------------------------------- */
+
+static void spf_pool_on_checked(SpfChild *child, SpfOutcome *outcome,
+                                const GError *error, gpointer data) {
+  SpfRequest *request = data;
+  SpfPool *pool = request->pool;
+  pool->busy--;
+  if (outcome != NULL) {
+    if (spf_pool_is_fresh(pool, child) && pool->running <= pool->limit)
+      g_queue_push_head(&pool->idle, child);
+    else
+      spf_pool_retire(pool, child, spf_pool_on_retired, NULL);
+    spf_request_done(request, outcome, NULL);
+  } else if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+    /* Mid-conversation: of no use any more, but nothing went wrong. */
+    spf_pool_retire(pool, child, spf_pool_on_retired, NULL);
+    spf_request_done(
+        request, spf_outcome_new_temperror(request->query, "check cancelled"),
+        NULL);
+  } else {
+    SpfBurial *burial = g_new0(SpfBurial, 1);
+    burial->request = request;
+    burial->error = g_strdup(error->message);
+    spf_pool_retire(pool, child, spf_pool_on_failed, burial);
+  }
+  spf_pool_dispatch(pool);
+}
+
+/* An idle fresh evaluator, or a new one while fewer than the limit run;
+ * NULL with `error` unset when the check must wait. */
+static SpfChild *spf_pool_take(SpfPool *pool, GError **error) {
+  SpfChild *child;
+  while ((child = g_queue_pop_head(&pool->idle)) != NULL) {
+    if (spf_pool_is_fresh(pool, child))
+      return child;
+    spf_pool_retire(pool, child, spf_pool_on_retired, NULL);
+  }
+  if (pool->running >= pool->limit)
+    return NULL;
+  child = spf_child_spawn(pool->path, error);
+  if (child != NULL)
+    pool->running++;
+  return child;
+}
+
+/* Starts `request` now if it can; FALSE when it must wait. */
+static gboolean spf_pool_start(SpfPool *pool, SpfRequest *request) {
+  if (g_cancellable_is_cancelled(request->cancellable)) {
+    spf_request_fail_later(request, "check cancelled", NULL);
+    return TRUE;
+  }
+  if (request->deadline <= g_get_monotonic_time()) {
+    spf_request_fail_later(request, "SPF evaluator failure",
+                           "no SPF evaluator was free before the deadline");
+    return TRUE;
+  }
+  g_autoptr(GError) error = NULL;
+  SpfChild *child = spf_pool_take(pool, &error);
+  if (child == NULL && error == NULL)
+    return FALSE;
+  if (child == NULL) {
+    spf_request_fail_later(request, "SPF evaluator failure", error->message);
+    return TRUE;
+  }
+  pool->busy++;
+  spf_child_evaluate(child, request->query, request->deadline,
+                     request->cancellable, request->lookup,
+                     request->lookup_data, spf_pool_on_checked, request);
+  return TRUE;
+}
+
+/* Starts waiting checks while there is an evaluator for them. */
+static void spf_pool_dispatch(SpfPool *pool) {
+  SpfRequest *request;
+  while ((request = g_queue_peek_head(&pool->waiting)) != NULL &&
+         spf_pool_start(pool, request))
+    g_queue_pop_head(&pool->waiting);
+}
+
+void spf_pool_evaluate(SpfPool *pool, const SpfQuery *query, gint64 deadline,
+                       GCancellable *cancellable, SpfLookupFunc lookup,
+                       gpointer lookup_data, SpfPoolDone done, gpointer data) {
+  SpfRequest *request = g_new0(SpfRequest, 1);
+  request->pool = pool;
+  request->query = query;
+  request->deadline = deadline;
+  request->cancellable = cancellable != NULL ? g_object_ref(cancellable) : NULL;
+  request->lookup = lookup;
+  request->lookup_data = lookup_data;
+  request->done = done;
+  request->data = data;
+  if (!g_queue_is_empty(&pool->waiting) || !spf_pool_start(pool, request))
+    g_queue_push_tail(&pool->waiting, request);
+}
+
+/* --- The pool ----------------------------------------------------------- */
+
+/* The main loop's first iteration: the first evaluators, ready before the
+ * first check. */
+static gboolean spf_pool_prestart(gpointer data) {
+  SpfPool *pool = data;
+  g_clear_pointer(&pool->starter, g_source_unref);
+  while (pool->running < MIN(pool->prestart, pool->limit)) {
+    g_autoptr(GError) error = NULL;
+    SpfChild *child = spf_child_spawn(pool->path, &error);
+    if (child == NULL) {
+      g_warning("plugin spf: %s", error->message);
+      break;
+    }
+    pool->running++;
+    g_queue_push_tail(&pool->idle, child);
+  }
+  spf_pool_dispatch(pool);
+  return G_SOURCE_REMOVE;
+}
+
 SpfPool *spf_pool_new(const char *path, guint start, GError **error) {
+  if (!g_file_test(path, G_FILE_TEST_IS_EXECUTABLE)) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                "the SPF evaluator %s is missing or not executable; install "
+                "pst-spf-eval next to spf.so",
+                path);
+    return NULL;
+  }
   SpfPool *pool = g_new0(SpfPool, 1);
   pool->path = g_strdup(path);
-  g_mutex_init(&pool->lock);
-  g_cond_init(&pool->changed);
   g_queue_init(&pool->idle);
+  g_queue_init(&pool->waiting);
   pool->limit = MAX(start, 1);
   pool->max_checks = G_MAXUINT;
   pool->max_age = G_MAXINT64;
-  pool->requests = g_async_queue_new();
-  pool->spawner = g_thread_new("spf-spawner", spf_pool_spawner, pool);
-  for (guint i = 0; i < start; i++) {
-    SpfChild *child = spf_pool_spawn(pool, error);
-    if (child == NULL) {
-      spf_pool_free(pool);
-      return NULL;
-    }
-    g_queue_push_tail(&pool->idle, child);
-    pool->running++;
-  }
+  pool->prestart = start;
+  pool->starter = g_idle_source_new();
+  g_source_set_callback(pool->starter, spf_pool_prestart, pool, NULL);
+  g_source_attach(pool->starter, g_main_context_get_thread_default());
   return pool;
 }
 
 void spf_pool_set_limits(SpfPool *pool, guint limit, guint max_checks,
                          gint64 max_age_us) {
-  g_mutex_lock(&pool->lock);
   pool->limit = MAX(limit, 1);
   pool->max_checks = MAX(max_checks, 1);
   pool->max_age = max_age_us;
-  g_cond_broadcast(&pool->changed);
-  g_mutex_unlock(&pool->lock);
-}
-
-SpfChild *spf_pool_acquire(SpfPool *pool, GError **error) {
-  g_mutex_lock(&pool->lock);
-  for (;;) {
-    SpfChild *child = g_queue_pop_head(&pool->idle);
-    if (child != NULL && spf_pool_is_fresh(pool, child)) {
-      g_mutex_unlock(&pool->lock);
-      return child;
-    }
-    if (child != NULL) {
-      pool->running--;
-      g_mutex_unlock(&pool->lock);
-      spf_pool_retire(child);
-      g_mutex_lock(&pool->lock);
-      continue;
-    }
-    if (pool->running < pool->limit)
-      break;
-    g_cond_wait(&pool->changed, &pool->lock);
-  }
-  pool->running++;
-  g_mutex_unlock(&pool->lock);
-  SpfChild *child = spf_pool_spawn(pool, error);
-  if (child == NULL) {
-    g_mutex_lock(&pool->lock);
-    pool->running--;
-    g_cond_signal(&pool->changed);
-    g_mutex_unlock(&pool->lock);
-  }
-  return child;
-}
-
-void spf_pool_release(SpfPool *pool, SpfChild *child) {
-  g_mutex_lock(&pool->lock);
-  if (spf_pool_is_fresh(pool, child) && pool->running <= pool->limit) {
-    g_queue_push_head(&pool->idle, child);
-    g_cond_signal(&pool->changed);
-    g_mutex_unlock(&pool->lock);
-    return;
-  }
-  pool->running--;
-  g_cond_signal(&pool->changed);
-  g_mutex_unlock(&pool->lock);
-  spf_pool_retire(child);
-}
-
-char *spf_pool_discard(SpfPool *pool, SpfChild *child) {
-  g_mutex_lock(&pool->lock);
-  pool->running--;
-  g_cond_signal(&pool->changed);
-  g_mutex_unlock(&pool->lock);
-  return spf_child_free(child);
-}
-
-SpfOutcome *spf_pool_evaluate(SpfPool *pool, SpfChild **child,
-                              const SpfQuery *query, gint64 deadline,
-                              GCancellable *cancellable, char **failure_r) {
-  g_autoptr(GError) error = NULL;
-  *failure_r = NULL;
-  if (*child == NULL)
-    *child = spf_pool_acquire(pool, &error);
-  if (*child != NULL) {
-    SpfOutcome *outcome =
-        spf_child_evaluate(*child, query, deadline, cancellable, &error);
-    if (outcome != NULL)
-      return outcome;
-  }
-  /* Mid-conversation, or dead: of no further use to anybody. */
-  g_autofree char *how = *child != NULL ? spf_pool_discard(pool, *child) : NULL;
-  *child = NULL;
-  if (g_cancellable_is_cancelled(cancellable))
-    return spf_outcome_new_temperror(query, "check cancelled");
-  *failure_r =
-      g_strdup_printf("%s%s%s", error->message, how != NULL ? ", process " : "",
-                      how != NULL ? how : "");
-  return spf_outcome_new_temperror(query, "SPF evaluator failure");
+  spf_pool_dispatch(pool);
 }
 
 guint spf_pool_get_running(SpfPool *pool) {
-  g_mutex_lock(&pool->lock);
-  guint running = pool->running;
-  g_mutex_unlock(&pool->lock);
-  return running;
+  return pool->running;
 }
 
 void spf_pool_free(SpfPool *pool) {
   if (pool == NULL)
     return;
-  /* The workers are done: every evaluator alive is idle. */
+  g_warn_if_fail(pool->busy == 0 && g_queue_is_empty(&pool->waiting));
+  if (pool->starter != NULL) {
+    g_source_destroy(pool->starter);
+    g_source_unref(pool->starter);
+  }
   SpfChild *child;
   while ((child = g_queue_pop_head(&pool->idle)) != NULL)
-    spf_pool_retire(child);
-  g_async_queue_push(pool->requests, &spf_pool_stop_request);
-  g_thread_join(pool->spawner);
-  g_async_queue_unref(pool->requests);
-  g_mutex_clear(&pool->lock);
-  g_cond_clear(&pool->changed);
+    spf_pool_retire(pool, child, spf_pool_on_retired, NULL);
+  /* Each ends and leaves the list (spf_pool_on_ended()). */
+  while (pool->ending != NULL)
+    spf_child_end_now(pool->ending->data);
   g_free(pool->path);
   g_free(pool);
 }

@@ -7,9 +7,11 @@
  * can produce.  The codecs are pure functions over whole payloads (unit
  * tests: test-spf-wire.c; fuzzed: fuzz/fuzz-spf-wire.c); spf_wire_send()
  * and spf_wire_recv() move one length-prefixed payload over a socket with
- * a deadline.  SpfAnswer and SpfOutcome are allocated and freed here too,
- * so the codecs stand alone (the fuzz target links only this file).
- * Callers: spf-child.c (plugin), spf-eval-main.c (evaluator).
+ * a deadline (the evaluator's blocking side), and spf_wire_frame_append()
+ * and spf_wire_frame_take() frame and unframe them in memory (the
+ * plugin's non-blocking side, pure).  SpfAnswer and SpfOutcome are allocated
+ * and freed here too, so the codecs stand alone (the fuzz target links only
+ * this file). Callers: spf-child.c (plugin), spf-eval-main.c (evaluator).
  */
 #include <errno.h>
 #include <poll.h>
@@ -319,6 +321,42 @@ gboolean spf_wire_send(int fd, GBytes *payload, GError **error) {
       msg.msg_iov->iov_len -= (gsize)n;
     }
   }
+  return TRUE;
+}
+
+gboolean spf_wire_frame_append(GByteArray *out, GBytes *payload,
+                               GError **error) {
+  gsize size = 0;
+  const guint8 *data = g_bytes_get_data(payload, &size);
+  if (size == 0 || size > SPF_WIRE_MAX_MESSAGE) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+                "SPF evaluator message of %" G_GSIZE_FORMAT " bytes refused",
+                size);
+    return FALSE;
+  }
+  guint8 header[4] = {size >> 24, size >> 16, size >> 8, size};
+  g_byte_array_append(out, header, 4);
+  g_byte_array_append(out, data, (guint)size);
+  return TRUE;
+}
+
+gboolean spf_wire_frame_take(GByteArray *in, GBytes **payload_r,
+                             GError **error) {
+  *payload_r = NULL;
+  if (in->len < 4)
+    return TRUE;
+  const guint8 *p = in->data;
+  guint32 size = (guint32)p[0] << 24 | (guint32)p[1] << 16 |
+                 (guint32)p[2] << 8 | (guint32)p[3];
+  if (size == 0 || size > SPF_WIRE_MAX_MESSAGE) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                "SPF evaluator message of %u bytes refused", size);
+    return FALSE;
+  }
+  if (in->len - 4 < size)
+    return TRUE;
+  *payload_r = g_bytes_new(p + 4, size);
+  g_byte_array_remove_range(in, 0, 4 + size);
   return TRUE;
 }
 

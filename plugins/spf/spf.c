@@ -5,31 +5,29 @@
  * MAIL (priority -400, the authentication-checks band) decides whether
  * the session is checked at all (authenticated and relay-allowed sessions
  * are not: their mail is outgoing), copies what the check needs out of the
- * session and hands a job to a GThreadPool: libspf2's DNS callback is
- * synchronous, so the evaluation blocks a worker on the core resolver
- * (pst_dns_lookup_sync()) and never the main loop.  The hook returns
- * PENDING; the worker writes the results, sets the reply and completes the
- * call.  The HELO identity is checked at MAIL too, when the session's
- * authentication is known (clients authenticate after EHLO).  With both
- * identities, a HELO fail (or softfail, by policy) decides it (section 2.3)
- * and MAIL FROM is not evaluated; otherwise MAIL FROM decides (a HELO
- * temperror or permerror does not refuse the mail then).
+ * session into a job and returns PENDING; the job's checks run in the
+ * plugin's evaluator processes, driven from the main loop (spf-pool.c,
+ * spf-child.c), and when the last one is in, the job writes the results,
+ * sets the reply and completes the call.  No thread is involved: the
+ * evaluators' DNS questions are answered by the core's async resolver on
+ * the main loop (spf_lookup_core()).  The HELO identity is checked at MAIL too,
+ * when the session's authentication is known (clients authenticate after EHLO).
+ * With both identities, a HELO fail (or softfail, by policy) decides it
+ * (section 2.3) and MAIL FROM is not evaluated; otherwise MAIL FROM decides (a
+ * HELO temperror or permerror does not refuse the mail then).
  *
- * Isolation: libspf2 never runs in the daemon.  Each job takes a
- * pst-spf-eval process from the plugin's pool (spf-pool.c, spf-child.c,
- * spf-eval-main.c) on first use, asks it for both identities, and gives
- * it back when the job ends; the pool retires an evaluator after a number
- * of checks and an age.  The evaluator asks every DNS question through
- * the job's worker, which answers with pst_dns_lookup_sync().  If it
- * dies, times out or misbehaves, it is killed and reaped, the identity's
- * result is temperror (the temperror action applies), the reason is
- * logged once, and the next evaluation gets another evaluator.  The pool
- * has as many evaluators at most as there are worker threads, so a job
- * never waits for one.
+ * Isolation: libspf2 never runs in the daemon.  Each identity is checked
+ * by a pst-spf-eval process of the plugin's pool (spf-pool.c,
+ * spf-child.c, spf-eval-main.c), which retires an evaluator after a
+ * number of checks and an age.  If it dies, times out or misbehaves, it
+ * is killed and reaped, the identity's result is temperror (the temperror
+ * action applies), the reason is logged once, and the next evaluation
+ * gets another evaluator.  A check waits for an evaluator only when
+ * `evaluators` checks are under way.
  *
  * Cancellation: the job holds the call's cancellable; when the client
- * leaves, every later lookup returns at once, libspf2 finishes with a
- * temperror, and the completion is ignored by the core.
+ * leaves, the lookup under way ends at once, the evaluator is retired and
+ * the check is a temperror, whose completion the core ignores.
  *
  * Results (transaction scope): auth.spf {result, reason, smtp.mailfrom or
  * smtp.helo} for the identity that decided (MAIL FROM when it was
@@ -55,12 +53,14 @@ typedef struct {
   char *sender;              /* owned */
   SpfPool *evaluators;       /* the plugin's */
   gint64 deadline;           /* monotonic microseconds: the call's */
-  SpfChild *child;           /* nullable: the pool's, taken on first use */
+  SpfQuery query;            /* the identity under way; points into the job */
+  GPtrArray *headers;        /* owned: Received-SPF values, in order */
+  SpfDecision decision;
 } SpfJob;
 
 static void spf_job_free(SpfJob *job) {
-  if (job->child != NULL)
-    spf_pool_release(job->evaluators, job->child);
+  g_ptr_array_unref(job->headers);
+  spf_decision_clear(&job->decision);
   g_clear_object(&job->cancellable);
   spf_config_unref(job->config);
   g_free(job->ip);
@@ -92,7 +92,7 @@ static GVariant *spf_auth_value(const SpfOutcome *outcome,
   return g_variant_builder_end(&builder);
 }
 
-/* --- The worker --------------------------------------------------------- */
+/* --- The job ----------------------------------------------------------- */
 
 static void spf_query_init(SpfQuery *query, const SpfJob *job,
                            SpfIdentity identity) {
@@ -104,90 +104,91 @@ static void spf_query_init(SpfQuery *query, const SpfJob *job,
   query->receiver = job->config->receiver;
   query->max_lookups = job->config->max_lookups;
   query->max_void = job->config->max_void;
-  query->resolve = spf_resolve_core;
-  query->resolve_data = job->cancellable;
 }
 
-/* Evaluates `query` in the job's evaluator (taken from the pool on first
- * use); one that fails is discarded, logged, and the result is
- * temperror. */
-static SpfOutcome *spf_job_evaluate(SpfJob *job, const SpfQuery *query) {
-  g_autofree char *failure = NULL;
-  SpfOutcome *outcome =
-      spf_pool_evaluate(job->evaluators, &job->child, query, job->deadline,
-                        job->cancellable, &failure);
+static void spf_job_on_outcome(SpfOutcome *outcome, const char *failure,
+                               gpointer data);
+
+/* Checks `identity` in an evaluator of the pool; spf_job_on_outcome()
+ * goes on. */
+static void spf_job_check(SpfJob *job, SpfIdentity identity) {
+  spf_query_init(&job->query, job, identity);
+  spf_pool_evaluate(job->evaluators, &job->query, job->deadline,
+                    job->cancellable, spf_lookup_core, NULL, spf_job_on_outcome,
+                    job);
+}
+
+/* Logs and records one identity's outcome, and decides on it. */
+static void spf_job_record(SpfJob *job, const SpfOutcome *outcome,
+                           const char *failure) {
+  const SpfQuery *query = &job->query;
   if (failure != NULL)
     pst_call_log(job->call, G_LOG_LEVEL_WARNING,
                  "SPF evaluator failed: %s; result temperror", failure);
-  else if (job->child == NULL)
+  else if (g_strcmp0(outcome->problem, "check cancelled") == 0)
     pst_call_log(job->call, G_LOG_LEVEL_INFO,
                  "evaluation cancelled (client gone or call timed out)");
-  return outcome;
-}
-
-/* Evaluates one identity, records it, and returns its decision and
- * result. */
-static SpfResult spf_job_check(SpfJob *job, SpfIdentity identity,
-                               GPtrArray *headers, SpfDecision *decision_r) {
-  SpfQuery query;
-  spf_query_init(&query, job, identity);
-  g_autoptr(SpfOutcome) outcome = spf_job_evaluate(job, &query);
   pst_call_log(job->call, G_LOG_LEVEL_INFO,
                "%s %s: %s (%s) client=%s lookups=%u voids=%u",
-               identity == SPF_IDENTITY_HELO ? "helo" : "mailfrom",
+               query->identity == SPF_IDENTITY_HELO ? "helo" : "mailfrom",
                outcome->identity, spf_result_to_string(outcome->result),
                outcome->problem != NULL ? outcome->problem : "ok", job->ip,
                outcome->lookups, outcome->voids);
-  g_ptr_array_add(headers, spf_received_spf(outcome, &query));
-  GVariant *value = spf_auth_value(outcome, &query);
+  g_ptr_array_add(job->headers, spf_received_spf(outcome, query));
+  GVariant *value = spf_auth_value(outcome, query);
   g_variant_ref_sink(value);
-  if (identity == SPF_IDENTITY_HELO)
+  if (query->identity == SPF_IDENTITY_HELO)
     pst_result_set(job->call, PST_SCOPE_TRANSACTION, "spf.helo", value);
-  if (identity == SPF_IDENTITY_MAIL_FROM ||
+  if (query->identity == SPF_IDENTITY_MAIL_FROM ||
       !(job->config->identities & SPF_IDENTITY_MAIL_FROM))
     pst_result_set(job->call, PST_SCOPE_TRANSACTION, "auth.spf", value);
   g_variant_unref(value);
-  spf_decide(job->config, outcome, &query, decision_r);
-  return outcome->result;
+  spf_decision_clear(&job->decision);
+  spf_decide(job->config, outcome, query, &job->decision);
 }
 
-static void spf_job_run(gpointer data, gpointer user_data) {
-  SpfJob *job = data;
-  job->evaluators = user_data;
-  g_autoptr(GPtrArray) headers = g_ptr_array_new_with_free_func(g_free);
-  SpfDecision decision = {.verdict = PST_VERDICT_CONTINUE};
-  gboolean mail_from = (job->config->identities & SPF_IDENTITY_MAIL_FROM);
-  if (job->config->identities & SPF_IDENTITY_HELO) {
-    SpfResult helo = spf_job_check(job, SPF_IDENTITY_HELO, headers, &decision);
-    /* Only a HELO fail (softfail) is conclusive (section 2.3); a broken
-     * or unreachable HELO domain leaves the decision to MAIL FROM. */
-    if (mail_from && (helo == SPF_RES_TEMPERROR || helo == SPF_RES_PERMERROR)) {
-      spf_decision_clear(&decision);
-      decision.verdict = PST_VERDICT_CONTINUE;
-    }
-  }
-  if (mail_from && decision.verdict == PST_VERDICT_CONTINUE) {
-    spf_decision_clear(&decision);
-    spf_job_check(job, SPF_IDENTITY_MAIL_FROM, headers, &decision);
-  }
-  g_ptr_array_add(headers, NULL);
-  pst_result_set(job->call, PST_SCOPE_TRANSACTION, "spf.received",
-                 g_variant_new_strv((const char *const *)headers->pdata, -1));
-  if (decision.verdict != PST_VERDICT_CONTINUE)
-    pst_call_set_reply(job->call, decision.code, decision.enhanced,
-                       decision.text);
+/* The results and the reply; the call completes and the job ends. */
+static void spf_job_finish(SpfJob *job) {
+  g_ptr_array_add(job->headers, NULL);
+  pst_result_set(
+      job->call, PST_SCOPE_TRANSACTION, "spf.received",
+      g_variant_new_strv((const char *const *)job->headers->pdata, -1));
+  if (job->decision.verdict != PST_VERDICT_CONTINUE)
+    pst_call_set_reply(job->call, job->decision.code, job->decision.enhanced,
+                       job->decision.text);
   PstCall *call = job->call;
-  PstVerdict verdict = decision.verdict;
-  spf_decision_clear(&decision);
+  PstVerdict verdict = job->decision.verdict;
   spf_job_free(job);
   pst_call_complete(call, verdict);
+}
+
+static void spf_job_on_outcome(SpfOutcome *outcome, const char *failure,
+                               gpointer data) {
+  SpfJob *job = data;
+  g_autoptr(SpfOutcome) owned = outcome;
+  spf_job_record(job, outcome, failure);
+  gboolean mail_from = (job->config->identities & SPF_IDENTITY_MAIL_FROM);
+  if (job->query.identity == SPF_IDENTITY_HELO && mail_from) {
+    /* Only a HELO fail (softfail) is conclusive (section 2.3); a broken
+     * or unreachable HELO domain leaves the decision to MAIL FROM. */
+    if (outcome->result == SPF_RES_TEMPERROR ||
+        outcome->result == SPF_RES_PERMERROR) {
+      spf_decision_clear(&job->decision);
+      job->decision.verdict = PST_VERDICT_CONTINUE;
+    }
+    if (job->decision.verdict == PST_VERDICT_CONTINUE) {
+      spf_job_check(job, SPF_IDENTITY_MAIL_FROM);
+      return;
+    }
+  }
+  spf_job_finish(job);
 }
 
 /* --- Hooks -------------------------------------------------------------- */
 
 typedef struct {
-  SpfConfig *config; /* owned reference */
-  GThreadPool *pool; /* borrowed: the plugin's data owns it */
+  SpfConfig *config;   /* owned reference */
+  SpfPool *evaluators; /* borrowed: the plugin's data owns it */
 } SpfHookData;
 
 static void spf_hook_data_free(SpfHookData *data) {
@@ -223,7 +224,12 @@ static PstVerdict spf_mail(PstCall *call, gpointer user_data) {
   gint64 remaining = pst_call_get_remaining_ms(call);
   job->deadline = g_get_monotonic_time() +
                   (remaining > 0 ? remaining : SPF_DEFAULT_DEADLINE_MS) * 1000;
-  g_thread_pool_push(data->pool, job, NULL);
+  job->evaluators = data->evaluators;
+  job->headers = g_ptr_array_new_with_free_func(g_free);
+  job->decision.verdict = PST_VERDICT_CONTINUE;
+  spf_job_check(job, (data->config->identities & SPF_IDENTITY_HELO)
+                         ? SPF_IDENTITY_HELO
+                         : SPF_IDENTITY_MAIL_FROM);
   return PST_VERDICT_PENDING;
 }
 
@@ -249,46 +255,28 @@ static PstVerdict spf_eom(PstCall *call, gpointer user_data) {
 /* --- The plugin --------------------------------------------------------- */
 
 typedef struct {
-  GThreadPool *pool;
   SpfPool *evaluators; /* owned: pst-spf-eval processes */
 } SpfPluginData;
 
 static void spf_plugin_data_free(gpointer data) {
   SpfPluginData *plugin = data;
-  /* Lets queued jobs run: each must complete its call and give its
-   * evaluator back; then every evaluator is ended and reaped. */
-  g_thread_pool_free(plugin->pool, FALSE, TRUE);
+  /* Every call, so every check, has completed by now (a pending call
+   * holds the plugin): every evaluator is ended and reaped. */
   spf_pool_free(plugin->evaluators);
   g_free(plugin);
 }
 
-/* The pool and the worker threads follow the configuration (init and
- * every reload): as many workers as evaluators. */
-static void spf_plugin_data_configure(SpfPluginData *plugin,
-                                      const SpfConfig *config) {
-  spf_pool_set_limits(plugin->evaluators, config->evaluators,
-                      config->evaluator_max_checks,
-                      (gint64)config->evaluator_max_age_ms * 1000);
-  g_thread_pool_set_max_threads(plugin->pool, (gint)config->evaluators, NULL);
-}
-
 static SpfPluginData *spf_plugin_data_new(GError **error) {
   g_autofree char *evaluator = spf_child_default_path();
-  if (evaluator == NULL || !g_file_test(evaluator, G_FILE_TEST_IS_EXECUTABLE)) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                "plugin spf: the SPF evaluator %s is missing or not "
-                "executable; install pst-spf-eval next to spf.so",
-                evaluator != NULL ? evaluator : "pst-spf-eval");
-    return NULL;
-  }
-  SpfPool *evaluators = spf_pool_new(evaluator, SPF_START_EVALUATORS, error);
+  SpfPool *evaluators =
+      spf_pool_new(evaluator != NULL ? evaluator : "pst-spf-eval",
+                   SPF_START_EVALUATORS, error);
   if (evaluators == NULL) {
     g_prefix_error(error, "plugin spf: ");
     return NULL;
   }
   SpfPluginData *plugin = g_new0(SpfPluginData, 1);
   plugin->evaluators = evaluators;
-  plugin->pool = g_thread_pool_new(spf_job_run, evaluators, 1, FALSE, NULL);
   return plugin;
 }
 
@@ -307,11 +295,13 @@ static gboolean spf_init(PstPlugin *plugin, GKeyFile *keyfile,
     }
     pst_plugin_set_data(plugin, data, spf_plugin_data_free);
   }
-  spf_plugin_data_configure(data, config);
-  GThreadPool *pool = data->pool;
+  /* Init and every reload: the pool follows the configuration. */
+  spf_pool_set_limits(data->evaluators, config->evaluators,
+                      config->evaluator_max_checks,
+                      (gint64)config->evaluator_max_age_ms * 1000);
   SpfHookData *mail = g_new0(SpfHookData, 1);
   mail->config = spf_config_ref(config);
-  mail->pool = pool;
+  mail->evaluators = data->evaluators;
   pst_plugin_register_hook(plugin, PST_STAGE_MAIL, SPF_PRIORITY, spf_mail, mail,
                            (GDestroyNotify)spf_hook_data_free);
   pst_plugin_register_hook(plugin, PST_STAGE_EOM, SPF_PRIORITY, spf_eom, NULL,

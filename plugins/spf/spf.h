@@ -9,10 +9,11 @@
  *                 Received-SPF header; the policy decision (pure)
  *   spf-wire.c    the messages between the plugin and pst-spf-eval (pure
  *                 codecs) and their length-prefixed framing
- *   spf-child.c   the plugin's side of one pst-spf-eval process
+ *   spf-child.c   the plugin's side of one pst-spf-eval process, driven
+ *                 from the main loop (non-blocking socket, a GSource)
  *   spf-pool.c    the pool of long-lived pst-spf-eval processes
  *   spf-eval-main.c  pst-spf-eval: spf_evaluate() in its own process
- *   spf.c         the hooks, the worker threads, the results store
+ *   spf.c         the hooks, the jobs, the results store
  */
 #pragma once
 
@@ -92,14 +93,10 @@ SpfAnswer *spf_answer_new(PstDnsStatus status);
 void spf_answer_free(SpfAnswer *answer);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfAnswer, spf_answer_free)
 
-/* Answers one query; called on the evaluating thread, may block. */
+/* Answers one query for spf_evaluate(); may block (in pst-spf-eval it
+ * asks the plugin over the socket). */
 typedef SpfAnswer *(*SpfResolveFunc)(PstDnsType type, const char *name,
                                      gpointer user_data);
-
-/* The production resolver: pst_dns_lookup_sync() with `user_data` as the
- * GCancellable (nullable).  Worker threads only. */
-SpfAnswer *spf_resolve_core(PstDnsType type, const char *name,
-                            gpointer user_data);
 
 /* --- Evaluation --------------------------------------------------------- */
 
@@ -126,7 +123,7 @@ typedef struct {
   guint voids;       /* void lookups counted */
 } SpfOutcome;
 
-/* Evaluates one identity.  Blocks on DNS: worker threads (or tests). */
+/* Evaluates one identity.  Blocks on DNS: pst-spf-eval (or tests). */
 SpfOutcome *spf_evaluate(const SpfQuery *query);
 void spf_outcome_free(SpfOutcome *outcome);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfOutcome, spf_outcome_free)
@@ -231,15 +228,46 @@ GBytes *spf_wire_encode_outcome(const SpfOutcome *outcome);
  * text that is not printable ASCII, a comment with ( ) or \. */
 SpfOutcome *spf_wire_decode_outcome(GBytes *payload);
 
-/* Writes one framed message to `fd` (a socket; no SIGPIPE). */
+/* Writes one framed message to `fd` (a socket; no SIGPIPE).  The
+ * evaluator's side (blocking). */
 gboolean spf_wire_send(int fd, GBytes *payload, GError **error);
 /* Reads one framed message from `fd`, waiting until `deadline` (monotonic
  * microseconds; 0: forever) or until `cancellable` fires.  NULL and
- * G_IO_ERROR_CLOSED at a clean end of stream. */
+ * G_IO_ERROR_CLOSED at a clean end of stream.  The evaluator's side. */
 GBytes *spf_wire_recv(int fd, gint64 deadline, GCancellable *cancellable,
                       GError **error);
+/* Appends `payload` framed (its 4-byte length first) to `out`; FALSE for
+ * an empty or oversized payload. */
+gboolean spf_wire_frame_append(GByteArray *out, GBytes *payload,
+                               GError **error);
+/* The first whole framed message at the start of `in` (bytes as they
+ * arrived), removed from it: TRUE with `*payload_r` set, TRUE with NULL
+ * when the message is not all there yet, FALSE when its length is 0 or
+ * over SPF_WIRE_MAX_MESSAGE (nothing is allocated for it).  Pure: the
+ * plugin's side parses what it reads from a non-blocking socket with it. */
+gboolean spf_wire_frame_take(GByteArray *in, GBytes **payload_r,
+                             GError **error);
 
-/* One pst-spf-eval process and its socket (spf-child.c). */
+/* --- The evaluator processes, driven from the main loop ----------------- */
+
+/* Receives one DNS answer (owned by the callee). */
+typedef void (*SpfAnswerFunc)(SpfAnswer *answer, gpointer data);
+/* Looks `name` up and calls `done` exactly once with the answer, later,
+ * on the main thread. */
+typedef void (*SpfLookupFunc)(PstDnsType type, const char *name,
+                              GCancellable *cancellable, SpfAnswerFunc done,
+                              gpointer done_data, gpointer user_data);
+/* The production lookup: the core's asynchronous resolver
+ * (pst_dns_lookup_full(), names looked up verbatim, RFC 7208 7.3). */
+void spf_lookup_core(PstDnsType type, const char *name,
+                     GCancellable *cancellable, SpfAnswerFunc done,
+                     gpointer done_data, gpointer user_data);
+/* A core resolver answer as the evaluator gets it (a NUL octet inside a
+ * TXT record becomes DEL: it can then never pass for a shorter record). */
+SpfAnswer *spf_answer_from_dns_result(PstDnsType type,
+                                      const PstDnsResult *result);
+
+/* One pst-spf-eval process and its socket (spf-child.c).  Main thread. */
 typedef struct SpfChild SpfChild;
 
 /* The evaluator next to the module holding this code: DIR/pst-spf-eval. */
@@ -250,48 +278,65 @@ GPid spf_child_get_pid(const SpfChild *child);
  * microseconds): what the pool recycles it by. */
 guint spf_child_get_checks(const SpfChild *child);
 gint64 spf_child_get_started(const SpfChild *child);
-/* FALSE once it has ended (then it is reaped at once, and
- * spf_child_free() reports how it ended). */
+/* FALSE once it has ended (then it is reaped at once). */
 gboolean spf_child_is_running(SpfChild *child);
-/* Evaluates `query` in the child, answering its DNS questions with
- * query->resolve; NULL with `error` set when the child fails, dies,
- * misbehaves or misses `deadline` (then it is of no further use). */
-SpfOutcome *spf_child_evaluate(SpfChild *child, const SpfQuery *query,
-                               gint64 deadline, GCancellable *cancellable,
-                               GError **error);
+
+/* The end of one check: the outcome (owned by the callee), or NULL with
+ * `error` (G_IO_ERROR_CANCELLED when `cancellable` fired) when the child
+ * failed, died, misbehaved or missed the deadline: then it is of no
+ * further use. */
+typedef void (*SpfChildDone)(SpfChild *child, SpfOutcome *outcome,
+                             const GError *error, gpointer data);
+/* Sends `query` to the child and returns; the child's socket is watched
+ * by the thread-default main context, each DNS question is answered with
+ * `lookup`, and `done` runs once, from the main loop.  `query` must live
+ * until then.  `deadline`: monotonic microseconds. */
+void spf_child_evaluate(SpfChild *child, const SpfQuery *query, gint64 deadline,
+                        GCancellable *cancellable, SpfLookupFunc lookup,
+                        gpointer lookup_data, SpfChildDone done, gpointer data);
 /* Closes the socket, gives the child 100 ms to end (it exits at the end
  * of its stream), kills it (SIGKILL) if it has not, and reaps it; returns
  * how it ended ("killed by signal SIGSEGV", "exited with status 0",
- * "killed" when it had to be), a new string. */
+ * "killed" when it had to be), a new string.  Blocks up to 100 ms: for
+ * shutdown and tests; the pool uses spf_child_end(). */
 char *spf_child_free(SpfChild *child);
+/* Receives how an ended child ended (see spf_child_free()). */
+typedef void (*SpfChildEnded)(GPid pid, const char *how, gpointer data);
+/* spf_child_free() without blocking: the socket closed now, the 100 ms
+ * and the reaping on the main loop, then `ended` (nullable).  Returns the
+ * ending child's handle for spf_child_end_now() (at shutdown). */
+SpfChild *spf_child_end(SpfChild *child, SpfChildEnded ended, gpointer data);
+/* Finishes an ending child at once (blocking as spf_child_free()), with
+ * its `ended` callback. */
+void spf_child_end_now(SpfChild *child);
 
-/* A pool of long-lived evaluators (spf-pool.c).  Thread-safe. */
+/* A pool of long-lived evaluators (spf-pool.c).  Main thread only. */
 typedef struct SpfPool SpfPool;
 
-/* Starts `start` evaluators at once (plugin init); NULL when one cannot
- * be started. */
+/* A pool of `path` processes; `start` of them are started from the main
+ * loop's first iteration (after the daemon dropped its privileges).  NULL
+ * when `path` is not an executable. */
 SpfPool *spf_pool_new(const char *path, guint start, GError **error);
 /* At most `limit` evaluators; each retired after `max_checks` checks or
  * `max_age_us` microseconds. */
 void spf_pool_set_limits(SpfPool *pool, guint limit, guint max_checks,
                          gint64 max_age_us);
-/* An idle evaluator, or a new one while fewer than the limit run (else
- * waits for one to come back).  NULL when it cannot be started. */
-SpfChild *spf_pool_acquire(SpfPool *pool, GError **error);
-/* Takes back a healthy evaluator after a job (retiring it when worn). */
-void spf_pool_release(SpfPool *pool, SpfChild *child);
-/* Kills and reaps one that failed; how it ended, a new string. */
-char *spf_pool_discard(SpfPool *pool, SpfChild *child);
-/* Evaluates `query` in `*child`, acquired first when NULL.  Never NULL:
- * when the evaluator fails, it is discarded (`*child` becomes NULL) and
- * the outcome is a temperror, "SPF evaluator failure" with the reason in
- * `failure_r` (a new string), or "check cancelled" (no reason). */
-SpfOutcome *spf_pool_evaluate(SpfPool *pool, SpfChild **child,
-                              const SpfQuery *query, gint64 deadline,
-                              GCancellable *cancellable, char **failure_r);
+/* The end of one check: never NULL (owned by the callee).  When the
+ * evaluator failed, it was killed and reaped, the outcome is a
+ * temperror, "SPF evaluator failure" with the reason in `failure`, or
+ * "check cancelled" (failure NULL). */
+typedef void (*SpfPoolDone)(SpfOutcome *outcome, const char *failure,
+                            gpointer data);
+/* Evaluates `query` in an idle evaluator, a new one while fewer than the
+ * limit run, or the first to come back; DNS questions are answered with
+ * `lookup`.  `done` runs once, from the main loop, never inside this
+ * call; `query` must live until then. */
+void spf_pool_evaluate(SpfPool *pool, const SpfQuery *query, gint64 deadline,
+                       GCancellable *cancellable, SpfLookupFunc lookup,
+                       gpointer lookup_data, SpfPoolDone done, gpointer data);
 /* Evaluators alive, idle or in use. */
 guint spf_pool_get_running(SpfPool *pool);
-/* Ends and reaps every idle evaluator; none may be in use. */
+/* Ends and reaps every evaluator; no check may be under way. */
 void spf_pool_free(SpfPool *pool);
 
 /* Routes libspf2's process-global log hooks to GLib (once). */

@@ -1,10 +1,14 @@
 /* test-spf-wire.c - unit tests of the plugin <-> pst-spf-eval messages
  * (spf-wire.c: round trips, and every malformed payload refused) and of
  * the evaluator process itself (spf-child.c with the built pst-spf-eval,
- * $SPF_EVALUATOR): evaluations answered from a table, several in one
- * process, a child killed mid-evaluation, a missed deadline.
+ * $SPF_EVALUATOR), driven from the main loop as in the daemon:
+ * evaluations answered from a table, several in one process, a child
+ * killed mid-evaluation, a missed deadline, its end on the loop; and of
+ * the pool (spf-pool.c): reuse, recycling, a waiting check, a killed or
+ * cancelled check, the seccomp filter.
  */
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -243,11 +247,55 @@ static void test_framing(void) {
   close(fds[1]);
 }
 
-/* --- The evaluator process ---------------------------------------------- */
+/* --- Framing in memory (the plugin's side) ----------------------------- */
+
+static void test_frames_in_memory(void) {
+  g_autoptr(GBytes) one = spf_wire_encode_query(&sample_query);
+  g_autoptr(GBytes) two = spf_wire_encode_question(PST_DNS_TYPE_TXT, "x.test");
+  g_autoptr(GByteArray) stream = g_byte_array_new();
+  g_assert_true(spf_wire_frame_append(stream, one, NULL));
+  g_assert_true(spf_wire_frame_append(stream, two, NULL));
+  /* Fed one byte at a time: each message comes out whole, once. */
+  g_autoptr(GByteArray) in = g_byte_array_new();
+  GPtrArray *got =
+      g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+  for (guint i = 0; i < stream->len; i++) {
+    g_byte_array_append(in, stream->data + i, 1);
+    GBytes *payload = NULL;
+    g_assert_true(spf_wire_frame_take(in, &payload, NULL));
+    if (payload != NULL)
+      g_ptr_array_add(got, payload);
+  }
+  g_assert_cmpuint(got->len, ==, 2);
+  g_assert_true(g_bytes_equal(got->pdata[0], one));
+  g_assert_true(g_bytes_equal(got->pdata[1], two));
+  g_assert_cmpuint(in->len, ==, 0);
+  g_ptr_array_unref(got);
+  /* A length of 0 or over the limit is refused at once. */
+  static const guint8 *const bad[] = {(const guint8 *)"\0\0\0\0",
+                                      (const guint8 *)"\x7f\0\0\0",
+                                      (const guint8 *)"\0\x04\0\x01"};
+  for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(GByteArray) broken = g_byte_array_new();
+    g_byte_array_append(broken, bad[i], 4);
+    GBytes *payload = NULL;
+    g_autoptr(GError) error = NULL;
+    g_assert_false(spf_wire_frame_take(broken, &payload, &error));
+    g_assert_null(payload);
+    g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+  }
+  g_autoptr(GBytes) empty = g_bytes_new(NULL, 0);
+  g_autoptr(GError) error = NULL;
+  g_assert_false(spf_wire_frame_append(stream, empty, &error));
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE);
+}
+
+/* --- The evaluator process, on the main loop ---------------------------- */
 
 typedef struct {
-  SpfChild *child; /* killed by the resolver when `kill_on` is asked */
+  GPid kill_pid; /* killed when `kill_on` is asked */
   const char *kill_on;
+  GCancellable *cancel; /* cancelled when `kill_on` is asked */
   guint questions;
 } Resolver;
 
@@ -255,8 +303,12 @@ static SpfAnswer *table_resolve(PstDnsType type, const char *name,
                                 gpointer user_data) {
   Resolver *resolver = user_data;
   resolver->questions++;
-  if (resolver->kill_on != NULL && strcmp(name, resolver->kill_on) == 0)
-    kill(spf_child_get_pid(resolver->child), SIGKILL);
+  if (resolver->kill_on != NULL && strcmp(name, resolver->kill_on) == 0) {
+    if (resolver->kill_pid > 0)
+      kill(resolver->kill_pid, SIGKILL);
+    if (resolver->cancel != NULL)
+      g_cancellable_cancel(resolver->cancel);
+  }
   SpfAnswer *answer = spf_answer_new(PST_DNS_NXDOMAIN);
   if (type == PST_DNS_TYPE_TXT && strcmp(name, "example.test") == 0) {
     answer->status = PST_DNS_OK;
@@ -271,6 +323,75 @@ static SpfAnswer *table_resolve(PstDnsType type, const char *name,
   return answer;
 }
 
+typedef struct {
+  Resolver *resolver;
+  PstDnsType type;
+  char *name;
+  SpfAnswerFunc done;
+  gpointer done_data;
+} TableLookup;
+
+static gboolean table_lookup_answer(gpointer data) {
+  TableLookup *lookup = data;
+  lookup->done(table_resolve(lookup->type, lookup->name, lookup->resolver),
+               lookup->done_data);
+  g_free(lookup->name);
+  g_free(lookup);
+  return G_SOURCE_REMOVE;
+}
+
+/* An SpfLookupFunc over the table: answers from the main loop, as the
+ * core's resolver does. */
+static void table_lookup(PstDnsType type, const char *name,
+                         GCancellable *cancellable, SpfAnswerFunc done,
+                         gpointer done_data, gpointer user_data) {
+  (void)cancellable;
+  TableLookup *lookup = g_new0(TableLookup, 1);
+  lookup->resolver = user_data;
+  lookup->type = type;
+  lookup->name = g_strdup(name);
+  lookup->done = done;
+  lookup->done_data = done_data;
+  g_idle_add(table_lookup_answer, lookup);
+}
+
+typedef struct {
+  gboolean done;
+  SpfOutcome *outcome; /* owned */
+  GError *error;       /* owned */
+  char *failure;       /* owned */
+} Result;
+
+static void result_clear(Result *result) {
+  spf_outcome_free(result->outcome);
+  g_clear_error(&result->error);
+  g_free(result->failure);
+  memset(result, 0, sizeof *result);
+}
+
+static void on_child_done(SpfChild *child, SpfOutcome *outcome,
+                          const GError *error, gpointer data) {
+  (void)child;
+  Result *result = data;
+  result->done = TRUE;
+  result->outcome = outcome;
+  result->error = error != NULL ? g_error_copy(error) : NULL;
+}
+
+static void wait_for(const gboolean *flag) {
+  while (!*flag)
+    g_main_context_iteration(NULL, TRUE);
+}
+
+/* One check in `child`, run to its end. */
+static void child_check(SpfChild *child, const SpfQuery *query, gint64 deadline,
+                        Resolver *resolver, Result *result) {
+  spf_child_evaluate(child, query, deadline, NULL, table_lookup, resolver,
+                     on_child_done, result);
+  g_assert_false(result->done);
+  wait_for(&result->done);
+}
+
 static SpfChild *spawn_evaluator(void) {
   const char *path = g_getenv("SPF_EVALUATOR");
   g_assert_nonnull(path);
@@ -282,62 +403,82 @@ static SpfChild *spawn_evaluator(void) {
 
 static void test_evaluator_evaluates(void) {
   SpfChild *child = spawn_evaluator();
-  Resolver resolver = {.child = child};
+  Resolver resolver = {0};
   SpfQuery query = sample_query;
-  query.resolve = table_resolve;
-  query.resolve_data = &resolver;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(SpfOutcome) pass =
-      spf_child_evaluate(child, &query, 0, NULL, &error);
-  g_assert_no_error(error);
-  g_assert_cmpint(pass->result, ==, SPF_RES_PASS);
-  g_assert_cmpstr(pass->identity, ==, "user@example.test");
-  g_assert_cmpstr(pass->domain, ==, "example.test");
+  Result pass = {0};
+  child_check(child, &query, G_MAXINT64, &resolver, &pass);
+  g_assert_no_error(pass.error);
+  g_assert_cmpint(pass.outcome->result, ==, SPF_RES_PASS);
+  g_assert_cmpstr(pass.outcome->identity, ==, "user@example.test");
+  g_assert_cmpstr(pass.outcome->domain, ==, "example.test");
   /* The same process, another query: the same result as in-process. */
   query.ip = "198.51.100.1";
-  g_autoptr(SpfOutcome) fail =
-      spf_child_evaluate(child, &query, 0, NULL, &error);
-  g_assert_no_error(error);
+  Result fail = {0};
+  child_check(child, &query, G_MAXINT64, &resolver, &fail);
+  g_assert_no_error(fail.error);
+  query.resolve = table_resolve;
   query.resolve_data = &(Resolver){0};
   g_autoptr(SpfOutcome) direct = spf_evaluate(&query);
-  g_assert_cmpint(fail->result, ==, SPF_RES_FAIL);
-  g_assert_cmpstr(fail->explanation, ==, "198.51.100.1 is not allowed");
-  g_assert_cmpstr(fail->explanation, ==, direct->explanation);
-  g_assert_cmpstr(fail->comment, ==, direct->comment);
-  g_assert_cmpuint(fail->lookups, ==, direct->lookups);
-  g_assert_cmpuint(fail->voids, ==, direct->voids);
+  g_assert_cmpint(fail.outcome->result, ==, SPF_RES_FAIL);
+  g_assert_cmpstr(fail.outcome->explanation, ==, "198.51.100.1 is not allowed");
+  g_assert_cmpstr(fail.outcome->explanation, ==, direct->explanation);
+  g_assert_cmpstr(fail.outcome->comment, ==, direct->comment);
+  g_assert_cmpuint(fail.outcome->lookups, ==, direct->lookups);
+  g_assert_cmpuint(fail.outcome->voids, ==, direct->voids);
   g_assert_cmpuint(resolver.questions, >=, 3);
+  g_assert_cmpuint(spf_child_get_checks(child), ==, 2);
   /* At the end of its stream it exits on its own. */
   g_autofree char *how = spf_child_free(child);
   g_assert_cmpstr(how, ==, "exited with status 0");
+  result_clear(&pass);
+  result_clear(&fail);
 }
 
 static void test_evaluator_killed(void) {
   SpfChild *child = spawn_evaluator();
-  Resolver resolver = {.child = child, .kill_on = "slow.example.test"};
+  Resolver resolver = {.kill_pid = spf_child_get_pid(child),
+                       .kill_on = "slow.example.test"};
   SpfQuery query = sample_query;
   query.ip = "198.51.100.1";
-  query.resolve = table_resolve;
-  query.resolve_data = &resolver;
-  g_autoptr(GError) error = NULL;
-  g_assert_null(spf_child_evaluate(child, &query, 0, NULL, &error));
-  g_assert_nonnull(error);
+  Result result = {0};
+  child_check(child, &query, G_MAXINT64, &resolver, &result);
+  g_assert_null(result.outcome);
+  g_assert_nonnull(result.error);
+  g_assert_false(spf_child_is_running(child));
   g_autofree char *how = spf_child_free(child);
   g_assert_cmpstr(how, ==, "killed by signal SIGKILL");
   /* Reaped: no child of ours is left. */
   g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
+  result_clear(&result);
 }
 
 static void test_evaluator_deadline(void) {
   SpfChild *child = spawn_evaluator();
-  SpfQuery query = sample_query;
-  query.resolve = table_resolve;
-  query.resolve_data = &(Resolver){.child = child};
-  g_autoptr(GError) error = NULL;
-  g_assert_null(spf_child_evaluate(child, &query, g_get_monotonic_time() - 1,
-                                   NULL, &error));
-  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  Result result = {0};
+  child_check(child, &sample_query, g_get_monotonic_time() - 1, &(Resolver){0},
+              &result);
+  g_assert_error(result.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
   g_free(spf_child_free(child));
+  result_clear(&result);
+}
+
+/* The ending of a child on the main loop reports how it ended. */
+static void on_ended(GPid pid, const char *how, gpointer data) {
+  (void)pid;
+  char **how_r = data;
+  *how_r = g_strdup(how);
+}
+
+static void test_evaluator_ends_on_the_loop(void) {
+  SpfChild *child = spawn_evaluator();
+  char *how = NULL;
+  spf_child_end(child, on_ended, &how);
+  g_assert_null(how); /* never inside the call */
+  while (how == NULL)
+    g_main_context_iteration(NULL, TRUE);
+  g_assert_cmpstr(how, ==, "exited with status 0");
+  g_free(how);
+  g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
 }
 
 static void test_evaluator_refuses_other_parents(void) {
@@ -352,79 +493,150 @@ static void test_evaluator_refuses_other_parents(void) {
 
 /* --- The pool and the seccomp filter ----------------------------------- */
 
-static SpfOutcome *pool_check(SpfPool *pool, SpfChild **child, const char *ip,
-                              const char *sender, char **failure_r) {
-  SpfQuery query = sample_query;
-  query.ip = ip;
-  query.sender = sender;
-  query.resolve = table_resolve;
-  query.resolve_data = &(Resolver){0};
-  return spf_pool_evaluate(pool, child, &query, 0, NULL, failure_r);
+/* Our children (every evaluator is spawned by the main thread). */
+static GArray *children(void) {
+  g_autofree char *path =
+      g_strdup_printf("/proc/self/task/%d/children", (int)getpid());
+  g_autofree char *text = NULL;
+  g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+  GArray *pids = g_array_new(FALSE, FALSE, sizeof(GPid));
+  g_auto(GStrv) words = g_strsplit(g_strstrip(text), " ", -1);
+  for (guint i = 0; words[i] != NULL; i++)
+    if (words[i][0] != '\0') {
+      GPid pid = atoi(words[i]);
+      g_array_append_val(pids, pid);
+    }
+  return pids;
+}
+
+/* Our only child, once it is the only one. */
+static GPid only_child(void) {
+  for (;;) {
+    g_autoptr(GArray) pids = children();
+    if (pids->len == 1)
+      return g_array_index(pids, GPid, 0);
+    g_main_context_iteration(NULL, TRUE);
+  }
+}
+
+static void on_pool_done(SpfOutcome *outcome, const char *failure,
+                         gpointer data) {
+  Result *result = data;
+  result->done = TRUE;
+  result->outcome = outcome;
+  result->failure = g_strdup(failure);
+}
+
+static void pool_start(SpfPool *pool, SpfQuery *query, const char *ip,
+                       const char *sender, Resolver *resolver,
+                       GCancellable *cancellable, Result *result) {
+  *query = sample_query;
+  query->ip = ip;
+  query->sender = sender;
+  spf_pool_evaluate(pool, query, G_MAXINT64, cancellable, table_lookup,
+                    resolver, on_pool_done, result);
+  g_assert_false(result->done); /* never inside the call */
+}
+
+static void pool_check(SpfPool *pool, const char *ip, const char *sender,
+                       Resolver *resolver, Result *result) {
+  SpfQuery query;
+  pool_start(pool, &query, ip, sender, resolver, NULL, result);
+  wait_for(&result->done);
+}
+
+static SpfPool *pool_new(const char *path, guint limit, guint max_checks) {
+  g_autoptr(GError) error = NULL;
+  SpfPool *pool = spf_pool_new(path, 1, &error);
+  g_assert_no_error(error);
+  spf_pool_set_limits(pool, limit, max_checks, G_MAXINT64);
+  /* The first evaluator starts from the main loop. */
+  g_assert_cmpuint(spf_pool_get_running(pool), ==, 0);
+  while (spf_pool_get_running(pool) == 0)
+    g_main_context_iteration(NULL, TRUE);
+  return pool;
 }
 
 static void test_pool_reuses_and_recycles(void) {
-  g_autoptr(GError) error = NULL;
-  SpfPool *pool = spf_pool_new(g_getenv("SPF_EVALUATOR"), 1, &error);
-  g_assert_no_error(error);
-  spf_pool_set_limits(pool, 2, 3, G_MAXINT64);
-  g_assert_cmpuint(spf_pool_get_running(pool), ==, 1);
+  SpfPool *pool = pool_new(g_getenv("SPF_EVALUATOR"), 2, 3);
+  GPid first = only_child();
   /* Sequential checks share one process until it served 3. */
-  GPid first = 0;
   for (guint i = 0; i < 4; i++) {
-    SpfChild *child = NULL;
-    g_autofree char *failure = NULL;
-    g_autoptr(SpfOutcome) outcome =
-        pool_check(pool, &child, "192.0.2.1", "user@example.test", &failure);
-    g_assert_null(failure);
-    g_assert_cmpint(outcome->result, ==, SPF_RES_PASS);
-    if (i == 0)
-      first = spf_child_get_pid(child);
-    else if (i < 3)
-      g_assert_cmpint(spf_child_get_pid(child), ==, first);
-    else
-      g_assert_cmpint(spf_child_get_pid(child), !=, first);
-    spf_pool_release(pool, child);
+    Result result = {0};
+    pool_check(pool, "192.0.2.1", "user@example.test", &(Resolver){0}, &result);
+    g_assert_null(result.failure);
+    g_assert_cmpint(result.outcome->result, ==, SPF_RES_PASS);
+    if (i < 2)
+      g_assert_cmpint(only_child(), ==, first);
+    result_clear(&result);
   }
-  /* Two at once: a second process, never more than the limit. */
-  SpfChild *one = spf_pool_acquire(pool, &error);
-  SpfChild *two = spf_pool_acquire(pool, &error);
-  g_assert_no_error(error);
-  g_assert_cmpint(spf_child_get_pid(one), !=, spf_child_get_pid(two));
+  /* The first was retired after its third check, and reaped. */
+  GPid second = only_child();
+  g_assert_cmpint(second, !=, first);
+  g_assert_cmpint(kill(first, 0), ==, -1);
+  /* Two at once: a second process, never more than the limit; a third
+   * check waits for one of them. */
+  spf_pool_set_limits(pool, 2, 100, G_MAXINT64);
+  Result results[3] = {{0}};
+  SpfQuery queries[3];
+  for (guint i = 0; i < 3; i++)
+    pool_start(pool, &queries[i], "192.0.2.1", "user@example.test",
+               &(Resolver){0}, NULL, &results[i]);
   g_assert_cmpuint(spf_pool_get_running(pool), ==, 2);
-  spf_pool_release(pool, one);
-  spf_pool_release(pool, two);
+  for (guint i = 0; i < 3; i++) {
+    wait_for(&results[i].done);
+    g_assert_cmpint(results[i].outcome->result, ==, SPF_RES_PASS);
+    result_clear(&results[i]);
+  }
+  g_assert_cmpuint(spf_pool_get_running(pool), ==, 2);
   spf_pool_free(pool);
   /* Every evaluator was reaped: no child of ours is left. */
   g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
 }
 
 static void test_pool_replaces_a_killed_evaluator(void) {
-  g_autoptr(GError) error = NULL;
-  SpfPool *pool = spf_pool_new(g_getenv("SPF_EVALUATOR"), 1, &error);
-  g_assert_no_error(error);
-  spf_pool_set_limits(pool, 1, 100, G_MAXINT64);
-  SpfChild *child = spf_pool_acquire(pool, &error);
-  Resolver resolver = {.child = child, .kill_on = "slow.example.test"};
-  SpfQuery query = sample_query;
-  query.ip = "198.51.100.1";
-  query.resolve = table_resolve;
-  query.resolve_data = &resolver;
-  g_autofree char *failure = NULL;
-  g_autoptr(SpfOutcome) killed =
-      spf_pool_evaluate(pool, &child, &query, 0, NULL, &failure);
-  g_assert_cmpint(killed->result, ==, SPF_RES_TEMPERROR);
-  g_assert_cmpstr(killed->problem, ==, "SPF evaluator failure");
-  g_assert_nonnull(strstr(failure, "killed by signal SIGKILL"));
-  g_assert_null(child);
+  SpfPool *pool = pool_new(g_getenv("SPF_EVALUATOR"), 1, 100);
+  Resolver resolver = {.kill_pid = only_child(),
+                       .kill_on = "slow.example.test"};
+  Result killed = {0};
+  pool_check(pool, "198.51.100.1", "user@example.test", &resolver, &killed);
+  g_assert_cmpint(killed.outcome->result, ==, SPF_RES_TEMPERROR);
+  g_assert_cmpstr(killed.outcome->problem, ==, "SPF evaluator failure");
+  g_assert_nonnull(strstr(killed.failure, "killed by signal SIGKILL"));
   g_assert_cmpuint(spf_pool_get_running(pool), ==, 0);
+  /* Reaped before the check ended. */
+  g_assert_cmpint(kill(resolver.kill_pid, 0), ==, -1);
   /* The next check gets a fresh process. */
-  g_autofree char *none = NULL;
-  g_autoptr(SpfOutcome) pass =
-      pool_check(pool, &child, "192.0.2.1", "user@example.test", &none);
-  g_assert_cmpint(pass->result, ==, SPF_RES_PASS);
-  spf_pool_release(pool, child);
+  Result pass = {0};
+  pool_check(pool, "192.0.2.1", "user@example.test", &(Resolver){0}, &pass);
+  g_assert_cmpint(pass.outcome->result, ==, SPF_RES_PASS);
+  g_assert_cmpint(only_child(), !=, resolver.kill_pid);
   spf_pool_free(pool);
   g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
+  result_clear(&killed);
+  result_clear(&pass);
+}
+
+/* A check cancelled while its lookup is out (the client left): a
+ * temperror at the answer, the evaluator retired cleanly. */
+static void test_pool_cancelled_check(void) {
+  SpfPool *pool = pool_new(g_getenv("SPF_EVALUATOR"), 1, 100);
+  GPid evaluator = only_child();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new();
+  Resolver resolver = {.kill_on = "slow.example.test", .cancel = cancellable};
+  Result result = {0};
+  SpfQuery query;
+  pool_start(pool, &query, "198.51.100.1", "user@example.test", &resolver,
+             cancellable, &result);
+  wait_for(&result.done);
+  g_assert_cmpint(result.outcome->result, ==, SPF_RES_TEMPERROR);
+  g_assert_cmpstr(result.outcome->problem, ==, "check cancelled");
+  g_assert_null(result.failure);
+  while (kill(evaluator, 0) == 0)
+    g_main_context_iteration(NULL, TRUE);
+  spf_pool_free(pool);
+  g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
+  result_clear(&result);
 }
 
 /* The seccomp filter: open, socket and execve after start-up kill the
@@ -434,30 +646,23 @@ static void test_seccomp_kills_forbidden_calls(void) {
       "open@example.test", "socket@example.test", "execve@example.test"};
   const char *path = g_getenv("SPF_EVALUATOR_FORBIDDEN");
   g_assert_nonnull(path);
-  g_autoptr(GError) error = NULL;
-  SpfPool *pool = spf_pool_new(path, 1, &error);
-  g_assert_no_error(error);
-  spf_pool_set_limits(pool, 1, 100, G_MAXINT64);
+  SpfPool *pool = pool_new(path, 1, 100);
   for (gsize i = 0; i < G_N_ELEMENTS(senders); i++) {
-    SpfChild *child = NULL;
-    g_autofree char *failure = NULL;
-    g_autoptr(SpfOutcome) outcome =
-        pool_check(pool, &child, "192.0.2.1", senders[i], &failure);
-    g_test_message("%s: %s", senders[i], failure);
-    g_assert_cmpint(outcome->result, ==, SPF_RES_TEMPERROR);
-    g_assert_cmpstr(outcome->problem, ==, "SPF evaluator failure");
-    g_assert_nonnull(strstr(failure, "killed by signal SIGSYS"));
-    g_assert_null(child);
+    Result result = {0};
+    pool_check(pool, "192.0.2.1", senders[i], &(Resolver){0}, &result);
+    g_test_message("%s: %s", senders[i], result.failure);
+    g_assert_cmpint(result.outcome->result, ==, SPF_RES_TEMPERROR);
+    g_assert_cmpstr(result.outcome->problem, ==, "SPF evaluator failure");
+    g_assert_nonnull(strstr(result.failure, "killed by signal SIGSYS"));
+    result_clear(&result);
   }
   /* Without a forbidden call, the same program serves checks. */
-  SpfChild *child = NULL;
-  g_autofree char *failure = NULL;
-  g_autoptr(SpfOutcome) pass =
-      pool_check(pool, &child, "192.0.2.1", "user@example.test", &failure);
-  g_assert_cmpint(pass->result, ==, SPF_RES_PASS);
-  spf_pool_release(pool, child);
+  Result pass = {0};
+  pool_check(pool, "192.0.2.1", "user@example.test", &(Resolver){0}, &pass);
+  g_assert_cmpint(pass.outcome->result, ==, SPF_RES_PASS);
   spf_pool_free(pool);
   g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
+  result_clear(&pass);
 }
 
 int main(int argc, char **argv) {
@@ -470,12 +675,15 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/wire/truncated", test_truncated_and_trailing_refused);
   g_test_add_func("/spf/wire/malformed", test_malformed_refused);
   g_test_add_func("/spf/wire/framing", test_framing);
+  g_test_add_func("/spf/wire/frames-in-memory", test_frames_in_memory);
   g_test_add_func("/spf/child/evaluates", test_evaluator_evaluates);
   g_test_add_func("/spf/child/killed", test_evaluator_killed);
   g_test_add_func("/spf/child/deadline", test_evaluator_deadline);
   g_test_add_func("/spf/child/parent", test_evaluator_refuses_other_parents);
+  g_test_add_func("/spf/child/end", test_evaluator_ends_on_the_loop);
   g_test_add_func("/spf/pool/reuse-recycle", test_pool_reuses_and_recycles);
   g_test_add_func("/spf/pool/killed", test_pool_replaces_a_killed_evaluator);
+  g_test_add_func("/spf/pool/cancelled", test_pool_cancelled_check);
   g_test_add_func("/spf/pool/seccomp", test_seccomp_kills_forbidden_calls);
   return g_test_run();
 }
