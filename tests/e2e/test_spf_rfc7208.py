@@ -452,6 +452,10 @@ OWN = [
     case("5.5", "1.2.3.6", "a@e7.os-ptr.test", "pass"),
     # 7.1: a name with "%" built by a macro is looked up as it is.
     case("7.1", "1.2.3.4", "a@e13.os-mac.test", "pass"),
+    # 7.1, 7.3: so is one with a space ("%_"), and with both.
+    case("7.1", "1.2.3.4", "a@e14.os-mac.test", "pass"),
+    case("7.1", "1.2.3.5", "a@e14.os-mac.test", "fail"),
+    case("7.1", "1.2.3.4", "a@e15.os-mac.test", "pass"),
 ]
 
 CASES += OWN + SUITE
