@@ -288,20 +288,12 @@ SpfOutcome *spf_wire_decode_outcome(GBytes *payload) {
 /* --- Framing ------------------------------------------------------------ */
 
 gboolean spf_wire_send(int fd, GBytes *payload, GError **error) {
-  gsize size = 0;
-  const guint8 *data = g_bytes_get_data(payload, &size);
-  if (size == 0 || size > SPF_WIRE_MAX_MESSAGE) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
-                "SPF evaluator message of %" G_GSIZE_FORMAT " bytes refused",
-                size);
+  g_autoptr(GByteArray) frame = g_byte_array_new();
+  if (!spf_wire_frame_append(frame, payload, error))
     return FALSE;
-  }
-  guint8 header[4] = {size >> 24, size >> 16, size >> 8, size};
-  struct iovec iov[2] = {{header, 4}, {(void *)data, size}};
-  struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
-  gsize total = 4 + size, sent = 0;
-  while (sent < total) {
-    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+  gsize sent = 0;
+  while (sent < frame->len) {
+    ssize_t n = send(fd, frame->data + sent, frame->len - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
@@ -311,15 +303,6 @@ gboolean spf_wire_send(int fd, GBytes *payload, GError **error) {
       return FALSE;
     }
     sent += (gsize)n;
-    /* Skip what was written. */
-    while (msg.msg_iovlen > 0 && (gsize)n >= msg.msg_iov->iov_len) {
-      n -= (ssize_t)msg.msg_iov->iov_len;
-      msg.msg_iov++, msg.msg_iovlen--;
-    }
-    if (msg.msg_iovlen > 0) {
-      msg.msg_iov->iov_base = (guint8 *)msg.msg_iov->iov_base + n;
-      msg.msg_iov->iov_len -= (gsize)n;
-    }
   }
   return TRUE;
 }
@@ -340,22 +323,29 @@ gboolean spf_wire_frame_append(GByteArray *out, GBytes *payload,
   return TRUE;
 }
 
+/* The payload size a frame's 4-byte header announces; 0 with `error`
+ * for 0 or more than SPF_WIRE_MAX_MESSAGE. */
+static guint32 spf_wire_frame_size(const guint8 *header, GError **error) {
+  guint32 size = (guint32)header[0] << 24 | (guint32)header[1] << 16 |
+                 (guint32)header[2] << 8 | (guint32)header[3];
+  if (size > 0 && size <= SPF_WIRE_MAX_MESSAGE)
+    return size;
+  g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+              "SPF evaluator message of %u bytes refused", size);
+  return 0;
+}
+
 gboolean spf_wire_frame_take(GByteArray *in, GBytes **payload_r,
                              GError **error) {
   *payload_r = NULL;
   if (in->len < 4)
     return TRUE;
-  const guint8 *p = in->data;
-  guint32 size = (guint32)p[0] << 24 | (guint32)p[1] << 16 |
-                 (guint32)p[2] << 8 | (guint32)p[3];
-  if (size == 0 || size > SPF_WIRE_MAX_MESSAGE) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                "SPF evaluator message of %u bytes refused", size);
+  guint32 size = spf_wire_frame_size(in->data, error);
+  if (size == 0)
     return FALSE;
-  }
   if (in->len - 4 < size)
     return TRUE;
-  *payload_r = g_bytes_new(p + 4, size);
+  *payload_r = g_bytes_new(in->data + 4, size);
   g_byte_array_remove_range(in, 0, 4 + size);
   return TRUE;
 }
@@ -425,13 +415,9 @@ GBytes *spf_wire_recv(int fd, gint64 deadline, GCancellable *cancellable,
   gboolean eof = FALSE;
   if (!spf_read_full(fd, header, 4, deadline, cancellable, &eof, error))
     return NULL;
-  guint32 size = (guint32)header[0] << 24 | (guint32)header[1] << 16 |
-                 (guint32)header[2] << 8 | (guint32)header[3];
-  if (size == 0 || size > SPF_WIRE_MAX_MESSAGE) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                "SPF evaluator message of %u bytes refused", size);
+  guint32 size = spf_wire_frame_size(header, error);
+  if (size == 0)
     return NULL;
-  }
   guint8 *data = g_malloc(size);
   if (!spf_read_full(fd, data, size, deadline, cancellable, &eof, error)) {
     g_free(data);
