@@ -5,7 +5,9 @@
  * handling together, so evaluators live on and serve check after check
  * over their socketpair.  spf_pool_evaluate() gives a check an idle
  * evaluator, or starts one while fewer than the limit run, or queues the
- * check until one comes back; spf-child.c drives the conversation from
+ * check until one comes back (first in, first out, except that a check
+ * asked from another one's completion, a job's next identity, goes
+ * first); spf-child.c drives the conversation from
  * the main loop (no thread anywhere: the evaluator's DNS questions go to
  * the core's async resolver and the answers back from the same loop).  An
  * evaluator is retired (its socket closed, so it exits, then reaped from
@@ -43,6 +45,7 @@ struct SpfPool {
   gint64 max_age;   /* microseconds */
   guint prestart;   /* evaluators to start from the first iteration */
   GSource *starter; /* owned, nullable: that first iteration */
+  guint delivering; /* inside a check's `done`: its next check goes first */
 };
 
 typedef struct {
@@ -75,7 +78,10 @@ static void spf_request_free(SpfRequest *request) {
 /* Hands the caller its outcome (and failure) and frees the request. */
 static void spf_request_done(SpfRequest *request, SpfOutcome *outcome,
                              const char *failure) {
+  SpfPool *pool = request->pool;
+  pool->delivering++;
   request->done(outcome, failure, request->data);
+  pool->delivering--;
   spf_request_free(request);
 }
 
@@ -255,8 +261,15 @@ void spf_pool_evaluate(SpfPool *pool, const SpfQuery *query, gint64 deadline,
   request->lookup_data = lookup_data;
   request->done = done;
   request->data = data;
-  if (!g_queue_is_empty(&pool->waiting) || !spf_pool_start(pool, request))
+  /* A check asked from another one's `done` (MAIL FROM after HELO) goes
+   * before the waiting ones: a transaction under way finishes first. */
+  if (pool->delivering > 0) {
+    if (!spf_pool_start(pool, request))
+      g_queue_push_head(&pool->waiting, request);
+  } else if (!g_queue_is_empty(&pool->waiting) ||
+             !spf_pool_start(pool, request)) {
     g_queue_push_tail(&pool->waiting, request);
+  }
 }
 
 /* --- The pool ----------------------------------------------------------- */

@@ -299,6 +299,10 @@ typedef struct {
   guint questions;
 } Resolver;
 
+/* A resolver that kills nothing, for checks whose answers come later
+ * (it outlives them). */
+static Resolver plain_resolver;
+
 static SpfAnswer *table_resolve(PstDnsType type, const char *name,
                                 gpointer user_data) {
   Resolver *resolver = user_data;
@@ -417,7 +421,7 @@ static void test_evaluator_evaluates(void) {
   child_check(child, &query, G_MAXINT64, &resolver, &fail);
   g_assert_no_error(fail.error);
   query.resolve = table_resolve;
-  query.resolve_data = &(Resolver){0};
+  query.resolve_data = &plain_resolver;
   g_autoptr(SpfOutcome) direct = spf_evaluate(&query);
   g_assert_cmpint(fail.outcome->result, ==, SPF_RES_FAIL);
   g_assert_cmpstr(fail.outcome->explanation, ==, "198.51.100.1 is not allowed");
@@ -455,7 +459,7 @@ static void test_evaluator_killed(void) {
 static void test_evaluator_deadline(void) {
   SpfChild *child = spawn_evaluator();
   Result result = {0};
-  child_check(child, &sample_query, g_get_monotonic_time() - 1, &(Resolver){0},
+  child_check(child, &sample_query, g_get_monotonic_time() - 1, &plain_resolver,
               &result);
   g_assert_error(result.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
   g_free(spf_child_free(child));
@@ -563,7 +567,7 @@ static void test_pool_reuses_and_recycles(void) {
   /* Sequential checks share one process until it served 3. */
   for (guint i = 0; i < 4; i++) {
     Result result = {0};
-    pool_check(pool, "192.0.2.1", "user@example.test", &(Resolver){0}, &result);
+    pool_check(pool, "192.0.2.1", "user@example.test", &plain_resolver, &result);
     g_assert_null(result.failure);
     g_assert_cmpint(result.outcome->result, ==, SPF_RES_PASS);
     if (i < 2)
@@ -581,7 +585,7 @@ static void test_pool_reuses_and_recycles(void) {
   SpfQuery queries[3];
   for (guint i = 0; i < 3; i++)
     pool_start(pool, &queries[i], "192.0.2.1", "user@example.test",
-               &(Resolver){0}, NULL, &results[i]);
+               &plain_resolver, NULL, &results[i]);
   g_assert_cmpuint(spf_pool_get_running(pool), ==, 2);
   for (guint i = 0; i < 3; i++) {
     wait_for(&results[i].done);
@@ -608,13 +612,68 @@ static void test_pool_replaces_a_killed_evaluator(void) {
   g_assert_cmpint(kill(resolver.kill_pid, 0), ==, -1);
   /* The next check gets a fresh process. */
   Result pass = {0};
-  pool_check(pool, "192.0.2.1", "user@example.test", &(Resolver){0}, &pass);
+  pool_check(pool, "192.0.2.1", "user@example.test", &plain_resolver, &pass);
   g_assert_cmpint(pass.outcome->result, ==, SPF_RES_PASS);
   g_assert_cmpint(only_child(), !=, resolver.kill_pid);
   spf_pool_free(pool);
   g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
   result_clear(&killed);
   result_clear(&pass);
+}
+
+/* A check asked from another's completion (a job's MAIL FROM after its
+ * HELO) goes before the checks already waiting. */
+typedef struct {
+  SpfPool *pool;
+  SpfQuery query;
+  Result next;
+  guint *order; /* completions so far */
+  guint position;
+} Chained;
+
+static void on_next_done(SpfOutcome *outcome, const char *failure,
+                         gpointer data) {
+  Chained *chained = data;
+  on_pool_done(outcome, failure, &chained->next);
+  chained->position = ++*chained->order;
+}
+
+static void on_first_done(SpfOutcome *outcome, const char *failure,
+                          gpointer data) {
+  Chained *chained = data;
+  spf_outcome_free(outcome);
+  g_assert_null(failure);
+  chained->query = sample_query;
+  spf_pool_evaluate(chained->pool, &chained->query, G_MAXINT64, NULL,
+                    table_lookup, &plain_resolver, on_next_done, chained);
+}
+
+static void on_waiting_done(SpfOutcome *outcome, const char *failure,
+                            gpointer data) {
+  Chained *waiting = data;
+  on_pool_done(outcome, failure, &waiting->next);
+  waiting->position = ++*waiting->order;
+}
+
+static void test_pool_next_check_first(void) {
+  SpfPool *pool = pool_new(g_getenv("SPF_EVALUATOR"), 1, 100);
+  guint order = 0;
+  Chained first = {.pool = pool, .order = &order};
+  Chained waiting = {.pool = pool, .order = &order};
+  first.query = sample_query;
+  waiting.query = sample_query;
+  spf_pool_evaluate(pool, &first.query, G_MAXINT64, NULL, table_lookup,
+                    &plain_resolver, on_first_done, &first);
+  spf_pool_evaluate(pool, &waiting.query, G_MAXINT64, NULL, table_lookup,
+                    &plain_resolver, on_waiting_done, &waiting);
+  wait_for(&waiting.next.done);
+  wait_for(&first.next.done);
+  g_assert_cmpuint(first.position, ==, 1);
+  g_assert_cmpuint(waiting.position, ==, 2);
+  g_assert_cmpuint(spf_pool_get_running(pool), ==, 1);
+  spf_pool_free(pool);
+  result_clear(&first.next);
+  result_clear(&waiting.next);
 }
 
 /* A check cancelled while its lookup is out (the client left): a
@@ -649,7 +708,7 @@ static void test_seccomp_kills_forbidden_calls(void) {
   SpfPool *pool = pool_new(path, 1, 100);
   for (gsize i = 0; i < G_N_ELEMENTS(senders); i++) {
     Result result = {0};
-    pool_check(pool, "192.0.2.1", senders[i], &(Resolver){0}, &result);
+    pool_check(pool, "192.0.2.1", senders[i], &plain_resolver, &result);
     g_test_message("%s: %s", senders[i], result.failure);
     g_assert_cmpint(result.outcome->result, ==, SPF_RES_TEMPERROR);
     g_assert_cmpstr(result.outcome->problem, ==, "SPF evaluator failure");
@@ -658,7 +717,7 @@ static void test_seccomp_kills_forbidden_calls(void) {
   }
   /* Without a forbidden call, the same program serves checks. */
   Result pass = {0};
-  pool_check(pool, "192.0.2.1", "user@example.test", &(Resolver){0}, &pass);
+  pool_check(pool, "192.0.2.1", "user@example.test", &plain_resolver, &pass);
   g_assert_cmpint(pass.outcome->result, ==, SPF_RES_PASS);
   spf_pool_free(pool);
   g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
@@ -684,6 +743,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/pool/reuse-recycle", test_pool_reuses_and_recycles);
   g_test_add_func("/spf/pool/killed", test_pool_replaces_a_killed_evaluator);
   g_test_add_func("/spf/pool/cancelled", test_pool_cancelled_check);
+  g_test_add_func("/spf/pool/next-check-first", test_pool_next_check_first);
   g_test_add_func("/spf/pool/seccomp", test_seccomp_kills_forbidden_calls);
   return g_test_run();
 }
