@@ -29,8 +29,9 @@ typedef struct {
 
 struct _DmarcStore {
   const DmarcStoreClass *klass;
-  sqlite3 *sqlite; /* owned, nullable */
-  PGconn *pg;      /* owned, nullable */
+  sqlite3 *sqlite;        /* owned, nullable */
+  GHashTable *statements; /* SQLite: SQL text -> its prepared statement */
+  PGconn *pg;             /* owned, nullable */
 };
 
 static const char *const dmarc_schema[] = {
@@ -88,11 +89,27 @@ static void dmarc_sqlite_row(sqlite3_stmt *statement, GPtrArray *rows) {
   g_ptr_array_add(rows, row);
 }
 
+/* The statement of `sql`, prepared once and reused (a history row's
+ * INSERT took longer to prepare than to run), or NULL with `status_r`. */
+static sqlite3_stmt *dmarc_sqlite_statement(DmarcStore *store,
+                                            const char *sql, int *status_r) {
+  sqlite3_stmt *statement = g_hash_table_lookup(store->statements, sql);
+  if (statement != NULL)
+    return statement;
+  *status_r = sqlite3_prepare_v2(store->sqlite, sql, -1, &statement, NULL);
+  if (*status_r != SQLITE_OK) {
+    sqlite3_finalize(statement);
+    return NULL;
+  }
+  g_hash_table_insert(store->statements, g_strdup(sql), statement);
+  return statement;
+}
+
 static gboolean dmarc_sqlite_exec(DmarcStore *store, const char *sql,
                                   const char *const *params, GPtrArray *rows,
                                   GError **error) {
-  sqlite3_stmt *statement = NULL;
-  int status = sqlite3_prepare_v2(store->sqlite, sql, -1, &statement, NULL);
+  int status = SQLITE_OK;
+  sqlite3_stmt *statement = dmarc_sqlite_statement(store, sql, &status);
   for (int i = 0; status == SQLITE_OK && params != NULL && params[i] != NULL;
        i++)
     status =
@@ -104,15 +121,22 @@ static gboolean dmarc_sqlite_exec(DmarcStore *store, const char *sql,
     if (status == SQLITE_DONE)
       status = SQLITE_OK;
   }
+  if (status != SQLITE_OK)
+    g_set_error(error, DMARC_STORE_ERROR, status, "SQLite: %s",
+                sqlite3_errmsg(store->sqlite));
+  if (statement != NULL) {
+    sqlite3_reset(statement);
+    sqlite3_clear_bindings(statement);
+  }
+  return status == SQLITE_OK;
+}
+
+static void dmarc_sqlite_finalize(gpointer statement) {
   sqlite3_finalize(statement);
-  if (status == SQLITE_OK)
-    return TRUE;
-  g_set_error(error, DMARC_STORE_ERROR, status, "SQLite: %s",
-              sqlite3_errmsg(store->sqlite));
-  return FALSE;
 }
 
 static void dmarc_sqlite_close(DmarcStore *store) {
+  g_hash_table_unref(store->statements);
   sqlite3_close(store->sqlite);
 }
 
@@ -122,6 +146,8 @@ static const DmarcStoreClass dmarc_sqlite_class = {dmarc_sqlite_exec,
 static gboolean dmarc_sqlite_open(DmarcStore *store, const char *path,
                                   GError **error) {
   store->klass = &dmarc_sqlite_class;
+  store->statements = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                            dmarc_sqlite_finalize);
   int status = sqlite3_open_v2(
       path, &store->sqlite,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

@@ -11,8 +11,11 @@
  * PENDING; the check's DNS questions go to the core's asynchronous
  * resolver (pst_dns_lookup(), with the call's cancellable), answers come
  * back on the main thread, and when the check is done the job applies the
- * policy and completes the call.  Nothing here blocks the main loop;
- * history rows go to the writer thread (dmarc-history.c).
+ * policy and completes the call.  Answers are kept for their TTL in the
+ * configuration's cache (dmarc-cache.c): when it holds every answer the
+ * check needs, the hook decides at once and returns the verdict.  Nothing
+ * here blocks the main loop; history rows go to the writer thread
+ * (dmarc-history.c).
  *
  * Enforcement: fail under p/sp/np=reject is refused with reject_reply,
  * under quarantine held (QUARANTINE) or marked with the
@@ -32,6 +35,7 @@
 typedef struct {
   DmarcConfig *config;   /* owned reference */
   DmarcHistory *history; /* owned reference, nullable */
+  DmarcCache *cache;     /* owned reference: this generation's answers */
 } DmarcHookData;
 
 typedef struct {
@@ -39,6 +43,7 @@ typedef struct {
   GCancellable *cancellable; /* owned reference */
   DmarcConfig *config;       /* owned reference */
   DmarcHistory *history;     /* owned reference, nullable */
+  DmarcCache *cache;         /* owned reference */
   DmarcCheck *check;         /* owned */
   guint pending;             /* lookups not answered yet */
   gboolean completed;
@@ -54,6 +59,7 @@ static void dmarc_job_free(DmarcJob *job) {
   dmarc_config_unref(job->config);
   if (job->history != NULL)
     dmarc_history_unref(job->history);
+  dmarc_cache_unref(job->cache);
   dmarc_check_free(job->check);
   g_free(job->client);
   g_free(job->sender);
@@ -65,11 +71,46 @@ static void dmarc_job_free(DmarcJob *job) {
 /* --- Reading the other plugins' results ------------------------------------
  */
 
-static const char *dmarc_dict_string(GVariant *dict, const char *key) {
-  const char *value = NULL;
-  if (!g_variant_lookup(dict, key, "&s", &value))
-    return NULL;
-  return value;
+/* The string values of an a{sv} result the plugin reads. */
+typedef struct {
+  const char *result, *reason;
+  const char *domain, *selector; /* DKIM: header.d, header.s */
+  const char *mailfrom, *helo;   /* SPF: smtp.mailfrom, smtp.helo */
+} DmarcResultStrings;
+
+/* Reads `dict` in one pass; the strings live as long as `dict`.  The
+ * plugins build their results in GVariant's tree form, in which reading an
+ * entry through a format string serializes that entry anew: for every
+ * g_variant_lookup(), each entry it walked past.  That cost more than the
+ * rest of the evaluation, so the dictionary is serialized once, first. */
+static void dmarc_result_strings(GVariant *dict, DmarcResultStrings *out) {
+  memset(out, 0, sizeof *out);
+  if (!g_variant_is_of_type(dict, G_VARIANT_TYPE_VARDICT))
+    return;
+  g_variant_get_data(dict);
+  static const struct {
+    const char *key;
+    gsize offset;
+  } wanted[] = {
+      {"result", G_STRUCT_OFFSET(DmarcResultStrings, result)},
+      {"reason", G_STRUCT_OFFSET(DmarcResultStrings, reason)},
+      {"header.d", G_STRUCT_OFFSET(DmarcResultStrings, domain)},
+      {"header.s", G_STRUCT_OFFSET(DmarcResultStrings, selector)},
+      {"smtp.mailfrom", G_STRUCT_OFFSET(DmarcResultStrings, mailfrom)},
+      {"smtp.helo", G_STRUCT_OFFSET(DmarcResultStrings, helo)},
+  };
+  GVariantIter iter;
+  const char *key;
+  GVariant *value;
+  g_variant_iter_init(&iter, dict);
+  while (g_variant_iter_loop(&iter, "{&sv}", &key, &value)) {
+    if (!g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
+      continue;
+    for (guint i = 0; i < G_N_ELEMENTS(wanted); i++)
+      if (g_str_equal(key, wanted[i].key))
+        G_STRUCT_MEMBER(const char *, out, wanted[i].offset) =
+            g_variant_get_string(value, NULL);
+  }
 }
 
 static char *dmarc_address_domain(const char *address) {
@@ -83,11 +124,13 @@ static char *dmarc_address_domain(const char *address) {
 static DmarcAuth *dmarc_read_spf(PstCall *call, const char *sender) {
   g_autoptr(GVariant) spf =
       pst_result_get(call, PST_SCOPE_TRANSACTION, "auth.spf");
-  if (spf == NULL || !g_variant_is_of_type(spf, G_VARIANT_TYPE_VARDICT))
+  if (spf == NULL)
     return NULL;
-  const char *result = dmarc_dict_string(spf, "result");
-  const char *mailfrom = dmarc_dict_string(spf, "smtp.mailfrom");
-  const char *helo = dmarc_dict_string(spf, "smtp.helo");
+  DmarcResultStrings strings;
+  dmarc_result_strings(spf, &strings);
+  const char *result = strings.result;
+  const char *mailfrom = strings.mailfrom;
+  const char *helo = strings.helo;
   DmarcAuth *auth = NULL;
   if (mailfrom != NULL) {
     g_autofree char *domain = dmarc_address_domain(mailfrom);
@@ -101,7 +144,7 @@ static DmarcAuth *dmarc_read_spf(PstCall *call, const char *sender) {
    * per sender. */
   if (auth != NULL && (g_str_equal(auth->result, "temperror") ||
                        g_str_equal(auth->result, "permerror")))
-    dmarc_auth_set_human(auth, dmarc_dict_string(spf, "reason"));
+    dmarc_auth_set_human(auth, strings.reason);
   return auth;
 }
 
@@ -116,11 +159,11 @@ static GPtrArray *dmarc_read_dkim(PstCall *call) {
   GVariant *signature;
   g_variant_iter_init(&iter, all);
   while ((signature = g_variant_iter_next_value(&iter)) != NULL) {
-    DmarcAuth *auth =
-        dmarc_auth_new(dmarc_dict_string(signature, "header.d"),
-                       dmarc_dict_string(signature, "header.s"),
-                       dmarc_dict_string(signature, "result"), NULL);
-    dmarc_auth_set_human(auth, dmarc_dict_string(signature, "reason"));
+    DmarcResultStrings strings;
+    dmarc_result_strings(signature, &strings);
+    DmarcAuth *auth = dmarc_auth_new(strings.domain, strings.selector,
+                                     strings.result, NULL);
+    dmarc_auth_set_human(auth, strings.reason);
     g_ptr_array_add(dkim, auth);
     g_variant_unref(signature);
   }
@@ -281,7 +324,9 @@ static void dmarc_job_record(DmarcJob *job, const DmarcOutcome *outcome,
   dmarc_history_add(job->history, row);
 }
 
-static void dmarc_job_finish(DmarcJob *job) {
+/* Applies the finished check: the result, the verdict, the log line and
+ * the history row. */
+static PstVerdict dmarc_job_conclude(DmarcJob *job) {
   DmarcOutcome outcome;
   dmarc_check_get_outcome(job->check, &outcome);
   dmarc_store_result(job, &outcome);
@@ -290,7 +335,7 @@ static void dmarc_job_finish(DmarcJob *job) {
   dmarc_job_log(job, &outcome, disposition, override);
   dmarc_job_record(job, &outcome, disposition, override);
   job->completed = TRUE;
-  pst_call_complete(job->call, verdict);
+  return verdict;
 }
 
 /* --- DNS
@@ -302,47 +347,79 @@ typedef struct {
   char *name; /* owned */
 } DmarcLookup;
 
-static void dmarc_job_ask(DmarcJob *job);
+static gboolean dmarc_job_ask(DmarcJob *job);
+
+static gint64 dmarc_now(void) {
+  return g_get_monotonic_time() / G_USEC_PER_SEC;
+}
 
 static void dmarc_lookup_done(PstDnsResult *result, gpointer user_data) {
   DmarcLookup *lookup = user_data;
   DmarcJob *job = lookup->job;
   guint count = pst_dns_result_get_count(result);
+  if (lookup->type != PST_DNS_TYPE_TXT)
+    count = 0; /* the existence questions need the status only */
   g_autofree const char **records = g_new0(const char *, count + 1);
   g_autofree gsize *lengths = g_new0(gsize, count + 1);
-  for (guint i = 0; i < count && lookup->type == PST_DNS_TYPE_TXT; i++)
+  for (guint i = 0; i < count; i++)
     records[i] = pst_dns_result_get_txt(result, i, &lengths[i]);
-  dmarc_check_answer(job->check, lookup->type, lookup->name,
-                     pst_dns_result_get_status(result),
-                     (const char *const *)records, lengths,
-                     lookup->type == PST_DNS_TYPE_TXT ? count : 0,
-                     pst_dns_result_get_reason(result));
+  PstDnsStatus status = pst_dns_result_get_status(result);
+  const char *reason = pst_dns_result_get_reason(result);
+  dmarc_cache_put(job->cache, lookup->type, lookup->name, status,
+                  (const char *const *)records, lengths, count, reason,
+                  pst_dns_result_get_ttl(result), dmarc_now());
+  dmarc_check_answer(job->check, lookup->type, lookup->name, status,
+                     (const char *const *)records, lengths, count, reason);
   pst_dns_result_free(result);
   g_free(lookup->name);
   g_free(lookup);
   job->pending--;
-  if (!job->completed)
-    dmarc_job_ask(job);
+  if (!job->completed && dmarc_job_ask(job))
+    pst_call_complete(job->call, dmarc_job_conclude(job));
   if (job->completed && job->pending == 0)
     dmarc_job_free(job);
 }
 
-/* Asks what the check needs next; finishes the job when it is done. */
-static void dmarc_job_ask(DmarcJob *job) {
-  g_autoptr(GPtrArray) questions = dmarc_check_questions(job->check);
-  if (dmarc_check_is_done(job->check)) {
-    dmarc_job_finish(job);
-    return;
-  }
-  for (guint i = 0; i < questions->len; i++) {
-    const DmarcQuestion *question = questions->pdata[i];
-    DmarcLookup *lookup = g_new0(DmarcLookup, 1);
-    lookup->job = job;
-    lookup->type = question->type;
-    lookup->name = g_strdup(question->name);
-    job->pending++;
-    pst_dns_lookup(question->type, question->name, job->cancellable,
-                   dmarc_lookup_done, lookup);
+/* Answers `question` from the cache; FALSE when it holds no answer. */
+static gboolean dmarc_job_answer_kept(DmarcJob *job,
+                                      const DmarcQuestion *question) {
+  const DmarcCachedAnswer *kept =
+      dmarc_cache_get(job->cache, question->type, question->name, dmarc_now());
+  if (kept == NULL)
+    return FALSE;
+  dmarc_check_answer(job->check, question->type, question->name, kept->status,
+                     (const char *const *)kept->records, kept->lengths,
+                     kept->count, kept->reason);
+  return TRUE;
+}
+
+static void dmarc_job_lookup(DmarcJob *job, const DmarcQuestion *question) {
+  DmarcLookup *lookup = g_new0(DmarcLookup, 1);
+  lookup->job = job;
+  lookup->type = question->type;
+  lookup->name = g_strdup(question->name);
+  job->pending++;
+  pst_dns_lookup(question->type, question->name, job->cancellable,
+                 dmarc_lookup_done, lookup);
+}
+
+/* Gives the check what it asks: kept answers at once (which may lead to
+ * more questions), lookups for the others.  TRUE when the check is done;
+ * FALSE while it waits for lookups. */
+static gboolean dmarc_job_ask(DmarcJob *job) {
+  for (;;) {
+    g_autoptr(GPtrArray) questions = dmarc_check_questions(job->check);
+    if (dmarc_check_is_done(job->check))
+      return TRUE;
+    gboolean answered = FALSE;
+    for (guint i = 0; i < questions->len; i++) {
+      if (dmarc_job_answer_kept(job, questions->pdata[i]))
+        answered = TRUE;
+      else
+        dmarc_job_lookup(job, questions->pdata[i]);
+    }
+    if (!answered)
+      return FALSE;
   }
 }
 
@@ -407,6 +484,7 @@ static DmarcJob *dmarc_job_new(PstCall *call, DmarcHookData *data,
   job->config = dmarc_config_ref(data->config);
   if (data->config->reports && data->history != NULL)
     job->history = dmarc_history_ref(data->history);
+  job->cache = dmarc_cache_ref(data->cache);
   job->client = g_strdup(pst_session_get_client_address(session));
   g_autoptr(GInetAddress) address =
       pst_session_get_client_inet_address(session);
@@ -437,8 +515,13 @@ static PstVerdict dmarc_eom(PstCall *call, gpointer user_data) {
   if (from_domain == NULL)
     return verdict;
   DmarcJob *job = dmarc_job_new(call, data, from_domain);
-  dmarc_job_ask(job);
-  return PST_VERDICT_PENDING;
+  if (!dmarc_job_ask(job))
+    return PST_VERDICT_PENDING;
+  /* Every answer was kept: decided without waiting. */
+  verdict = dmarc_job_conclude(job);
+  if (job->pending == 0)
+    dmarc_job_free(job);
+  return verdict;
 }
 
 /* --- The plugin
@@ -461,6 +544,7 @@ static void dmarc_hook_data_free(DmarcHookData *data) {
   dmarc_config_unref(data->config);
   if (data->history != NULL)
     dmarc_history_unref(data->history);
+  dmarc_cache_unref(data->cache);
   g_free(data);
 }
 
@@ -494,6 +578,7 @@ static gboolean dmarc_init(PstPlugin *plugin, GKeyFile *keyfile,
   hook->config = config;
   DmarcHistory *history = dmarc_plugin_history(plugin, config);
   hook->history = history != NULL ? dmarc_history_ref(history) : NULL;
+  hook->cache = dmarc_cache_new(DMARC_CACHE_MAX_ENTRIES);
   pst_plugin_register_hook(plugin, PST_STAGE_EOM, DMARC_PRIORITY, dmarc_eom,
                            hook, (GDestroyNotify)dmarc_hook_data_free);
   pst_plugin_log(

@@ -230,6 +230,41 @@ typedef struct {
 /* The outcome of a finished check; valid as long as the check. */
 void dmarc_check_get_outcome(const DmarcCheck *check, DmarcOutcome *outcome);
 
+/* --- Answers kept for their TTL (dmarc-cache.c) ----------------------------
+ */
+
+#define DMARC_CACHE_MAX_TTL 3600
+#define DMARC_CACHE_MAX_ENTRIES 10000
+
+typedef struct _DmarcCache DmarcCache;
+
+/* One kept answer: as pst_dns_lookup() gave it. */
+typedef struct {
+  PstDnsStatus status;
+  guint count;
+  char **records;  /* owned, `count` of them, each NUL-terminated too */
+  gsize *lengths;  /* owned */
+  char *reason;    /* owned, nullable */
+  gint64 expires;  /* monotonic seconds */
+} DmarcCachedAnswer;
+
+/* An empty cache of at most `max_entries` answers (0: keeps nothing). */
+DmarcCache *dmarc_cache_new(guint max_entries);
+DmarcCache *dmarc_cache_ref(DmarcCache *cache);
+void dmarc_cache_unref(DmarcCache *cache);
+guint dmarc_cache_size(const DmarcCache *cache);
+/* Keeps an answer received at `now` (monotonic seconds) for MIN(ttl,
+ * DMARC_CACHE_MAX_TTL) seconds; only OK, NXDOMAIN and NODATA answers with
+ * a TTL are kept. */
+void dmarc_cache_put(DmarcCache *cache, PstDnsType type, const char *name,
+                     PstDnsStatus status, const char *const *records,
+                     const gsize *lengths, guint count, const char *reason,
+                     guint32 ttl, gint64 now);
+/* The answer kept for (type, name) that has not expired at `now`, or NULL;
+ * valid until the next dmarc_cache_put(). */
+const DmarcCachedAnswer *dmarc_cache_get(DmarcCache *cache, PstDnsType type,
+                                         const char *name, gint64 now);
+
 /* --- Configuration ([plugin:dmarc], dmarc-config.c) -------------------------
  */
 

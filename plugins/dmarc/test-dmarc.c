@@ -484,6 +484,67 @@ static void test_config_defaults(void) {
   g_assert_cmpstr(text, ==, "Email rejected per DMARC policy for example.com");
 }
 
+/* --- The answer cache (dmarc-cache.c)
+ * ------------------------------------------ */
+
+static void test_cache(void) {
+  DmarcCache *cache = dmarc_cache_new(3);
+  static const char record[] = "v=DMARC1;\0 p=none";
+  const char *records[] = {record};
+  gsize lengths[] = {sizeof record - 1};
+  dmarc_cache_put(cache, PST_DNS_TYPE_TXT, "_dmarc.example.com", PST_DNS_OK,
+                  records, lengths, 1, NULL, 300, 1000);
+  const DmarcCachedAnswer *kept =
+      dmarc_cache_get(cache, PST_DNS_TYPE_TXT, "_dmarc.example.com", 1299);
+  g_assert_nonnull(kept);
+  g_assert_cmpuint(kept->count, ==, 1);
+  g_assert_cmpuint(kept->lengths[0], ==, sizeof record - 1);
+  g_assert_cmpmem(kept->records[0], kept->lengths[0], record,
+                  sizeof record - 1); /* the NUL octet is kept */
+  /* Another type is another question; the TTL ends it. */
+  g_assert_null(dmarc_cache_get(cache, PST_DNS_TYPE_A, "_dmarc.example.com",
+                                1001));
+  g_assert_null(
+      dmarc_cache_get(cache, PST_DNS_TYPE_TXT, "_dmarc.example.com", 1300));
+  g_assert_cmpuint(dmarc_cache_size(cache), ==, 0);
+  /* Negative answers are kept; a day-long TTL is cut to the maximum. */
+  dmarc_cache_put(cache, PST_DNS_TYPE_TXT, "_dmarc.com", PST_DNS_NXDOMAIN,
+                  NULL, NULL, 0, "NXDOMAIN", 86400, 1000);
+  g_assert_nonnull(dmarc_cache_get(cache, PST_DNS_TYPE_TXT, "_dmarc.com",
+                                   1000 + DMARC_CACHE_MAX_TTL - 1));
+  g_assert_null(dmarc_cache_get(cache, PST_DNS_TYPE_TXT, "_dmarc.com",
+                                1000 + DMARC_CACHE_MAX_TTL));
+  /* Temporary failures and TTL 0 ([dns] cache_size = 0) are not kept. */
+  dmarc_cache_put(cache, PST_DNS_TYPE_TXT, "_dmarc.a.example",
+                  PST_DNS_TEMPFAIL, NULL, NULL, 0, "timeout", 300, 1000);
+  dmarc_cache_put(cache, PST_DNS_TYPE_TXT, "_dmarc.b.example", PST_DNS_NODATA,
+                  NULL, NULL, 0, NULL, 0, 1000);
+  g_assert_cmpuint(dmarc_cache_size(cache), ==, 0);
+  /* Full: the expired go first, then everything. */
+  for (guint i = 0; i < 3; i++) {
+    g_autofree char *name = g_strdup_printf("_dmarc.%u.example", i);
+    dmarc_cache_put(cache, PST_DNS_TYPE_TXT, name, PST_DNS_NODATA, NULL, NULL,
+                    0, NULL, i == 0 ? 10 : 300, 1000);
+  }
+  dmarc_cache_put(cache, PST_DNS_TYPE_TXT, "_dmarc.new.example",
+                  PST_DNS_NODATA, NULL, NULL, 0, NULL, 300, 1020);
+  g_assert_cmpuint(dmarc_cache_size(cache), ==, 3);
+  g_assert_null(
+      dmarc_cache_get(cache, PST_DNS_TYPE_TXT, "_dmarc.0.example", 1020));
+  dmarc_cache_put(cache, PST_DNS_TYPE_TXT, "_dmarc.newer.example",
+                  PST_DNS_NODATA, NULL, NULL, 0, NULL, 300, 1020);
+  g_assert_cmpuint(dmarc_cache_size(cache), ==, 1);
+  g_assert_nonnull(
+      dmarc_cache_get(cache, PST_DNS_TYPE_TXT, "_dmarc.newer.example", 1020));
+  dmarc_cache_unref(cache);
+  /* A cache of no entries keeps nothing. */
+  cache = dmarc_cache_new(0);
+  dmarc_cache_put(cache, PST_DNS_TYPE_TXT, "_dmarc.com", PST_DNS_NXDOMAIN,
+                  NULL, NULL, 0, NULL, 300, 1000);
+  g_assert_cmpuint(dmarc_cache_size(cache), ==, 0);
+  dmarc_cache_unref(cache);
+}
+
 /* --- Aggregate reports (RFC 9990)
  * ------------------------------------------------ */
 
@@ -777,6 +838,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/dmarc/check/questions", test_check_questions);
   g_test_add_func("/dmarc/config/errors", test_config_errors);
   g_test_add_func("/dmarc/config/defaults", test_config_defaults);
+  g_test_add_func("/dmarc/cache", test_cache);
   g_test_add_func("/dmarc/report/xml", test_report_xml);
   g_test_add_func("/dmarc/report/errors-human-results",
                   test_report_errors_and_human_results);

@@ -351,3 +351,25 @@ def test_bad_configuration_is_refused(tmp_path):
     daemon.start(wait=False)
     assert daemon.wait_exit() != 0
     assert "quarantine: \"junk\" is not hold or header" in daemon.log_text()
+
+
+def test_no_answer_kept_when_the_resolver_keeps_none(tmp_path):
+    """The plugin keeps DNS answers for their TTL (dmarc-cache.c); with
+    `[dns] cache_size = 0` every TTL reads 0, so nothing is kept and each
+    message asks the DNS again."""
+    queries = tmp_path / "queries"
+    dns = harness.TestDnsServer([ZONE], args=["--query-log", str(queries)])
+    try:
+        config = base_config(dns.port, f"sqlite:{tmp_path / 'dmarc.db'}")
+        config["dns"]["cache_size"] = "0"
+        daemon = harness.Daemon(tmp_path / "postiliond", config=config)
+        daemon.start()
+        for _ in range(2):
+            reply = send(daemon, GOOD, "a@none.test", message("a@none.test"))
+            assert reply.code == 250, reply
+        asked = [line for line in queries.read_text().splitlines()
+                 if line.lower().startswith("_dmarc.none.test") and " TXT" in line]
+        assert len(asked) == 2, queries.read_text()
+        assert daemon.stop() == 0
+    finally:
+        dns.stop()
