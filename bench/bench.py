@@ -102,12 +102,6 @@ def check_preconditions(args):
         missing.append(("dnsmasq", "apt-get install -y dnsmasq-base (postiliond's "
                         "lookups go to it on loopback, never to the system's "
                         "resolvers)"))
-    for port in (PORT_POSTFIX, PORT_POSTILION, PORT_RELAY_SINK, PORT_CEILING_SINK,
-                 PORT_DNS):
-        if mta.port_open(port):
-            missing.append((f"127.0.0.1:{port} free",
-                            "another server listens there: stop it (an "
-                            "earlier bench run? see README.md)"))
     if "plugins" in args.scenarios:
         for path, pkg in plugins_bench.missing_packages(args.chains):
             missing.append((path, "bash scripts/setup-debian.sh (installs every "
@@ -118,6 +112,15 @@ def check_preconditions(args):
                 missing.append((tool, f"apt-get install -y {tool} (or pass "
                                 "--postiliond PATH)"))
     return missing
+
+
+def busy_ports():
+    """Like check_preconditions(), for the bench's ports; asked once the
+    lock is held (a run in progress holds them too, and is waited for)."""
+    return [(f"127.0.0.1:{port} free", "another server listens there: stop "
+             "it (an earlier bench run? see README.md)")
+            for port in (PORT_POSTFIX, PORT_POSTILION, PORT_RELAY_SINK,
+                         PORT_CEILING_SINK, PORT_DNS) if mta.port_open(port)]
 
 
 def soft_warnings():
@@ -778,6 +781,12 @@ def main(argv):
             print(f"  - {what}: {fix}", file=sys.stderr)
         return 2
     lock = take_bench_lock()
+    busy = busy_ports()
+    if busy:
+        print("bench: cannot run, missing:", file=sys.stderr)
+        for what, fix in busy:
+            print(f"  - {what}: {fix}", file=sys.stderr)
+        return 2
     for note in soft_warnings():
         log("note: " + note)
     mta.raise_nofile()
