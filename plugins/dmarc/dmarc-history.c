@@ -1,14 +1,15 @@
 /* dmarc-history.c - history rows and the plugin's writer thread.
  *
  * The EOM hook hands each evaluated message to dmarc_history_add(), which
- * only pushes onto a queue: the SMTP session never waits for a database.
- * One thread per writer takes rows in batches (up to DMARC_BATCH rows, or
- * what arrived within a second) and writes each batch in one transaction,
- * opening the store on first use and again after a failure (after 1 s,
- * backing off to every DMARC_RETRY_SECONDS).  When the database is down or
- * refuses a batch, the rows are dropped, counted and logged (mail flow
- * never depends on the history); so are rows beyond DMARC_QUEUE_MAX
- * waiting.  What was lost is
+ * only appends it to a list: the SMTP session never waits for a database.
+ * The list goes to the writer thread every DMARC_HANDOFF_MS (one wake-up
+ * of the thread per hand-off, not per message).  The thread takes rows in
+ * batches (up to DMARC_BATCH rows, or what arrived within a second) and
+ * writes each batch in one transaction, opening the store on first use
+ * and again after a failure (after 1 s, backing off to every
+ * DMARC_RETRY_SECONDS).  When the database is down or refuses a batch, the
+ * rows are dropped, counted and logged (mail flow never depends on the
+ * history); so are rows beyond DMARC_QUEUE_MAX waiting.  What was lost is
  * also noted per policy domain (count, first and last arrival) and stored
  * in dmarc_gaps with the next batch that is written, so that the
  * aggregate reports of those days say they undercount.  The writer lives
@@ -20,6 +21,7 @@
 #include "dmarc-history.h"
 
 #define DMARC_BATCH 500
+#define DMARC_HANDOFF_MS 100
 #define DMARC_QUEUE_MAX 100000
 /* After a failure the store is opened again after 1 s, then 2, 4, 8 and
  * 10 s at most while it stays down. */
@@ -199,18 +201,31 @@ gboolean dmarc_history_row_insert(DmarcStore *store, const DmarcHistoryRow *row,
 /* --- The writer
  * ---------------------------------------------------------------- */
 
-/* Markers share the queue with rows: a row with received = -1.  A flush
- * marker has `spf_aligned` FALSE and is answered by setting its
- * `dkim_aligned` (its sender frees it); the stop marker has `spf_aligned`
- * TRUE and ends the thread. */
+/* What the queue carries to the writer: rows, or a marker.  A flush
+ * marker is answered (`answered`, under the lock; its sender frees it);
+ * the stop marker ends the thread. */
+typedef enum { DMARC_ITEM_ROWS, DMARC_ITEM_FLUSH, DMARC_ITEM_STOP } DmarcItemKind;
+
+typedef struct {
+  DmarcItemKind kind;
+  GPtrArray *rows; /* DMARC_ITEM_ROWS: owned, of DmarcHistoryRow* */
+  gboolean answered;
+} DmarcItem;
+
 struct _DmarcHistory {
   gint refs;
   char *uri;          /* owned */
   PstPlugin *plugin;  /* for log lines */
-  GAsyncQueue *queue; /* of DmarcHistoryRow* or DmarcFlush* */
+  GAsyncQueue *queue; /* of DmarcItem* */
   GThread *thread;
-  GMutex lock;        /* guards the counts and markers' answers */
+  GMutex lock;        /* guards what follows, and markers' answers */
   GCond flushed_cond; /* a flush marker was answered */
+  /* Rows not handed to the writer yet: they go together, at most
+   * DMARC_HANDOFF_MS later (one wake-up of the writer per hand-off, not
+   * per message). */
+  GPtrArray *pending;
+  guint handoff_source; /* the timeout that hands `pending` over, or 0 */
+  guint64 queued;       /* rows handed over and not taken yet */
   guint64 written, lost;
   GHashTable *gaps;     /* policy domain -> DmarcGap*, not yet stored */
   GHashTable *failures; /* domain -> reports this hour (GUINT_TO_POINTER) */
@@ -228,10 +243,9 @@ typedef struct {
   guint64 lost;
 } DmarcGap;
 
-/* Counts `row` as lost in its domain's gap.  Takes the lock. */
-static void dmarc_history_note_lost(DmarcHistory *history,
-                                    const DmarcHistoryRow *row) {
-  g_mutex_lock(&history->lock);
+/* Counts `row` as lost in its domain's gap; the lock is held. */
+static void dmarc_history_note_lost_locked(DmarcHistory *history,
+                                           const DmarcHistoryRow *row) {
   history->lost++;
   DmarcGap *gap = g_hash_table_lookup(history->gaps, row->policy_domain);
   if (gap == NULL) {
@@ -242,6 +256,12 @@ static void dmarc_history_note_lost(DmarcHistory *history,
   gap->first = MIN(gap->first, row->received);
   gap->last = MAX(gap->last, row->received);
   gap->lost++;
+}
+
+static void dmarc_history_note_lost(DmarcHistory *history,
+                                    const DmarcHistoryRow *row) {
+  g_mutex_lock(&history->lock);
+  dmarc_history_note_lost_locked(history, row);
   g_mutex_unlock(&history->lock);
 }
 
@@ -294,13 +314,6 @@ static void dmarc_history_forget_gaps(DmarcHistory *history,
       gap->lost -= done->lost;
   }
   g_mutex_unlock(&history->lock);
-}
-
-static gboolean dmarc_history_is_marker(gpointer item, GPtrArray *markers) {
-  if (((DmarcHistoryRow *)item)->received != -1)
-    return FALSE;
-  g_ptr_array_add(markers, item);
-  return TRUE;
 }
 
 static void dmarc_history_count_written(DmarcHistory *history,
@@ -386,20 +399,21 @@ static void dmarc_history_write_batch(DmarcHistory *history, GPtrArray *rows) {
   history->down = TRUE;
 }
 
-static void dmarc_history_answer_markers(DmarcHistory *history,
-                                         GPtrArray *markers, gboolean *stop_r) {
+static void dmarc_history_answer(DmarcHistory *history, DmarcItem *marker) {
   g_mutex_lock(&history->lock);
-  for (guint i = 0; i < markers->len; i++) {
-    DmarcHistoryRow *marker = markers->pdata[i];
-    if (marker->spf_aligned) {
-      *stop_r = TRUE;
-      dmarc_history_row_free(marker);
-    } else {
-      marker->dkim_aligned = TRUE;
-    }
-  }
+  marker->answered = TRUE;
   g_cond_broadcast(&history->flushed_cond);
   g_mutex_unlock(&history->lock);
+}
+
+/* Takes the rows of `item` into `rows` (and counts them as taken). */
+static void dmarc_history_take_rows(DmarcHistory *history, DmarcItem *item,
+                                    GPtrArray *rows) {
+  g_mutex_lock(&history->lock);
+  history->queued -= item->rows->len;
+  g_mutex_unlock(&history->lock);
+  g_ptr_array_extend_and_steal(rows, item->rows);
+  g_free(item);
 }
 
 static gpointer dmarc_history_thread(gpointer data) {
@@ -408,21 +422,66 @@ static gpointer dmarc_history_thread(gpointer data) {
   while (!stop) {
     g_autoptr(GPtrArray) rows =
         g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_history_row_free);
-    g_autoptr(GPtrArray) markers = g_ptr_array_new();
-    gpointer item = g_async_queue_timeout_pop(history->queue, G_USEC_PER_SEC);
+    DmarcItem *marker = NULL;
+    DmarcItem *item = g_async_queue_timeout_pop(history->queue, G_USEC_PER_SEC);
     gint64 deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
     while (item != NULL) {
-      if (!dmarc_history_is_marker(item, markers))
-        g_ptr_array_add(rows, item);
-      if (markers->len > 0 || rows->len >= DMARC_BATCH)
+      if (item->kind != DMARC_ITEM_ROWS) {
+        marker = item;
         break;
+      }
+      dmarc_history_take_rows(history, item, rows);
       gint64 left = deadline - g_get_monotonic_time();
-      item = left > 0 ? g_async_queue_timeout_pop(history->queue, left) : NULL;
+      if (rows->len >= DMARC_BATCH || left <= 0)
+        break;
+      item = g_async_queue_timeout_pop(history->queue, left);
     }
     dmarc_history_write_batch(history, rows);
-    dmarc_history_answer_markers(history, markers, &stop);
+    if (marker != NULL && marker->kind == DMARC_ITEM_STOP) {
+      stop = TRUE;
+      g_free(marker);
+    } else if (marker != NULL) {
+      dmarc_history_answer(history, marker);
+    }
   }
   return NULL;
+}
+
+/* Hands the pending rows to the writer; the lock is held. */
+static void dmarc_history_hand_off_locked(DmarcHistory *history) {
+  if (history->pending->len == 0)
+    return;
+  DmarcItem *item = g_new0(DmarcItem, 1);
+  item->kind = DMARC_ITEM_ROWS;
+  item->rows = g_steal_pointer(&history->pending);
+  history->pending =
+      g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_history_row_free);
+  history->queued += item->rows->len;
+  g_async_queue_push(history->queue, item);
+}
+
+static gboolean dmarc_history_hand_off_due(gpointer data) {
+  DmarcHistory *history = data;
+  g_mutex_lock(&history->lock);
+  history->handoff_source = 0;
+  dmarc_history_hand_off_locked(history);
+  g_mutex_unlock(&history->lock);
+  return G_SOURCE_REMOVE;
+}
+
+/* Hands over what is pending now and sends `kind` after it. */
+static DmarcItem *dmarc_history_send_marker(DmarcHistory *history,
+                                            DmarcItemKind kind) {
+  DmarcItem *marker = g_new0(DmarcItem, 1);
+  marker->kind = kind;
+  g_mutex_lock(&history->lock);
+  if (history->handoff_source != 0)
+    g_source_remove(history->handoff_source);
+  history->handoff_source = 0;
+  dmarc_history_hand_off_locked(history);
+  g_async_queue_push(history->queue, marker);
+  g_mutex_unlock(&history->lock);
+  return marker;
 }
 
 DmarcHistory *dmarc_history_new(const char *uri, PstPlugin *plugin) {
@@ -436,6 +495,8 @@ DmarcHistory *dmarc_history_new(const char *uri, PstPlugin *plugin) {
   history->failures =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   history->gaps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  history->pending =
+      g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_history_row_free);
   history->thread =
       g_thread_new("dmarc-history", dmarc_history_thread, history);
   return history;
@@ -448,23 +509,18 @@ DmarcHistory *dmarc_history_ref(DmarcHistory *history) {
 
 void dmarc_history_flush(DmarcHistory *history) {
   /* Rows queued before the marker are written before it is answered. */
-  DmarcHistoryRow *marker = g_new0(DmarcHistoryRow, 1);
-  marker->received = -1;
-  g_async_queue_push(history->queue, marker);
+  DmarcItem *marker = dmarc_history_send_marker(history, DMARC_ITEM_FLUSH);
   g_mutex_lock(&history->lock);
-  while (!marker->dkim_aligned)
+  while (!marker->answered)
     g_cond_wait(&history->flushed_cond, &history->lock);
   g_mutex_unlock(&history->lock);
-  dmarc_history_row_free(marker);
+  g_free(marker);
 }
 
 void dmarc_history_unref(DmarcHistory *history) {
   if (!g_atomic_int_dec_and_test(&history->refs))
     return;
-  DmarcHistoryRow *stop = g_new0(DmarcHistoryRow, 1);
-  stop->received = -1;
-  stop->spf_aligned = TRUE;
-  g_async_queue_push(history->queue, stop);
+  dmarc_history_send_marker(history, DMARC_ITEM_STOP);
   g_thread_join(history->thread);
   pst_plugin_log(history->plugin,
                  history->lost > 0 ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_INFO,
@@ -477,17 +533,25 @@ void dmarc_history_unref(DmarcHistory *history) {
   g_cond_clear(&history->flushed_cond);
   g_hash_table_unref(history->failures);
   g_hash_table_unref(history->gaps);
+  g_ptr_array_unref(history->pending);
   g_free(history->uri);
   g_free(history);
 }
 
 void dmarc_history_add(DmarcHistory *history, DmarcHistoryRow *row) {
-  if (g_async_queue_length(history->queue) >= DMARC_QUEUE_MAX) {
-    dmarc_history_note_lost(history, row);
+  g_mutex_lock(&history->lock);
+  if (history->queued + history->pending->len >= DMARC_QUEUE_MAX) {
+    dmarc_history_note_lost_locked(history, row);
     dmarc_history_row_free(row);
-    return;
+  } else {
+    g_ptr_array_add(history->pending, row);
+    if (history->pending->len >= DMARC_BATCH)
+      dmarc_history_hand_off_locked(history);
+    else if (history->handoff_source == 0)
+      history->handoff_source = g_timeout_add(
+          DMARC_HANDOFF_MS, dmarc_history_hand_off_due, history);
   }
-  g_async_queue_push(history->queue, row);
+  g_mutex_unlock(&history->lock);
 }
 
 gboolean dmarc_history_failure_allowed(DmarcHistory *history,

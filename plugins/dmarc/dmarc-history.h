@@ -103,7 +103,9 @@ typedef struct _DmarcHistory DmarcHistory;
 DmarcHistory *dmarc_history_new(const char *uri, PstPlugin *plugin);
 DmarcHistory *dmarc_history_ref(DmarcHistory *history);
 void dmarc_history_unref(DmarcHistory *history);
-/* Queues `row` (taken over); never blocks.  Main thread or any. */
+/* Queues `row` (taken over); never blocks.  Any thread; the rows reach
+ * the writer from a timeout on the default main context (the daemon's
+ * loop), or at once every DMARC_BATCH rows, flush and unref. */
 void dmarc_history_add(DmarcHistory *history, DmarcHistoryRow *row);
 /* Whether one more failure report for `domain` is allowed this hour (at
  * most DMARC_FAILURES_PER_HOUR: RFC 9991 asks receivers to keep their
