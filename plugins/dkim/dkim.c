@@ -20,7 +20,10 @@
  * running jobs keep the configuration they started with.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "dkim.h"
 
@@ -45,8 +48,19 @@ static void dkim_hook_data_free(DkimHookData *data) {
   g_free(data);
 }
 
+/* The workers hash whole bodies: each runs at a nice value of its own
+ * (per thread on Linux), below the thread of the daemon's main loop, so
+ * that accepting and serving clients never waits for a CPU behind them. */
+#define DKIM_WORKER_NICE 10
+
 void dkim_job_run(gpointer job, gpointer user_data) {
+  static __thread gboolean niced;
   (void)user_data;
+  if (!niced) {
+    niced = TRUE;
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), DKIM_WORKER_NICE) < 0)
+      g_debug("dkim: worker keeps its nice value: %s", g_strerror(errno));
+  }
   if (*(DkimJobKind *)job == DKIM_JOB_SIGN)
     dkim_sign_job_run(job);
   else
