@@ -32,7 +32,7 @@
 
 #include <gio/gio.h>
 
-#include "deliver/bounce.h"
+#include "smtp/message-date.h"
 #include "tools/postilion-tool.h"
 
 #define INPUT_MAX (1024 * 1024 * 1024)
@@ -174,7 +174,7 @@ static void add_missing_fields(GString *message, const SendmailOptions *o,
       g_string_append_printf(added, "From: <%s>\r\n", o->sender);
   }
   if (!has_field(message->str, end, "Date")) {
-    g_autofree char *date = pst_dsn_format_date(g_get_real_time());
+    g_autofree char *date = pst_message_date_format(g_get_real_time());
     g_string_append_printf(added, "Date: %s\r\n", date);
   }
   if (!has_field(message->str, end, "Message-ID")) {

@@ -15,13 +15,8 @@
 #include <string.h>
 
 #include "deliver/bounce.h"
+#include "smtp/message-date.h"
 #include "smtp/smtp-parse.h"
-
-char *pst_dsn_format_date(gint64 time) {
-  g_autoptr(GDateTime) date =
-      g_date_time_new_from_unix_local(time / G_USEC_PER_SEC);
-  return g_date_time_format(date, "%a, %d %b %Y %H:%M:%S %z");
-}
 
 /* The header block of `original` (up to and including its blank line). */
 static gsize header_length(const char *data, gsize length) {
@@ -99,7 +94,7 @@ static void append_original_recipient(GString *out, const char *orcpt,
 static void append_status_part(GString *out, const char *host,
                                const PstEnvelope *envelope,
                                GPtrArray *recipients, gboolean utf8) {
-  g_autofree char *arrival = pst_dsn_format_date(envelope->arrival_time);
+  g_autofree char *arrival = pst_message_date_format(envelope->arrival_time);
   g_string_append_printf(out,
                          "Content-Type: message/%sdelivery-status\r\n"
                          "Content-Description: Delivery report\r\n\r\n",
@@ -122,11 +117,11 @@ static void append_status_part(GString *out, const char *host,
       g_string_append_printf(out, "Diagnostic-Code: smtp; %s\r\n",
                              r->diagnostic);
     if (r->last_attempt > 0) {
-      g_autofree char *last = pst_dsn_format_date(r->last_attempt);
+      g_autofree char *last = pst_message_date_format(r->last_attempt);
       g_string_append_printf(out, "Last-Attempt-Date: %s\r\n", last);
     }
     if (r->retry_until > 0) {
-      g_autofree char *until = pst_dsn_format_date(r->retry_until);
+      g_autofree char *until = pst_message_date_format(r->retry_until);
       g_string_append_printf(out, "Will-Retry-Until: %s\r\n", until);
     }
   }
@@ -177,7 +172,7 @@ GBytes *pst_dsn_build(const char *reporting_host, const char *id,
       [REPORT_DELAY] = "Delayed Mail (still being retried)",
       [REPORT_FAILURE] = "Undelivered Mail Returned to Sender",
   };
-  g_autofree char *date = pst_dsn_format_date(now);
+  g_autofree char *date = pst_message_date_format(now);
   g_autofree char *boundary =
       g_strdup_printf("%s.%" G_GINT64_FORMAT "/%s", id, now, reporting_host);
   GString *out = g_string_new(NULL);

@@ -32,7 +32,5 @@ typedef struct {
 GBytes *pst_dsn_build(const char *reporting_host, const char *id,
                       const PstEnvelope *envelope, GPtrArray *recipients,
                       GBytes *original, gint64 now);
-/* The RFC 5322 date of `time` (µs since the epoch), in local time. */
-char *pst_dsn_format_date(gint64 time);
 
 G_END_DECLS

@@ -220,6 +220,7 @@ PstCall *pst_call_new(PstStage stage, PstSession *session,
   if (args->message != NULL)
     call->message = pst_message_ref(args->message);
   call->recipient_index = args->recipient_index;
+  call->stores = args->stores;
   call->context = g_main_context_ref(context);
   call->owner_thread = g_thread_self();
   call->deadline = g_get_monotonic_time() + (gint64)entry->timeout_ms * 1000;

@@ -193,6 +193,7 @@ struct _PstCall {
   char *argument;      /* owned, nullable */
   GPtrArray *params;   /* owned reference, nullable */
   PstMessage *message; /* owned reference, nullable */
+  const PstResultsStores *stores; /* the session's, nullable: see PstHookArgs */
   guint recipient_index;
   GMainContext *context; /* owned reference: where the run lives */
   GThread *owner_thread; /* the thread that runs the hooks */

@@ -109,9 +109,30 @@ typedef struct {
  * check unavailable, try again later"; at CONNECT code is 0 and the
  * session sends its standard 421. */
 
+typedef struct _PstResults PstResults; /* results.c, below */
+
+/* The results stores of one session (PST_SCOPE_SESSION, _TRANSACTION,
+ * _RECIPIENT), owned by the session, which hands them to every stage run
+ * (PstHookArgs.stores): the hooks module never reaches into a session.
+ * The session keeps this struct at one address for its life; its members
+ * change as transactions begin and end. */
+typedef struct {
+  PstResults *session;     /* nullable */
+  PstResults *transaction; /* nullable: no transaction */
+  GPtrArray *recipients;   /* nullable, of PstResults*: the recipients */
+} PstResultsStores;
+
+/* The store for `scope` (PST_SCOPE_SERVER: the daemon's), NULL when there
+ * is no such scope now (`stores` NULL, no transaction, index out of
+ * range). */
+PstResults *pst_results_stores_lookup(const PstResultsStores *stores,
+                                      PstScope scope, guint recipient_index);
+
 /* The stage's inputs that do not live on the session (DELIVERY has no
  * session: its argument is the recipient). */
 typedef struct {
+  /* nullable, borrowed while the run lives: the session's stores */
+  const PstResultsStores *stores;
   const char *argument;    /* see pst_call_get_argument() */
   const GPtrArray *params; /* nullable, of PstEsmtpParam* (MAIL, RCPT) */
   PstMessage *message;     /* EOM and QUEUED */
@@ -158,7 +179,6 @@ gboolean pst_verdict_is_valid_at(PstVerdict verdict, PstStage stage);
 /* --- The results store (results.c) -------------------------------------- */
 
 /* A thread-safe map of key -> GVariant for one scope instance. */
-typedef struct _PstResults PstResults;
 PstResults *pst_results_new(void);
 void pst_results_free(PstResults *results);
 void pst_results_set(PstResults *results, const char *key, GVariant *value);

@@ -3,8 +3,8 @@
  * A PstResults is a thread-safe map key -> GVariant for one scope
  * instance.  The server scope is one process-wide store
  * (pst_results_get_server()); session, transaction and recipient stores
- * belong to the session, which hands them out through
- * pst_session_get_results() (core/session/session-internal.h).
+ * belong to the session, which hands them to each stage run
+ * (PstResultsStores in the PstHookArgs; the call keeps the pointer).
  *
  * The SDK's pst_result_* functions add the rules:
  *   - a plugin writes only its own namespace, "NAME.word[.word...]", or
@@ -30,7 +30,6 @@
 #include <glib.h>
 
 #include "hooks/hooks-private.h"
-#include "session/session-internal.h"
 
 #define PST_RESULT_KEY_MAX 128
 
@@ -176,12 +175,29 @@ static const char *scope_to_string(PstScope scope) {
   return (guint)scope < G_N_ELEMENTS(names) ? names[scope] : "invalid";
 }
 
-static PstResults *scope_store(PstCall *call, PstScope scope, guint index) {
+PstResults *pst_results_stores_lookup(const PstResultsStores *stores,
+                                      PstScope scope, guint recipient_index) {
   if (scope == PST_SCOPE_SERVER)
     return pst_results_get_server();
-  if (call->session == NULL)
+  if (stores == NULL)
     return NULL;
-  return pst_session_get_results(call->session, scope, index);
+  switch (scope) {
+  case PST_SCOPE_SESSION:
+    return stores->session;
+  case PST_SCOPE_TRANSACTION:
+    return stores->transaction;
+  case PST_SCOPE_RECIPIENT:
+    if (stores->recipients == NULL ||
+        recipient_index >= stores->recipients->len)
+      return NULL;
+    return stores->recipients->pdata[recipient_index];
+  default:
+    return NULL;
+  }
+}
+
+static PstResults *scope_store(PstCall *call, PstScope scope, guint index) {
+  return pst_results_stores_lookup(call->stores, scope, index);
 }
 
 static void result_warn(PstCall *call, const char *key, const char *why) {

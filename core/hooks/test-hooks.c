@@ -21,7 +21,6 @@
 
 #include "hooks/hooks-private.h"
 #include "transport/transport.h"
-#include "session/session-internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Fakes of what other modules provide                                 */
@@ -29,30 +28,11 @@
 
 struct _PstSession {
   const char *id;
-  PstResults *session_results;
-  PstResults *transaction_results;
-  GPtrArray *recipient_results; /* of PstResults* */
+  PstResultsStores results; /* handed to the runs, as the session does */
 };
 
 PST_API const char *pst_session_get_id(PstSession *session) {
   return session->id;
-}
-
-PstResults *pst_session_get_results(PstSession *session, PstScope scope,
-                                    guint recipient_index) {
-  switch (scope) {
-  case PST_SCOPE_SERVER:
-    return pst_results_get_server();
-  case PST_SCOPE_SESSION:
-    return session->session_results;
-  case PST_SCOPE_TRANSACTION:
-    return session->transaction_results;
-  case PST_SCOPE_RECIPIENT:
-    return recipient_index < session->recipient_results->len
-               ? session->recipient_results->pdata[recipient_index]
-               : NULL;
-  }
-  return NULL;
 }
 
 char *pst_config_describe_key(const PstConfig *config, const char *group,
@@ -94,19 +74,19 @@ static void envelope_free(PstEnvelope *envelope) {
 static PstSession *session_new(guint recipients) {
   PstSession *session = g_new0(PstSession, 1);
   session->id = "S1";
-  session->session_results = pst_results_new();
-  session->transaction_results = pst_results_new();
-  session->recipient_results =
+  session->results.session = pst_results_new();
+  session->results.transaction = pst_results_new();
+  session->results.recipients =
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_results_free);
   for (guint i = 0; i < recipients; i++)
-    g_ptr_array_add(session->recipient_results, pst_results_new());
+    g_ptr_array_add(session->results.recipients, pst_results_new());
   return session;
 }
 
 static void session_free(PstSession *session) {
-  pst_results_free(session->session_results);
-  pst_results_free(session->transaction_results);
-  g_ptr_array_unref(session->recipient_results);
+  pst_results_free(session->results.session);
+  pst_results_free(session->results.transaction);
+  g_ptr_array_unref(session->results.recipients);
   g_free(session);
 }
 
@@ -487,8 +467,11 @@ static void run_result_clear(RunResult *result) {
 static gboolean run_stage(PstPluginSet *set, const char *listener,
                           PstStage stage, PstSession *session,
                           const PstHookArgs *args, RunResult *result) {
-  PstChainRun *run =
-      pst_chain_run(set, listener, stage, session, args, run_done, result);
+  PstHookArgs with_stores = args != NULL ? *args : (PstHookArgs){0};
+  if (session != NULL)
+    with_stores.stores = &session->results;
+  PstChainRun *run = pst_chain_run(set, listener, stage, session, &with_stores,
+                                   run_done, result);
   if (run == NULL) {
     g_assert_true(result->done);
     return TRUE;
@@ -1178,7 +1161,8 @@ static void test_cancel(void) {
   PstPluginSet *set = set_load(config, cancel_specs, 1);
   PstSession *session = session_new(0);
   RunResult result = {0};
-  PstChainRun *run = pst_chain_run(set, "smtp", PST_STAGE_DATA, session, NULL,
+  PstHookArgs args = {.stores = &session->results};
+  PstChainRun *run = pst_chain_run(set, "smtp", PST_STAGE_DATA, session, &args,
                                    run_done, &result);
   g_assert_nonnull(run);
   /* The set may go first: the run keeps the plugins loaded. */
@@ -1191,7 +1175,7 @@ static void test_cancel(void) {
   g_assert_false(result.done);
   g_assert_cmpuint(shutdowns, ==, 1);
   /* Written while pending, dropped with the call. */
-  g_assert_null(pst_results_get(session->session_results, "alpha.x"));
+  g_assert_null(pst_results_get(session->results.session, "alpha.x"));
   session_free(session);
   fixture_teardown();
 }
@@ -1232,11 +1216,11 @@ static void test_results_between_plugins(void) {
   g_assert_cmpstr(trace->str, ==,
                   "a;a2;a3;b;alpha.rcpt=a;b2;g;beta.server=b2;");
   g_autoptr(GVariant) value =
-      pst_results_get(session->recipient_results->pdata[1], "alpha.rcpt");
+      pst_results_get(session->results.recipients->pdata[1], "alpha.rcpt");
   g_assert_cmpstr(g_variant_get_string(value, NULL), ==, "a");
   g_assert_null(
-      pst_results_get(session->recipient_results->pdata[0], "alpha.rcpt"));
-  g_assert_null(pst_results_get(session->session_results, "beta.stolen"));
+      pst_results_get(session->results.recipients->pdata[0], "alpha.rcpt"));
+  g_assert_null(pst_results_get(session->results.session, "beta.stolen"));
   run_result_clear(&result);
 
   /* At EOM the recipient scope is not "the" recipient. */
@@ -1292,14 +1276,14 @@ static void test_results_auth(void) {
   g_assert_true(
       log_take("result \"alpha.r\" not written: PST_SCOPE_RECIPIENT"));
   g_autoptr(GVariant) auth =
-      pst_results_get(session->transaction_results, "auth.alpha");
+      pst_results_get(session->results.transaction, "auth.alpha");
   const char *value = NULL;
   g_assert_true(g_variant_lookup(auth, "result", "&s", &value));
   g_assert_cmpstr(value, ==, "pass");
   g_assert_true(g_variant_lookup(auth, "smtp.mailfrom", "&s", &value));
   g_assert_cmpstr(value, ==, "example.org");
   g_autoptr(GVariant) first =
-      pst_results_get(session->recipient_results->pdata[0], "alpha.first");
+      pst_results_get(session->results.recipients->pdata[0], "alpha.first");
   g_assert_true(g_variant_get_boolean(first));
   run_result_clear(&result);
   pst_plugin_set_unref(set);
@@ -1364,7 +1348,7 @@ static void test_results_append(void) {
   g_assert_no_error(error);
   PstSession *session = session_new(1);
   /* A list already in the store is extended by the next run's appends. */
-  pst_results_set(session->transaction_results, "auth.alpha",
+  pst_results_set(session->results.transaction, "auth.alpha",
                   auth_result_new("neutral", "old.example"));
   RunResult result = {0};
   run_stage(set, NULL, PST_STAGE_EOM, session, NULL, &result);
@@ -1372,7 +1356,7 @@ static void test_results_append(void) {
                          "pst_result_append() takes an a{sv}"));
   g_assert_true(log_take("result \"auth.beta\" not written"));
   g_autoptr(GVariant) stored =
-      pst_results_get(session->transaction_results, "auth.alpha");
+      pst_results_get(session->results.transaction, "auth.alpha");
   g_autofree char *domains = auth_list_domains(stored);
   g_assert_cmpstr(domains, ==, "a.example,b.example");
   run_result_clear(&result);

@@ -17,6 +17,7 @@
  */
 #include <string.h>
 
+#include "smtp/message-date.h"
 #include "session/session-private.h"
 
 const char *pst_session_protocol(PstSession *session) {
@@ -41,28 +42,6 @@ static void received_append_safe(GString *out, const char *text,
                     (*p >= 0x80 && utf8);
     g_string_append_c(out, safe ? (char)*p : '?');
   }
-}
-
-/* RFC 5322 date-time in the local zone, with English names whatever the
- * locale. */
-static void received_append_date(GString *out) {
-  static const char *const days[] = {"Mon", "Tue", "Wed", "Thu",
-                                     "Fri", "Sat", "Sun"};
-  static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
-                                       "May", "Jun", "Jul", "Aug",
-                                       "Sep", "Oct", "Nov", "Dec"};
-  g_autoptr(GDateTime) now = g_date_time_new_now_local();
-  gint64 offset = g_date_time_get_utc_offset(now) / G_TIME_SPAN_MINUTE;
-  char sign = offset < 0 ? '-' : '+';
-  offset = ABS(offset);
-  g_string_append_printf(
-      out, "%s, %d %s %d %02d:%02d:%02d %c%02d%02d",
-      days[g_date_time_get_day_of_week(now) - 1],
-      g_date_time_get_day_of_month(now),
-      months[g_date_time_get_month(now) - 1], g_date_time_get_year(now),
-      g_date_time_get_hour(now), g_date_time_get_minute(now),
-      g_date_time_get_second(now), sign, (int)(offset / 60),
-      (int)(offset % 60));
 }
 
 void pst_received_format(PstSession *session, const char *queue_id,
@@ -109,6 +88,7 @@ void pst_received_format(PstSession *session, const char *queue_id,
     g_string_append_c(out, '>');
   }
   g_string_append(out, ";\r\n\t");
-  received_append_date(out);
+  g_autofree char *date = pst_message_date_format(g_get_real_time());
+  g_string_append(out, date);
   g_string_append(out, "\r\n");
 }

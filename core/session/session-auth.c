@@ -183,13 +183,13 @@ void pst_session_auth_forget(PstSession *session) {
   if (auth == NULL || session->auth_user == NULL)
     return;
   g_autoptr(GVariant) user =
-      pst_results_get(session->session_results, "auth.user");
+      pst_results_get(session->results.session, "auth.user");
   if (user == NULL)
     return;
   /* Undo what a successful AUTH did (XCLIENT LOGIN is not ours). */
   session->relay_allowed = auth->relay_before;
-  pst_results_remove(session->session_results, "auth.user");
-  pst_results_remove(session->session_results, "auth.mechanism");
+  pst_results_remove(session->results.session, "auth.user");
+  pst_results_remove(session->results.session, "auth.mechanism");
 }
 
 void pst_session_auth_finish(PstSession *session) {
@@ -268,9 +268,9 @@ static void auth_stage_done(PstSession *session,
   }
   /* The relay rule: an authenticated client may relay. */
   session->relay_allowed = TRUE;
-  pst_results_set(session->session_results, "auth.user",
+  pst_results_set(session->results.session, "auth.user",
                   g_variant_new_string(session->auth_user));
-  pst_results_set(session->session_results, "auth.mechanism",
+  pst_results_set(session->results.session, "auth.mechanism",
                   g_variant_new_string(auth->mechanism));
   g_message("%s: auth: user=%s mechanism=%s from [%s]:%u", session->id,
             session->auth_user, auth->mechanism, session->client_address,

@@ -27,11 +27,11 @@ static GVariant *authres_collect(PstSession *session) {
   g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
   g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
   g_autoptr(GVariant) transaction =
-      session->transaction_results != NULL
-          ? pst_results_to_variant(session->transaction_results)
+      session->results.transaction != NULL
+          ? pst_results_to_variant(session->results.transaction)
           : NULL;
   g_autoptr(GVariant) connection =
-      pst_results_to_variant(session->session_results);
+      pst_results_to_variant(session->results.session);
   GVariant *scopes[] = {transaction, connection};
   for (guint i = 0; i < G_N_ELEMENTS(scopes); i++) {
     if (scopes[i] == NULL)

@@ -383,11 +383,11 @@ static gboolean session_store_replaced_body(PstSession *session) {
 
 static void session_commit(PstSession *session) {
   PstEnvelope *envelope = session->envelope;
-  envelope->results = pst_results_to_variant(session->transaction_results);
+  envelope->results = pst_results_to_variant(session->results.transaction);
   for (guint i = 0; i < envelope->recipients->len; i++) {
     PstEnvelopeRecipient *recipient = envelope->recipients->pdata[i];
     recipient->results =
-        pst_results_to_variant(session->recipient_results->pdata[i]);
+        pst_results_to_variant(session->results.recipients->pdata[i]);
   }
   g_autoptr(GBytes) header_override = NULL;
   if (session->message != NULL) {

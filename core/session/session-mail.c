@@ -97,8 +97,8 @@ void pst_session_command_mail(PstSession *session,
 
   pst_session_reset_transaction(session);
   session->envelope = session_new_envelope(path, &params);
-  session->transaction_results = pst_results_new();
-  session->recipient_results =
+  session->results.transaction = pst_results_new();
+  session->results.recipients =
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_results_free);
   pst_mail_params_clear(&params);
   session->command_path = path;
@@ -119,15 +119,15 @@ static gboolean session_domain_is_local(PstSession *session,
 
 static void session_rcpt_done(PstSession *session,
                               const PstHookOutcome *outcome) {
-  guint index = session->recipient_results->len - 1;
+  guint index = session->results.recipients->len - 1;
   if (pst_session_outcome_refuses(session, PST_STAGE_RCPT, outcome,
                                   session->command_path->address)) {
-    g_ptr_array_remove_index(session->recipient_results, index);
+    g_ptr_array_remove_index(session->results.recipients, index);
     session_clear_command(session);
     return;
   }
   if (outcome->verdict == PST_VERDICT_DISCARD) {
-    g_ptr_array_remove_index(session->recipient_results, index);
+    g_ptr_array_remove_index(session->results.recipients, index);
     session->discarded_recipients++;
     g_message("%s: discard: RCPT <%s> plugin=%s", session->id,
               session->command_path->address,
@@ -207,10 +207,9 @@ void pst_session_command_rcpt(PstSession *session,
 
   session->command_path = path;
   session->rcpt_params = params;
-  g_ptr_array_add(session->recipient_results, pst_results_new());
+  g_ptr_array_add(session->results.recipients, pst_results_new());
   PstHookArgs args = {.argument = path->address,
                       .params = path->params,
-                      .recipient_index =
-                          session->recipient_results->len - 1};
+                      .recipient_index = session->results.recipients->len - 1};
   pst_session_run_stage(session, PST_STAGE_RCPT, &args, session_rcpt_done);
 }

@@ -24,7 +24,6 @@
 #include "hooks/hooks.h"
 #include "queue/spool.h"
 #include "session/session.h"
-#include "session/session-internal.h"
 #include "session/xclient-parse.h"
 #include "smtp/smtp-parse.h"
 
@@ -153,9 +152,9 @@ struct _PstSession {
   PstRcptParams rcpt_params;         /* the RCPT in flight (owned strings) */
 
   /* Plugins. */
-  PstResults *session_results;       /* owned */
-  PstResults *transaction_results;   /* owned, nullable */
-  GPtrArray *recipient_results;      /* owned, nullable, of PstResults* */
+  /* Owned (session; transaction and recipients nullable); handed to every
+   * stage run. */
+  PstResultsStores results;
   PstChainRun *run;                  /* nullable: a pending hook run */
   PstStageNextFunc stage_next;       /* what to do when `run` ends */
   PstStage stage;                    /* the stage being run */

@@ -1,5 +1,4 @@
-/* session-sdk.c - the SDK's pst_session_* accessors, and the results stores
- * the hooks module reaches through pst_session_get_results().
+/* session-sdk.c - the SDK's pst_session_* accessors.
  *
  * Plugins see a session only through these functions (<postilion/plugin.h>),
  * so the struct can change without touching the ABI.  Main thread only.
@@ -101,22 +100,4 @@ PST_API void pst_session_set_helo_required(PstSession *session,
 
 PST_API gboolean pst_session_get_helo_required(PstSession *session) {
   return !session->helo_optional;
-}
-
-PstResults *pst_session_get_results(PstSession *session, PstScope scope,
-                                    guint recipient_index) {
-  switch (scope) {
-  case PST_SCOPE_SERVER:
-    return pst_results_get_server();
-  case PST_SCOPE_SESSION:
-    return session->session_results;
-  case PST_SCOPE_TRANSACTION:
-    return session->transaction_results;
-  case PST_SCOPE_RECIPIENT:
-    if (session->recipient_results == NULL ||
-        recipient_index >= session->recipient_results->len)
-      return NULL;
-    return session->recipient_results->pdata[recipient_index];
-  }
-  return NULL;
 }

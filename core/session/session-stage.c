@@ -56,9 +56,12 @@ void pst_session_run_stage(PstSession *session, PstStage stage,
   session->stage = stage;
   session->stage_next = next;
   session->waiting = PST_SESSION_WAIT_HOOK;
+  /* The session hands its results stores to the run. */
+  PstHookArgs with_stores = *args;
+  with_stores.stores = &session->results;
   PstChainRun *run =
-      pst_chain_run(plugins, session->listener->name, stage, session, args,
-                    session_stage_done, pst_session_ref(session));
+      pst_chain_run(plugins, session->listener->name, stage, session,
+                    &with_stores, session_stage_done, pst_session_ref(session));
   if (run != NULL) {
     session->run = run;
     pst_session_touch(session);
@@ -76,7 +79,7 @@ void pst_session_fire_event(PstSession *session, PstStage stage,
   if (plugins == NULL ||
       !pst_chain_has_hooks(plugins, session->listener->name, stage))
     return;
-  PstHookArgs args = {.message = message};
+  PstHookArgs args = {.message = message, .stores = &session->results};
   /* Nobody waits for an event; the run keeps the session alive. */
   pst_chain_run(plugins, session->listener->name, stage, session, &args,
                 session_event_done, pst_session_ref(session));

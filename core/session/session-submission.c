@@ -12,7 +12,7 @@
  * DKIM signing plugin signs the fields; the edits go through the SDK's
  * message edit functions like every other header edit.
  */
-#include "deliver/bounce.h"
+#include "smtp/message-date.h"
 #include "session/session-private.h"
 
 /* A client whose mail we complete: authenticated or allowed to relay. */
@@ -39,7 +39,7 @@ void pst_session_submission_complete(PstSession *session, PstMessage *message) {
     return;
   gint64 now = g_get_real_time();
   if (pst_message_get_header(message, "Date", 0) == NULL) {
-    g_autofree char *date = pst_dsn_format_date(now);
+    g_autofree char *date = pst_message_date_format(now);
     pst_message_add_header(message, "Date", date);
   }
   if (pst_message_get_header(message, "Message-ID", 0) == NULL) {

@@ -224,7 +224,7 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
   session->xclient_allowed =
       pst_config_is_xclient_host(session->config, setup->client_address);
   session->output = g_string_sized_new(256);
-  session->session_results = pst_results_new();
+  session->results.session = pst_results_new();
 
   GSource *source = g_source_new(&session_source_funcs,
                                  sizeof(PstSessionSource));
@@ -264,7 +264,7 @@ void pst_session_unref(PstSession *session) {
     return;
   g_assert(session->fd < 0);
   pst_session_reset_transaction(session);
-  g_clear_pointer(&session->session_results, pst_results_free);
+  g_clear_pointer(&session->results.session, pst_results_free);
   g_clear_pointer(&session->input, g_byte_array_unref);
   g_clear_pointer(&session->transport, pst_transport_unref);
   g_string_free(session->output, TRUE);
@@ -305,8 +305,8 @@ void pst_session_reset_transaction(PstSession *session) {
   g_clear_pointer(&session->header, g_byte_array_unref);
   g_clear_pointer(&session->scratch, g_byte_array_unref);
   g_clear_pointer(&session->message, pst_message_unref);
-  g_clear_pointer(&session->transaction_results, pst_results_free);
-  g_clear_pointer(&session->recipient_results, g_ptr_array_unref);
+  g_clear_pointer(&session->results.transaction, pst_results_free);
+  g_clear_pointer(&session->results.recipients, g_ptr_array_unref);
   session->disposition = session->session_disposition;
   session->discarded_recipients = 0;
   g_clear_pointer(&session->command_path, pst_smtp_path_free);

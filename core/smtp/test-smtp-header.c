@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "smtp/message-date.h"
 #include "smtp/smtp-parse.h"
 
 typedef struct {
@@ -148,8 +149,22 @@ static void test_header_name(void) {
   g_assert_cmpuint(header_length, ==, 0);
 }
 
+/* The RFC 5322 date the daemon writes: English names in any locale, the
+ * zone's offset (TZ is set by main() before GLib reads it). */
+static void test_message_date(void) {
+  /* 2026-12-06 09:03:55 UTC, a Sunday; 1970-01-01 a Thursday. */
+  g_autofree char *date =
+      pst_message_date_format(G_GINT64_CONSTANT(1796547835) * G_USEC_PER_SEC);
+  g_assert_cmpstr(date, ==, "Sun, 6 Dec 2026 11:03:55 +0200");
+  g_autofree char *epoch = pst_message_date_format(0);
+  g_assert_cmpstr(epoch, ==, "Thu, 1 Jan 1970 02:00:00 +0200");
+}
+
 int main(int argc, char **argv) {
+  g_setenv("TZ", "EET-2", TRUE);
+  g_setenv("LC_ALL", "fr_FR.UTF-8", TRUE);
   g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/smtp/message-date", test_message_date);
   for (gsize i = 0; i < G_N_ELEMENTS(header_cases); i++) {
     g_autofree char *path =
         g_strdup_printf("/smtp/header/%s", header_cases[i].name);
