@@ -56,7 +56,7 @@ typedef struct {
   gboolean decided;     /* the route already gave the result */
 } TargetResult;
 
-typedef struct {
+typedef struct _Attempt {
   PstDeliveryJob *job;         /* borrowed: the caller's until done */
   PstQueuedMessage *message;   /* owned, nullable: once loaded */
   const PstEnvelope *envelope; /* of `message` */
@@ -71,6 +71,10 @@ typedef struct {
   gboolean routing;             /* in attempt_route_next()'s loop */
   gboolean route_returned;      /* the stage finished inside the loop */
   guint batches_running;
+  GThreadPool *pool;       /* borrowed: the disk steps run there */
+  GMainContext *context;   /* borrowed: where the other steps run */
+  void (*work)(struct _Attempt *attempt); /* the step for a worker */
+  void (*back)(struct _Attempt *attempt); /* then, on the main loop */
   PstDeliveryJobFunc done;
   gpointer user_data;
 } Attempt;
@@ -347,17 +351,16 @@ static void attempt_group(Attempt *attempt) {
   }
 }
 
-static void attempt_in_worker(Attempt *attempt, GTaskThreadFunc work,
-                              GAsyncReadyCallback back);
-static void attempt_write(GTask *task, gpointer source, gpointer data,
-                          GCancellable *cancellable);
-static void attempt_written(GObject *source, GAsyncResult *result,
-                            gpointer user_data);
+typedef void (*AttemptStep)(Attempt *attempt);
+static void attempt_in_worker(Attempt *attempt, AttemptStep work,
+                              AttemptStep back);
+static void attempt_write(Attempt *attempt);
+static void attempt_end(Attempt *attempt);
 
 static void batch_done(PstDeliveryBatch *batch, gpointer user_data) {
   Attempt *attempt = user_data;
   if (--attempt->batches_running == 0)
-    attempt_in_worker(attempt, attempt_write, attempt_written);
+    attempt_in_worker(attempt, attempt_write, attempt_end);
 }
 
 /* Starts the network transports; the disk ones wait for the worker. */
@@ -799,11 +802,29 @@ static void attempt_free(Attempt *attempt) {
   g_free(attempt);
 }
 
-static void attempt_in_worker(Attempt *attempt, GTaskThreadFunc work,
-                              GAsyncReadyCallback back) {
-  g_autoptr(GTask) task = g_task_new(NULL, NULL, back, attempt);
-  g_task_set_task_data(task, attempt, NULL);
-  g_task_run_in_thread(task, work);
+/* Back on the main loop after a worker's step. */
+static gboolean attempt_back(gpointer data) {
+  Attempt *attempt = data;
+  attempt->back(attempt);
+  return G_SOURCE_REMOVE;
+}
+
+static void attempt_work(gpointer data, gpointer unused) {
+  Attempt *attempt = data;
+  attempt->work(attempt);
+  g_main_context_invoke(attempt->context, attempt_back, attempt);
+}
+
+GThreadPool *pst_delivery_job_pool_new(void) {
+  return g_thread_pool_new(attempt_work, NULL, PST_DELIVERY_JOB_THREADS_MAX,
+                           FALSE, NULL);
+}
+
+static void attempt_in_worker(Attempt *attempt, AttemptStep work,
+                              AttemptStep back) {
+  attempt->work = work;
+  attempt->back = back;
+  g_thread_pool_push(attempt->pool, attempt, NULL);
 }
 
 /* Loads the message and resolves its recipients; FALSE when there is
@@ -860,14 +881,11 @@ static gboolean attempt_load(Attempt *attempt) {
 }
 
 /* Step 1 (worker thread). */
-static void attempt_prepare(GTask *task, gpointer source, gpointer data,
-                            GCancellable *cancellable) {
-  Attempt *attempt = data;
+static void attempt_prepare(Attempt *attempt) {
   PstDeliveryJob *job = attempt->job;
   job->outcome = PST_JOB_RETRY;
   job->waits_for_transport = TRUE;
   attempt->go_on = attempt_load(attempt);
-  g_task_return_boolean(task, TRUE);
 }
 
 static void attempt_end(Attempt *attempt) {
@@ -876,9 +894,7 @@ static void attempt_end(Attempt *attempt) {
 }
 
 /* Step 2 (main loop). */
-static void attempt_prepared(GObject *source, GAsyncResult *result,
-                             gpointer user_data) {
-  Attempt *attempt = user_data;
+static void attempt_prepared(Attempt *attempt) {
   if (!attempt->go_on) {
     attempt_end(attempt);
     return;
@@ -888,9 +904,7 @@ static void attempt_prepared(GObject *source, GAsyncResult *result,
 
 /* Step 3 (worker thread): the local mailboxes, the journal, and what
  * happens next. */
-static void attempt_write(GTask *task, gpointer source, gpointer data,
-                          GCancellable *cancellable) {
-  Attempt *attempt = data;
+static void attempt_write(Attempt *attempt) {
   PstDeliveryJob *job = attempt->job;
   for (guint b = 0; b < attempt->batches->len; b++) {
     PstDeliveryBatch *batch = attempt->batches->pdata[b];
@@ -902,18 +916,14 @@ static void attempt_write(GTask *task, gpointer source, gpointer data,
     finish_recipient(attempt, plan, &attempt->states[plan->index]);
   }
   job_decide(job, attempt->envelope, attempt->content);
-  g_task_return_boolean(task, TRUE);
 }
 
-static void attempt_written(GObject *source, GAsyncResult *result,
-                            gpointer user_data) {
-  attempt_end(user_data);
-}
-
-void pst_delivery_job_run(PstDeliveryJob *job, PstDeliveryJobFunc done,
-                          gpointer user_data) {
+void pst_delivery_job_run(PstDeliveryJob *job, GThreadPool *pool,
+                          PstDeliveryJobFunc done, gpointer user_data) {
   Attempt *attempt = g_new0(Attempt, 1);
   attempt->job = job;
+  attempt->pool = pool;
+  attempt->context = g_main_context_get_thread_default();
   attempt->config = pst_deliver_tables_get_config(job->tables);
   attempt->records =
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);

@@ -68,11 +68,21 @@ void pst_delivery_job_free(PstDeliveryJob *job);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDeliveryJob, pst_delivery_job_free)
 typedef void (*PstDeliveryJobFunc)(PstDeliveryJob *job, gpointer user_data);
 
+/* Threads for the jobs' disk steps (load, Maildir, journal): a thread
+ * blocks in fsync, never on the network, so there may be as many as jobs
+ * at once ([delivery] max_parallel, at most this). */
+#define PST_DELIVERY_JOB_THREADS_MAX 256
+
+/* The pool pst_delivery_job_run() needs (the queue manager's); freed with
+ * g_thread_pool_free() once no job runs. */
+GThreadPool *pst_delivery_job_pool_new(void);
+
 /* Loads the message and its journal, delivers every recipient that is not
  * final, journals each result, and decides what happens next (the Out
- * fields); then calls `done` on the main loop, always later.  The job
- * stays the caller's.  Main thread. */
-void pst_delivery_job_run(PstDeliveryJob *job, PstDeliveryJobFunc done,
-                          gpointer user_data);
+ * fields); then calls `done` on the main loop, always later.  The disk
+ * steps run on `pool`, the network on the main loop.  The job stays the
+ * caller's.  Main thread. */
+void pst_delivery_job_run(PstDeliveryJob *job, GThreadPool *pool,
+                          PstDeliveryJobFunc done, gpointer user_data);
 
 G_END_DECLS

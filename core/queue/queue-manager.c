@@ -77,6 +77,7 @@ struct _PstQueueManager {
   guint wake_timer;           /* the one retry timer, 0 when none */
   gint64 wake_at;             /* monotonic µs it fires at */
   GMainContext *context;      /* owned (a reference) */
+  GThreadPool *pool;          /* owned: the jobs' disk steps */
   guint running;              /* jobs and DSN commits under way */
   gboolean enabled;           /* a delivery method is configured */
   gboolean stopping;
@@ -174,7 +175,7 @@ static void job_done(PstDeliveryJob *job, gpointer user_data);
 
 static void manager_run_job(PstQueueManager *manager, PstDeliveryJob *job) {
   manager->running++;
-  pst_delivery_job_run(job, job_done, manager);
+  pst_delivery_job_run(job, manager->pool, job_done, manager);
 }
 
 /* Starts the jobs the schedule allows: the lanes in turn, each up to its
@@ -584,6 +585,7 @@ PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
       manager->config->delivery.max_parallel,
       manager->config->delivery.destination_concurrency);
   manager->context = g_main_context_ref_thread_default();
+  manager->pool = pst_delivery_job_pool_new();
   manager->cache_timer = g_timeout_add_seconds(1, cache_timer_fired, NULL);
   return manager;
 }
@@ -643,6 +645,7 @@ void pst_queue_manager_free(PstQueueManager *manager) {
   /* Let the attempts under way finish and report. */
   while (manager->running > 0)
     g_main_context_iteration(manager->context, TRUE);
+  g_thread_pool_free(manager->pool, FALSE, TRUE);
   g_source_remove(manager->cache_timer);
   pst_smtp_cache_expire(TRUE);
   if (manager->wake_timer != 0)
