@@ -167,7 +167,7 @@ const PstConfigKey pst_config_keys[] = {
     {"delivery", "delay_warning", PST_CONFIG_TYPE_DURATION, "4h", NULL, 0,
      30 * DAY, NULL,
      "a \"delayed\" DSN after a recipient has waited this long; 0: never"},
-    {"delivery", "max_parallel", PST_CONFIG_TYPE_INT, "8", NULL, 1, 256, NULL,
+    {"delivery", "max_parallel", PST_CONFIG_TYPE_INT, "100", NULL, 1, 256, NULL,
      "deliveries run at once"},
     {"delivery", "smtp_port", PST_CONFIG_TYPE_INT, "25", NULL, 1, 65535, NULL,
      "port of the MX hosts that outbound SMTP connects to"},
