@@ -658,7 +658,7 @@ static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
 static gboolean job_original_first(PstDeliveryJob *job) {
   const char *original = pst_queue_entry_get_original(job->entry);
   if (original == NULL || job->original_checked ||
-      !pst_queue_entry_spool_has(job->entry, original))
+      !pst_queue_entry_spool_has(job->entry, original, FALSE))
     return FALSE;
   job->outcome = PST_JOB_ORIGINAL_FIRST;
   job->waits_for_transport = FALSE;
@@ -697,14 +697,14 @@ static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
                          GPtrArray *records) {
   const char *queued = pst_queue_entry_get_dsn(job->entry);
   if (queued != NULL) {
-    if (pst_queue_entry_spool_has(job->entry, queued)) {
+    if (pst_queue_entry_spool_has(job->entry, queued, TRUE)) {
       g_message("%s: DSN already queued as %s", job->id, queued);
       job_remove_files(job);
       return;
     }
     /* Absent: delivered (its job removed us first: then we are gone) or
      * never committed. */
-    if (!pst_queue_entry_spool_has(job->entry, job->id)) {
+    if (!pst_queue_entry_spool_has(job->entry, job->id, FALSE)) {
       job->outcome = PST_JOB_GONE;
       return;
     }

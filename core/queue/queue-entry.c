@@ -114,9 +114,10 @@ gboolean pst_queue_entry_note_dsn(PstQueueEntry *entry, const char *dsn_id,
   return TRUE;
 }
 
-gboolean pst_queue_entry_spool_has(PstQueueEntry *entry, const char *id) {
+gboolean pst_queue_entry_spool_has(PstQueueEntry *entry, const char *id,
+                                   gboolean or_held) {
   static const char *const queues[] = {"queue", "hold"};
-  for (guint i = 0; i < G_N_ELEMENTS(queues); i++) {
+  for (guint i = 0; i < (or_held ? 2u : 1u); i++) {
     g_autofree char *path =
         g_build_filename(entry_directory(entry), queues[i], id, NULL);
     if (g_file_test(path, G_FILE_TEST_EXISTS))

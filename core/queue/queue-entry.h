@@ -63,8 +63,9 @@ gboolean pst_queue_entry_append(PstQueueEntry *entry, GPtrArray *records,
  * that DSN is committed). */
 gboolean pst_queue_entry_note_dsn(PstQueueEntry *entry, const char *dsn_id,
                                   GError **error);
-/* Whether `id` is in queue/ or hold/ now. */
-gboolean pst_queue_entry_spool_has(PstQueueEntry *entry, const char *id);
+/* Whether `id` is in queue/ (or in hold/ too, when `or_held`) now. */
+gboolean pst_queue_entry_spool_has(PstQueueEntry *entry, const char *id,
+                                   gboolean or_held);
 /* Removes the message's file, then its journal: it is done.  Logs
  * "ID: removed" when the file was there; `was_there_r` says whether.
  * FALSE only when the file could not be removed. */

@@ -176,6 +176,7 @@ static PstEnvelope *envelope_full(void) {
   envelope->protocol = g_strdup("ESMTPSA");
   envelope->auth_user = g_strdup("user\tname");
   envelope->hold_reason = g_strdup("Eicar-Test-Signature (milter clamav)");
+  envelope->dsn_original = g_strdup("1NHAC7D688CPCKT7");
   envelope->session_id = g_strdup("S1234");
   envelope->arrival_time = G_GINT64_CONSTANT(-1);
   envelope->results = results_new("auth.spf", "pass");
@@ -632,6 +633,25 @@ static void test_format_footer_lies(void) {
   }
 }
 
+/* A DSN's link to its original: the explicit record, or the older form
+ * (listener "bounce", the original's id as session id); nothing else. */
+static void test_dsn_original(void) {
+  g_autoptr(PstEnvelope) envelope = envelope_minimal();
+  g_assert_null(pst_envelope_get_dsn_original(envelope));
+  g_free(envelope->listener);
+  envelope->listener = g_strdup("bounce");
+  g_assert_cmpstr(pst_envelope_get_dsn_original(envelope), ==, "S1");
+  envelope->dsn_original = g_strdup("1NHAC7D688CPCKT7");
+  g_assert_cmpstr(pst_envelope_get_dsn_original(envelope), ==,
+                  "1NHAC7D688CPCKT7");
+  g_free(envelope->listener);
+  envelope->listener = g_strdup("dsn");
+  g_assert_cmpstr(pst_envelope_get_dsn_original(envelope), ==,
+                  "1NHAC7D688CPCKT7");
+  g_clear_pointer(&envelope->dsn_original, g_free);
+  g_assert_null(pst_envelope_get_dsn_original(envelope));
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/queue/crc32c/vectors", test_crc32c_vectors);
@@ -640,6 +660,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/queue/id/unique", test_id_unique);
   g_test_add_func("/queue/id/valid", test_id_valid);
   g_test_add_func("/queue/format/roundtrip", test_format_roundtrip);
+  g_test_add_func("/queue/format/dsn-original", test_dsn_original);
   g_test_add_func("/queue/format/header-override", test_format_header_override);
   g_test_add_func("/queue/format/limits", test_format_limits);
   g_test_add_func("/queue/format/corrupt-every-octet",
