@@ -934,6 +934,7 @@ static void attempt_log_all(Attempt *attempt) {
         attempt->envelope->recipients->pdata[plan->index];
     log_attempt(attempt, ((const PstTarget *)plan->targets->pdata[0])->address,
                 recipient->address, &plan->results[0].result);
+    note_lane(attempt, plan, 0);
   }
 }
 
