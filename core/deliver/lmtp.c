@@ -160,7 +160,8 @@ static void reply_fail(Lmtp *lmtp, GIOErrorEnum code, char *text) {
 static void reply_read(Lmtp *lmtp) {
   GByteArray *input = pst_client_io_get_input(lmtp->io);
   for (;;) {
-    const guint8 *end = memchr(input->data, '\n', input->len);
+    const guint8 *end =
+        input->len > 0 ? memchr(input->data, '\n', input->len) : NULL;
     gsize length = end != NULL ? (gsize)(end - input->data) : input->len;
     if (length > LINE_MAX_OCTETS) {
       reply_fail(lmtp, G_IO_ERROR_INVALID_DATA,
