@@ -1,4 +1,5 @@
-/* main.c - postiliond: everything happens in pst_daemon_main(). */
+/* main.c - postiliond: everything happens in pst_daemon_main()
+ * (core/server/daemon.c). */
 #include "server/daemon.h"
 
 int main(int argc, char **argv) {

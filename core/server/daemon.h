@@ -1,8 +1,11 @@
 /* daemon.h - the daemon's entry point, behind postiliond's main().
  *
- * Exported from libpostilion.so.1 (not part of the plugin SDK: no SDK header
- * declares it) so that postiliond itself is a one-page main() and the whole
- * core, with the state plugins call into, lives in one shared object.
+ * Not part of the plugin SDK, and not exported: postiliond is built from
+ * core/main.c and core/server/ with the whole core archive, and exports
+ * the SDK's functions itself (the version script of libpostilion.so.1)
+ * under that library's soname, so the plugins it loads bind to the core
+ * in the daemon (meson.build says why; scripts/abi-exports.py checks both
+ * export lists).
  */
 #pragma once
 
@@ -12,6 +15,6 @@ G_BEGIN_DECLS
 
 /* Parses the command line, loads the configuration, starts the listeners
  * and runs the main loop until SIGTERM/SIGINT.  Returns the exit status. */
-PST_API int pst_daemon_main(int argc, char **argv);
+int pst_daemon_main(int argc, char **argv);
 
 G_END_DECLS
