@@ -93,8 +93,14 @@ const PstDeliveryTransport *
 pst_delivery_transport_choose(const PstConfig *config, const PstTarget *target,
                               const PstRouteChoice *route, char **key_r);
 
+/* The state SMTP deliveries share (smtp-deliver.c): idle connections by
+ * host, connections and waiting deliveries per destination.  Made once by
+ * the daemon, carried by every generation; main thread only. */
+PstSmtpCache *pst_smtp_cache_new(void);
+/* Closes every idle connection; no delivery may be under way. */
+void pst_smtp_cache_free(PstSmtpCache *cache);
 /* Closes cached outbound SMTP connections idle for too long (a main-loop
  * timer of the queue manager), or all of them (at shutdown). */
-void pst_smtp_cache_expire(gboolean all);
+void pst_smtp_cache_expire(PstSmtpCache *cache, gboolean all);
 
 G_END_DECLS

@@ -20,10 +20,13 @@
  * reply to RCPT TO)".  The state of one message's delivery lives in a
  * Delivery until the batch's callback.
  *
- * Shared state (the cache of idle connections, the count of connections
- * and the deliveries waiting per destination) is private to this file
- * and used on the main thread only; a connection belongs to one delivery
- * at a time, and idle ones are closed after CACHE_IDLE_MAX.
+ * The state deliveries share (the cache of idle connections, the count of
+ * connections and the deliveries waiting per destination) is a
+ * PstSmtpCache, made once by the daemon and carried by every generation
+ * (pst_generation_get_connection_cache()), so a delivery finds it through
+ * its batch's generation; it is used on the main thread only.  A
+ * connection belongs to one delivery at a time, and idle ones are closed
+ * after CACHE_IDLE_MAX.
  */
 #include <string.h>
 
@@ -50,9 +53,11 @@ typedef struct {
   guint timer;        /* gives up after smtp_timeout */
 } Waiter;
 
-static GHashTable *active_by_destination;  /* char* -> count */
-static GHashTable *waiting_by_destination; /* char* -> GQueue* of Waiter* */
-static GHashTable *idle_by_relay; /* char* -> GQueue* of CachedConnection* */
+struct _PstSmtpCache {
+  GHashTable *active_by_destination;  /* char* -> count */
+  GHashTable *waiting_by_destination; /* char* -> GQueue* of Waiter* */
+  GHashTable *idle_by_relay; /* char* -> GQueue* of CachedConnection* */
+};
 
 struct _Delivery {
   PstDeliveryBatch *batch; /* borrowed until done */
@@ -105,23 +110,39 @@ static void failure_note(Delivery *delivery, char *reply, const char *relay) {
 
 /* --- Concurrency per destination ----------------------------------------- */
 
-static void shared_init(void) {
-  if (active_by_destination != NULL)
-    return;
-  active_by_destination =
+PstSmtpCache *pst_smtp_cache_new(void) {
+  PstSmtpCache *cache = g_new0(PstSmtpCache, 1);
+  cache->active_by_destination =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  waiting_by_destination = g_hash_table_new_full(
+  cache->waiting_by_destination = g_hash_table_new_full(
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_queue_free);
-  idle_by_relay = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  cache->idle_by_relay =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  return cache;
 }
 
-static void active_add(const char *destination, gint change) {
-  guint active =
-      GPOINTER_TO_UINT(g_hash_table_lookup(active_by_destination, destination));
+void pst_smtp_cache_free(PstSmtpCache *cache) {
+  if (cache == NULL)
+    return;
+  pst_smtp_cache_expire(cache, TRUE);
+  g_hash_table_unref(cache->active_by_destination);
+  g_hash_table_unref(cache->waiting_by_destination);
+  g_hash_table_unref(cache->idle_by_relay);
+  g_free(cache);
+}
+
+static PstSmtpCache *delivery_cache(const Delivery *delivery) {
+  return pst_generation_get_connection_cache(delivery->batch->generation);
+}
+
+static void active_add(PstSmtpCache *cache, const char *destination,
+                       gint change) {
+  guint active = GPOINTER_TO_UINT(
+      g_hash_table_lookup(cache->active_by_destination, destination));
   if (active + change == 0)
-    g_hash_table_remove(active_by_destination, destination);
+    g_hash_table_remove(cache->active_by_destination, destination);
   else
-    g_hash_table_replace(active_by_destination, g_strdup(destination),
+    g_hash_table_replace(cache->active_by_destination, g_strdup(destination),
                          GUINT_TO_POINTER(active + change));
 }
 
@@ -134,11 +155,12 @@ static void waiter_free(Waiter *waiter) {
 
 static gboolean waiter_timed_out(gpointer data) {
   Waiter *waiter = data;
+  PstSmtpCache *cache = delivery_cache(waiter->delivery);
   GQueue *queue =
-      g_hash_table_lookup(waiting_by_destination, waiter->destination);
+      g_hash_table_lookup(cache->waiting_by_destination, waiter->destination);
   g_queue_remove(queue, waiter);
   if (g_queue_is_empty(queue))
-    g_hash_table_remove(waiting_by_destination, waiter->destination);
+    g_hash_table_remove(cache->waiting_by_destination, waiter->destination);
   Delivery *delivery = waiter->delivery;
   waiter->timer = 0;
   waiter_free(waiter);
@@ -147,20 +169,20 @@ static gboolean waiter_timed_out(gpointer data) {
 }
 
 static void destination_acquire(Delivery *delivery) {
-  shared_init();
+  PstSmtpCache *cache = delivery_cache(delivery);
   guint active = GPOINTER_TO_UINT(
-      g_hash_table_lookup(active_by_destination, delivery->destination));
+      g_hash_table_lookup(cache->active_by_destination, delivery->destination));
   if (active < delivery->settings.destination_concurrency) {
-    active_add(delivery->destination, 1);
+    active_add(cache, delivery->destination, 1);
     delivery_acquired(delivery, TRUE);
     return;
   }
   GQueue *queue =
-      g_hash_table_lookup(waiting_by_destination, delivery->destination);
+      g_hash_table_lookup(cache->waiting_by_destination, delivery->destination);
   if (queue == NULL) {
     queue = g_queue_new();
-    g_hash_table_insert(waiting_by_destination, g_strdup(delivery->destination),
-                        queue);
+    g_hash_table_insert(cache->waiting_by_destination,
+                        g_strdup(delivery->destination), queue);
   }
   Waiter *waiter = g_new0(Waiter, 1);
   waiter->delivery = delivery;
@@ -171,15 +193,16 @@ static void destination_acquire(Delivery *delivery) {
 }
 
 /* Hands the slot to the first delivery waiting for it, if any. */
-static void destination_release(const char *destination) {
-  GQueue *queue = g_hash_table_lookup(waiting_by_destination, destination);
+static void destination_release(PstSmtpCache *cache, const char *destination) {
+  GQueue *queue =
+      g_hash_table_lookup(cache->waiting_by_destination, destination);
   Waiter *waiter = queue != NULL ? g_queue_pop_head(queue) : NULL;
   if (waiter == NULL) {
-    active_add(destination, -1);
+    active_add(cache, destination, -1);
     return;
   }
   if (g_queue_is_empty(queue))
-    g_hash_table_remove(waiting_by_destination, destination);
+    g_hash_table_remove(cache->waiting_by_destination, destination);
   Delivery *delivery = waiter->delivery;
   g_source_remove(waiter->timer);
   waiter_free(waiter);
@@ -194,9 +217,8 @@ static char *cache_key(const PstRouteHost *host, PstDeliveryTls tls) {
   return g_strdup_printf("%s tls=%d", relay, (int)tls);
 }
 
-static PstSmtpConnection *cache_take(const char *key) {
-  shared_init();
-  GQueue *queue = g_hash_table_lookup(idle_by_relay, key);
+static PstSmtpConnection *cache_take(PstSmtpCache *cache, const char *key) {
+  GQueue *queue = g_hash_table_lookup(cache->idle_by_relay, key);
   CachedConnection *cached = queue != NULL ? g_queue_pop_head(queue) : NULL;
   if (cached == NULL)
     return NULL;
@@ -205,25 +227,24 @@ static PstSmtpConnection *cache_take(const char *key) {
   return connection;
 }
 
-static void cache_put(const char *key, PstSmtpConnection *connection) {
-  shared_init();
+static void cache_put(PstSmtpCache *cache, const char *key,
+                      PstSmtpConnection *connection) {
   CachedConnection *cached = g_new0(CachedConnection, 1);
   cached->connection = connection;
   cached->since = g_get_monotonic_time();
-  GQueue *queue = g_hash_table_lookup(idle_by_relay, key);
+  GQueue *queue = g_hash_table_lookup(cache->idle_by_relay, key);
   if (queue == NULL) {
     queue = g_queue_new();
-    g_hash_table_insert(idle_by_relay, g_strdup(key), queue);
+    g_hash_table_insert(cache->idle_by_relay, g_strdup(key), queue);
   }
   g_queue_push_tail(queue, cached);
 }
 
-void pst_smtp_cache_expire(gboolean all) {
-  shared_init();
+void pst_smtp_cache_expire(PstSmtpCache *cache, gboolean all) {
   gint64 now = g_get_monotonic_time();
   GHashTableIter iter;
   GQueue *queue;
-  g_hash_table_iter_init(&iter, idle_by_relay);
+  g_hash_table_iter_init(&iter, cache->idle_by_relay);
   while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&queue)) {
     while (!g_queue_is_empty(queue)) {
       CachedConnection *cached = g_queue_peek_head(queue);
@@ -470,7 +491,7 @@ static void host_loop(Delivery *delivery) {
   }
   delivery->connection = NULL;
   if (pst_smtp_connection_is_usable(connection))
-    cache_put(delivery->cache_key, connection);
+    cache_put(delivery_cache(delivery), delivery->cache_key, connection);
   else
     pst_smtp_connection_close(connection);
   host_next(delivery);
@@ -529,7 +550,8 @@ static void host_next(Delivery *delivery) {
   }
   g_free(delivery->cache_key);
   delivery->cache_key = cache_key(host, delivery->tls);
-  PstSmtpConnection *connection = cache_take(delivery->cache_key);
+  PstSmtpConnection *connection =
+      cache_take(delivery_cache(delivery), delivery->cache_key);
   /* The server may have closed it meanwhile: RSET proves it alive. */
   if (connection != NULL)
     pst_smtp_connection_reset(connection, cached_reset, delivery);
@@ -575,6 +597,7 @@ static void delivery_finish(Delivery *delivery) {
           delivery->last_relay != NULL ? delivery->last_relay : "none", NULL);
   g_autofree char *release =
       delivery->acquired ? g_strdup(delivery->destination) : NULL;
+  PstSmtpCache *cache = delivery_cache(delivery);
   delivery->done(delivery->batch, delivery->user_data);
   g_free(delivery->last_failure);
   g_free(delivery->last_relay);
@@ -587,7 +610,7 @@ static void delivery_finish(Delivery *delivery) {
   g_free(delivery);
   /* Last: the slot may start another delivery at once. */
   if (release != NULL)
-    destination_release(release);
+    destination_release(cache, release);
 }
 
 static void smtp_deliver(PstDeliveryBatch *batch, PstDeliveryBatchFunc done,

@@ -21,6 +21,7 @@ struct _PstGeneration {
   PstTransportService *transport; /* owned reference, nullable */
   PstPlugin *sasl_client;         /* in plugins, nullable */
   PstPlugin *signer;              /* in plugins, nullable */
+  PstSmtpCache *connection_cache; /* not owned: outlives the generation */
   PstCommittedFunc committed; /* nullable */
   gpointer committed_data;    /* not owned: outlives the generation */
 };
@@ -38,6 +39,7 @@ PstGeneration *pst_generation_new(const PstGenerationSetup *setup) {
   }
   if (setup->tables != NULL)
     generation->tables = pst_deliver_tables_ref(setup->tables);
+  generation->connection_cache = setup->connection_cache;
   generation->committed = setup->committed;
   generation->committed_data = setup->committed_data;
   return generation;
@@ -74,6 +76,10 @@ PstDeliverTables *pst_generation_get_tables(PstGeneration *generation) {
 
 PstTransportService *pst_generation_get_transport(PstGeneration *generation) {
   return generation->transport;
+}
+
+PstSmtpCache *pst_generation_get_connection_cache(PstGeneration *generation) {
+  return generation->connection_cache;
 }
 
 PstPlugin *pst_generation_get_sasl_client(PstGeneration *generation) {

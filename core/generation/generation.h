@@ -33,6 +33,7 @@ typedef struct _PstGeneration PstGeneration;
 typedef struct _PstPluginSet PstPluginSet;         /* hooks/hooks.h */
 typedef struct _PstDeliverTables PstDeliverTables; /* deliver/tables.h */
 typedef struct _PstTransportService PstTransportService; /* transport.h */
+typedef struct _PstSmtpCache PstSmtpCache; /* deliver/delivery-transport.h */
 
 /* Told on the main thread when a session committed message `id` into
  * `queue` (queue/ or hold/). */
@@ -43,6 +44,9 @@ typedef struct {
   PstConfig *config;        /* a reference is taken */
   PstPluginSet *plugins;    /* nullable; a reference is taken */
   PstDeliverTables *tables; /* nullable; a reference is taken */
+  /* The outbound connection cache (nullable: no outbound SMTP), shared by
+   * every generation and freed by its maker after the last delivery. */
+  PstSmtpCache *connection_cache;
   /* The commit callback (nullable); `committed_data` must outlive every
    * generation made with it (the daemon's queue manager). */
   PstCommittedFunc committed;
@@ -76,6 +80,9 @@ PstSaslClient *pst_generation_open_sasl_client(
  * adds (pst_signer_sign()); `message` itself without a signer.  Any
  * thread holding a reference. */
 GBytes *pst_generation_sign(PstGeneration *generation, GBytes *message);
+
+/* The outbound SMTP connection cache, nullable.  Borrowed. */
+PstSmtpCache *pst_generation_get_connection_cache(PstGeneration *generation);
 
 /* For RCPT: TRUE when `address` (in one of our domains) resolves to a
  * mailbox in this generation's tables, or when delivery is not configured

@@ -537,8 +537,16 @@ static void entry_unschedule(gpointer key, gpointer value, gpointer data) {
   pst_queue_schedule_remove(manager->schedule, &entry->slot);
 }
 
+/* Idle outbound connections are the generations' shared cache. */
+static void manager_expire_connections(PstQueueManager *manager, gboolean all) {
+  PstSmtpCache *cache =
+      pst_generation_get_connection_cache(manager->generation);
+  if (cache != NULL)
+    pst_smtp_cache_expire(cache, all);
+}
+
 static gboolean cache_timer_fired(gpointer user_data) {
-  pst_smtp_cache_expire(FALSE);
+  manager_expire_connections(user_data, FALSE);
   return G_SOURCE_CONTINUE;
 }
 
@@ -586,7 +594,7 @@ PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
       manager->config->delivery.destination_concurrency);
   manager->context = g_main_context_ref_thread_default();
   manager->pool = pst_delivery_job_pool_new();
-  manager->cache_timer = g_timeout_add_seconds(1, cache_timer_fired, NULL);
+  manager->cache_timer = g_timeout_add_seconds(1, cache_timer_fired, manager);
   return manager;
 }
 
@@ -647,7 +655,7 @@ void pst_queue_manager_free(PstQueueManager *manager) {
     g_main_context_iteration(manager->context, TRUE);
   g_thread_pool_free(manager->pool, FALSE, TRUE);
   g_source_remove(manager->cache_timer);
-  pst_smtp_cache_expire(TRUE);
+  manager_expire_connections(manager, TRUE);
   if (manager->wake_timer != 0)
     g_source_remove(manager->wake_timer);
   g_hash_table_foreach(manager->entries, entry_unschedule, manager);

@@ -36,6 +36,7 @@
 
 #include "config/config.h"
 #include "deliver/control.h"
+#include "deliver/delivery-transport.h"
 #include "deliver/tables.h"
 #include "deliver/local-helper.h"
 #include "queue/queue-manager.h"
@@ -53,6 +54,7 @@ typedef struct {
   char *config_path;     /* owned */
   PstConfig *config;     /* owned: the configuration in effect */
   PstGeneration *generation; /* owned: config, plugins, tables, services */
+  PstSmtpCache *connection_cache; /* owned: every generation's */
   PstSpool *spool;       /* owned */
   PstServer *server;     /* owned */
   PstQueueManager *queue_manager; /* owned: delivery (core/deliver) */
@@ -269,6 +271,7 @@ static PstGeneration *daemon_generation_new(PstDaemon *daemon,
       .config = config,
       .plugins = plugins,
       .tables = tables,
+      .connection_cache = daemon->connection_cache,
       .committed = daemon_committed,
       .committed_data = daemon,
   };
@@ -443,6 +446,7 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   g_autoptr(PstDeliverTables) tables = pst_deliver_tables_load(config, error);
   if (tables == NULL)
     return FALSE;
+  daemon->connection_cache = pst_smtp_cache_new();
   daemon->generation = daemon_generation_new(daemon, config, plugins, tables);
   if (!pst_transport_check_listeners(
           config, pst_generation_get_transport(daemon->generation), error))
@@ -463,6 +467,8 @@ static void daemon_free(PstDaemon *daemon) {
   g_clear_pointer(&daemon->control, pst_control_free);
   /* Waits for the delivery attempts under way. */
   g_clear_pointer(&daemon->queue_manager, pst_queue_manager_free);
+  /* After the last delivery: it closes the idle connections. */
+  g_clear_pointer(&daemon->connection_cache, pst_smtp_cache_free);
   pst_local_helper_stop();
   /* DNS before the plugins: stopping it runs the last callbacks of the
    * lookups in flight, which are plugin code. */
