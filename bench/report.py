@@ -210,6 +210,42 @@ def milter_target_rows(found, label):
     return out
 
 
+def dmarc_target_rows(found, label):
+    """Issue 15: the receiving side's full chain (spf + dkim-verify +
+    dmarc) at least 3x Postfix with policyd-spf, OpenDKIM and OpenDMARC;
+    and the DMARC step adding at most 10% CPU per message to it (the dmarc
+    chain against dkim-verify, Postilion's CPU, same run)."""
+    chains = {}
+    for k, pf, pst in found:
+        chains[(k[1], k[2], k[5])] = (pf, pst)
+    out = []
+    for (chain, gen, per), (pf, pst) in chains.items():
+        if chain != "dmarc":
+            continue
+        what = f"{gen}, {'1' if per == '1' else 'many'} msg/session"
+        rt = ratio(pf, pst)
+        name = ("full chain spf+dkim-verify+dmarc: Postilion >= 3x Postfix "
+                f"+ policyd-spf + OpenDKIM + OpenDMARC ({what})")
+        out.append((name, "not measured", "not measurable") if rt is None else
+                   (name, f"{rt:.2f}x ({fmt(pst['msgs_per_s'])} vs "
+                    f"{fmt(pf['msgs_per_s'])} msg/s)",
+                    "met" if rt >= 3 else f"missed ({rt:.2f}x)"))
+        _, base = chains.get(("dkim-verify", gen, per), (None, None))
+        name = f"DMARC step adds <= 10% CPU per message to the chain ({what})"
+        if base is None or not (measured(base) and measured(pst)) \
+                or not base.get("cpu_ms_per_msg") or pst.get("cpu_ms_per_msg") is None:
+            out.append((name, "needs the dkim-verify chain in the same run",
+                        "not measurable"))
+            continue
+        share = pst["cpu_ms_per_msg"] / base["cpu_ms_per_msg"] - 1
+        out.append((name, f"{share:+.0%} ({pst['cpu_ms_per_msg']:.3f} vs "
+                    f"{base['cpu_ms_per_msg']:.3f} ms/msg; ranges "
+                    f"{pst.get('cpu_ms_per_msg_min')}-{pst.get('cpu_ms_per_msg_max')} vs "
+                    f"{base.get('cpu_ms_per_msg_min')}-{base.get('cpu_ms_per_msg_max')})",
+                    "met" if share <= 0.10 else f"missed ({share:+.0%})"))
+    return out
+
+
 def target_rows(rows, idle_rows):
     """[(target, measured, verdict)]."""
     out = []
@@ -259,6 +295,7 @@ def target_rows(rows, idle_rows):
         out.append(("CPU per accepted message < 0.2 ms", "Postilion not measured",
                     "not measurable"))
     out += milter_target_rows(pick("milter", 1024, 50), label)
+    out += dmarc_target_rows(pick("plugins", 1024, 50), label)
     lat = [r for r in rows if r["scenario"] == "accept" and r["mta"] == "postilion"
            and measured(r) and r["sessions"] == 50 and r.get("lat_p99_ms") is not None]
     if lat:
