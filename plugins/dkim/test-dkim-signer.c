@@ -442,9 +442,9 @@ static void test_many_fields(void) {
   g_autofree char *value = dkim_signing_sign(signing, &spec, NULL);
   g_assert_nonnull(value);
   g_assert_cmpint(g_get_monotonic_time() - start, <, 20 * G_USEC_PER_SEC);
-  guint count = 0;
-  for (const char *p = strstr(value, "Cc"); p != NULL; p = strstr(p + 2, "Cc"))
-    count++;
+  guint count = 0; /* one pass: strstr() in a loop is quadratic in ASan */
+  for (const char *p = value; p[0] != '\0'; p++)
+    count += p[0] == 'C' && p[1] == 'c';
   g_assert_cmpuint(count, ==, 100000);
 }
 
