@@ -26,8 +26,9 @@
  * `evaluators` checks are under way.
  *
  * Cancellation: the job holds the call's cancellable; when the client
- * leaves, the lookup under way ends at once, the evaluator is retired and
- * the check is a temperror, whose completion the core ignores.
+ * leaves (or the call times out), the lookup under way ends at once, the
+ * evaluator is retired, and the job records nothing (the session may be
+ * gone) and completes the call, which the core ignores.
  *
  * Results (transaction scope): auth.spf {result, reason, smtp.mailfrom or
  * smtp.helo} for the identity that decided (MAIL FROM when it was
@@ -118,22 +119,24 @@ static void spf_job_check(SpfJob *job, SpfIdentity identity) {
                     job);
 }
 
-/* Logs and records one identity's outcome, and decides on it. */
-static void spf_job_record(SpfJob *job, const SpfOutcome *outcome,
-                           const char *failure) {
+/* Logs one identity's outcome. */
+static void spf_job_log(SpfJob *job, const SpfOutcome *outcome,
+                        const char *failure) {
   const SpfQuery *query = &job->query;
   if (failure != NULL)
     pst_call_log(job->call, G_LOG_LEVEL_WARNING,
                  "SPF evaluator failed: %s; result temperror", failure);
-  else if (g_strcmp0(outcome->problem, "check cancelled") == 0)
-    pst_call_log(job->call, G_LOG_LEVEL_INFO,
-                 "evaluation cancelled (client gone or call timed out)");
   pst_call_log(job->call, G_LOG_LEVEL_INFO,
                "%s %s: %s (%s) client=%s lookups=%u voids=%u",
                query->identity == SPF_IDENTITY_HELO ? "helo" : "mailfrom",
                outcome->identity, spf_result_to_string(outcome->result),
                outcome->problem != NULL ? outcome->problem : "ok", job->ip,
                outcome->lookups, outcome->voids);
+}
+
+/* Records one identity's outcome (header, results), and decides on it. */
+static void spf_job_record(SpfJob *job, const SpfOutcome *outcome) {
+  const SpfQuery *query = &job->query;
   g_ptr_array_add(job->headers, spf_received_spf(outcome, query));
   GVariant *value = spf_auth_value(outcome, query);
   g_variant_ref_sink(value);
@@ -166,7 +169,19 @@ static void spf_job_on_outcome(SpfOutcome *outcome, const char *failure,
                                gpointer data) {
   SpfJob *job = data;
   g_autoptr(SpfOutcome) owned = outcome;
-  spf_job_record(job, outcome, failure);
+  spf_job_log(job, outcome, failure);
+  if (g_cancellable_is_cancelled(job->cancellable)) {
+    /* The client left or the call timed out: its session may be gone
+     * already, so nothing is recorded, and the core ignores the
+     * completion. */
+    pst_call_log(job->call, G_LOG_LEVEL_INFO,
+                 "evaluation cancelled (client gone or call timed out)");
+    PstCall *call = job->call;
+    spf_job_free(job);
+    pst_call_complete(call, PST_VERDICT_CONTINUE);
+    return;
+  }
+  spf_job_record(job, outcome);
   gboolean mail_from = (job->config->identities & SPF_IDENTITY_MAIL_FROM);
   if (job->query.identity == SPF_IDENTITY_HELO && mail_from) {
     /* Only a HELO fail (softfail) is conclusive (section 2.3); a broken

@@ -475,6 +475,11 @@ static void on_ended(GPid pid, const char *how, gpointer data) {
 
 static void test_evaluator_ends_on_the_loop(void) {
   SpfChild *child = spawn_evaluator();
+  /* Past its start-up (slow under sanitizers): it serves a check. */
+  Result result = {0};
+  child_check(child, &sample_query, G_MAXINT64, &plain_resolver, &result);
+  g_assert_no_error(result.error);
+  result_clear(&result);
   char *how = NULL;
   spf_child_end(child, on_ended, &how);
   g_assert_null(how); /* never inside the call */
