@@ -433,6 +433,12 @@ static void session_end_of_data(PstSession *session) {
     fault = &reply_header_too_big;
   if (fault == NULL && session_too_many_hops(session, fields))
     fault = &reply_too_many_hops;
+  /* Plugins and the commit may take a while: what only the reception
+   * needed goes now (the reader's output buffer, up to 128 KiB, and the
+   * header block), not when hundreds of messages ending at once are
+   * queued. */
+  g_clear_pointer(&session->scratch, g_byte_array_unref);
+  g_clear_pointer(&session->header, g_byte_array_unref);
   if (fault != NULL) {
     pst_session_log_reject(session, "END-OF-MESSAGE", fault->code,
                            fault->enhanced, fault->text, NULL, "core");
