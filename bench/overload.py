@@ -53,6 +53,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -145,6 +146,14 @@ class MemoryCgroup:
 
     def read(self, name: str) -> int:
         return int((self.path / f"memory.{name}").read_text())
+
+    def oom_kills(self) -> int:
+        """Processes the kernel killed for the limit (memory.oom_control)."""
+        for line in (self.path / "memory.oom_control").read_text() \
+                .splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+        return 0
 
     def close(self) -> None:
         for pid in (self.path / "cgroup.procs").read_text().split():
@@ -271,22 +280,41 @@ def slow_main(args) -> None:
         print(f"{args.sessions} sessions x {message.stat().st_size >> 20} "
               f"MiB over {args.spread:.0f} s, plugin {args.plugin}, "
               f"memory cgroup limit {limit_mib} MiB", flush=True)
+        peaks = {"RssAnon": 0, "RssFile": 0}
+        sampling = threading.Event()
+
+        def sample():
+            while not sampling.wait(0.25):
+                for line in Path(f"/proc/{d.pid}/status").read_text() \
+                        .splitlines():
+                    key, _, value = line.partition(":")
+                    if key in peaks:
+                        peaks[key] = max(peaks[key],
+                                         int(value.split()[0]) * 1024)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         out = subprocess.run(
             [str(exe), "-c", str(args.sessions), "-M", str(message),
              "-d", str(args.spread), "-p", "100",
              "-t", str(args.spread * 4 + 600), f"127.0.0.1:{d.port}"],
             capture_output=True, text=True)
+        sampling.set()
+        sampler.join()
         sys.stderr.write(out.stderr[-3000:])
         figures = dict(item.split("=", 1) for item in
                        out.stdout.split("RESULT", 1)[-1].split())
-        mem = memory(d.pid)
+        alive = d.running()
+        mem = memory(d.pid) if alive else {"VmHWM": 0, "VmRSS": 0}
         figures.update({
             "plugin": args.plugin, "limit_mib": limit_mib,
             "rss_start_mib": start_rss >> 20, "hwm_mib": mem["VmHWM"] >> 20,
+            "anon_peak_mib": peaks["RssAnon"] >> 20,
+            "file_peak_mib": peaks["RssFile"] >> 20,
             "cgroup_peak_mib": cgroup.read("max_usage_in_bytes") >> 20,
             "cgroup_failcnt": cgroup.read("failcnt"),
+            "oom_kills": cgroup.oom_kills(),
             "queued": count_files(d.spool / "queue"),
-            "running": int(d.running())})
+            "running": int(alive)})
         if args.plugin == "dkim-verify":
             figures["dkim_pass"] = d.log_text().count("dkim=pass")
         if args.plugin == "dkim-sign":
@@ -294,11 +322,16 @@ def slow_main(args) -> None:
         print(f"banner: p50 {figures.get('banner_p50_ms')} ms, p99 "
               f"{figures.get('banner_p99_ms')} ms, max "
               f"{figures.get('banner_max_ms')} ms; VmHWM "
-              f"{figures['hwm_mib']} MiB; cgroup peak "
+              f"{figures['hwm_mib']} MiB (anonymous at most "
+              f"{figures['anon_peak_mib']} MiB, file pages "
+              f"{figures['file_peak_mib']} MiB); cgroup peak "
               f"{figures['cgroup_peak_mib']} of {limit_mib} MiB, limit hit "
               f"{figures['cgroup_failcnt']} times; {figures['queued']} queued",
               flush=True)
         print("RESULT " + " ".join(f"{k}={v}" for k, v in figures.items()))
+        if not alive:
+            raise SystemExit("postiliond died during the run (oom_kills="
+                             f"{figures['oom_kills']})")
         if out.returncode != 0:
             raise SystemExit("not every message was accepted")
     finally:
