@@ -50,21 +50,31 @@ static char *prelude_of(const PstDeliveryBatch *batch,
                          batch->envelope->sender, target->address);
 }
 
+/* A Maildir write's result: delivered (the file in the debug log only),
+ * or deferred with the reason. */
+static void result_of_write(const PstDeliveryBatch *batch,
+                            const PstTarget *target, gboolean written,
+                            const char *path, const GError *error,
+                            PstDeliveryResult *result) {
+  if (!written) {
+    pst_delivery_result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
+                            g_strdup_printf("451 4.3.0 %s", error->message));
+    return;
+  }
+  pst_delivery_result_set(result, PST_RECIPIENT_DELIVERED, "maildir",
+                          g_strdup(REPLY_DELIVERED));
+  g_debug("%s: to=<%s>: written to %s", batch->queue_id, target->address, path);
+}
+
 static void deliver_maildir(PstDeliveryBatch *batch, const char *maildir,
                             const PstTarget *target,
                             PstDeliveryResult *result) {
   g_autofree char *prelude = prelude_of(batch, target);
   g_autoptr(GError) error = NULL;
   g_autofree char *path = NULL;
-  if (pst_maildir_deliver(maildir, prelude, batch->content, &path, &error)) {
-    pst_delivery_result_set(result, PST_RECIPIENT_DELIVERED, "maildir",
-                            g_strdup(REPLY_DELIVERED));
-    g_debug("%s: to=<%s>: written to %s", batch->queue_id, target->address,
-            path);
-    return;
-  }
-  pst_delivery_result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
-                          g_strdup_printf("451 4.3.0 %s", error->message));
+  gboolean written =
+      pst_maildir_deliver(maildir, prelude, batch->content, &path, &error);
+  result_of_write(batch, target, written, path, error, result);
 }
 
 /* Another user's ~/Maildir: written by the privileged helper, as them. */
@@ -83,16 +93,9 @@ static void deliver_through_helper(PstDeliveryBatch *batch,
   g_autofree char *prelude = prelude_of(batch, target);
   g_autoptr(GError) error = NULL;
   g_autofree char *path = NULL;
-  if (pst_local_helper_deliver(target->user, prelude, batch->content, &path,
-                               &error)) {
-    pst_delivery_result_set(result, PST_RECIPIENT_DELIVERED, "maildir",
-                            g_strdup(REPLY_DELIVERED));
-    g_debug("%s: to=<%s>: written to %s", batch->queue_id, target->address,
-            path);
-    return;
-  }
-  pst_delivery_result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
-                          g_strdup_printf("451 4.3.0 %s", error->message));
+  gboolean written = pst_local_helper_deliver(target->user, prelude,
+                                              batch->content, &path, &error);
+  result_of_write(batch, target, written, path, error, result);
 }
 
 static void deliver_system(PstDeliveryBatch *batch, const PstTarget *target,
