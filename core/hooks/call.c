@@ -278,6 +278,9 @@ static gboolean call_timeout_cb(gpointer data) {
     return G_SOURCE_REMOVE;
   }
   call->state = PST_CALL_TIMED_OUT;
+  /* Nothing the plugin writes now is kept, and the stores may go with
+   * their session while the plugin still holds the call. */
+  call->stores = NULL;
   g_clear_pointer(&call->timeout_source, g_source_unref);
   GCancellable *cancellable =
       call->cancellable ? g_object_ref(call->cancellable) : NULL;
@@ -366,6 +369,7 @@ void pst_call_cancel(PstCall *call) {
     return;
   }
   call->state = PST_CALL_CANCELLED;
+  call->stores = NULL; /* see call_timeout_cb() */
   call_take_sources(call, &timeout_source, &finish_source);
   GCancellable *cancellable =
       call->cancellable ? g_object_ref(call->cancellable) : NULL;

@@ -193,7 +193,9 @@ struct _PstCall {
   char *argument;      /* owned, nullable */
   GPtrArray *params;   /* owned reference, nullable */
   PstMessage *message; /* owned reference, nullable */
-  const PstResultsStores *stores; /* the session's, nullable: see PstHookArgs */
+  /* The session's, nullable (see PstHookArgs); NULL once the call is
+   * cancelled or timed out: the session may be gone.  Under `lock`. */
+  const PstResultsStores *stores;
   guint recipient_index;
   GMainContext *context; /* owned reference: where the run lives */
   GThread *owner_thread; /* the thread that runs the hooks */

@@ -299,9 +299,11 @@ static GVariant *result_apply(GVariant *stored, const PstPendingResult *write) {
  * order, or NULL.  New ref. */
 static GVariant *result_get(PstCall *call, PstScope scope, guint index,
                             const char *key) {
+  /* Under the call's lock: a cancel (which unlinks the session's stores
+   * before the session may free them) waits for this read. */
+  g_mutex_lock(&call->lock);
   PstResults *store = scope_store(call, scope, index);
   GVariant *value = store ? pst_results_get(store, key) : NULL;
-  g_mutex_lock(&call->lock);
   for (guint i = 0; call->results != NULL && i < call->results->len; i++) {
     const PstPendingResult *write = g_ptr_array_index(call->results, i);
     if (write->scope != scope || strcmp(write->key, key) != 0 ||

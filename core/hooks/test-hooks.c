@@ -146,6 +146,7 @@ typedef enum {
   MODE_IN_HOOK,  /* complete inside the hook, then return PENDING */
   MODE_NEVER,    /* PENDING, complete only when cancelled */
   MODE_TWICE,    /* PENDING, an idle completes twice */
+  MODE_HOLD,     /* PENDING, kept in held_call; the test completes it */
 } Mode;
 
 typedef struct {
@@ -176,6 +177,7 @@ static guint shutdowns;          /* shutdown() calls */
 static guint destroys;           /* hook user_data destroyed */
 static gboolean second_complete; /* MODE_TWICE: what the second call got */
 static gboolean late_complete;   /* MODE_NEVER: what completing got */
+static PstCall *held_call;       /* MODE_HOLD: the call the plugin keeps */
 static gboolean init_fails;      /* "gamma"'s init fails */
 static gboolean reload_fails;    /* "beta"'s reload refuses */
 static guint reloads;
@@ -295,6 +297,9 @@ static PstVerdict spec_hook(PstCall *call, gpointer user_data) {
   case MODE_NEVER:
     spec_write_and_read(call, spec); /* dropped on timeout */
     g_cancellable_connect(cancellable, G_CALLBACK(never_cancelled), call, NULL);
+    return PST_VERDICT_PENDING;
+  case MODE_HOLD:
+    held_call = call;
     return PST_VERDICT_PENDING;
   case MODE_TWICE:
     g_idle_add(twice_idle, call);
@@ -1180,6 +1185,38 @@ static void test_cancel(void) {
   fixture_teardown();
 }
 
+static const HookSpec hold_specs[] = {
+    H("alpha", PST_STAGE_DATA, "a", PST_VERDICT_ACCEPT, MODE_HOLD),
+};
+
+/* A plugin that still holds a cancelled call after its session ended
+ * (an answer that came too late) writes nowhere: the call no longer
+ * reaches the session's stores, which are freed (ASan would see it). */
+static void test_cancel_then_session_gone(void) {
+  fixture_setup();
+  g_autoptr(TestConfig) config = config_new("alpha");
+  PstPluginSet *set = set_load(config, hold_specs, 1);
+  PstSession *session = session_new(0);
+  RunResult result = {0};
+  PstHookArgs args = {.stores = &session->results};
+  held_call = NULL;
+  PstChainRun *run = pst_chain_run(set, "smtp", PST_STAGE_DATA, session, &args,
+                                   run_done, &result);
+  g_assert_nonnull(run);
+  g_assert_nonnull(held_call);
+  pst_plugin_set_unref(set);
+  pst_chain_run_cancel(run);
+  session_free(session);
+  g_assert_false(pst_result_set(held_call, PST_SCOPE_SESSION, "alpha.late",
+                                g_variant_new_string("late")));
+  g_assert_true(log_take("result \"alpha.late\" not written"));
+  g_assert_null(pst_result_get(held_call, PST_SCOPE_TRANSACTION, "alpha.x"));
+  pst_call_complete(g_steal_pointer(&held_call), PST_VERDICT_ACCEPT);
+  drain(20);
+  g_assert_false(result.done);
+  fixture_teardown();
+}
+
 /* ------------------------------------------------------------------ */
 /* Results between plugins                                             */
 /* ------------------------------------------------------------------ */
@@ -1855,6 +1892,8 @@ int main(int argc, char **argv) {
                          test_dispatch);
   g_test_add_func("/hooks/dispatch/timeout-continue", test_timeout_continue);
   g_test_add_func("/hooks/dispatch/cancel", test_cancel);
+  g_test_add_func("/hooks/dispatch/cancel-then-session-gone",
+                  test_cancel_then_session_gone);
   g_test_add_func("/hooks/results/between-plugins",
                   test_results_between_plugins);
   g_test_add_func("/hooks/results/auth", test_results_auth);
