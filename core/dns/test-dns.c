@@ -652,8 +652,9 @@ static void test_500_in_flight(void) {
    * answer's overtaking them is certain. */
   g_assert_cmpuint(stats.in_flight, >, fast_ms < 250 ? COUNT / 2 : 0);
   /* Not a speed test (machines are shared and sanitizers slow): a loop
-   * blocked behind the slow server would take COUNT * 300 ms = 150 s. */
-  g_assert_cmpint(fast_ms, <, 5000);
+   * blocked behind the slow server would take COUNT * 300 ms = 150 s;
+   * 5 s was seen exceeded (5.09 s) at load 20 on 2 cores. */
+  g_assert_cmpint(fast_ms, <, 30000);
   guint ok = 0;
   for (guint i = 0; i < COUNT; i++) {
     wait_for(&answers[i], 1);
