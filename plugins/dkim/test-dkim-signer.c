@@ -442,8 +442,19 @@ static void test_many_fields(void) {
   g_autofree char *value = dkim_signing_sign(signing, &spec, NULL);
   g_assert_nonnull(value);
   g_assert_cmpint(g_get_monotonic_time() - start, <, 20 * G_USEC_PER_SEC);
-  guint count = 0; /* one pass: strstr() in a loop is quadratic in ASan */
-  for (const char *p = value; p[0] != '\0'; p++)
+  /* Counted in h= only (b= is base64 of a fresh key's signature and may
+   * hold "Cc" itself), in one pass: strstr() in a loop is quadratic in
+   * ASan. */
+  g_auto(GStrv) tags = g_strsplit(value, ";", -1);
+  const char *names = NULL;
+  for (guint i = 0; tags[i] != NULL && names == NULL; i++) {
+    const char *tag = tags[i] + strspn(tags[i], " \t\r\n");
+    if (g_str_has_prefix(tag, "h="))
+      names = tag;
+  }
+  g_assert_nonnull(names);
+  guint count = 0;
+  for (const char *p = names; p[0] != '\0'; p++)
     count += p[0] == 'C' && p[1] == 'c';
   g_assert_cmpuint(count, ==, 100000);
 }
