@@ -810,10 +810,18 @@ static gboolean attempt_back(gpointer data) {
   return G_SOURCE_REMOVE;
 }
 
+/* The way back is always a source on the main context, never
+ * g_main_context_invoke(): while no loop runs it (the queue manager's
+ * shutdown iterates the context by hand) GLib would run the main-loop
+ * step right here, on the worker, and it calls DNS and transports. */
 static void attempt_work(gpointer data, gpointer unused) {
   Attempt *attempt = data;
   attempt->work(attempt);
-  g_main_context_invoke(attempt->context, attempt_back, attempt);
+  GSource *source = g_idle_source_new();
+  g_source_set_priority(source, G_PRIORITY_DEFAULT);
+  g_source_set_callback(source, attempt_back, attempt, NULL);
+  g_source_attach(source, attempt->context);
+  g_source_unref(source);
 }
 
 GThreadPool *pst_delivery_job_pool_new(void) {
