@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from delivery import maildir_messages, wait_for
+from delivery import maildir_messages, wait_for, wait_queue_empty
 from harness import simple_message, transaction
 from powercut import PowerCutFS, fuse_usable
 
@@ -57,6 +57,9 @@ def test_eio_during_data_and_delivery(disk, postiliond, tmp_path):
         c.ehlo()
         # DATA on a failing disk: 451 4.3.0 each time, nothing queued.
         for n, rule in enumerate(SPOOL_FAULTS):
+            # The last bystander delivered and removed first: its removal
+            # syncs spool/queue too and would take the injected fault.
+            wait_queue_empty(d)
             queued_before = set(p.name for p in (d.spool / "queue").iterdir())
             disk.faults(f"{rule} 1\n")
             reply = transaction(c, message=simple_message(f"refused{n}"))
