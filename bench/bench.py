@@ -302,7 +302,7 @@ class Bench:
         self.notes = []
 
     def count_for(self, size, sessions, scenario):
-        n = self.p["count"][size]
+        n = self.p["count"].get(size, 1500 if size > 4096 else 4000)
         if scenario in ("plugins", "milter"):
             return self.p["plugin_count"]
         if scenario == "ceiling":
@@ -754,7 +754,26 @@ def parse_args(argv):
                         c[0] for c in plugins_bench.CHAINS))
     ap.add_argument("--keep", action="store_true",
                     help="keep the workdir (configs, logs) afterwards")
+    ap.add_argument("--sizes", default=None,
+                    help="comma-separated message sizes in octets, replacing "
+                    "the profile's (full: 1024,65536; --quick: 1024)")
+    ap.add_argument("--sessions", default=None,
+                    help="comma-separated concurrent sessions, replacing the "
+                    "profile's (full: 1,10,50; --quick: 50)")
+    ap.add_argument("--per-session", default=None,
+                    help="comma-separated: 1 (one message per session), many "
+                    "(default: both)")
     args = ap.parse_args(argv)
+    try:
+        args.sizes = [int(v) for v in args.sizes.split(",")] if args.sizes else None
+        args.sessions = ([int(v) for v in args.sessions.split(",")]
+                         if args.sessions else None)
+    except ValueError:
+        ap.error("--sizes and --sessions take comma-separated whole numbers")
+    if args.per_session:
+        args.per_session = [v for v in args.per_session.split(",") if v]
+        if any(v not in ("1", "many") for v in args.per_session):
+            ap.error("--per-session takes 1, many or 1,many")
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.generators = [g for g in args.generators.split(",") if g]
     for s in args.scenarios:
@@ -773,7 +792,10 @@ def parse_args(argv):
 
 def main(argv):
     args = parse_args(argv)
-    profile = PROFILES["quick" if args.quick else "full"]
+    profile = dict(PROFILES["quick" if args.quick else "full"])
+    for key in ("sizes", "sessions", "per_session"):
+        if getattr(args, key):
+            profile[key] = getattr(args, key)
     missing = check_preconditions(args)
     if missing:
         print("bench: cannot run, missing:", file=sys.stderr)
