@@ -126,11 +126,14 @@ gboolean pst_queue_entry_spool_has(PstQueueEntry *entry, const char *id,
   return FALSE;
 }
 
-gboolean pst_queue_entry_remove(PstQueueEntry *entry, gboolean *was_there_r,
-                                GError **error) {
+static gboolean entry_remove(PstQueueEntry *entry, gboolean synced,
+                             gboolean *was_there_r, GError **error) {
   g_autoptr(GError) local = NULL;
-  gboolean was_there = pst_spool_remove(entry->spool, PST_SPOOL_QUEUE_ACTIVE,
-                                        entry->id, &local);
+  gboolean was_there =
+      synced ? pst_spool_remove(entry->spool, PST_SPOOL_QUEUE_ACTIVE,
+                                entry->id, &local)
+             : pst_spool_remove_unsynced(entry->spool, PST_SPOOL_QUEUE_ACTIVE,
+                                         entry->id, &local);
   if (was_there_r != NULL)
     *was_there_r = was_there;
   if (!was_there &&
@@ -144,6 +147,16 @@ gboolean pst_queue_entry_remove(PstQueueEntry *entry, gboolean *was_there_r,
   if (was_there)
     g_message("%s: removed", entry->id);
   return TRUE;
+}
+
+gboolean pst_queue_entry_remove(PstQueueEntry *entry, gboolean *was_there_r,
+                                GError **error) {
+  return entry_remove(entry, TRUE, was_there_r, error);
+}
+
+gboolean pst_queue_entry_remove_delivered(PstQueueEntry *entry,
+                                          GError **error) {
+  return entry_remove(entry, FALSE, NULL, error);
 }
 
 gboolean pst_queue_entry_hold(PstQueueEntry *entry, GError **error) {

@@ -71,6 +71,12 @@ gboolean pst_queue_entry_spool_has(PstQueueEntry *entry, const char *id,
  * FALSE only when the file could not be removed. */
 gboolean pst_queue_entry_remove(PstQueueEntry *entry, gboolean *was_there_r,
                                 GError **error);
+/* The same for a message delivered to every recipient at its first
+ * attempt, with no journal and no DSN: the removal is not synced
+ * (pst_spool_remove_unsynced()); a power cut may bring the message back,
+ * and it is delivered again, never lost. */
+gboolean pst_queue_entry_remove_delivered(PstQueueEntry *entry,
+                                          GError **error);
 /* The operator's actions: queue/ -> hold/ (the entry then ends), and
  * deleting the file (from queue/ or hold/) and its journal. */
 gboolean pst_queue_entry_hold(PstQueueEntry *entry, GError **error);

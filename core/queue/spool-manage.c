@@ -52,14 +52,22 @@ gboolean pst_spool_move(PstSpool *spool, PstSpoolQueue from, PstSpoolQueue to,
   return TRUE;
 }
 
-gboolean pst_spool_remove(PstSpool *spool, PstSpoolQueue queue, const char *id,
-                          GError **error) {
+gboolean pst_spool_remove_unsynced(PstSpool *spool, PstSpoolQueue queue,
+                                   const char *id, GError **error) {
   g_return_val_if_fail(spool != NULL && spool->lock_fd >= 0, FALSE);
   if (!check_id(id, error))
     return FALSE;
   PstSpoolDir dir = pst_spool_dir_of_queue(queue);
   if (unlinkat(spool->dir_fds[dir], id, 0) < 0)
     return manage_error(error, errno, "remove", spool, dir, id);
+  return TRUE;
+}
+
+gboolean pst_spool_remove(PstSpool *spool, PstSpoolQueue queue, const char *id,
+                          GError **error) {
+  if (!pst_spool_remove_unsynced(spool, queue, id, error))
+    return FALSE;
+  PstSpoolDir dir = pst_spool_dir_of_queue(queue);
   if (fsync(spool->dir_fds[dir]) < 0)
     return manage_error(error, errno, "sync the directory of", spool, dir, id);
   return TRUE;

@@ -1,7 +1,7 @@
 /* spool-manage.h - moving and removing committed messages (the queue
  * manager and `postilion queue hold/release/delete`).  Needs a spool
  * opened read-write (pst_spool_open()).  Blocking: a rename or unlink and
- * a directory fsync. */
+ * (but for pst_spool_remove_unsynced()) a directory fsync. */
 #pragma once
 
 #include "queue/spool.h"
@@ -17,5 +17,11 @@ gboolean pst_spool_move(PstSpool *spool, PstSpoolQueue from, PstSpoolQueue to,
  * (every recipient final) or deleted by the operator. */
 gboolean pst_spool_remove(PstSpool *spool, PstSpoolQueue queue, const char *id,
                           GError **error);
+/* Unlinks `id` from `queue` without syncing the directory: for a message
+ * delivered to every recipient, whose removal need not survive a power
+ * cut (it would only be delivered again).  The next commit's or removal's
+ * directory fsync makes it durable too. */
+gboolean pst_spool_remove_unsynced(PstSpool *spool, PstSpoolQueue queue,
+                                   const char *id, GError **error);
 
 G_END_DECLS
