@@ -12,6 +12,7 @@
  * runs, and cleared before it is called.
  */
 #include <gio/gio.h>
+#include <poll.h>
 
 #include "deliver/client-io.h"
 
@@ -234,6 +235,15 @@ void pst_client_io_read(PstClientIo *io, gint64 deadline,
 
 GByteArray *pst_client_io_get_input(PstClientIo *io) {
   return io->input;
+}
+
+gboolean pst_client_io_is_quiet(PstClientIo *io) {
+  g_return_val_if_fail(io->operation == OP_NONE, FALSE);
+  if (io->input->len > 0 || pst_transport_has_pending(io->transport))
+    return FALSE;
+  struct pollfd pfd = {.fd = g_socket_get_fd(io->socket),
+                       .events = POLLIN | POLLRDHUP};
+  return poll(&pfd, 1, 0) == 0;
 }
 
 static void io_continue(PstClientIo *io) {

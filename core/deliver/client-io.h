@@ -44,6 +44,10 @@ void pst_client_io_write(PstClientIo *io, const void *data, gsize length,
 void pst_client_io_read(PstClientIo *io, gint64 deadline,
                         PstClientIoFunc callback, gpointer user_data);
 GByteArray *pst_client_io_get_input(PstClientIo *io);
+/* TRUE when nothing is buffered, inside TLS or out, and the socket has
+ * nothing to read and no hangup: the peer said nothing since the last
+ * reply.  Between operations only. */
+gboolean pst_client_io_is_quiet(PstClientIo *io);
 /* Empties the input buffer and runs a TLS client handshake through `tls`
  * (the delivery's generation's provider) for `server_name` within
  * `timeout_ms`; afterwards every octet goes through TLS.  Fails with

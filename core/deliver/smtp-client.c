@@ -50,6 +50,7 @@ struct _PstSmtpConnection {
   char *tls_version; /* owned, nullable: "TLSv1.3" after STARTTLS */
   guint timeout_ms;  /* per reply and per write */
   gboolean broken;   /* the connection can no longer be used */
+  gboolean unprobed; /* reused without RSET, and no reply since */
   PstSmtpExtensions extensions;
   GString *out;       /* owned: the command being sent */
   ReplyFunc on_reply; /* the step waiting for the next reply */
@@ -127,6 +128,7 @@ static void reply_parse(PstSmtpConnection *connection) {
       (const char *)input->data, input->len, &consumed, &reply, &problem);
   if (status == PST_SMTP_PARSE_OK) {
     g_byte_array_remove_range(input, 0, (guint)consumed);
+    connection->unprobed = FALSE;
     reply_deliver(connection, reply);
   } else if (status == PST_SMTP_PARSE_ERROR) {
     reply_deliver(connection, failure(connection, 451, "4.5.0", problem));
@@ -602,6 +604,24 @@ void pst_smtp_connection_reset(PstSmtpConnection *connection,
     return;
   }
   connection_command(connection, "RSET", reset_reply);
+}
+
+void pst_smtp_connection_reuse(PstSmtpConnection *connection, gint64 idle_us,
+                               PstSmtpConnectionFunc callback,
+                               gpointer user_data) {
+  if (connection->broken || idle_us >= PST_SMTP_REUSE_FRESH_US ||
+      !pst_client_io_is_quiet(connection->io)) {
+    pst_smtp_connection_reset(connection, callback, user_data);
+    return;
+  }
+  connection->unprobed = TRUE;
+  connection->done = callback;
+  connection->done_data = user_data;
+  operation_done(connection);
+}
+
+gboolean pst_smtp_connection_lost_unprobed(PstSmtpConnection *connection) {
+  return connection->broken && connection->unprobed;
 }
 
 void pst_smtp_connection_close(PstSmtpConnection *connection) {

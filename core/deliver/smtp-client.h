@@ -8,7 +8,10 @@
  * client service; never in clear).  pst_smtp_connection_run() runs one
  * PstSmtpTransaction over it (smtp-protocol.h).  A connection can be kept
  * for the next message to the same host: pst_smtp_connection_reset() says
- * RSET and tells whether it is still usable.  Each operation ends with its
+ * RSET and tells whether it is still usable; pst_smtp_connection_reuse()
+ * spares the RSET when the connection is fresh and quiet (RFC 5321
+ * 4.1.1.4: the end of data already reset the server's state; RSET is only
+ * a probe).  Each operation ends with its
  * callback, called exactly once, possibly before the call returns.
  *
  * Failures are replies, as if the server had sent them, so the caller
@@ -84,6 +87,20 @@ gboolean pst_smtp_connection_is_usable(PstSmtpConnection *connection);
 void pst_smtp_connection_reset(PstSmtpConnection *connection,
                                PstSmtpConnectionFunc callback,
                                gpointer user_data);
+/* A connection taken from the cache, idle for `idle_us`: when it is
+ * younger than PST_SMTP_REUSE_FRESH_US and the server has sent nothing
+ * since (no hangup, no 421), it is used as it is, else it is probed with
+ * pst_smtp_connection_reset().  The callback may run before the call
+ * returns. */
+#define PST_SMTP_REUSE_FRESH_US (2 * G_USEC_PER_SEC)
+void pst_smtp_connection_reuse(PstSmtpConnection *connection, gint64 idle_us,
+                               PstSmtpConnectionFunc callback,
+                               gpointer user_data);
+/* TRUE when the connection broke after pst_smtp_connection_reuse() spared
+ * the probe and before any reply came: the server had closed it before
+ * our commands arrived, nothing was accepted, and a new connection may
+ * carry the same transaction at once. */
+gboolean pst_smtp_connection_lost_unprobed(PstSmtpConnection *connection);
 /* QUIT (when usable, without waiting for the reply) and close; never
  * blocks.  Not while an operation runs. */
 void pst_smtp_connection_close(PstSmtpConnection *connection);

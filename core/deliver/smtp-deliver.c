@@ -10,7 +10,9 @@
  * take a slot of the destination's concurrency limit ([delivery]
  * destination_concurrency, waiting at most smtp_timeout); then for each
  * host in order while recipients are left: a cached connection to it
- * (RSET proves it alive) or a new one, the message checks that the
+ * (used at once when fresh and quiet, else RSET proves it alive; one
+ * that turns out closed before answering anything is replaced by a new
+ * connection to the same host, once) or a new one, the message checks that the
  * peer's keywords decide (SMTPUTF8, 8BITMIME, SIZE: refused at once with
  * the reason), transactions of at most RCPT_MAX recipients, and each
  * recipient's result.  A failure of the connection or a 4xx to MAIL
@@ -79,6 +81,7 @@ struct _Delivery {
   GArray *indexes;                 /* owned, nullable: of the transaction */
   PstSmtpTransaction *transaction; /* owned, nullable */
   gboolean acquired;               /* holds a slot of the destination */
+  gboolean reopened; /* a stale cached connection was replaced already */
   char *last_failure; /* owned, nullable: for recipients left at the end */
   char *last_relay;   /* owned, nullable */
   PstDeliveryBatchFunc done;
@@ -217,11 +220,14 @@ static char *cache_key(const PstRouteHost *host, PstDeliveryTls tls) {
   return g_strdup_printf("%s tls=%d", relay, (int)tls);
 }
 
-static PstSmtpConnection *cache_take(PstSmtpCache *cache, const char *key) {
+/* The connection idle for the shortest time (`idle_us`), NULL if none. */
+static PstSmtpConnection *cache_take(PstSmtpCache *cache, const char *key,
+                                     gint64 *idle_us) {
   GQueue *queue = g_hash_table_lookup(cache->idle_by_relay, key);
-  CachedConnection *cached = queue != NULL ? g_queue_pop_head(queue) : NULL;
+  CachedConnection *cached = queue != NULL ? g_queue_pop_tail(queue) : NULL;
   if (cached == NULL)
     return NULL;
+  *idle_us = g_get_monotonic_time() - cached->since;
   PstSmtpConnection *connection = cached->connection;
   g_free(cached);
   return connection;
@@ -490,10 +496,17 @@ static void host_loop(Delivery *delivery) {
     return;
   }
   delivery->connection = NULL;
-  if (pst_smtp_connection_is_usable(connection))
+  if (pst_smtp_connection_is_usable(connection)) {
     cache_put(delivery_cache(delivery), delivery->cache_key, connection);
-  else
+  } else {
+    /* Closed by the server before it read a command of ours: the same
+     * host again, on a probed or new connection. */
+    if (pst_smtp_connection_lost_unprobed(connection) && !delivery->reopened) {
+      delivery->reopened = TRUE;
+      delivery->next_host--;
+    }
     pst_smtp_connection_close(connection);
+  }
   host_next(delivery);
 }
 
@@ -521,7 +534,8 @@ static void host_open(Delivery *delivery) {
                            delivery->batch->queue_id, opened, delivery);
 }
 
-/* A cached connection after RSET: alive, or closed and a new one. */
+/* A cached connection after RSET (or none): alive, or closed and a new
+ * one. */
 static void cached_reset(PstSmtpConnection *connection, gpointer user_data) {
   Delivery *delivery = user_data;
   if (!pst_smtp_connection_is_usable(connection)) {
@@ -550,11 +564,15 @@ static void host_next(Delivery *delivery) {
   }
   g_free(delivery->cache_key);
   delivery->cache_key = cache_key(host, delivery->tls);
+  gint64 idle_us = 0;
   PstSmtpConnection *connection =
-      cache_take(delivery_cache(delivery), delivery->cache_key);
-  /* The server may have closed it meanwhile: RSET proves it alive. */
+      cache_take(delivery_cache(delivery), delivery->cache_key, &idle_us);
+  /* The server may have closed it meanwhile: RSET proves it alive, unless
+   * it is fresh and quiet; after a stale one, always probe. */
   if (connection != NULL)
-    pst_smtp_connection_reset(connection, cached_reset, delivery);
+    pst_smtp_connection_reuse(connection,
+                              delivery->reopened ? G_MAXINT64 : idle_us,
+                              cached_reset, delivery);
   else
     host_open(delivery);
 }

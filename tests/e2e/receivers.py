@@ -68,6 +68,9 @@ class Receiver:
         self.data_reply = None
         self.dot_reply = None
         self.drop_at = None
+        # Close without a reply at the MAIL after this many messages on
+        # one connection (a server whose idle timeout struck just then).
+        self.drop_mail_after: int | None = None
         self.stall_at = None
         self.oversized = False
         self.garbage = False
@@ -191,6 +194,9 @@ class Receiver:
             elif verb == "HELO":
                 say(f"250 {self.name}")
             elif verb == "MAIL":
+                if (self.drop_mail_after is not None
+                        and state.get("taken", 0) >= self.drop_mail_after):
+                    return
                 if self.drop_at == "mail" or self._stall("mail", conn):
                     return
                 addr, _, params = cmd[10:].partition(">")
@@ -231,6 +237,7 @@ class Receiver:
                         message.rcpt_params = {a: rcpt_params.get(a, "")
                                                for a in recipients}
                         self.messages.append(message)
+                        state["taken"] = state.get("taken", 0) + 1
                         n = len(self.messages)
                     say(f"250 2.0.0 Ok: queued as {self.name}-{n}")
                 sender, recipients = None, []

@@ -165,7 +165,34 @@ def test_implicit_mx_and_connection_reuse(outbound, net):
     d.wait_log(rf"{second}: to=<b@implicit\.test>, .*status=sent")
     assert len(r.messages) == 2
     assert r.connections == 1  # the second message reused the connection
+    # at once, without RSET: it was fresh, and the server had said nothing
+    assert b"RSET" not in r.commands
+
+
+def test_cached_connection_idle_for_seconds_is_probed(outbound, net):
+    r = net.receiver("127.0.0.5", "implicit")
+    d = outbound()
+    first = send(d, ["a@implicit.test"])
+    d.wait_log(rf"{first}: to=<a@implicit\.test>, .*status=sent")
+    time.sleep(2.5)  # PST_SMTP_REUSE_FRESH_US
+    second = send(d, ["b@implicit.test"])
+    d.wait_log(rf"{second}: to=<b@implicit\.test>, .*status=sent")
+    assert r.connections == 1
     assert b"RSET" in r.commands
+
+
+def test_cached_connection_closed_at_mail_is_replaced_at_once(outbound, net):
+    r = net.receiver("127.0.0.5", "implicit")
+    r.drop_mail_after = 1  # each connection takes one message, then drops
+    d = outbound()
+    first = send(d, ["a@implicit.test"])
+    d.wait_log(rf"{first}: to=<a@implicit\.test>, .*status=sent")
+    second = send(d, ["b@implicit.test"])
+    # delivered in the same attempt, on a new connection: nothing deferred
+    d.wait_log(rf"{second}: to=<b@implicit\.test>, .*status=sent")
+    assert "status=deferred" not in d.log_text()
+    assert len(r.messages) == 2
+    assert r.connections == 2
 
 
 # The relay plugin already refuses such recipients at RCPT; through an
