@@ -2,26 +2,29 @@
  *
  * English names are spelled out here rather than taken from strftime's
  * %a/%b, which follow the locale: a header must read "Mon", not "lun.".
+ * The local time comes from localtime_r(), which reads the time zone once
+ * per process (GLib's local GTimeZone looks at /etc/localtime again for
+ * every message: three file-system calls per Received: field).
  */
+#include <time.h>
+
 #include "smtp/message-date.h"
 
 char *pst_message_date_format(gint64 time) {
-  static const char *const days[] = {"Mon", "Tue", "Wed", "Thu",
-                                     "Fri", "Sat", "Sun"};
+  static const char *const days[] = {"Sun", "Mon", "Tue", "Wed",
+                                     "Thu", "Fri", "Sat"};
   static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
                                        "May", "Jun", "Jul", "Aug",
                                        "Sep", "Oct", "Nov", "Dec"};
-  g_autoptr(GDateTime) date =
-      g_date_time_new_from_unix_local(time / G_USEC_PER_SEC);
-  gint64 offset = g_date_time_get_utc_offset(date) / G_TIME_SPAN_MINUTE;
+  time_t seconds = (time_t)(time / G_USEC_PER_SEC);
+  struct tm tm;
+  if (localtime_r(&seconds, &tm) == NULL)
+    gmtime_r(&seconds, &tm); /* out of range: never for a real clock */
+  long offset = tm.tm_gmtoff / 60;
   char sign = offset < 0 ? '-' : '+';
   offset = ABS(offset);
-  return g_strdup_printf("%s, %d %s %d %02d:%02d:%02d %c%02d%02d",
-                         days[g_date_time_get_day_of_week(date) - 1],
-                         g_date_time_get_day_of_month(date),
-                         months[g_date_time_get_month(date) - 1],
-                         g_date_time_get_year(date), g_date_time_get_hour(date),
-                         g_date_time_get_minute(date),
-                         g_date_time_get_second(date), sign, (int)(offset / 60),
-                         (int)(offset % 60));
+  return g_strdup_printf("%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
+                         days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+                         tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                         sign, offset / 60, offset % 60);
 }
