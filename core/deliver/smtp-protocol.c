@@ -205,24 +205,21 @@ void pst_smtp_extensions_parse(const PstSmtpResponse *ehlo,
 
 GBytes *pst_smtp_encode_content(const guint8 *data, gsize length) {
   GByteArray *out = g_byte_array_sized_new(length + length / 64 + 8);
-  gboolean line_start = TRUE;
-  for (gsize i = 0; i < length; i++) {
-    guint8 c = data[i];
-    if (c == '\r' || c == '\n') {
-      /* CRLF, a bare CR and a bare LF all end one line. */
-      if (c == '\r' && i + 1 < length && data[i + 1] == '\n')
-        i++;
-      g_byte_array_append(out, (const guint8 *)"\r\n", 2);
-      line_start = TRUE;
-      continue;
-    }
-    if (line_start && c == '.')
+  /* A line at a time, appended in one piece: CRLF, a bare CR and a bare
+   * LF all end one line; a line that starts with a dot gets another. */
+  gsize i = 0;
+  while (i < length) {
+    if (data[i] == '.')
       g_byte_array_append(out, (const guint8 *)".", 1);
-    g_byte_array_append(out, &c, 1);
-    line_start = FALSE;
-  }
-  if (!line_start)
+    gsize end = i;
+    while (end < length && data[end] != '\r' && data[end] != '\n')
+      end++;
+    g_byte_array_append(out, data + i, (guint)(end - i));
     g_byte_array_append(out, (const guint8 *)"\r\n", 2);
+    if (end + 1 < length && data[end] == '\r' && data[end + 1] == '\n')
+      end++;
+    i = end + 1;
+  }
   g_byte_array_append(out, (const guint8 *)".\r\n", 3);
   return g_byte_array_free_to_bytes(out);
 }

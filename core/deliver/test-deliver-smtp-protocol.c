@@ -193,6 +193,9 @@ static void test_encode(void) {
       {"bare\nlf\rcr\r\n", "bare\r\nlf\r\ncr\r\n.\r\n"},
       {"a\r\n.\nb\r.", "a\r\n..\r\nb\r\n..\r\n.\r\n"},
       {"", ".\r\n"},
+      {"\r\r\n\n\r", "\r\n\r\n\r\n\r\n.\r\n"},
+      {"a\r", "a\r\n.\r\n"},
+      {".", "..\r\n.\r\n"},
   };
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autoptr(GBytes) out = pst_smtp_encode_content((const guint8 *)cases[i].in,
@@ -203,6 +206,47 @@ static void test_encode(void) {
   }
   g_assert_false(pst_smtp_content_is_8bit((const guint8 *)"abc", 3));
   g_assert_true(pst_smtp_content_is_8bit((const guint8 *)"a\xc3\xa9", 3));
+}
+
+/* The encoding one octet at a time, as the specification reads. */
+static GBytes *encode_reference(const guint8 *data, gsize length) {
+  GByteArray *out = g_byte_array_new();
+  gboolean line_start = TRUE;
+  for (gsize i = 0; i < length; i++) {
+    guint8 c = data[i];
+    if (c == '\r' || c == '\n') {
+      if (c == '\r' && i + 1 < length && data[i + 1] == '\n')
+        i++;
+      g_byte_array_append(out, (const guint8 *)"\r\n", 2);
+      line_start = TRUE;
+      continue;
+    }
+    if (line_start && c == '.')
+      g_byte_array_append(out, (const guint8 *)".", 1);
+    g_byte_array_append(out, &c, 1);
+    line_start = FALSE;
+  }
+  if (!line_start)
+    g_byte_array_append(out, (const guint8 *)"\r\n", 2);
+  g_byte_array_append(out, (const guint8 *)".\r\n", 3);
+  return g_byte_array_free_to_bytes(out);
+}
+
+/* The line-at-a-time encoder against the reference, on random content
+ * made of the octets that matter. */
+static void test_encode_random(void) {
+  static const guint8 octets[] = {'.', '\r', '\n', 'a'};
+  GRand *rand = g_rand_new_with_seed(18);
+  for (guint n = 0; n < 5000; n++) {
+    guint8 data[24];
+    gsize length = (gsize)g_rand_int_range(rand, 0, sizeof data + 1);
+    for (gsize i = 0; i < length; i++)
+      data[i] = octets[g_rand_int_range(rand, 0, G_N_ELEMENTS(octets))];
+    g_autoptr(GBytes) got = pst_smtp_encode_content(data, length);
+    g_autoptr(GBytes) want = encode_reference(data, length);
+    g_assert_true(g_bytes_equal(got, want));
+  }
+  g_rand_free(rand);
 }
 
 /* Runs a transaction against scripted replies; returns the commands sent
@@ -357,6 +401,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/deliver/smtp-protocol/header-is-8bit",
                   test_header_is_8bit);
   g_test_add_func("/deliver/smtp-protocol/encode", test_encode);
+  g_test_add_func("/deliver/smtp-protocol/encode-random", test_encode_random);
   g_test_add_func("/deliver/smtp-protocol/transaction/pipelined-mixed",
                   test_transaction_pipelined_mixed);
   g_test_add_func("/deliver/smtp-protocol/transaction/one-by-one",
