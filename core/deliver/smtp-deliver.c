@@ -72,6 +72,7 @@ struct _Delivery {
   char *destination;          /* owned: the relayhost or the domain */
   PstDeliveryTls tls;
   GBytes *encoded;   /* owned, nullable: made on first use */
+  int eight_bit;     /* the content has 8-bit octets: -1 until known */
   GPtrArray *hosts;  /* owned, nullable: of PstRouteHost* */
   guint next_host;   /* the host after the one being tried */
   gboolean *pending; /* owned: per recipient, not yet tried on this host */
@@ -284,12 +285,21 @@ static gboolean needs_smtputf8(const Delivery *delivery) {
                                  g_bytes_get_size(delivery->content));
 }
 
+/* BODY=8BITMIME was given, or the content needs it (looked at once). */
+static gboolean delivery_is_8bit(Delivery *delivery) {
+  if (delivery->envelope->body == PST_BODY_8BITMIME)
+    return TRUE;
+  if (delivery->eight_bit < 0)
+    delivery->eight_bit = pst_smtp_content_is_8bit(
+        g_bytes_get_data(delivery->content, NULL),
+        g_bytes_get_size(delivery->content));
+  return delivery->eight_bit != 0;
+}
+
 /* A refusal decided by the peer's keywords, or NULL. */
 static char *message_check(Delivery *delivery, PstSmtpConnection *connection) {
   gsize size = g_bytes_get_size(delivery->content);
-  gboolean eight_bit =
-      delivery->envelope->body == PST_BODY_8BITMIME ||
-      pst_smtp_content_is_8bit(g_bytes_get_data(delivery->content, NULL), size);
+  gboolean eight_bit = delivery_is_8bit(delivery);
   g_autofree char *peer =
       g_strdup_printf("host %s", pst_smtp_connection_get_relay(connection));
   return pst_smtp_extensions_refusal(
@@ -302,10 +312,7 @@ static char *mail_command(Delivery *delivery, PstSmtpConnection *connection) {
       pst_smtp_connection_get_extensions(connection);
   gsize size = g_bytes_get_size(delivery->content);
   GString *mail = pst_smtp_mail_command_new(
-      extensions, delivery->envelope->sender, size,
-      delivery->envelope->body == PST_BODY_8BITMIME ||
-          pst_smtp_content_is_8bit(g_bytes_get_data(delivery->content, NULL),
-                                   size),
+      extensions, delivery->envelope->sender, size, delivery_is_8bit(delivery),
       delivery->envelope->smtputf8);
   /* RFC 3461 6.2: a DSN-capable next hop gets the DSN parameters, and the
    * notices are then its job. */
@@ -638,6 +645,7 @@ static void smtp_deliver(PstDeliveryBatch *batch, PstDeliveryBatchFunc done,
   delivery->config = pst_deliver_tables_get_config(batch->tables);
   delivery->envelope = batch->envelope;
   delivery->content = batch->content;
+  delivery->eight_bit = -1;
   delivery->count = batch->items->len;
   delivery->pending = g_new0(gboolean, delivery->count);
   delivery->done = done;

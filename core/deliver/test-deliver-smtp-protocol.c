@@ -206,6 +206,18 @@ static void test_encode(void) {
   }
   g_assert_false(pst_smtp_content_is_8bit((const guint8 *)"abc", 3));
   g_assert_true(pst_smtp_content_is_8bit((const guint8 *)"a\xc3\xa9", 3));
+  /* Every length and position around the 32-octet steps. */
+  guint8 text[100];
+  for (gsize length = 0; length <= sizeof text; length++) {
+    memset(text, 'a', sizeof text);
+    g_assert_false(pst_smtp_content_is_8bit(text, length));
+    for (gsize at = 0; at < length; at++) {
+      text[at] = 0x80;
+      g_assert_true(pst_smtp_content_is_8bit(text, length));
+      g_assert_false(pst_smtp_content_is_8bit(text, at));
+      text[at] = 'a';
+    }
+  }
 }
 
 /* The encoding one octet at a time, as the specification reads. */
