@@ -39,6 +39,7 @@ REPO = os.path.dirname(HERE)
 
 PORT_POSTFIX = 2625
 PORT_POSTILION = 2725
+PORT_POSTILION_B = 2726   # the second of an interleaved pair (plugins)
 PORT_RELAY_SINK = 2925
 PORT_CEILING_SINK = 2926
 PORT_DNS = 2953
@@ -119,8 +120,9 @@ def busy_ports():
     lock is held (a run in progress holds them too, and is waited for)."""
     return [(f"127.0.0.1:{port} free", "another server listens there: stop "
              "it (an earlier bench run? see README.md)")
-            for port in (PORT_POSTFIX, PORT_POSTILION, PORT_RELAY_SINK,
-                         PORT_CEILING_SINK, PORT_DNS) if mta.port_open(port)]
+            for port in (PORT_POSTFIX, PORT_POSTILION, PORT_POSTILION_B,
+                         PORT_RELAY_SINK, PORT_CEILING_SINK, PORT_DNS)
+            if mta.port_open(port)]
 
 
 def soft_warnings():
@@ -297,7 +299,7 @@ class Bench:
         self.loadgen = loadgen
         self.rows = []
         self.ports = dict(postfix=PORT_POSTFIX, postilion=PORT_POSTILION,
-                          dns=PORT_DNS)
+                          postilion_b=PORT_POSTILION_B, dns=PORT_DNS)
         self.idle_rows = []
         self.notes = []
 
@@ -355,6 +357,63 @@ class Bench:
             f"({row.get('msgs_per_s_min')}-{row.get('msgs_per_s_max')}, "
             f"spread {row.get('spread_pct')}%) of {len(runs)} runs [{row['status']}]")
         return row
+
+    def measure_interleaved(self, scenario, entries, gen, size, sessions,
+                            per_session, rcpt, sender=SENDER):
+        """Measures several servers (entries: [(server, chain)], all started
+        and warmed up) in turns within one bench run, and appends one row
+        per entry as measure() does.  Round i measures every entry once, in
+        the order given for even i and reversed for odd i (A B, B A, A B:
+        a load that drifts through the run weighs on both alike); each
+        entry is calibrated (one unkept run) to last --min-seconds first.
+        The first entry is the base: every later entry's row gets the ratio
+        of its CPU per message to the base's of the same round
+        (`cpu_vs`, `cpu_share_pct` = median - 1, `cpu_share_pct_min`/`_max`),
+        which cancels whatever the machine's load did between rounds."""
+        counts = []
+        for server, chain in entries:
+            count = self.count_for(size, sessions, scenario)
+            row = self.measure_once(scenario, server, gen, size, sessions,
+                                    per_session, rcpt, None, sender, chain, count)
+            if row["status"] in ("ok", "time-capped") and row["ok"] > 0 \
+                    and row["elapsed_s"] < self.args.min_seconds:
+                count = int(count * self.args.min_seconds * 1.3 /
+                            max(row["elapsed_s"], 0.05)) + 1
+                log(f"    calibration {chain}: {row['elapsed_s']} s, next runs send {count}")
+            counts.append(count)
+        runs = [[] for _ in entries]
+        for i in range(self.args.repeat):
+            order = list(range(len(entries)))
+            if i % 2:
+                order.reverse()
+            for j in order:
+                server, chain = entries[j]
+                runs[j].append(self.measure_once(scenario, server, gen, size, sessions,
+                                                 per_session, rcpt, None, sender, chain,
+                                                 counts[j]))
+        rows = []
+        for j, (server, chain) in enumerate(entries):
+            row = combine_runs(runs[j])
+            if j > 0:
+                ratios = [r["cpu_ms_per_msg"] / b["cpu_ms_per_msg"]
+                          for r, b in zip(runs[j], runs[0])
+                          if r.get("cpu_ms_per_msg") and b.get("cpu_ms_per_msg")]
+                if ratios:
+                    row.update(cpu_vs=entries[0][1],
+                               cpu_share_pct=round(100 * (median(ratios) - 1), 1),
+                               cpu_share_pct_min=round(100 * (min(ratios) - 1), 1),
+                               cpu_share_pct_max=round(100 * (max(ratios) - 1), 1))
+                    log(f"  {chain} against {entries[0][1]}: CPU per message "
+                        + ", ".join(f"{100 * (x - 1):+.1f}%" for x in ratios)
+                        + f" (median {row['cpu_share_pct']:+.1f}%)")
+            self.rows.append(row)
+            rows.append(row)
+            log(f"  {scenario:7} {chain} {server.name:9} {gen:11} {size:>6}B "
+                f"{sessions:>2}x{per_session:4} median {row['msgs_per_s']} msg/s, "
+                f"cpu {row['cpu_ms_per_msg']} ms/msg ({row.get('cpu_ms_per_msg_min')}-"
+                f"{row.get('cpu_ms_per_msg_max')}) of {len(runs[j])} interleaved runs "
+                f"[{row['status']}]")
+        return rows
 
     def measure_once(self, scenario, server, gen, size, sessions, per_session,
                      rcpt, sink, sender, chain, count):

@@ -119,6 +119,12 @@ MARKERS = {
     "dmarc": (b"dmarc=pass",),
 }
 
+# Chains whose Postilion side is measured interleaved, the base first: the
+# dmarc chain's CPU against dkim-verify's is DMARC's share (issue 15), and
+# a ratio of runs taken minutes apart on a shared machine measures the
+# machine's load as much as the plugin (bench/README.md).
+PAIRED = ("dkim-verify", "dmarc")
+
 
 def verify_queue_files(directories, components):
     """None when a queued message shows every component's work, else what
@@ -484,6 +490,9 @@ def run(bench, postilion_bin, postilion_reason, builddir):
     milter_dns = mta.Dns(53, workdir, dns_records(workdir), address=MILTER_DNS_ADDRESS,
                          host_records=dns_hosts())
     milter_dns.start()
+    paired = [c for c in CHAINS if c[0] in PAIRED and c[0] in bench.args.chains]
+    if len(paired) < len(PAIRED):
+        paired = []
     try:
         for chain, plugins, components in CHAINS:
             if chain not in bench.args.chains:
@@ -494,9 +503,15 @@ def run(bench, postilion_bin, postilion_reason, builddir):
                                  "(apt-get install -y python3-dkim)")
             run_chain_postfix(bench, chain, components, rsa, ed, wrapper,
                               bench.ports["postfix"], chain_message)
-            run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
-                                builddir, placeholders, bench.ports["postilion"],
-                                bench.ports["dns"], chain_message)
+            if not any(chain == c[0] for c in paired):
+                run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
+                                    builddir, placeholders, bench.ports["postilion"],
+                                    bench.ports["dns"], chain_message)
+        if paired:
+            run_pair_postilion(bench, paired, postilion_bin, postilion_reason, builddir,
+                               placeholders, [bench.ports["postilion"],
+                                              bench.ports["postilion_b"]],
+                               bench.ports["dns"], message)
     finally:
         milter_dns.stop()
 
@@ -533,8 +548,10 @@ def run_chain_postfix(bench, chain, components, rsa, ed, wrapper, port,
         stack.stop()
 
 
-def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
-                        builddir, placeholders, port, dns_port, message=None):
+def prepare_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
+                      builddir, placeholders, port, dns_port, message=None):
+    """A postiliond set up for the chain (its configuration tried once),
+    or None when the chain is not available (its rows are written)."""
     reason = None
     if postilion_bin is None:
         reason = postilion_reason
@@ -551,36 +568,84 @@ def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
         if absent:
             reason = ("not available: no plugins/" + ", plugins/".join(absent) +
                       " in this tree")
-    if reason is None:
-        extra = postilion_chain_conf(plugins, so_files, placeholders)
-        pst = mta.Postilion(postilion_bin, os.path.join(bench.workdir, f"postilion-chain-{chain}"),
-                            "accept", port, dns_port, extra_conf=extra)
-        pst.setup()
-        try:
-            pst.start()
-            pst.stop()
-        except RuntimeError as e:
-            lines = [l for l in str(e).splitlines()[1:] if l.strip()]
-            raise SystemExit(f"bench: chain {chain}: postiliond refused the "
-                             "chain's configuration"
-                             + (f" ({lines[-1].strip()}" + ")" if lines else ""))
     if reason is not None:
         for size, sessions, per, gen in traffic(bench):
             bench.unavailable("plugins", "postilion", gen, size, sessions, per,
                               reason, chain=chain)
-        return
+        return None
+    extra = postilion_chain_conf(plugins, so_files, placeholders)
+    pst = mta.Postilion(postilion_bin, os.path.join(bench.workdir, f"postilion-chain-{chain}"),
+                        "accept", port, dns_port, extra_conf=extra)
+    pst.setup()
+    try:
+        pst.start()
+        pst.stop()
+    except RuntimeError as e:
+        lines = [l for l in str(e).splitlines()[1:] if l.strip()]
+        raise SystemExit(f"bench: chain {chain}: postiliond refused the "
+                         "chain's configuration"
+                         + (f" ({lines[-1].strip()}" + ")" if lines else ""))
     pst.message_file = message
     components = [c for c in plugins if c != "relay"]
     pst.queue_directories = lambda: [os.path.join(pst.spool, "queue"),
                                      os.path.join(pst.spool, "hold")]
     pst.verify_chain = lambda: verify_queue_files(pst.queue_directories(), components)
+    pst.components = components
+    return pst
+
+
+def start_checked(bench, pst, chain):
+    """Starts pst with a fresh spool, checks the chain with one message and
+    warms it up."""
+    pst.start()
+    check_chain(bench, pst, chain, pst.components, pst.base)
+    bench.warm_up(pst, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
+
+
+def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
+                        builddir, placeholders, port, dns_port, message=None):
+    pst = prepare_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
+                            builddir, placeholders, port, dns_port, message)
+    if pst is None:
+        return
     for size, sessions, per, gen in traffic(bench):
-        pst.start()
         try:
-            check_chain(bench, pst, chain, components, pst.base)
-            bench.warm_up(pst, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
+            start_checked(bench, pst, chain)
             fail_unverified(bench.measure("plugins", pst, gen, size, sessions, per,
                                           "user@" + mta.BENCH_DOMAIN, sender=SENDER,
                                           chain=chain), chain)
         finally:
             pst.stop()
+
+
+def run_pair_postilion(bench, chains, postilion_bin, postilion_reason, builddir,
+                       placeholders, ports, dns_port, message):
+    """Two chains (the first is the base: dkim-verify, then dmarc) measured
+    interleaved: both daemons run side by side, each on its own port, and
+    the runs alternate (bench.measure_interleaved), so that the second
+    chain's extra CPU is compared with the first's in the same minutes.
+    Falls back to one chain at a time when either is not available."""
+    servers = [prepare_postilion(bench, chain, plugins, postilion_bin,
+                                 postilion_reason, builddir, placeholders, port,
+                                 dns_port, message)
+               for (chain, plugins, _), port in zip(chains, ports)]
+    if None in servers:
+        for (chain, plugins, _), pst in zip(chains, servers):
+            if pst is not None:
+                run_chain_postilion(bench, chain, plugins, postilion_bin,
+                                    postilion_reason, builddir, placeholders,
+                                    ports[0], dns_port, message)
+        return
+    entries = [(pst, chain) for pst, (chain, _, _) in zip(servers, chains)]
+    for size, sessions, per, gen in traffic(bench):
+        try:
+            for pst, chain in entries:
+                start_checked(bench, pst, chain)
+            rows = bench.measure_interleaved("plugins", entries, gen, size, sessions,
+                                             per, "user@" + mta.BENCH_DOMAIN,
+                                             sender=SENDER)
+            for row, (_, chain) in zip(rows, entries):
+                fail_unverified(row, chain)
+        finally:
+            for pst, _ in entries:
+                pst.stop()
