@@ -99,9 +99,14 @@ GVariant *pst_results_to_variant(PstResults *results) {
     qsort(keys, count, sizeof(gpointer), key_compare);
     GVariantBuilder builder;
     g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
+    /* Entries made directly: a format string is parsed anew for each. */
     for (guint i = 0; i < count; i++)
-      g_variant_builder_add(&builder, "{sv}", (const char *)keys[i],
-                            g_hash_table_lookup(results->values, keys[i]));
+      g_variant_builder_add_value(
+          &builder,
+          g_variant_new_dict_entry(
+              g_variant_new_string(keys[i]),
+              g_variant_new_variant(
+                  g_hash_table_lookup(results->values, keys[i]))));
     dict = g_variant_ref_sink(g_variant_builder_end(&builder));
   }
   g_mutex_unlock(&results->lock);

@@ -33,18 +33,17 @@ static GVariant *authres_collect(PstSession *session) {
   g_autoptr(GVariant) connection =
       pst_results_to_variant(session->results.session);
   GVariant *scopes[] = {transaction, connection};
+  /* Entries by index, not through "{&sv}": any '&' format serializes the
+   * tree-form results it reads anew (auth-results.c). */
   for (guint i = 0; i < G_N_ELEMENTS(scopes); i++) {
-    if (scopes[i] == NULL)
-      continue;
-    GVariantIter iter;
-    const char *key;
-    GVariant *value;
-    g_variant_iter_init(&iter, scopes[i]);
-    while (g_variant_iter_next(&iter, "{&sv}", &key, &value)) {
+    gsize count = scopes[i] != NULL ? g_variant_n_children(scopes[i]) : 0;
+    for (gsize j = 0; j < count; j++) {
+      g_autoptr(GVariant) entry = g_variant_get_child_value(scopes[i], j);
+      g_autoptr(GVariant) name = g_variant_get_child_value(entry, 0);
+      const char *key = g_variant_get_string(name, NULL);
       if (g_str_has_prefix(key, "auth.") &&
           g_hash_table_add(seen, (gpointer)key))
-        g_variant_builder_add(&builder, "{sv}", key, value);
-      g_variant_unref(value);
+        g_variant_builder_add_value(&builder, entry);
     }
   }
   return g_variant_ref_sink(g_variant_builder_end(&builder));

@@ -148,31 +148,56 @@ static void append_piece(GString *out, gsize *line_start, GString *piece) {
   g_string_append_len(out, piece->str, (gssize)piece->len);
 }
 
+/* Entry `i` of an a{sv}: its key (valid while `dict` lives) and its value,
+ * unboxed (a new reference).  By index, not through a format string: the
+ * plugins' results are in GVariant's tree form, where g_variant_lookup()
+ * and "{&sv}" (any '&' format) serialize the value they read anew, which
+ * cost more than the rendering itself. */
+static GVariant *vardict_entry(GVariant *dict, gsize i, const char **key_r) {
+  g_autoptr(GVariant) entry = g_variant_get_child_value(dict, i);
+  g_autoptr(GVariant) key = g_variant_get_child_value(entry, 0);
+  g_autoptr(GVariant) boxed = g_variant_get_child_value(entry, 1);
+  *key_r = g_variant_get_string(key, NULL);
+  return g_variant_get_variant(boxed);
+}
+
+/* The string under `name` in an a{sv} (valid while `dict` lives), or NULL. */
+static const char *vardict_string(GVariant *dict, const char *name) {
+  gsize count = g_variant_n_children(dict);
+  for (gsize i = 0; i < count; i++) {
+    const char *key;
+    g_autoptr(GVariant) value = vardict_entry(dict, i, &key);
+    if (strcmp(key, name) == 0)
+      return g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)
+                 ? g_variant_get_string(value, NULL)
+                 : NULL;
+  }
+  return NULL;
+}
+
 /* One resinfo: ";\r\n\tMETHOD=RESULT reason=... ptype.prop=value ...". */
 static gboolean append_resinfo(GString *out, const char *method,
                                GVariant *result) {
   if (!is_keyword(method) ||
       !g_variant_is_of_type(result, G_VARIANT_TYPE_VARDICT))
     return FALSE;
-  const char *verdict = NULL;
-  if (!g_variant_lookup(result, "result", "&s", &verdict) ||
-      !is_keyword(verdict))
+  const char *verdict = vardict_string(result, "result");
+  if (verdict == NULL || !is_keyword(verdict))
     return FALSE;
   g_string_append(out, ";\r\n\t");
   gsize line_start = out->len - 1;
   g_string_append_printf(out, "%s=%s", method, verdict);
   g_autoptr(GString) piece = g_string_new(NULL);
-  const char *reason = NULL;
-  if (g_variant_lookup(result, "reason", "&s", &reason) && *reason != '\0') {
+  const char *reason = vardict_string(result, "reason");
+  if (reason != NULL && *reason != '\0') {
     g_string_assign(piece, "reason=");
     append_value(piece, reason, AUTH_RESULTS_REASON_MAX, TRUE);
     append_piece(out, &line_start, piece);
   }
-  GVariantIter iter;
-  const char *key;
-  GVariant *value;
-  g_variant_iter_init(&iter, result);
-  while (g_variant_iter_loop(&iter, "{&sv}", &key, &value)) {
+  gsize count = g_variant_n_children(result);
+  for (gsize i = 0; i < count; i++) {
+    const char *key;
+    g_autoptr(GVariant) value = vardict_entry(result, i, &key);
     if (!is_property_name(key) ||
         !g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
       continue;
@@ -208,9 +233,19 @@ static int method_rank(const char *method) {
   return G_N_ELEMENTS(order);
 }
 
+/* A method and its stored result, as sorted for writing. */
+typedef struct {
+  const char *method; /* in the results' key, after "auth." */
+  GVariant *result;   /* owned reference */
+} AuthMethod;
+
+static void auth_method_clear(gpointer data) {
+  g_variant_unref(((AuthMethod *)data)->result);
+}
+
 static int compare_methods(gconstpointer a, gconstpointer b) {
-  const char *x = *(const char *const *)a;
-  const char *y = *(const char *const *)b;
+  const char *x = ((const AuthMethod *)a)->method;
+  const char *y = ((const AuthMethod *)b)->method;
   int rank = method_rank(x) - method_rank(y);
   return rank != 0 ? rank : strcmp(x, y);
 }
@@ -218,23 +253,27 @@ static int compare_methods(gconstpointer a, gconstpointer b) {
 char *pst_auth_results_format(const char *authserv_id, GVariant *results) {
   if (results == NULL || !g_variant_is_of_type(results, G_VARIANT_TYPE_VARDICT))
     return NULL;
-  g_autoptr(GPtrArray) methods = g_ptr_array_new();
-  GVariantIter iter;
-  const char *key;
-  g_variant_iter_init(&iter, results);
-  while (g_variant_iter_next(&iter, "{&sv}", &key, NULL))
-    if (g_str_has_prefix(key, "auth."))
-      g_ptr_array_add(methods, (gpointer)(key + 5));
-  g_ptr_array_sort(methods, compare_methods);
+  g_autoptr(GArray) methods = g_array_new(FALSE, FALSE, sizeof(AuthMethod));
+  g_array_set_clear_func(methods, auth_method_clear);
+  gsize count = g_variant_n_children(results);
+  for (gsize i = 0; i < count; i++) {
+    AuthMethod method;
+    const char *key;
+    method.result = vardict_entry(results, i, &key);
+    if (!g_str_has_prefix(key, "auth.")) {
+      g_variant_unref(method.result);
+      continue;
+    }
+    method.method = key + 5;
+    g_array_append_val(methods, method);
+  }
+  g_array_sort(methods, compare_methods);
   g_autoptr(GString) out = g_string_new(NULL);
   g_string_append(out, authserv_id);
   guint written = 0;
   for (guint i = 0; i < methods->len; i++) {
-    g_autofree char *name = g_strconcat("auth.", methods->pdata[i], NULL);
-    g_autoptr(GVariant) result =
-        g_variant_lookup_value(results, name, NULL);
-    if (result != NULL)
-      written += append_method(out, methods->pdata[i], result);
+    const AuthMethod *method = &g_array_index(methods, AuthMethod, i);
+    written += append_method(out, method->method, method->result);
   }
   if (written == 0)
     return NULL;
