@@ -369,7 +369,8 @@ class Bench:
         The first entry is the base: every later entry's row gets the ratio
         of its CPU per message to the base's of the same round
         (`cpu_vs`, `cpu_share_pct` = median - 1, `cpu_share_pct_min`/`_max`),
-        which cancels whatever the machine's load did between rounds."""
+        which cancels whatever the machine's load did between rounds.  A
+        run shorter than --min-seconds is taken again with a larger count."""
         counts = []
         for server, chain in entries:
             count = self.count_for(size, sessions, scenario)
@@ -388,9 +389,20 @@ class Bench:
                 order.reverse()
             for j in order:
                 server, chain = entries[j]
-                runs[j].append(self.measure_once(scenario, server, gen, size, sessions,
-                                                 per_session, rcpt, None, sender, chain,
-                                                 counts[j]))
+                # A run cut short by a quieter minute is not kept: the
+                # count grows and the run is taken again (twice at most).
+                for attempt in range(3):
+                    row = self.measure_once(scenario, server, gen, size, sessions,
+                                            per_session, rcpt, None, sender, chain,
+                                            counts[j])
+                    if row["status"] not in ("ok", "time-capped") or row["ok"] == 0 \
+                            or row["elapsed_s"] >= self.args.min_seconds or attempt == 2:
+                        break
+                    counts[j] = int(counts[j] * self.args.min_seconds * 1.3 /
+                                    max(row["elapsed_s"], 0.05)) + 1
+                    log(f"    {chain}: {row['elapsed_s']} s is short of "
+                        f"{self.args.min_seconds} s, again with {counts[j]}")
+                runs[j].append(row)
         rows = []
         for j, (server, chain) in enumerate(entries):
             row = combine_runs(runs[j])

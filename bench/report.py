@@ -229,7 +229,12 @@ def dmarc_target_rows(found, label):
                 f"+ policyd-spf + OpenDKIM + OpenDMARC ({what})")
         out.append((name, "not measured", "not measurable") if rt is None else
                    (name, f"{rt:.2f}x ({fmt(pst['msgs_per_s'])} vs "
-                    f"{fmt(pf['msgs_per_s'])} msg/s)",
+                    f"{fmt(pf['msgs_per_s'])} msg/s; CPU per message "
+                    f"{fmt(pst.get('cpu_ms_per_msg'), 3)} vs "
+                    f"{fmt(pf.get('cpu_ms_per_msg'), 3)} ms"
+                    + (f", {pf['cpu_ms_per_msg'] / pst['cpu_ms_per_msg']:.1f}x less"
+                       if pf.get("cpu_ms_per_msg") and pst.get("cpu_ms_per_msg") else "")
+                    + ")",
                     "met" if rt >= 3 else f"missed ({rt:.2f}x)"))
         _, base = chains.get(("dkim-verify", gen, per), (None, None))
         name = f"DMARC step adds <= 10% CPU per message to the chain ({what})"
