@@ -14,7 +14,8 @@
  * exit.  Any other system call (open, socket, execve, kill of another
  * process...) kills it with SIGSYS; the plugin then reports a temperror.
  * It never touches the network: each DNS question goes to the plugin as
- * a message and the answer comes back (spf-wire.c).  Queries are served
+ * a message and the answer comes back (spf-wire.c); the answer to the
+ * checked domain's TXT question may come with the query.  Queries are served
  * one after the other until the socket closes (the pool serves many
  * checks with one process).  Exit status: 0 at the end of the stream (or
  * when the plugin gave up on a check), 2 for a malformed message or a
@@ -204,10 +205,13 @@ static void spf_eval_retired(void) {
   exit(0);
 }
 
-/* The SpfResolveFunc of the evaluator: asks the plugin. */
+/* The SpfResolveFunc of the evaluator: the query's own answer for the
+ * checked domain's TXT question (once), or else asks the plugin. */
 static SpfAnswer *spf_eval_resolve(PstDnsType type, const char *name,
                                    gpointer user_data) {
-  (void)user_data;
+  SpfAnswer *top = spf_wire_query_take_top(user_data, type, name);
+  if (top != NULL)
+    return top;
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) question = spf_wire_encode_question(type, name);
   if (!spf_wire_send(SPF_EVAL_FD, question, &error)) {
@@ -247,6 +251,7 @@ int main(int argc, char **argv) {
     spf_eval_forbidden_call(wire->sender);
 #endif
     wire->query.resolve = spf_eval_resolve;
+    wire->query.resolve_data = wire;
     g_autoptr(SpfOutcome) outcome = spf_evaluate(&wire->query);
     g_autoptr(GBytes) reply = spf_wire_encode_outcome(outcome);
     if (!spf_wire_send(SPF_EVAL_FD, reply, &error))

@@ -335,17 +335,34 @@ SpfOutcome *spf_evaluate(const SpfQuery *query) {
   return outcome;
 }
 
-SpfOutcome *spf_outcome_new_temperror(const SpfQuery *query,
-                                      const char *problem) {
+/* An outcome for `query` without evaluating it. */
+static SpfOutcome *spf_outcome_new_result(const SpfQuery *query,
+                                          SpfResult result,
+                                          const char *problem) {
   SpfOutcome *outcome = g_new0(SpfOutcome, 1);
   outcome->identity = spf_identity_mailbox(query);
   outcome->domain =
       spf_identity_domain(query->sender, query->helo, query->identity);
-  outcome->result = SPF_RES_TEMPERROR;
+  outcome->result = result;
   outcome->problem = g_strdup(problem);
   g_autofree char *comment = spf_comment(outcome, query);
   outcome->comment = spf_comment_clean(query->receiver, comment);
   return outcome;
+}
+
+SpfOutcome *spf_outcome_new_temperror(const SpfQuery *query,
+                                      const char *problem) {
+  return spf_outcome_new_result(query, SPF_RES_TEMPERROR, problem);
+}
+
+gboolean spf_answer_is_no_record(const SpfAnswer *answer) {
+  return answer->records->len == 0 && (answer->status == PST_DNS_NXDOMAIN ||
+                                       answer->status == PST_DNS_NODATA ||
+                                       answer->status == PST_DNS_INVALID);
+}
+
+SpfOutcome *spf_outcome_new_none(const SpfQuery *query) {
+  return spf_outcome_new_result(query, SPF_RES_NONE, NULL);
 }
 
 /* --- Received-SPF ------------------------------------------------------- */

@@ -73,6 +73,27 @@ static GByteArray *spf_message_new(SpfWireType type) {
   return out;
 }
 
+/* An answer's status, count and records.  The message stays under the
+ * limit: records that do not fit are left off (a DNS message holds 64 KiB
+ * at most, so none are in practice). */
+static void spf_put_answer(GByteArray *out, const SpfAnswer *answer) {
+  guint count = MIN(answer->records->len, SPF_WIRE_MAX_RECORDS);
+  spf_put_u32(out, answer->status);
+  guint at = out->len;
+  guint written = 0;
+  spf_put_u32(out, 0); /* the count, set below */
+  for (guint i = 0; i < count; i++) {
+    const char *record = g_ptr_array_index(answer->records, i);
+    if (out->len + 4 + strlen(record) > SPF_WIRE_MAX_MESSAGE)
+      break;
+    spf_put_str(out, record);
+    written++;
+  }
+  guint8 *counted = out->data + at;
+  counted[0] = written >> 24, counted[1] = written >> 16;
+  counted[2] = written >> 8, counted[3] = written;
+}
+
 GBytes *spf_wire_encode_query(const SpfQuery *query) {
   GByteArray *out = spf_message_new(SPF_WIRE_QUERY);
   spf_put_str(out, query->ip);
@@ -82,6 +103,11 @@ GBytes *spf_wire_encode_query(const SpfQuery *query) {
   spf_put_str(out, query->receiver);
   spf_put_u32(out, query->max_lookups);
   spf_put_u32(out, query->max_void);
+  /* Optional, last: the checked domain's TXT answer. */
+  if (query->top != NULL && query->top_name != NULL) {
+    spf_put_str(out, query->top_name);
+    spf_put_answer(out, query->top);
+  }
   return g_byte_array_free_to_bytes(out);
 }
 
@@ -94,22 +120,7 @@ GBytes *spf_wire_encode_question(PstDnsType type, const char *name) {
 
 GBytes *spf_wire_encode_answer(const SpfAnswer *answer) {
   GByteArray *out = spf_message_new(SPF_WIRE_ANSWER);
-  guint count = MIN(answer->records->len, SPF_WIRE_MAX_RECORDS);
-  spf_put_u32(out, answer->status);
-  /* The message stays under the limit: records that do not fit are left
-   * off (a DNS message holds 64 KiB at most, so none are in practice). */
-  guint written = 0;
-  spf_put_u32(out, 0); /* the count, set below: at offset 5 */
-  for (guint i = 0; i < count; i++) {
-    const char *record = g_ptr_array_index(answer->records, i);
-    if (out->len + 4 + strlen(record) > SPF_WIRE_MAX_MESSAGE)
-      break;
-    spf_put_str(out, record);
-    written++;
-  }
-  guint8 *counted = out->data + 5;
-  counted[0] = written >> 24, counted[1] = written >> 16;
-  counted[2] = written >> 8, counted[3] = written;
+  spf_put_answer(out, answer);
   return g_byte_array_free_to_bytes(out);
 }
 
@@ -191,7 +202,28 @@ void spf_wire_query_free(SpfWireQuery *wire) {
   g_free(wire->helo);
   g_free(wire->sender);
   g_free(wire->receiver);
+  g_free(wire->top_name);
+  spf_answer_free(wire->top);
   g_free(wire);
+}
+
+/* An answer's status, count and records (spf_put_answer()); NULL when
+ * malformed. */
+static SpfAnswer *spf_get_answer(SpfReader *reader) {
+  guint32 status = spf_get_u32(reader);
+  guint32 count = spf_get_u32(reader);
+  if (!reader->ok || status > PST_DNS_CANCELLED ||
+      count > SPF_WIRE_MAX_RECORDS) {
+    reader->ok = FALSE;
+    return NULL;
+  }
+  g_autoptr(SpfAnswer) answer = spf_answer_new(status);
+  for (guint32 i = 0; i < count && reader->ok; i++) {
+    char *record = spf_get_str(reader, FALSE);
+    if (record != NULL)
+      g_ptr_array_add(answer->records, record);
+  }
+  return reader->ok ? g_steal_pointer(&answer) : NULL;
 }
 
 SpfWireQuery *spf_wire_decode_query(GBytes *payload) {
@@ -206,6 +238,10 @@ SpfWireQuery *spf_wire_decode_query(GBytes *payload) {
   wire->receiver = spf_get_str(&reader, FALSE);
   wire->query.max_lookups = spf_get_u32(&reader);
   wire->query.max_void = spf_get_u32(&reader);
+  if (reader.ok && reader.left > 0) {
+    wire->top_name = spf_get_str(&reader, FALSE);
+    wire->top = spf_get_answer(&reader);
+  }
   if (!spf_reader_done(&reader) ||
       (identity != SPF_IDENTITY_MAIL_FROM && identity != SPF_IDENTITY_HELO))
     return NULL;
@@ -214,7 +250,18 @@ SpfWireQuery *spf_wire_decode_query(GBytes *payload) {
   wire->query.sender = wire->sender;
   wire->query.identity = identity;
   wire->query.receiver = wire->receiver;
+  wire->query.top_name = wire->top_name;
+  wire->query.top = wire->top;
   return g_steal_pointer(&wire);
+}
+
+SpfAnswer *spf_wire_query_take_top(SpfWireQuery *wire, PstDnsType type,
+                                   const char *name) {
+  if (wire->top == NULL || type != PST_DNS_TYPE_TXT ||
+      strcmp(name, wire->top_name) != 0)
+    return NULL;
+  wire->query.top = NULL;
+  return g_steal_pointer(&wire->top);
 }
 
 char *spf_wire_decode_question(GBytes *payload, PstDnsType *type_r) {
@@ -243,16 +290,7 @@ SpfAnswer *spf_wire_decode_answer(GBytes *payload) {
   SpfReader reader;
   if (!spf_reader_init(&reader, payload, SPF_WIRE_ANSWER))
     return NULL;
-  guint32 status = spf_get_u32(&reader);
-  guint32 count = spf_get_u32(&reader);
-  if (!reader.ok || status > PST_DNS_CANCELLED || count > SPF_WIRE_MAX_RECORDS)
-    return NULL;
-  g_autoptr(SpfAnswer) answer = spf_answer_new(status);
-  for (guint32 i = 0; i < count && reader.ok; i++) {
-    char *record = spf_get_str(&reader, FALSE);
-    if (record != NULL)
-      g_ptr_array_add(answer->records, record);
-  }
+  g_autoptr(SpfAnswer) answer = spf_get_answer(&reader);
   return spf_reader_done(&reader) ? g_steal_pointer(&answer) : NULL;
 }
 

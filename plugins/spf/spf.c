@@ -5,9 +5,15 @@
  * MAIL (priority -400, the authentication-checks band) decides whether
  * the session is checked at all (authenticated and relay-allowed sessions
  * are not: their mail is outgoing), copies what the check needs out of the
- * session into a job and returns PENDING; the job's checks run in the
- * plugin's evaluator processes, driven from the main loop (spf-pool.c,
- * spf-child.c), and when the last one is in, the job writes the results,
+ * session into a job and returns PENDING.  Each check starts with the
+ * question every check asks first, the domain's TXT record, looked up here
+ * with the core's resolver: when it holds no record at all (NXDOMAIN,
+ * NODATA; most HELO names) the result is `none` without an evaluator
+ * (spf_outcome_new_none(), the outcome libspf2 gives then); otherwise the
+ * answer travels with the query to one of the plugin's evaluator
+ * processes, driven from the main loop (spf-pool.c, spf-child.c), which
+ * asks only the questions after it.  When the last check is in, the job
+ * writes the results,
  * sets the reply and completes the call.  No thread is involved: the
  * evaluators' DNS questions are answered by the core's async resolver on
  * the main loop (spf_lookup_core()).  The HELO identity is checked at MAIL too,
@@ -27,8 +33,9 @@
  *
  * Cancellation: the job holds the call's cancellable; when the client
  * leaves (or the call times out), the lookup under way ends at once, the
- * evaluator is retired, and the job records nothing (the session may be
- * gone) and completes the call, which the core ignores.
+ * evaluator is retired, and the check is a temperror ("check cancelled");
+ * the job completes the call as usual: the core drops the results and the
+ * reply of a cancelled or timed-out call (its session may be gone).
  *
  * Results (transaction scope): auth.spf {result, reason, smtp.mailfrom or
  * smtp.helo} for the identity that decided (MAIL FROM when it was
@@ -55,11 +62,15 @@ typedef struct {
   SpfPool *evaluators;       /* the plugin's */
   gint64 deadline;           /* monotonic microseconds: the call's */
   SpfQuery query;            /* the identity under way; points into the job */
+  char *top_name;            /* owned, nullable: its domain */
+  SpfAnswer *top;            /* owned, nullable: that domain's TXT answer */
   GPtrArray *headers;        /* owned: Received-SPF values, in order */
   SpfDecision decision;
 } SpfJob;
 
 static void spf_job_free(SpfJob *job) {
+  g_free(job->top_name);
+  spf_answer_free(job->top);
   g_ptr_array_unref(job->headers);
   spf_decision_clear(&job->decision);
   g_clear_object(&job->cancellable);
@@ -110,13 +121,42 @@ static void spf_query_init(SpfQuery *query, const SpfJob *job,
 static void spf_job_on_outcome(SpfOutcome *outcome, const char *failure,
                                gpointer data);
 
-/* Checks `identity` in an evaluator of the pool; spf_job_on_outcome()
- * goes on. */
-static void spf_job_check(SpfJob *job, SpfIdentity identity) {
-  spf_query_init(&job->query, job, identity);
+/* Hands the query to an evaluator of the pool; spf_job_on_outcome() goes
+ * on. */
+static void spf_job_evaluate(SpfJob *job) {
   spf_pool_evaluate(job->evaluators, &job->query, job->deadline,
                     job->cancellable, spf_lookup_core, NULL, spf_job_on_outcome,
                     job);
+}
+
+/* The checked domain's TXT answer: no record at all is `none` without an
+ * evaluator; otherwise the evaluator gets it with the query. */
+static void spf_job_on_top(SpfAnswer *answer, gpointer data) {
+  SpfJob *job = data;
+  job->top = answer;
+  if (spf_answer_is_no_record(answer)) {
+    spf_job_on_outcome(spf_outcome_new_none(&job->query), NULL, job);
+    return;
+  }
+  job->query.top_name = job->top_name;
+  job->query.top = job->top;
+  spf_job_evaluate(job);
+}
+
+/* Checks `identity`: the domain's TXT record first, here (the question
+ * every check asks first, and often the only one), then in an evaluator
+ * of the pool. */
+static void spf_job_check(SpfJob *job, SpfIdentity identity) {
+  spf_query_init(&job->query, job, identity);
+  g_clear_pointer(&job->top_name, g_free);
+  g_clear_pointer(&job->top, spf_answer_free);
+  job->top_name = spf_identity_domain(job->sender, job->helo, identity);
+  if (job->top_name == NULL) {
+    spf_job_evaluate(job); /* nothing to look up: `none` */
+    return;
+  }
+  spf_lookup_core(PST_DNS_TYPE_TXT, job->top_name, job->cancellable,
+                  spf_job_on_top, job, NULL);
 }
 
 /* Logs one identity's outcome. */
@@ -170,17 +210,6 @@ static void spf_job_on_outcome(SpfOutcome *outcome, const char *failure,
   SpfJob *job = data;
   g_autoptr(SpfOutcome) owned = outcome;
   spf_job_log(job, outcome, failure);
-  if (g_cancellable_is_cancelled(job->cancellable)) {
-    /* The client left or the call timed out: its session may be gone
-     * already, so nothing is recorded, and the core ignores the
-     * completion. */
-    pst_call_log(job->call, G_LOG_LEVEL_INFO,
-                 "evaluation cancelled (client gone or call timed out)");
-    PstCall *call = job->call;
-    spf_job_free(job);
-    pst_call_complete(call, PST_VERDICT_CONTINUE);
-    return;
-  }
   spf_job_record(job, outcome);
   gboolean mail_from = (job->config->identities & SPF_IDENTITY_MAIL_FROM);
   if (job->query.identity == SPF_IDENTITY_HELO && mail_from) {

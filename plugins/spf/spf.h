@@ -108,6 +108,12 @@ typedef struct {
   const char *receiver; /* our host name, for comments */
   guint max_lookups;
   guint max_void;
+  /* The answer to the TXT question for `top_name`, the checked domain,
+   * when the plugin looked it up before it handed the check over (the
+   * evaluator then answers its first such question with it); both
+   * nullable, both or neither. */
+  const char *top_name;
+  const SpfAnswer *top;
   SpfResolveFunc resolve;
   gpointer resolve_data;
 } SpfQuery;
@@ -133,6 +139,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfOutcome, spf_outcome_free)
  * them, `problem` copied. */
 SpfOutcome *spf_outcome_new_temperror(const SpfQuery *query,
                                       const char *problem);
+/* TRUE when `answer` to the checked domain's TXT question holds no record
+ * at all (NXDOMAIN, NODATA, a name that cannot exist): the domain
+ * publishes no SPF record, and spf_evaluate() would say `none` (RFC 7208
+ * 4.5) without another question. */
+gboolean spf_answer_is_no_record(const SpfAnswer *answer);
+/* That `none` outcome, as spf_evaluate() makes it, without libspf2: the
+ * plugin's answer when its own TXT lookup found nothing. */
+SpfOutcome *spf_outcome_new_none(const SpfQuery *query);
 
 /* The domain an identity is about: the part after the last '@' of the
  * sender, or the HELO name; NULL when it cannot be checked (an address
@@ -202,11 +216,13 @@ typedef enum {
   SPF_WIRE_OUTCOME = 'O',  /* evaluator -> plugin: the SpfOutcome */
 } SpfWireType;
 
-/* A decoded query: `query` points into the strings it owns; resolve and
- * resolve_data are unset. */
+/* A decoded query: `query` points into the strings and the answer it
+ * owns; resolve and resolve_data are unset. */
 typedef struct {
   SpfQuery query;
   char *ip, *helo, *sender, *receiver; /* owned; helo nullable */
+  char *top_name;                      /* owned, nullable */
+  SpfAnswer *top;                      /* owned, nullable */
 } SpfWireQuery;
 
 void spf_wire_query_free(SpfWireQuery *wire);
@@ -216,6 +232,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfWireQuery, spf_wire_query_free)
 guint8 spf_wire_type(GBytes *payload);
 GBytes *spf_wire_encode_query(const SpfQuery *query);
 SpfWireQuery *spf_wire_decode_query(GBytes *payload);
+/* The query's own answer to the TXT question for `name` when that is its
+ * `top_name`, once (then NULL: a later question is asked); NULL for any
+ * other question. */
+SpfAnswer *spf_wire_query_take_top(SpfWireQuery *wire, PstDnsType type,
+                                   const char *name);
 GBytes *spf_wire_encode_question(PstDnsType type, const char *name);
 /* The name, a new string, with its type in `type_r`. */
 char *spf_wire_decode_question(GBytes *payload, PstDnsType *type_r);

@@ -166,6 +166,92 @@ static void test_evaluate(void) {
   }
 }
 
+/* Every question answered with the same status and no record. */
+static SpfAnswer *status_resolve(PstDnsType type, const char *name,
+                                 gpointer user_data) {
+  (void)type, (void)name;
+  return spf_answer_new(GPOINTER_TO_INT(user_data));
+}
+
+static void assert_same_outcome(const SpfOutcome *a, const SpfOutcome *b) {
+  g_assert_cmpint(a->result, ==, b->result);
+  g_assert_cmpstr(a->domain, ==, b->domain);
+  g_assert_cmpstr(a->identity, ==, b->identity);
+  g_assert_cmpstr(a->comment, ==, b->comment);
+  g_assert_cmpstr(a->problem, ==, b->problem);
+  g_assert_cmpstr(a->explanation, ==, b->explanation);
+  g_assert_cmpuint(a->lookups, ==, b->lookups);
+  g_assert_cmpuint(a->voids, ==, b->voids);
+}
+
+/* The plugin answers `none` itself when the domain's TXT question found
+ * no record (spf.c): the outcome libspf2 would give, to the octet. */
+static void test_none_without_evaluator(void) {
+  static const PstDnsStatus statuses[] = {PST_DNS_NXDOMAIN, PST_DNS_NODATA,
+                                          PST_DNS_INVALID};
+  for (gsize i = 0; i < G_N_ELEMENTS(statuses); i++) {
+    for (SpfIdentity identity = SPF_IDENTITY_MAIL_FROM;
+         identity <= SPF_IDENTITY_HELO; identity++) {
+      SpfQuery query;
+      query_setup(&query, "198.51.100.1", "client.test", "a@nowhere.test");
+      query.identity = identity;
+      query.resolve = status_resolve;
+      query.resolve_data = GINT_TO_POINTER(statuses[i]);
+      g_autoptr(SpfAnswer) answer = spf_answer_new(statuses[i]);
+      g_assert_true(spf_answer_is_no_record(answer));
+      g_autoptr(SpfOutcome) evaluated = spf_evaluate(&query);
+      g_autoptr(SpfOutcome) none = spf_outcome_new_none(&query);
+      g_assert_cmpint(evaluated->result, ==, SPF_RES_NONE);
+      assert_same_outcome(evaluated, none);
+    }
+  }
+  g_autoptr(SpfAnswer) temp = spf_answer_new(PST_DNS_TEMPFAIL);
+  g_assert_false(spf_answer_is_no_record(temp));
+  g_autoptr(SpfAnswer) records = spf_answer_new(PST_DNS_OK);
+  g_ptr_array_add(records->records, g_strdup("v=spf1 -all"));
+  g_assert_false(spf_answer_is_no_record(records));
+}
+
+/* The evaluator's resolver (spf-eval-main.c) over the zone. */
+static SpfAnswer *spf_test_top_resolve(PstDnsType type, const char *name,
+                                       gpointer user_data) {
+  SpfAnswer *top = spf_wire_query_take_top(user_data, type, name);
+  return top != NULL ? top : zone_resolve(type, name, &query_count);
+}
+
+/* A query that carries its domain's TXT answer asks one question less,
+ * and comes to the same outcome. */
+static void test_top_answer_with_the_query(void) {
+  for (gsize i = 0; i < G_N_ELEMENTS(eval_cases); i++) {
+    SpfQuery query;
+    query_setup(&query, eval_cases[i].ip, "client.test", eval_cases[i].sender);
+    guint before = query_count;
+    g_autoptr(SpfOutcome) asked = spf_evaluate(&query);
+    guint questions = query_count - before;
+    g_autofree char *domain =
+        spf_identity_domain(query.sender, query.helo, query.identity);
+    if (domain == NULL)
+      continue; /* nothing to look up (spf.c asks the evaluator) */
+    guint dummy = 0;
+    g_autoptr(SpfAnswer) top = zone_resolve(PST_DNS_TYPE_TXT, domain, &dummy);
+    SpfWireQuery wire = {.query = query};
+    wire.query.top_name = domain;
+    wire.query.top = top;
+    g_autoptr(GBytes) encoded = spf_wire_encode_query(&wire.query);
+    g_autoptr(SpfWireQuery) decoded = spf_wire_decode_query(encoded);
+    g_assert_nonnull(decoded);
+    g_assert_cmpstr(decoded->top_name, ==, domain);
+    g_assert_cmpuint(decoded->top->records->len, ==, top->records->len);
+    decoded->query.resolve = spf_test_top_resolve;
+    decoded->query.resolve_data = decoded;
+    before = query_count;
+    g_autoptr(SpfOutcome) given = spf_evaluate(&decoded->query);
+    g_assert_cmpuint(query_count - before, ==, questions - 1);
+    g_assert_null(decoded->top);
+    assert_same_outcome(asked, given);
+  }
+}
+
 static void test_explanation(void) {
   SpfQuery query;
   query_setup(&query, "198.51.100.1", "client.test", "a@exp.test");
@@ -501,6 +587,9 @@ int main(int argc, char **argv) {
   spf_library_init();
   g_test_add_func("/spf/evaluate", test_evaluate);
   g_test_add_func("/spf/explanation", test_explanation);
+  g_test_add_func("/spf/none-without-evaluator", test_none_without_evaluator);
+  g_test_add_func("/spf/top-answer-with-the-query",
+                  test_top_answer_with_the_query);
   g_test_add_func("/spf/helo-identity", test_helo_identity);
   g_test_add_func("/spf/received-spf", test_received_spf);
   g_test_add_func("/spf/decide", test_decide);

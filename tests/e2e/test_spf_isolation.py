@@ -1,7 +1,8 @@
 """plugins/spf isolation: libspf2 runs in pst-spf-eval, a small pool of
 long-lived processes, never in postiliond.  The test DNS server never
 answers *.timeout.test; while a check waits for such an answer (the daemon
-asks for the evaluator, [dns] timeout 3s), the test kills the check's
+asks for the evaluator, [dns] timeout 3s: aslow.spf.test's record names
+host.timeout.test), the test kills the check's
 evaluator with SIGKILL, as a crash in libspf2 would.  The session must get
 451 4.4.3 (temperror), the daemon must log the evaluator's death by
 SIGKILL (not a DNS failure) and keep serving, the next check must run in
@@ -122,7 +123,7 @@ def test_killed_evaluator_is_a_temperror_and_the_next_check_works(
             client.ehlo()
             assert client.cmd(f"XCLIENT ADDR={GOOD}").code == 220
             mark = daemon.log_mark()
-            client.send("MAIL FROM:<a@x.timeout.test>\r\n")
+            client.send("MAIL FROM:<a@aslow.spf.test>\r\n")
             victim = wait_evaluator(daemon.pid)
             # It is waiting for an answer that never comes.
             time.sleep(harness.scaled(0.5))
@@ -158,7 +159,7 @@ def test_stop_during_a_check_leaves_no_evaluator(tmp_path, dns):
     with daemon.connect() as client:
         client.ehlo()
         assert client.cmd(f"XCLIENT ADDR={GOOD}").code == 220
-        client.send("MAIL FROM:<b@y.timeout.test>\r\n")
+        client.send("MAIL FROM:<b@aslow.spf.test>\r\n")
         evaluator = wait_evaluator(daemon.pid)
         time.sleep(harness.scaled(0.3))
         status = daemon.stop()
