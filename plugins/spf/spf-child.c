@@ -20,7 +20,10 @@
  * spf_child_end() (main loop: 100 ms to exit, then SIGKILL, then reaped,
  * polled by a timer) or spf_child_free() (blocking, for shutdown): no
  * zombie is left behind.  A cancelled check (the client left) is noticed
- * at the child's next message or DNS answer.
+ * at the child's next message or DNS answer.  Between checks the socket
+ * stays watched: an idle child that dies (its socket hangs up) or writes
+ * unasked is reported at once (spf_child_watch_idle()), so the pool ends
+ * and replaces it before a check would find it gone.
  *
  * The child is spawned with posix_spawn() (vfork semantics) from the main
  * thread, so it runs as the daemon's unprivileged user and its
@@ -87,6 +90,8 @@ struct SpfChild {
   GByteArray *in, *out; /* bytes read not yet unframed; not yet written */
   SpfCheck *check;      /* owned, nullable: the check under way */
   guint serial;         /* of the current check */
+  SpfChildHangup hangup; /* nullable: it died or spoke while idle */
+  gpointer hangup_data;
   /* Ending (spf_child_end()). */
   GSource *end_timer; /* owned, nullable */
   gint64 end_by;
@@ -168,7 +173,7 @@ static void spf_child_finish(SpfChild *child, SpfOutcome *outcome,
                              GError *error) {
   SpfCheck *check = g_steal_pointer(&child->check);
   g_source_set_ready_time(child->source, -1);
-  g_source_modify_unix_fd(child->source, child->fd_tag, 0);
+  g_source_modify_unix_fd(child->source, child->fd_tag, G_IO_IN);
   g_byte_array_set_size(child->out, 0);
   if (outcome == NULL) /* mid-conversation: of no use any more */
     spf_child_close_socket(child);
@@ -346,11 +351,17 @@ static gboolean spf_child_dispatch(GSource *source, GSourceFunc callback,
   SpfChild *child = ((SpfChildSource *)source)->child;
   GIOCondition condition = g_source_query_unix_fd(source, child->fd_tag);
   if (child->check == NULL) {
-    /* Idle, only a hang-up or an error wakes it (poll reports them
-     * whatever the events): it died, or closed its end.  Not watched any
-     * more; the pool finds it not running. */
-    if (condition & (G_IO_HUP | G_IO_ERR | G_IO_NVAL))
+    /* Idle: a hang-up or an error (it died, or closed its end), or
+     * anything it wrote unasked.  Of no use any more: the pool (the
+     * hangup callback) ends it and starts another now, not at the next
+     * check; without a callback, the pool finds it not running. */
+    if (condition & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) {
+      spf_child_ref(child);
       spf_child_close_socket(child);
+      if (child->hangup != NULL)
+        child->hangup(child, child->hangup_data);
+      spf_child_unref(child);
+    }
     return G_SOURCE_CONTINUE;
   }
   spf_child_ref(child);
@@ -453,9 +464,15 @@ SpfChild *spf_child_spawn(const char *path, GError **error) {
   child->source = g_source_new(&spf_child_source_funcs, sizeof(SpfChildSource));
   ((SpfChildSource *)child->source)->child = child;
   g_source_set_name(child->source, "spf evaluator");
-  child->fd_tag = g_source_add_unix_fd(child->source, child->fd, 0);
+  child->fd_tag = g_source_add_unix_fd(child->source, child->fd, G_IO_IN);
   g_source_attach(child->source, g_main_context_get_thread_default());
   return child;
+}
+
+void spf_child_watch_idle(SpfChild *child, SpfChildHangup hangup,
+                          gpointer data) {
+  child->hangup = hangup;
+  child->hangup_data = data;
 }
 
 GPid spf_child_get_pid(const SpfChild *child) {

@@ -16,6 +16,8 @@
  * long.  One that crashed, sent garbage, asked odd questions or missed a
  * deadline is ended (killed after 100 ms) and reaped, and its check is a
  * temperror that reports how it ended; the next check gets a fresh one.
+ * One that dies while idle (its socket hangs up) is ended and reaped at
+ * once and replaced (at most once a second), so no check pays for it.
  *
  * The first evaluators are started from the main loop's first iteration,
  * not from plugin init: the daemon loads its plugins as root and drops
@@ -46,7 +48,12 @@ struct SpfPool {
   guint prestart;   /* evaluators to start from the first iteration */
   GSource *starter; /* owned, nullable: that first iteration */
   guint delivering; /* inside a check's `done`: its next check goes first */
+  gint64 replaced;  /* when an idle evaluator that died was last replaced */
 };
+
+/* One that dies while idle is replaced at once, but not more often: an
+ * evaluator that dies at start is not restarted in a loop. */
+#define SPF_POOL_REPLACE_INTERVAL_US G_USEC_PER_SEC
 
 typedef struct {
   SpfPool *pool;
@@ -198,6 +205,42 @@ static void spf_pool_on_checked(SpfChild *child, SpfOutcome *outcome,
   spf_pool_dispatch(pool);
 }
 
+static void spf_pool_on_hangup(SpfChild *child, gpointer data);
+
+/* A new evaluator of the pool (counted as running), or NULL. */
+static SpfChild *spf_pool_spawn(SpfPool *pool, GError **error) {
+  SpfChild *child = spf_child_spawn(pool->path, error);
+  if (child == NULL)
+    return NULL;
+  spf_child_watch_idle(child, spf_pool_on_hangup, pool);
+  pool->running++;
+  return child;
+}
+
+/* An idle evaluator died or wrote unasked: it is ended and reaped now
+ * (a warning says how it ended), and another is started in its place, so
+ * that the next check does not wait for a start. */
+static void spf_pool_on_hangup(SpfChild *child, gpointer data) {
+  SpfPool *pool = data;
+  if (!g_queue_remove(&pool->idle, child))
+    return;
+  spf_pool_retire(pool, child, spf_pool_on_retired, NULL);
+  gint64 now = g_get_monotonic_time();
+  if (pool->running >= pool->limit ||
+      (pool->replaced != 0 &&
+       now - pool->replaced < SPF_POOL_REPLACE_INTERVAL_US))
+    return; /* the next check starts one */
+  pool->replaced = now;
+  g_autoptr(GError) error = NULL;
+  SpfChild *replacement = spf_pool_spawn(pool, &error);
+  if (replacement == NULL) {
+    g_warning("plugin spf: %s", error->message);
+    return;
+  }
+  g_queue_push_tail(&pool->idle, replacement);
+  spf_pool_dispatch(pool);
+}
+
 /* An idle fresh evaluator, or a new one while fewer than the limit run;
  * NULL with `error` unset when the check must wait. */
 static SpfChild *spf_pool_take(SpfPool *pool, GError **error) {
@@ -209,10 +252,7 @@ static SpfChild *spf_pool_take(SpfPool *pool, GError **error) {
   }
   if (pool->running >= pool->limit)
     return NULL;
-  child = spf_child_spawn(pool->path, error);
-  if (child != NULL)
-    pool->running++;
-  return child;
+  return spf_pool_spawn(pool, error);
 }
 
 /* Starts `request` now if it can; FALSE when it must wait. */
@@ -281,12 +321,11 @@ static gboolean spf_pool_prestart(gpointer data) {
   g_clear_pointer(&pool->starter, g_source_unref);
   while (pool->running < MIN(pool->prestart, pool->limit)) {
     g_autoptr(GError) error = NULL;
-    SpfChild *child = spf_child_spawn(pool->path, &error);
+    SpfChild *child = spf_pool_spawn(pool, &error);
     if (child == NULL) {
       g_warning("plugin spf: %s", error->message);
       break;
     }
-    pool->running++;
     g_queue_push_tail(&pool->idle, child);
   }
   spf_pool_dispatch(pool);

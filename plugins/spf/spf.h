@@ -301,6 +301,12 @@ guint spf_child_get_checks(const SpfChild *child);
 gint64 spf_child_get_started(const SpfChild *child);
 /* FALSE once it has ended (then it is reaped at once). */
 gboolean spf_child_is_running(SpfChild *child);
+/* Called from the main loop when an idle child (no check under way)
+ * hangs up (it died) or writes anything (unasked: garbage); its socket is
+ * closed by then, and the callee ends it. */
+typedef void (*SpfChildHangup)(SpfChild *child, gpointer data);
+void spf_child_watch_idle(SpfChild *child, SpfChildHangup hangup,
+                          gpointer data);
 
 /* The end of one check: the outcome (owned by the callee), or NULL with
  * `error` (G_IO_ERROR_CANCELLED when `cancellable` fired) when the child

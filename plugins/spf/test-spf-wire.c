@@ -4,8 +4,8 @@
  * $SPF_EVALUATOR), driven from the main loop as in the daemon:
  * evaluations answered from a table, several in one process, a child
  * killed mid-evaluation, a missed deadline, its end on the loop; and of
- * the pool (spf-pool.c): reuse, recycling, a waiting check, a killed or
- * cancelled check, the seccomp filter.
+ * the pool (spf-pool.c): reuse, recycling, a waiting check, one that died
+ * while idle, a killed or cancelled check, the seccomp filter.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -703,6 +703,68 @@ static void test_pool_cancelled_check(void) {
   result_clear(&result);
 }
 
+/* The pool's warnings about evaluators that ended badly ("SPF evaluator
+ * PID killed by signal SIGKILL") are counted here, not fatal. */
+static guint evaluator_warnings;
+
+static GLogWriterOutput count_evaluator_warnings(GLogLevelFlags level,
+                                                 const GLogField *fields,
+                                                 gsize count, gpointer data) {
+  for (gsize i = 0; i < count; i++)
+    if (strcmp(fields[i].key, "MESSAGE") == 0 &&
+        strstr(fields[i].value, "SPF evaluator") != NULL &&
+        strstr(fields[i].value, "killed by signal SIGKILL") != NULL) {
+      evaluator_warnings++;
+      return G_LOG_WRITER_HANDLED;
+    }
+  return g_log_writer_default(level, fields, count, data);
+}
+
+/* Runs the main loop until our only child is not `gone`, and returns it;
+ * with `none`, until we have no child at all. */
+static GPid wait_only_child_but(GPid gone, gboolean none) {
+  for (;;) {
+    g_autoptr(GArray) pids = children();
+    if (none && pids->len == 0)
+      return 0;
+    if (!none && pids->len == 1 && g_array_index(pids, GPid, 0) != gone)
+      return g_array_index(pids, GPid, 0);
+    g_main_context_iteration(NULL, TRUE);
+  }
+}
+
+/* An evaluator that dies while idle is reaped and replaced from the main
+ * loop at once, before any check; the replacement serves the next check.
+ * One that dies again within a second is reaped, not replaced (the next
+ * check starts one): a program that dies at start is not restarted in a
+ * loop. */
+static void test_pool_replaces_an_idle_evaluator_that_died(void) {
+  SpfPool *pool = pool_new(g_getenv("SPF_EVALUATOR"), 2, 100);
+  GPid victim = only_child();
+  guint warnings = evaluator_warnings;
+  g_assert_cmpint(kill(victim, SIGKILL), ==, 0);
+  GPid replacement = wait_only_child_but(victim, FALSE);
+  g_assert_cmpint(kill(victim, 0), ==, -1); /* reaped */
+  g_assert_cmpuint(evaluator_warnings, ==, warnings + 1);
+  g_assert_cmpuint(spf_pool_get_running(pool), ==, 1);
+  Result pass = {0};
+  pool_check(pool, "192.0.2.1", "user@example.test", &plain_resolver, &pass);
+  g_assert_null(pass.failure);
+  g_assert_cmpint(pass.outcome->result, ==, SPF_RES_PASS);
+  g_assert_cmpint(only_child(), ==, replacement);
+  result_clear(&pass);
+  /* Again within a second: reaped, not replaced. */
+  g_assert_cmpint(kill(replacement, SIGKILL), ==, 0);
+  wait_only_child_but(0, TRUE);
+  g_assert_cmpuint(evaluator_warnings, ==, warnings + 2);
+  g_assert_cmpuint(spf_pool_get_running(pool), ==, 0);
+  pool_check(pool, "192.0.2.1", "user@example.test", &plain_resolver, &pass);
+  g_assert_cmpint(pass.outcome->result, ==, SPF_RES_PASS);
+  result_clear(&pass);
+  spf_pool_free(pool);
+  g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
+}
+
 /* The seccomp filter: open, socket and execve after start-up kill the
  * evaluator (SIGSYS), and the check is a temperror. */
 static void test_seccomp_kills_forbidden_calls(void) {
@@ -731,6 +793,7 @@ static void test_seccomp_kills_forbidden_calls(void) {
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
+  g_log_set_writer_func(count_evaluator_warnings, NULL, NULL);
   spf_library_init();
   g_test_add_func("/spf/wire/query", test_query_round_trip);
   g_test_add_func("/spf/wire/answer", test_answer_round_trip);
@@ -748,6 +811,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/pool/reuse-recycle", test_pool_reuses_and_recycles);
   g_test_add_func("/spf/pool/killed", test_pool_replaces_a_killed_evaluator);
   g_test_add_func("/spf/pool/cancelled", test_pool_cancelled_check);
+  g_test_add_func("/spf/pool/idle-died",
+                  test_pool_replaces_an_idle_evaluator_that_died);
   g_test_add_func("/spf/pool/next-check-first", test_pool_next_check_first);
   g_test_add_func("/spf/pool/seccomp", test_seccomp_kills_forbidden_calls);
   return g_test_run();

@@ -6,7 +6,8 @@ host.timeout.test), the test kills the check's
 evaluator with SIGKILL, as a crash in libspf2 would.  The session must get
 451 4.4.3 (temperror), the daemon must log the evaluator's death by
 SIGKILL (not a DNS failure) and keep serving, the next check must run in
-a fresh process and pass, and no zombie may be left behind; when the
+a fresh process and pass, and no zombie may be left behind; one killed
+between checks is reaped and replaced at once; when the
 daemon stops, in the middle of a check or not, no evaluator is left.  The
 pool serves check after check with one process and retires it after
 evaluator_max_checks, reaping it.
@@ -149,6 +150,39 @@ def test_killed_evaluator_is_a_temperror_and_the_next_check_works(
     finally:
         status = daemon.stop()
     wait_gone(pool)
+    assert status == 0, daemon.log_text()
+    report = daemon.sanitizer_report()
+    assert report is None, report
+
+
+def test_idle_evaluator_that_dies_is_reaped_and_replaced_at_once(
+        tmp_path, dns):
+    """An evaluator killed between checks is reaped from the main loop
+    and replaced before any check asks for one: no zombie waits for the
+    next check, and the next check does not pay for a start."""
+    daemon = start(tmp_path, dns)
+    try:
+        victim = wait_evaluator(daemon.pid)
+        mark = daemon.log_mark()
+        os.kill(victim, signal.SIGKILL)
+        daemon.wait_log(rf"SPF evaluator {victim} killed by signal SIGKILL",
+                        since=mark)
+        deadline = time.monotonic() + harness.scaled(5)
+        while (list(evaluators(daemon.pid)) in ([], [victim])
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+        (replacement,) = evaluators(daemon.pid)
+        assert replacement != victim
+        wait_no_zombies(daemon.pid)
+        with daemon.connect() as client:
+            client.ehlo()
+            reply = client.cmd(f"XCLIENT ADDR={GOOD}")
+            assert reply.code == 220, reply
+            reply = client.cmd("MAIL FROM:<a@pass.spf.test>")
+            assert (reply.code, reply.enhanced) == (250, "2.1.0"), reply
+        assert list(evaluators(daemon.pid)) == [replacement]
+    finally:
+        status = daemon.stop()
     assert status == 0, daemon.log_text()
     report = daemon.sanitizer_report()
     assert report is None, report
