@@ -4,9 +4,11 @@
  * option negotiation and checks the answer; then the owner sends frames
  * with milter_conn_send() and waits for each reply with
  * milter_conn_expect().  Writes are queued and drained by one
- * asynchronous write at a time; one asynchronous read is always in
- * flight, so a milter that closes or talks out of turn is noticed at
- * once.  Frames are cut by milter_frame_parse() (at most
+ * asynchronous write at a time; milter_conn_drain() waits until all is
+ * written (flow control for frames that get no reply: a milter that reads
+ * slowly holds the sender back instead of the queue growing).  One
+ * asynchronous read is always in flight, so a milter that closes or talks
+ * out of turn is noticed at once.  Frames are cut by milter_frame_parse() (at most
  * MILTER_MAX_PAYLOAD octets) and decoded by milter_reply_decode().
  *
  * Failures (refused connection, timeout, a frame that does not parse, a
@@ -48,6 +50,11 @@ struct _MilterConn {
   gpointer wait_data;
   guint wait_ms;
   GSource *timer; /* owned, nullable */
+
+  MilterReplyFunc drain_func; /* nullable: nobody waits for the output */
+  gpointer drain_data;
+  guint drain_ms;
+  GSource *drain_timer; /* owned, nullable */
 };
 
 static void conn_read(MilterConn *conn);
@@ -61,7 +68,7 @@ static MilterConn *conn_ref(MilterConn *conn) {
 static void conn_unref(MilterConn *conn) {
   if (!g_atomic_int_dec_and_test(&conn->ref_count))
     return;
-  g_assert(conn->timer == NULL);
+  g_assert(conn->timer == NULL && conn->drain_timer == NULL);
   g_clear_object(&conn->connection);
   g_object_unref(conn->cancellable);
   g_byte_array_unref(conn->output);
@@ -114,7 +121,24 @@ static void conn_deliver(MilterConn *conn, const MilterReply *reply,
   func(conn, reply, error, conn->wait_data);
 }
 
-/* Records the first failure, drops the socket and tells the waiter. */
+static void conn_stop_drain_timer(MilterConn *conn) {
+  if (conn->drain_timer == NULL)
+    return;
+  g_source_destroy(conn->drain_timer);
+  g_clear_pointer(&conn->drain_timer, g_source_unref);
+}
+
+/* Ends the wait for the output to drain, with `error` or without. */
+static void conn_drained(MilterConn *conn, const GError *error) {
+  MilterReplyFunc func = conn->drain_func;
+  if (func == NULL)
+    return;
+  conn_stop_drain_timer(conn);
+  conn->drain_func = NULL;
+  func(conn, NULL, error, conn->drain_data);
+}
+
+/* Records the first failure, drops the socket and tells the waiters. */
 static void conn_fail(MilterConn *conn, GError *error) {
   if (conn->failure == NULL)
     conn->failure = error;
@@ -126,6 +150,7 @@ static void conn_fail(MilterConn *conn, GError *error) {
     g_io_stream_close(G_IO_STREAM(conn->connection), NULL, NULL);
   conn_ref(conn);
   conn_deliver(conn, NULL, conn->failure);
+  conn_drained(conn, conn->failure);
   conn_unref(conn);
 }
 
@@ -134,6 +159,15 @@ static gboolean conn_timeout_cb(gpointer data) {
   g_clear_pointer(&conn->timer, g_source_unref);
   conn_fail(conn, g_error_new(G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                               "no answer within %u ms", conn->wait_ms));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean conn_drain_timeout_cb(gpointer data) {
+  MilterConn *conn = data;
+  g_clear_pointer(&conn->drain_timer, g_source_unref);
+  conn_fail(conn, g_error_new(G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                              "did not read what was sent within %u ms",
+                              conn->drain_ms));
   return G_SOURCE_REMOVE;
 }
 
@@ -288,6 +322,8 @@ static void conn_write(MilterConn *conn) {
     if (conn->closing) {
       g_cancellable_cancel(conn->cancellable);
       g_io_stream_close(G_IO_STREAM(conn->connection), NULL, NULL);
+    } else {
+      conn_drained(conn, NULL);
     }
     return;
   }
@@ -306,6 +342,29 @@ void milter_conn_send(MilterConn *conn, GByteArray *frames) {
     return;
   g_byte_array_append(conn->output, frames->data, frames->len);
   conn_write(conn);
+}
+
+void milter_conn_drain(MilterConn *conn, guint timeout_ms, MilterReplyFunc done,
+                       gpointer user_data) {
+  g_return_if_fail(conn->drain_func == NULL);
+  if (conn->failure != NULL || conn->closing) {
+    g_autoptr(GError) closed =
+        conn->failure != NULL
+            ? g_error_copy(conn->failure)
+            : g_error_new_literal(G_IO_ERROR, G_IO_ERROR_CLOSED, "closed");
+    done(conn, NULL, closed, user_data);
+    return;
+  }
+  if (conn->writing == NULL && conn->output->len == 0) {
+    done(conn, NULL, NULL, user_data);
+    return;
+  }
+  conn->drain_func = done;
+  conn->drain_data = user_data;
+  conn->drain_ms = timeout_ms;
+  conn->drain_timer = g_timeout_source_new(timeout_ms);
+  g_source_set_callback(conn->drain_timer, conn_drain_timeout_cb, conn, NULL);
+  g_source_attach(conn->drain_timer, NULL);
 }
 
 void milter_conn_expect(MilterConn *conn, guint timeout_ms, MilterReplyFunc done,
@@ -358,6 +417,8 @@ void milter_conn_open(MilterConn *conn, guint timeout_ms, MilterReplyFunc done,
 void milter_conn_close(MilterConn *conn, gboolean quit) {
   conn_stop_timer(conn);
   conn->wait_func = NULL;
+  conn_stop_drain_timer(conn);
+  conn->drain_func = NULL;
   if (conn->closing)
     return;
   if (quit && milter_conn_is_open(conn)) {

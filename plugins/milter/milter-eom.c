@@ -1,6 +1,8 @@
 /* milter-eom.c - the end of message for one milter: the header fields,
- * the end of header, the body in pieces of at most 64 KiB, the end of
- * body, and then the milter's edits.
+ * the end of header, the body in pieces of at most 64 KiB (read off the
+ * main thread by milter-body.c, one piece in memory at a time: the next is
+ * read when the milter answered the last, or with SMFIP_NR_BODY when the
+ * socket took it), the end of body, and then the milter's edits.
  *
  * Each step is skipped when the milter negotiated SMFIP_NOHDRS,
  * SMFIP_NOEOH or SMFIP_NOBODY, and not waited for with SMFIP_NR_HDR,
@@ -139,48 +141,69 @@ static void eom_body_reply_cb(MilterConn *conn, const MilterReply *reply,
   eom_step_reply(run, eom_peer(run), reply, error, eom_send_body);
 }
 
-/* The body as the milter before this one left it; FALSE (and a 4xx) when
- * the spool cannot be read. */
-static gboolean eom_load_body(MilterRun *run) {
-  if (run->body != NULL)
-    return TRUE;
-  run->body = pst_message_get_body(eom_message(run));
-  if (run->body != NULL)
-    return TRUE;
+/* A milter that does not answer body pieces took the last one: the next. */
+static void eom_body_drained_cb(MilterConn *conn, const MilterReply *reply,
+                                const GError *error, gpointer user_data) {
+  MilterRun *run = user_data;
+  MilterPeer *peer = eom_peer(run);
+  if (error != NULL) {
+    milter_run_peer_failed(run, peer, "cannot send the body", error);
+    return;
+  }
+  eom_send_body(run, peer);
+}
+
+/* The spool cannot be read: a 4xx for the message, whatever the milters. */
+static void eom_body_unreadable(MilterRun *run, const GError *error) {
+  pst_call_log(run->call, G_LOG_LEVEL_WARNING,
+               "cannot read the body for the milters: %s", error->message);
   pst_call_set_reply(run->call, 451, "4.3.0",
                      "Error: cannot read the message for the milters");
   run->decision.verdict = PST_VERDICT_TEMPFAIL;
   milter_run_finish(run);
-  return FALSE;
 }
 
-/* Sends the next piece (all pieces when the milter does not answer). */
+/* The next piece, read off the main thread: sent, and then the reply or
+ * (with SMFIP_NR_BODY) the socket's draining is awaited before the next
+ * read, so one piece at a time is in memory however slow the milter. */
+static void eom_body_piece_cb(const guint8 *data, gsize size,
+                              const GError *error, gpointer user_data) {
+  MilterRun *run = user_data;
+  MilterPeer *peer = eom_peer(run);
+  if (error != NULL) {
+    eom_body_unreadable(run, error);
+    return;
+  }
+  if (size == 0) {
+    eom_send_eob(run, peer);
+    return;
+  }
+  g_autoptr(GByteArray) out = g_byte_array_sized_new(size + 5);
+  milter_encode_frame(out, MILTER_CMD_BODY, data, size);
+  milter_conn_send(peer->conn, out);
+  guint timeout = milter_run_timeout(run, peer->spec->command_timeout_ms);
+  if (peer->steps & MILTER_STEP_NR_BODY)
+    milter_conn_drain(peer->conn, timeout, eom_body_drained_cb, run);
+  else
+    milter_conn_expect(peer->conn, timeout, eom_body_reply_cb, run);
+}
+
+/* Asks for the next piece of the body as the milter before this one left
+ * it (opened at the first). */
 static void eom_send_body(MilterRun *run, MilterPeer *peer) {
   if (peer->steps & MILTER_STEP_NO_BODY) {
     eom_send_eob(run, peer);
     return;
   }
-  if (!eom_load_body(run))
-    return;
-  gsize size = 0;
-  const guint8 *data = g_bytes_get_data(run->body, &size);
-  gboolean answers = !(peer->steps & MILTER_STEP_NR_BODY);
-  g_autoptr(GByteArray) out = g_byte_array_new();
-  gboolean sent = FALSE;
-  while (run->body_offset < size && !(answers && sent)) {
-    gsize piece = MIN(size - run->body_offset, MILTER_BODY_CHUNK);
-    milter_encode_frame(out, MILTER_CMD_BODY, data + run->body_offset, piece);
-    run->body_offset += piece;
-    sent = TRUE;
+  if (run->body == NULL) {
+    g_autoptr(GError) error = NULL;
+    run->body = milter_body_open(eom_message(run), run->ms->body_pool, &error);
+    if (run->body == NULL) {
+      eom_body_unreadable(run, error);
+      return;
+    }
   }
-  milter_conn_send(peer->conn, out);
-  if (!sent || !answers) {
-    eom_send_eob(run, peer);
-    return;
-  }
-  milter_conn_expect(peer->conn,
-                     milter_run_timeout(run, peer->spec->command_timeout_ms),
-                     eom_body_reply_cb, run);
+  milter_body_read(run->body, eom_body_piece_cb, run);
 }
 
 /* --- Edits ----------------------------------------------------------------- */
@@ -383,7 +406,7 @@ static void eom_send_eob(MilterRun *run, MilterPeer *peer) {
 
 void milter_eom_start_peer(MilterRun *run, MilterPeer *peer) {
   run->header_index = 0;
-  run->body_offset = 0;
+  g_clear_pointer(&run->body, milter_body_free);
   g_clear_pointer(&run->edits, g_ptr_array_unref);
   run->edits = g_ptr_array_new_with_free_func((GDestroyNotify)edit_free);
   eom_send_headers(run, peer);

@@ -70,7 +70,7 @@ static MilterPeer *run_peer(MilterRun *run) {
 static void run_free(MilterRun *run) {
   decision_clear(&run->decision);
   g_free(run->quarantine);
-  g_clear_pointer(&run->body, g_bytes_unref);
+  g_clear_pointer(&run->body, milter_body_free);
   g_clear_pointer(&run->edits, g_ptr_array_unref);
   g_free(run);
 }
@@ -339,7 +339,7 @@ static void run_ask_peer(MilterRun *run) {
 
 void milter_run_next_peer(MilterRun *run) {
   if (run->stage == PST_STAGE_EOM)
-    g_clear_pointer(&run->body, g_bytes_unref);
+    g_clear_pointer(&run->body, milter_body_free);
   run->index++;
   if (run->index >= run->ms->peers->len) {
     milter_run_finish(run);

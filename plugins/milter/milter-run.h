@@ -3,7 +3,8 @@
  * milter-session.c keeps, per SMTP session, one MilterPeer per configured
  * milter (its connection and where it stands); milter-run.c runs one
  * hook call over the peers in order; milter-eom.c is the end of message:
- * header, body, end of body, and the edits.
+ * header, body, end of body, and the edits; milter-body.c reads the body
+ * for it, a piece at a time, on the plugin's thread pool.
  */
 #pragma once
 
@@ -15,6 +16,7 @@ typedef struct {
   PstPlugin *plugin;
   MilterConfig *config;  /* owned: for new sessions */
   GHashTable *sessions;  /* PstSession* -> MilterSession* (owned) */
+  GThreadPool *body_pool; /* owned: reads body pieces (milter-body.c) */
 } MilterPlugin;
 
 typedef enum {
@@ -38,6 +40,7 @@ typedef struct {
 
 typedef struct {
   MilterConfig *config; /* owned */
+  GThreadPool *body_pool; /* borrowed: the plugin's */
   PstSession *session;
   char *session_id;  /* owned */
   GPtrArray *peers;  /* owned, of MilterPeer* */
@@ -46,7 +49,8 @@ typedef struct {
   MilterRun *run;    /* nullable: the call in progress */
 } MilterSession;
 
-MilterSession *milter_session_new(MilterConfig *config, PstSession *session);
+MilterSession *milter_session_new(MilterConfig *config, GThreadPool *body_pool,
+                                  PstSession *session);
 /* Ends the session: a call in progress is completed, QUIT sent to every
  * milter still open, the connections closed. */
 void milter_session_end(MilterSession *ms);
@@ -60,6 +64,31 @@ const char *milter_default_to_string(MilterDefault action);
 /* Starts the stage of `call` over the session's milters; returns the
  * verdict at once when nobody needs asking, else PENDING. */
 PstVerdict milter_run_start(MilterSession *ms, PstCall *call);
+
+/* --- The body, a piece at a time (milter-body.c) ------------------------- */
+
+/* Threads of the plugin's pool that read body pieces. */
+#define MILTER_BODY_READERS 4
+
+typedef struct _MilterBody MilterBody;
+/* One piece: `size` octets at `data`; size 0 (data NULL) at the end of
+ * the body; `error` set when the spool cannot be read.  Main thread. */
+typedef void (*MilterBodyFunc)(const guint8 *data, gsize size,
+                               const GError *error, gpointer user_data);
+
+GThreadPool *milter_body_pool_new(void);
+/* The body as the plugins before (and the milters before) left it; NULL
+ * with `error` set when the spooled message cannot be read. */
+MilterBody *milter_body_open(PstMessage *message, GThreadPool *pool,
+                             GError **error);
+/* Reads the next piece (at most MILTER_BODY_CHUNK octets) on the pool and
+ * calls `done` with it on the calling thread's main context; one read at
+ * a time.  `data` is valid until the next read or milter_body_free(). */
+void milter_body_read(MilterBody *body, MilterBodyFunc done,
+                      gpointer user_data);
+/* Frees the body; a read in flight is dropped and its `done` never
+ * called. */
+void milter_body_free(MilterBody *body);
 
 /* --- For milter-eom.c ---------------------------------------------------- */
 
@@ -81,8 +110,7 @@ struct _MilterRun {
   MilterDecision decision;
   char *quarantine;  /* owned, nullable: the first quarantine reason */
   /* EOM: the current peer's progress and its edits. */
-  GBytes *body;           /* owned, nullable */
-  gsize body_offset;
+  MilterBody *body;       /* owned, nullable: the current peer's reader */
   guint header_index;
   GPtrArray *edits;       /* owned, of MilterReply*: until the final reply */
 };

@@ -14,9 +14,11 @@ static void milter_peer_free(MilterPeer *peer) {
   g_free(peer);
 }
 
-MilterSession *milter_session_new(MilterConfig *config, PstSession *session) {
+MilterSession *milter_session_new(MilterConfig *config, GThreadPool *body_pool,
+                                  PstSession *session) {
   MilterSession *ms = g_new0(MilterSession, 1);
   ms->config = milter_config_ref(config);
+  ms->body_pool = body_pool;
   ms->session = session;
   ms->session_id = g_strdup(pst_session_get_id(session));
   ms->peers = g_ptr_array_new_with_free_func((GDestroyNotify)milter_peer_free);

@@ -18,8 +18,11 @@
 
 #define MILTER_PRIORITY 200
 
+/* Sessions first: they detach their body reads; then the pool, which
+ * finishes the reads in flight (each drops its piece). */
 static void milter_plugin_free(MilterPlugin *plugin) {
   g_hash_table_unref(plugin->sessions);
+  g_thread_pool_free(plugin->body_pool, FALSE, TRUE);
   milter_config_unref(plugin->config);
   g_free(plugin);
 }
@@ -31,7 +34,8 @@ static PstVerdict milter_hook_connect(PstCall *call, gpointer user_data) {
   if (plugin->config->milters->len == 0)
     return PST_VERDICT_CONTINUE;
   PstSession *session = pst_call_get_session(call);
-  MilterSession *ms = milter_session_new(plugin->config, session);
+  MilterSession *ms =
+      milter_session_new(plugin->config, plugin->body_pool, session);
   g_hash_table_replace(plugin->sessions, session, ms);
   return milter_run_start(ms, call);
 }
@@ -76,6 +80,7 @@ static gboolean milter_init(PstPlugin *pst, GKeyFile *keyfile,
   plugin->config = config;
   plugin->sessions = g_hash_table_new_full(
       g_direct_hash, g_direct_equal, NULL, (GDestroyNotify)milter_session_end);
+  plugin->body_pool = milter_body_pool_new();
   pst_plugin_set_data(pst, plugin, (GDestroyNotify)milter_plugin_free);
   milter_register(pst, plugin);
   for (guint i = 0; i < config->milters->len; i++) {

@@ -88,11 +88,18 @@ void milter_conn_open(MilterConn *conn, guint timeout_ms, MilterReplyFunc done,
                       gpointer user_data);
 /* Queues a frame (already encoded) for writing. */
 void milter_conn_send(MilterConn *conn, GByteArray *frames);
+/* Calls `done` (reply and error NULL) once everything queued has been
+ * written to the socket, or with the error when the connection fails or
+ * is not written within `timeout_ms` (the milter does not read): flow
+ * control for frames that get no reply.  At once when nothing is
+ * queued. */
+void milter_conn_drain(MilterConn *conn, guint timeout_ms, MilterReplyFunc done,
+                       gpointer user_data);
 /* Waits for the next reply frame, at most `timeout_ms` (PROGRESS replies
  * restart the clock and are not passed on). */
 void milter_conn_expect(MilterConn *conn, guint timeout_ms, MilterReplyFunc done,
                         gpointer user_data);
-/* Stops any wait without calling its function, and closes the socket
+/* Stops any wait (reply or drain) without calling its function, and closes the socket
  * after sending what is queued (QUIT when `quit`). */
 void milter_conn_close(MilterConn *conn, gboolean quit);
 gboolean milter_conn_is_open(MilterConn *conn);

@@ -17,6 +17,9 @@ Script keys (all optional):
                             or "oversize"; default "c"
   edits                     [(letter, payload bytes)] sent before the
                             final reply to 'E'
+  body_read_delay           seconds to wait after each body piece before
+                            reading on (a slow milter: the MTA's writes
+                            back up)
 Each connection is recorded as a list of (command letter, payload) in
 `sessions`.
 """
@@ -155,6 +158,8 @@ class TestMilter:
                 session.commands.append((command, payload))
                 if not self._answer(conn, session, command, payload):
                     return
+                if command == "B":
+                    time.sleep(self.script.get("body_read_delay", 0))
         except OSError:
             return
         finally:

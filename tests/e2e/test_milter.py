@@ -9,6 +9,7 @@ clamav-milter, OpenDKIM) are in test_milter_real.py.
 from __future__ import annotations
 
 import subprocess
+import threading
 
 import pytest
 
@@ -210,6 +211,50 @@ def test_skip_in_body_goes_to_end_of_body(postiliond, milters):
     queue_id(send(daemon, simple_message(body=body)))
     session = milter.last()
     assert len(session.payloads("B")) == 1 and "E" in session.letters()
+
+
+def rss_anon_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    raise AssertionError("no RssAnon in /proc/PID/status")
+
+
+@pytest.mark.parametrize("steps", [0, 0x80000], ids=["answers", "nr_body"])
+def test_large_body_streams_to_a_slow_milter(postiliond, milters, steps):
+    """An 8 MiB body goes to a milter that reads it slowly, answering each
+    piece or not (SMFIP_NR_BODY): it arrives intact, in pieces of at most
+    64 KiB, and the daemon holds one piece at a time (its anonymous memory
+    does not grow by the body's size: the next piece is read only when the
+    milter answered, or when the socket took the last one)."""
+    milter = milters({"steps": steps, "body_read_delay": 0.005})
+    daemon = start(postiliond, milter, command_timeout="10s",
+                   eom_timeout="10s")
+    line = b"y" * 78 + b"\r\n"
+    body = line * (8 * 1024 * 1024 // len(line))
+    message = simple_message(body="").rstrip(b"\r\n") + b"\r\n\r\n" + body
+    queue_id(send(daemon))  # warm: connections, buffers, the thread pool
+    baseline = rss_anon_kib(daemon.pid)
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], rss_anon_kib(daemon.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        queue_id(send(daemon, message))
+    finally:
+        done.set()
+        sampler.join()
+    pieces = milter.last().payloads("B")
+    assert b"".join(pieces) == body
+    assert max(len(piece) for piece in pieces) <= 65535
+    if not harness.SANITIZED:  # ASan's quarantine keeps freed pieces
+        assert peak[0] - baseline < 3 * 1024, (baseline, peak[0])
 
 
 def test_reject_at_connect(postiliond, milters):
