@@ -282,9 +282,10 @@ static void attempt_route_next(Attempt *attempt) {
     }
     const PstTarget *target = plan->targets->pdata[attempt->next_target];
     attempt->route_returned = FALSE;
-    pst_route_stage_run(plugins, attempt->job->id, target->address,
-                        &plan->results[attempt->next_target].route,
-                        route_chosen, attempt);
+    pst_route_stage_run(
+        plugins, pst_generation_get_dns(attempt->job->generation),
+        attempt->job->id, target->address,
+        &plan->results[attempt->next_target].route, route_chosen, attempt);
     if (!attempt->route_returned) {
       attempt->routing = FALSE; /* route_chosen() goes on later */
       return;

@@ -95,8 +95,9 @@ static void stage_done(const PstHookOutcome *outcome, gpointer user_data) {
   g_free(run);
 }
 
-void pst_route_stage_run(PstPluginSet *plugins, const char *queue_id,
-                         const char *address, PstRouteChoice *choice,
+void pst_route_stage_run(PstPluginSet *plugins, PstDnsResolver *dns,
+                         const char *queue_id, const char *address,
+                         PstRouteChoice *choice,
                          void (*callback)(gpointer user_data),
                          gpointer user_data) {
   StageRun *run = g_new0(StageRun, 1);
@@ -105,7 +106,7 @@ void pst_route_stage_run(PstPluginSet *plugins, const char *queue_id,
   run->choice = choice;
   run->callback = callback;
   run->user_data = user_data;
-  PstHookArgs args = {.argument = run->address};
+  PstHookArgs args = {.argument = run->address, .dns = dns};
   /* The handle is only for cancelling, which we never do: the chain's own
    * deadlines bound it. */
   pst_chain_run(plugins, NULL, PST_STAGE_DELIVERY, NULL, &args, stage_done,

@@ -9,6 +9,8 @@
 
 #include <glib.h>
 
+#include "dns/dns.h"
+
 G_BEGIN_DECLS
 
 typedef struct _PstPluginSet PstPluginSet; /* hooks/hooks.h */
@@ -29,11 +31,14 @@ typedef struct {
 void pst_route_choice_clear(PstRouteChoice *choice);
 
 /* Runs DELIVERY for `address` (chains of every plugin: there is no
- * listener), fills `choice` (borrowed until then) and calls `callback`
+ * listener; the hooks' DNS lookups go to `dns`, the job's generation's
+ * resolver, nullable), fills `choice` (borrowed until then) and calls
+ * `callback`
  * exactly once, possibly before this returns (each hook is bounded by its
  * plugin's timeout).  Main thread. */
-void pst_route_stage_run(PstPluginSet *plugins, const char *queue_id,
-                         const char *address, PstRouteChoice *choice,
+void pst_route_stage_run(PstPluginSet *plugins, PstDnsResolver *dns,
+                         const char *queue_id, const char *address,
+                         PstRouteChoice *choice,
                          void (*callback)(gpointer user_data),
                          gpointer user_data);
 

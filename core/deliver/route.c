@@ -113,6 +113,7 @@ static void route_dead_note(const char *name, const char *failure,
 /* --- Lookups -------------------------------------------------------------- */
 
 typedef struct {
+  PstDnsResolver *dns;               /* borrowed, nullable: the default */
   const PstDeliveryConfig *delivery; /* borrowed until the callback */
   char *domain;                      /* owned, nullable with a relayhost */
   char *name;                        /* owned: what is looked up, lower case */
@@ -214,8 +215,8 @@ static void addresses_next(Lookup *lookup) {
     const char *name = lookup->names->pdata[lookup->next_name];
     g_autoptr(GInetAddress) literal = g_inet_address_new_from_string(name);
     if (literal == NULL) {
-      pst_dns_lookup(address_types[lookup->next_type], name, NULL,
-                     address_answer, lookup);
+      pst_dns_lookup_on(lookup->dns, address_types[lookup->next_type], name,
+                        PST_DNS_LOOKUP_DEFAULT, NULL, address_answer, lookup);
       return;
     }
     PstRouteHost *host = g_new0(PstRouteHost, 1);
@@ -281,9 +282,11 @@ static void mx_answer(PstDnsResult *answer, gpointer user_data) {
   }
 }
 
-void pst_route_lookup(const PstDeliveryConfig *delivery, const char *domain,
-                      PstRouteFunc callback, gpointer user_data) {
+void pst_route_lookup(PstDnsResolver *dns, const PstDeliveryConfig *delivery,
+                      const char *domain, PstRouteFunc callback,
+                      gpointer user_data) {
   Lookup *lookup = g_new0(Lookup, 1);
+  lookup->dns = dns;
   lookup->delivery = delivery;
   lookup->domain = g_strdup(domain);
   lookup->name = g_ascii_strdown(
@@ -311,5 +314,6 @@ void pst_route_lookup(const PstDeliveryConfig *delivery, const char *domain,
   lookup->port = delivery->relayhost_host != NULL
                      ? delivery->relayhost_port
                      : (guint16)delivery->smtp_port;
-  pst_dns_lookup(PST_DNS_TYPE_MX, name, NULL, mx_answer, lookup);
+  pst_dns_lookup_on(lookup->dns, PST_DNS_TYPE_MX, name, PST_DNS_LOOKUP_DEFAULT,
+                    NULL, mx_answer, lookup);
 }

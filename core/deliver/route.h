@@ -15,6 +15,7 @@
 #include <gio/gio.h>
 
 #include "config/config.h"
+#include "dns/dns.h"
 
 G_BEGIN_DECLS
 
@@ -42,14 +43,16 @@ typedef void (*PstRouteFunc)(GPtrArray *hosts, char *failure,
                              gpointer user_data);
 
 /* Looks up the hosts for `domain` (or the relayhost when `delivery` names
- * one; `delivery` is borrowed until the callback).  Failures: "556 5.1.10
- * ..." (null MX), "550 5.4.4 ..." (no such domain, no address), "451
- * 4.4.3 ..." (DNS failure: try later).  A temporary failure is remembered
- * for the destination for delivery->retry_first_ms (at most a minute) and
- * returned again meanwhile without a lookup.  The callback runs exactly
+ * one) on `dns` (the delivery's generation's resolver, nullable: the
+ * default; `dns` and `delivery` are borrowed until the callback).
+ * Failures: "556 5.1.10 ..." (null MX), "550 5.4.4 ..." (no such domain,
+ * no address), "451 4.4.3 ..." (DNS failure: try later).  A temporary
+ * failure is remembered for the destination for delivery->retry_first_ms
+ * (at most a minute) and returned again meanwhile without a lookup.  The callback runs exactly
  * once, possibly before this returns.  Main thread. */
-void pst_route_lookup(const PstDeliveryConfig *delivery, const char *domain,
-                      PstRouteFunc callback, gpointer user_data);
+void pst_route_lookup(PstDnsResolver *dns, const PstDeliveryConfig *delivery,
+                      const char *domain, PstRouteFunc callback,
+                      gpointer user_data);
 
 /* "mx.example.net[192.0.2.1]:25" (a new string). */
 char *pst_route_host_describe(const PstRouteHost *host);

@@ -667,7 +667,8 @@ static void smtp_deliver(PstDeliveryBatch *batch, PstDeliveryBatchFunc done,
       g_strdup(settings->relayhost_host != NULL ? settings->relayhost_host
                                                 : batch->domain);
   delivery->tls = pst_config_delivery_tls(settings, delivery->destination);
-  pst_route_lookup(settings, batch->domain, routed, delivery);
+  pst_route_lookup(pst_generation_get_dns(batch->generation), settings,
+                   batch->domain, routed, delivery);
 }
 
 const PstDeliveryTransport pst_delivery_transport_smtp = {

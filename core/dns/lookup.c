@@ -1,15 +1,19 @@
 /* lookup.c - the DNS service: lookups, timeouts, cancellation, lifecycle.
  *
  * Entry points: pst_dns_start(), pst_dns_reconfigure(), pst_dns_stop(),
- * pst_dns_get_stats() (the daemon, main thread), pst_dns_lookup() and
- * pst_dns_lookup_full() (main thread) and pst_dns_lookup_sync() (worker
- * threads), all in the SDK.
+ * pst_dns_get_stats(), the resolvers' open/hold/release, the default and
+ * the scope (the daemon, generations, the hooks module; main thread but
+ * for hold/release), pst_dns_lookup_on() (sessions, routing), and the
+ * SDK's pst_dns_lookup() and pst_dns_lookup_full() (main thread) and
+ * pst_dns_lookup_sync() (worker threads).
  *
- * Every lookup is a PstDnsRequest sent with ub_resolve_async() to the
- * current resolver.  libunbound answers through its fd, which the main
- * loop watches (resolver.c), so on_answer() always runs on the main
- * thread, inside ub_process().  An async request then calls its callback;
- * a sync request stores the answer and wakes its waiting worker.
+ * Every lookup is a PstDnsRequest sent with ub_resolve_async() to one
+ * resolver: the one given, else the scope's (the hook's generation, or the
+ * resolver whose answer is being delivered), else the default.  libunbound
+ * answers through its fd, which the main loop watches (resolver.c), so
+ * on_answer() always runs on the main thread, inside ub_process().  An
+ * async request then calls its callback; a sync request stores the answer
+ * and wakes its waiting worker.
  *
  * Invariants:
  *  - `service.lock` guards the resolver pointers, each resolver's
@@ -24,8 +28,10 @@
  *    callback runs then, on the main thread, never inside pst_dns_lookup()
  *    or g_cancellable_cancel().  A request cancelled before it finishes is
  *    reported as CANCELLED whatever else happened.
- *  - A retired resolver (after SIGHUP) is closed from an idle callback once
- *    its last request has left libunbound: never inside ub_process().
+ *  - `service.resolvers` holds every resolver whose context is open.  One
+ *    that nobody holds (`users` 0: its generations are gone) is closed from
+ *    an idle callback once its last request has left libunbound: never
+ *    inside ub_process().  The default resolver is held by the service.
  */
 #define G_LOG_DOMAIN "postilion"
 
@@ -62,8 +68,9 @@ typedef struct {
 
 static struct {
   GMutex lock;
-  PstDnsResolver *current;   /* owned, nullable: NULL when stopped */
-  GPtrArray *retired;        /* owned, of owned PstDnsResolver*, nullable */
+  PstDnsResolver *current;   /* held, nullable: the default; NULL stopped */
+  GPtrArray *resolvers;      /* owned, of owned PstDnsResolver*, nullable:
+                              * every resolver with an open context */
   GMainContext *context;     /* owned, nullable: the main thread's */
   GThread *thread;           /* the main thread, NULL when stopped */
   GHashTable *async_pending; /* main thread: unfinished async requests */
@@ -107,20 +114,27 @@ static PstDnsRequest *request_new(PstDnsType type, const char *name) {
   return request;
 }
 
+static gboolean resolver_is_idle_locked(PstDnsResolver *resolver) {
+  return resolver->users == 0 && resolver->ctx != NULL &&
+         g_hash_table_size(resolver->requests) == 0;
+}
+
 static gboolean on_close_retired(gpointer data) {
   PstDnsResolver *resolver = data;
   g_mutex_lock(&service.lock);
-  if (resolver->ctx != NULL && g_hash_table_size(resolver->requests) == 0) {
+  if (resolver_is_idle_locked(resolver)) {
     pst_dns_resolver_close(resolver);
-    if (service.retired != NULL)
-      g_ptr_array_remove_fast(service.retired, resolver); /* unrefs */
+    if (service.resolvers != NULL)
+      g_ptr_array_remove_fast(service.resolvers, resolver); /* unrefs */
   }
   g_mutex_unlock(&service.lock);
   return G_SOURCE_REMOVE;
 }
 
-/* Closes a retired resolver soon, from the main loop. */
+/* Closes a resolver nobody holds soon, from the main loop. */
 static void schedule_close_locked(PstDnsResolver *resolver) {
+  if (service.context == NULL)
+    return; /* stopped: every context is closed already */
   GSource *idle = g_idle_source_new();
   g_source_set_callback(idle, on_close_retired, pst_dns_resolver_ref(resolver),
                         (GDestroyNotify)pst_dns_resolver_unref);
@@ -133,8 +147,7 @@ static void unregister_locked(PstDnsRequest *request) {
   PstDnsResolver *resolver = request->resolver;
   request->in_unbound = FALSE;
   g_hash_table_remove(resolver->requests, request);
-  if (resolver->retired && resolver->ctx != NULL &&
-      g_hash_table_size(resolver->requests) == 0)
+  if (resolver_is_idle_locked(resolver))
     schedule_close_locked(resolver);
 }
 
@@ -153,9 +166,12 @@ static gboolean cancel_in_unbound_locked(PstDnsRequest *request) {
 
 static void on_answer(void *data, int error, struct ub_result *ub);
 
-/* Hands the query to libunbound.  On failure `*reason` says why. */
-static gboolean send_locked(PstDnsRequest *request, char **reason) {
-  PstDnsResolver *resolver = service.current;
+/* Hands the query to libunbound, on `resolver` while its context is open,
+ * else on the default one.  On failure `*reason` says why. */
+static gboolean send_locked(PstDnsRequest *request, PstDnsResolver *resolver,
+                            char **reason) {
+  if (resolver == NULL || resolver->ctx == NULL)
+    resolver = service.current;
   if (resolver == NULL) {
     *reason = g_strdup("the DNS resolver is not running");
     return FALSE;
@@ -201,7 +217,10 @@ static void request_finish_async(PstDnsRequest *request, PstDnsResult *result) {
     pst_dns_result_free(result);
     result = cancelled;
   }
+  /* Lookups the callback starts go where this one went. */
+  PstDnsResolver *previous = pst_dns_scope_enter(request->resolver);
   request->callback(result, request->user_data);
+  pst_dns_scope_leave(previous);
   request_unref(request);
 }
 
@@ -304,13 +323,21 @@ static char *query_for_name(const char *name, PstDnsLookupFlags flags) {
 void pst_dns_lookup(PstDnsType type, const char *name,
                     GCancellable *cancellable, PstDnsCallback callback,
                     gpointer user_data) {
-  pst_dns_lookup_full(type, name, PST_DNS_LOOKUP_DEFAULT, cancellable, callback,
-                      user_data);
+  pst_dns_lookup_on(pst_dns_scope_get(), type, name, PST_DNS_LOOKUP_DEFAULT,
+                    cancellable, callback, user_data);
 }
 
 void pst_dns_lookup_full(PstDnsType type, const char *name,
                          PstDnsLookupFlags flags, GCancellable *cancellable,
                          PstDnsCallback callback, gpointer user_data) {
+  pst_dns_lookup_on(pst_dns_scope_get(), type, name, flags, cancellable,
+                    callback, user_data);
+}
+
+void pst_dns_lookup_on(PstDnsResolver *resolver, PstDnsType type,
+                       const char *name, PstDnsLookupFlags flags,
+                       GCancellable *cancellable, PstDnsCallback callback,
+                       gpointer user_data) {
   g_return_if_fail(name != NULL && callback != NULL);
   g_return_if_fail(cancellable == NULL || G_IS_CANCELLABLE(cancellable));
   g_return_if_fail(service.thread == NULL || service.thread == g_thread_self());
@@ -337,7 +364,7 @@ void pst_dns_lookup_full(PstDnsType type, const char *name,
   }
   g_autofree char *reason = NULL;
   g_mutex_lock(&service.lock);
-  gboolean sent = send_locked(request, &reason);
+  gboolean sent = send_locked(request, resolver, &reason);
   guint timeout_ms = sent ? request->resolver->timeout_ms : 0;
   g_mutex_unlock(&service.lock);
   if (!sent) {
@@ -416,7 +443,7 @@ PstDnsResult *pst_dns_lookup_sync(PstDnsType type, const char *name,
   PstDnsResult *result = NULL;
   gboolean released = FALSE;
   g_mutex_lock(&service.lock);
-  if (send_locked(request, &reason))
+  if (send_locked(request, NULL, &reason))
     result = sync_wait_locked(request, &released);
   g_mutex_unlock(&service.lock);
 
@@ -444,36 +471,86 @@ gboolean pst_dns_start(const PstDnsConfig *config, GError **error) {
   g_mutex_lock(&service.lock);
   service.context = g_steal_pointer(&context);
   service.thread = g_thread_self();
-  service.current = resolver;
-  service.retired =
+  resolver->users = 1; /* the service's, as the default */
+  service.current = pst_dns_resolver_ref(resolver);
+  service.resolvers =
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_dns_resolver_unref);
+  g_ptr_array_add(service.resolvers, resolver);
   service.async_pending = g_hash_table_new(NULL, NULL);
   memset(&service.stats, 0, sizeof service.stats);
   g_mutex_unlock(&service.lock);
   return TRUE;
 }
 
+PstDnsResolver *pst_dns_resolver_open(const PstDnsConfig *config,
+                                      GError **error) {
+  g_return_val_if_fail(config != NULL, NULL);
+  if (service.context == NULL) {
+    g_set_error(error, PST_DNS_ERROR, PST_DNS_ERROR_UNBOUND,
+                "the DNS service is not started");
+    return NULL;
+  }
+  g_return_val_if_fail(service.thread == g_thread_self(), NULL);
+  PstDnsResolver *resolver =
+      pst_dns_resolver_new(config, service.context, error);
+  if (resolver == NULL)
+    return NULL;
+  g_mutex_lock(&service.lock);
+  resolver->users = 1; /* the caller's */
+  g_ptr_array_add(service.resolvers, pst_dns_resolver_ref(resolver));
+  g_mutex_unlock(&service.lock);
+  return resolver;
+}
+
+PstDnsResolver *pst_dns_resolver_hold(PstDnsResolver *resolver) {
+  g_return_val_if_fail(resolver != NULL, NULL);
+  g_mutex_lock(&service.lock);
+  resolver->users++;
+  g_mutex_unlock(&service.lock);
+  return pst_dns_resolver_ref(resolver);
+}
+
+void pst_dns_resolver_release(PstDnsResolver *resolver) {
+  if (resolver == NULL)
+    return;
+  g_mutex_lock(&service.lock);
+  g_warn_if_fail(resolver->users > 0);
+  if (resolver->users > 0)
+    resolver->users--;
+  if (resolver_is_idle_locked(resolver))
+    schedule_close_locked(resolver);
+  g_mutex_unlock(&service.lock);
+  pst_dns_resolver_unref(resolver);
+}
+
+PstDnsResolver *pst_dns_get_default(void) {
+  return service.current;
+}
+
+void pst_dns_set_default(PstDnsResolver *resolver) {
+  g_return_if_fail(resolver != NULL);
+  g_return_if_fail(service.thread == g_thread_self());
+  if (resolver == service.current)
+    return;
+  pst_dns_resolver_hold(resolver);
+  g_mutex_lock(&service.lock);
+  PstDnsResolver *old = g_steal_pointer(&service.current);
+  service.current = resolver;
+  g_mutex_unlock(&service.lock);
+  g_message("dns: reconfigured: %s", resolver->description);
+  pst_dns_resolver_release(old);
+}
+
 gboolean pst_dns_reconfigure(const PstDnsConfig *config, GError **error) {
   g_return_val_if_fail(config != NULL, FALSE);
   if (service.current == NULL)
     return pst_dns_start(config, error);
-  g_return_val_if_fail(service.thread == g_thread_self(), FALSE);
-
-  PstDnsResolver *resolver =
-      pst_dns_resolver_new(config, service.context, error);
+  g_autoptr(PstDnsResolver) resolver = pst_dns_resolver_open(config, error);
   if (resolver == NULL) {
     g_prefix_error(error, "keeping the previous DNS configuration: ");
     return FALSE;
   }
-  g_message("dns: reconfigured: %s", resolver->description);
-  g_mutex_lock(&service.lock);
-  PstDnsResolver *old = g_steal_pointer(&service.current);
-  service.current = resolver;
-  old->retired = TRUE;
-  g_ptr_array_add(service.retired, old);
-  if (g_hash_table_size(old->requests) == 0)
-    schedule_close_locked(old);
-  g_mutex_unlock(&service.lock);
+  pst_dns_set_default(resolver);
   return TRUE;
 }
 
@@ -506,16 +583,19 @@ void pst_dns_stop(void) {
   if (service.current == NULL)
     return;
   g_return_if_fail(service.thread == g_thread_self());
-  g_return_if_fail(!service.current->dispatching);
+  for (guint i = 0; i < service.resolvers->len; i++)
+    g_return_if_fail(
+        !((PstDnsResolver *)g_ptr_array_index(service.resolvers, i))
+             ->dispatching);
 
   g_autoptr(GPtrArray) async = g_ptr_array_new_with_free_func(request_unref);
   g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func(request_unref);
   g_mutex_lock(&service.lock);
-  drain_resolver_locked(service.current, async, held);
-  for (guint i = 0; i < service.retired->len; i++)
-    drain_resolver_locked(g_ptr_array_index(service.retired, i), async, held);
+  for (guint i = 0; i < service.resolvers->len; i++)
+    drain_resolver_locked(g_ptr_array_index(service.resolvers, i), async, held);
+  /* Holders (generations) keep their references to the closed structs. */
   g_clear_pointer(&service.current, pst_dns_resolver_unref);
-  g_clear_pointer(&service.retired, g_ptr_array_unref);
+  g_clear_pointer(&service.resolvers, g_ptr_array_unref);
   g_mutex_unlock(&service.lock);
 
   /* Callbacks run without the lock: they may start lookups (which now
@@ -548,12 +628,9 @@ void pst_dns_get_stats(PstDnsStats *stats) {
   *stats = service.stats;
   stats->in_flight = 0;
   stats->contexts = 0;
-  if (service.current != NULL) {
-    stats->in_flight += g_hash_table_size(service.current->requests);
-    stats->contexts++;
-  }
-  for (guint i = 0; service.retired != NULL && i < service.retired->len; i++) {
-    PstDnsResolver *resolver = g_ptr_array_index(service.retired, i);
+  for (guint i = 0; service.resolvers != NULL && i < service.resolvers->len;
+       i++) {
+    PstDnsResolver *resolver = g_ptr_array_index(service.resolvers, i);
     stats->in_flight += g_hash_table_size(resolver->requests);
     stats->contexts += resolver->ctx != NULL;
   }

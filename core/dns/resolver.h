@@ -6,10 +6,9 @@
 #include <unbound.h>
 
 #include "config/config.h"
+#include "dns/dns.h"
 
 G_BEGIN_DECLS
-
-typedef struct _PstDnsResolver PstDnsResolver;
 
 struct _PstDnsResolver {
   gint ref_count;          /* atomic */
@@ -21,7 +20,8 @@ struct _PstDnsResolver {
   gboolean cache_disabled; /* [dns] cache_size = 0 */
   char *description;       /* owned: for the log line at start */
   GHashTable *requests;    /* owned: lookups inside libunbound (lookup.c) */
-  gboolean retired;        /* replaced by a reconfiguration */
+  guint users;             /* lookup.c's lock: holds (generations, the
+                            * service's default); 0: retiring */
   gboolean dispatching;    /* inside ub_process(): closing is a bug */
 };
 
@@ -31,6 +31,8 @@ struct _PstDnsResolver {
 PstDnsResolver *pst_dns_resolver_new(const PstDnsConfig *config,
                                      GMainContext *context, GError **error);
 
+/* Memory references (requests, holders); distinct from the holds of
+ * dns.h, which keep the context open. */
 PstDnsResolver *pst_dns_resolver_ref(PstDnsResolver *resolver);
 /* The last unref frees the struct; it must be closed by then. */
 void pst_dns_resolver_unref(PstDnsResolver *resolver);
@@ -38,6 +40,10 @@ void pst_dns_resolver_unref(PstDnsResolver *resolver);
 /* Deletes the context (outstanding queries are dropped without callback)
  * and the watch.  Main thread, never from inside ub_process(). */
 void pst_dns_resolver_close(PstDnsResolver *resolver);
+
+/* The resolver of the innermost pst_dns_scope_enter() (scope.c),
+ * nullable.  Main thread. */
+PstDnsResolver *pst_dns_scope_get(void);
 
 /* The outbound-msg-retry value used for a given [dns] timeout. */
 guint pst_dns_resolver_retries_for_timeout(guint timeout_ms);

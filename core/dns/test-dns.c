@@ -1017,6 +1017,103 @@ static void test_reconfigure(void) {
   service_stop();
 }
 
+/* A lookup started from inside a DNS callback: recorded in `chained`. */
+typedef struct {
+  Answer first;
+  Answer chained;
+} Chain;
+
+static void on_answer_then_lookup(PstDnsResult *result, gpointer data) {
+  Chain *chain = data;
+  on_answer(result, &chain->first);
+  pst_dns_lookup(PST_DNS_TYPE_A, "chained.timeout.test", NULL, on_answer,
+                 &chain->chained);
+}
+
+static guint contexts_alive(void) {
+  PstDnsStats stats;
+  pst_dns_get_stats(&stats);
+  return stats.contexts;
+}
+
+/* A generation's resolver: its own configuration, chosen explicitly, by
+ * scope, or by the lookup whose callback runs; released, it closes once
+ * its last lookup is answered. */
+static void test_resolver_held(void) {
+  service_start_default();
+  g_autofree TestConfig *short_timeout = test_config_new(700);
+  g_autoptr(GError) error = NULL;
+  PstDnsResolver *resolver =
+      pst_dns_resolver_open(&short_timeout->config, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(resolver);
+  g_assert_true(pst_dns_get_default() != resolver);
+  g_assert_cmpuint(contexts_alive(), ==, 2);
+
+  Answer explicit = {0};
+  pst_dns_lookup_on(resolver, PST_DNS_TYPE_A, "held.timeout.test",
+                    PST_DNS_LOOKUP_DEFAULT, NULL, on_answer, &explicit);
+  wait_for(&explicit, 1);
+  g_assert_cmpstr(pst_dns_result_get_reason(explicit.result), ==,
+                  "timeout after 700 ms");
+  pst_dns_result_free(explicit.result);
+
+  /* In scope, the SDK's lookup goes to it, and so does a lookup started
+   * from the callback of a lookup on it, after the scope has ended. */
+  Chain chain = {{0}};
+  PstDnsResolver *previous = pst_dns_scope_enter(resolver);
+  pst_dns_lookup(PST_DNS_TYPE_A, "mx1.example.test", NULL,
+                 on_answer_then_lookup, &chain);
+  pst_dns_scope_leave(previous);
+  wait_for(&chain.chained, 1);
+  g_assert_cmpint(pst_dns_result_get_status(chain.first.result), ==,
+                  PST_DNS_OK);
+  g_assert_cmpstr(pst_dns_result_get_reason(chain.chained.result), ==,
+                  "timeout after 700 ms");
+  pst_dns_result_free(chain.first.result);
+  pst_dns_result_free(chain.chained.result);
+
+  /* Released with a lookup in flight: the lookup completes, then the
+   * context goes; later lookups on it go to the default resolver. */
+  Answer in_flight = {0};
+  pst_dns_lookup_on(resolver, PST_DNS_TYPE_A, "held.slow.test",
+                    PST_DNS_LOOKUP_DEFAULT, NULL, on_answer, &in_flight);
+  pst_dns_resolver_hold(resolver);
+  pst_dns_resolver_release(resolver);
+  run_for(20);
+  g_assert_cmpuint(contexts_alive(), ==, 2);
+  pst_dns_resolver_release(resolver);
+  wait_for(&in_flight, 1);
+  g_assert_cmpint(pst_dns_result_get_status(in_flight.result), ==, PST_DNS_OK);
+  pst_dns_result_free(in_flight.result);
+  drain_main_context();
+  g_assert_cmpuint(contexts_alive(), ==, 1);
+  service_stop();
+}
+
+/* The default resolver replaced: the old one closes when nobody holds it;
+ * a generation that still holds it keeps it until stop. */
+static void test_resolver_default(void) {
+  service_start_default();
+  PstDnsResolver *first = pst_dns_resolver_hold(pst_dns_get_default());
+  g_autofree TestConfig *next = test_config_new(300);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstDnsResolver) second =
+      pst_dns_resolver_open(&next->config, &error);
+  g_assert_no_error(error);
+  pst_dns_set_default(second);
+  g_assert_true(pst_dns_get_default() == second);
+  drain_main_context();
+  g_assert_cmpuint(contexts_alive(), ==, 2); /* `first` is still held */
+  g_autoptr(PstDnsResult) timeout = lookup(PST_DNS_TYPE_A, "d.timeout.test");
+  g_assert_cmpstr(pst_dns_result_get_reason(timeout), ==,
+                  "timeout after 300 ms");
+  service_stop();
+  /* Holders released after stop: nothing left to close. */
+  pst_dns_resolver_release(first);
+  g_assert_cmpuint(contexts_alive(), ==, 0);
+}
+
 static void test_stop_in_flight(void) {
   service_start_default();
   Answer answers[10] = {{0}};
@@ -1096,6 +1193,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/dns/dnssec/modes", test_dnssec_modes);
   g_test_add_func("/dns/config/errors", test_config_errors);
   g_test_add_func("/dns/config/reconfigure", test_reconfigure);
+  g_test_add_func("/dns/resolver/held", test_resolver_held);
+  g_test_add_func("/dns/resolver/default", test_resolver_default);
   g_test_add_func("/dns/stop/in-flight", test_stop_in_flight);
   int status = g_test_run();
   if (!g_test_subprocess())

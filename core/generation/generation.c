@@ -8,6 +8,7 @@
  * owners drop theirs on the main thread.
  */
 #include "deliver/tables.h"
+#include "dns/dns.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"
 #include "hooks/sasl-service.h"
@@ -18,6 +19,7 @@ struct _PstGeneration {
   PstConfig *config;          /* owned reference */
   PstPluginSet *plugins;      /* owned reference, nullable */
   PstDeliverTables *tables;   /* owned reference, nullable */
+  PstDnsResolver *dns;        /* held, nullable */
   PstTransportService *transport; /* owned reference, nullable */
   PstPlugin *sasl_client;         /* in plugins, nullable */
   PstPlugin *signer;              /* in plugins, nullable */
@@ -39,6 +41,8 @@ PstGeneration *pst_generation_new(const PstGenerationSetup *setup) {
   }
   if (setup->tables != NULL)
     generation->tables = pst_deliver_tables_ref(setup->tables);
+  if (setup->dns != NULL)
+    generation->dns = pst_dns_resolver_hold(setup->dns);
   generation->connection_cache = setup->connection_cache;
   generation->committed = setup->committed;
   generation->committed_data = setup->committed_data;
@@ -55,6 +59,7 @@ void pst_generation_unref(PstGeneration *generation) {
   if (generation == NULL || !g_atomic_int_dec_and_test(&generation->ref_count))
     return;
   pst_deliver_tables_unref(generation->tables);
+  pst_dns_resolver_release(generation->dns);
   pst_transport_service_unref(generation->transport);
   if (generation->plugins != NULL)
     pst_plugin_set_unref(generation->plugins);
@@ -76,6 +81,10 @@ PstDeliverTables *pst_generation_get_tables(PstGeneration *generation) {
 
 PstTransportService *pst_generation_get_transport(PstGeneration *generation) {
   return generation->transport;
+}
+
+PstDnsResolver *pst_generation_get_dns(PstGeneration *generation) {
+  return generation->dns;
 }
 
 PstSmtpCache *pst_generation_get_connection_cache(PstGeneration *generation) {

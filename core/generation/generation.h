@@ -3,8 +3,9 @@
  * A PstGeneration is what a SIGHUP swaps: the configuration, the plugins
  * loaded for it (their hook chains and the service providers they
  * registered), the recipient tables, and the daemon's services the
- * session, the queue manager and delivery jobs use (the commit callback
- * that tells the queue manager about a new message).  The providers are
+ * session, the queue manager and delivery jobs use (the DNS resolver built
+ * from its [dns] group, the connection cache, the commit callback that
+ * tells the queue manager about a new message).  The providers are
  * taken from the plugin set once, when the generation is made: the TLS
  * transport, the SASL client (the SASL server side is per listener:
  * pst_plugin_set_find_sasl()) and the signer of the daemon's own mail.  It is
@@ -34,6 +35,7 @@ typedef struct _PstPluginSet PstPluginSet;         /* hooks/hooks.h */
 typedef struct _PstDeliverTables PstDeliverTables; /* deliver/tables.h */
 typedef struct _PstTransportService PstTransportService; /* transport.h */
 typedef struct _PstSmtpCache PstSmtpCache; /* deliver/delivery-transport.h */
+typedef struct _PstDnsResolver PstDnsResolver; /* dns/dns.h */
 
 /* Told on the main thread when a session committed message `id` into
  * `queue` (queue/ or hold/). */
@@ -44,6 +46,9 @@ typedef struct {
   PstConfig *config;        /* a reference is taken */
   PstPluginSet *plugins;    /* nullable; a reference is taken */
   PstDeliverTables *tables; /* nullable; a reference is taken */
+  /* The resolver of this configuration's [dns] group (nullable: lookups
+   * go to the default resolver); a hold is taken. */
+  PstDnsResolver *dns;
   /* The outbound connection cache (nullable: no outbound SMTP), shared by
    * every generation and freed by its maker after the last delivery. */
   PstSmtpCache *connection_cache;
@@ -80,6 +85,10 @@ PstSaslClient *pst_generation_open_sasl_client(
  * adds (pst_signer_sign()); `message` itself without a signer.  Any
  * thread holding a reference. */
 GBytes *pst_generation_sign(PstGeneration *generation, GBytes *message);
+
+/* The DNS resolver sessions and jobs of this generation look names up on
+ * (pst_dns_lookup_on()), nullable: the default one.  Borrowed. */
+PstDnsResolver *pst_generation_get_dns(PstGeneration *generation);
 
 /* The outbound SMTP connection cache, nullable.  Borrowed. */
 PstSmtpCache *pst_generation_get_connection_cache(PstGeneration *generation);

@@ -29,6 +29,7 @@
 
 #include <glib.h>
 
+#include "dns/dns.h"
 #include "hooks/hooks-private.h"
 
 /* A verdict value no enum member has: a completion with PENDING. */
@@ -221,6 +222,7 @@ PstCall *pst_call_new(PstStage stage, PstSession *session,
     call->message = pst_message_ref(args->message);
   call->recipient_index = args->recipient_index;
   call->stores = args->stores;
+  call->dns = args->dns;
   call->context = g_main_context_ref(context);
   call->owner_thread = g_thread_self();
   call->deadline = g_get_monotonic_time() + (gint64)entry->timeout_ms * 1000;
@@ -333,7 +335,10 @@ PstVerdict pst_call_invoke(PstCall *call, PstCallFinishFunc finish,
   call->plugin_holds_ref = TRUE;
   call_ref(call);
 
+  /* The hook's DNS lookups go to its generation's resolver. */
+  PstDnsResolver *previous = pst_dns_scope_enter(call->dns);
   PstVerdict verdict = call->hook->func(call, call->hook->user_data);
+  pst_dns_scope_leave(previous);
 
   g_mutex_lock(&call->lock);
   gboolean release = FALSE;

@@ -197,6 +197,7 @@ struct _PstCall {
    * cancelled or timed out: the session may be gone.  Under `lock`. */
   const PstResultsStores *stores;
   guint recipient_index;
+  PstDnsResolver *dns;   /* borrowed, nullable: see PstHookArgs */
   GMainContext *context; /* owned reference: where the run lives */
   GThread *owner_thread; /* the thread that runs the hooks */
   gint64 deadline;       /* monotonic, microseconds */

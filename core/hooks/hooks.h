@@ -128,6 +128,8 @@ typedef struct {
 PstResults *pst_results_stores_lookup(const PstResultsStores *stores,
                                       PstScope scope, guint recipient_index);
 
+typedef struct _PstDnsResolver PstDnsResolver; /* dns/dns.h */
+
 /* The stage's inputs that do not live on the session (DELIVERY has no
  * session: its argument is the recipient). */
 typedef struct {
@@ -137,6 +139,9 @@ typedef struct {
   const GPtrArray *params; /* nullable, of PstEsmtpParam* (MAIL, RCPT) */
   PstMessage *message;     /* EOM and QUEUED */
   guint recipient_index;   /* RCPT: index of the recipient in the store */
+  /* nullable, borrowed while the run lives: the resolver of the caller's
+   * generation, which the hooks' pst_dns_lookup() calls use */
+  PstDnsResolver *dns;
 } PstHookArgs;
 
 /* Called once per run, on the main thread, possibly before

@@ -266,11 +266,13 @@ static void daemon_committed(const char *id, PstSpoolQueue queue,
 static PstGeneration *daemon_generation_new(PstDaemon *daemon,
                                             PstConfig *config,
                                             PstPluginSet *plugins,
-                                            PstDeliverTables *tables) {
+                                            PstDeliverTables *tables,
+                                            PstDnsResolver *dns) {
   PstGenerationSetup setup = {
       .config = config,
       .plugins = plugins,
       .tables = tables,
+      .dns = dns,
       .connection_cache = daemon->connection_cache,
       .committed = daemon_committed,
       .committed_data = daemon,
@@ -320,16 +322,23 @@ static gboolean daemon_reload(gpointer user_data) {
   g_autoptr(PstPluginSet) plugins = NULL;
   if (config != NULL && daemon_check_reloadable(daemon, config, &error))
     plugins = daemon_reload_plugins(daemon, config, &error);
-  g_autoptr(PstGeneration) generation = NULL;
+  /* The new [dns] group's resolver: new sessions and jobs use it, those
+   * in progress keep their generation's. */
+  g_autoptr(PstDnsResolver) dns = NULL;
   if (plugins != NULL) {
+    dns = pst_dns_resolver_open(&config->dns, &error);
+    if (dns == NULL)
+      g_prefix_error(&error, "keeping the previous DNS configuration: ");
+  }
+  g_autoptr(PstGeneration) generation = NULL;
+  if (dns != NULL) {
     g_autoptr(PstDeliverTables) tables =
         daemon_reload_tables(daemon, config, &tables_error);
-    generation = daemon_generation_new(daemon, config, plugins, tables);
+    generation = daemon_generation_new(daemon, config, plugins, tables, dns);
   }
   if (generation != NULL &&
-      (!pst_transport_check_listeners(
-           config, pst_generation_get_transport(generation), &error) ||
-       !pst_dns_reconfigure(&config->dns, &error)))
+      !pst_transport_check_listeners(
+          config, pst_generation_get_transport(generation), &error))
     g_clear_pointer(&generation, pst_generation_unref);
   if (generation == NULL ||
       !pst_server_reload(daemon->server, generation, &error)) {
@@ -342,6 +351,8 @@ static gboolean daemon_reload(gpointer user_data) {
   daemon->config = g_steal_pointer(&config);
   pst_generation_unref(daemon->generation);
   daemon->generation = g_steal_pointer(&generation);
+  /* Lookups outside any generation (plugins' own timers, worker threads). */
+  pst_dns_set_default(dns);
   /* Delivery stays on the last generation whose tables loaded. */
   if (tables_error != NULL)
     g_warning("reload: %s; the last good mailbox and alias tables stay",
@@ -447,7 +458,8 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   if (tables == NULL)
     return FALSE;
   daemon->connection_cache = pst_smtp_cache_new();
-  daemon->generation = daemon_generation_new(daemon, config, plugins, tables);
+  daemon->generation = daemon_generation_new(daemon, config, plugins, tables,
+                                             pst_dns_get_default());
   if (!pst_transport_check_listeners(
           config, pst_generation_get_transport(daemon->generation), error))
     return FALSE;
@@ -487,7 +499,7 @@ static int daemon_check(PstDaemon *daemon, gboolean verbose) {
   g_autoptr(PstPluginSet) plugins = pst_plugin_set_load(daemon->config, &error);
   g_autoptr(PstGeneration) generation =
       plugins != NULL
-          ? daemon_generation_new(daemon, daemon->config, plugins, NULL)
+          ? daemon_generation_new(daemon, daemon->config, plugins, NULL, NULL)
           : NULL;
   if (generation == NULL ||
       !pst_transport_check_listeners(

@@ -21,6 +21,8 @@
  */
 #include <string.h>
 
+#include "dns/dns.h"
+#include "generation/generation.h"
 #include "session/session-private.h"
 
 /* PTR names tried, at most: a client with many names gets no more work. */
@@ -104,9 +106,10 @@ static void rdns_confirm_next(PstRdnsLookup *lookup) {
       g_inet_address_get_family(lookup->address) == G_SOCKET_FAMILY_IPV6
           ? PST_DNS_TYPE_AAAA
           : PST_DNS_TYPE_A;
-  pst_dns_lookup(type, lookup->names[lookup->next],
-                 lookup->session->rdns_cancellable, rdns_forward_done,
-                 lookup);
+  pst_dns_lookup_on(pst_generation_get_dns(lookup->session->generation), type,
+                    lookup->names[lookup->next], PST_DNS_LOOKUP_DEFAULT,
+                    lookup->session->rdns_cancellable, rdns_forward_done,
+                    lookup);
 }
 
 static void rdns_ptr_done(PstDnsResult *result, gpointer user_data) {
@@ -153,6 +156,7 @@ void pst_session_lookup_client_name(PstSession *session,
   session->rdns_cancellable = g_cancellable_new();
   session->waiting = PST_SESSION_WAIT_DNS;
   g_autofree char *ptr_name = pst_dns_reverse_name(lookup->address, NULL);
-  pst_dns_lookup(PST_DNS_TYPE_PTR, ptr_name, session->rdns_cancellable,
-                 rdns_ptr_done, lookup);
+  pst_dns_lookup_on(pst_generation_get_dns(session->generation),
+                    PST_DNS_TYPE_PTR, ptr_name, PST_DNS_LOOKUP_DEFAULT,
+                    session->rdns_cancellable, rdns_ptr_done, lookup);
 }

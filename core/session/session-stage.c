@@ -59,6 +59,7 @@ void pst_session_run_stage(PstSession *session, PstStage stage,
   /* The session hands its results stores to the run. */
   PstHookArgs with_stores = *args;
   with_stores.stores = &session->results;
+  with_stores.dns = pst_generation_get_dns(session->generation);
   PstChainRun *run =
       pst_chain_run(plugins, session->listener->name, stage, session,
                     &with_stores, session_stage_done, pst_session_ref(session));
@@ -79,7 +80,9 @@ void pst_session_fire_event(PstSession *session, PstStage stage,
   if (plugins == NULL ||
       !pst_chain_has_hooks(plugins, session->listener->name, stage))
     return;
-  PstHookArgs args = {.message = message, .stores = &session->results};
+  PstHookArgs args = {.message = message,
+                      .stores = &session->results,
+                      .dns = pst_generation_get_dns(session->generation)};
   /* Nobody waits for an event; the run keeps the session alive. */
   pst_chain_run(plugins, session->listener->name, stage, session, &args,
                 session_event_done, pst_session_ref(session));

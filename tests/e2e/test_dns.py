@@ -395,3 +395,56 @@ def test_sigterm_with_lookups_in_flight(dns_daemon):
     # resolver's stop gets there first.
     assert re.search(r"mail sync A stop\.timeout\.test: (cancelled|tempfail)",
                      log)
+
+
+def write_zone(path: Path, origin: str, records: str) -> Path:
+    path.write_text(f"$TTL 300\n$ORIGIN {origin}.\n"
+                    f"@ IN SOA ns.{origin}. hostmaster.{origin}. "
+                    "1 3600 600 86400 60\n" + records)
+    return path
+
+
+def test_sighup_switches_the_resolver_of_new_sessions(postiliond, tmp_path):
+    """The resolver belongs to the configuration generation: after a SIGHUP
+    that points [dns] at another server, a new session asks the new one,
+    while a session of the old generation finishes the check it had in
+    flight (1.5 s, across the reload) and goes on with the old resolver."""
+    old_server = harness.TestDnsServer(
+        [harness.REPO / "tests" / "dns" / "basic.zone",
+         write_zone(tmp_path / "old.zone", "switch.test",
+                    "which IN A 192.0.2.100\nother IN A 192.0.2.101\n")],
+        ["--delay", "slow.test=1500"])
+    new_server = harness.TestDnsServer(
+        [write_zone(tmp_path / "new.zone", "switch.test",
+                    "which IN A 192.0.2.200\nother IN A 192.0.2.201\n")])
+    try:
+        daemon = postiliond(
+            config={"dns": {"nameservers": f"127.0.0.1@{old_server.port}",
+                            "timeout": "5s", "dnssec": "no"},
+                    "plugins": {"path": PROBE_PATH}},
+            plugins=["dnsprobe"])
+        with daemon.connect(timeout=10) as old:
+            old.ehlo()
+            assert "[192.0.2.100]" in probe(old, "a@which.switch.test").text
+            old.line("MAIL FROM:<a@inflight.slow.test>")
+            time.sleep(scaled(0.2))
+            mark = daemon.log_mark()
+            daemon.reload(config={"dns": {
+                "nameservers": f"127.0.0.1@{new_server.port}"}}, wait=0)
+            daemon.wait_log(r"dns: reconfigured: forwarding to "
+                            rf"127\.0\.0\.1@{new_server.port}\b", since=mark)
+            with daemon.connect() as new:
+                new.ehlo()
+                reply = probe(new, "a@which.switch.test")
+                assert reply.code == 250 and "[192.0.2.200]" in reply.text
+            in_flight = old.read_reply(timeout=scaled(5))
+            assert in_flight.code == 250, in_flight
+            assert "ok" in in_flight.text and "[192.0.2.1]" in in_flight.text
+            assert old.cmd("RSET").code == 250
+            # The old session keeps its generation's resolver.
+            reply = probe(old, "a@other.switch.test")
+            assert reply.code == 250 and "[192.0.2.101]" in reply.text
+        assert daemon.stop() == 0
+    finally:
+        old_server.stop()
+        new_server.stop()
