@@ -1,11 +1,11 @@
 /* fuzz-aliases.c - fuzzes the aliases and mailboxes parsers
- * (core/deliver/tables.c).  The first octet picks the parser; the rest is
+ * (core/tables/tables.c).  The first octet picks the parser; the rest is
  * the file.  A parse either succeeds or fails with a message naming the
  * file and a line; lookups on what parsed must not fail. */
 #include <stdint.h>
 #include <string.h>
 
-#include "deliver/tables.h"
+#include "tables/tables.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -15,7 +15,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
-#include "deliver/tables.h"
+#include "tables/tables.h"
 #include "queue/spool.h"
 #include "queue/state-journal.h"
 #include "tools/postilion-tool.h"

@@ -19,7 +19,7 @@
 
 #include "config/config.h"
 #include "deliver/route-stage.h"
-#include "deliver/tables.h"
+#include "tables/tables.h"
 #include "generation/generation.h"
 #include "queue/envelope.h"
 #include "queue/state-journal.h"

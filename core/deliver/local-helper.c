@@ -26,7 +26,7 @@
 
 #include "deliver/local-helper.h"
 #include "deliver/maildir.h"
-#include "deliver/system-user.h"
+#include "tables/system-user.h"
 
 #define REQUEST_MAX (64 * 1024)
 #define REPLY_MAX 4096

@@ -7,7 +7,7 @@
  * reference unrefs the plugin set, which may shut plugins down: the
  * owners drop theirs on the main thread.
  */
-#include "deliver/tables.h"
+#include "tables/tables.h"
 #include "dns/dns.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"

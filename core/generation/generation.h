@@ -32,7 +32,7 @@ G_BEGIN_DECLS
 
 typedef struct _PstGeneration PstGeneration;
 typedef struct _PstPluginSet PstPluginSet;         /* hooks/hooks.h */
-typedef struct _PstDeliverTables PstDeliverTables; /* deliver/tables.h */
+typedef struct _PstDeliverTables PstDeliverTables; /* tables/tables.h */
 typedef struct _PstTransportService PstTransportService; /* transport.h */
 typedef struct _PstSmtpCache PstSmtpCache; /* deliver/delivery-transport.h */
 typedef struct _PstDnsResolver PstDnsResolver; /* dns/dns.h */

@@ -36,13 +36,10 @@
  */
 #include <string.h>
 
-#include "deliver/delivery-job.h"
-#include "deliver/delivery-transport.h"
-#include "queue/queue-manager.h"
-#include "deliver/smtp-client.h"
 #include "generation/generation.h"
-#include "hooks/hooks.h"
 #include "queue/queue-entry.h"
+#include "queue/queue-job.h"
+#include "queue/queue-manager.h"
 #include "queue/queue-id.h"
 #include "queue/queue-schedule.h"
 #include "queue/spool-manage.h"
@@ -71,7 +68,7 @@ struct _PstQueueManager {
   PstGeneration *generation;  /* owned reference: config, tables, plugins */
   PstConfig *config;          /* the generation's */
   PstSpool *spool;            /* borrowed: the daemon's */
-  PstDeliverTables *tables;   /* the generation's */
+  const PstQueueDeliverer *deliverer; /* static: the deliver layer's */
   GHashTable *entries;        /* owned: id -> Entry* */
   PstQueueSchedule *schedule; /* owned: lanes, windows, retry times */
   guint wake_timer;           /* the one retry timer, 0 when none */
@@ -81,8 +78,7 @@ struct _PstQueueManager {
   guint running;              /* jobs and DSN commits under way */
   gboolean enabled;           /* a delivery method is configured */
   gboolean stopping;
-  guint cache_timer;     /* closes idle outbound SMTP connections */
-  PstPluginSet *plugins; /* the generation's, nullable: DELIVERY stage */
+  guint cache_timer; /* closes idle outbound SMTP connections */
 };
 
 static void manager_dispatch(PstQueueManager *manager);
@@ -175,7 +171,7 @@ static void job_done(PstDeliveryJob *job, gpointer user_data);
 
 static void manager_run_job(PstQueueManager *manager, PstDeliveryJob *job) {
   manager->running++;
-  pst_delivery_job_run(job, manager->pool, job_done, manager);
+  manager->deliverer->job_run(job, manager->pool, job_done, manager);
 }
 
 /* Starts the jobs the schedule allows: the lanes in turn, each up to its
@@ -186,7 +182,7 @@ static void manager_dispatch(PstQueueManager *manager) {
          (entry = pst_queue_schedule_next(manager->schedule)) != NULL) {
     pst_queue_entry_claim(entry->files);
     PstDeliveryJob *job =
-        pst_delivery_job_new(entry->files, manager->generation);
+        manager->deliverer->job_new(entry->files, manager->generation);
     job->original_checked = entry->original_checked;
     /* Not sorted yet: a message only for a dead destination goes to its
      * lane instead of taking a worker here. */
@@ -298,7 +294,7 @@ static void dsn_committed(GObject *source, GAsyncResult *result,
     dsn->original_checked = TRUE;
     if (!manager->stopping && manager->enabled) {
       PstDeliveryJob *job =
-          pst_delivery_job_new(entry->files, manager->generation);
+          manager->deliverer->job_new(entry->files, manager->generation);
       job->finish_only = TRUE;
       entry->waiter = g_strdup(dsn_id);
       manager_run_job(manager, job);
@@ -337,7 +333,7 @@ static void manager_original_first(PstQueueManager *manager, Entry *dsn) {
   pst_queue_entry_claim(original->files);
   pst_queue_schedule_idle(manager->schedule, &original->slot);
   PstDeliveryJob *job =
-      pst_delivery_job_new(original->files, manager->generation);
+      manager->deliverer->job_new(original->files, manager->generation);
   job->dsn_check = g_strdup(dsn->id);
   manager_run_job(manager, job);
 }
@@ -387,9 +383,8 @@ static void entry_deferred(PstQueueManager *manager, Entry *entry,
 }
 
 /* Back on the main loop with a job's outcome (the job is ours). */
-static void job_done(PstDeliveryJob *finished, gpointer user_data) {
-  PstQueueManager *manager = user_data;
-  g_autoptr(PstDeliveryJob) job = finished;
+/* What a finished job's outcome means for its entry. */
+static void job_settle(PstQueueManager *manager, PstDeliveryJob *job) {
   manager->running--;
   Entry *entry = manager_entry(manager, job->id);
   g_autofree char *waiter = g_steal_pointer(&entry->waiter);
@@ -422,6 +417,12 @@ static void job_done(PstDeliveryJob *finished, gpointer user_data) {
   }
   manager_wake_waiter(manager, waiter);
   manager_dispatch(manager);
+}
+
+static void job_done(PstDeliveryJob *job, gpointer user_data) {
+  PstQueueManager *manager = user_data;
+  job_settle(manager, job);
+  manager->deliverer->job_free(job);
 }
 
 /* --- Operator actions ----------------------------------------------------- */
@@ -539,10 +540,7 @@ static void entry_unschedule(gpointer key, gpointer value, gpointer data) {
 
 /* Idle outbound connections are the generations' shared cache. */
 static void manager_expire_connections(PstQueueManager *manager, gboolean all) {
-  PstSmtpCache *cache =
-      pst_generation_get_connection_cache(manager->generation);
-  if (cache != NULL)
-    pst_smtp_cache_expire(cache, all);
+  manager->deliverer->expire_connections(manager->generation, all);
 }
 
 static gboolean cache_timer_fired(gpointer user_data) {
@@ -551,9 +549,9 @@ static gboolean cache_timer_fired(gpointer user_data) {
 }
 
 gboolean pst_queue_manager_check_config(PstGeneration *generation,
+                                        const PstQueueDeliverer *deliverer,
                                         GError **error) {
-  PstConfig *config = pst_generation_get_config(generation);
-  return pst_smtp_client_check_config(&config->delivery, generation, error);
+  return deliverer->check_config(generation, error);
 }
 
 /* Takes the generation's configuration, tables and plugins. */
@@ -562,8 +560,6 @@ static void manager_take_generation(PstQueueManager *manager,
   PstGeneration *old = manager->generation;
   manager->generation = pst_generation_ref(generation);
   manager->config = pst_generation_get_config(generation);
-  manager->tables = pst_generation_get_tables(generation);
-  manager->plugins = pst_generation_get_plugins(generation);
   manager->enabled = pst_config_delivery_enabled(&manager->config->delivery);
   if (manager->schedule != NULL)
     pst_queue_schedule_set_limits(
@@ -573,9 +569,10 @@ static void manager_take_generation(PstQueueManager *manager,
 }
 
 PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
-                                       PstSpool *spool, GError **error) {
-  PstConfig *config = pst_generation_get_config(generation);
-  if (!pst_smtp_client_check_config(&config->delivery, generation, error))
+                                       PstSpool *spool,
+                                       const PstQueueDeliverer *deliverer,
+                                       GError **error) {
+  if (!deliverer->check_config(generation, error))
     return NULL;
   if (pst_generation_get_tables(generation) == NULL) {
     g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -586,6 +583,7 @@ PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
     return NULL;
   PstQueueManager *manager = g_new0(PstQueueManager, 1);
   manager->spool = spool;
+  manager->deliverer = deliverer;
   manager_take_generation(manager, generation);
   manager->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                            (GDestroyNotify)entry_free);
@@ -593,7 +591,7 @@ PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
       manager->config->delivery.max_parallel,
       manager->config->delivery.destination_concurrency);
   manager->context = g_main_context_ref_thread_default();
-  manager->pool = pst_delivery_job_pool_new();
+  manager->pool = deliverer->pool_new();
   manager->cache_timer = g_timeout_add_seconds(1, cache_timer_fired, manager);
   return manager;
 }
@@ -629,8 +627,7 @@ void pst_queue_manager_add(PstQueueManager *manager, const char *id) {
 void pst_queue_manager_set_generation(PstQueueManager *manager,
                                       PstGeneration *generation) {
   g_autoptr(GError) error = NULL;
-  PstConfig *config = pst_generation_get_config(generation);
-  if (!pst_smtp_client_check_config(&config->delivery, generation, &error)) {
+  if (!manager->deliverer->check_config(generation, &error)) {
     g_warning("reload: %s; the last good delivery settings stay",
               error->message);
     return;
@@ -640,10 +637,6 @@ void pst_queue_manager_set_generation(PstQueueManager *manager,
   if (manager->enabled && !was_enabled)
     pst_queue_manager_start(manager);
   manager_dispatch(manager);
-}
-
-PstDeliverTables *pst_queue_manager_get_tables(PstQueueManager *manager) {
-  return manager->tables;
 }
 
 void pst_queue_manager_free(PstQueueManager *manager) {

@@ -17,23 +17,27 @@
 #include <gio/gio.h>
 
 #include "config/config.h"
-#include "deliver/tables.h"
+#include "queue/queue-job.h"
 #include "queue/spool.h"
 
 G_BEGIN_DECLS
 
 typedef struct _PstQueueManager PstQueueManager;
-typedef struct _PstGeneration PstGeneration; /* generation/generation.h */
 
 /* What pst_queue_manager_new() refuses besides the tables: outbound TLS
- * or AUTH required without a plugin of `generation` that provides it.
- * Main thread (postiliond --check). */
+ * or AUTH required without a plugin of `generation` that provides it
+ * (`deliverer` decides).  Main thread (postiliond --check). */
 gboolean pst_queue_manager_check_config(PstGeneration *generation,
+                                        const PstQueueDeliverer *deliverer,
                                         GError **error);
 /* Works on `generation` (a reference is kept): its configuration, its
- * recipient tables (required) and its plugins (the DELIVERY stage). */
+ * recipient tables (required) and its plugins (the DELIVERY stage); each
+ * attempt is a job of `deliverer` (queue-job.h; static, the deliver
+ * layer's pst_delivery_deliverer). */
 PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
-                                       PstSpool *spool, GError **error);
+                                       PstSpool *spool,
+                                       const PstQueueDeliverer *deliverer,
+                                       GError **error);
 /* Schedules every message in queue/. */
 void pst_queue_manager_start(PstQueueManager *manager);
 /* A new generation (SIGHUP) for the jobs started from now on; jobs in
@@ -58,7 +62,5 @@ gboolean pst_queue_manager_delete(PstQueueManager *manager, const char *id,
                                   GError **error);
 /* Stops scheduling and waits for the attempts under way. */
 void pst_queue_manager_free(PstQueueManager *manager);
-/* The tables in effect (for the control socket's check-config). */
-PstDeliverTables *pst_queue_manager_get_tables(PstQueueManager *manager);
 
 G_END_DECLS

@@ -36,8 +36,9 @@
 
 #include "config/config.h"
 #include "deliver/control.h"
+#include "deliver/delivery-job.h"
 #include "deliver/delivery-transport.h"
-#include "deliver/tables.h"
+#include "tables/tables.h"
 #include "deliver/local-helper.h"
 #include "queue/queue-manager.h"
 #include "dns/dns.h"
@@ -408,8 +409,8 @@ static void daemon_describe_plugins(GString *out, gpointer user_data) {
 /* The queue manager and its control socket, before the privilege drop
  * (their files in the spool are then given to [server] user). */
 static gboolean daemon_start_delivery(PstDaemon *daemon, GError **error) {
-  daemon->queue_manager =
-      pst_queue_manager_new(daemon->generation, daemon->spool, error);
+  daemon->queue_manager = pst_queue_manager_new(
+      daemon->generation, daemon->spool, &pst_delivery_deliverer, error);
   if (daemon->queue_manager == NULL)
     return FALSE;
   g_autofree char *path = g_build_filename(
@@ -504,7 +505,8 @@ static int daemon_check(PstDaemon *daemon, gboolean verbose) {
   if (generation == NULL ||
       !pst_transport_check_listeners(
           daemon->config, pst_generation_get_transport(generation), &error) ||
-      !pst_queue_manager_check_config(generation, &error)) {
+      !pst_queue_manager_check_config(generation, &pst_delivery_deliverer,
+                                      &error)) {
     daemon_fail(daemon, error->message);
     return 1;
   }

@@ -1,4 +1,4 @@
-/* test-deliver-system-user.c - which system users may receive mail:
+/* test-system-user.c - which system users may receive mail:
  * system accounts (uid below 1000), nobody, and homes that are relative or
  * climb with `..` are refused; a Maildir, or its tmp/, new/ or cur/, that
  * is a symbolic link is refused; real directories pass. */
@@ -8,7 +8,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
-#include "deliver/system-user.h"
+#include "tables/system-user.h"
 
 typedef struct {
   const char *name;

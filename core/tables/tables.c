@@ -17,7 +17,7 @@
  */
 #include <string.h>
 
-#include "deliver/tables.h"
+#include "tables/tables.h"
 
 G_DEFINE_QUARK(pst - deliver - error - quark, pst_deliver_error)
 

@@ -1,11 +1,11 @@
-/* test-deliver-tables.c - the mailboxes and aliases parsers (table-driven,
+/* test-tables.c - the mailboxes and aliases parsers (table-driven,
  * good and bad lines) and recipient resolution: aliases, recursion, loops,
  * catch-alls, remote targets. */
 #include <string.h>
 
 #include <glib/gstdio.h>
 
-#include "deliver/tables.h"
+#include "tables/tables.h"
 
 typedef struct {
   const char *text;

@@ -9,8 +9,8 @@
 #include <pwd.h>
 #include <string.h>
 
-#include "deliver/system-user.h"
-#include "deliver/tables.h"
+#include "tables/system-user.h"
+#include "tables/tables.h"
 
 #define ALIAS_DEPTH_MAX 20
 

@@ -7,7 +7,7 @@
  */
 #include <sys/stat.h>
 
-#include "deliver/system-user.h"
+#include "tables/system-user.h"
 
 gboolean pst_system_user_check(const struct passwd *entry, GError **error) {
   if (entry->pw_uid < PST_MAILBOX_UID_MIN ||
