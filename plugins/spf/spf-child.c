@@ -141,26 +141,62 @@ char *spf_child_default_path(void) {
 
 typedef struct {
   PstDnsType type;
+  char *name;            /* owned */
+  SpfAnswerCache *cache; /* owned reference, nullable */
+  SpfAnswer *hit;        /* owned, nullable: the cache's answer */
   SpfAnswerFunc done;
   gpointer done_data;
 } SpfCoreLookup;
 
+static void spf_core_lookup_free(SpfCoreLookup *lookup) {
+  g_free(lookup->name);
+  spf_answer_cache_unref(lookup->cache);
+  spf_answer_free(lookup->hit);
+  g_free(lookup);
+}
+
 static void spf_lookup_core_done(PstDnsResult *result, gpointer data) {
   SpfCoreLookup *lookup = data;
   SpfAnswer *answer = spf_answer_from_dns_result(lookup->type, result);
+  if (lookup->cache != NULL)
+    spf_answer_cache_store(lookup->cache, lookup->type, lookup->name, answer,
+                           pst_dns_result_get_ttl(result),
+                           g_get_monotonic_time());
   pst_dns_result_free(result);
   lookup->done(answer, lookup->done_data);
-  g_free(lookup);
+  spf_core_lookup_free(lookup);
+}
+
+/* A question the cache answered: delivered from the main loop, as the
+ * resolver's answers are. */
+static gboolean spf_lookup_core_deliver(gpointer data) {
+  SpfCoreLookup *lookup = data;
+  lookup->done(g_steal_pointer(&lookup->hit), lookup->done_data);
+  spf_core_lookup_free(lookup);
+  return G_SOURCE_REMOVE;
 }
 
 void spf_lookup_core(PstDnsType type, const char *name,
                      GCancellable *cancellable, SpfAnswerFunc done,
                      gpointer done_data, gpointer user_data) {
-  (void)user_data;
+  SpfAnswerCache *cache = user_data;
   SpfCoreLookup *lookup = g_new0(SpfCoreLookup, 1);
   lookup->type = type;
+  lookup->name = g_strdup(name);
   lookup->done = done;
   lookup->done_data = done_data;
+  if (cache != NULL) {
+    lookup->cache = spf_answer_cache_ref(cache);
+    lookup->hit =
+        spf_answer_cache_lookup(cache, type, name, g_get_monotonic_time());
+  }
+  if (lookup->hit != NULL) {
+    GSource *idle = g_idle_source_new();
+    g_source_set_callback(idle, spf_lookup_core_deliver, lookup, NULL);
+    g_source_attach(idle, g_main_context_get_thread_default());
+    g_source_unref(idle);
+    return;
+  }
   /* Names built by macros are looked up as they are (RFC 7208 7.3). */
   pst_dns_lookup_full(type, name, PST_DNS_LOOKUP_VERBATIM, cancellable,
                       spf_lookup_core_done, lookup);

@@ -60,6 +60,7 @@ typedef struct {
   char *helo;                /* owned, nullable */
   char *sender;              /* owned */
   SpfPool *evaluators;       /* the plugin's */
+  SpfAnswerCache *answers;   /* the plugin's */
   gint64 deadline;           /* monotonic microseconds: the call's */
   SpfQuery query;            /* the identity under way; points into the job */
   char *top_name;            /* owned, nullable: its domain */
@@ -125,8 +126,8 @@ static void spf_job_on_outcome(SpfOutcome *outcome, const char *failure,
  * on. */
 static void spf_job_evaluate(SpfJob *job) {
   spf_pool_evaluate(job->evaluators, &job->query, job->deadline,
-                    job->cancellable, spf_lookup_core, NULL, spf_job_on_outcome,
-                    job);
+                    job->cancellable, spf_lookup_core, job->answers,
+                    spf_job_on_outcome, job);
 }
 
 /* The checked domain's TXT answer: no record at all is `none` without an
@@ -156,7 +157,7 @@ static void spf_job_check(SpfJob *job, SpfIdentity identity) {
     return;
   }
   spf_lookup_core(PST_DNS_TYPE_TXT, job->top_name, job->cancellable,
-                  spf_job_on_top, job, NULL);
+                  spf_job_on_top, job, job->answers);
 }
 
 /* Logs one identity's outcome. */
@@ -231,8 +232,9 @@ static void spf_job_on_outcome(SpfOutcome *outcome, const char *failure,
 /* --- Hooks -------------------------------------------------------------- */
 
 typedef struct {
-  SpfConfig *config;   /* owned reference */
-  SpfPool *evaluators; /* borrowed: the plugin's data owns it */
+  SpfConfig *config;        /* owned reference */
+  SpfPool *evaluators;      /* borrowed: the plugin's data owns it */
+  SpfAnswerCache *answers;  /* borrowed: the plugin's data owns it */
 } SpfHookData;
 
 static void spf_hook_data_free(SpfHookData *data) {
@@ -269,6 +271,7 @@ static PstVerdict spf_mail(PstCall *call, gpointer user_data) {
   job->deadline = g_get_monotonic_time() +
                   (remaining > 0 ? remaining : SPF_DEFAULT_DEADLINE_MS) * 1000;
   job->evaluators = data->evaluators;
+  job->answers = data->answers;
   job->headers = g_ptr_array_new_with_free_func(g_free);
   job->decision.verdict = PST_VERDICT_CONTINUE;
   spf_job_check(job, (data->config->identities & SPF_IDENTITY_HELO)
@@ -298,8 +301,12 @@ static PstVerdict spf_eom(PstCall *call, gpointer user_data) {
 
 /* --- The plugin --------------------------------------------------------- */
 
+/* DNS answers the plugin keeps for their TTL (spf-cache.c). */
+#define SPF_CACHE_ENTRIES 4096
+
 typedef struct {
-  SpfPool *evaluators; /* owned: pst-spf-eval processes */
+  SpfPool *evaluators;     /* owned: pst-spf-eval processes */
+  SpfAnswerCache *answers; /* owned reference */
 } SpfPluginData;
 
 static void spf_plugin_data_free(gpointer data) {
@@ -307,6 +314,7 @@ static void spf_plugin_data_free(gpointer data) {
   /* Every call, so every check, has completed by now (a pending call
    * holds the plugin): every evaluator is ended and reaped. */
   spf_pool_free(plugin->evaluators);
+  spf_answer_cache_unref(plugin->answers);
   g_free(plugin);
 }
 
@@ -321,6 +329,7 @@ static SpfPluginData *spf_plugin_data_new(GError **error) {
   }
   SpfPluginData *plugin = g_new0(SpfPluginData, 1);
   plugin->evaluators = evaluators;
+  plugin->answers = spf_answer_cache_new(SPF_CACHE_ENTRIES);
   return plugin;
 }
 
@@ -338,6 +347,9 @@ static gboolean spf_init(PstPlugin *plugin, GKeyFile *keyfile,
       return FALSE;
     }
     pst_plugin_set_data(plugin, data, spf_plugin_data_free);
+  } else {
+    /* A reload may point [dns] elsewhere: nothing kept from before. */
+    spf_answer_cache_clear(data->answers);
   }
   /* Init and every reload: the pool follows the configuration. */
   spf_pool_set_limits(data->evaluators, config->evaluators,
@@ -346,6 +358,7 @@ static gboolean spf_init(PstPlugin *plugin, GKeyFile *keyfile,
   SpfHookData *mail = g_new0(SpfHookData, 1);
   mail->config = spf_config_ref(config);
   mail->evaluators = data->evaluators;
+  mail->answers = data->answers;
   pst_plugin_register_hook(plugin, PST_STAGE_MAIL, SPF_PRIORITY, spf_mail, mail,
                            (GDestroyNotify)spf_hook_data_free);
   pst_plugin_register_hook(plugin, PST_STAGE_EOM, SPF_PRIORITY, spf_eom, NULL,

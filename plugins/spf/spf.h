@@ -12,6 +12,7 @@
  *   spf-child.c   the plugin's side of one pst-spf-eval process, driven
  *                 from the main loop (non-blocking socket, a GSource)
  *   spf-pool.c    the pool of long-lived pst-spf-eval processes
+ *   spf-cache.c   DNS answers kept for their TTL (main thread)
  *   spf-eval-main.c  pst-spf-eval: spf_evaluate() in its own process
  *   spf.c         the hooks, the jobs, the results store
  */
@@ -278,8 +279,30 @@ typedef void (*SpfAnswerFunc)(SpfAnswer *answer, gpointer data);
 typedef void (*SpfLookupFunc)(PstDnsType type, const char *name,
                               GCancellable *cancellable, SpfAnswerFunc done,
                               gpointer done_data, gpointer user_data);
+/* DNS answers kept for their TTL (spf-cache.c).  Main thread only. */
+typedef struct SpfAnswerCache SpfAnswerCache;
+
+/* At most `max_entries` answers. */
+SpfAnswerCache *spf_answer_cache_new(guint max_entries);
+SpfAnswerCache *spf_answer_cache_ref(SpfAnswerCache *cache);
+void spf_answer_cache_unref(SpfAnswerCache *cache);
+void spf_answer_cache_clear(SpfAnswerCache *cache);
+guint spf_answer_cache_get_size(SpfAnswerCache *cache);
+/* A copy of the answer kept for `type` and `name` (case-insensitive) and
+ * not expired at `now` (monotonic microseconds), or NULL. */
+SpfAnswer *spf_answer_cache_lookup(SpfAnswerCache *cache, PstDnsType type,
+                                   const char *name, gint64 now);
+/* Keeps a copy of `answer` for `ttl` seconds (at most an hour) from `now`:
+ * only records, NXDOMAIN or NODATA with a TTL above 0, and small ones. */
+void spf_answer_cache_store(SpfAnswerCache *cache, PstDnsType type,
+                            const char *name, const SpfAnswer *answer,
+                            guint32 ttl, gint64 now);
+
 /* The production lookup: the core's asynchronous resolver
- * (pst_dns_lookup_full(), names looked up verbatim, RFC 7208 7.3). */
+ * (pst_dns_lookup_full(), names looked up verbatim, RFC 7208 7.3), with
+ * `user_data` an SpfAnswerCache (nullable) that answers a question asked
+ * before, within its TTL, without a lookup (still later, from the main
+ * loop) and keeps what the resolver answers. */
 void spf_lookup_core(PstDnsType type, const char *name,
                      GCancellable *cancellable, SpfAnswerFunc done,
                      gpointer done_data, gpointer user_data);
