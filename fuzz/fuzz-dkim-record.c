@@ -1,5 +1,6 @@
 /* fuzz-dkim-record.c - fuzzes the DKIM plugin's parsers of network text
- * (plugins/dkim/dkim-record.c): key records from DNS and the d=/s= names
+ * (plugins/dkim/dkim-record.c, on dkim-tags.c): key records from DNS (v=,
+ * k=, p=, h=, s=, t=) and the d=/s= names
  * that may reach an Authentication-Results field.
  *
  * Input: a key record's text (a NUL ends it early).  Beyond "no crash, no

@@ -19,8 +19,9 @@ PACKAGES=(
   # plugins/dmarc: history in SQLite or PostgreSQL (libpq), gzip (zlib);
   # its tests: a private PostgreSQL instance, xmllint for the RFC 9990 XSD
   libsqlite3-dev libpq-dev zlib1g-dev postgresql libxml2-utils
-  # plugins/dkim (libopendkim; OpenSSL for keys and `postilion dkim`), and
-  # dkimpy and OpenDKIM's tools to cross-check it in tests/e2e and bench
+  # plugins/dkim (OpenSSL; libopendkim only as the differential unit
+  # tests' oracle), and dkimpy and OpenDKIM's tools to cross-check it in
+  # tests/e2e and bench
   libopendkim-dev libssl-dev python3-dkim opendkim-tools opendkim
   # plugins/tls (GnuTLS >= 3.7.3)
   libgnutls28-dev

@@ -4,14 +4,12 @@
  * dkim_config_load() checks every key and names group, key, value and the
  * fix in its error, so the daemon refuses to start (and a SIGHUP keeps the
  * old configuration) on a typo, a missing key file or one with unsafe
- * permissions.  Each configuration owns its own DKIM_LIB, with the signed
- * header lists, x= and the minimum key size as library options: a running
- * job keeps the library of the configuration it started with.  Called by
- * dkim.c (init and reload), `postilion dkim` and the unit tests.
+ * permissions.  Each configuration owns its own key cache (verified
+ * signatures' key answers, dkim-verify.c): a reload starts with an empty
+ * one, and a running job keeps the configuration it started with.  Called
+ * by dkim.c (init and reload), `postilion dkim` and the unit tests.
  */
 #include <string.h>
-
-#include <opendkim/dkim.h>
 
 #include "dkim.h"
 
@@ -39,8 +37,7 @@ static void dkim_config_free_contents(DkimConfig *config) {
   g_strfreev(config->oversign);
   g_clear_pointer(&config->domains, g_hash_table_unref);
   g_free(config->hostname);
-  if (config->library != NULL)
-    dkim_close(config->library);
+  dkim_key_cache_free(config->keys);
 }
 
 DkimConfig *dkim_config_ref(DkimConfig *config) {
@@ -260,41 +257,6 @@ static gboolean dkim_read_domains(GKeyFile *keyfile, const char *group,
   return TRUE;
 }
 
-/* --- The library ---------------------------------------------------------- */
-
-static gboolean dkim_library_set(DKIM_LIB *library, int option, void *value,
-                                 size_t size, GError **error) {
-  if (dkim_options(library, DKIM_OP_SETOPT, option, value, size) ==
-      DKIM_STAT_OK)
-    return TRUE;
-  g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-              "libopendkim refused option %d", option);
-  return FALSE;
-}
-
-static gboolean dkim_library_setup(DkimConfig *config, GError **error) {
-  DKIM_LIB *library = dkim_init(NULL, NULL);
-  if (library == NULL) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                "libopendkim failed to initialise");
-    return FALSE;
-  }
-  config->library = library;
-  guint flags = DKIM_LIBFLAGS_FIXCRLF;
-  uint64_t drift = DKIM_CLOCK_DRIFT;
-  /* The library refuses small keys itself; dkim_check_decide() says why. */
-  guint min_bits = MIN(config->min_key_bits, 1024);
-  if (!dkim_library_set(library, DKIM_OPTS_FLAGS, &flags, sizeof flags,
-                        error) ||
-      !dkim_library_set(library, DKIM_OPTS_CLOCKDRIFT, &drift, sizeof drift,
-                        error) ||
-      !dkim_library_set(library, DKIM_OPTS_MINKEYBITS, &min_bits,
-                        sizeof min_bits, error))
-    return FALSE;
-  dkim_verify_install_callbacks(library);
-  return TRUE;
-}
-
 DkimConfig *dkim_config_load(GKeyFile *keyfile, const char *group,
                              const char *reader, GError **error) {
   g_autoptr(DkimConfig) config = g_atomic_rc_box_new0(DkimConfig);
@@ -306,8 +268,8 @@ DkimConfig *dkim_config_load(GKeyFile *keyfile, const char *group,
       hostname != NULL && hostname[0] != '\0' ? hostname : g_get_host_name(),
       -1);
   if (!dkim_read_main(keyfile, group, config, error) ||
-      !dkim_read_domains(keyfile, group, config, reader, error) ||
-      !dkim_library_setup(config, error))
+      !dkim_read_domains(keyfile, group, config, reader, error))
     return NULL;
+  config->keys = dkim_key_cache_new();
   return g_steal_pointer(&config);
 }

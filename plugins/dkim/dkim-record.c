@@ -6,8 +6,8 @@
  * tested (test-dkim.c) and fuzzed (fuzz/fuzz-dkim-record.c).
  *
  * dkim_check_decide() is where RFC 8301 and RFC 6376 section 8 policy
- * lives, which libopendkim does not enforce: rsa-sha1, short RSA keys,
- * l= shorter than the body.  Callers: dkim-verify.c, dkim-key.c, the
+ * lives (which libopendkim and dkimpy do not enforce): rsa-sha1, short
+ * RSA keys, l= shorter than the body, t= in the future, x= past.  Callers: dkim-verify.c, dkim-key.c, the
  * `postilion dkim` tool.
  */
 #include <string.h>
@@ -66,62 +66,70 @@ void dkim_record_clear(DkimRecord *record) {
   g_clear_pointer(&record->public_key, g_free);
 }
 
-static gboolean dkim_is_fws(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static char *dkim_strip_fws(const char *text) {
-  GString *out = g_string_new(NULL);
-  for (const char *p = text; *p != '\0'; p++)
-    if (!dkim_is_fws(*p))
-      g_string_append_c(out, *p);
-  return g_string_free(out, FALSE);
-}
-
-static gboolean dkim_is_base64(const char *text) {
-  gsize length = strlen(text), pad = 0;
-  for (gsize i = 0; i < length; i++) {
-    char c = text[i];
-    if (c == '=') {
-      pad++;
-      continue;
-    }
-    if (pad > 0 || !(g_ascii_isalnum(c) || c == '+' || c == '/'))
-      return FALSE;
+/* Whether a ':'-separated list (h=, s=) names `want` (or "*"). */
+static gboolean dkim_record_list_has(const char *list, const char *want,
+                                     gboolean star) {
+  g_auto(GStrv) items = g_strsplit(list, ":", 64);
+  for (guint i = 0; items[i] != NULL; i++) {
+    g_strstrip(items[i]);
+    if (g_ascii_strcasecmp(items[i], want) == 0 ||
+        (star && g_str_equal(items[i], "*")))
+      return TRUE;
   }
-  return pad <= 2 && length % 4 == 0;
+  return FALSE;
+}
+
+static gboolean dkim_record_fail(GError **error, const char *message) {
+  g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, message);
+  return FALSE;
+}
+
+typedef struct {
+  DkimRecord *record;
+  guint index;
+  gboolean have_p;
+} DkimRecordParse;
+
+static gboolean dkim_record_type(DkimRecord *record, const char *value,
+                                 GError **error) {
+  if (g_ascii_strcasecmp(value, "rsa") == 0)
+    record->type = DKIM_KEY_RSA;
+  else if (g_ascii_strcasecmp(value, "ed25519") == 0)
+    record->type = DKIM_KEY_ED25519;
+  else {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                "unknown key type k=%.40s", value);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 /* Checks one tag=value and records what the caller needs. */
-static gboolean dkim_record_tag(const char *tag, const char *value,
-                                guint index, DkimRecord *record,
-                                gboolean *have_p, GError **error) {
-  if (g_str_equal(tag, "v")) {
-    if (index != 0 || !g_str_equal(value, "DKIM1")) {
-      g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                  "v= must come first and be DKIM1");
-      return FALSE;
-    }
-  } else if (g_str_equal(tag, "k")) {
-    if (g_ascii_strcasecmp(value, "rsa") == 0)
-      record->type = DKIM_KEY_RSA;
-    else if (g_ascii_strcasecmp(value, "ed25519") == 0)
-      record->type = DKIM_KEY_ED25519;
-    else {
-      g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                  "unknown key type k=%.40s", value);
-      return FALSE;
-    }
-  } else if (g_str_equal(tag, "p")) {
-    g_autofree char *key = dkim_strip_fws(value);
-    if (!dkim_is_base64(key)) {
-      g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                  "p= is not base64");
-      return FALSE;
-    }
+static gboolean dkim_record_tag(const DkimTag *tag, gpointer data,
+                                GError **error) {
+  DkimRecordParse *parse = data;
+  DkimRecord *record = parse->record;
+  guint index = parse->index++;
+  g_autofree char *value = dkim_tag_value_strip(tag);
+  if (dkim_tag_is(tag, "v")) {
+    if (index != 0 || !g_str_equal(value, "DKIM1"))
+      return dkim_record_fail(error, "v= must come first and be DKIM1");
+  } else if (dkim_tag_is(tag, "k")) {
+    return dkim_record_type(record, value, error);
+  } else if (dkim_tag_is(tag, "p")) {
+    if (!dkim_base64_is_valid(value))
+      return dkim_record_fail(error, "p= is not base64");
     g_free(record->public_key);
-    record->public_key = g_steal_pointer(&key);
-    *have_p = TRUE;
+    record->public_key = g_steal_pointer(&value);
+    parse->have_p = TRUE;
+  } else if (dkim_tag_is(tag, "h")) {
+    record->sha1 = dkim_record_list_has(value, "sha1", FALSE);
+    record->sha256 = dkim_record_list_has(value, "sha256", FALSE);
+  } else if (dkim_tag_is(tag, "s")) {
+    record->not_email = !dkim_record_list_has(value, "email", TRUE);
+  } else if (dkim_tag_is(tag, "t")) {
+    record->testing = dkim_record_list_has(value, "y", FALSE);
+    record->strict = dkim_record_list_has(value, "s", FALSE);
   }
   return TRUE;
 }
@@ -129,37 +137,15 @@ static gboolean dkim_record_tag(const char *tag, const char *value,
 gboolean dkim_record_parse(const char *text, DkimRecord *record,
                            GError **error) {
   memset(record, 0, sizeof *record);
-  g_auto(GStrv) tags = g_strsplit(text, ";", -1);
-  g_autoptr(GHashTable) seen =
-      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  gboolean have_p = FALSE;
-  guint index = 0;
-  for (guint i = 0; tags[i] != NULL; i++) {
-    g_autofree char *item = g_strstrip(g_strdup(tags[i]));
-    if (item[0] == '\0')
-      continue;
-    char *equals = strchr(item, '=');
-    if (equals == NULL) {
-      g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                  "tag without '=': %.40s", item);
-      return FALSE;
-    }
-    *equals = '\0';
-    char *tag = g_strstrip(item), *value = g_strstrip(equals + 1);
-    if (!g_hash_table_add(seen, g_strdup(tag))) {
-      g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                  "tag %.20s= twice", tag);
-      dkim_record_clear(record);
-      return FALSE;
-    }
-    if (!dkim_record_tag(tag, value, index++, record, &have_p, error)) {
-      dkim_record_clear(record);
-      return FALSE;
-    }
-  }
-  if (!have_p) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "no p= tag");
+  record->sha1 = record->sha256 = TRUE;
+  DkimRecordParse parse = {.record = record};
+  if (!dkim_tags_parse(text, strlen(text), dkim_record_tag, &parse, error)) {
+    dkim_record_clear(record);
     return FALSE;
+  }
+  if (!parse.have_p) {
+    dkim_record_clear(record);
+    return dkim_record_fail(error, "no p= tag");
   }
   return TRUE;
 }
@@ -231,49 +217,7 @@ char *dkim_from_domain(const char *from_value) {
 
 /* --- The decision of one signature ---------------------------------------- */
 
-/* A library error that is the signature's own fault: permerror. */
-static gboolean dkim_error_is_syntax(int error) {
-  switch (error) {
-  case 1:  /* VERSION */
-  case 2:  /* DOMAIN */
-  case 5:  /* TIMESTAMPS */
-  case 7:  /* INVALID_HC */
-  case 8:  /* INVALID_BC */
-  case 9:  /* MISSING_A */
-  case 10: /* INVALID_A */
-  case 11: /* MISSING_H */
-  case 12: /* INVALID_L */
-  case 13: /* INVALID_Q */
-  case 14: /* INVALID_QO */
-  case 15: /* MISSING_D */
-  case 16: /* EMPTY_D */
-  case 17: /* MISSING_S */
-  case 18: /* EMPTY_S */
-  case 19: /* MISSING_B */
-  case 20: /* EMPTY_B */
-  case 21: /* CORRUPT_B */
-  case 25: /* MISSING_BH */
-  case 26: /* EMPTY_BH */
-  case 27: /* CORRUPT_BH */
-  case 29: /* SUBDOMAIN */
-  case 31: /* EMPTY_H */
-  case 32: /* INVALID_H */
-  case 33: /* TOOLARGE_L */
-  case 44: /* MISSING_V */
-  case 45: /* EMPTY_V */
-    return TRUE;
-  default:
-    return FALSE;
-  }
-}
-
-/* A key record the library could not use: permerror. */
-static gboolean dkim_error_is_key(int error) {
-  return error == 23 || error == 30 || (error >= 35 && error <= 41) ||
-         error == 43;
-}
-
-/* The lookup's own outcome, before the library's. */
+/* The lookup's own outcome, before the signature's. */
 static const char *dkim_check_lookup(const DkimCheck *check, char **reason_r) {
   switch (check->lookup) {
   case DKIM_LOOKUP_TEMPFAIL:
@@ -347,24 +291,8 @@ const char *dkim_check_decide(const DkimCheck *check, char **reason_r) {
     *reason_r = g_strdup("signature in the future (t= ahead of our clock)");
     return "fail";
   }
-  int error = check->library_error;
-  if (error == 3 /* EXPIRED */ || error == 4 /* FUTURE */ ||
-      error == 46 /* KEYTOOSMALL */ || error == 42 /* KEYREVOKED */) {
-    *reason_r = g_strdup(check->library_text != NULL ? check->library_text
-                                                     : "signature refused");
-    return "fail";
-  }
-  if (error == 24 /* KEYFAIL */) {
-    *reason_r = g_strdup("key lookup failed");
-    return "temperror";
-  }
-  if (error == 22 /* NOKEY */) {
-    *reason_r = g_strdup("no key published");
-    return "permerror";
-  }
-  if (dkim_error_is_syntax(error) || dkim_error_is_key(error)) {
-    *reason_r = g_strdup(check->library_text != NULL ? check->library_text
-                                                     : "malformed signature");
+  if (check->problem != NULL) {
+    *reason_r = g_strdup(check->problem);
     return "permerror";
   }
   if (check->body_mismatch) {

@@ -1,68 +1,145 @@
-/* dkim-verify.c - verifying every DKIM-Signature of an incoming message.
+/* dkim-verify.c - verifying every DKIM-Signature of an incoming message
+ * with our verifier (dkim-verifier.c).
  *
- * dkim_verify_call() runs at EOM on the main thread: it feeds the header
- * fields to a libopendkim handle and calls dkim_eoh().  The library calls
- * the prescreen callback with every signature: past `max_signatures` they
- * are ignored, the others get their key record looked up through the
- * core's resolver (pst_dns_lookup(), asynchronous).  The key-lookup
- * callback answers DKIM_CBSTAT_TRYAGAIN while an answer is missing, so
- * dkim_eoh() returns DKIM_STAT_CBTRYAGAIN; when the last answer is in, the
- * DNS callback calls dkim_eoh() again (the library resumes) and hands the
- * job to the pool.  No thread waits for DNS: fifty messages waiting on a
- * silent name server cost fifty small structures, not fifty threads.
+ * dkim_verify_call() runs at EOM on the main thread: it gives the header
+ * fields to a DkimVerifying, which parses the first `max_signatures`
+ * DKIM-Signature fields (the rest are counted and logged).  Each parsed
+ * signature with a valid d= and s= needs the key record of
+ * s._domainkey.d: from the configuration's key cache when a fresh answer
+ * is there, else through the core's resolver (pst_dns_lookup(),
+ * asynchronous; one lookup per name and message).  An answer is parsed
+ * (dkim_record_parse()) and its key decoded once, on the main thread, and
+ * kept in the cache for its TTL (at most an hour, 10,000 names; a
+ * configuration has its own cache, so a reload starts empty).  No thread
+ * waits for DNS: fifty messages waiting on a silent name server cost
+ * fifty small structures.  When the last answer is in, the job goes to
+ * the pool.
  *
- * The worker streams the body from the spool, calls dkim_eom(), and walks
- * the signatures: each gets one auth.dkim entry (pst_result_append, the
- * transaction scope, for DMARC and the Authentication-Results field) with
- * the result dkim_check_decide() gives.  Only names that pass
+ * The worker streams the body from the spool in 64 KiB pieces (memory
+ * does not grow with the message), verifies, and walks the signatures:
+ * each gets one auth.dkim entry (pst_result_append, the transaction scope,
+ * for DMARC and the Authentication-Results field) with the result
+ * dkim_check_decide() gives.  Only names that pass
  * dkim_domain_is_valid()/dkim_selector_is_valid() and base64 from b= reach
  * the entry.  A message without signatures gets one entry "none".
  *
- * Ownership: the job owns the handle and a reference to the config; it is
- * freed by whoever completes the call (the last DNS callback when the call
- * was cancelled, else the worker).
+ * Ownership: the job owns the DkimVerifying, a reference to the config
+ * and to each key answer; it is freed by whoever completes the call (the
+ * last DNS callback when the call was cancelled, else the worker).  Key
+ * answers are reference-counted: the cache and jobs share them, and they
+ * do not change once answered.
  */
-#include <stdbool.h>
 #include <string.h>
-
-#include <opendkim/dkim.h>
 
 #include "dkim.h"
 
-/* A key record's TXT as the library's callback buffer takes it. */
-#define DKIM_KEY_TEXT_MAX 1024
+#define DKIM_SIGNHEADER "DKIM-Signature"
+#define DKIM_CACHE_TTL_MAX 3600 /* seconds a key answer is kept at most */
+#define DKIM_CACHE_NAMES_MAX 10000
 
 typedef struct {
   DkimLookup status;
-  char *text;    /* owned, nullable: the record, when FOUND or REVOKED */
-  char *problem; /* owned, nullable: why MALFORMED */
-  DkimKeyType type; /* k=, when FOUND or REVOKED */
+  char *problem;       /* owned, nullable: why MALFORMED or TEMPFAIL */
+  DkimKeyType type;    /* k=, when FOUND or REVOKED */
+  DkimPublicKey *key;  /* owned, when FOUND */
   gboolean done;
 } DkimKeyAnswer;
+
+static void dkim_key_answer_clear(DkimKeyAnswer *answer) {
+  g_free(answer->problem);
+  g_clear_pointer(&answer->key, dkim_public_key_unref);
+}
+
+static DkimKeyAnswer *dkim_key_answer_ref(DkimKeyAnswer *answer) {
+  return g_atomic_rc_box_acquire(answer);
+}
+
+static void dkim_key_answer_unref(DkimKeyAnswer *answer) {
+  g_atomic_rc_box_release_full(answer, (GDestroyNotify)dkim_key_answer_clear);
+}
+
+/* --- The key cache (main thread) ------------------------------------------ */
+
+typedef struct {
+  DkimKeyAnswer *answer; /* owned reference */
+  gint64 expires;        /* g_get_monotonic_time() */
+} DkimCacheEntry;
+
+struct _DkimKeyCache {
+  GHashTable *entries; /* owned: name -> DkimCacheEntry* */
+};
+
+static void dkim_cache_entry_free(DkimCacheEntry *entry) {
+  dkim_key_answer_unref(entry->answer);
+  g_free(entry);
+}
+
+DkimKeyCache *dkim_key_cache_new(void) {
+  DkimKeyCache *cache = g_new0(DkimKeyCache, 1);
+  cache->entries = g_hash_table_new_full(
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)dkim_cache_entry_free);
+  return cache;
+}
+
+void dkim_key_cache_free(DkimKeyCache *cache) {
+  if (cache == NULL)
+    return;
+  g_hash_table_unref(cache->entries);
+  g_free(cache);
+}
+
+static gboolean dkim_cache_entry_expired(gpointer key, gpointer value,
+                                         gpointer now) {
+  (void)key;
+  return ((DkimCacheEntry *)value)->expires <= *(gint64 *)now;
+}
+
+/* A fresh answer for `name`, or NULL. */
+static DkimKeyAnswer *dkim_key_cache_get(DkimKeyCache *cache,
+                                         const char *name) {
+  DkimCacheEntry *entry = g_hash_table_lookup(cache->entries, name);
+  if (entry == NULL)
+    return NULL;
+  if (entry->expires <= g_get_monotonic_time()) {
+    g_hash_table_remove(cache->entries, name);
+    return NULL;
+  }
+  return dkim_key_answer_ref(entry->answer);
+}
+
+static void dkim_key_cache_put(DkimKeyCache *cache, const char *name,
+                               DkimKeyAnswer *answer, guint32 ttl) {
+  gint64 now = g_get_monotonic_time();
+  if (ttl == 0)
+    return;
+  if (g_hash_table_size(cache->entries) >= DKIM_CACHE_NAMES_MAX)
+    g_hash_table_foreach_remove(cache->entries, dkim_cache_entry_expired, &now);
+  if (g_hash_table_size(cache->entries) >= DKIM_CACHE_NAMES_MAX)
+    g_hash_table_remove_all(cache->entries);
+  DkimCacheEntry *entry = g_new0(DkimCacheEntry, 1);
+  entry->answer = dkim_key_answer_ref(answer);
+  entry->expires =
+      now + (gint64)MIN(ttl, DKIM_CACHE_TTL_MAX) * G_USEC_PER_SEC;
+  g_hash_table_replace(cache->entries, g_strdup(name), entry);
+}
+
+/* --- The job ---------------------------------------------------------------- */
 
 typedef struct {
   DkimJobKind kind; /* DKIM_JOB_VERIFY: first, as every job's */
   PstCall *call;
-  DkimConfig *config; /* owned reference */
-  GThreadPool *pool;  /* borrowed: the plugin's */
+  DkimConfig *config;        /* owned reference */
+  GThreadPool *pool;         /* borrowed: the plugin's */
   GCancellable *cancellable; /* owned reference: the call's */
-  DKIM *dkim;                /* owned */
-  GHashTable *answers; /* owned: "s._domainkey.d" -> DkimKeyAnswer* */
-  guint pending;       /* lookups not answered yet */
-  gboolean prescreened;
-  gboolean waiting; /* dkim_eoh() said "try again": call it again */
+  DkimVerifying *verifying;  /* owned */
+  guint total;               /* signatures in the message */
+  GPtrArray *answers; /* owned: per parsed signature, DkimKeyAnswer* or NULL */
+  guint pending;      /* lookups not answered yet */
 } DkimVerifyJob;
 
-static void dkim_key_answer_free(DkimKeyAnswer *answer) {
-  g_free(answer->text);
-  g_free(answer->problem);
-  g_free(answer);
-}
-
 static void dkim_verify_job_free(DkimVerifyJob *job) {
-  if (job->dkim != NULL)
-    dkim_free(job->dkim);
-  g_hash_table_unref(job->answers);
+  dkim_verifying_free(job->verifying);
+  g_ptr_array_unref(job->answers);
   g_object_unref(job->cancellable);
   dkim_config_unref(job->config);
   g_free(job);
@@ -74,19 +151,14 @@ static void dkim_verify_job_finish(DkimVerifyJob *job) {
   pst_call_complete(call, PST_VERDICT_CONTINUE);
 }
 
-/* "SELECTOR._domainkey.DOMAIN" for a signature, or NULL when its names
- * cannot be looked up. */
-static char *dkim_key_name(DKIM_SIGINFO *sig) {
-  const char *domain = (const char *)dkim_sig_getdomain(sig);
-  const char *selector = (const char *)dkim_sig_getselector(sig);
-  if (!dkim_domain_is_valid(domain) || !dkim_selector_is_valid(selector))
-    return NULL;
-  return g_strconcat(selector, "._domainkey.", domain, NULL);
-}
-
 /* --- Key answers ---------------------------------------------------------- */
 
-/* The key record among the TXT records of an answer. */
+static void dkim_key_answer_problem(DkimKeyAnswer *answer, char *problem) {
+  g_free(answer->problem);
+  answer->problem = problem;
+}
+
+/* The key record among the TXT records of an answer, its key decoded. */
 static void dkim_key_answer_fill(DkimKeyAnswer *answer, PstDnsResult *result) {
   guint count = pst_dns_result_get_count(result);
   for (guint i = 0; i < count; i++) {
@@ -95,8 +167,7 @@ static void dkim_key_answer_fill(DkimKeyAnswer *answer, PstDnsResult *result) {
     g_auto(DkimRecord) record = {0};
     g_autoptr(GError) error = NULL;
     if (text == NULL || strlen(text) != length) {
-      g_clear_pointer(&answer->problem, g_free);
-      answer->problem = g_strdup("NUL octet in the record");
+      dkim_key_answer_problem(answer, g_strdup("NUL octet in the record"));
       continue;
     }
     if (!dkim_record_parse(text, &record, &error)) {
@@ -104,17 +175,17 @@ static void dkim_key_answer_fill(DkimKeyAnswer *answer, PstDnsResult *result) {
         answer->problem = g_strdup(error->message);
       continue;
     }
-    if (length > DKIM_KEY_TEXT_MAX) {
-      g_clear_pointer(&answer->problem, g_free);
-      answer->problem = g_strdup_printf("record of %" G_GSIZE_FORMAT
-                                        " octets is too long",
-                                        length);
+    answer->type = record.type;
+    if (record.public_key[0] == '\0') {
+      answer->status = DKIM_LOOKUP_REVOKED;
+      return;
+    }
+    answer->key = dkim_public_key_new(&record, &error);
+    if (answer->key == NULL) {
+      dkim_key_answer_problem(answer, g_strdup(error->message));
       continue;
     }
-    answer->status = record.public_key[0] == '\0' ? DKIM_LOOKUP_REVOKED
-                                                  : DKIM_LOOKUP_FOUND;
-    answer->type = record.type;
-    answer->text = g_strdup(text);
+    answer->status = DKIM_LOOKUP_FOUND;
     return;
   }
   answer->status = DKIM_LOOKUP_MALFORMED;
@@ -126,12 +197,14 @@ static void dkim_verify_resume(DkimVerifyJob *job);
 
 typedef struct {
   DkimVerifyJob *job;
-  DkimKeyAnswer *answer;
+  DkimKeyAnswer *answer; /* owned reference */
 } DkimLookupData;
 
 static void dkim_key_answered(PstDnsResult *result, gpointer user_data) {
   g_autofree DkimLookupData *lookup = user_data;
   DkimKeyAnswer *answer = lookup->answer;
+  DkimVerifyJob *job = lookup->job;
+  gboolean cacheable = TRUE;
   switch (pst_dns_result_get_status(result)) {
   case PST_DNS_OK:
     dkim_key_answer_fill(answer, result);
@@ -143,168 +216,48 @@ static void dkim_key_answered(PstDnsResult *result, gpointer user_data) {
   default:
     answer->status = DKIM_LOOKUP_TEMPFAIL;
     answer->problem = g_strdup(pst_dns_result_get_reason(result));
+    cacheable = FALSE;
     break;
   }
   answer->done = TRUE;
+  if (cacheable)
+    dkim_key_cache_put(job->config->keys, pst_dns_result_get_name(result),
+                       answer, pst_dns_result_get_ttl(result));
+  dkim_key_answer_unref(answer);
   pst_dns_result_free(result);
-  DkimVerifyJob *job = lookup->job;
   if (--job->pending == 0)
     dkim_verify_resume(job);
 }
 
-/* --- libopendkim's callbacks ---------------------------------------------- */
-
-static DKIM_CBSTAT dkim_prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int count) {
-  DkimVerifyJob *job = dkim_get_user_context(dkim);
-  if (job == NULL || job->prescreened)
-    return DKIM_CBSTAT_CONTINUE;
-  job->prescreened = TRUE;
-  for (int i = 0; i < count; i++) {
-    if ((guint)i >= job->config->max_signatures) {
-      dkim_sig_ignore(sigs[i]);
-      continue;
-    }
-    g_autofree char *name = dkim_key_name(sigs[i]);
-    if (name == NULL || g_hash_table_contains(job->answers, name))
-      continue;
-    DkimKeyAnswer *answer = g_new0(DkimKeyAnswer, 1);
-    g_hash_table_insert(job->answers, g_strdup(name), answer);
+/* The answer for signature `index` (NULL: none needed), from the cache,
+ * this message's lookups, or a new lookup. */
+static DkimKeyAnswer *dkim_verify_key(DkimVerifyJob *job, guint index,
+                                      GHashTable *asked) {
+  const char *domain = NULL, *selector = NULL;
+  if (!dkim_verifying_get_names(job->verifying, index, &domain, &selector) ||
+      !dkim_domain_is_valid(domain) || !dkim_selector_is_valid(selector))
+    return NULL;
+  g_autofree char *name = g_strconcat(selector, "._domainkey.", domain, NULL);
+  for (char *p = name; *p != '\0'; p++)
+    *p = g_ascii_tolower(*p);
+  DkimKeyAnswer *answer = g_hash_table_lookup(asked, name);
+  if (answer != NULL)
+    return dkim_key_answer_ref(answer);
+  answer = dkim_key_cache_get(job->config->keys, name);
+  if (answer == NULL) {
+    answer = g_atomic_rc_box_new0(DkimKeyAnswer);
     DkimLookupData *lookup = g_new0(DkimLookupData, 1);
     lookup->job = job;
-    lookup->answer = answer;
+    lookup->answer = dkim_key_answer_ref(answer);
     job->pending++;
-    pst_dns_lookup(PST_DNS_TYPE_TXT, name, job->cancellable,
-                   dkim_key_answered, lookup);
+    pst_dns_lookup(PST_DNS_TYPE_TXT, name, job->cancellable, dkim_key_answered,
+                   lookup);
   }
-  return DKIM_CBSTAT_CONTINUE;
-}
-
-static DKIM_CBSTAT dkim_key_lookup(DKIM *dkim, DKIM_SIGINFO *sig,
-                                   unsigned char *buffer, size_t size) {
-  DkimVerifyJob *job = dkim_get_user_context(dkim);
-  g_autofree char *name = dkim_key_name(sig);
-  DkimKeyAnswer *answer =
-      job != NULL && name != NULL ? g_hash_table_lookup(job->answers, name)
-                                  : NULL;
-  if (answer == NULL)
-    return DKIM_CBSTAT_NOTFOUND;
-  if (!answer->done)
-    return DKIM_CBSTAT_TRYAGAIN;
-  switch (answer->status) {
-  case DKIM_LOOKUP_FOUND:
-  case DKIM_LOOKUP_REVOKED:
-    if (strlen(answer->text) >= size)
-      return DKIM_CBSTAT_ERROR;
-    memcpy(buffer, answer->text, strlen(answer->text) + 1);
-    return DKIM_CBSTAT_CONTINUE;
-  case DKIM_LOOKUP_NOT_FOUND:
-    return DKIM_CBSTAT_NOTFOUND;
-  default:
-    return DKIM_CBSTAT_ERROR;
-  }
-}
-
-void dkim_verify_install_callbacks(void *library) {
-  dkim_set_prescreen(library, dkim_prescreen);
-  dkim_set_key_lookup(library, dkim_key_lookup);
+  g_hash_table_insert(asked, g_steal_pointer(&name), answer);
+  return dkim_key_answer_ref(answer);
 }
 
 /* --- The results ---------------------------------------------------------- */
-
-static const char *dkim_algorithm_name(DKIM_SIGINFO *sig) {
-  dkim_alg_t algorithm = -1;
-  if (dkim_sig_getsignalg(sig, &algorithm) != DKIM_STAT_OK)
-    return NULL;
-  switch (algorithm) {
-  case DKIM_SIGN_RSASHA1:
-    return "rsa-sha1";
-  case DKIM_SIGN_RSASHA256:
-    return "rsa-sha256";
-  case DKIM_SIGN_ED25519SHA256:
-    return "ed25519-sha256";
-  default:
-    return NULL;
-  }
-}
-
-/* The first 8 characters of b=, when they are base64 (RFC 6008). */
-static char *dkim_header_b(DKIM *dkim, DKIM_SIGINFO *sig) {
-  char text[64] = {0};
-  size_t length = sizeof text - 1;
-  if (dkim_get_sigsubstring(dkim, sig, text, &length) != DKIM_STAT_OK)
-    return NULL;
-  text[MIN(length, 8)] = '\0';
-  for (const char *p = text; *p != '\0'; p++)
-    if (!(g_ascii_isalnum(*p) || *p == '+' || *p == '/'))
-      return NULL;
-  return text[0] != '\0' ? g_strdup(text) : NULL;
-}
-
-/* i=, when it is local@domain with a valid domain and no character that
- * could end a value in Authentication-Results. */
-static char *dkim_header_i(DKIM *dkim, DKIM_SIGINFO *sig) {
-  char text[256] = {0};
-  if (dkim_sig_getidentity(dkim, sig, (unsigned char *)text, sizeof text) !=
-      DKIM_STAT_OK)
-    return NULL;
-  const char *at = strrchr(text, '@');
-  if (at == NULL || !dkim_domain_is_valid(at + 1))
-    return NULL;
-  for (const char *p = text; p < at; p++)
-    if (!g_ascii_isalnum(*p) && strchr(".!#$%&'*+/=?^_`{|}~-", *p) == NULL)
-      return NULL;
-  return g_strdup(text);
-}
-
-/* A t= or x= tag as seconds, -1 when absent or not a number. */
-static gint64 dkim_sig_time_tag(DKIM_SIGINFO *sig, const char *tag) {
-  const char *value =
-      (const char *)dkim_sig_gettagvalue(sig, false, (unsigned char *)tag);
-  guint64 seconds = 0;
-  if (value == NULL ||
-      !g_ascii_string_to_unsigned(value, 10, 0, G_MAXINT64, &seconds, NULL))
-    return -1;
-  return (gint64)seconds;
-}
-
-static void dkim_check_fill(DkimVerifyJob *job, DKIM_SIGINFO *sig,
-                            DkimCheck *check) {
-  DkimConfig *config = job->config;
-  check->domain = (const char *)dkim_sig_getdomain(sig);
-  check->algorithm = dkim_algorithm_name(sig);
-  g_autofree char *name = dkim_key_name(sig);
-  DkimKeyAnswer *answer =
-      name != NULL ? g_hash_table_lookup(job->answers, name) : NULL;
-  check->lookup = answer != NULL ? answer->status : DKIM_LOOKUP_NONE;
-  check->lookup_problem = answer != NULL ? answer->problem : NULL;
-  check->key_type_known = answer != NULL &&
-                          answer->status == DKIM_LOOKUP_FOUND;
-  check->key_type = answer != NULL ? answer->type : DKIM_KEY_RSA;
-  check->library_error = dkim_sig_geterror(sig);
-  check->library_text = dkim_sig_geterrorstr(check->library_error);
-  check->passed = DKIM_SIG_CHECK(sig);
-  check->body_mismatch = dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH;
-  check->ed25519 = check->algorithm != NULL &&
-                   g_str_equal(check->algorithm, "ed25519-sha256");
-  unsigned int bits = 0;
-  if (dkim_sig_getkeysize(sig, &bits) == DKIM_STAT_OK)
-    check->key_bits = bits;
-  ssize_t message_length = -1, canon_length = -1, signed_length = -1;
-  if (dkim_sig_getcanonlen(job->dkim, sig, &message_length, &canon_length,
-                           &signed_length) == DKIM_STAT_OK) {
-    /* The body as received: l= below it leaves octets unsigned (simple
-     * canonicalisation's trailing empty lines count as such). */
-    check->signed_length = signed_length;
-    check->body_length = message_length;
-  } else {
-    check->signed_length = check->body_length = -1;
-  }
-  check->signed_at = dkim_sig_time_tag(sig, "t");
-  check->expires_at = dkim_sig_time_tag(sig, "x");
-  check->now = g_get_real_time() / G_USEC_PER_SEC;
-  check->min_key_bits = config->min_key_bits;
-  check->allow_rsa_sha1 = config->allow_rsa_sha1;
-}
 
 static void dkim_add_string(GVariantBuilder *builder, const char *key,
                             const char *value) {
@@ -312,19 +265,35 @@ static void dkim_add_string(GVariantBuilder *builder, const char *key,
     g_variant_builder_add(builder, "{sv}", key, g_variant_new_string(value));
 }
 
+static void dkim_check_fill(DkimVerifyJob *job, guint index,
+                            DkimCheck *check) {
+  const DkimKeyAnswer *answer = job->answers->pdata[index];
+  dkim_verifying_check(job->verifying, index,
+                       answer != NULL ? answer->key : NULL, check);
+  check->lookup = answer != NULL ? answer->status : DKIM_LOOKUP_NONE;
+  check->lookup_problem = answer != NULL ? answer->problem : NULL;
+  check->key_type_known = answer != NULL && answer->status == DKIM_LOOKUP_FOUND;
+  check->key_type = answer != NULL ? answer->type : DKIM_KEY_RSA;
+  check->now = g_get_real_time() / G_USEC_PER_SEC;
+  check->min_key_bits = job->config->min_key_bits;
+  check->allow_rsa_sha1 = job->config->allow_rsa_sha1;
+}
+
 /* One signature's auth.dkim entry; logs it. */
-static void dkim_report_signature(DkimVerifyJob *job, DKIM_SIGINFO *sig) {
+static void dkim_report_signature(DkimVerifyJob *job, guint index) {
   DkimCheck check = {0};
-  dkim_check_fill(job, sig, &check);
+  dkim_check_fill(job, index, &check);
   g_autofree char *reason = NULL;
   const char *result = dkim_check_decide(&check, &reason);
-  const char *domain =
-      dkim_domain_is_valid(check.domain) ? check.domain : NULL;
-  const char *selector = (const char *)dkim_sig_getselector(sig);
+  const char *domain = NULL, *selector = NULL;
+  (void)dkim_verifying_get_names(job->verifying, index, &domain, &selector);
+  if (!dkim_domain_is_valid(domain))
+    domain = NULL;
   if (!dkim_selector_is_valid(selector))
     selector = NULL;
-  g_autofree char *b = dkim_header_b(job->dkim, sig);
-  g_autofree char *i = domain != NULL ? dkim_header_i(job->dkim, sig) : NULL;
+  g_autofree char *b = dkim_verifying_get_b(job->verifying, index);
+  g_autofree char *i =
+      domain != NULL ? dkim_verifying_get_i(job->verifying, index) : NULL;
   GVariantBuilder builder;
   g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
   dkim_add_string(&builder, "result", result);
@@ -343,12 +312,12 @@ static void dkim_report_signature(DkimVerifyJob *job, DKIM_SIGINFO *sig) {
                reason);
 }
 
-static void dkim_report_none(DkimVerifyJob *job, const char *reason) {
+static void dkim_report_none(PstCall *call, const char *reason) {
   GVariantBuilder builder;
   g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
   dkim_add_string(&builder, "result", "none");
   dkim_add_string(&builder, "reason", reason);
-  pst_result_append(job->call, PST_SCOPE_TRANSACTION, "auth.dkim",
+  pst_result_append(call, PST_SCOPE_TRANSACTION, "auth.dkim",
                     g_variant_builder_end(&builder));
 }
 
@@ -357,9 +326,8 @@ static void dkim_report_none(DkimVerifyJob *job, const char *reason) {
 static gboolean dkim_verify_body(const guint8 *chunk, gsize length,
                                  gpointer data) {
   DkimVerifyJob *job = data;
-  DKIM_STAT status = dkim_body(job->dkim, (unsigned char *)chunk, length);
-  return status == DKIM_STAT_OK &&
-         !g_cancellable_is_cancelled(job->cancellable);
+  dkim_verifying_add_body(job->verifying, chunk, length);
+  return !g_cancellable_is_cancelled(job->cancellable);
 }
 
 void dkim_verify_job_run(gpointer data) {
@@ -373,64 +341,44 @@ void dkim_verify_job_run(gpointer data) {
                       &error)) {
     pst_call_log(job->call, G_LOG_LEVEL_WARNING,
                  "not verified: cannot read the body: %s", error->message);
-    dkim_report_none(job, "body unreadable");
+    dkim_report_none(job->call, "body unreadable");
     dkim_verify_job_finish(job);
     return;
   }
-  bool testing = false;
-  dkim_eom(job->dkim, &testing);
-  DKIM_SIGINFO **sigs = NULL;
-  int count = 0;
-  if (dkim_getsiglist(job->dkim, &sigs, &count) != DKIM_STAT_OK)
-    count = 0;
-  guint reported = 0;
-  for (int i = 0; i < count; i++) {
-    if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
-      continue;
-    dkim_report_signature(job, sigs[i]);
-    reported++;
-  }
-  if ((guint)count > reported)
+  dkim_verifying_finish_body(job->verifying);
+  guint count = dkim_verifying_get_count(job->verifying);
+  for (guint i = 0; i < count; i++)
+    dkim_report_signature(job, i);
+  if (job->total > count)
     pst_call_log(job->call, G_LOG_LEVEL_INFO,
-                 "%u of %d signatures not verified (max_signatures = %u)",
-                 (guint)count - reported, count, job->config->max_signatures);
-  if (reported == 0)
-    dkim_report_none(job, "no valid signature");
+                 "%u of %u signatures not verified (max_signatures = %u)",
+                 job->total - count, job->total, job->config->max_signatures);
+  if (count == 0)
+    dkim_report_none(job->call, "no valid signature");
   dkim_verify_job_finish(job);
 }
 
 /* --- The main-thread part ------------------------------------------------- */
 
-/* After the last key answer: the library resumes, then the body. */
+/* After the last key answer: the body, on the pool. */
 static void dkim_verify_resume(DkimVerifyJob *job) {
   if (g_cancellable_is_cancelled(job->cancellable)) {
     dkim_verify_job_finish(job);
     return;
   }
-  if (job->waiting && dkim_eoh(job->dkim) == DKIM_STAT_CBTRYAGAIN)
-    /* Every lookup is answered: the library asked for a key nobody looked
-     * up.  Its signature ends without a key (logged with its result). */
-    pst_call_log(job->call, G_LOG_LEVEL_WARNING,
-                 "libopendkim still waits for a key after every answer");
   g_thread_pool_push(job->pool, job, NULL);
 }
 
 static void dkim_verify_header(const char *field, gsize length,
                                gpointer data) {
-  DkimVerifyJob *job = data;
-  dkim_header(job->dkim, (unsigned char *)field, length);
+  dkim_verifying_add_header(data, field, length);
 }
 
 PstVerdict dkim_verify_call(GThreadPool *pool, PstCall *call,
                             DkimConfig *config) {
   PstMessage *message = pst_call_get_message(call);
   if (pst_message_get_header(message, DKIM_SIGNHEADER, 0) == NULL) {
-    GVariantBuilder builder;
-    g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
-    dkim_add_string(&builder, "result", "none");
-    dkim_add_string(&builder, "reason", "no signature");
-    pst_result_append(call, PST_SCOPE_TRANSACTION, "auth.dkim",
-                      g_variant_builder_end(&builder));
+    dkim_report_none(call, "no signature");
     return PST_VERDICT_CONTINUE;
   }
   DkimVerifyJob *job = g_new0(DkimVerifyJob, 1);
@@ -439,21 +387,17 @@ PstVerdict dkim_verify_call(GThreadPool *pool, PstCall *call,
   job->config = dkim_config_ref(config);
   job->pool = pool;
   job->cancellable = g_object_ref(pst_call_get_cancellable(call));
-  job->answers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                       (GDestroyNotify)dkim_key_answer_free);
-  DKIM_STAT status = DKIM_STAT_OK;
-  job->dkim = dkim_verify(config->library,
-                          (const unsigned char *)pst_message_get_id(message),
-                          NULL, &status);
-  if (job->dkim == NULL) {
-    pst_call_log(call, G_LOG_LEVEL_WARNING, "libopendkim: %s",
-                 dkim_getresultstr(status));
-    dkim_verify_job_free(job);
-    return PST_VERDICT_CONTINUE;
-  }
-  dkim_set_user_context(job->dkim, job);
-  dkim_feed_headers(message, dkim_verify_header, job);
-  job->waiting = dkim_eoh(job->dkim) == DKIM_STAT_CBTRYAGAIN;
+  job->verifying = dkim_verifying_new();
+  job->answers =
+      g_ptr_array_new_with_free_func((GDestroyNotify)dkim_key_answer_unref);
+  dkim_feed_headers(message, dkim_verify_header, job->verifying);
+  job->total =
+      dkim_verifying_parse_signatures(job->verifying, config->max_signatures);
+  g_autoptr(GHashTable) asked =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  guint count = dkim_verifying_get_count(job->verifying);
+  for (guint i = 0; i < count; i++)
+    g_ptr_array_add(job->answers, dkim_verify_key(job, i, asked));
   /* Lookups in flight: the last answer resumes (never from inside
    * pst_dns_lookup(), so not before this returns). */
   if (job->pending == 0)

@@ -1,8 +1,11 @@
 /* dkim.h - what the DKIM plugin's files (and `postilion dkim`) share.
  *
+ *   dkim-tags.c    pure: tag-lists (RFC 6376 3.2) and DKIM-Signature
+ *                  values (3.5) parsed
  *   dkim-record.c  pure: domain and selector syntax, key records (v=DKIM1;
- *                  k=; p=) parsed and split into zone-file strings, the
- *                  verdict of one verified signature (DkimCheck -> result)
+ *                  k=; p=; h=; s=; t=) parsed and split into zone-file
+ *                  strings, the verdict of one verified signature
+ *                  (DkimCheck -> result)
  *   dkim-key.c     private key files: the permission checks, the
  *                  algorithm, the public half as a p= value, generation
  *   dkim-config.c  [plugin:dkim] and [plugin:dkim:DOMAIN] read into an
@@ -11,10 +14,14 @@
  *                  the folding of a DKIM-Signature value
  *   dkim-signer.c  our signer: header selection, hashes, RSA-SHA256 and
  *                  Ed25519-SHA256 (RFC 8463) with keys parsed once
+ *   dkim-verifier.c our verifier: header selection per h=, body hashes
+ *                  shared by signatures, RSA and Ed25519 verification with
+ *                  public keys decoded once per DNS answer
  *   dkim-sign.c    one signing job (worker thread) and the signer of mail
  *                  the daemon writes itself
  *   dkim-verify.c  one verification: key lookups through the core resolver
- *                  (main thread), body and signatures on a worker
+ *                  and the key cache (main thread), body and signatures on
+ *                  a worker
  *   dkim.c         the hooks and the plugin's life cycle
  */
 #pragma once
@@ -24,6 +31,83 @@
 #include <postilion/plugin.h>
 
 G_BEGIN_DECLS
+
+/* --- Tag-lists (dkim-tags.c) --------------------------------------------- */
+
+/* One tag of a tag-list: name and value point into the parsed text; the
+ * value without the white space around it.  [value_offset, value_end) is
+ * everything between '=' and the ';' (or the end): what b= blanking
+ * removes. */
+typedef struct {
+  const char *name;
+  gsize name_length;
+  const char *value;
+  gsize value_length;
+  gsize value_offset;
+  gsize value_end;
+} DkimTag;
+
+/* Receives each tag in turn; FALSE (with `error` set) stops the parse. */
+typedef gboolean (*DkimTagFunc)(const DkimTag *tag, gpointer data,
+                                GError **error);
+/* Parses a tag-list of `length` octets.  FALSE with `error` for a tag
+ * twice, an item without '=', a bad tag name, a control octet in a value,
+ * more than 64 tags, or what `func` refuses. */
+gboolean dkim_tags_parse(const char *text, gsize length, DkimTagFunc func,
+                         gpointer data, GError **error);
+/* TRUE when the tag's name is `name` (case matters, RFC 6376 3.2). */
+gboolean dkim_tag_is(const DkimTag *tag, const char *name);
+/* The value with every white space octet removed (base64, lists). */
+char *dkim_tag_value_strip(const DkimTag *tag);
+/* TRUE for base64 with correct padding (empty included). */
+gboolean dkim_base64_is_valid(const char *text);
+
+typedef enum {
+  DKIM_ALG_RSA_SHA1 = 0,
+  DKIM_ALG_RSA_SHA256,
+  DKIM_ALG_ED25519_SHA256,
+} DkimAlgorithm;
+
+/* "rsa-sha1", "rsa-sha256", "ed25519-sha256". */
+const char *dkim_algorithm_to_string(DkimAlgorithm algorithm);
+
+/* DkimCanon (below) is needed here. */
+typedef enum {
+  DKIM_CANON_SIMPLE_ = 0,
+  DKIM_CANON_RELAXED_,
+} DkimCanon;
+
+/* A DKIM-Signature value, parsed (RFC 6376 3.5). */
+typedef struct {
+  DkimAlgorithm algorithm; /* a= */
+  gboolean algorithm_known;
+  DkimCanon header_canon; /* c=, simple/simple when absent */
+  DkimCanon body_canon;
+  char *domain;    /* owned, nullable: d= as written (not yet validated) */
+  char *selector;  /* owned, nullable: s= */
+  char *identity;  /* owned, nullable: i= */
+  char **headers;  /* owned, nullable: h=, names as written */
+  guint8 *body_hash;       /* owned: bh= decoded */
+  gsize body_hash_length;
+  guint8 *signature;       /* owned: b= decoded */
+  gsize signature_length;
+  char *b_text;            /* owned: b= without white space */
+  gsize b_start, b_end;    /* b='s value in the text: blanked when hashed */
+  gint64 length;           /* l=, -1 when absent */
+  gint64 timestamp;        /* t=, -1 when absent */
+  gint64 expires;          /* x=, -1 when absent */
+} DkimSignature;
+
+/* Parses a DKIM-Signature value of `length` octets.  FALSE with `error`
+ * (the permerror's reason) for a bad tag-list, v= other than 1, an unknown
+ * a= or c=, b= or bh= empty or not base64, an empty d= or s=, an h= that
+ * does not sign From, an i= outside d=, l=/t=/x= that are no numbers, an
+ * x= before t=, a q= without dns/txt, or a missing v=, a=, b=, bh=, d=,
+ * h= or s=.  What was read before the failure stays in `sig` (d= and s=
+ * for the report); clear it either way. */
+gboolean dkim_signature_parse(const char *value, gsize length,
+                              DkimSignature *sig, GError **error);
+void dkim_signature_clear(DkimSignature *sig);
 
 /* --- Pure parts (dkim-record.c) ------------------------------------------ */
 
@@ -48,14 +132,19 @@ const char *dkim_key_type_to_string(DkimKeyType type);
 typedef struct {
   DkimKeyType type; /* k=, rsa when absent */
   char *public_key; /* owned: p= without white space; "" when revoked */
+  gboolean sha1;      /* h= allows sha1 (TRUE when h= is absent) */
+  gboolean sha256;    /* h= allows sha256 (TRUE when h= is absent) */
+  gboolean not_email; /* s= names neither "email" nor "*" */
+  gboolean testing;   /* t=y */
+  gboolean strict;    /* t=s: i= must be in d= itself, not a subdomain */
 } DkimRecord;
 
 void dkim_record_clear(DkimRecord *record);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(DkimRecord, dkim_record_clear)
-/* Parses `text` (the TXT strings concatenated).  FALSE, with `error`
- * saying what is wrong, for: a v= that is not first or not DKIM1, a tag
- * twice, a tag without '=', an unknown k=, no p=, a p= that is not
- * base64. */
+/* Parses `text` (the TXT strings concatenated) as a tag-list.  FALSE,
+ * with `error` saying what is wrong, for: a v= that is not first or not
+ * DKIM1, a tag twice, a tag without '=', an unknown k=, no p=, a p= that
+ * is not base64.  Unknown h= and s= entries and t= flags are ignored. */
 gboolean dkim_record_parse(const char *text, DkimRecord *record,
                            GError **error);
 /* The record for a key: "v=DKIM1; k=TYPE; p=KEY" (RSA keys get h=sha256,
@@ -67,7 +156,7 @@ char *dkim_record_format(DkimKeyType type, const char *public_key);
 char *dkim_record_zone_line(const char *domain, const char *selector,
                             const char *record);
 
-/* Everything known about one verified signature, as libopendkim and the
+/* Everything known about one verified signature, as the verifier and the
  * lookups left it; dkim_check_decide() turns it into a result. */
 typedef enum {
   DKIM_LOOKUP_NONE = 0, /* no lookup made (bad d= or s=, skipped) */
@@ -80,12 +169,12 @@ typedef enum {
 
 typedef struct {
   const char *domain;    /* d=, nullable */
-  const char *algorithm; /* a= as libopendkim names it, nullable */
+  const char *algorithm; /* a= ("rsa-sha256", ...), nullable */
   DkimLookup lookup;
   const char *lookup_problem; /* nullable: why MALFORMED */
-  int library_error;          /* dkim_sig_geterror() */
-  const char *library_text;   /* dkim_sig_geterrorstr(), nullable */
-  gboolean passed;            /* DKIM_SIG_CHECK() */
+  const char *problem;        /* nullable: why the signature or its key
+                                 cannot be used (a permerror) */
+  gboolean passed;            /* the signature verified */
   gboolean body_mismatch;     /* bh= did not match */
   gboolean ed25519;           /* the key is Ed25519 */
   gboolean key_type_known;    /* the record's k= is known: */
@@ -149,16 +238,14 @@ char *dkim_key_generate(DkimKeyType type, guint bits, GError **error);
 
 /* --- Configuration (dkim-config.c) --------------------------------------- */
 
-typedef enum {
-  DKIM_CANON_SIMPLE_ = 0,
-  DKIM_CANON_RELAXED_,
-} DkimCanon;
-
 typedef struct {
   char *domain;         /* owned: the From: domain, lower case */
   char *signing_domain; /* owned: d= */
   GPtrArray *keys;      /* owned, of DkimKey*: one signature each */
 } DkimDomain;
+
+/* Key answers already looked up (dkim-verify.c). */
+typedef struct _DkimKeyCache DkimKeyCache;
 
 /* Immutable after dkim_config_load(); every hook and job holds a
  * reference, so a SIGHUP never changes a running signature. */
@@ -176,7 +263,7 @@ typedef struct {
   gboolean allow_rsa_sha1;
   GHashTable *domains; /* owned: lower-case domain -> DkimDomain* */
   char *hostname;      /* owned: [server] hostname, lower case */
-  void *library;       /* owned: the DKIM_LIB with these options */
+  DkimKeyCache *keys;  /* owned: key answers, used on the main thread */
 } DkimConfig;
 
 /* Reads [plugin:dkim] (`group`) and every [plugin:dkim:DOMAIN] of
@@ -274,6 +361,62 @@ void dkim_signing_add_message(DkimSigning *signing, const guint8 *data,
 char *dkim_signing_sign(DkimSigning *signing, const DkimSignSpec *spec,
                         GError **error);
 
+/* --- Our verifier (dkim-verifier.c) --------------------------------------- */
+
+/* A public key from a key record, decoded once (reference-counted,
+ * read-only after creation: worker threads share it). */
+typedef struct {
+  DkimKeyType type;
+  guint bits;        /* RSA modulus size; 0 for Ed25519 */
+  EVP_PKEY *pkey;    /* owned */
+  gboolean sha1;     /* the record's h= */
+  gboolean sha256;
+  gboolean not_email;
+  gboolean strict;
+} DkimPublicKey;
+
+/* Decodes the record's p= (RSA: SubjectPublicKeyInfo; Ed25519: the 32
+ * octets, RFC 8463).  NULL with `error` when it is no such key; the record
+ * must not be revoked (empty p=). */
+DkimPublicKey *dkim_public_key_new(const DkimRecord *record, GError **error);
+DkimPublicKey *dkim_public_key_ref(DkimPublicKey *key);
+void dkim_public_key_unref(DkimPublicKey *key);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DkimPublicKey, dkim_public_key_unref)
+
+/* A message being verified: its header fields, its signatures parsed, the
+ * body hashes (one per distinct canonicalization, l= and hash). */
+typedef struct _DkimVerifying DkimVerifying;
+
+DkimVerifying *dkim_verifying_new(void);
+void dkim_verifying_free(DkimVerifying *verifying);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DkimVerifying, dkim_verifying_free)
+/* One header field, "Name: value" (no CRLF), in message order. */
+void dkim_verifying_add_header(DkimVerifying *verifying, const char *field,
+                               gsize length);
+/* After the header: parses the first `max` DKIM-Signature fields (top
+ * first); returns how many there are in all. */
+guint dkim_verifying_parse_signatures(DkimVerifying *verifying, guint max);
+/* The number parsed, and signature `index`'s d= and s= (nullable: absent
+ * or unparsable), and whether it parsed (a key is worth looking up). */
+guint dkim_verifying_get_count(const DkimVerifying *verifying);
+gboolean dkim_verifying_get_names(const DkimVerifying *verifying, guint index,
+                                  const char **domain_r,
+                                  const char **selector_r);
+/* The body (CRLF lines), in pieces of any size; then finish. */
+void dkim_verifying_add_body(DkimVerifying *verifying, const guint8 *data,
+                             gsize length);
+void dkim_verifying_finish_body(DkimVerifying *verifying);
+/* Verifies signature `index` with `key` (nullable: none was found) and
+ * fills what the signature says into `check`: domain, algorithm, problem,
+ * passed, body_mismatch, ed25519, key_bits, lengths, times.  The strings
+ * point into `verifying`. */
+void dkim_verifying_check(DkimVerifying *verifying, guint index,
+                          const DkimPublicKey *key, DkimCheck *check);
+/* header.b (the first 8 characters of b=) and header.i (i= when it is
+ * safe to show) of signature `index`; nullable, owned. */
+char *dkim_verifying_get_b(const DkimVerifying *verifying, guint index);
+char *dkim_verifying_get_i(const DkimVerifying *verifying, guint index);
+
 /* --- Signing (dkim-sign.c) ------------------------------------------------ */
 
 /* Feeds every header field of `message` as "Name: value" (as the core
@@ -314,8 +457,10 @@ void dkim_job_run(gpointer job, gpointer user_data);
 PstVerdict dkim_verify_call(GThreadPool *pool, PstCall *call,
                             DkimConfig *config);
 
-/* The library handle's callbacks (installed on every DKIM_LIB). */
-void dkim_verify_install_callbacks(void *library);
+/* The key answers of one configuration (main thread only): created with
+ * it, freed with it. */
+DkimKeyCache *dkim_key_cache_new(void);
+void dkim_key_cache_free(DkimKeyCache *cache);
 
 /* A job on the pool: the first field says which. */
 typedef enum { DKIM_JOB_SIGN, DKIM_JOB_VERIFY } DkimJobKind;
