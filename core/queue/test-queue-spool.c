@@ -380,6 +380,38 @@ static void test_commit_header_override_hold(Fixture *f, gconstpointer data) {
                   expected, strlen(expected));
 }
 
+/* Content over 1 MiB comes back in a mapping of its own (see
+ * spool-reader.c), the edited header block in front of the body. */
+static void test_commit_large_override(Fixture *f, gconstpointer data) {
+  g_autoptr(GString) content = g_string_new("A: 1\r\nB: 2\r\n\r\n");
+  gsize header_length = content->len;
+  for (guint i = 0; content->len < 1536 * 1024; i++)
+    g_string_append_printf(content, "body line %u\r\n", i);
+  g_autoptr(PstEnvelope) envelope = envelope_new("", 1);
+  static const char edited[] = "DKIM: x\r\nA: 1\r\n\r\n";
+  g_autoptr(GBytes) override = g_bytes_new_static(edited, strlen(edited));
+  guint done = 0;
+  Commit commit;
+  commit_start(f->spool, &commit, &done, content->str, content->len, 9,
+               envelope, override, header_length, PST_SPOOL_QUEUE_ACTIVE);
+  g_autofree char *id = g_strdup(pst_spool_writer_get_id(commit.writer));
+  wait_for(&done, 1);
+  g_assert_no_error(commit.error);
+  commit_clear(&commit);
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(f->spool, PST_SPOOL_QUEUE_ACTIVE, id, &error);
+  g_assert_no_error(error);
+  g_autoptr(GBytes) loaded = pst_queued_message_get_content(message, &error);
+  g_assert_no_error(error);
+  g_autoptr(GString) expected = g_string_new(edited);
+  g_string_append_len(expected, content->str + header_length,
+                      (gssize)(content->len - header_length));
+  g_assert_cmpmem(g_bytes_get_data(loaded, NULL), g_bytes_get_size(loaded),
+                  expected->str, expected->len);
+}
+
 /* Holds the syncer in its first sync until the test opens the gate, so
  * that the commits behind it pile up however fast the disk is. */
 typedef struct {
@@ -874,6 +906,7 @@ int main(int argc, char **argv) {
   ADD("open/not-writable", test_open_not_writable, "no");
   ADD("commit/roundtrip", test_commit_roundtrip, NULL);
   ADD("commit/header-override-hold", test_commit_header_override_hold, NULL);
+  ADD("commit/large-override", test_commit_large_override, NULL);
   ADD("commit/group", test_commit_group, NULL);
   ADD("commit/group-sequential", test_commit_group_sequential, NULL);
   ADD("commit/spare-files", test_commit_spare_files, NULL);
