@@ -6,9 +6,10 @@
  * [delivery] lmtp names the server ("unix:/path" or "host:port").  Each
  * step sends a command and names the function that gets the reply; every
  * wait is bounded (TIMEOUT_SECONDS).  The server is hostile like any
- * peer: reply lines are read with a length limit (512 octets per RFC
- * 5321, we allow 4096) and a limit on lines per reply, and anything that
- * is not "DDD[ -]text" ends the session as a temporary failure.  After
+ * peer: reply lines are read (lmtp-reply.c, pure) with a length limit
+ * (512 octets per RFC 5321, we allow 4096) and a limit on lines per reply,
+ * and anything that is not "DDD[ -]text" ends the session as a temporary
+ * failure.  After
  * DATA, LMTP gives one reply per accepted recipient, so each target gets
  * its own result: 250 for one and 452 for another means only the second
  * is retried.  A session that fails defers every target with "451 4.4.1
@@ -28,10 +29,9 @@
 
 #include "deliver/client-io.h"
 #include "deliver/delivery-transport.h"
+#include "deliver/lmtp-reply.h"
 #include "deliver/smtp-protocol.h"
 
-#define LINE_MAX_OCTETS 4096
-#define REPLY_MAX_LINES 100
 #define TIMEOUT_SECONDS 60
 
 typedef struct _Lmtp Lmtp;
@@ -155,55 +155,22 @@ static void reply_fail(Lmtp *lmtp, GIOErrorEnum code, char *text) {
   lmtp->on_reply(lmtp, NULL);
 }
 
-/* The buffered lines of the reply, or read more: "DDD-text" lines up to
- * one "DDD text" (or "DDD"). */
+/* The buffered lines of the reply (lmtp-reply.c), or read more. */
 static void reply_read(Lmtp *lmtp) {
-  GByteArray *input = pst_client_io_get_input(lmtp->io);
-  for (;;) {
-    const guint8 *end =
-        input->len > 0 ? memchr(input->data, '\n', input->len) : NULL;
-    gsize length = end != NULL ? (gsize)(end - input->data) : input->len;
-    if (length > LINE_MAX_OCTETS) {
-      reply_fail(lmtp, G_IO_ERROR_INVALID_DATA,
-                 g_strdup_printf("the LMTP server sent a line longer than "
-                                 "%d octets",
-                                 LINE_MAX_OCTETS));
-      return;
-    }
-    if (end == NULL) {
-      pst_client_io_read(lmtp->io, lmtp->deadline, reply_received, lmtp);
-      return;
-    }
-    g_autofree char *line = g_strndup((const char *)input->data, length);
-    g_byte_array_remove_range(input, 0, (guint)length + 1);
-    gsize size = strlen(line);
-    if (size > 0 && line[size - 1] == '\r')
-      line[--size] = '\0';
-    if (size < 3 || !g_ascii_isdigit(line[0]) || line[0] < '2' ||
-        line[0] > '5' || !g_ascii_isdigit(line[1]) ||
-        !g_ascii_isdigit(line[2]) ||
-        (line[3] != '\0' && line[3] != ' ' && line[3] != '-') ||
-        !g_utf8_validate(line, -1, NULL)) {
-      g_autofree char *shown = g_strescape(line, NULL);
-      reply_fail(
-          lmtp, G_IO_ERROR_INVALID_DATA,
-          g_strdup_printf("the LMTP server replied garbage: \"%.80s\"", shown));
-      return;
-    }
-    if (lmtp->all != NULL)
-      g_string_append_printf(lmtp->all, "%s\r\n", line);
-    if (line[3] != '-') {
-      LmtpReplyFunc next = lmtp->on_reply;
-      next(lmtp, g_steal_pointer(&line));
-      return;
-    }
-    if (++lmtp->lines >= REPLY_MAX_LINES) {
-      reply_fail(lmtp, G_IO_ERROR_INVALID_DATA,
-                 g_strdup_printf("the LMTP server sent a reply of more than "
-                                 "%d lines",
-                                 REPLY_MAX_LINES));
-      return;
-    }
+  char *reply = NULL;
+  char *problem = NULL;
+  switch (pst_lmtp_reply_read(pst_client_io_get_input(lmtp->io), &lmtp->lines,
+                              lmtp->all, &reply, &problem)) {
+  case PST_LMTP_REPLY_DONE:
+    lmtp->on_reply(lmtp, reply);
+    return;
+  case PST_LMTP_REPLY_INVALID:
+    reply_fail(lmtp, G_IO_ERROR_INVALID_DATA, problem);
+    return;
+  case PST_LMTP_REPLY_NEED_MORE:
+  default:
+    pst_client_io_read(lmtp->io, lmtp->deadline, reply_received, lmtp);
+    return;
   }
 }
 
