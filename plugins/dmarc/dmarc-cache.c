@@ -58,10 +58,6 @@ guint dmarc_cache_size(const DmarcCache *cache) {
   return g_hash_table_size(cache->answers);
 }
 
-static char *dmarc_cache_key(PstDnsType type, const char *name) {
-  return g_strdup_printf("%d %s", (int)type, name);
-}
-
 static gboolean dmarc_cache_expired(gpointer key, gpointer value,
                                     gpointer now) {
   const DmarcCachedAnswer *answer = value;
@@ -101,12 +97,12 @@ void dmarc_cache_put(DmarcCache *cache, PstDnsType type, const char *name,
   }
   answer->reason = g_strdup(reason);
   answer->expires = now + MIN(ttl, DMARC_CACHE_MAX_TTL);
-  g_hash_table_replace(cache->answers, dmarc_cache_key(type, name), answer);
+  g_hash_table_replace(cache->answers, dmarc_question_key(type, name), answer);
 }
 
 const DmarcCachedAnswer *dmarc_cache_get(DmarcCache *cache, PstDnsType type,
                                          const char *name, gint64 now) {
-  g_autofree char *key = dmarc_cache_key(type, name);
+  g_autofree char *key = dmarc_question_key(type, name);
   const DmarcCachedAnswer *answer = g_hash_table_lookup(cache->answers, key);
   if (answer == NULL || answer->expires > now)
     return answer;

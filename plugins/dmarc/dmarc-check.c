@@ -155,8 +155,14 @@ gboolean dmarc_check_is_done(const DmarcCheck *check) {
   return check->stage == CHECK_DONE;
 }
 
-static char *dmarc_question_key(PstDnsType type, const char *name) {
-  return g_strdup_printf("%d %s", (int)type, name);
+char *dmarc_question_key(PstDnsType type, const char *name) {
+  char prefix[24];
+  gsize n = (gsize)g_snprintf(prefix, sizeof prefix, "%d ", (int)type);
+  gsize length = strlen(name);
+  char *key = g_malloc(n + length + 1);
+  memcpy(key, prefix, n);
+  memcpy(key + n, name, length + 1);
+  return key;
 }
 
 /* Adds the question unless it awaits its answer already. */

@@ -110,10 +110,11 @@ static gboolean dmarc_sqlite_exec(DmarcStore *store, const char *sql,
                                   GError **error) {
   int status = SQLITE_OK;
   sqlite3_stmt *statement = dmarc_sqlite_statement(store, sql, &status);
+  /* SQLITE_STATIC: the parameters outlive the statement's use (its
+   * bindings are cleared below), so SQLite need not copy each one. */
   for (int i = 0; status == SQLITE_OK && params != NULL && params[i] != NULL;
        i++)
-    status =
-        sqlite3_bind_text(statement, i + 1, params[i], -1, SQLITE_TRANSIENT);
+    status = sqlite3_bind_text(statement, i + 1, params[i], -1, SQLITE_STATIC);
   if (status == SQLITE_OK) {
     while ((status = sqlite3_step(statement)) == SQLITE_ROW)
       if (rows != NULL)

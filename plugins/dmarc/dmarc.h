@@ -190,6 +190,11 @@ typedef struct {
 
 void dmarc_question_free(DmarcQuestion *question);
 
+/* "TYPE NAME": the key of a question in the check's and the cache's
+ * tables (newly allocated; no printf, it is made several times a
+ * message). */
+char *dmarc_question_key(PstDnsType type, const char *name);
+
 typedef struct _DmarcCheck DmarcCheck;
 
 /* A check of the message whose author domain is `from_domain`
