@@ -53,6 +53,7 @@ def start_chain(args, workdir, chain, port, message):
         pst.command = lambda: ["valgrind", "--tool=callgrind", "-q",
                                f"--callgrind-out-file={out}", pst.binary,
                                "--foreground", "--config", pst.conf]
+        pst.start_timeout = 120
     pst.setup()
     pst.start()
     pst.message_file = message

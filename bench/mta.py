@@ -291,6 +291,7 @@ class Postilion:
         self.log = os.path.join(base, "postiliond.log")
         self.proc = None
         self.pid = None
+        self.start_timeout = 15   # seconds to the banner (more under valgrind)
 
     def config_text(self):
         text = POSTILION_CONF.format(domain=BENCH_DOMAIN, spool=self.spool,
@@ -332,7 +333,7 @@ class Postilion:
                                      preexec_fn=raise_nofile)
         logf.close()
         self.pid = self.proc.pid
-        end = time.monotonic() + 15
+        end = time.monotonic() + self.start_timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 self.proc = self.pid = None
