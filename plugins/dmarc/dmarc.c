@@ -104,15 +104,17 @@ static void dmarc_result_strings(GVariant *dict, DmarcResultStrings *out) {
   for (gsize i = 0; i < count; i++) {
     g_autoptr(GVariant) entry = g_variant_get_child_value(dict, i);
     g_autoptr(GVariant) name = g_variant_get_child_value(entry, 0);
+    const char *key = g_variant_get_string(name, NULL);
+    guint j = 0;
+    while (j < G_N_ELEMENTS(wanted) && strcmp(key, wanted[j].key) != 0)
+      j++;
+    if (j == G_N_ELEMENTS(wanted))
+      continue; /* a value the plugin does not read is not unboxed */
     g_autoptr(GVariant) boxed = g_variant_get_child_value(entry, 1);
     g_autoptr(GVariant) value = g_variant_get_variant(boxed);
-    if (!g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
-      continue;
-    const char *key = g_variant_get_string(name, NULL);
-    for (guint j = 0; j < G_N_ELEMENTS(wanted); j++)
-      if (strcmp(key, wanted[j].key) == 0)
-        G_STRUCT_MEMBER(const char *, out, wanted[j].offset) =
-            g_variant_get_string(value, NULL);
+    if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
+      G_STRUCT_MEMBER(const char *, out, wanted[j].offset) =
+          g_variant_get_string(value, NULL);
   }
 }
 
