@@ -13,8 +13,8 @@ evaluators), not the load generator, not dnsmasq.
   bench/chain_ab.py --build build --rounds 5 --seconds 10
   bench/chain_ab.py --build build --perf /tmp/dmarc.perf.data   # profile B
 
-Prints each round's CPU per message and the ratio B/A, then the median and
-range of the ratios.  Run as root (like bench/run); loopback only.
+Prints each round's CPU per message and p99 latency, the ratio B/A and
+what B adds (CPU ms per message, p99 ms), then the medians and ranges.  Run as root (like bench/run); loopback only.
 """
 import argparse
 import os
@@ -69,7 +69,8 @@ def drive(loadgen, pst, count, sessions, per_session):
     res = bench.run_generator(cmd, "loadgen", 120)
     cpu1 = procstat.cpu_seconds(pst.pid)
     ok = res["ok"]
-    return ok, res["elapsed"], (cpu1 - cpu0) * 1000 / ok if ok else None
+    return (ok, res["elapsed"], (cpu1 - cpu0) * 1000 / ok if ok else None,
+            res.get("lat_p99"))
 
 
 def callgrind_total(path):
@@ -126,10 +127,11 @@ def main(argv):
         for chain, port in zip(chains, PORTS):
             pst = start_chain(args, workdir, chain, port, message)
             servers.append(pst)
-            drive(loadgen, pst, args.sessions * 4, args.sessions, "1")   # warm-up
+            drive(loadgen, pst, args.sessions * 4, args.sessions, "1")  # warm-up
         counts = [args.count] * 2 if args.count else []
         for pst in servers if not args.count else []:
-            ok, elapsed, _ = drive(loadgen, pst, 500, args.sessions, args.per_session)
+            ok, elapsed, _, _ = drive(loadgen, pst, 500, args.sessions,
+                                      args.per_session)
             counts.append(max(500, int(ok * args.seconds / max(elapsed, 0.05))))
         if args.perf:
             perf.append(subprocess.Popen(
@@ -141,25 +143,32 @@ def main(argv):
             for pst in servers:
                 subprocess.run(["callgrind_control", "-z", str(pst.pid)],
                                stdout=subprocess.DEVNULL, check=True)
-        ratios = []
+        ratios, added, p99_added = [], [], []
         for i in range(args.rounds):
             order = [0, 1] if i % 2 == 0 else [1, 0]
-            cpu = [None, None]
+            cpu, p99 = [None, None], [None, None]
             for j in order:
-                ok, elapsed, cpu[j] = drive(loadgen, servers[j], counts[j],
-                                            args.sessions, args.per_session)
+                ok, elapsed, cpu[j], p99[j] = drive(loadgen, servers[j], counts[j],
+                                                    args.sessions, args.per_session)
                 sent[j] += ok
                 print(f"round {i + 1} {chains[j]:12} {ok} msgs in {elapsed:.1f} s: "
-                      f"{cpu[j]:.3f} ms CPU/msg", flush=True)
+                      f"{cpu[j]:.3f} ms CPU/msg, p99 {p99[j]:.1f} ms", flush=True)
             ratios.append(cpu[1] / cpu[0])
-            print(f"round {i + 1} {chains[1]} / {chains[0]}: {100 * (ratios[-1] - 1):+.1f}%",
+            added.append(cpu[1] - cpu[0])
+            p99_added.append(p99[1] - p99[0])
+            print(f"round {i + 1} {chains[1]} / {chains[0]}: {100 * (ratios[-1] - 1):+.1f}% "
+                  f"({added[-1]:+.3f} ms CPU/msg), p99 {p99_added[-1]:+.1f} ms",
                   flush=True)
-        ratios.sort()
+        for values in (ratios, added, p99_added):
+            values.sort()
         print(f"{chains[1]} against {chains[0]}: median "
               f"{100 * (bench.median(ratios) - 1):+.1f}% (range "
               f"{100 * (ratios[0] - 1):+.1f}% to {100 * (ratios[-1] - 1):+.1f}%, "
               f"{args.rounds} rounds of {args.sessions}x{args.per_session}); "
               f"messages measured: {sent[0]} and {sent[1]}")
+        print(f"{chains[1]} adds {bench.median(added):+.3f} ms CPU/msg (range "
+              f"{added[0]:+.3f} to {added[-1]:+.3f}) and {bench.median(p99_added):+.1f} ms "
+              f"p99 (range {p99_added[0]:+.1f} to {p99_added[-1]:+.1f})")
     finally:
         for p in perf:
             p.send_signal(2)
