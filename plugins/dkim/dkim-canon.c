@@ -1,6 +1,7 @@
 /* dkim-canon.c - DKIM canonicalization (RFC 6376 section 3.4) and the
  * folding of a DKIM-Signature value: pure functions, no I/O, no crypto.
  *
+ *   dkim_field_name_length() a field's name, for header selection
  *   dkim_canon_header()    one header field, simple or relaxed (3.4.1/3.4.2)
  *   dkim_body_canon_*()    a body streamed in pieces of any size, simple or
  *                          relaxed (3.4.3/3.4.4); the output does not depend
@@ -51,6 +52,14 @@ static void dkim_canon_header_relaxed(const char *field, gsize length,
     started = TRUE;
     g_string_append_c(out, (char)c);
   }
+}
+
+gsize dkim_field_name_length(const char *field) {
+  const char *colon = strchr(field, ':');
+  gsize length = colon != NULL ? (gsize)(colon - field) : strlen(field);
+  while (length > 0 && dkim_is_wsp((guint8)field[length - 1]))
+    length--;
+  return length;
 }
 
 void dkim_canon_header(DkimCanon canon, const char *field, gsize length,

@@ -130,15 +130,6 @@ static const guint8 *dkim_signing_body_digest(DkimSigning *signing) {
   return signing->body_digest;
 }
 
-/* The length of a field's name (before the colon, white space trimmed). */
-static gsize dkim_field_name_length(const char *field) {
-  const char *colon = strchr(field, ':');
-  gsize length = colon != NULL ? (gsize)(colon - field) : strlen(field);
-  while (length > 0 && (field[length - 1] == ' ' || field[length - 1] == '\t'))
-    length--;
-  return length;
-}
-
 static gboolean dkim_name_in(const char *field, gsize length,
                              const char *const *names) {
   for (guint i = 0; names != NULL && names[i] != NULL; i++)

@@ -156,15 +156,6 @@ void dkim_verifying_add_header(DkimVerifying *verifying, const char *field,
   g_ptr_array_add(verifying->fields, g_strndup(field, length));
 }
 
-/* The length of a field's name (before the colon, white space trimmed). */
-static gsize dkim_verify_name_length(const char *field) {
-  const char *colon = strchr(field, ':');
-  gsize length = colon != NULL ? (gsize)(colon - field) : strlen(field);
-  while (length > 0 && (field[length - 1] == ' ' || field[length - 1] == '\t'))
-    length--;
-  return length;
-}
-
 static void dkim_body_hash_emit(const void *bytes, gsize length,
                                 gpointer data) {
   DkimBodyHash *hash = data;
@@ -200,7 +191,7 @@ static DkimBodyHash *dkim_verifying_body_hash(DkimVerifying *verifying,
 }
 
 static gboolean dkim_field_is_signature(const char *field) {
-  gsize length = dkim_verify_name_length(field);
+  gsize length = dkim_field_name_length(field);
   return length == strlen(DKIM_SIGNATURE_NAME) &&
          g_ascii_strncasecmp(field, DKIM_SIGNATURE_NAME, length) == 0;
 }
@@ -272,7 +263,7 @@ static GHashTable *dkim_verifying_index(DkimVerifying *verifying) {
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_array_unref);
   for (guint i = 0; i < verifying->fields->len; i++) {
     const char *field = verifying->fields->pdata[i];
-    char *name = g_ascii_strdown(field, (gssize)dkim_verify_name_length(field));
+    char *name = g_ascii_strdown(field, (gssize)dkim_field_name_length(field));
     GArray *same = g_hash_table_lookup(verifying->by_name, name);
     if (same == NULL) {
       same = g_array_new(FALSE, FALSE, sizeof(guint));

@@ -229,8 +229,9 @@ static void dkim_key_answered(PstDnsResult *result, gpointer user_data) {
     dkim_verify_resume(job);
 }
 
-/* The answer for signature `index` (NULL: none needed), from the cache,
- * this message's lookups, or a new lookup. */
+/* The answer for signature `index` (NULL: none needed), from this
+ * message's lookups (`asked`: name -> owned reference), the cache, or a
+ * new lookup. */
 static DkimKeyAnswer *dkim_verify_key(DkimVerifyJob *job, guint index,
                                       GHashTable *asked) {
   const char *domain = NULL, *selector = NULL;
@@ -241,19 +242,19 @@ static DkimKeyAnswer *dkim_verify_key(DkimVerifyJob *job, guint index,
   for (char *p = name; *p != '\0'; p++)
     *p = g_ascii_tolower(*p);
   DkimKeyAnswer *answer = g_hash_table_lookup(asked, name);
-  if (answer != NULL)
-    return dkim_key_answer_ref(answer);
-  answer = dkim_key_cache_get(job->config->keys, name);
   if (answer == NULL) {
-    answer = g_atomic_rc_box_new0(DkimKeyAnswer);
-    DkimLookupData *lookup = g_new0(DkimLookupData, 1);
-    lookup->job = job;
-    lookup->answer = dkim_key_answer_ref(answer);
-    job->pending++;
-    pst_dns_lookup(PST_DNS_TYPE_TXT, name, job->cancellable, dkim_key_answered,
-                   lookup);
+    answer = dkim_key_cache_get(job->config->keys, name);
+    if (answer == NULL) {
+      answer = g_atomic_rc_box_new0(DkimKeyAnswer);
+      DkimLookupData *lookup = g_new0(DkimLookupData, 1);
+      lookup->job = job;
+      lookup->answer = dkim_key_answer_ref(answer);
+      job->pending++;
+      pst_dns_lookup(PST_DNS_TYPE_TXT, name, job->cancellable,
+                     dkim_key_answered, lookup);
+    }
+    g_hash_table_insert(asked, g_steal_pointer(&name), answer); /* owns it */
   }
-  g_hash_table_insert(asked, g_steal_pointer(&name), answer);
   return dkim_key_answer_ref(answer);
 }
 
@@ -393,13 +394,15 @@ PstVerdict dkim_verify_call(GThreadPool *pool, PstCall *call,
   dkim_feed_headers(message, dkim_verify_header, job->verifying);
   job->total =
       dkim_verifying_parse_signatures(job->verifying, config->max_signatures);
-  g_autoptr(GHashTable) asked =
-      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GHashTable) asked = g_hash_table_new_full(
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)dkim_key_answer_unref);
   guint count = dkim_verifying_get_count(job->verifying);
   for (guint i = 0; i < count; i++)
     g_ptr_array_add(job->answers, dkim_verify_key(job, i, asked));
   /* Lookups in flight: the last answer resumes (never from inside
-   * pst_dns_lookup(), so not before this returns). */
+   * pst_dns_lookup(), so not before this returns); every key from the
+   * cache: to the pool now (a completion before we return PENDING is
+   * taken when we do). */
   if (job->pending == 0)
     dkim_verify_resume(job);
   return PST_VERDICT_PENDING;

@@ -292,6 +292,10 @@ const DkimDomain *dkim_config_find_local(const DkimConfig *config);
 
 /* --- Canonicalization (dkim-canon.c) -------------------------------------- */
 
+/* The length of a field's name: before the colon, SP and TAB trimmed
+ * (the signer's and the verifier's header selection). */
+gsize dkim_field_name_length(const char *field);
+
 /* Appends the canonical form of one header field ("Name: value", folded
  * lines inside, no CRLF at the end) to `out`, without a CRLF. */
 void dkim_canon_header(DkimCanon canon, const char *field, gsize length,
