@@ -12,7 +12,8 @@
  * lines, a changed or re-spaced signed field, a field added on top, b= or
  * bh= altered, a tag removed, doubled or made invalid, an unknown
  * selector, k= that does not fit a=.  Keys come from a table (no DNS).
- * Policy is off on both sides (rsa-sha1 allowed, any key size).  Two
+ * Policy is off on both sides (rsa-sha1 allowed, any key size).  Then
+ * the key record's h=, s= and t= flags against one of our signatures.  Two
  * known differences are allowed, both RFC 6376 on our side: a tag twice
  * is permerror in ours (3.2) and fail in libopendkim, and a signature
  * that does not parse is reported by ours (permerror) where libopendkim
@@ -465,12 +466,73 @@ static void test_dkimpy(void) {
   dkim_close(library);
 }
 
+/* What the key record allows (RFC 6376 3.6.1): h=, s=, t=s; each refusal
+ * is a permerror whatever the signature. */
+static void test_key_flags(void) {
+  g_autoptr(DkimKey) rsa = test_key(DKIM_KEY_RSA);
+  g_autoptr(GRand) rand = g_rand_new_with_seed(SEED);
+  TestMessage message = {generate_fields(rand), generate_body(rand)};
+  give_address(&message, rand);
+  g_autofree char *value =
+      sign_ours(rsa, DKIM_CANON_RELAXED_, DKIM_CANON_SIMPLE_, &message);
+  g_ptr_array_insert(message.fields, 0,
+                     g_strconcat("DKIM-Signature: ", value, NULL));
+  static const struct {
+    const char *flags;
+    const char *result;
+  } cases[] = {
+      {"", "pass"},
+      {"h=sha256; ", "pass"},
+      {"h=sha1; ", "permerror"},
+      {"s=email; ", "pass"},
+      {"s=*; ", "pass"},
+      {"s=web; ", "permerror"},
+      {"t=y; ", "pass"},
+      {"t=s; ", "pass"}, /* no i=: nothing to be strict about */
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *text = g_strdup_printf("v=DKIM1; k=rsa; %sp=%s",
+                                            cases[i].flags, rsa->public_key);
+    g_auto(DkimRecord) record = {0};
+    g_assert_true(dkim_record_parse(text, &record, NULL));
+    g_autoptr(DkimPublicKey) key = dkim_public_key_new(&record, NULL);
+    g_assert_nonnull(key);
+    g_autoptr(DkimVerifying) verifying = dkim_verifying_new();
+    for (guint f = 0; f < message.fields->len; f++) {
+      const char *field = message.fields->pdata[f];
+      dkim_verifying_add_header(verifying, field, strlen(field));
+    }
+    g_assert_cmpuint(dkim_verifying_parse_signatures(verifying, 10), ==, 1);
+    dkim_verifying_add_body(verifying, message.body->data, message.body->len);
+    dkim_verifying_finish_body(verifying);
+    DkimCheck check = {.lookup = DKIM_LOOKUP_FOUND,
+                       .key_type_known = TRUE,
+                       .key_type = DKIM_KEY_RSA};
+    dkim_verifying_check(verifying, 0, key, &check);
+    check.now = g_get_real_time() / G_USEC_PER_SEC;
+    g_autofree char *reason = NULL;
+    const char *result = dkim_check_decide(&check, &reason);
+    g_test_message("%s: %s (%s)", text, result, reason);
+    g_assert_cmpstr(result, ==, cases[i].result);
+  }
+  /* A record that is no key of its k=: refused when decoded. */
+  g_auto(DkimRecord) ed = {0};
+  g_autofree char *wrong =
+      g_strdup_printf("v=DKIM1; k=ed25519; p=%s", rsa->public_key);
+  g_assert_true(dkim_record_parse(wrong, &ed, NULL));
+  g_autoptr(GError) error = NULL;
+  g_assert_null(dkim_public_key_new(&ed, &error));
+  g_assert_nonnull(error);
+  test_message_clear(&message);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   records = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   g_test_add_func("/dkim/verifier/same-as-libopendkim/generated",
                   test_generated);
   g_test_add_func("/dkim/verifier/same-as-libopendkim/dkimpy", test_dkimpy);
+  g_test_add_func("/dkim/verifier/key-flags", test_key_flags);
   int status = g_test_run();
   g_test_message("%u signatures with a tag twice (permerror in ours)",
                  stricter);
