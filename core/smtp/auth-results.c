@@ -94,8 +94,7 @@ gboolean pst_auth_results_is_from(const char *value, const char *authserv_id) {
 
 /* RFC 8601 keyword (methods, results, ptypes, properties): letters,
  * digits and '-', starting and ending with a letter or digit. */
-static gboolean is_keyword(const char *s) {
-  gsize n = strlen(s);
+static gboolean is_keyword_len(const char *s, gsize n) {
   if (n == 0 || n > 64 || !g_ascii_isalnum(s[0]) || !g_ascii_isalnum(s[n - 1]))
     return FALSE;
   for (gsize i = 0; i < n; i++)
@@ -104,13 +103,16 @@ static gboolean is_keyword(const char *s) {
   return TRUE;
 }
 
+static gboolean is_keyword(const char *s) {
+  return is_keyword_len(s, strlen(s));
+}
+
 /* "smtp.mailfrom", "header.d": a ptype and a property, both keywords. */
 static gboolean is_property_name(const char *s) {
   const char *dot = strchr(s, '.');
   if (dot == NULL || strchr(dot + 1, '.') != NULL)
     return FALSE;
-  g_autofree char *ptype = g_strndup(s, (gsize)(dot - s));
-  return is_keyword(ptype) && is_keyword(dot + 1);
+  return is_keyword_len(s, (gsize)(dot - s)) && is_keyword(dot + 1);
 }
 
 /* A value as written: bare when it is a token or an address (token
@@ -186,7 +188,9 @@ static gboolean append_resinfo(GString *out, const char *method,
     return FALSE;
   g_string_append(out, ";\r\n\t");
   gsize line_start = out->len - 1;
-  g_string_append_printf(out, "%s=%s", method, verdict);
+  g_string_append(out, method);
+  g_string_append_c(out, '=');
+  g_string_append(out, verdict);
   g_autoptr(GString) piece = g_string_new(NULL);
   const char *reason = vardict_string(result, "reason");
   if (reason != NULL && *reason != '\0') {
@@ -201,7 +205,8 @@ static gboolean append_resinfo(GString *out, const char *method,
     if (!is_property_name(key) ||
         !g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
       continue;
-    g_string_printf(piece, "%s=", key);
+    g_string_assign(piece, key);
+    g_string_append_c(piece, '=');
     append_value(piece, g_variant_get_string(value, NULL),
                  AUTH_RESULTS_VALUE_MAX, FALSE);
     append_piece(out, &line_start, piece);
