@@ -61,7 +61,7 @@ def start_chain(args, workdir, chain, port, message):
 
 
 def drive(loadgen, pst, count, sessions, per_session, cap=120):
-    """(messages accepted, seconds, CPU ms per message) of one run."""
+    """(messages accepted, seconds, CPU ms per message, p99 ms) of one run."""
     cmd = bench.generator_command("loadgen", loadgen, pst.port, 1024, sessions,
                                   per_session, count, cap,
                                   "user@" + mta.BENCH_DOMAIN,
