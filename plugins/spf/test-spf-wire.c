@@ -742,6 +742,7 @@ static void test_pool_replaces_an_idle_evaluator_that_died(void) {
   SpfPool *pool = pool_new(g_getenv("SPF_EVALUATOR"), 2, 100);
   GPid victim = only_child();
   guint warnings = evaluator_warnings;
+  gint64 start = g_get_monotonic_time(); /* the replacement comes later */
   g_assert_cmpint(kill(victim, SIGKILL), ==, 0);
   GPid replacement = wait_only_child_but(victim, FALSE);
   g_assert_cmpint(kill(victim, 0), ==, -1); /* reaped */
@@ -754,12 +755,22 @@ static void test_pool_replaces_an_idle_evaluator_that_died(void) {
   g_assert_cmpint(pass.outcome->result, ==, SPF_RES_PASS);
   g_assert_cmpint(only_child(), ==, replacement);
   result_clear(&pass);
-  /* Again within a second: reaped, not replaced. */
+  /* Again within a second: reaped, not replaced.  The pool decides when it
+   * sees the hang-up, before the warning; the first replacement was made
+   * after `start`.  So the decision is certainly within the second only
+   * while less than a second has passed since `start` (a loaded machine,
+   * an ASan build, may take longer: then a replacement is allowed). */
   g_assert_cmpint(kill(replacement, SIGKILL), ==, 0);
-  wait_only_child_but(0, TRUE);
   while (evaluator_warnings < warnings + 2)
     g_main_context_iteration(NULL, TRUE);
-  g_assert_cmpuint(spf_pool_get_running(pool), ==, 0);
+  if (g_get_monotonic_time() - start < G_USEC_PER_SEC) {
+    wait_only_child_but(0, TRUE);
+    g_assert_cmpuint(spf_pool_get_running(pool), ==, 0);
+  } else {
+    g_test_message("over a second since the first replacement: another "
+                   "replacement is allowed");
+    g_assert_cmpuint(spf_pool_get_running(pool), <=, 1);
+  }
   pool_check(pool, "192.0.2.1", "user@example.test", &plain_resolver, &pass);
   g_assert_cmpint(pass.outcome->result, ==, SPF_RES_PASS);
   result_clear(&pass);
