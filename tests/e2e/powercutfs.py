@@ -148,7 +148,10 @@ class Model:
 
     def _in_flight(self) -> dict:
         """What differs between the live tree and the durable model: the
-        names not yet synced, per top directory (for the test's report)."""
+        names not yet synced, per top directory, "+DIR" for names that a
+        cut loses (created or renamed in since the directory's last sync),
+        "-DIR" for names that a cut brings back (unlinked or renamed away):
+        for the test's report of what each cut interrupted."""
         pending: dict[str, int] = {}
 
         def walk(path: str, ident: int, rel: str) -> None:
@@ -157,9 +160,12 @@ class Model:
             except OSError:
                 return
             durable = self.entries.get(ident, {})
-            for name in set(live) ^ set(durable):
-                top = "/".join(rel.split("/")[:3]) or "/"
-                pending[top] = pending.get(top, 0) + 1
+            top = "/".join(rel.split("/")[:3]) or "/"
+            for sign, names in (("+", set(live) - set(durable)),
+                                ("-", set(durable) - set(live))):
+                if names:
+                    key = sign + top
+                    pending[key] = pending.get(key, 0) + len(names)
             for name in live:
                 child = os.path.join(path, name)
                 try:

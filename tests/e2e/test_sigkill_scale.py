@@ -6,9 +6,16 @@ land.  At the end: every message answered 250 reached bob (duplicates
 allowed, losses not), and every one with the refused recipient produced a
 DSN to its sender naming it.
 
+Every other kill waits (a few seconds at most) for a recipient to bounce
+and lands at once, while the queue manager makes the DSN.  The daemon's
+log, cut into one part per life, shows what each kill interrupted: a
+bounce without its DSN in the same life is a kill during DSN creation, a
+delivery among the last lines a kill during queue-manager work.
+
 Default (bounded, seconds): 400 messages from 10 sessions, 6 kills.  The
 issue's run: POSTILION_SIGKILL_SCALE=10000,50,20 (messages, sessions,
-kills; give it POSTILION_TEST_TIMEOUT=1800)."""
+kills; give it POSTILION_TEST_TIMEOUT=1800), which also requires a kill
+of each kind."""
 
 import os
 import random
@@ -24,6 +31,51 @@ MESSAGES, SESSIONS, KILLS = (int(n) for n in os.environ.get(
     "POSTILION_SIGKILL_SCALE", "400,10,6").split(","))
 TOKEN = re.compile(rb"X-Token: (\S+)")
 BOUNCER = "bouncer@example.org"
+BOUNCED = re.compile(r"([0-9A-Z]{12,}): to=<bouncer@example\.org>.*"
+                     r"status=bounced")
+DSN_QUEUED = re.compile(r"([0-9A-Z]{12,}): sender delivery status "
+                        r"notification: ")
+DELIVERY = re.compile(r": to=<[^>]*>.*status=(sent|deferred|bounced)")
+
+
+class LogTail:
+    """What the daemon's log gained since the last read."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> str:
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self.offset)
+                data = log.read()
+        except OSError:
+            return ""
+        self.offset += len(data)
+        return data.decode(errors="replace")
+
+    def wait_for(self, pattern: re.Pattern, seconds: float) -> str:
+        """Reads until a new line matches (or `seconds` pass); returns
+        what was read."""
+        text = ""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            fresh = self.read()
+            text += fresh
+            if pattern.search(fresh):
+                break
+            time.sleep(0.002)
+        return text
+
+
+def interrupted(life: str) -> tuple[bool, bool]:
+    """(during DSN creation, during queue-manager work) for one life of
+    the daemon, ended by a kill: a recipient bounced and its DSN not yet
+    queued; a delivery among the last lines."""
+    dsn = bool(set(BOUNCED.findall(life)) - set(DSN_QUEUED.findall(life)))
+    tail = "\n".join(life.splitlines()[-20:])
+    return dsn, bool(DELIVERY.search(tail))
 
 
 class Sender(threading.Thread):
@@ -88,14 +140,16 @@ def test_no_loss_and_dsns_across_sigkills_at_scale(postiliond, tmp_path):
         senders = [Sender(d.port, f"s{i}-", share) for i in range(SESSIONS)]
         for s in senders:
             s.start()
-        near_dsn = 0
+        log = LogTail(d.log_path)
+        lives = []
         expected_time = MESSAGES / 150  # seconds at a modest rate
-        for _ in range(KILLS):
+        for kill in range(KILLS):
             time.sleep(rng.uniform(0.2, max(0.5, 2 * expected_time / KILLS)))
-            tail = d.log_text()[-3000:]
-            near_dsn += "status=bounced" in tail or "sender non-delivery" \
-                in tail
+            life = log.read()
+            if kill % 2:
+                life += log.wait_for(BOUNCED, scaled(5))
             d.kill()
+            lives.append(life + log.read())
             d.start()
         for s in senders:
             s.join(timeout=scaled(600))
@@ -120,8 +174,12 @@ def test_no_loss_and_dsns_across_sigkills_at_scale(postiliond, tmp_path):
     bounced = {t for t, b in acknowledged.items() if b}
     dsn_tokens = {m.group(1).decode() for data in dsns
                   if (m := TOKEN.search(data))}
-    report = (f"sigkill-scale: {KILLS} kills ({near_dsn} with a bounce in "
-              f"the last log lines), {sum(s.sent for s in senders)} sent, "
+    during = [interrupted(life) for life in lives]
+    during_dsn = sum(dsn for dsn, _ in during)
+    during_work = sum(work for _, work in during)
+    report = (f"sigkill-scale: {KILLS} kills ({during_dsn} during DSN "
+              f"creation, {during_work} during queue-manager work), "
+              f"{sum(s.sent for s in senders)} sent, "
               f"{len(acknowledged)} acknowledged, {len(set(to_bob))} "
               f"delivered ({len(to_bob) - len(set(to_bob))} duplicates), "
               f"{len(bounced)} with a refused recipient, {len(dsns)} DSNs")
@@ -131,3 +189,5 @@ def test_no_loss_and_dsns_across_sigkills_at_scale(postiliond, tmp_path):
     missing = bounced - dsn_tokens
     assert not missing, f"{len(missing)} without a DSN: " \
         f"{sorted(missing)[:10]}; {report}"
+    if KILLS >= 20:
+        assert during_dsn and during_work, report
