@@ -103,11 +103,16 @@ gboolean milter_conn_is_open(MilterConn *conn) {
 
 /* --- Waits and failures ---------------------------------------------------- */
 
-static void conn_stop_timer(MilterConn *conn) {
-  if (conn->timer == NULL)
+/* Destroys a timer and drops our reference; nothing when NULL. */
+static void conn_clear_timer(GSource **timer) {
+  if (*timer == NULL)
     return;
-  g_source_destroy(conn->timer);
-  g_clear_pointer(&conn->timer, g_source_unref);
+  g_source_destroy(*timer);
+  g_clear_pointer(timer, g_source_unref);
+}
+
+static void conn_stop_timer(MilterConn *conn) {
+  conn_clear_timer(&conn->timer);
 }
 
 /* Ends the wait in progress with `reply` or `error`. */
@@ -121,19 +126,12 @@ static void conn_deliver(MilterConn *conn, const MilterReply *reply,
   func(conn, reply, error, conn->wait_data);
 }
 
-static void conn_stop_drain_timer(MilterConn *conn) {
-  if (conn->drain_timer == NULL)
-    return;
-  g_source_destroy(conn->drain_timer);
-  g_clear_pointer(&conn->drain_timer, g_source_unref);
-}
-
 /* Ends the wait for the output to drain, with `error` or without. */
 static void conn_drained(MilterConn *conn, const GError *error) {
   MilterReplyFunc func = conn->drain_func;
   if (func == NULL)
     return;
-  conn_stop_drain_timer(conn);
+  conn_clear_timer(&conn->drain_timer);
   conn->drain_func = NULL;
   func(conn, NULL, error, conn->drain_data);
 }
@@ -417,7 +415,7 @@ void milter_conn_open(MilterConn *conn, guint timeout_ms, MilterReplyFunc done,
 void milter_conn_close(MilterConn *conn, gboolean quit) {
   conn_stop_timer(conn);
   conn->wait_func = NULL;
-  conn_stop_drain_timer(conn);
+  conn_clear_timer(&conn->drain_timer);
   conn->drain_func = NULL;
   if (conn->closing)
     return;
