@@ -220,9 +220,10 @@ def dkim_setup(work: Path, plugin: str) -> tuple[list, dict]:
         "plugin:dkim:example.org": {"selectors": "s"}}
 
 
-def milter_setup():
+def milter_setup(idle_seconds: float):
     """(peer, config groups): a milter that answers "continue" to
-    everything and keeps no body chunk (500 x 30 MB would not fit)."""
+    everything and keeps no body chunk (500 x 30 MB would not fit); its
+    connections wait `idle_seconds` through the slow DATA phase."""
     from milter_peer import TestMilter
 
     class DiscardingMilter(TestMilter):
@@ -231,7 +232,7 @@ def milter_setup():
                 session.commands.pop()
             return super()._answer(conn, session, command, payload)
 
-    peer = DiscardingMilter()
+    peer = DiscardingMilter({"idle_timeout": idle_seconds})
     return peer, {
         "plugins": {"load": ["milter"]},
         "plugin:milter": {"milters": "discard", "timeout": "10m"},
@@ -256,7 +257,7 @@ def slow_main(args) -> None:
         if args.plugin.startswith("dkim"):
             zones, plugin_config = dkim_setup(work, args.plugin)
         elif args.plugin == "milter":
-            peer, plugin_config = milter_setup()
+            peer, plugin_config = milter_setup(args.spread * 4 + 600)
         if plugin_config:
             plugin_config["plugins"]["path"] = [
                 str(Path(args.build) / "plugins" / name)
@@ -333,6 +334,10 @@ def slow_main(args) -> None:
             raise SystemExit("postiliond died during the run (oom_kills="
                              f"{figures['oom_kills']})")
         if out.returncode != 0:
+            warnings = [line for line in d.log_text().splitlines()
+                        if ": warning: " in line or ": fatal: " in line]
+            sys.stderr.write("".join(f"postiliond: {line}\n"
+                                     for line in warnings[-20:]))
             raise SystemExit("not every message was accepted")
     finally:
         if d is not None and d.running():

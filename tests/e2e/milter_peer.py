@@ -17,6 +17,8 @@ Script keys (all optional):
                             or "oversize"; default "c"
   edits                     [(letter, payload bytes)] sent before the
                             final reply to 'E'
+  idle_timeout              seconds a connection may stay silent before
+                            the milter drops it (default 30)
   body_read_delay           seconds to wait after each body piece before
                             reading on (a slow milter: the MTA's writes
                             back up)
@@ -144,7 +146,7 @@ class TestMilter:
         return data
 
     def _serve(self, conn: socket.socket, session: MilterSession) -> None:
-        conn.settimeout(30)
+        conn.settimeout(self.script.get("idle_timeout", 30))
         try:
             while True:
                 head = self._read_exact(conn, 4)
