@@ -6,6 +6,9 @@
  * (no mapping of the whole spool file) and the main loop never waits for
  * the disk: each pst_body_reader_read() runs on the plugin's thread pool
  * and the piece comes back to the main context through an idle source.
+ * The piece is read straight into a SMFIC_BODY frame, which the
+ * connection then writes as it is: one buffer per piece, allocated when
+ * the read starts and freed when the write ends.
  *
  * Lifetime: a read in flight holds its own reference to the MilterBody's
  * shared state.  milter_body_free() on the main thread detaches it: the
@@ -22,7 +25,8 @@ typedef struct {
   GSource *source;     /* under lock, owned, nullable: the piece's way back */
   GMainContext *context; /* owned: where the caller runs */
   PstBodyReader *reader; /* owned; used by one read at a time */
-  guint8 piece[MILTER_BODY_CHUNK];
+  guint8 *frame;       /* owned, nullable: the read in flight's buffer, a
+                        * frame head and room for a piece */
   gssize size;         /* the last read's count, -1 on error */
   GError *error;       /* owned, nullable: the last read's */
   MilterBodyFunc done; /* main thread only */
@@ -44,6 +48,7 @@ static void state_unref(BodyState *state) {
     return;
   g_assert(state->source == NULL);
   pst_body_reader_free(state->reader);
+  g_free(state->frame);
   g_clear_error(&state->error);
   g_main_context_unref(state->context);
   g_mutex_clear(&state->lock);
@@ -57,12 +62,18 @@ static gboolean body_piece_cb(gpointer data) {
   g_clear_pointer(&state->source, g_source_unref);
   gboolean wanted = !state->detached;
   g_mutex_unlock(&state->lock);
-  if (wanted) {
-    MilterBodyFunc done = state->done;
-    state->done = NULL;
-    done(state->size >= 0 ? state->piece : NULL, MAX(state->size, 0),
-         state->error, state->user_data);
+  if (!wanted)
+    return G_SOURCE_REMOVE;
+  GByteArray *frame = NULL;
+  if (state->size > 0) {
+    milter_frame_head(state->frame, MILTER_CMD_BODY, (gsize)state->size);
+    frame = g_byte_array_new_take(g_steal_pointer(&state->frame),
+                                  MILTER_FRAME_HEAD + (gsize)state->size);
   }
+  g_clear_pointer(&state->frame, g_free);
+  MilterBodyFunc done = state->done;
+  state->done = NULL;
+  done(frame, state->error, state->user_data);
   return G_SOURCE_REMOVE;
 }
 
@@ -70,8 +81,9 @@ static gboolean body_piece_cb(gpointer data) {
 static void body_read_job(gpointer data, gpointer pool_data) {
   BodyState *state = data;
   g_clear_error(&state->error);
-  state->size = pst_body_reader_read(state->reader, state->piece,
-                                     sizeof state->piece, &state->error);
+  state->size = pst_body_reader_read(state->reader,
+                                     state->frame + MILTER_FRAME_HEAD,
+                                     MILTER_BODY_CHUNK, &state->error);
   g_mutex_lock(&state->lock);
   if (!state->detached) {
     state->source = g_idle_source_new();
@@ -104,6 +116,7 @@ void milter_body_read(MilterBody *body, MilterBodyFunc done,
                       gpointer user_data) {
   BodyState *state = body->state;
   g_return_if_fail(state->done == NULL);
+  state->frame = g_malloc(MILTER_FRAME_HEAD + MILTER_BODY_CHUNK);
   state->done = done;
   state->user_data = user_data;
   g_thread_pool_push(body->pool, state_ref(state), NULL);

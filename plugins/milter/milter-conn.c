@@ -342,6 +342,17 @@ void milter_conn_send(MilterConn *conn, GByteArray *frames) {
   conn_write(conn);
 }
 
+void milter_conn_send_take(MilterConn *conn, GByteArray *frames) {
+  if (conn->failure != NULL || conn->closing || conn->output->len > 0) {
+    milter_conn_send(conn, frames);
+    g_byte_array_unref(frames);
+    return;
+  }
+  g_byte_array_unref(conn->output);
+  conn->output = frames;
+  conn_write(conn);
+}
+
 void milter_conn_drain(MilterConn *conn, guint timeout_ms, MilterReplyFunc done,
                        gpointer user_data) {
   g_return_if_fail(conn->drain_func == NULL);

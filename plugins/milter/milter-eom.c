@@ -166,21 +166,19 @@ static void eom_body_unreadable(MilterRun *run, const GError *error) {
 /* The next piece, read off the main thread: sent, and then the reply or
  * (with SMFIP_NR_BODY) the socket's draining is awaited before the next
  * read, so one piece at a time is in memory however slow the milter. */
-static void eom_body_piece_cb(const guint8 *data, gsize size,
-                              const GError *error, gpointer user_data) {
+static void eom_body_piece_cb(GByteArray *frame, const GError *error,
+                              gpointer user_data) {
   MilterRun *run = user_data;
   MilterPeer *peer = eom_peer(run);
   if (error != NULL) {
     eom_body_unreadable(run, error);
     return;
   }
-  if (size == 0) {
+  if (frame == NULL) {
     eom_send_eob(run, peer);
     return;
   }
-  g_autoptr(GByteArray) out = g_byte_array_sized_new(size + 5);
-  milter_encode_frame(out, MILTER_CMD_BODY, data, size);
-  milter_conn_send(peer->conn, out);
+  milter_conn_send_take(peer->conn, frame);
   guint timeout = milter_run_timeout(run, peer->spec->command_timeout_ms);
   if (peer->steps & MILTER_STEP_NR_BODY)
     milter_conn_drain(peer->conn, timeout, eom_body_drained_cb, run);

@@ -337,11 +337,19 @@ static void append_string(GByteArray *out, const char *string) {
   g_byte_array_append(out, (const guint8 *)string, strlen(string) + 1);
 }
 
+void milter_frame_head(guint8 head[MILTER_FRAME_HEAD], char command,
+                       gsize length) {
+  g_return_if_fail(length < G_MAXUINT32);
+  guint32 value = GUINT32_TO_BE((guint32)length + 1);
+  memcpy(head, &value, 4);
+  head[4] = (guint8)command;
+}
+
 void milter_encode_frame(GByteArray *out, char command, const void *payload,
                          gsize length) {
-  g_return_if_fail(length < G_MAXUINT32);
-  append_uint32(out, (guint32)length + 1);
-  g_byte_array_append(out, (const guint8 *)&command, 1);
+  guint8 head[MILTER_FRAME_HEAD];
+  milter_frame_head(head, command, length);
+  g_byte_array_append(out, head, sizeof head);
   if (length > 0)
     g_byte_array_append(out, payload, length);
 }

@@ -177,6 +177,11 @@ gboolean milter_negotiation_decode(const MilterFrame *frame,
 
 /* --- Encoding: each appends one frame to `out` ---------------------- */
 
+/* The octets before a frame's payload: its length (4, network order, the
+ * command included) and the command. */
+#define MILTER_FRAME_HEAD 5
+void milter_frame_head(guint8 head[MILTER_FRAME_HEAD], char command,
+                       gsize length);
 void milter_encode_frame(GByteArray *out, char command, const void *payload,
                          gsize length);
 void milter_encode_negotiate(GByteArray *out, guint32 actions, guint32 steps);

@@ -71,10 +71,11 @@ PstVerdict milter_run_start(MilterSession *ms, PstCall *call);
 #define MILTER_BODY_READERS 4
 
 typedef struct _MilterBody MilterBody;
-/* One piece: `size` octets at `data`; size 0 (data NULL) at the end of
- * the body; `error` set when the spool cannot be read.  Main thread. */
-typedef void (*MilterBodyFunc)(const guint8 *data, gsize size,
-                               const GError *error, gpointer user_data);
+/* One piece, as a whole SMFIC_BODY frame (owned by the callee); NULL at
+ * the end of the body, or with `error` set when the spool cannot be
+ * read.  Main thread. */
+typedef void (*MilterBodyFunc)(GByteArray *frame, const GError *error,
+                               gpointer user_data);
 
 GThreadPool *milter_body_pool_new(void);
 /* The body as the plugins before (and the milters before) left it; NULL
@@ -83,7 +84,7 @@ MilterBody *milter_body_open(PstMessage *message, GThreadPool *pool,
                              GError **error);
 /* Reads the next piece (at most MILTER_BODY_CHUNK octets) on the pool and
  * calls `done` with it on the calling thread's main context; one read at
- * a time.  `data` is valid until the next read or milter_body_free(). */
+ * a time. */
 void milter_body_read(MilterBody *body, MilterBodyFunc done,
                       gpointer user_data);
 /* Frees the body; a read in flight is dropped and its `done` never

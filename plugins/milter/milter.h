@@ -88,6 +88,9 @@ void milter_conn_open(MilterConn *conn, guint timeout_ms, MilterReplyFunc done,
                       gpointer user_data);
 /* Queues a frame (already encoded) for writing. */
 void milter_conn_send(MilterConn *conn, GByteArray *frames);
+/* The same, taking `frames`: with nothing queued it is written as it is,
+ * without a copy (a body piece's buffer). */
+void milter_conn_send_take(MilterConn *conn, GByteArray *frames);
 /* Calls `done` (reply and error NULL) once everything queued has been
  * written to the socket, or with the error when the connection fails or
  * is not written within `timeout_ms` (the milter does not read): flow

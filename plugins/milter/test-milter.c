@@ -196,6 +196,14 @@ static void test_encode(void) {
   const char *none[] = {NULL};
   milter_encode_macros(out, 'C', none);
   g_assert_cmpuint(out->len, ==, sizeof macros);
+  /* A body piece's frame head, as the body reader writes it in place. */
+  guint8 head[MILTER_FRAME_HEAD];
+  milter_frame_head(head, MILTER_CMD_BODY, MILTER_BODY_CHUNK);
+  g_assert_cmpmem(head, sizeof head, "\0\1\0\0B", 5);
+  g_byte_array_set_size(out, 0);
+  milter_encode_frame(out, MILTER_CMD_BODY, "xy", 2);
+  milter_frame_head(head, MILTER_CMD_BODY, 2);
+  g_assert_cmpmem(out->data, MILTER_FRAME_HEAD, head, sizeof head);
 }
 
 static void test_header_values(void) {
