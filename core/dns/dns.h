@@ -10,7 +10,9 @@
  * resolver (pst_dns_lookup_on()), so a reload gives new sessions and jobs
  * the new resolver while those on the old generation keep theirs; a
  * resolver no generation holds any more is deleted once its last answer
- * is in.  pst_dns_stop() at shutdown ends every lookup still in flight
+ * is in.  Each resolver keeps the answers it got, for their TTL, in an
+ * answer cache of its own (cache.c): a new resolver starts empty.
+ * pst_dns_stop() at shutdown ends every lookup still in flight
  * with PST_DNS_TEMPFAIL ("resolver stopped"): async callbacks run from
  * inside it, so call it while the plugins are still loaded.
  *
@@ -94,7 +96,8 @@ void pst_dns_stop(void);
 typedef struct {
   guint in_flight;   /* lookups sent to libunbound, not yet answered */
   guint contexts;    /* libunbound contexts alive (held or retiring) */
-  guint64 lookups;   /* lookups started since pst_dns_start() */
+  guint64 lookups;   /* lookups sent to libunbound since pst_dns_start() */
+  guint64 cache_hits; /* lookups answered from a resolver's answer cache */
   guint64 timeouts;  /* lookups ended by [dns] timeout */
   guint64 cancelled; /* lookups ended by their cancellable */
 } PstDnsStats;

@@ -7,9 +7,13 @@
  * SDK's pst_dns_lookup() and pst_dns_lookup_full() (main thread) and
  * pst_dns_lookup_sync() (worker threads).
  *
- * Every lookup is a PstDnsRequest sent with ub_resolve_async() to one
- * resolver: the one given, else the scope's (the hook's generation, or the
- * resolver whose answer is being delivered), else the default.  libunbound
+ * Every lookup is a PstDnsRequest for one resolver: the one given, else
+ * the scope's (the hook's generation, or the resolver whose answer is
+ * being delivered), else the default.  When that resolver's answer cache
+ * (cache.c) holds a fresh answer, the request is answered from it: an
+ * async request from the main loop (on_ready(), which delivers every
+ * answer known without a query in one batch per iteration), never inside
+ * the call.  Otherwise it is sent with ub_resolve_async(); libunbound
  * answers through its fd, which the main loop watches (resolver.c), so
  * on_answer() always runs on the main thread, inside ub_process().  An
  * async request then calls its callback; a sync request stores the answer
@@ -17,7 +21,7 @@
  *
  * Invariants:
  *  - `service.lock` guards the resolver pointers, each resolver's
- *    `requests` set, and every request's `in_unbound`, `finished` and sync
+ *    `requests` set and answer cache, and every request's `in_unbound`, `finished` and sync
  *    fields.  Threads other than the main one touch a ub_ctx only under it,
  *    and the main thread deletes contexts only under it.
  *  - A request is in its resolver's `requests` set exactly while
@@ -37,6 +41,7 @@
 
 #include <string.h>
 
+#include "dns/cache.h"
 #include "dns/dns.h"
 #include "dns/rdata-parse.h"
 #include "dns/resolver.h"
@@ -74,6 +79,10 @@ static struct {
   GMainContext *context;     /* owned, nullable: the main thread's */
   GThread *thread;           /* the main thread, NULL when stopped */
   GHashTable *async_pending; /* main thread: unfinished async requests */
+  GQueue ready;              /* main thread: of referenced async requests
+                              * whose `immediate` answer waits for
+                              * on_ready() */
+  GSource *ready_source;     /* owned, nullable: on_ready(), attached */
   PstDnsStats stats;         /* locked */
 } service;
 
@@ -166,12 +175,35 @@ static gboolean cancel_in_unbound_locked(PstDnsRequest *request) {
 
 static void on_answer(void *data, int error, struct ub_result *ub);
 
+/* The resolver a lookup on `resolver` goes to: itself while its context
+ * is open, else the default one (nullable: stopped). */
+static PstDnsResolver *target_locked(PstDnsResolver *resolver) {
+  if (resolver == NULL || resolver->ctx == NULL)
+    return service.current;
+  return resolver;
+}
+
+/* The answer `resolver`'s cache holds for the request, or NULL.  On a hit
+ * the request is taken as answered by `resolver`. */
+static PstDnsResult *cache_hit_locked(PstDnsRequest *request,
+                                      PstDnsResolver *resolver) {
+  if (resolver == NULL || resolver->cache == NULL)
+    return NULL;
+  PstDnsResult *hit =
+      pst_dns_cache_lookup(resolver->cache, request->type, request->query,
+                           request->name, g_get_monotonic_time());
+  if (hit == NULL)
+    return NULL;
+  request->resolver = pst_dns_resolver_ref(resolver);
+  service.stats.cache_hits++;
+  return hit;
+}
+
 /* Hands the query to libunbound, on `resolver` while its context is open,
  * else on the default one.  On failure `*reason` says why. */
 static gboolean send_locked(PstDnsRequest *request, PstDnsResolver *resolver,
                             char **reason) {
-  if (resolver == NULL || resolver->ctx == NULL)
-    resolver = service.current;
+  resolver = target_locked(resolver);
   if (resolver == NULL) {
     *reason = g_strdup("the DNS resolver is not running");
     return FALSE;
@@ -233,6 +265,9 @@ static void on_answer(void *data, int error, struct ub_result *ub) {
     ub_resolve_free(ub);
 
   g_mutex_lock(&service.lock);
+  if (request->resolver->cache != NULL)
+    pst_dns_cache_store(request->resolver->cache, request->query, result,
+                        g_get_monotonic_time());
   if (request->in_unbound)
     unregister_locked(request);
   if (request->sync && !request->finished) {
@@ -248,20 +283,34 @@ static void on_answer(void *data, int error, struct ub_result *ub) {
   request_unref(request);      /* libunbound's reference */
 }
 
-static gboolean on_immediate(gpointer data) {
-  PstDnsRequest *request = data;
-  request_finish_async(request, g_steal_pointer(&request->immediate));
+/* Finishes the requests queued until now; those their callbacks queue
+ * wait for the next main-loop iteration. */
+static gboolean on_ready(gpointer data) {
+  GQueue batch = service.ready;
+  g_queue_init(&service.ready);
+  g_clear_pointer(&service.ready_source, g_source_unref);
+  PstDnsRequest *request;
+  while ((request = g_queue_pop_head(&batch)) != NULL) {
+    request_finish_async(request, g_steal_pointer(&request->immediate));
+    request_unref(request);
+  }
   return G_SOURCE_REMOVE;
 }
 
-/* Delivers an answer known without a query, from the main loop. */
+/* Delivers an answer known without a query (a cache hit, an invalid name,
+ * a resolver not running), from the main loop: one source per iteration
+ * for every such answer, at the priority of socket I/O, so that hits are
+ * not starved by busy sessions as idle-priority sources would be. */
 static void deliver_later(PstDnsRequest *request, PstDnsResult *result) {
   request->immediate = result;
-  GSource *idle = g_idle_source_new();
-  g_source_set_callback(idle, on_immediate, request_ref(request),
-                        request_unref);
-  g_source_attach(idle, request->context);
-  g_source_unref(idle);
+  g_queue_push_tail(&service.ready, request_ref(request));
+  if (service.ready_source != NULL)
+    return;
+  service.ready_source = g_idle_source_new();
+  g_source_set_priority(service.ready_source, G_PRIORITY_DEFAULT);
+  g_source_set_callback(service.ready_source, on_ready, NULL, NULL);
+  g_source_set_name(service.ready_source, "postilion dns answers");
+  g_source_attach(service.ready_source, request->context);
 }
 
 /* Ends a request that libunbound still holds: timeout or cancellation. */
@@ -364,9 +413,14 @@ void pst_dns_lookup_on(PstDnsResolver *resolver, PstDnsType type,
   }
   g_autofree char *reason = NULL;
   g_mutex_lock(&service.lock);
-  gboolean sent = send_locked(request, resolver, &reason);
+  PstDnsResult *hit = cache_hit_locked(request, target_locked(resolver));
+  gboolean sent = hit == NULL && send_locked(request, resolver, &reason);
   guint timeout_ms = sent ? request->resolver->timeout_ms : 0;
   g_mutex_unlock(&service.lock);
+  if (hit != NULL) {
+    deliver_later(request, hit);
+    return;
+  }
   if (!sent) {
     deliver_later(request, pst_dns_result_new_status(type, name,
                                                      PST_DNS_TEMPFAIL, reason));
@@ -443,7 +497,8 @@ PstDnsResult *pst_dns_lookup_sync(PstDnsType type, const char *name,
   PstDnsResult *result = NULL;
   gboolean released = FALSE;
   g_mutex_lock(&service.lock);
-  if (send_locked(request, NULL, &reason))
+  result = cache_hit_locked(request, service.current);
+  if (result == NULL && send_locked(request, NULL, &reason))
     result = sync_wait_locked(request, &released);
   g_mutex_unlock(&service.lock);
 

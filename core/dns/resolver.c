@@ -32,11 +32,13 @@
  *    expires (900 s by default), which turned one unanswered DNSBL query
  *    into a quarter hour of SERVFAIL for every name.  Ten seconds bounds it.
  *  - cache: libunbound's own message and RRset caches honour TTLs
- *    (positive, and negative from the SOA as in RFC 2308) and are shared by
- *    the async and the blocking lookups, so Postilion has no cache of its
- *    own; [dns] cache_size (entries) sizes them, 0 sets cache-max-ttl and
+ *    (positive, and negative from the SOA as in RFC 2308); [dns]
+ *    cache_size (entries) sizes them and the resolver's answer cache in
+ *    front of them (cache.c: asking libunbound costs a round trip through
+ *    its pipe even for a name it has cached), which holds at most that
+ *    many answers and 1 KiB per entry in all.  0 sets cache-max-ttl and
  *    cache-max-negative-ttl to 0 (every lookup asks the forwarder; TTLs
- *    then read 0).
+ *    then read 0) and leaves the answer cache out.
  *  - DNSSEC: the trust anchor file is loaded when dnssec=yes (an error if
  *    unusable) or dnssec=auto and the file exists; otherwise the validator
  *    module is left out.
@@ -59,6 +61,7 @@ G_DEFINE_QUARK(pst - dns - error - quark, pst_dns_error)
 #define RESOLV_CONF "/etc/resolv.conf"
 #define MIN_RTT_MS 400
 #define MAX_RETRIES 5
+#define CACHE_BYTES_PER_ENTRY 1024
 
 /* Zones libunbound serves itself that must reach the forwarder. */
 static const char *const forwarded_zones[] = {
@@ -311,6 +314,9 @@ PstDnsResolver *pst_dns_resolver_new(const PstDnsConfig *config,
   resolver->timeout_ms = config->timeout_ms;
   resolver->validating = validating;
   resolver->cache_disabled = config->cache_size == 0;
+  if (!resolver->cache_disabled)
+    resolver->cache = pst_dns_cache_new(
+        config->cache_size, (gsize)config->cache_size * CACHE_BYTES_PER_ENTRY);
   resolver->description = g_string_free(g_steal_pointer(&description), FALSE);
   resolver->requests = g_hash_table_new(NULL, NULL);
   resolver->watch = g_unix_fd_source_new(ub_fd(ctx), G_IO_IN);
@@ -335,6 +341,7 @@ void pst_dns_resolver_close(PstDnsResolver *resolver) {
     g_clear_pointer(&resolver->watch, g_source_unref);
   }
   g_clear_pointer(&resolver->ctx, ub_ctx_delete);
+  g_clear_pointer(&resolver->cache, pst_dns_cache_free);
 }
 
 void pst_dns_resolver_unref(PstDnsResolver *resolver) {

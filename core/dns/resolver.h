@@ -6,6 +6,7 @@
 #include <unbound.h>
 
 #include "config/config.h"
+#include "dns/cache.h"
 #include "dns/dns.h"
 
 G_BEGIN_DECLS
@@ -18,6 +19,9 @@ struct _PstDnsResolver {
   guint timeout_ms;        /* [dns] timeout */
   gboolean validating;     /* a trust anchor is loaded */
   gboolean cache_disabled; /* [dns] cache_size = 0 */
+  PstDnsCache *cache;      /* owned, nullable (cache_size 0, or closed):
+                            * answers in front of libunbound, used under
+                            * lookup.c's service lock */
   char *description;       /* owned: for the log line at start */
   GHashTable *requests;    /* owned: lookups inside libunbound (lookup.c) */
   guint users;             /* lookup.c's lock: holds (generations, the

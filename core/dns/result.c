@@ -19,8 +19,10 @@
  * records are parsed once, here, by rdata-parse.c; a record that does not
  * parse is dropped (logged at info level).
  *
- * A result is immutable after construction and owns everything it points
- * to, so it can be passed between threads and its accessors need no lock.
+ * A result is immutable after construction, so it can be passed between
+ * threads and its accessors need no lock; it owns its strings and shares
+ * its records array and answer packet (both never changed after
+ * construction, their reference counts atomic) with the cache's copies.
  */
 #define G_LOG_DOMAIN "postilion"
 
@@ -94,6 +96,45 @@ PstDnsResult *pst_dns_result_new_cancelled(const PstDnsResult *result) {
   g_return_val_if_fail(result != NULL, NULL);
   return pst_dns_result_new_status(result->type, result->name,
                                    PST_DNS_CANCELLED, "cancelled");
+}
+
+PstDnsResult *pst_dns_result_copy_as(const PstDnsResult *result,
+                                     const char *name, guint32 ttl) {
+  g_return_val_if_fail(result != NULL && name != NULL, NULL);
+  PstDnsResult *copy = g_new0(PstDnsResult, 1);
+  copy->type = result->type;
+  copy->name = g_strdup(name);
+  /* No CNAME: the canonical name is the asked one, in the asker's form. */
+  g_autofree char *asked = name_without_final_dot(result->name);
+  copy->canonical_name = g_strcmp0(asked, result->canonical_name) == 0
+                             ? name_without_final_dot(name)
+                             : g_strdup(result->canonical_name);
+  copy->status = result->status;
+  copy->rcode = result->rcode;
+  copy->secure = result->secure;
+  copy->bogus = result->bogus;
+  copy->ttl = ttl;
+  copy->reason = g_strdup(result->reason);
+  copy->records = g_array_ref(result->records);
+  if (result->answer_packet != NULL)
+    copy->answer_packet = g_bytes_ref(result->answer_packet);
+  return copy;
+}
+
+gsize pst_dns_result_get_size(const PstDnsResult *result) {
+  g_return_val_if_fail(result != NULL, 0);
+  gsize size = sizeof *result + strlen(result->name) +
+               strlen(result->canonical_name) +
+               (result->reason != NULL ? strlen(result->reason) : 0);
+  for (guint i = 0; i < result->records->len; i++) {
+    const PstDnsRecord *record =
+        &g_array_index(result->records, PstDnsRecord, i);
+    size += sizeof *record + record->text_length + 1 +
+            g_bytes_get_size(record->rdata);
+  }
+  if (result->answer_packet != NULL)
+    size += g_bytes_get_size(result->answer_packet);
+  return size;
 }
 
 static const char *rcode_to_string(int rcode) {

@@ -28,4 +28,14 @@ PstDnsResult *pst_dns_result_new_from_unbound(PstDnsType type, const char *name,
 /* A copy of `result` with status CANCELLED and no records. */
 PstDnsResult *pst_dns_result_new_cancelled(const PstDnsResult *result);
 
+/* A copy of `result` (status, flags, records, packet) as the answer to
+ * `name` with `ttl` seconds left: the cache's hits.  The records and the
+ * packet are shared, not copied (a result never changes them). */
+PstDnsResult *pst_dns_result_copy_as(const PstDnsResult *result,
+                                     const char *name, guint32 ttl);
+
+/* Octets `result` holds, roughly (strings, records, packet): what the
+ * cache counts against its bound. */
+gsize pst_dns_result_get_size(const PstDnsResult *result);
+
 G_END_DECLS

@@ -1158,6 +1158,246 @@ static void test_stop_in_flight(void) {
   service_stop();
 }
 
+/* --- The answer cache in front of libunbound ------------------------ */
+
+static PstDnsStats stats_now(void) {
+  PstDnsStats stats;
+  pst_dns_get_stats(&stats);
+  return stats;
+}
+
+/* A second lookup is answered from the cache: no query to libunbound,
+ * never inside the call, the same records, the TTL counting down, the
+ * name and canonical name as the second caller asked. */
+static void test_answer_cache_hit(void) {
+  service_start_default();
+  g_autoptr(PstDnsResult) first = lookup(PST_DNS_TYPE_MX, "example.test");
+  PstDnsStats before = stats_now();
+  g_autoptr(PstDnsResult) hit = lookup(PST_DNS_TYPE_MX, "example.test.");
+  PstDnsStats after = stats_now();
+  g_assert_cmpuint(after.lookups, ==, before.lookups);
+  g_assert_cmpuint(after.cache_hits, ==, before.cache_hits + 1);
+  g_assert_cmpint(pst_dns_result_get_status(hit), ==, PST_DNS_OK);
+  g_autofree char *want = records_text(first);
+  g_autofree char *got = records_text(hit);
+  g_assert_cmpstr(got, ==, want);
+  g_assert_cmpstr(pst_dns_result_get_name(hit), ==, "example.test.");
+  g_assert_cmpstr(pst_dns_result_get_canonical_name(hit), ==, "example.test");
+  g_assert_cmpuint(pst_dns_result_get_ttl(hit), <=, 300);
+  g_assert_cmpuint(pst_dns_result_get_ttl(hit), >=, 298);
+  g_assert_cmpint(pst_dns_result_get_rcode(hit), ==, 0);
+  gsize length = 0;
+  g_assert_nonnull(pst_dns_result_get_answer_packet(hit, &length));
+  g_assert_cmpuint(length, >, 12);
+
+  /* A CNAME chain's end stays the canonical name. */
+  g_autoptr(PstDnsResult) chain1 = lookup(PST_DNS_TYPE_A, "c1.example.test");
+  g_autoptr(PstDnsResult) chain2 = lookup(PST_DNS_TYPE_A, "c1.example.test");
+  g_assert_cmpstr(pst_dns_result_get_canonical_name(chain2), ==,
+                  "c3.example.test");
+  g_assert_cmpuint(stats_now().cache_hits, ==, after.cache_hits + 1);
+
+  /* Blocking lookups on workers use it too. */
+  SyncJob job = {PST_DNS_TYPE_MX, "example.test", NULL, NULL, 0, 0};
+  sync_job_finish(&job, sync_job_start(&job));
+  g_assert_cmpint(pst_dns_result_get_status(job.result), ==, PST_DNS_OK);
+  g_assert_cmpuint(pst_dns_result_get_count(job.result), ==, 2);
+  pst_dns_result_free(job.result);
+  g_assert_cmpuint(stats_now().cache_hits, ==, after.cache_hits + 2);
+  g_assert_cmpuint(stats_now().lookups, ==, after.lookups + 1);
+  service_stop();
+}
+
+/* Several hits and a lookup started from a hit's callback: each callback
+ * once, none inside the call that started it. */
+static void test_answer_cache_hits_batched(void) {
+  service_start_default();
+  g_autoptr(PstDnsResult) warm = lookup(PST_DNS_TYPE_A, "mx1.example.test");
+  Answer answers[5] = {{0}};
+  for (guint i = 0; i < G_N_ELEMENTS(answers); i++)
+    pst_dns_lookup(PST_DNS_TYPE_A, "mx1.example.test", NULL, on_answer,
+                   &answers[i]);
+  Chain chain = {{0}};
+  pst_dns_lookup(PST_DNS_TYPE_A, "mx1.example.test", NULL,
+                 on_answer_then_lookup, &chain);
+  for (guint i = 0; i < G_N_ELEMENTS(answers); i++)
+    g_assert_cmpuint(answers[i].calls, ==, 0);
+  g_assert_true(g_main_context_iteration(NULL, FALSE));
+  for (guint i = 0; i < G_N_ELEMENTS(answers); i++) {
+    g_assert_cmpuint(answers[i].calls, ==, 1);
+    g_assert_cmpint(pst_dns_result_get_status(answers[i].result), ==,
+                    PST_DNS_OK);
+    pst_dns_result_free(answers[i].result);
+  }
+  g_assert_cmpuint(chain.first.calls, ==, 1);
+  g_assert_cmpuint(chain.chained.calls, ==, 0);
+  wait_for(&chain.chained, 1);
+  pst_dns_result_free(chain.first.result);
+  pst_dns_result_free(chain.chained.result);
+
+  /* A hit whose cancellable is cancelled before it is delivered. */
+  g_autoptr(GCancellable) cancellable = g_cancellable_new();
+  Answer cancelled = {0};
+  pst_dns_lookup(PST_DNS_TYPE_A, "mx1.example.test", cancellable, on_answer,
+                 &cancelled);
+  g_cancellable_cancel(cancellable);
+  wait_for(&cancelled, 1);
+  g_assert_cmpint(pst_dns_result_get_status(cancelled.result), ==,
+                  PST_DNS_CANCELLED);
+  pst_dns_result_free(cancelled.result);
+  run_for(50);
+  g_assert_cmpuint(cancelled.calls, ==, 1);
+  service_stop();
+}
+
+/* An answer is kept for its TTL only. */
+static void test_answer_cache_expiry(void) {
+  service_start_default();
+  g_autoptr(PstDnsResult) first = lookup(PST_DNS_TYPE_A, "short.example.test");
+  PstDnsStats before = stats_now();
+  g_autoptr(PstDnsResult) hit = lookup(PST_DNS_TYPE_A, "short.example.test");
+  g_assert_cmpuint(stats_now().cache_hits, ==, before.cache_hits + 1);
+  g_assert_cmpuint(pst_dns_result_get_ttl(hit), ==, 1);
+  run_for(1100);
+  g_autoptr(PstDnsResult) later = lookup(PST_DNS_TYPE_A, "short.example.test");
+  g_assert_cmpint(pst_dns_result_get_status(later), ==, PST_DNS_OK);
+  PstDnsStats after = stats_now();
+  g_assert_cmpuint(after.cache_hits, ==, before.cache_hits + 1);
+  g_assert_cmpuint(after.lookups, ==, before.lookups + 1);
+  service_stop();
+}
+
+/* NXDOMAIN and NODATA are kept for the SOA's negative TTL (60 s). */
+static void test_answer_cache_negative(void) {
+  service_start_default();
+  g_autoptr(PstDnsResult) nx1 = lookup(PST_DNS_TYPE_A, "nx.example.test");
+  g_autoptr(PstDnsResult) nodata1 = lookup(PST_DNS_TYPE_MX, "mx1.example.test");
+  PstDnsStats before = stats_now();
+  g_autoptr(PstDnsResult) nx2 = lookup(PST_DNS_TYPE_A, "nx.example.test");
+  g_autoptr(PstDnsResult) nodata2 = lookup(PST_DNS_TYPE_MX, "mx1.example.test");
+  PstDnsStats after = stats_now();
+  g_assert_cmpuint(after.lookups, ==, before.lookups);
+  g_assert_cmpuint(after.cache_hits, ==, before.cache_hits + 2);
+  g_assert_cmpint(pst_dns_result_get_status(nx2), ==, PST_DNS_NXDOMAIN);
+  g_assert_cmpint(pst_dns_result_get_rcode(nx2), ==, 3);
+  g_assert_cmpuint(pst_dns_result_get_ttl(nx2), <=, 60);
+  g_assert_cmpuint(pst_dns_result_get_ttl(nx2), >=, 58);
+  g_assert_cmpint(pst_dns_result_get_status(nodata2), ==, PST_DNS_NODATA);
+  g_assert_cmpuint(pst_dns_result_get_count(nodata2), ==, 0);
+  service_stop();
+}
+
+/* Temporary failures are asked again every time. */
+static void test_answer_cache_failures(void) {
+  g_autofree TestConfig *test = test_config_new(300);
+  service_start(test);
+  const struct {
+    PstDnsType type;
+    const char *name;
+  } failures[] = {
+      {PST_DNS_TYPE_A, "x.servfail.test"},
+      {PST_DNS_TYPE_TXT, "x.refused.test"},
+      {PST_DNS_TYPE_A, "loop1.example.test"},
+      {PST_DNS_TYPE_A, "f.timeout.test"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(failures); i++) {
+    PstDnsStats before = stats_now();
+    for (guint round = 0; round < 2; round++) {
+      g_autoptr(PstDnsResult) result =
+          lookup(failures[i].type, failures[i].name);
+      g_assert_cmpint(pst_dns_result_get_status(result), ==, PST_DNS_TEMPFAIL);
+    }
+    PstDnsStats after = stats_now();
+    g_assert_cmpuint(after.lookups, ==, before.lookups + 2);
+    g_assert_cmpuint(after.cache_hits, ==, before.cache_hits);
+  }
+  service_stop();
+}
+
+/* DNSSEC: a secure answer stays secure from the cache; a bogus one is a
+ * failure and not kept. */
+static void test_answer_cache_dnssec(void) {
+  g_autofree TestConfig *test = test_config_new(TIMEOUT_MS);
+  test->config.dnssec = PST_DNSSEC_YES;
+  test->config.trust_anchor = testdns.trust_anchor;
+  service_start(test);
+  g_autoptr(PstDnsResult) first = lookup(PST_DNS_TYPE_A, "www.secure.test");
+  g_autoptr(PstDnsResult) hit = lookup(PST_DNS_TYPE_A, "www.secure.test");
+  g_assert_cmpuint(stats_now().cache_hits, ==, 1);
+  g_assert_true(pst_dns_result_is_secure(hit));
+  g_autoptr(PstDnsResult) plain1 = lookup(PST_DNS_TYPE_A, "mx1.example.test");
+  g_autoptr(PstDnsResult) plain2 = lookup(PST_DNS_TYPE_A, "mx1.example.test");
+  g_assert_cmpuint(stats_now().cache_hits, ==, 2);
+  g_assert_false(pst_dns_result_is_secure(plain2));
+  PstDnsStats before = stats_now();
+  g_autoptr(PstDnsResult) bogus1 = lookup(PST_DNS_TYPE_A, "bogus.secure.test");
+  g_autoptr(PstDnsResult) bogus2 = lookup(PST_DNS_TYPE_A, "bogus.secure.test");
+  g_assert_true(pst_dns_result_is_bogus(bogus2));
+  g_assert_cmpuint(stats_now().cache_hits, ==, before.cache_hits);
+  service_stop();
+}
+
+/* At most [dns] cache_size answers and 1 KiB per entry in all; the least
+ * recently used goes first. */
+static void test_answer_cache_bound(void) {
+  g_autofree TestConfig *test = test_config_new(TIMEOUT_MS);
+  test->config.cache_size = 3;
+  service_start(test);
+  const char *names[] = {"b0.wild.example.test", "b1.wild.example.test",
+                         "b2.wild.example.test", "b3.wild.example.test"};
+  for (guint i = 0; i < 3; i++)
+    pst_dns_result_free(lookup(PST_DNS_TYPE_A, names[i]));
+  pst_dns_result_free(lookup(PST_DNS_TYPE_A, names[0])); /* used again */
+  pst_dns_result_free(lookup(PST_DNS_TYPE_A, names[3])); /* evicts b1 */
+  PstDnsStats before = stats_now();
+  pst_dns_result_free(lookup(PST_DNS_TYPE_A, names[0]));
+  pst_dns_result_free(lookup(PST_DNS_TYPE_A, names[3]));
+  PstDnsStats after = stats_now();
+  g_assert_cmpuint(after.cache_hits, ==, before.cache_hits + 2);
+  pst_dns_result_free(lookup(PST_DNS_TYPE_A, names[1]));
+  g_assert_cmpuint(stats_now().lookups, ==, after.lookups + 1);
+
+  /* 3 KiB in all: a 3,000-octet TXT answer is not kept. */
+  before = stats_now();
+  for (guint round = 0; round < 2; round++) {
+    g_autoptr(PstDnsResult) huge = lookup(PST_DNS_TYPE_TXT, "huge.example.test");
+    g_assert_cmpint(pst_dns_result_get_status(huge), ==, PST_DNS_OK);
+  }
+  g_assert_cmpuint(stats_now().lookups, ==, before.lookups + 2);
+  service_stop();
+}
+
+/* Each resolver (generation) has a cache of its own: a new one starts
+ * empty, and the old one's answers stay with it. */
+static void test_answer_cache_per_resolver(void) {
+  service_start_default();
+  pst_dns_result_free(lookup(PST_DNS_TYPE_A, "mx2.example.test"));
+  g_autofree TestConfig *next = test_config_new(TIMEOUT_MS);
+  g_autoptr(GError) error = NULL;
+  PstDnsResolver *old = pst_dns_resolver_hold(pst_dns_get_default());
+  g_autoptr(PstDnsResolver) resolver =
+      pst_dns_resolver_open(&next->config, &error);
+  g_assert_no_error(error);
+  pst_dns_set_default(resolver);
+  PstDnsStats before = stats_now();
+  pst_dns_result_free(lookup(PST_DNS_TYPE_A, "mx2.example.test"));
+  PstDnsStats after = stats_now();
+  g_assert_cmpuint(after.lookups, ==, before.lookups + 1);
+  g_assert_cmpuint(after.cache_hits, ==, before.cache_hits);
+  pst_dns_result_free(lookup(PST_DNS_TYPE_A, "mx2.example.test"));
+  g_assert_cmpuint(stats_now().cache_hits, ==, after.cache_hits + 1);
+
+  Answer on_old = {0};
+  pst_dns_lookup_on(old, PST_DNS_TYPE_A, "mx2.example.test",
+                    PST_DNS_LOOKUP_DEFAULT, NULL, on_answer, &on_old);
+  wait_for(&on_old, 1);
+  pst_dns_result_free(on_old.result);
+  g_assert_cmpuint(stats_now().cache_hits, ==, after.cache_hits + 2);
+  g_assert_cmpuint(stats_now().lookups, ==, after.lookups);
+  pst_dns_resolver_release(old);
+  service_stop();
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   if (!g_test_subprocess()) {
@@ -1196,6 +1436,15 @@ int main(int argc, char **argv) {
   g_test_add_func("/dns/resolver/held", test_resolver_held);
   g_test_add_func("/dns/resolver/default", test_resolver_default);
   g_test_add_func("/dns/stop/in-flight", test_stop_in_flight);
+  g_test_add_func("/dns/answer-cache/hit", test_answer_cache_hit);
+  g_test_add_func("/dns/answer-cache/batched", test_answer_cache_hits_batched);
+  g_test_add_func("/dns/answer-cache/expiry", test_answer_cache_expiry);
+  g_test_add_func("/dns/answer-cache/negative", test_answer_cache_negative);
+  g_test_add_func("/dns/answer-cache/failures", test_answer_cache_failures);
+  g_test_add_func("/dns/answer-cache/dnssec", test_answer_cache_dnssec);
+  g_test_add_func("/dns/answer-cache/bound", test_answer_cache_bound);
+  g_test_add_func("/dns/answer-cache/per-resolver",
+                  test_answer_cache_per_resolver);
   int status = g_test_run();
   if (!g_test_subprocess())
     testdns_stop();
