@@ -13,7 +13,9 @@
  * bh= altered, a tag removed, doubled or made invalid, an unknown
  * selector, k= that does not fit a=.  Keys come from a table (no DNS).
  * Policy is off on both sides (rsa-sha1 allowed, any key size).  Then
- * the key record's h=, s= and t= flags against one of our signatures.  Two
+ * the key record's h=, s= and t= flags against one of our signatures, and
+ * t=s against i= equal to d= and in a subdomain of it (signed by
+ * libopendkim, which writes i=).  Two
  * known differences are allowed, both RFC 6376 on our side: a tag twice
  * is permerror in ours (3.2) and fail in libopendkim, and a signature
  * that does not parse is reported by ours (permerror) where libopendkim
@@ -526,6 +528,88 @@ static void test_key_flags(void) {
   test_message_clear(&message);
 }
 
+/* libopendkim's signature of `message` by `key` under `selector`, with
+ * i= set to `identity` (our signer writes no i=). */
+static char *sign_oracle_with_identity(DKIM_LIB *library, const DkimKey *key,
+                                       const char *selector,
+                                       const char *identity,
+                                       const TestMessage *message) {
+  DKIM_STAT status = DKIM_STAT_OK;
+  DKIM *dkim = dkim_sign(library, (const u_char *)"test", NULL,
+                         (dkim_sigkey_t)key->pem, (const u_char *)selector,
+                         (const u_char *)DOMAIN, DKIM_CANON_RELAXED,
+                         DKIM_CANON_SIMPLE, DKIM_SIGN_RSASHA256, -1, &status);
+  g_assert_nonnull(dkim);
+  g_assert_cmpint(dkim_set_signer(dkim, (const u_char *)identity), ==,
+                  DKIM_STAT_OK);
+  for (guint i = 0; i < message->fields->len; i++) {
+    const char *field = message->fields->pdata[i];
+    g_assert_cmpint(dkim_header(dkim, (u_char *)field, strlen(field)), ==,
+                    DKIM_STAT_OK);
+  }
+  g_assert_cmpint(dkim_eoh(dkim), ==, DKIM_STAT_OK);
+  if (message->body->len > 0)
+    g_assert_cmpint(dkim_body(dkim, message->body->data, message->body->len),
+                    ==, DKIM_STAT_OK);
+  g_assert_cmpint(dkim_eom(dkim, NULL), ==, DKIM_STAT_OK);
+  u_char *text = NULL;
+  size_t length = 0;
+  g_assert_cmpint(
+      dkim_getsighdr_d(dkim, strlen("DKIM-Signature: "), &text, &length), ==,
+      DKIM_STAT_OK);
+  char *value = g_strndup((const char *)text, length);
+  dkim_free(dkim);
+  return value;
+}
+
+/* The key's t=s (RFC 6376 3.6.1): i= must then be in d= itself.  i= equal
+ * to d= passes, i= in a subdomain of d= is refused (permerror in both
+ * verifiers); without t=s a subdomain passes.  Signed by libopendkim,
+ * which can write i=, and compared with its verdict too. */
+static void test_key_strict_identity(void) {
+  g_autoptr(DkimKey) rsa = test_key(DKIM_KEY_RSA);
+  g_hash_table_insert(records, g_strdup("strict"),
+                      g_strdup_printf("v=DKIM1; k=rsa; t=s; p=%s",
+                                      rsa->public_key));
+  g_hash_table_insert(records, g_strdup("strict-testing"),
+                      g_strdup_printf("v=DKIM1; k=rsa; t=y:s; p=%s",
+                                      rsa->public_key));
+  g_hash_table_insert(records, g_strdup("loose"),
+                      g_strdup_printf("v=DKIM1; k=rsa; p=%s", rsa->public_key));
+  g_autoptr(GRand) rand = g_rand_new_with_seed(SEED + 1);
+  DKIM_LIB *library = oracle_library();
+  static const struct {
+    const char *selector, *identity, *result;
+  } cases[] = {
+      {"strict", "@" DOMAIN, "pass"},
+      {"strict", "user@" DOMAIN, "pass"},
+      {"strict", "user@EXAMPLE.org", "pass"},
+      {"strict", "@sub." DOMAIN, "permerror"},
+      {"strict", "user@a.b." DOMAIN, "permerror"},
+      {"strict-testing", "user@sub." DOMAIN, "permerror"},
+      {"loose", "@" DOMAIN, "pass"},
+      {"loose", "user@sub." DOMAIN, "pass"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    TestMessage message = {generate_fields(rand), generate_body(rand)};
+    give_address(&message, rand);
+    g_autofree char *value = sign_oracle_with_identity(
+        library, rsa, cases[i].selector, cases[i].identity, &message);
+    g_autofree char *tag = g_strdup_printf("i=%s;", cases[i].identity);
+    g_assert_nonnull(strstr(value, tag));
+    g_ptr_array_insert(message.fields, 0,
+                       g_strconcat("DKIM-Signature: ", value, NULL));
+    g_autofree char *label = g_strdup_printf(
+        "s=%s i=%s", cases[i].selector, cases[i].identity);
+    g_autoptr(GPtrArray) ours = our_verdicts(&message, rand);
+    g_assert_cmpuint(ours->len, ==, 1);
+    g_assert_cmpstr(ours->pdata[0], ==, cases[i].result);
+    g_assert_cmpuint(compare(library, &message, rand, label), ==, 1);
+    test_message_clear(&message);
+  }
+  dkim_close(library);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   records = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -533,6 +617,8 @@ int main(int argc, char **argv) {
                   test_generated);
   g_test_add_func("/dkim/verifier/same-as-libopendkim/dkimpy", test_dkimpy);
   g_test_add_func("/dkim/verifier/key-flags", test_key_flags);
+  g_test_add_func("/dkim/verifier/key-strict-identity",
+                  test_key_strict_identity);
   int status = g_test_run();
   g_test_message("%u signatures with a tag twice (permerror in ours)",
                  stricter);

@@ -1,7 +1,9 @@
 """plugins/dkim end to end: signing checked by independent verifiers
 (dkimpy, and OpenDKIM's opendkim-testmsg), verification of mail signed by
-dkimpy and by OpenDKIM's library, RFC 8301 policy, hostile signatures and
-key records, DNS that never answers, key files with unsafe permissions, and
+dkimpy and by OpenDKIM's library, RFC 8301 policy, the key record's t=s
+against i= in a subdomain, the key cache's expiry with the record's TTL
+(counted in the test DNS server's query log), hostile signatures and key
+records, DNS that never answers, key files with unsafe permissions, and
 the `postilion dkim` tool.
 
 One daemon for the module (relay.so + dkim.so) delivers into Maildirs and
@@ -33,6 +35,7 @@ from harness import BUILD, REPO
 
 dkim = pytest.importorskip("dkim")
 
+KEY_TTL = 3  # seconds: the TTL of the key record the cache expiry test uses
 PLUGIN_PATH = [str(BUILD / "plugins" / "relay"), str(BUILD / "plugins" / "dkim")]
 TOOL = BUILD / "tools" / "postilion"
 OUTSIDE = "192.0.2.10"
@@ -94,7 +97,7 @@ class World:
         return text.encode() if text is not None else None
 
 
-def zone_text(records: dict[str, str], odd_splits=None) -> str:
+def zone_text(records: dict[str, str], odd_splits=None, ttls=None) -> str:
     lines = ["$TTL 300", "$ORIGIN test.", "@ IN SOA ns.test. h.test. 1 3600 600 86400 60",
              "@ IN NS ns.test.", "ns IN A 127.0.0.1"]
     for origin in ("example.org", "sender.test", "football.example.com"):
@@ -104,13 +107,14 @@ def zone_text(records: dict[str, str], odd_splits=None) -> str:
             if not name.endswith("." + origin):
                 continue
             cuts = (odd_splits or {}).get(name)
+            ttl = (ttls or {}).get(name, "")
             if cuts:
                 pieces = [text[a:b] for a, b in zip([0] + cuts, cuts)]
                 lines.append(f"{name}. IN TXT " +
                              " ".join(f'"{p}"' for p in pieces) + " " +
                              txt(text[cuts[-1]:]))
             else:
-                lines.append(f"{name}. IN TXT {txt(text)}")
+                lines.append(f"{name}. {ttl} IN TXT {txt(text)}")
     return "\n".join(lines) + "\n"
 
 
@@ -146,9 +150,16 @@ def world(tmp_path_factory):
     # name, inside the base64): the strings are concatenated.
     w.records["split._domainkey.sender.test"] = w.records["py._domainkey.sender.test"]
     w.odd_splits = {"split._domainkey.sender.test": [3, 9, 10, 40, 41]}
+    # The same key again: with t=s (i= must be in d= itself), and with a
+    # TTL of KEY_TTL seconds (the key cache's expiry).
+    py_public = w.records["py._domainkey.sender.test"].split("p=")[1]
+    w.records["strict._domainkey.sender.test"] = f"v=DKIM1; k=rsa; t=s; p={py_public}"
+    w.records["shortttl._domainkey.sender.test"] = f"v=DKIM1; k=rsa; p={py_public}"
+    ttls = {"shortttl._domainkey.sender.test": KEY_TTL}
     zone = root / "dkim.zone"
-    zone.write_text(zone_text(w.records, w.odd_splits))
-    w.dns = harness.TestDnsServer([zone])
+    zone.write_text(zone_text(w.records, w.odd_splits, ttls))
+    w.query_log = root / "queries.log"
+    w.dns = harness.TestDnsServer([zone], args=["--query-log", str(w.query_log)])
     config = delivery_config(w.mail, mailboxes=("bob@example.org",
                                                  "alice@example.org"))
     config.update({
@@ -615,6 +626,63 @@ def test_min_key_bits_2048_fails_a_1024_bit_key(world):
         (entry,) = dkim_entries(send(world, content, outside=True,
                                      sender="x@sender.test"))
     assert entry.startswith("dkim=fail") and "1024" in entry, entry
+
+
+@pytest.mark.parametrize("identity,result", [
+    (b"@sender.test", "pass"),
+    (b"x@sender.test", "pass"),
+    (b"x@mail.sender.test", "permerror"),
+    (b"@a.b.sender.test", "permerror"),
+])
+def test_strict_key_refuses_i_in_a_subdomain(world, identity, result):
+    """The key record's t=s (RFC 6376 3.6.1): i= must be in d= itself."""
+    content = dkimpy_sign(message(f"t=s {identity!r}", sender="x@sender.test"),
+                          b"strict", world.sender_rsa, identity=identity)
+    assert dkimpy_results(world, content) == [True]  # dkimpy ignores t=s
+    (entry,) = dkim_entries(send(world, content, outside=True,
+                                 sender="x@sender.test"))
+    assert entry.startswith(f"dkim={result}"), entry
+    if result != "pass":
+        assert "t=s" in entry, entry
+
+
+def test_key_without_t_s_allows_i_in_a_subdomain(world):
+    content = dkimpy_sign(message("no t=s", sender="x@sender.test"), b"py",
+                          world.sender_rsa, identity=b"x@mail.sender.test")
+    (entry,) = dkim_entries(send(world, content, outside=True,
+                                 sender="x@sender.test"))
+    assert entry.startswith("dkim=pass"), entry
+
+
+def key_queries(world) -> int:
+    name = "shortttl._domainkey.sender.test"
+    return sum(1 for line in world.query_log.read_text().splitlines()
+               if line.split()[0].rstrip(".").lower() == name)
+
+
+def test_key_cache_expires_with_the_record_ttl(world):
+    """The key record has a TTL of KEY_TTL seconds: a second message soon
+    after the first is verified from a cache (the plugin's, the
+    resolver's), without a query; one sent after the TTL makes the plugin
+    ask again (a cache that outlived the TTL would answer it without a
+    query reaching the server), and still passes."""
+    def verify(subject):
+        content = dkimpy_sign(message(subject, sender="x@sender.test"),
+                              b"shortttl", world.sender_rsa)
+        (entry,) = dkim_entries(send(world, content, outside=True,
+                                     sender="x@sender.test"))
+        assert entry.startswith("dkim=pass"), entry
+    before = key_queries(world)
+    started = time.monotonic()
+    verify("ttl first")
+    first = key_queries(world)
+    assert first > before
+    verify("ttl second")
+    if time.monotonic() - started < KEY_TTL - 1:
+        assert key_queries(world) == first, "a cached key was asked for again"
+    time.sleep(max(0.0, started + KEY_TTL + 1.2 - time.monotonic()))
+    verify("ttl after expiry")
+    assert key_queries(world) > first, "the cached key outlived its TTL"
 
 
 def test_future_signature_fails(world, monkeypatch):
