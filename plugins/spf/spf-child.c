@@ -392,6 +392,12 @@ static gboolean spf_child_dispatch(GSource *source, GSourceFunc callback,
      * hangup callback) ends it and starts another now, not at the next
      * check; without a callback, the pool finds it not running. */
     if (condition & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_NVAL)) {
+      char octet;
+      if ((condition & G_IO_IN) &&
+          recv(child->fd, &octet, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+        g_warning("plugin spf: SPF evaluator %d wrote unasked while idle: "
+                  "ended",
+                  (int)child->pid);
       spf_child_ref(child);
       spf_child_close_socket(child);
       if (child->hangup != NULL)

@@ -24,9 +24,12 @@
  * Built a second time for the tests only, as test-spf-eval-forbidden
  * (SPF_EVAL_FORBIDDEN_TEST): that one makes the system call a query's
  * local part names ("open@", "socket@", "execve@") after the filter is
- * in place, so the tests see the filter kill it.
+ * in place, so the tests see the filter kill it; and after answering a
+ * query from "unasked@" it waits 200 ms, then writes to the plugin
+ * unasked, so the tests see an idle evaluator that speaks ended.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -195,6 +198,14 @@ static void spf_eval_forbidden_call(const char *sender) {
   else if (g_str_has_prefix(sender, "execve@"))
     execve("/bin/true", (char *[]){"true", NULL}, (char *[]){NULL});
 }
+
+/* Test build only: after the reply to "unasked@", idle, it speaks. */
+static void spf_eval_unasked_write(const char *sender) {
+  if (!g_str_has_prefix(sender, "unasked@"))
+    return;
+  (void)!poll(NULL, 0, 200);
+  (void)!write(SPF_EVAL_FD, "unasked", strlen("unasked"));
+}
 #endif
 
 /* The plugin gave up on the check under way (cancelled) and closed our
@@ -232,6 +243,12 @@ static SpfAnswer *spf_eval_resolve(PstDnsType type, const char *name,
 }
 
 int main(int argc, char **argv) {
+  /* GLib converts its messages (g_strerror(), g_printerr()) from the
+   * locale's charset unless it is UTF-8, and the conversion opens the
+   * charset aliases and iconv's modules: after the filter, an error
+   * message would be a SIGSYS instead of an exit with status 2.  Ours are
+   * ASCII: GLib takes $CHARSET as the charset. */
+  g_setenv("CHARSET", "UTF-8", TRUE);
   spf_eval_confine(argc == 2 ? argv[1] : NULL);
   spf_library_init();
   spf_eval_warm_up();
@@ -240,7 +257,10 @@ int main(int argc, char **argv) {
     g_autoptr(GError) error = NULL;
     g_autoptr(GBytes) message = spf_wire_recv(SPF_EVAL_FD, 0, NULL, &error);
     if (message == NULL) {
-      if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CLOSED))
+      /* The end of the stream; a reset is one too: the plugin closed its
+       * end with something of ours unread (we spoke unasked). */
+      if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CLOSED) ||
+          g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
         return 0;
       spf_eval_die("cannot read", error);
     }
@@ -256,5 +276,8 @@ int main(int argc, char **argv) {
     g_autoptr(GBytes) reply = spf_wire_encode_outcome(outcome);
     if (!spf_wire_send(SPF_EVAL_FD, reply, &error))
       spf_eval_die("cannot reply", error);
+#ifdef SPF_EVAL_FORBIDDEN_TEST
+    spf_eval_unasked_write(wire->sender);
+#endif
   }
 }

@@ -5,7 +5,8 @@
  * evaluations answered from a table, several in one process, a child
  * killed mid-evaluation, a missed deadline, its end on the loop; and of
  * the pool (spf-pool.c): reuse, recycling, a waiting check, one that died
- * while idle, a killed or cancelled check, the seccomp filter.
+ * or wrote unasked while idle, a killed or cancelled check, the seccomp
+ * filter.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -704,8 +705,10 @@ static void test_pool_cancelled_check(void) {
 }
 
 /* The pool's warnings about evaluators that ended badly ("SPF evaluator
- * PID killed by signal SIGKILL") are counted here, not fatal. */
+ * PID killed by signal SIGKILL") and that wrote unasked while idle are
+ * counted here, not fatal. */
 static guint evaluator_warnings;
+static guint unasked_warnings;
 
 static GLogWriterOutput count_evaluator_warnings(GLogLevelFlags level,
                                                  const GLogField *fields,
@@ -715,6 +718,11 @@ static GLogWriterOutput count_evaluator_warnings(GLogLevelFlags level,
         strstr(fields[i].value, "SPF evaluator") != NULL &&
         strstr(fields[i].value, "killed by signal SIGKILL") != NULL) {
       evaluator_warnings++;
+      return G_LOG_WRITER_HANDLED;
+    } else if (strcmp(fields[i].key, "MESSAGE") == 0 &&
+               strstr(fields[i].value, "SPF evaluator") != NULL &&
+               strstr(fields[i].value, "wrote unasked while idle") != NULL) {
+      unasked_warnings++;
       return G_LOG_WRITER_HANDLED;
     }
   return g_log_writer_default(level, fields, count, data);
@@ -774,6 +782,39 @@ static void test_pool_replaces_an_idle_evaluator_that_died(void) {
   pool_check(pool, "192.0.2.1", "user@example.test", &plain_resolver, &pass);
   g_assert_cmpint(pass.outcome->result, ==, SPF_RES_PASS);
   result_clear(&pass);
+  spf_pool_free(pool);
+  g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
+}
+
+/* A real evaluator (the test build) that writes unasked 200 ms after it
+ * answered a check from "unasked@": the pool ends it at once, with a
+ * warning, reaps it and starts another before any check asks; the
+ * replacement serves the next check. */
+static void test_pool_ends_an_idle_evaluator_that_writes_unasked(void) {
+  const char *path = g_getenv("SPF_EVALUATOR_FORBIDDEN");
+  g_assert_nonnull(path);
+  SpfPool *pool = pool_new(path, 2, 100);
+  GPid speaker = only_child();
+  guint warnings = unasked_warnings;
+  Result result = {0};
+  pool_check(pool, "192.0.2.1", "unasked@example.test", &plain_resolver,
+             &result);
+  g_assert_null(result.failure);
+  g_assert_cmpint(result.outcome->result, ==, SPF_RES_PASS);
+  result_clear(&result);
+  g_assert_cmpint(only_child(), ==, speaker);
+  g_assert_cmpuint(unasked_warnings, ==, warnings);
+  /* Idle now; it speaks, and is replaced without a check asking. */
+  GPid replacement = wait_only_child_but(speaker, FALSE);
+  g_assert_cmpuint(unasked_warnings, ==, warnings + 1);
+  while (kill(speaker, 0) == 0) /* reaped from the loop (100 ms grace) */
+    g_main_context_iteration(NULL, TRUE);
+  g_assert_cmpuint(spf_pool_get_running(pool), ==, 1);
+  pool_check(pool, "192.0.2.1", "user@example.test", &plain_resolver, &result);
+  g_assert_null(result.failure);
+  g_assert_cmpint(result.outcome->result, ==, SPF_RES_PASS);
+  g_assert_cmpint(only_child(), ==, replacement);
+  result_clear(&result);
   spf_pool_free(pool);
   g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
 }
@@ -882,6 +923,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/pool/cancelled", test_pool_cancelled_check);
   g_test_add_func("/spf/pool/idle-died",
                   test_pool_replaces_an_idle_evaluator_that_died);
+  g_test_add_func("/spf/pool/idle-unasked",
+                  test_pool_ends_an_idle_evaluator_that_writes_unasked);
   g_test_add_func("/spf/pool/next-check-first", test_pool_next_check_first);
   g_test_add_func("/spf/pool/seccomp", test_seccomp_kills_forbidden_calls);
   return g_test_run();
