@@ -48,6 +48,9 @@ PORT_DNS = 2953
 IDLE_RAMP_CAP_S = 150
 
 SENDER = "loadgen@bench.invalid"
+# --rate: loadgen offers this many messages per second (an open loop) in
+# every run instead of sending as fast as the server answers; None: closed.
+PACED_RATE = None
 RCPT_LOCAL = "user@" + mta.BENCH_DOMAIN
 RCPT_RELAY = "user@" + mta.RELAY_DOMAIN
 
@@ -197,9 +200,10 @@ def generator_command(gen, loadgen, port, size, sessions, per_session, count,
     # A server may ask for a message of its own (plugins_bench.py: the
     # DKIM verification chain sends a signed message).
     message = ["-M", message_file] if message_file else []
+    paced = ["-R", f"{PACED_RATE:g}"] if PACED_RATE else []
     return [loadgen, "-q", "-c", str(sessions), "-n", str(count),
             "-m", "1" if per_session == "1" else "0", "-l", str(size),
-            "-t", str(cap), "-f", sender, "-r", rcpt, *message,
+            "-t", str(cap), "-f", sender, "-r", rcpt, *message, *paced,
             f"127.0.0.1:{port}"]
 
 
@@ -315,6 +319,8 @@ class Bench:
 
     def base_row(self, scenario, server_name, gen, size, sessions, per_session,
                  chain=""):
+        if PACED_RATE and gen == "loadgen":
+            gen = f"loadgen paced {PACED_RATE:g}/s"
         return dict(scenario=scenario, chain=chain, mta=server_name, generator=gen,
                     size=size, sessions=sessions, per_session=per_session)
 
@@ -831,6 +837,12 @@ def parse_args(argv):
     ap.add_argument("--sessions", default=None,
                     help="comma-separated concurrent sessions, replacing the "
                     "profile's (full: 1,10,50; --quick: 50)")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="loadgen offers this many messages per second in all "
+                    "(an open loop, the same load for every MTA) instead of "
+                    "sending as fast as the server answers; latency then counts "
+                    "from when each message was due.  Needs --generators loadgen; "
+                    "the report's targets (ratios) do not apply to such rows")
     ap.add_argument("--per-session", default=None,
                     help="comma-separated: 1 (one message per session), many "
                     "(default: both)")
@@ -853,6 +865,11 @@ def parse_args(argv):
     for g in args.generators:
         if g not in ("smtp-source", "loadgen"):
             ap.error(f"unknown generator {g}")
+    if args.rate is not None:
+        if args.rate <= 0:
+            ap.error("--rate takes a positive number of messages per second")
+        if args.generators != ["loadgen"]:
+            ap.error("--rate paces loadgen only: add --generators loadgen")
     known = [c[0] for c in plugins_bench.CHAINS]
     args.chains = [c for c in (args.chains or ",".join(known)).split(",") if c]
     for c in args.chains:
@@ -863,6 +880,8 @@ def parse_args(argv):
 
 def main(argv):
     args = parse_args(argv)
+    global PACED_RATE
+    PACED_RATE = args.rate
     profile = dict(PROFILES["quick" if args.quick else "full"])
     for key in ("sizes", "sessions", "per_session"):
         if getattr(args, key):

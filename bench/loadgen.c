@@ -14,6 +14,16 @@
  *                   connect() for a connection's first message, from the
  *                   moment its MAIL was written for later ones, to the 250
  *                   after its final dot.
+ *   paced (-R RATE) an open loop at RATE messages per second in all:
+ *                   message k is due at start + k / RATE and goes to a
+ *                   session that is free then (with -m 1, a connection
+ *                   is opened for it).  Its latency counts from the
+ *                   moment it was due, not from when a session was free
+ *                   to send it, so a server that falls behind shows its
+ *                   backlog in the figures (no coordinated omission).
+ *                   At a rate the server sustains this is the latency a
+ *                   client sees at that load; the closed loop's latency at
+ *                   saturation is about sessions / rate instead.
  *   idle (-I N)     open N sessions, EHLO each, then hold them idle; print a
  *                   READY line, wait -w seconds, then time -p fresh sessions
  *                   from connect() to their 220 banner, and exit.
@@ -89,6 +99,8 @@ typedef struct {
   int txn_head, txn_count;
   int msgs_started;      /* on this connection */
   int msgs_limit;        /* for this connection */
+  int waiting;           /* paced: ready for a message that is not due yet */
+  int next_queued;       /* pipelined: the next step went out with the content */
   /* input */
   char in[INBUF_SIZE];
   size_t in_len;
@@ -110,6 +122,7 @@ typedef struct {
   size_t size;
   double time_cap;
   int no_pipelining;
+  double rate;          /* -R: offered messages per second; 0 = closed loop */
   const char *from, *rcpt, *helo;
   const char *message_file; /* -M, nullable */
   int idle;
@@ -355,15 +368,35 @@ static int session_flush(Gen *g, Session *s) {
   return 0;
 }
 
-/* May this connection start one more transaction?  Claims it if so. */
-static int claim_message(Gen *g, Session *s) {
+/* Paced mode: when message k is due, and how many are due by time t. */
+static double slot_due(const Gen *g, long k) {
+  return g->start + (double)k / g->rate;
+}
+
+static long slots_due(const Gen *g, double t) {
+  if (g->rate <= 0 || t < g->start)
+    return g->rate <= 0 ? g->total : 0;
+  double n = (t - g->start) * g->rate + 1.0;
+  return n >= (double)g->total ? g->total : (long)n;
+}
+
+/* May this connection start one more transaction (now or when due)? */
+static int session_has_more(const Gen *g, const Session *s) {
   if (g->stopping || g->started >= g->total)
     return 0;
-  if (s->msgs_limit > 0 && s->msgs_started >= s->msgs_limit)
-    return 0;
+  return s->msgs_limit == 0 || s->msgs_started < s->msgs_limit;
+}
+
+/* Claims the next message for `s`; returns the moment its latency counts
+ * from: when it was due (paced), the connect (a connection's first
+ * message, closed loop) or now. */
+static double claim_message(Gen *g, Session *s) {
+  double start = g->rate > 0       ? slot_due(g, g->started)
+                 : s->msgs_started ? now()
+                                   : s->connect_time;
   g->started++;
   s->msgs_started++;
-  return 1;
+  return start;
 }
 
 static void queue_envelope(Gen *g, Session *s, double start) {
@@ -385,6 +418,21 @@ static void queue_quit(Session *s) {
   expect_push(s, EXPECT_QUIT);
 }
 
+/* The next step of a connection with nothing in flight: a transaction,
+ * QUIT when there is nothing left, or (paced, no message due yet) waiting
+ * until run_send() hands it one. */
+static void session_next(Gen *g, Session *s) {
+  if (!session_has_more(g, s)) {
+    queue_quit(s);
+    return;
+  }
+  if (g->rate > 0 && slot_due(g, g->started) > now()) {
+    s->waiting = 1;
+    return;
+  }
+  queue_envelope(g, s, claim_message(g, s));
+}
+
 /* After EHLO: the first transaction, or QUIT when there is nothing left. */
 static void session_begin(Gen *g, Session *s) {
   if (g->idle) {
@@ -392,33 +440,32 @@ static void session_begin(Gen *g, Session *s) {
     g->idle_ready++;
     return;
   }
-  if (claim_message(g, s))
-    queue_envelope(g, s, s->connect_time);
-  else
-    queue_quit(s);
+  session_next(g, s);
 }
 
-/* After 354: the content, pipelined with what comes next when allowed. */
+/* After 354: the content, pipelined with what comes next when allowed
+ * (paced: only when the next message is already due). */
 static void session_send_content(Gen *g, Session *s) {
   s->body = g->message;
   s->body_left = g->message_len;
   expect_push(s, EXPECT_EOM);
-  if (s->pipelining && !g->no_pipelining) {
-    if (claim_message(g, s))
-      queue_envelope(g, s, now());
-    else
-      queue_quit(s);
-  }
+  s->next_queued = 0;
+  if (!s->pipelining || g->no_pipelining)
+    return;
+  if (session_has_more(g, s) && g->rate > 0 && slot_due(g, g->started) > now())
+    return; /* decided after the 250 */
+  session_next(g, s);
+  s->next_queued = 1;
 }
 
-/* After the 250 for a message, without pipelining: the next step. */
+/* After the 250 for a message: the next step, unless it went out with
+ * the content. */
 static void session_after_eom(Gen *g, Session *s) {
-  if (s->pipelining && !g->no_pipelining)
-    return; /* already queued with the content */
-  if (claim_message(g, s))
-    queue_envelope(g, s, now());
-  else
-    queue_quit(s);
+  if (s->next_queued) {
+    s->next_queued = 0;
+    return;
+  }
+  session_next(g, s);
 }
 
 static void fail_session(Gen *g, Session *s, const char *why) {
@@ -641,9 +688,9 @@ static int active_sessions(Gen *g) {
   return n;
 }
 
-static void run_loop_once(Gen *g, int timeout_ms) {
+static void run_loop_once_ts(Gen *g, const struct timespec *timeout) {
   struct epoll_event evs[256];
-  int n = epoll_wait(g->epfd, evs, 256, timeout_ms);
+  int n = epoll_pwait2(g->epfd, evs, 256, timeout, NULL);
   if (n < 0 && errno != EINTR)
     die("epoll_wait: %s", strerror(errno));
   for (int i = 0; i < n; i++) {
@@ -653,7 +700,44 @@ static void run_loop_once(Gen *g, int timeout_ms) {
   }
 }
 
+static void run_loop_once(Gen *g, int timeout_ms) {
+  struct timespec ts = {.tv_sec = timeout_ms / 1000,
+                        .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
+  run_loop_once_ts(g, &ts);
+}
+
 /* --- Send mode -------------------------------------------------------- */
+
+/* Paced: hands each due message to a waiting session; a waiting session
+ * quits once nothing is left for it (all sent, or the time cap). */
+static void hand_out_due(Gen *g) {
+  for (int i = 0; i < g->nsess; i++) {
+    Session *s = &g->sess[i];
+    if (!s->in_use || !s->waiting)
+      continue;
+    if (session_has_more(g, s) && slot_due(g, g->started) > now())
+      continue;
+    s->waiting = 0;
+    session_next(g, s);
+    if (session_flush(g, s) < 0)
+      fail_session(g, s, "write failed");
+  }
+}
+
+/* Waits for events, in paced mode at most until the next message is due. */
+static void run_send_wait(Gen *g) {
+  if (g->rate <= 0 || g->started >= g->total) {
+    run_loop_once(g, 50);
+    return;
+  }
+  double wait = slot_due(g, g->started) - now();
+  if (wait > 0.05)
+    wait = 0.05;
+  if (wait < 0)
+    wait = 0;
+  struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(wait * 1e9)};
+  run_loop_once_ts(g, &ts);
+}
 
 static int run_send(Gen *g) {
   g->start = now();
@@ -674,8 +758,10 @@ static int run_send(Gen *g) {
       if (g->sess[i].in_use && g->sess[i].msgs_started == 0 &&
           g->sess[i].state != STATE_CLOSING)
         unclaimed_open++;
+    /* paced, one message per connection: a connection per due message */
+    long wanted = g->rate > 0 && g->per_conn == 1 ? slots_due(g, t) : g->total;
     while (!g->stopping && open < g->sessions &&
-           g->started + unclaimed_open < g->total) {
+           g->started + unclaimed_open < wanted) {
       if (session_open(g) < 0)
         break;
       open++;
@@ -683,7 +769,9 @@ static int run_send(Gen *g) {
     }
     if (open == 0 && (g->stopping || g->started >= g->total))
       break;
-    run_loop_once(g, 50);
+    if (g->rate > 0)
+      hand_out_due(g);
+    run_send_wait(g);
     if (!g->quiet && t - last_report >= 5.0) {
       fprintf(stderr, "loadgen: %.0fs ok=%ld failed=%ld open=%d\n", t - g->start,
               g->ok, g->failed, open);
@@ -705,11 +793,12 @@ static int run_send(Gen *g) {
   for (long i = 0; i < g->lat_count; i++)
     mean += g->lat_us[i];
   mean = g->lat_count ? mean / (double)g->lat_count / 1000.0 : 0;
-  printf("RESULT mode=send sessions=%d per_conn=%d size=%zu pipelining=%d "
-         "ok=%ld failed=%ld conns=%ld conn_failed=%ld elapsed_s=%.3f "
+  printf("RESULT mode=%s sessions=%d per_conn=%d size=%zu pipelining=%d "
+         "offered_rate=%.1f ok=%ld failed=%ld conns=%ld conn_failed=%ld elapsed_s=%.3f "
          "rate=%.1f lat_mean_ms=%.3f lat_p50_ms=%.3f lat_p90_ms=%.3f "
          "lat_p99_ms=%.3f lat_max_ms=%.3f cpu_ms=%.0f capped=%d\n",
-         g->sessions, g->per_conn, g->size, !g->no_pipelining, g->ok, g->failed,
+         g->rate > 0 ? "paced" : "send", g->sessions, g->per_conn, g->size,
+         !g->no_pipelining, g->rate, g->ok, g->failed,
          g->conns, g->conn_failed, elapsed,
          elapsed > 0 ? (double)g->ok / elapsed : 0.0, mean,
          percentile_ms(g->lat_us, g->lat_count, 50),
@@ -822,6 +911,8 @@ static void usage(void) {
           "  -l N     body size in octets (default 1024)\n"
           "  -t S     time cap in seconds (default 60)\n"
           "  -P       do not pipeline even when PIPELINING is offered\n"
+          "  -R RATE  paced: offer RATE messages per second in all (open loop;\n"
+          "           latency counts from when each message was due)\n"
           "  -f ADDR  envelope sender (default loadgen@bench.invalid)\n"
           "  -r ADDR  recipient (default user@bench.test)\n"
           "  -H NAME  EHLO name (default loadgen.bench.invalid)\n"
@@ -871,7 +962,7 @@ int main(int argc, char **argv) {
            .rcpt = "user@bench.test", .helo = "loadgen.bench.invalid",
            .hold = 5, .probes = 20};
   int opt;
-  while ((opt = getopt(argc, argv, "c:n:m:l:t:Pf:r:H:I:w:p:qM:")) != -1) {
+  while ((opt = getopt(argc, argv, "c:n:m:l:t:PR:f:r:H:I:w:p:qM:")) != -1) {
     switch (opt) {
     case 'c': g.sessions = atoi(optarg); break;
     case 'n': g.total = atol(optarg); break;
@@ -879,6 +970,7 @@ int main(int argc, char **argv) {
     case 'l': g.size = (size_t)atol(optarg); break;
     case 't': g.time_cap = atof(optarg); break;
     case 'P': g.no_pipelining = 1; break;
+    case 'R': g.rate = atof(optarg); break;
     case 'f': g.from = optarg; break;
     case 'r': g.rcpt = optarg; break;
     case 'H': g.helo = optarg; break;
@@ -893,7 +985,7 @@ int main(int argc, char **argv) {
   if (optind + 1 != argc)
     usage();
   if (g.sessions < 1 || g.sessions > 100000 || g.total < 0 || g.per_conn < 0 ||
-      g.time_cap <= 0 || g.idle < 0 || g.idle > 100000 || g.probes < 0 ||
+      g.time_cap <= 0 || g.rate < 0 || g.rate > 1e6 || g.idle < 0 || g.idle > 100000 || g.probes < 0 ||
       g.size > 64 * 1024 * 1024)
     die("option out of range");
   parse_address(&g, argv[optind]);
