@@ -8,6 +8,7 @@
 
 #include <errno.h>
 
+#include "queue/spool-format.h"
 #include "queue/spool-syncer.h"
 #include "queue/spool.h"
 
@@ -47,5 +48,12 @@ void pst_spool_set_batch_limit(PstSpool *spool, guint limit);
 void pst_spool_set_sync_threads(PstSpool *spool, guint count);
 void pst_spool_set_sync_func(PstSpool *spool, PstSpoolSyncFunc func,
                              gpointer data);
+
+/* What the content reader (content-reader.c) reads a queued message
+ * with: its trailer, and the open file (`fd_r`) and its path (for error
+ * messages), all borrowed from `message`. */
+const PstSpoolTrailer *pst_queued_message_get_trailer(PstQueuedMessage *message,
+                                                     int *fd_r,
+                                                     const char **path_r);
 
 G_END_DECLS

@@ -216,6 +216,15 @@ const PstEnvelope *pst_queued_message_get_envelope(PstQueuedMessage *message) {
   return message->trailer->envelope;
 }
 
+const PstSpoolTrailer *pst_queued_message_get_trailer(PstQueuedMessage *message,
+                                                     int *fd_r,
+                                                     const char **path_r) {
+  g_return_val_if_fail(message != NULL, NULL);
+  *fd_r = message->fd;
+  *path_r = message->path;
+  return message->trailer;
+}
+
 /* Content of at least this size gets an anonymous mapping of its own,
  * unmapped when the last reference goes.  From malloc, a freed block of a
  * large message stayed in the delivery thread's arena (glibc raises its
