@@ -1,0 +1,176 @@
+/* content-reader.c - a queued message's content in bounded pieces (see
+ * content-reader.h).
+ *
+ * Callers: the delivery job's first pass over the content and every
+ * delivery transport (core/deliver).  The stream is the header override
+ * (held by the trailer, so already in memory), then the file's octets
+ * from the end of the header it replaces; the checksum covers the file's
+ * content as stored, so the replaced header octets are read (and only
+ * summed) before the first octet of the body.  Invariant: `crc` is the
+ * checksum of the file's octets [0, next file offset), and the end is
+ * reported only after it matched the trailer's.
+ */
+#include <errno.h>
+#include <unistd.h>
+
+#include "queue/content-reader.h"
+#include "queue/spool-private.h"
+
+struct _PstContentReader {
+  GBytes *bytes;                  /* owned, nullable: in-memory content */
+  const PstSpoolTrailer *trailer; /* borrowed, nullable: from a message */
+  int fd;                         /* borrowed: the queue file */
+  const char *path;               /* borrowed: for error messages */
+  const guint8 *head;             /* the header override, or the bytes */
+  gsize head_length;              /* its octets */
+  guint64 skip;          /* file octets the override replaces */
+  guint64 size;          /* octets yielded in all */
+  guint64 position;      /* octets yielded so far */
+  guint32 crc;           /* of the file's octets read so far */
+  gboolean skip_summed;  /* the replaced header octets are in `crc` */
+  guint8 *buffer;        /* owned, nullable: PST_CONTENT_PIECE_MAX octets */
+  GError *failed;        /* owned, nullable: sticky */
+};
+
+PstContentReader *pst_content_reader_new(PstQueuedMessage *message,
+                                         GError **error) {
+  g_return_val_if_fail(message != NULL, NULL);
+  int fd = -1;
+  const char *path = NULL;
+  const PstSpoolTrailer *trailer =
+      pst_queued_message_get_trailer(message, &fd, &path);
+  GBytes *override = trailer->header_override;
+  if (trailer->content_length > G_MAXSSIZE ||
+      (override != NULL && trailer->header_length > trailer->content_length)) {
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
+                "Queue file “%s” is corrupt: content too large", path);
+    return NULL;
+  }
+  PstContentReader *reader = g_new0(PstContentReader, 1);
+  reader->trailer = trailer;
+  reader->fd = fd;
+  reader->path = path;
+  if (override != NULL) {
+    reader->head = g_bytes_get_data(override, &reader->head_length);
+    reader->skip = trailer->header_length;
+  }
+  reader->size = reader->head_length + trailer->content_length - reader->skip;
+  return reader;
+}
+
+PstContentReader *pst_content_reader_new_for_bytes(GBytes *content) {
+  g_return_val_if_fail(content != NULL, NULL);
+  PstContentReader *reader = g_new0(PstContentReader, 1);
+  reader->bytes = g_bytes_ref(content);
+  reader->head = g_bytes_get_data(content, &reader->head_length);
+  reader->size = reader->head_length;
+  reader->skip_summed = TRUE;
+  return reader;
+}
+
+guint64 pst_content_reader_get_size(PstContentReader *reader) {
+  return reader->size;
+}
+
+/* Fails this call and every later one: the content is not as stored. */
+static gboolean reader_fail(PstContentReader *reader, const char *problem,
+                            GError **error) {
+  reader->failed = g_error_new(PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
+                               "Queue file “%s” is corrupt: %s", reader->path,
+                               problem);
+  g_propagate_error(error, g_error_copy(reader->failed));
+  return FALSE;
+}
+
+/* pread(2) of `length` octets at `offset` into the buffer, summed. */
+static gboolean reader_read(PstContentReader *reader, guint64 offset,
+                            gsize length, GError **error) {
+  if (reader->buffer == NULL)
+    reader->buffer = g_malloc(PST_CONTENT_PIECE_MAX);
+  gsize done = 0;
+  while (done < length) {
+    ssize_t got = pread(reader->fd, reader->buffer + done, length - done,
+                        (off_t)(offset + done));
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      int saved = errno;
+      reader->failed = g_error_new(PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                                   "Cannot read queue file “%s”: %s",
+                                   reader->path, g_strerror(saved));
+      g_propagate_error(error, g_error_copy(reader->failed));
+      return FALSE;
+    }
+    if (got == 0)
+      return reader_fail(reader, "file shrank while reading", error);
+    done += (gsize)got;
+  }
+  reader->crc = pst_spool_crc32c(reader->crc, reader->buffer, length);
+  return TRUE;
+}
+
+/* Sums the file's octets the header override replaces. */
+static gboolean reader_sum_skipped(PstContentReader *reader, GError **error) {
+  for (guint64 offset = 0; offset < reader->skip;) {
+    gsize length = (gsize)MIN(reader->skip - offset, PST_CONTENT_PIECE_MAX);
+    if (!reader_read(reader, offset, length, error))
+      return FALSE;
+    offset += length;
+  }
+  reader->skip_summed = TRUE;
+  return TRUE;
+}
+
+gboolean pst_content_reader_next(PstContentReader *reader,
+                                 const guint8 **data_r, gsize *length_r,
+                                 GError **error) {
+  g_return_val_if_fail(reader != NULL, FALSE);
+  *length_r = 0;
+  *data_r = NULL;
+  if (reader->failed != NULL) {
+    g_propagate_error(error, g_error_copy(reader->failed));
+    return FALSE;
+  }
+  guint64 position = reader->position;
+  if (position < reader->head_length) {
+    *data_r = reader->head + position;
+    *length_r = (gsize)MIN(reader->head_length - position,
+                           PST_CONTENT_PIECE_MAX);
+    reader->position += *length_r;
+    return TRUE;
+  }
+  if (reader->bytes != NULL)
+    return TRUE;
+  if (!reader->skip_summed && !reader_sum_skipped(reader, error))
+    return FALSE;
+  if (position < reader->size) {
+    guint64 offset = reader->skip + (position - reader->head_length);
+    gsize length = (gsize)MIN(reader->size - position, PST_CONTENT_PIECE_MAX);
+    if (!reader_read(reader, offset, length, error))
+      return FALSE;
+    *data_r = reader->buffer;
+    *length_r = length;
+    reader->position += length;
+    return TRUE;
+  }
+  if (reader->crc != reader->trailer->content_crc)
+    return reader_fail(reader, "content checksum mismatch", error);
+  return TRUE;
+}
+
+void pst_content_reader_rewind(PstContentReader *reader) {
+  reader->position = 0;
+  if (reader->bytes == NULL) {
+    reader->crc = 0;
+    reader->skip_summed = FALSE;
+  }
+}
+
+void pst_content_reader_free(PstContentReader *reader) {
+  if (reader == NULL)
+    return;
+  g_clear_pointer(&reader->bytes, g_bytes_unref);
+  g_free(reader->buffer);
+  g_clear_error(&reader->failed);
+  g_free(reader);
+}

@@ -1,0 +1,205 @@
+/* test-queue-content.c - the content reader (content-reader.c): pieces of
+ * bounded size, the header override in front, the checksum checked at the
+ * end, corruption and a shrunk file reported, rewinding. */
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "queue/content-reader.h"
+#include "queue/spool-format.h"
+#include "queue/spool.h"
+
+#define TEST_ID "00000000000TEST"
+
+typedef struct {
+  char *base;
+  PstSpool *spool;
+} Fixture;
+
+static void fixture_set_up(Fixture *f, gconstpointer data) {
+  g_autoptr(GError) error = NULL;
+  f->base = g_dir_make_tmp("pst-content-XXXXXX", &error);
+  g_assert_no_error(error);
+  f->spool = pst_spool_open(f->base, &error);
+  g_assert_no_error(error);
+}
+
+static void fixture_tear_down(Fixture *f, gconstpointer data) {
+  pst_spool_close(f->spool);
+  g_autofree char *command = g_strdup_printf("rm -rf '%s'", f->base);
+  g_assert_cmpint(system(command), ==, 0);
+  g_free(f->base);
+}
+
+/* Writes queue/TEST_ID: `content`, its trailer (with `override` replacing
+ * `header_length` octets), and loads it.  `crc_delta` spoils the
+ * checksum. */
+static PstQueuedMessage *fixture_message(Fixture *f, const GString *content,
+                                         GBytes *override, guint64 header_length,
+                                         guint32 crc_delta) {
+  g_autoptr(PstEnvelope) envelope = pst_envelope_new();
+  envelope->sender = g_strdup("sender@example.org");
+  envelope->client_address = g_strdup("192.0.2.1");
+  envelope->client_hostname = g_strdup("client.example");
+  envelope->helo = g_strdup("client.example");
+  envelope->listener = g_strdup("smtp");
+  envelope->protocol = g_strdup("ESMTP");
+  envelope->session_id = g_strdup("S1");
+  envelope->arrival_time = g_get_real_time();
+  envelope->results = g_variant_ref_sink(g_variant_new_parsed("@a{sv} {}"));
+  pst_envelope_add_recipient(envelope, "rcpt@example.org");
+  guint32 crc = pst_spool_crc32c(0, content->str, content->len) ^ crc_delta;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) trailer =
+      pst_spool_format_encode(TEST_ID, envelope, override, header_length,
+                              content->len, crc, &error);
+  g_assert_no_error(error);
+  g_autoptr(GString) file = g_string_new_len(content->str, content->len);
+  g_string_append_len(file, g_bytes_get_data(trailer, NULL),
+                      (gssize)g_bytes_get_size(trailer));
+  g_autofree char *path =
+      g_build_filename(f->base, "queue", TEST_ID, NULL);
+  g_assert_true(g_file_set_contents(path, file->str, (gssize)file->len, NULL));
+  PstQueuedMessage *message =
+      pst_spool_load(f->spool, PST_SPOOL_QUEUE_ACTIVE, TEST_ID, &error);
+  g_assert_no_error(error);
+  return message;
+}
+
+static GString *content_new(gsize length) {
+  GString *content = g_string_new("Subject: test\r\nX: 1\r\n\r\n");
+  for (guint i = 0; content->len < length; i++)
+    g_string_append_printf(content, "line %u \xe9\r\n", i);
+  return content;
+}
+
+/* Every piece, concatenated; FALSE (with `error`) as next() failed. */
+static gboolean read_all(PstContentReader *reader, GString *out,
+                         GError **error) {
+  for (;;) {
+    const guint8 *data = NULL;
+    gsize length = 0;
+    if (!pst_content_reader_next(reader, &data, &length, error))
+      return FALSE;
+    if (length == 0)
+      return TRUE;
+    g_assert_cmpuint(length, <=, PST_CONTENT_PIECE_MAX);
+    g_string_append_len(out, (const char *)data, (gssize)length);
+  }
+}
+
+static void test_pieces(Fixture *f, gconstpointer data) {
+  const gsize sizes[] = {0, 1, PST_CONTENT_PIECE_MAX,
+                         3 * PST_CONTENT_PIECE_MAX + 17};
+  for (guint i = 0; i < G_N_ELEMENTS(sizes); i++) {
+    g_autoptr(GString) content = content_new(sizes[i]);
+    g_autoptr(PstQueuedMessage) message =
+        fixture_message(f, content, NULL, 0, 0);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(PstContentReader) reader =
+        pst_content_reader_new(message, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(pst_content_reader_get_size(reader), ==, content->len);
+    for (guint round = 0; round < 2; round++) {
+      g_autoptr(GString) out = g_string_new(NULL);
+      g_assert_true(read_all(reader, out, &error));
+      g_assert_no_error(error);
+      g_assert_cmpmem(out->str, out->len, content->str, content->len);
+      /* The end stays the end. */
+      const guint8 *piece = NULL;
+      gsize length = 1;
+      g_assert_true(pst_content_reader_next(reader, &piece, &length, &error));
+      g_assert_cmpuint(length, ==, 0);
+      pst_content_reader_rewind(reader);
+    }
+  }
+}
+
+/* The edited header block first (longer than a piece here), then the
+ * body; the checksum is over the file's content as stored. */
+static void test_override(Fixture *f, gconstpointer data) {
+  g_autoptr(GString) content = content_new(2 * PST_CONTENT_PIECE_MAX);
+  gsize header_length = strstr(content->str, "\r\n\r\n") + 4 - content->str;
+  g_autoptr(GString) edited = g_string_new(NULL);
+  while (edited->len < PST_CONTENT_PIECE_MAX + 100)
+    g_string_append(edited, "Received: from a by b\r\n");
+  g_string_append(edited, "Subject: test\r\n\r\n");
+  g_autoptr(GBytes) override = g_bytes_new(edited->str, edited->len);
+  g_autoptr(PstQueuedMessage) message =
+      fixture_message(f, content, override, header_length, 0);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstContentReader) reader = pst_content_reader_new(message, &error);
+  g_autoptr(GString) expected = g_string_new_len(edited->str, edited->len);
+  g_string_append_len(expected, content->str + header_length,
+                      (gssize)(content->len - header_length));
+  g_assert_cmpuint(pst_content_reader_get_size(reader), ==, expected->len);
+  g_autoptr(GString) out = g_string_new(NULL);
+  g_assert_true(read_all(reader, out, &error));
+  g_assert_no_error(error);
+  g_assert_cmpmem(out->str, out->len, expected->str, expected->len);
+}
+
+/* A checksum mismatch is reported only at the end, after every piece,
+ * and then on every call. */
+static void test_corrupt(Fixture *f, gconstpointer data) {
+  g_autoptr(GString) content = content_new(2 * PST_CONTENT_PIECE_MAX);
+  g_autoptr(PstQueuedMessage) message =
+      fixture_message(f, content, NULL, 0, 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstContentReader) reader = pst_content_reader_new(message, &error);
+  g_autoptr(GString) out = g_string_new(NULL);
+  g_assert_false(read_all(reader, out, &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+  g_assert_nonnull(strstr(error->message, "content checksum mismatch"));
+  g_assert_cmpuint(out->len, ==, content->len);
+  g_clear_error(&error);
+  const guint8 *piece = NULL;
+  gsize length = 0;
+  pst_content_reader_rewind(reader);
+  g_assert_false(pst_content_reader_next(reader, &piece, &length, &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+}
+
+/* A file cut short under the reader: corrupt, not a short message. */
+static void test_shrunk(Fixture *f, gconstpointer data) {
+  g_autoptr(GString) content = content_new(3 * PST_CONTENT_PIECE_MAX);
+  g_autoptr(PstQueuedMessage) message =
+      fixture_message(f, content, NULL, 0, 0);
+  g_autofree char *path = g_build_filename(f->base, "queue", TEST_ID, NULL);
+  g_assert_cmpint(truncate(path, PST_CONTENT_PIECE_MAX + 5), ==, 0);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PstContentReader) reader = pst_content_reader_new(message, &error);
+  g_autoptr(GString) out = g_string_new(NULL);
+  g_assert_false(read_all(reader, out, &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+  g_assert_nonnull(strstr(error->message, "shrank"));
+}
+
+static void test_bytes(void) {
+  g_autoptr(GString) content = content_new(PST_CONTENT_PIECE_MAX + 1);
+  g_autoptr(GBytes) bytes = g_bytes_new(content->str, content->len);
+  g_autoptr(PstContentReader) reader = pst_content_reader_new_for_bytes(bytes);
+  g_assert_cmpuint(pst_content_reader_get_size(reader), ==, content->len);
+  for (guint round = 0; round < 2; round++) {
+    g_autoptr(GString) out = g_string_new(NULL);
+    g_autoptr(GError) error = NULL;
+    g_assert_true(read_all(reader, out, &error));
+    g_assert_cmpmem(out->str, out->len, content->str, content->len);
+    pst_content_reader_rewind(reader);
+  }
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  g_test_add("/queue/content/pieces", Fixture, NULL, fixture_set_up,
+             test_pieces, fixture_tear_down);
+  g_test_add("/queue/content/override", Fixture, NULL, fixture_set_up,
+             test_override, fixture_tear_down);
+  g_test_add("/queue/content/corrupt", Fixture, NULL, fixture_set_up,
+             test_corrupt, fixture_tear_down);
+  g_test_add("/queue/content/shrunk", Fixture, NULL, fixture_set_up,
+             test_shrunk, fixture_tear_down);
+  g_test_add_func("/queue/content/bytes", test_bytes);
+  return g_test_run();
+}
