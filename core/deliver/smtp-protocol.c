@@ -212,22 +212,49 @@ static gsize line_end(const guint8 *data, gsize from, gsize length) {
   return cr != NULL ? (gsize)(cr - data) : end;
 }
 
-GBytes *pst_smtp_encode_content(const guint8 *data, gsize length) {
-  GByteArray *out = g_byte_array_sized_new(length + length / 64 + 8);
+void pst_smtp_encoder_add(PstSmtpEncoder *encoder, const guint8 *data,
+                          gsize length, GByteArray *out) {
+  gsize i = 0;
+  if (encoder->after_cr && length > 0) {
+    encoder->after_cr = FALSE;
+    if (data[0] == '\n')
+      i = 1; /* the pair of the CR that ended the last piece */
+  }
   /* A line at a time, appended in one piece: CRLF, a bare CR and a bare
    * LF all end one line; a line that starts with a dot gets another. */
-  gsize i = 0;
   while (i < length) {
-    if (data[i] == '.')
+    if (!encoder->mid_line && data[i] == '.')
       g_byte_array_append(out, (const guint8 *)".", 1);
     gsize end = line_end(data, i, length);
     g_byte_array_append(out, data + i, (guint)(end - i));
+    if (end == length) {
+      encoder->mid_line = TRUE; /* it goes on in the next piece */
+      return;
+    }
     g_byte_array_append(out, (const guint8 *)"\r\n", 2);
-    if (end + 1 < length && data[end] == '\r' && data[end + 1] == '\n')
-      end++;
+    encoder->mid_line = FALSE;
+    if (data[end] == '\r') {
+      if (end + 1 == length)
+        encoder->after_cr = TRUE;
+      else if (data[end + 1] == '\n')
+        end++;
+    }
     i = end + 1;
   }
+}
+
+void pst_smtp_encoder_finish(PstSmtpEncoder *encoder, GByteArray *out) {
+  if (encoder->mid_line)
+    g_byte_array_append(out, (const guint8 *)"\r\n", 2);
   g_byte_array_append(out, (const guint8 *)".\r\n", 3);
+  *encoder = (PstSmtpEncoder){0};
+}
+
+GBytes *pst_smtp_encode_content(const guint8 *data, gsize length) {
+  GByteArray *out = g_byte_array_sized_new(length + length / 64 + 8);
+  PstSmtpEncoder encoder = {0};
+  pst_smtp_encoder_add(&encoder, data, length, out);
+  pst_smtp_encoder_finish(&encoder, out);
   return g_byte_array_free_to_bytes(out);
 }
 
@@ -247,19 +274,27 @@ gboolean pst_smtp_content_is_8bit(const guint8 *data, gsize length) {
   return FALSE;
 }
 
-gboolean pst_smtp_header_is_8bit(const guint8 *data, gsize length) {
-  if ((length > 0 && data[0] == '\n') ||
-      (length > 1 && data[0] == '\r' && data[1] == '\n'))
-    return FALSE; /* no header at all */
-  for (gsize i = 0; i < length; i++) {
-    if (data[i] & 0x80)
-      return TRUE;
-    if (data[i] == '\n' &&
-        ((i + 1 < length && data[i + 1] == '\n') ||
-         (i + 2 < length && data[i + 1] == '\r' && data[i + 2] == '\n')))
-      return FALSE; /* the blank line: the body follows */
+void pst_smtp_header_scan_add(PstSmtpHeaderScan *scan, const guint8 *data,
+                              gsize length) {
+  for (gsize i = 0; i < length && !scan->done; i++, scan->seen++) {
+    guint8 c = data[i];
+    if (c & 0x80) {
+      scan->eight_bit = TRUE;
+      scan->done = TRUE;
+    } else if (c == '\n' &&
+               (scan->seen == 0 || scan->prev == '\n' ||
+                (scan->prev == '\r' && (scan->seen == 1 || scan->prev2 == '\n')))) {
+      scan->done = TRUE; /* no header at all, or the blank line */
+    }
+    scan->prev2 = scan->prev;
+    scan->prev = c;
   }
-  return FALSE;
+}
+
+gboolean pst_smtp_header_is_8bit(const guint8 *data, gsize length) {
+  PstSmtpHeaderScan scan = {0};
+  pst_smtp_header_scan_add(&scan, data, length);
+  return scan.eight_bit;
 }
 
 GString *pst_smtp_mail_command_new(const PstSmtpExtensions *extensions,

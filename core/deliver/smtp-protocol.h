@@ -11,7 +11,9 @@
  *  - pst_smtp_extensions_parse(): the EHLO keywords we use.
  *  - pst_smtp_encode_content(): the message as DATA sends it: CRLF line
  *    ends only (a bare CR or LF becomes CRLF: a message is never a
- *    smuggling vector outbound), dot-stuffed, ended by ".".
+ *    smuggling vector outbound), dot-stuffed, ended by "."; the same
+ *    piece by piece with a PstSmtpEncoder (delivery streams the content,
+ *    delivery-content.c).
  *  - PstSmtpTransaction: MAIL, RCPT..., DATA, content, final reply, with
  *    or without PIPELINING (RFC 2920), and the result of each recipient.
  *    The I/O layer (smtp-client.c) asks it what to send next and feeds it
@@ -90,6 +92,18 @@ void pst_smtp_extensions_parse(const PstSmtpResponse *ehlo,
  * Postfix does. */
 gboolean pst_smtp_header_is_8bit(const guint8 *data, gsize length);
 
+/* The same over content that comes in pieces: zero-initialized, fed each
+ * piece in order; `eight_bit` is the answer once the content (or its
+ * header block) was seen. */
+typedef struct {
+  guint64 seen;       /* octets looked at */
+  guint8 prev, prev2; /* the last two of them */
+  gboolean done;      /* the blank line or an 8-bit octet was seen */
+  gboolean eight_bit;
+} PstSmtpHeaderScan;
+void pst_smtp_header_scan_add(PstSmtpHeaderScan *scan, const guint8 *data,
+                              gsize length);
+
 /* "MAIL FROM:<sender>" with SIZE=, BODY=8BITMIME (for 8-bit content) and
  * SMTPUTF8 (asked for) as far as the peer's keywords offer them; a new
  * string the caller may extend (DSN parameters).  For SMTP and LMTP. */
@@ -109,6 +123,19 @@ char *pst_smtp_extensions_refusal(const PstSmtpExtensions *extensions,
 /* The content as sent after DATA's 354: CRLF only, dot-stuffed, ending
  * with "\r\n.\r\n" (a missing final line end is added). */
 GBytes *pst_smtp_encode_content(const guint8 *data, gsize length);
+
+/* The same encoding over content that comes in pieces, each piece's
+ * encoding appended to `out` as it is added: a line, a CRLF or a leading
+ * dot split between two pieces comes out as if the content were whole.
+ * Zero-initialized; pst_smtp_encoder_finish() appends the end (a missing
+ * final line end, then ".\r\n") and makes it ready for new content. */
+typedef struct {
+  gboolean mid_line; /* the octets added so far end inside a line */
+  gboolean after_cr; /* ... with a CR, so an LF first is its pair */
+} PstSmtpEncoder;
+void pst_smtp_encoder_add(PstSmtpEncoder *encoder, const guint8 *data,
+                          gsize length, GByteArray *out);
+void pst_smtp_encoder_finish(PstSmtpEncoder *encoder, GByteArray *out);
 /* TRUE when an octet of `data` has its high bit set. */
 gboolean pst_smtp_content_is_8bit(const guint8 *data, gsize length);
 

@@ -261,6 +261,101 @@ static void test_encode_random(void) {
   g_rand_free(rand);
 }
 
+/* `data` encoded in pieces cut at `cuts` (ascending offsets). */
+static GBytes *encode_in_pieces(const guint8 *data, gsize length,
+                                const gsize *cuts, guint n_cuts) {
+  GByteArray *out = g_byte_array_new();
+  PstSmtpEncoder encoder = {0};
+  gsize from = 0;
+  for (guint c = 0; c <= n_cuts; c++) {
+    gsize to = c < n_cuts ? cuts[c] : length;
+    pst_smtp_encoder_add(&encoder, data + from, to - from, out);
+    from = to;
+  }
+  pst_smtp_encoder_finish(&encoder, out);
+  return g_byte_array_free_to_bytes(out);
+}
+
+/* Boundaries that matter: a line split between two pieces, a dot at the
+ * start of a piece (a line's start or not), CRLF split, a bare CR at the
+ * end of a piece with an LF-less next piece, empty pieces. */
+static void test_encode_pieces(void) {
+  static const struct {
+    const char *in;
+    gsize cut;
+    const char *out;
+  } cases[] = {
+      {"hello world\r\n", 5, "hello world\r\n.\r\n"},
+      {"a\r\n.b\r\n", 3, "a\r\n..b\r\n.\r\n"},
+      {"a.b\r\n", 1, "a.b\r\n.\r\n"},
+      {"a\r\nb\r\n", 2, "a\r\nb\r\n.\r\n"},
+      {"a\r\n.\r\n", 2, "a\r\n..\r\n.\r\n"},
+      {"a\rb", 2, "a\r\nb\r\n.\r\n"},
+      {"a\r\r\n", 2, "a\r\n\r\n.\r\n"},
+      {"a\r", 2, "a\r\n.\r\n"},
+      {"abc", 0, "abc\r\n.\r\n"},
+      {"abc\r\n", 5, "abc\r\n.\r\n"},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    gsize cut = cases[i].cut;
+    g_autoptr(GBytes) out = encode_in_pieces(
+        (const guint8 *)cases[i].in, strlen(cases[i].in), &cut, 1);
+    g_autofree char *text =
+        g_strndup(g_bytes_get_data(out, NULL), g_bytes_get_size(out));
+    g_assert_cmpstr(text, ==, cases[i].out);
+  }
+  /* Random content cut at random places, empty pieces included, against
+   * the whole-content reference. */
+  static const guint8 octets[] = {'.', '\r', '\n', 'a'};
+  GRand *rand = g_rand_new_with_seed(21);
+  for (guint n = 0; n < 20000; n++) {
+    guint8 data[24];
+    gsize length = (gsize)g_rand_int_range(rand, 0, sizeof data + 1);
+    for (gsize i = 0; i < length; i++)
+      data[i] = octets[g_rand_int_range(rand, 0, G_N_ELEMENTS(octets))];
+    gsize cuts[4];
+    for (guint c = 0; c < G_N_ELEMENTS(cuts); c++)
+      cuts[c] = (gsize)g_rand_int_range(rand, 0, (gint32)length + 1);
+    for (guint a = 0; a < G_N_ELEMENTS(cuts); a++)
+      for (guint b = a + 1; b < G_N_ELEMENTS(cuts); b++)
+        if (cuts[b] < cuts[a]) {
+          gsize t = cuts[a];
+          cuts[a] = cuts[b];
+          cuts[b] = t;
+        }
+    g_autoptr(GBytes) got =
+        encode_in_pieces(data, length, cuts, G_N_ELEMENTS(cuts));
+    g_autoptr(GBytes) want = encode_reference(data, length);
+    g_assert_true(g_bytes_equal(got, want));
+  }
+  g_rand_free(rand);
+}
+
+/* The header scan gives the whole-content answer wherever it is cut. */
+static void test_header_scan_pieces(void) {
+  static const char *const messages[] = {
+      "Subject: hi\r\n\r\ncaf\xc3\xa9\r\n", "Subject: caf\xc3\xa9\r\n\r\nb\r\n",
+      "Subject: hi\n\ncaf\xc3\xa9\n",        "Subject: hi\r\nFrom: j\xc3\xb6\r\n",
+      "\r\n\xc3\xa9",                         "\n\xc3\xa9",
+      "A: 1\n\r\n\xc3\xa9",                  "A: 1\n\r\xc3\xa9",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(messages); i++) {
+    const guint8 *data = (const guint8 *)messages[i];
+    gsize length = strlen(messages[i]);
+    gboolean whole = pst_smtp_header_is_8bit(data, length);
+    for (gsize cut = 0; cut <= length; cut++) {
+      PstSmtpHeaderScan scan = {0};
+      pst_smtp_header_scan_add(&scan, data, cut);
+      pst_smtp_header_scan_add(&scan, data + cut, length - cut);
+      g_assert_cmpint(scan.eight_bit, ==, whole);
+    }
+  }
+  g_assert_false(pst_smtp_header_is_8bit((const guint8 *)"\n\xc3\xa9", 3));
+  g_assert_true(pst_smtp_header_is_8bit((const guint8 *)"A: 1\n\r\xc3", 7));
+  g_assert_false(
+      pst_smtp_header_is_8bit((const guint8 *)"A: 1\n\r\n\xc3", 8));
+}
+
 /* Runs a transaction against scripted replies; returns the commands sent
  * (content as "<content>") joined. */
 static char *run(PstSmtpTransaction *transaction, const char *const *replies) {
@@ -414,6 +509,9 @@ int main(int argc, char **argv) {
                   test_header_is_8bit);
   g_test_add_func("/deliver/smtp-protocol/encode", test_encode);
   g_test_add_func("/deliver/smtp-protocol/encode-random", test_encode_random);
+  g_test_add_func("/deliver/smtp-protocol/encode-pieces", test_encode_pieces);
+  g_test_add_func("/deliver/smtp-protocol/header-scan-pieces",
+                  test_header_scan_pieces);
   g_test_add_func("/deliver/smtp-protocol/transaction/pipelined-mixed",
                   test_transaction_pipelined_mixed);
   g_test_add_func("/deliver/smtp-protocol/transaction/one-by-one",
