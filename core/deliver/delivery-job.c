@@ -4,9 +4,11 @@
  * runs in three steps and ends with the caller's callback:
  *
  *  1. prepare (a worker thread: the disk): load the message from queue/
- *     (a file that does not parse, or whose content fails its checksum,
- *     goes to corrupt/), read its state journal (repairing a torn tail),
- *     and resolve every recipient not yet final through the aliases;
+ *     and read its content once, a piece at a time, for its size and
+ *     8-bit facts (a file that does not parse, or whose content fails its
+ *     checksum, goes to corrupt/; delivery-content.c), read its state
+ *     journal (repairing a torn tail), and resolve every recipient not
+ *     yet final through the aliases;
  *  2. route and send (the main loop): the DELIVERY stage per target when
  *     a plugin has a hook there, then each target's transport by its
  *     route (delivery-transport.h), one batch per transport and
@@ -29,6 +31,10 @@
  * original is still queued is not delivered (PST_JOB_ORIGINAL_FIRST) until
  * the manager had the original checked and, when it names this DSN,
  * removed, so a DSN already delivered implies its original is gone.
+ *
+ * The content is never held whole (but for small messages, and for
+ * building a DSN): each transport reads it again in pieces, and makes a
+ * delivery final only after its reader found the checksum intact.
  *
  * Invariants: a recipient is marked delivered only after its message is
  * durable in the mailbox (or accepted by the next hop); nothing is acted
@@ -60,7 +66,7 @@ typedef struct _Attempt {
   PstDeliveryJob *job;         /* borrowed: the caller's until done */
   PstQueuedMessage *message;   /* owned, nullable: once loaded */
   const PstEnvelope *envelope; /* of `message` */
-  GBytes *content;             /* owned, nullable */
+  PstDeliveryContent content;  /* owned: once loaded (its first pass) */
   const PstConfig *config;     /* of the job's tables */
   GPtrArray *records;          /* of PstStateRecord*, pending the next append */
   PstRecipientState *states;   /* owned, nullable: the journal folded */
@@ -312,7 +318,7 @@ static PstDeliveryBatch *attempt_batch(Attempt *attempt, GHashTable *by_key,
   batch->tables = attempt->job->tables;
   batch->generation = attempt->job->generation;
   batch->envelope = attempt->envelope;
-  batch->content = attempt->content;
+  batch->content = &attempt->content;
   batch->nexthop = g_strdup(route->nexthop);
   if (transport == &pst_delivery_transport_smtp && route->nexthop == NULL)
     batch->domain = g_strdup(strrchr(target->address, '@') + 1);
@@ -607,10 +613,22 @@ static GPtrArray *delay_recipients(const PstConfig *config,
  * loop must not do. */
 static GBytes *dsn_build_signed(PstDeliveryJob *job, const char *host,
                                 const PstEnvelope *envelope,
-                                GPtrArray *recipients, GBytes *content,
-                                gint64 now) {
+                                GPtrArray *recipients,
+                                const PstDeliveryContent *content, gint64 now) {
+  /* The one place the whole content is read into memory: a DSN returns
+   * the message (RET=FULL) or its header. */
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) original =
+      content->whole != NULL
+          ? g_bytes_ref(content->whole)
+          : pst_queued_message_get_content(content->message, &error);
+  if (original == NULL) {
+    g_warning("%s: the DSN goes without the message: %s", job->id,
+              error->message);
+    original = g_bytes_new_static("", 0);
+  }
   g_autoptr(GBytes) dsn =
-      pst_dsn_build(host, job->id, envelope, recipients, content, now);
+      pst_dsn_build(host, job->id, envelope, recipients, original, now);
   return pst_generation_sign(job->generation, dsn);
 }
 
@@ -618,7 +636,8 @@ static GBytes *dsn_build_signed(PstDeliveryJob *job, const char *host,
  * that they have had it (a crash in between loses a warning, never sends
  * two). */
 static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
-                             const PstRecipientState *states, GBytes *content) {
+                             const PstRecipientState *states,
+                             const PstDeliveryContent *content) {
   const PstConfig *config = pst_deliver_tables_get_config(job->tables);
   gint64 now = g_get_real_time();
   g_autoptr(GPtrArray) list = delay_recipients(config, envelope, states, now);
@@ -701,7 +720,8 @@ static void job_check_dsn(PstDeliveryJob *job) {
  * is the journal: a DSN already queued (before a crash) is not sent
  * again. */
 static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
-                         const PstRecipientState *states, GBytes *content,
+                         const PstRecipientState *states,
+                         const PstDeliveryContent *content,
                          GPtrArray *records) {
   const char *queued = pst_queue_entry_get_dsn(job->entry);
   if (queued != NULL) {
@@ -747,7 +767,7 @@ static void job_corrupt(PstDeliveryJob *job, const char *reason) {
 /* After the attempt: what is durable decides, not what we meant to
  * write.  Every recipient final -> conclude; else a delay notice if due. */
 static void job_decide(PstDeliveryJob *job, const PstEnvelope *envelope,
-                       GBytes *content) {
+                       const PstDeliveryContent *content) {
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) after =
       pst_queue_entry_read_journal(job->entry, FALSE, &error);
@@ -806,7 +826,7 @@ static void attempt_free(Attempt *attempt) {
   g_clear_pointer(&attempt->batches, g_ptr_array_unref);
   g_clear_pointer(&attempt->plans, g_ptr_array_unref);
   g_clear_pointer(&attempt->records, g_ptr_array_unref);
-  g_clear_pointer(&attempt->content, g_bytes_unref);
+  pst_delivery_content_clear(&attempt->content);
   g_clear_pointer(&attempt->message, pst_queued_message_free);
   g_free(attempt);
 }
@@ -867,9 +887,12 @@ static gboolean attempt_load(Attempt *attempt) {
       g_warning("%s: %s", job->id, error->message);
     return FALSE;
   }
-  attempt->content = pst_queued_message_get_content(attempt->message, &error);
-  if (attempt->content == NULL) {
-    job_corrupt(job, error->message);
+  if (!pst_delivery_content_scan(&attempt->content, attempt->message,
+                                 &error)) {
+    if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT))
+      job_corrupt(job, error->message);
+    else
+      g_warning("%s: %s", job->id, error->message);
     return FALSE;
   }
   const PstEnvelope *envelope =
@@ -956,6 +979,23 @@ static void attempt_log_all(Attempt *attempt) {
   }
 }
 
+/* A transport found the content not as stored while it read it (after
+ * the first pass found it intact: the file changed on disk): its targets
+ * were deferred and journaled; the message goes to corrupt/ as the first
+ * pass would have sent it. */
+static gboolean attempt_content_corrupt(Attempt *attempt) {
+  for (guint b = 0; b < attempt->batches->len; b++) {
+    PstDeliveryBatch *batch = attempt->batches->pdata[b];
+    if (batch->content_error != NULL &&
+        g_error_matches(batch->content_error, PST_SPOOL_ERROR,
+                        PST_SPOOL_ERROR_CORRUPT)) {
+      job_corrupt(attempt->job, batch->content_error->message);
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
 /* Step 3 (worker thread): the local mailboxes, the journal, and what
  * happens next. */
 static void attempt_write(Attempt *attempt) {
@@ -973,7 +1013,8 @@ static void attempt_write(Attempt *attempt) {
       RecipientPlan *plan = attempt->plans->pdata[p];
       finish_recipient(attempt, plan, &attempt->states[plan->index]);
     }
-    job_decide(job, attempt->envelope, attempt->content);
+    if (!attempt_content_corrupt(attempt))
+      job_decide(job, attempt->envelope, &attempt->content);
   }
 }
 

@@ -39,6 +39,7 @@ void pst_delivery_batch_free(PstDeliveryBatch *batch) {
     return;
   g_free(batch->domain);
   g_free(batch->nexthop);
+  g_clear_error(&batch->content_error);
   g_array_unref(batch->items);
   g_free(batch);
 }

@@ -7,7 +7,10 @@
  * the disk (maildir, system-user) say so and run on a delivery worker
  * thread; the network ones (lmtp, smtp) are non-blocking state machines
  * on the main loop.  Either way `deliver` calls `done` exactly once
- * (blocking ones before they return).
+ * (blocking ones before they return).  A transport reads the content a
+ * piece at a time (delivery-content.h) and makes a delivery final only
+ * after the reader's end said it was intact; when it was not, the
+ * targets are deferred and `content_error` says why.
  *
  * pst_delivery_transport_choose() is the one place that maps a target and
  * its route (the DELIVERY stage's choice, or the default) to a transport
@@ -18,6 +21,7 @@
 #include <gio/gio.h>
 
 #include "config/config.h"
+#include "deliver/delivery-content.h"
 #include "deliver/route-stage.h"
 #include "tables/tables.h"
 #include "generation/generation.h"
@@ -61,7 +65,10 @@ typedef struct {
   PstDeliverTables *tables;    /* borrowed: the configuration, credentials */
   PstGeneration *generation;   /* borrowed: the job's (TLS, SASL client) */
   const PstEnvelope *envelope; /* borrowed */
-  GBytes *content;             /* borrowed */
+  const PstDeliveryContent *content; /* borrowed: read it in pieces */
+  /* owned, nullable: set by the transport when the content turned out
+   * not to be as stored while it was read (no target got it) */
+  GError *content_error;
   char *domain;  /* owned, nullable: SMTP to this domain's MX hosts */
   char *nexthop; /* owned, nullable: SMTP via this host (a route) */
   GArray *items; /* owned, of PstDeliveryItem */

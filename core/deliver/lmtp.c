@@ -20,7 +20,10 @@
  * 8BITMIME not offered, over its SIZE) is refused for every target with
  * the same reason an SMTP peer would give, before MAIL; MAIL carries
  * SIZE=, BODY=8BITMIME and SMTPUTF8 when offered; with PIPELINING, MAIL
- * and the RCPTs go in one write.
+ * and the RCPTs go in one write.  The content goes as SMTP's DATA does
+ * (CRLF only, dot-stuffed: smtp-protocol.c's encoder), a piece at a time
+ * as the socket drains (delivery-content.h), the final dot only after the
+ * reader found it intact.
  */
 #include <string.h>
 
@@ -54,6 +57,7 @@ struct _Lmtp {
   GArray *accepted;   /* owned, nullable: items RCPT accepted */
   guint next;         /* the RCPT or final reply being read */
   GError *error;      /* owned, nullable: the session failed */
+  PstDataStream data; /* DATA's content, a piece at a time */
   PstDeliveryBatchFunc done;
   gpointer user_data;
 };
@@ -92,6 +96,7 @@ static void lmtp_finish(Lmtp *lmtp) {
   g_ptr_array_unref(lmtp->replies);
   g_clear_pointer(&lmtp->accepted, g_array_unref);
   g_clear_error(&lmtp->error);
+  pst_data_stream_clear(&lmtp->data);
   g_free(lmtp);
 }
 
@@ -204,7 +209,7 @@ static void lmtp_send(Lmtp *lmtp, LmtpReplyFunc next) {
 
 /* SMTPUTF8 was asked for and is needed (as smtp-deliver.c decides). */
 static gboolean lmtp_needs_smtputf8(const PstEnvelope *envelope, GArray *items,
-                                    GBytes *content) {
+                                    const PstDeliveryContent *content) {
   if (!envelope->smtputf8)
     return FALSE;
   if (!g_str_is_ascii(envelope->sender))
@@ -213,8 +218,7 @@ static gboolean lmtp_needs_smtputf8(const PstEnvelope *envelope, GArray *items,
     if (!g_str_is_ascii(
             g_array_index(items, PstDeliveryItem, i).target->address))
       return TRUE;
-  return pst_smtp_header_is_8bit(g_bytes_get_data(content, NULL),
-                                 g_bytes_get_size(content));
+  return content->header_8bit;
 }
 
 /* One reply per accepted target after the content. */
@@ -232,21 +236,33 @@ static void final_reply(Lmtp *lmtp, char *reply) {
     lmtp_quit(lmtp);
 }
 
-/* The content, dot-stuffed, then the final dot. */
-static void content_encode(GString *out, GBytes *content) {
-  gsize length = 0;
-  const char *data = g_bytes_get_data(content, &length);
-  g_string_truncate(out, 0);
-  gboolean line_start = TRUE;
-  for (gsize i = 0; i < length; i++) {
-    if (line_start && data[i] == '.')
-      g_string_append_c(out, '.');
-    g_string_append_c(out, data[i]);
-    line_start = data[i] == '\n';
+static void data_next(Lmtp *lmtp);
+
+static void data_sent(PstClientIo *io, const GError *error,
+                      gpointer user_data) {
+  Lmtp *lmtp = user_data;
+  if (error != NULL)
+    sent(io, error, lmtp); /* the failure, as for any write */
+  else
+    data_next(lmtp);
+}
+
+/* The content's next piece, encoded as SMTP's DATA (smtp-protocol.c);
+ * after the last (the final dot, sent only when the content was intact)
+ * the replies.  Content found not as stored ends the session before the
+ * dot: the server drops what it got. */
+static void data_next(Lmtp *lmtp) {
+  gboolean last = FALSE;
+  GError *error = NULL;
+  if (!pst_data_stream_next(&lmtp->data, &last, &error)) {
+    if (lmtp->batch->content_error == NULL)
+      lmtp->batch->content_error = g_error_copy(error);
+    lmtp_fail(lmtp, error);
+    return;
   }
-  if (!line_start)
-    g_string_append(out, "\r\n");
-  g_string_append(out, ".\r\n");
+  GByteArray *out = lmtp->data.out;
+  pst_client_io_write(lmtp->io, out->data, out->len, TIMEOUT_SECONDS * 1000,
+                      last ? sent : data_sent, lmtp);
 }
 
 static void data_reply(Lmtp *lmtp, char *reply) {
@@ -264,9 +280,10 @@ static void data_reply(Lmtp *lmtp, char *reply) {
     lmtp_quit(lmtp);
     return;
   }
-  content_encode(lmtp->out, lmtp->batch->content);
   lmtp->next = 0;
-  lmtp_send(lmtp, final_reply);
+  lmtp->on_reply = final_reply;
+  pst_data_stream_init(&lmtp->data, lmtp->batch->content);
+  data_next(lmtp);
 }
 
 /* Every RCPT answered: DATA for the accepted ones, if any. */
@@ -344,11 +361,10 @@ static void mail_reply(Lmtp *lmtp, char *reply) {
 /* MAIL and every RCPT: in one write with PIPELINING, else one at a time. */
 static void lmtp_envelope(Lmtp *lmtp) {
   const PstEnvelope *envelope = lmtp->batch->envelope;
-  GBytes *content = lmtp->batch->content;
-  gsize size = g_bytes_get_size(content);
+  const PstDeliveryContent *content = lmtp->batch->content;
+  gsize size = (gsize)content->size;
   gboolean eight_bit =
-      envelope->body == PST_BODY_8BITMIME ||
-      pst_smtp_content_is_8bit(g_bytes_get_data(content, NULL), size);
+      envelope->body == PST_BODY_8BITMIME || content->eight_bit;
   g_autoptr(GString) mail = pst_smtp_mail_command_new(
       &lmtp->extensions, envelope->sender, size, eight_bit, envelope->smtputf8);
   g_string_printf(lmtp->out, "%s\r\n", mail->str);
@@ -379,11 +395,10 @@ static void lhlo_reply(Lmtp *lmtp, char *reply) {
                               &problem) == PST_SMTP_PARSE_OK)
     pst_smtp_extensions_parse(parsed, &lmtp->extensions);
   const PstEnvelope *envelope = lmtp->batch->envelope;
-  GBytes *content = lmtp->batch->content;
-  gsize size = g_bytes_get_size(content);
+  const PstDeliveryContent *content = lmtp->batch->content;
+  gsize size = (gsize)content->size;
   gboolean eight_bit =
-      envelope->body == PST_BODY_8BITMIME ||
-      pst_smtp_content_is_8bit(g_bytes_get_data(content, NULL), size);
+      envelope->body == PST_BODY_8BITMIME || content->eight_bit;
   g_autofree char *refusal = pst_smtp_extensions_refusal(
       &lmtp->extensions,
       lmtp_needs_smtputf8(envelope, lmtp->batch->items, content), eight_bit,

@@ -5,8 +5,14 @@
  *
  * Wire format on a SOCK_SEQPACKET socketpair (one request, one reply):
  *   request: u32 user length | u32 prelude length | user | prelude, with
- *            the content's memfd attached (SCM_RIGHTS);
+ *            one end of a new stream socketpair attached (SCM_RIGHTS),
+ *            on which the content follows in frames: u32 length (1 to
+ *            PIECE_MAX) | octets, ended by a frame of length 0 that the
+ *            daemon sends only once its reader found the content intact;
  *   reply:   i32 errno (0: delivered) | text (the path, or the error).
+ * The child writes each frame into the Maildir's tmp/ as it arrives and
+ * renames only after the end frame, so neither side holds the message
+ * and a content found corrupt (or a daemon that stops) delivers nothing.
  * The helper trusts only what it checks: the user must exist and pass
  * pst_system_user_check() (uid 1000 or above, not nobody, a plain
  * absolute home); it writes nowhere but that user's ~/Maildir/, never
@@ -18,7 +24,6 @@
 #include <pwd.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,11 +35,55 @@
 
 #define REQUEST_MAX (64 * 1024)
 #define REPLY_MAX 4096
+/* The largest content frame (a content reader's piece). */
+#define PIECE_MAX (64 * 1024)
 
 static int helper_fd = -1;
 static GMutex helper_lock;
 
 /* --- The helper process ------------------------------------------------- */
+
+/* read(2) of exactly `length` octets; FALSE at EOF or on an error. */
+static gboolean read_exactly(int fd, void *buffer, gsize length) {
+  guint8 *out = buffer;
+  while (length > 0) {
+    ssize_t n = read(fd, out, length);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return FALSE;
+    out += n;
+    length -= (gsize)n;
+  }
+  return TRUE;
+}
+
+/* The content frames on the stream from the daemon (a PstMaildirReadFunc). */
+typedef struct {
+  int fd;
+  gboolean ended;
+  guint8 buffer[PIECE_MAX];
+} FrameSource;
+
+static gboolean frame_read(gpointer data, const guint8 **data_r,
+                           gsize *length_r, GError **error) {
+  FrameSource *source = data;
+  guint32 length = 0;
+  *data_r = source->buffer;
+  *length_r = 0;
+  if (source->ended)
+    return TRUE;
+  if (!read_exactly(source->fd, &length, sizeof length) ||
+      length > PIECE_MAX ||
+      (length > 0 && !read_exactly(source->fd, source->buffer, length))) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE,
+                "the message did not arrive whole from the daemon");
+    return FALSE;
+  }
+  source->ended = length == 0;
+  *length_r = length;
+  return TRUE;
+}
 
 /* In a child: become the user and deliver; the result goes to `out`. */
 static void helper_child(const struct passwd *entry, const char *prelude,
@@ -43,23 +92,18 @@ static void helper_child(const struct passwd *entry, const char *prelude,
   gint32 code = 0;
   g_autoptr(GError) error = NULL;
   g_autofree char *path = NULL;
-  struct stat st;
   if (initgroups(entry->pw_name, entry->pw_gid) < 0 ||
-      setgid(entry->pw_gid) < 0 || setuid(entry->pw_uid) < 0 ||
-      fstat(content_fd, &st) < 0) {
+      setgid(entry->pw_gid) < 0 || setuid(entry->pw_uid) < 0) {
     code = errno;
     g_snprintf(reply, sizeof reply, "cannot switch to user %s: %s",
                entry->pw_name, g_strerror(code));
   } else {
-    void *map = st.st_size > 0 ? mmap(NULL, (size_t)st.st_size, PROT_READ,
-                                      MAP_PRIVATE, content_fd, 0)
-                               : NULL;
-    g_autoptr(GBytes) content =
-        g_bytes_new_static(map != MAP_FAILED ? map : "",
-                           map != MAP_FAILED ? (gsize)st.st_size : 0);
+    g_autofree FrameSource *source = g_new0(FrameSource, 1);
+    source->fd = content_fd;
     g_autofree char *maildir = g_build_filename(entry->pw_dir, "Maildir", NULL);
     if (pst_system_user_check_maildir(maildir, &error) &&
-        pst_maildir_deliver(maildir, prelude, content, &path, &error)) {
+        pst_maildir_deliver(maildir, prelude, frame_read, source, &path,
+                            &error)) {
       g_strlcpy(reply, path, sizeof reply);
     } else {
       code = error->code == G_IO_ERROR_NO_SPACE         ? ENOSPC
@@ -186,30 +230,41 @@ gboolean pst_local_helper_available(void) {
   return helper_fd >= 0;
 }
 
-static int content_memfd(GBytes *content, GError **error) {
-  int fd = memfd_create("postilion-delivery", MFD_CLOEXEC);
-  gsize length = 0;
-  const char *data = g_bytes_get_data(content, &length);
-  gsize done = 0;
-  while (fd >= 0 && done < length) {
-    ssize_t n = write(fd, data + done, length - done);
-    if (n <= 0) {
-      close(fd);
-      fd = -1;
-      break;
-    }
-    done += (gsize)n;
+/* send(2) of all of `data`; FALSE when the helper's child went away. */
+static gboolean send_all(int fd, const void *data, gsize length) {
+  const guint8 *in = data;
+  while (length > 0) {
+    ssize_t n = send(fd, in, length, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return FALSE;
+    in += n;
+    length -= (gsize)n;
   }
-  if (fd < 0)
-    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-                "cannot pass the message to the delivery helper: %s",
-                g_strerror(errno));
-  return fd;
+  return TRUE;
 }
 
-/* One request and its reply on the socket; the lock is held. */
-static gboolean helper_exchange(const char *user, const char *prelude,
-                                int content_fd, char *reply, gssize *got) {
+/* Streams the content in frames, the end frame only when `read` found it
+ * intact (else `read_error`).  A child that stopped reading (it failed
+ * and replies why) ends the stream early: not an error here. */
+static void content_stream(int fd, PstMaildirReadFunc read, gpointer source,
+                           GError **read_error) {
+  for (;;) {
+    const guint8 *data = NULL;
+    gsize length = 0;
+    if (!read(source, &data, &length, read_error))
+      return;
+    guint32 frame = (guint32)length;
+    if (!send_all(fd, &frame, sizeof frame) ||
+        (length > 0 && !send_all(fd, data, length)) || length == 0)
+      return;
+  }
+}
+
+/* Sends one request, the content stream attached; the lock is held. */
+static gboolean helper_request(const char *user, const char *prelude,
+                               int content_fd) {
   guint32 lengths[2] = {(guint32)strlen(user), (guint32)strlen(prelude)};
   g_autoptr(GByteArray) request = g_byte_array_new();
   g_byte_array_append(request, (const guint8 *)lengths, 8);
@@ -226,30 +281,43 @@ static gboolean helper_exchange(const char *user, const char *prelude,
   cmsg->cmsg_type = SCM_RIGHTS;
   cmsg->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(cmsg), &content_fd, sizeof content_fd);
-  if (sendmsg(helper_fd, &msg, MSG_NOSIGNAL) < 0)
-    return FALSE;
-  *got = recv(helper_fd, reply, REPLY_MAX - 1, 0);
-  return *got >= 4;
+  return sendmsg(helper_fd, &msg, MSG_NOSIGNAL) >= 0;
 }
 
 gboolean pst_local_helper_deliver(const char *user, const char *prelude,
-                                  GBytes *content, char **path_r,
-                                  GError **error) {
+                                  PstMaildirReadFunc read, gpointer source,
+                                  char **path_r, GError **error) {
   if (strlen(user) + strlen(prelude) + 8 > REQUEST_MAX) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                 "delivery request too large");
     return FALSE;
   }
-  int content_fd = content_memfd(content, error);
-  if (content_fd < 0)
+  int stream[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, stream) < 0) {
+    int saved = errno;
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved),
+                "cannot pass the message to the delivery helper: %s",
+                g_strerror(saved));
     return FALSE;
+  }
   char reply[REPLY_MAX];
   gssize got = 0;
+  GError *read_error = NULL;
   g_mutex_lock(&helper_lock);
-  gboolean ok =
-      helper_fd >= 0 && helper_exchange(user, prelude, content_fd, reply, &got);
+  gboolean ok = helper_fd >= 0 && helper_request(user, prelude, stream[1]);
+  close(stream[1]);
+  if (ok)
+    content_stream(stream[0], read, source, &read_error);
+  close(stream[0]);
+  if (ok) {
+    got = recv(helper_fd, reply, REPLY_MAX - 1, 0);
+    ok = got >= 4;
+  }
   g_mutex_unlock(&helper_lock);
-  close(content_fd);
+  if (read_error != NULL) {
+    g_propagate_error(error, read_error);
+    return FALSE;
+  }
   if (!ok) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE,
                 "the delivery helper for system users is not running");

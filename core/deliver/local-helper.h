@@ -4,7 +4,8 @@
  * postiliond starts as root, forks this helper before anything else (so
  * the helper is single-threaded and holds nothing but a socketpair), then
  * drops to [server] user.  Delivery workers send it requests: a user name,
- * the prelude, and the content as a sealed memfd.  For each request the
+ * the prelude, and the content streamed a piece at a time on a socket of
+ * its own (local-helper.c has the frames).  For each request the
  * helper forks a child that switches to the user (initgroups, setgid,
  * setuid) and delivers into ~user/Maildir/ with pst_maildir_deliver(),
  * and replies with the path or the error.  The helper exits when the
@@ -18,17 +19,21 @@
 
 #include <gio/gio.h>
 
+#include "deliver/maildir.h"
+
 G_BEGIN_DECLS
 
 /* Forks the helper; only as root.  Call before any thread starts. */
 gboolean pst_local_helper_start(GError **error);
 /* TRUE when a helper runs. */
 gboolean pst_local_helper_available(void);
-/* Delivers through the helper (blocking; worker threads, serialized).
- * Fails with the helper's error (a G_IO_ERROR) or when it is gone. */
+/* Delivers the content `read` gives through the helper (blocking; worker
+ * threads, serialized): the helper commits only after `read` reported
+ * the end.  Fails with `read`'s error, the helper's (a G_IO_ERROR), or
+ * when it is gone. */
 gboolean pst_local_helper_deliver(const char *user, const char *prelude,
-                                  GBytes *content, char **path_r,
-                                  GError **error);
+                                  PstMaildirReadFunc read, gpointer source,
+                                  char **path_r, GError **error);
 /* Closes the socket: the helper exits. */
 void pst_local_helper_stop(void);
 

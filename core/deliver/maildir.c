@@ -10,7 +10,11 @@
  * message away with its Maildir.  Unique names are
  * TIME.MUSECPPIDQCOUNTER.HOST, so concurrent workers never collide; O_EXCL
  * makes a collision an error rather than an overwrite.  Lines are stored
- * with LF ends, as Maildir readers (Dovecot, mutt) expect.
+ * with LF ends, as Maildir readers (Dovecot, mutt) expect.  The content
+ * comes a piece at a time (a PstMaildirReadFunc: the queue file's
+ * content reader, or the helper's stream), so memory stays one piece
+ * whatever the message's size; the rename waits for the reader's end,
+ * which says the content was intact.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,22 +76,64 @@ static gboolean write_all(int fd, const char *data, gsize length) {
   return TRUE;
 }
 
-/* Writes `data` with every CRLF turned into LF, in large pieces. */
-static gboolean write_lf(int fd, const char *data, gsize length) {
-  GString *out = g_string_sized_new(MIN(length, 1024 * 1024) + 1);
-  gboolean ok = TRUE;
-  for (gsize i = 0; ok && i < length; i++) {
-    if (data[i] == '\r' && i + 1 < length && data[i + 1] == '\n')
-      continue;
-    g_string_append_c(out, data[i]);
-    if (out->len >= 1024 * 1024) {
-      ok = write_all(fd, out->str, out->len);
-      g_string_truncate(out, 0);
+/* Writes pieces with every CRLF turned into LF; a CR that ends a piece
+ * waits for the next one's first octet. */
+typedef struct {
+  int fd;
+  gboolean held_cr;
+  GByteArray *out; /* owned: a piece's worth */
+} LfWriter;
+
+static gboolean lf_write(LfWriter *writer, const guint8 *data, gsize length) {
+  if (length == 0)
+    return TRUE;
+  g_byte_array_set_size(writer->out, 0);
+  if (writer->held_cr && data[0] != '\n')
+    g_byte_array_append(writer->out, (const guint8 *)"\r", 1);
+  writer->held_cr = FALSE;
+  gsize i = 0;
+  while (i < length) {
+    const guint8 *cr = memchr(data + i, '\r', length - i);
+    gsize end = cr != NULL ? (gsize)(cr - data) : length;
+    g_byte_array_append(writer->out, data + i, (guint)(end - i));
+    if (end == length)
+      break;
+    if (end + 1 == length)
+      writer->held_cr = TRUE;
+    else if (data[end + 1] != '\n')
+      g_byte_array_append(writer->out, (const guint8 *)"\r", 1);
+    i = end + 1;
+  }
+  return write_all(writer->fd, (const char *)writer->out->data,
+                   writer->out->len);
+}
+
+static gboolean lf_finish(LfWriter *writer) {
+  gboolean ok = !writer->held_cr || write_all(writer->fd, "\r", 1);
+  writer->held_cr = FALSE;
+  return ok;
+}
+
+/* The prelude, then every piece `read` gives, to the end. */
+static gboolean maildir_write_content(int fd, const char *prelude,
+                                      PstMaildirReadFunc read, gpointer source,
+                                      GError **read_error) {
+  LfWriter writer = {.fd = fd, .out = g_byte_array_new()};
+  gboolean ok = lf_write(&writer, (const guint8 *)prelude, strlen(prelude));
+  while (ok) {
+    const guint8 *data = NULL;
+    gsize length = 0;
+    if (!read(source, &data, &length, read_error)) {
+      ok = FALSE;
+      break;
     }
+    if (length == 0)
+      break;
+    ok = lf_write(&writer, data, length);
   }
   if (ok)
-    ok = write_all(fd, out->str, out->len);
-  g_string_free(out, TRUE);
+    ok = lf_finish(&writer);
+  g_byte_array_unref(writer.out);
   return ok;
 }
 
@@ -103,15 +149,16 @@ static gboolean sync_directory(const char *path, GError **error) {
 
 /* Writes and syncs the file in tmp/; removes it on failure. */
 static gboolean maildir_write_tmp(const char *tmp_path, const char *prelude,
-                                  GBytes *content, GError **error) {
+                                  PstMaildirReadFunc read, gpointer source,
+                                  GError **error) {
   int fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
                 0600);
   if (fd < 0)
     return maildir_error(error, errno, "create", tmp_path);
-  gsize length = 0;
-  const char *data = g_bytes_get_data(content, &length);
-  gboolean ok = write_lf(fd, prelude, strlen(prelude)) &&
-                write_lf(fd, data, length) && fsync(fd) == 0;
+  GError *read_error = NULL;
+  gboolean ok =
+      maildir_write_content(fd, prelude, read, source, &read_error) &&
+      fsync(fd) == 0;
   int saved = errno;
   if (close(fd) < 0 && ok) {
     ok = FALSE;
@@ -120,18 +167,23 @@ static gboolean maildir_write_tmp(const char *tmp_path, const char *prelude,
   if (ok)
     return TRUE;
   unlink(tmp_path);
+  if (read_error != NULL) {
+    g_propagate_error(error, read_error);
+    return FALSE;
+  }
   return maildir_error(error, saved, "write", tmp_path);
 }
 
 gboolean pst_maildir_deliver(const char *maildir, const char *prelude,
-                             GBytes *content, char **path_r, GError **error) {
+                             PstMaildirReadFunc read, gpointer source,
+                             char **path_r, GError **error) {
   if (!maildir_prepare(maildir, error))
     return FALSE;
   g_autofree char *name = maildir_unique_name();
   g_autofree char *tmp_path = g_build_filename(maildir, "tmp", name, NULL);
   g_autofree char *new_dir = g_build_filename(maildir, "new", NULL);
   g_autofree char *new_path = g_build_filename(new_dir, name, NULL);
-  if (!maildir_write_tmp(tmp_path, prelude, content, error))
+  if (!maildir_write_tmp(tmp_path, prelude, read, source, error))
     return FALSE;
   if (rename(tmp_path, new_path) < 0) {
     int saved = errno;

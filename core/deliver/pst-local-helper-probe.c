@@ -24,6 +24,16 @@ static gboolean probe_drop_privileges(void) {
          setgid(nobody->pw_gid) == 0 && setuid(nobody->pw_uid) == 0;
 }
 
+/* The probe's message, in one piece (a PstMaildirReadFunc). */
+static gboolean probe_read(gpointer source, const guint8 **data_r,
+                           gsize *length_r, GError **error) {
+  const char **text = source;
+  *data_r = (const guint8 *)*text;
+  *length_r = strlen(*text);
+  *text += *length_r;
+  return TRUE;
+}
+
 int main(int argc, char **argv) {
   g_autoptr(GError) error = NULL;
   if (geteuid() != 0) {
@@ -35,12 +45,12 @@ int main(int argc, char **argv) {
                error != NULL ? error->message : "cannot drop privileges");
     return 2;
   }
-  const char *text = "Subject: probe\r\n\r\nprobe\r\n";
-  g_autoptr(GBytes) content = g_bytes_new_static(text, strlen(text));
   for (int i = 1; i < argc; i++) {
+    const char *text = "Subject: probe\r\n\r\nprobe\r\n";
     g_autofree char *path = NULL;
     g_autoptr(GError) refused = NULL;
-    if (pst_local_helper_deliver(argv[i], "", content, &path, &refused))
+    if (pst_local_helper_deliver(argv[i], "", probe_read, &text, &path,
+                                 &refused))
       printf("%s delivered %s\n", argv[i], path);
     else
       printf("%s refused %s\n", argv[i], refused->message);

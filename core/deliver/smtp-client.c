@@ -11,7 +11,9 @@
  * Opening until its callback.  Invariants: once `broken` is set (I/O
  * failure, timeout, garbage) nothing more is sent; STARTTLS's handshake
  * empties the input first, so nothing the server sent in clear is read
- * as if it came over TLS; one operation at a time per connection.
+ * as if it came over TLS; one operation at a time per connection.  DATA's
+ * content goes a piece at a time, the next read only when the socket took
+ * the last (PstSmtpContentFunc), so a slow server holds one piece.
  */
 #include <string.h>
 
@@ -57,7 +59,8 @@ struct _PstSmtpConnection {
   gint64 reply_deadline;
   Opening *opening;                /* owned, nullable: while opening */
   PstSmtpTransaction *transaction; /* borrowed: while run() */
-  GBytes *content;                 /* borrowed: while run() */
+  PstSmtpContentFunc content;      /* while run() */
+  gpointer source;                 /* borrowed: while run() */
   PstSmtpConnectionFunc done;      /* run() and reset() */
   gpointer done_data;
 };
@@ -532,10 +535,44 @@ static void operation_done(PstSmtpConnection *connection) {
   connection->done = NULL;
   connection->transaction = NULL;
   connection->content = NULL;
+  connection->source = NULL;
   done(connection, connection->done_data);
 }
 
 static void run_step(PstSmtpConnection *connection);
+static void run_reply(PstSmtpConnection *connection, PstSmtpResponse *reply);
+static void content_next(PstSmtpConnection *connection);
+
+static void content_sent(PstClientIo *io, const GError *error,
+                         gpointer user_data) {
+  PstSmtpConnection *connection = user_data;
+  if (error == NULL) {
+    content_next(connection);
+    return;
+  }
+  connection->on_reply = run_reply;
+  sent(io, error, connection); /* the failure, as for any write */
+}
+
+/* The content's next piece: written, then the next; the last one (the
+ * final dot) waits for the reply.  Content that turns out not to be
+ * whole ends the connection before the dot. */
+static void content_next(PstSmtpConnection *connection) {
+  const guint8 *data = NULL;
+  gsize length = 0;
+  gboolean last = FALSE;
+  g_autoptr(GError) error = NULL;
+  if (!connection->content(connection->source, &data, &length, &last,
+                           &error)) {
+    run_reply(connection, failure(connection, 451, "4.3.0", error->message));
+    return;
+  }
+  if (last)
+    connection_send(connection, data, length, run_reply);
+  else
+    pst_client_io_write(connection->io, data, length, connection->timeout_ms,
+                        content_sent, connection);
+}
 
 static void run_reply(PstSmtpConnection *connection, PstSmtpResponse *reply) {
   if (connection->broken) {
@@ -563,8 +600,7 @@ static void run_step(PstSmtpConnection *connection) {
                     run_reply);
     break;
   case PST_SMTP_SEND_CONTENT:
-    connection_send(connection, g_bytes_get_data(connection->content, NULL),
-                    g_bytes_get_size(connection->content), run_reply);
+    content_next(connection);
     break;
   case PST_SMTP_SEND_EMPTY:
     connection_send(connection, ".\r\n", 3, run_reply);
@@ -577,11 +613,13 @@ static void run_step(PstSmtpConnection *connection) {
 }
 
 void pst_smtp_connection_run(PstSmtpConnection *connection,
-                             PstSmtpTransaction *transaction, GBytes *content,
+                             PstSmtpTransaction *transaction,
+                             PstSmtpContentFunc content, gpointer source,
                              PstSmtpConnectionFunc callback,
                              gpointer user_data) {
   connection->transaction = transaction;
   connection->content = content;
+  connection->source = source;
   connection->done = callback;
   connection->done_data = user_data;
   run_step(connection);

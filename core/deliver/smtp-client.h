@@ -73,13 +73,23 @@ const char *pst_smtp_connection_get_relay(PstSmtpConnection *connection);
 const char *pst_smtp_connection_get_tls(PstSmtpConnection *connection);
 typedef void (*PstSmtpConnectionFunc)(PstSmtpConnection *connection,
                                       gpointer user_data);
-/* Runs `transaction` to its end; `content` is the encoded DATA
- * (pst_smtp_encode_content()).  Both are borrowed until the callback.  A
- * failure of the connection ends the transaction with
- * pst_smtp_transaction_fail(); afterwards the connection is no longer
+/* The encoded DATA, a piece at a time (a PstDataStream): TRUE with the
+ * next piece in `*data_r`/`*length_r` (valid until the next call), the
+ * final dot in the one that sets `*last_r`; FALSE with `error` when the
+ * content cannot be sent whole (then the final dot never goes). */
+typedef gboolean (*PstSmtpContentFunc)(gpointer source, const guint8 **data_r,
+                                       gsize *length_r, gboolean *last_r,
+                                       GError **error);
+/* Runs `transaction` to its end; its content comes from `content`, each
+ * piece written once the socket took the one before.  Both are borrowed
+ * until the callback.  A failure of the connection ends the transaction
+ * with pst_smtp_transaction_fail(); a failure of `content` too (451
+ * 4.3.0), and the connection is closed without the final dot, so the
+ * server drops what it got.  Afterwards the connection is no longer
  * usable (pst_smtp_connection_is_usable()). */
 void pst_smtp_connection_run(PstSmtpConnection *connection,
-                             PstSmtpTransaction *transaction, GBytes *content,
+                             PstSmtpTransaction *transaction,
+                             PstSmtpContentFunc content, gpointer source,
                              PstSmtpConnectionFunc callback,
                              gpointer user_data);
 gboolean pst_smtp_connection_is_usable(PstSmtpConnection *connection);

@@ -17,7 +17,10 @@
  * the reason), transactions of at most RCPT_MAX recipients, and each
  * recipient's result.  A failure of the connection or a 4xx to MAIL
  * leaves the recipients for the next host; any other reply is final for
- * this attempt.  Remote refusals are quoted in the reply kept for the log
+ * this attempt.  The content goes a piece at a time (PstDataStream),
+ * read from the queue file as the socket drains; content found corrupt
+ * on the way ends the connection before the final dot and is tried on no
+ * other host.  Remote refusals are quoted in the reply kept for the log
  * and the DSN: "550 5.1.1 host mx[192.0.2.1]:25 said: No such user (in
  * reply to RCPT TO)".  The state of one message's delivery lives in a
  * Delivery until the batch's callback.
@@ -65,14 +68,13 @@ struct _Delivery {
   PstDeliveryBatch *batch; /* borrowed until done */
   const PstConfig *config;
   const PstEnvelope *envelope;
-  GBytes *content; /* borrowed */
+  const PstDeliveryContent *content; /* borrowed: the batch's */
   guint count;
   PstDeliveryConfig settings; /* [delivery], or a route's copy */
   char *nexthop_host;         /* owned, nullable */
   char *destination;          /* owned: the relayhost or the domain */
   PstDeliveryTls tls;
-  GBytes *encoded;   /* owned, nullable: made on first use */
-  int eight_bit;     /* the content has 8-bit octets: -1 until known */
+  PstDataStream data; /* the DATA of the transaction under way */
   GPtrArray *hosts;  /* owned, nullable: of PstRouteHost* */
   guint next_host;   /* the host after the one being tried */
   gboolean *pending; /* owned: per recipient, not yet tried on this host */
@@ -281,24 +283,19 @@ static gboolean needs_smtputf8(const Delivery *delivery) {
   for (guint i = 0; i < delivery->count; i++)
     if (!g_str_is_ascii(delivery_item(delivery, i)->target->address))
       return TRUE;
-  return pst_smtp_header_is_8bit(g_bytes_get_data(delivery->content, NULL),
-                                 g_bytes_get_size(delivery->content));
+  return delivery->content->header_8bit;
 }
 
-/* BODY=8BITMIME was given, or the content needs it (looked at once). */
+/* BODY=8BITMIME was given, or the content needs it (the job's first pass
+ * over the content looked). */
 static gboolean delivery_is_8bit(Delivery *delivery) {
-  if (delivery->envelope->body == PST_BODY_8BITMIME)
-    return TRUE;
-  if (delivery->eight_bit < 0)
-    delivery->eight_bit = pst_smtp_content_is_8bit(
-        g_bytes_get_data(delivery->content, NULL),
-        g_bytes_get_size(delivery->content));
-  return delivery->eight_bit != 0;
+  return delivery->envelope->body == PST_BODY_8BITMIME ||
+         delivery->content->eight_bit;
 }
 
 /* A refusal decided by the peer's keywords, or NULL. */
 static char *message_check(Delivery *delivery, PstSmtpConnection *connection) {
-  gsize size = g_bytes_get_size(delivery->content);
+  gsize size = (gsize)delivery->content->size;
   gboolean eight_bit = delivery_is_8bit(delivery);
   g_autofree char *peer =
       g_strdup_printf("host %s", pst_smtp_connection_get_relay(connection));
@@ -310,7 +307,7 @@ static char *message_check(Delivery *delivery, PstSmtpConnection *connection) {
 static char *mail_command(Delivery *delivery, PstSmtpConnection *connection) {
   const PstSmtpExtensions *extensions =
       pst_smtp_connection_get_extensions(connection);
-  gsize size = g_bytes_get_size(delivery->content);
+  gsize size = (gsize)delivery->content->size;
   GString *mail = pst_smtp_mail_command_new(
       extensions, delivery->envelope->sender, size, delivery_is_8bit(delivery),
       delivery->envelope->smtputf8);
@@ -452,6 +449,23 @@ static void transaction_done(PstSmtpConnection *connection,
     host_loop(delivery);
 }
 
+/* The DATA stream's next piece (a PstSmtpContentFunc).  Content found
+ * not as stored is the batch's content_error: no other host gets it. */
+static gboolean data_next(gpointer user_data, const guint8 **data_r,
+                          gsize *length_r, gboolean *last_r, GError **error) {
+  Delivery *delivery = user_data;
+  GError *local = NULL;
+  if (!pst_data_stream_next(&delivery->data, last_r, &local)) {
+    if (delivery->batch->content_error == NULL)
+      delivery->batch->content_error = g_error_copy(local);
+    g_propagate_error(error, local);
+    return FALSE;
+  }
+  *data_r = delivery->data.out->data;
+  *length_r = delivery->data.out->len;
+  return TRUE;
+}
+
 /* One transaction for the recipients still pending on the connection. */
 static void deliver_on(Delivery *delivery) {
   PstSmtpConnection *connection = delivery->connection;
@@ -484,12 +498,10 @@ static void deliver_on(Delivery *delivery) {
       (pst_smtp_connection_get_extensions(connection)->flags &
        PST_SMTP_EXT_PIPELINING) != 0);
   delivery->indexes = g_steal_pointer(&indexes);
-  if (delivery->encoded == NULL)
-    delivery->encoded =
-        pst_smtp_encode_content(g_bytes_get_data(delivery->content, NULL),
-                                g_bytes_get_size(delivery->content));
-  pst_smtp_connection_run(connection, delivery->transaction, delivery->encoded,
-                          transaction_done, delivery);
+  pst_data_stream_clear(&delivery->data);
+  pst_data_stream_init(&delivery->data, delivery->content);
+  pst_smtp_connection_run(connection, delivery->transaction, data_next,
+                          delivery, transaction_done, delivery);
 }
 
 /* At most RCPT_MAX recipients a transaction, as many as it takes; then
@@ -558,7 +570,8 @@ static void delivery_finish(Delivery *delivery);
 
 /* Tries the next host for the recipients without a result. */
 static void host_next(Delivery *delivery) {
-  if (delivery->next_host >= delivery->hosts->len) {
+  if (delivery->next_host >= delivery->hosts->len ||
+      delivery->batch->content_error != NULL) {
     delivery_finish(delivery);
     return;
   }
@@ -626,7 +639,7 @@ static void delivery_finish(Delivery *delivery) {
   delivery->done(delivery->batch, delivery->user_data);
   g_free(delivery->last_failure);
   g_free(delivery->last_relay);
-  g_clear_pointer(&delivery->encoded, g_bytes_unref);
+  pst_data_stream_clear(&delivery->data);
   g_clear_pointer(&delivery->hosts, g_ptr_array_unref);
   g_free(delivery->pending);
   g_free(delivery->cache_key);
@@ -645,7 +658,6 @@ static void smtp_deliver(PstDeliveryBatch *batch, PstDeliveryBatchFunc done,
   delivery->config = pst_deliver_tables_get_config(batch->tables);
   delivery->envelope = batch->envelope;
   delivery->content = batch->content;
-  delivery->eight_bit = -1;
   delivery->count = batch->items->len;
   delivery->pending = g_new0(gboolean, delivery->count);
   delivery->done = done;

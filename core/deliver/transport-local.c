@@ -4,7 +4,9 @@
  * that user, else through the privileged helper, local-helper.h).
  *
  * Both block on the disk (write, fsync, rename, fsync: maildir.c) and run
- * on a delivery worker thread, one target after another.  A failure to
+ * on a delivery worker thread, one target after another, each reading
+ * the content anew a piece at a time (delivery-content.h).  Content found
+ * corrupt on the way delivers nothing and is the batch's content_error.  A failure to
  * write defers the target ("451 4.3.0 why", the reason naming the file;
  * delivery-job.c keeps file names out of DSNs); an unknown system user
  * bounces.  A success reply never names a file (it may reach an outside
@@ -17,6 +19,7 @@
 #include "deliver/delivery-transport.h"
 #include "deliver/local-helper.h"
 #include "deliver/maildir.h"
+#include "queue/content-reader.h"
 
 #define REPLY_DELIVERED "250 2.0.0 delivered to mailbox"
 
@@ -51,19 +54,27 @@ static char *prelude_of(const PstDeliveryBatch *batch,
 }
 
 /* A Maildir write's result: delivered (the file in the debug log only),
- * or deferred with the reason. */
-static void result_of_write(const PstDeliveryBatch *batch,
-                            const PstTarget *target, gboolean written,
-                            const char *path, const GError *error,
-                            PstDeliveryResult *result) {
+ * or deferred with the reason; content that was not as stored is noted
+ * for the job (it moves the message to corrupt/). */
+static void result_of_write(PstDeliveryBatch *batch, const PstTarget *target,
+                            gboolean written, const char *path,
+                            const GError *error, PstDeliveryResult *result) {
   if (!written) {
     pst_delivery_result_set(result, PST_RECIPIENT_DEFERRED, "maildir",
                             g_strdup_printf("451 4.3.0 %s", error->message));
+    if (error->domain == PST_SPOOL_ERROR && batch->content_error == NULL)
+      batch->content_error = g_error_copy(error);
     return;
   }
   pst_delivery_result_set(result, PST_RECIPIENT_DELIVERED, "maildir",
                           g_strdup(REPLY_DELIVERED));
   g_debug("%s: to=<%s>: written to %s", batch->queue_id, target->address, path);
+}
+
+/* The content reader as a PstMaildirReadFunc. */
+static gboolean content_read(gpointer reader, const guint8 **data_r,
+                             gsize *length_r, GError **error) {
+  return pst_content_reader_next(reader, data_r, length_r, error);
 }
 
 static void deliver_maildir(PstDeliveryBatch *batch, const char *maildir,
@@ -72,8 +83,10 @@ static void deliver_maildir(PstDeliveryBatch *batch, const char *maildir,
   g_autofree char *prelude = prelude_of(batch, target);
   g_autoptr(GError) error = NULL;
   g_autofree char *path = NULL;
-  gboolean written =
-      pst_maildir_deliver(maildir, prelude, batch->content, &path, &error);
+  g_autoptr(PstContentReader) reader =
+      pst_delivery_content_open(batch->content);
+  gboolean written = pst_maildir_deliver(maildir, prelude, content_read,
+                                         reader, &path, &error);
   result_of_write(batch, target, written, path, error, result);
 }
 
@@ -93,8 +106,11 @@ static void deliver_through_helper(PstDeliveryBatch *batch,
   g_autofree char *prelude = prelude_of(batch, target);
   g_autoptr(GError) error = NULL;
   g_autofree char *path = NULL;
+  g_autoptr(PstContentReader) reader =
+      pst_delivery_content_open(batch->content);
   gboolean written = pst_local_helper_deliver(target->user, prelude,
-                                              batch->content, &path, &error);
+                                              content_read, reader, &path,
+                                              &error);
   result_of_write(batch, target, written, path, error, result);
 }
 

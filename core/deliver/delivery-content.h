@@ -1,0 +1,60 @@
+/* delivery-content.h - what a delivery attempt knows of its message's
+ * content, without holding it: its size, whether it has 8-bit octets (in
+ * the header block, anywhere), learned in one first pass that also checks
+ * the checksum; and readers of it in pieces for the transports
+ * (queue/content-reader.h).  A small content (at most
+ * PST_DELIVERY_CONTENT_WHOLE_MAX octets) is kept from the first pass and
+ * read from memory; a large one is read from the queue file again by
+ * each transport, a piece at a time.
+ *
+ * PstDataStream is the content as SMTP's and LMTP's DATA send it
+ * (pst_smtp_encoder_add()), one encoded piece at a time.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "deliver/smtp-protocol.h"
+#include "queue/content-reader.h"
+#include "queue/spool.h"
+
+G_BEGIN_DECLS
+
+#define PST_DELIVERY_CONTENT_WHOLE_MAX (2 * PST_CONTENT_PIECE_MAX)
+
+typedef struct {
+  PstQueuedMessage *message; /* borrowed: the attempt's */
+  GBytes *whole;             /* owned, nullable: a small content */
+  guint64 size;              /* octets delivered */
+  gboolean eight_bit;        /* an octet with the high bit, anywhere */
+  gboolean header_8bit;      /* ... in the header block */
+} PstDeliveryContent;
+
+/* The first pass over `message`'s content (blocking: a worker thread):
+ * fills `content`.  Fails like pst_content_reader_next() (a corrupt file:
+ * PST_SPOOL_ERROR_CORRUPT). */
+gboolean pst_delivery_content_scan(PstDeliveryContent *content,
+                                   PstQueuedMessage *message, GError **error);
+/* A reader of the content from its first piece. */
+PstContentReader *pst_delivery_content_open(const PstDeliveryContent *content);
+void pst_delivery_content_clear(PstDeliveryContent *content);
+
+/* The DATA stream of one transaction. */
+typedef struct {
+  PstContentReader *reader; /* owned */
+  PstSmtpEncoder encoder;
+  GByteArray *out; /* owned: the piece being sent */
+  gboolean ended;  /* the final dot is in `out` */
+} PstDataStream;
+
+void pst_data_stream_init(PstDataStream *stream,
+                          const PstDeliveryContent *content);
+/* Encodes the next piece into stream->out (emptied first): the last one
+ * ends with the final dot and sets `*last_r`; the final dot comes only
+ * after the reader found the content intact.  FALSE with `error` when it
+ * is not (or cannot be read): the transaction must not be ended. */
+gboolean pst_data_stream_next(PstDataStream *stream, gboolean *last_r,
+                              GError **error);
+void pst_data_stream_clear(PstDataStream *stream);
+
+G_END_DECLS
