@@ -7,7 +7,9 @@
  * checks the contract: exactly one of the result and the problem is set;
  * a result starts with "v=spf1", is visible ASCII with single spaces, has
  * at most one redirect= and it last, and preparing it again gives it back
- * unchanged.
+ * unchanged.  It also decides the parsed record without DNS
+ * (spf_record_decide(), which the plugin runs in the daemon) for a client
+ * of that family whose address the input's first byte sets.
  */
 #include <stdint.h>
 #include <string.h>
@@ -45,5 +47,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   g_assert_true((prepared == NULL) != (problem == NULL));
   if (prepared != NULL)
     check_prepared(prepared, ipv6);
+  g_autofree char *parse_problem = NULL;
+  g_autoptr(SpfRecord) parsed = spf_record_parse(record, &parse_problem);
+  g_assert_true((parsed == NULL) == (prepared == NULL));
+  if (parsed != NULL) {
+    guint8 address[16];
+    memset(address, data[0], sizeof address);
+    SpfResult result = SPF_RES_NONE;
+    if (spf_record_decide(parsed, address, ipv6 ? 16 : 4, &result))
+      g_assert_true(result >= SPF_RES_NEUTRAL && result <= SPF_RES_SOFTFAIL);
+  }
   return 0;
 }

@@ -201,16 +201,11 @@ static SpfQueryKind spf_dns_classify(SpfDnsLayer *layer, const char *domain,
   return SPF_QUERY_TERM;
 }
 
-static gboolean spf_text_is_spf(const char *text) {
-  return g_ascii_strncasecmp(text, "v=spf1", 6) == 0 &&
-         (text[6] == '\0' || text[6] == ' ');
-}
-
 /* Rewrites the answer's SPF records for libspf2 (spf-record.c); FALSE,
  * with the layer's problem set, when one is a permerror. */
 static gboolean spf_dns_prepare_records(SpfDnsLayer *layer, SpfAnswer *answer) {
   for (guint i = 0; i < answer->records->len; i++) {
-    if (!spf_text_is_spf(answer->records->pdata[i]))
+    if (!spf_record_text_is_spf(answer->records->pdata[i]))
       continue;
     char *problem = NULL;
     char *prepared = spf_record_prepare(answer->records->pdata[i],

@@ -21,6 +21,8 @@
  */
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include "spf-dns.h"
 
 /* What libspf2 expands when the domain gives no exp= (section 6.2); "%_"
@@ -363,6 +365,88 @@ gboolean spf_answer_is_no_record(const SpfAnswer *answer) {
 
 SpfOutcome *spf_outcome_new_none(const SpfQuery *query) {
   return spf_outcome_new_result(query, SPF_RES_NONE, NULL);
+}
+
+/* --- Records decided without an evaluator ------------------------------- */
+
+/* The one SPF record of the checked domain's TXT answer, or NULL: none,
+ * several, or a record that only looks like one ("v=spf10", which libspf2
+ * may read otherwise). */
+static const char *spf_answer_only_record(const SpfAnswer *answer) {
+  const char *found = NULL;
+  for (guint i = 0; i < answer->records->len; i++) {
+    const char *text = answer->records->pdata[i];
+    if (g_ascii_strncasecmp(text, "v=spf", 5) != 0)
+      continue;
+    if (found != NULL || !spf_record_text_is_spf(text))
+      return NULL;
+    found = text;
+  }
+  return found;
+}
+
+/* The client's address as libspf2 checks it (a mapped IPv6 address as
+ * IPv4) into `bytes`: its length, or 0 when `ip` is no address. */
+static gsize spf_client_bytes(const char *ip, guint8 bytes[16]) {
+  if (inet_pton(AF_INET, ip, bytes) == 1)
+    return 4;
+  if (inet_pton(AF_INET6, ip, bytes) != 1)
+    return 0;
+  static const guint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (memcmp(bytes, mapped, sizeof mapped) != 0)
+    return 16;
+  memmove(bytes, bytes + 12, 4);
+  return 4;
+}
+
+/* %{i} of the default explanation as libspf2 expands it: IPv4 dotted,
+ * IPv6 as 32 dot-separated nibbles (section 7.3). */
+static char *spf_client_macro_i(const guint8 *bytes, gsize length) {
+  if (length == 4)
+    return g_strdup_printf("%u.%u.%u.%u", bytes[0], bytes[1], bytes[2],
+                           bytes[3]);
+  GString *out = g_string_sized_new(64);
+  for (gsize i = 0; i < length; i++)
+    g_string_append_printf(out, "%s%x.%x", i > 0 ? "." : "", bytes[i] >> 4,
+                           bytes[i] & 0xf);
+  return g_string_free(out, FALSE);
+}
+
+SpfOutcome *spf_outcome_new_local(const SpfQuery *query) {
+  if (query->top == NULL || query->top->status != PST_DNS_OK)
+    return NULL;
+  const char *text = spf_answer_only_record(query->top);
+  guint8 bytes[16];
+  gsize length = spf_client_bytes(query->ip, bytes);
+  if (text == NULL || length == 0)
+    return NULL;
+  g_autofree char *problem = NULL;
+  g_autoptr(SpfRecord) record = spf_record_parse(text, &problem);
+  SpfResult result;
+  if (record == NULL || !spf_record_decide(record, bytes, length, &result))
+    return NULL;
+  SpfOutcome *outcome = spf_outcome_new_result(query, result, NULL);
+  if (outcome->domain == NULL ||
+      g_ascii_strcasecmp(outcome->domain, query->top_name) != 0) {
+    spf_outcome_free(outcome);
+    return NULL;
+  }
+  if (result == SPF_RES_FAIL && (query->identity != SPF_IDENTITY_MAIL_FROM ||
+                                 query->sender == NULL ||
+                                 query->sender[0] == '\0')) {
+    /* The explanation's %{d} for the HELO identity (and the null sender)
+     * is the HELO name as libspf2 was given it, not the domain checked:
+     * left to libspf2. */
+    spf_outcome_free(outcome);
+    return NULL;
+  }
+  if (result == SPF_RES_FAIL) {
+    g_autofree char *client = spf_client_macro_i(bytes, length);
+    outcome->explanation = g_strdup_printf(
+        "%s does not designate %s as permitted sender", outcome->domain,
+        client);
+  }
+  return outcome;
 }
 
 /* --- Received-SPF ------------------------------------------------------- */

@@ -375,6 +375,11 @@ static char *spf_record_check_characters(const char *text) {
   return NULL;
 }
 
+gboolean spf_record_text_is_spf(const char *text) {
+  return g_ascii_strncasecmp(text, "v=spf1", 6) == 0 &&
+         (text[6] == '\0' || text[6] == ' ');
+}
+
 SpfRecord *spf_record_parse(const char *text, char **problem_r) {
   *problem_r = spf_record_check_characters(text);
   if (*problem_r != NULL)
@@ -485,4 +490,67 @@ char *spf_record_prepare(const char *text, gboolean client_ipv6,
                          char **problem_r) {
   g_autoptr(SpfRecord) record = spf_record_parse(text, problem_r);
   return record != NULL ? spf_record_render(record, client_ipv6) : NULL;
+}
+
+/* --- Records decided without DNS ---------------------------------------- */
+
+static SpfResult spf_qualifier_result(char qualifier) {
+  switch (qualifier) {
+  case '-':
+    return SPF_RES_FAIL;
+  case '~':
+    return SPF_RES_SOFTFAIL;
+  case '?':
+    return SPF_RES_NEUTRAL;
+  default:
+    return SPF_RES_PASS;
+  }
+}
+
+/* TRUE when the first `bits` bits of `a` and `b` are equal. */
+static gboolean spf_prefix_equal(const guint8 *a, const guint8 *b, int bits) {
+  int whole = bits / 8;
+  if (memcmp(a, b, (gsize)whole) != 0)
+    return FALSE;
+  int rest = bits % 8;
+  if (rest == 0)
+    return TRUE;
+  guint8 mask = (guint8)(0xff << (8 - rest));
+  return (a[whole] & mask) == (b[whole] & mask);
+}
+
+/* Does an ip4/ip6 mechanism cover the client (`address`, 4 or 16 octets)? */
+static gboolean spf_network_matches(const SpfMechanism *mechanism,
+                                    const guint8 *address, gsize length) {
+  gboolean ip6 = mechanism->kind == SPF_MECH_IP6;
+  if (length != (ip6 ? 16u : 4u))
+    return FALSE;
+  guint8 network[16];
+  if (inet_pton(ip6 ? AF_INET6 : AF_INET, mechanism->target, network) != 1)
+    return FALSE;
+  int cidr = ip6 ? mechanism->cidr6 : mechanism->cidr4;
+  return spf_prefix_equal(network, address,
+                          cidr >= 0 ? cidr : (int)length * 8);
+}
+
+gboolean spf_record_decide(const SpfRecord *record, const guint8 *address,
+                           gsize length, SpfResult *result_r) {
+  if (record->redirect != NULL || record->explanation != NULL)
+    return FALSE;
+  for (guint i = 0; i < record->mechanisms->len; i++) {
+    const SpfMechanism *mechanism = record->mechanisms->pdata[i];
+    if (mechanism->kind != SPF_MECH_ALL && mechanism->kind != SPF_MECH_IP4 &&
+        mechanism->kind != SPF_MECH_IP6)
+      return FALSE;
+  }
+  *result_r = SPF_RES_NEUTRAL; /* section 4.7: nothing matched */
+  for (guint i = 0; i < record->mechanisms->len; i++) {
+    const SpfMechanism *mechanism = record->mechanisms->pdata[i];
+    if (mechanism->kind == SPF_MECH_ALL ||
+        spf_network_matches(mechanism, address, length)) {
+      *result_r = spf_qualifier_result(mechanism->qualifier);
+      break;
+    }
+  }
+  return TRUE;
 }

@@ -9,7 +9,10 @@
  * question every check asks first, the domain's TXT record, looked up here
  * with the core's resolver: when it holds no record at all (NXDOMAIN,
  * NODATA; most HELO names) the result is `none` without an evaluator
- * (spf_outcome_new_none(), the outcome libspf2 gives then); otherwise the
+ * (spf_outcome_new_none(), the outcome libspf2 gives then), and a record
+ * of ip4, ip6 and all mechanisms only is decided here by the strict
+ * parser's record (spf_outcome_new_local(): libspf2's outcome to the
+ * octet, tested against it; no DNS, no macro); otherwise the
  * answer travels with the query to one of the plugin's evaluator
  * processes, driven from the main loop (spf-pool.c, spf-child.c), which
  * asks only the questions after it.  When the last check is in, the job
@@ -131,7 +134,9 @@ static void spf_job_evaluate(SpfJob *job) {
 }
 
 /* The checked domain's TXT answer: no record at all is `none` without an
- * evaluator; otherwise the evaluator gets it with the query. */
+ * evaluator, and so is a record of ip4, ip6 and all only decided here
+ * (the outcome libspf2 gives, spf_outcome_new_local()); otherwise the
+ * evaluator gets the answer with the query. */
 static void spf_job_on_top(SpfAnswer *answer, gpointer data) {
   SpfJob *job = data;
   job->top = answer;
@@ -141,6 +146,11 @@ static void spf_job_on_top(SpfAnswer *answer, gpointer data) {
   }
   job->query.top_name = job->top_name;
   job->query.top = job->top;
+  SpfOutcome *local = spf_outcome_new_local(&job->query);
+  if (local != NULL) {
+    spf_job_on_outcome(local, NULL, job);
+    return;
+  }
   spf_job_evaluate(job);
 }
 

@@ -149,6 +149,13 @@ gboolean spf_answer_is_no_record(const SpfAnswer *answer);
  * plugin's answer when its own TXT lookup found nothing. */
 SpfOutcome *spf_outcome_new_none(const SpfQuery *query);
 
+/* The outcome spf_evaluate() would give for `query`, whose `top` holds
+ * the checked domain's TXT answer, made without libspf2 and without a
+ * question when that answer decides it alone: one SPF record, which the
+ * strict parser accepts and spf_record_decide() decides.  NULL for any
+ * other answer (an evaluator decides it).  Tested against libspf2
+ * (test-spf.c). */
+SpfOutcome *spf_outcome_new_local(const SpfQuery *query);
 /* The domain an identity is about: the part after the last '@' of the
  * sender, or the HELO name; NULL when it cannot be checked (an address
  * literal, a name without a dot, no HELO).  A new string. */
@@ -179,6 +186,9 @@ char *spf_format_text(const char *template, const SpfOutcome *outcome,
 /* A "v=spf1" record parsed by RFC 7208's grammar (spf-record.c). */
 typedef struct SpfRecord SpfRecord;
 
+/* TRUE when a TXT record is an SPF record: "v=spf1", then a space or
+ * nothing (section 4.5). */
+gboolean spf_record_text_is_spf(const char *text);
 /* NULL, with `problem_r` set to a new string naming the error, when
  * `text` is not a valid record (a permerror). */
 SpfRecord *spf_record_parse(const char *text, char **problem_r);
@@ -188,6 +198,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfRecord, spf_record_free)
  * this family: redirect= last, unknown modifiers dropped, a zero prefix
  * rewritten (see spf-record.c).  A new string. */
 char *spf_record_render(const SpfRecord *record, gboolean client_ipv6);
+/* The result of `record` for a client at `address` (4 octets for IPv4,
+ * a mapped IPv6 client included; 16 for IPv6) when the record decides
+ * it without DNS: only ip4, ip6 and all mechanisms, no redirect= or
+ * exp=.  FALSE for any other record (an evaluator decides it). */
+gboolean spf_record_decide(const SpfRecord *record, const guint8 *address,
+                           gsize length, SpfResult *result_r);
 /* Parse, then render; NULL with `problem_r` set for a permerror. */
 char *spf_record_prepare(const char *text, gboolean client_ipv6,
                          char **problem_r);

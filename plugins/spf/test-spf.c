@@ -212,6 +212,130 @@ static void test_none_without_evaluator(void) {
   g_assert_false(spf_answer_is_no_record(records));
 }
 
+/* --- Records the plugin decides without an evaluator -------------------- */
+
+typedef struct {
+  const SpfAnswer *top; /* the checked domain's TXT answer */
+  const char *domain;
+  guint other; /* questions about anything else */
+} LocalZone;
+
+static SpfAnswer *local_resolve(PstDnsType type, const char *name,
+                                gpointer user_data) {
+  LocalZone *zone = user_data;
+  if (type != PST_DNS_TYPE_TXT || g_ascii_strcasecmp(name, zone->domain) != 0) {
+    zone->other++;
+    return spf_answer_new(PST_DNS_NXDOMAIN);
+  }
+  SpfAnswer *copy = spf_answer_new(zone->top->status);
+  for (guint i = 0; i < zone->top->records->len; i++)
+    g_ptr_array_add(copy->records, g_strdup(zone->top->records->pdata[i]));
+  return copy;
+}
+
+/* '|'-separated records; TRUE when the plugin must decide them alone. */
+static const struct {
+  const char *records;
+  gboolean local;
+} local_cases[] = {
+    {"v=spf1 ip4:192.0.2.0/24 -all", TRUE},
+    {"v=spf1 ip4:192.0.2.1 ~all", TRUE},
+    {"v=spf1 ip6:2001:db8::/32 ?all", TRUE},
+    {"v=spf1 -ip4:192.0.2.0/25 +ip4:192.0.2.0/24 -all", TRUE},
+    {"v=spf1", TRUE},
+    {"v=spf1 +all", TRUE},
+    {"v=spf1 -all", TRUE},
+    {"V=SPF1 IP4:192.0.2.0/24 -ALL", TRUE},
+    {"v=spf1 ip4:0.0.0.0/0 -all", TRUE},
+    {"v=spf1 ip6:::/0 -all", TRUE},
+    {"v=spf1 ip6:::ffff:0:0/96 -all", TRUE},
+    {"v=spf1 ip4:192.0.2.128/25 ip6:2001:db8:1::/48 ~all", TRUE},
+    {"v=spf1 ip4:192.0.2.1/32 ip6:2001:DB8::1/128 -all", TRUE},
+    {"v=spf1 ip4:192.0.2.77/24 ip6:2001:db8:1::77/47 -all", TRUE},
+    {"v=spf1 ip4:192.0.2.1/31 ip4:198.51.100.0/23 ip4:128.0.0.0/1 ?all", TRUE},
+    {"v=spf1 ip4:192.0.2.0/24", TRUE},
+    {"v=spf1   ip4:192.0.2.0/24   -all", TRUE},
+    {"v=spf1 ip4:192.0.2.1 moo.cow-far_out=x -all", TRUE},
+    {"v=spf1 ip4:127.0.0.0/8 -all", TRUE},
+    {"some text|v=spf1 ip4:192.0.2.0/24 -all|more", TRUE},
+    {"v=spf1 -all|v=spf1 +all", FALSE},
+    {"v=spf10 +all", FALSE},
+    {"v=spf1 ip4:192.0.2.0/24 include:other.test -all", FALSE},
+    {"v=spf1 a -all", FALSE},
+    {"v=spf1 mx ip4:192.0.2.0/24 -all", FALSE},
+    {"v=spf1 ip4:192.0.2.0/24 redirect=other.test", FALSE},
+    {"v=spf1 ip4:192.0.2.0/24 -all exp=why.test", FALSE},
+    {"v=spf1 ip4:300.1.1.1 -all", FALSE},
+    {"v=spf1 ip4:192.0.2.0/024 -all", FALSE},
+    {"v=spf1 exists:%{i}.test -all", FALSE},
+    {"nothing of the kind", FALSE},
+};
+
+/* spf_outcome_new_local() gives exactly spf_evaluate()'s outcome (libspf2
+ * through the DNS layer): result, comment, explanation, counts, for every
+ * client family and identity; and NULL for every record that needs more
+ * than the answer it has. */
+static void test_local_decision(void) {
+  static const char *const ips[] = {
+      "192.0.2.1",   "192.0.2.200",   "198.51.100.9", "::ffff:192.0.2.1",
+      "2001:db8::1", "2001:db8:1::5", "2001:db9::1",  "::1",
+      "127.0.0.1",   "203.0.113.4",   "255.255.255.255"};
+  static const struct {
+    SpfIdentity identity;
+    const char *sender;
+  } whos[] = {{SPF_IDENTITY_MAIL_FROM, "a@Dom.Test"},
+              {SPF_IDENTITY_MAIL_FROM, ""},
+              {SPF_IDENTITY_HELO, "a@other.test"}};
+  guint decided = 0;
+  for (gsize r = 0; r < G_N_ELEMENTS(local_cases); r++) {
+    g_autoptr(SpfAnswer) top = spf_answer_new(PST_DNS_OK);
+    g_auto(GStrv) records = g_strsplit(local_cases[r].records, "|", -1);
+    for (guint j = 0; records[j] != NULL; j++)
+      g_ptr_array_add(top->records, g_strdup(records[j]));
+    for (gsize i = 0; i < G_N_ELEMENTS(ips); i++)
+      for (gsize w = 0; w < G_N_ELEMENTS(whos); w++) {
+        SpfQuery query;
+        query_setup(&query, ips[i], "helo.Dom.test", whos[w].sender);
+        query.identity = whos[w].identity;
+        g_autofree char *domain =
+            spf_identity_domain(query.sender, query.helo, query.identity);
+        LocalZone zone = {top, domain, 0};
+        query.resolve = local_resolve;
+        query.resolve_data = &zone;
+        query.top_name = domain;
+        query.top = top;
+        g_autoptr(SpfOutcome) local = spf_outcome_new_local(&query);
+        g_test_message("%s from %s (%s): %s", local_cases[r].records, ips[i],
+                       whos[w].sender,
+                       local ? spf_result_to_string(local->result) : "-");
+        g_autoptr(SpfOutcome) evaluated = spf_evaluate(&query);
+        if (local == NULL && local_cases[r].local) {
+          /* The one exception: a fail for the HELO identity or the null
+           * sender (libspf2's explanation names the HELO as sent). */
+          g_assert_cmpint(evaluated->result, ==, SPF_RES_FAIL);
+          g_assert_true(whos[w].identity == SPF_IDENTITY_HELO ||
+                        whos[w].sender[0] == '\0');
+          continue;
+        }
+        g_assert_true((local != NULL) == local_cases[r].local);
+        if (local == NULL)
+          continue;
+        assert_same_outcome(local, evaluated);
+        g_assert_cmpuint(zone.other, ==, 0);
+        decided++;
+      }
+  }
+  g_test_message("%u outcomes decided without libspf2, all the same", decided);
+  /* Not for a failed lookup, nor without an answer. */
+  SpfQuery query;
+  query_setup(&query, "192.0.2.1", "client.test", "a@dom.test");
+  g_assert_null(spf_outcome_new_local(&query));
+  g_autoptr(SpfAnswer) temp = spf_answer_new(PST_DNS_TEMPFAIL);
+  query.top_name = "dom.test";
+  query.top = temp;
+  g_assert_null(spf_outcome_new_local(&query));
+}
+
 /* The evaluator's resolver (spf-eval-main.c) over the zone. */
 static SpfAnswer *spf_test_top_resolve(PstDnsType type, const char *name,
                                        gpointer user_data) {
@@ -588,6 +712,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/evaluate", test_evaluate);
   g_test_add_func("/spf/explanation", test_explanation);
   g_test_add_func("/spf/none-without-evaluator", test_none_without_evaluator);
+  g_test_add_func("/spf/local-decision", test_local_decision);
   g_test_add_func("/spf/top-answer-with-the-query",
                   test_top_answer_with_the_query);
   g_test_add_func("/spf/helo-identity", test_helo_identity);
