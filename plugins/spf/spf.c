@@ -133,37 +133,60 @@ static void spf_job_evaluate(SpfJob *job) {
                     spf_job_on_outcome, job);
 }
 
-/* The checked domain's TXT answer: no record at all is `none` without an
- * evaluator, and so is a record of ip4, ip6 and all only decided here
- * (the outcome libspf2 gives, spf_outcome_new_local()); otherwise the
- * evaluator gets the answer with the query. */
-static void spf_job_on_top(SpfAnswer *answer, gpointer data) {
-  SpfJob *job = data;
+/* The outcome of the identity under way when the domain's TXT answer
+ * decides it without an evaluator: no record at all is `none`, and so is
+ * an identity without a domain (spf_outcome_new_none(), the outcome
+ * libspf2 gives then); a record of ip4, ip6 and all only is decided here
+ * (spf_outcome_new_local()).  NULL when an evaluator must decide.  Sets
+ * the query's top answer for it. */
+static SpfOutcome *spf_job_decide(SpfJob *job, SpfAnswer *answer) {
+  g_clear_pointer(&job->top, spf_answer_free);
   job->top = answer;
-  if (spf_answer_is_no_record(answer)) {
-    spf_job_on_outcome(spf_outcome_new_none(&job->query), NULL, job);
-    return;
-  }
+  if (job->top_name == NULL || spf_answer_is_no_record(answer))
+    return spf_outcome_new_none(&job->query);
   job->query.top_name = job->top_name;
   job->query.top = job->top;
-  SpfOutcome *local = spf_outcome_new_local(&job->query);
-  if (local != NULL) {
-    spf_job_on_outcome(local, NULL, job);
-    return;
-  }
-  spf_job_evaluate(job);
+  return spf_outcome_new_local(&job->query);
 }
 
-/* Checks `identity`: the domain's TXT record first, here (the question
- * every check asks first, and often the only one), then in an evaluator
- * of the pool. */
-static void spf_job_check(SpfJob *job, SpfIdentity identity) {
+/* The checked domain's TXT answer came: decided here, or by an
+ * evaluator, which gets the answer with the query. */
+static void spf_job_on_top(SpfAnswer *answer, gpointer data) {
+  SpfJob *job = data;
+  SpfOutcome *outcome = spf_job_decide(job, answer);
+  if (outcome != NULL)
+    spf_job_on_outcome(outcome, NULL, job);
+  else
+    spf_job_evaluate(job);
+}
+
+/* Makes `identity` the one under way: its query and its domain. */
+static void spf_job_start(SpfJob *job, SpfIdentity identity) {
   spf_query_init(&job->query, job, identity);
   g_clear_pointer(&job->top_name, g_free);
   g_clear_pointer(&job->top, spf_answer_free);
   job->top_name = spf_identity_domain(job->sender, job->helo, identity);
-  if (job->top_name == NULL) {
-    spf_job_evaluate(job); /* nothing to look up: `none` */
+}
+
+/* The outcome of the identity under way if it is known now, without a
+ * lookup or an evaluator: no domain to check, or the plugin's cache holds
+ * the domain's TXT answer and it decides.  NULL otherwise. */
+static SpfOutcome *spf_job_decide_now(SpfJob *job) {
+  if (job->top_name == NULL)
+    return spf_job_decide(job, NULL);
+  SpfAnswer *cached = spf_answer_cache_lookup(
+      job->answers, PST_DNS_TYPE_TXT, job->top_name, g_get_monotonic_time());
+  return cached != NULL ? spf_job_decide(job, cached) : NULL;
+}
+
+/* Checks `identity`: the domain's TXT record first, here (the question
+ * every check asks first, and often the only one), then in an evaluator
+ * of the pool if the answer does not decide it. */
+static void spf_job_check(SpfJob *job, SpfIdentity identity) {
+  spf_job_start(job, identity);
+  SpfOutcome *now = spf_job_decide_now(job);
+  if (now != NULL) {
+    spf_job_on_outcome(now, NULL, job);
     return;
   }
   spf_lookup_core(PST_DNS_TYPE_TXT, job->top_name, job->cancellable,
@@ -201,8 +224,8 @@ static void spf_job_record(SpfJob *job, const SpfOutcome *outcome) {
   spf_decide(job->config, outcome, query, &job->decision);
 }
 
-/* The results and the reply; the call completes and the job ends. */
-static void spf_job_finish(SpfJob *job) {
+/* The results and the reply; the job ends.  The verdict. */
+static PstVerdict spf_job_finish(SpfJob *job) {
   g_ptr_array_add(job->headers, NULL);
   pst_result_set(
       job->call, PST_SCOPE_TRANSACTION, "spf.received",
@@ -210,33 +233,59 @@ static void spf_job_finish(SpfJob *job) {
   if (job->decision.verdict != PST_VERDICT_CONTINUE)
     pst_call_set_reply(job->call, job->decision.code, job->decision.enhanced,
                        job->decision.text);
-  PstCall *call = job->call;
   PstVerdict verdict = job->decision.verdict;
   spf_job_free(job);
-  pst_call_complete(call, verdict);
+  return verdict;
+}
+
+/* Takes one identity's outcome (owned): logged, recorded, decided on.
+ * TRUE when MAIL FROM is to be checked next, FALSE when the job is
+ * decided. */
+static gboolean spf_job_take(SpfJob *job, SpfOutcome *outcome,
+                             const char *failure) {
+  g_autoptr(SpfOutcome) owned = outcome;
+  spf_job_log(job, outcome, failure);
+  spf_job_record(job, outcome);
+  gboolean mail_from = (job->config->identities & SPF_IDENTITY_MAIL_FROM);
+  if (job->query.identity != SPF_IDENTITY_HELO || !mail_from)
+    return FALSE;
+  /* Only a HELO fail (softfail) is conclusive (section 2.3); a broken or
+   * unreachable HELO domain leaves the decision to MAIL FROM. */
+  if (outcome->result == SPF_RES_TEMPERROR ||
+      outcome->result == SPF_RES_PERMERROR) {
+    spf_decision_clear(&job->decision);
+    job->decision.verdict = PST_VERDICT_CONTINUE;
+  }
+  return job->decision.verdict == PST_VERDICT_CONTINUE;
 }
 
 static void spf_job_on_outcome(SpfOutcome *outcome, const char *failure,
                                gpointer data) {
   SpfJob *job = data;
-  g_autoptr(SpfOutcome) owned = outcome;
-  spf_job_log(job, outcome, failure);
-  spf_job_record(job, outcome);
-  gboolean mail_from = (job->config->identities & SPF_IDENTITY_MAIL_FROM);
-  if (job->query.identity == SPF_IDENTITY_HELO && mail_from) {
-    /* Only a HELO fail (softfail) is conclusive (section 2.3); a broken
-     * or unreachable HELO domain leaves the decision to MAIL FROM. */
-    if (outcome->result == SPF_RES_TEMPERROR ||
-        outcome->result == SPF_RES_PERMERROR) {
-      spf_decision_clear(&job->decision);
-      job->decision.verdict = PST_VERDICT_CONTINUE;
-    }
-    if (job->decision.verdict == PST_VERDICT_CONTINUE) {
-      spf_job_check(job, SPF_IDENTITY_MAIL_FROM);
-      return;
-    }
+  if (spf_job_take(job, outcome, failure)) {
+    spf_job_check(job, SPF_IDENTITY_MAIL_FROM);
+    return;
   }
-  spf_job_finish(job);
+  PstCall *call = job->call;
+  pst_call_complete(call, spf_job_finish(job));
+}
+
+/* Decides the job within the hook when every identity it checks is
+ * decided without waiting (spf_job_decide_now()); otherwise goes on from
+ * the main loop and the call is pending. */
+static PstVerdict spf_job_run(SpfJob *job, SpfIdentity identity) {
+  for (;;) {
+    spf_job_start(job, identity);
+    SpfOutcome *now = spf_job_decide_now(job);
+    if (now == NULL) {
+      spf_lookup_core(PST_DNS_TYPE_TXT, job->top_name, job->cancellable,
+                      spf_job_on_top, job, job->answers);
+      return PST_VERDICT_PENDING;
+    }
+    if (!spf_job_take(job, now, NULL))
+      return spf_job_finish(job);
+    identity = SPF_IDENTITY_MAIL_FROM;
+  }
 }
 
 /* --- Hooks -------------------------------------------------------------- */
@@ -284,10 +333,9 @@ static PstVerdict spf_mail(PstCall *call, gpointer user_data) {
   job->answers = data->answers;
   job->headers = g_ptr_array_new_with_free_func(g_free);
   job->decision.verdict = PST_VERDICT_CONTINUE;
-  spf_job_check(job, (data->config->identities & SPF_IDENTITY_HELO)
-                         ? SPF_IDENTITY_HELO
-                         : SPF_IDENTITY_MAIL_FROM);
-  return PST_VERDICT_PENDING;
+  return spf_job_run(job, (data->config->identities & SPF_IDENTITY_HELO)
+                              ? SPF_IDENTITY_HELO
+                              : SPF_IDENTITY_MAIL_FROM);
 }
 
 /* EOM: the Received-SPF fields, on top (section 9.1: prepended). */

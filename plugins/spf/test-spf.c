@@ -185,7 +185,8 @@ static void assert_same_outcome(const SpfOutcome *a, const SpfOutcome *b) {
 }
 
 /* The plugin answers `none` itself when the domain's TXT question found
- * no record (spf.c): the outcome libspf2 would give, to the octet. */
+ * no record, or there is no domain to ask about (spf.c): the outcome
+ * libspf2 would give, to the octet. */
 static void test_none_without_evaluator(void) {
   static const PstDnsStatus statuses[] = {PST_DNS_NXDOMAIN, PST_DNS_NODATA,
                                           PST_DNS_INVALID};
@@ -204,6 +205,34 @@ static void test_none_without_evaluator(void) {
       g_assert_cmpint(evaluated->result, ==, SPF_RES_NONE);
       assert_same_outcome(evaluated, none);
     }
+  }
+  /* An identity without a domain to check (an address literal, a dotless
+   * name, no HELO): `none` without a question, here too. */
+  static const struct {
+    SpfIdentity identity;
+    const char *helo, *sender;
+  } no_domain[] = {
+      {SPF_IDENTITY_MAIL_FROM, "client.test", "a@[192.0.2.1]"},
+      {SPF_IDENTITY_MAIL_FROM, "client.test", "a@localhost"},
+      {SPF_IDENTITY_MAIL_FROM, "[192.0.2.1]", ""},
+      {SPF_IDENTITY_MAIL_FROM, NULL, ""},
+      {SPF_IDENTITY_HELO, "[192.0.2.1]", "a@dom.test"},
+      {SPF_IDENTITY_HELO, "localhost", "a@dom.test"},
+      {SPF_IDENTITY_HELO, NULL, "a@dom.test"},
+      {SPF_IDENTITY_HELO, "192.0.2.1", "a@dom.test"},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(no_domain); i++) {
+    SpfQuery query;
+    query_setup(&query, "198.51.100.1", no_domain[i].helo,
+                no_domain[i].sender);
+    query.identity = no_domain[i].identity;
+    g_assert_null(spf_identity_domain(query.sender, query.helo,
+                                      query.identity));
+    guint before = query_count;
+    g_autoptr(SpfOutcome) evaluated = spf_evaluate(&query);
+    g_assert_cmpuint(query_count, ==, before);
+    g_autoptr(SpfOutcome) none = spf_outcome_new_none(&query);
+    assert_same_outcome(evaluated, none);
   }
   g_autoptr(SpfAnswer) temp = spf_answer_new(PST_DNS_TEMPFAIL);
   g_assert_false(spf_answer_is_no_record(temp));

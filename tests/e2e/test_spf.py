@@ -163,6 +163,23 @@ def test_results_and_replies(spf):
             (sender, result)
 
 
+def test_decided_from_the_cache_the_same(spf):
+    """A check the plugin decides within the MAIL hook (the domain's TXT
+    answer in its cache, a record of ip4/ip6/all only, a HELO without a
+    record) gives the same reply, results and header as the first one,
+    which waited for DNS; so does a fail."""
+    daemon = spf.configure()
+    first, again = (deliver(daemon, GOOD, "a@soft.spf.test") for _ in range(2))
+    assert received_spf(first) == received_spf(again)
+    assert received_spf(first)[-1].startswith("pass "), received_spf(first)
+    with daemon.connect() as client:
+        client.ehlo()
+        replies = [mail(client, STRANGER, "a@neutral.spf.test",
+                        helo="helo-fail.spf.test") for _ in range(2)]
+    assert replies[0].code == 550 and replies[0].text == replies[1].text, \
+        replies
+
+
 @pytest.mark.parametrize("ip,sender,result,comment", [
     (GOOD, "a@pass.spf.test", "pass",
      f"domain of a@pass.spf.test designates {GOOD} as permitted sender"),
