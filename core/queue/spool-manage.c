@@ -7,6 +7,15 @@
  * state journal (state-journal.h) is not touched by a move; a removal is
  * followed by the caller's pst_state_journal_remove().  Main thread or
  * worker threads (no shared state besides the descriptors).
+ *
+ * A message committed moments ago may still be durable under its old name
+ * in tmp/ (spool-syncer.c defers the directory syncs); a power cut after
+ * its synced removal would bring it back from there.  So
+ * pst_spool_remove() first settles the directories when the message left
+ * tmp/ since tmp/ was last synced (rare: removal usually comes much later
+ * than the deferred sync).  A move needs nothing: recovery drops a tmp/
+ * copy of a message that is in queue/ or hold/.  An unsynced removal
+ * accepts a second delivery after a cut anyway.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +74,8 @@ gboolean pst_spool_remove_unsynced(PstSpool *spool, PstSpoolQueue queue,
 
 gboolean pst_spool_remove(PstSpool *spool, PstSpoolQueue queue, const char *id,
                           GError **error) {
+  if (pst_queue_id_is_valid(id) && !pst_spool_settle(spool, id, error))
+    return FALSE;
   if (!pst_spool_remove_unsynced(spool, queue, id, error))
     return FALSE;
   PstSpoolDir dir = pst_spool_dir_of_queue(queue);

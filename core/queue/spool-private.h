@@ -42,12 +42,35 @@ const char *pst_spool_dir_name(PstSpoolDir dir);
 /* The subdirectory that holds `queue`. */
 PstSpoolDir pst_spool_dir_of_queue(PstSpoolQueue queue);
 
-/* For tests and the benchmark: see pst_spool_syncer_set_batch_limit() and
- * pst_spool_syncer_set_sync_func(). */
+/* For tests and the benchmark: see pst_spool_syncer_set_batch_limit(),
+ * pst_spool_syncer_set_sync_func() and the others in spool-syncer.h. */
 void pst_spool_set_batch_limit(PstSpool *spool, guint limit);
 void pst_spool_set_sync_threads(PstSpool *spool, guint count);
 void pst_spool_set_sync_func(PstSpool *spool, PstSpoolSyncFunc func,
                              gpointer data);
+void pst_spool_set_directory_sync_delay(PstSpool *spool, guint milliseconds);
+guint pst_spool_count_spares(PstSpool *spool);
+
+/* Makes sure tmp/ no longer durably names the message `id` (NULL: any
+ * message) before it leaves its queue: pst_spool_syncer_settle().  TRUE
+ * on a read-only spool. */
+gboolean pst_spool_settle(PstSpool *spool, const char *id, GError **error);
+
+/* Reads and decodes the footer and trailer of an open file of
+ * `file_size` octets (spool-reader.c); PST_SPOOL_ERROR_CORRUPT when they
+ * are not valid. */
+PstSpoolTrailer *pst_spool_read_trailer(int fd, guint64 file_size,
+                                        const char *path, GError **error);
+
+/* Renames `name` from `from_fd` into corrupt/, under NAME.N when NAME is
+ * taken, without syncing; returns the new name (spool-reader.c). */
+char *pst_spool_rename_to_corrupt(PstSpool *spool, int from_fd,
+                                  const char *name, GError **error);
+
+/* Recovers tmp/ on open, before the syncer starts (spool-recover.c):
+ * complete messages into their queue, the rest removed or, when a
+ * complete file's content fails its checksum, moved to corrupt/. */
+gboolean pst_spool_recover_tmp(PstSpool *spool, GError **error);
 
 /* What the content reader (content-reader.c) reads a queued message
  * with: its trailer, and the open file (`fd_r`) and its path (for error

@@ -144,9 +144,8 @@ static int spool_open_file(int dir_fd, const char *name, const char *path,
   return fd;
 }
 
-/* Reads and decodes the footer and trailer of an open file. */
-static PstSpoolTrailer *spool_read_trailer(int fd, guint64 file_size,
-                                           const char *path, GError **error) {
+PstSpoolTrailer *pst_spool_read_trailer(int fd, guint64 file_size,
+                                        const char *path, GError **error) {
   guint8 footer[PST_SPOOL_FOOTER_SIZE];
   guint64 trailer_offset = 0;
   gsize trailer_length = 0;
@@ -188,7 +187,7 @@ PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
   if (fd < 0)
     return NULL;
   PstSpoolTrailer *trailer =
-      spool_read_trailer(fd, (guint64)st.st_size, path, error);
+      pst_spool_read_trailer(fd, (guint64)st.st_size, path, error);
   if (trailer != NULL && !g_str_equal(trailer->queue_id, id)) {
     g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
                 "Queue file “%s” is corrupt: it was written as %s", path,
@@ -314,9 +313,7 @@ void pst_queued_message_free(PstQueuedMessage *message) {
   g_free(message);
 }
 
-/* Renames `name` into corrupt/, under NAME.N when NAME is taken; returns
- * the new name. */
-static char *spool_rename_corrupt(PstSpool *spool, int from_fd,
+char *pst_spool_rename_to_corrupt(PstSpool *spool, int from_fd,
                                   const char *name, GError **error) {
   int corrupt_fd = spool->dir_fds[PST_SPOOL_DIR_CORRUPT];
   for (guint attempt = 0; attempt <= CORRUPT_NAME_ATTEMPTS; attempt++) {
@@ -345,7 +342,7 @@ static gboolean spool_move_name_to_corrupt(PstSpool *spool, PstSpoolDir from,
                                            GError **error) {
   g_return_val_if_fail(spool->lock_fd >= 0, FALSE);
   g_autofree char *target =
-      spool_rename_corrupt(spool, spool->dir_fds[from], name, error);
+      pst_spool_rename_to_corrupt(spool, spool->dir_fds[from], name, error);
   if (target == NULL)
     return FALSE;
   if (fsync(spool->dir_fds[PST_SPOOL_DIR_CORRUPT]) != 0 ||
@@ -374,6 +371,9 @@ gboolean pst_spool_move_to_corrupt(PstSpool *spool, PstSpoolQueue queue,
                 "“%s” is not a queue id", id);
     return FALSE;
   }
+  /* A power cut must not bring it back from tmp/ afterwards. */
+  if (!pst_spool_settle(spool, id, error))
+    return FALSE;
   return spool_move_name_to_corrupt(spool, pst_spool_dir_of_queue(queue), id,
                                     reason, error);
 }

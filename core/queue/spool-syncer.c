@@ -1,28 +1,67 @@
 /* spool-syncer.c - group commit: one thread makes batches of messages
  * durable (see spool-syncer.h for the contract).
  *
- * Entry points: pst_spool_syncer_new(), _submit(), _free(), and the knobs
- * for tests and benchmarks (_set_batch_limit, _set_sync_threads,
- * _set_sync_func, _get_stats).
+ * Entry points: pst_spool_syncer_new(), _submit(), _settle(), _free(), and
+ * the knobs for tests and benchmarks (_set_batch_limit, _set_sync_threads,
+ * _set_sync_func, _set_directory_sync_delay, _count_spares, _get_stats).
  *
- * Order per batch, which is what makes a 250 safe:
- *   1. write the rest of every file;
+ * One journal commit per message.  A message's file is a spare whose name
+ * in tmp/ was made durable before a writer got it (spares are made in
+ * batches, then tmp/ is fsynced once, then they are handed out).  Order
+ * per batch, which is what makes a 250 safe:
+ *   1. write the rest of every file (content, trailer, footer: the footer's
+ *      CRC and the content checksum mark the file complete);
  *   2. start writeback of all of them (sync_file_range), so that the disk
  *      sees one burst instead of one write per fdatasync;
  *   3. fdatasync each file, from a fixed pool of helper threads at once
  *      (concurrent flushes are merged by the block layer);
  *   4. rename each into queue/ or hold/ (never replacing a file);
- *   5. fsync each target directory once;
- *   6. complete the tasks.
- * A message whose step fails gets an error and its file is unlinked; the
- * others go on.  When a directory fsync fails, every message renamed into
- * that directory in this batch is unlinked again and fails: it may not be
- * durable, and the client will retry after the 451.
+ *   5. complete the tasks: the sessions answer 250.
+ * After step 3 the message survives a power cut under one of two names: a
+ * rename is durable only once its target directory is fsynced, and until
+ * then the old, durable name in tmp/ holds the complete file, which
+ * recovery at start-up (spool-recover.c) moves into the queue.  The fsyncs
+ * of queue/, hold/ and tmp/ are deferred and batched: at most
+ * PST_SPOOL_DIRECTORY_SYNC_DELAY_MS after a rename, preferably while the
+ * helpers of a later batch wait on the disk (they share its flush), or
+ * when spares are to be published.  They only bound how many messages a
+ * power cut can bring back to be delivered twice.
  *
- * Locking: `lock` guards `pending`, `stopping`, the knobs, `stats` and
- * `syncs_pending`.  During a batch the helpers touch only their own
- * commit and the batch's copies of the knobs.  The threads never touch a
- * PstSpool or a PstSpoolWriter, only the commits they own.
+ * THE INVARIANT: tmp/ is fsynced only after every directory that received
+ * a rename out of tmp/ since its own last fsync has been fsynced (with
+ * success).  Otherwise a cut would find a message in neither directory:
+ * tmp/'s durable entries would no longer name it, the target's not yet.
+ * syncer_settle_locked() is the only place that fsyncs tmp/, and holds
+ * `dir_lock`, which the renames (step 4) take too, so no rename slips in
+ * between the targets' fsyncs and tmp/'s.  spool.c keeps the invariant
+ * across restarts: it fsyncs queue/ and hold/ before touching tmp/.
+ *
+ * Exceptions, which wait for a directory fsync before completing: a file
+ * the main thread created itself (no spare was ready) or a body replaced
+ * at end of data (tmp/ID.body): their tmp/ names were never made durable,
+ * so their target directory is fsynced in step 4 (the old protocol).
+ *
+ * Failures.  A failed write or fdatasync fails the message (451), and its
+ * file is unlinked: never retried and trusted.  A failed fsync of a
+ * target directory after acknowledged renames cannot lose them: each is
+ * complete and durable under its tmp/ name as long as tmp/ is not synced.
+ * So from then on tmp/ is never synced again by this process (no spares
+ * are made, new messages wait for their own directory sync, which fails
+ * them if the disk still fails), the failure is logged, and the deferred
+ * sync is retried every second, logged each time it fails: a retry that
+ * succeeds is not trusted (some file systems forget a failed write-back),
+ * which is safe because nothing depends on it; the next start fsyncs the
+ * targets again before it touches tmp/.  A failed fsync of tmp/ only
+ * leaves old names behind (duplicates after a cut, never a loss); the
+ * spares it was to publish are removed unused.
+ *
+ * Locking: `lock` guards `pending`, `stopping`, the knobs, `stats`,
+ * `syncs_pending`, the spare queues and the directory state (dirty
+ * targets, departed ids, `tmp_frozen`).  `dir_lock` is taken before
+ * `lock`, by whoever renames out of tmp/ or syncs directories.  During a
+ * batch the helpers touch only their own commit and the batch's copies of
+ * the knobs.  The threads never touch a PstSpool or a PstSpoolWriter, only
+ * the commits they own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +71,9 @@
 
 #include "queue/spool-private.h"
 #include "queue/spool-syncer.h"
+
+/* queue/ and hold/: where files go from tmp/. */
+#define SYNCER_TARGETS 2
 
 struct _PstSpoolSyncer {
   GMutex lock;
@@ -53,10 +95,22 @@ struct _PstSpoolSyncer {
   PstSpoolSyncFunc batch_sync_func; /* the knobs' values for this batch */
   gpointer batch_sync_data;
 
+  /* Directories (see THE INVARIANT above).  All borrowed. */
+  const char *spool; /* the spool's path, for log lines */
+  int tmp_dir_fd;
+  int target_fds[SYNCER_TARGETS];
+  GMutex dir_lock;    /* renames out of tmp/ and directory syncs */
+  gboolean target_dirty[SYNCER_TARGETS]; /* a rename since its fsync */
+  GHashTable *departed; /* ids renamed out of tmp/ since tmp/'s fsync */
+  gboolean tmp_dirty;   /* tmp/ changed (a departure) since its fsync */
+  gint64 dirty_since;   /* monotonic µs of the oldest unsynced change */
+  gint64 sync_delay;    /* µs: the knob */
+  gboolean tmp_frozen;  /* a target's fsync failed: tmp/ stays as is */
+
   /* Spare files: empty files in tmp/ created by this thread, so that a
    * new message costs the main thread no file creation (see below). */
-  int tmp_dir_fd;        /* borrowed from the spool */
-  GQueue spares;         /* of PstSpoolSpare*, owned, under `lock` */
+  GQueue spares;         /* of PstSpoolSpare*, owned: durable, ready */
+  GQueue fresh;          /* of PstSpoolSpare*, owned: not yet durable */
   guint spares_serial;   /* for their names */
   gboolean spares_stuck; /* creating one failed; retried after a batch */
   gboolean spares_asked; /* a writer wanted one: we run as the right user */
@@ -68,9 +122,16 @@ typedef struct {
   int fd;     /* owned */
 } PstSpoolSpare;
 
-/* How many spares the thread keeps ready.  More than a batch's worth of
- * arrivals at the rates the spool serves. */
+/* How many spares the thread keeps ready (more than a batch's worth of
+ * arrivals at the rates the spool serves), and when it publishes the ones
+ * it made (one fsync of tmp/ for each chunk, or at once when few are left
+ * ready). */
 #define SPARES_WANTED 128
+#define SPARES_CHUNK 32
+#define SPARES_LOW 32
+
+/* While tmp/ is frozen, the deferred sync is retried this often. */
+#define FROZEN_RETRY_US G_USEC_PER_SEC
 
 void pst_spool_commit_free(PstSpoolCommit *commit) {
   if (commit == NULL)
@@ -104,20 +165,35 @@ static int sync_default(int fd, gboolean directory, gpointer data) {
   return directory ? fsync(fd) : fdatasync(fd);
 }
 
+static int syncer_target_index(PstSpoolSyncer *syncer, int dir_fd) {
+  for (int i = 0; i < SYNCER_TARGETS; i++) {
+    if (syncer->target_fds[i] == dir_fd)
+      return i;
+  }
+  g_return_val_if_reached(0);
+}
+
+static const char *syncer_target_name(int index) {
+  return index == 0 ? "queue" : "hold";
+}
+
 /* --- Spare files ---------------------------------------------------------
  *
  * Creating a file is the most expensive thing a new message costs (an
  * inode and a directory entry, under the directory's lock, which the
  * batch's renames out of tmp/ also take).  So this thread creates empty
  * files ahead of need, while it would otherwise wait (idle, or while the
- * helpers fdatasync), and pst_spool_writer_new() only takes one.  The
- * queue id is still made when the message starts; the file gets that name
- * only when it is renamed into the queue.  Spares are replaced only as
- * they are used, so an idle spool does no work; they are unlinked on
- * close, and any left by a crash are removed on open with the rest of
- * tmp/.  None is made before the first message asks for one: the daemon
- * opens the spool as root and drops privileges afterwards, and a file
- * made in between would be root's, unreadable to the daemon later.
+ * helpers fdatasync), and pst_spool_writer_new() only takes one.  A new
+ * spare is "fresh" until the next fsync of tmp/ (syncer_settle_locked())
+ * makes its name durable; only then is it handed out, so that a message
+ * written into it needs no directory sync before its 250.  The queue id
+ * is still made when the message starts; the file gets that name only
+ * when it is renamed into the queue.  Spares are replaced only as they are
+ * used, so an idle spool does no work; they are unlinked on close, and
+ * any left by a crash are removed on open (empty: never acknowledged).
+ * None is made before the first message asks for one: the daemon opens
+ * the spool as root and drops privileges afterwards, and a file made in
+ * between would be root's, unreadable to the daemon later.
  */
 
 static void spare_free(PstSpoolSpare *spare) {
@@ -126,13 +202,15 @@ static void spare_free(PstSpoolSpare *spare) {
   g_free(spare);
 }
 
-/* Creates one spare if fewer than wanted are ready; FALSE when there is
- * nothing to do (enough, or creating failed: then not again until the
- * next batch).  Called without the lock. */
+/* Creates one fresh spare if fewer than wanted are ready or fresh; FALSE
+ * when there is nothing to do (enough, tmp/ frozen, or creating failed:
+ * then not again until the next batch).  Called without the lock. */
 static gboolean syncer_add_spare(PstSpoolSyncer *syncer) {
   g_mutex_lock(&syncer->lock);
-  gboolean needed = syncer->spares_asked && !syncer->spares_stuck &&
-                    !syncer->stopping && syncer->spares.length < SPARES_WANTED;
+  gboolean needed =
+      syncer->spares_asked && !syncer->spares_stuck && !syncer->stopping &&
+      !syncer->tmp_frozen &&
+      syncer->spares.length + syncer->fresh.length < SPARES_WANTED;
   guint serial = ++syncer->spares_serial;
   g_mutex_unlock(&syncer->lock);
   if (!needed)
@@ -148,7 +226,7 @@ static gboolean syncer_add_spare(PstSpoolSyncer *syncer) {
     PstSpoolSpare *spare = g_new0(PstSpoolSpare, 1);
     spare->name = g_steal_pointer(&name);
     spare->fd = fd;
-    g_queue_push_tail(&syncer->spares, spare);
+    g_queue_push_tail(&syncer->fresh, spare);
   }
   g_mutex_unlock(&syncer->lock);
   return fd >= 0;
@@ -173,14 +251,153 @@ gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
   return TRUE;
 }
 
-/* Unlinks the spares (on close). */
-static void syncer_drop_spares(PstSpoolSyncer *syncer) {
+/* Unlinks the spares of `queue` (on close, or unpublished ones). */
+static void syncer_drop_spares(PstSpoolSyncer *syncer, GQueue *queue,
+                               guint count) {
   PstSpoolSpare *spare;
-  while ((spare = g_queue_pop_head(&syncer->spares)) != NULL) {
+  while (count-- > 0 && (spare = g_queue_pop_head(queue)) != NULL) {
     unlinkat(syncer->tmp_dir_fd, spare->name, 0);
     spare_free(spare);
   }
 }
+
+guint pst_spool_syncer_count_spares(PstSpoolSyncer *syncer) {
+  g_mutex_lock(&syncer->lock);
+  guint count = syncer->spares.length;
+  g_mutex_unlock(&syncer->lock);
+  return count;
+}
+
+/* --- Directory syncs ------------------------------------------------------ */
+
+/* Records a rename out of tmp/ into `target`; under `dir_lock` and `lock`. */
+static void syncer_note_departure(PstSpoolSyncer *syncer, int target,
+                                  const char *id) {
+  syncer->target_dirty[target] = TRUE;
+  syncer->tmp_dirty = TRUE;
+  g_hash_table_add(syncer->departed, g_strdup(id));
+  if (syncer->dirty_since == 0)
+    syncer->dirty_since = g_get_monotonic_time();
+}
+
+/* A target's fsync failed: tmp/ is never synced again (see above). */
+static void syncer_freeze_tmp(PstSpoolSyncer *syncer, int target, int saved) {
+  g_mutex_lock(&syncer->lock);
+  gboolean first = !syncer->tmp_frozen;
+  syncer->tmp_frozen = TRUE;
+  syncer->stats.directory_sync_failures++;
+  syncer->dirty_since = g_get_monotonic_time();
+  syncer_drop_spares(syncer, &syncer->fresh, G_MAXUINT);
+  g_mutex_unlock(&syncer->lock);
+  g_warning("spool %s: cannot sync directory %s/: %s; messages already "
+            "acknowledged are safe under their names in tmp/, which %s; "
+            "new messages now wait for a directory sync of their own",
+            syncer->spool, syncer_target_name(target), g_strerror(saved),
+            first ? "this process will not sync again (the next start "
+                    "recovers them from there after a power cut)"
+                  : "stays unsynced");
+}
+
+/* Syncs every target directory with renames since its last fsync, then
+ * tmp/ (THE INVARIANT), and publishes the spares made before; with
+ * `dir_lock` held.  TRUE when tmp/ no longer names anything that left it
+ * (nothing had to be done, or every sync succeeded). */
+static gboolean syncer_settle_locked(PstSpoolSyncer *syncer, GError **error) {
+  g_mutex_lock(&syncer->lock);
+  PstSpoolSyncFunc func = syncer->sync_func;
+  gpointer data = syncer->sync_data;
+  gboolean dirty[SYNCER_TARGETS];
+  memcpy(dirty, syncer->target_dirty, sizeof dirty);
+  guint fresh = syncer->tmp_frozen ? 0 : syncer->fresh.length;
+  gboolean tmp_needed = syncer->tmp_dirty || fresh > 0;
+  g_mutex_unlock(&syncer->lock);
+
+  guint syncs = 0;
+  for (int i = 0; i < SYNCER_TARGETS; i++) {
+    if (!dirty[i])
+      continue;
+    syncs++;
+    if (func(syncer->target_fds[i], TRUE, data) != 0) {
+      int saved = errno;
+      syncer_freeze_tmp(syncer, i, saved);
+      g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                  "Cannot sync spool directory “%s/%s”: %s", syncer->spool,
+                  syncer_target_name(i), g_strerror(saved));
+      return FALSE;
+    }
+    g_mutex_lock(&syncer->lock);
+    syncer->target_dirty[i] = FALSE;
+    syncer->stats.deferred_syncs++;
+    g_mutex_unlock(&syncer->lock);
+  }
+  g_mutex_lock(&syncer->lock);
+  gboolean frozen = syncer->tmp_frozen;
+  if (frozen || !tmp_needed)
+    syncer->dirty_since = 0; /* frozen: the next rename retries */
+  g_mutex_unlock(&syncer->lock);
+  if (frozen || !tmp_needed)
+    return TRUE;
+  int tmp_failed = func(syncer->tmp_dir_fd, TRUE, data) != 0 ? errno : 0;
+  g_mutex_lock(&syncer->lock);
+  syncer->stats.deferred_syncs++;
+  if (tmp_failed == 0) {
+    g_hash_table_remove_all(syncer->departed);
+    syncer->tmp_dirty = FALSE;
+    syncer->dirty_since = 0;
+    for (guint i = 0; i < fresh; i++)
+      g_queue_push_tail(&syncer->spares, g_queue_pop_head(&syncer->fresh));
+  } else {
+    /* Never trusted: those spares go unused; new ones get a new sync. */
+    syncer_drop_spares(syncer, &syncer->fresh, fresh);
+    syncer->spares_stuck = TRUE;
+    syncer->dirty_since = g_get_monotonic_time();
+  }
+  g_mutex_unlock(&syncer->lock);
+  if (tmp_failed == 0)
+    return TRUE;
+  g_warning("spool %s: cannot sync directory tmp/: %s (names of queued "
+            "messages may stay there: a power cut could bring them back to "
+            "be delivered twice; tried again later)",
+            syncer->spool, g_strerror(tmp_failed));
+  g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+              "Cannot sync spool directory “%s/tmp”: %s", syncer->spool,
+              g_strerror(tmp_failed));
+  return FALSE;
+}
+
+static gboolean syncer_settle(PstSpoolSyncer *syncer, GError **error) {
+  g_mutex_lock(&syncer->dir_lock);
+  gboolean ok = syncer_settle_locked(syncer, error);
+  g_mutex_unlock(&syncer->dir_lock);
+  return ok;
+}
+
+/* Whether the deferred syncs are due at `now`, or spares wait to be
+ * published (then `urgent`: few are left ready); under `lock`. */
+static gboolean syncer_settle_wanted(PstSpoolSyncer *syncer, gint64 now,
+                                     gboolean urgent_only) {
+  gint64 delay = syncer->tmp_frozen ? FROZEN_RETRY_US : syncer->sync_delay;
+  gboolean due = syncer->dirty_since != 0 && now - syncer->dirty_since >= delay;
+  gboolean low = syncer->fresh.length > 0 && syncer->spares.length < SPARES_LOW;
+  gboolean chunk = syncer->fresh.length >= SPARES_CHUNK;
+  return due || low || (!urgent_only && chunk);
+}
+
+gboolean pst_spool_syncer_settle(PstSpoolSyncer *syncer, const char *id,
+                                 GError **error) {
+  g_mutex_lock(&syncer->lock);
+  gboolean needed = id != NULL ? g_hash_table_contains(syncer->departed, id)
+                               : syncer->tmp_dirty;
+  gboolean frozen = syncer->tmp_frozen;
+  g_mutex_unlock(&syncer->lock);
+  /* Frozen: tmp/ keeps its names for good; a cut may bring `id` back (a
+   * duplicate, never a loss). */
+  if (!needed || frozen)
+    return TRUE;
+  return syncer_settle(syncer, error);
+}
+
+/* --- Batches -------------------------------------------------------------- */
 
 static void commit_fail(PstSpoolCommit *commit, const char *what, int saved) {
   if (commit->error == NULL)
@@ -218,6 +435,38 @@ static void syncer_sync_one(gpointer data, gpointer user_data) {
   g_mutex_unlock(&syncer->lock);
 }
 
+/* While the helpers wait on the disk, this thread makes spares and, when
+ * due, the deferred directory syncs (their flushes then go with the
+ * helpers' instead of after them).  Returns with the helpers done. */
+static void syncer_work_while_syncing(PstSpoolSyncer *syncer) {
+  gboolean settled = FALSE;
+  g_mutex_lock(&syncer->lock);
+  while (syncer->syncs_pending > 0) {
+    gboolean settle = !settled && syncer_settle_wanted(
+                                      syncer, g_get_monotonic_time(), FALSE);
+    g_mutex_unlock(&syncer->lock);
+    gboolean worked = TRUE;
+    if (settle) {
+      settled = TRUE;
+      syncer_settle(syncer, NULL);
+    } else {
+      worked = syncer_add_spare(syncer);
+    }
+    g_mutex_lock(&syncer->lock);
+    if (!worked && syncer->syncs_pending > 0)
+      g_cond_wait(&syncer->syncs_done, &syncer->lock);
+  }
+  g_mutex_unlock(&syncer->lock);
+}
+
+/* Whether this thread has work to do while a file syncs; under `lock`. */
+static gboolean syncer_has_side_work(PstSpoolSyncer *syncer) {
+  return syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE) ||
+         (syncer->spares_asked && !syncer->spares_stuck &&
+          !syncer->tmp_frozen &&
+          syncer->spares.length + syncer->fresh.length < SPARES_WANTED);
+}
+
 /* Step 3: fdatasync every file that was written.  With helpers, the calls
  * are made concurrently: the block layer then merges their cache flushes
  * (and a journaling file system their commits) instead of doing one after
@@ -226,7 +475,13 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch) {
   guint syncs = 0;
   for (guint i = 0; i < batch->len; i++)
     syncs += ((PstSpoolCommit *)batch->pdata[i])->error == NULL;
-  if (syncer->helpers == NULL || syncs < 2) {
+  g_mutex_lock(&syncer->lock);
+  gboolean inline_sync = syncer->helpers == NULL || syncs == 0 ||
+                         (syncs == 1 && !syncer_has_side_work(syncer));
+  if (!inline_sync)
+    syncer->syncs_pending = syncs;
+  g_mutex_unlock(&syncer->lock);
+  if (inline_sync) {
     for (guint i = 0; i < batch->len; i++) {
       PstSpoolCommit *commit = batch->pdata[i];
       if (commit->error == NULL &&
@@ -234,11 +489,15 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch) {
               0)
         commit_fail(commit, "sync", errno);
     }
+    /* Without helpers, deferred syncs due are made here (before step 4). */
+    g_mutex_lock(&syncer->lock);
+    gboolean settle =
+        syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE);
+    g_mutex_unlock(&syncer->lock);
+    if (settle)
+      syncer_settle(syncer, NULL);
     return syncs;
   }
-  g_mutex_lock(&syncer->lock);
-  syncer->syncs_pending = syncs;
-  g_mutex_unlock(&syncer->lock);
   for (guint i = 0; i < batch->len; i++) {
     PstSpoolCommit *commit = batch->pdata[i];
     /* A push that fails (no thread could start) is done here instead. */
@@ -246,21 +505,73 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch) {
         !g_thread_pool_push(syncer->helpers, commit, NULL))
       syncer_sync_one(commit, syncer);
   }
-  /* While the helpers wait on the disk, this thread makes spares. */
-  g_mutex_lock(&syncer->lock);
-  while (syncer->syncs_pending > 0) {
-    g_mutex_unlock(&syncer->lock);
-    gboolean added = syncer_add_spare(syncer);
-    g_mutex_lock(&syncer->lock);
-    if (!added && syncer->syncs_pending > 0)
-      g_cond_wait(&syncer->syncs_done, &syncer->lock);
-  }
-  g_mutex_unlock(&syncer->lock);
+  syncer_work_while_syncing(syncer);
   return syncs;
 }
 
-/* Steps 1 to 4 for one batch; returns the number of file syncs. */
-static guint syncer_write_and_rename(PstSpoolSyncer *syncer, GPtrArray *batch) {
+/* Undoes the renames into target `index` of the commits whose tmp/ name
+ * was not durable: their directory sync failed (the others keep theirs:
+ * their tmp/ names hold them). */
+static void syncer_undo_undurable(PstSpoolSyncer *syncer, GPtrArray *batch,
+                                  int index, int saved) {
+  for (guint i = 0; i < batch->len; i++) {
+    PstSpoolCommit *commit = batch->pdata[i];
+    if (!commit->renamed || commit->name_durable ||
+        syncer_target_index(syncer, commit->target_dir_fd) != index)
+      continue;
+    unlinkat(commit->target_dir_fd, commit->id, 0);
+    commit->renamed = FALSE;
+    g_set_error(&commit->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                "Cannot sync the queue directory after adding %s: %s",
+                commit->id, g_strerror(saved));
+  }
+}
+
+/* Step 4: renames each file into its target; a target that received a
+ * file whose tmp/ name was not durable is fsynced now (then the sync
+ * covers every rename into it).  Under `dir_lock`, so that no directory
+ * sync runs in between (THE INVARIANT).  Returns those syncs. */
+static guint syncer_rename(PstSpoolSyncer *syncer, GPtrArray *batch) {
+  gboolean sync_now[SYNCER_TARGETS] = {FALSE};
+  g_mutex_lock(&syncer->dir_lock);
+  for (guint i = 0; i < batch->len; i++) {
+    PstSpoolCommit *commit = batch->pdata[i];
+    if (commit->error != NULL)
+      continue;
+    if (pst_spool_rename_noreplace(commit->tmp_dir_fd, commit->tmp_name,
+                                   commit->target_dir_fd, commit->id) != 0) {
+      commit_fail(commit, "rename", errno);
+      continue;
+    }
+    commit->renamed = TRUE;
+    int index = syncer_target_index(syncer, commit->target_dir_fd);
+    sync_now[index] = sync_now[index] || !commit->name_durable;
+    g_mutex_lock(&syncer->lock);
+    syncer_note_departure(syncer, index, commit->id);
+    g_mutex_unlock(&syncer->lock);
+  }
+  guint syncs = 0;
+  for (int index = 0; index < SYNCER_TARGETS; index++) {
+    if (!sync_now[index])
+      continue;
+    syncs++;
+    if (syncer->batch_sync_func(syncer->target_fds[index], TRUE,
+                                syncer->batch_sync_data) != 0) {
+      int saved = errno;
+      syncer_undo_undurable(syncer, batch, index, saved);
+      syncer_freeze_tmp(syncer, index, saved);
+      continue;
+    }
+    g_mutex_lock(&syncer->lock);
+    syncer->target_dirty[index] = FALSE;
+    g_mutex_unlock(&syncer->lock);
+  }
+  g_mutex_unlock(&syncer->dir_lock);
+  return syncs;
+}
+
+/* Steps 1 to 3 for one batch; returns the number of file syncs. */
+static guint syncer_write_and_sync(PstSpoolSyncer *syncer, GPtrArray *batch) {
   for (guint i = 0; i < batch->len; i++)
     commit_write_tail(batch->pdata[i]);
   for (guint i = 0; batch->len > 1 && i < batch->len; i++) {
@@ -275,47 +586,6 @@ static guint syncer_write_and_rename(PstSpoolSyncer *syncer, GPtrArray *batch) {
     if (close(commit->fd) != 0 && errno != EINTR)
       commit_fail(commit, "close", errno);
     commit->fd = -1;
-    if (commit->error != NULL)
-      continue;
-    if (pst_spool_rename_noreplace(commit->tmp_dir_fd, commit->tmp_name,
-                                   commit->target_dir_fd, commit->id) != 0)
-      commit_fail(commit, "rename", errno);
-    else
-      commit->renamed = TRUE;
-  }
-  return syncs;
-}
-
-/* Step 5: one fsync per directory that received files; a failure undoes
- * the renames into it.  Returns the number of directory syncs. */
-static guint syncer_sync_directories(GPtrArray *batch,
-                                     PstSpoolSyncFunc sync_func,
-                                     gpointer sync_data) {
-  guint syncs = 0;
-  for (guint i = 0; i < batch->len; i++) {
-    PstSpoolCommit *commit = batch->pdata[i];
-    int dir_fd = commit->target_dir_fd;
-    gboolean first = commit->renamed;
-    for (guint j = 0; first && j < i; j++) {
-      PstSpoolCommit *earlier = batch->pdata[j];
-      first = !(earlier->renamed && earlier->target_dir_fd == dir_fd);
-    }
-    if (!first)
-      continue;
-    syncs++;
-    if (sync_func(dir_fd, TRUE, sync_data) == 0)
-      continue;
-    int saved = errno;
-    for (guint j = i; j < batch->len; j++) {
-      PstSpoolCommit *other = batch->pdata[j];
-      if (other->renamed && other->target_dir_fd == dir_fd) {
-        unlinkat(dir_fd, other->id, 0);
-        other->renamed = FALSE;
-        g_set_error(&other->error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
-                    "Cannot sync the queue directory after adding %s: %s",
-                    other->id, g_strerror(saved));
-      }
-    }
   }
   return syncs;
 }
@@ -333,7 +603,7 @@ static gboolean syncer_complete_batch(gpointer data) {
   return G_SOURCE_REMOVE;
 }
 
-/* Step 6: one idle source per main context in the batch. */
+/* Step 5: one idle source per main context in the batch. */
 static void syncer_dispatch(GPtrArray *batch) {
   while (batch->len > 0) {
     PstSpoolCommit *first = batch->pdata[0];
@@ -389,9 +659,8 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
   g_mutex_unlock(&syncer->lock);
   syncer_update_helpers(syncer, sync_threads);
 
-  guint file_syncs = syncer_write_and_rename(syncer, batch);
-  guint directory_syncs = syncer_sync_directories(
-      batch, syncer->batch_sync_func, syncer->batch_sync_data);
+  guint file_syncs = syncer_write_and_sync(syncer, batch);
+  guint directory_syncs = syncer_rename(syncer, batch);
   guint failures = 0;
   for (guint i = 0; i < batch->len; i++) {
     PstSpoolCommit *commit = batch->pdata[i];
@@ -412,17 +681,35 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
   syncer_dispatch(batch);
 }
 
+/* Idle: makes spares one at a time, looking for commits in between;
+ * publishes them at once when few are ready, and runs the deferred
+ * directory syncs when due.  Called and returns with `lock` held. */
+static void syncer_idle(PstSpoolSyncer *syncer) {
+  g_mutex_unlock(&syncer->lock);
+  gboolean added = syncer_add_spare(syncer);
+  g_mutex_lock(&syncer->lock);
+  if (added || !g_queue_is_empty(&syncer->pending) || syncer->stopping)
+    return;
+  gint64 now = g_get_monotonic_time();
+  if (syncer_settle_wanted(syncer, now, TRUE)) {
+    g_mutex_unlock(&syncer->lock);
+    syncer_settle(syncer, NULL);
+    g_mutex_lock(&syncer->lock);
+    return;
+  }
+  if (syncer->dirty_since == 0) {
+    g_cond_wait(&syncer->wake, &syncer->lock);
+    return;
+  }
+  gint64 delay = syncer->tmp_frozen ? FROZEN_RETRY_US : syncer->sync_delay;
+  g_cond_wait_until(&syncer->wake, &syncer->lock, syncer->dirty_since + delay);
+}
+
 /* Takes the next batch, waiting for one; NULL when stopping and idle. */
 static GPtrArray *syncer_take_batch(PstSpoolSyncer *syncer) {
   g_mutex_lock(&syncer->lock);
-  while (g_queue_is_empty(&syncer->pending) && !syncer->stopping) {
-    /* Idle: make spares, one at a time, looking for commits in between. */
-    g_mutex_unlock(&syncer->lock);
-    gboolean added = syncer_add_spare(syncer);
-    g_mutex_lock(&syncer->lock);
-    if (!added && g_queue_is_empty(&syncer->pending) && !syncer->stopping)
-      g_cond_wait(&syncer->wake, &syncer->lock);
-  }
+  while (g_queue_is_empty(&syncer->pending) && !syncer->stopping)
+    syncer_idle(syncer);
   GPtrArray *batch = NULL;
   if (!g_queue_is_empty(&syncer->pending)) {
     batch =
@@ -445,11 +732,29 @@ static gpointer syncer_thread(gpointer data) {
   return NULL;
 }
 
-PstSpoolSyncer *pst_spool_syncer_new(int tmp_dir_fd, GError **error) {
+static void syncer_clear(PstSpoolSyncer *syncer) {
+  g_mutex_clear(&syncer->lock);
+  g_mutex_clear(&syncer->dir_lock);
+  g_cond_clear(&syncer->wake);
+  g_cond_clear(&syncer->syncs_done);
+  g_hash_table_unref(syncer->departed);
+  g_free(syncer);
+}
+
+PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
+                                     int queue_dir_fd, int hold_dir_fd,
+                                     GError **error) {
   PstSpoolSyncer *syncer = g_new0(PstSpoolSyncer, 1);
+  syncer->spool = spool;
   syncer->tmp_dir_fd = tmp_dir_fd;
+  syncer->target_fds[0] = queue_dir_fd;
+  syncer->target_fds[1] = hold_dir_fd;
+  syncer->departed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  syncer->sync_delay = PST_SPOOL_DIRECTORY_SYNC_DELAY_MS * 1000;
   g_queue_init(&syncer->spares);
+  g_queue_init(&syncer->fresh);
   g_mutex_init(&syncer->lock);
+  g_mutex_init(&syncer->dir_lock);
   g_cond_init(&syncer->wake);
   g_queue_init(&syncer->pending);
   g_cond_init(&syncer->syncs_done);
@@ -459,10 +764,7 @@ PstSpoolSyncer *pst_spool_syncer_new(int tmp_dir_fd, GError **error) {
       g_thread_try_new("pst-spool-sync", syncer_thread, syncer, error);
   if (syncer->thread == NULL) {
     g_prefix_error(error, "Cannot start the spool's sync thread: ");
-    g_mutex_clear(&syncer->lock);
-    g_cond_clear(&syncer->wake);
-    g_cond_clear(&syncer->syncs_done);
-    g_free(syncer);
+    syncer_clear(syncer);
     return NULL;
   }
   return syncer;
@@ -485,13 +787,13 @@ void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
   g_cond_signal(&syncer->wake);
   g_mutex_unlock(&syncer->lock);
   g_thread_join(syncer->thread);
-  syncer_drop_spares(syncer);
+  /* What a clean stop leaves needs no recovery (failures are logged). */
+  syncer_settle(syncer, NULL);
+  syncer_drop_spares(syncer, &syncer->spares, G_MAXUINT);
+  syncer_drop_spares(syncer, &syncer->fresh, G_MAXUINT);
   if (syncer->helpers != NULL)
     g_thread_pool_free(syncer->helpers, FALSE, TRUE);
-  g_mutex_clear(&syncer->lock);
-  g_cond_clear(&syncer->wake);
-  g_cond_clear(&syncer->syncs_done);
-  g_free(syncer);
+  syncer_clear(syncer);
 }
 
 void pst_spool_syncer_set_batch_limit(PstSpoolSyncer *syncer, guint limit) {
@@ -511,6 +813,14 @@ void pst_spool_syncer_set_sync_func(PstSpoolSyncer *syncer,
   g_mutex_lock(&syncer->lock);
   syncer->sync_func = func != NULL ? func : sync_default;
   syncer->sync_data = func != NULL ? data : NULL;
+  g_mutex_unlock(&syncer->lock);
+}
+
+void pst_spool_syncer_set_directory_sync_delay(PstSpoolSyncer *syncer,
+                                               guint milliseconds) {
+  g_mutex_lock(&syncer->lock);
+  syncer->sync_delay = (gint64)milliseconds * 1000;
+  g_cond_signal(&syncer->wake);
   g_mutex_unlock(&syncer->lock);
 }
 

@@ -1,19 +1,26 @@
 /* spool-syncer.h - the group-commit thread behind
  * pst_spool_writer_commit_async().
  *
- * It also keeps spare files ready in tmp/, so that starting a message
- * costs the main thread no file creation (pst_spool_syncer_take_spare()).
+ * It also keeps spare files ready in tmp/, each made durable (tmp/ synced)
+ * before it is handed out, so that starting a message costs the main
+ * thread no file creation and the message's name in tmp/ survives a power
+ * cut from the start (pst_spool_syncer_take_spare()).
  *
  * The writer hands each finished message over as a PstSpoolCommit: the
  * open tmp/ file, what remains to be written (the end of the content, the
  * trailer, the footer) and the GTask to complete.  One thread takes every
  * commit waiting, writes them, starts writeback for all, fdatasyncs each,
- * renames each into its queue, and fsyncs each target directory once for
- * the whole batch; then it completes the tasks on their own main contexts,
- * one idle source per context and batch.  A failed message is removed from
- * tmp/ (or from its queue, when the directory sync failed) and fails alone.
+ * renames each into its queue, and completes the tasks on their own main
+ * contexts, one idle source per context and batch: one journal commit per
+ * message.  The fsync of queue/ or hold/ after the renames is deferred and
+ * batched (see spool-syncer.c: until then a power cut leaves the message
+ * under its durable name in tmp/, and recovery moves it into the queue).
+ * A file whose tmp/ name was not made durable ahead (created by the main
+ * thread when no spare was ready) still waits for its directory's fsync.
+ * A failed message is removed from tmp/ (or from its queue, when its own
+ * directory sync failed) and fails alone.
  *
- * Internal to core/queue; spool.c is the only caller.
+ * Internal to core/queue; spool.c and spool-manage.c are the callers.
  */
 #pragma once
 
@@ -37,6 +44,8 @@ typedef struct {
   GTask *task;       /* owned: returns a boolean */
   GError *error;     /* owned, nullable: why it failed */
   gboolean renamed;  /* moved into the target directory */
+  gboolean name_durable; /* tmp_name was durable before the writer got it
+                          * (a spare): no directory sync on its path */
 } PstSpoolCommit;
 
 void pst_spool_commit_free(PstSpoolCommit *commit);
@@ -51,20 +60,33 @@ int pst_spool_rename_noreplace(int from_dir_fd, const char *from, int to_dir_fd,
  * returns 0 or -1 with errno set.  Replaceable for tests. */
 typedef int (*PstSpoolSyncFunc)(int fd, gboolean directory, gpointer data);
 
-/* Starts the thread; `tmp_dir_fd` (borrowed) is where it makes spares. */
-PstSpoolSyncer *pst_spool_syncer_new(int tmp_dir_fd, GError **error);
+/* Starts the thread.  `tmp_dir_fd` is where it makes spares; the files
+ * leave tmp/ into `queue_dir_fd` or `hold_dir_fd` (all borrowed; `spool`,
+ * the spool's path, too: for log lines). */
+PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
+                                     int queue_dir_fd, int hold_dir_fd,
+                                     GError **error);
 /* Takes a spare: an empty file in tmp/ that the thread created ahead of
- * need, open for writing (the caller owns `name_r` and `fd_r`).  FALSE
- * when none is ready: the caller creates its file itself. */
+ * need and made durable, open for writing (the caller owns `name_r` and
+ * `fd_r`).  FALSE when none is ready: the caller creates its file itself
+ * (and its commit then waits for a directory sync). */
 gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
                                      int *fd_r);
 /* Queues `commit` (takes ownership) and wakes the thread. */
 void pst_spool_syncer_submit(PstSpoolSyncer *syncer, PstSpoolCommit *commit);
-/* Finishes every submitted commit, stops the thread, frees. */
+/* Makes sure no durable name in tmp/ still holds the message `id`, so that
+ * a power cut cannot bring it back after it leaves its queue: when `id`
+ * left tmp/ since tmp/ was last synced, syncs every directory that
+ * received files, then tmp/, now.  NULL for "whatever left tmp/".  FALSE
+ * with `error` when a sync failed.  Any thread. */
+gboolean pst_spool_syncer_settle(PstSpoolSyncer *syncer, const char *id,
+                                 GError **error);
+/* Finishes every submitted commit, syncs the directories, stops the
+ * thread, removes the spares, frees. */
 void pst_spool_syncer_free(PstSpoolSyncer *syncer);
 
 /* At most `limit` messages per batch; 0 = no limit (the default).  1 turns
- * group commit off: one fdatasync and one directory fsync per message. */
+ * group commit off: one fdatasync per batch of one message. */
 void pst_spool_syncer_set_batch_limit(PstSpoolSyncer *syncer, guint limit);
 /* Files of a batch are fdatasync()ed by this many threads at once (a
  * fixed pool, replaced only when this changes); 0 or 1 = one at a time
@@ -74,6 +96,13 @@ void pst_spool_syncer_set_sync_threads(PstSpoolSyncer *syncer, guint count);
 /* NULL restores fdatasync()/fsync(). */
 void pst_spool_syncer_set_sync_func(PstSpoolSyncer *syncer,
                                     PstSpoolSyncFunc func, gpointer data);
+/* The deferred directory syncs run at most this long after the first
+ * rename they cover.  Default PST_SPOOL_DIRECTORY_SYNC_DELAY_MS. */
+#define PST_SPOOL_DIRECTORY_SYNC_DELAY_MS 100
+void pst_spool_syncer_set_directory_sync_delay(PstSpoolSyncer *syncer,
+                                               guint milliseconds);
+/* Spares ready to be handed out (durable). */
+guint pst_spool_syncer_count_spares(PstSpoolSyncer *syncer);
 void pst_spool_syncer_get_stats(PstSpoolSyncer *syncer, PstSpoolStats *stats);
 
 G_END_DECLS

@@ -5,7 +5,8 @@
  * on the main thread as DATA or BDAT arrives.
  *
  * A writer owns a file in tmp/ (mode 0600: a spare the syncer thread made
- * ahead, or tmp/ID created here when none was ready) and a buffer: content is
+ * ahead and made durable, or tmp/ID created here when none was ready, whose
+ * commit then waits for a directory sync) and a buffer: content is
  * checksummed (CRC32C) and buffered, and written out only when the buffer
  * fills or on _flush(), so a small message costs no write on the main
  * thread at all.  The first write error sticks: later writes and the commit
@@ -15,6 +16,10 @@
  * only its id, path and size, for the session's log lines; freeing it
  * before the commit completes is allowed.  An uncommitted writer's file is
  * unlinked by _free().
+ *
+ * A message committed into hold/ always carries a hold reason (an empty one
+ * when the verdict gave none): recovery, finding it complete in tmp/ after
+ * a power cut, puts it back into hold/, not into queue/.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +43,7 @@ struct _PstSpoolWriter {
   guint32 crc;        /* CRC32C of those octets */
   GError *error;      /* owned, nullable: the first failure */
   gboolean committed;
+  gboolean name_durable; /* the file is a spare (durable name in tmp/) */
 };
 
 /* Creates tmp/ID on the main thread, when no spare file was ready. */
@@ -68,9 +74,9 @@ PstSpoolWriter *pst_spool_writer_new(PstSpool *spool, GError **error) {
   writer->spool = spool;
   writer->fd = -1;
   pst_queue_id_new(writer->id);
-  if (!pst_spool_syncer_take_spare(spool->syncer, &writer->tmp_name,
-                                   &writer->fd) &&
-      !writer_create_file(writer, error))
+  writer->name_durable = pst_spool_syncer_take_spare(
+      spool->syncer, &writer->tmp_name, &writer->fd);
+  if (!writer->name_durable && !writer_create_file(writer, error))
     return NULL;
   writer->path =
       g_build_filename(spool->directory, "tmp", writer->tmp_name, NULL);
@@ -194,6 +200,7 @@ static gboolean writer_open_replacement(PstSpoolWriter *writer,
   *old_fd_r = writer->fd;
   *old_name_r = writer->tmp_name;
   writer->fd = fd;
+  writer->name_durable = FALSE;
   writer->tmp_name = g_steal_pointer(&name);
   g_free(writer->path);
   writer->path =
@@ -262,6 +269,12 @@ void pst_spool_writer_commit_async(PstSpoolWriter *writer,
     return;
   }
   GError *error = NULL;
+  g_autoptr(PstEnvelope) marked = NULL;
+  if (queue == PST_SPOOL_QUEUE_HOLD && envelope->hold_reason == NULL) {
+    marked = pst_envelope_copy(envelope);
+    marked->hold_reason = g_strdup("");
+    envelope = marked;
+  }
   g_autoptr(GBytes) trailer =
       pst_spool_format_encode(writer->id, envelope, header_override,
                               header_length, writer->size, writer->crc, &error);
@@ -280,6 +293,7 @@ void pst_spool_writer_commit_async(PstSpoolWriter *writer,
   writer->fd = -1;
   commit->tmp_dir_fd = spool->dir_fds[PST_SPOOL_DIR_TMP];
   commit->target_dir_fd = spool->dir_fds[pst_spool_dir_of_queue(queue)];
+  commit->name_durable = writer->name_durable;
   commit->tail = g_steal_pointer(&writer->buffer);
   g_byte_array_append(commit->tail, g_bytes_get_data(trailer, NULL),
                       g_bytes_get_size(trailer));

@@ -8,12 +8,14 @@
  * pst_spool_open() creates the directory and its subdirectories (mode
  * 0700; existing ones keep their mode), takes an exclusive flock() on
  * `lock` so that a second daemon on the same spool fails instead of
- * deleting the first one's files, removes whatever tmp/ holds (messages
- * whose sessions died with the previous process: never acknowledged),
- * proves that tmp/ is writable by creating a file, and starts the syncer.
- * Every failure names the path and the errno text.
+ * deleting the first one's files, fsyncs queue/ and hold/ (renames out of
+ * tmp/ that the previous process had not synced yet become durable before
+ * anything syncs tmp/: the invariant of spool-syncer.c holds across
+ * restarts), recovers tmp/ (spool-recover.c: complete messages go to
+ * their queue, files never acknowledged are removed), proves that tmp/ is
+ * writable by creating a file, and starts the syncer.  Every failure
+ * names the path and the errno text.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -118,32 +120,15 @@ static gboolean spool_lock(PstSpool *spool, GError **error) {
   return FALSE;
 }
 
-/* Removes what a previous process left in tmp/: never acknowledged. */
-static gboolean spool_clean_tmp(PstSpool *spool, GError **error) {
-  int fd = dup(spool->dir_fds[PST_SPOOL_DIR_TMP]);
-  DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-  if (dir == NULL) {
-    int saved = errno;
-    if (fd >= 0)
-      close(fd);
-    return spool_io_error(error, saved, "Cannot read", spool->directory, "tmp");
+/* Makes what the previous process renamed into queue/ and hold/ durable
+ * before tmp/ is touched. */
+static gboolean spool_sync_targets(PstSpool *spool, GError **error) {
+  const PstSpoolDir targets[] = {PST_SPOOL_DIR_QUEUE, PST_SPOOL_DIR_HOLD};
+  for (guint i = 0; i < G_N_ELEMENTS(targets); i++) {
+    if (fsync(spool->dir_fds[targets[i]]) != 0)
+      return spool_io_error(error, errno, "Cannot sync", spool->directory,
+                            pst_spool_dir_name(targets[i]));
   }
-  guint removed = 0;
-  struct dirent *entry;
-  while ((entry = readdir(dir)) != NULL) {
-    if (g_str_equal(entry->d_name, ".") || g_str_equal(entry->d_name, ".."))
-      continue;
-    /* Spare files (spool-syncer.c) are empty: not worth a mention. */
-    if (unlinkat(spool->dir_fds[PST_SPOOL_DIR_TMP], entry->d_name, 0) == 0)
-      removed += !g_str_has_prefix(entry->d_name, "spare.");
-    else
-      g_warning("spool %s: cannot remove stale tmp/%s: %s", spool->directory,
-                entry->d_name, g_strerror(errno));
-  }
-  closedir(dir);
-  if (removed > 0)
-    g_message("spool %s: removed %u incomplete message files from tmp/",
-              spool->directory, removed);
   return TRUE;
 }
 
@@ -180,11 +165,14 @@ PstSpool *pst_spool_open(const char *directory, GError **error) {
   }
   g_autoptr(PstSpool) spool = spool_open_root(directory, error);
   if (spool == NULL || !spool_lock(spool, error) ||
-      !spool_open_dirs(spool, FALSE, error) || !spool_clean_tmp(spool, error) ||
+      !spool_open_dirs(spool, FALSE, error) ||
+      !spool_sync_targets(spool, error) || !pst_spool_recover_tmp(spool, error) ||
       !spool_probe_writable(spool, error))
     return NULL;
-  spool->syncer =
-      pst_spool_syncer_new(spool->dir_fds[PST_SPOOL_DIR_TMP], error);
+  spool->syncer = pst_spool_syncer_new(
+      spool->directory, spool->dir_fds[PST_SPOOL_DIR_TMP],
+      spool->dir_fds[PST_SPOOL_DIR_QUEUE], spool->dir_fds[PST_SPOOL_DIR_HOLD],
+      error);
   if (spool->syncer == NULL)
     return NULL;
   return g_steal_pointer(&spool);
@@ -231,4 +219,20 @@ void pst_spool_set_sync_func(PstSpool *spool, PstSpoolSyncFunc func,
                              gpointer data) {
   g_return_if_fail(spool != NULL && spool->syncer != NULL);
   pst_spool_syncer_set_sync_func(spool->syncer, func, data);
+}
+
+void pst_spool_set_directory_sync_delay(PstSpool *spool, guint milliseconds) {
+  g_return_if_fail(spool != NULL && spool->syncer != NULL);
+  pst_spool_syncer_set_directory_sync_delay(spool->syncer, milliseconds);
+}
+
+guint pst_spool_count_spares(PstSpool *spool) {
+  g_return_val_if_fail(spool != NULL && spool->syncer != NULL, 0);
+  return pst_spool_syncer_count_spares(spool->syncer);
+}
+
+gboolean pst_spool_settle(PstSpool *spool, const char *id, GError **error) {
+  g_return_val_if_fail(spool != NULL, FALSE);
+  return spool->syncer == NULL ||
+         pst_spool_syncer_settle(spool->syncer, id, error);
 }

@@ -6,11 +6,16 @@
  *   hold/     committed messages held (QUARANTINE, operator hold)
  *   corrupt/  files that failed to parse on recovery
  *
- * Invariant: a file appears in queue/ or hold/ only complete and durable.
- * pst_spool_writer_commit_async() writes the envelope trailer, fdatasyncs
- * the file, renames it out of tmp/ and fsyncs the directory before it
- * reports success.  Commits from concurrent sessions are batched by one
- * syncer thread (group commit), so many messages share each flush.
+ * Invariant: a file appears in queue/ or hold/ only complete and durable,
+ * and an acknowledged message survives a power cut in queue/, hold/ or
+ * tmp/.  pst_spool_writer_commit_async() writes the envelope trailer,
+ * fdatasyncs the file (whose name in tmp/ was made durable before the
+ * message started) and renames it out of tmp/ before it reports success:
+ * one journal commit.  The directory fsyncs follow, deferred and batched;
+ * until then recovery on open moves a complete file found in tmp/ into
+ * its queue.  Commits from concurrent sessions are batched by one syncer
+ * thread (group commit), so many messages share each flush.  See
+ * spool-syncer.c and doc/queue-format.md.
  *
  * The queue file cannot be forged by client text: every record is length
  * prefixed, and the trailer is checksummed.  See spool-format.h.
@@ -47,8 +52,9 @@ typedef struct _PstSpool PstSpool;
 typedef struct _PstSpoolWriter PstSpoolWriter;
 typedef struct _PstQueuedMessage PstQueuedMessage;
 
-/* Opens (creating as needed) the spool at `directory`, removes stale tmp/
- * files, and starts the syncer thread.  Fails naming the directory.  Takes
+/* Opens (creating as needed) the spool at `directory`, recovers tmp/
+ * (complete messages into their queue, the rest removed; see
+ * spool-recover.c), and starts the syncer thread.  Fails naming the directory.  Takes
  * an exclusive lock (the file `lock` in the spool; PST_SPOOL_ERROR_BUSY
  * when another process holds it), so two daemons never share a spool. */
 PstSpool *pst_spool_open(const char *directory, GError **error);
@@ -88,8 +94,9 @@ gboolean pst_spool_writer_replace_body(PstSpoolWriter *writer,
  * NULL, a replacement for the first `header_length` octets of the content
  * (the header block, including its final blank line, after plugin edits);
  * then makes the file durable and moves it to `queue`.  The callback runs
- * once, after the file and its directory entry are on disk or after
- * failure (then the tmp file is removed).  The writer must not be used
+ * once, after the file is on disk under a durable name (in `queue`, or
+ * still in tmp/ until the deferred directory sync) or after failure (then
+ * the tmp file is removed).  The writer must not be used
  * afterwards except for pst_spool_writer_commit_finish() and _free(). */
 void pst_spool_writer_commit_async(PstSpoolWriter *writer,
                                    const PstEnvelope *envelope,
@@ -146,7 +153,12 @@ typedef struct {
   guint64 failures;        /* commits that failed on disk */
   guint64 batches;         /* group commits run */
   guint64 file_syncs;      /* fdatasync() calls */
-  guint64 directory_syncs; /* fsync() calls on queue/ and hold/ */
+  guint64 directory_syncs; /* fsync() calls on queue/ and hold/ that
+                            * commits waited for (files made without a
+                            * spare) */
+  guint64 deferred_syncs;  /* fsync() calls on queue/, hold/ and tmp/ that
+                            * no commit waited for */
+  guint64 directory_sync_failures; /* of queue/ or hold/ (logged) */
   guint64 spare_files;     /* messages started in a file made ahead */
 } PstSpoolStats;
 void pst_spool_get_stats(PstSpool *spool, PstSpoolStats *stats);

@@ -22,6 +22,7 @@
 #include <glib/gstdio.h>
 
 #include "queue/queue-id.h"
+#include "queue/spool-manage.h"
 #include "queue/spool-private.h"
 
 /* --- Captured log lines ------------------------------------------------- */
@@ -65,6 +66,20 @@ static gboolean log_take(const char *first, ...) {
   }
   g_mutex_unlock(&log_lock);
   return found;
+}
+
+/* Forgets every captured line containing `text`; returns how many. */
+static guint log_drop(const char *text) {
+  guint dropped = 0;
+  g_mutex_lock(&log_lock);
+  for (guint i = log_lines->len; i > 0; i--) {
+    if (strstr(log_lines->pdata[i - 1], text) != NULL) {
+      g_ptr_array_remove_index(log_lines, i - 1);
+      dropped++;
+    }
+  }
+  g_mutex_unlock(&log_lock);
+  return dropped;
 }
 
 static void log_assert_empty(void) {
@@ -167,6 +182,18 @@ static void wait_for(guint *done, guint count) {
     g_main_context_iteration(NULL, TRUE);
   g_assert_false(timed_out);
   g_source_remove(timer);
+}
+
+/* Has the syncer make spare files and waits (30 s at most) until some are
+ * durable and ready: the messages started next take one. */
+static void wait_for_spares(PstSpool *spool) {
+  g_autoptr(GError) error = NULL;
+  PstSpoolWriter *first = pst_spool_writer_new(spool, &error);
+  g_assert_no_error(error);
+  pst_spool_writer_free(first);
+  for (guint i = 0; i < 3000 && pst_spool_count_spares(spool) < 16; i++)
+    g_usleep(10000);
+  g_assert_cmpuint(pst_spool_count_spares(spool), >=, 16);
 }
 
 static PstEnvelope *envelope_new(const char *sender, guint recipients) {
@@ -468,9 +495,10 @@ static void commit_group(Fixture *f) {
   g_assert_cmpuint(stats.failures, ==, 0);
   g_assert_cmpuint(stats.file_syncs, ==, N);
   /* The batch held at the gate, then everything that piled up behind it
-   * (submitted meanwhile) in one more. */
+   * (submitted meanwhile) in one more.  A batch waits for at most one
+   * directory sync (only for files made without a spare). */
   g_assert_cmpuint(stats.batches, <=, 2);
-  g_assert_cmpuint(stats.directory_syncs, ==, stats.batches);
+  g_assert_cmpuint(stats.directory_syncs, <=, stats.batches);
   g_assert_cmpuint(count_files(f, "queue"), ==, N);
   g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
   /* Closing removes the spare files the syncer made ahead. */
@@ -494,13 +522,7 @@ static void test_commit_spare_files(Fixture *f, gconstpointer data) {
   /* None before the first message (see spool-syncer.c: privileges). */
   g_usleep(100000);
   g_assert_cmpuint(count_files_full(f, "tmp", TRUE), ==, 0);
-  g_autoptr(GError) error = NULL;
-  PstSpoolWriter *first = pst_spool_writer_new(f->spool, &error);
-  g_assert_no_error(error);
-  pst_spool_writer_free(first);
-  for (guint i = 0; i < 1000 && count_files_full(f, "tmp", TRUE) == 0; i++)
-    g_usleep(10000);
-  g_assert_cmpuint(count_files_full(f, "tmp", TRUE), >, 0);
+  wait_for_spares(f->spool);
   g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
   guint done = 0;
   Commit commit;
@@ -518,12 +540,15 @@ static void test_commit_spare_files(Fixture *f, gconstpointer data) {
   PstSpoolStats stats;
   pst_spool_get_stats(f->spool, &stats);
   g_assert_cmpuint(stats.spare_files, ==, 1);
+  /* Its name was durable: the 250 waited for no directory sync. */
+  g_assert_cmpuint(stats.directory_syncs, ==, 0);
   g_clear_pointer(&f->spool, pst_spool_close);
   g_assert_cmpuint(count_files_full(f, "tmp", TRUE), ==, 0);
 }
 
 static void test_commit_one_at_a_time(Fixture *f, gconstpointer data) {
   enum { N = 20 };
+  wait_for_spares(f->spool);
   pst_spool_set_batch_limit(f->spool, 1);
   g_autoptr(PstEnvelope) envelope = envelope_new("one@example.org", 1);
   Commit commits[N];
@@ -539,7 +564,10 @@ static void test_commit_one_at_a_time(Fixture *f, gconstpointer data) {
   PstSpoolStats stats;
   pst_spool_get_stats(f->spool, &stats);
   g_assert_cmpuint(stats.batches, ==, N);
-  g_assert_cmpuint(stats.directory_syncs, ==, N);
+  g_assert_cmpuint(stats.file_syncs, ==, N);
+  /* One sync per message: the directory syncs are deferred. */
+  g_assert_cmpuint(stats.directory_syncs, ==, 0);
+  g_assert_cmpuint(count_files(f, "queue"), ==, N);
 }
 
 static void test_abort_removes_tmp(Fixture *f, gconstpointer data) {
@@ -668,7 +696,9 @@ static void test_fail_one_of_batch(Fixture *f, gconstpointer data) {
   pst_spool_set_sync_func(f->spool, NULL, NULL);
 }
 
-/* The directory sync fails after the renames: they are undone. */
+/* Files made without a spare (their tmp/ names are not durable: with
+ * every directory sync failing, no spare is ever published) wait for their
+ * directory sync; it fails after the renames: they are undone. */
 static void test_fail_directory_sync(Fixture *f, gconstpointer data) {
   SyncFault fault = {.fail_directories = TRUE};
   pst_spool_set_sync_func(f->spool, sync_with_faults, &fault);
@@ -685,7 +715,14 @@ static void test_fail_directory_sync(Fixture *f, gconstpointer data) {
   g_assert_cmpuint(count_files(f, "queue"), ==, 0);
   g_assert_cmpuint(count_files(f, "hold"), ==, 0);
   g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
+  PstSpoolStats stats;
+  pst_spool_get_stats(f->spool, &stats);
+  g_assert_cmpuint(stats.spare_files, ==, 0);
   pst_spool_set_sync_func(f->spool, NULL, NULL);
+  g_clear_pointer(&f->spool, pst_spool_close);
+  g_assert_cmpuint(log_drop("cannot sync directory queue/"), >=, 1);
+  g_assert_cmpuint(log_drop("cannot sync directory hold/"), >=, 1);
+  log_drop("cannot sync directory tmp/");
 }
 
 /* A full disk, as RLIMIT_FSIZE makes it: EFBIG from write(). */
@@ -893,6 +930,301 @@ static void test_recover(Fixture *f, gconstpointer data) {
                   "held@x");
 }
 
+/* --- Directory syncs: order and failures -------------------------------- */
+
+enum { MODEL_TMP, MODEL_QUEUE, MODEL_HOLD, MODEL_DIRS };
+
+/* A model of what is durable, as powercutfs.py keeps it: each directory's
+ * names as of its last fsync.  It checks THE INVARIANT of spool-syncer.c
+ * at every fsync of tmp/: no name in queue/ or hold/ that their last
+ * fsync did not see. */
+typedef struct {
+  GMutex lock;
+  char *paths[MODEL_DIRS]; /* owned */
+  ino_t inodes[MODEL_DIRS];
+  GHashTable *durable[MODEL_DIRS]; /* of char*, owned */
+  guint syncs[MODEL_DIRS];
+  guint violations;
+  gboolean fail_queue; /* fsyncs of queue/ fail with EIO */
+  gboolean failed;     /* one did */
+  guint tmp_syncs_after_failure;
+} DirModel;
+
+static GHashTable *model_list(const char *path) {
+  GHashTable *names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                            NULL);
+  g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+  const char *name;
+  while (dir != NULL && (name = g_dir_read_name(dir)) != NULL)
+    g_hash_table_add(names, g_strdup(name));
+  return names;
+}
+
+static void model_init(DirModel *m, Fixture *f) {
+  static const char *const names[MODEL_DIRS] = {"tmp", "queue", "hold"};
+  *m = (DirModel){0};
+  g_mutex_init(&m->lock);
+  for (guint i = 0; i < MODEL_DIRS; i++) {
+    m->paths[i] = fixture_path(f, names[i], NULL);
+    GStatBuf st;
+    g_assert_cmpint(g_stat(m->paths[i], &st), ==, 0);
+    m->inodes[i] = st.st_ino;
+    m->durable[i] = model_list(m->paths[i]);
+  }
+}
+
+static void model_clear(DirModel *m) {
+  for (guint i = 0; i < MODEL_DIRS; i++) {
+    g_free(m->paths[i]);
+    g_hash_table_unref(m->durable[i]);
+  }
+  g_mutex_clear(&m->lock);
+}
+
+/* Names in `which` that its last fsync did not see; under the lock. */
+static guint model_undurable(DirModel *m, guint which) {
+  g_autoptr(GHashTable) live = model_list(m->paths[which]);
+  guint count = 0;
+  GHashTableIter iter;
+  gpointer name;
+  g_hash_table_iter_init(&iter, live);
+  while (g_hash_table_iter_next(&iter, &name, NULL))
+    count += !g_hash_table_contains(m->durable[which], name);
+  return count;
+}
+
+static int sync_modelled(int fd, gboolean directory, gpointer data) {
+  DirModel *m = data;
+  if (!directory)
+    return fdatasync(fd);
+  struct stat st;
+  g_assert_cmpint(fstat(fd, &st), ==, 0);
+  guint which = 0;
+  while (which < MODEL_DIRS && m->inodes[which] != st.st_ino)
+    which++;
+  g_assert_cmpuint(which, <, MODEL_DIRS);
+  g_mutex_lock(&m->lock);
+  if (which == MODEL_QUEUE && m->fail_queue) {
+    m->failed = TRUE;
+    g_mutex_unlock(&m->lock);
+    errno = EIO;
+    return -1;
+  }
+  if (which == MODEL_TMP) {
+    m->tmp_syncs_after_failure += m->failed;
+    m->violations += model_undurable(m, MODEL_QUEUE);
+    m->violations += model_undurable(m, MODEL_HOLD);
+  }
+  GHashTable *live = model_list(m->paths[which]);
+  int rc = fsync(fd);
+  if (rc == 0) {
+    g_hash_table_unref(m->durable[which]);
+    m->durable[which] = live;
+    m->syncs[which]++;
+  } else {
+    g_hash_table_unref(live);
+  }
+  g_mutex_unlock(&m->lock);
+  return rc;
+}
+
+/* Whether tmp/'s last fsync saw `name` there. */
+static gboolean model_tmp_durable(DirModel *m, const char *name) {
+  g_mutex_lock(&m->lock);
+  gboolean durable = g_hash_table_contains(m->durable[MODEL_TMP], name);
+  g_mutex_unlock(&m->lock);
+  return durable;
+}
+
+/* Starts a commit and checks that a spare it got was durable. */
+static void model_commit(DirModel *m, PstSpool *spool, Commit *commit,
+                         guint *done, const PstEnvelope *envelope,
+                         PstSpoolQueue queue) {
+  commit_start(spool, commit, done, "Subject: o\r\n\r\nx\r\n", 17, 17,
+               envelope, NULL, 0, queue);
+  g_autofree char *name =
+      g_path_get_basename(pst_spool_writer_get_path(commit->writer));
+  if (g_str_has_prefix(name, "spare."))
+    g_assert_true(model_tmp_durable(m, name));
+}
+
+/* Many commits into queue/ and hold/, in bursts and with pauses, with the
+ * deferred syncs due at once: tmp/ is never synced while a rename into
+ * queue/ or hold/ is not; spares are durable when handed out; a removal
+ * right after a commit first makes tmp/ forget the message. */
+static void test_order_invariant(Fixture *f, gconstpointer data) {
+  enum { ROUNDS = 10, PER_ROUND = 20 };
+  DirModel m;
+  model_init(&m, f);
+  pst_spool_set_sync_func(f->spool, sync_modelled, &m);
+  pst_spool_set_directory_sync_delay(f->spool, 1);
+  wait_for_spares(f->spool);
+  g_autoptr(PstEnvelope) envelope = envelope_new("order@example.org", 1);
+  for (guint round = 0; round < ROUNDS; round++) {
+    Commit commits[PER_ROUND];
+    guint done = 0;
+    for (guint i = 0; i < PER_ROUND; i++)
+      model_commit(&m, f->spool, &commits[i], &done, envelope,
+                   (i + round) % 3 ? PST_SPOOL_QUEUE_ACTIVE
+                                   : PST_SPOOL_QUEUE_HOLD);
+    wait_for(&done, PER_ROUND);
+    for (guint i = 0; i < PER_ROUND; i++) {
+      g_assert_true(commits[i].ok);
+      commit_clear(&commits[i]);
+    }
+    g_usleep(round % 2 ? 5000 : 0);
+  }
+  g_assert_cmpuint(count_files(f, "queue") + count_files(f, "hold"), ==,
+                   ROUNDS * PER_ROUND);
+
+  /* Removed at once (the deferred syncs far off): tmp/ forgets it first. */
+  pst_spool_set_directory_sync_delay(f->spool, 60000);
+  guint done = 0;
+  Commit commit;
+  model_commit(&m, f->spool, &commit, &done, envelope, PST_SPOOL_QUEUE_ACTIVE);
+  g_autofree char *name =
+      g_path_get_basename(pst_spool_writer_get_path(commit.writer));
+  g_autofree char *id = g_strdup(pst_spool_writer_get_id(commit.writer));
+  wait_for(&done, 1);
+  g_assert_true(commit.ok);
+  commit_clear(&commit);
+  g_autoptr(GError) error = NULL;
+  g_assert_true(pst_spool_remove(f->spool, PST_SPOOL_QUEUE_ACTIVE, id, &error));
+  g_assert_no_error(error);
+  g_assert_false(model_tmp_durable(&m, name));
+
+  g_clear_pointer(&f->spool, pst_spool_close);
+  g_test_message("syncs: tmp/ %u, queue/ %u, hold/ %u", m.syncs[MODEL_TMP],
+                 m.syncs[MODEL_QUEUE], m.syncs[MODEL_HOLD]);
+  g_assert_cmpuint(m.violations, ==, 0);
+  g_assert_cmpuint(m.syncs[MODEL_TMP], >=, 2);
+  g_assert_cmpuint(m.syncs[MODEL_QUEUE], >=, 1);
+  g_assert_cmpuint(m.syncs[MODEL_HOLD], >=, 1);
+  /* After a clean close nothing is left for recovery. */
+  g_assert_cmpuint(model_undurable(&m, MODEL_QUEUE), ==, 0);
+  g_assert_cmpuint(model_undurable(&m, MODEL_HOLD), ==, 0);
+  model_clear(&m);
+}
+
+/* The deferred fsync of queue/ fails: the messages were acknowledged and
+ * stay so (their names in tmp/ hold them), tmp/ is never synced again,
+ * the failure is logged, and messages with durable spares still commit. */
+static void test_fail_deferred_directory_sync(Fixture *f, gconstpointer data) {
+  DirModel m;
+  model_init(&m, f);
+  pst_spool_set_sync_func(f->spool, sync_modelled, &m);
+  wait_for_spares(f->spool);
+  g_mutex_lock(&m.lock);
+  m.fail_queue = TRUE;
+  g_mutex_unlock(&m.lock);
+  g_autoptr(PstEnvelope) envelope = envelope_new("deferred@example.org", 1);
+  for (guint round = 0; round < 2; round++) {
+    Commit commits[3];
+    guint done = 0;
+    for (guint i = 0; i < 3; i++)
+      model_commit(&m, f->spool, &commits[i], &done, envelope,
+                   PST_SPOOL_QUEUE_ACTIVE);
+    wait_for(&done, 3);
+    for (guint i = 0; i < 3; i++) {
+      g_assert_no_error(commits[i].error);
+      commit_clear(&commits[i]);
+    }
+    /* The deferred sync, now: it fails (or failed already). */
+    pst_spool_settle(f->spool, NULL, NULL);
+  }
+  g_assert_cmpuint(count_files(f, "queue"), ==, 6);
+  PstSpoolStats stats;
+  pst_spool_get_stats(f->spool, &stats);
+  g_assert_cmpuint(stats.directory_sync_failures, >=, 1);
+  g_assert_cmpuint(stats.directory_syncs, ==, 0);
+  g_assert_true(log_take("cannot sync directory queue/", g_strerror(EIO),
+                         "safe under their names in tmp/", NULL));
+  log_drop("cannot sync directory queue/");
+  /* And for the rest of the process: not even at close. */
+  g_clear_pointer(&f->spool, pst_spool_close);
+  log_drop("cannot sync directory queue/");
+  g_assert_true(m.failed);
+  g_assert_cmpuint(m.tmp_syncs_after_failure, ==, 0);
+  g_assert_cmpuint(m.violations, ==, 0);
+  model_clear(&m);
+}
+
+/* --- Recovery of tmp/ ------------------------------------------------------ */
+
+/* Moves queue file `id` of `dir` to tmp/NAME (what a power cut before the
+ * deferred directory sync leaves); with `keep`, a hard link instead. */
+static void move_to_tmp(Fixture *f, const char *dir, const char *id,
+                        const char *name, gboolean keep) {
+  g_autofree char *from = fixture_path(f, dir, id);
+  g_autofree char *to = fixture_path(f, "tmp", name);
+  g_assert_cmpint(keep ? link(from, to) : rename(from, to), ==, 0);
+}
+
+/* A copy of queue/ID in tmp/NAME, cut to `length` octets (0: whole) with
+ * the octet at `flip` changed (-1: none). */
+static void copy_to_tmp(Fixture *f, const char *id, const char *name,
+                        gsize length, gssize flip) {
+  g_autofree char *from = fixture_path(f, "queue", id);
+  g_autofree char *contents = NULL;
+  gsize size = 0;
+  g_assert_true(g_file_get_contents(from, &contents, &size, NULL));
+  if (flip >= 0)
+    contents[flip] ^= 0x20;
+  write_file(f, "tmp", name, contents, length > 0 ? length : size);
+}
+
+static void test_recover_tmp(Fixture *f, gconstpointer data) {
+  g_autofree char *lost = queue_one(f, "lost@x", PST_SPOOL_QUEUE_ACTIVE);
+  g_autofree char *held = queue_one(f, "held@x", PST_SPOOL_QUEUE_HOLD);
+  g_autofree char *both = queue_one(f, "both@x", PST_SPOOL_QUEUE_ACTIVE);
+  g_autofree char *model = queue_one(f, "model@x", PST_SPOOL_QUEUE_ACTIVE);
+  g_clear_pointer(&f->spool, pst_spool_close);
+
+  /* Renamed out of tmp/, but the cut came before queue/ or hold/ was
+   * synced: found complete in tmp/ only. */
+  move_to_tmp(f, "queue", lost, "spare.1.1", FALSE);
+  move_to_tmp(f, "hold", held, "spare.1.2", FALSE);
+  /* The rename reached the disk, tmp/'s removal of the name did not. */
+  move_to_tmp(f, "queue", both, "spare.1.3", TRUE);
+  /* Torn (no valid footer), an empty spare, a valid footer over a damaged
+   * content. */
+  copy_to_tmp(f, model, "spare.1.4", 20, -1);
+  write_file(f, "tmp", "spare.1.5", "", 0);
+  copy_to_tmp(f, model, "spare.1.6", 0, 3);
+  g_autofree char *model_path = fixture_path(f, "queue", model);
+  g_assert_cmpint(g_unlink(model_path), ==, 0);
+
+  g_autoptr(GError) error = NULL;
+  f->spool = pst_spool_open(f->directory, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(count_files_full(f, "tmp", TRUE), ==, 0);
+  g_assert_cmpuint(count_files(f, "queue"), ==, 2);
+  g_assert_cmpuint(count_files(f, "hold"), ==, 1);
+  g_assert_cmpuint(count_files_full(f, "corrupt", TRUE), ==, 1);
+  g_autofree char *in_corrupt = fixture_path(f, "corrupt", "spare.1.6");
+  g_assert_true(g_file_test(in_corrupt, G_FILE_TEST_IS_REGULAR));
+  g_assert_true(log_take(lost, "tmp/spare.1.1", "recovered into queue/", NULL));
+  g_assert_true(log_take(held, "tmp/spare.1.2", "recovered into hold/", NULL));
+  g_assert_true(log_take("removed 1 incomplete", f->directory, NULL));
+  g_assert_true(log_take("removed 1 files", "queued already", NULL));
+  g_assert_true(log_take("tmp/spare.1.6", "checksum", "corrupt/spare.1.6",
+                         NULL));
+
+  guint queued = 0;
+  g_assert_true(pst_spool_recover(f->spool, &queued, &error));
+  g_assert_cmpuint(queued, ==, 3);
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(f->spool, PST_SPOOL_QUEUE_ACTIVE, lost, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(pst_queued_message_get_envelope(message)->sender, ==,
+                  "lost@x");
+  g_autoptr(GBytes) content = pst_queued_message_get_content(message, &error);
+  g_assert_no_error(error);
+  g_autoptr(PstQueuedMessage) hold =
+      pst_spool_load(f->spool, PST_SPOOL_QUEUE_HOLD, held, &error);
+  g_assert_no_error(error);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   log_lines = g_ptr_array_new_with_free_func(g_free);
@@ -917,11 +1249,15 @@ int main(int argc, char **argv) {
   ADD("fail/file-sync", test_fail_file_sync, NULL);
   ADD("fail/one-of-batch", test_fail_one_of_batch, NULL);
   ADD("fail/directory-sync", test_fail_directory_sync, NULL);
+  ADD("fail/deferred-directory-sync", test_fail_deferred_directory_sync,
+      NULL);
   ADD("fail/disk-full", test_fail_disk_full, NULL);
   ADD("fail/id-taken", test_fail_id_taken, NULL);
   ADD("fail/limit", test_fail_limit, NULL);
   ADD("read/load-errors", test_load_errors, NULL);
   ADD("read/recover", test_recover, NULL);
+  ADD("order/invariant", test_order_invariant, NULL);
+  ADD("read/recover-tmp", test_recover_tmp, NULL);
 #undef ADD
   return g_test_run();
 }

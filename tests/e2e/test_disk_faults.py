@@ -1,9 +1,13 @@
 """A failing disk: the spool and the Maildirs live on powercutfs.py, which
-makes chosen operations fail with EIO.  EIO from write, fdatasync, the
-queue directory's fsync or the rename during DATA answers 451 4.3.0, never
-250, and leaves nothing that a restart would deliver (a failed sync is not
-retried and trusted); EIO during Maildir delivery defers the recipient,
-who gets the message on a later try; other sessions are served all along.
+makes chosen operations fail with EIO.  EIO from write, fdatasync or the
+rename during DATA answers 451 4.3.0, never 250, and leaves nothing that a
+restart would deliver (a failed sync is not retried and trusted).  The
+queue directory's fsync comes after the 250 (deferred, see
+core/queue/spool-syncer.c): when it fails, the message, complete and
+synced under its durable name in tmp/, is still delivered, the daemon logs
+the failure and keeps accepting.  EIO during Maildir delivery defers the
+recipient, who gets the message on a later try; other sessions are served
+all along.
 Needs root and /dev/fuse (skipped otherwise)."""
 
 import re
@@ -18,8 +22,7 @@ from powercut import PowerCutFS, fuse_usable
 pytestmark = pytest.mark.skipif(
     not fuse_usable(), reason="needs root, /dev/fuse and python3-pyfuse3")
 
-SPOOL_FAULTS = ("write spool/tmp", "fsync spool/tmp", "fsyncdir spool/queue",
-                "rename spool/tmp")
+SPOOL_FAULTS = ("write spool/tmp", "fsync spool/tmp", "rename spool/tmp")
 MAILDIR_FAULTS = ("write maildir/", "fsync maildir/", "fsyncdir bob/new")
 
 
@@ -72,6 +75,21 @@ def test_eio_during_data_and_delivery(disk, postiliond, tmp_path):
                                 message=simple_message(f"bystander{n}"))
             assert reply.code == 250, (rule, reply)
             accepted.append(f"bystander{n}")
+        # The deferred fsync of spool/queue fails after a 250: delivered
+        # all the same, logged, and the next messages are accepted.
+        wait_queue_empty(d)
+        mark = d.log_mark()
+        disk.faults("fsyncdir spool/queue 1\n")
+        reply = transaction(c, message=simple_message("deferred-dir"))
+        assert reply.code == 250, reply
+        accepted.append("deferred-dir")
+        d.wait_log(r"cannot sync directory queue/: Input/output error; "
+                   r"messages already acknowledged are safe", since=mark)
+        for n, client in enumerate((c, bystander)):
+            reply = transaction(client,
+                                message=simple_message(f"after-dir{n}"))
+            assert reply.code == 250, reply
+            accepted.append(f"after-dir{n}")
         # Delivery on a failing disk: the recipient is deferred, then
         # delivered once the disk answers again.
         for n, rule in enumerate(MAILDIR_FAULTS):
