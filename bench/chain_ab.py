@@ -57,6 +57,7 @@ def start_chain(args, workdir, chain, port, message):
     pst.setup()
     pst.start()
     pst.message_file = message
+    pst.sender = plugins_bench.chain_sender(chain)
     return pst
 
 
@@ -65,7 +66,7 @@ def drive(loadgen, pst, count, sessions, per_session, cap=120):
     cmd = bench.generator_command("loadgen", loadgen, pst.port, 1024, sessions,
                                   per_session, count, cap,
                                   "user@" + mta.BENCH_DOMAIN,
-                                  plugins_bench.SENDER, pst.message_file)
+                                  pst.sender, pst.message_file)
     cpu0 = procstat.cpu_seconds(pst.pid)
     res = bench.run_generator(cmd, "loadgen", cap)
     cpu1 = procstat.cpu_seconds(pst.pid)

@@ -10,6 +10,10 @@ DKIM signers sign for it.  Chains, cumulative as in issue 4:
 
   relay             relay checks only
   spf               + SPF (MAIL FROM and HELO)
+  spf-include       the same, for a sender whose record needs lookups
+                    (a:, mx, include:), as most real records do: the
+                    spf chain's record (ip4 and -all) is decided without
+                    them, so spf alone would not measure that path
   dkim-rsa          + DKIM signing, RSA-2048
   dkim-ed25519      + DKIM signing, Ed25519 (instead of RSA)
   dkim-verify       + DKIM verification of a message dkimpy signed
@@ -65,6 +69,15 @@ REPO = os.path.dirname(HERE)
 # forwards to the bench DNS without a file.
 SENDER_DOMAIN = "sender.example"
 SENDER = "loadgen@" + SENDER_DOMAIN
+# The spf-include chain's sender: its record needs an A, an MX and an
+# include's TXT lookup before it passes (through the include).
+INCLUDE_DOMAIN = "spf-include.example"
+CHAIN_SENDERS = {"spf-include": "loadgen@" + INCLUDE_DOMAIN}
+
+
+def chain_sender(chain):
+    return CHAIN_SENDERS.get(chain, SENDER)
+
 MILTER_DNS_ADDRESS = "127.0.2.53"
 PORT_OPENDKIM = 2891
 PORT_OPENDMARC = 2892
@@ -73,6 +86,7 @@ PORT_OPENDMARC = 2892
 CHAINS = [
     ("relay", ["relay"], []),
     ("spf", ["relay", "spf"], ["spf"]),
+    ("spf-include", ["relay", "spf"], ["spf"]),
     ("dkim-rsa", ["relay", "spf", "dkim-rsa"], ["spf", "dkim-rsa"]),
     ("dkim-ed25519", ["relay", "spf", "dkim-ed25519"], ["spf", "dkim-ed25519"]),
     ("dkim-verify", ["relay", "spf", "dkim-verify"], ["spf", "dkim-verify"]),
@@ -82,6 +96,8 @@ CHAINS = [
 
 DNS_TXT = [
     (SENDER_DOMAIN, "v=spf1 ip4:127.0.0.0/8 -all"),
+    (INCLUDE_DOMAIN, f"v=spf1 a:mail.{INCLUDE_DOMAIN} mx include:_spf.{SENDER_DOMAIN} -all"),
+    (f"_spf.{SENDER_DOMAIN}", "v=spf1 ip4:127.0.0.0/8 -all"),
     (f"_dmarc.{SENDER_DOMAIN}", "v=DMARC1; p=none"),
     # The DMARC tree walk asks the parent too (_dmarc.example).  A real
     # TLD answers NXDOMAIN with its SOA, whose negative TTL lets resolvers
@@ -164,7 +180,7 @@ def check_chain(bench, server, chain, components, logs):
     queued must show every component's work (MARKERS), else the bench
     stops here, naming the peer and its logs.  A row for a chain whose
     peer cannot verify would compare work that was not done."""
-    res = bench.send_one(server, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
+    res = bench.send_one(server, "user@" + mta.BENCH_DOMAIN, sender=chain_sender(chain))
     problem = None
     if res["ok"] != 1:
         problem = ("the check message was not accepted"
@@ -194,7 +210,8 @@ def plugin_name(component):
 # The sender's domain must resolve: both sides refuse unknown sender
 # domains (Postfix's reject_unknown_sender_domain, the relay plugin's
 # default).
-DNS_HOSTS = [(SENDER_DOMAIN, "127.0.0.1")]
+DNS_HOSTS = [(SENDER_DOMAIN, "127.0.0.1"), (INCLUDE_DOMAIN, "127.0.0.1"),
+             (f"mail.{INCLUDE_DOMAIN}", "192.0.2.25")]
 
 # Postfix's side of "relay checks": the restrictions the Postfix HOWTOs
 # write and the relay plugin reproduces (plugins/relay/README.md).
@@ -536,11 +553,12 @@ def run_chain_postfix(bench, chain, components, rsa, ed, wrapper, port,
         server.message_file = message
         check_chain(bench, server, chain, components,
                     f"{stack.dir}, {pf.base}/maillog")
-        bench.warm_up(server, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
+        bench.warm_up(server, "user@" + mta.BENCH_DOMAIN, sender=chain_sender(chain))
         for size, sessions, per, gen in traffic(bench):
             pf.clear_queue()
             fail_unverified(bench.measure("plugins", server, gen, size, sessions, per,
-                                          "user@" + mta.BENCH_DOMAIN, sender=SENDER,
+                                          "user@" + mta.BENCH_DOMAIN,
+                                          sender=chain_sender(chain),
                                           chain=chain), chain)
     finally:
         pf.clear_queue()
@@ -599,7 +617,7 @@ def start_checked(bench, pst, chain):
     warms it up."""
     pst.start()
     check_chain(bench, pst, chain, pst.components, pst.base)
-    bench.warm_up(pst, "user@" + mta.BENCH_DOMAIN, sender=SENDER)
+    bench.warm_up(pst, "user@" + mta.BENCH_DOMAIN, sender=chain_sender(chain))
 
 
 def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
@@ -612,7 +630,8 @@ def run_chain_postilion(bench, chain, plugins, postilion_bin, postilion_reason,
         try:
             start_checked(bench, pst, chain)
             fail_unverified(bench.measure("plugins", pst, gen, size, sessions, per,
-                                          "user@" + mta.BENCH_DOMAIN, sender=SENDER,
+                                          "user@" + mta.BENCH_DOMAIN,
+                                          sender=chain_sender(chain),
                                           chain=chain), chain)
         finally:
             pst.stop()
