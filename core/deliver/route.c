@@ -16,7 +16,11 @@
  * so a backlog for a destination whose DNS is down does not hold every
  * delivery worker while other mail (local mailboxes too) waits behind it
  * (Postfix's "dead destination").  The only mutable state here: a cache
- * private to this file, used on the main thread only.
+ * private to this file, used on the main thread only.  It is process-wide,
+ * not the generation's, on purpose: a destination's DNS failure is a fact
+ * about the network, and a reload must not send a dead destination's
+ * backlog back to waiting on its DNS (doc/architecture.md, "Generations
+ * and services").
  */
 #include <string.h>
 

@@ -127,7 +127,7 @@ gboolean pst_generation_recipient_exists(PstGeneration *generation,
 }
 
 void pst_generation_notify_committed(PstGeneration *generation, const char *id,
-                                     PstSpoolQueue queue) {
+                                     gboolean held) {
   if (generation->committed != NULL)
-    generation->committed(id, queue, generation->committed_data);
+    generation->committed(id, held, generation->committed_data);
 }

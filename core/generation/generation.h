@@ -26,7 +26,6 @@
 #include <postilion/sasl.h>
 
 #include "config/config.h"
-#include "queue/spool.h"
 
 G_BEGIN_DECLS
 
@@ -37,9 +36,10 @@ typedef struct _PstTransportService PstTransportService; /* transport.h */
 typedef struct _PstSmtpCache PstSmtpCache; /* deliver/delivery-transport.h */
 typedef struct _PstDnsResolver PstDnsResolver; /* dns/dns.h */
 
-/* Told on the main thread when a session committed message `id` into
- * `queue` (queue/ or hold/). */
-typedef void (*PstCommittedFunc)(const char *id, PstSpoolQueue queue,
+/* Told on the main thread when a session committed message `id`: into
+ * hold/ when `held`, else into queue/.  (A flag, not the spool's queue
+ * enum: the queue manager includes the generation, not the other way.) */
+typedef void (*PstCommittedFunc)(const char *id, gboolean held,
                                  gpointer user_data);
 
 typedef struct {
@@ -102,6 +102,6 @@ gboolean pst_generation_recipient_exists(PstGeneration *generation,
 
 /* Calls the commit callback, if any.  Main thread. */
 void pst_generation_notify_committed(PstGeneration *generation, const char *id,
-                                     PstSpoolQueue queue);
+                                     gboolean held);
 
 G_END_DECLS

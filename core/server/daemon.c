@@ -257,10 +257,10 @@ static PstPluginSet *daemon_reload_plugins(PstDaemon *daemon,
 }
 
 /* The generation's commit callback: a message is queued. */
-static void daemon_committed(const char *id, PstSpoolQueue queue,
+static void daemon_committed(const char *id, gboolean held,
                              gpointer user_data) {
   PstDaemon *daemon = user_data;
-  if (queue == PST_SPOOL_QUEUE_ACTIVE && daemon->queue_manager != NULL)
+  if (!held && daemon->queue_manager != NULL)
     pst_queue_manager_add(daemon->queue_manager, id);
 }
 

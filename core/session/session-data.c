@@ -498,10 +498,8 @@ static void session_commit_done(GObject *source, GAsyncResult *result,
   if (pst_spool_writer_commit_finish(session->writer, result, &error)) {
     session_log_queued(session, id);
     pst_session_reply(session, 250, "2.0.0", "Ok: queued as %s", id);
-    pst_generation_notify_committed(session->generation, id,
-                                    session->disposition == PST_DISPOSITION_HOLD
-                                        ? PST_SPOOL_QUEUE_HOLD
-                                        : PST_SPOOL_QUEUE_ACTIVE);
+    pst_generation_notify_committed(
+        session->generation, id, session->disposition == PST_DISPOSITION_HOLD);
     if (session->message != NULL)
       pst_session_fire_event(session, PST_STAGE_QUEUED, session->message);
   } else {
