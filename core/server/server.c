@@ -435,12 +435,25 @@ static GPtrArray *server_bind_listeners(PstServer *server,
   return listeners;
 }
 
+/* The accept watch may recurse: GLib takes a source that may not out of
+ * the poll list and puts it back around each dispatch, each time writing
+ * the context's wake-up eventfd (nothing in server_accept() runs a nested
+ * main loop). */
+static guint server_watch_listener(PstListener *listener) {
+  GSource *source = g_unix_fd_source_new(listener->fd, G_IO_IN);
+  g_source_set_callback(source, G_SOURCE_FUNC(server_accept), listener, NULL);
+  g_source_set_can_recurse(source, TRUE);
+  g_source_set_name(source, "postilion listener");
+  guint id = g_source_attach(source, NULL);
+  g_source_unref(source);
+  return id;
+}
+
 static void server_watch_listeners(PstServer *server) {
   for (guint i = 0; i < server->listeners->len; i++) {
     PstListener *listener = server->listeners->pdata[i];
     if (listener->watch == 0)
-      listener->watch =
-          g_unix_fd_add(listener->fd, G_IO_IN, server_accept, listener);
+      listener->watch = server_watch_listener(listener);
   }
 }
 

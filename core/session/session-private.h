@@ -75,6 +75,8 @@ struct _PstSession {
   volatile gint ref_count;
   char id[16];                       /* "s" + base32, for the logs */
   PstSessionState state;
+  gsize content_read;                /* octets read in this DATA or BDAT
+                                      * state (session.c: bulk priority) */
   PstSessionWait waiting;
   gboolean processing;               /* inside the input loop */
   gboolean shutting_down;            /* the daemon is stopping */

@@ -49,13 +49,22 @@
  * back into the context's sorted poll list around every dispatch (two
  * walks of a list as long as the sessions), so session sources may
  * recurse (nothing runs a nested main loop in a session's dispatch); and
- * changing a source's descriptor events or ready time writes the
- * context's wake-up eventfd, so the watch is changed only when it
- * differs, and a later deadline is armed only when it moved by more than
- * SESSION_TIMER_SLACK_US (a timer that fires early re-arms itself). */
+ * changing a source's descriptor events, priority or ready time writes
+ * the context's wake-up eventfd (GLib does so even on the thread that
+ * runs the loop, and the loop then polls once more for nothing), so:
+ *  - the source starts watching input with its first deadline set, before
+ *    it is attached;
+ *  - the watch is changed only when it differs;
+ *  - a deadline is armed lazily: one already armed that is earlier than
+ *    the new one is left to fire early (the dispatch then re-arms it), and
+ *    a wait (plugin, DNS, commit) leaves it armed too (the dispatch then
+ *    disarms it), so a command, a lookup or a commit costs no wake-up;
+ *  - a session in DATA or BDAT becomes bulk (the low priority) only after
+ *    SESSION_BULK_AFTER octets of content: a small message arrives in one
+ *    read anyway, and each change of priority costs two wake-ups. */
 #define SESSION_PRIORITY_BULK G_PRIORITY_LOW
+#define SESSION_BULK_AFTER (64 * 1024)
 #define SESSION_BULK_SLICE_US 2000
-#define SESSION_TIMER_SLACK_US G_USEC_PER_SEC
 #define SESSION_READ_ROUNDS 4
 /* Input kept while a command waits, before the session stops reading. */
 #define SESSION_INPUT_LIMIT (256 * 1024)
@@ -104,6 +113,12 @@ static gboolean session_in_message(PstSession *session) {
          session->state == PST_SESSION_STATE_BDAT;
 }
 
+/* TRUE when the session reads content at the bulk priority (see the top). */
+static gboolean session_is_bulk(PstSession *session) {
+  return session_in_message(session) &&
+         session->content_read >= SESSION_BULK_AFTER;
+}
+
 static void session_watch(PstSession *session, GIOCondition condition) {
   if (session->source == NULL)
     return;
@@ -112,8 +127,8 @@ static void session_watch(PstSession *session, GIOCondition condition) {
     g_source_modify_unix_fd(&self->source, self->fd_tag, condition);
     self->watched = condition;
   }
-  gint priority = session_in_message(session) ? SESSION_PRIORITY_BULK
-                                              : G_PRIORITY_DEFAULT;
+  gint priority =
+      session_is_bulk(session) ? SESSION_PRIORITY_BULK : G_PRIORITY_DEFAULT;
   if (g_source_get_priority(&self->source) != priority) {
     g_source_set_priority(&self->source, priority);
     if (priority == SESSION_PRIORITY_BULK)
@@ -121,13 +136,16 @@ static void session_watch(PstSession *session, GIOCondition condition) {
   }
 }
 
-/* Sets the source's ready time, but leaves an armed deadline alone when
- * the new one is only a little later (see the top). */
+/* Sets the source's ready time (-1: none, 0: dispatch now), but leaves a
+ * deadline still ahead armed when the new one is later or none (see the
+ * top): session_handle_events() re-arms or disarms it when it fires. */
 static void session_arm(PstSession *session, gint64 ready_time) {
   GSource *source = &session->source->source;
   gint64 armed = g_source_get_ready_time(source);
-  if (armed > 0 && ready_time >= armed &&
-      ready_time - armed < SESSION_TIMER_SLACK_US)
+  if (armed == ready_time)
+    return;
+  if (ready_time != 0 && armed > 0 && (ready_time < 0 || ready_time > armed) &&
+      armed > g_get_monotonic_time())
     return;
   g_source_set_ready_time(source, ready_time);
 }
@@ -230,7 +248,15 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
                                  sizeof(PstSessionSource));
   session->source = (PstSessionSource *)source;
   session->source->session = session;
-  session->source->fd_tag = g_source_add_unix_fd(source, session->fd, 0);
+  /* Watching input, with the greeting's deadline, before it is attached:
+   * no wake-up for either (see the top).  Until the first command the
+   * deadline is timeout_command; pst_session_touch() takes over. */
+  session->source->fd_tag =
+      g_source_add_unix_fd(source, session->fd, G_IO_IN);
+  session->source->watched = G_IO_IN;
+  g_source_set_ready_time(
+      source, g_get_monotonic_time() +
+                  (gint64)session->config->server.timeout_command_ms * 1000);
   g_source_set_can_recurse(source, TRUE);
   g_source_attach(source, NULL);
 
@@ -296,6 +322,7 @@ void pst_session_set_state(PstSession *session, PstSessionState state) {
   g_debug("%s: state %s -> %s", session->id,
           session_state_name(session->state), session_state_name(state));
   session->state = state;
+  session->content_read = 0;
 }
 
 void pst_session_reset_transaction(PstSession *session) {
@@ -653,7 +680,7 @@ static gboolean session_bulk_may_read(PstSession *session) {
 /* Reads what the socket has; returns FALSE when the connection is gone. */
 static gboolean session_read(PstSession *session) {
   guint8 buffer[SESSION_READ_SIZE];
-  gboolean bulk = session_in_message(session);
+  gboolean bulk = session_is_bulk(session);
   if (bulk && !session_bulk_may_read(session))
     return TRUE;
   for (int round = 0; round < (bulk ? 1 : SESSION_READ_ROUNDS); round++) {
@@ -671,6 +698,9 @@ static gboolean session_read(PstSession *session) {
       session->peer_closed = TRUE;
       return TRUE;
     }
+    gboolean in_message = session_in_message(session);
+    if (in_message)
+      session->content_read += (gsize)n;
     if (session->input != NULL) {
       /* Earlier bytes wait: keep order. */
       session_keep_input(session, buffer, n);
@@ -681,8 +711,9 @@ static gboolean session_read(PstSession *session) {
     }
     if (((gsize)n < sizeof buffer &&
          !pst_transport_has_pending(session->transport)) ||
-        !session_can_process(session))
-      return TRUE;
+        !session_can_process(session) ||
+        (!bulk && in_message && session_is_bulk(session)))
+      return TRUE; /* the rest of a large message at the bulk priority */
   }
   return TRUE;
 }
