@@ -31,8 +31,17 @@
 #include "dns/cache.h"
 #include "dns/result.h"
 
+/* A table key: the type and the query without a final dot.  Lookups use
+ * one on the stack (no allocation per hit). */
 typedef struct {
-  char *key;            /* owned; also the table's key */
+  PstDnsType type;
+  const char *name; /* not NUL-terminated at `length` */
+  gsize length;
+} CacheKey;
+
+typedef struct {
+  CacheKey key;         /* the table's key; its name is `name` */
+  char *name;           /* owned */
   PstDnsResult *result; /* owned: as first asked, with its full TTL */
   gint64 expires;       /* monotonic microseconds */
   gsize bytes;
@@ -40,7 +49,7 @@ typedef struct {
 } CacheEntry;
 
 struct _PstDnsCache {
-  GHashTable *entries; /* key -> owned CacheEntry* */
+  GHashTable *entries; /* CacheKey* (in the entry) -> owned CacheEntry* */
   GQueue lru;          /* of the entries' links */
   guint max_entries;
   gsize max_bytes;
@@ -49,15 +58,29 @@ struct _PstDnsCache {
 
 static void entry_free(gpointer data) {
   CacheEntry *entry = data;
-  g_free(entry->key);
+  g_free(entry->name);
   pst_dns_result_free(entry->result);
   g_free(entry);
 }
 
+static guint cache_key_hash(gconstpointer data) {
+  const CacheKey *key = data;
+  guint hash = 5381u + (guint)key->type;
+  for (gsize i = 0; i < key->length; i++)
+    hash = hash * 33u + (guchar)key->name[i];
+  return hash;
+}
+
+static gboolean cache_key_equal(gconstpointer a, gconstpointer b) {
+  const CacheKey *left = a, *right = b;
+  return left->type == right->type && left->length == right->length &&
+         memcmp(left->name, right->name, left->length) == 0;
+}
+
 PstDnsCache *pst_dns_cache_new(guint max_entries, gsize max_bytes) {
   PstDnsCache *cache = g_new0(PstDnsCache, 1);
-  cache->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                         entry_free);
+  cache->entries =
+      g_hash_table_new_full(cache_key_hash, cache_key_equal, NULL, entry_free);
   g_queue_init(&cache->lru);
   cache->max_entries = max_entries;
   cache->max_bytes = max_bytes;
@@ -71,25 +94,25 @@ void pst_dns_cache_free(PstDnsCache *cache) {
   g_free(cache);
 }
 
-static char *cache_key(PstDnsType type, const char *query) {
+static CacheKey cache_key(PstDnsType type, const char *query) {
   gsize length = strlen(query);
   if (length > 1 && query[length - 1] == '.')
     length--;
-  return g_strdup_printf("%u %.*s", (guint)type, (int)length, query);
+  return (CacheKey){type, query, length};
 }
 
 static void cache_remove(PstDnsCache *cache, CacheEntry *entry) {
   g_queue_unlink(&cache->lru, &entry->link);
   cache->bytes -= entry->bytes;
-  g_hash_table_remove(cache->entries, entry->key); /* frees the entry */
+  g_hash_table_remove(cache->entries, &entry->key); /* frees the entry */
 }
 
 PstDnsResult *pst_dns_cache_lookup(PstDnsCache *cache, PstDnsType type,
                                    const char *query, const char *name,
                                    gint64 now) {
   g_return_val_if_fail(cache != NULL && query != NULL && name != NULL, NULL);
-  g_autofree char *key = cache_key(type, query);
-  CacheEntry *entry = g_hash_table_lookup(cache->entries, key);
+  CacheKey key = cache_key(type, query);
+  CacheEntry *entry = g_hash_table_lookup(cache->entries, &key);
   if (entry == NULL)
     return NULL;
   if (entry->expires <= now) {
@@ -119,19 +142,20 @@ void pst_dns_cache_store(PstDnsCache *cache, const char *query,
   gsize bytes = pst_dns_result_get_size(result);
   if (bytes > cache->max_bytes)
     return;
-  char *key = cache_key(pst_dns_result_get_type(result), query);
-  CacheEntry *old = g_hash_table_lookup(cache->entries, key);
+  CacheKey key = cache_key(pst_dns_result_get_type(result), query);
+  CacheEntry *old = g_hash_table_lookup(cache->entries, &key);
   if (old != NULL)
     cache_remove(cache, old);
   guint32 ttl = MIN(pst_dns_result_get_ttl(result), PST_DNS_CACHE_MAX_TTL);
   CacheEntry *entry = g_new0(CacheEntry, 1);
-  entry->key = key;
+  entry->name = g_strndup(query, key.length);
+  entry->key = (CacheKey){key.type, entry->name, key.length};
   entry->result =
       pst_dns_result_copy_as(result, pst_dns_result_get_name(result), ttl);
   entry->expires = now + (gint64)ttl * G_USEC_PER_SEC;
   entry->bytes = bytes;
   entry->link.data = entry;
-  g_hash_table_insert(cache->entries, entry->key, entry);
+  g_hash_table_insert(cache->entries, &entry->key, entry);
   g_queue_push_head_link(&cache->lru, &entry->link);
   cache->bytes += bytes;
   while (cache->lru.length > cache->max_entries ||

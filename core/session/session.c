@@ -28,6 +28,7 @@
 
 #include "session/session-private.h"
 #include "smtp/smtp-auth.h"
+#include "util/log.h"
 
 /* Sessions receiving message content (DATA, BDAT: "bulk") must not delay
  * a new client's banner, however many send at once:
@@ -248,15 +249,17 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
                                  sizeof(PstSessionSource));
   session->source = (PstSessionSource *)source;
   session->source->session = session;
-  /* Watching input, with the greeting's deadline, before it is attached:
-   * no wake-up for either (see the top).  Until the first command the
-   * deadline is timeout_command; pst_session_touch() takes over. */
+  /* Watching input, with a first deadline, before it is attached: no
+   * wake-up for either (see the top).  The shorter of the two timeouts,
+   * so that every deadline pst_session_touch() sets later is later than
+   * this one and leaves it armed. */
   session->source->fd_tag =
       g_source_add_unix_fd(source, session->fd, G_IO_IN);
   session->source->watched = G_IO_IN;
-  g_source_set_ready_time(
-      source, g_get_monotonic_time() +
-                  (gint64)session->config->server.timeout_command_ms * 1000);
+  const PstServerConfig *server = &session->config->server;
+  guint first_ms = MIN(server->timeout_command_ms, server->timeout_data_ms);
+  g_source_set_ready_time(source,
+                          g_get_monotonic_time() + (gint64)first_ms * 1000);
   g_source_set_can_recurse(source, TRUE);
   g_source_attach(source, NULL);
 
@@ -319,8 +322,9 @@ void pst_session_set_state(PstSession *session, PstSessionState state) {
        state != PST_SESSION_STATE_CLOSED) ||
       session->state == PST_SESSION_STATE_CLOSED)
     return;
-  g_debug("%s: state %s -> %s", session->id,
-          session_state_name(session->state), session_state_name(state));
+  if (pst_log_debug_enabled())
+    g_debug("%s: state %s -> %s", session->id,
+            session_state_name(session->state), session_state_name(state));
   session->state = state;
   session->content_read = 0;
 }
@@ -460,7 +464,14 @@ static void session_append_reply(PstSession *session, guint code, char sep,
                                  const char *enhanced, const char *text) {
   if (sep == ' ')
     session_count_failure(session, code);
-  g_string_append_printf(session->output, "%03u%c", code, sep);
+  if (code >= 100 && code <= 999) {
+    /* Not printf: a reply per command, formatting showed in profiles. */
+    char head[4] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10),
+                    (char)('0' + code % 10), sep};
+    g_string_append_len(session->output, head, sizeof head);
+  } else {
+    g_string_append_printf(session->output, "%03u%c", code, sep);
+  }
   /* Enhanced codes go out always, as Postfix does: clients that did not
    * ask for them (HELO) read them as part of the text. */
   if (enhanced != NULL) {

@@ -82,3 +82,8 @@ void pst_log_init(PstLogTarget target, gboolean verbose) {
 gboolean pst_log_is_verbose(void) {
   return log_verbose;
 }
+
+gboolean pst_log_debug_enabled(void) {
+  return log_verbose ||
+         !g_log_writer_default_would_drop(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
+}

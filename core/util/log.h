@@ -20,5 +20,9 @@ typedef enum {
 /* Installs the log writer.  `verbose` enables debug messages. */
 void pst_log_init(PstLogTarget target, gboolean verbose);
 gboolean pst_log_is_verbose(void);
+/* TRUE when a g_debug() line would be written (verbose, or
+ * G_MESSAGES_DEBUG asks for it): lines on hot paths check it first, as
+ * GLib formats a message before the writer drops it. */
+gboolean pst_log_debug_enabled(void);
 
 G_END_DECLS
