@@ -412,20 +412,55 @@ static char *spf_client_macro_i(const guint8 *bytes, gsize length) {
   return g_string_free(out, FALSE);
 }
 
-SpfOutcome *spf_outcome_new_local(const SpfQuery *query) {
-  if (query->top == NULL || query->top->status != PST_DNS_OK)
-    return NULL;
-  const char *text = spf_answer_only_record(query->top);
-  guint8 bytes[16];
-  gsize length = spf_client_bytes(query->ip, bytes);
-  if (text == NULL || length == 0)
-    return NULL;
+typedef struct {
+  const SpfQuery *query;
+  const guint8 *address;
+  gsize length;
+  SpfPeekFunc peek;
+  gpointer peek_data;
+} SpfLocal;
+
+/* The result of the one SPF record of `answer` for the client, or FALSE. */
+static gboolean spf_local_decide(SpfLocal *local, const SpfAnswer *answer,
+                                 guint *lookups, SpfResult *result_r);
+
+/* SpfIncludeFunc over the peeked answers. */
+static gboolean spf_local_include(const char *target, gpointer data,
+                                  guint *lookups, SpfResult *result_r) {
+  SpfLocal *local = data;
+  if (local->peek == NULL || ++*lookups > local->query->max_lookups)
+    return FALSE;
+  g_autoptr(SpfAnswer) answer = local->peek(target, local->peek_data);
+  return answer != NULL && spf_local_decide(local, answer, lookups, result_r);
+}
+
+static gboolean spf_local_decide(SpfLocal *local, const SpfAnswer *answer,
+                                 guint *lookups, SpfResult *result_r) {
+  if (answer->status != PST_DNS_OK)
+    return FALSE;
+  const char *text = spf_answer_only_record(answer);
+  if (text == NULL)
+    return FALSE;
   g_autofree char *problem = NULL;
   g_autoptr(SpfRecord) record = spf_record_parse(text, &problem);
+  return record != NULL &&
+         spf_record_decide(record, local->address, local->length,
+                           spf_local_include, local, lookups, result_r);
+}
+
+SpfOutcome *spf_outcome_new_local(const SpfQuery *query, SpfPeekFunc peek,
+                                  gpointer peek_data) {
+  guint8 bytes[16];
+  gsize length = spf_client_bytes(query->ip, bytes);
+  if (query->top == NULL || length == 0)
+    return NULL;
+  SpfLocal local = {query, bytes, length, peek, peek_data};
+  guint lookups = 0;
   SpfResult result;
-  if (record == NULL || !spf_record_decide(record, bytes, length, &result))
+  if (!spf_local_decide(&local, query->top, &lookups, &result))
     return NULL;
   SpfOutcome *outcome = spf_outcome_new_result(query, result, NULL);
+  outcome->lookups = lookups;
   if (outcome->domain == NULL ||
       g_ascii_strcasecmp(outcome->domain, query->top_name) != 0) {
     spf_outcome_free(outcome);

@@ -533,21 +533,48 @@ static gboolean spf_network_matches(const SpfMechanism *mechanism,
                           cidr >= 0 ? cidr : (int)length * 8);
 }
 
+/* An include's target the plugin may look up as written: no macro, no
+ * final dot (libspf2 asks those in forms of its own). */
+static gboolean spf_include_is_plain(const char *target) {
+  gsize length = strlen(target);
+  return strchr(target, '%') == NULL && length > 0 &&
+         target[length - 1] != '.';
+}
+
 gboolean spf_record_decide(const SpfRecord *record, const guint8 *address,
-                           gsize length, SpfResult *result_r) {
+                           gsize length, SpfIncludeFunc include,
+                           gpointer include_data, guint *lookups,
+                           SpfResult *result_r) {
   if (record->redirect != NULL || record->explanation != NULL)
     return FALSE;
   for (guint i = 0; i < record->mechanisms->len; i++) {
     const SpfMechanism *mechanism = record->mechanisms->pdata[i];
-    if (mechanism->kind != SPF_MECH_ALL && mechanism->kind != SPF_MECH_IP4 &&
-        mechanism->kind != SPF_MECH_IP6)
+    if (mechanism->kind == SPF_MECH_INCLUDE
+            ? include == NULL || !spf_include_is_plain(mechanism->target)
+            : mechanism->kind != SPF_MECH_ALL &&
+                  mechanism->kind != SPF_MECH_IP4 &&
+                  mechanism->kind != SPF_MECH_IP6)
       return FALSE;
   }
   *result_r = SPF_RES_NEUTRAL; /* section 4.7: nothing matched */
   for (guint i = 0; i < record->mechanisms->len; i++) {
     const SpfMechanism *mechanism = record->mechanisms->pdata[i];
-    if (mechanism->kind == SPF_MECH_ALL ||
-        spf_network_matches(mechanism, address, length)) {
+    gboolean match;
+    if (mechanism->kind == SPF_MECH_INCLUDE) {
+      /* Section 5.2: a match on the included record's pass; fail,
+       * softfail and neutral do not match; anything else is for
+       * libspf2 to say. */
+      SpfResult included;
+      if (!include(mechanism->target, include_data, lookups, &included) ||
+          (included != SPF_RES_PASS && included != SPF_RES_FAIL &&
+           included != SPF_RES_SOFTFAIL && included != SPF_RES_NEUTRAL))
+        return FALSE;
+      match = included == SPF_RES_PASS;
+    } else {
+      match = mechanism->kind == SPF_MECH_ALL ||
+              spf_network_matches(mechanism, address, length);
+    }
+    if (match) {
       *result_r = spf_qualifier_result(mechanism->qualifier);
       break;
     }

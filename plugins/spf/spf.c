@@ -133,10 +133,18 @@ static void spf_job_evaluate(SpfJob *job) {
                     spf_job_on_outcome, job);
 }
 
+/* SpfPeekFunc: an include's TXT answer from the plugin's cache. */
+static SpfAnswer *spf_job_peek(const char *name, gpointer data) {
+  SpfJob *job = data;
+  return spf_answer_cache_lookup(job->answers, PST_DNS_TYPE_TXT, name,
+                                 g_get_monotonic_time());
+}
+
 /* The outcome of the identity under way when the domain's TXT answer
  * decides it without an evaluator: no record at all is `none`, and so is
  * an identity without a domain (spf_outcome_new_none(), the outcome
- * libspf2 gives then); a record of ip4, ip6 and all only is decided here
+ * libspf2 gives then); a record of ip4, ip6 and all only is decided here,
+ * and so is one with includes whose answers the cache holds
  * (spf_outcome_new_local()).  NULL when an evaluator must decide.  Sets
  * the query's top answer for it. */
 static SpfOutcome *spf_job_decide(SpfJob *job, SpfAnswer *answer) {
@@ -146,7 +154,7 @@ static SpfOutcome *spf_job_decide(SpfJob *job, SpfAnswer *answer) {
     return spf_outcome_new_none(&job->query);
   job->query.top_name = job->top_name;
   job->query.top = job->top;
-  return spf_outcome_new_local(&job->query);
+  return spf_outcome_new_local(&job->query, spf_job_peek, job);
 }
 
 /* The checked domain's TXT answer came: decided here, or by an

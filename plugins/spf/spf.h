@@ -149,13 +149,18 @@ gboolean spf_answer_is_no_record(const SpfAnswer *answer);
  * plugin's answer when its own TXT lookup found nothing. */
 SpfOutcome *spf_outcome_new_none(const SpfQuery *query);
 
+/* A TXT answer at hand without waiting (the plugin's cache), a new
+ * one, or NULL. */
+typedef SpfAnswer *(*SpfPeekFunc)(const char *name, gpointer data);
 /* The outcome spf_evaluate() would give for `query`, whose `top` holds
- * the checked domain's TXT answer, made without libspf2 and without a
- * question when that answer decides it alone: one SPF record, which the
- * strict parser accepts and spf_record_decide() decides.  NULL for any
- * other answer (an evaluator decides it).  Tested against libspf2
- * (test-spf.c). */
-SpfOutcome *spf_outcome_new_local(const SpfQuery *query);
+ * the checked domain's TXT answer, made without libspf2 and without
+ * waiting when that answer decides it, with the answers of its includes
+ * that `peek` (nullable) has at hand: one SPF record, which the strict
+ * parser accepts and spf_record_decide() decides, and so on for each
+ * include evaluated, within max_lookups.  NULL for anything else (an
+ * evaluator decides it).  Tested against libspf2 (test-spf.c). */
+SpfOutcome *spf_outcome_new_local(const SpfQuery *query, SpfPeekFunc peek,
+                                  gpointer peek_data);
 /* The domain an identity is about: the part after the last '@' of the
  * sender, or the HELO name; NULL when it cannot be checked (an address
  * literal, a name without a dot, no HELO).  A new string. */
@@ -198,12 +203,22 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfRecord, spf_record_free)
  * this family: redirect= last, unknown modifiers dropped, a zero prefix
  * rewritten (see spf-record.c).  A new string. */
 char *spf_record_render(const SpfRecord *record, gboolean client_ipv6);
+/* The result of the record of include `target` (a plain name: no macro,
+ * no final dot) for the same client, counting its lookup and those of
+ * its own includes in `*lookups`; FALSE when it cannot be known without
+ * libspf2 (an answer not at hand, a lookup past the limit, a record
+ * spf_record_decide() does not decide). */
+typedef gboolean (*SpfIncludeFunc)(const char *target, gpointer data,
+                                   guint *lookups, SpfResult *result_r);
 /* The result of `record` for a client at `address` (4 octets for IPv4,
- * a mapped IPv6 client included; 16 for IPv6) when the record decides
- * it without DNS: only ip4, ip6 and all mechanisms, no redirect= or
+ * a mapped IPv6 client included; 16 for IPv6) when it is decided without
+ * libspf2: only ip4, ip6 and all mechanisms, and include of a plain name
+ * when `include` (nullable) decides the included record; no redirect= or
  * exp=.  FALSE for any other record (an evaluator decides it). */
 gboolean spf_record_decide(const SpfRecord *record, const guint8 *address,
-                           gsize length, SpfResult *result_r);
+                           gsize length, SpfIncludeFunc include,
+                           gpointer include_data, guint *lookups,
+                           SpfResult *result_r);
 /* Parse, then render; NULL with `problem_r` set for a permerror. */
 char *spf_record_prepare(const char *text, gboolean client_ipv6,
                          char **problem_r);

@@ -246,12 +246,51 @@ static void test_none_without_evaluator(void) {
 typedef struct {
   const SpfAnswer *top; /* the checked domain's TXT answer */
   const char *domain;
-  guint other; /* questions about anything else */
+  guint other; /* questions about anything but includes */
 } LocalZone;
+
+/* The records of the names the cases include ('|'-separated; "!NX"). */
+static const struct {
+  const char *name, *records;
+} included[] = {
+    {"inc-pass.test", "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all"},
+    {"inc-other.test", "v=spf1 ip4:203.0.113.0/24 ~all"},
+    {"inc-nested.test", "v=spf1 include:inc-other.test include:inc-pass.test "
+                        "?all"},
+    {"inc-neutral.test", "v=spf1 ?all"},
+    {"inc-open.test", "v=spf1 +all"},
+    {"inc-text.test", "hello|v=spf1 ip4:198.51.100.0/24 -all"},
+    {"inc-a.test", "v=spf1 a -all"},
+    {"inc-two.test", "v=spf1 -all|v=spf1 +all"},
+    {"inc-bad.test", "v=spf1 ip4:1.2.3 -all"},
+    {"inc-none.test", "some text"},
+    {"inc-loop.test", "v=spf1 include:inc-loop.test -all"},
+    {"inc-nx.test", "!NX"},
+};
+
+static SpfAnswer *included_answer(const char *name) {
+  for (gsize i = 0; i < G_N_ELEMENTS(included); i++) {
+    if (g_ascii_strcasecmp(included[i].name, name) != 0)
+      continue;
+    if (strcmp(included[i].records, "!NX") == 0)
+      return spf_answer_new(PST_DNS_NXDOMAIN);
+    SpfAnswer *answer = spf_answer_new(PST_DNS_OK);
+    g_auto(GStrv) records = g_strsplit(included[i].records, "|", -1);
+    for (guint j = 0; records[j] != NULL; j++)
+      g_ptr_array_add(answer->records, g_strdup(records[j]));
+    return answer;
+  }
+  return NULL;
+}
 
 static SpfAnswer *local_resolve(PstDnsType type, const char *name,
                                 gpointer user_data) {
   LocalZone *zone = user_data;
+  if (type == PST_DNS_TYPE_TXT && g_ascii_strcasecmp(name, zone->domain) != 0) {
+    SpfAnswer *answer = included_answer(name);
+    if (answer != NULL)
+      return answer;
+  }
   if (type != PST_DNS_TYPE_TXT || g_ascii_strcasecmp(name, zone->domain) != 0) {
     zone->other++;
     return spf_answer_new(PST_DNS_NXDOMAIN);
@@ -260,6 +299,12 @@ static SpfAnswer *local_resolve(PstDnsType type, const char *name,
   for (guint i = 0; i < zone->top->records->len; i++)
     g_ptr_array_add(copy->records, g_strdup(zone->top->records->pdata[i]));
   return copy;
+}
+
+/* SpfPeekFunc: the included names' answers, at hand. */
+static SpfAnswer *local_peek(const char *name, gpointer data) {
+  (void)data;
+  return included_answer(name);
 }
 
 /* '|'-separated records; TRUE when the plugin must decide them alone. */
@@ -289,7 +334,7 @@ static const struct {
     {"some text|v=spf1 ip4:192.0.2.0/24 -all|more", TRUE},
     {"v=spf1 -all|v=spf1 +all", FALSE},
     {"v=spf10 +all", FALSE},
-    {"v=spf1 ip4:192.0.2.0/24 include:other.test -all", FALSE},
+    {"v=spf1 include:other.test ip4:192.0.2.0/24 -all", FALSE},
     {"v=spf1 a -all", FALSE},
     {"v=spf1 mx ip4:192.0.2.0/24 -all", FALSE},
     {"v=spf1 ip4:192.0.2.0/24 redirect=other.test", FALSE},
@@ -298,6 +343,21 @@ static const struct {
     {"v=spf1 ip4:192.0.2.0/024 -all", FALSE},
     {"v=spf1 exists:%{i}.test -all", FALSE},
     {"nothing of the kind", FALSE},
+    {"v=spf1 include:inc-pass.test -all", TRUE},
+    {"v=spf1 ip4:198.51.100.0/24 include:inc-pass.test ~all", TRUE},
+    {"v=spf1 include:inc-nested.test include:inc-text.test -all", TRUE},
+    {"v=spf1 include:inc-neutral.test include:INC-open.test -all", TRUE},
+    {"v=spf1 -include:inc-pass.test +all", TRUE},
+    {"v=spf1 include:inc-other.test ?include:inc-open.test", TRUE},
+    {"v=spf1 include:inc-a.test ip4:192.0.2.0/24 -all", FALSE},
+    {"v=spf1 include:inc-two.test -all", FALSE},
+    {"v=spf1 include:inc-bad.test -all", FALSE},
+    {"v=spf1 include:inc-none.test -all", FALSE},
+    {"v=spf1 include:inc-loop.test -all", FALSE},
+    {"v=spf1 include:inc-nx.test -all", FALSE},
+    {"v=spf1 include:inc-unknown.test -all", FALSE},
+    {"v=spf1 include:inc-pass.test. -all", FALSE},
+    {"v=spf1 include:%{d}.inc-pass.test -all", FALSE},
 };
 
 /* spf_outcome_new_local() gives exactly spf_evaluate()'s outcome (libspf2
@@ -333,7 +393,8 @@ static void test_local_decision(void) {
         query.resolve_data = &zone;
         query.top_name = domain;
         query.top = top;
-        g_autoptr(SpfOutcome) local = spf_outcome_new_local(&query);
+        g_autoptr(SpfOutcome) local =
+            spf_outcome_new_local(&query, local_peek, NULL);
         g_test_message("%s from %s (%s): %s", local_cases[r].records, ips[i],
                        whos[w].sender,
                        local ? spf_result_to_string(local->result) : "-");
@@ -358,11 +419,11 @@ static void test_local_decision(void) {
   /* Not for a failed lookup, nor without an answer. */
   SpfQuery query;
   query_setup(&query, "192.0.2.1", "client.test", "a@dom.test");
-  g_assert_null(spf_outcome_new_local(&query));
+  g_assert_null(spf_outcome_new_local(&query, local_peek, NULL));
   g_autoptr(SpfAnswer) temp = spf_answer_new(PST_DNS_TEMPFAIL);
   query.top_name = "dom.test";
   query.top = temp;
-  g_assert_null(spf_outcome_new_local(&query));
+  g_assert_null(spf_outcome_new_local(&query, local_peek, NULL));
 }
 
 /* The evaluator's resolver (spf-eval-main.c) over the zone. */

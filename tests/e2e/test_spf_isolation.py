@@ -11,8 +11,8 @@ between checks is reaped and replaced at once; when the
 daemon stops, in the middle of a check or not, no evaluator is left.  The
 pool serves check after check with one process and retires it after
 evaluator_max_checks, reaping it.  The checks that must reach an
-evaluator use evaluated.spf.test, whose record has an include: the plugin
-decides a record of ip4, ip6 and all only without one.
+evaluator use evaluated.spf.test, whose record has an "a": the plugin
+decides a record of ip4, ip6, all and cached includes without one.
 """
 
 from __future__ import annotations
