@@ -80,14 +80,22 @@ static char *spf_identity_mailbox(const SpfQuery *query) {
 
 /* --- Text hygiene ------------------------------------------------------- */
 
-/* Printable ASCII only, and none of `forbidden`: others become '?'. */
+/* Printable ASCII only, and none of `forbidden`: others become '?'.
+ * Appended in runs of clean octets (one octet at a time cost more than
+ * the rest of an outcome). */
 static void spf_append_clean(GString *out, const char *text,
                              const char *forbidden) {
-  for (const guchar *p = (const guchar *)text; *p != '\0'; p++)
-    g_string_append_c(out,
-                      (*p < 0x20 || *p > 0x7e || strchr(forbidden, *p) != NULL)
-                          ? '?'
-                          : (char)*p);
+  const guchar *run = (const guchar *)text;
+  for (const guchar *p = run;; p++) {
+    gboolean end = *p == '\0';
+    if (!end && *p >= 0x20 && *p <= 0x7e && strchr(forbidden, *p) == NULL)
+      continue;
+    g_string_append_len(out, (const char *)run, p - run);
+    if (end)
+      return;
+    g_string_append_c(out, '?');
+    run = p + 1;
+  }
 }
 
 static gboolean spf_is_ascii_printable(const char *text) {
