@@ -413,7 +413,12 @@ static gboolean spf_read_full(int fd, guint8 *buffer, gsize size,
       }
       timeout = (gint)MIN(left / 1000 + 1, G_MAXINT);
     }
-    if (g_poll(fds, nfds, timeout) < 0 && errno != EINTR) {
+    /* Without a deadline or a cancellable (the evaluator's side) a
+     * blocking read waits by itself: one call per read, no poll. */
+    gboolean wait_in_recv = deadline == 0 && nfds == 1;
+    if (wait_in_recv)
+      fds[0].revents = G_IO_IN;
+    else if (g_poll(fds, nfds, timeout) < 0 && errno != EINTR) {
       int saved = errno;
       g_set_error(error, G_IO_ERROR, g_io_error_from_errno(saved), "poll: %s",
                   g_strerror(saved));
@@ -421,7 +426,14 @@ static gboolean spf_read_full(int fd, guint8 *buffer, gsize size,
     }
     if (fds[0].revents == 0)
       continue;
-    ssize_t n = recv(fd, buffer + got, size - got, MSG_DONTWAIT);
+    ssize_t n =
+        recv(fd, buffer + got, size - got, wait_in_recv ? 0 : MSG_DONTWAIT);
+    if (n < 0 && errno == EAGAIN && wait_in_recv) {
+      /* A non-blocking descriptor: wait in poll after all. */
+      struct pollfd one = {.fd = fd, .events = POLLIN};
+      (void)poll(&one, 1, -1);
+      continue;
+    }
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     if (n < 0) {
