@@ -15,7 +15,9 @@
  * process...) kills it with SIGSYS; the plugin then reports a temperror.
  * It never touches the network: each DNS question goes to the plugin as
  * a message and the answer comes back (spf-wire.c); the answer to the
- * checked domain's TXT question may come with the query.  Queries are served
+ * checked domain's TXT question may come with the query, and so may the
+ * answers the plugin had at hand to the questions its record names
+ * (spf_known_collect()): those are answered without asking.  Queries are served
  * one after the other until the socket closes (the pool serves many
  * checks with one process).  Exit status: 0 at the end of the stream (or
  * when the plugin gave up on a check), 2 for a malformed message or a
@@ -217,12 +219,16 @@ static void spf_eval_retired(void) {
 }
 
 /* The SpfResolveFunc of the evaluator: the query's own answer for the
- * checked domain's TXT question (once), or else asks the plugin. */
+ * checked domain's TXT question (once), or one of the answers the plugin
+ * had at hand and sent with the query, or else asks the plugin. */
 static SpfAnswer *spf_eval_resolve(PstDnsType type, const char *name,
                                    gpointer user_data) {
   SpfAnswer *top = spf_wire_query_take_top(user_data, type, name);
   if (top != NULL)
     return top;
+  SpfAnswer *known = spf_wire_query_find_known(user_data, type, name);
+  if (known != NULL)
+    return known;
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) question = spf_wire_encode_question(type, name);
   if (!spf_wire_send(SPF_EVAL_FD, question, &error)) {

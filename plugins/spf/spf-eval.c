@@ -438,7 +438,8 @@ static gboolean spf_local_include(const char *target, gpointer data,
   SpfLocal *local = data;
   if (local->peek == NULL || ++*lookups > local->query->max_lookups)
     return FALSE;
-  g_autoptr(SpfAnswer) answer = local->peek(target, local->peek_data);
+  g_autoptr(SpfAnswer) answer =
+      local->peek(PST_DNS_TYPE_TXT, target, local->peek_data);
   return answer != NULL && spf_local_decide(local, answer, lookups, result_r);
 }
 
@@ -490,6 +491,88 @@ SpfOutcome *spf_outcome_new_local(const SpfQuery *query, SpfPeekFunc peek,
         client);
   }
   return outcome;
+}
+
+/* --- Answers at hand for the evaluator -------------------------------- */
+
+typedef struct {
+  SpfPeekFunc peek;
+  gpointer peek_data;
+  gboolean client_ipv6;
+  GPtrArray *known; /* of SpfKnown */
+  guint records;    /* records walked: the checked domain's and includes' */
+} SpfCollect;
+
+static gboolean spf_collect_has(const SpfCollect *collect, PstDnsType type,
+                                const char *name) {
+  for (guint i = 0; i < collect->known->len; i++) {
+    const SpfKnown *entry = collect->known->pdata[i];
+    if (entry->type == type && g_ascii_strcasecmp(entry->name, name) == 0)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static void spf_collect_record(SpfCollect *collect, const SpfAnswer *answer,
+                               const char *domain);
+
+/* SpfQuestionFunc: the answer at hand, and what it leads to (the MX
+ * hosts' addresses, an include's or redirect's record). */
+static void spf_collect_question(PstDnsType type, const char *name,
+                                 gpointer data) {
+  SpfCollect *collect = data;
+  if (collect->known->len >= SPF_KNOWN_MAX ||
+      spf_collect_has(collect, type, name))
+    return;
+  SpfAnswer *answer = collect->peek(type, name, collect->peek_data);
+  if (answer == NULL)
+    return;
+  SpfKnown *entry = g_new0(SpfKnown, 1);
+  entry->type = type;
+  entry->name = g_strdup(name);
+  entry->answer = answer;
+  g_ptr_array_add(collect->known, entry);
+  if (answer->status != PST_DNS_OK)
+    return;
+  if (type == PST_DNS_TYPE_MX)
+    for (guint i = 0; i < answer->records->len; i++)
+      spf_collect_question(collect->client_ipv6 ? PST_DNS_TYPE_AAAA
+                                                : PST_DNS_TYPE_A,
+                           answer->records->pdata[i], collect);
+  else if (type == PST_DNS_TYPE_TXT)
+    spf_collect_record(collect, answer, name);
+}
+
+/* The questions the one SPF record of `answer` names, for `domain`; as
+ * deep as libspf2 may go (the lookup limit). */
+static void spf_collect_record(SpfCollect *collect, const SpfAnswer *answer,
+                               const char *domain) {
+  const char *text = spf_answer_only_record(answer);
+  if (text == NULL || ++collect->records > 11)
+    return;
+  g_autofree char *problem = NULL;
+  g_autoptr(SpfRecord) record = spf_record_parse(text, &problem);
+  if (record != NULL)
+    spf_record_foreach_question(record, domain, collect->client_ipv6,
+                                spf_collect_question, collect);
+}
+
+GPtrArray *spf_known_collect(const SpfQuery *query, SpfPeekFunc peek,
+                             gpointer peek_data) {
+  guint8 bytes[16];
+  gsize length = spf_client_bytes(query->ip, bytes);
+  if (query->top == NULL || query->top_name == NULL || length == 0 ||
+      query->top->status != PST_DNS_OK)
+    return NULL;
+  SpfCollect collect = {peek, peek_data, length == 16,
+                        g_ptr_array_new_with_free_func(
+                            (GDestroyNotify)spf_known_free),
+                        0};
+  spf_collect_record(&collect, query->top, query->top_name);
+  if (collect.known->len > 0)
+    return collect.known;
+  g_ptr_array_unref(collect.known);
+  return NULL;
 }
 
 /* --- Received-SPF ------------------------------------------------------- */

@@ -494,6 +494,13 @@ char *spf_record_prepare(const char *text, gboolean client_ipv6,
 
 /* --- Records decided without DNS ---------------------------------------- */
 
+/* A name the plugin may look up as written: no macro, no final dot (libspf2
+ * asks those in forms of its own), not empty. */
+static gboolean spf_name_is_plain(const char *name) {
+  gsize length = strlen(name);
+  return length > 0 && strchr(name, '%') == NULL && name[length - 1] != '.';
+}
+
 static SpfResult spf_qualifier_result(char qualifier) {
   switch (qualifier) {
   case '-':
@@ -533,14 +540,6 @@ static gboolean spf_network_matches(const SpfMechanism *mechanism,
                           cidr >= 0 ? cidr : (int)length * 8);
 }
 
-/* An include's target the plugin may look up as written: no macro, no
- * final dot (libspf2 asks those in forms of its own). */
-static gboolean spf_include_is_plain(const char *target) {
-  gsize length = strlen(target);
-  return strchr(target, '%') == NULL && length > 0 &&
-         target[length - 1] != '.';
-}
-
 gboolean spf_record_decide(const SpfRecord *record, const guint8 *address,
                            gsize length, SpfIncludeFunc include,
                            gpointer include_data, guint *lookups,
@@ -550,7 +549,7 @@ gboolean spf_record_decide(const SpfRecord *record, const guint8 *address,
   for (guint i = 0; i < record->mechanisms->len; i++) {
     const SpfMechanism *mechanism = record->mechanisms->pdata[i];
     if (mechanism->kind == SPF_MECH_INCLUDE
-            ? include == NULL || !spf_include_is_plain(mechanism->target)
+            ? include == NULL || !spf_name_is_plain(mechanism->target)
             : mechanism->kind != SPF_MECH_ALL &&
                   mechanism->kind != SPF_MECH_IP4 &&
                   mechanism->kind != SPF_MECH_IP6)
@@ -580,4 +579,41 @@ gboolean spf_record_decide(const SpfRecord *record, const guint8 *address,
     }
   }
   return TRUE;
+}
+
+/* --- The questions a record names ---------------------------------------- */
+
+static void spf_question(PstDnsType type, const char *target,
+                         const char *domain, SpfQuestionFunc func,
+                         gpointer data) {
+  const char *name = target != NULL ? target : domain;
+  if (name != NULL && spf_name_is_plain(name))
+    func(type, name, data);
+}
+
+void spf_record_foreach_question(const SpfRecord *record, const char *domain,
+                                 gboolean client_ipv6, SpfQuestionFunc func,
+                                 gpointer data) {
+  PstDnsType address = client_ipv6 ? PST_DNS_TYPE_AAAA : PST_DNS_TYPE_A;
+  for (guint i = 0; i < record->mechanisms->len; i++) {
+    const SpfMechanism *mechanism = record->mechanisms->pdata[i];
+    switch (mechanism->kind) {
+    case SPF_MECH_A:
+      spf_question(address, mechanism->target, domain, func, data);
+      break;
+    case SPF_MECH_MX:
+      spf_question(PST_DNS_TYPE_MX, mechanism->target, domain, func, data);
+      break;
+    case SPF_MECH_INCLUDE:
+      spf_question(PST_DNS_TYPE_TXT, mechanism->target, NULL, func, data);
+      break;
+    case SPF_MECH_EXISTS:
+      spf_question(PST_DNS_TYPE_A, mechanism->target, NULL, func, data);
+      break;
+    default:
+      break;
+    }
+  }
+  if (record->redirect != NULL)
+    spf_question(PST_DNS_TYPE_TXT, record->redirect, NULL, func, data);
 }

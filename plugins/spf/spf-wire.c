@@ -38,6 +38,14 @@ void spf_answer_free(SpfAnswer *answer) {
   g_free(answer);
 }
 
+void spf_known_free(SpfKnown *known) {
+  if (known == NULL)
+    return;
+  g_free(known->name);
+  spf_answer_free(known->answer);
+  g_free(known);
+}
+
 void spf_outcome_free(SpfOutcome *outcome) {
   if (outcome == NULL)
     return;
@@ -94,6 +102,32 @@ static void spf_put_answer(GByteArray *out, const SpfAnswer *answer) {
   counted[2] = written >> 8, counted[3] = written;
 }
 
+/* A count, then type, name and answer of each known answer that fits. */
+static void spf_put_known(GByteArray *out, const GPtrArray *known) {
+  guint at = out->len;
+  guint written = 0;
+  spf_put_u32(out, 0); /* the count, set below */
+  for (guint i = 0; i < MIN(known->len, SPF_KNOWN_MAX); i++) {
+    const SpfKnown *entry = known->pdata[i];
+    guint before = out->len;
+    spf_put_u32(out, entry->type);
+    spf_put_str(out, entry->name);
+    spf_put_answer(out, entry->answer);
+    if (out->len > SPF_WIRE_MAX_MESSAGE / 2) {
+      g_byte_array_set_size(out, before);
+      break;
+    }
+    written++;
+  }
+  if (written == 0) {
+    g_byte_array_set_size(out, at); /* none fit: no part at all */
+    return;
+  }
+  guint8 *counted = out->data + at;
+  counted[0] = written >> 24, counted[1] = written >> 16;
+  counted[2] = written >> 8, counted[3] = written;
+}
+
 GBytes *spf_wire_encode_query(const SpfQuery *query) {
   GByteArray *out = spf_message_new(SPF_WIRE_QUERY);
   spf_put_str(out, query->ip);
@@ -103,10 +137,13 @@ GBytes *spf_wire_encode_query(const SpfQuery *query) {
   spf_put_str(out, query->receiver);
   spf_put_u32(out, query->max_lookups);
   spf_put_u32(out, query->max_void);
-  /* Optional, last: the checked domain's TXT answer. */
+  /* Optional, last: the checked domain's TXT answer, then the answers at
+   * hand (only with it), as many as fit in half a message. */
   if (query->top != NULL && query->top_name != NULL) {
     spf_put_str(out, query->top_name);
     spf_put_answer(out, query->top);
+    if (query->known != NULL && query->known->len > 0)
+      spf_put_known(out, query->known);
   }
   return g_byte_array_free_to_bytes(out);
 }
@@ -204,6 +241,8 @@ void spf_wire_query_free(SpfWireQuery *wire) {
   g_free(wire->receiver);
   g_free(wire->top_name);
   spf_answer_free(wire->top);
+  if (wire->known != NULL)
+    g_ptr_array_unref(wire->known);
   g_free(wire);
 }
 
@@ -226,6 +265,37 @@ static SpfAnswer *spf_get_answer(SpfReader *reader) {
   return reader->ok ? g_steal_pointer(&answer) : NULL;
 }
 
+/* What libspf2 asks (spf-dns.c), nothing else. */
+static gboolean spf_question_type_is_known(guint32 type) {
+  return type == PST_DNS_TYPE_A || type == PST_DNS_TYPE_AAAA ||
+         type == PST_DNS_TYPE_MX || type == PST_DNS_TYPE_PTR ||
+         type == PST_DNS_TYPE_TXT;
+}
+
+/* The known answers (spf_put_known()); NULL when malformed. */
+static GPtrArray *spf_get_known(SpfReader *reader) {
+  guint32 count = spf_get_u32(reader);
+  /* 0 is not written (the encoding stays canonical). */
+  if (!reader->ok || count == 0 || count > SPF_KNOWN_MAX) {
+    reader->ok = FALSE;
+    return NULL;
+  }
+  g_autoptr(GPtrArray) known =
+      g_ptr_array_new_with_free_func((GDestroyNotify)spf_known_free);
+  for (guint32 i = 0; i < count && reader->ok; i++) {
+    SpfKnown *entry = g_new0(SpfKnown, 1);
+    guint32 type = spf_get_u32(reader);
+    entry->type = type;
+    entry->name = spf_get_str(reader, FALSE);
+    entry->answer = spf_get_answer(reader);
+    g_ptr_array_add(known, entry);
+    if (reader->ok && (!spf_question_type_is_known(type) ||
+                       strlen(entry->name) > SPF_WIRE_MAX_NAME))
+      reader->ok = FALSE;
+  }
+  return reader->ok ? g_steal_pointer(&known) : NULL;
+}
+
 SpfWireQuery *spf_wire_decode_query(GBytes *payload) {
   SpfReader reader;
   if (!spf_reader_init(&reader, payload, SPF_WIRE_QUERY))
@@ -242,6 +312,8 @@ SpfWireQuery *spf_wire_decode_query(GBytes *payload) {
     wire->top_name = spf_get_str(&reader, FALSE);
     wire->top = spf_get_answer(&reader);
   }
+  if (reader.ok && reader.left > 0)
+    wire->known = spf_get_known(&reader);
   if (!spf_reader_done(&reader) ||
       (identity != SPF_IDENTITY_MAIL_FROM && identity != SPF_IDENTITY_HELO))
     return NULL;
@@ -252,6 +324,7 @@ SpfWireQuery *spf_wire_decode_query(GBytes *payload) {
   wire->query.receiver = wire->receiver;
   wire->query.top_name = wire->top_name;
   wire->query.top = wire->top;
+  wire->query.known = wire->known;
   return g_steal_pointer(&wire);
 }
 
@@ -264,6 +337,21 @@ SpfAnswer *spf_wire_query_take_top(SpfWireQuery *wire, PstDnsType type,
   return g_steal_pointer(&wire->top);
 }
 
+SpfAnswer *spf_wire_query_find_known(const SpfWireQuery *wire,
+                                     PstDnsType type, const char *name) {
+  for (guint i = 0; wire->known != NULL && i < wire->known->len; i++) {
+    const SpfKnown *entry = wire->known->pdata[i];
+    if (entry->type != type || g_ascii_strcasecmp(entry->name, name) != 0)
+      continue;
+    SpfAnswer *copy = spf_answer_new(entry->answer->status);
+    for (guint j = 0; j < entry->answer->records->len; j++)
+      g_ptr_array_add(copy->records,
+                      g_strdup(entry->answer->records->pdata[j]));
+    return copy;
+  }
+  return NULL;
+}
+
 char *spf_wire_decode_question(GBytes *payload, PstDnsType *type_r) {
   SpfReader reader;
   if (!spf_reader_init(&reader, payload, SPF_WIRE_QUESTION))
@@ -272,18 +360,10 @@ char *spf_wire_decode_question(GBytes *payload, PstDnsType *type_r) {
   g_autofree char *name = spf_get_str(&reader, FALSE);
   if (!spf_reader_done(&reader) || strlen(name) > SPF_WIRE_MAX_NAME)
     return NULL;
-  /* What libspf2 asks (spf-dns.c), nothing else. */
-  switch (type) {
-  case PST_DNS_TYPE_A:
-  case PST_DNS_TYPE_AAAA:
-  case PST_DNS_TYPE_MX:
-  case PST_DNS_TYPE_PTR:
-  case PST_DNS_TYPE_TXT:
-    *type_r = type;
-    return g_steal_pointer(&name);
-  default:
+  if (!spf_question_type_is_known(type))
     return NULL;
-  }
+  *type_r = type;
+  return g_steal_pointer(&name);
 }
 
 SpfAnswer *spf_wire_decode_answer(GBytes *payload) {

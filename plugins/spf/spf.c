@@ -68,6 +68,7 @@ typedef struct {
   SpfQuery query;            /* the identity under way; points into the job */
   char *top_name;            /* owned, nullable: its domain */
   SpfAnswer *top;            /* owned, nullable: that domain's TXT answer */
+  GPtrArray *known;          /* owned, nullable: answers sent with it */
   GPtrArray *headers;        /* owned: Received-SPF values, in order */
   SpfDecision decision;
 } SpfJob;
@@ -75,6 +76,8 @@ typedef struct {
 static void spf_job_free(SpfJob *job) {
   g_free(job->top_name);
   spf_answer_free(job->top);
+  if (job->known != NULL)
+    g_ptr_array_unref(job->known);
   g_ptr_array_unref(job->headers);
   spf_decision_clear(&job->decision);
   g_clear_object(&job->cancellable);
@@ -129,18 +132,25 @@ static void spf_query_init(SpfQuery *query, const SpfJob *job,
 static void spf_job_on_outcome(SpfOutcome *outcome, const char *failure,
                                gpointer data);
 
-/* Hands the query to an evaluator of the pool; spf_job_on_outcome() goes
- * on. */
+static SpfAnswer *spf_job_peek(PstDnsType type, const char *name,
+                               gpointer data);
+
+/* Hands the query to an evaluator of the pool, with the answers the cache
+ * has to the questions it may ask; spf_job_on_outcome() goes on. */
 static void spf_job_evaluate(SpfJob *job) {
+  g_clear_pointer(&job->known, g_ptr_array_unref);
+  job->known = spf_known_collect(&job->query, spf_job_peek, job);
+  job->query.known = job->known;
   spf_pool_evaluate(job->evaluators, &job->query, job->deadline,
                     job->cancellable, spf_lookup_core, job->answers,
                     spf_job_on_outcome, job);
 }
 
-/* SpfPeekFunc: an include's TXT answer from the plugin's cache. */
-static SpfAnswer *spf_job_peek(const char *name, gpointer data) {
+/* SpfPeekFunc: an answer from the plugin's cache. */
+static SpfAnswer *spf_job_peek(PstDnsType type, const char *name,
+                               gpointer data) {
   SpfJob *job = data;
-  return spf_answer_cache_lookup(job->answers, PST_DNS_TYPE_TXT, name,
+  return spf_answer_cache_lookup(job->answers, type, name,
                                  g_get_monotonic_time());
 }
 

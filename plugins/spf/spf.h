@@ -115,6 +115,10 @@ typedef struct {
    * nullable, both or neither. */
   const char *top_name;
   const SpfAnswer *top;
+  /* Nullable, of SpfKnown: answers the plugin had at hand (its cache) to
+   * questions the evaluation may ask after that one (spf_known_collect());
+   * the evaluator answers those questions with them, without asking. */
+  const GPtrArray *known;
   SpfResolveFunc resolve;
   gpointer resolve_data;
 } SpfQuery;
@@ -149,9 +153,27 @@ gboolean spf_answer_is_no_record(const SpfAnswer *answer);
  * plugin's answer when its own TXT lookup found nothing. */
 SpfOutcome *spf_outcome_new_none(const SpfQuery *query);
 
-/* A TXT answer at hand without waiting (the plugin's cache), a new
- * one, or NULL. */
-typedef SpfAnswer *(*SpfPeekFunc)(const char *name, gpointer data);
+/* An answer at hand without waiting (the plugin's cache), a new one, or
+ * NULL. */
+typedef SpfAnswer *(*SpfPeekFunc)(PstDnsType type, const char *name,
+                                  gpointer data);
+/* One answer at hand, for the evaluator. */
+typedef struct {
+  PstDnsType type;
+  char *name;        /* owned */
+  SpfAnswer *answer; /* owned */
+} SpfKnown;
+void spf_known_free(SpfKnown *known);
+/* At most this many travel with a query. */
+#define SPF_KNOWN_MAX 64u
+/* The answers `peek` has at hand to the questions the evaluation of
+ * `query` (its `top` answer set) may ask next: the names the domain's
+ * record names without a macro (a, mx and the MX hosts' addresses of the
+ * client's family, include, exists, redirect), and so on through the
+ * records of includes and redirects at hand, at most SPF_KNOWN_MAX.
+ * NULL when there are none.  Pure besides `peek`. */
+GPtrArray *spf_known_collect(const SpfQuery *query, SpfPeekFunc peek,
+                             gpointer peek_data);
 /* The outcome spf_evaluate() would give for `query`, whose `top` holds
  * the checked domain's TXT answer, made without libspf2 and without
  * waiting when that answer decides it, with the answers of its includes
@@ -219,6 +241,15 @@ gboolean spf_record_decide(const SpfRecord *record, const guint8 *address,
                            gsize length, SpfIncludeFunc include,
                            gpointer include_data, guint *lookups,
                            SpfResult *result_r);
+/* Called with each DNS question `record` names without a macro: A or
+ * AAAA (the client's family) for a (and the domain for a bare one) and
+ * exists (A), MX for mx, TXT for include and redirect; `domain` is the
+ * record's own domain. */
+typedef void (*SpfQuestionFunc)(PstDnsType type, const char *name,
+                                gpointer data);
+void spf_record_foreach_question(const SpfRecord *record, const char *domain,
+                                 gboolean client_ipv6, SpfQuestionFunc func,
+                                 gpointer data);
 /* Parse, then render; NULL with `problem_r` set for a permerror. */
 char *spf_record_prepare(const char *text, gboolean client_ipv6,
                          char **problem_r);
@@ -255,6 +286,7 @@ typedef struct {
   char *ip, *helo, *sender, *receiver; /* owned; helo nullable */
   char *top_name;                      /* owned, nullable */
   SpfAnswer *top;                      /* owned, nullable */
+  GPtrArray *known;                    /* owned, nullable: of SpfKnown */
 } SpfWireQuery;
 
 void spf_wire_query_free(SpfWireQuery *wire);
@@ -269,6 +301,10 @@ SpfWireQuery *spf_wire_decode_query(GBytes *payload);
  * other question. */
 SpfAnswer *spf_wire_query_take_top(SpfWireQuery *wire, PstDnsType type,
                                    const char *name);
+/* A copy of the query's known answer to `type` `name` (names compared
+ * without case), or NULL. */
+SpfAnswer *spf_wire_query_find_known(const SpfWireQuery *wire,
+                                     PstDnsType type, const char *name);
 GBytes *spf_wire_encode_question(PstDnsType type, const char *name);
 /* The name, a new string, with its type in `type_r`. */
 char *spf_wire_decode_question(GBytes *payload, PstDnsType *type_r);

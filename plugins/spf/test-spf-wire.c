@@ -141,6 +141,71 @@ static gboolean decodes_question(GBytes *payload) {
   return name != NULL;
 }
 
+static SpfKnown *known_new(PstDnsType type, const char *name,
+                           const char *record) {
+  SpfKnown *known = g_new0(SpfKnown, 1);
+  known->type = type;
+  known->name = g_strdup(name);
+  known->answer = spf_answer_new(record != NULL ? PST_DNS_OK : PST_DNS_NODATA);
+  if (record != NULL)
+    g_ptr_array_add(known->answer->records, g_strdup(record));
+  return known;
+}
+
+/* The answers at hand travel after the top answer; each prefix of the
+ * message decodes only where an optional part ends; a wrong type or too
+ * many are refused. */
+static void test_query_with_known_answers(void) {
+  g_autoptr(SpfAnswer) top = spf_answer_new(PST_DNS_OK);
+  g_ptr_array_add(top->records, g_strdup("v=spf1 mx include:i.test -all"));
+  g_autoptr(GPtrArray) known =
+      g_ptr_array_new_with_free_func((GDestroyNotify)spf_known_free);
+  g_ptr_array_add(known, known_new(PST_DNS_TYPE_MX, "example.test", "mx.test"));
+  g_ptr_array_add(known, known_new(PST_DNS_TYPE_A, "mx.test", "192.0.2.1"));
+  g_ptr_array_add(known, known_new(PST_DNS_TYPE_TXT, "i.test", NULL));
+  SpfQuery query = sample_query;
+  query.top_name = "example.test";
+  query.top = top;
+  query.known = known;
+  g_autoptr(GBytes) payload = spf_wire_encode_query(&query);
+  g_autoptr(SpfWireQuery) wire = spf_wire_decode_query(payload);
+  g_assert_nonnull(wire);
+  g_assert_cmpuint(wire->known->len, ==, 3);
+  g_assert_true(wire->query.known == wire->known);
+  g_autoptr(SpfAnswer) a =
+      spf_wire_query_find_known(wire, PST_DNS_TYPE_A, "MX.test");
+  g_assert_cmpstr(a->records->pdata[0], ==, "192.0.2.1");
+  g_autoptr(SpfAnswer) nodata =
+      spf_wire_query_find_known(wire, PST_DNS_TYPE_TXT, "i.test");
+  g_assert_cmpint(nodata->status, ==, PST_DNS_NODATA);
+  g_assert_null(spf_wire_query_find_known(wire, PST_DNS_TYPE_AAAA, "mx.test"));
+  /* Prefixes: only the query alone, with its top answer, and whole. */
+  g_autoptr(GBytes) bare = spf_wire_encode_query(&sample_query);
+  SpfQuery top_only = query;
+  top_only.known = NULL;
+  g_autoptr(GBytes) with_top = spf_wire_encode_query(&top_only);
+  gsize size = 0;
+  const guint8 *data = g_bytes_get_data(payload, &size);
+  for (gsize length = 0; length < size; length++) {
+    g_autoptr(GBytes) prefix = g_bytes_new(data, length);
+    gboolean boundary = length == g_bytes_get_size(bare) ||
+                        length == g_bytes_get_size(with_top);
+    g_assert_true(decodes_query(prefix) == boundary);
+  }
+  /* A type libspf2 never asks; more than SPF_KNOWN_MAX. */
+  ((SpfKnown *)known->pdata[1])->type = 99;
+  g_autoptr(GBytes) odd = spf_wire_encode_query(&query);
+  g_assert_false(decodes_query(odd));
+  ((SpfKnown *)known->pdata[1])->type = PST_DNS_TYPE_A;
+  g_autoptr(GByteArray) many = g_byte_array_new();
+  g_byte_array_append(many, g_bytes_get_data(with_top, NULL),
+                      (guint)g_bytes_get_size(with_top));
+  guint8 count[4] = {0, 0, 0, SPF_KNOWN_MAX + 1};
+  g_byte_array_append(many, count, 4);
+  g_autoptr(GBytes) too_many = g_bytes_new(many->data, many->len);
+  g_assert_false(decodes_query(too_many));
+}
+
 static void test_truncated_and_trailing_refused(void) {
   g_autoptr(GBytes) query = spf_wire_encode_query(&sample_query);
   assert_only_whole(query, decodes_query);
@@ -906,6 +971,7 @@ int main(int argc, char **argv) {
   spf_library_init();
   g_test_add_func("/spf/wire/query", test_query_round_trip);
   g_test_add_func("/spf/wire/answer", test_answer_round_trip);
+  g_test_add_func("/spf/wire/query-known", test_query_with_known_answers);
   g_test_add_func("/spf/wire/question-outcome",
                   test_question_and_outcome_round_trip);
   g_test_add_func("/spf/wire/truncated", test_truncated_and_trailing_refused);
