@@ -21,11 +21,12 @@
  * rename is durable only once its target directory is fsynced, and until
  * then the old, durable name in tmp/ holds the complete file, which
  * recovery at start-up (spool-recover.c) moves into the queue.  The fsyncs
- * of queue/, hold/ and tmp/ are deferred and batched: at most
- * PST_SPOOL_DIRECTORY_SYNC_DELAY_MS after a rename, preferably while the
- * helpers of a later batch wait on the disk (they share its flush), or
- * when spares are to be published.  They only bound how many messages a
- * power cut can bring back to be delivered twice.
+ * of queue/, hold/ and tmp/ are deferred and batched: while commits keep
+ * coming, PST_SPOOL_DIRECTORY_SYNC_DELAY_MS after the first rename they
+ * cover, while the helpers of a batch wait on the disk (they share its
+ * flush); when the spool is idle, twice that; and whenever spares are to
+ * be published.  They only bound how many messages a power cut can bring
+ * back to be delivered twice.
  *
  * THE INVARIANT: tmp/ is fsynced only after every directory that received
  * a rename out of tmp/ since its own last fsync has been fsynced (with
@@ -372,15 +373,25 @@ static gboolean syncer_settle(PstSpoolSyncer *syncer, GError **error) {
   return ok;
 }
 
+/* The delay after which the deferred syncs are due; under `lock`. */
+static gint64 syncer_delay(PstSpoolSyncer *syncer, gboolean idle) {
+  /* Idle, twice as long: a commit arriving meanwhile would wait behind the
+   * flush, while a batch's helpers share it (a busy spool settles in a
+   * batch first). */
+  return syncer->tmp_frozen ? FROZEN_RETRY_US
+                            : syncer->sync_delay * (idle ? 2 : 1);
+}
+
 /* Whether the deferred syncs are due at `now`, or spares wait to be
- * published (then `urgent`: few are left ready); under `lock`. */
+ * published: a chunk of them (in a batch), or few are left ready; under
+ * `lock`. */
 static gboolean syncer_settle_wanted(PstSpoolSyncer *syncer, gint64 now,
-                                     gboolean urgent_only) {
-  gint64 delay = syncer->tmp_frozen ? FROZEN_RETRY_US : syncer->sync_delay;
-  gboolean due = syncer->dirty_since != 0 && now - syncer->dirty_since >= delay;
+                                     gboolean idle) {
+  gboolean due = syncer->dirty_since != 0 &&
+                 now - syncer->dirty_since >= syncer_delay(syncer, idle);
   gboolean low = syncer->fresh.length > 0 && syncer->spares.length < SPARES_LOW;
   gboolean chunk = syncer->fresh.length >= SPARES_CHUNK;
-  return due || low || (!urgent_only && chunk);
+  return due || low || (!idle && chunk);
 }
 
 gboolean pst_spool_syncer_settle(PstSpoolSyncer *syncer, const char *id,
@@ -435,28 +446,34 @@ static void syncer_sync_one(gpointer data, gpointer user_data) {
   g_mutex_unlock(&syncer->lock);
 }
 
-/* While the helpers wait on the disk, this thread makes spares and, when
- * due, the deferred directory syncs (their flushes then go with the
- * helpers' instead of after them).  Returns with the helpers done. */
+/* While the helpers wait on the disk, this thread makes spares (first:
+ * each costs tens of µs) and then, when due, the deferred directory syncs
+ * (their flushes then go with the helpers' instead of after them).  A
+ * settle that has not run by the time the helpers are done waits for the
+ * next batch, unless spares are running out.  Returns with the helpers
+ * done. */
 static void syncer_work_while_syncing(PstSpoolSyncer *syncer) {
   gboolean settled = FALSE;
   g_mutex_lock(&syncer->lock);
   while (syncer->syncs_pending > 0) {
-    gboolean settle = !settled && syncer_settle_wanted(
-                                      syncer, g_get_monotonic_time(), FALSE);
     g_mutex_unlock(&syncer->lock);
-    gboolean worked = TRUE;
-    if (settle) {
-      settled = TRUE;
-      syncer_settle(syncer, NULL);
-    } else {
-      worked = syncer_add_spare(syncer);
-    }
+    gboolean worked = syncer_add_spare(syncer);
     g_mutex_lock(&syncer->lock);
+    if (!worked && !settled &&
+        syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE)) {
+      settled = worked = TRUE;
+      g_mutex_unlock(&syncer->lock);
+      syncer_settle(syncer, NULL);
+      g_mutex_lock(&syncer->lock);
+    }
     if (!worked && syncer->syncs_pending > 0)
       g_cond_wait(&syncer->syncs_done, &syncer->lock);
   }
+  gboolean urgent = !settled && syncer->fresh.length > 0 &&
+                    syncer->spares.length < SPARES_LOW;
   g_mutex_unlock(&syncer->lock);
+  if (urgent)
+    syncer_settle(syncer, NULL);
 }
 
 /* Whether this thread has work to do while a file syncs; under `lock`. */
@@ -701,8 +718,8 @@ static void syncer_idle(PstSpoolSyncer *syncer) {
     g_cond_wait(&syncer->wake, &syncer->lock);
     return;
   }
-  gint64 delay = syncer->tmp_frozen ? FROZEN_RETRY_US : syncer->sync_delay;
-  g_cond_wait_until(&syncer->wake, &syncer->lock, syncer->dirty_since + delay);
+  g_cond_wait_until(&syncer->wake, &syncer->lock,
+                    syncer->dirty_since + syncer_delay(syncer, TRUE));
 }
 
 /* Takes the next batch, waiting for one; NULL when stopping and idle. */

@@ -96,8 +96,9 @@ void pst_spool_syncer_set_sync_threads(PstSpoolSyncer *syncer, guint count);
 /* NULL restores fdatasync()/fsync(). */
 void pst_spool_syncer_set_sync_func(PstSpoolSyncer *syncer,
                                     PstSpoolSyncFunc func, gpointer data);
-/* The deferred directory syncs run at most this long after the first
- * rename they cover.  Default PST_SPOOL_DIRECTORY_SYNC_DELAY_MS. */
+/* The deferred directory syncs run this long after the first rename they
+ * cover while commits keep coming, twice that when the spool is idle.
+ * Default PST_SPOOL_DIRECTORY_SYNC_DELAY_MS. */
 #define PST_SPOOL_DIRECTORY_SYNC_DELAY_MS 100
 void pst_spool_syncer_set_directory_sync_delay(PstSpoolSyncer *syncer,
                                                guint milliseconds);
