@@ -56,6 +56,11 @@ guint pst_spool_count_spares(PstSpool *spool);
  * on a read-only spool. */
 gboolean pst_spool_settle(PstSpool *spool, const char *id, GError **error);
 
+/* Every name in a spool subdirectory but . and .. (spool-reader.c); NULL
+ * with an error naming it. */
+GPtrArray *pst_spool_read_names(PstSpool *spool, PstSpoolDir which,
+                                GError **error);
+
 /* Reads and decodes the footer and trailer of an open file of
  * `file_size` octets (spool-reader.c); PST_SPOOL_ERROR_CORRUPT when they
  * are not valid. */

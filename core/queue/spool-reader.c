@@ -52,9 +52,8 @@ static char *spool_path(PstSpool *spool, PstSpoolDir dir, const char *name) {
                           NULL);
 }
 
-/* Every name in a directory but . and ..; NULL with an error. */
-static GPtrArray *spool_read_names(PstSpool *spool, PstSpoolDir which,
-                                   GError **error) {
+GPtrArray *pst_spool_read_names(PstSpool *spool, PstSpoolDir which,
+                                GError **error) {
   int fd = dup(spool->dir_fds[which]);
   DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
   if (dir == NULL) {
@@ -87,7 +86,7 @@ GPtrArray *pst_spool_list(PstSpool *spool, PstSpoolQueue queue,
                           GError **error) {
   g_return_val_if_fail(spool != NULL, NULL);
   GPtrArray *names =
-      spool_read_names(spool, pst_spool_dir_of_queue(queue), error);
+      pst_spool_read_names(spool, pst_spool_dir_of_queue(queue), error);
   if (names == NULL)
     return NULL;
   for (guint i = names->len; i > 0; i--) {
@@ -451,7 +450,7 @@ gboolean pst_spool_recover(PstSpool *spool, guint *queued_r, GError **error) {
   guint queued = 0;
   const PstSpoolDir dirs[] = {PST_SPOOL_DIR_QUEUE, PST_SPOOL_DIR_HOLD};
   for (guint d = 0; d < G_N_ELEMENTS(dirs); d++) {
-    g_autoptr(GPtrArray) names = spool_read_names(spool, dirs[d], error);
+    g_autoptr(GPtrArray) names = pst_spool_read_names(spool, dirs[d], error);
     if (names == NULL)
       return FALSE;
     for (guint i = 0; i < names->len; i++) {

@@ -30,7 +30,6 @@
  * and only then are the removals made and tmp/ fsynced.  A read error
  * fails the open: nothing is removed that was not examined.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -199,30 +198,6 @@ static gboolean tmp_recover_one(TmpRecovery *recovery, const char *name,
   }
 }
 
-/* Every name in tmp/ but . and ..; NULL with an error. */
-static GPtrArray *tmp_read_names(PstSpool *spool, GError **error) {
-  int fd = dup(spool->dir_fds[PST_SPOOL_DIR_TMP]);
-  DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-  if (dir == NULL) {
-    int saved = errno;
-    if (fd >= 0)
-      close(fd);
-    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
-                "Cannot read spool directory “%s/tmp”: %s", spool->directory,
-                g_strerror(saved));
-    return NULL;
-  }
-  rewinddir(dir);
-  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-  struct dirent *entry;
-  while ((entry = readdir(dir)) != NULL) {
-    if (!g_str_equal(entry->d_name, ".") && !g_str_equal(entry->d_name, ".."))
-      g_ptr_array_add(names, g_strdup(entry->d_name));
-  }
-  closedir(dir);
-  return names;
-}
-
 /* Syncs the directories that received files, then removes the rest and
  * syncs tmp/ (the order of spool-syncer.c's invariant). */
 static gboolean tmp_finish(TmpRecovery *recovery, gboolean changed,
@@ -256,7 +231,8 @@ static gboolean tmp_finish(TmpRecovery *recovery, gboolean changed,
 }
 
 gboolean pst_spool_recover_tmp(PstSpool *spool, GError **error) {
-  g_autoptr(GPtrArray) names = tmp_read_names(spool, error);
+  g_autoptr(GPtrArray) names =
+      pst_spool_read_names(spool, PST_SPOOL_DIR_TMP, error);
   if (names == NULL)
     return FALSE;
   g_autoptr(GPtrArray) remove = g_ptr_array_new_with_free_func(g_free);
