@@ -115,7 +115,7 @@ static int queue_show(PstSpool *spool, const char *id) {
     printf("auth: %s\n", e->auth_user);
   if (e->envid != NULL)
     printf("envid: %s\n", e->envid);
-  if (e->hold_reason != NULL)
+  if (e->hold_reason != NULL && e->hold_reason[0] != '\0')
     printf("hold reason: %s\n", e->hold_reason);
   print_message(spool, queue, id);
   g_autoptr(GBytes) content = pst_queued_message_get_content(message, &error);
