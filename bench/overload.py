@@ -25,22 +25,28 @@ a time cap.
 
     bench/overload.py --slow [--sessions S] [--size-mib M] [--spread SECONDS]
                       [--memory-limit-mib L] [--plugin none|dkim-verify|
-                      dkim-sign|milter] [--build DIR]
+                      dkim-sign|milter] [--deliver smtp|none] [--build DIR]
 
 The other scenario (issue 21): S sessions (default 500) each send one
 message of M MiB (default 30) slowly, paced evenly over SECONDS, while a
 fresh client times its banner every 100 ms (bench/slowsend.c, built on
 first use).  postiliond runs in a memory cgroup (v1, the test makes it)
-limited to L MiB (default 256 + S/2), which counts its page cache too; the
-messages are queued for a domain whose DNS fails (so they stay in the
-spool, which lives in a temporary directory under /var/tmp, checked for
-room first and removed at the end).  --plugin adds a plugin that reads the
+limited to L MiB (default 256 + S/2), which counts its page cache too.
+With --deliver smtp (the default) every message is delivered as it is
+queued, by SMTP to Postfix's smtp-sink on 127.0.0.1 ([delivery]
+relayhost), and the run waits (at most --cap seconds) until the sink has
+them all: the memory figures then cover delivery too (each attempt reads
+its message in pieces).  With --deliver none they are queued for a domain
+whose DNS fails (so they stay in the spool; the figures of rounds before
+the content reader).  The spool lives in a temporary directory under
+/var/tmp, checked for room first and removed at the end.  --plugin adds a plugin that reads the
 whole body at the end of data: DKIM verification of a dkimpy-signed
 message, DKIM signing (RSA-2048), or a milter (a discarding peer from
 tests/e2e/milter_peer.py that receives every body chunk).  Figures: banner
 p50/p99/max (all probes, and "loaded" ones: taken while every session was
-in the middle of its message), the daemon's VmHWM, the cgroup's peak usage
-and how often it hit the limit, messages queued, seconds.
+in the middle of its message), the daemon's VmHWM, its RssAnon peak, the
+cgroup's peak usage and how often it hit the limit, messages accepted,
+delivered (the sink's count) and left in the queue, seconds.
 """
 
 from __future__ import annotations
@@ -241,6 +247,18 @@ def milter_setup(idle_seconds: float):
                                   "command_timeout": "5m"}}
 
 
+def sink_start(work: Path):
+    """Postfix's smtp-sink on a free loopback port, counting messages."""
+    import socket
+    from mta import Sink
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = Sink(port, str(work), counting=True)
+    sink.start()
+    return sink
+
+
 def slow_main(args) -> None:
     from harness import Daemon, TestDnsServer
     limit_mib = args.memory_limit_mib or 256 + args.sessions // 2
@@ -251,7 +269,7 @@ def slow_main(args) -> None:
     exe = build_tool("slowsend")
     work = Path(tempfile.mkdtemp(prefix="pst-overload-", dir="/var/tmp"))
     cgroup = MemoryCgroup(limit_mib)
-    peer = dns = d = None
+    peer = dns = d = sink = None
     try:
         zones, plugin_config = [], {}
         if args.plugin.startswith("dkim"):
@@ -265,7 +283,13 @@ def slow_main(args) -> None:
         message = slow_message(work, args.size_mib, args.plugin)
         dns = TestDnsServer([REPO / "tests" / "dns" / "loopback.zone",
                              *zones])
-        (work / "aliases").write_text("bob: someone@far.servfail.test\n")
+        delivery = {}
+        if args.deliver == "smtp":
+            sink = sink_start(work)
+            delivery = {"relayhost": f"[127.0.0.1]:{sink.port}"}
+            (work / "aliases").write_text("bob: someone@sink.test\n")
+        else:
+            (work / "aliases").write_text("bob: someone@far.servfail.test\n")
         d = Daemon(work / "daemon", config={
             "server": {"max_connections_per_ip": args.sessions + 100,
                        "max_connections": args.sessions + 200,
@@ -273,7 +297,8 @@ def slow_main(args) -> None:
             "dns": {"nameservers": f"127.0.0.1@{dns.port}"},
             "delivery": {"maildir_root": str(work / "maildir"),
                          "aliases": str(work / "aliases"),
-                         "retry_first": "1h", "retry_max": "4h"},
+                         "retry_first": "1h", "retry_max": "4h",
+                         **delivery},
             **plugin_config})
         d.start()
         cgroup.add(d.pid)
@@ -299,6 +324,13 @@ def slow_main(args) -> None:
              "-d", str(args.spread), "-p", "100",
              "-t", str(args.spread * 4 + 600), f"127.0.0.1:{d.port}"],
             capture_output=True, text=True)
+        delivery_seconds = 0.0
+        if sink is not None:
+            began = time.monotonic()
+            while time.monotonic() - began < args.cap and d.running() and \
+                    sink.received() < args.sessions:
+                time.sleep(0.5)
+            delivery_seconds = time.monotonic() - began
         sampling.set()
         sampler.join()
         sys.stderr.write(out.stderr[-3000:])
@@ -315,6 +347,8 @@ def slow_main(args) -> None:
             "cgroup_failcnt": cgroup.read("failcnt"),
             "oom_kills": cgroup.oom_kills(),
             "queued": count_files(d.spool / "queue"),
+            "delivered": sink.received() if sink is not None else 0,
+            "delivery_wait_s": round(delivery_seconds, 1),
             "running": int(alive)})
         if args.plugin == "dkim-verify":
             figures["dkim_pass"] = d.log_text().count("dkim=pass")
@@ -327,7 +361,9 @@ def slow_main(args) -> None:
               f"{figures['anon_peak_mib']} MiB, file pages "
               f"{figures['file_peak_mib']} MiB); cgroup peak "
               f"{figures['cgroup_peak_mib']} of {limit_mib} MiB, limit hit "
-              f"{figures['cgroup_failcnt']} times; {figures['queued']} queued",
+              f"{figures['cgroup_failcnt']} times; {figures.get('ok')} "
+              f"accepted, {figures['delivered']} delivered, "
+              f"{figures['queued']} left in the queue",
               flush=True)
         print("RESULT " + " ".join(f"{k}={v}" for k, v in figures.items()))
         if not alive:
@@ -347,6 +383,8 @@ def slow_main(args) -> None:
             dns.stop()
         if peer is not None:
             peer.stop()
+        if sink is not None:
+            sink.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -368,6 +406,9 @@ def main() -> None:
     parser.add_argument("--plugin", default="none",
                         choices=("none", "dkim-verify", "dkim-sign",
                                  "milter"))
+    parser.add_argument("--deliver", default="smtp", choices=("smtp", "none"),
+                        help="--slow: deliver every message to smtp-sink "
+                        "(default), or leave them queued (DNS fails)")
     parser.add_argument("--build", default=str(REPO / "build"))
     args = parser.parse_args()
     os.environ["POSTILION_BUILD"] = args.build
