@@ -3,9 +3,7 @@
 the size of the messages it delivers.
 
 Several 30 MiB messages are sent at once, each to a Maildir recipient
-and to a remote one whose MX is a receiver on 127.0.0.2 (a sink written
-for this test: it keeps what it reads and answers at once, so the daemon
-is not the one waiting).  The daemon's anonymous memory (RssAnon in
+and to a remote one whose MX is a receiver on 127.0.0.2 (receivers.py).  The daemon's anonymous memory (RssAnon in
 /proc/PID/status, sampled every 10 ms from before the first message to
 the last delivery) may grow by at most GROWTH_MIB, whatever the size of
 the messages: 3 MiB measured; before the content reader every attempt
@@ -15,7 +13,6 @@ reader's 64 KiB pieces.  POSTILION_LARGE_MIB and POSTILION_LARGE_COUNT
 change the size and the number."""
 
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -25,7 +22,7 @@ import pytest
 from delivery import delivery_config, maildir_of, wait_for
 from harness import (BUILD, PLUGIN_DIR, SANITIZED, TestDnsServer, scaled,
                      transaction)
-from receivers import shared_port, unstuff, write_zone
+from receivers import Receiver, shared_port, write_zone
 
 MESSAGE_MIB = int(os.environ.get("POSTILION_LARGE_MIB", "30"))
 COUNT = int(os.environ.get("POSTILION_LARGE_COUNT", "4"))
@@ -33,76 +30,6 @@ COUNT = int(os.environ.get("POSTILION_LARGE_COUNT", "4"))
 # Maildir), worker threads' stacks and arenas: none of it scales with the
 # message.
 GROWTH_MIB = 24
-
-
-class Sink:
-    """An SMTP server on `host`:`port` that reads DATA in large pieces
-    (the end found at the buffer's tail) and keeps each message's raw
-    stream."""
-
-    def __init__(self, host: str, port: int):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.messages: list[bytes] = []
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(timeout=5)
-        self.sock.close()
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            threading.Thread(target=self._session, args=(conn,),
-                             daemon=True).start()
-
-    def _session(self, conn):
-        conn.settimeout(scaled(30))
-        reader = conn.makefile("rb")
-        try:
-            conn.sendall(b"220 sink ESMTP\r\n")
-            while True:
-                line = reader.readline(4096)
-                if not line:
-                    return
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    conn.sendall(b"250-sink\r\n250-8BITMIME\r\n"
-                                 b"250 SIZE 200000000\r\n")
-                elif verb == b"DATA":
-                    conn.sendall(b"354 go on\r\n")
-                    self._data(reader)
-                    conn.sendall(b"250 2.0.0 kept\r\n")
-                elif verb == b"QUIT":
-                    conn.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"250 ok\r\n")
-        except OSError:
-            return
-        finally:
-            reader.close()
-            conn.close()
-
-    def _data(self, reader):
-        raw = bytearray()
-        while not raw.endswith(b"\r\n.\r\n"):
-            piece = reader.read1(1 << 20)
-            if not piece:
-                raise ConnectionError("closed in DATA")
-            raw += piece
-        with self.lock:
-            self.messages.append(bytes(raw))
 
 
 def big_body(mib: int, tag: int) -> bytes:
@@ -146,7 +73,8 @@ def dns(tmp_path_factory):
 def test_large_messages_delivered_in_bounded_memory(postiliond, tmp_path,
                                                     dns):
     port = shared_port(["127.0.0.2"])
-    sink = Sink("127.0.0.2", port)
+    mx = Receiver("127.0.0.2", port, "mx1")
+    mx.keywords = ["PIPELINING", "SIZE 200000000", "8BITMIME"]
     try:
         config = delivery_config(tmp_path, smtp_port=port,
                                  smtp_timeout="30s")
@@ -183,7 +111,7 @@ def test_large_messages_delivered_in_bounded_memory(postiliond, tmp_path,
         for t in senders:
             t.join(timeout=scaled(120))
         bob = maildir_of(tmp_path, "bob@example.org")
-        wait_for(lambda: len(sink.messages) >= COUNT and
+        wait_for(lambda: len(mx.messages) >= COUNT and
                  (bob / "new").is_dir() and
                  len(list((bob / "new").iterdir())) >= COUNT,
                  120, "every copy delivered")
@@ -197,10 +125,9 @@ def test_large_messages_delivered_in_bounded_memory(postiliond, tmp_path,
               f"(+{growth_mib:.1f} MiB)")
 
         wanted = {body[-200:]: body for body in bodies}
-        for raw in sink.messages:
-            data = unstuff(raw)
-            body = wanted[data[-200:]]
-            assert data.endswith(b"\r\n\r\n" + body)
+        for message in mx.messages:
+            body = wanted[message.data[-200:]]
+            assert message.data.endswith(b"\r\n\r\n" + body)
         lf_bodies = [body.replace(b"\r\n", b"\n") for body in bodies]
         lf_wanted = {body[-200:]: body for body in lf_bodies}
         for path in (bob / "new").iterdir():
@@ -210,4 +137,4 @@ def test_large_messages_delivered_in_bounded_memory(postiliond, tmp_path,
         # ASan's quarantine keeps freed memory: RSS says nothing there.
         assert SANITIZED or growth_mib < GROWTH_MIB, growth_mib
     finally:
-        sink.close()
+        mx.close()
