@@ -2,7 +2,8 @@
  * plugin's differential tests (test-dkim-signer.c, test-dkim-verifier.c):
  * folded, repeated and differently spelled header fields, 8-bit octets,
  * white space runs and trailing white space, empty bodies, trailing empty
- * lines, long lines; all from the caller's GRand, so a seed repeats them.
+ * lines, long lines; all from the caller's GRand, so a seed repeats them;
+ * and the libopendkim signature of such a message (the oracle's).
  */
 #include <string.h>
 
@@ -176,4 +177,30 @@ TestMessage test_message_parse(const guint8 *data, gsize length) {
   message.body = g_byte_array_new();
   g_byte_array_append(message.body, data + i, (guint)(length - i));
   return message;
+}
+
+/* --- Signing with libopendkim (the oracle) ------------------------------ */
+
+static void test_feed_opendkim(gpointer dkim, const guint8 *data,
+                               gsize length) {
+  g_assert_cmpint(dkim_body(dkim, (u_char *)data, length), ==, DKIM_STAT_OK);
+}
+
+char *test_opendkim_sign(DKIM *dkim, const TestMessage *message, GRand *rand) {
+  for (guint i = 0; i < message->fields->len; i++) {
+    const char *field = message->fields->pdata[i];
+    g_assert_cmpint(dkim_header(dkim, (u_char *)field, strlen(field)), ==,
+                    DKIM_STAT_OK);
+  }
+  g_assert_cmpint(dkim_eoh(dkim), ==, DKIM_STAT_OK);
+  feed_cut(message->body, rand, test_feed_opendkim, dkim);
+  g_assert_cmpint(dkim_eom(dkim, NULL), ==, DKIM_STAT_OK);
+  u_char *text = NULL;
+  size_t length = 0;
+  g_assert_cmpint(
+      dkim_getsighdr_d(dkim, strlen("DKIM-Signature: "), &text, &length), ==,
+      DKIM_STAT_OK);
+  char *value = g_strndup((const char *)text, length);
+  dkim_free(dkim);
+  return value;
 }

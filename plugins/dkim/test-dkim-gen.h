@@ -2,6 +2,8 @@
  * plugin's differential tests (test-dkim-gen.c). */
 #pragma once
 
+#include <opendkim/dkim.h>
+
 #include "dkim.h"
 
 typedef struct {
@@ -21,3 +23,8 @@ void feed_cut(const GByteArray *body, GRand *rand,
               void (*feed)(gpointer, const guint8 *, gsize), gpointer target);
 /* A whole message (CRLF lines) split into fields and body. */
 TestMessage test_message_parse(const guint8 *data, gsize length);
+/* Feeds `message` to libopendkim's signing handle `dkim` (its header
+ * fields, then its body in random pieces from `rand`), and returns the
+ * DKIM-Signature value it makes (without "DKIM-Signature: "), a new
+ * string; `dkim` is freed. */
+char *test_opendkim_sign(DKIM *dkim, const TestMessage *message, GRand *rand);
