@@ -276,7 +276,9 @@ static void syncer_note_departure(PstSpoolSyncer *syncer, int target,
                                   const char *id) {
   syncer->target_dirty[target] = TRUE;
   syncer->tmp_dirty = TRUE;
-  g_hash_table_add(syncer->departed, g_strdup(id));
+  /* Frozen, tmp/ is not synced again: nothing would clear the set. */
+  if (!syncer->tmp_frozen)
+    g_hash_table_add(syncer->departed, g_strdup(id));
   if (syncer->dirty_since == 0)
     syncer->dirty_since = g_get_monotonic_time();
 }
@@ -289,6 +291,7 @@ static void syncer_freeze_tmp(PstSpoolSyncer *syncer, int target, int saved) {
   syncer->stats.directory_sync_failures++;
   syncer->dirty_since = g_get_monotonic_time();
   syncer_drop_spares(syncer, &syncer->fresh, G_MAXUINT);
+  g_hash_table_remove_all(syncer->departed);
   g_mutex_unlock(&syncer->lock);
   g_warning("spool %s: cannot sync directory %s/: %s; messages already "
             "acknowledged are safe under their names in tmp/, which %s; "
@@ -299,25 +302,14 @@ static void syncer_freeze_tmp(PstSpoolSyncer *syncer, int target, int saved) {
                   : "stays unsynced");
 }
 
-/* Syncs every target directory with renames since its last fsync, then
- * tmp/ (THE INVARIANT), and publishes the spares made before; with
- * `dir_lock` held.  TRUE when tmp/ no longer names anything that left it
- * (nothing had to be done, or every sync succeeded). */
-static gboolean syncer_settle_locked(PstSpoolSyncer *syncer, GError **error) {
-  g_mutex_lock(&syncer->lock);
-  PstSpoolSyncFunc func = syncer->sync_func;
-  gpointer data = syncer->sync_data;
-  gboolean dirty[SYNCER_TARGETS];
-  memcpy(dirty, syncer->target_dirty, sizeof dirty);
-  guint fresh = syncer->tmp_frozen ? 0 : syncer->fresh.length;
-  gboolean tmp_needed = syncer->tmp_dirty || fresh > 0;
-  g_mutex_unlock(&syncer->lock);
-
-  guint syncs = 0;
+/* Syncs each target directory marked in `dirty`; the first failure
+ * freezes tmp/ and fails.  With `dir_lock` held. */
+static gboolean syncer_sync_targets(PstSpoolSyncer *syncer,
+                                    PstSpoolSyncFunc func, gpointer data,
+                                    const gboolean *dirty, GError **error) {
   for (int i = 0; i < SYNCER_TARGETS; i++) {
     if (!dirty[i])
       continue;
-    syncs++;
     if (func(syncer->target_fds[i], TRUE, data) != 0) {
       int saved = errno;
       syncer_freeze_tmp(syncer, i, saved);
@@ -331,6 +323,55 @@ static gboolean syncer_settle_locked(PstSpoolSyncer *syncer, GError **error) {
     syncer->stats.deferred_syncs++;
     g_mutex_unlock(&syncer->lock);
   }
+  return TRUE;
+}
+
+/* Syncs tmp/: what left it is gone for good, and the first `fresh` spares
+ * are published (or, when the sync fails, removed unused: never trusted).
+ * With `dir_lock` held, after syncer_sync_targets(). */
+static gboolean syncer_sync_tmp(PstSpoolSyncer *syncer, PstSpoolSyncFunc func,
+                                gpointer data, guint fresh, GError **error) {
+  int failed = func(syncer->tmp_dir_fd, TRUE, data) != 0 ? errno : 0;
+  g_mutex_lock(&syncer->lock);
+  syncer->stats.deferred_syncs++;
+  if (failed == 0) {
+    g_hash_table_remove_all(syncer->departed);
+    syncer->tmp_dirty = FALSE;
+    syncer->dirty_since = 0;
+    for (guint i = 0; i < fresh; i++)
+      g_queue_push_tail(&syncer->spares, g_queue_pop_head(&syncer->fresh));
+  } else {
+    syncer_drop_spares(syncer, &syncer->fresh, fresh);
+    syncer->spares_stuck = TRUE;
+    syncer->dirty_since = g_get_monotonic_time();
+  }
+  g_mutex_unlock(&syncer->lock);
+  if (failed == 0)
+    return TRUE;
+  g_warning("spool %s: cannot sync directory tmp/: %s (names of queued "
+            "messages may stay there: a power cut could bring them back to "
+            "be delivered twice; tried again later)",
+            syncer->spool, g_strerror(failed));
+  g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+              "Cannot sync spool directory “%s/tmp”: %s", syncer->spool,
+              g_strerror(failed));
+  return FALSE;
+}
+
+/* Syncs every target directory with renames since its last fsync, then
+ * tmp/ (THE INVARIANT), and publishes the spares made before; with
+ * `dir_lock` held.  TRUE when nothing failed. */
+static gboolean syncer_settle_locked(PstSpoolSyncer *syncer, GError **error) {
+  g_mutex_lock(&syncer->lock);
+  PstSpoolSyncFunc func = syncer->sync_func;
+  gpointer data = syncer->sync_data;
+  gboolean dirty[SYNCER_TARGETS];
+  memcpy(dirty, syncer->target_dirty, sizeof dirty);
+  guint fresh = syncer->tmp_frozen ? 0 : syncer->fresh.length;
+  gboolean tmp_needed = syncer->tmp_dirty || fresh > 0;
+  g_mutex_unlock(&syncer->lock);
+  if (!syncer_sync_targets(syncer, func, data, dirty, error))
+    return FALSE;
   g_mutex_lock(&syncer->lock);
   gboolean frozen = syncer->tmp_frozen;
   if (frozen || !tmp_needed)
@@ -338,32 +379,7 @@ static gboolean syncer_settle_locked(PstSpoolSyncer *syncer, GError **error) {
   g_mutex_unlock(&syncer->lock);
   if (frozen || !tmp_needed)
     return TRUE;
-  int tmp_failed = func(syncer->tmp_dir_fd, TRUE, data) != 0 ? errno : 0;
-  g_mutex_lock(&syncer->lock);
-  syncer->stats.deferred_syncs++;
-  if (tmp_failed == 0) {
-    g_hash_table_remove_all(syncer->departed);
-    syncer->tmp_dirty = FALSE;
-    syncer->dirty_since = 0;
-    for (guint i = 0; i < fresh; i++)
-      g_queue_push_tail(&syncer->spares, g_queue_pop_head(&syncer->fresh));
-  } else {
-    /* Never trusted: those spares go unused; new ones get a new sync. */
-    syncer_drop_spares(syncer, &syncer->fresh, fresh);
-    syncer->spares_stuck = TRUE;
-    syncer->dirty_since = g_get_monotonic_time();
-  }
-  g_mutex_unlock(&syncer->lock);
-  if (tmp_failed == 0)
-    return TRUE;
-  g_warning("spool %s: cannot sync directory tmp/: %s (names of queued "
-            "messages may stay there: a power cut could bring them back to "
-            "be delivered twice; tried again later)",
-            syncer->spool, g_strerror(tmp_failed));
-  g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
-              "Cannot sync spool directory “%s/tmp”: %s", syncer->spool,
-              g_strerror(tmp_failed));
-  return FALSE;
+  return syncer_sync_tmp(syncer, func, data, fresh, error);
 }
 
 static gboolean syncer_settle(PstSpoolSyncer *syncer, GError **error) {
