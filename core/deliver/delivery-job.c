@@ -887,8 +887,7 @@ static gboolean attempt_load(Attempt *attempt) {
       g_warning("%s: %s", job->id, error->message);
     return FALSE;
   }
-  if (!pst_delivery_content_scan(&attempt->content, attempt->message,
-                                 &error)) {
+  if (!pst_delivery_content_scan(&attempt->content, attempt->message, &error)) {
     if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT))
       job_corrupt(job, error->message);
     else

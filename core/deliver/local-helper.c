@@ -73,8 +73,7 @@ static gboolean frame_read(gpointer data, const guint8 **data_r,
   *length_r = 0;
   if (source->ended)
     return TRUE;
-  if (!read_exactly(source->fd, &length, sizeof length) ||
-      length > PIECE_MAX ||
+  if (!read_exactly(source->fd, &length, sizeof length) || length > PIECE_MAX ||
       (length > 0 && !read_exactly(source->fd, source->buffer, length))) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE,
                 "the message did not arrive whole from the daemon");

@@ -156,9 +156,8 @@ static gboolean maildir_write_tmp(const char *tmp_path, const char *prelude,
   if (fd < 0)
     return maildir_error(error, errno, "create", tmp_path);
   GError *read_error = NULL;
-  gboolean ok =
-      maildir_write_content(fd, prelude, read, source, &read_error) &&
-      fsync(fd) == 0;
+  gboolean ok = maildir_write_content(fd, prelude, read, source, &read_error) &&
+                fsync(fd) == 0;
   int saved = errno;
   if (close(fd) < 0 && ok) {
     ok = FALSE;

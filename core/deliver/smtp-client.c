@@ -562,8 +562,7 @@ static void content_next(PstSmtpConnection *connection) {
   gsize length = 0;
   gboolean last = FALSE;
   g_autoptr(GError) error = NULL;
-  if (!connection->content(connection->source, &data, &length, &last,
-                           &error)) {
+  if (!connection->content(connection->source, &data, &length, &last, &error)) {
     run_reply(connection, failure(connection, 451, "4.3.0", error->message));
     return;
   }

@@ -75,16 +75,16 @@ struct _Delivery {
   char *destination;          /* owned: the relayhost or the domain */
   PstDeliveryTls tls;
   PstDataStream data; /* the DATA of the transaction under way */
-  GPtrArray *hosts;  /* owned, nullable: of PstRouteHost* */
-  guint next_host;   /* the host after the one being tried */
-  gboolean *pending; /* owned: per recipient, not yet tried on this host */
-  char *cache_key;   /* owned, nullable: of the host being tried */
+  GPtrArray *hosts;   /* owned, nullable: of PstRouteHost* */
+  guint next_host;    /* the host after the one being tried */
+  gboolean *pending;  /* owned: per recipient, not yet tried on this host */
+  char *cache_key;    /* owned, nullable: of the host being tried */
   PstSmtpConnection *connection; /* owned, nullable */
   PstSmtpLogin login;
   GArray *indexes;                 /* owned, nullable: of the transaction */
   PstSmtpTransaction *transaction; /* owned, nullable */
   gboolean acquired;               /* holds a slot of the destination */
-  gboolean reopened; /* a stale cached connection was replaced already */
+  gboolean reopened;  /* a stale cached connection was replaced already */
   char *last_failure; /* owned, nullable: for recipients left at the end */
   char *last_relay;   /* owned, nullable */
   PstDeliveryBatchFunc done;

@@ -281,9 +281,9 @@ void pst_smtp_header_scan_add(PstSmtpHeaderScan *scan, const guint8 *data,
     if (c & 0x80) {
       scan->eight_bit = TRUE;
       scan->done = TRUE;
-    } else if (c == '\n' &&
-               (scan->seen == 0 || scan->prev == '\n' ||
-                (scan->prev == '\r' && (scan->seen == 1 || scan->prev2 == '\n')))) {
+    } else if (c == '\n' && (scan->seen == 0 || scan->prev == '\n' ||
+                             (scan->prev == '\r' &&
+                              (scan->seen == 1 || scan->prev2 == '\n')))) {
       scan->done = TRUE; /* no header at all, or the blank line */
     }
     scan->prev2 = scan->prev;

@@ -128,8 +128,8 @@ static void test_pieces(void) {
   for (gsize piece = 1; piece <= sizeof content; piece++) {
     g_autoptr(GError) error = NULL;
     g_autofree char *path = NULL;
-    g_assert_true(deliver_text(maildir, "P: 1\r\n", content,
-                               strlen(content), piece, &path, &error));
+    g_assert_true(deliver_text(maildir, "P: 1\r\n", content, strlen(content),
+                               piece, &path, &error));
     g_autofree char *text = NULL;
     g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
     g_assert_cmpstr(text, ==, "P: 1\nA: 1\n\nx\ry\n\r\nend\r");
@@ -145,8 +145,8 @@ static void test_read_failure_leaves_nothing(void) {
   static const char content[] = "Subject: x\r\n\r\nline\r\n";
   Pieces pieces = {content, strlen(content), 5, 0, TRUE};
   g_autoptr(GError) error = NULL;
-  g_assert_false(pst_maildir_deliver(maildir, "", pieces_read, &pieces, NULL,
-                                     &error));
+  g_assert_false(
+      pst_maildir_deliver(maildir, "", pieces_read, &pieces, NULL, &error));
   g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
   g_assert_cmpuint(count_entries(maildir, "tmp"), ==, 0);
   g_assert_cmpuint(count_entries(maildir, "new"), ==, 0);

@@ -139,8 +139,8 @@ static void test_extensions_refusal(void) {
   g_assert_cmpstr(utf8, ==,
                   "550 5.6.7 SMTPUTF8 is required, but was not offered by "
                   "the LMTP server");
-  g_autofree char *eight = pst_smtp_extensions_refusal(
-      &none, FALSE, TRUE, 10, "host mx[192.0.2.1]:25");
+  g_autofree char *eight = pst_smtp_extensions_refusal(&none, FALSE, TRUE, 10,
+                                                       "host mx[192.0.2.1]:25");
   g_assert_true(g_str_has_prefix(eight, "554 5.6.3 the message has 8-bit "
                                         "content, host mx[192.0.2.1]:25 "
                                         "does not offer 8BITMIME"));
@@ -298,8 +298,8 @@ static void test_encode_pieces(void) {
   };
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
     gsize cut = cases[i].cut;
-    g_autoptr(GBytes) out = encode_in_pieces(
-        (const guint8 *)cases[i].in, strlen(cases[i].in), &cut, 1);
+    g_autoptr(GBytes) out = encode_in_pieces((const guint8 *)cases[i].in,
+                                             strlen(cases[i].in), &cut, 1);
     g_autofree char *text =
         g_strndup(g_bytes_get_data(out, NULL), g_bytes_get_size(out));
     g_assert_cmpstr(text, ==, cases[i].out);
@@ -334,10 +334,14 @@ static void test_encode_pieces(void) {
 /* The header scan gives the whole-content answer wherever it is cut. */
 static void test_header_scan_pieces(void) {
   static const char *const messages[] = {
-      "Subject: hi\r\n\r\ncaf\xc3\xa9\r\n", "Subject: caf\xc3\xa9\r\n\r\nb\r\n",
-      "Subject: hi\n\ncaf\xc3\xa9\n",        "Subject: hi\r\nFrom: j\xc3\xb6\r\n",
-      "\r\n\xc3\xa9",                         "\n\xc3\xa9",
-      "A: 1\n\r\n\xc3\xa9",                  "A: 1\n\r\xc3\xa9",
+      "Subject: hi\r\n\r\ncaf\xc3\xa9\r\n",
+      "Subject: caf\xc3\xa9\r\n\r\nb\r\n",
+      "Subject: hi\n\ncaf\xc3\xa9\n",
+      "Subject: hi\r\nFrom: j\xc3\xb6\r\n",
+      "\r\n\xc3\xa9",
+      "\n\xc3\xa9",
+      "A: 1\n\r\n\xc3\xa9",
+      "A: 1\n\r\xc3\xa9",
   };
   for (gsize i = 0; i < G_N_ELEMENTS(messages); i++) {
     const guint8 *data = (const guint8 *)messages[i];
@@ -352,8 +356,7 @@ static void test_header_scan_pieces(void) {
   }
   g_assert_false(pst_smtp_header_is_8bit((const guint8 *)"\n\xc3\xa9", 3));
   g_assert_true(pst_smtp_header_is_8bit((const guint8 *)"A: 1\n\r\xc3", 7));
-  g_assert_false(
-      pst_smtp_header_is_8bit((const guint8 *)"A: 1\n\r\n\xc3", 8));
+  g_assert_false(pst_smtp_header_is_8bit((const guint8 *)"A: 1\n\r\n\xc3", 8));
 }
 
 /* Runs a transaction against scripted replies; returns the commands sent
@@ -505,8 +508,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/deliver/smtp-protocol/extensions-refusal",
                   test_extensions_refusal);
   g_test_add_func("/deliver/smtp-protocol/mail-command", test_mail_command);
-  g_test_add_func("/deliver/smtp-protocol/header-is-8bit",
-                  test_header_is_8bit);
+  g_test_add_func("/deliver/smtp-protocol/header-is-8bit", test_header_is_8bit);
   g_test_add_func("/deliver/smtp-protocol/encode", test_encode);
   g_test_add_func("/deliver/smtp-protocol/encode-random", test_encode_random);
   g_test_add_func("/deliver/smtp-protocol/encode-pieces", test_encode_pieces);

@@ -6,9 +6,9 @@
  * Both block on the disk (write, fsync, rename, fsync: maildir.c) and run
  * on a delivery worker thread, one target after another, each reading
  * the content anew a piece at a time (delivery-content.h).  Content found
- * corrupt on the way delivers nothing and is the batch's content_error.  A failure to
- * write defers the target ("451 4.3.0 why", the reason naming the file;
- * delivery-job.c keeps file names out of DSNs); an unknown system user
+ * corrupt on the way delivers nothing and is the batch's content_error.  A
+ * failure to write defers the target ("451 4.3.0 why", the reason naming the
+ * file; delivery-job.c keeps file names out of DSNs); an unknown system user
  * bounces.  A success reply never names a file (it may reach an outside
  * sender in a success DSN); the file is in the debug log.
  */
@@ -85,8 +85,8 @@ static void deliver_maildir(PstDeliveryBatch *batch, const char *maildir,
   g_autofree char *path = NULL;
   g_autoptr(PstContentReader) reader =
       pst_delivery_content_open(batch->content);
-  gboolean written = pst_maildir_deliver(maildir, prelude, content_read,
-                                         reader, &path, &error);
+  gboolean written = pst_maildir_deliver(maildir, prelude, content_read, reader,
+                                         &path, &error);
   result_of_write(batch, target, written, path, error, result);
 }
 
@@ -108,9 +108,8 @@ static void deliver_through_helper(PstDeliveryBatch *batch,
   g_autofree char *path = NULL;
   g_autoptr(PstContentReader) reader =
       pst_delivery_content_open(batch->content);
-  gboolean written = pst_local_helper_deliver(target->user, prelude,
-                                              content_read, reader, &path,
-                                              &error);
+  gboolean written = pst_local_helper_deliver(
+      target->user, prelude, content_read, reader, &path, &error);
   result_of_write(batch, target, written, path, error, result);
 }
 

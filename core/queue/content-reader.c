@@ -23,13 +23,13 @@ struct _PstContentReader {
   const char *path;               /* borrowed: for error messages */
   const guint8 *head;             /* the header override, or the bytes */
   gsize head_length;              /* its octets */
-  guint64 skip;          /* file octets the override replaces */
-  guint64 size;          /* octets yielded in all */
-  guint64 position;      /* octets yielded so far */
-  guint32 crc;           /* of the file's octets read so far */
-  gboolean skip_summed;  /* the replaced header octets are in `crc` */
-  guint8 *buffer;        /* owned, nullable: PST_CONTENT_PIECE_MAX octets */
-  GError *failed;        /* owned, nullable: sticky */
+  guint64 skip;                   /* file octets the override replaces */
+  guint64 size;                   /* octets yielded in all */
+  guint64 position;               /* octets yielded so far */
+  guint32 crc;                    /* of the file's octets read so far */
+  gboolean skip_summed;           /* the replaced header octets are in `crc` */
+  guint8 *buffer; /* owned, nullable: PST_CONTENT_PIECE_MAX octets */
+  GError *failed; /* owned, nullable: sticky */
 };
 
 PstContentReader *pst_content_reader_new(PstQueuedMessage *message,
@@ -75,9 +75,9 @@ guint64 pst_content_reader_get_size(PstContentReader *reader) {
 /* Fails this call and every later one: the content is not as stored. */
 static gboolean reader_fail(PstContentReader *reader, const char *problem,
                             GError **error) {
-  reader->failed = g_error_new(PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
-                               "Queue file “%s” is corrupt: %s", reader->path,
-                               problem);
+  reader->failed =
+      g_error_new(PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
+                  "Queue file “%s” is corrupt: %s", reader->path, problem);
   g_propagate_error(error, g_error_copy(reader->failed));
   return FALSE;
 }
@@ -134,8 +134,8 @@ gboolean pst_content_reader_next(PstContentReader *reader,
   guint64 position = reader->position;
   if (position < reader->head_length) {
     *data_r = reader->head + position;
-    *length_r = (gsize)MIN(reader->head_length - position,
-                           PST_CONTENT_PIECE_MAX);
+    *length_r =
+        (gsize)MIN(reader->head_length - position, PST_CONTENT_PIECE_MAX);
     reader->position += *length_r;
     return TRUE;
   }

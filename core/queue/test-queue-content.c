@@ -36,7 +36,8 @@ static void fixture_tear_down(Fixture *f, gconstpointer data) {
  * `header_length` octets), and loads it.  `crc_delta` spoils the
  * checksum. */
 static PstQueuedMessage *fixture_message(Fixture *f, const GString *content,
-                                         GBytes *override, guint64 header_length,
+                                         GBytes *override,
+                                         guint64 header_length,
                                          guint32 crc_delta) {
   g_autoptr(PstEnvelope) envelope = pst_envelope_new();
   envelope->sender = g_strdup("sender@example.org");
@@ -51,15 +52,13 @@ static PstQueuedMessage *fixture_message(Fixture *f, const GString *content,
   pst_envelope_add_recipient(envelope, "rcpt@example.org");
   guint32 crc = pst_spool_crc32c(0, content->str, content->len) ^ crc_delta;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) trailer =
-      pst_spool_format_encode(TEST_ID, envelope, override, header_length,
-                              content->len, crc, &error);
+  g_autoptr(GBytes) trailer = pst_spool_format_encode(
+      TEST_ID, envelope, override, header_length, content->len, crc, &error);
   g_assert_no_error(error);
   g_autoptr(GString) file = g_string_new_len(content->str, content->len);
   g_string_append_len(file, g_bytes_get_data(trailer, NULL),
                       (gssize)g_bytes_get_size(trailer));
-  g_autofree char *path =
-      g_build_filename(f->base, "queue", TEST_ID, NULL);
+  g_autofree char *path = g_build_filename(f->base, "queue", TEST_ID, NULL);
   g_assert_true(g_file_set_contents(path, file->str, (gssize)file->len, NULL));
   PstQueuedMessage *message =
       pst_spool_load(f->spool, PST_SPOOL_QUEUE_ACTIVE, TEST_ID, &error);
@@ -144,8 +143,7 @@ static void test_override(Fixture *f, gconstpointer data) {
  * and then on every call. */
 static void test_corrupt(Fixture *f, gconstpointer data) {
   g_autoptr(GString) content = content_new(2 * PST_CONTENT_PIECE_MAX);
-  g_autoptr(PstQueuedMessage) message =
-      fixture_message(f, content, NULL, 0, 1);
+  g_autoptr(PstQueuedMessage) message = fixture_message(f, content, NULL, 0, 1);
   g_autoptr(GError) error = NULL;
   g_autoptr(PstContentReader) reader = pst_content_reader_new(message, &error);
   g_autoptr(GString) out = g_string_new(NULL);
@@ -164,8 +162,7 @@ static void test_corrupt(Fixture *f, gconstpointer data) {
 /* A file cut short under the reader: corrupt, not a short message. */
 static void test_shrunk(Fixture *f, gconstpointer data) {
   g_autoptr(GString) content = content_new(3 * PST_CONTENT_PIECE_MAX);
-  g_autoptr(PstQueuedMessage) message =
-      fixture_message(f, content, NULL, 0, 0);
+  g_autoptr(PstQueuedMessage) message = fixture_message(f, content, NULL, 0, 0);
   g_autofree char *path = g_build_filename(f->base, "queue", TEST_ID, NULL);
   g_assert_cmpint(truncate(path, PST_CONTENT_PIECE_MAX + 5), ==, 0);
   g_autoptr(GError) error = NULL;
