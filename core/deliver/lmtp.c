@@ -53,11 +53,14 @@ struct _Lmtp {
   LmtpReplyFunc on_reply;
   PstSmtpExtensions extensions;
   gboolean pipelining;
-  GPtrArray *replies; /* owned, of char*: one per item, in order */
-  GArray *accepted;   /* owned, nullable: items RCPT accepted */
-  guint next;         /* the RCPT or final reply being read */
-  GError *error;      /* owned, nullable: the session failed */
-  PstDataStream data; /* DATA's content, a piece at a time */
+  GPtrArray *replies;  /* owned, of char*: one per item, in order */
+  GArray *accepted;    /* owned, nullable: items RCPT accepted */
+  guint next;          /* the RCPT or final reply being read */
+  GError *error;       /* owned, nullable: the session failed */
+  PstDataStream data;  /* DATA's content, a piece at a time */
+  gboolean writing;    /* inside a piece's write */
+  gboolean written;    /* ... which completed at once */
+  GError *write_error; /* owned, nullable: ... and failed */
   PstDeliveryBatchFunc done;
   gpointer user_data;
 };
@@ -97,6 +100,7 @@ static void lmtp_finish(Lmtp *lmtp) {
   g_clear_pointer(&lmtp->accepted, g_array_unref);
   g_clear_error(&lmtp->error);
   pst_data_stream_clear(&lmtp->data);
+  g_clear_error(&lmtp->write_error);
   g_free(lmtp);
 }
 
@@ -238,31 +242,57 @@ static void final_reply(Lmtp *lmtp, char *reply) {
 
 static void data_next(Lmtp *lmtp);
 
+/* A piece written: at once (data_next()'s loop goes on, so a socket that
+ * keeps taking does not nest a call per piece), or from the main loop. */
 static void data_sent(PstClientIo *io, const GError *error,
                       gpointer user_data) {
   Lmtp *lmtp = user_data;
+  if (lmtp->writing) {
+    lmtp->written = TRUE;
+    if (error != NULL)
+      lmtp->write_error = g_error_copy(error);
+    return;
+  }
   if (error != NULL)
     sent(io, error, lmtp); /* the failure, as for any write */
   else
     data_next(lmtp);
 }
 
-/* The content's next piece, encoded as SMTP's DATA (smtp-protocol.c);
+/* The content's next pieces, encoded as SMTP's DATA (smtp-protocol.c);
  * after the last (the final dot, sent only when the content was intact)
  * the replies.  Content found not as stored ends the session before the
  * dot: the server drops what it got. */
 static void data_next(Lmtp *lmtp) {
-  gboolean last = FALSE;
-  GError *error = NULL;
-  if (!pst_data_stream_next(&lmtp->data, &last, &error)) {
-    if (lmtp->batch->content_error == NULL)
-      lmtp->batch->content_error = g_error_copy(error);
-    lmtp_fail(lmtp, error);
-    return;
+  for (;;) {
+    gboolean last = FALSE;
+    GError *error = NULL;
+    if (!pst_data_stream_next(&lmtp->data, &last, &error)) {
+      if (lmtp->batch->content_error == NULL)
+        lmtp->batch->content_error = g_error_copy(error);
+      lmtp_fail(lmtp, error);
+      return;
+    }
+    GByteArray *out = lmtp->data.out;
+    if (last) {
+      pst_client_io_write(lmtp->io, out->data, out->len, TIMEOUT_SECONDS * 1000,
+                          sent, lmtp);
+      return;
+    }
+    lmtp->writing = TRUE;
+    lmtp->written = FALSE;
+    pst_client_io_write(lmtp->io, out->data, out->len, TIMEOUT_SECONDS * 1000,
+                        data_sent, lmtp);
+    lmtp->writing = FALSE;
+    if (!lmtp->written)
+      return; /* data_sent() goes on from the main loop */
+    GError *failed = g_steal_pointer(&lmtp->write_error);
+    if (failed != NULL) {
+      sent(lmtp->io, failed, lmtp);
+      g_error_free(failed);
+      return;
+    }
   }
-  GByteArray *out = lmtp->data.out;
-  pst_client_io_write(lmtp->io, out->data, out->len, TIMEOUT_SECONDS * 1000,
-                      last ? sent : data_sent, lmtp);
 }
 
 static void data_reply(Lmtp *lmtp, char *reply) {

@@ -61,6 +61,9 @@ struct _PstSmtpConnection {
   PstSmtpTransaction *transaction; /* borrowed: while run() */
   PstSmtpContentFunc content;      /* while run() */
   gpointer source;                 /* borrowed: while run() */
+  gboolean writing_content;        /* inside a piece's write */
+  gboolean content_written;        /* ... which completed at once */
+  GError *write_error;             /* owned, nullable: ... and failed */
   PstSmtpConnectionFunc done;      /* run() and reset() */
   gpointer done_data;
 };
@@ -543,34 +546,58 @@ static void run_step(PstSmtpConnection *connection);
 static void run_reply(PstSmtpConnection *connection, PstSmtpResponse *reply);
 static void content_next(PstSmtpConnection *connection);
 
+/* A piece written: at once (inside pst_client_io_write(): content_next()'s
+ * loop goes on, so a socket that keeps taking does not nest a call per
+ * piece), or later from the main loop. */
 static void content_sent(PstClientIo *io, const GError *error,
                          gpointer user_data) {
   PstSmtpConnection *connection = user_data;
-  if (error == NULL) {
-    content_next(connection);
+  if (connection->writing_content) {
+    connection->content_written = TRUE;
+    if (error != NULL)
+      connection->write_error = g_error_copy(error);
     return;
   }
-  connection->on_reply = run_reply;
-  sent(io, error, connection); /* the failure, as for any write */
+  if (error != NULL) {
+    connection->on_reply = run_reply;
+    sent(io, error, connection); /* the failure, as for any write */
+    return;
+  }
+  content_next(connection);
 }
 
-/* The content's next piece: written, then the next; the last one (the
- * final dot) waits for the reply.  Content that turns out not to be
- * whole ends the connection before the dot. */
+/* The content's next pieces, each written once the socket took the one
+ * before; the last (the final dot) waits for the reply.  Content that
+ * turns out not to be whole ends the connection before the dot. */
 static void content_next(PstSmtpConnection *connection) {
-  const guint8 *data = NULL;
-  gsize length = 0;
-  gboolean last = FALSE;
-  g_autoptr(GError) error = NULL;
-  if (!connection->content(connection->source, &data, &length, &last, &error)) {
-    run_reply(connection, failure(connection, 451, "4.3.0", error->message));
-    return;
-  }
-  if (last)
-    connection_send(connection, data, length, run_reply);
-  else
+  for (;;) {
+    const guint8 *data = NULL;
+    gsize length = 0;
+    gboolean last = FALSE;
+    g_autoptr(GError) error = NULL;
+    if (!connection->content(connection->source, &data, &length, &last,
+                             &error)) {
+      run_reply(connection, failure(connection, 451, "4.3.0", error->message));
+      return;
+    }
+    if (last) {
+      connection_send(connection, data, length, run_reply);
+      return;
+    }
+    connection->writing_content = TRUE;
+    connection->content_written = FALSE;
     pst_client_io_write(connection->io, data, length, connection->timeout_ms,
                         content_sent, connection);
+    connection->writing_content = FALSE;
+    if (!connection->content_written)
+      return; /* content_sent() goes on from the main loop */
+    g_autoptr(GError) failed = g_steal_pointer(&connection->write_error);
+    if (failed != NULL) {
+      connection->on_reply = run_reply;
+      sent(connection->io, failed, connection);
+      return;
+    }
+  }
 }
 
 static void run_reply(PstSmtpConnection *connection, PstSmtpResponse *reply) {
@@ -671,6 +698,7 @@ void pst_smtp_connection_close(PstSmtpConnection *connection) {
     pst_client_io_write_now(connection->io, "QUIT\r\n", 6);
   g_clear_pointer(&connection->io, pst_client_io_free);
   g_string_free(connection->out, TRUE);
+  g_clear_error(&connection->write_error);
   g_free(connection->relay);
   g_free(connection->name);
   g_free(connection->tls_version);

@@ -138,3 +138,29 @@ def test_large_messages_delivered_in_bounded_memory(postiliond, tmp_path,
         assert SANITIZED or growth_mib < GROWTH_MIB, growth_mib
     finally:
         mx.close()
+
+
+def test_lmtp_streams_a_message_of_many_pieces(postiliond, tmp_path):
+    """LMTP's DATA goes piece by piece too: a message of 1.5 MiB (some 24
+    pieces of the reader), long lines, some starting with a dot, arrives
+    as queued (the Python LMTP server unstuffs)."""
+    from delivery import LMTPServer
+    server = LMTPServer()
+    try:
+        config = delivery_config(tmp_path)
+        del config["delivery"]["maildir_root"]
+        config["delivery"]["lmtp"] = f"127.0.0.1:{server.port}"
+        d = postiliond(config=config)
+        line = b"x" * 997 + b"\r\n"
+        body = b"".join((b"." if i % 3 == 0 else b"") + line
+                        for i in range(1536))
+        message = b"Subject: lmtp large\r\n\r\n" + body
+        with d.connect() as c:
+            c.ehlo()
+            assert transaction(c, message=message).code == 250
+        wait_for(lambda: server.delivered, 30, "the LMTP delivery")
+        address, data = server.delivered[0]
+        assert address == "bob@example.org"
+        assert data.endswith(b"\r\n\r\n" + body)
+    finally:
+        server.close()
