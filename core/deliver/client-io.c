@@ -12,6 +12,8 @@
  * runs, and cleared before it is called.
  */
 #include <gio/gio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 
 #include "deliver/client-io.h"
@@ -107,6 +109,12 @@ static PstClientIo *io_new(GSocket *socket) {
   PstClientIo *io = g_new0(PstClientIo, 1);
   io->socket = socket;
   g_socket_set_blocking(socket, FALSE);
+  /* Every write is a whole command group or a whole piece of content:
+   * Nagle's algorithm would only hold a short last write (DATA's final
+   * dot after a small message) until the peer's delayed ACK.  A socket
+   * that is no TCP one refuses the option: nothing to do then. */
+  if (g_socket_get_family(socket) != G_SOCKET_FAMILY_UNIX)
+    g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
   io->transport = pst_transport_new_plain(g_socket_get_fd(socket));
   io->input = g_byte_array_new();
   io->source = (IoSource *)g_source_new(&io_source_funcs, sizeof(IoSource));

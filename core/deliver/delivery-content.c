@@ -65,8 +65,12 @@ gboolean pst_data_stream_next(PstDataStream *stream, gboolean *last_r,
                               GError **error) {
   g_byte_array_set_size(stream->out, 0);
   *last_r = FALSE;
-  /* A piece may encode to nothing (the LF of a CRLF split before it). */
-  while (stream->out->len == 0) {
+  guint64 size = pst_content_reader_get_size(stream->reader);
+  /* A piece may encode to nothing (the LF of a CRLF split before it).
+   * The last piece of content takes the final dot with it (the reader is
+   * asked for its end, which checks the checksum, as soon as every octet
+   * was read): one write for a small message, not two. */
+  while (stream->out->len == 0 || stream->read == size) {
     const guint8 *data = NULL;
     gsize length = 0;
     if (!pst_content_reader_next(stream->reader, &data, &length, error))
@@ -77,6 +81,7 @@ gboolean pst_data_stream_next(PstDataStream *stream, gboolean *last_r,
       *last_r = TRUE;
       break;
     }
+    stream->read += length;
     pst_smtp_encoder_add(&stream->encoder, data, length, stream->out);
   }
   return TRUE;

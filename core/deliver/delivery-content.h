@@ -44,6 +44,7 @@ typedef struct {
   PstContentReader *reader; /* owned */
   PstSmtpEncoder encoder;
   GByteArray *out; /* owned: the piece being sent */
+  guint64 read;    /* octets of content read so far */
   gboolean ended;  /* the final dot is in `out` */
 } PstDataStream;
 
