@@ -401,9 +401,8 @@ def write_markdown(path, rows, idle_rows, env, notes):
         md += ["", "## Notes", ""] + [f"- {n}" for n in dict.fromkeys(all_notes)]
     md += ["", "Raw figures: `throughput.csv`, `idle.csv`; plot: `throughput.png`; "
            "machine: `env.txt`."]
-    if os.path.exists(os.path.join(os.path.dirname(path), "NOTES.md")):
-        md += ["Analysis of the missed targets and profiles (written by hand for "
-               "a given run, see its date): `NOTES.md`."]
+    md += ["The figures of each round, with the analysis of what was missed, are "
+           "kept in bench/README.md (this directory is not tracked)."]
     md.append("")
     with open(path, "w") as f:
         f.write("\n".join(md))
