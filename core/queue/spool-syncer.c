@@ -14,7 +14,8 @@
  *   2. start writeback of all of them (sync_file_range), so that the disk
  *      sees one burst instead of one write per fdatasync;
  *   3. fdatasync each file, from a fixed pool of helper threads at once
- *      (concurrent flushes are merged by the block layer);
+ *      (concurrent flushes are merged by the block layer); a batch of one
+ *      file is synced by this thread (no hand-off on the path to its 250);
  *   4. rename each into queue/ or hold/ (never replacing a file);
  *   5. complete the tasks: the sessions answer 250.
  * After step 3 the message survives a power cut under one of two names: a
@@ -81,6 +82,7 @@ struct _PstSpoolSyncer {
   GCond wake;
   GQueue pending; /* of PstSpoolCommit*, owned */
   gboolean stopping;
+  gboolean sleeping; /* the thread waits on `wake` (only then signalled) */
   guint batch_limit; /* 0 = unlimited */
   PstSpoolSyncFunc sync_func;
   gpointer sync_data;
@@ -240,10 +242,12 @@ gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
   PstSpoolSpare *spare = g_queue_pop_head(&syncer->spares);
   if (spare != NULL)
     syncer->stats.spare_files++;
-  /* An idle thread refills at once; a busy one while its helpers sync. */
-  if (syncer->spares.length < SPARES_WANTED / 2)
-    g_cond_signal(&syncer->wake);
+  /* The thread refills after each batch and while idle, and goes to sleep
+   * only with its spares made: woken only when they run low. */
+  gboolean wake = syncer->sleeping && syncer->spares.length < SPARES_LOW;
   g_mutex_unlock(&syncer->lock);
+  if (wake)
+    g_cond_signal(&syncer->wake);
   if (spare == NULL)
     return FALSE;
   *name_r = g_steal_pointer(&spare->name);
@@ -492,28 +496,24 @@ static void syncer_work_while_syncing(PstSpoolSyncer *syncer) {
     syncer_settle(syncer, NULL);
 }
 
-/* Whether this thread has work to do while a file syncs; under `lock`. */
-static gboolean syncer_has_side_work(PstSpoolSyncer *syncer) {
-  return syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE) ||
-         (syncer->spares_asked && !syncer->spares_stuck &&
-          !syncer->tmp_frozen &&
-          syncer->spares.length + syncer->fresh.length < SPARES_WANTED);
-}
-
 /* Step 3: fdatasync every file that was written.  With helpers, the calls
  * are made concurrently: the block layer then merges their cache flushes
  * (and a journaling file system their commits) instead of doing one after
- * the other.  Returns the number of file syncs. */
-static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch) {
+ * the other.  A batch of one file syncs here: handing it to a helper
+ * would put two thread switches on the path to its 250 (the side work
+ * waits until the batch is dispatched: syncer_after_inline_batch()).
+ * Returns the number of file syncs; `*inline_r` tells which way. */
+static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch,
+                               gboolean *inline_r) {
   guint syncs = 0;
   for (guint i = 0; i < batch->len; i++)
     syncs += ((PstSpoolCommit *)batch->pdata[i])->error == NULL;
   g_mutex_lock(&syncer->lock);
-  gboolean inline_sync = syncer->helpers == NULL || syncs == 0 ||
-                         (syncs == 1 && !syncer_has_side_work(syncer));
+  gboolean inline_sync = syncer->helpers == NULL || syncs <= 1;
   if (!inline_sync)
     syncer->syncs_pending = syncs;
   g_mutex_unlock(&syncer->lock);
+  *inline_r = inline_sync;
   if (inline_sync) {
     for (guint i = 0; i < batch->len; i++) {
       PstSpoolCommit *commit = batch->pdata[i];
@@ -522,13 +522,6 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch) {
               0)
         commit_fail(commit, "sync", errno);
     }
-    /* Without helpers, deferred syncs due are made here (before step 4). */
-    g_mutex_lock(&syncer->lock);
-    gboolean settle =
-        syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE);
-    g_mutex_unlock(&syncer->lock);
-    if (settle)
-      syncer_settle(syncer, NULL);
     return syncs;
   }
   for (guint i = 0; i < batch->len; i++) {
@@ -604,7 +597,8 @@ static guint syncer_rename(PstSpoolSyncer *syncer, GPtrArray *batch) {
 }
 
 /* Steps 1 to 3 for one batch; returns the number of file syncs. */
-static guint syncer_write_and_sync(PstSpoolSyncer *syncer, GPtrArray *batch) {
+static guint syncer_write_and_sync(PstSpoolSyncer *syncer, GPtrArray *batch,
+                                   gboolean *inline_r) {
   for (guint i = 0; i < batch->len; i++)
     commit_write_tail(batch->pdata[i]);
   for (guint i = 0; batch->len > 1 && i < batch->len; i++) {
@@ -612,7 +606,7 @@ static guint syncer_write_and_sync(PstSpoolSyncer *syncer, GPtrArray *batch) {
     if (commit->error == NULL)
       sync_file_range(commit->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
-  guint syncs = syncer_sync_files(syncer, batch);
+  guint syncs = syncer_sync_files(syncer, batch, inline_r);
   for (guint i = 0; i < batch->len; i++) {
     PstSpoolCommit *commit = batch->pdata[i];
     /* Closing reports delayed write errors on some file systems (NFS). */
@@ -683,6 +677,20 @@ static void syncer_update_helpers(PstSpoolSyncer *syncer, guint wanted) {
               wanted, error->message);
 }
 
+/* After a batch synced on this thread, once its sessions can answer: the
+ * deferred directory syncs when due, and one spare when they run short
+ * (the thread makes the rest while idle; under a steady stream of
+ * one-message batches this keeps up, one spare per message).  Before the
+ * next batch, which waits meanwhile, as it would wait for the helpers. */
+static void syncer_after_inline_batch(PstSpoolSyncer *syncer) {
+  g_mutex_lock(&syncer->lock);
+  gboolean settle = syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE);
+  g_mutex_unlock(&syncer->lock);
+  if (settle)
+    syncer_settle(syncer, NULL);
+  syncer_add_spare(syncer);
+}
+
 static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
   /* The knobs hold for a whole batch (helpers read these copies). */
   g_mutex_lock(&syncer->lock);
@@ -692,7 +700,8 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
   g_mutex_unlock(&syncer->lock);
   syncer_update_helpers(syncer, sync_threads);
 
-  guint file_syncs = syncer_write_and_sync(syncer, batch);
+  gboolean inline_sync = FALSE;
+  guint file_syncs = syncer_write_and_sync(syncer, batch, &inline_sync);
   guint directory_syncs = syncer_rename(syncer, batch);
   guint failures = 0;
   for (guint i = 0; i < batch->len; i++) {
@@ -712,6 +721,8 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
   syncer->spares_stuck = FALSE;
   g_mutex_unlock(&syncer->lock);
   syncer_dispatch(batch);
+  if (inline_sync)
+    syncer_after_inline_batch(syncer);
 }
 
 /* Idle: makes spares one at a time, looking for commits in between;
@@ -730,12 +741,13 @@ static void syncer_idle(PstSpoolSyncer *syncer) {
     g_mutex_lock(&syncer->lock);
     return;
   }
-  if (syncer->dirty_since == 0) {
+  syncer->sleeping = TRUE;
+  if (syncer->dirty_since == 0)
     g_cond_wait(&syncer->wake, &syncer->lock);
-    return;
-  }
-  g_cond_wait_until(&syncer->wake, &syncer->lock,
-                    syncer->dirty_since + syncer_delay(syncer, TRUE));
+  else
+    g_cond_wait_until(&syncer->wake, &syncer->lock,
+                      syncer->dirty_since + syncer_delay(syncer, TRUE));
+  syncer->sleeping = FALSE;
 }
 
 /* Takes the next batch, waiting for one; NULL when stopping and idle. */
@@ -808,8 +820,13 @@ void pst_spool_syncer_submit(PstSpoolSyncer *syncer, PstSpoolCommit *commit) {
   g_mutex_lock(&syncer->lock);
   g_warn_if_fail(!syncer->stopping);
   g_queue_push_tail(&syncer->pending, commit);
-  g_cond_signal(&syncer->wake);
+  /* Signalled after unlocking, and only when asleep: a busy thread takes
+   * the commit with its next batch, and a woken one does not block at
+   * once on the lock the signaller still holds. */
+  gboolean wake = syncer->sleeping;
   g_mutex_unlock(&syncer->lock);
+  if (wake)
+    g_cond_signal(&syncer->wake);
 }
 
 void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
