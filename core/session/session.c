@@ -61,17 +61,21 @@
  *    a wait (plugin, DNS, commit) leaves it armed too (the dispatch then
  *    disarms it), so a command, a lookup or a commit costs no wake-up;
  *  - a session in DATA or BDAT becomes bulk (the low priority) only after
- *    SESSION_BULK_AFTER octets of content: a small message arrives in one
- *    read anyway, and each change of priority costs two wake-ups. */
+ *    SESSION_BULK_AFTER octets of content: a message up to twice the read
+ *    size is read in one dispatch (a 64 KiB message and its final dot in
+ *    two reads), while switching to bulk after the first read would cost
+ *    the message two priority changes (two wake-ups each) and a main-loop
+ *    iteration of its own for the last few octets, all on the path to its
+ *    250. */
 #define SESSION_PRIORITY_BULK G_PRIORITY_LOW
-#define SESSION_BULK_AFTER (64 * 1024)
+#define SESSION_READ_SIZE (64 * 1024)
+#define SESSION_BULK_AFTER (2 * SESSION_READ_SIZE)
 #define SESSION_BULK_SLICE_US 2000
 #define SESSION_READ_ROUNDS 4
 /* Input kept while a command waits, before the session stops reading. */
 #define SESSION_INPUT_LIMIT (256 * 1024)
 /* Replies queued for a client that does not read, before it is dropped. */
 #define SESSION_OUTPUT_LIMIT (1024 * 1024)
-#define SESSION_READ_SIZE (64 * 1024)
 
 struct _PstSessionSource {
   GSource source;
