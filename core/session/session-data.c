@@ -489,19 +489,23 @@ static void session_log_queued(PstSession *session, const char *id) {
             session->disposition == PST_DISPOSITION_HOLD ? "hold" : "active");
 }
 
+/* The 250 goes out (with the replies to what the client pipelined after
+ * the message) before the queue manager is told: waking its thread first
+ * could put it on this core ahead of the reply. */
 static void session_commit_done(GObject *source, GAsyncResult *result,
                                 gpointer user_data) {
   PstSession *session = user_data;
   g_autoptr(GError) error = NULL;
   session->waiting = PST_SESSION_WAIT_NONE;
+  g_autofree char *queued = NULL;
+  gboolean held = session->disposition == PST_DISPOSITION_HOLD;
   const char *id = pst_spool_writer_get_id(session->writer);
   if (pst_spool_writer_commit_finish(session->writer, result, &error)) {
     session_log_queued(session, id);
     pst_session_reply(session, 250, "2.0.0", "Ok: queued as %s", id);
-    pst_generation_notify_committed(
-        session->generation, id, session->disposition == PST_DISPOSITION_HOLD);
     if (session->message != NULL)
       pst_session_fire_event(session, PST_STAGE_QUEUED, session->message);
+    queued = g_strdup(id);
   } else {
     g_warning("%s: queue file write error: %s", id, error->message);
     pst_session_reply_static(session, session_spool_reply(error));
@@ -510,5 +514,7 @@ static void session_commit_done(GObject *source, GAsyncResult *result,
   if (session->shutting_down)
     pst_session_abort(session);
   pst_session_resume(session);
+  if (queued != NULL)
+    pst_generation_notify_committed(session->generation, queued, held);
   pst_session_unref(session);
 }
