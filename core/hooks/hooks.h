@@ -190,6 +190,10 @@ void pst_results_set(PstResults *results, const char *key, GVariant *value);
 GVariant *pst_results_get(PstResults *results, const char *key); /* new ref */
 /* a{sv} of everything, for the queue file; NULL when empty.  New ref. */
 GVariant *pst_results_to_variant(PstResults *results);
+/* Calls `func` (key, value, data) for every entry, under the store's lock
+ * (`func` must not use the store); the key and value are the store's,
+ * valid until it changes. */
+void pst_results_foreach(PstResults *results, GHFunc func, gpointer data);
 void pst_results_clear(PstResults *results);
 /* Removes one key (nothing when absent). */
 void pst_results_remove(PstResults *results, const char *key);

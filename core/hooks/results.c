@@ -113,6 +113,13 @@ GVariant *pst_results_to_variant(PstResults *results) {
   return dict;
 }
 
+void pst_results_foreach(PstResults *results, GHFunc func, gpointer data) {
+  g_return_if_fail(results != NULL && func != NULL);
+  g_mutex_lock(&results->lock);
+  g_hash_table_foreach(results->values, func, data);
+  g_mutex_unlock(&results->lock);
+}
+
 void pst_results_clear(PstResults *results) {
   g_return_if_fail(results != NULL);
   g_mutex_lock(&results->lock);

@@ -13,7 +13,9 @@
  * trusts them (RFC 8601 section 5).  Fields of other authserv-ids stay.
  *
  * Called by session-data.c at the end of data; uses the SDK's message edit
- * functions, which keep the edits for the spool's header rewrite.
+ * functions, which keep the edits for the spool's header rewrite.  The
+ * auth.* results are read from the stores as they are (results.c's
+ * pst_results_foreach()), not through an a{sv} of every result.
  */
 #include <string.h>
 
@@ -21,32 +23,41 @@
 
 #define AUTHRES_FIELD "Authentication-Results"
 
-/* Session results, then transaction results over them, as one a{sv}. */
-static GVariant *authres_collect(PstSession *session) {
-  GVariantBuilder builder;
-  g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
-  g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
-  g_autoptr(GVariant) transaction =
-      session->results.transaction != NULL
-          ? pst_results_to_variant(session->results.transaction)
-          : NULL;
-  g_autoptr(GVariant) connection =
-      pst_results_to_variant(session->results.session);
-  GVariant *scopes[] = {transaction, connection};
-  /* Entries by index, not through "{&sv}": any '&' format serializes the
-   * tree-form results it reads anew (auth-results.c). */
-  for (guint i = 0; i < G_N_ELEMENTS(scopes); i++) {
-    gsize count = scopes[i] != NULL ? g_variant_n_children(scopes[i]) : 0;
-    for (gsize j = 0; j < count; j++) {
-      g_autoptr(GVariant) entry = g_variant_get_child_value(scopes[i], j);
-      g_autoptr(GVariant) name = g_variant_get_child_value(entry, 0);
-      const char *key = g_variant_get_string(name, NULL);
-      if (g_str_has_prefix(key, "auth.") &&
-          g_hash_table_add(seen, (gpointer)key))
-        g_variant_builder_add_value(&builder, entry);
-    }
-  }
-  return g_variant_ref_sink(g_variant_builder_end(&builder));
+/* GHFunc over a store: keeps an "auth.METHOD" entry in `data` (a GArray
+ * of PstAuthResult, each result a new reference) unless a method of that
+ * name is kept already (transaction results are read first, so they are
+ * over session ones).  The name is the store's key: the stores do not
+ * change while the field is made (main thread, within one call). */
+static void authres_methods_add(gpointer key, gpointer value, gpointer data) {
+  GArray *methods = data;
+  if (!g_str_has_prefix(key, "auth."))
+    return;
+  const char *method = (const char *)key + 5;
+  for (guint i = 0; i < methods->len; i++)
+    if (strcmp(g_array_index(methods, PstAuthResult, i).method, method) == 0)
+      return;
+  PstAuthResult entry = {method, g_variant_ref(value)};
+  g_array_append_val(methods, entry);
+}
+
+static void authres_method_clear(gpointer data) {
+  g_variant_unref(((PstAuthResult *)data)->result);
+}
+
+/* The field's value from the session's auth.* results, read from the
+ * stores as they are (no a{sv} of every result is built for it), or NULL
+ * when none renders. */
+static char *authres_format(PstSession *session) {
+  g_autoptr(GArray) methods =
+      g_array_sized_new(FALSE, FALSE, sizeof(PstAuthResult), 4);
+  g_array_set_clear_func(methods, authres_method_clear);
+  if (session->results.transaction != NULL)
+    pst_results_foreach(session->results.transaction, authres_methods_add,
+                        methods);
+  pst_results_foreach(session->results.session, authres_methods_add, methods);
+  return pst_auth_results_format_methods(session->config->server.hostname,
+                                         (PstAuthResult *)(void *)methods->data,
+                                         methods->len);
 }
 
 static gboolean authres_is_forged(PstSession *session, const char *name,
@@ -63,17 +74,15 @@ gboolean pst_session_authres_needed(PstSession *session, GPtrArray *fields) {
   }
   /* Only results that render: auth.user and auth.mechanism (strings, the
    * core's record of SMTP AUTH) alone need no field. */
-  g_autoptr(GVariant) results = authres_collect(session);
-  g_autofree char *value =
-      pst_auth_results_format(session->config->server.hostname, results);
+  g_autofree char *value = authres_format(session);
   return value != NULL;
 }
 
 void pst_session_authres_strip(PstSession *session, PstMessage *message) {
   guint occurrence = 0;
   const char *value;
-  while ((value = pst_message_get_header(message, AUTHRES_FIELD,
-                                         occurrence)) != NULL) {
+  while ((value = pst_message_get_header(message, AUTHRES_FIELD, occurrence)) !=
+         NULL) {
     if (!authres_is_forged(session, AUTHRES_FIELD, value)) {
       occurrence++;
       continue;
@@ -86,11 +95,9 @@ void pst_session_authres_strip(PstSession *session, PstMessage *message) {
 }
 
 void pst_session_authres_add(PstSession *session, PstMessage *message) {
-  g_autoptr(GVariant) results = authres_collect(session);
-  g_autofree char *value = pst_auth_results_format(
-      session->config->server.hostname, results);
-  if (value != NULL && !pst_message_insert_header(message, 0, AUTHRES_FIELD,
-                                                  value))
+  g_autofree char *value = authres_format(session);
+  if (value != NULL &&
+      !pst_message_insert_header(message, 0, AUTHRES_FIELD, value))
     g_warning("%s: Authentication-Results not added (a value the message "
               "edit refused)",
               pst_message_get_id(message));

@@ -1,7 +1,7 @@
 /* auth-results.c - the Authentication-Results header field (RFC 8601).
  *
- * Two pure functions over strings, used by the session at the end of a
- * message (core/session/session-auth-results.c):
+ * Pure functions over strings, used by the session at the end of a
+ * message (core/session/session-authres.c):
  *
  *  - pst_auth_results_authserv_id() reads the authserv-id of a field a
  *    client sent, so that fields claiming to come from us can be removed
@@ -20,7 +20,12 @@
  *    RFC 8601 syntax (a method or result that is not a keyword, a property
  *    name out of ptype.property form, a value that cannot be quoted) is
  *    left out rather than written broken; reasons and values are cut so
- *    that no line passes 998 octets.
+ *    that no line passes 998 octets.  pst_auth_results_format_methods()
+ *    does the same from the "auth.METHOD" results already picked out (the
+ *    session reads them from its stores; no a{sv} of every result is
+ *    built).  Cost: this runs for every message with results, so each
+ *    resinfo's entries are read once, values are copied in runs and
+ *    pieces are written in place (no printf, no temporary strings).
  */
 #include <string.h>
 
@@ -58,7 +63,26 @@ static const char *skip_cfws(const char *p) {
 }
 
 static gboolean is_token_char(char c) {
-  return c > ' ' && c < 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
+  switch (c) {
+  case '(':
+  case ')':
+  case '<':
+  case '>':
+  case '@':
+  case ',':
+  case ';':
+  case ':':
+  case '\\':
+  case '"':
+  case '/':
+  case '[':
+  case ']':
+  case '?':
+  case '=':
+    return FALSE;
+  default:
+    return c > ' ' && c < 0x7f;
+  }
 }
 
 char *pst_auth_results_authserv_id(const char *value) {
@@ -123,67 +147,99 @@ static void append_value(GString *out, const char *value, gsize limit,
   gboolean bare = !quote && *value != '\0';
   for (const char *p = value; *p != '\0' && bare; p++)
     bare = is_token_char(*p) || *p == '@';
-  gsize n = 0;
   if (!bare)
     g_string_append_c(out, '"');
-  for (const char *p = value; *p != '\0' && n < limit; p++, n++) {
-    guchar c = (guchar)*p;
-    if (c < ' ' || c >= 0x7f)
-      continue;
-    if (!bare && (c == '"' || c == '\\'))
+  const char *end = value + strnlen(value, limit);
+  /* Runs of octets written as they are, in one append each. */
+  for (const char *p = value; p < end;) {
+    const char *run = p;
+    while (p < end && (guchar)*p >= ' ' && (guchar)*p < 0x7f &&
+           (bare || (*p != '"' && *p != '\\')))
+      p++;
+    g_string_append_len(out, run, p - run);
+    if (p == end)
+      break;
+    if ((guchar)*p >= ' ' && (guchar)*p < 0x7f) {
       g_string_append_c(out, '\\');
-    g_string_append_c(out, (char)c);
+      g_string_append_c(out, *p);
+    }
+    p++;
   }
   if (!bare)
     g_string_append_c(out, '"');
 }
 
-/* Appends " PIECE", folding first when the line would grow past 900
- * octets (a piece is at most ~650: a 129-octet name and 514 of value). */
-static void append_piece(GString *out, gsize *line_start, GString *piece) {
-  if (out->len - *line_start + 1 + piece->len > 900) {
-    g_string_append(out, "\r\n\t");
-    *line_start = out->len - 1;
+/* Appends " PIECE" (out->str from `piece_start` on, just written there),
+ * folding before it when the line would grow past 900 octets (a piece is
+ * at most ~650: a 129-octet name and 514 of value). */
+static void fold_piece(GString *out, gsize *line_start, gsize piece_start) {
+  gsize piece = out->len - piece_start;
+  if (piece_start - *line_start + 1 + piece > 900) {
+    g_string_insert_len(out, (gssize)piece_start, "\r\n\t", 3);
+    *line_start = piece_start + 2;
   } else {
-    g_string_append_c(out, ' ');
+    g_string_insert_c(out, (gssize)piece_start, ' ');
   }
-  g_string_append_len(out, piece->str, (gssize)piece->len);
 }
 
-/* Entry `i` of an a{sv}: its key (valid while `dict` lives) and its value,
- * unboxed (a new reference).  By index, not through a format string: the
- * plugins' results are in GVariant's tree form, where g_variant_lookup()
- * and "{&sv}" (any '&' format) serialize the value they read anew, which
- * cost more than the rendering itself. */
-static GVariant *vardict_entry(GVariant *dict, gsize i, const char **key_r) {
-  g_autoptr(GVariant) entry = g_variant_get_child_value(dict, i);
-  g_autoptr(GVariant) key = g_variant_get_child_value(entry, 0);
-  g_autoptr(GVariant) boxed = g_variant_get_child_value(entry, 1);
-  *key_r = g_variant_get_string(key, NULL);
-  return g_variant_get_variant(boxed);
+/* The entries of one resinfo's a{sv} (`result`), read in one pass.  By
+ * index, not through a format string or g_variant_lookup(): the plugins'
+ * results are in GVariant's tree form, where those serialize the value
+ * they read anew, which cost more than the rendering itself. */
+#define RESINFO_INLINE_ENTRIES 8
+
+typedef struct {
+  const char *key; /* valid while the entry lives */
+  GVariant *entry; /* owned: the {sv} */
+  GVariant *value; /* owned: unboxed */
+} ResinfoEntry;
+
+typedef struct {
+  ResinfoEntry inline_entries[RESINFO_INLINE_ENTRIES];
+  ResinfoEntry *entries; /* inline_entries or owned */
+  gsize count;
+} Resinfo;
+
+static void resinfo_read(Resinfo *info, GVariant *result) {
+  info->count = g_variant_n_children(result);
+  info->entries = info->count <= RESINFO_INLINE_ENTRIES
+                      ? info->inline_entries
+                      : g_new(ResinfoEntry, info->count);
+  for (gsize i = 0; i < info->count; i++) {
+    ResinfoEntry *entry = &info->entries[i];
+    entry->entry = g_variant_get_child_value(result, i);
+    g_autoptr(GVariant) key = g_variant_get_child_value(entry->entry, 0);
+    g_autoptr(GVariant) boxed = g_variant_get_child_value(entry->entry, 1);
+    /* The key's string lives in the entry (tree form: the same child). */
+    entry->key = g_variant_get_string(key, NULL);
+    entry->value = g_variant_get_variant(boxed);
+  }
 }
 
-/* The string under `name` in an a{sv} (valid while `dict` lives), or NULL. */
-static const char *vardict_string(GVariant *dict, const char *name) {
-  gsize count = g_variant_n_children(dict);
-  for (gsize i = 0; i < count; i++) {
-    const char *key;
-    g_autoptr(GVariant) value = vardict_entry(dict, i, &key);
-    if (strcmp(key, name) == 0)
-      return g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)
-                 ? g_variant_get_string(value, NULL)
+static void resinfo_clear(Resinfo *info) {
+  for (gsize i = 0; i < info->count; i++) {
+    g_variant_unref(info->entries[i].value);
+    g_variant_unref(info->entries[i].entry);
+  }
+  if (info->entries != info->inline_entries)
+    g_free(info->entries);
+}
+
+/* The string under the first `name` (valid while `info` lives), or NULL
+ * (also when that value is no string). */
+static const char *resinfo_string(const Resinfo *info, const char *name) {
+  for (gsize i = 0; i < info->count; i++)
+    if (strcmp(info->entries[i].key, name) == 0)
+      return g_variant_is_of_type(info->entries[i].value, G_VARIANT_TYPE_STRING)
+                 ? g_variant_get_string(info->entries[i].value, NULL)
                  : NULL;
-  }
   return NULL;
 }
 
-/* One resinfo: ";\r\n\tMETHOD=RESULT reason=... ptype.prop=value ...". */
-static gboolean append_resinfo(GString *out, const char *method,
-                               GVariant *result) {
-  if (!is_keyword(method) ||
-      !g_variant_is_of_type(result, G_VARIANT_TYPE_VARDICT))
-    return FALSE;
-  const char *verdict = vardict_string(result, "result");
+/* The resinfo's pieces: ";\r\n\tMETHOD=RESULT reason=... ptype.prop=...". */
+static gboolean append_resinfo_entries(GString *out, const char *method,
+                                       const Resinfo *info) {
+  const char *verdict = resinfo_string(info, "result");
   if (verdict == NULL || !is_keyword(verdict))
     return FALSE;
   g_string_append(out, ";\r\n\t");
@@ -191,27 +247,39 @@ static gboolean append_resinfo(GString *out, const char *method,
   g_string_append(out, method);
   g_string_append_c(out, '=');
   g_string_append(out, verdict);
-  g_autoptr(GString) piece = g_string_new(NULL);
-  const char *reason = vardict_string(result, "reason");
+  const char *reason = resinfo_string(info, "reason");
   if (reason != NULL && *reason != '\0') {
-    g_string_assign(piece, "reason=");
-    append_value(piece, reason, AUTH_RESULTS_REASON_MAX, TRUE);
-    append_piece(out, &line_start, piece);
+    gsize piece_start = out->len;
+    g_string_append(out, "reason=");
+    append_value(out, reason, AUTH_RESULTS_REASON_MAX, TRUE);
+    fold_piece(out, &line_start, piece_start);
   }
-  gsize count = g_variant_n_children(result);
-  for (gsize i = 0; i < count; i++) {
-    const char *key;
-    g_autoptr(GVariant) value = vardict_entry(result, i, &key);
-    if (!is_property_name(key) ||
-        !g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
+  for (gsize i = 0; i < info->count; i++) {
+    const ResinfoEntry *entry = &info->entries[i];
+    if (!is_property_name(entry->key) ||
+        !g_variant_is_of_type(entry->value, G_VARIANT_TYPE_STRING))
       continue;
-    g_string_assign(piece, key);
-    g_string_append_c(piece, '=');
-    append_value(piece, g_variant_get_string(value, NULL),
+    gsize piece_start = out->len;
+    g_string_append(out, entry->key);
+    g_string_append_c(out, '=');
+    append_value(out, g_variant_get_string(entry->value, NULL),
                  AUTH_RESULTS_VALUE_MAX, FALSE);
-    append_piece(out, &line_start, piece);
+    fold_piece(out, &line_start, piece_start);
   }
   return TRUE;
+}
+
+/* One resinfo of an a{sv}; FALSE (nothing written) when it is unusable. */
+static gboolean append_resinfo(GString *out, const char *method,
+                               GVariant *result) {
+  if (!is_keyword(method) ||
+      !g_variant_is_of_type(result, G_VARIANT_TYPE_VARDICT))
+    return FALSE;
+  Resinfo info;
+  resinfo_read(&info, result);
+  gboolean written = append_resinfo_entries(out, method, &info);
+  resinfo_clear(&info);
+  return written;
 }
 
 /* One method's resinfos: one for an a{sv}, one per element of an
@@ -238,49 +306,43 @@ static int method_rank(const char *method) {
   return G_N_ELEMENTS(order);
 }
 
-/* A method and its stored result, as sorted for writing. */
-typedef struct {
-  const char *method; /* in the results' key, after "auth." */
-  GVariant *result;   /* owned reference */
-} AuthMethod;
-
-static void auth_method_clear(gpointer data) {
-  g_variant_unref(((AuthMethod *)data)->result);
-}
-
-static int compare_methods(gconstpointer a, gconstpointer b) {
-  const char *x = ((const AuthMethod *)a)->method;
-  const char *y = ((const AuthMethod *)b)->method;
+static gint compare_methods(gconstpointer a, gconstpointer b, gpointer unused) {
+  (void)unused;
+  const char *x = ((const PstAuthResult *)a)->method;
+  const char *y = ((const PstAuthResult *)b)->method;
   int rank = method_rank(x) - method_rank(y);
   return rank != 0 ? rank : strcmp(x, y);
+}
+
+char *pst_auth_results_format_methods(const char *authserv_id,
+                                      PstAuthResult *methods, guint count) {
+  /* Stable: of two equal names, the first stays first. */
+  g_qsort_with_data(methods, (gint)count, sizeof *methods, compare_methods,
+                    NULL);
+  g_autoptr(GString) out = g_string_sized_new(256);
+  g_string_append(out, authserv_id);
+  guint written = 0;
+  for (guint i = 0; i < count; i++)
+    written += append_method(out, methods[i].method, methods[i].result);
+  if (written == 0)
+    return NULL;
+  return g_string_free(g_steal_pointer(&out), FALSE);
 }
 
 char *pst_auth_results_format(const char *authserv_id, GVariant *results) {
   if (results == NULL || !g_variant_is_of_type(results, G_VARIANT_TYPE_VARDICT))
     return NULL;
-  g_autoptr(GArray) methods = g_array_new(FALSE, FALSE, sizeof(AuthMethod));
-  g_array_set_clear_func(methods, auth_method_clear);
-  gsize count = g_variant_n_children(results);
-  for (gsize i = 0; i < count; i++) {
-    AuthMethod method;
-    const char *key;
-    method.result = vardict_entry(results, i, &key);
-    if (!g_str_has_prefix(key, "auth.")) {
-      g_variant_unref(method.result);
-      continue;
+  Resinfo entries;
+  resinfo_read(&entries, results);
+  g_autofree PstAuthResult *methods = g_new(PstAuthResult, entries.count + 1);
+  guint count = 0;
+  for (gsize i = 0; i < entries.count; i++)
+    if (g_str_has_prefix(entries.entries[i].key, "auth.")) {
+      methods[count].method = entries.entries[i].key + 5;
+      methods[count].result = entries.entries[i].value;
+      count++;
     }
-    method.method = key + 5;
-    g_array_append_val(methods, method);
-  }
-  g_array_sort(methods, compare_methods);
-  g_autoptr(GString) out = g_string_new(NULL);
-  g_string_append(out, authserv_id);
-  guint written = 0;
-  for (guint i = 0; i < methods->len; i++) {
-    const AuthMethod *method = &g_array_index(methods, AuthMethod, i);
-    written += append_method(out, method->method, method->result);
-  }
-  if (written == 0)
-    return NULL;
-  return g_string_free(g_steal_pointer(&out), FALSE);
+  char *value = pst_auth_results_format_methods(authserv_id, methods, count);
+  resinfo_clear(&entries);
+  return value;
 }

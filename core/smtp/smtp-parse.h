@@ -306,6 +306,15 @@ gboolean pst_auth_results_is_from(const char *value, const char *authserv_id);
  * "auth.METHOD" entries are used): "ID;\r\n\tspf=pass smtp.mailfrom=...",
  * one folded line per method.  NULL when no entry is usable. */
 char *pst_auth_results_format(const char *authserv_id, GVariant *results);
+/* One stored "auth.METHOD" result, for pst_auth_results_format_methods(). */
+typedef struct {
+  const char *method; /* after "auth." */
+  GVariant *result;   /* borrowed: an a{sv} or an aa{sv} */
+} PstAuthResult;
+/* pst_auth_results_format() of results already picked out: `methods` is
+ * sorted in place (the field's order), nothing else is changed. */
+char *pst_auth_results_format_methods(const char *authserv_id,
+                                      PstAuthResult *methods, guint count);
 
 /* Parses the header block at the start of a message (CRLF lines).  Fills
  * `fields` (of PstHeaderField*, caller-owned, with free func) and sets

@@ -26,10 +26,10 @@ static void test_authserv_id(void) {
     g_autofree char *id = pst_auth_results_authserv_id(cases[i].value);
     g_assert_cmpstr(id, ==, cases[i].id);
   }
-  g_assert_true(pst_auth_results_is_from("MX.example.org; none",
-                                         "mx.example.org"));
-  g_assert_false(pst_auth_results_is_from("mx.example.org.evil; none",
-                                          "mx.example.org"));
+  g_assert_true(
+      pst_auth_results_is_from("MX.example.org; none", "mx.example.org"));
+  g_assert_false(
+      pst_auth_results_is_from("mx.example.org.evil; none", "mx.example.org"));
   g_assert_false(pst_auth_results_is_from("(mx.example.org) other; none",
                                           "mx.example.org"));
 }
@@ -101,9 +101,9 @@ static void test_format_order_and_limits(void) {
                         result_new("pass", NULL, NULL, NULL));
   g_variant_builder_add(&all, "{sv}", "auth.dmarc",
                         result_new("pass", NULL, NULL, NULL));
-  g_variant_builder_add(&all, "{sv}", "auth.dkim",
-                        result_new("fail", long_reason, "header.d",
-                                   long_value));
+  g_variant_builder_add(
+      &all, "{sv}", "auth.dkim",
+      result_new("fail", long_reason, "header.d", long_value));
   g_variant_builder_add(&all, "{sv}", "auth.spf",
                         result_new("pass", NULL, NULL, NULL));
   g_variant_builder_add(&all, "{sv}", "auth.broken",
@@ -162,6 +162,138 @@ static void test_format_list(void) {
   g_assert_cmpuint(count, ==, 50);
 }
 
+/* Results covering what the renderer does: the order of methods, a list,
+ * elements and methods left out, quoting and escaping, control and
+ * non-ASCII octets dropped, the reason and value limits, folding, a first
+ * "result" that wins, properties that are not strings; in GVariant's tree
+ * form or serialised. */
+static GVariant *golden_results(gboolean serialised) {
+  GVariantBuilder dkim;
+  g_variant_builder_init(&dkim, G_VARIANT_TYPE("aa{sv}"));
+  for (guint i = 0; i < 3; i++) {
+    GVariantBuilder one;
+    g_variant_builder_init(&one, G_VARIANT_TYPE_VARDICT);
+    g_variant_builder_add(
+        &one, "{sv}", "header.d",
+        g_variant_new_string(i == 1 ? "ex\"ample.org" : "example.org"));
+    g_variant_builder_add(&one, "{sv}", "result",
+                          g_variant_new_string(i == 2 ? "bad result" : "pass"));
+    g_variant_builder_add(&one, "{sv}", "header.s",
+                          g_variant_new_string("sel 1"));
+    g_variant_builder_add(&one, "{sv}", "reason", g_variant_new_string(""));
+    g_variant_builder_add_value(&dkim, g_variant_builder_end(&one));
+  }
+  g_autofree char *long_reason = g_strnfill(950, 'r');
+  long_reason[10] = '"';
+  long_reason[20] = '\\';
+  long_reason[30] = '\x01';
+  long_reason[40] = (char)0xc3;
+  long_reason[41] = (char)0xa9;
+  g_autofree char *long_value = g_strnfill(300, 'v');
+  long_value[5] = '\t';
+  long_value[255] = '\\';
+  long_value[256] = '"';
+  GVariantBuilder spf;
+  g_variant_builder_init(&spf, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add(&spf, "{sv}", "result",
+                        g_variant_new_string("softfail"));
+  g_variant_builder_add(&spf, "{sv}", "reason",
+                        g_variant_new_string(long_reason));
+  g_variant_builder_add(&spf, "{sv}", "smtp.mailfrom",
+                        g_variant_new_string("user@example.com"));
+  g_variant_builder_add(&spf, "{sv}", "smtp.helo",
+                        g_variant_new_string(long_value));
+  g_variant_builder_add(&spf, "{sv}", "policy.x", g_variant_new_uint32(3));
+  g_variant_builder_add(&spf, "{sv}", "bad..name", g_variant_new_string("x"));
+  g_variant_builder_add(&spf, "{sv}", "smtp.a", g_variant_new_string(""));
+  g_variant_builder_add(&spf, "{sv}", "smtp.b", g_variant_new_string("a;b"));
+  g_variant_builder_add(&spf, "{sv}", "smtp.c",
+                        g_variant_new_string(long_value + 40));
+  g_variant_builder_add(&spf, "{sv}", "smtp.d",
+                        g_variant_new_string(long_value + 2));
+  g_variant_builder_add(&spf, "{sv}", "result", g_variant_new_string("pass"));
+  GVariantBuilder all;
+  g_variant_builder_init(&all, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add(&all, "{sv}", "auth.x-local",
+                        g_variant_new_parsed("{'result': <'none'>}"));
+  g_variant_builder_add(&all, "{sv}", "auth.dkim",
+                        g_variant_builder_end(&dkim));
+  g_variant_builder_add(&all, "{sv}", "auth.spf", g_variant_builder_end(&spf));
+  g_variant_builder_add(
+      &all, "{sv}", "auth.arc",
+      g_variant_new_parsed("{'result': <'fail'>, 'reason': <'a\\\\b'>}"));
+  g_variant_builder_add(&all, "{sv}", "spf.helo", g_variant_new_string("x"));
+  g_variant_builder_add(&all, "{sv}", "auth.bad method",
+                        g_variant_new_parsed("{'result': <'pass'>}"));
+  GVariant *v = g_variant_ref_sink(g_variant_builder_end(&all));
+  if (serialised) {
+    GVariant *s = g_variant_new_from_bytes(
+        G_VARIANT_TYPE_VARDICT, g_variant_get_data_as_bytes(v), TRUE);
+    g_variant_unref(v);
+    v = g_variant_ref_sink(s);
+  }
+  return v;
+}
+
+/* The rendering of golden_results(), byte for byte as the renderer of
+ * round 5 wrote it (before it read the stores directly). */
+static const char golden_field[] =
+    "mx.example.org;\r\n"
+    "\tspf=softfail reason=\"rrrrrrrrrr\\\"rrrrrrrrr\\\\rrrrrrrrrrrrrrr"
+    "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"
+    "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"
+    "rrrrrrrrrrrrrrrrrrrrrrrrrrrrr\" smtp.mailfrom=user@example.com smt"
+    "p.helo=\"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+    "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+    "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+    "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\\"
+    "\\\" smtp.a=\"\" smtp.b=\"a;b\" smtp.c=\"vvvvvvvvvvvvvvvvvvvvvvvvv"
+    "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+    "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+    "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\\\\\\\""
+    "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\"\r\n"
+    "\tsmtp.d=\"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+    "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+    "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+    "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\\"
+    "\\\\\"v\";\r\n"
+    "\tdkim=pass header.d=example.org header.s=\"sel 1\";\r\n"
+    "\tdkim=pass header.d=\"ex\\\"ample.org\" header.s=\"sel 1\";\r\n"
+    "\tarc=fail reason=\"a\\\\b\";\r\n"
+    "\tx-local=none";
+
+static void test_format_golden(void) {
+  for (int serialised = 0; serialised < 2; serialised++) {
+    g_autoptr(GVariant) results = golden_results(serialised);
+    g_autofree char *value = pst_auth_results_format("mx.example.org", results);
+    g_assert_cmpstr(value, ==, golden_field);
+  }
+  /* The same through pst_auth_results_format_methods(), in another order
+   * and without the entries that are no auth.* result. */
+  g_autoptr(GVariant) results = golden_results(FALSE);
+  PstAuthResult methods[8];
+  guint count = 0;
+  gsize n = g_variant_n_children(results);
+  GVariant *values[8];
+  for (gsize i = n; i > 0; i--) {
+    const char *key;
+    g_autoptr(GVariant) value = NULL;
+    g_variant_get_child(results, i - 1, "{&sv}", &key, &value);
+    if (!g_str_has_prefix(key, "auth."))
+      continue;
+    values[count] = g_steal_pointer(&value);
+    methods[count].method = key + 5;
+    methods[count].result = values[count];
+    count++;
+  }
+  g_autofree char *value =
+      pst_auth_results_format_methods("mx.example.org", methods, count);
+  g_assert_cmpstr(value, ==, golden_field);
+  for (guint i = 0; i < count; i++)
+    g_variant_unref(values[i]);
+  g_assert_null(pst_auth_results_format_methods("mx.example.org", methods, 0));
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/smtp/auth-results/authserv-id", test_authserv_id);
@@ -169,5 +301,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/smtp/auth-results/format-order-limits",
                   test_format_order_and_limits);
   g_test_add_func("/smtp/auth-results/format-list", test_format_list);
+  g_test_add_func("/smtp/auth-results/format-golden", test_format_golden);
   return g_test_run();
 }
