@@ -57,8 +57,11 @@ void pst_data_stream_init(PstDataStream *stream,
                           const PstDeliveryContent *content) {
   *stream = (PstDataStream){0};
   stream->reader = pst_delivery_content_open(content);
-  stream->out =
-      g_byte_array_sized_new(PST_CONTENT_PIECE_MAX + PST_CONTENT_PIECE_MAX / 8);
+  /* Room for a piece and its dot-stuffing (it grows if need be); no more
+   * for a small content: a block of 64 KiB or more consolidates malloc's
+   * heap when it is freed. */
+  gsize piece = (gsize)MIN(content->size, PST_CONTENT_PIECE_MAX);
+  stream->out = g_byte_array_sized_new((guint)(piece + piece / 8 + 8));
 }
 
 gboolean pst_data_stream_next(PstDataStream *stream, gboolean *last_r,

@@ -28,7 +28,11 @@ struct _PstContentReader {
   guint64 position;               /* octets yielded so far */
   guint32 crc;                    /* of the file's octets read so far */
   gboolean skip_summed;           /* the replaced header octets are in `crc` */
-  guint8 *buffer; /* owned, nullable: PST_CONTENT_PIECE_MAX octets */
+  const guint8 *file;  /* borrowed, nullable: the whole file, when the
+                        * message holds it (a small one) */
+  gsize file_length;   /* its octets */
+  const guint8 *piece; /* the last read: in `buffer` or `file` */
+  guint8 *buffer;      /* owned, nullable: at most PST_CONTENT_PIECE_MAX */
   GError *failed; /* owned, nullable: sticky */
 };
 
@@ -50,6 +54,7 @@ PstContentReader *pst_content_reader_new(PstQueuedMessage *message,
   reader->trailer = trailer;
   reader->fd = fd;
   reader->path = path;
+  reader->file = pst_queued_message_get_file(message, &reader->file_length);
   if (override != NULL) {
     reader->head = g_bytes_get_data(override, &reader->head_length);
     reader->skip = trailer->header_length;
@@ -82,11 +87,29 @@ static gboolean reader_fail(PstContentReader *reader, const char *problem,
   return FALSE;
 }
 
-/* pread(2) of `length` octets at `offset` into the buffer, summed. */
+/* The file's octets the reader reads in all: the replaced header and the
+ * body. */
+static guint64 reader_file_octets(const PstContentReader *reader) {
+  return reader->skip + (reader->size - reader->head_length);
+}
+
+/* `length` octets at `offset` into `piece`, summed: from the file the
+ * message holds, else by pread(2) into the buffer.  The buffer holds the
+ * largest read: the whole file part of a small content, else a piece (a
+ * 64 KiB block for a 1 KiB message made every free of it consolidate
+ * malloc's heap). */
 static gboolean reader_read(PstContentReader *reader, guint64 offset,
                             gsize length, GError **error) {
+  if (reader->file != NULL) {
+    if (offset > reader->file_length || length > reader->file_length - offset)
+      return reader_fail(reader, "file shrank while reading", error);
+    reader->piece = reader->file + offset;
+    reader->crc = pst_spool_crc32c(reader->crc, reader->piece, length);
+    return TRUE;
+  }
   if (reader->buffer == NULL)
-    reader->buffer = g_malloc(PST_CONTENT_PIECE_MAX);
+    reader->buffer = g_malloc(
+        (gsize)MIN(reader_file_octets(reader), PST_CONTENT_PIECE_MAX));
   gsize done = 0;
   while (done < length) {
     ssize_t got = pread(reader->fd, reader->buffer + done, length - done,
@@ -105,6 +128,7 @@ static gboolean reader_read(PstContentReader *reader, guint64 offset,
       return reader_fail(reader, "file shrank while reading", error);
     done += (gsize)got;
   }
+  reader->piece = reader->buffer;
   reader->crc = pst_spool_crc32c(reader->crc, reader->buffer, length);
   return TRUE;
 }
@@ -141,14 +165,28 @@ gboolean pst_content_reader_next(PstContentReader *reader,
   }
   if (reader->bytes != NULL)
     return TRUE;
-  if (!reader->skip_summed && !reader_sum_skipped(reader, error))
-    return FALSE;
+  if (!reader->skip_summed) {
+    guint64 file_octets = reader_file_octets(reader);
+    if (file_octets > PST_CONTENT_PIECE_MAX)
+      return reader_sum_skipped(reader, error) &&
+             pst_content_reader_next(reader, data_r, length_r, error);
+    /* Small: the replaced header and the body in one read. */
+    if (file_octets > 0 && !reader_read(reader, 0, (gsize)file_octets, error))
+      return FALSE;
+    reader->skip_summed = TRUE;
+    if (position < reader->size) {
+      *data_r = reader->piece + reader->skip;
+      *length_r = (gsize)(reader->size - position);
+      reader->position = reader->size;
+      return TRUE;
+    }
+  }
   if (position < reader->size) {
     guint64 offset = reader->skip + (position - reader->head_length);
     gsize length = (gsize)MIN(reader->size - position, PST_CONTENT_PIECE_MAX);
     if (!reader_read(reader, offset, length, error))
       return FALSE;
-    *data_r = reader->buffer;
+    *data_r = reader->piece;
     *length_r = length;
     reader->position += length;
     return TRUE;

@@ -5,7 +5,8 @@
  *
  * The pieces are the content as delivered: the edited header block when
  * the message has one (the trailer's header override), then the stored
- * body, read from the queue file with pread(2).  The checksum of the
+ * body, read from the queue file with pread(2) (or from the copy of a
+ * small file that pst_spool_load() read whole with its trailer).  The checksum of the
  * content as stored is chained over the reads and compared after the last
  * piece: only then is the content known to be intact, so a transport
  * makes a delivery final (the final dot, the Maildir rename, the helper's

@@ -83,5 +83,10 @@ gboolean pst_spool_recover_tmp(PstSpool *spool, GError **error);
 const PstSpoolTrailer *pst_queued_message_get_trailer(PstQueuedMessage *message,
                                                      int *fd_r,
                                                      const char **path_r);
+/* The whole queue file when pst_spool_load() read it all with the
+ * trailer (a small message: the read from the end took the whole file),
+ * `*length_r` octets borrowed from `message`; else NULL (read the fd). */
+const guint8 *pst_queued_message_get_file(PstQueuedMessage *message,
+                                          gsize *length_r);
 
 G_END_DECLS

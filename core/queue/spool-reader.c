@@ -41,6 +41,8 @@ struct _PstQueuedMessage {
   PstSpoolTrailer *trailer; /* owned */
   char *path;               /* owned: for error messages */
   int fd;                   /* owned: the queue file, for the content */
+  GBytes *file; /* owned, nullable: the whole file, when the read of its
+                 * trailer took it all (a small message) */
 };
 
 static int spool_queue_fd(PstSpool *spool, PstSpoolQueue queue) {
@@ -143,33 +145,54 @@ static int spool_open_file(int dir_fd, const char *name, const char *path,
   return fd;
 }
 
-PstSpoolTrailer *pst_spool_read_trailer(int fd, guint64 file_size,
-                                        const char *path, GError **error) {
-  guint8 footer[PST_SPOOL_FOOTER_SIZE];
+/* The octets read from a file's end at once: the footer, and the whole
+ * trailer of most messages with it (one read instead of two). */
+#define TAIL_WINDOW 4096
+
+/* Reads and decodes the footer and the trailer; when the one read from
+ * the end took the whole file, `*file_r` (if asked for) gets a copy. */
+static PstSpoolTrailer *read_trailer(int fd, guint64 file_size,
+                                     const char *path, GBytes **file_r,
+                                     GError **error) {
+  guint8 window[TAIL_WINDOW];
+  gsize window_length = (gsize)MIN(file_size, TAIL_WINDOW);
+  guint64 window_offset = file_size - window_length;
   guint64 trailer_offset = 0;
   gsize trailer_length = 0;
-  if (file_size >= PST_SPOOL_FOOTER_SIZE &&
-      !read_exactly(fd, footer, sizeof footer,
-                    file_size - PST_SPOOL_FOOTER_SIZE, path, error))
+  if (window_length >= PST_SPOOL_FOOTER_SIZE &&
+      !read_exactly(fd, window, window_length, window_offset, path, error))
     return NULL;
   g_autoptr(GError) local = NULL;
-  if (!pst_spool_format_decode_footer(footer, file_size, &trailer_offset,
-                                      &trailer_length, &local)) {
+  if (!pst_spool_format_decode_footer(
+          window + window_length - MIN(window_length, PST_SPOOL_FOOTER_SIZE),
+          file_size, &trailer_offset, &trailer_length, &local)) {
     g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
                 "Queue file “%s” is corrupt: %s", path, local->message);
     return NULL;
   }
   /* Bounded by PST_SPOOL_MAX_TRAILER and by the file's real size. */
   gsize tail_length = trailer_length + PST_SPOOL_FOOTER_SIZE;
-  g_autofree guint8 *tail = g_malloc(tail_length);
-  if (!read_exactly(fd, tail, tail_length, trailer_offset, path, error))
-    return NULL;
+  g_autofree guint8 *read = NULL;
+  const guint8 *tail = window + (trailer_offset - window_offset);
+  if (trailer_offset < window_offset) {
+    read = g_malloc(tail_length);
+    if (!read_exactly(fd, read, tail_length, trailer_offset, path, error))
+      return NULL;
+    tail = read;
+  }
   PstSpoolTrailer *trailer =
       pst_spool_format_decode_tail(tail, tail_length, trailer_offset, &local);
   if (trailer == NULL)
     g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
                 "Queue file “%s” is corrupt: %s", path, local->message);
+  else if (file_r != NULL && window_offset == 0)
+    *file_r = g_bytes_new(window, window_length);
   return trailer;
+}
+
+PstSpoolTrailer *pst_spool_read_trailer(int fd, guint64 file_size,
+                                        const char *path, GError **error) {
+  return read_trailer(fd, file_size, path, NULL, error);
 }
 
 PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
@@ -185,8 +208,9 @@ PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
   int fd = spool_open_file(spool_queue_fd(spool, queue), id, path, &st, error);
   if (fd < 0)
     return NULL;
+  g_autoptr(GBytes) file = NULL;
   PstSpoolTrailer *trailer =
-      pst_spool_read_trailer(fd, (guint64)st.st_size, path, error);
+      read_trailer(fd, (guint64)st.st_size, path, &file, error);
   if (trailer != NULL && !g_str_equal(trailer->queue_id, id)) {
     g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
                 "Queue file “%s” is corrupt: it was written as %s", path,
@@ -201,6 +225,7 @@ PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
   message->trailer = trailer;
   message->path = g_steal_pointer(&path);
   message->fd = fd;
+  message->file = g_steal_pointer(&file);
   return message;
 }
 
@@ -221,6 +246,15 @@ const PstSpoolTrailer *pst_queued_message_get_trailer(PstQueuedMessage *message,
   *fd_r = message->fd;
   *path_r = message->path;
   return message->trailer;
+}
+
+const guint8 *pst_queued_message_get_file(PstQueuedMessage *message,
+                                          gsize *length_r) {
+  g_return_val_if_fail(message != NULL, NULL);
+  *length_r = 0;
+  if (message->file == NULL)
+    return NULL;
+  return g_bytes_get_data(message->file, length_r);
 }
 
 /* Content of at least this size gets an anonymous mapping of its own,
@@ -306,6 +340,7 @@ void pst_queued_message_free(PstQueuedMessage *message) {
   if (message == NULL)
     return;
   pst_spool_trailer_free(message->trailer);
+  g_clear_pointer(&message->file, g_bytes_unref);
   g_free(message->path);
   if (message->fd >= 0)
     close(message->fd);
