@@ -33,7 +33,7 @@ struct _PstContentReader {
   gsize file_length;   /* its octets */
   const guint8 *piece; /* the last read: in `buffer` or `file` */
   guint8 *buffer;      /* owned, nullable: at most PST_CONTENT_PIECE_MAX */
-  GError *failed; /* owned, nullable: sticky */
+  GError *failed;      /* owned, nullable: sticky */
 };
 
 PstContentReader *pst_content_reader_new(PstQueuedMessage *message,
@@ -108,8 +108,8 @@ static gboolean reader_read(PstContentReader *reader, guint64 offset,
     return TRUE;
   }
   if (reader->buffer == NULL)
-    reader->buffer = g_malloc(
-        (gsize)MIN(reader_file_octets(reader), PST_CONTENT_PIECE_MAX));
+    reader->buffer =
+        g_malloc((gsize)MIN(reader_file_octets(reader), PST_CONTENT_PIECE_MAX));
   gsize done = 0;
   while (done < length) {
     ssize_t got = pread(reader->fd, reader->buffer + done, length - done,
