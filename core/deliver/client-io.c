@@ -6,9 +6,19 @@
  * ready for what the transport waits on, or when the deadline passed.
  * Every operation first tries at once and only waits on WOULD_BLOCK, so a
  * ready socket costs no main-loop round trip.  While no operation runs
- * the socket is not watched (a peer that hangs up an idle, cached
- * connection must not wake the loop again and again; the next operation
- * finds out).  Invariant: `callback` is set exactly while an operation
+ * the socket is not watched for writing, and a wake-up without an
+ * operation (a peer that hangs up an idle, cached connection, or sends
+ * unasked) stops the watch until the next operation, which finds out.
+ *
+ * The watch and the deadline change lazily: in GLib 2.74 each change of a
+ * source's events or ready time writes the context's wake-up eventfd and
+ * costs a main-loop iteration, even on the loop's own thread, and a
+ * transaction waited and completed twice (four changes each).  So a
+ * read's watch stays when it completes (an SMTP or LMTP peer sends
+ * nothing unasked), and the ready time is armed only when it is unset or
+ * later than the new deadline: an earlier one that fires re-arms itself
+ * for the operation's deadline, and one that fires with no operation is
+ * cleared.  Invariant: `callback` is set exactly while an operation
  * runs, and cleared before it is called.
  */
 #include <gio/gio.h>
@@ -31,7 +41,8 @@ typedef enum {
 typedef struct {
   GSource source;
   PstClientIo *io;
-  gpointer fd_tag; /* nullable: not watched */
+  gpointer fd_tag;       /* nullable: not watched */
+  GIOCondition watching; /* the events `fd_tag` watches */
 } IoSource;
 
 struct _PstClientIo {
@@ -53,26 +64,39 @@ static void io_continue(PstClientIo *io);
 
 /* --- Waiting and completing ---------------------------------------------- */
 
-static void io_wait(PstClientIo *io, GIOCondition condition) {
-  GSource *source = &io->source->source;
-  if (io->source->fd_tag == NULL)
-    io->source->fd_tag =
-        g_source_add_unix_fd(source, g_socket_get_fd(io->socket), condition);
-  else
-    g_source_modify_unix_fd(source, io->source->fd_tag, condition);
-  g_source_set_ready_time(source, io->deadline);
+static void io_watch(IoSource *self, int fd, GIOCondition condition) {
+  if (self->fd_tag == NULL)
+    self->fd_tag = g_source_add_unix_fd(&self->source, fd, condition);
+  else if (self->watching != condition)
+    g_source_modify_unix_fd(&self->source, self->fd_tag, condition);
+  self->watching = condition;
 }
 
-/* Ends the operation; `io` may be gone after this. */
+static void io_unwatch(IoSource *self) {
+  if (self->fd_tag != NULL)
+    g_source_remove_unix_fd(&self->source, self->fd_tag);
+  self->fd_tag = NULL;
+  self->watching = 0;
+}
+
+static void io_wait(PstClientIo *io, GIOCondition condition) {
+  GSource *source = &io->source->source;
+  io_watch(io->source, g_socket_get_fd(io->socket), condition);
+  gint64 armed = g_source_get_ready_time(source);
+  if (armed == -1 || armed > io->deadline)
+    g_source_set_ready_time(source, io->deadline);
+}
+
+/* Ends the operation; `io` may be gone after this.  A watch for writing
+ * goes (a writable socket would wake the loop at once); a read's stays. */
 static void io_complete(PstClientIo *io, const GError *error) {
   PstClientIoFunc callback = io->callback;
   gpointer user_data = io->user_data;
   io->operation = OP_NONE;
   io->callback = NULL;
   io->data = NULL;
-  if (io->source->fd_tag != NULL)
-    g_source_modify_unix_fd(&io->source->source, io->source->fd_tag, 0);
-  g_source_set_ready_time(&io->source->source, -1);
+  if ((io->source->watching & G_IO_OUT) != 0)
+    io_watch(io->source, g_socket_get_fd(io->socket), 0);
   callback(io, error, user_data);
 }
 
@@ -88,14 +112,21 @@ static gboolean io_source_dispatch(GSource *source, GSourceFunc unused,
   GIOCondition events =
       self->fd_tag != NULL ? g_source_query_unix_fd(source, self->fd_tag) : 0;
   if (io->operation == OP_NONE) {
-    /* Idle and the peer hung up: stop watching until the next use. */
-    if (self->fd_tag != NULL)
-      g_source_remove_unix_fd(source, self->fd_tag);
-    self->fd_tag = NULL;
-    g_source_set_ready_time(source, -1);
+    /* Idle, and the peer hung up or spoke, or an old deadline: stop
+     * watching until the next use. */
+    if (events != 0)
+      io_unwatch(self);
+    if (g_source_get_ready_time(source) != -1)
+      g_source_set_ready_time(source, -1);
     return G_SOURCE_CONTINUE;
   }
-  if (events == 0 && g_source_get_time(source) >= io->deadline) {
+  if (events == 0) {
+    /* The ready time: an earlier operation's deadline, or this one's. */
+    if (g_source_get_time(source) < io->deadline) {
+      g_source_set_ready_time(source, io->deadline);
+      return G_SOURCE_CONTINUE;
+    }
+    g_source_set_ready_time(source, -1);
     io_fail(io, G_IO_ERROR_TIMED_OUT, "timeout");
     return G_SOURCE_CONTINUE;
   }
@@ -302,9 +333,7 @@ void pst_client_io_start_tls(PstClientIo *io, PstTransportService *service,
   io->transport = tls;
   io->tls = TRUE;
   /* The handshake watches the socket itself: ours stays quiet. */
-  if (io->source->fd_tag != NULL)
-    g_source_remove_unix_fd(&io->source->source, io->source->fd_tag);
-  io->source->fd_tag = NULL;
+  io_unwatch(io->source);
   g_source_set_ready_time(&io->source->source, -1);
   pst_transport_handshake_async(tls, timeout_ms, NULL, handshake_done, io);
 }
