@@ -78,8 +78,7 @@ typedef struct _Attempt {
   gboolean routing;             /* in attempt_route_next()'s loop */
   gboolean route_returned;      /* the stage finished inside the loop */
   guint batches_running;
-  GThreadPool *pool;     /* borrowed: the disk steps run there */
-  GMainContext *context; /* borrowed: where the other steps run */
+  PstJobWorkers *workers; /* borrowed: the disk steps run there */
   void (*work)(struct _Attempt *attempt); /* the step for a worker */
   void (*back)(struct _Attempt *attempt); /* then, on the main loop */
   PstDeliveryJobFunc done;
@@ -842,37 +841,101 @@ static void attempt_free(Attempt *attempt) {
   g_free(attempt);
 }
 
-/* Back on the main loop after a worker's step. */
-static gboolean attempt_back(gpointer data) {
-  Attempt *attempt = data;
-  attempt->back(attempt);
-  return G_SOURCE_REMOVE;
+/* --- The worker threads ----------------------------------------------------
+ *
+ * A step for a worker goes to the pool; the way back is one source on the
+ * main context for every attempt: a worker queues its finished attempt and
+ * wakes the context only when the queue was empty, and one dispatch runs
+ * every attempt queued meanwhile.  (A source per step cost a context lock,
+ * an eventfd write and a main-loop iteration each.)  Always a source,
+ * never g_main_context_invoke(): while no loop runs the context (the
+ * queue manager's shutdown iterates it by hand) GLib would run the
+ * main-loop step right there, on the worker, and it calls DNS and
+ * transports. */
+
+struct _PstJobWorkers {
+  GThreadPool *pool; /* owned: runs attempt_work() */
+  GSource *back;     /* owned, attached: runs the steps that come back */
+  GMutex lock;
+  GQueue finished; /* of Attempt*, under `lock`: for the main loop */
+  gint woken;      /* atomic: the source has something to run */
+};
+
+typedef struct {
+  GSource source;
+  PstJobWorkers *workers;
+} BackSource;
+
+static gboolean back_prepare(GSource *source, gint *timeout) {
+  *timeout = -1;
+  return g_atomic_int_get(&((BackSource *)source)->workers->woken) != 0;
 }
 
-/* The way back is always a source on the main context, never
- * g_main_context_invoke(): while no loop runs it (the queue manager's
- * shutdown iterates the context by hand) GLib would run the main-loop
- * step right here, on the worker, and it calls DNS and transports. */
-static void attempt_work(gpointer data, gpointer unused) {
+static gboolean back_check(GSource *source) {
+  return g_atomic_int_get(&((BackSource *)source)->workers->woken) != 0;
+}
+
+/* Main loop: the next step of every attempt the workers finished. */
+static gboolean back_dispatch(GSource *source, GSourceFunc callback,
+                              gpointer user_data) {
+  PstJobWorkers *workers = ((BackSource *)source)->workers;
+  g_atomic_int_set(&workers->woken, 0);
+  g_mutex_lock(&workers->lock);
+  GQueue finished = workers->finished;
+  g_queue_init(&workers->finished);
+  g_mutex_unlock(&workers->lock);
+  Attempt *attempt;
+  while ((attempt = g_queue_pop_head(&finished)) != NULL)
+    attempt->back(attempt);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs back_funcs = {back_prepare, back_check, back_dispatch,
+                                  NULL,         NULL,       NULL};
+
+/* A worker thread: the step, then the attempt goes back. */
+static void attempt_work(gpointer data, gpointer user_data) {
   Attempt *attempt = data;
+  PstJobWorkers *workers = user_data;
   attempt->work(attempt);
-  GSource *source = g_idle_source_new();
-  g_source_set_priority(source, G_PRIORITY_DEFAULT);
-  g_source_set_callback(source, attempt_back, attempt, NULL);
-  g_source_attach(source, attempt->context);
-  g_source_unref(source);
+  g_mutex_lock(&workers->lock);
+  gboolean first = g_queue_is_empty(&workers->finished);
+  g_queue_push_tail(&workers->finished, attempt);
+  g_mutex_unlock(&workers->lock);
+  if (first) {
+    g_atomic_int_set(&workers->woken, 1);
+    g_main_context_wakeup(g_source_get_context(workers->back));
+  }
 }
 
-GThreadPool *pst_delivery_job_pool_new(void) {
-  return g_thread_pool_new(attempt_work, NULL, PST_DELIVERY_JOB_THREADS_MAX,
-                           FALSE, NULL);
+PstJobWorkers *pst_delivery_job_workers_new(void) {
+  PstJobWorkers *workers = g_new0(PstJobWorkers, 1);
+  g_mutex_init(&workers->lock);
+  g_queue_init(&workers->finished);
+  workers->back = g_source_new(&back_funcs, sizeof(BackSource));
+  ((BackSource *)workers->back)->workers = workers;
+  g_source_set_static_name(workers->back, "delivery-job-back");
+  g_source_attach(workers->back, g_main_context_get_thread_default());
+  workers->pool = g_thread_pool_new(attempt_work, workers,
+                                    PST_DELIVERY_JOB_THREADS_MAX, FALSE, NULL);
+  return workers;
+}
+
+void pst_delivery_job_workers_free(PstJobWorkers *workers) {
+  if (workers == NULL)
+    return;
+  g_thread_pool_free(workers->pool, FALSE, TRUE);
+  g_source_destroy(workers->back);
+  g_source_unref(workers->back);
+  g_mutex_clear(&workers->lock);
+  g_free(workers);
 }
 
 static void attempt_in_worker(Attempt *attempt, AttemptStep work,
                               AttemptStep back) {
   attempt->work = work;
   attempt->back = back;
-  g_thread_pool_push(attempt->pool, attempt, NULL);
+  g_thread_pool_push(attempt->workers->pool, attempt, NULL);
 }
 
 /* Loads the message and resolves its recipients; FALSE when there is
@@ -1029,12 +1092,11 @@ static void attempt_write(Attempt *attempt) {
   attempt_release_message(attempt);
 }
 
-void pst_delivery_job_run(PstDeliveryJob *job, GThreadPool *pool,
+void pst_delivery_job_run(PstDeliveryJob *job, PstJobWorkers *workers,
                           PstDeliveryJobFunc done, gpointer user_data) {
   Attempt *attempt = g_new0(Attempt, 1);
   attempt->job = job;
-  attempt->pool = pool;
-  attempt->context = g_main_context_get_thread_default();
+  attempt->workers = workers;
   attempt->config = pst_deliver_tables_get_config(job->tables);
   attempt->records =
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);

@@ -25,16 +25,18 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDeliveryJob, pst_delivery_job_free)
  * at once ([delivery] max_parallel, at most this). */
 #define PST_DELIVERY_JOB_THREADS_MAX 256
 
-/* The pool pst_delivery_job_run() needs (the queue manager's); freed with
- * g_thread_pool_free() once no job runs. */
-GThreadPool *pst_delivery_job_pool_new(void);
+/* The threads pst_delivery_job_run() needs (the queue manager's), whose
+ * steps come back to the caller's thread-default main context; freed
+ * once no job runs.  Main thread. */
+PstJobWorkers *pst_delivery_job_workers_new(void);
+void pst_delivery_job_workers_free(PstJobWorkers *workers);
 
 /* Loads the message and its journal, delivers every recipient that is not
  * final, journals each result, and decides what happens next (the Out
  * fields); then calls `done` on the main loop, always later.  The disk
- * steps run on `pool`, the network on the main loop.  The job stays the
+ * steps run on `workers`, the network on the main loop.  The job stays the
  * caller's.  Main thread. */
-void pst_delivery_job_run(PstDeliveryJob *job, GThreadPool *pool,
+void pst_delivery_job_run(PstDeliveryJob *job, PstJobWorkers *workers,
                           PstDeliveryJobFunc done, gpointer user_data);
 
 /* The deliver layer's side of the queue manager's contract (deliverer.c):

@@ -65,6 +65,9 @@ typedef struct {
 
 typedef void (*PstDeliveryJobFunc)(PstDeliveryJob *job, gpointer user_data);
 
+/* The deliver layer's threads for the jobs' disk steps (opaque here). */
+typedef struct _PstJobWorkers PstJobWorkers;
+
 /* What the queue manager needs of the deliver layer.  Every function runs
  * on the main thread. */
 typedef struct {
@@ -72,12 +75,14 @@ typedef struct {
    * reference is kept); freed with job_free, on the main thread. */
   PstDeliveryJob *(*job_new)(PstQueueEntry *entry, PstGeneration *generation);
   void (*job_free)(PstDeliveryJob *job);
-  /* The worker pool job_run needs; freed with g_thread_pool_free() once
-   * no job runs. */
-  GThreadPool *(*pool_new)(void);
+  /* The worker threads job_run needs, and their way back to the main
+   * loop (the thread-default context of the caller); freed with
+   * workers_free once no job runs. */
+  PstJobWorkers *(*workers_new)(void);
+  void (*workers_free)(PstJobWorkers *workers);
   /* Runs the attempt; `done` is called later, on the main loop, with the
    * Out fields set. */
-  void (*job_run)(PstDeliveryJob *job, GThreadPool *pool,
+  void (*job_run)(PstDeliveryJob *job, PstJobWorkers *workers,
                   PstDeliveryJobFunc done, gpointer user_data);
   /* FALSE, with `error` naming the key, when `generation`'s delivery
    * settings cannot work (say TLS or AUTH required without a provider). */

@@ -74,7 +74,7 @@ struct _PstQueueManager {
   guint wake_timer;           /* the one retry timer, 0 when none */
   gint64 wake_at;             /* monotonic µs it fires at */
   GMainContext *context;      /* owned (a reference) */
-  GThreadPool *pool;          /* owned: the jobs' disk steps */
+  PstJobWorkers *workers;     /* owned: the jobs' disk steps */
   guint running;              /* jobs and DSN commits under way */
   gboolean enabled;           /* a delivery method is configured */
   gboolean stopping;
@@ -171,7 +171,7 @@ static void job_done(PstDeliveryJob *job, gpointer user_data);
 
 static void manager_run_job(PstQueueManager *manager, PstDeliveryJob *job) {
   manager->running++;
-  manager->deliverer->job_run(job, manager->pool, job_done, manager);
+  manager->deliverer->job_run(job, manager->workers, job_done, manager);
 }
 
 /* Starts the jobs the schedule allows: the lanes in turn, each up to its
@@ -591,7 +591,7 @@ PstQueueManager *pst_queue_manager_new(PstGeneration *generation,
       manager->config->delivery.max_parallel,
       manager->config->delivery.destination_concurrency);
   manager->context = g_main_context_ref_thread_default();
-  manager->pool = deliverer->pool_new();
+  manager->workers = deliverer->workers_new();
   manager->cache_timer = g_timeout_add_seconds(1, cache_timer_fired, manager);
   return manager;
 }
@@ -646,7 +646,7 @@ void pst_queue_manager_free(PstQueueManager *manager) {
   /* Let the attempts under way finish and report. */
   while (manager->running > 0)
     g_main_context_iteration(manager->context, TRUE);
-  g_thread_pool_free(manager->pool, FALSE, TRUE);
+  manager->deliverer->workers_free(manager->workers);
   g_source_remove(manager->cache_timer);
   manager_expire_connections(manager, TRUE);
   if (manager->wake_timer != 0)
