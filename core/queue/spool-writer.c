@@ -8,11 +8,13 @@
  * ahead and made durable, or tmp/ID created here when none was ready, whose
  * commit then waits for a directory sync) and a buffer: content is
  * checksummed (CRC32C) and buffered, and written out only when the buffer
- * fills or on _flush(), so a small message costs no write on the main
- * thread at all.  The first write error sticks: later writes and the commit
- * fail with it.  At commit the trailer is encoded here (cheap), appended
- * to the buffer, and buffer and file descriptor are handed to the syncer
- * thread, which writes, syncs and renames.  From then on the writer keeps
+ * fills (with the piece that overflows it, in one writev) or on _flush(),
+ * so a small message costs no write on the main thread at all, and what is
+ * still buffered at the commit goes out with the trailer.  The first
+ * write error sticks: later writes and the commit fail with it.  At commit
+ * the trailer is encoded here (cheap), appended to the buffer, and buffer
+ * and file descriptor are handed to the syncer thread, which writes, syncs
+ * and renames.  From then on the writer keeps
  * only its id, path and size, for the session's log lines; freeing it
  * before the commit completes is allowed.  An uncommitted writer's file is
  * unlinked by _free().
@@ -23,6 +25,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "queue/queue-id.h"
@@ -106,34 +109,54 @@ static gboolean writer_failed(PstSpoolWriter *writer, GError **error) {
   return FALSE;
 }
 
-/* write(2) everything or record the error. */
+/* Advances `*pieces` (`*count` of them) past `written` octets. */
+static void writer_advance(struct iovec **pieces, int *count, gsize written) {
+  while (*count > 0 && written >= (*pieces)->iov_len) {
+    written -= (*pieces)->iov_len;
+    (*pieces)++;
+    (*count)--;
+  }
+  if (*count > 0) {
+    (*pieces)->iov_base = (guint8 *)(*pieces)->iov_base + written;
+    (*pieces)->iov_len -= written;
+  }
+}
+
+/* writev(2) the buffer and then `length` octets of `data` (either may be
+ * empty), all of them, or record the error; the buffer is emptied. */
 static gboolean writer_write_out(PstSpoolWriter *writer, const guint8 *data,
                                  gsize length, GError **error) {
-  while (length > 0) {
-    ssize_t written = write(writer->fd, data, length);
+  struct iovec vector[2] = {
+      {.iov_base = writer->buffer->data, .iov_len = writer->buffer->len},
+      {.iov_base = (void *)data, .iov_len = length},
+  };
+  struct iovec *pieces = vector;
+  int count = 2;
+  writer_advance(&pieces, &count, 0); /* skips empty pieces */
+  int saved = 0;
+  while (count > 0 && saved == 0) {
+    ssize_t written = writev(writer->fd, pieces, count);
     if (written < 0 && errno == EINTR)
       continue;
-    if (written <= 0) {
-      int saved = written < 0 ? errno : ENOSPC;
-      g_set_error(&writer->error, PST_SPOOL_ERROR, pst_spool_errno_code(saved),
-                  "Cannot write queue file “%s” of %s: %s", writer->path,
-                  writer->id, g_strerror(saved));
-      return writer_failed(writer, error);
-    }
-    data += written;
-    length -= (gsize)written;
+    if (written <= 0)
+      saved = written < 0 ? errno : ENOSPC;
+    else
+      writer_advance(&pieces, &count, (gsize)written);
   }
-  return TRUE;
+  g_byte_array_set_size(writer->buffer, 0);
+  if (saved == 0)
+    return TRUE;
+  g_set_error(&writer->error, PST_SPOOL_ERROR, pst_spool_errno_code(saved),
+              "Cannot write queue file “%s” of %s: %s", writer->path,
+              writer->id, g_strerror(saved));
+  return writer_failed(writer, error);
 }
 
 gboolean pst_spool_writer_flush(PstSpoolWriter *writer, GError **error) {
   g_return_val_if_fail(writer != NULL && !writer->committed, FALSE);
   if (writer->error != NULL)
     return writer_failed(writer, error);
-  gboolean ok = writer_write_out(writer, writer->buffer->data,
-                                 writer->buffer->len, error);
-  g_byte_array_set_size(writer->buffer, 0);
-  return ok;
+  return writer_write_out(writer, NULL, 0, error);
 }
 
 gboolean pst_spool_writer_write(PstSpoolWriter *writer, const void *data,
@@ -148,10 +171,11 @@ gboolean pst_spool_writer_write(PstSpoolWriter *writer, const void *data,
     g_byte_array_append(writer->buffer, data, length);
     return TRUE;
   }
-  if (!pst_spool_writer_flush(writer, error))
-    return FALSE;
+  /* A large piece goes out with the buffer in one writev(). */
   if (length >= WRITER_BUFFER_SIZE)
     return writer_write_out(writer, data, length, error);
+  if (!pst_spool_writer_flush(writer, error))
+    return FALSE;
   g_byte_array_append(writer->buffer, data, length);
   return TRUE;
 }

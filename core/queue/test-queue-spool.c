@@ -379,6 +379,42 @@ static void test_commit_roundtrip(Fixture *f, gconstpointer data) {
   g_assert_cmpuint(stats.directory_syncs, ==, 1);
 }
 
+/* Pieces small and larger than the writer's buffer, in turn: a large one
+ * goes out with what the buffer holds in one writev(), and the rest of
+ * the buffer with the trailer at the commit. */
+static void test_commit_mixed_pieces(Fixture *f, gconstpointer data) {
+  static const gsize pieces[] = {100, 70000, 3000, 140000, 65536, 1, 50};
+  g_autoptr(GString) content = g_string_new(NULL);
+  g_autoptr(GError) error = NULL;
+  PstSpoolWriter *writer = pst_spool_writer_new(f->spool, &error);
+  g_assert_no_error(error);
+  for (gsize i = 0; i < G_N_ELEMENTS(pieces); i++) {
+    gsize start = content->len;
+    for (gsize n = 0; n < pieces[i]; n++)
+      g_string_append_c(content, (char)('a' + (start + n * 7) % 26));
+    g_assert_true(pst_spool_writer_write(writer, content->str + start,
+                                         pieces[i], &error));
+    g_assert_no_error(error);
+  }
+  g_autofree char *id = g_strdup(pst_spool_writer_get_id(writer));
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  guint done = 0;
+  Commit commit = {.writer = writer, .done = &done};
+  pst_spool_writer_commit_async(writer, envelope, NULL, 0,
+                                PST_SPOOL_QUEUE_ACTIVE, commit_done, &commit);
+  wait_for(&done, 1);
+  g_assert_no_error(commit.error);
+  g_assert_true(commit.ok);
+  commit_clear(&commit);
+  g_autoptr(PstQueuedMessage) message =
+      pst_spool_load(f->spool, PST_SPOOL_QUEUE_ACTIVE, id, &error);
+  g_assert_no_error(error);
+  g_autoptr(GBytes) loaded = pst_queued_message_get_content(message, &error);
+  g_assert_no_error(error);
+  g_assert_cmpmem(g_bytes_get_data(loaded, NULL), g_bytes_get_size(loaded),
+                  content->str, content->len);
+}
+
 static void test_commit_header_override_hold(Fixture *f, gconstpointer data) {
   static const char content[] = "A: 1\r\nB: 2\r\n\r\nbody\r\n";
   g_autoptr(PstEnvelope) envelope = envelope_new("", 1);
@@ -766,6 +802,24 @@ static void disk_full_large(Fixture *f) {
   commit_clear(&commit);
 }
 
+/* A large piece after a small one: one writev() of both is cut short at
+ * the limit, inside the large piece, and the next one fails. */
+static void disk_full_vector(Fixture *f) {
+  g_autoptr(GError) error = NULL;
+  PstSpoolWriter *writer = pst_spool_writer_new(f->spool, &error);
+  g_assert_no_error(error);
+  g_autofree char *chunk = g_strnfill(160 * 1024, 'v');
+  g_assert_true(pst_spool_writer_write(writer, chunk, 1000, &error));
+  g_assert_false(pst_spool_writer_write(writer, chunk, 160 * 1024, &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO);
+  g_assert_nonnull(strstr(error->message, g_strerror(EFBIG)));
+  g_clear_error(&error);
+  struct stat st;
+  g_assert_cmpint(stat(pst_spool_writer_get_path(writer), &st), ==, 0);
+  g_assert_cmpint(st.st_size, ==, 100 * 1024);
+  pst_spool_writer_free(writer);
+}
+
 /* Small: the buffer holds it, and the syncer's write fails. */
 static void disk_full_small(Fixture *f) {
   g_autofree char *content = g_strnfill(5000, 'y');
@@ -783,6 +837,7 @@ static void disk_full_small(Fixture *f) {
 
 static void test_fail_disk_full(Fixture *f, gconstpointer data) {
   with_file_size_limit(100 * 1024, disk_full_large, f);
+  with_file_size_limit(100 * 1024, disk_full_vector, f);
   with_file_size_limit(4096, disk_full_small, f);
   g_assert_cmpuint(count_files(f, "queue"), ==, 0);
   g_assert_cmpuint(count_files(f, "tmp"), ==, 0);
@@ -1239,6 +1294,7 @@ int main(int argc, char **argv) {
   ADD("commit/roundtrip", test_commit_roundtrip, NULL);
   ADD("commit/header-override-hold", test_commit_header_override_hold, NULL);
   ADD("commit/large-override", test_commit_large_override, NULL);
+  ADD("commit/mixed-pieces", test_commit_mixed_pieces, NULL);
   ADD("commit/group", test_commit_group, NULL);
   ADD("commit/group-sequential", test_commit_group_sequential, NULL);
   ADD("commit/spare-files", test_commit_spare_files, NULL);
