@@ -326,21 +326,34 @@ void pst_session_command_bdat(PstSession *session,
 static void session_commit_done(GObject *source, GAsyncResult *result,
                                 gpointer user_data);
 
-/* The reply when the message as received cannot be accepted, or NULL. */
+/* The reply when the message as received cannot be accepted, or NULL.
+ * The writer's buffer is not flushed here: what it holds goes out with the
+ * trailer on the syncer thread (a write error then fails the commit),
+ * unless something reads the file first (session_flush_for_readers). */
 static const PstSmtpReply *session_message_fault(PstSession *session) {
   const PstSmtpReply *fault =
       pst_data_fault_reply(pst_data_reader_get_faults(session->reader));
   if (fault != NULL)
     return fault;
+  if (!session->write_failed)
+    return NULL;
   g_autoptr(GError) error = NULL;
   /* After a failed write the flush fails too, with that first error. */
-  gboolean flushed = pst_spool_writer_flush(session->writer, &error);
-  if (session->write_failed || !flushed) {
-    if (error != NULL)
-      g_warning("%s: %s", session->id, error->message);
-    return session_spool_reply(error);
-  }
-  return NULL;
+  pst_spool_writer_flush(session->writer, &error);
+  return session_spool_reply(error);
+}
+
+/* Writes out the writer's buffer before the message is handed to what
+ * reads its file (plugins at END-OF-MESSAGE); FALSE, answered 451/452,
+ * when that fails. */
+static gboolean session_flush_for_readers(PstSession *session) {
+  g_autoptr(GError) error = NULL;
+  if (pst_spool_writer_flush(session->writer, &error))
+    return TRUE;
+  g_warning("%s: %s", session->id, error->message);
+  pst_session_reply_static(session, session_spool_reply(error));
+  session_end_transaction(session);
+  return FALSE;
 }
 
 /* Parses the kept header block; FALSE when it is over the limit. */
@@ -466,6 +479,8 @@ static void session_end_of_data(PstSession *session) {
     session_commit(session);
     return;
   }
+  if (!session_flush_for_readers(session))
+    return;
   session->message = pst_message_new(
       pst_spool_writer_get_id(session->writer), g_steal_pointer(&fields),
       pst_spool_writer_get_path(session->writer), session->header_length,
