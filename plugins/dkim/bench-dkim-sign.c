@@ -17,7 +17,6 @@
 #include <time.h>
 
 #include <openssl/evp.h>
-#include <openssl/rsa.h>
 
 #include "dkim.h"
 
@@ -41,6 +40,8 @@ static void sign_message(const DkimSignSpec *spec, const GString *body) {
   g_assert_nonnull(value);
 }
 
+/* What `openssl speed` times: one prepared context, signing again and
+ * again (an RSA key's context as the signer keeps it). */
 static void sign_raw(const DkimKey *key) {
   guint8 digest[32] = {1}, signature[1024];
   size_t length = sizeof signature;
@@ -51,12 +52,7 @@ static void sign_raw(const DkimKey *key) {
     EVP_MD_CTX_free(context);
     return;
   }
-  EVP_PKEY_CTX *context = EVP_PKEY_CTX_new(key->pkey, NULL);
-  g_assert(EVP_PKEY_sign_init(context) == 1 &&
-           EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_PADDING) == 1 &&
-           EVP_PKEY_CTX_set_signature_md(context, EVP_sha256()) == 1 &&
-           EVP_PKEY_sign(context, signature, &length, digest, 32) == 1);
-  EVP_PKEY_CTX_free(context);
+  g_assert(EVP_PKEY_sign(key->rsa_sign, signature, &length, digest, 32) == 1);
 }
 
 static void bench_key(DkimKeyType type, guint count, const GString *body) {
@@ -69,6 +65,8 @@ static void bench_key(DkimKeyType type, guint count, const GString *body) {
   g_assert_true(dkim_key_describe((const guint8 *)pem, strlen(pem), &key->type,
                                   &key->bits, &key->public_key, &key->pkey,
                                   &error));
+  if (type == DKIM_KEY_RSA)
+    key->rsa_sign = dkim_rsa_sign_context_new(key->pkey);
   g_auto(GStrv) headers = g_strsplit(DKIM_DEFAULT_HEADERS, ";", -1);
   g_auto(GStrv) oversign = g_strsplit(DKIM_DEFAULT_OVERSIGN, ";", -1);
   DkimSignSpec spec = {.key = key,

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -42,6 +43,7 @@ void dkim_key_free(DkimKey *key) {
   g_free(key->selector);
   g_free(key->path);
   g_free(key->public_key);
+  EVP_PKEY_CTX_free(key->rsa_sign);
   EVP_PKEY_free(key->pkey);
   g_free(key);
 }
@@ -188,6 +190,16 @@ gboolean dkim_key_describe(const guint8 *pem, gsize length,
   return TRUE;
 }
 
+EVP_PKEY_CTX *dkim_rsa_sign_context_new(EVP_PKEY *pkey) {
+  EVP_PKEY_CTX *context = EVP_PKEY_CTX_new(pkey, NULL);
+  if (context != NULL &&
+      (EVP_PKEY_sign_init(context) != 1 ||
+       EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_PADDING) != 1 ||
+       EVP_PKEY_CTX_set_signature_md(context, EVP_sha256()) != 1))
+    g_clear_pointer(&context, EVP_PKEY_CTX_free);
+  return context;
+}
+
 /* --- The record file beside the key --------------------------------------- */
 
 /* The record text of a zone-file line (its quoted strings joined), or the
@@ -268,6 +280,8 @@ DkimKey *dkim_key_load(const char *directory, const char *domain,
   }
   if (!dkim_key_match_record(key, error))
     return NULL;
+  if (key->type == DKIM_KEY_RSA) /* NULL: each signature reports why */
+    key->rsa_sign = dkim_rsa_sign_context_new(key->pkey);
   return g_steal_pointer(&key);
 }
 

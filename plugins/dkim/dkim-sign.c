@@ -66,8 +66,9 @@ void dkim_feed_headers(PstMessage *message, DkimFeedHeader feed,
   guint count = pst_message_get_header_count(message);
   g_autoptr(GString) field = g_string_new(NULL);
   for (guint i = 0; i < count; i++) {
-    g_string_printf(field, "%s: %s", pst_message_get_header_name(message, i),
-                    pst_message_get_header_value(message, i));
+    g_string_assign(field, pst_message_get_header_name(message, i));
+    g_string_append(field, ": ");
+    g_string_append(field, pst_message_get_header_value(message, i));
     feed(field->str, field->len, data);
   }
 }

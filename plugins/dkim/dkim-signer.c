@@ -16,13 +16,15 @@
  *
  * The tags, their order and the folding are libopendkim 2.11's, so that
  * test-dkim-signer.c can ask for byte-identical signatures.  The EVP_PKEY
- * is only read here, so threads share it; every operation has its own
- * context.  Runs on the plugin's workers and the core's delivery worker.
+ * and an RSA key's signing context (made at load, dkim-key.c) are only
+ * read here, so threads share them; every operation works on a context of
+ * its own (RSA: a duplicate of the prepared one, which saves OpenSSL 3's
+ * algorithm lookup per signature).  Runs on the plugin's workers and the
+ * core's delivery worker.
  */
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/rsa.h>
 
 #include "dkim.h"
 
@@ -133,8 +135,8 @@ static const guint8 *dkim_signing_body_digest(DkimSigning *signing) {
 static gboolean dkim_name_in(const char *field, gsize length,
                              const char *const *names) {
   for (guint i = 0; names != NULL && names[i] != NULL; i++)
-    if (strlen(names[i]) == length &&
-        g_ascii_strncasecmp(field, names[i], length) == 0)
+    if (g_ascii_strncasecmp(field, names[i], length) == 0 &&
+        names[i][length] == '\0')
       return TRUE;
   return FALSE;
 }
@@ -246,10 +248,11 @@ static char *dkim_signing_sign_digest(const DkimKey *key,
          EVP_DigestSignInit(context, NULL, NULL, NULL, key->pkey) == 1 &&
          EVP_DigestSign(context, signature, &length, digest, 32) == 1;
   } else {
-    g_autoptr(EVP_PKEY_CTX) context = EVP_PKEY_CTX_new(key->pkey, NULL);
-    ok = context != NULL && EVP_PKEY_sign_init(context) == 1 &&
-         EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_PADDING) == 1 &&
-         EVP_PKEY_CTX_set_signature_md(context, EVP_sha256()) == 1 &&
+    /* an operation changes its context: each signature has a copy */
+    g_autoptr(EVP_PKEY_CTX) context =
+        key->rsa_sign != NULL ? EVP_PKEY_CTX_dup(key->rsa_sign)
+                              : dkim_rsa_sign_context_new(key->pkey);
+    ok = context != NULL &&
          EVP_PKEY_sign(context, signature, &length, digest, 32) == 1;
   }
   if (!ok) {

@@ -212,6 +212,9 @@ typedef struct {
   char *public_key; /* owned: the p= value of its DNS record */
   EVP_PKEY *pkey;   /* owned: the key, parsed once; read-only, so shared
                        by every signing thread */
+  EVP_PKEY_CTX *rsa_sign; /* owned, nullable: RSA's PKCS#1 v1.5 SHA-256
+                             signing context, made at load and only ever
+                             duplicated, so shared like pkey */
 } DkimKey;
 
 void dkim_key_free(DkimKey *key);
@@ -233,6 +236,10 @@ gboolean dkim_key_describe(const guint8 *pem, gsize length,
                            DkimKeyType *type_r, guint *bits_r,
                            char **public_key_r, EVP_PKEY **pkey_r,
                            GError **error);
+/* An RSA key's signing context (PKCS#1 v1.5, SHA-256), or NULL when
+ * OpenSSL refuses the key: made once per key (DkimKey.rsa_sign), since
+ * OpenSSL 3's init looks up algorithms and parameters every time. */
+EVP_PKEY_CTX *dkim_rsa_sign_context_new(EVP_PKEY *pkey);
 /* A new private key as PKCS#8 PEM (bits: RSA only). */
 char *dkim_key_generate(DkimKeyType type, guint bits, GError **error);
 

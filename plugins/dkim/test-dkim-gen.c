@@ -133,6 +133,8 @@ DkimKey *test_key(DkimKeyType type) {
   g_assert_true(dkim_key_describe(key->pem, key->pem_length, &key->type,
                                   &key->bits, &key->public_key, &key->pkey,
                                   &error));
+  if (key->type == DKIM_KEY_RSA) /* as dkim_key_load() makes it */
+    key->rsa_sign = dkim_rsa_sign_context_new(key->pkey);
   return key;
 }
 
