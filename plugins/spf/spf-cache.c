@@ -73,9 +73,23 @@ guint spf_answer_cache_get_size(SpfAnswerCache *cache) {
   return g_hash_table_size(cache->entries);
 }
 
+/* "TYPE name" with the name in lower case: one allocation, no format
+ * (this runs for every check). */
 static char *spf_cache_key(PstDnsType type, const char *name) {
-  g_autofree char *lower = g_ascii_strdown(name, -1);
-  return g_strdup_printf("%u %s", (guint)type, lower);
+  char number[16];
+  gsize digits = 0;
+  for (guint value = (guint)type; digits == 0 || value > 0; value /= 10)
+    number[digits++] = (char)('0' + value % 10);
+  gsize length = strlen(name);
+  char *key = g_malloc(digits + 1 + length + 1);
+  char *p = key;
+  while (digits > 0)
+    *p++ = number[--digits];
+  *p++ = ' ';
+  for (gsize i = 0; i < length; i++)
+    p[i] = g_ascii_tolower(name[i]);
+  p[length] = '\0';
+  return key;
 }
 
 static SpfAnswer *spf_answer_copy(const SpfAnswer *answer) {

@@ -44,9 +44,11 @@ static gboolean spf_name_is_domain(const char *name) {
   const char *dot = strchr(name, '.');
   if (dot == NULL || dot == name || dot[1] == '\0')
     return FALSE;
-  /* A bare address is not a domain either. */
-  g_autoptr(GInetAddress) address = g_inet_address_new_from_string(name);
-  return address == NULL;
+  /* A bare address is not a domain either (what
+   * g_inet_address_new_from_string() accepts, without an object). */
+  struct in6_addr address;
+  return inet_pton(AF_INET, name, &address) != 1 &&
+         inet_pton(AF_INET6, name, &address) != 1;
 }
 
 char *spf_identity_domain(const char *sender, const char *helo,
@@ -74,8 +76,8 @@ static char *spf_identity_mailbox(const SpfQuery *query) {
   if (query->identity == SPF_IDENTITY_MAIL_FROM && query->sender != NULL &&
       query->sender[0] != '\0')
     return g_strdup(query->sender);
-  return g_strdup_printf("postmaster@%s",
-                         query->helo != NULL ? query->helo : "");
+  return g_strconcat("postmaster@", query->helo != NULL ? query->helo : "",
+                     NULL);
 }
 
 /* --- Text hygiene ------------------------------------------------------- */
@@ -126,35 +128,38 @@ static void spf_append_value(GString *out, const char *value) {
 
 /* --- Comments ----------------------------------------------------------- */
 
+/* The comment's text.  g_strconcat(), not a format: this is made for
+ * every message. */
 static char *spf_comment(const SpfOutcome *outcome, const SpfQuery *query) {
   const char *who = outcome->identity;
   const char *ip = query->ip;
+  /* Only an outcome made to be taken apart has an error without one. */
+  const char *problem = outcome->problem != NULL ? outcome->problem : "";
   switch (outcome->result) {
   case SPF_RES_PASS:
-    return g_strdup_printf("domain of %s designates %s as permitted sender",
-                           who, ip);
+    return g_strconcat("domain of ", who, " designates ", ip,
+                       " as permitted sender", NULL);
   case SPF_RES_FAIL:
-    return g_strdup_printf(
-        "domain of %s does not designate %s as permitted sender", who, ip);
+    return g_strconcat("domain of ", who, " does not designate ", ip,
+                       " as permitted sender", NULL);
   case SPF_RES_SOFTFAIL:
-    return g_strdup_printf("domain of transitioning %s does not designate "
-                           "%s as permitted sender",
-                           who, ip);
+    return g_strconcat("domain of transitioning ", who, " does not designate ",
+                       ip, " as permitted sender", NULL);
   case SPF_RES_NEUTRAL:
-    return g_strdup_printf("%s is neither permitted nor denied by domain of %s",
-                           ip, who);
+    return g_strconcat(ip, " is neither permitted nor denied by domain of ",
+                       who, NULL);
   case SPF_RES_NONE:
     return outcome->domain == NULL
-               ? g_strdup_printf("%s has no domain to check", who)
-               : g_strdup_printf("domain of %s does not designate permitted "
-                                 "sender hosts",
-                                 who);
+               ? g_strconcat(who, " has no domain to check", NULL)
+               : g_strconcat("domain of ", who,
+                             " does not designate permitted sender hosts",
+                             NULL);
   case SPF_RES_TEMPERROR:
-    return g_strdup_printf("temporary error checking domain of %s: %s", who,
-                           outcome->problem);
+    return g_strconcat("temporary error checking domain of ", who, ": ",
+                       problem, NULL);
   case SPF_RES_PERMERROR:
-    return g_strdup_printf("permanent error in the SPF record of %s: %s", who,
-                           outcome->problem);
+    return g_strconcat("permanent error in the SPF record of ", who, ": ",
+                       problem, NULL);
   }
   return g_strdup("");
 }
@@ -578,8 +583,11 @@ GPtrArray *spf_known_collect(const SpfQuery *query, SpfPeekFunc peek,
 /* --- Received-SPF ------------------------------------------------------- */
 
 char *spf_received_spf(const SpfOutcome *outcome, const SpfQuery *query) {
-  GString *out = g_string_new(spf_result_to_string(outcome->result));
-  g_string_append_printf(out, " (%s)\r\n\tclient-ip=", outcome->comment);
+  GString *out = g_string_sized_new(256);
+  g_string_append(out, spf_result_to_string(outcome->result));
+  g_string_append(out, " (");
+  g_string_append(out, outcome->comment);
+  g_string_append(out, ")\r\n\tclient-ip=");
   spf_append_value(out, query->ip);
   g_string_append(out, "; envelope-from=");
   spf_append_value(out, outcome->identity);
@@ -591,9 +599,9 @@ char *spf_received_spf(const SpfOutcome *outcome, const SpfQuery *query) {
   }
   g_string_append(out, "\r\n\treceiver=");
   spf_append_value(out, query->receiver);
-  g_string_append_printf(out, "; identity=%s;",
-                         query->identity == SPF_IDENTITY_HELO ? "helo"
-                                                              : "mailfrom");
+  g_string_append(out, query->identity == SPF_IDENTITY_HELO
+                           ? "; identity=helo;"
+                           : "; identity=mailfrom;");
   if (outcome->problem != NULL) {
     g_string_append(out, " problem=");
     spf_append_value(out, outcome->problem);
