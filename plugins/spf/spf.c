@@ -90,29 +90,18 @@ static void spf_job_free(SpfJob *job) {
 
 /* --- Results ------------------------------------------------------------ */
 
-/* One {sv} entry; without a format string, which GLib parses on every
- * call (it cost more than the rest of the value). */
-static GVariant *spf_auth_entry(const char *key, const char *value) {
-  return g_variant_new_dict_entry(
-      g_variant_new_string(key),
-      g_variant_new_variant(g_variant_new_string(value)));
-}
-
+/* The auth.spf (spf.helo) value: an a{sv} of three strings, written in
+ * serialised form (spf-variant.c). */
 static GVariant *spf_auth_value(const SpfOutcome *outcome,
                                 const SpfQuery *query) {
-  GVariant *entries[3];
-  entries[0] =
-      spf_auth_entry("result", spf_result_to_string(outcome->result));
-  entries[1] = spf_auth_entry("reason", outcome->problem != NULL
-                                            ? outcome->problem
-                                            : outcome->comment);
-  if (query->identity == SPF_IDENTITY_HELO)
-    entries[2] = spf_auth_entry("smtp.helo",
-                                query->helo != NULL ? query->helo : "");
-  else
-    entries[2] = spf_auth_entry("smtp.mailfrom", outcome->identity);
-  return g_variant_new_array(G_VARIANT_TYPE("{sv}"), entries,
-                             G_N_ELEMENTS(entries));
+  gboolean helo = query->identity == SPF_IDENTITY_HELO;
+  const char *const keys[] = {"result", "reason",
+                              helo ? "smtp.helo" : "smtp.mailfrom"};
+  const char *const values[] = {
+      spf_result_to_string(outcome->result),
+      outcome->problem != NULL ? outcome->problem : outcome->comment,
+      helo ? (query->helo != NULL ? query->helo : "") : outcome->identity};
+  return spf_variant_new_vardict(keys, values, G_N_ELEMENTS(keys));
 }
 
 /* --- The job ----------------------------------------------------------- */
@@ -248,10 +237,9 @@ static void spf_job_record(SpfJob *job, const SpfOutcome *outcome) {
 
 /* The results and the reply; the job ends.  The verdict. */
 static PstVerdict spf_job_finish(SpfJob *job) {
-  g_ptr_array_add(job->headers, NULL);
-  pst_result_set(
-      job->call, PST_SCOPE_TRANSACTION, "spf.received",
-      g_variant_new_strv((const char *const *)job->headers->pdata, -1));
+  pst_result_set(job->call, PST_SCOPE_TRANSACTION, "spf.received",
+                 spf_variant_new_strv((const char *const *)job->headers->pdata,
+                                      job->headers->len));
   if (job->decision.verdict != PST_VERDICT_CONTINUE)
     pst_call_set_reply(job->call, job->decision.code, job->decision.enhanced,
                        job->decision.text);

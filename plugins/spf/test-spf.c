@@ -826,6 +826,56 @@ static void test_config_errors(void) {
   spf_config_unref(config);
 }
 
+/* spf-variant.c against GLib: the same octets as GLib's serialisation of
+ * the value made with its constructors, in normal form, across the sizes
+ * where framing offsets grow (1, 2 and 4 octets), with empty strings, no
+ * entries and non-ASCII UTF-8. */
+static void variant_check(GVariant *mine, GVariant *glib) {
+  g_autoptr(GVariant) a = g_variant_ref_sink(mine);
+  g_autoptr(GVariant) b = g_variant_ref_sink(glib);
+  g_assert_true(g_variant_is_normal_form(a));
+  g_assert_true(g_variant_equal(a, b));
+  g_assert_cmpmem(g_variant_get_data(a), g_variant_get_size(a),
+                  g_variant_get_data(b), g_variant_get_size(b));
+}
+
+static GVariant *variant_glib_vardict(const char *const *keys,
+                                      const char *const *values, gsize n) {
+  GVariantBuilder builder;
+  g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
+  for (gsize i = 0; i < n; i++)
+    g_variant_builder_add(&builder, "{sv}", keys[i],
+                          g_variant_new_string(values[i]));
+  return g_variant_builder_end(&builder);
+}
+
+static void test_variant(void) {
+  static const gsize lengths[] = {
+      0,   1,   7,   8,   9,   200, 230, 240,   245,   250,   251,   252,
+      253, 254, 255, 256, 300, 500, 999, 65500, 65520, 65530, 65536, 70000};
+  for (gsize i = 0; i < G_N_ELEMENTS(lengths); i++) {
+    for (gsize shift = 0; shift < 3; shift++) {
+      g_autofree char *long_value = g_strnfill(lengths[i], 'x');
+      g_autofree char *key = g_strnfill(1 + (lengths[i] + shift) % 13, 'k');
+      const char *keys[] = {"result", key, "smtp.mailfrom"};
+      const char *values[] = {"pass", long_value, ""};
+      for (gsize n = 0; n <= 3; n++) {
+        variant_check(spf_variant_new_vardict(keys, values, n),
+                      variant_glib_vardict(keys, values, n));
+        const char *one[] = {long_value + (lengths[i] > shift ? shift : 0)};
+        variant_check(spf_variant_new_vardict(keys + 1, one, 1),
+                      variant_glib_vardict(keys + 1, one, 1));
+        variant_check(spf_variant_new_strv(values, n),
+                      g_variant_new_strv(values, (gssize)n));
+      }
+    }
+  }
+  const char *keys[] = {"reason"};
+  const char *utf8[] = {"r\xc3\xa9sultat"};
+  variant_check(spf_variant_new_vardict(keys, utf8, 1),
+                variant_glib_vardict(keys, utf8, 1));
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   spf_library_init();
@@ -841,5 +891,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/record-prepare", test_record_prepare);
   g_test_add_func("/spf/macro-string", test_macro_string);
   g_test_add_func("/spf/config-errors", test_config_errors);
+  g_test_add_func("/spf/variant", test_variant);
   return g_test_run();
 }
