@@ -360,14 +360,27 @@ static void attempt_group(Attempt *attempt) {
 
 typedef void (*AttemptStep)(Attempt *attempt);
 static void attempt_in_worker(Attempt *attempt, AttemptStep work,
-                              AttemptStep back);
+                              AttemptStep back, gboolean brief);
 static void attempt_write(Attempt *attempt);
 static void attempt_end(Attempt *attempt);
+static gboolean attempt_all_delivered(const Attempt *attempt);
+
+/* Step 3 only removes the files (no mailbox to write, no journal, so no
+ * fsync): it may share a worker with other brief steps. */
+static gboolean attempt_write_is_brief(const Attempt *attempt) {
+  for (guint b = 0; b < attempt->batches->len; b++) {
+    const PstDeliveryBatch *batch = attempt->batches->pdata[b];
+    if (batch->transport->blocking)
+      return FALSE;
+  }
+  return attempt_all_delivered(attempt);
+}
 
 static void batch_done(PstDeliveryBatch *batch, gpointer user_data) {
   Attempt *attempt = user_data;
   if (--attempt->batches_running == 0)
-    attempt_in_worker(attempt, attempt_write, attempt_end);
+    attempt_in_worker(attempt, attempt_write, attempt_end,
+                      attempt_write_is_brief(attempt));
 }
 
 /* Starts the network transports; the disk ones wait for the worker. */
@@ -843,19 +856,27 @@ static void attempt_free(Attempt *attempt) {
 
 /* --- The worker threads ----------------------------------------------------
  *
- * A step for a worker goes to the pool; the way back is one source on the
- * main context for every attempt: a worker queues its finished attempt and
+ * A step for a worker goes to the pool.  Brief steps (loading a message;
+ * removing one delivered without a journal: no fsync) are gathered while
+ * the main loop dispatches, and handed over together, up to BRIEF_MAX per
+ * worker, before it polls again: each hand-off woke a thread.  A step
+ * that may wait for the disk (a mailbox, a journal append) goes alone, so
+ * those still run side by side.  The way back is one source on the main
+ * context for every attempt: a worker queues its finished attempts and
  * wakes the context only when the queue was empty, and one dispatch runs
- * every attempt queued meanwhile.  (A source per step cost a context lock,
- * an eventfd write and a main-loop iteration each.)  Always a source,
+ * every attempt queued meanwhile (a source per step cost a context lock,
+ * an eventfd write and a main-loop iteration each).  Always a source,
  * never g_main_context_invoke(): while no loop runs the context (the
  * queue manager's shutdown iterates it by hand) GLib would run the
  * main-loop step right there, on the worker, and it calls DNS and
  * transports. */
 
+#define BRIEF_MAX 8
+
 struct _PstJobWorkers {
-  GThreadPool *pool; /* owned: runs attempt_work() */
-  GSource *back;     /* owned, attached: runs the steps that come back */
+  GThreadPool *pool;   /* owned: runs attempts_work() on GPtrArray* */
+  GSource *back;       /* owned, attached: hands over, and takes back */
+  GPtrArray *gathered; /* owned, main thread: brief steps to hand over */
   GMutex lock;
   GQueue finished; /* of Attempt*, under `lock`: for the main loop */
   gint woken;      /* atomic: the source has something to run */
@@ -866,9 +887,28 @@ typedef struct {
   PstJobWorkers *workers;
 } BackSource;
 
+/* Main loop: the gathered brief steps go to the workers. */
+static void workers_hand_over(PstJobWorkers *workers) {
+  GPtrArray *gathered = workers->gathered;
+  for (guint i = 0; i < gathered->len; i += BRIEF_MAX) {
+    guint n = MIN(gathered->len - i, BRIEF_MAX);
+    GPtrArray *steps = g_ptr_array_sized_new(n);
+    for (guint k = 0; k < n; k++)
+      g_ptr_array_add(steps, gathered->pdata[i + k]);
+    g_thread_pool_push(workers->pool, steps, NULL);
+  }
+  g_ptr_array_set_size(gathered, 0);
+}
+
+/* Before the main loop polls (each iteration: the source has a high
+ * priority, so GLib never skips its prepare for a source ready before
+ * it). */
 static gboolean back_prepare(GSource *source, gint *timeout) {
+  PstJobWorkers *workers = ((BackSource *)source)->workers;
+  if (workers->gathered->len > 0)
+    workers_hand_over(workers);
   *timeout = -1;
-  return g_atomic_int_get(&((BackSource *)source)->workers->woken) != 0;
+  return g_atomic_int_get(&workers->woken) != 0;
 }
 
 static gboolean back_check(GSource *source) {
@@ -893,14 +933,18 @@ static gboolean back_dispatch(GSource *source, GSourceFunc callback,
 static GSourceFuncs back_funcs = {back_prepare, back_check, back_dispatch,
                                   NULL,         NULL,       NULL};
 
-/* A worker thread: the step, then the attempt goes back. */
-static void attempt_work(gpointer data, gpointer user_data) {
-  Attempt *attempt = data;
+/* A worker thread: the steps, then the attempts go back. */
+static void attempts_work(gpointer data, gpointer user_data) {
+  g_autoptr(GPtrArray) steps = data;
   PstJobWorkers *workers = user_data;
-  attempt->work(attempt);
+  for (guint i = 0; i < steps->len; i++) {
+    Attempt *attempt = steps->pdata[i];
+    attempt->work(attempt);
+  }
   g_mutex_lock(&workers->lock);
   gboolean first = g_queue_is_empty(&workers->finished);
-  g_queue_push_tail(&workers->finished, attempt);
+  for (guint i = 0; i < steps->len; i++)
+    g_queue_push_tail(&workers->finished, steps->pdata[i]);
   g_mutex_unlock(&workers->lock);
   if (first) {
     g_atomic_int_set(&workers->woken, 1);
@@ -912,11 +956,13 @@ PstJobWorkers *pst_delivery_job_workers_new(void) {
   PstJobWorkers *workers = g_new0(PstJobWorkers, 1);
   g_mutex_init(&workers->lock);
   g_queue_init(&workers->finished);
+  workers->gathered = g_ptr_array_new();
   workers->back = g_source_new(&back_funcs, sizeof(BackSource));
   ((BackSource *)workers->back)->workers = workers;
   g_source_set_static_name(workers->back, "delivery-job-back");
+  g_source_set_priority(workers->back, G_PRIORITY_HIGH);
   g_source_attach(workers->back, g_main_context_get_thread_default());
-  workers->pool = g_thread_pool_new(attempt_work, workers,
+  workers->pool = g_thread_pool_new(attempts_work, workers,
                                     PST_DELIVERY_JOB_THREADS_MAX, FALSE, NULL);
   return workers;
 }
@@ -927,15 +973,23 @@ void pst_delivery_job_workers_free(PstJobWorkers *workers) {
   g_thread_pool_free(workers->pool, FALSE, TRUE);
   g_source_destroy(workers->back);
   g_source_unref(workers->back);
+  g_ptr_array_unref(workers->gathered);
   g_mutex_clear(&workers->lock);
   g_free(workers);
 }
 
 static void attempt_in_worker(Attempt *attempt, AttemptStep work,
-                              AttemptStep back) {
+                              AttemptStep back, gboolean brief) {
+  PstJobWorkers *workers = attempt->workers;
   attempt->work = work;
   attempt->back = back;
-  g_thread_pool_push(attempt->workers->pool, attempt, NULL);
+  if (brief) {
+    g_ptr_array_add(workers->gathered, attempt);
+    return;
+  }
+  GPtrArray *steps = g_ptr_array_sized_new(1);
+  g_ptr_array_add(steps, attempt);
+  g_thread_pool_push(workers->pool, steps, NULL);
 }
 
 /* Loads the message and resolves its recipients; FALSE when there is
@@ -1105,5 +1159,5 @@ void pst_delivery_job_run(PstDeliveryJob *job, PstJobWorkers *workers,
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_delivery_batch_free);
   attempt->done = done;
   attempt->user_data = user_data;
-  attempt_in_worker(attempt, attempt_prepare, attempt_prepared);
+  attempt_in_worker(attempt, attempt_prepare, attempt_prepared, TRUE);
 }
