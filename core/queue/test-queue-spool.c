@@ -238,6 +238,18 @@ static void commit_clear(Commit *commit) {
   g_clear_error(&commit->error);
 }
 
+/* Commits what `writer` holds into queue/ for one recipient of a@b and
+ * waits; the outcome is in `*commit` (commit_clear() frees the writer). */
+static void commit_writer_wait(PstSpoolWriter *writer, Commit *commit) {
+  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
+  guint done = 0;
+  *commit = (Commit){.writer = writer, .done = &done};
+  pst_spool_writer_commit_async(writer, envelope, NULL, 0,
+                                PST_SPOOL_QUEUE_ACTIVE, commit_done, commit);
+  wait_for(&done, 1);
+  commit->done = NULL;
+}
+
 /* Writes `content` in pieces of `piece` octets and starts the commit. */
 static void commit_start(PstSpool *spool, Commit *commit, guint *done,
                          const char *content, gsize length, gsize piece,
@@ -397,12 +409,8 @@ static void test_commit_mixed_pieces(Fixture *f, gconstpointer data) {
     g_assert_no_error(error);
   }
   g_autofree char *id = g_strdup(pst_spool_writer_get_id(writer));
-  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
-  guint done = 0;
-  Commit commit = {.writer = writer, .done = &done};
-  pst_spool_writer_commit_async(writer, envelope, NULL, 0,
-                                PST_SPOOL_QUEUE_ACTIVE, commit_done, &commit);
-  wait_for(&done, 1);
+  Commit commit;
+  commit_writer_wait(writer, &commit);
   g_assert_no_error(commit.error);
   g_assert_true(commit.ok);
   commit_clear(&commit);
@@ -791,12 +799,8 @@ static void disk_full_large(Fixture *f) {
   /* The error sticks, and the commit reports it. */
   g_assert_false(pst_spool_writer_write(writer, "x", 1, &error));
   g_clear_error(&error);
-  g_autoptr(PstEnvelope) envelope = envelope_new("a@b", 1);
-  guint done = 0;
-  Commit commit = {.writer = writer, .done = &done};
-  pst_spool_writer_commit_async(writer, envelope, NULL, 0,
-                                PST_SPOOL_QUEUE_ACTIVE, commit_done, &commit);
-  wait_for(&done, 1);
+  Commit commit;
+  commit_writer_wait(writer, &commit);
   g_assert_false(commit.ok);
   g_assert_error(commit.error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO);
   commit_clear(&commit);
