@@ -31,8 +31,9 @@ static double cpu_seconds(void) {
   return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
-static void sign_message(const DkimSignSpec *spec, const GString *body) {
-  g_autoptr(DkimSigning) signing = dkim_signing_new(DKIM_CANON_SIMPLE_);
+static void sign_message(const DkimSignSpec *spec, const EVP_MD *sha256,
+                         const GString *body) {
+  g_autoptr(DkimSigning) signing = dkim_signing_new(DKIM_CANON_SIMPLE_, sha256);
   for (guint i = 0; fields[i] != NULL; i++)
     dkim_signing_add_header(signing, fields[i], strlen(fields[i]));
   dkim_signing_add_body(signing, (const guint8 *)body->str, body->len);
@@ -76,15 +77,17 @@ static void bench_key(DkimKeyType type, guint count, const GString *body) {
                        .expire_seconds = 10 * 24 * 3600,
                        .headers = (const char *const *)headers,
                        .oversign = (const char *const *)oversign};
+  EVP_MD *sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* as the plugin */
   double start = cpu_seconds();
   for (guint i = 0; i < count; i++)
-    sign_message(&spec, body);
+    sign_message(&spec, sha256, body);
   double signed_at = cpu_seconds();
   for (guint i = 0; i < count; i++)
     sign_raw(key);
   double raw_at = cpu_seconds();
   double ours = (signed_at - start) * 1000 / count;
   double raw = (raw_at - signed_at) * 1000 / count;
+  EVP_MD_free(sha256);
   printf("%-8s %u messages: signer %.3f ms CPU/message, raw signature %.3f "
          "ms, ratio %.2f\n",
          dkim_key_type_to_string(type), count, ours, raw, ours / raw);

@@ -11,6 +11,8 @@
  */
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "dkim.h"
 
 static const char *const dkim_keys[] = {
@@ -38,6 +40,7 @@ static void dkim_config_free_contents(DkimConfig *config) {
   g_clear_pointer(&config->domains, g_hash_table_unref);
   g_free(config->hostname);
   dkim_key_cache_free(config->keys);
+  EVP_MD_free(config->sha256);
 }
 
 DkimConfig *dkim_config_ref(DkimConfig *config) {
@@ -271,5 +274,13 @@ DkimConfig *dkim_config_load(GKeyFile *keyfile, const char *group,
       !dkim_read_domains(keyfile, group, config, reader, error))
     return NULL;
   config->keys = dkim_key_cache_new();
+  config->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+  if (config->sha256 == NULL) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "[%s]: OpenSSL offers no SHA-256 (check its providers in "
+                "openssl.cnf)",
+                group);
+    return NULL;
+  }
   return g_steal_pointer(&config);
 }

@@ -110,7 +110,8 @@ static void dkim_sign_job_finish(DkimSignJob *job) {
 void dkim_sign_job_run(gpointer data) {
   DkimSignJob *job = data;
   PstMessage *message = pst_call_get_message(job->call);
-  g_autoptr(DkimSigning) signing = dkim_signing_new(job->config->body_canon);
+  g_autoptr(DkimSigning) signing =
+      dkim_signing_new(job->config->body_canon, job->config->sha256);
   dkim_feed_headers(message, dkim_sign_header, signing);
   g_autoptr(GError) error = NULL;
   if (!dkim_feed_body(message, dkim_sign_body, signing, &error)) {
@@ -149,7 +150,8 @@ void dkim_sign_call(GThreadPool *pool, PstCall *call, DkimConfig *config,
 
 char *dkim_sign_local(PstPlugin *plugin, DkimConfig *config,
                       const DkimDomain *domain, GBytes *message) {
-  g_autoptr(DkimSigning) signing = dkim_signing_new(config->body_canon);
+  g_autoptr(DkimSigning) signing =
+      dkim_signing_new(config->body_canon, config->sha256);
   gsize length = 0;
   const guint8 *data = g_bytes_get_data(message, &length);
   dkim_signing_add_message(signing, data, length);

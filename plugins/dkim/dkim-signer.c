@@ -34,6 +34,7 @@ struct _DkimSigning {
   GPtrArray *fields; /* owned, of char*: "Name: value" */
   DkimCanon body_canon;
   DkimBodyCanon body;
+  const EVP_MD *sha256;  /* borrowed: the configuration's */
   EVP_MD_CTX *body_hash; /* owned: SHA-256 of the canonical body */
   gboolean body_done;
   guint8 body_digest[32];
@@ -47,13 +48,14 @@ static void dkim_signing_hash_body(const void *bytes, gsize length,
   EVP_DigestUpdate(data, bytes, length);
 }
 
-DkimSigning *dkim_signing_new(DkimCanon body_canon) {
+DkimSigning *dkim_signing_new(DkimCanon body_canon, const EVP_MD *sha256) {
   DkimSigning *signing = g_new0(DkimSigning, 1);
+  signing->sha256 = sha256 != NULL ? sha256 : EVP_sha256();
   signing->fields = g_ptr_array_new_with_free_func(g_free);
   signing->body_canon = body_canon;
   signing->body_hash = EVP_MD_CTX_new();
   g_assert(signing->body_hash != NULL &&
-           EVP_DigestInit_ex(signing->body_hash, EVP_sha256(), NULL) == 1);
+           EVP_DigestInit_ex(signing->body_hash, signing->sha256, NULL) == 1);
   dkim_body_canon_init(&signing->body, body_canon, dkim_signing_hash_body,
                        signing->body_hash);
   return signing;
@@ -275,7 +277,7 @@ char *dkim_signing_sign(DkimSigning *signing, const DkimSignSpec *spec,
 
   /* The header hash: the signed fields, then this field with b= empty. */
   g_autoptr(EVP_MD_CTX) hash = EVP_MD_CTX_new();
-  g_assert(hash != NULL && EVP_DigestInit_ex(hash, EVP_sha256(), NULL) == 1);
+  g_assert(hash != NULL && EVP_DigestInit_ex(hash, signing->sha256, NULL) == 1);
   dkim_signing_hash_fields(hash, chosen, spec->header_canon);
   g_autofree char *unsigned_value = dkim_signing_fold(tags, "");
   g_autofree char *field =

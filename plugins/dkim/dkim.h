@@ -271,6 +271,7 @@ typedef struct {
   GHashTable *domains; /* owned: lower-case domain -> DkimDomain* */
   char *hostname;      /* owned: [server] hostname, lower case */
   DkimKeyCache *keys;  /* owned: key answers, used on the main thread */
+  EVP_MD *sha256;      /* owned: fetched once, for the signer's hashes */
 } DkimConfig;
 
 /* Reads [plugin:dkim] (`group`) and every [plugin:dkim:DOMAIN] of
@@ -354,7 +355,9 @@ typedef struct {
  * canonicalization, shared by every signature made over it). */
 typedef struct _DkimSigning DkimSigning;
 
-DkimSigning *dkim_signing_new(DkimCanon body_canon);
+/* `sha256` (nullable: EVP_sha256()) is best fetched once (EVP_MD_fetch):
+ * OpenSSL 3 looks EVP_sha256() up again in every digest init. */
+DkimSigning *dkim_signing_new(DkimCanon body_canon, const EVP_MD *sha256);
 void dkim_signing_free(DkimSigning *signing);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DkimSigning, dkim_signing_free)
 /* One header field, "Name: value" as it will be sent, no CRLF. */

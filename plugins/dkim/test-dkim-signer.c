@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <opendkim/dkim.h>
+#include <openssl/evp.h>
 
 #include "dkim.h"
 #include "test-dkim-gen.h"
@@ -101,9 +102,13 @@ static char *sign_library(DKIM_LIB *library, const DkimKey *key,
   return value;
 }
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MD, EVP_MD_free)
+
 static char *sign_ours(const DkimKey *key, DkimCanon header, DkimCanon body,
                        const TestMessage *message, GRand *rand) {
-  g_autoptr(DkimSigning) signing = dkim_signing_new(body);
+  /* a fetched SHA-256, as the plugin's configuration holds it */
+  g_autoptr(EVP_MD) sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+  g_autoptr(DkimSigning) signing = dkim_signing_new(body, sha256);
   for (guint i = 0; i < message->fields->len; i++) {
     const char *field = message->fields->pdata[i];
     dkim_signing_add_header(signing, field, strlen(field));
@@ -244,9 +249,9 @@ static void test_whole_message(void) {
   g_autoptr(DkimKey) ed = test_key(DKIM_KEY_ED25519);
   static const char raw[] = "From: a@example.org\r\nSubject: x\r\n\ty\r\n"
                             "To: b@example.org\r\n\r\nbody\r\n\r\n";
-  g_autoptr(DkimSigning) whole = dkim_signing_new(DKIM_CANON_RELAXED_);
+  g_autoptr(DkimSigning) whole = dkim_signing_new(DKIM_CANON_RELAXED_, NULL);
   dkim_signing_add_message(whole, (const guint8 *)raw, strlen(raw));
-  g_autoptr(DkimSigning) fed = dkim_signing_new(DKIM_CANON_RELAXED_);
+  g_autoptr(DkimSigning) fed = dkim_signing_new(DKIM_CANON_RELAXED_, NULL);
   dkim_signing_add_header(fed, "From: a@example.org", 19);
   dkim_signing_add_header(fed, "Subject: x\r\n\ty", 15);
   dkim_signing_add_header(fed, "To: b@example.org", 17);
@@ -267,7 +272,7 @@ static void test_whole_message(void) {
  * of one name: picking instances stays linear (100,000 here). */
 static void test_many_fields(void) {
   g_autoptr(DkimKey) ed = test_key(DKIM_KEY_ED25519);
-  g_autoptr(DkimSigning) signing = dkim_signing_new(DKIM_CANON_RELAXED_);
+  g_autoptr(DkimSigning) signing = dkim_signing_new(DKIM_CANON_RELAXED_, NULL);
   dkim_signing_add_header(signing, "From: a@example.org", 19);
   for (guint i = 0; i < 100000; i++)
     dkim_signing_add_header(signing, "Cc: c@example.org", 17);
