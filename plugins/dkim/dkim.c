@@ -35,6 +35,8 @@
 
 typedef struct {
   GThreadPool *pool; /* owned */
+  GThread *reniced[DKIM_WORKERS]; /* the pool's threads already reniced,
+                                     claimed atomically, in any order */
   GMutex lock;
   DkimConfig *current; /* owned reference, under lock: the own-mail signer's */
   PstPlugin *plugin;
@@ -64,16 +66,28 @@ static void dkim_openssl_thread_done(void) {
   OPENSSL_thread_stop();
 }
 
-/* Each job renices its worker (a microsecond against a verification's
- * hundreds).  No per-thread "already done" flag: a __thread variable of
- * this dlopen()ed module lives in dynamic TLS, and a thread still alive
- * after the plugin is unloaded keeps a DTV entry pointing into freed memory
- * (LeakSanitizer's scan at exit crashed on it); a static GPrivate's key
- * would be lost with the unloaded module. */
-void dkim_job_run(gpointer job, gpointer user_data) {
-  (void)user_data;
+/* A worker's first job renices it; the plugin remembers which threads
+ * are done (two system calls per job saved).  The pool is exclusive: its
+ * threads live as long as it does, so a GThread seen once stays the same
+ * thread.  No per-thread flag: a __thread variable of this dlopen()ed
+ * module lives in dynamic TLS, and a thread still alive after the plugin
+ * is unloaded keeps a DTV entry pointing into freed memory (LeakSanitizer's
+ * scan at exit crashed on it); a static GPrivate's key would be lost with
+ * the unloaded module. */
+static void dkim_worker_renice(DkimPlugin *plugin) {
+  GThread *self = g_thread_self();
+  for (guint i = 0; i < DKIM_WORKERS; i++) {
+    if (g_atomic_pointer_get(&plugin->reniced[i]) == self)
+      return;
+    if (g_atomic_pointer_compare_and_exchange(&plugin->reniced[i], NULL, self))
+      break; /* a free slot, now ours */
+  }
   if (setpriority(PRIO_PROCESS, (id_t)gettid(), DKIM_WORKER_NICE) < 0)
     g_debug("dkim: worker keeps its nice value: %s", g_strerror(errno));
+}
+
+void dkim_job_run(gpointer job, gpointer user_data) {
+  dkim_worker_renice(user_data);
   if (*(DkimJobKind *)job == DKIM_JOB_SIGN)
     dkim_sign_job_run(job);
   else
@@ -183,7 +197,7 @@ static DkimPlugin *dkim_plugin_get(PstPlugin *plugin) {
   data->plugin = plugin;
   /* Exclusive: the nice value a worker takes must stay on threads of this
    * pool, not on GLib's shared threads that also run the core's deliveries. */
-  data->pool = g_thread_pool_new(dkim_job_run, NULL, DKIM_WORKERS, TRUE, NULL);
+  data->pool = g_thread_pool_new(dkim_job_run, data, DKIM_WORKERS, TRUE, NULL);
   pst_plugin_set_data(plugin, data, dkim_plugin_free);
   pst_plugin_provide_signer(plugin, dkim_sign_own_mail, data);
   return data;
