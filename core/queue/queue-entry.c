@@ -13,11 +13,13 @@
 #include "queue/state-journal.h"
 
 struct _PstQueueEntry {
-  char *id;         /* owned */
-  PstSpool *spool;  /* borrowed */
-  gboolean claimed; /* main thread */
-  char *original;   /* owned, nullable: a DSN's original */
-  char *dsn;        /* owned, nullable: the final DSN it caused */
+  char *id;            /* owned */
+  PstSpool *spool;     /* borrowed */
+  gboolean claimed;    /* main thread */
+  char *original;      /* owned, nullable: a DSN's original */
+  char *dsn;           /* owned, nullable: the final DSN it caused */
+  gboolean no_journal; /* the last read found no journal, and nothing was
+                        * appended since: removing it is not needed */
 };
 
 PstQueueEntry *pst_queue_entry_new(PstSpool *spool, const char *id) {
@@ -82,8 +84,10 @@ PstQueuedMessage *pst_queue_entry_load(PstQueueEntry *entry, GError **error) {
 
 GPtrArray *pst_queue_entry_read_journal(PstQueueEntry *entry, gboolean repair,
                                         GError **error) {
-  GPtrArray *records = pst_state_journal_read(entry_directory(entry),
-                                              entry->id, repair, error);
+  gboolean exists = TRUE;
+  GPtrArray *records = pst_state_journal_read_at(
+      entry_directory(entry), entry->id, repair, &exists, error);
+  entry->no_journal = records != NULL && !exists;
   const char *dsn = records != NULL ? pst_state_records_dsn_id(records) : NULL;
   if (dsn != NULL) {
     g_free(entry->dsn);
@@ -94,6 +98,7 @@ GPtrArray *pst_queue_entry_read_journal(PstQueueEntry *entry, gboolean repair,
 
 gboolean pst_queue_entry_append(PstQueueEntry *entry, GPtrArray *records,
                                 GError **error) {
+  entry->no_journal = FALSE;
   return pst_state_journal_append(entry_directory(entry), entry->id, records,
                                   error);
 }
@@ -142,7 +147,8 @@ static gboolean entry_remove(PstQueueEntry *entry, gboolean synced,
     return FALSE;
   }
   g_clear_error(&local);
-  if (!pst_state_journal_remove(entry_directory(entry), entry->id, &local))
+  if (!entry->no_journal &&
+      !pst_state_journal_remove(entry_directory(entry), entry->id, &local))
     g_warning("%s: %s", entry->id, local->message);
   if (was_there)
     g_message("%s: removed", entry->id);

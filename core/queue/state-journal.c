@@ -285,22 +285,63 @@ gboolean pst_state_journal_append(const char *spool_directory, const char *id,
   return sync_directory(directory, error);
 }
 
-GPtrArray *pst_state_journal_read(const char *spool_directory, const char *id,
-                                  gboolean repair, GError **error) {
+/* The whole file at `path` in `*data_r` (`*length_r` octets); TRUE with
+ * NULL when there is none (no error made for the common case: a message
+ * without a journal). */
+static gboolean journal_read_file(const char *path, char **data_r,
+                                  gsize *length_r, GError **error) {
+  *data_r = NULL;
+  *length_r = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return errno == ENOENT || io_error(error, errno, "open", path);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int saved = errno;
+    close(fd);
+    return io_error(error, saved, "read", path);
+  }
+  GByteArray *data =
+      g_byte_array_sized_new((guint)MIN(st.st_size, RECORD_MAX) + 1);
+  guint8 chunk[4096];
+  for (;;) {
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int saved = errno;
+      close(fd);
+      g_byte_array_unref(data);
+      return io_error(error, saved, "read", path);
+    }
+    if (n == 0)
+      break;
+    g_byte_array_append(data, chunk, (guint)n);
+  }
+  close(fd);
+  *length_r = data->len;
+  *data_r = (char *)g_byte_array_free(data, FALSE);
+  return TRUE;
+}
+
+GPtrArray *pst_state_journal_read_at(const char *spool_directory,
+                                     const char *id, gboolean repair,
+                                     gboolean *exists_r, GError **error) {
   g_autoptr(GPtrArray) records =
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_state_record_free);
+  if (exists_r != NULL)
+    *exists_r = FALSE;
   if (!pst_queue_id_is_valid(id))
     return g_steal_pointer(&records);
   g_autofree char *path = journal_path(spool_directory, id);
   g_autofree char *data = NULL;
   gsize length = 0;
-  g_autoptr(GError) local = NULL;
-  if (!g_file_get_contents(path, &data, &length, &local)) {
-    if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-      return g_steal_pointer(&records);
-    g_propagate_error(error, g_steal_pointer(&local));
+  if (!journal_read_file(path, &data, &length, error))
     return NULL;
-  }
+  if (data == NULL)
+    return g_steal_pointer(&records);
+  if (exists_r != NULL)
+    *exists_r = TRUE;
   gsize valid = pst_state_records_decode((const guint8 *)data, length, records);
   if (repair && valid < length) {
     g_warning(
@@ -311,6 +352,11 @@ GPtrArray *pst_state_journal_read(const char *spool_directory, const char *id,
       g_warning("%s: cannot truncate %s: %s", id, path, g_strerror(errno));
   }
   return g_steal_pointer(&records);
+}
+
+GPtrArray *pst_state_journal_read(const char *spool_directory, const char *id,
+                                  gboolean repair, GError **error) {
+  return pst_state_journal_read_at(spool_directory, id, repair, NULL, error);
 }
 
 gboolean pst_state_journal_remove(const char *spool_directory, const char *id,

@@ -97,6 +97,10 @@ gboolean pst_state_journal_append(const char *spool_directory, const char *id,
  * `repair` is TRUE, a torn tail is truncated away.  Blocking. */
 GPtrArray *pst_state_journal_read(const char *spool_directory, const char *id,
                                   gboolean repair, GError **error);
+/* The same, and whether the file was there (`*exists_r`). */
+GPtrArray *pst_state_journal_read_at(const char *spool_directory,
+                                     const char *id, gboolean repair,
+                                     gboolean *exists_r, GError **error);
 /* Removes the journal (a missing one is fine).  Blocking. */
 gboolean pst_state_journal_remove(const char *spool_directory, const char *id,
                                   GError **error);
