@@ -274,20 +274,39 @@ gboolean pst_smtp_content_is_8bit(const guint8 *data, gsize length) {
   return FALSE;
 }
 
+/* A line at a time (memchr, and eight octets at a time for the high bit):
+ * only an LF can end the header block, so the octets before one need no
+ * other look. */
 void pst_smtp_header_scan_add(PstSmtpHeaderScan *scan, const guint8 *data,
                               gsize length) {
-  for (gsize i = 0; i < length && !scan->done; i++, scan->seen++) {
-    guint8 c = data[i];
-    if (c & 0x80) {
+  gsize i = 0;
+  while (i < length && !scan->done) {
+    const guint8 *lf = memchr(data + i, '\n', length - i);
+    gsize end = lf != NULL ? (gsize)(lf - data) : length;
+    gsize n = end - i;
+    if (pst_smtp_content_is_8bit(data + i, n)) {
       scan->eight_bit = TRUE;
       scan->done = TRUE;
-    } else if (c == '\n' && (scan->seen == 0 || scan->prev == '\n' ||
-                             (scan->prev == '\r' &&
-                              (scan->seen == 1 || scan->prev2 == '\n')))) {
-      scan->done = TRUE; /* no header at all, or the blank line */
+      return;
     }
+    if (n >= 2) {
+      scan->prev2 = data[end - 2];
+      scan->prev = data[end - 1];
+    } else if (n == 1) {
+      scan->prev2 = scan->prev;
+      scan->prev = data[i];
+    }
+    scan->seen += n;
+    if (lf == NULL)
+      return;
+    /* No header at all, or the blank line. */
+    if (scan->seen == 0 || scan->prev == '\n' ||
+        (scan->prev == '\r' && (scan->seen == 1 || scan->prev2 == '\n')))
+      scan->done = TRUE;
     scan->prev2 = scan->prev;
-    scan->prev = c;
+    scan->prev = '\n';
+    scan->seen++;
+    i = end + 1;
   }
 }
 
