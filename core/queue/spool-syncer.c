@@ -500,8 +500,8 @@ static void syncer_work_while_syncing(PstSpoolSyncer *syncer) {
  * are made concurrently: the block layer then merges their cache flushes
  * (and a journaling file system their commits) instead of doing one after
  * the other.  A batch of one file syncs here: handing it to a helper
- * would put two thread switches on the path to its 250 (the side work
- * waits until the batch is dispatched: syncer_after_inline_batch()).
+ * would put two thread switches on the path to its 250 (a spare is made
+ * once the batch is dispatched: syncer_after_inline_batch()).
  * Returns the number of file syncs; `*inline_r` tells which way. */
 static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch,
                                gboolean *inline_r) {
@@ -522,6 +522,16 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch,
               0)
         commit_fail(commit, "sync", errno);
     }
+    /* Deferred syncs due are made here, before step 4: what they cover
+     * (earlier renames, spares made before this batch) went to the disk
+     * with this file's journal commit, so they cost no commit of their
+     * own, while after this batch's rename they would. */
+    g_mutex_lock(&syncer->lock);
+    gboolean settle =
+        syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE);
+    g_mutex_unlock(&syncer->lock);
+    if (settle)
+      syncer_settle(syncer, NULL);
     return syncs;
   }
   for (guint i = 0; i < batch->len; i++) {
@@ -677,17 +687,11 @@ static void syncer_update_helpers(PstSpoolSyncer *syncer, guint wanted) {
               wanted, error->message);
 }
 
-/* After a batch synced on this thread, once its sessions can answer: the
- * deferred directory syncs when due, and one spare when they run short
- * (the thread makes the rest while idle; under a steady stream of
- * one-message batches this keeps up, one spare per message).  Before the
- * next batch, which waits meanwhile, as it would wait for the helpers. */
+/* After a batch synced on this thread, once its sessions can answer: one
+ * spare when they run short (the thread makes the rest while idle; under
+ * a steady stream of one-message batches this keeps up, one spare per
+ * message). */
 static void syncer_after_inline_batch(PstSpoolSyncer *syncer) {
-  g_mutex_lock(&syncer->lock);
-  gboolean settle = syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE);
-  g_mutex_unlock(&syncer->lock);
-  if (settle)
-    syncer_settle(syncer, NULL);
   syncer_add_spare(syncer);
 }
 
