@@ -182,16 +182,18 @@ static void fold_piece(GString *out, gsize *line_start, gsize piece_start) {
   }
 }
 
-/* The entries of one resinfo's a{sv} (`result`), read in one pass.  By
- * index, not through a format string or g_variant_lookup(): the plugins'
- * results are in GVariant's tree form, where those serialize the value
- * they read anew, which cost more than the rendering itself. */
+/* The entries of one resinfo's a{sv} (`result`), read in one pass: each
+ * key and, when the value is a string, that string.  Two ways: in place
+ * from the value's serialised octets (resinfo_read_serialised()), or
+ * through GLib's child values (resinfo_read()).  By index, never through
+ * a format string or g_variant_lookup(). */
 #define RESINFO_INLINE_ENTRIES 8
 
 typedef struct {
-  const char *key; /* valid while the entry lives */
-  GVariant *entry; /* owned: the {sv} */
-  GVariant *value; /* owned: unboxed */
+  const char *key;    /* valid while the result (and `entry`) lives */
+  const char *string; /* nullable: the value when it is a string */
+  GVariant *entry;    /* owned, nullable: the {sv} (GLib's way) */
+  GVariant *value;    /* owned, nullable: unboxed (GLib's way) */
 } ResinfoEntry;
 
 typedef struct {
@@ -200,29 +202,122 @@ typedef struct {
   gsize count;
 } Resinfo;
 
+static void resinfo_alloc(Resinfo *info, gsize count) {
+  info->count = count;
+  info->entries = count <= RESINFO_INLINE_ENTRIES ? info->inline_entries
+                                                  : g_new0(ResinfoEntry, count);
+  if (count <= RESINFO_INLINE_ENTRIES)
+    memset(info->inline_entries, 0, sizeof info->inline_entries);
+}
+
 static void resinfo_read(Resinfo *info, GVariant *result) {
-  info->count = g_variant_n_children(result);
-  info->entries = info->count <= RESINFO_INLINE_ENTRIES
-                      ? info->inline_entries
-                      : g_new(ResinfoEntry, info->count);
+  resinfo_alloc(info, g_variant_n_children(result));
   for (gsize i = 0; i < info->count; i++) {
     ResinfoEntry *entry = &info->entries[i];
     entry->entry = g_variant_get_child_value(result, i);
     g_autoptr(GVariant) key = g_variant_get_child_value(entry->entry, 0);
     g_autoptr(GVariant) boxed = g_variant_get_child_value(entry->entry, 1);
-    /* The key's string lives in the entry (tree form: the same child). */
+    /* The key's string lives in the entry (tree form: the same child;
+     * serialised: the same octets). */
     entry->key = g_variant_get_string(key, NULL);
     entry->value = g_variant_get_variant(boxed);
+    if (g_variant_is_of_type(entry->value, G_VARIANT_TYPE_STRING))
+      entry->string = g_variant_get_string(entry->value, NULL);
   }
 }
 
 static void resinfo_clear(Resinfo *info) {
   for (gsize i = 0; i < info->count; i++) {
-    g_variant_unref(info->entries[i].value);
-    g_variant_unref(info->entries[i].entry);
+    g_clear_pointer(&info->entries[i].value, g_variant_unref);
+    g_clear_pointer(&info->entries[i].entry, g_variant_unref);
   }
   if (info->entries != info->inline_entries)
     g_free(info->entries);
+  info->count = 0;
+}
+
+/* --- Reading a serialised a{sv} in place -------------------------------- */
+
+/* GVariant's framing offsets (its documented serialisation): the width
+ * that a container of `size` octets uses, and one offset read. */
+static gsize serialised_offset_width(gsize size) {
+  if (size > G_MAXUINT32)
+    return 8;
+  if (size > G_MAXUINT16)
+    return 4;
+  return size > G_MAXUINT8 ? 2 : 1;
+}
+
+static gsize serialised_offset(const guint8 *p, gsize width) {
+  gsize value = 0;
+  for (gsize i = 0; i < width; i++)
+    value |= (gsize)p[i] << (8 * i);
+  return value;
+}
+
+/* The string a serialised 'v' holds ("TEXT\0" "\0" "s"), or NULL when it
+ * holds anything else; "" for a bad one (never read past `size`). */
+static const char *serialised_variant_string(const guint8 *v, gsize size) {
+  if (size < 3 || v[size - 2] != '\0' || v[size - 1] != 's')
+    return NULL;
+  /* Normal form: the string's own NUL is just before, and none inside. */
+  return v[size - 3] == '\0' && memchr(v, '\0', size - 3) == NULL
+             ? (const char *)v
+             : NULL;
+}
+
+/* One serialised {sv} entry of `size` octets; FALSE when it is not what
+ * the normal form promises. */
+static gboolean serialised_entry(const guint8 *e, gsize size,
+                                 ResinfoEntry *entry_r) {
+  gsize width = serialised_offset_width(size);
+  if (size < width + 1)
+    return FALSE;
+  gsize key_end = serialised_offset(e + size - width, width);
+  if (key_end == 0 || key_end > size - width || e[key_end - 1] != '\0' ||
+      memchr(e, '\0', key_end - 1) != NULL)
+    return FALSE;
+  gsize value_start = (key_end + 7) & ~(gsize)7;
+  if (value_start > size - width)
+    return FALSE;
+  entry_r->key = (const char *)e;
+  entry_r->string =
+      serialised_variant_string(e + value_start, size - width - value_start);
+  return TRUE;
+}
+
+/* `result` read from its serialised octets, without a GVariant per entry
+ * (GLib makes four per entry, each a lookup of its type): for values in
+ * normal form, which the plugins' are (GLib writes normal form, and
+ * spf-variant.c too); FALSE (nothing kept) for anything unexpected.  A
+ * value still in tree form is serialised here, as the spool would do
+ * when it writes the results. */
+static gboolean resinfo_read_serialised(Resinfo *info, GVariant *result) {
+  if (!g_variant_is_normal_form(result))
+    return FALSE;
+  const guint8 *data = g_variant_get_data(result);
+  gsize size = g_variant_get_size(result);
+  if (size == 0) {
+    resinfo_alloc(info, 0);
+    return TRUE;
+  }
+  gsize width = serialised_offset_width(size);
+  gsize table =
+      size >= width ? serialised_offset(data + size - width, width) : G_MAXSIZE;
+  if (data == NULL || table > size || (size - table) % width != 0)
+    return FALSE;
+  resinfo_alloc(info, (size - table) / width);
+  gsize start = 0;
+  for (gsize i = 0; i < info->count; i++) {
+    gsize end = serialised_offset(data + table + i * width, width);
+    if (end < start || end > table ||
+        !serialised_entry(data + start, end - start, &info->entries[i])) {
+      resinfo_clear(info);
+      return FALSE;
+    }
+    start = (end + 7) & ~(gsize)7;
+  }
+  return TRUE;
 }
 
 /* The string under the first `name` (valid while `info` lives), or NULL
@@ -230,9 +325,7 @@ static void resinfo_clear(Resinfo *info) {
 static const char *resinfo_string(const Resinfo *info, const char *name) {
   for (gsize i = 0; i < info->count; i++)
     if (strcmp(info->entries[i].key, name) == 0)
-      return g_variant_is_of_type(info->entries[i].value, G_VARIANT_TYPE_STRING)
-                 ? g_variant_get_string(info->entries[i].value, NULL)
-                 : NULL;
+      return info->entries[i].string;
   return NULL;
 }
 
@@ -256,14 +349,12 @@ static gboolean append_resinfo_entries(GString *out, const char *method,
   }
   for (gsize i = 0; i < info->count; i++) {
     const ResinfoEntry *entry = &info->entries[i];
-    if (!is_property_name(entry->key) ||
-        !g_variant_is_of_type(entry->value, G_VARIANT_TYPE_STRING))
+    if (!is_property_name(entry->key) || entry->string == NULL)
       continue;
     gsize piece_start = out->len;
     g_string_append(out, entry->key);
     g_string_append_c(out, '=');
-    append_value(out, g_variant_get_string(entry->value, NULL),
-                 AUTH_RESULTS_VALUE_MAX, FALSE);
+    append_value(out, entry->string, AUTH_RESULTS_VALUE_MAX, FALSE);
     fold_piece(out, &line_start, piece_start);
   }
   return TRUE;
@@ -276,7 +367,8 @@ static gboolean append_resinfo(GString *out, const char *method,
       !g_variant_is_of_type(result, G_VARIANT_TYPE_VARDICT))
     return FALSE;
   Resinfo info;
-  resinfo_read(&info, result);
+  if (!resinfo_read_serialised(&info, result))
+    resinfo_read(&info, result);
   gboolean written = append_resinfo_entries(out, method, &info);
   resinfo_clear(&info);
   return written;

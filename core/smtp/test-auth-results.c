@@ -294,6 +294,28 @@ static void test_format_golden(void) {
   g_assert_null(pst_auth_results_format_methods("mx.example.org", methods, 0));
 }
 
+/* A value whose octets are not in normal form (a padding octet set) is
+ * read through GLib's child values, and renders as its normal form
+ * would. */
+static void test_format_not_normal(void) {
+  g_autoptr(GVariant) normal = g_variant_ref_sink(
+      result_new("pass", "why not", "smtp.mailfrom", "a@example.com"));
+  gsize size = g_variant_get_size(normal);
+  g_autofree guint8 *octets = g_memdup2(g_variant_get_data(normal), size);
+  /* "result\0" is 7 octets: the 8th pads the entry's value to 8. */
+  g_assert_cmpuint(octets[7], ==, 0);
+  octets[7] = 'X';
+  GVariant *odd = g_variant_new_from_data(G_VARIANT_TYPE_VARDICT, octets, size,
+                                          FALSE, NULL, NULL);
+  g_assert_false(g_variant_is_normal_form(odd));
+  g_autofree char *expected = format_one("spf", normal);
+  g_autofree char *value = format_one("spf", odd);
+  g_assert_cmpstr(value, ==, expected);
+  g_assert_cmpstr(value, ==,
+                  "mx.example.org;\r\n\tspf=pass reason=\"why not\" "
+                  "smtp.mailfrom=a@example.com");
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/smtp/auth-results/authserv-id", test_authserv_id);
@@ -302,5 +324,7 @@ int main(int argc, char **argv) {
                   test_format_order_and_limits);
   g_test_add_func("/smtp/auth-results/format-list", test_format_list);
   g_test_add_func("/smtp/auth-results/format-golden", test_format_golden);
+  g_test_add_func("/smtp/auth-results/format-not-normal",
+                  test_format_not_normal);
   return g_test_run();
 }
