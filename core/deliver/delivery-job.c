@@ -856,12 +856,14 @@ static void attempt_free(Attempt *attempt) {
 
 /* --- The worker threads ----------------------------------------------------
  *
- * A step for a worker goes to the pool.  Brief steps (loading a message;
- * removing one delivered without a journal: no fsync) are gathered while
- * the main loop dispatches, and handed over together, up to BRIEF_MAX per
- * worker, before it polls again: each hand-off woke a thread.  A step
- * that may wait for the disk (a mailbox, a journal append) goes alone, so
- * those still run side by side.  The way back is one source on the main
+ * A step for a worker goes to the pool.  Brief steps (loading a message,
+ * which fsyncs only in the rare case of a recipient that fails to resolve
+ * and is journaled at once; removing one delivered without a journal: no
+ * fsync) are gathered while the main loop dispatches, and handed over
+ * together, up to BRIEF_MAX per worker, before it polls again: each
+ * hand-off woke a thread.  A step that may wait for the disk (a mailbox,
+ * a journal append, removing files durably) goes alone, so those still
+ * run side by side.  The way back is one source on the main
  * context for every attempt: a worker queues its finished attempts and
  * wakes the context only when the queue was empty, and one dispatch runs
  * every attempt queued meanwhile (a source per step cost a context lock,
@@ -1159,5 +1161,7 @@ void pst_delivery_job_run(PstDeliveryJob *job, PstJobWorkers *workers,
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_delivery_batch_free);
   attempt->done = done;
   attempt->user_data = user_data;
-  attempt_in_worker(attempt, attempt_prepare, attempt_prepared, TRUE);
+  /* Loading is brief; removing files at once (a DSN's original) syncs. */
+  attempt_in_worker(attempt, attempt_prepare, attempt_prepared,
+                    !job->finish_only && job->dsn_check == NULL);
 }
