@@ -902,9 +902,9 @@ static void workers_hand_over(PstJobWorkers *workers) {
   g_ptr_array_set_size(gathered, 0);
 }
 
-/* Before the main loop polls (each iteration: the source has a high
- * priority, so GLib never skips its prepare for a source ready before
- * it). */
+/* Before the main loop polls, each iteration (GLib skips the prepare of
+ * a source only after one of a higher priority is ready, and no source
+ * of the daemon has a priority above the default). */
 static gboolean back_prepare(GSource *source, gint *timeout) {
   PstJobWorkers *workers = ((BackSource *)source)->workers;
   if (workers->gathered->len > 0)
@@ -935,22 +935,22 @@ static gboolean back_dispatch(GSource *source, GSourceFunc callback,
 static GSourceFuncs back_funcs = {back_prepare, back_check, back_dispatch,
                                   NULL,         NULL,       NULL};
 
-/* A worker thread: the steps, then the attempts go back. */
+/* A worker thread: each step, and its attempt goes back at once (not
+ * after the others handed over with it). */
 static void attempts_work(gpointer data, gpointer user_data) {
   g_autoptr(GPtrArray) steps = data;
   PstJobWorkers *workers = user_data;
   for (guint i = 0; i < steps->len; i++) {
     Attempt *attempt = steps->pdata[i];
     attempt->work(attempt);
-  }
-  g_mutex_lock(&workers->lock);
-  gboolean first = g_queue_is_empty(&workers->finished);
-  for (guint i = 0; i < steps->len; i++)
-    g_queue_push_tail(&workers->finished, steps->pdata[i]);
-  g_mutex_unlock(&workers->lock);
-  if (first) {
-    g_atomic_int_set(&workers->woken, 1);
-    g_main_context_wakeup(g_source_get_context(workers->back));
+    g_mutex_lock(&workers->lock);
+    gboolean first = g_queue_is_empty(&workers->finished);
+    g_queue_push_tail(&workers->finished, attempt);
+    g_mutex_unlock(&workers->lock);
+    if (first) {
+      g_atomic_int_set(&workers->woken, 1);
+      g_main_context_wakeup(g_source_get_context(workers->back));
+    }
   }
 }
 
@@ -962,7 +962,6 @@ PstJobWorkers *pst_delivery_job_workers_new(void) {
   workers->back = g_source_new(&back_funcs, sizeof(BackSource));
   ((BackSource *)workers->back)->workers = workers;
   g_source_set_static_name(workers->back, "delivery-job-back");
-  g_source_set_priority(workers->back, G_PRIORITY_HIGH);
   g_source_attach(workers->back, g_main_context_get_thread_default());
   workers->pool = g_thread_pool_new(attempts_work, workers,
                                     PST_DELIVERY_JOB_THREADS_MAX, FALSE, NULL);
