@@ -5,7 +5,11 @@
  * authserv-id reader never reads past the value and returns an id without
  * CR, LF or NUL; and that formatting stored results whose method, result,
  * reason and property come from the input gives a value whose lines are
- * all under 998 octets and contain only printable ASCII and TAB.
+ * all under 998 octets and contain only printable ASCII and TAB.  The
+ * input's octets are also taken as a serialised a{sv} stored by a plugin
+ * (any octets: GLib reads what is not in normal form its own way): the
+ * field, read in place when the value is in normal form and through GLib
+ * otherwise, must be the one its normal form gives.
  */
 #include <stdint.h>
 #include <string.h>
@@ -21,6 +25,26 @@ static void check_value(const char *value) {
     for (const char *p = lines[i]; *p != '\0'; p++)
       g_assert_true((*p >= ' ' && *p < 0x7f) || *p == '\t');
   }
+}
+
+static char *format_stored(GVariant *stored) {
+  GVariantBuilder all;
+  g_variant_builder_init(&all, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add(&all, "{sv}", "auth.x", stored);
+  g_autoptr(GVariant) results = g_variant_ref_sink(g_variant_builder_end(&all));
+  return pst_auth_results_format("mx.example.org", results);
+}
+
+static void check_serialised(const uint8_t *data, size_t size) {
+  gpointer copy = g_memdup2(data, size);
+  g_autoptr(GVariant) stored = g_variant_ref_sink(g_variant_new_from_data(
+      G_VARIANT_TYPE_VARDICT, copy, size, FALSE, g_free, copy));
+  g_autoptr(GVariant) normal = g_variant_get_normal_form(stored);
+  g_autofree char *as_stored = format_stored(stored);
+  g_autofree char *as_normal = format_stored(normal);
+  g_assert_cmpstr(as_stored, ==, as_normal);
+  if (as_stored != NULL)
+    check_value(as_stored);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -55,5 +79,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       pst_auth_results_format("mx.example.org", results);
   if (formatted != NULL)
     check_value(formatted);
+  check_serialised(data, size);
   return 0;
 }
