@@ -12,6 +12,8 @@ evaluators), not the load generator, not dnsmasq.
   bench/chain_ab.py --build build                      # dkim-verify vs dmarc
   bench/chain_ab.py --build build --rounds 5 --seconds 10
   bench/chain_ab.py --build build --perf /tmp/dmarc.perf.data   # profile B
+  bench/chain_ab.py --build build --chains relay,spf --idle 1000,5000
+                  # idle-session memory of each chain (bench.py's measure)
 
 Prints each round's CPU per message and p99 latency, the ratio B/A and
 what B adds (CPU ms per message, p99 ms), then the medians and ranges.  Run as root (like bench/run); loopback only.
@@ -98,6 +100,29 @@ def print_instructions(directory, chains, sent):
               "instructions per message")
 
 
+def measure_idle(args, workdir, chains, message, loadgen):
+    """bench.py's idle measurement (sessions held after EHLO, RSS and PSS
+    growth per session) for each chain, interleaved."""
+    holder = argparse.Namespace(loadgen=loadgen, idle_rows=[],
+                                p=dict(idle_hold=4.0, probes=20))
+    for i in range(args.rounds):
+        for n in [int(x) for x in args.idle.split(",")]:
+            for chain in chains if i % 2 == 0 else chains[::-1]:
+                pst = start_chain(args, workdir, chain, PORTS[0], message)
+                pst.name = chain
+                try:
+                    drive(loadgen, pst, 200, args.sessions, "1")
+                    bench.Bench.idle_run(holder, pst, n)
+                finally:
+                    pst.stop()
+                row = holder.idle_rows[-1]
+                print(f"round {i + 1} {chain:12} {n:5} idle sessions: RSS "
+                      f"{row.get('rss_kib_per_session')} KiB/session, PSS "
+                      f"{row.get('pss_kib_per_session')}, total RSS "
+                      f"{row.get('rss_total_mib')} MiB [{row.get('status')}] "
+                      f"{row.get('note', '')}", flush=True)
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", required=True, help="meson build directory")
@@ -114,6 +139,10 @@ def main(argv):
                     "instructions, whatever else the machine does; use "
                     "--count, one round")
     ap.add_argument("--count", type=int, help="messages per run (no calibration)")
+    ap.add_argument("--idle", metavar="N,N",
+                    help="instead of traffic: hold N sessions open after EHLO "
+                    "on each chain in turn (--rounds times, after a 200-message "
+                    "warm-up) and print the memory per session")
     args = ap.parse_args(argv)
     args.build = os.path.abspath(args.build)
     chains = args.chains.split(",")
@@ -124,6 +153,13 @@ def main(argv):
     dns = mta.Dns(DNS_PORT, workdir, plugins_bench.dns_records(workdir),
                   host_records=plugins_bench.dns_hosts())
     dns.start()
+    if args.idle:
+        try:
+            measure_idle(args, workdir, chains, message, loadgen)
+        finally:
+            dns.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+        return 0
     servers, perf, sent = [], [], [0, 0]
     try:
         for chain, port in zip(chains, PORTS):
