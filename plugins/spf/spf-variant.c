@@ -93,6 +93,18 @@ static gboolean spf_variant_strings_are_utf8(const char *const *strings,
   return TRUE;
 }
 
+/* A buffer that holds `strings` and `keys` (nullable) serialised
+ * without growing: their octets, and per entry 8 of padding, 3 of a
+ * variant's NUL and type and 16 of framing offsets at most. */
+static GByteArray *spf_variant_buffer(const char *const *strings,
+                                      const char *const *keys, gsize count) {
+  gsize size = 64;
+  for (gsize i = 0; i < count; i++)
+    size += strlen(strings[i]) + 1 + (keys != NULL ? strlen(keys[i]) + 1 : 0) +
+            8 + 3 + 16;
+  return g_byte_array_sized_new((guint)MIN(size, G_MAXUINT));
+}
+
 static GVariant *spf_variant_take(const GVariantType *type, GByteArray *out) {
   gsize size = out->len;
   guint8 *data = g_byte_array_free(out, FALSE);
@@ -116,7 +128,7 @@ GVariant *spf_variant_new_vardict(const char *const *keys,
   if (!spf_variant_strings_are_utf8(keys, count) ||
       !spf_variant_strings_are_utf8(values, count))
     return spf_variant_new_vardict_tree(keys, values, count);
-  GByteArray *out = g_byte_array_sized_new(256);
+  GByteArray *out = spf_variant_buffer(values, keys, count);
   g_autofree gsize *ends = g_new(gsize, count + 1);
   for (gsize i = 0; i < count; i++) {
     spf_variant_pad(out, 0, 8);
@@ -130,7 +142,7 @@ GVariant *spf_variant_new_vardict(const char *const *keys,
 GVariant *spf_variant_new_strv(const char *const *strings, gsize count) {
   if (!spf_variant_strings_are_utf8(strings, count))
     return g_variant_new_strv(strings, (gssize)count);
-  GByteArray *out = g_byte_array_sized_new(512);
+  GByteArray *out = spf_variant_buffer(strings, NULL, count);
   g_autofree gsize *ends = g_new(gsize, count + 1);
   for (gsize i = 0; i < count; i++) {
     spf_variant_put_string(out, strings[i]);
