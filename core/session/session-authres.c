@@ -44,10 +44,7 @@ static void authres_method_clear(gpointer data) {
   g_variant_unref(((PstAuthResult *)data)->result);
 }
 
-/* The field's value from the session's auth.* results, read from the
- * stores as they are (no a{sv} of every result is built for it), or NULL
- * when none renders. */
-static char *authres_format(PstSession *session) {
+char *pst_session_authres_render(PstSession *session) {
   g_autoptr(GArray) methods =
       g_array_sized_new(FALSE, FALSE, sizeof(PstAuthResult), 4);
   g_array_set_clear_func(methods, authres_method_clear);
@@ -66,16 +63,18 @@ static gboolean authres_is_forged(PstSession *session, const char *name,
          pst_auth_results_is_from(value, session->config->server.hostname);
 }
 
-gboolean pst_session_authres_needed(PstSession *session, GPtrArray *fields) {
+gboolean pst_session_authres_needed(PstSession *session, GPtrArray *fields,
+                                    const char *value) {
+  /* Only results that render: auth.user and auth.mechanism (strings, the
+   * core's record of SMTP AUTH) alone need no field. */
+  if (value != NULL)
+    return TRUE;
   for (guint i = 0; i < fields->len; i++) {
     const PstHeaderField *field = fields->pdata[i];
     if (authres_is_forged(session, field->name, field->value))
       return TRUE;
   }
-  /* Only results that render: auth.user and auth.mechanism (strings, the
-   * core's record of SMTP AUTH) alone need no field. */
-  g_autofree char *value = authres_format(session);
-  return value != NULL;
+  return FALSE;
 }
 
 void pst_session_authres_strip(PstSession *session, PstMessage *message) {
@@ -94,8 +93,7 @@ void pst_session_authres_strip(PstSession *session, PstMessage *message) {
   }
 }
 
-void pst_session_authres_add(PstSession *session, PstMessage *message) {
-  g_autofree char *value = authres_format(session);
+void pst_session_authres_add(PstMessage *message, const char *value) {
   if (value != NULL &&
       !pst_message_insert_header(message, 0, AUTHRES_FIELD, value))
     g_warning("%s: Authentication-Results not added (a value the message "

@@ -394,7 +394,10 @@ static gboolean session_store_replaced_body(PstSession *session) {
   return FALSE;
 }
 
-static void session_commit(PstSession *session) {
+/* `authres`: our Authentication-Results value (owned, nullable), rendered
+ * once the results are final. */
+static void session_commit(PstSession *session, char *authres) {
+  g_autofree char *authres_value = authres;
   PstEnvelope *envelope = session->envelope;
   envelope->results = pst_results_to_variant(session->results.transaction);
   for (guint i = 0; i < envelope->recipients->len; i++) {
@@ -404,7 +407,7 @@ static void session_commit(PstSession *session) {
   }
   g_autoptr(GBytes) header_override = NULL;
   if (session->message != NULL) {
-    pst_session_authres_add(session, session->message);
+    pst_session_authres_add(session->message, authres_value);
     pst_message_apply_envelope(session->message, envelope);
     if (pst_message_headers_modified(session->message))
       header_override = pst_message_render_headers(session->message);
@@ -435,7 +438,7 @@ static void session_eom_done(PstSession *session,
     return;
   }
   pst_session_apply_disposition(session, PST_STAGE_EOM, outcome);
-  session_commit(session);
+  session_commit(session, pst_session_authres_render(session));
 }
 
 static void session_end_of_data(PstSession *session) {
@@ -472,12 +475,17 @@ static void session_end_of_data(PstSession *session) {
       plugins != NULL &&
       (pst_chain_has_hooks(plugins, listener, PST_STAGE_EOM) ||
        pst_chain_has_hooks(plugins, listener, PST_STAGE_QUEUED));
-  /* Without plugins at EOM the message is only built when the
+  /* Without plugins at EOM the results are final now (the field is
+   * rendered once, here), and the message is only built when the
    * Authentication-Results field needs edits. */
-  if (!hooks && !pst_session_authres_needed(session, fields) &&
-      !pst_session_submission_needed(session, fields)) {
-    session_commit(session);
-    return;
+  g_autofree char *authres = NULL;
+  if (!hooks) {
+    authres = pst_session_authres_render(session);
+    if (!pst_session_authres_needed(session, fields, authres) &&
+        !pst_session_submission_needed(session, fields)) {
+      session_commit(session, NULL);
+      return;
+    }
   }
   if (!session_flush_for_readers(session))
     return;
@@ -488,7 +496,7 @@ static void session_end_of_data(PstSession *session) {
   pst_session_authres_strip(session, session->message);
   pst_session_submission_complete(session, session->message);
   if (!hooks) {
-    session_commit(session);
+    session_commit(session, g_steal_pointer(&authres));
     return;
   }
   PstHookArgs args = {.message = session->message};

@@ -187,13 +187,20 @@ void pst_session_touch(PstSession *session);
 void pst_session_reset_transaction(PstSession *session);
 
 /* session-authres.c */
+/* Our field's value from the session's auth.* results, read from the
+ * stores as they are (no a{sv} of every result is built for it), or NULL
+ * when none renders.  Rendered once per message, when the results are
+ * final (no EOM hook runs after it). */
+char *pst_session_authres_render(PstSession *session);
 /* TRUE when the message needs header edits for Authentication-Results:
- * a client field carries our authserv-id, or auth.* results exist. */
-gboolean pst_session_authres_needed(PstSession *session, GPtrArray *fields);
+ * our field has a `value` (pst_session_authres_render()), or a client
+ * field carries our authserv-id. */
+gboolean pst_session_authres_needed(PstSession *session, GPtrArray *fields,
+                                    const char *value);
 /* Deletes the client's fields that carry our authserv-id (before EOM). */
 void pst_session_authres_strip(PstSession *session, PstMessage *message);
-/* Inserts our field on top, from the auth.* results (after EOM). */
-void pst_session_authres_add(PstSession *session, PstMessage *message);
+/* Inserts our field on top (after EOM); nothing when `value` is NULL. */
+void pst_session_authres_add(PstMessage *message, const char *value);
 
 /* session-submission.c */
 /* TRUE when a client we complete mail for (authenticated, allowed to
