@@ -243,7 +243,7 @@ def run_generator(cmd, gen, cap):
     if gen == "smtp-source":
         counts = [int(x) for x in out.replace("\r", "\n").split() if x.isdigit()]
         res["ok"] = counts[-1] if counts else 0
-        res["lat_p50"] = res["lat_p99"] = None
+        res["lat_p50"] = res["lat_p99"] = res["lat_write_p99"] = None
     else:
         line = next((l for l in out.splitlines() if l.startswith("RESULT ")), "")
         kv = parse_kv(line)
@@ -251,6 +251,8 @@ def run_generator(cmd, gen, cap):
         res["failed"] = int(kv.get("failed", 0))
         res["lat_p50"] = float(kv["lat_p50_ms"]) if "lat_p50_ms" in kv else None
         res["lat_p99"] = float(kv["lat_p99_ms"]) if "lat_p99_ms" in kv else None
+        res["lat_write_p99"] = (float(kv["lat_write_p99_ms"])
+                                if "lat_write_p99_ms" in kv else None)
     return res
 
 
@@ -258,7 +260,7 @@ def run_generator(cmd, gen, cap):
 
 MEDIAN_FIELDS = ("msgs_per_s", "cpu_ms_per_msg", "mta_cpu_s", "gen_cpu_s",
                  "elapsed_s", "peak_rss_mib", "peak_pss_mib", "lat_p50_ms",
-                 "lat_p99_ms")
+                 "lat_p99_ms", "lat_write_p99_ms")
 SPREAD_FIELDS = ("msgs_per_s", "cpu_ms_per_msg", "lat_p99_ms")
 
 
@@ -469,7 +471,8 @@ class Bench:
                    gen_cpu_s=round(res["gen_cpu"], 3),
                    peak_rss_mib=round(sampler.peak_kib / 1024, 1),
                    peak_pss_mib=round(sampler.peak_pss_kib / 1024, 1),
-                   lat_p50_ms=res["lat_p50"], lat_p99_ms=res["lat_p99"])
+                   lat_p50_ms=res["lat_p50"], lat_p99_ms=res["lat_p99"],
+                   lat_write_p99_ms=res["lat_write_p99"])
         status = "ok"
         if res["ok"] < count:
             # stopped by the time cap with no failure: the rate stands
