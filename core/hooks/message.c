@@ -137,31 +137,63 @@ static gboolean header_name_is_valid(const char *name) {
   return TRUE;
 }
 
+/* What one octet of a field value is to header_value_is_valid(). */
+enum {
+  HEADER_OCTET_TEXT = 0, /* printable, or 8-bit (the common case) */
+  HEADER_OCTET_SPACE,    /* SP, HTAB */
+  HEADER_OCTET_CR,
+  HEADER_OCTET_END, /* the terminating NUL */
+  HEADER_OCTET_BAD, /* any other control character, DEL */
+};
+
+static const guint8 header_octet_class[256] = {
+    [0] = HEADER_OCTET_END,
+    [1 ... 8] = HEADER_OCTET_BAD,
+    ['\t'] = HEADER_OCTET_SPACE,
+    [0x0a ... 0x0c] = HEADER_OCTET_BAD,
+    ['\r'] = HEADER_OCTET_CR,
+    [0x0e ... 0x1f] = HEADER_OCTET_BAD,
+    [' '] = HEADER_OCTET_SPACE,
+    [0x7f] = HEADER_OCTET_BAD,
+};
+
 /* Folding only as CRLF + WSP, no line of only white space, no other
  * control character, no line over 998 octets (the first one counts
- * "Name: "). */
+ * "Name: ").  Runs of text are skipped by class, a line's length is
+ * measured at its end: plugins add long values to every message. */
 static gboolean header_value_is_valid(const char *name, const char *value) {
   if (value == NULL)
     return FALSE;
-  gsize line = strlen(name) + 2;
+  const guchar *p = (const guchar *)value;
+  const guchar *line = p;
+  gsize line_prefix = strlen(name) + 2;
   gboolean line_has_text = TRUE; /* the first line may be empty */
-  for (const char *p = value; *p != '\0'; p++) {
-    if (*p == '\r') {
-      if (p[1] != '\n' || (p[2] != ' ' && p[2] != '\t') || !line_has_text)
-        return FALSE;
+  for (;;) {
+    const guchar *run = p;
+    while (header_octet_class[*p] == HEADER_OCTET_TEXT)
       p++;
-      line = 0;
-      line_has_text = FALSE;
-      continue;
-    }
-    if (((guchar)*p < 0x20 && *p != '\t') || *p == 0x7f)
-      return FALSE;
-    if (*p != ' ' && *p != '\t')
+    if (p != run)
       line_has_text = TRUE;
-    if (++line > PST_HEADER_LINE_MAX)
+    switch (header_octet_class[*p]) {
+    case HEADER_OCTET_SPACE:
+      p++;
+      break;
+    case HEADER_OCTET_CR:
+      if (line_prefix + (gsize)(p - line) > PST_HEADER_LINE_MAX ||
+          p[1] != '\n' || (p[2] != ' ' && p[2] != '\t') || !line_has_text)
+        return FALSE;
+      p += 2;
+      line = p;
+      line_prefix = 0;
+      line_has_text = FALSE;
+      break;
+    case HEADER_OCTET_END:
+      return line_prefix + (gsize)(p - line) <= PST_HEADER_LINE_MAX &&
+             line_has_text;
+    default:
       return FALSE;
+    }
   }
-  return line_has_text;
 }
 
 /* A mailbox as a plugin may hand it over: no brackets, no white space, no
@@ -323,7 +355,10 @@ GBytes *pst_message_render_headers(PstMessage *message) {
   g_mutex_lock(&message->lock);
   for (guint i = 0; i < message->fields->len; i++) {
     const PstHeaderField *field = g_ptr_array_index(message->fields, i);
-    g_string_append_printf(out, "%s: %s\r\n", field->name, field->value);
+    g_string_append(out, field->name);
+    g_string_append_len(out, ": ", 2);
+    g_string_append(out, field->value);
+    g_string_append_len(out, "\r\n", 2);
   }
   g_mutex_unlock(&message->lock);
   g_string_append(out, "\r\n");

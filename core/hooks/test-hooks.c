@@ -1469,6 +1469,72 @@ static void test_message_headers(void) {
   envelope_free(envelope);
 }
 
+/* The field value check as it was written before its scan by octet
+ * class (message.c): the reference for the check of random values. */
+static gboolean reference_header_value_is_valid(const char *name,
+                                                const char *value) {
+  gsize line = strlen(name) + 2;
+  gboolean line_has_text = TRUE;
+  for (const char *p = value; *p != '\0'; p++) {
+    if (*p == '\r') {
+      if (p[1] != '\n' || (p[2] != ' ' && p[2] != '\t') || !line_has_text)
+        return FALSE;
+      p++;
+      line = 0;
+      line_has_text = FALSE;
+      continue;
+    }
+    if (((guchar)*p < 0x20 && *p != '\t') || *p == 0x7f)
+      return FALSE;
+    if (*p != ' ' && *p != '\t')
+      line_has_text = TRUE;
+    if (++line > 998)
+      return FALSE;
+  }
+  return line_has_text;
+}
+
+/* Random values of mostly valid pieces (text, folds, lines near 998
+ * octets) with a bad octet now and then: the check accepts exactly what
+ * the reference accepts. */
+static void test_message_header_values_random(void) {
+  static const char *const pieces[] = {"a", "xyz", " ", "\t", "\r\n ",
+                                       "\r\n\t", "\r\n", "\r", "\n", "\x01",
+                                       "\x7f", "\xc3\xa9", "\x1f", "  \r\n "};
+  const char *const rcpts[] = {"a@example.org", NULL};
+  PstEnvelope *envelope = envelope_new("s@example.net", rcpts);
+  g_autoptr(PstMessage) message =
+      pst_message_new("Q1", fields_new(), NULL, 0, 100, envelope);
+  GRand *rand = g_rand_new_with_seed(20261206);
+  g_autoptr(GString) value = g_string_new(NULL);
+  guint accepted = 0;
+  for (guint round = 0; round < 20000; round++) {
+    g_string_truncate(value, 0);
+    guint n = (guint)g_rand_int_range(rand, 0, 12);
+    for (guint i = 0; i < n; i++) {
+      gint32 which = g_rand_int_range(rand, 0, G_N_ELEMENTS(pieces) + 4);
+      if (which >= (gint32)G_N_ELEMENTS(pieces)) {
+        /* A run of text near the line limit. */
+        gsize run = (gsize)g_rand_int_range(rand, 960, 1000);
+        for (gsize k = 0; k < run; k++)
+          g_string_append_c(value, 'r');
+      } else if (g_rand_int_range(rand, 0, 4) != 0 || which < 6) {
+        g_string_append(value, pieces[which]);
+      }
+    }
+    const char *name = round % 2 ? "X" : "X-Longer-Field-Name";
+    gboolean expected = reference_header_value_is_valid(name, value->str);
+    g_assert_cmpint(pst_message_add_header(message, name, value->str), ==,
+                    expected);
+    accepted += expected;
+  }
+  /* Both answers were met often. */
+  g_assert_cmpuint(accepted, >, 2000);
+  g_assert_cmpuint(accepted, <, 18000);
+  g_rand_free(rand);
+  envelope_free(envelope);
+}
+
 static void test_message_envelope(void) {
   const char *const rcpts[] = {"a@example.org", "B@example.org", NULL};
   PstEnvelope *envelope = envelope_new("s@example.net", rcpts);
@@ -1899,6 +1965,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/hooks/results/auth", test_results_auth);
   g_test_add_func("/hooks/results/append", test_results_append);
   g_test_add_func("/hooks/message/headers", test_message_headers);
+  g_test_add_func("/hooks/message/header-values-random",
+                  test_message_header_values_random);
   g_test_add_func("/hooks/message/envelope", test_message_envelope);
   g_test_add_func("/hooks/message/body", test_message_body);
   g_test_add_func("/hooks/message/edits-visible", test_message_edits_visible);
