@@ -6,8 +6,16 @@
  * the journal as they are; after detaching, lines go to syslog(3) with the
  * mail facility, like every other MTA.  Debug lines are dropped unless the
  * daemon runs verbose or G_MESSAGES_DEBUG asks for them.
+ *
+ * Cost: a mail transaction logs a few lines, so a stderr line is put
+ * together by hand in one buffer and goes out in one write(2) (which also
+ * keeps lines whole when threads log at once); the process id is read
+ * once, and again in a forked child (pthread_atfork).
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -16,6 +24,21 @@
 static PstLogTarget log_target = PST_LOG_STDERR;
 static gboolean log_verbose = FALSE;
 static gboolean log_to_journal = FALSE;
+/* getpid() of the process that logs, 0 until read (and in a new child). */
+static gint log_pid = 0;
+
+static void log_pid_forget(void) {
+  g_atomic_int_set(&log_pid, 0);
+}
+
+static long log_get_pid(void) {
+  gint pid = g_atomic_int_get(&log_pid);
+  if (pid == 0) {
+    pid = (gint)getpid();
+    g_atomic_int_set(&log_pid, pid);
+  }
+  return pid;
+}
 
 static const char *log_level_prefix(GLogLevelFlags level) {
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
@@ -62,11 +85,69 @@ static GLogWriterOutput log_writer(GLogLevelFlags level,
            message);
     return G_LOG_WRITER_HANDLED;
   }
-  /* One fprintf per line keeps lines whole when threads log at once. */
-  fprintf(stderr, "postiliond[%d]: %s%s\n", (int)getpid(),
-          log_level_prefix(level), message);
-  fflush(stderr);
+  pst_log_write_stderr(log_get_pid(), log_level_prefix(level), message);
   return G_LOG_WRITER_HANDLED;
+}
+
+gsize pst_log_format_line(char *buffer, gsize size, long pid,
+                          const char *prefix, const char *message,
+                          gsize message_length) {
+  static const char name[] = "postiliond[";
+  char digits[24];
+  gsize n_digits = 0;
+  gboolean negative = pid < 0;
+  unsigned long value = negative ? 0UL - (unsigned long)pid : (unsigned long)pid;
+  do {
+    digits[n_digits++] = (char)('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  if (negative)
+    digits[n_digits++] = '-';
+  gsize prefix_length = strlen(prefix);
+  gsize length = sizeof name - 1 + n_digits + 3 + prefix_length +
+                 message_length + 1;
+  if (length > size)
+    return length;
+  char *p = buffer;
+  memcpy(p, name, sizeof name - 1);
+  p += sizeof name - 1;
+  while (n_digits > 0)
+    *p++ = digits[--n_digits];
+  memcpy(p, "]: ", 3);
+  p += 3;
+  memcpy(p, prefix, prefix_length);
+  p += prefix_length;
+  memcpy(p, message, message_length);
+  p += message_length;
+  *p = '\n';
+  return length;
+}
+
+/* All of `data` to stderr, across short writes and signals. */
+static void log_write_all(const char *data, gsize length) {
+  while (length > 0) {
+    ssize_t n = write(STDERR_FILENO, data, length);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    data += n;
+    length -= (gsize)n;
+  }
+}
+
+void pst_log_write_stderr(long pid, const char *prefix, const char *message) {
+  char stack[1024];
+  gsize message_length = strlen(message);
+  gsize length = pst_log_format_line(stack, sizeof stack, pid, prefix,
+                                     message, message_length);
+  if (length <= sizeof stack) {
+    log_write_all(stack, length);
+    return;
+  }
+  g_autofree char *heap = g_malloc(length);
+  pst_log_format_line(heap, length, pid, prefix, message, message_length);
+  log_write_all(heap, length);
 }
 
 void pst_log_init(PstLogTarget target, gboolean verbose) {
@@ -74,9 +155,16 @@ void pst_log_init(PstLogTarget target, gboolean verbose) {
   log_verbose = verbose;
   log_to_journal =
       target == PST_LOG_STDERR && g_log_writer_is_journald(fileno(stderr));
+  /* Once: GLib aborts when a second writer is set, and the daemon comes
+   * here again when it detaches (syslog from then on). */
+  static gsize installed = 0;
+  if (g_once_init_enter(&installed)) {
+    pthread_atfork(NULL, NULL, log_pid_forget);
+    g_log_set_writer_func(log_writer, NULL, NULL);
+    g_once_init_leave(&installed, 1);
+  }
   if (target == PST_LOG_SYSLOG)
     openlog("postiliond", LOG_PID | LOG_NDELAY, LOG_MAIL);
-  g_log_set_writer_func(log_writer, NULL, NULL);
 }
 
 gboolean pst_log_is_verbose(void) {

@@ -25,4 +25,13 @@ gboolean pst_log_is_verbose(void);
  * GLib formats a message before the writer drops it. */
 gboolean pst_log_debug_enabled(void);
 
+/* "postiliond[PID]: PREFIXMESSAGE\n", the form of a line on stderr, put
+ * into `buffer` when it fits `size` octets (no NUL is added).  Returns
+ * the line's length either way. */
+gsize pst_log_format_line(char *buffer, gsize size, long pid,
+                          const char *prefix, const char *message,
+                          gsize message_length);
+/* Writes that line to stderr in one write(2). */
+void pst_log_write_stderr(long pid, const char *prefix, const char *message);
+
 G_END_DECLS
