@@ -66,13 +66,22 @@ static const char *log_priority(GLogLevelFlags level) {
   }
 }
 
-void pst_hooks_log(GLogLevelFlags level, const char *session_id,
-                   const char *plugin, const char *message) {
+/* "SESSION: plugin NAME: " (or "plugin NAME: "), the start of a line. */
+static GString *hooks_log_start(const char *session_id, const char *plugin) {
+  GString *line = g_string_sized_new(256);
+  if (session_id != NULL) {
+    g_string_append(line, session_id);
+    g_string_append_len(line, ": ", 2);
+  }
+  g_string_append_len(line, "plugin ", 7);
+  g_string_append(line, plugin);
+  g_string_append_len(line, ": ", 2);
+  return line;
+}
+
+static void hooks_log_write(GLogLevelFlags level, const char *session_id,
+                            const char *plugin, const char *text) {
   level = log_level_sanitize(level);
-  g_autofree char *text =
-      session_id
-          ? g_strdup_printf("%s: plugin %s: %s", session_id, plugin, message)
-          : g_strdup_printf("plugin %s: %s", plugin, message);
   GLogField fields[] = {
       {"MESSAGE", text, -1},
       {"PRIORITY", log_priority(level), -1},
@@ -85,15 +94,29 @@ void pst_hooks_log(GLogLevelFlags level, const char *session_id,
                                     : G_N_ELEMENTS(fields) - 1);
 }
 
+void pst_hooks_log(GLogLevelFlags level, const char *session_id,
+                   const char *plugin, const char *message) {
+  g_autoptr(GString) line = hooks_log_start(session_id, plugin);
+  g_string_append(line, message);
+  hooks_log_write(level, session_id, plugin, line->str);
+}
+
+void pst_hooks_logv(GLogLevelFlags level, const char *session_id,
+                    const char *plugin, const char *format, va_list args) {
+  g_autoptr(GString) line = hooks_log_start(session_id, plugin);
+  g_string_append_vprintf(line, format, args);
+  hooks_log_write(level, session_id, plugin, line->str);
+}
+
 static void call_logf(PstCall *call, GLogLevelFlags level, const char *format,
                       ...) G_GNUC_PRINTF(3, 4);
 static void call_logf(PstCall *call, GLogLevelFlags level, const char *format,
                       ...) {
   va_list args;
   va_start(args, format);
-  g_autofree char *message = g_strdup_vprintf(format, args);
+  pst_hooks_logv(level, call->session_id, call_plugin_name(call), format,
+                 args);
   va_end(args);
-  pst_hooks_log(level, call->session_id, call_plugin_name(call), message);
 }
 
 /* ------------------------------------------------------------------ */
@@ -591,7 +614,7 @@ PST_API void pst_call_log(PstCall *call, GLogLevelFlags level,
   g_return_if_fail(call != NULL && format != NULL);
   va_list args;
   va_start(args, format);
-  g_autofree char *message = g_strdup_vprintf(format, args);
+  pst_hooks_logv(level, call->session_id, call_plugin_name(call), format,
+                 args);
   va_end(args);
-  pst_hooks_log(level, call->session_id, call_plugin_name(call), message);
 }

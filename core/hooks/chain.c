@@ -236,10 +236,9 @@ static void call_warn(PstCall *call, const char *format, ...)
 static void call_warn(PstCall *call, const char *format, ...) {
   va_list args;
   va_start(args, format);
-  g_autofree char *message = g_strdup_vprintf(format, args);
+  pst_hooks_logv(G_LOG_LEVEL_WARNING, call->session_id, call->plugin->name,
+                 format, args);
   va_end(args);
-  pst_hooks_log(G_LOG_LEVEL_WARNING, call->session_id, call->plugin->name,
-                message);
 }
 
 /* The outcome of a verdict the plugin did not choose itself. */

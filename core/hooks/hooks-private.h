@@ -157,6 +157,10 @@ static inline gpointer pst_plugin_sasl_data(PstPlugin *plugin) {
  * the session), with PST_SESSION / PST_PLUGIN fields.  Any thread. */
 void pst_hooks_log(GLogLevelFlags level, const char *session_id,
                    const char *plugin, const char *message);
+/* The same with the message formatted (once, after the prefix). */
+void pst_hooks_logv(GLogLevelFlags level, const char *session_id,
+                    const char *plugin, const char *format, va_list args)
+    G_GNUC_PRINTF(4, 0);
 
 typedef enum {
   PST_CALL_IN_HOOK = 0, /* the hook function is running */

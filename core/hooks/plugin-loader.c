@@ -650,7 +650,6 @@ PST_API void pst_plugin_log(PstPlugin *plugin, GLogLevelFlags level,
   g_return_if_fail(plugin != NULL && format != NULL);
   va_list args;
   va_start(args, format);
-  g_autofree char *message = g_strdup_vprintf(format, args);
+  pst_hooks_logv(level, NULL, plugin->name, format, args);
   va_end(args);
-  pst_hooks_log(level, NULL, plugin->name, message);
 }
