@@ -78,44 +78,49 @@ typedef struct {
   const char *mailfrom, *helo;   /* SPF: smtp.mailfrom, smtp.helo */
 } DmarcResultStrings;
 
-/* Reads `dict` in one pass; the strings live as long as `dict`.  The
- * plugins build their results in GVariant's tree form, where reading
- * through a format string (g_variant_lookup(), g_variant_iter_loop() with
- * "{&sv}") or g_variant_get_data() serializes the entries anew, which cost
- * more than the rest of the evaluation.  Taking children by index does
- * not: in tree form a child is a reference to the value the plugin built,
- * and in serialized form a view of the same bytes. */
-static void dmarc_result_strings(GVariant *dict, DmarcResultStrings *out) {
-  memset(out, 0, sizeof *out);
-  if (!g_variant_is_of_type(dict, G_VARIANT_TYPE_VARDICT))
-    return;
-  static const struct {
-    const char *key;
-    gsize offset;
-  } wanted[] = {
-      {"result", G_STRUCT_OFFSET(DmarcResultStrings, result)},
-      {"reason", G_STRUCT_OFFSET(DmarcResultStrings, reason)},
-      {"header.d", G_STRUCT_OFFSET(DmarcResultStrings, domain)},
-      {"header.s", G_STRUCT_OFFSET(DmarcResultStrings, selector)},
-      {"smtp.mailfrom", G_STRUCT_OFFSET(DmarcResultStrings, mailfrom)},
-      {"smtp.helo", G_STRUCT_OFFSET(DmarcResultStrings, helo)},
-  };
+/* The keys read, in the order of DmarcResultStrings' members. */
+static const char *const dmarc_result_keys[] = {
+    "result", "reason", "header.d", "header.s", "smtp.mailfrom", "smtp.helo",
+};
+#define DMARC_RESULT_KEYS G_N_ELEMENTS(dmarc_result_keys)
+
+/* Reads `dict` through GLib, by child index (never through a format
+ * string or g_variant_lookup(), which would serialise the value for every
+ * key): for a value not in normal form. */
+static void dmarc_result_strings_glib(GVariant *dict, const char **values) {
   gsize count = g_variant_n_children(dict);
   for (gsize i = 0; i < count; i++) {
     g_autoptr(GVariant) entry = g_variant_get_child_value(dict, i);
     g_autoptr(GVariant) name = g_variant_get_child_value(entry, 0);
     const char *key = g_variant_get_string(name, NULL);
     guint j = 0;
-    while (j < G_N_ELEMENTS(wanted) && strcmp(key, wanted[j].key) != 0)
+    while (j < DMARC_RESULT_KEYS && strcmp(key, dmarc_result_keys[j]) != 0)
       j++;
-    if (j == G_N_ELEMENTS(wanted))
+    if (j == DMARC_RESULT_KEYS)
       continue; /* a value the plugin does not read is not unboxed */
     g_autoptr(GVariant) boxed = g_variant_get_child_value(entry, 1);
     g_autoptr(GVariant) value = g_variant_get_variant(boxed);
     if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
-      G_STRUCT_MEMBER(const char *, out, wanted[j].offset) =
-          g_variant_get_string(value, NULL);
+      values[j] = g_variant_get_string(value, NULL);
   }
+}
+
+/* Reads `dict` in one pass; the strings live as long as `dict`.  In place
+ * from its serialised octets (dmarc-variant.c), which spf writes and GLib
+ * makes of dkim's tree once (the Authentication-Results renderer and the
+ * spool read the same octets later). */
+static void dmarc_result_strings(GVariant *dict, DmarcResultStrings *out) {
+  const char *values[DMARC_RESULT_KEYS] = {NULL};
+  if (g_variant_is_of_type(dict, G_VARIANT_TYPE_VARDICT) &&
+      !dmarc_variant_lookup_strings(dict, dmarc_result_keys, values,
+                                    DMARC_RESULT_KEYS))
+    dmarc_result_strings_glib(dict, values);
+  *out = (DmarcResultStrings){.result = values[0],
+                              .reason = values[1],
+                              .domain = values[2],
+                              .selector = values[3],
+                              .mailfrom = values[4],
+                              .helo = values[5]};
 }
 
 static char *dmarc_address_domain(const char *address) {
@@ -178,27 +183,24 @@ static GPtrArray *dmarc_read_dkim(PstCall *call) {
 /* --- The decision ------------------------------------------------------------
  */
 
-/* One {sv} entry of a string value (without a format string, which
- * GVariant would parse for every entry). */
-static GVariant *dmarc_entry_new(const char *key, const char *value) {
-  return g_variant_new_dict_entry(
-      g_variant_new_string(key),
-      g_variant_new_variant(g_variant_new_string(value)));
-}
-
+/* auth.dmarc, written in serialised form (dmarc-variant.c). */
 static void dmarc_store_result(DmarcJob *job, const DmarcOutcome *outcome) {
-  GVariant *entries[4];
+  const char *keys[4], *values[4];
   gsize n = 0;
-  entries[n++] =
-      dmarc_entry_new("result", dmarc_result_to_string(outcome->result));
-  if (outcome->reason != NULL && outcome->result != DMARC_RESULT_PASS)
-    entries[n++] = dmarc_entry_new("reason", outcome->reason);
-  entries[n++] = dmarc_entry_new("header.from", outcome->from_domain);
-  if (outcome->policy != DMARC_POLICY_UNSET)
-    entries[n++] = dmarc_entry_new("policy.dmarc",
-                                   dmarc_policy_to_string(outcome->policy));
+  keys[n] = "result";
+  values[n++] = dmarc_result_to_string(outcome->result);
+  if (outcome->reason != NULL && outcome->result != DMARC_RESULT_PASS) {
+    keys[n] = "reason";
+    values[n++] = outcome->reason;
+  }
+  keys[n] = "header.from";
+  values[n++] = outcome->from_domain;
+  if (outcome->policy != DMARC_POLICY_UNSET) {
+    keys[n] = "policy.dmarc";
+    values[n++] = dmarc_policy_to_string(outcome->policy);
+  }
   pst_result_set(job->call, PST_SCOPE_TRANSACTION, "auth.dmarc",
-                 g_variant_new_array(G_VARIANT_TYPE("{sv}"), entries, n));
+                 dmarc_variant_new_strings(keys, values, n));
 }
 
 /* Why a failing message is not treated per its policy, or NULL (RFC 9990
@@ -455,22 +457,19 @@ static void dmarc_remove_marks(PstMessage *message) {
 static char *dmarc_author_domain(PstCall *call, const DmarcConfig *config,
                                  PstVerdict *verdict_r) {
   PstMessage *message = pst_call_get_message(call);
-  g_autoptr(GPtrArray) values = g_ptr_array_new();
-  const char *value;
-  while (values->len < 16 &&
-         (value = pst_message_get_header(message, "From", values->len)))
-    g_ptr_array_add(values, (gpointer)value);
+  const char *fields[16];
+  guint count = 0;
+  while (count < G_N_ELEMENTS(fields) &&
+         (fields[count] = pst_message_get_header(message, "From", count)))
+    count++;
   const char *problem = NULL;
-  char *domain = dmarc_from_domain((const char *const *)values->pdata,
-                                   values->len, &problem);
+  char *domain = dmarc_from_domain(fields, count, &problem);
   if (domain != NULL)
     return domain;
-  GVariantDict dict;
-  g_variant_dict_init(&dict, NULL);
-  g_variant_dict_insert(&dict, "result", "s", "none");
-  g_variant_dict_insert(&dict, "reason", "s", problem);
+  static const char *const keys[] = {"result", "reason"};
+  const char *values[] = {"none", problem};
   pst_result_set(call, PST_SCOPE_TRANSACTION, "auth.dmarc",
-                 g_variant_dict_end(&dict));
+                 dmarc_variant_new_strings(keys, values, G_N_ELEMENTS(keys)));
   pst_call_log(call, G_LOG_LEVEL_INFO, "malformed From: %s (%s)", problem,
                config->malformed_reject ? "rejected" : "accepted");
   *verdict_r = PST_VERDICT_CONTINUE;
@@ -495,10 +494,13 @@ static DmarcJob *dmarc_job_new(PstCall *call, DmarcHookData *data,
     job->history = dmarc_history_ref(data->history);
   job->cache = dmarc_cache_ref(data->cache);
   job->client = g_strdup(pst_session_get_client_address(session));
-  g_autoptr(GInetAddress) address =
-      pst_session_get_client_inet_address(session);
-  job->trusted_forwarder = address != NULL && dmarc_config_is_trusted_forwarder(
-                                                  data->config, address);
+  if (data->config->trusted_forwarders->len > 0) {
+    g_autoptr(GInetAddress) address =
+        pst_session_get_client_inet_address(session);
+    job->trusted_forwarder =
+        address != NULL &&
+        dmarc_config_is_trusted_forwarder(data->config, address);
+  }
   job->sender = g_strdup(sender != NULL ? sender : "");
   job->envelope_from = dmarc_address_domain(sender);
   if (pst_session_get_recipient_count(session) > 0)
