@@ -81,9 +81,29 @@ void dmarc_auth_free(DmarcAuth *auth) {
   g_free(auth);
 }
 
+/* `text` as dmarc_auth_set_human() keeps it when it is printable ASCII
+ * short enough (nothing to replace or cut, the usual reason): a copy
+ * without the spaces around it.  FALSE for any other text. */
+static gboolean dmarc_auth_set_human_ascii(DmarcAuth *auth, const char *text) {
+  gsize length = 0;
+  for (; text[length] != '\0'; length++)
+    if ((guchar)text[length] < 0x20 || (guchar)text[length] >= 0x7f ||
+        length >= DMARC_HUMAN_MAX)
+      return FALSE;
+  while (length > 0 && text[length - 1] == ' ')
+    length--;
+  while (length > 0 && text[0] == ' ') {
+    text++;
+    length--;
+  }
+  if (length > 0)
+    auth->human = g_strndup(text, length);
+  return TRUE;
+}
+
 void dmarc_auth_set_human(DmarcAuth *auth, const char *text) {
   g_clear_pointer(&auth->human, g_free);
-  if (text == NULL)
+  if (text == NULL || dmarc_auth_set_human_ascii(auth, text))
     return;
   g_autofree char *valid = g_utf8_make_valid(text, -1);
   g_autoptr(GString) out = g_string_new(NULL);
@@ -156,12 +176,18 @@ gboolean dmarc_check_is_done(const DmarcCheck *check) {
 }
 
 char *dmarc_question_key(PstDnsType type, const char *name) {
-  char prefix[24];
-  gsize n = (gsize)g_snprintf(prefix, sizeof prefix, "%d ", (int)type);
+  char digits[24];
+  gsize n = 0;
+  guint value = (guint)type;
+  do
+    digits[n++] = (char)('0' + value % 10);
+  while ((value /= 10) != 0);
   gsize length = strlen(name);
-  char *key = g_malloc(n + length + 1);
-  memcpy(key, prefix, n);
-  memcpy(key + n, name, length + 1);
+  char *key = g_malloc(n + 1 + length + 1);
+  for (gsize i = 0; i < n; i++)
+    key[i] = digits[n - 1 - i];
+  key[n] = ' ';
+  memcpy(key + n + 1, name, length + 1);
   return key;
 }
 
@@ -366,6 +392,17 @@ static gboolean dmarc_check_alignment_ready(const DmarcCheck *check) {
   return TRUE;
 }
 
+/* Feeds `walk` the answer for `target` when that is what it waits for. */
+static void dmarc_walk_feed_if_next(DmarcWalk *walk, const char *target,
+                                    PstDnsStatus status,
+                                    const char *const *records,
+                                    const gsize *lengths, guint count,
+                                    const char *reason) {
+  const char *next = dmarc_walk_next(walk);
+  if (next != NULL && g_str_equal(next, target))
+    dmarc_walk_feed(walk, status, records, lengths, count, reason);
+}
+
 /* Feeds a _dmarc TXT answer to every walk waiting for that name. */
 static void dmarc_check_feed_walks(DmarcCheck *check, const char *name,
                                    PstDnsStatus status,
@@ -375,20 +412,15 @@ static void dmarc_check_feed_walks(DmarcCheck *check, const char *name,
   if (!g_str_has_prefix(name, "_dmarc."))
     return;
   const char *target = name + strlen("_dmarc.");
-  GPtrArray *walks = g_ptr_array_new();
   if (check->stage == CHECK_FROM_WALK)
-    g_ptr_array_add(walks, check->from_walk);
+    dmarc_walk_feed_if_next(check->from_walk, target, status, records, lengths,
+                            count, reason);
   GHashTableIter iter;
   gpointer walk;
   g_hash_table_iter_init(&iter, check->walks);
   while (g_hash_table_iter_next(&iter, NULL, &walk))
-    g_ptr_array_add(walks, walk);
-  for (guint i = 0; i < walks->len; i++) {
-    const char *next = dmarc_walk_next(walks->pdata[i]);
-    if (next != NULL && g_str_equal(next, target))
-      dmarc_walk_feed(walks->pdata[i], status, records, lengths, count, reason);
-  }
-  g_ptr_array_unref(walks);
+    dmarc_walk_feed_if_next(walk, target, status, records, lengths, count,
+                            reason);
 }
 
 static void dmarc_check_feed_existence(DmarcCheck *check, PstDnsType type,

@@ -18,37 +18,53 @@
 
 #define DMARC_FROM_MAX_ADDRESSES 100
 
-char *dmarc_domain_normalize(const char *name) {
-  /* g_hostname_to_ascii() reads past the end of invalid UTF-8. */
-  if (name == NULL || name[0] == '\0' || strlen(name) > 1024 ||
-      !g_utf8_validate(name, -1, NULL))
-    return NULL;
-  g_autofree char *ascii = g_hostname_to_ascii(name);
-  if (ascii == NULL)
-    return NULL;
+/* `ascii` (a new string) without its final dot, lower-cased, when it is
+ * LDH labels of 1 to 63 octets ('_' is allowed: it occurs in the DNS), at
+ * most 253 octets; otherwise NULL (and `ascii` is freed). */
+static char *dmarc_domain_check_ascii(char *ascii) {
   gsize length = strlen(ascii);
   if (length > 0 && ascii[length - 1] == '.')
     ascii[--length] = '\0';
-  if (length == 0 || length > 253)
-    return NULL;
-  /* LDH labels of 1 to 63 octets; '_' is allowed (it occurs in the DNS). */
   gsize label = 0;
-  for (gsize i = 0; i < length; i++) {
+  gboolean valid = length > 0 && length <= 253;
+  for (gsize i = 0; valid && i < length; i++) {
     char c = ascii[i];
     if (c == '.') {
-      if (label == 0)
-        return NULL;
+      valid = label > 0;
       label = 0;
     } else if (g_ascii_isalnum(c) || c == '-' || c == '_') {
-      if (++label > 63)
-        return NULL;
+      valid = ++label <= 63;
+      ascii[i] = g_ascii_tolower(c);
     } else {
-      return NULL;
+      valid = FALSE;
     }
   }
-  if (label == 0)
+  if (valid && label > 0)
+    return ascii;
+  g_free(ascii);
+  return NULL;
+}
+
+static gboolean dmarc_is_ascii(const char *name) {
+  for (const char *p = name; *p != '\0'; p++)
+    if ((guchar)*p >= 0x80)
+      return FALSE;
+  return TRUE;
+}
+
+char *dmarc_domain_normalize(const char *name) {
+  if (name == NULL || name[0] == '\0' || strlen(name) > 1024)
     return NULL;
-  return g_ascii_strdown(ascii, -1);
+  /* For ASCII, g_hostname_to_ascii() only lower-cases (nameprep removes
+   * no ASCII character), which the check does: the usual name costs one
+   * copy instead of GLib's IDNA pass. */
+  if (dmarc_is_ascii(name))
+    return dmarc_domain_check_ascii(g_strdup(name));
+  /* g_hostname_to_ascii() reads past the end of invalid UTF-8. */
+  if (!g_utf8_validate(name, -1, NULL))
+    return NULL;
+  char *ascii = g_hostname_to_ascii(name);
+  return ascii != NULL ? dmarc_domain_check_ascii(ascii) : NULL;
 }
 
 /* --- The scanner -----------------------------------------------------------

@@ -32,39 +32,44 @@
  */
 
 static char *dmarc_dkim_lines(const GPtrArray *dkim) {
-  GString *out = g_string_new(NULL);
+  GString *out = g_string_sized_new(64);
   for (guint i = 0; i < dkim->len; i++) {
     const DmarcAuth *auth = dkim->pdata[i];
     if (auth->domain == NULL)
       continue;
-    g_string_append_printf(
-        out, "%s%s %s %s", out->len > 0 ? "\n" : "", auth->domain,
-        auth->selector != NULL && auth->selector[0] != '\0' &&
-                strpbrk(auth->selector, " \n") == NULL
-            ? auth->selector
-            : "-",
-        auth->result);
+    if (out->len > 0)
+      g_string_append_c(out, '\n');
+    g_string_append(out, auth->domain);
+    g_string_append_c(out, ' ');
+    g_string_append(out, auth->selector != NULL && auth->selector[0] != '\0' &&
+                                 strpbrk(auth->selector, " \n") == NULL
+                             ? auth->selector
+                             : "-");
+    g_string_append_c(out, ' ');
+    g_string_append(out, auth->result);
     /* dmarc_auth_set_human() left no control characters */
-    if (auth->human != NULL)
-      g_string_append_printf(out, " %s", auth->human);
+    if (auth->human != NULL) {
+      g_string_append_c(out, ' ');
+      g_string_append(out, auth->human);
+    }
   }
   return g_string_free(out, FALSE);
 }
 
+/* fo= as the report writes it ("0", "1:d", ...). */
 static char *dmarc_fo_string(guint fo) {
-  GString *out = g_string_new(NULL);
-  static const struct {
-    guint bit;
-    const char *name;
-  } options[] = {{DMARC_FO_0, "0"},
-                 {DMARC_FO_1, "1"},
-                 {DMARC_FO_D, "d"},
-                 {DMARC_FO_S, "s"}};
-  for (guint i = 0; i < G_N_ELEMENTS(options); i++)
-    if (fo & options[i].bit)
-      g_string_append_printf(out, "%s%s", out->len > 0 ? ":" : "",
-                             options[i].name);
-  return g_string_free(out, FALSE);
+  static const char names[] = {'0', '1', 'd', 's'};
+  G_STATIC_ASSERT(DMARC_FO_0 == 1 << 0 && DMARC_FO_1 == 1 << 1 &&
+                  DMARC_FO_D == 1 << 2 && DMARC_FO_S == 1 << 3);
+  char out[2 * G_N_ELEMENTS(names)];
+  gsize n = 0;
+  for (guint i = 0; i < G_N_ELEMENTS(names); i++)
+    if (fo & (1u << i)) {
+      if (n > 0)
+        out[n++] = ':';
+      out[n++] = names[i];
+    }
+  return g_strndup(out, n);
 }
 
 static void dmarc_row_set_policy(DmarcHistoryRow *row,

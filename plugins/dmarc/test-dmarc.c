@@ -685,6 +685,86 @@ static void test_auth_human(void) {
   dmarc_auth_free(auth);
 }
 
+/* Printable ASCII of at most DMARC_HUMAN_MAX octets is kept as it is,
+ * without the spaces around it (the copy without GLib's UTF-8 pass). */
+static void test_auth_human_ascii(void) {
+  DmarcAuth *auth = dmarc_auth_new("example.com", "s", "fail", NULL);
+  dmarc_auth_set_human(auth, "  no key published ");
+  g_assert_cmpstr(auth->human, ==, "no key published");
+  dmarc_auth_set_human(auth, "   ");
+  g_assert_null(auth->human);
+  dmarc_auth_set_human(auth, "");
+  g_assert_null(auth->human);
+  for (gsize length = DMARC_HUMAN_MAX - 1; length <= DMARC_HUMAN_MAX + 1;
+       length++) {
+    g_autofree char *text = g_strnfill(length, 'k');
+    dmarc_auth_set_human(auth, text);
+    g_assert_cmpuint(strlen(auth->human), ==, MIN(length, DMARC_HUMAN_MAX));
+  }
+  dmarc_auth_free(auth);
+}
+
+/* What dmarc_domain_normalize() returned before its ASCII path: every
+ * name through g_hostname_to_ascii(), then the LDH check. */
+static char *normalize_through_glib(const char *name) {
+  if (name == NULL || name[0] == '\0' || strlen(name) > 1024 ||
+      !g_utf8_validate(name, -1, NULL))
+    return NULL;
+  g_autofree char *ascii = g_hostname_to_ascii(name);
+  if (ascii == NULL)
+    return NULL;
+  gsize length = strlen(ascii);
+  if (length > 0 && ascii[length - 1] == '.')
+    ascii[--length] = '\0';
+  if (length == 0 || length > 253)
+    return NULL;
+  gsize label = 0;
+  for (gsize i = 0; i < length; i++) {
+    char c = ascii[i];
+    if (c == '.') {
+      if (label == 0)
+        return NULL;
+      label = 0;
+    } else if (g_ascii_isalnum(c) || c == '-' || c == '_') {
+      if (++label > 63)
+        return NULL;
+    } else {
+      return NULL;
+    }
+  }
+  if (label == 0)
+    return NULL;
+  return g_ascii_strdown(ascii, -1);
+}
+
+static void test_domain_normalize(void) {
+  g_autofree char *label63 = g_strnfill(63, 'a');
+  g_autofree char *label64 = g_strnfill(64, 'a');
+  g_autofree char *long63 = g_strjoin(".", label63, label63, label63, "abcd",
+                                      NULL);                     /* 196 */
+  g_autofree char *long253 = g_strjoin(".", label63, label63, label63,
+                                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                       NULL);
+  g_autofree char *long254 = g_strconcat(long253, "a", NULL);
+  const char *names[] = {
+      "example.com", "Example.COM", "example.com.", "example.com..",
+      ".example.com", "a..b", ".", "", "a", "_dmarc.example.com", "a_b-c.d",
+      "-a.b", "a b.c", "a@b.c", "a/b", "xn--bcher-kva.example",
+      "XN--BCHER-KVA.Example.", "b\xc3\xbc" "cher.example",
+      "B\xc3\x9c" "CHER.example", "bad\xff.example", "\xe2\x80\x8b.example",
+      "a\x7f.b", "a\tb.c", label63, label64, long63, long253, long254,
+      "1.2.3.4", "[192.0.2.1]", "exa\xc2\xadmple.com",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
+    g_autofree char *ours = dmarc_domain_normalize(names[i]);
+    g_autofree char *glib = normalize_through_glib(names[i]);
+    g_assert_cmpstr(ours, ==, glib);
+  }
+  g_assert_null(dmarc_domain_normalize(NULL));
+  g_autofree char *mixed = dmarc_domain_normalize("Mail.Example.COM.");
+  g_assert_cmpstr(mixed, ==, "mail.example.com");
+}
+
 /* Validates a report against the XSD written from RFC 9990 (xmllint is on
  * every test machine: scripts/setup-debian.sh). */
 static void assert_valid_report(const char *xml) {
@@ -833,6 +913,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/dmarc/record/nul", test_record_nul);
   g_test_add_func("/dmarc/record/mailto", test_uri_mailto);
   g_test_add_func("/dmarc/from/domain", test_from_domain);
+  g_test_add_func("/dmarc/from/normalize", test_domain_normalize);
   g_test_add_func("/dmarc/walk/targets", test_walk_targets);
   g_test_add_func("/dmarc/check/cases", test_check);
   g_test_add_func("/dmarc/check/questions", test_check_questions);
@@ -843,6 +924,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/dmarc/report/errors-human-results",
                   test_report_errors_and_human_results);
   g_test_add_func("/dmarc/report/auth-human", test_auth_human);
+  g_test_add_func("/dmarc/report/auth-human-ascii", test_auth_human_ascii);
   g_test_add_func("/dmarc/report/names", test_report_names);
   g_test_add_func("/dmarc/report/gzip-message", test_report_gzip_message);
   g_test_add_func("/dmarc/failure/type", test_failure_type);
