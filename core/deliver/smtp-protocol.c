@@ -212,6 +212,13 @@ static gsize line_end(const guint8 *data, gsize from, gsize length) {
   return cr != NULL ? (gsize)(cr - data) : end;
 }
 
+/* Appends data[from, to) when it is not empty. */
+static void encoder_copy(GByteArray *out, const guint8 *data, gsize from,
+                         gsize to) {
+  if (to > from)
+    g_byte_array_append(out, data + from, (guint)(to - from));
+}
+
 void pst_smtp_encoder_add(PstSmtpEncoder *encoder, const guint8 *data,
                           gsize length, GByteArray *out) {
   gsize i = 0;
@@ -220,27 +227,38 @@ void pst_smtp_encoder_add(PstSmtpEncoder *encoder, const guint8 *data,
     if (data[0] == '\n')
       i = 1; /* the pair of the CR that ended the last piece */
   }
-  /* A line at a time, appended in one piece: CRLF, a bare CR and a bare
-   * LF all end one line; a line that starts with a dot gets another. */
+  /* A line at a time: CRLF, a bare CR and a bare LF all end one line; a
+   * line that starts with a dot gets another.  Octets that need no change
+   * (lines ending in CRLF inside this piece) are not copied line by line
+   * but in runs, from `run` to where a change is due. */
+  gsize run = i;
   while (i < length) {
-    if (!encoder->mid_line && data[i] == '.')
+    if (!encoder->mid_line && data[i] == '.') {
+      encoder_copy(out, data, run, i);
       g_byte_array_append(out, (const guint8 *)".", 1);
+      run = i; /* the line's own dot goes with the run */
+    }
     gsize end = line_end(data, i, length);
-    g_byte_array_append(out, data + i, (guint)(end - i));
     if (end == length) {
       encoder->mid_line = TRUE; /* it goes on in the next piece */
-      return;
+      i = length;
+      break;
     }
-    g_byte_array_append(out, (const guint8 *)"\r\n", 2);
     encoder->mid_line = FALSE;
-    if (data[end] == '\r') {
-      if (end + 1 == length)
-        encoder->after_cr = TRUE;
-      else if (data[end + 1] == '\n')
-        end++;
+    if (data[end] == '\r' && end + 1 < length && data[end + 1] == '\n') {
+      i = end + 2; /* CRLF: the run goes on */
+      continue;
     }
+    /* A bare CR or LF, or a CR that ends the piece: the run ends before
+     * it and CRLF replaces it. */
+    encoder_copy(out, data, run, end);
+    g_byte_array_append(out, (const guint8 *)"\r\n", 2);
+    if (data[end] == '\r' && end + 1 == length)
+      encoder->after_cr = TRUE;
     i = end + 1;
+    run = i;
   }
+  encoder_copy(out, data, run, i);
 }
 
 void pst_smtp_encoder_finish(PstSmtpEncoder *encoder, GByteArray *out) {

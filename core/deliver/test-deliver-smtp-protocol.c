@@ -331,6 +331,43 @@ static void test_encode_pieces(void) {
   g_rand_free(rand);
 }
 
+/* Longer content that is mostly lines ending in CRLF, as real mail is,
+ * with a rare dot, bare CR or bare LF among them: the runs copied whole
+ * must come out as the reference's octet-by-octet encoding, wherever the
+ * pieces are cut. */
+static void test_encode_runs(void) {
+  static const char *const parts[] = {"abc\r\n", "a\r\n", "\r\n", ".x\r\n",
+                                      "..\r\n",   "b\r",   "c\n",  "d\r\r\n",
+                                      ".",        "e"};
+  GRand *rand = g_rand_new_with_seed(64);
+  for (guint n = 0; n < 5000; n++) {
+    g_autoptr(GByteArray) data = g_byte_array_new();
+    guint count = (guint)g_rand_int_range(rand, 0, 60);
+    for (guint p = 0; p < count; p++) {
+      /* three in four are a plain CRLF line */
+      gint32 k = g_rand_int_range(rand, 0, 4) != 0
+                     ? 0
+                     : g_rand_int_range(rand, 0, G_N_ELEMENTS(parts));
+      g_byte_array_append(data, (const guint8 *)parts[k], strlen(parts[k]));
+    }
+    gsize cuts[3];
+    for (guint c = 0; c < G_N_ELEMENTS(cuts); c++)
+      cuts[c] = (gsize)g_rand_int_range(rand, 0, (gint32)data->len + 1);
+    for (guint a = 0; a < G_N_ELEMENTS(cuts); a++)
+      for (guint b = a + 1; b < G_N_ELEMENTS(cuts); b++)
+        if (cuts[b] < cuts[a]) {
+          gsize t = cuts[a];
+          cuts[a] = cuts[b];
+          cuts[b] = t;
+        }
+    g_autoptr(GBytes) got =
+        encode_in_pieces(data->data, data->len, cuts, G_N_ELEMENTS(cuts));
+    g_autoptr(GBytes) want = encode_reference(data->data, data->len);
+    g_assert_true(g_bytes_equal(got, want));
+  }
+  g_rand_free(rand);
+}
+
 /* The header scan gives the whole-content answer wherever it is cut. */
 static void test_header_scan_pieces(void) {
   static const char *const messages[] = {
@@ -512,6 +549,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/deliver/smtp-protocol/encode", test_encode);
   g_test_add_func("/deliver/smtp-protocol/encode-random", test_encode_random);
   g_test_add_func("/deliver/smtp-protocol/encode-pieces", test_encode_pieces);
+  g_test_add_func("/deliver/smtp-protocol/encode-runs", test_encode_runs);
   g_test_add_func("/deliver/smtp-protocol/header-scan-pieces",
                   test_header_scan_pieces);
   g_test_add_func("/deliver/smtp-protocol/transaction/pipelined-mixed",
