@@ -1,5 +1,6 @@
-/* spool-syncer.c - group commit: one thread makes batches of messages
- * durable (see spool-syncer.h for the contract).
+/* spool-syncer.c - group commit: batches of messages made durable by the
+ * syncer thread, and by a second one while it is busy (see spool-syncer.h
+ * for the contract).
  *
  * Entry points: pst_spool_syncer_new(), _submit(), _settle(), _free(), and
  * the knobs for tests and benchmarks (_set_batch_limit, _set_sync_threads,
@@ -18,6 +19,19 @@
  *      file is synced by this thread (no hand-off on the path to its 250);
  *   4. rename each into queue/ or hold/ (never replacing a file);
  *   5. complete the tasks: the sessions answer 250.
+ * Batches overlap: while the syncer thread runs one, commits that arrive
+ * are taken at once by a second thread (`pst-spool-sync2`) as a batch of
+ * their own, instead of waiting for the running batch to finish (steps 1
+ * to 5) before their own starts.  Their writes and fdatasyncs then go to
+ * the file system while the first batch's are in flight, and its journal
+ * merges them into its running or next commit.  Each batch keeps the
+ * order above for its own files, so a 250 still follows its file's
+ * fdatasync and rename; batches share nothing but the spool's state,
+ * under the locks below.  The second thread only takes batches while the
+ * syncer thread is in one: an idle spool is served by the first alone,
+ * and only the syncer thread makes spares while idle, replaces the
+ * helper pool (never while the second thread runs a batch) and settles
+ * when idle.
  * After step 3 the message survives a power cut under one of two names: a
  * rename is durable only once its target directory is fsynced, and until
  * then the old, durable name in tmp/ holds the complete file, which
@@ -57,11 +71,12 @@
  * leaves old names behind (duplicates after a cut, never a loss); the
  * spares it was to publish are removed unused.
  *
- * Locking: `lock` guards `pending`, `stopping`, the knobs, `stats`,
- * `syncs_pending`, the spare queues and the directory state (dirty
- * targets, departed ids, `tmp_frozen`).  `dir_lock` is taken before
+ * Locking: `lock` guards `pending`, `stopping`, the knobs, `stats`, the
+ * threads' states (`running`, `overlap_running`, the sleeping flags), each
+ * batch's `syncs_pending`, the spare queues and the directory state
+ * (dirty targets, departed ids, `tmp_frozen`).  `dir_lock` is taken before
  * `lock`, by whoever renames out of tmp/ or syncs directories.  During a
- * batch the helpers touch only their own commit and the batch's copies of
+ * batch the helpers touch only their own commit and its batch's copies of
  * the knobs.  The threads never touch a PstSpool or a PstSpoolWriter, only
  * the commits they own.
  */
@@ -83,6 +98,11 @@ struct _PstSpoolSyncer {
   GQueue pending; /* of PstSpoolCommit*, owned */
   gboolean stopping;
   gboolean sleeping; /* the thread waits on `wake` (only then signalled) */
+  gboolean running;  /* the syncer thread is in a batch */
+  GThread *overlap;  /* owned: runs batches while `running` */
+  GCond overlap_wake;
+  gboolean overlap_sleeping; /* it waits on `overlap_wake` */
+  gboolean overlap_running;  /* it is in a batch */
   guint batch_limit; /* 0 = unlimited */
   PstSpoolSyncFunc sync_func;
   gpointer sync_data;
@@ -92,11 +112,10 @@ struct _PstSpoolSyncer {
   /* Concurrent fdatasync() within a batch (syncer_sync_files). */
   guint sync_threads;   /* the knob, under `lock` */
   GThreadPool *helpers; /* owned, nullable: NULL = one at a time; only the
-                         * syncer thread replaces it, between batches */
-  guint syncs_pending;  /* under `lock` */
-  GCond syncs_done;
-  PstSpoolSyncFunc batch_sync_func; /* the knobs' values for this batch */
-  gpointer batch_sync_data;
+                         * syncer thread replaces it, between its batches
+                         * and while the second thread runs none */
+  GCond syncs_done;     /* a batch's helpers are done, or a thread left
+                         * its batch; broadcast */
 
   /* Directories (see THE INVARIANT above).  All borrowed. */
   const char *spool; /* the spool's path, for log lines */
@@ -118,6 +137,16 @@ struct _PstSpoolSyncer {
   gboolean spares_stuck; /* creating one failed; retried after a batch */
   gboolean spares_asked; /* a writer wanted one: we run as the right user */
 };
+
+/* One batch: its commits and what its helpers need. */
+struct _PstSpoolBatch {
+  PstSpoolSyncer *syncer;
+  GPtrArray *commits;        /* of PstSpoolCommit*, owned */
+  PstSpoolSyncFunc sync_func; /* the knobs' values for this batch */
+  gpointer sync_data;
+  guint syncs_pending; /* helpers' fdatasyncs not done; under `lock` */
+};
+typedef struct _PstSpoolBatch PstSpoolBatch;
 
 /* An empty file in tmp/, open for writing, named "spare.PID.N". */
 typedef struct {
@@ -454,15 +483,17 @@ static void commit_write_tail(PstSpoolCommit *commit) {
   }
 }
 
-/* Step 3 for one file, on a helper thread; the last one wakes the syncer. */
+/* Step 3 for one file, on a helper thread; the last one of its batch wakes
+ * the thread running the batch. */
 static void syncer_sync_one(gpointer data, gpointer user_data) {
   PstSpoolCommit *commit = data;
   PstSpoolSyncer *syncer = user_data;
-  if (syncer->batch_sync_func(commit->fd, FALSE, syncer->batch_sync_data) != 0)
+  PstSpoolBatch *batch = commit->batch;
+  if (batch->sync_func(commit->fd, FALSE, batch->sync_data) != 0)
     commit_fail(commit, "sync", errno);
   g_mutex_lock(&syncer->lock);
-  if (--syncer->syncs_pending == 0)
-    g_cond_signal(&syncer->syncs_done);
+  if (--batch->syncs_pending == 0)
+    g_cond_broadcast(&syncer->syncs_done);
   g_mutex_unlock(&syncer->lock);
 }
 
@@ -470,12 +501,13 @@ static void syncer_sync_one(gpointer data, gpointer user_data) {
  * each costs tens of µs) and then, when due, the deferred directory syncs
  * (their flushes then go with the helpers' instead of after them).  A
  * settle that has not run by the time the helpers are done waits for the
- * next batch, unless spares are running out.  Returns with the helpers
- * done. */
-static void syncer_work_while_syncing(PstSpoolSyncer *syncer) {
+ * next batch, unless spares are running out.  Returns with the batch's
+ * helpers done. */
+static void syncer_work_while_syncing(PstSpoolSyncer *syncer,
+                                      PstSpoolBatch *batch) {
   gboolean settled = FALSE;
   g_mutex_lock(&syncer->lock);
-  while (syncer->syncs_pending > 0) {
+  while (batch->syncs_pending > 0) {
     g_mutex_unlock(&syncer->lock);
     gboolean worked = syncer_add_spare(syncer);
     g_mutex_lock(&syncer->lock);
@@ -486,7 +518,7 @@ static void syncer_work_while_syncing(PstSpoolSyncer *syncer) {
       syncer_settle(syncer, NULL);
       g_mutex_lock(&syncer->lock);
     }
-    if (!worked && syncer->syncs_pending > 0)
+    if (!worked && batch->syncs_pending > 0)
       g_cond_wait(&syncer->syncs_done, &syncer->lock);
   }
   gboolean urgent = !settled && syncer->fresh.length > 0 &&
@@ -503,23 +535,23 @@ static void syncer_work_while_syncing(PstSpoolSyncer *syncer) {
  * would put two thread switches on the path to its 250 (a spare is made
  * once the batch is dispatched: syncer_after_inline_batch()).
  * Returns the number of file syncs; `*inline_r` tells which way. */
-static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch,
+static guint syncer_sync_files(PstSpoolSyncer *syncer, PstSpoolBatch *batch,
                                gboolean *inline_r) {
+  GPtrArray *commits = batch->commits;
   guint syncs = 0;
-  for (guint i = 0; i < batch->len; i++)
-    syncs += ((PstSpoolCommit *)batch->pdata[i])->error == NULL;
+  for (guint i = 0; i < commits->len; i++)
+    syncs += ((PstSpoolCommit *)commits->pdata[i])->error == NULL;
   g_mutex_lock(&syncer->lock);
   gboolean inline_sync = syncer->helpers == NULL || syncs <= 1;
   if (!inline_sync)
-    syncer->syncs_pending = syncs;
+    batch->syncs_pending = syncs;
   g_mutex_unlock(&syncer->lock);
   *inline_r = inline_sync;
   if (inline_sync) {
-    for (guint i = 0; i < batch->len; i++) {
-      PstSpoolCommit *commit = batch->pdata[i];
+    for (guint i = 0; i < commits->len; i++) {
+      PstSpoolCommit *commit = commits->pdata[i];
       if (commit->error == NULL &&
-          syncer->batch_sync_func(commit->fd, FALSE, syncer->batch_sync_data) !=
-              0)
+          batch->sync_func(commit->fd, FALSE, batch->sync_data) != 0)
         commit_fail(commit, "sync", errno);
     }
     /* Deferred syncs due are made here, before step 4: what they cover
@@ -534,24 +566,25 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, GPtrArray *batch,
       syncer_settle(syncer, NULL);
     return syncs;
   }
-  for (guint i = 0; i < batch->len; i++) {
-    PstSpoolCommit *commit = batch->pdata[i];
+  for (guint i = 0; i < commits->len; i++) {
+    PstSpoolCommit *commit = commits->pdata[i];
+    commit->batch = batch;
     /* A push that fails (no thread could start) is done here instead. */
     if (commit->error == NULL &&
         !g_thread_pool_push(syncer->helpers, commit, NULL))
       syncer_sync_one(commit, syncer);
   }
-  syncer_work_while_syncing(syncer);
+  syncer_work_while_syncing(syncer, batch);
   return syncs;
 }
 
 /* Undoes the renames into target `index` of the commits whose tmp/ name
  * was not durable: their directory sync failed (the others keep theirs:
  * their tmp/ names hold them). */
-static void syncer_undo_undurable(PstSpoolSyncer *syncer, GPtrArray *batch,
+static void syncer_undo_undurable(PstSpoolSyncer *syncer, GPtrArray *commits,
                                   int index, int saved) {
-  for (guint i = 0; i < batch->len; i++) {
-    PstSpoolCommit *commit = batch->pdata[i];
+  for (guint i = 0; i < commits->len; i++) {
+    PstSpoolCommit *commit = commits->pdata[i];
     if (!commit->renamed || commit->name_durable ||
         syncer_target_index(syncer, commit->target_dir_fd) != index)
       continue;
@@ -567,11 +600,12 @@ static void syncer_undo_undurable(PstSpoolSyncer *syncer, GPtrArray *batch,
  * file whose tmp/ name was not durable is fsynced now (then the sync
  * covers every rename into it).  Under `dir_lock`, so that no directory
  * sync runs in between (THE INVARIANT).  Returns those syncs. */
-static guint syncer_rename(PstSpoolSyncer *syncer, GPtrArray *batch) {
+static guint syncer_rename(PstSpoolSyncer *syncer, PstSpoolBatch *batch) {
+  GPtrArray *commits = batch->commits;
   gboolean sync_now[SYNCER_TARGETS] = {FALSE};
   g_mutex_lock(&syncer->dir_lock);
-  for (guint i = 0; i < batch->len; i++) {
-    PstSpoolCommit *commit = batch->pdata[i];
+  for (guint i = 0; i < commits->len; i++) {
+    PstSpoolCommit *commit = commits->pdata[i];
     if (commit->error != NULL)
       continue;
     if (pst_spool_rename_noreplace(commit->tmp_dir_fd, commit->tmp_name,
@@ -591,10 +625,10 @@ static guint syncer_rename(PstSpoolSyncer *syncer, GPtrArray *batch) {
     if (!sync_now[index])
       continue;
     syncs++;
-    if (syncer->batch_sync_func(syncer->target_fds[index], TRUE,
-                                syncer->batch_sync_data) != 0) {
+    if (batch->sync_func(syncer->target_fds[index], TRUE, batch->sync_data) !=
+        0) {
       int saved = errno;
-      syncer_undo_undurable(syncer, batch, index, saved);
+      syncer_undo_undurable(syncer, commits, index, saved);
       syncer_freeze_tmp(syncer, index, saved);
       continue;
     }
@@ -607,22 +641,24 @@ static guint syncer_rename(PstSpoolSyncer *syncer, GPtrArray *batch) {
 }
 
 /* Steps 1 to 3 for one batch; returns the number of file syncs. */
-static guint syncer_write_and_sync(PstSpoolSyncer *syncer, GPtrArray *batch,
-                                   gboolean *inline_r) {
-  for (guint i = 0; i < batch->len; i++)
-    commit_write_tail(batch->pdata[i]);
-  for (guint i = 0; batch->len > 1 && i < batch->len; i++) {
-    PstSpoolCommit *commit = batch->pdata[i];
+static guint syncer_write_and_sync(PstSpoolSyncer *syncer,
+                                   PstSpoolBatch *batch, gboolean *inline_r) {
+  GPtrArray *commits = batch->commits;
+  for (guint i = 0; i < commits->len; i++)
+    commit_write_tail(commits->pdata[i]);
+  for (guint i = 0; commits->len > 1 && i < commits->len; i++) {
+    PstSpoolCommit *commit = commits->pdata[i];
     if (commit->error == NULL)
       sync_file_range(commit->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
   guint syncs = syncer_sync_files(syncer, batch, inline_r);
-  for (guint i = 0; i < batch->len; i++) {
-    PstSpoolCommit *commit = batch->pdata[i];
+  for (guint i = 0; i < commits->len; i++) {
+    PstSpoolCommit *commit = commits->pdata[i];
     /* Closing reports delayed write errors on some file systems (NFS). */
     if (close(commit->fd) != 0 && errno != EINTR)
       commit_fail(commit, "close", errno);
     commit->fd = -1;
+    commit->batch = NULL;
   }
   return syncs;
 }
@@ -664,8 +700,10 @@ static void syncer_dispatch(GPtrArray *batch) {
   }
 }
 
-/* Makes the helper pool match the knob; pools change only between
- * batches, so a thread is never created per message. */
+/* Makes the helper pool match the knob; pools change only between the
+ * syncer thread's batches, and never while the second thread runs one
+ * (it waits for that), so a thread is never created per message.  On the
+ * syncer thread, before it marks itself running. */
 static void syncer_update_helpers(PstSpoolSyncer *syncer, guint wanted) {
   guint current = syncer->helpers != NULL
                       ? g_thread_pool_get_max_threads(syncer->helpers)
@@ -674,6 +712,10 @@ static void syncer_update_helpers(PstSpoolSyncer *syncer, guint wanted) {
     wanted = 0;
   if (wanted == current)
     return;
+  g_mutex_lock(&syncer->lock);
+  while (syncer->overlap_running)
+    g_cond_wait(&syncer->syncs_done, &syncer->lock);
+  g_mutex_unlock(&syncer->lock);
   if (syncer->helpers != NULL)
     g_thread_pool_free(g_steal_pointer(&syncer->helpers), FALSE, TRUE);
   if (wanted == 0)
@@ -695,21 +737,21 @@ static void syncer_after_inline_batch(PstSpoolSyncer *syncer) {
   syncer_add_spare(syncer);
 }
 
-static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
+/* Steps 1 to 5 for `commits` (taken), on either thread. */
+static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *commits) {
   /* The knobs hold for a whole batch (helpers read these copies). */
+  PstSpoolBatch batch = {.syncer = syncer, .commits = commits};
   g_mutex_lock(&syncer->lock);
-  syncer->batch_sync_func = syncer->sync_func;
-  syncer->batch_sync_data = syncer->sync_data;
-  guint sync_threads = syncer->sync_threads;
+  batch.sync_func = syncer->sync_func;
+  batch.sync_data = syncer->sync_data;
   g_mutex_unlock(&syncer->lock);
-  syncer_update_helpers(syncer, sync_threads);
 
   gboolean inline_sync = FALSE;
-  guint file_syncs = syncer_write_and_sync(syncer, batch, &inline_sync);
-  guint directory_syncs = syncer_rename(syncer, batch);
+  guint file_syncs = syncer_write_and_sync(syncer, &batch, &inline_sync);
+  guint directory_syncs = syncer_rename(syncer, &batch);
   guint failures = 0;
-  for (guint i = 0; i < batch->len; i++) {
-    PstSpoolCommit *commit = batch->pdata[i];
+  for (guint i = 0; i < commits->len; i++) {
+    PstSpoolCommit *commit = commits->pdata[i];
     if (commit->error == NULL)
       continue;
     failures++;
@@ -718,13 +760,13 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *batch) {
 
   g_mutex_lock(&syncer->lock);
   syncer->stats.batches++;
-  syncer->stats.commits += batch->len - failures;
+  syncer->stats.commits += commits->len - failures;
   syncer->stats.failures += failures;
   syncer->stats.file_syncs += file_syncs;
   syncer->stats.directory_syncs += directory_syncs;
   syncer->spares_stuck = FALSE;
   g_mutex_unlock(&syncer->lock);
-  syncer_dispatch(batch);
+  syncer_dispatch(commits);
   if (inline_sync)
     syncer_after_inline_batch(syncer);
 }
@@ -754,30 +796,81 @@ static void syncer_idle(PstSpoolSyncer *syncer) {
   syncer->sleeping = FALSE;
 }
 
+/* Takes every commit waiting, up to the batch limit; under `lock`. */
+static GPtrArray *syncer_take_locked(PstSpoolSyncer *syncer) {
+  GPtrArray *commits =
+      g_ptr_array_new_with_free_func((GDestroyNotify)pst_spool_commit_free);
+  while (!g_queue_is_empty(&syncer->pending) &&
+         (syncer->batch_limit == 0 || commits->len < syncer->batch_limit))
+    g_ptr_array_add(commits, g_queue_pop_head(&syncer->pending));
+  return commits;
+}
+
 /* Takes the next batch, waiting for one; NULL when stopping and idle. */
 static GPtrArray *syncer_take_batch(PstSpoolSyncer *syncer) {
   g_mutex_lock(&syncer->lock);
   while (g_queue_is_empty(&syncer->pending) && !syncer->stopping)
     syncer_idle(syncer);
-  GPtrArray *batch = NULL;
-  if (!g_queue_is_empty(&syncer->pending)) {
-    batch =
-        g_ptr_array_new_with_free_func((GDestroyNotify)pst_spool_commit_free);
-    while (!g_queue_is_empty(&syncer->pending) &&
-           (syncer->batch_limit == 0 || batch->len < syncer->batch_limit))
-      g_ptr_array_add(batch, g_queue_pop_head(&syncer->pending));
-  }
+  GPtrArray *commits = NULL;
+  if (!g_queue_is_empty(&syncer->pending))
+    commits = syncer_take_locked(syncer);
   g_mutex_unlock(&syncer->lock);
-  return batch;
+  return commits;
+}
+
+/* The syncer thread marks itself in a batch: from now the second thread
+ * takes what arrives (and what the batch limit left behind). */
+static void syncer_set_running(PstSpoolSyncer *syncer, gboolean running) {
+  g_mutex_lock(&syncer->lock);
+  syncer->running = running;
+  gboolean wake = running && syncer->overlap_sleeping &&
+                  !g_queue_is_empty(&syncer->pending);
+  g_mutex_unlock(&syncer->lock);
+  if (wake)
+    g_cond_signal(&syncer->overlap_wake);
 }
 
 static gpointer syncer_thread(gpointer data) {
   PstSpoolSyncer *syncer = data;
-  GPtrArray *batch;
-  while ((batch = syncer_take_batch(syncer)) != NULL) {
-    syncer_run_batch(syncer, batch);
-    g_ptr_array_unref(batch);
+  GPtrArray *commits;
+  while ((commits = syncer_take_batch(syncer)) != NULL) {
+    g_mutex_lock(&syncer->lock);
+    guint sync_threads = syncer->sync_threads;
+    g_mutex_unlock(&syncer->lock);
+    syncer_update_helpers(syncer, sync_threads);
+    syncer_set_running(syncer, TRUE);
+    syncer_run_batch(syncer, commits);
+    syncer_set_running(syncer, FALSE);
+    g_ptr_array_unref(commits);
   }
+  return NULL;
+}
+
+/* The second thread: while the syncer thread runs a batch, takes what
+ * arrives as a batch of its own.  Stops at `stopping`; the syncer thread
+ * finishes what is left. */
+static gpointer syncer_overlap_thread(gpointer data) {
+  PstSpoolSyncer *syncer = data;
+  g_mutex_lock(&syncer->lock);
+  for (;;) {
+    while (!syncer->stopping &&
+           (!syncer->running || g_queue_is_empty(&syncer->pending))) {
+      syncer->overlap_sleeping = TRUE;
+      g_cond_wait(&syncer->overlap_wake, &syncer->lock);
+      syncer->overlap_sleeping = FALSE;
+    }
+    if (syncer->stopping)
+      break;
+    GPtrArray *commits = syncer_take_locked(syncer);
+    syncer->overlap_running = TRUE;
+    g_mutex_unlock(&syncer->lock);
+    syncer_run_batch(syncer, commits);
+    g_ptr_array_unref(commits);
+    g_mutex_lock(&syncer->lock);
+    syncer->overlap_running = FALSE;
+    g_cond_broadcast(&syncer->syncs_done);
+  }
+  g_mutex_unlock(&syncer->lock);
   return NULL;
 }
 
@@ -785,9 +878,19 @@ static void syncer_clear(PstSpoolSyncer *syncer) {
   g_mutex_clear(&syncer->lock);
   g_mutex_clear(&syncer->dir_lock);
   g_cond_clear(&syncer->wake);
+  g_cond_clear(&syncer->overlap_wake);
   g_cond_clear(&syncer->syncs_done);
   g_hash_table_unref(syncer->departed);
   g_free(syncer);
+}
+
+/* Stops the second thread and waits for its batch. */
+static void syncer_stop_overlap(PstSpoolSyncer *syncer) {
+  g_mutex_lock(&syncer->lock);
+  syncer->stopping = TRUE;
+  g_mutex_unlock(&syncer->lock);
+  g_cond_signal(&syncer->overlap_wake);
+  g_thread_join(g_steal_pointer(&syncer->overlap));
 }
 
 PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
@@ -805,14 +908,23 @@ PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
   g_mutex_init(&syncer->lock);
   g_mutex_init(&syncer->dir_lock);
   g_cond_init(&syncer->wake);
+  g_cond_init(&syncer->overlap_wake);
   g_queue_init(&syncer->pending);
   g_cond_init(&syncer->syncs_done);
   syncer->sync_func = sync_default;
   syncer->sync_threads = PST_SPOOL_SYNC_THREADS;
+  syncer->overlap = g_thread_try_new("pst-spool-sync2", syncer_overlap_thread,
+                                     syncer, error);
+  if (syncer->overlap == NULL) {
+    g_prefix_error(error, "Cannot start the spool's second sync thread: ");
+    syncer_clear(syncer);
+    return NULL;
+  }
   syncer->thread =
       g_thread_try_new("pst-spool-sync", syncer_thread, syncer, error);
   if (syncer->thread == NULL) {
     g_prefix_error(error, "Cannot start the spool's sync thread: ");
+    syncer_stop_overlap(syncer);
     syncer_clear(syncer);
     return NULL;
   }
@@ -826,11 +938,16 @@ void pst_spool_syncer_submit(PstSpoolSyncer *syncer, PstSpoolCommit *commit) {
   g_queue_push_tail(&syncer->pending, commit);
   /* Signalled after unlocking, and only when asleep: a busy thread takes
    * the commit with its next batch, and a woken one does not block at
-   * once on the lock the signaller still holds. */
+   * once on the lock the signaller still holds.  While the syncer thread
+   * runs a batch, the second thread takes the commit at once. */
   gboolean wake = syncer->sleeping;
+  gboolean overlap =
+      !wake && syncer->running && syncer->overlap_sleeping;
   g_mutex_unlock(&syncer->lock);
   if (wake)
     g_cond_signal(&syncer->wake);
+  else if (overlap)
+    g_cond_signal(&syncer->overlap_wake);
 }
 
 void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
@@ -840,6 +957,7 @@ void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
   syncer->stopping = TRUE;
   g_cond_signal(&syncer->wake);
   g_mutex_unlock(&syncer->lock);
+  syncer_stop_overlap(syncer);
   g_thread_join(syncer->thread);
   /* What a clean stop leaves needs no recovery (failures are logged). */
   syncer_settle(syncer, NULL);

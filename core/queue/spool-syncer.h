@@ -1,4 +1,4 @@
-/* spool-syncer.h - the group-commit thread behind
+/* spool-syncer.h - the group-commit threads behind
  * pst_spool_writer_commit_async().
  *
  * It also keeps spare files ready in tmp/, each made durable (tmp/ synced)
@@ -12,7 +12,9 @@
  * commit waiting, writes them, starts writeback for all, fdatasyncs each,
  * renames each into its queue, and completes the tasks on their own main
  * contexts, one idle source per context and batch: one journal commit per
- * message.  The fsync of queue/ or hold/ after the renames is deferred and
+ * message.  While it runs a batch, a second thread takes the commits that
+ * arrive as a batch of their own, so that they do not wait for the first
+ * batch to end before their fdatasyncs start.  The fsync of queue/ or hold/ after the renames is deferred and
  * batched (see spool-syncer.c: until then a power cut leaves the message
  * under its durable name in tmp/, and recovery moves it into the queue).
  * A file whose tmp/ name was not made durable ahead (created by the main
@@ -46,6 +48,7 @@ typedef struct {
   gboolean renamed;  /* moved into the target directory */
   gboolean name_durable; /* tmp_name was durable before the writer got it
                           * (a spare): no directory sync on its path */
+  struct _PstSpoolBatch *batch; /* borrowed: while a helper syncs it */
 } PstSpoolCommit;
 
 void pst_spool_commit_free(PstSpoolCommit *commit);
