@@ -188,7 +188,8 @@ PstResults *pst_results_new(void);
 void pst_results_free(PstResults *results);
 void pst_results_set(PstResults *results, const char *key, GVariant *value);
 GVariant *pst_results_get(PstResults *results, const char *key); /* new ref */
-/* a{sv} of everything, for the queue file; NULL when empty.  New ref. */
+/* a{sv} of everything, for the queue file, sorted by key and already in
+ * serialised normal form (util/vardict.c); NULL when empty.  New ref. */
 GVariant *pst_results_to_variant(PstResults *results);
 /* Calls `func` (key, value, data) for every entry, under the store's lock
  * (`func` must not use the store); the key and value are the store's,

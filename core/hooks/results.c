@@ -20,6 +20,10 @@
  *     stored as an "aa{sv}" in append order (one per DKIM signature); a
  *     single a{sv} already there becomes the list's first element, and a
  *     later pst_result_set() replaces the whole list.
+ * pst_results_to_variant() hands a store to the spool as one a{sv}
+ * written directly in serialised form (util/vardict.c): per message, the
+ * tree GLib's constructors made, and serialised again, cost more than the
+ * rest of the results' way.
  * Floating references are always sunk, also when a write is refused.
  */
 #define G_LOG_DOMAIN "postilion"
@@ -30,6 +34,8 @@
 #include <glib.h>
 
 #include "hooks/hooks-private.h"
+#include "smtp/smtp-parse.h"
+#include "util/vardict.h"
 
 #define PST_RESULT_KEY_MAX 128
 
@@ -87,27 +93,55 @@ static gint key_compare(gconstpointer a, gconstpointer b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+static gboolean keys_are_utf8(char *const *keys, guint count) {
+  for (guint i = 0; i < count; i++)
+    if (!g_utf8_validate(keys[i], -1, NULL))
+      return FALSE;
+  return TRUE;
+}
+
+/* GLib's constructors: what the store made before pst_vardict_new(), for
+ * a key that is no valid GVariant string (not one a plugin may write). */
+static GVariant *results_to_variant_tree(PstResults *results, char **keys,
+                                         guint count) {
+  GVariantBuilder builder;
+  g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
+  for (guint i = 0; i < count; i++)
+    g_variant_builder_add_value(
+        &builder,
+        g_variant_new_dict_entry(
+            g_variant_new_string(keys[i]),
+            g_variant_new_variant(
+                g_hash_table_lookup(results->values, keys[i]))));
+  return g_variant_ref_sink(g_variant_builder_end(&builder));
+}
+
+/* The same in the serialised form the spool stores, written at once. */
+static GVariant *results_to_vardict(PstResults *results, char **keys,
+                                    guint count) {
+  g_autofree GVariant **values = g_new(GVariant *, count);
+  for (guint i = 0; i < count; i++)
+    values[i] = g_variant_get_normal_form(
+        g_hash_table_lookup(results->values, keys[i]));
+  GVariant *dict = pst_vardict_new((const char *const *)keys, values, count);
+  for (guint i = 0; i < count; i++)
+    g_variant_unref(values[i]);
+  return dict;
+}
+
 GVariant *pst_results_to_variant(PstResults *results) {
   g_return_val_if_fail(results != NULL, NULL);
   g_mutex_lock(&results->lock);
   guint count = 0;
-  g_autofree gpointer *keys =
-      g_hash_table_get_keys_as_array(results->values, &count);
+  g_autofree char **keys =
+      (char **)g_hash_table_get_keys_as_array(results->values, &count);
   GVariant *dict = NULL;
   if (count > 0) {
     /* Sorted, so equal stores give equal queue files. */
     qsort(keys, count, sizeof(gpointer), key_compare);
-    GVariantBuilder builder;
-    g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
-    /* Entries made directly: a format string is parsed anew for each. */
-    for (guint i = 0; i < count; i++)
-      g_variant_builder_add_value(
-          &builder,
-          g_variant_new_dict_entry(
-              g_variant_new_string(keys[i]),
-              g_variant_new_variant(
-                  g_hash_table_lookup(results->values, keys[i]))));
-    dict = g_variant_ref_sink(g_variant_builder_end(&builder));
+    dict = keys_are_utf8(keys, count)
+               ? results_to_vardict(results, keys, count)
+               : results_to_variant_tree(results, keys, count);
   }
   g_mutex_unlock(&results->lock);
   return dict;
@@ -170,15 +204,6 @@ gboolean pst_results_key_is_writable(const char *plugin_name, const char *key) {
   gsize length = strlen(plugin_name);
   return strncmp(key, plugin_name, length) == 0 && key[length] == '.' &&
          key_words_are_valid(key + length + 1);
-}
-
-/* RFC 8601 results: {"result": s, "reason": s (optional), ...}. */
-static gboolean auth_value_is_valid(GVariant *value) {
-  if (!g_variant_is_of_type(value, G_VARIANT_TYPE_VARDICT))
-    return FALSE;
-  g_autoptr(GVariant) result =
-      g_variant_lookup_value(value, "result", G_VARIANT_TYPE_STRING);
-  return result != NULL;
 }
 
 static const char *scope_to_string(PstScope scope) {
@@ -271,7 +296,9 @@ static gboolean result_set(PstCall *call, PstScope scope, guint index,
                 "\"auth.NAME\"");
     return FALSE;
   }
-  if (g_str_has_prefix(key, "auth.") && !auth_value_is_valid(value)) {
+  /* RFC 8601 results: {"result": s, "reason": s (optional), ...}. */
+  if (g_str_has_prefix(key, "auth.") &&
+      !pst_auth_results_value_has_result(value)) {
     result_warn(call, key,
                 "an auth.* result is an a{sv} with at least \"result\" (s)");
     return FALSE;
