@@ -23,7 +23,9 @@
  *    that no line passes 998 octets.  pst_auth_results_format_methods()
  *    does the same from the "auth.METHOD" results already picked out (the
  *    session reads them from its stores; no a{sv} of every result is
- *    built).  Cost: this runs for every message with results, so each
+ *    built).  pst_auth_results_value_has_result() is the check the
+ *    results store makes of every "auth.METHOD" a plugin writes, with the
+ *    same in-place reading.  Cost: this runs for every message with results, so each
  *    resinfo's entries are read once, values are copied in runs and
  *    pieces are written in place (no printf, no temporary strings).
  */
@@ -327,6 +329,20 @@ static const char *resinfo_string(const Resinfo *info, const char *name) {
     if (strcmp(info->entries[i].key, name) == 0)
       return info->entries[i].string;
   return NULL;
+}
+
+gboolean pst_auth_results_value_has_result(GVariant *value) {
+  if (!g_variant_is_of_type(value, G_VARIANT_TYPE_VARDICT))
+    return FALSE;
+  Resinfo info;
+  if (!resinfo_read_serialised(&info, value)) {
+    g_autoptr(GVariant) result =
+        g_variant_lookup_value(value, "result", G_VARIANT_TYPE_STRING);
+    return result != NULL;
+  }
+  gboolean found = resinfo_string(&info, "result") != NULL;
+  resinfo_clear(&info);
+  return found;
 }
 
 /* The resinfo's pieces: ";\r\n\tMETHOD=RESULT reason=... ptype.prop=...". */

@@ -315,6 +315,10 @@ typedef struct {
  * sorted in place (the field's order), nothing else is changed. */
 char *pst_auth_results_format_methods(const char *authserv_id,
                                       PstAuthResult *methods, guint count);
+/* TRUE when `value` is a resinfo's a{sv}: its first "result" entry holds
+ * a string (what g_variant_lookup_value(value, "result", "s") finds),
+ * read in place when the value is in normal form. */
+gboolean pst_auth_results_value_has_result(GVariant *value);
 
 /* Parses the header block at the start of a message (CRLF lines).  Fills
  * `fields` (of PstHeaderField*, caller-owned, with free func) and sets

@@ -316,6 +316,80 @@ static void test_format_not_normal(void) {
                   "smtp.mailfrom=a@example.com");
 }
 
+/* What the results store asked GLib before: the first "result" entry,
+ * holding a string. */
+static gboolean reference_has_result(GVariant *value) {
+  if (!g_variant_is_of_type(value, G_VARIANT_TYPE_VARDICT))
+    return FALSE;
+  g_autoptr(GVariant) result =
+      g_variant_lookup_value(value, "result", G_VARIANT_TYPE_STRING);
+  return result != NULL;
+}
+
+/* Each value as GLib built it (a tree), as octets read back (serialised)
+ * and with a padding octet set (not normal form). */
+static void assert_has_result_like_glib(GVariant *floating) {
+  g_autoptr(GVariant) tree = g_variant_ref_sink(floating);
+  gboolean expected = reference_has_result(tree);
+  g_assert_cmpint(pst_auth_results_value_has_result(tree), ==, expected);
+  gsize size = g_variant_get_size(tree);
+  g_autofree guint8 *octets = g_memdup2(g_variant_get_data(tree), MAX(size, 1));
+  g_autoptr(GVariant) serialised = g_variant_ref_sink(g_variant_new_from_data(
+      g_variant_get_type(tree), octets, size, FALSE, NULL, NULL));
+  g_assert_cmpint(pst_auth_results_value_has_result(serialised), ==, expected);
+  g_autofree guint8 *odd_octets = g_memdup2(octets, MAX(size, 1));
+  for (gsize i = 1; i < size; i++)
+    if (odd_octets[i] == 0 && odd_octets[i - 1] == 0) {
+      odd_octets[i] = 'X';
+      break;
+    }
+  g_autoptr(GVariant) odd = g_variant_ref_sink(g_variant_new_from_data(
+      g_variant_get_type(tree), odd_octets, size, FALSE, NULL, NULL));
+  g_assert_cmpint(pst_auth_results_value_has_result(odd), ==,
+                  reference_has_result(odd));
+}
+
+static GVariant *dict_of(const char *key1, GVariant *value1, const char *key2,
+                         GVariant *value2) {
+  GVariantBuilder builder;
+  g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
+  if (key1 != NULL)
+    g_variant_builder_add(&builder, "{sv}", key1, value1);
+  if (key2 != NULL)
+    g_variant_builder_add(&builder, "{sv}", key2, value2);
+  return g_variant_builder_end(&builder);
+}
+
+static void test_value_has_result(void) {
+  assert_has_result_like_glib(
+      result_new("pass", "why not", "smtp.mailfrom", "a@example.com"));
+  assert_has_result_like_glib(dict_of(NULL, NULL, NULL, NULL));
+  assert_has_result_like_glib(
+      dict_of("reason", g_variant_new_string("x"), NULL, NULL));
+  assert_has_result_like_glib(
+      dict_of("result", g_variant_new_string(""), NULL, NULL));
+  assert_has_result_like_glib(
+      dict_of("result", g_variant_new_int32(1), NULL, NULL));
+  /* The first "result" decides, as g_variant_lookup_value() reads. */
+  assert_has_result_like_glib(dict_of("result", g_variant_new_int32(1),
+                                      "result", g_variant_new_string("pass")));
+  assert_has_result_like_glib(dict_of("result", g_variant_new_string("pass"),
+                                      "result", g_variant_new_int32(1)));
+  assert_has_result_like_glib(dict_of(
+      "results", g_variant_new_string("pass"), "resul",
+      g_variant_new_string("pass")));
+  const char *strv[] = {"pass", NULL};
+  assert_has_result_like_glib(
+      dict_of("result", g_variant_new_strv(strv, -1), NULL, NULL));
+  assert_has_result_like_glib(
+      dict_of("result", g_variant_new_object_path("/s"), NULL, NULL));
+  assert_has_result_like_glib(g_variant_new_string("result"));
+  g_autofree char *long_reason = g_strnfill(300, 'r');
+  assert_has_result_like_glib(dict_of("reason",
+                                      g_variant_new_string(long_reason),
+                                      "result", g_variant_new_string("fail")));
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/smtp/auth-results/authserv-id", test_authserv_id);
@@ -326,5 +400,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/smtp/auth-results/format-golden", test_format_golden);
   g_test_add_func("/smtp/auth-results/format-not-normal",
                   test_format_not_normal);
+  g_test_add_func("/smtp/auth-results/value-has-result",
+                  test_value_has_result);
   return g_test_run();
 }
