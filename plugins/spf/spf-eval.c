@@ -51,6 +51,18 @@ static gboolean spf_name_is_domain(const char *name) {
          inet_pton(AF_INET6, name, &address) != 1;
 }
 
+/* g_hostname_to_ascii(), which for a name of ASCII octets only folds
+ * its case (GLib's nameprep: no junk to remove, nothing to encode); that
+ * case, every message's, is done here without its allocations and
+ * passes.  NULL for invalid UTF-8 (which GLib would read past). */
+static char *spf_hostname_to_ascii(const char *name) {
+  for (const guchar *p = (const guchar *)name; *p != '\0'; p++)
+    if (*p >= 0x80)
+      return g_utf8_validate(name, -1, NULL) ? g_hostname_to_ascii(name)
+                                             : NULL;
+  return g_ascii_strdown(name, -1);
+}
+
 char *spf_identity_domain(const char *sender, const char *helo,
                           SpfIdentity identity) {
   const char *domain = helo;
@@ -59,10 +71,9 @@ char *spf_identity_domain(const char *sender, const char *helo,
     const char *at = strrchr(sender, '@');
     domain = at != NULL ? at + 1 : NULL;
   }
-  /* g_hostname_to_ascii() reads past the end of invalid UTF-8. */
-  if (!spf_name_is_domain(domain) || !g_utf8_validate(domain, -1, NULL))
+  if (!spf_name_is_domain(domain))
     return NULL;
-  char *ascii = g_hostname_to_ascii(domain);
+  char *ascii = spf_hostname_to_ascii(domain);
   if (ascii == NULL || !spf_name_is_domain(ascii)) {
     g_free(ascii);
     return NULL;
@@ -82,18 +93,22 @@ static char *spf_identity_mailbox(const SpfQuery *query) {
 
 /* --- Text hygiene ------------------------------------------------------- */
 
-/* Printable ASCII only, and none of `forbidden`: others become '?'.
- * Appended in runs of clean octets (one octet at a time cost more than
- * the rest of an outcome). */
+/* Printable ASCII only, and in a comment none of "()\\": others become
+ * '?'.  Appended in runs of clean octets (one octet at a time cost more
+ * than the rest of an outcome). */
+static gboolean spf_octet_is_clean(guchar c, gboolean comment) {
+  return c >= 0x20 && c <= 0x7e &&
+         !(comment && (c == '(' || c == ')' || c == '\\'));
+}
+
 static void spf_append_clean(GString *out, const char *text,
-                             const char *forbidden) {
+                             gboolean comment) {
   const guchar *run = (const guchar *)text;
   for (const guchar *p = run;; p++) {
-    gboolean end = *p == '\0';
-    if (!end && *p >= 0x20 && *p <= 0x7e && strchr(forbidden, *p) == NULL)
+    if (spf_octet_is_clean(*p, comment))
       continue;
     g_string_append_len(out, (const char *)run, p - run);
-    if (end)
+    if (*p == '\0')
       return;
     g_string_append_c(out, '?');
     run = p + 1;
@@ -167,9 +182,9 @@ static char *spf_comment(const SpfOutcome *outcome, const SpfQuery *query) {
 /* "RECEIVER: TEXT" with every character a comment may not hold cleaned. */
 static char *spf_comment_clean(const char *receiver, const char *text) {
   GString *out = g_string_new(NULL);
-  spf_append_clean(out, receiver, "()\\");
+  spf_append_clean(out, receiver, TRUE);
   g_string_append(out, ": ");
-  spf_append_clean(out, text, "()\\");
+  spf_append_clean(out, text, TRUE);
   return g_string_free(out, FALSE);
 }
 
@@ -658,7 +673,7 @@ char *spf_format_text(const char *template, const SpfOutcome *outcome,
       g_string_append_c(out, *p++);
       continue;
     }
-    spf_append_clean(out, value, "");
+    spf_append_clean(out, value, FALSE);
     p = close + 1;
   }
   return g_string_free(out, FALSE);

@@ -3,6 +3,7 @@
  * daemon, no DNS server): configuration, result mapping, the RFC 7208
  * lookup limits, the Received-SPF value and the policy decisions.
  */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "spf.h"
@@ -876,6 +877,61 @@ static void test_variant(void) {
                 variant_glib_vardict(keys, utf8, 1));
 }
 
+/* spf_identity_domain() of a HELO name as it was before its ASCII names
+ * skipped g_hostname_to_ascii(): the reference for random names. */
+static gboolean reference_name_is_domain(const char *name) {
+  if (name == NULL || name[0] == '\0' || name[0] == '[')
+    return FALSE;
+  const char *dot = strchr(name, '.');
+  if (dot == NULL || dot == name || dot[1] == '\0')
+    return FALSE;
+  struct in6_addr address;
+  return inet_pton(AF_INET, name, &address) != 1 &&
+         inet_pton(AF_INET6, name, &address) != 1;
+}
+
+static char *reference_identity_domain(const char *domain) {
+  if (!reference_name_is_domain(domain) || !g_utf8_validate(domain, -1, NULL))
+    return NULL;
+  char *ascii = g_hostname_to_ascii(domain);
+  if (ascii == NULL || !reference_name_is_domain(ascii)) {
+    g_free(ascii);
+    return NULL;
+  }
+  return ascii;
+}
+
+/* Names of letters in both cases, digits, dots, hyphens, a space, '%',
+ * a control octet, '[' and now and then UTF-8: the domain is the one
+ * g_hostname_to_ascii() gives. */
+static void test_identity_domain_random(void) {
+  static const char *const pieces[] = {
+      "a", "Z", "mail", "EXAMPLE", "0", "9", ".", ".", "-", "_", " ", "%",
+      "\x01", "[", "xn--", "\xc3\xa9", "\xe2\x80\x8b", "\xff", "192", "::"};
+  GRand *rand = g_rand_new_with_seed(1206);
+  g_autoptr(GString) name = g_string_new(NULL);
+  for (guint round = 0; round < 20000; round++) {
+    g_string_truncate(name, 0);
+    guint n = (guint)g_rand_int_range(rand, 1, 10);
+    for (guint i = 0; i < n; i++) {
+      gint32 which = g_rand_int_range(rand, 0, G_N_ELEMENTS(pieces));
+      /* Mostly ASCII, as the mail is. */
+      if (which >= 15 && g_rand_int_range(rand, 0, 4) != 0)
+        which = 0;
+      g_string_append(name, pieces[which]);
+    }
+    g_autofree char *expected = reference_identity_domain(name->str);
+    g_autofree char *got =
+        spf_identity_domain(NULL, name->str, SPF_IDENTITY_HELO);
+    g_assert_cmpstr(got, ==, expected);
+    g_autofree char *sender = g_strconcat("u@", name->str, NULL);
+    g_autofree char *from_sender =
+        spf_identity_domain(sender, "helo.test", SPF_IDENTITY_MAIL_FROM);
+    g_assert_cmpstr(from_sender, ==, expected);
+  }
+  g_rand_free(rand);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   spf_library_init();
@@ -886,6 +942,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/top-answer-with-the-query",
                   test_top_answer_with_the_query);
   g_test_add_func("/spf/helo-identity", test_helo_identity);
+  g_test_add_func("/spf/identity-domain-random", test_identity_domain_random);
   g_test_add_func("/spf/received-spf", test_received_spf);
   g_test_add_func("/spf/decide", test_decide);
   g_test_add_func("/spf/record-prepare", test_record_prepare);
