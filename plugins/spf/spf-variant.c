@@ -13,8 +13,9 @@
  * into one buffer: one GVariant, already in normal form.
  *
  * Only for strings: when one is not valid UTF-8 (which a GVariant string
- * may not be) the value is made with GLib's constructors, as before.  Pure;
- * tested byte for byte against GLib's own serialisation (test-spf.c,
+ * may not be) the value is made with GLib's constructors, as before.
+ * spf_variant_get_strv() reads spf.received back the same way, in place.
+ * Pure; tested byte for byte against GLib's own serialisation (test-spf.c,
  * /spf/variant).  Callers: spf.c.
  */
 #include <string.h>
@@ -44,71 +45,113 @@ static gsize spf_variant_offset_size(gsize total) {
   return total > 0 ? 1 : 0;
 }
 
-/* Appends `value` in `width` octets, little-endian. */
-static void spf_variant_put_offset(GByteArray *out, gsize value, gsize width) {
-  for (gsize i = 0; i < width; i++) {
-    guint8 octet = (guint8)(value >> (8 * i));
-    g_byte_array_append(out, &octet, 1);
-  }
+/* The octets being written, in a buffer sized for them beforehand
+ * (spf_variant_buffer()): appends are copies, never a reallocation. */
+typedef struct {
+  guint8 *data;
+  gsize len;
+  gsize allocated;
+} SpfVariantOut;
+
+static void spf_variant_put(SpfVariantOut *out, const void *octets,
+                            gsize length) {
+  g_assert(out->len + length <= out->allocated);
+  memcpy(out->data + out->len, octets, length);
+  out->len += length;
 }
 
-static void spf_variant_pad(GByteArray *out, gsize start, gsize alignment) {
+/* Appends `value` in `width` octets, little-endian. */
+static void spf_variant_put_offset(SpfVariantOut *out, gsize value,
+                                   gsize width) {
+  guint8 octets[8];
+  for (gsize i = 0; i < width; i++)
+    octets[i] = (guint8)(value >> (8 * i));
+  spf_variant_put(out, octets, width);
+}
+
+/* Zeros up to the next multiple of `alignment` from `start`. */
+static void spf_variant_pad(SpfVariantOut *out, gsize start,
+                            gsize alignment) {
   static const guint8 zeros[8] = {0};
   gsize misalignment = (out->len - start) % alignment;
   if (misalignment != 0)
-    g_byte_array_append(out, zeros, (guint)(alignment - misalignment));
+    spf_variant_put(out, zeros, alignment - misalignment);
 }
 
 /* The framing offsets of a container that starts at `start`, whose
  * variable-sized parts end at `ends` (relative to `start`). */
-static void spf_variant_frame(GByteArray *out, gsize start, const gsize *ends,
-                              gsize count) {
+static void spf_variant_frame(SpfVariantOut *out, gsize start,
+                              const gsize *ends, gsize count) {
   gsize width =
       spf_variant_offset_size(spf_variant_total_size(out->len - start, count));
   for (gsize i = 0; i < count; i++)
     spf_variant_put_offset(out, ends[i], width);
 }
 
-static void spf_variant_put_string(GByteArray *out, const char *text) {
-  g_byte_array_append(out, (const guint8 *)text, (guint)strlen(text) + 1);
+/* A string with its NUL; `length` is strlen(text). */
+static void spf_variant_put_string(SpfVariantOut *out, const char *text,
+                                   gsize length) {
+  spf_variant_put(out, text, length + 1);
 }
 
 /* One {sv} entry with a string value, from `start` (aligned to 8). */
-static void spf_variant_put_entry(GByteArray *out, const char *key,
-                                  const char *value) {
+static void spf_variant_put_entry(SpfVariantOut *out, const char *key,
+                                  gsize key_length, const char *value,
+                                  gsize value_length) {
   gsize start = out->len;
-  spf_variant_put_string(out, key);
+  spf_variant_put_string(out, key, key_length);
   gsize key_end = out->len - start;
   spf_variant_pad(out, start, 8);
-  spf_variant_put_string(out, value);
-  g_byte_array_append(out, (const guint8 *)"\0s", 2);
+  spf_variant_put_string(out, value, value_length);
+  spf_variant_put(out, "\0s", 2);
   spf_variant_frame(out, start, &key_end, 1);
 }
 
-static gboolean spf_variant_strings_are_utf8(const char *const *strings,
-                                             gsize count) {
-  for (gsize i = 0; i < count; i++)
-    if (!g_utf8_validate(strings[i], -1, NULL))
+/* ASCII, eight octets at a time: the common case of valid UTF-8. */
+static gboolean spf_variant_is_ascii(const char *text, gsize length) {
+  guint64 any = 0;
+  gsize i = 0;
+  for (; i + 8 <= length; i += 8) {
+    guint64 word;
+    memcpy(&word, text + i, 8);
+    any |= word;
+  }
+  for (; i < length; i++)
+    any |= (guchar)text[i];
+  return (any & G_GUINT64_CONSTANT(0x8080808080808080)) == 0;
+}
+
+/* The strings' lengths into `lengths`; FALSE when one is not UTF-8. */
+static gboolean spf_variant_measure(const char *const *strings, gsize count,
+                                    gsize *lengths) {
+  for (gsize i = 0; i < count; i++) {
+    lengths[i] = strlen(strings[i]);
+    if (!spf_variant_is_ascii(strings[i], lengths[i]) &&
+        !g_utf8_validate(strings[i], (gssize)lengths[i], NULL))
       return FALSE;
+  }
   return TRUE;
 }
 
-/* A buffer that holds `strings` and `keys` (nullable) serialised
- * without growing: their octets, and per entry 8 of padding, 3 of a
- * variant's NUL and type and 16 of framing offsets at most. */
-static GByteArray *spf_variant_buffer(const char *const *strings,
-                                      const char *const *keys, gsize count) {
+/* A buffer that holds strings of these `lengths` (and keys of
+ * `key_lengths`, nullable) serialised: their octets, and per entry 8 of
+ * padding, 3 of a variant's NUL and type and 16 of framing offsets at
+ * most. */
+static void spf_variant_buffer(SpfVariantOut *out, const gsize *lengths,
+                               const gsize *key_lengths, gsize count) {
   gsize size = 64;
   for (gsize i = 0; i < count; i++)
-    size += strlen(strings[i]) + 1 + (keys != NULL ? strlen(keys[i]) + 1 : 0) +
+    size += lengths[i] + 1 + (key_lengths != NULL ? key_lengths[i] + 1 : 0) +
             8 + 3 + 16;
-  return g_byte_array_sized_new((guint)MIN(size, G_MAXUINT));
+  out->data = g_malloc(size);
+  out->len = 0;
+  out->allocated = size;
 }
 
-static GVariant *spf_variant_take(const GVariantType *type, GByteArray *out) {
-  gsize size = out->len;
-  guint8 *data = g_byte_array_free(out, FALSE);
-  return g_variant_new_from_data(type, data, size, TRUE, g_free, data);
+static GVariant *spf_variant_take(const GVariantType *type,
+                                  SpfVariantOut *out) {
+  return g_variant_new_from_data(type, out->data, out->len, TRUE, g_free,
+                                 out->data);
 }
 
 /* GLib's constructors: a tree, what the plugin made before. */
@@ -125,29 +168,66 @@ static GVariant *spf_variant_new_vardict_tree(const char *const *keys,
 
 GVariant *spf_variant_new_vardict(const char *const *keys,
                                   const char *const *values, gsize count) {
-  if (!spf_variant_strings_are_utf8(keys, count) ||
-      !spf_variant_strings_are_utf8(values, count))
+  /* keys, values, ends */
+  g_autofree gsize *sizes = g_new(gsize, 3 * count + 1);
+  gsize *key_lengths = sizes, *value_lengths = sizes + count;
+  gsize *ends = sizes + 2 * count;
+  if (!spf_variant_measure(keys, count, key_lengths) ||
+      !spf_variant_measure(values, count, value_lengths))
     return spf_variant_new_vardict_tree(keys, values, count);
-  GByteArray *out = spf_variant_buffer(values, keys, count);
-  g_autofree gsize *ends = g_new(gsize, count + 1);
+  SpfVariantOut out;
+  spf_variant_buffer(&out, value_lengths, key_lengths, count);
   for (gsize i = 0; i < count; i++) {
-    spf_variant_pad(out, 0, 8);
-    spf_variant_put_entry(out, keys[i], values[i]);
-    ends[i] = out->len;
+    spf_variant_pad(&out, 0, 8);
+    spf_variant_put_entry(&out, keys[i], key_lengths[i], values[i],
+                          value_lengths[i]);
+    ends[i] = out.len;
   }
-  spf_variant_frame(out, 0, ends, count);
-  return spf_variant_take(G_VARIANT_TYPE_VARDICT, out);
+  spf_variant_frame(&out, 0, ends, count);
+  return spf_variant_take(G_VARIANT_TYPE_VARDICT, &out);
 }
 
 GVariant *spf_variant_new_strv(const char *const *strings, gsize count) {
-  if (!spf_variant_strings_are_utf8(strings, count))
+  /* lengths, ends */
+  g_autofree gsize *sizes = g_new(gsize, 2 * count + 1);
+  gsize *lengths = sizes, *ends = sizes + count;
+  if (!spf_variant_measure(strings, count, lengths))
     return g_variant_new_strv(strings, (gssize)count);
-  GByteArray *out = spf_variant_buffer(strings, NULL, count);
-  g_autofree gsize *ends = g_new(gsize, count + 1);
+  SpfVariantOut out;
+  spf_variant_buffer(&out, lengths, NULL, count);
   for (gsize i = 0; i < count; i++) {
-    spf_variant_put_string(out, strings[i]);
-    ends[i] = out->len;
+    spf_variant_put_string(&out, strings[i], lengths[i]);
+    ends[i] = out.len;
   }
-  spf_variant_frame(out, 0, ends, count);
-  return spf_variant_take(G_VARIANT_TYPE_STRING_ARRAY, out);
+  spf_variant_frame(&out, 0, ends, count);
+  return spf_variant_take(G_VARIANT_TYPE_STRING_ARRAY, &out);
+}
+
+/* --- Reading an "as" in place ------------------------------------------ */
+
+const char **spf_variant_get_strv(GVariant *value, gsize *count_r) {
+  gsize size = g_variant_get_size(value);
+  const guint8 *data = g_variant_get_data(value);
+  if (!g_variant_is_normal_form(value) || size == 0 || data == NULL)
+    return g_variant_get_strv(value, count_r);
+  /* Normal form: the last offset ends the last string, where the table of
+   * one offset per string begins. */
+  gsize width = spf_variant_offset_size(size);
+  gsize table = 0;
+  for (gsize k = 0; k < width; k++)
+    table |= (gsize)data[size - width + k] << (8 * k);
+  gsize count = (size - table) / width;
+  const char **strings = g_new(const char *, count + 1);
+  gsize start = 0;
+  for (gsize i = 0; i < count; i++) {
+    const guint8 *offset = data + table + i * width;
+    gsize end = 0;
+    for (gsize k = 0; k < width; k++)
+      end |= (gsize)offset[k] << (8 * k);
+    strings[i] = (const char *)data + start;
+    start = end;
+  }
+  strings[count] = NULL;
+  *count_r = count;
+  return strings;
 }

@@ -358,7 +358,7 @@ static PstVerdict spf_eom(PstCall *call, gpointer user_data) {
     return PST_VERDICT_CONTINUE;
   PstMessage *message = pst_call_get_message(call);
   gsize count = 0;
-  g_autofree const char **fields = g_variant_get_strv(value, &count);
+  g_autofree const char **fields = spf_variant_get_strv(value, &count);
   /* Inserted in reverse at the top, so they read in evaluation order. */
   for (gsize i = count; i > 0; i--)
     if (!pst_message_insert_header(message, 0, "Received-SPF", fields[i - 1]))

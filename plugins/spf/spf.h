@@ -463,6 +463,9 @@ void spf_pool_free(SpfPool *pool);
 GVariant *spf_variant_new_vardict(const char *const *keys,
                                   const char *const *values, gsize count);
 GVariant *spf_variant_new_strv(const char *const *strings, gsize count);
+/* g_variant_get_strv() of an "as" (the strings point into `value`; free
+ * the array only), read in place when the value is in normal form. */
+const char **spf_variant_get_strv(GVariant *value, gsize *count_r);
 
 /* Routes libspf2's process-global log hooks to GLib (once). */
 void spf_library_init(void);

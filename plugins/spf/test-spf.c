@@ -840,6 +840,32 @@ static void variant_check(GVariant *mine, GVariant *glib) {
                   g_variant_get_data(b), g_variant_get_size(b));
 }
 
+/* spf_variant_get_strv() reads what g_variant_get_strv() reads. */
+static void strv_read_check(GVariant *floating) {
+  g_autoptr(GVariant) value = g_variant_ref_sink(floating);
+  gsize count = 0, expected_count = 0;
+  g_autofree const char **strings = spf_variant_get_strv(value, &count);
+  g_autofree const char **expected = g_variant_get_strv(value, &expected_count);
+  g_assert_cmpuint(count, ==, expected_count);
+  for (gsize i = 0; i <= count; i++)
+    g_assert_cmpstr(strings[i], ==, expected[i]);
+  /* Octets that are not in normal form (a NUL inside a string) are read
+   * by GLib, which takes their normal form. */
+  gsize size = g_variant_get_size(value);
+  if (size < 2)
+    return;
+  g_autofree guint8 *octets = g_memdup2(g_variant_get_data(value), size);
+  octets[0] = octets[0] == 0 ? 'x' : 0;
+  g_autoptr(GVariant) odd = g_variant_ref_sink(g_variant_new_from_data(
+      G_VARIANT_TYPE_STRING_ARRAY, octets, size, FALSE, NULL, NULL));
+  g_autofree const char **odd_strings = spf_variant_get_strv(odd, &count);
+  g_autofree const char **odd_expected =
+      g_variant_get_strv(odd, &expected_count);
+  g_assert_cmpuint(count, ==, expected_count);
+  for (gsize i = 0; i <= count; i++)
+    g_assert_cmpstr(odd_strings[i], ==, odd_expected[i]);
+}
+
 static GVariant *variant_glib_vardict(const char *const *keys,
                                       const char *const *values, gsize n) {
   GVariantBuilder builder;
@@ -868,6 +894,8 @@ static void test_variant(void) {
                       variant_glib_vardict(keys + 1, one, 1));
         variant_check(spf_variant_new_strv(values, n),
                       g_variant_new_strv(values, (gssize)n));
+        strv_read_check(spf_variant_new_strv(values, n));
+        strv_read_check(g_variant_new_strv(values, (gssize)n));
       }
     }
   }
