@@ -83,46 +83,66 @@ static gsize enhanced_length(const char *text, char class) {
   return (gsize)(p - text);
 }
 
-/* Appends `text` as printable ASCII (others become '?'), bounded. */
-static void append_printable(GString *out, const char *text) {
-  for (const char *p = text; *p && out->len < PST_SMTP_RESPONSE_TEXT_MAX; p++)
-    g_string_append_c(out, (*p >= 0x20 && *p < 0x7f) ? *p : '?');
+/* Appends `text` to text[*length] as printable ASCII (others become
+ * '?'), up to PST_SMTP_RESPONSE_TEXT_MAX octets (`text` holds one more). */
+static void append_printable(char *text, gsize *length, const char *from) {
+  for (const char *p = from; *p && *length < PST_SMTP_RESPONSE_TEXT_MAX; p++)
+    text[(*length)++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
 }
 
-/* The reply from its lines (each "DDD[ -]text", validated). */
-static PstSmtpResponse *reply_build(GPtrArray *lines) {
+/* The line at `start`, which has an LF within `available` octets: its
+ * length without CR LF, and where the next one starts (*next_r). */
+static gsize line_measure(const char *start, gsize available, gsize *next_r) {
+  const char *lf = memchr(start, '\n', available);
+  gsize length = (gsize)(lf - start);
+  *next_r = length + 1;
+  return length > 0 && start[length - 1] == '\r' ? length - 1 : length;
+}
+
+/* The reply from the `count` lines in data[0, length) (each "DDD[ -]text"
+ * up to its LF, validated): one copy per line, the text built in place. */
+static PstSmtpResponse *reply_build(const char *data, gsize length,
+                                    guint count) {
   PstSmtpResponse *reply = g_new0(PstSmtpResponse, 1);
-  const char *first = lines->pdata[0];
-  reply->code = (guint)g_ascii_strtoull(first, NULL, 10) % 1000;
-  reply->lines = g_ptr_array_new_with_free_func(g_free);
-  GString *text = g_string_new(NULL);
-  for (guint i = 0; i < lines->len; i++) {
-    const char *line = lines->pdata[i];
-    const char *body = strlen(line) > 3 ? line + 4 : "";
-    g_ptr_array_add(reply->lines, g_strdup(body));
-    gsize skip = enhanced_length(body, first[0]);
+  reply->code = (guint)g_ascii_strtoull(data, NULL, 10) % 1000;
+  reply->lines = g_ptr_array_new_full(count, g_free);
+  char text[PST_SMTP_RESPONSE_TEXT_MAX + 1];
+  gsize text_length = 0;
+  const char *line = data;
+  for (guint i = 0; i < count; i++) {
+    gsize next = 0;
+    gsize line_length =
+        line_measure(line, length - (gsize)(line - data), &next);
+    char *copy =
+        line_length > 3 ? g_strndup(line + 4, line_length - 4) : g_strdup("");
+    g_ptr_array_add(reply->lines, copy);
+    const char *body = copy;
+    gsize skip = enhanced_length(body, data[0]);
     if (skip > 0 && reply->enhanced[0] == '\0')
       g_strlcpy(reply->enhanced, body, MIN(skip + 1, sizeof reply->enhanced));
     body += skip;
     while (*body == ' ')
       body++;
-    if (text->len > 0 && *body != '\0' &&
-        text->len < PST_SMTP_RESPONSE_TEXT_MAX)
-      g_string_append_c(text, ' ');
-    append_printable(text, body);
+    if (text_length > 0 && *body != '\0' &&
+        text_length < PST_SMTP_RESPONSE_TEXT_MAX)
+      text[text_length++] = ' ';
+    append_printable(text, &text_length, body);
+    line += next;
   }
   if (reply->enhanced[0] == '\0')
-    g_snprintf(reply->enhanced, sizeof reply->enhanced, "%c.0.0", first[0]);
-  reply->text = g_string_free(text, FALSE);
+    g_snprintf(reply->enhanced, sizeof reply->enhanced, "%c.0.0", data[0]);
+  reply->text = g_strndup(text, text_length);
   return reply;
 }
 
+/* The lines are checked where they are, without a copy; only a complete
+ * reply is built (reply_build()). */
 PstSmtpParseStatus pst_smtp_response_parse(const char *data, gsize length,
                                            gsize *consumed_r,
                                            PstSmtpResponse **reply_r,
                                            char **problem_r) {
-  g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
   gsize offset = 0;
+  guint count = 0;
   while (offset < length) {
     const char *start = data + offset;
     gsize available = length - offset;
@@ -140,22 +160,24 @@ PstSmtpParseStatus pst_smtp_response_parse(const char *data, gsize length,
       line_length--;
     if (!code_is_valid(start, line_length) ||
         memchr(start, '\0', line_length) != NULL ||
-        (lines->len > 0 && memcmp(start, lines->pdata[0], 3) != 0)) {
+        (count > 0 && memcmp(start, data, 3) != 0)) {
       g_autofree char *shown = g_strndup(start, MIN(line_length, 60));
-      g_autoptr(GString) printable = g_string_new(NULL);
-      append_printable(printable, shown);
-      *problem_r = g_strdup_printf("a reply without a valid code: \"%s\"",
-                                   printable->str);
+      char printable[PST_SMTP_RESPONSE_TEXT_MAX + 1];
+      gsize printable_length = 0;
+      append_printable(printable, &printable_length, shown);
+      printable[printable_length] = '\0';
+      *problem_r =
+          g_strdup_printf("a reply without a valid code: \"%s\"", printable);
       return PST_SMTP_PARSE_ERROR;
     }
-    g_ptr_array_add(lines, g_strndup(start, line_length));
+    count++;
     offset += (gsize)(end - start) + 1;
     if (line_length == 3 || start[3] == ' ') {
-      *reply_r = reply_build(lines);
+      *reply_r = reply_build(data, offset, count);
       *consumed_r = offset;
       return PST_SMTP_PARSE_OK;
     }
-    if (lines->len >= PST_SMTP_RESPONSE_LINES_MAX) {
+    if (count >= PST_SMTP_RESPONSE_LINES_MAX) {
       *problem_r = g_strdup_printf("a reply of more than %d lines",
                                    PST_SMTP_RESPONSE_LINES_MAX);
       return PST_SMTP_PARSE_ERROR;
