@@ -18,14 +18,22 @@ struct _PstQueueEntry {
   gboolean claimed;    /* main thread */
   char *original;      /* owned, nullable: a DSN's original */
   char *dsn;           /* owned, nullable: the final DSN it caused */
-  gboolean no_journal; /* the last read found no journal, and nothing was
-                        * appended since: removing it is not needed */
+  gboolean no_journal; /* known to have no journal (just committed, or the
+                        * last read found none) and nothing was appended
+                        * since: reading finds none without looking,
+                        * removing it is not needed */
 };
 
 PstQueueEntry *pst_queue_entry_new(PstSpool *spool, const char *id) {
   PstQueueEntry *entry = g_new0(PstQueueEntry, 1);
   entry->id = g_strdup(id);
   entry->spool = spool;
+  return entry;
+}
+
+PstQueueEntry *pst_queue_entry_new_committed(PstSpool *spool, const char *id) {
+  PstQueueEntry *entry = pst_queue_entry_new(spool, id);
+  entry->no_journal = TRUE;
   return entry;
 }
 
@@ -84,6 +92,9 @@ PstQueuedMessage *pst_queue_entry_load(PstQueueEntry *entry, GError **error) {
 
 GPtrArray *pst_queue_entry_read_journal(PstQueueEntry *entry, gboolean repair,
                                         GError **error) {
+  if (entry->no_journal)
+    return g_ptr_array_new_with_free_func(
+        (GDestroyNotify)pst_state_record_free);
   gboolean exists = TRUE;
   GPtrArray *records = pst_state_journal_read_at(
       entry_directory(entry), entry->id, repair, &exists, error);

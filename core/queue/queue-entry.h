@@ -35,6 +35,10 @@ typedef struct _PstQueueEntry PstQueueEntry;
 
 /* The entry of message `id` in queue/ of `spool` (borrowed: outlives it). */
 PstQueueEntry *pst_queue_entry_new(PstSpool *spool, const char *id);
+/* The same for a message just committed: it has no journal yet (its id is
+ * new, and only an entry appends to a journal), so reading the journal
+ * finds none without opening state/ until something is appended. */
+PstQueueEntry *pst_queue_entry_new_committed(PstSpool *spool, const char *id);
 void pst_queue_entry_free(PstQueueEntry *entry);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstQueueEntry, pst_queue_entry_free)
 const char *pst_queue_entry_get_id(const PstQueueEntry *entry);

@@ -82,14 +82,20 @@ struct _PstQueueManager {
 };
 
 static void manager_dispatch(PstQueueManager *manager);
+static void manager_add(PstQueueManager *manager, const char *id,
+                        gboolean committed);
 
 /* --- Scheduling --------------------------------------------------------- */
 
-static Entry *manager_entry(PstQueueManager *manager, const char *id) {
+/* The entry of `id`, made when there is none; `committed`: `id` was just
+ * committed here, so a new entry knows it has no journal yet. */
+static Entry *manager_entry(PstQueueManager *manager, const char *id,
+                            gboolean committed) {
   Entry *entry = g_hash_table_lookup(manager->entries, id);
   if (entry == NULL) {
     entry = g_new0(Entry, 1);
-    entry->files = pst_queue_entry_new(manager->spool, id);
+    entry->files = committed ? pst_queue_entry_new_committed(manager->spool, id)
+                             : pst_queue_entry_new(manager->spool, id);
     entry->id = pst_queue_entry_get_id(entry->files);
     pst_queue_schedule_add(manager->schedule, &entry->slot, entry);
     g_hash_table_insert(manager->entries, (gpointer)entry->id, entry);
@@ -232,7 +238,7 @@ static void manager_queue_dsn(PstQueueManager *manager, PstDeliveryJob *job,
   g_autoptr(PstSpoolWriter) writer = manager_write_dsn(manager, job, delay);
   if (writer == NULL) {
     if (!delay)
-      entry_schedule_retry(manager, manager_entry(manager, job->id),
+      entry_schedule_retry(manager, manager_entry(manager, job->id, FALSE),
                            manager->config->delivery.retry_first_ms);
     return;
   }
@@ -271,7 +277,7 @@ static void dsn_committed(GObject *source, GAsyncResult *result,
     if (pst_spool_writer_commit_finish(commit->writer, result, &error)) {
       g_message("%s: sender \"delayed\" delivery status notification: %s",
                 commit->id, dsn_id);
-      pst_queue_manager_add(manager, dsn_id);
+      manager_add(manager, dsn_id, TRUE);
     } else {
       g_warning("%s: cannot queue the \"delayed\" delivery status "
                 "notification: %s",
@@ -283,14 +289,14 @@ static void dsn_committed(GObject *source, GAsyncResult *result,
     manager_dispatch(manager);
     return;
   }
-  Entry *entry = manager_entry(manager, commit->id);
+  Entry *entry = manager_entry(manager, commit->id, FALSE);
   if (pst_spool_writer_commit_finish(commit->writer, result, &error)) {
     g_message("%s: sender delivery status notification: %s", commit->id,
               dsn_id);
     /* The DSN waits for its original's removal (disk work: a finishing
      * job, the claim still held); then a delivered DSN implies its
      * original is gone. */
-    Entry *dsn = manager_entry(manager, dsn_id);
+    Entry *dsn = manager_entry(manager, dsn_id, TRUE);
     dsn->original_checked = TRUE;
     if (!manager->stopping && manager->enabled) {
       PstDeliveryJob *job =
@@ -320,7 +326,7 @@ static void dsn_committed(GObject *source, GAsyncResult *result,
  * Either way the DSN is ready again when that job ends. */
 static void manager_original_first(PstQueueManager *manager, Entry *dsn) {
   const char *id = pst_queue_entry_get_original(dsn->files);
-  Entry *original = manager_entry(manager, id);
+  Entry *original = manager_entry(manager, id, FALSE);
   g_message("%s: waits for %s, the message it reports on, to go first",
             dsn->id, id);
   if (entry_busy(original) && original->waiter != NULL) {
@@ -386,7 +392,7 @@ static void entry_deferred(PstQueueManager *manager, Entry *entry,
 /* What a finished job's outcome means for its entry. */
 static void job_settle(PstQueueManager *manager, PstDeliveryJob *job) {
   manager->running--;
-  Entry *entry = manager_entry(manager, job->id);
+  Entry *entry = manager_entry(manager, job->id, FALSE);
   g_autofree char *waiter = g_steal_pointer(&entry->waiter);
   pst_queue_entry_release(entry->files);
   if (entry->slot.state == PST_QUEUE_SLOT_RUNNING)
@@ -468,7 +474,7 @@ gboolean pst_queue_manager_flush(PstQueueManager *manager, const char *id,
     if (ids == NULL)
       return FALSE;
     for (guint i = 0; i < ids->len; i++)
-      pst_queue_manager_add(manager, ids->pdata[i]);
+      manager_add(manager, ids->pdata[i], FALSE);
     g_message("flush: %u messages", ids->len);
     return TRUE;
   }
@@ -479,7 +485,7 @@ gboolean pst_queue_manager_flush(PstQueueManager *manager, const char *id,
   if (message == NULL)
     return FALSE;
   g_message("%s: flush requested", id);
-  pst_queue_manager_add(manager, id);
+  manager_add(manager, id, FALSE);
   return TRUE;
 }
 
@@ -508,7 +514,7 @@ gboolean pst_queue_manager_release(PstQueueManager *manager, const char *id,
                       PST_SPOOL_QUEUE_ACTIVE, id, error))
     return FALSE;
   g_message("%s: released by the operator", id);
-  pst_queue_manager_add(manager, id);
+  manager_add(manager, id, FALSE);
   return TRUE;
 }
 
@@ -615,13 +621,19 @@ void pst_queue_manager_start(PstQueueManager *manager) {
     return;
   }
   for (guint i = 0; i < ids->len; i++)
-    pst_queue_manager_add(manager, ids->pdata[i]);
+    manager_add(manager, ids->pdata[i], FALSE);
+}
+
+/* Tries `id` now; `committed` as for manager_entry(). */
+static void manager_add(PstQueueManager *manager, const char *id,
+                        gboolean committed) {
+  if (!manager->enabled || manager->stopping)
+    return;
+  entry_make_ready(manager, manager_entry(manager, id, committed));
 }
 
 void pst_queue_manager_add(PstQueueManager *manager, const char *id) {
-  if (!manager->enabled || manager->stopping)
-    return;
-  entry_make_ready(manager, manager_entry(manager, id));
+  manager_add(manager, id, TRUE);
 }
 
 void pst_queue_manager_set_generation(PstQueueManager *manager,

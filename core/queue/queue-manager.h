@@ -46,7 +46,8 @@ void pst_queue_manager_start(PstQueueManager *manager);
  * settings are refused, the last good generation stays (logged). */
 void pst_queue_manager_set_generation(PstQueueManager *manager,
                                       PstGeneration *generation);
-/* Tries `id` (in queue/) now. */
+/* Tries `id` (in queue/), a message just committed, now: it has no state
+ * journal yet, so its first attempt does not look for one. */
 void pst_queue_manager_add(PstQueueManager *manager, const char *id);
 /* Tries `id` now, or every message when `id` is NULL.  FALSE when `id`
  * is not queued (or held). */
