@@ -15,8 +15,9 @@
  * deferred at once with that reply instead of waiting for the DNS again,
  * so a backlog for a destination whose DNS is down does not hold every
  * delivery worker while other mail (local mailboxes too) waits behind it
- * (Postfix's "dead destination").  The only mutable state here: a cache
- * private to this file, used on the main thread only.  It is process-wide,
+ * (Postfix's "dead destination").  The only mutable state here: that
+ * cache and the last address literal routed to (last_literal), private to
+ * this file, used on the main thread only.  It is process-wide,
  * not the generation's, on purpose: a destination's DNS failure is a fact
  * about the network, and a reload must not send a dead destination's
  * backlog back to waiting on its DNS (doc/architecture.md, "Generations
@@ -38,12 +39,20 @@ void pst_route_host_free(PstRouteHost *host) {
     return;
   g_free(host->name);
   g_clear_object(&host->address);
+  g_free(host->description);
   g_free(host);
 }
 
+static char *route_host_format(const char *name, GInetAddress *address,
+                               guint16 port) {
+  g_autofree char *text = g_inet_address_to_string(address);
+  return g_strdup_printf("%s[%s]:%u", name, text, port);
+}
+
 char *pst_route_host_describe(const PstRouteHost *host) {
-  g_autofree char *address = g_inet_address_to_string(host->address);
-  return g_strdup_printf("%s[%s]:%u", host->name, address, host->port);
+  if (host->description != NULL)
+    return g_strdup(host->description);
+  return route_host_format(host->name, host->address, host->port);
 }
 
 static gint compare_preference(gconstpointer a, gconstpointer b) {
@@ -112,6 +121,41 @@ static void route_dead_note(const char *name, const char *failure,
   if (g_hash_table_size(dead_destinations) >= ROUTE_DEAD_ENTRIES_MAX)
     g_hash_table_remove_all(dead_destinations);
   g_hash_table_replace(dead_destinations, g_ascii_strdown(name, -1), dead);
+}
+
+/* --- An address literal --------------------------------------------------- */
+
+/* The last address literal routed to (a relayhost "[192.0.2.1]:25" is the
+ * same for every message): its address and description, so that neither
+ * is made again per message.  Main thread only, like the memory above. */
+static struct {
+  char *name; /* owned, nullable */
+  guint16 port;
+  GInetAddress *address; /* owned */
+  char *description;     /* owned */
+} last_literal;
+
+/* The host for `name` when it is an address literal, else NULL. */
+static PstRouteHost *route_literal_host(const char *name, guint16 port) {
+  if (last_literal.name == NULL || last_literal.port != port ||
+      !g_str_equal(last_literal.name, name)) {
+    GInetAddress *address = g_inet_address_new_from_string(name);
+    if (address == NULL)
+      return NULL;
+    g_free(last_literal.name);
+    g_clear_object(&last_literal.address);
+    g_free(last_literal.description);
+    last_literal.name = g_strdup(name);
+    last_literal.port = port;
+    last_literal.address = address;
+    last_literal.description = route_host_format(name, address, port);
+  }
+  PstRouteHost *host = g_new0(PstRouteHost, 1);
+  host->name = g_strdup(name);
+  host->address = g_object_ref(last_literal.address);
+  host->port = port;
+  host->description = g_strdup(last_literal.description);
+  return host;
 }
 
 /* --- Lookups -------------------------------------------------------------- */
@@ -217,16 +261,12 @@ static void address_answer(PstDnsResult *answer, gpointer user_data) {
 static void addresses_next(Lookup *lookup) {
   while (lookup->next_name < lookup->names->len) {
     const char *name = lookup->names->pdata[lookup->next_name];
-    g_autoptr(GInetAddress) literal = g_inet_address_new_from_string(name);
-    if (literal == NULL) {
+    PstRouteHost *host = route_literal_host(name, lookup->port);
+    if (host == NULL) {
       pst_dns_lookup_on(lookup->dns, address_types[lookup->next_type], name,
                         PST_DNS_LOOKUP_DEFAULT, NULL, address_answer, lookup);
       return;
     }
-    PstRouteHost *host = g_new0(PstRouteHost, 1);
-    host->name = g_strdup(name);
-    host->address = g_steal_pointer(&literal);
-    host->port = lookup->port;
     g_ptr_array_add(lookup->hosts, host);
     lookup->next_name++;
   }

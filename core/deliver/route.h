@@ -23,6 +23,8 @@ typedef struct {
   char *name;            /* owned: the MX exchange or relayhost name */
   GInetAddress *address; /* owned */
   guint16 port;
+  char *description; /* owned, nullable: pst_route_host_describe()'s,
+                      * when known in advance (a literal relayhost) */
 } PstRouteHost;
 
 void pst_route_host_free(PstRouteHost *host);

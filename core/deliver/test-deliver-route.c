@@ -1,5 +1,6 @@
 /* test-deliver-route.c - the pure parts of outbound routing: MX order
- * (preference, random among equals) and the relayhost syntax. */
+ * (preference, random among equals), the relayhost syntax, and routing to
+ * an address literal (no DNS). */
 #include <string.h>
 
 #include "config/config.h"
@@ -77,9 +78,46 @@ static void test_relayhost(void) {
   }
 }
 
+static void literal_routed(GPtrArray *hosts, char *failure,
+                           gpointer user_data) {
+  char **description = user_data;
+  g_assert_null(failure);
+  g_assert_nonnull(hosts);
+  g_assert_cmpuint(hosts->len, ==, 1);
+  *description = pst_route_host_describe(hosts->pdata[0]);
+  g_ptr_array_unref(hosts);
+}
+
+/* A relayhost given as an address literal is routed without DNS, at once,
+ * to itself; the address and description kept from one message to the
+ * next follow a change of literal or port. */
+static void test_literal_relayhost(void) {
+  static const struct {
+    const char *host;
+    guint16 port;
+    const char *description;
+  } cases[] = {
+      {"192.0.2.1", 587, "192.0.2.1[192.0.2.1]:587"},
+      {"192.0.2.1", 587, "192.0.2.1[192.0.2.1]:587"},
+      {"192.0.2.1", 2525, "192.0.2.1[192.0.2.1]:2525"},
+      {"2001:db8::1", 25, "2001:db8::1[2001:db8::1]:25"},
+      {"192.0.2.1", 587, "192.0.2.1[192.0.2.1]:587"},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    PstDeliveryConfig delivery = {0};
+    delivery.relayhost_host = (char *)cases[i].host;
+    delivery.relayhost_port = cases[i].port;
+    g_autofree char *description = NULL;
+    pst_route_lookup(NULL, &delivery, "example.org", literal_routed,
+                     &description);
+    g_assert_cmpstr(description, ==, cases[i].description);
+  }
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/deliver/route/mx-order", test_mx_order);
   g_test_add_func("/deliver/route/relayhost", test_relayhost);
+  g_test_add_func("/deliver/route/literal-relayhost", test_literal_relayhost);
   return g_test_run();
 }
