@@ -29,6 +29,7 @@
 #include "session/session-private.h"
 #include "smtp/smtp-auth.h"
 #include "util/log.h"
+#include "util/vformat.h"
 
 /* Sessions receiving message content (DATA, BDAT: "bulk") must not delay
  * a new client's banner, however many send at once:
@@ -483,15 +484,17 @@ static void session_append_reply(PstSession *session, guint code, char sep,
     g_string_append_c(session->output, ' ');
   }
   gsize start = session->output->len;
-  g_string_append(session->output, text);
+  gsize length = strlen(text);
+  g_string_append_len(session->output, text, (gssize)length);
   /* A reply is one line: whatever a plugin wrote, no CR/LF reaches the
    * client. */
-  for (gsize i = start; i < session->output->len; i++) {
-    char c = session->output->str[i];
-    if (c == '\r' || c == '\n' || c == '\0')
-      session->output->str[i] = ' ';
-  }
-  g_string_append(session->output, "\r\n");
+  if (text[strcspn(text, "\r\n")] != '\0')
+    for (gsize i = start; i < session->output->len; i++) {
+      char c = session->output->str[i];
+      if (c == '\r' || c == '\n')
+        session->output->str[i] = ' ';
+    }
+  g_string_append_len(session->output, "\r\n", 2);
 }
 
 void pst_session_reply_line(PstSession *session, guint code, gboolean last,
@@ -517,7 +520,8 @@ void pst_session_reply(PstSession *session, guint code, const char *enhanced,
                        const char *format, ...) {
   va_list args;
   va_start(args, format);
-  g_autofree char *text = g_strdup_vprintf(format, args);
+  g_autofree char *formatted = NULL;
+  const char *text = pst_vformat_text(format, args, &formatted);
   va_end(args);
   session_append_reply(session, code, ' ', enhanced, text);
   session_count_error(session, code);

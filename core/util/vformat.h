@@ -1,0 +1,20 @@
+/* vformat.h - printf-style text without printf when there is nothing to
+ * format (see vformat.c).
+ */
+#pragma once
+
+#include <stdarg.h>
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* The text `format` and `args` make, as g_strdup_vprintf() makes it: the
+ * format itself when it holds no '%', the argument when it is exactly
+ * "%s" (and that is not NULL), otherwise formatted into *owned_r (which
+ * the caller frees; left NULL in the other cases).  Valid while `format`,
+ * the argument and *owned_r live. */
+const char *pst_vformat_text(const char *format, va_list args, char **owned_r)
+    G_GNUC_PRINTF(1, 0);
+
+G_END_DECLS
