@@ -34,14 +34,45 @@ const char *pst_session_protocol(PstSession *session) {
 
 /* Appends `text` with printable ASCII kept, except what could end a
  * clause or a comment ("()<>;\\"); those and controls become '?'.
- * UTF-8 is kept only in a message that declared SMTPUTF8. */
+ * UTF-8 is kept only in a message that declared SMTPUTF8.  Safe octets go
+ * out in runs: this runs for every message. */
+static gboolean received_octet_is_safe(guchar c, gboolean utf8) {
+  switch (c) {
+  case '(':
+  case ')':
+  case '<':
+  case '>':
+  case ';':
+  case '\\':
+    return FALSE;
+  default:
+    return (c > 0x20 && c < 0x7f) || (c >= 0x80 && utf8);
+  }
+}
+
 static void received_append_safe(GString *out, const char *text,
                                  gboolean utf8) {
-  for (const guchar *p = (const guchar *)text; *p != '\0'; p++) {
-    gboolean safe = (*p > 0x20 && *p < 0x7f && !strchr("()<>;\\", *p)) ||
-                    (*p >= 0x80 && utf8);
-    g_string_append_c(out, safe ? (char)*p : '?');
+  const guchar *run = (const guchar *)text;
+  for (const guchar *p = run;; p++) {
+    if (*p != '\0' && received_octet_is_safe(*p, utf8))
+      continue;
+    g_string_append_len(out, (const char *)run, p - run);
+    if (*p == '\0')
+      return;
+    g_string_append_c(out, '?');
+    run = p + 1;
   }
+}
+
+static void received_append_uint(GString *out, guint value) {
+  char digits[16];
+  gsize n = 0;
+  do {
+    digits[n++] = (char)('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  while (n > 0)
+    g_string_append_c(out, digits[--n]);
 }
 
 void pst_received_format(PstSession *session, const char *queue_id,
@@ -56,9 +87,10 @@ void pst_received_format(PstSession *session, const char *queue_id,
                            ? session->client_hostname
                            : "unknown",
                        FALSE);
-  g_string_append_printf(out, " [%s%s])\r\n",
-                         strchr(session->client_address, ':') ? "IPv6:" : "",
-                         session->client_address);
+  g_string_append(out, strchr(session->client_address, ':') ? " [IPv6:"
+                                                              : " [");
+  g_string_append(out, session->client_address);
+  g_string_append(out, "])\r\n");
   if (session->tls) {
     g_string_append(out, "\t(using ");
     received_append_safe(
@@ -66,8 +98,9 @@ void pst_received_format(PstSession *session, const char *queue_id,
     g_string_append(out, " with cipher ");
     received_append_safe(
         out, pst_session_get_tls_cipher(session) ?: "unknown", FALSE);
-    g_string_append_printf(out, " (%u bits))\r\n",
-                           pst_session_get_tls_cipher_bits(session));
+    g_string_append(out, " (");
+    received_append_uint(out, pst_session_get_tls_cipher_bits(session));
+    g_string_append(out, " bits))\r\n");
   }
   /* The authenticated identity, as Postfix's
    * smtpd_sasl_authenticated_header writes it; never a password. */
@@ -76,10 +109,15 @@ void pst_received_format(PstSession *session, const char *queue_id,
     received_append_safe(out, session->auth_user, utf8);
     g_string_append(out, ")\r\n");
   }
-  g_string_append_printf(out, "\tby %s (Postilion listener=%s) with %s id %s",
-                         session->config->server.hostname,
-                         session->listener->name,
-                         pst_session_protocol(session), queue_id);
+  /* Appends, not a format: this is every message's. */
+  g_string_append(out, "\tby ");
+  g_string_append(out, session->config->server.hostname);
+  g_string_append(out, " (Postilion listener=");
+  g_string_append(out, session->listener->name);
+  g_string_append(out, ") with ");
+  g_string_append(out, pst_session_protocol(session));
+  g_string_append(out, " id ");
+  g_string_append(out, queue_id);
   PstEnvelope *envelope = session->envelope;
   if (envelope->recipients->len == 1) {
     PstEnvelopeRecipient *recipient = envelope->recipients->pdata[0];
