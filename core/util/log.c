@@ -172,6 +172,14 @@ gboolean pst_log_is_verbose(void) {
 }
 
 gboolean pst_log_debug_enabled(void) {
-  return log_verbose ||
-         !g_log_writer_default_would_drop(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
+  /* GLib reads G_MESSAGES_DEBUG from the environment on every call, and
+   * this is asked several times per message: read once.  (Nothing here
+   * calls g_log_set_debug_enabled(), the other thing GLib consults.) */
+  static gsize debug_env = 0; /* 1: dropped, 2: written */
+  if (g_once_init_enter(&debug_env)) {
+    gboolean drop =
+        g_log_writer_default_would_drop(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
+    g_once_init_leave(&debug_env, drop ? 1 : 2);
+  }
+  return log_verbose || debug_env == 2;
 }

@@ -119,11 +119,23 @@ static void test_pid_after_fork(void) {
   g_assert_cmpstr(text, ==, expected);
 }
 
+/* Debug lines: written when verbose; G_MESSAGES_DEBUG is unset here. */
+static void test_debug_enabled(void) {
+  pst_log_init(PST_LOG_STDERR, FALSE);
+  g_assert_false(pst_log_debug_enabled());
+  pst_log_init(PST_LOG_STDERR, TRUE);
+  g_assert_true(pst_log_debug_enabled());
+  pst_log_init(PST_LOG_STDERR, FALSE);
+  g_assert_false(pst_log_debug_enabled());
+}
+
 int main(int argc, char **argv) {
+  g_unsetenv("G_MESSAGES_DEBUG");
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/log/format", test_format);
   g_test_add_func("/log/format-too-small", test_format_too_small);
   g_test_add_func("/log/write-long", test_write_long);
   g_test_add_func("/log/pid-after-fork", test_pid_after_fork);
+  g_test_add_func("/log/debug-enabled", test_debug_enabled);
   return g_test_run();
 }
