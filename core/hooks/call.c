@@ -31,6 +31,7 @@
 
 #include "dns/dns.h"
 #include "hooks/hooks-private.h"
+#include "util/vformat.h"
 
 /* A verdict value no enum member has: a completion with PENDING. */
 #define PST_VERDICT_BOGUS ((PstVerdict)0x7fff)
@@ -104,7 +105,7 @@ void pst_hooks_log(GLogLevelFlags level, const char *session_id,
 void pst_hooks_logv(GLogLevelFlags level, const char *session_id,
                     const char *plugin, const char *format, va_list args) {
   g_autoptr(GString) line = hooks_log_start(session_id, plugin);
-  g_string_append_vprintf(line, format, args);
+  pst_vformat_append(line, format, args);
   hooks_log_write(level, session_id, plugin, line->str);
 }
 

@@ -1,6 +1,8 @@
 /* test-vformat.c - pst_vformat_text() against g_strdup_vprintf(): fixed
  * texts, "%s" of a string and of NULL, "%%", and real formats.
  */
+#include <string.h>
+
 #include <glib.h>
 
 #include "util/vformat.h"
@@ -62,10 +64,97 @@ static void test_null_argument(void) {
   assert_like_printf(TRUE, "%s", nothing);
 }
 
+static void G_GNUC_PRINTF(1, 2) assert_appends_like_printf(const char *format,
+                                                        ...) {
+  va_list args, copy;
+  va_start(args, format);
+  va_copy(copy, args);
+  g_autofree char *expected = g_strdup_vprintf(format, copy);
+  va_end(copy);
+  g_autoptr(GString) out = g_string_new("prefix: ");
+  pst_vformat_append(out, format, args);
+  va_end(args);
+  g_autofree char *with_prefix = g_strconcat("prefix: ", expected, NULL);
+  g_assert_cmpuint(out->len, ==, strlen(with_prefix));
+  g_assert_cmpstr(out->str, ==, with_prefix);
+}
+
+static void test_append(void) {
+  const char *volatile nothing = NULL;
+  assert_appends_like_printf("%s %s: %s (%s) client=%s lookups=%u voids=%u",
+                             "mailfrom", "a@example.org", "pass", "ok",
+                             "192.0.2.1", 0u, 10u);
+  assert_appends_like_printf("plain");
+  assert_appends_like_printf("%s", nothing);
+  assert_appends_like_printf("%d %i %d %d %d", 0, -1, 2147483647,
+                             -2147483647 - 1, 42);
+  assert_appends_like_printf("%u %u %u", 0u, 4294967295u, 7u);
+  assert_appends_like_printf("[%c%c]", 'a', '%');
+  assert_appends_like_printf("100%% %s%%", "sure");
+  assert_appends_like_printf("%s%s%s", "", "a", "");
+  /* Longer than the buffer pieces are gathered in, alone and together. */
+  g_autofree char *long_text = g_strnfill(600, 'L');
+  assert_appends_like_printf("%s|%s|%u", long_text + 350, long_text, 5u);
+  assert_appends_like_printf("%s%s%s%s", long_text + 400, long_text + 400,
+                             long_text + 344, "end");
+  /* Left to printf: flags, widths, precisions, lengths, others. */
+  assert_appends_like_printf("%5d|%-3s|%.2s|%lu|%x|%zu|%ld", 7, "a", "abc",
+                             8UL, 255u, (gsize)9, -3L);
+  assert_appends_like_printf("%s %f", "f", 1.5);
+  assert_appends_like_printf("%" G_GINT64_FORMAT, (gint64)-5);
+}
+
+/* pst_vformat_append() of a format made at run time. */
+static char *append_six(const char *format, ...) {
+  va_list args;
+  va_start(args, format);
+  GString *out = g_string_new(NULL);
+  pst_vformat_append(out, format, args);
+  va_end(args);
+  return g_string_free(out, FALSE);
+}
+
+/* Random formats of the conversions formatted by hand, against printf. */
+static void test_append_random(void) {
+  GRand *rand = g_rand_new_with_seed(2026);
+  static const char *const texts[] = {"", "x", "lookups=", "a b", "%%", ":"};
+  for (guint round = 0; round < 2000; round++) {
+    g_autoptr(GString) format = g_string_new(NULL);
+    const char *strings[3] = {"s1", "", "three"};
+    gint ints[3];
+    for (guint i = 0; i < 3; i++) {
+      /* The first may be a %c: a letter. */
+      ints[i] = i == 0 ? 'a' + g_rand_int_range(rand, 0, 26)
+                       : (gint)g_rand_int(rand);
+      g_string_append(format, texts[g_rand_int_range(rand, 0, 6)]);
+    }
+    /* Three strings then three numbers, in one of four conversions. */
+    static const char *const conversions[] = {"%s%s%s", "%s %s%s"};
+    static const char *const numbers[] = {"%d%u%i", "%u %d %i", "%i%i%u",
+                                          "%c%d%u"};
+    g_string_append(format, conversions[round % 2]);
+    g_string_append(format, texts[round % 6]);
+    g_string_append(format, numbers[g_rand_int_range(rand, 0, 4)]);
+    /* The formats are made here, of the conversions above. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    g_autofree char *expected =
+        g_strdup_printf(format->str, strings[0], strings[1], strings[2],
+                        ints[0], ints[1], ints[2]);
+#pragma GCC diagnostic pop
+    g_autofree char *got = append_six(format->str, strings[0], strings[1],
+                                      strings[2], ints[0], ints[1], ints[2]);
+    g_assert_cmpstr(got, ==, expected);
+  }
+  g_rand_free(rand);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/vformat/like-printf", test_like_printf);
   g_test_add_func("/vformat/no-copy", test_no_copy);
   g_test_add_func("/vformat/null-argument", test_null_argument);
+  g_test_add_func("/vformat/append", test_append);
+  g_test_add_func("/vformat/append-random", test_append_random);
   return g_test_run();
 }

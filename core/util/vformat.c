@@ -3,9 +3,12 @@
  *
  * Replies and log lines are written with printf-style functions, and most
  * of them per message are a fixed text or "%s" of one already made:
- * vasprintf() then cost more than the rest of the reply.  Pure; its unit
- * test checks it against g_strdup_vprintf().  Callers: the session's
- * replies (core/session/session.c).
+ * vasprintf() then cost more than the rest of the reply.
+ * pst_vformat_append() formats the conversions plugins' log lines use
+ * (%s, %d, %i, %u, %c, %% without flags, width or precision) by hand and
+ * leaves anything else to printf.  Pure; the unit test checks both against
+ * g_strdup_vprintf().  Callers: the session's replies
+ * (core/session/session.c), plugins' log lines (core/hooks/call.c).
  */
 #include <string.h>
 
@@ -26,4 +29,108 @@ const char *pst_vformat_text(const char *format, va_list args,
   }
   *owned_r = g_strdup_vprintf(format, args);
   return *owned_r;
+}
+
+/* TRUE when every conversion in `format` is a bare %s, %d, %i, %u, %c or
+ * %%: what pst_vformat_append() formats itself. */
+static gboolean vformat_is_simple(const char *format) {
+  for (const char *p = strchr(format, '%'); p != NULL; p = strchr(p, '%')) {
+    switch (p[1]) {
+    case 's':
+    case 'd':
+    case 'i':
+    case 'u':
+    case 'c':
+    case '%':
+      p += 2;
+      break;
+    default:
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* The text being made, gathered in a small buffer so that the GString
+ * grows once or twice per line, not once per piece. */
+typedef struct {
+  GString *out;
+  gsize len;
+  char buffer[256];
+} VformatOut;
+
+static void vformat_flush(VformatOut *out) {
+  g_string_append_len(out->out, out->buffer, (gssize)out->len);
+  out->len = 0;
+}
+
+static void vformat_put(VformatOut *out, const char *text, gsize length) {
+  if (out->len + length > sizeof out->buffer) {
+    vformat_flush(out);
+    if (length > sizeof out->buffer) {
+      g_string_append_len(out->out, text, (gssize)length);
+      return;
+    }
+  }
+  memcpy(out->buffer + out->len, text, length);
+  out->len += length;
+}
+
+static void vformat_put_unsigned(VformatOut *out, unsigned long value) {
+  char digits[24];
+  char *start = digits + sizeof digits;
+  do {
+    *--start = (char)('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  vformat_put(out, start, (gsize)(digits + sizeof digits - start));
+}
+
+static void vformat_put_int(VformatOut *out, int value) {
+  if (value < 0)
+    vformat_put(out, "-", 1);
+  vformat_put_unsigned(out, value < 0 ? 0UL - (unsigned long)(long)value
+                                      : (unsigned long)value);
+}
+
+void pst_vformat_append(GString *out, const char *format, va_list args) {
+  if (!vformat_is_simple(format)) {
+    g_string_append_vprintf(out, format, args);
+    return;
+  }
+  VformatOut text = {.out = out, .len = 0};
+  va_list copy;
+  va_copy(copy, args);
+  const char *p = format;
+  for (const char *percent; (percent = strchr(p, '%')) != NULL;
+       p = percent + 2) {
+    vformat_put(&text, p, (gsize)(percent - p));
+    switch (percent[1]) {
+    case 's': {
+      const char *string = va_arg(copy, const char *);
+      if (string == NULL)
+        string = "(null)";
+      vformat_put(&text, string, strlen(string));
+      break;
+    }
+    case 'd':
+    case 'i':
+      vformat_put_int(&text, va_arg(copy, int));
+      break;
+    case 'u':
+      vformat_put_unsigned(&text, va_arg(copy, unsigned int));
+      break;
+    case 'c': {
+      char c = (char)va_arg(copy, int);
+      vformat_put(&text, &c, 1);
+      break;
+    }
+    default: /* '%' */
+      vformat_put(&text, "%", 1);
+      break;
+    }
+  }
+  vformat_put(&text, p, strlen(p));
+  vformat_flush(&text);
+  va_end(copy);
 }

@@ -17,4 +17,10 @@ G_BEGIN_DECLS
 const char *pst_vformat_text(const char *format, va_list args, char **owned_r)
     G_GNUC_PRINTF(1, 0);
 
+/* g_string_append_vprintf(), with %s, %d, %i, %u, %c and %% (no flags,
+ * width, precision or length) formatted by hand when they are all the
+ * format holds: the same octets, without printf. */
+void pst_vformat_append(GString *out, const char *format, va_list args)
+    G_GNUC_PRINTF(2, 0);
+
 G_END_DECLS
