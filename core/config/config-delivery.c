@@ -206,6 +206,9 @@ gboolean pst_config_build_delivery(PstConfig *config,
                                 &delivery->max_lifetime_ms, error) ||
       !pst_config_schema_get_ms(keyfile, origins, "delivery", "delay_warning",
                                 &delivery->delay_warning_ms, error) ||
+      !pst_config_schema_get_size(keyfile, origins, "delivery",
+                                  "bounce_size_limit",
+                                  &delivery->bounce_size_limit, error) ||
       !pst_config_schema_get_int(keyfile, origins, "delivery", "max_parallel",
                                  &parallel, error))
     return FALSE;

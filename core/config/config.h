@@ -125,6 +125,8 @@ typedef struct {
   guint retry_max_ms;   /* default 4 h */
   guint max_lifetime_ms; /* default 5 days */
   guint delay_warning_ms; /* default 4 h; 0: no "delayed" DSNs */
+  guint64 bounce_size_limit; /* octets, default 50k: larger messages come
+                              * back in a DSN as their header only */
   guint max_parallel;   /* default 8 */
   /* Outbound SMTP. */
   guint smtp_port;             /* MX delivery's port, default 25 */

@@ -6,7 +6,9 @@
  * NOTIFY=SUCCESS).  Pure: envelope and content in, message out.  The
  * report carries ENVID (Original-Envelope-Id), ORCPT (Original-Recipient)
  * and honours RET (FULL, the default, returns the whole message; HDRS
- * only its header).  "Delayed" reports (Action: delayed, for [delivery]
+ * only its header).  A message larger than [delivery] bounce_size_limit
+ * is returned as its header only, and the text says so: the caller
+ * (bounce-original.c) reads no more than that.  "Delayed" reports (Action: delayed, for [delivery]
  * delay_warning) have their own subject and text, Will-Retry-Until, and
  * the header only.  A message accepted with SMTPUTF8 gets an RFC 6533
  * report (message/global-delivery-status; utf-8 address types).  The
@@ -41,9 +43,28 @@ static const char *address_type(const char *address) {
   return is_ascii(address) ? "rfc822" : "utf-8";
 }
 
+/* Failure when any recipient failed, else delay when any is delayed. */
+static ReportKind report_kind(GPtrArray *recipients) {
+  ReportKind kind = REPORT_SUCCESS;
+  for (guint i = 0; i < recipients->len; i++) {
+    const char *action = ((PstDsnRecipient *)recipients->pdata[i])->action;
+    if (g_str_equal(action, "failed"))
+      kind = REPORT_FAILURE;
+    else if (g_str_equal(action, "delayed") && kind == REPORT_SUCCESS)
+      kind = REPORT_DELAY;
+  }
+  return kind;
+}
+
+gboolean pst_dsn_returns_whole(const PstEnvelope *envelope,
+                               GPtrArray *recipients) {
+  return envelope->ret != PST_DSN_RET_HDRS &&
+         report_kind(recipients) == REPORT_FAILURE;
+}
+
 static void append_human_part(GString *out, const char *host, const char *id,
                               GPtrArray *recipients, ReportKind kind,
-                              gboolean utf8) {
+                              gboolean utf8, gboolean cut) {
   g_string_append_printf(out,
                          "Content-Type: text/plain; charset=%s\r\n%s"
                          "Content-Description: Notification\r\n\r\n",
@@ -69,6 +90,9 @@ static void append_human_part(GString *out, const char *host, const char *id,
                            r->diagnostic != NULL ? r->diagnostic : r->action);
   }
   g_string_append_printf(out, "\r\nQueue id: %s\r\n", id);
+  if (cut)
+    g_string_append(out, "\r\nYour message was too large to be returned in "
+                         "full: only its header\r\nfollows.\r\n");
 }
 
 /* "Original-Recipient: type; address".  A non-ASCII address is of type
@@ -127,14 +151,11 @@ static void append_status_part(GString *out, const char *host,
   }
 }
 
-static void append_original_part(GString *out, const PstEnvelope *envelope,
-                                 GBytes *original, gboolean headers_only,
-                                 gboolean utf8) {
+static void append_original_part(GString *out, GBytes *original,
+                                 gboolean headers_only, gboolean utf8) {
   gsize length = 0;
   const char *data =
       original != NULL ? g_bytes_get_data(original, &length) : NULL;
-  if (envelope->ret == PST_DSN_RET_HDRS)
-    headers_only = TRUE;
   if (headers_only) {
     g_string_append_printf(out,
                            "Content-Type: %s\r\n"
@@ -157,15 +178,10 @@ static void append_original_part(GString *out, const PstEnvelope *envelope,
 
 GBytes *pst_dsn_build(const char *reporting_host, const char *id,
                       const PstEnvelope *envelope, GPtrArray *recipients,
-                      GBytes *original, gint64 now) {
-  ReportKind kind = REPORT_SUCCESS;
-  for (guint i = 0; i < recipients->len; i++) {
-    const char *action = ((PstDsnRecipient *)recipients->pdata[i])->action;
-    if (g_str_equal(action, "failed"))
-      kind = REPORT_FAILURE;
-    else if (g_str_equal(action, "delayed") && kind == REPORT_SUCCESS)
-      kind = REPORT_DELAY;
-  }
+                      GBytes *original, gboolean original_whole, gint64 now) {
+  ReportKind kind = report_kind(recipients);
+  gboolean whole = pst_dsn_returns_whole(envelope, recipients);
+  gboolean cut = whole && !original_whole;
   gboolean utf8 = envelope->smtputf8;
   static const char *const subjects[] = {
       [REPORT_SUCCESS] = "Successful Mail Delivery Report",
@@ -187,11 +203,11 @@ GBytes *pst_dsn_build(const char *reporting_host, const char *id,
       "This is a MIME-encapsulated message.\r\n\r\n--%s\r\n",
       reporting_host, envelope->sender, subjects[kind], date, id, now,
       reporting_host, utf8 ? "global-" : "", boundary, boundary);
-  append_human_part(out, reporting_host, id, recipients, kind, utf8);
+  append_human_part(out, reporting_host, id, recipients, kind, utf8, cut);
   g_string_append_printf(out, "\r\n--%s\r\n", boundary);
   append_status_part(out, reporting_host, envelope, recipients, utf8);
   g_string_append_printf(out, "\r\n--%s\r\n", boundary);
-  append_original_part(out, envelope, original, kind != REPORT_FAILURE, utf8);
+  append_original_part(out, original, !whole || cut, utf8);
   g_string_append_printf(out, "\r\n--%s--\r\n", boundary);
   return g_string_free_to_bytes(out);
 }

@@ -44,6 +44,7 @@
  */
 #include <string.h>
 
+#include "deliver/bounce-original.h"
 #include "deliver/bounce.h"
 #include "deliver/delivery-job.h"
 #include "deliver/delivery-transport.h"
@@ -627,20 +628,22 @@ static GBytes *dsn_build_signed(PstDeliveryJob *job, const char *host,
                                 const PstEnvelope *envelope,
                                 GPtrArray *recipients,
                                 const PstDeliveryContent *content, gint64 now) {
-  /* The one place the whole content is read into memory: a DSN returns
-   * the message (RET=FULL) or its header. */
+  /* A DSN returns the message (RET=FULL, up to bounce_size_limit) or its
+   * header: no more of it is read. */
+  const PstConfig *config = pst_deliver_tables_get_config(job->tables);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) original =
-      content->whole != NULL
-          ? g_bytes_ref(content->whole)
-          : pst_queued_message_get_content(content->message, &error);
+  gboolean whole = FALSE;
+  g_autoptr(GBytes) original = pst_bounce_original_read(
+      content, pst_dsn_returns_whole(envelope, recipients),
+      config->delivery.bounce_size_limit, &whole, &error);
   if (original == NULL) {
     g_warning("%s: the DSN goes without the message: %s", job->id,
               error->message);
     original = g_bytes_new_static("", 0);
+    whole = TRUE; /* nothing to return, and not for its size */
   }
-  g_autoptr(GBytes) dsn =
-      pst_dsn_build(host, job->id, envelope, recipients, original, now);
+  g_autoptr(GBytes) dsn = pst_dsn_build(host, job->id, envelope, recipients,
+                                        original, whole, now);
   return pst_generation_sign(job->generation, dsn);
 }
 

@@ -30,7 +30,7 @@ static char *build_for(PstDsnRet ret, const char *action, gboolean utf8,
   g_autoptr(GBytes) content = g_bytes_new_static(original, strlen(original));
   g_autoptr(GBytes) dsn =
       pst_dsn_build("mx.example.org", "0N6Q3J8Z2K4M0000", envelope, list,
-                    content, 1700000002000000);
+                    content, TRUE, 1700000002000000);
   return g_strndup(g_bytes_get_data(dsn, NULL), g_bytes_get_size(dsn));
 }
 

@@ -222,6 +222,38 @@ def test_ascii_bounce_stays_rfc3464(postiliond, tmp_path):
         d.log_text()
 
 
+def test_large_message_bounces_as_its_header(postiliond, tmp_path):
+    """[delivery] bounce_size_limit: a failure notice returns a message
+    within the limit whole and a larger one (here 300 KB, read from the
+    queue file in pieces) as its header only, saying so."""
+    d = postiliond(config=delivery_config(tmp_path, mailboxes=MAILBOXES,
+                                          max_lifetime="1s",
+                                          bounce_size_limit="10k"))
+    block(tmp_path, "bob@example.org")
+    line = "x" * 78 + "\r\n"
+    send(d, "alice@example.org", ["bob@example.org"],
+         message=simple_message("small one", line * 50))
+    send(d, "alice@example.org", ["bob@example.org"],
+         message=simple_message("large one", line * 3750))
+    raws = wait_messages(maildir_of(tmp_path, "alice@example.org"), count=2,
+                         timeout=15)
+    by_subject = {}
+    for raw in raws:
+        human, _, original = parse(raw).get_payload()
+        subject = re.search(rb"Subject: (small|large) one", raw).group(1)
+        by_subject[subject.decode()] = (raw, human, original)
+    raw, human, original = by_subject["small"]
+    assert original.get_content_type() == "message/rfc822"
+    assert raw.count(b"x" * 78) == 50
+    assert "too large" not in human.get_content()
+    raw, human, original = by_subject["large"]
+    assert original.get_content_type() == "text/rfc822-headers"
+    assert "too large to be returned in full" in human.get_content()
+    assert b"x" * 78 not in raw
+    assert len(raw) < 10_000
+    wait_queue_empty(d)
+
+
 def test_success_dsn_names_no_file(postiliond, tmp_path):
     """A success notice may go to an outside sender: it says "delivered to
     mailbox", never the Maildir file's path (issue 17, item 7)."""
