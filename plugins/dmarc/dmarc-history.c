@@ -31,115 +31,139 @@
 /* --- Rows ------------------------------------------------------------------
  */
 
-static char *dmarc_dkim_lines(const GPtrArray *dkim) {
-  GString *out = g_string_sized_new(64);
+/* Appends `text` (NULL: "") and its NUL to the row's block; returns
+ * where it starts. */
+static gsize dmarc_row_text(GString *block, const char *text) {
+  gsize start = block->len;
+  g_string_append(block, text != NULL ? text : "");
+  g_string_append_c(block, '\0');
+  return start;
+}
+
+static gsize dmarc_row_dkim_lines(GString *block, const GPtrArray *dkim) {
+  gsize start = block->len;
   for (guint i = 0; i < dkim->len; i++) {
     const DmarcAuth *auth = dkim->pdata[i];
     if (auth->domain == NULL)
       continue;
-    if (out->len > 0)
-      g_string_append_c(out, '\n');
-    g_string_append(out, auth->domain);
-    g_string_append_c(out, ' ');
-    g_string_append(out, auth->selector != NULL && auth->selector[0] != '\0' &&
-                                 strpbrk(auth->selector, " \n") == NULL
-                             ? auth->selector
-                             : "-");
-    g_string_append_c(out, ' ');
-    g_string_append(out, auth->result);
+    if (block->len > start)
+      g_string_append_c(block, '\n');
+    g_string_append(block, auth->domain);
+    g_string_append_c(block, ' ');
+    g_string_append(block,
+                    auth->selector != NULL && auth->selector[0] != '\0' &&
+                            strpbrk(auth->selector, " \n") == NULL
+                        ? auth->selector
+                        : "-");
+    g_string_append_c(block, ' ');
+    g_string_append(block, auth->result);
     /* dmarc_auth_set_human() left no control characters */
     if (auth->human != NULL) {
-      g_string_append_c(out, ' ');
-      g_string_append(out, auth->human);
+      g_string_append_c(block, ' ');
+      g_string_append(block, auth->human);
     }
   }
-  return g_string_free(out, FALSE);
+  g_string_append_c(block, '\0');
+  return start;
 }
 
 /* fo= as the report writes it ("0", "1:d", ...). */
-static char *dmarc_fo_string(guint fo) {
+static gsize dmarc_row_fo(GString *block, guint fo) {
   static const char names[] = {'0', '1', 'd', 's'};
   G_STATIC_ASSERT(DMARC_FO_0 == 1 << 0 && DMARC_FO_1 == 1 << 1 &&
                   DMARC_FO_D == 1 << 2 && DMARC_FO_S == 1 << 3);
-  char out[2 * G_N_ELEMENTS(names)];
-  gsize n = 0;
+  gsize start = block->len;
   for (guint i = 0; i < G_N_ELEMENTS(names); i++)
     if (fo & (1u << i)) {
-      if (n > 0)
-        out[n++] = ':';
-      out[n++] = names[i];
+      if (block->len > start)
+        g_string_append_c(block, ':');
+      g_string_append_c(block, names[i]);
     }
-  return g_strndup(out, n);
+  g_string_append_c(block, '\0');
+  return start;
 }
+
+static gsize dmarc_row_rua(GString *block, const GPtrArray *rua) {
+  gsize start = block->len;
+  for (guint i = 0; i < rua->len; i++) {
+    if (i > 0)
+      g_string_append_c(block, ',');
+    g_string_append(block, rua->pdata[i]);
+  }
+  g_string_append_c(block, '\0');
+  return start;
+}
+
+/* Where each text of a row starts in its block. */
+typedef struct {
+  gsize policy_domain, source_ip, header_from, envelope_from, envelope_to,
+      spf_domain, spf_scope, spf_result, spf_human, dkim, disposition,
+      override, fo, rua;
+} DmarcRowOffsets;
 
 static void dmarc_row_set_policy(DmarcHistoryRow *row,
                                  const DmarcRecord *record) {
-  row->p = g_strdup(dmarc_policy_to_string(record->p));
-  row->sp = g_strdup(dmarc_policy_to_string(record->sp));
-  row->np = g_strdup(dmarc_policy_to_string(record->np));
-  row->adkim = g_strdup(record->adkim_strict ? "s" : "r");
-  row->aspf = g_strdup(record->aspf_strict ? "s" : "r");
-  row->testing = g_strdup(record->testing ? "y" : "n");
-  row->psd = g_strdup(record->psd == DMARC_PSD_Y   ? "y"
-                      : record->psd == DMARC_PSD_N ? "n"
-                                                   : "u");
-  row->fo = dmarc_fo_string(record->fo);
-  g_ptr_array_add(record->rua, NULL);
-  row->rua = g_strjoinv(",", (char **)record->rua->pdata);
-  g_ptr_array_remove_index(record->rua, record->rua->len - 1);
+  row->p = dmarc_policy_to_string(record->p);
+  row->sp = dmarc_policy_to_string(record->sp);
+  row->np = dmarc_policy_to_string(record->np);
+  row->adkim = record->adkim_strict ? "s" : "r";
+  row->aspf = record->aspf_strict ? "s" : "r";
+  row->testing = record->testing ? "y" : "n";
+  row->psd = record->psd == DMARC_PSD_Y   ? "y"
+             : record->psd == DMARC_PSD_N ? "n"
+                                          : "u";
 }
 
 DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
                                        const char *source_ip,
                                        const char *envelope_from,
-                                       const char *envelope_to) {
+                                       const char *envelope_to,
+                                       const char *disposition,
+                                       const char *override) {
   DmarcHistoryRow *row = g_new0(DmarcHistoryRow, 1);
   row->received = g_get_real_time() / G_USEC_PER_SEC;
-  row->policy_domain = g_strdup(outcome->policy_domain);
-  row->source_ip = g_strdup(source_ip != NULL ? source_ip : "");
-  row->header_from = g_strdup(outcome->from_domain);
-  row->envelope_from = g_strdup(envelope_from != NULL ? envelope_from : "");
-  row->envelope_to = g_strdup(envelope_to != NULL ? envelope_to : "");
-  row->result = g_strdup(dmarc_result_to_string(outcome->result));
+  row->result = dmarc_result_to_string(outcome->result);
   row->spf_aligned = outcome->spf_aligned;
   row->dkim_aligned = outcome->dkim_aligned;
-  const DmarcAuth *spf = outcome->spf;
-  row->spf_domain = g_strdup(spf != NULL && spf->domain ? spf->domain : "");
-  row->spf_scope = g_strdup(spf != NULL && spf->scope ? spf->scope : "");
-  row->spf_result = g_strdup(spf != NULL ? spf->result : "none");
-  row->spf_human = g_strdup(spf != NULL && spf->human ? spf->human : "");
-  row->dkim = dmarc_dkim_lines(outcome->dkim);
   dmarc_row_set_policy(row, outcome->record);
+  const DmarcAuth *spf = outcome->spf;
+  GString *block = g_string_sized_new(256);
+  DmarcRowOffsets at = {
+      .policy_domain = dmarc_row_text(block, outcome->policy_domain),
+      .source_ip = dmarc_row_text(block, source_ip),
+      .header_from = dmarc_row_text(block, outcome->from_domain),
+      .envelope_from = dmarc_row_text(block, envelope_from),
+      .envelope_to = dmarc_row_text(block, envelope_to),
+      .spf_domain = dmarc_row_text(block, spf != NULL ? spf->domain : NULL),
+      .spf_scope = dmarc_row_text(block, spf != NULL ? spf->scope : NULL),
+      .spf_result = dmarc_row_text(block, spf != NULL ? spf->result : "none"),
+      .spf_human = dmarc_row_text(block, spf != NULL ? spf->human : NULL),
+      .dkim = dmarc_row_dkim_lines(block, outcome->dkim),
+      .disposition = dmarc_row_text(block, disposition),
+      .override = dmarc_row_text(block, override),
+      .fo = dmarc_row_fo(block, outcome->record->fo),
+      .rua = dmarc_row_rua(block, outcome->record->rua),
+  };
+  row->strings = g_string_free(block, FALSE);
+  row->policy_domain = row->strings + at.policy_domain;
+  row->source_ip = row->strings + at.source_ip;
+  row->header_from = row->strings + at.header_from;
+  row->envelope_from = row->strings + at.envelope_from;
+  row->envelope_to = row->strings + at.envelope_to;
+  row->spf_domain = row->strings + at.spf_domain;
+  row->spf_scope = row->strings + at.spf_scope;
+  row->spf_result = row->strings + at.spf_result;
+  row->spf_human = row->strings + at.spf_human;
+  row->dkim = row->strings + at.dkim;
+  row->disposition = row->strings + at.disposition;
+  row->override = row->strings + at.override;
+  row->fo = row->strings + at.fo;
+  row->rua = row->strings + at.rua;
   return row;
 }
 
 void dmarc_history_row_free(DmarcHistoryRow *row) {
-  char **fields[] = {
-      &row->policy_domain,
-      &row->source_ip,
-      &row->header_from,
-      &row->envelope_from,
-      &row->envelope_to,
-      &row->result,
-      &row->spf_domain,
-      &row->spf_scope,
-      &row->spf_result,
-      &row->spf_human,
-      &row->dkim,
-      &row->disposition,
-      &row->override,
-      &row->p,
-      &row->sp,
-      &row->np,
-      &row->adkim,
-      &row->aspf,
-      &row->testing,
-      &row->psd,
-      &row->fo,
-      &row->rua,
-  };
-  for (guint i = 0; i < G_N_ELEMENTS(fields); i++)
-    g_free(*fields[i]);
+  g_free(row->strings);
   dmarc_failure_free(row->failure);
   g_free(row);
 }

@@ -67,27 +67,34 @@ gboolean dmarc_failure_insert(DmarcStore *store, const DmarcFailure *failure,
 /* --- Rows -------------------------------------------------------------------
  */
 
-/* One evaluated message, as the tables keep it. */
+/* One evaluated message, as the tables keep it.  The texts live in one
+ * block (`strings`), so a row is two allocations, made on the main loop
+ * and freed on the writer thread. */
 typedef struct {
   gint64 received; /* Unix time */
-  char *policy_domain, *source_ip, *header_from, *envelope_from, *envelope_to,
-      *result;
+  const char *policy_domain, *source_ip, *header_from, *envelope_from,
+      *envelope_to, *result;
   gboolean spf_aligned, dkim_aligned;
-  char *spf_domain, *spf_scope, *spf_result;
-  char *spf_human; /* why SPF erred, or "" */
+  const char *spf_domain, *spf_scope, *spf_result;
+  const char *spf_human; /* why SPF erred, or "" */
   /* "DOMAIN SELECTOR RESULT[ HUMAN_RESULT]" lines, '\n'-separated */
-  char *dkim;
-  char *disposition, *override;
+  const char *dkim;
+  const char *disposition, *override; /* override: "" for none */
   /* The policy published: p, sp, np ("" when absent), adkim, aspf ("r" or
    * "s"), testing ("y" or "n"), psd, fo, rua (','-joined). */
-  char *p, *sp, *np, *adkim, *aspf, *testing, *psd, *fo, *rua;
+  const char *p, *sp, *np, *adkim, *aspf, *testing, *psd, *fo, *rua;
+  char *strings;         /* owned: every text above */
   DmarcFailure *failure; /* owned, nullable: a failure report to keep */
 } DmarcHistoryRow;
 
+/* The row of an evaluation whose outcome has a policy record;
+ * `disposition` as RFC 9990 names it, `override` nullable. */
 DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
                                        const char *source_ip,
                                        const char *envelope_from,
-                                       const char *envelope_to);
+                                       const char *envelope_to,
+                                       const char *disposition,
+                                       const char *override);
 void dmarc_history_row_free(DmarcHistoryRow *row);
 /* Inserts one row (inside the caller's transaction, if any). */
 gboolean dmarc_history_row_insert(DmarcStore *store, const DmarcHistoryRow *row,

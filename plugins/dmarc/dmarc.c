@@ -327,10 +327,9 @@ static void dmarc_job_record(DmarcJob *job, const DmarcOutcome *outcome,
   if (job->history == NULL || outcome->record == NULL ||
       !outcome->record->usable || g_cancellable_is_cancelled(job->cancellable))
     return;
-  DmarcHistoryRow *row = dmarc_history_row_new(
-      outcome, job->client, job->envelope_from, job->envelope_to);
-  row->disposition = g_strdup(disposition);
-  row->override = g_strdup(override);
+  DmarcHistoryRow *row =
+      dmarc_history_row_new(outcome, job->client, job->envelope_from,
+                            job->envelope_to, disposition, override);
   row->failure = dmarc_job_failure(job, outcome, disposition);
   dmarc_history_add(job->history, row);
 }
