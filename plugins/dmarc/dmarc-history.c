@@ -5,11 +5,13 @@
  * The list goes to the writer thread every DMARC_HANDOFF_MS (one wake-up
  * of the thread per hand-off, not per message).  The thread takes rows in
  * batches (up to DMARC_BATCH rows, or what arrived within a second) and
- * writes each batch in one transaction, opening the store on first use
- * and again after a failure (after 1 s, backing off to every
- * DMARC_RETRY_SECONDS).  When the database is down or refuses a batch, the
- * rows are dropped, counted and logged (mail flow never depends on the
- * history); so are rows beyond DMARC_QUEUE_MAX waiting.  What was lost is
+ * writes each batch in one transaction, DMARC_INSERT_ROWS rows per INSERT
+ * (a statement cost SQLite about as much as the row it inserted), opening
+ * the store on first use and again after a failure (after 1 s, backing
+ * off to every DMARC_RETRY_SECONDS).  When the database is down or
+ * refuses a batch, the rows are dropped, counted and logged (mail flow
+ * never depends on the history); so are rows beyond DMARC_QUEUE_MAX
+ * waiting.  What was lost is
  * also noted per policy domain (count, first and last arrival) and stored
  * in dmarc_gaps with the next batch that is written, so that the
  * aggregate reports of those days say they undercount.  The writer lives
@@ -182,13 +184,30 @@ gboolean dmarc_failure_insert(DmarcStore *store, const DmarcFailure *failure,
       params, error);
 }
 
-gboolean dmarc_history_row_insert(DmarcStore *store, const DmarcHistoryRow *row,
-                                  GError **error) {
-  g_autofree char *received =
-      g_strdup_printf("%" G_GINT64_FORMAT, row->received);
+/* `value` in decimal into `out` (at least 21 octets). */
+static const char *dmarc_int64_text(gint64 value, char *out) {
+  char digits[21];
+  gsize n = 0;
+  guint64 magnitude = value < 0 ? -(guint64)value : (guint64)value;
+  do
+    digits[n++] = (char)('0' + magnitude % 10);
+  while ((magnitude /= 10) != 0);
+  gsize length = 0;
+  if (value < 0)
+    out[length++] = '-';
+  while (n > 0)
+    out[length++] = digits[--n];
+  out[length] = '\0';
+  return out;
+}
+
+/* The row's DMARC_ROW_COLUMNS values, in the INSERT's order; `received`
+ * holds its time as text. */
+static void dmarc_history_row_params(const DmarcHistoryRow *row,
+                                     const char **params, char *received) {
 #define S(x) ((x) != NULL ? (x) : "")
-  const char *params[] = {
-      received,
+  const char *values[] = {
+      dmarc_int64_text(row->received, received),
       S(row->policy_domain),
       S(row->source_ip),
       S(row->header_from),
@@ -213,18 +232,41 @@ gboolean dmarc_history_row_insert(DmarcStore *store, const DmarcHistoryRow *row,
       S(row->psd),
       S(row->fo),
       S(row->rua),
-      NULL,
   };
 #undef S
-  return dmarc_store_exec(
-      store,
+  G_STATIC_ASSERT(G_N_ELEMENTS(values) == DMARC_ROW_COLUMNS);
+  memcpy(params, values, sizeof values);
+}
+
+char *dmarc_history_insert_sql(guint count) {
+  GString *sql = g_string_new(
       "INSERT INTO dmarc_messages (received, policy_domain, source_ip,"
       " header_from, envelope_from, envelope_to, result, spf_aligned,"
       " dkim_aligned, spf_domain, spf_scope, spf_result, spf_human, dkim,"
       " disposition, override, p, sp, np, adkim, aspf, testing, psd, fo, rua)"
-      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-      " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)",
-      params, error);
+      " VALUES ");
+  for (guint r = 0; r < count; r++) {
+    g_string_append(sql, r > 0 ? ", (" : "(");
+    for (guint c = 1; c <= DMARC_ROW_COLUMNS; c++)
+      g_string_append_printf(sql, c > 1 ? ", $%u" : "$%u",
+                             r * DMARC_ROW_COLUMNS + c);
+    g_string_append_c(sql, ')');
+  }
+  return g_string_free(sql, FALSE);
+}
+
+gboolean dmarc_history_rows_insert(DmarcStore *store,
+                                   const DmarcHistoryRow *const *rows,
+                                   guint count, const char *sql,
+                                   GError **error) {
+  g_return_val_if_fail(count <= DMARC_INSERT_ROWS, FALSE);
+  const char *params[DMARC_INSERT_ROWS * DMARC_ROW_COLUMNS + 1];
+  char received[DMARC_INSERT_ROWS][24];
+  for (guint r = 0; r < count; r++)
+    dmarc_history_row_params(rows[r], params + r * DMARC_ROW_COLUMNS,
+                             received[r]);
+  params[count * DMARC_ROW_COLUMNS] = NULL;
+  return dmarc_store_exec(store, sql, params, error);
 }
 
 /* --- The writer
@@ -259,6 +301,8 @@ struct _DmarcHistory {
   GHashTable *gaps;     /* policy domain -> DmarcGap*, not yet stored */
   GHashTable *failures; /* domain -> reports this hour (GUINT_TO_POINTER) */
   gint64 failures_hour; /* the hour they count, Unix time / 3600 */
+  /* The INSERTs of one row and of DMARC_INSERT_ROWS rows. */
+  char *insert_one, *insert_many;
   /* The thread's own. */
   DmarcStore *store;
   gint64 next_open;  /* monotonic time of the next open attempt */
@@ -386,12 +430,17 @@ static gboolean dmarc_history_write(DmarcHistory *history, GPtrArray *rows,
   g_autoptr(GHashTable) gaps =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   gboolean ok = dmarc_history_store_gaps(history, store, gaps, error);
-  for (guint i = 0; ok && i < rows->len; i++) {
-    const DmarcHistoryRow *row = rows->pdata[i];
-    ok = dmarc_history_row_insert(store, row, error) &&
-         (row->failure == NULL ||
-          dmarc_failure_insert(store, row->failure, error));
-  }
+  const DmarcHistoryRow *const *row = (const DmarcHistoryRow *const *)rows->pdata;
+  guint i = 0;
+  for (; ok && i + DMARC_INSERT_ROWS <= rows->len; i += DMARC_INSERT_ROWS)
+    ok = dmarc_history_rows_insert(store, row + i, DMARC_INSERT_ROWS,
+                                   history->insert_many, error);
+  for (; ok && i < rows->len; i++)
+    ok = dmarc_history_rows_insert(store, row + i, 1, history->insert_one,
+                                   error);
+  for (i = 0; ok && i < rows->len; i++)
+    ok = row[i]->failure == NULL ||
+         dmarc_failure_insert(store, row[i]->failure, error);
   if (!ok || !dmarc_store_exec(store, "COMMIT", NULL, error)) {
     dmarc_store_exec(store, "ROLLBACK", NULL, NULL);
     return FALSE;
@@ -526,6 +575,8 @@ DmarcHistory *dmarc_history_new(const char *uri, PstPlugin *plugin) {
   history->gaps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   history->pending =
       g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_history_row_free);
+  history->insert_one = dmarc_history_insert_sql(1);
+  history->insert_many = dmarc_history_insert_sql(DMARC_INSERT_ROWS);
   history->thread =
       g_thread_new("dmarc-history", dmarc_history_thread, history);
   return history;
@@ -563,6 +614,8 @@ void dmarc_history_unref(DmarcHistory *history) {
   g_hash_table_unref(history->failures);
   g_hash_table_unref(history->gaps);
   g_ptr_array_unref(history->pending);
+  g_free(history->insert_one);
+  g_free(history->insert_many);
   g_free(history->uri);
   g_free(history);
 }

@@ -96,9 +96,19 @@ DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
                                        const char *disposition,
                                        const char *override);
 void dmarc_history_row_free(DmarcHistoryRow *row);
-/* Inserts one row (inside the caller's transaction, if any). */
-gboolean dmarc_history_row_insert(DmarcStore *store, const DmarcHistoryRow *row,
-                                  GError **error);
+/* The columns of dmarc_messages a row fills, and the most rows one
+ * INSERT takes. */
+#define DMARC_ROW_COLUMNS 25
+#define DMARC_INSERT_ROWS 16
+/* The INSERT of `count` rows, parameters $1.. row after row (new). */
+char *dmarc_history_insert_sql(guint count);
+/* Inserts `count` rows (at most DMARC_INSERT_ROWS) with `sql`, which
+ * dmarc_history_insert_sql(count) made, inside the caller's transaction
+ * if any. */
+gboolean dmarc_history_rows_insert(DmarcStore *store,
+                                   const DmarcHistoryRow *const *rows,
+                                   guint count, const char *sql,
+                                   GError **error);
 
 /* --- The writer
  * --------------------------------------------------------------- */
