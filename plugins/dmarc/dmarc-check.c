@@ -40,6 +40,8 @@ struct _DmarcCheck {
   GHashTable *walks;    /* owned: domain -> DmarcWalk*, identifiers' */
   GHashTable *asked;    /* owned: question keys awaiting an answer */
   GHashTable *answers;  /* owned: _dmarc name -> DmarcAnswer*, answered */
+  DmarcKeptFunc kept;   /* nullable: answers taken without asking */
+  gpointer kept_data;
   guint exist_answers;  /* of the 3 existence questions */
   gboolean exist_asked;
   gboolean exists; /* an A, AAAA or MX record answered */
@@ -203,6 +205,20 @@ static void dmarc_check_ask(DmarcCheck *check, GPtrArray *questions,
   g_ptr_array_add(questions, question);
 }
 
+void dmarc_check_set_kept(DmarcCheck *check, DmarcKeptFunc kept,
+                          gpointer data) {
+  check->kept = kept;
+  check->kept_data = data;
+}
+
+/* The kept answer to a question, or NULL. */
+static const DmarcCachedAnswer *dmarc_check_kept(const DmarcCheck *check,
+                                                 PstDnsType type,
+                                                 const char *name) {
+  return check->kept != NULL ? check->kept(type, name, check->kept_data)
+                             : NULL;
+}
+
 /* Feeds `walk` what is known already, then asks for the rest. */
 static void dmarc_check_ask_walk(DmarcCheck *check, GPtrArray *questions,
                                  DmarcWalk *walk) {
@@ -210,6 +226,13 @@ static void dmarc_check_ask_walk(DmarcCheck *check, GPtrArray *questions,
   while ((target = dmarc_walk_next(walk)) != NULL) {
     g_autofree char *name = g_strconcat("_dmarc.", target, NULL);
     const DmarcAnswer *answer = g_hash_table_lookup(check->answers, name);
+    const DmarcCachedAnswer *kept =
+        answer == NULL ? dmarc_check_kept(check, PST_DNS_TYPE_TXT, name) : NULL;
+    if (kept != NULL) {
+      dmarc_walk_feed(walk, kept->status, (const char *const *)kept->records,
+                      kept->lengths, kept->count, kept->reason);
+      continue;
+    }
     if (answer == NULL) {
       dmarc_check_ask(check, questions, PST_DNS_TYPE_TXT, name);
       return;
@@ -238,6 +261,9 @@ static void dmarc_check_keep_answer(DmarcCheck *check, const char *name,
 
 static gboolean dmarc_check_alignment_ready(const DmarcCheck *check);
 static void dmarc_check_conclude(DmarcCheck *check);
+static void dmarc_check_after_from_walk(DmarcCheck *check);
+static void dmarc_check_feed_existence(DmarcCheck *check, PstDnsType type,
+                                       const char *name, PstDnsStatus status);
 
 static void dmarc_check_ask_alignment(DmarcCheck *check, GPtrArray *questions) {
   GHashTableIter iter;
@@ -249,8 +275,15 @@ static void dmarc_check_ask_alignment(DmarcCheck *check, GPtrArray *questions) {
     check->exist_asked = TRUE;
     static const PstDnsType types[] = {PST_DNS_TYPE_A, PST_DNS_TYPE_AAAA,
                                        PST_DNS_TYPE_MX};
-    for (guint i = 0; i < G_N_ELEMENTS(types); i++)
-      dmarc_check_ask(check, questions, types[i], check->from_domain);
+    for (guint i = 0; i < G_N_ELEMENTS(types); i++) {
+      const DmarcCachedAnswer *kept =
+          dmarc_check_kept(check, types[i], check->from_domain);
+      if (kept != NULL)
+        dmarc_check_feed_existence(check, types[i], check->from_domain,
+                                   kept->status);
+      else
+        dmarc_check_ask(check, questions, types[i], check->from_domain);
+    }
   }
   /* Walks fed entirely from kept answers may have finished the check. */
   if (questions->len == 0 && dmarc_check_alignment_ready(check))
@@ -260,9 +293,13 @@ static void dmarc_check_ask_alignment(DmarcCheck *check, GPtrArray *questions) {
 GPtrArray *dmarc_check_questions(DmarcCheck *check) {
   GPtrArray *questions =
       g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_question_free);
-  if (check->stage == CHECK_FROM_WALK)
+  if (check->stage == CHECK_FROM_WALK) {
     dmarc_check_ask_walk(check, questions, check->from_walk);
-  else if (check->stage == CHECK_ALIGNMENT)
+    /* Fed entirely from kept answers: on to the next step at once. */
+    if (check->from_walk->done)
+      dmarc_check_after_from_walk(check);
+  }
+  if (check->stage == CHECK_ALIGNMENT)
     dmarc_check_ask_alignment(check, questions);
   return questions;
 }

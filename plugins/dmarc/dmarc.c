@@ -390,17 +390,12 @@ static void dmarc_lookup_done(PstDnsResult *result, gpointer user_data) {
     dmarc_job_free(job);
 }
 
-/* Answers `question` from the cache; FALSE when it holds no answer. */
-static gboolean dmarc_job_answer_kept(DmarcJob *job,
-                                      const DmarcQuestion *question) {
-  const DmarcCachedAnswer *kept =
-      dmarc_cache_get(job->cache, question->type, question->name, dmarc_now());
-  if (kept == NULL)
-    return FALSE;
-  dmarc_check_answer(job->check, question->type, question->name, kept->status,
-                     (const char *const *)kept->records, kept->lengths,
-                     kept->count, kept->reason);
-  return TRUE;
+/* The check's kept answers: the configuration's cache. */
+static const DmarcCachedAnswer *dmarc_job_kept(PstDnsType type,
+                                               const char *name,
+                                               gpointer data) {
+  DmarcJob *job = data;
+  return dmarc_cache_get(job->cache, type, name, dmarc_now());
 }
 
 static void dmarc_job_lookup(DmarcJob *job, const DmarcQuestion *question) {
@@ -413,24 +408,15 @@ static void dmarc_job_lookup(DmarcJob *job, const DmarcQuestion *question) {
                  dmarc_lookup_done, lookup);
 }
 
-/* Gives the check what it asks: kept answers at once (which may lead to
- * more questions), lookups for the others.  TRUE when the check is done;
- * FALSE while it waits for lookups. */
+/* Looks up what the check asks (it took the kept answers itself).  TRUE
+ * when the check is done; FALSE while it waits for lookups. */
 static gboolean dmarc_job_ask(DmarcJob *job) {
-  for (;;) {
-    g_autoptr(GPtrArray) questions = dmarc_check_questions(job->check);
-    if (dmarc_check_is_done(job->check))
-      return TRUE;
-    gboolean answered = FALSE;
-    for (guint i = 0; i < questions->len; i++) {
-      if (dmarc_job_answer_kept(job, questions->pdata[i]))
-        answered = TRUE;
-      else
-        dmarc_job_lookup(job, questions->pdata[i]);
-    }
-    if (!answered)
-      return FALSE;
-  }
+  g_autoptr(GPtrArray) questions = dmarc_check_questions(job->check);
+  if (dmarc_check_is_done(job->check))
+    return TRUE;
+  for (guint i = 0; i < questions->len; i++)
+    dmarc_job_lookup(job, questions->pdata[i]);
+  return FALSE;
 }
 
 /* --- The hook ----------------------------------------------------------------
@@ -507,6 +493,7 @@ static DmarcJob *dmarc_job_new(PstCall *call, DmarcHookData *data,
         dmarc_address_domain(pst_session_get_recipient(session, 0));
   job->check = dmarc_check_new(from_domain, dmarc_read_spf(call, sender),
                                dmarc_read_dkim(call));
+  dmarc_check_set_kept(job->check, dmarc_job_kept, job);
   return job;
 }
 

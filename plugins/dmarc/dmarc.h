@@ -288,6 +288,17 @@ GVariant *dmarc_variant_new_strings(const char *const *keys,
 gboolean dmarc_variant_lookup_strings(GVariant *dict, const char *const *keys,
                                       const char **values, gsize n_keys);
 
+/* Answers kept elsewhere (the plugin's cache): the answer to a question,
+ * or NULL when nothing is kept for it; valid until the next call. */
+typedef const DmarcCachedAnswer *(*DmarcKeptFunc)(PstDnsType type,
+                                                  const char *name,
+                                                  gpointer data);
+/* From now on the check takes what `kept` holds without asking for it:
+ * dmarc_check_questions() returns only questions whose answer is not
+ * kept, and may finish the check itself. */
+void dmarc_check_set_kept(DmarcCheck *check, DmarcKeptFunc kept,
+                          gpointer data);
+
 /* --- Configuration ([plugin:dmarc], dmarc-config.c) -------------------------
  */
 

@@ -403,6 +403,76 @@ static void test_check(void) {
   }
 }
 
+/* The zone's answer as the plugin's cache keeps it. */
+typedef struct {
+  DmarcCachedAnswer answer;
+  GStrv texts;
+  guint every; /* keeps the answer of every `every`-th name asked */
+  guint calls;
+  guint kept;
+} ZoneKept;
+
+static const DmarcCachedAnswer *zone_kept(PstDnsType type, const char *name,
+                                          gpointer data) {
+  ZoneKept *z = data;
+  if (z->calls++ % z->every != 0)
+    return NULL;
+  g_clear_pointer(&z->texts, g_strfreev);
+  g_clear_pointer(&z->answer.lengths, g_free);
+  const char *records = zone_lookup(name);
+  DmarcCachedAnswer *a = &z->answer;
+  a->status = PST_DNS_NXDOMAIN;
+  a->count = 0;
+  if (records != NULL && g_str_equal(records, "!TEMP"))
+    return NULL; /* temporary failures are never kept */
+  if (records != NULL && g_str_equal(records, "!OK"))
+    a->status = PST_DNS_OK;
+  else if (records != NULL && type == PST_DNS_TYPE_TXT) {
+    a->status = PST_DNS_OK;
+    z->texts = g_strsplit(records, "|", -1);
+    a->count = g_strv_length(z->texts);
+  } else if (records != NULL)
+    a->status = PST_DNS_NODATA;
+  a->records = z->texts;
+  a->lengths = g_new0(gsize, a->count + 1);
+  for (guint k = 0; k < a->count; k++)
+    a->lengths[k] = strlen(z->texts[k]);
+  z->kept++;
+  return a;
+}
+
+/* Every case again with answers kept (dmarc_check_set_kept()): all of
+ * them (nothing is asked unless the zone fails temporarily), or every
+ * second or third name (the rest asked): the same outcome. */
+static void test_check_kept(void) {
+  for (guint every = 1; every <= 3; every++)
+    for (guint i = 0; i < G_N_ELEMENTS(check_cases); i++) {
+      const CheckCase *c = &check_cases[i];
+      GPtrArray *dkim =
+          g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_auth_free);
+      g_auto(GStrv) signatures = g_strsplit(c->dkim ? c->dkim : "", ",", -1);
+      for (guint k = 0; signatures[k] != NULL; k++)
+        g_ptr_array_add(dkim, auth_parse(signatures[k]));
+      g_autoptr(DmarcCheck) check =
+          dmarc_check_new(c->from, c->spf ? auth_parse(c->spf) : NULL, dkim);
+      ZoneKept z = {.every = every};
+      dmarc_check_set_kept(check, zone_kept, &z);
+      guint asked = check_run(check, NULL);
+      DmarcOutcome outcome;
+      dmarc_check_get_outcome(check, &outcome);
+      g_assert_cmpstr(dmarc_result_to_string(outcome.result), ==,
+                      dmarc_result_to_string(c->result));
+      g_assert_cmpint(outcome.policy, ==, c->policy);
+      g_assert_cmpstr(outcome.policy_domain, ==, c->policy_domain);
+      g_assert_cmpstr(outcome.org_domain, ==, c->org_domain);
+      g_assert_cmpuint(z.kept, >, 0);
+      if (every == 1 && c->result != DMARC_RESULT_TEMPERROR)
+        g_assert_cmpuint(asked, ==, 0);
+      g_strfreev(z.texts);
+      g_free(z.answer.lengths);
+    }
+}
+
 /* The questions of the walk for a deep name: the jump after the first. */
 static void test_check_questions(void) {
   g_autoptr(DmarcCheck) check =
@@ -917,6 +987,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/dmarc/walk/targets", test_walk_targets);
   g_test_add_func("/dmarc/check/cases", test_check);
   g_test_add_func("/dmarc/check/questions", test_check_questions);
+  g_test_add_func("/dmarc/check/kept", test_check_kept);
   g_test_add_func("/dmarc/config/errors", test_config_errors);
   g_test_add_func("/dmarc/config/defaults", test_config_defaults);
   g_test_add_func("/dmarc/cache", test_cache);
