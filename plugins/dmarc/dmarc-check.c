@@ -37,6 +37,8 @@ struct _DmarcCheck {
   DmarcAuth *spf;       /* owned, nullable */
   GPtrArray *dkim;      /* owned, of DmarcAuth* */
   DmarcWalk *from_walk; /* owned */
+  /* Made when first needed (the usual message, decided from kept answers
+   * with no identifier walk, needs none of them): */
   GHashTable *walks;    /* owned: domain -> DmarcWalk*, identifiers' */
   GHashTable *asked;    /* owned: question keys awaiting an answer */
   GHashTable *answers;  /* owned: _dmarc name -> DmarcAnswer*, answered */
@@ -151,11 +153,6 @@ DmarcCheck *dmarc_check_new(const char *from_domain, DmarcAuth *spf,
   check->dkim = dkim != NULL ? dkim : g_ptr_array_new();
   g_ptr_array_set_free_func(check->dkim, (GDestroyNotify)dmarc_auth_free);
   check->from_walk = dmarc_walk_new(from_domain);
-  check->walks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                       (GDestroyNotify)dmarc_walk_free);
-  check->asked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  check->answers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                         (GDestroyNotify)dmarc_answer_free);
   return check;
 }
 
@@ -166,9 +163,9 @@ void dmarc_check_free(DmarcCheck *check) {
   dmarc_auth_free(check->spf);
   g_ptr_array_unref(check->dkim);
   dmarc_walk_free(check->from_walk);
-  g_hash_table_unref(check->walks);
-  g_hash_table_unref(check->asked);
-  g_hash_table_unref(check->answers);
+  g_clear_pointer(&check->walks, g_hash_table_unref);
+  g_clear_pointer(&check->asked, g_hash_table_unref);
+  g_clear_pointer(&check->answers, g_hash_table_unref);
   g_free(check->reason);
   g_free(check);
 }
@@ -197,6 +194,8 @@ char *dmarc_question_key(PstDnsType type, const char *name) {
 static void dmarc_check_ask(DmarcCheck *check, GPtrArray *questions,
                             PstDnsType type, const char *name) {
   char *key = dmarc_question_key(type, name);
+  if (check->asked == NULL)
+    check->asked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   if (!g_hash_table_add(check->asked, key))
     return;
   DmarcQuestion *question = g_new0(DmarcQuestion, 1);
@@ -225,7 +224,9 @@ static void dmarc_check_ask_walk(DmarcCheck *check, GPtrArray *questions,
   const char *target;
   while ((target = dmarc_walk_next(walk)) != NULL) {
     g_autofree char *name = g_strconcat("_dmarc.", target, NULL);
-    const DmarcAnswer *answer = g_hash_table_lookup(check->answers, name);
+    const DmarcAnswer *answer =
+        check->answers != NULL ? g_hash_table_lookup(check->answers, name)
+                               : NULL;
     const DmarcCachedAnswer *kept =
         answer == NULL ? dmarc_check_kept(check, PST_DNS_TYPE_TXT, name) : NULL;
     if (kept != NULL) {
@@ -256,6 +257,9 @@ static void dmarc_check_keep_answer(DmarcCheck *check, const char *name,
   for (guint i = 0; i < count; i++)
     answer->records[i] = g_strdup(records[i]);
   answer->reason = g_strdup(reason);
+  if (check->answers == NULL)
+    check->answers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify)dmarc_answer_free);
   g_hash_table_replace(check->answers, g_strdup(name), answer);
 }
 
@@ -268,9 +272,11 @@ static void dmarc_check_feed_existence(DmarcCheck *check, PstDnsType type,
 static void dmarc_check_ask_alignment(DmarcCheck *check, GPtrArray *questions) {
   GHashTableIter iter;
   gpointer walk;
-  g_hash_table_iter_init(&iter, check->walks);
-  while (g_hash_table_iter_next(&iter, NULL, &walk))
-    dmarc_check_ask_walk(check, questions, walk);
+  if (check->walks != NULL) {
+    g_hash_table_iter_init(&iter, check->walks);
+    while (g_hash_table_iter_next(&iter, NULL, &walk))
+      dmarc_check_ask_walk(check, questions, walk);
+  }
   if (check->needs_existence && !check->exist_asked) {
     check->exist_asked = TRUE;
     static const PstDnsType types[] = {PST_DNS_TYPE_A, PST_DNS_TYPE_AAAA,
@@ -324,8 +330,12 @@ static gboolean dmarc_needs_walk(const DmarcCheck *check, const DmarcAuth *auth,
 
 static void dmarc_check_plan_walk(DmarcCheck *check, const DmarcAuth *auth,
                                   gboolean strict) {
-  if (dmarc_needs_walk(check, auth, strict) &&
-      !g_hash_table_contains(check->walks, auth->domain))
+  if (!dmarc_needs_walk(check, auth, strict))
+    return;
+  if (check->walks == NULL)
+    check->walks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify)dmarc_walk_free);
+  if (!g_hash_table_contains(check->walks, auth->domain))
     g_hash_table_insert(check->walks, g_strdup(auth->domain),
                         dmarc_walk_new(auth->domain));
 }
@@ -420,6 +430,8 @@ static void dmarc_check_after_from_walk(DmarcCheck *check) {
 static gboolean dmarc_check_alignment_ready(const DmarcCheck *check) {
   if (check->needs_existence && check->exist_answers < 3)
     return FALSE;
+  if (check->walks == NULL)
+    return TRUE;
   GHashTableIter iter;
   gpointer walk;
   g_hash_table_iter_init(&iter, check->walks);
@@ -452,6 +464,8 @@ static void dmarc_check_feed_walks(DmarcCheck *check, const char *name,
   if (check->stage == CHECK_FROM_WALK)
     dmarc_walk_feed_if_next(check->from_walk, target, status, records, lengths,
                             count, reason);
+  if (check->walks == NULL)
+    return;
   GHashTableIter iter;
   gpointer walk;
   g_hash_table_iter_init(&iter, check->walks);
@@ -476,7 +490,8 @@ void dmarc_check_answer(DmarcCheck *check, PstDnsType type, const char *name,
                         PstDnsStatus status, const char *const *records,
                         const gsize *lengths, guint count, const char *reason) {
   g_autofree char *key = dmarc_question_key(type, name);
-  if (check->stage == CHECK_DONE || !g_hash_table_remove(check->asked, key))
+  if (check->stage == CHECK_DONE || check->asked == NULL ||
+      !g_hash_table_remove(check->asked, key))
     return;
   if (type == PST_DNS_TYPE_TXT) {
     dmarc_check_keep_answer(check, name, status, records, count, reason);
