@@ -452,6 +452,19 @@ static GBytes *encode_in_pieces(const guint8 *data, gsize length,
   return g_byte_array_free_to_bytes(out);
 }
 
+/* `count` random offsets in [0, length], ascending. */
+static void random_cuts(GRand *rand, gsize *cuts, guint count, gsize length) {
+  for (guint c = 0; c < count; c++)
+    cuts[c] = (gsize)g_rand_int_range(rand, 0, (gint32)length + 1);
+  for (guint a = 0; a < count; a++)
+    for (guint b = a + 1; b < count; b++)
+      if (cuts[b] < cuts[a]) {
+        gsize t = cuts[a];
+        cuts[a] = cuts[b];
+        cuts[b] = t;
+      }
+}
+
 /* Boundaries that matter: a line split between two pieces, a dot at the
  * start of a piece (a line's start or not), CRLF split, a bare CR at the
  * end of a piece with an LF-less next piece, empty pieces. */
@@ -490,15 +503,7 @@ static void test_encode_pieces(void) {
     for (gsize i = 0; i < length; i++)
       data[i] = octets[g_rand_int_range(rand, 0, G_N_ELEMENTS(octets))];
     gsize cuts[4];
-    for (guint c = 0; c < G_N_ELEMENTS(cuts); c++)
-      cuts[c] = (gsize)g_rand_int_range(rand, 0, (gint32)length + 1);
-    for (guint a = 0; a < G_N_ELEMENTS(cuts); a++)
-      for (guint b = a + 1; b < G_N_ELEMENTS(cuts); b++)
-        if (cuts[b] < cuts[a]) {
-          gsize t = cuts[a];
-          cuts[a] = cuts[b];
-          cuts[b] = t;
-        }
+    random_cuts(rand, cuts, G_N_ELEMENTS(cuts), length);
     g_autoptr(GBytes) got =
         encode_in_pieces(data, length, cuts, G_N_ELEMENTS(cuts));
     g_autoptr(GBytes) want = encode_reference(data, length);
@@ -527,15 +532,7 @@ static void test_encode_runs(void) {
       g_byte_array_append(data, (const guint8 *)parts[k], strlen(parts[k]));
     }
     gsize cuts[3];
-    for (guint c = 0; c < G_N_ELEMENTS(cuts); c++)
-      cuts[c] = (gsize)g_rand_int_range(rand, 0, (gint32)data->len + 1);
-    for (guint a = 0; a < G_N_ELEMENTS(cuts); a++)
-      for (guint b = a + 1; b < G_N_ELEMENTS(cuts); b++)
-        if (cuts[b] < cuts[a]) {
-          gsize t = cuts[a];
-          cuts[a] = cuts[b];
-          cuts[b] = t;
-        }
+    random_cuts(rand, cuts, G_N_ELEMENTS(cuts), data->len);
     g_autoptr(GBytes) got =
         encode_in_pieces(data->data, data->len, cuts, G_N_ELEMENTS(cuts));
     g_autoptr(GBytes) want = encode_reference(data->data, data->len);
