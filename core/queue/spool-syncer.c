@@ -28,7 +28,9 @@
  * order above for its own files, so a 250 still follows its file's
  * fdatasync and rename; batches share nothing but the spool's state,
  * under the locks below.  The second thread only takes batches while the
- * syncer thread is in one: an idle spool is served by the first alone,
+ * syncer thread is in one (or syncs directories while idle: then the
+ * second's renames wait for `dir_lock`, but its fdatasyncs go with those
+ * flushes): an idle spool is served by the first alone,
  * and only the syncer thread makes spares while idle, replaces the
  * helper pool (never while the second thread runs a batch) and settles
  * when idle.
@@ -782,9 +784,14 @@ static void syncer_idle(PstSpoolSyncer *syncer) {
     return;
   gint64 now = g_get_monotonic_time();
   if (syncer_settle_wanted(syncer, now, TRUE)) {
+    /* Busy as in a batch: what arrives meanwhile goes to the second
+     * thread, its fdatasync merged with these flushes, instead of
+     * waiting for them (only its rename waits for `dir_lock`). */
+    syncer->running = TRUE;
     g_mutex_unlock(&syncer->lock);
     syncer_settle(syncer, NULL);
     g_mutex_lock(&syncer->lock);
+    syncer->running = FALSE;
     return;
   }
   syncer->sleeping = TRUE;

@@ -625,6 +625,82 @@ static void test_commit_overlap(Fixture *f, gconstpointer data) {
   g_cond_clear(&first.gate.cond);
 }
 
+/* Once armed, holds every directory sync at the gate, and counts the
+ * file syncs and the directory syncs that reached it. */
+typedef struct {
+  Gate gate;
+  gboolean armed;
+  guint held;       /* directory syncs waiting or passed */
+  guint file_syncs; /* since armed */
+} DirGate;
+
+static int sync_dirs_behind_gate(int fd, gboolean directory, gpointer data) {
+  DirGate *dirs = data;
+  g_mutex_lock(&dirs->gate.lock);
+  if (dirs->armed && directory)
+    dirs->held++;
+  else if (dirs->armed)
+    dirs->file_syncs++;
+  g_cond_broadcast(&dirs->gate.cond);
+  while (dirs->armed && directory && !dirs->gate.open)
+    g_cond_wait(&dirs->gate.cond, &dirs->gate.lock);
+  g_mutex_unlock(&dirs->gate.lock);
+  return directory ? fsync(fd) : fdatasync(fd);
+}
+
+/* Waits (30 s at most) until `*counter` reaches `count`; under the lock. */
+static gboolean dir_gate_wait(DirGate *dirs, guint *counter, guint count) {
+  gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+  while (*counter < count)
+    if (!g_cond_wait_until(&dirs->gate.cond, &dirs->gate.lock, end))
+      return FALSE;
+  return TRUE;
+}
+
+/* While the syncer thread waits for a directory sync (the deferred ones
+ * after a rename, due at once here), a new message's file sync starts
+ * on the second thread instead of waiting for it; the message completes
+ * once the directory sync is done (its rename waits for it). */
+static void test_commit_overlap_directory_sync(Fixture *f, gconstpointer data) {
+  DirGate dirs = {.gate.open = FALSE};
+  g_mutex_init(&dirs.gate.lock);
+  g_cond_init(&dirs.gate.cond);
+  wait_for_spares(f->spool);
+  pst_spool_set_directory_sync_delay(f->spool, 1);
+  pst_spool_set_sync_func(f->spool, sync_dirs_behind_gate, &dirs);
+  g_autoptr(PstEnvelope) envelope = envelope_new("dirsync@example.org", 1);
+  g_mutex_lock(&dirs.gate.lock);
+  dirs.armed = TRUE;
+  g_mutex_unlock(&dirs.gate.lock);
+  Commit first, second;
+  guint first_done = 0, second_done = 0;
+  commit_start(f->spool, &first, &first_done, "Subject: a\r\n\r\na\r\n", 17,
+               17, envelope, NULL, 0, PST_SPOOL_QUEUE_ACTIVE);
+  g_mutex_lock(&dirs.gate.lock);
+  g_assert_true(dir_gate_wait(&dirs, &dirs.held, 1));
+  g_mutex_unlock(&dirs.gate.lock);
+  commit_start(f->spool, &second, &second_done, "Subject: b\r\n\r\nb\r\n",
+               17, 17, envelope, NULL, 0, PST_SPOOL_QUEUE_ACTIVE);
+  g_mutex_lock(&dirs.gate.lock);
+  g_assert_true(dir_gate_wait(&dirs, &dirs.file_syncs, 2));
+  g_assert_false(dirs.gate.open);
+  dirs.gate.open = TRUE;
+  g_cond_broadcast(&dirs.gate.cond);
+  g_mutex_unlock(&dirs.gate.lock);
+  wait_for(&first_done, 1);
+  wait_for(&second_done, 1);
+  g_assert_no_error(first.error);
+  g_assert_no_error(second.error);
+  g_assert_true(first.ok && second.ok);
+  commit_clear(&first);
+  commit_clear(&second);
+  g_assert_cmpuint(count_files(f, "queue"), ==, 2);
+  pst_spool_set_sync_func(f->spool, NULL, NULL);
+  g_clear_pointer(&f->spool, pst_spool_close);
+  g_mutex_clear(&dirs.gate.lock);
+  g_cond_clear(&dirs.gate.cond);
+}
+
 /* The same with the files of a batch synced one after the other. */
 static void test_commit_group_sequential(Fixture *f, gconstpointer data) {
   pst_spool_set_sync_threads(f->spool, 1);
@@ -1373,6 +1449,8 @@ int main(int argc, char **argv) {
   ADD("commit/group", test_commit_group, NULL);
   ADD("commit/group-sequential", test_commit_group_sequential, NULL);
   ADD("commit/overlap", test_commit_overlap, NULL);
+  ADD("commit/overlap-directory-sync", test_commit_overlap_directory_sync,
+      NULL);
   ADD("commit/spare-files", test_commit_spare_files, NULL);
   ADD("commit/one-at-a-time", test_commit_one_at_a_time, NULL);
   ADD("commit/abort", test_abort_removes_tmp, NULL);
