@@ -9,7 +9,9 @@
  * input's octets are also taken as a serialised a{sv} stored by a plugin
  * (any octets: GLib reads what is not in normal form its own way): the
  * field, read in place when the value is in normal form and through GLib
- * otherwise, must be the one its normal form gives.
+ * otherwise, must be the one its normal form gives; and the results
+ * store's check of an auth.* value (pst_auth_results_value_has_result(),
+ * also in place) must say what GLib's lookup of "result" says.
  */
 #include <stdint.h>
 #include <string.h>
@@ -45,6 +47,14 @@ static void check_serialised(const uint8_t *data, size_t size) {
   g_assert_cmpstr(as_stored, ==, as_normal);
   if (as_stored != NULL)
     check_value(as_stored);
+  g_autoptr(GVariant) result =
+      g_variant_lookup_value(stored, "result", G_VARIANT_TYPE_STRING);
+  g_assert_cmpint(pst_auth_results_value_has_result(stored), ==,
+                  result != NULL);
+  g_autoptr(GVariant) normal_result =
+      g_variant_lookup_value(normal, "result", G_VARIANT_TYPE_STRING);
+  g_assert_cmpint(pst_auth_results_value_has_result(normal), ==,
+                  normal_result != NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
