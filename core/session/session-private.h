@@ -96,6 +96,11 @@ struct _PstSession {
   gboolean read_pending;             /* TLS holds decrypted input */
   PstSessionSource *source;          /* owned: fd watch and idle timer */
   char *client_address;              /* owned */
+  /* owned, nullable: client_address parsed, made on first use by
+   * pst_session_get_client_inet_address() (any thread: set once by
+   * compare-and-exchange); dropped with each transaction (so an idle
+   * session keeps none) and when XCLIENT changes the address. */
+  GInetAddress *client_inet;
   guint16 client_port;
   char *client_hostname;             /* owned, nullable: verified name */
   GCancellable *rdns_cancellable;    /* owned, nullable: name lookup */

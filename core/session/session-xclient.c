@@ -32,6 +32,8 @@
 static void session_xclient_apply(PstSession *session,
                                   PstXclientAttrs *attrs) {
   if (attrs->set & PST_XCLIENT_ADDR) {
+    /* No hook runs while a command is handled: nothing reads it now. */
+    g_clear_object(&session->client_inet);
     g_free(session->client_address);
     /* Unknown: "unknown", as Postfix logs it; no plugin can parse it. */
     session->client_address =

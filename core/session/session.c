@@ -303,6 +303,7 @@ void pst_session_unref(PstSession *session) {
   g_clear_pointer(&session->transport, pst_transport_unref);
   g_string_free(session->output, TRUE);
   g_free(session->client_address);
+  g_clear_object(&session->client_inet);
   g_free(session->client_hostname);
   g_clear_object(&session->rdns_cancellable);
   g_free(session->local_address);
@@ -335,6 +336,7 @@ void pst_session_set_state(PstSession *session, PstSessionState state) {
 }
 
 void pst_session_reset_transaction(PstSession *session) {
+  g_clear_object(&session->client_inet);
   g_clear_pointer(&session->envelope, pst_envelope_free);
   g_clear_pointer(&session->writer, pst_spool_writer_free);
   g_clear_pointer(&session->reader, pst_data_reader_free);
