@@ -377,27 +377,36 @@ static DmarcAuth *auth_parse(const char *text) {
   return dmarc_auth_new(words[1], "sel", words[0], "mfrom");
 }
 
+/* The check of a case: its From domain, SPF and DKIM results. */
+static DmarcCheck *case_check_new(const CheckCase *c) {
+  GPtrArray *dkim =
+      g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_auth_free);
+  g_auto(GStrv) signatures = g_strsplit(c->dkim ? c->dkim : "", ",", -1);
+  for (guint k = 0; signatures[k] != NULL; k++)
+    g_ptr_array_add(dkim, auth_parse(signatures[k]));
+  return dmarc_check_new(c->from, c->spf ? auth_parse(c->spf) : NULL, dkim);
+}
+
+/* The finished check concluded what the case says. */
+static void case_check_assert(const CheckCase *c, const DmarcCheck *check) {
+  DmarcOutcome outcome;
+  dmarc_check_get_outcome(check, &outcome);
+  g_assert_cmpstr(dmarc_result_to_string(outcome.result), ==,
+                  dmarc_result_to_string(c->result));
+  g_assert_cmpint(outcome.policy, ==, c->policy);
+  g_assert_cmpstr(outcome.policy_domain, ==, c->policy_domain);
+  g_assert_cmpstr(outcome.org_domain, ==, c->org_domain);
+}
+
 static void test_check(void) {
   for (guint i = 0; i < G_N_ELEMENTS(check_cases); i++) {
     const CheckCase *c = &check_cases[i];
     g_test_message("check: %s", c->title);
-    GPtrArray *dkim =
-        g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_auth_free);
-    g_auto(GStrv) signatures = g_strsplit(c->dkim ? c->dkim : "", ",", -1);
-    for (guint k = 0; signatures[k] != NULL; k++)
-      g_ptr_array_add(dkim, auth_parse(signatures[k]));
-    g_autoptr(DmarcCheck) check =
-        dmarc_check_new(c->from, c->spf ? auth_parse(c->spf) : NULL, dkim);
+    g_autoptr(DmarcCheck) check = case_check_new(c);
     g_autoptr(GString) log = g_string_new(NULL);
     guint asked = check_run(check, log);
     g_test_message("  asked: %s", log->str);
-    DmarcOutcome outcome;
-    dmarc_check_get_outcome(check, &outcome);
-    g_assert_cmpstr(dmarc_result_to_string(outcome.result), ==,
-                    dmarc_result_to_string(c->result));
-    g_assert_cmpint(outcome.policy, ==, c->policy);
-    g_assert_cmpstr(outcome.policy_domain, ==, c->policy_domain);
-    g_assert_cmpstr(outcome.org_domain, ==, c->org_domain);
+    case_check_assert(c, check);
     if (c->max_questions > 0)
       g_assert_cmpuint(asked, <=, c->max_questions);
   }
@@ -448,23 +457,11 @@ static void test_check_kept(void) {
   for (guint every = 1; every <= 3; every++)
     for (guint i = 0; i < G_N_ELEMENTS(check_cases); i++) {
       const CheckCase *c = &check_cases[i];
-      GPtrArray *dkim =
-          g_ptr_array_new_with_free_func((GDestroyNotify)dmarc_auth_free);
-      g_auto(GStrv) signatures = g_strsplit(c->dkim ? c->dkim : "", ",", -1);
-      for (guint k = 0; signatures[k] != NULL; k++)
-        g_ptr_array_add(dkim, auth_parse(signatures[k]));
-      g_autoptr(DmarcCheck) check =
-          dmarc_check_new(c->from, c->spf ? auth_parse(c->spf) : NULL, dkim);
+      g_autoptr(DmarcCheck) check = case_check_new(c);
       ZoneKept z = {.every = every};
       dmarc_check_set_kept(check, zone_kept, &z);
       guint asked = check_run(check, NULL);
-      DmarcOutcome outcome;
-      dmarc_check_get_outcome(check, &outcome);
-      g_assert_cmpstr(dmarc_result_to_string(outcome.result), ==,
-                      dmarc_result_to_string(c->result));
-      g_assert_cmpint(outcome.policy, ==, c->policy);
-      g_assert_cmpstr(outcome.policy_domain, ==, c->policy_domain);
-      g_assert_cmpstr(outcome.org_domain, ==, c->org_domain);
+      case_check_assert(c, check);
       g_assert_cmpuint(z.kept, >, 0);
       if (every == 1 && c->result != DMARC_RESULT_TEMPERROR)
         g_assert_cmpuint(asked, ==, 0);
