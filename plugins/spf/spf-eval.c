@@ -463,6 +463,35 @@ static gboolean spf_local_include(const char *target, gpointer data,
   return answer != NULL && spf_local_decide(local, answer, lookups, result_r);
 }
 
+void spf_parsed_records_clear(SpfParsedRecords *parsed) {
+  for (guint i = 0; i < parsed->count; i++) {
+    g_clear_pointer(&parsed->texts[i], g_free);
+    g_clear_pointer(&parsed->records[i], spf_record_free);
+  }
+  parsed->count = 0;
+}
+
+/* `text`'s record, NULL when it does not parse: kept in the query's
+ * parsed records when it has them and room, otherwise new in *owned_r. */
+static const SpfRecord *spf_query_record(const SpfQuery *query,
+                                         const char *text,
+                                         SpfRecord **owned_r) {
+  *owned_r = NULL;
+  SpfParsedRecords *parsed = query->parsed;
+  for (guint i = 0; parsed != NULL && i < parsed->count; i++)
+    if (strcmp(parsed->texts[i], text) == 0)
+      return parsed->records[i];
+  g_autofree char *problem = NULL;
+  SpfRecord *record = spf_record_parse(text, &problem);
+  if (parsed == NULL || parsed->count == SPF_PARSED_MAX) {
+    *owned_r = record;
+    return record;
+  }
+  parsed->texts[parsed->count] = g_strdup(text);
+  parsed->records[parsed->count++] = record;
+  return record;
+}
+
 static gboolean spf_local_decide(SpfLocal *local, const SpfAnswer *answer,
                                  guint *lookups, SpfResult *result_r) {
   if (answer->status != PST_DNS_OK)
@@ -470,8 +499,8 @@ static gboolean spf_local_decide(SpfLocal *local, const SpfAnswer *answer,
   const char *text = spf_answer_only_record(answer);
   if (text == NULL)
     return FALSE;
-  g_autofree char *problem = NULL;
-  g_autoptr(SpfRecord) record = spf_record_parse(text, &problem);
+  g_autoptr(SpfRecord) owned = NULL;
+  const SpfRecord *record = spf_query_record(local->query, text, &owned);
   return record != NULL &&
          spf_record_decide(record, local->address, local->length,
                            spf_local_include, local, lookups, result_r);
@@ -516,6 +545,7 @@ SpfOutcome *spf_outcome_new_local(const SpfQuery *query, SpfPeekFunc peek,
 /* --- Answers at hand for the evaluator -------------------------------- */
 
 typedef struct {
+  const SpfQuery *query;
   SpfPeekFunc peek;
   gpointer peek_data;
   gboolean client_ipv6;
@@ -570,8 +600,8 @@ static void spf_collect_record(SpfCollect *collect, const SpfAnswer *answer,
   const char *text = spf_answer_only_record(answer);
   if (text == NULL || ++collect->records > 11)
     return;
-  g_autofree char *problem = NULL;
-  g_autoptr(SpfRecord) record = spf_record_parse(text, &problem);
+  g_autoptr(SpfRecord) owned = NULL;
+  const SpfRecord *record = spf_query_record(collect->query, text, &owned);
   if (record != NULL)
     spf_record_foreach_question(record, domain, collect->client_ipv6,
                                 spf_collect_question, collect);
@@ -584,7 +614,7 @@ GPtrArray *spf_known_collect(const SpfQuery *query, SpfPeekFunc peek,
   if (query->top == NULL || query->top_name == NULL || length == 0 ||
       query->top->status != PST_DNS_OK)
     return NULL;
-  SpfCollect collect = {peek, peek_data, length == 16,
+  SpfCollect collect = {query, peek, peek_data, length == 16,
                         g_ptr_array_new_with_free_func(
                             (GDestroyNotify)spf_known_free),
                         0};

@@ -70,10 +70,12 @@ typedef struct {
   SpfAnswer *top;            /* owned, nullable: that domain's TXT answer */
   GPtrArray *known;          /* owned, nullable: answers sent with it */
   GPtrArray *headers;        /* owned: Received-SPF values, in order */
+  SpfParsedRecords parsed;   /* the identity's records, parsed once */
   SpfDecision decision;
 } SpfJob;
 
 static void spf_job_free(SpfJob *job) {
+  spf_parsed_records_clear(&job->parsed);
   g_free(job->top_name);
   spf_answer_free(job->top);
   if (job->known != NULL)
@@ -174,6 +176,8 @@ static void spf_job_on_top(SpfAnswer *answer, gpointer data) {
 /* Makes `identity` the one under way: its query and its domain. */
 static void spf_job_start(SpfJob *job, SpfIdentity identity) {
   spf_query_init(&job->query, job, identity);
+  spf_parsed_records_clear(&job->parsed);
+  job->query.parsed = &job->parsed;
   g_clear_pointer(&job->top_name, g_free);
   g_clear_pointer(&job->top, spf_answer_free);
   job->top_name = spf_identity_domain(job->sender, job->helo, identity);

@@ -120,6 +120,10 @@ typedef struct {
    * questions the evaluation may ask after that one (spf_known_collect());
    * the evaluator answers those questions with them, without asking. */
   const GPtrArray *known;
+  /* Nullable: the records this check parsed, kept for it (in the plugin:
+   * the local decision and the collection of known answers read the same
+   * records; see SpfParsedRecords). */
+  struct SpfParsedRecords *parsed;
   SpfResolveFunc resolve;
   gpointer resolve_data;
 } SpfQuery;
@@ -222,6 +226,17 @@ gboolean spf_record_text_is_spf(const char *text);
 SpfRecord *spf_record_parse(const char *text, char **problem_r);
 void spf_record_free(SpfRecord *record);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfRecord, spf_record_free)
+
+/* Records parsed during one identity's check, by their text: each is
+ * parsed once per check, however often it is read (spf-eval.c).  The
+ * first SPF_PARSED_MAX are kept; later ones are parsed each time. */
+#define SPF_PARSED_MAX 4
+typedef struct SpfParsedRecords {
+  guint count;
+  char *texts[SPF_PARSED_MAX];         /* owned */
+  SpfRecord *records[SPF_PARSED_MAX]; /* owned, NULL: did not parse */
+} SpfParsedRecords;
+void spf_parsed_records_clear(SpfParsedRecords *parsed);
 /* The record as libspf2 evaluates it the RFC 7208 way for a client of
  * this family: redirect= last, unknown modifiers dropped, a zero prefix
  * rewritten (see spf-record.c).  A new string. */

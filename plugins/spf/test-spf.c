@@ -447,6 +447,33 @@ static SpfAnswer *zone_peek(PstDnsType type, const char *name, gpointer data) {
 
 /* A query that carries its domain's TXT answer asks one question less,
  * and comes to the same outcome. */
+/* With the records parsed once for the check (the plugin's way, the
+ * query's SpfParsedRecords): the same local outcome and the same answers
+ * collected as when each reading parses again. */
+static void assert_same_with_records_kept(const SpfQuery *query,
+                                          const GPtrArray *known) {
+  SpfParsedRecords parsed = {0};
+  SpfQuery kept = *query;
+  kept.parsed = &parsed;
+  g_autoptr(SpfOutcome) plain = spf_outcome_new_local(query, zone_peek, NULL);
+  g_autoptr(SpfOutcome) once = spf_outcome_new_local(&kept, zone_peek, NULL);
+  g_assert_cmpint(plain == NULL, ==, once == NULL);
+  if (plain != NULL)
+    assert_same_outcome(plain, once);
+  g_autoptr(GPtrArray) known_once = spf_known_collect(&kept, zone_peek, NULL);
+  g_assert_cmpuint(known != NULL ? known->len : 0, ==,
+                   known_once != NULL ? known_once->len : 0);
+  for (guint i = 0; known != NULL && i < known->len; i++) {
+    const SpfKnown *a = known->pdata[i], *b = known_once->pdata[i];
+    g_assert_cmpint(a->type, ==, b->type);
+    g_assert_cmpstr(a->name, ==, b->name);
+    g_assert_cmpuint(a->answer->records->len, ==, b->answer->records->len);
+  }
+  g_assert_cmpuint(parsed.count, <=, SPF_PARSED_MAX);
+  spf_parsed_records_clear(&parsed);
+  g_assert_cmpuint(parsed.count, ==, 0);
+}
+
 static void test_top_answer_with_the_query(void) {
   for (gsize i = 0; i < G_N_ELEMENTS(eval_cases); i++) {
     SpfQuery query;
@@ -479,6 +506,7 @@ static void test_top_answer_with_the_query(void) {
      * question but those a macro names (none in this zone) and those
      * past what the plugin collects. */
     g_autoptr(GPtrArray) known = spf_known_collect(&wire.query, zone_peek, NULL);
+    assert_same_with_records_kept(&wire.query, known);
     wire.query.known = known;
     g_autoptr(GBytes) with_known = spf_wire_encode_query(&wire.query);
     g_autoptr(SpfWireQuery) decoded2 = spf_wire_decode_query(with_known);
