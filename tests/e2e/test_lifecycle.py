@@ -8,8 +8,10 @@ grace to finish (then 421 4.3.2), the daemon exits 0, and every message
 that was answered 250 is in the spool.
 """
 
+import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -374,3 +376,51 @@ def test_sighup_as_soon_as_the_port_listens(postiliond):
             assert c.greeting.code == 220
         d.signal(signal.SIGTERM)
         assert d.wait_exit() == 0
+
+
+# --- Without -f -------------------------------------------------------------
+
+
+def detached_pids(conf_path) -> list[int]:
+    """The processes running `postiliond ... -c CONF` (the detached one)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if (argv and argv[0].endswith(b"postiliond")
+                and str(conf_path).encode() in argv):
+            pids.append(int(entry))
+    return pids
+
+
+def test_detached_start_serves_and_stops(postiliond):
+    """Without -f the daemon detaches (logging to syslog from then on), and
+    its parent exits 0 once it serves.  The log set-up ran twice then, and
+    GLib aborted the daemon at the second one."""
+    d = postiliond(start=False)
+    d.write_config()
+    started = subprocess.run([str(harness.POSTILIOND), "-c", str(d.conf_path)],
+                             cwd=d.directory, env=d.env,
+                             stdin=subprocess.DEVNULL, capture_output=True,
+                             timeout=scaled(30))
+    assert started.returncode == 0, started.stderr.decode(errors="replace")
+    pids = detached_pids(d.conf_path)
+    try:
+        assert len(pids) == 1, pids
+        with d.connect() as c:
+            assert c.greeting.code == 220
+            c.ehlo()
+            queue_id(transaction(c, "a@client.example", ["b@example.org"],
+                                 simple_message("detached")))
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + scaled(15)
+    while detached_pids(d.conf_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not detached_pids(d.conf_path)
