@@ -98,8 +98,11 @@ struct _PstSession {
   char *client_address;              /* owned */
   /* owned, nullable: client_address parsed, made on first use by
    * pst_session_get_client_inet_address() (any thread: set once by
-   * compare-and-exchange); dropped with each transaction (so an idle
-   * session keeps none) and when XCLIENT changes the address. */
+   * compare-and-exchange); kept until the session ends, or XCLIENT
+   * changes the address (as client_address: no hook runs then).  Not
+   * dropped with a transaction: a plugin's worker may still be reading it
+   * when a disconnect resets one.  A session that never reached MAIL
+   * has none. */
   GInetAddress *client_inet;
   guint16 client_port;
   char *client_hostname;             /* owned, nullable: verified name */

@@ -336,7 +336,6 @@ void pst_session_set_state(PstSession *session, PstSessionState state) {
 }
 
 void pst_session_reset_transaction(PstSession *session) {
-  g_clear_object(&session->client_inet);
   g_clear_pointer(&session->envelope, pst_envelope_free);
   g_clear_pointer(&session->writer, pst_spool_writer_free);
   g_clear_pointer(&session->reader, pst_data_reader_free);
