@@ -28,11 +28,13 @@
  * order above for its own files, so a 250 still follows its file's
  * fdatasync and rename; batches share nothing but the spool's state,
  * under the locks below.  The second thread only takes batches while the
- * syncer thread is in one (or syncs directories while idle: then the
+ * syncer thread is in one of several files (a batch of one, under light
+ * load, is short: what arrives meanwhile waits and forms the next batch,
+ * one flush for several, as before), or syncs directories while idle (the
  * second's renames wait for `dir_lock`, but its fdatasyncs go with those
- * flushes): an idle spool is served by the first alone,
- * and only the syncer thread makes spares while idle, replaces the
- * helper pool (never while the second thread runs a batch) and settles
+ * flushes).  An idle spool is served by the first alone, and only the
+ * syncer thread makes spares while idle, replaces the helper pool (never
+ * while the second thread runs a batch) and settles
  * when idle.
  * After step 3 the message survives a power cut under one of two names: a
  * rename is durable only once its target directory is fsynced, and until
@@ -845,7 +847,9 @@ static gpointer syncer_thread(gpointer data) {
     guint sync_threads = syncer->sync_threads;
     g_mutex_unlock(&syncer->lock);
     syncer_update_helpers(syncer, sync_threads);
-    syncer_set_running(syncer, TRUE);
+    /* A batch of one (light load) does not overlap: what arrives during
+     * its fdatasync forms the next batch, one flush for several. */
+    syncer_set_running(syncer, commits->len > 1);
     syncer_run_batch(syncer, commits);
     syncer_set_running(syncer, FALSE);
     g_ptr_array_unref(commits);

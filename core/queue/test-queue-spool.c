@@ -555,74 +555,94 @@ static void test_commit_group(Fixture *f, gconstpointer data) {
   commit_group(f);
 }
 
-/* Holds only the first file sync at the gate, and tells when it is
- * there. */
+/* Holds file syncs number 1 to 3 (counted from 1) until `released`
+ * reaches them; later ones pass.  Tells when each arrives. */
 typedef struct {
-  Gate gate;
-  guint file_syncs; /* under gate.lock */
-} FirstGate;
+  GMutex lock;
+  GCond cond;
+  guint file_syncs; /* arrived */
+  guint released;   /* syncs up to this one may return */
+} CountGate;
 
-static int sync_first_behind_gate(int fd, gboolean directory, gpointer data) {
-  FirstGate *first = data;
-  g_mutex_lock(&first->gate.lock);
-  gboolean hold = !directory && first->file_syncs++ == 0;
-  g_cond_broadcast(&first->gate.cond);
-  while (hold && !first->gate.open)
-    g_cond_wait(&first->gate.cond, &first->gate.lock);
-  g_mutex_unlock(&first->gate.lock);
+static int sync_counted(int fd, gboolean directory, gpointer data) {
+  CountGate *gate = data;
+  g_mutex_lock(&gate->lock);
+  guint number = directory ? 0 : ++gate->file_syncs;
+  g_cond_broadcast(&gate->cond);
+  while (number > gate->released && number <= 3)
+    g_cond_wait(&gate->cond, &gate->lock);
+  g_mutex_unlock(&gate->lock);
   return directory ? fsync(fd) : fdatasync(fd);
 }
 
-/* Batches overlap: a message submitted while the syncer thread waits on
- * the disk for an earlier one is made durable (synced, renamed, answered)
- * by the second thread meanwhile, not after that batch; the first still
- * completes once its sync returns, and both are in the queue. */
-static void test_commit_overlap(Fixture *f, gconstpointer data) {
-  FirstGate first = {.gate.open = FALSE};
-  g_mutex_init(&first.gate.lock);
-  g_cond_init(&first.gate.cond);
-  wait_for_spares(f->spool);
-  pst_spool_set_sync_func(f->spool, sync_first_behind_gate, &first);
-  g_autoptr(PstEnvelope) envelope = envelope_new("overlap@example.org", 1);
-  Commit held, quick;
-  guint held_done = 0, quick_done = 0;
-  commit_start(f->spool, &held, &held_done, "Subject: a\r\n\r\na\r\n", 17,
-               17, envelope, NULL, 0, PST_SPOOL_QUEUE_ACTIVE);
-  g_mutex_lock(&first.gate.lock);
-  while (first.file_syncs == 0)
-    g_cond_wait(&first.gate.cond, &first.gate.lock);
-  g_mutex_unlock(&first.gate.lock);
-  commit_start(f->spool, &quick, &quick_done, "Subject: b\r\n\r\nb\r\n",
-               17, 17, envelope, NULL, 0, PST_SPOOL_QUEUE_HOLD);
-  wait_for(&quick_done, 1);
-  g_assert_no_error(quick.error);
-  g_assert_true(quick.ok);
-  g_assert_cmpuint(held_done, ==, 0);
-  g_assert_cmpuint(count_files(f, "hold"), ==, 1);
-  g_assert_cmpuint(count_files(f, "queue"), ==, 0);
+static void count_gate_wait(CountGate *gate, guint syncs) {
+  gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+  g_mutex_lock(&gate->lock);
+  while (gate->file_syncs < syncs)
+    g_assert_true(g_cond_wait_until(&gate->cond, &gate->lock, end));
+  g_mutex_unlock(&gate->lock);
+}
 
-  g_mutex_lock(&first.gate.lock);
-  first.gate.open = TRUE;
-  g_cond_broadcast(&first.gate.cond);
-  g_mutex_unlock(&first.gate.lock);
-  wait_for(&held_done, 1);
-  g_assert_no_error(held.error);
-  g_assert_true(held.ok);
-  g_assert_cmpuint(count_files(f, "queue"), ==, 1);
-  commit_clear(&held);
-  commit_clear(&quick);
+static void count_gate_release(CountGate *gate, guint released) {
+  g_mutex_lock(&gate->lock);
+  gate->released = released;
+  g_cond_broadcast(&gate->cond);
+  g_mutex_unlock(&gate->lock);
+}
+
+/* Batches overlap, when the running one holds several files: a message
+ * submitted while the syncer thread waits on the disk for such a batch is
+ * made durable (synced, renamed, answered) by the second thread
+ * meanwhile, not after that batch.  A batch of one file does not overlap:
+ * what arrives meanwhile waits and forms the next batch (light load keeps
+ * its group commit).  Every message ends in the queue. */
+static void test_commit_overlap(Fixture *f, gconstpointer data) {
+  CountGate gate = {0};
+  g_mutex_init(&gate.lock);
+  g_cond_init(&gate.cond);
+  wait_for_spares(f->spool);
+  pst_spool_set_sync_func(f->spool, sync_counted, &gate);
+  g_autoptr(PstEnvelope) envelope = envelope_new("overlap@example.org", 1);
+  enum { LONE, PAIR_A, PAIR_B, LATE, N };
+  Commit commits[N];
+  guint done[N] = {0};
+  for (guint i = 0; i < N; i++) {
+    g_autofree char *content = g_strdup_printf("Subject: %u\r\n\r\nx\r\n", i);
+    if (i == PAIR_A)
+      count_gate_wait(&gate, 1); /* the lone file's batch is held */
+    if (i == LATE) {
+      count_gate_release(&gate, 1);
+      count_gate_wait(&gate, 3); /* the pair's batch is held */
+    }
+    commit_start(f->spool, &commits[i], &done[i], content, strlen(content),
+                 100, envelope, NULL, 0, PST_SPOOL_QUEUE_ACTIVE);
+  }
+  wait_for(&done[LONE], 1);
+  wait_for(&done[LATE], 1);
+  g_assert_true(commits[LATE].ok);
+  g_assert_cmpuint(done[PAIR_A] + done[PAIR_B], ==, 0);
+  count_gate_release(&gate, 3);
+  wait_for(&done[PAIR_A], 1);
+  wait_for(&done[PAIR_B], 1);
+  for (guint i = 0; i < N; i++) {
+    g_assert_no_error(commits[i].error);
+    g_assert_true(commits[i].ok);
+    commit_clear(&commits[i]);
+  }
+  g_assert_cmpuint(count_files(f, "queue"), ==, N);
   PstSpoolStats stats;
   pst_spool_get_stats(f->spool, &stats);
-  g_assert_cmpuint(stats.batches, ==, 2);
-  g_assert_cmpuint(stats.commits, ==, 2);
-  /* Both files had durable names (spares): nothing waited for a
-   * directory sync. */
+  /* The lone file, the pair (which waited for it), the late one. */
+  g_assert_cmpuint(stats.batches, ==, 3);
+  g_assert_cmpuint(stats.commits, ==, N);
+  /* Every file had a durable name (a spare): none waited for a directory
+   * sync. */
   g_assert_cmpuint(stats.directory_syncs, ==, 0);
   pst_spool_set_sync_func(f->spool, NULL, NULL);
   g_clear_pointer(&f->spool, pst_spool_close);
   g_assert_cmpuint(count_files_full(f, "tmp", TRUE), ==, 0);
-  g_mutex_clear(&first.gate.lock);
-  g_cond_clear(&first.gate.cond);
+  g_mutex_clear(&gate.lock);
+  g_cond_clear(&gate.cond);
 }
 
 /* Once armed, holds every directory sync at the gate, and counts the
