@@ -48,6 +48,7 @@
 #include "deliver/bounce.h"
 #include "deliver/delivery-job.h"
 #include "deliver/delivery-transport.h"
+#include "deliver/dsn-recipients.h"
 #include "deliver/route-stage.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"
@@ -504,122 +505,6 @@ static void finish_recipient(Attempt *attempt, RecipientPlan *plan,
 
 /* --- The message -------------------------------------------------------- */
 
-/* "550 5.1.1 ..." carries the status; else NULL. */
-static gboolean reply_has_status(const char *reply) {
-  return reply != NULL && strlen(reply) > 9 && reply[3] == ' ' &&
-         reply[5] == '.';
-}
-
-/* TRUE when `relay` (a journaled recipient's) is an SMTP server: its
- * success is "relayed" (RFC 3464 2.3.3), not "delivered". */
-static gboolean relay_is_smtp(const char *relay) {
-  return relay != NULL && strchr(relay, '[') != NULL;
-}
-
-/* A recipient's diagnostic as a DSN shows it.  A DSN goes to the sender,
- * often outside: the Maildir transport's own failures (always "451 4.3.0
- * cannot ... PATH: why", see deliver_maildir()) name files of this host,
- * so the DSN says what failed without them; the log and `postilion queue
- * list` keep the whole text for the postmaster.  Replies that came from
- * another server (SMTP, LMTP) are theirs to word and pass as they are. */
-static const char *dsn_diagnostic(const PstRecipientState *state) {
-  if (state->reply != NULL && g_strcmp0(state->relay, "maildir") == 0 &&
-      g_str_has_prefix(state->reply, "451 4.3.0 "))
-    return "451 4.3.0 the mailbox could not be written (the postmaster has "
-           "the details)";
-  return state->reply;
-}
-
-/* The DSN's recipients: failed ones unless NOTIFY excludes FAILURE,
- * delivered ones that asked for SUCCESS, unless a DSN-capable server took
- * the request over (RFC 3461 6.2.1). */
-static GPtrArray *dsn_recipients(const PstEnvelope *envelope,
-                                 const PstRecipientState *states) {
-  GPtrArray *list = g_ptr_array_new_with_free_func(g_free);
-  for (guint i = 0; i < envelope->recipients->len; i++) {
-    const PstEnvelopeRecipient *recipient = envelope->recipients->pdata[i];
-    const PstRecipientState *state = &states[i];
-    gboolean failed = state->status == PST_RECIPIENT_BOUNCED;
-    gboolean wanted =
-        failed ? recipient->notify == 0 ||
-                     (recipient->notify & PST_DSN_NOTIFY_FAILURE) != 0
-               : (recipient->notify & PST_DSN_NOTIFY_SUCCESS) != 0 &&
-                     !state->dsn_passed;
-    if (!wanted)
-      continue;
-    PstDsnRecipient *entry = g_new0(PstDsnRecipient, 1);
-    entry->address = recipient->address;
-    entry->orcpt = recipient->orcpt;
-    entry->action = failed                        ? "failed"
-                    : relay_is_smtp(state->relay) ? "relayed"
-                                                  : "delivered";
-    entry->diagnostic = dsn_diagnostic(state);
-    entry->last_attempt = state->time;
-    /* "550 5.1.1 ..." carries the status; else a generic one. */
-    static const char generic_failed[] = "5.0.0", generic_ok[] = "2.0.0";
-    entry->status = failed ? generic_failed : generic_ok;
-    if (reply_has_status(state->reply))
-      entry->status = NULL;
-    g_ptr_array_add(list, entry);
-  }
-  return list;
-}
-
-/* Copies each recipient's status code out of its reply ("550 5.1.1 x"). */
-static void dsn_fill_status(GPtrArray *list, GPtrArray *storage) {
-  for (guint i = 0; i < list->len; i++) {
-    PstDsnRecipient *entry = list->pdata[i];
-    if (entry->status != NULL)
-      continue;
-    const char *code = entry->diagnostic + 4;
-    gsize length = strcspn(code, " ");
-    char *status = g_strndup(code, length);
-    g_ptr_array_add(storage, status);
-    entry->status = status;
-  }
-}
-
-/* Whether recipient `r` wants a "delayed" DSN (RFC 3461: NOTIFY=DELAY, or
- * no NOTIFY at all, where it is the MTA's choice). */
-static gboolean wants_delay_notice(const PstEnvelopeRecipient *r) {
-  return r->notify == 0 || ((r->notify & PST_DSN_NOTIFY_DELAY) != 0 &&
-                            (r->notify & PST_DSN_NOTIFY_NEVER) == 0);
-}
-
-/* The recipients due a "delayed" DSN now: deferred, not yet notified,
- * waiting delay_warning or longer, and asking for it. */
-static GPtrArray *delay_recipients(const PstConfig *config,
-                                   const PstEnvelope *envelope,
-                                   const PstRecipientState *states,
-                                   gint64 now) {
-  GPtrArray *list = g_ptr_array_new_with_free_func(g_free);
-  gint64 warning =
-      (gint64)config->delivery.delay_warning_ms * G_TIME_SPAN_MILLISECOND;
-  if (warning == 0 || envelope->sender[0] == '\0' ||
-      now - envelope->arrival_time < warning)
-    return list;
-  for (guint i = 0; i < envelope->recipients->len; i++) {
-    const PstEnvelopeRecipient *recipient = envelope->recipients->pdata[i];
-    const PstRecipientState *state = &states[i];
-    if (state->status != PST_RECIPIENT_DEFERRED || state->delay_notified ||
-        !wants_delay_notice(recipient))
-      continue;
-    PstDsnRecipient *entry = g_new0(PstDsnRecipient, 1);
-    entry->address = recipient->address;
-    entry->orcpt = recipient->orcpt;
-    entry->action = "delayed";
-    entry->diagnostic = dsn_diagnostic(state);
-    entry->last_attempt = state->time;
-    entry->retry_until =
-        envelope->arrival_time +
-        (gint64)config->delivery.max_lifetime_ms * G_TIME_SPAN_MILLISECOND;
-    static const char generic_delayed[] = "4.0.0";
-    entry->status = reply_has_status(state->reply) ? NULL : generic_delayed;
-    g_ptr_array_add(list, entry);
-  }
-  return list;
-}
-
 /* A DSN as pst_dsn_build() writes it, signed by the own-mail signer a
  * plugin of the job's generation provides (DKIM), if any: here, on the
  * job's worker, since RSA signing a returned message is work the main
@@ -655,7 +540,12 @@ static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
                              const PstDeliveryContent *content) {
   const PstConfig *config = pst_deliver_tables_get_config(job->tables);
   gint64 now = g_get_real_time();
-  g_autoptr(GPtrArray) list = delay_recipients(config, envelope, states, now);
+  g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) list = pst_dsn_recipients_delayed(
+      envelope, states, now,
+      (gint64)config->delivery.delay_warning_ms * G_TIME_SPAN_MILLISECOND,
+      (gint64)config->delivery.max_lifetime_ms * G_TIME_SPAN_MILLISECOND,
+      storage);
   if (list->len == 0)
     return;
   g_autoptr(GPtrArray) notes =
@@ -676,8 +566,6 @@ static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
               error->message);
     return;
   }
-  g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
-  dsn_fill_status(list, storage);
   job->dsn = dsn_build_signed(job, config->server.hostname, envelope, list,
                               content, now);
   job->dsn_to = g_strdup(envelope->sender);
@@ -752,15 +640,15 @@ static void job_conclude(PstDeliveryJob *job, const PstEnvelope *envelope,
       return;
     }
   }
-  g_autoptr(GPtrArray) list = dsn_recipients(envelope, states);
+  g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) list =
+      pst_dsn_recipients_final(envelope, states, storage);
   if (list->len == 0 || envelope->sender[0] == '\0') {
     if (list->len > 0)
       g_message("%s: no DSN: the sender is <>", job->id);
     job_remove_files(job);
     return;
   }
-  g_autoptr(GPtrArray) storage = g_ptr_array_new_with_free_func(g_free);
-  dsn_fill_status(list, storage);
   const PstConfig *config = pst_deliver_tables_get_config(job->tables);
   job->dsn = dsn_build_signed(job, config->server.hostname, envelope, list,
                               content, g_get_real_time());
