@@ -86,8 +86,12 @@ static GPtrArray *oracle_verdicts(DKIM_LIB *library, const TestMessage *message)
   if (eoh != DKIM_STAT_OK) {
     g_test_message("  libopendkim: dkim_eoh: %s (%s)", dkim_getresultstr(eoh),
                    dkim_geterror(dkim));
-    for (guint i = 0; i < message->fields->len; i++)
-      g_test_message("  | %s", (const char *)message->fields->pdata[i]);
+    /* Escaped: raw 8-bit octets would make the TAP output invalid UTF-8. */
+    for (guint i = 0; i < message->fields->len; i++) {
+      g_autofree char *shown =
+          g_strescape(message->fields->pdata[i], "\t\r\n");
+      g_test_message("  | %s", shown);
+    }
   }
   if (eoh == DKIM_STAT_OK) {
     if (message->body->len > 0)
