@@ -25,12 +25,14 @@
  *    session reads them from its stores; no a{sv} of every result is
  *    built).  pst_auth_results_value_has_result() is the check the
  *    results store makes of every "auth.METHOD" a plugin writes, with the
- *    same in-place reading.  Cost: this runs for every message with results, so each
+ *    same in-place reading (util/vardict.c, which owns GVariant's framing
+ *    rules).  Cost: this runs for every message with results, so each
  *    resinfo's entries are read once, values are copied in runs and
  *    pieces are written in place (no printf, no temporary strings).
  */
 #include <string.h>
 
+#include "util/vardict.h"
 #include "smtp/smtp-parse.h"
 
 /* Longest reason and property value written, in octets. */
@@ -240,84 +242,26 @@ static void resinfo_clear(Resinfo *info) {
 
 /* --- Reading a serialised a{sv} in place -------------------------------- */
 
-/* GVariant's framing offsets (its documented serialisation): the width
- * that a container of `size` octets uses, and one offset read. */
-static gsize serialised_offset_width(gsize size) {
-  if (size > G_MAXUINT32)
-    return 8;
-  if (size > G_MAXUINT16)
-    return 4;
-  return size > G_MAXUINT8 ? 2 : 1;
-}
-
-static gsize serialised_offset(const guint8 *p, gsize width) {
-  gsize value = 0;
-  for (gsize i = 0; i < width; i++)
-    value |= (gsize)p[i] << (8 * i);
-  return value;
-}
-
-/* The string a serialised 'v' holds ("TEXT\0" "\0" "s"), or NULL when it
- * holds anything else; "" for a bad one (never read past `size`). */
-static const char *serialised_variant_string(const guint8 *v, gsize size) {
-  if (size < 3 || v[size - 2] != '\0' || v[size - 1] != 's')
-    return NULL;
-  /* Normal form: the string's own NUL is just before, and none inside. */
-  return v[size - 3] == '\0' && memchr(v, '\0', size - 3) == NULL
-             ? (const char *)v
-             : NULL;
-}
-
-/* One serialised {sv} entry of `size` octets; FALSE when it is not what
- * the normal form promises. */
-static gboolean serialised_entry(const guint8 *e, gsize size,
-                                 ResinfoEntry *entry_r) {
-  gsize width = serialised_offset_width(size);
-  if (size < width + 1)
-    return FALSE;
-  gsize key_end = serialised_offset(e + size - width, width);
-  if (key_end == 0 || key_end > size - width || e[key_end - 1] != '\0' ||
-      memchr(e, '\0', key_end - 1) != NULL)
-    return FALSE;
-  gsize value_start = (key_end + 7) & ~(gsize)7;
-  if (value_start > size - width)
-    return FALSE;
-  entry_r->key = (const char *)e;
-  entry_r->string =
-      serialised_variant_string(e + value_start, size - width - value_start);
-  return TRUE;
-}
-
-/* `result` read from its serialised octets, without a GVariant per entry
- * (GLib makes four per entry, each a lookup of its type): for values in
- * normal form, which the plugins' are (GLib writes normal form, and
- * spf-variant.c too); FALSE (nothing kept) for anything unexpected.  A
- * value still in tree form is serialised here, as the spool would do
- * when it writes the results. */
+/* `result` read from its serialised octets (util/vardict.c), without a
+ * GVariant per entry (GLib makes four per entry, each a lookup of its
+ * type): for values in normal form, which the plugins' are (GLib writes
+ * normal form, and the SDK's pst_result_new_fields() too); FALSE (nothing
+ * kept) for anything unexpected.  A value still in tree form is
+ * serialised here, as the spool would do when it writes the results. */
 static gboolean resinfo_read_serialised(Resinfo *info, GVariant *result) {
-  if (!g_variant_is_normal_form(result))
+  PstVardictArray dict;
+  if (!pst_vardict_array_open(&dict, result, 8))
     return FALSE;
-  const guint8 *data = g_variant_get_data(result);
-  gsize size = g_variant_get_size(result);
-  if (size == 0) {
-    resinfo_alloc(info, 0);
-    return TRUE;
-  }
-  gsize width = serialised_offset_width(size);
-  gsize table =
-      size >= width ? serialised_offset(data + size - width, width) : G_MAXSIZE;
-  if (data == NULL || table > size || (size - table) % width != 0)
-    return FALSE;
-  resinfo_alloc(info, (size - table) / width);
-  gsize start = 0;
+  resinfo_alloc(info, dict.count);
   for (gsize i = 0; i < info->count; i++) {
-    gsize end = serialised_offset(data + table + i * width, width);
-    if (end < start || end > table ||
-        !serialised_entry(data + start, end - start, &info->entries[i])) {
+    ResinfoEntry *entry = &info->entries[i];
+    const guint8 *octets;
+    gsize size;
+    if (!pst_vardict_array_element(&dict, i, &octets, &size) ||
+        !pst_vardict_entry_read(octets, size, &entry->key, &entry->string)) {
       resinfo_clear(info);
       return FALSE;
     }
-    start = (end + 7) & ~(gsize)7;
   }
   return TRUE;
 }
@@ -334,15 +278,14 @@ static const char *resinfo_string(const Resinfo *info, const char *name) {
 gboolean pst_auth_results_value_has_result(GVariant *value) {
   if (!g_variant_is_of_type(value, G_VARIANT_TYPE_VARDICT))
     return FALSE;
-  Resinfo info;
-  if (!resinfo_read_serialised(&info, value)) {
-    g_autoptr(GVariant) result =
-        g_variant_lookup_value(value, "result", G_VARIANT_TYPE_STRING);
+  PstVardictArray dict;
+  const char *result;
+  if (pst_vardict_array_open(&dict, value, 8) &&
+      pst_vardict_lookup_string(&dict, "result", &result))
     return result != NULL;
-  }
-  gboolean found = resinfo_string(&info, "result") != NULL;
-  resinfo_clear(&info);
-  return found;
+  g_autoptr(GVariant) found =
+      g_variant_lookup_value(value, "result", G_VARIANT_TYPE_STRING);
+  return found != NULL;
 }
 
 /* The resinfo's pieces: ";\r\n\tMETHOD=RESULT reason=... ptype.prop=...". */
