@@ -416,6 +416,61 @@ PST_API gboolean pst_result_append(PstCall *call, PstScope scope,
 PST_API GVariant *pst_result_get_all(PstCall *call, PstScope scope,
                                      const char *key);
 
+/* Results of string fields without GVariant trees (ABI 1.2).  Most
+ * results are an a{sv} of strings ("auth.spf" = {"result": "pass",
+ * "smtp.mailfrom": "a@example.com"}); built with GVariantBuilder they cost
+ * a GVariant per key, box and value, and the core serialises them again
+ * for the spool.  These write and read GLib's serialised normal form
+ * directly: the values are the same GVariants, octet for octet, as GLib's
+ * constructors make, so any reader (GLib, these, other plugins) sees the
+ * same.  Pure functions of their arguments: any thread, no call needed.
+ *
+ * pst_result_new_fields() returns a new floating a{sv} (for
+ * pst_result_set() or pst_result_append(), which sink it) with the
+ * entries `names[i]` -> string `values[i]`, in this order; an entry whose
+ * value is NULL is left out (an optional "reason", say).  A name or value
+ * that is not valid UTF-8 (a GVariant string must be) is stored as
+ * g_utf8_make_valid() makes it, U+FFFD for each invalid sequence.  The
+ * arrays and strings are only read; they stay the caller's.
+ *
+ *   const char *names[] = {"result", "reason", "smtp.mailfrom"};
+ *   const char *values[] = {"pass", NULL, sender};
+ *   pst_result_set(call, PST_SCOPE_TRANSACTION, "auth.spf",
+ *                  pst_result_new_fields(names, values, 3));
+ */
+PST_API GVariant *pst_result_new_fields(const char *const *names,
+                                        const char *const *values,
+                                        gsize count);
+/* The string field `name` of a result `value` holds, read in place (no
+ * GVariant made): of the a{sv} pst_result_get() returns (`index` 0), or
+ * of element `index` of the "aa{sv}" pst_result_get_all() returns (count
+ * them with g_variant_n_children()).  The first entry named `name`, as
+ * g_variant_lookup_value(dict, name, G_VARIANT_TYPE_STRING) finds it.
+ * NULL when `value` is NULL or of another type, `index` is out of range,
+ * there is no such entry or its value is not a string.  The string
+ * belongs to `value`: valid as long as the caller holds its reference.
+ * Any value is read, in normal form or not (GLib reads the latter).
+ *
+ *   g_autoptr(GVariant) all =
+ *       pst_result_get_all(call, PST_SCOPE_TRANSACTION, "auth.dkim");
+ *   gsize count = all != NULL ? g_variant_n_children(all) : 0;
+ *   for (gsize i = 0; i < count; i++)
+ *     if (g_strcmp0(pst_result_get_field(all, i, "result"), "pass") == 0)
+ *       use(pst_result_get_field(all, i, "header.d"));
+ */
+PST_API const char *pst_result_get_field(GVariant *value, gsize index,
+                                         const char *name);
+/* A new floating "as" of `count` strings (-1: `strings` ends with NULL),
+ * with the same UTF-8 rule as pst_result_new_fields(); what
+ * g_variant_new_strv() makes. */
+PST_API GVariant *pst_result_new_strv(const char *const *strings,
+                                      gssize count);
+/* String `index` of the "as" `value` (count them with
+ * g_variant_n_children()), read in place; NULL when `value` is NULL or of
+ * another type or `index` is out of range.  Valid as long as the caller
+ * holds `value`. */
+PST_API const char *pst_result_get_string(GVariant *value, gsize index);
+
 /* ------------------------------------------------------------------ */
 /* The message at EOM                                                  */
 /* ------------------------------------------------------------------ */
