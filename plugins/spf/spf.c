@@ -93,7 +93,7 @@ static void spf_job_free(SpfJob *job) {
 /* --- Results ------------------------------------------------------------ */
 
 /* The auth.spf (spf.helo) value: an a{sv} of three strings, written in
- * serialised form (spf-variant.c). */
+ * serialised form by the SDK (no GVariant per entry). */
 static GVariant *spf_auth_value(const SpfOutcome *outcome,
                                 const SpfQuery *query) {
   gboolean helo = query->identity == SPF_IDENTITY_HELO;
@@ -103,7 +103,7 @@ static GVariant *spf_auth_value(const SpfOutcome *outcome,
       spf_result_to_string(outcome->result),
       outcome->problem != NULL ? outcome->problem : outcome->comment,
       helo ? (query->helo != NULL ? query->helo : "") : outcome->identity};
-  return spf_variant_new_vardict(keys, values, G_N_ELEMENTS(keys));
+  return pst_result_new_fields(keys, values, G_N_ELEMENTS(keys));
 }
 
 /* --- The job ----------------------------------------------------------- */
@@ -242,8 +242,8 @@ static void spf_job_record(SpfJob *job, const SpfOutcome *outcome) {
 /* The results and the reply; the job ends.  The verdict. */
 static PstVerdict spf_job_finish(SpfJob *job) {
   pst_result_set(job->call, PST_SCOPE_TRANSACTION, "spf.received",
-                 spf_variant_new_strv((const char *const *)job->headers->pdata,
-                                      job->headers->len));
+                 pst_result_new_strv((const char *const *)job->headers->pdata,
+                                     job->headers->len));
   if (job->decision.verdict != PST_VERDICT_CONTINUE)
     pst_call_set_reply(job->call, job->decision.code, job->decision.enhanced,
                        job->decision.text);
@@ -361,11 +361,10 @@ static PstVerdict spf_eom(PstCall *call, gpointer user_data) {
       !g_variant_is_of_type(value, G_VARIANT_TYPE_STRING_ARRAY))
     return PST_VERDICT_CONTINUE;
   PstMessage *message = pst_call_get_message(call);
-  gsize count = 0;
-  g_autofree const char **fields = spf_variant_get_strv(value, &count);
   /* Inserted in reverse at the top, so they read in evaluation order. */
-  for (gsize i = count; i > 0; i--)
-    if (!pst_message_insert_header(message, 0, "Received-SPF", fields[i - 1]))
+  for (gsize i = g_variant_n_children(value); i > 0; i--)
+    if (!pst_message_insert_header(message, 0, "Received-SPF",
+                                   pst_result_get_string(value, i - 1)))
       pst_call_log(call, G_LOG_LEVEL_WARNING,
                    "Received-SPF not added: the value was refused");
   return PST_VERDICT_CONTINUE;

@@ -13,7 +13,6 @@
  *                 from the main loop (non-blocking socket, a GSource)
  *   spf-pool.c    the pool of long-lived pst-spf-eval processes
  *   spf-cache.c   DNS answers kept for their TTL (main thread)
- *   spf-variant.c the results written in GVariant's serialised form
  *   spf-eval-main.c  pst-spf-eval: spf_evaluate() in its own process
  *   spf.c         the hooks, the jobs, the results store
  */
@@ -471,16 +470,6 @@ void spf_pool_evaluate(SpfPool *pool, const SpfQuery *query, gint64 deadline,
 guint spf_pool_get_running(SpfPool *pool);
 /* Ends and reaps every evaluator; no check may be under way. */
 void spf_pool_free(SpfPool *pool);
-
-/* Results in GVariant's serialised form (spf-variant.c): the same value
- * as GLib's constructors make, floating, built without a tree.  An a{sv}
- * of `count` string values under `keys`, and an "as". */
-GVariant *spf_variant_new_vardict(const char *const *keys,
-                                  const char *const *values, gsize count);
-GVariant *spf_variant_new_strv(const char *const *strings, gsize count);
-/* g_variant_get_strv() of an "as" (the strings point into `value`; free
- * the array only), read in place when the value is in normal form. */
-const char **spf_variant_get_strv(GVariant *value, gsize *count_r);
 
 /* Routes libspf2's process-global log hooks to GLib (once). */
 void spf_library_init(void);

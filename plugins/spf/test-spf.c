@@ -855,84 +855,6 @@ static void test_config_errors(void) {
   spf_config_unref(config);
 }
 
-/* spf-variant.c against GLib: the same octets as GLib's serialisation of
- * the value made with its constructors, in normal form, across the sizes
- * where framing offsets grow (1, 2 and 4 octets), with empty strings, no
- * entries and non-ASCII UTF-8. */
-static void variant_check(GVariant *mine, GVariant *glib) {
-  g_autoptr(GVariant) a = g_variant_ref_sink(mine);
-  g_autoptr(GVariant) b = g_variant_ref_sink(glib);
-  g_assert_true(g_variant_is_normal_form(a));
-  g_assert_true(g_variant_equal(a, b));
-  g_assert_cmpmem(g_variant_get_data(a), g_variant_get_size(a),
-                  g_variant_get_data(b), g_variant_get_size(b));
-}
-
-/* spf_variant_get_strv() reads what g_variant_get_strv() reads. */
-static void strv_read_check(GVariant *floating) {
-  g_autoptr(GVariant) value = g_variant_ref_sink(floating);
-  gsize count = 0, expected_count = 0;
-  g_autofree const char **strings = spf_variant_get_strv(value, &count);
-  g_autofree const char **expected = g_variant_get_strv(value, &expected_count);
-  g_assert_cmpuint(count, ==, expected_count);
-  for (gsize i = 0; i <= count; i++)
-    g_assert_cmpstr(strings[i], ==, expected[i]);
-  /* Octets that are not in normal form (a NUL inside a string) are read
-   * by GLib, which takes their normal form. */
-  gsize size = g_variant_get_size(value);
-  if (size < 2)
-    return;
-  g_autofree guint8 *octets = g_memdup2(g_variant_get_data(value), size);
-  octets[0] = octets[0] == 0 ? 'x' : 0;
-  g_autoptr(GVariant) odd = g_variant_ref_sink(g_variant_new_from_data(
-      G_VARIANT_TYPE_STRING_ARRAY, octets, size, FALSE, NULL, NULL));
-  g_autofree const char **odd_strings = spf_variant_get_strv(odd, &count);
-  g_autofree const char **odd_expected =
-      g_variant_get_strv(odd, &expected_count);
-  g_assert_cmpuint(count, ==, expected_count);
-  for (gsize i = 0; i <= count; i++)
-    g_assert_cmpstr(odd_strings[i], ==, odd_expected[i]);
-}
-
-static GVariant *variant_glib_vardict(const char *const *keys,
-                                      const char *const *values, gsize n) {
-  GVariantBuilder builder;
-  g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
-  for (gsize i = 0; i < n; i++)
-    g_variant_builder_add(&builder, "{sv}", keys[i],
-                          g_variant_new_string(values[i]));
-  return g_variant_builder_end(&builder);
-}
-
-static void test_variant(void) {
-  static const gsize lengths[] = {
-      0,   1,   7,   8,   9,   200, 230, 240,   245,   250,   251,   252,
-      253, 254, 255, 256, 300, 500, 999, 65500, 65520, 65530, 65536, 70000};
-  for (gsize i = 0; i < G_N_ELEMENTS(lengths); i++) {
-    for (gsize shift = 0; shift < 3; shift++) {
-      g_autofree char *long_value = g_strnfill(lengths[i], 'x');
-      g_autofree char *key = g_strnfill(1 + (lengths[i] + shift) % 13, 'k');
-      const char *keys[] = {"result", key, "smtp.mailfrom"};
-      const char *values[] = {"pass", long_value, ""};
-      for (gsize n = 0; n <= 3; n++) {
-        variant_check(spf_variant_new_vardict(keys, values, n),
-                      variant_glib_vardict(keys, values, n));
-        const char *one[] = {long_value + (lengths[i] > shift ? shift : 0)};
-        variant_check(spf_variant_new_vardict(keys + 1, one, 1),
-                      variant_glib_vardict(keys + 1, one, 1));
-        variant_check(spf_variant_new_strv(values, n),
-                      g_variant_new_strv(values, (gssize)n));
-        strv_read_check(spf_variant_new_strv(values, n));
-        strv_read_check(g_variant_new_strv(values, (gssize)n));
-      }
-    }
-  }
-  const char *keys[] = {"reason"};
-  const char *utf8[] = {"r\xc3\xa9sultat"};
-  variant_check(spf_variant_new_vardict(keys, utf8, 1),
-                variant_glib_vardict(keys, utf8, 1));
-}
-
 /* spf_identity_domain() of a HELO name as it was before its ASCII names
  * skipped g_hostname_to_ascii(): the reference for random names. */
 static gboolean reference_name_is_domain(const char *name) {
@@ -1004,6 +926,5 @@ int main(int argc, char **argv) {
   g_test_add_func("/spf/record-prepare", test_record_prepare);
   g_test_add_func("/spf/macro-string", test_macro_string);
   g_test_add_func("/spf/config-errors", test_config_errors);
-  g_test_add_func("/spf/variant", test_variant);
   return g_test_run();
 }
