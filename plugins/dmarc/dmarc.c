@@ -71,58 +71,6 @@ static void dmarc_job_free(DmarcJob *job) {
 /* --- Reading the other plugins' results ------------------------------------
  */
 
-/* The string values of an a{sv} result the plugin reads. */
-typedef struct {
-  const char *result, *reason;
-  const char *domain, *selector; /* DKIM: header.d, header.s */
-  const char *mailfrom, *helo;   /* SPF: smtp.mailfrom, smtp.helo */
-} DmarcResultStrings;
-
-/* The keys read, in the order of DmarcResultStrings' members. */
-static const char *const dmarc_result_keys[] = {
-    "result", "reason", "header.d", "header.s", "smtp.mailfrom", "smtp.helo",
-};
-#define DMARC_RESULT_KEYS G_N_ELEMENTS(dmarc_result_keys)
-
-/* Reads `dict` through GLib, by child index (never through a format
- * string or g_variant_lookup(), which would serialise the value for every
- * key): for a value not in normal form. */
-static void dmarc_result_strings_glib(GVariant *dict, const char **values) {
-  gsize count = g_variant_n_children(dict);
-  for (gsize i = 0; i < count; i++) {
-    g_autoptr(GVariant) entry = g_variant_get_child_value(dict, i);
-    g_autoptr(GVariant) name = g_variant_get_child_value(entry, 0);
-    const char *key = g_variant_get_string(name, NULL);
-    guint j = 0;
-    while (j < DMARC_RESULT_KEYS && strcmp(key, dmarc_result_keys[j]) != 0)
-      j++;
-    if (j == DMARC_RESULT_KEYS)
-      continue; /* a value the plugin does not read is not unboxed */
-    g_autoptr(GVariant) boxed = g_variant_get_child_value(entry, 1);
-    g_autoptr(GVariant) value = g_variant_get_variant(boxed);
-    if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
-      values[j] = g_variant_get_string(value, NULL);
-  }
-}
-
-/* Reads `dict` in one pass; the strings live as long as `dict`.  In place
- * from its serialised octets (dmarc-variant.c), which spf writes and GLib
- * makes of dkim's tree once (the Authentication-Results renderer and the
- * spool read the same octets later). */
-static void dmarc_result_strings(GVariant *dict, DmarcResultStrings *out) {
-  const char *values[DMARC_RESULT_KEYS] = {NULL};
-  if (g_variant_is_of_type(dict, G_VARIANT_TYPE_VARDICT) &&
-      !dmarc_variant_lookup_strings(dict, dmarc_result_keys, values,
-                                    DMARC_RESULT_KEYS))
-    dmarc_result_strings_glib(dict, values);
-  *out = (DmarcResultStrings){.result = values[0],
-                              .reason = values[1],
-                              .domain = values[2],
-                              .selector = values[3],
-                              .mailfrom = values[4],
-                              .helo = values[5]};
-}
-
 static char *dmarc_address_domain(const char *address) {
   const char *at = address != NULL ? strrchr(address, '@') : NULL;
   return at != NULL ? dmarc_domain_normalize(at + 1) : NULL;
@@ -136,11 +84,11 @@ static DmarcAuth *dmarc_read_spf(PstCall *call, const char *sender) {
       pst_result_get(call, PST_SCOPE_TRANSACTION, "auth.spf");
   if (spf == NULL)
     return NULL;
-  DmarcResultStrings strings;
-  dmarc_result_strings(spf, &strings);
-  const char *result = strings.result;
-  const char *mailfrom = strings.mailfrom;
-  const char *helo = strings.helo;
+  /* Read in place by the SDK (no GVariant per entry); the strings live
+   * as long as `spf`. */
+  const char *result = pst_result_get_field(spf, 0, "result");
+  const char *mailfrom = pst_result_get_field(spf, 0, "smtp.mailfrom");
+  const char *helo = pst_result_get_field(spf, 0, "smtp.helo");
   DmarcAuth *auth = NULL;
   if (mailfrom != NULL) {
     g_autofree char *domain = dmarc_address_domain(mailfrom);
@@ -154,7 +102,7 @@ static DmarcAuth *dmarc_read_spf(PstCall *call, const char *sender) {
    * per sender. */
   if (auth != NULL && (g_str_equal(auth->result, "temperror") ||
                        g_str_equal(auth->result, "permerror")))
-    dmarc_auth_set_human(auth, strings.reason);
+    dmarc_auth_set_human(auth, pst_result_get_field(spf, 0, "reason"));
   return auth;
 }
 
@@ -165,17 +113,14 @@ static GPtrArray *dmarc_read_dkim(PstCall *call) {
       pst_result_get_all(call, PST_SCOPE_TRANSACTION, "auth.dkim");
   if (all == NULL)
     return dkim;
-  GVariantIter iter;
-  GVariant *signature;
-  g_variant_iter_init(&iter, all);
-  while ((signature = g_variant_iter_next_value(&iter)) != NULL) {
-    DmarcResultStrings strings;
-    dmarc_result_strings(signature, &strings);
-    DmarcAuth *auth = dmarc_auth_new(strings.domain, strings.selector,
-                                     strings.result, NULL);
-    dmarc_auth_set_human(auth, strings.reason);
+  gsize count = g_variant_n_children(all);
+  for (gsize i = 0; i < count; i++) {
+    DmarcAuth *auth = dmarc_auth_new(pst_result_get_field(all, i, "header.d"),
+                                     pst_result_get_field(all, i, "header.s"),
+                                     pst_result_get_field(all, i, "result"),
+                                     NULL);
+    dmarc_auth_set_human(auth, pst_result_get_field(all, i, "reason"));
     g_ptr_array_add(dkim, auth);
-    g_variant_unref(signature);
   }
   return dkim;
 }
@@ -183,24 +128,21 @@ static GPtrArray *dmarc_read_dkim(PstCall *call) {
 /* --- The decision ------------------------------------------------------------
  */
 
-/* auth.dmarc, written in serialised form (dmarc-variant.c). */
+/* auth.dmarc, written in serialised form by the SDK; a NULL value leaves
+ * its entry out. */
 static void dmarc_store_result(DmarcJob *job, const DmarcOutcome *outcome) {
-  const char *keys[4], *values[4];
-  gsize n = 0;
-  keys[n] = "result";
-  values[n++] = dmarc_result_to_string(outcome->result);
-  if (outcome->reason != NULL && outcome->result != DMARC_RESULT_PASS) {
-    keys[n] = "reason";
-    values[n++] = outcome->reason;
-  }
-  keys[n] = "header.from";
-  values[n++] = outcome->from_domain;
-  if (outcome->policy != DMARC_POLICY_UNSET) {
-    keys[n] = "policy.dmarc";
-    values[n++] = dmarc_policy_to_string(outcome->policy);
-  }
+  static const char *const keys[] = {"result", "reason", "header.from",
+                                     "policy.dmarc"};
+  const char *values[] = {
+      dmarc_result_to_string(outcome->result),
+      outcome->result != DMARC_RESULT_PASS ? outcome->reason : NULL,
+      outcome->from_domain,
+      outcome->policy != DMARC_POLICY_UNSET
+          ? dmarc_policy_to_string(outcome->policy)
+          : NULL,
+  };
   pst_result_set(job->call, PST_SCOPE_TRANSACTION, "auth.dmarc",
-                 dmarc_variant_new_strings(keys, values, n));
+                 pst_result_new_fields(keys, values, G_N_ELEMENTS(keys)));
 }
 
 /* Why a failing message is not treated per its policy, or NULL (RFC 9990
@@ -454,7 +396,7 @@ static char *dmarc_author_domain(PstCall *call, const DmarcConfig *config,
   static const char *const keys[] = {"result", "reason"};
   const char *values[] = {"none", problem};
   pst_result_set(call, PST_SCOPE_TRANSACTION, "auth.dmarc",
-                 dmarc_variant_new_strings(keys, values, G_N_ELEMENTS(keys)));
+                 pst_result_new_fields(keys, values, G_N_ELEMENTS(keys)));
   pst_call_log(call, G_LOG_LEVEL_INFO, "malformed From: %s (%s)", problem,
                config->malformed_reject ? "rejected" : "accepted");
   *verdict_r = PST_VERDICT_CONTINUE;

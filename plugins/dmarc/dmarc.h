@@ -270,24 +270,6 @@ void dmarc_cache_put(DmarcCache *cache, PstDnsType type, const char *name,
 const DmarcCachedAnswer *dmarc_cache_get(DmarcCache *cache, PstDnsType type,
                                          const char *name, gint64 now);
 
-/* --- Results in GVariant's serialised form (dmarc-variant.c) ----------------
- */
-
-#define DMARC_VARIANT_MAX_ENTRIES 8
-
-/* An a{sv} of `count` (at most DMARC_VARIANT_MAX_ENTRIES) string values,
- * written in normal form (the octets GLib's serialisation gives); a
- * floating reference.  Invalid UTF-8 in a string becomes U+FFFD, as
- * g_utf8_make_valid() makes it. */
-GVariant *dmarc_variant_new_strings(const char *const *keys,
-                                    const char *const *values, gsize count);
-/* Reads the a{sv} `dict` in place: `values[i]` gets the string of the
- * entry named `keys[i]` (NULL when there is none or its value is no
- * string; valid as long as `dict`).  FALSE (every value NULL) when `dict`
- * is not an a{sv} in normal form. */
-gboolean dmarc_variant_lookup_strings(GVariant *dict, const char *const *keys,
-                                      const char **values, gsize n_keys);
-
 /* Answers kept elsewhere (the plugin's cache): the answer to a question,
  * or NULL when nothing is kept for it; valid until the next call. */
 typedef const DmarcCachedAnswer *(*DmarcKeptFunc)(PstDnsType type,
