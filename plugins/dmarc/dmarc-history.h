@@ -69,7 +69,8 @@ gboolean dmarc_failure_insert(DmarcStore *store, const DmarcFailure *failure,
 
 /* One evaluated message, as the tables keep it.  The texts live in one
  * block (`strings`), so a row is two allocations, made on the main loop
- * and freed on the writer thread. */
+ * and freed on the writer thread.  The writer stores identical rows of one
+ * second as one, with their count (`messages`). */
 typedef struct {
   gint64 received; /* Unix time */
   const char *policy_domain, *source_ip, *header_from, *envelope_from,
@@ -84,6 +85,8 @@ typedef struct {
    * "s"), testing ("y" or "n"), psd, fo, rua (','-joined). */
   const char *p, *sp, *np, *adkim, *aspf, *testing, *psd, *fo, *rua;
   char *strings;         /* owned: every text above */
+  gsize length;          /* of `strings`, NULs included */
+  guint64 messages;      /* evaluations the row stands for: 1 when made */
   DmarcFailure *failure; /* owned, nullable: a failure report to keep */
 } DmarcHistoryRow;
 
@@ -98,8 +101,13 @@ DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
 void dmarc_history_row_free(DmarcHistoryRow *row);
 /* The columns of dmarc_messages a row fills, and the most rows one
  * INSERT takes. */
-#define DMARC_ROW_COLUMNS 25
+#define DMARC_ROW_COLUMNS 26
 #define DMARC_INSERT_ROWS 16
+/* The rows of `rows` (of DmarcHistoryRow*) that differ, in order: each
+ * stands for the rows equal to it in every column (the same evaluation in
+ * the same second), whose counts it took into `messages`.  The rows left
+ * out stay in `rows` (their failure reports too).  Not owning. */
+GPtrArray *dmarc_history_rows_merge(GPtrArray *rows);
 /* The INSERT of `count` rows, parameters $1.. row after row (new). */
 char *dmarc_history_insert_sql(guint count);
 /* Inserts `count` rows (at most DMARC_INSERT_ROWS) with `sql`, which

@@ -67,7 +67,7 @@ GPtrArray *dmarc_report_db_records(DmarcStore *store, const char *domain,
       store,
       "SELECT source_ip, result, disposition, override, header_from,"
       " envelope_from, envelope_to, dkim_aligned, spf_aligned, spf_domain,"
-      " spf_result, spf_human, dkim, COUNT(*) FROM dmarc_messages"
+      " spf_result, spf_human, dkim, SUM(messages) FROM dmarc_messages"
       " WHERE policy_domain = $1 AND received >= $2 AND received < $3"
       " GROUP BY source_ip, result, disposition, override, header_from,"
       " envelope_from, envelope_to, dkim_aligned, spf_aligned, spf_domain,"

@@ -5,7 +5,8 @@
  * parameters are $1..$N in order of appearance, which both engines accept
  * (SQLite numbers "$NAME" parameters by first appearance), every value
  * travels as text, and the schema uses only types both know.  Opening
- * creates the tables (dmarc_messages: one row per evaluated message;
+ * creates the tables (dmarc_messages: one row per evaluation, or per
+ * equal evaluations of one second with their count in `messages`;
  * dmarc_reports: one row per report sent, so a report is never sent twice
  * and a failed run can be repeated; dmarc_failures and
  * dmarc_failures_sent: the same for failure reports; dmarc_gaps:
@@ -46,7 +47,8 @@ static const char *const dmarc_schema[] = {
     " disposition TEXT NOT NULL, override TEXT NOT NULL, p TEXT NOT NULL,"
     " sp TEXT NOT NULL, np TEXT NOT NULL, adkim TEXT NOT NULL,"
     " aspf TEXT NOT NULL, testing TEXT NOT NULL, psd TEXT NOT NULL,"
-    " fo TEXT NOT NULL, rua TEXT NOT NULL)",
+    " fo TEXT NOT NULL, rua TEXT NOT NULL,"
+    " messages BIGINT NOT NULL DEFAULT 1)",
     "CREATE INDEX IF NOT EXISTS dmarc_messages_received"
     " ON dmarc_messages (received, policy_domain)",
     "CREATE TABLE IF NOT EXISTS dmarc_reports ("
@@ -72,6 +74,7 @@ static const struct {
   const char *table, *column, *definition;
 } dmarc_added_columns[] = {
     {"dmarc_messages", "spf_human", "TEXT NOT NULL DEFAULT ''"},
+    {"dmarc_messages", "messages", "BIGINT NOT NULL DEFAULT 1"},
 };
 
 #define DMARC_STORE_ERROR g_quark_from_static_string("dmarc-store")

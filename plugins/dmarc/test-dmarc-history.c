@@ -3,7 +3,8 @@
  * its one block, and rows inserted DMARC_INSERT_ROWS per INSERT read back
  * exactly as rows inserted one by one, column by column; the writer
  * thread stores what it was given (batches of one, of
- * DMARC_INSERT_ROWS, and of a size that is neither).
+ * DMARC_INSERT_ROWS, and of a size that is neither); rows equal in every
+ * column are stored as one that counts them, and only those.
  */
 #include <string.h>
 
@@ -117,7 +118,8 @@ static const char select_all[] =
     "SELECT received, policy_domain, source_ip, header_from, envelope_from,"
     " envelope_to, result, spf_aligned, dkim_aligned, spf_domain, spf_scope,"
     " spf_result, spf_human, dkim, disposition, override, p, sp, np, adkim,"
-    " aspf, testing, psd, fo, rua FROM dmarc_messages ORDER BY received";
+    " aspf, testing, psd, fo, rua, messages FROM dmarc_messages"
+    " ORDER BY received";
 
 static DmarcStore *open_store(const char *dir, const char *name) {
   g_autofree char *uri = g_strdup_printf("sqlite:%s/%s", dir, name);
@@ -168,6 +170,7 @@ static void test_rows_insert(void) {
   g_assert_cmpstr(first[0], ==, "1700000000");
   g_assert_cmpstr(first[3], ==, "m0.x.example");
   g_assert_cmpstr(first[15], ==, "local_policy");
+  g_assert_cmpstr(first[25], ==, "1");
   for (i = 0; i < COUNT; i++)
     dmarc_history_row_free(rows[i]);
   dmarc_store_close(many);
@@ -184,9 +187,61 @@ static void test_rows_insert(void) {
   g_rmdir(dir);
 }
 
+/* Rows equal in every column merge into the first of them, whatever lies
+ * between; a different second, result (a text outside the block), texts
+ * or alignment keeps a row apart.  Stored, the counts add up. */
+static void test_rows_merge(void) {
+  enum { COUNT = 8 };
+  DmarcHistoryRow *rows[COUNT] = {
+      sample_row(1), sample_row(1), sample_row(2), sample_row(1),
+      sample_row(1), sample_row(1), sample_row(1), sample_row(1)};
+  rows[3]->received += 1;
+  rows[4]->result = dmarc_result_to_string(DMARC_RESULT_FAIL);
+  rows[6]->spf_aligned = !rows[6]->spf_aligned;
+  g_autoptr(GPtrArray) all = g_ptr_array_new();
+  for (guint i = 0; i < COUNT; i++)
+    g_ptr_array_add(all, rows[i]);
+  g_autoptr(GPtrArray) merged = dmarc_history_rows_merge(all);
+  const DmarcHistoryRow *want[] = {rows[0], rows[2], rows[3], rows[4],
+                                   rows[6]};
+  g_assert_cmpuint(merged->len, ==, G_N_ELEMENTS(want));
+  for (guint i = 0; i < merged->len; i++)
+    g_assert_true(merged->pdata[i] == want[i]);
+  g_assert_cmpuint(rows[0]->messages, ==, 4); /* 0, 1, 5 and 7 */
+  for (guint i = 1; i < merged->len; i++)
+    g_assert_cmpuint(want[i]->messages, ==, 1);
+
+  g_autofree char *dir = g_dir_make_tmp("dmarc-history-XXXXXX", NULL);
+  g_assert_nonnull(dir);
+  DmarcStore *store = open_store(dir, "merged.db");
+  g_autofree char *insert_one = dmarc_history_insert_sql(1);
+  g_autoptr(GError) error = NULL;
+  for (guint i = 0; i < merged->len; i++)
+    g_assert_true(dmarc_history_rows_insert(
+        store, (const DmarcHistoryRow *const *)merged->pdata + i, 1,
+        insert_one, &error));
+  g_autoptr(GPtrArray) sum = dmarc_store_query(
+      store, "SELECT SUM(messages), COUNT(*) FROM dmarc_messages", NULL,
+      &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(((char **)sum->pdata[0])[0], ==, "8");
+  g_assert_cmpstr(((char **)sum->pdata[0])[1], ==, "5");
+  dmarc_store_close(store);
+  for (guint i = 0; i < COUNT; i++)
+    dmarc_history_row_free(rows[i]);
+  for (const char *const *suffix = (const char *const[]){"", "-wal", "-shm", NULL};
+       *suffix != NULL; suffix++) {
+    g_autofree char *path =
+        g_strconcat(dir, "/merged.db", *suffix, NULL);
+    g_remove(path);
+  }
+  g_rmdir(dir);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/dmarc/history/row-texts", test_row_texts);
   g_test_add_func("/dmarc/history/rows-insert", test_rows_insert);
+  g_test_add_func("/dmarc/history/rows-merge", test_rows_merge);
   return g_test_run();
 }
