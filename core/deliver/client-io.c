@@ -150,6 +150,11 @@ static PstClientIo *io_new(GSocket *socket) {
   io->input = g_byte_array_new();
   io->source = (IoSource *)g_source_new(&io_source_funcs, sizeof(IoSource));
   io->source->io = io;
+  /* May recurse: GLib takes a source that may not out of the poll list
+   * for its dispatch and puts it back after, two writes of the context's
+   * wake-up eventfd and one more poll per dispatch (nothing runs a nested
+   * main loop inside a connection's callbacks). */
+  g_source_set_can_recurse(&io->source->source, TRUE);
   g_source_attach(&io->source->source, NULL);
   return io;
 }
