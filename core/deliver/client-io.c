@@ -155,6 +155,7 @@ static PstClientIo *io_new(GSocket *socket) {
    * wake-up eventfd and one more poll per dispatch (nothing runs a nested
    * main loop inside a connection's callbacks). */
   g_source_set_can_recurse(&io->source->source, TRUE);
+  g_source_set_priority(&io->source->source, PST_DELIVERY_PRIORITY);
   g_source_attach(&io->source->source, NULL);
   return io;
 }

@@ -20,6 +20,14 @@
 
 G_BEGIN_DECLS
 
+/* The main-loop priority of outbound delivery work: the connections'
+ * sources and the return of delivery jobs' disk steps.  Below the
+ * default (accepting, DNS answers, commit completions, sessions between
+ * commands), so a client waiting for its banner or a reply is served
+ * first in an iteration where both are ready, and above sessions reading
+ * bulk content (G_PRIORITY_LOW), which must not hold deliveries back. */
+#define PST_DELIVERY_PRIORITY (G_PRIORITY_DEFAULT + 50)
+
 typedef struct _PstClientIo PstClientIo;
 
 typedef void (*PstClientIoFunc)(PstClientIo *io, const GError *error,

@@ -46,6 +46,7 @@
 
 #include "deliver/bounce-original.h"
 #include "deliver/bounce.h"
+#include "deliver/client-io.h"
 #include "deliver/delivery-job.h"
 #include "deliver/delivery-transport.h"
 #include "deliver/dsn-recipients.h"
@@ -762,13 +763,22 @@ static void attempt_free(Attempt *attempt) {
  * never g_main_context_invoke(): while no loop runs the context (the
  * queue manager's shutdown iterates it by hand) GLib would run the
  * main-loop step right there, on the worker, and it calls DNS and
- * transports. */
+ * transports.
+ *
+ * The two sides have their own sources: the hand-over runs in a prepare
+ * at the default priority, so every iteration reaches it (GLib skips the
+ * prepare of a source only after one of a higher priority is ready, and
+ * no source of the daemon has a priority above the default); the way back
+ * dispatches at PST_DELIVERY_PRIORITY, below the sessions between
+ * commands: what it starts (routing, the outbound transactions) waits for
+ * an iteration where no client waits for its banner or a reply. */
 
 #define BRIEF_MAX 8
 
 struct _PstJobWorkers {
   GThreadPool *pool;   /* owned: runs attempts_work() on GPtrArray* */
-  GSource *back;       /* owned, attached: hands over, and takes back */
+  GSource *hand;       /* owned, attached: hands over */
+  GSource *back;       /* owned, attached: takes back */
   GPtrArray *gathered; /* owned, main thread: brief steps to hand over */
   GMutex lock;
   GQueue finished; /* of Attempt*, under `lock`: for the main loop */
@@ -778,7 +788,7 @@ struct _PstJobWorkers {
 typedef struct {
   GSource source;
   PstJobWorkers *workers;
-} BackSource;
+} WorkersSource;
 
 /* Main loop: the gathered brief steps go to the workers. */
 static void workers_hand_over(PstJobWorkers *workers) {
@@ -793,25 +803,36 @@ static void workers_hand_over(PstJobWorkers *workers) {
   g_ptr_array_set_size(gathered, 0);
 }
 
-/* Before the main loop polls, each iteration (GLib skips the prepare of
- * a source only after one of a higher priority is ready, and no source
- * of the daemon has a priority above the default). */
-static gboolean back_prepare(GSource *source, gint *timeout) {
-  PstJobWorkers *workers = ((BackSource *)source)->workers;
+/* Before the main loop polls, each iteration; never dispatches. */
+static gboolean hand_prepare(GSource *source, gint *timeout) {
+  PstJobWorkers *workers = ((WorkersSource *)source)->workers;
   if (workers->gathered->len > 0)
     workers_hand_over(workers);
   *timeout = -1;
-  return g_atomic_int_get(&workers->woken) != 0;
+  return FALSE;
+}
+
+static gboolean hand_dispatch(GSource *source, GSourceFunc callback,
+                              gpointer user_data) {
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs hand_funcs = {hand_prepare, NULL, hand_dispatch,
+                                  NULL,         NULL, NULL};
+
+static gboolean back_prepare(GSource *source, gint *timeout) {
+  *timeout = -1;
+  return g_atomic_int_get(&((WorkersSource *)source)->workers->woken) != 0;
 }
 
 static gboolean back_check(GSource *source) {
-  return g_atomic_int_get(&((BackSource *)source)->workers->woken) != 0;
+  return g_atomic_int_get(&((WorkersSource *)source)->workers->woken) != 0;
 }
 
 /* Main loop: the next step of every attempt the workers finished. */
 static gboolean back_dispatch(GSource *source, GSourceFunc callback,
                               gpointer user_data) {
-  PstJobWorkers *workers = ((BackSource *)source)->workers;
+  PstJobWorkers *workers = ((WorkersSource *)source)->workers;
   g_atomic_int_set(&workers->woken, 0);
   g_mutex_lock(&workers->lock);
   GQueue finished = workers->finished;
@@ -850,10 +871,16 @@ PstJobWorkers *pst_delivery_job_workers_new(void) {
   g_mutex_init(&workers->lock);
   g_queue_init(&workers->finished);
   workers->gathered = g_ptr_array_new();
-  workers->back = g_source_new(&back_funcs, sizeof(BackSource));
-  ((BackSource *)workers->back)->workers = workers;
+  GMainContext *context = g_main_context_get_thread_default();
+  workers->hand = g_source_new(&hand_funcs, sizeof(WorkersSource));
+  ((WorkersSource *)workers->hand)->workers = workers;
+  g_source_set_static_name(workers->hand, "delivery-job-hand");
+  g_source_attach(workers->hand, context);
+  workers->back = g_source_new(&back_funcs, sizeof(WorkersSource));
+  ((WorkersSource *)workers->back)->workers = workers;
   g_source_set_static_name(workers->back, "delivery-job-back");
-  g_source_attach(workers->back, g_main_context_get_thread_default());
+  g_source_set_priority(workers->back, PST_DELIVERY_PRIORITY);
+  g_source_attach(workers->back, context);
   workers->pool = g_thread_pool_new(attempts_work, workers,
                                     PST_DELIVERY_JOB_THREADS_MAX, FALSE, NULL);
   return workers;
@@ -863,6 +890,8 @@ void pst_delivery_job_workers_free(PstJobWorkers *workers) {
   if (workers == NULL)
     return;
   g_thread_pool_free(workers->pool, FALSE, TRUE);
+  g_source_destroy(workers->hand);
+  g_source_unref(workers->hand);
   g_source_destroy(workers->back);
   g_source_unref(workers->back);
   g_ptr_array_unref(workers->gathered);
