@@ -31,7 +31,8 @@
  * syncer thread is in one of several files (a batch of one, under light
  * load, is short: what arrives meanwhile waits and forms the next batch,
  * one flush for several, as before), or syncs directories while idle (the
- * second's renames wait for `dir_lock`, but its fdatasyncs go with those
+ * second's renames wait for `dir_lock` only while tmp/ and the targets
+ * renamed into meanwhile are synced, and its fdatasyncs go with those
  * flushes).  An idle spool is served by the first alone, and only the
  * syncer thread makes spares while idle, replaces the helper pool (never
  * while the second thread runs a batch) and settles
@@ -53,8 +54,13 @@
  * tmp/'s durable entries would no longer name it, the target's not yet.
  * syncer_settle_locked() is the only place that fsyncs tmp/, and holds
  * `dir_lock`, which the renames (step 4) take too, so no rename slips in
- * between the targets' fsyncs and tmp/'s.  spool.c keeps the invariant
- * across restarts: it fsyncs queue/ and hold/ before touching tmp/.
+ * between the targets' fsyncs and tmp/'s: under the lock it syncs again
+ * every target renamed into since its last fsync began, then tmp/.  The
+ * bulk of the targets' syncs runs before, without `dir_lock`
+ * (syncer_settle()), so that a batch finishing meanwhile renames at once
+ * instead of waiting for two fsyncs; a rename during such a sync counts as
+ * not covered by it.  spool.c keeps the invariant across restarts: it
+ * fsyncs queue/ and hold/ before touching tmp/.
  *
  * Exceptions, which wait for a directory fsync before completing: a file
  * the main thread created itself (no spare was ready) or a body replaced
@@ -78,11 +84,12 @@
  * Locking: `lock` guards `pending`, `stopping`, the knobs, `stats`, the
  * threads' states (`running`, `overlap_running`, the sleeping flags), each
  * batch's `syncs_pending`, the spare queues and the directory state
- * (dirty targets, departed ids, `tmp_frozen`).  `dir_lock` is taken before
- * `lock`, by whoever renames out of tmp/ or syncs directories.  During a
- * batch the helpers touch only their own commit and its batch's copies of
- * the knobs.  The threads never touch a PstSpool or a PstSpoolWriter, only
- * the commits they own.
+ * (rename counts, departed ids, `tmp_frozen`).  `dir_lock` is taken before
+ * `lock`, by whoever renames out of tmp/ or syncs tmp/; `target_lock`
+ * after `dir_lock` and before `lock`, by whoever syncs queue/ or hold/.
+ * During a batch the helpers touch only their own commit and its batch's
+ * copies of the knobs.  The threads never touch a PstSpool or a
+ * PstSpoolWriter, only the commits they own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -125,8 +132,14 @@ struct _PstSpoolSyncer {
   const char *spool; /* the spool's path, for log lines */
   int tmp_dir_fd;
   int target_fds[SYNCER_TARGETS];
-  GMutex dir_lock;    /* renames out of tmp/ and directory syncs */
-  gboolean target_dirty[SYNCER_TARGETS]; /* a rename since its fsync */
+  GMutex dir_lock;    /* renames out of tmp/ and tmp/'s sync */
+  GMutex target_lock; /* the targets' fsyncs, one at a time: an error
+                       * reaches the one that decides on tmp/ */
+  /* Renames into each target so far, and how many of them its last
+   * successful fsync covered (those done when it began): it is dirty
+   * while the two differ. */
+  guint64 renames[SYNCER_TARGETS];
+  guint64 synced[SYNCER_TARGETS];
   GHashTable *departed; /* ids renamed out of tmp/ since tmp/'s fsync */
   gboolean tmp_dirty;   /* tmp/ changed (a departure) since its fsync */
   gint64 dirty_since;   /* monotonic µs of the oldest unsynced change */
@@ -311,7 +324,7 @@ guint pst_spool_syncer_count_spares(PstSpoolSyncer *syncer) {
 /* Records a rename out of tmp/ into `target`; under `dir_lock` and `lock`. */
 static void syncer_note_departure(PstSpoolSyncer *syncer, int target,
                                   const char *id) {
-  syncer->target_dirty[target] = TRUE;
+  syncer->renames[target]++;
   syncer->tmp_dirty = TRUE;
   /* Frozen, tmp/ is not synced again: nothing would clear the set. */
   if (!syncer->tmp_frozen)
@@ -339,13 +352,25 @@ static void syncer_freeze_tmp(PstSpoolSyncer *syncer, int target, int saved) {
                   : "stays unsynced");
 }
 
-/* Syncs each target directory marked in `dirty`; the first failure
- * freezes tmp/ and fails.  With `dir_lock` held. */
+/* The rename counts now: what an fsync that begins next covers; under
+ * `lock`. */
+static void syncer_count_renames(PstSpoolSyncer *syncer,
+                                 guint64 covered[SYNCER_TARGETS]) {
+  memcpy(covered, syncer->renames, sizeof syncer->renames);
+}
+
+/* Syncs each target directory whose last fsync did not cover the renames
+ * counted in `covered` (taken before); the first failure freezes tmp/ and
+ * fails.  With `target_lock` held, and with or without `dir_lock`: a
+ * rename while it runs stays dirty. */
 static gboolean syncer_sync_targets(PstSpoolSyncer *syncer,
                                     PstSpoolSyncFunc func, gpointer data,
-                                    const gboolean *dirty, GError **error) {
+                                    const guint64 *covered, GError **error) {
   for (int i = 0; i < SYNCER_TARGETS; i++) {
-    if (!dirty[i])
+    g_mutex_lock(&syncer->lock);
+    gboolean dirty = syncer->synced[i] < covered[i];
+    g_mutex_unlock(&syncer->lock);
+    if (!dirty)
       continue;
     if (func(syncer->target_fds[i], TRUE, data) != 0) {
       int saved = errno;
@@ -356,7 +381,7 @@ static gboolean syncer_sync_targets(PstSpoolSyncer *syncer,
       return FALSE;
     }
     g_mutex_lock(&syncer->lock);
-    syncer->target_dirty[i] = FALSE;
+    syncer->synced[i] = MAX(syncer->synced[i], covered[i]);
     syncer->stats.deferred_syncs++;
     g_mutex_unlock(&syncer->lock);
   }
@@ -395,19 +420,21 @@ static gboolean syncer_sync_tmp(PstSpoolSyncer *syncer, PstSpoolSyncFunc func,
   return FALSE;
 }
 
-/* Syncs every target directory with renames since its last fsync, then
- * tmp/ (THE INVARIANT), and publishes the spares made before; with
- * `dir_lock` held.  TRUE when nothing failed. */
+/* Syncs every target directory with renames its last fsync did not
+ * cover, then tmp/ (THE INVARIANT), and publishes the spares made before;
+ * with `dir_lock` (no rename runs) and `target_lock` held (a failed
+ * target sync elsewhere has frozen tmp/ before this looks).  TRUE when
+ * nothing failed. */
 static gboolean syncer_settle_locked(PstSpoolSyncer *syncer, GError **error) {
   g_mutex_lock(&syncer->lock);
   PstSpoolSyncFunc func = syncer->sync_func;
   gpointer data = syncer->sync_data;
-  gboolean dirty[SYNCER_TARGETS];
-  memcpy(dirty, syncer->target_dirty, sizeof dirty);
+  guint64 covered[SYNCER_TARGETS];
+  syncer_count_renames(syncer, covered);
   guint fresh = syncer->tmp_frozen ? 0 : syncer->fresh.length;
   gboolean tmp_needed = syncer->tmp_dirty || fresh > 0;
   g_mutex_unlock(&syncer->lock);
-  if (!syncer_sync_targets(syncer, func, data, dirty, error))
+  if (!syncer_sync_targets(syncer, func, data, covered, error))
     return FALSE;
   g_mutex_lock(&syncer->lock);
   gboolean frozen = syncer->tmp_frozen;
@@ -419,9 +446,32 @@ static gboolean syncer_settle_locked(PstSpoolSyncer *syncer, GError **error) {
   return syncer_sync_tmp(syncer, func, data, fresh, error);
 }
 
-static gboolean syncer_settle(PstSpoolSyncer *syncer, GError **error) {
+/* The deferred syncs.  The targets are synced first without `dir_lock`:
+ * a batch that finishes meanwhile renames its files and answers at once;
+ * under the lock only the targets renamed into since then are synced
+ * again, before tmp/.  Unless `wait`, nothing is done while another
+ * thread syncs a target (a settle that would wait for it is not needed
+ * now: it is due soon again, or the other one is it). */
+static gboolean syncer_settle(PstSpoolSyncer *syncer, gboolean wait,
+                              GError **error) {
+  if (wait)
+    g_mutex_lock(&syncer->target_lock);
+  else if (!g_mutex_trylock(&syncer->target_lock))
+    return TRUE;
+  g_mutex_lock(&syncer->lock);
+  PstSpoolSyncFunc func = syncer->sync_func;
+  gpointer data = syncer->sync_data;
+  guint64 covered[SYNCER_TARGETS];
+  syncer_count_renames(syncer, covered);
+  g_mutex_unlock(&syncer->lock);
+  gboolean ok = syncer_sync_targets(syncer, func, data, covered, error);
+  g_mutex_unlock(&syncer->target_lock);
+  if (!ok)
+    return FALSE;
   g_mutex_lock(&syncer->dir_lock);
-  gboolean ok = syncer_settle_locked(syncer, error);
+  g_mutex_lock(&syncer->target_lock);
+  ok = syncer_settle_locked(syncer, error);
+  g_mutex_unlock(&syncer->target_lock);
   g_mutex_unlock(&syncer->dir_lock);
   return ok;
 }
@@ -458,7 +508,7 @@ gboolean pst_spool_syncer_settle(PstSpoolSyncer *syncer, const char *id,
    * duplicate, never a loss). */
   if (!needed || frozen)
     return TRUE;
-  return syncer_settle(syncer, error);
+  return syncer_settle(syncer, TRUE, error);
 }
 
 /* --- Batches -------------------------------------------------------------- */
@@ -519,7 +569,7 @@ static void syncer_work_while_syncing(PstSpoolSyncer *syncer,
         syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE)) {
       settled = worked = TRUE;
       g_mutex_unlock(&syncer->lock);
-      syncer_settle(syncer, NULL);
+      syncer_settle(syncer, FALSE, NULL);
       g_mutex_lock(&syncer->lock);
     }
     if (!worked && batch->syncs_pending > 0)
@@ -529,7 +579,7 @@ static void syncer_work_while_syncing(PstSpoolSyncer *syncer,
                     syncer->spares.length < SPARES_LOW;
   g_mutex_unlock(&syncer->lock);
   if (urgent)
-    syncer_settle(syncer, NULL);
+    syncer_settle(syncer, FALSE, NULL);
 }
 
 /* Step 3: fdatasync every file that was written.  With helpers, the calls
@@ -567,7 +617,7 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, PstSpoolBatch *batch,
         syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE);
     g_mutex_unlock(&syncer->lock);
     if (settle)
-      syncer_settle(syncer, NULL);
+      syncer_settle(syncer, FALSE, NULL);
     return syncs;
   }
   for (guint i = 0; i < commits->len; i++) {
@@ -600,10 +650,33 @@ static void syncer_undo_undurable(PstSpoolSyncer *syncer, GPtrArray *commits,
   }
 }
 
+/* Syncs the targets in `sync_now` at once, for the files of the batch
+ * whose tmp/ name was not durable; a failure fails those files.  Under
+ * `dir_lock`: the sync covers every rename into the target. */
+static void syncer_sync_new_names(PstSpoolSyncer *syncer, PstSpoolBatch *batch,
+                                  const gboolean *sync_now) {
+  g_mutex_lock(&syncer->target_lock);
+  for (int index = 0; index < SYNCER_TARGETS; index++) {
+    if (!sync_now[index])
+      continue;
+    if (batch->sync_func(syncer->target_fds[index], TRUE, batch->sync_data) !=
+        0) {
+      int saved = errno;
+      syncer_undo_undurable(syncer, batch->commits, index, saved);
+      syncer_freeze_tmp(syncer, index, saved);
+      continue;
+    }
+    g_mutex_lock(&syncer->lock);
+    syncer->synced[index] = syncer->renames[index];
+    g_mutex_unlock(&syncer->lock);
+  }
+  g_mutex_unlock(&syncer->target_lock);
+}
+
 /* Step 4: renames each file into its target; a target that received a
  * file whose tmp/ name was not durable is fsynced now (then the sync
- * covers every rename into it).  Under `dir_lock`, so that no directory
- * sync runs in between (THE INVARIANT).  Returns those syncs. */
+ * covers every rename into it).  Under `dir_lock`, so that no sync of
+ * tmp/ runs in between (THE INVARIANT).  Returns those syncs. */
 static guint syncer_rename(PstSpoolSyncer *syncer, PstSpoolBatch *batch) {
   GPtrArray *commits = batch->commits;
   gboolean sync_now[SYNCER_TARGETS] = {FALSE};
@@ -625,21 +698,10 @@ static guint syncer_rename(PstSpoolSyncer *syncer, PstSpoolBatch *batch) {
     g_mutex_unlock(&syncer->lock);
   }
   guint syncs = 0;
-  for (int index = 0; index < SYNCER_TARGETS; index++) {
-    if (!sync_now[index])
-      continue;
-    syncs++;
-    if (batch->sync_func(syncer->target_fds[index], TRUE, batch->sync_data) !=
-        0) {
-      int saved = errno;
-      syncer_undo_undurable(syncer, commits, index, saved);
-      syncer_freeze_tmp(syncer, index, saved);
-      continue;
-    }
-    g_mutex_lock(&syncer->lock);
-    syncer->target_dirty[index] = FALSE;
-    g_mutex_unlock(&syncer->lock);
-  }
+  for (int index = 0; index < SYNCER_TARGETS; index++)
+    syncs += sync_now[index];
+  if (syncs > 0)
+    syncer_sync_new_names(syncer, batch, sync_now);
   g_mutex_unlock(&syncer->dir_lock);
   return syncs;
 }
@@ -788,10 +850,10 @@ static void syncer_idle(PstSpoolSyncer *syncer) {
   if (syncer_settle_wanted(syncer, now, TRUE)) {
     /* Busy as in a batch: what arrives meanwhile goes to the second
      * thread, its fdatasync merged with these flushes, instead of
-     * waiting for them (only its rename waits for `dir_lock`). */
+     * waiting for them (its rename waits only for tmp/'s sync). */
     syncer->running = TRUE;
     g_mutex_unlock(&syncer->lock);
-    syncer_settle(syncer, NULL);
+    syncer_settle(syncer, TRUE, NULL);
     g_mutex_lock(&syncer->lock);
     syncer->running = FALSE;
     return;
@@ -888,6 +950,7 @@ static gpointer syncer_overlap_thread(gpointer data) {
 static void syncer_clear(PstSpoolSyncer *syncer) {
   g_mutex_clear(&syncer->lock);
   g_mutex_clear(&syncer->dir_lock);
+  g_mutex_clear(&syncer->target_lock);
   g_cond_clear(&syncer->wake);
   g_cond_clear(&syncer->overlap_wake);
   g_cond_clear(&syncer->syncs_done);
@@ -918,6 +981,7 @@ PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
   g_queue_init(&syncer->fresh);
   g_mutex_init(&syncer->lock);
   g_mutex_init(&syncer->dir_lock);
+  g_mutex_init(&syncer->target_lock);
   g_cond_init(&syncer->wake);
   g_cond_init(&syncer->overlap_wake);
   g_queue_init(&syncer->pending);
@@ -971,7 +1035,7 @@ void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
   syncer_stop_overlap(syncer);
   g_thread_join(syncer->thread);
   /* What a clean stop leaves needs no recovery (failures are logged). */
-  syncer_settle(syncer, NULL);
+  syncer_settle(syncer, TRUE, NULL);
   syncer_drop_spares(syncer, &syncer->spares, G_MAXUINT);
   syncer_drop_spares(syncer, &syncer->fresh, G_MAXUINT);
   if (syncer->helpers != NULL)

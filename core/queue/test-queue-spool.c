@@ -721,6 +721,100 @@ static void test_commit_overlap_directory_sync(Fixture *f, gconstpointer data) {
   g_cond_clear(&dirs.gate.cond);
 }
 
+/* Holds the first sync of queue/ once armed; records the order of the
+ * directory syncs: 'q' queue/, 'h' hold/, 't' tmp/, and 'D' where the
+ * test saw a commit done. */
+typedef struct {
+  Gate gate;
+  gboolean armed;
+  gboolean held; /* the held sync arrived */
+  ino_t queue_inode, tmp_inode;
+  GString *order;
+} TargetGate;
+
+static int sync_first_target_behind_gate(int fd, gboolean directory,
+                                         gpointer data) {
+  TargetGate *target = data;
+  struct stat st;
+  if (!directory || fstat(fd, &st) != 0)
+    return directory ? fsync(fd) : fdatasync(fd);
+  gboolean queue = st.st_ino == target->queue_inode;
+  char name = queue ? 'q' : st.st_ino == target->tmp_inode ? 't' : 'h';
+  g_mutex_lock(&target->gate.lock);
+  g_string_append_c(target->order, name);
+  if (target->armed && queue && !target->held) {
+    target->held = TRUE;
+    g_cond_broadcast(&target->gate.cond);
+    while (!target->gate.open)
+      g_cond_wait(&target->gate.cond, &target->gate.lock);
+  }
+  g_mutex_unlock(&target->gate.lock);
+  return fsync(fd);
+}
+
+static ino_t fixture_inode(Fixture *f, const char *dir) {
+  g_autofree char *path = fixture_path(f, dir, NULL);
+  struct stat st;
+  g_assert_cmpint(stat(path, &st), ==, 0);
+  return st.st_ino;
+}
+
+/* While the deferred sync of queue/ waits on the disk, a batch that
+ * finishes renames its file and answers at once (the targets' syncs do
+ * not hold the renames back); tmp/ is synced only after a sync of queue/
+ * that began after that rename (THE INVARIANT). */
+static void test_commit_rename_during_target_sync(Fixture *f,
+                                                  gconstpointer data) {
+  TargetGate target = {.queue_inode = fixture_inode(f, "queue"),
+                       .tmp_inode = fixture_inode(f, "tmp"),
+                       .order = g_string_new(NULL)};
+  g_mutex_init(&target.gate.lock);
+  g_cond_init(&target.gate.cond);
+  wait_for_spares(f->spool);
+  pst_spool_set_directory_sync_delay(f->spool, 1);
+  pst_spool_set_sync_func(f->spool, sync_first_target_behind_gate, &target);
+  g_autoptr(PstEnvelope) envelope = envelope_new("rename@example.org", 1);
+  g_mutex_lock(&target.gate.lock);
+  target.armed = TRUE;
+  g_mutex_unlock(&target.gate.lock);
+  Commit first, second;
+  guint first_done = 0, second_done = 0;
+  commit_start(f->spool, &first, &first_done, "Subject: a\r\n\r\na\r\n", 17, 17,
+               envelope, NULL, 0, PST_SPOOL_QUEUE_ACTIVE);
+  wait_for(&first_done, 1);
+  g_mutex_lock(&target.gate.lock);
+  gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+  while (!target.held)
+    g_assert_true(g_cond_wait_until(&target.gate.cond, &target.gate.lock, end));
+  g_mutex_unlock(&target.gate.lock);
+  commit_start(f->spool, &second, &second_done, "Subject: b\r\n\r\nb\r\n", 17,
+               17, envelope, NULL, 0, PST_SPOOL_QUEUE_ACTIVE);
+  wait_for(&second_done, 1);
+  g_mutex_lock(&target.gate.lock);
+  g_assert_false(target.gate.open);
+  g_string_append_c(target.order, 'D');
+  target.gate.open = TRUE;
+  g_cond_broadcast(&target.gate.cond);
+  g_mutex_unlock(&target.gate.lock);
+  g_assert_no_error(first.error);
+  g_assert_no_error(second.error);
+  g_assert_true(first.ok && second.ok);
+  commit_clear(&first);
+  commit_clear(&second);
+  g_clear_pointer(&f->spool, pst_spool_close); /* settles */
+  g_assert_cmpuint(count_files(f, "queue"), ==, 2);
+  /* After the second rename: queue/ again, then tmp/. */
+  const char *after = strchr(target.order->str, 'D');
+  g_assert_nonnull(after);
+  const char *queue = strchr(after, 'q'), *tmp = strchr(after, 't');
+  g_assert_nonnull(queue);
+  g_assert_nonnull(tmp);
+  g_assert_true(queue < tmp);
+  g_string_free(target.order, TRUE);
+  g_mutex_clear(&target.gate.lock);
+  g_cond_clear(&target.gate.cond);
+}
+
 /* The same with the files of a batch synced one after the other. */
 static void test_commit_group_sequential(Fixture *f, gconstpointer data) {
   pst_spool_set_sync_threads(f->spool, 1);
@@ -1471,6 +1565,8 @@ int main(int argc, char **argv) {
   ADD("commit/overlap", test_commit_overlap, NULL);
   ADD("commit/overlap-directory-sync", test_commit_overlap_directory_sync,
       NULL);
+  ADD("commit/rename-during-target-sync",
+      test_commit_rename_during_target_sync, NULL);
   ADD("commit/spare-files", test_commit_spare_files, NULL);
   ADD("commit/one-at-a-time", test_commit_one_at_a_time, NULL);
   ADD("commit/abort", test_abort_removes_tmp, NULL);
