@@ -250,15 +250,21 @@ static void commit_writer_wait(PstSpoolWriter *writer, Commit *commit) {
   commit->done = NULL;
 }
 
-/* Writes `content` in pieces of `piece` octets and starts the commit. */
-static void commit_start(PstSpool *spool, Commit *commit, guint *done,
-                         const char *content, gsize length, gsize piece,
-                         const PstEnvelope *envelope, GBytes *override,
-                         guint64 header_length, PstSpoolQueue queue) {
+/* A new writer for `commit`. */
+static void commit_open(PstSpool *spool, Commit *commit, guint *done) {
   g_autoptr(GError) error = NULL;
   *commit = (Commit){.done = done};
   commit->writer = pst_spool_writer_new(spool, &error);
   g_assert_no_error(error);
+}
+
+/* Writes `content` in pieces of `piece` octets into the writer of
+ * `commit` and starts the commit. */
+static void commit_write_start(Commit *commit, const char *content,
+                               gsize length, gsize piece,
+                               const PstEnvelope *envelope, GBytes *override,
+                               guint64 header_length, PstSpoolQueue queue) {
+  g_autoptr(GError) error = NULL;
   for (gsize at = 0; at < length; at += piece) {
     gsize n = MIN(piece, length - at);
     if (!pst_spool_writer_write(commit->writer, content + at, n, &error))
@@ -266,6 +272,17 @@ static void commit_start(PstSpool *spool, Commit *commit, guint *done,
   }
   pst_spool_writer_commit_async(commit->writer, envelope, override,
                                 header_length, queue, commit_done, commit);
+}
+
+/* Opens a writer, writes `content` in pieces of `piece` octets and starts
+ * the commit. */
+static void commit_start(PstSpool *spool, Commit *commit, guint *done,
+                         const char *content, gsize length, gsize piece,
+                         const PstEnvelope *envelope, GBytes *override,
+                         guint64 header_length, PstSpoolQueue queue) {
+  commit_open(spool, commit, done);
+  commit_write_start(commit, content, length, piece, envelope, override,
+                     header_length, queue);
 }
 
 /* --- Tests ---------------------------------------------------------------- */
@@ -1356,16 +1373,19 @@ static gboolean model_tmp_durable(DirModel *m, const char *name) {
   return durable;
 }
 
-/* Starts a commit and checks that a spare it got was durable. */
+/* Starts a commit, checking first that a spare it got was durable (once
+ * submitted, the file may be renamed away and tmp/ synced before a later
+ * check). */
 static void model_commit(DirModel *m, PstSpool *spool, Commit *commit,
                          guint *done, const PstEnvelope *envelope,
                          PstSpoolQueue queue) {
-  commit_start(spool, commit, done, "Subject: o\r\n\r\nx\r\n", 17, 17,
-               envelope, NULL, 0, queue);
+  commit_open(spool, commit, done);
   g_autofree char *name =
       g_path_get_basename(pst_spool_writer_get_path(commit->writer));
   if (g_str_has_prefix(name, "spare."))
     g_assert_true(model_tmp_durable(m, name));
+  commit_write_start(commit, "Subject: o\r\n\r\nx\r\n", 17, 17, envelope,
+                     NULL, 0, queue);
 }
 
 /* Many commits into queue/ and hold/, in bursts and with pauses, with the
