@@ -81,6 +81,14 @@ void pst_dns_lookup_on(PstDnsResolver *resolver, PstDnsType type,
                        GCancellable *cancellable, PstDnsCallback callback,
                        gpointer user_data);
 
+/* The answer `resolver`'s cache (nullable or deleted: the default's)
+ * holds for `name` and `type`, fresh now, as a new result; NULL when
+ * there is none (a query is needed: pst_dns_lookup_on()).  For a caller
+ * that goes on at once with what is known, instead of a main-loop
+ * iteration per answer.  Counted as a cache hit.  Main thread. */
+PstDnsResult *pst_dns_lookup_cached_on(PstDnsResolver *resolver,
+                                       PstDnsType type, const char *name);
+
 /* Until the matching pst_dns_scope_leave(), the SDK's pst_dns_lookup()
  * and pst_dns_lookup_full() use `resolver` (nullable: no change); returns
  * what to hand to pst_dns_scope_leave().  The hooks module wraps each hook

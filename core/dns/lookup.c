@@ -5,7 +5,8 @@
  * the scope (the daemon, generations, the hooks module; main thread but
  * for hold/release), pst_dns_lookup_on() (sessions, routing), and the
  * SDK's pst_dns_lookup() and pst_dns_lookup_full() (main thread) and
- * pst_dns_lookup_sync() (worker threads).
+ * pst_dns_lookup_sync() (worker threads); pst_dns_lookup_cached_on() (the
+ * session's reverse name) only asks the cache, inside the call.
  *
  * Every lookup is a PstDnsRequest for one resolver: the one given, else
  * the scope's (the hook's generation, or the resolver whose answer is
@@ -432,6 +433,24 @@ void pst_dns_lookup_on(PstDnsResolver *resolver, PstDnsType type,
   if (cancellable != NULL)
     request->cancel_handler = g_cancellable_connect(
         cancellable, G_CALLBACK(on_cancelled), request, NULL);
+}
+
+PstDnsResult *pst_dns_lookup_cached_on(PstDnsResolver *resolver,
+                                       PstDnsType type, const char *name) {
+  g_return_val_if_fail(name != NULL, NULL);
+  g_autofree char *query = query_for_name(name, PST_DNS_LOOKUP_DEFAULT);
+  if (query == NULL || type == 0)
+    return NULL;
+  g_mutex_lock(&service.lock);
+  PstDnsResolver *target = target_locked(resolver);
+  PstDnsResult *hit = NULL;
+  if (target != NULL && target->cache != NULL)
+    hit = pst_dns_cache_lookup(target->cache, type, query, name,
+                               g_get_monotonic_time());
+  if (hit != NULL)
+    service.stats.cache_hits++;
+  g_mutex_unlock(&service.lock);
+  return hit;
 }
 
 /* Any thread: wakes the sync waiter. */

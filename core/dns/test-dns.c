@@ -1267,6 +1267,39 @@ static void test_answer_cache_expiry(void) {
   service_stop();
 }
 
+/* pst_dns_lookup_cached_on() answers inside the call from the cache, and
+ * only from it: NULL before the first lookup, for an invalid name, and
+ * after expiry; a negative answer too; nothing is sent. */
+static void test_answer_cache_cached_only(void) {
+  service_start_default();
+  g_assert_null(
+      pst_dns_lookup_cached_on(NULL, PST_DNS_TYPE_A, "short.example.test"));
+  g_assert_null(pst_dns_lookup_cached_on(NULL, PST_DNS_TYPE_A, "bad..name"));
+  g_autoptr(PstDnsResult) first = lookup(PST_DNS_TYPE_A, "short.example.test");
+  g_autoptr(PstDnsResult) nx = lookup(PST_DNS_TYPE_A, "nx.example.test");
+  PstDnsStats before = stats_now();
+  g_autoptr(PstDnsResult) hit =
+      pst_dns_lookup_cached_on(NULL, PST_DNS_TYPE_A, "short.example.test.");
+  g_assert_nonnull(hit);
+  g_autofree char *want = records_text(first);
+  g_autofree char *got = records_text(hit);
+  g_assert_cmpstr(got, ==, want);
+  g_assert_cmpstr(pst_dns_result_get_name(hit), ==, "short.example.test.");
+  g_autoptr(PstDnsResult) nx_hit =
+      pst_dns_lookup_cached_on(NULL, PST_DNS_TYPE_A, "nx.example.test");
+  g_assert_nonnull(nx_hit);
+  g_assert_cmpint(pst_dns_result_get_status(nx_hit), ==, PST_DNS_NXDOMAIN);
+  g_assert_null(
+      pst_dns_lookup_cached_on(NULL, PST_DNS_TYPE_MX, "short.example.test"));
+  PstDnsStats after = stats_now();
+  g_assert_cmpuint(after.cache_hits, ==, before.cache_hits + 2);
+  g_assert_cmpuint(after.lookups, ==, before.lookups);
+  run_for(1100); /* its TTL is 1 s */
+  g_assert_null(
+      pst_dns_lookup_cached_on(NULL, PST_DNS_TYPE_A, "short.example.test"));
+  service_stop();
+}
+
 /* NXDOMAIN and NODATA are kept for the SOA's negative TTL (60 s). */
 static void test_answer_cache_negative(void) {
   service_start_default();
@@ -1440,6 +1473,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/dns/answer-cache/batched", test_answer_cache_hits_batched);
   g_test_add_func("/dns/answer-cache/expiry", test_answer_cache_expiry);
   g_test_add_func("/dns/answer-cache/negative", test_answer_cache_negative);
+  g_test_add_func("/dns/answer-cache/cached-only",
+                  test_answer_cache_cached_only);
   g_test_add_func("/dns/answer-cache/failures", test_answer_cache_failures);
   g_test_add_func("/dns/answer-cache/dnssec", test_answer_cache_dnssec);
   g_test_add_func("/dns/answer-cache/bound", test_answer_cache_bound);

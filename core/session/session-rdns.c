@@ -9,9 +9,12 @@
  * pst_session_lookup_client_name() runs when a connection is accepted (and
  * after a PROXY header: the address is then the real client's), unless
  * `[server] reverse_dns = false`.  XCLIENT never starts a lookup: the proxy
- * passes NAME itself.  While it runs the session waits (WAIT_DNS: nothing
- * is read as a command, a client that leaves is noticed); the lookups take
- * the session's cancellable, so a disconnect ends them at once.  Every
+ * passes NAME itself.  When the resolver's answer cache holds every answer
+ * needed (a client seen recently), the name is known at once and the
+ * banner goes out in the iteration that accepted the connection.
+ * Otherwise the session waits (WAIT_DNS: nothing is read as a command, a
+ * client that leaves is noticed); the lookups take the session's
+ * cancellable, so a disconnect ends them at once.  Every
  * lookup is bounded by `[dns] timeout`; a DNS failure leaves the name
  * unknown and never refuses the client (plugins that want to refuse
  * unknown clients can, at CONNECT).
@@ -45,6 +48,16 @@ static void rdns_lookup_free(PstRdnsLookup *lookup) {
   g_free(lookup);
 }
 
+/* Records the verified name (nullable: unknown). */
+static void rdns_set_name(PstSession *session, const char *name) {
+  if (name == NULL)
+    return;
+  g_free(session->client_hostname);
+  session->client_hostname = g_ascii_strdown(name, -1);
+  g_message("%s: client [%s] is %s (verified reverse DNS)", session->id,
+            session->client_address, session->client_hostname);
+}
+
 /* Ends the lookup: the session goes on with CONNECT, unless it closed. */
 static void rdns_finish(PstRdnsLookup *lookup, const char *name) {
   PstSession *session = lookup->session;
@@ -52,12 +65,7 @@ static void rdns_finish(PstRdnsLookup *lookup, const char *name) {
     session->waiting = PST_SESSION_WAIT_NONE;
   g_clear_object(&session->rdns_cancellable);
   if (session->fd >= 0) {
-    if (name != NULL) {
-      g_free(session->client_hostname);
-      session->client_hostname = g_ascii_strdown(name, -1);
-      g_message("%s: client [%s] is %s (verified reverse DNS)", session->id,
-                session->client_address, session->client_hostname);
-    }
+    rdns_set_name(session, name);
     lookup->done(session);
     pst_session_resume(session);
   }
@@ -75,6 +83,33 @@ static gboolean rdns_name_is_usable(const char *name) {
   return TRUE;
 }
 
+/* Keeps the usable names of a PTR answer, up to RDNS_MAX_NAMES. */
+static void rdns_keep_names(PstRdnsLookup *lookup, PstDnsResult *result) {
+  for (guint i = 0; i < pst_dns_result_get_count(result) &&
+                    lookup->name_count < RDNS_MAX_NAMES;
+       i++) {
+    const char *name = pst_dns_result_get_string(result, i);
+    if (rdns_name_is_usable(name))
+      lookup->names[lookup->name_count++] = g_strdup(name);
+  }
+}
+
+/* Whether a forward answer gives the client's address back. */
+static gboolean rdns_confirms(PstRdnsLookup *lookup, PstDnsResult *result) {
+  for (guint i = 0; i < pst_dns_result_get_count(result); i++) {
+    g_autoptr(GInetAddress) address = pst_dns_result_get_address(result, i);
+    if (address != NULL && g_inet_address_equal(address, lookup->address))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static PstDnsType rdns_forward_type(PstRdnsLookup *lookup) {
+  return g_inet_address_get_family(lookup->address) == G_SOCKET_FAMILY_IPV6
+             ? PST_DNS_TYPE_AAAA
+             : PST_DNS_TYPE_A;
+}
+
 static void rdns_confirm_next(PstRdnsLookup *lookup);
 
 static void rdns_forward_done(PstDnsResult *result, gpointer user_data) {
@@ -85,12 +120,9 @@ static void rdns_forward_done(PstDnsResult *result, gpointer user_data) {
     rdns_finish(lookup, NULL);
     return;
   }
-  for (guint i = 0; i < pst_dns_result_get_count(result); i++) {
-    g_autoptr(GInetAddress) address = pst_dns_result_get_address(result, i);
-    if (address != NULL && g_inet_address_equal(address, lookup->address)) {
-      rdns_finish(lookup, lookup->names[lookup->next]);
-      return;
-    }
+  if (rdns_confirms(lookup, result)) {
+    rdns_finish(lookup, lookup->names[lookup->next]);
+    return;
   }
   lookup->next++;
   rdns_confirm_next(lookup);
@@ -102,14 +134,10 @@ static void rdns_confirm_next(PstRdnsLookup *lookup) {
     rdns_finish(lookup, NULL);
     return;
   }
-  PstDnsType type =
-      g_inet_address_get_family(lookup->address) == G_SOCKET_FAMILY_IPV6
-          ? PST_DNS_TYPE_AAAA
-          : PST_DNS_TYPE_A;
-  pst_dns_lookup_on(pst_generation_get_dns(lookup->session->generation), type,
-                    lookup->names[lookup->next], PST_DNS_LOOKUP_DEFAULT,
-                    lookup->session->rdns_cancellable, rdns_forward_done,
-                    lookup);
+  pst_dns_lookup_on(pst_generation_get_dns(lookup->session->generation),
+                    rdns_forward_type(lookup), lookup->names[lookup->next],
+                    PST_DNS_LOOKUP_DEFAULT, lookup->session->rdns_cancellable,
+                    rdns_forward_done, lookup);
 }
 
 static void rdns_ptr_done(PstDnsResult *result, gpointer user_data) {
@@ -124,14 +152,36 @@ static void rdns_ptr_done(PstDnsResult *result, gpointer user_data) {
     rdns_finish(lookup, NULL);
     return;
   }
-  for (guint i = 0; i < pst_dns_result_get_count(result) &&
-                    lookup->name_count < RDNS_MAX_NAMES;
-       i++) {
-    const char *name = pst_dns_result_get_string(result, i);
-    if (rdns_name_is_usable(name))
-      lookup->names[lookup->name_count++] = g_strdup(name);
-  }
+  rdns_keep_names(lookup, result);
   rdns_confirm_next(lookup);
+}
+
+/* The same steps from the answer cache alone: TRUE when its answers
+ * settle the name (`*name_r`: the verified name, owned, or NULL: unknown),
+ * FALSE when a query is needed. */
+static gboolean rdns_from_cache(PstSession *session, GInetAddress *address,
+                                const char *ptr_name, char **name_r) {
+  PstDnsResolver *resolver = pst_generation_get_dns(session->generation);
+  g_autoptr(PstDnsResult) ptr =
+      pst_dns_lookup_cached_on(resolver, PST_DNS_TYPE_PTR, ptr_name);
+  if (ptr == NULL)
+    return FALSE;
+  *name_r = NULL;
+  if (pst_dns_result_get_status(ptr) != PST_DNS_OK)
+    return TRUE;
+  PstRdnsLookup cached = {.address = address};
+  rdns_keep_names(&cached, ptr);
+  gboolean known = TRUE;
+  for (guint i = 0; i < cached.name_count && *name_r == NULL && known; i++) {
+    g_autoptr(PstDnsResult) forward = pst_dns_lookup_cached_on(
+        resolver, rdns_forward_type(&cached), cached.names[i]);
+    known = forward != NULL;
+    if (known && rdns_confirms(&cached, forward))
+      *name_r = g_strdup(cached.names[i]);
+  }
+  for (guint i = 0; i < cached.name_count; i++)
+    g_free(cached.names[i]);
+  return known;
 }
 
 /* The client's address as the forward lookups will return it: IPv4 for an
@@ -149,13 +199,19 @@ void pst_session_lookup_client_name(PstSession *session,
     done(session);
     return;
   }
+  g_autofree char *ptr_name = pst_dns_reverse_name(address, NULL);
+  g_autofree char *cached_name = NULL;
+  if (rdns_from_cache(session, address, ptr_name, &cached_name)) {
+    rdns_set_name(session, cached_name);
+    done(session);
+    return;
+  }
   PstRdnsLookup *lookup = g_new0(PstRdnsLookup, 1);
   lookup->session = pst_session_ref(session);
   lookup->address = g_steal_pointer(&address);
   lookup->done = done;
   session->rdns_cancellable = g_cancellable_new();
   session->waiting = PST_SESSION_WAIT_DNS;
-  g_autofree char *ptr_name = pst_dns_reverse_name(lookup->address, NULL);
   pst_dns_lookup_on(pst_generation_get_dns(session->generation),
                     PST_DNS_TYPE_PTR, ptr_name, PST_DNS_LOOKUP_DEFAULT,
                     session->rdns_cancellable, rdns_ptr_done, lookup);

@@ -43,6 +43,21 @@ def test_no_ptr_is_unknown(daemon):
         assert "(unknown [127.0.0.3])" in received_of(daemon, c)
 
 
+def test_second_connection_named_from_the_answer_cache(daemon):
+    # The second connection from each address finds every answer it needs
+    # in the resolver's cache and is named at once, the same way: verified,
+    # PTR without a confirming address, no PTR.
+    for source, want in (("127.0.0.1", "(localhost [127.0.0.1])"),
+                         ("127.0.0.2", "(unknown [127.0.0.2])"),
+                         ("127.0.0.3", "(unknown [127.0.0.3])")):
+        for _ in range(2):
+            with daemon.connect(source=source) as c:
+                assert want in received_of(daemon, c)
+    names = re.findall(r"client \[127\.0\.0\.1\] is localhost",
+                       daemon.log_text())
+    assert len(names) == 2
+
+
 def test_reverse_dns_off(postiliond):
     d = postiliond(config={"server": {"reverse_dns": "false"}})
     with d.connect() as c:
