@@ -2,7 +2,7 @@
  * (result-fields.c) against GLib: pst_result_new_fields() and
  * pst_result_new_strv() make GLib's values octet for octet (floating, a
  * NULL value left out, UTF-8 made valid); pst_result_get_field() and
- * pst_result_get_string() find what GLib's lookup and reading find, in
+ * pst_result_get_strv() find what GLib's lookup and reading find, in
  * tree form, in normal form and in octets that are not (every prefix and
  * single-octet mutation of a value GLib wrote, read through GLib then),
  * for an a{sv}, each element of an aa{sv}, and an as.
@@ -150,14 +150,15 @@ static void test_get_field(void) {
 }
 
 static void check_strings(GVariant *value) {
-  gsize count = 0;
+  gsize count = 0, length = 0;
   g_autofree const char **glib = g_variant_get_strv(value, &count);
-  for (gsize i = 0; i < count; i++)
-    g_assert_cmpstr(pst_result_get_string(value, i), ==, glib[i]);
-  g_assert_null(pst_result_get_string(value, count));
+  g_autofree const char **ours = pst_result_get_strv(value, &length);
+  g_assert_cmpuint(length, ==, count);
+  for (gsize i = 0; i <= count; i++)
+    g_assert_cmpstr(ours[i], ==, glib[i]);
 }
 
-static void test_get_string(void) {
+static void test_get_strv(void) {
   g_autofree char *big = g_strnfill(300, 'b');
   const char *strings[] = {"a", "", big, "z"};
   g_autoptr(GVariant) strv =
@@ -175,14 +176,16 @@ static void test_get_string(void) {
   g_autoptr(GVariant) tree = g_variant_ref_sink(g_variant_new_strv(strings, 4));
   check_strings(tree);
   g_autoptr(GVariant) other = g_variant_ref_sink(g_variant_new_string("x"));
-  g_assert_null(pst_result_get_string(other, 0));
-  g_assert_null(pst_result_get_string(NULL, 0));
+  gsize length = 1;
+  g_assert_null(pst_result_get_strv(other, &length));
+  g_assert_cmpuint(length, ==, 0);
+  g_assert_null(pst_result_get_strv(NULL, NULL));
 }
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/result-fields/new", test_new);
   g_test_add_func("/result-fields/get-field", test_get_field);
-  g_test_add_func("/result-fields/get-string", test_get_string);
+  g_test_add_func("/result-fields/get-strv", test_get_strv);
   return g_test_run();
 }

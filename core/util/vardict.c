@@ -63,13 +63,6 @@ static gsize vardict_align(gsize offset, gsize alignment) {
   return (offset + alignment - 1) & ~(alignment - 1);
 }
 
-static gsize vardict_offset_read(const guint8 *p, gsize width) {
-  gsize value = 0;
-  for (gsize i = 0; i < width; i++)
-    value |= (gsize)p[i] << (8 * i);
-  return value;
-}
-
 /* Writes the `count` framing offsets `ends` of a container of `total`
  * octets at `p`; returns where they end. */
 static guint8 *vardict_offsets_write(guint8 *p, gsize total, const gsize *ends,
@@ -91,7 +84,7 @@ gboolean pst_vardict_array_init(PstVardictArray *array, const guint8 *data,
   gsize width = pst_vardict_offset_width(size);
   if (data == NULL || size < width)
     return FALSE;
-  gsize table = vardict_offset_read(data + size - width, width);
+  gsize table = pst_vardict_offset_read(data + size - width, width);
   if (table > size - width || (size - table) % width != 0)
     return FALSE;
   array->table = table;
@@ -107,25 +100,6 @@ gboolean pst_vardict_array_open(PstVardictArray *array, GVariant *value,
   gsize size = g_variant_get_size(value);
   return pst_vardict_array_init(array, g_variant_get_data(value), size,
                                 alignment);
-}
-
-gboolean pst_vardict_array_element(const PstVardictArray *array, gsize index,
-                                   const guint8 **data_r, gsize *size_r) {
-  if (index >= array->count)
-    return FALSE;
-  const guint8 *table = array->data + array->table;
-  gsize start =
-      index == 0 ? 0
-                 : vardict_align(vardict_offset_read(
-                                     table + (index - 1) * array->width,
-                                     array->width),
-                                 array->alignment);
-  gsize end = vardict_offset_read(table + index * array->width, array->width);
-  if (end < start || end > array->table)
-    return FALSE;
-  *data_r = array->data + start;
-  *size_r = end - start;
-  return TRUE;
 }
 
 gboolean pst_vardict_array_child(const PstVardictArray *array, gsize index,
@@ -156,7 +130,7 @@ gboolean pst_vardict_entry_read(const guint8 *entry, gsize size,
   gsize width = pst_vardict_offset_width(size);
   if (size < width + 1)
     return FALSE;
-  gsize key_end = vardict_offset_read(entry + size - width, width);
+  gsize key_end = pst_vardict_offset_read(entry + size - width, width);
   if (key_end == 0 || key_end > size - width ||
       pst_vardict_string_read(entry, key_end) == NULL)
     return FALSE;
@@ -172,17 +146,19 @@ gboolean pst_vardict_entry_read(const guint8 *entry, gsize size,
 gboolean pst_vardict_lookup_string(const PstVardictArray *dict,
                                    const char *key, const char **string_r) {
   *string_r = NULL;
+  gsize key_size = strlen(key) + 1;
   for (gsize i = 0; i < dict->count; i++) {
-    const guint8 *data;
+    const guint8 *entry;
     gsize size;
-    const char *name, *string;
-    if (!pst_vardict_array_element(dict, i, &data, &size) ||
-        !pst_vardict_entry_read(data, size, &name, &string))
+    if (!pst_vardict_array_element(dict, i, &entry, &size))
       return FALSE;
-    if (strcmp(name, key) == 0) {
-      *string_r = string;
-      return TRUE;
-    }
+    /* An entry starts with its key and the key's NUL: compared first,
+     * read in full only when it is the one. */
+    if (size < key_size || entry[0] != (guint8)key[0] ||
+        memcmp(entry, key, key_size) != 0)
+      continue;
+    const char *name;
+    return pst_vardict_entry_read(entry, size, &name, string_r);
   }
   return TRUE;
 }

@@ -38,10 +38,40 @@ gboolean pst_vardict_array_open(PstVardictArray *array, GVariant *value,
 /* The same over `size` octets at `data`. */
 gboolean pst_vardict_array_init(PstVardictArray *array, const guint8 *data,
                                 gsize size, gsize alignment);
-/* Element `index`'s octets; FALSE when its framing offsets are out of
- * order or bounds (never reads outside the array). */
-gboolean pst_vardict_array_element(const PstVardictArray *array, gsize index,
-                                   const guint8 **data_r, gsize *size_r);
+/* One framing offset: `width` octets at `p`, little-endian. */
+static inline gsize pst_vardict_offset_read(const guint8 *p, gsize width) {
+  gsize value = 0;
+  for (gsize i = 0; i < width; i++)
+    value |= (gsize)p[i] << (8 * i);
+  return value;
+}
+
+/* Element `index`'s octets; FALSE (NULL, 0) when its framing offsets are
+ * out of order or bounds (never reads outside the array).  Inline: readers call
+ * it once per entry. */
+static inline gboolean pst_vardict_array_element(const PstVardictArray *array,
+                                                 gsize index,
+                                                 const guint8 **data_r,
+                                                 gsize *size_r) {
+  *data_r = NULL;
+  *size_r = 0;
+  if (index >= array->count)
+    return FALSE;
+  const guint8 *table = array->data + array->table;
+  gsize start = 0;
+  if (index > 0) {
+    start = pst_vardict_offset_read(table + (index - 1) * array->width,
+                                    array->width);
+    start = (start + array->alignment - 1) & ~(array->alignment - 1);
+  }
+  gsize end = pst_vardict_offset_read(table + index * array->width,
+                                      array->width);
+  if (end < start || end > array->table)
+    return FALSE;
+  *data_r = array->data + start;
+  *size_r = end - start;
+  return TRUE;
+}
 /* One serialised {sv} entry of `size` octets: its key and, when the value
  * is a string, that string (else NULL); both point into `entry`.  FALSE
  * when the entry is not in normal form. */
@@ -56,8 +86,10 @@ gboolean pst_vardict_array_child(const PstVardictArray *array, gsize index,
                                  gsize alignment, PstVardictArray *child_r);
 /* The string of the first entry named `key` of the a{sv} `dict`, as
  * g_variant_lookup_value(dict, key, "s") finds it: NULL in `*string_r`
- * when there is none or its value is no string.  FALSE when an entry up to
- * the one found is not what normal form promises. */
+ * when there is none or its value is no string.  FALSE when the framing or
+ * the entry found is not what normal form promises (entries with other
+ * keys are only compared, not checked: open `dict` with
+ * pst_vardict_array_open(), which makes GLib check normal form). */
 gboolean pst_vardict_lookup_string(const PstVardictArray *dict,
                                    const char *key, const char **string_r);
 

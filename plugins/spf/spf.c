@@ -361,10 +361,11 @@ static PstVerdict spf_eom(PstCall *call, gpointer user_data) {
       !g_variant_is_of_type(value, G_VARIANT_TYPE_STRING_ARRAY))
     return PST_VERDICT_CONTINUE;
   PstMessage *message = pst_call_get_message(call);
+  gsize count = 0;
+  g_autofree const char **fields = pst_result_get_strv(value, &count);
   /* Inserted in reverse at the top, so they read in evaluation order. */
-  for (gsize i = g_variant_n_children(value); i > 0; i--)
-    if (!pst_message_insert_header(message, 0, "Received-SPF",
-                                   pst_result_get_string(value, i - 1)))
+  for (gsize i = count; i > 0; i--)
+    if (!pst_message_insert_header(message, 0, "Received-SPF", fields[i - 1]))
       pst_call_log(call, G_LOG_LEVEL_WARNING,
                    "Received-SPF not added: the value was refused");
   return PST_VERDICT_CONTINUE;

@@ -465,11 +465,12 @@ PST_API const char *pst_result_get_field(GVariant *value, gsize index,
  * g_variant_new_strv() makes. */
 PST_API GVariant *pst_result_new_strv(const char *const *strings,
                                       gssize count);
-/* String `index` of the "as" `value` (count them with
- * g_variant_n_children()), read in place; NULL when `value` is NULL or of
- * another type or `index` is out of range.  Valid as long as the caller
- * holds `value`. */
-PST_API const char *pst_result_get_string(GVariant *value, gsize index);
+/* The strings of the "as" `value`, read in place, as g_variant_get_strv()
+ * gives them: a new NULL-terminated array (free it with g_free(), not the
+ * strings) whose strings belong to `value`, valid as long as the caller
+ * holds it; their count in `*length` (nullable).  NULL (and 0) when
+ * `value` is NULL or of another type. */
+PST_API const char **pst_result_get_strv(GVariant *value, gsize *length);
 
 /* ------------------------------------------------------------------ */
 /* The message at EOM                                                  */
