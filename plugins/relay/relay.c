@@ -367,13 +367,20 @@ static PstVerdict relay_mail(PstCall *call, gpointer user_data) {
   RelayConfig *config = user_data;
   PstSession *session = pst_call_get_session(call);
   const char *sender = pst_call_get_argument(call);
-  gboolean trusted = relay_client_is_trusted(config, session);
+  /* relay_client_is_trusted(), with the client's address asked for once:
+   * the job keeps it for the DNSBL checks of an untrusted client. */
+  g_autoptr(GInetAddress) client = NULL;
+  gboolean trusted = pst_session_get_auth_user(session) != NULL;
+  if (!trusted) {
+    client = pst_session_get_client_inet_address(session);
+    trusted = client != NULL && relay_config_is_internal(config, client);
+  }
   PstVerdict verdict = relay_check_sender(call, config, trusted, sender);
   if (verdict != PST_VERDICT_CONTINUE)
     return verdict;
   RelayJob *job = relay_job_new(call, config, sender, FALSE);
   if (!trusted)
-    job->client = pst_session_get_client_inet_address(session);
+    job->client = g_steal_pointer(&client);
   const char *domain = relay_address_domain(sender);
   if (config->reject_unknown_sender &&
       relay_domain_needs_lookup(session, domain))
