@@ -190,8 +190,6 @@ static void call_free(PstCall *call) {
   g_free(call->reply_enhanced);
   g_free(call->reply_text);
   g_free(call->route);
-  g_free(call->session_id);
-  g_free(call->argument);
   g_clear_pointer(&call->params, g_ptr_array_unref);
   g_clear_pointer(&call->message, pst_message_unref);
   pst_hook_unref(call->hook);
@@ -229,7 +227,16 @@ static void call_unref(PstCall *call) {
 PstCall *pst_call_new(PstStage stage, PstSession *session,
                       const PstChainEntry *entry, const PstHookArgs *args,
                       GMainContext *context) {
-  PstCall *call = g_new0(PstCall, 1);
+  /* One allocation per call (the dispatcher makes one per hook and stage):
+   * the call, then its copies of the session id and the argument. */
+  const char *session_id = session ? pst_session_get_id(session) : "-";
+  gsize id_size = strlen(session_id) + 1;
+  gsize argument_size = args->argument ? strlen(args->argument) + 1 : 0;
+  PstCall *call = g_malloc0(sizeof *call + id_size + argument_size);
+  char *strings = (char *)(call + 1);
+  call->session_id = memcpy(strings, session_id, id_size);
+  if (args->argument != NULL)
+    call->argument = memcpy(strings + id_size, args->argument, argument_size);
   call->ref_count = 1;
   call->stage = stage;
   call->session = session;
@@ -238,8 +245,6 @@ PstCall *pst_call_new(PstStage stage, PstSession *session,
   call->timeout_ms = entry->timeout_ms;
   call->on_timeout = entry->on_timeout;
   call->on_error = entry->on_error;
-  call->session_id = g_strdup(session ? pst_session_get_id(session) : "-");
-  call->argument = g_strdup(args->argument);
   if (args->params != NULL)
     call->params = g_ptr_array_ref((GPtrArray *)args->params);
   if (args->message != NULL)

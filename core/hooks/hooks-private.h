@@ -193,8 +193,10 @@ struct _PstCall {
   guint timeout_ms;
   PstVerdict on_timeout;
   PstVerdict on_error;
-  char *session_id;    /* owned: for logs from any thread */
-  char *argument;      /* owned, nullable */
+  /* Both in the call's own allocation, after the struct (pst_call_new()):
+   * they live as long as the call. */
+  const char *session_id; /* for logs from any thread */
+  const char *argument;   /* nullable */
   GPtrArray *params;   /* owned reference, nullable */
   PstMessage *message; /* owned reference, nullable */
   /* The session's, nullable (see PstHookArgs); NULL once the call is
