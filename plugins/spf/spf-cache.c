@@ -14,8 +14,10 @@
  * records and SPF_CACHE_MAX_OCTETS octets each; when full, the expired
  * entries go, and if none had, all of them (the next checks fill it
  * again).  Names are compared case-insensitively (DNS), as octets
- * otherwise (names built by macros are looked up verbatim).  Reference
- * counted: a lookup still out when the plugin is unloaded keeps it.
+ * otherwise (names built by macros are looked up verbatim).  A lookup
+ * hands out a reference to the kept answer, which stays read only.
+ * Reference counted: a lookup still out when the plugin is unloaded keeps
+ * it.
  * Main thread only.  Callers: spf-child.c (spf_lookup_core()), spf.c,
  * test-spf-wire.c.
  */
@@ -40,7 +42,7 @@ typedef struct {
 
 static void spf_cache_entry_free(gpointer data) {
   SpfCacheEntry *entry = data;
-  spf_answer_free(entry->answer);
+  spf_answer_unref(entry->answer);
   g_free(entry);
 }
 
@@ -110,7 +112,9 @@ SpfAnswer *spf_answer_cache_lookup(SpfAnswerCache *cache, PstDnsType type,
     g_hash_table_remove(cache->entries, key);
     return NULL;
   }
-  return spf_answer_copy(entry->answer);
+  /* Shared, not copied: a check reads its answers only (each copy cost
+   * an allocation per record, the answer and its array). */
+  return spf_answer_ref(entry->answer);
 }
 
 /* Worth keeping: an answer (not a failure), small enough. */

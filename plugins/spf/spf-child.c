@@ -151,7 +151,7 @@ typedef struct {
 static void spf_core_lookup_free(SpfCoreLookup *lookup) {
   g_free(lookup->name);
   spf_answer_cache_unref(lookup->cache);
-  spf_answer_free(lookup->hit);
+  spf_answer_unref(lookup->hit);
   g_free(lookup);
 }
 

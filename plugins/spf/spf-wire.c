@@ -28,11 +28,17 @@ SpfAnswer *spf_answer_new(PstDnsStatus status) {
   SpfAnswer *answer = g_new0(SpfAnswer, 1);
   answer->status = status;
   answer->records = g_ptr_array_new_with_free_func(g_free);
+  answer->ref_count = 1;
   return answer;
 }
 
-void spf_answer_free(SpfAnswer *answer) {
-  if (answer == NULL)
+SpfAnswer *spf_answer_ref(SpfAnswer *answer) {
+  g_atomic_int_inc(&answer->ref_count);
+  return answer;
+}
+
+void spf_answer_unref(SpfAnswer *answer) {
+  if (answer == NULL || !g_atomic_int_dec_and_test(&answer->ref_count))
     return;
   g_ptr_array_unref(answer->records);
   g_free(answer);
@@ -42,7 +48,7 @@ void spf_known_free(SpfKnown *known) {
   if (known == NULL)
     return;
   g_free(known->name);
-  spf_answer_free(known->answer);
+  spf_answer_unref(known->answer);
   g_free(known);
 }
 
@@ -240,7 +246,7 @@ void spf_wire_query_free(SpfWireQuery *wire) {
   g_free(wire->sender);
   g_free(wire->receiver);
   g_free(wire->top_name);
-  spf_answer_free(wire->top);
+  spf_answer_unref(wire->top);
   if (wire->known != NULL)
     g_ptr_array_unref(wire->known);
   g_free(wire);

@@ -77,7 +77,7 @@ typedef struct {
 static void spf_job_free(SpfJob *job) {
   spf_parsed_records_clear(&job->parsed);
   g_free(job->top_name);
-  spf_answer_free(job->top);
+  spf_answer_unref(job->top);
   if (job->known != NULL)
     g_ptr_array_unref(job->known);
   g_ptr_array_unref(job->headers);
@@ -153,7 +153,7 @@ static SpfAnswer *spf_job_peek(PstDnsType type, const char *name,
  * (spf_outcome_new_local()).  NULL when an evaluator must decide.  Sets
  * the query's top answer for it. */
 static SpfOutcome *spf_job_decide(SpfJob *job, SpfAnswer *answer) {
-  g_clear_pointer(&job->top, spf_answer_free);
+  g_clear_pointer(&job->top, spf_answer_unref);
   job->top = answer;
   if (job->top_name == NULL || spf_answer_is_no_record(answer))
     return spf_outcome_new_none(&job->query);
@@ -179,7 +179,7 @@ static void spf_job_start(SpfJob *job, SpfIdentity identity) {
   spf_parsed_records_clear(&job->parsed);
   job->query.parsed = &job->parsed;
   g_clear_pointer(&job->top_name, g_free);
-  g_clear_pointer(&job->top, spf_answer_free);
+  g_clear_pointer(&job->top, spf_answer_unref);
   job->top_name = spf_identity_domain(job->sender, job->helo, identity);
 }
 

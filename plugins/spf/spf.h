@@ -84,15 +84,22 @@ void spf_config_unref(SpfConfig *config);
 /* --- DNS ---------------------------------------------------------------- */
 
 /* One answer in text form: A/AAAA addresses, MX exchanges, PTR names, TXT
- * strings concatenated.  The status is the core's classification. */
+ * strings concatenated.  The status is the core's classification.
+ * Reference counted: the plugin's cache hands out its answers, not copies,
+ * so an answer with more than one reference is read only (the evaluator's
+ * DNS layer, which rewrites answers, works on its own, spf-wire.c). */
 typedef struct {
   PstDnsStatus status;
   GPtrArray *records; /* owned, of char* */
+  gint ref_count;
 } SpfAnswer;
 
+/* A new answer with one reference and no records. */
 SpfAnswer *spf_answer_new(PstDnsStatus status);
-void spf_answer_free(SpfAnswer *answer);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfAnswer, spf_answer_free)
+SpfAnswer *spf_answer_ref(SpfAnswer *answer);
+/* Drops a reference (nullable); the last frees the answer. */
+void spf_answer_unref(SpfAnswer *answer);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpfAnswer, spf_answer_unref)
 
 /* Answers one query for spf_evaluate(); may block (in pst-spf-eval it
  * asks the plugin over the socket). */
@@ -157,8 +164,8 @@ gboolean spf_answer_is_no_record(const SpfAnswer *answer);
  * plugin's answer when its own TXT lookup found nothing. */
 SpfOutcome *spf_outcome_new_none(const SpfQuery *query);
 
-/* An answer at hand without waiting (the plugin's cache), a new one, or
- * NULL. */
+/* An answer at hand without waiting (the plugin's cache), a reference
+ * (read only), or NULL. */
 typedef SpfAnswer *(*SpfPeekFunc)(PstDnsType type, const char *name,
                                   gpointer data);
 /* One answer at hand, for the evaluator. */
@@ -370,8 +377,9 @@ SpfAnswerCache *spf_answer_cache_ref(SpfAnswerCache *cache);
 void spf_answer_cache_unref(SpfAnswerCache *cache);
 void spf_answer_cache_clear(SpfAnswerCache *cache);
 guint spf_answer_cache_get_size(SpfAnswerCache *cache);
-/* A copy of the answer kept for `type` and `name` (case-insensitive) and
- * not expired at `now` (monotonic microseconds), or NULL. */
+/* A reference to the answer kept for `type` and `name` (case-insensitive)
+ * and not expired at `now` (monotonic microseconds), or NULL: read only,
+ * the cache keeps it too. */
 SpfAnswer *spf_answer_cache_lookup(SpfAnswerCache *cache, PstDnsType type,
                                    const char *name, gint64 now);
 /* Keeps a copy of `answer` for `ttl` seconds (at most an hour) from `now`:

@@ -884,8 +884,9 @@ static void test_pool_ends_an_idle_evaluator_that_writes_unasked(void) {
   g_assert_cmpint(waitpid(-1, NULL, WNOHANG), ==, -1);
 }
 
-/* The answer cache: answers kept for their TTL, names compared without
- * case, failures and TTL 0 never kept, a full cache made room in. */
+/* The answer cache: answers kept for their TTL (handed out shared),
+ * names compared without case, failures and TTL 0 never kept, a full
+ * cache made room in. */
 static void test_answer_cache(void) {
   SpfAnswerCache *cache = spf_answer_cache_new(3);
   gint64 now = 1000 * G_USEC_PER_SEC;
@@ -897,6 +898,14 @@ static void test_answer_cache(void) {
   g_assert_nonnull(hit);
   g_assert_cmpint(hit->status, ==, PST_DNS_OK);
   g_assert_cmpuint(hit->records->len, ==, 1);
+  g_assert_cmpstr(g_ptr_array_index(hit->records, 0), ==, "v=spf1 -all");
+  /* The kept answer is shared, not copied, and outlives its readers'
+   * references; the stored one was copied in. */
+  g_assert_true(hit != txt);
+  SpfAnswer *again =
+      spf_answer_cache_lookup(cache, PST_DNS_TYPE_TXT, "EXAMPLE.test", now);
+  g_assert_true(again == hit);
+  spf_answer_unref(again);
   g_assert_cmpstr(g_ptr_array_index(hit->records, 0), ==, "v=spf1 -all");
   g_assert_null(
       spf_answer_cache_lookup(cache, PST_DNS_TYPE_A, "example.test", now));
