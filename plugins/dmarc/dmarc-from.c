@@ -34,7 +34,9 @@ static char *dmarc_domain_check_ascii(char *ascii) {
       label = 0;
     } else if (g_ascii_isalnum(c) || c == '-' || c == '_') {
       valid = ++label <= 63;
-      ascii[i] = g_ascii_tolower(c);
+      /* g_ascii_tolower() is a call per octet */
+      if (g_ascii_isupper(c))
+        ascii[i] = (char)(c - 'A' + 'a');
     } else {
       valid = FALSE;
     }

@@ -100,7 +100,7 @@ static gsize dmarc_row_rua(GString *block, const GPtrArray *rua) {
   return start;
 }
 
-/* Where each text of a row starts in its block. */
+/* Where each text of a row starts in its allocation. */
 typedef struct {
   gsize policy_domain, source_ip, header_from, envelope_from, envelope_to,
       spf_domain, spf_scope, spf_result, spf_human, dkim, disposition,
@@ -126,14 +126,12 @@ DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
                                        const char *envelope_to,
                                        const char *disposition,
                                        const char *override) {
-  DmarcHistoryRow *row = g_new0(DmarcHistoryRow, 1);
-  row->received = g_get_real_time() / G_USEC_PER_SEC;
-  row->result = dmarc_result_to_string(outcome->result);
-  row->spf_aligned = outcome->spf_aligned;
-  row->dkim_aligned = outcome->dkim_aligned;
-  dmarc_row_set_policy(row, outcome->record);
   const DmarcAuth *spf = outcome->spf;
-  GString *block = g_string_sized_new(256);
+  /* The row and its texts in one allocation: the row, then the texts
+   * (one malloc here, one free on the writer thread).  GLib's allocation
+   * is aligned for any type. */
+  GString *block = g_string_sized_new(sizeof(DmarcHistoryRow) + 256);
+  g_string_set_size(block, sizeof(DmarcHistoryRow));
   DmarcRowOffsets at = {
       .policy_domain = dmarc_row_text(block, outcome->policy_domain),
       .source_ip = dmarc_row_text(block, source_ip),
@@ -150,30 +148,38 @@ DmarcHistoryRow *dmarc_history_row_new(const DmarcOutcome *outcome,
       .fo = dmarc_row_fo(block, outcome->record->fo),
       .rua = dmarc_row_rua(block, outcome->record->rua),
   };
+  gsize length = block->len - sizeof(DmarcHistoryRow);
+  char *base = g_string_free(block, FALSE);
+  DmarcHistoryRow *row = (DmarcHistoryRow *)(gpointer)base;
+  memset(row, 0, sizeof *row);
+  row->received = g_get_real_time() / G_USEC_PER_SEC;
+  row->result = dmarc_result_to_string(outcome->result);
+  row->spf_aligned = outcome->spf_aligned;
+  row->dkim_aligned = outcome->dkim_aligned;
+  dmarc_row_set_policy(row, outcome->record);
   row->messages = 1;
-  row->length = block->len;
-  row->strings = g_string_free(block, FALSE);
-  row->policy_domain = row->strings + at.policy_domain;
-  row->source_ip = row->strings + at.source_ip;
-  row->header_from = row->strings + at.header_from;
-  row->envelope_from = row->strings + at.envelope_from;
-  row->envelope_to = row->strings + at.envelope_to;
-  row->spf_domain = row->strings + at.spf_domain;
-  row->spf_scope = row->strings + at.spf_scope;
-  row->spf_result = row->strings + at.spf_result;
-  row->spf_human = row->strings + at.spf_human;
-  row->dkim = row->strings + at.dkim;
-  row->disposition = row->strings + at.disposition;
-  row->override = row->strings + at.override;
-  row->fo = row->strings + at.fo;
-  row->rua = row->strings + at.rua;
+  row->strings = base + sizeof *row;
+  row->length = length;
+  row->policy_domain = base + at.policy_domain;
+  row->source_ip = base + at.source_ip;
+  row->header_from = base + at.header_from;
+  row->envelope_from = base + at.envelope_from;
+  row->envelope_to = base + at.envelope_to;
+  row->spf_domain = base + at.spf_domain;
+  row->spf_scope = base + at.spf_scope;
+  row->spf_result = base + at.spf_result;
+  row->spf_human = base + at.spf_human;
+  row->dkim = base + at.dkim;
+  row->disposition = base + at.disposition;
+  row->override = base + at.override;
+  row->fo = base + at.fo;
+  row->rua = base + at.rua;
   return row;
 }
 
 void dmarc_history_row_free(DmarcHistoryRow *row) {
-  g_free(row->strings);
   dmarc_failure_free(row->failure);
-  g_free(row);
+  g_free(row); /* its texts too */
 }
 
 gboolean dmarc_failure_insert(DmarcStore *store, const DmarcFailure *failure,

@@ -67,9 +67,9 @@ gboolean dmarc_failure_insert(DmarcStore *store, const DmarcFailure *failure,
 /* --- Rows -------------------------------------------------------------------
  */
 
-/* One evaluated message, as the tables keep it.  The texts live in one
- * block (`strings`), so a row is two allocations, made on the main loop
- * and freed on the writer thread.  The writer stores identical rows of one
+/* One evaluated message, as the tables keep it.  The texts follow the
+ * row in its one allocation (`strings`), made on the main loop and freed
+ * on the writer thread.  The writer stores identical rows of one
  * second as one, with their count (`messages`). */
 typedef struct {
   gint64 received; /* Unix time */
@@ -84,7 +84,7 @@ typedef struct {
   /* The policy published: p, sp, np ("" when absent), adkim, aspf ("r" or
    * "s"), testing ("y" or "n"), psd, fo, rua (','-joined). */
   const char *p, *sp, *np, *adkim, *aspf, *testing, *psd, *fo, *rua;
-  char *strings;         /* owned: every text above */
+  char *strings;         /* every text above: in the row's allocation */
   gsize length;          /* of `strings`, NULs included */
   guint64 messages;      /* evaluations the row stands for: 1 when made */
   DmarcFailure *failure; /* owned, nullable: a failure report to keep */
