@@ -27,6 +27,7 @@ const PstQueueDeliverer pst_delivery_deliverer = {
     .job_free = pst_delivery_job_free,
     .workers_new = pst_delivery_job_workers_new,
     .workers_free = pst_delivery_job_workers_free,
+    .workers_set_hurry = pst_delivery_job_workers_set_hurry,
     .job_run = pst_delivery_job_run,
     .check_config = deliverer_check_config,
     .expire_connections = deliverer_expire_connections,

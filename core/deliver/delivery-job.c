@@ -362,8 +362,14 @@ static void attempt_group(Attempt *attempt) {
 }
 
 typedef void (*AttemptStep)(Attempt *attempt);
+/* How a step goes to the workers (see "The worker threads" below). */
+typedef enum {
+  STEP_ALONE,      /* may wait for the disk: a hand-over of its own */
+  STEP_BRIEF,      /* with the other brief steps of this iteration */
+  STEP_BRIEF_LAST, /* brief, and the attempt's last: may wait for company */
+} StepPace;
 static void attempt_in_worker(Attempt *attempt, AttemptStep work,
-                              AttemptStep back, gboolean brief);
+                              AttemptStep back, StepPace pace);
 static void attempt_write(Attempt *attempt);
 static void attempt_end(Attempt *attempt);
 static gboolean attempt_all_delivered(const Attempt *attempt);
@@ -383,7 +389,8 @@ static void batch_done(PstDeliveryBatch *batch, gpointer user_data) {
   Attempt *attempt = user_data;
   if (--attempt->batches_running == 0)
     attempt_in_worker(attempt, attempt_write, attempt_end,
-                      attempt_write_is_brief(attempt));
+                      attempt_write_is_brief(attempt) ? STEP_BRIEF_LAST
+                                                      : STEP_ALONE);
 }
 
 /* Starts the network transports; the disk ones wait for the worker. */
@@ -765,6 +772,17 @@ static void attempt_free(Attempt *attempt) {
  * main-loop step right there, on the worker, and it calls DNS and
  * transports.
  *
+ * At one session the steps of two messages rarely meet in one iteration:
+ * a message's last step (removing it, when it was delivered at its first
+ * attempt) is handed over about when the next message's first (loading
+ * it) would be, one commit later.  So a brief last step waits for company
+ * up to LAST_WAIT_US: it goes with the next brief steps, or alone after
+ * that time, or at once when BRIEF_MAX wait, or while the queue manager
+ * has ready jobs waiting for running ones to end (the hurry it sets after
+ * each dispatch), so a window is never held by a finished delivery.  Two
+ * hand-overs per message become one: one thread wake-up and one main-loop
+ * wake-up fewer.
+ *
  * The two sides have their own sources: the hand-over runs in a prepare
  * at the default priority, so every iteration reaches it (GLib skips the
  * prepare of a source only after one of a higher priority is ready, and
@@ -774,12 +792,16 @@ static void attempt_free(Attempt *attempt) {
  * an iteration where no client waits for its banner or a reply. */
 
 #define BRIEF_MAX 8
+#define LAST_WAIT_US (2 * G_TIME_SPAN_MILLISECOND)
 
 struct _PstJobWorkers {
   GThreadPool *pool;   /* owned: runs attempts_work() on GPtrArray* */
   GSource *hand;       /* owned, attached: hands over */
   GSource *back;       /* owned, attached: takes back */
   GPtrArray *gathered; /* owned, main thread: brief steps to hand over */
+  GPtrArray *waiting;  /* owned, main thread: last steps waiting for company */
+  gint64 waiting_since; /* monotonic µs: the first of `waiting` */
+  gboolean hurry;       /* the queue manager's: ready jobs wait */
   GMutex lock;
   GQueue finished; /* of Attempt*, under `lock`: for the main loop */
   gint woken;      /* atomic: the source has something to run */
@@ -790,25 +812,37 @@ typedef struct {
   PstJobWorkers *workers;
 } WorkersSource;
 
-/* Main loop: the gathered brief steps go to the workers. */
+/* Main loop: the waiting last steps and the gathered brief steps go to
+ * the workers, the last steps first (a worker wakes the main loop once,
+ * after the step that follows them: attempts_work()). */
 static void workers_hand_over(PstJobWorkers *workers) {
-  GPtrArray *gathered = workers->gathered;
-  for (guint i = 0; i < gathered->len; i += BRIEF_MAX) {
-    guint n = MIN(gathered->len - i, BRIEF_MAX);
+  GPtrArray *all = workers->waiting;
+  for (guint i = 0; i < workers->gathered->len; i++)
+    g_ptr_array_add(all, workers->gathered->pdata[i]);
+  g_ptr_array_set_size(workers->gathered, 0);
+  for (guint i = 0; i < all->len; i += BRIEF_MAX) {
+    guint n = MIN(all->len - i, BRIEF_MAX);
     GPtrArray *steps = g_ptr_array_sized_new(n);
     for (guint k = 0; k < n; k++)
-      g_ptr_array_add(steps, gathered->pdata[i + k]);
+      g_ptr_array_add(steps, all->pdata[i + k]);
     g_thread_pool_push(workers->pool, steps, NULL);
   }
-  g_ptr_array_set_size(gathered, 0);
+  g_ptr_array_set_size(all, 0);
 }
 
-/* Before the main loop polls, each iteration; never dispatches. */
+/* Before the main loop polls, each iteration; never dispatches.  While
+ * last steps wait, the poll wakes up when their time is over. */
 static gboolean hand_prepare(GSource *source, gint *timeout) {
   PstJobWorkers *workers = ((WorkersSource *)source)->workers;
-  if (workers->gathered->len > 0)
-    workers_hand_over(workers);
   *timeout = -1;
+  if (workers->gathered->len == 0 && workers->waiting->len == 0)
+    return FALSE;
+  gint64 left = workers->waiting_since + LAST_WAIT_US - g_source_get_time(source);
+  if (workers->gathered->len > 0 || workers->hurry || left <= 0 ||
+      workers->waiting->len >= BRIEF_MAX)
+    workers_hand_over(workers);
+  else
+    *timeout = (gint)((left + 999) / 1000);
   return FALSE;
 }
 
@@ -848,18 +882,24 @@ static GSourceFuncs back_funcs = {back_prepare, back_check, back_dispatch,
                                   NULL,         NULL,       NULL};
 
 /* A worker thread: each step, and its attempt goes back at once (not
- * after the others handed over with it). */
+ * after the others handed over with it), but for an attempt's last step
+ * followed by another step here: its end on the main loop waits for that
+ * one (a wake-up owed is paid after it), so the two cost one wake-up. */
 static void attempts_work(gpointer data, gpointer user_data) {
   g_autoptr(GPtrArray) steps = data;
   PstJobWorkers *workers = user_data;
+  gboolean owed = FALSE;
   for (guint i = 0; i < steps->len; i++) {
     Attempt *attempt = steps->pdata[i];
+    /* Read before it goes back: the main loop may free it then. */
+    gboolean may_wait = attempt->back == attempt_end && i + 1 < steps->len;
     attempt->work(attempt);
     g_mutex_lock(&workers->lock);
-    gboolean first = g_queue_is_empty(&workers->finished);
+    owed |= g_queue_is_empty(&workers->finished);
     g_queue_push_tail(&workers->finished, attempt);
     g_mutex_unlock(&workers->lock);
-    if (first) {
+    if (owed && !may_wait) {
+      owed = FALSE;
       g_atomic_int_set(&workers->woken, 1);
       g_main_context_wakeup(g_source_get_context(workers->back));
     }
@@ -871,6 +911,7 @@ PstJobWorkers *pst_delivery_job_workers_new(void) {
   g_mutex_init(&workers->lock);
   g_queue_init(&workers->finished);
   workers->gathered = g_ptr_array_new();
+  workers->waiting = g_ptr_array_new();
   GMainContext *context = g_main_context_get_thread_default();
   workers->hand = g_source_new(&hand_funcs, sizeof(WorkersSource));
   ((WorkersSource *)workers->hand)->workers = workers;
@@ -895,16 +936,29 @@ void pst_delivery_job_workers_free(PstJobWorkers *workers) {
   g_source_destroy(workers->back);
   g_source_unref(workers->back);
   g_ptr_array_unref(workers->gathered);
+  g_ptr_array_unref(workers->waiting);
   g_mutex_clear(&workers->lock);
   g_free(workers);
 }
 
+void pst_delivery_job_workers_set_hurry(PstJobWorkers *workers,
+                                        gboolean hurry) {
+  if (workers != NULL)
+    workers->hurry = hurry;
+}
+
 static void attempt_in_worker(Attempt *attempt, AttemptStep work,
-                              AttemptStep back, gboolean brief) {
+                              AttemptStep back, StepPace pace) {
   PstJobWorkers *workers = attempt->workers;
   attempt->work = work;
   attempt->back = back;
-  if (brief) {
+  if (pace == STEP_BRIEF_LAST) {
+    if (workers->waiting->len == 0)
+      workers->waiting_since = g_get_monotonic_time();
+    g_ptr_array_add(workers->waiting, attempt);
+    return;
+  }
+  if (pace == STEP_BRIEF) {
     g_ptr_array_add(workers->gathered, attempt);
     return;
   }
@@ -1082,5 +1136,6 @@ void pst_delivery_job_run(PstDeliveryJob *job, PstJobWorkers *workers,
   attempt->user_data = user_data;
   /* Loading is brief; removing files at once (a DSN's original) syncs. */
   attempt_in_worker(attempt, attempt_prepare, attempt_prepared,
-                    !job->finish_only && job->dsn_check == NULL);
+                    !job->finish_only && job->dsn_check == NULL ? STEP_BRIEF
+                                                                : STEP_ALONE);
 }

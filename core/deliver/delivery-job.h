@@ -30,6 +30,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDeliveryJob, pst_delivery_job_free)
  * once no job runs.  Main thread. */
 PstJobWorkers *pst_delivery_job_workers_new(void);
 void pst_delivery_job_workers_free(PstJobWorkers *workers);
+void pst_delivery_job_workers_set_hurry(PstJobWorkers *workers, gboolean hurry);
 
 /* Loads the message and its journal, delivers every recipient that is not
  * final, journals each result, and decides what happens next (the Out

@@ -80,6 +80,10 @@ typedef struct {
    * workers_free once no job runs. */
   PstJobWorkers *(*workers_new)(void);
   void (*workers_free)(PstJobWorkers *workers);
+  /* TRUE while ready jobs wait for running ones to end (the manager says
+   * so after each dispatch): a job's last step then returns at once
+   * rather than wait a moment for other steps to share a hand-over. */
+  void (*workers_set_hurry)(PstJobWorkers *workers, gboolean hurry);
   /* Runs the attempt; `done` is called later, on the main loop, with the
    * Out fields set. */
   void (*job_run)(PstDeliveryJob *job, PstJobWorkers *workers,

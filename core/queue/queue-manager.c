@@ -196,6 +196,8 @@ static void manager_dispatch(PstQueueManager *manager) {
       job->dead = pst_queue_schedule_dead(manager->schedule);
     manager_run_job(manager, job);
   }
+  manager->deliverer->workers_set_hurry(
+      manager->workers, pst_queue_schedule_has_ready(manager->schedule));
 }
 
 /* The operator's action once no job runs. */

@@ -25,6 +25,7 @@ struct _PstQueueSchedule {
   guint parallel;
   guint destination_limit;
   guint running;
+  guint ready; /* slots READY, in any lane */
   PstQueueLane unsorted;
   GHashTable *lanes; /* owned: destination -> PstQueueLane* (owned) */
   GQueue round;      /* of PstQueueLane.round_link */
@@ -166,6 +167,7 @@ static void slot_detach(PstQueueSchedule *schedule, PstQueueSlot *slot) {
     heap_remove(schedule, slot);
   } else if (slot->state == PST_QUEUE_SLOT_READY) {
     g_queue_unlink(&lane->ready, &slot->link);
+    schedule->ready--;
     lane_update_round(schedule, lane);
   }
   g_return_if_fail(slot->state != PST_QUEUE_SLOT_RUNNING);
@@ -210,6 +212,7 @@ void pst_queue_schedule_ready(PstQueueSchedule *schedule, PstQueueSlot *slot) {
   PstQueueLane *lane = slot->lane != NULL ? slot->lane : &schedule->unsorted;
   slot->state = PST_QUEUE_SLOT_READY;
   g_queue_push_tail_link(&lane->ready, &slot->link);
+  schedule->ready++;
   lane_update_round(schedule, lane);
 }
 
@@ -237,6 +240,7 @@ gpointer pst_queue_schedule_next(PstQueueSchedule *schedule) {
     return NULL;
   PstQueueLane *lane = g_queue_peek_head(&schedule->round);
   PstQueueSlot *slot = slot_of_link(g_queue_pop_head_link(&lane->ready));
+  schedule->ready--;
   slot->state = PST_QUEUE_SLOT_RUNNING;
   lane->running++;
   schedule->running++;
@@ -245,6 +249,10 @@ gpointer pst_queue_schedule_next(PstQueueSchedule *schedule) {
   lane->in_round = FALSE;
   lane_update_round(schedule, lane);
   return slot->link.data;
+}
+
+gboolean pst_queue_schedule_has_ready(const PstQueueSchedule *schedule) {
+  return schedule->ready > 0;
 }
 
 void pst_queue_schedule_done(PstQueueSchedule *schedule, PstQueueSlot *slot,

@@ -90,6 +90,9 @@ void pst_queue_schedule_remove(PstQueueSchedule *schedule, PstQueueSlot *slot);
 /* The owner of the next slot to run (now RUNNING), or NULL when nothing is
  * ready or every lane with ready slots is at its window. */
 gpointer pst_queue_schedule_next(PstQueueSchedule *schedule);
+/* TRUE when some slot is READY: after pst_queue_schedule_next() returned
+ * NULL, ready slots that wait for a running one to end. */
+gboolean pst_queue_schedule_has_ready(const PstQueueSchedule *schedule);
 /* A running slot's attempt ended: the slot is IDLE, in the lane of
  * `destination` (NULL: the lane it ran in), and `news` is about that
  * lane's destination. */

@@ -110,6 +110,37 @@ static void test_sorted_into_a_lane(void) {
   pst_queue_schedule_free(schedule);
 }
 
+/* Ready slots are counted through every way in and out of a lane. */
+static void test_has_ready(void) {
+  PstQueueSchedule *schedule = pst_queue_schedule_new(1, 20);
+  Item *items = items_new(schedule, 2, NULL);
+  g_assert_false(pst_queue_schedule_has_ready(schedule));
+  pst_queue_schedule_ready(schedule, &items[0].slot);
+  pst_queue_schedule_ready(schedule, &items[1].slot);
+  g_assert_true(pst_queue_schedule_has_ready(schedule));
+  Item *item = pst_queue_schedule_next(schedule);
+  g_assert_true(item == &items[0]);
+  /* One worker: the second waits for the first to end. */
+  g_assert_null(pst_queue_schedule_next(schedule));
+  g_assert_true(pst_queue_schedule_has_ready(schedule));
+  pst_queue_schedule_done(schedule, &item->slot, NULL, PST_QUEUE_LANE_NO_NEWS);
+  g_assert_true(pst_queue_schedule_next(schedule) == &items[1]);
+  g_assert_false(pst_queue_schedule_has_ready(schedule));
+  pst_queue_schedule_done(schedule, &items[1].slot, NULL,
+                          PST_QUEUE_LANE_NO_NEWS);
+  /* Moved to another lane while ready, then waiting, then removed. */
+  pst_queue_schedule_ready(schedule, &items[0].slot);
+  pst_queue_schedule_set_destination(schedule, &items[0].slot, "far.example");
+  g_assert_true(pst_queue_schedule_has_ready(schedule));
+  pst_queue_schedule_wait(schedule, &items[0].slot, 1000);
+  g_assert_false(pst_queue_schedule_has_ready(schedule));
+  pst_queue_schedule_ready(schedule, &items[1].slot);
+  pst_queue_schedule_remove(schedule, &items[1].slot);
+  g_assert_false(pst_queue_schedule_has_ready(schedule));
+  items_remove(schedule, items, 2);
+  pst_queue_schedule_free(schedule);
+}
+
 static void test_heap_order(void) {
   PstQueueSchedule *schedule = pst_queue_schedule_new(1000, 20);
   enum { N = 5000 };
@@ -140,6 +171,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/queue/schedule/lanes-take-turns", test_lanes_take_turns);
   g_test_add_func("/queue/schedule/sorted-into-a-lane",
                   test_sorted_into_a_lane);
+  g_test_add_func("/queue/schedule/has-ready", test_has_ready);
   g_test_add_func("/queue/schedule/heap-order", test_heap_order);
   return g_test_run();
 }
