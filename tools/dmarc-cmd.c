@@ -1,7 +1,7 @@
 /* dmarc-cmd.c - `postilion dmarc report [--day YYYY-MM-DD] [--dry-run DIR]`:
  * the DMARC aggregate reports (RFC 9990) of one day (UTC; default
  * yesterday) from the history the dmarc plugin keeps ([plugin:dmarc]
- * history), one report per policy domain.
+ * history), one report per policy domain; and `postilion dmarc expire`.
  *
  * For each policy domain with messages that day: the records counted by
  * the database (plugins/dmarc/dmarc-report-db.c), the XML, gzip, the RFC's
@@ -22,8 +22,15 @@
  * destination under the same checks.  --dry-run DIR writes the gzip files
  * (and failure reports as .eml files) into DIR and sends and marks
  * nothing.  DNS goes through the core's resolver with the daemon's [dns]
- * settings.  Exit status: 0, 64 usage, 75 when something must be retried
- * (a report not submitted, DNS or database trouble), 78 configuration.
+ * settings.
+ *
+ * Expiry: the history keeps its rows for [plugin:dmarc] history_keep
+ * (31d; 0: for ever).  Every run that is not a dry run ends by removing
+ * what is older (dmarc_report_db_expire()), so the daily timer keeps the
+ * database's size bounded; `postilion dmarc expire` does only that.
+ *
+ * Exit status: 0, 64 usage, 75 when something must be retried (a report
+ * not submitted, DNS or database trouble), 78 configuration.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -438,13 +445,19 @@ static gboolean report_parse_day(const char *day, gint64 *begin_r) {
 
 static int report_usage(void) {
   fputs("usage: postilion [-c FILE] dmarc report [--day YYYY-MM-DD] "
-        "[--dry-run DIR]\n",
+        "[--dry-run DIR]\n"
+        "       postilion [-c FILE] dmarc expire\n",
         stderr);
   return PST_EXIT_USAGE;
 }
 
+/* "report [--day D] [--dry-run DIR]" or "expire" (`expire_r`). */
 static gboolean report_parse_args(int argc, char **argv, const char **day_r,
-                                  const char **dry_run_r) {
+                                  const char **dry_run_r,
+                                  gboolean *expire_r) {
+  *expire_r = argc == 2 && g_str_equal(argv[1], "expire");
+  if (*expire_r)
+    return TRUE;
   if (argc < 2 || !g_str_equal(argv[1], "report"))
     return FALSE;
   for (int i = 2; i < argc; i++) {
@@ -455,6 +468,30 @@ static gboolean report_parse_args(int argc, char **argv, const char **day_r,
     else
       return FALSE;
   }
+  return TRUE;
+}
+
+/* Removes what is older than history_keep; FALSE on database trouble. */
+static gboolean report_expire(ReportRun *run) {
+  if (run->dmarc->history_keep == 0) {
+    printf("history: every row is kept ([plugin:dmarc] history_keep = 0)\n");
+    return TRUE;
+  }
+  gint64 before = g_get_real_time() / G_USEC_PER_SEC -
+                  (gint64)run->dmarc->history_keep;
+  guint64 rows = 0, messages = 0;
+  g_autoptr(GError) error = NULL;
+  if (!dmarc_report_db_expire(run->store, before, &rows, &messages, &error)) {
+    fprintf(stderr, "postilion dmarc expire: history %s: %s\n",
+            run->dmarc->history, error->message);
+    return FALSE;
+  }
+  g_autoptr(GDateTime) limit = g_date_time_new_from_unix_utc(before);
+  g_autofree char *when = g_date_time_format(limit, "%Y-%m-%d %H:%M:%S UTC");
+  printf("history: %" G_GUINT64_FORMAT " row%s (%" G_GUINT64_FORMAT
+         " message%s) from before %s removed ([plugin:dmarc] history_keep)\n",
+         rows, rows == 1 ? "" : "s", messages, messages == 1 ? "" : "s",
+         when);
   return TRUE;
 }
 
@@ -477,13 +514,16 @@ static int report_run(ReportRun *run) {
   if (run->dmarc->failure_reports)
     report_failures(run);
   pst_dns_stop();
+  if (run->dry_run == NULL && !report_expire(run))
+    run->retry = TRUE;
   return run->retry ? PST_EXIT_TEMPFAIL : PST_EXIT_OK;
 }
 
 int pst_tool_dmarc(const PstConfig *config, int argc, char **argv) {
   const char *day = NULL;
+  gboolean expire = FALSE;
   ReportRun run = {.config = config};
-  if (!report_parse_args(argc, argv, &day, &run.dry_run) ||
+  if (!report_parse_args(argc, argv, &day, &run.dry_run, &expire) ||
       !report_parse_day(day, &run.begin))
     return report_usage();
   run.end = run.begin + DMARC_DAY_SECONDS;
@@ -494,9 +534,16 @@ int pst_tool_dmarc(const PstConfig *config, int argc, char **argv) {
     fprintf(stderr, "postilion dmarc report: %s\n", error->message);
     return PST_EXIT_CONFIG;
   }
-  if (!dmarc->reports || dmarc->history[0] == '\0') {
-    printf("aggregate reports are off ([plugin:dmarc] reports, history)\n");
+  if (dmarc->history[0] == '\0') {
+    printf("no DMARC history is kept ([plugin:dmarc] history): no reports\n");
     return PST_EXIT_OK;
+  }
+  /* Without reports the history is still kept, and expired. */
+  if (!dmarc->reports && !expire) {
+    printf("aggregate reports are off ([plugin:dmarc] reports)\n");
+    if (run.dry_run != NULL)
+      return PST_EXIT_OK;
+    expire = TRUE;
   }
   run.dmarc = dmarc;
   if (run.dry_run != NULL && g_mkdir_with_parents(run.dry_run, 0755) != 0) {
@@ -511,5 +558,7 @@ int pst_tool_dmarc(const PstConfig *config, int argc, char **argv) {
     return PST_EXIT_TEMPFAIL;
   }
   run.store = store;
+  if (expire)
+    return report_expire(&run) ? PST_EXIT_OK : PST_EXIT_TEMPFAIL;
   return report_run(&run);
 }

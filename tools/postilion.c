@@ -4,7 +4,8 @@
  *                             release ID
  *   postilion [-c FILE] plugins [--config-only]
  *   postilion [-c FILE] check-config
- *   postilion [-c FILE] dmarc report [--day YYYY-MM-DD] [--dry-run DIR]
+ *   postilion [-c FILE] dmarc report [--day YYYY-MM-DD] [--dry-run DIR]|
+ *                             expire
  *   postilion [-c FILE] dkim genkey DOMAIN SELECTOR [--type T] [--bits N]|
  *                            dns DOMAIN [SELECTOR]|testkey DOMAIN [SELECTOR]
  *   postilion [-c FILE] sendmail [sendmail options] [recipient ...]
@@ -29,6 +30,7 @@ static int usage(void) {
 #ifdef PST_TOOL_DMARC
         "       postilion [-c FILE] dmarc report [--day YYYY-MM-DD] "
         "[--dry-run DIR]\n"
+        "       postilion [-c FILE] dmarc expire\n"
 #endif
         "       postilion [-c FILE] dkim genkey DOMAIN SELECTOR "
         "[--type rsa|ed25519] [--bits 2048]\n"

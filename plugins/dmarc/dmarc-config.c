@@ -16,13 +16,19 @@ static const char *const dmarc_keys[] = {
     "enforce",          "reject_reply",       "quarantine",
     "temperror_action", "malformed_from",     "skip_authenticated",
     "skip_internal",    "trusted_forwarders", "history",
-    "report_org_name",  "report_email",       "reports",
-    "failure_reports",  "report_rate_limit",  NULL,
+    "history_keep",     "report_org_name",    "report_email",
+    "reports",          "failure_reports",    "report_rate_limit",
+    NULL,
 };
 
 #define DMARC_DEFAULT_REJECT                                                   \
   "550 5.7.1 Email rejected per DMARC policy for {domain}"
 #define DMARC_DEFAULT_HISTORY "sqlite:/var/lib/postilion/dmarc.db"
+#define DMARC_DAY_MS (G_GUINT64_CONSTANT(24) * 3600 * 1000)
+/* history_keep: a month of days to re-run a report for; at least the
+ * week failure reports wait in the history to be sent. */
+#define DMARC_DEFAULT_HISTORY_KEEP_MS (31 * DMARC_DAY_MS)
+#define DMARC_MIN_HISTORY_KEEP_MS (7 * DMARC_DAY_MS)
 
 static void dmarc_config_free_contents(DmarcConfig *config) {
   g_free(config->reject.enhanced);
@@ -121,10 +127,30 @@ static gboolean dmarc_read_networks(GKeyFile *keyfile, const char *group,
   return TRUE;
 }
 
+/* history_keep: 0 (keep every row) or at least DMARC_MIN_HISTORY_KEEP_MS. */
+static gboolean dmarc_read_history_keep(GKeyFile *keyfile, const char *group,
+                                        DmarcConfig *config, GError **error) {
+  guint64 keep_ms = 0;
+  if (!pst_config_get_duration(keyfile, group, "history_keep",
+                               DMARC_DEFAULT_HISTORY_KEEP_MS, &keep_ms, error))
+    return FALSE;
+  if (keep_ms != 0 && keep_ms < DMARC_MIN_HISTORY_KEEP_MS) {
+    g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                "[%s] history_keep: shorter than 7d (failure reports wait up "
+                "to 7 days in the history to be sent): give 7d or more "
+                "(default: 31d), or 0 to keep every row",
+                group);
+    return FALSE;
+  }
+  config->history_keep = keep_ms / 1000;
+  return TRUE;
+}
+
 static gboolean dmarc_read_history(GKeyFile *keyfile, const char *group,
                                    DmarcConfig *config, GError **error) {
   if (!pst_config_get_string(keyfile, group, "history", DMARC_DEFAULT_HISTORY,
-                             &config->history, error))
+                             &config->history, error) ||
+      !dmarc_read_history_keep(keyfile, group, config, error))
     return FALSE;
   const char *h = config->history;
   if (h[0] == '\0' || (g_str_has_prefix(h, "sqlite:") && h[7] == '/') ||

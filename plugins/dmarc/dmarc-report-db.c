@@ -191,3 +191,78 @@ gboolean dmarc_report_db_failure_mark_sent(DmarcStore *store, const char *id,
                           " sent) VALUES ($1, $2, $3)",
                           params, error);
 }
+
+/* --- Expiry ------------------------------------------------------------------
+ */
+
+#define DMARC_EXPIRE_STEP (60 * 60) /* seconds of arrivals per DELETE */
+#define DMARC_EXPIRE_DAY (24 * 60 * 60)
+
+/* Rows, messages and the first arrival of the evaluations before
+ * `before`; *rows_r is 0 when there are none. */
+static gboolean dmarc_expire_count(DmarcStore *store, const char *before,
+                                   guint64 *rows_r, guint64 *messages_r,
+                                   gint64 *first_r, GError **error) {
+  const char *params[] = {before, NULL};
+  g_autoptr(GPtrArray) rows = dmarc_store_query(
+      store,
+      "SELECT COUNT(*), COALESCE(SUM(messages), 0), MIN(received)"
+      " FROM dmarc_messages WHERE received < $1",
+      params, error);
+  if (rows == NULL)
+    return FALSE;
+  char **row = rows->len > 0 ? rows->pdata[0] : NULL;
+  *rows_r = row != NULL ? g_ascii_strtoull(row[0], NULL, 10) : 0;
+  *messages_r = row != NULL ? g_ascii_strtoull(row[1], NULL, 10) : 0;
+  *first_r = row != NULL && *rows_r > 0 ? g_ascii_strtoll(row[2], NULL, 10) : 0;
+  return TRUE;
+}
+
+/* The evaluations before `before`, an hour of arrivals at a time from the
+ * first: each DELETE commits on its own. */
+static gboolean dmarc_expire_messages(DmarcStore *store, gint64 before,
+                                      GError **error) {
+  g_autofree char *limit = dmarc_int_text(before);
+  for (;;) {
+    guint64 rows = 0, messages = 0;
+    gint64 first = 0;
+    if (!dmarc_expire_count(store, limit, &rows, &messages, &first, error))
+      return FALSE;
+    if (rows == 0)
+      return TRUE;
+    g_autofree char *step = dmarc_int_text(
+        first < before - DMARC_EXPIRE_STEP ? first + DMARC_EXPIRE_STEP
+                                           : before);
+    const char *params[] = {step, NULL};
+    if (!dmarc_store_exec(store,
+                          "DELETE FROM dmarc_messages WHERE received < $1",
+                          params, error))
+      return FALSE;
+  }
+}
+
+gboolean dmarc_report_db_expire(DmarcStore *store, gint64 before,
+                                guint64 *rows_r, guint64 *messages_r,
+                                GError **error) {
+  g_autofree char *limit = dmarc_int_text(before);
+  g_autofree char *day_limit = dmarc_int_text(before - DMARC_EXPIRE_DAY);
+  gint64 first = 0;
+  if (!dmarc_expire_count(store, limit, rows_r, messages_r, &first, error) ||
+      !dmarc_expire_messages(store, before, error))
+    return FALSE;
+  static const struct {
+    const char *sql;
+    gboolean whole_days; /* by a period's beginning: days ended by then */
+  } tables[] = {
+      {"DELETE FROM dmarc_failures WHERE received < $1", FALSE},
+      {"DELETE FROM dmarc_failures_sent WHERE sent < $1", FALSE},
+      {"DELETE FROM dmarc_gaps WHERE last_lost < $1", FALSE},
+      {"DELETE FROM dmarc_reports WHERE period_begin <= $1", TRUE},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(tables); i++) {
+    const char *params[] = {tables[i].whole_days ? day_limit : limit, NULL};
+    if (!dmarc_store_exec(store, tables[i].sql, params, error))
+      return FALSE;
+  }
+  return TRUE;
+}

@@ -102,6 +102,16 @@ gboolean dmarc_report_db_failure_was_sent(DmarcStore *store, const char *id,
 gboolean dmarc_report_db_failure_mark_sent(DmarcStore *store, const char *id,
                                            const char *destination,
                                            GError **error);
+/* Removes what the history holds from before `before` (unix seconds):
+ * evaluations, failure reports and the notes of what was sent of them,
+ * the notes of aggregate reports for days that ended by then, and gaps
+ * that ended by then.  The evaluations go an hour of arrivals per
+ * statement, so that a long backlog never holds SQLite's write lock long
+ * against the daemon's history writer.  `rows_r` and `messages_r`: the
+ * evaluation rows removed and the messages they counted. */
+gboolean dmarc_report_db_expire(DmarcStore *store, gint64 before,
+                                guint64 *rows_r, guint64 *messages_r,
+                                GError **error);
 /* Reports (aggregate and failure) sent to `destination` since `since`. */
 gboolean dmarc_report_db_sent_since(DmarcStore *store, const char *destination,
                                     gint64 since, guint *count_r,

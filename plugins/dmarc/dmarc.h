@@ -311,6 +311,7 @@ typedef struct {
   gboolean skip_internal;
   GPtrArray *trusted_forwarders; /* owned, of GInetAddressMask* */
   char *history;         /* owned: "sqlite:PATH", "postgresql://...", "" */
+  guint64 history_keep;  /* seconds a history row is kept; 0: for ever */
   char *report_org_name; /* owned */
   char *report_email;    /* owned */
   char *hostname;        /* owned: [server] hostname, the receiver */
