@@ -776,7 +776,9 @@ static void attempt_free(Attempt *attempt) {
  * a message's last step (removing it, when it was delivered at its first
  * attempt) is handed over about when the next message's first (loading
  * it) would be, one commit later.  So a brief last step waits for company
- * up to LAST_WAIT_US: it goes with the next brief steps, or alone after
+ * up to LAST_WAIT_US when other brief steps came that often of late (the
+ * last two were that close; else it would only wait, and cost a timer's
+ * wake-up): it goes with the next brief steps, or alone after
  * that time, or at once when BRIEF_MAX wait, or while the queue manager
  * has ready jobs waiting for running ones to end (the hurry it sets after
  * each dispatch), so a window is never held by a finished delivery.  Two
@@ -801,6 +803,8 @@ struct _PstJobWorkers {
   GPtrArray *gathered; /* owned, main thread: brief steps to hand over */
   GPtrArray *waiting;  /* owned, main thread: last steps waiting for company */
   gint64 waiting_since; /* monotonic µs: the first of `waiting` */
+  gint64 brief_last;    /* monotonic µs: the last brief step not a last one */
+  gint64 brief_gap;     /* µs between the last two of those */
   gboolean hurry;       /* the queue manager's: ready jobs wait */
   GMutex lock;
   GQueue finished; /* of Attempt*, under `lock`: for the main loop */
@@ -952,13 +956,18 @@ static void attempt_in_worker(Attempt *attempt, AttemptStep work,
   PstJobWorkers *workers = attempt->workers;
   attempt->work = work;
   attempt->back = back;
-  if (pace == STEP_BRIEF_LAST) {
+  gint64 now = pace != STEP_ALONE ? g_get_monotonic_time() : 0;
+  if (pace == STEP_BRIEF) {
+    workers->brief_gap = now - workers->brief_last;
+    workers->brief_last = now;
+  }
+  if (pace == STEP_BRIEF_LAST && workers->brief_gap < LAST_WAIT_US) {
     if (workers->waiting->len == 0)
-      workers->waiting_since = g_get_monotonic_time();
+      workers->waiting_since = now;
     g_ptr_array_add(workers->waiting, attempt);
     return;
   }
-  if (pace == STEP_BRIEF) {
+  if (pace != STEP_ALONE) {
     g_ptr_array_add(workers->gathered, attempt);
     return;
   }
