@@ -94,20 +94,26 @@ static void rdns_keep_names(PstRdnsLookup *lookup, PstDnsResult *result) {
   }
 }
 
-/* Whether a forward answer gives the client's address back. */
-static gboolean rdns_confirms(PstRdnsLookup *lookup, PstDnsResult *result) {
-  for (guint i = 0; i < pst_dns_result_get_count(result); i++) {
-    g_autoptr(GInetAddress) address = pst_dns_result_get_address(result, i);
-    if (address != NULL && g_inet_address_equal(address, lookup->address))
-      return TRUE;
-  }
-  return FALSE;
-}
-
 static PstDnsType rdns_forward_type(PstRdnsLookup *lookup) {
   return g_inet_address_get_family(lookup->address) == G_SOCKET_FAMILY_IPV6
              ? PST_DNS_TYPE_AAAA
              : PST_DNS_TYPE_A;
+}
+
+/* Whether a forward answer gives the client's address back (its records'
+ * octets compared: no address object per record). */
+static gboolean rdns_confirms(PstRdnsLookup *lookup, PstDnsResult *result) {
+  if (pst_dns_result_get_type(result) != rdns_forward_type(lookup))
+    return FALSE;
+  const guint8 *want = g_inet_address_to_bytes(lookup->address);
+  gsize want_length = g_inet_address_get_native_size(lookup->address);
+  for (guint i = 0; i < pst_dns_result_get_count(result); i++) {
+    gsize length = 0;
+    const guint8 *rdata = pst_dns_result_get_rdata(result, i, &length);
+    if (length == want_length && memcmp(rdata, want, length) == 0)
+      return TRUE;
+  }
+  return FALSE;
 }
 
 static void rdns_confirm_next(PstRdnsLookup *lookup);

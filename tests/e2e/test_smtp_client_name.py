@@ -8,7 +8,8 @@ import re
 import socket
 import time
 
-from harness import (CLIENT_NAME, REPO, TestDnsServer, queue_id, scaled,
+from harness import (CLIENT_NAME, REPO, TestDnsServer, free_port, queue_id,
+                     scaled,
                      split_message)
 
 
@@ -56,6 +57,45 @@ def test_second_connection_named_from_the_answer_cache(daemon):
     names = re.findall(r"client \[127\.0\.0\.1\] is localhost",
                        daemon.log_text())
     assert len(names) == 2
+
+
+IPV6_LOOPBACK_ZONE = """$TTL 300
+$ORIGIN localhost.
+@        IN SOA localhost. hostmaster.localhost. 1 3600 600 86400 60
+@        IN NS  localhost.
+@        IN AAAA ::1
+$ORIGIN """ + ".".join(["0"] * 31) + """.ip6.arpa.
+@        IN SOA localhost. hostmaster.localhost. 1 3600 600 86400 60
+@        IN NS  localhost.
+1        IN PTR localhost.
+"""
+
+
+def test_ipv6_client_named_twice(postiliond, tmp_path):
+    # ::1 is localhost forward (AAAA) and backward (ip6.arpa): named by a
+    # query, then from the answer cache.
+    zone = tmp_path / "ipv6.zone"
+    zone.write_text(IPV6_LOOPBACK_ZONE)
+    dns = TestDnsServer([zone])
+    try:
+        port = free_port("::1")
+        d = postiliond(config={
+            "dns": {"nameservers": f"127.0.0.1@{dns.port}"},
+            "listener:smtp": {"address": f"[::1]:{port}"}})
+        for _ in range(2):
+            with socket.create_connection(("::1", port),
+                                          timeout=scaled(5)) as s:
+                assert s.recv(512).startswith(b"220 ")
+                s.sendall(b"QUIT\r\n")
+                assert s.recv(512).startswith(b"221 ")
+        deadline = time.monotonic() + scaled(5)
+        while (d.log_text().count("disconnect from [::1]") < 2
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        names = re.findall(r"client \[::1\] is localhost", d.log_text())
+        assert len(names) == 2
+    finally:
+        dns.stop()
 
 
 def test_reverse_dns_off(postiliond):
