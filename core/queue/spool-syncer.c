@@ -135,6 +135,7 @@ struct _PstSpoolSyncer {
   GMutex dir_lock;    /* renames out of tmp/ and tmp/'s sync */
   GMutex target_lock; /* the targets' fsyncs, one at a time: an error
                        * reaches the one that decides on tmp/ */
+  guint settles;      /* syncer_settle() calls running, under `lock` */
   /* Renames into each target so far, and how many of them its last
    * successful fsync covered (those done when it began): it is dirty
    * while the two differ. */
@@ -446,18 +447,9 @@ static gboolean syncer_settle_locked(PstSpoolSyncer *syncer, GError **error) {
   return syncer_sync_tmp(syncer, func, data, fresh, error);
 }
 
-/* The deferred syncs.  The targets are synced first without `dir_lock`:
- * a batch that finishes meanwhile renames its files and answers at once;
- * under the lock only the targets renamed into since then are synced
- * again, before tmp/.  Unless `wait`, nothing is done while another
- * thread syncs a target (a settle that would wait for it is not needed
- * now: it is due soon again, or the other one is it). */
-static gboolean syncer_settle(PstSpoolSyncer *syncer, gboolean wait,
-                              GError **error) {
-  if (wait)
-    g_mutex_lock(&syncer->target_lock);
-  else if (!g_mutex_trylock(&syncer->target_lock))
-    return TRUE;
+/* syncer_settle()'s two steps. */
+static gboolean syncer_settle_run(PstSpoolSyncer *syncer, GError **error) {
+  g_mutex_lock(&syncer->target_lock);
   g_mutex_lock(&syncer->lock);
   PstSpoolSyncFunc func = syncer->sync_func;
   gpointer data = syncer->sync_data;
@@ -473,6 +465,28 @@ static gboolean syncer_settle(PstSpoolSyncer *syncer, gboolean wait,
   ok = syncer_settle_locked(syncer, error);
   g_mutex_unlock(&syncer->target_lock);
   g_mutex_unlock(&syncer->dir_lock);
+  return ok;
+}
+
+/* The deferred syncs.  The targets are synced first without `dir_lock`:
+ * a batch that finishes meanwhile renames its files and answers at once;
+ * under the lock only the targets renamed into since then are synced
+ * again, before tmp/.  Unless `wait` or spares run low, nothing is done
+ * while another thread settles (waiting for it would only hold this
+ * thread's batch back). */
+static gboolean syncer_settle(PstSpoolSyncer *syncer, gboolean wait,
+                              GError **error) {
+  g_mutex_lock(&syncer->lock);
+  gboolean low = syncer->fresh.length > 0 && syncer->spares.length < SPARES_LOW;
+  gboolean skip = !wait && !low && syncer->settles > 0;
+  syncer->settles += !skip;
+  g_mutex_unlock(&syncer->lock);
+  if (skip)
+    return TRUE;
+  gboolean ok = syncer_settle_run(syncer, error);
+  g_mutex_lock(&syncer->lock);
+  syncer->settles--;
+  g_mutex_unlock(&syncer->lock);
   return ok;
 }
 
