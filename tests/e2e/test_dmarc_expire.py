@@ -18,7 +18,10 @@ import pytest
 
 import harness
 from test_dmarc import base_config
-from test_dmarc_report import PG_BIN, POSTILION, ZONE, PrivatePostgres
+# The history backends (SQLite, a private PostgreSQL) as the report tests
+# have them: pytest takes fixtures from this module's names.
+from test_dmarc_report import (PG_BIN, POSTILION, ZONE,  # noqa: F401
+                               history, postgres)
 
 pytestmark = pytest.mark.skipif(
     not (harness.BUILD / "plugins" / "dmarc" / "dmarc.so").exists(),
@@ -29,22 +32,6 @@ COLUMNS = ("received, policy_domain, source_ip, header_from, envelope_from,"
            " envelope_to, result, spf_aligned, dkim_aligned, spf_domain,"
            " spf_scope, spf_result, spf_human, dkim, disposition, override,"
            " p, sp, np, adkim, aspf, testing, psd, fo, rua, messages")
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL (Debian's postgresql) is not installed")
-    pg = PrivatePostgres()
-    yield pg
-    pg.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def history(request, tmp_path_factory):
-    if request.param == "sqlite":
-        return f"sqlite:{tmp_path_factory.mktemp('history') / 'dmarc.db'}"
-    return request.getfixturevalue("postgres").new_database()
 
 
 class Site:
