@@ -8,7 +8,11 @@
  * each transport, a piece at a time.
  *
  * PstDataStream is the content as SMTP's and LMTP's DATA send it
- * (pst_smtp_encoder_add()), one encoded piece at a time.
+ * (pst_smtp_encoder_add()), one encoded piece at a time.  Content the
+ * first pass found already as DATA sends it (CRLF lines, no leading dot:
+ * most mail) is not encoded: its pieces go out as they are read, and a
+ * small one, with the final dot after it in the same memory, in one
+ * piece without any copy.
  */
 #pragma once
 
@@ -25,9 +29,12 @@ G_BEGIN_DECLS
 typedef struct {
   PstQueuedMessage *message; /* borrowed: the attempt's */
   GBytes *whole;             /* owned, nullable: a small content */
+  GBytes *whole_dotted;      /* owned, nullable: `whole` and ".\r\n" after
+                              * it, when `verbatim` */
   guint64 size;              /* octets delivered */
   gboolean eight_bit;        /* an octet with the high bit, anywhere */
   gboolean header_8bit;      /* ... in the header block */
+  gboolean verbatim; /* already as DATA sends it (pst_smtp_verbatim_scan) */
 } PstDeliveryContent;
 
 /* The first pass over `message`'s content (blocking: a worker thread):
@@ -41,20 +48,24 @@ void pst_delivery_content_clear(PstDeliveryContent *content);
 
 /* The DATA stream of one transaction. */
 typedef struct {
-  PstContentReader *reader; /* owned */
+  const PstDeliveryContent *content; /* borrowed */
+  PstContentReader *reader;          /* owned, nullable: not yet needed */
   PstSmtpEncoder encoder;
-  GByteArray *out; /* owned: the piece being sent */
+  GByteArray *out; /* owned, nullable: the piece being sent, when it had
+                    * to be encoded or copied */
   guint64 read;    /* octets of content read so far */
-  gboolean ended;  /* the final dot is in `out` */
+  gboolean ended;  /* the final dot was handed out */
 } PstDataStream;
 
 void pst_data_stream_init(PstDataStream *stream,
                           const PstDeliveryContent *content);
-/* Encodes the next piece into stream->out (emptied first): the last one
- * ends with the final dot and sets `*last_r`; the final dot comes only
- * after the reader found the content intact.  FALSE with `error` when it
- * is not (or cannot be read): the transaction must not be ended. */
-gboolean pst_data_stream_next(PstDataStream *stream, gboolean *last_r,
+/* The next piece, in `*data_r` and `*length_r` (valid until the next
+ * call or the clear): the last one ends with the final dot and sets
+ * `*last_r`; the final dot comes only after the reader found the content
+ * intact.  FALSE with `error` when it is not (or cannot be read): the
+ * transaction must not be ended. */
+gboolean pst_data_stream_next(PstDataStream *stream, const guint8 **data_r,
+                              gsize *length_r, gboolean *last_r,
                               GError **error);
 void pst_data_stream_clear(PstDataStream *stream);
 

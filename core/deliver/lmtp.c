@@ -265,23 +265,24 @@ static void data_sent(PstClientIo *io, const GError *error,
  * dot: the server drops what it got. */
 static void data_next(Lmtp *lmtp) {
   for (;;) {
+    const guint8 *data = NULL;
+    gsize length = 0;
     gboolean last = FALSE;
     GError *error = NULL;
-    if (!pst_data_stream_next(&lmtp->data, &last, &error)) {
+    if (!pst_data_stream_next(&lmtp->data, &data, &length, &last, &error)) {
       if (lmtp->batch->content_error == NULL)
         lmtp->batch->content_error = g_error_copy(error);
       lmtp_fail(lmtp, error);
       return;
     }
-    GByteArray *out = lmtp->data.out;
     if (last) {
-      pst_client_io_write(lmtp->io, out->data, out->len, TIMEOUT_SECONDS * 1000,
-                          sent, lmtp);
+      pst_client_io_write(lmtp->io, data, length, TIMEOUT_SECONDS * 1000, sent,
+                          lmtp);
       return;
     }
     lmtp->writing = TRUE;
     lmtp->written = FALSE;
-    pst_client_io_write(lmtp->io, out->data, out->len, TIMEOUT_SECONDS * 1000,
+    pst_client_io_write(lmtp->io, data, length, TIMEOUT_SECONDS * 1000,
                         data_sent, lmtp);
     lmtp->writing = FALSE;
     if (!lmtp->written)

@@ -455,14 +455,13 @@ static gboolean data_next(gpointer user_data, const guint8 **data_r,
                           gsize *length_r, gboolean *last_r, GError **error) {
   Delivery *delivery = user_data;
   GError *local = NULL;
-  if (!pst_data_stream_next(&delivery->data, last_r, &local)) {
+  if (!pst_data_stream_next(&delivery->data, data_r, length_r, last_r,
+                            &local)) {
     if (delivery->batch->content_error == NULL)
       delivery->batch->content_error = g_error_copy(local);
     g_propagate_error(error, local);
     return FALSE;
   }
-  *data_r = delivery->data.out->data;
-  *length_r = delivery->data.out->len;
   return TRUE;
 }
 

@@ -314,6 +314,53 @@ gboolean pst_smtp_content_is_8bit(const guint8 *data, gsize length) {
   return FALSE;
 }
 
+/* A line at a time: memchr() finds each LF, and a second one looks for a
+ * CR before it (only the one just before the LF may be there). */
+void pst_smtp_verbatim_scan_add(PstSmtpVerbatimScan *scan, const guint8 *data,
+                                gsize length) {
+  if (scan->changed || length == 0)
+    return;
+  /* The piece's first octet, against how the last one ended. */
+  gboolean line_start = !scan->started || scan->after_lf;
+  if ((line_start && data[0] == '.') || (scan->after_cr && data[0] != '\n') ||
+      (!scan->after_cr && data[0] == '\n')) {
+    scan->changed = TRUE;
+    return;
+  }
+  scan->started = TRUE;
+  gsize i = 0;
+  for (;;) {
+    const guint8 *lf = memchr(data + i, '\n', length - i);
+    gsize end = lf != NULL ? (gsize)(lf - data) : length;
+    /* A CR anywhere but just before this LF (or at the piece's end, where
+     * the next piece must bring its LF) is a bare one. */
+    gsize crs = lf != NULL ? end - 1 : length - 1;
+    if (end > i && crs > i && memchr(data + i, '\r', crs - i) != NULL) {
+      scan->changed = TRUE;
+      return;
+    }
+    if (lf == NULL)
+      break;
+    if (end == 0 ? !scan->after_cr : data[end - 1] != '\r') {
+      scan->changed = TRUE; /* a bare LF */
+      return;
+    }
+    i = end + 1;
+    if (i == length)
+      break;
+    if (data[i] == '.') {
+      scan->changed = TRUE;
+      return;
+    }
+  }
+  scan->after_cr = data[length - 1] == '\r';
+  scan->after_lf = data[length - 1] == '\n';
+}
+
+gboolean pst_smtp_verbatim_scan_result(const PstSmtpVerbatimScan *scan) {
+  return !scan->changed && (!scan->started || scan->after_lf);
+}
+
 /* A line at a time (memchr, and eight octets at a time for the high bit):
  * only an LF can end the header block, so the octets before one need no
  * other look. */

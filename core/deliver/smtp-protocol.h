@@ -13,7 +13,8 @@
  *    ends only (a bare CR or LF becomes CRLF: a message is never a
  *    smuggling vector outbound), dot-stuffed, ended by "."; the same
  *    piece by piece with a PstSmtpEncoder (delivery streams the content,
- *    delivery-content.c).
+ *    delivery-content.c); a PstSmtpVerbatimScan tells content whose
+ *    encoding is itself and the final dot, which needs no encoder.
  *  - PstSmtpTransaction: MAIL, RCPT..., DATA, content, final reply, with
  *    or without PIPELINING (RFC 2920), and the result of each recipient.
  *    The I/O layer (smtp-client.c) asks it what to send next and feeds it
@@ -138,6 +139,22 @@ void pst_smtp_encoder_add(PstSmtpEncoder *encoder, const guint8 *data,
 void pst_smtp_encoder_finish(PstSmtpEncoder *encoder, GByteArray *out);
 /* TRUE when an octet of `data` has its high bit set. */
 gboolean pst_smtp_content_is_8bit(const guint8 *data, gsize length);
+
+/* Whether content, added in pieces, is already as DATA sends it: its
+ * encoding is the content itself followed by ".\r\n" (CRLF line ends
+ * only, no line that starts with a dot, and it is empty or ends with
+ * CRLF), so it can go out without the encoder's pass and copy.
+ * Zero-initialized; pst_smtp_verbatim_scan_result() after the last
+ * piece. */
+typedef struct {
+  gboolean changed;  /* the encoder would change an octet seen so far */
+  gboolean started;  /* an octet was seen */
+  gboolean after_cr; /* the octets seen end with a CR */
+  gboolean after_lf; /* ... with an LF (a line's start) */
+} PstSmtpVerbatimScan;
+void pst_smtp_verbatim_scan_add(PstSmtpVerbatimScan *scan, const guint8 *data,
+                                gsize length);
+gboolean pst_smtp_verbatim_scan_result(const PstSmtpVerbatimScan *scan);
 
 /* --- The transaction ----------------------------------------------------- */
 

@@ -512,6 +512,73 @@ static void test_encode_pieces(void) {
   g_rand_free(rand);
 }
 
+/* Whether `data`, cut at `cuts`, scans as verbatim. */
+static gboolean verbatim_in_pieces(const guint8 *data, gsize length,
+                                   const gsize *cuts, guint n_cuts) {
+  PstSmtpVerbatimScan scan = {0};
+  gsize from = 0;
+  for (guint c = 0; c <= n_cuts; c++) {
+    gsize to = c < n_cuts ? cuts[c] : length;
+    pst_smtp_verbatim_scan_add(&scan, data + from, to - from);
+    from = to;
+  }
+  return pst_smtp_verbatim_scan_result(&scan);
+}
+
+/* Verbatim exactly when the encoding is the content and the final dot,
+ * however the content is cut. */
+static gboolean encodes_to_itself(const guint8 *data, gsize length) {
+  g_autoptr(GBytes) encoded = encode_reference(data, length);
+  gsize size = 0;
+  const guint8 *octets = g_bytes_get_data(encoded, &size);
+  return size == length + 3 && memcmp(octets, data, length) == 0;
+}
+
+static void test_verbatim_scan(void) {
+  static const struct {
+    const char *in;
+    gboolean verbatim;
+  } cases[] = {
+      {"", TRUE},         {"a\r\n", TRUE},   {"a\r\nb\r\n\r\n", TRUE},
+      {"a.b\r\n", TRUE},  {"\r\n", TRUE},    {"a", FALSE},
+      {"a\r\nb", FALSE},  {".a\r\n", FALSE}, {"a\r\n.\r\n", FALSE},
+      {"a\n", FALSE},     {"a\r", FALSE},    {"a\rb\r\n", FALSE},
+      {"a\r\r\n", FALSE}, {"\n", FALSE},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    const guint8 *in = (const guint8 *)cases[i].in;
+    gsize length = strlen(cases[i].in);
+    g_assert_cmpint(verbatim_in_pieces(in, length, NULL, 0), ==,
+                    cases[i].verbatim);
+    g_assert_cmpint(encodes_to_itself(in, length), ==, cases[i].verbatim);
+    for (gsize cut = 0; cut <= length; cut++)
+      g_assert_cmpint(verbatim_in_pieces(in, length, &cut, 1), ==,
+                      cases[i].verbatim);
+  }
+  /* Random content, mostly lines that need no change, cut at random
+   * places (empty pieces too), against the reference encoding. */
+  static const char *const parts[] = {"abc\r\n", "\r\n",  ".x\r\n", "b\r",
+                                      "c\n",     "\r",    "\n",     ".",
+                                      "e",       "\r\n.", "a.\r\n"};
+  GRand *rand = g_rand_new_with_seed(25);
+  for (guint n = 0; n < 20000; n++) {
+    g_autoptr(GByteArray) data = g_byte_array_new();
+    guint count = (guint)g_rand_int_range(rand, 0, 12);
+    for (guint p = 0; p < count; p++) {
+      gint32 k = g_rand_int_range(rand, 0, 3) != 0
+                     ? 0
+                     : g_rand_int_range(rand, 0, G_N_ELEMENTS(parts));
+      g_byte_array_append(data, (const guint8 *)parts[k], strlen(parts[k]));
+    }
+    gsize cuts[4];
+    random_cuts(rand, cuts, G_N_ELEMENTS(cuts), data->len);
+    g_assert_cmpint(
+        verbatim_in_pieces(data->data, data->len, cuts, G_N_ELEMENTS(cuts)), ==,
+        encodes_to_itself(data->data, data->len));
+  }
+  g_rand_free(rand);
+}
+
 /* Longer content that is mostly lines ending in CRLF, as real mail is,
  * with a rare dot, bare CR or bare LF among them: the runs copied whole
  * must come out as the reference's octet-by-octet encoding, wherever the
@@ -725,6 +792,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/deliver/smtp-protocol/encode-random", test_encode_random);
   g_test_add_func("/deliver/smtp-protocol/encode-pieces", test_encode_pieces);
   g_test_add_func("/deliver/smtp-protocol/encode-runs", test_encode_runs);
+  g_test_add_func("/deliver/smtp-protocol/verbatim-scan", test_verbatim_scan);
   g_test_add_func("/deliver/smtp-protocol/header-scan-pieces",
                   test_header_scan_pieces);
   g_test_add_func("/deliver/smtp-protocol/transaction/pipelined-mixed",

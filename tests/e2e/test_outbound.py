@@ -131,6 +131,30 @@ def test_mx_preference_and_log_line(outbound, net):
     assert "Subject: out" in message.data.decode()
 
 
+@pytest.mark.parametrize("kib", [1, 100, 129, 300])
+def test_content_that_needs_no_stuffing_goes_out_as_queued(outbound, net,
+                                                          kib):
+    """Content with CRLF lines only and no leading dot goes out without
+    the encoder (sent from the first pass's copy up to 128 KiB, from the
+    reader's pieces above): the wire carries exactly the queued octets
+    and the final dot; a message with a dot line takes the encoder."""
+    mx1 = net.receiver("127.0.0.2", "mx1")
+    d = outbound()
+    line = b"the quick brown fox jumps over the lazy dog, line %06d\r\n"
+    body = b"".join(line % i for i in range(kib * 1024 // len(line % 0)))
+    message = b"Subject: verbatim\r\nFrom: bob@example.org\r\n\r\n" + body
+    dotted = message + b".dot\r\nend\r\n"
+    send(d, ["carol@other.test"], message=message)
+    send(d, ["carol@other.test"], message=dotted)
+    wait_for(lambda: len(mx1.messages) >= 2, 10, "both messages")
+    wait_queue_empty(d)
+    plain, stuffed = sorted(mx1.messages, key=lambda m: len(m.raw))
+    assert plain.raw.endswith(b"\r\n\r\n" + body + b".\r\n")
+    assert plain.data.endswith(b"\r\n\r\n" + body)
+    assert stuffed.raw.endswith(b"\r\n\r\n" + body + b"..dot\r\nend\r\n.\r\n")
+    assert b"\n" not in plain.raw.replace(b"\r\n", b"")
+
+
 def test_mx_fallback_when_the_first_is_down(outbound, net):
     mx2 = net.receiver("127.0.0.3", "mx2")
     mx3 = net.receiver("127.0.0.4", "mx3")
