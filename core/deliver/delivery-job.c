@@ -50,6 +50,7 @@
 #include "deliver/delivery-job.h"
 #include "deliver/delivery-transport.h"
 #include "deliver/dsn-recipients.h"
+#include "deliver/job-threads.h"
 #include "deliver/route-stage.h"
 #include "generation/generation.h"
 #include "hooks/hooks.h"
@@ -797,7 +798,7 @@ static void attempt_free(Attempt *attempt) {
 #define LAST_WAIT_US (2 * G_TIME_SPAN_MILLISECOND)
 
 struct _PstJobWorkers {
-  GThreadPool *pool;   /* owned: runs attempts_work() on GPtrArray* */
+  PstJobThreads *pool; /* owned: runs attempts_work() on GPtrArray* */
   GSource *hand;       /* owned, attached: hands over */
   GSource *back;       /* owned, attached: takes back */
   GPtrArray *gathered; /* owned, main thread: brief steps to hand over */
@@ -829,7 +830,7 @@ static void workers_hand_over(PstJobWorkers *workers) {
     GPtrArray *steps = g_ptr_array_sized_new(n);
     for (guint k = 0; k < n; k++)
       g_ptr_array_add(steps, all->pdata[i + k]);
-    g_thread_pool_push(workers->pool, steps, NULL);
+    pst_job_threads_push(workers->pool, steps);
   }
   g_ptr_array_set_size(all, 0);
 }
@@ -926,15 +927,15 @@ PstJobWorkers *pst_delivery_job_workers_new(void) {
   g_source_set_static_name(workers->back, "delivery-job-back");
   g_source_set_priority(workers->back, PST_DELIVERY_PRIORITY);
   g_source_attach(workers->back, context);
-  workers->pool = g_thread_pool_new(attempts_work, workers,
-                                    PST_DELIVERY_JOB_THREADS_MAX, FALSE, NULL);
+  workers->pool =
+      pst_job_threads_new(attempts_work, workers, PST_DELIVERY_JOB_THREADS_MAX);
   return workers;
 }
 
 void pst_delivery_job_workers_free(PstJobWorkers *workers) {
   if (workers == NULL)
     return;
-  g_thread_pool_free(workers->pool, FALSE, TRUE);
+  pst_job_threads_free(workers->pool);
   g_source_destroy(workers->hand);
   g_source_unref(workers->hand);
   g_source_destroy(workers->back);
@@ -973,7 +974,7 @@ static void attempt_in_worker(Attempt *attempt, AttemptStep work,
   }
   GPtrArray *steps = g_ptr_array_sized_new(1);
   g_ptr_array_add(steps, attempt);
-  g_thread_pool_push(workers->pool, steps, NULL);
+  pst_job_threads_push(workers->pool, steps);
 }
 
 /* Loads the message and resolves its recipients; FALSE when there is
