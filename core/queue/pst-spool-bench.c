@@ -2,7 +2,7 @@
  *
  *   pst-spool-bench [--messages N] [--producers M] [--size OCTETS]
  *                   [--mode group|single|both] [--sync-threads T]
- *                   [--dir DIRECTORY] [--keep]
+ *                   [--remove] [--dir DIRECTORY] [--keep]
  *
  * M producers, simulated on one main loop like SMTP sessions, each write a
  * message of OCTETS (in 512-octet pieces, as DATA arrives) and commit it,
@@ -23,7 +23,14 @@
  * messages that got no spare) and the deferred directory syncs (queue/,
  * hold/, tmp/) per message; batches; how many messages started
  * in a spare file; and commit latency (from commit_async to its callback:
- * what a client waits for after its final dot).
+ * what a client waits for after its final dot), average, p50, p90, p99
+ * and maximum.
+ *
+ * --remove: each committed message is removed from queue/ (unsynced, as
+ * the queue manager does once it relayed it) by a worker thread while the
+ * next ones are written and synced, as in a relay: the directory then
+ * changes under the deferred directory syncs and the journal commits of
+ * the messages that follow.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +41,7 @@
 
 #include <glib/gstdio.h>
 
+#include "queue/spool-manage.h"
 #include "queue/spool-private.h"
 
 typedef struct _Bench Bench;
@@ -56,7 +64,21 @@ struct _Bench {
   GArray *latencies;  /* of gint64 µs */
   GMainLoop *loop;    /* owned */
   guint sync_threads; /* as set, for the report */
+  GThreadPool *remover; /* owned, nullable: --remove */
+  guint remove_failures; /* under the pool: its one thread */
 };
+
+/* --remove: the worker thread removes a committed message. */
+static void bench_remove(gpointer data, gpointer user_data) {
+  g_autofree char *id = data;
+  Bench *bench = user_data;
+  g_autoptr(GError) error = NULL;
+  if (!pst_spool_remove_unsynced(bench->spool, PST_SPOOL_QUEUE_ACTIVE, id,
+                                 &error)) {
+    fprintf(stderr, "remove failed: %s\n", error->message);
+    bench->remove_failures++;
+  }
+}
 
 static void producer_next(Producer *producer);
 
@@ -69,6 +91,10 @@ static void producer_committed(GObject *source, GAsyncResult *result,
   if (pst_spool_writer_commit_finish(producer->writer, result, &error)) {
     bench->committed++;
     g_array_append_val(bench->latencies, latency);
+    if (bench->remover != NULL)
+      g_thread_pool_push(
+          bench->remover,
+          g_strdup(pst_spool_writer_get_id(producer->writer)), NULL);
   } else {
     bench->failed++;
     fprintf(stderr, "commit failed: %s\n", error->message);
@@ -203,6 +229,14 @@ typedef struct {
   gint64 disk_flushes; /* -1 when unknown */
 } Costs;
 
+/* The `percent` percentile of the sorted latencies, in ms. */
+static double bench_percentile(GArray *sorted, guint percent) {
+  if (sorted->len == 0)
+    return 0.0;
+  guint index = MIN(sorted->len * percent / 100, sorted->len - 1);
+  return g_array_index(sorted, gint64, index) / 1000.0;
+}
+
 static void print_results(const char *mode, Bench *bench, guint producers,
                           const Costs *costs) {
   PstSpoolStats stats;
@@ -220,7 +254,8 @@ static void print_results(const char *mode, Bench *bench, guint producers,
          "  syncs/msg waited for %.3f (file %.3f + dir %.3f), deferred dir "
          "%.3f | batches %" G_GUINT64_FORMAT " (%.1f msgs) | spare files "
          "%.0f%%\n"
-         "  commit latency ms: avg %.2f p50 %.2f p99 %.2f | failed %u\n",
+         "  commit latency ms: avg %.2f p50 %.2f p90 %.2f p99 %.2f max %.2f "
+         "| failed %u\n",
          mode, bench->sync_threads, producers, bench->committed, bench->size,
          bench->committed / (costs->elapsed / 1e6), costs->main_cpu / n,
          costs->process_cpu / n,
@@ -229,15 +264,14 @@ static void print_results(const char *mode, Bench *bench, guint producers,
          stats.directory_syncs / n, stats.deferred_syncs / n, stats.batches,
          stats.commits / (double)MAX(stats.batches, 1),
          100.0 * stats.spare_files / n, sum / n / 1000.0,
-         l->len ? g_array_index(l, gint64, l->len / 2) / 1000.0 : 0.0,
-         l->len ? g_array_index(l, gint64, l->len * 99 / 100) / 1000.0 : 0.0,
-         bench->failed);
+         bench_percentile(l, 50), bench_percentile(l, 90),
+         bench_percentile(l, 99), bench_percentile(l, 100), bench->failed);
   fflush(stdout);
 }
 
 static gboolean bench_run(const char *mode, const char *parent, guint messages,
                           guint producers, gsize size, gint sync_threads,
-                          gboolean keep) {
+                          gboolean remove_each, gboolean keep) {
   g_autofree char *template =
       g_build_filename(parent, "pst-bench-XXXXXX", NULL);
   g_autoptr(GError) error = NULL;
@@ -263,6 +297,9 @@ static gboolean bench_run(const char *mode, const char *parent, guint messages,
   bench.content = bench_content(size);
   bench.latencies = g_array_sized_new(FALSE, FALSE, sizeof(gint64), messages);
   bench.loop = g_main_loop_new(NULL, FALSE);
+  if (remove_each)
+    bench.remover =
+        g_thread_pool_new(bench_remove, &bench, 1, TRUE, NULL);
   Producer *all = g_new0(Producer, producers);
   gint64 flushes_start = disk_flushes(directory);
   gint64 process_start = process_cpu_us();
@@ -273,6 +310,8 @@ static gboolean bench_run(const char *mode, const char *parent, guint messages,
     producer_next(&all[i]);
   }
   g_main_loop_run(bench.loop);
+  if (bench.remover != NULL) /* the removals are part of the run */
+    g_thread_pool_free(g_steal_pointer(&bench.remover), FALSE, TRUE);
   gint64 elapsed = g_get_monotonic_time() - start;
   gint64 flushes_end = disk_flushes(directory);
   Costs costs = {
@@ -292,14 +331,14 @@ static gboolean bench_run(const char *mode, const char *parent, guint messages,
   g_array_unref(bench.latencies);
   g_free(bench.content);
   pst_envelope_free(bench.envelope);
-  return bench.failed == 0;
+  return bench.failed == 0 && bench.remove_failures == 0;
 }
 
 int main(int argc, char **argv) {
   gint messages = 10000, producers = 64, size = 1024, sync_threads = -1;
   g_autofree char *mode = NULL;
   g_autofree char *parent = NULL;
-  gboolean keep = FALSE;
+  gboolean keep = FALSE, remove_each = FALSE;
   const GOptionEntry entries[] = {
       {"messages", 'n', 0, G_OPTION_ARG_INT, &messages,
        "Messages per run (10000)", "N"},
@@ -313,6 +352,9 @@ int main(int argc, char **argv) {
        "Threads that fdatasync a batch (spool default)", "T"},
       {"dir", 0, 0, G_OPTION_ARG_FILENAME, &parent,
        "Where to create spools (/var/tmp)", "DIRECTORY"},
+      {"remove", 0, 0, G_OPTION_ARG_NONE, &remove_each,
+       "Remove each message once committed, from another thread (a relay)",
+       NULL},
       {"keep", 0, 0, G_OPTION_ARG_NONE, &keep, "Keep the spools", NULL},
       {NULL},
   };
@@ -335,11 +377,11 @@ int main(int argc, char **argv) {
   gboolean ok = TRUE;
   if (!g_str_equal(run_mode, "single"))
     ok = bench_run("group", where, messages, producers, size, sync_threads,
-                   keep) &&
+                   remove_each, keep) &&
          ok;
   if (!g_str_equal(run_mode, "group"))
     ok = bench_run("single", where, messages, producers, size, sync_threads,
-                   keep) &&
+                   remove_each, keep) &&
          ok;
   return ok ? 0 : 1;
 }
