@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <glib-unix.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,6 +34,9 @@ typedef struct {
   char *name;          /* owned: the [listener:NAME] it serves now */
   char *host;          /* owned */
   guint16 port;
+  char *local;         /* owned, nullable: every connection's local
+                        * address (NULL: bound to a wildcard) */
+  guint16 local_port;
   int fd;
   guint watch;         /* the accept source, 0 while not accepting */
 } PstListener;
@@ -61,6 +63,7 @@ static void listener_free(PstListener *listener) {
     close(listener->fd);
   g_free(listener->name);
   g_free(listener->host);
+  g_free(listener->local);
   g_free(listener);
 }
 
@@ -311,21 +314,30 @@ static void server_accept_one(PstListener *listener, int fd,
                               socklen_t peer_length) {
   PstServer *server = listener->server;
   g_autofree char *client = NULL;
-  g_autofree char *local = NULL;
-  guint16 client_port = 0, local_port = 0;
-  struct sockaddr_storage local_storage;
-  socklen_t local_length = sizeof local_storage;
-  if (!pst_net_sockaddr_to_string(peer, peer_length, &client, &client_port) ||
-      getsockname(fd, (struct sockaddr *)&local_storage, &local_length) < 0 ||
-      !pst_net_sockaddr_to_string((struct sockaddr *)&local_storage,
-                                  local_length, &local, &local_port)) {
+  g_autofree char *local_owned = NULL;
+  guint16 client_port = 0;
+  if (!pst_net_sockaddr_to_string(peer, peer_length, &client, &client_port)) {
     close(fd);
     return;
   }
+  /* A listener bound to one address knows every connection's local end;
+   * only a wildcard one asks the kernel.  (TCP_NODELAY comes from the
+   * listening socket: pst_net_listen.) */
+  const char *local = listener->local;
+  guint16 local_port = listener->local_port;
+  if (local == NULL) {
+    struct sockaddr_storage local_storage;
+    socklen_t local_length = sizeof local_storage;
+    if (getsockname(fd, (struct sockaddr *)&local_storage, &local_length) < 0 ||
+        !pst_net_sockaddr_to_string((struct sockaddr *)&local_storage,
+                                    local_length, &local_owned, &local_port)) {
+      close(fd);
+      return;
+    }
+    local = local_owned;
+  }
   if (!server_admit(server, fd, client))
     return;
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
   PstConnection *connection = g_new0(PstConnection, 1);
   connection->server = server;
@@ -396,6 +408,9 @@ static PstListener *server_listener_new(PstServer *server,
   listener->host = g_strdup(wanted->host);
   listener->port = wanted->port;
   listener->fd = fd;
+  if (!pst_net_listener_local_address(fd, &listener->local,
+                                      &listener->local_port))
+    listener->local = NULL;
   return listener;
 }
 

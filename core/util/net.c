@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -57,6 +58,10 @@ int pst_net_listen(const char *host, guint16 port, GError **error) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (storage.ss_family == AF_INET6)
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  /* Replies are small and each one is awaited: no Nagle delay.  Set here
+   * once, accepted sockets inherit it (Linux copies the listener's TCP
+   * options into each connection), which saves a system call per client. */
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)&storage, length) < 0 ||
       listen(fd, SOMAXCONN) < 0) {
     int saved = errno;
@@ -93,4 +98,20 @@ gboolean pst_net_sockaddr_to_string(const struct sockaddr *address,
   }
   *text_r = g_strdup(buffer);
   return TRUE;
+}
+
+gboolean pst_net_listener_local_address(int fd, char **text_r,
+                                        guint16 *port_r) {
+  struct sockaddr_storage storage;
+  socklen_t length = sizeof storage;
+  if (getsockname(fd, (struct sockaddr *)&storage, &length) < 0)
+    return FALSE;
+  if (storage.ss_family == AF_INET &&
+      ((struct sockaddr_in *)&storage)->sin_addr.s_addr == htonl(INADDR_ANY))
+    return FALSE;
+  if (storage.ss_family == AF_INET6 &&
+      IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&storage)->sin6_addr))
+    return FALSE;
+  return pst_net_sockaddr_to_string((struct sockaddr *)&storage, length, text_r,
+                                    port_r);
 }
