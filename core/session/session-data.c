@@ -2,9 +2,11 @@
  *
  * The message streams from the socket through the data reader (which owns
  * the end-of-data and smuggling rules) into the spool writer, after the
- * Received: header the core writes first.  The header block is also kept in
- * memory (up to max_header_size) so that at EOM the plugins get a parsed
- * header list without reading the file back.
+ * Received: header the core writes first: the reader hands over runs of
+ * the read buffer (pst_data_reader_feed_to), so the octets are copied only
+ * into the writer's buffer, or not at all when a piece fills it.  The
+ * header block is also kept in memory (up to max_header_size) so that at
+ * EOM the plugins get a parsed header list without reading the file back.
  *
  * At the end of data: faults refuse the message; otherwise the EOM stage
  * runs, its edits are folded into the envelope and the header override,
@@ -114,9 +116,8 @@ static const PstSmtpReply *session_begin_message(PstSession *session,
   session->header = g_byte_array_sized_new(received->len + 1024);
   g_byte_array_append(session->header, (const guint8 *)received->str,
                       received->len);
-  session->reader = pst_data_reader_new(
-      mode, session->config->server.max_message_size);
-  session->scratch = g_byte_array_sized_new(16 * 1024);
+  session->reader =
+      pst_data_reader_new(mode, session->config->server.max_message_size);
   return NULL;
 }
 
@@ -180,20 +181,18 @@ static void session_capture_header(PstSession *session, const guint8 *data,
   }
 }
 
-/* Moves the reader's output into the spool file. */
-static void session_store_output(PstSession *session) {
-  GByteArray *scratch = session->scratch;
-  if (scratch->len == 0)
-    return;
-  session_capture_header(session, scratch->data, scratch->len);
+/* The reader's sink: message octets, straight from the read buffer (no
+ * copy in between), into the header block and the spool file. */
+static void session_store_output(const guint8 *data, gsize length,
+                                 gpointer user_data) {
+  PstSession *session = user_data;
+  session_capture_header(session, data, length);
   g_autoptr(GError) error = NULL;
   if (!session->write_failed &&
-      !pst_spool_writer_write(session->writer, scratch->data, scratch->len,
-                              &error)) {
+      !pst_spool_writer_write(session->writer, data, length, &error)) {
     g_warning("%s: %s", session->id, error->message);
     session->write_failed = TRUE;
   }
-  g_byte_array_set_size(scratch, 0);
 }
 
 static void session_end_of_data(PstSession *session);
@@ -205,8 +204,7 @@ static void session_chunk_done(PstSession *session) {
     return;
   }
   if (session->bdat_last) {
-    pst_data_reader_finish(session->reader, session->scratch);
-    session_store_output(session);
+    pst_data_reader_finish_to(session->reader, session_store_output, session);
     session_end_of_data(session);
     return;
   }
@@ -222,9 +220,8 @@ gsize pst_session_feed_message(PstSession *session, const guint8 *data,
     gsize take = (gsize)MIN((guint64)length, session->bdat_remaining);
     if (!session->bdat_discard) {
       gsize consumed = 0;
-      pst_data_reader_feed(session->reader, data, take, &consumed,
-                           session->scratch);
-      session_store_output(session);
+      pst_data_reader_feed_to(session->reader, data, take, &consumed,
+                              session_store_output, session);
     }
     session->bdat_remaining -= take;
     if (session->bdat_remaining == 0)
@@ -232,9 +229,8 @@ gsize pst_session_feed_message(PstSession *session, const guint8 *data,
     return take;
   }
   gsize consumed = 0;
-  PstDataStatus status = pst_data_reader_feed(session->reader, data, length,
-                                              &consumed, session->scratch);
-  session_store_output(session);
+  PstDataStatus status = pst_data_reader_feed_to(
+      session->reader, data, length, &consumed, session_store_output, session);
   if (status == PST_DATA_DONE)
     session_end_of_data(session);
   return consumed;
@@ -450,10 +446,8 @@ static void session_end_of_data(PstSession *session) {
   if (fault == NULL && session_too_many_hops(session, fields))
     fault = &reply_too_many_hops;
   /* Plugins and the commit may take a while: what only the reception
-   * needed goes now (the reader's output buffer, up to 128 KiB, and the
-   * header block), not when hundreds of messages ending at once are
-   * queued. */
-  g_clear_pointer(&session->scratch, g_byte_array_unref);
+   * needed goes now (the header block), not when hundreds of messages
+   * ending at once are queued. */
   g_clear_pointer(&session->header, g_byte_array_unref);
   if (fault != NULL) {
     pst_session_log_reject(session, "END-OF-MESSAGE", fault->code,

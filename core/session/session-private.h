@@ -152,7 +152,6 @@ struct _PstSession {
   gboolean header_overflow;          /* no blank line within max_header_size */
   guint64 header_length;             /* octets of the header block, at EOM */
   gboolean write_failed;             /* the spool refused a write */
-  GByteArray *scratch;               /* owned, nullable: reader output */
   gboolean bdat_used;                /* this transaction used BDAT */
   guint64 bdat_remaining;            /* octets left in the current chunk */
   gboolean bdat_last;                /* the current chunk is LAST */

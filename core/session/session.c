@@ -340,7 +340,6 @@ void pst_session_reset_transaction(PstSession *session) {
   g_clear_pointer(&session->writer, pst_spool_writer_free);
   g_clear_pointer(&session->reader, pst_data_reader_free);
   g_clear_pointer(&session->header, g_byte_array_unref);
-  g_clear_pointer(&session->scratch, g_byte_array_unref);
   g_clear_pointer(&session->message, pst_message_unref);
   g_clear_pointer(&session->results.transaction, pst_results_free);
   g_clear_pointer(&session->results.recipients, g_ptr_array_unref);

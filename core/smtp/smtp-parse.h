@@ -267,11 +267,27 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstDataReader, pst_data_reader_free)
 PstDataStatus pst_data_reader_feed(PstDataReader *reader, const guint8 *data,
                                    gsize length, gsize *consumed_r,
                                    GByteArray *out);
+/* Receives message octets from pst_data_reader_feed_to(): `data` points
+ * into the input being fed (or to static memory for the CRLF that
+ * pst_data_reader_finish_to() adds) and is valid only during the call. */
+typedef void (*PstDataSinkFunc)(const guint8 *data, gsize length,
+                                gpointer user_data);
+/* pst_data_reader_feed(), handing the message octets to `sink` (nullable:
+ * read and drop) as runs of the input instead of copying them: the same
+ * octets in the same order, a run per stretch between dropped octets
+ * (stuffed dots, the terminator).  For a caller that stores them anyway,
+ * this saves a copy. */
+PstDataStatus pst_data_reader_feed_to(PstDataReader *reader, const guint8 *data,
+                                      gsize length, gsize *consumed_r,
+                                      PstDataSinkFunc sink, gpointer user_data);
 /* CHUNK mode, after the LAST chunk: checks for a dangling CR and that the
  * message ends with CRLF (appending one to `out` if the client's did not
  * end so, as RFC 3030 allows the sender to rely on; an empty message stays
  * empty).  `out` is nullable. */
 void pst_data_reader_finish(PstDataReader *reader, GByteArray *out);
+/* pst_data_reader_finish(), handing the added CRLF to `sink` (nullable). */
+void pst_data_reader_finish_to(PstDataReader *reader, PstDataSinkFunc sink,
+                               gpointer user_data);
 /* The PstDataFault bits seen so far.  After a fault nothing more is
  * appended to `out`, and what was appended must be dropped. */
 guint pst_data_reader_get_faults(PstDataReader *reader);
