@@ -4,45 +4,39 @@
  * Callers: delivery-job.c (the first pass, on a worker thread), the
  * transports (smtp-deliver.c and lmtp.c stream DATA with a PstDataStream
  * on the main loop; transport-local.c writes Maildirs from a reader).
- * The first pass reads the whole content once, a piece at a time, so the
- * corrupt-file handling stays where it was (before any delivery) and the
- * 8-bit facts that MAIL FROM needs are known before the content is sent;
- * the transports still check the checksum again as they read.
+ * The first pass reads the whole content once, so the corrupt-file
+ * handling stays where it was (before any delivery) and the 8-bit facts
+ * that MAIL FROM needs are known before the content is sent: a small
+ * content in one read into the copy it keeps (room for DATA's final dot
+ * after it), a larger one a piece at a time; the transports still check
+ * the checksum again as they read a large one.
  */
 #include "deliver/delivery-content.h"
 
-gboolean pst_delivery_content_scan(PstDeliveryContent *content,
-                                   PstQueuedMessage *message, GError **error) {
-  g_autoptr(PstContentReader) reader = pst_content_reader_new(message, error);
-  if (reader == NULL)
-    return FALSE;
-  *content = (PstDeliveryContent){.message = message};
-  content->size = pst_content_reader_get_size(reader);
-  /* Room for the final dot after a small content. */
+/* One pass's facts over `data`, the next piece of the content. */
+static void scan_add(PstDeliveryContent *content, PstSmtpHeaderScan *header,
+                     PstSmtpVerbatimScan *verbatim, const guint8 *data,
+                     gsize length) {
+  pst_smtp_header_scan_add(header, data, length);
+  if (!content->eight_bit)
+    content->eight_bit = pst_smtp_content_is_8bit(data, length);
+  pst_smtp_verbatim_scan_add(verbatim, data, length);
+}
+
+/* A small content, read whole into memory with room for the final dot
+ * after it (one pread, no copy per piece), and kept. */
+static gboolean scan_whole(PstDeliveryContent *content,
+                           PstContentReader *reader, GError **error) {
   g_autoptr(GByteArray) whole =
-      content->size <= PST_DELIVERY_CONTENT_WHOLE_MAX
-          ? g_byte_array_sized_new((guint)content->size + 3)
-          : NULL;
+      g_byte_array_sized_new((guint)content->size + 3);
+  g_byte_array_set_size(whole, (guint)content->size);
+  if (!pst_content_reader_read_all(reader, whole->data, error))
+    return FALSE;
   PstSmtpHeaderScan header = {0};
   PstSmtpVerbatimScan verbatim = {0};
-  for (;;) {
-    const guint8 *data = NULL;
-    gsize length = 0;
-    if (!pst_content_reader_next(reader, &data, &length, error))
-      return FALSE;
-    if (length == 0)
-      break;
-    pst_smtp_header_scan_add(&header, data, length);
-    if (!content->eight_bit)
-      content->eight_bit = pst_smtp_content_is_8bit(data, length);
-    pst_smtp_verbatim_scan_add(&verbatim, data, length);
-    if (whole != NULL)
-      g_byte_array_append(whole, data, (guint)length);
-  }
+  scan_add(content, &header, &verbatim, whole->data, whole->len);
   content->header_8bit = header.eight_bit;
   content->verbatim = pst_smtp_verbatim_scan_result(&verbatim);
-  if (whole == NULL)
-    return TRUE;
   if (!content->verbatim) {
     content->whole = g_byte_array_free_to_bytes(g_steal_pointer(&whole));
     return TRUE;
@@ -52,6 +46,31 @@ gboolean pst_delivery_content_scan(PstDeliveryContent *content,
   content->whole_dotted = g_byte_array_free_to_bytes(g_steal_pointer(&whole));
   content->whole =
       g_bytes_new_from_bytes(content->whole_dotted, 0, (gsize)content->size);
+  return TRUE;
+}
+
+gboolean pst_delivery_content_scan(PstDeliveryContent *content,
+                                   PstQueuedMessage *message, GError **error) {
+  g_autoptr(PstContentReader) reader = pst_content_reader_new(message, error);
+  if (reader == NULL)
+    return FALSE;
+  *content = (PstDeliveryContent){.message = message};
+  content->size = pst_content_reader_get_size(reader);
+  if (content->size <= PST_DELIVERY_CONTENT_WHOLE_MAX)
+    return scan_whole(content, reader, error);
+  PstSmtpHeaderScan header = {0};
+  PstSmtpVerbatimScan verbatim = {0};
+  for (;;) {
+    const guint8 *data = NULL;
+    gsize length = 0;
+    if (!pst_content_reader_next(reader, &data, &length, error))
+      return FALSE;
+    if (length == 0)
+      break;
+    scan_add(content, &header, &verbatim, data, length);
+  }
+  content->header_8bit = header.eight_bit;
+  content->verbatim = pst_smtp_verbatim_scan_result(&verbatim);
   return TRUE;
 }
 

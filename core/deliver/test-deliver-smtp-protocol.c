@@ -563,7 +563,7 @@ static void test_verbatim_scan(void) {
   GRand *rand = g_rand_new_with_seed(25);
   for (guint n = 0; n < 20000; n++) {
     g_autoptr(GByteArray) data = g_byte_array_new();
-    guint count = (guint)g_rand_int_range(rand, 0, 12);
+    guint count = (guint)g_rand_int_range(rand, 0, 40);
     for (guint p = 0; p < count; p++) {
       gint32 k = g_rand_int_range(rand, 0, 3) != 0
                      ? 0

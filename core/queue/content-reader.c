@@ -11,6 +11,7 @@
  * reported only after it matched the trailer's.
  */
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "queue/content-reader.h"
@@ -93,6 +94,31 @@ static guint64 reader_file_octets(const PstContentReader *reader) {
   return reader->skip + (reader->size - reader->head_length);
 }
 
+/* `length` octets at `offset` of the queue file into `dest`, summed. */
+static gboolean reader_pread(PstContentReader *reader, guint8 *dest,
+                             guint64 offset, gsize length, GError **error) {
+  gsize done = 0;
+  while (done < length) {
+    ssize_t got =
+        pread(reader->fd, dest + done, length - done, (off_t)(offset + done));
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      int saved = errno;
+      reader->failed = g_error_new(PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                                   "Cannot read queue file “%s”: %s",
+                                   reader->path, g_strerror(saved));
+      g_propagate_error(error, g_error_copy(reader->failed));
+      return FALSE;
+    }
+    if (got == 0)
+      return reader_fail(reader, "file shrank while reading", error);
+    done += (gsize)got;
+  }
+  reader->crc = pst_spool_crc32c(reader->crc, dest, length);
+  return TRUE;
+}
+
 /* `length` octets at `offset` into `piece`, summed: from the file the
  * message holds, else by pread(2) into the buffer.  The buffer holds the
  * largest read: the whole file part of a small content, else a piece (a
@@ -110,26 +136,9 @@ static gboolean reader_read(PstContentReader *reader, guint64 offset,
   if (reader->buffer == NULL)
     reader->buffer =
         g_malloc((gsize)MIN(reader_file_octets(reader), PST_CONTENT_PIECE_MAX));
-  gsize done = 0;
-  while (done < length) {
-    ssize_t got = pread(reader->fd, reader->buffer + done, length - done,
-                        (off_t)(offset + done));
-    if (got < 0 && errno == EINTR)
-      continue;
-    if (got < 0) {
-      int saved = errno;
-      reader->failed = g_error_new(PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
-                                   "Cannot read queue file “%s”: %s",
-                                   reader->path, g_strerror(saved));
-      g_propagate_error(error, g_error_copy(reader->failed));
-      return FALSE;
-    }
-    if (got == 0)
-      return reader_fail(reader, "file shrank while reading", error);
-    done += (gsize)got;
-  }
+  if (!reader_pread(reader, reader->buffer, offset, length, error))
+    return FALSE;
   reader->piece = reader->buffer;
-  reader->crc = pst_spool_crc32c(reader->crc, reader->buffer, length);
   return TRUE;
 }
 
@@ -192,6 +201,50 @@ gboolean pst_content_reader_next(PstContentReader *reader,
     return TRUE;
   }
   if (reader->crc != reader->trailer->content_crc)
+    return reader_fail(reader, "content checksum mismatch", error);
+  return TRUE;
+}
+
+gboolean pst_content_reader_read_all(PstContentReader *reader, guint8 *buffer,
+                                     GError **error) {
+  g_return_val_if_fail(reader != NULL && reader->position == 0, FALSE);
+  if (reader->failed != NULL) {
+    g_propagate_error(error, g_error_copy(reader->failed));
+    return FALSE;
+  }
+  gsize head = reader->head_length;
+  if (reader->bytes == NULL) {
+    guint64 file_octets = reader_file_octets(reader);
+    gsize body = (gsize)(reader->size - head);
+    if (reader->file != NULL || reader->skip > head) {
+      /* The replaced header summed apart, then the body in place. */
+      const guint8 *data = NULL;
+      gsize length = 0;
+      if (!reader_sum_skipped(reader, error))
+        return FALSE;
+      reader->position = head;
+      if (body > 0 && !pst_content_reader_next(reader, &data, &length, error))
+        return FALSE;
+      for (gsize done = 0; length > 0;) {
+        memcpy(buffer + head + done, data, length);
+        done += length;
+        if (!pst_content_reader_next(reader, &data, &length, error))
+          return FALSE;
+      }
+    } else if (file_octets > 0) {
+      /* One read: the file's octets end where the body ends, so the
+       * replaced header lands in the room of the header override, which
+       * is copied over it below. */
+      if (!reader_pread(reader, buffer + head - reader->skip, 0,
+                        (gsize)file_octets, error))
+        return FALSE;
+    }
+    reader->skip_summed = TRUE;
+  }
+  if (head > 0)
+    memcpy(buffer, reader->head, head);
+  reader->position = reader->size;
+  if (reader->bytes == NULL && reader->crc != reader->trailer->content_crc)
     return reader_fail(reader, "content checksum mismatch", error);
   return TRUE;
 }

@@ -48,6 +48,13 @@ guint64 pst_content_reader_get_size(PstContentReader *reader);
 gboolean pst_content_reader_next(PstContentReader *reader,
                                  const guint8 **data_r, gsize *length_r,
                                  GError **error);
+/* The whole content at once into `buffer` (room for
+ * pst_content_reader_get_size() octets), the checksum compared as at the
+ * end of the pieces: a small content's first pass, one pread(2) and no
+ * copy per piece.  Only at the first piece; the reader is at its end
+ * after it.  Fails like pst_content_reader_next(). */
+gboolean pst_content_reader_read_all(PstContentReader *reader, guint8 *buffer,
+                                     GError **error);
 /* Starts again at the first piece (another transaction or recipient). */
 void pst_content_reader_rewind(PstContentReader *reader);
 void pst_content_reader_free(PstContentReader *reader);

@@ -173,6 +173,76 @@ static void test_shrunk(Fixture *f, gconstpointer data) {
   g_assert_nonnull(strstr(error->message, "shrank"));
 }
 
+/* The whole content at once (pst_content_reader_read_all()), as the
+ * pieces give it: with and without a header override, longer or shorter
+ * than the header it replaces, from a small file the message holds or
+ * from the queue file. */
+static GString *read_at_once(PstContentReader *reader, GError **error) {
+  GString *out = g_string_sized_new(pst_content_reader_get_size(reader) + 1);
+  g_string_set_size(out, pst_content_reader_get_size(reader));
+  if (!pst_content_reader_read_all(reader, (guint8 *)out->str, error)) {
+    g_string_free(out, TRUE);
+    return NULL;
+  }
+  return out;
+}
+
+static void test_read_all(Fixture *f, gconstpointer data) {
+  static const gsize sizes[] = {0, 1, 3000, PST_CONTENT_PIECE_MAX + 17,
+                                2 * PST_CONTENT_PIECE_MAX};
+  static const char *const overrides[] = {
+      NULL, "Received: from a by b\r\nSubject: test\r\nX: 1\r\n\r\n",
+      "S: t\r\n\r\n"};
+  for (guint i = 0; i < G_N_ELEMENTS(sizes); i++)
+    for (guint k = 0; k < G_N_ELEMENTS(overrides); k++) {
+      g_autoptr(GString) content = content_new(sizes[i]);
+      gsize header_length = strstr(content->str, "\r\n\r\n") + 4 - content->str;
+      g_autoptr(GBytes) override =
+          overrides[k] != NULL
+              ? g_bytes_new_static(overrides[k], strlen(overrides[k]))
+              : NULL;
+      g_autoptr(PstQueuedMessage) message = fixture_message(
+          f, content, override, override != NULL ? header_length : 0, 0);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(PstContentReader) pieces =
+          pst_content_reader_new(message, &error);
+      g_autoptr(GString) expected = g_string_new(NULL);
+      g_assert_true(read_all(pieces, expected, &error));
+      g_autoptr(PstContentReader) reader =
+          pst_content_reader_new(message, &error);
+      g_autoptr(GString) out = read_at_once(reader, &error);
+      g_assert_no_error(error);
+      g_assert_cmpmem(out->str, out->len, expected->str, expected->len);
+      /* At its end: the next piece is the end. */
+      const guint8 *piece = NULL;
+      gsize length = 1;
+      g_assert_true(pst_content_reader_next(reader, &piece, &length, &error));
+      g_assert_cmpuint(length, ==, 0);
+    }
+  /* A spoiled checksum, a shrunk file: corrupt, as piece by piece. */
+  g_autoptr(GString) content = content_new(PST_CONTENT_PIECE_MAX + 17);
+  for (guint spoil = 0; spoil < 2; spoil++) {
+    g_autoptr(PstQueuedMessage) message =
+        fixture_message(f, content, NULL, 0, spoil == 0 ? 1 : 0);
+    if (spoil == 1) {
+      g_autofree char *path = g_build_filename(f->base, "queue", TEST_ID, NULL);
+      g_assert_cmpint(truncate(path, 100), ==, 0);
+    }
+    g_autoptr(GError) error = NULL;
+    g_autoptr(PstContentReader) reader =
+        pst_content_reader_new(message, &error);
+    g_assert_null(read_at_once(reader, &error));
+    g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+    g_assert_nonnull(
+        strstr(error->message, spoil == 0 ? "checksum mismatch" : "shrank"));
+  }
+  /* In memory. */
+  g_autoptr(GBytes) bytes = g_bytes_new(content->str, content->len);
+  g_autoptr(PstContentReader) reader = pst_content_reader_new_for_bytes(bytes);
+  g_autoptr(GString) out = read_at_once(reader, NULL);
+  g_assert_cmpmem(out->str, out->len, content->str, content->len);
+}
+
 static void test_bytes(void) {
   g_autoptr(GString) content = content_new(PST_CONTENT_PIECE_MAX + 1);
   g_autoptr(GBytes) bytes = g_bytes_new(content->str, content->len);
@@ -197,6 +267,8 @@ int main(int argc, char **argv) {
              test_corrupt, fixture_tear_down);
   g_test_add("/queue/content/shrunk", Fixture, NULL, fixture_set_up,
              test_shrunk, fixture_tear_down);
+  g_test_add("/queue/content/read-all", Fixture, NULL, fixture_set_up,
+             test_read_all, fixture_tear_down);
   g_test_add_func("/queue/content/bytes", test_bytes);
   return g_test_run();
 }
