@@ -531,7 +531,8 @@ static gboolean encodes_to_itself(const guint8 *data, gsize length) {
   g_autoptr(GBytes) encoded = encode_reference(data, length);
   gsize size = 0;
   const guint8 *octets = g_bytes_get_data(encoded, &size);
-  return size == length + 3 && memcmp(octets, data, length) == 0;
+  return size == length + 3 &&
+         (length == 0 || memcmp(octets, data, length) == 0);
 }
 
 static void test_verbatim_scan(void) {
