@@ -585,12 +585,13 @@ static void job_delay_notice(PstDeliveryJob *job, const PstEnvelope *envelope,
 
 /* A DSN's job: its original, when still queued, goes first (the manager
  * has it checked and removed when its journal names this DSN: a crash may
- * have come before the removal).  Then a DSN delivered implies its
- * original is gone. */
+ * have come before the removal), and so does one whose removal is under
+ * way (its own job, which wakes this DSN when it ends).  Then a DSN
+ * delivered implies its original is gone. */
 static gboolean job_original_first(PstDeliveryJob *job) {
   const char *original = pst_queue_entry_get_original(job->entry);
   if (original == NULL || job->original_checked ||
-      !pst_queue_entry_spool_has(job->entry, original, FALSE))
+      !pst_queue_entry_original_is_queued(job->entry, original))
     return FALSE;
   job->outcome = PST_JOB_ORIGINAL_FIRST;
   job->waits_for_transport = FALSE;

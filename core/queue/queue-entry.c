@@ -142,6 +142,17 @@ gboolean pst_queue_entry_spool_has(PstQueueEntry *entry, const char *id,
   return FALSE;
 }
 
+gboolean pst_queue_entry_original_is_queued(PstQueueEntry *entry,
+                                            const char *id) {
+  if (pst_queue_entry_spool_has(entry, id, FALSE))
+    return TRUE;
+  if (pst_queue_entry_spool_has(entry, id, TRUE))
+    return FALSE; /* held */
+  g_autofree char *journal =
+      g_build_filename(entry_directory(entry), "state", id, NULL);
+  return g_file_test(journal, G_FILE_TEST_EXISTS);
+}
+
 static gboolean entry_remove(PstQueueEntry *entry, gboolean synced,
                              gboolean *was_there_r, GError **error) {
   g_autoptr(GError) local = NULL;
@@ -158,11 +169,14 @@ static gboolean entry_remove(PstQueueEntry *entry, gboolean synced,
     return FALSE;
   }
   g_clear_error(&local);
+  /* Logged before the journal goes: a DSN waits while its original's
+   * journal is there (pst_queue_entry_original_is_queued()), so nothing
+   * it logs comes before this line. */
+  if (was_there)
+    g_message("%s: removed", entry->id);
   if (!entry->no_journal &&
       !pst_state_journal_remove(entry_directory(entry), entry->id, &local))
     g_warning("%s: %s", entry->id, local->message);
-  if (was_there)
-    g_message("%s: removed", entry->id);
   return TRUE;
 }
 

@@ -70,6 +70,11 @@ gboolean pst_queue_entry_note_dsn(PstQueueEntry *entry, const char *dsn_id,
 /* Whether `id` is in queue/ (or in hold/ too, when `or_held`) now. */
 gboolean pst_queue_entry_spool_has(PstQueueEntry *entry, const char *id,
                                    gboolean or_held);
+/* Whether `id` (a DSN's original) is in queue/, or its removal is under
+ * way: the file gone, its journal not yet (the removal logs "removed"
+ * between the two).  Not when it is held. */
+gboolean pst_queue_entry_original_is_queued(PstQueueEntry *entry,
+                                            const char *id);
 /* Removes the message's file, then its journal: it is done.  Logs
  * "ID: removed" when the file was there; `was_there_r` says whether.
  * FALSE only when the file could not be removed. */
