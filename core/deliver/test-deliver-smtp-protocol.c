@@ -512,6 +512,22 @@ static void test_encode_pieces(void) {
   g_rand_free(rand);
 }
 
+/* Up to `max_parts - 1` of `parts` end to end: `parts[0]` (a plain line)
+ * except one time in `one_in`, when any of them. */
+static GByteArray *random_parts(GRand *rand, const char *const *parts,
+                                guint n_parts, gint32 max_parts,
+                                gint32 one_in) {
+  GByteArray *data = g_byte_array_new();
+  guint count = (guint)g_rand_int_range(rand, 0, max_parts);
+  for (guint p = 0; p < count; p++) {
+    gint32 k = g_rand_int_range(rand, 0, one_in) != 0
+                   ? 0
+                   : g_rand_int_range(rand, 0, (gint32)n_parts);
+    g_byte_array_append(data, (const guint8 *)parts[k], strlen(parts[k]));
+  }
+  return data;
+}
+
 /* Whether `data`, cut at `cuts`, scans as verbatim. */
 static gboolean verbatim_in_pieces(const guint8 *data, gsize length,
                                    const gsize *cuts, guint n_cuts) {
@@ -563,14 +579,8 @@ static void test_verbatim_scan(void) {
                                       "e",       "\r\n.", "a.\r\n"};
   GRand *rand = g_rand_new_with_seed(25);
   for (guint n = 0; n < 20000; n++) {
-    g_autoptr(GByteArray) data = g_byte_array_new();
-    guint count = (guint)g_rand_int_range(rand, 0, 40);
-    for (guint p = 0; p < count; p++) {
-      gint32 k = g_rand_int_range(rand, 0, 3) != 0
-                     ? 0
-                     : g_rand_int_range(rand, 0, G_N_ELEMENTS(parts));
-      g_byte_array_append(data, (const guint8 *)parts[k], strlen(parts[k]));
-    }
+    g_autoptr(GByteArray) data =
+        random_parts(rand, parts, G_N_ELEMENTS(parts), 40, 3);
     gsize cuts[4];
     random_cuts(rand, cuts, G_N_ELEMENTS(cuts), data->len);
     g_assert_cmpint(
@@ -590,15 +600,9 @@ static void test_encode_runs(void) {
                                       ".",        "e"};
   GRand *rand = g_rand_new_with_seed(64);
   for (guint n = 0; n < 5000; n++) {
-    g_autoptr(GByteArray) data = g_byte_array_new();
-    guint count = (guint)g_rand_int_range(rand, 0, 60);
-    for (guint p = 0; p < count; p++) {
-      /* three in four are a plain CRLF line */
-      gint32 k = g_rand_int_range(rand, 0, 4) != 0
-                     ? 0
-                     : g_rand_int_range(rand, 0, G_N_ELEMENTS(parts));
-      g_byte_array_append(data, (const guint8 *)parts[k], strlen(parts[k]));
-    }
+    /* three in four are a plain CRLF line */
+    g_autoptr(GByteArray) data =
+        random_parts(rand, parts, G_N_ELEMENTS(parts), 60, 4);
     gsize cuts[3];
     random_cuts(rand, cuts, G_N_ELEMENTS(cuts), data->len);
     g_autoptr(GBytes) got =
