@@ -45,19 +45,27 @@ def small_fs(tmp_path):
 
 def fill(path, reserve=0):
     """Writes `path` until the file system is full; then gives back
-    `reserve` octets.  Returns the file's size."""
+    `reserve` octets.  Returns the file's size.
+
+    Unbuffered on purpose: a buffered file keeps the tail of a short last
+    write and raises ENOSPC again from close(), which depends on how much
+    space the daemon happens to use at that moment."""
     chunk = b"x" * 65536
     size = 0
-    with open(path, "wb") as f:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
         while True:
             try:
-                f.write(chunk)
-                f.flush()
-                size += len(chunk)
+                written = os.write(fd, chunk)
             except OSError as e:
                 assert e.errno == errno.ENOSPC, e
                 break
+            if written == 0:
+                break
+            size += written
             assert size < 64 * 1024 * 1024, "the file system does not fill"
+    finally:
+        os.close(fd)
     if reserve:
         os.truncate(path, max(0, os.path.getsize(path) - reserve))
     return size
