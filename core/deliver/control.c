@@ -5,6 +5,12 @@
  * the daemon's describe callback, with several lines).  Each connection is
  * read asynchronously on the main loop (one line of at most 1024 octets),
  * answered, and closed; the actions themselves are the queue manager's.
+ *
+ * The listening socket is watched by a plain descriptor source, not a
+ * GSocketService: that one is two sources (its GSocket source and a
+ * cancellable's child source) with prepare and check functions, and the
+ * main loop walks every attached source twice in every iteration, a
+ * cost each message paid although the socket is used a few times a day.
  */
 #include <errno.h>
 #include <string.h>
@@ -12,14 +18,18 @@
 #include <unistd.h>
 
 #include <gio/gunixsocketaddress.h>
+#include <glib-unix.h>
 
 #include "deliver/control.h"
 
 #define REQUEST_MAX 1024
+/* Connections accepted per wake-up, at most. */
+#define ACCEPT_MAX 16
 
 struct _PstControl {
   char *path;               /* owned */
-  GSocketService *service;  /* owned */
+  GSocket *socket;          /* owned: listening, non-blocking */
+  GSource *watch;           /* owned, attached */
   PstQueueManager *manager; /* borrowed: outlives the control socket */
   PstControlDescribeFunc describe; /* nullable: "plugins" */
   gpointer describe_data;
@@ -92,17 +102,52 @@ static void control_read_done(GObject *source, GAsyncResult *result,
   control_client_free(client);
 }
 
-static gboolean control_incoming(GSocketService *service,
-                                 GSocketConnection *connection, GObject *source,
-                                 gpointer user_data) {
+static void control_incoming(PstControl *control,
+                             GSocketConnection *connection) {
   ControlClient *client = g_new0(ControlClient, 1);
-  client->control = user_data;
-  client->connection = g_object_ref(connection);
+  client->control = control;
+  client->connection = connection;
   client->input = g_data_input_stream_new(
       g_io_stream_get_input_stream(G_IO_STREAM(connection)));
   g_data_input_stream_read_line_async(client->input, G_PRIORITY_DEFAULT, NULL,
                                       control_read_done, client);
-  return TRUE;
+}
+
+/* The listening socket is readable: the connections waiting, each read
+ * asynchronously like GSocketService's. */
+static gboolean control_accept(gint fd, GIOCondition condition,
+                               gpointer user_data) {
+  PstControl *control = user_data;
+  for (int i = 0; i < ACCEPT_MAX; i++) {
+    g_autoptr(GError) error = NULL;
+    GSocket *socket = g_socket_accept(control->socket, NULL, &error);
+    if (socket == NULL) {
+      if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        g_warning("control socket %s: cannot accept: %s", control->path,
+                  error->message);
+      break;
+    }
+    control_incoming(control,
+                     g_socket_connection_factory_create_connection(socket));
+    g_object_unref(socket);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+/* A listening Unix stream socket at `address`, mode 0600. */
+static GSocket *control_listen(GSocketAddress *address, GError **error) {
+  g_autoptr(GSocket) socket =
+      g_socket_new(G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
+                   G_SOCKET_PROTOCOL_DEFAULT, error);
+  if (socket == NULL)
+    return NULL;
+  mode_t old = umask(0177);
+  gboolean ok = g_socket_bind(socket, address, TRUE, error);
+  umask(old);
+  if (!ok || !g_socket_listen(socket, error))
+    return NULL;
+  g_socket_set_blocking(socket, FALSE);
+  return g_steal_pointer(&socket);
 }
 
 PstControl *pst_control_new(const char *path, PstQueueManager *manager,
@@ -114,23 +159,20 @@ PstControl *pst_control_new(const char *path, PstQueueManager *manager,
     return NULL;
   }
   g_autoptr(GSocketAddress) address = g_unix_socket_address_new(path);
-  g_autoptr(GSocketService) service = g_socket_service_new();
-  mode_t old = umask(0177);
-  gboolean ok = g_socket_listener_add_address(
-      G_SOCKET_LISTENER(service), address, G_SOCKET_TYPE_STREAM,
-      G_SOCKET_PROTOCOL_DEFAULT, NULL, NULL, error);
-  umask(old);
-  if (!ok) {
+  GSocket *socket = control_listen(address, error);
+  if (socket == NULL) {
     g_prefix_error(error, "control socket %s: ", path);
     return NULL;
   }
   PstControl *control = g_new0(PstControl, 1);
   control->path = g_strdup(path);
   control->manager = manager;
-  control->service = g_steal_pointer(&service);
-  g_signal_connect(control->service, "incoming", G_CALLBACK(control_incoming),
-                   control);
-  g_socket_service_start(control->service);
+  control->socket = socket;
+  control->watch = g_unix_fd_source_new(g_socket_get_fd(socket), G_IO_IN);
+  g_source_set_callback(control->watch, G_SOURCE_FUNC(control_accept), control,
+                        NULL);
+  g_source_set_static_name(control->watch, "postilion control");
+  g_source_attach(control->watch, NULL);
   return control;
 }
 
@@ -143,9 +185,10 @@ void pst_control_set_describe(PstControl *control, PstControlDescribeFunc func,
 void pst_control_free(PstControl *control) {
   if (control == NULL)
     return;
-  g_socket_service_stop(control->service);
-  g_socket_listener_close(G_SOCKET_LISTENER(control->service));
-  g_object_unref(control->service);
+  g_source_destroy(control->watch);
+  g_source_unref(control->watch);
+  g_socket_close(control->socket, NULL);
+  g_object_unref(control->socket);
   unlink(control->path);
   g_free(control->path);
   g_free(control);
