@@ -50,6 +50,7 @@
 #include "transport/transport.h"
 #include "util/log.h"
 #include "util/sd-notify.h"
+#include "util/signal-watch.h"
 
 typedef struct {
   char *config_path;     /* owned */
@@ -313,8 +314,7 @@ static PstDeliverTables *daemon_reload_tables(PstDaemon *daemon,
   return pst_deliver_tables_ref(pst_generation_get_tables(daemon->generation));
 }
 
-static gboolean daemon_reload(gpointer user_data) {
-  PstDaemon *daemon = user_data;
+static void daemon_reload(PstDaemon *daemon) {
   g_autoptr(GError) error = NULL;
   g_autoptr(GError) tables_error = NULL;
   g_message("reload: reading %s", daemon->config_path);
@@ -346,7 +346,7 @@ static gboolean daemon_reload(gpointer user_data) {
     g_warning("reload refused, the running configuration stays: %s",
               error->message);
     daemon_notify("READY=1\nSTATUS=reload refused, see the log");
-    return G_SOURCE_CONTINUE;
+    return;
   }
   pst_config_unref(daemon->config);
   daemon->config = g_steal_pointer(&config);
@@ -364,7 +364,6 @@ static gboolean daemon_reload(gpointer user_data) {
             daemon->config_path);
   daemon_log_plugin_notes(daemon->config);
   daemon_notify("READY=1\nSTATUS=accepting mail");
-  return G_SOURCE_CONTINUE;
 }
 
 static gboolean daemon_stopped(gpointer user_data) {
@@ -373,13 +372,19 @@ static gboolean daemon_stopped(gpointer user_data) {
   return G_SOURCE_REMOVE;
 }
 
-static gboolean daemon_terminate(gpointer user_data) {
-  PstDaemon *daemon = user_data;
+static void daemon_terminate(PstDaemon *daemon) {
   g_message("stopping: no new connections; sessions have %u ms to finish",
             daemon->config->server.timeout_shutdown_ms);
   daemon_notify("STOPPING=1\nSTATUS=stopping");
   pst_server_stop(daemon->server, daemon_stopped, daemon);
-  return G_SOURCE_CONTINUE;
+}
+
+/* SIGHUP reloads; SIGTERM and SIGINT stop. */
+static void daemon_signal(int signum, gpointer user_data) {
+  if (signum == SIGHUP)
+    daemon_reload(user_data);
+  else
+    daemon_terminate(user_data);
 }
 
 /* Every session and spool file is a descriptor: take the whole hard
@@ -442,10 +447,11 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   /* Before the listeners exist: a SIGHUP or SIGTERM that arrives once a
    * port accepts (an admin, a supervisor, a test) must not take the default
    * action and kill us; it waits for the loop instead.  After the helper's
-   * fork: GLib starts its worker thread here. */
-  g_unix_signal_add(SIGHUP, daemon_reload, daemon);
-  g_unix_signal_add(SIGTERM, daemon_terminate, daemon);
-  g_unix_signal_add(SIGINT, daemon_terminate, daemon);
+   * fork.  One source for the three (util/signal-watch.c says why). */
+  static const int signals[] = {SIGHUP, SIGTERM, SIGINT};
+  if (!pst_signal_watch_add(signals, G_N_ELEMENTS(signals), daemon_signal,
+                            daemon, error))
+    return FALSE;
   daemon->spool = pst_spool_open(config->server.spool, error);
   guint queued = 0;
   if (daemon->spool == NULL || !pst_spool_recover(daemon->spool, &queued, error))
