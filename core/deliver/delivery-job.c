@@ -125,14 +125,14 @@ static void log_attempt(Attempt *attempt, const char *to, const char *orig_to,
   const char *status = result->status == PST_RECIPIENT_DELIVERED ? "sent"
                        : result->status == PST_RECIPIENT_BOUNCED ? "bounced"
                                                                  : "deferred";
-  g_autofree char *orig = orig_to != NULL && !g_str_equal(orig_to, to)
-                              ? g_strdup_printf(", orig_to=<%s>", orig_to)
-                              : g_strdup("");
-  g_autofree char *tls = result->tls != NULL
-                             ? g_strdup_printf(", tls=%s", result->tls)
-                             : g_strdup("");
-  g_message("%s: to=<%s>%s, relay=%s, delay=%.2f%s, status=%s (%s)",
-            attempt->job->id, to, orig, result->relay, delay, tls, status,
+  /* The optional parts as pieces of the one format: no string of their
+   * own to make and free for every recipient. */
+  gboolean orig = orig_to != NULL && !g_str_equal(orig_to, to);
+  gboolean tls = result->tls != NULL;
+  g_message("%s: to=<%s>%s%s%s, relay=%s, delay=%.2f%s%s, status=%s (%s)",
+            attempt->job->id, to, orig ? ", orig_to=<" : "",
+            orig ? orig_to : "", orig ? ">" : "", result->relay, delay,
+            tls ? ", tls=" : "", tls ? result->tls : "", status,
             result->reply);
 }
 

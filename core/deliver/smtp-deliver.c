@@ -220,7 +220,10 @@ static void destination_release(PstSmtpCache *cache, const char *destination) {
 
 static char *cache_key(const PstRouteHost *host, PstDeliveryTls tls) {
   g_autofree char *relay = pst_route_host_describe(host);
-  return g_strdup_printf("%s tls=%d", relay, (int)tls);
+  /* Made for every message: no printf for "RELAY tls=N". */
+  g_assert((guint)tls <= 9);
+  char mode[2] = {(char)('0' + (int)tls), '\0'};
+  return g_strconcat(relay, " tls=", mode, NULL);
 }
 
 /* The connection idle for the shortest time (`idle_us`), NULL if none. */
@@ -298,7 +301,7 @@ static char *message_check(Delivery *delivery, PstSmtpConnection *connection) {
   gsize size = (gsize)delivery->content->size;
   gboolean eight_bit = delivery_is_8bit(delivery);
   g_autofree char *peer =
-      g_strdup_printf("host %s", pst_smtp_connection_get_relay(connection));
+      g_strconcat("host ", pst_smtp_connection_get_relay(connection), NULL);
   return pst_smtp_extensions_refusal(
       pst_smtp_connection_get_extensions(connection), needs_smtputf8(delivery),
       eight_bit, size, peer);
@@ -344,8 +347,10 @@ static char *orcpt_encode(const char *orcpt) {
 static char *rcpt_command(const PstDeliveryItem *item, gboolean dsn) {
   guint notify = item->dsn_origin != NULL ? item->dsn_origin->notify : 0;
   const char *orcpt = item->dsn_origin != NULL ? item->dsn_origin->orcpt : NULL;
-  GString *rcpt = g_string_new(NULL);
-  g_string_printf(rcpt, "RCPT TO:<%s>", item->target->address);
+  GString *rcpt = g_string_sized_new(64);
+  g_string_append_len(rcpt, "RCPT TO:<", 9);
+  g_string_append(rcpt, item->target->address);
+  g_string_append_c(rcpt, '>');
   if (dsn && notify != 0) {
     static const struct {
       guint bit;

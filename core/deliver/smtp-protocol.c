@@ -49,7 +49,17 @@ PstSmtpResponse *pst_smtp_response_new(guint code, const char *enhanced,
 }
 
 char *pst_smtp_response_to_string(const PstSmtpResponse *reply) {
-  return g_strdup_printf("%u %s %s", reply->code, reply->enhanced, reply->text);
+  /* Put together by hand: every delivered message logs one. */
+  char code[4] = {(char)('0' + reply->code / 100 % 10),
+                  (char)('0' + reply->code / 10 % 10),
+                  (char)('0' + reply->code % 10), '\0'};
+  if (reply->code > 999) /* not from the parser: keep printf's rendering */
+    return g_strdup_printf("%u %s %s", reply->code, reply->enhanced,
+                           reply->text);
+  return g_strconcat(reply->code >= 100  ? code
+                     : reply->code >= 10 ? code + 1
+                                         : code + 2,
+                     " ", reply->enhanced, " ", reply->text, NULL);
 }
 
 /* "DDD" with a first digit 2-5 and a second 0-5 (RFC 5321 4.2). */
@@ -406,10 +416,21 @@ gboolean pst_smtp_header_is_8bit(const guint8 *data, gsize length) {
 GString *pst_smtp_mail_command_new(const PstSmtpExtensions *extensions,
                                    const char *sender, gsize size,
                                    gboolean eight_bit, gboolean smtputf8) {
-  GString *mail = g_string_new(NULL);
-  g_string_printf(mail, "MAIL FROM:<%s>", sender);
-  if (extensions->flags & PST_SMTP_EXT_SIZE)
-    g_string_append_printf(mail, " SIZE=%" G_GSIZE_FORMAT, size);
+  GString *mail = g_string_sized_new(64);
+  g_string_append_len(mail, "MAIL FROM:<", 11);
+  g_string_append(mail, sender);
+  g_string_append_c(mail, '>');
+  if (extensions->flags & PST_SMTP_EXT_SIZE) {
+    /* Digits by hand: this runs for every message. */
+    char digits[24];
+    gsize n = sizeof digits;
+    do {
+      digits[--n] = (char)('0' + size % 10);
+      size /= 10;
+    } while (size > 0);
+    g_string_append_len(mail, " SIZE=", 6);
+    g_string_append_len(mail, digits + n, (gssize)(sizeof digits - n));
+  }
   if (eight_bit && (extensions->flags & PST_SMTP_EXT_8BITMIME))
     g_string_append(mail, " BODY=8BITMIME");
   if (smtputf8 && (extensions->flags & PST_SMTP_EXT_SMTPUTF8))
@@ -545,9 +566,8 @@ PstSmtpSend pst_smtp_transaction_next(PstSmtpTransaction *transaction,
   gboolean any = FALSE;
   while (transaction->sent < transaction->commands->len &&
          transaction->sent - transaction->answered < window) {
-    g_string_append_printf(
-        out, "%s\r\n",
-        (char *)transaction->commands->pdata[transaction->sent++]);
+    g_string_append(out, transaction->commands->pdata[transaction->sent++]);
+    g_string_append_len(out, "\r\n", 2);
     any = TRUE;
   }
   return any ? PST_SMTP_SEND_COMMANDS : PST_SMTP_SEND_NOTHING;

@@ -339,6 +339,39 @@ static void test_mail_command(void) {
   g_autoptr(GString) seven =
       pst_smtp_mail_command_new(&all, "", 10, FALSE, FALSE);
   g_assert_cmpstr(seven->str, ==, "MAIL FROM:<> SIZE=10");
+  /* SIZE's digits are written by hand: the edges of the range. */
+  g_autoptr(GString) empty =
+      pst_smtp_mail_command_new(&all, "a@b", 0, FALSE, FALSE);
+  g_assert_cmpstr(empty->str, ==, "MAIL FROM:<a@b> SIZE=0");
+  g_autoptr(GString) huge =
+      pst_smtp_mail_command_new(&all, "a@b", G_MAXSIZE, FALSE, FALSE);
+  g_autofree char *expected =
+      g_strdup_printf("MAIL FROM:<a@b> SIZE=%" G_GSIZE_FORMAT, G_MAXSIZE);
+  g_assert_cmpstr(huge->str, ==, expected);
+}
+
+/* "CODE ENHANCED TEXT" as printf's "%u %s %s" would write it, for every
+ * code a reply can carry (parsed ones are 200-559, made ones any). */
+static void test_response_to_string(void) {
+  static const guint codes[] = {0,   7,   42,  100,  250,
+                                421, 559, 999, 1000, G_MAXUINT};
+  for (gsize i = 0; i < G_N_ELEMENTS(codes); i++) {
+    g_autoptr(PstSmtpResponse) reply =
+        pst_smtp_response_new(codes[i], "2.0.0", "Ok: queued");
+    g_autofree char *text = pst_smtp_response_to_string(reply);
+    g_autofree char *expected =
+        g_strdup_printf("%u 2.0.0 Ok: queued", codes[i]);
+    g_assert_cmpstr(text, ==, expected);
+  }
+  gsize consumed = 0;
+  g_autoptr(PstSmtpResponse) parsed = NULL;
+  g_autofree char *problem = NULL;
+  static const char wire[] = "550-5.1.1 no\r\n550 such user\r\n";
+  g_assert_cmpint(pst_smtp_response_parse(wire, sizeof wire - 1, &consumed,
+                                          &parsed, &problem),
+                  ==, PST_SMTP_PARSE_OK);
+  g_autofree char *text = pst_smtp_response_to_string(parsed);
+  g_assert_cmpstr(text, ==, "550 5.1.1 no such user");
 }
 
 static void test_header_is_8bit(void) {
@@ -792,6 +825,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/deliver/smtp-protocol/extensions-refusal",
                   test_extensions_refusal);
   g_test_add_func("/deliver/smtp-protocol/mail-command", test_mail_command);
+  g_test_add_func("/deliver/smtp-protocol/reply/to-string",
+                  test_response_to_string);
   g_test_add_func("/deliver/smtp-protocol/header-is-8bit", test_header_is_8bit);
   g_test_add_func("/deliver/smtp-protocol/encode", test_encode);
   g_test_add_func("/deliver/smtp-protocol/encode-random", test_encode_random);
