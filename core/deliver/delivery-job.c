@@ -58,6 +58,7 @@
 #include "queue/queue-schedule.h"
 #include "queue/spool-manage.h"
 #include "queue/state-journal.h"
+#include "util/log.h"
 
 /* One target's result and how it goes. */
 typedef struct {
@@ -129,11 +130,11 @@ static void log_attempt(Attempt *attempt, const char *to, const char *orig_to,
    * own to make and free for every recipient. */
   gboolean orig = orig_to != NULL && !g_str_equal(orig_to, to);
   gboolean tls = result->tls != NULL;
-  g_message("%s: to=<%s>%s%s%s, relay=%s, delay=%.2f%s%s, status=%s (%s)",
-            attempt->job->id, to, orig ? ", orig_to=<" : "",
-            orig ? orig_to : "", orig ? ">" : "", result->relay, delay,
-            tls ? ", tls=" : "", tls ? result->tls : "", status,
-            result->reply);
+  pst_log_message("%s: to=<%s>%s%s%s, relay=%s, delay=%.2f%s%s, status=%s (%s)",
+                  attempt->job->id, to, orig ? ", orig_to=<" : "",
+                  orig ? orig_to : "", orig ? ">" : "", result->relay, delay,
+                  tls ? ", tls=" : "", tls ? result->tls : "", status,
+                  result->reply);
 }
 
 static void add_record(Attempt *attempt, PstRecipientStatus status, guint index,

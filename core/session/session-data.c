@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "session/session-private.h"
+#include "util/log.h"
 
 static const PstSmtpReply reply_need_rcpt = {503, "5.5.1",
                                              "Error: need RCPT command"};
@@ -498,12 +499,12 @@ static void session_end_of_data(PstSession *session) {
 }
 
 static void session_log_queued(PstSession *session, const char *id) {
-  g_message("%s: queued from=<%s>, size=%" G_GUINT64_FORMAT
-            ", nrcpt=%u, session=%s, queue=%s",
-            id, session->envelope->sender,
-            pst_spool_writer_get_size(session->writer),
-            session->envelope->recipients->len, session->id,
-            session->disposition == PST_DISPOSITION_HOLD ? "hold" : "active");
+  pst_log_message(
+      "%s: queued from=<%s>, size=%" G_GUINT64_FORMAT
+      ", nrcpt=%u, session=%s, queue=%s",
+      id, session->envelope->sender, pst_spool_writer_get_size(session->writer),
+      session->envelope->recipients->len, session->id,
+      session->disposition == PST_DISPOSITION_HOLD ? "hold" : "active");
 }
 
 /* The 250 goes out (with the replies to what the client pipelined after

@@ -27,6 +27,7 @@
 #include "dns/dns.h"
 #include "generation/generation.h"
 #include "session/session-private.h"
+#include "util/log.h"
 
 /* PTR names tried, at most: a client with many names gets no more work. */
 #define RDNS_MAX_NAMES 4
@@ -54,8 +55,8 @@ static void rdns_set_name(PstSession *session, const char *name) {
     return;
   g_free(session->client_hostname);
   session->client_hostname = g_ascii_strdown(name, -1);
-  g_message("%s: client [%s] is %s (verified reverse DNS)", session->id,
-            session->client_address, session->client_hostname);
+  pst_log_message("%s: client [%s] is %s (verified reverse DNS)", session->id,
+                  session->client_address, session->client_hostname);
 }
 
 /* Ends the lookup: the session goes on with CONNECT, unless it closed. */

@@ -268,9 +268,9 @@ PstSession *pst_session_start(const PstSessionSetup *setup) {
   g_source_set_can_recurse(source, TRUE);
   g_source_attach(source, NULL);
 
-  g_message("%s: connect from [%s]:%u to listener %s", session->id,
-            session->client_address, session->client_port,
-            session->listener->name);
+  pst_log_message("%s: connect from [%s]:%u to listener %s", session->id,
+                  session->client_address, session->client_port,
+                  session->listener->name);
   pst_session_set_state(session, PST_SESSION_STATE_CONNECT);
   pst_session_ref(session);
   /* Implicit TLS: the handshake comes first (nothing may read the
@@ -405,8 +405,8 @@ static void session_log_disconnect(PstSession *session) {
   p = session_append_count(p, "commands", session->command_total,
                            session->command_failures_total);
   *p = '\0';
-  g_message("%s: disconnect from [%s]:%u%s", session->id,
-            session->client_address, session->client_port, counts);
+  pst_log_message("%s: disconnect from [%s]:%u%s", session->id,
+                  session->client_address, session->client_port, counts);
 }
 
 /* Closes the socket, cancels pending work, fires DISCONNECT.  Idempotent. */

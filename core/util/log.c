@@ -10,7 +10,9 @@
  * Cost: a mail transaction logs a few lines, so a stderr line is put
  * together by hand in one buffer and goes out in one write(2) (which also
  * keeps lines whole when threads log at once); the process id is read
- * once, and again in a forked child (pthread_atfork).
+ * once, and again in a forked child (pthread_atfork).  The lines logged
+ * for every message and connection use pst_log_message() (log.h), which
+ * formats without printf into a stack buffer.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/vformat.h"
 
 static PstLogTarget log_target = PST_LOG_STDERR;
 static gboolean log_verbose = FALSE;
@@ -148,6 +151,33 @@ void pst_log_write_stderr(long pid, const char *prefix, const char *message) {
   g_autofree char *heap = g_malloc(length);
   pst_log_format_line(heap, length, pid, prefix, message, message_length);
   log_write_all(heap, length);
+}
+
+void pst_log_message_standard(const char *domain, const char *file,
+                              const char *line, const char *func,
+                              const char *format, ...) {
+  /* GLib's g_log_structured_standard(), with the message in a stack
+   * buffer (a longer one is made with printf, as there). */
+  char stack[1024];
+  g_autofree char *heap = NULL;
+  va_list args;
+  va_start(args, format);
+  gsize length = pst_vformat_into(stack, sizeof stack, format, args);
+  va_end(args);
+  const char *message = stack;
+  if (length >= sizeof stack) {
+    va_start(args, format);
+    message = heap = g_strdup_vprintf(format, args);
+    va_end(args);
+  }
+  GLogField fields[] = {
+      {"PRIORITY", "5", -1}, /* GLib's for G_LOG_LEVEL_MESSAGE: LOG_NOTICE */
+      {"CODE_FILE", file, -1},     {"CODE_LINE", line, -1},
+      {"CODE_FUNC", func, -1},     {"MESSAGE", message, -1},
+      {"GLIB_DOMAIN", domain, -1}, /* left out when NULL, as GLib does */
+  };
+  g_log_structured_array(G_LOG_LEVEL_MESSAGE, fields,
+                         G_N_ELEMENTS(fields) - (domain == NULL ? 1 : 0));
 }
 
 void pst_log_init(PstLogTarget target, gboolean verbose) {

@@ -77,6 +77,25 @@ static void G_GNUC_PRINTF(1, 2) assert_appends_like_printf(const char *format,
   g_autofree char *with_prefix = g_strconcat("prefix: ", expected, NULL);
   g_assert_cmpuint(out->len, ==, strlen(with_prefix));
   g_assert_cmpstr(out->str, ==, with_prefix);
+  /* pst_vformat_into(), in buffers too small, just right and larger:
+   * what g_vsnprintf() writes and returns. */
+  gsize length = strlen(expected);
+  const gsize sizes[] = {1, 2, 7, length, length + 1, length + 2, 2048};
+  for (gsize i = 0; i < G_N_ELEMENTS(sizes); i++) {
+    if (sizes[i] == 0)
+      continue;
+    g_autofree char *got = g_malloc(sizes[i]);
+    g_autofree char *want = g_malloc(sizes[i]);
+    va_list for_got, for_want;
+    va_start(for_got, format);
+    gsize got_length = pst_vformat_into(got, sizes[i], format, for_got);
+    va_end(for_got);
+    va_start(for_want, format);
+    int want_length = g_vsnprintf(want, sizes[i], format, for_want);
+    va_end(for_want);
+    g_assert_cmpuint(got_length, ==, (gsize)want_length);
+    g_assert_cmpstr(got, ==, want);
+  }
 }
 
 static void test_append(void) {
@@ -89,6 +108,11 @@ static void test_append(void) {
   assert_appends_like_printf("%d %i %d %d %d", 0, -1, 2147483647,
                              -2147483647 - 1, 42);
   assert_appends_like_printf("%u %u %u", 0u, 4294967295u, 7u);
+  assert_appends_like_printf("%lu %lu %ld %ld %ld", 0UL, G_MAXULONG, 0L,
+                             G_MAXLONG, G_MINLONG);
+  assert_appends_like_printf("size=%" G_GUINT64_FORMAT ", at %" G_GINT64_FORMAT,
+                             (guint64)1382, (gint64)-1);
+  assert_appends_like_printf("%lx %s", 255UL, "left to printf");
   assert_appends_like_printf("[%c%c]", 'a', '%');
   assert_appends_like_printf("100%% %s%%", "sure");
   assert_appends_like_printf("%s%s%s", "", "a", "");

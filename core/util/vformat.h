@@ -17,10 +17,16 @@ G_BEGIN_DECLS
 const char *pst_vformat_text(const char *format, va_list args, char **owned_r)
     G_GNUC_PRINTF(1, 0);
 
-/* g_string_append_vprintf(), with %s, %d, %i, %u, %c and %% (no flags,
- * width, precision or length) formatted by hand when they are all the
+/* g_string_append_vprintf(), with %s, %d, %i, %u, %c, %lu, %ld and %%
+ * (no flags, width or precision) formatted by hand when they are all the
  * format holds: the same octets, without printf. */
 void pst_vformat_append(GString *out, const char *format, va_list args)
     G_GNUC_PRINTF(2, 0);
+
+/* g_vsnprintf() with the same conversions by hand: at most `size` octets
+ * into `buffer` (size > 0), NUL included, the text cut if longer.
+ * Returns the length of the whole text (>= size: it was cut). */
+gsize pst_vformat_into(char *buffer, gsize size, const char *format,
+                       va_list args) G_GNUC_PRINTF(3, 0);
 
 G_END_DECLS
