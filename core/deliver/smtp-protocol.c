@@ -21,20 +21,21 @@
 void pst_smtp_response_free(PstSmtpResponse *reply) {
   if (reply == NULL)
     return;
+  /* Another holder keeps it (the value before the decrement). */
+  if (g_atomic_int_add(&reply->shared, -1) > 0)
+    return;
   g_free(reply->text);
   g_clear_pointer(&reply->lines, g_ptr_array_unref);
   g_free(reply);
 }
 
-static PstSmtpResponse *reply_copy(const PstSmtpResponse *reply) {
-  PstSmtpResponse *copy = g_new0(PstSmtpResponse, 1);
-  copy->code = reply->code;
-  memcpy(copy->enhanced, reply->enhanced, sizeof copy->enhanced);
-  copy->text = g_strdup(reply->text);
-  copy->lines = g_ptr_array_new_with_free_func(g_free);
-  for (guint i = 0; reply->lines != NULL && i < reply->lines->len; i++)
-    g_ptr_array_add(copy->lines, g_strdup(reply->lines->pdata[i]));
-  return copy;
+/* One more hold on `reply` (replies are not changed once made, so the
+ * results of a transaction share the reply each recipient got, where
+ * copying it cost five allocations per recipient and stage). */
+static PstSmtpResponse *reply_share(const PstSmtpResponse *reply) {
+  PstSmtpResponse *shared = (PstSmtpResponse *)reply;
+  g_atomic_int_inc(&shared->shared);
+  return shared;
 }
 
 PstSmtpResponse *pst_smtp_response_new(guint code, const char *enhanced,
@@ -534,7 +535,7 @@ static void result_set(PstSmtpTransaction *transaction, guint index,
                        const PstSmtpResponse *reply, PstSmtpStage stage) {
   RecipientResult *result = &transaction->results[index];
   pst_smtp_response_free(result->reply);
-  result->reply = reply_copy(reply);
+  result->reply = reply_share(reply);
   result->stage = stage;
 }
 

@@ -40,8 +40,13 @@ typedef struct {
                       * PST_SMTP_RESPONSE_TEXT_MAX octets */
   GPtrArray *lines;  /* owned, of char*: each line after "DDD-", raw but
                       * without CR/LF and NUL (for EHLO keywords) */
+  gint shared;       /* holders besides the first (0 as made by g_new0):
+                      * a transaction keeps the replies it is given that
+                      * way, not as copies; a reply is never changed once
+                      * made */
 } PstSmtpResponse;
 
+/* Drops the caller's hold on `reply`; the last one frees it. */
 void pst_smtp_response_free(PstSmtpResponse *reply);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSmtpResponse, pst_smtp_response_free)
 /* "550 5.1.1 text" (a new string). */

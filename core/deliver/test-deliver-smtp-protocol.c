@@ -732,6 +732,26 @@ static void test_transaction_pipelined_mixed(void) {
   g_assert_false(pst_smtp_transaction_needs_reset(t));
 }
 
+/* Recipients answered by one reply hold that reply, not copies, and it
+ * outlives the caller's hold (the run frees each reply once given; ASan
+ * and LSan see a use after free or a leak). */
+static void test_transaction_shares_replies(void) {
+  g_autoptr(PstSmtpTransaction) t =
+      pst_smtp_transaction_new("MAIL FROM:<s@y>", three, TRUE);
+  static const char *const replies[] = {"250 ok\r\n", "250 ok\r\n",
+                                        "250 ok\r\n", "250 ok\r\n",
+                                        "354 go\r\n", "250 2.0.0 queued\r\n",
+                                        NULL};
+  g_autofree char *wire = run(t, replies);
+  PstSmtpStage stage;
+  const PstSmtpResponse *first = pst_smtp_transaction_get_result(t, 0, &stage);
+  g_assert_cmpint(stage, ==, PST_SMTP_STAGE_DOT);
+  g_assert_true(pst_smtp_transaction_get_result(t, 1, &stage) == first);
+  g_assert_true(pst_smtp_transaction_get_result(t, 2, &stage) == first);
+  g_assert_cmpstr(first->text, ==, "queued");
+  g_assert_cmpint(first->shared, ==, 2); /* three holders: the results */
+}
+
 static void test_transaction_one_by_one(void) {
   g_autoptr(PstSmtpTransaction) t =
       pst_smtp_transaction_new("MAIL FROM:<s@y>", three, FALSE);
@@ -837,6 +857,8 @@ int main(int argc, char **argv) {
                   test_header_scan_pieces);
   g_test_add_func("/deliver/smtp-protocol/transaction/pipelined-mixed",
                   test_transaction_pipelined_mixed);
+  g_test_add_func("/deliver/smtp-protocol/transaction/shares-replies",
+                  test_transaction_shares_replies);
   g_test_add_func("/deliver/smtp-protocol/transaction/one-by-one",
                   test_transaction_one_by_one);
   g_test_add_func("/deliver/smtp-protocol/transaction/mail-refused",
