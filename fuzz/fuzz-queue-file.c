@@ -3,14 +3,17 @@
  *
  * The first input octet picks a mode, the rest is the data:
  *   even: the data is a whole queue file, decoded as the reader would
- *         (footer, checksums, records);
+ *         (footer of version 1 or 2, checksums, the gap of zeros between
+ *         trailer and footer in version 2, records);
  *   odd:  the second octet N is a content length and the rest is trailer
  *         records; the harness appends a footer with a correct checksum,
  *         so that mutations reach the record parser instead of all failing
  *         the CRC check.
  * Whatever decodes must encode again and decode to the same envelope,
  * header override and checksums (an oracle for decoder/encoder
- * agreement); whatever fails must fail with PST_SPOOL_ERROR_CORRUPT.
+ * agreement), also when written with a gap before its footer (as into a
+ * pre-zeroed spare file) and decoded from the separate trailer and
+ * footer; whatever fails must fail with PST_SPOOL_ERROR_CORRUPT.
  */
 #include <stdint.h>
 #include <string.h>
@@ -43,6 +46,19 @@ static GByteArray *tail_with_footer(const guint8 *records, gsize length,
   return tail;
 }
 
+/* Decodes `tail` (trailer and footer, as encoded) as if `gap` zeros
+ * separated them in the file. */
+static PstSpoolTrailer *decode_with_gap(GBytes *encoded, guint64 offset,
+                                        gsize gap, GError **error) {
+  gsize length = 0;
+  const guint8 *data = g_bytes_get_data(encoded, &length);
+  g_autofree guint8 *tail = g_memdup2(data, length);
+  pst_spool_format_set_gap(tail, length, gap);
+  return pst_spool_format_decode_trailer(
+      tail, length - PST_SPOOL_FOOTER_SIZE, offset,
+      tail + length - PST_SPOOL_FOOTER_SIZE, offset + length + gap, error);
+}
+
 /* Encodes what was decoded and decodes that again: both must agree. */
 static void check_roundtrip(const PstSpoolTrailer *trailer) {
   g_autoptr(GError) error = NULL;
@@ -51,6 +67,10 @@ static void check_roundtrip(const PstSpoolTrailer *trailer) {
       trailer->header_length, trailer->content_length, trailer->content_crc,
       &error);
   g_assert_no_error(error);
+  g_autoptr(PstSpoolTrailer) gapped = decode_with_gap(
+      tail, trailer->content_length, 1 + trailer->content_crc % 16384, &error);
+  g_assert_no_error(error);
+  g_assert_true(pst_envelope_equal(gapped->envelope, trailer->envelope));
   g_autoptr(PstSpoolTrailer) again = pst_spool_format_decode_tail(
       g_bytes_get_data(tail, NULL), g_bytes_get_size(tail),
       trailer->content_length, &error);

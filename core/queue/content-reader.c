@@ -29,8 +29,8 @@ struct _PstContentReader {
   guint64 position;               /* octets yielded so far */
   guint32 crc;                    /* of the file's octets read so far */
   gboolean skip_summed;           /* the replaced header octets are in `crc` */
-  const guint8 *file;  /* borrowed, nullable: the whole file, when the
-                        * message holds it (a small one) */
+  const guint8 *file;  /* borrowed, nullable: the file's content, when
+                        * the message holds it (a small one) */
   gsize file_length;   /* its octets */
   const guint8 *piece; /* the last read: in `buffer` or `file` */
   guint8 *buffer;      /* owned, nullable: at most PST_CONTENT_PIECE_MAX */

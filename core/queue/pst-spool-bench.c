@@ -2,7 +2,8 @@
  *
  *   pst-spool-bench [--messages N] [--producers M] [--size OCTETS]
  *                   [--mode group|single|both] [--sync-threads T]
- *                   [--remove] [--dir DIRECTORY] [--keep]
+ *                   [--remove] [--spare-size OCTETS] [--dir DIRECTORY]
+ *                   [--keep]
  *
  * M producers, simulated on one main loop like SMTP sessions, each write a
  * message of OCTETS (in 512-octet pieces, as DATA arrives) and commit it,
@@ -25,6 +26,11 @@
  * in a spare file; and commit latency (from commit_async to its callback:
  * what a client waits for after its final dot), average, p50, p90, p99
  * and maximum.
+ *
+ * --spare-size: the zeros in each spare file (default the spool's,
+ * PST_SPOOL_SPARE_SIZE; 0: empty spares, as before format version 2).
+ * Each run starts once the first spares are ready, as on a daemon that
+ * has received a message before.
  *
  * --remove: each committed message is removed from queue/ (unsynced, as
  * the queue manager does once it relayed it) by a worker thread while the
@@ -64,6 +70,7 @@ struct _Bench {
   GArray *latencies;  /* of gint64 µs */
   GMainLoop *loop;    /* owned */
   guint sync_threads; /* as set, for the report */
+  guint64 spare_size; /* as set, for the report */
   GThreadPool *remover; /* owned, nullable: --remove */
   guint remove_failures; /* under the pool: its one thread */
 };
@@ -248,7 +255,7 @@ static void print_results(const char *mode, Bench *bench, guint producers,
     sum += g_array_index(l, gint64, i);
   double n = MAX(bench->committed, 1);
   printf("%-6s threads=%u producers=%u messages=%u size=%" G_GSIZE_FORMAT
-         ": %.0f msgs/s\n"
+         " spare=%" G_GUINT64_FORMAT ": %.0f msgs/s\n"
          "  CPU us/msg: main thread %.1f, all threads %.1f\n"
          "  disk cache flushes/msg %.3f (whole disk)\n"
          "  syncs/msg waited for %.3f (file %.3f + dir %.3f), deferred dir "
@@ -257,8 +264,8 @@ static void print_results(const char *mode, Bench *bench, guint producers,
          "  commit latency ms: avg %.2f p50 %.2f p90 %.2f p99 %.2f max %.2f "
          "| failed %u\n",
          mode, bench->sync_threads, producers, bench->committed, bench->size,
-         bench->committed / (costs->elapsed / 1e6), costs->main_cpu / n,
-         costs->process_cpu / n,
+         bench->spare_size, bench->committed / (costs->elapsed / 1e6),
+         costs->main_cpu / n, costs->process_cpu / n,
          costs->disk_flushes >= 0 ? costs->disk_flushes / n : -1.0,
          (stats.file_syncs + stats.directory_syncs) / n, stats.file_syncs / n,
          stats.directory_syncs / n, stats.deferred_syncs / n, stats.batches,
@@ -269,9 +276,19 @@ static void print_results(const char *mode, Bench *bench, guint producers,
   fflush(stdout);
 }
 
+/* Has the spool make its first spares and waits (5 s at most) until a
+ * chunk is ready. */
+static void bench_wait_for_spares(PstSpool *spool) {
+  PstSpoolWriter *first = pst_spool_writer_new(spool, NULL);
+  pst_spool_writer_free(first);
+  for (guint i = 0; i < 500 && pst_spool_count_spares(spool) < 32; i++)
+    g_usleep(10000);
+}
+
 static gboolean bench_run(const char *mode, const char *parent, guint messages,
                           guint producers, gsize size, gint sync_threads,
-                          gboolean remove_each, gboolean keep) {
+                          gint64 spare_size, gboolean remove_each,
+                          gboolean keep) {
   g_autofree char *template =
       g_build_filename(parent, "pst-bench-XXXXXX", NULL);
   g_autoptr(GError) error = NULL;
@@ -293,6 +310,11 @@ static gboolean bench_run(const char *mode, const char *parent, guint messages,
     pst_spool_set_sync_threads(bench.spool, (guint)sync_threads);
   bench.sync_threads =
       sync_threads >= 0 ? (guint)sync_threads : PST_SPOOL_SYNC_THREADS;
+  if (spare_size >= 0)
+    pst_spool_set_spare_size(bench.spool, (guint64)spare_size);
+  bench.spare_size =
+      spare_size >= 0 ? (guint64)spare_size : PST_SPOOL_SPARE_SIZE;
+  bench_wait_for_spares(bench.spool);
   bench.envelope = bench_envelope();
   bench.content = bench_content(size);
   bench.latencies = g_array_sized_new(FALSE, FALSE, sizeof(gint64), messages);
@@ -336,6 +358,7 @@ static gboolean bench_run(const char *mode, const char *parent, guint messages,
 
 int main(int argc, char **argv) {
   gint messages = 10000, producers = 64, size = 1024, sync_threads = -1;
+  gint64 spare_size = -1;
   g_autofree char *mode = NULL;
   g_autofree char *parent = NULL;
   gboolean keep = FALSE, remove_each = FALSE;
@@ -350,6 +373,8 @@ int main(int argc, char **argv) {
        "MODE"},
       {"sync-threads", 't', 0, G_OPTION_ARG_INT, &sync_threads,
        "Threads that fdatasync a batch (spool default)", "T"},
+      {"spare-size", 0, 0, G_OPTION_ARG_INT64, &spare_size,
+       "Zeros in each spare file, 0 for empty ones (spool default)", "OCTETS"},
       {"dir", 0, 0, G_OPTION_ARG_FILENAME, &parent,
        "Where to create spools (/var/tmp)", "DIRECTORY"},
       {"remove", 0, 0, G_OPTION_ARG_NONE, &remove_each,
@@ -368,6 +393,7 @@ int main(int argc, char **argv) {
   }
   const char *run_mode = mode != NULL ? mode : "both";
   if (messages < 1 || producers < 1 || size < 0 ||
+      spare_size > PST_SPOOL_MAX_GAP ||
       !(g_str_equal(run_mode, "group") || g_str_equal(run_mode, "single") ||
         g_str_equal(run_mode, "both"))) {
     fprintf(stderr, "pst-spool-bench: bad arguments (see --help)\n");
@@ -377,11 +403,11 @@ int main(int argc, char **argv) {
   gboolean ok = TRUE;
   if (!g_str_equal(run_mode, "single"))
     ok = bench_run("group", where, messages, producers, size, sync_threads,
-                   remove_each, keep) &&
+                   spare_size, remove_each, keep) &&
          ok;
   if (!g_str_equal(run_mode, "group"))
     ok = bench_run("single", where, messages, producers, size, sync_threads,
-                   remove_each, keep) &&
+                   spare_size, remove_each, keep) &&
          ok;
   return ok ? 0 : 1;
 }

@@ -298,19 +298,35 @@ static gboolean encode_header(GByteArray *out, GBytes *header_override,
   return TRUE;
 }
 
-/* Appends the footer: its checksum covers the trailer and the footer. */
-static void encode_footer(GByteArray *out, guint64 trailer_offset) {
-  guint trailer_length = out->len;
-  guint8 footer[PST_SPOOL_FOOTER_SIZE];
+/* Writes the footer of a trailer of `trailer_length` octets at
+ * `trailer_offset`: its checksum covers the trailer and the footer. */
+static void fill_footer(guint8 *footer, const guint8 *trailer,
+                        gsize trailer_length, guint64 trailer_offset,
+                        guint version) {
   memcpy(footer, footer_magic, sizeof footer_magic);
-  put_le(footer + 8, PST_SPOOL_FORMAT_VERSION, 4);
+  put_le(footer + 8, version, 4);
   put_le(footer + 12, trailer_length, 4);
   put_le(footer + 16, trailer_offset, 8);
   put_le(footer + 24, 0, 4);
-  guint32 crc = pst_spool_crc32c(0, out->data, trailer_length);
+  guint32 crc = pst_spool_crc32c(0, trailer, trailer_length);
   crc = pst_spool_crc32c(crc, footer, 28);
   put_le(footer + 28, crc, 4);
+}
+
+/* Appends the footer of a file without a gap (version 1: every reader
+ * reads it). */
+static void encode_footer(GByteArray *out, guint64 trailer_offset) {
+  guint8 footer[PST_SPOOL_FOOTER_SIZE];
+  fill_footer(footer, out->data, out->len, trailer_offset, 1);
   g_byte_array_append(out, footer, sizeof footer);
+}
+
+void pst_spool_format_set_gap(guint8 *tail, gsize length, guint64 gap) {
+  g_return_if_fail(length >= PST_SPOOL_FOOTER_SIZE);
+  g_return_if_fail(gap <= PST_SPOOL_MAX_GAP);
+  guint8 *footer = tail + length - PST_SPOOL_FOOTER_SIZE;
+  fill_footer(footer, tail, length - PST_SPOOL_FOOTER_SIZE,
+              get_le(footer + 16, 8), gap > 0 ? 2 : 1);
 }
 
 GBytes *pst_spool_format_encode(const char *queue_id,
@@ -641,45 +657,46 @@ gboolean pst_spool_format_decode_footer(const guint8 *footer, guint64 file_size,
   if (memcmp(footer, footer_magic, sizeof footer_magic) != 0)
     return corrupt(error, "no queue file footer at the end (incomplete file?)");
   guint64 version = get_le(footer + 8, 4);
-  if (version != PST_SPOOL_FORMAT_VERSION)
+  if (version < 1 || version > PST_SPOOL_FORMAT_VERSION)
     return corrupt(error,
                    "format version %" G_GUINT64_FORMAT
-                   ", this reader knows version %d",
+                   ", this reader knows versions 1 to %d",
                    version, PST_SPOOL_FORMAT_VERSION);
   if (get_le(footer + 24, 4) != 0)
     return corrupt(error, "reserved footer field is not zero");
   guint64 trailer_length = get_le(footer + 12, 4);
   guint64 trailer_offset = get_le(footer + 16, 8);
   guint64 before_footer = file_size - PST_SPOOL_FOOTER_SIZE;
+  /* Version 1: the footer follows the trailer; 2: zeros may come between. */
+  guint64 max_gap = version == 1 ? 0 : PST_SPOOL_MAX_GAP;
   if (trailer_length > PST_SPOOL_MAX_TRAILER ||
       trailer_length > before_footer ||
-      trailer_offset != before_footer - trailer_length)
+      trailer_offset > before_footer - trailer_length ||
+      before_footer - trailer_length - trailer_offset > max_gap)
     return corrupt(error,
-                   "footer puts %" G_GUINT64_FORMAT " octets of trailer at "
-                   "offset %" G_GUINT64_FORMAT
+                   "footer (version %" G_GUINT64_FORMAT
+                   ") puts %" G_GUINT64_FORMAT
+                   " octets of trailer at offset %" G_GUINT64_FORMAT
                    " in a file of %" G_GUINT64_FORMAT
                    " octets (truncated or appended to?)",
-                   trailer_length, trailer_offset, file_size);
+                   version, trailer_length, trailer_offset, file_size);
   *trailer_offset_r = trailer_offset;
   *trailer_length_r = (gsize)trailer_length;
   return TRUE;
 }
 
-PstSpoolTrailer *pst_spool_format_decode_tail(const guint8 *tail, gsize length,
-                                              guint64 trailer_offset,
-                                              GError **error) {
+PstSpoolTrailer *pst_spool_format_decode_trailer(
+    const guint8 *trailer_data, gsize trailer_length, guint64 trailer_offset,
+    const guint8 *footer, guint64 file_size, GError **error) {
   guint64 offset = 0;
-  gsize trailer_length = 0;
-  if (length < PST_SPOOL_FOOTER_SIZE || trailer_offset > G_MAXUINT64 - length) {
-    corrupt(error, "no room for a queue file footer");
+  gsize length = 0;
+  if (!pst_spool_format_decode_footer(footer, file_size, &offset, &length,
+                                      error))
     return NULL;
-  }
-  const guint8 *footer = tail + length - PST_SPOOL_FOOTER_SIZE;
-  if (!pst_spool_format_decode_footer(footer, trailer_offset + length, &offset,
-                                      &trailer_length, error))
-    return NULL;
-  guint32 crc = pst_spool_crc32c(0, tail, length - 4);
-  if (offset != trailer_offset || crc != (guint32)get_le(footer + 28, 4)) {
+  guint32 crc = pst_spool_crc32c(0, trailer_data, trailer_length);
+  crc = pst_spool_crc32c(crc, footer, 28);
+  if (offset != trailer_offset || length != trailer_length ||
+      crc != (guint32)get_le(footer + 28, 4)) {
     corrupt(error, "trailer checksum mismatch");
     return NULL;
   }
@@ -687,7 +704,7 @@ PstSpoolTrailer *pst_spool_format_decode_tail(const guint8 *tail, gsize length,
   trailer->envelope = pst_envelope_new();
   trailer->content_length = trailer_offset;
   TrailerContext context = {trailer, FALSE, FALSE, FALSE};
-  if (!decode_fields(tail, trailer_length, envelope_fields,
+  if (!decode_fields(trailer_data, trailer_length, envelope_fields,
                      G_N_ELEMENTS(envelope_fields), trailer->envelope,
                      decode_trailer_record, &context, error))
     return NULL;
@@ -699,6 +716,30 @@ PstSpoolTrailer *pst_spool_format_decode_tail(const guint8 *tail, gsize length,
   return g_steal_pointer(&trailer);
 }
 
+PstSpoolTrailer *pst_spool_format_decode_tail(const guint8 *tail, gsize length,
+                                              guint64 trailer_offset,
+                                              GError **error) {
+  if (length < PST_SPOOL_FOOTER_SIZE || trailer_offset > G_MAXUINT64 - length) {
+    corrupt(error, "no room for a queue file footer");
+    return NULL;
+  }
+  return pst_spool_format_decode_trailer(
+      tail, length - PST_SPOOL_FOOTER_SIZE, trailer_offset,
+      tail + length - PST_SPOOL_FOOTER_SIZE, trailer_offset + length, error);
+}
+
+gboolean pst_spool_format_check_gap(const guint8 *gap, gsize length,
+                                    GError **error) {
+  for (gsize i = 0; i < length; i++) {
+    if (gap[i] != 0)
+      return corrupt(error,
+                     "octet %" G_GSIZE_FORMAT " of the %" G_GSIZE_FORMAT
+                     "-octet gap before the footer is not zero",
+                     i, length);
+  }
+  return TRUE;
+}
+
 PstSpoolTrailer *pst_spool_format_decode_file(const guint8 *data, gsize length,
                                               GError **error) {
   guint64 trailer_offset = 0;
@@ -708,14 +749,19 @@ PstSpoolTrailer *pst_spool_format_decode_file(const guint8 *data, gsize length,
             length);
     return NULL;
   }
-  if (!pst_spool_format_decode_footer(data + length - PST_SPOOL_FOOTER_SIZE,
-                                      length, &trailer_offset, &trailer_length,
-                                      error))
+  const guint8 *footer = data + length - PST_SPOOL_FOOTER_SIZE;
+  if (!pst_spool_format_decode_footer(footer, length, &trailer_offset,
+                                      &trailer_length, error))
     return NULL;
-  g_autoptr(PstSpoolTrailer) trailer = pst_spool_format_decode_tail(
-      data + trailer_offset, trailer_length + PST_SPOOL_FOOTER_SIZE,
-      trailer_offset, error);
+  g_autoptr(PstSpoolTrailer) trailer =
+      pst_spool_format_decode_trailer(data + trailer_offset, trailer_length,
+                                      trailer_offset, footer, length, error);
   if (trailer == NULL)
+    return NULL;
+  gsize gap_offset = (gsize)trailer_offset + trailer_length;
+  if (!pst_spool_format_check_gap(data + gap_offset,
+                                  length - PST_SPOOL_FOOTER_SIZE - gap_offset,
+                                  error))
     return NULL;
   if (pst_spool_crc32c(0, data, trailer_offset) != trailer->content_crc) {
     corrupt(error, "content checksum mismatch");

@@ -43,12 +43,14 @@ const char *pst_spool_dir_name(PstSpoolDir dir);
 PstSpoolDir pst_spool_dir_of_queue(PstSpoolQueue queue);
 
 /* For tests and the benchmark: see pst_spool_syncer_set_batch_limit(),
- * pst_spool_syncer_set_sync_func() and the others in spool-syncer.h. */
+ * pst_spool_syncer_set_sync_func() and the others in spool-syncer.h.
+ * A new spare size holds for spares made from then on. */
 void pst_spool_set_batch_limit(PstSpool *spool, guint limit);
 void pst_spool_set_sync_threads(PstSpool *spool, guint count);
 void pst_spool_set_sync_func(PstSpool *spool, PstSpoolSyncFunc func,
                              gpointer data);
 void pst_spool_set_directory_sync_delay(PstSpool *spool, guint milliseconds);
+void pst_spool_set_spare_size(PstSpool *spool, guint64 size);
 guint pst_spool_count_spares(PstSpool *spool);
 
 /* Makes sure tmp/ no longer durably names the message `id` (NULL: any
@@ -83,9 +85,10 @@ gboolean pst_spool_recover_tmp(PstSpool *spool, GError **error);
 const PstSpoolTrailer *pst_queued_message_get_trailer(PstQueuedMessage *message,
                                                      int *fd_r,
                                                      const char **path_r);
-/* The whole queue file when pst_spool_load() read it all with the
- * trailer (a small message: the read from the end took the whole file),
- * `*length_r` octets borrowed from `message`; else NULL (read the fd). */
+/* The queue file's content (its octets before the trailer) when
+ * pst_spool_load() read it with the trailer (a small message: the read
+ * from the end took the whole file), `*length_r` octets borrowed from
+ * `message`; else NULL (read the fd). */
 const guint8 *pst_queued_message_get_file(PstQueuedMessage *message,
                                           gsize *length_r);
 

@@ -41,8 +41,9 @@ struct _PstQueuedMessage {
   PstSpoolTrailer *trailer; /* owned */
   char *path;               /* owned: for error messages */
   int fd;                   /* owned: the queue file, for the content */
-  GBytes *file; /* owned, nullable: the whole file, when the read of its
-                 * trailer took it all (a small message) */
+  GBytes *file;             /* owned, nullable: the file's content [0, trailer
+                             * offset), when the read of its trailer took the whole
+                             * file (a small message) */
 };
 
 static int spool_queue_fd(PstSpool *spool, PstSpoolQueue queue) {
@@ -146,11 +147,27 @@ static int spool_open_file(int dir_fd, const char *name, const char *path,
 }
 
 /* The octets read from a file's end at once: the footer, and the whole
- * trailer of most messages with it (one read instead of two). */
-#define TAIL_WINDOW 4096
+ * trailer of most messages with it (one read instead of two); a message
+ * in a pre-zeroed spare file (PST_SPOOL_SPARE_SIZE) is read whole. */
+#define TAIL_WINDOW MAX(4096, PST_SPOOL_SPARE_SIZE)
 
-/* Reads and decodes the footer and the trailer; when the one read from
- * the end took the whole file, `*file_r` (if asked for) gets a copy. */
+/* `length` octets at `offset` of the file: in `window` (the file's octets
+ * from `window_offset`) when it holds them, else read into `*read_r`. */
+static const guint8 *read_part(int fd, const guint8 *window,
+                               guint64 window_offset, guint64 offset,
+                               gsize length, guint8 **read_r, const char *path,
+                               GError **error) {
+  if (offset >= window_offset)
+    return window + (offset - window_offset);
+  *read_r = g_malloc(length > 0 ? length : 1);
+  if (!read_exactly(fd, *read_r, length, offset, path, error))
+    return NULL;
+  return *read_r;
+}
+
+/* Reads and decodes the footer, the trailer and the gap between them (a
+ * version 2 file); when the one read from the end took the whole file,
+ * `*file_r` (if asked for) gets a copy of its content. */
 static PstSpoolTrailer *read_trailer(int fd, guint64 file_size,
                                      const char *path, GBytes **file_r,
                                      GError **error) {
@@ -163,30 +180,37 @@ static PstSpoolTrailer *read_trailer(int fd, guint64 file_size,
       !read_exactly(fd, window, window_length, window_offset, path, error))
     return NULL;
   g_autoptr(GError) local = NULL;
-  if (!pst_spool_format_decode_footer(
-          window + window_length - MIN(window_length, PST_SPOOL_FOOTER_SIZE),
-          file_size, &trailer_offset, &trailer_length, &local)) {
+  const guint8 *footer =
+      window + window_length - MIN(window_length, PST_SPOOL_FOOTER_SIZE);
+  if (!pst_spool_format_decode_footer(footer, file_size, &trailer_offset,
+                                      &trailer_length, &local)) {
     g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
                 "Queue file “%s” is corrupt: %s", path, local->message);
     return NULL;
   }
-  /* Bounded by PST_SPOOL_MAX_TRAILER and by the file's real size. */
-  gsize tail_length = trailer_length + PST_SPOOL_FOOTER_SIZE;
-  g_autofree guint8 *read = NULL;
-  const guint8 *tail = window + (trailer_offset - window_offset);
-  if (trailer_offset < window_offset) {
-    read = g_malloc(tail_length);
-    if (!read_exactly(fd, read, tail_length, trailer_offset, path, error))
-      return NULL;
-    tail = read;
-  }
-  PstSpoolTrailer *trailer =
-      pst_spool_format_decode_tail(tail, tail_length, trailer_offset, &local);
+  /* Both bounded by the format's limits and by the file's real size. */
+  guint64 gap_offset = trailer_offset + trailer_length;
+  gsize gap_length = (gsize)(file_size - PST_SPOOL_FOOTER_SIZE - gap_offset);
+  g_autofree guint8 *trailer_read = NULL;
+  g_autofree guint8 *gap_read = NULL;
+  const guint8 *trailer_data =
+      read_part(fd, window, window_offset, trailer_offset, trailer_length,
+                &trailer_read, path, error);
+  if (trailer_data == NULL)
+    return NULL;
+  const guint8 *gap = read_part(fd, window, window_offset, gap_offset,
+                                gap_length, &gap_read, path, error);
+  if (gap == NULL)
+    return NULL;
+  PstSpoolTrailer *trailer = pst_spool_format_decode_trailer(
+      trailer_data, trailer_length, trailer_offset, footer, file_size, &local);
+  if (trailer != NULL && !pst_spool_format_check_gap(gap, gap_length, &local))
+    g_clear_pointer(&trailer, pst_spool_trailer_free);
   if (trailer == NULL)
     g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
                 "Queue file “%s” is corrupt: %s", path, local->message);
   else if (file_r != NULL && window_offset == 0)
-    *file_r = g_bytes_new(window, window_length);
+    *file_r = g_bytes_new(window, (gsize)trailer_offset);
   return trailer;
 }
 

@@ -9,8 +9,9 @@
  * fdatasynced and renamed out of tmp/, but before the rename is durable
  * (spool-syncer.c): after a power cut it may be found in tmp/, under its
  * spare's name.  So each entry of tmp/ is examined:
- *   - empty (a spare, or a message whose first octets never reached the
- *     disk) or without a valid footer and trailer (torn: it was still being
+ *   - empty or all zeros (a spare, empty or pre-zeroed, or a message
+ *     none of whose octets reached the disk) or without a valid footer
+ *     and trailer (torn: it was still being
  *     received or written, so never acknowledged; the client still has it):
  *     removed, with one log line counting the incomplete ones;
  *   - footer, trailer and content checksum valid: it may have been
@@ -76,6 +77,32 @@ static gboolean tmp_content_crc(int fd, guint64 length, guint32 *crc_r) {
   return TRUE;
 }
 
+/* Whether the `size` octets of `fd` are all zero (a pre-zeroed spare,
+ * or a message none of whose octets reached the disk); FALSE with errno
+ * set on a read error, with `*zero_r` FALSE at the first other octet. */
+static gboolean tmp_all_zero(int fd, guint64 size, gboolean *zero_r) {
+  guint8 piece[64 * 1024];
+  *zero_r = FALSE;
+  for (guint64 offset = 0; offset < size;) {
+    ssize_t got =
+        pread(fd, piece, MIN(sizeof piece, size - offset), (off_t)offset);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0) {
+      if (got == 0)
+        errno = EIO;
+      return FALSE;
+    }
+    for (ssize_t i = 0; i < got; i++) {
+      if (piece[i] != 0)
+        return TRUE;
+    }
+    offset += (guint64)got;
+  }
+  *zero_r = TRUE;
+  return TRUE;
+}
+
 /* Reads tmp/NAME and says what it is; a complete file's trailer goes to
  * `trailer_r`.  FALSE on a read error. */
 static gboolean tmp_examine(PstSpool *spool, const char *name, TmpState *state_r,
@@ -105,6 +132,17 @@ static gboolean tmp_examine(PstSpool *spool, const char *name, TmpState *state_r
     g_propagate_error(error, g_steal_pointer(&local));
     return FALSE;
   }
+  gboolean zero = FALSE;
+  if (st.st_size > 0 && trailer == NULL &&
+      !tmp_all_zero(fd, (guint64)st.st_size, &zero)) {
+    int saved = errno;
+    close(fd);
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
+                "Cannot read queue file “%s”: %s", path, g_strerror(saved));
+    return FALSE;
+  }
+  if (zero)
+    *state_r = TMP_EMPTY;
   guint32 crc = 0;
   if (trailer != NULL && !tmp_content_crc(fd, trailer->content_length, &crc)) {
     int saved = errno;
@@ -189,7 +227,7 @@ static gboolean tmp_recover_one(TmpRecovery *recovery, const char *name,
   case TMP_TORN:
     recovery->incomplete++;
     G_GNUC_FALLTHROUGH;
-  case TMP_EMPTY: /* spares: not worth a mention */
+  case TMP_EMPTY: /* spares (empty or zeros): not worth a mention */
     g_ptr_array_add(recovery->remove, g_strdup(name));
     return TRUE;
   case TMP_GONE:

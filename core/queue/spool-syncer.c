@@ -4,7 +4,8 @@
  *
  * Entry points: pst_spool_syncer_new(), _submit(), _settle(), _free(), and
  * the knobs for tests and benchmarks (_set_batch_limit, _set_sync_threads,
- * _set_sync_func, _set_directory_sync_delay, _count_spares, _get_stats).
+ * _set_sync_func, _set_directory_sync_delay, _set_spare_size,
+ * _count_spares, _get_stats).
  *
  * One journal commit per message.  A message's file is a spare whose name
  * in tmp/ was made durable before a writer got it (spares are made in
@@ -34,7 +35,7 @@
  * second's renames wait for `dir_lock` only while tmp/ and the targets
  * renamed into meanwhile are synced, and its fdatasyncs go with those
  * flushes).  An idle spool is served by the first alone, and only the
- * syncer thread makes spares while idle, replaces the helper pool (never
+ * syncer thread publishes spares while idle, replaces the helper pool (never
  * while the second thread runs a batch) and settles
  * when idle.
  * After step 3 the message survives a power cut under one of two names: a
@@ -83,13 +84,16 @@
  *
  * Locking: `lock` guards `pending`, `stopping`, the knobs, `stats`, the
  * threads' states (`running`, `overlap_running`, the sleeping flags), each
- * batch's `syncs_pending`, the spare queues and the directory state
- * (rename counts, departed ids, `tmp_frozen`).  `dir_lock` is taken before
+ * batch's `syncs_pending`, the spare queues and counts (and each chunk's
+ * `spare_syncs_pending`) and the directory state (rename counts,
+ * departed ids, `tmp_frozen`).  `dir_lock` is taken before
  * `lock`, by whoever renames out of tmp/ or syncs tmp/; `target_lock`
  * after `dir_lock` and before `lock`, by whoever syncs queue/ or hold/.
  * During a batch the helpers touch only their own commit and its batch's
  * copies of the knobs.  The threads never touch a PstSpool or a
- * PstSpoolWriter, only the commits they own.
+ * PstSpoolWriter, only the commits they own.  The spare thread (see
+ * "Spare files" below) and its pool touch only the spares of the chunk
+ * they make until they push them to `fresh`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -147,13 +151,25 @@ struct _PstSpoolSyncer {
   gint64 sync_delay;    /* µs: the knob */
   gboolean tmp_frozen;  /* a target's fsync failed: tmp/ stays as is */
 
-  /* Spare files: empty files in tmp/ created by this thread, so that a
-   * new message costs the main thread no file creation (see below). */
+  /* Spare files: files in tmp/ made ahead by a thread of their own, so
+   * that a new message costs the main thread no file creation and its
+   * fdatasync no journal commit (see below). */
   GQueue spares;         /* of PstSpoolSpare*, owned: durable, ready */
-  GQueue fresh;          /* of PstSpoolSpare*, owned: not yet durable */
+  GQueue fresh;          /* of PstSpoolSpare*, owned: name not yet durable */
   guint spares_serial;   /* for their names */
+  guint spares_making;   /* being made by the spare thread */
   gboolean spares_stuck; /* creating one failed; retried after a batch */
   gboolean spares_asked; /* a writer wanted one: we run as the right user */
+  gboolean spares_short; /* a writer found none since the last chunk */
+  guint spares_fitting;  /* recent messages that fit a spare's zeros ... */
+  guint spares_outgrown; /* ... and that did not (halved at each chunk) */
+  guint64 spare_size;    /* the knob: zeros in a new spare */
+  GThread *spare_thread; /* owned: makes them */
+  GCond spare_wake;
+  gboolean spare_sleeping;    /* it waits on `spare_wake` */
+  GThreadPool *spare_syncers; /* owned, nullable: fdatasync a chunk */
+  guint spare_syncs_pending;  /* under `lock` */
+  GCond spare_synced;         /* they are done */
 };
 
 /* One batch: its commits and what its helpers need. */
@@ -166,17 +182,25 @@ struct _PstSpoolBatch {
 };
 typedef struct _PstSpoolBatch PstSpoolBatch;
 
-/* An empty file in tmp/, open for writing, named "spare.PID.N". */
+/* A file in tmp/, open for writing, named "spare.PID.N": `size` zero
+ * octets (0: empty). */
 typedef struct {
-  char *name; /* owned */
-  int fd;     /* owned */
+  char *name;      /* owned */
+  int fd;          /* owned */
+  guint64 size;    /* its zeros, durable */
+  gboolean failed; /* their fdatasync failed */
 } PstSpoolSpare;
 
 /* How many spares the thread keeps ready (more than a batch's worth of
- * arrivals at the rates the spool serves), and when it publishes the ones
- * it made (one fsync of tmp/ for each chunk, or at once when few are left
- * ready). */
+ * arrivals at the rates the spool serves), how many it makes at once
+ * (when that many are missing; their zeros synced together), and when
+ * they are published (one fsync of tmp/ for each chunk, or at once when
+ * few are left ready).  When a writer found none, the next chunk is of
+ * empty spares: cheap, so that sessions do not go on without while zeros
+ * are written; so it is when most recent messages were larger than a
+ * spare (their zeros would be written for nothing). */
 #define SPARES_WANTED 128
+#define SPARE_SYNC_THREADS 8
 #define SPARES_CHUNK 32
 #define SPARES_LOW 32
 
@@ -231,76 +255,32 @@ static const char *syncer_target_name(int index) {
  *
  * Creating a file is the most expensive thing a new message costs (an
  * inode and a directory entry, under the directory's lock, which the
- * batch's renames out of tmp/ also take).  So this thread creates empty
- * files ahead of need, while it would otherwise wait (idle, or while the
- * helpers fdatasync), and pst_spool_writer_new() only takes one.  A new
- * spare is "fresh" until the next fsync of tmp/ (syncer_settle_locked())
- * makes its name durable; only then is it handed out, so that a message
- * written into it needs no directory sync before its 250.  The queue id
- * is still made when the message starts; the file gets that name only
- * when it is renamed into the queue.  Spares are replaced only as they are
- * used, so an idle spool does no work; they are unlinked on close, and
- * any left by a crash are removed on open (empty: never acknowledged).
+ * batch's renames out of tmp/ also take), and writing into an empty file
+ * makes its fdatasync commit the journal (the file's new size and blocks)
+ * as well as flush its data: two cache flushes.  So the spare thread
+ * (`pst-spool-spare`) creates files ahead of need, in chunks, each filled
+ * with PST_SPOOL_SPARE_SIZE zero octets that are written out and
+ * fdatasynced (sync_file_range() on the chunk first: one burst) before the
+ * spare is "fresh"; a message that fits then overwrites blocks already
+ * allocated, in a file whose size does not change, and its fdatasync is
+ * one flush.  A fresh spare waits for the next fsync of tmp/
+ * (syncer_settle_locked(), on the syncer threads) to make its name
+ * durable; only then is it handed out, so that a message written into it
+ * needs no directory sync before its 250.  The queue id is still made
+ * when the message starts; the file gets that name only when it is
+ * renamed into the queue.  Spares are replaced only as they are used, so
+ * an idle spool does no work; they are unlinked on close, and any left by
+ * a crash are removed on open (empty or all zeros: never acknowledged).
  * None is made before the first message asks for one: the daemon opens
  * the spool as root and drops privileges afterwards, and a file made in
- * between would be root's, unreadable to the daemon later.
+ * between would be root's, unreadable to the daemon later.  No session
+ * waits for this thread: a writer that finds no spare creates its file.
  */
 
 static void spare_free(PstSpoolSpare *spare) {
   close(spare->fd);
   g_free(spare->name);
   g_free(spare);
-}
-
-/* Creates one fresh spare if fewer than wanted are ready or fresh; FALSE
- * when there is nothing to do (enough, tmp/ frozen, or creating failed:
- * then not again until the next batch).  Called without the lock. */
-static gboolean syncer_add_spare(PstSpoolSyncer *syncer) {
-  g_mutex_lock(&syncer->lock);
-  gboolean needed =
-      syncer->spares_asked && !syncer->spares_stuck && !syncer->stopping &&
-      !syncer->tmp_frozen &&
-      syncer->spares.length + syncer->fresh.length < SPARES_WANTED;
-  guint serial = ++syncer->spares_serial;
-  g_mutex_unlock(&syncer->lock);
-  if (!needed)
-    return FALSE;
-  g_autofree char *name = g_strdup_printf("spare.%d.%u", (int)getpid(), serial);
-  int fd = openat(syncer->tmp_dir_fd, name,
-                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  g_mutex_lock(&syncer->lock);
-  if (fd < 0) {
-    /* The main thread creates files itself meanwhile, and reports why. */
-    syncer->spares_stuck = TRUE;
-  } else {
-    PstSpoolSpare *spare = g_new0(PstSpoolSpare, 1);
-    spare->name = g_steal_pointer(&name);
-    spare->fd = fd;
-    g_queue_push_tail(&syncer->fresh, spare);
-  }
-  g_mutex_unlock(&syncer->lock);
-  return fd >= 0;
-}
-
-gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
-                                     int *fd_r) {
-  g_mutex_lock(&syncer->lock);
-  syncer->spares_asked = TRUE;
-  PstSpoolSpare *spare = g_queue_pop_head(&syncer->spares);
-  if (spare != NULL)
-    syncer->stats.spare_files++;
-  /* The thread refills after each batch and while idle, and goes to sleep
-   * only with its spares made: woken only when they run low. */
-  gboolean wake = syncer->sleeping && syncer->spares.length < SPARES_LOW;
-  g_mutex_unlock(&syncer->lock);
-  if (wake)
-    g_cond_signal(&syncer->wake);
-  if (spare == NULL)
-    return FALSE;
-  *name_r = g_steal_pointer(&spare->name);
-  *fd_r = spare->fd;
-  g_free(spare);
-  return TRUE;
 }
 
 /* Unlinks the spares of `queue` (on close, or unpublished ones). */
@@ -311,6 +291,188 @@ static void syncer_drop_spares(PstSpoolSyncer *syncer, GQueue *queue,
     unlinkat(syncer->tmp_dir_fd, spare->name, 0);
     spare_free(spare);
   }
+}
+
+/* How many spares to make now, 0 for none; under `lock`. */
+static guint syncer_spares_needed(PstSpoolSyncer *syncer) {
+  guint have =
+      syncer->spares.length + syncer->fresh.length + syncer->spares_making;
+  if (!syncer->spares_asked || syncer->spares_stuck || syncer->stopping ||
+      syncer->tmp_frozen || have + SPARES_CHUNK > SPARES_WANTED)
+    return 0;
+  return SPARES_CHUNK;
+}
+
+/* Writes `size` zeros into a new file; FALSE with errno set. */
+static gboolean spare_fill(int fd, guint64 size) {
+  static const guint8 zeros[16 * 1024];
+  for (guint64 offset = 0; offset < size;) {
+    ssize_t written = pwrite(fd, zeros, (gsize)MIN(sizeof zeros, size - offset),
+                             (off_t)offset);
+    if (written < 0 && errno == EINTR)
+      continue;
+    if (written <= 0) {
+      if (written == 0)
+        errno = ENOSPC;
+      return FALSE;
+    }
+    offset += (guint64)written;
+  }
+  return TRUE;
+}
+
+/* Creates spare.PID.`serial` with `size` zeros (not yet synced); NULL on
+ * failure, nothing left behind. */
+static PstSpoolSpare *spare_create(PstSpoolSyncer *syncer, guint serial,
+                                   guint64 size) {
+  g_autofree char *name = g_strdup_printf("spare.%d.%u", (int)getpid(), serial);
+  int fd = openat(syncer->tmp_dir_fd, name,
+                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return NULL;
+  if (size > 0 && !spare_fill(fd, size)) {
+    close(fd);
+    unlinkat(syncer->tmp_dir_fd, name, 0);
+    return NULL;
+  }
+  PstSpoolSpare *spare = g_new0(PstSpoolSpare, 1);
+  spare->name = g_steal_pointer(&name);
+  spare->fd = fd;
+  spare->size = size;
+  return spare;
+}
+
+/* fdatasync()s one spare, on a thread of the spare pool. */
+static void spare_sync_one(gpointer data, gpointer user_data) {
+  PstSpoolSpare *spare = data;
+  PstSpoolSyncer *syncer = user_data;
+  spare->failed = fdatasync(spare->fd) != 0;
+  g_mutex_lock(&syncer->lock);
+  if (--syncer->spare_syncs_pending == 0)
+    g_cond_broadcast(&syncer->spare_synced);
+  g_mutex_unlock(&syncer->lock);
+}
+
+/* fdatasync()s the spares of `made` at once, from the spare pool: their
+ * data was written out before, their journal commit is shared, and the
+ * block layer merges their cache flushes; one at a time, each would wait
+ * for a flush of its own. */
+static void spares_sync(PstSpoolSyncer *syncer, GPtrArray *made) {
+  g_mutex_lock(&syncer->lock);
+  syncer->spare_syncs_pending = made->len;
+  g_mutex_unlock(&syncer->lock);
+  for (guint i = 0; i < made->len; i++) {
+    if (syncer->spare_syncers == NULL ||
+        !g_thread_pool_push(syncer->spare_syncers, made->pdata[i], NULL))
+      spare_sync_one(made->pdata[i], syncer);
+  }
+  g_mutex_lock(&syncer->lock);
+  while (syncer->spare_syncs_pending > 0)
+    g_cond_wait(&syncer->spare_synced, &syncer->lock);
+  g_mutex_unlock(&syncer->lock);
+}
+
+/* Makes up to `count` spares of `size` zeros, durable (their names are
+ * not yet); fewer when one cannot be made (the main thread creates files
+ * itself meanwhile, and reports why). */
+static GPtrArray *spares_make(PstSpoolSyncer *syncer, guint first, guint count,
+                              guint64 size) {
+  GPtrArray *made = g_ptr_array_new();
+  for (guint i = 0; i < count; i++) {
+    PstSpoolSpare *spare = spare_create(syncer, first + i, size);
+    if (spare == NULL)
+      break;
+    g_ptr_array_add(made, spare);
+  }
+  if (size == 0)
+    return made;
+  /* The chunk's zeros go to the disk in one burst, then each file's
+   * size and blocks are made durable. */
+  for (guint i = 0; i < made->len; i++)
+    sync_file_range(((PstSpoolSpare *)made->pdata[i])->fd, 0, 0,
+                    SYNC_FILE_RANGE_WRITE);
+  spares_sync(syncer, made);
+  for (guint i = 0; i < made->len;) {
+    PstSpoolSpare *spare = made->pdata[i];
+    if (!spare->failed) {
+      i++;
+      continue;
+    }
+    unlinkat(syncer->tmp_dir_fd, spare->name, 0);
+    spare_free(g_ptr_array_steal_index(made, i));
+  }
+  return made;
+}
+
+/* The spare thread: makes chunks of spares while fewer than wanted are
+ * ready or on their way, and wakes the syncer thread to publish them when
+ * few are ready. */
+static gpointer syncer_spare_thread(gpointer data) {
+  PstSpoolSyncer *syncer = data;
+  g_mutex_lock(&syncer->lock);
+  while (!syncer->stopping) {
+    guint count = syncer_spares_needed(syncer);
+    if (count == 0) {
+      syncer->spare_sleeping = TRUE;
+      g_cond_wait(&syncer->spare_wake, &syncer->lock);
+      syncer->spare_sleeping = FALSE;
+      continue;
+    }
+    /* Short of spares: empty ones, at once.  Zeros only pay when most
+     * messages fit them (a larger one grows the file all the same): the
+     * recent ones decide. */
+    gboolean zeros = !syncer->spares_short &&
+                     syncer->spares_fitting >= syncer->spares_outgrown;
+    guint64 size = zeros ? syncer->spare_size : 0;
+    syncer->spares_short = FALSE;
+    syncer->spares_fitting /= 2;
+    syncer->spares_outgrown /= 2;
+    guint first = syncer->spares_serial + 1;
+    syncer->spares_serial += count;
+    syncer->spares_making = count;
+    g_mutex_unlock(&syncer->lock);
+    g_autoptr(GPtrArray) made = spares_make(syncer, first, count, size);
+    g_mutex_lock(&syncer->lock);
+    syncer->spares_making = 0;
+    if (made->len < count)
+      syncer->spares_stuck = TRUE;
+    for (guint i = 0; i < made->len; i++)
+      g_queue_push_tail(&syncer->fresh, made->pdata[i]);
+    /* Frozen or stopping meanwhile: never published. */
+    if (syncer->tmp_frozen || syncer->stopping)
+      syncer_drop_spares(syncer, &syncer->fresh, G_MAXUINT);
+    if (syncer->sleeping && syncer->spares.length < SPARES_LOW)
+      g_cond_signal(&syncer->wake);
+  }
+  g_mutex_unlock(&syncer->lock);
+  return NULL;
+}
+
+gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
+                                     int *fd_r, guint64 *size_r) {
+  g_mutex_lock(&syncer->lock);
+  syncer->spares_asked = TRUE;
+  PstSpoolSpare *spare = g_queue_pop_head(&syncer->spares);
+  if (spare != NULL)
+    syncer->stats.spare_files++;
+  else if (syncer->spares_serial > 0)
+    syncer->spares_short = TRUE;
+  /* The syncer thread publishes what is fresh while idle, and goes to
+   * sleep only with enough ready: woken only when they run low. */
+  gboolean wake = syncer->sleeping && syncer->spares.length < SPARES_LOW;
+  gboolean make = syncer->spare_sleeping && syncer_spares_needed(syncer) > 0;
+  g_mutex_unlock(&syncer->lock);
+  if (wake)
+    g_cond_signal(&syncer->wake);
+  if (make)
+    g_cond_signal(&syncer->spare_wake);
+  if (spare == NULL)
+    return FALSE;
+  *name_r = g_steal_pointer(&spare->name);
+  *fd_r = spare->fd;
+  *size_r = spare->size;
+  g_free(spare);
+  return TRUE;
 }
 
 guint pst_spool_syncer_count_spares(PstSpoolSyncer *syncer) {
@@ -549,6 +711,19 @@ static void commit_write_tail(PstSpoolCommit *commit) {
     data += written;
     left -= (gsize)written;
   }
+  /* A message that fit its spare: the footer ends the file. */
+  for (gsize done = 0; commit->footer_apart && done < sizeof commit->footer;) {
+    ssize_t written =
+        pwrite(commit->fd, commit->footer + done, sizeof commit->footer - done,
+               (off_t)(commit->footer_offset + done));
+    if (written < 0 && errno == EINTR)
+      continue;
+    if (written <= 0) {
+      commit_fail(commit, "write", written < 0 ? errno : ENOSPC);
+      return;
+    }
+    done += (gsize)written;
+  }
 }
 
 /* Step 3 for one file, on a helper thread; the last one of its batch wakes
@@ -565,21 +740,18 @@ static void syncer_sync_one(gpointer data, gpointer user_data) {
   g_mutex_unlock(&syncer->lock);
 }
 
-/* While the helpers wait on the disk, this thread makes spares (first:
- * each costs tens of µs) and then, when due, the deferred directory syncs
- * (their flushes then go with the helpers' instead of after them).  A
- * settle that has not run by the time the helpers are done waits for the
- * next batch, unless spares are running out.  Returns with the batch's
- * helpers done. */
+/* While the helpers wait on the disk, this thread makes the deferred
+ * directory syncs when due (their flushes then go with the helpers'
+ * instead of after them).  A settle that has not run by the time the
+ * helpers are done waits for the next batch, unless spares are running
+ * out.  Returns with the batch's helpers done. */
 static void syncer_work_while_syncing(PstSpoolSyncer *syncer,
                                       PstSpoolBatch *batch) {
   gboolean settled = FALSE;
   g_mutex_lock(&syncer->lock);
   while (batch->syncs_pending > 0) {
-    g_mutex_unlock(&syncer->lock);
-    gboolean worked = syncer_add_spare(syncer);
-    g_mutex_lock(&syncer->lock);
-    if (!worked && !settled &&
+    gboolean worked = FALSE;
+    if (!settled &&
         syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE)) {
       settled = worked = TRUE;
       g_mutex_unlock(&syncer->lock);
@@ -600,11 +772,9 @@ static void syncer_work_while_syncing(PstSpoolSyncer *syncer,
  * are made concurrently: the block layer then merges their cache flushes
  * (and a journaling file system their commits) instead of doing one after
  * the other.  A batch of one file syncs here: handing it to a helper
- * would put two thread switches on the path to its 250 (a spare is made
- * once the batch is dispatched: syncer_after_inline_batch()).
- * Returns the number of file syncs; `*inline_r` tells which way. */
-static guint syncer_sync_files(PstSpoolSyncer *syncer, PstSpoolBatch *batch,
-                               gboolean *inline_r) {
+ * would put two thread switches on the path to its 250.
+ * Returns the number of file syncs. */
+static guint syncer_sync_files(PstSpoolSyncer *syncer, PstSpoolBatch *batch) {
   GPtrArray *commits = batch->commits;
   guint syncs = 0;
   for (guint i = 0; i < commits->len; i++)
@@ -614,7 +784,6 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, PstSpoolBatch *batch,
   if (!inline_sync)
     batch->syncs_pending = syncs;
   g_mutex_unlock(&syncer->lock);
-  *inline_r = inline_sync;
   if (inline_sync) {
     for (guint i = 0; i < commits->len; i++) {
       PstSpoolCommit *commit = commits->pdata[i];
@@ -622,13 +791,18 @@ static guint syncer_sync_files(PstSpoolSyncer *syncer, PstSpoolBatch *batch,
           batch->sync_func(commit->fd, FALSE, batch->sync_data) != 0)
         commit_fail(commit, "sync", errno);
     }
-    /* Deferred syncs due are made here, before step 4: what they cover
-     * (earlier renames, spares made before this batch) went to the disk
-     * with this file's journal commit, so they cost no commit of their
-     * own, while after this batch's rename they would. */
+    /* Deferred syncs due are made here, before step 4, after a file
+     * that grew: what they cover (earlier renames, spares made before
+     * this batch) went to the disk with its journal commit, so they cost
+     * no commit of their own, while after this batch's rename they would.
+     * A file that fit its pre-zeroed spare committed nothing: its 250
+     * does not wait for them (the idle thread makes them). */
+    gboolean grew = FALSE;
+    for (guint i = 0; i < commits->len; i++)
+      grew = grew || !((PstSpoolCommit *)commits->pdata[i])->overwrites;
     g_mutex_lock(&syncer->lock);
     gboolean settle =
-        syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE);
+        grew && syncer_settle_wanted(syncer, g_get_monotonic_time(), FALSE);
     g_mutex_unlock(&syncer->lock);
     if (settle)
       syncer_settle(syncer, FALSE, NULL);
@@ -722,7 +896,7 @@ static guint syncer_rename(PstSpoolSyncer *syncer, PstSpoolBatch *batch) {
 
 /* Steps 1 to 3 for one batch; returns the number of file syncs. */
 static guint syncer_write_and_sync(PstSpoolSyncer *syncer,
-                                   PstSpoolBatch *batch, gboolean *inline_r) {
+                                   PstSpoolBatch *batch) {
   GPtrArray *commits = batch->commits;
   for (guint i = 0; i < commits->len; i++)
     commit_write_tail(commits->pdata[i]);
@@ -731,7 +905,7 @@ static guint syncer_write_and_sync(PstSpoolSyncer *syncer,
     if (commit->error == NULL)
       sync_file_range(commit->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
-  guint syncs = syncer_sync_files(syncer, batch, inline_r);
+  guint syncs = syncer_sync_files(syncer, batch);
   for (guint i = 0; i < commits->len; i++) {
     PstSpoolCommit *commit = commits->pdata[i];
     /* Closing reports delayed write errors on some file systems (NFS). */
@@ -809,14 +983,6 @@ static void syncer_update_helpers(PstSpoolSyncer *syncer, guint wanted) {
               wanted, error->message);
 }
 
-/* After a batch synced on this thread, once its sessions can answer: one
- * spare when they run short (the thread makes the rest while idle; under
- * a steady stream of one-message batches this keeps up, one spare per
- * message). */
-static void syncer_after_inline_batch(PstSpoolSyncer *syncer) {
-  syncer_add_spare(syncer);
-}
-
 /* Steps 1 to 5 for `commits` (taken), on either thread. */
 static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *commits) {
   /* The knobs hold for a whole batch (helpers read these copies). */
@@ -826,8 +992,7 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *commits) {
   batch.sync_data = syncer->sync_data;
   g_mutex_unlock(&syncer->lock);
 
-  gboolean inline_sync = FALSE;
-  guint file_syncs = syncer_write_and_sync(syncer, &batch, &inline_sync);
+  guint file_syncs = syncer_write_and_sync(syncer, &batch);
   guint directory_syncs = syncer_rename(syncer, &batch);
   guint failures = 0;
   for (guint i = 0; i < commits->len; i++) {
@@ -845,20 +1010,25 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *commits) {
   syncer->stats.file_syncs += file_syncs;
   syncer->stats.directory_syncs += directory_syncs;
   syncer->spares_stuck = FALSE;
+  for (guint i = 0; i < commits->len; i++) {
+    PstSpoolCommit *commit = commits->pdata[i];
+    if (commit->file_size <= syncer->spare_size)
+      syncer->spares_fitting++;
+    else
+      syncer->spares_outgrown++;
+  }
+  gboolean make = syncer->spare_sleeping && syncer_spares_needed(syncer) > 0;
   g_mutex_unlock(&syncer->lock);
   syncer_dispatch(commits);
-  if (inline_sync)
-    syncer_after_inline_batch(syncer);
+  if (make)
+    g_cond_signal(&syncer->spare_wake);
 }
 
-/* Idle: makes spares one at a time, looking for commits in between;
- * publishes them at once when few are ready, and runs the deferred
- * directory syncs when due.  Called and returns with `lock` held. */
+/* Idle: publishes fresh spares at once when few are ready, and runs the
+ * deferred directory syncs when due.  Called and returns with `lock`
+ * held. */
 static void syncer_idle(PstSpoolSyncer *syncer) {
-  g_mutex_unlock(&syncer->lock);
-  gboolean added = syncer_add_spare(syncer);
-  g_mutex_lock(&syncer->lock);
-  if (added || !g_queue_is_empty(&syncer->pending) || syncer->stopping)
+  if (!g_queue_is_empty(&syncer->pending) || syncer->stopping)
     return;
   gint64 now = g_get_monotonic_time();
   if (syncer_settle_wanted(syncer, now, TRUE)) {
@@ -968,6 +1138,8 @@ static void syncer_clear(PstSpoolSyncer *syncer) {
   g_cond_clear(&syncer->wake);
   g_cond_clear(&syncer->overlap_wake);
   g_cond_clear(&syncer->syncs_done);
+  g_cond_clear(&syncer->spare_wake);
+  g_cond_clear(&syncer->spare_synced);
   g_hash_table_unref(syncer->departed);
   g_free(syncer);
 }
@@ -979,6 +1151,17 @@ static void syncer_stop_overlap(PstSpoolSyncer *syncer) {
   g_mutex_unlock(&syncer->lock);
   g_cond_signal(&syncer->overlap_wake);
   g_thread_join(g_steal_pointer(&syncer->overlap));
+}
+
+/* Stops the spare thread; what it made is removed with the rest. */
+static void syncer_stop_spare_thread(PstSpoolSyncer *syncer) {
+  g_mutex_lock(&syncer->lock);
+  syncer->stopping = TRUE;
+  g_cond_signal(&syncer->spare_wake);
+  g_mutex_unlock(&syncer->lock);
+  g_thread_join(g_steal_pointer(&syncer->spare_thread));
+  if (syncer->spare_syncers != NULL)
+    g_thread_pool_free(g_steal_pointer(&syncer->spare_syncers), FALSE, TRUE);
 }
 
 PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
@@ -1000,6 +1183,9 @@ PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
   g_cond_init(&syncer->overlap_wake);
   g_queue_init(&syncer->pending);
   g_cond_init(&syncer->syncs_done);
+  g_cond_init(&syncer->spare_wake);
+  g_cond_init(&syncer->spare_synced);
+  syncer->spare_size = PST_SPOOL_SPARE_SIZE;
   syncer->sync_func = sync_default;
   syncer->sync_threads = PST_SPOOL_SYNC_THREADS;
   syncer->overlap = g_thread_try_new("pst-spool-sync2", syncer_overlap_thread,
@@ -1009,11 +1195,26 @@ PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
     syncer_clear(syncer);
     return NULL;
   }
+  /* Without it, the spare thread syncs them one at a time. */
+  syncer->spare_syncers = g_thread_pool_new(spare_sync_one, syncer,
+                                            SPARE_SYNC_THREADS, FALSE, NULL);
+  syncer->spare_thread =
+      g_thread_try_new("pst-spool-spare", syncer_spare_thread, syncer, error);
+  if (syncer->spare_thread == NULL) {
+    g_prefix_error(error, "Cannot start the spool's spare file thread: ");
+    syncer_stop_overlap(syncer);
+    if (syncer->spare_syncers != NULL)
+      g_thread_pool_free(syncer->spare_syncers, FALSE, TRUE);
+    syncer_clear(syncer);
+    return NULL;
+  }
   syncer->thread =
       g_thread_try_new("pst-spool-sync", syncer_thread, syncer, error);
   if (syncer->thread == NULL) {
     g_prefix_error(error, "Cannot start the spool's sync thread: ");
     syncer_stop_overlap(syncer);
+    syncer_stop_spare_thread(syncer);
+    syncer_drop_spares(syncer, &syncer->fresh, G_MAXUINT);
     syncer_clear(syncer);
     return NULL;
   }
@@ -1047,6 +1248,7 @@ void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
   g_cond_signal(&syncer->wake);
   g_mutex_unlock(&syncer->lock);
   syncer_stop_overlap(syncer);
+  syncer_stop_spare_thread(syncer);
   g_thread_join(syncer->thread);
   /* What a clean stop leaves needs no recovery (failures are logged). */
   syncer_settle(syncer, TRUE, NULL);
@@ -1060,6 +1262,13 @@ void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
 void pst_spool_syncer_set_batch_limit(PstSpoolSyncer *syncer, guint limit) {
   g_mutex_lock(&syncer->lock);
   syncer->batch_limit = limit;
+  g_mutex_unlock(&syncer->lock);
+}
+
+void pst_spool_syncer_set_spare_size(PstSpoolSyncer *syncer, guint64 size) {
+  g_return_if_fail(size <= PST_SPOOL_MAX_GAP);
+  g_mutex_lock(&syncer->lock);
+  syncer->spare_size = size;
   g_mutex_unlock(&syncer->lock);
 }
 

@@ -1,10 +1,13 @@
 /* spool-syncer.h - the group-commit threads behind
  * pst_spool_writer_commit_async().
  *
- * It also keeps spare files ready in tmp/, each made durable (tmp/ synced)
+ * It also keeps spare files ready in tmp/, made by a thread of their own,
+ * each filled with zeros (fdatasynced) and made durable (tmp/ synced)
  * before it is handed out, so that starting a message costs the main
- * thread no file creation and the message's name in tmp/ survives a power
- * cut from the start (pst_spool_syncer_take_spare()).
+ * thread no file creation, the message's name in tmp/ survives a power
+ * cut from the start, and a message that fits its spare overwrites
+ * allocated blocks: its fdatasync commits no journal
+ * (pst_spool_syncer_take_spare()).
  *
  * The writer hands each finished message over as a PstSpoolCommit: the
  * open tmp/ file, what remains to be written (the end of the content, the
@@ -14,13 +17,13 @@
  * contexts, one idle source per context and batch: one journal commit per
  * message.  While it runs a batch, a second thread takes the commits that
  * arrive as a batch of their own, so that they do not wait for the first
- * batch to end before their fdatasyncs start.  The fsync of queue/ or hold/ after the renames is deferred and
- * batched (see spool-syncer.c: until then a power cut leaves the message
- * under its durable name in tmp/, and recovery moves it into the queue).
- * A file whose tmp/ name was not made durable ahead (created by the main
- * thread when no spare was ready) still waits for its directory's fsync.
- * A failed message is removed from tmp/ (or from its queue, when its own
- * directory sync failed) and fails alone.
+ * batch to end before their fdatasyncs start.  The fsync of queue/ or hold/
+ * after the renames is deferred and batched (see spool-syncer.c: until then a
+ * power cut leaves the message under its durable name in tmp/, and recovery
+ * moves it into the queue). A file whose tmp/ name was not made durable ahead
+ * (created by the main thread when no spare was ready) still waits for its
+ * directory's fsync. A failed message is removed from tmp/ (or from its queue,
+ * when its own directory sync failed) and fails alone.
  *
  * Internal to core/queue; spool.c and spool-manage.c are the callers.
  */
@@ -42,7 +45,15 @@ typedef struct {
   int fd;            /* owned: the tmp/ file, open for writing */
   int tmp_dir_fd;    /* borrowed from the spool */
   int target_dir_fd; /* borrowed from the spool: queue/ or hold/ */
-  GByteArray *tail;  /* owned: octets still to write */
+  GByteArray *tail;  /* owned: octets still to write, at the file's
+                      * position */
+  guint8 footer[32]; /* when `footer_apart`: the footer, at ... */
+  guint64 footer_offset; /* ... this offset: the end of a pre-zeroed spare */
+  gboolean footer_apart;
+  gboolean overwrites; /* the message fit its pre-zeroed spare: its file
+                        * keeps its size (fdatasync commits no journal) */
+  guint64 file_size;   /* content, trailer and footer: what a spare must
+                        * hold for the message to fit */
   GTask *task;       /* owned: returns a boolean */
   GError *error;     /* owned, nullable: why it failed */
   gboolean renamed;  /* moved into the target directory */
@@ -69,12 +80,13 @@ typedef int (*PstSpoolSyncFunc)(int fd, gboolean directory, gpointer data);
 PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
                                      int queue_dir_fd, int hold_dir_fd,
                                      GError **error);
-/* Takes a spare: an empty file in tmp/ that the thread created ahead of
- * need and made durable, open for writing (the caller owns `name_r` and
- * `fd_r`).  FALSE when none is ready: the caller creates its file itself
- * (and its commit then waits for a directory sync). */
+/* Takes a spare: a file in tmp/ that a thread created ahead of need and
+ * made durable, `*size_r` zero octets (0: empty), open for writing at
+ * offset 0 (the caller owns `name_r` and `fd_r`).  FALSE when none is
+ * ready: the caller creates its file itself (and its commit then waits
+ * for a directory sync). */
 gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
-                                     int *fd_r);
+                                     int *fd_r, guint64 *size_r);
 /* Queues `commit` (takes ownership) and wakes the thread. */
 void pst_spool_syncer_submit(PstSpoolSyncer *syncer, PstSpoolCommit *commit);
 /* Makes sure no durable name in tmp/ still holds the message `id`, so that
@@ -105,6 +117,12 @@ void pst_spool_syncer_set_sync_func(PstSpoolSyncer *syncer,
 #define PST_SPOOL_DIRECTORY_SYNC_DELAY_MS 100
 void pst_spool_syncer_set_directory_sync_delay(PstSpoolSyncer *syncer,
                                                guint milliseconds);
+/* New spares hold this many zero octets, so that a message that fits
+ * (with its trailer and footer) overwrites allocated blocks and its
+ * fdatasync needs no journal commit; 0 makes empty spares.  At most
+ * PST_SPOOL_MAX_GAP.  Default PST_SPOOL_SPARE_SIZE. */
+#define PST_SPOOL_SPARE_SIZE (16 * 1024)
+void pst_spool_syncer_set_spare_size(PstSpoolSyncer *syncer, guint64 size);
 /* Spares ready to be handed out (durable). */
 guint pst_spool_syncer_count_spares(PstSpoolSyncer *syncer);
 void pst_spool_syncer_get_stats(PstSpoolSyncer *syncer, PstSpoolStats *stats);

@@ -4,9 +4,10 @@
  * _commit_async()/_commit_finish(), _free().  The SMTP session calls them
  * on the main thread as DATA or BDAT arrives.
  *
- * A writer owns a file in tmp/ (mode 0600: a spare the syncer thread made
- * ahead and made durable, or tmp/ID created here when none was ready, whose
- * commit then waits for a directory sync) and a buffer: content is
+ * A writer owns a file in tmp/ (mode 0600: a spare the syncer made ahead
+ * and made durable, usually holding PST_SPOOL_SPARE_SIZE zeros, or tmp/ID
+ * created here when none was ready, whose commit then waits for a
+ * directory sync) and a buffer: content is
  * checksummed (CRC32C) and buffered, and written out only when the buffer
  * fills (with the piece that overflows it, in one writev) or on _flush(),
  * so a small message costs no write on the main thread at all, and what is
@@ -14,8 +15,10 @@
  * write error sticks: later writes and the commit fail with it.  At commit
  * the trailer is encoded here (cheap), appended to the buffer, and buffer
  * and file descriptor are handed to the syncer thread, which writes, syncs
- * and renames.  From then on the writer keeps
- * only its id, path and size, for the session's log lines; freeing it
+ * and renames; when content, trailer and footer fit the spare's zeros,
+ * the footer goes apart, to the spare's last octets (format version 2:
+ * the file keeps its size, see doc/queue-format.md).  From then on the writer
+ * keeps only its id, path and size, for the session's log lines; freeing it
  * before the commit completes is allowed.  An uncommitted writer's file is
  * unlinked by _free().
  *
@@ -25,12 +28,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "queue/queue-id.h"
 #include "queue/spool-format.h"
 #include "queue/spool-private.h"
+
+G_STATIC_ASSERT(sizeof(((PstSpoolCommit *)NULL)->footer) ==
+                PST_SPOOL_FOOTER_SIZE);
 
 /* Content is written out in pieces of about this size. */
 #define WRITER_BUFFER_SIZE (64 * 1024)
@@ -47,6 +54,7 @@ struct _PstSpoolWriter {
   GError *error;      /* owned, nullable: the first failure */
   gboolean committed;
   gboolean name_durable; /* the file is a spare (durable name in tmp/) */
+  guint64 spare_size;    /* its zero octets (0: an empty file) */
 };
 
 /* Creates tmp/ID on the main thread, when no spare file was ready. */
@@ -78,7 +86,7 @@ PstSpoolWriter *pst_spool_writer_new(PstSpool *spool, GError **error) {
   writer->fd = -1;
   pst_queue_id_new(writer->id);
   writer->name_durable = pst_spool_syncer_take_spare(
-      spool->syncer, &writer->tmp_name, &writer->fd);
+      spool->syncer, &writer->tmp_name, &writer->fd, &writer->spare_size);
   if (!writer->name_durable && !writer_create_file(writer, error))
     return NULL;
   writer->path =
@@ -225,6 +233,7 @@ static gboolean writer_open_replacement(PstSpoolWriter *writer,
   *old_name_r = writer->tmp_name;
   writer->fd = fd;
   writer->name_durable = FALSE;
+  writer->spare_size = 0;
   writer->tmp_name = g_steal_pointer(&name);
   g_free(writer->path);
   writer->path =
@@ -275,6 +284,29 @@ static void writer_discard_file(PstSpoolWriter *writer) {
   unlinkat(writer->spool->dir_fds[PST_SPOOL_DIR_TMP], writer->tmp_name, 0);
 }
 
+/* A message that fits its pre-zeroed spare with its trailer and footer
+ * keeps the file's size: the footer goes to the spare's last octets
+ * (version 2, the zeros between trailer and footer a gap), written apart
+ * from the tail.  Otherwise it follows the trailer, and the file grows. */
+static void writer_place_footer(PstSpoolWriter *writer, PstSpoolCommit *commit,
+                                gsize trailer_size) {
+  guint64 end = writer->size + trailer_size;
+  commit->file_size = end;
+  if (writer->spare_size < end)
+    return;
+  guint8 *tail = commit->tail->data + commit->tail->len - trailer_size;
+  pst_spool_format_set_gap(tail, trailer_size, writer->spare_size - end);
+  commit->overwrites = TRUE;
+  if (writer->spare_size == end)
+    return;
+  memcpy(commit->footer, tail + trailer_size - PST_SPOOL_FOOTER_SIZE,
+         PST_SPOOL_FOOTER_SIZE);
+  g_byte_array_set_size(commit->tail,
+                        commit->tail->len - PST_SPOOL_FOOTER_SIZE);
+  commit->footer_offset = writer->spare_size - PST_SPOOL_FOOTER_SIZE;
+  commit->footer_apart = TRUE;
+}
+
 void pst_spool_writer_commit_async(PstSpoolWriter *writer,
                                    const PstEnvelope *envelope,
                                    GBytes *header_override,
@@ -321,6 +353,7 @@ void pst_spool_writer_commit_async(PstSpoolWriter *writer,
   commit->tail = g_steal_pointer(&writer->buffer);
   g_byte_array_append(commit->tail, g_bytes_get_data(trailer, NULL),
                       g_bytes_get_size(trailer));
+  writer_place_footer(writer, commit, g_bytes_get_size(trailer));
   commit->task = g_steal_pointer(&task);
   pst_spool_syncer_submit(spool->syncer, commit);
 }

@@ -226,6 +226,11 @@ void pst_spool_set_directory_sync_delay(PstSpool *spool, guint milliseconds) {
   pst_spool_syncer_set_directory_sync_delay(spool->syncer, milliseconds);
 }
 
+void pst_spool_set_spare_size(PstSpool *spool, guint64 size) {
+  g_return_if_fail(spool != NULL && spool->syncer != NULL);
+  pst_spool_syncer_set_spare_size(spool->syncer, size);
+}
+
 guint pst_spool_count_spares(PstSpool *spool) {
   g_return_val_if_fail(spool != NULL && spool->syncer != NULL, 0);
   return pst_spool_syncer_count_spares(spool->syncer);

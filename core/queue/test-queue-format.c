@@ -211,6 +211,30 @@ static GBytes *file_build(const PstEnvelope *envelope, const char *content,
   return g_byte_array_free_to_bytes(file);
 }
 
+/* A file as written into a pre-zeroed spare: content, trailer, `gap`
+ * zeros, footer (version 2 when `gap` > 0). */
+static GBytes *file_build_gap(const PstEnvelope *envelope, const char *content,
+                              GBytes *override, guint64 header_length,
+                              gsize gap) {
+  gsize length = strlen(content);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) encoded = pst_spool_format_encode(
+      TEST_ID, envelope, override, header_length, length,
+      pst_spool_crc32c(0, content, length), &error);
+  g_assert_no_error(error);
+  gsize tail_length = 0;
+  const guint8 *encoded_data = g_bytes_get_data(encoded, &tail_length);
+  g_autofree guint8 *tail = g_memdup2(encoded_data, tail_length);
+  pst_spool_format_set_gap(tail, tail_length, gap);
+  GByteArray *file = g_byte_array_new();
+  g_byte_array_append(file, (const guint8 *)content, length);
+  g_byte_array_append(file, tail, tail_length - 32);
+  g_byte_array_set_size(file, file->len + gap);
+  memset(file->data + file->len - gap, 0, gap);
+  g_byte_array_append(file, tail + tail_length - 32, 32);
+  return g_byte_array_free_to_bytes(file);
+}
+
 static PstSpoolTrailer *file_decode(GBytes *file, GError **error) {
   return pst_spool_format_decode_file(g_bytes_get_data(file, NULL),
                                       g_bytes_get_size(file), error);
@@ -391,6 +415,94 @@ static void test_format_forged_content(void) {
   g_assert_nonnull(trailer);
   g_assert_cmpstr(trailer->envelope->sender, ==, "");
   g_assert_cmpuint(trailer->content_length, ==, content_length);
+}
+
+/* A message in a pre-zeroed spare: zeros between trailer and footer
+ * (version 2), read back the same; without a gap the file stays version
+ * 1, byte for byte what the older writer wrote. */
+static void test_format_gap(void) {
+  static const char content[] = "Subject: x\r\n\r\nhello\r\n";
+  g_autoptr(PstEnvelope) envelope = envelope_full();
+  g_autoptr(GBytes) packed = file_build(envelope, content, NULL, 0);
+  g_autoptr(GBytes) none = file_build_gap(envelope, content, NULL, 0, 0);
+  g_assert_true(g_bytes_equal(packed, none));
+  const gsize gaps[] = {1, 100, 16 * 1024, PST_SPOOL_MAX_GAP};
+  for (gsize i = 0; i < G_N_ELEMENTS(gaps); i++) {
+    g_autoptr(GBytes) file =
+        file_build_gap(envelope, content, NULL, 0, gaps[i]);
+    gsize length = 0;
+    const guint8 *data = g_bytes_get_data(file, &length);
+    g_assert_cmpuint(length, ==, g_bytes_get_size(packed) + gaps[i]);
+    g_assert_cmpuint(data[length - 32 + 8], ==, 2);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(PstSpoolTrailer) trailer = file_decode(file, &error);
+    g_assert_no_error(error);
+    g_assert_true(pst_envelope_equal(envelope, trailer->envelope));
+    g_assert_cmpuint(trailer->content_length, ==, strlen(content));
+  }
+  /* More zeros than a spare can hold: not a queue file. */
+  g_autoptr(GBytes) file =
+      file_build_gap(envelope, content, NULL, 0, PST_SPOOL_MAX_GAP);
+  g_autoptr(GByteArray) longer = g_byte_array_new();
+  gsize length = 0;
+  const guint8 *data = g_bytes_get_data(file, &length);
+  g_byte_array_append(longer, data, length - 32);
+  g_byte_array_append(longer, (const guint8 *)"", 1);
+  g_byte_array_append(longer, data + length - 32, 32);
+  g_autoptr(GError) error = NULL;
+  g_assert_null(
+      pst_spool_format_decode_file(longer->data, longer->len, &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+  /* A gap in a version 1 file: "appended to". */
+  g_autoptr(GBytes) one = file_build_gap(envelope, content, NULL, 0, 8);
+  g_autofree guint8 *copy = g_bytes_unref_to_data(g_bytes_ref(one), &length);
+  guint8 *footer = copy + length - 32;
+  footer[8] = 1;
+  guint32 crc = pst_spool_crc32c(0, copy + strlen(content),
+                                 length - 32 - 8 - strlen(content));
+  crc = pst_spool_crc32c(crc, footer, 28);
+  for (guint b = 0; b < 4; b++)
+    footer[28 + b] = (guint8)(crc >> (8 * b));
+  g_clear_error(&error);
+  g_assert_null(pst_spool_format_decode_file(copy, length, &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+}
+
+/* In a file with a gap, every single-octet change is caught too: in the
+ * content, trailer and footer by their checksums, in the gap by its
+ * octets having to be zero; so is every truncation (the footer must end
+ * the file). */
+static void test_format_gap_corrupt(void) {
+  static const char content[] = "Subject: x\r\n\r\nhello\r\n";
+  g_autoptr(PstEnvelope) envelope = envelope_minimal();
+  g_autoptr(GBytes) override = g_bytes_new_static("S: y\r\n\r\n", 8);
+  g_autoptr(GBytes) file = file_build_gap(envelope, content, override, 14, 64);
+  gsize length = 0;
+  const guint8 *data = g_bytes_get_data(file, &length);
+  g_autofree guint8 *copy = g_memdup2(data, length);
+  for (gsize i = 0; i < length; i++) {
+    copy[i] ^= 0x01;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(PstSpoolTrailer) trailer =
+        pst_spool_format_decode_file(copy, length, &error);
+    if (trailer != NULL)
+      g_test_message("octet %" G_GSIZE_FORMAT " went unnoticed", i);
+    g_assert_null(trailer);
+    g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+    copy[i] ^= 0x01;
+  }
+  for (gsize cut = 0; cut < length; cut++) {
+    g_autoptr(GError) error = NULL;
+    g_assert_null(pst_spool_format_decode_file(data, cut, &error));
+    g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+  }
+  /* Torn before its sync: the footer and trailer reached the disk, the
+   * content's block did not (zeros): the content checksum fails. */
+  memset(copy, 0, strlen(content));
+  g_autoptr(GError) error = NULL;
+  g_assert_null(pst_spool_format_decode_file(copy, length, &error));
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+  g_assert_nonnull(strstr(error->message, "content checksum"));
 }
 
 /* --- Hand-made trailers ----------------------------------------------------
@@ -611,7 +723,8 @@ static void test_format_footer_lies(void) {
     guint offset;
     guint8 value;
   } lies[] = {
-      {8, 2},     /* version 2 */
+      {8, 0},     /* version 0 */
+      {8, 3},     /* version 3 */
       {12, 0},    /* trailer length */
       {15, 0x7f}, /* trailer length huge */
       {16, 1},    /* trailer offset */
@@ -668,6 +781,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/queue/format/truncated", test_format_truncated);
   g_test_add_func("/queue/format/forged-content", test_format_forged_content);
   g_test_add_func("/queue/format/footer-lies", test_format_footer_lies);
+  g_test_add_func("/queue/format/gap", test_format_gap);
+  g_test_add_func("/queue/format/gap-corrupt", test_format_gap_corrupt);
   for (gsize i = 0; i < G_N_ELEMENTS(raw_cases); i++) {
     g_autofree char *path =
         g_strdup_printf("/queue/format/raw/%02" G_GSIZE_FORMAT, i);

@@ -493,12 +493,20 @@ class Daemon:
         return sorted(os.listdir(path)) if path.is_dir() else []
 
     def tmp_leftovers(self) -> list[str]:
-        """Files in tmp/ that hold message data.  The spool keeps empty
-        spare files there, made ahead for the next messages; those are not
-        leftovers of a refused or aborted message."""
+        """Files in tmp/ that hold message data.  The spool keeps spare
+        files there (empty or all zeros: doc/queue-format.md), made ahead
+        for the next messages; those are not leftovers of a refused or
+        aborted message."""
         path = self.spool / "tmp"
-        return [name for name in self.spool_files("tmp")
-                if (path / name).stat().st_size > 0]
+        leftovers = []
+        for name in self.spool_files("tmp"):
+            try:
+                data = (path / name).read_bytes()
+            except FileNotFoundError:  # taken and renamed meanwhile
+                continue
+            if data.strip(b"\0"):
+                leftovers.append(name)
+        return leftovers
 
 
 # --------------------------------------------------------------------------

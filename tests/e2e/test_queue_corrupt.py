@@ -25,7 +25,8 @@ def crc32c(data: bytes, crc: int = 0) -> int:
 
 
 def split(raw: bytes):
-    """(content, trailer, footer) of a queue file (doc/queue-format.md)."""
+    """(content, trailer, footer) of a queue file (doc/queue-format.md);
+    in version 2, zeros between trailer and footer belong to neither."""
     length, offset = struct.unpack_from("<IQ", raw, len(raw) - FOOTER + 12)
     return raw[:offset], raw[offset:offset + length], raw[-FOOTER:]
 
@@ -64,7 +65,9 @@ def test_corrupt_files_moved_and_the_rest_delivered(postiliond, tmp_path):
     raw = (queue / truncated).read_bytes()
     (queue / truncated).write_bytes(raw[:-7])
     raw = bytearray((queue / bad_trailer).read_bytes())
-    raw[len(raw) - FOOTER - 3] ^= 0x40
+    content, trailer, _ = split(bytes(raw))
+    # The trailer's last octets (zeros may follow it: format version 2).
+    raw[len(content) + len(trailer) - 3] ^= 0x40
     (queue / bad_trailer).write_bytes(bytes(raw))
     raw = bytearray((queue / bad_content).read_bytes())
     raw[len(split(bytes(raw))[0]) - 4] ^= 0x01
