@@ -127,14 +127,18 @@ static void log_attempt(Attempt *attempt, const char *to, const char *orig_to,
                        : result->status == PST_RECIPIENT_BOUNCED ? "bounced"
                                                                  : "deferred";
   /* The optional parts as pieces of the one format: no string of their
-   * own to make and free for every recipient. */
+   * own to make and free for every recipient.  Only the delay goes
+   * through printf (%.2f's rounding), alone: the line is then formatted
+   * without it. */
   gboolean orig = orig_to != NULL && !g_str_equal(orig_to, to);
   gboolean tls = result->tls != NULL;
-  pst_log_message("%s: to=<%s>%s%s%s, relay=%s, delay=%.2f%s%s, status=%s (%s)",
+  char delay_text[400]; /* %.2f of any double fits */
+  g_snprintf(delay_text, sizeof delay_text, "%.2f", delay);
+  pst_log_message("%s: to=<%s>%s%s%s, relay=%s, delay=%s%s%s, status=%s (%s)",
                   attempt->job->id, to, orig ? ", orig_to=<" : "",
-                  orig ? orig_to : "", orig ? ">" : "", result->relay, delay,
-                  tls ? ", tls=" : "", tls ? result->tls : "", status,
-                  result->reply);
+                  orig ? orig_to : "", orig ? ">" : "", result->relay,
+                  delay_text, tls ? ", tls=" : "", tls ? result->tls : "",
+                  status, result->reply);
 }
 
 static void add_record(Attempt *attempt, PstRecipientStatus status, guint index,

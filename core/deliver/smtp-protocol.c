@@ -141,7 +141,7 @@ static PstSmtpResponse *reply_build(const char *data, gsize length,
     line += next;
   }
   if (reply->enhanced[0] == '\0')
-    g_snprintf(reply->enhanced, sizeof reply->enhanced, "%c.0.0", data[0]);
+    memcpy(reply->enhanced, (char[]){data[0], '.', '0', '.', '0', '\0'}, 6);
   reply->text = g_strndup(text, text_length);
   return reply;
 }

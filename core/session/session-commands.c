@@ -110,7 +110,7 @@ static void session_connect_done(PstSession *session,
   pst_session_apply_disposition(session, PST_STAGE_CONNECT, outcome);
   /* The banner carries no enhanced code (RFC 2034 applies after EHLO). */
   g_autofree char *banner =
-      g_strdup_printf("%s %s", host, session->config->server.banner);
+      g_strconcat(host, " ", session->config->server.banner, NULL);
   pst_session_reply_line(session, 220, TRUE, banner);
   /* Only XCLIENT HELO= can name a HELO before the banner: it counts as
    * the client's HELO, as in Postfix. */

@@ -225,7 +225,10 @@ static void session_make_id(char *buffer, gsize size) {
   for (; n < 13; n++, value >>= 5)
     digits[12 - n] = alphabet[value & 31];
   digits[13] = '\0';
-  g_snprintf(buffer, size, "s%s", digits + 3);
+  /* "s" and the last ten digits, cut to `size` like snprintf. */
+  g_assert(size > 0);
+  buffer[0] = 's';
+  g_strlcpy(buffer + 1, digits + 3, size - 1);
 }
 
 PstSession *pst_session_start(const PstSessionSetup *setup) {
@@ -546,7 +549,18 @@ void pst_session_reply(PstSession *session, guint code, const char *enhanced,
   va_list args;
   va_start(args, format);
   g_autofree char *formatted = NULL;
-  const char *text = pst_vformat_text(format, args, &formatted);
+  char stack[1024];
+  const char *text;
+  if (strchr(format, '%') == NULL || strcmp(format, "%s") == 0) {
+    text = pst_vformat_text(format, args, &formatted); /* no copy */
+  } else if (pst_vformat_into(stack, sizeof stack, format, args) <
+             sizeof stack) {
+    text = stack; /* "Ok: queued as %s": no allocation, no printf */
+  } else {
+    va_end(args);
+    va_start(args, format);
+    text = formatted = g_strdup_vprintf(format, args);
+  }
   va_end(args);
   session_append_reply(session, code, ' ', enhanced, text);
   session_count_error(session, code);
