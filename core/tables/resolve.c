@@ -2,10 +2,11 @@
  * a recipient into the mailboxes it reaches (rules in tables.c's header).
  *
  * Loading reads the files (blocking, small) on the main thread at start and
- * on SIGHUP.  Resolution is pure over the tables except for getpwnam() of
- * system users.  Tables are shared read-only by every thread that holds
+ * on SIGHUP.  Resolution is pure over the tables except for getpwnam_r() of
+ * system users (reentrant: several threads resolve at once).  Tables are shared read-only by every thread that holds
  * a reference (sessions through their generation, delivery jobs).
  */
+#include <errno.h>
 #include <pwd.h>
 #include <string.h>
 
@@ -145,7 +146,20 @@ static gboolean resolve_mailbox(Resolver *resolver, const char *address,
     return TRUE;
   }
   if (config->delivery.system_users) {
-    struct passwd *entry = getpwnam(local);
+    /* getpwnam_r(), not getpwnam(): sessions (RCPT, main thread) and
+     * delivery jobs (worker threads) resolve at once, and getpwnam()'s
+     * entry is one static buffer that another thread's lookup overwrites
+     * (a system user's mail bounced as "User unknown" when a RCPT for
+     * root@ came in meanwhile). */
+    struct passwd entry_buffer, *entry = NULL;
+    gsize size = 16384;
+    g_autofree char *buffer = g_malloc(size);
+    /* ERANGE: a longer entry; getpwnam() grows its buffer too. */
+    while (getpwnam_r(local, &entry_buffer, buffer, size, &entry) == ERANGE &&
+           size < 1024 * 1024) {
+      size *= 2;
+      buffer = g_realloc(buffer, size);
+    }
     if (entry != NULL && pst_system_user_check(entry, NULL)) {
       add_target(resolver, PST_TARGET_SYSTEM, address, local);
       return TRUE;
