@@ -492,8 +492,14 @@ static void syncer_note_departure(PstSpoolSyncer *syncer, int target,
   /* Frozen, tmp/ is not synced again: nothing would clear the set. */
   if (!syncer->tmp_frozen)
     g_hash_table_add(syncer->departed, g_strdup(id));
-  if (syncer->dirty_since == 0)
-    syncer->dirty_since = g_get_monotonic_time();
+  if (syncer->dirty_since != 0)
+    return;
+  syncer->dirty_since = g_get_monotonic_time();
+  /* The second thread renamed while the syncer thread sleeps without a
+   * deadline (nothing was dirty when it went to sleep): it must wake to
+   * schedule the deferred syncs, or they wait for the next commit. */
+  if (syncer->sleeping)
+    g_cond_signal(&syncer->wake);
 }
 
 /* A target's fsync failed: tmp/ is never synced again (see above). */
