@@ -198,7 +198,8 @@ typedef struct {
  * few are left ready).  When a writer found none, the next chunk is of
  * empty spares: cheap, so that sessions do not go on without while zeros
  * are written; so it is when most recent messages were larger than a
- * spare (their zeros would be written for nothing). */
+ * spare (their zeros would be written for nothing) or came in batches of
+ * several (group commit shares their journal commit already). */
 #define SPARES_WANTED 128
 #define SPARE_SYNC_THREADS 8
 #define SPARES_CHUNK 32
@@ -1016,9 +1017,11 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *commits) {
   syncer->stats.file_syncs += file_syncs;
   syncer->stats.directory_syncs += directory_syncs;
   syncer->spares_stuck = FALSE;
+  /* In a batch of several the journal commit is shared already (group
+   * commit): zeros there cost more writes than they save flushes. */
   for (guint i = 0; i < commits->len; i++) {
     PstSpoolCommit *commit = commits->pdata[i];
-    if (commit->file_size <= syncer->spare_size)
+    if (commit->file_size <= syncer->spare_size && commits->len == 1)
       syncer->spares_fitting++;
     else
       syncer->spares_outgrown++;
