@@ -28,7 +28,14 @@ export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in the source tree
 
 # Sanitizers: any report is fatal; the e2e harness also fails a test whose
 # daemon logged one.  G_SLICE/G_DEBUG make GLib's allocations visible to ASan.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-"halt_on_error=1:abort_on_error=0:detect_leaks=1:print_summary=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"}
+# intercept_tls_get_addr=0: GCC 12's runtime guesses a dynamic TLS block's
+# bounds from a glibc 2.19 header whenever the block's address is 16 past a
+# page boundary; on glibc 2.36 that reads garbage, and LeakSanitizer's
+# tracer dies on it at exit ("Tracer caught signal 11", 13 of 64 daemons in
+# test_outbound_tls.py, depending only on where malloc put a plugin
+# library's TLS).  Nothing is lost: on glibc 2.36 every other block was
+# recorded with size 0, i.e. not scanned, anyway.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-"halt_on_error=1:abort_on_error=0:detect_leaks=1:print_summary=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:intercept_tls_get_addr=0"}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-"halt_on_error=1:print_stacktrace=1:report_error_type=1"}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-"print_suppressions=0:suppressions=$ROOT/scripts/lsan.supp"}
 
