@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "deliver/smtp-protocol.h"
+#include "util/vformat.h"
 
 #define PIPELINE_WINDOW 100
 
@@ -423,14 +424,10 @@ GString *pst_smtp_mail_command_new(const PstSmtpExtensions *extensions,
   g_string_append_c(mail, '>');
   if (extensions->flags & PST_SMTP_EXT_SIZE) {
     /* Digits by hand: this runs for every message. */
-    char digits[24];
-    gsize n = sizeof digits;
-    do {
-      digits[--n] = (char)('0' + size % 10);
-      size /= 10;
-    } while (size > 0);
+    char digits[PST_DECIMAL_MAX];
     g_string_append_len(mail, " SIZE=", 6);
-    g_string_append_len(mail, digits + n, (gssize)(sizeof digits - n));
+    g_string_append_len(mail, digits,
+                        (gssize)pst_format_decimal(digits, size));
   }
   if (eight_bit && (extensions->flags & PST_SMTP_EXT_8BITMIME))
     g_string_append(mail, " BODY=8BITMIME");

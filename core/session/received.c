@@ -19,6 +19,7 @@
 
 #include "smtp/message-date.h"
 #include "session/session-private.h"
+#include "util/vformat.h"
 
 const char *pst_session_protocol(PstSession *session) {
   static const char *const names[2][2][2] = {
@@ -65,14 +66,8 @@ static void received_append_safe(GString *out, const char *text,
 }
 
 static void received_append_uint(GString *out, guint value) {
-  char digits[16];
-  gsize n = 0;
-  do {
-    digits[n++] = (char)('0' + value % 10);
-    value /= 10;
-  } while (value > 0);
-  while (n > 0)
-    g_string_append_c(out, digits[--n]);
+  char digits[PST_DECIMAL_MAX];
+  g_string_append_len(out, digits, (gssize)pst_format_decimal(digits, value));
 }
 
 void pst_received_format(PstSession *session, const char *queue_id,

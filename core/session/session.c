@@ -360,19 +360,6 @@ void pst_session_reset_transaction(PstSession *session) {
   session->bdat_discard = FALSE;
 }
 
-/* Appends the decimal digits of `value` at *p (the buffer has room). */
-static char *session_append_number(char *p, guint value) {
-  char digits[16];
-  gsize n = 0;
-  do {
-    digits[n++] = (char)('0' + value % 10);
-    value /= 10;
-  } while (value > 0);
-  while (n > 0)
-    *p++ = digits[--n];
-  return p;
-}
-
 /* Appends " name=N", or " name=OK/N" when some of the N were refused
  * (Postfix's "rcpt=0/1"), with `name` in lower case, at *p; the buffer
  * has room for the longest verb and two numbers. */
@@ -383,10 +370,10 @@ static char *session_append_count(char *p, const char *name, guint total,
     *p++ = g_ascii_tolower(*name);
   *p++ = '=';
   if (failed != 0) {
-    p = session_append_number(p, total - failed);
+    p += pst_format_decimal(p, total - failed);
     *p++ = '/';
   }
-  return session_append_number(p, total);
+  return p + pst_format_decimal(p, total);
 }
 
 /* Logs the disconnect line with the command counts, Postfix style.  Put

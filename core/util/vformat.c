@@ -97,13 +97,8 @@ static void vformat_put(VformatOut *out, const char *text, gsize length) {
 }
 
 static void vformat_put_unsigned(VformatOut *out, unsigned long value) {
-  char digits[24];
-  char *start = digits + sizeof digits;
-  do {
-    *--start = (char)('0' + value % 10);
-    value /= 10;
-  } while (value > 0);
-  vformat_put(out, start, (gsize)(digits + sizeof digits - start));
+  char digits[PST_DECIMAL_MAX];
+  vformat_put(out, digits, pst_format_decimal(digits, value));
 }
 
 static void vformat_put_int(VformatOut *out, int value) {

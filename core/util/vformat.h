@@ -5,9 +5,29 @@
 
 #include <stdarg.h>
 
+#include <string.h>
+
 #include <glib.h>
 
 G_BEGIN_DECLS
+
+/* The most decimal digits a guint64 has. */
+#define PST_DECIMAL_MAX 20
+
+/* Writes the decimal digits of `value` at `out` (room for PST_DECIMAL_MAX
+ * octets; no NUL) and returns how many: what "%" G_GUINT64_FORMAT prints,
+ * without printf, for the numbers written per message and connection.
+ * Inline so that parts built without util/ (tests, fuzz targets) use it. */
+static inline gsize pst_format_decimal(char *out, guint64 value) {
+  char digits[PST_DECIMAL_MAX];
+  gsize n = sizeof digits;
+  do {
+    digits[--n] = (char)('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  memcpy(out, digits + n, sizeof digits - n);
+  return sizeof digits - n;
+}
 
 /* The text `format` and `args` make, as g_strdup_vprintf() makes it: the
  * format itself when it holds no '%', the argument when it is exactly
