@@ -730,7 +730,19 @@ PstSpoolTrailer *pst_spool_format_decode_tail(const guint8 *tail, gsize length,
 
 gboolean pst_spool_format_check_gap(const guint8 *gap, gsize length,
                                     GError **error) {
-  for (gsize i = 0; i < length; i++) {
+  /* A block at a time against zeros (memcmp is vectorized; an octet loop
+   * cost 4.5 instructions per octet, 74K per message in a 16 KiB spare);
+   * the octets are looked at one by one only from a block that differs,
+   * to name the first that is not zero. */
+  static const guint8 zeros[1024];
+  gsize checked = 0;
+  while (checked < length) {
+    gsize n = MIN(length - checked, sizeof zeros);
+    if (memcmp(gap + checked, zeros, n) != 0)
+      break;
+    checked += n;
+  }
+  for (gsize i = checked; i < length; i++) {
     if (gap[i] != 0)
       return corrupt(error,
                      "octet %" G_GSIZE_FORMAT " of the %" G_GSIZE_FORMAT

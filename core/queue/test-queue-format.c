@@ -505,6 +505,28 @@ static void test_format_gap_corrupt(void) {
   g_assert_nonnull(strstr(error->message, "content checksum"));
 }
 
+/* The gap's check names the first octet that is not zero, wherever it
+ * falls among the blocks it compares at once. */
+static void test_format_gap_octet(void) {
+  const gsize length = 5000;
+  g_autofree guint8 *gap = g_malloc0(length);
+  g_assert_true(pst_spool_format_check_gap(gap, length, NULL));
+  g_assert_true(pst_spool_format_check_gap(gap, 0, NULL));
+  const gsize where[] = {0, 1, 1023, 1024, 2047, 4096, 4999};
+  for (gsize i = 0; i < G_N_ELEMENTS(where); i++) {
+    gap[where[i]] = 0x80;
+    if (where[i] + 1 < length)
+      gap[length - 1] = 0x01; /* a later one is not the first */
+    g_autoptr(GError) error = NULL;
+    g_assert_false(pst_spool_format_check_gap(gap, length, &error));
+    g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT);
+    g_autofree char *expected = g_strdup_printf(
+        "octet %" G_GSIZE_FORMAT " of the 5000-octet gap", where[i]);
+    g_assert_nonnull(strstr(error->message, expected));
+    memset(gap, 0, length);
+  }
+}
+
 /* --- Hand-made trailers ----------------------------------------------------
  */
 
@@ -783,6 +805,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/queue/format/footer-lies", test_format_footer_lies);
   g_test_add_func("/queue/format/gap", test_format_gap);
   g_test_add_func("/queue/format/gap-corrupt", test_format_gap_corrupt);
+  g_test_add_func("/queue/format/gap-octet", test_format_gap_octet);
   for (gsize i = 0; i < G_N_ELEMENTS(raw_cases); i++) {
     g_autofree char *path =
         g_strdup_printf("/queue/format/raw/%02" G_GSIZE_FORMAT, i);
