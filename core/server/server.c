@@ -352,11 +352,19 @@ static void server_accept_one(PstListener *listener, int fd,
                          client_port, local, local_port);
 }
 
+/* Connections one readiness of a listener accepts: a batch, bounded so
+ * that one busy listener cannot starve the sessions; but one while no
+ * connection is open.  A client that connects, sends and leaves comes
+ * alone, and the accept after its connection would only say EAGAIN (a
+ * system call per connection); any other already waiting is reported by
+ * the next poll, and is accepted in a batch then (one is open). */
+#define ACCEPT_BATCH_MAX 64
+
 static gboolean server_accept(gint fd, GIOCondition condition,
                               gpointer user_data) {
   PstListener *listener = user_data;
-  /* Bounded, so one busy listener cannot starve the sessions. */
-  for (int i = 0; i < 64; i++) {
+  int batch = listener->server->connections == 0 ? 1 : ACCEPT_BATCH_MAX;
+  for (int i = 0; i < batch; i++) {
     struct sockaddr_storage peer;
     socklen_t peer_length = sizeof peer;
     int client = accept4(fd, (struct sockaddr *)&peer, &peer_length,
