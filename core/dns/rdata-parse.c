@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "dns/rdata-parse.h"
+#include "util/vformat.h"
 
 G_DEFINE_QUARK(pst - dns - parse - error - quark, pst_dns_parse_error)
 
@@ -316,15 +317,26 @@ char *pst_dns_reverse_name_build(const guint8 *address, gsize length,
                                  const char *zone) {
   g_return_val_if_fail(address != NULL, NULL);
 
+  /* Put together by hand, not with printf: every connection's reverse
+   * lookup makes one. */
   static const char hex[] = "0123456789abcdef";
-  g_autoptr(GString) out = g_string_new(NULL);
+  g_autoptr(GString) out = g_string_sized_new(96);
   if (length == 4) {
-    g_string_printf(out, "%u.%u.%u.%u", address[3], address[2], address[1],
-                    address[0]);
+    for (gsize i = 4; i-- > 0;) {
+      char digits[PST_DECIMAL_MAX];
+      g_string_append_len(out, digits,
+                          (gssize)pst_format_decimal(digits, address[i]));
+      if (i > 0)
+        g_string_append_c(out, '.');
+    }
   } else if (length == 16) {
-    for (gsize i = 16; i-- > 0;)
-      g_string_append_printf(out, "%s%c.%c", i == 15 ? "" : ".",
-                             hex[address[i] & 0x0f], hex[address[i] >> 4]);
+    for (gsize i = 16; i-- > 0;) {
+      if (i != 15)
+        g_string_append_c(out, '.');
+      g_string_append_c(out, hex[address[i] & 0x0f]);
+      g_string_append_c(out, '.');
+      g_string_append_c(out, hex[address[i] >> 4]);
+    }
   } else {
     return NULL;
   }

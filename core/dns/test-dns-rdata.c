@@ -267,6 +267,7 @@ static void test_reverse_names(void) {
     const char *expected;
   } cases[] = {
       {"192.0.2.25", NULL, "25.2.0.192.in-addr.arpa"},
+      {"10.0.255.100", NULL, "100.255.0.10.in-addr.arpa"},
       {"127.0.0.2", "zen.dnsbl.test", "2.0.0.127.zen.dnsbl.test"},
       {"127.0.0.2", "zen.dnsbl.test.", "2.0.0.127.zen.dnsbl.test"},
       {"::ffff:192.0.2.1", NULL, "1.2.0.192.in-addr.arpa"},
