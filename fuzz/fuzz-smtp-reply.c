@@ -22,7 +22,7 @@ static void check_reply(const PstSmtpResponse *reply) {
   for (const char *p = reply->text; *p; p++)
     g_assert_true(*p >= 0x20 && *p < 0x7f);
   g_assert_cmpint(reply->enhanced[0], ==, '0' + (int)(reply->code / 100));
-  g_assert_cmpuint(reply->lines->len, <=, PST_SMTP_RESPONSE_LINES_MAX);
+  g_assert_cmpuint(reply->line_count, <=, PST_SMTP_RESPONSE_LINES_MAX);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -261,7 +261,7 @@ static void on_auth(PstSmtpConnection *connection, PstSmtpResponse *reply) {
   const char *user = opening->login->user;
   if (!connection->broken && reply->code == 334 && opening->round < 10) {
     opening->round++;
-    const char *challenge = reply->lines->len > 0 ? reply->lines->pdata[0] : "";
+    const char *challenge = reply->line_count > 0 ? reply->lines[0] : "";
     g_clear_error(&opening->sasl_error);
     g_autofree char *line =
         pst_sasl_client_step(opening->sasl, challenge, &opening->sasl_error);
@@ -431,7 +431,7 @@ static void after_first_hello(PstSmtpConnection *connection,
  * itself through its MX records). */
 static gboolean greeting_is_ours(const PstSmtpResponse *greeting,
                                  const char *helo_name) {
-  const char *text = greeting->lines->len > 0 ? greeting->lines->pdata[0] : "";
+  const char *text = greeting->line_count > 0 ? greeting->lines[0] : "";
   gsize length = strcspn(text, " ");
   return length == strlen(helo_name) &&
          g_ascii_strncasecmp(text, helo_name, length) == 0;

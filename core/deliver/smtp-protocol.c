@@ -25,8 +25,6 @@ void pst_smtp_response_free(PstSmtpResponse *reply) {
   /* Another holder keeps it (the value before the decrement). */
   if (g_atomic_int_add(&reply->shared, -1) > 0)
     return;
-  g_free(reply->text);
-  g_clear_pointer(&reply->lines, g_ptr_array_unref);
   g_free(reply);
 }
 
@@ -39,15 +37,48 @@ static PstSmtpResponse *reply_share(const PstSmtpResponse *reply) {
   return shared;
 }
 
+/* The reply in one allocation: the struct, `count` line pointers, the
+ * text, then each line (starts[i], lengths[i] octets: not necessarily
+ * NUL-terminated), each NUL-terminated. */
+static PstSmtpResponse *reply_new(guint code, const char *enhanced,
+                                  const char *text, gsize text_length,
+                                  const char *const *starts,
+                                  const gsize *lengths, guint count) {
+  gsize size = sizeof(PstSmtpResponse) + count * sizeof(char *) +
+               text_length + 1;
+  for (guint i = 0; i < count; i++)
+    size += lengths[i] + 1;
+  PstSmtpResponse *reply = g_malloc(size);
+  *reply = (PstSmtpResponse){.code = code, .line_count = count};
+  g_strlcpy(reply->enhanced, enhanced, sizeof reply->enhanced);
+  const char **lines = (const char **)(reply + 1);
+  char *strings = (char *)(lines + count);
+  reply->text = memcpy(strings, text, text_length);
+  strings[text_length] = '\0';
+  strings += text_length + 1;
+  for (guint i = 0; i < count; i++) {
+    lines[i] = memcpy(strings, starts[i], lengths[i]);
+    strings[lengths[i]] = '\0';
+    strings += lengths[i] + 1;
+  }
+  reply->lines = lines;
+  return reply;
+}
+
 PstSmtpResponse *pst_smtp_response_new(guint code, const char *enhanced,
                                        const char *text) {
-  PstSmtpResponse *reply = g_new0(PstSmtpResponse, 1);
-  reply->code = code;
-  g_strlcpy(reply->enhanced, enhanced, sizeof reply->enhanced);
-  reply->text = g_strndup(text, PST_SMTP_RESPONSE_TEXT_MAX);
-  reply->lines = g_ptr_array_new_with_free_func(g_free);
-  g_ptr_array_add(reply->lines, g_strdup(reply->text));
-  return reply;
+  gsize length = strnlen(text, PST_SMTP_RESPONSE_TEXT_MAX);
+  return reply_new(code, enhanced, text, length, &text, &length, 1);
+}
+
+PstSmtpResponse *pst_smtp_response_new_lines(guint code, const char *enhanced,
+                                             const char *text,
+                                             const char *const *lines,
+                                             guint count) {
+  g_autofree gsize *lengths = g_new(gsize, count);
+  for (guint i = 0; i < count; i++)
+    lengths[i] = strlen(lines[i]);
+  return reply_new(code, enhanced, text, strlen(text), lines, lengths, count);
 }
 
 char *pst_smtp_response_to_string(const PstSmtpResponse *reply) {
@@ -112,12 +143,14 @@ static gsize line_measure(const char *start, gsize available, gsize *next_r) {
 }
 
 /* The reply from the `count` lines in data[0, length) (each "DDD[ -]text"
- * up to its LF, validated): one copy per line, the text built in place. */
+ * up to its LF, validated): the text built in place, then one allocation
+ * (reply_new()). */
 static PstSmtpResponse *reply_build(const char *data, gsize length,
                                     guint count) {
-  PstSmtpResponse *reply = g_new0(PstSmtpResponse, 1);
-  reply->code = (guint)g_ascii_strtoull(data, NULL, 10) % 1000;
-  reply->lines = g_ptr_array_new_full(count, g_free);
+  guint code = (guint)g_ascii_strtoull(data, NULL, 10) % 1000;
+  char enhanced[G_SIZEOF_MEMBER(PstSmtpResponse, enhanced)] = "";
+  const char *starts[PST_SMTP_RESPONSE_LINES_MAX];
+  gsize lengths[PST_SMTP_RESPONSE_LINES_MAX];
   char text[PST_SMTP_RESPONSE_TEXT_MAX + 1];
   gsize text_length = 0;
   const char *line = data;
@@ -125,13 +158,16 @@ static PstSmtpResponse *reply_build(const char *data, gsize length,
     gsize next = 0;
     gsize line_length =
         line_measure(line, length - (gsize)(line - data), &next);
-    char *copy =
-        line_length > 3 ? g_strndup(line + 4, line_length - 4) : g_strdup("");
-    g_ptr_array_add(reply->lines, copy);
-    const char *body = copy;
+    starts[i] = line_length > 3 ? line + 4 : "";
+    lengths[i] = line_length > 3 ? line_length - 4 : 0;
+    /* The line's text ends at its end (no NUL: the parser refused them). */
+    char body_copy[PST_SMTP_RESPONSE_LINE_MAX + 1];
+    memcpy(body_copy, starts[i], lengths[i]);
+    body_copy[lengths[i]] = '\0';
+    const char *body = body_copy;
     gsize skip = enhanced_length(body, data[0]);
-    if (skip > 0 && reply->enhanced[0] == '\0')
-      g_strlcpy(reply->enhanced, body, MIN(skip + 1, sizeof reply->enhanced));
+    if (skip > 0 && enhanced[0] == '\0')
+      g_strlcpy(enhanced, body, MIN(skip + 1, sizeof enhanced));
     body += skip;
     while (*body == ' ')
       body++;
@@ -141,10 +177,9 @@ static PstSmtpResponse *reply_build(const char *data, gsize length,
     append_printable(text, &text_length, body);
     line += next;
   }
-  if (reply->enhanced[0] == '\0')
-    memcpy(reply->enhanced, (char[]){data[0], '.', '0', '.', '0', '\0'}, 6);
-  reply->text = g_strndup(text, text_length);
-  return reply;
+  if (enhanced[0] == '\0')
+    memcpy(enhanced, (char[]){data[0], '.', '0', '.', '0', '\0'}, 6);
+  return reply_new(code, enhanced, text, text_length, starts, lengths, count);
 }
 
 /* The lines are checked where they are, without a copy; only a complete
@@ -216,8 +251,8 @@ void pst_smtp_extensions_parse(const PstSmtpResponse *ehlo,
       {"DSN", PST_SMTP_EXT_DSN},
   };
   memset(extensions, 0, sizeof *extensions);
-  for (guint i = 1; ehlo->lines != NULL && i < ehlo->lines->len; i++) {
-    g_auto(GStrv) words = g_strsplit(ehlo->lines->pdata[i], " ", 0);
+  for (guint i = 1; i < ehlo->line_count; i++) {
+    g_auto(GStrv) words = g_strsplit(ehlo->lines[i], " ", 0);
     if (words[0] == NULL)
       continue;
     for (gsize k = 0; k < G_N_ELEMENTS(known); k++) {

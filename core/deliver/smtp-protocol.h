@@ -32,16 +32,21 @@ G_BEGIN_DECLS
 #define PST_SMTP_RESPONSE_TEXT_MAX 400  /* octets of text kept for logs, DSNs  \
                                          */
 
+/* A reply is one allocation: the struct, then its line pointers, text
+ * and lines (the client parses four per relayed message; five allocations
+ * each cost more than the parsing).  Made only by the functions below. */
 typedef struct {
   guint code;        /* 200..599 */
   char enhanced[16]; /* "5.1.1": the server's, or derived from the code */
-  char *text;        /* owned: every line's text after the enhanced code,
-                      * joined by " ", printable ASCII only, at most
+  const char *text;  /* in the reply: every line's text after the enhanced
+                      * code, joined by " ", printable ASCII only, at most
                       * PST_SMTP_RESPONSE_TEXT_MAX octets */
-  GPtrArray *lines;  /* owned, of char*: each line after "DDD-", raw but
-                      * without CR/LF and NUL (for EHLO keywords) */
-  gint shared;       /* holders besides the first (0 as made by g_new0):
-                      * a transaction keeps the replies it is given that
+  const char *const *lines; /* in the reply, `line_count` of them: each
+                             * line after "DDD-", raw but without CR/LF
+                             * and NUL (for EHLO keywords) */
+  guint line_count;
+  gint shared;       /* holders besides the first (0 as made): a
+                      * transaction keeps the replies it is given that
                       * way, not as copies; a reply is never changed once
                       * made */
 } PstSmtpResponse;
@@ -51,9 +56,16 @@ void pst_smtp_response_free(PstSmtpResponse *reply);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstSmtpResponse, pst_smtp_response_free)
 /* "550 5.1.1 text" (a new string). */
 char *pst_smtp_response_to_string(const PstSmtpResponse *reply);
-/* A reply made by us (a connection failure, a local refusal). */
+/* A reply made by us (a connection failure, a local refusal): one line,
+ * `text` (bounded to PST_SMTP_RESPONSE_TEXT_MAX octets). */
 PstSmtpResponse *pst_smtp_response_new(guint code, const char *enhanced,
                                        const char *text);
+/* A reply of `count` lines, its text and enhanced code as given (at most
+ * 15 octets kept): copies of them all. */
+PstSmtpResponse *pst_smtp_response_new_lines(guint code, const char *enhanced,
+                                             const char *text,
+                                             const char *const *lines,
+                                             guint count);
 
 typedef enum {
   PST_SMTP_PARSE_OK = 0,    /* *reply_r set, *consumed_r octets used */

@@ -103,18 +103,18 @@ static void ref_append_printable(GString *out, const char *text) {
 
 /* The reply from its lines (each "DDD[ -]text", validated). */
 static PstSmtpResponse *ref_reply_build(GPtrArray *lines) {
-  PstSmtpResponse *reply = g_new0(PstSmtpResponse, 1);
   const char *first = lines->pdata[0];
-  reply->code = (guint)g_ascii_strtoull(first, NULL, 10) % 1000;
-  reply->lines = g_ptr_array_new_with_free_func(g_free);
+  guint code = (guint)g_ascii_strtoull(first, NULL, 10) % 1000;
+  char enhanced[16] = "";
+  g_autoptr(GPtrArray) bodies = g_ptr_array_new();
   GString *text = g_string_new(NULL);
   for (guint i = 0; i < lines->len; i++) {
     const char *line = lines->pdata[i];
     const char *body = strlen(line) > 3 ? line + 4 : "";
-    g_ptr_array_add(reply->lines, g_strdup(body));
+    g_ptr_array_add(bodies, (gpointer)body);
     gsize skip = ref_enhanced_length(body, first[0]);
-    if (skip > 0 && reply->enhanced[0] == '\0')
-      g_strlcpy(reply->enhanced, body, MIN(skip + 1, sizeof reply->enhanced));
+    if (skip > 0 && enhanced[0] == '\0')
+      g_strlcpy(enhanced, body, MIN(skip + 1, sizeof enhanced));
     body += skip;
     while (*body == ' ')
       body++;
@@ -123,10 +123,12 @@ static PstSmtpResponse *ref_reply_build(GPtrArray *lines) {
       g_string_append_c(text, ' ');
     ref_append_printable(text, body);
   }
-  if (reply->enhanced[0] == '\0')
-    g_snprintf(reply->enhanced, sizeof reply->enhanced, "%c.0.0", first[0]);
-  reply->text = g_string_free(text, FALSE);
-  return reply;
+  if (enhanced[0] == '\0')
+    g_snprintf(enhanced, sizeof enhanced, "%c.0.0", first[0]);
+  g_autofree char *joined = g_string_free(text, FALSE);
+  return pst_smtp_response_new_lines(code, enhanced, joined,
+                                     (const char *const *)bodies->pdata,
+                                     bodies->len);
 }
 
 static PstSmtpParseStatus
@@ -193,9 +195,9 @@ static void reply_parse_compare(const char *data, gsize length) {
     g_assert_cmpuint(got->code, ==, want->code);
     g_assert_cmpstr(got->enhanced, ==, want->enhanced);
     g_assert_cmpstr(got->text, ==, want->text);
-    g_assert_cmpuint(got->lines->len, ==, want->lines->len);
-    for (guint i = 0; i < got->lines->len; i++)
-      g_assert_cmpstr(got->lines->pdata[i], ==, want->lines->pdata[i]);
+    g_assert_cmpuint(got->line_count, ==, want->line_count);
+    for (guint i = 0; i < got->line_count; i++)
+      g_assert_cmpstr(got->lines[i], ==, want->lines[i]);
   }
   pst_smtp_response_free(got);
   pst_smtp_response_free(want);
@@ -268,7 +270,7 @@ static void test_reply_limits(void) {
                                           &reply, &problem),
                   ==, PST_SMTP_PARSE_OK);
   g_assert_cmpuint(strlen(reply->text), <=, PST_SMTP_RESPONSE_TEXT_MAX);
-  g_assert_cmpuint(reply->lines->len, ==, 21);
+  g_assert_cmpuint(reply->line_count, ==, 21);
   pst_smtp_response_free(reply);
   g_string_free(wide, TRUE);
 }
