@@ -59,17 +59,8 @@ struct _PstMessage {
   GPtrArray *graveyard; /* owned: what edits replaced, freed with us */
 };
 
-static void field_free(PstHeaderField *field) {
-  g_free(field->name);
-  g_free(field->value);
-  g_free(field);
-}
-
 static PstHeaderField *field_new(const char *name, const char *value) {
-  PstHeaderField *field = g_new0(PstHeaderField, 1);
-  field->name = g_strdup(name);
-  field->value = g_strdup(value);
-  return field;
+  return pst_header_field_new(name, strlen(name), value, strlen(value));
 }
 
 PstMessage *pst_message_new(const char *queue_id, GPtrArray *fields,
@@ -88,7 +79,7 @@ PstMessage *pst_message_new(const char *queue_id, GPtrArray *fields,
               g_strerror(errno));
   g_mutex_init(&message->lock);
   message->fields = fields;
-  g_ptr_array_set_free_func(fields, (GDestroyNotify)field_free);
+  g_ptr_array_set_free_func(fields, (GDestroyNotify)pst_header_field_free);
   message->graveyard = g_ptr_array_new_with_free_func(g_free);
   message->recipients = g_ptr_array_new_with_free_func(g_free);
   message->sender = g_strdup(envelope ? envelope->sender : "");
@@ -304,9 +295,7 @@ PST_API gboolean pst_message_insert_header(PstMessage *message, guint index,
 /* Moves the field at `index` to the graveyard.  Locked. */
 static PstHeaderField *header_bury(PstMessage *message, guint index) {
   PstHeaderField *field = g_ptr_array_index(message->fields, index);
-  g_ptr_array_add(message->graveyard, field->name);
-  g_ptr_array_add(message->graveyard, field->value);
-  g_ptr_array_add(message->graveyard, field);
+  g_ptr_array_add(message->graveyard, field); /* its strings are in it */
   return field;
 }
 

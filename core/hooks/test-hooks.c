@@ -1412,10 +1412,10 @@ static GPtrArray *fields_new(void) {
                             {"Subject", "Hello"},
                             {"received", "from c"}};
   for (guint i = 0; i < G_N_ELEMENTS(pairs); i++) {
-    PstHeaderField *field = g_new0(PstHeaderField, 1);
-    field->name = g_strdup(pairs[i][0]);
-    field->value = g_strdup(pairs[i][1]);
-    g_ptr_array_add(fields, field);
+    g_ptr_array_add(fields, pst_header_field_new(pairs[i][0],
+                                                 strlen(pairs[i][0]),
+                                                 pairs[i][1],
+                                                 strlen(pairs[i][1])));
   }
   return fields;
 }

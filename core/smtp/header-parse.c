@@ -1,7 +1,8 @@
 /* header-parse.c - the header fields at the start of a message (RFC 5322).
  *
  * Entry points: pst_header_parse(), pst_header_name_is_valid(),
- * pst_header_field_free().  The session calls it on the received message
+ * pst_header_field_new() and _free() (a field is one allocation with its
+ * strings).  The session calls it on the received message
  * at EOM (for plugins, Received: and the header size limit), the queue on
  * a spooled message.
  *
@@ -32,11 +33,19 @@ typedef struct {
   gsize value_start, value_end;
 } OpenField;
 
+PstHeaderField *pst_header_field_new(const char *name, gsize name_length,
+                                     const char *value, gsize value_length) {
+  PstHeaderField *field =
+      g_malloc(sizeof *field + name_length + 1 + value_length + 1);
+  char *strings = (char *)(field + 1);
+  field->name = memcpy(strings, name, name_length);
+  field->name[name_length] = '\0';
+  field->value = memcpy(strings + name_length + 1, value, value_length);
+  field->value[value_length] = '\0';
+  return field;
+}
+
 void pst_header_field_free(PstHeaderField *field) {
-  if (field == NULL)
-    return;
-  g_free(field->name);
-  g_free(field->value);
   g_free(field);
 }
 
@@ -57,12 +66,11 @@ gboolean pst_header_name_is_valid(const char *name) {
 static void field_close(const guint8 *data, OpenField *field,
                         GPtrArray *fields) {
   if (field->open && field->kept) {
-    PstHeaderField *header = g_new0(PstHeaderField, 1);
-    header->name = g_strndup((const char *)data + field->name_start,
-                             field->name_end - field->name_start);
-    header->value = g_strndup((const char *)data + field->value_start,
-                              field->value_end - field->value_start);
-    g_ptr_array_add(fields, header);
+    g_ptr_array_add(fields, pst_header_field_new(
+                                (const char *)data + field->name_start,
+                                field->name_end - field->name_start,
+                                (const char *)data + field->value_start,
+                                field->value_end - field->value_start));
   }
   field->open = FALSE;
 }

@@ -301,13 +301,20 @@ const PstSmtpReply *pst_data_fault_reply(guint faults);
 
 /* --- Header fields ------------------------------------------------------ */
 
+/* One allocation: the struct, then its name and value (a message's fields
+ * cost three allocations each before).  Made by pst_header_field_new(),
+ * freed by pst_header_field_free() (g_free() does the same). */
 typedef struct {
-  char *name;  /* owned, as sent (white space before the colon, allowed by
-                * RFC 5322 obs-optional, is dropped) */
-  char *value; /* owned: after "name:" and one optional space, folding kept
-                * (CRLF + WSP), final CRLF removed */
+  char *name;  /* in the field: as sent (white space before the colon,
+                * allowed by RFC 5322 obs-optional, is dropped) */
+  char *value; /* in the field: after "name:" and one optional space,
+                * folding kept (CRLF + WSP), final CRLF removed */
 } PstHeaderField;
 
+/* A field of the `name_length` octets at `name` and the `value_length`
+ * at `value` (copied; no NUL needed after either). */
+PstHeaderField *pst_header_field_new(const char *name, gsize name_length,
+                                     const char *value, gsize value_length);
 void pst_header_field_free(PstHeaderField *field);
 
 /* --- Authentication-Results (auth-results.c) ---------------------------- */
