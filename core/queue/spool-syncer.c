@@ -101,6 +101,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "queue/spool-completion.h"
 #include "queue/spool-private.h"
 #include "queue/spool-syncer.h"
 
@@ -123,6 +124,7 @@ struct _PstSpoolSyncer {
   gpointer sync_data;
   PstSpoolStats stats;
   GThread *thread; /* owned */
+  PstSpoolCompletions *completions; /* owned: step 5 */
 
   /* Concurrent fdatasync() within a batch (syncer_sync_files). */
   guint sync_threads;   /* the knob, under `lock` */
@@ -156,7 +158,8 @@ struct _PstSpoolSyncer {
    * fdatasync no journal commit (see below). */
   GQueue spares;         /* of PstSpoolSpare*, owned: durable, ready */
   GQueue fresh;          /* of PstSpoolSpare*, owned: name not yet durable */
-  guint spares_serial;   /* for their names */
+  guint spares_serial;   /* for their names ... */
+  int pid;               /* ... with the process id, taken once */
   guint spares_making;   /* being made by the spare thread */
   gboolean spares_stuck; /* creating one failed; retried after a batch */
   gboolean spares_asked; /* a writer wanted one: we run as the right user */
@@ -326,7 +329,7 @@ static gboolean spare_fill(int fd, guint64 size) {
  * failure, nothing left behind. */
 static PstSpoolSpare *spare_create(PstSpoolSyncer *syncer, guint serial,
                                    guint64 size) {
-  g_autofree char *name = g_strdup_printf("spare.%d.%u", (int)getpid(), serial);
+  g_autofree char *name = g_strdup_printf("spare.%d.%u", syncer->pid, serial);
   int fd = openat(syncer->tmp_dir_fd, name,
                   O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
@@ -924,43 +927,6 @@ static guint syncer_write_and_sync(PstSpoolSyncer *syncer,
   return syncs;
 }
 
-/* Runs on the task's main context: every callback of one batch. */
-static gboolean syncer_complete_batch(gpointer data) {
-  GPtrArray *done = data;
-  for (guint i = 0; i < done->len; i++) {
-    PstSpoolCommit *commit = done->pdata[i];
-    if (commit->error != NULL)
-      g_task_return_error(commit->task, g_steal_pointer(&commit->error));
-    else
-      g_task_return_boolean(commit->task, TRUE);
-  }
-  return G_SOURCE_REMOVE;
-}
-
-/* Step 5: one idle source per main context in the batch. */
-static void syncer_dispatch(GPtrArray *batch) {
-  while (batch->len > 0) {
-    PstSpoolCommit *first = batch->pdata[0];
-    GMainContext *context = g_task_get_context(first->task);
-    GPtrArray *done =
-        g_ptr_array_new_with_free_func((GDestroyNotify)pst_spool_commit_free);
-    for (guint i = 0; i < batch->len;) {
-      PstSpoolCommit *commit = batch->pdata[i];
-      if (g_task_get_context(commit->task) == context)
-        g_ptr_array_add(done, g_ptr_array_steal_index(batch, i));
-      else
-        i++;
-    }
-    GSource *source = g_idle_source_new();
-    g_source_set_priority(source, G_PRIORITY_DEFAULT);
-    g_source_set_callback(source, syncer_complete_batch, done,
-                          (GDestroyNotify)g_ptr_array_unref);
-    g_source_set_static_name(source, "pst-spool-commit");
-    g_source_attach(source, context);
-    g_source_unref(source);
-  }
-}
-
 /* Makes the helper pool match the knob; pools change only between the
  * syncer thread's batches, and never while the second thread runs one
  * (it waits for that), so a thread is never created per message.  On the
@@ -1028,7 +994,8 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *commits) {
   }
   gboolean make = syncer->spare_sleeping && syncer_spares_needed(syncer) > 0;
   g_mutex_unlock(&syncer->lock);
-  syncer_dispatch(commits);
+  /* Step 5. */
+  pst_spool_completions_push(syncer->completions, commits);
   if (make)
     g_cond_signal(&syncer->spare_wake);
 }
@@ -1150,6 +1117,7 @@ static void syncer_clear(PstSpoolSyncer *syncer) {
   g_cond_clear(&syncer->spare_wake);
   g_cond_clear(&syncer->spare_synced);
   g_hash_table_unref(syncer->departed);
+  pst_spool_completions_free(syncer->completions);
   g_free(syncer);
 }
 
@@ -1182,6 +1150,8 @@ PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
   syncer->target_fds[0] = queue_dir_fd;
   syncer->target_fds[1] = hold_dir_fd;
   syncer->departed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  syncer->completions = pst_spool_completions_new();
+  syncer->pid = (int)getpid();
   syncer->sync_delay = PST_SPOOL_DIRECTORY_SYNC_DELAY_MS * 1000;
   g_queue_init(&syncer->spares);
   g_queue_init(&syncer->fresh);
@@ -1204,9 +1174,11 @@ PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
     syncer_clear(syncer);
     return NULL;
   }
-  /* Without it, the spare thread syncs them one at a time. */
+  /* Without it, the spare thread syncs them one at a time.  Its own
+   * threads, kept: GLib's shared pool keeps only two idle ones, so most
+   * of a chunk's would be made again for the next chunk. */
   syncer->spare_syncers = g_thread_pool_new(spare_sync_one, syncer,
-                                            SPARE_SYNC_THREADS, FALSE, NULL);
+                                            SPARE_SYNC_THREADS, TRUE, NULL);
   syncer->spare_thread =
       g_thread_try_new("pst-spool-spare", syncer_spare_thread, syncer, error);
   if (syncer->spare_thread == NULL) {

@@ -14,8 +14,8 @@
  * trailer, the footer) and the GTask to complete.  One thread takes every
  * commit waiting, writes them, starts writeback for all, fdatasyncs each,
  * renames each into its queue, and completes the tasks on their own main
- * contexts, one idle source per context and batch: one journal commit per
- * message.  While it runs a batch, a second thread takes the commits that
+ * contexts, through one source per context kept for the spool's life
+ * (spool-completion.h): one journal commit per message.  While it runs a batch, a second thread takes the commits that
  * arrive as a batch of their own, so that they do not wait for the first
  * batch to end before their fdatasyncs start.  The fsync of queue/ or hold/
  * after the renames is deferred and batched (see spool-syncer.c: until then a
