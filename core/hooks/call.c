@@ -21,7 +21,8 @@
  * the plugin's is held from the hook's start until it returns a verdict or,
  * when it returned PENDING, until its first pst_call_complete().  The last
  * reference frees the call on the main thread (a worker's last unref is
- * posted there), because freeing may shut its plugin down.
+ * posted there, and so is the plugin's, dropped inside its own
+ * pst_call_complete()), because freeing may shut its plugin down.
  */
 #define G_LOG_DOMAIN "postilion"
 
@@ -209,19 +210,27 @@ static PstCall *call_ref(PstCall *call) {
   return call;
 }
 
-static void call_unref(PstCall *call) {
+/* `in_plugin`: the caller is plugin code (pst_call_complete()), which
+ * freeing must not unload under its own feet. */
+static void call_unref_full(PstCall *call, gboolean in_plugin) {
   if (!g_atomic_int_dec_and_test(&call->ref_count))
     return;
-  if (g_thread_self() == call->owner_thread) {
+  if (!in_plugin && g_thread_self() == call->owner_thread) {
     call_free(call);
     return;
   }
-  /* Freeing may unload plugins: never on a plugin's worker thread. */
+  /* Freeing may unload plugins: never on a plugin's worker thread, nor
+   * inside a plugin's own callback (a main-loop timer that completes the
+   * last call of a plugin whose set is gone). */
   GSource *source = g_idle_source_new();
   g_source_set_priority(source, G_PRIORITY_DEFAULT);
   g_source_set_callback(source, call_free_cb, call, NULL);
   g_source_attach(source, call->context);
   g_source_unref(source);
+}
+
+static void call_unref(PstCall *call) {
+  call_unref_full(call, FALSE);
 }
 
 PstCall *pst_call_new(PstStage stage, PstSession *session,
@@ -611,7 +620,7 @@ PST_API gboolean pst_call_complete(PstCall *call, PstVerdict verdict) {
               "completed a %s call after the client left: ignored",
               pst_stage_to_string(call->stage));
   if (release)
-    call_unref(call);
+    call_unref_full(call, TRUE);
   return accepted;
 }
 

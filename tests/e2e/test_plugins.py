@@ -611,6 +611,38 @@ def test_reload_refused_by_a_plugin_keeps_the_old_chain(postiliond):
     assert daemon.running()
 
 
+def test_reload_unloading_a_plugin_whose_timer_holds_its_last_call(postiliond):
+    """The RCPT call times out (200 ms) while testpolicy's main-loop timer
+    still holds it; the session ends and a SIGHUP drops testpolicy from
+    the list, so that call is all that keeps it loaded.  When the timer
+    fires, its pst_call_complete() drops the last reference: the plugin
+    must be shut down and unloaded after the timer's callback returns,
+    not inside it (the daemon crashed returning into the unloaded code)."""
+    delay_ms = int(scaled(3) * 1000)
+    daemon = start(postiliond, ["testpolicy"],
+                   policy(rcpt="accept", rcpt_mode="timer",
+                          rcpt_delay=f"{delay_ms}ms"),
+                   {"plugin:testpolicy": {"timeout": "200ms"}})
+    with daemon.connect() as client:
+        session_to(client, "rcpt")
+        assert stage_command(client, "rcpt").last == POLICY_UNAVAILABLE
+        assert client.cmd("QUIT").code == 221
+    daemon.wait_log(r"disconnect from")
+    mark = daemon.log_mark()
+    daemon.reload(config=merged({"plugins": {"load": ["testpolicy2"]}},
+                                policy("testpolicy2", mail="continue")),
+                  wait=0)
+    daemon.wait_log(r"reload: new sessions use", since=mark)
+    assert "plugin testpolicy: stopped" not in daemon.log_text()
+    daemon.wait_log(r"plugin testpolicy: rcpt: timer completion refused",
+                    since=mark, timeout=scaled(3) + 5)
+    daemon.wait_log(r"plugin testpolicy: stopped", since=mark)
+    with daemon.connect() as client:
+        session_to(client, "mail")
+        assert stage_command(client, "mail").code == 250
+    assert daemon.running()
+
+
 def test_reload_loading_a_new_plugin(postiliond):
     daemon = start(postiliond, ["testpolicy"], policy(mail="continue"))
     mark = daemon.log_mark()
