@@ -80,9 +80,15 @@ pst_plugin_set_load_builtin(PstConfig *config,
                             const PstPluginDescriptor *const *descriptors,
                             GError **error);
 PstPluginSet *pst_plugin_set_ref(PstPluginSet *set);
-/* The last unref calls every plugin's shutdown() and unloads them. */
+/* The last unref calls every plugin's shutdown() and unloads them, but
+ * for those a call still holds (a plugin's worker that has not completed
+ * it, or whose completion's release waits for the main loop): they go
+ * with their last call. */
 void pst_plugin_set_unref(PstPluginSet *set);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstPluginSet, pst_plugin_set_unref)
+/* How many plugin instances are loaded; their names, ", "-separated, are
+ * appended to `names` (nullable).  Main thread. */
+guint pst_plugin_count_loaded(GString *names);
 
 /* Writes the effective chain per listener and stage, for `postilion
  * plugins` and `postiliond --check -v`: one line per hook,

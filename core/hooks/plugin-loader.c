@@ -575,6 +575,20 @@ PstPlugin *pst_plugin_set_find_provider(PstPluginSet *set, PstServiceKind kind,
   return found;
 }
 
+guint pst_plugin_count_loaded(GString *names) {
+  if (live == NULL)
+    return 0;
+  if (names != NULL) {
+    GHashTableIter iter;
+    gpointer value;
+    g_hash_table_iter_init(&iter, live);
+    while (g_hash_table_iter_next(&iter, NULL, &value))
+      g_string_append_printf(names, "%s%s", names->len > 0 ? ", " : "",
+                             ((PstPlugin *)value)->name);
+  }
+  return g_hash_table_size(live);
+}
+
 PstPlugin *pst_plugin_find_live_provider(PstServiceKind kind,
                                          PstPlugin *except) {
   if (live == NULL)

@@ -379,8 +379,13 @@ static void daemon_terminate(PstDaemon *daemon) {
   pst_server_stop(daemon->server, daemon_stopped, daemon);
 }
 
-/* SIGHUP reloads; SIGTERM and SIGINT stop. */
+/* SIGHUP reloads; SIGTERM and SIGINT stop.  Ignored once the server is
+ * gone: daemon_free() still runs the main context while it waits for the
+ * delivery attempts and the plugins' calls under way. */
 static void daemon_signal(int signum, gpointer user_data) {
+  PstDaemon *daemon = user_data;
+  if (daemon->server == NULL)
+    return;
   if (signum == SIGHUP)
     daemon_reload(user_data);
   else
@@ -481,6 +486,38 @@ static gboolean daemon_start(PstDaemon *daemon, GError **error) {
   return TRUE;
 }
 
+static gboolean daemon_flag_set(gpointer user_data) {
+  *(gboolean *)user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* After the last generation: a plugin that a call still holds (its worker
+ * thread has not completed the call yet, or the release that follows the
+ * completion is posted to the main context) is still loaded, and its
+ * shutdown() (which waits for its threads) has not run.  Runs the main
+ * context until the last such call is released, for at most [server]
+ * timeout_shutdown more: the sessions' calls were cancelled when they were
+ * closed, so a plugin that honours its cancellable completes soon. */
+static void daemon_unload_plugins(PstDaemon *daemon) {
+  if (pst_plugin_count_loaded(NULL) == 0)
+    return;
+  GMainContext *context = g_main_loop_get_context(daemon->loop);
+  guint limit_ms = daemon->config->server.timeout_shutdown_ms;
+  gboolean expired = FALSE;
+  GSource *timer = g_timeout_source_new(limit_ms);
+  g_source_set_callback(timer, daemon_flag_set, &expired, NULL);
+  g_source_attach(timer, context);
+  while (!expired && pst_plugin_count_loaded(NULL) > 0)
+    g_main_context_iteration(context, TRUE);
+  g_source_destroy(timer);
+  g_source_unref(timer);
+  g_autoptr(GString) names = g_string_new(NULL);
+  if (pst_plugin_count_loaded(names) > 0)
+    g_warning("shutdown: plugins still hold calls after %u ms, exiting "
+              "without their shutdown(): %s",
+              limit_ms, names->str);
+}
+
 static void daemon_free(PstDaemon *daemon) {
   g_clear_pointer(&daemon->server, pst_server_free);
   g_clear_pointer(&daemon->control, pst_control_free);
@@ -493,6 +530,8 @@ static void daemon_free(PstDaemon *daemon) {
    * lookups in flight, which are plugin code. */
   pst_dns_stop();
   g_clear_pointer(&daemon->generation, pst_generation_unref);
+  if (daemon->loop != NULL && daemon->config != NULL)
+    daemon_unload_plugins(daemon);
   /* Waits for every commit already handed to the syncer. */
   g_clear_pointer(&daemon->spool, pst_spool_close);
   g_clear_pointer(&daemon->config, pst_config_unref);

@@ -375,19 +375,28 @@ def test_check_config_names_a_bad_nameserver(postiliond):
     assert "nameservers" in stderr and "not-an-address" in stderr
 
 
-def test_sigterm_with_lookups_in_flight(dns_daemon):
+def test_sigterm_with_lookups_in_flight(dns_daemon, testdns):
     """Async and blocking lookups still waiting when the daemon stops end
     with a callback each (cancelled, or "resolver stopped"), and the
     daemon exits cleanly.  This needs the daemon to call pst_dns_stop()
     while the plugins are still loaded (before it drops its plugin set):
-    the last callbacks run inside pst_dns_stop(), in plugin code."""
+    the last callbacks run inside pst_dns_stop(), in plugin code.  The
+    blocking lookup's worker thread logs its line after the session's
+    close cancelled it: the daemon waits for the worker's call before it
+    unloads dnsprobe and exits (it once exited first, now and then)."""
     daemon = dns_daemon(dns={"timeout": "5s"})
     with daemon.connect() as burst, daemon.connect() as sync:
         burst.ehlo()
         burst.line("MAIL FROM:<burst50-a@timeout.test>")
         sync.ehlo()
         sync.line("MAIL FROM:<sync-a@stop.timeout.test>")
-        time.sleep(0.2)
+        # Both are in flight once the DNS server got their queries (the
+        # burst sends its 50 in one go; timeout.test never answers).
+        deadline = time.monotonic() + scaled(5)
+        while not (testdns.queries("stop.timeout.test", "A") and
+                   testdns.queries("i49.timeout.test", "A")):
+            assert time.monotonic() < deadline, daemon.log_text()
+            time.sleep(0.02)
         assert daemon.stop() == 0
     log = daemon.log_text()
     assert re.search(r"mail burst 50 A timeout\.test: .*cancelled=50", log)

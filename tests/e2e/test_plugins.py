@@ -463,6 +463,30 @@ def test_shutdown_with_a_pending_call(postiliond):
     client.close()
 
 
+def test_shutdown_waits_for_a_worker_holding_a_call(postiliond):
+    """A worker thread still holds a MAIL call when the grace period ends
+    (it completes 1 s later, cancelled or not): the daemon waits for its
+    completion and then runs the plugin's shutdown(), which joins the
+    thread, before it exits.  It used to exit at once: the call's plugin
+    reference kept the plugin loaded, so shutdown() never ran and the
+    worker's own log line was lost (or not, as the threads raced exit())."""
+    daemon = start(postiliond, ["testpolicy"],
+                   policy(mail="continue", mail_mode="thread",
+                          mail_delay="2s"),
+                   {"server": {"timeout_shutdown": "1s"},
+                    "plugin:testpolicy": {"timeout": "30s"}})
+    with daemon.connect() as client:
+        client.ehlo()
+        client.send(f"MAIL FROM:<{SENDER}>\r\n")
+        daemon.wait_log(rf"testpolicy: mail <{SENDER}> -> continue")
+        assert daemon.stop() == 0
+    log = daemon.log_text()
+    assert "closing 1 sessions after the grace period" in log, log
+    completion = log.find("plugin testpolicy: mail: thread completion refused")
+    stopped = log.find("plugin testpolicy: stopped")
+    assert 0 <= completion < stopped, log
+
+
 # --- events ---------------------------------------------------------------
 
 
