@@ -31,6 +31,8 @@ PACKAGES=(
   fuse3 python3-pyfuse3 python3-trio
   # tests: python3 with Debian's modules, SMTP client, TLS clients, DNS
   python3 python3-pytest python3-dnslib python3-dnspython python3-cryptography
+  # scripts/test.sh: the end-to-end tests in parallel workers (pytest -n)
+  python3-pytest-xdist
   swaks gnutls-bin openssl dns-root-data
   # tests/e2e/test_delivery_dovecot.py: a real LMTP server (Dovecot's lmtp)
   dovecot-lmtpd

@@ -5,7 +5,13 @@
 # 2. builds `build` (normal) and `build-asan` (-Db_sanitize=address,undefined);
 # 3. runs the meson tests (unit tests, fuzz corpus replays) and the pytest
 #    end-to-end suite (tests/e2e) against both builds, with every sanitizer
-#    report fatal;
+#    report fatal.  The e2e tests run in parallel: E2E_JOBS pytest-xdist
+#    workers (default 3 per core: a test mostly waits on the daemon, its
+#    timers and peers), a test file per worker at a time (--dist loadfile:
+#    a file's tests stay in order, in one process), then, alone, the tests
+#    marked `serial` (they measure timing or memory; tests/e2e/conftest.py);
+#    each pass writes its own JUnit XML.  E2E_JOBS=1 runs them all in one
+#    serial pass, as before: use it when debugging a test;
 # 4. then, as root only, the Debian packages' install test
 #    (tests/packaging: build the .debs, install, run, remove, purge);
 # 5. counts the results from meson's testlog.json (each TAP subtest counts)
@@ -15,14 +21,18 @@
 #    one failure, and its tests do not run).
 #
 # Environment: BUILDS="build build-asan" picks the builds; PYTEST_ARGS adds
-# pytest arguments (e.g. "-k smuggling -x"); JOBS sets build parallelism;
-# PACKAGE_TEST=0 skips the packages' install test.
+# pytest arguments (e.g. "-k smuggling -x"; not -m, which selects the
+# passes); JOBS sets build and meson test parallelism; E2E_JOBS the e2e
+# workers (1: serial); PACKAGE_TEST=0 skips the packages' install test.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILDS=${BUILDS:-"build build-asan"}
 JOBS=${JOBS:-$(nproc)}
+# e2e workers: the end-to-end tests mostly wait (on the daemon, timers,
+# peers): one pytest keeps about a quarter of one core busy.
+E2E_JOBS=${E2E_JOBS:-$((3 * $(nproc)))}
 PYTHON=/usr/bin/python3   # Debian's python3, with python3-pytest & co.
 export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in the source tree
 
@@ -43,6 +53,28 @@ build_failures=0
 declare -a RESULT_FILES=()
 
 step() { printf '\n==> %s\n' "$*"; }
+
+e2e_pass() {  # e2e_pass BUILD JUNIT-NAME [pytest arguments...]
+  local build=$1 junit="$1/meson-logs/$2" status started=$SECONDS
+  shift 2
+  rm -f "$junit"
+  # shellcheck disable=SC2086
+  POSTILION_BUILD="$ROOT/$build" "$PYTHON" -m pytest tests/e2e -q -p no:cacheprovider \
+    -o junit_family=xunit2 --junitxml="$junit" "$@" ${PYTEST_ARGS:-}
+  status=$?
+  echo "e2e $build ($*): exit $status, $((SECONDS - started)) s"
+  if [ ! -s "$junit" ]; then
+    echo "test.sh: pytest wrote no results (exit $status)" >&2
+    build_failures=$((build_failures + 1))
+    return
+  fi
+  RESULT_FILES+=("junit:$junit")
+  if [ "$status" -eq 5 ]; then
+    e2e_empty=$((e2e_empty + 1))
+  else
+    e2e_ran=$((e2e_ran + 1))
+  fi
+}
 
 if ! bash scripts/setup-debian.sh; then
   echo "test.sh: installing dependencies failed" >&2
@@ -71,6 +103,7 @@ for build in $BUILDS; do
     continue
   fi
 
+  e2e_ran=0 e2e_empty=0
   step "meson tests in $build"
   multiplier=1
   [ "$build" = build-asan ] && multiplier=3
@@ -78,20 +111,18 @@ for build in $BUILDS; do
     --num-processes "$JOBS"
   RESULT_FILES+=("meson:$build/meson-logs/testlog.json")
 
-  step "end-to-end tests against $build"
-  junit="$build/meson-logs/e2e-junit.xml"
-  rm -f "$junit"
-  # shellcheck disable=SC2086
-  POSTILION_BUILD="$ROOT/$build" "$PYTHON" -m pytest tests/e2e -q -p no:cacheprovider \
-    -o junit_family=xunit2 --junitxml="$junit" ${PYTEST_ARGS:-}
-  status=$?
-  if [ ! -s "$junit" ]; then
-    echo "test.sh: pytest wrote no results (exit $status)" >&2
-    build_failures=$((build_failures + 1))
+  if [ "$E2E_JOBS" -gt 1 ]; then
+    step "end-to-end tests against $build: $E2E_JOBS workers, then the serial ones"
+    e2e_pass "$build" e2e-junit.xml -n "$E2E_JOBS" --dist loadfile -m "not serial"
+    e2e_pass "$build" e2e-serial-junit.xml -m serial
   else
-    RESULT_FILES+=("junit:$junit")
-    # Exit 5 is "no tests collected": an empty suite is a failure here.
-    [ "$status" -eq 5 ] && build_failures=$((build_failures + 1))
+    step "end-to-end tests against $build"
+    e2e_pass "$build" e2e-junit.xml
+  fi
+  # Exit 5 is "no tests collected": an empty suite is a failure here (one
+  # pass of two may select nothing, e.g. with PYTEST_ARGS="-k smuggling").
+  if [ "$e2e_ran" -eq 0 ] && [ "$e2e_empty" -gt 0 ]; then
+    build_failures=$((build_failures + 1))
   fi
 done
 

@@ -28,12 +28,24 @@ Guarantees
     - Every test runs under a wall-clock limit (POSTILION_TEST_TIMEOUT
       seconds, default 90, scaled for sanitizer builds) enforced with
       SIGALRM, on top of the per-read deadlines of SMTPRaw.
+
+Running in parallel (pytest-xdist, as scripts/test.sh does)
+    -n N --dist loadfile -m "not serial", then -m "serial" alone.
+    loadfile keeps each file's tests in one worker, in file order (module
+    fixtures are not duplicated; a file's tests may share state).  Across
+    files, every test has its own directory, ports and peers: free_port()
+    claims each port in a directory every worker of the run shares
+    (POSTILION_PORT_CLAIMS, made here), so no two workers hand out the
+    same one.  Tests marked `serial` measure the daemon's timing or
+    memory, or load the machine on purpose: they must not share it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 
 import pytest
 
@@ -41,6 +53,22 @@ import harness
 from harness import Daemon, HarnessError
 
 _DAEMONS = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: measures timing or memory, or loads the machine on "
+        "purpose: never run beside other tests (scripts/test.sh runs these "
+        "in a pass of their own, after the parallel one)")
+    # The controller (or a plain run) makes the run's port-claim directory;
+    # xdist's workers inherit it through the environment.
+    if (not hasattr(config, "workerinput")
+            and harness.PORT_CLAIMS_ENV not in os.environ):
+        claims = tempfile.mkdtemp(prefix="pst-e2e-ports-")
+        os.environ[harness.PORT_CLAIMS_ENV] = claims
+        config.add_cleanup(lambda: (
+            os.environ.pop(harness.PORT_CLAIMS_ENV, None),
+            shutil.rmtree(claims, ignore_errors=True)))
 
 
 def pytest_report_header(config):

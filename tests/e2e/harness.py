@@ -162,18 +162,37 @@ def default_config(spool: Path) -> dict:
 
 _handed_out: set[int] = set()
 
+# A directory shared by every process of one test run (pytest-xdist's
+# workers; conftest.py makes it and exports it): free_port() claims each
+# port there too, so that two workers never hand out the same port.
+PORT_CLAIMS_ENV = "POSTILION_PORT_CLAIMS"
+
+
+def _claim(port: int) -> bool:
+    """True when no process of this run handed `port` out before."""
+    if port in _handed_out:
+        return False
+    _handed_out.add(port)
+    claims = os.environ.get(PORT_CLAIMS_ENV)
+    if claims:
+        try:
+            os.close(os.open(os.path.join(claims, str(port)),
+                             os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+    return True
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now, and not one this process
-    handed out before: the kernel may give a just-released port again, and
-    two listeners of one daemon on the same port is a config error."""
+    (or another worker of this run) handed out before: the kernel may give
+    a just-released port again, and two listeners on the same port fail."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(100):
         with socket.socket(family, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
+        if _claim(port):
             return port
     raise HarnessError("no fresh free port after 100 tries")
 

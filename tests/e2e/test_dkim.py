@@ -757,6 +757,7 @@ def test_a_hundred_signatures_verify_max_signatures(world):
     world.daemon.wait_log(r"90 of 100 signatures not verified")
 
 
+@pytest.mark.serial  # banners within 0.5 s (scaled): not beside other tests
 def test_silent_dns_temperror_while_banners_stay_prompt(world):
     """50 verifications wait on a name server that never answers; new
     connections still get their banner at once; each ends temperror."""

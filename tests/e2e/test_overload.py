@@ -30,6 +30,10 @@ SESSIONS = int(os.environ.get("POSTILION_OVERLOAD_SESSIONS", "30"))
 MESSAGE_MIB = int(os.environ.get("POSTILION_OVERLOAD_MIB", "2"))
 CGROUP_V1 = Path("/sys/fs/cgroup/memory")
 
+# Rates, latencies and a memory cgroup, under a load these tests make on
+# purpose: never beside other tests (conftest.py, scripts/test.sh).
+pytestmark = pytest.mark.serial
+
 
 def status(pid: int) -> dict:
     fields = {}
