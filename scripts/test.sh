@@ -10,10 +10,15 @@
 #    timers and peers), a test file per worker at a time (--dist loadfile:
 #    a file's tests stay in order, in one process), then, alone, the tests
 #    marked `serial` (they measure timing or memory; tests/e2e/conftest.py);
-#    each pass writes its own JUnit XML.  E2E_JOBS=1 runs them all in one
-#    serial pass, as before: use it when debugging a test;
+#    each pass writes its own JUnit XML.  Meanwhile the next build (after
+#    the last: the Debian packages) compiles in the background at nice 10,
+#    in the CPU the tests leave idle; it ends before the serial pass, and
+#    its output follows the parallel pass's.  E2E_JOBS=1 runs every e2e
+#    test in one serial pass and builds nothing in the background, as
+#    before: use it when debugging a test;
 # 4. then, as root only, the Debian packages' install test
-#    (tests/packaging: build the .debs, install, run, remove, purge);
+#    (tests/packaging: build the .debs (or take those built in the
+#    background), install, run, remove, purge);
 # 5. counts the results from meson's testlog.json (each TAP subtest counts)
 #    and pytest's JUnit XML, and prints as its last line
 #        N passed, N failed[, N skipped]
@@ -91,16 +96,66 @@ configure() {  # configure BUILDDIR [meson options...]
   fi
 }
 
-for build in $BUILDS; do
-  case $build in
-    build-asan) options=(-Db_sanitize=address,undefined) ;;
-    *)          options=() ;;
-  esac
-  step "building $build"
-  if ! configure "$build" "${options[@]}" || ! ninja -C "$build" -j "$JOBS"; then
-    echo "test.sh: building $build failed" >&2
-    build_failures=$((build_failures + 1))
-    continue
+build_one() {  # build_one BUILD: configures and builds it
+  local options=()
+  [ "$1" = build-asan ] && options=(-Db_sanitize=address,undefined)
+  configure "$1" "${options[@]}" && ninja -C "$1" -j "$JOBS"
+}
+
+# With parallel e2e tests, the next build (and, after the last, the Debian
+# packages) compiles in the background at nice 10 while this build's tests
+# run: they leave part of the CPU idle.  It is waited for before the serial
+# e2e pass, which has the machine to itself.
+bg_what='' bg_pid='' bg_log='' bg_status=0
+background() {  # background WHAT COMMAND...: runs it at nice 10, output kept
+  bg_what=$1; shift
+  bg_log=$(mktemp /tmp/postilion-test-bg.XXXXXX)
+  ( renice -n 10 -p "$BASHPID" >/dev/null; "$@" ) >"$bg_log" 2>&1 &
+  bg_pid=$!
+}
+background_wait() {  # prints what ran in the background; sets bg_status
+  [ -n "$bg_pid" ] || return 0
+  wait "$bg_pid"
+  bg_status=$?
+  step "$bg_what (in the background, at nice 10): exit $bg_status"
+  cat "$bg_log"
+  rm -f "$bg_log"
+  bg_pid=''
+}
+
+read -r -a builds <<<"$BUILDS"
+debs=''
+for i in "${!builds[@]}"; do
+  build=${builds[$i]} next=${builds[$((i + 1))]:-}
+  if [ "$bg_what" = "building $build" ]; then
+    background_wait  # already done: it ended before the last serial pass
+    bg_what=''
+    if [ "$bg_status" -ne 0 ]; then
+      echo "test.sh: building $build failed" >&2
+      build_failures=$((build_failures + 1))
+      continue
+    fi
+  else
+    step "building $build"
+    if ! build_one "$build"; then
+      echo "test.sh: building $build failed" >&2
+      build_failures=$((build_failures + 1))
+      continue
+    fi
+  fi
+
+  if [ "$E2E_JOBS" -gt 1 ]; then
+    if [ -n "$next" ]; then
+      background "building $next" build_one "$next"
+    elif [ "${PACKAGE_TEST:-1}" != 0 ] && [ "$(id -u)" -eq 0 ]; then
+      debs=$ROOT/var/debs
+      rm -rf "$debs"
+      mkdir -p "$debs"
+      # as tests/packaging builds them (no -dbgsym packages, no tests)
+      background "building the Debian packages" \
+        env JOBS="$JOBS" DEB_BUILD_OPTIONS="noautodbgsym nocheck" \
+        bash packaging/build-debs.sh "$debs"
+    fi
   fi
 
   e2e_ran=0 e2e_empty=0
@@ -114,6 +169,7 @@ for build in $BUILDS; do
   if [ "$E2E_JOBS" -gt 1 ]; then
     step "end-to-end tests against $build: $E2E_JOBS workers, then the serial ones"
     e2e_pass "$build" e2e-junit.xml -n "$E2E_JOBS" --dist loadfile -m "not serial"
+    background_wait
     e2e_pass "$build" e2e-serial-junit.xml -m serial
   else
     step "end-to-end tests against $build"
@@ -125,16 +181,23 @@ for build in $BUILDS; do
     build_failures=$((build_failures + 1))
   fi
 done
+background_wait
 
-# Last, so that it delays no build's tests: it builds the packages itself.
+# Last, so that it delays no build's tests.  The packages were built in the
+# background during the last build's tests (when that went well; else the
+# test builds them itself, and says why it fails).
 if [ "${PACKAGE_TEST:-1}" != 0 ]; then
   step "Debian packages: build, install, run, remove, purge"
   mkdir -p var
   junit="var/packaging-junit.xml"
   rm -f "$junit"
   started=$SECONDS
-  JOBS=$JOBS "$PYTHON" -m pytest tests/packaging -q -p no:cacheprovider \
-    -o junit_family=xunit2 --junitxml="$junit"
+  prebuilt=()
+  if [ "$bg_what" = "building the Debian packages" ] && [ "$bg_status" -eq 0 ]; then
+    prebuilt=(POSTILION_DEBS="$debs")
+  fi
+  env JOBS="$JOBS" "${prebuilt[@]}" "$PYTHON" -m pytest tests/packaging -q \
+    -p no:cacheprovider -o junit_family=xunit2 --junitxml="$junit"
   echo "packages: $((SECONDS - started)) s"
   if [ -s "$junit" ]; then
     RESULT_FILES+=("junit:$junit")
