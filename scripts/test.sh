@@ -110,9 +110,19 @@ bg_what='' bg_pid='' bg_log='' bg_status=0
 background() {  # background WHAT COMMAND...: runs it at nice 10, output kept
   bg_what=$1; shift
   bg_log=$(mktemp /tmp/postilion-test-bg.XXXXXX)
+  set -m  # its own process group, so that an interrupted run ends it all
   ( renice -n 10 -p "$BASHPID" >/dev/null; "$@" ) >"$bg_log" 2>&1 &
   bg_pid=$!
+  set +m
 }
+# shellcheck disable=SC2329  # run by the trap
+background_stop() {
+  if [ -n "$bg_pid" ]; then
+    kill -TERM -- "-$bg_pid" 2>/dev/null
+    rm -f "$bg_log"
+  fi
+}
+trap background_stop EXIT
 background_wait() {  # prints what ran in the background; sets bg_status
   [ -n "$bg_pid" ] || return 0
   wait "$bg_pid"
