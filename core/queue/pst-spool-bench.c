@@ -2,8 +2,8 @@
  *
  *   pst-spool-bench [--messages N] [--producers M] [--size OCTETS]
  *                   [--mode group|single|both] [--sync-threads T]
- *                   [--remove] [--spare-size OCTETS] [--dir DIRECTORY]
- *                   [--keep]
+ *                   [--remove] [--no-recycle] [--spare-size OCTETS]
+ *                   [--dir DIRECTORY] [--keep]
  *
  * M producers, simulated on one main loop like SMTP sessions, each write a
  * message of OCTETS (in 512-octet pieces, as DATA arrives) and commit it,
@@ -36,7 +36,8 @@
  * the queue manager does once it relayed it) by a worker thread while the
  * next ones are written and synced, as in a relay: the directory then
  * changes under the deferred directory syncs and the journal commits of
- * the messages that follow.
+ * the messages that follow.  Their files are recycled as spares, as the
+ * daemon does, unless --no-recycle (they are unlinked, as before).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@
 #include "queue/spool-private.h"
 
 typedef struct _Bench Bench;
+
+static gboolean no_recycle; /* --no-recycle */
 
 typedef struct {
   Bench *bench;           /* not owned */
@@ -312,6 +315,7 @@ static gboolean bench_run(const char *mode, const char *parent, guint messages,
       sync_threads >= 0 ? (guint)sync_threads : PST_SPOOL_SYNC_THREADS;
   if (spare_size >= 0)
     pst_spool_set_spare_size(bench.spool, (guint64)spare_size);
+  pst_spool_set_recycling(bench.spool, !no_recycle);
   bench.spare_size =
       spare_size >= 0 ? (guint64)spare_size : PST_SPOOL_SPARE_SIZE;
   bench_wait_for_spares(bench.spool);
@@ -379,6 +383,9 @@ int main(int argc, char **argv) {
        "Where to create spools (/var/tmp)", "DIRECTORY"},
       {"remove", 0, 0, G_OPTION_ARG_NONE, &remove_each,
        "Remove each message once committed, from another thread (a relay)",
+       NULL},
+      {"no-recycle", 0, 0, G_OPTION_ARG_NONE, &no_recycle,
+       "With --remove, unlink the files instead of recycling them as spares",
        NULL},
       {"keep", 0, 0, G_OPTION_ARG_NONE, &keep, "Keep the spools", NULL},
       {NULL},

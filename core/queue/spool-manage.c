@@ -15,7 +15,8 @@
  * tmp/ since tmp/ was last synced (rare: removal usually comes much later
  * than the deferred sync).  A move needs nothing: recovery drops a tmp/
  * copy of a message that is in queue/ or hold/.  An unsynced removal
- * accepts a second delivery after a cut anyway.
+ * accepts a second delivery after a cut anyway; it recycles the file as
+ * a spare when the syncer wants one (pst_spool_syncer_recycle()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +68,10 @@ gboolean pst_spool_remove_unsynced(PstSpool *spool, PstSpoolQueue queue,
   if (!check_id(id, error))
     return FALSE;
   PstSpoolDir dir = pst_spool_dir_of_queue(queue);
+  /* Its file becomes a spare, or goes. */
+  if (spool->syncer != NULL &&
+      pst_spool_syncer_recycle(spool->syncer, spool->dir_fds[dir], id))
+    return TRUE;
   if (unlinkat(spool->dir_fds[dir], id, 0) < 0)
     return manage_error(error, errno, "remove", spool, dir, id);
   return TRUE;

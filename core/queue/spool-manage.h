@@ -20,7 +20,10 @@ gboolean pst_spool_remove(PstSpool *spool, PstSpoolQueue queue, const char *id,
 /* Unlinks `id` from `queue` without syncing the directory: for a message
  * delivered to every recipient, whose removal need not survive a power
  * cut (it would only be delivered again).  The next commit's or removal's
- * directory fsync makes it durable too. */
+ * directory fsync makes it durable too.  When the spool wants spares,
+ * the file is recycled as one instead of unlinked: renamed to
+ * tmp/used.PID.N, overwritten with zeros later (doc/queue-format.md,
+ * "Recycling"). */
 gboolean pst_spool_remove_unsynced(PstSpool *spool, PstSpoolQueue queue,
                                    const char *id, GError **error);
 

@@ -37,6 +37,10 @@ struct _PstSpool {
   PstSpoolSyncer *syncer;        /* owned, nullable: NULL when read-only */
 };
 
+/* The prefix of a delivered message's file in tmp/ that waits to be
+ * recycled as a spare (spool-syncer.c); recovery removes it unread. */
+#define PST_SPOOL_USED_PREFIX "used."
+
 /* The subdirectory's name ("tmp", "queue", ...). */
 const char *pst_spool_dir_name(PstSpoolDir dir);
 /* The subdirectory that holds `queue`. */
@@ -51,6 +55,7 @@ void pst_spool_set_sync_func(PstSpool *spool, PstSpoolSyncFunc func,
                              gpointer data);
 void pst_spool_set_directory_sync_delay(PstSpool *spool, guint milliseconds);
 void pst_spool_set_spare_size(PstSpool *spool, guint64 size);
+void pst_spool_set_recycling(PstSpool *spool, gboolean on);
 guint pst_spool_count_spares(PstSpool *spool);
 
 /* Makes sure tmp/ no longer durably names the message `id` (NULL: any

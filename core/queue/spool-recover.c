@@ -8,7 +8,9 @@
  * A message is acknowledged (250) after its file is complete and
  * fdatasynced and renamed out of tmp/, but before the rename is durable
  * (spool-syncer.c): after a power cut it may be found in tmp/, under its
- * spare's name.  So each entry of tmp/ is examined:
+ * spare's name.  So each entry of tmp/ is examined, but for used.*
+ * (a delivered message's file to be recycled as a spare, see
+ * spool-syncer.c: never acknowledged under that name), removed unread:
  *   - empty or all zeros (a spare, empty or pre-zeroed, or a message
  *     none of whose octets reached the disk) or without a valid footer
  *     and trailer (torn: it was still being
@@ -215,6 +217,12 @@ static gboolean tmp_keep_corrupt(TmpRecovery *recovery, const char *name,
 
 static gboolean tmp_recover_one(TmpRecovery *recovery, const char *name,
                                 GError **error) {
+  /* A delivered message's file waiting to become a spare: whatever it
+   * holds (the old message, part of its zeros) is removed unread. */
+  if (g_str_has_prefix(name, PST_SPOOL_USED_PREFIX)) {
+    g_ptr_array_add(recovery->remove, g_strdup(name));
+    return TRUE;
+  }
   TmpState state;
   g_autoptr(PstSpoolTrailer) trailer = NULL;
   if (!tmp_examine(recovery->spool, name, &state, &trailer, error))

@@ -99,6 +99,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "queue/spool-completion.h"
@@ -160,6 +161,13 @@ struct _PstSpoolSyncer {
   GQueue fresh;          /* of PstSpoolSpare*, owned: name not yet durable */
   guint spares_serial;   /* for their names ... */
   int pid;               /* ... with the process id, taken once */
+  GQueue used;           /* of PstSpoolUsed*, owned: delivered messages'
+                          * files in tmp/ to recycle, oldest first */
+  guint used_serial;     /* for their names */
+  guint64 tmp_syncs;     /* successful fsyncs of tmp/ so far */
+  gboolean recycling;    /* the knob: delivered files become spares */
+  guint spares_solo;     /* recent commits in batches of one ... */
+  guint spares_grouped;  /* ... and of several (halved at each chunk) */
   guint spares_making;   /* being made by the spare thread */
   gboolean spares_stuck; /* creating one failed; retried after a batch */
   gboolean spares_asked; /* a writer wanted one: we run as the right user */
@@ -189,10 +197,20 @@ typedef struct _PstSpoolBatch PstSpoolBatch;
  * octets (0: empty). */
 typedef struct {
   char *name;      /* owned */
+  char *used_name; /* owned, nullable: its name until it is renamed to
+                    * `name` (a recycled file, once its zeros are
+                    * durable) */
   int fd;          /* owned */
   guint64 size;    /* its zeros, durable */
   gboolean failed; /* their fdatasync failed */
 } PstSpoolSpare;
+
+/* A delivered message's file, renamed from its queue into tmp/ as
+ * "used.PID.N" to be recycled as a spare (see "Recycling" below). */
+typedef struct {
+  char *name;         /* owned */
+  guint64 generation; /* tmp/ syncs done before its rename */
+} PstSpoolUsed;
 
 /* How many spares the thread keeps ready (more than a batch's worth of
  * arrivals at the rates the spool serves), how many it makes at once
@@ -207,6 +225,14 @@ typedef struct {
 #define SPARE_SYNC_THREADS 8
 #define SPARES_CHUNK 32
 #define SPARES_LOW 32
+/* At most this many delivered files wait in tmp/ to be recycled (more
+ * would never be needed before the next ones arrive), each at most
+ * RECYCLE_MAX_SIZE octets (a larger spare would make the reader check
+ * a large gap of zeros after a small message). */
+#define USED_WANTED (2 * SPARES_CHUNK)
+#define RECYCLE_MAX_SIZE (128 * 1024)
+/* Recycled spares are whole pages. */
+#define RECYCLE_PAGE 4096
 
 /* While tmp/ is frozen, the deferred sync is retried this often. */
 #define FROZEN_RETRY_US G_USEC_PER_SEC
@@ -279,21 +305,58 @@ static const char *syncer_target_name(int index) {
  * the spool as root and drops privileges afterwards, and a file made in
  * between would be root's, unreadable to the daemon later.  No session
  * waits for this thread: a writer that finds no spare creates its file.
+ *
+ * Recycling: a delivered message's file becomes a spare instead of being
+ * unlinked while a new file is created (no inode or block allocated or
+ * released; a 64 KiB message's file fits the next one).  The unsynced
+ * removal (pst_spool_syncer_recycle(), from spool-manage.c) renames
+ * queue/ID to tmp/used.PID.N under `dir_lock`, counts its queue as
+ * changed and stamps it with the number of tmp/ syncs so far.  Only once
+ * a settle has synced that queue and then tmp/ (`tmp_syncs` moved on) is
+ * the file overwritten: its only durable name is then used.*, which
+ * recovery removes unread whatever it holds, so the old message is never
+ * delivered again nor taken for a damaged one.  The spare thread takes
+ * such files first for a chunk (spare_recycle()): zeros over all of it,
+ * the chunk's fdatasync, then the rename to a spare's name
+ * (spares_rename_recycled()), published like the others.
  */
 
 static void spare_free(PstSpoolSpare *spare) {
   close(spare->fd);
   g_free(spare->name);
+  g_free(spare->used_name);
   g_free(spare);
+}
+
+/* Unlinks a spare that is not to be handed out, under whichever name it
+ * has now. */
+static void spare_drop(PstSpoolSyncer *syncer, PstSpoolSpare *spare) {
+  unlinkat(syncer->tmp_dir_fd,
+           spare->used_name != NULL ? spare->used_name : spare->name, 0);
+  spare_free(spare);
 }
 
 /* Unlinks the spares of `queue` (on close, or unpublished ones). */
 static void syncer_drop_spares(PstSpoolSyncer *syncer, GQueue *queue,
                                guint count) {
   PstSpoolSpare *spare;
-  while (count-- > 0 && (spare = g_queue_pop_head(queue)) != NULL) {
-    unlinkat(syncer->tmp_dir_fd, spare->name, 0);
-    spare_free(spare);
+  while (count-- > 0 && (spare = g_queue_pop_head(queue)) != NULL)
+    spare_drop(syncer, spare);
+}
+
+static void used_free(PstSpoolUsed *used) {
+  g_free(used->name);
+  g_free(used);
+}
+
+/* Unlinks the delivered files waiting to be recycled (on close, or when
+ * tmp/ is frozen: they would never be safe to overwrite); under `lock`
+ * or with the threads stopped. */
+static void syncer_drop_used(PstSpoolSyncer *syncer) {
+  PstSpoolUsed *used;
+  while ((used = g_queue_pop_head(&syncer->used)) != NULL) {
+    unlinkat(syncer->tmp_dir_fd, used->name, 0);
+    used_free(used);
   }
 }
 
@@ -376,36 +439,119 @@ static void spares_sync(PstSpoolSyncer *syncer, GPtrArray *made) {
   g_mutex_unlock(&syncer->lock);
 }
 
-/* Makes up to `count` spares of `size` zeros, durable (their names are
- * not yet); fewer when one cannot be made (the main thread creates files
- * itself meanwhile, and reports why). */
+/* Overwrites the delivered file tmp/USED with zeros, all of it and up
+ * to whole pages (at least `min_size` octets), as spare.PID.`serial` to
+ * be: its old content is gone from the page cache at once, and from the
+ * disk with the chunk's fdatasync.  Only a regular file with no other
+ * link, of at most RECYCLE_MAX_SIZE octets, that the daemon can open for
+ * writing (so the same owner and mode as a new one) is taken; NULL
+ * otherwise, the file unlinked (what its delivery did before). */
+static PstSpoolSpare *spare_recycle(PstSpoolSyncer *syncer, PstSpoolUsed *used,
+                                    guint serial, guint64 min_size) {
+  int fd = openat(syncer->tmp_dir_fd, used->name,
+                  O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  gboolean ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                st.st_nlink == 1 && st.st_size <= RECYCLE_MAX_SIZE;
+  guint64 size = ok ? ((guint64)st.st_size + RECYCLE_PAGE - 1) /
+                          RECYCLE_PAGE * RECYCLE_PAGE
+                    : 0;
+  size = MAX(size, min_size);
+  if (!ok || !spare_fill(fd, size)) {
+    if (fd >= 0)
+      close(fd);
+    unlinkat(syncer->tmp_dir_fd, used->name, 0);
+    g_clear_pointer(&used->name, g_free);
+    return NULL;
+  }
+  PstSpoolSpare *spare = g_new0(PstSpoolSpare, 1);
+  spare->name = g_strdup_printf("spare.%d.%u", syncer->pid, serial);
+  spare->used_name = g_steal_pointer(&used->name);
+  spare->fd = fd;
+  spare->size = size;
+  return spare;
+}
+
+/* Gives the recycled spares of `made` their spare names, now that their
+ * zeros are durable: before, a crash finds them as used.* and removes
+ * them whatever they hold; after, all zeros. */
+static void spares_rename_recycled(PstSpoolSyncer *syncer, GPtrArray *made) {
+  for (guint i = 0; i < made->len;) {
+    PstSpoolSpare *spare = made->pdata[i];
+    if (spare->used_name == NULL) {
+      i++;
+    } else if (pst_spool_rename_noreplace(syncer->tmp_dir_fd, spare->used_name,
+                                          syncer->tmp_dir_fd,
+                                          spare->name) == 0) {
+      g_clear_pointer(&spare->used_name, g_free);
+      i++;
+    } else {
+      spare_drop(syncer, g_ptr_array_steal_index(made, i));
+    }
+  }
+}
+
+/* Makes up to `count` spares, durable (their names are not yet): first
+ * from the delivered files of `used` (taken; see "Recycling"), then new
+ * ones of `size` zeros; fewer when one cannot be made (the main thread
+ * creates files itself meanwhile, and reports why). */
 static GPtrArray *spares_make(PstSpoolSyncer *syncer, guint first, guint count,
-                              guint64 size) {
+                              guint64 size, GPtrArray *used) {
   GPtrArray *made = g_ptr_array_new();
-  for (guint i = 0; i < count; i++) {
-    PstSpoolSpare *spare = spare_create(syncer, first + i, size);
+  gboolean zeros = size > 0;
+  for (guint i = 0; i < used->len; i++) {
+    PstSpoolUsed *file = used->pdata[i];
+    PstSpoolSpare *spare =
+        made->len < count ? spare_recycle(syncer, file, first + made->len,
+                                          syncer->spare_size)
+                          : NULL;
+    if (spare != NULL)
+      g_ptr_array_add(made, spare);
+    else if (file->name != NULL)
+      unlinkat(syncer->tmp_dir_fd, file->name, 0);
+    zeros = zeros || spare != NULL;
+  }
+  while (made->len < count) {
+    PstSpoolSpare *spare = spare_create(syncer, first + made->len, size);
     if (spare == NULL)
       break;
     g_ptr_array_add(made, spare);
   }
-  if (size == 0)
+  if (!zeros)
     return made;
   /* The chunk's zeros go to the disk in one burst, then each file's
    * size and blocks are made durable. */
-  for (guint i = 0; i < made->len; i++)
-    sync_file_range(((PstSpoolSpare *)made->pdata[i])->fd, 0, 0,
-                    SYNC_FILE_RANGE_WRITE);
-  spares_sync(syncer, made);
+  g_autoptr(GPtrArray) filled = g_ptr_array_new();
+  for (guint i = 0; i < made->len; i++) {
+    PstSpoolSpare *spare = made->pdata[i];
+    if (spare->size == 0)
+      continue;
+    sync_file_range(spare->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    g_ptr_array_add(filled, spare);
+  }
+  spares_sync(syncer, filled);
   for (guint i = 0; i < made->len;) {
     PstSpoolSpare *spare = made->pdata[i];
-    if (!spare->failed) {
+    if (!spare->failed)
       i++;
-      continue;
-    }
-    unlinkat(syncer->tmp_dir_fd, spare->name, 0);
-    spare_free(g_ptr_array_steal_index(made, i));
+    else
+      spare_drop(syncer, g_ptr_array_steal_index(made, i));
   }
+  spares_rename_recycled(syncer, made);
   return made;
+}
+
+/* The delivered files that may be overwritten now, up to `count`: those
+ * renamed into tmp/ before its last fsync (see "Recycling"); under
+ * `lock`.  The caller owns what it gets and frees it. */
+static GPtrArray *syncer_take_used(PstSpoolSyncer *syncer, guint count) {
+  GPtrArray *taken = g_ptr_array_new_with_free_func((GDestroyNotify)used_free);
+  PstSpoolUsed *used;
+  while (taken->len < count &&
+         (used = g_queue_peek_head(&syncer->used)) != NULL &&
+         used->generation < syncer->tmp_syncs)
+    g_ptr_array_add(taken, g_queue_pop_head(&syncer->used));
+  return taken;
 }
 
 /* The spare thread: makes chunks of spares while fewer than wanted are
@@ -428,14 +574,19 @@ static gpointer syncer_spare_thread(gpointer data) {
     gboolean zeros = !syncer->spares_short &&
                      syncer->spares_fitting >= syncer->spares_outgrown;
     guint64 size = zeros ? syncer->spare_size : 0;
+    /* Delivered files are recycled first, unless sessions wait. */
+    g_autoptr(GPtrArray) used = syncer_take_used(
+        syncer, syncer->spares_short ? 0 : count);
     syncer->spares_short = FALSE;
     syncer->spares_fitting /= 2;
     syncer->spares_outgrown /= 2;
+    syncer->spares_solo /= 2;
+    syncer->spares_grouped /= 2;
     guint first = syncer->spares_serial + 1;
     syncer->spares_serial += count;
     syncer->spares_making = count;
     g_mutex_unlock(&syncer->lock);
-    g_autoptr(GPtrArray) made = spares_make(syncer, first, count, size);
+    g_autoptr(GPtrArray) made = spares_make(syncer, first, count, size, used);
     g_mutex_lock(&syncer->lock);
     syncer->spares_making = 0;
     if (made->len < count)
@@ -479,6 +630,56 @@ gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
   return TRUE;
 }
 
+/* Whether a delivered file is worth recycling now; under `lock`.  Not
+ * while tmp/ is frozen (it would never be safe to overwrite), nor when
+ * enough wait, nor while messages come in batches of several (their
+ * journal commit is shared already: the zeros would cost more than they
+ * save), nor with spares of no zeros (the knob at 0). */
+static gboolean syncer_recycling_wanted(PstSpoolSyncer *syncer) {
+  return syncer->recycling && syncer->spares_asked && !syncer->tmp_frozen &&
+         !syncer->stopping &&
+         syncer->spare_size > 0 && syncer->used.length < USED_WANTED &&
+         syncer->spares_solo >= syncer->spares_grouped;
+}
+
+gboolean pst_spool_syncer_recycle(PstSpoolSyncer *syncer, int dir_fd,
+                                  const char *id) {
+  int target = syncer_target_index(syncer, dir_fd);
+  g_mutex_lock(&syncer->lock);
+  gboolean wanted = syncer_recycling_wanted(syncer);
+  guint serial = ++syncer->used_serial;
+  g_mutex_unlock(&syncer->lock);
+  if (!wanted)
+    return FALSE;
+  char name[64];
+  g_snprintf(name, sizeof name, PST_SPOOL_USED_PREFIX "%d.%u", syncer->pid,
+             serial);
+  /* Under `dir_lock`, like a rename out of tmp/: a settle either covers
+   * it whole (the queue's fsync, then tmp/'s) or begins after it. */
+  g_mutex_lock(&syncer->dir_lock);
+  if (renameat2(dir_fd, id, syncer->tmp_dir_fd, name, RENAME_NOREPLACE) != 0) {
+    g_mutex_unlock(&syncer->dir_lock);
+    return FALSE;
+  }
+  PstSpoolUsed *used = g_new0(PstSpoolUsed, 1);
+  used->name = g_strdup(name);
+  g_mutex_lock(&syncer->lock);
+  used->generation = syncer->tmp_syncs;
+  g_queue_push_tail(&syncer->used, used);
+  /* The queue lost a name and tmp/ gained one: both are synced by the
+   * next settle, the queue first. */
+  syncer->renames[target]++;
+  syncer->tmp_dirty = TRUE;
+  if (syncer->dirty_since == 0) {
+    syncer->dirty_since = g_get_monotonic_time();
+    if (syncer->sleeping)
+      g_cond_signal(&syncer->wake);
+  }
+  g_mutex_unlock(&syncer->lock);
+  g_mutex_unlock(&syncer->dir_lock);
+  return TRUE;
+}
+
 guint pst_spool_syncer_count_spares(PstSpoolSyncer *syncer) {
   g_mutex_lock(&syncer->lock);
   guint count = syncer->spares.length;
@@ -514,6 +715,7 @@ static void syncer_freeze_tmp(PstSpoolSyncer *syncer, int target, int saved) {
   syncer->stats.directory_sync_failures++;
   syncer->dirty_since = g_get_monotonic_time();
   syncer_drop_spares(syncer, &syncer->fresh, G_MAXUINT);
+  syncer_drop_used(syncer);
   g_hash_table_remove_all(syncer->departed);
   g_mutex_unlock(&syncer->lock);
   g_warning("spool %s: cannot sync directory %s/: %s; messages already "
@@ -571,6 +773,7 @@ static gboolean syncer_sync_tmp(PstSpoolSyncer *syncer, PstSpoolSyncFunc func,
   syncer->stats.deferred_syncs++;
   if (failed == 0) {
     g_hash_table_remove_all(syncer->departed);
+    syncer->tmp_syncs++;
     syncer->tmp_dirty = FALSE;
     syncer->dirty_since = 0;
     for (guint i = 0; i < fresh; i++)
@@ -992,6 +1195,10 @@ static void syncer_run_batch(PstSpoolSyncer *syncer, GPtrArray *commits) {
     else
       syncer->spares_outgrown++;
   }
+  if (commits->len == 1)
+    syncer->spares_solo++;
+  else
+    syncer->spares_grouped += commits->len;
   gboolean make = syncer->spare_sleeping && syncer_spares_needed(syncer) > 0;
   g_mutex_unlock(&syncer->lock);
   /* Step 5. */
@@ -1155,6 +1362,7 @@ PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
   syncer->sync_delay = PST_SPOOL_DIRECTORY_SYNC_DELAY_MS * 1000;
   g_queue_init(&syncer->spares);
   g_queue_init(&syncer->fresh);
+  g_queue_init(&syncer->used);
   g_mutex_init(&syncer->lock);
   g_mutex_init(&syncer->dir_lock);
   g_mutex_init(&syncer->target_lock);
@@ -1165,6 +1373,7 @@ PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
   g_cond_init(&syncer->spare_wake);
   g_cond_init(&syncer->spare_synced);
   syncer->spare_size = PST_SPOOL_SPARE_SIZE;
+  syncer->recycling = TRUE;
   syncer->sync_func = sync_default;
   syncer->sync_threads = PST_SPOOL_SYNC_THREADS;
   syncer->overlap = g_thread_try_new("pst-spool-sync2", syncer_overlap_thread,
@@ -1235,6 +1444,7 @@ void pst_spool_syncer_free(PstSpoolSyncer *syncer) {
   syncer_settle(syncer, TRUE, NULL);
   syncer_drop_spares(syncer, &syncer->spares, G_MAXUINT);
   syncer_drop_spares(syncer, &syncer->fresh, G_MAXUINT);
+  syncer_drop_used(syncer);
   if (syncer->helpers != NULL)
     g_thread_pool_free(syncer->helpers, FALSE, TRUE);
   syncer_clear(syncer);
@@ -1250,6 +1460,12 @@ void pst_spool_syncer_set_spare_size(PstSpoolSyncer *syncer, guint64 size) {
   g_return_if_fail(size <= PST_SPOOL_MAX_GAP);
   g_mutex_lock(&syncer->lock);
   syncer->spare_size = size;
+  g_mutex_unlock(&syncer->lock);
+}
+
+void pst_spool_syncer_set_recycling(PstSpoolSyncer *syncer, gboolean on) {
+  g_mutex_lock(&syncer->lock);
+  syncer->recycling = on;
   g_mutex_unlock(&syncer->lock);
 }
 

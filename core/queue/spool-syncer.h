@@ -87,6 +87,16 @@ PstSpoolSyncer *pst_spool_syncer_new(const char *spool, int tmp_dir_fd,
  * for a directory sync). */
 gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
                                      int *fd_r, guint64 *size_r);
+/* Takes the delivered message `id` out of the queue directory `dir_fd`
+ * (queue/ or hold/) to recycle its file as a spare: renames it to
+ * tmp/used.PID.N, where it waits until a settle has made that durable,
+ * then the spare thread overwrites it with zeros, syncs it and renames it
+ * to a spare's name.  Recovery removes used.* files unread.  FALSE when
+ * recycling is not wanted now or the rename failed: the caller unlinks
+ * the file as before.  Any thread; may wait for a directory sync under
+ * way. */
+gboolean pst_spool_syncer_recycle(PstSpoolSyncer *syncer, int dir_fd,
+                                  const char *id);
 /* Queues `commit` (takes ownership) and wakes the thread. */
 void pst_spool_syncer_submit(PstSpoolSyncer *syncer, PstSpoolCommit *commit);
 /* Makes sure no durable name in tmp/ still holds the message `id`, so that
@@ -123,6 +133,10 @@ void pst_spool_syncer_set_directory_sync_delay(PstSpoolSyncer *syncer,
  * PST_SPOOL_MAX_GAP.  Default PST_SPOOL_SPARE_SIZE. */
 #define PST_SPOOL_SPARE_SIZE (16 * 1024)
 void pst_spool_syncer_set_spare_size(PstSpoolSyncer *syncer, guint64 size);
+/* Whether delivered messages' files are recycled as spares
+ * (pst_spool_syncer_recycle(); default TRUE): off, they are unlinked, for
+ * benchmarks. */
+void pst_spool_syncer_set_recycling(PstSpoolSyncer *syncer, gboolean on);
 /* Spares ready to be handed out (durable). */
 guint pst_spool_syncer_count_spares(PstSpoolSyncer *syncer);
 void pst_spool_syncer_get_stats(PstSpoolSyncer *syncer, PstSpoolStats *stats);

@@ -1713,6 +1713,109 @@ static void test_spare_adaptive(Fixture *f, gconstpointer data) {
   g_assert_cmpuint(count_spares_of_size(f, 0), >=, 32);
 }
 
+/* Files in tmp/ whose name starts with `prefix`. */
+static guint count_prefixed(Fixture *f, const char *prefix) {
+  g_autofree char *path = fixture_path(f, "tmp", NULL);
+  g_autoptr(GDir) handle = g_dir_open(path, 0, NULL);
+  g_assert_nonnull(handle);
+  guint count = 0;
+  const char *name;
+  while ((name = g_dir_read_name(handle)) != NULL)
+    count += g_str_has_prefix(name, prefix);
+  return count;
+}
+
+/* Checks the file `dir`/NAME that was a recycled message's: a spare in
+ * tmp/ holds only zeros, as many as a new one, with the same mode; one
+ * in queue/ holds a message written into it since.  Returns TRUE when
+ * NAME is such a file. */
+static gboolean check_recycled(Fixture *f, const char *dir, const char *name,
+                               GHashTable *inodes, const char *content) {
+  g_autofree char *path = fixture_path(f, dir, name);
+  GStatBuf st;
+  if (g_stat(path, &st) != 0 ||
+      !g_hash_table_contains(inodes, GSIZE_TO_POINTER((gsize)st.st_ino)))
+    return FALSE;
+  g_assert_cmpint(st.st_mode & 07777, ==, 0600);
+  g_assert_cmpint(st.st_uid, ==, getuid());
+  if (strcmp(dir, "queue") == 0) {
+    assert_content(f, name, content, strlen(content));
+    return TRUE;
+  }
+  g_autofree char *contents = NULL;
+  gsize length = 0;
+  g_assert_true(g_file_get_contents(path, &contents, &length, NULL));
+  g_assert_cmpuint(length, ==, PST_SPOOL_SPARE_SIZE);
+  g_autofree char *zeros = g_malloc0(length);
+  g_assert_cmpmem(contents, length, zeros, length);
+  return TRUE;
+}
+
+/* A delivered message's file becomes a spare: removed from queue/ into
+ * tmp/ as used.*, overwritten with zeros once a settle has made that
+ * durable, then a spare again (same inode, mode and size), and messages
+ * written into it read back as themselves. */
+static void test_spare_recycle(Fixture *f, gconstpointer data) {
+  static const char content[] = "Received: x\r\nSubject: r\r\n\r\nagain\r\n";
+  wait_for_spares(f->spool);
+  g_autoptr(GHashTable) inodes = g_hash_table_new(NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  for (guint i = 0; i < 8; i++) {
+    g_autofree char *id = commit_in_spare(f, content, strlen(content));
+    g_autofree char *path = fixture_path(f, "queue", id);
+    GStatBuf st;
+    g_assert_cmpint(g_stat(path, &st), ==, 0);
+    g_hash_table_add(inodes, GSIZE_TO_POINTER((gsize)st.st_ino));
+    g_assert_true(pst_spool_remove_unsynced(f->spool, PST_SPOOL_QUEUE_ACTIVE,
+                                            id, &error));
+    g_assert_no_error(error);
+    g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+  }
+  g_assert_cmpuint(count_prefixed(f, "used."), ==, 8);
+  /* Their names in tmp/ durable: now they may be overwritten. */
+  g_assert_true(pst_spool_settle(f->spool, NULL, &error));
+  g_assert_no_error(error);
+  /* Messages take spares until the spare thread makes its next chunk,
+   * of the used files first. */
+  for (guint i = 0; i < 300 && count_prefixed(f, "used.") > 0; i++) {
+    g_autofree char *id = commit_in_spare(f, content, strlen(content));
+  }
+  g_assert_cmpuint(count_prefixed(f, "used."), ==, 0);
+  guint found = 0;
+  const char *const dirs[] = {"tmp", "queue"};
+  for (guint d = 0; d < G_N_ELEMENTS(dirs); d++) {
+    g_autofree char *path = fixture_path(f, dirs[d], NULL);
+    g_autoptr(GDir) handle = g_dir_open(path, 0, NULL);
+    const char *name;
+    while ((name = g_dir_read_name(handle)) != NULL)
+      found += check_recycled(f, dirs[d], name, inodes, content);
+  }
+  g_assert_cmpuint(found, ==, 8);
+}
+
+/* After a crash, a delivered message's file waiting in tmp/ to be
+ * recycled is removed unread, whatever it holds: the whole old message
+ * (never delivered again), part of its zeros (never moved to corrupt/),
+ * or only zeros; without a log line, like a spare. */
+static void test_recover_used(Fixture *f, gconstpointer data) {
+  g_autofree char *whole = queue_one(f, "whole@x", PST_SPOOL_QUEUE_ACTIVE);
+  g_autofree char *model = queue_one(f, "model@x", PST_SPOOL_QUEUE_ACTIVE);
+  g_clear_pointer(&f->spool, pst_spool_close);
+  move_to_tmp(f, "queue", whole, "used.1.1", FALSE);
+  copy_to_tmp(f, model, "used.1.2", 0, 3);
+  g_autofree char *zeros = g_malloc0(PST_SPOOL_SPARE_SIZE);
+  write_file(f, "tmp", "used.1.3", zeros, PST_SPOOL_SPARE_SIZE);
+  write_file(f, "tmp", "used.1.4", "", 0);
+  g_autoptr(GError) error = NULL;
+  f->spool = pst_spool_open(f->directory, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(count_files_full(f, "tmp", TRUE), ==, 0);
+  g_assert_cmpuint(count_files(f, "queue"), ==, 1);
+  g_assert_cmpuint(count_files_full(f, "corrupt", TRUE), ==, 0);
+  g_autofree char *kept = fixture_path(f, "queue", model);
+  g_assert_true(g_file_test(kept, G_FILE_TEST_IS_REGULAR));
+}
+
 /* A file of format version 1 (content, trailer, footer; what every
  * earlier version wrote) still loads, recovers and delivers. */
 static void test_read_version_1(Fixture *f, gconstpointer data) {
@@ -1823,6 +1926,8 @@ int main(int argc, char **argv) {
   ADD("spare/fits", test_spare_fits, NULL);
   ADD("spare/outgrown", test_spare_outgrown, NULL);
   ADD("spare/adaptive", test_spare_adaptive, NULL);
+  ADD("spare/recycle", test_spare_recycle, NULL);
+  ADD("read/recover-used", test_recover_used, NULL);
 #undef ADD
   return g_test_run();
 }

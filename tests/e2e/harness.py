@@ -514,11 +514,15 @@ class Daemon:
     def tmp_leftovers(self) -> list[str]:
         """Files in tmp/ that hold message data.  The spool keeps spare
         files there (empty or all zeros: doc/queue-format.md), made ahead
-        for the next messages; those are not leftovers of a refused or
-        aborted message."""
+        for the next messages, and delivered messages' files waiting to
+        become spares (used.*, overwritten before reuse, removed unread
+        after a crash); those are not leftovers of a refused or aborted
+        message."""
         path = self.spool / "tmp"
         leftovers = []
         for name in self.spool_files("tmp"):
+            if name.startswith("used."):
+                continue
             try:
                 data = (path / name).read_bytes()
             except FileNotFoundError:  # taken and renamed meanwhile
