@@ -275,6 +275,7 @@ def count_junit(path):
     """One outcome per test id: failed beats skipped beats passed."""
     rank = {"passed": 0, "skipped": 1, "failed": 2}
     outcome = {}
+    failures = []
     for case in ET.parse(path).iter("testcase"):
         key = (case.get("classname"), case.get("name"))
         tags = {child.tag for child in case}
@@ -282,6 +283,14 @@ def count_junit(path):
                  else "skipped" if "skipped" in tags else "passed")
         if key not in outcome or rank[state] > rank[outcome[key]]:
             outcome[key] = state
+        if state == "failed":
+            failures.append((key, case))
+    for (classname, name), case in failures:
+        # Named again here, beside the closing line, because a CI log
+        # is often read from its tail only.
+        cause = next(ch for ch in case if ch.tag in ("failure", "error"))
+        message = " ".join((cause.get("message") or "").split())[:300]
+        print(f"  FAILED {classname}::{name}: {message}")
     values = list(outcome.values())
     return values.count("passed"), values.count("failed"), values.count("skipped")
 
