@@ -107,6 +107,7 @@ typedef struct {
   int msgs_limit;        /* for this connection */
   int waiting;           /* paced: ready for a message that is not due yet */
   int next_queued;       /* pipelined: the next step went out with the content */
+  double phase_at;       /* -S: when the phase being timed began */
   /* input */
   char in[INBUF_SIZE];
   size_t in_len;
@@ -155,6 +156,9 @@ typedef struct {
   int stopping;         /* time cap reached: start nothing new */
   LatSamples lat;       /* from when the server could begin the message */
   LatSamples lat_write; /* from when its MAIL was written */
+  /* -S: where the latency goes, phase by phase (see usage()) */
+  int phases;
+  LatSamples ph_banner, ph_ehlo, ph_envelope, ph_content;
 } Gen;
 
 static volatile sig_atomic_t interrupted;
@@ -515,12 +519,18 @@ static int handle_reply(Gen *g, Session *s, int code, const char *line) {
     if (code != 220)
       return -1;
     s->state = STATE_ACTIVE;
+    if (g->phases) {
+      lat_record(&g->ph_banner, now() - s->connect_time);
+      s->phase_at = now();
+    }
     cmd_append(s, "EHLO %s\r\n", g->helo);
     expect_push(s, EXPECT_EHLO);
     break;
   case EXPECT_EHLO:
     if (code != 250)
       return -1;
+    if (g->phases)
+      lat_record(&g->ph_ehlo, now() - s->phase_at);
     session_begin(g, s);
     break;
   case EXPECT_MAIL:
@@ -542,6 +552,10 @@ static int handle_reply(Gen *g, Session *s, int code, const char *line) {
   case EXPECT_DATA:
     if (code != 354)
       return -1;
+    if (g->phases) {
+      s->phase_at = now();
+      lat_record(&g->ph_envelope, s->phase_at - s->txn_start[s->txn_head]);
+    }
     session_send_content(g, s);
     break;
   case EXPECT_EOM: {
@@ -550,6 +564,8 @@ static int handle_reply(Gen *g, Session *s, int code, const char *line) {
     double written, t = now(), start = txn_pop(s, &written);
     lat_record(&g->lat, t - start);
     lat_record(&g->lat_write, t - written);
+    if (g->phases)
+      lat_record(&g->ph_content, t - s->phase_at);
     if (g->rate <= 0) /* paced: counted from when it was due, backlog and all */
       txn_begin_not_before(s, t);
     g->ok++;
@@ -768,6 +784,28 @@ static void run_send_wait(Gen *g) {
   run_loop_once_ts(g, &ts);
 }
 
+/* -S: one line on stderr, p50 / p99 / max of each phase in ms. */
+static void print_phases(Gen *g) {
+  const struct {
+    const char *name;
+    LatSamples *l;
+  } phases[] = {{"banner", &g->ph_banner},
+                {"ehlo", &g->ph_ehlo},
+                {"envelope", &g->ph_envelope},
+                {"content", &g->ph_content}};
+  fprintf(stderr, "PHASES");
+  for (size_t i = 0; i < sizeof phases / sizeof *phases; i++) {
+    LatSamples *l = phases[i].l;
+    qsort(l->us, (size_t)l->count, sizeof *l->us, cmp_u32);
+    fprintf(stderr, " %s_n=%ld %s_p50_ms=%.3f %s_p99_ms=%.3f %s_max_ms=%.3f",
+            phases[i].name, l->count, phases[i].name,
+            percentile_ms(l->us, l->count, 50), phases[i].name,
+            percentile_ms(l->us, l->count, 99), phases[i].name,
+            percentile_ms(l->us, l->count, 100));
+  }
+  fprintf(stderr, "\n");
+}
+
 static int run_send(Gen *g) {
   g->start = now();
   double last_report = g->start;
@@ -840,6 +878,8 @@ static int run_send(Gen *g) {
          percentile_ms(g->lat_write.us, g->lat_write.count, 99), cpu_ms,
          g->ok + g->failed < g->total);
   fflush(stdout);
+  if (g->phases)
+    print_phases(g);
   return g->failed == 0 && g->conn_failed == 0 && g->ok == g->total ? 0 : 1;
 }
 
@@ -953,7 +993,11 @@ static void usage(void) {
           "  -w S     idle mode: seconds to hold before probing (default 5)\n"
           "  -p N     idle mode: banner probes (default 20)\n"
           "  -M FILE  send the message in FILE instead of a generated one\n"
-          "  -q       quiet: no per-session error lines\n");
+          "  -q       quiet: no per-session error lines\n"
+          "  -S       also print where the latency goes, on stderr: a PHASES\n"
+          "           line with p50/p99/max of connect to 220 (banner), 220 to\n"
+          "           the EHLO reply (ehlo), a transaction's start to its 354\n"
+          "           (envelope) and 354 to the 250 after the dot (content)\n");
   exit(2);
 }
 
@@ -995,7 +1039,7 @@ int main(int argc, char **argv) {
            .rcpt = "user@bench.test", .helo = "loadgen.bench.invalid",
            .hold = 5, .probes = 20};
   int opt;
-  while ((opt = getopt(argc, argv, "c:n:m:l:t:PR:f:r:H:I:w:p:qM:")) != -1) {
+  while ((opt = getopt(argc, argv, "c:n:m:l:t:PR:f:r:H:I:w:p:qM:S")) != -1) {
     switch (opt) {
     case 'c': g.sessions = atoi(optarg); break;
     case 'n': g.total = atol(optarg); break;
@@ -1012,6 +1056,7 @@ int main(int argc, char **argv) {
     case 'p': g.probes = atoi(optarg); break;
     case 'q': g.quiet = 1; break;
     case 'M': g.message_file = optarg; break;
+    case 'S': g.phases = 1; break;
     default: usage();
     }
   }
