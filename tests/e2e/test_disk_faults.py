@@ -47,9 +47,17 @@ def subjects(maildir) -> list[str]:
 def spares_settled(tmp_dir) -> bool:
     """The spool's spare files in tmp/ are made (their zeros written and
     synced by a thread of the spool's own, doc/queue-format.md): the
-    listing and the sizes hold still for a moment."""
+    listing and the sizes hold still for a moment.  A file renamed between
+    the listing and its stat (a delivered message's used.* becoming a
+    spare.*) is listed without a size: the listing moved, not settled."""
     def listing():
-        return sorted((p.name, p.stat().st_size) for p in tmp_dir.iterdir())
+        entries = []
+        for p in tmp_dir.iterdir():
+            try:
+                entries.append((p.name, p.stat().st_size))
+            except FileNotFoundError:
+                entries.append((p.name, -1))
+        return sorted(entries)
     before = listing()
     time.sleep(0.5)
     return bool(before) and listing() == before
