@@ -181,6 +181,39 @@ def fs_probe(directory, files=1000, syncs=100):
     return round(create_us, 1), round((t1 - t0) * 1000 / syncs, 3), probe
 
 
+AGE_ROUND = 10000
+AGE_MAX = 2000000
+
+
+def age_filesystem(directory, files, keep_every=16):
+    """Ages the filesystem of `directory` in a defined, bounded way: `files`
+    (at most AGE_MAX) 1 KiB files are created in `directory`/.aged, in
+    rounds of AGE_ROUND, then each round's files are unlinked but one in
+    `keep_every`, as a spool's churn leaves the inode and block bitmaps
+    fragmented and its directory blocks grown.  The kept files stay for the
+    run.  Returns (files made, seconds, files kept)."""
+    files = min(files, AGE_MAX)
+    aged = os.path.join(directory, ".aged")
+    os.makedirs(aged, exist_ok=True)
+    payload = b"a" * 1023 + b"\n"
+    t0 = time.monotonic()
+    kept = 0
+    for first in range(0, files, AGE_ROUND):
+        names = [os.path.join(aged, f"f{i}")
+                 for i in range(first, min(first + AGE_ROUND, files))]
+        for name in names:
+            fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+            os.write(fd, payload)
+            os.close(fd)
+        for i, name in enumerate(names):
+            if (first + i) % keep_every:
+                os.unlink(name)
+            else:
+                kept += 1
+    os.sync()
+    return files, round(time.monotonic() - t0, 1), kept
+
+
 def wait_for(predicate, timeout, interval=0.01):
     """Polls predicate() until true or timeout; returns the last value."""
     end = time.monotonic() + timeout
