@@ -53,6 +53,11 @@ HOSTNAME = "mx.test.example"
 LOCAL_DOMAINS = ("example.org", "example.net")
 CLIENT_NAME = "client.test.example"
 
+# The daemon's last line of a SIGHUP's reload (core/server/daemon.c,
+# daemon_reload()): the new configuration taken, or refused.
+RELOAD_DONE = (r"reload: new sessions use the configuration of "
+               r"|reload refused, the running configuration stays")
+
 # Sanitizer reports the daemon may print; any of them fails the test.
 SANITIZER_REPORT = re.compile(
     r"ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)"
@@ -406,19 +411,24 @@ class Daemon:
             self.proc.wait(timeout=10)
 
     def reload(self, text: str | None = None, config: dict | None = None,
-               wait: float = 0.5) -> None:
+               wait: float | None = None) -> None:
         """Rewrites the config file (raw `text`, or the current config merged
-        with the overrides `config`) and sends SIGHUP.  Sleeps `wait`
-        (scaled) so the daemon has read the file before the test goes on;
-        tests that know the daemon's log line for a reload should prefer
-        wait_log()."""
+        with the overrides `config`) and sends SIGHUP.  By default returns
+        once the daemon has logged the reload's end, taken or refused
+        (RELOAD_DONE; at most 10 s, scaled): sessions opened after that see
+        the outcome.  `wait=0` returns at once (the test waits for its own
+        log line); another `wait` sleeps that long (scaled), for tests that
+        send SIGHUPs in quick succession on purpose."""
         if text is None:
             self.config = merge_config(self.config, config)
             self._note_ports(self.config)
             text = render_config(self.config)
         self.conf_path.write_text(text)
+        mark = self.log_mark()
         self.signal(signal.SIGHUP)
-        if wait:
+        if wait is None:
+            self.wait_log(RELOAD_DONE, timeout=10, since=mark)
+        elif wait:
             time.sleep(scaled(wait))
 
     # --- log ----------------------------------------------------------
