@@ -84,6 +84,7 @@ typedef struct _Attempt {
   gboolean route_returned;      /* the stage finished inside the loop */
   guint batches_running;
   PstJobWorkers *workers; /* borrowed: the disk steps run there */
+  gboolean quiet;         /* its last step returns without waking the loop */
   void (*work)(struct _Attempt *attempt); /* the step for a worker */
   void (*back)(struct _Attempt *attempt); /* then, on the main loop */
   PstDeliveryJobFunc done;
@@ -779,6 +780,17 @@ static void attempt_free(Attempt *attempt) {
  * main-loop step right there, on the worker, and it calls DNS and
  * transports.
  *
+ * A brief last step returns quietly: its worker queues the attempt but
+ * does not wake the main loop, which only has to tell the queue manager
+ * that the job ended (the message is removed and logged by then).  The
+ * loop takes it back in its next iteration, whatever woke it (at one
+ * session, the next client's command or commit a moment later), or after
+ * QUIET_WAIT_MS when nothing else does; at once while the queue manager
+ * has ready jobs waiting for running ones to end (its hurry, which the
+ * worker reads after queueing, so that a hurry set meanwhile finds the
+ * attempt queued and `woken` set before the loop polls).  Per message
+ * delivered at its first attempt, one main-loop wake-up fewer.
+ *
  * At one session the steps of two messages rarely meet in one iteration:
  * a message's last step (removing it, when it was delivered at its first
  * attempt) is handed over about when the next message's first (loading
@@ -802,6 +814,7 @@ static void attempt_free(Attempt *attempt) {
 
 #define BRIEF_MAX 8
 #define LAST_WAIT_US (2 * G_TIME_SPAN_MILLISECOND)
+#define QUIET_WAIT_MS 20
 
 struct _PstJobWorkers {
   PstJobThreads *pool; /* owned: runs attempts_work() on GPtrArray* */
@@ -812,10 +825,13 @@ struct _PstJobWorkers {
   gint64 waiting_since; /* monotonic µs: the first of `waiting` */
   gint64 brief_last;    /* monotonic µs: the last brief step not a last one */
   gint64 brief_gap;     /* µs between the last two of those */
-  gboolean hurry;       /* the queue manager's: ready jobs wait */
+  gint hurry;           /* atomic, set by the main thread: the queue
+                         * manager's ready jobs wait */
+  guint quiet_out;      /* main thread: quiet last steps not yet back */
   GMutex lock;
-  GQueue finished; /* of Attempt*, under `lock`: for the main loop */
-  gint woken;      /* atomic: the source has something to run */
+  GQueue finished;    /* of Attempt*, under `lock`: for the main loop */
+  gboolean signalled; /* under `lock`: the loop was woken for `finished` */
+  gint woken;         /* atomic: the source has something to run */
 };
 
 typedef struct {
@@ -849,7 +865,8 @@ static gboolean hand_prepare(GSource *source, gint *timeout) {
   if (workers->gathered->len == 0 && workers->waiting->len == 0)
     return FALSE;
   gint64 left = workers->waiting_since + LAST_WAIT_US - g_source_get_time(source);
-  if (workers->gathered->len > 0 || workers->hurry || left <= 0 ||
+  if (workers->gathered->len > 0 || g_atomic_int_get(&workers->hurry) ||
+      left <= 0 ||
       workers->waiting->len >= BRIEF_MAX)
     workers_hand_over(workers);
   else
@@ -865,9 +882,12 @@ static gboolean hand_dispatch(GSource *source, GSourceFunc callback,
 static GSourceFuncs hand_funcs = {hand_prepare, NULL, hand_dispatch,
                                   NULL,         NULL, NULL};
 
+/* While quiet last steps are out, the poll ends after QUIET_WAIT_MS at
+ * the latest: nothing else may come to take them back. */
 static gboolean back_prepare(GSource *source, gint *timeout) {
-  *timeout = -1;
-  return g_atomic_int_get(&((WorkersSource *)source)->workers->woken) != 0;
+  PstJobWorkers *workers = ((WorkersSource *)source)->workers;
+  *timeout = workers->quiet_out > 0 ? QUIET_WAIT_MS : -1;
+  return g_atomic_int_get(&workers->woken) != 0;
 }
 
 static gboolean back_check(GSource *source) {
@@ -882,10 +902,13 @@ static gboolean back_dispatch(GSource *source, GSourceFunc callback,
   g_mutex_lock(&workers->lock);
   GQueue finished = workers->finished;
   g_queue_init(&workers->finished);
+  workers->signalled = FALSE;
   g_mutex_unlock(&workers->lock);
   Attempt *attempt;
-  while ((attempt = g_queue_pop_head(&finished)) != NULL)
+  while ((attempt = g_queue_pop_head(&finished)) != NULL) {
+    workers->quiet_out -= attempt->quiet;
     attempt->back(attempt);
+  }
   return G_SOURCE_CONTINUE;
 }
 
@@ -895,7 +918,9 @@ static GSourceFuncs back_funcs = {back_prepare, back_check, back_dispatch,
 /* A worker thread: each step, and its attempt goes back at once (not
  * after the others handed over with it), but for an attempt's last step
  * followed by another step here: its end on the main loop waits for that
- * one (a wake-up owed is paid after it), so the two cost one wake-up. */
+ * one (a wake-up owed is paid after it), so the two cost one wake-up; and
+ * a quiet one wakes nobody unless the manager is in a hurry (see above).
+ * The loop is woken once until it takes what is queued (`signalled`). */
 static void attempts_work(gpointer data, gpointer user_data) {
   g_autoptr(GPtrArray) steps = data;
   PstJobWorkers *workers = user_data;
@@ -904,14 +929,21 @@ static void attempts_work(gpointer data, gpointer user_data) {
     Attempt *attempt = steps->pdata[i];
     /* Read before it goes back: the main loop may free it then. */
     gboolean may_wait = attempt->back == attempt_end && i + 1 < steps->len;
+    gboolean quiet = attempt->quiet;
     attempt->work(attempt);
     g_mutex_lock(&workers->lock);
-    owed |= g_queue_is_empty(&workers->finished);
     g_queue_push_tail(&workers->finished, attempt);
     g_mutex_unlock(&workers->lock);
+    /* Queued and flagged before the hurry is read (see above). */
+    g_atomic_int_set(&workers->woken, 1);
+    if (!quiet || g_atomic_int_get(&workers->hurry)) {
+      g_mutex_lock(&workers->lock);
+      owed |= !workers->signalled;
+      workers->signalled = TRUE;
+      g_mutex_unlock(&workers->lock);
+    }
     if (owed && !may_wait) {
       owed = FALSE;
-      g_atomic_int_set(&workers->woken, 1);
       g_main_context_wakeup(g_source_get_context(workers->back));
     }
   }
@@ -955,7 +987,7 @@ void pst_delivery_job_workers_free(PstJobWorkers *workers) {
 void pst_delivery_job_workers_set_hurry(PstJobWorkers *workers,
                                         gboolean hurry) {
   if (workers != NULL)
-    workers->hurry = hurry;
+    g_atomic_int_set(&workers->hurry, hurry);
 }
 
 static void attempt_in_worker(Attempt *attempt, AttemptStep work,
@@ -963,6 +995,8 @@ static void attempt_in_worker(Attempt *attempt, AttemptStep work,
   PstJobWorkers *workers = attempt->workers;
   attempt->work = work;
   attempt->back = back;
+  attempt->quiet = pace == STEP_BRIEF_LAST;
+  workers->quiet_out += attempt->quiet;
   gint64 now = pace != STEP_ALONE ? g_get_monotonic_time() : 0;
   if (pace == STEP_BRIEF) {
     workers->brief_gap = now - workers->brief_last;
