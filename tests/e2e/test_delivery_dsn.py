@@ -303,9 +303,18 @@ def crashed_after_dsn(postiliond, tmp_path):
     DSN stays queued), then puts back the original as a crash between the
     DSN's commit and the original's removal would leave it: its queue
     file, and a journal saying "bounced" and "DSN queued as X".  Returns
-    (daemon stopped, original id, DSN id, alice's blocked Maildir)."""
+    (daemon stopped, original id, DSN id, alice's blocked Maildir).
+
+    The DSN lives by the same 1 s max_lifetime as the original: it must
+    still be queued when the daemon stops.  With a retry every 3 s the
+    original bounces at its second try (3 s) and the DSN could only
+    expire at its own second try, 3 s after it was queued: the stop has
+    that long (with 200 ms retries it had 1.4 s, and a loaded machine
+    took longer).  restart_config() gives the restart retries that wait
+    for no one and a lifetime the DSN outlives."""
     d = postiliond(config=delivery_config(tmp_path, mailboxes=MAILBOXES,
-                                          max_lifetime="1s"))
+                                          max_lifetime="1s",
+                                          retry_first="3s", retry_max="3s"))
     block(tmp_path, "bob@example.org")
     alice = block(tmp_path, "alice@example.org")
     qid = send(d, "alice@example.org", ["bob@example.org"])
@@ -321,13 +330,18 @@ def crashed_after_dsn(postiliond, tmp_path):
     return d, qid, dsn_id, alice
 
 
+def restart_config(d) -> None:
+    """The DSN must not expire (1 s) before the test unblocks its Maildir
+    after the restart: on a loaded machine it did."""
+    d.config["delivery"].update(max_lifetime="1h", retry_first="200ms",
+                                retry_max="1s")
+    d.write_config()
+
+
 def test_no_second_dsn_when_the_dsn_was_queued(postiliond, tmp_path):
     d, qid, dsn_id, alice = crashed_after_dsn(postiliond, tmp_path)
     assert (d.spool / "queue" / dsn_id).exists()
-    # The DSN must not expire (1 s) before the test unblocks its Maildir:
-    # on a loaded machine it did.
-    d.config["delivery"]["max_lifetime"] = "1h"
-    d.write_config()
+    restart_config(d)
     mark = d.log_mark()
     d.start()
     alice.unlink()
@@ -346,6 +360,7 @@ def test_dsn_sent_when_its_commit_never_happened(postiliond, tmp_path):
     # The crash came before the DSN's commit: it is not in the queue.
     (d.spool / "queue" / dsn_id).unlink()
     (d.spool / "state" / dsn_id).unlink(missing_ok=True)
+    restart_config(d)
     mark = d.log_mark()
     d.start()
     d.wait_log(rf"{qid}: sender delivery status notification", since=mark)
