@@ -3,7 +3,9 @@
  * Entry point: pst_delivery_job_run(), on the main thread; the attempt
  * runs in three steps and ends with the caller's callback:
  *
- *  1. prepare (a worker thread: the disk): load the message from queue/
+ *  1. prepare (a worker thread: the disk; on the main loop for a small
+ *     message committed a moment ago, see "Loading at once" below): load
+ *     the message from queue/
  *     and read its content once, a piece at a time, for its size and
  *     8-bit facts (a file that does not parse, or whose content fails its
  *     checksum, goes to corrupt/; delivery-content.c), read its state
@@ -190,6 +192,23 @@ static void plan_free(RecipientPlan *plan) {
   g_free(plan);
 }
 
+/* The plan of recipient `index` to `targets` (taken), but those done. */
+static RecipientPlan *plan_new(guint index, const PstRecipientState *state,
+                               GPtrArray *targets) {
+  RecipientPlan *plan = g_new0(RecipientPlan, 1);
+  plan->index = index;
+  plan->attempts = state->attempts + 1;
+  plan->multiple = targets->len > 1;
+  for (guint i = targets->len; i-- > 0;) {
+    const PstTarget *target = targets->pdata[i];
+    if (g_hash_table_contains(state->done, target->address))
+      g_ptr_array_remove_index(targets, i);
+  }
+  plan->results = g_new0(TargetResult, MAX(targets->len, 1));
+  plan->targets = targets;
+  return plan;
+}
+
 /* Resolves recipient `index`; NULL after journaling a permanent failure. */
 static RecipientPlan *plan_recipient(Attempt *attempt, guint index,
                                      const PstRecipientState *state) {
@@ -214,18 +233,7 @@ static RecipientPlan *plan_recipient(Attempt *attempt, guint index,
     flush_records(attempt);
     return NULL;
   }
-  RecipientPlan *plan = g_new0(RecipientPlan, 1);
-  plan->index = index;
-  plan->attempts = attempts;
-  plan->multiple = targets->len > 1;
-  for (guint i = targets->len; i-- > 0;) {
-    const PstTarget *target = targets->pdata[i];
-    if (g_hash_table_contains(state->done, target->address))
-      g_ptr_array_remove_index(targets, i);
-  }
-  plan->results = g_new0(TargetResult, MAX(targets->len, 1));
-  plan->targets = g_steal_pointer(&targets);
-  return plan;
+  return plan_new(index, state, g_steal_pointer(&targets));
 }
 
 /* The envelope recipient whose DSN parameters go with `target`: only the
@@ -763,6 +771,18 @@ static void attempt_free(Attempt *attempt) {
 
 /* --- The worker threads ----------------------------------------------------
  *
+ * Loading at once: a message's first load, within AT_ONCE_AGE_US of its
+ * commit by this process, is done on the main loop when it reads nothing
+ * but the file the syncer has just written and synced (its pages are in
+ * the page cache, and the reader asks for no access time update, so the
+ * read writes no inode): the load reads a small file whole in one pread,
+ * the first pass scans that copy, the entry knows there is no journal,
+ * and every recipient resolves (like RCPT, on the main loop).  A larger
+ * file, a DSN (its original is checked), or a recipient that does not
+ * resolve (a failure journaled at once) leaves the rest to a worker as
+ * before.  It goes back through the way back below without a wake-up:
+ * one thread wake-up and one main-loop wake-up fewer per message.
+ *
  * A step for a worker goes to the pool.  Brief steps (loading a message,
  * which fsyncs only in the rare case of a recipient that fails to resolve
  * and is journaled at once; removing one delivered without a journal: no
@@ -815,6 +835,7 @@ static void attempt_free(Attempt *attempt) {
 #define BRIEF_MAX 8
 #define LAST_WAIT_US (2 * G_TIME_SPAN_MILLISECOND)
 #define QUIET_WAIT_MS 20
+#define AT_ONCE_AGE_US (2 * G_TIME_SPAN_SECOND)
 
 struct _PstJobWorkers {
   PstJobThreads *pool; /* owned: runs attempts_work() on GPtrArray* */
@@ -990,6 +1011,19 @@ void pst_delivery_job_workers_set_hurry(PstJobWorkers *workers,
     g_atomic_int_set(&workers->hurry, hurry);
 }
 
+/* Main loop: an attempt whose step was done here goes back through the
+ * same source, in its next dispatch, without a wake-up: the loop runs
+ * the sources' prepare before it polls again. */
+static void workers_take_back_at_once(PstJobWorkers *workers,
+                                      Attempt *attempt, AttemptStep back) {
+  attempt->back = back;
+  attempt->quiet = FALSE;
+  g_mutex_lock(&workers->lock);
+  g_queue_push_tail(&workers->finished, attempt);
+  g_mutex_unlock(&workers->lock);
+  g_atomic_int_set(&workers->woken, 1);
+}
+
 static void attempt_in_worker(Attempt *attempt, AttemptStep work,
                               AttemptStep back, StepPace pace) {
   PstJobWorkers *workers = attempt->workers;
@@ -1002,7 +1036,10 @@ static void attempt_in_worker(Attempt *attempt, AttemptStep work,
     workers->brief_gap = now - workers->brief_last;
     workers->brief_last = now;
   }
-  if (pace == STEP_BRIEF_LAST && workers->brief_gap < LAST_WAIT_US) {
+  /* Company is due when brief steps came that often, and still come
+   * (loads done at once are none). */
+  if (pace == STEP_BRIEF_LAST && workers->brief_gap < LAST_WAIT_US &&
+      now - workers->brief_last < LAST_WAIT_US) {
     if (workers->waiting->len == 0)
       workers->waiting_since = now;
     g_ptr_array_add(workers->waiting, attempt);
@@ -1030,7 +1067,9 @@ static gboolean attempt_load(Attempt *attempt) {
     return FALSE;
   }
   g_autoptr(GError) error = NULL;
-  attempt->message = pst_queue_entry_load(job->entry, &error);
+  /* Loaded (and scanned) on the main loop already: attempt_load_at_once(). */
+  if (attempt->message == NULL)
+    attempt->message = pst_queue_entry_load(job->entry, &error);
   if (attempt->message == NULL) {
     if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_NOT_FOUND))
       job->outcome = PST_JOB_GONE;
@@ -1040,7 +1079,8 @@ static gboolean attempt_load(Attempt *attempt) {
       g_warning("%s: %s", job->id, error->message);
     return FALSE;
   }
-  if (!pst_delivery_content_scan(&attempt->content, attempt->message, &error)) {
+  if (attempt->content.message == NULL &&
+      !pst_delivery_content_scan(&attempt->content, attempt->message, &error)) {
     if (g_error_matches(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT))
       job_corrupt(job, error->message);
     else
@@ -1078,6 +1118,53 @@ static void attempt_prepare(Attempt *attempt) {
   job->outcome = PST_JOB_RETRY;
   job->waits_for_transport = TRUE;
   attempt->go_on = attempt_load(attempt);
+}
+
+/* Step 1 on the main loop, for a message committed a moment ago (see
+ * "Loading at once" above): TRUE when it is done.  FALSE when a part of
+ * it could wait for or write to the disk: the worker does the rest (what
+ * was done stays: the load, and the first pass over the content). */
+static gboolean attempt_load_at_once(Attempt *attempt) {
+  PstDeliveryJob *job = attempt->job;
+  if (!pst_queue_entry_is_fresh(job->entry, AT_ONCE_AGE_US))
+    return FALSE;
+  /* A failure is left to the worker, which loads again and reports. */
+  attempt->message = pst_queue_entry_load(job->entry, NULL);
+  if (attempt->message == NULL ||
+      !pst_queued_message_is_whole(attempt->message) ||
+      pst_queue_entry_get_original(job->entry) != NULL)
+    return FALSE;
+  if (!pst_delivery_content_scan(&attempt->content, attempt->message, NULL)) {
+    pst_delivery_content_clear(&attempt->content);
+    attempt->content = (PstDeliveryContent){0};
+    return FALSE;
+  }
+  /* No journal (the entry is fresh): every recipient is pending. */
+  const PstEnvelope *envelope =
+      pst_queued_message_get_envelope(attempt->message);
+  guint n = envelope->recipients->len;
+  g_autoptr(GPtrArray) none = g_ptr_array_new();
+  PstRecipientState *states = pst_recipient_states_fold(none, n);
+  for (guint i = 0; i < n; i++) {
+    const PstEnvelopeRecipient *recipient = envelope->recipients->pdata[i];
+    /* One that does not resolve is journaled at once: the worker's. */
+    GPtrArray *targets = pst_deliver_tables_resolve(
+        job->tables, recipient->address, NULL);
+    if (targets == NULL) {
+      g_ptr_array_set_size(attempt->plans, 0);
+      pst_recipient_states_free(states, n);
+      return FALSE;
+    }
+    g_ptr_array_add(attempt->plans, plan_new(i, &states[i], targets));
+  }
+  attempt->envelope = envelope;
+  attempt->states = states;
+  attempt->journal_empty = TRUE;
+  job->arrival_time = envelope->arrival_time;
+  job->outcome = PST_JOB_RETRY;
+  job->waits_for_transport = TRUE;
+  attempt->go_on = !attempt_sort(attempt);
+  return TRUE;
 }
 
 static void attempt_end(Attempt *attempt) {
@@ -1184,8 +1271,12 @@ void pst_delivery_job_run(PstDeliveryJob *job, PstJobWorkers *workers,
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_delivery_batch_free);
   attempt->done = done;
   attempt->user_data = user_data;
-  /* Loading is brief; removing files at once (a DSN's original) syncs. */
-  attempt_in_worker(attempt, attempt_prepare, attempt_prepared,
-                    !job->finish_only && job->dsn_check == NULL ? STEP_BRIEF
-                                                                : STEP_ALONE);
+  /* Removing files at once (a DSN's original) syncs; loading is brief,
+   * and done here when it reads nothing but a file just written. */
+  if (job->finish_only || job->dsn_check != NULL)
+    attempt_in_worker(attempt, attempt_prepare, attempt_prepared, STEP_ALONE);
+  else if (attempt_load_at_once(attempt))
+    workers_take_back_at_once(workers, attempt, attempt_prepared);
+  else
+    attempt_in_worker(attempt, attempt_prepare, attempt_prepared, STEP_BRIEF);
 }

@@ -22,6 +22,7 @@ struct _PstQueueEntry {
                         * last read found none) and nothing was appended
                         * since: reading finds none without looking,
                         * removing it is not needed */
+  gint64 committed_at; /* monotonic µs, 0 = not committed by this process */
 };
 
 PstQueueEntry *pst_queue_entry_new(PstSpool *spool, const char *id) {
@@ -34,7 +35,13 @@ PstQueueEntry *pst_queue_entry_new(PstSpool *spool, const char *id) {
 PstQueueEntry *pst_queue_entry_new_committed(PstSpool *spool, const char *id) {
   PstQueueEntry *entry = pst_queue_entry_new(spool, id);
   entry->no_journal = TRUE;
+  entry->committed_at = g_get_monotonic_time();
   return entry;
+}
+
+gboolean pst_queue_entry_is_fresh(const PstQueueEntry *entry, gint64 max_age) {
+  return entry->no_journal && entry->committed_at != 0 &&
+         g_get_monotonic_time() - entry->committed_at < max_age;
 }
 
 void pst_queue_entry_free(PstQueueEntry *entry) {

@@ -43,6 +43,11 @@ void pst_queue_entry_free(PstQueueEntry *entry);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PstQueueEntry, pst_queue_entry_free)
 const char *pst_queue_entry_get_id(const PstQueueEntry *entry);
 PstSpool *pst_queue_entry_get_spool(const PstQueueEntry *entry);
+/* TRUE while the entry's message was committed by this process (made by
+ * pst_queue_entry_new_committed()) less than `max_age` µs ago and nothing
+ * was appended since: its file is as the syncer wrote it a moment ago
+ * (its pages in the page cache), and it has no journal. */
+gboolean pst_queue_entry_is_fresh(const PstQueueEntry *entry, gint64 max_age);
 
 /* --- The claim (main thread) ---------------------------------------------- */
 

@@ -125,8 +125,14 @@ static gboolean read_exactly(int fd, void *buffer, gsize length, guint64 offset,
 /* Opens a queue file: a regular file, never through a symlink. */
 static int spool_open_file(int dir_fd, const char *name, const char *path,
                            struct stat *st, GError **error) {
-  int fd = openat(dir_fd, name,
-                  O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+  /* Without an access time: the first read after the file was written
+   * would update it (relatime), a journal handle per message loaded, and
+   * one a delivery step on the main loop could wait for.  Only the
+   * owner may (EPERM otherwise: the tools reading as another user). */
+  int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+  int fd = openat(dir_fd, name, flags | O_NOATIME);
+  if (fd < 0 && errno == EPERM)
+    fd = openat(dir_fd, name, flags);
   if (fd < 0) {
     int saved = errno;
     g_set_error(error, PST_SPOOL_ERROR,
@@ -270,6 +276,11 @@ const PstSpoolTrailer *pst_queued_message_get_trailer(PstQueuedMessage *message,
   *fd_r = message->fd;
   *path_r = message->path;
   return message->trailer;
+}
+
+gboolean pst_queued_message_is_whole(PstQueuedMessage *message) {
+  g_return_val_if_fail(message != NULL, FALSE);
+  return message->file != NULL;
 }
 
 const guint8 *pst_queued_message_get_file(PstQueuedMessage *message,

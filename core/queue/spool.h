@@ -120,6 +120,9 @@ PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
                                  const char *id, GError **error);
 const char *pst_queued_message_get_id(PstQueuedMessage *message);
 const PstEnvelope *pst_queued_message_get_envelope(PstQueuedMessage *message);
+/* TRUE when loading read the whole file (a small one): its content is
+ * read from that copy, without touching the disk again. */
+gboolean pst_queued_message_is_whole(PstQueuedMessage *message);
 /* The message as it will be delivered: the header block (replacement
  * applied) followed by the body.  A new reference. */
 GBytes *pst_queued_message_get_content(PstQueuedMessage *message,
