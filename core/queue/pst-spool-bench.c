@@ -2,8 +2,8 @@
  *
  *   pst-spool-bench [--messages N] [--producers M] [--size OCTETS]
  *                   [--mode group|single|both] [--sync-threads T]
- *                   [--remove] [--no-recycle] [--spare-size OCTETS]
- *                   [--dir DIRECTORY] [--keep]
+ *                   [--remove] [--no-recycle] [--recycle-batches]
+ *                   [--spare-size OCTETS] [--dir DIRECTORY] [--keep]
  *
  * M producers, simulated on one main loop like SMTP sessions, each write a
  * message of OCTETS (in 512-octet pieces, as DATA arrives) and commit it,
@@ -37,7 +37,9 @@
  * next ones are written and synced, as in a relay: the directory then
  * changes under the deferred directory syncs and the journal commits of
  * the messages that follow.  Their files are recycled as spares, as the
- * daemon does, unless --no-recycle (they are unlinked, as before).
+ * daemon does, unless --no-recycle (they are unlinked, as before);
+ * --recycle-batches recycles them also while commits come in batches of
+ * several (the daemon does not: see "Recycling" in spool-syncer.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +55,8 @@
 
 typedef struct _Bench Bench;
 
-static gboolean no_recycle; /* --no-recycle */
+static gboolean no_recycle;        /* --no-recycle */
+static gboolean batch_recycle;     /* --recycle-batches */
 
 typedef struct {
   Bench *bench;           /* not owned */
@@ -316,6 +319,7 @@ static gboolean bench_run(const char *mode, const char *parent, guint messages,
   if (spare_size >= 0)
     pst_spool_set_spare_size(bench.spool, (guint64)spare_size);
   pst_spool_set_recycling(bench.spool, !no_recycle);
+  pst_spool_set_batch_recycling(bench.spool, batch_recycle);
   bench.spare_size =
       spare_size >= 0 ? (guint64)spare_size : PST_SPOOL_SPARE_SIZE;
   bench_wait_for_spares(bench.spool);
@@ -386,6 +390,9 @@ int main(int argc, char **argv) {
        NULL},
       {"no-recycle", 0, 0, G_OPTION_ARG_NONE, &no_recycle,
        "With --remove, unlink the files instead of recycling them as spares",
+       NULL},
+      {"recycle-batches", 0, 0, G_OPTION_ARG_NONE, &batch_recycle,
+       "With --remove, recycle also while commits come in batches of several",
        NULL},
       {"keep", 0, 0, G_OPTION_ARG_NONE, &keep, "Keep the spools", NULL},
       {NULL},

@@ -56,6 +56,7 @@ void pst_spool_set_sync_func(PstSpool *spool, PstSpoolSyncFunc func,
 void pst_spool_set_directory_sync_delay(PstSpool *spool, guint milliseconds);
 void pst_spool_set_spare_size(PstSpool *spool, guint64 size);
 void pst_spool_set_recycling(PstSpool *spool, gboolean on);
+void pst_spool_set_batch_recycling(PstSpool *spool, gboolean on);
 guint pst_spool_count_spares(PstSpool *spool);
 
 /* Makes sure tmp/ no longer durably names the message `id` (NULL: any

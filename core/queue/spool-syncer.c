@@ -166,6 +166,8 @@ struct _PstSpoolSyncer {
   guint used_serial;     /* for their names */
   guint64 tmp_syncs;     /* successful fsyncs of tmp/ so far */
   gboolean recycling;    /* the knob: delivered files become spares */
+  gboolean batch_recycling; /* the knob: also while messages come in
+                             * batches of several */
   guint spares_solo;     /* recent commits in batches of one ... */
   guint spares_grouped;  /* ... and of several (halved at each chunk) */
   guint spares_making;   /* being made by the spare thread */
@@ -203,6 +205,7 @@ typedef struct {
   int fd;          /* owned */
   guint64 size;    /* its zeros, durable */
   gboolean failed; /* their fdatasync failed */
+  gboolean recycled; /* a delivered message's file (zeroed or emptied) */
 } PstSpoolSpare;
 
 /* A delivered message's file, renamed from its queue into tmp/ as
@@ -229,7 +232,7 @@ typedef struct {
  * would never be needed before the next ones arrive), each at most
  * RECYCLE_MAX_SIZE octets (a larger spare would make the reader check
  * a large gap of zeros after a small message). */
-#define USED_WANTED (2 * SPARES_CHUNK)
+#define USED_WANTED (SPARES_WANTED + SPARES_CHUNK)
 #define RECYCLE_MAX_SIZE (128 * 1024)
 /* Recycled spares are whole pages. */
 #define RECYCLE_PAGE 4096
@@ -316,9 +319,13 @@ static const char *syncer_target_name(int index) {
  * the file overwritten: its only durable name is then used.*, which
  * recovery removes unread whatever it holds, so the old message is never
  * delivered again nor taken for a damaged one.  The spare thread takes
- * such files first for a chunk (spare_recycle()): zeros over all of it,
- * the chunk's fdatasync, then the rename to a spare's name
- * (spares_rename_recycled()), published like the others.
+ * such files first for a chunk (spare_recycle()): zeros over all of it
+ * (or, for a chunk of empty spares, a truncation to nothing), the
+ * chunk's fdatasync (which makes a truncation durable too), then the
+ * rename to a spare's name (spares_rename_recycled()), published like
+ * the others; it creates files only for what the delivered files still
+ * waiting for a settle will not cover (that settle wakes it).  Not while
+ * messages come in batches of several (syncer_recycling_wanted()).
  */
 
 static void spare_free(PstSpoolSpare *spare) {
@@ -441,10 +448,12 @@ static void spares_sync(PstSpoolSyncer *syncer, GPtrArray *made) {
 
 /* Overwrites the delivered file tmp/USED with zeros, all of it and up
  * to whole pages (at least `min_size` octets), as spare.PID.`serial` to
- * be: its old content is gone from the page cache at once, and from the
- * disk with the chunk's fdatasync.  Only a regular file with no other
- * link, of at most RECYCLE_MAX_SIZE octets, that the daemon can open for
- * writing (so the same owner and mode as a new one) is taken; NULL
+ * be; or, for a chunk of empty spares (`min_size` 0), truncates it to
+ * nothing: its old content is gone from the page cache at once, and from
+ * the disk with the chunk's fdatasync (which makes a truncation durable
+ * like any change of size).  Only a regular file with no other link, of
+ * at most RECYCLE_MAX_SIZE octets to be zeroed, that the daemon can open
+ * for writing (so the same owner and mode as a new one) is taken; NULL
  * otherwise, the file unlinked (what its delivery did before). */
 static PstSpoolSpare *spare_recycle(PstSpoolSyncer *syncer, PstSpoolUsed *used,
                                     guint serial, guint64 min_size) {
@@ -452,12 +461,15 @@ static PstSpoolSpare *spare_recycle(PstSpoolSyncer *syncer, PstSpoolUsed *used,
                   O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   struct stat st;
   gboolean ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                st.st_nlink == 1 && st.st_size <= RECYCLE_MAX_SIZE;
-  guint64 size = ok ? ((guint64)st.st_size + RECYCLE_PAGE - 1) /
-                          RECYCLE_PAGE * RECYCLE_PAGE
-                    : 0;
+                st.st_nlink == 1 &&
+                (min_size == 0 || st.st_size <= RECYCLE_MAX_SIZE);
+  guint64 size = ok && min_size > 0 ? ((guint64)st.st_size + RECYCLE_PAGE -
+                                       1) / RECYCLE_PAGE * RECYCLE_PAGE
+                                    : 0;
   size = MAX(size, min_size);
-  if (!ok || !spare_fill(fd, size)) {
+  if (ok)
+    ok = size > 0 ? spare_fill(fd, size) : ftruncate(fd, 0) == 0;
+  if (!ok) {
     if (fd >= 0)
       close(fd);
     unlinkat(syncer->tmp_dir_fd, used->name, 0);
@@ -469,6 +481,7 @@ static PstSpoolSpare *spare_recycle(PstSpoolSyncer *syncer, PstSpoolUsed *used,
   spare->used_name = g_steal_pointer(&used->name);
   spare->fd = fd;
   spare->size = size;
+  spare->recycled = TRUE;
   return spare;
 }
 
@@ -498,18 +511,18 @@ static void spares_rename_recycled(PstSpoolSyncer *syncer, GPtrArray *made) {
 static GPtrArray *spares_make(PstSpoolSyncer *syncer, guint first, guint count,
                               guint64 size, GPtrArray *used) {
   GPtrArray *made = g_ptr_array_new();
-  gboolean zeros = size > 0;
+  gboolean sync = size > 0;
   for (guint i = 0; i < used->len; i++) {
     PstSpoolUsed *file = used->pdata[i];
     PstSpoolSpare *spare =
-        made->len < count ? spare_recycle(syncer, file, first + made->len,
-                                          syncer->spare_size)
-                          : NULL;
+        made->len < count
+            ? spare_recycle(syncer, file, first + made->len, size)
+            : NULL;
     if (spare != NULL)
       g_ptr_array_add(made, spare);
     else if (file->name != NULL)
       unlinkat(syncer->tmp_dir_fd, file->name, 0);
-    zeros = zeros || spare != NULL;
+    sync = sync || spare != NULL;
   }
   while (made->len < count) {
     PstSpoolSpare *spare = spare_create(syncer, first + made->len, size);
@@ -517,16 +530,17 @@ static GPtrArray *spares_make(PstSpoolSyncer *syncer, guint first, guint count,
       break;
     g_ptr_array_add(made, spare);
   }
-  if (!zeros)
+  if (!sync)
     return made;
   /* The chunk's zeros go to the disk in one burst, then each file's
-   * size and blocks are made durable. */
+   * size and blocks (or a recycled file's truncation) are made durable. */
   g_autoptr(GPtrArray) filled = g_ptr_array_new();
   for (guint i = 0; i < made->len; i++) {
     PstSpoolSpare *spare = made->pdata[i];
-    if (spare->size == 0)
+    if (spare->size == 0 && !spare->recycled)
       continue;
-    sync_file_range(spare->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    if (spare->size > 0)
+      sync_file_range(spare->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     g_ptr_array_add(filled, spare);
   }
   spares_sync(syncer, filled);
@@ -562,6 +576,17 @@ static gpointer syncer_spare_thread(gpointer data) {
   g_mutex_lock(&syncer->lock);
   while (!syncer->stopping) {
     guint count = syncer_spares_needed(syncer);
+    /* Delivered files are recycled first; new files are made only for
+     * what those waiting in tmp/ will not cover once safe to overwrite
+     * (after the next settle, which wakes this thread), unless sessions
+     * wait for spares now or few are ready. */
+    g_autoptr(GPtrArray) used = syncer_take_used(syncer, count);
+    gboolean low = syncer->spares.length + syncer->fresh.length < SPARES_LOW;
+    guint waiting =
+        syncer->spares_short || low ? 0 : syncer->used.length;
+    count = used->len + (count > used->len + waiting
+                             ? count - used->len - waiting
+                             : 0);
     if (count == 0) {
       syncer->spare_sleeping = TRUE;
       g_cond_wait(&syncer->spare_wake, &syncer->lock);
@@ -574,9 +599,6 @@ static gpointer syncer_spare_thread(gpointer data) {
     gboolean zeros = !syncer->spares_short &&
                      syncer->spares_fitting >= syncer->spares_outgrown;
     guint64 size = zeros ? syncer->spare_size : 0;
-    /* Delivered files are recycled first, unless sessions wait. */
-    g_autoptr(GPtrArray) used = syncer_take_used(
-        syncer, syncer->spares_short ? 0 : count);
     syncer->spares_short = FALSE;
     syncer->spares_fitting /= 2;
     syncer->spares_outgrown /= 2;
@@ -632,14 +654,18 @@ gboolean pst_spool_syncer_take_spare(PstSpoolSyncer *syncer, char **name_r,
 
 /* Whether a delivered file is worth recycling now; under `lock`.  Not
  * while tmp/ is frozen (it would never be safe to overwrite), nor when
- * enough wait, nor while messages come in batches of several (their
- * journal commit is shared already: the zeros would cost more than they
- * save), nor with spares of no zeros (the knob at 0). */
+ * enough wait, nor while messages come in batches of several unless the
+ * knob says so: their spares are empty (group commit shares the journal
+ * commit already), and recycling one costs three renames per message, a
+ * truncation and its fdatasync instead of one rename, a create and an
+ * unlink; measured, that is dearer on ext4 with a journal, and without
+ * one saves CPU (no create scanning past recently freed inodes) for more
+ * cache flushes (bench/README.md, round 12). */
 static gboolean syncer_recycling_wanted(PstSpoolSyncer *syncer) {
   return syncer->recycling && syncer->spares_asked && !syncer->tmp_frozen &&
-         !syncer->stopping &&
-         syncer->spare_size > 0 && syncer->used.length < USED_WANTED &&
-         syncer->spares_solo >= syncer->spares_grouped;
+         !syncer->stopping && syncer->used.length < USED_WANTED &&
+         (syncer->spares_solo >= syncer->spares_grouped ||
+          syncer->batch_recycling);
 }
 
 gboolean pst_spool_syncer_recycle(PstSpoolSyncer *syncer, int dir_fd,
@@ -778,6 +804,10 @@ static gboolean syncer_sync_tmp(PstSpoolSyncer *syncer, PstSpoolSyncFunc func,
     syncer->dirty_since = 0;
     for (guint i = 0; i < fresh; i++)
       g_queue_push_tail(&syncer->spares, g_queue_pop_head(&syncer->fresh));
+    /* Delivered files it made safe to overwrite may be what the spare
+     * thread waits for. */
+    if (syncer->spare_sleeping && syncer->used.length > 0)
+      g_cond_signal(&syncer->spare_wake);
   } else {
     syncer_drop_spares(syncer, &syncer->fresh, fresh);
     syncer->spares_stuck = TRUE;
@@ -1466,6 +1496,13 @@ void pst_spool_syncer_set_spare_size(PstSpoolSyncer *syncer, guint64 size) {
 void pst_spool_syncer_set_recycling(PstSpoolSyncer *syncer, gboolean on) {
   g_mutex_lock(&syncer->lock);
   syncer->recycling = on;
+  g_mutex_unlock(&syncer->lock);
+}
+
+void pst_spool_syncer_set_batch_recycling(PstSpoolSyncer *syncer,
+                                          gboolean on) {
+  g_mutex_lock(&syncer->lock);
+  syncer->batch_recycling = on;
   g_mutex_unlock(&syncer->lock);
 }
 

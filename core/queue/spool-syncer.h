@@ -137,6 +137,11 @@ void pst_spool_syncer_set_spare_size(PstSpoolSyncer *syncer, guint64 size);
  * (pst_spool_syncer_recycle(); default TRUE): off, they are unlinked, for
  * benchmarks. */
 void pst_spool_syncer_set_recycling(PstSpoolSyncer *syncer, gboolean on);
+/* Whether delivered files are recycled (emptied) as spares also while
+ * messages come in batches of several (default FALSE: it costs more than
+ * it saves on ext4 with a journal); for benchmarks and tests. */
+void pst_spool_syncer_set_batch_recycling(PstSpoolSyncer *syncer,
+                                          gboolean on);
 /* Spares ready to be handed out (durable). */
 guint pst_spool_syncer_count_spares(PstSpoolSyncer *syncer);
 void pst_spool_syncer_get_stats(PstSpoolSyncer *syncer, PstSpoolStats *stats);

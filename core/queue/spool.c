@@ -236,6 +236,11 @@ void pst_spool_set_recycling(PstSpool *spool, gboolean on) {
   pst_spool_syncer_set_recycling(spool->syncer, on);
 }
 
+void pst_spool_set_batch_recycling(PstSpool *spool, gboolean on) {
+  g_return_if_fail(spool != NULL && spool->syncer != NULL);
+  pst_spool_syncer_set_batch_recycling(spool->syncer, on);
+}
+
 guint pst_spool_count_spares(PstSpool *spool) {
   g_return_val_if_fail(spool != NULL && spool->syncer != NULL, 0);
   return pst_spool_syncer_count_spares(spool->syncer);

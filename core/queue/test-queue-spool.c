@@ -1611,6 +1611,10 @@ static guint footer_field(Fixture *f, const char *dir, const char *name,
 static char *commit_in_spare(Fixture *f, const char *content, gsize length) {
   g_autoptr(PstEnvelope) envelope = envelope_new("spare@x", 1);
   guint done = 0;
+  /* On a busy machine the messages may outrun the spare thread for a
+   * moment (a writer then creates its file): wait for one (30 s). */
+  for (guint i = 0; i < 30000 && pst_spool_count_spares(f->spool) == 0; i++)
+    g_usleep(1000);
   Commit commit;
   commit_start(f->spool, &commit, &done, content, length, 1000, envelope, NULL,
                0, PST_SPOOL_QUEUE_ACTIVE);
@@ -1725,12 +1729,30 @@ static guint count_prefixed(Fixture *f, const char *prefix) {
   return count;
 }
 
+/* How many files in `dir` have an inode of `inodes`. */
+static guint count_inodes(Fixture *f, const char *dir, GHashTable *inodes) {
+  g_autofree char *path = fixture_path(f, dir, NULL);
+  g_autoptr(GDir) handle = g_dir_open(path, 0, NULL);
+  g_assert_nonnull(handle);
+  guint count = 0;
+  const char *name;
+  while ((name = g_dir_read_name(handle)) != NULL) {
+    g_autofree char *file = fixture_path(f, dir, name);
+    GStatBuf st;
+    count += g_stat(file, &st) == 0 &&
+             g_hash_table_contains(inodes, GSIZE_TO_POINTER((gsize)st.st_ino));
+  }
+  return count;
+}
+
 /* Checks the file `dir`/NAME that was a recycled message's: a spare in
- * tmp/ holds only zeros, as many as a new one, with the same mode; one
- * in queue/ holds a message written into it since.  Returns TRUE when
- * NAME is such a file. */
+ * tmp/ holds only zeros, `spare_size` of them (or at least one page,
+ * G_MAXSIZE: either empty or zeros), with the mode of a new one; one in
+ * queue/ holds a message written into it since.  Returns TRUE when NAME
+ * is such a file. */
 static gboolean check_recycled(Fixture *f, const char *dir, const char *name,
-                               GHashTable *inodes, const char *content) {
+                               GHashTable *inodes, const char *content,
+                               gsize spare_size) {
   g_autofree char *path = fixture_path(f, dir, name);
   GStatBuf st;
   if (g_stat(path, &st) != 0 ||
@@ -1745,18 +1767,46 @@ static gboolean check_recycled(Fixture *f, const char *dir, const char *name,
   g_autofree char *contents = NULL;
   gsize length = 0;
   g_assert_true(g_file_get_contents(path, &contents, &length, NULL));
-  g_assert_cmpuint(length, ==, PST_SPOOL_SPARE_SIZE);
-  g_autofree char *zeros = g_malloc0(length);
+  if (spare_size != G_MAXSIZE)
+    g_assert_cmpuint(length, ==, spare_size);
+  else if (length > 0)
+    g_assert_cmpuint(length, >=, 4096);
+  g_autofree char *zeros = g_malloc0(length + 1);
   g_assert_cmpmem(contents, length, zeros, length);
   return TRUE;
 }
 
+/* Adds to `seen` the inodes of `inodes` found recycled as spares in tmp/
+ * or holding a new message in queue/, checking each (check_recycled());
+ * returns how many `seen` holds. */
+static guint count_recycled(Fixture *f, GHashTable *inodes, GHashTable *seen,
+                            const char *content, gsize spare_size) {
+  const char *const dirs[] = {"tmp", "queue"};
+  for (guint d = 0; d < G_N_ELEMENTS(dirs); d++) {
+    g_autofree char *path = fixture_path(f, dirs[d], NULL);
+    g_autoptr(GDir) handle = g_dir_open(path, 0, NULL);
+    const char *name;
+    while ((name = g_dir_read_name(handle)) != NULL) {
+      if (d == 0 && !g_str_has_prefix(name, "spare."))
+        continue;
+      g_autofree char *file = fixture_path(f, dirs[d], name);
+      GStatBuf st;
+      if (check_recycled(f, dirs[d], name, inodes, content, spare_size) &&
+          g_stat(file, &st) == 0)
+        g_hash_table_add(seen, GSIZE_TO_POINTER((gsize)st.st_ino));
+    }
+  }
+  return g_hash_table_size(seen);
+}
+
 /* A delivered message's file becomes a spare: removed from queue/ into
- * tmp/ as used.*, overwritten with zeros once a settle has made that
- * durable, then a spare again (same inode, mode and size), and messages
- * written into it read back as themselves. */
-static void test_spare_recycle(Fixture *f, gconstpointer data) {
+ * tmp/ as used.*, overwritten with zeros (emptied, with spares of no
+ * zeros: `spare_size` 0) once a settle has made that durable, then a
+ * spare again (same inode, mode and size), and messages written into it
+ * read back as themselves. */
+static void spare_recycle(Fixture *f, gsize spare_size) {
   static const char content[] = "Received: x\r\nSubject: r\r\n\r\nagain\r\n";
+  pst_spool_set_spare_size(f->spool, spare_size);
   wait_for_spares(f->spool);
   g_autoptr(GHashTable) inodes = g_hash_table_new(NULL, NULL);
   g_autoptr(GError) error = NULL;
@@ -1771,7 +1821,9 @@ static void test_spare_recycle(Fixture *f, gconstpointer data) {
     g_assert_no_error(error);
     g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
   }
-  g_assert_cmpuint(count_prefixed(f, "used."), ==, 8);
+  /* Waiting as used.* (or, once a deferred sync made that durable,
+   * recycled already). */
+  g_assert_cmpuint(count_inodes(f, "tmp", inodes), ==, 8);
   /* Their names in tmp/ durable: now they may be overwritten. */
   g_assert_true(pst_spool_settle(f->spool, NULL, &error));
   g_assert_no_error(error);
@@ -1781,16 +1833,74 @@ static void test_spare_recycle(Fixture *f, gconstpointer data) {
     g_autofree char *id = commit_in_spare(f, content, strlen(content));
   }
   g_assert_cmpuint(count_prefixed(f, "used."), ==, 0);
-  guint found = 0;
-  const char *const dirs[] = {"tmp", "queue"};
-  for (guint d = 0; d < G_N_ELEMENTS(dirs); d++) {
-    g_autofree char *path = fixture_path(f, dirs[d], NULL);
-    g_autoptr(GDir) handle = g_dir_open(path, 0, NULL);
-    const char *name;
-    while ((name = g_dir_read_name(handle)) != NULL)
-      found += check_recycled(f, dirs[d], name, inodes, content);
+  g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+  g_assert_cmpuint(count_recycled(f, inodes, seen, content, spare_size), ==,
+                   8);
+}
+
+static void test_spare_recycle(Fixture *f, gconstpointer data) {
+  spare_recycle(f, PST_SPOOL_SPARE_SIZE);
+}
+
+static void test_spare_recycle_empty(Fixture *f, gconstpointer data) {
+  spare_recycle(f, 0);
+}
+
+/* Commits `n` messages of `content` at once (they come in batches) and
+ * removes each (unsynced, as after its delivery), noting its inode. */
+static void commit_and_remove_batch(Fixture *f, guint n, const char *content,
+                                    GHashTable *inodes) {
+  g_autoptr(PstEnvelope) envelope = envelope_new("batch@x", 1);
+  g_autofree Commit *commits = g_new0(Commit, n);
+  guint done = 0;
+  for (guint i = 0; i < n; i++)
+    commit_start(f->spool, &commits[i], &done, content, strlen(content), 1000,
+                 envelope, NULL, 0, PST_SPOOL_QUEUE_ACTIVE);
+  wait_for(&done, n);
+  for (guint i = 0; i < n; i++) {
+    g_assert_no_error(commits[i].error);
+    g_assert_true(commits[i].ok);
+    const char *id = pst_spool_writer_get_id(commits[i].writer);
+    g_autofree char *path = fixture_path(f, "queue", id);
+    GStatBuf st;
+    g_assert_cmpint(g_stat(path, &st), ==, 0);
+    if (inodes != NULL)
+      g_hash_table_add(inodes, GSIZE_TO_POINTER((gsize)st.st_ino));
+    g_autoptr(GError) error = NULL;
+    g_assert_true(pst_spool_remove_unsynced(f->spool, PST_SPOOL_QUEUE_ACTIVE,
+                                            id, &error));
+    g_assert_no_error(error);
+    commit_clear(&commits[i]);
   }
-  g_assert_cmpuint(found, ==, 8);
+}
+
+/* While messages come in batches, delivered files are unlinked; with
+ * the knob on, recycled too: as empty spares or spares of zeros, never
+ * handed out before a settle made used.* their only durable name. */
+static void test_spare_recycle_batches(Fixture *f, gconstpointer data) {
+  static const char content[] = "Received: x\r\nSubject: b\r\n\r\nbatch\r\n";
+  enum { N = 24 };
+  g_autoptr(GError) error = NULL;
+  pst_spool_set_batch_recycling(f->spool, FALSE);
+  wait_for_spares(f->spool);
+  for (guint round = 0; round < 3; round++)
+    commit_and_remove_batch(f, N, content, NULL);
+  g_assert_cmpuint(count_prefixed(f, "used."), ==, 0);
+  pst_spool_set_batch_recycling(f->spool, TRUE);
+  g_autoptr(GHashTable) inodes = g_hash_table_new(NULL, NULL);
+  commit_and_remove_batch(f, N, content, inodes);
+  g_assert_cmpuint(count_prefixed(f, "used."), ==, N);
+  g_assert_true(pst_spool_settle(f->spool, NULL, &error));
+  g_assert_no_error(error);
+  /* Batches take spares until the spare thread has made chunks of the
+   * used files (their own removals add more, not counted). */
+  g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+  guint recycled = 0;
+  for (guint i = 0; i < 100 && recycled < N; i++) {
+    commit_and_remove_batch(f, N, content, NULL);
+    recycled = count_recycled(f, inodes, seen, content, G_MAXSIZE);
+  }
+  g_assert_cmpuint(recycled, ==, N);
 }
 
 /* After a crash, a delivered message's file waiting in tmp/ to be
@@ -1927,6 +2037,8 @@ int main(int argc, char **argv) {
   ADD("spare/outgrown", test_spare_outgrown, NULL);
   ADD("spare/adaptive", test_spare_adaptive, NULL);
   ADD("spare/recycle", test_spare_recycle, NULL);
+  ADD("spare/recycle-empty", test_spare_recycle_empty, NULL);
+  ADD("spare/recycle-batches", test_spare_recycle_batches, NULL);
   ADD("read/recover-used", test_recover_used, NULL);
 #undef ADD
   return g_test_run();

@@ -6,6 +6,7 @@ moved to corrupt/, and the messages sent afterwards are delivered
 whole."""
 
 import re
+import threading
 
 from delivery import delivery_config, maildir_of, wait_for, wait_queue_empty
 from harness import dot_stuff
@@ -64,4 +65,58 @@ def test_used_files_removed_unread_after_sigkill(postiliond, tmp_path):
     wait_for(lambda: len(delivered(maildir)) == len(first) + len(second), 30,
              "every message delivered")
     assert delivered(maildir) == sorted(first + second)
+    assert d.spool_files("corrupt") == []
+
+
+def send_concurrently(daemon, tokens, sessions):
+    """One message per connection, `sessions` connections at a time: the
+    spool commits them in batches (group commit) and in batches of one
+    in between, so delivered files are recycled or unlinked by turns
+    (doc/queue-format.md, "Recycling")."""
+    chunks = [tokens[i::sessions] for i in range(sessions)]
+    errors = []
+
+    def sender(chunk):
+        try:
+            for token in chunk:
+                send(daemon, [token])
+        except Exception as e:  # reported below, with the others
+            errors.append(e)
+
+    threads = [threading.Thread(target=sender, args=(chunk,))
+               for chunk in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_recycling_under_concurrency_survives_sigkill(postiliond, tmp_path):
+    """Sessions at once, in several waves with a SIGKILL between two:
+    every message delivered whole and once, whatever the spool recycled
+    meanwhile; nothing in corrupt/, no used.* left after the restart."""
+    d = postiliond(config=delivery_config(tmp_path))
+    maildir = maildir_of(tmp_path, "bob@example.org")
+    sent = []
+    for wave in range(3):
+        tokens = [f"r{1000 * (wave + 1) + i}" for i in range(60)]
+        send_concurrently(d, tokens, 12)
+        sent += tokens
+        wait_queue_empty(d, timeout=60)
+        wait_for(lambda: len(delivered(maildir)) == len(sent), 60,
+                 "the wave delivered")
+        assert d.tmp_leftovers() == []
+    d.kill()
+    d.start()
+    assert used_files(d) == []
+    assert d.spool_files("corrupt") == []
+    tokens = [f"r{4000 + i}" for i in range(60)]
+    send_concurrently(d, tokens, 12)
+    sent += tokens
+    wait_queue_empty(d, timeout=60)
+    wait_for(lambda: len(delivered(maildir)) == len(sent), 60,
+             "every message delivered")
+    assert delivered(maildir) == sorted(sent)
     assert d.spool_files("corrupt") == []
