@@ -814,15 +814,15 @@ static void attempt_free(Attempt *attempt) {
  * At one session the steps of two messages rarely meet in one iteration:
  * a message's last step (removing it, when it was delivered at its first
  * attempt) is handed over about when the next message's first (loading
- * it) would be, one commit later.  So a brief last step waits for company
- * up to LAST_WAIT_US when other brief steps came that often of late (the
- * last two were that close; else it would only wait, and cost a timer's
- * wake-up): it goes with the next brief steps, or alone after
- * that time, or at once when BRIEF_MAX wait, or while the queue manager
- * has ready jobs waiting for running ones to end (the hurry it sets after
+ * it, when not done at once) or last would be, one commit later.  So a
+ * brief last step waits for company up to LAST_WAIT_US when other brief
+ * steps came that often of late (the last two loads were that close, or
+ * the last last step; else it would only wait, and cost a timer's
+ * wake-up): it goes with the next brief steps, or alone after that time,
+ * or at once when another waits with it, or while the queue manager has
+ * ready jobs waiting for running ones to end (the hurry it sets after
  * each dispatch), so a window is never held by a finished delivery.  Two
- * hand-overs per message become one: one thread wake-up and one main-loop
- * wake-up fewer.
+ * hand-overs become one: one thread wake-up fewer.
  *
  * The two sides have their own sources: the hand-over runs in a prepare
  * at the default priority, so every iteration reaches it (GLib skips the
@@ -846,6 +846,7 @@ struct _PstJobWorkers {
   gint64 waiting_since; /* monotonic µs: the first of `waiting` */
   gint64 brief_last;    /* monotonic µs: the last brief step not a last one */
   gint64 brief_gap;     /* µs between the last two of those */
+  gint64 last_step_last; /* monotonic µs: the last brief last step */
   gint hurry;           /* atomic, set by the main thread: the queue
                          * manager's ready jobs wait */
   guint quiet_out;      /* main thread: quiet last steps not yet back */
@@ -888,7 +889,7 @@ static gboolean hand_prepare(GSource *source, gint *timeout) {
   gint64 left = workers->waiting_since + LAST_WAIT_US - g_source_get_time(source);
   if (workers->gathered->len > 0 || g_atomic_int_get(&workers->hurry) ||
       left <= 0 ||
-      workers->waiting->len >= BRIEF_MAX)
+      workers->waiting->len >= 2)
     workers_hand_over(workers);
   else
     *timeout = (gint)((left + 999) / 1000);
@@ -1037,9 +1038,16 @@ static void attempt_in_worker(Attempt *attempt, AttemptStep work,
     workers->brief_last = now;
   }
   /* Company is due when brief steps came that often, and still come
-   * (loads done at once are none). */
-  if (pace == STEP_BRIEF_LAST && workers->brief_gap < LAST_WAIT_US &&
-      now - workers->brief_last < LAST_WAIT_US) {
+   * (loads done at once are none), or the last last step came that
+   * recently (at one session, the next message's, one commit later). */
+  gboolean company = FALSE;
+  if (pace == STEP_BRIEF_LAST) {
+    company = (workers->brief_gap < LAST_WAIT_US &&
+               now - workers->brief_last < LAST_WAIT_US) ||
+              now - workers->last_step_last < LAST_WAIT_US;
+    workers->last_step_last = now;
+  }
+  if (company) {
     if (workers->waiting->len == 0)
       workers->waiting_since = now;
     g_ptr_array_add(workers->waiting, attempt);
