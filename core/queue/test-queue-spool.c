@@ -1607,9 +1607,14 @@ static guint footer_field(Fixture *f, const char *dir, const char *name,
 }
 
 /* Commits `length` octets of `content` into a spare (spares are made
- * first) and returns the message's id. */
+ * first) and returns the message's id.  Waits (30 s at most) for a spare
+ * first: on a loaded machine the spare thread's next chunk may not be
+ * published yet when the previous commits took the last one. */
 static char *commit_in_spare(Fixture *f, const char *content, gsize length) {
   g_autoptr(PstEnvelope) envelope = envelope_new("spare@x", 1);
+  for (guint i = 0; i < 3000 && pst_spool_count_spares(f->spool) == 0; i++)
+    g_usleep(10000);
+  g_assert_cmpuint(pst_spool_count_spares(f->spool), >, 0);
   guint done = 0;
   /* On a busy machine the messages may outrun the spare thread for a
    * moment (a writer then creates its file): wait for one (30 s). */
