@@ -323,9 +323,8 @@ static const char *syncer_target_name(int index) {
  * (or, for a chunk of empty spares, a truncation to nothing), the
  * chunk's fdatasync (which makes a truncation durable too), then the
  * rename to a spare's name (spares_rename_recycled()), published like
- * the others; it creates files only for what the delivered files still
- * waiting for a settle will not cover (that settle wakes it).  Not while
- * messages come in batches of several (syncer_recycling_wanted()).
+ * the others.  Not while messages come in batches of several
+ * (syncer_recycling_wanted()).
  */
 
 static void spare_free(PstSpoolSpare *spare) {
@@ -576,17 +575,6 @@ static gpointer syncer_spare_thread(gpointer data) {
   g_mutex_lock(&syncer->lock);
   while (!syncer->stopping) {
     guint count = syncer_spares_needed(syncer);
-    /* Delivered files are recycled first; new files are made only for
-     * what those waiting in tmp/ will not cover once safe to overwrite
-     * (after the next settle, which wakes this thread), unless sessions
-     * wait for spares now or few are ready. */
-    g_autoptr(GPtrArray) used = syncer_take_used(syncer, count);
-    gboolean low = syncer->spares.length + syncer->fresh.length < SPARES_LOW;
-    guint waiting =
-        syncer->spares_short || low ? 0 : syncer->used.length;
-    count = used->len + (count > used->len + waiting
-                             ? count - used->len - waiting
-                             : 0);
     if (count == 0) {
       syncer->spare_sleeping = TRUE;
       g_cond_wait(&syncer->spare_wake, &syncer->lock);
@@ -599,6 +587,9 @@ static gpointer syncer_spare_thread(gpointer data) {
     gboolean zeros = !syncer->spares_short &&
                      syncer->spares_fitting >= syncer->spares_outgrown;
     guint64 size = zeros ? syncer->spare_size : 0;
+    /* Delivered files are recycled first (emptied when sessions wait:
+     * quicker than creating files). */
+    g_autoptr(GPtrArray) used = syncer_take_used(syncer, count);
     syncer->spares_short = FALSE;
     syncer->spares_fitting /= 2;
     syncer->spares_outgrown /= 2;
@@ -804,10 +795,6 @@ static gboolean syncer_sync_tmp(PstSpoolSyncer *syncer, PstSpoolSyncFunc func,
     syncer->dirty_since = 0;
     for (guint i = 0; i < fresh; i++)
       g_queue_push_tail(&syncer->spares, g_queue_pop_head(&syncer->fresh));
-    /* Delivered files it made safe to overwrite may be what the spare
-     * thread waits for. */
-    if (syncer->spare_sleeping && syncer->used.length > 0)
-      g_cond_signal(&syncer->spare_wake);
   } else {
     syncer_drop_spares(syncer, &syncer->fresh, fresh);
     syncer->spares_stuck = TRUE;
