@@ -1616,10 +1616,6 @@ static char *commit_in_spare(Fixture *f, const char *content, gsize length) {
     g_usleep(10000);
   g_assert_cmpuint(pst_spool_count_spares(f->spool), >, 0);
   guint done = 0;
-  /* On a busy machine the messages may outrun the spare thread for a
-   * moment (a writer then creates its file): wait for one (30 s). */
-  for (guint i = 0; i < 30000 && pst_spool_count_spares(f->spool) == 0; i++)
-    g_usleep(1000);
   Commit commit;
   commit_start(f->spool, &commit, &done, content, length, 1000, envelope, NULL,
                0, PST_SPOOL_QUEUE_ACTIVE);
