@@ -447,7 +447,8 @@ static void spares_sync(PstSpoolSyncer *syncer, GPtrArray *made) {
 
 /* Overwrites the delivered file tmp/USED with zeros, all of it and up
  * to whole pages (at least `min_size` octets), as spare.PID.`serial` to
- * be; or, for a chunk of empty spares (`min_size` 0), truncates it to
+ * be; or, for a chunk of empty spares (`min_size` 0) when it is over
+ * RECYCLE_MAX_SIZE or the spare size knob is 0, truncates it to
  * nothing: its old content is gone from the page cache at once, and from
  * the disk with the chunk's fdatasync (which makes a truncation durable
  * like any change of size).  Only a regular file with no other link, of
@@ -460,11 +461,19 @@ static PstSpoolSpare *spare_recycle(PstSpoolSyncer *syncer, PstSpoolUsed *used,
                   O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   struct stat st;
   gboolean ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                st.st_nlink == 1 &&
-                (min_size == 0 || st.st_size <= RECYCLE_MAX_SIZE);
-  guint64 size = ok && min_size > 0 ? ((guint64)st.st_size + RECYCLE_PAGE -
-                                       1) / RECYCLE_PAGE * RECYCLE_PAGE
-                                    : 0;
+                st.st_nlink == 1;
+  /* Zeros keep the file's blocks allocated, so that the next message of
+   * about its size overwrites them and its fdatasync is one cache flush:
+   * also in a chunk of empty spares (messages larger than a spare, such
+   * as 64 KiB ones at one session: emptying them instead cost a third of
+   * the rate, bench/README.md round 12).  A file is emptied only when it
+   * is too large to zero or spares carry no zeros at all (the knob at 0). */
+  gboolean zero = ok && st.st_size <= RECYCLE_MAX_SIZE &&
+                  (min_size > 0 || syncer->spare_size > 0);
+  ok = ok && (zero || min_size == 0);
+  guint64 size = zero ? ((guint64)st.st_size + RECYCLE_PAGE - 1) /
+                            RECYCLE_PAGE * RECYCLE_PAGE
+                      : 0;
   size = MAX(size, min_size);
   if (ok)
     ok = size > 0 ? spare_fill(fd, size) : ftruncate(fd, 0) == 0;
