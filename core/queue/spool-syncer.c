@@ -320,7 +320,8 @@ static const char *syncer_target_name(int index) {
  * recovery removes unread whatever it holds, so the old message is never
  * delivered again nor taken for a damaged one.  The spare thread takes
  * such files first for a chunk (spare_recycle()): zeros over all of it
- * (or, for a chunk of empty spares, a truncation to nothing), the
+ * (or, in a chunk of empty spares, a truncation to nothing of a file too
+ * large to zero or with the spare size knob at 0), the
  * chunk's fdatasync (which makes a truncation durable too), then the
  * rename to a spare's name (spares_rename_recycled()), published like
  * the others.  Not while messages come in batches of several
