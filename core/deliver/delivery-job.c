@@ -775,7 +775,10 @@ static void attempt_free(Attempt *attempt) {
  * commit by this process, is done on the main loop when it reads nothing
  * but the file the syncer has just written and synced (its pages are in
  * the page cache, and the reader asks for no access time update, so the
- * read writes no inode): the load reads a small file whole in one pread,
+ * read writes no inode): the load reads a small file whole in one pread
+ * that takes only what the page cache holds (RWF_NOWAIT: a page evicted
+ * meanwhile sends the load to a worker, so the main loop never waits for
+ * the disk; pst_queue_entry_load_cached()),
  * the first pass scans that copy, the entry knows there is no journal,
  * and every recipient resolves (like RCPT, on the main loop).  A larger
  * file, a DSN (its original is checked), or a recipient that does not
@@ -1136,8 +1139,9 @@ static gboolean attempt_load_at_once(Attempt *attempt) {
   PstDeliveryJob *job = attempt->job;
   if (!pst_queue_entry_is_fresh(job->entry, AT_ONCE_AGE_US))
     return FALSE;
-  /* A failure is left to the worker, which loads again and reports. */
-  attempt->message = pst_queue_entry_load(job->entry, NULL);
+  /* A failure, or a page the disk would have to read, is left to the
+   * worker, which loads again (and reports). */
+  attempt->message = pst_queue_entry_load_cached(job->entry, NULL);
   if (attempt->message == NULL ||
       !pst_queued_message_is_whole(attempt->message) ||
       pst_queue_entry_get_original(job->entry) != NULL)

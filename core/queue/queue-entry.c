@@ -85,9 +85,9 @@ static const char *entry_directory(const PstQueueEntry *entry) {
   return pst_spool_get_directory(entry->spool);
 }
 
-PstQueuedMessage *pst_queue_entry_load(PstQueueEntry *entry, GError **error) {
-  PstQueuedMessage *message =
-      pst_spool_load(entry->spool, PST_SPOOL_QUEUE_ACTIVE, entry->id, error);
+/* Learns the original of a DSN from `message` (NULL: none loaded). */
+static PstQueuedMessage *entry_loaded(PstQueueEntry *entry,
+                                      PstQueuedMessage *message) {
   if (message != NULL) {
     const char *original =
         pst_envelope_get_dsn_original(pst_queued_message_get_envelope(message));
@@ -95,6 +95,19 @@ PstQueuedMessage *pst_queue_entry_load(PstQueueEntry *entry, GError **error) {
     entry->original = g_strdup(original);
   }
   return message;
+}
+
+PstQueuedMessage *pst_queue_entry_load(PstQueueEntry *entry, GError **error) {
+  return entry_loaded(entry, pst_spool_load(entry->spool,
+                                            PST_SPOOL_QUEUE_ACTIVE, entry->id,
+                                            error));
+}
+
+PstQueuedMessage *pst_queue_entry_load_cached(PstQueueEntry *entry,
+                                              GError **error) {
+  return entry_loaded(entry, pst_spool_load_cached(entry->spool,
+                                                   PST_SPOOL_QUEUE_ACTIVE,
+                                                   entry->id, error));
 }
 
 GPtrArray *pst_queue_entry_read_journal(PstQueueEntry *entry, gboolean repair,

@@ -61,6 +61,10 @@ gboolean pst_queue_entry_is_claimed(const PstQueueEntry *entry);
 /* Loads the message from queue/ and learns its original, when it is a
  * DSN (pst_queue_entry_get_original()). */
 PstQueuedMessage *pst_queue_entry_load(PstQueueEntry *entry, GError **error);
+/* The same without waiting for the disk (pst_spool_load_cached()): for
+ * the main loop, which leaves a PST_SPOOL_ERROR_WOULD_BLOCK to a thread. */
+PstQueuedMessage *pst_queue_entry_load_cached(PstQueueEntry *entry,
+                                              GError **error);
 /* The journal's valid records (none when it is missing); `repair`
  * truncates a torn tail.  Learns the final DSN's id, if noted. */
 GPtrArray *pst_queue_entry_read_journal(PstQueueEntry *entry, gboolean repair,

@@ -7,6 +7,9 @@
  * Loading reads only the footer and the trailer (pread at the end of the
  * file) and keeps the file open, so a large queue is scanned quickly and
  * the content is read, and its checksum verified, only when asked for.
+ * pst_spool_load_cached() is the main loop's: a small file read whole
+ * from the page cache (RWF_NOWAIT) or nothing, so that it never waits for
+ * the disk.
  * Names are checked to be queue ids before they reach the file system, and
  * files are opened with O_NOFOLLOW and must be regular, so a stray symlink
  * or directory in queue/ is "corrupt", not followed.
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "queue/queue-id.h"
@@ -100,14 +104,25 @@ GPtrArray *pst_spool_list(PstSpool *spool, PstSpoolQueue queue,
   return names;
 }
 
-/* pread(2) exactly `length` octets at `offset`. */
-static gboolean read_exactly(int fd, void *buffer, gsize length, guint64 offset,
-                             const char *path, GError **error) {
+/* pread(2) exactly `length` octets at `offset`; with `flags`
+ * RWF_NOWAIT, only from the page cache (PST_SPOOL_ERROR_WOULD_BLOCK when
+ * a part is not there, or the file system cannot tell). */
+static gboolean read_exactly_flags(int fd, void *buffer, gsize length,
+                                   guint64 offset, int flags, const char *path,
+                                   GError **error) {
   guint8 *out = buffer;
   while (length > 0) {
-    ssize_t got = pread(fd, out, length, (off_t)offset);
+    struct iovec iov = {out, length};
+    ssize_t got = flags == 0 ? pread(fd, out, length, (off_t)offset)
+                             : preadv2(fd, &iov, 1, (off_t)offset, flags);
     if (got < 0 && errno == EINTR)
       continue;
+    if (got < 0 && flags != 0 &&
+        (errno == EAGAIN || errno == EOPNOTSUPP || errno == EINVAL)) {
+      g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_WOULD_BLOCK,
+                  "Queue file “%s” is not all in the page cache", path);
+      return FALSE;
+    }
     if (got <= 0) {
       g_set_error(error, PST_SPOOL_ERROR,
                   got == 0 ? PST_SPOOL_ERROR_CORRUPT : PST_SPOOL_ERROR_IO,
@@ -120,6 +135,11 @@ static gboolean read_exactly(int fd, void *buffer, gsize length, guint64 offset,
     offset += (guint64)got;
   }
   return TRUE;
+}
+
+static gboolean read_exactly(int fd, void *buffer, gsize length, guint64 offset,
+                             const char *path, GError **error) {
+  return read_exactly_flags(fd, buffer, length, offset, 0, path, error);
 }
 
 /* Opens a queue file: a regular file, never through a symlink. */
@@ -174,7 +194,7 @@ static const guint8 *read_part(int fd, const guint8 *window,
 /* Reads and decodes the footer, the trailer and the gap between them (a
  * version 2 file); when the one read from the end took the whole file,
  * `*file_r` (if asked for) gets a copy of its content. */
-static PstSpoolTrailer *read_trailer(int fd, guint64 file_size,
+static PstSpoolTrailer *read_trailer(int fd, guint64 file_size, int flags,
                                      const char *path, GBytes **file_r,
                                      GError **error) {
   guint8 window[TAIL_WINDOW];
@@ -183,7 +203,8 @@ static PstSpoolTrailer *read_trailer(int fd, guint64 file_size,
   guint64 trailer_offset = 0;
   gsize trailer_length = 0;
   if (window_length >= PST_SPOOL_FOOTER_SIZE &&
-      !read_exactly(fd, window, window_length, window_offset, path, error))
+      !read_exactly_flags(fd, window, window_length, window_offset, flags,
+                          path, error))
     return NULL;
   g_autoptr(GError) local = NULL;
   const guint8 *footer =
@@ -222,11 +243,13 @@ static PstSpoolTrailer *read_trailer(int fd, guint64 file_size,
 
 PstSpoolTrailer *pst_spool_read_trailer(int fd, guint64 file_size,
                                         const char *path, GError **error) {
-  return read_trailer(fd, file_size, path, NULL, error);
+  return read_trailer(fd, file_size, 0, path, NULL, error);
 }
 
-PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
-                                 const char *id, GError **error) {
+/* pst_spool_load(); `cached_only`: pst_spool_load_cached(). */
+static PstQueuedMessage *spool_load(PstSpool *spool, PstSpoolQueue queue,
+                                    const char *id, gboolean cached_only,
+                                    GError **error) {
   g_return_val_if_fail(spool != NULL && id != NULL, NULL);
   g_autofree char *path = spool_path(spool, pst_spool_dir_of_queue(queue), id);
   if (!pst_queue_id_is_valid(id)) {
@@ -238,9 +261,17 @@ PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
   int fd = spool_open_file(spool_queue_fd(spool, queue), id, path, &st, error);
   if (fd < 0)
     return NULL;
+  /* The one read from the end would not take it whole. */
+  if (cached_only && st.st_size > TAIL_WINDOW) {
+    g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_WOULD_BLOCK,
+                "Queue file “%s” is too large to read at once", path);
+    close(fd);
+    return NULL;
+  }
   g_autoptr(GBytes) file = NULL;
   PstSpoolTrailer *trailer =
-      read_trailer(fd, (guint64)st.st_size, path, &file, error);
+      read_trailer(fd, (guint64)st.st_size, cached_only ? RWF_NOWAIT : 0, path,
+                   &file, error);
   if (trailer != NULL && !g_str_equal(trailer->queue_id, id)) {
     g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_CORRUPT,
                 "Queue file “%s” is corrupt: it was written as %s", path,
@@ -257,6 +288,16 @@ PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
   message->fd = fd;
   message->file = g_steal_pointer(&file);
   return message;
+}
+
+PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
+                                 const char *id, GError **error) {
+  return spool_load(spool, queue, id, FALSE, error);
+}
+
+PstQueuedMessage *pst_spool_load_cached(PstSpool *spool, PstSpoolQueue queue,
+                                        const char *id, GError **error) {
+  return spool_load(spool, queue, id, TRUE, error);
 }
 
 const char *pst_queued_message_get_id(PstQueuedMessage *message) {

@@ -41,6 +41,8 @@ typedef enum {
   PST_SPOOL_ERROR_LIMIT, /* an envelope value exceeds the format's limits */
   PST_SPOOL_ERROR_BUSY,  /* another process has the spool open */
   PST_SPOOL_ERROR_NO_SPACE, /* a write failed with ENOSPC or EDQUOT */
+  PST_SPOOL_ERROR_WOULD_BLOCK, /* pst_spool_load_cached(): not without the
+                                * disk; nothing failed */
 } PstSpoolError;
 
 typedef enum {
@@ -118,6 +120,13 @@ GPtrArray *pst_spool_list(PstSpool *spool, PstSpoolQueue queue, GError **error);
  * parse fails with PST_SPOOL_ERROR_CORRUPT naming it. */
 PstQueuedMessage *pst_spool_load(PstSpool *spool, PstSpoolQueue queue,
                                  const char *id, GError **error);
+/* pst_spool_load() for the main loop, which must not wait for the disk:
+ * only a file small enough to be read whole (pst_queued_message_is_whole())
+ * whose pages are all in the page cache (preadv2 with RWF_NOWAIT).  Any
+ * other fails with PST_SPOOL_ERROR_WOULD_BLOCK, having waited for no read:
+ * load it with pst_spool_load() on a thread. */
+PstQueuedMessage *pst_spool_load_cached(PstSpool *spool, PstSpoolQueue queue,
+                                        const char *id, GError **error);
 const char *pst_queued_message_get_id(PstQueuedMessage *message);
 const PstEnvelope *pst_queued_message_get_envelope(PstQueuedMessage *message);
 /* TRUE when loading read the whole file (a small one): its content is

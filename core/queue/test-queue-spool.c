@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1652,6 +1653,72 @@ static void assert_content(Fixture *f, const char *id, const char *content,
   pst_content_reader_free(reader);
 }
 
+/* Drops the clean pages of queue/ID from the page cache; FALSE when some
+ * stay (a file system that keeps them, such as tmpfs). */
+static gboolean evict_pages(Fixture *f, const char *id) {
+  g_autofree char *path = fixture_path(f, "queue", id);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint(fd, >=, 0);
+  struct stat st;
+  g_assert_cmpint(fstat(fd, &st), ==, 0);
+  g_assert_cmpint(fdatasync(fd), ==, 0);
+  g_assert_cmpint(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), ==, 0);
+  gsize pages = ((gsize)st.st_size + 4095) / 4096;
+  void *map = mmap(NULL, (gsize)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+  g_assert_true(map != MAP_FAILED);
+  g_autofree unsigned char *resident = g_malloc0(pages + 16);
+  g_assert_cmpint(mincore(map, (gsize)st.st_size, resident), ==, 0);
+  gboolean evicted = TRUE;
+  for (gsize i = 0; i < pages; i++)
+    evicted = evicted && !(resident[i] & 1);
+  munmap(map, (gsize)st.st_size);
+  close(fd);
+  return evicted;
+}
+
+/* The main loop's load never waits for the disk: a small message whose
+ * pages are in the page cache loads whole; evicted, or too large to be
+ * read at once, it fails with WOULD_BLOCK, and the blocking load (a
+ * worker's) reads it. */
+static void test_load_cached(Fixture *f, gconstpointer data) {
+  static const char small[] = "Subject: cached\r\n\r\nin the page cache\r\n";
+  wait_for_spares(f->spool);
+  g_autofree char *id = commit_in_spare(f, small, strlen(small));
+  g_autoptr(GError) error = NULL;
+  PstQueuedMessage *message =
+      pst_spool_load_cached(f->spool, PST_SPOOL_QUEUE_ACTIVE, id, &error);
+  g_assert_no_error(error);
+  g_assert_true(pst_queued_message_is_whole(message));
+  pst_queued_message_free(message);
+  assert_content(f, id, small, strlen(small));
+
+  g_autoptr(GString) large = g_string_new("Subject: large\r\n\r\n");
+  while (large->len < 40 * 1024)
+    g_string_append(large, "a line of a message too large to read at once\r\n");
+  g_autofree char *large_id = commit_in_spare(f, large->str, large->len);
+  message = pst_spool_load_cached(f->spool, PST_SPOOL_QUEUE_ACTIVE, large_id,
+                                  &error);
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_WOULD_BLOCK);
+  g_assert_null(message);
+  g_clear_error(&error);
+  assert_content(f, large_id, large->str, large->len);
+
+  if (!evict_pages(f, id)) {
+    g_test_skip("this file system keeps a file's pages in memory");
+    return;
+  }
+  message = pst_spool_load_cached(f->spool, PST_SPOOL_QUEUE_ACTIVE, id, &error);
+  g_assert_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_WOULD_BLOCK);
+  g_assert_null(message);
+  g_clear_error(&error);
+  /* The blocking load reads it from the disk; then it is cached again. */
+  assert_content(f, id, small, strlen(small));
+  message = pst_spool_load_cached(f->spool, PST_SPOOL_QUEUE_ACTIVE, id, &error);
+  g_assert_no_error(error);
+  g_assert_true(pst_queued_message_is_whole(message));
+  pst_queued_message_free(message);
+}
+
 /* A message that fits its spare overwrites the zeros: the file keeps the
  * spare's size, the footer in its last octets (version 2). */
 static void test_spare_fits(Fixture *f, gconstpointer data) {
@@ -2059,6 +2126,7 @@ int main(int argc, char **argv) {
   ADD("open/missing-readonly", test_open_missing_readonly, "no");
   ADD("open/not-writable", test_open_not_writable, "no");
   ADD("commit/roundtrip", test_commit_roundtrip, NULL);
+  ADD("load/cached", test_load_cached, NULL);
   ADD("commit/header-override-hold", test_commit_header_override_hold, NULL);
   ADD("commit/large-override", test_commit_large_override, NULL);
   ADD("commit/mixed-pieces", test_commit_mixed_pieces, NULL);
