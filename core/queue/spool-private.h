@@ -58,6 +58,7 @@ void pst_spool_set_spare_size(PstSpool *spool, guint64 size);
 void pst_spool_set_recycling(PstSpool *spool, gboolean on);
 void pst_spool_set_batch_recycling(PstSpool *spool, gboolean on);
 guint pst_spool_count_spares(PstSpool *spool);
+gboolean pst_spool_is_quiet(PstSpool *spool, guint margin);
 
 /* Makes sure tmp/ no longer durably names the message `id` (NULL: any
  * message) before it leaves its queue: pst_spool_syncer_settle().  TRUE

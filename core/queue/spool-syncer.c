@@ -714,6 +714,18 @@ guint pst_spool_syncer_count_spares(PstSpoolSyncer *syncer) {
   return count;
 }
 
+gboolean pst_spool_syncer_is_quiet(PstSpoolSyncer *syncer, guint margin) {
+  g_mutex_lock(&syncer->lock);
+  gboolean quiet = syncer->sleeping && !syncer->running &&
+                   !syncer->overlap_running &&
+                   g_queue_is_empty(&syncer->pending) &&
+                   syncer->dirty_since == 0 && syncer->spare_sleeping &&
+                   syncer->spares_making == 0 &&
+                   syncer->spares.length > SPARES_LOW + margin;
+  g_mutex_unlock(&syncer->lock);
+  return quiet;
+}
+
 /* --- Directory syncs ------------------------------------------------------ */
 
 /* Records a rename out of tmp/ into `target`; under `dir_lock` and `lock`. */

@@ -144,6 +144,12 @@ void pst_spool_syncer_set_batch_recycling(PstSpoolSyncer *syncer,
                                           gboolean on);
 /* Spares ready to be handed out (durable). */
 guint pst_spool_syncer_count_spares(PstSpoolSyncer *syncer);
+/* For tests that hold syncs at a gate and expect a given thread to take
+ * a commit: both sync threads sleep with nothing pending or due, the
+ * spare thread sleeps, and more than `margin` spares above the low mark
+ * are ready (so that taking up to `margin` wakes no thread to publish
+ * more: fresh ones wait, unpublished, until spares run low). */
+gboolean pst_spool_syncer_is_quiet(PstSpoolSyncer *syncer, guint margin);
 void pst_spool_syncer_get_stats(PstSpoolSyncer *syncer, PstSpoolStats *stats);
 
 G_END_DECLS

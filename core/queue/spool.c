@@ -246,6 +246,11 @@ guint pst_spool_count_spares(PstSpool *spool) {
   return pst_spool_syncer_count_spares(spool->syncer);
 }
 
+gboolean pst_spool_is_quiet(PstSpool *spool, guint margin) {
+  g_return_val_if_fail(spool != NULL && spool->syncer != NULL, FALSE);
+  return pst_spool_syncer_is_quiet(spool->syncer, margin);
+}
+
 gboolean pst_spool_settle(PstSpool *spool, const char *id, GError **error) {
   g_return_val_if_fail(spool != NULL, FALSE);
   return spool->syncer == NULL ||

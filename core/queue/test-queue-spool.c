@@ -594,6 +594,24 @@ static int sync_counted(int fd, gboolean directory, gpointer data) {
   return directory ? fsync(fd) : fdatasync(fd);
 }
 
+/* Waits (30 s at most) until no spool thread is busy or about to be
+ * (pst_spool_is_quiet()), so that the next commits, up to `commits`, are
+ * taken by the syncer thread as the test expects: one that came while
+ * it published spares went to the second thread instead.  Fresh spares
+ * are published only when few are ready: while it is not quiet, a
+ * writer opened and dropped takes one every 100 ms. */
+static void wait_quiet(Fixture *f, guint commits) {
+  for (guint i = 0; i < 3000 && !pst_spool_is_quiet(f->spool, commits); i++) {
+    if (i % 10 == 9) {
+      g_autoptr(GError) error = NULL;
+      pst_spool_writer_free(pst_spool_writer_new(f->spool, &error));
+      g_assert_no_error(error);
+    }
+    g_usleep(10000);
+  }
+  g_assert_true(pst_spool_is_quiet(f->spool, commits));
+}
+
 static void count_gate_wait(CountGate *gate, guint syncs) {
   gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
   g_mutex_lock(&gate->lock);
@@ -620,9 +638,10 @@ static void test_commit_overlap(Fixture *f, gconstpointer data) {
   g_mutex_init(&gate.lock);
   g_cond_init(&gate.cond);
   wait_for_spares(f->spool);
+  enum { LONE, PAIR_A, PAIR_B, LATE, N };
+  wait_quiet(f, N);
   pst_spool_set_sync_func(f->spool, sync_counted, &gate);
   g_autoptr(PstEnvelope) envelope = envelope_new("overlap@example.org", 1);
-  enum { LONE, PAIR_A, PAIR_B, LATE, N };
   Commit commits[N];
   guint done[N] = {0};
   for (guint i = 0; i < N; i++) {
