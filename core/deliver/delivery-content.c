@@ -9,9 +9,28 @@
  * that MAIL FROM needs are known before the content is sent: a small
  * content in one read into the copy it keeps (room for DATA's final dot
  * after it), a larger one a piece at a time; the transports still check
- * the checksum again as they read a large one.
+ * the checksum again as they read a large one.  A stream for the main
+ * loop reads only what the page cache holds and has a thread read in
+ * the rest (stream_fetch()): at most one such read per stream at a time,
+ * cancelled by the clear, whose callback touches the stream only when it
+ * was not cancelled.
  */
+#define G_LOG_DOMAIN "postilion"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+
 #include "deliver/delivery-content.h"
+
+/* What a thread reads into the page cache when a piece is not there: the
+ * piece and the ones after it. */
+#define FETCH_AHEAD (16 * PST_CONTENT_PIECE_MAX)
+/* Would-blocks in a row (the pages evicted again before they were
+ * taken) after which a piece is read even if it waits. */
+#define FETCH_TRIES 3
 
 /* One pass's facts over `data`, the next piece of the content. */
 static void scan_add(PstDeliveryContent *content, PstSmtpHeaderScan *header,
@@ -87,11 +106,15 @@ void pst_delivery_content_clear(PstDeliveryContent *content) {
 }
 
 void pst_data_stream_init(PstDataStream *stream,
-                          const PstDeliveryContent *content) {
-  *stream = (PstDataStream){.content = content};
+                          const PstDeliveryContent *content,
+                          PstDataStreamReadyFunc ready, gpointer ready_data) {
+  *stream = (PstDataStream){
+      .content = content, .ready = ready, .ready_data = ready_data};
   if (content->whole_dotted != NULL)
     return; /* one piece, from memory */
   stream->reader = pst_delivery_content_open(content);
+  if (ready != NULL)
+    pst_content_reader_set_nowait(stream->reader, TRUE);
   if (content->verbatim)
     return; /* `out` only for the last piece and the dot */
   /* Room for a piece and its dot-stuffing (it grows if need be); no more
@@ -99,6 +122,105 @@ void pst_data_stream_init(PstDataStream *stream,
    * heap when it is freed. */
   gsize piece = (gsize)MIN(content->size, PST_CONTENT_PIECE_MAX);
   stream->out = g_byte_array_sized_new((guint)(piece + piece / 8 + 8));
+}
+
+/* A range of the queue file to read into the page cache. */
+typedef struct {
+  int fd; /* owned: a duplicate, so the attempt may close its own */
+  guint64 offset;
+  gsize length;
+} Fetch;
+
+static void fetch_free(gpointer data) {
+  Fetch *fetch = data;
+  close(fetch->fd);
+  g_free(fetch);
+}
+
+/* On a thread: reads the range (into nothing: the page cache keeps it).
+ * A failure or an early end is left for the reader to find and report. */
+static void fetch_run(GTask *task, gpointer source, gpointer task_data,
+                      GCancellable *cancellable) {
+  Fetch *fetch = task_data;
+  g_autofree guint8 *buffer = g_malloc(PST_CONTENT_PIECE_MAX);
+  guint64 done = 0;
+  while (done < fetch->length && !g_cancellable_is_cancelled(cancellable)) {
+    gsize n = (gsize)MIN(fetch->length - done, PST_CONTENT_PIECE_MAX);
+    ssize_t got = pread(fetch->fd, buffer, n, (off_t)(fetch->offset + done));
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0)
+      break;
+    done += (guint64)got;
+  }
+  g_task_return_boolean(task, TRUE);
+}
+
+/* On the main loop: the stream goes on, unless it was cleared. */
+static void fetch_done(GObject *source, GAsyncResult *result,
+                       gpointer user_data) {
+  if (g_cancellable_is_cancelled(g_task_get_cancellable(G_TASK(result))))
+    return;
+  PstDataStream *stream = user_data;
+  g_clear_object(&stream->fetching);
+  stream->ready(stream->ready_data);
+}
+
+/* Has a thread read in the range the reader's next call needs; FALSE
+ * when it cannot (then the caller reads and waits). */
+static gboolean stream_fetch(PstDataStream *stream) {
+  int fd = -1;
+  guint64 offset = 0;
+  gsize length = 0;
+  if (stream->fetching != NULL ||
+      !pst_content_reader_get_next_range(stream->reader, &fd, &offset, &length))
+    return FALSE;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0)
+    return FALSE;
+  Fetch *fetch = g_new0(Fetch, 1);
+  fetch->fd = copy;
+  fetch->offset = offset;
+  fetch->length = MAX(length, FETCH_AHEAD);
+  g_debug("delivery: DATA waits for the disk: %" G_GSIZE_FORMAT
+          " octets at %" G_GUINT64_FORMAT " are read in on a thread",
+          (gsize)fetch->length, offset);
+  stream->fetching = g_cancellable_new();
+  g_autoptr(GTask) task =
+      g_task_new(NULL, stream->fetching, fetch_done, stream);
+  g_task_set_task_data(task, fetch, fetch_free);
+  g_task_run_in_thread(task, fetch_run);
+  return TRUE;
+}
+
+/* The reader's next piece; for a stream that must not wait, FALSE with
+ * G_IO_ERROR_WOULD_BLOCK while a thread reads it in. */
+static gboolean stream_read(PstDataStream *stream, const guint8 **data_r,
+                            gsize *length_r, GError **error) {
+  GError *local = NULL;
+  if (stream->waits >= FETCH_TRIES)
+    pst_content_reader_set_nowait(stream->reader, FALSE);
+  gboolean ok =
+      pst_content_reader_next(stream->reader, data_r, length_r, &local);
+  if (stream->waits >= FETCH_TRIES)
+    pst_content_reader_set_nowait(stream->reader, TRUE);
+  if (ok) {
+    stream->waits = 0;
+    return TRUE;
+  }
+  if (!g_error_matches(local, PST_SPOOL_ERROR, PST_SPOOL_ERROR_WOULD_BLOCK)) {
+    g_propagate_error(error, local);
+    return FALSE;
+  }
+  g_error_free(local);
+  stream->waits++;
+  if (!stream_fetch(stream)) {
+    stream->waits = FETCH_TRIES;
+    return stream_read(stream, data_r, length_r, error);
+  }
+  g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
+                      "the content is being read from the disk");
+  return FALSE;
 }
 
 /* Content that needs no encoding: each piece as the reader has it; the
@@ -109,7 +231,7 @@ static gboolean stream_next_verbatim(PstDataStream *stream,
                                      gboolean *last_r, GError **error) {
   const guint8 *data = NULL;
   gsize length = 0;
-  if (!pst_content_reader_next(stream->reader, &data, &length, error))
+  if (!stream_read(stream, &data, &length, error))
     return FALSE;
   stream->read += length;
   if (length > 0 && stream->read < stream->content->size) {
@@ -121,8 +243,7 @@ static gboolean stream_next_verbatim(PstDataStream *stream,
     stream->out = g_byte_array_sized_new((guint)length + 3);
   g_byte_array_set_size(stream->out, 0);
   g_byte_array_append(stream->out, data, (guint)length);
-  if (length > 0 &&
-      !pst_content_reader_next(stream->reader, &data, &length, error))
+  if (length > 0 && !stream_read(stream, &data, &length, error))
     return FALSE;
   g_byte_array_append(stream->out, (const guint8 *)".\r\n", 3);
   stream->ended = TRUE;
@@ -157,7 +278,7 @@ gboolean pst_data_stream_next(PstDataStream *stream, const guint8 **data_r,
   while (stream->out->len == 0 || stream->read == size) {
     const guint8 *data = NULL;
     gsize length = 0;
-    if (!pst_content_reader_next(stream->reader, &data, &length, error))
+    if (!stream_read(stream, &data, &length, error))
       return FALSE;
     if (length == 0) {
       pst_smtp_encoder_finish(&stream->encoder, stream->out);
@@ -174,6 +295,10 @@ gboolean pst_data_stream_next(PstDataStream *stream, const guint8 **data_r,
 }
 
 void pst_data_stream_clear(PstDataStream *stream) {
+  if (stream->fetching != NULL) {
+    g_cancellable_cancel(stream->fetching);
+    g_clear_object(&stream->fetching);
+  }
   g_clear_pointer(&stream->reader, pst_content_reader_free);
   g_clear_pointer(&stream->out, g_byte_array_unref);
 }

@@ -13,6 +13,13 @@
  * most mail) is not encoded: its pieces go out as they are read, and a
  * small one, with the final dot after it in the same memory, in one
  * piece without any copy.
+ *
+ * A stream given a ready function (the transports on the main loop)
+ * never waits for the disk: a large content's pieces are read only from
+ * the page cache, and a piece that is not there (evicted since the first
+ * pass read it, under memory pressure) is read in on a thread, with the
+ * next ones after it, while pst_data_stream_next() answers
+ * G_IO_ERROR_WOULD_BLOCK; the ready function then says to call again.
  */
 #pragma once
 
@@ -46,6 +53,10 @@ gboolean pst_delivery_content_scan(PstDeliveryContent *content,
 PstContentReader *pst_delivery_content_open(const PstDeliveryContent *content);
 void pst_delivery_content_clear(PstDeliveryContent *content);
 
+/* Called on the main loop when a stream that answered
+ * G_IO_ERROR_WOULD_BLOCK can go on. */
+typedef void (*PstDataStreamReadyFunc)(gpointer user_data);
+
 /* The DATA stream of one transaction. */
 typedef struct {
   const PstDeliveryContent *content; /* borrowed */
@@ -55,15 +66,23 @@ typedef struct {
                     * to be encoded or copied */
   guint64 read;    /* octets of content read so far */
   gboolean ended;  /* the final dot was handed out */
+  PstDataStreamReadyFunc ready; /* nullable: then reads may wait */
+  gpointer ready_data;
+  GCancellable *fetching; /* owned, nullable: pages being read in */
+  guint waits;            /* would-blocks since the last piece */
 } PstDataStream;
 
+/* `ready` (nullable, with `ready_data`): see the top of the file. */
 void pst_data_stream_init(PstDataStream *stream,
-                          const PstDeliveryContent *content);
+                          const PstDeliveryContent *content,
+                          PstDataStreamReadyFunc ready, gpointer ready_data);
 /* The next piece, in `*data_r` and `*length_r` (valid until the next
  * call or the clear): the last one ends with the final dot and sets
  * `*last_r`; the final dot comes only after the reader found the content
  * intact.  FALSE with `error` when it is not (or cannot be read): the
- * transaction must not be ended. */
+ * transaction must not be ended.  FALSE with G_IO_ERROR_WOULD_BLOCK (a
+ * stream with a ready function): nothing is wrong, call again once the
+ * ready function was called. */
 gboolean pst_data_stream_next(PstDataStream *stream, const guint8 **data_r,
                               gsize *length_r, gboolean *last_r,
                               GError **error);

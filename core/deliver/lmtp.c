@@ -53,14 +53,15 @@ struct _Lmtp {
   LmtpReplyFunc on_reply;
   PstSmtpExtensions extensions;
   gboolean pipelining;
-  GPtrArray *replies;  /* owned, of char*: one per item, in order */
-  GArray *accepted;    /* owned, nullable: items RCPT accepted */
-  guint next;          /* the RCPT or final reply being read */
-  GError *error;       /* owned, nullable: the session failed */
-  PstDataStream data;  /* DATA's content, a piece at a time */
-  gboolean writing;    /* inside a piece's write */
-  gboolean written;    /* ... which completed at once */
-  GError *write_error; /* owned, nullable: ... and failed */
+  GPtrArray *replies;    /* owned, of char*: one per item, in order */
+  GArray *accepted;      /* owned, nullable: items RCPT accepted */
+  guint next;            /* the RCPT or final reply being read */
+  GError *error;         /* owned, nullable: the session failed */
+  PstDataStream data;    /* DATA's content, a piece at a time */
+  gboolean data_waiting; /* the DATA stream reads the disk */
+  gboolean writing;      /* inside a piece's write */
+  gboolean written;      /* ... which completed at once */
+  GError *write_error;   /* owned, nullable: ... and failed */
   PstDeliveryBatchFunc done;
   gpointer user_data;
 };
@@ -270,6 +271,11 @@ static void data_next(Lmtp *lmtp) {
     gboolean last = FALSE;
     GError *error = NULL;
     if (!pst_data_stream_next(&lmtp->data, &data, &length, &last, &error)) {
+      if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        g_error_free(error);
+        lmtp->data_waiting = TRUE; /* data_ready() goes on */
+        return;
+      }
       if (lmtp->batch->content_error == NULL)
         lmtp->batch->content_error = g_error_copy(error);
       lmtp_fail(lmtp, error);
@@ -296,6 +302,16 @@ static void data_next(Lmtp *lmtp) {
   }
 }
 
+/* The DATA stream's next piece is in the page cache (a
+ * PstDataStreamReadyFunc). */
+static void data_ready(gpointer user_data) {
+  Lmtp *lmtp = user_data;
+  if (!lmtp->data_waiting)
+    return;
+  lmtp->data_waiting = FALSE;
+  data_next(lmtp);
+}
+
 static void data_reply(Lmtp *lmtp, char *reply) {
   if (reply == NULL) {
     lmtp_finish(lmtp);
@@ -313,7 +329,7 @@ static void data_reply(Lmtp *lmtp, char *reply) {
   }
   lmtp->next = 0;
   lmtp->on_reply = final_reply;
-  pst_data_stream_init(&lmtp->data, lmtp->batch->content);
+  pst_data_stream_init(&lmtp->data, lmtp->batch->content, data_ready, lmtp);
   data_next(lmtp);
 }
 

@@ -61,6 +61,7 @@ struct _PstSmtpConnection {
   PstSmtpTransaction *transaction; /* borrowed: while run() */
   PstSmtpContentFunc content;      /* while run() */
   gpointer source;                 /* borrowed: while run() */
+  gboolean content_waiting;        /* the content source reads the disk */
   gboolean writing_content;        /* inside a piece's write */
   gboolean content_written;        /* ... which completed at once */
   GError *write_error;             /* owned, nullable: ... and failed */
@@ -577,6 +578,11 @@ static void content_next(PstSmtpConnection *connection) {
     g_autoptr(GError) error = NULL;
     if (!connection->content(connection->source, &data, &length, &last,
                              &error)) {
+      if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        /* pst_smtp_connection_content_ready() goes on. */
+        connection->content_waiting = TRUE;
+        return;
+      }
       run_reply(connection, failure(connection, 451, "4.3.0", error->message));
       return;
     }
@@ -598,6 +604,14 @@ static void content_next(PstSmtpConnection *connection) {
       return;
     }
   }
+}
+
+void pst_smtp_connection_content_ready(PstSmtpConnection *connection) {
+  g_return_if_fail(connection != NULL);
+  if (!connection->content_waiting)
+    return;
+  connection->content_waiting = FALSE;
+  content_next(connection);
 }
 
 static void run_reply(PstSmtpConnection *connection, PstSmtpResponse *reply) {

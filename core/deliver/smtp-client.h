@@ -81,7 +81,9 @@ typedef gboolean (*PstSmtpContentFunc)(gpointer source, const guint8 **data_r,
                                        gsize *length_r, gboolean *last_r,
                                        GError **error);
 /* Runs `transaction` to its end; its content comes from `content`, each
- * piece written once the socket took the one before.  Both are borrowed
+ * piece written once the socket took the one before.  A `content` that
+ * fails with G_IO_ERROR_WOULD_BLOCK (reading the disk on a thread) is
+ * asked again after pst_smtp_connection_content_ready().  Both are borrowed
  * until the callback.  A failure of the connection ends the transaction
  * with pst_smtp_transaction_fail(); a failure of `content` too (451
  * 4.3.0), and the connection is closed without the final dot, so the
@@ -92,6 +94,9 @@ void pst_smtp_connection_run(PstSmtpConnection *connection,
                              PstSmtpContentFunc content, gpointer source,
                              PstSmtpConnectionFunc callback,
                              gpointer user_data);
+/* The content source of a running transaction can give its next piece
+ * (it failed with G_IO_ERROR_WOULD_BLOCK); nothing otherwise. */
+void pst_smtp_connection_content_ready(PstSmtpConnection *connection);
 gboolean pst_smtp_connection_is_usable(PstSmtpConnection *connection);
 /* RSET; afterwards unusable when the server did not answer 250. */
 void pst_smtp_connection_reset(PstSmtpConnection *connection,

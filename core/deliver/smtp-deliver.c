@@ -462,12 +462,24 @@ static gboolean data_next(gpointer user_data, const guint8 **data_r,
   GError *local = NULL;
   if (!pst_data_stream_next(&delivery->data, data_r, length_r, last_r,
                             &local)) {
+    if (g_error_matches(local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+      g_propagate_error(error, local); /* data_ready() goes on */
+      return FALSE;
+    }
     if (delivery->batch->content_error == NULL)
       delivery->batch->content_error = g_error_copy(local);
     g_propagate_error(error, local);
     return FALSE;
   }
   return TRUE;
+}
+
+/* The DATA stream's next piece is in the page cache (a PstDataStreamReadyFunc).
+ */
+static void data_ready(gpointer user_data) {
+  Delivery *delivery = user_data;
+  if (delivery->connection != NULL)
+    pst_smtp_connection_content_ready(delivery->connection);
 }
 
 /* One transaction for the recipients still pending on the connection. */
@@ -503,7 +515,8 @@ static void deliver_on(Delivery *delivery) {
        PST_SMTP_EXT_PIPELINING) != 0);
   delivery->indexes = g_steal_pointer(&indexes);
   pst_data_stream_clear(&delivery->data);
-  pst_data_stream_init(&delivery->data, delivery->content);
+  pst_data_stream_init(&delivery->data, delivery->content, data_ready,
+                       delivery);
   pst_smtp_connection_run(connection, delivery->transaction, data_next,
                           delivery, transaction_done, delivery);
 }

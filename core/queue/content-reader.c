@@ -8,10 +8,14 @@
  * content as stored, so the replaced header octets are read (and only
  * summed) before the first octet of the body.  Invariant: `crc` is the
  * checksum of the file's octets [0, next file offset), and the end is
- * reported only after it matched the trailer's.
+ * reported only after it matched the trailer's.  A read either takes all
+ * its octets and sums them, or changes nothing (a failure, or a page not
+ * in the page cache for a reader set to not wait), so a call that would
+ * have waited can be made again.
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "queue/content-reader.h"
@@ -28,7 +32,9 @@ struct _PstContentReader {
   guint64 size;                   /* octets yielded in all */
   guint64 position;               /* octets yielded so far */
   guint32 crc;                    /* of the file's octets read so far */
+  guint64 skip_done;              /* of them, summed into `crc` so far */
   gboolean skip_summed;           /* the replaced header octets are in `crc` */
+  gboolean nowait;                /* reads only from the page cache */
   const guint8 *file;  /* borrowed, nullable: the file's content, when
                         * the message holds it (a small one) */
   gsize file_length;   /* its octets */
@@ -94,15 +100,37 @@ static guint64 reader_file_octets(const PstContentReader *reader) {
   return reader->skip + (reader->size - reader->head_length);
 }
 
+/* One read for reader_pread(): with `nowait`, of the page cache only. */
+static ssize_t reader_pread_once(PstContentReader *reader, guint8 *dest,
+                                 gsize length, guint64 offset) {
+  if (!reader->nowait)
+    return pread(reader->fd, dest, length, (off_t)offset);
+  struct iovec iov = {dest, length};
+  ssize_t got = preadv2(reader->fd, &iov, 1, (off_t)offset, RWF_NOWAIT);
+  if (got < 0 && errno == EOPNOTSUPP) {
+    /* The file system cannot tell: blocking reads, as before. */
+    reader->nowait = FALSE;
+    return pread(reader->fd, dest, length, (off_t)offset);
+  }
+  return got;
+}
+
 /* `length` octets at `offset` of the queue file into `dest`, summed. */
 static gboolean reader_pread(PstContentReader *reader, guint8 *dest,
                              guint64 offset, gsize length, GError **error) {
   gsize done = 0;
   while (done < length) {
     ssize_t got =
-        pread(reader->fd, dest + done, length - done, (off_t)(offset + done));
+        reader_pread_once(reader, dest + done, length - done, offset + done);
     if (got < 0 && errno == EINTR)
       continue;
+    if (got < 0 && errno == EAGAIN && reader->nowait) {
+      /* Not sticky, nothing summed: the caller gets the pages read in
+       * and calls again. */
+      g_set_error(error, PST_SPOOL_ERROR, PST_SPOOL_ERROR_WOULD_BLOCK,
+                  "Queue file “%s” is not all in the page cache", reader->path);
+      return FALSE;
+    }
     if (got < 0) {
       int saved = errno;
       reader->failed = g_error_new(PST_SPOOL_ERROR, PST_SPOOL_ERROR_IO,
@@ -142,13 +170,15 @@ static gboolean reader_read(PstContentReader *reader, guint64 offset,
   return TRUE;
 }
 
-/* Sums the file's octets the header override replaces. */
+/* Sums the file's octets the header override replaces (from where a
+ * call that would have waited left off). */
 static gboolean reader_sum_skipped(PstContentReader *reader, GError **error) {
-  for (guint64 offset = 0; offset < reader->skip;) {
-    gsize length = (gsize)MIN(reader->skip - offset, PST_CONTENT_PIECE_MAX);
-    if (!reader_read(reader, offset, length, error))
+  while (reader->skip_done < reader->skip) {
+    gsize length =
+        (gsize)MIN(reader->skip - reader->skip_done, PST_CONTENT_PIECE_MAX);
+    if (!reader_read(reader, reader->skip_done, length, error))
       return FALSE;
-    offset += length;
+    reader->skip_done += length;
   }
   reader->skip_summed = TRUE;
   return TRUE;
@@ -249,10 +279,38 @@ gboolean pst_content_reader_read_all(PstContentReader *reader, guint8 *buffer,
   return TRUE;
 }
 
+void pst_content_reader_set_nowait(PstContentReader *reader, gboolean nowait) {
+  g_return_if_fail(reader != NULL);
+  reader->nowait = nowait;
+}
+
+gboolean pst_content_reader_get_next_range(PstContentReader *reader, int *fd_r,
+                                           guint64 *offset_r, gsize *length_r) {
+  g_return_val_if_fail(reader != NULL, FALSE);
+  *fd_r = reader->fd;
+  *offset_r = 0;
+  *length_r = 0;
+  if (reader->bytes != NULL || reader->file != NULL || reader->failed != NULL ||
+      reader->position < reader->head_length)
+    return FALSE;
+  guint64 file_octets = reader_file_octets(reader);
+  guint64 offset = 0;
+  if (!reader->skip_summed)
+    offset = file_octets > PST_CONTENT_PIECE_MAX ? reader->skip_done : 0;
+  else
+    offset = reader->skip + (reader->position - reader->head_length);
+  if (offset >= file_octets)
+    return FALSE;
+  *offset_r = offset;
+  *length_r = (gsize)MIN(file_octets - offset, PST_CONTENT_PIECE_MAX);
+  return TRUE;
+}
+
 void pst_content_reader_rewind(PstContentReader *reader) {
   reader->position = 0;
   if (reader->bytes == NULL) {
     reader->crc = 0;
+    reader->skip_done = 0;
     reader->skip_summed = FALSE;
   }
 }

@@ -55,6 +55,20 @@ gboolean pst_content_reader_next(PstContentReader *reader,
  * after it.  Fails like pst_content_reader_next(). */
 gboolean pst_content_reader_read_all(PstContentReader *reader, guint8 *buffer,
                                      GError **error);
+/* For the main loop, which must not wait for the disk: from now on each
+ * read takes only what the page cache holds (preadv2 with RWF_NOWAIT).
+ * A piece not all there fails pst_content_reader_next() with
+ * PST_SPOOL_ERROR_WOULD_BLOCK, the reader unchanged (not a sticky
+ * failure): bring the range pst_content_reader_get_next_range() names
+ * into the page cache on a thread, then call again.  A file system that
+ * cannot tell (EOPNOTSUPP) gets blocking reads, as without it. */
+void pst_content_reader_set_nowait(PstContentReader *reader, gboolean nowait);
+/* The queue file's descriptor (borrowed) and the range of it the next
+ * pst_content_reader_next() reads, at least one piece; FALSE when it
+ * reads nothing from the file. */
+gboolean pst_content_reader_get_next_range(PstContentReader *reader,
+                                           int *fd_r, guint64 *offset_r,
+                                           gsize *length_r);
 /* Starts again at the first piece (another transaction or recipient). */
 void pst_content_reader_rewind(PstContentReader *reader);
 void pst_content_reader_free(PstContentReader *reader);

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 #include "queue/queue-id.h"
 #include "queue/spool-manage.h"
 #include "queue/spool-private.h"
+#include "queue/test-page-cache.h"
 
 /* --- Captured log lines ------------------------------------------------- */
 
@@ -1672,27 +1672,11 @@ static void assert_content(Fixture *f, const char *id, const char *content,
   pst_content_reader_free(reader);
 }
 
-/* Drops the clean pages of queue/ID from the page cache; FALSE when some
- * stay (a file system that keeps them, such as tmpfs). */
+/* Drops the pages of queue/ID from the page cache; FALSE when some stay
+ * (a file system that keeps them, such as tmpfs). */
 static gboolean evict_pages(Fixture *f, const char *id) {
   g_autofree char *path = fixture_path(f, "queue", id);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  g_assert_cmpint(fd, >=, 0);
-  struct stat st;
-  g_assert_cmpint(fstat(fd, &st), ==, 0);
-  g_assert_cmpint(fdatasync(fd), ==, 0);
-  g_assert_cmpint(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), ==, 0);
-  gsize pages = ((gsize)st.st_size + 4095) / 4096;
-  void *map = mmap(NULL, (gsize)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-  g_assert_true(map != MAP_FAILED);
-  g_autofree unsigned char *resident = g_malloc0(pages + 16);
-  g_assert_cmpint(mincore(map, (gsize)st.st_size, resident), ==, 0);
-  gboolean evicted = TRUE;
-  for (gsize i = 0; i < pages; i++)
-    evicted = evicted && !(resident[i] & 1);
-  munmap(map, (gsize)st.st_size);
-  close(fd);
-  return evicted;
+  return pst_test_evict_pages(path);
 }
 
 /* The main loop's load never waits for the disk: a small message whose

@@ -164,3 +164,117 @@ def test_lmtp_streams_a_message_of_many_pieces(postiliond, tmp_path):
         assert data.endswith(b"\r\n\r\n" + body)
     finally:
         server.close()
+
+
+def evict_queue_files(spool: Path, stop: threading.Event) -> int:
+    """Drops the pages of every file in the spool's queue/ from the page
+    cache, over and over (what memory pressure does), until `stop`;
+    returns the rounds."""
+    rounds = 0
+    while not stop.is_set() and rounds < 200000:
+        for path in (spool / "queue").iterdir():
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        rounds += 1
+        time.sleep(0.001)
+    return rounds
+
+
+def test_data_read_from_the_disk_off_the_main_loop(postiliond, tmp_path, dns):
+    """DATA of a large message whose pages leave the page cache while it
+    is sent (a thread of the test drops them over and over, as memory
+    pressure would): the main loop reads only what the page cache holds
+    and has a thread read in the rest ("DATA waits for the disk" in the
+    debug log), the message arrives intact, and other clients are served
+    meanwhile."""
+    port = shared_port(["127.0.0.2"])
+    mx = Receiver("127.0.0.2", port, "mx1")
+    mx.keywords = ["PIPELINING", "SIZE 200000000", "8BITMIME"]
+    stop = threading.Event()
+    evictor = None
+    try:
+        config = delivery_config(tmp_path, smtp_port=port,
+                                 smtp_timeout="30s")
+        config.update({
+            "server": {"max_message_size": "20M"},
+            "dns": {"nameservers": f"127.0.0.1@{dns.port}", "timeout": "1s",
+                    "dnssec": "no"},
+            "plugins": {"path": [str(BUILD / "plugins" / "relay"),
+                                 str(PLUGIN_DIR)]},
+            "plugin:relay": {"internal_networks": "127.0.0.1/32"},
+        })
+        d = postiliond(config=config, plugins=["relay"], start=False)
+        d.env = dict(os.environ, G_MESSAGES_DEBUG="all")
+        d.start()
+        body = big_body(16, 7)
+        message = b"Subject: evicted\r\nFrom: bob@example.org\r\n\r\n" + body
+        evictor = threading.Thread(
+            target=evict_queue_files, args=(d.spool, stop), daemon=True)
+        evictor.start()
+        with d.connect(source="127.0.0.1", timeout=scaled(60)) as c:
+            c.ehlo()
+            reply = transaction(c, sender="bob@example.org",
+                                recipients=["carol@other.test"],
+                                message=message)
+            assert reply.code == 250, reply
+        served = 0
+        deadline = time.monotonic() + scaled(60)
+        while not mx.messages and time.monotonic() < deadline:
+            with d.connect(timeout=scaled(10)) as other:
+                assert other.greeting.code == 220
+                assert other.cmd("NOOP").code == 250
+            served += 1
+            time.sleep(0.05)
+        wait_for(lambda: mx.messages, 60, "the SMTP delivery")
+        stop.set()
+        assert mx.messages[0].data.endswith(b"\r\n\r\n" + body)
+        d.wait_log(r"status=sent", timeout=5)
+        d.wait_log(r"DATA waits for the disk", timeout=5)
+        print(f"evicted: {served} other sessions served during the delivery")
+    finally:
+        stop.set()
+        if evictor is not None:
+            evictor.join(timeout=5)
+        mx.close()
+
+
+def test_lmtp_data_read_from_the_disk_off_the_main_loop(postiliond,
+                                                        tmp_path):
+    """The same for LMTP's DATA: pages dropped while it streams, read in
+    by a thread, the message delivered whole."""
+    from delivery import LMTPServer
+    server = LMTPServer()
+    stop = threading.Event()
+    evictor = None
+    try:
+        config = delivery_config(tmp_path)
+        del config["delivery"]["maildir_root"]
+        config["delivery"]["lmtp"] = f"127.0.0.1:{server.port}"
+        d = postiliond(config=config, start=False)
+        d.env = dict(os.environ, G_MESSAGES_DEBUG="all")
+        d.start()
+        body = big_body(4, 8)
+        message = b"Subject: lmtp evicted\r\n\r\n" + body
+        evictor = threading.Thread(
+            target=evict_queue_files, args=(d.spool, stop), daemon=True)
+        evictor.start()
+        with d.connect(timeout=scaled(60)) as c:
+            c.ehlo()
+            assert transaction(c, message=message).code == 250
+        wait_for(lambda: server.delivered, 60, "the LMTP delivery")
+        stop.set()
+        address, data = server.delivered[0]
+        assert address == "bob@example.org"
+        assert data.endswith(b"\r\n\r\n" + body)
+        d.wait_log(r"DATA waits for the disk", timeout=5)
+    finally:
+        stop.set()
+        if evictor is not None:
+            evictor.join(timeout=5)
+        server.close()
