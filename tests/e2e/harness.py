@@ -173,8 +173,9 @@ _handed_out: set[int] = set()
 PORT_CLAIMS_ENV = "POSTILION_PORT_CLAIMS"
 
 
-def _claim(port: int) -> bool:
-    """True when no process of this run handed `port` out before."""
+def claim_port(port: int) -> bool:
+    """True when no process of this run handed `port` out before; it is
+    handed out from now on (free_port(), receivers.shared_port())."""
     if port in _handed_out:
         return False
     _handed_out.add(port)
@@ -197,7 +198,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         with socket.socket(family, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
-        if _claim(port):
+        if claim_port(port):
             return port
     raise HarnessError("no fresh free port after 100 tries")
 

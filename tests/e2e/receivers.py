@@ -29,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 
+from harness import claim_port
+
 DEFAULT_KEYWORDS = ["PIPELINING", "SIZE 10240000", "8BITMIME",
                     "ENHANCEDSTATUSCODES"]
 
@@ -300,7 +302,9 @@ class Receiver:
 
 
 def shared_port(hosts, attempts: int = 50) -> int:
-    """A TCP port free on every address in `hosts`."""
+    """A TCP port free on every address in `hosts`, claimed for this run
+    like free_port()'s, so that no other test of the run (another pytest
+    worker) is handed it while the receivers listen."""
     for _ in range(attempts):
         probe = socket.socket()
         probe.bind(("127.0.0.2", 0))
@@ -316,7 +320,7 @@ def shared_port(hosts, attempts: int = 50) -> int:
                 ok = False
             finally:
                 s.close()
-        if ok:
+        if ok and claim_port(port):
             return port
     raise RuntimeError("no port free on every receiver address")
 
