@@ -148,14 +148,32 @@ def check_filesystem(workdir):
 
 # --- Builds ---------------------------------------------------------------
 
-def build_loadgen(workdir):
-    out = os.path.join(workdir, "loadgen")
-    src = os.path.join(HERE, "loadgen.c")
+def build_tool(workdir, name):
+    """Compiles bench/NAME.c (loadgen, wakecost) into the workdir."""
+    out = os.path.join(workdir, name)
+    src = os.path.join(HERE, name + ".c")
     r = subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-o", out, src],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
-        sys.exit("bench: building loadgen failed:\n" + r.stdout)
+        sys.exit(f"bench: building {name} failed:\n" + r.stdout)
     return out
+
+
+def build_loadgen(workdir):
+    return build_tool(workdir, "loadgen")
+
+
+def wake_probe(wakecost):
+    """CPU µs per sleep and wake-up on this machine (bench/wakecost.c):
+    "same / cross / free" as printed in the report, "?" when it fails."""
+    try:
+        r = subprocess.run([wakecost], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True, timeout=60)
+        fields = dict(f.split("=", 1) for f in r.stdout.split()[1:])
+        return " / ".join(fields.get(k, "-") for k in
+                          ("same_us", "cross_us", "free_us"))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return "?"
 
 
 def build_postiliond(builddir):
@@ -930,9 +948,13 @@ def main(argv):
         log(f"filesystem aged: {aged[0]} files created and unlinked in "
             f"{aged[1]} s, {aged[2]} kept")
     loadgen = build_loadgen(args.workdir)
+    wakecost = build_tool(args.workdir, "wakecost")
     probe_start = procstat.fs_probe(args.workdir)
     log(f"filesystem: {probe_start[0]} µs CPU to create a file, "
         f"{probe_start[1]} ms per fsync of a new file")
+    wake_start = wake_probe(wakecost)
+    log(f"a sleep and wake-up: {wake_start} µs CPU (same CPU / across "
+        f"CPUs / placed by the scheduler)")
 
     postilion_bin, postilion_reason = None, "postiliond not measured (--no-postilion)"
     if not args.no_postilion:
@@ -996,6 +1018,7 @@ def main(argv):
                    queue_fs=args.queue_fs, age_files=args.age_files,
                    file_create_us_start=probe_start[0], fsync_ms_start=probe_start[1],
                    file_create_us_end=probe_end[0], fsync_ms_end=probe_end[1],
+                   wake_us_start=wake_start, wake_us_end=wake_probe(wakecost),
                    postfix=bench.versions.get("postfix", "?"),
                    postilion=bench.versions.get("postilion", postilion_reason),
                    postilion_commit=git_commit(),
