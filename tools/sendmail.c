@@ -19,8 +19,12 @@
  * ("root") gets @ the first of [server] domains (hostname when there are
  * none), as Postfix's append_at_myorigin, so the daemon's aliases apply; a
  * bare sender gets @ hostname.  Date:, Message-ID: and From: are added
- * when missing.  Exit status: sysexits(3), as sendmail: 0 queued, 64 bad
- * usage, 67 recipient refused, 69 daemon unreachable, 75 temporary failure.
+ * when missing.  What a program printed is mended into text SMTP carries
+ * (sendmail-text.c: bare CRs, NULs, lines over 998 octets), so its mail is
+ * not refused for them; MAIL declares SIZE, so a message over the daemon's
+ * limit is refused before it is sent.  Exit status: sysexits(3), as
+ * sendmail: 0 queued, 64 bad usage, 65 message refused, 67 recipient
+ * refused, 69 daemon unreachable, 75 temporary failure.
  * pst_tool_submit() is the same submission for other commands (`postilion
  * dmarc report` sends its reports through it).
  */
@@ -34,6 +38,7 @@
 
 #include "smtp/message-date.h"
 #include "tools/postilion-tool.h"
+#include "tools/sendmail-text.h"
 
 #define INPUT_MAX (1024 * 1024 * 1024)
 
@@ -87,25 +92,27 @@ static gboolean parse_options(int argc, char **argv, SendmailOptions *o) {
 
 /* --- The message -------------------------------------------------------- */
 
-/* Standard input as CRLF lines; stops at a lone "." unless -i. */
+/* Standard input, up to a line holding a single "." unless -i, made into
+ * message text (sendmail-text.c); NULL when it is over INPUT_MAX. */
 static GString *read_message(gboolean dot_ends) {
-  GString *out = g_string_new(NULL);
+  g_autoptr(GString) input = g_string_new(NULL);
   char *line = NULL;
   size_t capacity = 0;
   ssize_t n;
-  while ((n = getline(&line, &capacity, stdin)) > 0 && out->len < INPUT_MAX) {
+  while ((n = getline(&line, &capacity, stdin)) > 0) {
     gsize length = (gsize)n;
-    if (line[length - 1] == '\n')
-      length--;
-    if (length > 0 && line[length - 1] == '\r')
+    while (length > 0 && (line[length - 1] == '\n' || line[length - 1] == '\r'))
       length--;
     if (dot_ends && length == 1 && line[0] == '.')
       break;
-    g_string_append_len(out, line, (gssize)length);
-    g_string_append(out, "\r\n");
+    g_string_append_len(input, line, n);
+    if (input->len > INPUT_MAX)
+      break;
   }
   free(line);
-  return out;
+  if (input->len > INPUT_MAX)
+    return NULL;
+  return pst_sendmail_text_from_input(input->str, input->len);
 }
 
 /* The header block's length, including the blank line (or 0). */
@@ -184,10 +191,7 @@ static void add_missing_fields(GString *message, const SendmailOptions *o,
                            g_random_int(), g_random_int(), hostname);
   }
   /* No header at all (the first line is no field): all of it is body. */
-  gsize name = strspn(message->str, "!\"#$%&'()*+,-./0123456789;<=>?@ABCDEFG"
-                                    "HIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklm"
-                                    "nopqrstuvwxyz{|}~");
-  if (name == 0 || message->str[name] != ':')
+  if (!pst_sendmail_text_has_header(message->str, message->len))
     g_string_prepend(message, "\r\n");
   g_string_prepend(message, added->str);
   g_string_free(added, TRUE);
@@ -276,9 +280,12 @@ static GString *dot_stuffed(const GString *message) {
   return out;
 }
 
-/* BODY=8BITMIME for 8-bit content, SMTPUTF8 for a non-ASCII address. */
+/* SIZE (so that a message over the daemon's limit is refused before it is
+ * sent), BODY=8BITMIME for 8-bit content, SMTPUTF8 for a non-ASCII
+ * address. */
 static char *mail_params(const SendmailOptions *o, const GString *message) {
   GString *params = g_string_new(NULL);
+  g_string_append_printf(params, " SIZE=%" G_GSIZE_FORMAT, message->len);
   if (!g_str_is_ascii(message->str))
     g_string_append(params, " BODY=8BITMIME");
   gboolean utf8 = !g_str_is_ascii(o->sender);
@@ -302,7 +309,9 @@ static int submit_transaction(Submission *s, const char *hostname,
   if (smtp_command(s, NULL, "EHLO %s", hostname) != 250 ||
       (code = smtp_command(s, &text, "MAIL FROM:<%s>%s", o->sender, params)) !=
           250) {
-    fprintf(stderr, "sendmail: sender refused: %s\n", text ? text : "");
+    /* MAIL carries SIZE too: 552 is the message, not the sender. */
+    fprintf(stderr, "sendmail: %s refused: %s\n",
+            code == 552 ? "message" : "sender", text ? text : "");
     return code >= 500 ? PST_EXIT_DATAERR : exit_for(code);
   }
   for (guint i = 0; i < o->recipients->len; i++) {
@@ -408,6 +417,26 @@ static const char *config_choice(const SendmailOptions *o,
   return config_path;
 }
 
+/* Reads, completes and submits the message; an exit status. */
+static int sendmail_run(const PstConfig *config, SendmailOptions *o) {
+  if (o->sender == NULL)
+    o->sender = default_sender(config);
+  g_autoptr(GString) message = read_message(o->dot_ends);
+  if (message == NULL) {
+    fputs("sendmail: message larger than 1 GiB, not sent\n", stderr);
+    return PST_EXIT_DATAERR;
+  }
+  if (o->from_headers)
+    take_header_recipients(message, o->recipients);
+  qualify_addresses(config, o);
+  add_missing_fields(message, o, config->server.hostname);
+  if (o->recipients->len == 0) {
+    fputs("sendmail: no recipients (give them as arguments, or -t)\n", stderr);
+    return PST_EXIT_USAGE;
+  }
+  return submit(config, o, message);
+}
+
 int pst_tool_sendmail(const char *config_path, int argc, char **argv) {
   SendmailOptions o = {.dot_ends = TRUE};
   o.recipients = g_ptr_array_new_with_free_func(g_free);
@@ -423,21 +452,7 @@ int pst_tool_sendmail(const char *config_path, int argc, char **argv) {
     fprintf(stderr, "sendmail: %s\n", error->message);
     status = PST_EXIT_CONFIG;
   } else {
-    if (o.sender == NULL)
-      o.sender = default_sender(config);
-    g_autoptr(GString) message = NULL;
-    message = read_message(o.dot_ends);
-    if (o.from_headers)
-      take_header_recipients(message, o.recipients);
-    qualify_addresses(config, &o);
-    add_missing_fields(message, &o, config->server.hostname);
-    if (o.recipients->len == 0) {
-      fputs("sendmail: no recipients (give them as arguments, or -t)\n",
-            stderr);
-      status = PST_EXIT_USAGE;
-    } else {
-      status = submit(config, &o, message);
-    }
+    status = sendmail_run(config, &o);
   }
   g_free(o.sender);
   g_free(o.full_name);

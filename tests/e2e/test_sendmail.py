@@ -66,3 +66,55 @@ def test_exit_codes_and_link(postiliond, tmp_path):
     d.stop()
     rc, err = sendmail(d, ["bob@example.org"], b"Subject: x\n\nx\n")
     assert rc == 69 and "cannot reach postiliond" in err
+
+
+def test_program_output_is_mended_not_refused(postiliond, tmp_path):
+    """What cron mails is what a command printed: a progress bar's bare
+    CRs, lines far over 998 octets, a NUL. SMTP refuses all three, and a
+    refused cron mail is lost, so sendmail mends them (as Postfix takes
+    such mail): a CR breaks the line, a long line is cut (before a blank,
+    else with a space put in), a NUL goes; nothing else changes."""
+    d = postiliond(config=delivery_config(tmp_path))
+    words = b" ".join(b"word%04d" % i for i in range(400))  # 3,599 octets
+    solid = b"z" * 2500
+    dotted = b"." + b"d" * 997  # 998 octets: fits; the stuffed dot is free
+    subject = b"Subject: " + b" ".join([b"s" * 50] * 30)  # 1,539 octets
+    message = (subject + b"\n\n"
+               b"  0%\r 50%\r100%\rdone\n" + words + b"\n" + solid + b"\n" +
+               dotted + b"\n" + b"a\x00b\n" + b"last\r\r\n")
+    rc, err = sendmail(d, ["-FCronDaemon", "-i", "-B8BITMIME", "-oem",
+                           "bob@example.org"], message)
+    assert rc == 0, err
+    (raw,) = wait_messages(maildir_of(tmp_path, "bob@example.org"))
+    assert all(len(line) <= 998 for line in raw.split(b"\n"))
+    assert b"\r" not in raw and b"\x00" not in raw
+    msg = parse(raw)
+    # The field is folded at blanks; unfolded, it is what was sent.
+    assert msg["Subject"] == subject[len(b"Subject: "):].decode()
+    body = raw.split(b"\n\n", 1)[1]
+    assert body.startswith(b"  0%\n 50%\n100%\ndone\n")
+    lines = body.split(b"\n")
+    # The words: cut before a space, which starts the next line.
+    word_lines = lines[4:8]
+    assert b"".join(word_lines) == words
+    assert all(line.startswith(b" ") for line in word_lines[1:])
+    # One word of 2,500 octets: 998, then " " + 997, then " " + the rest.
+    assert lines[8:11] == [solid[:998], b" " + solid[998:1995],
+                           b" " + solid[1995:]]
+    assert lines[11] == dotted
+    assert lines[12:14] == [b"ab", b"last"]
+
+
+def test_size_declared_so_too_big_is_refused_before_sending(postiliond,
+                                                          tmp_path):
+    config = delivery_config(tmp_path)
+    config["server"] = {"max_message_size": "64K"}
+    d = postiliond(config=config)
+    rc, err = sendmail(d, ["bob@example.org"],
+                       b"Subject: big\n\n" + (b"x" * 100 + b"\n") * 1000)
+    assert rc == 65 and "message refused: 552 5.3.4" in err, err
+    rc, err = sendmail(d, ["bob@example.org"],
+                       b"Subject: small\n\n" + (b"x" * 100 + b"\n") * 100)
+    assert rc == 0, err
+    (raw,) = wait_messages(maildir_of(tmp_path, "bob@example.org"))
+    assert b"Subject: small" in raw
