@@ -37,6 +37,7 @@
 #include <gio/gio.h>
 
 #include "smtp/message-date.h"
+#include "tools/header-addresses.h"
 #include "tools/postilion-tool.h"
 #include "tools/sendmail-text.h"
 
@@ -135,8 +136,9 @@ static gboolean has_field(const char *header, gsize length, const char *name) {
   return FALSE;
 }
 
-/* -t: the addresses of To:, Cc:, Bcc: (with their folded lines); Bcc:
- * fields are cut out of the message. */
+/* -t: the addresses of To:, Cc:, Bcc: (with their folded lines; read by
+ * header-addresses.c, so an address in a display name or a comment is not
+ * taken); Bcc: fields are cut out of the message. */
 static void take_header_recipients(GString *message, GPtrArray *recipients) {
   gsize end = header_end(message);
   gsize i = 0;
@@ -150,16 +152,8 @@ static void take_header_recipients(GString *message, GPtrArray *recipients) {
     g_autofree char *field = g_strndup(message->str + i, line_end - i);
     gboolean bcc = g_ascii_strncasecmp(field, "bcc:", 4) == 0;
     if (bcc || g_ascii_strncasecmp(field, "to:", 3) == 0 ||
-        g_ascii_strncasecmp(field, "cc:", 3) == 0) {
-      g_autoptr(GRegex) regex = g_regex_new(
-          "[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+", 0, 0, NULL);
-      g_autoptr(GMatchInfo) match = NULL;
-      g_regex_match(regex, strchr(field, ':') + 1, 0, &match);
-      while (g_match_info_matches(match)) {
-        g_ptr_array_add(recipients, g_match_info_fetch(match, 0));
-        g_match_info_next(match, NULL);
-      }
-    }
+        g_ascii_strncasecmp(field, "cc:", 3) == 0)
+      pst_header_addresses_scan(strchr(field, ':') + 1, recipients);
     if (bcc) {
       g_string_erase(message, (gssize)i, (gssize)(line_end - i));
       end -= line_end - i;

@@ -5,7 +5,8 @@ as mailx, cron and scripts call it: recipients as arguments or -t, -f,
 import os
 import subprocess
 
-from delivery import delivery_config, maildir_of, parse, wait_messages
+from delivery import (delivery_config, maildir_of, parse, wait_messages,
+                      wait_queue_empty)
 from harness import BUILD
 
 POSTILION = BUILD / "tools" / "postilion"
@@ -118,3 +119,23 @@ def test_size_declared_so_too_big_is_refused_before_sending(postiliond,
     assert rc == 0, err
     (raw,) = wait_messages(maildir_of(tmp_path, "bob@example.org"))
     assert b"Subject: small" in raw
+
+
+def test_dash_t_reads_addresses_not_display_names(postiliond, tmp_path):
+    """PHP's mail() calls `sendmail -t -i`. The recipients are the fields'
+    addresses: one that appears only in a display name or a comment gets
+    nothing."""
+    d = postiliond(config=delivery_config(
+        tmp_path, mailboxes=("bob@example.org", "alice@example.org",
+                             "carol@example.org")))
+    message = (b"From: me@example.org\n"
+               b"To: \"bob@example.org via list\" <alice@example.org>\n"
+               b"Cc: carol@example.org (not bob@example.org),\n"
+               b" friends: ;\n"
+               b"Subject: t\n\nbody\n")
+    rc, err = sendmail(d, ["-t", "-i"], message)
+    assert rc == 0, err
+    wait_messages(maildir_of(tmp_path, "alice@example.org"))
+    wait_messages(maildir_of(tmp_path, "carol@example.org"))
+    wait_queue_empty(d)
+    assert not list((maildir_of(tmp_path, "bob@example.org") / "new").glob("*"))
