@@ -14,8 +14,9 @@
  *  2. route and send (the main loop): the DELIVERY stage per target when
  *     a plugin has a hook there, then each target's transport by its
  *     route (delivery-transport.h), one batch per transport and
- *     destination; the network transports (lmtp, smtp) run at once, side
- *     by side, as non-blocking state machines;
+ *     destination, a target that another one already delivers taking its
+ *     result (one copy per mailbox); the network transports (lmtp, smtp)
+ *     run at once, side by side, as non-blocking state machines;
  *  3. write and record (a worker thread): the transports that write
  *     mailboxes here (maildir, system-user), then each recipient's result
  *     appended to the journal, fdatasynced, one log line per target and
@@ -63,11 +64,16 @@
 #include "util/log.h"
 
 /* One target's result and how it goes. */
-typedef struct {
+typedef struct _TargetResult TargetResult;
+struct _TargetResult {
   PstDeliveryResult result;
   PstRouteChoice route; /* the DELIVERY stage's choice (owned strings) */
   gboolean decided;     /* the route already gave the result */
-} TargetResult;
+  /* borrowed, nullable: an earlier target of this attempt that goes the
+   * same way to the same address; it is delivered once, and this one
+   * takes its result (attempt_group(), attempt_share_results()) */
+  const TargetResult *same_as;
+};
 
 typedef struct _Attempt {
   PstDeliveryJob *job;         /* borrowed: the caller's until done */
@@ -345,9 +351,27 @@ static PstDeliveryBatch *attempt_batch(Attempt *attempt, GHashTable *by_key,
   return batch;
 }
 
-/* Groups the targets the route did not decide into batches. */
+/* What makes two targets one delivery: the batch (transport and
+ * destination), the address, and for SMTP the DSN parameters the next hop
+ * gets with it. */
+static char *delivery_key(const char *batch_key, const PstTarget *target,
+                          const PstEnvelopeRecipient *dsn_origin) {
+  if (target->kind != PST_TARGET_REMOTE || dsn_origin == NULL)
+    return g_strconcat(batch_key, "\n", target->address, NULL);
+  return g_strdup_printf("%s\n%s\n%u\n%s", batch_key, target->address,
+                         (guint)dsn_origin->notify,
+                         dsn_origin->orcpt != NULL ? dsn_origin->orcpt : "");
+}
+
+/* Groups the targets the route did not decide into batches.  A target
+ * that another one of this attempt already delivers (a recipient named
+ * twice, an alias expanding to a recipient also named, two aliases with a
+ * member in common) is delivered once, as Postfix's cleanup and Exim drop
+ * duplicate recipients: the mailbox gets one copy. */
 static void attempt_group(Attempt *attempt) {
   g_autoptr(GHashTable) by_key =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GHashTable) deliveries =
       g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   for (guint p = 0; p < attempt->plans->len; p++) {
     RecipientPlan *plan = attempt->plans->pdata[p];
@@ -367,10 +391,19 @@ static void attempt_group(Attempt *attempt) {
         result->decided = TRUE;
         continue;
       }
+      const PstEnvelopeRecipient *dsn_origin =
+          dsn_origin_of(attempt, plan, target);
+      char *delivery = delivery_key(key, target, dsn_origin);
+      result->same_as = g_hash_table_lookup(deliveries, delivery);
+      if (result->same_as != NULL) {
+        g_free(delivery);
+        g_free(key);
+        continue;
+      }
+      g_hash_table_insert(deliveries, delivery, result);
       PstDeliveryBatch *batch = attempt_batch(attempt, by_key, key, transport,
                                               target, &result->route);
-      PstDeliveryItem item = {target, dsn_origin_of(attempt, plan, target),
-                              &result->result};
+      PstDeliveryItem item = {target, dsn_origin, &result->result};
       g_array_append_val(batch->items, item);
     }
   }
@@ -1249,6 +1282,25 @@ static gboolean attempt_content_corrupt(Attempt *attempt) {
 
 /* Step 3 (worker thread): the local mailboxes, the journal, and what
  * happens next. */
+/* Each target delivered with another one (attempt_group()) takes its
+ * result, once every transport is done. */
+static void attempt_share_results(Attempt *attempt) {
+  for (guint p = 0; p < attempt->plans->len; p++) {
+    RecipientPlan *plan = attempt->plans->pdata[p];
+    for (guint i = 0; i < plan->targets->len; i++) {
+      TargetResult *result = &plan->results[i];
+      if (result->same_as == NULL)
+        continue;
+      const PstDeliveryResult *from = &result->same_as->result;
+      pst_delivery_result_set(&result->result, from->status, from->relay,
+                              g_strdup(from->reply));
+      g_free(result->result.tls);
+      result->result.tls = g_strdup(from->tls);
+      result->result.dsn_passed = from->dsn_passed;
+    }
+  }
+}
+
 static void attempt_write(Attempt *attempt) {
   PstDeliveryJob *job = attempt->job;
   for (guint b = 0; b < attempt->batches->len; b++) {
@@ -1256,6 +1308,7 @@ static void attempt_write(Attempt *attempt) {
     if (batch->transport->blocking)
       batch->transport->deliver(batch, local_batch_done, attempt);
   }
+  attempt_share_results(attempt);
   if (attempt_all_delivered(attempt)) {
     attempt_log_all(attempt);
     job_remove_files_as(job, FALSE);

@@ -131,6 +131,32 @@ def test_mx_preference_and_log_line(outbound, net):
     assert "Subject: out" in message.data.decode()
 
 
+def test_duplicate_remote_recipient_sent_once(outbound, net):
+    """The same outside address twice (any case) goes out in one RCPT;
+    with other DSN parameters it is another delivery (the next hop gets
+    each recipient's NOTIFY and ORCPT)."""
+    mx1 = net.receiver("127.0.0.2", "mx1")
+    d = outbound()
+    qid = send(d, ["carol@other.test", "Carol@Other.test", "dave@other.test"])
+    wait_queue_empty(d)
+    (message,) = mx1.messages
+    assert message.recipients == ["carol@other.test", "dave@other.test"]
+    lines = [line for line in d.log_lines()
+             if f"{qid}: to=<carol@other.test>" in line]
+    assert len(lines) == 2 and all("status=sent" in x for x in lines)
+    with d.connect(source="127.0.0.1") as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<bob@example.org>").code == 250
+        assert c.cmd("RCPT TO:<erin@other.test>").code == 250
+        assert c.cmd("RCPT TO:<erin@other.test> NOTIFY=NEVER").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(simple_message("dsn", "b") + b".\r\n")
+        queue_id(c.read_reply())
+    wait_for(lambda: len(mx1.messages) >= 2, 10, "the second message")
+    wait_queue_empty(d)
+    assert mx1.messages[1].recipients == ["erin@other.test"] * 2
+
+
 @pytest.mark.parametrize("kib", [1, 100, 129, 300])
 def test_content_that_needs_no_stuffing_goes_out_as_queued(outbound, net,
                                                           kib):
