@@ -44,6 +44,13 @@ int pst_tool_plugins(const char *config_path, int argc, char **argv);
  * starts with the program name. */
 int pst_tool_sendmail(const char *config_path, int argc, char **argv);
 
+/* A connection to the listener `sendmail` submits to (sendmail.c), or
+ * NULL after saying why on stderr. */
+GSocketConnection *pst_tool_smtp_connect(const PstConfig *config);
+/* `sendmail -bs`: standard input and output spoken to that listener, both
+ * ways, until either side ends (sendmail-stdio.c); an exit status. */
+int pst_tool_sendmail_stdio(const PstConfig *config);
+
 /* Submits `message` (CRLF lines, not dot-stuffed) from `sender` to
  * `recipients` (NULL-terminated) like `sendmail` does (sendmail.c); an
  * exit status, problems printed on stderr. */

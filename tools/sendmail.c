@@ -13,6 +13,10 @@
  *   -t          recipients from To:, Cc: and Bcc: (Bcc: is removed)
  *   -i, -oi     a line with a single "." does not end the message
  *   -C FILE     the configuration (also $POSTILION_CONFIG), as Postfix's -C
+ *   -bs         SMTP on standard input and output (sendmail-stdio.c)
+ *   -bp, -q     the queue listed, flushed (`postilion queue list|flush`)
+ *   -bi, -I     nothing to build: the aliases file is read as text
+ *   -bd, -bv... refused (64), standard input never read
  *   -o..., -B..., -bm, -v, -m and other common options are accepted and
  *               ignored (cron: -FCronDaemon -i -B8BITMIME -oem)
  * Recipients on the command line add to those.  A bare local name
@@ -43,7 +47,19 @@
 
 #define INPUT_MAX (1024 * 1024 * 1024)
 
+/* What sendmail was asked to do: -bm (the default), -bs, -bp, -bi ... */
+typedef enum {
+  MODE_MAIL,        /* read a message and submit it */
+  MODE_SMTP,        /* -bs: SMTP on standard input and output */
+  MODE_LIST,        /* -bp, mailq: the queue */
+  MODE_FLUSH,       /* -q: deliver the queue now */
+  MODE_ALIASES,     /* -bi, -I, newaliases: nothing to build */
+  MODE_UNSUPPORTED, /* -bd, -bh, -bv ...: refused, not read as mail */
+} SendmailMode;
+
 typedef struct {
+  SendmailMode mode;
+  const char *mode_flag; /* borrowed: the argument that chose an odd mode */
   char *sender;          /* owned, nullable */
   char *full_name;       /* owned, nullable */
   char *config_path;     /* owned, nullable: -C FILE */
@@ -53,6 +69,23 @@ typedef struct {
 } SendmailOptions;
 
 /* --- Options ------------------------------------------------------------ */
+
+/* The mode an -b, -I or -q argument asks for, as Postfix's sendmail reads
+ * them: -q alone (or -qR, -qS) flushes, -q with a time is the daemon's
+ * interval (nothing to do here: the mail mode, as before). */
+static SendmailMode mode_of(const char *arg) {
+  if (g_str_equal(arg, "-bm") || g_str_equal(arg, "-bl"))
+    return MODE_MAIL;
+  if (g_str_equal(arg, "-bs"))
+    return MODE_SMTP;
+  if (g_str_equal(arg, "-bp"))
+    return MODE_LIST;
+  if (g_str_equal(arg, "-bi") || g_str_equal(arg, "-I"))
+    return MODE_ALIASES;
+  if (arg[1] == 'q')
+    return g_ascii_isdigit(arg[2]) ? MODE_MAIL : MODE_FLUSH;
+  return MODE_UNSUPPORTED;
+}
 
 static gboolean parse_options(int argc, char **argv, SendmailOptions *o) {
   for (int i = 1; i < argc; i++) {
@@ -80,7 +113,10 @@ static gboolean parse_options(int argc, char **argv, SendmailOptions *o) {
       o->from_headers = TRUE;
     } else if (g_str_equal(arg, "-i") || g_str_equal(arg, "-oi")) {
       o->dot_ends = FALSE;
-    } else if (flag != '\0' && strchr("oBbvNRVXLhqdmnU", flag) != NULL) {
+    } else if (flag == 'b' || flag == 'I' || flag == 'q') {
+      o->mode = mode_of(arg);
+      o->mode_flag = arg;
+    } else if (flag != '\0' && strchr("oBvNRVXLhdmnU", flag) != NULL) {
       /* Accepted for compatibility; -N/-R/-V/-X/-L take a value. */
       if (strchr("NRVXLh", flag) != NULL && arg[2] == '\0' && i + 1 < argc)
         i++;
@@ -331,20 +367,25 @@ static int submit_transaction(Submission *s, const char *hostname,
   return PST_EXIT_OK;
 }
 
-static int submit(const PstConfig *config, const SendmailOptions *o,
-                  const GString *message) {
+GSocketConnection *pst_tool_smtp_connect(const PstConfig *config) {
   g_autofree char *where = listener_address(config);
   g_autoptr(GSocketClient) client = g_socket_client_new();
   g_socket_client_set_timeout(client, 300);
   g_autoptr(GError) error = NULL;
-  Submission s = {0};
-  s.connection =
+  GSocketConnection *connection =
       g_socket_client_connect_to_host(client, where, 25, NULL, &error);
-  if (s.connection == NULL) {
+  if (connection == NULL)
     fprintf(stderr, "sendmail: cannot reach postiliond at %s: %s\n", where,
             error->message);
+  return connection;
+}
+
+static int submit(const PstConfig *config, const SendmailOptions *o,
+                  const GString *message) {
+  Submission s = {0};
+  s.connection = pst_tool_smtp_connect(config);
+  if (s.connection == NULL)
     return PST_EXIT_UNAVAILABLE;
-  }
   s.input = g_data_input_stream_new(
       g_io_stream_get_input_stream(G_IO_STREAM(s.connection)));
   s.output = g_io_stream_get_output_stream(G_IO_STREAM(s.connection));
@@ -411,8 +452,39 @@ static const char *config_choice(const SendmailOptions *o,
   return config_path;
 }
 
+/* The modes other than mail; an exit status. */
+static int sendmail_other_mode(PstConfig *config, const SendmailOptions *o) {
+  char *list[] = {"queue", "list", NULL};
+  char *flush[] = {"queue", "flush", NULL};
+  switch (o->mode) {
+  case MODE_SMTP:
+    return pst_tool_sendmail_stdio(config);
+  case MODE_LIST:
+    return pst_tool_queue(config, 2, list);
+  case MODE_FLUSH:
+    return pst_tool_queue(config, 2, flush);
+  case MODE_ALIASES:
+    fprintf(stderr,
+            "sendmail: nothing to build: postiliond reads %s as "
+            "text, again on reload (systemctl reload postiliond)\n",
+            config->delivery.aliases != NULL ? config->delivery.aliases
+                                             : "the aliases file");
+    return PST_EXIT_OK;
+  case MODE_UNSUPPORTED:
+  case MODE_MAIL:
+    break;
+  }
+  fprintf(stderr,
+          "sendmail: %s is not supported (supported: -bm, -bs, -bp, "
+          "-bi, -q)\n",
+          o->mode_flag);
+  return PST_EXIT_USAGE;
+}
+
 /* Reads, completes and submits the message; an exit status. */
-static int sendmail_run(const PstConfig *config, SendmailOptions *o) {
+static int sendmail_run(PstConfig *config, SendmailOptions *o) {
+  if (o->mode != MODE_MAIL)
+    return sendmail_other_mode(config, o);
   if (o->sender == NULL)
     o->sender = default_sender(config);
   g_autoptr(GString) message = read_message(o->dot_ends);
@@ -439,7 +511,8 @@ int pst_tool_sendmail(const char *config_path, int argc, char **argv) {
   g_autoptr(PstConfig) config = NULL;
   if (!parse_options(argc, argv, &o)) {
     fputs("usage: sendmail [-t] [-i] [-C file] [-f sender] [-F name] "
-          "[recipient ...]\n",
+          "[recipient ...]\n"
+          "       sendmail -bs|-bp|-bi|-q [-C file]\n",
           stderr);
   } else if ((config = pst_config_load(config_choice(&o, config_path),
                                        &error)) == NULL) {

@@ -3,6 +3,7 @@ as mailx, cron and scripts call it: recipients as arguments or -t, -f,
 -F, -i, message on stdin, sendmail's exit codes."""
 
 import os
+import shutil
 import subprocess
 
 from delivery import (delivery_config, maildir_of, parse, wait_messages,
@@ -139,3 +140,79 @@ def test_dash_t_reads_addresses_not_display_names(postiliond, tmp_path):
     wait_messages(maildir_of(tmp_path, "carol@example.org"))
     wait_queue_empty(d)
     assert not list((maildir_of(tmp_path, "bob@example.org") / "new").glob("*"))
+
+
+def test_bs_speaks_smtp_on_stdin_and_stdout(postiliond, tmp_path):
+    """`sendmail -bs -i` is how Symfony Mailer and Laravel submit: SMTP
+    over the pipe. The daemon answers it, as any client on its listener."""
+    d = postiliond(config=delivery_config(tmp_path))
+    proc = subprocess.Popen(
+        [str(POSTILION), "-c", str(d.conf_path), "sendmail", "-bs", "-i"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        def reply():
+            lines = []
+            while True:
+                line = proc.stdout.readline()
+                assert line, f"the pipe closed after {lines!r}"
+                lines.append(line)
+                if line[3:4] != b"-":
+                    return b"".join(lines)
+
+        def cmd(line: bytes) -> bytes:
+            proc.stdin.write(line + b"\r\n")
+            proc.stdin.flush()
+            return reply()
+
+        assert reply().startswith(b"220 ")
+        assert b"250-PIPELINING" in cmd(b"EHLO app.example.org")
+        assert cmd(b"MAIL FROM:<app@example.org>").startswith(b"250 ")
+        assert cmd(b"RCPT TO:<bob@example.org>").startswith(b"250 ")
+        assert cmd(b"RCPT TO:<nobody@example.org>").startswith(b"550 5.1.1")
+        assert cmd(b"DATA").startswith(b"354 ")
+        assert cmd(b"Subject: via -bs\r\n\r\n..dot\r\n.").startswith(b"250 ")
+        assert cmd(b"QUIT").startswith(b"221 ")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    (raw,) = wait_messages(maildir_of(tmp_path, "bob@example.org"))
+    assert parse(raw)["Subject"] == "via -bs"
+    assert raw.endswith(b"\n.dot\n")
+
+
+def test_other_modes_are_not_read_as_mail(postiliond, tmp_path):
+    """-bp lists the queue (mailq), -q flushes it, -bi has nothing to
+    build, and a mode we lack (-bd, -bv) is refused at once: none of them
+    waits for a message on standard input."""
+    d = postiliond(config=delivery_config(tmp_path))
+    rc, err = sendmail(d, ["-bp"], b"")
+    assert rc == 0, err
+    rc, err = sendmail(d, ["-q"], b"")
+    assert rc == 0, err
+    rc, err = sendmail(d, ["-bi"], b"")
+    assert rc == 0 and "reads" in err
+    for mode in ("-bd", "-bv", "-bt"):
+        rc, err = sendmail(d, [mode, "bob@example.org"], b"Subject: x\n\nx\n")
+        assert rc == 64 and f"{mode} is not supported" in err
+    assert not (maildir_of(tmp_path, "bob@example.org") / "new").exists()
+
+
+def test_bs_with_swaks_pipe(postiliond, tmp_path):
+    """The same through a real client: swaks --pipe starts the program
+    and speaks SMTP to it, pipelining when offered."""
+    if shutil.which("swaks") is None:
+        raise RuntimeError("swaks is not installed: run scripts/setup-debian.sh")
+    d = postiliond(config=delivery_config(tmp_path))
+    pipe = f"{POSTILION} -c {d.conf_path} sendmail -bs"
+    proc = subprocess.run(
+        ["swaks", "--pipe", pipe, "--pipeline", "--helo", "app.example.org",
+         "--from", "app@example.org", "--to", "bob@example.org,alice@example.org",
+         "--timeout", "10"],
+        capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+        env=dict(os.environ, HOME=str(tmp_path)))
+    out = proc.stdout.decode(errors="replace")
+    assert proc.returncode == 0, out + proc.stderr.decode(errors="replace")
+    assert "<-  250 2.0.0 Ok: queued as " in out
+    wait_messages(maildir_of(tmp_path, "bob@example.org"))
+    wait_messages(maildir_of(tmp_path, "alice@example.org"))
