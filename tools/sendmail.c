@@ -13,6 +13,9 @@
  *   -t          recipients from To:, Cc: and Bcc: (Bcc: is removed)
  *   -i, -oi     a line with a single "." does not end the message
  *   -C FILE     the configuration (also $POSTILION_CONFIG), as Postfix's -C
+ *   -N DSN      NOTIFY for every recipient: never, or success,delay,failure
+ *   -R RET      RET for the message: full or hdrs
+ *   -V ENVID    ENVID for the message (RFC 3461)
  *   -bs         SMTP on standard input and output (sendmail-stdio.c)
  *   -bp, -q     the queue listed, flushed (`postilion queue list|flush`)
  *   -bi, -I     nothing to build: the aliases file is read as text
@@ -63,6 +66,9 @@ typedef struct {
   char *sender;          /* owned, nullable */
   char *full_name;       /* owned, nullable */
   char *config_path;     /* owned, nullable: -C FILE */
+  char *notify;          /* owned, nullable: -N, as RCPT's NOTIFY= value */
+  char *ret;             /* owned, nullable: -R, as MAIL's RET= value */
+  char *envid;           /* owned, nullable: -V, as MAIL's ENVID= (xtext) */
   gboolean from_headers; /* -t */
   gboolean dot_ends;     /* without -i */
   GPtrArray *recipients; /* owned, of char* */
@@ -87,6 +93,81 @@ static SendmailMode mode_of(const char *arg) {
   return MODE_UNSUPPORTED;
 }
 
+/* -N's value as NOTIFY= wants it ("never", or some of "success",
+ * "delay", "failure", comma-separated, any case); NULL when it is not. */
+static char *notify_of(const char *value) {
+  g_auto(GStrv) words = g_strsplit(value, ",", -1);
+  guint seen = 0;
+  for (guint i = 0; words[i] != NULL; i++) {
+    static const char *const names[] = {"never", "success", "delay", "failure"};
+    guint bit = 0;
+    for (guint n = 0; n < G_N_ELEMENTS(names); n++)
+      if (g_ascii_strcasecmp(g_strstrip(words[i]), names[n]) == 0)
+        bit = 1u << n;
+    if (bit == 0 || (seen & bit) != 0)
+      return NULL;
+    seen |= bit;
+  }
+  if (seen == 0 || ((seen & 1u) != 0 && seen != 1u))
+    return NULL; /* nothing, or NEVER with others (RFC 3461 4.1) */
+  g_autofree char *joined = g_strjoinv(",", words);
+  return g_ascii_strup(joined, -1);
+}
+
+/* -V's envelope id as ENVID= carries it (RFC 3461 4.4: xtext, at most
+ * 100 octets of printable ASCII before encoding); NULL when it is not. */
+static char *envid_of(const char *value) {
+  gsize length = strlen(value);
+  if (length == 0 || length > 100)
+    return NULL;
+  GString *xtext = g_string_new(NULL);
+  for (gsize i = 0; i < length; i++) {
+    guchar c = (guchar)value[i];
+    if (c < 0x20 || c > 0x7e) {
+      g_string_free(xtext, TRUE);
+      return NULL;
+    }
+    if (c == ' ' || c == '+' || c == '=')
+      g_string_append_printf(xtext, "+%02X", c);
+    else
+      g_string_append_c(xtext, (char)c);
+  }
+  return g_string_free(xtext, FALSE);
+}
+
+/* An option's value into its slot; FALSE when it is not valid. */
+static gboolean take_value(SendmailOptions *o, char flag, const char *value) {
+  char *taken = g_strdup(value);
+  char **slot = &o->sender; /* -f, -r */
+  if (flag == 'F') {
+    slot = &o->full_name;
+  } else if (flag == 'C') {
+    slot = &o->config_path;
+  } else if (flag == 'N') {
+    g_free(taken);
+    taken = notify_of(value);
+    slot = &o->notify;
+  } else if (flag == 'R') {
+    g_free(taken);
+    gboolean full = g_ascii_strcasecmp(value, "full") == 0;
+    taken = full || g_ascii_strcasecmp(value, "hdrs") == 0
+                ? g_strdup(full ? "FULL" : "HDRS")
+                : NULL;
+    slot = &o->ret;
+  } else if (flag == 'V') {
+    g_free(taken);
+    taken = envid_of(value);
+    slot = &o->envid;
+  }
+  if (taken == NULL) {
+    fprintf(stderr, "sendmail: -%c %s: not a valid value\n", flag, value);
+    return FALSE;
+  }
+  g_free(*slot);
+  *slot = taken;
+  return TRUE;
+}
+
 static gboolean parse_options(int argc, char **argv, SendmailOptions *o) {
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
@@ -100,15 +181,10 @@ static gboolean parse_options(int argc, char **argv, SendmailOptions *o) {
       break;
     }
     char flag = arg[1];
-    if (flag == 'f' || flag == 'F' || flag == 'r' || flag == 'C') {
+    if (flag != '\0' && strchr("fFrCNRV", flag) != NULL) {
       const char *value = arg[2] ? arg + 2 : (i + 1 < argc ? argv[++i] : NULL);
-      if (value == NULL)
+      if (value == NULL || !take_value(o, flag, value))
         return FALSE;
-      char **slot = flag == 'F'   ? &o->full_name
-                    : flag == 'C' ? &o->config_path
-                                  : &o->sender;
-      g_free(*slot);
-      *slot = g_strdup(value);
     } else if (flag == 't' && arg[2] == '\0') {
       o->from_headers = TRUE;
     } else if (g_str_equal(arg, "-i") || g_str_equal(arg, "-oi")) {
@@ -116,9 +192,9 @@ static gboolean parse_options(int argc, char **argv, SendmailOptions *o) {
     } else if (flag == 'b' || flag == 'I' || flag == 'q') {
       o->mode = mode_of(arg);
       o->mode_flag = arg;
-    } else if (flag != '\0' && strchr("oBvNRVXLhdmnU", flag) != NULL) {
-      /* Accepted for compatibility; -N/-R/-V/-X/-L take a value. */
-      if (strchr("NRVXLh", flag) != NULL && arg[2] == '\0' && i + 1 < argc)
+    } else if (flag != '\0' && strchr("oBvXLhdmnU", flag) != NULL) {
+      /* Accepted for compatibility; -X/-L/-h take a value. */
+      if (strchr("XLh", flag) != NULL && arg[2] == '\0' && i + 1 < argc)
         i++;
     } else {
       return FALSE;
@@ -312,7 +388,7 @@ static GString *dot_stuffed(const GString *message) {
 
 /* SIZE (so that a message over the daemon's limit is refused before it is
  * sent), BODY=8BITMIME for 8-bit content, SMTPUTF8 for a non-ASCII
- * address. */
+ * address, RET and ENVID from -R and -V. */
 static char *mail_params(const SendmailOptions *o, const GString *message) {
   GString *params = g_string_new(NULL);
   g_string_append_printf(params, " SIZE=%" G_GSIZE_FORMAT, message->len);
@@ -323,6 +399,10 @@ static char *mail_params(const SendmailOptions *o, const GString *message) {
     utf8 |= !g_str_is_ascii(o->recipients->pdata[i]);
   if (utf8)
     g_string_append(params, " SMTPUTF8");
+  if (o->ret != NULL)
+    g_string_append_printf(params, " RET=%s", o->ret);
+  if (o->envid != NULL)
+    g_string_append_printf(params, " ENVID=%s", o->envid);
   return g_string_free(params, FALSE);
 }
 
@@ -346,8 +426,10 @@ static int submit_transaction(Submission *s, const char *hostname,
   }
   for (guint i = 0; i < o->recipients->len; i++) {
     g_clear_pointer(&text, g_free);
-    code =
-        smtp_command(s, &text, "RCPT TO:<%s>", (char *)o->recipients->pdata[i]);
+    code = smtp_command(s, &text, "RCPT TO:<%s>%s%s",
+                        (char *)o->recipients->pdata[i],
+                        o->notify != NULL ? " NOTIFY=" : "",
+                        o->notify != NULL ? o->notify : "");
     if (code != 250) {
       fprintf(stderr, "sendmail: <%s>: %s\n", (char *)o->recipients->pdata[i],
               text ? text : "no answer");
@@ -524,6 +606,9 @@ int pst_tool_sendmail(const char *config_path, int argc, char **argv) {
   g_free(o.sender);
   g_free(o.full_name);
   g_free(o.config_path);
+  g_free(o.notify);
+  g_free(o.ret);
+  g_free(o.envid);
   g_ptr_array_unref(o.recipients);
   return status;
 }

@@ -216,3 +216,25 @@ def test_bs_with_swaks_pipe(postiliond, tmp_path):
     assert "<-  250 2.0.0 Ok: queued as " in out
     wait_messages(maildir_of(tmp_path, "bob@example.org"))
     wait_messages(maildir_of(tmp_path, "alice@example.org"))
+
+
+def test_dsn_options(postiliond, tmp_path):
+    """-N, -R and -V become NOTIFY, RET and ENVID (RFC 3461), as with
+    Postfix's sendmail: here a success notice that names the envelope id
+    and returns the header only."""
+    d = postiliond(config=delivery_config(tmp_path))
+    rc, err = sendmail(d, ["-f", "alice@example.org", "-N", "success,failure",
+                           "-R", "hdrs", "-V", "job 42+x", "bob@example.org"],
+                       b"Subject: dsn\n\nbody\n")
+    assert rc == 0, err
+    wait_messages(maildir_of(tmp_path, "bob@example.org"))
+    (raw,) = wait_messages(maildir_of(tmp_path, "alice@example.org"))
+    _, status, original = parse(raw).get_payload()
+    per_message, per_rcpt = status.get_payload()
+    assert per_message["Original-Envelope-Id"] == "job 42+x"
+    assert per_rcpt["Action"] == "delivered"
+    assert original.get_content_type() == "text/rfc822-headers"
+    for bad in (["-N", "never,success"], ["-N", "sometimes"],
+                ["-R", "body"], ["-V", "x" * 101]):
+        rc, err = sendmail(d, bad + ["bob@example.org"], b"Subject: x\n\nx\n")
+        assert rc == 64 and "not a valid value" in err, (bad, err)
