@@ -1280,8 +1280,6 @@ static gboolean attempt_content_corrupt(Attempt *attempt) {
   return FALSE;
 }
 
-/* Step 3 (worker thread): the local mailboxes, the journal, and what
- * happens next. */
 /* Each target delivered with another one (attempt_group()) takes its
  * result, once every transport is done. */
 static void attempt_share_results(Attempt *attempt) {
@@ -1301,6 +1299,8 @@ static void attempt_share_results(Attempt *attempt) {
   }
 }
 
+/* Step 3 (worker thread): the local mailboxes, the journal, and what
+ * happens next. */
 static void attempt_write(Attempt *attempt) {
   PstDeliveryJob *job = attempt->job;
   for (guint b = 0; b < attempt->batches->len; b++) {
