@@ -30,8 +30,9 @@
  * (sendmail-text.c: bare CRs, NULs, lines over 998 octets), so its mail is
  * not refused for them; MAIL declares SIZE, so a message over the daemon's
  * limit is refused before it is sent.  Exit status: sysexits(3), as
- * sendmail: 0 queued, 64 bad usage, 65 message refused, 67 recipient
- * refused, 69 daemon unreachable, 75 temporary failure.
+ * sendmail: 0 queued, 64 bad usage, 65 message refused, 67 a recipient
+ * refused (the others still get the message), 69 daemon unreachable, 75
+ * temporary failure (nothing sent).
  * pst_tool_submit() is the same submission for other commands (`postilion
  * dmarc report` sends its reports through it).
  */
@@ -424,18 +425,30 @@ static int submit_transaction(Submission *s, const char *hostname,
             code == 552 ? "message" : "sender", text ? text : "");
     return code >= 500 ? PST_EXIT_DATAERR : exit_for(code);
   }
+  /* A recipient refused for good (unknown, relaying denied) is reported
+   * and left out, and the others still get the message, as with
+   * Postfix's sendmail (where it would bounce): one typo in cron's MAILTO
+   * does not cost root its mail.  The exit status still says so (67).  A
+   * temporary refusal sends nothing, so that a retry reaches everyone
+   * once. */
+  guint accepted = 0;
   for (guint i = 0; i < o->recipients->len; i++) {
     g_clear_pointer(&text, g_free);
     code = smtp_command(s, &text, "RCPT TO:<%s>%s%s",
                         (char *)o->recipients->pdata[i],
                         o->notify != NULL ? " NOTIFY=" : "",
                         o->notify != NULL ? o->notify : "");
-    if (code != 250) {
-      fprintf(stderr, "sendmail: <%s>: %s\n", (char *)o->recipients->pdata[i],
-              text ? text : "no answer");
-      return code >= 500 ? PST_EXIT_NOUSER : exit_for(code);
+    if (code / 100 == 2) {
+      accepted++;
+      continue;
     }
+    fprintf(stderr, "sendmail: <%s>: %s\n", (char *)o->recipients->pdata[i],
+            text ? text : "no answer");
+    if (code < 500)
+      return exit_for(code);
   }
+  if (accepted == 0)
+    return PST_EXIT_NOUSER;
   if (smtp_command(s, NULL, "DATA") != 354)
     return PST_EXIT_TEMPFAIL;
   g_autoptr(GString) wire = dot_stuffed(message);
@@ -446,7 +459,7 @@ static int submit_transaction(Submission *s, const char *hostname,
     fprintf(stderr, "sendmail: message refused: %s\n", text ? text : "");
     return code >= 500 ? PST_EXIT_DATAERR : exit_for(code);
   }
-  return PST_EXIT_OK;
+  return accepted < o->recipients->len ? PST_EXIT_NOUSER : PST_EXIT_OK;
 }
 
 GSocketConnection *pst_tool_smtp_connect(const PstConfig *config) {

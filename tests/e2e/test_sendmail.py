@@ -55,6 +55,13 @@ def test_exit_codes_and_link(postiliond, tmp_path):
     d = postiliond(config=delivery_config(tmp_path))
     rc, err = sendmail(d, ["nobody@example.org"], b"Subject: x\n\nx\n")
     assert rc == 67 and "User unknown" in err
+    # One unknown recipient among others: reported, and the others still
+    # get the message (cron's MAILTO="root,typo").
+    rc, err = sendmail(d, ["bob@example.org", "nobody@example.org",
+                           "alice@example.org"], b"Subject: some\n\nx\n")
+    assert rc == 67 and "<nobody@example.org>" in err and "User unknown" in err
+    wait_messages(maildir_of(tmp_path, "bob@example.org"))
+    wait_messages(maildir_of(tmp_path, "alice@example.org"))
     rc, err = sendmail(d, [], b"Subject: x\n\nx\n")
     assert rc == 64
     rc, err = sendmail(d, ["-Q"], b"")
