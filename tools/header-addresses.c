@@ -25,12 +25,13 @@ typedef struct {
 } Scan;
 
 /* Ends the mailbox: its address, without an obsolete route
- * ("@a,@b:bob@example.org"), goes to the list unless empty. */
+ * ("@a,@b:bob@example.org", which holds no quote), goes to the list
+ * unless empty. */
 static void scan_finish_mailbox(Scan *scan) {
   const char *address = scan->has_angle ? scan->angle->str : scan->text->str;
   if (scan->has_angle && address[0] == '@') {
-    const char *colon = strchr(address, ':');
-    address = colon != NULL ? colon + 1 : "";
+    gsize route = strcspn(address, ":\"");
+    address = address[route] == ':' ? address + route + 1 : "";
   }
   if (address[0] != '\0')
     g_ptr_array_add(scan->out, g_strdup(address));
@@ -54,11 +55,16 @@ static gsize skip_comment(const char *value, gsize i) {
   return i;
 }
 
-/* Copies the quoted string at value[i] == '"', quotes and escapes kept;
- * the index after it. */
+/* Copies the quoted string at value[i] == '"', quotes and escapes kept,
+ * folding undone (its CR and LF dropped: an address never carries a line
+ * break into a command); the index after it. */
 static gsize copy_quoted(const char *value, gsize i, GString *out) {
   g_string_append_c(out, '"');
   for (i++; value[i] != '\0'; i++) {
+    if (value[i] == '\r' || value[i] == '\n')
+      continue;
+    if (value[i] == '\\' && (value[i + 1] == '\r' || value[i + 1] == '\n'))
+      continue;
     g_string_append_c(out, value[i]);
     if (value[i] == '\\' && value[i + 1] != '\0')
       g_string_append_c(out, value[++i]);

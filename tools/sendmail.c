@@ -336,6 +336,13 @@ static int smtp_command(Submission *s, char **text_r, const char *format, ...) {
   va_start(args, format);
   g_autofree char *line = g_strdup_vprintf(format, args);
   va_end(args);
+  /* An address with a line break (from -f, the arguments or a header)
+   * would be a second command: it is refused here, never sent. */
+  if (strpbrk(line, "\r\n") != NULL) {
+    if (text_r != NULL)
+      *text_r = g_strdup("501 5.1.3 address with a line break, not sent");
+    return 501;
+  }
   g_autofree char *wire = g_strconcat(line, "\r\n", NULL);
   if (!g_output_stream_write_all(s->output, wire, strlen(wire), NULL, NULL,
                                  NULL))

@@ -245,3 +245,23 @@ def test_dsn_options(postiliond, tmp_path):
                 ["-R", "body"], ["-V", "x" * 101]):
         rc, err = sendmail(d, bad + ["bob@example.org"], b"Subject: x\n\nx\n")
         assert rc == 64 and "not a valid value" in err, (bad, err)
+
+
+def test_line_breaks_never_reach_a_command(postiliond, tmp_path):
+    """A header or argument that would put a line break into MAIL or RCPT
+    (a second command smuggled behind the address) is refused by
+    sendmail itself; a folded quoted local part is unfolded."""
+    d = postiliond(config=delivery_config(tmp_path))
+    rc, err = sendmail(d, ["-f", "a@example.org\r\nRCPT TO:<alice@example.org>",
+                           "bob@example.org"], b"Subject: x\n\nx\n")
+    assert rc == 65 and "line break" in err, err
+    rc, err = sendmail(d, ["bob@example.org\nRCPT TO:<alice@example.org>"],
+                       b"Subject: x\n\nx\n")
+    assert rc == 67 and "line break" in err, err
+    message = (b"To: \"x\n RCPT TO:<alice@example.org>\"@example.org,\n"
+               b" bob@example.org\nSubject: t\n\nbody\n")
+    rc, err = sendmail(d, ["-t"], message)
+    assert rc == 67, err  # the odd local part is unknown; bob gets it
+    wait_messages(maildir_of(tmp_path, "bob@example.org"))
+    wait_queue_empty(d)
+    assert not (maildir_of(tmp_path, "alice@example.org") / "new").exists()
