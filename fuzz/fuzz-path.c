@@ -6,7 +6,9 @@
  * no leak" it checks what a successful parse promises: the limits, that
  * address = local_part "@" domain, that the domain or literal passes the
  * public checks, that a literal agrees with inet_pton(), and that xtext
- * decoding round-trips through the encoder.
+ * decoding round-trips through the encoder; the lenient parser (a path
+ * without brackets too) keeps the same promises and takes all that the
+ * strict one takes, as the same address.
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -98,6 +100,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (pst_smtp_rcpt_params_parse(path->params, &rcpt) == NULL)
       pst_rcpt_params_clear(&rcpt);
   }
+  /* Lenient parsing (strict_envelopes = false) keeps the same promises,
+   * and takes whatever strict parsing takes, as the same address. */
+  g_autoptr(PstSmtpPath) lenient = NULL;
+  const PstSmtpReply *lenient_reply = pst_smtp_path_parse_lenient(
+      argument, length, kind, allow_utf8, &lenient);
+  g_assert_true((lenient_reply == NULL) == (lenient != NULL));
+  if (lenient != NULL)
+    path_promises(lenient, kind);
+  if (path != NULL)
+    g_assert_cmpstr(lenient->address, ==, path->address);
   xtext_round_trip(argument, length);
   utf8_addr_round_trip(argument, length);
   if (length > 0 && argument[0] == '[')

@@ -223,7 +223,10 @@ static gboolean read_mode(const PstConfig *config, const char *group,
                                      &listener->proxy_protocol, error) ||
       !pst_config_schema_get_boolean(config->keyfile, origins, group,
                                      "allow_plaintext_auth",
-                                     &listener->allow_plaintext_auth, error))
+                                     &listener->allow_plaintext_auth, error) ||
+      !pst_config_schema_get_boolean(config->keyfile, origins, group,
+                                     "strict_envelopes",
+                                     &listener->strict_envelopes, error))
     return FALSE;
   listener->mode = (PstListenerMode)mode;
   /* A plain listener can never become encrypted: no mail would pass. */

@@ -113,6 +113,9 @@ const PstConfigKey pst_config_keys[] = {
      0, NULL, "connections start with a HAProxy PROXY v1/v2 header"},
     {"listener:*", "allow_plaintext_auth", PST_CONFIG_TYPE_BOOLEAN, "false",
      NULL, 0, 0, NULL, "offer AUTH PLAIN/LOGIN without TLS (test networks)"},
+    {"listener:*", "strict_envelopes", PST_CONFIG_TYPE_BOOLEAN, "true", NULL, 0,
+     0, NULL,
+     "MAIL FROM and RCPT TO need <>; false: a bare address is taken too"},
 
     /* [plugins] */
     {"plugins", "path", PST_CONFIG_TYPE_LIST, "",

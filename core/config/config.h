@@ -49,6 +49,9 @@ typedef struct {
   gboolean proxy_protocol; /* a HAProxy PROXY v1/v2 header comes first */
   /* AUTH PLAIN/LOGIN without TLS (an internal test network only) */
   gboolean allow_plaintext_auth;
+  /* MAIL and RCPT need their angle brackets (FALSE: a bare address is
+   * taken too, as Postfix's strict_rfc821_envelopes = no) */
+  gboolean strict_envelopes;
   char **plugins; /* owned, nullable: this listener's chain; NULL = all */
 } PstListenerConfig;
 

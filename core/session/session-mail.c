@@ -45,6 +45,19 @@ static void session_clear_command(PstSession *session) {
 
 /* --- MAIL -------------------------------------------------------------- */
 
+/* The path of MAIL or RCPT, parsed as the session's listener wants it:
+ * angle brackets required, unless strict_envelopes = false. */
+static const PstSmtpReply *session_path_parse(PstSession *session,
+                                              const PstSmtpCommand *command,
+                                              PstSmtpPathKind kind,
+                                              PstSmtpPath **path_r) {
+  if (!session->listener->strict_envelopes)
+    return pst_smtp_path_parse_lenient(
+        command->argument, command->argument_length, kind, TRUE, path_r);
+  return pst_smtp_path_parse(command->argument, command->argument_length, kind,
+                             TRUE, path_r);
+}
+
 static void session_mail_done(PstSession *session,
                               const PstHookOutcome *outcome) {
   session_clear_command(session);
@@ -74,8 +87,7 @@ void pst_session_command_mail(PstSession *session,
                               const PstSmtpCommand *command) {
   PstSmtpPath *path = NULL;
   const PstSmtpReply *refusal =
-      pst_smtp_path_parse(command->argument, command->argument_length,
-                          PST_SMTP_PATH_MAIL, TRUE, &path);
+      session_path_parse(session, command, PST_SMTP_PATH_MAIL, &path);
   if (refusal != NULL) {
     pst_session_reply_static(session, refusal);
     return;
@@ -183,8 +195,7 @@ void pst_session_command_rcpt(PstSession *session,
                               const PstSmtpCommand *command) {
   PstSmtpPath *path = NULL;
   const PstSmtpReply *refusal =
-      pst_smtp_path_parse(command->argument, command->argument_length,
-                          PST_SMTP_PATH_RCPT, TRUE, &path);
+      session_path_parse(session, command, PST_SMTP_PATH_RCPT, &path);
   if (refusal == NULL && path->utf8 && !session->envelope->smtputf8)
     refusal = &reply_need_utf8;
   PstRcptParams params = {0};

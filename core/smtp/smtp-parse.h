@@ -145,6 +145,16 @@ const PstSmtpReply *pst_smtp_path_parse(const char *argument, gsize length,
                                         PstSmtpPathKind kind,
                                         gboolean allow_utf8,
                                         PstSmtpPath **path_r);
+/* The same, and a path without its angle brackets is taken too, up to the
+ * first space ("FROM:scan@example.org SIZE=100"; not empty, no '<' or
+ * '>' in it), as Postfix does unless strict_rfc821_envelopes: for a
+ * listener with strict_envelopes = false.  The mailbox, the lengths and
+ * the parameters are checked as above. */
+const PstSmtpReply *pst_smtp_path_parse_lenient(const char *argument,
+                                                gsize length,
+                                                PstSmtpPathKind kind,
+                                                gboolean allow_utf8,
+                                                PstSmtpPath **path_r);
 
 /* Typed MAIL parameters. */
 typedef struct {

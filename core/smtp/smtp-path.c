@@ -1,6 +1,7 @@
 /* smtp-path.c - the argument of MAIL and RCPT: "FROM:<path> [params]".
  *
- * Entry points: pst_smtp_path_parse(), pst_smtp_path_free(),
+ * Entry points: pst_smtp_path_parse() (and pst_smtp_path_parse_lenient(),
+ * which also takes a path without its angle brackets), pst_smtp_path_free(),
  * pst_esmtp_param_free().  Called by the session for MAIL and RCPT, after
  * pst_smtp_command_parse() split off the verb; the typed meaning of the
  * parameters is smtp-params.c's job, the mailbox grammar smtp-address.c's.
@@ -196,10 +197,24 @@ static gsize prefix_scan(const char *argument, gsize length,
   return i;
 }
 
-const PstSmtpReply *pst_smtp_path_parse(const char *argument, gsize length,
-                                        PstSmtpPathKind kind,
-                                        gboolean allow_utf8,
-                                        PstSmtpPath **path_r) {
+/* A bare path ("FROM:user@example.org [params]", lenient parsing only):
+ * the octets from `open` to the first space or the end; sets *close_r to
+ * its end (the index of that space, or `length`).  FALSE when empty or
+ * holding an angle bracket. */
+static gboolean bare_path_find(const char *argument, gsize length, gsize open,
+                               gsize *close_r) {
+  const char *space = memchr(argument + open, ' ', length - open);
+  gsize close = space != NULL ? (gsize)(space - argument) : length;
+  if (close == open || memchr(argument + open, '<', close - open) != NULL ||
+      memchr(argument + open, '>', close - open) != NULL)
+    return FALSE;
+  *close_r = close;
+  return TRUE;
+}
+
+static const PstSmtpReply *path_parse(const char *argument, gsize length,
+                                      PstSmtpPathKind kind, gboolean allow_utf8,
+                                      gboolean bare_ok, PstSmtpPath **path_r) {
   const PstSmtpReply *syntax = kind == PST_SMTP_PATH_MAIL
                                    ? &pst_smtp_reply_mail_syntax
                                    : &pst_smtp_reply_rcpt_syntax;
@@ -207,28 +222,45 @@ const PstSmtpReply *pst_smtp_path_parse(const char *argument, gsize length,
   g_return_val_if_fail(path_r != NULL, syntax);
   *path_r = NULL;
 
-  /* Framing: prefix, '<', the matching '>', then a space or the end. */
+  /* Framing: prefix, '<', the matching '>', then a space or the end (or,
+   * lenient, a bare path up to a space).  `inner` is the path without
+   * its brackets, `rest` where the parameters start. */
   gsize open = prefix_scan(argument, length, kind);
-  if (open == 0 || open == length || argument[open] != '<')
+  if (open == 0 || open == length)
     return syntax;
-  gsize close = path_end_find(argument + open, length - open);
-  if (close == 0)
-    return syntax;
-  close += open;
-  if (close + 1 < length && argument[close + 1] != ' ')
-    return syntax;
-  if (close - open + 1 > PST_SMTP_MAX_PATH)
-    return &pst_smtp_reply_address_too_long;
+  gsize inner, inner_length, rest;
+  if (argument[open] == '<') {
+    gsize close = path_end_find(argument + open, length - open);
+    if (close == 0)
+      return syntax;
+    close += open;
+    if (close + 1 < length && argument[close + 1] != ' ')
+      return syntax;
+    if (close - open + 1 > PST_SMTP_MAX_PATH)
+      return &pst_smtp_reply_address_too_long;
+    inner = open + 1;
+    inner_length = close - open - 1;
+    rest = close + 1;
+  } else {
+    gsize close = 0;
+    if (!bare_ok || !bare_path_find(argument, length, open, &close))
+      return syntax;
+    if (close - open + 2 > PST_SMTP_MAX_PATH)
+      return &pst_smtp_reply_address_too_long;
+    inner = open;
+    inner_length = close - open;
+    rest = close;
+  }
 
   g_autoptr(PstSmtpPath) path = g_new0(PstSmtpPath, 1);
   const PstSmtpReply *refusal =
-      path_fill(argument + open + 1, close - open - 1, kind, path);
+      path_fill(argument + inner, inner_length, kind, path);
   if (refusal != NULL)
     return refusal;
 
   /* Parameters; their UTF-8 is checked once for all of them. */
-  const char *params = argument + close + 1;
-  gsize params_length = length - close - 1;
+  const char *params = argument + rest;
+  gsize params_length = length - rest;
   path->params =
       g_ptr_array_new_with_free_func((GDestroyNotify)pst_esmtp_param_free);
   if (!params_split(params, params_length, path->params))
@@ -248,4 +280,19 @@ const PstSmtpReply *pst_smtp_path_parse(const char *argument, gsize length,
     return syntax;
   *path_r = g_steal_pointer(&path);
   return NULL;
+}
+
+const PstSmtpReply *pst_smtp_path_parse(const char *argument, gsize length,
+                                        PstSmtpPathKind kind,
+                                        gboolean allow_utf8,
+                                        PstSmtpPath **path_r) {
+  return path_parse(argument, length, kind, allow_utf8, FALSE, path_r);
+}
+
+const PstSmtpReply *pst_smtp_path_parse_lenient(const char *argument,
+                                                gsize length,
+                                                PstSmtpPathKind kind,
+                                                gboolean allow_utf8,
+                                                PstSmtpPath **path_r) {
+  return path_parse(argument, length, kind, allow_utf8, TRUE, path_r);
 }

@@ -499,6 +499,75 @@ static void test_path(gconstpointer data) {
   g_assert_cmpstr(params, ==, c->params);
 }
 
+/* Lenient parsing (strict_envelopes = false): a bare path too. */
+/* clang-format off */
+static const PathCase lenient_cases[] = {
+    {"bare", M, FALSE, "FROM:user@example.org", OK, "user@example.org",
+     "user", "example.org", FALSE, FALSE, ""},
+    {"bare-params", M, FALSE, "FROM:user@example.org SIZE=100 BODY=8BITMIME",
+     OK, "user@example.org", "user", "example.org", FALSE, FALSE,
+     "SIZE=100 BODY=8BITMIME"},
+    {"bare-space-after-colon", M, FALSE, "FROM: user@example.org", OK,
+     "user@example.org", "user", "example.org", FALSE, FALSE, ""},
+    {"bare-rcpt", R, FALSE, "TO:bob@example.org", OK, "bob@example.org", "bob",
+     "example.org", FALSE, FALSE, ""},
+    {"bare-postmaster", R, FALSE, "TO:Postmaster", OK, "postmaster",
+     "Postmaster", NULL, FALSE, FALSE, ""},
+    {"bare-route", M, FALSE, "FROM:@a.example:user@example.org", OK,
+     "user@example.org", "user", "example.org", TRUE, FALSE, ""},
+    {"bare-empty", M, FALSE, "FROM:", SYNTAX_M},
+    {"bare-spaces-only", M, FALSE, "FROM:   ", SYNTAX_M},
+    {"bare-closing-bracket", M, FALSE, "FROM:user@example.org>", SYNTAX_M},
+    {"bare-opening-bracket", R, FALSE, "TO:bob<x@example.org", SYNTAX_R},
+    {"bare-no-domain", M, FALSE, "FROM:user", BAD},
+    {"bare-two-at", M, FALSE, "FROM:a@b@example.org", BAD},
+    {"bare-utf8-needs-smtputf8", M, FALSE, "FROM:j\xc3\xb6rg@example.org",
+     &pst_smtp_reply_utf8_required},
+    {"bare-bad-param", M, FALSE, "FROM:user@example.org =x", SYNTAX_M},
+    {"brackets-still", M, FALSE, "FROM:<user@example.org> SIZE=1", OK,
+     "user@example.org", "user", "example.org", FALSE, FALSE, "SIZE=1"},
+};
+/* clang-format on */
+
+static void test_path_lenient(gconstpointer data) {
+  const PathCase *c = data;
+  g_autoptr(PstSmtpPath) path = NULL;
+  const PstSmtpReply *reply = pst_smtp_path_parse_lenient(
+      c->argument, strlen(c->argument), c->kind, c->allow_utf8, &path);
+  g_assert_cmpstr(reply_name(reply), ==, reply_name(c->reply));
+  if (reply != NULL) {
+    g_assert_null(path);
+    return;
+  }
+  g_assert_cmpstr(path->address, ==, c->address);
+  g_assert_cmpstr(path->local_part, ==, c->local_part);
+  g_assert_cmpstr(path->domain, ==, c->domain);
+  g_assert_cmpint(path->source_route, ==, c->source_route);
+  g_autofree char *params = params_join(path->params);
+  g_assert_cmpstr(params, ==, c->params);
+}
+
+/* Lenient parsing changes nothing for a path in angle brackets: every
+ * row of path_cases whose path starts with '<' gets the same answer. */
+static void test_path_lenient_superset(void) {
+  for (gsize i = 0; i < G_N_ELEMENTS(path_cases); i++) {
+    const PathCase *c = &path_cases[i];
+    const char *colon = strchr(c->argument, ':');
+    if (colon == NULL || colon[1 + strspn(colon + 1, " ")] != '<')
+      continue;
+    g_autoptr(PstSmtpPath) strict = NULL;
+    g_autoptr(PstSmtpPath) lenient = NULL;
+    gsize length = strlen(c->argument);
+    const PstSmtpReply *a = pst_smtp_path_parse(c->argument, length, c->kind,
+                                                c->allow_utf8, &strict);
+    const PstSmtpReply *b = pst_smtp_path_parse_lenient(
+        c->argument, length, c->kind, c->allow_utf8, &lenient);
+    g_assert_true(a == b);
+    if (a == NULL)
+      g_assert_cmpstr(strict->address, ==, lenient->address);
+  }
+}
+
 /* "FROM:<" [route] LOCAL "@" DOMAIN ">": a local part of `local` octets,
  * a domain of `domain` octets in labels of at most 10. */
 static char *path_argument(const char *route, gsize local, gsize domain) {
@@ -969,6 +1038,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/smtp/command/verb-names", test_verb_to_string);
   ADD_CASES("/smtp/path", path_cases, test_path);
   g_test_add_func("/smtp/path/limits", test_path_limits);
+  ADD_CASES("/smtp/path/lenient", lenient_cases, test_path_lenient);
+  g_test_add_func("/smtp/path/lenient-superset", test_path_lenient_superset);
   g_test_add_func("/smtp/domain/table", test_domain);
   g_test_add_func("/smtp/domain/a-label-length", test_a_label_length);
   g_test_add_func("/smtp/domain/address-literal", test_address_literal);

@@ -137,3 +137,31 @@ def test_address_case_kept_as_sent(daemon, client):
     (m,) = daemon.spool_messages(id=qid)
     assert m["sender"] == "Alice@Client.Test.Example"
     assert m["recipients"][0]["address"] == "Bob@EXAMPLE.org"
+
+
+def test_strict_envelopes_per_listener(postiliond):
+    """A listener with strict_envelopes = false takes MAIL and RCPT
+    without angle brackets (old scanners and printers), as Postfix's
+    default does; the other listener, by default, still answers 501."""
+    d = postiliond(listeners=("smtp", "devices"),
+                   config={"listener:devices": {"strict_envelopes": "false"}})
+    with d.connect("devices") as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:scan@client.test.example SIZE=100").code == 250
+        assert c.cmd("RCPT TO:bob@example.org").code == 250
+        assert c.cmd("RCPT TO: <carol@example.org>").code == 250
+        reply = c.cmd("RCPT TO:bob@example.org>")
+        assert (reply.code, reply.enhanced) == (501, "5.5.4")
+        reply = c.cmd("RCPT TO:no-domain")
+        assert (reply.code, reply.enhanced) == (553, "5.1.3")
+        assert c.cmd("DATA").code == 354
+        c.send(dot_stuff(simple_message("scan", "page 1")) + b".\r\n")
+        queue_id(c.read_reply())
+    (m,) = d.spool_messages()
+    assert m["sender"] == "scan@client.test.example"
+    assert [r["address"] for r in m["recipients"]] == [
+        "bob@example.org", "carol@example.org"]
+    with d.connect("smtp") as c:
+        c.ehlo()
+        reply = c.cmd("MAIL FROM:scan@client.test.example")
+        assert (reply.code, reply.enhanced) == (501, "5.5.4")
