@@ -478,11 +478,9 @@ static char *params_join(GPtrArray *params) {
   return g_string_free(joined, FALSE);
 }
 
-static void test_path(gconstpointer data) {
-  const PathCase *c = data;
-  g_autoptr(PstSmtpPath) path = NULL;
-  const PstSmtpReply *reply = pst_smtp_path_parse(
-      c->argument, strlen(c->argument), c->kind, c->allow_utf8, &path);
+/* A parser's answer to row `c`: the reply, or the path's parts. */
+static void path_case_check(const PathCase *c, const PstSmtpReply *reply,
+                            const PstSmtpPath *path) {
   g_assert_cmpstr(reply_name(reply), ==, reply_name(c->reply));
   g_assert_true(reply == c->reply);
   if (reply != NULL) {
@@ -497,6 +495,14 @@ static void test_path(gconstpointer data) {
   g_assert_cmpint(path->utf8, ==, c->utf8);
   g_autofree char *params = params_join(path->params);
   g_assert_cmpstr(params, ==, c->params);
+}
+
+static void test_path(gconstpointer data) {
+  const PathCase *c = data;
+  g_autoptr(PstSmtpPath) path = NULL;
+  const PstSmtpReply *reply = pst_smtp_path_parse(
+      c->argument, strlen(c->argument), c->kind, c->allow_utf8, &path);
+  path_case_check(c, reply, path);
 }
 
 /* Lenient parsing (strict_envelopes = false): a bare path too. */
@@ -534,17 +540,7 @@ static void test_path_lenient(gconstpointer data) {
   g_autoptr(PstSmtpPath) path = NULL;
   const PstSmtpReply *reply = pst_smtp_path_parse_lenient(
       c->argument, strlen(c->argument), c->kind, c->allow_utf8, &path);
-  g_assert_cmpstr(reply_name(reply), ==, reply_name(c->reply));
-  if (reply != NULL) {
-    g_assert_null(path);
-    return;
-  }
-  g_assert_cmpstr(path->address, ==, c->address);
-  g_assert_cmpstr(path->local_part, ==, c->local_part);
-  g_assert_cmpstr(path->domain, ==, c->domain);
-  g_assert_cmpint(path->source_route, ==, c->source_route);
-  g_autofree char *params = params_join(path->params);
-  g_assert_cmpstr(params, ==, c->params);
+  path_case_check(c, reply, path);
 }
 
 /* Lenient parsing changes nothing for a path in angle brackets: every
